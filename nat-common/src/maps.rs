@@ -1,0 +1,27 @@
+//! Names, sizes, keys and values of the maps shared by the data plane and the
+//! control plane. The maps are pinned under `/sys/fs/bpf/xnat/<ifname>/`
+//! with these names, so changing a name or a layout is an on-disk format
+//! change.
+
+/// An IPv4 address exactly as it lies in the packet (network byte order),
+/// loaded into a native `u32`. User space converts with
+/// `u32::from_ne_bytes(addr.octets())`.
+pub type Ipv4Be = u32;
+
+/// Static 1:1 NAT, outbound: private address -> public address.
+pub const MAP_STATIC_OUT: &str = "STATIC_OUT";
+/// Static 1:1 NAT, inbound: public address -> private address.
+pub const MAP_STATIC_IN: &str = "STATIC_IN";
+/// Per-CPU packet counters indexed by [`crate::Counter`].
+pub const MAP_STATS: &str = "STATS";
+
+/// Every map the programs define, in the order user space pins them.
+pub const ALL_MAPS: &[&str] = &[MAP_STATIC_OUT, MAP_STATIC_IN, MAP_STATS];
+
+/// Capacity of the static 1:1 table (each direction).
+pub const STATIC_MAX_ENTRIES: u32 = 16_384;
+
+/// Program names as they appear in the object file.
+pub const PROG_INGRESS_XDP: &str = "xnat_ingress_xdp";
+pub const PROG_INGRESS_TC: &str = "xnat_ingress_tc";
+pub const PROG_EGRESS_TC: &str = "xnat_egress_tc";

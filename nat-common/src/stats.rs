@@ -1,0 +1,80 @@
+//! Counter indices of the per-CPU `STATS` array. The data plane bumps them;
+//! `xnat stats` sums them over CPUs and prints them by name.
+
+/// What a counter counts. The discriminant is the array index.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    /// Outbound packets whose source was translated.
+    EgressTranslated = 0,
+    /// Bytes of those packets (IPv4 total length).
+    EgressBytes = 1,
+    /// Inbound packets whose destination was translated.
+    IngressTranslated = 2,
+    /// Bytes of those packets (IPv4 total length).
+    IngressBytes = 3,
+    /// ICMP error messages whose embedded packet was translated (both ways).
+    IcmpErrorsTranslated = 4,
+    /// Outbound packets of a mapped host that could not be parsed far enough
+    /// to translate safely; dropped so no private address leaks.
+    EgressDroppedMalformed = 5,
+    /// Inbound packets to a mapped address that could not be parsed far
+    /// enough to translate; passed untouched (the stack drops them).
+    IngressPassedMalformed = 6,
+    /// Packets xnat does not own (not IPv4, not mapped), passed untouched.
+    PassedNotOurs = 7,
+}
+
+/// Number of counters; the size of the `STATS` array.
+pub const COUNTER_COUNT: u32 = 8;
+
+impl Counter {
+    /// All counters in index order.
+    pub const ALL: [Counter; COUNTER_COUNT as usize] = [
+        Counter::EgressTranslated,
+        Counter::EgressBytes,
+        Counter::IngressTranslated,
+        Counter::IngressBytes,
+        Counter::IcmpErrorsTranslated,
+        Counter::EgressDroppedMalformed,
+        Counter::IngressPassedMalformed,
+        Counter::PassedNotOurs,
+    ];
+
+    /// Stable snake_case name used by `xnat stats` and its JSON.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Counter::EgressTranslated => "egress_translated_packets",
+            Counter::EgressBytes => "egress_translated_bytes",
+            Counter::IngressTranslated => "ingress_translated_packets",
+            Counter::IngressBytes => "ingress_translated_bytes",
+            Counter::IcmpErrorsTranslated => "icmp_errors_translated",
+            Counter::EgressDroppedMalformed => "egress_dropped_malformed",
+            Counter::IngressPassedMalformed => "ingress_passed_malformed",
+            Counter::PassedNotOurs => "passed_not_ours",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_is_in_index_order() {
+        for (i, c) in Counter::ALL.iter().enumerate() {
+            assert_eq!(*c as u32, i as u32, "{c:?}");
+        }
+    }
+
+    #[test]
+    fn names_are_unique() {
+        for a in Counter::ALL {
+            for b in Counter::ALL {
+                if a != b {
+                    assert_ne!(a.name(), b.name());
+                }
+            }
+        }
+    }
+}

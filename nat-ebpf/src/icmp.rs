@@ -1,0 +1,113 @@
+//! ICMP errors: the embedded ("quoted") datagram of a translated flow must be
+//! translated too, or the inside host never matches the error to its socket
+//! (traceroute, PMTU discovery, ECONNREFUSED on connected UDP sockets).
+use crate::{
+    packet::Packet,
+    parse::{IPPROTO_TCP, IPPROTO_UDP, Ipv4, ipv4_at},
+};
+use nat_common::csum;
+
+pub const ICMP_DEST_UNREACH: u8 = 3;
+pub const ICMP_TIME_EXCEEDED: u8 = 11;
+pub const ICMP_PARAMETERPROB: u8 = 12;
+
+/// Offset of the checksum in the ICMP header.
+pub const CSUM_OFF: u32 = 2;
+/// Length of the ICMP header before an error's embedded datagram.
+pub const HDR_LEN: u32 = 8;
+
+#[inline(always)]
+pub fn is_error(icmp_type: u8) -> bool {
+    matches!(icmp_type, ICMP_DEST_UNREACH | ICMP_TIME_EXCEEDED | ICMP_PARAMETERPROB)
+}
+
+/// Which address of the embedded header refers to our host: for an error
+/// coming in, the datagram it quotes was sent *by* the inside host (its
+/// source); for an error going out, the quoted datagram was sent *to* it.
+#[derive(Clone, Copy)]
+pub enum InnerField {
+    Src,
+    Dst,
+}
+
+/// The embedded datagram of an ICMP error.
+pub struct Embedded {
+    pub ip: Ipv4,
+}
+
+/// Parses the embedded IPv4 header of the ICMP error whose ICMP header is at
+/// `icmp_off`. `None` if the quote is too short to hold a whole IPv4 header.
+#[inline(always)]
+pub fn embedded<P: Packet>(p: &P, outer: &Ipv4, icmp_off: u32) -> Option<Embedded> {
+    let ip = ipv4_at(p, icmp_off + HDR_LEN, outer.end)?;
+    Some(Embedded { ip })
+}
+
+impl Embedded {
+    #[inline(always)]
+    pub fn addr(&self, field: InnerField) -> u32 {
+        match field {
+            InnerField::Src => self.ip.src,
+            InnerField::Dst => self.ip.dst,
+        }
+    }
+
+    /// Rewrites the embedded address `field` from `old` to `new`, with the
+    /// embedded IPv4 checksum, the embedded TCP/UDP checksum when it was
+    /// quoted, and the ICMP checksum (at `icmp_csum_off`) that covers them.
+    ///
+    /// All of these are plain data inside the ICMP message (never
+    /// CHECKSUM_PARTIAL), so RFC 1624 arithmetic is right for XDP and TC.
+    #[inline(always)]
+    pub fn rewrite<P: Packet>(
+        &self,
+        p: &mut P,
+        field: InnerField,
+        new: u32,
+        icmp_csum_off: u32,
+    ) -> Option<()> {
+        let old = self.addr(field);
+        let addr_off = self.ip.off
+            + match field {
+                InnerField::Src => Ipv4::SRC_OFF,
+                InnerField::Dst => Ipv4::DST_OFF,
+            };
+        let ip_csum_off = self.ip.off + Ipv4::CHECK_OFF;
+
+        let mut icmp_csum: u16 = p.load(icmp_csum_off)?;
+        let old_ip_csum: u16 = p.load(ip_csum_off)?;
+        let new_ip_csum = csum::replace4(old_ip_csum, old, new);
+        icmp_csum = csum::replace4(icmp_csum, old, new);
+        icmp_csum = csum::replace2(icmp_csum, old_ip_csum, new_ip_csum);
+
+        if let Some((l4_csum_off, udp)) = self.quoted_l4_csum() {
+            let old_l4: u16 = p.load(l4_csum_off)?;
+            let new_l4 = if udp {
+                csum::replace4_udp(old_l4, old, new)
+            } else {
+                csum::replace4(old_l4, old, new)
+            };
+            icmp_csum = csum::replace2(icmp_csum, old_l4, new_l4);
+            p.store(l4_csum_off, &new_l4)?;
+        }
+
+        p.store(addr_off, &new)?;
+        p.store(ip_csum_off, &new_ip_csum)?;
+        p.store(icmp_csum_off, &icmp_csum)
+    }
+
+    /// Offset of the embedded TCP/UDP checksum if the quote includes it, and
+    /// whether it is UDP's (where 0 means "none").
+    #[inline(always)]
+    fn quoted_l4_csum(&self) -> Option<(u32, bool)> {
+        if self.ip.later_fragment {
+            return None;
+        }
+        let l4 = self.ip.l4();
+        match self.ip.proto {
+            IPPROTO_TCP if self.ip.has(l4 + 16, 2) => Some((l4 + 16, false)),
+            IPPROTO_UDP if self.ip.has(l4 + 6, 2) => Some((l4 + 6, true)),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! The translation core shared by all three programs:
+//! parse → look up → plan (check every byte we will touch is present) →
+//! rewrite → verdict. A packet that fails the plan is never half-rewritten.
+use nat_common::{Counter, csum};
+
+use crate::{
+    counters,
+    icmp::{self, Embedded, InnerField},
+    maps::{STATIC_IN, STATIC_OUT},
+    packet::Packet,
+    parse::{self, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4},
+};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Leaving through the external interface: translate the source.
+    Egress,
+    /// Arriving on the external interface: translate the destination.
+    Ingress,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Pass,
+    Drop,
+}
+
+/// What the transport header needs when the outer address changes.
+enum L4Plan {
+    /// No checksum covers the address (ICMP query, other protocols, later
+    /// fragments).
+    Nothing,
+    /// TCP or UDP checksum at this offset (pseudo-header covers addresses).
+    Csum { off: u32, udp: bool },
+    /// An ICMP error quoting a datagram whose address we also translate.
+    IcmpError { csum_off: u32, inner: Embedded, new_inner: u32 },
+}
+
+#[inline(always)]
+pub fn process<P: Packet>(p: &mut P, dir: Direction) -> Verdict {
+    let Some(ip) = parse::outer_ipv4(p) else {
+        counters::bump(Counter::PassedNotOurs);
+        return Verdict::Pass;
+    };
+    let (old, mapped) = match dir {
+        Direction::Egress => (ip.src, lookup_out(ip.src)),
+        Direction::Ingress => (ip.dst, lookup_in(ip.dst)),
+    };
+    let Some(new) = mapped else {
+        counters::bump(Counter::PassedNotOurs);
+        return Verdict::Pass;
+    };
+    let Some(plan) = plan_l4(p, &ip, dir) else {
+        return malformed(dir);
+    };
+    if rewrite(p, &ip, dir, old, new, &plan).is_none() {
+        // Every offset was checked by the plan, so a failing store means the
+        // kernel refused the write; do not let a half-translated packet out.
+        return malformed(dir);
+    }
+    let bytes = if ip.tot_len != 0 { ip.tot_len } else { p.len() - parse::ETH_HLEN };
+    match dir {
+        Direction::Egress => {
+            counters::bump(Counter::EgressTranslated);
+            counters::add(Counter::EgressBytes, bytes as u64);
+        }
+        Direction::Ingress => {
+            counters::bump(Counter::IngressTranslated);
+            counters::add(Counter::IngressBytes, bytes as u64);
+        }
+    }
+    if matches!(plan, L4Plan::IcmpError { .. }) {
+        counters::bump(Counter::IcmpErrorsTranslated);
+    }
+    Verdict::Pass
+}
+
+#[inline(always)]
+fn lookup_out(addr: u32) -> Option<u32> {
+    // SAFETY: values are plain u32 copied out immediately.
+    unsafe { STATIC_OUT.get(&addr).copied() }
+}
+
+#[inline(always)]
+fn lookup_in(addr: u32) -> Option<u32> {
+    // SAFETY: as above.
+    unsafe { STATIC_IN.get(&addr).copied() }
+}
+
+/// Egress drops what it cannot translate (a private address must never
+/// leak); ingress passes it untouched to the stack, which discards it.
+#[inline(always)]
+fn malformed(dir: Direction) -> Verdict {
+    match dir {
+        Direction::Egress => {
+            counters::bump(Counter::EgressDroppedMalformed);
+            Verdict::Drop
+        }
+        Direction::Ingress => {
+            counters::bump(Counter::IngressPassedMalformed);
+            Verdict::Pass
+        }
+    }
+}
+
+/// Decides what the transport layer needs; `None` if a header we must touch
+/// is not entirely present.
+#[inline(always)]
+fn plan_l4<P: Packet>(p: &P, ip: &Ipv4, dir: Direction) -> Option<L4Plan> {
+    if ip.later_fragment {
+        return Some(L4Plan::Nothing);
+    }
+    let l4 = ip.l4();
+    match ip.proto {
+        IPPROTO_TCP => ip.has(l4, 20).then_some(L4Plan::Csum { off: l4 + 16, udp: false }),
+        IPPROTO_UDP => ip.has(l4, 8).then_some(L4Plan::Csum { off: l4 + 6, udp: true }),
+        IPPROTO_ICMP => {
+            if !ip.has(l4, icmp::HDR_LEN) {
+                return None;
+            }
+            let icmp_type: u8 = p.load(l4)?;
+            if !icmp::is_error(icmp_type) {
+                return Some(L4Plan::Nothing);
+            }
+            let inner = icmp::embedded(p, ip, l4)?;
+            let new_inner = match dir {
+                Direction::Ingress => lookup_in(inner.addr(InnerField::Src)),
+                Direction::Egress => lookup_out(inner.addr(InnerField::Dst)),
+            };
+            match new_inner {
+                Some(new_inner) => Some(L4Plan::IcmpError {
+                    csum_off: l4 + icmp::CSUM_OFF,
+                    inner,
+                    new_inner,
+                }),
+                // The quote is about somebody else: only the outer address
+                // is ours, and ICMP has no pseudo-header.
+                None => Some(L4Plan::Nothing),
+            }
+        }
+        _ => Some(L4Plan::Nothing),
+    }
+}
+
+#[inline(always)]
+fn rewrite<P: Packet>(
+    p: &mut P,
+    ip: &Ipv4,
+    dir: Direction,
+    old: u32,
+    new: u32,
+    plan: &L4Plan,
+) -> Option<()> {
+    let addr_off = ip.off
+        + match dir {
+            Direction::Egress => Ipv4::SRC_OFF,
+            Direction::Ingress => Ipv4::DST_OFF,
+        };
+    // The IPv4 header checksum is always complete (never offloaded as
+    // partial), so plain RFC 1624 arithmetic is right in XDP and TC alike.
+    let check_off = ip.off + Ipv4::CHECK_OFF;
+    let check: u16 = p.load(check_off)?;
+    p.store(addr_off, &new)?;
+    p.store(check_off, &csum::replace4(check, old, new))?;
+
+    match plan {
+        L4Plan::Nothing => Some(()),
+        L4Plan::Csum { off, udp } => p.fix_l4_csum_for_addr(*off, old, new, *udp),
+        L4Plan::IcmpError { csum_off, inner, new_inner } => {
+            let field = match dir {
+                Direction::Ingress => InnerField::Src,
+                Direction::Egress => InnerField::Dst,
+            };
+            inner.rewrite(p, field, *new_inner, *csum_off)
+        }
+    }
+}

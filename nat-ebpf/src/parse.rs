@@ -1,0 +1,113 @@
+//! Header parsing: turns a frame into the offsets and fields the NAT needs,
+//! checking that every byte it reports is inside the packet.
+use crate::packet::Packet;
+
+pub const ETH_HLEN: u32 = 14;
+/// ETH_P_IP as it lies in the frame, read into a native u16.
+const ETH_P_IP_WIRE: u16 = 0x0800u16.to_be();
+
+pub const IPPROTO_ICMP: u8 = 1;
+pub const IPPROTO_TCP: u8 = 6;
+pub const IPPROTO_UDP: u8 = 17;
+
+/// The fixed 20-byte part of an IPv4 header, loaded in one helper call.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Ipv4Fixed {
+    version_ihl: u8,
+    tos: u8,
+    tot_len: u16,
+    id: u16,
+    frag_off: u16,
+    ttl: u8,
+    proto: u8,
+    check: u16,
+    src: u32,
+    dst: u32,
+}
+
+/// An IPv4 header found at `off`, options included.
+#[derive(Clone, Copy)]
+pub struct Ipv4 {
+    /// Offset of the header in the packet.
+    pub off: u32,
+    /// Header length in bytes (IHL × 4).
+    pub hlen: u32,
+    /// End of the datagram's bytes that are present in this packet:
+    /// min(packet length, off + total length).
+    pub end: u32,
+    /// Total length from the header (host order).
+    pub tot_len: u32,
+    pub proto: u8,
+    pub src: u32,
+    pub dst: u32,
+    /// Fragment offset ≠ 0: no transport header in this packet.
+    pub later_fragment: bool,
+}
+
+impl Ipv4 {
+    pub const SRC_OFF: u32 = 12;
+    pub const DST_OFF: u32 = 16;
+    pub const CHECK_OFF: u32 = 10;
+
+    /// Offset of the transport header.
+    #[inline(always)]
+    pub fn l4(&self) -> u32 {
+        self.off + self.hlen
+    }
+
+    /// Whether `n` bytes at `off` lie inside the datagram's present bytes.
+    #[inline(always)]
+    pub fn has(&self, off: u32, n: u32) -> bool {
+        off + n <= self.end
+    }
+}
+
+/// The IPv4 header of an Ethernet frame, or `None` for anything else (not
+/// IPv4, or too short to hold a complete IPv4 header).
+#[inline(always)]
+pub fn outer_ipv4<P: Packet>(p: &P) -> Option<Ipv4> {
+    let proto: u16 = p.load(12)?;
+    if proto != ETH_P_IP_WIRE {
+        return None;
+    }
+    ipv4_at(p, ETH_HLEN, p.len())
+}
+
+/// Parses an IPv4 header at `off` whose datagram may not extend past
+/// `limit` (the packet length, or the quoting datagram's end for an ICMP
+/// error's embedded header).
+#[inline(always)]
+pub fn ipv4_at<P: Packet>(p: &P, off: u32, limit: u32) -> Option<Ipv4> {
+    let h: Ipv4Fixed = p.load(off)?;
+    if h.version_ihl >> 4 != 4 {
+        return None;
+    }
+    let hlen = ((h.version_ihl & 0x0f) as u32) * 4;
+    if hlen < 20 || off + hlen > limit {
+        return None;
+    }
+    let tot_len = u16::from_be(h.tot_len) as u32;
+    // A zero total length is legal for IPv4 BIG TCP super-packets; trust the
+    // packet length then. Quoted datagrams are usually cut short, so the
+    // present bytes are the smaller of the two either way.
+    let end = if tot_len == 0 {
+        limit
+    } else {
+        let claimed = off + tot_len;
+        if claimed < limit { claimed } else { limit }
+    };
+    if end < off + hlen {
+        return None;
+    }
+    Some(Ipv4 {
+        off,
+        hlen,
+        end,
+        tot_len,
+        proto: h.proto,
+        src: h.src,
+        dst: h.dst,
+        later_fragment: u16::from_be(h.frag_off) & 0x1fff != 0,
+    })
+}

@@ -1,0 +1,38 @@
+//! Program entry points: wrap the context, run the core, map the verdict to
+//! the hook's return code.
+use aya_ebpf::{
+    bindings::{TC_ACT_OK, TC_ACT_SHOT, xdp_action},
+    macros::{classifier, xdp},
+    programs::{TcContext, XdpContext},
+};
+
+use crate::{
+    nat::{self, Direction, Verdict},
+    packet::{TcPacket, XdpPacket},
+};
+
+#[xdp]
+pub fn xnat_ingress_xdp(ctx: XdpContext) -> u32 {
+    match nat::process(&mut XdpPacket { ctx: &ctx }, Direction::Ingress) {
+        Verdict::Pass => xdp_action::XDP_PASS,
+        Verdict::Drop => xdp_action::XDP_DROP,
+    }
+}
+
+#[classifier]
+pub fn xnat_ingress_tc(ctx: TcContext) -> i32 {
+    tc_verdict(nat::process(&mut TcPacket { ctx: &ctx }, Direction::Ingress))
+}
+
+#[classifier]
+pub fn xnat_egress_tc(ctx: TcContext) -> i32 {
+    tc_verdict(nat::process(&mut TcPacket { ctx: &ctx }, Direction::Egress))
+}
+
+#[inline(always)]
+fn tc_verdict(v: Verdict) -> i32 {
+    match v {
+        Verdict::Pass => TC_ACT_OK as i32,
+        Verdict::Drop => TC_ACT_SHOT as i32,
+    }
+}

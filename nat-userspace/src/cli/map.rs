@@ -1,0 +1,60 @@
+//! `xnat map add|del|list`: the static 1:1 table of a live attachment.
+use std::{net::Ipv4Addr, process::ExitCode};
+
+use clap::Subcommand;
+use nat_userspace::{pins, static_map::StaticTable};
+
+use super::addr::parse_ipv4;
+
+#[derive(Subcommand, Debug)]
+pub enum MapCommand {
+    /// Map PRIVATE to PUBLIC (takes effect on the next packet).
+    Add {
+        #[arg(value_parser = parse_ipv4)]
+        private: Ipv4Addr,
+        #[arg(value_parser = parse_ipv4)]
+        public: Ipv4Addr,
+    },
+    /// Remove the mapping of PRIVATE.
+    Del {
+        #[arg(value_parser = parse_ipv4)]
+        private: Ipv4Addr,
+    },
+    /// List mappings.
+    List {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(cmd: MapCommand, iface: Option<&str>) -> anyhow::Result<ExitCode> {
+    let (ifname, dir) = pins::resolve_iface(iface)?;
+    let mut table = StaticTable::open(&dir)?;
+    match cmd {
+        MapCommand::Add { private, public } => {
+            table.add(private, public)?;
+            println!("xnat: {ifname}: mapped {private} <-> {public}");
+        }
+        MapCommand::Del { private } => {
+            let public = table.remove(private)?;
+            println!("xnat: {ifname}: unmapped {private} <-> {public}");
+        }
+        MapCommand::List { json } => {
+            let list = table.list()?;
+            if json {
+                let rows: Vec<_> = list
+                    .iter()
+                    .map(|(p, q)| serde_json::json!({"private": p.to_string(), "public": q.to_string()}))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                println!("{:<16} {:<16}", "PRIVATE", "PUBLIC");
+                for (p, q) in list {
+                    println!("{:<16} {:<16}", p.to_string(), q.to_string());
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

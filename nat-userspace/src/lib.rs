@@ -1,0 +1,16 @@
+//! xnat's control plane as a library: the `xnat` binary is a thin CLI on top
+//! of it, and the tests crate uses it to load the very same BPF object.
+
+pub mod bpffs;
+pub mod link;
+pub mod loader;
+pub mod netdev;
+pub mod pins;
+pub mod static_map;
+pub mod stats;
+
+/// The compiled BPF object (all of xnat's programs and maps), embedded at
+/// build time by `build.rs`.
+pub fn ebpf_object() -> &'static [u8] {
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/nat-ebpf"))
+}

@@ -1,0 +1,63 @@
+//! Forcible detach of a pinned BPF link (BPF_LINK_DETACH).
+//!
+//! Dropping the last reference to a link detaches it, but while the agent
+//! still holds its fd that would wait for the agent to exit. `xnat detach`
+//! must take effect at once, so it asks the kernel to detach the link
+//! whoever holds it. aya does not expose this command, hence the syscall.
+use std::{
+    ffi::CString,
+    io,
+    os::fd::{FromRawFd as _, OwnedFd, RawFd},
+    path::Path,
+};
+
+const BPF_OBJ_GET: libc::c_long = 7;
+const BPF_LINK_DETACH: libc::c_long = 34;
+
+/// The part of `union bpf_attr` these two commands use, padded to a size
+/// the kernel accepts (it checks that unused trailing bytes are zero).
+#[repr(C)]
+#[derive(Default)]
+struct BpfAttr {
+    words: [u64; 16],
+}
+
+fn bpf(cmd: libc::c_long, attr: &mut BpfAttr) -> io::Result<libc::c_long> {
+    // SAFETY: attr is a valid, zero-padded bpf_attr of the size we pass.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            attr as *mut BpfAttr,
+            std::mem::size_of::<BpfAttr>(),
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+/// Opens a pinned BPF object.
+pub fn obj_get(path: &Path) -> io::Result<OwnedFd> {
+    let c = CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let mut attr = BpfAttr::default();
+    // struct { __aligned_u64 pathname; __u32 bpf_fd; __u32 file_flags; }
+    attr.words[0] = c.as_ptr() as u64;
+    let fd = bpf(BPF_OBJ_GET, &mut attr)? as RawFd;
+    // SAFETY: the kernel returned a fresh fd that we now own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Detaches the link pinned at `path` from its hook. A link whose device is
+/// already gone reports an error the caller may ignore.
+pub fn detach_pinned(path: &Path) -> io::Result<()> {
+    use std::os::fd::AsRawFd as _;
+    let fd = obj_get(path)?;
+    let mut attr = BpfAttr::default();
+    // struct { __u32 link_fd; }
+    attr.words[0] = fd.as_raw_fd() as u32 as u64;
+    bpf(BPF_LINK_DETACH, &mut attr).map(|_| ())
+}

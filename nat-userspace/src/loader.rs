@@ -1,0 +1,206 @@
+//! Loading the programs, pinning their maps and links, attaching them to an
+//! interface, and taking all of it down again.
+use std::{
+    fmt,
+    net::Ipv4Addr,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context as _, bail};
+use aya::{
+    Ebpf, EbpfLoader,
+    programs::{SchedClassifier, TcAttachType, Xdp, XdpMode, links::FdLink},
+};
+use nat_common::{ALL_MAPS, PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP};
+
+use crate::{bpffs, link, netdev, pins, static_map};
+
+/// Which hook translates inbound traffic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IngressMode {
+    /// XDP on physical NICs, TC on virtual devices (DESIGN.md §2).
+    Auto,
+    Xdp,
+    Tc,
+}
+
+impl fmt::Display for IngressMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            IngressMode::Auto => "auto",
+            IngressMode::Xdp => "xdp",
+            IngressMode::Tc => "tc",
+        })
+    }
+}
+
+/// What `attach` needs to know.
+pub struct AttachRequest<'a> {
+    pub ifname: &'a str,
+    pub ingress: IngressMode,
+    pub static_maps: &'a [(Ipv4Addr, Ipv4Addr)],
+}
+
+/// A live attachment, as the agent holds it.
+pub struct Attachment {
+    pub ifname: String,
+    pub dir: PathBuf,
+    /// The resolved ingress mode (never `Auto`).
+    pub ingress: IngressMode,
+    /// Keeps the program fds; the pinned links keep the programs attached
+    /// on their own.
+    _ebpf: Ebpf,
+}
+
+/// Removes a half-built attachment if `attach` fails part-way, so a failed
+/// attach leaves nothing attached or pinned.
+struct Rollback {
+    dir: PathBuf,
+    armed: bool,
+}
+
+impl Drop for Rollback {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = teardown(&self.dir);
+        }
+    }
+}
+
+/// Loads, pins and attaches xnat on `req.ifname`.
+pub fn attach(req: &AttachRequest<'_>) -> anyhow::Result<Attachment> {
+    static_map::check_list(req.static_maps)?;
+    netdev::ifindex(req.ifname)?;
+    bpffs::ensure_mounted()?;
+
+    let dir = pins::iface_dir(req.ifname)?;
+    if pins::is_attached(&dir) {
+        bail!(
+            "{} already has xnat attached (state in {}); run `xnat detach {}` first",
+            req.ifname,
+            dir.display(),
+            req.ifname
+        );
+    }
+    // Leftovers without links are a dead attachment (e.g. its interface was
+    // deleted and re-created): nothing is using them.
+    pins::remove_dir(&dir)?;
+    pins::create_dir(&dir)?;
+    let mut rollback = Rollback {
+        dir: dir.clone(),
+        armed: true,
+    };
+
+    let mut loader = EbpfLoader::new();
+    let map_paths: Vec<(&str, PathBuf)> = ALL_MAPS.iter().map(|m| (*m, dir.join(m))).collect();
+    for (name, path) in &map_paths {
+        loader.map_pin_path(name, path.as_path());
+    }
+    let mut ebpf = loader
+        .load(crate::ebpf_object())
+        .context("loading xnat's BPF object")?;
+    for (_, path) in &map_paths {
+        pins::restrict(path)?;
+    }
+
+    let mut table = static_map::StaticTable::open(&dir)?;
+    for (private, public) in req.static_maps {
+        table.add(*private, *public)?;
+    }
+
+    let ingress = match req.ingress {
+        IngressMode::Auto if netdev::is_virtual(req.ifname) => IngressMode::Tc,
+        IngressMode::Auto => IngressMode::Xdp,
+        m => m,
+    };
+
+    // Egress first: until ingress is attached too, nothing translated can
+    // come back anyway, and outbound translation is what protects privacy.
+    let egress = attach_tc(&mut ebpf, PROG_EGRESS_TC, req.ifname, TcAttachType::Egress)?;
+    pin_link(egress, &dir.join(pins::LINK_EGRESS))?;
+    match ingress {
+        IngressMode::Xdp => {
+            let l = attach_xdp(&mut ebpf, req.ifname)?;
+            pin_link(l, &dir.join(pins::LINK_INGRESS_XDP))?;
+        }
+        _ => {
+            let l = attach_tc(&mut ebpf, PROG_INGRESS_TC, req.ifname, TcAttachType::Ingress)?;
+            pin_link(l, &dir.join(pins::LINK_INGRESS_TC))?;
+        }
+    }
+
+    rollback.armed = false;
+    Ok(Attachment {
+        ifname: req.ifname.to_string(),
+        dir,
+        ingress,
+        _ebpf: ebpf,
+    })
+}
+
+fn attach_tc(
+    ebpf: &mut Ebpf,
+    prog: &str,
+    ifname: &str,
+    hook: TcAttachType,
+) -> anyhow::Result<FdLink> {
+    let program: &mut SchedClassifier = ebpf
+        .program_mut(prog)
+        .with_context(|| format!("program {prog} missing from the object"))?
+        .try_into()?;
+    program
+        .load()
+        .with_context(|| format!("loading {prog} (verifier)"))?;
+    // On kernels >= 6.6 aya attaches through TCX links, which coexist with
+    // other tc programs and can be pinned like any BPF link.
+    let id = program
+        .attach(ifname, hook)
+        .with_context(|| format!("attaching {prog} to {ifname} ({hook:?})"))?;
+    let link = program.take_link(id)?;
+    FdLink::try_from(link).context("tc attachment is not a BPF link (kernel older than 6.6?)")
+}
+
+fn attach_xdp(ebpf: &mut Ebpf, ifname: &str) -> anyhow::Result<FdLink> {
+    let program: &mut Xdp = ebpf
+        .program_mut(PROG_INGRESS_XDP)
+        .context("XDP program missing from the object")?
+        .try_into()?;
+    program.load().context("loading the XDP program (verifier)")?;
+    let id = program
+        .attach(ifname, XdpMode::Default)
+        .with_context(|| format!("attaching XDP to {ifname}"))?;
+    let link = program.take_link(id)?;
+    FdLink::try_from(link).context("XDP attachment is not a BPF link")
+}
+
+fn pin_link(link: FdLink, path: &Path) -> anyhow::Result<()> {
+    // Dropping the PinnedLink closes our fd; the pin keeps the link alive.
+    link.pin(path)
+        .with_context(|| format!("pinning {}", path.display()))?;
+    pins::restrict(path)
+}
+
+/// Detaches every program of the attachment in `dir` and removes its pins.
+/// Links whose interface vanished are already detached; that is not an
+/// error.
+pub fn teardown(dir: &Path) -> anyhow::Result<()> {
+    for path in pins::link_pins(dir) {
+        if let Err(e) = link::detach_pinned(&path) {
+            // ENOLINK and friends: the device is gone, nothing to detach.
+            if !matches!(e.raw_os_error(), Some(libc::ENOLINK) | Some(libc::ENODEV)) {
+                eprintln!("xnat: warning: detaching {}: {e}", path.display());
+            }
+        }
+        std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+    }
+    pins::remove_dir(dir)
+}
+
+/// `xnat detach IFACE`.
+pub fn detach(ifname: &str) -> anyhow::Result<()> {
+    let dir = pins::iface_dir(ifname)?;
+    if !dir.exists() {
+        bail!("{ifname} does not have xnat attached");
+    }
+    teardown(&dir)
+}

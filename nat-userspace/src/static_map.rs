@@ -1,0 +1,178 @@
+//! The static 1:1 table as user space sees it: two pinned hash maps kept as
+//! mirror images (private→public for egress, public→private for ingress).
+use std::{net::Ipv4Addr, path::Path};
+
+use anyhow::Context as _;
+use aya::maps::{HashMap, Map, MapData, MapError};
+use nat_common::{Ipv4Be, MAP_STATIC_IN, MAP_STATIC_OUT};
+
+/// Flag for BPF_MAP_UPDATE_ELEM: fail if the key exists.
+const BPF_NOEXIST: u64 = 1;
+
+/// Why a mapping cannot be added; callers print these as they are.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MappingError {
+    #[error("private address {private} is already mapped (to {public})")]
+    PrivateTaken { private: Ipv4Addr, public: Ipv4Addr },
+    #[error("public address {public} is already mapped (to {private})")]
+    PublicTaken { public: Ipv4Addr, private: Ipv4Addr },
+    #[error("{0} cannot be mapped: {1}")]
+    Unusable(Ipv4Addr, &'static str),
+    #[error("private address {0} is not mapped")]
+    NotMapped(Ipv4Addr),
+}
+
+pub fn to_be(addr: Ipv4Addr) -> Ipv4Be {
+    u32::from_ne_bytes(addr.octets())
+}
+
+pub fn from_be(addr: Ipv4Be) -> Ipv4Addr {
+    Ipv4Addr::from(addr.to_ne_bytes())
+}
+
+/// Rejects addresses that can never be one end of a 1:1 mapping.
+pub fn check_usable(addr: Ipv4Addr) -> Result<(), MappingError> {
+    let why = if addr.is_unspecified() {
+        "it is the unspecified address"
+    } else if addr.is_broadcast() {
+        "it is the broadcast address"
+    } else if addr.is_multicast() {
+        "it is a multicast address"
+    } else if addr.is_loopback() {
+        "it is a loopback address"
+    } else {
+        return Ok(());
+    };
+    Err(MappingError::Unusable(addr, why))
+}
+
+/// Checks a whole list of mappings (from flags or a config) against itself:
+/// no private and no public address twice.
+pub fn check_list(list: &[(Ipv4Addr, Ipv4Addr)]) -> anyhow::Result<()> {
+    for (i, (private, public)) in list.iter().enumerate() {
+        check_usable(*private)?;
+        check_usable(*public)?;
+        for (p2, q2) in &list[..i] {
+            if p2 == private {
+                anyhow::bail!("private address {private} is mapped twice (to {q2} and {public})");
+            }
+            if q2 == public {
+                anyhow::bail!("public address {public} is mapped twice (from {p2} and {private})");
+            }
+        }
+    }
+    Ok(())
+}
+
+pub struct StaticTable {
+    out: HashMap<MapData, Ipv4Be, Ipv4Be>,
+    inb: HashMap<MapData, Ipv4Be, Ipv4Be>,
+}
+
+fn open_hash(dir: &Path, name: &str) -> anyhow::Result<HashMap<MapData, Ipv4Be, Ipv4Be>> {
+    let path = dir.join(name);
+    let data = MapData::from_pin(&path).with_context(|| format!("opening {}", path.display()))?;
+    let map = Map::from_map_data(data)?;
+    Ok(HashMap::try_from(map)?)
+}
+
+fn get(map: &HashMap<MapData, Ipv4Be, Ipv4Be>, key: Ipv4Be) -> anyhow::Result<Option<Ipv4Be>> {
+    match map.get(&key, 0) {
+        Ok(v) => Ok(Some(v)),
+        Err(MapError::KeyNotFound) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+impl StaticTable {
+    /// Opens the pinned table of an attachment directory.
+    pub fn open(dir: &Path) -> anyhow::Result<Self> {
+        Ok(Self {
+            out: open_hash(dir, MAP_STATIC_OUT)?,
+            inb: open_hash(dir, MAP_STATIC_IN)?,
+        })
+    }
+
+    /// Adds `private` ↔ `public`. The inbound entry goes in first so replies
+    /// to the first translated packet already find their way back.
+    pub fn add(&mut self, private: Ipv4Addr, public: Ipv4Addr) -> anyhow::Result<()> {
+        check_usable(private)?;
+        check_usable(public)?;
+        if let Some(p) = get(&self.out, to_be(private))? {
+            return Err(MappingError::PrivateTaken { private, public: from_be(p) }.into());
+        }
+        if let Some(q) = get(&self.inb, to_be(public))? {
+            return Err(MappingError::PublicTaken { public, private: from_be(q) }.into());
+        }
+        self.inb
+            .insert(to_be(public), to_be(private), BPF_NOEXIST)
+            .with_context(|| format!("adding {public} -> {private}"))?;
+        if let Err(e) = self.out.insert(to_be(private), to_be(public), BPF_NOEXIST) {
+            // Another xnat raced us; leave the table as we found it.
+            let _ = self.inb.remove(&to_be(public));
+            return Err(anyhow::Error::from(e).context(format!("adding {private} -> {public}")));
+        }
+        Ok(())
+    }
+
+    /// Removes the mapping of `private`, returning its public address. The
+    /// outbound entry goes first so nothing new leaves translated.
+    pub fn remove(&mut self, private: Ipv4Addr) -> anyhow::Result<Ipv4Addr> {
+        let Some(public) = get(&self.out, to_be(private))? else {
+            return Err(MappingError::NotMapped(private).into());
+        };
+        self.out.remove(&to_be(private))?;
+        match self.inb.remove(&public) {
+            Ok(()) | Err(MapError::KeyNotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(from_be(public))
+    }
+
+    /// All mappings, sorted by private address.
+    pub fn list(&self) -> anyhow::Result<Vec<(Ipv4Addr, Ipv4Addr)>> {
+        let mut out = Vec::new();
+        for item in self.out.iter() {
+            let (k, v) = item?;
+            out.push((from_be(k), from_be(v)));
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn be_round_trip_matches_packet_order() {
+        let x = a("10.0.0.2");
+        assert_eq!(to_be(x).to_ne_bytes(), [10, 0, 0, 2]);
+        assert_eq!(from_be(to_be(x)), x);
+    }
+
+    #[test]
+    fn list_rejects_duplicates() {
+        let ok = [(a("10.0.0.2"), a("203.0.113.1")), (a("10.0.0.3"), a("203.0.113.2"))];
+        check_list(&ok).unwrap();
+        let dup_priv = [(a("10.0.0.2"), a("203.0.113.1")), (a("10.0.0.2"), a("203.0.113.2"))];
+        let e = check_list(&dup_priv).unwrap_err().to_string();
+        assert!(e.contains("private address 10.0.0.2 is mapped twice"), "{e}");
+        let dup_pub = [(a("10.0.0.2"), a("203.0.113.1")), (a("10.0.0.3"), a("203.0.113.1"))];
+        let e = check_list(&dup_pub).unwrap_err().to_string();
+        assert!(e.contains("public address 203.0.113.1 is mapped twice"), "{e}");
+    }
+
+    #[test]
+    fn unusable_addresses_are_named() {
+        for bad in ["0.0.0.0", "255.255.255.255", "224.0.0.1", "127.0.0.1"] {
+            let e = check_list(&[(a(bad), a("203.0.113.1"))]).unwrap_err().to_string();
+            assert!(e.starts_with(bad), "{e}");
+        }
+    }
+}
