@@ -8,7 +8,9 @@
 
 pub mod csum;
 pub mod maps;
+pub mod napt;
 pub mod stats;
 
 pub use maps::*;
+pub use napt::*;
 pub use stats::Counter;

@@ -16,7 +16,20 @@ pub const MAP_STATIC_IN: &str = "STATIC_IN";
 pub const MAP_STATS: &str = "STATS";
 
 /// Every map the programs define, in the order user space pins them.
-pub const ALL_MAPS: &[&str] = &[MAP_STATIC_OUT, MAP_STATIC_IN, MAP_STATS];
+pub const ALL_MAPS: &[&str] = &[
+    MAP_STATIC_OUT,
+    MAP_STATIC_IN,
+    MAP_STATS,
+    crate::napt::MAP_CONFIG,
+    crate::napt::MAP_POOL,
+    crate::napt::MAP_INTERNAL,
+    crate::napt::MAP_NAPT_OUT,
+    crate::napt::MAP_NAPT_IN,
+    crate::napt::MAP_SESSIONS,
+    crate::napt::MAP_FILTER,
+    crate::napt::MAP_HOST_PORTS,
+    crate::napt::MAP_EVENTS,
+];
 
 /// Capacity of the static 1:1 table (each direction).
 pub const STATIC_MAX_ENTRIES: u32 = 16_384;

@@ -23,10 +23,30 @@ pub enum Counter {
     IngressPassedMalformed = 6,
     /// Packets xnat does not own (not IPv4, not mapped), passed untouched.
     PassedNotOurs = 7,
+    /// Dynamic mappings created by the data plane.
+    NaptMappingsCreated = 8,
+    /// Sessions (inside endpoint × remote endpoint) created.
+    NaptSessionsCreated = 9,
+    /// Outbound packets dropped: no public port left (ICMP code 13 sent).
+    DropPortsExhausted = 10,
+    /// Outbound packets dropped: the inside host reached --max-ports-per-host.
+    DropHostPortCap = 11,
+    /// Outbound packets dropped: the mapping table is full.
+    DropMappingTableFull = 12,
+    /// Packets dropped: the session table is full.
+    DropSessionTableFull = 13,
+    /// Inbound packets to a mapping that the filtering mode refused.
+    DropFiltered = 14,
+    /// Outbound packets NAPT cannot translate (no ports: other protocols, later fragments, unknown ICMP).
+    DropUnsupported = 15,
+    /// Outbound ICMP errors about a flow without a mapping (would leak an inside address).
+    DropIcmpErrorNoMapping = 16,
+    /// Inbound later fragments to a pool address, passed to the stack (fragment support is a later issue).
+    IngressPassedFragment = 17,
 }
 
 /// Number of counters; the size of the `STATS` array.
-pub const COUNTER_COUNT: u32 = 8;
+pub const COUNTER_COUNT: u32 = 18;
 
 impl Counter {
     /// All counters in index order.
@@ -39,6 +59,16 @@ impl Counter {
         Counter::EgressDroppedMalformed,
         Counter::IngressPassedMalformed,
         Counter::PassedNotOurs,
+        Counter::NaptMappingsCreated,
+        Counter::NaptSessionsCreated,
+        Counter::DropPortsExhausted,
+        Counter::DropHostPortCap,
+        Counter::DropMappingTableFull,
+        Counter::DropSessionTableFull,
+        Counter::DropFiltered,
+        Counter::DropUnsupported,
+        Counter::DropIcmpErrorNoMapping,
+        Counter::IngressPassedFragment,
     ];
 
     /// Stable snake_case name used by `xnat stats` and its JSON.
@@ -52,6 +82,16 @@ impl Counter {
             Counter::EgressDroppedMalformed => "egress_dropped_malformed",
             Counter::IngressPassedMalformed => "ingress_passed_malformed",
             Counter::PassedNotOurs => "passed_not_ours",
+            Counter::NaptMappingsCreated => "napt_mappings_created",
+            Counter::NaptSessionsCreated => "napt_sessions_created",
+            Counter::DropPortsExhausted => "drop_ports_exhausted",
+            Counter::DropHostPortCap => "drop_host_port_cap",
+            Counter::DropMappingTableFull => "drop_mapping_table_full",
+            Counter::DropSessionTableFull => "drop_session_table_full",
+            Counter::DropFiltered => "drop_filtered_inbound",
+            Counter::DropUnsupported => "drop_napt_unsupported",
+            Counter::DropIcmpErrorNoMapping => "drop_icmp_error_no_mapping",
+            Counter::IngressPassedFragment => "ingress_passed_fragment",
         }
     }
 }

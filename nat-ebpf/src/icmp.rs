@@ -3,13 +3,20 @@
 //! (traceroute, PMTU discovery, ECONNREFUSED on connected UDP sockets).
 use crate::{
     packet::Packet,
-    parse::{IPPROTO_TCP, IPPROTO_UDP, Ipv4, ipv4_at},
+    parse::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4, ipv4_at},
 };
 use nat_common::csum;
 
 pub const ICMP_DEST_UNREACH: u8 = 3;
 pub const ICMP_TIME_EXCEEDED: u8 = 11;
 pub const ICMP_PARAMETERPROB: u8 = 12;
+pub const ICMP_ECHOREPLY: u8 = 0;
+pub const ICMP_ECHO: u8 = 8;
+/// Destination unreachable code 13: communication administratively
+/// prohibited (what a NAT out of ports answers, RFC 5508).
+pub const ICMP_CODE_ADMIN_PROHIBITED: u8 = 13;
+/// Offset of the identifier in an ICMP query.
+pub const ID_OFF: u32 = 4;
 
 /// Offset of the checksum in the ICMP header.
 pub const CSUM_OFF: u32 = 2;
@@ -28,6 +35,16 @@ pub fn is_error(icmp_type: u8) -> bool {
 pub enum InnerField {
     Src,
     Dst,
+}
+
+/// Which transport checksum an embedded datagram carries.
+#[derive(Clone, Copy)]
+enum L4Csum {
+    Tcp,
+    /// 0 means "no checksum" and stays 0.
+    Udp,
+    /// No pseudo-header; only the identifier is covered.
+    Icmp,
 }
 
 /// The embedded datagram of an ICMP error.
@@ -52,9 +69,32 @@ impl Embedded {
         }
     }
 
-    /// Rewrites the embedded address `field` from `old` to `new`, with the
-    /// embedded IPv4 checksum, the embedded TCP/UDP checksum when it was
-    /// quoted, and the ICMP checksum (at `icmp_csum_off`) that covers them.
+    /// The embedded datagram's port on the `field` side (TCP/UDP), or its
+    /// identifier for an ICMP query, with the offset it lies at.
+    #[inline(always)]
+    pub fn port<P: Packet>(&self, p: &P, field: InnerField) -> Option<(u32, u16)> {
+        if self.ip.later_fragment {
+            return None;
+        }
+        let l4 = self.ip.l4();
+        let off = match self.ip.proto {
+            IPPROTO_TCP | IPPROTO_UDP => match field {
+                InnerField::Src => l4,
+                InnerField::Dst => l4 + 2,
+            },
+            IPPROTO_ICMP => l4 + 4,
+            _ => return None,
+        };
+        if !self.ip.has(off, 2) {
+            return None;
+        }
+        Some((off, p.load(off)?))
+    }
+
+    /// Rewrites the embedded address `field` to `new` (and, for NAPT, the
+    /// port or ICMP identifier at `port.0` from `port.1` to `port.2`), with
+    /// the embedded IPv4 checksum, the embedded transport checksum when it
+    /// was quoted, and the ICMP checksum (at `icmp_csum_off`) over it all.
     ///
     /// All of these are plain data inside the ICMP message (never
     /// CHECKSUM_PARTIAL), so RFC 1624 arithmetic is right for XDP and TC.
@@ -64,6 +104,7 @@ impl Embedded {
         p: &mut P,
         field: InnerField,
         new: u32,
+        port: Option<(u32, u16, u16)>,
         icmp_csum_off: u32,
     ) -> Option<()> {
         let old = self.addr(field);
@@ -80,15 +121,27 @@ impl Embedded {
         icmp_csum = csum::replace4(icmp_csum, old, new);
         icmp_csum = csum::replace2(icmp_csum, old_ip_csum, new_ip_csum);
 
-        if let Some((l4_csum_off, udp)) = self.quoted_l4_csum() {
+        if let Some((l4_csum_off, kind)) = self.quoted_l4_csum() {
             let old_l4: u16 = p.load(l4_csum_off)?;
-            let new_l4 = if udp {
-                csum::replace4_udp(old_l4, old, new)
-            } else {
-                csum::replace4(old_l4, old, new)
-            };
+            let mut new_l4 = old_l4;
+            match kind {
+                L4Csum::Tcp => new_l4 = csum::replace4(new_l4, old, new),
+                L4Csum::Udp => new_l4 = csum::replace4_udp(new_l4, old, new),
+                // ICMP has no pseudo-header: the address is not covered.
+                L4Csum::Icmp => {}
+            }
+            if let Some((_, old_port, new_port)) = port {
+                new_l4 = match kind {
+                    L4Csum::Udp => csum::replace2_udp(new_l4, old_port, new_port),
+                    _ => csum::replace2(new_l4, old_port, new_port),
+                };
+            }
             icmp_csum = csum::replace2(icmp_csum, old_l4, new_l4);
             p.store(l4_csum_off, &new_l4)?;
+        }
+        if let Some((port_off, old_port, new_port)) = port {
+            icmp_csum = csum::replace2(icmp_csum, old_port, new_port);
+            p.store(port_off, &new_port)?;
         }
 
         p.store(addr_off, &new)?;
@@ -96,17 +149,18 @@ impl Embedded {
         p.store(icmp_csum_off, &icmp_csum)
     }
 
-    /// Offset of the embedded TCP/UDP checksum if the quote includes it, and
-    /// whether it is UDP's (where 0 means "none").
+    /// Offset and kind of the embedded transport checksum if the quote
+    /// includes it.
     #[inline(always)]
-    fn quoted_l4_csum(&self) -> Option<(u32, bool)> {
+    fn quoted_l4_csum(&self) -> Option<(u32, L4Csum)> {
         if self.ip.later_fragment {
             return None;
         }
         let l4 = self.ip.l4();
         match self.ip.proto {
-            IPPROTO_TCP if self.ip.has(l4 + 16, 2) => Some((l4 + 16, false)),
-            IPPROTO_UDP if self.ip.has(l4 + 6, 2) => Some((l4 + 6, true)),
+            IPPROTO_TCP if self.ip.has(l4 + 16, 2) => Some((l4 + 16, L4Csum::Tcp)),
+            IPPROTO_UDP if self.ip.has(l4 + 6, 2) => Some((l4 + 6, L4Csum::Udp)),
+            IPPROTO_ICMP if self.ip.has(l4 + 2, 2) => Some((l4 + 2, L4Csum::Icmp)),
             _ => None,
         }
     }

@@ -1,10 +1,15 @@
 //! The maps the programs share with user space (names and sizes come from
 //! nat-common so both sides agree). User space pins them per interface.
 use aya_ebpf::{
+    bindings::BPF_F_NO_PREALLOC,
     macros::map,
-    maps::{HashMap, PerCpuArray},
+    maps::{Array, HashMap, LpmTrie, PerCpuArray, RingBuf},
 };
-use nat_common::{Ipv4Be, STATIC_MAX_ENTRIES, stats::COUNTER_COUNT};
+use nat_common::{
+    DEFAULT_MAX_MAPPINGS, DEFAULT_MAX_SESSIONS, EVENTS_BYTES, EndpointKey, FilterKey,
+    INTERNAL_MAX, InternalPrefix, Ipv4Be, Mapping, NatConfig, POOL_MAX, STATIC_MAX_ENTRIES,
+    Session, SessionKey, stats::COUNTER_COUNT,
+};
 
 /// Static 1:1 NAT, private → public (consulted on egress).
 #[map]
@@ -17,3 +22,38 @@ pub static STATIC_IN: HashMap<Ipv4Be, Ipv4Be> = HashMap::with_max_entries(STATIC
 /// Per-CPU counters indexed by `nat_common::Counter`.
 #[map]
 pub static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_COUNT, 0);
+
+// ---- Dynamic NAPT (see nat_common::napt for what each map holds) ----
+
+/// NAPT configuration; `pool_len == 0` means NAPT is off.
+#[map]
+pub static CONFIG: Array<NatConfig> = Array::with_max_entries(1, 0);
+
+#[map]
+pub static POOL: Array<Ipv4Be> = Array::with_max_entries(POOL_MAX, 0);
+
+/// LPM tries must not be preallocated.
+#[map]
+pub static INTERNAL: LpmTrie<InternalPrefix, u8> =
+    LpmTrie::with_max_entries(INTERNAL_MAX, BPF_F_NO_PREALLOC);
+
+#[map]
+pub static NAPT_OUT: HashMap<EndpointKey, Mapping> =
+    HashMap::with_max_entries(DEFAULT_MAX_MAPPINGS, 0);
+
+#[map]
+pub static NAPT_IN: HashMap<EndpointKey, Mapping> =
+    HashMap::with_max_entries(DEFAULT_MAX_MAPPINGS, 0);
+
+#[map]
+pub static SESSIONS: HashMap<SessionKey, Session> =
+    HashMap::with_max_entries(DEFAULT_MAX_SESSIONS, 0);
+
+#[map]
+pub static FILTER: HashMap<FilterKey, u64> = HashMap::with_max_entries(DEFAULT_MAX_SESSIONS, 0);
+
+#[map]
+pub static HOST_PORTS: HashMap<Ipv4Be, u64> = HashMap::with_max_entries(DEFAULT_MAX_MAPPINGS, 0);
+
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);

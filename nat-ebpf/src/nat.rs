@@ -47,8 +47,15 @@ pub fn process<P: Packet>(p: &mut P, dir: Direction) -> Verdict {
         Direction::Ingress => (ip.dst, lookup_in(ip.dst)),
     };
     let Some(new) = mapped else {
-        counters::bump(Counter::PassedNotOurs);
-        return Verdict::Pass;
+        // Not a static mapping: dynamic NAPT may own it.
+        let napt = match dir {
+            Direction::Egress => crate::napt::egress(p, &ip),
+            Direction::Ingress => crate::napt::ingress(p, &ip),
+        };
+        return napt.unwrap_or_else(|| {
+            counters::bump(Counter::PassedNotOurs);
+            Verdict::Pass
+        });
     };
     let Some(plan) = plan_l4(p, &ip, dir) else {
         return malformed(dir);
@@ -171,7 +178,7 @@ fn rewrite<P: Packet>(
                 Direction::Ingress => InnerField::Src,
                 Direction::Egress => InnerField::Dst,
             };
-            inner.rewrite(p, field, *new_inner, *csum_off)
+            inner.rewrite(p, field, *new_inner, None, *csum_off)
         }
     }
 }

@@ -23,6 +23,10 @@ pub trait Packet {
     /// pseudo-header address changed from `old` to `new`.
     fn fix_l4_csum_for_addr(&mut self, csum_off: u32, old: u32, new: u32, udp: bool)
     -> Option<()>;
+    /// Fixes the TCP or UDP checksum at `csum_off` after a port (a field
+    /// of the segment itself) changed from `old` to `new`.
+    fn fix_l4_csum_for_port(&mut self, csum_off: u32, old: u16, new: u16, udp: bool)
+    -> Option<()>;
 }
 
 pub struct XdpPacket<'a> {
@@ -80,6 +84,23 @@ impl Packet for XdpPacket<'_> {
         };
         self.store(csum_off, &fixed)
     }
+
+    #[inline(always)]
+    fn fix_l4_csum_for_port(
+        &mut self,
+        csum_off: u32,
+        old: u16,
+        new: u16,
+        udp: bool,
+    ) -> Option<()> {
+        let check: u16 = self.load(csum_off)?;
+        let fixed = if udp {
+            csum::replace2_udp(check, old, new)
+        } else {
+            csum::replace2(check, old, new)
+        };
+        self.store(csum_off, &fixed)
+    }
 }
 
 pub struct TcPacket<'a> {
@@ -116,6 +137,26 @@ impl Packet for TcPacket<'_> {
         // such. BPF_F_MARK_MANGLED_0 keeps a UDP "no checksum" 0 as 0 and
         // sends a computed 0 as 0xffff.
         let mut flags = (BPF_F_PSEUDO_HDR as u64) | 4;
+        if udp {
+            flags |= BPF_F_MARK_MANGLED_0 as u64;
+        }
+        self.ctx
+            .l4_csum_replace(csum_off as usize, old as u64, new as u64, flags)
+            .ok()
+    }
+
+    #[inline(always)]
+    fn fix_l4_csum_for_port(
+        &mut self,
+        csum_off: u32,
+        old: u16,
+        new: u16,
+        udp: bool,
+    ) -> Option<()> {
+        // Not a pseudo-header field: with CHECKSUM_PARTIAL the helper leaves
+        // the field alone (the port is summed when the checksum is
+        // completed), otherwise it applies the incremental update.
+        let mut flags = 2u64;
         if udp {
             flags |= BPF_F_MARK_MANGLED_0 as u64;
         }

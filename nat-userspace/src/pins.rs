@@ -104,10 +104,10 @@ pub fn resolve_iface(given: Option<&str>) -> anyhow::Result<(String, PathBuf)> {
         None => {
             let mut all = attached_interfaces()?;
             match all.len() {
-                0 => bail!("xnat is not attached to any interface in this network namespace"),
+                0 => bail!("nothing is attached in this network namespace (run `xnat attach IFACE` first)"),
                 1 => all.remove(0),
                 _ => bail!(
-                    "xnat is attached to several interfaces ({}); pick one with -i IFACE",
+                    "several interfaces are attached ({}); pick one with -i IFACE",
                     all.join(", ")
                 ),
             }

@@ -1,0 +1,231 @@
+//! Dynamic NAPT state: configuration, endpoint-independent mappings,
+//! per-remote sessions and address-dependent filter entries.
+//!
+//! A mapping is one entry in `NAPT_OUT` (inside endpoint → public
+//! endpoint) and its mirror in `NAPT_IN` (public endpoint → inside
+//! endpoint). Sessions (one per inside endpoint × remote endpoint) carry the
+//! TCP state, last-seen time and counters; the agent expires them and drops
+//! a mapping once it has no session left and has been idle for its timeout.
+//! Port forwards are mappings flagged [`MAPPING_FORWARD`]: never expired,
+//! admitted from any remote.
+
+/// Configuration (single-entry array).
+pub const MAP_CONFIG: &str = "CONFIG";
+/// Public addresses of the pool (array indexed 0..pool_len).
+pub const MAP_POOL: &str = "POOL";
+/// Inside prefixes whose sources are translated (LPM trie).
+pub const MAP_INTERNAL: &str = "INTERNAL";
+/// Inside endpoint → public endpoint.
+pub const MAP_NAPT_OUT: &str = "NAPT_OUT";
+/// Public endpoint → inside endpoint.
+pub const MAP_NAPT_IN: &str = "NAPT_IN";
+/// Inside endpoint × remote endpoint → session.
+pub const MAP_SESSIONS: &str = "SESSIONS";
+/// Public endpoint × remote address → last seen (address-dependent
+/// filtering).
+pub const MAP_FILTER: &str = "FILTER";
+/// Inside address → public ports it holds (for `--max-ports-per-host`).
+pub const MAP_HOST_PORTS: &str = "HOST_PORTS";
+/// Ring buffer of events for the agent (port exhaustion → ICMP code 13).
+pub const MAP_EVENTS: &str = "EVENTS";
+
+pub const POOL_MAX: u32 = 64;
+pub const INTERNAL_MAX: u32 = 256;
+pub const DEFAULT_MAX_MAPPINGS: u32 = 131_072;
+pub const DEFAULT_MAX_SESSIONS: u32 = 262_144;
+pub const EVENTS_BYTES: u32 = 64 * 1024;
+
+/// `NatConfig::filtering` values (RFC 4787 §5).
+pub const FILTER_ENDPOINT_INDEPENDENT: u32 = 0;
+pub const FILTER_ADDRESS: u32 = 1;
+pub const FILTER_ADDRESS_AND_PORT: u32 = 2;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NatConfig {
+    /// Number of valid entries in `POOL`; 0 disables NAPT.
+    pub pool_len: u32,
+    /// One of the `FILTER_*` values.
+    pub filtering: u32,
+    /// Port range for public ports and ICMP identifiers (host order).
+    pub port_min: u16,
+    pub port_max: u16,
+    /// Cap on public ports per inside host; 0 = no cap.
+    pub max_ports_per_host: u32,
+}
+
+/// An endpoint of a mapping: `NAPT_OUT` keys are inside endpoints,
+/// `NAPT_IN` keys public ones. For ICMP queries `port` is the identifier.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct EndpointKey {
+    /// Network order, as in the packet.
+    pub addr: u32,
+    /// Network order, as in the packet.
+    pub port: u16,
+    pub proto: u8,
+    pub _pad: u8,
+}
+
+/// The other side of a mapping.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Mapping {
+    pub addr: u32,
+    pub port: u16,
+    /// `MAPPING_*` flags.
+    pub flags: u16,
+    /// CLOCK_BOOTTIME ns of creation and of the last outbound packet.
+    pub created: u64,
+    pub last_seen: u64,
+}
+
+/// A port forward (`xnat forward add`): admitted from any remote, never
+/// expired.
+pub const MAPPING_FORWARD: u16 = 1;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SessionKey {
+    pub inside_addr: u32,
+    pub remote_addr: u32,
+    pub inside_port: u16,
+    pub remote_port: u16,
+    pub proto: u8,
+    pub _pad: [u8; 3],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Session {
+    pub created: u64,
+    pub last_seen: u64,
+    pub packets_out: u64,
+    pub packets_in: u64,
+    pub bytes_out: u64,
+    pub bytes_in: u64,
+    pub public_addr: u32,
+    pub public_port: u16,
+    /// `TCP_*` bits (0 for UDP/ICMP).
+    pub tcp: u8,
+    pub _pad: u8,
+}
+
+/// TCP state bits of a session.
+pub const TCP_SYN_OUT: u8 = 1;
+pub const TCP_SYN_IN: u8 = 2;
+pub const TCP_ACK_OUT: u8 = 4;
+pub const TCP_ACK_IN: u8 = 8;
+pub const TCP_FIN_OUT: u8 = 16;
+pub const TCP_FIN_IN: u8 = 32;
+pub const TCP_RST: u8 = 64;
+
+/// The TCP state a session's bits amount to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TcpState {
+    /// Handshake in progress.
+    SynSent,
+    /// Both sides have sent a SYN and data/ACKs flowed.
+    Established,
+    /// A FIN or RST was seen.
+    Closing,
+}
+
+pub fn tcp_state(bits: u8) -> TcpState {
+    if bits & (TCP_FIN_OUT | TCP_FIN_IN | TCP_RST) != 0 {
+        TcpState::Closing
+    } else if bits & TCP_SYN_OUT != 0
+        && bits & TCP_SYN_IN != 0
+        && bits & (TCP_ACK_OUT | TCP_ACK_IN) != 0
+    {
+        // SYN each way and the handshake's final ACK (whichever side
+        // opened the connection).
+        TcpState::Established
+    } else if bits & TCP_SYN_OUT == 0 && bits & TCP_SYN_IN == 0 && bits & (TCP_ACK_OUT | TCP_ACK_IN) != 0 {
+        // Picked up mid-stream (e.g. after a restart with lost state): both
+        // directions carry ACKs of an existing connection.
+        if bits & TCP_ACK_OUT != 0 && bits & TCP_ACK_IN != 0 {
+            TcpState::Established
+        } else {
+            TcpState::SynSent
+        }
+    } else {
+        TcpState::SynSent
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FilterKey {
+    pub public_addr: u32,
+    pub remote_addr: u32,
+    pub public_port: u16,
+    pub proto: u8,
+    pub _pad: u8,
+}
+
+/// LPM trie key data for `INTERNAL` (the address, network order).
+pub type InternalPrefix = u32;
+
+/// Event kinds in the `EVENTS` ring buffer.
+pub const EVENT_PORTS_EXHAUSTED: u32 = 1;
+/// Bytes of the offending datagram carried in an event: the IPv4 header
+/// (up to 60 bytes) and the first 8 bytes of its payload, what an ICMP error
+/// must quote (RFC 792).
+pub const EVENT_QUOTE_MAX: usize = 68;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Event {
+    pub kind: u32,
+    /// Valid bytes in `quote`.
+    pub quote_len: u32,
+    pub quote: [u8; EVENT_QUOTE_MAX],
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: all of these are #[repr(C)], Copy, made only of integers, and
+    // padded explicitly, so every bit pattern is valid.
+    unsafe impl aya::Pod for super::NatConfig {}
+    unsafe impl aya::Pod for super::EndpointKey {}
+    unsafe impl aya::Pod for super::Mapping {}
+    unsafe impl aya::Pod for super::SessionKey {}
+    unsafe impl aya::Pod for super::Session {}
+    unsafe impl aya::Pod for super::FilterKey {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::size_of;
+
+    #[test]
+    fn layouts_have_no_hidden_padding() {
+        assert_eq!(size_of::<NatConfig>(), 16);
+        assert_eq!(size_of::<EndpointKey>(), 8);
+        assert_eq!(size_of::<Mapping>(), 24);
+        assert_eq!(size_of::<SessionKey>(), 16);
+        assert_eq!(size_of::<Session>(), 56);
+        assert_eq!(size_of::<FilterKey>(), 12);
+        assert_eq!(size_of::<Event>(), 8 + EVENT_QUOTE_MAX);
+    }
+
+    #[test]
+    fn tcp_states() {
+        assert_eq!(tcp_state(TCP_SYN_OUT), TcpState::SynSent);
+        assert_eq!(tcp_state(TCP_SYN_OUT | TCP_SYN_IN), TcpState::SynSent);
+        // Inbound-opened (port forward): SYN in, SYN-ACK out, ACK in.
+        assert_eq!(tcp_state(TCP_SYN_IN | TCP_SYN_OUT | TCP_ACK_IN), TcpState::Established);
+        assert_eq!(
+            tcp_state(TCP_SYN_OUT | TCP_SYN_IN | TCP_ACK_OUT | TCP_ACK_IN),
+            TcpState::Established
+        );
+        assert_eq!(
+            tcp_state(TCP_SYN_OUT | TCP_SYN_IN | TCP_ACK_OUT | TCP_FIN_IN),
+            TcpState::Closing
+        );
+        assert_eq!(tcp_state(TCP_SYN_OUT | TCP_RST), TcpState::Closing);
+        assert_eq!(tcp_state(TCP_ACK_OUT | TCP_ACK_IN), TcpState::Established);
+    }
+}

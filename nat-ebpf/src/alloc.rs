@@ -1,0 +1,160 @@
+//! Choosing a public address and port for a new mapping, in the kernel, on
+//! the first outbound packet (no round trip to user space).
+//!
+//! * Paired pooling (RFC 4787 REQ-2): an inside host always gets the same
+//!   pool address — a hash of its address picks it.
+//! * Port preservation, then parity and range preservation (REQ-3, REQ-4):
+//!   keep the inside port if free; otherwise random probes that keep its
+//!   parity and its range (0–1023 or 1024–65535); then probes anywhere in
+//!   the configured range. Probing is bounded.
+//! * Reservation is the BPF_NOEXIST insert of the inbound entry itself, so
+//!   two CPUs can never hand out the same public port.
+use aya_ebpf::helpers::generated::bpf_get_prandom_u32;
+use nat_common::{Counter, EndpointKey, Mapping, NatConfig};
+
+use crate::{
+    maps::{HOST_PORTS, NAPT_IN, NAPT_OUT, POOL},
+    parse::IPPROTO_ICMP,
+};
+
+const BPF_NOEXIST: u64 = 1;
+const E2BIG: i64 = 7;
+const EEXIST: i64 = 17;
+/// Probes that keep parity and range, then probes anywhere in the range.
+const PROBES_PRESERVING: u32 = 16;
+const PROBES_TOTAL: u32 = 32;
+
+/// Why no mapping could be made; each is a drop reason counter.
+pub type AllocError = Counter;
+
+#[inline(always)]
+fn pool_addr(cfg: &NatConfig, inside_addr: u32) -> Option<u32> {
+    // Fibonacci hashing spreads consecutive inside addresses over the pool.
+    let h = inside_addr.wrapping_mul(0x9e37_79b9);
+    let idx = (h >> 16).checked_rem(cfg.pool_len)?;
+    POOL.get(idx).copied()
+}
+
+enum Reserve {
+    Taken,
+    Done,
+    Full,
+}
+
+#[inline(always)]
+fn reserve(public: u32, port: u16, proto: u8, inside: &Mapping) -> Reserve {
+    let key = EndpointKey { addr: public, port: port.to_be(), proto, _pad: 0 };
+    match NAPT_IN.insert(&key, inside, BPF_NOEXIST) {
+        Ok(()) => Reserve::Done,
+        Err(e) if e as i64 == -EEXIST => Reserve::Taken,
+        Err(e) if e as i64 == -E2BIG => Reserve::Full,
+        Err(_) => Reserve::Full,
+    }
+}
+
+/// Creates the mapping of inside endpoint `key` and returns it.
+#[inline(always)]
+pub fn allocate(cfg: &NatConfig, key: &EndpointKey, now: u64) -> Result<Mapping, AllocError> {
+    let public = pool_addr(cfg, key.addr).ok_or(Counter::DropPortsExhausted)?;
+    if cfg.max_ports_per_host != 0 {
+        // SAFETY: plain u32 read.
+        let held = unsafe { HOST_PORTS.get(&key.addr).copied().unwrap_or(0) };
+        if held >= cfg.max_ports_per_host as u64 {
+            return Err(Counter::DropHostPortCap);
+        }
+    }
+    let inside = Mapping {
+        addr: key.addr,
+        port: key.port,
+        flags: 0,
+        created: now,
+        last_seen: now,
+    };
+    let want = u16::from_be(key.port);
+    let (min, max) = (cfg.port_min as u32, cfg.port_max as u32);
+    let mut chosen: Option<u16> = None;
+
+    if (want as u32) >= min && (want as u32) <= max {
+        match reserve(public, want, key.proto, &inside) {
+            Reserve::Done => chosen = Some(want),
+            Reserve::Full => return Err(Counter::DropMappingTableFull),
+            Reserve::Taken => {}
+        }
+    }
+    if chosen.is_none() {
+        // The inside port's range class, clipped to the configured range.
+        let (mut lo, mut hi) = if want < 1024 { (0u32, 1023u32) } else { (1024u32, 65535u32) };
+        if lo < min {
+            lo = min;
+        }
+        if hi > max {
+            hi = max;
+        }
+        if lo > hi {
+            lo = min;
+            hi = max;
+        }
+        let keep_parity = key.proto != IPPROTO_ICMP;
+        let mut i = 0;
+        while i < PROBES_TOTAL {
+            let (a, b, parity) = if i < PROBES_PRESERVING {
+                (lo, hi, keep_parity)
+            } else {
+                (min, max, false)
+            };
+            let span = b - a + 1;
+            // SAFETY: helper without arguments.
+            let r = unsafe { bpf_get_prandom_u32() };
+            let mut port = a + r.checked_rem(span).unwrap_or(0);
+            if parity && (port & 1) != (want as u32 & 1) {
+                port = if port > a { port - 1 } else { port + 1 };
+            }
+            if port >= a && port <= b {
+                match reserve(public, port as u16, key.proto, &inside) {
+                    Reserve::Done => {
+                        chosen = Some(port as u16);
+                        break;
+                    }
+                    Reserve::Full => return Err(Counter::DropMappingTableFull),
+                    Reserve::Taken => {}
+                }
+            }
+            i += 1;
+        }
+    }
+    let Some(port) = chosen else {
+        return Err(Counter::DropPortsExhausted);
+    };
+
+    let mapping = Mapping {
+        addr: public,
+        port: port.to_be(),
+        flags: 0,
+        created: now,
+        last_seen: now,
+    };
+    if let Err(e) = NAPT_OUT.insert(key, &mapping, BPF_NOEXIST) {
+        let in_key = EndpointKey { addr: public, port: port.to_be(), proto: key.proto, _pad: 0 };
+        let _ = NAPT_IN.remove(&in_key);
+        if e as i64 == -EEXIST {
+            // Another CPU mapped the same inside endpoint first: use theirs.
+            // SAFETY: plain copy of the value.
+            return unsafe { NAPT_OUT.get(key).copied() }.ok_or(Counter::DropMappingTableFull);
+        }
+        return Err(Counter::DropMappingTableFull);
+    }
+    if cfg.max_ports_per_host != 0 {
+        match HOST_PORTS.get_ptr_mut(&key.addr) {
+            // SAFETY: the value lives in the map. The BPF target has no
+            // atomic read-modify-write in core; a racing CPU may lose an
+            // increment, and the agent recounts from NAPT_OUT every sweep,
+            // so the cap is soft by at most a few ports for a moment.
+            Some(held) => unsafe { *held += 1 },
+            None => {
+                let _ = HOST_PORTS.insert(&key.addr, &1u64, 0);
+            }
+        }
+    }
+    crate::counters::bump(Counter::NaptMappingsCreated);
+    Ok(mapping)
+}

@@ -1,0 +1,418 @@
+//! Dynamic NAPT: outbound translation with in-kernel mapping creation,
+//! inbound translation with RFC 4787 filtering, and ICMP queries/errors.
+//! Static 1:1 maps are consulted before this (they take precedence).
+use nat_common::{
+    Counter, EVENT_PORTS_EXHAUSTED, EVENT_QUOTE_MAX, EndpointKey, Event, FILTER_ADDRESS,
+    FILTER_ADDRESS_AND_PORT, FilterKey, MAPPING_FORWARD, Mapping, NatConfig, SessionKey, csum,
+};
+
+use crate::{
+    alloc, counters,
+    icmp::{self, InnerField},
+    maps::{CONFIG, EVENTS, FILTER, INTERNAL, NAPT_IN, NAPT_OUT, SESSIONS},
+    nat::Verdict,
+    packet::Packet,
+    parse::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4},
+    session::{self, Touch},
+};
+use aya_ebpf::maps::lpm_trie::Key;
+
+/// Where the "port" of a flow lies and which checksum covers it.
+#[derive(Clone, Copy)]
+struct Ports {
+    /// Offset of the inside/public port (source outbound, destination
+    /// inbound) or of the ICMP identifier.
+    our_port_off: u32,
+    our_port: u16,
+    /// The remote side's port (0 for ICMP queries).
+    remote_port: u16,
+    csum_off: u32,
+    kind: Kind,
+    tcp_flags: u8,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Tcp,
+    Udp,
+    IcmpQuery,
+}
+
+#[inline(always)]
+fn config() -> Option<NatConfig> {
+    let cfg = CONFIG.get(0).copied()?;
+    (cfg.pool_len != 0).then_some(cfg)
+}
+
+#[inline(always)]
+fn is_internal(addr: u32) -> bool {
+    INTERNAL.get(Key::new(32, addr)).is_some()
+}
+
+/// Reads the ports of a TCP/UDP segment or the identifier of an ICMP
+/// query; `outbound` says which port is ours. `Err` means truncated.
+#[inline(always)]
+fn ports<P: Packet>(p: &P, ip: &Ipv4, outbound: bool) -> Result<Option<Ports>, ()> {
+    let l4 = ip.l4();
+    match ip.proto {
+        IPPROTO_TCP | IPPROTO_UDP => {
+            let tcp = ip.proto == IPPROTO_TCP;
+            if !ip.has(l4, if tcp { 20 } else { 8 }) {
+                return Err(());
+            }
+            let sport: u16 = p.load(l4).ok_or(())?;
+            let dport: u16 = p.load(l4 + 2).ok_or(())?;
+            let tcp_flags: u8 = if tcp { p.load(l4 + 13).ok_or(())? } else { 0 };
+            let (our_port_off, our_port, remote_port) =
+                if outbound { (l4, sport, dport) } else { (l4 + 2, dport, sport) };
+            Ok(Some(Ports {
+                our_port_off,
+                our_port,
+                remote_port,
+                csum_off: l4 + if tcp { 16 } else { 6 },
+                kind: if tcp { Kind::Tcp } else { Kind::Udp },
+                tcp_flags,
+            }))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// ICMP query (echo) whose identifier is the "port".
+#[inline(always)]
+fn icmp_query(ip: &Ipv4, id: u16) -> Ports {
+    let l4 = ip.l4();
+    Ports {
+        our_port_off: l4 + icmp::ID_OFF,
+        our_port: id,
+        remote_port: 0,
+        csum_off: l4 + icmp::CSUM_OFF,
+        kind: Kind::IcmpQuery,
+        tcp_flags: 0,
+    }
+}
+
+#[inline(always)]
+fn bytes_of(ip: &Ipv4) -> u64 {
+    (ip.end - ip.off) as u64
+}
+
+/// Rewrites address (source outbound, destination inbound) and port with
+/// every checksum that covers them.
+#[inline(always)]
+fn rewrite<P: Packet>(
+    p: &mut P,
+    ip: &Ipv4,
+    outbound: bool,
+    new_addr: u32,
+    ports: &Ports,
+    new_port: u16,
+) -> Option<()> {
+    let (addr_off, old_addr) = if outbound {
+        (ip.off + Ipv4::SRC_OFF, ip.src)
+    } else {
+        (ip.off + Ipv4::DST_OFF, ip.dst)
+    };
+    let check_off = ip.off + Ipv4::CHECK_OFF;
+    let check: u16 = p.load(check_off)?;
+    p.store(addr_off, &new_addr)?;
+    p.store(check_off, &csum::replace4(check, old_addr, new_addr))?;
+    match ports.kind {
+        Kind::Tcp | Kind::Udp => {
+            let udp = ports.kind == Kind::Udp;
+            p.fix_l4_csum_for_addr(ports.csum_off, old_addr, new_addr, udp)?;
+            if new_port != ports.our_port {
+                p.fix_l4_csum_for_port(ports.csum_off, ports.our_port, new_port, udp)?;
+                p.store(ports.our_port_off, &new_port)?;
+            }
+        }
+        Kind::IcmpQuery => {
+            // ICMP has no pseudo-header: only the identifier is covered,
+            // and ICMP checksums are always complete (never offloaded).
+            if new_port != ports.our_port {
+                let c: u16 = p.load(ports.csum_off)?;
+                p.store(ports.csum_off, &csum::replace2(c, ports.our_port, new_port))?;
+                p.store(ports.our_port_off, &new_port)?;
+            }
+        }
+    }
+    Some(())
+}
+
+/// Outbound: `None` if the packet is not NAPT's to translate.
+#[inline(always)]
+pub fn egress<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
+    let cfg = config()?;
+    if !is_internal(ip.src) {
+        return None;
+    }
+    // From here on the packet is ours: it must leave translated or not at
+    // all, never with its inside source address.
+    if ip.later_fragment {
+        return Some(drop(Counter::DropUnsupported));
+    }
+    let ports = match ports(p, ip, true) {
+        Ok(Some(ports)) => ports,
+        Err(()) => return Some(drop(Counter::EgressDroppedMalformed)),
+        Ok(None) if ip.proto == IPPROTO_ICMP => {
+            let l4 = ip.l4();
+            if !ip.has(l4, icmp::HDR_LEN) {
+                return Some(drop(Counter::EgressDroppedMalformed));
+            }
+            let icmp_type: u8 = p.load(l4)?;
+            if icmp::is_error(icmp_type) {
+                return Some(egress_icmp_error(p, ip));
+            }
+            if icmp_type != icmp::ICMP_ECHO {
+                return Some(drop(Counter::DropUnsupported));
+            }
+            icmp_query(ip, p.load(l4 + icmp::ID_OFF)?)
+        }
+        Ok(None) => return Some(drop(Counter::DropUnsupported)),
+    };
+
+    let now = session::now();
+    let key = EndpointKey { addr: ip.src, port: ports.our_port, proto: ip.proto, _pad: 0 };
+    let mapping = match NAPT_OUT.get_ptr_mut(&key) {
+        Some(m) => {
+            // SAFETY: value in the map; a racing write of the same
+            // timestamp field is harmless.
+            unsafe {
+                (*m).last_seen = now;
+                *m
+            }
+        }
+        None => match alloc::allocate(&cfg, &key, now) {
+            Ok(m) => m,
+            Err(reason) => {
+                if reason == Counter::DropPortsExhausted {
+                    report_exhaustion(p, ip);
+                }
+                return Some(drop(reason));
+            }
+        },
+    };
+    let skey = SessionKey {
+        inside_addr: ip.src,
+        remote_addr: ip.dst,
+        inside_port: ports.our_port,
+        remote_port: ports.remote_port,
+        proto: ip.proto,
+        _pad: [0; 3],
+    };
+    let touch = Touch {
+        outbound: true,
+        bytes: bytes_of(ip),
+        tcp_bits: session::tcp_bits(ports.tcp_flags, true),
+        now,
+    };
+    if session::touch(&skey, &mapping, &touch).is_err() {
+        return Some(drop(Counter::DropSessionTableFull));
+    }
+    session::note_remote(&cfg, &mapping, ip.proto, ip.dst, now);
+
+    if rewrite(p, ip, true, mapping.addr, &ports, mapping.port).is_none() {
+        return Some(drop(Counter::EgressDroppedMalformed));
+    }
+    counters::bump(Counter::EgressTranslated);
+    counters::add(Counter::EgressBytes, bytes_of(ip));
+    Some(Verdict::Pass)
+}
+
+/// An ICMP error sent by an inside host about a datagram it received
+/// through a mapping (e.g. port unreachable): the quoted destination is
+/// the inside endpoint and must become the public one.
+#[inline(always)]
+fn egress_icmp_error<P: Packet>(p: &mut P, ip: &Ipv4) -> Verdict {
+    let l4 = ip.l4();
+    let Some(inner) = icmp::embedded(p, ip, l4) else {
+        return drop(Counter::EgressDroppedMalformed);
+    };
+    let Some((port_off, port)) = inner.port(p, InnerField::Dst) else {
+        return drop(Counter::DropIcmpErrorNoMapping);
+    };
+    let key = EndpointKey {
+        addr: inner.addr(InnerField::Dst),
+        port,
+        proto: inner.ip.proto,
+        _pad: 0,
+    };
+    // SAFETY: plain copy. ICMP errors never create or refresh mappings.
+    let Some(m) = (unsafe { NAPT_OUT.get(&key).copied() }) else {
+        return drop(Counter::DropIcmpErrorNoMapping);
+    };
+    if translate_outer_addr(p, ip, true, m.addr).is_none()
+        || inner
+            .rewrite(p, InnerField::Dst, m.addr, Some((port_off, port, m.port)), l4 + icmp::CSUM_OFF)
+            .is_none()
+    {
+        return drop(Counter::EgressDroppedMalformed);
+    }
+    counters::bump(Counter::EgressTranslated);
+    counters::add(Counter::EgressBytes, bytes_of(ip));
+    counters::bump(Counter::IcmpErrorsTranslated);
+    Verdict::Pass
+}
+
+/// Rewrites only the outer address (ICMP errors: no pseudo-header).
+#[inline(always)]
+fn translate_outer_addr<P: Packet>(p: &mut P, ip: &Ipv4, outbound: bool, new: u32) -> Option<()> {
+    let (off, old) = if outbound {
+        (ip.off + Ipv4::SRC_OFF, ip.src)
+    } else {
+        (ip.off + Ipv4::DST_OFF, ip.dst)
+    };
+    let check_off = ip.off + Ipv4::CHECK_OFF;
+    let check: u16 = p.load(check_off)?;
+    p.store(off, &new)?;
+    p.store(check_off, &csum::replace4(check, old, new))
+}
+
+/// Inbound: `None` if the packet is not to a mapping (the stack gets it).
+#[inline(always)]
+pub fn ingress<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
+    let cfg = config()?;
+    if ip.later_fragment {
+        // Fragments are a later issue; the stack reassembles what is its.
+        return None;
+    }
+    let ports = match ports(p, ip, false) {
+        Ok(Some(ports)) => ports,
+        Err(()) => return None,
+        Ok(None) if ip.proto == IPPROTO_ICMP => {
+            let l4 = ip.l4();
+            if !ip.has(l4, icmp::HDR_LEN) {
+                return None;
+            }
+            let icmp_type: u8 = p.load(l4)?;
+            if icmp::is_error(icmp_type) {
+                return ingress_icmp_error(p, ip);
+            }
+            if icmp_type != icmp::ICMP_ECHOREPLY {
+                // Echo requests to the pool address are the gateway's own.
+                return None;
+            }
+            icmp_query(ip, p.load(l4 + icmp::ID_OFF)?)
+        }
+        Ok(None) => return None,
+    };
+    let key = EndpointKey { addr: ip.dst, port: ports.our_port, proto: ip.proto, _pad: 0 };
+    // SAFETY: plain copy.
+    let inside = unsafe { NAPT_IN.get(&key).copied() }?;
+    let skey = SessionKey {
+        inside_addr: inside.addr,
+        remote_addr: ip.src,
+        inside_port: inside.port,
+        remote_port: ports.remote_port,
+        proto: ip.proto,
+        _pad: [0; 3],
+    };
+    if !admitted(&cfg, &inside, &key, &skey, ip.src) {
+        return Some(drop(Counter::DropFiltered));
+    }
+    let public = Mapping { addr: ip.dst, port: ports.our_port, ..inside };
+    let touch = Touch {
+        outbound: false,
+        bytes: bytes_of(ip),
+        tcp_bits: session::tcp_bits(ports.tcp_flags, false),
+        now: session::now(),
+    };
+    if session::touch(&skey, &public, &touch).is_err() {
+        return Some(drop(Counter::DropSessionTableFull));
+    }
+    if rewrite(p, ip, false, inside.addr, &ports, inside.port).is_none() {
+        counters::bump(Counter::IngressPassedMalformed);
+        return Some(Verdict::Pass);
+    }
+    counters::bump(Counter::IngressTranslated);
+    counters::add(Counter::IngressBytes, bytes_of(ip));
+    Some(Verdict::Pass)
+}
+
+/// RFC 4787 §5 filtering: may `remote` reach the inside endpoint?
+#[inline(always)]
+fn admitted(
+    cfg: &NatConfig,
+    inside: &Mapping,
+    public: &EndpointKey,
+    skey: &SessionKey,
+    remote_addr: u32,
+) -> bool {
+    if inside.flags & MAPPING_FORWARD != 0 {
+        return true;
+    }
+    match cfg.filtering {
+        FILTER_ADDRESS => {
+            let fkey = FilterKey {
+                public_addr: public.addr,
+                remote_addr,
+                public_port: public.port,
+                proto: public.proto,
+                _pad: 0,
+            };
+            // SAFETY: presence check only.
+            unsafe { FILTER.get(&fkey).is_some() }
+        }
+        // SAFETY: presence check only.
+        FILTER_ADDRESS_AND_PORT => unsafe { SESSIONS.get(skey).is_some() },
+        _ => true,
+    }
+}
+
+/// An ICMP error from outside about a datagram an inside host sent through
+/// a mapping: the quoted source is the public endpoint.
+#[inline(always)]
+fn ingress_icmp_error<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
+    let l4 = ip.l4();
+    let inner = icmp::embedded(p, ip, l4)?;
+    let (port_off, port) = inner.port(p, InnerField::Src)?;
+    let key = EndpointKey {
+        addr: inner.addr(InnerField::Src),
+        port,
+        proto: inner.ip.proto,
+        _pad: 0,
+    };
+    // SAFETY: plain copy. ICMP errors never create or refresh mappings.
+    let inside = unsafe { NAPT_IN.get(&key).copied() }?;
+    if translate_outer_addr(p, ip, false, inside.addr).is_none()
+        || inner
+            .rewrite(
+                p,
+                InnerField::Src,
+                inside.addr,
+                Some((port_off, port, inside.port)),
+                l4 + icmp::CSUM_OFF,
+            )
+            .is_none()
+    {
+        counters::bump(Counter::IngressPassedMalformed);
+        return Some(Verdict::Pass);
+    }
+    counters::bump(Counter::IngressTranslated);
+    counters::add(Counter::IngressBytes, bytes_of(ip));
+    counters::bump(Counter::IcmpErrorsTranslated);
+    Some(Verdict::Pass)
+}
+
+#[inline(always)]
+fn drop(reason: Counter) -> Verdict {
+    counters::bump(reason);
+    Verdict::Drop
+}
+
+/// Hands the agent what it needs to answer ICMP "administratively
+/// prohibited" (code 13) to the inside host: the IPv4 header and the first
+/// 8 bytes after it. Never blocks: a full ring just loses the event.
+#[inline(always)]
+fn report_exhaustion<P: Packet>(p: &P, ip: &Ipv4) {
+    let quote_len = ip.hlen + 8;
+    let mut ev = Event { kind: EVENT_PORTS_EXHAUSTED, quote_len, quote: [0; EVENT_QUOTE_MAX] };
+    if ip.hlen == 20 {
+        let Some(q) = p.load::<[u8; 28]>(ip.off) else { return };
+        ev.quote[..28].copy_from_slice(&q);
+    } else {
+        let Some(q) = p.load::<[u8; EVENT_QUOTE_MAX]>(ip.off) else { return };
+        ev.quote = q;
+    }
+    let _ = EVENTS.output::<Event>(&ev, 0);
+}

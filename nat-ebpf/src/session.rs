@@ -1,0 +1,117 @@
+//! Sessions (inside endpoint × remote endpoint): last-seen time, TCP state
+//! bits and counters, plus the address-dependent filter entries.
+use aya_ebpf::helpers::generated::bpf_ktime_get_boot_ns;
+use nat_common::{
+    Counter, FILTER_ADDRESS, FilterKey, Mapping, NatConfig, Session, SessionKey, TCP_ACK_IN,
+    TCP_ACK_OUT, TCP_FIN_IN, TCP_FIN_OUT, TCP_RST, TCP_SYN_IN, TCP_SYN_OUT,
+};
+
+use crate::{
+    counters,
+    maps::{FILTER, SESSIONS},
+    parse::IPPROTO_TCP,
+};
+
+const BPF_NOEXIST: u64 = 1;
+
+/// CLOCK_BOOTTIME in ns: suspend does not make flows look idle.
+#[inline(always)]
+pub fn now() -> u64 {
+    // SAFETY: helper without arguments.
+    unsafe { bpf_ktime_get_boot_ns() }
+}
+
+const TH_FIN: u8 = 0x01;
+const TH_SYN: u8 = 0x02;
+const TH_RST: u8 = 0x04;
+const TH_ACK: u8 = 0x10;
+
+/// The session bits a TCP segment with `flags` sets, by direction.
+#[inline(always)]
+pub fn tcp_bits(flags: u8, outbound: bool) -> u8 {
+    let mut bits = 0;
+    if flags & TH_SYN != 0 {
+        bits |= if outbound { TCP_SYN_OUT } else { TCP_SYN_IN };
+    } else if flags & TH_ACK != 0 {
+        bits |= if outbound { TCP_ACK_OUT } else { TCP_ACK_IN };
+    }
+    if flags & TH_FIN != 0 {
+        bits |= if outbound { TCP_FIN_OUT } else { TCP_FIN_IN };
+    }
+    if flags & TH_RST != 0 {
+        bits |= TCP_RST;
+    }
+    bits
+}
+
+/// What a packet contributes to its session.
+pub struct Touch {
+    pub outbound: bool,
+    pub bytes: u64,
+    pub tcp_bits: u8,
+    pub now: u64,
+}
+
+/// Updates or creates the session; `Err` when the table is full.
+#[inline(always)]
+pub fn touch(key: &SessionKey, public: &Mapping, t: &Touch) -> Result<(), ()> {
+    if let Some(s) = SESSIONS.get_ptr_mut(key) {
+        // SAFETY: the value lives in the map; racing CPUs may lose a count
+        // or a timestamp, never corrupt the entry.
+        unsafe {
+            // Outbound traffic refreshes every session (RFC 4787 REQ-6);
+            // inbound refreshes TCP sessions only: an established connection
+            // is alive whichever side talks (RFC 5382).
+            if t.outbound || key.proto == IPPROTO_TCP {
+                (*s).last_seen = t.now;
+            }
+            if t.outbound {
+                (*s).packets_out += 1;
+                (*s).bytes_out += t.bytes;
+            } else {
+                (*s).packets_in += 1;
+                (*s).bytes_in += t.bytes;
+            }
+            (*s).tcp |= t.tcp_bits;
+        }
+        return Ok(());
+    }
+    let s = Session {
+        created: t.now,
+        last_seen: t.now,
+        packets_out: t.outbound as u64,
+        packets_in: (!t.outbound) as u64,
+        bytes_out: if t.outbound { t.bytes } else { 0 },
+        bytes_in: if t.outbound { 0 } else { t.bytes },
+        public_addr: public.addr,
+        public_port: public.port,
+        tcp: t.tcp_bits,
+        _pad: 0,
+    };
+    match SESSIONS.insert(key, &s, BPF_NOEXIST) {
+        Ok(()) => {
+            counters::bump(Counter::NaptSessionsCreated);
+            Ok(())
+        }
+        // Created by another CPU meanwhile: fine.
+        Err(e) if e == -17 => Ok(()),
+        Err(_) => Err(()),
+    }
+}
+
+/// Records that the mapping `public` sent to `remote_addr`, for
+/// address-dependent filtering.
+#[inline(always)]
+pub fn note_remote(cfg: &NatConfig, public: &Mapping, proto: u8, remote_addr: u32, now: u64) {
+    if cfg.filtering != FILTER_ADDRESS {
+        return;
+    }
+    let key = FilterKey {
+        public_addr: public.addr,
+        remote_addr,
+        public_port: public.port,
+        proto,
+        _pad: 0,
+    };
+    let _ = FILTER.insert(&key, &now, 0);
+}
