@@ -52,6 +52,44 @@ pub struct NatConfig {
     pub port_max: u16,
     /// Cap on public ports per inside host; 0 = no cap.
     pub max_ports_per_host: u32,
+    /// Idle timeouts in seconds. The kernel ignores them; they live here so
+    /// every `xnat` command (and a restarted agent) sees the ones in force.
+    pub timeout_udp: u32,
+    pub timeout_tcp_established: u32,
+    pub timeout_tcp_transitory: u32,
+    pub timeout_icmp: u32,
+}
+
+/// Default idle timeouts (seconds): RFC 4787 REQ-5 (UDP ≥ 2 min, 5 min
+/// recommended), RFC 5382 REQ-5 (TCP established ≥ 2 h 4 min, transitory
+/// 4 min), RFC 5508 REQ-2 (ICMP query 60 s).
+pub const DEFAULT_TIMEOUT_UDP: u32 = 300;
+pub const DEFAULT_TIMEOUT_TCP_ESTABLISHED: u32 = 7440;
+pub const DEFAULT_TIMEOUT_TCP_TRANSITORY: u32 = 240;
+pub const DEFAULT_TIMEOUT_ICMP: u32 = 60;
+
+impl NatConfig {
+    /// Idle timeout in seconds of a session of `proto` with TCP bits `tcp`.
+    pub fn session_timeout(&self, proto: u8, tcp: u8) -> u32 {
+        match proto {
+            6 => match tcp_state(tcp) {
+                TcpState::Established => self.timeout_tcp_established,
+                _ => self.timeout_tcp_transitory,
+            },
+            17 => self.timeout_udp,
+            _ => self.timeout_icmp,
+        }
+    }
+
+    /// Idle timeout in seconds of a mapping of `proto` with no session
+    /// left.
+    pub fn mapping_timeout(&self, proto: u8) -> u32 {
+        match proto {
+            6 => self.timeout_tcp_transitory,
+            17 => self.timeout_udp,
+            _ => self.timeout_icmp,
+        }
+    }
 }
 
 /// An endpoint of a mapping: `NAPT_OUT` keys are inside endpoints,
@@ -141,7 +179,10 @@ pub fn tcp_state(bits: u8) -> TcpState {
         // SYN each way and the handshake's final ACK (whichever side
         // opened the connection).
         TcpState::Established
-    } else if bits & TCP_SYN_OUT == 0 && bits & TCP_SYN_IN == 0 && bits & (TCP_ACK_OUT | TCP_ACK_IN) != 0 {
+    } else if bits & TCP_SYN_OUT == 0
+        && bits & TCP_SYN_IN == 0
+        && bits & (TCP_ACK_OUT | TCP_ACK_IN) != 0
+    {
         // Picked up mid-stream (e.g. after a restart with lost state): both
         // directions carry ACKs of an existing connection.
         if bits & TCP_ACK_OUT != 0 && bits & TCP_ACK_IN != 0 {
@@ -202,7 +243,7 @@ mod tests {
 
     #[test]
     fn layouts_have_no_hidden_padding() {
-        assert_eq!(size_of::<NatConfig>(), 16);
+        assert_eq!(size_of::<NatConfig>(), 32);
         assert_eq!(size_of::<EndpointKey>(), 8);
         assert_eq!(size_of::<Mapping>(), 24);
         assert_eq!(size_of::<SessionKey>(), 16);
@@ -216,7 +257,10 @@ mod tests {
         assert_eq!(tcp_state(TCP_SYN_OUT), TcpState::SynSent);
         assert_eq!(tcp_state(TCP_SYN_OUT | TCP_SYN_IN), TcpState::SynSent);
         // Inbound-opened (port forward): SYN in, SYN-ACK out, ACK in.
-        assert_eq!(tcp_state(TCP_SYN_IN | TCP_SYN_OUT | TCP_ACK_IN), TcpState::Established);
+        assert_eq!(
+            tcp_state(TCP_SYN_IN | TCP_SYN_OUT | TCP_ACK_IN),
+            TcpState::Established
+        );
         assert_eq!(
             tcp_state(TCP_SYN_OUT | TCP_SYN_IN | TCP_ACK_OUT | TCP_ACK_IN),
             TcpState::Established

@@ -43,7 +43,12 @@ enum Reserve {
 
 #[inline(always)]
 fn reserve(public: u32, port: u16, proto: u8, inside: &Mapping) -> Reserve {
-    let key = EndpointKey { addr: public, port: port.to_be(), proto, _pad: 0 };
+    let key = EndpointKey {
+        addr: public,
+        port: port.to_be(),
+        proto,
+        _pad: 0,
+    };
     match NAPT_IN.insert(&key, inside, BPF_NOEXIST) {
         Ok(()) => Reserve::Done,
         Err(e) if e as i64 == -EEXIST => Reserve::Taken,
@@ -83,7 +88,11 @@ pub fn allocate(cfg: &NatConfig, key: &EndpointKey, now: u64) -> Result<Mapping,
     }
     if chosen.is_none() {
         // The inside port's range class, clipped to the configured range.
-        let (mut lo, mut hi) = if want < 1024 { (0u32, 1023u32) } else { (1024u32, 65535u32) };
+        let (mut lo, mut hi) = if want < 1024 {
+            (0u32, 1023u32)
+        } else {
+            (1024u32, 65535u32)
+        };
         if lo < min {
             lo = min;
         }
@@ -134,7 +143,12 @@ pub fn allocate(cfg: &NatConfig, key: &EndpointKey, now: u64) -> Result<Mapping,
         last_seen: now,
     };
     if let Err(e) = NAPT_OUT.insert(key, &mapping, BPF_NOEXIST) {
-        let in_key = EndpointKey { addr: public, port: port.to_be(), proto: key.proto, _pad: 0 };
+        let in_key = EndpointKey {
+            addr: public,
+            port: port.to_be(),
+            proto: key.proto,
+            _pad: 0,
+        };
         let _ = NAPT_IN.remove(&in_key);
         if e as i64 == -EEXIST {
             // Another CPU mapped the same inside endpoint first: use theirs.

@@ -25,7 +25,10 @@ pub const HDR_LEN: u32 = 8;
 
 #[inline(always)]
 pub fn is_error(icmp_type: u8) -> bool {
-    matches!(icmp_type, ICMP_DEST_UNREACH | ICMP_TIME_EXCEEDED | ICMP_PARAMETERPROB)
+    matches!(
+        icmp_type,
+        ICMP_DEST_UNREACH | ICMP_TIME_EXCEEDED | ICMP_PARAMETERPROB
+    )
 }
 
 /// Which address of the embedded header refers to our host: for an error

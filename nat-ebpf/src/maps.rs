@@ -6,9 +6,9 @@ use aya_ebpf::{
     maps::{Array, HashMap, LpmTrie, PerCpuArray, RingBuf},
 };
 use nat_common::{
-    DEFAULT_MAX_MAPPINGS, DEFAULT_MAX_SESSIONS, EVENTS_BYTES, EndpointKey, FilterKey,
-    INTERNAL_MAX, InternalPrefix, Ipv4Be, Mapping, NatConfig, POOL_MAX, STATIC_MAX_ENTRIES,
-    Session, SessionKey, stats::COUNTER_COUNT,
+    DEFAULT_MAX_MAPPINGS, DEFAULT_MAX_SESSIONS, EVENTS_BYTES, EndpointKey, FilterKey, INTERNAL_MAX,
+    InternalPrefix, Ipv4Be, Mapping, NatConfig, POOL_MAX, STATIC_MAX_ENTRIES, Session, SessionKey,
+    stats::COUNTER_COUNT,
 };
 
 /// Static 1:1 NAT, private → public (consulted on egress).

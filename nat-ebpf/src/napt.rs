@@ -63,8 +63,11 @@ fn ports<P: Packet>(p: &P, ip: &Ipv4, outbound: bool) -> Result<Option<Ports>, (
             let sport: u16 = p.load(l4).ok_or(())?;
             let dport: u16 = p.load(l4 + 2).ok_or(())?;
             let tcp_flags: u8 = if tcp { p.load(l4 + 13).ok_or(())? } else { 0 };
-            let (our_port_off, our_port, remote_port) =
-                if outbound { (l4, sport, dport) } else { (l4 + 2, dport, sport) };
+            let (our_port_off, our_port, remote_port) = if outbound {
+                (l4, sport, dport)
+            } else {
+                (l4 + 2, dport, sport)
+            };
             Ok(Some(Ports {
                 our_port_off,
                 our_port,
@@ -172,7 +175,12 @@ pub fn egress<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
     };
 
     let now = session::now();
-    let key = EndpointKey { addr: ip.src, port: ports.our_port, proto: ip.proto, _pad: 0 };
+    let key = EndpointKey {
+        addr: ip.src,
+        port: ports.our_port,
+        proto: ip.proto,
+        _pad: 0,
+    };
     let mapping = match NAPT_OUT.get_ptr_mut(&key) {
         Some(m) => {
             // SAFETY: value in the map; a racing write of the same
@@ -243,7 +251,13 @@ fn egress_icmp_error<P: Packet>(p: &mut P, ip: &Ipv4) -> Verdict {
     };
     if translate_outer_addr(p, ip, true, m.addr).is_none()
         || inner
-            .rewrite(p, InnerField::Dst, m.addr, Some((port_off, port, m.port)), l4 + icmp::CSUM_OFF)
+            .rewrite(
+                p,
+                InnerField::Dst,
+                m.addr,
+                Some((port_off, port, m.port)),
+                l4 + icmp::CSUM_OFF,
+            )
             .is_none()
     {
         return drop(Counter::EgressDroppedMalformed);
@@ -296,7 +310,12 @@ pub fn ingress<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
         }
         Ok(None) => return None,
     };
-    let key = EndpointKey { addr: ip.dst, port: ports.our_port, proto: ip.proto, _pad: 0 };
+    let key = EndpointKey {
+        addr: ip.dst,
+        port: ports.our_port,
+        proto: ip.proto,
+        _pad: 0,
+    };
     // SAFETY: plain copy.
     let inside = unsafe { NAPT_IN.get(&key).copied() }?;
     let skey = SessionKey {
@@ -310,7 +329,11 @@ pub fn ingress<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
     if !admitted(&cfg, &inside, &key, &skey, ip.src) {
         return Some(drop(Counter::DropFiltered));
     }
-    let public = Mapping { addr: ip.dst, port: ports.our_port, ..inside };
+    let public = Mapping {
+        addr: ip.dst,
+        port: ports.our_port,
+        ..inside
+    };
     let touch = Touch {
         outbound: false,
         bytes: bytes_of(ip),
@@ -406,12 +429,20 @@ fn drop(reason: Counter) -> Verdict {
 #[inline(always)]
 fn report_exhaustion<P: Packet>(p: &P, ip: &Ipv4) {
     let quote_len = ip.hlen + 8;
-    let mut ev = Event { kind: EVENT_PORTS_EXHAUSTED, quote_len, quote: [0; EVENT_QUOTE_MAX] };
+    let mut ev = Event {
+        kind: EVENT_PORTS_EXHAUSTED,
+        quote_len,
+        quote: [0; EVENT_QUOTE_MAX],
+    };
     if ip.hlen == 20 {
-        let Some(q) = p.load::<[u8; 28]>(ip.off) else { return };
+        let Some(q) = p.load::<[u8; 28]>(ip.off) else {
+            return;
+        };
         ev.quote[..28].copy_from_slice(&q);
     } else {
-        let Some(q) = p.load::<[u8; EVENT_QUOTE_MAX]>(ip.off) else { return };
+        let Some(q) = p.load::<[u8; EVENT_QUOTE_MAX]>(ip.off) else {
+            return;
+        };
         ev.quote = q;
     }
     let _ = EVENTS.output::<Event>(&ev, 0);

@@ -33,7 +33,11 @@ enum L4Plan {
     /// TCP or UDP checksum at this offset (pseudo-header covers addresses).
     Csum { off: u32, udp: bool },
     /// An ICMP error quoting a datagram whose address we also translate.
-    IcmpError { csum_off: u32, inner: Embedded, new_inner: u32 },
+    IcmpError {
+        csum_off: u32,
+        inner: Embedded,
+        new_inner: u32,
+    },
 }
 
 #[inline(always)]
@@ -65,7 +69,11 @@ pub fn process<P: Packet>(p: &mut P, dir: Direction) -> Verdict {
         // kernel refused the write; do not let a half-translated packet out.
         return malformed(dir);
     }
-    let bytes = if ip.tot_len != 0 { ip.tot_len } else { p.len() - parse::ETH_HLEN };
+    let bytes = if ip.tot_len != 0 {
+        ip.tot_len
+    } else {
+        p.len() - parse::ETH_HLEN
+    };
     match dir {
         Direction::Egress => {
             counters::bump(Counter::EgressTranslated);
@@ -119,8 +127,14 @@ fn plan_l4<P: Packet>(p: &P, ip: &Ipv4, dir: Direction) -> Option<L4Plan> {
     }
     let l4 = ip.l4();
     match ip.proto {
-        IPPROTO_TCP => ip.has(l4, 20).then_some(L4Plan::Csum { off: l4 + 16, udp: false }),
-        IPPROTO_UDP => ip.has(l4, 8).then_some(L4Plan::Csum { off: l4 + 6, udp: true }),
+        IPPROTO_TCP => ip.has(l4, 20).then_some(L4Plan::Csum {
+            off: l4 + 16,
+            udp: false,
+        }),
+        IPPROTO_UDP => ip.has(l4, 8).then_some(L4Plan::Csum {
+            off: l4 + 6,
+            udp: true,
+        }),
         IPPROTO_ICMP => {
             if !ip.has(l4, icmp::HDR_LEN) {
                 return None;
@@ -173,7 +187,11 @@ fn rewrite<P: Packet>(
     match plan {
         L4Plan::Nothing => Some(()),
         L4Plan::Csum { off, udp } => p.fix_l4_csum_for_addr(*off, old, new, *udp),
-        L4Plan::IcmpError { csum_off, inner, new_inner } => {
+        L4Plan::IcmpError {
+            csum_off,
+            inner,
+            new_inner,
+        } => {
             let field = match dir {
                 Direction::Ingress => InnerField::Src,
                 Direction::Egress => InnerField::Dst,

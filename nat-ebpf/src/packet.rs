@@ -21,12 +21,10 @@ pub trait Packet {
     fn store<T: Copy>(&mut self, off: u32, value: &T) -> Option<()>;
     /// Fixes the TCP (`udp == false`) or UDP checksum at `csum_off` after a
     /// pseudo-header address changed from `old` to `new`.
-    fn fix_l4_csum_for_addr(&mut self, csum_off: u32, old: u32, new: u32, udp: bool)
-    -> Option<()>;
+    fn fix_l4_csum_for_addr(&mut self, csum_off: u32, old: u32, new: u32, udp: bool) -> Option<()>;
     /// Fixes the TCP or UDP checksum at `csum_off` after a port (a field
     /// of the segment itself) changed from `old` to `new`.
-    fn fix_l4_csum_for_port(&mut self, csum_off: u32, old: u16, new: u16, udp: bool)
-    -> Option<()>;
+    fn fix_l4_csum_for_port(&mut self, csum_off: u32, old: u16, new: u16, udp: bool) -> Option<()>;
 }
 
 pub struct XdpPacket<'a> {
@@ -45,7 +43,12 @@ impl Packet for XdpPacket<'_> {
         let mut out = MaybeUninit::<T>::uninit();
         // SAFETY: the helper writes exactly size_of::<T>() bytes or fails.
         let ret = unsafe {
-            bpf_xdp_load_bytes(self.ctx.ctx, off, out.as_mut_ptr().cast(), size_of::<T>() as u32)
+            bpf_xdp_load_bytes(
+                self.ctx.ctx,
+                off,
+                out.as_mut_ptr().cast(),
+                size_of::<T>() as u32,
+            )
         };
         // SAFETY: ret == 0 means the buffer was filled.
         (ret == 0).then(|| unsafe { out.assume_init() })
@@ -67,13 +70,7 @@ impl Packet for XdpPacket<'_> {
     }
 
     #[inline(always)]
-    fn fix_l4_csum_for_addr(
-        &mut self,
-        csum_off: u32,
-        old: u32,
-        new: u32,
-        udp: bool,
-    ) -> Option<()> {
+    fn fix_l4_csum_for_addr(&mut self, csum_off: u32, old: u32, new: u32, udp: bool) -> Option<()> {
         // XDP sees frames as they came off the wire: the checksum field is a
         // complete checksum, so RFC 1624 arithmetic applies directly.
         let check: u16 = self.load(csum_off)?;
@@ -86,13 +83,7 @@ impl Packet for XdpPacket<'_> {
     }
 
     #[inline(always)]
-    fn fix_l4_csum_for_port(
-        &mut self,
-        csum_off: u32,
-        old: u16,
-        new: u16,
-        udp: bool,
-    ) -> Option<()> {
+    fn fix_l4_csum_for_port(&mut self, csum_off: u32, old: u16, new: u16, udp: bool) -> Option<()> {
         let check: u16 = self.load(csum_off)?;
         let fixed = if udp {
             csum::replace2_udp(check, old, new)
@@ -124,13 +115,7 @@ impl Packet for TcPacket<'_> {
     }
 
     #[inline(always)]
-    fn fix_l4_csum_for_addr(
-        &mut self,
-        csum_off: u32,
-        old: u32,
-        new: u32,
-        udp: bool,
-    ) -> Option<()> {
+    fn fix_l4_csum_for_addr(&mut self, csum_off: u32, old: u32, new: u32, udp: bool) -> Option<()> {
         // The kernel helper knows the skb's checksum state: with
         // CHECKSUM_PARTIAL (every locally sent or veth-forwarded segment)
         // the field holds only the pseudo-header sum and must be updated as
@@ -146,13 +131,7 @@ impl Packet for TcPacket<'_> {
     }
 
     #[inline(always)]
-    fn fix_l4_csum_for_port(
-        &mut self,
-        csum_off: u32,
-        old: u16,
-        new: u16,
-        udp: bool,
-    ) -> Option<()> {
+    fn fix_l4_csum_for_port(&mut self, csum_off: u32, old: u16, new: u16, udp: bool) -> Option<()> {
         // Not a pseudo-header field: with CHECKSUM_PARTIAL the helper leaves
         // the field alone (the port is summed when the checksum is
         // completed), otherwise it applies the incremental update.

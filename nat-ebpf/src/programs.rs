@@ -21,7 +21,10 @@ pub fn xnat_ingress_xdp(ctx: XdpContext) -> u32 {
 
 #[classifier]
 pub fn xnat_ingress_tc(ctx: TcContext) -> i32 {
-    tc_verdict(nat::process(&mut TcPacket { ctx: &ctx }, Direction::Ingress))
+    tc_verdict(nat::process(
+        &mut TcPacket { ctx: &ctx },
+        Direction::Ingress,
+    ))
 }
 
 #[classifier]

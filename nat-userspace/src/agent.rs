@@ -1,46 +1,107 @@
-//! The foreground agent of `xnat attach`: waits for a signal or for an
+//! The foreground agent of `xnat attach`: expires idle NAPT bindings,
+//! answers port exhaustion with ICMP code 13, and waits for a signal or an
 //! external `xnat detach`, then leaves the interface as it found it.
-//!
-//! (Expiry, events and metrics join this loop with the NAPT and daemon
-//! work; for static NAT there is nothing to sweep.)
 use std::time::Duration;
 
 use anyhow::Context as _;
-use nat_userspace::{loader, pins};
-use tokio::signal::unix::{SignalKind, signal};
+use aya::maps::{MapData, RingBuf};
+use nat_common::{EVENT_PORTS_EXHAUSTED, Event, MAP_EVENTS};
+use nat_userspace::{clock, expiry::Sweeper, icmp_reply::IcmpSender, loader, napt, pinned, pins};
+use tokio::{
+    io::unix::AsyncFd,
+    signal::unix::{SignalKind, signal},
+};
+
+/// ICMP errors the agent sends per second at most (RFC 1812 asks routers
+/// to rate-limit them; a port-exhausted host would otherwise get one per
+/// dropped packet).
+const ICMP_PER_SECOND: u32 = 50;
 
 pub fn run(attachment: loader::Attachment, keep: bool) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the agent runtime")?;
-    rt.block_on(async move {
-        let mut sigint = signal(SignalKind::interrupt())?;
-        let mut sigterm = signal(SignalKind::terminate())?;
-        // Polling the pins is how we notice `xnat detach` from another
-        // shell; once a second is plenty for a human-driven command.
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        let why = loop {
-            tokio::select! {
-                _ = sigint.recv() => break "SIGINT",
-                _ = sigterm.recv() => break "SIGTERM",
-                _ = tick.tick() => {
-                    if !pins::is_attached(&attachment.dir) {
-                        println!("xnat: {} was detached by another command; exiting", attachment.ifname);
-                        return Ok(());
+    rt.block_on(main_loop(attachment, keep))
+}
+
+async fn main_loop(attachment: loader::Attachment, keep: bool) -> anyhow::Result<()> {
+    let dir = attachment.dir.clone();
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    // Polling the pins is how we notice `xnat detach` from another shell;
+    // the same tick drives the expiry sweep.
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let sweeper = Sweeper::open(&dir)?;
+    let ring: RingBuf<MapData> = pinned::open(&dir, MAP_EVENTS)?;
+    // SAFETY: the ring buffer owns its fd for as long as the AsyncFd owns
+    // the ring buffer; nothing else closes it.
+    let mut events = unsafe { AsyncFd::register(ring) }
+        .map_err(|e| anyhow::anyhow!("watching the event ring buffer: {e}"))?;
+    let icmp = IcmpSender::new().ok();
+    let mut icmp_budget = ICMP_PER_SECOND;
+
+    let why = loop {
+        tokio::select! {
+            _ = sigint.recv() => break "SIGINT",
+            _ = sigterm.recv() => break "SIGTERM",
+            _ = tick.tick() => {
+                if !pins::is_attached(&dir) {
+                    println!("xnat: {} was detached by another command; exiting", attachment.ifname);
+                    return Ok(());
+                }
+                icmp_budget = ICMP_PER_SECOND;
+                let cfg = napt::read_config(&dir)?;
+                if cfg.pool_len != 0 {
+                    match sweeper.sweep(&cfg, clock::boot_ns()) {
+                        Ok(r) if r.sessions_expired + r.mappings_expired > 0 => {
+                            eprintln!(
+                                "xnat: expired {} session(s), {} mapping(s) in {} us",
+                                r.sessions_expired, r.mappings_expired, r.duration_us
+                            );
+                        }
+                        Ok(_) => {}
+                        Err(e) => eprintln!("xnat: expiry sweep failed: {e:#}"),
                     }
                 }
             }
-        };
-        if keep {
-            println!(
-                "xnat: {why}: leaving {} attached (--keep); `xnat detach {}` removes it",
-                attachment.ifname, attachment.ifname
-            );
-        } else {
-            loader::teardown(&attachment.dir)?;
-            println!("xnat: {why}: detached from {}", attachment.ifname);
+            guard = events.readable_mut() => {
+                let mut guard = guard?;
+                let ring = guard.get_inner_mut();
+                while let Some(item) = ring.next() {
+                    handle_event(&item, icmp.as_ref(), &mut icmp_budget);
+                }
+                guard.clear_ready();
+            }
         }
-        anyhow::Ok(())
-    })
+    };
+    if keep {
+        println!(
+            "xnat: {why}: leaving {} attached (--keep); `xnat detach {}` removes it",
+            attachment.ifname, attachment.ifname
+        );
+    } else {
+        loader::teardown(&dir)?;
+        println!("xnat: {why}: detached from {}", attachment.ifname);
+    }
+    Ok(())
+}
+
+fn handle_event(bytes: &[u8], icmp: Option<&IcmpSender>, budget: &mut u32) {
+    if bytes.len() < std::mem::size_of::<Event>() {
+        return;
+    }
+    // SAFETY: the kernel wrote a whole Event (checked length); read it
+    // unaligned from the ring.
+    let ev: Event = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
+    if ev.kind != EVENT_PORTS_EXHAUSTED || *budget == 0 {
+        return;
+    }
+    *budget -= 1;
+    let len = (ev.quote_len as usize).min(ev.quote.len());
+    if let Some(sender) = icmp
+        && let Err(e) = sender.admin_prohibited(&ev.quote[..len])
+    {
+        eprintln!("xnat: sending ICMP administratively prohibited: {e}");
+    }
 }

@@ -1,10 +1,18 @@
 //! xnat's control plane as a library: the `xnat` binary is a thin CLI on top
 //! of it, and the tests crate uses it to load the very same BPF object.
 
+pub mod batch;
 pub mod bpffs;
+pub mod clock;
+pub mod expiry;
+pub mod flows;
+pub mod forward;
+pub mod icmp_reply;
 pub mod link;
 pub mod loader;
+pub mod napt;
 pub mod netdev;
+pub mod pinned;
 pub mod pins;
 pub mod static_map;
 pub mod stats;

@@ -13,7 +13,7 @@ use aya::{
 };
 use nat_common::{ALL_MAPS, PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP};
 
-use crate::{bpffs, link, netdev, pins, static_map};
+use crate::{bpffs, link, napt::NaptSettings, netdev, pins, static_map};
 
 /// Which hook translates inbound traffic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,6 +39,26 @@ pub struct AttachRequest<'a> {
     pub ifname: &'a str,
     pub ingress: IngressMode,
     pub static_maps: &'a [(Ipv4Addr, Ipv4Addr)],
+    /// Dynamic NAPT, if enabled.
+    pub napt: Option<&'a NaptSettings>,
+    /// Capacity of the mapping and session tables.
+    pub limits: Limits,
+}
+
+/// Table sizes, fixed at load time.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_mappings: u32,
+    pub max_sessions: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_mappings: nat_common::DEFAULT_MAX_MAPPINGS,
+            max_sessions: nat_common::DEFAULT_MAX_SESSIONS,
+        }
+    }
 }
 
 /// A live attachment, as the agent holds it.
@@ -70,6 +90,14 @@ impl Drop for Rollback {
 /// Loads, pins and attaches xnat on `req.ifname`.
 pub fn attach(req: &AttachRequest<'_>) -> anyhow::Result<Attachment> {
     static_map::check_list(req.static_maps)?;
+    if let Some(n) = req.napt {
+        n.validate()?;
+        for (private, public) in req.static_maps {
+            if n.pool.contains(public) {
+                bail!("--map {private}={public}: {public} is also in --pool");
+            }
+        }
+    }
     netdev::ifindex(req.ifname)?;
     bpffs::ensure_mounted()?;
 
@@ -96,6 +124,12 @@ pub fn attach(req: &AttachRequest<'_>) -> anyhow::Result<Attachment> {
     for (name, path) in &map_paths {
         loader.map_pin_path(name, path.as_path());
     }
+    loader
+        .map_max_entries(nat_common::MAP_NAPT_OUT, req.limits.max_mappings)
+        .map_max_entries(nat_common::MAP_NAPT_IN, req.limits.max_mappings)
+        .map_max_entries(nat_common::MAP_HOST_PORTS, req.limits.max_mappings)
+        .map_max_entries(nat_common::MAP_SESSIONS, req.limits.max_sessions)
+        .map_max_entries(nat_common::MAP_FILTER, req.limits.max_sessions);
     let mut ebpf = loader
         .load(crate::ebpf_object())
         .context("loading xnat's BPF object")?;
@@ -106,6 +140,9 @@ pub fn attach(req: &AttachRequest<'_>) -> anyhow::Result<Attachment> {
     let mut table = static_map::StaticTable::open(&dir)?;
     for (private, public) in req.static_maps {
         table.add(*private, *public)?;
+    }
+    if let Some(n) = req.napt {
+        n.apply(&dir)?;
     }
 
     let ingress = match req.ingress {
@@ -124,7 +161,12 @@ pub fn attach(req: &AttachRequest<'_>) -> anyhow::Result<Attachment> {
             pin_link(l, &dir.join(pins::LINK_INGRESS_XDP))?;
         }
         _ => {
-            let l = attach_tc(&mut ebpf, PROG_INGRESS_TC, req.ifname, TcAttachType::Ingress)?;
+            let l = attach_tc(
+                &mut ebpf,
+                PROG_INGRESS_TC,
+                req.ifname,
+                TcAttachType::Ingress,
+            )?;
             pin_link(l, &dir.join(pins::LINK_INGRESS_TC))?;
         }
     }
@@ -165,7 +207,9 @@ fn attach_xdp(ebpf: &mut Ebpf, ifname: &str) -> anyhow::Result<FdLink> {
         .program_mut(PROG_INGRESS_XDP)
         .context("XDP program missing from the object")?
         .try_into()?;
-    program.load().context("loading the XDP program (verifier)")?;
+    program
+        .load()
+        .context("loading the XDP program (verifier)")?;
     let id = program
         .attach(ifname, XdpMode::Default)
         .with_context(|| format!("attaching XDP to {ifname}"))?;

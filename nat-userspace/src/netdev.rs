@@ -89,3 +89,31 @@ pub fn is_virtual(name: &str) -> bool {
         None => true,
     }
 }
+
+/// The IPv4 addresses of `name`, primary first (kernel order).
+pub fn ipv4_addrs(name: &str) -> anyhow::Result<Vec<std::net::Ipv4Addr>> {
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs allocates a list we free below.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    let mut out = Vec::new();
+    let mut cur = head;
+    while !cur.is_null() {
+        // SAFETY: walking the list getifaddrs returned.
+        let ifa = unsafe { &*cur };
+        let ifname = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) };
+        if ifname.to_bytes() == name.as_bytes() && !ifa.ifa_addr.is_null() {
+            // SAFETY: ifa_addr is a valid sockaddr; checked family first.
+            let family = unsafe { (*ifa.ifa_addr).sa_family } as i32;
+            if family == libc::AF_INET {
+                let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
+                out.push(std::net::Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes()));
+            }
+        }
+        cur = ifa.ifa_next;
+    }
+    // SAFETY: freeing what getifaddrs allocated, once.
+    unsafe { libc::freeifaddrs(head) };
+    Ok(out)
+}

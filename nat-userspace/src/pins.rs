@@ -104,7 +104,9 @@ pub fn resolve_iface(given: Option<&str>) -> anyhow::Result<(String, PathBuf)> {
         None => {
             let mut all = attached_interfaces()?;
             match all.len() {
-                0 => bail!("nothing is attached in this network namespace (run `xnat attach IFACE` first)"),
+                0 => bail!(
+                    "nothing is attached in this network namespace (run `xnat attach IFACE` first)"
+                ),
                 1 => all.remove(0),
                 _ => bail!(
                     "several interfaces are attached ({}); pick one with -i IFACE",

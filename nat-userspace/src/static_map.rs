@@ -99,10 +99,18 @@ impl StaticTable {
         check_usable(private)?;
         check_usable(public)?;
         if let Some(p) = get(&self.out, to_be(private))? {
-            return Err(MappingError::PrivateTaken { private, public: from_be(p) }.into());
+            return Err(MappingError::PrivateTaken {
+                private,
+                public: from_be(p),
+            }
+            .into());
         }
         if let Some(q) = get(&self.inb, to_be(public))? {
-            return Err(MappingError::PublicTaken { public, private: from_be(q) }.into());
+            return Err(MappingError::PublicTaken {
+                public,
+                private: from_be(q),
+            }
+            .into());
         }
         self.inb
             .insert(to_be(public), to_be(private), BPF_NOEXIST)
@@ -158,20 +166,37 @@ mod tests {
 
     #[test]
     fn list_rejects_duplicates() {
-        let ok = [(a("10.0.0.2"), a("203.0.113.1")), (a("10.0.0.3"), a("203.0.113.2"))];
+        let ok = [
+            (a("10.0.0.2"), a("203.0.113.1")),
+            (a("10.0.0.3"), a("203.0.113.2")),
+        ];
         check_list(&ok).unwrap();
-        let dup_priv = [(a("10.0.0.2"), a("203.0.113.1")), (a("10.0.0.2"), a("203.0.113.2"))];
+        let dup_priv = [
+            (a("10.0.0.2"), a("203.0.113.1")),
+            (a("10.0.0.2"), a("203.0.113.2")),
+        ];
         let e = check_list(&dup_priv).unwrap_err().to_string();
-        assert!(e.contains("private address 10.0.0.2 is mapped twice"), "{e}");
-        let dup_pub = [(a("10.0.0.2"), a("203.0.113.1")), (a("10.0.0.3"), a("203.0.113.1"))];
+        assert!(
+            e.contains("private address 10.0.0.2 is mapped twice"),
+            "{e}"
+        );
+        let dup_pub = [
+            (a("10.0.0.2"), a("203.0.113.1")),
+            (a("10.0.0.3"), a("203.0.113.1")),
+        ];
         let e = check_list(&dup_pub).unwrap_err().to_string();
-        assert!(e.contains("public address 203.0.113.1 is mapped twice"), "{e}");
+        assert!(
+            e.contains("public address 203.0.113.1 is mapped twice"),
+            "{e}"
+        );
     }
 
     #[test]
     fn unusable_addresses_are_named() {
         for bad in ["0.0.0.0", "255.255.255.255", "224.0.0.1", "127.0.0.1"] {
-            let e = check_list(&[(a(bad), a("203.0.113.1"))]).unwrap_err().to_string();
+            let e = check_list(&[(a(bad), a("203.0.113.1"))])
+                .unwrap_err()
+                .to_string();
             assert!(e.starts_with(bad), "{e}");
         }
     }

@@ -4,6 +4,8 @@
 mod addr;
 mod attach;
 mod detach;
+mod flows;
+mod forward;
 mod map;
 mod stats;
 mod status;
@@ -16,7 +18,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "xnat",
     version,
-    about = "eBPF NAT44: static 1:1 NAT in XDP/TC, driven like ip(8)",
+    about = "eBPF NAT44 (static 1:1 NAT and NAPT) in XDP/TC, driven like ip(8)",
     propagate_version = true
 )]
 pub struct Cli {
@@ -38,7 +40,12 @@ pub enum Command {
     /// Static 1:1 mappings: add, del, list.
     #[command(subcommand)]
     Map(map::MapCommand),
-    /// Packet counters of an attachment.
+    /// Port forwards: add, del, list.
+    #[command(subcommand)]
+    Forward(forward::ForwardCommand),
+    /// Live NAPT sessions, like `conntrack -L`.
+    Flows(flows::Args),
+    /// Packet counters, drops by reason and NAPT table use.
     Stats(stats::Args),
     /// Interfaces xnat is attached to in this network namespace.
     Status(status::Args),
@@ -75,6 +82,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Attach(a) => attach::run(a),
         Command::Detach(a) => detach::run(a, iface),
         Command::Map(m) => map::run(m, iface),
+        Command::Forward(f) => forward::run(f, iface),
+        Command::Flows(a) => flows::run(a, iface),
         Command::Stats(a) => stats::run(a, iface),
         Command::Status(a) => status::run(a),
     }
@@ -91,11 +100,19 @@ mod tests {
     #[test]
     fn attach_with_maps_parses() {
         let cli = parse_args(&[
-            "attach", "eth0", "--map", "10.0.0.2=203.0.113.1", "--map", "10.0.0.3=203.0.113.2",
-            "--ingress", "tc",
+            "attach",
+            "eth0",
+            "--map",
+            "10.0.0.2=203.0.113.1",
+            "--map",
+            "10.0.0.3=203.0.113.2",
+            "--ingress",
+            "tc",
         ])
         .unwrap();
-        let Command::Attach(a) = cli.command else { panic!("not attach") };
+        let Command::Attach(a) = cli.command else {
+            panic!("not attach")
+        };
         assert_eq!(a.iface, "eth0");
         assert_eq!(a.maps.len(), 2);
         assert_eq!(a.maps[1].private.to_string(), "10.0.0.3");
@@ -105,7 +122,10 @@ mod tests {
     fn bad_map_names_the_bad_address() {
         let e = parse_args(&["attach", "eth0", "--map", "10.0.0.300=1.2.3.4"]).unwrap_err();
         let text = e.to_string();
-        assert!(text.contains("'10.0.0.300' is not an IPv4 address"), "{text}");
+        assert!(
+            text.contains("'10.0.0.300' is not an IPv4 address"),
+            "{text}"
+        );
         let e = parse_args(&["attach", "eth0", "--map", "10.0.0.3"]).unwrap_err();
         assert!(e.to_string().contains("expected PRIVATE=PUBLIC"), "{e}");
     }

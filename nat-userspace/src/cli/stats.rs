@@ -1,7 +1,10 @@
-//! `xnat stats`: counters summed over CPUs.
-use std::process::ExitCode;
+//! `xnat stats`: counters summed over CPUs, drops by reason, table use.
+use std::{collections::BTreeMap, process::ExitCode};
 
-use nat_userspace::{pins, stats};
+use nat_common::{
+    EndpointKey, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_SESSIONS, Mapping, Session, SessionKey,
+};
+use nat_userspace::{batch, napt, pinned::RawMap, pins, static_map::from_be, stats};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -13,6 +16,31 @@ pub struct Args {
 pub fn run(args: Args, iface: Option<&str>) -> anyhow::Result<ExitCode> {
     let (ifname, dir) = pins::resolve_iface(iface)?;
     let counters = stats::read(&dir)?;
+    let cfg = napt::read_config(&dir)?;
+    let pool = napt::read_pool(&dir, &cfg)?;
+    let mappings =
+        batch::lookup_all::<EndpointKey, Mapping>(RawMap::open(&dir, MAP_NAPT_OUT)?.fd())?.len();
+    let public = batch::lookup_all::<EndpointKey, Mapping>(RawMap::open(&dir, MAP_NAPT_IN)?.fd())?;
+    let sessions =
+        batch::lookup_all::<SessionKey, Session>(RawMap::open(&dir, MAP_SESSIONS)?.fd())?;
+    let mut ports_in_use: BTreeMap<String, u64> = pool.iter().map(|a| (a.to_string(), 0)).collect();
+    for (k, _) in &public {
+        *ports_in_use.entry(from_be(k.addr).to_string()).or_default() += 1;
+    }
+    let mut by_proto: BTreeMap<&str, u64> = BTreeMap::new();
+    for (k, s) in &sessions {
+        let name = match (k.proto, nat_userspace::flows::state_name(k.proto, s.tcp)) {
+            (6, st) => match st {
+                "ESTABLISHED" => "tcp_established",
+                "CLOSING" => "tcp_closing",
+                _ => "tcp_syn_sent",
+            },
+            (17, _) => "udp",
+            (1, _) => "icmp",
+            _ => "other",
+        };
+        *by_proto.entry(name).or_default() += 1;
+    }
     if args.json {
         let map: serde_json::Map<String, serde_json::Value> = counters
             .iter()
@@ -22,6 +50,15 @@ pub fn run(args: Args, iface: Option<&str>) -> anyhow::Result<ExitCode> {
             "interface": ifname,
             "ingress": pins::ingress_mode(&dir),
             "counters": map,
+            "napt": {
+                "enabled": cfg.pool_len != 0,
+                "filtering": napt::Filtering::name_of(cfg.filtering),
+                "ports": [cfg.port_min, cfg.port_max],
+                "mappings": mappings,
+                "sessions": sessions.len(),
+                "sessions_by_state": by_proto,
+                "pool_ports_in_use": ports_in_use,
+            },
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
@@ -31,6 +68,21 @@ pub fn run(args: Args, iface: Option<&str>) -> anyhow::Result<ExitCode> {
         );
         for (c, v) in counters {
             println!("  {:<28} {v}", c.name());
+        }
+        if cfg.pool_len != 0 {
+            println!(
+                "napt: filtering {}, ports {}-{}, {mappings} mapping(s), {} session(s)",
+                napt::Filtering::name_of(cfg.filtering),
+                cfg.port_min,
+                cfg.port_max,
+                sessions.len()
+            );
+            for (state, n) in by_proto {
+                println!("  sessions {state:<18} {n}");
+            }
+            for (addr, n) in ports_in_use {
+                println!("  pool {addr:<16} {n} port(s) in use");
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

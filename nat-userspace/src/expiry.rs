@@ -1,0 +1,177 @@
+//! The agent's expiry sweep: idle sessions go by their per-protocol/state
+//! timeout; a mapping goes once it has no session left and has itself been
+//! idle for its timeout; filter entries go with their mapping's timeout.
+//! Port forwards never expire. Everything is read and deleted in batches.
+use std::{collections::HashMap as StdHashMap, collections::HashSet, path::Path, time::Instant};
+
+use nat_common::{
+    EndpointKey, FilterKey, MAP_FILTER, MAP_HOST_PORTS, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_SESSIONS,
+    MAPPING_FORWARD, Mapping, NatConfig, Session, SessionKey,
+};
+
+use crate::{batch, clock, pinned::RawMap};
+
+const NS: u64 = 1_000_000_000;
+
+/// What one sweep did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    pub sessions_seen: usize,
+    pub sessions_expired: usize,
+    pub mappings_seen: usize,
+    pub mappings_expired: usize,
+    pub filters_expired: usize,
+    pub duration_us: u64,
+}
+
+pub struct Sweeper {
+    sessions: RawMap,
+    out: RawMap,
+    inb: RawMap,
+    filter: RawMap,
+    host_ports: RawMap,
+}
+
+impl Sweeper {
+    pub fn open(dir: &Path) -> anyhow::Result<Self> {
+        Ok(Self {
+            sessions: RawMap::open(dir, MAP_SESSIONS)?,
+            out: RawMap::open(dir, MAP_NAPT_OUT)?,
+            inb: RawMap::open(dir, MAP_NAPT_IN)?,
+            filter: RawMap::open(dir, MAP_FILTER)?,
+            host_ports: RawMap::open(dir, MAP_HOST_PORTS)?,
+        })
+    }
+
+    /// One pass over all tables at time `now` (CLOCK_BOOTTIME ns).
+    pub fn sweep(&self, cfg: &NatConfig, now: u64) -> anyhow::Result<SweepReport> {
+        let started = Instant::now();
+        let mut report = SweepReport::default();
+        let idle_for = |last: u64, secs: u32| now.saturating_sub(last) > secs as u64 * NS;
+
+        // 1. Sessions, noting which mappings still have one.
+        let sessions = batch::lookup_all::<SessionKey, Session>(self.sessions.fd())?;
+        report.sessions_seen = sessions.len();
+        let mut live: HashSet<EndpointKey> = HashSet::with_capacity(sessions.len());
+        let mut expired = Vec::new();
+        for (k, s) in &sessions {
+            if idle_for(s.last_seen, cfg.session_timeout(k.proto, s.tcp)) {
+                expired.push(*k);
+            } else {
+                live.insert(EndpointKey {
+                    addr: k.inside_addr,
+                    port: k.inside_port,
+                    proto: k.proto,
+                    _pad: 0,
+                });
+            }
+        }
+        report.sessions_expired = batch::delete(self.sessions.fd(), &expired)?;
+
+        // 2. Mappings without a live session, idle past their timeout.
+        let mappings = batch::lookup_all::<EndpointKey, Mapping>(self.out.fd())?;
+        report.mappings_seen = mappings.len();
+        let mut dead_out = Vec::new();
+        let mut dead_in = Vec::new();
+        let mut held: StdHashMap<u32, u64> = StdHashMap::new();
+        let mut public_alive: HashSet<(u32, u16, u8)> = HashSet::new();
+        for (k, m) in &mappings {
+            let expired = m.flags & MAPPING_FORWARD == 0
+                && !live.contains(k)
+                && idle_for(m.last_seen, cfg.mapping_timeout(k.proto));
+            if expired {
+                dead_out.push(*k);
+                dead_in.push(EndpointKey {
+                    addr: m.addr,
+                    port: m.port,
+                    proto: k.proto,
+                    _pad: 0,
+                });
+            } else {
+                public_alive.insert((m.addr, m.port, k.proto));
+                if m.flags & MAPPING_FORWARD == 0 {
+                    *held.entry(k.addr).or_default() += 1;
+                }
+            }
+        }
+        // Outbound entry first: once it is gone no packet can refresh the
+        // mapping, then the public port is released.
+        report.mappings_expired = batch::delete(self.out.fd(), &dead_out)?;
+        batch::delete(self.inb.fd(), &dead_in)?;
+
+        // 3. Address-dependent filter entries: idle past their mapping's
+        // timeout, or their mapping is gone.
+        let filters = batch::lookup_all::<FilterKey, u64>(self.filter.fd())?;
+        let dead_filters: Vec<FilterKey> = filters
+            .iter()
+            .filter(|(k, last)| {
+                !public_alive.contains(&(k.public_addr, k.public_port, k.proto))
+                    || idle_for(*last, cfg.mapping_timeout(k.proto))
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        report.filters_expired = batch::delete(self.filter.fd(), &dead_filters)?;
+
+        // 4. Per-host port counts, recounted so kernel-side races and
+        // expiries never leave the cap drifting.
+        if cfg.max_ports_per_host != 0 {
+            self.recount_host_ports(&held)?;
+        }
+        report.duration_us = started.elapsed().as_micros() as u64;
+        Ok(report)
+    }
+
+    fn recount_host_ports(&self, held: &StdHashMap<u32, u64>) -> anyhow::Result<()> {
+        let current = batch::lookup_all::<u32, u64>(self.host_ports.fd())?;
+        let gone: Vec<u32> = current
+            .iter()
+            .filter(|(a, _)| !held.contains_key(a))
+            .map(|(a, _)| *a)
+            .collect();
+        batch::delete(self.host_ports.fd(), &gone)?;
+        for (addr, n) in held {
+            update_u64(self.host_ports.fd(), addr, *n)?;
+        }
+        Ok(())
+    }
+}
+
+/// BPF_MAP_UPDATE_ELEM of a u32 → u64 entry.
+fn update_u64(fd: i32, key: &u32, value: u64) -> std::io::Result<()> {
+    #[repr(C)]
+    struct Attr {
+        map_fd: u32,
+        _pad: u32,
+        key: u64,
+        value: u64,
+        flags: u64,
+        _rest: [u64; 8],
+    }
+    let mut attr = Attr {
+        map_fd: fd as u32,
+        _pad: 0,
+        key: key as *const u32 as u64,
+        value: &value as *const u64 as u64,
+        flags: 0,
+        _rest: [0; 8],
+    };
+    // SAFETY: valid bpf_attr for BPF_MAP_UPDATE_ELEM (2) with live pointers.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            2 as libc::c_long,
+            &mut attr as *mut Attr,
+            std::mem::size_of::<Attr>(),
+        )
+    };
+    if rc < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Convenience for one sweep from a directory, at the current time.
+pub fn sweep_now(dir: &Path, cfg: &NatConfig) -> anyhow::Result<SweepReport> {
+    Sweeper::open(dir)?.sweep(cfg, clock::boot_ns())
+}

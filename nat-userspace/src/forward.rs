@@ -1,0 +1,172 @@
+//! Port forwards: a public endpoint that always leads to an inside
+//! endpoint. Stored as a mapping pair flagged MAPPING_FORWARD, so the data
+//! plane needs no extra lookup, replies leave from the forwarded port, and
+//! the allocator never hands the port out.
+use std::{net::Ipv4Addr, path::Path};
+
+use anyhow::bail;
+use aya::maps::{HashMap, MapData, MapError};
+use nat_common::{EndpointKey, MAP_NAPT_IN, MAP_NAPT_OUT, MAPPING_FORWARD, Mapping};
+
+use crate::{
+    pinned,
+    static_map::{from_be, to_be},
+};
+
+const BPF_NOEXIST: u64 = 1;
+
+/// Transport protocols a forward can name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+impl Proto {
+    pub fn number(self) -> u8 {
+        match self {
+            Proto::Tcp => 6,
+            Proto::Udp => 17,
+        }
+    }
+    pub fn from_number(n: u8) -> Option<Self> {
+        match n {
+            6 => Some(Proto::Tcp),
+            17 => Some(Proto::Udp),
+            _ => None,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Forward {
+    pub proto: Proto,
+    pub public: (Ipv4Addr, u16),
+    pub inside: (Ipv4Addr, u16),
+}
+
+fn key(proto: Proto, (addr, port): (Ipv4Addr, u16)) -> EndpointKey {
+    EndpointKey {
+        addr: to_be(addr),
+        port: port.to_be(),
+        proto: proto.number(),
+        _pad: 0,
+    }
+}
+
+fn value((addr, port): (Ipv4Addr, u16)) -> Mapping {
+    Mapping {
+        addr: to_be(addr),
+        port: port.to_be(),
+        flags: MAPPING_FORWARD,
+        created: 0,
+        last_seen: 0,
+    }
+}
+
+pub struct Forwards {
+    out: HashMap<MapData, EndpointKey, Mapping>,
+    inb: HashMap<MapData, EndpointKey, Mapping>,
+}
+
+fn get(
+    map: &HashMap<MapData, EndpointKey, Mapping>,
+    k: &EndpointKey,
+) -> anyhow::Result<Option<Mapping>> {
+    match map.get(k, 0) {
+        Ok(v) => Ok(Some(v)),
+        Err(MapError::KeyNotFound) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+impl Forwards {
+    pub fn open(dir: &Path) -> anyhow::Result<Self> {
+        Ok(Self {
+            out: pinned::open(dir, MAP_NAPT_OUT)?,
+            inb: pinned::open(dir, MAP_NAPT_IN)?,
+        })
+    }
+
+    pub fn add(&mut self, f: Forward) -> anyhow::Result<()> {
+        let (pk, ik) = (key(f.proto, f.public), key(f.proto, f.inside));
+        if let Some(m) = get(&self.inb, &pk)? {
+            let what = if m.flags & MAPPING_FORWARD != 0 {
+                "a port forward"
+            } else {
+                "a live dynamic mapping"
+            };
+            bail!(
+                "{} {}:{} is already used by {what} (to {}:{})",
+                f.proto.name(),
+                f.public.0,
+                f.public.1,
+                from_be(m.addr),
+                u16::from_be(m.port)
+            );
+        }
+        if let Some(m) = get(&self.out, &ik)? {
+            bail!(
+                "{} {}:{} already has a mapping (to {}:{}); one inside endpoint has one public endpoint",
+                f.proto.name(),
+                f.inside.0,
+                f.inside.1,
+                from_be(m.addr),
+                u16::from_be(m.port)
+            );
+        }
+        self.inb.insert(pk, value(f.inside), BPF_NOEXIST)?;
+        if let Err(e) = self.out.insert(ik, value(f.public), BPF_NOEXIST) {
+            let _ = self.inb.remove(&pk);
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    pub fn remove(&mut self, proto: Proto, public: (Ipv4Addr, u16)) -> anyhow::Result<Forward> {
+        let pk = key(proto, public);
+        let Some(m) = get(&self.inb, &pk)?.filter(|m| m.flags & MAPPING_FORWARD != 0) else {
+            bail!(
+                "no {} port forward on {}:{}",
+                proto.name(),
+                public.0,
+                public.1
+            );
+        };
+        let inside = (from_be(m.addr), u16::from_be(m.port));
+        // Outbound first so no reply leaves from the port once it is freed.
+        let _ = self.out.remove(&key(proto, inside));
+        self.inb.remove(&pk)?;
+        Ok(Forward {
+            proto,
+            public,
+            inside,
+        })
+    }
+
+    pub fn list(&self) -> anyhow::Result<Vec<Forward>> {
+        let mut out = Vec::new();
+        for item in self.inb.iter() {
+            let (k, m) = item?;
+            if m.flags & MAPPING_FORWARD == 0 {
+                continue;
+            }
+            let Some(proto) = Proto::from_number(k.proto) else {
+                continue;
+            };
+            out.push(Forward {
+                proto,
+                public: (from_be(k.addr), u16::from_be(k.port)),
+                inside: (from_be(m.addr), u16::from_be(m.port)),
+            });
+        }
+        out.sort_by_key(|f| (f.proto.number(), f.public));
+        Ok(out)
+    }
+}
