@@ -1,0 +1,429 @@
+//! `cargo xtask demo`: xnat between a private and a public network namespace, with real ping,
+//! TCP and UDP traffic, and what each side saw.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, ExitStatus},
+    time::Duration,
+};
+
+use anyhow::{Context, Result, bail};
+
+use crate::{
+    netns::{self, Namespaces},
+    proc::{self, Background, Stream},
+    toolchain, tools, util,
+};
+
+/// One demo step; gets the path of the xnat binary.
+type Step = fn(&Path) -> Result<()>;
+
+const PRIV: &str = "xnat-demo-priv";
+const GW: &str = "xnat-demo-gw";
+const PUB: &str = "xnat-demo-pub";
+
+const PRIVATE_HOST: &str = "10.0.0.2";
+const PUBLIC_ADDR: &str = "203.0.113.1";
+const PUBLIC_HOST: &str = "192.0.2.2";
+
+const TOPOLOGY: &str = "
+      xnat-demo-priv           xnat-demo-gw                               xnat-demo-pub
+    +------------------+     +------------------------------------+     +------------------------+
+    | eth0 10.0.0.2    |-----| int0 10.0.0.1   ext0 192.0.2.1     |-----| eth0 192.0.2.2         |
+    | default via      |     |                  + 203.0.113.1/32  |     | route 203.0.113.0/24   |
+    |   10.0.0.1       |     | NAT: 10.0.0.2 <-> 203.0.113.1      |     |   via 192.0.2.1        |
+    +------------------+     +------------------------------------+     +------------------------+
+      private host             gateway: xnat on ext0                      public host: no route
+                                                                          to 10.0.0.0/8";
+
+pub fn run(ingress: &str) -> Result<()> {
+    util::require_root(
+        "demo",
+        "it loads BPF programs and creates network namespaces",
+    )?;
+    toolchain::ensure_toolchain()?;
+    tools::ensure_tools()?;
+    tools::ensure_bpffs()?;
+    proc::install_interrupt_handler();
+
+    // XNAT_BIN (as for the tests) runs a given binary instead of building one.
+    let xnat = match std::env::var_os("XNAT_BIN") {
+        Some(bin) if !bin.is_empty() => PathBuf::from(bin),
+        _ => {
+            header(
+                "Building xnat",
+                &["cargo build --bin xnat (the BPF programs are compiled into the binary)"],
+            );
+            util::run(util::cargo().args(["build", "--bin", "xnat"]))?;
+            util::target_dir().join("debug").join("xnat")
+        }
+    };
+
+    header(
+        "Creating three network namespaces",
+        &["A private host, a NAT gateway and a public host, joined by veth pairs:"],
+    );
+    println!("{TOPOLOGY}");
+    // Declared before the agent, so it is dropped after it: the agent detaches while its
+    // interface still exists, then the namespaces go.
+    let lab = Namespaces::create(&[PRIV, GW, PUB])?;
+    build_topology(ingress)?;
+
+    header(
+        "Starting the xnat agent on the gateway's outside interface",
+        &[&format!(
+            "xnat attach ext0 --map {PRIVATE_HOST}={PUBLIC_ADDR} --ingress {ingress}   \
+             (static 1:1 NAT)"
+        )],
+    );
+    let mut attach = netns::exec(GW, &xnat);
+    attach.args([
+        "attach",
+        "ext0",
+        "--map",
+        &format!("{PRIVATE_HOST}={PUBLIC_ADDR}"),
+        "--ingress",
+        ingress,
+    ]);
+    let mut agent = Agent {
+        bg: Background::spawn("the xnat agent", attach, libc::SIGINT)?,
+        xnat: xnat.clone(),
+        cleaned: false,
+    };
+    let ready = agent.bg.wait_for_line(
+        "`xnat: attached to ext0`",
+        Duration::from_secs(20),
+        |stream, line| stream == Stream::Stdout && line.starts_with("xnat: attached to ext0"),
+    )?;
+    show("agent", &[ready]);
+
+    let mut failures: Vec<String> = Vec::new();
+    let steps: [(&str, Step); 5] = [
+        ("ICMP out", |_| icmp_out()),
+        ("TCP out", |_| tcp_out()),
+        ("UDP out", |_| udp_out()),
+        ("ICMP in", |_| icmp_in()),
+        ("map list and stats", show_state),
+    ];
+    for (name, step) in steps {
+        if let Err(err) = step(&xnat) {
+            // An interrupt ends the demo; anything else is reported and the demo goes on, so one
+            // broken protocol does not hide what works.
+            proc::check_interrupted()?;
+            println!("    !! {name} failed: {err:#}");
+            failures.push(name.to_owned());
+        }
+    }
+
+    header(
+        "Stopping the agent (SIGINT: it detaches its programs and exits)",
+        &[],
+    );
+    let status = agent.stop()?;
+    let mut log = agent.bg.stdout_lines();
+    log.retain(|l| !l.starts_with("xnat: attached to ext0"));
+    log.extend(agent.bg.stderr_lines());
+    if !log.is_empty() {
+        show("agent log", &log);
+    }
+    println!("    agent exited: {status}");
+    if !status.success() {
+        failures.push("agent exit".to_owned());
+    }
+    drop(agent);
+
+    header("Deleting the namespaces", &[]);
+    drop(lab);
+
+    if !failures.is_empty() {
+        bail!(
+            "the demo ran, but these steps failed: {}",
+            failures.join(", ")
+        );
+    }
+    println!("\nDemo complete: the private host reached the public one as {PUBLIC_ADDR}.");
+    Ok(())
+}
+
+/// The running agent. Stopping it (also on drop, i.e. on any error) sends SIGINT so it detaches;
+/// if it had to be killed instead, `xnat detach` removes the pins it would have removed.
+struct Agent {
+    bg: Background,
+    xnat: PathBuf,
+    cleaned: bool,
+}
+
+impl Agent {
+    fn stop(&mut self) -> Result<ExitStatus> {
+        use std::os::unix::process::ExitStatusExt;
+        let status = self.bg.stop(Duration::from_secs(10))?;
+        if !self.cleaned && status.signal() == Some(libc::SIGKILL) {
+            self.cleaned = true;
+            eprintln!("xtask: running `xnat detach ext0` after killing the agent");
+            if let Err(err) = util::output(netns::exec(GW, &self.xnat).args(["detach", "ext0"])) {
+                eprintln!("xtask: {err:#}");
+            }
+        }
+        Ok(status)
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Err(err) = self.stop() {
+            eprintln!("xtask: could not stop the agent: {err:#}");
+        }
+    }
+}
+
+fn build_topology(ingress: &str) -> Result<()> {
+    // Create each veth end directly in its namespace, so nothing ever appears in (or clashes
+    // with) the host's namespace.
+    util::output(Command::new("ip").args([
+        "link", "add", "eth0", "netns", PRIV, "type", "veth", "peer", "name", "int0", "netns", GW,
+    ]))?;
+    util::output(Command::new("ip").args([
+        "link", "add", "ext0", "netns", GW, "type", "veth", "peer", "name", "eth0", "netns", PUB,
+    ]))?;
+
+    netns::ip(PRIV, &["addr", "add", "10.0.0.2/24", "dev", "eth0"])?;
+    netns::ip(PRIV, &["link", "set", "eth0", "up"])?;
+    netns::ip(PRIV, &["route", "add", "default", "via", "10.0.0.1"])?;
+
+    netns::ip(GW, &["addr", "add", "10.0.0.1/24", "dev", "int0"])?;
+    netns::ip(GW, &["addr", "add", "192.0.2.1/24", "dev", "ext0"])?;
+    netns::ip(GW, &["addr", "add", "203.0.113.1/32", "dev", "ext0"])?;
+    netns::ip(GW, &["link", "set", "int0", "up"])?;
+    netns::ip(GW, &["link", "set", "ext0", "up"])?;
+    // Forward between inside and outside; and never answer pings to 203.0.113.1 itself, so a
+    // reply can only come from the private host through the mapping.
+    netns::sh(
+        GW,
+        "echo 1 > /proc/sys/net/ipv4/ip_forward && \
+         echo 1 > /proc/sys/net/ipv4/icmp_echo_ignore_all",
+    )?;
+
+    netns::ip(PUB, &["addr", "add", "192.0.2.2/24", "dev", "eth0"])?;
+    netns::ip(PUB, &["link", "set", "eth0", "up"])?;
+    // Only the public address is reachable from here; 10.0.0.0/8 is not.
+    netns::ip(PUB, &["route", "add", "203.0.113.0/24", "via", "192.0.2.1"])?;
+
+    if ingress == "xdp" {
+        // XDP cannot fix up a partial checksum; a real wire never delivers one, so make the
+        // public host's veth behave like a wire (DESIGN.md §2).
+        println!("    (xdp ingress: turning tx checksum offload off on the public host's eth0)");
+        util::output(netns::exec(PUB, "ethtool").args(["-K", "eth0", "tx", "off"]))?;
+    }
+    Ok(())
+}
+
+fn icmp_out() -> Result<()> {
+    header(
+        "ICMP out: the private host pings the public host",
+        &[
+            "tcpdump runs on the public host. It should see requests from 203.0.113.1 and send",
+            "its replies there; it never sees 10.0.0.2, an address it could not answer.",
+        ],
+    );
+    let mut dump = start_tcpdump(PUB, 6)?;
+    let ping = capture(
+        "ping",
+        netns::exec(PRIV, "ping").args(["-c", "3", "-i", "0.2", "-W", "1", PUBLIC_HOST]),
+    )?;
+    show(&format!("private host: ping {PUBLIC_HOST}"), &ping.lines());
+    let seen = finish_tcpdump(&mut dump)?;
+    show("public host: tcpdump -n -i eth0 icmp", &seen);
+
+    check(ping.status.success(), "ping got no replies")?;
+    check(
+        seen.iter()
+            .any(|l| l.contains(&format!("{PUBLIC_ADDR} > {PUBLIC_HOST}"))),
+        "the public host saw no packet from 203.0.113.1",
+    )?;
+    check(
+        !seen.iter().any(|l| l.contains(PRIVATE_HOST)),
+        "the private address leaked to the public side",
+    )
+}
+
+fn tcp_out() -> Result<()> {
+    header(
+        "TCP out: the private host connects to a server on the public host",
+        &["The server (socat) answers with the address and port the connection came from."],
+    );
+    let mut server = netns::exec(PUB, "socat");
+    // No ':' in the command: socat would take it as an address separator.
+    server.args([
+        "TCP-LISTEN:8080,reuseaddr,fork",
+        "SYSTEM:echo public host saw TCP from $SOCAT_PEERADDR port $SOCAT_PEERPORT",
+    ]);
+    let _server = Background::spawn("the TCP server", server, libc::SIGTERM)?;
+    netns::wait_listening(PUB, "tcp", 8080, Duration::from_secs(5))?;
+
+    let client = capture(
+        "the TCP client",
+        netns::exec(PRIV, "socat").args([
+            "-T2",
+            "-",
+            &format!("TCP:{PUBLIC_HOST}:8080,connect-timeout=3"),
+        ]),
+    )?;
+    show(
+        &format!("private host: socat - TCP:{PUBLIC_HOST}:8080"),
+        &client.lines(),
+    );
+    check(client.status.success(), "the TCP client failed")?;
+    check(
+        client.stdout.contains(&format!("from {PUBLIC_ADDR} port ")),
+        "the answer does not show 203.0.113.1",
+    )
+}
+
+fn udp_out() -> Result<()> {
+    header(
+        "UDP out: the private host sends a datagram to the public host",
+        &["The server (socat) replies with the address and port the datagram came from."],
+    );
+    let mut server = netns::exec(PUB, "socat");
+    server.args([
+        "UDP-RECVFROM:9000,fork",
+        "SYSTEM:echo public host saw UDP from $SOCAT_PEERADDR port $SOCAT_PEERPORT",
+    ]);
+    let _server = Background::spawn("the UDP server", server, libc::SIGTERM)?;
+    netns::wait_listening(PUB, "udp", 9000, Duration::from_secs(5))?;
+
+    // -t1: after sending, wait a second for the reply before exiting.
+    let script = format!("echo hi | socat -t1 -T2 - UDP:{PUBLIC_HOST}:9000");
+    let client = capture(
+        "the UDP client",
+        netns::exec(PRIV, "sh").args(["-c", &script]),
+    )?;
+    show(
+        &format!("private host: echo hi | socat - UDP:{PUBLIC_HOST}:9000"),
+        &client.lines(),
+    );
+    check(client.status.success(), "the UDP client failed")?;
+    check(
+        client.stdout.contains(&format!("from {PUBLIC_ADDR} port ")),
+        "no reply showing 203.0.113.1",
+    )
+}
+
+fn icmp_in() -> Result<()> {
+    header(
+        "ICMP in: the public host pings the public address 203.0.113.1",
+        &[
+            "The gateway ignores pings itself, so replies can only come from the private host",
+            "through the 1:1 mapping. tcpdump on the private host shows the requests arriving.",
+        ],
+    );
+    let mut dump = start_tcpdump(PRIV, 6)?;
+    let ping = capture(
+        "ping",
+        netns::exec(PUB, "ping").args(["-c", "3", "-i", "0.2", "-W", "1", PUBLIC_ADDR]),
+    )?;
+    show(&format!("public host: ping {PUBLIC_ADDR}"), &ping.lines());
+    let seen = finish_tcpdump(&mut dump)?;
+    show("private host: tcpdump -n -i eth0 icmp", &seen);
+
+    check(ping.status.success(), "ping got no replies")?;
+    check(
+        seen.iter()
+            .any(|l| l.contains(&format!("{PUBLIC_HOST} > {PRIVATE_HOST}"))),
+        "the private host saw no request for 10.0.0.2",
+    )
+}
+
+fn show_state(xnat: &Path) -> Result<()> {
+    header(
+        "The gateway's state, read from the pinned maps",
+        &["xnat map list -i ext0 / xnat stats -i ext0 (they work with or without the agent)"],
+    );
+    let mut ok = true;
+    for args in [&["map", "list", "-i", "ext0"][..], &["stats", "-i", "ext0"]] {
+        let out = capture("xnat", netns::exec(GW, xnat).args(args))?;
+        show(&format!("xnat {}", args.join(" ")), &out.lines());
+        ok &= out.status.success();
+    }
+    check(ok, "an xnat command failed")
+}
+
+/// Starts `tcpdump` for `count` ICMP packets on `eth0` of `ns` and waits until it captures.
+fn start_tcpdump(ns: &str, count: u32) -> Result<Background> {
+    let mut cmd = netns::exec(ns, "tcpdump");
+    cmd.args(["-n", "-l", "-i", "eth0", "-c", &count.to_string(), "icmp"]);
+    let mut dump = Background::spawn("tcpdump", cmd, libc::SIGINT)?;
+    dump.wait_for_line("`listening on`", Duration::from_secs(10), |_, line| {
+        line.contains("listening on")
+    })?;
+    Ok(dump)
+}
+
+/// Gives tcpdump a moment to see the last packets, stops it and returns what it printed.
+fn finish_tcpdump(dump: &mut Background) -> Result<Vec<String>> {
+    if dump.wait(Duration::from_secs(2))?.is_none() {
+        // Fewer packets than expected: something was dropped. Show what it did see.
+        dump.stop(Duration::from_secs(2))?;
+    }
+    // tcpdump may end with an empty line when interrupted.
+    let mut lines = dump.stdout_lines();
+    lines.retain(|l| !l.trim().is_empty());
+    Ok(lines)
+}
+
+struct Captured {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+impl Captured {
+    fn lines(&self) -> Vec<String> {
+        self.stdout
+            .lines()
+            .chain(self.stderr.lines())
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+/// Runs a short command to completion with a deadline (and Ctrl-C aware), capturing output.
+fn capture(name: &str, cmd: &mut Command) -> Result<Captured> {
+    let cmd = std::mem::replace(cmd, Command::new("true"));
+    let mut bg = Background::spawn(name, cmd, libc::SIGTERM)?;
+    proc::poll_until(name, Duration::from_secs(15), || {
+        bg.wait(Duration::ZERO).ok().flatten().is_some()
+    })?;
+    let status = bg
+        .wait(Duration::ZERO)?
+        .with_context(|| format!("{name} did not exit"))?;
+    Ok(Captured {
+        status,
+        stdout: bg.stdout_lines().join("\n"),
+        stderr: bg.stderr_lines().join("\n"),
+    })
+}
+
+fn check(ok: bool, msg: &str) -> Result<()> {
+    if !ok {
+        bail!("{msg}");
+    }
+    Ok(())
+}
+
+fn header(title: &str, explain: &[&str]) {
+    println!("\n==> {title}");
+    for line in explain {
+        println!("    {line}");
+    }
+}
+
+fn show(who: &str, lines: &[String]) {
+    println!("    [{who}]");
+    if lines.is_empty() {
+        println!("      (nothing)");
+    }
+    for line in lines {
+        println!("      {line}");
+    }
+}

@@ -1,0 +1,104 @@
+//! `cargo xtask`: the project's build, test and demo driver.
+//!
+//! Everything that needs more than a plain `cargo` invocation lives here: installing the nightly
+//! pieces and `bpf-linker` the BPF crate needs, the system tools the end-to-end tests use, mounting
+//! bpffs, and the root-only test and demo runs.
+
+mod build;
+mod demo;
+mod netns;
+mod proc;
+mod test;
+mod toolchain;
+mod tools;
+mod util;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Build, test and demo xnat")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build the whole workspace (installs nightly rust-src and bpf-linker if missing).
+    Build {
+        /// Build with the release profile.
+        #[arg(long)]
+        release: bool,
+    },
+    /// Run every test, including the root-only packet and network-namespace tests.
+    ///
+    /// Arguments after `--` are passed to `cargo test`, e.g.
+    /// `cargo xtask test -- -p xnat-tests -- --nocapture`.
+    Test {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        cargo_args: Vec<String>,
+    },
+    /// Build xnat, put it between a private and a public network namespace and show real traffic
+    /// being translated.
+    Demo {
+        /// Ingress mode passed to `xnat attach --ingress`.
+        #[arg(long, default_value = "auto", value_parser = ["auto", "xdp", "tc"])]
+        ingress: String,
+    },
+}
+
+fn main() {
+    // Before any thread exists, so changing the process environment is sound.
+    util::setup_path();
+
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Build { release } => build::run(release),
+        Command::Test { cargo_args } => test::run(&cargo_args),
+        Command::Demo { ingress } => demo::run(&ingress),
+    };
+    if let Err(err) = result {
+        eprintln!("xtask: error: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn test_args(argv: &[&str]) -> Vec<String> {
+        let cli = Cli::try_parse_from(argv).expect("parses");
+        match cli.command {
+            Command::Test { cargo_args } => cargo_args,
+            _ => panic!("not the test command"),
+        }
+    }
+
+    #[test]
+    fn test_passes_arguments_to_cargo_test() {
+        assert!(test_args(&["xtask", "test"]).is_empty());
+        assert_eq!(
+            test_args(&[
+                "xtask",
+                "test",
+                "--",
+                "-p",
+                "xnat-tests",
+                "--",
+                "--nocapture"
+            ]),
+            ["-p", "xnat-tests", "--", "--nocapture"]
+        );
+        assert_eq!(
+            test_args(&["xtask", "test", "-p", "xnat-tests", "--", "--nocapture"]),
+            ["-p", "xnat-tests", "--", "--nocapture"]
+        );
+    }
+
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}
