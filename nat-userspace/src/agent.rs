@@ -50,6 +50,13 @@ async fn main_loop(attachment: loader::Attachment, keep: bool) -> anyhow::Result
                     println!("xnat: {} was detached by another command; exiting", attachment.ifname);
                     return Ok(());
                 }
+                if nat_userspace::netdev::ifindex(&attachment.ifname).is_err() {
+                    // The device is gone (a deleted veth, an unplugged NIC):
+                    // its links died with it; drop the leftover pins.
+                    loader::teardown(&dir)?;
+                    println!("xnat: {} disappeared; removed its state and exiting", attachment.ifname);
+                    return Ok(());
+                }
                 icmp_budget = ICMP_PER_SECOND;
                 let cfg = napt::read_config(&dir)?;
                 if cfg.pool_len != 0 {
