@@ -49,7 +49,7 @@ fn reserve(public: u32, port: u16, proto: u8, inside: &Mapping) -> Reserve {
         proto,
         _pad: 0,
     };
-    match NAPT_IN.insert(&key, inside, BPF_NOEXIST) {
+    match NAPT_IN.insert(key, inside, BPF_NOEXIST) {
         Ok(()) => Reserve::Done,
         Err(e) if e as i64 == -EEXIST => Reserve::Taken,
         Err(e) if e as i64 == -E2BIG => Reserve::Full,
@@ -63,7 +63,7 @@ pub fn allocate(cfg: &NatConfig, key: &EndpointKey, now: u64) -> Result<Mapping,
     let public = pool_addr(cfg, key.addr).ok_or(Counter::DropPortsExhausted)?;
     if cfg.max_ports_per_host != 0 {
         // SAFETY: plain u32 read.
-        let held = unsafe { HOST_PORTS.get(&key.addr).copied().unwrap_or(0) };
+        let held = unsafe { HOST_PORTS.get(key.addr).copied().unwrap_or(0) };
         if held >= cfg.max_ports_per_host as u64 {
             return Err(Counter::DropHostPortCap);
         }
@@ -142,14 +142,14 @@ pub fn allocate(cfg: &NatConfig, key: &EndpointKey, now: u64) -> Result<Mapping,
         created: now,
         last_seen: now,
     };
-    if let Err(e) = NAPT_OUT.insert(key, &mapping, BPF_NOEXIST) {
+    if let Err(e) = NAPT_OUT.insert(key, mapping, BPF_NOEXIST) {
         let in_key = EndpointKey {
             addr: public,
             port: port.to_be(),
             proto: key.proto,
             _pad: 0,
         };
-        let _ = NAPT_IN.remove(&in_key);
+        let _ = NAPT_IN.remove(in_key);
         if e as i64 == -EEXIST {
             // Another CPU mapped the same inside endpoint first: use theirs.
             // SAFETY: plain copy of the value.
@@ -158,14 +158,14 @@ pub fn allocate(cfg: &NatConfig, key: &EndpointKey, now: u64) -> Result<Mapping,
         return Err(Counter::DropMappingTableFull);
     }
     if cfg.max_ports_per_host != 0 {
-        match HOST_PORTS.get_ptr_mut(&key.addr) {
+        match HOST_PORTS.get_ptr_mut(key.addr) {
             // SAFETY: the value lives in the map. The BPF target has no
             // atomic read-modify-write in core; a racing CPU may lose an
             // increment, and the agent recounts from NAPT_OUT every sweep,
             // so the cap is soft by at most a few ports for a moment.
             Some(held) => unsafe { *held += 1 },
             None => {
-                let _ = HOST_PORTS.insert(&key.addr, &1u64, 0);
+                let _ = HOST_PORTS.insert(key.addr, 1u64, 0);
             }
         }
     }

@@ -14,6 +14,7 @@ pub const ICMP_ECHOREPLY: u8 = 0;
 pub const ICMP_ECHO: u8 = 8;
 /// Destination unreachable code 13: communication administratively
 /// prohibited (what a NAT out of ports answers, RFC 5508).
+#[allow(dead_code)] // documents what the agent answers; sent from user space
 pub const ICMP_CODE_ADMIN_PROHIBITED: u8 = 13;
 /// Offset of the identifier in an ICMP query.
 pub const ID_OFF: u32 = 4;

@@ -181,7 +181,7 @@ pub fn egress<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
         proto: ip.proto,
         _pad: 0,
     };
-    let mapping = match NAPT_OUT.get_ptr_mut(&key) {
+    let mapping = match NAPT_OUT.get_ptr_mut(key) {
         Some(m) => {
             // SAFETY: value in the map; a racing write of the same
             // timestamp field is harmless.
@@ -246,7 +246,7 @@ fn egress_icmp_error<P: Packet>(p: &mut P, ip: &Ipv4) -> Verdict {
         _pad: 0,
     };
     // SAFETY: plain copy. ICMP errors never create or refresh mappings.
-    let Some(m) = (unsafe { NAPT_OUT.get(&key).copied() }) else {
+    let Some(m) = (unsafe { NAPT_OUT.get(key).copied() }) else {
         return drop(Counter::DropIcmpErrorNoMapping);
     };
     if translate_outer_addr(p, ip, true, m.addr).is_none()
@@ -317,7 +317,7 @@ pub fn ingress<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
         _pad: 0,
     };
     // SAFETY: plain copy.
-    let inside = unsafe { NAPT_IN.get(&key).copied() }?;
+    let inside = unsafe { NAPT_IN.get(key).copied() }?;
     let skey = SessionKey {
         inside_addr: inside.addr,
         remote_addr: ip.src,
@@ -374,7 +374,7 @@ fn admitted(
                 _pad: 0,
             };
             // SAFETY: presence check only.
-            unsafe { FILTER.get(&fkey).is_some() }
+            unsafe { FILTER.get(fkey).is_some() }
         }
         // SAFETY: presence check only.
         FILTER_ADDRESS_AND_PORT => unsafe { SESSIONS.get(skey).is_some() },
@@ -396,7 +396,7 @@ fn ingress_icmp_error<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
         _pad: 0,
     };
     // SAFETY: plain copy. ICMP errors never create or refresh mappings.
-    let inside = unsafe { NAPT_IN.get(&key).copied() }?;
+    let inside = unsafe { NAPT_IN.get(key).copied() }?;
     if translate_outer_addr(p, ip, false, inside.addr).is_none()
         || inner
             .rewrite(

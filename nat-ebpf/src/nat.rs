@@ -93,13 +93,13 @@ pub fn process<P: Packet>(p: &mut P, dir: Direction) -> Verdict {
 #[inline(always)]
 fn lookup_out(addr: u32) -> Option<u32> {
     // SAFETY: values are plain u32 copied out immediately.
-    unsafe { STATIC_OUT.get(&addr).copied() }
+    unsafe { STATIC_OUT.get(addr).copied() }
 }
 
 #[inline(always)]
 fn lookup_in(addr: u32) -> Option<u32> {
     // SAFETY: as above.
-    unsafe { STATIC_IN.get(&addr).copied() }
+    unsafe { STATIC_IN.get(addr).copied() }
 }
 
 /// Egress drops what it cannot translate (a private address must never

@@ -35,7 +35,7 @@ pub fn xnat_egress_tc(ctx: TcContext) -> i32 {
 #[inline(always)]
 fn tc_verdict(v: Verdict) -> i32 {
     match v {
-        Verdict::Pass => TC_ACT_OK as i32,
-        Verdict::Drop => TC_ACT_SHOT as i32,
+        Verdict::Pass => TC_ACT_OK,
+        Verdict::Drop => TC_ACT_SHOT,
     }
 }

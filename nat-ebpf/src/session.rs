@@ -88,13 +88,13 @@ pub fn touch(key: &SessionKey, public: &Mapping, t: &Touch) -> Result<(), ()> {
         tcp: t.tcp_bits,
         _pad: 0,
     };
-    match SESSIONS.insert(key, &s, BPF_NOEXIST) {
+    match SESSIONS.insert(key, s, BPF_NOEXIST) {
         Ok(()) => {
             counters::bump(Counter::NaptSessionsCreated);
             Ok(())
         }
         // Created by another CPU meanwhile: fine.
-        Err(e) if e == -17 => Ok(()),
+        Err(-17) => Ok(()), // -EEXIST
         Err(_) => Err(()),
     }
 }
@@ -113,5 +113,5 @@ pub fn note_remote(cfg: &NatConfig, public: &Mapping, proto: u8, remote_addr: u3
         proto,
         _pad: 0,
     };
-    let _ = FILTER.insert(&key, &now, 0);
+    let _ = FILTER.insert(key, now, 0);
 }

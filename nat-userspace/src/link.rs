@@ -61,3 +61,21 @@ pub fn detach_pinned(path: &Path) -> io::Result<()> {
     attr.words[0] = fd.as_raw_fd() as u32 as u64;
     bpf(BPF_LINK_DETACH, &mut attr).map(|_| ())
 }
+
+const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+
+/// The interface index a pinned XDP or TCX link is attached to; 0 once its
+/// device is gone (the link is then defunct).
+pub fn ifindex_of_pinned(path: &Path) -> io::Result<u32> {
+    use std::os::fd::AsRawFd as _;
+    let fd = obj_get(path)?;
+    // struct bpf_link_info: type, id, prog_id, then an 8-byte aligned union
+    // whose xdp and tcx members both start with `__u32 ifindex`.
+    let mut info = [0u32; 32];
+    let mut attr = BpfAttr::default();
+    // struct { __u32 bpf_fd; __u32 info_len; __aligned_u64 info; }
+    attr.words[0] = (fd.as_raw_fd() as u32 as u64) | ((std::mem::size_of_val(&info) as u64) << 32);
+    attr.words[1] = info.as_mut_ptr() as u64;
+    bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr)?;
+    Ok(info[4])
+}

@@ -98,11 +98,11 @@ pub fn attach(req: &AttachRequest<'_>) -> anyhow::Result<Attachment> {
             }
         }
     }
-    netdev::ifindex(req.ifname)?;
+    let ifindex = netdev::ifindex(req.ifname)?;
     bpffs::ensure_mounted()?;
 
     let dir = pins::iface_dir(req.ifname)?;
-    if pins::is_attached(&dir) {
+    if is_live(&dir, ifindex) {
         bail!(
             "{} already has xnat attached (state in {}); run `xnat detach {}` first",
             req.ifname,
@@ -110,9 +110,10 @@ pub fn attach(req: &AttachRequest<'_>) -> anyhow::Result<Attachment> {
             req.ifname
         );
     }
-    // Leftovers without links are a dead attachment (e.g. its interface was
-    // deleted and re-created): nothing is using them.
-    pins::remove_dir(&dir)?;
+    // Leftovers whose links are gone or belong to a deleted device (e.g. a
+    // SIGKILLed agent's veth was deleted and the name reused) are a dead
+    // attachment: nothing is using them.
+    teardown(&dir)?;
     pins::create_dir(&dir)?;
     let mut rollback = Rollback {
         dir: dir.clone(),
@@ -222,6 +223,14 @@ fn pin_link(link: FdLink, path: &Path) -> anyhow::Result<()> {
     link.pin(path)
         .with_context(|| format!("pinning {}", path.display()))?;
     pins::restrict(path)
+}
+
+/// Whether `dir` holds links that are attached to the device `ifindex`
+/// right now (not merely pins left behind by a device that is gone).
+pub fn is_live(dir: &Path, ifindex: u32) -> bool {
+    pins::link_pins(dir)
+        .iter()
+        .any(|p| link::ifindex_of_pinned(p).is_ok_and(|i| i == ifindex))
 }
 
 /// Detaches every program of the attachment in `dir` and removes its pins.

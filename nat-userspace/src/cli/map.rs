@@ -33,6 +33,12 @@ pub fn run(cmd: MapCommand, iface: Option<&str>) -> anyhow::Result<ExitCode> {
     let mut table = StaticTable::open(&dir)?;
     match cmd {
         MapCommand::Add { private, public } => {
+            let cfg = nat_userspace::napt::read_config(&dir)?;
+            if nat_userspace::napt::read_pool(&dir, &cfg)?.contains(&public) {
+                anyhow::bail!(
+                    "{public} is a NAPT pool address of {ifname}; it cannot also be mapped 1:1"
+                );
+            }
             table.add(private, public)?;
             println!("xnat: {ifname}: mapped {private} <-> {public}");
         }
