@@ -1,0 +1,203 @@
+//! Loading xnat's compiled BPF object and running its programs on single
+//! frames through `BPF_PROG_TEST_RUN`.
+//!
+//! Every [`Nat`] is its own `Ebpf` instance with its own, unpinned maps, so
+//! tests running in parallel threads do not see each other's state.
+
+use std::net::Ipv4Addr;
+
+use anyhow::{Context as _, Result, anyhow};
+use aya::Ebpf;
+use aya::maps::{HashMap, PerCpuArray};
+use aya::programs::{SchedClassifier, TestRun, TestRunOptions, Xdp};
+use nat_common::stats::COUNTER_COUNT;
+use nat_common::{
+    Counter, MAP_STATIC_IN, MAP_STATIC_OUT, MAP_STATS, PROG_EGRESS_TC, PROG_INGRESS_TC,
+    PROG_INGRESS_XDP,
+};
+
+pub const XDP_ABORTED: u32 = 0;
+pub const XDP_DROP: u32 = 1;
+pub const XDP_PASS: u32 = 2;
+pub const TC_ACT_OK: u32 = 0;
+pub const TC_ACT_SHOT: u32 = 2;
+
+/// Where a frame is run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hook {
+    /// `xnat_ingress_xdp` (XDP).
+    IngressXdp,
+    /// `xnat_ingress_tc` (TC classifier on ingress).
+    IngressTc,
+    /// `xnat_egress_tc` (TC classifier on egress).
+    EgressTc,
+}
+
+impl Hook {
+    /// Both ingress programs, which must behave the same.
+    pub const INGRESS: [Hook; 2] = [Hook::IngressXdp, Hook::IngressTc];
+
+    pub fn program_name(self) -> &'static str {
+        match self {
+            Hook::IngressXdp => PROG_INGRESS_XDP,
+            Hook::IngressTc => PROG_INGRESS_TC,
+            Hook::EgressTc => PROG_EGRESS_TC,
+        }
+    }
+
+    /// The verdict that lets a packet continue (`XDP_PASS` / `TC_ACT_OK`).
+    pub fn pass(self) -> u32 {
+        match self {
+            Hook::IngressXdp => XDP_PASS,
+            Hook::IngressTc | Hook::EgressTc => TC_ACT_OK,
+        }
+    }
+
+    /// The verdict that drops a packet (`XDP_DROP` / `TC_ACT_SHOT`).
+    pub fn drop(self) -> u32 {
+        match self {
+            Hook::IngressXdp => XDP_DROP,
+            Hook::IngressTc | Hook::EgressTc => TC_ACT_SHOT,
+        }
+    }
+
+    /// A name for a verdict of this hook, for messages.
+    pub fn verdict_name(self, v: u32) -> String {
+        let name = match (self, v) {
+            (Hook::IngressXdp, XDP_ABORTED) => "XDP_ABORTED",
+            (Hook::IngressXdp, XDP_DROP) => "XDP_DROP",
+            (Hook::IngressXdp, XDP_PASS) => "XDP_PASS",
+            (Hook::IngressXdp, 3) => "XDP_TX",
+            (Hook::IngressXdp, 4) => "XDP_REDIRECT",
+            (_, TC_ACT_OK) => "TC_ACT_OK",
+            (_, TC_ACT_SHOT) => "TC_ACT_SHOT",
+            (_, 7) => "TC_ACT_REDIRECT",
+            (_, u32::MAX) => "TC_ACT_UNSPEC",
+            _ => "?",
+        };
+        format!("{name} ({v})")
+    }
+}
+
+/// What a program did with a frame.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub verdict: u32,
+    /// The frame as the program left it.
+    pub data: Vec<u8>,
+}
+
+/// Panics unless running as root: the packet tests load BPF programs and
+/// must never silently pass without doing so.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        panic!("packet tests need root (cargo xtask test)");
+    }
+}
+
+/// One loaded instance of xnat's BPF object with all three programs loaded
+/// (not attached anywhere).
+pub struct Nat {
+    ebpf: Ebpf,
+}
+
+impl Nat {
+    /// Loads the object and its programs; panics (with the reason) if that
+    /// fails, after checking for root.
+    pub fn load() -> Self {
+        require_root();
+        Self::try_load().unwrap_or_else(|e| panic!("loading xnat's BPF object: {e:#}"))
+    }
+
+    pub fn try_load() -> Result<Self> {
+        let mut ebpf = aya::EbpfLoader::new()
+            .load(nat_userspace::ebpf_object())
+            .context("EbpfLoader::load")?;
+        {
+            let prog: &mut Xdp = ebpf
+                .program_mut(PROG_INGRESS_XDP)
+                .ok_or_else(|| anyhow!("no program {PROG_INGRESS_XDP}"))?
+                .try_into()?;
+            prog.load()
+                .with_context(|| format!("loading {PROG_INGRESS_XDP}"))?;
+        }
+        for name in [PROG_INGRESS_TC, PROG_EGRESS_TC] {
+            let prog: &mut SchedClassifier = ebpf
+                .program_mut(name)
+                .ok_or_else(|| anyhow!("no program {name}"))?
+                .try_into()?;
+            prog.load().with_context(|| format!("loading {name}"))?;
+        }
+        Ok(Nat { ebpf })
+    }
+
+    /// Adds a static 1:1 mapping `private <-> public` (both directions).
+    pub fn add_static(&mut self, private: Ipv4Addr, public: Ipv4Addr) {
+        let (prv, pbl) = (
+            u32::from_ne_bytes(private.octets()),
+            u32::from_ne_bytes(public.octets()),
+        );
+        let mut out: HashMap<_, u32, u32> =
+            HashMap::try_from(self.ebpf.map_mut(MAP_STATIC_OUT).expect(MAP_STATIC_OUT))
+                .expect("STATIC_OUT map type");
+        out.insert(prv, pbl, 0).expect("insert into STATIC_OUT");
+        let mut inb: HashMap<_, u32, u32> =
+            HashMap::try_from(self.ebpf.map_mut(MAP_STATIC_IN).expect(MAP_STATIC_IN))
+                .expect("STATIC_IN map type");
+        inb.insert(pbl, prv, 0).expect("insert into STATIC_IN");
+    }
+
+    /// Runs `frame` through the program of `hook` once.
+    pub fn try_run(&self, hook: Hook, frame: &[u8]) -> Result<Outcome> {
+        let name = hook.program_name();
+        let prog = self
+            .ebpf
+            .program(name)
+            .ok_or_else(|| anyhow!("no program {name}"))?;
+        // Room for programs that grow the packet (none should, here).
+        let mut out = vec![0u8; frame.len() + 512];
+        // The kernel does not reset the packet between repeats: run once.
+        let opts = TestRunOptions {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            repeat: 1,
+            ..Default::default()
+        };
+        let res = match hook {
+            Hook::IngressXdp => <&Xdp>::try_from(prog)?.test_run(opts),
+            Hook::IngressTc | Hook::EgressTc => <&SchedClassifier>::try_from(prog)?.test_run(opts),
+        }
+        .with_context(|| format!("BPF_PROG_TEST_RUN of {name}"))?;
+        out.truncate(res.data_size_out as usize);
+        Ok(Outcome {
+            verdict: res.return_value,
+            data: out,
+        })
+    }
+
+    /// [`Nat::try_run`], panicking on a syscall error.
+    #[track_caller]
+    pub fn run(&self, hook: Hook, frame: &[u8]) -> Outcome {
+        self.try_run(hook, frame)
+            .unwrap_or_else(|e| panic!("{hook:?}: {e:#}"))
+    }
+
+    /// A counter summed over all CPUs.
+    pub fn counter(&self, c: Counter) -> u64 {
+        self.counters()[c as usize]
+    }
+
+    /// All counters summed over all CPUs, indexed by [`Counter`].
+    pub fn counters(&self) -> [u64; COUNTER_COUNT as usize] {
+        let stats: PerCpuArray<_, u64> =
+            PerCpuArray::try_from(self.ebpf.map(MAP_STATS).expect(MAP_STATS))
+                .expect("STATS map type");
+        let mut all = [0u64; COUNTER_COUNT as usize];
+        for c in Counter::ALL {
+            let v = stats.get(&(c as u32), 0).expect("reading STATS");
+            all[c as usize] = v.iter().sum();
+        }
+        all
+    }
+}

@@ -1,0 +1,541 @@
+//! Support for the dynamic NAPT packet tests (`tests/packet_napt.rs`): one
+//! loaded instance of xnat's BPF object with typed access to every NAPT map
+//! (CONFIG, POOL, INTERNAL, NAPT_OUT, NAPT_IN, SESSIONS, FILTER, HOST_PORTS,
+//! EVENTS) and the static table, so a test can prepare state, run a frame
+//! through a program and inspect what the program left behind.
+//!
+//! The maps are not pinned: every [`Napt`] has its own, so tests running in
+//! parallel threads never see each other's state. Running programs reuses
+//! [`crate::bpf::Hook`] and [`crate::bpf::Outcome`].
+//!
+//! Addresses and ports in keys and values are in network byte order as in
+//! the packet; [`Endpoint`], [`be`] and [`ip`] convert.
+
+use std::net::Ipv4Addr;
+
+use anyhow::{Context as _, Result, anyhow};
+use aya::Ebpf;
+use aya::maps::lpm_trie::Key as LpmKey;
+use aya::maps::{Array, HashMap, LpmTrie, MapData, MapError, PerCpuArray, RingBuf};
+use aya::programs::{SchedClassifier, TestRun, TestRunOptions, Xdp};
+use nat_common::stats::COUNTER_COUNT;
+use nat_common::{
+    Counter, DEFAULT_TIMEOUT_ICMP, DEFAULT_TIMEOUT_TCP_ESTABLISHED, DEFAULT_TIMEOUT_TCP_TRANSITORY,
+    DEFAULT_TIMEOUT_UDP, EVENT_QUOTE_MAX, EndpointKey, FILTER_ADDRESS, FilterKey, MAP_CONFIG,
+    MAP_EVENTS, MAP_FILTER, MAP_HOST_PORTS, MAP_INTERNAL, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_POOL,
+    MAP_SESSIONS, MAP_STATIC_IN, MAP_STATIC_OUT, MAP_STATS, MAPPING_FORWARD, Mapping, NatConfig,
+    PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP, Session, SessionKey,
+};
+
+use crate::bpf::{Hook, Outcome, require_root};
+
+/// An address as the maps hold it (network order in a native `u32`).
+pub fn be(addr: Ipv4Addr) -> u32 {
+    u32::from_ne_bytes(addr.octets())
+}
+
+/// The inverse of [`be`].
+pub fn ip(addr: u32) -> Ipv4Addr {
+    Ipv4Addr::from(addr.to_ne_bytes())
+}
+
+/// The current CLOCK_BOOTTIME in ns, the clock the data plane stamps
+/// mappings and sessions with.
+pub fn boottime_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid pointer to a timespec; CLOCK_BOOTTIME always exists on
+    // Linux.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    assert_eq!(r, 0, "clock_gettime(CLOCK_BOOTTIME)");
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// A transport endpoint in host terms (port in host order; for ICMP
+/// queries the port is the identifier).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Endpoint {
+    pub addr: Ipv4Addr,
+    pub port: u16,
+    pub proto: u8,
+}
+
+impl Endpoint {
+    pub fn new(addr: Ipv4Addr, port: u16, proto: u8) -> Self {
+        Endpoint { addr, port, proto }
+    }
+
+    /// The `NAPT_OUT` / `NAPT_IN` key of this endpoint.
+    pub fn key(&self) -> EndpointKey {
+        EndpointKey {
+            addr: be(self.addr),
+            port: self.port.to_be(),
+            proto: self.proto,
+            _pad: 0,
+        }
+    }
+
+    pub fn from_key(k: &EndpointKey) -> Self {
+        Endpoint {
+            addr: ip(k.addr),
+            port: u16::from_be(k.port),
+            proto: k.proto,
+        }
+    }
+
+    /// The endpoint a mapping value points at (same protocol as `self`).
+    pub fn of_mapping(&self, m: &Mapping) -> Self {
+        Endpoint {
+            addr: ip(m.addr),
+            port: u16::from_be(m.port),
+            proto: self.proto,
+        }
+    }
+
+    /// A mapping value pointing at this endpoint.
+    pub fn as_mapping(&self, flags: u16, created: u64, last_seen: u64) -> Mapping {
+        Mapping {
+            addr: be(self.addr),
+            port: self.port.to_be(),
+            flags,
+            created,
+            last_seen,
+        }
+    }
+}
+
+/// The `SESSIONS` key of a flow between `inside` and `remote` (ports in
+/// host order; 0 as the remote port of an ICMP query).
+pub fn session_key(proto: u8, inside: (Ipv4Addr, u16), remote: (Ipv4Addr, u16)) -> SessionKey {
+    SessionKey {
+        inside_addr: be(inside.0),
+        remote_addr: be(remote.0),
+        inside_port: inside.1.to_be(),
+        remote_port: remote.1.to_be(),
+        proto,
+        _pad: [0; 3],
+    }
+}
+
+/// The `FILTER` key admitting `remote` to the public endpoint `public`.
+pub fn filter_key(public: Endpoint, remote: Ipv4Addr) -> FilterKey {
+    FilterKey {
+        public_addr: be(public.addr),
+        remote_addr: be(remote),
+        public_port: public.port.to_be(),
+        proto: public.proto,
+        _pad: 0,
+    }
+}
+
+/// A NAPT configuration with the control plane's defaults (ports
+/// 1024–65535, address-dependent filtering, RFC timeouts, no per-host cap)
+/// and an empty pool; [`Napt::set_pool`] fills `pool_len`.
+pub fn default_config() -> NatConfig {
+    NatConfig {
+        pool_len: 0,
+        filtering: FILTER_ADDRESS,
+        port_min: 1024,
+        port_max: 65535,
+        max_ports_per_host: 0,
+        timeout_udp: DEFAULT_TIMEOUT_UDP,
+        timeout_tcp_established: DEFAULT_TIMEOUT_TCP_ESTABLISHED,
+        timeout_tcp_transitory: DEFAULT_TIMEOUT_TCP_TRANSITORY,
+        timeout_icmp: DEFAULT_TIMEOUT_ICMP,
+    }
+}
+
+/// One record of the `EVENTS` ring buffer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventRecord {
+    pub kind: u32,
+    pub quote_len: u32,
+    /// All `EVENT_QUOTE_MAX` bytes of the quote field.
+    pub quote: Vec<u8>,
+    /// Size of the ring-buffer record in bytes.
+    pub record_len: usize,
+}
+
+impl EventRecord {
+    /// The valid part of the quote.
+    pub fn quoted(&self) -> &[u8] {
+        &self.quote[..(self.quote_len as usize).min(self.quote.len())]
+    }
+}
+
+/// Everything NAPT keeps, for before/after comparisons.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NaptState {
+    pub out: Vec<(EndpointKey, Mapping)>,
+    pub inb: Vec<(EndpointKey, Mapping)>,
+    pub sessions: Vec<(SessionKey, Session)>,
+    pub filter: Vec<(FilterKey, u64)>,
+    pub host_ports: Vec<(u32, u64)>,
+}
+
+/// One loaded instance of xnat's BPF object (programs loaded, not
+/// attached), with its own maps.
+pub struct Napt {
+    ebpf: Ebpf,
+}
+
+fn sorted<K: Ord + Copy, V: Copy>(mut v: Vec<(K, V)>) -> Vec<(K, V)> {
+    v.sort_by_key(|(k, _)| *k);
+    v
+}
+
+fn ep_ord(k: &EndpointKey) -> (u32, u16, u8) {
+    (k.addr, k.port, k.proto)
+}
+
+fn sk_ord(k: &SessionKey) -> (u32, u32, u16, u16, u8) {
+    (
+        k.inside_addr,
+        k.remote_addr,
+        k.inside_port,
+        k.remote_port,
+        k.proto,
+    )
+}
+
+fn fk_ord(k: &FilterKey) -> (u32, u32, u16, u8) {
+    (k.public_addr, k.remote_addr, k.public_port, k.proto)
+}
+
+impl Napt {
+    /// Loads the object and all three programs, with NAPT off (empty
+    /// CONFIG). Panics with the reason if that fails, after checking for
+    /// root.
+    pub fn load() -> Self {
+        require_root();
+        Self::try_load().unwrap_or_else(|e| panic!("loading xnat's BPF object: {e:#}"))
+    }
+
+    pub fn try_load() -> Result<Self> {
+        let mut ebpf = aya::EbpfLoader::new()
+            .load(nat_userspace::ebpf_object())
+            .context("EbpfLoader::load")?;
+        {
+            let prog: &mut Xdp = ebpf
+                .program_mut(PROG_INGRESS_XDP)
+                .ok_or_else(|| anyhow!("no program {PROG_INGRESS_XDP}"))?
+                .try_into()?;
+            prog.load()
+                .with_context(|| format!("loading {PROG_INGRESS_XDP}"))?;
+        }
+        for name in [PROG_INGRESS_TC, PROG_EGRESS_TC] {
+            let prog: &mut SchedClassifier = ebpf
+                .program_mut(name)
+                .ok_or_else(|| anyhow!("no program {name}"))?
+                .try_into()?;
+            prog.load().with_context(|| format!("loading {name}"))?;
+        }
+        Ok(Napt { ebpf })
+    }
+
+    /// Loads an instance with NAPT on: `pool`, `internal` prefixes and the
+    /// [`default_config`] changed by `tweak`.
+    pub fn with(
+        pool: &[Ipv4Addr],
+        internal: &[(Ipv4Addr, u32)],
+        tweak: impl FnOnce(&mut NatConfig),
+    ) -> Self {
+        let mut n = Self::load();
+        let mut cfg = default_config();
+        tweak(&mut cfg);
+        n.set_config(cfg);
+        for &(net, len) in internal {
+            n.add_internal(net, len);
+        }
+        n.set_pool(pool);
+        n
+    }
+
+    // ------------------------------------------------------------ config
+
+    pub fn config(&self) -> NatConfig {
+        let a: Array<_, NatConfig> =
+            Array::try_from(self.ebpf.map(MAP_CONFIG).expect(MAP_CONFIG)).expect("CONFIG type");
+        a.get(&0, 0).expect("reading CONFIG[0]")
+    }
+
+    pub fn set_config(&mut self, cfg: NatConfig) {
+        let mut a: Array<_, NatConfig> =
+            Array::try_from(self.ebpf.map_mut(MAP_CONFIG).expect(MAP_CONFIG))
+                .expect("CONFIG type");
+        a.set(0, cfg, 0).expect("writing CONFIG[0]");
+    }
+
+    /// Changes the configuration in force.
+    pub fn update_config(&mut self, f: impl FnOnce(&mut NatConfig)) {
+        let mut cfg = self.config();
+        f(&mut cfg);
+        self.set_config(cfg);
+    }
+
+    /// Writes `pool` into POOL and its length into CONFIG (0 turns NAPT
+    /// off).
+    pub fn set_pool(&mut self, pool: &[Ipv4Addr]) {
+        {
+            let mut a: Array<_, u32> =
+                Array::try_from(self.ebpf.map_mut(MAP_POOL).expect(MAP_POOL)).expect("POOL type");
+            for (i, addr) in pool.iter().enumerate() {
+                a.set(i as u32, be(*addr), 0).expect("writing POOL");
+            }
+        }
+        self.update_config(|c| c.pool_len = pool.len() as u32);
+    }
+
+    /// Adds an inside prefix (sources translated by NAPT).
+    pub fn add_internal(&mut self, net: Ipv4Addr, prefix_len: u32) {
+        let mut t: LpmTrie<_, u32, u8> =
+            LpmTrie::try_from(self.ebpf.map_mut(MAP_INTERNAL).expect(MAP_INTERNAL))
+                .expect("INTERNAL type");
+        t.insert(&LpmKey::new(prefix_len, be(net)), 1, 0)
+            .expect("inserting into INTERNAL");
+    }
+
+    /// Adds a static 1:1 mapping `private <-> public`.
+    pub fn add_static(&mut self, private: Ipv4Addr, public: Ipv4Addr) {
+        let mut out: HashMap<_, u32, u32> =
+            HashMap::try_from(self.ebpf.map_mut(MAP_STATIC_OUT).expect(MAP_STATIC_OUT))
+                .expect("STATIC_OUT type");
+        out.insert(be(private), be(public), 0)
+            .expect("inserting into STATIC_OUT");
+        let mut inb: HashMap<_, u32, u32> =
+            HashMap::try_from(self.ebpf.map_mut(MAP_STATIC_IN).expect(MAP_STATIC_IN))
+                .expect("STATIC_IN type");
+        inb.insert(be(public), be(private), 0)
+            .expect("inserting into STATIC_IN");
+    }
+
+    // ------------------------------------------------------------ running
+
+    /// Runs `frame` through the program of `hook` once (repeat 1: the
+    /// kernel does not reset the packet between repeats).
+    pub fn try_run(&self, hook: Hook, frame: &[u8]) -> Result<Outcome> {
+        let name = hook.program_name();
+        let prog = self
+            .ebpf
+            .program(name)
+            .ok_or_else(|| anyhow!("no program {name}"))?;
+        let mut out = vec![0u8; frame.len() + 512];
+        let opts = TestRunOptions {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            repeat: 1,
+            ..Default::default()
+        };
+        let res = match hook {
+            Hook::IngressXdp => <&Xdp>::try_from(prog)?.test_run(opts),
+            Hook::IngressTc | Hook::EgressTc => <&SchedClassifier>::try_from(prog)?.test_run(opts),
+        }
+        .with_context(|| format!("BPF_PROG_TEST_RUN of {name}"))?;
+        out.truncate(res.data_size_out as usize);
+        Ok(Outcome {
+            verdict: res.return_value,
+            data: out,
+        })
+    }
+
+    #[track_caller]
+    pub fn run(&self, hook: Hook, frame: &[u8]) -> Outcome {
+        self.try_run(hook, frame)
+            .unwrap_or_else(|e| panic!("{hook:?}: {e:#}"))
+    }
+
+    // ------------------------------------------------------------ counters
+
+    pub fn counter(&self, c: Counter) -> u64 {
+        self.counters()[c as usize]
+    }
+
+    /// All counters summed over all CPUs, indexed by [`Counter`].
+    pub fn counters(&self) -> [u64; COUNTER_COUNT as usize] {
+        let stats: PerCpuArray<_, u64> =
+            PerCpuArray::try_from(self.ebpf.map(MAP_STATS).expect(MAP_STATS))
+                .expect("STATS map type");
+        let mut all = [0u64; COUNTER_COUNT as usize];
+        for c in Counter::ALL {
+            let v = stats.get(&(c as u32), 0).expect("reading STATS");
+            all[c as usize] = v.iter().sum();
+        }
+        all
+    }
+
+    // ------------------------------------------------------------ maps
+
+    fn hash<K: aya::Pod, V: aya::Pod>(&self, name: &str) -> HashMap<&MapData, K, V> {
+        HashMap::try_from(self.ebpf.map(name).expect(name))
+            .unwrap_or_else(|e| panic!("{name} map type: {e}"))
+    }
+
+    fn hash_mut<K: aya::Pod, V: aya::Pod>(&mut self, name: &str) -> HashMap<&mut MapData, K, V> {
+        HashMap::try_from(self.ebpf.map_mut(name).expect(name))
+            .unwrap_or_else(|e| panic!("{name} map type: {e}"))
+    }
+
+    fn get<K: aya::Pod, V: aya::Pod>(&self, name: &str, k: &K) -> Option<V> {
+        match self.hash::<K, V>(name).get(k, 0) {
+            Ok(v) => Some(v),
+            Err(MapError::KeyNotFound) => None,
+            Err(e) => panic!("reading {name}: {e}"),
+        }
+    }
+
+    fn all<K: aya::Pod, V: aya::Pod>(&self, name: &str) -> Vec<(K, V)> {
+        self.hash::<K, V>(name)
+            .iter()
+            .map(|r| r.unwrap_or_else(|e| panic!("iterating {name}: {e}")))
+            .collect()
+    }
+
+    fn put<K: aya::Pod, V: aya::Pod>(&mut self, name: &str, k: K, v: V) {
+        self.hash_mut::<K, V>(name)
+            .insert(k, v, 0)
+            .unwrap_or_else(|e| panic!("inserting into {name}: {e}"));
+    }
+
+    /// The mapping of inside endpoint `inside` (NAPT_OUT).
+    pub fn napt_out(&self, inside: Endpoint) -> Option<Mapping> {
+        self.get(MAP_NAPT_OUT, &inside.key())
+    }
+
+    /// The inside endpoint behind public endpoint `public` (NAPT_IN).
+    pub fn napt_in(&self, public: Endpoint) -> Option<Mapping> {
+        self.get(MAP_NAPT_IN, &public.key())
+    }
+
+    /// The public endpoint of inside endpoint `inside`, if mapped.
+    pub fn public_of(&self, inside: Endpoint) -> Option<Endpoint> {
+        self.napt_out(inside).map(|m| inside.of_mapping(&m))
+    }
+
+    pub fn napt_out_all(&self) -> Vec<(EndpointKey, Mapping)> {
+        let mut v = self.all(MAP_NAPT_OUT);
+        v.sort_by_key(|(k, _)| ep_ord(k));
+        v
+    }
+
+    pub fn napt_in_all(&self) -> Vec<(EndpointKey, Mapping)> {
+        let mut v = self.all(MAP_NAPT_IN);
+        v.sort_by_key(|(k, _)| ep_ord(k));
+        v
+    }
+
+    /// Writes a NAPT_OUT entry only.
+    pub fn put_napt_out(&mut self, inside: Endpoint, value: Mapping) {
+        self.put(MAP_NAPT_OUT, inside.key(), value);
+    }
+
+    /// Writes a NAPT_IN entry only (e.g. to occupy a public port).
+    pub fn put_napt_in(&mut self, public: Endpoint, value: Mapping) {
+        self.put(MAP_NAPT_IN, public.key(), value);
+    }
+
+    /// Writes a mapping pair `inside <-> public` (both directions).
+    pub fn add_mapping(&mut self, inside: Endpoint, public: Endpoint, flags: u16, at: u64) {
+        assert_eq!(inside.proto, public.proto);
+        self.put_napt_out(inside, public.as_mapping(flags, at, at));
+        self.put_napt_in(public, inside.as_mapping(flags, at, at));
+    }
+
+    /// A port forward as `xnat forward add` writes it.
+    pub fn add_forward(&mut self, public: Endpoint, inside: Endpoint) {
+        self.add_mapping(inside, public, MAPPING_FORWARD, 0);
+    }
+
+    /// Sets `last_seen` of both entries of the mapping of `inside`.
+    pub fn set_mapping_last_seen(&mut self, inside: Endpoint, last_seen: u64) {
+        let mut out = self.napt_out(inside).expect("no NAPT_OUT entry");
+        let public = inside.of_mapping(&out);
+        let mut inb = self.napt_in(public).expect("no NAPT_IN entry");
+        out.last_seen = last_seen;
+        inb.last_seen = last_seen;
+        self.put_napt_out(inside, out);
+        self.put_napt_in(public, inb);
+    }
+
+    pub fn session(&self, k: &SessionKey) -> Option<Session> {
+        self.get(MAP_SESSIONS, k)
+    }
+
+    pub fn sessions(&self) -> Vec<(SessionKey, Session)> {
+        let mut v = self.all(MAP_SESSIONS);
+        v.sort_by_key(|(k, _)| sk_ord(k));
+        v
+    }
+
+    pub fn put_session(&mut self, k: SessionKey, s: Session) {
+        self.put(MAP_SESSIONS, k, s);
+    }
+
+    pub fn filter(&self, k: &FilterKey) -> Option<u64> {
+        self.get(MAP_FILTER, k)
+    }
+
+    pub fn filter_all(&self) -> Vec<(FilterKey, u64)> {
+        let mut v = self.all(MAP_FILTER);
+        v.sort_by_key(|(k, _)| fk_ord(k));
+        v
+    }
+
+    pub fn host_ports(&self, inside: Ipv4Addr) -> Option<u64> {
+        self.get(MAP_HOST_PORTS, &be(inside))
+    }
+
+    pub fn set_host_ports(&mut self, inside: Ipv4Addr, n: u64) {
+        self.put(MAP_HOST_PORTS, be(inside), n);
+    }
+
+    /// Everything NAPT keeps, sorted, for before/after comparisons.
+    pub fn state(&self) -> NaptState {
+        NaptState {
+            out: self.napt_out_all(),
+            inb: self.napt_in_all(),
+            sessions: self.sessions(),
+            filter: self.filter_all(),
+            host_ports: sorted(self.all(MAP_HOST_PORTS)),
+        }
+    }
+
+    /// Fills the hash map `name` (keys of type `K` built by `key(i)`) with
+    /// `n` entries of value `v`; stops early and returns how many went in
+    /// if the map refuses more.
+    pub fn fill<K: aya::Pod, V: aya::Pod>(
+        &mut self,
+        name: &str,
+        n: u32,
+        key: impl Fn(u32) -> K,
+        v: V,
+    ) -> u32 {
+        let mut m = self.hash_mut::<K, V>(name);
+        for i in 0..n {
+            if m.insert(key(i), v, 0).is_err() {
+                return i;
+            }
+        }
+        n
+    }
+
+    /// Drains the EVENTS ring buffer.
+    pub fn events(&mut self) -> Vec<EventRecord> {
+        let mut ring = RingBuf::try_from(self.ebpf.map_mut(MAP_EVENTS).expect(MAP_EVENTS))
+            .expect("EVENTS map type");
+        let mut out = Vec::new();
+        while let Some(item) = ring.next() {
+            let b: &[u8] = &item;
+            assert!(b.len() >= 8, "EVENTS record of {} bytes", b.len());
+            let end = (8 + EVENT_QUOTE_MAX).min(b.len());
+            out.push(EventRecord {
+                kind: u32::from_ne_bytes(b[0..4].try_into().unwrap()),
+                quote_len: u32::from_ne_bytes(b[4..8].try_into().unwrap()),
+                quote: b[8..end].to_vec(),
+                record_len: b.len(),
+            });
+        }
+        out
+    }
+}

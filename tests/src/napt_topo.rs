@@ -1,0 +1,697 @@
+//! The end-to-end topology for dynamic NAPT, and socket helpers the NAPT
+//! tests need beyond [`crate::traffic`]:
+//!
+//! ```text
+//!  a                     nat                              rtr                       srv
+//!  eth0 10.0.0.2 ─┐
+//!                 ├ int0 (bridge) 10.0.0.1/24
+//!  b              │      EXT 192.0.2.1/24          ─ eth0 192.0.2.2/24
+//!  eth0 10.0.0.3 ─┘          198.51.100.1-4/32        eth1 203.0.113.1/24 ── eth0 203.0.113.10/24
+//!       10.0.0.4             (the NAPT pool)          (MTU 1280)               203.0.113.11/24
+//!       10.0.0.5                                                               203.0.113.12/24
+//! ```
+//!
+//! Two inside namespaces (`a` is one host, `b` holds three more inside
+//! addresses) sit on a bridge `int0` in the gateway `nat`, which runs
+//! `xnat attach EXT --pool ...`. The router `rtr` routes the pool prefix
+//! 198.51.100.0/24 to the gateway and has *no* route to 10/8, so nothing
+//! from the inside gets anywhere untranslated. Its server-side link has MTU
+//! 1280 (for the PMTU test; harmless elsewhere). The server namespace `srv`
+//! holds three server addresses: two for endpoint-independent mapping, the
+//! third for the filtering tests.
+//!
+//! Like [`crate::topology`], EXT gets a unique name (`n<pid36><tag><mode>`)
+//! because xnat pins its state under a directory named after the interface.
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::netns::{BgChild, CMD_TIMEOUT, Netns, describe, host, require_root, xnat_bin};
+use crate::topology::{Ingress, attached, json_counter, pins_for};
+use crate::wait::wait_until;
+
+/// Inside host A (namespace `a`).
+pub const HOST_A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+/// Inside host B (namespace `b`).
+pub const HOST_B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 3);
+/// A third inside address (namespace `b`).
+pub const HOST_C: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 4);
+/// The inside server of the port-forward tests (namespace `b`).
+pub const HOST_FWD: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 5);
+/// The gateway's inside address.
+pub const GW_INT: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+/// The gateway's own outside address.
+pub const GW_EXT: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+/// The router's address facing the gateway.
+pub const RTR_EXT: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+/// The router's address facing the servers.
+pub const RTR_SRV: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
+/// Server addresses (all in namespace `srv`).
+pub const SRV1: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
+pub const SRV2: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 11);
+pub const SRV3: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 12);
+/// The pool addresses assigned to EXT; most tests use only the first.
+pub const POOL: [Ipv4Addr; 4] = [
+    Ipv4Addr::new(198, 51, 100, 1),
+    Ipv4Addr::new(198, 51, 100, 2),
+    Ipv4Addr::new(198, 51, 100, 3),
+    Ipv4Addr::new(198, 51, 100, 4),
+];
+/// MTU of the router's server-side link.
+pub const SRV_LINK_MTU: u32 = 1280;
+
+/// How long `xnat attach` may take to print its ready line.
+const ATTACH_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the agent may take to exit after SIGTERM.
+pub const AGENT_EXIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bound for socket operations of the helpers below.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The pid in base 36: short enough for interface names.
+fn pid36() -> String {
+    let mut n = std::process::id();
+    let mut s = Vec::new();
+    loop {
+        s.push(b"0123456789abcdefghijklmnopqrstuvwxyz"[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    s.reverse();
+    String::from_utf8(s).unwrap()
+}
+
+/// One row of `xnat flows --json`.
+#[derive(Clone, Debug)]
+pub struct Flow {
+    pub proto: String,
+    pub state: String,
+    pub inside: SocketAddrV4,
+    pub public: SocketAddrV4,
+    pub remote: SocketAddrV4,
+    pub age_s: u64,
+    pub idle_s: u64,
+    pub expires_in_s: u64,
+    pub packets_out: u64,
+    pub packets_in: u64,
+    /// The raw JSON object, for messages.
+    pub raw: Value,
+}
+
+impl Flow {
+    fn parse(v: &Value) -> Flow {
+        let s = |k: &str| -> String {
+            v.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_else(|| panic!("flow without string {k:?}: {v}"))
+                .to_string()
+        };
+        let ep = |k: &str| -> SocketAddrV4 {
+            s(k).parse()
+                .unwrap_or_else(|e| panic!("flow field {k:?} is not ADDR:PORT ({e}): {v}"))
+        };
+        let n = |k: &str| -> u64 {
+            v.get(k)
+                .and_then(Value::as_u64)
+                .unwrap_or_else(|| panic!("flow without number {k:?}: {v}"))
+        };
+        Flow {
+            proto: s("proto"),
+            state: s("state"),
+            inside: ep("inside"),
+            public: ep("public"),
+            remote: ep("remote"),
+            age_s: n("age_s"),
+            idle_s: n("idle_s"),
+            expires_in_s: n("expires_in_s"),
+            packets_out: n("packets_out"),
+            packets_in: n("packets_in"),
+            raw: v.clone(),
+        }
+    }
+}
+
+/// Renders flows for messages, one per line.
+pub fn show_flows(flows: &[Flow]) -> String {
+    flows
+        .iter()
+        .map(|f| format!("  {}\n", f.raw))
+        .collect::<String>()
+}
+
+/// The NAPT topology of one test. Dropping it stops the children (the
+/// agent with SIGTERM, so it detaches), removes pins a failed agent may have
+/// left and deletes the namespaces, also when the test panicked.
+pub struct NaptTopo {
+    pub mode: Ingress,
+    /// The NAT's external interface (in `nat`).
+    pub ext: String,
+    /// Inside host A (10.0.0.2).
+    pub a: Netns,
+    /// Inside hosts B (10.0.0.3), 10.0.0.4 and 10.0.0.5.
+    pub b: Netns,
+    pub nat: Netns,
+    pub rtr: Netns,
+    pub srv: Netns,
+    agent: Option<BgChild>,
+    bg: Vec<BgChild>,
+}
+
+impl NaptTopo {
+    /// Builds the topology for test `tag` (≤ 4 alphanumerics, unique among
+    /// the tests of the binary) in ingress `mode`, without attaching xnat.
+    pub fn new(tag: &str, mode: Ingress) -> NaptTopo {
+        require_root();
+        let _ = xnat_bin(); // fail early and clearly if the binary is missing
+        assert!(
+            tag.len() <= 4 && tag.chars().all(|c| c.is_ascii_alphanumeric()),
+            "test tag {tag:?} must be ≤ 4 alphanumerics"
+        );
+        let m = &mode.as_str()[..1];
+        let prefix = format!("xn{}-{tag}{m}", std::process::id());
+        let ext = format!("n{}{tag}{m}", pid36());
+        assert!(ext.len() <= 15, "interface name {ext} too long");
+
+        let t = NaptTopo {
+            mode,
+            ext,
+            a: Netns::create(format!("{prefix}-a")),
+            b: Netns::create(format!("{prefix}-b")),
+            nat: Netns::create(format!("{prefix}-nat")),
+            rtr: Netns::create(format!("{prefix}-rtr")),
+            srv: Netns::create(format!("{prefix}-srv")),
+            agent: None,
+            bg: Vec::new(),
+        };
+        t.remove_stale_pins();
+
+        let veth = |a: &Netns, an: &str, b: &Netns, bn: &str| {
+            host(&[
+                "ip", "link", "add", an, "netns", a.name(), "type", "veth", "peer", "name", bn,
+                "netns", b.name(),
+            ]);
+        };
+        veth(&t.a, "eth0", &t.nat, "ia");
+        veth(&t.b, "eth0", &t.nat, "ib");
+        veth(&t.nat, &t.ext, &t.rtr, "eth0");
+        veth(&t.rtr, "eth1", &t.srv, "eth0");
+
+        // Inside hosts.
+        t.a.ip(&["addr", "add", "10.0.0.2/24", "dev", "eth0"]);
+        for addr in ["10.0.0.3/24", "10.0.0.4/24", "10.0.0.5/24"] {
+            t.b.ip(&["addr", "add", addr, "dev", "eth0"]);
+        }
+        for ns in [&t.a, &t.b] {
+            ns.ip(&["link", "set", "eth0", "up"]);
+            ns.ip(&["route", "add", "default", "via", "10.0.0.1"]);
+        }
+
+        // Gateway: a bridge for the inside (STP off, so its ports forward
+        // at once), the external link with the pool addresses.
+        let ext = t.ext.clone();
+        t.nat.ip(&["link", "add", "int0", "type", "bridge", "stp_state", "0"]);
+        for port in ["ia", "ib"] {
+            t.nat.ip(&["link", "set", port, "master", "int0"]);
+            t.nat.ip(&["link", "set", port, "up"]);
+        }
+        t.nat.ip(&["addr", "add", "10.0.0.1/24", "dev", "int0"]);
+        t.nat.ip(&["link", "set", "int0", "up"]);
+        t.nat.ip(&["addr", "add", "192.0.2.1/24", "dev", &ext]);
+        for p in POOL {
+            t.nat.ip(&["addr", "add", &format!("{p}/32"), "dev", &ext]);
+        }
+        t.nat.ip(&["link", "set", &ext, "up"]);
+        t.nat.ip(&["route", "add", "default", "via", "192.0.2.2"]);
+        t.nat.sysctl("net.ipv4.ip_forward", "1");
+
+        // Router: no route to 10/8, only the pool prefix via the gateway.
+        t.rtr.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
+        t.rtr.ip(&["addr", "add", "203.0.113.1/24", "dev", "eth1"]);
+        let mtu = SRV_LINK_MTU.to_string();
+        t.rtr.ip(&["link", "set", "eth1", "mtu", &mtu]);
+        t.rtr.ip(&["link", "set", "eth0", "up"]);
+        t.rtr.ip(&["link", "set", "eth1", "up"]);
+        t.rtr
+            .ip(&["route", "add", "198.51.100.0/24", "via", "192.0.2.1"]);
+        t.rtr.sysctl("net.ipv4.ip_forward", "1");
+
+        // Servers.
+        for addr in ["203.0.113.10/24", "203.0.113.11/24", "203.0.113.12/24"] {
+            t.srv.ip(&["addr", "add", addr, "dev", "eth0"]);
+        }
+        t.srv.ip(&["link", "set", "eth0", "mtu", &mtu]);
+        t.srv.ip(&["link", "set", "eth0", "up"]);
+        t.srv.ip(&["route", "add", "default", "via", "203.0.113.1"]);
+
+        // ICMP errors are rate limited per destination (1/s, burst 6), and
+        // every inside host shares the public address the router and the
+        // servers answer to: lift the limit so traceroutes from two hosts
+        // and the ECONNREFUSED/PMTU probes never lose an error to it.
+        for ns in [&t.nat, &t.rtr, &t.srv] {
+            ns.sysctl("net.ipv4.icmp_ratelimit", "0");
+        }
+
+        if mode == Ingress::Xdp {
+            // DESIGN §2: XDP cannot see CHECKSUM_PARTIAL, so in XDP ingress
+            // mode the outside peer of the NAT's external veth must behave
+            // like a wire and send complete checksums: turn its tx checksum
+            // offload off. All other offloads stay at their defaults.
+            t.rtr.run_ok(&["ethtool", "-K", "eth0", "tx", "off"]);
+        }
+        t
+    }
+
+    /// Starts `xnat attach EXT --ingress MODE ARGS...` in `nat` and waits
+    /// for its ready line.
+    pub fn attach(&mut self, args: &[&str]) {
+        assert!(self.agent.is_none(), "agent already running");
+        let bin = xnat_bin();
+        let mut v = vec![
+            bin.to_str().unwrap(),
+            "attach",
+            &self.ext,
+            "--ingress",
+            self.mode.as_str(),
+        ];
+        v.extend_from_slice(args);
+        let mut agent = self.nat.spawn(&v);
+        let ready = format!("xnat: attached to {}", self.ext);
+        wait_until(ATTACH_TIMEOUT, &format!("`{ready}` from the agent"), || {
+            if let Some(s) = agent.try_exit() {
+                panic!(
+                    "`{}` exited ({}) before it was ready\nstdout: {}\nstderr: {}",
+                    agent.what(),
+                    describe(s),
+                    agent.stdout(),
+                    agent.stderr()
+                );
+            }
+            agent.stdout().lines().any(|l| l.starts_with(&ready))
+        });
+        self.agent = Some(agent);
+        let a = attached(&self.nat, &self.ext);
+        assert!(
+            !a.tc.is_empty() && (self.mode == Ingress::Tc || a.xdp),
+            "agent ready in {} mode but programs missing on {}:\n{}",
+            self.mode.as_str(),
+            self.ext,
+            a.raw
+        );
+    }
+
+    /// Stops the agent with SIGTERM and checks it exited 0 and left no
+    /// program and no pin behind.
+    pub fn stop_agent(&mut self) {
+        let mut agent = self.agent.take().expect("no agent attached");
+        let (status, killed) = agent.terminate(AGENT_EXIT_TIMEOUT);
+        assert!(
+            !killed && status.success(),
+            "agent did not exit 0 on SIGTERM ({}{})\nstdout: {}\nstderr: {}",
+            describe(status),
+            if killed { ", needed SIGKILL" } else { "" },
+            agent.stdout(),
+            agent.stderr()
+        );
+        let a = attached(&self.nat, &self.ext);
+        assert!(a.is_empty(), "programs left on {}:\n{}", self.ext, a.raw);
+        let pins = pins_for(&self.ext);
+        assert!(pins.is_empty(), "pins left for {}: {pins:?}", self.ext);
+    }
+
+    /// The agent's output so far (stdout + stderr), for messages.
+    pub fn agent_output(&self) -> String {
+        match &self.agent {
+            Some(a) => format!("stdout: {}\nstderr: {}", a.stdout(), a.stderr()),
+            None => "(no agent)".into(),
+        }
+    }
+
+    /// Keeps a background child alive until the topology is dropped.
+    pub fn keep(&mut self, child: BgChild) {
+        self.bg.push(child);
+    }
+
+    /// Runs `xnat ARGS -i EXT` in `nat`, whatever the result.
+    pub fn xnat(&self, args: &[&str]) -> Output {
+        let bin = xnat_bin();
+        let mut v = vec![bin.to_str().unwrap()];
+        v.extend_from_slice(args);
+        v.extend_from_slice(&["-i", &self.ext]);
+        self.nat.run(CMD_TIMEOUT, &v)
+    }
+
+    /// Runs `xnat ARGS -i EXT` in `nat`; panics unless it succeeds; returns
+    /// stdout.
+    pub fn xnat_ok(&self, args: &[&str]) -> String {
+        let out = self.xnat(args);
+        assert!(
+            out.status.success(),
+            "`xnat {} -i {}` failed ({}):\nstdout: {}\nstderr: {}",
+            args.join(" "),
+            self.ext,
+            describe(out.status),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self.xnat_ok(args);
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("`xnat {}` is not JSON ({e}): {out}", args.join(" ")))
+    }
+
+    /// `xnat flows --json FILTER...`, parsed.
+    pub fn flows(&self, filter: &[&str]) -> Vec<Flow> {
+        let mut args = vec!["flows", "--json"];
+        args.extend_from_slice(filter);
+        let v = self.json(&args);
+        v.as_array()
+            .unwrap_or_else(|| panic!("`xnat flows --json` is not an array: {v}"))
+            .iter()
+            .map(Flow::parse)
+            .collect()
+    }
+
+    /// `xnat stats --json`.
+    pub fn stats(&self) -> Value {
+        self.json(&["stats", "--json"])
+    }
+
+    /// A counter of `xnat stats --json` by name.
+    pub fn counter(&self, name: &str) -> u64 {
+        let v = self.stats();
+        json_counter(&v["counters"], name)
+            .unwrap_or_else(|| panic!("`xnat stats --json` has no counter {name:?}: {v}"))
+    }
+
+    /// A number under `napt` in `xnat stats --json` (`mappings`, `sessions`).
+    pub fn napt_stat(&self, name: &str) -> u64 {
+        let v = self.stats();
+        v["napt"][name]
+            .as_u64()
+            .unwrap_or_else(|| panic!("`xnat stats --json` has no napt.{name}: {v}"))
+    }
+
+    /// `napt.pool_ports_in_use[addr]` of `xnat stats --json`.
+    pub fn ports_in_use(&self, addr: Ipv4Addr) -> u64 {
+        let v = self.stats();
+        v["napt"]["pool_ports_in_use"][addr.to_string()]
+            .as_u64()
+            .unwrap_or_else(|| panic!("`xnat stats --json` has no pool_ports_in_use[{addr}]: {v}"))
+    }
+
+    /// `xnat forward list --json` as (proto, public, inside) strings.
+    pub fn forward_list(&self) -> Vec<(String, String, String)> {
+        let v = self.json(&["forward", "list", "--json"]);
+        let s = |e: &Value, k: &str| -> String {
+            e[k].as_str()
+                .unwrap_or_else(|| panic!("forward list entry without {k:?}: {e}"))
+                .to_string()
+        };
+        v.as_array()
+            .unwrap_or_else(|| panic!("`xnat forward list --json` is not an array: {v}"))
+            .iter()
+            .map(|e| (s(e, "proto"), s(e, "public"), s(e, "inside")))
+            .collect()
+    }
+
+    /// Removes pins named after EXT (ours by construction: the name holds
+    /// our pid) left by a crashed earlier run or a failed test.
+    fn remove_stale_pins(&self) {
+        for p in pins_for(&self.ext) {
+            // Sorted: a directory comes first and takes its contents along.
+            let r = if p.is_dir() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+            if let Err(e) = r
+                && p.exists()
+            {
+                eprintln!("warning: cannot remove stale pin {}: {e}", p.display());
+            }
+        }
+    }
+}
+
+impl Drop for NaptTopo {
+    fn drop(&mut self) {
+        // Children first (the agent gets SIGTERM and detaches), then pins a
+        // misbehaving agent may have left, then (field drops) the namespaces.
+        self.bg.clear();
+        self.agent = None;
+        self.remove_stale_pins();
+    }
+}
+
+/// `SocketAddrV4::new` shorthand.
+pub fn sa(ip: Ipv4Addr, port: u16) -> SocketAddrV4 {
+    SocketAddrV4::new(ip, port)
+}
+
+/// The IPv4 socket address of `a` (panics on IPv6).
+pub fn v4(a: SocketAddr) -> SocketAddrV4 {
+    match a {
+        SocketAddr::V4(a) => a,
+        SocketAddr::V6(a) => panic!("unexpected IPv6 address {a}"),
+    }
+}
+
+/// A UDP socket bound to `local` inside `ns`.
+pub fn udp_bind(ns: &Netns, local: SocketAddrV4) -> UdpSocket {
+    ns.in_ns(|| UdpSocket::bind(local))
+        .unwrap_or_else(|e| panic!("bind UDP {local} in {}: {e}", ns.name()))
+}
+
+/// A UDP socket bound to `local` inside `ns` and connected to `remote`.
+pub fn udp_connected(ns: &Netns, local: SocketAddrV4, remote: SocketAddrV4) -> UdpSocket {
+    let s = udp_bind(ns, local);
+    s.connect(remote)
+        .unwrap_or_else(|e| panic!("connect UDP {local} -> {remote}: {e}"));
+    s
+}
+
+/// A TCP listener on `addr` inside `ns`.
+pub fn tcp_listen(ns: &Netns, addr: SocketAddrV4) -> TcpListener {
+    ns.in_ns(|| TcpListener::bind(addr))
+        .unwrap_or_else(|e| panic!("listen TCP {addr} in {}: {e}", ns.name()))
+}
+
+fn sockaddr(a: SocketAddrV4) -> libc::sockaddr_in {
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: a.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes(a.ip().octets()),
+        },
+        sin_zero: [0; 8],
+    }
+}
+
+fn setsockopt_int(fd: RawFd, level: libc::c_int, opt: libc::c_int, v: libc::c_int) {
+    // SAFETY: valid fd and a live int for the duration of the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            opt,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(
+        rc,
+        0,
+        "setsockopt({level}, {opt}): {}",
+        io::Error::last_os_error()
+    );
+}
+
+/// A TCP connection from `local` (port 0: any) to `remote`, made inside
+/// `ns`, with SO_REUSEADDR when `reuse` (so several connections can share
+/// one local port). The connect is bounded by [`IO_TIMEOUT`]; reads and
+/// writes of the returned stream too.
+pub fn tcp_connect(
+    ns: &Netns,
+    local: SocketAddrV4,
+    remote: SocketAddrV4,
+    reuse: bool,
+) -> io::Result<TcpStream> {
+    let s = ns.in_ns(move || -> io::Result<TcpStream> {
+        // SAFETY: plain socket(2); ownership moves into OwnedFd at once.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a fresh fd we own.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        if reuse {
+            setsockopt_int(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1);
+        }
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        let l = sockaddr(local);
+        // SAFETY: valid fd and sockaddr.
+        if unsafe { libc::bind(fd.as_raw_fd(), (&l as *const libc::sockaddr_in).cast(), len) } != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+        let stream = TcpStream::from(fd);
+        // A blocking connect honours SO_SNDTIMEO (EINPROGRESS on timeout).
+        stream.set_write_timeout(Some(IO_TIMEOUT))?;
+        stream.set_read_timeout(Some(IO_TIMEOUT))?;
+        let r = sockaddr(remote);
+        // SAFETY: valid fd and sockaddr.
+        let rc = unsafe {
+            libc::connect(
+                stream.as_raw_fd(),
+                (&r as *const libc::sockaddr_in).cast(),
+                len,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(stream)
+    })?;
+    Ok(s)
+}
+
+/// Receives one datagram within `timeout`: `Ok(None)` if nothing came,
+/// `Err` for a socket error (e.g. ECONNREFUSED on a connected socket).
+pub fn recv_within(sock: &UdpSocket, timeout: Duration) -> io::Result<Option<(Vec<u8>, SocketAddr)>> {
+    let deadline = Instant::now() + timeout;
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(None);
+        }
+        sock.set_read_timeout(Some(left.min(Duration::from_millis(100))))?;
+        match sock.recv_from(&mut buf) {
+            Ok((n, from)) => return Ok(Some((buf[..n].to_vec(), from))),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Everything `sock` receives within `window`, as (payload, source).
+pub fn drain_for(sock: &UdpSocket, window: Duration) -> Vec<(Vec<u8>, SocketAddr)> {
+    let deadline = Instant::now() + window;
+    let mut got = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return got;
+        }
+        match recv_within(sock, left) {
+            Ok(Some(d)) => got.push(d),
+            Ok(None) => return got,
+            Err(e) => panic!("recv on {:?}: {e}", sock.local_addr()),
+        }
+    }
+}
+
+/// Sends `msg` from `from` to `to` until `at` (the receiving socket)
+/// receives it, retrying a few times within a bounded time; returns the
+/// source address `at` saw. Datagrams with other contents are skipped.
+pub fn udp_deliver(from: &UdpSocket, to: SocketAddrV4, at: &UdpSocket, msg: &[u8]) -> SocketAddrV4 {
+    for _attempt in 0..5 {
+        from.send_to(msg, to)
+            .unwrap_or_else(|e| panic!("send_to {to} from {:?}: {e}", from.local_addr()));
+        let deadline = Instant::now() + Duration::from_millis(800);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match recv_within(at, left) {
+                Ok(Some((d, src))) if d == msg => return v4(src),
+                Ok(Some(_)) => continue,
+                Ok(None) => break,
+                Err(e) => panic!("recv on {:?}: {e}", at.local_addr()),
+            }
+        }
+    }
+    panic!(
+        "UDP {:?} -> {to}: {:?} never received it (5 attempts)",
+        from.local_addr(),
+        at.local_addr()
+    );
+}
+
+/// A send on a connected UDP socket, retried until a receive reports an
+/// error (an ICMP error the kernel matched to the socket) within `timeout`;
+/// returns that error, or `None` if none came.
+pub fn udp_error_within(sock: &UdpSocket, msg: &[u8], timeout: Duration) -> Option<io::Error> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Err(e) = sock.send(msg) {
+            return Some(e);
+        }
+        match recv_within(sock, Duration::from_millis(300)) {
+            Err(e) => return Some(e),
+            Ok(Some((d, from))) => panic!(
+                "{:?} got an answer from {from} ({} bytes) instead of an error",
+                sock.local_addr(),
+                d.len()
+            ),
+            Ok(None) => {}
+        }
+    }
+    None
+}
+
+/// IP_MTU_DISCOVER = IP_PMTUDISC_DO: set DF and never fragment locally.
+pub fn set_pmtudisc_do(sock: &UdpSocket) {
+    setsockopt_int(
+        sock.as_raw_fd(),
+        libc::IPPROTO_IP,
+        libc::IP_MTU_DISCOVER,
+        libc::IP_PMTUDISC_DO,
+    );
+}
+
+/// getsockopt IP_MTU of a connected socket: the path MTU the kernel knows.
+pub fn ip_mtu(sock: &UdpSocket) -> io::Result<i32> {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: valid fd, a live int and its length.
+    let rc = unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_MTU,
+            (&mut v as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(v)
+}
+
+/// Hop addresses of `traceroute -n -q 1` output (`None` for `*`).
+pub fn hops(out: &str) -> Vec<Option<String>> {
+    out.lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            w.next()?.parse::<u32>().ok()?;
+            let h = w.next()?;
+            Some((h != "*").then(|| h.to_string()))
+        })
+        .collect()
+}

@@ -1,0 +1,566 @@
+//! The end-to-end topology for static 1:1 NAT:
+//!
+//! ```text
+//!  cli                nat                          rtr                         srv
+//!  eth0 10.0.0.2/24 ─ int0 10.0.0.1/24
+//!  (+10.0.0.3/24)     EXT  192.0.2.1/24        ─  eth0 192.0.2.2/24
+//!                          203.0.113.1/32          eth1 198.51.100.1/24    ─  eth0 198.51.100.2/24
+//!                          203.0.113.2/32
+//! ```
+//!
+//! `nat` runs `xnat attach EXT`. `rtr` routes 203.0.113.0/24 *and* 10.0.0.0/8
+//! back to the gateway, so plain routing without translation works too (the
+//! tests use that to see that detach and `map del` restore it). `nat` ignores
+//! pings addressed to itself, so a ping to a public address can only succeed
+//! when it is translated to the inside host.
+//!
+//! EXT is not literally `ext0`: every topology gets a unique external
+//! interface name (`x` + pid in base 36 + test tag + mode letter), so the pin
+//! directory under /sys/fs/bpf/xnat that belongs to a test is known by name
+//! (xnat names it `IFACE@ns<netns inode>`; inode numbers are reused once a
+//! namespace is gone, names with our pid are not).
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use aya::programs::{SchedClassifier, TcAttachType};
+use serde_json::Value;
+
+use crate::netns::{BgChild, CMD_TIMEOUT, Netns, describe, host, require_root, xnat_bin};
+use crate::wait::wait_until;
+
+/// Client's address (mapped to [`PUB1`] at attach).
+pub const CLI: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+/// Second client address (on the same interface; not mapped at attach).
+pub const CLI2: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 3);
+/// The gateway's inside address.
+pub const GW_INT: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+/// The gateway's own outside address.
+pub const GW_EXT: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+/// Public address of [`CLI`].
+pub const PUB1: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
+/// Public address handed to [`CLI2`] by `map add`.
+pub const PUB2: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 2);
+/// The router's address facing the gateway.
+pub const RTR_EXT: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+/// The router's address facing the server.
+pub const RTR_SRV: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
+/// The server.
+pub const SRV: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
+
+/// The static mapping every topology attaches with.
+pub const STATIC_MAP: &str = "10.0.0.2=203.0.113.1";
+
+/// Where xnat pins its state.
+pub const PIN_ROOT: &str = "/sys/fs/bpf/xnat";
+
+/// How long `xnat attach` may take to print its ready line.
+const ATTACH_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the agent may take to exit after SIGTERM or `xnat detach`.
+pub const AGENT_EXIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Ingress mode of the external interface (`xnat attach --ingress`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ingress {
+    Xdp,
+    Tc,
+}
+
+impl Ingress {
+    /// The `--ingress` argument.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ingress::Xdp => "xdp",
+            Ingress::Tc => "tc",
+        }
+    }
+}
+
+/// What is attached to an interface, as `ip` and `bpftool` see it.
+#[derive(Debug)]
+pub struct Attached {
+    /// An XDP program (any mode) is attached.
+    pub xdp: bool,
+    /// `bpftool net show` lines of the tc section for the interface
+    /// (clsact or tcx programs).
+    pub tc: Vec<String>,
+    /// The raw outputs, for messages.
+    pub raw: String,
+}
+
+impl Attached {
+    /// Nothing at all is attached.
+    pub fn is_empty(&self) -> bool {
+        !self.xdp && self.tc.is_empty()
+    }
+}
+
+/// All four namespaces, their links and addresses, plus the background
+/// children of a test. Dropping it stops the children (the agent with
+/// SIGTERM, so it detaches) and deletes the namespaces, also when the test
+/// panicked.
+pub struct Topology {
+    pub mode: Ingress,
+    /// The NAT's external interface (in `nat`).
+    pub ext: String,
+    pub cli: Netns,
+    pub nat: Netns,
+    pub rtr: Netns,
+    pub srv: Netns,
+    agent: Option<BgChild>,
+    bg: Vec<BgChild>,
+}
+
+/// The pid in base 36: short enough for interface names.
+fn pid36() -> String {
+    let mut n = std::process::id();
+    let mut s = Vec::new();
+    loop {
+        s.push(b"0123456789abcdefghijklmnopqrstuvwxyz"[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    s.reverse();
+    String::from_utf8(s).unwrap()
+}
+
+impl Topology {
+    /// Builds the topology for test `tag` (≤ 4 characters, unique among the
+    /// tests of the binary) in ingress `mode`, without attaching xnat.
+    pub fn new(tag: &str, mode: Ingress) -> Topology {
+        require_root();
+        let _ = xnat_bin(); // fail early and clearly if the binary is missing
+        assert!(
+            tag.len() <= 4 && tag.chars().all(|c| c.is_ascii_alphanumeric()),
+            "test tag {tag:?} must be ≤ 4 alphanumerics"
+        );
+        let m = &mode.as_str()[..1];
+        let pid = std::process::id();
+        let prefix = format!("xt{pid}-{tag}{m}");
+        let ext = format!("x{}{tag}{m}", pid36());
+        assert!(ext.len() <= 15, "interface name {ext} too long");
+
+        let t = Topology {
+            mode,
+            ext,
+            cli: Netns::create(format!("{prefix}-cli")),
+            nat: Netns::create(format!("{prefix}-nat")),
+            rtr: Netns::create(format!("{prefix}-rtr")),
+            srv: Netns::create(format!("{prefix}-srv")),
+            agent: None,
+            bg: Vec::new(),
+        };
+        t.remove_stale_pins();
+
+        let veth = |a: &Netns, an: &str, b: &Netns, bn: &str| {
+            host(&[
+                "ip",
+                "link",
+                "add",
+                an,
+                "netns",
+                a.name(),
+                "type",
+                "veth",
+                "peer",
+                "name",
+                bn,
+                "netns",
+                b.name(),
+            ]);
+        };
+        veth(&t.cli, "eth0", &t.nat, "int0");
+        veth(&t.nat, &t.ext, &t.rtr, "eth0");
+        veth(&t.rtr, "eth1", &t.srv, "eth0");
+
+        t.cli.ip(&["addr", "add", "10.0.0.2/24", "dev", "eth0"]);
+        t.cli.ip(&["addr", "add", "10.0.0.3/24", "dev", "eth0"]);
+        t.cli.ip(&["link", "set", "eth0", "up"]);
+        t.cli.ip(&["route", "add", "default", "via", "10.0.0.1"]);
+
+        let ext = t.ext.clone();
+        t.nat.ip(&["addr", "add", "10.0.0.1/24", "dev", "int0"]);
+        t.nat.ip(&["addr", "add", "192.0.2.1/24", "dev", &ext]);
+        t.nat.ip(&["addr", "add", "203.0.113.1/32", "dev", &ext]);
+        t.nat.ip(&["addr", "add", "203.0.113.2/32", "dev", &ext]);
+        t.nat.ip(&["link", "set", "int0", "up"]);
+        t.nat.ip(&["link", "set", &ext, "up"]);
+        t.nat.ip(&["route", "add", "default", "via", "192.0.2.2"]);
+        t.nat.sysctl("net.ipv4.ip_forward", "1");
+        // The gateway must never answer pings to the public addresses itself,
+        // or a ping test could pass without any translation.
+        t.nat.sysctl("net.ipv4.icmp_echo_ignore_all", "1");
+
+        t.rtr.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
+        t.rtr.ip(&["addr", "add", "198.51.100.1/24", "dev", "eth1"]);
+        t.rtr.ip(&["link", "set", "eth0", "up"]);
+        t.rtr.ip(&["link", "set", "eth1", "up"]);
+        t.rtr
+            .ip(&["route", "add", "203.0.113.0/24", "via", "192.0.2.1"]);
+        t.rtr
+            .ip(&["route", "add", "10.0.0.0/8", "via", "192.0.2.1"]);
+        t.rtr.sysctl("net.ipv4.ip_forward", "1");
+
+        t.srv.ip(&["addr", "add", "198.51.100.2/24", "dev", "eth0"]);
+        t.srv.ip(&["link", "set", "eth0", "up"]);
+        t.srv
+            .ip(&["route", "add", "default", "via", "198.51.100.1"]);
+
+        if mode == Ingress::Xdp {
+            // DESIGN §2: XDP cannot see CHECKSUM_PARTIAL, so in XDP ingress
+            // mode the outside peer of the NAT's external veth must behave
+            // like a wire and send complete checksums: turn its tx checksum
+            // offload off. All other offloads stay at their defaults.
+            t.rtr.run_ok(&["ethtool", "-K", "eth0", "tx", "off"]);
+        }
+        t
+    }
+
+    /// [`Topology::new`] plus `xnat attach EXT --map 10.0.0.2=203.0.113.1`.
+    pub fn with_static_nat(tag: &str, mode: Ingress) -> Topology {
+        let mut t = Topology::new(tag, mode);
+        t.attach(&["--map", STATIC_MAP]);
+        t
+    }
+
+    /// Starts `xnat attach EXT --ingress MODE ARGS...` in `nat` in the
+    /// background and waits for its ready line.
+    pub fn attach(&mut self, args: &[&str]) {
+        assert!(self.agent.is_none(), "agent already running");
+        let mut agent = self.spawn_attach(&self.ext.clone(), args);
+        let ready = format!("xnat: attached to {}", self.ext);
+        wait_until(ATTACH_TIMEOUT, &format!("`{ready}` from the agent"), || {
+            if let Some(s) = agent.try_exit() {
+                panic!(
+                    "`{}` exited ({}) before it was ready\nstdout: {}\nstderr: {}",
+                    agent.what(),
+                    describe(s),
+                    agent.stdout(),
+                    agent.stderr()
+                );
+            }
+            agent.stdout().lines().any(|l| l.starts_with(&ready))
+        });
+        self.agent = Some(agent);
+        let a = self.attached();
+        assert!(
+            !a.tc.is_empty(),
+            "agent ready but no tc program on {}:\n{}",
+            self.ext,
+            a.raw
+        );
+        if self.mode == Ingress::Xdp {
+            assert!(
+                a.xdp,
+                "agent ready in xdp mode but no XDP program on {}:\n{}",
+                self.ext, a.raw
+            );
+        }
+    }
+
+    /// Spawns `xnat attach IFACE --ingress MODE ARGS...` in `nat` (not waiting).
+    pub fn spawn_attach(&self, iface: &str, args: &[&str]) -> BgChild {
+        let bin = xnat_bin();
+        let mut v = vec![
+            bin.to_str().unwrap(),
+            "attach",
+            iface,
+            "--ingress",
+            self.mode.as_str(),
+        ];
+        v.extend_from_slice(args);
+        self.nat.spawn(&v)
+    }
+
+    /// The running agent.
+    pub fn agent(&mut self) -> &mut BgChild {
+        self.agent.as_mut().expect("no agent attached")
+    }
+
+    /// Takes the agent out of the topology (e.g. to wait for its exit).
+    pub fn take_agent(&mut self) -> BgChild {
+        self.agent.take().expect("no agent attached")
+    }
+
+    /// Stops the agent with SIGTERM and checks it detached cleanly: exit 0,
+    /// no programs left on EXT, no pins left.
+    pub fn stop_agent(&mut self) {
+        let mut agent = self.take_agent();
+        let (status, killed) = agent.terminate(AGENT_EXIT_TIMEOUT);
+        assert!(
+            !killed && status.success(),
+            "agent did not exit 0 on SIGTERM within {AGENT_EXIT_TIMEOUT:?} ({}{})\nstdout: {}\nstderr: {}",
+            describe(status),
+            if killed { ", needed SIGKILL" } else { "" },
+            agent.stdout(),
+            agent.stderr()
+        );
+        self.assert_clean("after the agent exited on SIGTERM");
+    }
+
+    /// Panics unless EXT has no program attached and no pin mentions it.
+    pub fn assert_clean(&self, when: &str) {
+        let a = self.attached();
+        assert!(
+            a.is_empty(),
+            "{when}: programs still attached to {}:\n{}",
+            self.ext,
+            a.raw
+        );
+        let pins = self.pins();
+        assert!(
+            pins.is_empty(),
+            "{when}: pins left for {}: {pins:?}",
+            self.ext
+        );
+    }
+
+    /// Keeps a background child alive until the topology is dropped.
+    pub fn keep(&mut self, child: BgChild) {
+        self.bg.push(child);
+    }
+
+    /// Runs `xnat ARGS` in `nat`, whatever the result.
+    pub fn xnat(&self, args: &[&str]) -> Output {
+        let bin = xnat_bin();
+        let mut v = vec![bin.to_str().unwrap()];
+        v.extend_from_slice(args);
+        self.nat.run(CMD_TIMEOUT, &v)
+    }
+
+    /// Runs `xnat ARGS` in `nat`; panics unless it succeeds; returns stdout.
+    pub fn xnat_ok(&self, args: &[&str]) -> String {
+        let out = self.xnat(args);
+        assert!(
+            out.status.success(),
+            "`xnat {}` failed ({}):\nstdout: {}\nstderr: {}",
+            args.join(" "),
+            describe(out.status),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `xnat map list -i EXT --json` as (private, public) pairs, sorted.
+    pub fn map_list(&self) -> Vec<(Ipv4Addr, Ipv4Addr)> {
+        let out = self.xnat_ok(&["map", "list", "-i", &self.ext, "--json"]);
+        let v: Value = serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("`xnat map list --json` is not JSON ({e}): {out}"));
+        let arr = v
+            .as_array()
+            .unwrap_or_else(|| panic!("`xnat map list --json` is not an array: {out}"));
+        let addr = |e: &Value, k: &str| -> Ipv4Addr {
+            e.get(k)
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or_else(|| panic!("map list entry without an IPv4 {k:?}: {e}"))
+        };
+        let mut pairs: Vec<_> = arr
+            .iter()
+            .map(|e| (addr(e, "private"), addr(e, "public")))
+            .collect();
+        pairs.sort();
+        pairs
+    }
+
+    /// `xnat stats -i EXT --json`.
+    pub fn stats(&self) -> Value {
+        let out = self.xnat_ok(&["stats", "-i", &self.ext, "--json"]);
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("`xnat stats --json` is not JSON ({e}): {out}"))
+    }
+
+    /// One counter of `xnat stats --json` by name; panics if absent.
+    pub fn counter(&self, name: &str) -> u64 {
+        let v = self.stats();
+        json_counter(&v, name)
+            .unwrap_or_else(|| panic!("`xnat stats --json` has no counter {name:?}: {v}"))
+    }
+
+    /// What is attached to EXT (`ip -d link show`, `bpftool net show dev`).
+    pub fn attached(&self) -> Attached {
+        attached(&self.nat, &self.ext)
+    }
+
+    /// Paths under [`PIN_ROOT`] that belong to EXT.
+    pub fn pins(&self) -> Vec<PathBuf> {
+        pins_for(&self.ext)
+    }
+
+    /// Removes pins named after EXT (ours by construction: the name holds
+    /// our pid) left by a crashed earlier run or a failed test.
+    fn remove_stale_pins(&self) {
+        for p in pins_for(&self.ext) {
+            // Sorted: a directory comes first and takes its contents along.
+            let r = if p.is_dir() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+            if let Err(e) = r
+                && p.exists()
+            {
+                eprintln!("warning: cannot remove stale pin {}: {e}", p.display());
+            }
+        }
+    }
+
+    /// Starts tcpdump in `ns` on `iface`, capturing `count` packets matching
+    /// `filter`, and waits until it is listening. The child is returned (and
+    /// not kept) so the test can wait for its exit and read its output.
+    pub fn tcpdump(ns: &Netns, iface: &str, count: u32, filter: &str) -> BgChild {
+        let count = count.to_string();
+        let mut dump = ns.spawn(&[
+            "tcpdump",
+            "-n",
+            "-l",
+            "--immediate-mode",
+            "-i",
+            iface,
+            "-c",
+            &count,
+            filter,
+        ]);
+        wait_until(Duration::from_secs(10), "tcpdump to listen", || {
+            if let Some(s) = dump.try_exit() {
+                panic!("tcpdump exited ({}) early: {}", describe(s), dump.stderr());
+            }
+            dump.stderr().contains("listening on")
+        });
+        dump
+    }
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        // Children first (the agent gets SIGTERM and detaches), then pins
+        // that a misbehaving agent may have left, then (field drops) the
+        // namespaces.
+        self.bg.clear();
+        self.agent = None;
+        self.remove_stale_pins();
+    }
+}
+
+/// What is attached to `iface` in `ns`: XDP from `ip -d link` and
+/// `bpftool net`, tc programs from `bpftool net` (netlink clsact filters),
+/// `tc filter show` and a TCX query (`BPF_PROG_QUERY` through aya, run in
+/// the namespace: the bpftool here, v7.1, does not list TCX attachments).
+pub fn attached(ns: &Netns, iface: &str) -> Attached {
+    let link = ns.ip(&["-d", "link", "show", "dev", iface]);
+    let net = ns.run_ok(&["bpftool", "net", "show", "dev", iface]);
+    let mut xdp = link.split_whitespace().any(|w| {
+        matches!(w, "xdp" | "xdpgeneric" | "xdpdrv" | "xdpoffload") || w.starts_with("prog/xdp")
+    });
+    let mut tc = Vec::new();
+    let mut section = "";
+    let prefix = format!("{iface}(");
+    for line in net.lines() {
+        let l = line.trim();
+        if l.ends_with(':') && !l.contains(' ') {
+            section = l.trim_end_matches(':');
+        } else if l.starts_with(&prefix) {
+            match section {
+                "xdp" => xdp = true,
+                "tc" => tc.push(format!("bpftool: {l}")),
+                _ => {}
+            }
+        }
+    }
+    let mut raw =
+        format!("$ ip -d link show dev {iface}\n{link}$ bpftool net show dev {iface}\n{net}");
+    for dir in ["ingress", "egress"] {
+        // Fails harmlessly (no output) when there is no clsact qdisc.
+        let out = ns.run(CMD_TIMEOUT, &["tc", "filter", "show", "dev", iface, dir]);
+        let out = String::from_utf8_lossy(&out.stdout).into_owned();
+        raw.push_str(&format!("$ tc filter show dev {iface} {dir}\n{out}"));
+        tc.extend(
+            out.lines()
+                .filter(|l| l.contains(" bpf "))
+                .map(|l| format!("tc {dir}: {}", l.trim())),
+        );
+    }
+    let iface_owned = iface.to_string();
+    let tcx =
+        ns.in_ns(move || {
+            let mut v = Vec::new();
+            for (label, at) in [
+                ("tcx/ingress", TcAttachType::Ingress),
+                ("tcx/egress", TcAttachType::Egress),
+            ] {
+                match SchedClassifier::query_tcx(&iface_owned, at) {
+                    Ok((_, progs)) => v.extend(progs.iter().map(|p| {
+                        format!("{label}: {} id {}", p.name_as_str().unwrap_or("?"), p.id())
+                    })),
+                    Err(e) => panic!("TCX query of {iface_owned} {label}: {e}"),
+                }
+            }
+            v
+        });
+    raw.push_str(&format!("TCX query: {tcx:?}\n"));
+    tc.extend(tcx);
+    Attached { xdp, tc, raw }
+}
+
+/// Paths under [`PIN_ROOT`] with a component that contains `iface`: each
+/// matching entry and everything below it (a bounded walk), sorted, so a
+/// directory comes before its contents.
+pub fn pins_for(iface: &str) -> Vec<PathBuf> {
+    fn walk(dir: &Path, iface: &str, matched: bool, depth: u32, out: &mut Vec<PathBuf>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let m = matched || e.file_name().to_string_lossy().contains(iface);
+            if m {
+                out.push(p.clone());
+            }
+            if depth > 1 && e.file_type().is_ok_and(|t| t.is_dir()) {
+                walk(&p, iface, m, depth - 1, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(Path::new(PIN_ROOT), iface, false, 6, &mut out);
+    out.sort();
+    out
+}
+
+/// Finds counter `name` in `xnat stats --json` output of any reasonable
+/// shape: `{"name": 3}`, nested objects, or `[{"name": "...", "value": 3}]`.
+pub fn json_counter(v: &Value, name: &str) -> Option<u64> {
+    match v {
+        Value::Object(m) => {
+            if let Some(n) = m.get(name).and_then(Value::as_u64) {
+                return Some(n);
+            }
+            if m.get("name").and_then(Value::as_str) == Some(name) {
+                for k in ["value", "count", "packets", "total"] {
+                    if let Some(n) = m.get(k).and_then(Value::as_u64) {
+                        return Some(n);
+                    }
+                }
+            }
+            m.values().find_map(|x| json_counter(x, name))
+        }
+        Value::Array(a) => a.iter().find_map(|x| json_counter(x, name)),
+        _ => None,
+    }
+}
+
+/// The lines of a command's stderr that carry a message (trimmed, blank
+/// lines and clap's "For more information, try '--help'." hint dropped).
+pub fn error_lines(stderr: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("For more information, try"))
+        .map(str::to_string)
+        .collect()
+}
