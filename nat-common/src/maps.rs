@@ -38,3 +38,5 @@ pub const STATIC_MAX_ENTRIES: u32 = 16_384;
 pub const PROG_INGRESS_XDP: &str = "xnat_ingress_xdp";
 pub const PROG_INGRESS_TC: &str = "xnat_ingress_tc";
 pub const PROG_EGRESS_TC: &str = "xnat_egress_tc";
+/// TC ingress on inside interfaces (hairpinning).
+pub const PROG_INSIDE_TC: &str = "xnat_inside_tc";

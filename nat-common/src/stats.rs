@@ -43,10 +43,12 @@ pub enum Counter {
     DropIcmpErrorNoMapping = 16,
     /// Inbound later fragments to a pool address, passed to the stack (fragment support is a later issue).
     IngressPassedFragment = 17,
+    /// Packets between two inside hosts through their public endpoints (hairpinning).
+    HairpinTranslated = 18,
 }
 
 /// Number of counters; the size of the `STATS` array.
-pub const COUNTER_COUNT: u32 = 18;
+pub const COUNTER_COUNT: u32 = 19;
 
 impl Counter {
     /// All counters in index order.
@@ -69,6 +71,7 @@ impl Counter {
         Counter::DropUnsupported,
         Counter::DropIcmpErrorNoMapping,
         Counter::IngressPassedFragment,
+        Counter::HairpinTranslated,
     ];
 
     /// Stable snake_case name used by `xnat stats` and its JSON.
@@ -92,6 +95,7 @@ impl Counter {
             Counter::DropUnsupported => "drop_napt_unsupported",
             Counter::DropIcmpErrorNoMapping => "drop_icmp_error_no_mapping",
             Counter::IngressPassedFragment => "ingress_passed_fragment",
+            Counter::HairpinTranslated => "hairpin_translated",
         }
     }
 }

@@ -7,6 +7,8 @@ use aya_ebpf::{
 };
 
 use crate::{
+    forward,
+    hairpin::{self, Hairpin},
     nat::{self, Direction, Verdict},
     packet::{TcPacket, XdpPacket},
 };
@@ -30,6 +32,16 @@ pub fn xnat_ingress_tc(ctx: TcContext) -> i32 {
 #[classifier]
 pub fn xnat_egress_tc(ctx: TcContext) -> i32 {
     tc_verdict(nat::process(&mut TcPacket { ctx: &ctx }, Direction::Egress))
+}
+
+/// TC ingress on inside interfaces: hairpinning.
+#[classifier]
+pub fn xnat_inside_tc(ctx: TcContext) -> i32 {
+    match hairpin::process(&mut TcPacket { ctx: &ctx }) {
+        Hairpin::NotOurs => TC_ACT_OK as i32,
+        Hairpin::Drop => TC_ACT_SHOT as i32,
+        Hairpin::Forward(ip) => forward::redirect(&ctx, &ip),
+    }
 }
 
 #[inline(always)]

@@ -11,7 +11,7 @@ use aya::{
     Ebpf, EbpfLoader,
     programs::{SchedClassifier, TcAttachType, Xdp, XdpMode, links::FdLink},
 };
-use nat_common::{ALL_MAPS, PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP};
+use nat_common::{ALL_MAPS, PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_INSIDE_TC};
 
 use crate::{bpffs, link, napt::NaptSettings, netdev, pins, static_map};
 
@@ -43,6 +43,8 @@ pub struct AttachRequest<'a> {
     pub napt: Option<&'a NaptSettings>,
     /// Capacity of the mapping and session tables.
     pub limits: Limits,
+    /// Inside interfaces, where hairpinned traffic is translated.
+    pub inside: &'a [String],
 }
 
 /// Table sizes, fixed at load time.
@@ -99,6 +101,12 @@ pub fn attach(req: &AttachRequest<'_>) -> anyhow::Result<Attachment> {
         }
     }
     let ifindex = netdev::ifindex(req.ifname)?;
+    for inside in req.inside {
+        if inside == req.ifname {
+            bail!("--inside {inside}: that is the external interface");
+        }
+        netdev::ifindex(inside).with_context(|| format!("--inside {inside}"))?;
+    }
     bpffs::ensure_mounted()?;
 
     let dir = pins::iface_dir(req.ifname)?;
@@ -172,6 +180,14 @@ pub fn attach(req: &AttachRequest<'_>) -> anyhow::Result<Attachment> {
         }
     }
 
+    for inside in req.inside {
+        let l = attach_tc(&mut ebpf, PROG_INSIDE_TC, inside, TcAttachType::Ingress)?;
+        pin_link(
+            l,
+            &dir.join(format!("{}{inside}", pins::LINK_INSIDE_PREFIX)),
+        )?;
+    }
+
     rollback.armed = false;
     Ok(Attachment {
         ifname: req.ifname.to_string(),
@@ -191,9 +207,12 @@ fn attach_tc(
         .program_mut(prog)
         .with_context(|| format!("program {prog} missing from the object"))?
         .try_into()?;
-    program
-        .load()
-        .with_context(|| format!("loading {prog} (verifier)"))?;
+    // One program may serve several interfaces (inside interfaces).
+    if program.fd().is_err() {
+        program
+            .load()
+            .with_context(|| format!("loading {prog} (verifier)"))?;
+    }
     // On kernels >= 6.6 aya attaches through TCX links, which coexist with
     // other tc programs and can be pinned like any BPF link.
     let id = program

@@ -20,7 +20,9 @@ use crate::bpffs::BPFFS_ROOT;
 pub const LINK_EGRESS: &str = "link_egress";
 pub const LINK_INGRESS_XDP: &str = "link_ingress_xdp";
 pub const LINK_INGRESS_TC: &str = "link_ingress_tc";
-const LINK_PINS: [&str; 3] = [LINK_EGRESS, LINK_INGRESS_XDP, LINK_INGRESS_TC];
+/// Prefix of the per-inside-interface links (`link_inside_<ifname>`).
+pub const LINK_INSIDE_PREFIX: &str = "link_inside_";
+const LINK_PREFIX: &str = "link_";
 
 /// `/sys/fs/bpf/xnat`.
 pub fn root() -> PathBuf {
@@ -45,15 +47,33 @@ pub fn iface_dir(ifname: &str) -> anyhow::Result<PathBuf> {
 
 /// Whether `dir` holds a live attachment (any link pin).
 pub fn is_attached(dir: &Path) -> bool {
-    LINK_PINS.iter().any(|l| dir.join(l).exists())
+    !link_pins(dir).is_empty()
 }
 
 /// The link pins present in `dir`.
 pub fn link_pins(dir: &Path) -> Vec<PathBuf> {
-    LINK_PINS
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(LINK_PREFIX))
+        .map(|e| e.path())
+        .collect();
+    out.sort();
+    out
+}
+
+/// The inside interfaces (hairpinning) of the attachment in `dir`.
+pub fn inside_interfaces(dir: &Path) -> Vec<String> {
+    link_pins(dir)
         .iter()
-        .map(|l| dir.join(l))
-        .filter(|p| p.exists())
+        .filter_map(|p| {
+            p.file_name()?
+                .to_str()?
+                .strip_prefix(LINK_INSIDE_PREFIX)
+                .map(str::to_string)
+        })
         .collect()
 }
 

@@ -28,6 +28,11 @@ pub struct Args {
     #[arg(long)]
     pub keep: bool,
 
+    /// Inside interface (repeatable): hairpinned traffic between inside
+    /// hosts through their public endpoints is translated there.
+    #[arg(long, value_name = "IFACE", value_delimiter = ',')]
+    pub inside: Vec<String>,
+
     #[command(flatten)]
     pub napt: NaptArgs,
 }
@@ -158,6 +163,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             max_mappings: args.napt.max_mappings,
             max_sessions: args.napt.max_sessions,
         },
+        inside: &args.inside,
     })?;
     let napt_text = match &napt {
         Some(n) => format!(

@@ -14,19 +14,31 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut rows = Vec::new();
     for ifname in pins::attached_interfaces()? {
         let dir = pins::iface_dir(&ifname)?;
-        rows.push((ifname, pins::ingress_mode(&dir).unwrap_or("?"), dir));
+        rows.push((
+            ifname,
+            pins::ingress_mode(&dir).unwrap_or("?"),
+            pins::inside_interfaces(&dir),
+            dir,
+        ));
     }
     if args.json {
         let v: Vec<_> = rows
             .iter()
-            .map(|(i, m, d)| serde_json::json!({"interface": i, "ingress": m, "pins": d}))
+            .map(|(i, m, inside, d)| {
+                serde_json::json!({"interface": i, "ingress": m, "inside": inside, "pins": d})
+            })
             .collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else if rows.is_empty() {
         println!("xnat is not attached to any interface in this network namespace");
     } else {
-        for (i, m, d) in rows {
-            println!("{i}: ingress {m}, egress tc, pins {}", d.display());
+        for (i, m, inside, d) in rows {
+            let inside = if inside.is_empty() {
+                String::new()
+            } else {
+                format!(", inside {}", inside.join(","))
+            };
+            println!("{i}: ingress {m}, egress tc{inside}, pins {}", d.display());
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -1,0 +1,116 @@
+//! Hairpinning (RFC 4787 REQ-9, RFC 5382 REQ-8, RFC 5508 REQ-7): an inside
+//! host sending to the public endpoint of another inside host (a mapping,
+//! a port forward or a static 1:1 address) reaches it as any outside host
+//! would, and sees the sender's public endpoint as the source.
+//!
+//! Runs at TC ingress of the inside interfaces: a packet whose destination
+//! is one of our public endpoints is translated twice — outbound on its
+//! source, inbound on its destination (filtering applies) — and forwarded
+//! straight back inside. Everything else passes untouched.
+use nat_common::EndpointKey;
+
+use crate::{
+    icmp::{self, InnerField},
+    maps::{CONFIG, NAPT_IN, STATIC_IN},
+    nat::{self, Direction, Verdict},
+    packet::Packet,
+    parse::{self, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4},
+};
+
+pub enum Hairpin {
+    /// Not addressed to one of our public endpoints: the stack routes it.
+    NotOurs,
+    Drop,
+    /// Translated both ways; forward it (to the re-parsed header).
+    Forward(Ipv4),
+}
+
+#[inline(always)]
+fn napt_on() -> bool {
+    CONFIG.get(0).is_some_and(|c| c.pool_len != 0)
+}
+
+#[inline(always)]
+fn public_endpoint(addr: u32, port: u16, proto: u8) -> bool {
+    let key = EndpointKey {
+        addr,
+        port,
+        proto,
+        _pad: 0,
+    };
+    // SAFETY: presence check only.
+    unsafe { NAPT_IN.get(&key).is_some() }
+}
+
+/// Whether `ip` is addressed to a public endpoint xnat translates.
+#[inline(always)]
+fn targets_us<P: Packet>(p: &P, ip: &Ipv4) -> bool {
+    // SAFETY: presence check only.
+    if unsafe { STATIC_IN.get(&ip.dst).is_some() } {
+        return true;
+    }
+    if !napt_on() || ip.later_fragment {
+        return false;
+    }
+    let l4 = ip.l4();
+    match ip.proto {
+        IPPROTO_TCP | IPPROTO_UDP => match p.load::<u16>(l4 + 2) {
+            Some(dport) if ip.has(l4, 4) => public_endpoint(ip.dst, dport, ip.proto),
+            _ => false,
+        },
+        IPPROTO_ICMP => {
+            if !ip.has(l4, icmp::HDR_LEN) {
+                return false;
+            }
+            let Some(icmp_type) = p.load::<u8>(l4) else {
+                return false;
+            };
+            if icmp_type == icmp::ICMP_ECHOREPLY {
+                return match p.load::<u16>(l4 + icmp::ID_OFF) {
+                    Some(id) => public_endpoint(ip.dst, id, IPPROTO_ICMP),
+                    None => false,
+                };
+            }
+            if !icmp::is_error(icmp_type) {
+                return false;
+            }
+            // An error about a datagram that came from a public endpoint.
+            let Some(inner) = icmp::embedded(p, ip, l4) else {
+                return false;
+            };
+            let Some((_, port)) = inner.port(p, InnerField::Src) else {
+                return false;
+            };
+            public_endpoint(inner.ip.src, port, inner.ip.proto)
+        }
+        _ => false,
+    }
+}
+
+#[inline(always)]
+pub fn process<P: Packet>(p: &mut P) -> Hairpin {
+    let Some(ip) = parse::outer_ipv4(p) else {
+        return Hairpin::NotOurs;
+    };
+    if !targets_us(p, &ip) {
+        return Hairpin::NotOurs;
+    }
+    // TTL 1: let the stack answer time exceeded before anything changes.
+    match crate::forward::ttl(p, &ip) {
+        Some(t) if t > 1 => {}
+        _ => return Hairpin::NotOurs,
+    }
+    if nat::process(p, Direction::Egress) == Verdict::Drop {
+        return Hairpin::Drop;
+    }
+    if nat::process(p, Direction::Ingress) == Verdict::Drop {
+        return Hairpin::Drop;
+    }
+    match parse::outer_ipv4(p) {
+        Some(ip) => {
+            crate::counters::bump(nat_common::Counter::HairpinTranslated);
+            Hairpin::Forward(ip)
+        }
+        None => Hairpin::Drop,
+    }
+}
