@@ -29,6 +29,7 @@ pub const ALL_MAPS: &[&str] = &[
     crate::napt::MAP_FILTER,
     crate::napt::MAP_HOST_PORTS,
     crate::napt::MAP_EVENTS,
+    crate::napt::MAP_FRAGS,
 ];
 
 /// Capacity of the static 1:1 table (each direction).

@@ -28,6 +28,14 @@ pub const MAP_FILTER: &str = "FILTER";
 pub const MAP_HOST_PORTS: &str = "HOST_PORTS";
 /// Ring buffer of events for the agent (port exhaustion → ICMP code 13).
 pub const MAP_EVENTS: &str = "EVENTS";
+/// IPv4 datagrams being fragmented through the NAT: the address
+/// translation their first fragment decided, for the later fragments
+/// (LRU-bounded; entries older than [`FRAG_TIMEOUT_NS`] are ignored).
+pub const MAP_FRAGS: &str = "FRAGS";
+pub const FRAGS_MAX: u32 = 8192;
+/// How long a datagram's later fragments are translated after its first
+/// (the reassembly timeout of RFC 791 is 15 s; Linux uses 30 s).
+pub const FRAG_TIMEOUT_NS: u64 = 30_000_000_000;
 
 pub const POOL_MAX: u32 = 64;
 pub const INTERNAL_MAX: u32 = 256;
@@ -205,6 +213,29 @@ pub struct FilterKey {
     pub _pad: u8,
 }
 
+/// A fragmented datagram, by its untranslated header fields.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FragKey {
+    pub src: u32,
+    pub dst: u32,
+    /// IP identification, network order.
+    pub id: u16,
+    pub proto: u8,
+    /// 0 outbound (source translated), 1 inbound (destination).
+    pub inbound: u8,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FragValue {
+    /// The address the first fragment's translated field became.
+    pub new_addr: u32,
+    pub _pad: u32,
+    /// When the first fragment was translated (CLOCK_BOOTTIME ns).
+    pub seen: u64,
+}
+
 /// LPM trie key data for `INTERNAL` (the address, network order).
 pub type InternalPrefix = u32;
 
@@ -234,6 +265,8 @@ mod pod {
     unsafe impl aya::Pod for super::SessionKey {}
     unsafe impl aya::Pod for super::Session {}
     unsafe impl aya::Pod for super::FilterKey {}
+    unsafe impl aya::Pod for super::FragKey {}
+    unsafe impl aya::Pod for super::FragValue {}
 }
 
 #[cfg(test)]
@@ -249,6 +282,8 @@ mod tests {
         assert_eq!(size_of::<SessionKey>(), 16);
         assert_eq!(size_of::<Session>(), 56);
         assert_eq!(size_of::<FilterKey>(), 12);
+        assert_eq!(size_of::<FragKey>(), 12);
+        assert_eq!(size_of::<FragValue>(), 16);
         assert_eq!(size_of::<Event>(), 8 + EVENT_QUOTE_MAX);
     }
 

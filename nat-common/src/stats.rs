@@ -41,14 +41,18 @@ pub enum Counter {
     DropUnsupported = 15,
     /// Outbound ICMP errors about a flow without a mapping (would leak an inside address).
     DropIcmpErrorNoMapping = 16,
-    /// Inbound later fragments to a pool address, passed to the stack (fragment support is a later issue).
+    /// Inbound later fragments to a pool address whose first fragment was not seen, passed to the stack.
     IngressPassedFragment = 17,
     /// Packets between two inside hosts through their public endpoints (hairpinning).
     HairpinTranslated = 18,
+    /// Later IPv4 fragments translated with their first fragment's translation.
+    FragmentsTranslated = 19,
+    /// Outbound later fragments whose first fragment was not seen (yet): dropped, never sent untranslated.
+    DropFragmentUnknown = 20,
 }
 
 /// Number of counters; the size of the `STATS` array.
-pub const COUNTER_COUNT: u32 = 19;
+pub const COUNTER_COUNT: u32 = 21;
 
 impl Counter {
     /// All counters in index order.
@@ -72,6 +76,8 @@ impl Counter {
         Counter::DropIcmpErrorNoMapping,
         Counter::IngressPassedFragment,
         Counter::HairpinTranslated,
+        Counter::FragmentsTranslated,
+        Counter::DropFragmentUnknown,
     ];
 
     /// Stable snake_case name used by `xnat stats` and its JSON.
@@ -96,6 +102,8 @@ impl Counter {
             Counter::DropIcmpErrorNoMapping => "drop_icmp_error_no_mapping",
             Counter::IngressPassedFragment => "ingress_passed_fragment",
             Counter::HairpinTranslated => "hairpin_translated",
+            Counter::FragmentsTranslated => "fragments_translated",
+            Counter::DropFragmentUnknown => "drop_fragment_unknown",
         }
     }
 }

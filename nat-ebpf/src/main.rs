@@ -18,6 +18,8 @@ mod counters;
 #[cfg(target_arch = "bpf")]
 mod forward;
 #[cfg(target_arch = "bpf")]
+mod frag;
+#[cfg(target_arch = "bpf")]
 mod hairpin;
 #[cfg(target_arch = "bpf")]
 mod icmp;

@@ -3,12 +3,12 @@
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
     macros::map,
-    maps::{Array, HashMap, LpmTrie, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
 };
 use nat_common::{
-    DEFAULT_MAX_MAPPINGS, DEFAULT_MAX_SESSIONS, EVENTS_BYTES, EndpointKey, FilterKey, INTERNAL_MAX,
-    InternalPrefix, Ipv4Be, Mapping, NatConfig, POOL_MAX, STATIC_MAX_ENTRIES, Session, SessionKey,
-    stats::COUNTER_COUNT,
+    DEFAULT_MAX_MAPPINGS, DEFAULT_MAX_SESSIONS, EVENTS_BYTES, EndpointKey, FRAGS_MAX, FilterKey,
+    FragKey, FragValue, INTERNAL_MAX, InternalPrefix, Ipv4Be, Mapping, NatConfig, POOL_MAX,
+    STATIC_MAX_ENTRIES, Session, SessionKey, stats::COUNTER_COUNT,
 };
 
 /// Static 1:1 NAT, private → public (consulted on egress).
@@ -57,3 +57,9 @@ pub static HOST_PORTS: HashMap<Ipv4Be, u64> = HashMap::with_max_entries(DEFAULT_
 
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
+
+/// In-flight fragmented datagrams. LRU is right here (unlike bindings):
+/// an entry only serves fragments of one datagram for a few seconds, and a
+/// flood of stray fragments must not be able to fill anything up.
+#[map]
+pub static FRAGS: LruHashMap<FragKey, FragValue> = LruHashMap::with_max_entries(FRAGS_MAX, 0);

@@ -7,7 +7,7 @@ use nat_common::{
 };
 
 use crate::{
-    alloc, counters,
+    alloc, counters, frag,
     icmp::{self, InnerField},
     maps::{CONFIG, EVENTS, FILTER, INTERNAL, NAPT_IN, NAPT_OUT, SESSIONS},
     nat::Verdict,
@@ -152,7 +152,10 @@ pub fn egress<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
     // From here on the packet is ours: it must leave translated or not at
     // all, never with its inside source address.
     if ip.later_fragment {
-        return Some(drop(Counter::DropUnsupported));
+        return Some(
+            frag::translate_later(p, ip, false)
+                .unwrap_or_else(|| drop(Counter::DropFragmentUnknown)),
+        );
     }
     let ports = match ports(p, ip, true) {
         Ok(Some(ports)) => ports,
@@ -222,6 +225,7 @@ pub fn egress<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
     if rewrite(p, ip, true, mapping.addr, &ports, mapping.port).is_none() {
         return Some(drop(Counter::EgressDroppedMalformed));
     }
+    frag::remember(ip, false, mapping.addr);
     counters::bump(Counter::EgressTranslated);
     counters::add(Counter::EgressBytes, bytes_of(ip));
     Some(Verdict::Pass)
@@ -287,8 +291,13 @@ fn translate_outer_addr<P: Packet>(p: &mut P, ip: &Ipv4, outbound: bool, new: u3
 pub fn ingress<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
     let cfg = config()?;
     if ip.later_fragment {
-        // Fragments are a later issue; the stack reassembles what is its.
-        return None;
+        // Unknown: not one of ours, or its first fragment is still to come;
+        // the stack gets it (it may be the gateway's own).
+        let v = frag::translate_later(p, ip, true);
+        if v.is_none() {
+            counters::bump(Counter::IngressPassedFragment);
+        }
+        return v;
     }
     let ports = match ports(p, ip, false) {
         Ok(Some(ports)) => ports,
@@ -347,6 +356,7 @@ pub fn ingress<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
         counters::bump(Counter::IngressPassedMalformed);
         return Some(Verdict::Pass);
     }
+    frag::remember(ip, true, inside.addr);
     counters::bump(Counter::IngressTranslated);
     counters::add(Counter::IngressBytes, bytes_of(ip));
     Some(Verdict::Pass)

@@ -43,6 +43,10 @@ pub struct Ipv4 {
     pub dst: u32,
     /// Fragment offset ≠ 0: no transport header in this packet.
     pub later_fragment: bool,
+    /// More-fragments flag: with offset 0, the first of several.
+    pub more_fragments: bool,
+    /// IP identification as in the packet.
+    pub id: u16,
 }
 
 impl Ipv4 {
@@ -109,5 +113,7 @@ pub fn ipv4_at<P: Packet>(p: &P, off: u32, limit: u32) -> Option<Ipv4> {
         src: h.src,
         dst: h.dst,
         later_fragment: u16::from_be(h.frag_off) & 0x1fff != 0,
+        more_fragments: u16::from_be(h.frag_off) & 0x2000 != 0,
+        id: h.id,
     })
 }

@@ -1,0 +1,65 @@
+//! IPv4 fragments of NAPT flows (RFC 4787 REQ-14, RFC 5508 REQ-7).
+//!
+//! Only the first fragment carries ports, so it alone can find or create the
+//! binding. Its translation is remembered per datagram (source,
+//! destination, protocol, identification) and applied to the later
+//! fragments, which need only their address and IPv4 checksum changed.
+use nat_common::{Counter, FRAG_TIMEOUT_NS, FragKey, FragValue, csum};
+
+use crate::{counters, maps::FRAGS, nat::Verdict, packet::Packet, parse::Ipv4, session};
+
+#[inline(always)]
+fn key(ip: &Ipv4, inbound: bool) -> FragKey {
+    FragKey {
+        src: ip.src,
+        dst: ip.dst,
+        id: ip.id,
+        proto: ip.proto,
+        inbound: inbound as u8,
+    }
+}
+
+/// After translating the first fragment of a datagram: remember where its
+/// translated address went.
+#[inline(always)]
+pub fn remember(ip: &Ipv4, inbound: bool, new_addr: u32) {
+    if ip.later_fragment || !ip.more_fragments {
+        return;
+    }
+    let v = FragValue {
+        new_addr,
+        _pad: 0,
+        seen: session::now(),
+    };
+    let _ = FRAGS.insert(&key(ip, inbound), &v, 0);
+}
+
+/// A later fragment: translate it as its first fragment was. `None` when
+/// the first fragment was not seen (or is too old).
+#[inline(always)]
+pub fn translate_later<P: Packet>(p: &mut P, ip: &Ipv4, inbound: bool) -> Option<Verdict> {
+    // SAFETY: plain copy.
+    let v = unsafe { FRAGS.get(&key(ip, inbound)).copied() }?;
+    if session::now().saturating_sub(v.seen) > FRAG_TIMEOUT_NS {
+        return None;
+    }
+    let (off, old) = if inbound {
+        (ip.off + Ipv4::DST_OFF, ip.dst)
+    } else {
+        (ip.off + Ipv4::SRC_OFF, ip.src)
+    };
+    let check_off = ip.off + Ipv4::CHECK_OFF;
+    let check: u16 = p.load(check_off)?;
+    p.store(off, &v.new_addr)?;
+    p.store(check_off, &csum::replace4(check, old, v.new_addr))?;
+    counters::bump(Counter::FragmentsTranslated);
+    let bytes = (ip.end - ip.off) as u64;
+    if inbound {
+        counters::bump(Counter::IngressTranslated);
+        counters::add(Counter::IngressBytes, bytes);
+    } else {
+        counters::bump(Counter::EgressTranslated);
+        counters::add(Counter::EgressBytes, bytes);
+    }
+    Some(Verdict::Pass)
+}
