@@ -14,6 +14,19 @@ pub const MAP_STATIC_OUT: &str = "STATIC_OUT";
 pub const MAP_STATIC_IN: &str = "STATIC_IN";
 /// Per-CPU packet counters indexed by [`crate::Counter`].
 pub const MAP_STATS: &str = "STATS";
+/// The layout version of the pinned state (single-entry array holding
+/// [`LAYOUT_VERSION`]), written at attach and checked before a restarted
+/// agent adopts pinned maps.
+pub const MAP_VERSION: &str = "VERSION";
+/// Which optional events the data plane emits into `EVENTS` (single-entry
+/// array of `1 << EVENT_*` bits), set by the agent.
+pub const MAP_EVENT_MASK: &str = "EVENT_MASK";
+
+/// Version of the on-bpffs format: map names, key and value layouts, map
+/// types and counter indices. Bump it whenever any of them changes, so a
+/// new `xnat` refuses to adopt state pinned by an incompatible one instead
+/// of misreading it.
+pub const LAYOUT_VERSION: u32 = 1;
 
 /// Every map the programs define, in the order user space pins them.
 pub const ALL_MAPS: &[&str] = &[
@@ -30,6 +43,10 @@ pub const ALL_MAPS: &[&str] = &[
     crate::napt::MAP_HOST_PORTS,
     crate::napt::MAP_EVENTS,
     crate::napt::MAP_FRAGS,
+    crate::napt::MAP_FRAG_HOLD,
+    crate::napt::MAP_FRAG_SCRATCH,
+    MAP_VERSION,
+    MAP_EVENT_MASK,
 ];
 
 /// Capacity of the static 1:1 table (each direction).

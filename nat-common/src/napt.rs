@@ -33,6 +33,17 @@ pub const MAP_EVENTS: &str = "EVENTS";
 /// (LRU-bounded; entries older than [`FRAG_TIMEOUT_NS`] are ignored).
 pub const MAP_FRAGS: &str = "FRAGS";
 pub const FRAGS_MAX: u32 = 8192;
+/// Later fragments that arrived before their first fragment, held (TC
+/// only) until it comes: at most this many, LRU-evicted, released only
+/// within [`FRAG_TIMEOUT_NS`].
+pub const MAP_FRAG_HOLD: &str = "FRAG_HOLD";
+pub const FRAG_HOLD_MAX: u32 = 256;
+/// Held fragments per datagram.
+pub const FRAG_HOLD_SLOTS: u32 = 8;
+/// Bytes of one held fragment (its whole IPv4 datagram part).
+pub const FRAG_HOLD_BYTES: usize = 1520;
+/// Per-CPU scratch space for copying a fragment into FRAG_HOLD.
+pub const MAP_FRAG_SCRATCH: &str = "FRAG_SCRATCH";
 /// How long a datagram's later fragments are translated after its first
 /// (the reassembly timeout of RFC 791 is 15 s; Linux uses 30 s).
 pub const FRAG_TIMEOUT_NS: u64 = 30_000_000_000;
@@ -236,11 +247,33 @@ pub struct FragValue {
     pub seen: u64,
 }
 
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct HoldKey {
+    pub frag: FragKey,
+    pub slot: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct HeldFragment {
+    pub seen: u64,
+    /// Valid bytes in `data` (IPv4 header onwards).
+    pub len: u32,
+    pub _pad: u32,
+    pub data: [u8; FRAG_HOLD_BYTES],
+}
+
 /// LPM trie key data for `INTERNAL` (the address, network order).
 pub type InternalPrefix = u32;
 
-/// Event kinds in the `EVENTS` ring buffer.
+/// Event kinds in the `EVENTS` ring buffer. Every record starts with its
+/// kind (a `u32`), so the reader can tell them apart.
 pub const EVENT_PORTS_EXHAUSTED: u32 = 1;
+/// A dynamic mapping was created ([`BindingEvent`]); emitted only while bit
+/// `1 << EVENT_BINDING_CREATED` is set in `EVENT_MASK` (the agent sets it
+/// when it keeps a translation log).
+pub const EVENT_BINDING_CREATED: u32 = 2;
 /// Bytes of the offending datagram carried in an event: the IPv4 header
 /// (up to 60 bytes) and the first 8 bytes of its payload, what an ICMP error
 /// must quote (RFC 792).
@@ -253,6 +286,24 @@ pub struct Event {
     /// Valid bytes in `quote`.
     pub quote_len: u32,
     pub quote: [u8; EVENT_QUOTE_MAX],
+}
+
+/// A binding (mapping) made by the data plane, for the translation log
+/// (RFC 6888 REQ-12). Addresses and ports in network order, as in packets.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BindingEvent {
+    /// [`EVENT_BINDING_CREATED`].
+    pub kind: u32,
+    pub proto: u8,
+    pub _pad: [u8; 3],
+    pub inside_addr: u32,
+    pub public_addr: u32,
+    pub inside_port: u16,
+    pub public_port: u16,
+    pub _pad2: u32,
+    /// CLOCK_BOOTTIME ns, equal to the mapping's `created`.
+    pub time_ns: u64,
 }
 
 #[cfg(feature = "user")]
@@ -285,6 +336,7 @@ mod tests {
         assert_eq!(size_of::<FragKey>(), 12);
         assert_eq!(size_of::<FragValue>(), 16);
         assert_eq!(size_of::<Event>(), 8 + EVENT_QUOTE_MAX);
+        assert_eq!(size_of::<BindingEvent>(), 32);
     }
 
     #[test]

@@ -49,10 +49,17 @@ pub enum Counter {
     FragmentsTranslated = 19,
     /// Outbound later fragments whose first fragment was not seen (yet): dropped, never sent untranslated.
     DropFragmentUnknown = 20,
+    /// Later fragments that came before their first fragment, held until it arrives (TC only).
+    FragmentsHeld = 21,
+    /// Held fragments sent on once their first fragment arrived.
+    FragmentsReleased = 22,
+    /// Ring-buffer events (binding log, port exhaustion) lost because the
+    /// reader lagged; the data plane never waits for it.
+    EventsLost = 23,
 }
 
 /// Number of counters; the size of the `STATS` array.
-pub const COUNTER_COUNT: u32 = 21;
+pub const COUNTER_COUNT: u32 = 24;
 
 impl Counter {
     /// All counters in index order.
@@ -78,6 +85,9 @@ impl Counter {
         Counter::HairpinTranslated,
         Counter::FragmentsTranslated,
         Counter::DropFragmentUnknown,
+        Counter::FragmentsHeld,
+        Counter::FragmentsReleased,
+        Counter::EventsLost,
     ];
 
     /// Stable snake_case name used by `xnat stats` and its JSON.
@@ -104,6 +114,9 @@ impl Counter {
             Counter::HairpinTranslated => "hairpin_translated",
             Counter::FragmentsTranslated => "fragments_translated",
             Counter::DropFragmentUnknown => "drop_fragment_unknown",
+            Counter::EventsLost => "events_lost",
+            Counter::FragmentsHeld => "fragments_held",
+            Counter::FragmentsReleased => "fragments_released",
         }
     }
 }

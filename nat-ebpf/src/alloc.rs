@@ -170,5 +170,6 @@ pub fn allocate(cfg: &NatConfig, key: &EndpointKey, now: u64) -> Result<Mapping,
         }
     }
     crate::counters::bump(Counter::NaptMappingsCreated);
+    crate::events::binding_created(key, &mapping);
     Ok(mapping)
 }

@@ -9,7 +9,7 @@ use nat_common::{Counter, FRAG_TIMEOUT_NS, FragKey, FragValue, csum};
 use crate::{counters, maps::FRAGS, nat::Verdict, packet::Packet, parse::Ipv4, session};
 
 #[inline(always)]
-fn key(ip: &Ipv4, inbound: bool) -> FragKey {
+pub fn key(ip: &Ipv4, inbound: bool) -> FragKey {
     FragKey {
         src: ip.src,
         dst: ip.dst,
@@ -20,18 +20,23 @@ fn key(ip: &Ipv4, inbound: bool) -> FragKey {
 }
 
 /// After translating the first fragment of a datagram: remember where its
-/// translated address went.
+/// translated address went, and send on any later fragment that arrived
+/// before it.
 #[inline(always)]
-pub fn remember(ip: &Ipv4, inbound: bool, new_addr: u32) {
+pub fn remember<P: Packet>(p: &mut P, ip: &Ipv4, inbound: bool, new_addr: u32) {
     if ip.later_fragment || !ip.more_fragments {
         return;
     }
-    let v = FragValue {
-        new_addr,
-        _pad: 0,
-        seen: session::now(),
-    };
-    let _ = FRAGS.insert(&key(ip, inbound), &v, 0);
+    let k = key(ip, inbound);
+    let v = FragValue { new_addr, _pad: 0, seen: session::now() };
+    let _ = FRAGS.insert(&k, &v, 0);
+    p.release_fragments(&k, inbound, new_addr);
+}
+
+/// A later fragment nobody can translate yet: hold it if the hook allows.
+#[inline(always)]
+pub fn hold<P: Packet>(p: &mut P, ip: &Ipv4, inbound: bool) -> bool {
+    p.hold_fragment(ip, &key(ip, inbound))
 }
 
 /// A later fragment: translate it as its first fragment was. `None` when

@@ -16,9 +16,13 @@ mod alloc;
 #[cfg(target_arch = "bpf")]
 mod counters;
 #[cfg(target_arch = "bpf")]
+mod events;
+#[cfg(target_arch = "bpf")]
 mod forward;
 #[cfg(target_arch = "bpf")]
 mod frag;
+#[cfg(target_arch = "bpf")]
+mod frag_hold;
 #[cfg(target_arch = "bpf")]
 mod hairpin;
 #[cfg(target_arch = "bpf")]

@@ -7,7 +7,7 @@ use aya_ebpf::{
 };
 use nat_common::{
     DEFAULT_MAX_MAPPINGS, DEFAULT_MAX_SESSIONS, EVENTS_BYTES, EndpointKey, FRAGS_MAX, FilterKey,
-    FragKey, FragValue, INTERNAL_MAX, InternalPrefix, Ipv4Be, Mapping, NatConfig, POOL_MAX,
+    FRAG_HOLD_MAX, FragKey, FragValue, HeldFragment, HoldKey, INTERNAL_MAX, InternalPrefix, Ipv4Be, Mapping, NatConfig, POOL_MAX,
     STATIC_MAX_ENTRIES, Session, SessionKey, stats::COUNTER_COUNT,
 };
 
@@ -63,3 +63,18 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
 /// flood of stray fragments must not be able to fill anything up.
 #[map]
 pub static FRAGS: LruHashMap<FragKey, FragValue> = LruHashMap::with_max_entries(FRAGS_MAX, 0);
+
+/// Later fragments waiting for their first fragment (TC only; LRU-bounded).
+#[map]
+pub static FRAG_HOLD: LruHashMap<HoldKey, HeldFragment> =
+    LruHashMap::with_max_entries(FRAG_HOLD_MAX, 0);
+
+/// Per-CPU staging for a fragment on its way into FRAG_HOLD (too big for
+/// the 512-byte BPF stack).
+#[map]
+pub static FRAG_SCRATCH: PerCpuArray<HeldFragment> = PerCpuArray::with_max_entries(1, 0);
+
+/// Layout version of this pinned state (`nat_common::LAYOUT_VERSION`),
+/// written by user space at attach; the programs never read it.
+#[map]
+pub static VERSION: Array<u32> = Array::with_max_entries(1, 0);

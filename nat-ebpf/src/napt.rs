@@ -9,7 +9,7 @@ use nat_common::{
 use crate::{
     alloc, counters, frag,
     icmp::{self, InnerField},
-    maps::{CONFIG, EVENTS, FILTER, INTERNAL, NAPT_IN, NAPT_OUT, SESSIONS},
+    maps::{CONFIG, FILTER, INTERNAL, NAPT_IN, NAPT_OUT, SESSIONS},
     nat::Verdict,
     packet::Packet,
     parse::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4},
@@ -152,10 +152,14 @@ pub fn egress<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
     // From here on the packet is ours: it must leave translated or not at
     // all, never with its inside source address.
     if ip.later_fragment {
-        return Some(
-            frag::translate_later(p, ip, false)
-                .unwrap_or_else(|| drop(Counter::DropFragmentUnknown)),
-        );
+        if let Some(v) = frag::translate_later(p, ip, false) {
+            return Some(v);
+        }
+        // Its first fragment may still come: hold it (TC), else drop it.
+        if frag::hold(p, ip, false) {
+            return Some(Verdict::Drop);
+        }
+        return Some(drop(Counter::DropFragmentUnknown));
     }
     let ports = match ports(p, ip, true) {
         Ok(Some(ports)) => ports,
@@ -225,7 +229,7 @@ pub fn egress<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
     if rewrite(p, ip, true, mapping.addr, &ports, mapping.port).is_none() {
         return Some(drop(Counter::EgressDroppedMalformed));
     }
-    frag::remember(ip, false, mapping.addr);
+    frag::remember(p, ip, false, mapping.addr);
     counters::bump(Counter::EgressTranslated);
     counters::add(Counter::EgressBytes, bytes_of(ip));
     Some(Verdict::Pass)
@@ -356,7 +360,7 @@ pub fn ingress<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
         counters::bump(Counter::IngressPassedMalformed);
         return Some(Verdict::Pass);
     }
-    frag::remember(ip, true, inside.addr);
+    frag::remember(p, ip, true, inside.addr);
     counters::bump(Counter::IngressTranslated);
     counters::add(Counter::IngressBytes, bytes_of(ip));
     Some(Verdict::Pass)
@@ -455,5 +459,5 @@ fn report_exhaustion<P: Packet>(p: &P, ip: &Ipv4) {
         };
         ev.quote = q;
     }
-    let _ = EVENTS.output::<Event>(&ev, 0);
+    crate::events::emit(&ev);
 }

@@ -10,7 +10,9 @@ use aya_ebpf::{
     programs::{TcContext, XdpContext},
 };
 use core::mem::{MaybeUninit, size_of};
-use nat_common::csum;
+use nat_common::{FragKey, csum};
+
+use crate::parse::Ipv4;
 
 pub trait Packet {
     /// Total packet length in bytes, from the Ethernet header on.
@@ -25,6 +27,11 @@ pub trait Packet {
     /// Fixes the TCP or UDP checksum at `csum_off` after a port (a field
     /// of the segment itself) changed from `old` to `new`.
     fn fix_l4_csum_for_port(&mut self, csum_off: u32, old: u16, new: u16, udp: bool) -> Option<()>;
+    /// Holds a later fragment that came before its first fragment; false
+    /// where that is impossible (XDP cannot clone packets).
+    fn hold_fragment(&mut self, ip: &Ipv4, key: &FragKey) -> bool;
+    /// Sends the held fragments of `key` after its first fragment.
+    fn release_fragments(&mut self, key: &FragKey, inbound: bool, new_addr: u32);
 }
 
 pub struct XdpPacket<'a> {
@@ -92,8 +99,17 @@ impl Packet for XdpPacket<'_> {
         };
         self.store(csum_off, &fixed)
     }
+
+    #[inline(always)]
+    fn hold_fragment(&mut self, _ip: &Ipv4, _key: &FragKey) -> bool {
+        false
+    }
+
+    #[inline(always)]
+    fn release_fragments(&mut self, _key: &FragKey, _inbound: bool, _new_addr: u32) {}
 }
 
+// (XDP's hold/release are defined in its impl above.)
 pub struct TcPacket<'a> {
     pub ctx: &'a TcContext,
 }
@@ -142,5 +158,15 @@ impl Packet for TcPacket<'_> {
         self.ctx
             .l4_csum_replace(csum_off as usize, old as u64, new as u64, flags)
             .ok()
+    }
+
+    #[inline(always)]
+    fn hold_fragment(&mut self, ip: &Ipv4, key: &FragKey) -> bool {
+        crate::frag_hold::hold(self.ctx, ip, key)
+    }
+
+    #[inline(always)]
+    fn release_fragments(&mut self, key: &FragKey, inbound: bool, new_addr: u32) {
+        crate::frag_hold::release(self.ctx, key, inbound, new_addr)
     }
 }

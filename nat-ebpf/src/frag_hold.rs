@@ -1,0 +1,133 @@
+//! Out-of-order fragments (RFC 4787 REQ-14): a later fragment that arrives
+//! before its first fragment cannot be translated yet. On TC (where an skb
+//! can be cloned) it is copied into a bounded LRU map and dropped; when the
+//! first fragment comes, it is sent, then every held fragment of the same
+//! datagram is rebuilt in the same skb, translated and sent, in order.
+//! XDP cannot clone packets, so there unknown fragments are not held.
+//!
+//! Memory is bounded by FRAG_HOLD_MAX entries (LRU eviction under a flood)
+//! and a held fragment older than FRAG_TIMEOUT_NS is never released.
+use aya_ebpf::{
+    bindings::BPF_F_INGRESS,
+    helpers::generated::{bpf_clone_redirect, bpf_skb_change_tail, bpf_skb_load_bytes,
+        bpf_skb_store_bytes},
+    programs::TcContext,
+};
+use nat_common::{
+    Counter, FRAG_HOLD_BYTES, FRAG_HOLD_SLOTS, FRAG_TIMEOUT_NS, FragKey, HoldKey, csum,
+};
+
+use crate::{
+    counters,
+    maps::{FRAG_HOLD, FRAG_SCRATCH},
+    parse::{self, ETH_HLEN, Ipv4},
+    session,
+};
+
+const BPF_NOEXIST: u64 = 1;
+
+/// Holds the later fragment in `ctx`; false if it cannot be held (too big,
+/// all slots of its datagram in use).
+#[inline(always)]
+pub fn hold(ctx: &TcContext, ip: &Ipv4, key: &FragKey) -> bool {
+    let len = ip.end - ip.off;
+    if len as usize > FRAG_HOLD_BYTES || len < 20 {
+        return false;
+    }
+    let Some(scratch) = FRAG_SCRATCH.get_ptr_mut(0) else {
+        return false;
+    };
+    // SAFETY: per-CPU scratch value; the helper writes `len` (bounded by
+    // the value's size) bytes into it.
+    unsafe {
+        // The verifier must see the bound on the very register passed to
+        // the helper; a volatile read keeps the compiler from folding the
+        // mask and check into the earlier test.
+        let bounded = core::ptr::read_volatile(&len) & 0x7ff;
+        if bounded as usize > FRAG_HOLD_BYTES || bounded < 20 {
+            return false;
+        }
+        if bpf_skb_load_bytes(
+            ctx.skb.skb.cast(),
+            ip.off,
+            (*scratch).data.as_mut_ptr().cast(),
+            bounded,
+        ) != 0
+        {
+            return false;
+        }
+        (*scratch).len = bounded;
+        (*scratch).seen = session::now();
+    }
+    let mut slot = 0;
+    while slot < FRAG_HOLD_SLOTS {
+        let k = HoldKey { frag: *key, slot };
+        // SAFETY: inserting from the scratch map value.
+        if FRAG_HOLD.insert(&k, unsafe { &*scratch }, BPF_NOEXIST).is_ok() {
+            counters::bump(Counter::FragmentsHeld);
+            return true;
+        }
+        slot += 1;
+    }
+    false
+}
+
+/// The first fragment of datagram `key` has just been translated (its
+/// later fragments' `field_off` address becomes `new_addr`): sends it,
+/// then each held fragment, translated. Returns whether the skb now holds
+/// the last held fragment (to be passed on by the caller like the first).
+#[inline(always)]
+pub fn release(ctx: &TcContext, key: &FragKey, inbound: bool, new_addr: u32) {
+    let ifindex = unsafe { (*ctx.skb.skb).ifindex };
+    let flags = if inbound { BPF_F_INGRESS as u64 } else { 0 };
+    let now = session::now();
+    let mut slot = 0;
+    while slot < FRAG_HOLD_SLOTS {
+        let k = HoldKey { frag: *key, slot };
+        slot += 1;
+        let Some(held) = FRAG_HOLD.get_ptr(&k) else { continue };
+        // SAFETY: map value pointer; fields copied or passed to helpers
+        // with bounded lengths.
+        unsafe {
+            let len = core::ptr::read_volatile(&(*held).len) & 0x7ff;
+            let fresh = now.saturating_sub((*held).seen) <= FRAG_TIMEOUT_NS;
+            if fresh && len >= 20 && len as usize <= FRAG_HOLD_BYTES {
+                // Send what the skb holds now (the first fragment, or the
+                // previous held one), then turn the skb into this one.
+                bpf_clone_redirect(ctx.skb.skb, ifindex, flags);
+                if bpf_skb_change_tail(ctx.skb.skb, ETH_HLEN + len, 0) == 0
+                    && bpf_skb_store_bytes(
+                        ctx.skb.skb.cast(),
+                        ETH_HLEN,
+                        (*held).data.as_ptr().cast(),
+                        len,
+                        0,
+                    ) == 0
+                {
+                    rewrite_held(ctx, inbound, new_addr);
+                    counters::bump(Counter::FragmentsReleased);
+                }
+            }
+        }
+        let _ = FRAG_HOLD.remove(&k);
+    }
+}
+
+/// Applies the datagram's address translation to the fragment now in the
+/// skb.
+#[inline(always)]
+fn rewrite_held(ctx: &TcContext, inbound: bool, new_addr: u32) {
+    let p = crate::packet::TcPacket { ctx };
+    let Some(ip) = parse::ipv4_at(&p, ETH_HLEN, ETH_HLEN + FRAG_HOLD_BYTES as u32) else {
+        return;
+    };
+    let (off, old) = if inbound {
+        (ip.off + Ipv4::DST_OFF, ip.dst)
+    } else {
+        (ip.off + Ipv4::SRC_OFF, ip.src)
+    };
+    let check_off = ip.off + Ipv4::CHECK_OFF;
+    let Ok(check) = ctx.load::<u16>(check_off as usize) else { return };
+    let _ = ctx.store(off as usize, &new_addr, 0);
+    let _ = ctx.store(check_off as usize, &csum::replace4(check, old, new_addr), 0);
+}
