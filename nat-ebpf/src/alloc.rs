@@ -29,9 +29,15 @@ pub type AllocError = Counter;
 
 #[inline(always)]
 fn pool_addr(cfg: &NatConfig, inside_addr: u32) -> Option<u32> {
-    // Fibonacci hashing spreads consecutive inside addresses over the pool.
-    let h = inside_addr.wrapping_mul(0x9e37_79b9);
-    let idx = (h >> 16).checked_rem(cfg.pool_len)?;
+    // Fibonacci hashing of the host-order address, reduced by its top
+    // bits (multiply-shift): consecutive inside addresses spread evenly over
+    // a pool of any size. (The low product bits of a network-order address
+    // depend only on its first octets.)
+    let h = u32::from_be(inside_addr).wrapping_mul(0x9e37_79b9);
+    let idx = ((h as u64 * cfg.pool_len as u64) >> 32) as u32;
+    if idx >= cfg.pool_len {
+        return None;
+    }
     POOL.get(idx).copied()
 }
 

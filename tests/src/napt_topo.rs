@@ -193,8 +193,19 @@ impl NaptTopo {
 
         let veth = |a: &Netns, an: &str, b: &Netns, bn: &str| {
             host(&[
-                "ip", "link", "add", an, "netns", a.name(), "type", "veth", "peer", "name", bn,
-                "netns", b.name(),
+                "ip",
+                "link",
+                "add",
+                an,
+                "netns",
+                a.name(),
+                "type",
+                "veth",
+                "peer",
+                "name",
+                bn,
+                "netns",
+                b.name(),
             ]);
         };
         veth(&t.a, "eth0", &t.nat, "ia");
@@ -215,7 +226,8 @@ impl NaptTopo {
         // Gateway: a bridge for the inside (STP off, so its ports forward
         // at once), the external link with the pool addresses.
         let ext = t.ext.clone();
-        t.nat.ip(&["link", "add", "int0", "type", "bridge", "stp_state", "0"]);
+        t.nat
+            .ip(&["link", "add", "int0", "type", "bridge", "stp_state", "0"]);
         for port in ["ia", "ib"] {
             t.nat.ip(&["link", "set", port, "master", "int0"]);
             t.nat.ip(&["link", "set", port, "up"]);
@@ -566,7 +578,10 @@ pub fn tcp_connect(
 
 /// Receives one datagram within `timeout`: `Ok(None)` if nothing came,
 /// `Err` for a socket error (e.g. ECONNREFUSED on a connected socket).
-pub fn recv_within(sock: &UdpSocket, timeout: Duration) -> io::Result<Option<(Vec<u8>, SocketAddr)>> {
+pub fn recv_within(
+    sock: &UdpSocket,
+    timeout: Duration,
+) -> io::Result<Option<(Vec<u8>, SocketAddr)>> {
     let deadline = Instant::now() + timeout;
     let mut buf = vec![0u8; 65536];
     loop {
