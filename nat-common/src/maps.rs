@@ -56,5 +56,8 @@ pub const STATIC_MAX_ENTRIES: u32 = 16_384;
 pub const PROG_INGRESS_XDP: &str = "xnat_ingress_xdp";
 pub const PROG_INGRESS_TC: &str = "xnat_ingress_tc";
 pub const PROG_EGRESS_TC: &str = "xnat_egress_tc";
+/// Passes every packet: benchmark baseline and veth-peer receiver for XDP
+/// redirects.
+pub const PROG_NOOP_XDP: &str = "xnat_noop_xdp";
 /// TC ingress on inside interfaces (hairpinning).
 pub const PROG_INSIDE_TC: &str = "xnat_inside_tc";

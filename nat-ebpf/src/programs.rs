@@ -21,6 +21,13 @@ pub fn xnat_ingress_xdp(ctx: XdpContext) -> u32 {
     }
 }
 
+/// Passes everything: the baseline of `cargo xtask bench`, and what a veth
+/// peer needs attached to receive frames the XDP fast path redirects.
+#[xdp]
+pub fn xnat_noop_xdp(_ctx: XdpContext) -> u32 {
+    xdp_action::XDP_PASS
+}
+
 #[classifier]
 pub fn xnat_ingress_tc(ctx: TcContext) -> i32 {
     tc_verdict(nat::process(
