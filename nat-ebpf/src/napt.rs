@@ -297,11 +297,11 @@ pub fn ingress<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
     if ip.later_fragment {
         // Unknown: not one of ours, or its first fragment is still to come;
         // the stack gets it (it may be the gateway's own).
-        let v = frag::translate_later(p, ip, true);
-        if v.is_none() {
-            counters::bump(Counter::IngressPassedFragment);
+        if let Some(v) = frag::translate_later(p, ip, true) {
+            return Some(v);
         }
-        return v;
+        counters::bump(Counter::IngressPassedFragment);
+        return Some(Verdict::Pass);
     }
     let ports = match ports(p, ip, false) {
         Ok(Some(ports)) => ports,
@@ -402,6 +402,11 @@ fn admitted(
 fn ingress_icmp_error<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
     let l4 = ip.l4();
     let inner = icmp::embedded(p, ip, l4)?;
+    // The quoted datagram must be one this host sent (spoofed errors about
+    // other addresses are not ours to translate).
+    if inner.addr(InnerField::Src) != ip.dst {
+        return None;
+    }
     let (port_off, port) = inner.port(p, InnerField::Src)?;
     let key = EndpointKey {
         addr: inner.addr(InnerField::Src),
@@ -448,16 +453,19 @@ fn report_exhaustion<P: Packet>(p: &P, ip: &Ipv4) {
         quote_len,
         quote: [0; EVENT_QUOTE_MAX],
     };
-    if ip.hlen == 20 {
-        let Some(q) = p.load::<[u8; 28]>(ip.off) else {
+    // hlen + 8 is a multiple of 4 between 28 and 68: copy it in 4-byte
+    // words so a short packet with options is quoted exactly.
+    let mut i = 0;
+    while i < EVENT_QUOTE_MAX / 4 {
+        let at = i * 4;
+        if at as u32 >= quote_len {
+            break;
+        }
+        let Some(w) = p.load::<[u8; 4]>(ip.off + at as u32) else {
             return;
         };
-        ev.quote[..28].copy_from_slice(&q);
-    } else {
-        let Some(q) = p.load::<[u8; EVENT_QUOTE_MAX]>(ip.off) else {
-            return;
-        };
-        ev.quote = q;
+        ev.quote[at..at + 4].copy_from_slice(&w);
+        i += 1;
     }
     crate::events::emit(&ev);
 }

@@ -263,8 +263,7 @@ impl Napt {
 
     pub fn set_config(&mut self, cfg: NatConfig) {
         let mut a: Array<_, NatConfig> =
-            Array::try_from(self.ebpf.map_mut(MAP_CONFIG).expect(MAP_CONFIG))
-                .expect("CONFIG type");
+            Array::try_from(self.ebpf.map_mut(MAP_CONFIG).expect(MAP_CONFIG)).expect("CONFIG type");
         a.set(0, cfg, 0).expect("writing CONFIG[0]");
     }
 

@@ -1,0 +1,2140 @@
+//! Packet tests for dynamic NAPT (issue 3): the real compiled BPF programs
+//! run on crafted frames through `BPF_PROG_TEST_RUN`, with NAPT configured
+//! by writing CONFIG / POOL / INTERNAL directly (unpinned maps, one instance
+//! per test or per hook).
+//!
+//! Every expected output is built from scratch with the expected
+//! translation (full checksums, see `xnat_tests::frame`) and compared with
+//! the program's output byte for byte; every checksum of a translated output
+//! is also validated on its own. Counters are checked exactly: the listed
+//! ones must move by the given amount and every other one must stay put.
+//! Ingress behaviour is checked through both the XDP and the TC ingress
+//! program. Needs root: run with `cargo xtask test` (or as root,
+//! `cargo test -p xnat-tests --test packet_napt`).
+
+use std::collections::{BTreeSet, HashSet};
+use std::net::Ipv4Addr;
+
+use nat_common::csum::checksum;
+use nat_common::stats::COUNTER_COUNT;
+use nat_common::{
+    Counter, EVENT_PORTS_EXHAUSTED, EVENT_QUOTE_MAX, EndpointKey, Event, FILTER_ADDRESS,
+    FILTER_ADDRESS_AND_PORT, FILTER_ENDPOINT_INDEPENDENT, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_SESSIONS,
+    MAPPING_FORWARD, Mapping, NatConfig, Session, SessionKey, TCP_ACK_IN, TCP_ACK_OUT, TCP_FIN_IN,
+    TCP_FIN_OUT, TCP_RST, TCP_SYN_IN, TCP_SYN_OUT, TcpState, tcp_state,
+};
+use xnat_tests::bpf::Hook;
+use xnat_tests::frame::{
+    ETH_HLEN, Icmp, L4, Packet, Tcp, Udp, arp_request, assert_frame_eq, check_checksums, cut,
+    hex_dump, icmp, ipv6_udp, proto, tcp_flags,
+};
+use xnat_tests::napt_maps::{Endpoint, Napt, be, boottime_ns, filter_key, session_key};
+
+/// The inside network (`--internal 10.0.0.0/8`).
+const INSIDE_NET: (Ipv4Addr, u32) = (Ipv4Addr::new(10, 0, 0, 0), 8);
+/// Inside hosts.
+const H1: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+const H2: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 3);
+const H3: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 4);
+/// An inside host that "owns" ports the tests occupy by hand.
+const OCCUPANT: Ipv4Addr = Ipv4Addr::new(10, 255, 255, 254);
+/// The pool of most tests (`--pool 198.51.100.1`).
+const POOL: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
+/// A four-address pool.
+const POOL4: [Ipv4Addr; 4] = [
+    Ipv4Addr::new(198, 51, 100, 1),
+    Ipv4Addr::new(198, 51, 100, 2),
+    Ipv4Addr::new(198, 51, 100, 3),
+    Ipv4Addr::new(198, 51, 100, 4),
+];
+/// A static 1:1 public address (not in the pool).
+const STATIC_PUB: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 77);
+/// Servers on the outside.
+const R1: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
+const R2: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 20);
+/// A router beyond the gateway (sends ICMP errors).
+const ROUTER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 254);
+/// A source that is not inside (not in INTERNAL).
+const OUTSIDER: Ipv4Addr = Ipv4Addr::new(100, 64, 0, 9);
+
+const TCP: u8 = proto::TCP;
+const UDP: u8 = proto::UDP;
+const ICMP: u8 = proto::ICMP;
+
+/// Router alert option: IHL 6.
+const OPT_IHL6: [u8; 4] = [0x94, 0x04, 0x00, 0x00];
+
+// ================================================================ harness
+
+/// An instance with NAPT on: POOL, 10.0.0.0/8 inside, defaults
+/// (address-dependent filtering, ports 1024–65535).
+fn napt() -> Napt {
+    napt_with(|_| {})
+}
+
+fn napt_with(tweak: impl FnOnce(&mut NatConfig)) -> Napt {
+    Napt::with(&[POOL], &[INSIDE_NET], tweak)
+}
+
+/// What must come out.
+#[derive(Clone, Copy, Debug)]
+enum Want<'a> {
+    /// Passed with exactly these bytes, all checksums valid.
+    Pass(&'a [u8]),
+    /// Passed, all checksums valid; the caller checks the bytes.
+    Translated,
+    /// Passed with the input bytes.
+    Untouched,
+    /// Dropped (XDP_DROP / TC_ACT_SHOT).
+    Drop,
+}
+
+type Deltas = Vec<(Counter, u64)>;
+
+#[track_caller]
+fn assert_deltas(ctx: &str, before: &[u64], after: &[u64], want: &[(Counter, u64)]) {
+    for c in Counter::ALL {
+        let delta = after[c as usize].wrapping_sub(before[c as usize]);
+        let exp: u64 = want.iter().filter(|(k, _)| *k == c).map(|(_, v)| v).sum();
+        assert_eq!(
+            delta,
+            exp,
+            "counter {} moved by {delta}, expected {exp}; {ctx}",
+            c.name()
+        );
+    }
+}
+
+/// Runs `input` through `hook`, checks the verdict, the output and the
+/// counter deltas (exactly `deltas`, every other counter unchanged);
+/// returns the output frame.
+#[track_caller]
+fn run(
+    n: &Napt,
+    hook: Hook,
+    what: &str,
+    input: &[u8],
+    want: Want,
+    deltas: &[(Counter, u64)],
+) -> Vec<u8> {
+    let before = n.counters();
+    let out = n.run(hook, input);
+    let after = n.counters();
+    let ctx = || format!("{what} via {hook:?}\n--- input:\n{}", hex_dump(input, None));
+    let want_verdict = match want {
+        Want::Pass(_) | Want::Translated | Want::Untouched => hook.pass(),
+        Want::Drop => hook.drop(),
+    };
+    assert_eq!(
+        out.verdict,
+        want_verdict,
+        "verdict {} but expected {}; {}\n--- output:\n{}",
+        hook.verdict_name(out.verdict),
+        hook.verdict_name(want_verdict),
+        ctx(),
+        hex_dump(&out.data, None)
+    );
+    match want {
+        Want::Pass(expected) => assert_frame_eq(&ctx(), &out.data, expected),
+        Want::Untouched => assert_frame_eq(&ctx(), &out.data, input),
+        Want::Translated | Want::Drop => {}
+    }
+    if matches!(want, Want::Pass(_) | Want::Translated)
+        && let Err(e) = check_checksums(&out.data)
+    {
+        panic!("{}: output: {e}\n{}", ctx(), hex_dump(&out.data, None));
+    }
+    assert_deltas(&ctx(), &before, &after, deltas);
+    out.data
+}
+
+// ---------------------------------------------------------------- counter sets
+
+fn egress_new(bytes: u64) -> Deltas {
+    vec![
+        (Counter::EgressTranslated, 1),
+        (Counter::EgressBytes, bytes),
+        (Counter::NaptMappingsCreated, 1),
+        (Counter::NaptSessionsCreated, 1),
+    ]
+}
+
+fn egress_new_session(bytes: u64) -> Deltas {
+    vec![
+        (Counter::EgressTranslated, 1),
+        (Counter::EgressBytes, bytes),
+        (Counter::NaptSessionsCreated, 1),
+    ]
+}
+
+fn egress_known(bytes: u64) -> Deltas {
+    vec![
+        (Counter::EgressTranslated, 1),
+        (Counter::EgressBytes, bytes),
+    ]
+}
+
+fn ingress_known(bytes: u64) -> Deltas {
+    vec![
+        (Counter::IngressTranslated, 1),
+        (Counter::IngressBytes, bytes),
+    ]
+}
+
+fn ingress_new_session(bytes: u64) -> Deltas {
+    vec![
+        (Counter::IngressTranslated, 1),
+        (Counter::IngressBytes, bytes),
+        (Counter::NaptSessionsCreated, 1),
+    ]
+}
+
+fn icmp_error_in(bytes: u64) -> Deltas {
+    vec![
+        (Counter::IngressTranslated, 1),
+        (Counter::IngressBytes, bytes),
+        (Counter::IcmpErrorsTranslated, 1),
+    ]
+}
+
+fn icmp_error_out(bytes: u64) -> Deltas {
+    vec![
+        (Counter::EgressTranslated, 1),
+        (Counter::EgressBytes, bytes),
+        (Counter::IcmpErrorsTranslated, 1),
+    ]
+}
+
+fn only(c: Counter) -> Deltas {
+    vec![(c, 1)]
+}
+
+// ---------------------------------------------------------------- packets
+
+/// The identifier of an ICMP query.
+fn icmp_id(m: &Icmp) -> u16 {
+    u16::from_be_bytes([m.rest[0], m.rest[1]])
+}
+
+/// The source endpoint of `p` (source port, or ICMP identifier).
+fn src_ep(p: &Packet) -> Endpoint {
+    match &p.l4 {
+        L4::Tcp(t) => Endpoint::new(p.ip.src, t.sport, TCP),
+        L4::Udp(u) => Endpoint::new(p.ip.src, u.sport, UDP),
+        L4::Icmp(m) => Endpoint::new(p.ip.src, icmp_id(m), ICMP),
+        L4::Raw { proto, .. } => Endpoint::new(p.ip.src, 0, *proto),
+    }
+}
+
+/// `p` with its source address and port (ICMP: identifier) replaced.
+fn with_src(p: &Packet, to: Endpoint) -> Packet {
+    let mut q = p.clone();
+    q.ip.src = to.addr;
+    match &mut q.l4 {
+        L4::Tcp(t) => t.sport = to.port,
+        L4::Udp(u) => u.sport = to.port,
+        L4::Icmp(m) => m.rest[..2].copy_from_slice(&to.port.to_be_bytes()),
+        L4::Raw { .. } => {}
+    }
+    q
+}
+
+/// `p` with its destination address and port (ICMP: identifier) replaced.
+fn with_dst(p: &Packet, to: Endpoint) -> Packet {
+    let mut q = p.clone();
+    q.ip.dst = to.addr;
+    match &mut q.l4 {
+        L4::Tcp(t) => t.dport = to.port,
+        L4::Udp(u) => u.dport = to.port,
+        L4::Icmp(m) => m.rest[..2].copy_from_slice(&to.port.to_be_bytes()),
+        L4::Raw { .. } => {}
+    }
+    q
+}
+
+fn udp(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16) -> Packet {
+    Packet::udp(src, dst, Udp::new(sport, dport, b"napt datagram"))
+}
+
+fn syn(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16) -> Packet {
+    Packet::tcp(src, dst, Tcp::syn(sport, dport))
+}
+
+/// A TCP segment with `flags` and a small payload.
+fn seg(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, flags: u8) -> Packet {
+    let mut t = Tcp::data(sport, dport, b"seg");
+    t.flags = flags;
+    if flags & (tcp_flags::SYN | tcp_flags::FIN | tcp_flags::RST) != 0 {
+        t.payload.clear();
+    }
+    Packet::tcp(src, dst, t)
+}
+
+fn ping(src: Ipv4Addr, id: u16, dst: Ipv4Addr) -> Packet {
+    Packet::icmp(src, dst, Icmp::echo_request(id, 1, b"abcdefghijklmnop"))
+}
+
+fn pong(src: Ipv4Addr, id: u16, dst: Ipv4Addr) -> Packet {
+    Packet::icmp(src, dst, Icmp::echo_reply(id, 1, b"abcdefghijklmnop"))
+}
+
+// ---------------------------------------------------------------- state checks
+
+/// Asserts `inside` is mapped to `public` with `flags`, and that NAPT_IN
+/// mirrors it; returns both values.
+#[track_caller]
+fn assert_mapping(n: &Napt, inside: Endpoint, public: Endpoint, flags: u16) -> (Mapping, Mapping) {
+    let out = n
+        .napt_out(inside)
+        .unwrap_or_else(|| panic!("no NAPT_OUT entry for {inside:?}"));
+    assert_eq!(inside.of_mapping(&out), public, "NAPT_OUT[{inside:?}]");
+    assert_eq!(out.flags, flags, "NAPT_OUT[{inside:?}].flags");
+    let inb = n
+        .napt_in(public)
+        .unwrap_or_else(|| panic!("no NAPT_IN entry for {public:?} (mirror of {inside:?})"));
+    assert_eq!(public.of_mapping(&inb), inside, "NAPT_IN[{public:?}]");
+    assert_eq!(inb.flags, flags, "NAPT_IN[{public:?}].flags");
+    assert_eq!(inb.created, out.created, "created of both entries");
+    (out, inb)
+}
+
+/// Asserts a freshly created mapping: mirrored, flags 0, created ==
+/// last_seen within [t0, t1] (CLOCK_BOOTTIME).
+#[track_caller]
+fn assert_new_mapping(n: &Napt, inside: Endpoint, public: Endpoint, t0: u64, t1: u64) {
+    let (out, inb) = assert_mapping(n, inside, public, 0);
+    assert!(
+        (t0..=t1).contains(&out.created),
+        "created {} not within [{t0}, {t1}] (CLOCK_BOOTTIME)",
+        out.created
+    );
+    assert_eq!(
+        out.last_seen, out.created,
+        "NAPT_OUT last_seen of a new mapping"
+    );
+    assert_eq!(
+        inb.last_seen, inb.created,
+        "NAPT_IN last_seen of a new mapping"
+    );
+}
+
+#[track_caller]
+fn session(n: &Napt, k: &SessionKey) -> Session {
+    n.session(k)
+        .unwrap_or_else(|| panic!("no session {k:?}; sessions: {:?}", n.sessions()))
+}
+
+/// The public endpoint of `inside` (panics if unmapped).
+#[track_caller]
+fn public_of(n: &Napt, inside: Endpoint) -> Endpoint {
+    n.public_of(inside)
+        .unwrap_or_else(|| panic!("{inside:?} has no mapping"))
+}
+
+/// Occupies public endpoint `public` with a NAPT_IN entry of somebody else.
+fn occupy(n: &mut Napt, public: Endpoint) {
+    let owner = Endpoint::new(OCCUPANT, public.port, public.proto);
+    n.put_napt_in(public, owner.as_mapping(0, 1, 1));
+}
+
+/// Sends `p` (the first packet of its inside endpoint) out, expects a new
+/// mapping, checks the output against `p` rewritten to the allocated
+/// public endpoint and returns that endpoint.
+#[track_caller]
+fn egress_first(n: &Napt, what: &str, p: &Packet) -> Endpoint {
+    let inside = src_ep(p);
+    assert!(
+        n.napt_out(inside).is_none(),
+        "{what}: {inside:?} already mapped"
+    );
+    let t0 = boottime_ns();
+    let out = run(
+        n,
+        Hook::EgressTc,
+        what,
+        &p.frame(),
+        Want::Translated,
+        &egress_new(p.total_len()),
+    );
+    let t1 = boottime_ns();
+    let public = public_of(n, inside);
+    assert_frame_eq(
+        &format!("{what}: translated to {public:?}"),
+        &out,
+        &with_src(p, public).frame(),
+    );
+    assert_new_mapping(n, inside, public, t0, t1);
+    public
+}
+
+/// Sends `p` out for an inside endpoint that is already mapped to
+/// `public`; `new_session` says whether the remote is new.
+#[track_caller]
+fn egress_again(n: &Napt, what: &str, p: &Packet, public: Endpoint, new_session: bool) {
+    let deltas = if new_session {
+        egress_new_session(p.total_len())
+    } else {
+        egress_known(p.total_len())
+    };
+    run(
+        n,
+        Hook::EgressTc,
+        what,
+        &p.frame(),
+        Want::Pass(&with_src(p, public).frame()),
+        &deltas,
+    );
+}
+
+/// Sends `p` (addressed to a public endpoint) in through `hook` and expects
+/// it translated to `inside`.
+#[track_caller]
+fn ingress_to(n: &Napt, hook: Hook, what: &str, p: &Packet, inside: Endpoint, new_session: bool) {
+    let deltas = if new_session {
+        ingress_new_session(p.total_len())
+    } else {
+        ingress_known(p.total_len())
+    };
+    run(
+        n,
+        hook,
+        what,
+        &p.frame(),
+        Want::Pass(&with_dst(p, inside).frame()),
+        &deltas,
+    );
+}
+
+/// An instance per ingress program, each prepared by `setup`.
+fn per_ingress_hook(setup: impl Fn() -> Napt, test: impl Fn(&mut Napt, Hook)) {
+    for hook in Hook::INGRESS {
+        let mut n = setup();
+        test(&mut n, hook);
+    }
+}
+
+// ================================================================ egress: new mappings
+
+/// The first packet of an inside endpoint: port preserved, mapping pair,
+/// session, FILTER entry (address-dependent filtering is the default), no
+/// HOST_PORTS entry without a cap.
+fn first_packet_case(p: &Packet, remote_port: u16, tcp_bits: u8) {
+    let n = napt();
+    let inside = src_ep(p);
+    let public = Endpoint::new(POOL, inside.port, inside.proto);
+    let t0 = boottime_ns();
+    run(
+        &n,
+        Hook::EgressTc,
+        "first packet",
+        &p.frame(),
+        Want::Pass(&with_src(p, public).frame()),
+        &egress_new(p.total_len()),
+    );
+    let t1 = boottime_ns();
+    assert_new_mapping(&n, inside, public, t0, t1);
+    let (out, _) = assert_mapping(&n, inside, public, 0);
+
+    let sk = session_key(
+        inside.proto,
+        (inside.addr, inside.port),
+        (p.ip.dst, remote_port),
+    );
+    let s = session(&n, &sk);
+    assert_eq!(
+        s,
+        Session {
+            created: s.created,
+            last_seen: s.created,
+            packets_out: 1,
+            packets_in: 0,
+            bytes_out: p.total_len(),
+            bytes_in: 0,
+            public_addr: be(POOL),
+            public_port: inside.port.to_be(),
+            tcp: tcp_bits,
+            _pad: 0,
+        },
+        "session {sk:?}"
+    );
+    assert!(
+        (t0..=t1).contains(&s.created),
+        "session created {}",
+        s.created
+    );
+    assert_eq!(
+        out.created, s.created,
+        "mapping and session share the timestamp"
+    );
+    assert_eq!(n.sessions().len(), 1, "sessions: {:?}", n.sessions());
+
+    let fk = filter_key(public, p.ip.dst);
+    assert_eq!(n.filter_all().len(), 1, "FILTER: {:?}", n.filter_all());
+    let seen = n.filter(&fk).expect("FILTER entry for the remote address");
+    assert!((t0..=t1).contains(&seen), "FILTER value {seen}");
+
+    let st = n.state();
+    assert_eq!((st.out.len(), st.inb.len()), (1, 1), "one mapping pair");
+    assert!(
+        st.host_ports.is_empty(),
+        "HOST_PORTS without a cap: {:?}",
+        st.host_ports
+    );
+}
+
+#[test]
+fn egress_tcp_syn_creates_mapping() {
+    first_packet_case(&syn(H1, 40000, R1, 443), 443, TCP_SYN_OUT);
+}
+
+#[test]
+fn egress_udp_creates_mapping() {
+    first_packet_case(&udp(H1, 5353, R1, 53), 53, 0);
+}
+
+#[test]
+fn egress_icmp_echo_creates_mapping() {
+    first_packet_case(&ping(H1, 0x1234, R1), 0, 0);
+}
+
+#[test]
+fn egress_with_ip_options() {
+    let n = napt();
+    let p = udp(H1, 5000, R1, 53).with_ip_options(&OPT_IHL6);
+    let public = egress_first(&n, "UDP with IP options", &p);
+    assert_eq!(public, Endpoint::new(POOL, 5000, UDP));
+    // And the reply with options.
+    let reply = udp(R1, 53, POOL, 5000).with_ip_options(&OPT_IHL6);
+    for hook in Hook::INGRESS {
+        ingress_to(&n, hook, "reply with IP options", &reply, src_ep(&p), false);
+    }
+}
+
+#[test]
+fn mappings_are_per_protocol() {
+    let n = napt();
+    let u = egress_first(&n, "UDP 5000", &udp(H1, 5000, R1, 53));
+    let t = egress_first(&n, "TCP 5000", &syn(H1, 5000, R1, 80));
+    let i = egress_first(&n, "ICMP id 5000", &ping(H1, 5000, R1));
+    assert_eq!(u, Endpoint::new(POOL, 5000, UDP));
+    assert_eq!(t, Endpoint::new(POOL, 5000, TCP));
+    assert_eq!(i, Endpoint::new(POOL, 5000, ICMP));
+    // A TCP segment to the UDP mapping's port is not the UDP mapping's.
+    let n = napt();
+    egress_first(&n, "UDP 6000", &udp(H1, 6000, R1, 53));
+    let stray = seg(R1, 53, POOL, 6000, tcp_flags::ACK);
+    for hook in Hook::INGRESS {
+        run(
+            &n,
+            hook,
+            "TCP to a UDP mapping's port",
+            &stray.frame(),
+            Want::Untouched,
+            &only(Counter::PassedNotOurs),
+        );
+    }
+}
+
+// ================================================================ EIM
+
+/// The same inside endpoint talking to other remotes keeps its public
+/// endpoint (RFC 4787 REQ-1, RFC 5382 REQ-1, RFC 5508 REQ-1a), also when
+/// the public port differs from the inside port. Outbound packets refresh
+/// the mapping.
+#[test]
+fn endpoint_independent_mapping() {
+    type Mk = fn(Ipv4Addr, u16, Ipv4Addr, u16) -> Packet;
+    let cases: [(&str, Mk); 3] = [
+        ("UDP", udp),
+        ("TCP", syn),
+        ("ICMP", |s, id, d, _| ping(s, id, d)),
+    ];
+    for (name, mk) in cases {
+        for collide in [false, true] {
+            let mut n = napt();
+            let first = mk(H1, 5000, R1, 53);
+            let inside = src_ep(&first);
+            if collide {
+                occupy(&mut n, Endpoint::new(POOL, 5000, inside.proto));
+            }
+            let what = format!("{name} (collision: {collide})");
+            let public = egress_first(&n, &what, &first);
+            assert_eq!(public.port == 5000, !collide, "{what}: {public:?}");
+            let icmp = inside.proto == ICMP;
+            // Same remote address, other port (ICMP: same remote again).
+            let others = [(R1, 54), (R2, 53), (R2, 123)];
+            for (i, (raddr, rport)) in others.into_iter().enumerate() {
+                n.set_mapping_last_seen(inside, 1);
+                let t0 = boottime_ns();
+                let p = mk(H1, 5000, raddr, rport);
+                // ICMP sessions are per remote address: R1 is known, R2
+                // is new once.
+                let new_session = !icmp || i == 1;
+                egress_again(
+                    &n,
+                    &format!("{what} to {raddr}:{rport}"),
+                    &p,
+                    public,
+                    new_session,
+                );
+                let t1 = boottime_ns();
+                let (out, _) = assert_mapping(&n, inside, public, 0);
+                assert!(
+                    (t0..=t1).contains(&out.last_seen),
+                    "{what}: outbound packet did not refresh the mapping (last_seen {})",
+                    out.last_seen
+                );
+            }
+            let st = n.state();
+            assert_eq!(st.out.len(), 1, "{what}: one mapping: {:?}", st.out);
+            let want_sessions = if icmp { 2 } else { 4 };
+            assert_eq!(
+                st.sessions.len(),
+                want_sessions,
+                "{what}: sessions {:?}",
+                st.sessions
+            );
+            assert_eq!(n.counter(Counter::NaptMappingsCreated), 1, "{what}");
+        }
+    }
+}
+
+/// Paired pooling (RFC 4787 REQ-2): with four pool addresses every inside
+/// host gets one public address for all its mappings, and the pool is used.
+#[test]
+fn paired_pooling() {
+    let n = Napt::with(&POOL4, &[INSIDE_NET], |_| {});
+    let mut used = BTreeSet::new();
+    for h in 2..34u8 {
+        let host = Ipv4Addr::new(10, 0, 0, h);
+        let a = egress_first(&n, "UDP", &udp(host, 5000, R1, 53));
+        let b = egress_first(&n, "TCP", &syn(host, 6000, R2, 443));
+        let c = egress_first(&n, "ICMP", &ping(host, 7000, R1));
+        let d = egress_first(&n, "UDP other port", &udp(host, 5001, R2, 53));
+        assert!(POOL4.contains(&a.addr), "{host}: {a:?} not in the pool");
+        for other in [b, c, d] {
+            assert_eq!(
+                other.addr, a.addr,
+                "{host}: mappings on different pool addresses"
+            );
+        }
+        used.insert(a.addr);
+    }
+    assert!(
+        used.len() > 1,
+        "32 hosts all on one of four pool addresses: {used:?}"
+    );
+}
+
+// ================================================================ port choice
+
+/// A preferred port taken by another mapping: another port with the same
+/// parity and range; the reply to it reaches the inside endpoint.
+#[test]
+fn collision_picks_another_port_and_reply_comes_back() {
+    let setup = || {
+        let mut n = napt();
+        occupy(&mut n, Endpoint::new(POOL, 5000, UDP));
+        n
+    };
+    per_ingress_hook(setup, |n, hook| {
+        let p = udp(H1, 5000, R1, 53);
+        let public = egress_first(n, "UDP 5000 with 5000 taken", &p);
+        assert_ne!(public.port, 5000);
+        assert_eq!(public.port % 2, 0, "parity of {public:?}");
+        assert!(public.port >= 1024, "range of {public:?}");
+        // The occupant is untouched.
+        let occ = n.napt_in(Endpoint::new(POOL, 5000, UDP)).unwrap();
+        assert_eq!(occ.addr, be(OCCUPANT));
+        ingress_to(
+            n,
+            hook,
+            "reply",
+            &udp(R1, 53, public.addr, public.port),
+            src_ep(&p),
+            false,
+        );
+    });
+}
+
+/// Many inside hosts with the same source port: the first keeps it, the
+/// rest get distinct ports of the same parity and range class.
+#[test]
+fn fifty_hosts_same_port_keep_parity_and_range() {
+    // (what, protocol, inside port, lowest port of --ports, expected range)
+    type Case = (&'static str, u8, u16, u16, (u16, u16));
+    let cases: [Case; 5] = [
+        ("UDP even", UDP, 5000, 1024, (1024, 65535)),
+        ("TCP odd", TCP, 40001, 1024, (1024, 65535)),
+        ("UDP low even", UDP, 500, 1, (1, 1023)),
+        ("TCP low odd", TCP, 993, 1, (1, 1023)),
+        ("ICMP identifier", ICMP, 3000, 1024, (1024, 65535)),
+    ];
+    for (what, proto_, port, port_min, (lo, hi)) in cases {
+        let n = napt_with(|c| c.port_min = port_min);
+        let mut seen = HashSet::new();
+        for h in 1..=50u8 {
+            let host = Ipv4Addr::new(10, 0, 1, h);
+            let p = match proto_ {
+                UDP => udp(host, port, R1, 53),
+                TCP => syn(host, port, R1, 443),
+                _ => ping(host, port, R1),
+            };
+            let public = egress_first(&n, &format!("{what}: host {host}"), &p);
+            assert_eq!(public.addr, POOL);
+            if h == 1 {
+                assert_eq!(public.port, port, "{what}: the first host keeps its port");
+            }
+            if proto_ != ICMP {
+                assert_eq!(public.port % 2, port % 2, "{what}: parity of {public:?}");
+            }
+            assert!(
+                (lo..=hi).contains(&public.port),
+                "{what}: {public:?} outside {lo}-{hi}"
+            );
+            assert!(
+                seen.insert(public.port),
+                "{what}: port {} handed out twice",
+                public.port
+            );
+        }
+        let st = n.state();
+        assert_eq!((st.out.len(), st.inb.len()), (50, 50), "{what}");
+        for (k, m) in &st.out {
+            let inside = Endpoint::from_key(k);
+            assert_mapping(&n, inside, inside.of_mapping(m), 0);
+        }
+    }
+}
+
+/// A source port outside --ports moves into it (parity kept); one inside
+/// the range is kept.
+#[test]
+fn port_outside_range_moves_into_range() {
+    let n = napt_with(|c| {
+        c.port_min = 20000;
+        c.port_max = 20099;
+    });
+    let a = egress_first(&n, "UDP 5000", &udp(H1, 5000, R1, 53));
+    assert!(
+        (20000..=20099).contains(&a.port) && a.port.is_multiple_of(2),
+        "{a:?}"
+    );
+    let b = egress_first(&n, "TCP 40001", &syn(H1, 40001, R1, 443));
+    assert!(
+        (20000..=20099).contains(&b.port) && b.port % 2 == 1,
+        "{b:?}"
+    );
+    let c = egress_first(&n, "ICMP id 7", &ping(H1, 7, R1));
+    assert!((20000..=20099).contains(&c.port), "{c:?}");
+    let d = egress_first(&n, "UDP 20051", &udp(H1, 20051, R1, 53));
+    assert_eq!(d.port, 20051);
+}
+
+/// --ports with two ports, both in use: the next new mapping is dropped,
+/// counted, and reported in EVENTS with the offending IP header + 8 bytes
+/// (for the agent's ICMP code 13).
+#[test]
+fn ports_exhausted_drops_and_reports() {
+    let mut n = napt_with(|c| {
+        c.port_min = 30000;
+        c.port_max = 30001;
+    });
+    egress_first(&n, "H1 30000", &udp(H1, 30000, R1, 53));
+    egress_first(&n, "H2 30001", &udp(H2, 30001, R1, 53));
+    assert!(n.events().is_empty(), "events before exhaustion");
+
+    for (what, p) in [
+        ("UDP", udp(H3, 30000, R1, 53)),
+        ("TCP SYN", syn(H3, 30001, R1, 443)),
+        ("ICMP echo", ping(H3, 30000, R1)),
+    ] {
+        // TCP and ICMP have their own port spaces: fill them first.
+        if p.l4.proto() != UDP {
+            let pr = p.l4.proto();
+            occupy(&mut n, Endpoint::new(POOL, 30000, pr));
+            occupy(&mut n, Endpoint::new(POOL, 30001, pr));
+        }
+        let before = n.state();
+        run(
+            &n,
+            Hook::EgressTc,
+            what,
+            &p.frame(),
+            Want::Drop,
+            &only(Counter::DropPortsExhausted),
+        );
+        assert_eq!(
+            n.state(),
+            before,
+            "{what}: a refused packet changed NAPT state"
+        );
+        let ev = n.events();
+        assert_eq!(ev.len(), 1, "{what}: events {ev:?}");
+        let e = &ev[0];
+        assert_eq!(e.kind, EVENT_PORTS_EXHAUSTED, "{what}");
+        assert_eq!(e.record_len, size_of::<Event>(), "{what}: record size");
+        assert_eq!(e.quote_len, 28, "{what}: quote length");
+        assert_eq!(e.quoted(), &p.ip_bytes()[..28], "{what}: quote");
+        assert!(
+            e.quote[28..].iter().all(|&b| b == 0),
+            "{what}: bytes after the quote"
+        );
+    }
+}
+
+/// The exhaustion event of a datagram with IP options quotes the whole
+/// header + 8 bytes, even when the packet is shorter than the largest
+/// possible quote (68 bytes).
+#[test]
+fn ports_exhausted_event_with_ip_options() {
+    let mut n = napt_with(|c| {
+        c.port_min = 30000;
+        c.port_max = 30000;
+    });
+    egress_first(&n, "H1 30000", &udp(H1, 30000, R1, 53));
+    let cases = [
+        (
+            "short UDP, IHL 6",
+            Packet::udp(H2, R1, Udp::new(30000, 53, b"x")).with_ip_options(&OPT_IHL6),
+        ),
+        (
+            "UDP, IHL 6, 68 bytes or more",
+            Packet::udp(H2, R1, Udp::new(30000, 53, &[7; 40])).with_ip_options(&OPT_IHL6),
+        ),
+    ];
+    for (what, p) in cases {
+        run(
+            &n,
+            Hook::EgressTc,
+            what,
+            &p.frame(),
+            Want::Drop,
+            &only(Counter::DropPortsExhausted),
+        );
+        let ev = n.events();
+        assert_eq!(
+            ev.len(),
+            1,
+            "{what}: expected one EVENTS record, got {ev:?}"
+        );
+        assert_eq!(ev[0].kind, EVENT_PORTS_EXHAUSTED);
+        assert_eq!(ev[0].quote_len, 32, "{what}");
+        assert_eq!(ev[0].quoted(), &p.ip_bytes()[..32], "{what}");
+    }
+    const { assert!(EVENT_QUOTE_MAX >= 68) };
+}
+
+/// --max-ports-per-host: HOST_PORTS counts a host's mappings; at the cap a
+/// new mapping is refused (existing ones keep working, other hosts too).
+#[test]
+fn max_ports_per_host() {
+    let n = napt_with(|c| c.max_ports_per_host = 2);
+    egress_first(&n, "first port", &udp(H1, 5000, R1, 53));
+    assert_eq!(n.host_ports(H1), Some(1));
+    egress_first(&n, "second port", &syn(H1, 5001, R1, 443));
+    assert_eq!(n.host_ports(H1), Some(2));
+    for (what, p) in [
+        ("third port (UDP)", udp(H1, 5002, R1, 53)),
+        ("third port (ICMP)", ping(H1, 77, R1)),
+    ] {
+        let before = n.state();
+        run(
+            &n,
+            Hook::EgressTc,
+            what,
+            &p.frame(),
+            Want::Drop,
+            &only(Counter::DropHostPortCap),
+        );
+        assert_eq!(n.state(), before, "{what}: refused packet changed state");
+    }
+    // Existing mappings still carry traffic, to new remotes too.
+    egress_again(
+        &n,
+        "first port to another remote",
+        &udp(H1, 5000, R2, 53),
+        Endpoint::new(POOL, 5000, UDP),
+        true,
+    );
+    // Another host is not affected.
+    egress_first(&n, "other host", &udp(H2, 5002, R1, 53));
+    assert_eq!(n.host_ports(H2), Some(1));
+    assert_eq!(n.host_ports(H1), Some(2));
+}
+
+/// A full mapping table refuses new mappings and counts it; the public
+/// port reserved for the attempt is released. Existing mappings work.
+#[test]
+fn mapping_table_full() {
+    let filler = |i: u32| EndpointKey {
+        addr: i,
+        port: 0,
+        proto: 99,
+        _pad: 0,
+    };
+    let dummy = Mapping::default();
+    for table in [MAP_NAPT_OUT, MAP_NAPT_IN] {
+        let mut n = napt();
+        let known = egress_first(&n, "before the table fills", &udp(H1, 5000, R1, 53));
+        let added = n.fill(table, u32::MAX, filler, dummy);
+        assert!(added > 1000, "{table}: only {added} entries went in");
+        let before = n.state();
+        run(
+            &n,
+            Hook::EgressTc,
+            &format!("new mapping with {table} full"),
+            &udp(H2, 5000, R1, 53).frame(),
+            Want::Drop,
+            &only(Counter::DropMappingTableFull),
+        );
+        assert!(n.napt_out(Endpoint::new(H2, 5000, UDP)).is_none());
+        let after = n.state();
+        assert_eq!(
+            after.inb.len(),
+            before.inb.len(),
+            "{table}: a NAPT_IN reservation leaked"
+        );
+        assert_eq!(
+            after.out.len(),
+            before.out.len(),
+            "{table}: NAPT_OUT changed"
+        );
+        egress_again(&n, "known mapping", &udp(H1, 5000, R1, 53), known, false);
+    }
+}
+
+/// A full session table refuses new sessions and counts it; existing
+/// sessions keep working.
+#[test]
+fn session_table_full() {
+    let mut n = napt();
+    let public = egress_first(&n, "before the table fills", &udp(H1, 5000, R1, 53));
+    let filler = |i: u32| SessionKey {
+        inside_addr: i,
+        remote_addr: 0,
+        inside_port: 0,
+        remote_port: 0,
+        proto: 99,
+        _pad: [0; 3],
+    };
+    let added = n.fill(MAP_SESSIONS, u32::MAX, filler, Session::default());
+    assert!(added > 1000, "only {added} sessions went in");
+    let before = n.state();
+    run(
+        &n,
+        Hook::EgressTc,
+        "new session with SESSIONS full",
+        &udp(H1, 5000, R2, 53).frame(),
+        Want::Drop,
+        &only(Counter::DropSessionTableFull),
+    );
+    assert_eq!(n.sessions().len(), before.sessions.len());
+    egress_again(
+        &n,
+        "existing session",
+        &udp(H1, 5000, R1, 53),
+        public,
+        false,
+    );
+}
+
+// ================================================================ ingress and filtering
+
+/// One filtering mode: after H1:5000 → R1:53 (UDP), or the TCP or ICMP
+/// equivalent, which remotes reach H1?
+fn filtering_case(mode: u32, proto_: u8, admitted: [bool; 3]) {
+    let remotes = [
+        (R1, 53, "same remote"),
+        (R1, 9999, "same address, other port"),
+        (R2, 53, "other address"),
+    ];
+    let setup = || {
+        let mut n = napt_with(|c| c.filtering = mode);
+        // A public port different from the inside port, to see it rewritten.
+        occupy(&mut n, Endpoint::new(POOL, 5000, proto_));
+        n
+    };
+    per_ingress_hook(setup, |n, hook| {
+        let first = match proto_ {
+            UDP => udp(H1, 5000, R1, 53),
+            TCP => syn(H1, 5000, R1, 53),
+            _ => ping(H1, 5000, R1),
+        };
+        let inside = src_ep(&first);
+        let public = egress_first(n, "first packet", &first);
+        if mode == FILTER_ADDRESS {
+            assert!(n.filter(&filter_key(public, R1)).is_some(), "FILTER entry");
+            assert_eq!(n.filter_all().len(), 1);
+        } else {
+            assert!(n.filter_all().is_empty(), "FILTER written in mode {mode}");
+        }
+        for ((raddr, rport, name), ok) in remotes.into_iter().zip(admitted) {
+            if proto_ == ICMP && rport != 53 {
+                continue; // ICMP has no remote port
+            }
+            let p = match proto_ {
+                UDP => udp(raddr, rport, public.addr, public.port),
+                TCP => seg(raddr, rport, public.addr, public.port, tcp_flags::ACK),
+                _ => pong(raddr, public.port, public.addr),
+            };
+            let what = format!("mode {mode}, proto {proto_}: {name} {raddr}:{rport}");
+            if ok {
+                let new_session = raddr != R1 || rport != 53;
+                ingress_to(n, hook, &what, &p, inside, new_session);
+            } else {
+                let before = n.state();
+                run(
+                    n,
+                    hook,
+                    &what,
+                    &p.frame(),
+                    Want::Drop,
+                    &only(Counter::DropFiltered),
+                );
+                assert_eq!(n.state(), before, "{what}: refused packet changed state");
+            }
+        }
+    });
+}
+
+#[test]
+fn filtering_endpoint_independent() {
+    for p in [UDP, TCP, ICMP] {
+        filtering_case(FILTER_ENDPOINT_INDEPENDENT, p, [true, true, true]);
+    }
+}
+
+#[test]
+fn filtering_address_dependent() {
+    for p in [UDP, TCP, ICMP] {
+        filtering_case(FILTER_ADDRESS, p, [true, true, false]);
+    }
+}
+
+#[test]
+fn filtering_address_and_port_dependent() {
+    for p in [UDP, TCP, ICMP] {
+        filtering_case(FILTER_ADDRESS_AND_PORT, p, [true, false, false]);
+    }
+}
+
+/// The default configuration filters by address.
+#[test]
+fn default_filtering_is_address_dependent() {
+    assert_eq!(
+        xnat_tests::napt_maps::default_config().filtering,
+        FILTER_ADDRESS
+    );
+}
+
+/// Traffic to the pool that no mapping owns goes to the stack untouched.
+#[test]
+fn unknown_public_port_passes_untouched() {
+    let n = napt();
+    egress_first(&n, "UDP 5000", &udp(H1, 5000, R1, 53));
+    egress_first(&n, "ICMP id 5000", &ping(H1, 5000, R1));
+    let cases = [
+        ("UDP to an unmapped port", udp(R1, 53, POOL, 5001)),
+        ("TCP SYN to an unmapped port", syn(R1, 40000, POOL, 22)),
+        ("echo request to the pool address", ping(R1, 5000, POOL)),
+        ("echo reply with an unmapped id", pong(R1, 5001, POOL)),
+        ("UDP to a non-pool address", udp(R1, 53, R2, 5000)),
+    ];
+    for hook in Hook::INGRESS {
+        for (what, p) in &cases {
+            let before = n.state();
+            run(
+                &n,
+                hook,
+                what,
+                &p.frame(),
+                Want::Untouched,
+                &only(Counter::PassedNotOurs),
+            );
+            assert_eq!(n.state(), before, "{what}");
+        }
+    }
+}
+
+/// ICMP echo reply to the public identifier reaches the inside host with
+/// its own identifier.
+#[test]
+fn icmp_echo_reply_translated() {
+    let setup = || {
+        let mut n = napt();
+        occupy(&mut n, Endpoint::new(POOL, 0x1234, ICMP));
+        n
+    };
+    per_ingress_hook(setup, |n, hook| {
+        let req = ping(H1, 0x1234, R1);
+        let public = egress_first(n, "echo request", &req);
+        assert_ne!(public.port, 0x1234);
+        ingress_to(
+            n,
+            hook,
+            "echo reply",
+            &pong(R1, public.port, POOL),
+            src_ep(&req),
+            false,
+        );
+    });
+}
+
+/// UDP without checksum keeps 0 both ways, with a port change.
+#[test]
+fn udp_zero_checksum_stays_zero() {
+    let setup = || {
+        let mut n = napt();
+        occupy(&mut n, Endpoint::new(POOL, 5000, UDP));
+        n
+    };
+    per_ingress_hook(setup, |n, hook| {
+        let out = Packet::udp(
+            H1,
+            R1,
+            Udp::new(5000, 53, b"no checksum").without_checksum(),
+        );
+        let public = egress_first(n, "UDP without checksum", &out);
+        let back = Packet::udp(
+            R1,
+            POOL,
+            Udp::new(53, public.port, b"reply").without_checksum(),
+        );
+        let got = run(
+            n,
+            hook,
+            "reply without checksum",
+            &back.frame(),
+            Want::Pass(&with_dst(&back, src_ep(&out)).frame()),
+            &ingress_known(back.total_len()),
+        );
+        assert_eq!(got[ETH_HLEN + 26..ETH_HLEN + 28], [0, 0]);
+    });
+}
+
+/// A UDP checksum that computes to 0 after translation is sent as 0xffff.
+#[test]
+fn udp_checksum_computing_to_zero_is_ffff() {
+    let payload = b"zero?";
+    let zero_after = |from: Ipv4Addr, to: Ipv4Addr, outbound: bool| {
+        (1024..=u16::MAX)
+            .find(|&port| {
+                let p = if outbound {
+                    Packet::udp(to, R1, Udp::new(port, 53, payload))
+                } else {
+                    Packet::udp(R1, to, Udp::new(53, port, payload))
+                };
+                let orig = if outbound {
+                    Packet::udp(from, R1, Udp::new(port, 53, payload))
+                } else {
+                    Packet::udp(R1, from, Udp::new(53, port, payload))
+                };
+                p.l4_bytes()[6..8] == [0xff, 0xff] && orig.l4_bytes()[6..8] != [0xff, 0xff]
+            })
+            .expect("a port whose translated checksum is 0xffff")
+    };
+    let n = napt();
+    let port = zero_after(H1, POOL, true);
+    let p = Packet::udp(H1, R1, Udp::new(port, 53, payload));
+    let public = egress_first(&n, "UDP whose translated checksum is 0", &p);
+    assert_eq!(public.port, port);
+    let port = zero_after(POOL, H2, false);
+    let n = napt();
+    let p = Packet::udp(H2, R1, Udp::new(port, 53, payload));
+    egress_first(&n, "mapping", &p);
+    let back = Packet::udp(R1, POOL, Udp::new(53, port, payload));
+    for hook in Hook::INGRESS {
+        ingress_to(
+            &n,
+            hook,
+            "reply whose translated checksum is 0",
+            &back,
+            src_ep(&p),
+            false,
+        );
+    }
+}
+
+// ================================================================ TCP state
+
+/// SYN out, SYN-ACK in, ACK out, data in, FIN out: the session's TCP bits
+/// and state after each, with the public port differing from the inside
+/// port so both checksums see a port change.
+#[test]
+fn tcp_state_handshake_established_fin() {
+    let setup = || {
+        let mut n = napt();
+        occupy(&mut n, Endpoint::new(POOL, 40000, TCP));
+        n
+    };
+    per_ingress_hook(setup, |n, hook| {
+        use tcp_flags::{ACK, FIN, PSH, SYN};
+        let first = syn(H1, 40000, R1, 443);
+        let inside = src_ep(&first);
+        let public = egress_first(n, "SYN", &first);
+        let sk = session_key(TCP, (H1, 40000), (R1, 443));
+        let check = |what: &str, bits: u8, state: TcpState| {
+            let s = session(n, &sk);
+            assert_eq!(s.tcp, bits, "{what}: TCP bits");
+            assert_eq!(tcp_state(s.tcp), state, "{what}: TCP state");
+        };
+        check("SYN out", TCP_SYN_OUT, TcpState::SynSent);
+        ingress_to(
+            n,
+            hook,
+            "SYN-ACK",
+            &seg(R1, 443, POOL, public.port, SYN | ACK),
+            inside,
+            false,
+        );
+        check("SYN-ACK in", TCP_SYN_OUT | TCP_SYN_IN, TcpState::SynSent);
+        egress_again(n, "ACK", &seg(H1, 40000, R1, 443, ACK), public, false);
+        check(
+            "ACK out",
+            TCP_SYN_OUT | TCP_SYN_IN | TCP_ACK_OUT,
+            TcpState::Established,
+        );
+        ingress_to(
+            n,
+            hook,
+            "data",
+            &seg(R1, 443, POOL, public.port, ACK | PSH),
+            inside,
+            false,
+        );
+        let est = TCP_SYN_OUT | TCP_SYN_IN | TCP_ACK_OUT | TCP_ACK_IN;
+        check("data in", est, TcpState::Established);
+        egress_again(n, "FIN", &seg(H1, 40000, R1, 443, FIN | ACK), public, false);
+        check("FIN out", est | TCP_FIN_OUT, TcpState::Closing);
+        ingress_to(
+            n,
+            hook,
+            "FIN",
+            &seg(R1, 443, POOL, public.port, FIN | ACK),
+            inside,
+            false,
+        );
+        check("FIN in", est | TCP_FIN_OUT | TCP_FIN_IN, TcpState::Closing);
+        let s = session(n, &sk);
+        assert_eq!((s.packets_out, s.packets_in), (3, 3), "packet counts");
+    });
+}
+
+#[test]
+fn tcp_rst_closes() {
+    use tcp_flags::{ACK, RST, SYN};
+    // RST from outside.
+    per_ingress_hook(napt, |n, hook| {
+        let first = syn(H1, 40000, R1, 443);
+        let public = egress_first(n, "SYN", &first);
+        ingress_to(
+            n,
+            hook,
+            "RST-ACK",
+            &seg(R1, 443, POOL, public.port, RST | ACK),
+            src_ep(&first),
+            false,
+        );
+        let s = session(n, &session_key(TCP, (H1, 40000), (R1, 443)));
+        // RST+ACK: the ACK counts as inbound ACK, the RST closes.
+        assert_eq!(s.tcp, TCP_SYN_OUT | TCP_ACK_IN | TCP_RST);
+        assert_eq!(tcp_state(s.tcp), TcpState::Closing);
+    });
+    // RST from inside on an established connection.
+    let n = napt();
+    let first = syn(H1, 40001, R1, 443);
+    let public = egress_first(&n, "SYN", &first);
+    ingress_to(
+        &n,
+        Hook::IngressXdp,
+        "SYN-ACK",
+        &seg(R1, 443, POOL, public.port, SYN | ACK),
+        src_ep(&first),
+        false,
+    );
+    egress_again(&n, "ACK", &seg(H1, 40001, R1, 443, ACK), public, false);
+    egress_again(&n, "RST", &seg(H1, 40001, R1, 443, RST), public, false);
+    let s = session(&n, &session_key(TCP, (H1, 40001), (R1, 443)));
+    assert_eq!(s.tcp, TCP_SYN_OUT | TCP_SYN_IN | TCP_ACK_OUT | TCP_RST);
+    assert_eq!(tcp_state(s.tcp), TcpState::Closing);
+}
+
+/// Outbound packets refresh every session; inbound ones refresh TCP
+/// sessions only.
+#[test]
+fn refresh_directions() {
+    per_ingress_hook(napt, |n, hook| {
+        let cases = [
+            ("UDP", udp(H1, 5000, R1, 53), udp(R1, 53, POOL, 5000), 53),
+            ("ICMP", ping(H1, 6000, R1), pong(R1, 6000, POOL), 0),
+            (
+                "TCP",
+                syn(H1, 7000, R1, 443),
+                seg(R1, 443, POOL, 7000, tcp_flags::SYN | tcp_flags::ACK),
+                443,
+            ),
+        ];
+        for (what, out, back, rport) in &cases {
+            let inside = src_ep(out);
+            let public = egress_first(n, what, out);
+            let sk = session_key(inside.proto, (inside.addr, inside.port), (R1, *rport));
+            let mut s = session(n, &sk);
+            s.last_seen = 1;
+            n.put_session(sk, s);
+            let t0 = boottime_ns();
+            ingress_to(n, hook, &format!("{what} inbound"), back, inside, false);
+            let t1 = boottime_ns();
+            let s = session(n, &sk);
+            assert_eq!(s.packets_in, 1, "{what}");
+            assert_eq!(s.bytes_in, back.total_len(), "{what}");
+            if inside.proto == TCP {
+                assert!(
+                    (t0..=t1).contains(&s.last_seen),
+                    "{what}: inbound TCP did not refresh (last_seen {})",
+                    s.last_seen
+                );
+            } else {
+                assert_eq!(
+                    s.last_seen, 1,
+                    "{what}: inbound refreshed a non-TCP session"
+                );
+            }
+            let t0 = boottime_ns();
+            egress_again(n, &format!("{what} outbound"), out, public, false);
+            let t1 = boottime_ns();
+            let s = session(n, &sk);
+            assert!(
+                (t0..=t1).contains(&s.last_seen),
+                "{what}: outbound did not refresh (last_seen {})",
+                s.last_seen
+            );
+            assert_eq!(s.packets_out, 2, "{what}");
+            assert_eq!(s.bytes_out, 2 * out.total_len(), "{what}");
+        }
+    });
+}
+
+// ================================================================ ICMP errors
+
+/// The datagrams an inside endpoint sends whose errors come back.
+fn offending_packets() -> Vec<(&'static str, Packet)> {
+    vec![
+        (
+            "UDP",
+            Packet::udp(H1, R1, Udp::new(5000, 33435, &[0x40; 24])).with_ttl(1),
+        ),
+        (
+            "UDP without checksum",
+            Packet::udp(
+                H1,
+                R1,
+                Udp::new(5002, 33435, &[0x41; 24]).without_checksum(),
+            ),
+        ),
+        (
+            "TCP data",
+            Packet::tcp(H1, R1, Tcp::data(5004, 443, &[0xab; 600])),
+        ),
+        ("TCP SYN", syn(H1, 5006, R1, 443).with_ttl(1)),
+        ("ICMP echo", ping(H1, 5008, R1).with_ttl(1)),
+        (
+            "UDP with IP options",
+            Packet::udp(H1, R1, Udp::new(5010, 53, b"opt")).with_ip_options(&OPT_IHL6),
+        ),
+    ]
+}
+
+/// The errors a router or the remote sends back: (what, source, type,
+/// code, rest of header).
+fn error_kinds() -> Vec<(&'static str, Ipv4Addr, u8, u8, [u8; 4])> {
+    vec![
+        ("time exceeded", ROUTER, icmp::TIME_EXCEEDED, 0, [0; 4]),
+        (
+            "port unreachable",
+            R1,
+            icmp::DEST_UNREACH,
+            icmp::PORT_UNREACH,
+            [0; 4],
+        ),
+        (
+            "frag needed, MTU 1400",
+            ROUTER,
+            icmp::DEST_UNREACH,
+            icmp::FRAG_NEEDED,
+            [0, 0, 0x05, 0x78],
+        ),
+        (
+            "parameter problem",
+            ROUTER,
+            icmp::PARAM_PROBLEM,
+            0,
+            [20, 0, 0, 0],
+        ),
+    ]
+}
+
+/// An instance where every offending packet has gone out through a mapping
+/// whose public port differs from the inside port; returns it with the
+/// (inside view, outside view) of each offending packet.
+fn mapped_offenders() -> (Napt, Vec<(&'static str, Packet, Packet)>) {
+    let mut n = napt();
+    let mut v = Vec::new();
+    for (what, p) in offending_packets() {
+        let inside = src_ep(&p);
+        occupy(&mut n, Endpoint::new(POOL, inside.port, inside.proto));
+        let public = egress_first(&n, what, &p);
+        assert_ne!(public.port, inside.port);
+        v.push((what, p.clone(), with_src(&p, public)));
+    }
+    (n, v)
+}
+
+/// ICMP errors from outside about translated datagrams: outer destination,
+/// inner source address and port (or identifier), inner IP checksum, inner
+/// L4 checksum when quoted, ICMP checksum. They never create or refresh
+/// state.
+#[test]
+fn ingress_icmp_errors_translated() {
+    let (n, offenders) = mapped_offenders();
+    for (what, inside_view, outside_view) in &offenders {
+        for (kind, from, typ, code, rest) in error_kinds() {
+            for quote in [Some(28), Some(32), None] {
+                let quote = if matches!(inside_view.l4, L4::Tcp(_)) && quote == Some(32) {
+                    Some(40) // up to the TCP checksum
+                } else {
+                    quote
+                };
+                let input = Packet::icmp_error(from, POOL, typ, code, rest, outside_view, quote);
+                let expected = Packet::icmp_error(from, H1, typ, code, rest, inside_view, quote);
+                let label = format!("{kind} quoting {what} ({quote:?} bytes)");
+                for hook in Hook::INGRESS {
+                    let before = n.state();
+                    run(
+                        &n,
+                        hook,
+                        &label,
+                        &input.frame(),
+                        Want::Pass(&expected.frame()),
+                        &icmp_error_in(input.total_len()),
+                    );
+                    assert_eq!(
+                        n.state(),
+                        before,
+                        "{label} via {hook:?}: an ICMP error changed NAPT state"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// ICMP errors that quote nothing of ours, or too little, pass untouched.
+#[test]
+fn ingress_icmp_errors_not_ours_pass_untouched() {
+    let (n, offenders) = mapped_offenders();
+    let (_, _, outside_view) = &offenders[0];
+    let unmapped = udp(POOL, 6001, R1, 53);
+    let someone_else = udp(R2, 5000, R1, 53);
+    let cases = [
+        (
+            "quoting an unmapped public port",
+            Packet::icmp_error(
+                ROUTER,
+                POOL,
+                icmp::TIME_EXCEEDED,
+                0,
+                [0; 4],
+                &unmapped,
+                None,
+            ),
+        ),
+        (
+            "quoting somebody else's datagram",
+            Packet::icmp_error(
+                ROUTER,
+                POOL,
+                icmp::TIME_EXCEEDED,
+                0,
+                [0; 4],
+                &someone_else,
+                None,
+            ),
+        ),
+    ];
+    for hook in Hook::INGRESS {
+        for (what, p) in &cases {
+            let before = n.state();
+            run(
+                &n,
+                hook,
+                what,
+                &p.frame(),
+                Want::Untouched,
+                &only(Counter::PassedNotOurs),
+            );
+            assert_eq!(n.state(), before, "{what}");
+        }
+        // Quotes cut inside the inner IP header or before the inner port:
+        // passed untouched (which "not translated" counter moves is not
+        // pinned down here).
+        for (what, len) in [("inner IP header cut", 12), ("inner ports cut", 21)] {
+            let p = Packet::icmp_error(
+                ROUTER,
+                POOL,
+                icmp::TIME_EXCEEDED,
+                0,
+                [0; 4],
+                outside_view,
+                Some(len),
+            );
+            let before = n.counters();
+            let st = n.state();
+            let out = n.run(hook, &p.frame());
+            assert_eq!(out.verdict, hook.pass(), "{what} via {hook:?}");
+            assert_frame_eq(&format!("{what} via {hook:?}"), &out.data, &p.frame());
+            assert_untranslated_counted(&format!("{what} via {hook:?}"), &before, &n.counters());
+            assert_eq!(n.state(), st, "{what}");
+        }
+    }
+}
+
+/// Exactly one "not translated" counter (passed_not_ours or
+/// ingress_passed_malformed) moved, by one; nothing else.
+#[track_caller]
+fn assert_untranslated_counted(what: &str, before: &[u64], after: &[u64]) {
+    let d = |c: Counter| after[c as usize] - before[c as usize];
+    let (a, b) = (
+        d(Counter::PassedNotOurs),
+        d(Counter::IngressPassedMalformed),
+    );
+    assert_eq!(
+        a + b,
+        1,
+        "{what}: passed_not_ours +{a}, ingress_passed_malformed +{b}"
+    );
+    let mut want = vec![
+        (Counter::PassedNotOurs, a),
+        (Counter::IngressPassedMalformed, b),
+    ];
+    want.retain(|(_, v)| *v != 0);
+    assert_deltas(what, before, after, &want);
+}
+
+/// ICMP errors an inside host sends about a datagram it received through a
+/// port forward or a dynamic mapping: outer source and inner destination
+/// address + port become the public ones; state unchanged.
+#[test]
+fn egress_icmp_errors_translated() {
+    let mut n = napt_with(|c| c.filtering = FILTER_ADDRESS_AND_PORT);
+    // UDP forward 198.51.100.1:8053 -> H2:53 and TCP forward :8080 -> H2:80.
+    n.add_forward(Endpoint::new(POOL, 8053, UDP), Endpoint::new(H2, 53, UDP));
+    n.add_forward(Endpoint::new(POOL, 8080, TCP), Endpoint::new(H2, 80, TCP));
+    // A dynamic mapping H1:5000 -> POOL:P (P != 5000).
+    occupy(&mut n, Endpoint::new(POOL, 5000, UDP));
+    let out = udp(H1, 5000, R1, 53);
+    let public = egress_first(&n, "dynamic mapping", &out);
+
+    let received = [
+        (
+            "via the UDP forward",
+            udp(R1, 5353, POOL, 8053),
+            Endpoint::new(H2, 53, UDP),
+            true,
+        ),
+        (
+            "via the TCP forward",
+            Packet::tcp(R1, POOL, Tcp::data(40000, 8080, &[1; 300])),
+            Endpoint::new(H2, 80, TCP),
+            true,
+        ),
+        (
+            "via the dynamic mapping",
+            udp(R1, 53, public.addr, public.port),
+            src_ep(&out),
+            false,
+        ),
+    ];
+    for (what, outside_view, inside, new_session) in received {
+        ingress_to(
+            &n,
+            Hook::IngressXdp,
+            &format!("datagram {what}"),
+            &outside_view,
+            inside,
+            new_session,
+        );
+        let inside_view = with_dst(&outside_view, inside);
+        for (kind, typ, code, rest) in [
+            (
+                "port unreachable",
+                icmp::DEST_UNREACH,
+                icmp::PORT_UNREACH,
+                [0; 4],
+            ),
+            (
+                "frag needed",
+                icmp::DEST_UNREACH,
+                icmp::FRAG_NEEDED,
+                [0, 0, 0x02, 0x40],
+            ),
+            ("time exceeded", icmp::TIME_EXCEEDED, 0, [0; 4]),
+        ] {
+            for quote in [Some(28), None] {
+                let input =
+                    Packet::icmp_error(inside.addr, R1, typ, code, rest, &inside_view, quote);
+                let expected = Packet::icmp_error(POOL, R1, typ, code, rest, &outside_view, quote);
+                let label = format!(
+                    "{kind} from {} about a datagram {what} ({quote:?} bytes)",
+                    inside.addr
+                );
+                let before = n.state();
+                run(
+                    &n,
+                    Hook::EgressTc,
+                    &label,
+                    &input.frame(),
+                    Want::Pass(&expected.frame()),
+                    &icmp_error_out(input.total_len()),
+                );
+                assert_eq!(
+                    n.state(),
+                    before,
+                    "{label}: an ICMP error changed NAPT state"
+                );
+            }
+        }
+    }
+}
+
+/// An inside host's ICMP error about a flow without a mapping would leak
+/// its address: dropped.
+#[test]
+fn egress_icmp_error_without_mapping_dropped() {
+    let n = napt();
+    egress_first(&n, "unrelated mapping", &udp(H1, 5000, R1, 53));
+    for (what, about) in [
+        ("UDP to an unmapped port", udp(R2, 53, H1, 6000)),
+        (
+            "TCP to an unmapped port",
+            seg(R2, 443, H1, 6001, tcp_flags::ACK),
+        ),
+        (
+            "TCP to the port mapped for UDP",
+            seg(R1, 53, H1, 5000, tcp_flags::ACK),
+        ),
+    ] {
+        let e = Packet::icmp_error(
+            H1,
+            R2,
+            icmp::DEST_UNREACH,
+            icmp::PORT_UNREACH,
+            [0; 4],
+            &about,
+            None,
+        );
+        let before = n.state();
+        run(
+            &n,
+            Hook::EgressTc,
+            what,
+            &e.frame(),
+            Want::Drop,
+            &only(Counter::DropIcmpErrorNoMapping),
+        );
+        assert_eq!(n.state(), before, "{what}");
+    }
+}
+
+// ================================================================ port forwards
+
+/// A port forward admits any remote even with address-and-port filtering;
+/// replies leave from the forwarded port; the handshake reaches
+/// Established.
+#[test]
+fn port_forward_admits_anyone() {
+    use tcp_flags::{ACK, SYN};
+    let setup = || {
+        let mut n = napt_with(|c| c.filtering = FILTER_ADDRESS_AND_PORT);
+        n.add_forward(Endpoint::new(POOL, 8080, TCP), Endpoint::new(H2, 80, TCP));
+        n
+    };
+    per_ingress_hook(setup, |n, hook| {
+        let inside = Endpoint::new(H2, 80, TCP);
+        let public = Endpoint::new(POOL, 8080, TCP);
+        for (i, remote) in [(R1, 50000), (R2, 50001)].into_iter().enumerate() {
+            let what = format!("SYN from {}:{}", remote.0, remote.1);
+            ingress_to(
+                n,
+                hook,
+                &what,
+                &syn(remote.0, remote.1, POOL, 8080),
+                inside,
+                true,
+            );
+            let sk = session_key(TCP, (H2, 80), remote);
+            assert_eq!(session(n, &sk).tcp, TCP_SYN_IN, "{what}");
+            egress_again(
+                n,
+                "SYN-ACK",
+                &seg(H2, 80, remote.0, remote.1, SYN | ACK),
+                public,
+                false,
+            );
+            assert_eq!(session(n, &sk).tcp, TCP_SYN_IN | TCP_SYN_OUT);
+            ingress_to(
+                n,
+                hook,
+                "ACK",
+                &seg(remote.0, remote.1, POOL, 8080, ACK),
+                inside,
+                false,
+            );
+            let s = session(n, &sk);
+            assert_eq!(s.tcp, TCP_SYN_IN | TCP_SYN_OUT | TCP_ACK_IN);
+            assert_eq!(tcp_state(s.tcp), TcpState::Established);
+            assert_eq!((s.public_addr, s.public_port), (be(POOL), 8080u16.to_be()));
+            assert_eq!(n.sessions().len(), i + 1);
+        }
+        assert_mapping(n, inside, public, MAPPING_FORWARD);
+        assert_eq!(n.counter(Counter::NaptMappingsCreated), 0);
+        assert!(n.filter_all().is_empty());
+    });
+}
+
+/// The allocator never hands out a forwarded public port, and the forwarded
+/// host's own outbound connections leave from its forwarded port (EIM).
+#[test]
+fn forwards_and_dynamic_mappings_share_the_pool() {
+    let mut n = napt();
+    n.add_forward(Endpoint::new(POOL, 8080, TCP), Endpoint::new(H2, 80, TCP));
+    let public = egress_first(&n, "H1 from port 8080", &syn(H1, 8080, R1, 443));
+    assert_ne!(
+        public.port, 8080,
+        "a dynamic mapping took the forwarded port"
+    );
+    assert_eq!(public.port % 2, 0);
+    assert_mapping(
+        &n,
+        Endpoint::new(H2, 80, TCP),
+        Endpoint::new(POOL, 8080, TCP),
+        MAPPING_FORWARD,
+    );
+    egress_again(
+        &n,
+        "the forwarded host connects out",
+        &syn(H2, 80, R1, 443),
+        Endpoint::new(POOL, 8080, TCP),
+        true,
+    );
+    assert_eq!(n.counter(Counter::NaptMappingsCreated), 1);
+}
+
+// ================================================================ static precedence
+
+/// A static 1:1 entry wins over NAPT for an inside host: address-only
+/// translation, no NAPT state, even when its port is taken in the pool.
+#[test]
+fn static_entries_take_precedence() {
+    let setup = || {
+        let mut n = napt();
+        n.add_static(H3, STATIC_PUB);
+        occupy(&mut n, Endpoint::new(POOL, 5000, UDP));
+        n
+    };
+    per_ingress_hook(setup, |n, hook| {
+        let out = udp(H3, 5000, R1, 53);
+        run(
+            n,
+            Hook::EgressTc,
+            "static host, UDP",
+            &out.frame(),
+            Want::Pass(&out.clone().with_src(STATIC_PUB).frame()),
+            &egress_known(out.total_len()),
+        );
+        let out = syn(H3, 40000, R1, 443);
+        run(
+            n,
+            Hook::EgressTc,
+            "static host, TCP",
+            &out.frame(),
+            Want::Pass(&out.clone().with_src(STATIC_PUB).frame()),
+            &egress_known(out.total_len()),
+        );
+        let back = udp(R1, 53, STATIC_PUB, 5000);
+        run(
+            n,
+            hook,
+            "to the static address",
+            &back.frame(),
+            Want::Pass(&back.clone().with_dst(H3).frame()),
+            &ingress_known(back.total_len()),
+        );
+        let st = n.state();
+        assert_eq!(st.out.len(), 0, "NAPT_OUT: {:?}", st.out);
+        assert!(st.sessions.is_empty() && st.filter.is_empty());
+        // A NAPT host next to it is still translated by NAPT.
+        egress_first(n, "NAPT host", &udp(H1, 5000, R1, 53));
+    });
+}
+
+// ================================================================ malformed, unsupported, not ours
+
+/// Internal-source packets cut inside their transport header are dropped,
+/// never translated.
+#[test]
+fn egress_truncated_is_dropped() {
+    let n = napt();
+    let l4 = ETH_HLEN + 20;
+    let mut short_tot = syn(H1, 40000, R1, 443).frame();
+    // IPv4 total length 30 (< 20 + 20) with the bytes still there.
+    short_tot[ETH_HLEN + 2..ETH_HLEN + 4].copy_from_slice(&30u16.to_be_bytes());
+    short_tot[ETH_HLEN + 10..ETH_HLEN + 12].fill(0);
+    let c = checksum(&short_tot[ETH_HLEN..ETH_HLEN + 20]);
+    short_tot[ETH_HLEN + 10..ETH_HLEN + 12].copy_from_slice(&c.to_be_bytes());
+    let cases = [
+        (
+            "TCP cut at 10 bytes",
+            cut(&syn(H1, 40000, R1, 443).frame(), l4 + 10),
+        ),
+        (
+            "TCP cut at 19 bytes",
+            cut(&seg(H1, 40000, R1, 443, tcp_flags::ACK).frame(), l4 + 19),
+        ),
+        (
+            "UDP cut at 4 bytes",
+            cut(&udp(H1, 5000, R1, 53).frame(), l4 + 4),
+        ),
+        (
+            "UDP cut at 7 bytes",
+            cut(&udp(H1, 5000, R1, 53).frame(), l4 + 7),
+        ),
+        ("ICMP cut at 4 bytes", cut(&ping(H1, 7, R1).frame(), l4 + 4)),
+        ("TCP with IPv4 total length 30", short_tot),
+        (
+            "ICMP error cut inside the inner IP header",
+            Packet::icmp_error(
+                H1,
+                R1,
+                icmp::DEST_UNREACH,
+                icmp::PORT_UNREACH,
+                [0; 4],
+                &udp(R1, 53, H1, 5000),
+                Some(12),
+            )
+            .frame(),
+        ),
+    ];
+    for (what, frame) in &cases {
+        run(
+            &n,
+            Hook::EgressTc,
+            what,
+            frame,
+            Want::Drop,
+            &only(Counter::EgressDroppedMalformed),
+        );
+        assert_eq!(n.state().out.len(), 0, "{what}: created a mapping");
+    }
+}
+
+/// What NAPT cannot translate from inside (no ports) is dropped: other
+/// protocols, ICMP queries other than echo.
+#[test]
+fn egress_unsupported_is_dropped() {
+    let n = napt();
+    let gre = [0x00, 0x00, 0x08, 0x00, 0x45, 0x00, 0x00, 0x14];
+    let mut timestamp = Icmp::echo_request(0x55, 1, &[0; 12]);
+    timestamp.typ = 13;
+    let cases = [
+        ("GRE", Packet::raw(H1, R1, proto::GRE, &gre)),
+        ("ICMP timestamp request", Packet::icmp(H1, R1, timestamp)),
+    ];
+    for (what, p) in &cases {
+        run(
+            &n,
+            Hook::EgressTc,
+            what,
+            &p.frame(),
+            Want::Drop,
+            &only(Counter::DropUnsupported),
+        );
+        assert!(n.state().out.is_empty(), "{what}: created a mapping");
+    }
+}
+
+/// A fragmented datagram: 200 bytes of UDP payload in fragments of 64, 64
+/// and the rest, with IP identification `id`.
+fn fragmented(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, id: u16) -> Packet {
+    Packet::udp(src, dst, Udp::new(sport, dport, &[0x5a; 200])).with_id(id)
+}
+
+/// The (offset, length, more fragments) of the fragments of
+/// [`fragmented`].
+const FRAGMENTS: [(usize, usize, bool); 3] = [(0, 64, true), (64, 64, true), (128, 1000, false)];
+
+/// The first fragment carries the ports and is translated like the whole
+/// datagram (its L4 checksum covers the whole datagram); the later ones
+/// take its translation (address and IPv4 checksum only), outbound and
+/// inbound, with a public port that differs from the inside port.
+#[test]
+fn later_fragments_follow_their_first_fragment() {
+    let setup = || {
+        let mut n = napt();
+        occupy(&mut n, Endpoint::new(POOL, 5000, UDP));
+        n
+    };
+    per_ingress_hook(setup, |n, hook| {
+        let inside = Endpoint::new(H1, 5000, UDP);
+        let out = fragmented(H1, 5000, R1, 53, 0x4242);
+        let (o, l, m) = FRAGMENTS[0];
+        let first = out.fragment(o, l, m);
+        let got = run(
+            n,
+            Hook::EgressTc,
+            "first fragment out",
+            &first.frame(),
+            Want::Translated,
+            &egress_new(first.total_len()),
+        );
+        let public = public_of(n, inside);
+        assert_ne!(public.port, 5000);
+        let expected = with_src(&out, public);
+        assert_frame_eq(
+            "first fragment out",
+            &got,
+            &expected.fragment(o, l, m).frame(),
+        );
+        for &(o, l, m) in &FRAGMENTS[1..] {
+            let f = out.fragment(o, l, m);
+            run(
+                n,
+                Hook::EgressTc,
+                &format!("fragment at {o} out"),
+                &f.frame(),
+                Want::Pass(&expected.fragment(o, l, m).frame()),
+                &[
+                    (Counter::EgressTranslated, 1),
+                    (Counter::EgressBytes, f.total_len()),
+                    (Counter::FragmentsTranslated, 1),
+                ],
+            );
+        }
+
+        let back = fragmented(R1, 53, POOL, public.port, 0x5151);
+        let expected = with_dst(&back, inside);
+        for (i, &(o, l, m)) in FRAGMENTS.iter().enumerate() {
+            let f = back.fragment(o, l, m);
+            let mut deltas = ingress_known(f.total_len());
+            if i > 0 {
+                deltas.push((Counter::FragmentsTranslated, 1));
+            }
+            run(
+                n,
+                hook,
+                &format!("fragment at {o} in"),
+                &f.frame(),
+                Want::Pass(&expected.fragment(o, l, m).frame()),
+                &deltas,
+            );
+        }
+        let s = session(n, &session_key(UDP, (H1, 5000), (R1, 53)));
+        assert_eq!(
+            (s.packets_out, s.packets_in),
+            (1, 1),
+            "only first fragments touch sessions"
+        );
+    });
+}
+
+/// An inside host's later fragment whose first fragment was not seen never
+/// leaves with the inside address: dropped (or held until the first
+/// fragment comes), with exactly one reason counted.
+#[test]
+fn egress_later_fragment_without_first_is_not_sent() {
+    let n = napt();
+    let out = fragmented(H1, 5000, R1, 53, 0x4343);
+    // Another datagram of the same flow has been seen.
+    let other = fragmented(H1, 5000, R1, 53, 0x4344).fragment(0, 64, true);
+    run(
+        &n,
+        Hook::EgressTc,
+        "first fragment of another datagram",
+        &other.frame(),
+        Want::Translated,
+        &egress_new(other.total_len()),
+    );
+    for &(o, l, m) in &FRAGMENTS[1..] {
+        let f = out.fragment(o, l, m);
+        let what = format!("fragment at {o} without its first");
+        let before = n.counters();
+        let st = n.state();
+        let res = n.run(Hook::EgressTc, &f.frame());
+        let after = n.counters();
+        assert_eq!(
+            res.verdict,
+            Hook::EgressTc.drop(),
+            "{what}: {}",
+            Hook::EgressTc.verdict_name(res.verdict)
+        );
+        let moved: Vec<_> = Counter::ALL
+            .iter()
+            .filter(|c| after[**c as usize] != before[**c as usize])
+            .map(|c| (c.name(), after[*c as usize] - before[*c as usize]))
+            .collect();
+        assert_eq!(moved.len(), 1, "{what}: counters moved: {moved:?}");
+        assert_eq!(moved[0].1, 1, "{what}: counters moved: {moved:?}");
+        for c in [
+            Counter::EgressTranslated,
+            Counter::FragmentsTranslated,
+            Counter::PassedNotOurs,
+        ] {
+            assert_ne!(moved[0].0, c.name(), "{what}: {moved:?}");
+        }
+        assert_eq!(n.state(), st, "{what}: NAPT state changed");
+    }
+}
+
+/// A later fragment to a pool address whose first fragment was not seen
+/// goes to the stack untouched, counted once, as `ingress_passed_fragment`.
+#[test]
+fn ingress_later_fragment_without_first_passes_untouched() {
+    let n = napt_with(|c| c.filtering = FILTER_ENDPOINT_INDEPENDENT);
+    egress_first(&n, "UDP", &udp(H1, 5000, R1, 53));
+    let back = fragmented(R1, 53, POOL, 5000, 0x6161);
+    for hook in Hook::INGRESS {
+        for &(o, l, m) in &FRAGMENTS[1..] {
+            let f = back.fragment(o, l, m);
+            let before = n.state();
+            run(
+                &n,
+                hook,
+                &format!("fragment at {o} to the pool without its first"),
+                &f.frame(),
+                Want::Untouched,
+                &only(Counter::IngressPassedFragment),
+            );
+            assert_eq!(n.state(), before);
+        }
+    }
+}
+
+/// Inbound packets to a mapping that are cut short pass untouched and
+/// change nothing.
+#[test]
+fn ingress_truncated_passes_untouched() {
+    let n = napt_with(|c| c.filtering = FILTER_ENDPOINT_INDEPENDENT);
+    egress_first(&n, "UDP", &udp(H1, 5000, R1, 53));
+    egress_first(&n, "TCP", &syn(H1, 40000, R1, 443));
+    egress_first(&n, "ICMP", &ping(H1, 7000, R1));
+    let l4 = ETH_HLEN + 20;
+    let cases = [
+        (
+            "UDP cut at 4 bytes",
+            cut(&udp(R1, 53, POOL, 5000).frame(), l4 + 4),
+        ),
+        (
+            "TCP cut at 12 bytes",
+            cut(&seg(R1, 443, POOL, 40000, tcp_flags::ACK).frame(), l4 + 12),
+        ),
+        (
+            "echo reply cut at 6 bytes",
+            cut(&pong(R1, 7000, POOL).frame(), l4 + 6),
+        ),
+    ];
+    for hook in Hook::INGRESS {
+        for (what, frame) in &cases {
+            let before = n.counters();
+            let st = n.state();
+            let out = n.run(hook, frame);
+            let label = format!("{what} via {hook:?}");
+            assert_eq!(
+                out.verdict,
+                hook.pass(),
+                "{label}: {}",
+                hook.verdict_name(out.verdict)
+            );
+            assert_frame_eq(&label, &out.data, frame);
+            assert_untranslated_counted(&label, &before, &n.counters());
+            assert_eq!(n.state(), st, "{label}: state changed");
+        }
+    }
+}
+
+/// Sources that are not inside are not NAPT's: untouched.
+#[test]
+fn non_internal_sources_untouched() {
+    let n = napt();
+    let cases = [
+        ("outsider UDP", udp(OUTSIDER, 5000, R1, 53)),
+        ("outsider TCP", syn(OUTSIDER, 40000, R1, 443)),
+        ("the gateway's own pool address", udp(POOL, 5000, R1, 53)),
+        (
+            "outsider GRE",
+            Packet::raw(OUTSIDER, R1, proto::GRE, &[0, 0, 8, 0]),
+        ),
+        (
+            "outsider later fragment",
+            Packet::udp(OUTSIDER, R1, Udp::new(1, 2, &[0; 100])).fragment(64, 100, false),
+        ),
+    ];
+    for (what, p) in &cases {
+        run(
+            &n,
+            Hook::EgressTc,
+            what,
+            &p.frame(),
+            Want::Untouched,
+            &only(Counter::PassedNotOurs),
+        );
+    }
+    for (what, frame) in [("ARP", arp_request(H1, POOL)), ("IPv6", ipv6_udp(b"v6"))] {
+        run(
+            &n,
+            Hook::EgressTc,
+            what,
+            &frame,
+            Want::Untouched,
+            &only(Counter::PassedNotOurs),
+        );
+        for hook in Hook::INGRESS {
+            run(
+                &n,
+                hook,
+                what,
+                &frame,
+                Want::Untouched,
+                &only(Counter::PassedNotOurs),
+            );
+        }
+    }
+    assert_eq!(n.state().out.len(), 0);
+}
+
+/// With an empty pool NAPT is off: inside sources pass untouched.
+#[test]
+fn napt_off_with_empty_pool() {
+    let mut n = napt();
+    n.set_pool(&[]);
+    assert_eq!(n.config().pool_len, 0);
+    for (what, p) in [
+        ("UDP", udp(H1, 5000, R1, 53)),
+        ("GRE", Packet::raw(H1, R1, proto::GRE, &[0, 0, 8, 0])),
+    ] {
+        run(
+            &n,
+            Hook::EgressTc,
+            what,
+            &p.frame(),
+            Want::Untouched,
+            &only(Counter::PassedNotOurs),
+        );
+    }
+    assert!(n.state().out.is_empty());
+}
+
+/// Sanity of the harness itself: the counters have the expected size.
+#[test]
+fn counter_count_matches() {
+    assert_eq!(Counter::ALL.len(), COUNTER_COUNT as usize);
+}
