@@ -12,6 +12,8 @@ pub type Ipv4Be = u32;
 pub const MAP_STATIC_OUT: &str = "STATIC_OUT";
 /// Static 1:1 NAT, inbound: public address -> private address.
 pub const MAP_STATIC_IN: &str = "STATIC_IN";
+/// `--fast-path` switch (single-entry u32 array).
+pub const MAP_FAST_PATH: &str = "FAST_PATH";
 /// Per-CPU packet counters indexed by [`crate::Counter`].
 pub const MAP_STATS: &str = "STATS";
 /// The layout version of the pinned state (single-entry array holding
@@ -33,6 +35,7 @@ pub const ALL_MAPS: &[&str] = &[
     MAP_STATIC_OUT,
     MAP_STATIC_IN,
     MAP_STATS,
+    MAP_FAST_PATH,
     crate::napt::MAP_CONFIG,
     crate::napt::MAP_POOL,
     crate::napt::MAP_INTERNAL,

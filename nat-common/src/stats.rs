@@ -56,10 +56,14 @@ pub enum Counter {
     /// Ring-buffer events (binding log, port exhaustion) lost because the
     /// reader lagged; the data plane never waits for it.
     EventsLost = 23,
+    /// Inbound packets the fast path forwarded itself (FIB + redirect).
+    FastPathInbound = 24,
+    /// Outbound packets the fast path forwarded from an inside interface.
+    FastPathOutbound = 25,
 }
 
 /// Number of counters; the size of the `STATS` array.
-pub const COUNTER_COUNT: u32 = 24;
+pub const COUNTER_COUNT: u32 = 26;
 
 impl Counter {
     /// All counters in index order.
@@ -88,6 +92,8 @@ impl Counter {
         Counter::FragmentsHeld,
         Counter::FragmentsReleased,
         Counter::EventsLost,
+        Counter::FastPathInbound,
+        Counter::FastPathOutbound,
     ];
 
     /// Stable snake_case name used by `xnat stats` and its JSON.
@@ -115,6 +121,8 @@ impl Counter {
             Counter::FragmentsTranslated => "fragments_translated",
             Counter::DropFragmentUnknown => "drop_fragment_unknown",
             Counter::EventsLost => "events_lost",
+            Counter::FastPathInbound => "fast_path_inbound",
+            Counter::FastPathOutbound => "fast_path_outbound",
             Counter::FragmentsHeld => "fragments_held",
             Counter::FragmentsReleased => "fragments_released",
         }

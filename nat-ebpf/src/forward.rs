@@ -1,25 +1,25 @@
-//! Forwarding a translated packet ourselves: decrement the TTL like a
-//! router, look the destination up in the kernel's FIB and redirect to the
-//! egress device, with the neighbour resolved by the kernel when needed.
-//!
-//! Hairpinned packets need this: after translation their source is one of
-//! the gateway's own (public) addresses, which the stack would reject as a
-//! martian if they went up through routing on the inside interface.
+//! Forwarding packets ourselves, like a router: look the destination up
+//! in the kernel's FIB, decrement the TTL, set the MAC addresses and
+//! redirect to the egress device — skipping the stack's routing and
+//! forwarding. Used by hairpinning (whose translated packets the stack
+//! would drop as martians) and by the fast path (`--fast-path`).
 use aya_ebpf::{
-    EbpfContext as _,
-    bindings::{BPF_FIB_LKUP_RET_NO_NEIGH, BPF_FIB_LKUP_RET_SUCCESS, TC_ACT_SHOT, bpf_fib_lookup},
+    EbpfContext,
+    bindings::{BPF_FIB_LKUP_RET_NO_NEIGH, BPF_FIB_LKUP_RET_SUCCESS, bpf_fib_lookup},
     helpers::generated::{bpf_fib_lookup as fib_lookup, bpf_redirect, bpf_redirect_neigh},
-    programs::TcContext,
 };
 use nat_common::csum;
 
-use crate::{
-    packet::{Packet, TcPacket},
-    parse::Ipv4,
-};
+use crate::{maps::FAST_PATH, packet::Packet, parse::Ipv4};
 
 const AF_INET: u8 = 2;
 const TTL_OFF: u32 = 8;
+
+/// Whether `--fast-path` is on.
+#[inline(always)]
+pub fn fast_path_enabled() -> bool {
+    FAST_PATH.get(0).is_some_and(|v| *v != 0)
+}
 
 /// The TTL of the packet's IPv4 header.
 #[inline(always)]
@@ -40,27 +40,43 @@ fn decrement_ttl<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<()> {
     p.store(ip.off + Ipv4::CHECK_OFF, &csum::replace2(check, word, new))
 }
 
-/// Routes the packet (already translated) out of the device the FIB
-/// picks. Returns the TC verdict.
+/// Where the FIB sends a packet.
+pub enum Route {
+    /// Next hop resolved: egress device and MACs.
+    Resolved {
+        ifindex: u32,
+        smac: [u8; 6],
+        dmac: [u8; 6],
+    },
+    /// Egress device known, neighbour not resolved yet (TC can let the
+    /// kernel resolve it with bpf_redirect_neigh; XDP must fall back).
+    NoNeigh { ifindex: u32 },
+    /// Not forwardable here (local, unreachable, needs fragmenting, ...):
+    /// the stack must handle it.
+    Stack,
+}
+
+/// FIB lookup for `src` → `dst` as if the packet arrived on `ifindex`.
+///
+/// `mtu_len` is the length the egress MTU is checked against; TC passes
+/// 0 so the kernel checks the skb itself, which accounts for GSO
+/// super-packets (a GRO-merged TCP burst is forwardable though longer than
+/// the MTU).
 #[inline(always)]
-pub fn redirect(ctx: &TcContext, ip: &Ipv4) -> i32 {
-    let mut p = TcPacket { ctx };
-    if decrement_ttl(&mut p, ip).is_none() {
-        return TC_ACT_SHOT as i32;
-    }
-    let Some(src) = p.load::<u32>(ip.off + Ipv4::SRC_OFF) else {
-        return TC_ACT_SHOT as i32;
-    };
-    let Some(dst) = p.load::<u32>(ip.off + Ipv4::DST_OFF) else {
-        return TC_ACT_SHOT as i32;
-    };
+pub fn lookup<C: EbpfContext>(
+    ctx: &C,
+    ip: &Ipv4,
+    ifindex: u32,
+    src: u32,
+    dst: u32,
+    mtu_len: u16,
+) -> Route {
     // SAFETY: zeroed plain-data struct.
     let mut params: bpf_fib_lookup = unsafe { core::mem::zeroed() };
     params.family = AF_INET;
     params.l4_protocol = ip.proto;
-    params.__bindgen_anon_1.tot_len = ip.tot_len as u16;
-    // SAFETY: reading the skb's ifindex from the program's own context.
-    params.ifindex = unsafe { (*ctx.skb.skb).ifindex };
+    params.__bindgen_anon_1.tot_len = mtu_len;
+    params.ifindex = ifindex;
     params.__bindgen_anon_3.ipv4_src = src;
     params.__bindgen_anon_4.ipv4_dst = dst;
     // SAFETY: helper call with a stack struct of the size we pass.
@@ -73,18 +89,60 @@ pub fn redirect(ctx: &TcContext, ip: &Ipv4) -> i32 {
         )
     };
     match rc as u32 {
-        BPF_FIB_LKUP_RET_SUCCESS => {
-            if p.store(0, &params.dmac).is_none() || p.store(6, &params.smac).is_none() {
-                return TC_ACT_SHOT as i32;
-            }
-            // SAFETY: helper call.
-            unsafe { bpf_redirect(params.ifindex, 0) as i32 }
-        }
-        // The kernel resolves the neighbour and fills in the MACs.
-        // SAFETY: helper call without neighbour parameters.
-        BPF_FIB_LKUP_RET_NO_NEIGH => unsafe {
-            bpf_redirect_neigh(params.ifindex, core::ptr::null_mut(), 0, 0) as i32
+        BPF_FIB_LKUP_RET_SUCCESS => Route::Resolved {
+            ifindex: params.ifindex,
+            smac: params.smac,
+            dmac: params.dmac,
         },
-        _ => TC_ACT_SHOT as i32,
+        BPF_FIB_LKUP_RET_NO_NEIGH => Route::NoNeigh {
+            ifindex: params.ifindex,
+        },
+        _ => Route::Stack,
+    }
+}
+
+/// FIB lookup with the addresses now in the packet.
+#[inline(always)]
+pub fn lookup_packet<C: EbpfContext, P: Packet>(
+    ctx: &C,
+    p: &P,
+    ip: &Ipv4,
+    ifindex: u32,
+    mtu_len: u16,
+) -> Route {
+    match (
+        p.load::<u32>(ip.off + Ipv4::SRC_OFF),
+        p.load::<u32>(ip.off + Ipv4::DST_OFF),
+    ) {
+        (Some(src), Some(dst)) => lookup(ctx, ip, ifindex, src, dst, mtu_len),
+        _ => Route::Stack,
+    }
+}
+
+/// Sends the packet along `route` (not `Stack`): TTL, MACs, redirect.
+/// Returns the helper's verdict (TC_ACT_REDIRECT / XDP_REDIRECT), or
+/// `None` if the packet could not be prepared.
+#[inline(always)]
+pub fn send<P: Packet>(p: &mut P, ip: &Ipv4, route: &Route) -> Option<i64> {
+    match route {
+        Route::Resolved {
+            ifindex,
+            smac,
+            dmac,
+        } => {
+            decrement_ttl(p, ip)?;
+            p.store(0, dmac)?;
+            p.store(6, smac)?;
+            // SAFETY: helper call.
+            Some(unsafe { bpf_redirect(*ifindex, 0) })
+        }
+        Route::NoNeigh { ifindex } => {
+            decrement_ttl(p, ip)?;
+            // The kernel resolves the neighbour and fills in the MACs (TC
+            // only; XDP callers never pass NoNeigh here).
+            // SAFETY: helper call without neighbour parameters.
+            Some(unsafe { bpf_redirect_neigh(*ifindex, core::ptr::null_mut(), 0, 0) })
+        }
+        Route::Stack => None,
     }
 }

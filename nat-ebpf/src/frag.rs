@@ -28,7 +28,11 @@ pub fn remember<P: Packet>(p: &mut P, ip: &Ipv4, inbound: bool, new_addr: u32) {
         return;
     }
     let k = key(ip, inbound);
-    let v = FragValue { new_addr, _pad: 0, seen: session::now() };
+    let v = FragValue {
+        new_addr,
+        _pad: 0,
+        seen: session::now(),
+    };
     let _ = FRAGS.insert(&k, &v, 0);
     p.release_fragments(&k, inbound, new_addr);
 }
@@ -66,5 +70,5 @@ pub fn translate_later<P: Packet>(p: &mut P, ip: &Ipv4, inbound: bool) -> Option
         counters::bump(Counter::EgressTranslated);
         counters::add(Counter::EgressBytes, bytes);
     }
-    Some(Verdict::Pass)
+    Some(Verdict::Translated)
 }

@@ -9,8 +9,9 @@
 //! and a held fragment older than FRAG_TIMEOUT_NS is never released.
 use aya_ebpf::{
     bindings::BPF_F_INGRESS,
-    helpers::generated::{bpf_clone_redirect, bpf_skb_change_tail, bpf_skb_load_bytes,
-        bpf_skb_store_bytes},
+    helpers::generated::{
+        bpf_clone_redirect, bpf_skb_change_tail, bpf_skb_load_bytes, bpf_skb_store_bytes,
+    },
     programs::TcContext,
 };
 use nat_common::{
@@ -63,7 +64,10 @@ pub fn hold(ctx: &TcContext, ip: &Ipv4, key: &FragKey) -> bool {
     while slot < FRAG_HOLD_SLOTS {
         let k = HoldKey { frag: *key, slot };
         // SAFETY: inserting from the scratch map value.
-        if FRAG_HOLD.insert(&k, unsafe { &*scratch }, BPF_NOEXIST).is_ok() {
+        if FRAG_HOLD
+            .insert(&k, unsafe { &*scratch }, BPF_NOEXIST)
+            .is_ok()
+        {
             counters::bump(Counter::FragmentsHeld);
             return true;
         }
@@ -85,7 +89,9 @@ pub fn release(ctx: &TcContext, key: &FragKey, inbound: bool, new_addr: u32) {
     while slot < FRAG_HOLD_SLOTS {
         let k = HoldKey { frag: *key, slot };
         slot += 1;
-        let Some(held) = FRAG_HOLD.get_ptr(&k) else { continue };
+        let Some(held) = FRAG_HOLD.get_ptr(&k) else {
+            continue;
+        };
         // SAFETY: map value pointer; fields copied or passed to helpers
         // with bounded lengths.
         unsafe {
@@ -127,7 +133,9 @@ fn rewrite_held(ctx: &TcContext, inbound: bool, new_addr: u32) {
         (ip.off + Ipv4::SRC_OFF, ip.src)
     };
     let check_off = ip.off + Ipv4::CHECK_OFF;
-    let Ok(check) = ctx.load::<u16>(check_off as usize) else { return };
+    let Ok(check) = ctx.load::<u16>(check_off as usize) else {
+        return;
+    };
     let _ = ctx.store(off as usize, &new_addr, 0);
     let _ = ctx.store(check_off as usize, &csum::replace4(check, old, new_addr), 0);
 }

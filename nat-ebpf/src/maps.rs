@@ -6,9 +6,10 @@ use aya_ebpf::{
     maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
 };
 use nat_common::{
-    DEFAULT_MAX_MAPPINGS, DEFAULT_MAX_SESSIONS, EVENTS_BYTES, EndpointKey, FRAGS_MAX, FilterKey,
-    FRAG_HOLD_MAX, FragKey, FragValue, HeldFragment, HoldKey, INTERNAL_MAX, InternalPrefix, Ipv4Be, Mapping, NatConfig, POOL_MAX,
-    STATIC_MAX_ENTRIES, Session, SessionKey, stats::COUNTER_COUNT,
+    DEFAULT_MAX_MAPPINGS, DEFAULT_MAX_SESSIONS, EVENTS_BYTES, EndpointKey, FRAG_HOLD_MAX,
+    FRAGS_MAX, FilterKey, FragKey, FragValue, HeldFragment, HoldKey, INTERNAL_MAX, InternalPrefix,
+    Ipv4Be, Mapping, NatConfig, POOL_MAX, STATIC_MAX_ENTRIES, Session, SessionKey,
+    stats::COUNTER_COUNT,
 };
 
 /// Static 1:1 NAT, private → public (consulted on egress).
@@ -24,6 +25,10 @@ pub static STATIC_IN: HashMap<Ipv4Be, Ipv4Be> = HashMap::with_max_entries(STATIC
 pub static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_COUNT, 0);
 
 // ---- Dynamic NAPT (see nat_common::napt for what each map holds) ----
+
+/// `--fast-path`: 1 forwards established flows in BPF (FIB + redirect).
+#[map]
+pub static FAST_PATH: Array<u32> = Array::with_max_entries(1, 0);
 
 /// NAPT configuration; `pool_len == 0` means NAPT is off.
 #[map]

@@ -232,7 +232,7 @@ pub fn egress<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
     frag::remember(p, ip, false, mapping.addr);
     counters::bump(Counter::EgressTranslated);
     counters::add(Counter::EgressBytes, bytes_of(ip));
-    Some(Verdict::Pass)
+    Some(Verdict::Translated)
 }
 
 /// An ICMP error sent by an inside host about a datagram it received
@@ -273,7 +273,7 @@ fn egress_icmp_error<P: Packet>(p: &mut P, ip: &Ipv4) -> Verdict {
     counters::bump(Counter::EgressTranslated);
     counters::add(Counter::EgressBytes, bytes_of(ip));
     counters::bump(Counter::IcmpErrorsTranslated);
-    Verdict::Pass
+    Verdict::Translated
 }
 
 /// Rewrites only the outer address (ICMP errors: no pseudo-header).
@@ -363,7 +363,7 @@ pub fn ingress<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
     frag::remember(p, ip, true, inside.addr);
     counters::bump(Counter::IngressTranslated);
     counters::add(Counter::IngressBytes, bytes_of(ip));
-    Some(Verdict::Pass)
+    Some(Verdict::Translated)
 }
 
 /// RFC 4787 §5 filtering: may `remote` reach the inside endpoint?
@@ -433,7 +433,7 @@ fn ingress_icmp_error<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
     counters::bump(Counter::IngressTranslated);
     counters::add(Counter::IngressBytes, bytes_of(ip));
     counters::bump(Counter::IcmpErrorsTranslated);
-    Some(Verdict::Pass)
+    Some(Verdict::Translated)
 }
 
 #[inline(always)]

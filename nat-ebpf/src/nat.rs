@@ -21,8 +21,12 @@ pub enum Direction {
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
+    /// Leave the packet to the stack untouched (not ours, or malformed
+    /// inbound).
     Pass,
     Drop,
+    /// Translated; the stack (or the fast path) forwards it.
+    Translated,
 }
 
 /// What the transport header needs when the outer address changes.
@@ -87,7 +91,7 @@ pub fn process<P: Packet>(p: &mut P, dir: Direction) -> Verdict {
     if matches!(plan, L4Plan::IcmpError { .. }) {
         counters::bump(Counter::IcmpErrorsTranslated);
     }
-    Verdict::Pass
+    Verdict::Translated
 }
 
 #[inline(always)]

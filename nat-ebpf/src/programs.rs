@@ -7,7 +7,7 @@ use aya_ebpf::{
 };
 
 use crate::{
-    forward,
+    fastpath, forward,
     hairpin::{self, Hairpin},
     nat::{self, Direction, Verdict},
     packet::{TcPacket, XdpPacket},
@@ -18,6 +18,8 @@ pub fn xnat_ingress_xdp(ctx: XdpContext) -> u32 {
     match nat::process(&mut XdpPacket { ctx: &ctx }, Direction::Ingress) {
         Verdict::Pass => xdp_action::XDP_PASS,
         Verdict::Drop => xdp_action::XDP_DROP,
+        Verdict::Translated if forward::fast_path_enabled() => fastpath::inbound_xdp(&ctx),
+        Verdict::Translated => xdp_action::XDP_PASS,
     }
 }
 
@@ -30,10 +32,10 @@ pub fn xnat_noop_xdp(_ctx: XdpContext) -> u32 {
 
 #[classifier]
 pub fn xnat_ingress_tc(ctx: TcContext) -> i32 {
-    tc_verdict(nat::process(
-        &mut TcPacket { ctx: &ctx },
-        Direction::Ingress,
-    ))
+    match nat::process(&mut TcPacket { ctx: &ctx }, Direction::Ingress) {
+        Verdict::Translated if forward::fast_path_enabled() => fastpath::inbound_tc(&ctx),
+        v => tc_verdict(v),
+    }
 }
 
 #[classifier]
@@ -41,20 +43,33 @@ pub fn xnat_egress_tc(ctx: TcContext) -> i32 {
     tc_verdict(nat::process(&mut TcPacket { ctx: &ctx }, Direction::Egress))
 }
 
-/// TC ingress on inside interfaces: hairpinning.
+/// TC ingress on inside interfaces: hairpinning, and the outbound fast
+/// path.
 #[classifier]
 pub fn xnat_inside_tc(ctx: TcContext) -> i32 {
-    match hairpin::process(&mut TcPacket { ctx: &ctx }) {
+    let mut p = TcPacket { ctx: &ctx };
+    match hairpin::process(&mut p) {
+        Hairpin::NotOurs if forward::fast_path_enabled() => fastpath::outbound_tc(&ctx),
         Hairpin::NotOurs => TC_ACT_OK as i32,
         Hairpin::Drop => TC_ACT_SHOT as i32,
-        Hairpin::Forward(ip) => forward::redirect(&ctx, &ip),
+        Hairpin::Forward(ip) => {
+            // SAFETY: reading the program's own context.
+            let ifindex = unsafe { (*ctx.skb.skb).ifindex };
+            let route = forward::lookup_packet(&ctx, &p, &ip, ifindex, 0);
+            // A translated hairpin packet cannot go to the stack (its
+            // source is one of our own addresses): forward it or drop it.
+            match forward::send(&mut p, &ip, &route) {
+                Some(v) => v as i32,
+                None => TC_ACT_SHOT as i32,
+            }
+        }
     }
 }
 
 #[inline(always)]
 fn tc_verdict(v: Verdict) -> i32 {
     match v {
-        Verdict::Pass => TC_ACT_OK,
-        Verdict::Drop => TC_ACT_SHOT,
+        Verdict::Pass | Verdict::Translated => TC_ACT_OK as i32,
+        Verdict::Drop => TC_ACT_SHOT as i32,
     }
 }

@@ -1,0 +1,148 @@
+//! The fast path (`--fast-path`): established flows are forwarded entirely
+//! in BPF, translate → FIB lookup → redirect, skipping the kernel's
+//! routing and forwarding. Anything it cannot handle — a new flow, an
+//! unresolved neighbour in XDP, TTL ≤ 1, a packet for the gateway itself,
+//! one that needs fragmenting — takes the normal path, which stays correct.
+use aya_ebpf::{
+    bindings::{TC_ACT_OK, TC_ACT_SHOT, xdp_action},
+    programs::{TcContext, XdpContext},
+};
+use nat_common::{Counter, EndpointKey, SessionKey};
+
+use crate::{
+    counters,
+    forward::{self, Route},
+    maps::{INTERNAL, NAPT_OUT, SESSIONS, STATIC_OUT},
+    nat::{self, Direction, Verdict},
+    packet::{Packet, TcPacket, XdpPacket},
+    parse::{self, IPPROTO_TCP, IPPROTO_UDP, Ipv4},
+};
+
+/// XDP ingress on the external interface, after `nat::process` translated
+/// the packet: forward it to the inside host directly when the neighbour
+/// is resolved, otherwise hand the (translated) packet to the stack.
+#[inline(always)]
+pub fn inbound_xdp(ctx: &XdpContext) -> u32 {
+    let mut p = XdpPacket { ctx };
+    let Some(ip) = parse::outer_ipv4(&p) else {
+        return xdp_action::XDP_PASS;
+    };
+    if !matches!(forward::ttl(&p, &ip), Some(t) if t > 1) {
+        return xdp_action::XDP_PASS;
+    }
+    // SAFETY: reading the program's own context.
+    let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
+    let route = forward::lookup_packet(ctx, &p, &ip, ifindex, ip.tot_len as u16);
+    if !matches!(route, Route::Resolved { .. }) {
+        return xdp_action::XDP_PASS;
+    }
+    match forward::send(&mut p, &ip, &route) {
+        Some(v) => {
+            counters::bump(Counter::FastPathInbound);
+            v as u32
+        }
+        None => xdp_action::XDP_PASS,
+    }
+}
+
+/// TC ingress on the external interface, after translation.
+#[inline(always)]
+pub fn inbound_tc(ctx: &TcContext) -> i32 {
+    let mut p = TcPacket { ctx };
+    let Some(ip) = parse::outer_ipv4(&p) else {
+        return TC_ACT_OK as i32;
+    };
+    if !matches!(forward::ttl(&p, &ip), Some(t) if t > 1) {
+        return TC_ACT_OK as i32;
+    }
+    // SAFETY: reading the program's own context.
+    let ifindex = unsafe { (*ctx.skb.skb).ifindex };
+    let route = forward::lookup_packet(ctx, &p, &ip, ifindex, 0);
+    match forward::send(&mut p, &ip, &route) {
+        Some(v) => {
+            counters::bump(Counter::FastPathInbound);
+            v as i32
+        }
+        None => TC_ACT_OK as i32,
+    }
+}
+
+/// Whether an outbound packet belongs to an established flow: a static
+/// mapping, or a NAPT mapping with a session to this remote endpoint.
+#[inline(always)]
+fn established<P: Packet>(p: &P, ip: &Ipv4) -> bool {
+    // SAFETY: presence checks only.
+    if unsafe { STATIC_OUT.get(&ip.src).is_some() } {
+        return true;
+    }
+    if ip.later_fragment || ip.more_fragments {
+        return false;
+    }
+    if !matches!(ip.proto, IPPROTO_TCP | IPPROTO_UDP) || !ip.has(ip.l4(), 4) {
+        return false;
+    }
+    if INTERNAL
+        .get(aya_ebpf::maps::lpm_trie::Key::new(32, ip.src))
+        .is_none()
+    {
+        return false;
+    }
+    let (Some(sport), Some(dport)) = (p.load::<u16>(ip.l4()), p.load::<u16>(ip.l4() + 2)) else {
+        return false;
+    };
+    let out = EndpointKey {
+        addr: ip.src,
+        port: sport,
+        proto: ip.proto,
+        _pad: 0,
+    };
+    let skey = SessionKey {
+        inside_addr: ip.src,
+        remote_addr: ip.dst,
+        inside_port: sport,
+        remote_port: dport,
+        proto: ip.proto,
+        _pad: [0; 3],
+    };
+    // SAFETY: presence checks only.
+    unsafe { NAPT_OUT.get(&out).is_some() && SESSIONS.get(&skey).is_some() }
+}
+
+/// TC ingress on an inside interface, for packets that are not
+/// hairpinned: an established flow's packet is translated and sent
+/// straight out of the external interface.
+#[inline(always)]
+pub fn outbound_tc(ctx: &TcContext) -> i32 {
+    let mut p = TcPacket { ctx };
+    let Some(ip) = parse::outer_ipv4(&p) else {
+        return TC_ACT_OK as i32;
+    };
+    if !matches!(forward::ttl(&p, &ip), Some(t) if t > 1) || !established(&p, &ip) {
+        return TC_ACT_OK as i32;
+    }
+    // Route first, with the inside addresses: if the FIB cannot forward it
+    // here, the stack takes the packet untranslated, as without the fast
+    // path (a translated packet would be a martian on this interface).
+    // SAFETY: reading the program's own context.
+    let ifindex = unsafe { (*ctx.skb.skb).ifindex };
+    let route = forward::lookup(ctx, &ip, ifindex, ip.src, ip.dst, 0);
+    if matches!(route, Route::Stack) {
+        return TC_ACT_OK as i32;
+    }
+    match nat::process(&mut p, Direction::Egress) {
+        Verdict::Translated => {}
+        Verdict::Drop => return TC_ACT_SHOT as i32,
+        Verdict::Pass => return TC_ACT_OK as i32,
+    }
+    let Some(ip) = parse::outer_ipv4(&p) else {
+        return TC_ACT_SHOT as i32;
+    };
+    match forward::send(&mut p, &ip, &route) {
+        Some(v) => {
+            counters::bump(Counter::FastPathOutbound);
+            v as i32
+        }
+        // Translated but not sendable: dropping is the only safe choice.
+        None => TC_ACT_SHOT as i32,
+    }
+}
