@@ -10,8 +10,9 @@
 use nat_common::EndpointKey;
 
 use crate::{
+    frag,
     icmp::{self, InnerField},
-    maps::{CONFIG, NAPT_IN, STATIC_IN},
+    maps::{CONFIG, FRAGS, NAPT_IN, STATIC_IN, STATIC_OUT},
     nat::{self, Direction, Verdict},
     packet::Packet,
     parse::{self, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4},
@@ -42,6 +43,28 @@ fn public_endpoint(addr: u32, port: u16, proto: u8) -> bool {
     unsafe { NAPT_IN.get(&key).is_some() }
 }
 
+/// A later fragment (no ports) belongs to a hairpinned datagram if its
+/// first fragment was translated on the way out here — from a NAPT source
+/// (the outbound key) or a static one (the inbound key, under the sender's
+/// public address).
+#[inline(always)]
+fn later_fragment_hairpinned(ip: &Ipv4) -> bool {
+    // SAFETY: presence checks only.
+    unsafe {
+        if FRAGS.get(&frag::key(ip, false)).is_some() {
+            return true;
+        }
+        match STATIC_OUT.get(&ip.src) {
+            Some(public) => {
+                let mut k = frag::key(ip, true);
+                k.src = *public;
+                FRAGS.get(&k).is_some()
+            }
+            None => false,
+        }
+    }
+}
+
 /// Whether `ip` is addressed to a public endpoint xnat translates.
 #[inline(always)]
 fn targets_us<P: Packet>(p: &P, ip: &Ipv4) -> bool {
@@ -49,8 +72,17 @@ fn targets_us<P: Packet>(p: &P, ip: &Ipv4) -> bool {
     if unsafe { STATIC_IN.get(&ip.dst).is_some() } {
         return true;
     }
-    if !napt_on() || ip.later_fragment {
+    if !napt_on() {
         return false;
+    }
+    if ip.later_fragment {
+        // Only datagrams to one of our pool addresses can be hairpinned
+        // (static public addresses were handled above); the outbound key
+        // alone also matches ordinary outbound traffic.
+        let in_pool = CONFIG
+            .get(0)
+            .is_some_and(|c| crate::napt::in_pool(c, ip.dst));
+        return in_pool && later_fragment_hairpinned(ip);
     }
     let l4 = ip.l4();
     match ip.proto {

@@ -295,14 +295,48 @@ fn translate_outer_addr<P: Packet>(p: &mut P, ip: &Ipv4, outbound: bool, new: u3
 pub fn ingress<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
     let cfg = config()?;
     if ip.later_fragment {
-        // Unknown: not one of ours, or its first fragment is still to come;
-        // the stack gets it (it may be the gateway's own).
         if let Some(v) = frag::translate_later(p, ip, true) {
             return Some(v);
         }
+        // Its first fragment may still come (RFC 4787 REQ-14): hold it
+        // where the hook can (TC), if it is addressed to a pool address.
+        if in_pool(&cfg, ip.dst) && frag::hold(p, ip, true) {
+            return Some(Verdict::Drop);
+        }
+        // Not one of ours (the stack gets it: it may be the gateway's own).
         counters::bump(Counter::IngressPassedFragment);
         return Some(Verdict::Pass);
     }
+    let v = ingress_first(p, ip, &cfg);
+    if v.is_none() && ip.more_fragments && in_pool(&cfg, ip.dst) {
+        // A first fragment that is not a mapping's (the gateway's own):
+        // its later fragments go to the stack untouched — including any
+        // held meanwhile, released now (an identity "translation").
+        frag::remember(p, ip, true, ip.dst);
+    }
+    v
+}
+
+/// Whether `addr` is one of the pool's public addresses.
+#[inline(always)]
+pub fn in_pool(cfg: &NatConfig, addr: u32) -> bool {
+    let mut i = 0;
+    while i < nat_common::POOL_MAX {
+        if i >= cfg.pool_len {
+            return false;
+        }
+        if crate::maps::POOL.get(i).is_some_and(|a| *a == addr) {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+/// Inbound, a whole datagram or a first fragment.
+#[inline(always)]
+fn ingress_first<P: Packet>(p: &mut P, ip: &Ipv4, cfg: &NatConfig) -> Option<Verdict> {
+    let cfg = *cfg;
     let ports = match ports(p, ip, false) {
         Ok(Some(ports)) => ports,
         Err(()) => return None,
