@@ -5,8 +5,17 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use aya::maps::{MapData, RingBuf};
-use nat_common::{EVENT_PORTS_EXHAUSTED, Event, MAP_EVENTS};
-use nat_userspace::{clock, expiry::Sweeper, icmp_reply::IcmpSender, loader, napt, pinned, pins};
+use nat_common::MAP_EVENTS;
+use nat_userspace::{
+    clock,
+    events::{self, Record},
+    expiry::Sweeper,
+    icmp_reply::IcmpSender,
+    lifecycle::Running,
+    loader, napt, pinned, pins,
+};
+
+use crate::daemon::Daemon;
 use tokio::{
     io::unix::AsyncFd,
     signal::unix::{SignalKind, signal},
@@ -17,18 +26,19 @@ use tokio::{
 /// dropped packet).
 const ICMP_PER_SECOND: u32 = 50;
 
-pub fn run(attachment: loader::Attachment, keep: bool) -> anyhow::Result<()> {
+pub fn run(attachment: Running, daemon: Daemon) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the agent runtime")?;
-    rt.block_on(main_loop(attachment, keep))
+    rt.block_on(main_loop(attachment, daemon))
 }
 
-async fn main_loop(attachment: loader::Attachment, keep: bool) -> anyhow::Result<()> {
+async fn main_loop(attachment: Running, mut daemon: Daemon) -> anyhow::Result<()> {
     let dir = attachment.dir.clone();
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sighup = signal(SignalKind::hangup())?;
     // Polling the pins is how we notice `xnat detach` from another shell;
     // the same tick drives the expiry sweep.
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -40,11 +50,13 @@ async fn main_loop(attachment: loader::Attachment, keep: bool) -> anyhow::Result
         .map_err(|e| anyhow::anyhow!("watching the event ring buffer: {e}"))?;
     let icmp = IcmpSender::new().ok();
     let mut icmp_budget = ICMP_PER_SECOND;
+    daemon.start(&dir, &attachment.changes)?;
 
     let why = loop {
         tokio::select! {
             _ = sigint.recv() => break "SIGINT",
             _ = sigterm.recv() => break "SIGTERM",
+            _ = sighup.recv() => daemon.reload(&dir),
             _ = tick.tick() => {
                 if !pins::is_attached(&dir) {
                     println!("xnat: {} was detached by another command; exiting", attachment.ifname);
@@ -60,15 +72,22 @@ async fn main_loop(attachment: loader::Attachment, keep: bool) -> anyhow::Result
                 icmp_budget = ICMP_PER_SECOND;
                 let cfg = napt::read_config(&dir)?;
                 if cfg.pool_len != 0 {
+                    // Records of bindings made before the sweep first, so
+                    // the translation log sees creation before deletion.
+                    while let Some(item) = events.get_mut().next() {
+                        handle_event(&item, icmp.as_ref(), &mut icmp_budget, &mut daemon);
+                    }
                     match sweeper.sweep(&cfg, clock::boot_ns()) {
-                        Ok(r) if r.sessions_expired + r.mappings_expired > 0 => {
-                            eprintln!(
-                                "xnat: expired {} session(s), {} mapping(s) in {} us",
-                                r.sessions_expired, r.mappings_expired, r.duration_us
-                            );
+                        Ok(r) => {
+                            if r.sessions_expired + r.mappings_expired > 0 {
+                                tracing::info!(
+                                    "expired {} session(s), {} mapping(s) in {} us",
+                                    r.sessions_expired, r.mappings_expired, r.duration_us
+                                );
+                            }
+                            daemon.after_sweep(&r);
                         }
-                        Ok(_) => {}
-                        Err(e) => eprintln!("xnat: expiry sweep failed: {e:#}"),
+                        Err(e) => tracing::error!("expiry sweep failed: {e:#}"),
                     }
                 }
             }
@@ -76,13 +95,14 @@ async fn main_loop(attachment: loader::Attachment, keep: bool) -> anyhow::Result
                 let mut guard = guard?;
                 let ring = guard.get_inner_mut();
                 while let Some(item) = ring.next() {
-                    handle_event(&item, icmp.as_ref(), &mut icmp_budget);
+                    handle_event(&item, icmp.as_ref(), &mut icmp_budget, &mut daemon);
                 }
+                daemon.flush();
                 guard.clear_ready();
             }
         }
     };
-    if keep {
+    if daemon.keep() {
         println!(
             "xnat: {why}: leaving {} attached (--keep); `xnat detach {}` removes it",
             attachment.ifname, attachment.ifname
@@ -94,14 +114,13 @@ async fn main_loop(attachment: loader::Attachment, keep: bool) -> anyhow::Result
     Ok(())
 }
 
-fn handle_event(bytes: &[u8], icmp: Option<&IcmpSender>, budget: &mut u32) {
-    if bytes.len() < std::mem::size_of::<Event>() {
-        return;
-    }
-    // SAFETY: the kernel wrote a whole Event (checked length); read it
-    // unaligned from the ring.
-    let ev: Event = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
-    if ev.kind != EVENT_PORTS_EXHAUSTED || *budget == 0 {
+fn handle_event(bytes: &[u8], icmp: Option<&IcmpSender>, budget: &mut u32, daemon: &mut Daemon) {
+    let ev = match events::decode(bytes) {
+        Some(Record::PortsExhausted(ev)) => ev,
+        Some(Record::BindingCreated(b)) => return daemon.binding_created(&b),
+        None => return,
+    };
+    if *budget == 0 {
         return;
     }
     *budget -= 1;
@@ -109,6 +128,6 @@ fn handle_event(bytes: &[u8], icmp: Option<&IcmpSender>, budget: &mut u32) {
     if let Some(sender) = icmp
         && let Err(e) = sender.admin_prohibited(&ev.quote[..len])
     {
-        eprintln!("xnat: sending ICMP administratively prohibited: {e}");
+        tracing::warn!("sending ICMP administratively prohibited: {e}");
     }
 }

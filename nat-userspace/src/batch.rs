@@ -115,3 +115,39 @@ pub fn delete<K: Copy>(fd: RawFd, keys: &[K]) -> io::Result<usize> {
     }
     Ok(deleted)
 }
+
+/// BPF_MAP_UPDATE_ELEM of one entry (any flags: create or replace), for
+/// callers that hold a raw map fd rather than a typed aya map.
+pub fn update<K: Copy, V: Copy>(fd: RawFd, key: &K, value: &V) -> io::Result<()> {
+    #[repr(C)]
+    struct Attr {
+        map_fd: u32,
+        _pad: u32,
+        key: u64,
+        value: u64,
+        flags: u64,
+        _rest: [u64; 8],
+    }
+    let mut attr = Attr {
+        map_fd: fd as u32,
+        _pad: 0,
+        key: key as *const K as u64,
+        value: value as *const V as u64,
+        flags: 0,
+        _rest: [0; 8],
+    };
+    // SAFETY: valid bpf_attr for BPF_MAP_UPDATE_ELEM (2) with live pointers.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            2 as libc::c_long,
+            &mut attr as *mut Attr,
+            size_of::<Attr>(),
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}

@@ -43,6 +43,6 @@ pub fn ensure_mounted() -> anyhow::Result<bool> {
         let err = std::io::Error::last_os_error();
         bail!("bpffs is not mounted at {BPFFS_ROOT} and mounting it failed: {err}");
     }
-    eprintln!("xnat: mounted bpffs at {BPFFS_ROOT}");
+    tracing::info!("mounted bpffs at {BPFFS_ROOT}");
     Ok(true)
 }

@@ -14,7 +14,7 @@ use crate::{batch, clock, pinned::RawMap};
 const NS: u64 = 1_000_000_000;
 
 /// What one sweep did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SweepReport {
     pub sessions_seen: usize,
     pub sessions_expired: usize,
@@ -22,6 +22,10 @@ pub struct SweepReport {
     pub mappings_expired: usize,
     pub filters_expired: usize,
     pub duration_us: u64,
+    /// The dynamic mappings this sweep deleted (for the translation log).
+    pub expired: Vec<(EndpointKey, Mapping)>,
+    /// The mappings left after it (forwards included).
+    pub remaining: Vec<(EndpointKey, Mapping)>,
 }
 
 pub struct Sweeper {
@@ -67,6 +71,7 @@ impl Sweeper {
             }
         }
         report.sessions_expired = batch::delete(self.sessions.fd(), &expired)?;
+        let expired_set: HashSet<SessionKey> = expired.iter().copied().collect();
 
         // 2. Mappings without a live session, idle past their timeout.
         let mappings = batch::lookup_all::<EndpointKey, Mapping>(self.out.fd())?;
@@ -80,6 +85,7 @@ impl Sweeper {
                 && !live.contains(k)
                 && idle_for(m.last_seen, cfg.mapping_timeout(k.proto));
             if expired {
+                report.expired.push((*k, *m));
                 dead_out.push(*k);
                 dead_in.push(EndpointKey {
                     addr: m.addr,
@@ -88,6 +94,7 @@ impl Sweeper {
                     _pad: 0,
                 });
             } else {
+                report.remaining.push((*k, *m));
                 public_alive.insert((m.addr, m.port, k.proto));
                 if m.flags & MAPPING_FORWARD == 0 {
                     *held.entry(k.addr).or_default() += 1;
@@ -101,12 +108,27 @@ impl Sweeper {
 
         // 3. Address-dependent filter entries: idle past their mapping's
         // timeout, or their mapping is gone.
+        // An entry whose mapping still has a live session with that remote
+        // address stays however long it has been idle: an established TCP
+        // connection whose server speaks first after a quiet spell must
+        // still be admitted.
+        let in_use: HashSet<FilterKey> = sessions
+            .iter()
+            .filter(|(k, _)| !expired_set.contains(k))
+            .map(|(k, s)| FilterKey {
+                public_addr: s.public_addr,
+                remote_addr: k.remote_addr,
+                public_port: s.public_port,
+                proto: k.proto,
+                _pad: 0,
+            })
+            .collect();
         let filters = batch::lookup_all::<FilterKey, u64>(self.filter.fd())?;
         let dead_filters: Vec<FilterKey> = filters
             .iter()
             .filter(|(k, last)| {
                 !public_alive.contains(&(k.public_addr, k.public_port, k.proto))
-                    || idle_for(*last, cfg.mapping_timeout(k.proto))
+                    || (!in_use.contains(k) && idle_for(*last, cfg.mapping_timeout(k.proto)))
             })
             .map(|(k, _)| *k)
             .collect();
@@ -130,43 +152,8 @@ impl Sweeper {
             .collect();
         batch::delete(self.host_ports.fd(), &gone)?;
         for (addr, n) in held {
-            update_u64(self.host_ports.fd(), addr, *n)?;
+            batch::update(self.host_ports.fd(), addr, n)?;
         }
-        Ok(())
-    }
-}
-
-/// BPF_MAP_UPDATE_ELEM of a u32 → u64 entry.
-fn update_u64(fd: i32, key: &u32, value: u64) -> std::io::Result<()> {
-    #[repr(C)]
-    struct Attr {
-        map_fd: u32,
-        _pad: u32,
-        key: u64,
-        value: u64,
-        flags: u64,
-        _rest: [u64; 8],
-    }
-    let mut attr = Attr {
-        map_fd: fd as u32,
-        _pad: 0,
-        key: key as *const u32 as u64,
-        value: &value as *const u64 as u64,
-        flags: 0,
-        _rest: [0; 8],
-    };
-    // SAFETY: valid bpf_attr for BPF_MAP_UPDATE_ELEM (2) with live pointers.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            2 as libc::c_long,
-            &mut attr as *mut Attr,
-            std::mem::size_of::<Attr>(),
-        )
-    };
-    if rc < 0 {
-        Err(std::io::Error::last_os_error())
-    } else {
         Ok(())
     }
 }

@@ -4,18 +4,30 @@
 pub mod batch;
 pub mod bpffs;
 pub mod clock;
+pub mod config;
+pub mod events;
 pub mod expiry;
 pub mod flows;
+pub mod flush;
 pub mod forward;
+pub mod http;
 pub mod icmp_reply;
+pub mod layout;
+pub mod lifecycle;
 pub mod link;
 pub mod loader;
+pub mod metrics;
 pub mod napt;
 pub mod netdev;
+pub mod parse;
 pub mod pinned;
 pub mod pins;
+pub mod reconcile;
+pub mod runtime;
+pub mod settings;
 pub mod static_map;
 pub mod stats;
+pub mod translog;
 
 /// The compiled BPF object (all of xnat's programs and maps), embedded at
 /// build time by `build.rs`.

@@ -45,10 +45,12 @@ pub struct AttachRequest<'a> {
     pub limits: Limits,
     /// Inside interfaces, where hairpinned traffic is translated.
     pub inside: &'a [String],
+    /// Forward established flows in BPF (FIB lookup + redirect).
+    pub fast_path: bool,
 }
 
 /// Table sizes, fixed at load time.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     pub max_mappings: u32,
     pub max_sessions: u32,
@@ -145,10 +147,17 @@ pub fn attach(req: &AttachRequest<'_>) -> anyhow::Result<Attachment> {
     for (_, path) in &map_paths {
         pins::restrict(path)?;
     }
+    // Before anything can run: a restarted agent checks it before adopting.
+    crate::layout::write(&dir)?;
 
     let mut table = static_map::StaticTable::open(&dir)?;
     for (private, public) in req.static_maps {
         table.add(*private, *public)?;
+    }
+    if req.fast_path {
+        let mut flag: aya::maps::Array<aya::maps::MapData, u32> =
+            crate::pinned::open(&dir, nat_common::MAP_FAST_PATH)?;
+        flag.set(0, 1, 0)?;
     }
     if let Some(n) = req.napt {
         n.apply(&dir)?;
@@ -260,7 +269,7 @@ pub fn teardown(dir: &Path) -> anyhow::Result<()> {
         if let Err(e) = link::detach_pinned(&path) {
             // ENOLINK and friends: the device is gone, nothing to detach.
             if !matches!(e.raw_os_error(), Some(libc::ENOLINK) | Some(libc::ENODEV)) {
-                eprintln!("xnat: warning: detaching {}: {e}", path.display());
+                tracing::warn!("detaching {}: {e}", path.display());
             }
         }
         std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
@@ -272,7 +281,7 @@ pub fn teardown(dir: &Path) -> anyhow::Result<()> {
 pub fn detach(ifname: &str) -> anyhow::Result<()> {
     let dir = pins::iface_dir(ifname)?;
     if !dir.exists() {
-        bail!("{ifname} does not have xnat attached");
+        return Err(pins::NotAttached(format!("{ifname} does not have xnat attached")).into());
     }
     teardown(&dir)
 }

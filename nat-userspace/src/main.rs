@@ -1,10 +1,13 @@
 //! `xnat`: attach the NAT to an interface and drive it from the shell.
 mod agent;
 mod cli;
+mod daemon;
+mod logging;
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    logging::init();
     let cli = match cli::parse() {
         Ok(cli) => cli,
         Err(code) => return code,
@@ -14,7 +17,11 @@ fn main() -> ExitCode {
         Err(err) => {
             // One line, whole context chain: what failed and why.
             eprintln!("xnat: {err:#}");
-            ExitCode::from(1)
+            if err.is::<nat_userspace::pins::NotAttached>() {
+                ExitCode::from(3)
+            } else {
+                ExitCode::from(1)
+            }
         }
     }
 }

@@ -116,6 +116,11 @@ pub fn attached_interfaces() -> anyhow::Result<Vec<String>> {
     Ok(out)
 }
 
+/// The interface a verb should work on has no attachment (exit code 3).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NotAttached(pub String);
+
 /// Resolves the interface a verb works on: the one given, or the only one
 /// attached in this namespace.
 pub fn resolve_iface(given: Option<&str>) -> anyhow::Result<(String, PathBuf)> {
@@ -124,9 +129,13 @@ pub fn resolve_iface(given: Option<&str>) -> anyhow::Result<(String, PathBuf)> {
         None => {
             let mut all = attached_interfaces()?;
             match all.len() {
-                0 => bail!(
-                    "nothing is attached in this network namespace (run `xnat attach IFACE` first)"
-                ),
+                0 => {
+                    return Err(NotAttached(
+                        "nothing is attached in this network namespace (run `xnat attach IFACE` first)"
+                            .into(),
+                    )
+                    .into());
+                }
                 1 => all.remove(0),
                 _ => bail!(
                     "several interfaces are attached ({}); pick one with -i IFACE",
@@ -137,7 +146,7 @@ pub fn resolve_iface(given: Option<&str>) -> anyhow::Result<(String, PathBuf)> {
     };
     let dir = iface_dir(&ifname)?;
     if !is_attached(&dir) {
-        bail!("{ifname} does not have xnat attached");
+        return Err(NotAttached(format!("{ifname} does not have xnat attached")).into());
     }
     Ok((ifname, dir))
 }

@@ -3,7 +3,15 @@
 //! `BPF_PROG_TEST_RUN` ([`bpf`]).
 
 pub mod bpf;
+// Daemon features (tests/e2e_daemon.rs): config files, agent restarts, metrics.
+pub mod daemon_topo;
+// The fast path (tests/e2e_fastpath.rs): topology with --inside, no-op XDP
+// on the inside host, bulk TCP and UDP exchange helpers.
+pub mod fastpath_topo;
 pub mod frame;
+// Hairpinning and IP fragments (tests/e2e_hairpin_frag.rs): topology, raw
+// IPv4 senders, pinned-map usage.
+pub mod hairpin_topo;
 // Dynamic NAPT packet tests (tests/packet_napt.rs): typed access to the NAPT maps.
 pub mod napt_maps;
 // End-to-end tests in network namespaces (tests/e2e_*.rs).

@@ -1998,7 +1998,7 @@ fn egress_later_fragment_without_first_is_not_sent() {
 /// A later fragment to a pool address whose first fragment was not seen
 /// goes to the stack untouched, counted once, as `ingress_passed_fragment`.
 #[test]
-fn ingress_later_fragment_without_first_passes_untouched() {
+fn ingress_later_fragment_without_first_is_held_or_passed() {
     let n = napt_with(|c| c.filtering = FILTER_ENDPOINT_INDEPENDENT);
     egress_first(&n, "UDP", &udp(H1, 5000, R1, 53));
     let back = fragmented(R1, 53, POOL, 5000, 0x6161);
@@ -2006,13 +2006,19 @@ fn ingress_later_fragment_without_first_passes_untouched() {
         for &(o, l, m) in &FRAGMENTS[1..] {
             let f = back.fragment(o, l, m);
             let before = n.state();
+            // XDP cannot hold a fragment: it goes to the stack untouched.
+            // TC holds it until its first fragment comes (RFC 4787 REQ-14).
+            let (want, counter) = match hook {
+                Hook::IngressXdp => (Want::Untouched, Counter::IngressPassedFragment),
+                _ => (Want::Drop, Counter::FragmentsHeld),
+            };
             run(
                 &n,
                 hook,
                 &format!("fragment at {o} to the pool without its first"),
                 &f.frame(),
-                Want::Untouched,
-                &only(Counter::IngressPassedFragment),
+                want,
+                &only(counter),
             );
             assert_eq!(n.state(), before);
         }

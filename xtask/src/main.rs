@@ -6,6 +6,7 @@
 
 mod build;
 mod demo;
+mod dist;
 mod netns;
 mod proc;
 mod test;
@@ -38,6 +39,9 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         cargo_args: Vec<String>,
     },
+    /// Build a release tarball under target/dist: the xnat binary, man pages and shell
+    /// completions generated from its command line, contrib/xnat.service and an example config.
+    Dist,
     /// Build xnat, put it between a private and a public network namespace and show real traffic
     /// being translated.
     Demo {
@@ -56,6 +60,7 @@ fn main() {
         Command::Build { release } => build::run(release),
         Command::Test { cargo_args } => test::run(&cargo_args),
         Command::Demo { ingress } => demo::run(&ingress),
+        Command::Dist => dist::run(),
     };
     if let Err(err) = result {
         eprintln!("xtask: error: {err:#}");

@@ -1,30 +1,48 @@
-//! `xnat attach IFACE ...`: load, pin, attach, then run the agent.
-use std::process::ExitCode;
+//! `xnat attach [IFACE] [--config FILE] ...`: settings from the file with
+//! the flags over them, checked as a whole; then attach (or adopt the
+//! pinned state a previous agent left running) and run the agent.
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use clap::ValueEnum;
 use nat_userspace::{
-    loader::{self, AttachRequest, IngressMode, Limits},
-    napt::{Filtering, NaptSettings, Prefix, Timeouts, rfc1918},
+    config,
+    forward::Forward,
+    lifecycle,
+    loader::IngressMode,
+    napt::{Filtering, Prefix},
+    pins,
+    settings::{self, Layer, LogTarget, Origin, Settings, Sourced, TimeoutLayer},
 };
 
 use super::addr::{Mapping, parse_mapping, parse_pool, parse_port_range};
+use crate::daemon::Daemon;
+
+/// What to say when no layer names the interface.
+pub const NO_IFACE: &str = "no interface: name it on the command line (`xnat attach IFACE`) \
+                            or in the config file (`interface = \"eth0\"`)";
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// External interface (the one facing the public network).
-    pub iface: String,
+    /// External interface (the one facing the public network) [default:
+    /// `interface` from --config].
+    pub iface: Option<String>,
+
+    /// TOML file with any of the settings below (see README); flags given
+    /// as well override it. `xnat reload` and SIGHUP re-read it.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
 
     /// Static 1:1 mapping PRIVATE=PUBLIC; repeat for more.
     #[arg(long = "map", value_name = "PRIV=PUB", value_parser = parse_mapping)]
     pub maps: Vec<Mapping>,
 
     /// Hook for inbound translation: XDP, TC, or auto (XDP on physical
-    /// NICs, TC on virtual devices such as veth).
-    #[arg(long, value_enum, default_value_t = Ingress::Auto)]
-    pub ingress: Ingress,
+    /// NICs, TC on virtual devices such as veth) [default: auto].
+    #[arg(long, value_enum)]
+    pub ingress: Option<Ingress>,
 
     /// On SIGINT/SIGTERM leave the programs attached (their pins keep them
-    /// running) instead of detaching.
+    /// running) instead of detaching; a later `attach` adopts them.
     #[arg(long)]
     pub keep: bool,
 
@@ -33,12 +51,30 @@ pub struct Args {
     #[arg(long, value_name = "IFACE", value_delimiter = ',')]
     pub inside: Vec<String>,
 
+    /// Forward established flows in BPF (FIB lookup + redirect), skipping
+    /// the kernel's forwarding: inbound from the external interface, and
+    /// outbound from the --inside interfaces. New flows, unresolved
+    /// neighbours, TTL <= 1 and traffic for the gateway itself take the
+    /// normal path. With XDP ingress, a veth inside interface's peer needs
+    /// an XDP program to receive redirected frames.
+    #[arg(long)]
+    pub fast_path: bool,
+
+    /// Serve Prometheus metrics on ADDR:PORT (e.g. 127.0.0.1:9469).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<SocketAddr>,
+
+    /// Write the translation log (binding created/deleted, JSON lines) to
+    /// FILE, or to stdout with `-`.
+    #[arg(long, value_name = "FILE|-")]
+    pub log_bindings: Option<String>,
+
     #[command(flatten)]
     pub napt: NaptArgs,
 }
 
 /// Dynamic NAPT (masquerade). Enabled by --masquerade, --pool or
-/// --internal.
+/// --internal (or a [napt] section in the config file).
 #[derive(clap::Args, Debug)]
 #[command(next_help_heading = "Dynamic NAPT")]
 pub struct NaptArgs {
@@ -57,30 +93,33 @@ pub struct NaptArgs {
     #[arg(long, value_name = "ADDR[-ADDR]", value_delimiter = ',', value_parser = parse_pool)]
     pub pool: Vec<Vec<std::net::Ipv4Addr>>,
 
-    /// Public ports (and ICMP identifiers) to hand out.
-    #[arg(long, value_name = "MIN-MAX", default_value = "1024-65535", value_parser = parse_port_range)]
-    pub ports: (u16, u16),
+    /// Public ports (and ICMP identifiers) to hand out [default:
+    /// 1024-65535].
+    #[arg(long, value_name = "MIN-MAX", value_parser = parse_port_range)]
+    pub ports: Option<(u16, u16)>,
 
-    /// Which inbound packets reach an inside endpoint (RFC 4787 §5).
-    #[arg(long, value_enum, default_value_t = FilteringArg::Address)]
-    pub filtering: FilteringArg,
+    /// Which inbound packets reach an inside endpoint (RFC 4787 §5)
+    /// [default: address].
+    #[arg(long, value_enum)]
+    pub filtering: Option<FilteringArg>,
 
     /// Idle timeouts in seconds, e.g. udp=300,tcp-established=7440,
     /// tcp-transitory=240,icmp=60 (unnamed ones keep their default).
     #[arg(long = "timeout", value_name = "NAME=SECS,...", value_parser = parse_timeouts)]
-    pub timeouts: Option<Timeouts>,
+    pub timeouts: Option<TimeoutFlags>,
 
-    /// Most public ports one inside host may hold (0: no cap).
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub max_ports_per_host: u32,
+    /// Most public ports one inside host may hold (0: no cap) [default: 0].
+    #[arg(long, value_name = "N")]
+    pub max_ports_per_host: Option<u32>,
 
-    /// Capacity of the mapping table (inside endpoints).
-    #[arg(long, value_name = "N", default_value_t = nat_common::DEFAULT_MAX_MAPPINGS)]
-    pub max_mappings: u32,
+    /// Capacity of the mapping table (inside endpoints) [default: 131072].
+    #[arg(long, value_name = "N")]
+    pub max_mappings: Option<u32>,
 
-    /// Capacity of the session table (inside × remote endpoints).
-    #[arg(long, value_name = "N", default_value_t = nat_common::DEFAULT_MAX_SESSIONS)]
-    pub max_sessions: u32,
+    /// Capacity of the session table (inside × remote endpoints) [default:
+    /// 262144].
+    #[arg(long, value_name = "N")]
+    pub max_sessions: Option<u32>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -90,48 +129,30 @@ pub enum FilteringArg {
     AddressAndPort,
 }
 
-fn parse_timeouts(s: &str) -> Result<Timeouts, String> {
-    Timeouts::default().parse_over(s)
+/// The timeouts named by `--timeout`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TimeoutFlags {
+    pub udp: Option<u32>,
+    pub tcp_established: Option<u32>,
+    pub tcp_transitory: Option<u32>,
+    pub icmp: Option<u32>,
 }
 
-impl NaptArgs {
-    fn enabled(&self) -> bool {
-        self.masquerade || !self.pool.is_empty() || !self.internal.is_empty()
-    }
-
-    /// The settings, with defaults filled in from the interface.
-    fn settings(&self, ifname: &str) -> anyhow::Result<Option<NaptSettings>> {
-        if !self.enabled() {
-            return Ok(None);
+fn parse_timeouts(s: &str) -> Result<TimeoutFlags, String> {
+    // Validates names and values the way the NAPT settings do.
+    nat_userspace::napt::Timeouts::default().parse_over(s)?;
+    let mut t = TimeoutFlags::default();
+    for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (k, v) = item.split_once('=').expect("validated above");
+        let secs: u32 = v.trim_end_matches('s').parse().expect("validated above");
+        match k {
+            "udp" => t.udp = Some(secs),
+            "tcp-established" | "tcp_established" => t.tcp_established = Some(secs),
+            "tcp-transitory" | "tcp_transitory" => t.tcp_transitory = Some(secs),
+            _ => t.icmp = Some(secs),
         }
-        let pool: Vec<_> = if self.pool.is_empty() {
-            let addrs = nat_userspace::netdev::ipv4_addrs(ifname).unwrap_or_default();
-            match addrs.first() {
-                Some(a) => vec![*a],
-                None => anyhow::bail!(
-                    "--pool not given and {ifname} has no IPv4 address to masquerade behind"
-                ),
-            }
-        } else {
-            self.pool.iter().flatten().copied().collect()
-        };
-        Ok(Some(NaptSettings {
-            internal: if self.internal.is_empty() {
-                rfc1918()
-            } else {
-                self.internal.clone()
-            },
-            pool,
-            ports: self.ports,
-            filtering: match self.filtering {
-                FilteringArg::EndpointIndependent => Filtering::EndpointIndependent,
-                FilteringArg::Address => Filtering::Address,
-                FilteringArg::AddressAndPort => Filtering::AddressAndPort,
-            },
-            max_ports_per_host: self.max_ports_per_host,
-            timeouts: self.timeouts.unwrap_or_default(),
-        }))
     }
+    Ok(t)
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -151,46 +172,158 @@ impl From<Ingress> for IngressMode {
     }
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let static_maps: Vec<_> = args.maps.iter().map(|m| (m.private, m.public)).collect();
-    let napt = args.napt.settings(&args.iface)?;
-    let attachment = loader::attach(&AttachRequest {
-        ifname: &args.iface,
-        ingress: args.ingress.into(),
-        static_maps: &static_maps,
-        napt: napt.as_ref(),
-        limits: Limits {
-            max_mappings: args.napt.max_mappings,
-            max_sessions: args.napt.max_sessions,
-        },
-        inside: &args.inside,
-    })?;
-    let napt_text = match &napt {
-        Some(n) => format!(
+fn some_vec<T>(v: Vec<T>) -> Option<Vec<T>> {
+    (!v.is_empty()).then_some(v)
+}
+
+fn flag<T>(value: T, name: &str) -> Sourced<T> {
+    Sourced::new(value, Origin::flag(name))
+}
+
+impl Args {
+    /// The command line as a settings layer (only what was given).
+    pub fn layer(&self) -> Layer {
+        let n = &self.napt;
+        let t = n.timeouts.unwrap_or_default();
+        Layer {
+            ifname: self.iface.clone().map(|i| flag(i, "IFACE")),
+            ingress: self.ingress.map(|i| flag(i.into(), "--ingress")),
+            inside: some_vec(
+                self.inside
+                    .iter()
+                    .map(|i| flag(i.clone(), "--inside"))
+                    .collect(),
+            ),
+            keep: self.keep.then(|| flag(true, "--keep")),
+            fast_path: self.fast_path.then(|| flag(true, "--fast-path")),
+            maps: some_vec(
+                self.maps
+                    .iter()
+                    .map(|m| {
+                        flag(
+                            (m.private, m.public),
+                            &format!("--map {}={}", m.private, m.public),
+                        )
+                    })
+                    .collect(),
+            ),
+            napt: n.masquerade.then(|| flag(true, "--masquerade")),
+            internal: some_vec(n.internal.iter().map(|p| flag(*p, "--internal")).collect()),
+            pool: some_vec(
+                n.pool
+                    .iter()
+                    .flatten()
+                    .map(|a| flag(*a, "--pool"))
+                    .collect(),
+            ),
+            ports: n.ports.map(|p| flag(p, "--ports")),
+            filtering: n.filtering.map(|f| {
+                flag(
+                    match f {
+                        FilteringArg::EndpointIndependent => Filtering::EndpointIndependent,
+                        FilteringArg::Address => Filtering::Address,
+                        FilteringArg::AddressAndPort => Filtering::AddressAndPort,
+                    },
+                    "--filtering",
+                )
+            }),
+            timeouts: TimeoutLayer {
+                udp: t.udp.map(|v| flag(v, "--timeout udp")),
+                tcp_established: t
+                    .tcp_established
+                    .map(|v| flag(v, "--timeout tcp-established")),
+                tcp_transitory: t
+                    .tcp_transitory
+                    .map(|v| flag(v, "--timeout tcp-transitory")),
+                icmp: t.icmp.map(|v| flag(v, "--timeout icmp")),
+            },
+            max_ports_per_host: n
+                .max_ports_per_host
+                .map(|v| flag(v, "--max-ports-per-host")),
+            max_mappings: n.max_mappings.map(|v| flag(v, "--max-mappings")),
+            max_sessions: n.max_sessions.map(|v| flag(v, "--max-sessions")),
+            forwards: None::<Vec<Sourced<Forward>>>,
+            metrics: self.metrics.map(|m| flag(m, "--metrics")),
+            log_bindings: self
+                .log_bindings
+                .as_deref()
+                .map(|l| flag(LogTarget::parse(l), "--log-bindings")),
+        }
+    }
+}
+
+/// Loads the config file (if any) under the flags and resolves it all.
+pub fn settings_from(
+    config_path: Option<&std::path::Path>,
+    flags: Layer,
+) -> anyhow::Result<Settings> {
+    let file = match config_path {
+        Some(p) => config::load(p)?,
+        None => Layer::default(),
+    };
+    Ok(settings::resolve(&flags.over(file), NO_IFACE)?)
+}
+
+/// One line describing settings, for the ready line and `xnat check`.
+pub fn describe(s: &Settings) -> String {
+    let mut out = format!("{} static mapping(s)", s.static_maps.len());
+    if let Some(n) = &s.napt {
+        let list = |v: Vec<String>| v.join(",");
+        out.push_str(&format!(
             ", NAPT {} -> {} ports {}-{} filtering {}",
-            n.internal
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(","),
-            n.pool
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(","),
+            list(n.internal.iter().map(ToString::to_string).collect()),
+            list(n.pool.iter().map(ToString::to_string).collect()),
             n.ports.0,
             n.ports.1,
             Filtering::name_of(n.filtering.code()),
-        ),
-        None => String::new(),
+        ));
+    }
+    if !s.forwards.is_empty() {
+        out.push_str(&format!(", {} forward(s)", s.forwards.len()));
+    }
+    if let Some(m) = s.metrics {
+        out.push_str(&format!(", metrics on {m}"));
+    }
+    if let Some(l) = &s.log_bindings {
+        out.push_str(&format!(", translation log to {l}"));
+    }
+    out
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    // SIGHUP means "reload" once the agent runs; until its handler is in
+    // place, an early one (a reload racing the start) must not kill it.
+    // SAFETY: setting a signal disposition; no handler code runs.
+    unsafe { libc::signal(libc::SIGHUP, libc::SIG_IGN) };
+    let flags = args.layer();
+    let settings = settings_from(args.config.as_deref(), flags.clone())?;
+    let dir = pins::iface_dir(&settings.ifname)?;
+    // The lock, ports and files first: a failure here leaves nothing
+    // attached.
+    let lock = lifecycle::lock(&settings)?;
+    let daemon = Daemon::prepare(
+        &settings,
+        args.config.as_deref().map(config::absolute),
+        flags,
+        &dir,
+    )?;
+    let running = lifecycle::start(&settings, lock)?;
+    let how = if running.adopted {
+        format!("adopted the running attachment ({})", running.changes)
+    } else {
+        format!("ingress: {}, egress: tc", running.ingress)
+    };
+    let inside = if settings.inside.is_empty() {
+        String::new()
+    } else {
+        format!(", inside {}", settings.inside.join(","))
     };
     println!(
-        "xnat: attached to {} (ingress: {}, egress: tc), {} static mapping(s){napt_text}; state in {}",
-        attachment.ifname,
-        attachment.ingress,
-        static_maps.len(),
-        attachment.dir.display()
+        "xnat: attached to {} ({how}{inside}), {}; state in {}",
+        running.ifname,
+        describe(&settings),
+        running.dir.display()
     );
-    crate::agent::run(attachment, args.keep)?;
+    crate::agent::run(running, daemon)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,13 +1,17 @@
-//! `xnat flows`: live sessions, like `conntrack -L`.
+//! `xnat flows`: live sessions, like `conntrack -L`; `xnat flows flush`
+//! deletes them with their bindings, like `conntrack -F`.
 use std::{net::Ipv4Addr, process::ExitCode};
 
-use clap::ValueEnum;
-use nat_userspace::{flows, napt, pins};
+use clap::{Subcommand, ValueEnum};
+use nat_userspace::{flows, flush, napt, pins};
 
 use super::addr::parse_ipv4;
 
 #[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Args {
+    #[command(subcommand)]
+    pub action: Option<Action>,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
@@ -19,6 +23,33 @@ pub struct Args {
     pub inside: Option<Ipv4Addr>,
 }
 
+#[derive(Subcommand, Debug)]
+pub enum Action {
+    /// Delete sessions and their dynamic bindings (port forwards stay).
+    /// Active flows get new bindings on their next outbound packet.
+    Flush {
+        /// Print what was deleted as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Only this protocol.
+        #[arg(long, value_enum)]
+        proto: Option<ProtoFilter>,
+        /// Only flows of this inside host.
+        #[arg(long, value_parser = parse_ipv4)]
+        inside: Option<Ipv4Addr>,
+    },
+}
+
+impl ProtoFilter {
+    fn number(self) -> u8 {
+        match self {
+            ProtoFilter::Tcp => 6,
+            ProtoFilter::Udp => 17,
+            ProtoFilter::Icmp => 1,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum ProtoFilter {
     Tcp,
@@ -27,7 +58,30 @@ pub enum ProtoFilter {
 }
 
 pub fn run(args: Args, iface: Option<&str>) -> anyhow::Result<ExitCode> {
-    let (_, dir) = pins::resolve_iface(iface)?;
+    let (ifname, dir) = pins::resolve_iface(iface)?;
+    if let Some(Action::Flush {
+        json,
+        proto,
+        inside,
+    }) = args.action
+    {
+        let done = flush::flush(
+            &dir,
+            flush::Filter {
+                proto: proto.map(ProtoFilter::number),
+                inside,
+            },
+        )?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&done)?);
+        } else {
+            println!(
+                "xnat: {ifname}: flushed {} session(s) and {} binding(s)",
+                done.sessions, done.mappings
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let cfg = napt::read_config(&dir)?;
     let want = args.proto.map(|p| match p {
         ProtoFilter::Tcp => "tcp",

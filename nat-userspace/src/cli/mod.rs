@@ -1,12 +1,16 @@
 //! Command line: one module per verb, clap's derive API.
 //!
-//! Exit codes: 0 success, 1 the command failed, 2 the command line is wrong.
+//! Exit codes: 0 success, 1 the command failed, 2 the command line is
+//! wrong, 3 the interface has no xnat attached.
 mod addr;
 mod attach;
+mod check;
 mod detach;
 mod flows;
 mod forward;
+mod generate;
 mod map;
+mod reload;
 mod stats;
 mod status;
 
@@ -49,6 +53,16 @@ pub enum Command {
     Stats(stats::Args),
     /// Interfaces xnat is attached to in this network namespace.
     Status(status::Args),
+    /// Check a config file (and flags) as `attach` would, without attaching.
+    Check(attach::Args),
+    /// Make the running agent re-read its config file and apply the
+    /// difference (like SIGHUP); waits for its answer.
+    Reload(reload::Args),
+    /// Print a shell completion script.
+    Completions(generate::CompletionArgs),
+    /// Write man pages into a directory.
+    #[command(hide = true)]
+    Man(generate::ManArgs),
 }
 
 /// Parses argv; on a usage error prints one line naming the problem and
@@ -86,6 +100,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Flows(a) => flows::run(a, iface),
         Command::Stats(a) => stats::run(a, iface),
         Command::Status(a) => status::run(a),
+        Command::Check(a) => check::run(a),
+        Command::Reload(a) => reload::run(a, iface),
+        Command::Completions(a) => generate::completions(a),
+        Command::Man(a) => generate::man(a),
     }
 }
 
@@ -113,7 +131,7 @@ mod tests {
         let Command::Attach(a) = cli.command else {
             panic!("not attach")
         };
-        assert_eq!(a.iface, "eth0");
+        assert_eq!(a.iface.as_deref(), Some("eth0"));
         assert_eq!(a.maps.len(), 2);
         assert_eq!(a.maps[1].private.to_string(), "10.0.0.3");
     }
@@ -147,6 +165,85 @@ mod tests {
     fn map_add_rejects_bad_address() {
         let e = parse_args(&["map", "add", "10.0.0.4", "203.0.113"]).unwrap_err();
         assert!(e.to_string().contains("203.0.113"), "{e}");
+    }
+
+    #[test]
+    fn flows_flush_takes_filters_and_listing_keeps_them() {
+        let cli = parse_args(&[
+            "flows", "flush", "--proto", "tcp", "--inside", "10.0.0.2", "--json",
+        ])
+        .unwrap();
+        let Command::Flows(a) = cli.command else {
+            panic!("not flows")
+        };
+        match a.action {
+            Some(flows::Action::Flush {
+                json,
+                proto,
+                inside,
+            }) => {
+                assert!(json);
+                assert!(matches!(proto, Some(flows::ProtoFilter::Tcp)));
+                assert_eq!(inside.unwrap().to_string(), "10.0.0.2");
+            }
+            None => panic!("no flush"),
+        }
+        let cli = parse_args(&["flows", "--json", "--proto", "udp"]).unwrap();
+        let Command::Flows(a) = cli.command else {
+            panic!("not flows")
+        };
+        assert!(a.action.is_none() && a.json);
+        assert!(parse_args(&["flows", "flush", "--proto", "sctp"]).is_err());
+    }
+
+    #[test]
+    fn attach_takes_a_config_instead_of_an_interface() {
+        let cli = parse_args(&[
+            "attach",
+            "--config",
+            "/etc/xnat/xnat.toml",
+            "--ports",
+            "2000-3000",
+        ])
+        .unwrap();
+        let Command::Attach(a) = cli.command else {
+            panic!("not attach")
+        };
+        assert!(a.iface.is_none());
+        let l = a.layer();
+        assert_eq!(l.ports.unwrap().value, (2000, 3000));
+        // Flags not given stay unset, so the file's values apply.
+        assert!(l.filtering.is_none() && l.max_mappings.is_none() && l.keep.is_none());
+        let e = parse_args(&["attach", "eth0", "--timeout", "udp=0"]).unwrap_err();
+        assert!(e.to_string().contains("udp"), "{e}");
+        let cli = parse_args(&["attach", "eth0", "--timeout", "udp=5,icmp=7"]).unwrap();
+        let Command::Attach(a) = cli.command else {
+            panic!("not attach")
+        };
+        let t = a.layer().timeouts;
+        assert_eq!((t.udp.unwrap().value, t.icmp.unwrap().value), (5, 7));
+        assert!(t.tcp_established.is_none());
+    }
+
+    #[test]
+    fn check_reload_and_completions_parse() {
+        assert!(matches!(
+            parse_args(&["check", "--config", "x.toml"])
+                .unwrap()
+                .command,
+            Command::Check(_)
+        ));
+        assert!(matches!(
+            parse_args(&["reload", "-i", "eth0", "--wait", "3"])
+                .unwrap()
+                .command,
+            Command::Reload(_)
+        ));
+        assert!(matches!(
+            parse_args(&["completions", "zsh"]).unwrap().command,
+            Command::Completions(_)
+        ));
+        assert!(parse_args(&["completions", "tcsh"]).is_err());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `xnat status`: which interfaces are attached here.
 use std::process::ExitCode;
 
-use nat_userspace::pins;
+use nat_userspace::{pins, runtime};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -25,7 +25,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let v: Vec<_> = rows
             .iter()
             .map(|(i, m, inside, d)| {
-                serde_json::json!({"interface": i, "ingress": m, "inside": inside, "pins": d})
+                let agent = runtime::live_agent(&runtime::name_of(d));
+                serde_json::json!({"interface": i, "ingress": m, "inside": inside, "pins": d, "agent_pid": agent})
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -38,7 +39,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             } else {
                 format!(", inside {}", inside.join(","))
             };
-            println!("{i}: ingress {m}, egress tc{inside}, pins {}", d.display());
+            let agent = match runtime::live_agent(&runtime::name_of(&d)) {
+                Some(pid) => format!("agent pid {pid}"),
+                None => "no agent".to_string(),
+            };
+            println!(
+                "{i}: ingress {m}, egress tc{inside}, {agent}, pins {}",
+                d.display()
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -1,0 +1,744 @@
+//! The config file (`xnat attach --config FILE`, `xnat check`): TOML that
+//! says everything the flags can say. It becomes a settings [`Layer`]
+//! under the command line's. Unknown keys are errors; every error names
+//! the file, the line and column, and the key.
+//!
+//! ```toml
+//! interface = "eth0"
+//! ingress = "auto"                  # auto | xdp | tc
+//! inside = ["lan0"]                 # hairpinning
+//! keep = true
+//! metrics = "127.0.0.1:9469"
+//! log-bindings = "/var/log/xnat/bindings.jsonl"   # or "-" for stdout
+//!
+//! [[map]]
+//! private = "10.0.0.2"
+//! public = "203.0.113.1"
+//!
+//! [napt]                            # present: NAPT on
+//! internal = ["10.0.0.0/8"]
+//! pool = ["198.51.100.1-198.51.100.4"]
+//! ports = "1024-65535"
+//! filtering = "address"
+//! max-ports-per-host = 0
+//! max-mappings = 131072
+//! max-sessions = 262144
+//! timeouts = { udp = 300, tcp-established = 7440, tcp-transitory = 240, icmp = 60 }
+//!
+//! [[forward]]
+//! proto = "tcp"
+//! public = "198.51.100.1:8080"
+//! inside = "10.0.0.5:80"
+//! ```
+use std::{
+    fmt,
+    marker::PhantomData,
+    net::{Ipv4Addr, SocketAddr},
+    ops::Range,
+    path::{Path, PathBuf},
+};
+
+use serde::{Deserialize, Deserializer, de};
+use toml::Spanned;
+
+use crate::{
+    forward::Forward,
+    loader::IngressMode,
+    napt::{Filtering, Prefix},
+    parse,
+    settings::{Layer, LogTarget, Origin, Sourced, TimeoutLayer, proto_by_name},
+};
+
+/// A config file that cannot be used, with where and why.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {err}")]
+    Read { path: String, err: std::io::Error },
+    /// A syntax error, a wrong type, an unknown or missing key, or a value
+    /// that does not parse.
+    #[error("{path}:{line}:{col}: {}{message}", key.as_ref().map(|k| format!("{k}: ")).unwrap_or_default())]
+    Invalid {
+        path: String,
+        line: usize,
+        col: usize,
+        key: Option<String>,
+        message: String,
+    },
+}
+
+/// Parses a value from a TOML string with one of the `parse` functions,
+/// so a bad value is reported by serde with its key and position.
+struct Parsed<T, P>(T, PhantomData<P>);
+
+trait Parser<T> {
+    const EXPECTED: &'static str;
+    fn parse(s: &str) -> Result<T, String>;
+}
+
+impl<'de, T, P: Parser<T>> Deserialize<'de> for Parsed<T, P> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T, P>(PhantomData<(T, P)>);
+        impl<T, P: Parser<T>> de::Visitor<'_> for V<T, P> {
+            type Value = T;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(P::EXPECTED)
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<T, E> {
+                P::parse(s).map_err(E::custom)
+            }
+        }
+        d.deserialize_str(V::<T, P>(PhantomData))
+            .map(|v| Parsed(v, PhantomData))
+    }
+}
+
+macro_rules! parser {
+    ($name:ident, $t:ty, $expected:literal, $f:expr) => {
+        struct $name;
+        impl Parser<$t> for $name {
+            const EXPECTED: &'static str = $expected;
+            fn parse(s: &str) -> Result<$t, String> {
+                $f(s)
+            }
+        }
+    };
+}
+
+parser!(Addr, Ipv4Addr, "an IPv4 address as a string", parse::ipv4);
+parser!(
+    PoolItem,
+    Vec<Ipv4Addr>,
+    "an address or a range FIRST-LAST as a string",
+    parse::pool_item
+);
+parser!(
+    Ports,
+    (u16, u16),
+    "a port range MIN-MAX as a string",
+    parse::port_range
+);
+parser!(
+    Endpoint,
+    (Ipv4Addr, u16),
+    "ADDRESS:PORT as a string",
+    parse::endpoint
+);
+parser!(
+    Cidr,
+    Prefix,
+    "a prefix ADDRESS/LEN as a string",
+    |s: &str| s.parse::<Prefix>()
+);
+parser!(Listen, SocketAddr, "ADDRESS:PORT as a string", |s: &str| s
+    .parse::<SocketAddr>()
+    .map_err(|_| format!("'{s}' is not ADDRESS:PORT")));
+parser!(
+    ProtoName,
+    crate::forward::Proto,
+    "\"tcp\" or \"udp\"",
+    |s: &str| proto_by_name(s)
+        .ok_or_else(|| format!("unknown protocol '{s}' (expected tcp or udp)"))
+);
+parser!(Iface, String, "an interface name as a string", |s: &str| {
+    if s.is_empty() || s.len() >= libc::IFNAMSIZ || s.contains(['/', ' ']) {
+        Err(format!("'{s}' is not a valid interface name"))
+    } else {
+        Ok(s.to_string())
+    }
+});
+
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum IngressName {
+    Auto,
+    Xdp,
+    Tc,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum FilteringName {
+    EndpointIndependent,
+    Address,
+    AddressAndPort,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawFile {
+    interface: Option<Spanned<Parsed<String, Iface>>>,
+    ingress: Option<Spanned<IngressName>>,
+    inside: Option<Vec<Spanned<Parsed<String, Iface>>>>,
+    keep: Option<Spanned<bool>>,
+    fast_path: Option<Spanned<bool>>,
+    metrics: Option<Spanned<Parsed<SocketAddr, Listen>>>,
+    log_bindings: Option<Spanned<String>>,
+    map: Option<Vec<Spanned<RawMap>>>,
+    napt: Option<Spanned<RawNapt>>,
+    forward: Option<Vec<Spanned<RawForward>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMap {
+    private: Parsed<Ipv4Addr, Addr>,
+    public: Parsed<Ipv4Addr, Addr>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawForward {
+    proto: Parsed<crate::forward::Proto, ProtoName>,
+    public: Parsed<(Ipv4Addr, u16), Endpoint>,
+    inside: Parsed<(Ipv4Addr, u16), Endpoint>,
+}
+
+/// One `pool` item: an address or a range.
+type PoolEntry = Parsed<Vec<Ipv4Addr>, PoolItem>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawNapt {
+    internal: Option<Vec<Spanned<Parsed<Prefix, Cidr>>>>,
+    pool: Option<Vec<Spanned<PoolEntry>>>,
+    ports: Option<Spanned<Parsed<(u16, u16), Ports>>>,
+    filtering: Option<Spanned<FilteringName>>,
+    max_ports_per_host: Option<Spanned<u32>>,
+    max_mappings: Option<Spanned<u32>>,
+    max_sessions: Option<Spanned<u32>>,
+    timeouts: Option<RawTimeouts>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawTimeouts {
+    udp: Option<Spanned<u32>>,
+    tcp_established: Option<Spanned<u32>>,
+    tcp_transitory: Option<Spanned<u32>>,
+    icmp: Option<Spanned<u32>>,
+}
+
+/// Byte offset → 1-based line and column.
+struct Lines<'a>(&'a str);
+
+impl Lines<'_> {
+    fn at(&self, offset: usize) -> (usize, usize) {
+        let before = &self.0[..offset.min(self.0.len())];
+        let line = before.matches('\n').count() + 1;
+        let col = before
+            .rfind('\n')
+            .map_or(before.len(), |i| before.len() - i - 1)
+            + 1;
+        (line, col)
+    }
+}
+
+/// Builds the origins of values from one file.
+struct Ctx<'a> {
+    path: &'a str,
+    lines: Lines<'a>,
+}
+
+impl Ctx<'_> {
+    fn origin(&self, span: Range<usize>, key: &str) -> Origin {
+        let (line, col) = self.lines.at(span.start);
+        Origin(format!("{}:{line}:{col}: {key}", self.path))
+    }
+
+    fn sourced<T>(&self, s: Spanned<T>, key: &str) -> Sourced<T> {
+        let origin = self.origin(s.span(), key);
+        Sourced::new(s.into_inner(), origin)
+    }
+}
+
+/// The dotted key of a serde path (`napt.pool[1]`), without the private
+/// segments `toml::Spanned` adds.
+fn key_of(path: &serde_path_to_error::Path) -> Option<String> {
+    use serde_path_to_error::Segment;
+    let mut key = String::new();
+    for seg in path.iter() {
+        match seg {
+            Segment::Seq { index } => key.push_str(&format!("[{index}]")),
+            Segment::Map { key: k } if k.contains("__serde_spanned") => {}
+            Segment::Map { key: k } | Segment::Enum { variant: k } => {
+                if !key.is_empty() {
+                    key.push('.');
+                }
+                key.push_str(k);
+            }
+            Segment::Unknown => {}
+        }
+    }
+    (!key.is_empty()).then_some(key)
+}
+
+/// Reads and parses `path` into a settings layer.
+pub fn load(path: &Path) -> Result<Layer, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
+        path: path.display().to_string(),
+        err,
+    })?;
+    parse_str(&text, &path.display().to_string())
+}
+
+/// Parses config text; `path` is only used in messages and origins.
+pub fn parse_str(text: &str, path: &str) -> Result<Layer, ConfigError> {
+    let ctx = Ctx {
+        path,
+        lines: Lines(text),
+    };
+    let invalid = |span: Option<Range<usize>>, key: Option<String>, message: String| {
+        let (line, col) = span.map_or((1, 1), |s| ctx.lines.at(s.start));
+        ConfigError::Invalid {
+            path: path.to_string(),
+            line,
+            col,
+            key,
+            message,
+        }
+    };
+    let de = toml::Deserializer::parse(text)
+        .map_err(|e| invalid(e.span(), None, e.message().trim().to_string()))?;
+    let raw: RawFile = serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = key_of(e.path());
+        let inner = e.into_inner();
+        invalid(inner.span(), key, inner.message().trim().to_string())
+    })?;
+    Ok(ctx.layer(raw))
+}
+
+impl Ctx<'_> {
+    fn layer(&self, raw: RawFile) -> Layer {
+        let mut l = Layer {
+            ifname: raw.interface.map(|s| {
+                let s = self.sourced(s, "interface");
+                Sourced::new(s.value.0, s.origin)
+            }),
+            ingress: raw.ingress.map(|s| {
+                let s = self.sourced(s, "ingress");
+                let mode = match s.value {
+                    IngressName::Auto => IngressMode::Auto,
+                    IngressName::Xdp => IngressMode::Xdp,
+                    IngressName::Tc => IngressMode::Tc,
+                };
+                Sourced::new(mode, s.origin)
+            }),
+            inside: raw.inside.map(|v| {
+                v.into_iter()
+                    .enumerate()
+                    .map(|(i, s)| {
+                        let s = self.sourced(s, &format!("inside[{i}]"));
+                        Sourced::new(s.value.0, s.origin)
+                    })
+                    .collect()
+            }),
+            keep: raw.keep.map(|s| self.sourced(s, "keep")),
+            fast_path: raw.fast_path.map(|s| self.sourced(s, "fast-path")),
+            metrics: raw.metrics.map(|s| {
+                let s = self.sourced(s, "metrics");
+                Sourced::new(s.value.0, s.origin)
+            }),
+            log_bindings: raw.log_bindings.map(|s| {
+                let s = self.sourced(s, "log-bindings");
+                Sourced::new(LogTarget::parse(&s.value), s.origin)
+            }),
+            maps: raw.map.map(|v| {
+                v.into_iter()
+                    .enumerate()
+                    .map(|(i, s)| {
+                        let s = self.sourced(s, &format!("map[{i}]"));
+                        Sourced::new((s.value.private.0, s.value.public.0), s.origin)
+                    })
+                    .collect()
+            }),
+            forwards: raw.forward.map(|v| {
+                v.into_iter()
+                    .enumerate()
+                    .map(|(i, s)| {
+                        let s = self.sourced(s, &format!("forward[{i}]"));
+                        let f = Forward {
+                            proto: s.value.proto.0,
+                            public: s.value.public.0,
+                            inside: s.value.inside.0,
+                        };
+                        Sourced::new(f, s.origin)
+                    })
+                    .collect()
+            }),
+            ..Layer::default()
+        };
+        if let Some(n) = raw.napt {
+            let origin = self.origin(n.span(), "napt");
+            let n = n.into_inner();
+            l.napt = Some(Sourced::new(true, origin));
+            l.internal = n.internal.map(|v| {
+                v.into_iter()
+                    .enumerate()
+                    .map(|(i, s)| {
+                        let s = self.sourced(s, &format!("napt.internal[{i}]"));
+                        Sourced::new(s.value.0, s.origin)
+                    })
+                    .collect()
+            });
+            l.pool = n.pool.map(|v| {
+                let mut out = Vec::new();
+                for (i, s) in v.into_iter().enumerate() {
+                    let s = self.sourced(s, &format!("napt.pool[{i}]"));
+                    for a in s.value.0 {
+                        out.push(Sourced::new(a, s.origin.clone()));
+                    }
+                }
+                out
+            });
+            l.ports = n.ports.map(|s| {
+                let s = self.sourced(s, "napt.ports");
+                Sourced::new(s.value.0, s.origin)
+            });
+            l.filtering = n.filtering.map(|s| {
+                let s = self.sourced(s, "napt.filtering");
+                let f = match s.value {
+                    FilteringName::EndpointIndependent => Filtering::EndpointIndependent,
+                    FilteringName::Address => Filtering::Address,
+                    FilteringName::AddressAndPort => Filtering::AddressAndPort,
+                };
+                Sourced::new(f, s.origin)
+            });
+            l.max_ports_per_host = n
+                .max_ports_per_host
+                .map(|s| self.sourced(s, "napt.max-ports-per-host"));
+            l.max_mappings = n.max_mappings.map(|s| self.sourced(s, "napt.max-mappings"));
+            l.max_sessions = n.max_sessions.map(|s| self.sourced(s, "napt.max-sessions"));
+            if let Some(t) = n.timeouts {
+                l.timeouts = TimeoutLayer {
+                    udp: t.udp.map(|s| self.sourced(s, "napt.timeouts.udp")),
+                    tcp_established: t
+                        .tcp_established
+                        .map(|s| self.sourced(s, "napt.timeouts.tcp-established")),
+                    tcp_transitory: t
+                        .tcp_transitory
+                        .map(|s| self.sourced(s, "napt.timeouts.tcp-transitory")),
+                    icmp: t.icmp.map(|s| self.sourced(s, "napt.timeouts.icmp")),
+                };
+            }
+        }
+        l
+    }
+}
+
+/// The path as given, made absolute so a reload finds the same file
+/// whatever the agent's working directory.
+pub fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::{Settings, resolve};
+
+    const FILE: &str = "/etc/xnat/test.toml";
+
+    /// Parses and resolves `text` (interface `lo`, which every Linux host
+    /// has); returns the one-line error as the CLI prints it.
+    fn check(text: &str) -> Result<Settings, String> {
+        let layer = parse_str(text, FILE).map_err(|e| e.to_string())?;
+        resolve(&layer, "no interface").map_err(|e| e.to_string())
+    }
+
+    fn bad(text: &str, expect: &[&str]) {
+        let e = check(text).expect_err(text);
+        for x in expect {
+            assert!(e.contains(x), "error for\n{text}\nis {e:?}, lacks {x:?}");
+        }
+        assert!(!e.contains('\n'), "multi-line error {e:?}");
+        assert!(!e.contains("__serde"), "internal names leak: {e:?}");
+    }
+
+    const GOOD: &str = r#"
+interface = "lo"
+ingress = "tc"
+keep = true
+metrics = "127.0.0.1:9469"
+log-bindings = "-"
+
+[[map]]
+private = "10.0.0.2"
+public = "203.0.113.1"
+
+[napt]
+internal = ["10.0.0.0/8", "192.168.0.0/16"]
+pool = ["198.51.100.1-198.51.100.4"]
+ports = "2000-40000"
+filtering = "endpoint-independent"
+max-ports-per-host = 100
+max-mappings = 1000
+max-sessions = 2000
+timeouts = { udp = 30, icmp = 10 }
+
+[[forward]]
+proto = "tcp"
+public = "198.51.100.1:8080"
+inside = "10.0.0.5:80"
+"#;
+
+    #[test]
+    fn a_full_config_resolves() {
+        let s = check(GOOD).unwrap();
+        assert_eq!(s.ifname, "lo");
+        assert_eq!(s.ingress, IngressMode::Tc);
+        assert!(s.keep);
+        assert_eq!(s.static_maps.len(), 1);
+        let n = s.napt.unwrap();
+        assert_eq!(n.pool.len(), 4);
+        assert_eq!(n.ports, (2000, 40000));
+        assert_eq!(n.filtering, Filtering::EndpointIndependent);
+        assert_eq!(n.timeouts.udp, 30);
+        assert_eq!(n.timeouts.icmp, 10);
+        assert_eq!(n.timeouts.tcp_established, 7440);
+        assert_eq!(s.limits.max_mappings, 1000);
+        assert_eq!(s.forwards.len(), 1);
+        assert_eq!(s.metrics.unwrap().port(), 9469);
+        assert_eq!(s.log_bindings, Some(LogTarget::Stdout));
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let file = parse_str(GOOD, FILE).unwrap();
+        let flags = Layer {
+            ports: Some(Sourced::new((5000, 6000), Origin::flag("--ports"))),
+            maps: Some(vec![]),
+            ..Layer::default()
+        };
+        let s = resolve(&flags.over(file), "x").unwrap();
+        assert_eq!(s.napt.unwrap().ports, (5000, 6000));
+        assert!(s.static_maps.is_empty());
+    }
+
+    #[test]
+    fn empty_napt_section_enables_masquerade_defaults() {
+        // lo's only address is loopback: the default pool is unusable, and
+        // the error says where NAPT was switched on.
+        bad(
+            "interface = \"lo\"\n[napt]\n",
+            &["test.toml:2:1: napt:", "loopback"],
+        );
+    }
+
+    // ---- At least ten kinds of bad config, each named by file:line:col and key ----
+
+    #[test]
+    fn syntax_error() {
+        bad("interface = \"lo\n", &["test.toml:1:", "string"]);
+    }
+
+    #[test]
+    fn unknown_key() {
+        bad(
+            "interface = \"lo\"\ninterfaces = [\"eth0\"]\n",
+            &[
+                "test.toml:2:1: interfaces: unknown field `interfaces`",
+                "expected one of",
+            ],
+        );
+    }
+
+    #[test]
+    fn unknown_nested_key() {
+        bad(
+            "interface = \"lo\"\n[napt]\npools = [\"198.51.100.1\"]\n",
+            &["test.toml:3:1: napt.pools: unknown field `pools`"],
+        );
+        bad(
+            "interface = \"lo\"\n[napt.timeouts]\ntcp = 5\n",
+            &["test.toml:3:1: napt.timeouts.tcp: unknown field `tcp`"],
+        );
+    }
+
+    #[test]
+    fn wrong_type() {
+        bad(
+            "interface = \"lo\"\nkeep = \"yes\"\n",
+            &["test.toml:2:8: keep: invalid type: string \"yes\", expected a boolean"],
+        );
+        bad(
+            "interface = \"lo\"\n[napt]\nmax-ports-per-host = -1\n",
+            &["test.toml:3:22: napt.max-ports-per-host: invalid value: integer `-1`"],
+        );
+    }
+
+    #[test]
+    fn bad_address() {
+        bad(
+            "interface = \"lo\"\n[[map]]\nprivate = \"10.0.0.300\"\npublic = \"203.0.113.1\"\n",
+            &["test.toml:3:11: map[0].private: '10.0.0.300' is not an IPv4 address"],
+        );
+    }
+
+    #[test]
+    fn missing_key() {
+        bad(
+            "interface = \"lo\"\n[[map]]\nprivate = \"10.0.0.2\"\n",
+            &["test.toml:2:1: map[0]: missing field `public`"],
+        );
+        bad(
+            "[[map]]\nprivate = \"10.0.0.2\"\npublic = \"203.0.113.1\"\n",
+            &["no interface"],
+        );
+    }
+
+    #[test]
+    fn prefix_with_host_bits() {
+        bad(
+            "interface = \"lo\"\n[napt]\ninternal = [\"10.0.0.1/8\"]\npool = [\"198.51.100.1\"]\n",
+            &[
+                "test.toml:3:13: napt.internal[0]:",
+                "did you mean 10.0.0.0/8",
+            ],
+        );
+    }
+
+    #[test]
+    fn bad_port_range() {
+        bad(
+            "interface = \"lo\"\n[napt]\npool = [\"198.51.100.1\"]\nports = \"2000-1000\"\n",
+            &["test.toml:4:9: napt.ports: range '2000-1000' ends before it starts"],
+        );
+        bad(
+            "interface = \"lo\"\n[napt]\npool = [\"198.51.100.1\"]\nports = 1024\n",
+            &["test.toml:4:9: napt.ports: invalid type: integer `1024`, expected a port range"],
+        );
+    }
+
+    #[test]
+    fn unknown_enum_value() {
+        bad(
+            "interface = \"lo\"\n[napt]\npool = [\"198.51.100.1\"]\nfiltering = \"adress\"\n",
+            &[
+                "test.toml:4:13: napt.filtering: unknown variant `adress`",
+                "address-and-port",
+            ],
+        );
+        bad(
+            "interface = \"lo\"\ningress = \"fast\"\n",
+            &["test.toml:2:11: ingress: unknown variant `fast`"],
+        );
+    }
+
+    #[test]
+    fn zero_timeout() {
+        bad(
+            "interface = \"lo\"\n[napt]\npool = [\"198.51.100.1\"]\ntimeouts = { udp = 0 }\n",
+            &["test.toml:4:20: napt.timeouts.udp: a timeout must be at least 1 second"],
+        );
+    }
+
+    #[test]
+    fn pool_inside_internal() {
+        bad(
+            "interface = \"lo\"\n[napt]\ninternal = [\"10.0.0.0/8\"]\npool = [\"198.51.100.1\", \"10.9.9.9\"]\n",
+            &[
+                "test.toml:4:25: napt.pool[1]: pool address 10.9.9.9 lies inside the internal prefix 10.0.0.0/8",
+                "test.toml:3:13: napt.internal[0]",
+            ],
+        );
+    }
+
+    #[test]
+    fn pool_range_too_big_or_twice() {
+        bad(
+            "interface = \"lo\"\n[napt]\npool = [\"198.51.100.0-198.51.101.0\"]\n",
+            &[
+                "test.toml:3:9: napt.pool[0]: range",
+                "more than 64 addresses",
+            ],
+        );
+        bad(
+            "interface = \"lo\"\n[napt]\npool = [\"198.51.100.1-198.51.100.3\", \"198.51.100.2\"]\n",
+            &[
+                "napt.pool[1]: pool address 198.51.100.2 is listed twice",
+                "napt.pool[0]",
+            ],
+        );
+    }
+
+    #[test]
+    fn static_map_conflicts() {
+        bad(
+            "interface = \"lo\"\n[[map]]\nprivate = \"10.0.0.2\"\npublic = \"203.0.113.1\"\n\
+             [[map]]\nprivate = \"10.0.0.2\"\npublic = \"203.0.113.2\"\n",
+            &[
+                "test.toml:5:1: map[1]: private address 10.0.0.2 is mapped twice",
+                "test.toml:2:1: map[0]",
+            ],
+        );
+        bad(
+            "interface = \"lo\"\n[[map]]\nprivate = \"10.0.0.2\"\npublic = \"198.51.100.1\"\n\
+             [napt]\npool = [\"198.51.100.1\"]\n",
+            &[
+                "test.toml:2:1: map[0]: 10.0.0.2=198.51.100.1: 198.51.100.1 is also a NAPT pool address",
+            ],
+        );
+        bad(
+            "interface = \"lo\"\n[[map]]\nprivate = \"10.0.0.2\"\npublic = \"224.0.0.1\"\n",
+            &["test.toml:2:1: map[0]: 224.0.0.1 cannot be mapped: it is a multicast address"],
+        );
+    }
+
+    #[test]
+    fn forward_problems() {
+        bad(
+            "interface = \"lo\"\n[[forward]]\nproto = \"tcp\"\npublic = \"198.51.100.1:80\"\ninside = \"10.0.0.5:80\"\n",
+            &["test.toml:2:1: forward[0]: port forwards need NAPT"],
+        );
+        bad(
+            "interface = \"lo\"\n[napt]\npool = [\"198.51.100.1\"]\n\
+             [[forward]]\nproto = \"tcp\"\npublic = \"198.51.100.9:80\"\ninside = \"10.0.0.5:80\"\n",
+            &["test.toml:4:1: forward[0]: 198.51.100.9 is not a pool address"],
+        );
+        bad(
+            "interface = \"lo\"\n[napt]\npool = [\"198.51.100.1\"]\n\
+             [[forward]]\nproto = \"sctp\"\npublic = \"198.51.100.1:80\"\ninside = \"10.0.0.5:80\"\n",
+            &["test.toml:5:9: forward[0].proto: unknown protocol 'sctp'"],
+        );
+        bad(
+            "interface = \"lo\"\n[napt]\npool = [\"198.51.100.1\"]\n\
+             [[forward]]\nproto = \"udp\"\npublic = \"198.51.100.1\"\ninside = \"10.0.0.5:80\"\n",
+            &["test.toml:6:10: forward[0].public: expected ADDRESS:PORT"],
+        );
+    }
+
+    #[test]
+    fn unknown_interface() {
+        bad(
+            "interface = \"nosuch0\"\n",
+            &["test.toml:1:13: interface: no such interface: nosuch0"],
+        );
+        bad(
+            "interface = \"lo\"\ninside = [\"lo\"]\n",
+            &["test.toml:2:11: inside[0]: lo is the external interface"],
+        );
+        bad(
+            "interface = \"a/b\"\n",
+            &["test.toml:1:13: interface: 'a/b' is not a valid interface name"],
+        );
+    }
+
+    #[test]
+    fn bad_limits_and_outputs() {
+        bad(
+            "interface = \"lo\"\n[napt]\npool = [\"198.51.100.1\"]\nmax-mappings = 0\n",
+            &["test.toml:4:16: napt.max-mappings: 0 entries: expected 1 to"],
+        );
+        bad(
+            "interface = \"lo\"\nmetrics = \"localhost\"\n",
+            &["test.toml:2:11: metrics: 'localhost' is not ADDRESS:PORT"],
+        );
+        bad(
+            "interface = \"lo\"\nlog-bindings = \"/nonexistent-dir/x.jsonl\"\n",
+            &[
+                "test.toml:2:16: log-bindings:",
+                "directory /nonexistent-dir does not exist",
+            ],
+        );
+    }
+}

@@ -1,0 +1,238 @@
+//! What makes the agent a daemon, beside its NAT duties in `agent.rs`: the
+//! metrics endpoint, the translation log, configuration reloads (SIGHUP,
+//! `xnat reload`) and the state file that reports them.
+//!
+//! Everything that can fail because of the environment (binding the
+//! metrics port, opening the log file) is done in [`Daemon::prepare`],
+//! before anything is attached, and again before a reload changes any map,
+//! so a failure leaves things as they were.
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use anyhow::{Context as _, bail};
+use nat_common::BindingEvent;
+use nat_userspace::{
+    config, events,
+    expiry::SweepReport,
+    http,
+    metrics::{self, AgentMetrics},
+    reconcile,
+    runtime::{self, AgentState},
+    settings::{self, Layer, LogTarget, Settings},
+    translog::TransLog,
+};
+use tokio::task::JoinHandle;
+
+pub struct Daemon {
+    name: String,
+    ifname: String,
+    config: Option<PathBuf>,
+    flags: Layer,
+    settings: Settings,
+    metrics: AgentMetrics,
+    /// Bound before attaching; served once the runtime runs.
+    listener: Option<std::net::TcpListener>,
+    server: Option<(SocketAddr, JoinHandle<()>)>,
+    translog: Option<TransLog>,
+    generation: u64,
+}
+
+fn bind(addr: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
+    let l = std::net::TcpListener::bind(addr)
+        .with_context(|| format!("metrics: cannot listen on {addr}"))?;
+    l.set_nonblocking(true)?;
+    Ok(l)
+}
+
+fn open_log(target: &LogTarget, metrics: &AgentMetrics) -> anyhow::Result<TransLog> {
+    let mut log = TransLog::open(target.clone())
+        .with_context(|| format!("opening the translation log {target}"))?;
+    log.records = metrics.translog_records.clone();
+    Ok(log)
+}
+
+impl Daemon {
+    /// Binds and opens what `settings` asks for; `config` and `flags` are
+    /// kept to rebuild the settings on reload.
+    pub fn prepare(
+        settings: &Settings,
+        config: Option<PathBuf>,
+        flags: Layer,
+        dir: &Path,
+    ) -> anyhow::Result<Daemon> {
+        let metrics = AgentMetrics::default();
+        let listener = settings.metrics.map(bind).transpose()?;
+        let translog = settings
+            .log_bindings
+            .as_ref()
+            .map(|t| open_log(t, &metrics))
+            .transpose()?;
+        Ok(Daemon {
+            name: runtime::name_of(dir),
+            ifname: settings.ifname.clone(),
+            config,
+            flags,
+            settings: settings.clone(),
+            metrics,
+            listener,
+            server: None,
+            translog,
+            generation: 0,
+        })
+    }
+
+    /// Starts serving metrics, asks the data plane for binding events if
+    /// we log them, and publishes the state file. Needs the runtime.
+    pub fn start(&mut self, dir: &Path, message: &str) -> anyhow::Result<()> {
+        if let Some(l) = self.listener.take() {
+            self.serve(dir, l)?;
+        }
+        events::want_bindings(dir, self.translog.is_some())?;
+        self.publish(true, message);
+        Ok(())
+    }
+
+    fn serve(&mut self, dir: &Path, l: std::net::TcpListener) -> anyhow::Result<()> {
+        let addr = l.local_addr()?;
+        let listener = tokio::net::TcpListener::from_std(l)?;
+        let (dir, ifname, m) = (dir.to_path_buf(), self.ifname.clone(), self.metrics.clone());
+        let render: http::Render = Arc::new(move || metrics::render(&dir, &ifname, &m));
+        if let Some((_, old)) = self.server.take() {
+            old.abort();
+        }
+        self.server = Some((addr, tokio::spawn(http::serve(listener, render))));
+        tracing::info!("metrics on http://{addr}/metrics");
+        Ok(())
+    }
+
+    fn publish(&self, ok: bool, message: &str) {
+        let state = AgentState {
+            pid: std::process::id(),
+            config: self.config.clone(),
+            generation: self.generation,
+            ok,
+            message: message.to_string(),
+        };
+        if let Err(e) = runtime::write_state(&self.name, &state) {
+            tracing::warn!("{e:#}");
+        }
+    }
+
+    /// A binding-created record from the ring buffer.
+    pub fn binding_created(&mut self, ev: &BindingEvent) {
+        if let Some(log) = &mut self.translog {
+            log.created(ev);
+        }
+    }
+
+    /// After a batch of ring records.
+    pub fn flush(&mut self) {
+        if let Some(log) = &mut self.translog {
+            log.flush();
+        }
+    }
+
+    pub fn after_sweep(&mut self, r: &SweepReport) {
+        self.metrics.sweep(
+            r.duration_us as f64 / 1e6,
+            r.sessions_expired,
+            r.mappings_expired,
+        );
+        if let Some(log) = &mut self.translog {
+            log.after_sweep(&r.expired, &r.remaining);
+        }
+    }
+
+    /// Re-reads the config file and applies the difference (SIGHUP).
+    pub fn reload(&mut self, dir: &Path) {
+        self.generation += 1;
+        let result = self.try_reload(dir);
+        let (ok, message) = match &result {
+            Ok(summary) => {
+                tracing::info!("reload {}: {summary}", self.generation);
+                (true, summary.clone())
+            }
+            Err(e) => {
+                tracing::error!("reload {} failed, nothing changed: {e:#}", self.generation);
+                (false, format!("{e:#}"))
+            }
+        };
+        self.metrics.reload(ok);
+        self.publish(ok, &message);
+    }
+
+    fn try_reload(&mut self, dir: &Path) -> anyhow::Result<String> {
+        let Some(path) = &self.config else {
+            bail!("the agent was started without --config: there is no file to reload");
+        };
+        let file = config::load(path)?;
+        let layer = self.flags.clone().over(file);
+        let want = settings::resolve(&layer, "no interface")?;
+        if want.ifname != self.ifname {
+            bail!(
+                "the config now names interface {}, this agent runs on {}; \
+                 a different interface needs its own `xnat attach`",
+                want.ifname,
+                self.ifname
+            );
+        }
+        // Agent-side resources first: if they fail, no map has changed.
+        let listener = match want.metrics {
+            Some(a) if self.server.as_ref().map(|(cur, _)| *cur) != Some(a) => Some(bind(a)?),
+            _ => None,
+        };
+        let new_log = match &want.log_bindings {
+            Some(t) if self.translog.as_ref().map(|l| l.target()) != Some(t) => {
+                Some(open_log(t, &self.metrics)?)
+            }
+            _ => None,
+        };
+
+        let live = reconcile::read_live(dir)?;
+        let plan = reconcile::plan(&live, &want)?;
+        reconcile::apply(dir, &live, &plan)?;
+
+        let mut notes = vec![plan.summary()];
+        if let Some(l) = listener {
+            self.serve(dir, l)?;
+            notes.push(format!(
+                "metrics on {}",
+                want.metrics.expect("listener implies address")
+            ));
+        } else if want.metrics.is_none()
+            && let Some((addr, task)) = self.server.take()
+        {
+            task.abort();
+            notes.push(format!("metrics on {addr} stopped"));
+        }
+        match (new_log, &want.log_bindings) {
+            (Some(log), _) => {
+                notes.push(format!("translation log to {}", log.target()));
+                self.translog = Some(log);
+            }
+            (None, None) => {
+                if self.translog.take().is_some() {
+                    notes.push("translation log stopped".into());
+                }
+            }
+            (None, Some(t)) => {
+                // Same file: reopen it, so a log rotated away is let go.
+                if let Some(log) = &mut self.translog
+                    && let Err(e) = log.reopen(t.clone())
+                {
+                    tracing::warn!("reopening the translation log: {e}");
+                }
+            }
+        }
+        events::want_bindings(dir, self.translog.is_some())?;
+        self.settings = want;
+        Ok(notes.join("; "))
+    }
+
+    pub fn keep(&self) -> bool {
+        self.settings.keep
+    }
+}

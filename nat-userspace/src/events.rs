@@ -1,0 +1,74 @@
+//! The agent's side of the `EVENTS` ring buffer: decoding records and
+//! choosing which optional ones the data plane emits.
+use std::path::Path;
+
+use aya::maps::{Array, MapData};
+use nat_common::{
+    BindingEvent, EVENT_BINDING_CREATED, EVENT_PORTS_EXHAUSTED, Event, MAP_EVENT_MASK,
+};
+
+use crate::pinned;
+
+/// One record from the ring.
+#[derive(Clone, Copy, Debug)]
+pub enum Record {
+    /// No public port left: answer ICMP code 13 with the quoted header.
+    PortsExhausted(Event),
+    /// A mapping was made (translation log).
+    BindingCreated(BindingEvent),
+}
+
+/// Reads a record; `None` for a short or unknown one (a newer data plane
+/// may send kinds this agent does not know).
+pub fn decode(bytes: &[u8]) -> Option<Record> {
+    let kind = u32::from_ne_bytes(bytes.get(..4)?.try_into().ok()?);
+    match kind {
+        EVENT_PORTS_EXHAUSTED if bytes.len() >= size_of::<Event>() => {
+            // SAFETY: length checked; Event is plain data, read unaligned.
+            Some(Record::PortsExhausted(unsafe {
+                std::ptr::read_unaligned(bytes.as_ptr().cast())
+            }))
+        }
+        EVENT_BINDING_CREATED if bytes.len() >= size_of::<BindingEvent>() => {
+            // SAFETY: as above.
+            Some(Record::BindingCreated(unsafe {
+                std::ptr::read_unaligned(bytes.as_ptr().cast())
+            }))
+        }
+        _ => None,
+    }
+}
+
+/// Asks the data plane for binding events (`on`) or stops them.
+pub fn want_bindings(dir: &Path, on: bool) -> anyhow::Result<()> {
+    let mut mask: Array<MapData, u32> = pinned::open(dir, MAP_EVENT_MASK)?;
+    let bit = 1u32 << EVENT_BINDING_CREATED;
+    let old = mask.get(&0, 0)?;
+    mask.set(0, if on { old | bit } else { old & !bit }, 0)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_by_kind_and_rejects_short_records() {
+        let ev = BindingEvent {
+            kind: EVENT_BINDING_CREATED,
+            proto: 17,
+            inside_port: 1234u16.to_be(),
+            ..Default::default()
+        };
+        // SAFETY: plain data viewed as bytes.
+        let bytes: [u8; 32] = unsafe { std::mem::transmute(ev) };
+        match decode(&bytes) {
+            Some(Record::BindingCreated(b)) => assert_eq!(b, ev),
+            other => panic!("{other:?}"),
+        }
+        assert!(decode(&bytes[..20]).is_none());
+        let mut unknown = bytes;
+        unknown[0] = 99;
+        assert!(decode(&unknown).is_none());
+    }
+}

@@ -1,0 +1,111 @@
+//! Starting the agent of an interface: a fresh attach, or adopting the
+//! pinned state that a previous agent left running (it was SIGKILLed,
+//! crashed, or stopped with `--keep`).
+//!
+//! The agent's pid-file lock decides which: while an agent holds it, a
+//! second `attach` is refused; without a holder, a live attachment is
+//! adopted — the programs keep running through the pins, so no flow notices
+//! the agent change, and counters and bindings simply continue. Before
+//! adopting, the layout version is checked, and the settings are
+//! reconciled with the pinned state like a reload would.
+use std::path::PathBuf;
+
+use anyhow::{Context as _, bail};
+
+use crate::{
+    layout,
+    loader::{self, AttachRequest},
+    netdev, pins, reconcile,
+    runtime::{self, AgentLock, LockError},
+    settings::Settings,
+};
+
+/// An attachment with its agent's lock held.
+pub struct Running {
+    pub ifname: String,
+    pub dir: PathBuf,
+    /// Inbound hook in use: "xdp" or "tc".
+    pub ingress: String,
+    /// Whether pinned state was adopted rather than freshly attached.
+    pub adopted: bool,
+    /// What adopting (or a fresh attach's finishing touches) changed.
+    pub changes: String,
+    pub lock: AgentLock,
+    /// Program fds of a fresh attach (the pinned links keep the programs
+    /// attached without them).
+    _fresh: Option<loader::Attachment>,
+}
+
+/// Takes the agent lock of the interface in `s`: refused while another
+/// agent runs for it. First, so nothing else is touched in that case.
+pub fn lock(s: &Settings) -> anyhow::Result<AgentLock> {
+    let dir = pins::iface_dir(&s.ifname)?;
+    match AgentLock::acquire(&runtime::name_of(&dir)) {
+        Ok(l) => Ok(l),
+        Err(LockError::Held { pid }) => bail!(
+            "{} already has xnat attached and its agent (pid {pid}) is running; \
+             `xnat reload -i {}` applies a changed config, `xnat detach {}` removes it",
+            s.ifname,
+            s.ifname,
+            s.ifname
+        ),
+        Err(LockError::Io(e)) => Err(e),
+    }
+}
+
+/// Attaches or adopts according to `s`, holding `lock` (from [`lock`]).
+pub fn start(s: &Settings, lock: AgentLock) -> anyhow::Result<Running> {
+    let ifindex = netdev::ifindex(&s.ifname)?;
+    let dir = pins::iface_dir(&s.ifname)?;
+
+    if loader::is_live(&dir, ifindex) {
+        layout::check(&dir, &s.ifname)?;
+        let live = reconcile::read_live(&dir)?;
+        let plan = reconcile::plan(&live, s)
+            .with_context(|| format!("{}: cannot adopt the running attachment", s.ifname))?;
+        reconcile::apply(&dir, &live, &plan)?;
+        return Ok(Running {
+            ifname: s.ifname.clone(),
+            ingress: pins::ingress_mode(&dir).unwrap_or("?").to_string(),
+            dir,
+            adopted: true,
+            changes: plan.summary(),
+            lock,
+            _fresh: None,
+        });
+    }
+
+    let attachment = loader::attach(&AttachRequest {
+        ifname: &s.ifname,
+        ingress: s.ingress,
+        static_maps: &s.static_maps,
+        napt: s.napt.as_ref(),
+        limits: s.limits,
+        inside: &s.inside,
+        fast_path: s.fast_path,
+    })?;
+    // The loader does maps and NAPT; forwards are added here. If that
+    // fails, nothing may stay attached.
+    let finish = || -> anyhow::Result<reconcile::Plan> {
+        let live = reconcile::read_live(&dir)?;
+        let plan = reconcile::plan(&live, s)?;
+        reconcile::apply(&dir, &live, &plan)?;
+        Ok(plan)
+    };
+    let plan = match finish() {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = loader::teardown(&dir);
+            return Err(e);
+        }
+    };
+    Ok(Running {
+        ifname: s.ifname.clone(),
+        ingress: attachment.ingress.to_string(),
+        dir,
+        adopted: false,
+        changes: plan.summary(),
+        lock,
+        _fresh: Some(attachment),
+    })
+}

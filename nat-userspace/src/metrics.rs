@@ -1,0 +1,300 @@
+//! Prometheus metrics (`--metrics ADDR`), in the text exposition format
+//! (OpenMetrics) encoded by `prometheus-client`.
+//!
+//! Table and counter values are read from the pinned maps at scrape time,
+//! so a scrape always shows the kernel's numbers (and they continue across
+//! an agent restart, like the maps do). Only what the agent itself does
+//! (expiry sweeps, reloads, translation-log lines) lives in the agent.
+use std::{collections::BTreeMap, path::Path};
+
+use nat_common::{
+    Counter as Kc, EndpointKey, MAP_FILTER, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_SESSIONS,
+    MAP_STATIC_OUT, MAPPING_FORWARD, Mapping, Session, SessionKey, TcpState, tcp_state,
+};
+use prometheus_client::{
+    encoding::text::encode,
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::Gauge,
+        histogram::{Histogram, exponential_buckets},
+    },
+    registry::Registry,
+};
+
+use crate::{batch, flows::proto_name, layout, napt, pinned::RawMap, static_map::from_be, stats};
+
+type Labels = Vec<(String, String)>;
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// What the agent measures itself. Clones share the same values.
+#[derive(Clone)]
+pub struct AgentMetrics {
+    pub sweep_seconds: Histogram,
+    pub expired: Family<Labels, Counter>,
+    pub reloads: Family<Labels, Counter>,
+    pub translog_records: Counter,
+}
+
+impl Default for AgentMetrics {
+    fn default() -> Self {
+        AgentMetrics {
+            // 50 µs .. ~3 s.
+            sweep_seconds: Histogram::new(exponential_buckets(0.000_05, 3.0, 11)),
+            expired: Family::default(),
+            reloads: Family::default(),
+            translog_records: Counter::default(),
+        }
+    }
+}
+
+impl AgentMetrics {
+    pub fn sweep(&self, seconds: f64, sessions: usize, mappings: usize) {
+        self.sweep_seconds.observe(seconds);
+        self.expired
+            .get_or_create(&labels(&[("kind", "session")]))
+            .inc_by(sessions as u64);
+        self.expired
+            .get_or_create(&labels(&[("kind", "mapping")]))
+            .inc_by(mappings as u64);
+    }
+
+    pub fn reload(&self, ok: bool) {
+        self.reloads
+            .get_or_create(&labels(&[("result", if ok { "ok" } else { "error" })]))
+            .inc();
+    }
+}
+
+/// Where a data-plane counter goes: a metric name and an optional label.
+fn classify(c: Kc) -> (&'static str, Option<(&'static str, &'static str)>) {
+    match c {
+        Kc::EgressTranslated => ("translated_packets", Some(("direction", "egress"))),
+        Kc::IngressTranslated => ("translated_packets", Some(("direction", "ingress"))),
+        Kc::EgressBytes => ("translated_bytes", Some(("direction", "egress"))),
+        Kc::IngressBytes => ("translated_bytes", Some(("direction", "ingress"))),
+        Kc::EgressDroppedMalformed => ("drops", Some(("reason", "egress_malformed"))),
+        Kc::NaptMappingsCreated => ("bindings_created", None),
+        Kc::NaptSessionsCreated => ("sessions_created", None),
+        c => {
+            let name = c.name();
+            if let Some(reason) = name.strip_prefix("drop_") {
+                ("drops", Some(("reason", reason)))
+            } else if let Some(reason) = name
+                .strip_prefix("ingress_passed_")
+                .or_else(|| name.strip_prefix("passed_"))
+            {
+                ("passed", Some(("reason", reason)))
+            } else {
+                (name, None)
+            }
+        }
+    }
+}
+
+fn help(metric: &str) -> &'static str {
+    match metric {
+        "translated_packets" => "Packets translated, by direction",
+        "translated_bytes" => "Bytes (IPv4 total length) of translated packets, by direction",
+        "drops" => "Packets dropped, by reason",
+        "passed" => "Packets passed untouched to the stack, by reason",
+        "bindings_created" => "Dynamic NAPT bindings (mappings) created",
+        "sessions_created" => "NAPT sessions created",
+        "events_lost" => "Ring-buffer events lost because the reader lagged",
+        _ => "Data-plane counter",
+    }
+}
+
+/// Renders every metric of the attachment in `dir`.
+pub fn render(dir: &Path, ifname: &str, agent: &AgentMetrics) -> anyhow::Result<String> {
+    let mut reg = Registry::with_prefix_and_labels(
+        "xnat",
+        [(
+            std::borrow::Cow::Borrowed("interface"),
+            std::borrow::Cow::Owned(ifname.to_string()),
+        )]
+        .into_iter(),
+    );
+
+    let info: Family<Labels, Gauge> = Family::default();
+    info.get_or_create(&labels(&[
+        ("version", env!("CARGO_PKG_VERSION")),
+        ("layout", &nat_common::LAYOUT_VERSION.to_string()),
+    ]))
+    .set(1);
+    reg.register(
+        "build_info",
+        "xnat build (version, pinned-state layout)",
+        info,
+    );
+
+    // Data-plane counters, grouped into families by metric name.
+    let mut families: BTreeMap<&str, (Family<Labels, Counter>, Option<Counter>)> = BTreeMap::new();
+    for (c, v) in stats::read(dir)? {
+        let (metric, label) = classify(c);
+        let entry = families
+            .entry(metric)
+            .or_insert_with(|| (Family::default(), None));
+        match label {
+            Some((k, val)) => {
+                entry.0.get_or_create(&labels(&[(k, val)])).inc_by(v);
+            }
+            None => {
+                let counter = Counter::default();
+                counter.inc_by(v);
+                entry.1 = Some(counter);
+            }
+        }
+    }
+    for (metric, (family, plain)) in families {
+        match plain {
+            Some(counter) => reg.register(metric, help(metric), counter),
+            None => reg.register(metric, help(metric), family),
+        }
+    }
+
+    // Tables.
+    let out = batch::lookup_all::<EndpointKey, Mapping>(RawMap::open(dir, MAP_NAPT_OUT)?.fd())?;
+    let inb = batch::lookup_all::<EndpointKey, Mapping>(RawMap::open(dir, MAP_NAPT_IN)?.fd())?;
+    let sessions = batch::lookup_all::<SessionKey, Session>(RawMap::open(dir, MAP_SESSIONS)?.fd())?;
+    let filters =
+        batch::lookup_all::<nat_common::FilterKey, u64>(RawMap::open(dir, MAP_FILTER)?.fd())?;
+    let statics = batch::lookup_all::<u32, u32>(RawMap::open(dir, MAP_STATIC_OUT)?.fd())?;
+
+    let bindings: Family<Labels, Gauge> = Family::default();
+    let forwards = Gauge::<i64>::default();
+    for proto in ["tcp", "udp", "icmp"] {
+        let _ = bindings.get_or_create(&labels(&[("proto", proto)]));
+    }
+    for (k, m) in &out {
+        if m.flags & MAPPING_FORWARD != 0 {
+            forwards.inc();
+        } else {
+            bindings
+                .get_or_create(&labels(&[("proto", proto_name(k.proto))]))
+                .inc();
+        }
+    }
+    reg.register(
+        "bindings",
+        "Live dynamic NAPT bindings (mappings), by protocol",
+        bindings,
+    );
+    reg.register("forwards", "Port forwards", forwards);
+
+    let by_proto: Family<Labels, Gauge> = Family::default();
+    let tcp: Family<Labels, Gauge> = Family::default();
+    for proto in ["tcp", "udp", "icmp"] {
+        let _ = by_proto.get_or_create(&labels(&[("proto", proto)]));
+    }
+    for state in ["syn_sent", "established", "closing"] {
+        let _ = tcp.get_or_create(&labels(&[("state", state)]));
+    }
+    for (k, s) in &sessions {
+        by_proto
+            .get_or_create(&labels(&[("proto", proto_name(k.proto))]))
+            .inc();
+        if k.proto == 6 {
+            let state = match tcp_state(s.tcp) {
+                TcpState::SynSent => "syn_sent",
+                TcpState::Established => "established",
+                TcpState::Closing => "closing",
+            };
+            tcp.get_or_create(&labels(&[("state", state)])).inc();
+        }
+    }
+    reg.register("sessions", "Live NAPT sessions, by protocol", by_proto);
+    reg.register("tcp_sessions", "Live TCP NAPT sessions, by state", tcp);
+
+    let cfg = napt::read_config(dir)?;
+    let ports: Family<Labels, Gauge> = Family::default();
+    for a in napt::read_pool(dir, &cfg)? {
+        let _ = ports.get_or_create(&labels(&[("address", &a.to_string())]));
+    }
+    for (k, _) in &inb {
+        ports
+            .get_or_create(&labels(&[("address", &from_be(k.addr).to_string())]))
+            .inc();
+    }
+    reg.register(
+        "pool_ports_in_use",
+        "Public ports (and ICMP identifiers) in use, per pool address",
+        ports,
+    );
+
+    let fill: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>> = Family::default();
+    for (map, n) in [
+        (MAP_NAPT_OUT, out.len()),
+        (MAP_NAPT_IN, inb.len()),
+        (MAP_SESSIONS, sessions.len()),
+        (MAP_FILTER, filters.len()),
+        (MAP_STATIC_OUT, statics.len()),
+    ] {
+        let max = layout::max_entries(dir, map)?.max(1);
+        fill.get_or_create(&labels(&[("map", map)]))
+            .set(n as f64 / max as f64);
+    }
+    reg.register("map_fill_ratio", "Entries over capacity, per table", fill);
+    let statics_gauge = Gauge::<i64>::default();
+    statics_gauge.set(statics.len() as i64);
+    reg.register("static_mappings", "Static 1:1 mappings", statics_gauge);
+
+    reg.register(
+        "expiry_sweep_duration_seconds",
+        "Duration of the agent's expiry sweeps",
+        agent.sweep_seconds.clone(),
+    );
+    reg.register(
+        "expired",
+        "Sessions and mappings the expiry sweep deleted",
+        agent.expired.clone(),
+    );
+    reg.register(
+        "reloads",
+        "Configuration reloads, by result",
+        agent.reloads.clone(),
+    );
+    reg.register(
+        "translog_records",
+        "Lines written to the translation log",
+        agent.translog_records.clone(),
+    );
+
+    let mut text = String::new();
+    encode(&mut text, &reg)?;
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_counter_has_a_distinct_metric() {
+        let mut seen = std::collections::HashSet::new();
+        for c in Kc::ALL {
+            let (metric, label) = classify(c);
+            assert!(seen.insert((metric, label)), "{c:?} collides");
+            assert!(
+                metric
+                    .chars()
+                    .all(|ch| ch.is_ascii_lowercase() || ch == '_'),
+                "{metric}"
+            );
+        }
+        assert_eq!(
+            classify(Kc::DropPortsExhausted),
+            ("drops", Some(("reason", "ports_exhausted")))
+        );
+        assert_eq!(
+            classify(Kc::PassedNotOurs),
+            ("passed", Some(("reason", "not_ours")))
+        );
+    }
+}

@@ -1,0 +1,577 @@
+//! Bringing a live attachment to the [`Settings`] of a config, touching only
+//! what differs: `xnat reload` / SIGHUP, a restarted agent adopting pinned
+//! state, and the forwards of a fresh attach.
+//!
+//! Entries in both the tables and the settings are left alone, so their
+//! flows never notice. Static maps and forwards that the settings no longer
+//! name are removed (and stop matching at once); new ones are added. NAPT
+//! parameters (timeouts, filtering, port range, per-host cap) are rewritten
+//! in CONFIG in place; existing bindings keep their public endpoint.
+//!
+//! Refused, with nothing changed, because they would break live flows or
+//! cannot be changed in place: removing a pool address that live bindings
+//! use, removing an internal prefix that live bindings' inside hosts need,
+//! switching NAPT off with live bindings, and changing the interface, the
+//! ingress hook, the inside interfaces or the table sizes (those need
+//! `xnat detach` and a new attach).
+use std::{collections::BTreeSet, net::Ipv4Addr, path::Path};
+
+use anyhow::{Context as _, bail};
+use aya::maps::{
+    Array, MapData,
+    lpm_trie::{Key, LpmTrie},
+};
+use nat_common::{
+    EndpointKey, MAP_CONFIG, MAP_FAST_PATH, MAP_INTERNAL, MAP_NAPT_OUT, MAP_POOL, MAP_SESSIONS,
+    MAPPING_FORWARD, Mapping, NatConfig,
+};
+
+use crate::{
+    batch,
+    forward::{Forward, Forwards},
+    layout,
+    loader::{IngressMode, Limits},
+    napt::{self, NaptSettings, Prefix},
+    pinned::{self, RawMap},
+    pins,
+    settings::Settings,
+    static_map::{StaticTable, from_be, to_be},
+};
+
+/// What an attachment holds now.
+#[derive(Clone, Debug)]
+pub struct Live {
+    pub ingress: Option<&'static str>,
+    pub inside: Vec<String>,
+    pub limits: Limits,
+    pub fast_path: bool,
+    pub static_maps: Vec<(Ipv4Addr, Ipv4Addr)>,
+    pub forwards: Vec<Forward>,
+    pub config: NatConfig,
+    pub pool: Vec<Ipv4Addr>,
+    pub internal: Vec<Prefix>,
+    /// Dynamic bindings (not forwards): inside endpoint → public endpoint.
+    pub bindings: Vec<(EndpointKey, Mapping)>,
+}
+
+/// Reads the live state of the attachment in `dir`.
+pub fn read_live(dir: &Path) -> anyhow::Result<Live> {
+    let config = napt::read_config(dir)?;
+    let trie: LpmTrie<MapData, u32, u8> = pinned::open(dir, MAP_INTERNAL)?;
+    let mut internal = Vec::new();
+    for k in trie.keys() {
+        let k = k?;
+        internal.push(Prefix {
+            addr: from_be(k.data()),
+            len: k.prefix_len() as u8,
+        });
+    }
+    internal.sort_by_key(|p| (u32::from(p.addr), p.len));
+    let bindings =
+        batch::lookup_all::<EndpointKey, Mapping>(RawMap::open(dir, MAP_NAPT_OUT)?.fd())?
+            .into_iter()
+            .filter(|(_, m)| m.flags & MAPPING_FORWARD == 0)
+            .collect();
+    let fast_path: Array<MapData, u32> = pinned::open(dir, MAP_FAST_PATH)?;
+    Ok(Live {
+        fast_path: fast_path.get(&0, 0)? != 0,
+        ingress: pins::ingress_mode(dir),
+        inside: pins::inside_interfaces(dir),
+        limits: Limits {
+            max_mappings: layout::max_entries(dir, MAP_NAPT_OUT)?,
+            max_sessions: layout::max_entries(dir, MAP_SESSIONS)?,
+        },
+        static_maps: StaticTable::open(dir)?.list()?,
+        forwards: Forwards::open(dir)?.list()?,
+        pool: napt::read_pool(dir, &config)?,
+        config,
+        internal,
+        bindings,
+    })
+}
+
+/// The changes that bring `Live` to `Settings`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub maps_removed: Vec<(Ipv4Addr, Ipv4Addr)>,
+    pub maps_added: Vec<(Ipv4Addr, Ipv4Addr)>,
+    pub forwards_removed: Vec<Forward>,
+    pub forwards_added: Vec<Forward>,
+    /// New NAPT settings to write, if they differ from the live ones.
+    pub napt: Option<NaptChange>,
+    /// Switch the fast path on or off.
+    pub fast_path: Option<bool>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NaptChange {
+    /// Write these settings (NAPT on).
+    Set(NaptSettings),
+    /// Switch NAPT off.
+    Off,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        *self == Plan::default()
+    }
+
+    /// One line for logs and `xnat reload`.
+    pub fn summary(&self) -> String {
+        if self.is_empty() {
+            return "no changes".to_string();
+        }
+        let mut parts = Vec::new();
+        let mut count = |n: usize, what: &str| {
+            if n > 0 {
+                parts.push(format!("{n} {what}"));
+            }
+        };
+        count(self.maps_added.len(), "static map(s) added");
+        count(self.maps_removed.len(), "static map(s) removed");
+        count(self.forwards_added.len(), "forward(s) added");
+        count(self.forwards_removed.len(), "forward(s) removed");
+        if let Some(on) = self.fast_path {
+            parts.push(format!("fast path {}", if on { "on" } else { "off" }));
+        }
+        match &self.napt {
+            Some(NaptChange::Set(_)) => parts.push("NAPT settings updated".to_string()),
+            Some(NaptChange::Off) => parts.push("NAPT switched off".to_string()),
+            None => {}
+        }
+        parts.join(", ")
+    }
+}
+
+/// The live NAPT settings, as `NaptSettings` (to compare with wanted ones).
+fn live_napt(live: &Live) -> Option<NaptSettings> {
+    let c = &live.config;
+    if c.pool_len == 0 {
+        return None;
+    }
+    Some(NaptSettings {
+        internal: live.internal.clone(),
+        pool: live.pool.clone(),
+        ports: (c.port_min, c.port_max),
+        filtering: match c.filtering {
+            nat_common::FILTER_ENDPOINT_INDEPENDENT => napt::Filtering::EndpointIndependent,
+            nat_common::FILTER_ADDRESS_AND_PORT => napt::Filtering::AddressAndPort,
+            _ => napt::Filtering::Address,
+        },
+        max_ports_per_host: c.max_ports_per_host,
+        timeouts: napt::Timeouts {
+            udp: c.timeout_udp,
+            tcp_established: c.timeout_tcp_established,
+            tcp_transitory: c.timeout_tcp_transitory,
+            icmp: c.timeout_icmp,
+        },
+    })
+}
+
+/// Settings with pool and prefixes in a canonical order: their order in
+/// a config carries no meaning.
+fn normalized(n: &NaptSettings) -> NaptSettings {
+    let mut n = n.clone();
+    n.pool.sort();
+    n.internal.sort_by_key(|p| (u32::from(p.addr), p.len));
+    n
+}
+
+fn same_set<T: Ord + Clone>(a: &[T], b: &[T]) -> bool {
+    a.iter().cloned().collect::<BTreeSet<_>>() == b.iter().cloned().collect::<BTreeSet<_>>()
+}
+
+/// Works out the changes, or refuses (see the module comment).
+pub fn plan(live: &Live, want: &Settings) -> anyhow::Result<Plan> {
+    let how = "that needs `xnat detach` and a new attach (live flows are lost)";
+    if want.ingress != IngressMode::Auto
+        && live.ingress.is_some_and(|m| m != want.ingress.to_string())
+    {
+        bail!(
+            "the attachment translates inbound traffic with {}, the settings ask for {}; {how}",
+            live.ingress.unwrap_or("?"),
+            want.ingress
+        );
+    }
+    if !same_set(&live.inside, &want.inside) {
+        bail!(
+            "the attachment has inside interfaces [{}], the settings ask for [{}]; {how}",
+            live.inside.join(", "),
+            want.inside.join(", ")
+        );
+    }
+    if live.limits != want.limits {
+        bail!(
+            "the attachment's tables hold {} mappings and {} sessions, the settings ask for {} and {}; {how}",
+            live.limits.max_mappings,
+            live.limits.max_sessions,
+            want.limits.max_mappings,
+            want.limits.max_sessions
+        );
+    }
+
+    let mut plan = Plan::default();
+    if live.fast_path != want.fast_path {
+        plan.fast_path = Some(want.fast_path);
+    }
+    let current = live_napt(live);
+    match (&current, &want.napt) {
+        (Some(_), None) if !live.bindings.is_empty() => bail!(
+            "switching NAPT off would strand {} live binding(s); flush them first (`xnat flows flush`)",
+            live.bindings.len()
+        ),
+        (Some(_), None) => plan.napt = Some(NaptChange::Off),
+        (cur, Some(w)) => {
+            if cur.as_ref().map(normalized) != Some(normalized(w)) {
+                check_napt_change(live, w)?;
+                plan.napt = Some(NaptChange::Set(w.clone()));
+            }
+        }
+        (None, None) => {}
+    }
+
+    for m in &live.static_maps {
+        if !want.static_maps.contains(m) {
+            plan.maps_removed.push(*m);
+        }
+    }
+    for m in &want.static_maps {
+        if !live.static_maps.contains(m) {
+            plan.maps_added.push(*m);
+        }
+    }
+    for f in &live.forwards {
+        if !want.forwards.contains(f) {
+            plan.forwards_removed.push(*f);
+        }
+    }
+    for f in &want.forwards {
+        if live.forwards.contains(f) {
+            continue;
+        }
+        let pk = (f.proto.number(), to_be(f.public.0), f.public.1.to_be());
+        let ik = (f.proto.number(), to_be(f.inside.0), f.inside.1.to_be());
+        for (k, m) in &live.bindings {
+            if (k.proto, m.addr, m.port) == pk {
+                bail!(
+                    "forward {} {}:{}: that public port is held by a live binding of {}:{}; \
+                     it frees up when the binding expires or is flushed",
+                    f.proto.name(),
+                    f.public.0,
+                    f.public.1,
+                    from_be(k.addr),
+                    u16::from_be(k.port)
+                );
+            }
+            if (k.proto, k.addr, k.port) == ik {
+                bail!(
+                    "forward {} to {}:{}: that inside endpoint has a live binding (public {}:{}); \
+                     it can be forwarded once the binding expires or is flushed",
+                    f.proto.name(),
+                    f.inside.0,
+                    f.inside.1,
+                    from_be(m.addr),
+                    u16::from_be(m.port)
+                );
+            }
+        }
+        plan.forwards_added.push(*f);
+    }
+    Ok(plan)
+}
+
+/// Pool addresses and internal prefixes that live bindings rely on must
+/// stay.
+fn check_napt_change(live: &Live, w: &NaptSettings) -> anyhow::Result<()> {
+    for gone in live.pool.iter().filter(|a| !w.pool.contains(a)) {
+        let n = live
+            .bindings
+            .iter()
+            .filter(|(_, m)| from_be(m.addr) == *gone)
+            .count();
+        if n > 0 {
+            bail!(
+                "pool address {gone} still carries {n} live binding(s); it can be removed once they \
+                 expire or are flushed (`xnat flows flush`)"
+            );
+        }
+    }
+    let stranded: Vec<Ipv4Addr> = live
+        .bindings
+        .iter()
+        .map(|(k, _)| from_be(k.addr))
+        .filter(|a| !w.internal.iter().any(|p| p.contains(*a)))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if let Some(first) = stranded.first() {
+        bail!(
+            "{} inside host(s) with live bindings (e.g. {first}) would no longer be inside any \
+             internal prefix, and their packets would leave untranslated; flush them first \
+             (`xnat flows flush --inside {first}`)",
+            stranded.len()
+        );
+    }
+    Ok(())
+}
+
+/// Applies `plan` to the attachment in `dir`. Order matters for flows in
+/// flight: new pool addresses and prefixes before the CONFIG that uses
+/// them; removals before the additions that may reuse an address; forwards
+/// after the pool that must contain them.
+pub fn apply(dir: &Path, live: &Live, plan: &Plan) -> anyhow::Result<()> {
+    let mut forwards = Forwards::open(dir)?;
+    for f in &plan.forwards_removed {
+        forwards.remove(f.proto, f.public).with_context(|| {
+            format!(
+                "removing forward {} {}:{}",
+                f.proto.name(),
+                f.public.0,
+                f.public.1
+            )
+        })?;
+    }
+    let mut table = StaticTable::open(dir)?;
+    for (private, _) in &plan.maps_removed {
+        table.remove(*private)?;
+    }
+    match &plan.napt {
+        Some(NaptChange::Set(w)) => write_napt(dir, live, w)?,
+        Some(NaptChange::Off) => {
+            let mut config: Array<MapData, NatConfig> = pinned::open(dir, MAP_CONFIG)?;
+            config.set(0, NatConfig::default(), 0)?;
+            let mut trie: LpmTrie<MapData, u32, u8> = pinned::open(dir, MAP_INTERNAL)?;
+            for p in &live.internal {
+                let _ = trie.remove(&Key::new(p.len as u32, to_be(p.addr)));
+            }
+        }
+        None => {}
+    }
+    for (private, public) in &plan.maps_added {
+        table.add(*private, *public)?;
+    }
+    if let Some(on) = plan.fast_path {
+        let mut flag: Array<MapData, u32> = pinned::open(dir, MAP_FAST_PATH)?;
+        flag.set(0, on as u32, 0)?;
+    }
+    for f in &plan.forwards_added {
+        forwards.add(*f)?;
+    }
+    Ok(())
+}
+
+fn write_napt(dir: &Path, live: &Live, w: &NaptSettings) -> anyhow::Result<()> {
+    let mut trie: LpmTrie<MapData, u32, u8> = pinned::open(dir, MAP_INTERNAL)?;
+    for p in w.internal.iter().filter(|p| !live.internal.contains(p)) {
+        trie.insert(&Key::new(p.len as u32, to_be(p.addr)), 1, 0)?;
+    }
+    // Surviving addresses first, in their order, then the new ones: a
+    // pool that only grows keeps every address in its slot.
+    let new_pool: Vec<Ipv4Addr> = live
+        .pool
+        .iter()
+        .filter(|a| w.pool.contains(a))
+        .chain(w.pool.iter().filter(|a| !live.pool.contains(a)))
+        .copied()
+        .collect();
+    let mut pool: Array<MapData, u32> = pinned::open(dir, MAP_POOL)?;
+    for (i, a) in new_pool.iter().enumerate() {
+        pool.set(i as u32, to_be(*a), 0)?;
+    }
+    let mut settings = w.clone();
+    settings.pool = new_pool;
+    let mut config: Array<MapData, NatConfig> = pinned::open(dir, MAP_CONFIG)?;
+    config.set(0, settings.config(), 0)?;
+    for p in live.internal.iter().filter(|p| !w.internal.contains(p)) {
+        let _ = trie.remove(&Key::new(p.len as u32, to_be(p.addr)));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{forward::Proto, napt::Filtering, napt::Timeouts};
+
+    fn a(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
+    }
+
+    fn napt_settings(pool: &[&str]) -> NaptSettings {
+        NaptSettings {
+            internal: vec!["10.0.0.0/8".parse().unwrap()],
+            pool: pool.iter().map(|p| a(p)).collect(),
+            ports: (1024, 65535),
+            filtering: Filtering::Address,
+            max_ports_per_host: 0,
+            timeouts: Timeouts::default(),
+        }
+    }
+
+    fn live(pool: &[&str], bindings: &[(&str, u16, &str, u16)]) -> Live {
+        let s = napt_settings(pool);
+        Live {
+            ingress: Some("tc"),
+            inside: vec![],
+            limits: Limits::default(),
+            fast_path: false,
+            static_maps: vec![(a("10.0.0.9"), a("203.0.113.9"))],
+            forwards: vec![],
+            config: s.config(),
+            pool: s.pool.clone(),
+            internal: s.internal.clone(),
+            bindings: bindings
+                .iter()
+                .map(|(ia, ip, pa, pp)| {
+                    (
+                        EndpointKey {
+                            addr: to_be(a(ia)),
+                            port: ip.to_be(),
+                            proto: 17,
+                            _pad: 0,
+                        },
+                        Mapping {
+                            addr: to_be(a(pa)),
+                            port: pp.to_be(),
+                            ..Default::default()
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    fn want(napt: Option<NaptSettings>) -> Settings {
+        Settings {
+            ifname: "eth0".into(),
+            ingress: IngressMode::Auto,
+            inside: vec![],
+            keep: false,
+            fast_path: false,
+            static_maps: vec![(a("10.0.0.9"), a("203.0.113.9"))],
+            napt,
+            limits: Limits::default(),
+            forwards: vec![],
+            metrics: None,
+            log_bindings: None,
+        }
+    }
+
+    #[test]
+    fn unchanged_settings_plan_nothing() {
+        let l = live(
+            &["198.51.100.1"],
+            &[("10.0.0.2", 5000, "198.51.100.1", 5000)],
+        );
+        let p = plan(&l, &want(Some(napt_settings(&["198.51.100.1"])))).unwrap();
+        assert!(p.is_empty(), "{p:?}");
+        assert_eq!(p.summary(), "no changes");
+    }
+
+    #[test]
+    fn maps_and_forwards_diff_both_ways() {
+        let l = live(&["198.51.100.1"], &[]);
+        let mut w = want(Some(napt_settings(&["198.51.100.1"])));
+        w.static_maps = vec![(a("10.0.0.8"), a("203.0.113.8"))];
+        let f = Forward {
+            proto: Proto::Tcp,
+            public: (a("198.51.100.1"), 8080),
+            inside: (a("10.0.0.5"), 80),
+        };
+        w.forwards = vec![f];
+        let p = plan(&l, &w).unwrap();
+        assert_eq!(p.maps_removed, vec![(a("10.0.0.9"), a("203.0.113.9"))]);
+        assert_eq!(p.maps_added, vec![(a("10.0.0.8"), a("203.0.113.8"))]);
+        assert_eq!(p.forwards_added, vec![f]);
+        assert!(p.napt.is_none());
+    }
+
+    #[test]
+    fn timeouts_change_in_place() {
+        let l = live(
+            &["198.51.100.1"],
+            &[("10.0.0.2", 5000, "198.51.100.1", 5000)],
+        );
+        let mut n = napt_settings(&["198.51.100.1"]);
+        n.timeouts.udp = 30;
+        let p = plan(&l, &want(Some(n.clone()))).unwrap();
+        assert_eq!(p.napt, Some(NaptChange::Set(n)));
+    }
+
+    #[test]
+    fn pool_address_in_use_is_kept() {
+        let l = live(
+            &["198.51.100.1", "198.51.100.2"],
+            &[("10.0.0.2", 5000, "198.51.100.2", 5000)],
+        );
+        let e = plan(&l, &want(Some(napt_settings(&["198.51.100.1"]))))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("pool address 198.51.100.2 still carries 1 live binding"),
+            "{e}"
+        );
+        // Unused: fine.
+        let l = live(&["198.51.100.1", "198.51.100.2"], &[]);
+        assert!(plan(&l, &want(Some(napt_settings(&["198.51.100.1"])))).is_ok());
+    }
+
+    #[test]
+    fn internal_prefix_needed_by_bindings_is_kept() {
+        let l = live(
+            &["198.51.100.1"],
+            &[("10.0.0.2", 5000, "198.51.100.1", 5000)],
+        );
+        let mut n = napt_settings(&["198.51.100.1"]);
+        n.internal = vec!["10.1.0.0/16".parse().unwrap()];
+        let e = plan(&l, &want(Some(n))).unwrap_err().to_string();
+        assert!(e.contains("e.g. 10.0.0.2"), "{e}");
+    }
+
+    #[test]
+    fn napt_off_with_bindings_is_refused() {
+        let l = live(
+            &["198.51.100.1"],
+            &[("10.0.0.2", 5000, "198.51.100.1", 5000)],
+        );
+        let e = plan(&l, &want(None)).unwrap_err().to_string();
+        assert!(e.contains("switching NAPT off"), "{e}");
+        let l = live(&["198.51.100.1"], &[]);
+        assert_eq!(plan(&l, &want(None)).unwrap().napt, Some(NaptChange::Off));
+    }
+
+    #[test]
+    fn fixed_properties_are_refused() {
+        let l = live(&["198.51.100.1"], &[]);
+        let mut w = want(Some(napt_settings(&["198.51.100.1"])));
+        w.ingress = IngressMode::Xdp;
+        assert!(plan(&l, &w).unwrap_err().to_string().contains("with tc"));
+        let mut w = want(Some(napt_settings(&["198.51.100.1"])));
+        w.limits.max_sessions = 5;
+        assert!(plan(&l, &w).unwrap_err().to_string().contains("sessions"));
+        let mut w = want(Some(napt_settings(&["198.51.100.1"])));
+        w.inside = vec!["lan0".into()];
+        assert!(
+            plan(&l, &w)
+                .unwrap_err()
+                .to_string()
+                .contains("inside interfaces")
+        );
+    }
+
+    #[test]
+    fn forward_onto_a_live_binding_is_refused() {
+        let l = live(
+            &["198.51.100.1"],
+            &[("10.0.0.2", 5000, "198.51.100.1", 8080)],
+        );
+        let mut w = want(Some(napt_settings(&["198.51.100.1"])));
+        w.forwards = vec![Forward {
+            proto: Proto::Udp,
+            public: (a("198.51.100.1"), 8080),
+            inside: (a("10.0.0.5"), 80),
+        }];
+        let e = plan(&l, &w).unwrap_err().to_string();
+        assert!(e.contains("held by a live binding of 10.0.0.2:5000"), "{e}");
+    }
+}

@@ -1,0 +1,580 @@
+//! What an attachment should look like, assembled from layers (the config
+//! file, then the command line over it) and checked as a whole before
+//! anything is touched. Every value remembers where it came from, so an
+//! error names the flag (`--pool: ...`) or the file, line and key
+//! (`/etc/xnat/xnat.toml:7:9: napt.pool[0]: ...`).
+use std::{
+    fmt,
+    net::{Ipv4Addr, SocketAddr},
+    path::PathBuf,
+};
+
+use nat_common::{INTERNAL_MAX, POOL_MAX};
+
+use crate::{
+    forward::{Forward, Proto},
+    loader::{IngressMode, Limits},
+    napt::{Filtering, NaptSettings, Prefix, Timeouts, rfc1918},
+    netdev,
+    static_map::check_usable,
+};
+
+/// Where a value came from: a flag (`--pool`) or a place in a config file
+/// (`FILE:LINE:COL: KEY`). Shown in front of every error about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Origin(pub String);
+
+impl Origin {
+    pub fn flag(name: &str) -> Self {
+        Origin(name.to_string())
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A value and where it came from.
+#[derive(Clone, Debug)]
+pub struct Sourced<T> {
+    pub value: T,
+    pub origin: Origin,
+}
+
+impl<T> Sourced<T> {
+    pub fn new(value: T, origin: Origin) -> Self {
+        Sourced { value, origin }
+    }
+}
+
+/// A setting that is wrong, and where it was given.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{origin}: {message}")]
+pub struct SettingError {
+    pub origin: Origin,
+    pub message: String,
+}
+
+fn err<T>(origin: &Origin, message: impl Into<String>) -> Result<T, SettingError> {
+    Err(SettingError {
+        origin: origin.clone(),
+        message: message.into(),
+    })
+}
+
+/// Where the translation log goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogTarget {
+    Stdout,
+    File(PathBuf),
+}
+
+impl LogTarget {
+    pub fn parse(s: &str) -> Self {
+        if s == "-" {
+            LogTarget::Stdout
+        } else {
+            LogTarget::File(PathBuf::from(s))
+        }
+    }
+}
+
+impl fmt::Display for LogTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LogTarget::Stdout => f.write_str("-"),
+            LogTarget::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// Idle timeouts given by name; each overrides the layer below.
+#[derive(Clone, Debug, Default)]
+pub struct TimeoutLayer {
+    pub udp: Option<Sourced<u32>>,
+    pub tcp_established: Option<Sourced<u32>>,
+    pub tcp_transitory: Option<Sourced<u32>>,
+    pub icmp: Option<Sourced<u32>>,
+}
+
+/// One source of settings; every field is optional. Lists given in a layer
+/// replace the lower layer's list as a whole.
+#[derive(Clone, Debug, Default)]
+pub struct Layer {
+    pub ifname: Option<Sourced<String>>,
+    pub ingress: Option<Sourced<IngressMode>>,
+    pub inside: Option<Vec<Sourced<String>>>,
+    pub keep: Option<Sourced<bool>>,
+    pub fast_path: Option<Sourced<bool>>,
+    pub maps: Option<Vec<Sourced<(Ipv4Addr, Ipv4Addr)>>>,
+    /// NAPT switched on (`--masquerade`, or a `[napt]` section).
+    pub napt: Option<Sourced<bool>>,
+    pub internal: Option<Vec<Sourced<Prefix>>>,
+    pub pool: Option<Vec<Sourced<Ipv4Addr>>>,
+    pub ports: Option<Sourced<(u16, u16)>>,
+    pub filtering: Option<Sourced<Filtering>>,
+    pub timeouts: TimeoutLayer,
+    pub max_ports_per_host: Option<Sourced<u32>>,
+    pub max_mappings: Option<Sourced<u32>>,
+    pub max_sessions: Option<Sourced<u32>>,
+    pub forwards: Option<Vec<Sourced<Forward>>>,
+    pub metrics: Option<Sourced<SocketAddr>>,
+    pub log_bindings: Option<Sourced<LogTarget>>,
+}
+
+impl Layer {
+    /// `self` over `below`: a field set here wins.
+    pub fn over(self, below: Layer) -> Layer {
+        Layer {
+            ifname: self.ifname.or(below.ifname),
+            ingress: self.ingress.or(below.ingress),
+            inside: self.inside.or(below.inside),
+            keep: self.keep.or(below.keep),
+            fast_path: self.fast_path.or(below.fast_path),
+            maps: self.maps.or(below.maps),
+            // NAPT is on if any layer switches it on.
+            napt: match (self.napt, below.napt) {
+                (Some(a), _) if a.value => Some(a),
+                (_, b) => b,
+            },
+            internal: self.internal.or(below.internal),
+            pool: self.pool.or(below.pool),
+            ports: self.ports.or(below.ports),
+            filtering: self.filtering.or(below.filtering),
+            timeouts: TimeoutLayer {
+                udp: self.timeouts.udp.or(below.timeouts.udp),
+                tcp_established: self
+                    .timeouts
+                    .tcp_established
+                    .or(below.timeouts.tcp_established),
+                tcp_transitory: self
+                    .timeouts
+                    .tcp_transitory
+                    .or(below.timeouts.tcp_transitory),
+                icmp: self.timeouts.icmp.or(below.timeouts.icmp),
+            },
+            max_ports_per_host: self.max_ports_per_host.or(below.max_ports_per_host),
+            max_mappings: self.max_mappings.or(below.max_mappings),
+            max_sessions: self.max_sessions.or(below.max_sessions),
+            forwards: self.forwards.or(below.forwards),
+            metrics: self.metrics.or(below.metrics),
+            log_bindings: self.log_bindings.or(below.log_bindings),
+        }
+    }
+
+    fn napt_enabled(&self) -> bool {
+        self.napt.as_ref().is_some_and(|n| n.value)
+            || self.pool.is_some()
+            || self.internal.is_some()
+    }
+}
+
+/// The complete, checked state an attachment should have.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    pub ifname: String,
+    pub ingress: IngressMode,
+    pub inside: Vec<String>,
+    pub keep: bool,
+    pub fast_path: bool,
+    pub static_maps: Vec<(Ipv4Addr, Ipv4Addr)>,
+    pub napt: Option<NaptSettings>,
+    pub limits: Limits,
+    pub forwards: Vec<Forward>,
+    pub metrics: Option<SocketAddr>,
+    pub log_bindings: Option<LogTarget>,
+}
+
+/// Largest table size accepted (the kernel would refuse far bigger ones
+/// with a less helpful error).
+const MAX_TABLE: u32 = 1 << 24;
+
+fn values<T: Clone>(v: &Option<Vec<Sourced<T>>>) -> Vec<T> {
+    v.iter().flatten().map(|s| s.value.clone()).collect()
+}
+
+/// Fills in defaults and checks everything against everything else.
+/// `missing_iface` is the hint shown when no layer names the interface.
+pub fn resolve(layer: &Layer, missing_iface: &str) -> Result<Settings, SettingError> {
+    let Some(ifname) = &layer.ifname else {
+        return err(&Origin::flag("IFACE"), missing_iface);
+    };
+    if let Err(e) = netdev::ifindex(&ifname.value) {
+        return err(&ifname.origin, e.to_string());
+    }
+    for inside in layer.inside.iter().flatten() {
+        if inside.value == ifname.value {
+            return err(
+                &inside.origin,
+                format!("{} is the external interface", inside.value),
+            );
+        }
+        if let Err(e) = netdev::ifindex(&inside.value) {
+            return err(&inside.origin, e.to_string());
+        }
+    }
+
+    let maps = layer.maps.clone().unwrap_or_default();
+    check_maps(&maps)?;
+
+    let napt = if layer.napt_enabled() {
+        Some(resolve_napt(layer, &ifname.value)?)
+    } else {
+        None
+    };
+    if let Some(n) = &napt {
+        for m in &maps {
+            let (private, public) = m.value;
+            if n.pool.contains(&public) {
+                return err(
+                    &m.origin,
+                    format!("{private}={public}: {public} is also a NAPT pool address"),
+                );
+            }
+        }
+    }
+
+    let limits = Limits {
+        max_mappings: table_size(&layer.max_mappings, nat_common::DEFAULT_MAX_MAPPINGS)?,
+        max_sessions: table_size(&layer.max_sessions, nat_common::DEFAULT_MAX_SESSIONS)?,
+    };
+
+    let forwards = layer.forwards.clone().unwrap_or_default();
+    check_forwards(&forwards, napt.as_ref(), &maps)?;
+
+    if let Some(Sourced {
+        value: LogTarget::File(path),
+        origin,
+    }) = &layer.log_bindings
+    {
+        let parent = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        if !parent.is_dir() {
+            return err(
+                origin,
+                format!(
+                    "{}: directory {} does not exist",
+                    path.display(),
+                    parent.display()
+                ),
+            );
+        }
+    }
+
+    Ok(Settings {
+        ifname: ifname.value.clone(),
+        ingress: layer
+            .ingress
+            .as_ref()
+            .map_or(IngressMode::Auto, |i| i.value),
+        inside: values(&layer.inside),
+        keep: layer.keep.as_ref().is_some_and(|k| k.value),
+        fast_path: layer.fast_path.as_ref().is_some_and(|k| k.value),
+        static_maps: maps.iter().map(|m| m.value).collect(),
+        napt,
+        limits,
+        forwards: forwards.iter().map(|f| f.value).collect(),
+        metrics: layer.metrics.as_ref().map(|m| m.value),
+        log_bindings: layer.log_bindings.as_ref().map(|l| l.value.clone()),
+    })
+}
+
+fn table_size(v: &Option<Sourced<u32>>, default: u32) -> Result<u32, SettingError> {
+    match v {
+        None => Ok(default),
+        Some(s) if s.value == 0 || s.value > MAX_TABLE => err(
+            &s.origin,
+            format!("{} entries: expected 1 to {MAX_TABLE}", s.value),
+        ),
+        Some(s) => Ok(s.value),
+    }
+}
+
+fn check_maps(maps: &[Sourced<(Ipv4Addr, Ipv4Addr)>]) -> Result<(), SettingError> {
+    for (i, m) in maps.iter().enumerate() {
+        let (private, public) = m.value;
+        for a in [private, public] {
+            if let Err(e) = check_usable(a) {
+                return err(&m.origin, e.to_string());
+            }
+        }
+        for earlier in &maps[..i] {
+            let (p2, q2) = earlier.value;
+            if p2 == private {
+                return err(
+                    &m.origin,
+                    format!(
+                        "private address {private} is mapped twice (to {q2} and {public}; first at {})",
+                        earlier.origin
+                    ),
+                );
+            }
+            if q2 == public {
+                return err(
+                    &m.origin,
+                    format!(
+                        "public address {public} is mapped twice (from {p2} and {private}; first at {})",
+                        earlier.origin
+                    ),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn resolve_napt(layer: &Layer, ifname: &str) -> Result<NaptSettings, SettingError> {
+    let internal: Vec<Sourced<Prefix>> = match &layer.internal {
+        Some(v) => v.clone(),
+        None => rfc1918()
+            .into_iter()
+            .map(|p| Sourced::new(p, Origin::flag("--internal (default)")))
+            .collect(),
+    };
+    if internal.is_empty() || internal.len() > INTERNAL_MAX as usize {
+        let origin = internal
+            .first()
+            .map_or(Origin::flag("--internal"), |p| p.origin.clone());
+        return err(
+            &origin,
+            format!(
+                "between 1 and {INTERNAL_MAX} internal prefixes, got {}",
+                internal.len()
+            ),
+        );
+    }
+
+    let pool: Vec<Sourced<Ipv4Addr>> = match &layer.pool {
+        Some(v) => v.clone(),
+        None => {
+            let origin = layer
+                .napt
+                .as_ref()
+                .map_or(Origin::flag("--pool"), |n| n.origin.clone());
+            match netdev::ipv4_addrs(ifname).unwrap_or_default().first() {
+                Some(a) => vec![Sourced::new(*a, origin)],
+                None => {
+                    return err(
+                        &origin,
+                        format!(
+                            "no pool given and {ifname} has no IPv4 address to masquerade behind"
+                        ),
+                    );
+                }
+            }
+        }
+    };
+    if pool.is_empty() {
+        return err(
+            &layer
+                .napt
+                .as_ref()
+                .map_or(Origin::flag("--pool"), |n| n.origin.clone()),
+            "the pool has no address",
+        );
+    }
+    if pool.len() > POOL_MAX as usize {
+        return err(
+            &pool[0].origin,
+            format!("{} pool addresses, at most {POOL_MAX}", pool.len()),
+        );
+    }
+    for (i, a) in pool.iter().enumerate() {
+        if let Err(e) = check_usable(a.value) {
+            return err(&a.origin, e.to_string());
+        }
+        if let Some(first) = pool[..i].iter().find(|b| b.value == a.value) {
+            return err(
+                &a.origin,
+                format!(
+                    "pool address {} is listed twice (first at {})",
+                    a.value, first.origin
+                ),
+            );
+        }
+        if let Some(p) = internal.iter().find(|p| p.value.contains(a.value)) {
+            return err(
+                &a.origin,
+                format!(
+                    "pool address {} lies inside the internal prefix {} ({})",
+                    a.value, p.value, p.origin
+                ),
+            );
+        }
+    }
+
+    let mut timeouts = Timeouts::default();
+    let t = &layer.timeouts;
+    for (slot, v) in [
+        (&mut timeouts.udp, &t.udp),
+        (&mut timeouts.tcp_established, &t.tcp_established),
+        (&mut timeouts.tcp_transitory, &t.tcp_transitory),
+        (&mut timeouts.icmp, &t.icmp),
+    ] {
+        if let Some(v) = v {
+            if v.value == 0 {
+                return err(&v.origin, "a timeout must be at least 1 second");
+            }
+            *slot = v.value;
+        }
+    }
+
+    Ok(NaptSettings {
+        internal: internal.iter().map(|p| p.value).collect(),
+        pool: pool.iter().map(|a| a.value).collect(),
+        ports: layer.ports.as_ref().map_or((1024, 65535), |p| p.value),
+        filtering: layer
+            .filtering
+            .as_ref()
+            .map_or(Filtering::Address, |f| f.value),
+        max_ports_per_host: layer.max_ports_per_host.as_ref().map_or(0, |m| m.value),
+        timeouts,
+    })
+}
+
+fn check_forwards(
+    forwards: &[Sourced<Forward>],
+    napt: Option<&NaptSettings>,
+    maps: &[Sourced<(Ipv4Addr, Ipv4Addr)>],
+) -> Result<(), SettingError> {
+    for (i, f) in forwards.iter().enumerate() {
+        let Some(n) = napt else {
+            return err(
+                &f.origin,
+                "port forwards need NAPT (a [napt] section, --masquerade, --pool or --internal)",
+            );
+        };
+        let Forward {
+            proto,
+            public,
+            inside,
+        } = f.value;
+        if !n.pool.contains(&public.0) {
+            return err(&f.origin, format!("{} is not a pool address", public.0));
+        }
+        if !n.internal.iter().any(|p| p.contains(inside.0)) {
+            return err(
+                &f.origin,
+                format!("{} is not inside any internal prefix", inside.0),
+            );
+        }
+        if let Some(m) = maps.iter().find(|m| m.value.0 == inside.0) {
+            return err(
+                &f.origin,
+                format!(
+                    "{} is statically mapped ({}), so NAPT never sees its traffic",
+                    inside.0, m.origin
+                ),
+            );
+        }
+        for earlier in &forwards[..i] {
+            let e = earlier.value;
+            if e.proto == proto && e.public == public {
+                return err(
+                    &f.origin,
+                    format!(
+                        "{} {}:{} is forwarded twice (first at {})",
+                        proto.name(),
+                        public.0,
+                        public.1,
+                        earlier.origin
+                    ),
+                );
+            }
+            if e.proto == proto && e.inside == inside {
+                return err(
+                    &f.origin,
+                    format!(
+                        "{} {}:{} is the target of two forwards (first at {}); one inside endpoint has one public endpoint",
+                        proto.name(),
+                        inside.0,
+                        inside.1,
+                        earlier.origin
+                    ),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `tcp` / `udp`.
+pub fn proto_by_name(s: &str) -> Option<Proto> {
+    match s {
+        "tcp" => Some(Proto::Tcp),
+        "udp" => Some(Proto::Udp),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flag<T>(v: T, name: &str) -> Sourced<T> {
+        Sourced::new(v, Origin::flag(name))
+    }
+
+    /// Errors about values given as flags name the flag.
+    #[test]
+    fn flag_errors_name_the_flag() {
+        let base = Layer {
+            ifname: Some(flag("lo".to_string(), "IFACE")),
+            ..Layer::default()
+        };
+        let l = Layer {
+            pool: Some(vec![flag("10.9.9.9".parse().unwrap(), "--pool")]),
+            ..base.clone()
+        };
+        let e = resolve(&l, "x").unwrap_err().to_string();
+        assert!(
+            e.starts_with(
+                "--pool: pool address 10.9.9.9 lies inside the internal prefix 10.0.0.0/8"
+            ),
+            "{e}"
+        );
+        let l = Layer {
+            ifname: Some(flag("nosuch0".to_string(), "IFACE")),
+            ..Layer::default()
+        };
+        assert_eq!(
+            resolve(&l, "x").unwrap_err().to_string(),
+            "IFACE: no such interface: nosuch0"
+        );
+        let e = resolve(&Layer::default(), "no interface given").unwrap_err();
+        assert_eq!(e.to_string(), "IFACE: no interface given");
+        let l = Layer {
+            max_sessions: Some(flag(0, "--max-sessions")),
+            ..base
+        };
+        assert!(
+            resolve(&l, "x")
+                .unwrap_err()
+                .to_string()
+                .starts_with("--max-sessions: 0 entries")
+        );
+    }
+
+    /// The upper layer wins field by field; NAPT is on if any layer says so.
+    #[test]
+    fn layers_merge_field_by_field() {
+        let file = Layer {
+            napt: Some(flag(true, "napt")),
+            ports: Some(flag((1, 2), "file ports")),
+            filtering: Some(flag(Filtering::AddressAndPort, "file filtering")),
+            ..Layer::default()
+        };
+        let flags = Layer {
+            ports: Some(flag((3, 4), "--ports")),
+            ..Layer::default()
+        };
+        let l = flags.over(file);
+        assert_eq!(l.ports.unwrap().value, (3, 4));
+        assert_eq!(l.filtering.unwrap().value, Filtering::AddressAndPort);
+        assert!(l.napt.unwrap().value);
+    }
+}

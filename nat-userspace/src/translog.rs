@@ -1,0 +1,400 @@
+//! The translation log (RFC 6888 REQ-12: a large NAT must be able to log
+//! bindings): one JSON object per line for every dynamic binding created
+//! and deleted, with time, protocol, inside and public endpoint.
+//!
+//! * created: from the data plane's ring-buffer records (exact time);
+//! * deleted, reason "expired": by the agent's expiry sweep;
+//! * deleted, reason "removed": a binding that vanished between two sweeps
+//!   without the agent deleting it (`xnat flows flush`, a manual change).
+//!
+//! The agent remembers the bindings it has logged. A binding it finds in
+//! the table without having seen its record (the ring overflowed) is
+//! logged as created then, with its creation time from the table and
+//! `"late": true`, so an overflow loses no log line as long as the binding
+//! lives until the next sweep. Writing is buffered and flushed once per
+//! batch; a failing write is reported and counted, never fatal.
+use std::{
+    collections::HashMap,
+    fs::OpenOptions,
+    io::{self, BufWriter, Write},
+    os::unix::fs::OpenOptionsExt as _,
+    time::{Duration, SystemTime},
+};
+
+use nat_common::{BindingEvent, EndpointKey, MAPPING_FORWARD, Mapping};
+use serde::Serialize;
+
+use crate::{clock, flows::proto_name, settings::LogTarget, static_map::from_be};
+
+/// One log line.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct Record {
+    /// RFC 3339, UTC, milliseconds.
+    pub time: String,
+    /// "created" or "deleted".
+    pub event: &'static str,
+    pub proto: &'static str,
+    pub inside: String,
+    pub public: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub late: bool,
+}
+
+/// What the log knows about a binding it has logged as created.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Known {
+    public_addr: u32,
+    public_port: u16,
+    created: u64,
+}
+
+pub struct TransLog {
+    target: LogTarget,
+    out: BufWriter<Box<dyn Write + Send>>,
+    known: HashMap<EndpointKey, Known>,
+    /// False until the first sweep has taken stock of existing bindings
+    /// (those were made before this agent and are not logged again).
+    primed: bool,
+    /// Lines written (shared with the metrics).
+    pub records: prometheus_client::metrics::counter::Counter,
+    pub write_errors: u64,
+}
+
+fn open(target: &LogTarget) -> io::Result<Box<dyn Write + Send>> {
+    Ok(match target {
+        LogTarget::Stdout => Box::new(io::stdout()),
+        LogTarget::File(path) => Box::new(
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o640)
+                .open(path)
+                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?,
+        ),
+    })
+}
+
+/// CLOCK_BOOTTIME ns (the data plane's clock) to wall-clock time.
+fn wall_time(boot_ns: u64) -> SystemTime {
+    let ago = clock::boot_ns().saturating_sub(boot_ns);
+    SystemTime::now() - Duration::from_nanos(ago)
+}
+
+fn endpoint(addr: u32, port_be: u16) -> String {
+    format!("{}:{}", from_be(addr), u16::from_be(port_be))
+}
+
+impl TransLog {
+    pub fn open(target: LogTarget) -> io::Result<TransLog> {
+        let out = BufWriter::new(open(&target)?);
+        Ok(TransLog {
+            target,
+            out,
+            known: HashMap::new(),
+            primed: false,
+            records: Default::default(),
+            write_errors: 0,
+        })
+    }
+
+    pub fn target(&self) -> &LogTarget {
+        &self.target
+    }
+
+    /// Reopens the file (after a reload, or when logrotate moved it).
+    pub fn reopen(&mut self, target: LogTarget) -> io::Result<()> {
+        let _ = self.out.flush();
+        self.out = BufWriter::new(open(&target)?);
+        self.target = target;
+        Ok(())
+    }
+
+    fn write(&mut self, r: &Record) {
+        let line = serde_json::to_string(r).expect("records serialize");
+        match writeln!(self.out, "{line}") {
+            Ok(()) => {
+                self.records.inc();
+            }
+            Err(e) => {
+                self.write_errors += 1;
+                tracing::warn!("translation log {}: {e}", self.target);
+            }
+        }
+    }
+
+    /// Flushes buffered lines (once per batch of events).
+    pub fn flush(&mut self) {
+        if let Err(e) = self.out.flush() {
+            self.write_errors += 1;
+            tracing::warn!("translation log {}: {e}", self.target);
+        }
+    }
+
+    /// A binding-created record from the ring buffer.
+    pub fn created(&mut self, ev: &BindingEvent) {
+        let key = EndpointKey {
+            addr: ev.inside_addr,
+            port: ev.inside_port,
+            proto: ev.proto,
+            _pad: 0,
+        };
+        let known = Known {
+            public_addr: ev.public_addr,
+            public_port: ev.public_port,
+            created: ev.time_ns,
+        };
+        match self.known.insert(key, known) {
+            // Already logged late by a sweep that ran before the record
+            // was read.
+            Some(old) if old == known => return,
+            // The endpoint had another binding that vanished (flushed)
+            // before a sweep noticed.
+            Some(old) => self.deleted(&key, &old, "removed"),
+            None => {}
+        }
+        self.write(&Record {
+            time: humantime::format_rfc3339_millis(wall_time(ev.time_ns)).to_string(),
+            event: "created",
+            proto: proto_name(ev.proto),
+            inside: endpoint(ev.inside_addr, ev.inside_port),
+            public: endpoint(ev.public_addr, ev.public_port),
+            reason: None,
+            late: false,
+        });
+    }
+
+    /// A binding whose record was lost (ring overflow), from the table.
+    fn created_late(&mut self, key: &EndpointKey, v: &Known) {
+        self.write(&Record {
+            time: humantime::format_rfc3339_millis(wall_time(v.created)).to_string(),
+            event: "created",
+            proto: proto_name(key.proto),
+            inside: endpoint(key.addr, key.port),
+            public: endpoint(v.public_addr, v.public_port),
+            reason: None,
+            late: true,
+        });
+    }
+
+    fn deleted(&mut self, key: &EndpointKey, k: &Known, reason: &'static str) {
+        self.write(&Record {
+            time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            event: "deleted",
+            proto: proto_name(key.proto),
+            inside: endpoint(key.addr, key.port),
+            public: endpoint(k.public_addr, k.public_port),
+            reason: Some(reason),
+            late: false,
+        });
+    }
+
+    /// After a sweep: logs what it expired, then compares the remaining
+    /// table with what was logged (see the module comment).
+    pub fn after_sweep(
+        &mut self,
+        expired: &[(EndpointKey, Mapping)],
+        remaining: &[(EndpointKey, Mapping)],
+    ) {
+        let as_known = |m: &Mapping| Known {
+            public_addr: m.addr,
+            public_port: m.port,
+            created: m.created,
+        };
+        let dynamic = |m: &Mapping| m.flags & MAPPING_FORWARD == 0;
+        if !self.primed {
+            self.primed = true;
+            for (k, m) in remaining.iter().chain(expired).filter(|(_, m)| dynamic(m)) {
+                self.known.entry(*k).or_insert(as_known(m));
+            }
+        }
+        for (k, m) in expired.iter().filter(|(_, m)| dynamic(m)) {
+            let known = match self.known.remove(k) {
+                Some(known) => known,
+                None => {
+                    // Its record was lost: log its creation now.
+                    self.created_late(k, &as_known(m));
+                    as_known(m)
+                }
+            };
+            self.deleted(k, &known, "expired");
+        }
+        let mut now: HashMap<EndpointKey, Known> = HashMap::with_capacity(remaining.len());
+        for (k, m) in remaining.iter().filter(|(_, m)| dynamic(m)) {
+            now.insert(*k, as_known(m));
+        }
+        // Logged bindings that are gone, or were replaced by a new one.
+        let gone: Vec<(EndpointKey, Known)> = self
+            .known
+            .iter()
+            .filter(|(k, v)| now.get(k) != Some(v))
+            .map(|(k, v)| (*k, *v))
+            .collect();
+        for (k, v) in gone {
+            self.known.remove(&k);
+            self.deleted(&k, &v, "removed");
+        }
+        // Bindings never logged (their record was lost).
+        for (k, v) in now {
+            if let std::collections::hash_map::Entry::Vacant(e) = self.known.entry(k) {
+                e.insert(v);
+                self.created_late(&k, &v);
+            }
+        }
+        self.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::static_map::to_be;
+
+    fn key(port: u16) -> EndpointKey {
+        EndpointKey {
+            addr: to_be("10.0.0.2".parse().unwrap()),
+            port: port.to_be(),
+            proto: 17,
+            _pad: 0,
+        }
+    }
+
+    fn mapping(port: u16, created: u64) -> Mapping {
+        Mapping {
+            addr: to_be("198.51.100.1".parse().unwrap()),
+            port: port.to_be(),
+            flags: 0,
+            created,
+            last_seen: created,
+        }
+    }
+
+    fn lines(path: &std::path::Path) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn created_expired_removed_and_late() {
+        let path = std::env::temp_dir().join(format!("xnat-translog-{}.jsonl", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let mut log = TransLog::open(LogTarget::File(path.clone())).unwrap();
+        // A binding that existed before the agent: taken stock of, not logged.
+        log.after_sweep(&[], &[(key(1), mapping(1, 5))]);
+        assert!(lines(&path).is_empty());
+
+        let ev = BindingEvent {
+            kind: nat_common::EVENT_BINDING_CREATED,
+            proto: 17,
+            inside_addr: key(2).addr,
+            inside_port: key(2).port,
+            public_addr: mapping(2, 0).addr,
+            public_port: mapping(2, 0).port,
+            time_ns: clock::boot_ns(),
+            ..Default::default()
+        };
+        log.created(&ev);
+        log.flush();
+        // Sweep: 1 expired, 2 remains, 3 appears without a record (late),
+        // and the record of 3 arriving afterwards is not logged twice.
+        log.after_sweep(
+            &[(key(1), mapping(1, 5))],
+            &[(key(2), mapping(2, ev.time_ns)), (key(3), mapping(3, 7))],
+        );
+        log.created(&BindingEvent {
+            inside_port: key(3).port,
+            public_port: mapping(3, 7).port,
+            time_ns: 7,
+            ..ev
+        });
+        // 2 vanished without the agent (flush).
+        log.after_sweep(&[], &[(key(3), mapping(3, 7))]);
+
+        let v = lines(&path);
+        let brief: Vec<(String, String, String, bool)> = v
+            .iter()
+            .map(|r| {
+                (
+                    r["event"].as_str().unwrap().to_string(),
+                    r["inside"].as_str().unwrap().to_string(),
+                    r["reason"].as_str().unwrap_or("").to_string(),
+                    r["late"].as_bool().unwrap_or(false),
+                )
+            })
+            .collect();
+        assert_eq!(
+            brief,
+            vec![
+                ("created".into(), "10.0.0.2:2".into(), "".into(), false),
+                (
+                    "deleted".into(),
+                    "10.0.0.2:1".into(),
+                    "expired".into(),
+                    false
+                ),
+                ("created".into(), "10.0.0.2:3".into(), "".into(), true),
+                (
+                    "deleted".into(),
+                    "10.0.0.2:2".into(),
+                    "removed".into(),
+                    false
+                ),
+            ]
+        );
+        assert_eq!(v[0]["proto"], "udp");
+        assert_eq!(v[0]["public"], "198.51.100.1:2");
+        assert!(v[0]["time"].as_str().unwrap().ends_with('Z'));
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn lost_records_are_logged_late_and_replacements_close_the_old_binding() {
+        let path =
+            std::env::temp_dir().join(format!("xnat-translog2-{}.jsonl", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let mut log = TransLog::open(LogTarget::File(path.clone())).unwrap();
+        log.after_sweep(&[], &[]);
+        // Never seen, then expired: created (late) and deleted.
+        log.after_sweep(&[(key(7), mapping(7, 70))], &[]);
+        // A record for endpoint 8, then a new binding of endpoint 8 (the
+        // first was flushed and the flow came back before a sweep).
+        let ev = BindingEvent {
+            kind: nat_common::EVENT_BINDING_CREATED,
+            proto: 17,
+            inside_addr: key(8).addr,
+            inside_port: key(8).port,
+            public_addr: mapping(8, 0).addr,
+            public_port: mapping(8, 0).port,
+            time_ns: 80,
+            ..Default::default()
+        };
+        log.created(&ev);
+        log.created(&BindingEvent { time_ns: 81, ..ev });
+        log.flush();
+        let brief: Vec<(String, String, bool)> = lines(&path)
+            .iter()
+            .map(|r| {
+                (
+                    r["event"].as_str().unwrap().to_string(),
+                    r["reason"].as_str().unwrap_or("").to_string(),
+                    r["late"].as_bool().unwrap_or(false),
+                )
+            })
+            .collect();
+        assert_eq!(
+            brief,
+            vec![
+                ("created".into(), "".into(), true),
+                ("deleted".into(), "expired".into(), false),
+                ("created".into(), "".into(), false),
+                ("deleted".into(), "removed".into(), false),
+                ("created".into(), "".into(), false),
+            ]
+        );
+        let _ = std::fs::remove_file(&path);
+    }
+}

@@ -1,0 +1,326 @@
+//! Support for the daemon tests (tests/e2e_daemon.rs): the static-NAT
+//! topology of [`crate::topology`] driven through config files, an agent
+//! the test starts, kills and restarts itself, a long-lived TCP connection
+//! that must survive all of it, and a Prometheus scrape with curl.
+//!
+//! Addresses (see `topology`): the inside host `cli` has 10.0.0.2 and
+//! 10.0.0.3; the gateway's external interface EXT carries 203.0.113.1 and
+//! 203.0.113.2; the server `srv` is 198.51.100.2. The configs here use
+//! 203.0.113.2 as the NAPT pool and 203.0.113.1 for a static 1:1 map.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::netns::{BgChild, CMD_TIMEOUT, Netns, describe, xnat_bin};
+use crate::topology::{Ingress, PIN_ROOT, Topology};
+use crate::traffic::{IO_TIMEOUT, accept_within, payload};
+use crate::wait::wait_until;
+
+/// The NAPT pool address of the configs.
+pub const POOL: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 2);
+/// Public address of the static map 10.0.0.3 = 203.0.113.1.
+pub const STATIC_PUB: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
+/// Where the agents serve metrics (inside the gateway's namespace).
+pub const METRICS: &str = "127.0.0.1:9469";
+
+/// How long an agent may take to print its ready line.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A topology, a private directory for config files, and the agent.
+pub struct DaemonTopo {
+    pub t: Topology,
+    pub dir: PathBuf,
+    agent: Option<BgChild>,
+}
+
+impl DaemonTopo {
+    /// Builds the topology for test `tag` (≤ 4 alphanumerics).
+    pub fn new(tag: &str, mode: Ingress) -> DaemonTopo {
+        let t = Topology::new(tag, mode);
+        let dir = std::env::temp_dir().join(format!("xnat-e2e-{}-{}", std::process::id(), t.ext));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("creating the test's config directory");
+        DaemonTopo {
+            t,
+            dir,
+            agent: None,
+        }
+    }
+
+    pub fn ext(&self) -> &str {
+        &self.t.ext
+    }
+
+    /// Writes `text` to `name` in the test's directory.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.dir.join(name);
+        std::fs::write(&p, text).unwrap_or_else(|e| panic!("writing {}: {e}", p.display()));
+        p
+    }
+
+    /// A config for this topology: EXT, the test's ingress mode, NAPT of
+    /// 10.0.0.0/24 behind [`POOL`], plus `extra` TOML (top-level keys
+    /// first, then tables).
+    pub fn config(&self, top: &str, tables: &str) -> String {
+        format!(
+            "interface = \"{ext}\"\ningress = \"{mode}\"\n{top}\n\n[napt]\ninternal = [\"10.0.0.0/24\"]\npool = [\"{POOL}\"]\n{tables}\n",
+            ext = self.t.ext,
+            mode = self.t.mode.as_str(),
+        )
+    }
+
+    /// Starts `xnat ARGS` (an attach) in the gateway and waits for its
+    /// ready line, which it returns.
+    pub fn start(&mut self, args: &[&str]) -> String {
+        assert!(self.agent.is_none(), "an agent is already running");
+        let bin = xnat_bin();
+        let mut v = vec![bin.to_str().unwrap()];
+        v.extend_from_slice(args);
+        let mut agent = self.t.nat.spawn(&v);
+        let ready = format!("xnat: attached to {}", self.t.ext);
+        let line = crate::wait::wait_for(READY_TIMEOUT, &format!("`{ready}`"), || {
+            if let Some(s) = agent.try_exit() {
+                panic!(
+                    "`{}` exited ({}) before it was ready\nstdout: {}\nstderr: {}",
+                    agent.what(),
+                    describe(s),
+                    agent.stdout(),
+                    agent.stderr()
+                );
+            }
+            agent
+                .stdout()
+                .lines()
+                .find(|l| l.starts_with(&ready))
+                .map(str::to_string)
+        });
+        self.agent = Some(agent);
+        line
+    }
+
+    /// The running agent.
+    pub fn agent(&mut self) -> &mut BgChild {
+        self.agent.as_mut().expect("no agent running")
+    }
+
+    /// Kills the agent with SIGKILL and reaps it.
+    pub fn kill9(&mut self) {
+        let mut agent = self.agent.take().expect("no agent running");
+        agent.signal(libc::SIGKILL);
+        let st = agent.wait_exit(Duration::from_secs(10));
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&st),
+            Some(libc::SIGKILL),
+            "agent did not die of SIGKILL: {}",
+            describe(st)
+        );
+    }
+
+    /// Stops the agent with SIGTERM; returns its output.
+    pub fn stop(&mut self) -> (String, String) {
+        let mut agent = self.agent.take().expect("no agent running");
+        let (st, killed) = agent.terminate(Duration::from_secs(10));
+        assert!(
+            !killed && st.success(),
+            "agent did not exit 0 on SIGTERM ({}):\n{}\n{}",
+            describe(st),
+            agent.stdout(),
+            agent.stderr()
+        );
+        (agent.stdout(), agent.stderr())
+    }
+
+    /// Runs `xnat ARGS` in the gateway, whatever the result.
+    pub fn xnat(&self, args: &[&str]) -> Output {
+        self.t.xnat(args)
+    }
+
+    /// Runs `xnat ARGS`; panics unless it succeeds; returns stdout.
+    pub fn xnat_ok(&self, args: &[&str]) -> String {
+        self.t.xnat_ok(args)
+    }
+
+    /// `xnat ARGS --json` (or with `--json` already in ARGS) as JSON.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.xnat_ok(args);
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("`xnat {}` is not JSON ({e}): {out}", args.join(" ")))
+    }
+
+    /// The pin directory of EXT.
+    pub fn pin_dir(&self) -> PathBuf {
+        let prefix = format!("{}@", self.t.ext);
+        std::fs::read_dir(PIN_ROOT)
+            .expect("reading the pin root")
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(&prefix))
+            })
+            .unwrap_or_else(|| panic!("no pin directory for {}", self.t.ext))
+    }
+
+    /// GET `path` from the metrics endpoint with curl inside the gateway:
+    /// (HTTP status, body).
+    pub fn scrape(&self, path: &str) -> (u16, String) {
+        let url = format!("http://{METRICS}{path}");
+        let out = self.t.nat.run(
+            CMD_TIMEOUT,
+            &[
+                "curl",
+                "-sS",
+                "--max-time",
+                "5",
+                "-w",
+                "\n%{http_code}",
+                &url,
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "curl {url}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').expect("curl -w adds the status");
+        (code.trim().parse().expect("HTTP status"), body.to_string())
+    }
+}
+
+impl Drop for DaemonTopo {
+    fn drop(&mut self) {
+        // The agent first (SIGTERM: it detaches), then the topology.
+        self.agent = None;
+        let _ = std::fs::remove_dir_all(&self.dir);
+        // Pid and state files a killed agent left (named after EXT).
+        if let Ok(rd) = std::fs::read_dir("/run/xnat") {
+            let prefix = format!("{}@", self.t.ext);
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().starts_with(&prefix) {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+    }
+}
+
+/// The value of the sample `name{labels}` (labels as written by the
+/// exposition, e.g. `direction="egress"`; `""` for none) in `text`.
+pub fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (series, value) = l.rsplit_once(' ')?;
+        let (n, rest) = series.split_once('{').unwrap_or((series, "}"));
+        if n != name || !labels.iter().all(|lab| rest.contains(lab)) {
+            return None;
+        }
+        value.parse().ok()
+    })
+}
+
+/// A TCP connection from an inside host to the server that stays open
+/// across agent restarts and reloads; every [`LongFlow::check`] sends data
+/// and checks the echo, proving the connection still works.
+pub struct LongFlow {
+    client: TcpStream,
+    /// The client's address as the server saw it at accept.
+    pub seen_by_server: SocketAddr,
+    echo: Option<JoinHandle<()>>,
+    round: u8,
+}
+
+impl LongFlow {
+    /// Listens on `srv` in `server`, connects from `client_ns` (from its
+    /// primary address), and starts echoing.
+    pub fn open(client_ns: &Netns, server: &Netns, srv: SocketAddr) -> LongFlow {
+        let listener = server
+            .in_ns(|| TcpListener::bind(srv))
+            .unwrap_or_else(|e| panic!("bind {srv}: {e}"));
+        let client = client_ns
+            .in_ns(|| TcpStream::connect_timeout(&srv, IO_TIMEOUT))
+            .unwrap_or_else(|e| panic!("connect to {srv}: {e}"));
+        let (server_side, seen_by_server) = accept_within(&listener, IO_TIMEOUT);
+        for s in [&client, &server_side] {
+            s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+            s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+        }
+        let echo = std::thread::spawn(move || {
+            let mut r = server_side.try_clone().unwrap();
+            let mut w = server_side;
+            let _ = std::io::copy(&mut r, &mut w);
+        });
+        LongFlow {
+            client,
+            seen_by_server,
+            echo: Some(echo),
+            round: 0,
+        }
+    }
+
+    /// Sends 64 KiB and reads them back; panics, naming `when`, if the
+    /// connection broke.
+    pub fn check(&mut self, when: &str) {
+        self.round = self.round.wrapping_add(1);
+        let data = payload(64 * 1024, self.round);
+        self.client
+            .write_all(&data)
+            .unwrap_or_else(|e| panic!("{when}: TCP write on the long-lived flow: {e}"));
+        let mut got = vec![0u8; data.len()];
+        self.client
+            .read_exact(&mut got)
+            .unwrap_or_else(|e| panic!("{when}: TCP echo on the long-lived flow broke: {e}"));
+        assert!(got == data, "{when}: echoed data differs");
+    }
+}
+
+impl Drop for LongFlow {
+    fn drop(&mut self) {
+        let _ = self.client.shutdown(std::net::Shutdown::Both);
+        if let Some(h) = self.echo.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Waits until `path` has a line for which `f` holds.
+pub fn wait_for_line(
+    path: &Path,
+    what: &str,
+    timeout: Duration,
+    f: impl Fn(&serde_json::Value) -> bool,
+) {
+    wait_until(timeout, what, || {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .any(|v| f(&v))
+    });
+}
+
+/// The JSON lines of `path`.
+pub fn json_lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+        .collect()
+}
+
+/// Runs `xnat ARGS` in `ns` and returns (exit code, stdout, stderr).
+pub fn run_xnat(ns: &Netns, args: &[&str]) -> (i32, String, String) {
+    let bin = xnat_bin();
+    let mut v = vec![bin.to_str().unwrap()];
+    v.extend_from_slice(args);
+    let out = ns.run(CMD_TIMEOUT, &v);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

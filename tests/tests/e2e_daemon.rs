@@ -1,0 +1,727 @@
+//! End-to-end tests of xnat as a daemon (root): config files and `xnat
+//! check`, reloads that keep live flows, adopting pinned state after a real
+//! SIGKILL, the layout-version check, a Prometheus scrape while traffic
+//! runs, the translation log (including a lagging reader), `flows flush`,
+//! `--json` listings and exit codes.
+//!
+//! Topology: `xnat_tests::topology` (cli 10.0.0.2/10.0.0.3 — nat — rtr —
+//! srv 198.51.100.2); configs from `xnat_tests::daemon_topo` (NAPT of
+//! 10.0.0.0/24 behind 203.0.113.2).
+
+use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use aya::maps::{Array, Map, MapData};
+use serde_json::Value;
+use xnat_tests::daemon_topo::{
+    DaemonTopo, LongFlow, METRICS, POOL, STATIC_PUB, json_lines, run_xnat, sample, wait_for_line,
+};
+use xnat_tests::netns::describe;
+use xnat_tests::topology::{CLI, CLI2, Ingress, SRV, error_lines, json_counter};
+use xnat_tests::traffic::{IO_TIMEOUT, sa, tcp_echo, udp_exchange};
+use xnat_tests::wait::{wait_for, wait_until};
+
+const STATIC_MAP: &str = "[[map]]\nprivate = \"10.0.0.3\"\npublic = \"203.0.113.1\"\n";
+
+fn forward(port: u16) -> String {
+    format!(
+        "[[forward]]\nproto = \"tcp\"\npublic = \"203.0.113.2:{port}\"\ninside = \"10.0.0.2:{port}\"\n"
+    )
+}
+
+fn ip(a: SocketAddr) -> IpAddr {
+    a.ip()
+}
+
+/// The source the server sees for a UDP datagram from `from` (an inside
+/// address) to srv:`port`.
+fn udp_source_seen(d: &DaemonTopo, from: std::net::Ipv4Addr, port: u16) -> IpAddr {
+    let seen = udp_exchange(
+        &d.t.cli,
+        &d.t.srv,
+        sa(from, 0),
+        sa(SRV, port),
+        sa(SRV, port),
+        200,
+    );
+    ip(seen.server_saw_src)
+}
+
+/// Pid files of EXT's agent under /run/xnat.
+fn pid_files(d: &DaemonTopo) -> Vec<String> {
+    std::fs::read_dir("/run/xnat")
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(&format!("{}@", d.ext())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------
+
+/// `xnat check` accepts a good config and names file, line and key for bad
+/// ones; `xnat attach --config BAD` attaches nothing; `attach --config
+/// GOOD` (the interface only in the file) translates static, NAPT and
+/// forwarded traffic; a second attach is refused while the agent runs.
+#[test]
+fn config_file_check_and_attach() {
+    let mut d = DaemonTopo::new("cfg", Ingress::Tc);
+    let ext = d.ext().to_string();
+    let good = d.write(
+        "good.toml",
+        &d.config("", &format!("{STATIC_MAP}\n{}", forward(8080))),
+    );
+
+    let out = d.xnat_ok(&["check", "--config", good.to_str().unwrap()]);
+    assert!(
+        out.contains(&format!("is valid: interface {ext}")) && out.contains("1 forward(s)"),
+        "{out}"
+    );
+
+    // (file, TOML, expected one-line error)
+    let bad = [
+        (
+            "typo.toml",
+            d.config("", "pools = [\"203.0.113.2\"]"),
+            "typo.toml:8:1: napt.pools: unknown field `pools`",
+        ),
+        (
+            "inside.toml",
+            d.config("", "")
+                .replace("pool = [\"203.0.113.2\"]", "pool = [\"10.0.0.9\"]"),
+            "inside.toml:7:9: napt.pool[0]: pool address 10.0.0.9 lies inside the internal prefix 10.0.0.0/24",
+        ),
+        (
+            "fwd.toml",
+            d.config("", &forward(8080).replace("203.0.113.2", "203.0.113.9")),
+            "fwd.toml:8:1: forward[0]: 203.0.113.9 is not a pool address",
+        ),
+    ];
+    for (name, text, expect) in &bad {
+        let path = d.write(name, text);
+        let path = path.to_str().unwrap();
+        for verb in ["check", "attach"] {
+            let out = d.xnat(&[verb, "--config", path]);
+            let lines = error_lines(&out.stderr);
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "`xnat {verb} --config {name}`: {}\n{lines:?}",
+                describe(out.status)
+            );
+            assert!(
+                lines.len() == 1 && lines[0].contains(expect),
+                "`xnat {verb} --config {name}`: expected one line containing {expect:?}, got {lines:?}"
+            );
+        }
+        d.t.assert_clean(&format!("after `xnat attach --config {name}`"));
+        assert!(
+            pid_files(&d).is_empty(),
+            "pid file left: {:?}",
+            pid_files(&d)
+        );
+    }
+
+    let ready = d.start(&["attach", "--config", good.to_str().unwrap()]);
+    assert!(ready.contains("1 static mapping(s)"), "{ready}");
+    // NAPT for 10.0.0.2, the static map for 10.0.0.3, the forward inbound.
+    let out = tcp_echo(&d.t.cli, &d.t.srv, sa(SRV, 5001), sa(SRV, 5001), 64 * 1024);
+    assert_eq!(ip(out.server_saw_peer), IpAddr::from(POOL));
+    assert_eq!(udp_source_seen(&d, CLI2, 5002), IpAddr::from(STATIC_PUB));
+    let inb = tcp_echo(&d.t.srv, &d.t.cli, sa(CLI, 8080), sa(POOL, 8080), 16 * 1024);
+    assert_eq!(ip(inb.server_saw_peer), IpAddr::from(SRV));
+
+    // A second agent for the same interface is refused; the first lives on.
+    let out = d.xnat(&["attach", "--config", good.to_str().unwrap()]);
+    let lines = error_lines(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{lines:?}");
+    assert!(
+        lines.len() == 1 && lines[0].contains(&ext) && lines[0].contains("is running"),
+        "{lines:?}"
+    );
+    assert!(d.agent().try_exit().is_none(), "first agent died");
+
+    d.stop();
+    d.t.assert_clean("after SIGTERM");
+    assert!(
+        pid_files(&d).is_empty(),
+        "pid file left: {:?}",
+        pid_files(&d)
+    );
+}
+
+// ---------------------------------------------------------------------------
+
+fn set_layout_version(d: &DaemonTopo, v: u32) {
+    let path = d.pin_dir().join(nat_common::MAP_VERSION);
+    let data = MapData::from_pin(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut a: Array<MapData, u32> = Array::try_from(Map::from_map_data(data).unwrap()).unwrap();
+    a.set(0, v, 0).unwrap();
+}
+
+/// SIGKILL the agent while a TCP connection runs: the connection keeps
+/// working with no agent, a restarted `attach` with the same config adopts
+/// the pinned state (same binding, counters continue), and a state of
+/// another layout version is refused without touching it.
+fn sigkill_and_adopt(tag: &str, mode: Ingress) {
+    let mut d = DaemonTopo::new(tag, mode);
+    let ext = d.ext().to_string();
+    let cfg = d.write("xnat.toml", &d.config("", STATIC_MAP));
+    let cfg = cfg.to_str().unwrap().to_string();
+    d.start(&["attach", "--config", &cfg]);
+
+    let mut flow = LongFlow::open(&d.t.cli, &d.t.srv, SocketAddr::from(sa(SRV, 5100)));
+    assert_eq!(ip(flow.seen_by_server), IpAddr::from(POOL));
+    flow.check("before SIGKILL");
+    let tcp_flow = |d: &DaemonTopo| -> Option<Value> {
+        d.json(&["flows", "-i", d.ext(), "--json", "--proto", "tcp"])
+            .as_array()?
+            .iter()
+            .find(|f| f["remote"] == format!("{SRV}:5100"))
+            .cloned()
+    };
+    let before = tcp_flow(&d).expect("the long flow's session");
+    let egress_before = d.t.counter("egress_translated_packets");
+
+    d.kill9();
+    assert!(!d.t.attached().is_empty(), "programs gone after SIGKILL");
+    flow.check("after SIGKILL, with no agent");
+    assert!(
+        d.t.counter("egress_translated_packets") > egress_before,
+        "translation stopped without the agent"
+    );
+    let (code, _, err) = run_xnat(&d.t.nat, &["reload", "-i", &ext]);
+    assert!(
+        code == 1 && err.contains("no agent is running"),
+        "{code} {err}"
+    );
+
+    // Another layout version is refused, and nothing changes.
+    set_layout_version(&d, 99);
+    let out = d.xnat(&["attach", "--config", &cfg]);
+    let lines = error_lines(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{lines:?}");
+    assert!(
+        lines.len() == 1
+            && lines[0].contains("layout version 99")
+            && lines[0].contains(&format!("uses layout {}", nat_common::LAYOUT_VERSION)),
+        "{lines:?}"
+    );
+    assert!(!d.t.attached().is_empty(), "refused adoption detached");
+    flow.check("after a refused adoption");
+    set_layout_version(&d, nat_common::LAYOUT_VERSION);
+
+    let egress_mid = d.t.counter("egress_translated_packets");
+    let ready = d.start(&["attach", "--config", &cfg]);
+    assert!(
+        ready.contains("adopted the running attachment (no changes)"),
+        "{ready}"
+    );
+    flow.check("after adoption");
+    let after = tcp_flow(&d).expect("the long flow's session after adoption");
+    assert_eq!(after["public"], before["public"], "binding changed");
+    assert_eq!(after["state"], "ESTABLISHED");
+    assert!(
+        d.t.counter("egress_translated_packets") > egress_mid,
+        "counters restarted"
+    );
+    let st = d.json(&["status", "--json"]);
+    let pid = d.agent().pid();
+    assert!(
+        st.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["interface"] == ext.as_str() && r["agent_pid"] == pid),
+        "{st}"
+    );
+    // The adopted agent expires, reloads and detaches like any other.
+    drop(flow);
+    d.stop();
+    d.t.assert_clean("after the adopted agent's SIGTERM");
+}
+
+#[test]
+fn sigkill_and_adopt_tc() {
+    sigkill_and_adopt("kilt", Ingress::Tc);
+}
+
+#[test]
+fn sigkill_and_adopt_xdp() {
+    sigkill_and_adopt("kilx", Ingress::Xdp);
+}
+
+// ---------------------------------------------------------------------------
+
+/// `xnat reload` applies only the difference of a changed config while a
+/// TCP connection runs: the removed static map stops matching, forwards
+/// are swapped, NAPT settings change in place. A broken config or a
+/// change that would strand live bindings is refused and changes nothing.
+/// SIGHUP does the same.
+#[test]
+fn reload_applies_the_difference() {
+    let mut d = DaemonTopo::new("rld", Ingress::Tc);
+    let ext = d.ext().to_string();
+    let cfg = d.write(
+        "xnat.toml",
+        &d.config(
+            "",
+            &format!("filtering = \"address\"\n{STATIC_MAP}\n{}", forward(8080)),
+        ),
+    );
+    let cfg = cfg.to_str().unwrap().to_string();
+    d.start(&["attach", "--config", &cfg]);
+    let mut flow = LongFlow::open(&d.t.cli, &d.t.srv, SocketAddr::from(sa(SRV, 5200)));
+    flow.check("before reload");
+    assert_eq!(udp_source_seen(&d, CLI2, 5201), IpAddr::from(STATIC_PUB));
+
+    // No static map, the forward moves from 8080 to 9090, other filtering.
+    d.write(
+        "xnat.toml",
+        &d.config(
+            "",
+            &format!("filtering = \"endpoint-independent\"\n{}", forward(9090)),
+        ),
+    );
+    let out = d.xnat_ok(&["reload", "-i", &ext]);
+    for part in [
+        "1 static map(s) removed",
+        "1 forward(s) added",
+        "1 forward(s) removed",
+        "NAPT settings updated",
+    ] {
+        assert!(out.contains(part), "reload output lacks {part:?}: {out}");
+    }
+    flow.check("after reload");
+    assert!(d.t.map_list().is_empty(), "static map still listed");
+    // The removed static map stops matching: 10.0.0.3 is now masqueraded.
+    assert_eq!(udp_source_seen(&d, CLI2, 5202), IpAddr::from(POOL));
+    let fwd = d.json(&["forward", "list", "-i", &ext, "--json"]);
+    assert_eq!(
+        fwd,
+        serde_json::json!([{"proto": "tcp", "public": "203.0.113.2:9090", "inside": "10.0.0.2:9090"}])
+    );
+    let inb = tcp_echo(&d.t.srv, &d.t.cli, sa(CLI, 9090), sa(POOL, 9090), 8 * 1024);
+    assert_eq!(ip(inb.server_saw_peer), IpAddr::from(SRV));
+    let old =
+        d.t.srv
+            .in_ns(|| TcpStream::connect_timeout(&SocketAddr::from(sa(POOL, 8080)), IO_TIMEOUT));
+    assert!(old.is_err(), "the removed forward still answers");
+    let stats = d.t.stats();
+    assert_eq!(
+        stats["napt"]["filtering"], "endpoint-independent",
+        "{stats}"
+    );
+
+    // A broken file: refused with file, line and key; nothing changes.
+    let broken = d.config("", &format!("pools = [\"1.2.3.4\"]\n{}", forward(9090)));
+    d.write("xnat.toml", &broken);
+    let out = d.xnat(&["reload", "-i", &ext]);
+    let lines = error_lines(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{lines:?}");
+    assert!(
+        lines.len() == 1
+            && lines[0].contains("nothing changed")
+            && lines[0].contains("xnat.toml:8:1: napt.pools"),
+        "{lines:?}"
+    );
+    // Removing the pool address the long flow uses: refused.
+    d.write(
+        "xnat.toml",
+        &d.config("", &forward(9090).replace("203.0.113.2", "203.0.113.1"))
+            .replace("pool = [\"203.0.113.2\"]", "pool = [\"203.0.113.1\"]"),
+    );
+    let out = d.xnat(&["reload", "-i", &ext]);
+    let lines = error_lines(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{lines:?}");
+    assert!(
+        lines[0].contains("pool address 203.0.113.2 still carries"),
+        "{lines:?}"
+    );
+    assert_eq!(
+        d.json(&["forward", "list", "-i", &ext, "--json"]),
+        fwd,
+        "a refused reload changed the forwards"
+    );
+    flow.check("after refused reloads");
+    assert!(d.agent().try_exit().is_none(), "agent died on a bad reload");
+
+    // SIGHUP: the static map comes back.
+    d.write(
+        "xnat.toml",
+        &d.config(
+            "",
+            &format!(
+                "filtering = \"endpoint-independent\"\n{STATIC_MAP}\n{}",
+                forward(9090)
+            ),
+        ),
+    );
+    d.agent().signal(libc::SIGHUP);
+    wait_until(
+        Duration::from_secs(10),
+        "SIGHUP to restore the static map",
+        || !d.t.map_list().is_empty(),
+    );
+    assert_eq!(udp_source_seen(&d, CLI2, 5203), IpAddr::from(STATIC_PUB));
+    flow.check("after SIGHUP");
+    drop(flow);
+    let (_, stderr) = d.stop();
+    assert!(
+        stderr.contains("reload 1:") && stderr.contains("reload 2 failed"),
+        "{stderr}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+
+/// Prometheus scrape with curl while TCP and UDP traffic run.
+#[test]
+fn metrics_scrape_while_traffic_runs() {
+    let mut d = DaemonTopo::new("met", Ingress::Tc);
+    let ext = d.ext().to_string();
+    let cfg = d.write(
+        "xnat.toml",
+        &d.config(&format!("metrics = \"{METRICS}\""), ""),
+    );
+    d.start(&["attach", "--config", cfg.to_str().unwrap()]);
+
+    let mut flow = LongFlow::open(&d.t.cli, &d.t.srv, SocketAddr::from(sa(SRV, 5300)));
+    flow.check("before scraping");
+    // A UDP stream for the whole scrape.
+    let stop = Arc::new(AtomicBool::new(false));
+    let sock =
+        d.t.cli
+            .in_ns(|| UdpSocket::bind(sa(CLI, 0)))
+            .expect("UDP socket");
+    let streamer = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let _ = sock.send_to(&[0u8; 100], sa(SRV, 5301));
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+
+    // The first sweep has run once its histogram counts it.
+    let text = wait_for(
+        Duration::from_secs(10),
+        "an expiry sweep in the metrics",
+        || {
+            let (code, body) = d.scrape("/metrics");
+            assert_eq!(code, 200, "{body}");
+            (sample(&body, "xnat_expiry_sweep_duration_seconds_count", &[]).unwrap_or(0.0) >= 1.0)
+                .then_some(body)
+        },
+    );
+    let iface = format!("interface=\"{ext}\"");
+    let want = |name: &str, labels: &[&str]| -> f64 {
+        let mut l = labels.to_vec();
+        l.push(&iface);
+        sample(&text, name, &l).unwrap_or_else(|| panic!("no sample {name}{labels:?} in\n{text}"))
+    };
+    assert_eq!(
+        want(
+            "xnat_build_info",
+            &[&format!("version=\"{}\"", env!("CARGO_PKG_VERSION"))]
+        ),
+        1.0
+    );
+    let egress = want("xnat_translated_packets_total", &["direction=\"egress\""]);
+    assert!(egress > 0.0);
+    assert!(want("xnat_translated_bytes_total", &["direction=\"ingress\""]) > 0.0);
+    assert_eq!(
+        want("xnat_drops_total", &["reason=\"ports_exhausted\""]),
+        0.0
+    );
+    assert!(want("xnat_bindings", &["proto=\"tcp\""]) >= 1.0);
+    assert!(want("xnat_bindings", &["proto=\"udp\""]) >= 1.0);
+    assert!(want("xnat_sessions", &["proto=\"udp\""]) >= 1.0);
+    assert!(want("xnat_tcp_sessions", &["state=\"established\""]) >= 1.0);
+    assert!(want("xnat_pool_ports_in_use", &["address=\"203.0.113.2\""]) >= 2.0);
+    let fill = want("xnat_map_fill_ratio", &["map=\"SESSIONS\""]);
+    assert!(fill > 0.0 && fill < 1.0, "{fill}");
+    assert_eq!(want("xnat_events_lost_total", &[]), 0.0);
+
+    // Live numbers: the stream is counted by the next scrape.
+    wait_until(
+        Duration::from_secs(10),
+        "egress packets to grow between scrapes",
+        || {
+            let (_, body) = d.scrape("/metrics");
+            sample(
+                &body,
+                "xnat_translated_packets_total",
+                &["direction=\"egress\""],
+            )
+            .is_some_and(|v| v > egress)
+        },
+    );
+    assert_eq!(d.scrape("/nope").0, 404);
+    stop.store(true, Ordering::Relaxed);
+    streamer.join().unwrap();
+    flow.check("after scraping");
+}
+
+// ---------------------------------------------------------------------------
+
+fn records<'a>(lines: &'a [Value], event: &str, proto: &str) -> Vec<&'a Value> {
+    lines
+        .iter()
+        .filter(|r| r["event"] == event && r["proto"] == proto)
+        .collect()
+}
+
+/// The translation log: created records from the data plane, deleted on
+/// expiry and on flush; with the agent stopped (SIGSTOP) the ring overflows,
+/// the data plane keeps translating and counts the lost records, and the
+/// agent logs the missing bindings late once it runs again.
+#[test]
+fn translation_log() {
+    let mut d = DaemonTopo::new("log", Ingress::Tc);
+    let ext = d.ext().to_string();
+    let log = d.dir.join("bindings.jsonl");
+    let cfg = d.write("xnat.toml", &d.config("", ""));
+    // Flags over the file: the log target and a 2 s UDP timeout.
+    d.start(&[
+        "attach",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--log-bindings",
+        log.to_str().unwrap(),
+        "--timeout",
+        "udp=2",
+    ]);
+
+    udp_exchange(
+        &d.t.cli,
+        &d.t.srv,
+        sa(CLI, 4444),
+        sa(SRV, 5400),
+        sa(SRV, 5400),
+        100,
+    );
+    let udp = |r: &Value| r["proto"] == "udp" && r["inside"] == "10.0.0.2:4444";
+    // From the data plane's record (not found late by a sweep).
+    wait_for_line(
+        &log,
+        "the UDP binding's created record",
+        Duration::from_secs(5),
+        |r| {
+            udp(r)
+                && r["event"] == "created"
+                && r["public"] == "203.0.113.2:4444"
+                && r["late"].is_null()
+        },
+    );
+    wait_for_line(
+        &log,
+        "the UDP binding's expiry",
+        Duration::from_secs(15),
+        |r| udp(r) && r["event"] == "deleted" && r["reason"] == "expired",
+    );
+
+    let mut flow = LongFlow::open(&d.t.cli, &d.t.srv, SocketAddr::from(sa(SRV, 5401)));
+    flow.check("TCP through the NAT");
+    let inside = flow_inside(&d);
+    let tcp = |r: &Value| r["proto"] == "tcp" && r["inside"] == inside.as_str();
+    wait_for_line(
+        &log,
+        "the TCP binding's created record",
+        Duration::from_secs(5),
+        |r| tcp(r) && r["event"] == "created",
+    );
+    d.xnat_ok(&["flows", "flush", "-i", &ext, "--proto", "tcp"]);
+    wait_for_line(
+        &log,
+        "the flushed TCP binding's deletion",
+        Duration::from_secs(10),
+        |r| tcp(r) && r["event"] == "deleted" && r["reason"] == "removed",
+    );
+    // The flow itself survives a flush: its next packet gets a new binding.
+    flow.check("after flush");
+    drop(flow);
+    let first = json_lines(&log);
+    for r in &first {
+        assert!(
+            r["time"]
+                .as_str()
+                .is_some_and(|t| t.ends_with('Z') && t.len() >= 20),
+            "{r}"
+        );
+    }
+
+    // The reader lags: stop the agent, make more bindings than the ring
+    // holds (64 KiB / 40 bytes per record).
+    const N: u16 = 2500;
+    let drops_before = drops(&d);
+    let egress_before = d.t.counter("egress_translated_packets");
+    d.agent().signal(libc::SIGSTOP);
+    // All sockets open at once, so every one has its own port.
+    let socks: Vec<UdpSocket> = d.t.cli.in_ns(|| {
+        (0..N)
+            .map(|_| {
+                let s = UdpSocket::bind(sa(CLI, 0)).unwrap();
+                s.send_to(b"x", sa(SRV, 5402)).unwrap();
+                s
+            })
+            .collect()
+    });
+    let ports: Vec<u16> = socks
+        .iter()
+        .map(|s| s.local_addr().unwrap().port())
+        .collect();
+    wait_until(Duration::from_secs(10), "all datagrams translated", || {
+        d.t.counter("egress_translated_packets") >= egress_before + N as u64
+    });
+    let lost = d.t.counter("events_lost");
+    assert!(lost > 0, "the ring never overflowed");
+    assert_eq!(
+        drops(&d),
+        drops_before,
+        "packets dropped while the reader lagged"
+    );
+    d.agent().signal(libc::SIGCONT);
+    // Every binding gets its created record: from the ring, or late.
+    wait_until(
+        Duration::from_secs(20),
+        "created records for all bindings",
+        || {
+            let lines = json_lines(&log);
+            let created: std::collections::HashSet<String> = records(&lines, "created", "udp")
+                .iter()
+                .filter_map(|r| r["inside"].as_str().map(str::to_string))
+                .collect();
+            ports
+                .iter()
+                .all(|p| created.contains(&format!("{CLI}:{p}")))
+        },
+    );
+    // Each binding created exactly once: the ring's records as they came,
+    // the lost ones late.
+    let lines = json_lines(&log);
+    let ours: Vec<&Value> = records(&lines, "created", "udp")
+        .into_iter()
+        .filter(|r| ports.iter().any(|p| r["inside"] == format!("{CLI}:{p}")))
+        .collect();
+    assert_eq!(ours.len(), N as usize, "duplicate created records");
+    let late = ours.iter().filter(|r| r["late"] == true).count() as u64;
+    assert_eq!(late, lost, "records lost vs logged late");
+    assert_eq!(
+        json_counter(&d.t.stats(), "events_lost"),
+        Some(lost),
+        "events lost while the agent ran"
+    );
+}
+
+/// The inside endpoint of the only TCP flow.
+fn flow_inside(d: &DaemonTopo) -> String {
+    let flows = d.json(&["flows", "-i", d.ext(), "--json", "--proto", "tcp"]);
+    flows[0]["inside"].as_str().expect("a TCP flow").to_string()
+}
+
+/// The sum of all drop counters.
+fn drops(d: &DaemonTopo) -> u64 {
+    let s = d.t.stats();
+    s["counters"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| k.starts_with("drop"))
+        .map(|(_, v)| v.as_u64().unwrap())
+        .sum()
+}
+
+// ---------------------------------------------------------------------------
+
+/// Every listing has `--json`; `flows flush` deletes by inside host and by
+/// protocol but keeps forwards; exit codes 0/1/2/3.
+#[test]
+fn json_flush_and_exit_codes() {
+    let mut d = DaemonTopo::new("cli", Ingress::Tc);
+    let ext = d.ext().to_string();
+    let cfg = d.write("xnat.toml", &d.config("", &forward(8080)));
+    d.start(&["attach", "--config", cfg.to_str().unwrap()]);
+
+    udp_exchange(
+        &d.t.cli,
+        &d.t.srv,
+        sa(CLI, 4000),
+        sa(SRV, 5500),
+        sa(SRV, 5500),
+        50,
+    );
+    udp_exchange(
+        &d.t.cli,
+        &d.t.srv,
+        sa(CLI2, 4001),
+        sa(SRV, 5501),
+        sa(SRV, 5501),
+        50,
+    );
+
+    for args in [
+        vec!["map", "list", "-i", &ext, "--json"],
+        vec!["forward", "list", "-i", &ext, "--json"],
+        vec!["flows", "-i", &ext, "--json"],
+        vec!["status", "--json"],
+    ] {
+        assert!(d.json(&args).is_array(), "`xnat {}`", args.join(" "));
+    }
+    assert!(d.t.stats()["counters"].is_object());
+    let flows = d.json(&["flows", "-i", &ext, "--json"]);
+    assert_eq!(flows.as_array().unwrap().len(), 2, "{flows}");
+
+    let out = d.json(&[
+        "flows", "flush", "-i", &ext, "--inside", "10.0.0.3", "--json",
+    ]);
+    assert_eq!(out, serde_json::json!({"sessions": 1, "mappings": 1}));
+    let flows = d.json(&["flows", "-i", &ext, "--json"]);
+    let left: Vec<&str> = flows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["inside"].as_str().unwrap())
+        .collect();
+    assert_eq!(left, vec!["10.0.0.2:4000"]);
+    let out = d.json(&["flows", "flush", "-i", &ext, "--proto", "udp", "--json"]);
+    assert_eq!(out, serde_json::json!({"sessions": 1, "mappings": 1}));
+    assert_eq!(
+        d.json(&["flows", "-i", &ext, "--json"]),
+        serde_json::json!([])
+    );
+    assert_eq!(
+        d.json(&["forward", "list", "-i", &ext, "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "flush removed the forward"
+    );
+    let s = d.t.stats();
+    assert_eq!(
+        s["napt"]["mappings"], 1,
+        "only the forward's mapping is left: {s}"
+    );
+
+    // Exit codes.
+    let (code, _, err) = run_xnat(&d.t.nat, &["flows", "-i", "nosuch0"]);
+    assert_eq!(code, 3, "not attached: {err}");
+    let (code, _, err) = run_xnat(&d.t.nat, &["attach", &ext, "--no-such-flag"]);
+    assert_eq!(code, 2, "usage: {err}");
+    let (code, _, err) = run_xnat(&d.t.nat, &["check", "--config", "/nonexistent/x.toml"]);
+    assert!(
+        code == 1 && err.contains("/nonexistent/x.toml"),
+        "{code} {err}"
+    );
+    let (code, out, _) = run_xnat(&d.t.nat, &["reload", "-i", &ext]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("reloaded: no changes"), "{out}");
+    d.stop();
+    let (code, _, err) = run_xnat(&d.t.nat, &["stats", "-i", &ext]);
+    assert_eq!(code, 3, "after detach: {err}");
+}
