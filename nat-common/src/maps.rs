@@ -12,8 +12,15 @@ pub type Ipv4Be = u32;
 pub const MAP_STATIC_OUT: &str = "STATIC_OUT";
 /// Static 1:1 NAT, inbound: public address -> private address.
 pub const MAP_STATIC_IN: &str = "STATIC_IN";
-/// `--fast-path` switch (single-entry u32 array).
+/// `--fast-path` switch: `[FAST_PATH_ON]` 1 when on, `[FAST_PATH_EXT_IFINDEX]` the
+/// external interface (outbound fast-path packets must route there).
 pub const MAP_FAST_PATH: &str = "FAST_PATH";
+pub const FAST_PATH_ON: u32 = 0;
+pub const FAST_PATH_EXT_IFINDEX: u32 = 1;
+/// Inside interfaces the XDP fast path may redirect to (a DEVMAP_HASH keyed
+/// by ifindex): only devices known to receive XDP frames (physical NICs);
+/// redirects to anything else would be dropped by the kernel.
+pub const MAP_XDP_TARGETS: &str = "XDP_TARGETS";
 /// Per-CPU packet counters indexed by [`crate::Counter`].
 pub const MAP_STATS: &str = "STATS";
 /// The layout version of the pinned state (single-entry array holding
@@ -28,7 +35,7 @@ pub const MAP_EVENT_MASK: &str = "EVENT_MASK";
 /// types and counter indices. Bump it whenever any of them changes, so a
 /// new `xnat` refuses to adopt state pinned by an incompatible one instead
 /// of misreading it.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 
 /// Every map the programs define, in the order user space pins them.
 pub const ALL_MAPS: &[&str] = &[
@@ -36,6 +43,7 @@ pub const ALL_MAPS: &[&str] = &[
     MAP_STATIC_IN,
     MAP_STATS,
     MAP_FAST_PATH,
+    MAP_XDP_TARGETS,
     crate::napt::MAP_CONFIG,
     crate::napt::MAP_POOL,
     crate::napt::MAP_INTERNAL,

@@ -12,7 +12,7 @@ use nat_common::{Counter, EndpointKey, SessionKey};
 use crate::{
     counters,
     forward::{self, Route},
-    maps::{INTERNAL, NAPT_OUT, SESSIONS, STATIC_OUT},
+    maps::{INTERNAL, NAPT_OUT, SESSIONS, STATIC_OUT, XDP_TARGETS},
     nat::{self, Direction, Verdict},
     packet::{Packet, TcPacket, XdpPacket},
     parse::{self, IPPROTO_TCP, IPPROTO_UDP, Ipv4},
@@ -33,8 +33,11 @@ pub fn inbound_xdp(ctx: &XdpContext) -> u32 {
     // SAFETY: reading the program's own context.
     let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
     let route = forward::lookup_packet(ctx, &p, &ip, ifindex, ip.tot_len as u16);
-    if !matches!(route, Route::Resolved { .. }) {
-        return xdp_action::XDP_PASS;
+    // Only to devices known to take XDP frames: a redirect into a bridge,
+    // or a veth whose peer has no XDP program, would be dropped silently.
+    match route {
+        Route::Resolved { ifindex, .. } if XDP_TARGETS.get(ifindex).is_some() => {}
+        _ => return xdp_action::XDP_PASS,
     }
     match forward::send(&mut p, &ip, &route) {
         Some(v) => {
@@ -57,7 +60,7 @@ pub fn inbound_tc(ctx: &TcContext) -> i32 {
     }
     // SAFETY: reading the program's own context.
     let ifindex = unsafe { (*ctx.skb.skb).ifindex };
-    let route = forward::lookup_packet(ctx, &p, &ip, ifindex, 0);
+    let route = forward::lookup_packet(ctx, &p, &ip, ifindex, mtu_len(ctx, &ip));
     match forward::send(&mut p, &ip, &route) {
         Some(v) => {
             counters::bump(Counter::FastPathInbound);
@@ -65,6 +68,16 @@ pub fn inbound_tc(ctx: &TcContext) -> i32 {
         }
         None => TC_ACT_OK as i32,
     }
+}
+
+/// The length the FIB checks against the route's MTU: the packet's own,
+/// except for GSO super-packets (0 lets the kernel check the skb, which
+/// knows they are segmented on the way out).
+#[inline(always)]
+fn mtu_len(ctx: &TcContext, ip: &Ipv4) -> u16 {
+    // SAFETY: reading the program's own context.
+    let gso = unsafe { (*ctx.skb.skb).gso_size };
+    if gso == 0 { ip.tot_len as u16 } else { 0 }
 }
 
 /// Whether an outbound packet belongs to an established flow: a static
@@ -125,9 +138,13 @@ pub fn outbound_tc(ctx: &TcContext) -> i32 {
     // path (a translated packet would be a martian on this interface).
     // SAFETY: reading the program's own context.
     let ifindex = unsafe { (*ctx.skb.skb).ifindex };
-    let route = forward::lookup(ctx, &ip, ifindex, ip.src, ip.dst, 0);
-    if matches!(route, Route::Stack) {
-        return TC_ACT_OK as i32;
+    let route = forward::lookup(ctx, &ip, ifindex, ip.src, ip.dst, mtu_len(ctx, &ip));
+    // Only traffic leaving through the external interface is ours to
+    // translate (inside-to-inside traffic is routed untouched).
+    let ext = forward::external_ifindex();
+    match route {
+        Route::Resolved { ifindex, .. } | Route::NoNeigh { ifindex } if ifindex == ext && ext != 0 => {}
+        _ => return TC_ACT_OK as i32,
     }
     match nat::process(&mut p, Direction::Egress) {
         Verdict::Translated => {}

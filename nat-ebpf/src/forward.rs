@@ -18,7 +18,18 @@ const TTL_OFF: u32 = 8;
 /// Whether `--fast-path` is on.
 #[inline(always)]
 pub fn fast_path_enabled() -> bool {
-    FAST_PATH.get(0).is_some_and(|v| *v != 0)
+    FAST_PATH
+        .get(nat_common::FAST_PATH_ON)
+        .is_some_and(|v| *v != 0)
+}
+
+/// The external interface's ifindex (0 if unknown).
+#[inline(always)]
+pub fn external_ifindex() -> u32 {
+    FAST_PATH
+        .get(nat_common::FAST_PATH_EXT_IFINDEX)
+        .copied()
+        .unwrap_or(0)
 }
 
 /// The TTL of the packet's IPv4 header.

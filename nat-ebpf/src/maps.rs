@@ -3,7 +3,7 @@
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
     macros::map,
-    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, DevMapHash, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
 };
 use nat_common::{
     DEFAULT_MAX_MAPPINGS, DEFAULT_MAX_SESSIONS, EVENTS_BYTES, EndpointKey, FRAG_HOLD_MAX,
@@ -28,7 +28,11 @@ pub static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_COUNT
 
 /// `--fast-path`: 1 forwards established flows in BPF (FIB + redirect).
 #[map]
-pub static FAST_PATH: Array<u32> = Array::with_max_entries(1, 0);
+pub static FAST_PATH: Array<u32> = Array::with_max_entries(2, 0);
+
+/// Inside devices the XDP fast path may redirect to (see nat_common).
+#[map]
+pub static XDP_TARGETS: DevMapHash = DevMapHash::with_max_entries(64, 0);
 
 /// NAPT configuration; `pool_len == 0` means NAPT is off.
 #[map]

@@ -154,10 +154,27 @@ pub fn attach(req: &AttachRequest<'_>) -> anyhow::Result<Attachment> {
     for (private, public) in req.static_maps {
         table.add(*private, *public)?;
     }
-    if req.fast_path {
+    {
         let mut flag: aya::maps::Array<aya::maps::MapData, u32> =
             crate::pinned::open(&dir, nat_common::MAP_FAST_PATH)?;
-        flag.set(0, 1, 0)?;
+        // The external ifindex always (reload may switch the fast path on).
+        flag.set(nat_common::FAST_PATH_EXT_IFINDEX, ifindex, 0)?;
+        if req.fast_path {
+            flag.set(nat_common::FAST_PATH_ON, 1, 0)?;
+        }
+        // XDP redirects work into physical NICs; a bridge or a veth (whose
+        // peer may lack an XDP program) would drop them, so those stay on
+        // the stack path in XDP mode.
+        let mut targets: aya::maps::DevMapHash<aya::maps::MapData> =
+            crate::pinned::open(&dir, nat_common::MAP_XDP_TARGETS)?;
+        for inside in req.inside {
+            if !netdev::is_virtual(inside) {
+                let i = netdev::ifindex(inside)?;
+                targets
+                    .insert(i, i, None, 0)
+                    .with_context(|| format!("XDP fast path target {inside}"))?;
+            }
+        }
     }
     if let Some(n) = req.napt {
         n.apply(&dir)?;

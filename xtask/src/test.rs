@@ -17,11 +17,11 @@ pub fn run(cargo_args: &[String]) -> Result<()> {
     util::run(util::cargo().args(["build", "--workspace", "--bins"]))?;
     let xnat = util::target_dir().join("debug").join("xnat");
     // `cargo test` prints its usual `test result:` lines, which CI reads; a failure is its exit
-    // status, turned into ours.
+    // status, turned into ours. --no-fail-fast: one failing suite must not hide the others.
     util::run(
         util::cargo()
             .env("XNAT_BIN", &xnat)
-            .args(["test", "--workspace"])
+            .args(["test", "--workspace", "--no-fail-fast"])
             .args(cargo_args),
     )
     .context("tests failed")
