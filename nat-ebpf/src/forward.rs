@@ -69,10 +69,10 @@ pub enum Route {
 
 /// FIB lookup for `src` → `dst` as if the packet arrived on `ifindex`.
 ///
-/// `mtu_len` is the length the egress MTU is checked against; TC passes
-/// 0 so the kernel checks the skb itself, which accounts for GSO
-/// super-packets (a GRO-merged TCP burst is forwardable though longer than
-/// the MTU).
+/// `mtu_len` is the length the egress MTU is checked against: the
+/// packet's total length, or 0 for TC GSO super-packets so the kernel
+/// checks the skb itself (a GRO-merged burst is forwardable though longer
+/// than the MTU: it is segmented on the way out).
 #[inline(always)]
 pub fn lookup<C: EbpfContext>(
     ctx: &C,

@@ -13,29 +13,40 @@
 //! 203.0.113.2 --internal 10.0.0.0/24 --inside int0 [--fast-path]`: the
 //! client's first address is statically mapped, its second one ([`CLI2`])
 //! is masqueraded (NAPT) behind the pool address [`POOL`]. Inbound, the
-//! fast path redirects from EXT to `int0`; outbound, from `int0` to EXT.
+//! fast path redirects from EXT to `int0` (TC mode only, see below);
+//! outbound, from `int0` to EXT.
 //!
-//! In XDP ingress mode an XDP redirect into a veth only delivers when the
-//! receiving end — the peer, `cli`'s eth0 — has an XDP program of its own
-//! (native mode); the topology attaches `xnat_noop_xdp` there (from this
-//! process, inside `cli`) and keeps it for its lifetime. As everywhere in
-//! XDP mode, the outside peer of EXT sends complete checksums (tx checksum
-//! offload off, DESIGN §2).
+//! In XDP ingress mode the inbound fast path redirects only to devices in
+//! the `XDP_TARGETS` map, which the agent fills with the `--inside`
+//! interfaces that are physical NICs: `int0` is a veth, so it is never
+//! there and inbound translated packets go to the stack
+//! (`fast_path_inbound` stays 0), while the outbound fast path (TC on
+//! `int0`) works in both modes. No XDP program is attached to the inside
+//! host: traffic must work without one. [`NoopXdp`] and
+//! [`FastTopo::add_xdp_target`] let a test build the one case where an XDP
+//! redirect into a veth delivers (the peer has an XDP program) by hand. As
+//! everywhere in XDP mode, the outside peer of EXT sends complete checksums
+//! (tx checksum offload off, DESIGN §2).
 //!
 //! ICMP error rate limits are lifted in `nat`, `rtr` and `srv`: traceroutes
 //! and ICMP errors must never be lost to them.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4, TcpStream, UdpSocket};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use aya::Ebpf;
+use aya::maps::{Array, DevMapHash, MapData};
 use aya::programs::{Xdp, XdpMode};
-use nat_common::PROG_NOOP_XDP;
+use nat_common::{
+    FAST_PATH_EXT_IFINDEX, FAST_PATH_ON, MAP_FAST_PATH, MAP_XDP_TARGETS, PROG_NOOP_XDP,
+};
+use nat_userspace::pinned;
 
 use crate::napt_topo::{tcp_connect, tcp_listen, udp_bind};
 use crate::netns::Netns;
-use crate::topology::{Ingress, STATIC_MAP, Topology};
+use crate::topology::{Ingress, PIN_ROOT, STATIC_MAP, Topology};
 use crate::traffic::{accept_within, payload};
 
 pub use crate::topology::{CLI, CLI2, GW_EXT, GW_INT, PUB1, RTR_EXT, RTR_SRV, SRV};
@@ -69,8 +80,9 @@ impl FpCounters {
     }
 }
 
-/// `xnat_noop_xdp` attached to an interface of a namespace; detached when
-/// dropped (or when the interface goes away with its namespace).
+/// `xnat_noop_xdp` attached to an interface of a namespace (what makes a
+/// veth accept XDP redirects into its peer); detached when dropped (or when
+/// the interface goes away with its namespace).
 pub struct NoopXdp {
     _ebpf: Ebpf,
 }
@@ -101,11 +113,9 @@ impl NoopXdp {
     }
 }
 
-/// The fast-path topology of one test. Dropping it detaches the no-op XDP
-/// program, stops the agent and deletes the namespaces (also on panic).
+/// The fast-path topology of one test. Dropping it stops the agent and
+/// deletes the namespaces (also on panic).
 pub struct FastTopo {
-    // Declared first: dropped before the namespaces go.
-    noop: Option<NoopXdp>,
     pub t: Topology,
 }
 
@@ -117,13 +127,65 @@ impl FastTopo {
         for ns in [&t.nat, &t.rtr, &t.srv] {
             ns.sysctl("net.ipv4.icmp_ratelimit", "0");
         }
-        let noop = (mode == Ingress::Xdp).then(|| NoopXdp::attach(&t.cli, "eth0"));
-        FastTopo { noop, t }
+        FastTopo { t }
     }
 
-    /// Whether the inside host's veth has the no-op XDP program.
-    pub fn has_noop_xdp(&self) -> bool {
-        self.noop.is_some()
+    /// The running attachment's pin directory (`PIN_ROOT/EXT@ns<inode>`).
+    pub fn pin_dir(&self) -> PathBuf {
+        let prefix = format!("{}@", self.t.ext);
+        std::fs::read_dir(PIN_ROOT)
+            .expect("reading the pin root")
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                p.is_dir()
+                    && p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with(&prefix))
+            })
+            .unwrap_or_else(|| panic!("no pin directory for {}", self.t.ext))
+    }
+
+    /// The pinned `FAST_PATH` array: `[on, external ifindex]`.
+    pub fn fast_path_map(&self) -> [u32; 2] {
+        let a: Array<MapData, u32> = pinned::open(&self.pin_dir(), MAP_FAST_PATH)
+            .unwrap_or_else(|e| panic!("{MAP_FAST_PATH}: {e:#}"));
+        [FAST_PATH_ON, FAST_PATH_EXT_IFINDEX].map(|i| {
+            a.get(&i, 0)
+                .unwrap_or_else(|e| panic!("{MAP_FAST_PATH}[{i}]: {e}"))
+        })
+    }
+
+    /// The pinned `XDP_TARGETS` devmap as (key, target ifindex), sorted.
+    pub fn xdp_targets(&self) -> Vec<(u32, u32)> {
+        let m: DevMapHash<MapData> = pinned::open(&self.pin_dir(), MAP_XDP_TARGETS)
+            .unwrap_or_else(|e| panic!("{MAP_XDP_TARGETS}: {e:#}"));
+        let mut v: Vec<(u32, u32)> = m
+            .iter()
+            .map(|r| {
+                let (k, val) = r.unwrap_or_else(|e| panic!("iterating {MAP_XDP_TARGETS}: {e}"));
+                (k, val.if_index)
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Adds the gateway's interface `iface` to the pinned `XDP_TARGETS`
+    /// by hand, as the agent does for a physical NIC (from inside `nat`:
+    /// the kernel resolves the ifindex in the caller's namespace).
+    pub fn add_xdp_target(&self, iface: &str) {
+        let dir = self.pin_dir();
+        let i = ifindex(&self.t.nat, iface);
+        self.t
+            .nat
+            .in_ns(|| -> Result<(), String> {
+                let mut m: DevMapHash<MapData> = pinned::open(&dir, MAP_XDP_TARGETS)
+                    .map_err(|e| format!("{MAP_XDP_TARGETS}: {e:#}"))?;
+                m.insert(i, i, None, 0)
+                    .map_err(|e| format!("inserting {iface} ({i}) into {MAP_XDP_TARGETS}: {e}"))
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// The attach arguments: static map, NAPT pool, inside interface, and
@@ -164,6 +226,15 @@ impl FastTopo {
             egress: c("egress_translated_packets"),
         }
     }
+}
+
+/// The ifindex of `iface` in `ns`.
+pub fn ifindex(ns: &Netns, iface: &str) -> u32 {
+    let out = ns.ip(&["-o", "link", "show", "dev", iface]);
+    out.split(':')
+        .next()
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no ifindex for {iface} in {}: {out:?}", ns.name()))
 }
 
 // ------------------------------------------------------------------ traffic
