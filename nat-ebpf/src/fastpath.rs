@@ -143,7 +143,8 @@ pub fn outbound_tc(ctx: &TcContext) -> i32 {
     // translate (inside-to-inside traffic is routed untouched).
     let ext = forward::external_ifindex();
     match route {
-        Route::Resolved { ifindex, .. } | Route::NoNeigh { ifindex } if ifindex == ext && ext != 0 => {}
+        Route::Resolved { ifindex, .. } | Route::NoNeigh { ifindex }
+            if ifindex == ext && ext != 0 => {}
         _ => return TC_ACT_OK as i32,
     }
     match nat::process(&mut p, Direction::Egress) {
