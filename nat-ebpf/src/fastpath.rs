@@ -53,10 +53,10 @@ pub fn inbound_xdp(ctx: &XdpContext) -> u32 {
 pub fn inbound_tc(ctx: &TcContext) -> i32 {
     let mut p = TcPacket { ctx };
     let Some(ip) = parse::outer_ipv4(&p) else {
-        return TC_ACT_OK as i32;
+        return TC_ACT_OK;
     };
     if !matches!(forward::ttl(&p, &ip), Some(t) if t > 1) {
-        return TC_ACT_OK as i32;
+        return TC_ACT_OK;
     }
     // SAFETY: reading the program's own context.
     let ifindex = unsafe { (*ctx.skb.skb).ifindex };
@@ -66,7 +66,7 @@ pub fn inbound_tc(ctx: &TcContext) -> i32 {
             counters::bump(Counter::FastPathInbound);
             v as i32
         }
-        None => TC_ACT_OK as i32,
+        None => TC_ACT_OK,
     }
 }
 
@@ -85,7 +85,7 @@ fn mtu_len(ctx: &TcContext, ip: &Ipv4) -> u16 {
 #[inline(always)]
 fn established<P: Packet>(p: &P, ip: &Ipv4) -> bool {
     // SAFETY: presence checks only.
-    if unsafe { STATIC_OUT.get(&ip.src).is_some() } {
+    if unsafe { STATIC_OUT.get(ip.src).is_some() } {
         return true;
     }
     if ip.later_fragment || ip.more_fragments {
@@ -118,7 +118,7 @@ fn established<P: Packet>(p: &P, ip: &Ipv4) -> bool {
         _pad: [0; 3],
     };
     // SAFETY: presence checks only.
-    unsafe { NAPT_OUT.get(&out).is_some() && SESSIONS.get(&skey).is_some() }
+    unsafe { NAPT_OUT.get(out).is_some() && SESSIONS.get(skey).is_some() }
 }
 
 /// TC ingress on an inside interface, for packets that are not
@@ -128,10 +128,10 @@ fn established<P: Packet>(p: &P, ip: &Ipv4) -> bool {
 pub fn outbound_tc(ctx: &TcContext) -> i32 {
     let mut p = TcPacket { ctx };
     let Some(ip) = parse::outer_ipv4(&p) else {
-        return TC_ACT_OK as i32;
+        return TC_ACT_OK;
     };
     if !matches!(forward::ttl(&p, &ip), Some(t) if t > 1) || !established(&p, &ip) {
-        return TC_ACT_OK as i32;
+        return TC_ACT_OK;
     }
     // Route first, with the inside addresses: if the FIB cannot forward it
     // here, the stack takes the packet untranslated, as without the fast
@@ -145,15 +145,15 @@ pub fn outbound_tc(ctx: &TcContext) -> i32 {
     match route {
         Route::Resolved { ifindex, .. } | Route::NoNeigh { ifindex }
             if ifindex == ext && ext != 0 => {}
-        _ => return TC_ACT_OK as i32,
+        _ => return TC_ACT_OK,
     }
     match nat::process(&mut p, Direction::Egress) {
         Verdict::Translated => {}
-        Verdict::Drop => return TC_ACT_SHOT as i32,
-        Verdict::Pass => return TC_ACT_OK as i32,
+        Verdict::Drop => return TC_ACT_SHOT,
+        Verdict::Pass => return TC_ACT_OK,
     }
     let Some(ip) = parse::outer_ipv4(&p) else {
-        return TC_ACT_SHOT as i32;
+        return TC_ACT_SHOT;
     };
     match forward::send(&mut p, &ip, &route) {
         Some(v) => {
@@ -161,6 +161,6 @@ pub fn outbound_tc(ctx: &TcContext) -> i32 {
             v as i32
         }
         // Translated but not sendable: dropping is the only safe choice.
-        None => TC_ACT_SHOT as i32,
+        None => TC_ACT_SHOT,
     }
 }

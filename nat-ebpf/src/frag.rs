@@ -33,7 +33,7 @@ pub fn remember<P: Packet>(p: &mut P, ip: &Ipv4, inbound: bool, new_addr: u32) {
         _pad: 0,
         seen: session::now(),
     };
-    let _ = FRAGS.insert(&k, &v, 0);
+    let _ = FRAGS.insert(k, v, 0);
     p.release_fragments(&k, inbound, new_addr);
 }
 
@@ -48,7 +48,7 @@ pub fn hold<P: Packet>(p: &mut P, ip: &Ipv4, inbound: bool) -> bool {
 #[inline(always)]
 pub fn translate_later<P: Packet>(p: &mut P, ip: &Ipv4, inbound: bool) -> Option<Verdict> {
     // SAFETY: plain copy.
-    let v = unsafe { FRAGS.get(&key(ip, inbound)).copied() }?;
+    let v = unsafe { FRAGS.get(key(ip, inbound)).copied() }?;
     if session::now().saturating_sub(v.seen) > FRAG_TIMEOUT_NS {
         return None;
     }

@@ -65,7 +65,7 @@ pub fn hold(ctx: &TcContext, ip: &Ipv4, key: &FragKey) -> bool {
         let k = HoldKey { frag: *key, slot };
         // SAFETY: inserting from the scratch map value.
         if FRAG_HOLD
-            .insert(&k, unsafe { &*scratch }, BPF_NOEXIST)
+            .insert(k, unsafe { *scratch }, BPF_NOEXIST)
             .is_ok()
         {
             counters::bump(Counter::FragmentsHeld);
@@ -89,7 +89,7 @@ pub fn release(ctx: &TcContext, key: &FragKey, inbound: bool, new_addr: u32) {
     while slot < FRAG_HOLD_SLOTS {
         let k = HoldKey { frag: *key, slot };
         slot += 1;
-        let Some(held) = FRAG_HOLD.get_ptr(&k) else {
+        let Some(held) = FRAG_HOLD.get_ptr(k) else {
             continue;
         };
         // SAFETY: map value pointer; fields copied or passed to helpers
@@ -115,7 +115,7 @@ pub fn release(ctx: &TcContext, key: &FragKey, inbound: bool, new_addr: u32) {
                 }
             }
         }
-        let _ = FRAG_HOLD.remove(&k);
+        let _ = FRAG_HOLD.remove(k);
     }
 }
 

@@ -40,7 +40,7 @@ fn public_endpoint(addr: u32, port: u16, proto: u8) -> bool {
         _pad: 0,
     };
     // SAFETY: presence check only.
-    unsafe { NAPT_IN.get(&key).is_some() }
+    unsafe { NAPT_IN.get(key).is_some() }
 }
 
 /// A later fragment (no ports) belongs to a hairpinned datagram if its
@@ -51,14 +51,14 @@ fn public_endpoint(addr: u32, port: u16, proto: u8) -> bool {
 fn later_fragment_hairpinned(ip: &Ipv4) -> bool {
     // SAFETY: presence checks only.
     unsafe {
-        if FRAGS.get(&frag::key(ip, false)).is_some() {
+        if FRAGS.get(frag::key(ip, false)).is_some() {
             return true;
         }
-        match STATIC_OUT.get(&ip.src) {
+        match STATIC_OUT.get(ip.src) {
             Some(public) => {
                 let mut k = frag::key(ip, true);
                 k.src = *public;
-                FRAGS.get(&k).is_some()
+                FRAGS.get(k).is_some()
             }
             None => false,
         }
@@ -69,7 +69,7 @@ fn later_fragment_hairpinned(ip: &Ipv4) -> bool {
 #[inline(always)]
 fn targets_us<P: Packet>(p: &P, ip: &Ipv4) -> bool {
     // SAFETY: presence check only.
-    if unsafe { STATIC_IN.get(&ip.dst).is_some() } {
+    if unsafe { STATIC_IN.get(ip.dst).is_some() } {
         return true;
     }
     if !napt_on() {

@@ -50,8 +50,8 @@ pub fn xnat_inside_tc(ctx: TcContext) -> i32 {
     let mut p = TcPacket { ctx: &ctx };
     match hairpin::process(&mut p) {
         Hairpin::NotOurs if forward::fast_path_enabled() => fastpath::outbound_tc(&ctx),
-        Hairpin::NotOurs => TC_ACT_OK as i32,
-        Hairpin::Drop => TC_ACT_SHOT as i32,
+        Hairpin::NotOurs => TC_ACT_OK,
+        Hairpin::Drop => TC_ACT_SHOT,
         Hairpin::Forward(ip) => {
             // SAFETY: reading the program's own context.
             let ifindex = unsafe { (*ctx.skb.skb).ifindex };
@@ -60,7 +60,7 @@ pub fn xnat_inside_tc(ctx: TcContext) -> i32 {
             // source is one of our own addresses): forward it or drop it.
             match forward::send(&mut p, &ip, &route) {
                 Some(v) => v as i32,
-                None => TC_ACT_SHOT as i32,
+                None => TC_ACT_SHOT,
             }
         }
     }
@@ -69,7 +69,7 @@ pub fn xnat_inside_tc(ctx: TcContext) -> i32 {
 #[inline(always)]
 fn tc_verdict(v: Verdict) -> i32 {
     match v {
-        Verdict::Pass | Verdict::Translated => TC_ACT_OK as i32,
-        Verdict::Drop => TC_ACT_SHOT as i32,
+        Verdict::Pass | Verdict::Translated => TC_ACT_OK,
+        Verdict::Drop => TC_ACT_SHOT,
     }
 }
