@@ -63,11 +63,11 @@ pub fn hold(ctx: &TcContext, ip: &Ipv4, key: &FragKey) -> bool {
     let mut slot = 0;
     while slot < FRAG_HOLD_SLOTS {
         let k = HoldKey { frag: *key, slot };
-        // SAFETY: inserting from the scratch map value.
-        if FRAG_HOLD
-            .insert(k, unsafe { *scratch }, BPF_NOEXIST)
-            .is_ok()
-        {
+        // SAFETY: inserting from the scratch map value. By reference: a
+        // copy of the 1.5 KB value would not fit the 512-byte BPF stack.
+        #[allow(clippy::needless_borrows_for_generic_args)]
+        let inserted = FRAG_HOLD.insert(k, unsafe { &*scratch }, BPF_NOEXIST);
+        if inserted.is_ok() {
             counters::bump(Counter::FragmentsHeld);
             return true;
         }
