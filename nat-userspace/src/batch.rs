@@ -8,6 +8,7 @@ use std::{io, mem::size_of, os::fd::RawFd};
 
 const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
 const BPF_MAP_DELETE_BATCH: libc::c_long = 27;
+const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
 /// Entries per syscall.
 const CHUNK: usize = 4096;
 
@@ -114,6 +115,26 @@ pub fn delete<K: Copy>(fd: RawFd, keys: &[K]) -> io::Result<usize> {
         }
     }
     Ok(deleted)
+}
+
+/// Writes `keys[i] -> values[i]` into the map `fd` (create or replace), in
+/// chunks. `K` and `V` must be the map's exact key and value layouts.
+pub fn update_all<K: Copy, V: Copy>(fd: RawFd, keys: &[K], values: &[V]) -> io::Result<()> {
+    assert_eq!(keys.len(), values.len(), "one value per key");
+    let mut done = 0;
+    while done < keys.len() {
+        let n = (keys.len() - done).min(CHUNK);
+        let mut attr = BatchAttr {
+            keys: keys[done..].as_ptr() as u64,
+            values: values[done..].as_ptr() as u64,
+            count: n as u32,
+            map_fd: fd as u32,
+            ..Default::default()
+        };
+        sys(BPF_MAP_UPDATE_BATCH, &mut attr)?;
+        done += n;
+    }
+    Ok(())
 }
 
 /// BPF_MAP_UPDATE_ELEM of one entry (any flags: create or replace), for

@@ -4,6 +4,7 @@
 //! pieces and `bpf-linker` the BPF crate needs, the system tools the end-to-end tests use, mounting
 //! bpffs, and the root-only test and demo runs.
 
+mod bench;
 mod build;
 mod demo;
 mod dist;
@@ -42,6 +43,22 @@ enum Command {
     /// Build a release tarball under target/dist: the xnat binary, man pages and shell
     /// completions generated from its command line, contrib/xnat.service and an example config.
     Dist,
+    /// Measure xnat (needs root): BPF_PROG_TEST_RUN per-packet cost and scale, then end to end
+    /// against nftables masquerade and plain forwarding. Prints a table and writes BENCHMARKS.md.
+    Bench {
+        /// Fewer, shorter runs and no 1M-binding scale (a smoke test of the suite).
+        #[arg(long)]
+        quick: bool,
+        /// Run only one half of the suite.
+        #[arg(long, default_value = "all", value_parser = ["all", "micro", "e2e"])]
+        only: String,
+        /// Rounds of the end-to-end measurements (default 5, 2 with --quick).
+        #[arg(long)]
+        rounds: Option<usize>,
+        /// Write the report here instead of BENCHMARKS.md at the workspace root.
+        #[arg(long)]
+        output: Option<std::path::PathBuf>,
+    },
     /// Build xnat, put it between a private and a public network namespace and show real traffic
     /// being translated.
     Demo {
@@ -60,6 +77,17 @@ fn main() {
         Command::Build { release } => build::run(release),
         Command::Test { cargo_args } => test::run(&cargo_args),
         Command::Demo { ingress } => demo::run(&ingress),
+        Command::Bench {
+            quick,
+            only,
+            rounds,
+            output,
+        } => bench::run(&bench::Options {
+            quick,
+            only,
+            rounds,
+            output,
+        }),
         Command::Dist => dist::run(),
     };
     if let Err(err) = result {

@@ -1,0 +1,295 @@
+//! The flows the benchmark translates: the bulk bindings that fill the
+//! tables, the two "cycle" flows the repeated runs use, and their frames
+//! (64 bytes of packet data each: Ethernet + IPv4 + UDP/TCP + payload).
+//!
+//! # Why cycle flows
+//!
+//! BPF_PROG_TEST_RUN with `repeat = n` runs the program n times on the
+//! *same* buffer: the kernel does not restore the input between runs, so
+//! after the first run a translation program sees its own output. A cycle
+//! flow makes that output another established flow whose translation is
+//! the original frame again:
+//!
+//! ```text
+//! ingress: dst P:pp --NAPT_IN[P:pp]=I:ip--> dst I:ip --NAPT_IN[I:ip]=P:pp--> dst P:pp ...
+//! egress:  src I:ip --NAPT_OUT[I:ip]=P:pp--> src P:pp --NAPT_OUT[P:pp]=I:ip--> src I:ip ...
+//! ```
+//!
+//! Both halves of the cycle are complete established bindings (mapping
+//! entries both ways, a session with the remote endpoint, an
+//! address-dependent filter entry, and for egress `P` is an inside address
+//! too), so every iteration does exactly the work of one packet of an
+//! established flow: static-table miss, CONFIG, the mapping lookup, the
+//! filter check (ingress), the session lookup and update, and a full
+//! address + port rewrite with incremental checksum updates. The counters
+//! prove it: after a run of n, `ingress_translated` (or
+//! `egress_translated`) grew by exactly n and no session or mapping was
+//! created.
+
+use std::net::Ipv4Addr;
+
+use anyhow::{Result, ensure};
+use nat_common::{
+    EndpointKey, FilterKey, MAP_FILTER, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_SESSIONS, Mapping, Session,
+    SessionKey, TCP_ACK_IN, TCP_ACK_OUT, TCP_SYN_IN, TCP_SYN_OUT,
+};
+use xnat_tests::frame::{Packet, Tcp, Udp};
+
+use super::instance::{Instance, be};
+
+pub const UDP: u8 = 17;
+pub const TCP: u8 = 6;
+
+/// Frame size passed to BPF_PROG_TEST_RUN.
+pub const FRAME_LEN: usize = 64;
+
+#[derive(Clone, Copy, Debug)]
+pub struct Ep {
+    pub addr: Ipv4Addr,
+    pub port: u16,
+}
+
+impl Ep {
+    pub const fn new(addr: Ipv4Addr, port: u16) -> Self {
+        Ep { addr, port }
+    }
+}
+
+/// One flow through a mapping.
+#[derive(Clone, Copy, Debug)]
+pub struct Flow {
+    pub proto: u8,
+    pub inside: Ep,
+    pub public: Ep,
+    pub remote: Ep,
+}
+
+/// The established UDP flow of the repeated runs.
+pub const CYCLE_UDP: Flow = Flow {
+    proto: UDP,
+    inside: Ep::new(Ipv4Addr::new(10, 0, 0, 2), 5000),
+    public: Ep::new(Ipv4Addr::new(198, 18, 1, 1), 61000),
+    remote: Ep::new(Ipv4Addr::new(198, 19, 255, 1), 53),
+};
+
+/// The established TCP flow of the repeated runs.
+pub const CYCLE_TCP: Flow = Flow {
+    proto: TCP,
+    inside: Ep::new(Ipv4Addr::new(10, 0, 0, 3), 5001),
+    public: Ep::new(Ipv4Addr::new(198, 18, 1, 2), 61001),
+    remote: Ep::new(Ipv4Addr::new(198, 19, 255, 2), 443),
+};
+
+/// Entries the cycle flows add on top of the bulk bindings (per map).
+pub const CYCLE_ENTRIES: u32 = 4;
+
+/// Bulk binding `k` (UDP): 64 ports on each of many inside hosts,
+/// spread over the 64 pool addresses, one remote each.
+pub fn bulk(k: u32) -> Flow {
+    Flow {
+        proto: UDP,
+        inside: Ep::new(
+            Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 64, 0, 0)) + k / 64),
+            20000 + (k % 64) as u16,
+        ),
+        public: Ep::new(
+            Ipv4Addr::new(198, 18, 0, (k % 64) as u8),
+            1024 + (k / 64) as u16,
+        ),
+        remote: Ep::new(
+            Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 19, 0, 1)) + k % 60_000),
+            53,
+        ),
+    }
+}
+
+pub fn ep_key(ep: Ep, proto: u8) -> EndpointKey {
+    EndpointKey {
+        addr: be(ep.addr),
+        port: ep.port.to_be(),
+        proto,
+        _pad: 0,
+    }
+}
+
+fn mapping(to: Ep, now: u64) -> Mapping {
+    Mapping {
+        addr: be(to.addr),
+        port: to.port.to_be(),
+        flags: 0,
+        created: now,
+        last_seen: now,
+    }
+}
+
+fn session_key(proto: u8, inside: Ep, remote: Ep) -> SessionKey {
+    SessionKey {
+        inside_addr: be(inside.addr),
+        remote_addr: be(remote.addr),
+        inside_port: inside.port.to_be(),
+        remote_port: remote.port.to_be(),
+        proto,
+        _pad: [0; 3],
+    }
+}
+
+fn session(public: Ep, tcp: u8, now: u64) -> Session {
+    Session {
+        created: now,
+        last_seen: now,
+        packets_out: 1,
+        packets_in: 1,
+        bytes_out: 50,
+        bytes_in: 50,
+        public_addr: be(public.addr),
+        public_port: public.port.to_be(),
+        tcp,
+        _pad: 0,
+    }
+}
+
+fn filter_key(public: Ep, remote: Ipv4Addr, proto: u8) -> FilterKey {
+    FilterKey {
+        public_addr: be(public.addr),
+        remote_addr: be(remote),
+        public_port: public.port.to_be(),
+        proto,
+        _pad: 0,
+    }
+}
+
+fn tcp_bits(proto: u8) -> u8 {
+    if proto == TCP {
+        TCP_SYN_OUT | TCP_SYN_IN | TCP_ACK_OUT | TCP_ACK_IN
+    } else {
+        0
+    }
+}
+
+/// The entries of `flows` as established bindings: both mapping entries, a
+/// session and a filter entry each, stamped `now`.
+#[derive(Default)]
+struct Entries {
+    out: (Vec<EndpointKey>, Vec<Mapping>),
+    inb: (Vec<EndpointKey>, Vec<Mapping>),
+    sessions: (Vec<SessionKey>, Vec<Session>),
+    filter: (Vec<FilterKey>, Vec<u64>),
+}
+
+impl Entries {
+    fn with_capacity(n: usize) -> Self {
+        Entries {
+            out: (Vec::with_capacity(n), Vec::with_capacity(n)),
+            inb: (Vec::with_capacity(n), Vec::with_capacity(n)),
+            sessions: (Vec::with_capacity(n), Vec::with_capacity(n)),
+            filter: (Vec::with_capacity(n), Vec::with_capacity(n)),
+        }
+    }
+
+    fn push(&mut self, f: &Flow, now: u64) {
+        self.out.0.push(ep_key(f.inside, f.proto));
+        self.out.1.push(mapping(f.public, now));
+        self.inb.0.push(ep_key(f.public, f.proto));
+        self.inb.1.push(mapping(f.inside, now));
+        self.sessions
+            .0
+            .push(session_key(f.proto, f.inside, f.remote));
+        self.sessions
+            .1
+            .push(session(f.public, tcp_bits(f.proto), now));
+        self.filter
+            .0
+            .push(filter_key(f.public, f.remote.addr, f.proto));
+        self.filter.1.push(now);
+    }
+
+    fn write(&self, inst: &Instance) -> Result<()> {
+        inst.update_batch(MAP_NAPT_OUT, &self.out.0, &self.out.1)?;
+        inst.update_batch(MAP_NAPT_IN, &self.inb.0, &self.inb.1)?;
+        inst.update_batch(MAP_SESSIONS, &self.sessions.0, &self.sessions.1)?;
+        inst.update_batch(MAP_FILTER, &self.filter.0, &self.filter.1)
+    }
+}
+
+/// Writes bulk bindings `0..n` (4 map entries each), stamped `now`.
+pub fn fill_bulk(inst: &Instance, n: u32, now: u64) -> Result<()> {
+    ensure!(
+        n <= 64 * (65535 - 1024),
+        "{n} bindings do not fit the bulk layout"
+    );
+    let mut e = Entries::with_capacity(n as usize);
+    for k in 0..n {
+        e.push(&bulk(k), now);
+    }
+    e.write(inst)
+}
+
+/// Installs a cycle flow (see the module docs): the flow itself and its
+/// mirror image, whose inside endpoint is the flow's public one.
+pub fn install_cycle(inst: &mut Instance, f: &Flow, now: u64) -> Result<()> {
+    let mirror = Flow {
+        proto: f.proto,
+        inside: f.public,
+        public: f.inside,
+        remote: f.remote,
+    };
+    let mut e = Entries::with_capacity(2);
+    e.push(f, now);
+    e.push(&mirror, now);
+    e.write(inst)?;
+    // The mirror's inside address must be an inside address for egress.
+    inst.add_internal(f.public.addr, 32)
+}
+
+fn udp_frame(src: Ep, dst: Ep) -> Vec<u8> {
+    // 14 + 20 + 8 + 22 = 64 bytes.
+    let payload = [0x5a; FRAME_LEN - 42];
+    Packet::udp(src.addr, dst.addr, Udp::new(src.port, dst.port, &payload)).frame()
+}
+
+fn tcp_frame(src: Ep, dst: Ep) -> Vec<u8> {
+    // 14 + 20 + 20 + 10 = 64 bytes; ACK|PSH, as in an established flow.
+    let payload = [0x5a; FRAME_LEN - 54];
+    Packet::tcp(src.addr, dst.addr, Tcp::data(src.port, dst.port, &payload)).frame()
+}
+
+fn frame(proto: u8, src: Ep, dst: Ep) -> Vec<u8> {
+    let f = if proto == TCP {
+        tcp_frame(src, dst)
+    } else {
+        udp_frame(src, dst)
+    };
+    debug_assert_eq!(f.len(), FRAME_LEN);
+    f
+}
+
+/// Remote -> public endpoint (before inbound translation).
+pub fn inbound_frame(f: &Flow) -> Vec<u8> {
+    frame(f.proto, f.remote, f.public)
+}
+
+/// Inside -> remote endpoint (before outbound translation).
+pub fn outbound_frame(f: &Flow) -> Vec<u8> {
+    frame(f.proto, f.inside, f.remote)
+}
+
+/// A UDP frame from `src` to `dst`.
+pub fn udp(src: Ep, dst: Ep) -> Vec<u8> {
+    frame(UDP, src, dst)
+}
+
+/// Destination address and port of a frame built here.
+pub fn dst_of(frame: &[u8]) -> Ep {
+    Ep::new(
+        Ipv4Addr::new(frame[30], frame[31], frame[32], frame[33]),
+        u16::from_be_bytes([frame[36], frame[37]]),
+    )
+}
+
+/// Source address and port of a frame built here.
+pub fn src_of(frame: &[u8]) -> Ep {
+    Ep::new(
+        Ipv4Addr::new(frame[26], frame[27], frame[28], frame[29]),
+        u16::from_be_bytes([frame[34], frame[35]]),
+    )
+}

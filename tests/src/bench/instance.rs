@@ -1,0 +1,286 @@
+//! One loaded copy of xnat's BPF object for benchmarking: maps sized for a
+//! given number of bindings, NAPT configured, the programs under test
+//! loaded (not attached), and fast raw access to the maps (batched updates,
+//! the kernel's memory accounting, pinning for the expiry sweeper).
+
+use std::{
+    fs,
+    net::Ipv4Addr,
+    os::fd::{AsFd as _, AsRawFd as _, RawFd},
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, LpmTrie, Map, PerCpuArray, lpm_trie::Key as LpmKey},
+    programs::{Program, SchedClassifier, TestRun as _, TestRunOptions, TestRunResult, Xdp},
+};
+use nat_common::{
+    Counter, FILTER_ADDRESS, MAP_CONFIG, MAP_FILTER, MAP_HOST_PORTS, MAP_INTERNAL, MAP_NAPT_IN,
+    MAP_NAPT_OUT, MAP_POOL, MAP_SESSIONS, MAP_STATS, NatConfig, PROG_EGRESS_TC, PROG_INGRESS_TC,
+    PROG_INGRESS_XDP, PROG_NOOP_XDP, stats::COUNTER_COUNT,
+};
+
+/// The programs the benchmark runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Prog {
+    NoopXdp,
+    IngressXdp,
+    IngressTc,
+    EgressTc,
+}
+
+impl Prog {
+    pub const ALL: [Prog; 4] = [
+        Prog::NoopXdp,
+        Prog::IngressXdp,
+        Prog::IngressTc,
+        Prog::EgressTc,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Prog::NoopXdp => PROG_NOOP_XDP,
+            Prog::IngressXdp => PROG_INGRESS_XDP,
+            Prog::IngressTc => PROG_INGRESS_TC,
+            Prog::EgressTc => PROG_EGRESS_TC,
+        }
+    }
+
+    fn is_xdp(self) -> bool {
+        matches!(self, Prog::NoopXdp | Prog::IngressXdp)
+    }
+
+    /// XDP_PASS / TC_ACT_OK.
+    pub fn pass(self) -> u32 {
+        if self.is_xdp() { 2 } else { 0 }
+    }
+}
+
+/// Table capacities of one instance, as `xnat attach --max-mappings
+/// --max-sessions` would set them.
+#[derive(Clone, Copy, Debug)]
+pub struct Capacity {
+    pub mappings: u32,
+    pub sessions: u32,
+}
+
+/// The NAPT maps whose memory a binding costs.
+pub const BINDING_MAPS: [&str; 5] = [
+    MAP_NAPT_OUT,
+    MAP_NAPT_IN,
+    MAP_SESSIONS,
+    MAP_FILTER,
+    MAP_HOST_PORTS,
+];
+
+/// The pool every instance uses: 64 addresses from the benchmarking range
+/// (RFC 2544) 198.18.0.0/26.
+pub fn pool() -> Vec<Ipv4Addr> {
+    (0..64).map(|i| Ipv4Addr::new(198, 18, 0, i)).collect()
+}
+
+pub fn config(pool_len: u32) -> NatConfig {
+    NatConfig {
+        pool_len,
+        filtering: FILTER_ADDRESS,
+        port_min: 1024,
+        port_max: 65535,
+        max_ports_per_host: 0,
+        timeout_udp: nat_common::DEFAULT_TIMEOUT_UDP,
+        timeout_tcp_established: nat_common::DEFAULT_TIMEOUT_TCP_ESTABLISHED,
+        timeout_tcp_transitory: nat_common::DEFAULT_TIMEOUT_TCP_TRANSITORY,
+        timeout_icmp: nat_common::DEFAULT_TIMEOUT_ICMP,
+    }
+}
+
+pub struct Instance {
+    ebpf: Ebpf,
+    pins: Option<PathBuf>,
+}
+
+impl Instance {
+    /// Loads the object with the binding tables sized by `cap`, NAPT on
+    /// (the [`pool`], `10.0.0.0/8` inside, address-dependent filtering, RFC
+    /// timeouts) and every program in [`Prog::ALL`] loaded.
+    pub fn load(cap: Capacity) -> Result<Self> {
+        let mut loader = EbpfLoader::new();
+        loader
+            .map_max_entries(MAP_NAPT_OUT, cap.mappings)
+            .map_max_entries(MAP_NAPT_IN, cap.mappings)
+            .map_max_entries(MAP_HOST_PORTS, cap.mappings)
+            .map_max_entries(MAP_SESSIONS, cap.sessions)
+            .map_max_entries(MAP_FILTER, cap.sessions);
+        let mut ebpf = loader
+            .load(nat_userspace::ebpf_object())
+            .context("loading xnat's BPF object")?;
+        for p in Prog::ALL {
+            let prog = ebpf
+                .program_mut(p.name())
+                .ok_or_else(|| anyhow!("no program {} in the object", p.name()))?;
+            if p.is_xdp() {
+                let x: &mut Xdp = prog.try_into()?;
+                x.load().with_context(|| format!("loading {}", p.name()))?;
+            } else {
+                let c: &mut SchedClassifier = prog.try_into()?;
+                c.load().with_context(|| format!("loading {}", p.name()))?;
+            }
+        }
+        let mut inst = Instance { ebpf, pins: None };
+        let pool = pool();
+        {
+            let mut a: Array<_, u32> = Array::try_from(inst.map_mut(MAP_POOL)?)?;
+            for (i, addr) in pool.iter().enumerate() {
+                a.set(i as u32, be(*addr), 0).context("writing POOL")?;
+            }
+        }
+        {
+            let mut a: Array<_, NatConfig> = Array::try_from(inst.map_mut(MAP_CONFIG)?)?;
+            a.set(0, config(pool.len() as u32), 0)
+                .context("writing CONFIG")?;
+        }
+        inst.add_internal(Ipv4Addr::new(10, 0, 0, 0), 8)?;
+        Ok(inst)
+    }
+
+    fn map_mut(&mut self, name: &str) -> Result<&mut Map> {
+        self.ebpf
+            .map_mut(name)
+            .ok_or_else(|| anyhow!("no map {name} in the object"))
+    }
+
+    fn map(&self, name: &str) -> Result<&Map> {
+        self.ebpf
+            .map(name)
+            .ok_or_else(|| anyhow!("no map {name} in the object"))
+    }
+
+    /// Adds an inside prefix (INTERNAL).
+    pub fn add_internal(&mut self, net: Ipv4Addr, len: u32) -> Result<()> {
+        let mut t: LpmTrie<_, u32, u8> = LpmTrie::try_from(self.map_mut(MAP_INTERNAL)?)?;
+        t.insert(&LpmKey::new(len, be(net)), 1, 0)
+            .context("inserting into INTERNAL")?;
+        Ok(())
+    }
+
+    /// The raw fd of map `name`, for the batch syscalls and fdinfo.
+    pub fn fd(&self, name: &str) -> Result<RawFd> {
+        let data = match self.map(name)? {
+            Map::HashMap(d) | Map::Array(d) | Map::LpmTrie(d) | Map::PerCpuArray(d) => d,
+            _ => bail!("map {name} has an unexpected type"),
+        };
+        Ok(data.fd().as_fd().as_raw_fd())
+    }
+
+    /// Writes `keys[i] -> values[i]` into hash map `name` with
+    /// BPF_MAP_UPDATE_BATCH.
+    pub fn update_batch<K: Copy, V: Copy>(
+        &self,
+        name: &str,
+        keys: &[K],
+        values: &[V],
+    ) -> Result<()> {
+        update_batch(self.fd(name)?, keys, values).with_context(|| format!("filling {name}"))
+    }
+
+    /// The kernel's accounting for map `name` (from /proc/self/fdinfo).
+    pub fn map_memory(&self, name: &str) -> Result<MapMemory> {
+        let fd = self.fd(name)?;
+        let text = fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))
+            .with_context(|| format!("reading fdinfo of {name}"))?;
+        let field = |f: &str| -> Result<u64> {
+            text.lines()
+                .find_map(|l| l.strip_prefix(f).map(|v| v.trim().to_owned()))
+                .ok_or_else(|| anyhow!("no `{f}` in fdinfo of {name}"))?
+                .parse()
+                .with_context(|| format!("parsing `{f}` of {name}"))
+        };
+        Ok(MapMemory {
+            name: name.to_owned(),
+            max_entries: field("max_entries:")?,
+            memlock: field("memlock:")?,
+        })
+    }
+
+    /// All counters summed over the CPUs, indexed by [`Counter`].
+    pub fn counters(&self) -> Result<[u64; COUNTER_COUNT as usize]> {
+        let stats: PerCpuArray<_, u64> = PerCpuArray::try_from(self.map(MAP_STATS)?)?;
+        let mut all = [0u64; COUNTER_COUNT as usize];
+        for c in Counter::ALL {
+            let v = stats.get(&(c as u32), 0).context("reading STATS")?;
+            all[c as usize] = v.iter().sum();
+        }
+        Ok(all)
+    }
+
+    /// One BPF_PROG_TEST_RUN of `prog` on `frame`, `repeat` times.
+    pub fn test_run(
+        &self,
+        prog: Prog,
+        frame: &[u8],
+        out: Option<&mut [u8]>,
+        repeat: u32,
+    ) -> Result<TestRunResult> {
+        let p: &Program = self
+            .ebpf
+            .program(prog.name())
+            .ok_or_else(|| anyhow!("no program {}", prog.name()))?;
+        let opts = TestRunOptions {
+            data_in: Some(frame),
+            data_out: out,
+            repeat,
+            ..Default::default()
+        };
+        let res = if prog.is_xdp() {
+            <&Xdp>::try_from(p)?.test_run(opts)
+        } else {
+            <&SchedClassifier>::try_from(p)?.test_run(opts)
+        };
+        res.with_context(|| format!("BPF_PROG_TEST_RUN of {}", prog.name()))
+    }
+
+    /// Pins the maps the expiry sweeper opens (`nat_userspace::expiry`)
+    /// under `dir`, which is created and removed again on drop.
+    pub fn pin_binding_maps(&mut self, dir: &Path) -> Result<()> {
+        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        self.pins = Some(dir.to_owned());
+        for name in BINDING_MAPS {
+            self.map(name)?
+                .pin(dir.join(name))
+                .with_context(|| format!("pinning {name} in {}", dir.display()))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        if let Some(dir) = self.pins.take() {
+            for name in BINDING_MAPS {
+                let _ = fs::remove_file(dir.join(name));
+            }
+            if let Err(e) = fs::remove_dir(&dir) {
+                eprintln!("xnat-bench: could not remove {}: {e}", dir.display());
+            }
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct MapMemory {
+    pub name: String,
+    pub max_entries: u64,
+    pub memlock: u64,
+}
+
+/// An address as the maps hold it (network order in a native `u32`).
+pub fn be(addr: Ipv4Addr) -> u32 {
+    u32::from_ne_bytes(addr.octets())
+}
+
+/// BPF_MAP_UPDATE_BATCH in chunks, through the agent's own batch code.
+fn update_batch<K: Copy, V: Copy>(fd: RawFd, keys: &[K], values: &[V]) -> Result<()> {
+    nat_userspace::batch::update_all(fd, keys, values)
+        .with_context(|| format!("BPF_MAP_UPDATE_BATCH of {} entries", keys.len()))
+}

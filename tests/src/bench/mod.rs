@@ -1,0 +1,467 @@
+//! `xnat-bench`: the BPF_PROG_TEST_RUN part of `cargo xtask bench`
+//! (per-packet cost, scale, map memory, expiry sweep). It prints progress
+//! on stderr and writes its results as JSON (to `--out FILE`, else
+//! stdout); xtask adds the end-to-end figures and writes BENCHMARKS.md.
+
+mod flows;
+mod instance;
+mod measure;
+mod suite;
+mod sweep;
+
+use std::{net::Ipv4Addr, path::PathBuf, time::Instant};
+
+use anyhow::{Context as _, Result, bail};
+use nat_common::Counter;
+use nat_userspace::clock;
+use serde_json::{Value, json};
+
+use flows::{CYCLE_ENTRIES, CYCLE_TCP, CYCLE_UDP, Ep, Flow};
+use instance::{BINDING_MAPS, Capacity, Instance, Prog};
+use measure::{Expect, Rng};
+use suite::{Case, Method, NOOP, NOOP_LOOP};
+
+struct Args {
+    runs: usize,
+    repeat: u32,
+    loop_calls: usize,
+    new_per_round: usize,
+    scales: Vec<u32>,
+    sweep_runs: usize,
+    out: Option<PathBuf>,
+}
+
+const USAGE: &str = "usage: xnat-bench [--runs N] [--repeat N] [--loop-calls N] \
+[--new-per-round N] [--scales N,N,...] [--sweep-runs N] [--quick] [--out FILE]";
+
+fn parse_args() -> Result<Args> {
+    let mut a = Args {
+        runs: 5,
+        repeat: 1_000_000,
+        loop_calls: 100_000,
+        new_per_round: 50_000,
+        scales: vec![1_000, 100_000, 1_000_000],
+        sweep_runs: 5,
+        out: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut val = || it.next().with_context(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--runs" => a.runs = val()?.parse()?,
+            "--repeat" => a.repeat = val()?.parse()?,
+            "--loop-calls" => a.loop_calls = val()?.parse()?,
+            "--new-per-round" => a.new_per_round = val()?.parse()?,
+            "--sweep-runs" => a.sweep_runs = val()?.parse()?,
+            "--scales" => {
+                a.scales = val()?
+                    .split(',')
+                    .map(|s| s.trim().replace('_', "").parse())
+                    .collect::<Result<_, _>>()?
+            }
+            "--out" => a.out = Some(val()?.into()),
+            "--quick" => {
+                a.runs = 3;
+                a.repeat = 200_000;
+                a.loop_calls = 20_000;
+                a.new_per_round = 10_000;
+                a.scales = vec![1_000, 100_000];
+                a.sweep_runs = 2;
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            _ => bail!("unknown argument {arg}\n{USAGE}"),
+        }
+    }
+    if a.runs == 0 || a.repeat == 0 || a.loop_calls == 0 || a.scales.is_empty() {
+        bail!("--runs, --repeat, --loop-calls and --scales must be non-zero");
+    }
+    Ok(a)
+}
+
+pub fn run() -> Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("needs root (it loads BPF programs): run it through `cargo xtask bench`");
+    }
+    let args = parse_args()?;
+    let started = Instant::now();
+
+    let per_packet = per_packet(&args)?;
+    let scale = scale(&args)?;
+
+    let result = json!({
+        "repeat": args.repeat,
+        "runs": args.runs,
+        "loop_calls": args.loop_calls,
+        "frame_len": flows::FRAME_LEN,
+        "per_packet": per_packet,
+        "scale": scale,
+        "seconds": started.elapsed().as_secs_f64(),
+    });
+    let text = serde_json::to_string_pretty(&result)?;
+    match &args.out {
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?
+        }
+        None => println!("{text}"),
+    }
+    Ok(())
+}
+
+fn pass_expect(prog: Prog) -> Expect {
+    Expect {
+        verdict: Some(prog.pass()),
+        ..Default::default()
+    }
+}
+
+/// Expectations of a packet of an established flow.
+fn established(prog: Prog) -> Expect {
+    let each = if prog == Prog::EgressTc {
+        Counter::EgressTranslated
+    } else {
+        Counter::IngressTranslated
+    };
+    Expect {
+        each: vec![each],
+        unchanged: vec![
+            Counter::NaptMappingsCreated,
+            Counter::NaptSessionsCreated,
+            Counter::DropFiltered,
+            Counter::DropSessionTableFull,
+        ],
+        verdict: Some(prog.pass()),
+    }
+}
+
+/// The no-op baselines, run on the same 64-byte frame.
+fn baselines<'a>(inst: &'a Instance, args: &Args) -> Vec<Case<'a>> {
+    let frame = flows::inbound_frame(&CYCLE_UDP);
+    let frames = vec![frame.clone(); args.loop_calls];
+    let repeat = args.repeat;
+    vec![
+        Case::new(
+            NOOP,
+            "no-op XDP program (baseline)",
+            Prog::NoopXdp,
+            Method::Repeat,
+            0,
+            Box::new(move || {
+                measure::repeat(
+                    inst,
+                    Prog::NoopXdp,
+                    &frame,
+                    repeat,
+                    &pass_expect(Prog::NoopXdp),
+                    NOOP,
+                )
+            }),
+        ),
+        Case::new(
+            NOOP_LOOP,
+            "no-op XDP program, one syscall per packet (loop baseline)",
+            Prog::NoopXdp,
+            Method::Loop,
+            0,
+            Box::new(move || {
+                measure::each(
+                    inst,
+                    Prog::NoopXdp,
+                    &frames,
+                    &pass_expect(Prog::NoopXdp),
+                    NOOP_LOOP,
+                )
+            }),
+        ),
+    ]
+}
+
+/// A repeat case on an established cycle flow.
+fn hot<'a>(
+    inst: &'a Instance,
+    id: String,
+    label: String,
+    prog: Prog,
+    flow: &Flow,
+    bindings: u32,
+    repeat: u32,
+) -> Case<'a> {
+    let frame = if prog == Prog::EgressTc {
+        flows::outbound_frame(flow)
+    } else {
+        flows::inbound_frame(flow)
+    };
+    let expect = established(prog);
+    let what = id.clone();
+    Case::new(
+        id,
+        label,
+        prog,
+        Method::Repeat,
+        bindings,
+        Box::new(move || measure::repeat(inst, prog, &frame, repeat, &expect, &what)),
+    )
+}
+
+/// Checks once that a cycle frame is translated as the cycle assumes.
+fn check_cycle(inst: &Instance, prog: Prog, flow: &Flow) -> Result<()> {
+    let mut out = vec![0u8; 256];
+    let (frame, want, got): (_, Ep, fn(&[u8]) -> Ep) = if prog == Prog::EgressTc {
+        (flows::outbound_frame(flow), flow.public, flows::src_of)
+    } else {
+        (flows::inbound_frame(flow), flow.inside, flows::dst_of)
+    };
+    let res = inst.test_run(prog, &frame, Some(&mut out), 1)?;
+    let ep = got(&out[..res.data_size_out as usize]);
+    if ep.addr != want.addr || ep.port != want.port || res.return_value != prog.pass() {
+        bail!(
+            "{}: a packet of the established flow became {}:{} (verdict {}), expected {}:{}",
+            prog.name(),
+            ep.addr,
+            ep.port,
+            res.return_value,
+            want.addr,
+            want.port
+        );
+    }
+    Ok(())
+}
+
+fn load_filled(bulk: u32, cap: Capacity) -> Result<Instance> {
+    let t0 = Instant::now();
+    let mut inst = Instance::load(cap)?;
+    flows::fill_bulk(&inst, bulk, clock::boot_ns())?;
+    let now = clock::boot_ns();
+    flows::install_cycle(&mut inst, &CYCLE_UDP, now)?;
+    flows::install_cycle(&mut inst, &CYCLE_TCP, now)?;
+    for prog in [Prog::IngressXdp, Prog::IngressTc, Prog::EgressTc] {
+        for flow in [&CYCLE_UDP, &CYCLE_TCP] {
+            check_cycle(&inst, prog, flow)?;
+        }
+    }
+    eprintln!(
+        "xnat-bench: loaded and filled {bulk} bindings (capacity {} mappings, {} sessions) in {:.1} s",
+        cap.mappings,
+        cap.sessions,
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(inst)
+}
+
+fn proto_name(p: u8) -> &'static str {
+    if p == flows::TCP { "TCP" } else { "UDP" }
+}
+
+/// Section 1: every program at 1k bindings, plus new bindings and
+/// pass-through packets.
+fn per_packet(args: &Args) -> Result<Value> {
+    const BULK: u32 = 1_000;
+    // Room for every new binding the new-binding case creates.
+    let room = (BULK + CYCLE_ENTRIES) as usize + args.runs * args.new_per_round + 1024;
+    let cap = Capacity {
+        mappings: room as u32,
+        sessions: room as u32,
+    };
+    let inst = load_filled(BULK, cap)?;
+    let inst = &inst;
+    let repeat = args.repeat;
+
+    let mut cases = baselines(inst, args);
+    for (prog, hook) in [
+        (Prog::IngressXdp, "ingress XDP"),
+        (Prog::IngressTc, "ingress TC"),
+        (Prog::EgressTc, "egress TC"),
+    ] {
+        for flow in [&CYCLE_UDP, &CYCLE_TCP] {
+            let proto = proto_name(flow.proto);
+            cases.push(hot(
+                inst,
+                format!("{}_{}", prog.name(), proto.to_lowercase()),
+                format!("{hook} ({}), established {proto} flow", prog.name()),
+                prog,
+                flow,
+                BULK,
+                repeat,
+            ));
+        }
+    }
+
+    // New bindings: one syscall per packet, each from an inside endpoint
+    // never seen before (a new host address each, random source port), so
+    // each creates a mapping, a session and a filter entry.
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
+    let mut next_host = u32::from(Ipv4Addr::new(10, 128, 0, 0));
+    let per_round = args.new_per_round;
+    let remote = Ep::new(Ipv4Addr::new(198, 19, 254, 1), 53);
+    cases.push(Case::new(
+        "egress_new_binding",
+        "egress TC (xnat_egress_tc), new UDP flow: creates a binding",
+        Prog::EgressTc,
+        Method::Loop,
+        BULK,
+        Box::new(move || {
+            let frames: Vec<Vec<u8>> = (0..per_round)
+                .map(|_| {
+                    let src = Ep::new(
+                        Ipv4Addr::from(next_host),
+                        1024 + rng.below(65535 - 1024 + 1) as u16,
+                    );
+                    next_host += 1;
+                    flows::udp(src, remote)
+                })
+                .collect();
+            let expect = Expect {
+                each: vec![
+                    Counter::EgressTranslated,
+                    Counter::NaptMappingsCreated,
+                    Counter::NaptSessionsCreated,
+                ],
+                unchanged: vec![Counter::DropMappingTableFull, Counter::DropPortsExhausted],
+                verdict: Some(Prog::EgressTc.pass()),
+            };
+            measure::each(inst, Prog::EgressTc, &frames, &expect, "egress_new_binding")
+        }),
+    ));
+
+    // Pass-through: IPv4 that is not xnat's. Inbound: UDP to a pool address
+    // on a port without a mapping (the deepest miss: static table, CONFIG,
+    // NAPT_IN). Outbound: a source outside --internal (the gateway's own).
+    let pass = [
+        (
+            "pass_ingress_xdp",
+            "ingress XDP, pass-through (UDP to an unmapped pool port)",
+            Prog::IngressXdp,
+            flows::udp(
+                Ep::new(Ipv4Addr::new(198, 19, 255, 9), 53),
+                Ep::new(Ipv4Addr::new(198, 18, 0, 5), 9),
+            ),
+        ),
+        (
+            "pass_egress_tc",
+            "egress TC, pass-through (source not inside: the gateway's own)",
+            Prog::EgressTc,
+            flows::udp(
+                Ep::new(Ipv4Addr::new(192, 0, 2, 77), 5000),
+                Ep::new(Ipv4Addr::new(198, 19, 255, 9), 53),
+            ),
+        ),
+    ];
+    for (id, label, prog, frame) in pass {
+        let expect = Expect {
+            each: vec![Counter::PassedNotOurs],
+            unchanged: vec![Counter::IngressTranslated, Counter::EgressTranslated],
+            verdict: Some(prog.pass()),
+        };
+        cases.push(Case::new(
+            id,
+            label,
+            prog,
+            Method::Repeat,
+            BULK,
+            Box::new(move || measure::repeat(inst, prog, &frame, repeat, &expect, id)),
+        ));
+    }
+
+    let results = suite::run("per-packet", args.runs, &mut cases)?;
+    Ok(json!({ "bindings": BULK, "cases": results }))
+}
+
+/// Section 2: the established-flow figures at each scale, map memory, and
+/// the expiry sweep at the largest scale.
+fn scale(args: &Args) -> Result<Value> {
+    let mut instances = Vec::new();
+    for &n in &args.scales {
+        let cap = Capacity {
+            mappings: n + CYCLE_ENTRIES,
+            sessions: n + CYCLE_ENTRIES,
+        };
+        instances.push((n, load_filled(n, cap)?));
+    }
+
+    let mut memory = Vec::new();
+    for (n, inst) in &instances {
+        let mut maps = Vec::new();
+        let mut total = 0;
+        for name in BINDING_MAPS {
+            let m = inst.map_memory(name)?;
+            total += m.memlock;
+            maps.push(json!({"name": m.name, "max_entries": m.max_entries, "memlock": m.memlock}));
+        }
+        memory.push(json!({
+            "bindings": n,
+            "maps": maps,
+            "total_bytes": total,
+            "bytes_per_binding": total as f64 / *n as f64,
+        }));
+    }
+
+    let mut cases = baselines(&instances[0].1, args);
+    let repeat = args.repeat;
+    for (n, inst) in &instances {
+        let n = *n;
+        for (prog, hook) in [
+            (Prog::IngressXdp, "ingress XDP"),
+            (Prog::IngressTc, "ingress TC"),
+            (Prog::EgressTc, "egress TC"),
+        ] {
+            cases.push(hot(
+                inst,
+                format!("hot_{}@{n}", prog.name()),
+                format!("{hook}, one established UDP flow (hot in cache)"),
+                prog,
+                &CYCLE_UDP,
+                n,
+                repeat,
+            ));
+        }
+        // A different established flow every packet, picked at random among
+        // all n: the lookups miss the CPU caches as real traffic would.
+        for (prog, hook) in [
+            (Prog::IngressXdp, "ingress XDP"),
+            (Prog::EgressTc, "egress TC"),
+        ] {
+            let mut rng = Rng::new(0x2545_f491_4f6c_dd1d ^ n as u64);
+            let calls = args.loop_calls;
+            let id = format!("random_{}@{n}", prog.name());
+            let what = id.clone();
+            cases.push(Case::new(
+                id,
+                format!("{hook}, random established UDP flow among all bindings"),
+                prog,
+                Method::Loop,
+                n,
+                Box::new(move || {
+                    let frames: Vec<Vec<u8>> = (0..calls)
+                        .map(|_| {
+                            let f = flows::bulk(rng.below(n));
+                            if prog == Prog::EgressTc {
+                                flows::outbound_frame(&f)
+                            } else {
+                                flows::inbound_frame(&f)
+                            }
+                        })
+                        .collect();
+                    measure::each(inst, prog, &frames, &established(prog), &what)
+                }),
+            ));
+        }
+    }
+    let results = suite::run("scale", args.runs, &mut cases)?;
+    drop(cases);
+
+    // The sweep runs on the largest instance, alone (the others are freed).
+    let (largest, mut inst) = instances.pop().expect("at least one scale");
+    drop(instances);
+    let pin_dir = PathBuf::from(format!("/sys/fs/bpf/xnat-bench-{}", std::process::id()));
+    let sweep = sweep::run(&mut inst, largest, args.sweep_runs, &pin_dir)?;
+
+    Ok(json!({
+        "scales": args.scales,
+        "cases": results,
+        "memory": memory,
+        "sweep": sweep,
+    }))
+}

@@ -1,0 +1,123 @@
+//! The agent's expiry sweep (`nat_userspace::expiry::Sweeper`, exactly the
+//! code the agent runs every second) over pinned copies of a filled
+//! instance's maps: wall time and this thread's CPU time of one sweep,
+//! with every binding live (nothing to delete: the steady state) and with
+//! every binding idle past its timeout (everything deleted).
+
+use std::{path::Path, time::Instant};
+
+use anyhow::{Result, ensure};
+use nat_userspace::{clock, expiry::Sweeper};
+use serde_json::{Value, json};
+
+use super::{
+    flows,
+    instance::{self, Instance},
+    measure::median,
+};
+
+/// User and system CPU time of the calling thread, in ms.
+fn thread_cpu_ms() -> (f64, f64) {
+    // SAFETY: getrusage writes into our zeroed struct.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointer; RUSAGE_THREAD exists on Linux.
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
+    let ms = |t: libc::timeval| t.tv_sec as f64 * 1e3 + t.tv_usec as f64 / 1e3;
+    (ms(ru.ru_utime), ms(ru.ru_stime))
+}
+
+struct One {
+    wall_ms: f64,
+    user_ms: f64,
+    sys_ms: f64,
+}
+
+fn timed(sweeper: &Sweeper, now: u64) -> Result<(One, nat_userspace::expiry::SweepReport)> {
+    let cfg = instance::config(instance::pool().len() as u32);
+    let (u0, s0) = thread_cpu_ms();
+    let t0 = Instant::now();
+    let report = sweeper.sweep(&cfg, now)?;
+    let wall_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let (u1, s1) = thread_cpu_ms();
+    Ok((
+        One {
+            wall_ms,
+            user_ms: u1 - u0,
+            sys_ms: s1 - s0,
+        },
+        report,
+    ))
+}
+
+fn summary(v: &[One]) -> Value {
+    let wall: Vec<f64> = v.iter().map(|o| o.wall_ms).collect();
+    let user: Vec<f64> = v.iter().map(|o| o.user_ms).collect();
+    let sys: Vec<f64> = v.iter().map(|o| o.sys_ms).collect();
+    let cpu: Vec<f64> = v.iter().map(|o| o.user_ms + o.sys_ms).collect();
+    json!({
+        "wall_ms": median(&wall),
+        "cpu_ms": median(&cpu),
+        "user_ms": median(&user),
+        "sys_ms": median(&sys),
+        "samples_wall_ms": wall,
+        "samples_cpu_ms": cpu,
+    })
+}
+
+/// Sweeps `inst` (filled with `n` bulk bindings) `runs` times live, then
+/// `runs` times with everything expired, refilling before each. Pins the
+/// maps under `pin_dir` for the sweeper (removed when `inst` drops).
+pub fn run(inst: &mut Instance, n: u32, runs: usize, pin_dir: &Path) -> Result<Value> {
+    inst.pin_binding_maps(pin_dir)?;
+    let sweeper = Sweeper::open(pin_dir)?;
+
+    let mut live = Vec::new();
+    for r in 0..runs {
+        eprintln!(
+            "xnat-bench: sweep of {n} live bindings, run {}/{runs}",
+            r + 1
+        );
+        let (one, rep) = timed(&sweeper, clock::boot_ns())?;
+        ensure!(
+            rep.sessions_seen >= n as usize
+                && rep.sessions_expired == 0
+                && rep.mappings_expired == 0,
+            "live sweep saw {} sessions and expired {} sessions / {} mappings (expected {n} and none)",
+            rep.sessions_seen,
+            rep.sessions_expired,
+            rep.mappings_expired
+        );
+        live.push(one);
+    }
+
+    let mut expired = Vec::new();
+    let mut refill_ms = Vec::new();
+    for r in 0..runs {
+        if r > 0 {
+            let t0 = Instant::now();
+            flows::fill_bulk(inst, n, clock::boot_ns())?;
+            refill_ms.push(t0.elapsed().as_secs_f64() * 1e3);
+        }
+        eprintln!(
+            "xnat-bench: sweep of {n} expired bindings, run {}/{runs}",
+            r + 1
+        );
+        // A day later: every session, mapping and filter entry is idle past
+        // its timeout.
+        let later = clock::boot_ns() + 86_400 * 1_000_000_000;
+        let (one, rep) = timed(&sweeper, later)?;
+        ensure!(
+            rep.sessions_expired >= n as usize && rep.mappings_expired >= n as usize,
+            "expired sweep removed {} sessions and {} mappings (expected {n} each)",
+            rep.sessions_expired,
+            rep.mappings_expired
+        );
+        expired.push(one);
+    }
+    Ok(json!({
+        "bindings": n,
+        "live": summary(&live),
+        "expired": summary(&expired),
+        "refill_ms": median(&refill_ms),
+    }))
+}

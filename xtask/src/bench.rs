@@ -1,0 +1,252 @@
+//! `cargo xtask bench`: the benchmark suite of issue 4. Builds in release
+//! mode, runs `xnat-bench` (BPF_PROG_TEST_RUN: per-packet cost, scale,
+//! memory, expiry sweep), measures xnat against nftables masquerade and
+//! plain forwarding end to end in network namespaces, prints a table and
+//! writes BENCHMARKS.md at the workspace root.
+
+mod e2e;
+mod net;
+mod report;
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+    time::Instant,
+};
+
+use anyhow::{Context as _, Result, bail};
+use serde_json::Value;
+
+use crate::{proc, toolchain, tools, util};
+
+/// What `cargo xtask bench` was asked to do.
+pub struct Options {
+    pub quick: bool,
+    pub only: String,
+    pub rounds: Option<usize>,
+    pub output: Option<PathBuf>,
+}
+
+/// Removes the scratch directory on the way out, error or not.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn ensure_bench_tools() -> Result<()> {
+    // Beyond tools::TOOLS: netsniff-ng (trafgen, see the report's method
+    // notes), taskset.
+    let mut missing = Vec::new();
+    for (tool, pkg) in [("trafgen", "netsniff-ng"), ("taskset", "util-linux")] {
+        if util::find_in_path(tool).is_none() {
+            missing.push(pkg);
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if util::find_in_path("apt-get").is_none() {
+        bail!(
+            "missing tools; install these packages (Debian names): {}",
+            missing.join(" ")
+        );
+    }
+    println!("xtask: installing {} with apt-get", missing.join(" "));
+    util::run(Command::new("apt-get").arg("update")).context("apt-get update failed")?;
+    util::run(
+        Command::new("apt-get")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .args(["install", "-y", "--no-install-recommends"])
+            .args(&missing),
+    )
+    .context("apt-get install failed")
+}
+
+fn read_first(path: &str) -> String {
+    fs::read_to_string(path)
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+fn cpu_model() -> String {
+    fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .and_then(|r| r.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+fn loadavg() -> String {
+    read_first("/proc/loadavg")
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn date() -> String {
+    Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn run_micro(bin: &Path, quick: bool, out: &Path) -> Result<Value> {
+    let mut cmd = Command::new(bin);
+    cmd.arg("--out").arg(out);
+    if quick {
+        cmd.arg("--quick");
+    }
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("could not start {}", bin.display()))?;
+    let status = child.wait();
+    // xnat-bench pins maps for the expiry sweep and removes them itself,
+    // unless a signal (Ctrl-C) ended it first.
+    let pins = PathBuf::from(format!("/sys/fs/bpf/xnat-bench-{}", child.id()));
+    if pins.exists() {
+        let _ = fs::remove_dir_all(&pins);
+    }
+    let status = status.context("waiting for xnat-bench")?;
+    if !status.success() {
+        bail!("xnat-bench failed ({status})");
+    }
+    let text = fs::read_to_string(out).with_context(|| format!("reading {}", out.display()))?;
+    serde_json::from_str(&text).context("parsing xnat-bench's output")
+}
+
+pub fn run(opts: &Options) -> Result<()> {
+    util::require_root(
+        "bench",
+        "it loads BPF programs and creates network namespaces",
+    )?;
+    let (micro_on, e2e_on) = match opts.only.as_str() {
+        "micro" => (true, false),
+        "e2e" => (false, true),
+        _ => (true, true),
+    };
+    toolchain::ensure_toolchain()?;
+    tools::ensure_tools()?;
+    ensure_bench_tools()?;
+    tools::ensure_bpffs()?;
+    proc::install_interrupt_handler();
+
+    util::run(util::cargo().args(["build", "--release", "--bin", "xnat", "--bin", "xnat-bench"]))?;
+    let release = util::target_dir().join("release");
+    let (xnat, bench_bin) = (release.join("xnat"), release.join("xnat-bench"));
+
+    let tmp = TempDir(std::env::temp_dir().join(format!("xnat-bench-{}", std::process::id())));
+    fs::create_dir_all(&tmp.0)?;
+    let started = Instant::now();
+    let load_before = loadavg();
+    let mut notes = Vec::new();
+
+    let micro = if micro_on {
+        println!("xtask: bench: BPF_PROG_TEST_RUN measurements (xnat-bench)");
+        Some(run_micro(
+            &bench_bin,
+            opts.quick,
+            &tmp.0.join("micro.json"),
+        )?)
+    } else {
+        None
+    };
+    proc::check_interrupted()?;
+
+    let e2e = if e2e_on {
+        let mut modes = vec![e2e::Mode::Plain, e2e::Mode::Nft, e2e::Mode::Xnat];
+        if e2e::has_fast_path(&xnat) {
+            modes.push(e2e::Mode::XnatFast);
+        } else {
+            notes.push(
+                "`xnat attach` has no `--fast-path` option in this build: the fast-path column \
+                 and its targets are missing."
+                    .to_owned(),
+            );
+        }
+        let plan = if opts.quick {
+            e2e::Plan {
+                rounds: opts.rounds.unwrap_or(2),
+                udp_secs: 1.0,
+                tcp_secs: 2,
+                flow_secs: 1.0,
+            }
+        } else {
+            e2e::Plan {
+                rounds: opts.rounds.unwrap_or(5),
+                udp_secs: 3.0,
+                tcp_secs: 3,
+                // ~30k connections: well under the 64512 TCP ports of xnat's
+                // one pool address (reset flows keep their mapping 30 s).
+                flow_secs: 1.0,
+            }
+        };
+        println!("xtask: bench: end to end ({} rounds)", plan.rounds);
+        Some(e2e::run(&xnat, &modes, &plan, &tmp.0)?)
+    } else {
+        None
+    };
+
+    if let Some(modes) = e2e.as_ref().and_then(|e| e["modes"].as_object()) {
+        for m in modes.values() {
+            let busy = m["gw_cpu_busy_pct"].as_f64().unwrap_or(f64::NAN);
+            let offered = m["udp_sent_pps"].as_f64().unwrap_or(f64::NAN);
+            let refused = m["udp_refused_pps"].as_f64().unwrap_or(f64::NAN);
+            if busy < 90.0 || refused < 0.01 * offered {
+                notes.push(format!(
+                    "UDP, {}: the gateway kept up with the sender (gateway CPU {busy:.0} % busy, \
+                     {:.1} k of {:.0} k packets/s refused), so its figure is a lower bound set \
+                     by the sender side, and ratios against it are bounds too.",
+                    m["label"].as_str().unwrap_or("?"),
+                    refused / 1e3,
+                    offered / 1e3
+                ));
+            }
+        }
+    }
+    if opts.quick {
+        notes.push("`--quick`: fewer and shorter runs, and no 1M-binding scale.".to_owned());
+    }
+    let machine = report::Machine {
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        cpu_model: cpu_model(),
+        kernel: read_first("/proc/sys/kernel/osrelease"),
+        date: date(),
+        load_before,
+        load_after: loadavg(),
+        duration_s: started.elapsed().as_secs_f64(),
+        command: format!(
+            "cargo xtask bench{}{}",
+            if opts.quick { " --quick" } else { "" },
+            if micro_on && e2e_on {
+                String::new()
+            } else {
+                format!(" --only {}", opts.only)
+            }
+        ),
+    };
+    let md = report::markdown(&machine, micro.as_ref(), e2e.as_ref(), &notes);
+    println!("\n{md}");
+    let path = opts
+        .output
+        .clone()
+        .unwrap_or_else(|| util::workspace_root().join("BENCHMARKS.md"));
+    fs::write(&path, &md).with_context(|| format!("writing {}", path.display()))?;
+    // The raw figures (every sample), for a closer look.
+    let raw = serde_json::json!({ "micro": micro, "e2e": e2e });
+    let raw_path = util::target_dir().join("bench-results.json");
+    fs::write(&raw_path, serde_json::to_string_pretty(&raw)?)
+        .with_context(|| format!("writing {}", raw_path.display()))?;
+    println!("xtask: wrote {} and {}", path.display(), raw_path.display());
+    Ok(())
+}

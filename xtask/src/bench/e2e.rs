@@ -1,0 +1,823 @@
+//! End-to-end figures through a client — gateway — server topology in
+//! network namespaces, one copy of the topology per gateway mode so the
+//! modes can be measured round-robin in the same run:
+//!
+//! ```text
+//!  xb-<m>-c                    xb-<m>-g                               xb-<m>-s
+//!  eth0 10.0.0.2-9/24 ---- int0 10.0.0.1/24   ext0 192.0.2.1/24 ---- eth0 192.0.2.2/24
+//!  default via 10.0.0.1       the gateway: plain forwarding,           XDP sink for UDP to port 9;
+//!                             nftables masquerade, or xnat             iperf3 -s; a TCP accept
+//!                                                                      loop
+//! ```
+//!
+//! With 2 CPUs the gateway gets one to itself: the sender is pinned to CPU
+//! 0 and RPS steers the gateway's receive processing on `int0` to CPU 1.
+//! During UDP runs the server drops the test packets in XDP (a tiny
+//! program of our own, see `net::load_udp_sink`), which runs in the veth's
+//! NAPI on the transmitting CPU, the gateway's. So the UDP rate is what
+//! one core forwards, the sender having the other.
+
+use std::{
+    fmt::Write as _,
+    fs,
+    net::{Ipv4Addr, SocketAddrV4},
+    os::fd::OwnedFd,
+    path::{Path, PathBuf},
+    process::Command,
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+use serde_json::{Value, json};
+
+use super::net::{self, AcceptServer, Blaster};
+use crate::{
+    netns::{self, Namespaces},
+    proc::{self, Background, Stream},
+    util,
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Plain,
+    Nft,
+    Xnat,
+    XnatFast,
+}
+
+impl Mode {
+    pub fn key(self) -> &'static str {
+        match self {
+            Mode::Plain => "plain",
+            Mode::Nft => "nft",
+            Mode::Xnat => "xnat",
+            Mode::XnatFast => "xnat_fast",
+        }
+    }
+
+    fn short(self) -> &'static str {
+        match self {
+            Mode::Plain => "pl",
+            Mode::Nft => "nf",
+            Mode::Xnat => "xn",
+            Mode::XnatFast => "xf",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Mode::Plain => "plain forwarding (no NAT)",
+            Mode::Nft => "nftables masquerade",
+            Mode::Xnat => "xnat (TC ingress)",
+            Mode::XnatFast => "xnat --fast-path",
+        }
+    }
+}
+
+/// What the run measures and for how long.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub rounds: usize,
+    pub udp_secs: f64,
+    pub tcp_secs: u32,
+    pub flow_secs: f64,
+}
+
+const CLIENT_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x01, 0x02];
+const GW_INT_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x01, 0x01];
+/// The client's addresses: the first sends the UDP test, each has a
+/// thread in the new-flows test.
+const CLIENTS: [Ipv4Addr; 8] = [
+    Ipv4Addr::new(10, 0, 0, 2),
+    Ipv4Addr::new(10, 0, 0, 3),
+    Ipv4Addr::new(10, 0, 0, 4),
+    Ipv4Addr::new(10, 0, 0, 5),
+    Ipv4Addr::new(10, 0, 0, 6),
+    Ipv4Addr::new(10, 0, 0, 7),
+    Ipv4Addr::new(10, 0, 0, 8),
+    Ipv4Addr::new(10, 0, 0, 9),
+];
+const SERVER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+const UDP_PORT: u16 = 9;
+const UDP_FLOWS: u16 = 8;
+const IPERF_PORT: u16 = 5201;
+const FLOW_PORT: u16 = 8080;
+
+fn mac(m: [u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+struct Topo {
+    mode: Mode,
+    client: String,
+    gw: String,
+    server: String,
+    /// Next source port of each client address in the new-flows test.
+    ports: std::cell::RefCell<Vec<u16>>,
+}
+
+impl Topo {
+    fn new(mode: Mode) -> Self {
+        let p = format!("xb-{}", mode.short());
+        Topo {
+            mode,
+            client: format!("{p}-c"),
+            gw: format!("{p}-g"),
+            server: format!("{p}-s"),
+            ports: std::cell::RefCell::new(vec![net::FLOW_PORT_MIN; CLIENTS.len()]),
+        }
+    }
+}
+
+/// The xnat agent of one topology; stopping it (SIGINT) detaches. If it had
+/// to be killed, `xnat detach` removes what it left.
+struct Agent {
+    bg: Background,
+    ns: String,
+    xnat: PathBuf,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        use std::os::unix::process::ExitStatusExt;
+        match self.bg.stop(Duration::from_secs(10)) {
+            Ok(status) if status.signal() == Some(libc::SIGKILL) => {
+                let _ = util::output(netns::exec(&self.ns, &self.xnat).args(["detach", "ext0"]));
+            }
+            Ok(_) => {}
+            Err(e) => eprintln!("xtask: could not stop the xnat agent in {}: {e:#}", self.ns),
+        }
+    }
+}
+
+/// Everything the run creates. Fields drop in order: traffic endpoints
+/// and agents first, then the namespaces.
+struct Lab {
+    accept: Vec<AcceptServer>,
+    iperf: Vec<Background>,
+    agents: Vec<Agent>,
+    _namespaces: Namespaces,
+}
+
+/// Whether `xnat attach` has `--fast-path`.
+pub fn has_fast_path(xnat: &Path) -> bool {
+    Command::new(xnat)
+        .args(["attach", "--help"])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("--fast-path"))
+}
+
+fn cpus() -> usize {
+    thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The CPU the gateway gets (RPS), if there are two or more.
+fn gw_cpu() -> Option<usize> {
+    (cpus() >= 2).then(|| cpus() - 1)
+}
+
+/// Steers receive processing on `dev` to `cpu` (RPS), or back to the CPU
+/// that queued the packet (`None`).
+fn set_rps(ns: &str, dev: &str, cpu: Option<usize>) -> Result<()> {
+    // sysfs of the namespace's devices: `ip netns exec` mounts a fresh /sys.
+    let mask = format!("{:x}", cpu.map_or(0, |c| 1u64 << c));
+    util::output(Command::new("ip").args([
+        "netns",
+        "exec",
+        ns,
+        "sh",
+        "-c",
+        &format!("echo {mask} > /sys/class/net/{dev}/queues/rx-0/rps_cpus"),
+    ]))
+    .map(drop)
+}
+
+fn build(t: &Topo, tmp: &Path) -> Result<()> {
+    let (c, g, s) = (t.client.as_str(), t.gw.as_str(), t.server.as_str());
+    util::output(Command::new("ip").args([
+        "link",
+        "add",
+        "eth0",
+        "netns",
+        c,
+        "address",
+        &mac(CLIENT_MAC),
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "int0",
+        "netns",
+        g,
+        "address",
+        &mac(GW_INT_MAC),
+    ]))?;
+    util::output(Command::new("ip").args([
+        "link", "add", "ext0", "netns", g, "type", "veth", "peer", "name", "eth0", "netns", s,
+    ]))?;
+    for ns in [c, g, s] {
+        // No IPv6 chatter (router solicitations, DAD) on the links.
+        netns::sh(ns, "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6")?;
+    }
+    for a in CLIENTS {
+        netns::ip(c, &["addr", "add", &format!("{a}/24"), "dev", "eth0"])?;
+    }
+    netns::ip(c, &["link", "set", "eth0", "up"])?;
+    netns::ip(c, &["route", "add", "default", "via", "10.0.0.1"])?;
+
+    netns::ip(g, &["addr", "add", "10.0.0.1/24", "dev", "int0"])?;
+    netns::ip(g, &["addr", "add", "192.0.2.1/24", "dev", "ext0"])?;
+    netns::ip(g, &["link", "set", "int0", "up"])?;
+    netns::ip(g, &["link", "set", "ext0", "up"])?;
+    netns::sh(g, "echo 1 > /proc/sys/net/ipv4/ip_forward")?;
+
+    netns::ip(s, &["addr", "add", &format!("{SERVER}/24"), "dev", "eth0"])?;
+    netns::ip(s, &["link", "set", "eth0", "up"])?;
+    if t.mode == Mode::Plain {
+        // Without NAT the server must route back to the inside.
+        netns::ip(s, &["route", "add", "10.0.0.0/24", "via", "192.0.2.1"])?;
+    }
+    // Counters for the check before the runs (`verify_udp_path`): the UDP
+    // test traffic arrives, and `untranslated` catches inside sources that
+    // leaked through a NAT.
+    let server_nft = tmp.join(format!("{s}.nft"));
+    fs::write(
+        &server_nft,
+        format!(
+            "table netdev xb {{\n\
+             \tcounter rx {{ }}\n\
+             \tcounter untranslated {{ }}\n\
+             \tchain in {{\n\
+             \t\ttype filter hook ingress device \"eth0\" priority -500; policy accept;\n\
+             \t\tudp dport {UDP_PORT} ip saddr 10.0.0.0/8 counter name \"untranslated\"\n\
+             \t\tudp dport {UDP_PORT} counter name \"rx\" drop\n\
+             \t}}\n\
+             }}\n"
+        ),
+    )?;
+    util::output(netns::exec(s, "nft").arg("-f").arg(&server_nft))
+        .context("loading the server's nftables counters")?;
+
+    if t.mode == Mode::Nft {
+        let gw_nft = tmp.join(format!("{g}.nft"));
+        fs::write(
+            &gw_nft,
+            "table ip nat {\n\
+             \tchain postrouting {\n\
+             \t\ttype nat hook postrouting priority srcnat; policy accept;\n\
+             \t\toifname \"ext0\" masquerade\n\
+             \t}\n\
+             }\n",
+        )?;
+        util::output(netns::exec(g, "nft").arg("-f").arg(&gw_nft))
+            .context("loading nftables masquerade")?;
+    }
+
+    if let Some(cpu) = gw_cpu() {
+        set_rps(g, "int0", Some(cpu))?;
+        set_rps(s, "eth0", Some(0))?;
+    }
+    Ok(())
+}
+
+fn start_agent(t: &Topo, xnat: &Path) -> Result<Agent> {
+    let mut cmd = netns::exec(&t.gw, xnat);
+    cmd.args([
+        "attach",
+        "ext0",
+        "--ingress",
+        "tc",
+        "--internal",
+        "10.0.0.0/24",
+        "--pool",
+        "192.0.2.1",
+        // Reset connections of the new-flows test leave their mappings
+        // sooner (conntrack keeps a reset flow 10 s).
+        "--timeout",
+        "tcp-transitory=30",
+    ]);
+    if t.mode == Mode::XnatFast {
+        cmd.args(["--inside", "int0", "--fast-path"]);
+    }
+    let mut agent = Agent {
+        bg: Background::spawn(&format!("the xnat agent in {}", t.gw), cmd, libc::SIGINT)?,
+        ns: t.gw.clone(),
+        xnat: xnat.to_owned(),
+    };
+    agent.bg.wait_for_line(
+        "`xnat: attached to ext0`",
+        Duration::from_secs(30),
+        |stream, line| stream == Stream::Stdout && line.starts_with("xnat: attached to ext0"),
+    )?;
+    Ok(agent)
+}
+
+fn nft_counter(ns: &str, name: &str) -> Result<u64> {
+    let out =
+        util::stdout(netns::exec(ns, "nft").args(["-j", "list", "counter", "netdev", "xb", name]))?;
+    let v: Value = serde_json::from_str(&out).context("parsing `nft -j list counter`")?;
+    v["nftables"]
+        .as_array()
+        .and_then(|a| a.iter().find_map(|o| o["counter"]["packets"].as_u64()))
+        .with_context(|| format!("no packet count for counter {name} in {ns}"))
+}
+
+/// Busy and total jiffies of each CPU (from /proc/stat).
+fn cpu_times() -> Vec<(u64, u64)> {
+    let stat = fs::read_to_string("/proc/stat").unwrap_or_default();
+    stat.lines()
+        .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+        .map(|l| {
+            let f: Vec<u64> = l
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            let total: u64 = f.iter().take(8).sum();
+            let idle = f.get(3).copied().unwrap_or(0) + f.get(4).copied().unwrap_or(0);
+            (total - idle, total)
+        })
+        .collect()
+}
+
+fn busy_pct(a: &[(u64, u64)], b: &[(u64, u64)], cpu: usize) -> f64 {
+    match (a.get(cpu), b.get(cpu)) {
+        (Some(x), Some(y)) if y.1 > x.1 => 100.0 * (y.0 - x.0) as f64 / (y.1 - x.1) as f64,
+        _ => f64::NAN,
+    }
+}
+
+fn udp_frames() -> Vec<Vec<u8>> {
+    (0..UDP_FLOWS)
+        .map(|i| {
+            net::udp_frame(
+                GW_INT_MAC,
+                CLIENT_MAC,
+                SocketAddrV4::new(CLIENTS[0], 10_000 + i),
+                SocketAddrV4::new(SERVER, UDP_PORT),
+            )
+        })
+        .collect()
+}
+
+/// UDP packets the server's XDP sink dropped so far (all the test's
+/// packets that arrived).
+fn sink_count(t: &Topo) -> Result<u64> {
+    let out = util::stdout(netns::exec(&t.server, "ethtool").args(["-S", "eth0"]))?;
+    out.lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("rx_queue_0_xdp_drops:")
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .context("no rx_queue_0_xdp_drops in `ethtool -S eth0` on the server")
+}
+
+/// Before the sink is attached: a short burst must reach the server (the
+/// nftables counters see it), and through a NAT with no inside source.
+fn verify_udp_path(t: &Topo) -> Result<()> {
+    let (rx0, leaked0) = (
+        nft_counter(&t.server, "rx")?,
+        nft_counter(&t.server, "untranslated")?,
+    );
+    let mut blaster = Blaster::start(&t.client, "eth0", udp_frames(), None)?;
+    thread::sleep(Duration::from_millis(300));
+    blaster.stop();
+    let rx = nft_counter(&t.server, "rx")? - rx0;
+    let leaked = nft_counter(&t.server, "untranslated")? - leaked0;
+    if rx == 0 {
+        bail!("{}: no UDP packet reached the server", t.mode.label());
+    }
+    if t.mode != Mode::Plain && leaked != 0 {
+        bail!(
+            "{}: {leaked} of {rx} UDP packets reached the server with their inside source address",
+            t.mode.label()
+        );
+    }
+    Ok(())
+}
+
+/// The server's UDP sink, attached while a UDP test runs. Only then: on a
+/// veth, an XDP program also changes how TCP is received (no GRO of
+/// large segments), which would skew the TCP tests.
+fn sink(t: &Topo, prog: &OwnedFd) -> Result<OwnedFd> {
+    net::attach_xdp(&t.server, "eth0", prog)
+}
+
+fn udp(t: &Topo, plan: &Plan, prog: &OwnedFd) -> Result<Value> {
+    let _sink = sink(t, prog)?;
+    let mut blaster = Blaster::start(&t.client, "eth0", udp_frames(), gw_cpu().map(|_| 0))?;
+    thread::sleep(Duration::from_millis(500));
+    let (rx0, sent0, refused0, cpu0, t0) = (
+        sink_count(t)?,
+        blaster.sent(),
+        blaster.refused(),
+        cpu_times(),
+        Instant::now(),
+    );
+    thread::sleep(Duration::from_secs_f64(plan.udp_secs));
+    let (rx1, sent1, refused1, cpu1, secs) = (
+        sink_count(t)?,
+        blaster.sent(),
+        blaster.refused(),
+        cpu_times(),
+        t0.elapsed().as_secs_f64(),
+    );
+    blaster.stop();
+    if rx1 == rx0 {
+        bail!("{}: no UDP packet reached the server", t.mode.label());
+    }
+    let gw = gw_cpu().unwrap_or(0);
+    Ok(json!({
+        "pps": (rx1 - rx0) as f64 / secs,
+        "sent_pps": (sent1 - sent0 + refused1 - refused0) as f64 / secs,
+        "refused_pps": (refused1 - refused0) as f64 / secs,
+        "gw_cpu_busy_pct": busy_pct(&cpu0, &cpu1, gw),
+        "sender_cpu_busy_pct": busy_pct(&cpu0, &cpu1, 0),
+    }))
+}
+
+/// trafgen's configuration: the blaster's 8 flows.
+fn trafgen_config() -> String {
+    format!(
+        "{{\n  eth(da={}, sa={}),\n  ipv4(saddr={}, daddr={SERVER}, ttl=64, df),\n  \
+         udp(sp=dinc(10000, {}), dp={UDP_PORT}),\n  fill(0x5a, 22)\n}}\n",
+        mac(GW_INT_MAC),
+        mac(CLIENT_MAC),
+        CLIENTS[0],
+        10_000 + UDP_FLOWS - 1
+    )
+}
+
+/// The UDP rate with trafgen as the sender, everything on one CPU: its
+/// zero-copy TX ring gives up (EAGAIN) when another CPU holds its packets,
+/// so RPS is off for this run.
+fn udp_trafgen(t: &Topo, plan: &Plan, cfg: &Path, prog: &OwnedFd) -> Result<f64> {
+    let _sink = sink(t, prog)?;
+    let rps = gw_cpu();
+    if rps.is_some() {
+        set_rps(&t.gw, "int0", None)?;
+    }
+    let result = (|| -> Result<f64> {
+        // `timeout` signals its whole process group, which reaches
+        // trafgen's worker process too (a SIGINT to trafgen alone does
+        // not stop it promptly).
+        let secs = plan.udp_secs.min(2.0);
+        let run_for = format!("{:.1}", secs + 1.5);
+        let mut cmd = netns::exec(&t.client, "timeout");
+        cmd.args([
+            "-s", "INT", &run_for, "taskset", "-c", "0", "trafgen", "-o", "eth0", "-i",
+        ])
+        .arg(cfg)
+        .args(["-P", "1", "--no-sock-mem", "-Q", "-C"]);
+        let mut tg = Background::spawn(&format!("trafgen in {}", t.client), cmd, libc::SIGINT)?;
+        thread::sleep(Duration::from_millis(500));
+        let (rx0, t0) = (sink_count(t)?, Instant::now());
+        thread::sleep(Duration::from_secs_f64(secs));
+        let (rx1, secs) = (sink_count(t)?, t0.elapsed().as_secs_f64());
+        if let Some(status) = tg.wait(Duration::ZERO)? {
+            bail!(
+                "trafgen stopped early ({status}): {}",
+                tg.stderr_lines().join(" / ")
+            );
+        }
+        tg.wait(Duration::from_secs(5))?;
+        Ok((rx1 - rx0) as f64 / secs)
+    })();
+    if rps.is_some() {
+        set_rps(&t.gw, "int0", rps)?;
+    }
+    result
+}
+
+fn tcp(t: &Topo, plan: &Plan, streams: u32) -> Result<f64> {
+    let run = || -> Result<f64> {
+        let out = util::stdout(netns::exec(&t.client, "iperf3").args([
+            "-c",
+            &SERVER.to_string(),
+            "-p",
+            &IPERF_PORT.to_string(),
+            "-t",
+            &plan.tcp_secs.to_string(),
+            "-O",
+            "1",
+            "-P",
+            &streams.to_string(),
+            "-J",
+        ]))?;
+        let v: Value = serde_json::from_str(&out).context("parsing iperf3 -J")?;
+        v["end"]["sum_received"]["bits_per_second"]
+            .as_f64()
+            .context("no end.sum_received.bits_per_second in iperf3's output")
+    };
+    // The server takes one test at a time and may still be finishing the
+    // previous one: retry once.
+    run()
+        .or_else(|_| {
+            thread::sleep(Duration::from_millis(500));
+            run()
+        })
+        .with_context(|| format!("{}: iperf3 -P {streams}", t.mode.label()))
+}
+
+fn flows(t: &Topo, plan: &Plan) -> Result<Value> {
+    let r = net::connect_loop(
+        &t.client,
+        &CLIENTS,
+        &mut t.ports.borrow_mut(),
+        SocketAddrV4::new(SERVER, FLOW_PORT),
+        Duration::from_secs_f64(plan.flow_secs),
+    )?;
+    if r.ok == 0 {
+        bail!("{}: no TCP connection succeeded", t.mode.label());
+    }
+    if r.failed > 0 {
+        eprintln!(
+            "xtask: bench: {}: {} of {} connections failed: {:?}",
+            t.mode.label(),
+            r.failed,
+            r.ok + r.failed,
+            r.errors
+        );
+    }
+    Ok(json!({
+        "per_s": r.ok as f64 / r.elapsed.as_secs_f64(),
+        "failed": r.failed,
+    }))
+}
+
+/// Turns on the kernel's run-time statistics of BPF programs
+/// (BPF_ENABLE_STATS) for as long as the returned fd is open.
+fn enable_bpf_stats() -> Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd as _;
+    const BPF_ENABLE_STATS: libc::c_long = 32;
+    // union bpf_attr { struct { __u32 type; } enable_stats; }, type 0 =
+    // BPF_STATS_RUN_TIME; zero-padded.
+    let attr = [0u32; 16];
+    // SAFETY: a zeroed bpf_attr of the right size; the result is a new fd.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_ENABLE_STATS,
+            attr.as_ptr(),
+            std::mem::size_of_val(&attr),
+        )
+    };
+    if fd < 0 {
+        bail!("BPF_ENABLE_STATS: {}", std::io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just gave us this fd.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Run time and run count of every loaded xnat program, by id.
+fn xnat_prog_stats() -> Result<Vec<(u64, String, u64, u64)>> {
+    let out = util::stdout(Command::new("bpftool").args(["prog", "show", "-j"]))?;
+    let v: Value = serde_json::from_str(&out).context("parsing `bpftool prog show -j`")?;
+    Ok(v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            let name = p["name"].as_str()?;
+            name.starts_with("xnat_").then(|| {
+                (
+                    p["id"].as_u64().unwrap_or(0),
+                    name.to_owned(),
+                    p["run_time_ns"].as_u64().unwrap_or(0),
+                    p["run_cnt"].as_u64().unwrap_or(0),
+                )
+            })
+        })
+        .collect())
+}
+
+/// One extra UDP run with the kernel's BPF statistics on: how long xnat's
+/// programs take per packet in the real forwarding path. Separate from the
+/// measured rounds, since the statistics cost time themselves.
+fn profile(t: &Topo, plan: &Plan, prog: &OwnedFd) -> Result<Value> {
+    let stats = enable_bpf_stats()?;
+    // The sink's counter is the device's: it survives detaching.
+    let rx0 = sink_count(t)?;
+    let before = xnat_prog_stats()?;
+    let u = udp(t, plan, prog)?;
+    let after = xnat_prog_stats()?;
+    let rx = sink_count(t)? - rx0;
+    drop(stats);
+    let mut progs = serde_json::Map::new();
+    for (id, name, time, cnt) in &after {
+        let Some((_, _, t0, c0)) = before.iter().find(|b| b.0 == *id) else {
+            continue;
+        };
+        let runs = cnt.saturating_sub(*c0);
+        // Only programs that ran in this window: the topology's own (other
+        // xnat instances are idle meanwhile).
+        if runs < 1000 {
+            continue;
+        }
+        let e = progs
+            .entry(name.clone())
+            .or_insert_with(|| json!({"runs": 0u64, "time_ns": 0u64}));
+        e["runs"] = json!(e["runs"].as_u64().unwrap_or(0) + runs);
+        e["time_ns"] = json!(e["time_ns"].as_u64().unwrap_or(0) + time.saturating_sub(*t0));
+    }
+    for v in progs.values_mut() {
+        let (runs, time) = (f(&v["runs"]), f(&v["time_ns"]));
+        v["ns_per_run"] = json!(time / runs);
+    }
+    Ok(json!({ "udp": u, "rx_packets": rx, "programs": progs }))
+}
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or(f64::NAN)
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    if s.is_empty() {
+        return f64::NAN;
+    }
+    s.sort_by(f64::total_cmp);
+    let m = s.len() / 2;
+    if s.len() % 2 == 1 {
+        s[m]
+    } else {
+        (s[m - 1] + s[m]) / 2.0
+    }
+}
+
+/// Runs the end-to-end measurements for `modes` and returns them as JSON:
+/// per mode the median of each figure, plus per-round samples, plus the
+/// ratios between modes taken round by round.
+pub fn run(xnat: &Path, modes: &[Mode], plan: &Plan, tmp: &Path) -> Result<Value> {
+    let topos: Vec<Topo> = modes.iter().map(|m| Topo::new(*m)).collect();
+    let names: Vec<&str> = topos
+        .iter()
+        .flat_map(|t| [t.client.as_str(), t.gw.as_str(), t.server.as_str()])
+        .collect();
+    let sink_prog = net::load_udp_sink(UDP_PORT)?;
+    let mut lab = Lab {
+        accept: Vec::new(),
+        iperf: Vec::new(),
+        agents: Vec::new(),
+        _namespaces: Namespaces::create(&names)?,
+    };
+    for t in &topos {
+        build(t, tmp).with_context(|| format!("building the {} topology", t.mode.label()))?;
+        if matches!(t.mode, Mode::Xnat | Mode::XnatFast) {
+            lab.agents.push(start_agent(t, xnat)?);
+        }
+        let mut iperf = netns::exec(&t.server, "iperf3");
+        iperf.args(["-s", "-p", &IPERF_PORT.to_string()]);
+        lab.iperf.push(Background::spawn(
+            &format!("iperf3 -s in {}", t.server),
+            iperf,
+            libc::SIGTERM,
+        )?);
+        netns::wait_listening(&t.server, "tcp", IPERF_PORT, Duration::from_secs(10))?;
+        lab.accept.push(AcceptServer::start(
+            &t.server,
+            SocketAddrV4::new(SERVER, FLOW_PORT),
+        )?);
+        // Resolve neighbours and check the path end to end.
+        util::output(netns::exec(&t.client, "ping").args([
+            "-c",
+            "2",
+            "-i",
+            "0.2",
+            "-W",
+            "2",
+            &SERVER.to_string(),
+        ]))
+        .with_context(|| format!("{}: the client cannot reach the server", t.mode.label()))?;
+        verify_udp_path(t)?;
+    }
+
+    let trafgen_cfg = tmp.join("trafgen.cfg");
+    fs::write(&trafgen_cfg, trafgen_config())?;
+    let keys = [
+        "udp_pps",
+        "udp_sent_pps",
+        "udp_refused_pps",
+        "gw_cpu_busy_pct",
+        "sender_cpu_busy_pct",
+        "udp_trafgen_pps",
+        "tcp1_bps",
+        "tcp4_bps",
+        "flows_per_s",
+        "flows_failed",
+    ];
+    let mut samples: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); keys.len()]; topos.len()];
+    for round in 0..plan.rounds {
+        // Rotate the order so no mode always runs first or last.
+        for k in 0..topos.len() {
+            proc::check_interrupted()?;
+            let i = (k + round) % topos.len();
+            let t = &topos[i];
+            eprintln!(
+                "xtask: bench: end to end, round {}/{}: {}",
+                round + 1,
+                plan.rounds,
+                t.mode.label()
+            );
+            let u = udp(t, plan, &sink_prog)?;
+            let tg = udp_trafgen(t, plan, &trafgen_cfg, &sink_prog).unwrap_or_else(|e| {
+                eprintln!(
+                    "xtask: bench: {}: trafgen run failed: {e:#}",
+                    t.mode.label()
+                );
+                f64::NAN
+            });
+            let tcp1 = tcp(t, plan, 1)?;
+            let tcp4 = tcp(t, plan, 4)?;
+            let f = flows(t, plan)?;
+            let vals = [
+                u["pps"].as_f64(),
+                u["sent_pps"].as_f64(),
+                u["refused_pps"].as_f64(),
+                u["gw_cpu_busy_pct"].as_f64(),
+                u["sender_cpu_busy_pct"].as_f64(),
+                Some(tg),
+                Some(tcp1),
+                Some(tcp4),
+                f["per_s"].as_f64(),
+                f["failed"].as_f64(),
+            ];
+            for (j, v) in vals.iter().enumerate() {
+                samples[i][j].push(v.unwrap_or(f64::NAN));
+            }
+        }
+    }
+    let mut profiles = serde_json::Map::new();
+    for t in topos
+        .iter()
+        .filter(|t| matches!(t.mode, Mode::Xnat | Mode::XnatFast))
+    {
+        eprintln!("xtask: bench: BPF run-time statistics: {}", t.mode.label());
+        match profile(t, plan, &sink_prog) {
+            Ok(p) => {
+                profiles.insert(t.mode.key().into(), p);
+            }
+            Err(e) => eprintln!("xtask: bench: {}: no BPF statistics: {e:#}", t.mode.label()),
+        }
+    }
+    drop(lab);
+
+    let mut per_mode = serde_json::Map::new();
+    for (i, t) in topos.iter().enumerate() {
+        let mut m = serde_json::Map::new();
+        m.insert("label".into(), json!(t.mode.label()));
+        for (j, k) in keys.iter().enumerate() {
+            m.insert((*k).into(), json!(median(&samples[i][j])));
+            m.insert(format!("{k}_samples"), json!(samples[i][j]));
+        }
+        per_mode.insert(t.mode.key().into(), Value::Object(m));
+    }
+    // Ratios between every pair of modes, round by round, then the median.
+    let mut ratios = serde_json::Map::new();
+    for (a, ta) in topos.iter().enumerate() {
+        for (b, tb) in topos.iter().enumerate() {
+            if a == b {
+                continue;
+            }
+            let mut r = serde_json::Map::new();
+            for (j, k) in keys.iter().enumerate() {
+                let per_round: Vec<f64> = samples[a][j]
+                    .iter()
+                    .zip(&samples[b][j])
+                    .map(|(x, y)| x / y)
+                    .collect();
+                r.insert((*k).into(), json!(median(&per_round)));
+                r.insert(format!("{k}_rounds"), json!(per_round));
+            }
+            ratios.insert(
+                format!("{}/{}", ta.mode.key(), tb.mode.key()),
+                Value::Object(r),
+            );
+        }
+    }
+    let mut notes = String::new();
+    if let Some(cpu) = gw_cpu() {
+        let _ = write!(
+            notes,
+            "sender pinned to CPU 0; the gateway's receive processing steered to CPU {cpu} (RPS on int0), where the server's UDP sink runs too; the server's own stack on CPU 0 (RPS)"
+        );
+    } else {
+        notes.push_str("one CPU: sender, gateway and server share it");
+    }
+    Ok(json!({
+        "rounds": plan.rounds,
+        "udp_secs": plan.udp_secs,
+        "tcp_secs": plan.tcp_secs,
+        "flow_secs": plan.flow_secs,
+        "flow_threads": CLIENTS.len(),
+        "udp_flows": UDP_FLOWS,
+        "modes": per_mode,
+        "ratios": ratios,
+        "profiles": profiles,
+        "cpu_layout": notes,
+    }))
+}

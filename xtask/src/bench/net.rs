@@ -1,0 +1,663 @@
+//! Traffic the end-to-end benchmark makes itself, from threads that enter
+//! the namespaces with setns(2): a 64-byte UDP packet blaster (AF_PACKET,
+//! sendmmsg) and a loop of short TCP connections with its accepting
+//! server.
+
+use std::{
+    fs::File,
+    io,
+    mem::{size_of, zeroed},
+    net::{Ipv4Addr, SocketAddrV4},
+    os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd, RawFd},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    thread::{self, JoinHandle},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+
+/// Moves the calling thread into network namespace `ns` (/run/netns/NAME).
+pub fn enter_netns(ns: &str) -> Result<()> {
+    let f = File::open(format!("/run/netns/{ns}"))
+        .with_context(|| format!("opening /run/netns/{ns}"))?;
+    // SAFETY: plain syscall on an fd we own; affects only this thread.
+    if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        bail!("setns into {ns}: {}", io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Pins the calling thread to `cpu`.
+pub fn pin_to_cpu(cpu: usize) {
+    // SAFETY: cpu_set_t is plain data; sched_setaffinity(0) is this thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+fn check(rc: libc::c_int, what: &str) -> Result<libc::c_int> {
+    if rc < 0 {
+        bail!("{what}: {}", io::Error::last_os_error());
+    }
+    Ok(rc)
+}
+
+fn csum(data: &[u8], initial: u32) -> u16 {
+    let mut sum = initial;
+    for chunk in data.chunks(2) {
+        let word = if chunk.len() == 2 {
+            u16::from_be_bytes([chunk[0], chunk[1]])
+        } else {
+            u16::from_be_bytes([chunk[0], 0])
+        };
+        sum += word as u32;
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// A 64-byte Ethernet/IPv4/UDP frame with valid checksums.
+pub fn udp_frame(
+    dst_mac: [u8; 6],
+    src_mac: [u8; 6],
+    src: SocketAddrV4,
+    dst: SocketAddrV4,
+) -> Vec<u8> {
+    const LEN: usize = 64;
+    let udp_len = LEN - 14 - 20;
+    let mut f = Vec::with_capacity(LEN);
+    f.extend_from_slice(&dst_mac);
+    f.extend_from_slice(&src_mac);
+    f.extend_from_slice(&0x0800u16.to_be_bytes());
+    let mut ip = [0u8; 20];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&((LEN - 14) as u16).to_be_bytes());
+    ip[6] = 0x40; // DF
+    ip[8] = 64;
+    ip[9] = 17;
+    ip[12..16].copy_from_slice(&src.ip().octets());
+    ip[16..20].copy_from_slice(&dst.ip().octets());
+    let c = csum(&ip, 0);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    f.extend_from_slice(&ip);
+    let mut udp = vec![0x5a; udp_len];
+    udp[0..2].copy_from_slice(&src.port().to_be_bytes());
+    udp[2..4].copy_from_slice(&dst.port().to_be_bytes());
+    udp[4..6].copy_from_slice(&(udp_len as u16).to_be_bytes());
+    udp[6..8].copy_from_slice(&[0, 0]);
+    let mut pseudo = Vec::with_capacity(12);
+    pseudo.extend_from_slice(&src.ip().octets());
+    pseudo.extend_from_slice(&dst.ip().octets());
+    pseudo.extend_from_slice(&[0, 17]);
+    pseudo.extend_from_slice(&(udp_len as u16).to_be_bytes());
+    let mut init = 0u32;
+    for c in pseudo.chunks(2) {
+        init += u16::from_be_bytes([c[0], c[1]]) as u32;
+    }
+    let c = match csum(&udp, init) {
+        0 => 0xffff,
+        c => c,
+    };
+    udp[6..8].copy_from_slice(&c.to_be_bytes());
+    f.extend_from_slice(&udp);
+    f
+}
+
+/// A sender thread writing `frames` round robin out of `dev` in namespace
+/// `ns` as fast as it can (sendmmsg on an AF_PACKET socket bypassing the
+/// qdisc, 64 frames per call), pinned to `cpu`, until stopped.
+pub struct Blaster {
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicU64>,
+    refused: Arc<AtomicU64>,
+    handle: Option<JoinHandle<Result<()>>>,
+}
+
+impl Blaster {
+    pub fn start(ns: &str, dev: &str, frames: Vec<Vec<u8>>, cpu: Option<usize>) -> Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(AtomicU64::new(0));
+        let refused = Arc::new(AtomicU64::new(0));
+        let (ns, dev) = (ns.to_owned(), dev.to_owned());
+        let (stop2, sent2, refused2) = (stop.clone(), sent.clone(), refused.clone());
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<()>>();
+        let handle = thread::spawn(move || -> Result<()> {
+            let setup = || -> Result<OwnedFd> {
+                enter_netns(&ns)?;
+                if let Some(cpu) = cpu {
+                    pin_to_cpu(cpu);
+                }
+                packet_socket(&dev)
+            };
+            let fd = match setup() {
+                Ok(fd) => {
+                    let _ = ready_tx.send(Ok(()));
+                    fd
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return Ok(());
+                }
+            };
+            blast(fd.as_raw_fd(), &frames, &stop2, &sent2, &refused2);
+            Ok(())
+        });
+        ready_rx
+            .recv()
+            .context("the sender thread died during setup")??;
+        Ok(Blaster {
+            stop,
+            sent,
+            refused,
+            handle: Some(handle),
+        })
+    }
+
+    /// Frames the device took so far.
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Frames the device refused so far (the receiving CPU's backlog was
+    /// full: the gateway is not keeping up).
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Blaster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn packet_socket(dev: &str) -> Result<OwnedFd> {
+    // Protocol 0: this socket only sends.
+    // SAFETY: plain syscalls on the fd we create and own.
+    unsafe {
+        let fd = check(
+            libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0),
+            "socket(AF_PACKET)",
+        )?;
+        let fd = OwnedFd::from_raw_fd(fd);
+        let name = std::ffi::CString::new(dev)?;
+        let ifindex = libc::if_nametoindex(name.as_ptr());
+        if ifindex == 0 {
+            bail!("no interface {dev}");
+        }
+        let mut sll: libc::sockaddr_ll = zeroed();
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = (libc::ETH_P_IP as u16).to_be();
+        sll.sll_ifindex = ifindex as i32;
+        check(
+            libc::bind(
+                fd.as_raw_fd(),
+                &sll as *const libc::sockaddr_ll as *const libc::sockaddr,
+                size_of::<libc::sockaddr_ll>() as u32,
+            ),
+            "bind(AF_PACKET)",
+        )?;
+        // Enough buffer that the sender never waits on packets still queued
+        // on the receiving side (root may exceed wmem_max).
+        let buf: libc::c_int = 16 << 20;
+        check(
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_SNDBUFFORCE,
+                &buf as *const libc::c_int as *const libc::c_void,
+                size_of::<libc::c_int>() as u32,
+            ),
+            "SO_SNDBUFFORCE",
+        )?;
+        let one: libc::c_int = 1;
+        check(
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_QDISC_BYPASS,
+                &one as *const libc::c_int as *const libc::c_void,
+                size_of::<libc::c_int>() as u32,
+            ),
+            "PACKET_QDISC_BYPASS",
+        )?;
+        Ok(fd)
+    }
+}
+
+fn blast(fd: RawFd, frames: &[Vec<u8>], stop: &AtomicBool, sent: &AtomicU64, refused: &AtomicU64) {
+    const BATCH: usize = 64;
+    let mut iovs: Vec<libc::iovec> = (0..BATCH)
+        .map(|i| {
+            let f = &frames[i % frames.len()];
+            libc::iovec {
+                iov_base: f.as_ptr() as *mut libc::c_void,
+                iov_len: f.len(),
+            }
+        })
+        .collect();
+    // SAFETY: mmsghdr is plain data; every msg_iov points into `iovs`,
+    // which outlives the sendmmsg calls, and the iovecs into `frames`.
+    let mut msgs: Vec<libc::mmsghdr> = (0..BATCH)
+        .map(|_| unsafe { zeroed::<libc::mmsghdr>() })
+        .collect();
+    for (m, iov) in msgs.iter_mut().zip(iovs.iter_mut()) {
+        m.msg_hdr.msg_iov = iov;
+        m.msg_hdr.msg_iovlen = 1;
+    }
+    while !stop.load(Ordering::Relaxed) {
+        // SAFETY: see above.
+        let n = unsafe { libc::sendmmsg(fd, msgs.as_mut_ptr(), BATCH as u32, 0) };
+        // A short count means the next frame failed; it is reported by the
+        // next call (ENOBUFS: the veth peer's backlog was full). Either way,
+        // go on offering.
+        if n > 0 {
+            sent.fetch_add(n as u64, Ordering::Relaxed);
+        } else {
+            refused.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Accepts and closes connections on `addr` in namespace `ns` until
+/// dropped: the far end of the new-flows loop. The listening socket has a
+/// deep backlog: a full accept queue drops SYNs, and the client would wait
+/// a 1 s retransmission. Closing an accepted socket sends a FIN, which the
+/// client's reset answers (no TIME_WAIT on either side); a reset from the
+/// server instead could overtake its own SYN-ACK through the gateway and
+/// fail the client's connect().
+pub struct AcceptServer {
+    stop: Arc<AtomicBool>,
+    fd: RawFd,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl AcceptServer {
+    pub fn start(ns: &str, addr: SocketAddrV4) -> Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let ns = ns.to_owned();
+        let (tx, rx) = std::sync::mpsc::channel::<Result<RawFd>>();
+        let handle = thread::spawn(move || {
+            let listener = match enter_netns(&ns).and_then(|()| listen(addr)) {
+                Ok(l) => l,
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            };
+            let _ = tx.send(Ok(listener.as_raw_fd()));
+            while !stop2.load(Ordering::Relaxed) {
+                // SAFETY: accept on our listening socket; the new fd is
+                // closed at once.
+                let fd = unsafe {
+                    libc::accept(
+                        listener.as_raw_fd(),
+                        std::ptr::null_mut(),
+                        std::ptr::null_mut(),
+                    )
+                };
+                if fd >= 0 {
+                    // SAFETY: we own the accepted fd.
+                    unsafe { libc::close(fd) };
+                }
+            }
+        });
+        let fd = rx.recv().context("the server thread died during setup")??;
+        Ok(AcceptServer {
+            stop,
+            fd,
+            handle: Some(handle),
+        })
+    }
+}
+
+impl Drop for AcceptServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Wakes the blocked accept (it fails with EINVAL); the thread
+        // closes the socket.
+        // SAFETY: the fd stays open until the thread exits.
+        unsafe { libc::shutdown(self.fd, libc::SHUT_RDWR) };
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn set_int(
+    fd: RawFd,
+    level: libc::c_int,
+    opt: libc::c_int,
+    v: libc::c_int,
+    what: &str,
+) -> Result<()> {
+    // SAFETY: setsockopt with a pointer to a live c_int.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            opt,
+            &v as *const libc::c_int as *const libc::c_void,
+            size_of::<libc::c_int>() as u32,
+        )
+    };
+    check(rc, what).map(drop)
+}
+
+fn set_linger0(fd: RawFd) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt with a pointer to a live linger struct.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            &linger as *const libc::linger as *const libc::c_void,
+            size_of::<libc::linger>() as u32,
+        )
+    };
+}
+
+fn listen(addr: SocketAddrV4) -> Result<OwnedFd> {
+    // SAFETY: plain syscalls on a socket we create and own.
+    unsafe {
+        let fd = check(libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0), "socket")?;
+        let fd = OwnedFd::from_raw_fd(fd);
+        set_int(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_REUSEADDR,
+            1,
+            "SO_REUSEADDR",
+        )?;
+        let sa = sockaddr(addr);
+        check(
+            libc::bind(
+                fd.as_raw_fd(),
+                &sa as *const libc::sockaddr_in as *const libc::sockaddr,
+                size_of::<libc::sockaddr_in>() as u32,
+            ),
+            "bind",
+        )
+        .with_context(|| format!("listening on {addr}"))?;
+        check(libc::listen(fd.as_raw_fd(), 4096), "listen")?;
+        Ok(fd)
+    }
+}
+
+/// Result of a burst of short connections.
+pub struct FlowRun {
+    pub ok: u64,
+    pub failed: u64,
+    pub elapsed: Duration,
+    /// Failed connections by error (errno text), most frequent first.
+    pub errors: Vec<(String, u64)>,
+}
+
+/// Source ports of the new-flows test: below the ephemeral range the
+/// kernel hands to other clients (iperf3), whose TIME_WAIT sockets would
+/// block a bind.
+pub const FLOW_PORT_MIN: u16 = 1024;
+pub const FLOW_PORT_MAX: u16 = 32767;
+
+/// For `duration`, one thread per source address in namespace `ns` opens
+/// TCP connections to `server` in a loop, closing each at once with a
+/// reset (SO_LINGER 0). Every connection is a new flow through the
+/// gateway: SYN, SYN-ACK, ACK, RST. Each thread binds its source ports in
+/// sequence from its cursor in `ports` (kept across calls), so a 4-tuple
+/// is not reused for 64k connections: a reused one can meet the remains
+/// of its previous connection at the server or in a NAT, which costs a
+/// 1 s SYN retransmission and would measure that instead.
+pub fn connect_loop(
+    ns: &str,
+    sources: &[Ipv4Addr],
+    ports: &mut [u16],
+    server: SocketAddrV4,
+    duration: Duration,
+) -> Result<FlowRun> {
+    let started = Instant::now();
+    let deadline = started + duration;
+    type Counts = (u64, u64, std::collections::HashMap<String, u64>);
+    let results: Vec<Result<Counts>> = thread::scope(|s| {
+        let handles: Vec<_> = sources
+            .iter()
+            .zip(ports.iter_mut())
+            .map(|(&src, port)| {
+                s.spawn(move || -> Result<Counts> {
+                    enter_netns(ns)?;
+                    let (mut ok, mut failed) = (0, 0);
+                    let mut errors = std::collections::HashMap::new();
+                    while Instant::now() < deadline {
+                        *port = if *port >= FLOW_PORT_MAX {
+                            FLOW_PORT_MIN
+                        } else {
+                            *port + 1
+                        };
+                        match connect_once(SocketAddrV4::new(src, *port), server) {
+                            Ok(()) => ok += 1,
+                            Err(e) => {
+                                failed += 1;
+                                *errors.entry(format!("{e:#}")).or_insert(0) += 1;
+                            }
+                        }
+                    }
+                    Ok((ok, failed, errors))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| bail!("connect thread panicked"))
+            })
+            .collect()
+    });
+    let elapsed = started.elapsed();
+    let mut run = FlowRun {
+        ok: 0,
+        failed: 0,
+        elapsed,
+        errors: Vec::new(),
+    };
+    let mut errors = std::collections::HashMap::<String, u64>::new();
+    for r in results {
+        let (ok, failed, e) = r?;
+        run.ok += ok;
+        run.failed += failed;
+        for (k, n) in e {
+            *errors.entry(k).or_insert(0) += n;
+        }
+    }
+    run.errors = errors.into_iter().collect();
+    run.errors.sort_by_key(|e| std::cmp::Reverse(e.1));
+    Ok(run)
+}
+
+fn sockaddr(a: SocketAddrV4) -> libc::sockaddr_in {
+    // SAFETY: sockaddr_in is plain data.
+    let mut sa: libc::sockaddr_in = unsafe { zeroed() };
+    sa.sin_family = libc::AF_INET as u16;
+    sa.sin_port = a.port().to_be();
+    sa.sin_addr.s_addr = u32::from_ne_bytes(a.ip().octets());
+    sa
+}
+
+fn connect_once(src: SocketAddrV4, server: SocketAddrV4) -> Result<()> {
+    // SAFETY: plain syscalls on a socket we create and own.
+    unsafe {
+        let fd = check(libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0), "socket")?;
+        let fd = OwnedFd::from_raw_fd(fd);
+        // A lost SYN or SYN-ACK would cost a 1 s retransmission: give up
+        // after 200 ms and count a failure instead (a handshake takes well
+        // under 1 ms here).
+        let timeout = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 200_000,
+        };
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDTIMEO,
+            &timeout as *const libc::timeval as *const libc::c_void,
+            size_of::<libc::timeval>() as u32,
+        );
+        set_linger0(fd.as_raw_fd());
+        set_int(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_REUSEADDR,
+            1,
+            "SO_REUSEADDR",
+        )?;
+        let local = sockaddr(src);
+        check(
+            libc::bind(
+                fd.as_raw_fd(),
+                &local as *const libc::sockaddr_in as *const libc::sockaddr,
+                size_of::<libc::sockaddr_in>() as u32,
+            ),
+            "bind",
+        )?;
+        let remote = sockaddr(server);
+        check(
+            libc::connect(
+                fd.as_raw_fd(),
+                &remote as *const libc::sockaddr_in as *const libc::sockaddr,
+                size_of::<libc::sockaddr_in>() as u32,
+            ),
+            "connect",
+        )?;
+        // Dropping the fd closes it: with SO_LINGER 0 that sends a RST.
+        Ok(())
+    }
+}
+
+/// One BPF instruction.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Insn {
+    code: u8,
+    /// `src << 4 | dst`.
+    regs: u8,
+    off: i16,
+    imm: i32,
+}
+
+const fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
+    Insn {
+        code,
+        regs: (src << 4) | dst,
+        off,
+        imm,
+    }
+}
+
+/// An XDP program that drops IPv4 UDP packets to port `port` (no IP
+/// options) and passes everything else: the benchmark's receiver, cheaper
+/// than any stack processing. The veth counts its drops
+/// (`rx_queue_0_xdp_drops` in `ethtool -S`).
+fn udp_sink_insns(port: u16) -> [Insn; 17] {
+    const LDXW: u8 = 0x61;
+    const LDXH: u8 = 0x69;
+    const LDXB: u8 = 0x71;
+    const MOV64_X: u8 = 0xbf;
+    const MOV64_K: u8 = 0xb7;
+    const ADD64_K: u8 = 0x07;
+    const JGT_X: u8 = 0x2d;
+    const JNE_K: u8 = 0x55;
+    const EXIT: u8 = 0x95;
+    // Loads are little-endian: network-order fields compare byte-swapped.
+    let ethertype_ipv4 = 0x0008;
+    let dport = port.swap_bytes() as i32;
+    [
+        insn(LDXW, 2, 1, 0, 0),     // r2 = ctx->data
+        insn(LDXW, 3, 1, 4, 0),     // r3 = ctx->data_end
+        insn(MOV64_X, 4, 2, 0, 0),  // r4 = r2
+        insn(ADD64_K, 4, 0, 0, 38), // r4 += 38 (up to the UDP destination port)
+        insn(JGT_X, 4, 3, 10, 0),   // if r4 > r3 goto pass
+        insn(LDXH, 5, 2, 12, 0),    // r5 = ethertype
+        insn(JNE_K, 5, 0, 8, ethertype_ipv4),
+        insn(LDXB, 5, 2, 14, 0), // r5 = version/IHL
+        insn(JNE_K, 5, 0, 6, 0x45),
+        insn(LDXB, 5, 2, 23, 0), // r5 = protocol
+        insn(JNE_K, 5, 0, 4, 17),
+        insn(LDXH, 5, 2, 36, 0), // r5 = UDP destination port
+        insn(JNE_K, 5, 0, 2, dport),
+        insn(MOV64_K, 0, 0, 0, 1), // XDP_DROP
+        insn(EXIT, 0, 0, 0, 0),
+        insn(MOV64_K, 0, 0, 0, 2), // pass: XDP_PASS
+        insn(EXIT, 0, 0, 0, 0),
+    ]
+}
+
+const BPF_PROG_LOAD: libc::c_long = 5;
+const BPF_LINK_CREATE: libc::c_long = 28;
+const BPF_PROG_TYPE_XDP: u32 = 6;
+const BPF_XDP: u32 = 37;
+
+fn bpf(cmd: libc::c_long, attr: &mut [u64; 16], what: &str) -> Result<OwnedFd> {
+    // SAFETY: attr is a zero-padded union bpf_attr for `cmd` whose
+    // pointers refer to live buffers; the result is a new fd.
+    let fd = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), size_of_val(attr)) };
+    if fd < 0 {
+        bail!("{what}: {}", io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just gave us this fd.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Loads the UDP sink (see [`udp_sink_insns`]).
+pub fn load_udp_sink(port: u16) -> Result<OwnedFd> {
+    let insns = udp_sink_insns(port);
+    let license = c"GPL";
+    let mut attr = [0u64; 16];
+    // prog_type, insn_cnt | insns | license | ... | expected_attach_type at
+    // byte 68 (the high half of word 8).
+    attr[0] = BPF_PROG_TYPE_XDP as u64 | ((insns.len() as u64) << 32);
+    attr[1] = insns.as_ptr() as u64;
+    attr[2] = license.as_ptr() as u64;
+    attr[8] = (BPF_XDP as u64) << 32;
+    bpf(BPF_PROG_LOAD, &mut attr, "loading the XDP UDP sink")
+}
+
+/// Attaches XDP program `prog` to `dev` in namespace `ns` with a BPF link;
+/// closing the returned fd detaches it.
+pub fn attach_xdp(ns: &str, dev: &str, prog: &OwnedFd) -> Result<OwnedFd> {
+    let prog_fd = prog.as_raw_fd();
+    let (ns, dev) = (ns.to_owned(), dev.to_owned());
+    thread::spawn(move || -> Result<OwnedFd> {
+        enter_netns(&ns)?;
+        let name = std::ffi::CString::new(dev.as_str())?;
+        // SAFETY: valid C string.
+        let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
+        if ifindex == 0 {
+            bail!("no interface {dev} in {ns}");
+        }
+        let mut attr = [0u64; 16];
+        // prog_fd, target_ifindex | attach_type, flags (0: native mode).
+        attr[0] = prog_fd as u64 | ((ifindex as u64) << 32);
+        attr[1] = BPF_XDP as u64;
+        bpf(BPF_LINK_CREATE, &mut attr, "attaching the XDP UDP sink")
+    })
+    .join()
+    .unwrap_or_else(|_| bail!("attach thread panicked"))
+}

@@ -1,0 +1,706 @@
+//! BENCHMARKS.md (and the console table) from the two halves of the run:
+//! `xnat-bench`'s JSON and the end-to-end JSON.
+
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+/// Where and when the run happened.
+pub struct Machine {
+    pub cpus: usize,
+    pub cpu_model: String,
+    pub kernel: String,
+    pub date: String,
+    pub load_before: String,
+    pub load_after: String,
+    pub duration_s: f64,
+    pub command: String,
+}
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or(f64::NAN)
+}
+
+fn ns(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.1}")
+    } else {
+        "–".into()
+    }
+}
+
+fn ratio(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.2}×")
+    } else {
+        "–".into()
+    }
+}
+
+fn kpps(v: f64) -> String {
+    if v.is_finite() {
+        format!("{:.0} k", v / 1e3)
+    } else {
+        "–".into()
+    }
+}
+
+fn gbps(v: f64) -> String {
+    if v.is_finite() {
+        format!("{:.2}", v / 1e9)
+    } else {
+        "–".into()
+    }
+}
+
+fn count(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.0}")
+    } else {
+        "–".into()
+    }
+}
+
+fn pct(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.0} %")
+    } else {
+        "–".into()
+    }
+}
+
+fn mib(bytes: f64) -> String {
+    format!("{:.1} MiB", bytes / (1024.0 * 1024.0))
+}
+
+fn scale_name(n: u64) -> String {
+    match n {
+        n if n >= 1_000_000 && n % 1_000_000 == 0 => format!("{}M", n / 1_000_000),
+        n if n >= 1_000 && n % 1_000 == 0 => format!("{}k", n / 1_000),
+        n => n.to_string(),
+    }
+}
+
+fn case<'a>(cases: &'a Value, id: &str) -> Option<&'a Value> {
+    cases
+        .as_array()?
+        .iter()
+        .find(|c| c["id"].as_str() == Some(id))
+}
+
+struct Target {
+    what: String,
+    measured: String,
+    pass: Option<bool>,
+}
+
+fn verdict(p: Option<bool>) -> &'static str {
+    match p {
+        Some(true) => "PASS",
+        Some(false) => "FAIL",
+        None => "n/a",
+    }
+}
+
+/// A ratio with the range of its per-round values, e.g. `0.92× (0.80–1.05)`.
+fn ratio_range(r: &Value, key: &str) -> String {
+    let rounds: Vec<f64> = r[format!("{key}_rounds")]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_f64).collect())
+        .unwrap_or_default();
+    let lo = rounds.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = rounds.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if rounds.len() >= 2 && lo.is_finite() && hi.is_finite() {
+        format!("{} (rounds {lo:.2}–{hi:.2})", ratio(f(&r[key])))
+    } else {
+        ratio(f(&r[key]))
+    }
+}
+
+fn targets(micro: Option<&Value>, e2e: Option<&Value>) -> Vec<Target> {
+    let mut t = Vec::new();
+    let na = |what: &str, why: &str| Target {
+        what: what.into(),
+        measured: why.into(),
+        pass: None,
+    };
+
+    // Per-packet ingress cost.
+    let what = "xnat ingress, established flow: ≤ 5× the no-op XDP program";
+    match micro.map(|m| &m["per_packet"]["cases"]) {
+        Some(cases) => {
+            let mut worst = f64::NAN;
+            let mut parts = Vec::new();
+            for (id, name) in [
+                ("xnat_ingress_xdp_udp", "XDP UDP"),
+                ("xnat_ingress_xdp_tcp", "XDP TCP"),
+            ] {
+                if let Some(c) = case(cases, id) {
+                    let r = f(&c["ratio"]);
+                    worst = if worst.is_nan() { r } else { worst.max(r) };
+                    parts.push(format!("{name} {}", ratio(r)));
+                }
+            }
+            let tc: Vec<String> = [
+                ("xnat_ingress_tc_udp", "TC UDP"),
+                ("xnat_ingress_tc_tcp", "TC TCP"),
+            ]
+            .iter()
+            .filter_map(|(id, name)| {
+                case(cases, id).map(|c| format!("{name} {}", ratio(f(&c["ratio"]))))
+            })
+            .collect();
+            t.push(Target {
+                what: what.into(),
+                measured: format!("{} (for reference: {})", parts.join(", "), tc.join(", ")),
+                pass: worst.is_finite().then_some(worst <= 5.0),
+            });
+        }
+        None => t.push(na(what, "not run")),
+    }
+
+    // Flatness.
+    if let Some(m) = micro {
+        let scales: Vec<u64> = m["scale"]["scales"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_u64).collect())
+            .unwrap_or_default();
+        let cases = &m["scale"]["cases"];
+        for (prefix, what) in [
+            (
+                "hot_xnat_ingress_xdp",
+                "xnat ingress (XDP) flat within 20 % from 1k to 1M bindings — one established flow",
+            ),
+            (
+                "random_xnat_ingress_xdp",
+                "… the same with a random established flow per packet (cache misses)",
+            ),
+        ] {
+            let v: Vec<f64> = scales
+                .iter()
+                .filter_map(|n| case(cases, &format!("{prefix}@{n}")).map(|c| f(&c["ns"])))
+                .collect();
+            let covers = scales.first() == Some(&1_000) && scales.last() == Some(&1_000_000);
+            if v.len() >= 2 {
+                let (lo, hi) = v
+                    .iter()
+                    .fold((f64::MAX, f64::MIN), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
+                let spread = hi / lo - 1.0;
+                let list: Vec<String> = scales
+                    .iter()
+                    .zip(&v)
+                    .map(|(n, x)| format!("{} {} ns", scale_name(*n), ns(*x)))
+                    .collect();
+                t.push(Target {
+                    what: what.into(),
+                    measured: format!(
+                        "{}: spread {:.0} %{}",
+                        list.join(", "),
+                        spread * 100.0,
+                        if covers { "" } else { " (1k–1M not covered)" }
+                    ),
+                    pass: covers.then_some(spread <= 0.20),
+                });
+            } else {
+                t.push(na(what, "not run"));
+            }
+        }
+    }
+
+    // End to end.
+    let what_udp = "64-byte UDP rate with the fast path: ≥ 1.5× nftables masquerade";
+    let what_plain = "64-byte UDP rate with the fast path: ≥ plain forwarding";
+    match e2e.map(|e| &e["ratios"]) {
+        Some(r) if r.get("xnat_fast/nft").is_some() => {
+            let a = f(&r["xnat_fast/nft"]["udp_pps"]);
+            t.push(Target {
+                what: what_udp.into(),
+                measured: format!(
+                    "fast path / nft {} (xnat without fast path / nft {})",
+                    ratio_range(&r["xnat_fast/nft"], "udp_pps"),
+                    ratio(f(&r["xnat/nft"]["udp_pps"]))
+                ),
+                pass: a.is_finite().then_some(a >= 1.5),
+            });
+            let b = f(&r["xnat_fast/plain"]["udp_pps"]);
+            t.push(Target {
+                what: what_plain.into(),
+                measured: format!(
+                    "fast path / plain {}",
+                    ratio_range(&r["xnat_fast/plain"], "udp_pps")
+                ),
+                pass: b.is_finite().then_some(b >= 1.0),
+            });
+        }
+        Some(_) => {
+            t.push(na(what_udp, "no fast-path column (see notes)"));
+            t.push(na(what_plain, "no fast-path column (see notes)"));
+        }
+        None => {
+            t.push(na(what_udp, "not run"));
+            t.push(na(what_plain, "not run"));
+        }
+    }
+    if let Some(r) = e2e.map(|e| &e["ratios"]) {
+        for (key, name) in [("xnat/nft", "xnat"), ("xnat_fast/nft", "xnat --fast-path")] {
+            if r.get(key).is_none() {
+                continue;
+            }
+            let one = f(&r[key]["tcp1_bps"]);
+            let four = f(&r[key]["tcp4_bps"]);
+            t.push(Target {
+                what: format!("TCP throughput, {name}: not below nftables masquerade"),
+                measured: format!(
+                    "1 stream {}, 4 streams {}",
+                    ratio_range(&r[key], "tcp1_bps"),
+                    ratio_range(&r[key], "tcp4_bps")
+                ),
+                pass: (one.is_finite() && four.is_finite()).then_some(one >= 1.0 && four >= 1.0),
+            });
+        }
+    } else {
+        t.push(na(
+            "TCP throughput: not below nftables masquerade",
+            "not run",
+        ));
+    }
+
+    // Memory and sweep.
+    if let Some(m) = micro {
+        let mem = m["scale"]["memory"].as_array().and_then(|a| a.last());
+        let what = "1M bindings in ≤ 256 MiB of map memory";
+        match mem {
+            Some(mem) => {
+                let n = mem["bindings"].as_u64().unwrap_or(0);
+                let total = f(&mem["total_bytes"]);
+                let per = f(&mem["bytes_per_binding"]);
+                let at_1m = per * 1e6;
+                t.push(Target {
+                    what: what.into(),
+                    measured: if n == 1_000_000 {
+                        format!("{} ({per:.0} B per binding)", mib(total))
+                    } else {
+                        format!(
+                            "{per:.0} B per binding at {}: {} for 1M",
+                            scale_name(n),
+                            mib(at_1m)
+                        )
+                    },
+                    pass: (n == 1_000_000).then_some(total <= 256.0 * 1024.0 * 1024.0),
+                });
+            }
+            None => t.push(na(what, "not run")),
+        }
+        let sweep = &m["scale"]["sweep"];
+        let what = "expiry sweep of 1M bindings: < 2 s of one core";
+        if sweep.is_object() {
+            let n = sweep["bindings"].as_u64().unwrap_or(0);
+            let live = f(&sweep["live"]["cpu_ms"]);
+            let exp = f(&sweep["expired"]["cpu_ms"]);
+            t.push(Target {
+                what: what.into(),
+                measured: format!(
+                    "{} bindings: CPU {live:.0} ms all live, {exp:.0} ms all expired",
+                    scale_name(n)
+                ),
+                pass: (n == 1_000_000).then_some(live < 2000.0 && exp < 2000.0),
+            });
+        } else {
+            t.push(na(what, "not run"));
+        }
+    }
+    t
+}
+
+fn per_packet_table(out: &mut String, m: &Value) {
+    let pp = &m["per_packet"];
+    let _ = writeln!(
+        out,
+        "| case | program | method | ns/packet | × no-op |\n|---|---|---|---:|---:|"
+    );
+    for c in pp["cases"].as_array().into_iter().flatten() {
+        if c["id"] == "noop_loop" {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "| {} | `{}` | {} | {} | {} |",
+            c["label"].as_str().unwrap_or(""),
+            c["prog"].as_str().unwrap_or(""),
+            c["method"].as_str().unwrap_or(""),
+            ns(f(&c["ns"])),
+            ratio(f(&c["ratio"]))
+        );
+    }
+}
+
+fn scale_tables(out: &mut String, m: &Value) {
+    let s = &m["scale"];
+    let scales: Vec<u64> = s["scales"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default();
+    let head: Vec<String> = scales.iter().map(|n| scale_name(*n)).collect();
+    let _ = writeln!(
+        out,
+        "ns/packet (× no-op) with n live bindings in the tables:\n\n| case | {} | spread |\n|---|{}---:|",
+        head.join(" | "),
+        "---:|".repeat(scales.len())
+    );
+    let rows = [
+        (
+            "hot_xnat_ingress_xdp",
+            "ingress XDP, one established UDP flow",
+        ),
+        (
+            "hot_xnat_ingress_tc",
+            "ingress TC, one established UDP flow",
+        ),
+        ("hot_xnat_egress_tc", "egress TC, one established UDP flow"),
+        (
+            "random_xnat_ingress_xdp",
+            "ingress XDP, random established flow per packet",
+        ),
+        (
+            "random_xnat_egress_tc",
+            "egress TC, random established flow per packet",
+        ),
+    ];
+    for (prefix, label) in rows {
+        let vals: Vec<Option<&Value>> = scales
+            .iter()
+            .map(|n| case(&s["cases"], &format!("{prefix}@{n}")))
+            .collect();
+        let nsv: Vec<f64> = vals.iter().flatten().map(|c| f(&c["ns"])).collect();
+        let spread = if nsv.len() >= 2 {
+            let lo = nsv.iter().copied().fold(f64::MAX, f64::min);
+            let hi = nsv.iter().copied().fold(f64::MIN, f64::max);
+            format!("{:.0} %", (hi / lo - 1.0) * 100.0)
+        } else {
+            "–".into()
+        };
+        let cells: Vec<String> = vals
+            .iter()
+            .map(|c| match c {
+                Some(c) => format!("{} ({})", ns(f(&c["ns"])), ratio(f(&c["ratio"]))),
+                None => "–".into(),
+            })
+            .collect();
+        let _ = writeln!(out, "| {label} | {} | {spread} |", cells.join(" | "));
+    }
+
+    let _ = writeln!(
+        out,
+        "\nKernel memory of the binding tables (`memlock` from /proc/self/fdinfo of each map; \
+         hash maps are preallocated, so this is the cost of the capacity, filled to it):\n"
+    );
+    let mems = s["memory"].as_array().cloned().unwrap_or_default();
+    let names = ["NAPT_OUT", "NAPT_IN", "SESSIONS", "FILTER", "HOST_PORTS"];
+    let _ = writeln!(
+        out,
+        "| bindings | {} | total | per binding |\n|---:|{}---:|---:|",
+        names.join(" | "),
+        "---:|".repeat(names.len())
+    );
+    for mem in &mems {
+        let cells: Vec<String> = names
+            .iter()
+            .map(|n| {
+                mem["maps"]
+                    .as_array()
+                    .and_then(|a| a.iter().find(|m| m["name"] == *n))
+                    .map(|m| mib(f(&m["memlock"])))
+                    .unwrap_or_else(|| "–".into())
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {:.0} B |",
+            scale_name(mem["bindings"].as_u64().unwrap_or(0)),
+            cells.join(" | "),
+            mib(f(&mem["total_bytes"])),
+            f(&mem["bytes_per_binding"])
+        );
+    }
+
+    let sw = &s["sweep"];
+    if sw.is_object() {
+        let _ = writeln!(
+            out,
+            "\nExpiry sweep (`nat_userspace::expiry::Sweeper`, the agent's code) over {} bindings, \
+             one sweep, median of {} runs:\n\n| state | wall | CPU (user + sys) | user | sys |\n|---|---:|---:|---:|---:|",
+            scale_name(sw["bindings"].as_u64().unwrap_or(0)),
+            sw["live"]["samples_wall_ms"].as_array().map_or(0, Vec::len)
+        );
+        for (k, label) in [
+            ("live", "all live (nothing to delete)"),
+            (
+                "expired",
+                "all idle past their timeout (everything deleted)",
+            ),
+        ] {
+            let x = &sw[k];
+            let _ = writeln!(
+                out,
+                "| {label} | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms |",
+                f(&x["wall_ms"]),
+                f(&x["cpu_ms"]),
+                f(&x["user_ms"]),
+                f(&x["sys_ms"])
+            );
+        }
+    }
+}
+
+fn e2e_table(out: &mut String, e: &Value) {
+    let modes = ["plain", "nft", "xnat", "xnat_fast"];
+    let present: Vec<&str> = modes
+        .iter()
+        .copied()
+        .filter(|m| e["modes"].get(*m).is_some())
+        .collect();
+    let heads: Vec<&str> = present
+        .iter()
+        .map(|m| e["modes"][*m]["label"].as_str().unwrap_or(m))
+        .collect();
+    let pairs: Vec<(&str, &str)> = [
+        ("xnat/nft", "xnat / nft"),
+        ("xnat_fast/nft", "fast / nft"),
+        ("xnat_fast/plain", "fast / plain"),
+        ("nft/plain", "nft / plain"),
+    ]
+    .into_iter()
+    .filter(|(k, _)| e["ratios"].get(*k).is_some())
+    .collect();
+    let _ = writeln!(
+        out,
+        "| | {} | {} |\n|---|{}{}",
+        heads.join(" | "),
+        pairs.iter().map(|p| p.1).collect::<Vec<_>>().join(" | "),
+        "---:|".repeat(present.len()),
+        "---:|".repeat(pairs.len())
+    );
+    type Fmt = fn(f64) -> String;
+    let rows: [(&str, &str, Fmt); 9] = [
+        (
+            "udp_pps",
+            "64-byte UDP, packets/s through the gateway",
+            kpps,
+        ),
+        ("udp_sent_pps", "… offered by the sender, packets/s", kpps),
+        (
+            "udp_refused_pps",
+            "… refused at once by the gateway's full input queue, packets/s",
+            kpps,
+        ),
+        ("gw_cpu_busy_pct", "… gateway CPU busy", pct),
+        ("sender_cpu_busy_pct", "… sender CPU busy", pct),
+        (
+            "udp_trafgen_pps",
+            "64-byte UDP with trafgen, all on one CPU, packets/s",
+            kpps,
+        ),
+        ("tcp1_bps", "TCP, 1 stream, Gbit/s", gbps),
+        ("tcp4_bps", "TCP, 4 streams, Gbit/s", gbps),
+        ("flows_per_s", "new TCP connections/s", count),
+    ];
+    for (key, label, fmt) in rows {
+        let cells: Vec<String> = present
+            .iter()
+            .map(|m| fmt(f(&e["modes"][*m][key])))
+            .collect();
+        let rs: Vec<String> = pairs
+            .iter()
+            .map(|(k, _)| {
+                if key.ends_with("_pct") || key == "udp_sent_pps" || key == "udp_refused_pps" {
+                    String::new()
+                } else {
+                    ratio(f(&e["ratios"][*k][key]))
+                }
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "| {label} | {} | {} |",
+            cells.join(" | "),
+            rs.join(" | ")
+        );
+    }
+}
+
+fn profile_table(out: &mut String, e: &Value) {
+    let Some(p) = e["profiles"].as_object().filter(|p| !p.is_empty()) else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "\nxnat's programs in the real path: one more UDP run per xnat mode with the kernel's BPF \
+         run-time statistics on (`BPF_ENABLE_STATS`; they add a clock read per run, so this run is \
+         not one of the measured rounds):\n\n| mode | program | runs per packet received | ns per run |\n|---|---|---:|---:|"
+    );
+    for (mode, v) in p {
+        let rx = f(&v["rx_packets"]);
+        for (name, s) in v["programs"].as_object().into_iter().flatten() {
+            let label = e["modes"][mode.as_str()]["label"].as_str().unwrap_or(mode);
+            let _ = writeln!(
+                out,
+                "| {label} | `{name}` | {:.2} | {} |",
+                f(&s["runs"]) / rx,
+                ns(f(&s["ns_per_run"]))
+            );
+        }
+    }
+}
+
+/// The whole report as Markdown.
+pub fn markdown(
+    m: &Machine,
+    micro: Option<&Value>,
+    e2e: Option<&Value>,
+    notes: &[String],
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# xnat benchmarks\n\nWritten by `{}` on {}. Every figure is a median over several runs; \
+         every comparison is a ratio of figures measured in the same run, round by round \
+         (this machine is shared and noisy; absolute figures move between runs, ratios much less).\n",
+        m.command, m.date
+    );
+    let _ = writeln!(
+        out,
+        "Machine: {} CPUs ({}), Linux {}. Load average before / after the run: {} / {}. \
+         The run took {:.0} s.\n",
+        m.cpus, m.cpu_model, m.kernel, m.load_before, m.load_after, m.duration_s
+    );
+
+    let _ = writeln!(
+        out,
+        "## Targets (issue 4)\n\n| target | measured | |\n|---|---|---|"
+    );
+    for t in targets(micro, e2e) {
+        let _ = writeln!(
+            out,
+            "| {} | {} | **{}** |",
+            t.what,
+            t.measured,
+            verdict(t.pass)
+        );
+    }
+
+    if let Some(mi) = micro {
+        let _ = writeln!(
+            out,
+            "\n## 1. Per-packet cost (BPF_PROG_TEST_RUN)\n\n{}-byte frames, {} bindings in the tables, \
+             median of {} rounds; `repeat` = {} runs of the program per syscall, `loop` = {} syscalls \
+             of one run each per round (see Method).\n",
+            mi["frame_len"],
+            mi["per_packet"]["bindings"],
+            mi["runs"],
+            mi["repeat"],
+            mi["loop_calls"]
+        );
+        per_packet_table(&mut out, mi);
+        let _ = writeln!(out, "\n## 2. Scale\n");
+        scale_tables(&mut out, mi);
+    }
+    if let Some(e) = e2e {
+        let _ = writeln!(
+            out,
+            "\n## 3. End to end (client — gateway — server in network namespaces)\n\n\
+             Median of {} rounds; in each round every gateway mode is measured once, in rotating \
+             order: {} s of UDP ({} flows), iperf3 for {} s (+1 s omitted) with 1 and with 4 \
+             streams, {} s of new TCP connections from {} threads. CPU layout: {}.\n",
+            e["rounds"],
+            e["udp_secs"],
+            e["udp_flows"],
+            e["tcp_secs"],
+            e["flow_secs"],
+            e["flow_threads"],
+            e["cpu_layout"].as_str().unwrap_or("")
+        );
+        e2e_table(&mut out, e);
+        profile_table(&mut out, e);
+    }
+    let _ = writeln!(out, "\n## Method\n\n{METHOD}");
+    if !notes.is_empty() {
+        let _ = writeln!(out, "\n## Notes on this run\n");
+        for n in notes {
+            let _ = writeln!(out, "- {n}");
+        }
+    }
+    out
+}
+
+const METHOD: &str = "\
+**Per-packet cost.** `xnat-bench` (tests/src/bench/) loads the compiled object the `xnat` binary \
+embeds, with NAPT configured (64 pool addresses, address-dependent filtering, RFC timeouts) and \
+the tables filled through `BPF_MAP_UPDATE_BATCH`, and runs the programs with `BPF_PROG_TEST_RUN` \
+without attaching them. The kernel does not restore the packet between the iterations of one \
+`repeat` run, so a translation program would see its own output from the second iteration on. \
+The repeated runs therefore use *cycle flows*: the translated packet is itself a packet of \
+another established binding whose translation is the original packet again (`NAPT_IN[P:pp] = \
+I:ip` and `NAPT_IN[I:ip] = P:pp`, each with its session and filter entry; for egress the public \
+address is also an inside address). Every iteration does the full work of one packet of an \
+established flow — static-table miss, CONFIG, mapping lookup, filter check, session lookup and \
+update, address and port rewrite with incremental checksums, counters — and the run is rejected \
+unless the `*_translated` counter grew by exactly `repeat` and no mapping or session was created. \
+ns/packet of a `repeat` run is the thread's CPU time over the syscall divided by `repeat` (the \
+kernel's own `duration` is whole nanoseconds, too coarse for the no-op; both are in the JSON). \
+Work that cannot repeat on one buffer — a new binding per packet, a different flow per packet — \
+runs as a `loop` of single-run syscalls: the mean of the kernel's per-call `duration`, minus the \
+same loop with the no-op program in the same round, plus the no-op's `repeat` figure. The no-op \
+is `xnat_noop_xdp`; TC programs are compared to it too (the test-run loop is the same; TC \
+programs additionally pay for the skb helpers). The fast path is off in these runs (its FIB lookup \
+and redirect need real interfaces).\n\n\
+**Scale.** One instance per size, tables sized to the bindings (as `--max-mappings` / \
+`--max-sessions` would), each binding = a mapping (NAPT_OUT + NAPT_IN), one session and one \
+filter entry; the scale cases run interleaved in the same rounds. *One established flow* keeps \
+hitting the same entries (hot in the CPU caches: measures the hash tables' algorithmic cost); \
+*random established flow* picks a different binding for every packet (the cache and TLB misses \
+real traffic over many flows pays). Memory is each map's own accounting (`memlock` in fdinfo). \
+The sweep is the agent's `Sweeper` on the maps pinned under /sys/fs/bpf/xnat-bench-PID/, timed \
+(wall, and user + system CPU of the thread by getrusage) with every binding live and with every \
+binding a day past its timeout (the tables are refilled before each such run).\n\n\
+**End to end.** One client — gateway — server topology of veth pairs per gateway mode, all built \
+up front; the modes are measured round-robin (rotating order) so background load hits them alike. \
+The xnat gateways run `xnat attach ext0 --ingress tc --internal 10.0.0.0/24 --pool 192.0.2.1 \
+--timeout tcp-transitory=30` (plus `--inside int0 --fast-path`), the nftables one a `masquerade` \
+rule in a `nat` postrouting chain (so conntrack), the plain one only forwards (the server has a \
+route back). UDP: a sender thread in the client namespace writes prebuilt 64-byte frames (8 \
+flows: 8 source ports, to the server's port 9) with `sendmmsg` on an AF_PACKET socket (qdisc \
+bypassed) as fast as it can; the server's veth drops them on arrival with a 17-instruction XDP \
+program (attached only during UDP runs) and counts them (`rx_queue_0_xdp_drops`), so receiving \
+costs next to nothing. The rate is that counter's increase over the window. *Offered* counts \
+every frame the sender tried, *refused* the ones the gateway's full input queue turned away at \
+once. Before the runs, a short burst per topology goes through to an nftables counter on the \
+server instead, checking that packets arrive and that none kept an inside source address behind \
+a NAT. The trafgen row runs `trafgen -P 1` (netsniff-ng) pinned to CPU 0 with RPS off: sender, \
+gateway and receiver on one core. TCP: iperf3 from the client namespace to the server namespace (1 s omitted at the start). \
+New flows: one thread per inside address (8) connects to a TCP accept loop on the server in a \
+loop, each from the next source port of its own sequence (a 4-tuple is never reused in a run), \
+and closes with a reset (SO_LINGER 0) once connected: SYN, SYN-ACK, ACK, the server's FIN, RST — \
+a new NAT binding each. A connection not established within 200 ms counts as failed. The window \
+is 1 s: the xnat gateways have one pool address like masquerade, i.e. 64512 TCP ports, and a \
+reset flow's mapping lives on for the transitory timeout (30 s here), so a longer burst would \
+run out of ports (xnat then answers ICMP administratively prohibited, `No route to host`). New \
+connections per second depend on the client's and the server's stacks as much as on the \
+gateway: where all modes come out alike, the gateway is not what limits them. Finally one \
+more UDP run per xnat mode with the kernel's BPF run-time statistics on (`BPF_ENABLE_STATS`) gives \
+the time xnat's programs take per packet in the real path.\n\n\
+**What limits the end-to-end numbers.** Everything is software on a 2-CPU virtual machine \
+shared with other work: veth pairs, no NIC. With 2 CPUs the sender is pinned to CPU 0 and the \
+gateway's receive processing on its inside interface is steered to CPU 1 with RPS; the server's \
+XDP drop runs in the veth's NAPI on the CPU that transmits to it, the gateway's. So the UDP rate \
+is what one core forwards (plus a near-free drop per packet) — provided the gateway CPU is \
+saturated and its input queue refuses frames, i.e. the sender offers more than the gateway \
+takes. The table shows the CPUs' load and the refused rate so each figure can be read for what \
+it is; a mode where the gateway kept up is flagged below as sender-limited (a lower bound). \
+trafgen was the intended sender, but its zero-copy TX ring gives up (`Flushing TX_RING failed: \
+Resource temporarily unavailable`) as soon as another CPU holds its packets in a backlog: its \
+socket's send buffer fills, and the buffer limits cannot be raised inside a network namespace. So \
+trafgen only runs with everything on one core, where the sender's own cost is a large share of \
+each packet and the differences between gateways shrink. TCP throughput over veth moves 64 KiB \
+GSO segments, so it measures per-segment cost, not per-packet cost. The XDP ingress hook is not \
+used end to end: on veth it needs checksum offload off on the peer and an XDP program on the \
+inside peer for redirects, which would not compare like for like.";
