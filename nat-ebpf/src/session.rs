@@ -113,5 +113,15 @@ pub fn note_remote(cfg: &NatConfig, public: &Mapping, proto: u8, remote_addr: u3
         proto,
         _pad: 0,
     };
-    let _ = FILTER.insert(key, now, 0);
+    // Refresh in place when the entry exists: an update through the map
+    // (bucket lock, element swap) on every outbound packet costs as much
+    // as the rest of the translation.
+    match FILTER.get_ptr_mut(key) {
+        // SAFETY: the value lives in the map; a racing write of the same
+        // timestamp is harmless.
+        Some(last) => unsafe { *last = now },
+        None => {
+            let _ = FILTER.insert(key, now, 0);
+        }
+    }
 }
