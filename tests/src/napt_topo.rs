@@ -705,8 +705,12 @@ pub fn hops(out: &str) -> Vec<Option<String>> {
         .filter_map(|l| {
             let mut w = l.split_whitespace();
             w.next()?.parse::<u32>().ok()?;
-            let h = w.next()?;
-            Some((h != "*").then(|| h.to_string()))
+            // With several probes per hop a line reads `2  * 192.0.2.2 0.1 ms
+            // *`: the hop answered if any probe did.
+            Some(
+                w.find(|t| t.parse::<std::net::Ipv4Addr>().is_ok())
+                    .map(str::to_string),
+            )
         })
         .collect()
 }

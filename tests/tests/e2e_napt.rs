@@ -717,7 +717,11 @@ fn traceroutes(t: &NaptTopo, label: &str, extra: &[&str]) {
         .iter()
         .map(|a| Some(a.to_string()))
         .collect();
-    let mut args = vec!["traceroute", "-n", "-q", "1", "-w", "2", "-m", "4"];
+    // Three probes per hop: the gateway's own time-exceeded messages are
+    // rate-limited by the kernel, and two hosts trace at once, so a single
+    // probe can go unanswered without anything being wrong. A hop counts
+    // if any probe came back.
+    let mut args = vec!["traceroute", "-n", "-q", "3", "-w", "2", "-m", "4"];
     args.extend_from_slice(extra);
     args.push("203.0.113.10");
     let children: Vec<_> = [(&t.a, HOST_A), (&t.b, HOST_B)]
