@@ -46,7 +46,7 @@ fn decrement_ttl<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<()> {
     let mut bytes = word.to_ne_bytes();
     bytes[0] = bytes[0].wrapping_sub(1);
     let new = u16::from_ne_bytes(bytes);
-    let check: u16 = p.load(ip.off + Ipv4::CHECK_OFF)?;
+    let check = ip.check;
     p.store(ip.off + TTL_OFF, &new)?;
     p.store(ip.off + Ipv4::CHECK_OFF, &csum::replace2(check, word, new))
 }

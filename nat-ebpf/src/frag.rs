@@ -58,7 +58,7 @@ pub fn translate_later<P: Packet>(p: &mut P, ip: &Ipv4, inbound: bool) -> Option
         (ip.off + Ipv4::SRC_OFF, ip.src)
     };
     let check_off = ip.off + Ipv4::CHECK_OFF;
-    let check: u16 = p.load(check_off)?;
+    let check = ip.check;
     p.store(off, &v.new_addr)?;
     p.store(check_off, &csum::replace4(check, old, v.new_addr))?;
     counters::bump(Counter::FragmentsTranslated);

@@ -133,9 +133,7 @@ fn rewrite_held(ctx: &TcContext, inbound: bool, new_addr: u32) {
         (ip.off + Ipv4::SRC_OFF, ip.src)
     };
     let check_off = ip.off + Ipv4::CHECK_OFF;
-    let Ok(check) = ctx.load::<u16>(check_off as usize) else {
-        return;
-    };
+    let check = ip.check;
     let _ = ctx.store(off as usize, &new_addr, 0);
     let _ = ctx.store(check_off as usize, &csum::replace4(check, old, new_addr), 0);
 }

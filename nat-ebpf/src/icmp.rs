@@ -120,7 +120,7 @@ impl Embedded {
         let ip_csum_off = self.ip.off + Ipv4::CHECK_OFF;
 
         let mut icmp_csum: u16 = p.load(icmp_csum_off)?;
-        let old_ip_csum: u16 = p.load(ip_csum_off)?;
+        let old_ip_csum = self.ip.check;
         let new_ip_csum = csum::replace4(old_ip_csum, old, new);
         icmp_csum = csum::replace4(icmp_csum, old, new);
         icmp_csum = csum::replace2(icmp_csum, old_ip_csum, new_ip_csum);

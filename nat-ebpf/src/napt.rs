@@ -60,8 +60,8 @@ fn ports<P: Packet>(p: &P, ip: &Ipv4, outbound: bool) -> Result<Option<Ports>, (
             if !ip.has(l4, if tcp { 20 } else { 8 }) {
                 return Err(());
             }
-            let sport: u16 = p.load(l4).ok_or(())?;
-            let dport: u16 = p.load(l4 + 2).ok_or(())?;
+            // Both ports in one load.
+            let [sport, dport]: [u16; 2] = p.load(l4).ok_or(())?;
             let tcp_flags: u8 = if tcp { p.load(l4 + 13).ok_or(())? } else { 0 };
             let (our_port_off, our_port, remote_port) = if outbound {
                 (l4, sport, dport)
@@ -117,7 +117,7 @@ fn rewrite<P: Packet>(
         (ip.off + Ipv4::DST_OFF, ip.dst)
     };
     let check_off = ip.off + Ipv4::CHECK_OFF;
-    let check: u16 = p.load(check_off)?;
+    let check = ip.check;
     p.store(addr_off, &new_addr)?;
     p.store(check_off, &csum::replace4(check, old_addr, new_addr))?;
     match ports.kind {
@@ -285,7 +285,7 @@ fn translate_outer_addr<P: Packet>(p: &mut P, ip: &Ipv4, outbound: bool, new: u3
         (ip.off + Ipv4::DST_OFF, ip.dst)
     };
     let check_off = ip.off + Ipv4::CHECK_OFF;
-    let check: u16 = p.load(check_off)?;
+    let check = ip.check;
     p.store(off, &new)?;
     p.store(check_off, &csum::replace4(check, old, new))
 }

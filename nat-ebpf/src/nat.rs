@@ -184,7 +184,7 @@ fn rewrite<P: Packet>(
     // The IPv4 header checksum is always complete (never offloaded as
     // partial), so plain RFC 1624 arithmetic is right in XDP and TC alike.
     let check_off = ip.off + Ipv4::CHECK_OFF;
-    let check: u16 = p.load(check_off)?;
+    let check = ip.check;
     p.store(addr_off, &new)?;
     p.store(check_off, &csum::replace4(check, old, new))?;
 

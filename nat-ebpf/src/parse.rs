@@ -47,6 +47,9 @@ pub struct Ipv4 {
     pub more_fragments: bool,
     /// IP identification as in the packet.
     pub id: u16,
+    /// Header checksum as in the packet (memory order), so a rewrite needs
+    /// no second load.
+    pub check: u16,
 }
 
 impl Ipv4 {
@@ -115,5 +118,6 @@ pub fn ipv4_at<P: Packet>(p: &P, off: u32, limit: u32) -> Option<Ipv4> {
         later_fragment: u16::from_be(h.frag_off) & 0x1fff != 0,
         more_fragments: u16::from_be(h.frag_off) & 0x2000 != 0,
         id: h.id,
+        check: h.check,
     })
 }
