@@ -44,7 +44,7 @@ use nat_common::{
 };
 use nat_userspace::pinned;
 
-use crate::napt_topo::{tcp_connect, tcp_listen, udp_bind};
+use crate::napt_topo::{tcp_connect, tcp_listen, udp_bind, v4};
 use crate::netns::Netns;
 use crate::topology::{Ingress, PIN_ROOT, STATIC_MAP, Topology};
 use crate::traffic::{accept_within, payload};
@@ -238,14 +238,6 @@ pub fn ifindex(ns: &Netns, iface: &str) -> u32 {
 }
 
 // ------------------------------------------------------------------ traffic
-
-/// The IPv4 address of a socket address.
-pub fn v4(a: SocketAddr) -> SocketAddrV4 {
-    match a {
-        SocketAddr::V4(a) => a,
-        SocketAddr::V6(a) => panic!("unexpected IPv6 address {a}"),
-    }
-}
 
 /// A 64-bit FNV-1a hash, for messages about big payloads.
 pub fn fnv(data: &[u8]) -> u64 {

@@ -32,7 +32,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::os::fd::{AsFd as _, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::process::Output;
@@ -41,8 +41,12 @@ use std::time::{Duration, Instant};
 use aya::maps::{MapData, MapType};
 use serde_json::Value;
 
-use crate::netns::{BgChild, CMD_TIMEOUT, Netns, describe, host, require_root, xnat_bin};
-use crate::topology::{Ingress, PIN_ROOT, attached, json_counter, pins_for};
+// The socket helpers are the NAPT harness's; the tests import them from here.
+pub use crate::napt_topo::{udp_bind, v4};
+use crate::netns::{BgChild, CMD_TIMEOUT, Netns, describe, require_root, xnat_bin};
+use crate::topology::{
+    Ingress, PIN_ROOT, attached, json_counter, pid36, pins_for, remove_stale_pins, veth,
+};
 use crate::wait::wait_until;
 
 /// Inside host A (namespace `a`, behind int0).
@@ -94,21 +98,6 @@ impl Filtering {
             Filtering::AddressAndPort => "address-and-port",
         }
     }
-}
-
-/// The pid in base 36: short enough for interface names.
-fn pid36() -> String {
-    let mut n = std::process::id();
-    let mut s = Vec::new();
-    loop {
-        s.push(b"0123456789abcdefghijklmnopqrstuvwxyz"[(n % 36) as usize]);
-        n /= 36;
-        if n == 0 {
-            break;
-        }
-    }
-    s.reverse();
-    String::from_utf8(s).unwrap()
 }
 
 /// One row of `xnat flows --json` (the fields these tests use).
@@ -187,25 +176,8 @@ impl HairpinTopo {
             agent: None,
             bg: Vec::new(),
         };
-        t.remove_stale_pins();
+        remove_stale_pins(&t.ext);
 
-        let veth = |a: &Netns, an: &str, b: &Netns, bn: &str| {
-            host(&[
-                "ip",
-                "link",
-                "add",
-                an,
-                "netns",
-                a.name(),
-                "type",
-                "veth",
-                "peer",
-                "name",
-                bn,
-                "netns",
-                b.name(),
-            ]);
-        };
         veth(&t.a, "eth0", &t.nat, "ia");
         veth(&t.b, "eth0", &t.nat, "ib");
         veth(&t.c, "eth0", &t.nat, "int1");
@@ -452,23 +424,6 @@ impl HairpinTopo {
         v.sort_by(|a, b| a.file.cmp(&b.file));
         v
     }
-
-    /// Removes pins named after EXT (ours by construction: the name holds
-    /// our pid) left by a crashed earlier run or a failed test.
-    fn remove_stale_pins(&self) {
-        for p in pins_for(&self.ext) {
-            let r = if p.is_dir() {
-                std::fs::remove_dir_all(&p)
-            } else {
-                std::fs::remove_file(&p)
-            };
-            if let Err(e) = r
-                && p.exists()
-            {
-                eprintln!("warning: cannot remove stale pin {}: {e}", p.display());
-            }
-        }
-    }
 }
 
 impl Drop for HairpinTopo {
@@ -479,7 +434,7 @@ impl Drop for HairpinTopo {
         if let Some(mut agent) = self.agent.take() {
             let _ = agent.terminate(AGENT_EXIT_TIMEOUT);
         }
-        self.remove_stale_pins();
+        remove_stale_pins(&self.ext);
     }
 }
 
@@ -637,20 +592,6 @@ pub fn sysctl_u64(ns: &Netns, key: &str) -> u64 {
 }
 
 // ------------------------------------------------------------------ sockets
-
-/// A UDP socket bound to `local` inside `ns`.
-pub fn udp_bind(ns: &Netns, local: SocketAddrV4) -> UdpSocket {
-    ns.in_ns(|| UdpSocket::bind(local))
-        .unwrap_or_else(|e| panic!("bind UDP {local} in {}: {e}", ns.name()))
-}
-
-/// The IPv4 socket address of `a` (panics on IPv6).
-pub fn v4(a: SocketAddr) -> SocketAddrV4 {
-    match a {
-        SocketAddr::V4(a) => a,
-        SocketAddr::V6(a) => panic!("unexpected IPv6 address {a}"),
-    }
-}
 
 /// Receives one datagram within `timeout`: `Ok(None)` if nothing came,
 /// `Err` for a socket error (e.g. ECONNREFUSED on a connected socket).

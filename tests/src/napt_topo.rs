@@ -31,8 +31,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::netns::{BgChild, CMD_TIMEOUT, Netns, describe, host, require_root, xnat_bin};
-use crate::topology::{Ingress, attached, json_counter, pins_for};
+use crate::netns::{BgChild, CMD_TIMEOUT, Netns, describe, require_root, xnat_bin};
+use crate::topology::{Ingress, attached, json_counter, pid36, pins_for, remove_stale_pins, veth};
 use crate::wait::wait_until;
 
 /// Inside host A (namespace `a`).
@@ -71,21 +71,6 @@ const ATTACH_TIMEOUT: Duration = Duration::from_secs(30);
 pub const AGENT_EXIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bound for socket operations of the helpers below.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The pid in base 36: short enough for interface names.
-fn pid36() -> String {
-    let mut n = std::process::id();
-    let mut s = Vec::new();
-    loop {
-        s.push(b"0123456789abcdefghijklmnopqrstuvwxyz"[(n % 36) as usize]);
-        n /= 36;
-        if n == 0 {
-            break;
-        }
-    }
-    s.reverse();
-    String::from_utf8(s).unwrap()
-}
 
 /// One row of `xnat flows --json`.
 #[derive(Clone, Debug)]
@@ -189,25 +174,8 @@ impl NaptTopo {
             agent: None,
             bg: Vec::new(),
         };
-        t.remove_stale_pins();
+        remove_stale_pins(&t.ext);
 
-        let veth = |a: &Netns, an: &str, b: &Netns, bn: &str| {
-            host(&[
-                "ip",
-                "link",
-                "add",
-                an,
-                "netns",
-                a.name(),
-                "type",
-                "veth",
-                "peer",
-                "name",
-                bn,
-                "netns",
-                b.name(),
-            ]);
-        };
         veth(&t.a, "eth0", &t.nat, "ia");
         veth(&t.b, "eth0", &t.nat, "ib");
         veth(&t.nat, &t.ext, &t.rtr, "eth0");
@@ -434,24 +402,6 @@ impl NaptTopo {
             .map(|e| (s(e, "proto"), s(e, "public"), s(e, "inside")))
             .collect()
     }
-
-    /// Removes pins named after EXT (ours by construction: the name holds
-    /// our pid) left by a crashed earlier run or a failed test.
-    fn remove_stale_pins(&self) {
-        for p in pins_for(&self.ext) {
-            // Sorted: a directory comes first and takes its contents along.
-            let r = if p.is_dir() {
-                std::fs::remove_dir_all(&p)
-            } else {
-                std::fs::remove_file(&p)
-            };
-            if let Err(e) = r
-                && p.exists()
-            {
-                eprintln!("warning: cannot remove stale pin {}: {e}", p.display());
-            }
-        }
-    }
 }
 
 impl Drop for NaptTopo {
@@ -460,7 +410,7 @@ impl Drop for NaptTopo {
         // misbehaving agent may have left, then (field drops) the namespaces.
         self.bg.clear();
         self.agent = None;
-        self.remove_stale_pins();
+        remove_stale_pins(&self.ext);
     }
 }
 

@@ -114,7 +114,7 @@ pub struct Topology {
 }
 
 /// The pid in base 36: short enough for interface names.
-fn pid36() -> String {
+pub fn pid36() -> String {
     let mut n = std::process::id();
     let mut s = Vec::new();
     loop {
@@ -154,25 +154,8 @@ impl Topology {
             agent: None,
             bg: Vec::new(),
         };
-        t.remove_stale_pins();
+        remove_stale_pins(&t.ext);
 
-        let veth = |a: &Netns, an: &str, b: &Netns, bn: &str| {
-            host(&[
-                "ip",
-                "link",
-                "add",
-                an,
-                "netns",
-                a.name(),
-                "type",
-                "veth",
-                "peer",
-                "name",
-                bn,
-                "netns",
-                b.name(),
-            ]);
-        };
         veth(&t.cli, "eth0", &t.nat, "int0");
         veth(&t.nat, &t.ext, &t.rtr, "eth0");
         veth(&t.rtr, "eth1", &t.srv, "eth0");
@@ -392,24 +375,6 @@ impl Topology {
         pins_for(&self.ext)
     }
 
-    /// Removes pins named after EXT (ours by construction: the name holds
-    /// our pid) left by a crashed earlier run or a failed test.
-    fn remove_stale_pins(&self) {
-        for p in pins_for(&self.ext) {
-            // Sorted: a directory comes first and takes its contents along.
-            let r = if p.is_dir() {
-                std::fs::remove_dir_all(&p)
-            } else {
-                std::fs::remove_file(&p)
-            };
-            if let Err(e) = r
-                && p.exists()
-            {
-                eprintln!("warning: cannot remove stale pin {}: {e}", p.display());
-            }
-        }
-    }
-
     /// Starts tcpdump in `ns` on `iface`, capturing `count` packets matching
     /// `filter`, and waits until it is listening. The child is returned (and
     /// not kept) so the test can wait for its exit and read its output.
@@ -443,7 +408,7 @@ impl Drop for Topology {
         // namespaces.
         self.bg.clear();
         self.agent = None;
-        self.remove_stale_pins();
+        remove_stale_pins(&self.ext);
     }
 }
 
@@ -563,4 +528,42 @@ pub fn error_lines(stderr: &[u8]) -> Vec<String> {
         .filter(|l| !l.is_empty() && !l.starts_with("For more information, try"))
         .map(str::to_string)
         .collect()
+}
+
+/// A veth pair created straight into two namespaces: `an` in `a`, `bn` in
+/// `b` (interface names can repeat across namespaces).
+pub fn veth(a: &Netns, an: &str, b: &Netns, bn: &str) {
+    host(&[
+        "ip",
+        "link",
+        "add",
+        an,
+        "netns",
+        a.name(),
+        "type",
+        "veth",
+        "peer",
+        "name",
+        bn,
+        "netns",
+        b.name(),
+    ]);
+}
+
+/// Removes pins a killed earlier run left for interface `ext` (a
+/// namespace inode can be reused, so the path may reappear).
+pub fn remove_stale_pins(ext: &str) {
+    for p in pins_for(ext) {
+        // Sorted: a directory comes first and takes its contents along.
+        let r = if p.is_dir() {
+            std::fs::remove_dir_all(&p)
+        } else {
+            std::fs::remove_file(&p)
+        };
+        if let Err(e) = r
+            && p.exists()
+        {
+            eprintln!("warning: cannot remove stale pin {}: {e}", p.display());
+        }
+    }
 }
