@@ -134,46 +134,12 @@ impl Nat {
 
     /// Adds a static 1:1 mapping `private <-> public` (both directions).
     pub fn add_static(&mut self, private: Ipv4Addr, public: Ipv4Addr) {
-        let (prv, pbl) = (
-            u32::from_ne_bytes(private.octets()),
-            u32::from_ne_bytes(public.octets()),
-        );
-        let mut out: HashMap<_, u32, u32> =
-            HashMap::try_from(self.ebpf.map_mut(MAP_STATIC_OUT).expect(MAP_STATIC_OUT))
-                .expect("STATIC_OUT map type");
-        out.insert(prv, pbl, 0).expect("insert into STATIC_OUT");
-        let mut inb: HashMap<_, u32, u32> =
-            HashMap::try_from(self.ebpf.map_mut(MAP_STATIC_IN).expect(MAP_STATIC_IN))
-                .expect("STATIC_IN map type");
-        inb.insert(pbl, prv, 0).expect("insert into STATIC_IN");
+        add_static(&mut self.ebpf, private, public);
     }
 
     /// Runs `frame` through the program of `hook` once.
     pub fn try_run(&self, hook: Hook, frame: &[u8]) -> Result<Outcome> {
-        let name = hook.program_name();
-        let prog = self
-            .ebpf
-            .program(name)
-            .ok_or_else(|| anyhow!("no program {name}"))?;
-        // Room for programs that grow the packet (none should, here).
-        let mut out = vec![0u8; frame.len() + 512];
-        // The kernel does not reset the packet between repeats: run once.
-        let opts = TestRunOptions {
-            data_in: Some(frame),
-            data_out: Some(&mut out),
-            repeat: 1,
-            ..Default::default()
-        };
-        let res = match hook {
-            Hook::IngressXdp => <&Xdp>::try_from(prog)?.test_run(opts),
-            Hook::IngressTc | Hook::EgressTc => <&SchedClassifier>::try_from(prog)?.test_run(opts),
-        }
-        .with_context(|| format!("BPF_PROG_TEST_RUN of {name}"))?;
-        out.truncate(res.data_size_out as usize);
-        Ok(Outcome {
-            verdict: res.return_value,
-            data: out,
-        })
+        try_run(&self.ebpf, hook, frame)
     }
 
     /// [`Nat::try_run`], panicking on a syscall error.
@@ -190,14 +156,65 @@ impl Nat {
 
     /// All counters summed over all CPUs, indexed by [`Counter`].
     pub fn counters(&self) -> [u64; COUNTER_COUNT as usize] {
-        let stats: PerCpuArray<_, u64> =
-            PerCpuArray::try_from(self.ebpf.map(MAP_STATS).expect(MAP_STATS))
-                .expect("STATS map type");
-        let mut all = [0u64; COUNTER_COUNT as usize];
-        for c in Counter::ALL {
-            let v = stats.get(&(c as u32), 0).expect("reading STATS");
-            all[c as usize] = v.iter().sum();
-        }
-        all
+        counters(&self.ebpf)
     }
+}
+
+// The helpers below work on any loaded copy of the object, so every packet
+// test harness (static, NAPT, ...) runs and reads programs the same way.
+
+/// Adds a static 1:1 mapping `private` <-> `public` to `ebpf`'s tables.
+pub fn add_static(ebpf: &mut Ebpf, private: Ipv4Addr, public: Ipv4Addr) {
+    let (prv, pbl) = (
+        u32::from_ne_bytes(private.octets()),
+        u32::from_ne_bytes(public.octets()),
+    );
+    let mut out: HashMap<_, u32, u32> =
+        HashMap::try_from(ebpf.map_mut(MAP_STATIC_OUT).expect(MAP_STATIC_OUT))
+            .expect("STATIC_OUT map type");
+    out.insert(prv, pbl, 0).expect("insert into STATIC_OUT");
+    let mut inb: HashMap<_, u32, u32> =
+        HashMap::try_from(ebpf.map_mut(MAP_STATIC_IN).expect(MAP_STATIC_IN))
+            .expect("STATIC_IN map type");
+    inb.insert(pbl, prv, 0).expect("insert into STATIC_IN");
+}
+
+/// Runs `frame` once through the program of `hook` in `ebpf` (repeat 1:
+/// the kernel does not reset the packet between repeats).
+pub fn try_run(ebpf: &Ebpf, hook: Hook, frame: &[u8]) -> Result<Outcome> {
+    let name = hook.program_name();
+    let prog = ebpf
+        .program(name)
+        .ok_or_else(|| anyhow!("no program {name}"))?;
+    // Room for programs that grow the packet (none should, here).
+    let mut out = vec![0u8; frame.len() + 512];
+    // The kernel does not reset the packet between repeats: run once.
+    let opts = TestRunOptions {
+        data_in: Some(frame),
+        data_out: Some(&mut out),
+        repeat: 1,
+        ..Default::default()
+    };
+    let res = match hook {
+        Hook::IngressXdp => <&Xdp>::try_from(prog)?.test_run(opts),
+        Hook::IngressTc | Hook::EgressTc => <&SchedClassifier>::try_from(prog)?.test_run(opts),
+    }
+    .with_context(|| format!("BPF_PROG_TEST_RUN of {name}"))?;
+    out.truncate(res.data_size_out as usize);
+    Ok(Outcome {
+        verdict: res.return_value,
+        data: out,
+    })
+}
+
+/// All counters of `ebpf` summed over all CPUs, indexed by [`Counter`].
+pub fn counters(ebpf: &Ebpf) -> [u64; COUNTER_COUNT as usize] {
+    let stats: PerCpuArray<_, u64> =
+        PerCpuArray::try_from(ebpf.map(MAP_STATS).expect(MAP_STATS)).expect("STATS map type");
+    let mut all = [0u64; COUNTER_COUNT as usize];
+    for c in Counter::ALL {
+        let v = stats.get(&(c as u32), 0).expect("reading STATS");
+        all[c as usize] = v.iter().sum();
+    }
+    all
 }

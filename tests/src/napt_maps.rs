@@ -16,15 +16,15 @@ use std::net::Ipv4Addr;
 use anyhow::{Context as _, Result, anyhow};
 use aya::Ebpf;
 use aya::maps::lpm_trie::Key as LpmKey;
-use aya::maps::{Array, HashMap, LpmTrie, MapData, MapError, PerCpuArray, RingBuf};
-use aya::programs::{SchedClassifier, TestRun, TestRunOptions, Xdp};
+use aya::maps::{Array, HashMap, LpmTrie, MapData, MapError, RingBuf};
+use aya::programs::{SchedClassifier, Xdp};
 use nat_common::stats::COUNTER_COUNT;
 use nat_common::{
     Counter, DEFAULT_TIMEOUT_ICMP, DEFAULT_TIMEOUT_TCP_ESTABLISHED, DEFAULT_TIMEOUT_TCP_TRANSITORY,
     DEFAULT_TIMEOUT_UDP, EVENT_QUOTE_MAX, EndpointKey, FILTER_ADDRESS, FilterKey, MAP_CONFIG,
     MAP_EVENTS, MAP_FILTER, MAP_HOST_PORTS, MAP_INTERNAL, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_POOL,
-    MAP_SESSIONS, MAP_STATIC_IN, MAP_STATIC_OUT, MAP_STATS, MAPPING_FORWARD, Mapping, NatConfig,
-    PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP, Session, SessionKey,
+    MAP_SESSIONS, MAPPING_FORWARD, Mapping, NatConfig, PROG_EGRESS_TC, PROG_INGRESS_TC,
+    PROG_INGRESS_XDP, Session, SessionKey,
 };
 
 use crate::bpf::{Hook, Outcome, require_root};
@@ -298,16 +298,7 @@ impl Napt {
 
     /// Adds a static 1:1 mapping `private <-> public`.
     pub fn add_static(&mut self, private: Ipv4Addr, public: Ipv4Addr) {
-        let mut out: HashMap<_, u32, u32> =
-            HashMap::try_from(self.ebpf.map_mut(MAP_STATIC_OUT).expect(MAP_STATIC_OUT))
-                .expect("STATIC_OUT type");
-        out.insert(be(private), be(public), 0)
-            .expect("inserting into STATIC_OUT");
-        let mut inb: HashMap<_, u32, u32> =
-            HashMap::try_from(self.ebpf.map_mut(MAP_STATIC_IN).expect(MAP_STATIC_IN))
-                .expect("STATIC_IN type");
-        inb.insert(be(public), be(private), 0)
-            .expect("inserting into STATIC_IN");
+        crate::bpf::add_static(&mut self.ebpf, private, public);
     }
 
     // ------------------------------------------------------------ running
@@ -315,28 +306,7 @@ impl Napt {
     /// Runs `frame` through the program of `hook` once (repeat 1: the
     /// kernel does not reset the packet between repeats).
     pub fn try_run(&self, hook: Hook, frame: &[u8]) -> Result<Outcome> {
-        let name = hook.program_name();
-        let prog = self
-            .ebpf
-            .program(name)
-            .ok_or_else(|| anyhow!("no program {name}"))?;
-        let mut out = vec![0u8; frame.len() + 512];
-        let opts = TestRunOptions {
-            data_in: Some(frame),
-            data_out: Some(&mut out),
-            repeat: 1,
-            ..Default::default()
-        };
-        let res = match hook {
-            Hook::IngressXdp => <&Xdp>::try_from(prog)?.test_run(opts),
-            Hook::IngressTc | Hook::EgressTc => <&SchedClassifier>::try_from(prog)?.test_run(opts),
-        }
-        .with_context(|| format!("BPF_PROG_TEST_RUN of {name}"))?;
-        out.truncate(res.data_size_out as usize);
-        Ok(Outcome {
-            verdict: res.return_value,
-            data: out,
-        })
+        crate::bpf::try_run(&self.ebpf, hook, frame)
     }
 
     #[track_caller]
@@ -353,15 +323,7 @@ impl Napt {
 
     /// All counters summed over all CPUs, indexed by [`Counter`].
     pub fn counters(&self) -> [u64; COUNTER_COUNT as usize] {
-        let stats: PerCpuArray<_, u64> =
-            PerCpuArray::try_from(self.ebpf.map(MAP_STATS).expect(MAP_STATS))
-                .expect("STATS map type");
-        let mut all = [0u64; COUNTER_COUNT as usize];
-        for c in Counter::ALL {
-            let v = stats.get(&(c as u32), 0).expect("reading STATS");
-            all[c as usize] = v.iter().sum();
-        }
-        all
+        crate::bpf::counters(&self.ebpf)
     }
 
     // ------------------------------------------------------------ maps
