@@ -8,6 +8,12 @@ pub mod daemon_topo;
 // The fast path (tests/e2e_fastpath.rs): topology with --inside, no-op XDP
 // on the inside host, bulk TCP and UDP exchange helpers.
 pub mod fastpath_topo;
+// Fault, abuse and soak tests (tests/fault_*.rs, abuse_*.rs, soak_short.rs):
+// the NAPT topology with an agent the test kills and restarts, UDP load
+// that records what both sides saw, nftables counters at a host, the soak.
+pub mod fault_topo;
+pub mod load;
+pub mod nft;
 pub mod frame;
 // Hairpinning and IP fragments (tests/e2e_hairpin_frag.rs): topology, raw
 // IPv4 senders, pinned-map usage.
