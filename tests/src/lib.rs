@@ -15,6 +15,11 @@ pub mod fault_topo;
 pub mod load;
 pub mod nft;
 pub mod frame;
+// Differential fuzzing (tests/fuzz_packet.rs, `cargo xtask fuzz`): a
+// reference model of the translation, a frame generator and the runner that
+// compares the compiled programs with the model.
+pub mod fuzz;
+pub mod model;
 // Hairpinning and IP fragments (tests/e2e_hairpin_frag.rs): topology, raw
 // IPv4 senders, pinned-map usage.
 pub mod hairpin_topo;

@@ -1,0 +1,156 @@
+//! Comparing a program's run with the model's prediction: verdict, every
+//! output byte, every map entry (timestamps the program sets must lie
+//! within the run), counters and events.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::hash::Hash;
+
+use nat_common::stats::COUNTER_COUNT;
+use nat_common::{Counter, FragValue, Mapping, Session};
+
+use crate::model::{Held, NOW, Prediction, State};
+
+/// The kernel clock before and after the run.
+#[derive(Clone, Copy)]
+pub struct Window {
+    pub t0: u64,
+    pub t1: u64,
+}
+
+impl Window {
+    fn ts(&self, want: u64, got: u64) -> bool {
+        if want == NOW {
+            got >= self.t0 && got <= self.t1
+        } else {
+            want == got
+        }
+    }
+}
+
+trait Stamped: Debug {
+    fn same(&self, real: &Self, w: &Window) -> bool;
+}
+
+impl Stamped for Mapping {
+    fn same(&self, r: &Self, w: &Window) -> bool {
+        self.addr == r.addr
+            && self.port == r.port
+            && self.flags == r.flags
+            && w.ts(self.created, r.created)
+            && w.ts(self.last_seen, r.last_seen)
+    }
+}
+
+impl Stamped for Session {
+    fn same(&self, r: &Self, w: &Window) -> bool {
+        w.ts(self.created, r.created)
+            && w.ts(self.last_seen, r.last_seen)
+            && (
+                self.packets_out,
+                self.packets_in,
+                self.bytes_out,
+                self.bytes_in,
+            ) == (r.packets_out, r.packets_in, r.bytes_out, r.bytes_in)
+            && (self.public_addr, self.public_port, self.tcp)
+                == (r.public_addr, r.public_port, r.tcp)
+    }
+}
+
+impl Stamped for u64 {
+    fn same(&self, r: &Self, w: &Window) -> bool {
+        w.ts(*self, *r)
+    }
+}
+
+impl Stamped for FragValue {
+    fn same(&self, r: &Self, w: &Window) -> bool {
+        self.new_addr == r.new_addr && w.ts(self.seen, r.seen)
+    }
+}
+
+impl Stamped for Held {
+    fn same(&self, r: &Self, w: &Window) -> bool {
+        self.data == r.data && w.ts(self.seen, r.seen)
+    }
+}
+
+/// Host-port counts are plain numbers (no timestamp).
+#[derive(Debug, PartialEq, Eq)]
+struct Count(u64);
+
+impl Stamped for Count {
+    fn same(&self, r: &Self, _: &Window) -> bool {
+        self == r
+    }
+}
+
+fn diff_map<K: Eq + Hash + Debug, V: Stamped>(
+    name: &str,
+    want: &HashMap<K, V>,
+    got: &HashMap<K, V>,
+    w: &Window,
+    out: &mut Vec<String>,
+) {
+    for (k, v) in want {
+        match got.get(k) {
+            None => out.push(format!("{name}: missing {k:?} => {v:?}")),
+            Some(g) if !v.same(g, w) => out.push(format!(
+                "{name}: {k:?}\n      model:   {v:?}\n      program: {g:?}"
+            )),
+            Some(_) => {}
+        }
+    }
+    for (k, g) in got {
+        if !want.contains_key(k) {
+            out.push(format!("{name}: unexpected {k:?} => {g:?}"));
+        }
+    }
+}
+
+/// Differences between the predicted and the real state (empty if none).
+pub fn states(want: &State, got: &State, w: &Window) -> Vec<String> {
+    let mut out = Vec::new();
+    diff_map("NAPT_OUT", &want.napt_out, &got.napt_out, w, &mut out);
+    diff_map("NAPT_IN", &want.napt_in, &got.napt_in, w, &mut out);
+    diff_map("SESSIONS", &want.sessions, &got.sessions, w, &mut out);
+    diff_map("FILTER", &want.filter, &got.filter, w, &mut out);
+    let counts = |m: &HashMap<u32, u64>| -> HashMap<u32, Count> {
+        m.iter().map(|(k, v)| (*k, Count(*v))).collect()
+    };
+    diff_map(
+        "HOST_PORTS",
+        &counts(&want.host_ports),
+        &counts(&got.host_ports),
+        w,
+        &mut out,
+    );
+    diff_map("FRAGS", &want.frags, &got.frags, w, &mut out);
+    diff_map("FRAG_HOLD", &want.held, &got.held, w, &mut out);
+    out
+}
+
+/// Differences between predicted counter increments and real ones.
+pub fn counters(
+    p: &Prediction,
+    before: &[u64; COUNTER_COUNT as usize],
+    after: &[u64; COUNTER_COUNT as usize],
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for c in Counter::ALL {
+        let want: u64 = p
+            .counters
+            .iter()
+            .filter(|(k, _)| *k == c)
+            .map(|(_, v)| v)
+            .sum();
+        let got = after[c as usize].wrapping_sub(before[c as usize]);
+        if want != got {
+            out.push(format!(
+                "counter {}: model +{want}, program +{got}",
+                c.name()
+            ));
+        }
+    }
+    out
+}

@@ -1,0 +1,280 @@
+//! A mismatch as a Rust test: the map state written with
+//! [`crate::napt_maps::Napt`], the frame built with [`crate::frame`] plus
+//! the byte edits the generator made, and the model's expectation.
+
+use std::fmt::Write as _;
+
+use crate::bpf::Hook;
+use crate::frame::{L4, Packet};
+use crate::model::State;
+use crate::napt_maps::ip;
+
+fn bytes(b: &[u8]) -> String {
+    let items: Vec<String> = b.iter().map(|x| format!("0x{x:02x}")).collect();
+    let mut s = String::from("[");
+    for (i, chunk) in items.chunks(16).enumerate() {
+        if i > 0 {
+            s.push_str("\n       ");
+        }
+        s.push_str(&chunk.join(", "));
+        s.push(',');
+    }
+    s.push(']');
+    s
+}
+
+fn addr(a: u32) -> String {
+    let o = ip(a).octets();
+    format!("Ipv4Addr::new({}, {}, {}, {})", o[0], o[1], o[2], o[3])
+}
+
+/// `p` as frame.rs builder calls.
+pub fn packet_code(p: &Packet) -> String {
+    let l4 = match &p.l4 {
+        L4::Tcp(t) => format!(
+            "L4::Tcp(Tcp {{ sport: {}, dport: {}, seq: {:#x}, ack: {:#x}, flags: {:#04x}, window: {}, urgent: {}, options: vec!{}, payload: vec!{} }})",
+            t.sport,
+            t.dport,
+            t.seq,
+            t.ack,
+            t.flags,
+            t.window,
+            t.urgent,
+            bytes(&t.options),
+            bytes(&t.payload)
+        ),
+        L4::Udp(u) => format!(
+            "L4::Udp(Udp {{ sport: {}, dport: {}, payload: vec!{}, no_checksum: {} }})",
+            u.sport,
+            u.dport,
+            bytes(&u.payload),
+            u.no_checksum
+        ),
+        L4::Icmp(i) => format!(
+            "L4::Icmp(Icmp {{ typ: {}, code: {}, rest: {}, data: vec!{} }})",
+            i.typ,
+            i.code,
+            bytes(&i.rest),
+            bytes(&i.data)
+        ),
+        L4::Raw { proto, bytes: b } => {
+            format!("L4::Raw {{ proto: {proto}, bytes: vec!{} }}", bytes(b))
+        }
+    };
+    let a = |x: std::net::Ipv4Addr| addr(u32::from_ne_bytes(x.octets()));
+    format!(
+        "Packet {{\n        ip: Ipv4 {{ src: {}, dst: {}, tos: {:#04x}, id: {:#06x}, flags: {:#06x}, frag_offset: {}, ttl: {}, options: vec!{} }},\n        l4: {l4},\n    }}",
+        a(p.ip.src),
+        a(p.ip.dst),
+        p.ip.tos,
+        p.ip.id,
+        p.ip.flags,
+        p.ip.frag_offset,
+        p.ip.ttl,
+        bytes(&p.ip.options)
+    )
+}
+
+/// Lines turning `from` into `to`.
+fn edits(from: &[u8], to: &[u8]) -> String {
+    let mut s = String::new();
+    if to.len() < from.len() {
+        let _ = writeln!(s, "    f.truncate({});", to.len());
+    }
+    for (i, (a, b)) in from.iter().zip(to).enumerate() {
+        if a != b {
+            let _ = writeln!(s, "    f[{i}] = 0x{b:02x};");
+        }
+    }
+    if to.len() > from.len() {
+        let _ = writeln!(s, "    f.extend_from_slice(&{});", bytes(&to[from.len()..]));
+    }
+    s
+}
+
+/// The map state `st` as calls on a `Napt` named `n`.
+pub fn state_code(st: &State) -> String {
+    let mut s = String::new();
+    let c = &st.config;
+    let pool: Vec<String> = st.pool.iter().map(|a| addr(*a)).collect();
+    let internal: Vec<String> = st
+        .internal
+        .iter()
+        .map(|(a, l)| format!("({}, {l})", addr(*a)))
+        .collect();
+    let _ = writeln!(
+        s,
+        "    let mut n = Napt::with(&[{}], &[{}], |c| {{\n        c.filtering = {};\n        c.port_min = {};\n        c.port_max = {};\n        c.max_ports_per_host = {};\n    }});",
+        pool.join(", "),
+        internal.join(", "),
+        c.filtering,
+        c.port_min,
+        c.port_max,
+        c.max_ports_per_host
+    );
+    let mut stat: Vec<_> = st.static_out.iter().collect();
+    stat.sort();
+    for (p, q) in stat {
+        let _ = writeln!(s, "    n.add_static({}, {});", addr(*p), addr(*q));
+    }
+    let ep = |k: &nat_common::EndpointKey| {
+        format!(
+            "Endpoint::new({}, {}, {})",
+            addr(k.addr),
+            u16::from_be(k.port),
+            k.proto
+        )
+    };
+    let mut out: Vec<_> = st
+        .napt_out
+        .iter()
+        .map(|(k, v)| (format!("{k:?}"), k, v))
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    for (_, k, m) in out {
+        let public = nat_common::EndpointKey {
+            addr: m.addr,
+            port: m.port,
+            proto: k.proto,
+            _pad: 0,
+        };
+        let _ = writeln!(
+            s,
+            "    n.put_napt_out({}, {}.as_mapping({}, {}, {}));",
+            ep(k),
+            ep(&public),
+            m.flags,
+            m.created,
+            m.last_seen
+        );
+    }
+    let mut inb: Vec<_> = st
+        .napt_in
+        .iter()
+        .map(|(k, v)| (format!("{k:?}"), k, v))
+        .collect();
+    inb.sort_by(|a, b| a.0.cmp(&b.0));
+    for (_, k, m) in inb {
+        let inside = nat_common::EndpointKey {
+            addr: m.addr,
+            port: m.port,
+            proto: k.proto,
+            _pad: 0,
+        };
+        let _ = writeln!(
+            s,
+            "    n.put_napt_in({}, {}.as_mapping({}, {}, {}));",
+            ep(k),
+            ep(&inside),
+            m.flags,
+            m.created,
+            m.last_seen
+        );
+    }
+    let mut ss: Vec<_> = st
+        .sessions
+        .iter()
+        .map(|(k, v)| (format!("{k:?}"), k, v))
+        .collect();
+    ss.sort_by(|a, b| a.0.cmp(&b.0));
+    for (_, k, v) in ss {
+        let _ = writeln!(
+            s,
+            "    n.put_session(session_key({}, ({}, {}), ({}, {})), Session {{ public_addr: u32::from_ne_bytes({}.octets()), public_port: {}u16.to_be(), tcp: {}, packets_out: {}, packets_in: {}, bytes_out: {}, bytes_in: {}, created: {}, last_seen: {}, _pad: 0 }});",
+            k.proto,
+            addr(k.inside_addr),
+            u16::from_be(k.inside_port),
+            addr(k.remote_addr),
+            u16::from_be(k.remote_port),
+            addr(v.public_addr),
+            u16::from_be(v.public_port),
+            v.tcp,
+            v.packets_out,
+            v.packets_in,
+            v.bytes_out,
+            v.bytes_in,
+            v.created,
+            v.last_seen
+        );
+    }
+    for (k, v) in &st.filter {
+        let public = nat_common::EndpointKey {
+            addr: k.public_addr,
+            port: k.public_port,
+            proto: k.proto,
+            _pad: 0,
+        };
+        let _ = writeln!(
+            s,
+            "    n.fill(MAP_FILTER, 1, |_| filter_key({}, {}), {v}u64);",
+            ep(&public),
+            addr(k.remote_addr)
+        );
+    }
+    for (a, v) in &st.host_ports {
+        let _ = writeln!(s, "    n.set_host_ports({}, {v});", addr(*a));
+    }
+    for (k, v) in &st.frags {
+        let _ = writeln!(
+            s,
+            "    n.fill(MAP_FRAGS, 1, |_| FragKey {{ src: u32::from_ne_bytes({}.octets()), dst: u32::from_ne_bytes({}.octets()), id: {:#06x}, proto: {}, inbound: {} }}, FragValue {{ new_addr: u32::from_ne_bytes({}.octets()), _pad: 0, seen: boottime_ns() }});",
+            addr(k.src),
+            addr(k.dst),
+            k.id,
+            k.proto,
+            k.inbound,
+            addr(v.new_addr)
+        );
+    }
+    for ((k, slot), h) in &st.held {
+        let _ = writeln!(
+            s,
+            "    // FRAG_HOLD slot {slot} of {k:?} holds (send it first, on the same hook):\n    //   {}",
+            bytes(&h.data).replace('\n', "\n    //   ")
+        );
+    }
+    s
+}
+
+/// A complete test reproducing one frame's run.
+#[allow(clippy::too_many_arguments)]
+pub fn test_code(
+    name: &str,
+    st: &State,
+    hook: Hook,
+    base: Option<&Packet>,
+    base_frame: &[u8],
+    frame: &[u8],
+    verdict: u32,
+    expected: &[u8],
+) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "// In tests/tests/packet_napt.rs (its imports), or with:"
+    );
+    let _ = writeln!(
+        s,
+        "// use std::net::Ipv4Addr; use nat_common::*; use xnat_tests::{{bpf::Hook, frame::*, napt_maps::*}};"
+    );
+    let _ = writeln!(s, "#[test]\nfn {name}() {{");
+    s.push_str(&state_code(st));
+    match base {
+        Some(p) => {
+            let _ = writeln!(s, "    let p = {};", packet_code(p));
+            let _ = writeln!(s, "    let mut f = p.frame();");
+            s.push_str(&edits(base_frame, frame));
+        }
+        None => {
+            let _ = writeln!(s, "    let f: Vec<u8> = vec!{};", bytes(frame));
+        }
+    }
+    let _ = writeln!(s, "    let out = n.run(Hook::{hook:?}, &f);");
+    let _ = writeln!(s, "    assert_eq!(out.verdict, {verdict}, \"verdict\");");
+    let _ = writeln!(s, "    let expected: Vec<u8> = vec!{};", bytes(expected));
+    let _ = writeln!(
+        s,
+        "    assert_frame_eq(\"output\", &out.data, &expected);\n}}"
+    );
+    s
+}

@@ -1,0 +1,206 @@
+//! The system under test: one loaded copy of xnat's BPF object (its own,
+//! unpinned maps), configured from a model [`State`], run frame by frame
+//! through `BPF_PROG_TEST_RUN`, with its maps read back into a [`State`]
+//! for comparison and cleared between epochs.
+
+use anyhow::{Context as _, Result, anyhow};
+use aya::Ebpf;
+use aya::maps::lpm_trie::Key as LpmKey;
+use aya::maps::{Array, HashMap, LpmTrie, MapData, RingBuf};
+use aya::programs::{SchedClassifier, Xdp};
+use nat_common::stats::COUNTER_COUNT;
+use nat_common::{
+    EVENT_PORTS_EXHAUSTED, EndpointKey, FRAG_HOLD_BYTES, FilterKey, FragKey, FragValue, MAP_CONFIG,
+    MAP_EVENTS, MAP_FILTER, MAP_FRAG_HOLD, MAP_FRAGS, MAP_HOST_PORTS, MAP_INTERNAL, MAP_NAPT_IN,
+    MAP_NAPT_OUT, MAP_POOL, MAP_SESSIONS, MAP_STATIC_IN, MAP_STATIC_OUT, Mapping, NatConfig,
+    PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP, Session, SessionKey,
+};
+
+use crate::bpf::{Hook, Outcome};
+use crate::model::{Held, State};
+
+/// `nat_common::HoldKey` with an `aya::Pod` impl (the shared type has none).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct HoldKey {
+    frag: FragKey,
+    slot: u32,
+}
+
+/// `nat_common::HeldFragment`, likewise.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct HeldFragment {
+    seen: u64,
+    len: u32,
+    _pad: u32,
+    data: [u8; FRAG_HOLD_BYTES],
+}
+
+// SAFETY: #[repr(C)], Copy, integers only, no implicit padding (the same
+// layouts as nat-common's, which the programs use).
+unsafe impl aya::Pod for HoldKey {}
+// SAFETY: as above.
+unsafe impl aya::Pod for HeldFragment {}
+
+pub struct Target {
+    ebpf: Ebpf,
+}
+
+impl Target {
+    pub fn load() -> Result<Target> {
+        let mut ebpf = aya::EbpfLoader::new()
+            .load(nat_userspace::ebpf_object())
+            .context("EbpfLoader::load")?;
+        let xdp: &mut Xdp = ebpf
+            .program_mut(PROG_INGRESS_XDP)
+            .ok_or_else(|| anyhow!("no program {PROG_INGRESS_XDP}"))?
+            .try_into()?;
+        xdp.load().context(PROG_INGRESS_XDP)?;
+        for name in [PROG_INGRESS_TC, PROG_EGRESS_TC] {
+            let p: &mut SchedClassifier = ebpf
+                .program_mut(name)
+                .ok_or_else(|| anyhow!("no program {name}"))?
+                .try_into()?;
+            p.load().context(name)?;
+        }
+        Ok(Target { ebpf })
+    }
+
+    fn hash<K: aya::Pod, V: aya::Pod>(&self, name: &str) -> HashMap<&MapData, K, V> {
+        HashMap::try_from(self.ebpf.map(name).expect(name)).expect(name)
+    }
+
+    fn hash_mut<K: aya::Pod, V: aya::Pod>(&mut self, name: &str) -> HashMap<&mut MapData, K, V> {
+        HashMap::try_from(self.ebpf.map_mut(name).expect(name)).expect(name)
+    }
+
+    fn dump<K: aya::Pod, V: aya::Pod>(&self, name: &str) -> Result<Vec<(K, V)>> {
+        self.hash::<K, V>(name)
+            .iter()
+            .map(|r| r.with_context(|| format!("reading {name}")))
+            .collect()
+    }
+
+    fn clear<K: aya::Pod, V: aya::Pod>(&mut self, name: &str) -> Result<()> {
+        let keys: Vec<K> = self
+            .dump::<K, V>(name)?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        let mut m = self.hash_mut::<K, V>(name);
+        for k in keys {
+            m.remove(&k)
+                .with_context(|| format!("deleting from {name}"))?;
+        }
+        Ok(())
+    }
+
+    /// Writes the configuration, pool, inside prefixes and static maps of
+    /// `st` (once, before the first epoch: these never shrink).
+    pub fn configure(&mut self, st: &State) -> Result<()> {
+        {
+            let mut a: Array<_, u32> =
+                Array::try_from(self.ebpf.map_mut(MAP_POOL).expect(MAP_POOL))?;
+            for (i, addr) in st.pool.iter().enumerate() {
+                a.set(i as u32, *addr, 0)?;
+            }
+        }
+        {
+            let mut t: LpmTrie<_, u32, u8> =
+                LpmTrie::try_from(self.ebpf.map_mut(MAP_INTERNAL).expect(MAP_INTERNAL))?;
+            for &(net, len) in &st.internal {
+                t.insert(&LpmKey::new(len, net), 1, 0)?;
+            }
+        }
+        for (name, table) in [
+            (MAP_STATIC_OUT, &st.static_out),
+            (MAP_STATIC_IN, &st.static_in),
+        ] {
+            let mut m = self.hash_mut::<u32, u32>(name);
+            for (k, v) in table {
+                m.insert(k, v, 0)?;
+            }
+        }
+        self.set_config(st.config)
+    }
+
+    pub fn set_config(&mut self, cfg: NatConfig) -> Result<()> {
+        let mut a: Array<_, NatConfig> =
+            Array::try_from(self.ebpf.map_mut(MAP_CONFIG).expect(MAP_CONFIG))?;
+        Ok(a.set(0, cfg, 0)?)
+    }
+
+    /// Empties every dynamic map, then writes `st`'s mappings (port
+    /// forwards and any seeded state).
+    pub fn reset(&mut self, st: &State) -> Result<()> {
+        self.clear::<EndpointKey, Mapping>(MAP_NAPT_OUT)?;
+        self.clear::<EndpointKey, Mapping>(MAP_NAPT_IN)?;
+        self.clear::<SessionKey, Session>(MAP_SESSIONS)?;
+        self.clear::<FilterKey, u64>(MAP_FILTER)?;
+        self.clear::<u32, u64>(MAP_HOST_PORTS)?;
+        self.clear::<FragKey, FragValue>(MAP_FRAGS)?;
+        self.clear::<HoldKey, HeldFragment>(MAP_FRAG_HOLD)?;
+        self.set_config(st.config)?;
+        let mut out = self.hash_mut::<EndpointKey, Mapping>(MAP_NAPT_OUT);
+        for (k, v) in &st.napt_out {
+            out.insert(k, v, 0)?;
+        }
+        let mut inb = self.hash_mut::<EndpointKey, Mapping>(MAP_NAPT_IN);
+        for (k, v) in &st.napt_in {
+            inb.insert(k, v, 0)?;
+        }
+        Ok(())
+    }
+
+    /// The dynamic maps' contents, into a copy of `like` (whose
+    /// configuration and static maps are taken as they are).
+    pub fn state(&self, like: &State) -> Result<State> {
+        let mut st = like.clone();
+        st.napt_out = self.dump(MAP_NAPT_OUT)?.into_iter().collect();
+        st.napt_in = self.dump(MAP_NAPT_IN)?.into_iter().collect();
+        st.sessions = self.dump(MAP_SESSIONS)?.into_iter().collect();
+        st.filter = self.dump(MAP_FILTER)?.into_iter().collect();
+        st.host_ports = self.dump(MAP_HOST_PORTS)?.into_iter().collect();
+        st.frags = self.dump(MAP_FRAGS)?.into_iter().collect();
+        st.held = self
+            .dump::<HoldKey, HeldFragment>(MAP_FRAG_HOLD)?
+            .into_iter()
+            .map(|(k, v)| {
+                let len = (v.len as usize).min(FRAG_HOLD_BYTES);
+                let held = Held {
+                    seen: v.seen,
+                    data: v.data[..len].to_vec(),
+                };
+                ((k.frag, k.slot), held)
+            })
+            .collect();
+        Ok(st)
+    }
+
+    pub fn run(&self, hook: Hook, frame: &[u8]) -> Result<Outcome> {
+        crate::bpf::try_run(&self.ebpf, hook, frame)
+    }
+
+    pub fn counters(&self) -> [u64; COUNTER_COUNT as usize] {
+        crate::bpf::counters(&self.ebpf)
+    }
+
+    /// Drains the EVENTS ring: the quotes of port-exhaustion events, and
+    /// the kinds of any other records.
+    pub fn events(&mut self) -> Result<Vec<Vec<u8>>> {
+        let mut ring = RingBuf::try_from(self.ebpf.map_mut(MAP_EVENTS).expect(MAP_EVENTS))?;
+        let mut out = Vec::new();
+        while let Some(item) = ring.next() {
+            let b: &[u8] = &item;
+            let kind = u32::from_ne_bytes(b[0..4].try_into()?);
+            if kind != EVENT_PORTS_EXHAUSTED {
+                out.push(format!("unexpected event kind {kind}").into_bytes());
+                continue;
+            }
+            let n = u32::from_ne_bytes(b[4..8].try_into()?) as usize;
+            out.push(b[8..(8 + n).min(b.len())].to_vec());
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,162 @@
+//! A new mapping's public endpoint (README "How NAPT behaves"): the
+//! allocator's choice is read back through the [`Oracle`] and checked
+//! against the rules instead of re-deriving its hash and random probes.
+//!
+//! * paired pooling: a host's mappings all use one pool address, the same
+//!   one every time (remembered across the fuzzer's state resets);
+//! * port preservation: the inside port if it is in the range and free;
+//! * otherwise a free port in the range, keeping parity (not for ICMP) and
+//!   range class (0–1023 / 1024–65535) unless most such ports are taken;
+//! * failure ("ports exhausted", bounded probing) is only acceptable when
+//!   the inside port could not be kept and at least a quarter of the range
+//!   is in use (below that, 16 random probes missing every free port is
+//!   less likely than 1 in 10^9);
+//! * `--max-ports-per-host`: a host holding that many ports gets none.
+
+use nat_common::{Counter, EndpointKey, Mapping};
+
+use super::parse::ICMP;
+use super::{Allocation, Ctx, NOW};
+
+fn free(ctx: &Ctx, addr: u32, port: u32, proto: u8) -> bool {
+    !ctx.st.napt_in.contains_key(&EndpointKey {
+        addr,
+        port: (port as u16).to_be(),
+        proto,
+        _pad: 0,
+    })
+}
+
+/// Fraction of ports in `lo..=hi` (with parity `parity` if given) that
+/// are free on `addr`.
+fn free_fraction(ctx: &Ctx, addr: u32, lo: u32, hi: u32, parity: Option<u32>, proto: u8) -> f64 {
+    let counted = |p: u32| p >= lo && p <= hi && parity.is_none_or(|b| p & 1 == b);
+    let n = (lo..=hi).filter(|&p| counted(p)).count();
+    let used = ctx
+        .st
+        .napt_in
+        .keys()
+        .filter(|k| k.addr == addr && k.proto == proto && counted(u32::from(u16::from_be(k.port))))
+        .count();
+    if n == 0 {
+        0.0
+    } else {
+        (n - used) as f64 / n as f64
+    }
+}
+
+/// Creates the mapping of inside endpoint `key`, or says why not.
+pub fn allocate(ctx: &mut Ctx, key: &EndpointKey) -> Result<Mapping, Counter> {
+    let cfg = ctx.st.config;
+    if cfg.max_ports_per_host != 0 {
+        let held = ctx.st.host_ports.get(&key.addr).copied().unwrap_or(0);
+        if held >= u64::from(cfg.max_ports_per_host) {
+            ctx.note("host holds --max-ports-per-host ports");
+            return Err(Counter::DropHostPortCap);
+        }
+    }
+    let want = u32::from(u16::from_be(key.port));
+    let (min, max) = (u32::from(cfg.port_min), u32::from(cfg.port_max));
+    let (mut lo, mut hi) = if want < 1024 {
+        (0, 1023)
+    } else {
+        (1024, 65535)
+    };
+    lo = lo.max(min);
+    hi = hi.min(max);
+    if lo > hi {
+        (lo, hi) = (min, max);
+    }
+    let parity = (key.proto != ICMP).then_some(want & 1);
+    let known = ctx.st.paired.get(&key.addr).copied();
+    match ctx.oracle.allocation(key) {
+        Allocation::Mapped { addr, port } => {
+            let p = u32::from(u16::from_be(port));
+            if !ctx.st.in_pool(addr) {
+                ctx.violations
+                    .push(format!("public address {addr:#x} is not a pool address"));
+            }
+            if known.is_some_and(|k| k != addr) {
+                ctx.violations.push(format!(
+                    "paired pooling: this host had pool address {:?}, now {:?}",
+                    crate::napt_maps::ip(known.unwrap_or(0)),
+                    crate::napt_maps::ip(addr)
+                ));
+            }
+            let keep = want >= min && want <= max && free(ctx, addr, want, key.proto);
+            if keep && p != want {
+                ctx.violations
+                    .push(format!("port {want} was free but {p} was chosen"));
+            } else if !keep {
+                if p < min || p > max {
+                    ctx.violations.push(format!("port {p} outside {min}-{max}"));
+                } else if !free(ctx, addr, p, key.proto) {
+                    ctx.violations.push(format!("port {p} already in use"));
+                }
+                let preserving = p >= lo && p <= hi && parity.is_none_or(|b| p & 1 == b);
+                if !preserving && free_fraction(ctx, addr, lo, hi, parity, key.proto) >= 0.75 {
+                    ctx.violations.push(format!(
+                        "port {p} breaks parity/range ({lo}-{hi}, parity {parity:?}) though most such ports are free"
+                    ));
+                }
+            }
+            ctx.st.paired.insert(key.addr, addr);
+            ctx.note(if p == want {
+                "new mapping, port kept"
+            } else {
+                "new mapping, port changed"
+            });
+            let inside = Mapping {
+                addr: key.addr,
+                port: key.port,
+                flags: 0,
+                created: NOW,
+                last_seen: NOW,
+            };
+            let public = Mapping {
+                addr,
+                port,
+                flags: 0,
+                created: NOW,
+                last_seen: NOW,
+            };
+            let pkey = EndpointKey {
+                addr,
+                port,
+                proto: key.proto,
+                _pad: 0,
+            };
+            ctx.st.napt_in.insert(pkey, inside);
+            ctx.st.napt_out.insert(*key, public);
+            if cfg.max_ports_per_host != 0 {
+                *ctx.st.host_ports.entry(key.addr).or_insert(0) += 1;
+            }
+            ctx.bump(Counter::NaptMappingsCreated);
+            Ok(public)
+        }
+        Allocation::Failed => {
+            ctx.note("no public port");
+            let candidates: Vec<u32> = match known {
+                Some(a) => vec![a],
+                None => ctx
+                    .st
+                    .pool
+                    .iter()
+                    .take(cfg.pool_len as usize)
+                    .copied()
+                    .collect(),
+            };
+            let plausible = candidates.iter().any(|&a| {
+                let kept = want >= min && want <= max && free(ctx, a, want, key.proto);
+                !kept && free_fraction(ctx, a, min, max, None, key.proto) < 0.75
+            });
+            if !plausible {
+                ctx.violations.push(format!(
+                    "no port allocated for {}:{want} though the inside port or most of {min}-{max} is free",
+                    crate::napt_maps::ip(key.addr)
+                ));
+            }
+            Err(Counter::DropPortsExhausted)
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! A reference model of xnat's translation, in plain host Rust: given the
+//! maps' contents ([`State`]), a frame and the hook it is run on, what must
+//! come out — the verdict, every output byte, the state afterwards, the
+//! counters bumped and the events emitted.
+//!
+//! It is written from the README's rules ("How NAPT behaves", "IPv4
+//! fragments", "Design in brief") as a specification; it shares no code
+//! with the data plane (checksums are computed from the covered bytes, see
+//! [`csum`]). Where the data plane may choose (the public port of a new
+//! mapping is picked by hashing and random probing), the model asks an
+//! [`Oracle`] what was chosen and checks the choice is one the rules allow.
+
+pub mod alloc;
+pub mod csum;
+pub mod frag;
+pub mod icmp;
+pub mod napt;
+pub mod parse;
+pub mod rewrite;
+pub mod state;
+pub mod static_nat;
+
+use nat_common::{Counter, EndpointKey};
+
+use crate::bpf::Hook;
+pub use state::{Held, NOW, State};
+
+/// What the program does with the frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// To the stack untouched (not ours, or malformed inbound).
+    Pass,
+    Drop,
+    /// Translated and passed on.
+    Translated,
+}
+
+impl Verdict {
+    /// The program's return code for this verdict on `hook`.
+    pub fn code(self, hook: Hook) -> u32 {
+        match self {
+            Verdict::Pass | Verdict::Translated => hook.pass(),
+            Verdict::Drop => hook.drop(),
+        }
+    }
+}
+
+/// What the allocator did for a new mapping (read from the maps after the
+/// run).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Allocation {
+    /// Public endpoint (address and port in network order).
+    Mapped { addr: u32, port: u16 },
+    /// No mapping was made.
+    Failed,
+}
+
+/// Tells the model the allocator's choices.
+pub trait Oracle {
+    fn allocation(&self, inside: &EndpointKey) -> Allocation;
+}
+
+/// The model's prediction for one frame.
+#[derive(Clone, Debug)]
+pub struct Prediction {
+    pub verdict: Verdict,
+    pub output: Vec<u8>,
+    /// The maps afterwards; timestamps the program sets are [`NOW`].
+    pub state: State,
+    /// Counter increments.
+    pub counters: Vec<(Counter, u64)>,
+    /// Port-exhaustion events: the quoted bytes (IPv4 header + 8).
+    pub events: Vec<Vec<u8>>,
+    /// The rule that decided, for reports.
+    pub path: Vec<&'static str>,
+    /// Choices of the allocator the rules do not allow.
+    pub violations: Vec<String>,
+}
+
+/// Direction of a hook: egress translates sources, ingress destinations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dir {
+    Out,
+    In,
+}
+
+/// The working state of one prediction.
+pub struct Ctx<'a> {
+    pub hook: Hook,
+    pub dir: Dir,
+    pub st: State,
+    pub out: Vec<u8>,
+    pub counters: Vec<(Counter, u64)>,
+    pub events: Vec<Vec<u8>>,
+    pub path: Vec<&'static str>,
+    pub violations: Vec<String>,
+    pub oracle: &'a dyn Oracle,
+    /// The kernel clock around the run (for freshness decisions).
+    pub now: u64,
+}
+
+impl Ctx<'_> {
+    pub fn bump(&mut self, c: Counter) {
+        self.add(c, 1);
+    }
+
+    pub fn add(&mut self, c: Counter, n: u64) {
+        match self.counters.iter_mut().find(|(k, _)| *k == c) {
+            Some((_, v)) => *v += n,
+            None => self.counters.push((c, n)),
+        }
+    }
+
+    pub fn note(&mut self, what: &'static str) {
+        self.path.push(what);
+    }
+
+    /// Counts a translated packet of `bytes` bytes in this direction.
+    pub fn translated(&mut self, bytes: u64) -> Verdict {
+        match self.dir {
+            Dir::Out => {
+                self.bump(Counter::EgressTranslated);
+                self.add(Counter::EgressBytes, bytes);
+            }
+            Dir::In => {
+                self.bump(Counter::IngressTranslated);
+                self.add(Counter::IngressBytes, bytes);
+            }
+        }
+        Verdict::Translated
+    }
+
+    /// A drop counted under `reason`.
+    pub fn drop(&mut self, reason: Counter) -> Verdict {
+        self.bump(reason);
+        Verdict::Drop
+    }
+
+    /// Malformed: outbound packets of a translated host are dropped (no
+    /// inside address may leak), inbound ones passed untouched.
+    pub fn malformed(&mut self) -> Verdict {
+        match self.dir {
+            Dir::Out => self.drop(Counter::EgressDroppedMalformed),
+            Dir::In => {
+                self.bump(Counter::IngressPassedMalformed);
+                Verdict::Pass
+            }
+        }
+    }
+
+    pub fn not_ours(&mut self) -> Verdict {
+        self.note("not ours");
+        self.bump(Counter::PassedNotOurs);
+        Verdict::Pass
+    }
+}
+
+/// Predicts what the program of `hook` does with `frame` given `state`.
+/// `now` is the kernel clock at (about) the time of the run.
+pub fn predict(
+    state: &State,
+    hook: Hook,
+    frame: &[u8],
+    oracle: &dyn Oracle,
+    now: u64,
+) -> Prediction {
+    let dir = match hook {
+        Hook::EgressTc => Dir::Out,
+        Hook::IngressXdp | Hook::IngressTc => Dir::In,
+    };
+    let mut ctx = Ctx {
+        hook,
+        dir,
+        st: state.clone(),
+        out: frame.to_vec(),
+        counters: Vec::new(),
+        events: Vec::new(),
+        path: Vec::new(),
+        violations: Vec::new(),
+        oracle,
+        now,
+    };
+    // Only a translation edits `ctx.out` (nothing is half-rewritten), and
+    // releasing held fragments replaces it.
+    let verdict = decide(&mut ctx, frame);
+    Prediction {
+        verdict,
+        output: ctx.out,
+        state: ctx.st,
+        counters: ctx.counters,
+        events: ctx.events,
+        path: ctx.path,
+        violations: ctx.violations,
+    }
+}
+
+fn decide(ctx: &mut Ctx, frame: &[u8]) -> Verdict {
+    let Some(ip) = parse::outer(frame) else {
+        return ctx.not_ours();
+    };
+    let mapped = match ctx.dir {
+        Dir::Out => ctx.st.static_out.get(&ip.src).copied(),
+        Dir::In => ctx.st.static_in.get(&ip.dst).copied(),
+    };
+    if let Some(new) = mapped {
+        ctx.note("static 1:1");
+        return static_nat::translate(ctx, frame, &ip, new);
+    }
+    let v = match ctx.dir {
+        Dir::Out => napt::egress(ctx, frame, &ip),
+        Dir::In => napt::ingress(ctx, frame, &ip),
+    };
+    v.unwrap_or_else(|| ctx.not_ours())
+}

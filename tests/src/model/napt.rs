@@ -1,0 +1,411 @@
+//! Dynamic NAPT (README "How NAPT behaves"): outbound packets of inside
+//! hosts find or create their endpoint-independent mapping and leave with
+//! the public endpoint; inbound packets to a mapping pass the filtering
+//! mode and reach the inside endpoint; ICMP errors are translated both
+//! ways but never create or refresh anything.
+
+use nat_common::{
+    Counter, EVENT_QUOTE_MAX, EndpointKey, FILTER_ADDRESS, FILTER_ADDRESS_AND_PORT, FilterKey,
+    MAPPING_FORWARD, Mapping, Session, SessionKey, TCP_ACK_IN, TCP_ACK_OUT, TCP_FIN_IN,
+    TCP_FIN_OUT, TCP_RST, TCP_SYN_IN, TCP_SYN_OUT,
+};
+
+use super::icmp::{self, Side};
+use super::parse::{ICMP, Ip, TCP, UDP};
+use super::rewrite::{Edit, Slot};
+use super::{Ctx, Dir, NOW, Verdict, alloc, frag};
+
+/// Our side's port (or ICMP identifier) and the remote's, as in the packet.
+struct Flow {
+    our_at: usize,
+    our_port: u16,
+    remote_port: u16,
+    tcp_flags: u8,
+    query: bool,
+}
+
+/// TCP/UDP ports; `Err` if the header is cut, `Ok(None)` for other
+/// protocols.
+fn ports(frame: &[u8], ip: &Ip, dir: Dir) -> Result<Option<Flow>, ()> {
+    let l4 = ip.l4();
+    let tcp = match ip.proto {
+        TCP => true,
+        UDP => false,
+        _ => return Ok(None),
+    };
+    if !ip.has(l4, if tcp { 20 } else { 8 }) {
+        return Err(());
+    }
+    let p = |at: usize| u16::from_ne_bytes([frame[at], frame[at + 1]]);
+    let (our_at, remote_at) = match dir {
+        Dir::Out => (l4, l4 + 2),
+        Dir::In => (l4 + 2, l4),
+    };
+    Ok(Some(Flow {
+        our_at,
+        our_port: p(our_at),
+        remote_port: p(remote_at),
+        tcp_flags: if tcp { frame[l4 + 13] } else { 0 },
+        query: false,
+    }))
+}
+
+fn echo(frame: &[u8], ip: &Ip) -> Flow {
+    let at = ip.l4() + 4;
+    Flow {
+        our_at: at,
+        our_port: u16::from_ne_bytes([frame[at], frame[at + 1]]),
+        remote_port: 0,
+        tcp_flags: 0,
+        query: true,
+    }
+}
+
+/// Session bits of a TCP segment (SYN, else ACK; FIN; RST).
+fn tcp_bits(flags: u8, dir: Dir) -> u8 {
+    let out = dir == Dir::Out;
+    let mut b = 0;
+    if flags & 0x02 != 0 {
+        b |= if out { TCP_SYN_OUT } else { TCP_SYN_IN };
+    } else if flags & 0x10 != 0 {
+        b |= if out { TCP_ACK_OUT } else { TCP_ACK_IN };
+    }
+    if flags & 0x01 != 0 {
+        b |= if out { TCP_FIN_OUT } else { TCP_FIN_IN };
+    }
+    if flags & 0x04 != 0 {
+        b |= TCP_RST;
+    }
+    b
+}
+
+/// Creates or updates the session. Outbound packets refresh every
+/// session; inbound ones only TCP sessions (RFC 4787 REQ-6, RFC 5382).
+fn touch(ctx: &mut Ctx, key: SessionKey, public: (u32, u16), bytes: u64, bits: u8) {
+    let out = ctx.dir == Dir::Out;
+    match ctx.st.sessions.get_mut(&key) {
+        Some(s) => {
+            if out || key.proto == TCP {
+                s.last_seen = NOW;
+            }
+            if out {
+                s.packets_out += 1;
+                s.bytes_out += bytes;
+            } else {
+                s.packets_in += 1;
+                s.bytes_in += bytes;
+            }
+            s.tcp |= bits;
+        }
+        None => {
+            ctx.st.sessions.insert(
+                key,
+                Session {
+                    created: NOW,
+                    last_seen: NOW,
+                    packets_out: out as u64,
+                    packets_in: (!out) as u64,
+                    bytes_out: if out { bytes } else { 0 },
+                    bytes_in: if out { 0 } else { bytes },
+                    public_addr: public.0,
+                    public_port: public.1,
+                    tcp: bits,
+                    _pad: 0,
+                },
+            );
+            ctx.note("new session");
+            ctx.bump(Counter::NaptSessionsCreated);
+        }
+    }
+}
+
+/// Rewrites our side's address and port (or identifier) and the checksums
+/// covering them.
+fn rewrite(ctx: &mut Ctx, ip: &Ip, flow: &Flow, addr: u32, port: u16) {
+    let mut e = Edit::default();
+    e.addr(ip.off + if ctx.dir == Dir::Out { 12 } else { 16 }, addr)
+        .fix(Slot::ip_header(ip));
+    if !flow.query {
+        e.port(flow.our_at, port).fix(Slot::transport(ip));
+    } else if port != flow.our_port {
+        // ICMP has no pseudo-header: its checksum changes only with the
+        // identifier.
+        e.port(flow.our_at, port).fix(Slot::transport(ip));
+    }
+    e.apply(&mut ctx.out);
+}
+
+fn bytes(ip: &Ip) -> u64 {
+    (ip.end - ip.off) as u64
+}
+
+/// Outbound. `None`: not NAPT's (the stack gets it untouched).
+pub fn egress(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Option<Verdict> {
+    if !ctx.st.napt_on() || !ctx.st.is_internal(ip.src) {
+        return None;
+    }
+    ctx.note("NAPT outbound");
+    // From here the packet leaves translated or not at all.
+    if ip.later_fragment {
+        if let Some(v) = frag::translate_later(ctx, ip) {
+            return Some(v);
+        }
+        if frag::hold(ctx, frame, ip) {
+            return Some(Verdict::Drop);
+        }
+        ctx.note("later fragment of an unknown datagram");
+        return Some(ctx.drop(Counter::DropFragmentUnknown));
+    }
+    let l4 = ip.l4();
+    let flow = match ports(frame, ip, Dir::Out) {
+        Ok(Some(f)) => f,
+        Err(()) => {
+            ctx.note("transport header cut");
+            return Some(ctx.drop(Counter::EgressDroppedMalformed));
+        }
+        Ok(None) if ip.proto == ICMP => {
+            if !ip.has(l4, 8) {
+                ctx.note("ICMP header cut");
+                return Some(ctx.drop(Counter::EgressDroppedMalformed));
+            }
+            if icmp::is_error(frame[l4]) {
+                return Some(egress_error(ctx, frame, ip));
+            }
+            if frame[l4] != icmp::ECHO_REQUEST {
+                ctx.note("ICMP type other than echo request");
+                return Some(ctx.drop(Counter::DropUnsupported));
+            }
+            echo(frame, ip)
+        }
+        Ok(None) => {
+            ctx.note("protocol without ports");
+            return Some(ctx.drop(Counter::DropUnsupported));
+        }
+    };
+    let key = EndpointKey {
+        addr: ip.src,
+        port: flow.our_port,
+        proto: ip.proto,
+        _pad: 0,
+    };
+    let public = match ctx.st.napt_out.get_mut(&key) {
+        Some(m) => {
+            m.last_seen = NOW;
+            *m
+        }
+        None => match alloc::allocate(ctx, &key) {
+            Ok(m) => m,
+            Err(reason) => {
+                if reason == Counter::DropPortsExhausted {
+                    exhaustion_event(ctx, frame, ip);
+                }
+                return Some(ctx.drop(reason));
+            }
+        },
+    };
+    let skey = SessionKey {
+        inside_addr: ip.src,
+        remote_addr: ip.dst,
+        inside_port: flow.our_port,
+        remote_port: flow.remote_port,
+        proto: ip.proto,
+        _pad: [0; 3],
+    };
+    touch(
+        ctx,
+        skey,
+        (public.addr, public.port),
+        bytes(ip),
+        tcp_bits(flow.tcp_flags, Dir::Out),
+    );
+    if ctx.st.config.filtering == FILTER_ADDRESS {
+        let fkey = FilterKey {
+            public_addr: public.addr,
+            remote_addr: ip.dst,
+            public_port: public.port,
+            proto: ip.proto,
+            _pad: 0,
+        };
+        ctx.st.filter.insert(fkey, NOW);
+    }
+    rewrite(ctx, ip, &flow, public.addr, public.port);
+    frag::remember(ctx, ip, public.addr);
+    Some(ctx.translated(bytes(ip)))
+}
+
+/// The agent answers exhaustion with ICMP code 13; the program hands it
+/// the IPv4 header and 8 bytes after it.
+fn exhaustion_event(ctx: &mut Ctx, frame: &[u8], ip: &Ip) {
+    let n = ip.hlen + 8;
+    if ip.off + n <= frame.len() {
+        let mut q = vec![0u8; EVENT_QUOTE_MAX];
+        q[..n].copy_from_slice(&frame[ip.off..ip.off + n]);
+        q.truncate(n);
+        ctx.events.push(q);
+    }
+}
+
+/// An inside host's ICMP error about a datagram it received through a
+/// mapping: the quoted destination becomes the public endpoint.
+fn egress_error(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Verdict {
+    let Some(inner) = icmp::embedded(frame, ip) else {
+        ctx.note("ICMP error without a whole quoted header");
+        return ctx.drop(Counter::EgressDroppedMalformed);
+    };
+    let Some((port_at, port)) = icmp::port(frame, &inner, Side::Dst) else {
+        ctx.note("ICMP error quoting no port");
+        return ctx.drop(Counter::DropIcmpErrorNoMapping);
+    };
+    let key = EndpointKey {
+        addr: inner.dst,
+        port,
+        proto: inner.proto,
+        _pad: 0,
+    };
+    let Some(m) = ctx.st.napt_out.get(&key).copied() else {
+        ctx.note("ICMP error about an unmapped endpoint");
+        return ctx.drop(Counter::DropIcmpErrorNoMapping);
+    };
+    ctx.note("ICMP error: quoted datagram translated");
+    let mut e = Edit::default();
+    e.addr(ip.off + 12, m.addr).fix(Slot::ip_header(ip));
+    icmp::translate_inner(&mut e, &inner, Side::Dst, m.addr, Some((port_at, m.port)));
+    e.fix(Slot::transport(ip));
+    e.apply(&mut ctx.out);
+    ctx.bump(Counter::IcmpErrorsTranslated);
+    ctx.translated(bytes(ip))
+}
+
+/// Inbound. `None`: not to a mapping (the stack gets it untouched).
+pub fn ingress(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Option<Verdict> {
+    if !ctx.st.napt_on() {
+        return None;
+    }
+    if ip.later_fragment {
+        if let Some(v) = frag::translate_later(ctx, ip) {
+            return Some(v);
+        }
+        if ctx.st.in_pool(ip.dst) && frag::hold(ctx, frame, ip) {
+            return Some(Verdict::Drop);
+        }
+        ctx.note("later fragment of an unknown datagram: to the stack");
+        ctx.bump(Counter::IngressPassedFragment);
+        return Some(Verdict::Pass);
+    }
+    let v = ingress_first(ctx, frame, ip);
+    if v.is_none() && ip.more_fragments && ctx.st.in_pool(ip.dst) {
+        // The gateway's own datagram: its later fragments go to the stack
+        // untouched too (an identity "translation").
+        ctx.note("first fragment for the gateway itself");
+        frag::remember(ctx, ip, ip.dst);
+    }
+    v
+}
+
+fn ingress_first(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Option<Verdict> {
+    let l4 = ip.l4();
+    let flow = match ports(frame, ip, Dir::In) {
+        Ok(Some(f)) => f,
+        Err(()) => return None,
+        Ok(None) if ip.proto == ICMP => {
+            if !ip.has(l4, 8) {
+                return None;
+            }
+            if icmp::is_error(frame[l4]) {
+                return ingress_error(ctx, frame, ip);
+            }
+            if frame[l4] != icmp::ECHO_REPLY {
+                // Echo requests to a pool address are the gateway's own.
+                return None;
+            }
+            echo(frame, ip)
+        }
+        Ok(None) => return None,
+    };
+    let key = EndpointKey {
+        addr: ip.dst,
+        port: flow.our_port,
+        proto: ip.proto,
+        _pad: 0,
+    };
+    let inside = ctx.st.napt_in.get(&key).copied()?;
+    ctx.note("NAPT inbound to a mapping");
+    let skey = SessionKey {
+        inside_addr: inside.addr,
+        remote_addr: ip.src,
+        inside_port: inside.port,
+        remote_port: flow.remote_port,
+        proto: ip.proto,
+        _pad: [0; 3],
+    };
+    if !admitted(ctx, &inside, &key, &skey, ip.src) {
+        ctx.note("filtered");
+        return Some(ctx.drop(Counter::DropFiltered));
+    }
+    touch(
+        ctx,
+        skey,
+        (ip.dst, flow.our_port),
+        bytes(ip),
+        tcp_bits(flow.tcp_flags, Dir::In),
+    );
+    rewrite(ctx, ip, &flow, inside.addr, inside.port);
+    frag::remember(ctx, ip, inside.addr);
+    Some(ctx.translated(bytes(ip)))
+}
+
+/// RFC 4787 §5 filtering; port forwards admit anyone.
+fn admitted(
+    ctx: &Ctx,
+    inside: &Mapping,
+    public: &EndpointKey,
+    skey: &SessionKey,
+    remote: u32,
+) -> bool {
+    if inside.flags & MAPPING_FORWARD != 0 {
+        return true;
+    }
+    match ctx.st.config.filtering {
+        FILTER_ADDRESS => ctx.st.filter.contains_key(&FilterKey {
+            public_addr: public.addr,
+            remote_addr: remote,
+            public_port: public.port,
+            proto: public.proto,
+            _pad: 0,
+        }),
+        FILTER_ADDRESS_AND_PORT => ctx.st.sessions.contains_key(skey),
+        _ => true,
+    }
+}
+
+/// An ICMP error from outside about a datagram an inside host sent through
+/// its mapping: the quoted source is the public endpoint, and must be the
+/// error's destination.
+fn ingress_error(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Option<Verdict> {
+    let inner = icmp::embedded(frame, ip)?;
+    if inner.src != ip.dst {
+        return None;
+    }
+    let (port_at, port) = icmp::port(frame, &inner, Side::Src)?;
+    let key = EndpointKey {
+        addr: inner.src,
+        port,
+        proto: inner.proto,
+        _pad: 0,
+    };
+    let inside = ctx.st.napt_in.get(&key).copied()?;
+    ctx.note("ICMP error: quoted datagram translated");
+    let mut e = Edit::default();
+    e.addr(ip.off + 16, inside.addr).fix(Slot::ip_header(ip));
+    icmp::translate_inner(
+        &mut e,
+        &inner,
+        Side::Src,
+        inside.addr,
+        Some((port_at, inside.port)),
+    );
+    e.fix(Slot::transport(ip));
+    e.apply(&mut ctx.out);
+    ctx.bump(Counter::IcmpErrorsTranslated);
+    Some(ctx.translated(bytes(ip)))
+}

@@ -1,0 +1,98 @@
+//! What the data plane may read of a frame: the Ethernet type and the
+//! IPv4 header (options included), bounded by both the frame's length and
+//! the header's total length. Written from the README's rules, not from
+//! the BPF parser.
+
+pub const ETH_HLEN: usize = 14;
+pub const ETH_P_IP: u16 = 0x0800;
+pub const TCP: u8 = 6;
+pub const UDP: u8 = 17;
+pub const ICMP: u8 = 1;
+
+/// An IPv4 header found in a frame (or quoted in an ICMP error).
+#[derive(Clone, Copy, Debug)]
+pub struct Ip {
+    /// Offset of the header in the frame.
+    pub off: usize,
+    pub hlen: usize,
+    /// End of the datagram's bytes present: the smaller of the frame end
+    /// (or the quoting datagram's end) and off + total length (a total
+    /// length of 0, as in BIG TCP, means "up to the limit").
+    pub end: usize,
+    pub tot_len: usize,
+    pub proto: u8,
+    /// Addresses exactly as in the packet (network order in a native u32),
+    /// the representation the maps use.
+    pub src: u32,
+    pub dst: u32,
+    pub id: u16,
+    pub later_fragment: bool,
+    pub more_fragments: bool,
+}
+
+impl Ip {
+    pub fn l4(&self) -> usize {
+        self.off + self.hlen
+    }
+
+    /// Whether `n` bytes at `at` lie in the datagram's present bytes.
+    pub fn has(&self, at: usize, n: usize) -> bool {
+        at + n <= self.end
+    }
+}
+
+pub fn be16(f: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([f[at], f[at + 1]])
+}
+
+pub fn addr(f: &[u8], at: usize) -> u32 {
+    u32::from_ne_bytes([f[at], f[at + 1], f[at + 2], f[at + 3]])
+}
+
+/// The frame's IPv4 header: `None` unless the Ethernet type is IPv4 (no
+/// VLAN tags: a tagged frame is not ours) and a whole, sane header is there.
+pub fn outer(frame: &[u8]) -> Option<Ip> {
+    if frame.len() < ETH_HLEN || be16(frame, 12) != ETH_P_IP {
+        return None;
+    }
+    ipv4_at(frame, ETH_HLEN, frame.len())
+}
+
+/// An IPv4 header at `off` of a datagram that may not extend past `limit`.
+/// Its fixed 20 bytes must be inside the frame, the whole header inside
+/// `limit`, and the total length must not end inside the header.
+pub fn ipv4_at(frame: &[u8], off: usize, limit: usize) -> Option<Ip> {
+    if off + 20 > frame.len() {
+        return None;
+    }
+    let h = &frame[off..off + 20];
+    if h[0] >> 4 != 4 {
+        return None;
+    }
+    let hlen = usize::from(h[0] & 0x0f) * 4;
+    if hlen < 20 || off + hlen > limit {
+        return None;
+    }
+    let tot_len = usize::from(be16(h, 2));
+    let end = if tot_len == 0 {
+        limit
+    } else {
+        (off + tot_len).min(limit)
+    };
+    if end < off + hlen {
+        return None;
+    }
+    let frag = be16(h, 6);
+    Some(Ip {
+        off,
+        hlen,
+        end,
+        tot_len,
+        proto: h[9],
+        src: addr(h, 12),
+        dst: addr(h, 16),
+        id: u16::from_ne_bytes([h[4], h[5]]),
+        later_fragment: frag & 0x1fff != 0,
+        more_fragments: frag & 0x2000 != 0,
+    })
+}

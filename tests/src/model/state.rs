@@ -1,0 +1,80 @@
+//! The maps' contents as the model sees them: everything a frame's
+//! translation reads or changes. Keys and values use nat-common's layouts
+//! (addresses and ports in network order) so the runner can compare them
+//! with the kernel's maps field by field.
+
+use std::collections::HashMap;
+
+use nat_common::{
+    EndpointKey, FilterKey, FragKey, FragValue, Mapping, NatConfig, Session, SessionKey,
+};
+
+/// Stands for "the kernel's clock at the time the program ran" in a
+/// predicted timestamp; the runner checks the real value lies within the
+/// run and adopts it.
+pub const NOW: u64 = u64::MAX;
+
+/// A later fragment held until its first fragment comes (TC hooks).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Held {
+    pub seen: u64,
+    /// The fragment's IPv4 datagram part (header onwards).
+    pub data: Vec<u8>,
+}
+
+/// Everything the programs keep.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct State {
+    /// Static 1:1 NAT, private → public and public → private.
+    pub static_out: HashMap<u32, u32>,
+    pub static_in: HashMap<u32, u32>,
+    /// NAPT configuration; `pool_len == 0` is NAPT off.
+    pub config: NatConfig,
+    pub pool: Vec<u32>,
+    /// Inside prefixes (address in network order, prefix length).
+    pub internal: Vec<(u32, u32)>,
+    pub napt_out: HashMap<EndpointKey, Mapping>,
+    pub napt_in: HashMap<EndpointKey, Mapping>,
+    pub sessions: HashMap<SessionKey, Session>,
+    pub filter: HashMap<FilterKey, u64>,
+    pub host_ports: HashMap<u32, u64>,
+    pub frags: HashMap<FragKey, FragValue>,
+    /// Held fragments by datagram and slot.
+    pub held: HashMap<(FragKey, u32), Held>,
+    /// Not a map: the pool address each inside host was given, over the
+    /// whole run (paired pooling must hold across state resets too).
+    pub paired: HashMap<u32, u32>,
+}
+
+impl State {
+    pub fn napt_on(&self) -> bool {
+        self.config.pool_len != 0
+    }
+
+    pub fn is_internal(&self, addr: u32) -> bool {
+        let host = u32::from_be(addr);
+        self.internal.iter().any(|&(net, len)| {
+            let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+            host & mask == u32::from_be(net) & mask
+        })
+    }
+
+    pub fn in_pool(&self, addr: u32) -> bool {
+        self.pool
+            .iter()
+            .take(self.config.pool_len as usize)
+            .any(|&a| a == addr)
+    }
+
+    /// Drops the dynamic state (mappings, sessions, filter entries,
+    /// fragments), keeping configuration and static maps.
+    pub fn clear_dynamic(&mut self) {
+        self.napt_out.clear();
+        self.napt_in.clear();
+        self.sessions.clear();
+        self.filter.clear();
+        self.host_ports.clear();
+        self.frags.clear();
+        self.held.clear();
+    }
+}
