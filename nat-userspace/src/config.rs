@@ -54,6 +54,10 @@ use crate::{
 pub enum ConfigError {
     #[error("{path}: {err}")]
     Read { path: String, err: std::io::Error },
+    /// A file that users other than root (or the one running xnat) may
+    /// change.
+    #[error("{path}: {message}; refusing it (it decides what the NAT lets through)")]
+    Unsafe { path: String, message: String },
     /// A syntax error, a wrong type, an unknown or missing key, or a value
     /// that does not parse.
     #[error("{path}:{line}:{col}: {}{message}", key.as_ref().map(|k| format!("{k}: ")).unwrap_or_default())]
@@ -274,11 +278,43 @@ fn key_of(path: &serde_path_to_error::Path) -> Option<String> {
 
 /// Reads and parses `path` into a settings layer.
 pub fn load(path: &Path) -> Result<Layer, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
+    let read_err = |err| ConfigError::Read {
         path: path.display().to_string(),
         err,
+    };
+    let meta = std::fs::metadata(path).map_err(read_err)?;
+    check_writers(&meta).map_err(|message| ConfigError::Unsafe {
+        path: path.display().to_string(),
+        message,
     })?;
+    let text = std::fs::read_to_string(path).map_err(read_err)?;
     parse_str(&text, &path.display().to_string())
+}
+
+/// Like sshd's StrictModes: whoever may write the config file controls
+/// the NAT (maps, forwards, filtering), so only root (or the user running
+/// xnat) may. Refuses a file owned by another user, writable by every
+/// user, or writable by a group other than root's.
+pub fn check_writers(meta: &std::fs::Metadata) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt as _;
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    let mode = meta.mode() & 0o7777;
+    if meta.uid() != 0 && meta.uid() != euid {
+        return Err(format!("owned by uid {} (chown root)", meta.uid()));
+    }
+    if mode & 0o002 != 0 {
+        return Err(format!(
+            "writable by every user (mode {mode:04o}; chmod o-w)"
+        ));
+    }
+    if mode & 0o020 != 0 && meta.gid() != 0 {
+        return Err(format!(
+            "writable by group {} (mode {mode:04o}; chmod g-w)",
+            meta.gid()
+        ));
+    }
+    Ok(())
 }
 
 /// Parses config text; `path` is only used in messages and origins.
@@ -740,5 +776,30 @@ inside = "10.0.0.5:80"
                 "directory /nonexistent-dir does not exist",
             ],
         );
+    }
+
+    /// A config file others may write is refused, naming the problem; an
+    /// ordinary 0644 or 0600 file is read.
+    #[test]
+    fn config_writable_by_others_is_refused() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let path =
+            std::env::temp_dir().join(format!("xnat-config-mode-{}.toml", std::process::id()));
+        std::fs::write(&path, "interface = \"lo\"\n").unwrap();
+        for (mode, ok) in [(0o644, true), (0o600, true), (0o666, false), (0o602, false)] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            match load(&path) {
+                Ok(_) => assert!(ok, "mode {mode:o} accepted"),
+                Err(e) => {
+                    assert!(!ok, "mode {mode:o} refused: {e}");
+                    let msg = e.to_string();
+                    assert!(
+                        msg.contains("writable by every user") && msg.contains("chmod o-w"),
+                        "{msg}"
+                    );
+                }
+            }
+        }
+        let _ = std::fs::remove_file(&path);
     }
 }

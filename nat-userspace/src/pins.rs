@@ -151,9 +151,13 @@ pub fn resolve_iface(given: Option<&str>) -> anyhow::Result<(String, PathBuf)> {
     Ok((ifname, dir))
 }
 
-/// Creates the state directory, readable by root only.
+/// Creates the state directory, readable by root only. The parent
+/// (`/sys/fs/bpf/xnat`) is root-only too, whatever the umask: its entries
+/// name the attached interfaces and namespaces.
 pub fn create_dir(dir: &Path) -> anyhow::Result<()> {
     fs::create_dir_all(root()).with_context(|| format!("creating {}", root().display()))?;
+    fs::set_permissions(root(), fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("chmod {}", root().display()))?;
     fs::create_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
         .with_context(|| format!("chmod {}", dir.display()))

@@ -13,7 +13,7 @@ use std::{
     io::{self, Read as _, Seek as _, Write as _},
     os::{
         fd::AsRawFd as _,
-        unix::fs::{MetadataExt as _, OpenOptionsExt as _},
+        unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _},
     },
     path::{Path, PathBuf},
 };
@@ -78,6 +78,9 @@ impl AgentLock {
     pub fn acquire(name: &str) -> Result<AgentLock, LockError> {
         let dir = run_dir();
         fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        // Root-only whatever the umask (and if an older xnat made it 0755).
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("chmod {}", dir.display()))?;
         let path = pid_path(name);
         // A dying agent unlinks its file; if we locked the unlinked inode
         // we would not exclude the next agent. So lock, then check that the
@@ -88,9 +91,12 @@ impl AgentLock {
                 .write(true)
                 .create(true)
                 .truncate(false)
-                .mode(0o644)
+                .mode(0o600)
                 .open(&path)
                 .with_context(|| format!("opening {}", path.display()))?;
+            // A file left by an older xnat may be wider.
+            file.set_permissions(fs::Permissions::from_mode(0o600))
+                .with_context(|| format!("chmod {}", path.display()))?;
             if let Err(e) = ofd_lock(&file, libc::F_OFD_SETLK) {
                 if matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EACCES)) {
                     return Err(LockError::Held {
@@ -175,8 +181,18 @@ pub struct AgentState {
 pub fn write_state(name: &str, state: &AgentState) -> anyhow::Result<()> {
     let path = state_path(name);
     let tmp = run_dir().join(format!(".{name}.state.tmp"));
-    fs::write(&tmp, serde_json::to_vec(state)?)
-        .with_context(|| format!("writing {}", tmp.display()))?;
+    let write = || -> io::Result<()> {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        // Root-only even if a stale temporary file was wider.
+        f.set_permissions(fs::Permissions::from_mode(0o600))?;
+        f.write_all(&serde_json::to_vec(state)?)
+    };
+    write().with_context(|| format!("writing {}", tmp.display()))?;
     fs::rename(&tmp, &path).with_context(|| format!("renaming to {}", path.display()))
 }
 

@@ -69,7 +69,9 @@ fn open(target: &LogTarget) -> io::Result<Box<dyn Write + Send>> {
             OpenOptions::new()
                 .create(true)
                 .append(true)
-                .mode(0o640)
+                // A new log is root-only: it names inside hosts and whom
+                // they talk to. An existing file keeps the admin's mode.
+                .mode(0o600)
                 .open(path)
                 .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?,
         ),
