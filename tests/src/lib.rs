@@ -14,6 +14,7 @@ pub mod fastpath_topo;
 pub mod fault_topo;
 pub mod load;
 pub mod nft;
+pub mod soak;
 pub mod frame;
 // Differential fuzzing (tests/fuzz_packet.rs, `cargo xtask fuzz`): a
 // reference model of the translation, a frame generator and the runner that

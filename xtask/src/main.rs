@@ -10,6 +10,7 @@ mod demo;
 mod dist;
 mod netns;
 mod proc;
+mod soak;
 mod test;
 mod toolchain;
 mod tools;
@@ -59,6 +60,19 @@ enum Command {
         #[arg(long)]
         output: Option<std::path::PathBuf>,
     },
+    /// Churn flows through xnat for M minutes (needs root): bindings must drain to zero after
+    /// expiry and the agent's memory return to within 10% of its post-warm-up level.
+    Soak {
+        /// How long to churn, in minutes (fractions allowed).
+        #[arg(long)]
+        minutes: f64,
+        /// Ingress mode passed to `xnat attach --ingress`.
+        #[arg(long, default_value = "tc", value_parser = ["tc", "xdp"])]
+        ingress: String,
+        /// Build and run with the release profile.
+        #[arg(long)]
+        release: bool,
+    },
     /// Build xnat, put it between a private and a public network namespace and show real traffic
     /// being translated.
     Demo {
@@ -89,6 +103,15 @@ fn main() {
             output,
         }),
         Command::Dist => dist::run(),
+        Command::Soak {
+            minutes,
+            ingress,
+            release,
+        } => soak::run(&soak::Options {
+            minutes,
+            ingress,
+            release,
+        }),
     };
     if let Err(err) = result {
         eprintln!("xtask: error: {err:#}");
