@@ -8,7 +8,7 @@
 //! that mount namespace and the gateway's network namespace. The mount
 //! namespace, and the bpffs xnat mounts in it, go away with the holder.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -47,7 +47,7 @@ impl MountNs {
     }
 
     /// `nsenter` into this mount namespace and network namespace `net`.
-    fn cmd(&self, net: &PathBuf, args: &[&str]) -> Command {
+    fn cmd(&self, net: &Path, args: &[&str]) -> Command {
         let mut c = Command::new("nsenter");
         c.arg(format!("--mount=/proc/{}/ns/mnt", self.holder.pid()))
             .arg(format!("--net={}", net.display()))
@@ -57,7 +57,7 @@ impl MountNs {
     }
 
     /// The filesystem type at /sys/fs/bpf in this mount namespace.
-    fn fs_type(&self, net: &PathBuf) -> String {
+    fn fs_type(&self, net: &Path) -> String {
         run_cmd_ok(
             &mut self.cmd(net, &["stat", "-f", "-c", "%T", "/sys/fs/bpf"]),
             CMD_TIMEOUT,

@@ -19,7 +19,7 @@ pub fn run(opts: &Options) -> Result<()> {
         "soak",
         "it loads BPF programs and creates network namespaces",
     )?;
-    if !(opts.minutes > 0.0) {
+    if opts.minutes.is_nan() || opts.minutes <= 0.0 {
         bail!("--minutes must be more than 0");
     }
     toolchain::ensure_toolchain()?;

@@ -20,7 +20,7 @@ fn parse_args() -> Result<Options, String> {
             "--minutes" => {
                 let v = args.next().ok_or("--minutes needs a value")?;
                 let m: f64 = v.parse().map_err(|e| format!("--minutes {v}: {e}"))?;
-                if !(m > 0.0 && m <= 24.0 * 60.0) {
+                if m.is_nan() || m <= 0.0 || m > 24.0 * 60.0 {
                     return Err(format!(
                         "--minutes {v}: expected more than 0, at most a day"
                     ));
