@@ -9,13 +9,14 @@ use anyhow::{Context as _, Result, bail};
 use xnat_tests::fuzz::{self, Options};
 use xnat_tests::netns::Netns;
 
-fn parse() -> Result<Options> {
+fn parse() -> Result<(Options, bool)> {
     let mut o = Options {
         packets: 100_000,
         seed: 1,
         max_mismatches: 10,
         progress_every: 1_000_000,
     };
+    let mut paths = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = |name: &str| -> Result<u64> {
@@ -29,16 +30,19 @@ fn parse() -> Result<Options> {
             "--seed" => o.seed = value("--seed")?,
             "--max-mismatches" => o.max_mismatches = value("--max-mismatches")? as usize,
             "--progress" => o.progress_every = value("--progress")?,
+            "--paths" => paths = true,
             _ => {
-                bail!("unknown argument {a} (--packets N --seed S --max-mismatches M --progress N)")
+                bail!(
+                    "unknown argument {a} (--packets N --seed S --max-mismatches M --progress N --paths)"
+                )
             }
         }
     }
-    Ok(o)
+    Ok((o, paths))
 }
 
 fn main() {
-    let opts = match parse() {
+    let (opts, paths) = match parse() {
         Ok(o) => o,
         Err(e) => {
             eprintln!("xnat-fuzz: {e:#}");
@@ -60,6 +64,12 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if paths {
+        // Which rules the frames exercised, by the model's account.
+        for (path, n) in &report.paths {
+            println!("{n:>9}  {path}");
+        }
+    }
     println!("xnat-fuzz: {}", report.summary());
     if !report.mismatches.is_empty() {
         std::process::exit(1);

@@ -118,10 +118,15 @@ impl Generator {
 
     /// An inside endpoint: often one that has a mapping already.
     fn inside_endpoint(&mut self, st: &State, proto: u8) -> (Ipv4Addr, u16) {
-        let known: Vec<_> = st.napt_out.keys().filter(|k| k.proto == proto).collect();
+        let known = sorted(
+            st.napt_out
+                .keys()
+                .filter(|k| k.proto == proto)
+                .map(|k| (k.addr, k.port)),
+        );
         if !known.is_empty() && self.rng.random_bool(0.5) {
-            let k = pick(&mut self.rng, &known);
-            return (ip(k.addr), u16::from_be(k.port));
+            let (a, p) = pick(&mut self.rng, &known);
+            return (ip(a), u16::from_be(p));
         }
         let host = match self.rng.random_range(0..20) {
             0..=13 => pick(&mut self.rng, &INSIDE),
@@ -135,10 +140,15 @@ impl Generator {
 
     /// A public endpoint of ours: often a mapping's.
     fn public_endpoint(&mut self, st: &State, proto: u8) -> (Ipv4Addr, u16) {
-        let known: Vec<_> = st.napt_in.keys().filter(|k| k.proto == proto).collect();
+        let known = sorted(
+            st.napt_in
+                .keys()
+                .filter(|k| k.proto == proto)
+                .map(|k| (k.addr, k.port)),
+        );
         if !known.is_empty() && self.rng.random_bool(0.6) {
-            let k = pick(&mut self.rng, &known);
-            return (ip(k.addr), u16::from_be(k.port));
+            let (a, p) = pick(&mut self.rng, &known);
+            return (ip(a), u16::from_be(p));
         }
         let host = match self.rng.random_range(0..10) {
             0..=5 => pick(&mut self.rng, &POOL),
@@ -151,10 +161,15 @@ impl Generator {
 
     /// A remote endpoint: often one a session talks to.
     fn remote_endpoint(&mut self, st: &State, proto: u8) -> (Ipv4Addr, u16) {
-        let known: Vec<_> = st.sessions.keys().filter(|k| k.proto == proto).collect();
+        let known = sorted(
+            st.sessions
+                .keys()
+                .filter(|k| k.proto == proto)
+                .map(|k| (k.remote_addr, k.remote_port)),
+        );
         if !known.is_empty() && self.rng.random_bool(0.6) {
-            let k = pick(&mut self.rng, &known);
-            return (ip(k.remote_addr), u16::from_be(k.remote_port));
+            let (a, p) = pick(&mut self.rng, &known);
+            return (ip(a), u16::from_be(p));
         }
         (pick(&mut self.rng, &REMOTES), self.port())
     }
@@ -314,7 +329,7 @@ impl Generator {
             what.push(format!("TTL {}", p.ip.ttl));
         }
         if self.rng.random_bool(0.1) {
-            p = self.fragment(st, p, &mut what);
+            p = self.fragment(st, p, outbound, &mut what);
         }
         let base_frame = p.frame();
         let frame = self.mutate(&p, base_frame.clone(), &mut what);
@@ -329,22 +344,46 @@ impl Generator {
 
     /// A first or later fragment of `p`, or a later fragment of a datagram
     /// whose first fragment was seen (or held).
-    fn fragment(&mut self, st: &State, p: Packet, what: &mut Vec<String>) -> Packet {
+    fn fragment(
+        &mut self,
+        st: &State,
+        p: Packet,
+        outbound: bool,
+        what: &mut Vec<String>,
+    ) -> Packet {
+        let held = sorted(
+            st.held
+                .keys()
+                .filter(|(k, _)| (k.inbound == 0) == outbound)
+                .map(|(k, _)| (k.src, k.dst, k.id, k.proto)),
+        );
+        if !held.is_empty() && self.rng.random_bool(0.4) {
+            // The first fragment of a datagram whose later fragment came
+            // first (and waits).
+            let (src, dst, id, proto) = pick(&mut self.rng, &held);
+            let (sport, dport) = (self.port(), self.port());
+            let echo = if outbound { 8 } else { 0 };
+            let whole = self
+                .flow_packet((ip(src), sport), (ip(dst), dport), proto, echo)
+                .with_id(u16::from_be(id));
+            what.push("first fragment of a datagram with held fragments".into());
+            return whole.fragment(0, 8, true);
+        }
         let len = p.l4_bytes().len();
-        let known: Vec<_> = st
-            .frags
-            .keys()
-            .chain(st.held.keys().map(|(k, _)| k))
-            .copied()
-            .collect();
+        let known = sorted(
+            st.frags
+                .keys()
+                .chain(st.held.keys().map(|(k, _)| k))
+                .map(|k| (k.src, k.dst, k.id, k.proto)),
+        );
         if !known.is_empty() && self.rng.random_bool(0.4) {
-            let k = pick(&mut self.rng, &known);
+            let (src, dst, id, proto) = pick(&mut self.rng, &known);
             let mut f = p.fragment(0, len, false);
-            f.ip.src = ip(k.src);
-            f.ip.dst = ip(k.dst);
-            f.ip.id = u16::from_be(k.id);
+            f.ip.src = ip(src);
+            f.ip.dst = ip(dst);
+            f.ip.id = u16::from_be(id);
             f.l4 = L4::Raw {
-                proto: k.proto,
+                proto,
                 bytes: f.l4_bytes(),
             };
             f.ip.frag_offset = self.rng.random_range(1..200);
@@ -470,6 +509,15 @@ impl Generator {
         let _ = self.rng.next_u32();
         f
     }
+}
+
+/// Candidates in a fixed order (map iteration order is not), so a seed
+/// names the same frames for the same allocator choices.
+fn sorted<T: Ord>(it: impl Iterator<Item = T>) -> Vec<T> {
+    let mut v: Vec<T> = it.collect();
+    v.sort();
+    v.dedup();
+    v
 }
 
 /// Recomputes the IPv4 header checksum of an Ethernet frame (a mutation

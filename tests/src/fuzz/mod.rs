@@ -185,7 +185,7 @@ pub fn run(opts: &Options) -> Result<Report> {
             ));
         }
         problems.extend(p.violations.iter().map(|v| format!("allocator: {v}")));
-        if p.verdict == Verdict::Translated && check_checksums(&case.frame).is_ok() {
+        if p.verdict == Verdict::Translated && check_checksums(&p.source).is_ok() {
             report.checksums_checked += 1;
             if let Err(e) = check_checksums(&outcome.data) {
                 problems.push(format!("translated frame has a bad checksum: {e}"));

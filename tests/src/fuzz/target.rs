@@ -43,13 +43,32 @@ unsafe impl aya::Pod for HoldKey {}
 // SAFETY: as above.
 unsafe impl aya::Pod for HeldFragment {}
 
+/// Capacity of each dynamic table in the fuzzer's copy of the object.
+const TABLE_SIZE: u32 = 1024;
+
 pub struct Target {
     ebpf: Ebpf,
 }
 
 impl Target {
     pub fn load() -> Result<Target> {
-        let mut ebpf = aya::EbpfLoader::new()
+        // Small tables: the runner reads every map after every frame, and
+        // the kernel finds a hash map's first key by scanning all its
+        // buckets (~1 ms per frame at the default sizes). The fuzzer's
+        // state never gets near these sizes, so no full-table behaviour is
+        // involved.
+        let mut loader = aya::EbpfLoader::new();
+        for name in [
+            MAP_NAPT_OUT,
+            MAP_NAPT_IN,
+            MAP_SESSIONS,
+            MAP_FILTER,
+            MAP_HOST_PORTS,
+            MAP_FRAGS,
+        ] {
+            loader.set_max_entries(name, TABLE_SIZE);
+        }
+        let mut ebpf = loader
             .load(nat_userspace::ebpf_object())
             .context("EbpfLoader::load")?;
         let xdp: &mut Xdp = ebpf

@@ -89,6 +89,11 @@ pub fn remember(ctx: &mut Ctx, ip: &Ip, new_addr: u32) {
             seen: NOW,
         },
     );
+    if ctx.hook == Hook::IngressXdp {
+        // XDP cannot send extra packets: nothing is released there (and
+        // nothing is held there either).
+        return;
+    }
     for slot in 0..FRAG_HOLD_SLOTS {
         let Some(h) = ctx.st.held.remove(&(k, slot)) else {
             continue;
@@ -99,6 +104,7 @@ pub fn remember(ctx: &mut Ctx, ip: &Ip, new_addr: u32) {
         ctx.note("held fragment released");
         let mut f = ctx.out[..ETH_HLEN].to_vec();
         f.extend_from_slice(&h.data);
+        ctx.source = f.clone();
         if let Some(held_ip) = parse::ipv4_at(&f, ETH_HLEN, ETH_HLEN + FRAG_HOLD_BYTES) {
             let mut e = Edit::default();
             e.addr(field_at(&held_ip, ctx.dir), new_addr)

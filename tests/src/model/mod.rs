@@ -65,6 +65,9 @@ pub trait Oracle {
 pub struct Prediction {
     pub verdict: Verdict,
     pub output: Vec<u8>,
+    /// The untranslated frame `output` was made from: the input, or the
+    /// last held fragment released (with the input's Ethernet header).
+    pub source: Vec<u8>,
     /// The maps afterwards; timestamps the program sets are [`NOW`].
     pub state: State,
     /// Counter increments.
@@ -90,6 +93,8 @@ pub struct Ctx<'a> {
     pub dir: Dir,
     pub st: State,
     pub out: Vec<u8>,
+    /// See [`Prediction::source`].
+    pub source: Vec<u8>,
     pub counters: Vec<(Counter, u64)>,
     pub events: Vec<Vec<u8>>,
     pub path: Vec<&'static str>,
@@ -173,6 +178,7 @@ pub fn predict(
         dir,
         st: state.clone(),
         out: frame.to_vec(),
+        source: frame.to_vec(),
         counters: Vec::new(),
         events: Vec::new(),
         path: Vec::new(),
@@ -186,6 +192,7 @@ pub fn predict(
     Prediction {
         verdict,
         output: ctx.out,
+        source: ctx.source,
         state: ctx.st,
         counters: ctx.counters,
         events: ctx.events,
