@@ -7,7 +7,6 @@
 
 use anyhow::{Context as _, Result, bail};
 use xnat_tests::fuzz::{self, Options};
-use xnat_tests::netns::Netns;
 
 fn parse() -> Result<(Options, bool)> {
     let mut o = Options {
@@ -54,10 +53,7 @@ fn main() {
         "xnat-fuzz: {} frames, seed {} (stops after {} mismatches)",
         opts.packets, opts.seed, opts.max_mismatches
     );
-    // Released fragments are cloned onto the test skb's device: keep them
-    // inside a namespace of our own.
-    let ns = Netns::create(format!("xnat-fuzz-{}", std::process::id()));
-    let report = match ns.in_ns(|| fuzz::run(&opts)) {
+    let report = match fuzz::run_isolated(&opts) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("xnat-fuzz: error: {e:#}");

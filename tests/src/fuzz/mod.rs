@@ -100,9 +100,17 @@ impl Oracle for FromMaps<'_> {
     }
 }
 
-/// Runs `opts.packets` frames. Must run as root, in a scratch network
-/// namespace (releasing held fragments clones packets onto the test
-/// skb's device, the namespace's loopback).
+/// [`run`] on a thread inside a scratch network namespace of its own:
+/// releasing held fragments clones packets onto the test skb's device,
+/// the current namespace's loopback, and they must not reach the host's.
+pub fn run_isolated(opts: &Options) -> Result<Report> {
+    crate::bpf::require_root();
+    let ns =
+        crate::netns::Netns::create(format!("xfz{}-{}", std::process::id(), opts.seed % 100_000));
+    ns.in_ns(|| run(opts))
+}
+
+/// Runs `opts.packets` frames (as root; see [`run_isolated`]).
 pub fn run(opts: &Options) -> Result<Report> {
     let mut target = Target::load()?;
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
