@@ -8,6 +8,7 @@ mod bench;
 mod build;
 mod demo;
 mod dist;
+mod fuzz;
 mod netns;
 mod proc;
 mod soak;
@@ -73,6 +74,22 @@ enum Command {
         #[arg(long)]
         release: bool,
     },
+    /// Differential fuzzing (needs root): seeded frames through the compiled programs by
+    /// BPF_PROG_TEST_RUN, compared with the reference model byte for byte, map entry by map entry.
+    Fuzz {
+        /// Frames to generate and compare.
+        #[arg(long, default_value_t = 1_000_000)]
+        packets: u64,
+        /// Seed of the frame generator (the same seed generates the same frames).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Stop after this many mismatches.
+        #[arg(long, default_value_t = 10)]
+        max_mismatches: usize,
+        /// List which translation rules the frames exercised.
+        #[arg(long)]
+        paths: bool,
+    },
     /// Build xnat, put it between a private and a public network namespace and show real traffic
     /// being translated.
     Demo {
@@ -103,6 +120,17 @@ fn main() {
             output,
         }),
         Command::Dist => dist::run(),
+        Command::Fuzz {
+            packets,
+            seed,
+            max_mismatches,
+            paths,
+        } => fuzz::run(&fuzz::Options {
+            packets,
+            seed,
+            max_mismatches,
+            paths,
+        }),
         Command::Soak {
             minutes,
             ingress,
