@@ -66,7 +66,7 @@ impl Target {
             MAP_HOST_PORTS,
             MAP_FRAGS,
         ] {
-            loader.set_max_entries(name, TABLE_SIZE);
+            loader.map_max_entries(name, TABLE_SIZE);
         }
         let mut ebpf = loader
             .load(nat_userspace::ebpf_object())

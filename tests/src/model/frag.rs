@@ -53,7 +53,7 @@ pub fn hold(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> bool {
         return false;
     }
     let len = ip.end - ip.off;
-    if len > FRAG_HOLD_BYTES || len < 20 {
+    if !(20..=FRAG_HOLD_BYTES).contains(&len) {
         return false;
     }
     let k = key(ip, ctx.dir);
