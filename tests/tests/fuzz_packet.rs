@@ -107,7 +107,10 @@ fn model_agrees_with_frames_built_from_scratch() {
     assert_frame_eq("static egress", &p.output, &udp(public, remote).frame());
     assert_eq!(
         p.counters,
-        vec![(Counter::EgressTranslated, 1), (Counter::EgressBytes, 20 + 8 + 5)]
+        vec![
+            (Counter::EgressTranslated, 1),
+            (Counter::EgressBytes, 20 + 8 + 5)
+        ]
     );
 
     let err = |dst, quoted: &Packet| {
