@@ -125,6 +125,10 @@ pub fn run(opts: &Options) -> Result<Report> {
     let mut epoch = 0u64;
     let mut counters = target.counters();
     for i in 0..opts.packets {
+        if opts.progress_every != 0 && i != 0 && i % opts.progress_every == 0 {
+            report.elapsed = start.elapsed();
+            eprintln!("xnat-fuzz: {}", report.summary());
+        }
         if epoch_left == 0 {
             world::new_epoch(&mut st, &mut rng);
             target.reset(&st)?;
@@ -212,10 +216,6 @@ pub fn run(opts: &Options) -> Result<Report> {
         counters = after;
         if report.mismatches.len() >= opts.max_mismatches {
             break;
-        }
-        if opts.progress_every != 0 && (i + 1) % opts.progress_every == 0 {
-            report.elapsed = start.elapsed();
-            eprintln!("xnat-fuzz: {}", report.summary());
         }
     }
     report.elapsed = start.elapsed();
