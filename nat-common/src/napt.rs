@@ -52,6 +52,20 @@ pub const POOL_MAX: u32 = 64;
 pub const INTERNAL_MAX: u32 = 256;
 pub const DEFAULT_MAX_MAPPINGS: u32 = 131_072;
 pub const DEFAULT_MAX_SESSIONS: u32 = 262_144;
+/// Capacity of `HOST_PORTS` (one entry per inside host holding a mapping,
+/// while `--max-ports-per-host` is on): the mapping capacity, capped here.
+/// The table is not preallocated, so the cap only bounds its bucket array
+/// (16 B per slot); hosts beyond it are not counted and so not capped.
+pub const MAX_HOSTS: u32 = 65_536;
+
+/// Entries of `HOST_PORTS` for a mapping table of `max_mappings`.
+pub const fn host_ports_entries(max_mappings: u32) -> u32 {
+    if max_mappings < MAX_HOSTS {
+        max_mappings
+    } else {
+        MAX_HOSTS
+    }
+}
 pub const EVENTS_BYTES: u32 = 64 * 1024;
 
 /// `NatConfig::filtering` values (RFC 4787 §5).

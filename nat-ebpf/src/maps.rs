@@ -8,7 +8,7 @@ use aya_ebpf::{
 use nat_common::{
     DEFAULT_MAX_MAPPINGS, DEFAULT_MAX_SESSIONS, EVENTS_BYTES, EndpointKey, FRAG_HOLD_MAX,
     FRAGS_MAX, FilterKey, FragKey, FragValue, HeldFragment, HoldKey, INTERNAL_MAX, InternalPrefix,
-    Ipv4Be, Mapping, NatConfig, POOL_MAX, STATIC_MAX_ENTRIES, Session, SessionKey,
+    Ipv4Be, MAX_HOSTS, Mapping, NatConfig, POOL_MAX, STATIC_MAX_ENTRIES, Session, SessionKey,
     stats::COUNTER_COUNT,
 };
 
@@ -61,8 +61,11 @@ pub static SESSIONS: HashMap<SessionKey, Session> =
 #[map]
 pub static FILTER: HashMap<FilterKey, u64> = HashMap::with_max_entries(DEFAULT_MAX_SESSIONS, 0);
 
+/// One entry per inside host, inserted once per host: not preallocated, so
+/// it costs what it holds (plus its bucket array).
 #[map]
-pub static HOST_PORTS: HashMap<Ipv4Be, u64> = HashMap::with_max_entries(DEFAULT_MAX_MAPPINGS, 0);
+pub static HOST_PORTS: HashMap<Ipv4Be, u64> =
+    HashMap::with_max_entries(MAX_HOSTS, BPF_F_NO_PREALLOC);
 
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);

@@ -109,7 +109,7 @@ impl Instance {
         loader
             .map_max_entries(MAP_NAPT_OUT, cap.mappings)
             .map_max_entries(MAP_NAPT_IN, cap.mappings)
-            .map_max_entries(MAP_HOST_PORTS, cap.mappings)
+            .map_max_entries(MAP_HOST_PORTS, nat_common::host_ports_entries(cap.mappings))
             .map_max_entries(MAP_SESSIONS, cap.sessions)
             .map_max_entries(MAP_FILTER, cap.sessions);
         let mut ebpf = loader
