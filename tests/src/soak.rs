@@ -56,6 +56,8 @@ pub struct Report {
     pub udp_flows: u64,
     pub tcp_flows: u64,
     pub failures: u64,
+    /// What the first failures were (at most [`SAMPLES`]).
+    pub failure_samples: Vec<String>,
     pub peak_mappings: u64,
     pub mappings_created: u64,
     pub expired_to_zero_s: f64,
@@ -74,6 +76,7 @@ impl Report {
             "udp_flows": self.udp_flows,
             "tcp_flows": self.tcp_flows,
             "failures": self.failures,
+            "failure_samples": self.failure_samples,
             "peak_mappings": self.peak_mappings,
             "mappings_created": self.mappings_created,
             "expired_to_zero_s": self.expired_to_zero_s,
@@ -91,6 +94,20 @@ struct Tally {
     udp: AtomicU64,
     tcp: AtomicU64,
     failures: AtomicU64,
+    samples: std::sync::Mutex<Vec<String>>,
+}
+
+/// Failures described in the report.
+const SAMPLES: usize = 10;
+
+impl Tally {
+    fn fail(&self, what: String) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        let mut s = self.samples.lock().unwrap();
+        if s.len() < SAMPLES {
+            s.push(what);
+        }
+    }
 }
 
 /// Runs the soak; the report's `problems` say whether it passed.
@@ -119,11 +136,16 @@ pub fn run(opts: &Options) -> Report {
             .expect("TCP listener");
 
     let started = Instant::now();
+    // The servers stop only after the churn has: a flow in flight when
+    // the churn stops still gets its answer.
+    let servers_stop = AtomicBool::new(false);
     let stopped = std::thread::scope(|s| {
-        s.spawn(|| udp_echo(&udp_server, &stop));
-        s.spawn(|| tcp_echo(&tcp_server, &stop));
-        s.spawn(|| udp_churn(&f.t.a, &f.t.b, &stop, &tally));
-        s.spawn(|| tcp_churn(&f.t.a, &stop, &tally));
+        s.spawn(|| udp_echo(&udp_server, &servers_stop));
+        s.spawn(|| tcp_echo(&tcp_server, &servers_stop));
+        let churn = [
+            s.spawn(|| udp_churn(&f.t.a, &f.t.b, &stop, &tally)),
+            s.spawn(|| tcp_churn(&f.t.a, &stop, &tally)),
+        ];
         // The sampler: bounded by the duration; once a second.
         let mut warmed = false;
         while started.elapsed() < opts.duration {
@@ -137,12 +159,18 @@ pub fn run(opts: &Options) -> Report {
             }
         }
         stop.store(true, Ordering::Relaxed);
-        Instant::now()
+        let stopped = Instant::now();
+        for c in churn {
+            c.join().expect("churn worker panicked");
+        }
+        servers_stop.store(true, Ordering::Relaxed);
+        stopped
     });
     r.duration_s = (stopped - started).as_secs_f64();
     r.udp_flows = tally.udp.load(Ordering::Relaxed);
     r.tcp_flows = tally.tcp.load(Ordering::Relaxed);
     r.failures = tally.failures.load(Ordering::Relaxed);
+    r.failure_samples = tally.samples.lock().unwrap().clone();
 
     // Drain: every binding expires, none is left behind (timed from the
     // moment the churn was told to stop).
@@ -254,29 +282,32 @@ fn udp_churn(a: &Netns, b: &Netns, stop: &AtomicBool, tally: &Tally) {
         let (ns, ip) = hosts[(n % 3) as usize];
         n += 1;
         let sock = udp_bind(ns, sa(ip, 0));
-        if udp_round_trip(&sock, to, &n.to_be_bytes()) {
-            tally.udp.fetch_add(1, Ordering::Relaxed);
-        } else {
-            tally.failures.fetch_add(1, Ordering::Relaxed);
+        match udp_round_trip(&sock, to, &n.to_be_bytes()) {
+            Ok(()) => {
+                tally.udp.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => tally.fail(format!("UDP from {:?}: {e}", sock.local_addr())),
         }
     }
 }
 
 /// Sends `msg` and waits for its echo; three tries of a second each.
-fn udp_round_trip(sock: &UdpSocket, to: SocketAddrV4, msg: &[u8]) -> bool {
+fn udp_round_trip(sock: &UdpSocket, to: SocketAddrV4, msg: &[u8]) -> Result<(), String> {
     sock.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
     let mut buf = [0u8; 64];
+    let mut last = String::new();
     for _ in 0..3 {
-        if sock.send_to(msg, to).is_err() {
+        if let Err(e) = sock.send_to(msg, to) {
+            last = format!("send: {e}");
             continue;
         }
-        if let Ok((n, _)) = sock.recv_from(&mut buf)
-            && &buf[..n] == msg
-        {
-            return true;
+        match sock.recv_from(&mut buf) {
+            Ok((n, _)) if &buf[..n] == msg => return Ok(()),
+            Ok((n, from)) => last = format!("{n} other bytes from {from}"),
+            Err(e) => last = format!("recv: {e}"),
         }
     }
-    false
+    Err(format!("3 tries, last: {last}"))
 }
 
 /// One TCP connection after another from host A.
@@ -287,21 +318,30 @@ fn tcp_churn(a: &Netns, stop: &AtomicBool, tally: &Tally) {
     let mut next = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         pace(&mut next, every);
-        let ok = a
+        let r = a
             .in_ns(|| TcpStream::connect_timeout(&to.into(), Duration::from_secs(5)))
             .and_then(|mut c| {
+                let local = c.local_addr()?;
+                let fail = |e: std::io::Error| std::io::Error::other(format!("{local}: {e}"));
                 c.set_read_timeout(Some(Duration::from_secs(5)))?;
-                c.write_all(&data)?;
-                c.shutdown(Shutdown::Write)?;
+                c.write_all(&data).map_err(fail)?;
+                c.shutdown(Shutdown::Write).map_err(fail)?;
                 let mut got = Vec::new();
-                c.read_to_end(&mut got)?;
-                Ok(got == data)
-            })
-            .unwrap_or(false);
-        if ok {
-            tally.tcp.fetch_add(1, Ordering::Relaxed);
-        } else {
-            tally.failures.fetch_add(1, Ordering::Relaxed);
+                c.read_to_end(&mut got).map_err(fail)?;
+                if got != data {
+                    return Err(std::io::Error::other(format!(
+                        "{local}: {} bytes echoed, {} sent or different",
+                        got.len(),
+                        data.len()
+                    )));
+                }
+                Ok(())
+            });
+        match r {
+            Ok(()) => {
+                tally.tcp.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => tally.fail(format!("TCP: {e}")),
         }
     }
 }
