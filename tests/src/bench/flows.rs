@@ -30,8 +30,8 @@ use std::net::Ipv4Addr;
 
 use anyhow::{Result, ensure};
 use nat_common::{
-    EndpointKey, FilterKey, MAP_FILTER, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_SESSIONS, Mapping, Session,
-    SessionKey, TCP_ACK_IN, TCP_ACK_OUT, TCP_SYN_IN, TCP_SYN_OUT,
+    EndpointKey, FilterKey, MAP_FILTER, MAP_HOST_PORTS, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_SESSIONS,
+    Mapping, Session, SessionKey, TCP_ACK_IN, TCP_ACK_OUT, TCP_SYN_IN, TCP_SYN_OUT,
 };
 use xnat_tests::frame::{Packet, Tcp, Udp};
 
@@ -221,7 +221,17 @@ pub fn fill_bulk(inst: &Instance, n: u32, now: u64) -> Result<()> {
     for k in 0..n {
         e.push(&bulk(k), now);
     }
-    e.write(inst)
+    e.write(inst)?;
+    // The per-host port counts the data plane keeps with
+    // --max-ports-per-host on (64 bindings per bulk host), so the memory
+    // figures include them.
+    let hosts: Vec<u32> = (0..n.div_ceil(64))
+        .map(|h| be(bulk(h * 64).inside.addr))
+        .collect();
+    let counts: Vec<u64> = (0..hosts.len() as u32)
+        .map(|h| (n - h * 64).min(64) as u64)
+        .collect();
+    inst.update_batch(MAP_HOST_PORTS, &hosts, &counts)
 }
 
 /// Installs a cycle flow (see the module docs): the flow itself and its

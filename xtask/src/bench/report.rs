@@ -392,7 +392,8 @@ fn scale_tables(out: &mut String, m: &Value) {
     let _ = writeln!(
         out,
         "\nKernel memory of the binding tables (`memlock` from /proc/self/fdinfo of each map; \
-         hash maps are preallocated, so this is the cost of the capacity, filled to it):\n"
+         the binding tables are preallocated, so this is the cost of the capacity, filled to it; \
+         HOST_PORTS, one entry per inside host, is not: its bucket array plus the hosts it holds):\n"
     );
     let mems = s["memory"].as_array().cloned().unwrap_or_default();
     let names = ["NAPT_OUT", "NAPT_IN", "SESSIONS", "FILTER", "HOST_PORTS"];
