@@ -196,6 +196,19 @@ impl Generator {
             _ => self.rng.random_range(0..=bytes.len()),
         };
         bytes.truncate(cut);
+        if bytes.len() >= 4 && self.rng.random_bool(0.1) {
+            // The quoted header lies about its own length.
+            if self.rng.random_bool(0.5) {
+                bytes[0] = (bytes[0] & 0xf0) | self.rng.random_range(0..16u8);
+            } else {
+                let t: u16 = pick(&mut self.rng, &[0, 1, 20, 28, 0xffff]);
+                bytes[2..4].copy_from_slice(&t.to_be_bytes());
+            }
+            what.push(format!(
+                "quoted header's IHL/length changed to {:02x?}",
+                &bytes[..4]
+            ));
+        }
         what.push(format!(
             "ICMP error {typ}/{code} quoting {} of {} bytes",
             bytes.len(),

@@ -262,8 +262,10 @@ pub fn test_code(
     match base {
         Some(p) => {
             let _ = writeln!(s, "    let p = {};", packet_code(p));
-            let _ = writeln!(s, "    let mut f = p.frame();");
-            s.push_str(&edits(base_frame, frame));
+            let e = edits(base_frame, frame);
+            let m = if e.is_empty() { "" } else { "mut " };
+            let _ = writeln!(s, "    let {m}f = p.frame();");
+            s.push_str(&e);
         }
         None => {
             let _ = writeln!(s, "    let f: Vec<u8> = vec!{};", bytes(frame));
@@ -272,9 +274,10 @@ pub fn test_code(
     let _ = writeln!(s, "    let out = n.run(Hook::{hook:?}, &f);");
     let _ = writeln!(s, "    assert_eq!(out.verdict, {verdict}, \"verdict\");");
     let _ = writeln!(s, "    let expected: Vec<u8> = vec!{};", bytes(expected));
+    let _ = writeln!(s, "    assert_frame_eq(\"output\", &out.data, &expected);");
     let _ = writeln!(
         s,
-        "    assert_frame_eq(\"output\", &out.data, &expected);\n}}"
+        "    // The maps afterwards (n.state()) against the differences listed above.\n}}"
     );
     s
 }

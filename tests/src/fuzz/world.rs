@@ -79,6 +79,10 @@ pub fn new_epoch(st: &mut State, rng: &mut impl Rng) {
     .unwrap();
     (cfg.port_min, cfg.port_max) = *RANGES.choose(rng).unwrap();
     cfg.max_ports_per_host = *[0, 0, 2, 3].choose(rng).unwrap();
+    if rng.random_bool(0.05) {
+        // NAPT off: only the static maps translate.
+        cfg.pool_len = 0;
+    }
     st.config = cfg;
     for _ in 0..rng.random_range(0..3) {
         let proto = *[6u8, 17].choose(rng).unwrap();
