@@ -204,7 +204,16 @@ pub fn run(opts: &Options) -> Result<Report> {
             }
         }
         if !problems.is_empty() {
-            let text = describe(opts.seed, i, epoch, &case, &st, &p, &problems);
+            let text = describe(
+                opts.seed,
+                i,
+                epoch,
+                &case,
+                &st,
+                &p,
+                &outcome.data,
+                &problems,
+            );
             eprintln!("{text}");
             report.mismatches.push(text);
         }
@@ -230,6 +239,7 @@ fn refused_by_test_run(case: &Case) -> bool {
         && case.frame.len() < crate::frame::ETH_HLEN + 20
 }
 
+#[allow(clippy::too_many_arguments)]
 fn describe(
     seed: u64,
     i: u64,
@@ -237,6 +247,7 @@ fn describe(
     case: &Case,
     st: &State,
     p: &model::Prediction,
+    program_output: &[u8],
     problems: &[String],
 ) -> String {
     let mut s = String::new();
@@ -253,6 +264,14 @@ fn describe(
         case.frame.len(),
         hex_dump(&case.frame, None)
     );
+    if p.output == program_output {
+        let _ = writeln!(
+            s,
+            "output (model and program agree, {} bytes):\n{}",
+            p.output.len(),
+            hex_dump(&p.output, None)
+        );
+    }
     for pr in problems {
         let _ = writeln!(s, "- {pr}");
     }
