@@ -423,6 +423,16 @@ fn scale_tables(out: &mut String, m: &Value) {
             f(&mem["bytes_per_binding"])
         );
     }
+    let _ = writeln!(
+        out,
+        "\nWhere the bytes go: a preallocated hash-map entry is a 48 B kernel element header, \
+         the key and the value (each rounded up to 8 B), and a 16 B bucket (the bucket array is \
+         a power of two ≥ the capacity): NAPT_OUT and NAPT_IN 48 + 8 + 24 + 16 = 96 B, SESSIONS \
+         48 + 16 + 56 + 16 = 136 B, FILTER 48 + 16 + 8 + 16 = 88 B. A binding is four such \
+         entries, and their header and bucket alone are 259 B, where 256 MiB for 1M bindings \
+         allows 268 B: that target needs fewer entries per binding (e.g. a mapping that holds \
+         its first session and first remote address itself), not just smaller ones."
+    );
 
     let sw = &s["sweep"];
     if sw.is_object() {
@@ -450,6 +460,15 @@ fn scale_tables(out: &mut String, m: &Value) {
                 f(&x["sys_ms"])
             );
         }
+        let _ = writeln!(
+            out,
+            "\nWhere the time goes: the kernel's side of the batch calls, a few hundred ns per \
+             entry walked by `BPF_MAP_LOOKUP_BATCH` (SESSIONS, NAPT_OUT and FILTER, each read once) \
+             and per key deleted by `BPF_MAP_DELETE_BATCH` (SESSIONS, NAPT_OUT, NAPT_IN, \
+             FILTER: 4M deletes when everything expires). Each chunk's expired entries are \
+             deleted right after it is read, while they are in the CPU caches; NAPT_IN's deletes \
+             come in a random bucket order and cost the most."
+        );
     }
 }
 
