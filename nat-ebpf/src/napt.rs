@@ -219,7 +219,7 @@ pub fn egress<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
         outbound: true,
         bytes: bytes_of(ip),
         tcp_bits: session::tcp_bits(ports.tcp_flags, true),
-        now,
+        now: Some(now),
     };
     if session::touch(&skey, &mapping, &touch).is_err() {
         return Some(drop(Counter::DropSessionTableFull));
@@ -373,22 +373,31 @@ fn ingress_first<P: Packet>(p: &mut P, ip: &Ipv4, cfg: &NatConfig) -> Option<Ver
         proto: ip.proto,
         _pad: [0; 3],
     };
-    if !admitted(&cfg, &inside, &key, &skey, ip.src) {
-        return Some(drop(Counter::DropFiltered));
-    }
-    let public = Mapping {
-        addr: ip.dst,
-        port: ports.our_port,
-        ..inside
-    };
     let touch = Touch {
         outbound: false,
         bytes: bytes_of(ip),
         tcp_bits: session::tcp_bits(ports.tcp_flags, false),
-        now: session::now(),
+        now: None,
     };
-    if session::touch(&skey, &public, &touch).is_err() {
-        return Some(drop(Counter::DropSessionTableFull));
+    match session::find(&skey) {
+        // A session with exactly this remote endpoint passes every
+        // filtering mode: the inside host sent to it, or it was admitted
+        // before. One lookup instead of a filter check and then the
+        // session's.
+        Some(s) => session::refresh(s, &skey, &touch),
+        None => {
+            if !admitted(&cfg, &inside, &key, ip.src) {
+                return Some(drop(Counter::DropFiltered));
+            }
+            let public = Mapping {
+                addr: ip.dst,
+                port: ports.our_port,
+                ..inside
+            };
+            if session::create(&skey, &public, &touch).is_err() {
+                return Some(drop(Counter::DropSessionTableFull));
+            }
+        }
     }
     if rewrite(p, ip, false, inside.addr, &ports, inside.port).is_none() {
         counters::bump(Counter::IngressPassedMalformed);
@@ -400,15 +409,10 @@ fn ingress_first<P: Packet>(p: &mut P, ip: &Ipv4, cfg: &NatConfig) -> Option<Ver
     Some(Verdict::Translated)
 }
 
-/// RFC 4787 §5 filtering: may `remote` reach the inside endpoint?
+/// RFC 4787 §5 filtering: may `remote` reach the inside endpoint, with
+/// which it has no session yet?
 #[inline(always)]
-fn admitted(
-    cfg: &NatConfig,
-    inside: &Mapping,
-    public: &EndpointKey,
-    skey: &SessionKey,
-    remote_addr: u32,
-) -> bool {
+fn admitted(cfg: &NatConfig, inside: &Mapping, public: &EndpointKey, remote_addr: u32) -> bool {
     if inside.flags & MAPPING_FORWARD != 0 {
         return true;
     }
@@ -424,8 +428,9 @@ fn admitted(
             // SAFETY: presence check only.
             unsafe { FILTER.get(fkey).is_some() }
         }
-        // SAFETY: presence check only.
-        FILTER_ADDRESS_AND_PORT => unsafe { SESSIONS.get(skey).is_some() },
+        // Only the exact remote endpoint the inside host sent to, and it
+        // has no session (or it would not be asked).
+        FILTER_ADDRESS_AND_PORT => false,
         _ => true,
     }
 }

@@ -47,7 +47,7 @@ impl Sweeper {
         })
     }
 
-    /// One pass over all tables at time `now` (CLOCK_BOOTTIME ns).
+    /// One pass over all tables at time `now` (data plane clock ns (CLOCK_MONOTONIC_COARSE)).
     pub fn sweep(&self, cfg: &NatConfig, now: u64) -> anyhow::Result<SweepReport> {
         let started = Instant::now();
         let mut report = SweepReport::default();
@@ -160,5 +160,5 @@ impl Sweeper {
 
 /// Convenience for one sweep from a directory, at the current time.
 pub fn sweep_now(dir: &Path, cfg: &NatConfig) -> anyhow::Result<SweepReport> {
-    Sweeper::open(dir)?.sweep(cfg, clock::boot_ns())
+    Sweeper::open(dir)?.sweep(cfg, clock::now_ns())
 }
