@@ -95,6 +95,17 @@ fn icmp_query(ip: &Ipv4, id: u16) -> Ports {
     }
 }
 
+/// The NAPT_OUT key of an outbound packet.
+#[inline(always)]
+fn out_key(ip: &Ipv4, ports: &Ports) -> EndpointKey {
+    EndpointKey {
+        addr: ip.src,
+        port: ports.our_port,
+        proto: ip.proto,
+        _pad: 0,
+    }
+}
+
 #[inline(always)]
 fn bytes_of(ip: &Ipv4) -> u64 {
     (ip.end - ip.off) as u64
@@ -146,12 +157,12 @@ fn rewrite<P: Packet>(
 #[inline(always)]
 pub fn egress<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
     let cfg = config()?;
-    if !is_internal(ip.src) {
-        return None;
-    }
-    // From here on the packet is ours: it must leave translated or not at
-    // all, never with its inside source address.
     if ip.later_fragment {
+        if !is_internal(ip.src) {
+            return None;
+        }
+        // Ours from here on: it must leave translated or not at all, never
+        // with its inside source address.
         if let Some(v) = frag::translate_later(p, ip, false) {
             return Some(v);
         }
@@ -161,7 +172,21 @@ pub fn egress<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
         }
         return Some(drop(Counter::DropFragmentUnknown));
     }
-    let ports = match ports(p, ip, true) {
+    let parsed = ports(p, ip, true);
+    // A TCP/UDP segment with a mapping needs no INTERNAL lookup (the
+    // costliest of the path): the mapping proves its source is inside,
+    // since reload refuses to remove an internal prefix that live bindings
+    // use and forwards must point inside.
+    let found = match &parsed {
+        Ok(Some(ports)) => NAPT_OUT.get_ptr_mut(out_key(ip, ports)),
+        _ => None,
+    };
+    if found.is_none() && !is_internal(ip.src) {
+        return None;
+    }
+    // Ours from here on: it must leave translated or not at all, never
+    // with its inside source address.
+    let ports = match parsed {
         Ok(Some(ports)) => ports,
         Err(()) => return Some(drop(Counter::EgressDroppedMalformed)),
         Ok(None) if ip.proto == IPPROTO_ICMP => {
@@ -182,13 +207,12 @@ pub fn egress<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
     };
 
     let now = session::now();
-    let key = EndpointKey {
-        addr: ip.src,
-        port: ports.our_port,
-        proto: ip.proto,
-        _pad: 0,
+    let key = out_key(ip, &ports);
+    let found = match ports.kind {
+        Kind::IcmpQuery => NAPT_OUT.get_ptr_mut(key),
+        Kind::Tcp | Kind::Udp => found,
     };
-    let mapping = match NAPT_OUT.get_ptr_mut(key) {
+    let mapping = match found {
         Some(m) => {
             // SAFETY: value in the map; a racing write of the same
             // timestamp field is harmless.

@@ -52,6 +52,15 @@ pub fn dataplane_now_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// The times the data plane may stamp on something done between reading
+/// [`dataplane_now_ns`] as `t0` and as `t1`: its clock is cached per CPU
+/// per jiffy, so it can lag the user-space reading by a tick or two (20 ms
+/// at HZ=100; the slack covers that with room).
+pub fn clock_window(t0: u64, t1: u64) -> std::ops::RangeInclusive<u64> {
+    const SLACK_NS: u64 = 50_000_000;
+    t0.saturating_sub(SLACK_NS)..=t1
+}
+
 /// A transport endpoint in host terms (port in host order; for ICMP
 /// queries the port is the identifier).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

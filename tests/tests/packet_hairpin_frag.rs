@@ -49,7 +49,7 @@ use xnat_tests::frame::{
 };
 use xnat_tests::hairpin_topo::count_keys;
 use xnat_tests::napt_maps::{
-    Endpoint, be, dataplane_now_ns, default_config, filter_key, session_key,
+    Endpoint, be, clock_window, dataplane_now_ns, default_config, filter_key, session_key,
 };
 use xnat_tests::netns::Netns;
 
@@ -851,7 +851,7 @@ fn egress_first_fragment_decides_later_fragments_follow() {
         .frag(&fkey(A, SRV, 0x4242, UDP, false))
         .unwrap_or_else(|| panic!("no FRAGS entry for the first fragment: {:?}", hp.frags()));
     assert_eq!(v.new_addr, be(POOL));
-    assert!(v.seen >= before && v.seen <= dataplane_now_ns());
+    assert!(clock_window(before, dataplane_now_ns()).contains(&v.seen));
 
     for (what, f, t) in [("middle fragment", &f1, &t1), ("last fragment", &f2, &t2)] {
         let out = hp.run_hook(Hook::EgressTc, &f.frame());

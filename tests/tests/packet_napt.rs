@@ -28,7 +28,9 @@ use xnat_tests::frame::{
     ETH_HLEN, Icmp, L4, Packet, Tcp, Udp, arp_request, assert_frame_eq, check_checksums, cut,
     hex_dump, icmp, ipv6_udp, proto, tcp_flags,
 };
-use xnat_tests::napt_maps::{Endpoint, Napt, be, dataplane_now_ns, filter_key, session_key};
+use xnat_tests::napt_maps::{
+    Endpoint, Napt, be, clock_window, dataplane_now_ns, filter_key, session_key,
+};
 
 /// The inside network (`--internal 10.0.0.0/8`).
 const INSIDE_NET: (Ipv4Addr, u32) = (Ipv4Addr::new(10, 0, 0, 0), 8);
@@ -304,7 +306,7 @@ fn assert_mapping(n: &Napt, inside: Endpoint, public: Endpoint, flags: u16) -> (
 fn assert_new_mapping(n: &Napt, inside: Endpoint, public: Endpoint, t0: u64, t1: u64) {
     let (out, inb) = assert_mapping(n, inside, public, 0);
     assert!(
-        (t0..=t1).contains(&out.created),
+        clock_window(t0, t1).contains(&out.created),
         "created {} not within [{t0}, {t1}] (the data plane clock)",
         out.created
     );
@@ -458,7 +460,7 @@ fn first_packet_case(p: &Packet, remote_port: u16, tcp_bits: u8) {
         "session {sk:?}"
     );
     assert!(
-        (t0..=t1).contains(&s.created),
+        clock_window(t0, t1).contains(&s.created),
         "session created {}",
         s.created
     );
@@ -471,7 +473,7 @@ fn first_packet_case(p: &Packet, remote_port: u16, tcp_bits: u8) {
     let fk = filter_key(public, p.ip.dst);
     assert_eq!(n.filter_all().len(), 1, "FILTER: {:?}", n.filter_all());
     let seen = n.filter(&fk).expect("FILTER entry for the remote address");
-    assert!((t0..=t1).contains(&seen), "FILTER value {seen}");
+    assert!(clock_window(t0, t1).contains(&seen), "FILTER value {seen}");
 
     let st = n.state();
     assert_eq!((st.out.len(), st.inb.len()), (1, 1), "one mapping pair");
@@ -580,7 +582,7 @@ fn endpoint_independent_mapping() {
                 let t1 = dataplane_now_ns();
                 let (out, _) = assert_mapping(&n, inside, public, 0);
                 assert!(
-                    (t0..=t1).contains(&out.last_seen),
+                    clock_window(t0, t1).contains(&out.last_seen),
                     "{what}: outbound packet did not refresh the mapping (last_seen {})",
                     out.last_seen
                 );
@@ -1290,7 +1292,7 @@ fn refresh_directions() {
             assert_eq!(s.bytes_in, back.total_len(), "{what}");
             if inside.proto == TCP {
                 assert!(
-                    (t0..=t1).contains(&s.last_seen),
+                    clock_window(t0, t1).contains(&s.last_seen),
                     "{what}: inbound TCP did not refresh (last_seen {})",
                     s.last_seen
                 );
@@ -1305,7 +1307,7 @@ fn refresh_directions() {
             let t1 = dataplane_now_ns();
             let s = session(n, &sk);
             assert!(
-                (t0..=t1).contains(&s.last_seen),
+                clock_window(t0, t1).contains(&s.last_seen),
                 "{what}: outbound did not refresh (last_seen {})",
                 s.last_seen
             );
