@@ -9,7 +9,7 @@ use nat_common::{
 use crate::{
     alloc, counters, frag,
     icmp::{self, InnerField},
-    maps::{CONFIG, FILTER, INTERNAL, NAPT_IN, NAPT_OUT, SESSIONS},
+    maps::{CONFIG, FILTER, INTERNAL, NAPT_IN, NAPT_OUT},
     nat::Verdict,
     packet::Packet,
     parse::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4},
