@@ -12,6 +12,15 @@ pub type Ipv4Be = u32;
 pub const MAP_STATIC_OUT: &str = "STATIC_OUT";
 /// Static 1:1 NAT, inbound: public address -> private address.
 pub const MAP_STATIC_IN: &str = "STATIC_IN";
+/// Single-entry array: 1 when user space knows both static tables are
+/// empty, so the programs skip looking them up on every packet. 0 (the
+/// value of a fresh map) means "look": a writer that does not know about
+/// this flag can never make a static mapping invisible.
+pub const MAP_STATIC_EMPTY: &str = "STATIC_EMPTY";
+/// Per-CPU cache of the data plane's clock: `[jiffies, ns]`, the coarse
+/// time read when this CPU first saw that jiffies value (see
+/// nat-ebpf/src/session.rs). Nobody outside the programs reads it.
+pub const MAP_CLOCK: &str = "CLOCK";
 /// `--fast-path` switch: `[FAST_PATH_ON]` 1 when on, `[FAST_PATH_EXT_IFINDEX]` the
 /// external interface (outbound fast-path packets must route there).
 pub const MAP_FAST_PATH: &str = "FAST_PATH";
@@ -35,12 +44,13 @@ pub const MAP_EVENT_MASK: &str = "EVENT_MASK";
 /// types and counter indices. Bump it whenever any of them changes, so a
 /// new `xnat` refuses to adopt state pinned by an incompatible one instead
 /// of misreading it.
-pub const LAYOUT_VERSION: u32 = 2;
+pub const LAYOUT_VERSION: u32 = 3;
 
 /// Every map the programs define, in the order user space pins them.
 pub const ALL_MAPS: &[&str] = &[
     MAP_STATIC_OUT,
     MAP_STATIC_IN,
+    MAP_STATIC_EMPTY,
     MAP_STATS,
     MAP_FAST_PATH,
     MAP_XDP_TARGETS,
@@ -58,6 +68,7 @@ pub const ALL_MAPS: &[&str] = &[
     crate::napt::MAP_FRAG_SCRATCH,
     MAP_VERSION,
     MAP_EVENT_MASK,
+    MAP_CLOCK,
 ];
 
 /// Capacity of the static 1:1 table (each direction).

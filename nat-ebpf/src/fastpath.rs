@@ -12,7 +12,7 @@ use nat_common::{Counter, EndpointKey, SessionKey};
 use crate::{
     counters,
     forward::{self, Route},
-    maps::{INTERNAL, NAPT_OUT, SESSIONS, STATIC_OUT, XDP_TARGETS},
+    maps::{NAPT_OUT, SESSIONS, XDP_TARGETS},
     nat::{self, Direction, Verdict},
     packet::{Packet, TcPacket, XdpPacket},
     parse::{self, IPPROTO_TCP, IPPROTO_UDP, Ipv4},
@@ -84,8 +84,7 @@ fn mtu_len(ctx: &TcContext, ip: &Ipv4) -> u16 {
 /// mapping, or a NAPT mapping with a session to this remote endpoint.
 #[inline(always)]
 fn established<P: Packet>(p: &P, ip: &Ipv4) -> bool {
-    // SAFETY: presence checks only.
-    if unsafe { STATIC_OUT.get(ip.src).is_some() } {
+    if crate::nat::lookup_out(ip.src).is_some() {
         return true;
     }
     if ip.later_fragment || ip.more_fragments {
@@ -94,13 +93,9 @@ fn established<P: Packet>(p: &P, ip: &Ipv4) -> bool {
     if !matches!(ip.proto, IPPROTO_TCP | IPPROTO_UDP) || !ip.has(ip.l4(), 4) {
         return false;
     }
-    if INTERNAL
-        .get(aya_ebpf::maps::lpm_trie::Key::new(32, ip.src))
-        .is_none()
-    {
-        return false;
-    }
-    let (Some(sport), Some(dport)) = (p.load::<u16>(ip.l4()), p.load::<u16>(ip.l4() + 2)) else {
+    // No INTERNAL lookup: a mapping proves the source is inside (see
+    // napt::egress).
+    let Some([sport, dport]) = p.load::<[u16; 2]>(ip.l4()) else {
         return false;
     };
     let out = EndpointKey {

@@ -12,7 +12,7 @@ use nat_common::EndpointKey;
 use crate::{
     frag,
     icmp::{self, InnerField},
-    maps::{CONFIG, FRAGS, NAPT_IN, STATIC_IN, STATIC_OUT},
+    maps::{CONFIG, FRAGS, NAPT_IN},
     nat::{self, Direction, Verdict},
     packet::Packet,
     parse::{self, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4},
@@ -54,10 +54,10 @@ fn later_fragment_hairpinned(ip: &Ipv4) -> bool {
         if FRAGS.get(frag::key(ip, false)).is_some() {
             return true;
         }
-        match STATIC_OUT.get(ip.src) {
+        match crate::nat::lookup_out(ip.src) {
             Some(public) => {
                 let mut k = frag::key(ip, true);
-                k.src = *public;
+                k.src = public;
                 FRAGS.get(k).is_some()
             }
             None => false,
@@ -68,8 +68,7 @@ fn later_fragment_hairpinned(ip: &Ipv4) -> bool {
 /// Whether `ip` is addressed to a public endpoint xnat translates.
 #[inline(always)]
 fn targets_us<P: Packet>(p: &P, ip: &Ipv4) -> bool {
-    // SAFETY: presence check only.
-    if unsafe { STATIC_IN.get(ip.dst).is_some() } {
+    if crate::nat::lookup_in(ip.dst).is_some() {
         return true;
     }
     if !napt_on() {

@@ -20,6 +20,14 @@ pub static STATIC_OUT: HashMap<Ipv4Be, Ipv4Be> = HashMap::with_max_entries(STATI
 #[map]
 pub static STATIC_IN: HashMap<Ipv4Be, Ipv4Be> = HashMap::with_max_entries(STATIC_MAX_ENTRIES, 0);
 
+/// 1 when both static tables are empty (see nat_common::MAP_STATIC_EMPTY).
+#[map]
+pub static STATIC_EMPTY: Array<u32> = Array::with_max_entries(1, 0);
+
+/// Per-CPU clock cache `[jiffies, ns]` (see session::now).
+#[map]
+pub static CLOCK: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);
+
 /// Per-CPU counters indexed by `nat_common::Counter`.
 #[map]
 pub static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_COUNT, 0);

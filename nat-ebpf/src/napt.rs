@@ -9,7 +9,7 @@ use nat_common::{
 use crate::{
     alloc, counters, frag,
     icmp::{self, InnerField},
-    maps::{CONFIG, FILTER, INTERNAL, NAPT_IN, NAPT_OUT, SESSIONS},
+    maps::{CONFIG, FILTER, INTERNAL, NAPT_IN, NAPT_OUT},
     nat::Verdict,
     packet::Packet,
     parse::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4},
@@ -95,6 +95,17 @@ fn icmp_query(ip: &Ipv4, id: u16) -> Ports {
     }
 }
 
+/// The NAPT_OUT key of an outbound packet.
+#[inline(always)]
+fn out_key(ip: &Ipv4, ports: &Ports) -> EndpointKey {
+    EndpointKey {
+        addr: ip.src,
+        port: ports.our_port,
+        proto: ip.proto,
+        _pad: 0,
+    }
+}
+
 #[inline(always)]
 fn bytes_of(ip: &Ipv4) -> u64 {
     (ip.end - ip.off) as u64
@@ -146,12 +157,12 @@ fn rewrite<P: Packet>(
 #[inline(always)]
 pub fn egress<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
     let cfg = config()?;
-    if !is_internal(ip.src) {
-        return None;
-    }
-    // From here on the packet is ours: it must leave translated or not at
-    // all, never with its inside source address.
     if ip.later_fragment {
+        if !is_internal(ip.src) {
+            return None;
+        }
+        // Ours from here on: it must leave translated or not at all, never
+        // with its inside source address.
         if let Some(v) = frag::translate_later(p, ip, false) {
             return Some(v);
         }
@@ -161,7 +172,21 @@ pub fn egress<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
         }
         return Some(drop(Counter::DropFragmentUnknown));
     }
-    let ports = match ports(p, ip, true) {
+    let parsed = ports(p, ip, true);
+    // A TCP/UDP segment with a mapping needs no INTERNAL lookup (the
+    // costliest of the path): the mapping proves its source is inside,
+    // since reload refuses to remove an internal prefix that live bindings
+    // use and forwards must point inside.
+    let found = match &parsed {
+        Ok(Some(ports)) => NAPT_OUT.get_ptr_mut(out_key(ip, ports)),
+        _ => None,
+    };
+    if found.is_none() && !is_internal(ip.src) {
+        return None;
+    }
+    // Ours from here on: it must leave translated or not at all, never
+    // with its inside source address.
+    let ports = match parsed {
         Ok(Some(ports)) => ports,
         Err(()) => return Some(drop(Counter::EgressDroppedMalformed)),
         Ok(None) if ip.proto == IPPROTO_ICMP => {
@@ -182,13 +207,12 @@ pub fn egress<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
     };
 
     let now = session::now();
-    let key = EndpointKey {
-        addr: ip.src,
-        port: ports.our_port,
-        proto: ip.proto,
-        _pad: 0,
+    let key = out_key(ip, &ports);
+    let found = match ports.kind {
+        Kind::IcmpQuery => NAPT_OUT.get_ptr_mut(key),
+        Kind::Tcp | Kind::Udp => found,
     };
-    let mapping = match NAPT_OUT.get_ptr_mut(key) {
+    let mapping = match found {
         Some(m) => {
             // SAFETY: value in the map; a racing write of the same
             // timestamp field is harmless.
@@ -219,7 +243,7 @@ pub fn egress<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
         outbound: true,
         bytes: bytes_of(ip),
         tcp_bits: session::tcp_bits(ports.tcp_flags, true),
-        now,
+        now: Some(now),
     };
     if session::touch(&skey, &mapping, &touch).is_err() {
         return Some(drop(Counter::DropSessionTableFull));
@@ -373,22 +397,31 @@ fn ingress_first<P: Packet>(p: &mut P, ip: &Ipv4, cfg: &NatConfig) -> Option<Ver
         proto: ip.proto,
         _pad: [0; 3],
     };
-    if !admitted(&cfg, &inside, &key, &skey, ip.src) {
-        return Some(drop(Counter::DropFiltered));
-    }
-    let public = Mapping {
-        addr: ip.dst,
-        port: ports.our_port,
-        ..inside
-    };
     let touch = Touch {
         outbound: false,
         bytes: bytes_of(ip),
         tcp_bits: session::tcp_bits(ports.tcp_flags, false),
-        now: session::now(),
+        now: None,
     };
-    if session::touch(&skey, &public, &touch).is_err() {
-        return Some(drop(Counter::DropSessionTableFull));
+    match session::find(&skey) {
+        // A session with exactly this remote endpoint passes every
+        // filtering mode: the inside host sent to it, or it was admitted
+        // before. One lookup instead of a filter check and then the
+        // session's.
+        Some(s) => session::refresh(s, &skey, &touch),
+        None => {
+            if !admitted(&cfg, &inside, &key, ip.src) {
+                return Some(drop(Counter::DropFiltered));
+            }
+            let public = Mapping {
+                addr: ip.dst,
+                port: ports.our_port,
+                ..inside
+            };
+            if session::create(&skey, &public, &touch).is_err() {
+                return Some(drop(Counter::DropSessionTableFull));
+            }
+        }
     }
     if rewrite(p, ip, false, inside.addr, &ports, inside.port).is_none() {
         counters::bump(Counter::IngressPassedMalformed);
@@ -400,15 +433,10 @@ fn ingress_first<P: Packet>(p: &mut P, ip: &Ipv4, cfg: &NatConfig) -> Option<Ver
     Some(Verdict::Translated)
 }
 
-/// RFC 4787 §5 filtering: may `remote` reach the inside endpoint?
+/// RFC 4787 §5 filtering: may `remote` reach the inside endpoint, with
+/// which it has no session yet?
 #[inline(always)]
-fn admitted(
-    cfg: &NatConfig,
-    inside: &Mapping,
-    public: &EndpointKey,
-    skey: &SessionKey,
-    remote_addr: u32,
-) -> bool {
+fn admitted(cfg: &NatConfig, inside: &Mapping, public: &EndpointKey, remote_addr: u32) -> bool {
     if inside.flags & MAPPING_FORWARD != 0 {
         return true;
     }
@@ -424,8 +452,9 @@ fn admitted(
             // SAFETY: presence check only.
             unsafe { FILTER.get(fkey).is_some() }
         }
-        // SAFETY: presence check only.
-        FILTER_ADDRESS_AND_PORT => unsafe { SESSIONS.get(skey).is_some() },
+        // Only the exact remote endpoint the inside host sent to, and it
+        // has no session (or it would not be asked).
+        FILTER_ADDRESS_AND_PORT => false,
         _ => true,
     }
 }

@@ -6,7 +6,7 @@ use nat_common::{Counter, csum};
 use crate::{
     counters,
     icmp::{self, Embedded, InnerField},
-    maps::{STATIC_IN, STATIC_OUT},
+    maps::{STATIC_EMPTY, STATIC_IN, STATIC_OUT},
     packet::Packet,
     parse::{self, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4},
 };
@@ -94,14 +94,29 @@ pub fn process<P: Packet>(p: &mut P, dir: Direction) -> Verdict {
     Verdict::Translated
 }
 
+/// Whether user space said the static tables are empty: a hash lookup per
+/// packet in an empty table still costs a tenth of a translation.
 #[inline(always)]
-fn lookup_out(addr: u32) -> Option<u32> {
+fn no_static() -> bool {
+    STATIC_EMPTY.get(0).is_some_and(|v| *v != 0)
+}
+
+/// The public address of a statically mapped private one.
+#[inline(always)]
+pub fn lookup_out(addr: u32) -> Option<u32> {
+    if no_static() {
+        return None;
+    }
     // SAFETY: values are plain u32 copied out immediately.
     unsafe { STATIC_OUT.get(addr).copied() }
 }
 
+/// The private address of a statically mapped public one.
 #[inline(always)]
-fn lookup_in(addr: u32) -> Option<u32> {
+pub fn lookup_in(addr: u32) -> Option<u32> {
+    if no_static() {
+        return None;
+    }
     // SAFETY: as above.
     unsafe { STATIC_IN.get(addr).copied() }
 }

@@ -1,6 +1,6 @@
 //! Sessions (inside endpoint × remote endpoint): last-seen time, TCP state
 //! bits and counters, plus the address-dependent filter entries.
-use aya_ebpf::helpers::generated::bpf_ktime_get_boot_ns;
+use aya_ebpf::helpers::generated::{bpf_jiffies64, bpf_ktime_get_coarse_ns};
 use nat_common::{
     Counter, FILTER_ADDRESS, FilterKey, Mapping, NatConfig, Session, SessionKey, TCP_ACK_IN,
     TCP_ACK_OUT, TCP_FIN_IN, TCP_FIN_OUT, TCP_RST, TCP_SYN_IN, TCP_SYN_OUT,
@@ -8,17 +8,35 @@ use nat_common::{
 
 use crate::{
     counters,
-    maps::{FILTER, SESSIONS},
+    maps::{CLOCK, FILTER, SESSIONS},
     parse::IPPROTO_TCP,
 };
 
 const BPF_NOEXIST: u64 = 1;
 
-/// CLOCK_BOOTTIME in ns: suspend does not make flows look idle.
+/// CLOCK_MONOTONIC_COARSE in ns (user space reads the same clock), at most
+/// one timer tick stale: plenty for idle timeouts of seconds.
+///
+/// The precise clocks cost ~40 ns a read and even the coarse one ~15 ns, a
+/// large share of a whole translation. jiffies (which the verifier inlines
+/// into a plain load) tells when the coarse time can have changed: each CPU
+/// caches the coarse time with the jiffies value it read it at.
 #[inline(always)]
 pub fn now() -> u64 {
-    // SAFETY: helper without arguments.
-    unsafe { bpf_ktime_get_boot_ns() }
+    // SAFETY: helper without arguments (inlined by the verifier).
+    let jiffies = unsafe { bpf_jiffies64() };
+    let Some(slot) = CLOCK.get_ptr_mut(0) else {
+        // SAFETY: helper without arguments.
+        return unsafe { bpf_ktime_get_coarse_ns() };
+    };
+    // SAFETY: per-CPU slot, only this CPU touches it while we run.
+    unsafe {
+        if (*slot)[0] != jiffies || (*slot)[1] == 0 {
+            (*slot)[1] = bpf_ktime_get_coarse_ns();
+            (*slot)[0] = jiffies;
+        }
+        (*slot)[1]
+    }
 }
 
 const TH_FIN: u8 = 0x01;
@@ -49,36 +67,67 @@ pub struct Touch {
     pub outbound: bool,
     pub bytes: u64,
     pub tcp_bits: u8,
-    pub now: u64,
+    /// The time, where the caller has read it already; otherwise it is read
+    /// only if needed (inbound UDP and ICMP never refresh a session).
+    pub now: Option<u64>,
+}
+
+impl Touch {
+    #[inline(always)]
+    fn now(&self) -> u64 {
+        match self.now {
+            Some(t) => t,
+            None => now(),
+        }
+    }
+}
+
+/// The session of `key`, if there is one.
+#[inline(always)]
+pub fn find(key: &SessionKey) -> Option<*mut Session> {
+    SESSIONS.get_ptr_mut(key)
+}
+
+/// Counts a packet on an existing session (from [`find`]).
+#[inline(always)]
+pub fn refresh(s: *mut Session, key: &SessionKey, t: &Touch) {
+    // SAFETY: the value lives in the map; racing CPUs may lose a count or
+    // a timestamp, never corrupt the entry.
+    unsafe {
+        // Outbound traffic refreshes every session (RFC 4787 REQ-6);
+        // inbound refreshes TCP sessions only: an established connection
+        // is alive whichever side talks (RFC 5382).
+        if t.outbound || key.proto == IPPROTO_TCP {
+            (*s).last_seen = t.now();
+        }
+        if t.outbound {
+            (*s).packets_out += 1;
+            (*s).bytes_out += t.bytes;
+        } else {
+            (*s).packets_in += 1;
+            (*s).bytes_in += t.bytes;
+        }
+        (*s).tcp |= t.tcp_bits;
+    }
 }
 
 /// Updates or creates the session; `Err` when the table is full.
 #[inline(always)]
 pub fn touch(key: &SessionKey, public: &Mapping, t: &Touch) -> Result<(), ()> {
-    if let Some(s) = SESSIONS.get_ptr_mut(key) {
-        // SAFETY: the value lives in the map; racing CPUs may lose a count
-        // or a timestamp, never corrupt the entry.
-        unsafe {
-            // Outbound traffic refreshes every session (RFC 4787 REQ-6);
-            // inbound refreshes TCP sessions only: an established connection
-            // is alive whichever side talks (RFC 5382).
-            if t.outbound || key.proto == IPPROTO_TCP {
-                (*s).last_seen = t.now;
-            }
-            if t.outbound {
-                (*s).packets_out += 1;
-                (*s).bytes_out += t.bytes;
-            } else {
-                (*s).packets_in += 1;
-                (*s).bytes_in += t.bytes;
-            }
-            (*s).tcp |= t.tcp_bits;
-        }
+    if let Some(s) = find(key) {
+        refresh(s, key, t);
         return Ok(());
     }
+    create(key, public, t)
+}
+
+/// Creates the session of `key`; `Err` when the table is full.
+#[inline(always)]
+pub fn create(key: &SessionKey, public: &Mapping, t: &Touch) -> Result<(), ()> {
+    let now = t.now();
     let s = Session {
-        created: t.now,
-        last_seen: t.now,
+        created: now,
+        last_seen: now,
         packets_out: t.outbound as u64,
         packets_in: (!t.outbound) as u64,
         bytes_out: if t.outbound { t.bytes } else { 0 },

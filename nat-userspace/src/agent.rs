@@ -77,7 +77,7 @@ async fn main_loop(attachment: Running, mut daemon: Daemon) -> anyhow::Result<()
                     while let Some(item) = events.get_mut().next() {
                         handle_event(&item, icmp.as_ref(), &mut icmp_budget, &mut daemon);
                     }
-                    match sweeper.sweep(&cfg, clock::boot_ns()) {
+                    match sweeper.sweep(&cfg, clock::now_ns()) {
                         Ok(r) => {
                             if r.sessions_expired + r.mappings_expired > 0 {
                                 tracing::info!(

@@ -136,7 +136,7 @@ impl Sweeper {
         })
     }
 
-    /// One pass over all tables at time `now` (CLOCK_BOOTTIME ns).
+    /// One pass over all tables at time `now` (data plane clock ns, CLOCK_MONOTONIC_COARSE).
     ///
     /// Cost: each table that can hold expired entries is walked once with
     /// `BPF_MAP_LOOKUP_BATCH` (SESSIONS, NAPT_OUT, FILTER; NAPT_IN only
@@ -292,5 +292,5 @@ impl Sweeper {
 
 /// Convenience for one sweep from a directory, at the current time.
 pub fn sweep_now(dir: &Path, cfg: &NatConfig) -> anyhow::Result<SweepReport> {
-    Sweeper::open(dir)?.sweep(cfg, clock::boot_ns())
+    Sweeper::open(dir)?.sweep(cfg, clock::now_ns())
 }

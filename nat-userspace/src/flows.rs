@@ -52,7 +52,7 @@ fn endpoint(addr: u32, port_be: u16) -> String {
 /// All sessions, sorted by protocol and inside endpoint.
 pub fn read(dir: &Path, cfg: &NatConfig) -> anyhow::Result<Vec<Flow>> {
     let map = RawMap::open(dir, MAP_SESSIONS)?;
-    let now = clock::boot_ns();
+    let now = clock::now_ns();
     let mut flows: Vec<Flow> = batch::lookup_all::<SessionKey, Session>(map.fd())?
         .into_iter()
         .map(|(k, s)| {

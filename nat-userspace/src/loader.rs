@@ -157,6 +157,7 @@ pub fn attach(req: &AttachRequest<'_>) -> anyhow::Result<Attachment> {
     for (private, public) in req.static_maps {
         table.add(*private, *public)?;
     }
+    table.sync_presence()?;
     {
         let mut flag: aya::maps::Array<aya::maps::MapData, u32> =
             crate::pinned::open(&dir, nat_common::MAP_FAST_PATH)?;

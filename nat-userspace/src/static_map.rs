@@ -3,8 +3,8 @@
 use std::{net::Ipv4Addr, path::Path};
 
 use anyhow::Context as _;
-use aya::maps::{HashMap, Map, MapData, MapError};
-use nat_common::{Ipv4Be, MAP_STATIC_IN, MAP_STATIC_OUT};
+use aya::maps::{Array, HashMap, Map, MapData, MapError};
+use nat_common::{Ipv4Be, MAP_STATIC_EMPTY, MAP_STATIC_IN, MAP_STATIC_OUT};
 
 /// Flag for BPF_MAP_UPDATE_ELEM: fail if the key exists.
 const BPF_NOEXIST: u64 = 1;
@@ -67,6 +67,8 @@ pub fn check_list(list: &[(Ipv4Addr, Ipv4Addr)]) -> anyhow::Result<()> {
 pub struct StaticTable {
     out: HashMap<MapData, Ipv4Be, Ipv4Be>,
     inb: HashMap<MapData, Ipv4Be, Ipv4Be>,
+    /// 1 tells the programs both tables are empty (they skip the lookups).
+    empty: Array<MapData, u32>,
 }
 
 fn open_hash(dir: &Path, name: &str) -> anyhow::Result<HashMap<MapData, Ipv4Be, Ipv4Be>> {
@@ -90,7 +92,22 @@ impl StaticTable {
         Ok(Self {
             out: open_hash(dir, MAP_STATIC_OUT)?,
             inb: open_hash(dir, MAP_STATIC_IN)?,
+            empty: crate::pinned::open(dir, MAP_STATIC_EMPTY)?,
         })
+    }
+
+    /// Tells the programs whether to look the tables up at all. Called
+    /// after every change; `add` also clears the flag before it inserts,
+    /// so a new mapping is never invisible, not even for a packet.
+    pub fn sync_presence(&mut self) -> anyhow::Result<()> {
+        let empty = self.out.keys().next().is_none() && self.inb.keys().next().is_none();
+        self.set_empty(empty)
+    }
+
+    fn set_empty(&mut self, empty: bool) -> anyhow::Result<()> {
+        self.empty
+            .set(0, empty as u32, 0)
+            .context("updating STATIC_EMPTY")
     }
 
     /// Adds `private` ↔ `public`. The inbound entry goes in first so replies
@@ -112,12 +129,15 @@ impl StaticTable {
             }
             .into());
         }
-        self.inb
-            .insert(to_be(public), to_be(private), BPF_NOEXIST)
-            .with_context(|| format!("adding {public} -> {private}"))?;
+        self.set_empty(false)?;
+        if let Err(e) = self.inb.insert(to_be(public), to_be(private), BPF_NOEXIST) {
+            let _ = self.sync_presence();
+            return Err(anyhow::Error::from(e).context(format!("adding {public} -> {private}")));
+        }
         if let Err(e) = self.out.insert(to_be(private), to_be(public), BPF_NOEXIST) {
             // Another xnat raced us; leave the table as we found it.
             let _ = self.inb.remove(&to_be(public));
+            let _ = self.sync_presence();
             return Err(anyhow::Error::from(e).context(format!("adding {private} -> {public}")));
         }
         Ok(())
@@ -134,6 +154,7 @@ impl StaticTable {
             Ok(()) | Err(MapError::KeyNotFound) => {}
             Err(e) => return Err(e.into()),
         }
+        self.sync_presence()?;
         Ok(from_be(public))
     }
 

@@ -78,9 +78,9 @@ fn open(target: &LogTarget) -> io::Result<Box<dyn Write + Send>> {
     })
 }
 
-/// CLOCK_BOOTTIME ns (the data plane's clock) to wall-clock time.
-fn wall_time(boot_ns: u64) -> SystemTime {
-    let ago = clock::boot_ns().saturating_sub(boot_ns);
+/// A time of the data plane's clock (ns) to wall-clock time.
+fn wall_time(stamp_ns: u64) -> SystemTime {
+    let ago = clock::now_ns().saturating_sub(stamp_ns);
     SystemTime::now() - Duration::from_nanos(ago)
 }
 
@@ -296,7 +296,7 @@ mod tests {
             inside_port: key(2).port,
             public_addr: mapping(2, 0).addr,
             public_port: mapping(2, 0).port,
-            time_ns: clock::boot_ns(),
+            time_ns: clock::now_ns(),
             ..Default::default()
         };
         log.created(&ev);

@@ -39,18 +39,26 @@ pub fn ip(addr: u32) -> Ipv4Addr {
     Ipv4Addr::from(addr.to_ne_bytes())
 }
 
-/// The current CLOCK_BOOTTIME in ns, the clock the data plane stamps
-/// mappings and sessions with.
-pub fn boottime_ns() -> u64 {
+/// The data plane's clock (CLOCK_MONOTONIC_COARSE, bpf_ktime_get_coarse_ns)
+/// in ns: what it stamps mappings, sessions and fragments with.
+pub fn dataplane_now_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: valid pointer to a timespec; CLOCK_BOOTTIME always exists on
-    // Linux.
-    let r = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
-    assert_eq!(r, 0, "clock_gettime(CLOCK_BOOTTIME)");
+    // SAFETY: valid pointer to a timespec; the clock always exists on Linux.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    assert_eq!(r, 0, "clock_gettime(CLOCK_MONOTONIC_COARSE)");
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// The times the data plane may stamp on something done between reading
+/// [`dataplane_now_ns`] as `t0` and as `t1`: its clock is cached per CPU
+/// per jiffy, so it can lag the user-space reading by a tick or two (20 ms
+/// at HZ=100; the slack covers that with room).
+pub fn clock_window(t0: u64, t1: u64) -> std::ops::RangeInclusive<u64> {
+    const SLACK_NS: u64 = 50_000_000;
+    t0.saturating_sub(SLACK_NS)..=t1
 }
 
 /// A transport endpoint in host terms (port in host order; for ICMP

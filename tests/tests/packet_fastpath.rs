@@ -63,7 +63,7 @@ use xnat_tests::bpf::{Outcome, TC_ACT_OK, XDP_PASS, require_root};
 use xnat_tests::frame::{
     self, IP_MF, Icmp, Packet, Tcp, Udp, assert_frame_eq, check_checksums, proto,
 };
-use xnat_tests::napt_maps::{Endpoint, be, boottime_ns, default_config, session_key};
+use xnat_tests::napt_maps::{Endpoint, be, dataplane_now_ns, default_config, session_key};
 use xnat_tests::netns::Netns;
 
 const XDP_REDIRECT: u32 = 4;
@@ -272,14 +272,14 @@ impl Fp {
     /// A NAPT mapping `inside ↔ public` (both directions) and a session
     /// from `inside` to `remote`.
     fn add_flow(&mut self, inside: Endpoint, public: Endpoint, remote: (Ipv4Addr, u16)) {
-        let now = boottime_ns();
+        let now = dataplane_now_ns();
         self.put(MAP_NAPT_OUT, inside.key(), public.as_mapping(0, now, now));
         self.put(MAP_NAPT_IN, public.key(), inside.as_mapping(0, now, now));
         self.add_session(inside, public, remote);
     }
 
     fn add_session(&mut self, inside: Endpoint, public: Endpoint, remote: (Ipv4Addr, u16)) {
-        let now = boottime_ns();
+        let now = dataplane_now_ns();
         let s = Session {
             created: now,
             last_seen: now,

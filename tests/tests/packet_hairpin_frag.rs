@@ -48,7 +48,9 @@ use xnat_tests::frame::{
     tcp_flags,
 };
 use xnat_tests::hairpin_topo::count_keys;
-use xnat_tests::napt_maps::{Endpoint, be, boottime_ns, default_config, filter_key, session_key};
+use xnat_tests::napt_maps::{
+    Endpoint, be, clock_window, dataplane_now_ns, default_config, filter_key, session_key,
+};
 use xnat_tests::netns::Netns;
 
 const TC_ACT_REDIRECT: u32 = 7;
@@ -257,7 +259,7 @@ impl Hp {
 
     /// A mapping pair `inside <-> public` (both directions).
     fn add_mapping(&mut self, inside: Endpoint, public: Endpoint, flags: u16) {
-        let now = boottime_ns();
+        let now = dataplane_now_ns();
         self.put(
             MAP_NAPT_OUT,
             inside.key(),
@@ -285,7 +287,7 @@ impl Hp {
     }
 
     fn put_session(&mut self, k: SessionKey) {
-        let now = boottime_ns();
+        let now = dataplane_now_ns();
         let s = Session {
             created: now,
             last_seen: now,
@@ -296,7 +298,7 @@ impl Hp {
     }
 
     fn admit_address(&mut self, public: Endpoint, remote: Ipv4Addr) {
-        self.put(MAP_FILTER, filter_key(public, remote), boottime_ns());
+        self.put(MAP_FILTER, filter_key(public, remote), dataplane_now_ns());
     }
 
     fn frag(&self, k: &FragKey) -> Option<FragValue> {
@@ -838,7 +840,7 @@ fn egress_first_fragment_decides_later_fragments_follow() {
     let [f0, f1, f2] = frags(&dgram);
     let translated = big_udp((POOL, 41000), (SRV, 9000), 0x4242);
     let [t0, t1, t2] = frags(&translated);
-    let before = boottime_ns();
+    let before = dataplane_now_ns();
 
     let out = hp.run_hook(Hook::EgressTc, &f0.frame());
     expect_verdict("first fragment", &out, TC_ACT_OK);
@@ -849,7 +851,7 @@ fn egress_first_fragment_decides_later_fragments_follow() {
         .frag(&fkey(A, SRV, 0x4242, UDP, false))
         .unwrap_or_else(|| panic!("no FRAGS entry for the first fragment: {:?}", hp.frags()));
     assert_eq!(v.new_addr, be(POOL));
-    assert!(v.seen >= before && v.seen <= boottime_ns());
+    assert!(clock_window(before, dataplane_now_ns()).contains(&v.seen));
 
     for (what, f, t) in [("middle fragment", &f1, &t1), ("last fragment", &f2, &t2)] {
         let out = hp.run_hook(Hook::EgressTc, &f.frame());
@@ -986,7 +988,7 @@ fn frags_entries_match_source_destination_id_protocol_and_direction() {
         FragValue {
             new_addr: be(POOL),
             _pad: 0,
-            seen: boottime_ns(),
+            seen: dataplane_now_ns(),
         },
     );
     let [_, in_later, _] = frags(&big_udp((A, 9000), (SRV, 41000), 0x7171));
@@ -1010,7 +1012,7 @@ fn stale_frags_entries_are_ignored() {
         hp.add_mapping(ep(A, 41000, UDP), ep(POOL, 41000, UDP), 0);
         // Taken after loading (the verifier takes a while): the fresh case
         // then has a second before it goes stale.
-        let seen = boottime_ns().saturating_sub(age);
+        let seen = dataplane_now_ns().saturating_sub(age);
         hp.put_frag(
             fkey(A, SRV, 0x8181, UDP, false),
             FragValue {

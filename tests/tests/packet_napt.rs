@@ -28,7 +28,9 @@ use xnat_tests::frame::{
     ETH_HLEN, Icmp, L4, Packet, Tcp, Udp, arp_request, assert_frame_eq, check_checksums, cut,
     hex_dump, icmp, ipv6_udp, proto, tcp_flags,
 };
-use xnat_tests::napt_maps::{Endpoint, Napt, be, boottime_ns, filter_key, session_key};
+use xnat_tests::napt_maps::{
+    Endpoint, Napt, be, clock_window, dataplane_now_ns, filter_key, session_key,
+};
 
 /// The inside network (`--internal 10.0.0.0/8`).
 const INSIDE_NET: (Ipv4Addr, u32) = (Ipv4Addr::new(10, 0, 0, 0), 8);
@@ -299,13 +301,13 @@ fn assert_mapping(n: &Napt, inside: Endpoint, public: Endpoint, flags: u16) -> (
 }
 
 /// Asserts a freshly created mapping: mirrored, flags 0, created ==
-/// last_seen within [t0, t1] (CLOCK_BOOTTIME).
+/// last_seen within [t0, t1] (the data plane clock).
 #[track_caller]
 fn assert_new_mapping(n: &Napt, inside: Endpoint, public: Endpoint, t0: u64, t1: u64) {
     let (out, inb) = assert_mapping(n, inside, public, 0);
     assert!(
-        (t0..=t1).contains(&out.created),
-        "created {} not within [{t0}, {t1}] (CLOCK_BOOTTIME)",
+        clock_window(t0, t1).contains(&out.created),
+        "created {} not within [{t0}, {t1}] (the data plane clock)",
         out.created
     );
     assert_eq!(
@@ -347,7 +349,7 @@ fn egress_first(n: &Napt, what: &str, p: &Packet) -> Endpoint {
         n.napt_out(inside).is_none(),
         "{what}: {inside:?} already mapped"
     );
-    let t0 = boottime_ns();
+    let t0 = dataplane_now_ns();
     let out = run(
         n,
         Hook::EgressTc,
@@ -356,7 +358,7 @@ fn egress_first(n: &Napt, what: &str, p: &Packet) -> Endpoint {
         Want::Translated,
         &egress_new(p.total_len()),
     );
-    let t1 = boottime_ns();
+    let t1 = dataplane_now_ns();
     let public = public_of(n, inside);
     assert_frame_eq(
         &format!("{what}: translated to {public:?}"),
@@ -422,7 +424,7 @@ fn first_packet_case(p: &Packet, remote_port: u16, tcp_bits: u8) {
     let n = napt();
     let inside = src_ep(p);
     let public = Endpoint::new(POOL, inside.port, inside.proto);
-    let t0 = boottime_ns();
+    let t0 = dataplane_now_ns();
     run(
         &n,
         Hook::EgressTc,
@@ -431,7 +433,7 @@ fn first_packet_case(p: &Packet, remote_port: u16, tcp_bits: u8) {
         Want::Pass(&with_src(p, public).frame()),
         &egress_new(p.total_len()),
     );
-    let t1 = boottime_ns();
+    let t1 = dataplane_now_ns();
     assert_new_mapping(&n, inside, public, t0, t1);
     let (out, _) = assert_mapping(&n, inside, public, 0);
 
@@ -458,7 +460,7 @@ fn first_packet_case(p: &Packet, remote_port: u16, tcp_bits: u8) {
         "session {sk:?}"
     );
     assert!(
-        (t0..=t1).contains(&s.created),
+        clock_window(t0, t1).contains(&s.created),
         "session created {}",
         s.created
     );
@@ -471,7 +473,7 @@ fn first_packet_case(p: &Packet, remote_port: u16, tcp_bits: u8) {
     let fk = filter_key(public, p.ip.dst);
     assert_eq!(n.filter_all().len(), 1, "FILTER: {:?}", n.filter_all());
     let seen = n.filter(&fk).expect("FILTER entry for the remote address");
-    assert!((t0..=t1).contains(&seen), "FILTER value {seen}");
+    assert!(clock_window(t0, t1).contains(&seen), "FILTER value {seen}");
 
     let st = n.state();
     assert_eq!((st.out.len(), st.inb.len()), (1, 1), "one mapping pair");
@@ -565,7 +567,7 @@ fn endpoint_independent_mapping() {
             let others = [(R1, 54), (R2, 53), (R2, 123)];
             for (i, (raddr, rport)) in others.into_iter().enumerate() {
                 n.set_mapping_last_seen(inside, 1);
-                let t0 = boottime_ns();
+                let t0 = dataplane_now_ns();
                 let p = mk(H1, 5000, raddr, rport);
                 // ICMP sessions are per remote address: R1 is known, R2
                 // is new once.
@@ -577,10 +579,10 @@ fn endpoint_independent_mapping() {
                     public,
                     new_session,
                 );
-                let t1 = boottime_ns();
+                let t1 = dataplane_now_ns();
                 let (out, _) = assert_mapping(&n, inside, public, 0);
                 assert!(
-                    (t0..=t1).contains(&out.last_seen),
+                    clock_window(t0, t1).contains(&out.last_seen),
                     "{what}: outbound packet did not refresh the mapping (last_seen {})",
                     out.last_seen
                 );
@@ -1282,15 +1284,15 @@ fn refresh_directions() {
             let mut s = session(n, &sk);
             s.last_seen = 1;
             n.put_session(sk, s);
-            let t0 = boottime_ns();
+            let t0 = dataplane_now_ns();
             ingress_to(n, hook, &format!("{what} inbound"), back, inside, false);
-            let t1 = boottime_ns();
+            let t1 = dataplane_now_ns();
             let s = session(n, &sk);
             assert_eq!(s.packets_in, 1, "{what}");
             assert_eq!(s.bytes_in, back.total_len(), "{what}");
             if inside.proto == TCP {
                 assert!(
-                    (t0..=t1).contains(&s.last_seen),
+                    clock_window(t0, t1).contains(&s.last_seen),
                     "{what}: inbound TCP did not refresh (last_seen {})",
                     s.last_seen
                 );
@@ -1300,12 +1302,12 @@ fn refresh_directions() {
                     "{what}: inbound refreshed a non-TCP session"
                 );
             }
-            let t0 = boottime_ns();
+            let t0 = dataplane_now_ns();
             egress_again(n, &format!("{what} outbound"), out, public, false);
-            let t1 = boottime_ns();
+            let t1 = dataplane_now_ns();
             let s = session(n, &sk);
             assert!(
-                (t0..=t1).contains(&s.last_seen),
+                clock_window(t0, t1).contains(&s.last_seen),
                 "{what}: outbound did not refresh (last_seen {})",
                 s.last_seen
             );

@@ -18,8 +18,8 @@ use aya::{
 };
 use nat_common::{
     Counter, FILTER_ADDRESS, MAP_CONFIG, MAP_FILTER, MAP_HOST_PORTS, MAP_INTERNAL, MAP_NAPT_IN,
-    MAP_NAPT_OUT, MAP_POOL, MAP_SESSIONS, MAP_STATS, NatConfig, PROG_EGRESS_TC, PROG_INGRESS_TC,
-    PROG_INGRESS_XDP, PROG_NOOP_XDP, stats::COUNTER_COUNT,
+    MAP_NAPT_OUT, MAP_POOL, MAP_SESSIONS, MAP_STATIC_EMPTY, MAP_STATS, NatConfig, PROG_EGRESS_TC,
+    PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_NOOP_XDP, stats::COUNTER_COUNT,
 };
 
 /// The programs the benchmark runs.
@@ -139,6 +139,12 @@ impl Instance {
             let mut a: Array<_, NatConfig> = Array::try_from(inst.map_mut(MAP_CONFIG)?)?;
             a.set(0, config(pool.len() as u32), 0)
                 .context("writing CONFIG")?;
+        }
+        {
+            // No static mappings, and the agent says so (it skips two
+            // lookups per packet).
+            let mut a: Array<_, u32> = Array::try_from(inst.map_mut(MAP_STATIC_EMPTY)?)?;
+            a.set(0, 1, 0).context("writing STATIC_EMPTY")?;
         }
         inst.add_internal(Ipv4Addr::new(10, 0, 0, 0), 8)?;
         Ok(inst)

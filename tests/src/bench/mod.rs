@@ -233,8 +233,8 @@ fn check_cycle(inst: &Instance, prog: Prog, flow: &Flow) -> Result<()> {
 fn load_filled(bulk: u32, cap: Capacity) -> Result<Instance> {
     let t0 = Instant::now();
     let mut inst = Instance::load(cap)?;
-    flows::fill_bulk(&inst, bulk, clock::boot_ns())?;
-    let now = clock::boot_ns();
+    flows::fill_bulk(&inst, bulk, clock::now_ns())?;
+    let now = clock::now_ns();
     flows::install_cycle(&mut inst, &CYCLE_UDP, now)?;
     flows::install_cycle(&mut inst, &CYCLE_TCP, now)?;
     for prog in [Prog::IngressXdp, Prog::IngressTc, Prog::EgressTc] {
@@ -456,7 +456,12 @@ fn scale(args: &Args) -> Result<Value> {
     let (largest, mut inst) = instances.pop().expect("at least one scale");
     drop(instances);
     let pin_dir = PathBuf::from(format!("/sys/fs/bpf/xnat-bench-{}", std::process::id()));
-    let sweep = sweep::run(&mut inst, largest, args.sweep_runs, &pin_dir)?;
+    // --sweep-runs 0 skips it (quick looks at the per-packet figures).
+    let sweep = if args.sweep_runs == 0 {
+        Value::Null
+    } else {
+        sweep::run(&mut inst, largest, args.sweep_runs, &pin_dir)?
+    };
 
     Ok(json!({
         "scales": args.scales,

@@ -77,7 +77,7 @@ pub fn run(inst: &mut Instance, n: u32, runs: usize, pin_dir: &Path) -> Result<V
             "xnat-bench: sweep of {n} live bindings, run {}/{runs}",
             r + 1
         );
-        let (one, rep) = timed(&sweeper, clock::boot_ns())?;
+        let (one, rep) = timed(&sweeper, clock::now_ns())?;
         ensure!(
             rep.sessions_seen >= n as usize
                 && rep.sessions_expired == 0
@@ -95,7 +95,7 @@ pub fn run(inst: &mut Instance, n: u32, runs: usize, pin_dir: &Path) -> Result<V
     for r in 0..runs {
         if r > 0 {
             let t0 = Instant::now();
-            flows::fill_bulk(inst, n, clock::boot_ns())?;
+            flows::fill_bulk(inst, n, clock::now_ns())?;
             refill_ms.push(t0.elapsed().as_secs_f64() * 1e3);
         }
         eprintln!(
@@ -104,7 +104,7 @@ pub fn run(inst: &mut Instance, n: u32, runs: usize, pin_dir: &Path) -> Result<V
         );
         // A day later: every session, mapping and filter entry is idle past
         // its timeout.
-        let later = clock::boot_ns() + 86_400 * 1_000_000_000;
+        let later = clock::now_ns() + 86_400 * 1_000_000_000;
         let (one, rep) = timed(&sweeper, later)?;
         ensure!(
             rep.sessions_expired >= n as usize && rep.mappings_expired >= n as usize,

@@ -24,7 +24,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::frame::{check_checksums, first_difference, hex_dump};
 use crate::model::{self, Allocation, Oracle, State, Verdict};
-use crate::napt_maps::boottime_ns;
+use crate::napt_maps::dataplane_now_ns;
 use compare::Window;
 use frames::{Case, Generator};
 use target::Target;
@@ -138,7 +138,7 @@ pub fn run(opts: &Options) -> Result<Report> {
         }
         epoch_left -= 1;
         let case = generator.next(&st);
-        let t0 = boottime_ns();
+        let t0 = dataplane_now_ns();
         if refused_by_test_run(&case) {
             report.refused += 1;
             continue;
@@ -151,7 +151,7 @@ pub fn run(opts: &Options) -> Result<Report> {
                 hex_dump(&case.frame, None)
             )
         })?;
-        let t1 = boottime_ns();
+        let t1 = dataplane_now_ns();
         let real = target.state(&st)?;
         let after = target.counters();
         let events = target.events()?;
