@@ -52,7 +52,12 @@ impl Generator {
     }
 
     fn payload(&mut self) -> Vec<u8> {
-        let n = pick(&mut self.rng, &[0usize, 1, 3, 8, 20, 60]);
+        // Mostly small; now and then one that fills a 1500-byte MTU, past
+        // what a held fragment may be.
+        let n = pick(
+            &mut self.rng,
+            &[0usize, 1, 3, 8, 20, 60, 0, 1, 3, 8, 20, 60, 1480],
+        );
         (0..n).map(|_| self.rng.random()).collect()
     }
 

@@ -7,7 +7,7 @@ use anyhow::{Context as _, Result, anyhow};
 use aya::Ebpf;
 use aya::maps::lpm_trie::Key as LpmKey;
 use aya::maps::{Array, HashMap, LpmTrie, MapData, RingBuf};
-use aya::programs::{SchedClassifier, Xdp};
+use aya::programs::{SchedClassifier, TestRun, TestRunOptions, Xdp};
 use nat_common::stats::COUNTER_COUNT;
 use nat_common::{
     EVENT_PORTS_EXHAUSTED, EndpointKey, FRAG_HOLD_BYTES, FilterKey, FragKey, FragValue, MAP_CONFIG,
@@ -17,6 +17,7 @@ use nat_common::{
 };
 
 use crate::bpf::{Hook, Outcome};
+use crate::frame::ETH_HLEN;
 use crate::model::{Held, State};
 
 /// `nat_common::HoldKey` with an `aya::Pod` impl (the shared type has none).
@@ -197,8 +198,33 @@ impl Target {
         Ok(st)
     }
 
+    /// Runs `frame` once through `hook`'s program. Unlike
+    /// [`crate::bpf::try_run`], the output may be much longer than the
+    /// input: releasing held fragments turns a short first fragment into
+    /// the last held one (up to a full 1500-byte datagram).
     pub fn run(&self, hook: Hook, frame: &[u8]) -> Result<Outcome> {
-        crate::bpf::try_run(&self.ebpf, hook, frame)
+        let name = hook.program_name();
+        let prog = self
+            .ebpf
+            .program(name)
+            .ok_or_else(|| anyhow!("no program {name}"))?;
+        let mut out = vec![0u8; frame.len().max(FRAG_HOLD_BYTES) + ETH_HLEN + 512];
+        let opts = TestRunOptions {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            repeat: 1,
+            ..Default::default()
+        };
+        let res = match hook {
+            Hook::IngressXdp => <&Xdp>::try_from(prog)?.test_run(opts),
+            Hook::IngressTc | Hook::EgressTc => <&SchedClassifier>::try_from(prog)?.test_run(opts),
+        }
+        .with_context(|| format!("BPF_PROG_TEST_RUN of {name}"))?;
+        out.truncate(res.data_size_out as usize);
+        Ok(Outcome {
+            verdict: res.return_value,
+            data: out,
+        })
     }
 
     pub fn counters(&self) -> [u64; COUNTER_COUNT as usize] {
