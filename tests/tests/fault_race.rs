@@ -3,7 +3,6 @@
 //! add/del`, repeated while packets of the flows they affect go through.
 //! Topology: `xnat_tests::napt_topo`; load: `xnat_tests::load`.
 
-use std::net::SocketAddrV4;
 use std::time::Duration;
 
 use xnat_tests::daemon_topo::run_xnat;
@@ -143,38 +142,46 @@ mod forward_races_traffic {
 }
 
 /// Promise: a port forward added or deleted while outside clients send to
-/// it takes effect between packets. A datagram to the forwarded port
-/// reaches the inside server, with the client's real source and intact,
-/// exactly when the forward is in place (otherwise the gateway itself gets
-/// it); every one the ingress counter counts arrives at the inside host;
-/// nothing reaches any other inside endpoint. (The inside server only
-/// listens here: a reply in flight when the forward goes would make a
-/// dynamic mapping of its endpoint, and `forward add` then refuses that
-/// endpoint, as documented.)
+/// it takes effect between packets. A background client sends to the
+/// forwarded port all along (the race); eight marker clients send rounds
+/// whose fate is known: every round sent once `forward add` has returned
+/// reaches the inside server, every round sent once `forward del` has
+/// returned is refused by the gateway itself (each marker socket gets its
+/// port unreachable). Everything that arrives inside comes from the
+/// client's real source, intact; every packet the ingress counter counts
+/// arrives at the inside host; nothing reaches any other inside endpoint;
+/// no checksum breaks. (The inside server only listens: a reply in flight
+/// when the forward goes would make a dynamic mapping of its endpoint, and
+/// `forward add` then refuses that endpoint, as documented.)
 fn forward_races_traffic(tag: &str, mode: Ingress) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
     let mut f = FaultTopo::new(tag, mode);
     f.start(&["--pool", POOL1, "--internal", "10.0.0.0/8"]);
     let public = sa(POOL[0], 8080);
     let inside = sa(HOST_FWD, 53);
     let at_fwd = IngressCounter::new(&f.t.b, "fwd", "eth0", &["udp", "dport", "53"]);
+    let marked = IngressCounter::new(&f.t.b, "mark", "eth0", &["udp", "sport", "9100-9107"]);
     let at_b = IngressCounter::new(&f.t.b, "all", "eth0", &["ip", "saddr", "203.0.113.0/24"]);
     let at_a = IngressCounter::new(&f.t.a, "all", "eth0", &["ip", "saddr", "203.0.113.0/24"]);
     let in0 = f.t.counter("ingress_translated_packets");
     let csum0 = csum_errors(&f);
 
     let sink = udp_bind(&f.t.b, inside);
-    let clients: Vec<_> = (0..8)
+    // Markers 0..8 (connected, so the gateway's port unreachable shows up
+    // on them) and the background client 8.
+    let clients: Vec<_> = (0..9)
         .map(|i| udp_bind(&f.t.srv, sa(SRV3, 9100 + i)))
         .collect();
-    let client_addrs: Vec<SocketAddrV4> = clients
-        .iter()
-        .map(|c| match c.local_addr().unwrap() {
-            std::net::SocketAddr::V4(a) => a,
-            a => panic!("{a}"),
-        })
-        .collect();
+    let (markers, background) = clients.split_at(8);
+    for m in markers {
+        m.connect(public).unwrap();
+        m.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+    }
+    let stop = Arc::new(AtomicBool::new(false));
     // The sink records what arrives; it answers nothing (see above).
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sink_thread = {
         let stop = stop.clone();
         std::thread::spawn(move || {
@@ -183,9 +190,7 @@ fn forward_races_traffic(tag: &str, mode: Ingress) {
                 .unwrap();
             let mut buf = [0u8; 64];
             let started = std::time::Instant::now();
-            while !stop.load(std::sync::atomic::Ordering::Relaxed)
-                && started.elapsed() < Duration::from_secs(300)
-            {
+            while !stop.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(300) {
                 if let Ok((n, from)) = sink.recv_from(&mut buf) {
                     got.push((buf[..n].to_vec(), from));
                 }
@@ -193,63 +198,109 @@ fn forward_races_traffic(tag: &str, mode: Ingress) {
             got
         })
     };
+    let msg =
+        |round: u32, client: usize| [round.to_be_bytes(), (client as u32).to_be_bytes()].concat();
+    let bg = background[0].try_clone().unwrap();
+    let bg_thread = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let started = std::time::Instant::now();
+            while !stop.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(300) {
+                let _ = bg.send_to(&msg(u32::MAX, 8), public);
+                // Pacing, not synchronisation: 500 datagrams a second,
+                // below the gateway's ICMP budget for the refused ones.
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        })
+    };
     let send_round = |round: u32| {
-        for (i, c) in clients.iter().enumerate() {
-            let msg = [round.to_be_bytes(), (i as u32).to_be_bytes()].concat();
-            let _ = c.send_to(&msg, public);
+        for (i, m) in markers.iter().enumerate() {
+            m.send(&msg(round, i)).unwrap();
         }
     };
-    let mut round = 0u32;
-    for _ in 0..TOGGLES {
+    let add = || {
         xnat_ok(
             &f,
             &["forward", "add", "udp", "198.51.100.1:8080", "10.0.0.5:53"],
-        );
+        )
+    };
+    let mut round = 0u32;
+    let mut in_place = 0u64;
+    let mut deleted = std::collections::BTreeSet::new();
+    for _ in 0..TOGGLES {
+        add();
         for _ in 0..3 {
             round += 1;
             send_round(round);
+            in_place += 1;
         }
+        let want = in_place * markers.len() as u64;
+        wait_until(
+            Duration::from_secs(10),
+            "the marker rounds to arrive inside",
+            || marked.packets() >= want,
+        );
         xnat_ok(&f, &["forward", "del", "udp", "198.51.100.1:8080"]);
         round += 1;
         send_round(round);
+        deleted.insert(round);
+        for (i, m) in markers.iter().enumerate() {
+            wait_until(
+                Duration::from_secs(10),
+                &format!("marker {i} to be refused by the gateway after `forward del`"),
+                || {
+                    let mut buf = [0u8; 16];
+                    match m.recv(&mut buf) {
+                        Err(e) => e.kind() == std::io::ErrorKind::ConnectionRefused,
+                        Ok(n) => panic!("marker {i} got {n} bytes back"),
+                    }
+                },
+            );
+        }
     }
-    // The forward in place at the end: the next round must arrive whole.
-    xnat_ok(
-        &f,
-        &["forward", "add", "udp", "198.51.100.1:8080", "10.0.0.5:53"],
-    );
-    let total = at_fwd.packets();
-    round += 1;
-    send_round(round);
-    wait_until(
-        Duration::from_secs(10),
-        "the last round to reach the inside server",
-        || at_fwd.packets() >= total + clients.len() as u64,
-    );
+    add();
+    stop.store(true, Ordering::Relaxed);
+    bg_thread.join().unwrap();
     wait_until(
         Duration::from_secs(10),
         "host B to have received every packet xnat translated in",
         || at_fwd.packets() == f.t.counter("ingress_translated_packets") - in0,
     );
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let got = sink_thread.join().unwrap();
-    assert!(
-        got.len() as u64 >= clients.len() as u64 * TOGGLES as u64,
-        "only {} datagrams reached the forwarded server",
-        got.len()
-    );
+    let mut marker_rounds = 0u64;
+    let mut background_n = 0u64;
     for (d, from) in &got {
         let std::net::SocketAddr::V4(from) = from else {
             panic!("{from}")
         };
         assert_eq!(d.len(), 8, "datagram from {from} mangled: {d:?}");
-        let i = u32::from_be_bytes(d[4..8].try_into().unwrap()) as usize;
+        let r = u32::from_be_bytes(d[..4].try_into().unwrap());
+        let i = u32::from_be_bytes(d[4..8].try_into().unwrap()) as u16;
         assert_eq!(
-            client_addrs.get(i),
-            Some(from),
+            *from,
+            sa(SRV3, 9100 + i),
             "datagram of client {i} arrived from {from}"
         );
+        if i == 8 {
+            background_n += 1;
+        } else {
+            assert!(
+                !deleted.contains(&r),
+                "round {r}, sent after `forward del`, got in"
+            );
+            marker_rounds += 1;
+        }
     }
+    assert_eq!(
+        marker_rounds,
+        in_place * markers.len() as u64,
+        "marker datagrams inside"
+    );
+    assert!(
+        background_n > 0,
+        "no background datagram got through: no race"
+    );
+    eprintln!("forward race: {background_n} background datagrams got through");
     assert_eq!(
         at_b.packets(),
         at_fwd.packets(),
