@@ -9,7 +9,7 @@ use xnat_tests::daemon_topo::run_xnat;
 use xnat_tests::fault_topo::FaultTopo;
 use xnat_tests::hairpin_topo::snmp;
 use xnat_tests::load::UdpLoad;
-use xnat_tests::napt_topo::{HOST_C, HOST_FWD, POOL, SRV1, SRV3, sa, udp_bind};
+use xnat_tests::napt_topo::{HOST_A, HOST_C, HOST_FWD, POOL, SRV1, SRV3, sa, udp_bind};
 use xnat_tests::nft::IngressCounter;
 use xnat_tests::topology::Ingress;
 use xnat_tests::wait::wait_until;
@@ -313,4 +313,99 @@ fn forward_races_traffic(tag: &str, mode: Ingress) {
         "datagrams with bad checksums arrived"
     );
     f.stop();
+}
+
+mod reload_races_traffic {
+    #[test]
+    fn tc() {
+        super::reload_races_traffic("rrld", xnat_tests::topology::Ingress::Tc);
+    }
+}
+
+/// Promise: `xnat reload` under traffic applies only the difference, with
+/// every packet translated by the old or the new settings. Two configs
+/// alternate ten times: one maps 10.0.0.4 statically to 198.51.100.4 and
+/// uses address-and-port filtering with a shorter UDP timeout, the other
+/// neither. Host A's flows, which no change concerns, keep their one
+/// public endpoint and never stop; 10.0.0.4's flows are seen either from
+/// the static address with their own port or from their one NAPT
+/// endpoint; no private source leaves; every reload is applied.
+fn reload_races_traffic(tag: &str, mode: Ingress) {
+    let mut f = FaultTopo::new(tag, mode);
+    let dir = std::env::temp_dir().join(format!("xnat-rrld-{}-{}", std::process::id(), f.t.ext));
+    std::fs::create_dir_all(&dir).unwrap();
+    let _cleanup = RemoveDir(dir.clone());
+    let config = dir.join("xnat.toml");
+    let plain = "[napt]\ninternal = [\"10.0.0.0/8\"]\npool = [\"198.51.100.1\"]\n";
+    let changed = format!(
+        "[[map]]\nprivate = \"10.0.0.4\"\npublic = \"{STATIC_PUB}\"\n\n{plain}filtering = \"address-and-port\"\ntimeouts = {{ udp = 200 }}\n"
+    );
+    std::fs::write(&config, plain).unwrap();
+    f.start(&["--config", config.to_str().unwrap()]);
+    let leak = IngressCounter::new(&f.t.rtr, "leak", "eth0", &["ip", "saddr", "10.0.0.0/8"]);
+
+    let server = sa(SRV1, 7000);
+    let a_ports: Vec<u16> = (47000..47008).collect();
+    let c_ports: Vec<u16> = (47000..47008).collect();
+    let mut clients: Vec<_> = a_ports
+        .iter()
+        .map(|p| udp_bind(&f.t.a, sa(HOST_A, *p)))
+        .collect();
+    clients.extend(c_ports.iter().map(|p| udp_bind(&f.t.b, sa(HOST_C, *p))));
+    let srv = udp_bind(&f.t.srv, server);
+    let load = UdpLoad::start(
+        clients,
+        srv,
+        server,
+        &[POOL[0], POOL[3]],
+        Duration::from_millis(5),
+    );
+    load.wait_all_echo(&load.seen(), RECOVER, "every flow to work");
+    for i in 0..10 {
+        let text = if i % 2 == 0 { changed.as_str() } else { plain };
+        std::fs::write(&config, text).unwrap();
+        let (code, out, err) = run_xnat(&f.t.nat, &["reload", "-i", &f.t.ext]);
+        assert_eq!(code, 0, "reload {i}: {out}{err}");
+        let before = load.seen();
+        load.wait_all_echo(
+            &before,
+            RECOVER,
+            &format!("every flow to work after reload {i}"),
+        );
+    }
+    let seen = load.stop();
+    assert!(seen.anomalies.is_empty(), "{}", seen.anomalies.join("\n"));
+    let mut via_static = 0;
+    for (i, p) in seen.public.iter().enumerate() {
+        let napt: Vec<_> = p.iter().filter(|e| *e.ip() == POOL[0]).collect();
+        assert_eq!(napt.len(), 1, "flow {i}: NAPT endpoints {p:?}");
+        if i < a_ports.len() {
+            assert_eq!(p.len(), 1, "host A's flow {i} changed endpoint: {p:?}");
+        } else {
+            for e in p.iter().filter(|e| *e.ip() == POOL[3]) {
+                assert_eq!(e.port(), c_ports[i - a_ports.len()]);
+                via_static += 1;
+            }
+        }
+        assert!(
+            seen.echo_from[i].iter().all(|e| *e == server),
+            "flow {i} got echoes from {:?}",
+            seen.echo_from[i]
+        );
+    }
+    assert_eq!(
+        via_static,
+        c_ports.len(),
+        "10.0.0.4's flows never used the static map"
+    );
+    assert_eq!(leak.packets(), 0, "a private source left the gateway");
+    f.stop();
+}
+
+struct RemoveDir(std::path::PathBuf);
+
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
