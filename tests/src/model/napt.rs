@@ -338,7 +338,10 @@ fn ingress_first(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Option<Verdict> {
         proto: ip.proto,
         _pad: [0; 3],
     };
-    if !admitted(ctx, &inside, &key, &skey, ip.src) {
+    // A remote endpoint that already has a session with the inside
+    // endpoint passes every filtering mode (the inside host sent to it, or
+    // it was admitted before).
+    if !ctx.st.sessions.contains_key(&skey) && !admitted(ctx, &inside, &key, &skey, ip.src) {
         ctx.note("filtered");
         return Some(ctx.drop(Counter::DropFiltered));
     }
