@@ -10,7 +10,9 @@ use std::time::Duration;
 use xnat_tests::daemon_topo::{LongFlow, run_xnat};
 use xnat_tests::fault_topo::{EXIT_TIMEOUT, FaultTopo};
 use xnat_tests::load::UdpLoad;
-use xnat_tests::napt_topo::{HOST_A, HOST_B, HOST_C, POOL, SRV1, SRV2, SRV3, sa, udp_bind};
+use xnat_tests::napt_topo::{
+    HOST_A, HOST_B, HOST_C, POOL, SRV1, SRV2, SRV3, sa, udp_bind, udp_deliver,
+};
 use xnat_tests::netns::describe;
 use xnat_tests::topology::{Ingress, attached, pins_for};
 use xnat_tests::wait::wait_until;
@@ -63,7 +65,8 @@ mod agent_sigkill_under_load {
 /// working on the pins); a restarted `xnat attach` adopts the pinned state
 /// and no flow is lost: every UDP flow keeps its one public endpoint
 /// through it all, no mapping is made twice, the counters continue from
-/// where they were, the TCP connection survives, and the new agent's
+/// where they were, the TCP connection survives; expiry pauses while no
+/// agent runs (an idle binding outlives its timeout) and the new agent's
 /// expiry removes the idle bindings.
 fn agent_sigkill_under_load(tag: &str, mode: Ingress) {
     let mut f = FaultTopo::new(tag, mode);
@@ -80,10 +83,23 @@ fn agent_sigkill_under_load(tag: &str, mode: Ingress) {
     let load = start_load(&f, 41000, server);
     let mut tcp = LongFlow::open(&f.t.a, &f.t.srv, SocketAddr::V4(sa(SRV2, 8000)));
     tcp.check("before the kill");
+    // An idle binding: its expiry must wait for an agent.
+    let idle_srv = udp_bind(&f.t.srv, sa(SRV3, 7300));
+    let idle = udp_bind(&f.t.a, sa(HOST_A, 41950));
+    udp_deliver(&idle, sa(SRV3, 7300), &idle_srv, b"then idle");
+    let idle_flow = |f: &FaultTopo| {
+        f.t.flows(&["--inside", "10.0.0.2"])
+            .into_iter()
+            .find(|fl| fl.inside == sa(HOST_A, 41950))
+    };
     load.wait_all_echo(&load.seen(), RECOVER, "every flow to work");
-    assert_eq!(f.t.napt_stat("mappings"), 33, "32 UDP + 1 TCP mapping");
+    assert_eq!(
+        f.t.napt_stat("mappings"),
+        34,
+        "32 + 1 idle UDP, 1 TCP mapping"
+    );
     let created = f.t.counter("napt_mappings_created");
-    assert_eq!(created, 33);
+    assert_eq!(created, 34);
     let out0 = f.t.counter("egress_translated_packets");
 
     f.kill9();
@@ -101,10 +117,28 @@ fn agent_sigkill_under_load(tag: &str, mode: Ingress) {
         "egress counter stuck at {out0} without an agent"
     );
 
+    // Expiry pauses while no agent runs: the idle binding outlives its
+    // 3 s timeout (polled on its idle time, which the data plane keeps).
+    wait_until(
+        Duration::from_secs(20),
+        "the idle binding to be idle well past its timeout",
+        || {
+            idle_flow(&f)
+                .expect("the idle binding expired with no agent running")
+                .idle_s
+                >= 5
+        },
+    );
+
     let ready = f.start(&args);
     assert!(
         ready.contains("adopted the running attachment"),
         "restart did not adopt: {ready}"
+    );
+    wait_until(
+        Duration::from_secs(20),
+        "the restarted agent to expire the idle binding",
+        || idle_flow(&f).is_none(),
     );
     let back = load.seen();
     load.wait_all_echo(&back, RECOVER, "every flow to work after the restart");
@@ -171,7 +205,7 @@ fn detach_under_load(tag: &str, mode: Ingress) {
     // private source (the router forwards it; only replies cannot return).
     let probe_srv = udp_bind(&f.t.srv, sa(SRV3, 9000));
     let probe = udp_bind(&f.t.a, sa(HOST_A, 42100));
-    let from = xnat_tests::napt_topo::udp_deliver(&probe, sa(SRV3, 9000), &probe_srv, b"plain");
+    let from = udp_deliver(&probe, sa(SRV3, 9000), &probe_srv, b"plain");
     assert_eq!(from, sa(HOST_A, 42100), "translated after detach");
     let seen = load.stop();
     assert!(
