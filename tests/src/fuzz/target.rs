@@ -12,8 +12,8 @@ use nat_common::stats::COUNTER_COUNT;
 use nat_common::{
     EVENT_PORTS_EXHAUSTED, EndpointKey, FRAG_HOLD_BYTES, FilterKey, FragKey, FragValue, MAP_CONFIG,
     MAP_EVENTS, MAP_FILTER, MAP_FRAG_HOLD, MAP_FRAGS, MAP_HOST_PORTS, MAP_INTERNAL, MAP_NAPT_IN,
-    MAP_NAPT_OUT, MAP_POOL, MAP_SESSIONS, MAP_STATIC_IN, MAP_STATIC_OUT, Mapping, NatConfig,
-    PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP, Session, SessionKey,
+    MAP_NAPT_OUT, MAP_POOL, MAP_SESSIONS, MAP_STATIC_EMPTY, MAP_STATIC_IN, MAP_STATIC_OUT, Mapping,
+    NatConfig, PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP, Session, SessionKey,
 };
 
 use crate::bpf::{Hook, Outcome};
@@ -66,6 +66,8 @@ impl Target {
             MAP_FILTER,
             MAP_HOST_PORTS,
             MAP_FRAGS,
+            MAP_STATIC_OUT,
+            MAP_STATIC_IN,
         ] {
             loader.map_max_entries(name, TABLE_SIZE);
         }
@@ -133,6 +135,15 @@ impl Target {
                 t.insert(&LpmKey::new(len, net), 1, 0)?;
             }
         }
+        self.set_static(st)?;
+        self.set_config(st.config)
+    }
+
+    /// Replaces the static 1:1 tables with `st`'s and sets STATIC_EMPTY as
+    /// the control plane does (1 exactly when both are empty).
+    pub fn set_static(&mut self, st: &State) -> Result<()> {
+        self.clear::<u32, u32>(MAP_STATIC_OUT)?;
+        self.clear::<u32, u32>(MAP_STATIC_IN)?;
         for (name, table) in [
             (MAP_STATIC_OUT, &st.static_out),
             (MAP_STATIC_IN, &st.static_in),
@@ -142,7 +153,10 @@ impl Target {
                 m.insert(k, v, 0)?;
             }
         }
-        self.set_config(st.config)
+        let empty = st.static_out.is_empty() && st.static_in.is_empty();
+        let mut a: Array<_, u32> =
+            Array::try_from(self.ebpf.map_mut(MAP_STATIC_EMPTY).expect(MAP_STATIC_EMPTY))?;
+        Ok(a.set(0, empty as u32, 0)?)
     }
 
     pub fn set_config(&mut self, cfg: NatConfig) -> Result<()> {
@@ -151,8 +165,8 @@ impl Target {
         Ok(a.set(0, cfg, 0)?)
     }
 
-    /// Empties every dynamic map, then writes `st`'s mappings (port
-    /// forwards and any seeded state).
+    /// Empties every dynamic map, then writes `st`'s configuration, static
+    /// tables and mappings (port forwards).
     pub fn reset(&mut self, st: &State) -> Result<()> {
         self.clear::<EndpointKey, Mapping>(MAP_NAPT_OUT)?;
         self.clear::<EndpointKey, Mapping>(MAP_NAPT_IN)?;
@@ -162,6 +176,7 @@ impl Target {
         self.clear::<FragKey, FragValue>(MAP_FRAGS)?;
         self.clear::<HoldKey, HeldFragment>(MAP_FRAG_HOLD)?;
         self.set_config(st.config)?;
+        self.set_static(st)?;
         let mut out = self.hash_mut::<EndpointKey, Mapping>(MAP_NAPT_OUT);
         for (k, v) in &st.napt_out {
             out.insert(k, v, 0)?;

@@ -68,6 +68,15 @@ pub fn base_state() -> State {
 /// empty dynamic state.
 pub fn new_epoch(st: &mut State, rng: &mut impl Rng) {
     st.clear_dynamic();
+    let base = base_state();
+    if rng.random_bool(0.1) {
+        // No static maps (the data plane then skips their lookups).
+        st.static_out.clear();
+        st.static_in.clear();
+    } else {
+        st.static_out = base.static_out;
+        st.static_in = base.static_in;
+    }
     let mut cfg: NatConfig = default_config();
     cfg.pool_len = POOL.len() as u32;
     cfg.filtering = *[
