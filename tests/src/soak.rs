@@ -122,6 +122,9 @@ pub fn run(opts: &Options) -> Report {
         TIMEOUTS,
     ]);
     let pid = f.pid();
+    // The memory measured must be the agent's, not a wrapper's.
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    assert_eq!(comm.trim(), "xnat", "pid {pid} is not the agent");
     let warmup = (opts.duration / 5).min(Duration::from_secs(30));
     let stop = AtomicBool::new(false);
     let tally = Tally::default();
