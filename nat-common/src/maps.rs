@@ -17,8 +17,8 @@ pub const MAP_STATIC_IN: &str = "STATIC_IN";
 /// value of a fresh map) means "look": a writer that does not know about
 /// this flag can never make a static mapping invisible.
 pub const MAP_STATIC_EMPTY: &str = "STATIC_EMPTY";
-/// Per-CPU cache of the data plane's clock: `[jiffies, ns]`, the coarse
-/// time read when this CPU first saw that jiffies value (see
+/// Per-CPU cache of the data plane's clock: `[jiffies, ns]`, the
+/// CLOCK_BOOTTIME read when this CPU first saw that jiffies value (see
 /// nat-ebpf/src/session.rs). Nobody outside the programs reads it.
 pub const MAP_CLOCK: &str = "CLOCK";
 /// `--fast-path` switch: `[FAST_PATH_ON]` 1 when on, `[FAST_PATH_EXT_IFINDEX]` the

@@ -146,7 +146,8 @@ pub struct Mapping {
     pub port: u16,
     /// `MAPPING_*` flags.
     pub flags: u16,
-    /// data plane clock ns (CLOCK_MONOTONIC_COARSE) of creation and of the last outbound packet.
+    /// CLOCK_BOOTTIME ns (read once per tick, see nat-ebpf session::now) of
+    /// creation and of the last outbound packet.
     pub created: u64,
     pub last_seen: u64,
 }
@@ -257,7 +258,7 @@ pub struct FragValue {
     /// The address the first fragment's translated field became.
     pub new_addr: u32,
     pub _pad: u32,
-    /// When the first fragment was translated (data plane clock ns (CLOCK_MONOTONIC_COARSE)).
+    /// When the first fragment was translated (CLOCK_BOOTTIME ns).
     pub seen: u64,
 }
 
@@ -316,7 +317,7 @@ pub struct BindingEvent {
     pub inside_port: u16,
     pub public_port: u16,
     pub _pad2: u32,
-    /// data plane clock ns (CLOCK_MONOTONIC_COARSE), equal to the mapping's `created`.
+    /// CLOCK_BOOTTIME ns, equal to the mapping's `created`.
     pub time_ns: u64,
 }
 

@@ -1,6 +1,6 @@
 //! Sessions (inside endpoint × remote endpoint): last-seen time, TCP state
 //! bits and counters, plus the address-dependent filter entries.
-use aya_ebpf::helpers::generated::{bpf_jiffies64, bpf_ktime_get_coarse_ns};
+use aya_ebpf::helpers::generated::{bpf_jiffies64, bpf_ktime_get_boot_ns};
 use nat_common::{
     Counter, FILTER_ADDRESS, FilterKey, Mapping, NatConfig, Session, SessionKey, TCP_ACK_IN,
     TCP_ACK_OUT, TCP_FIN_IN, TCP_FIN_OUT, TCP_RST, TCP_SYN_IN, TCP_SYN_OUT,
@@ -14,25 +14,26 @@ use crate::{
 
 const BPF_NOEXIST: u64 = 1;
 
-/// CLOCK_MONOTONIC_COARSE in ns (user space reads the same clock), at most
-/// one timer tick stale: plenty for idle timeouts of seconds.
+/// CLOCK_BOOTTIME in ns (so time spent suspended counts as idle time, as
+/// it is), read at most once per timer tick per CPU: a stamp can be up to
+/// a tick or two old, plenty for idle timeouts of seconds.
 ///
-/// The precise clocks cost ~40 ns a read and even the coarse one ~15 ns, a
-/// large share of a whole translation. jiffies (which the verifier inlines
-/// into a plain load) tells when the coarse time can have changed: each CPU
-/// caches the coarse time with the jiffies value it read it at.
+/// Reading the clock costs ~40 ns here (a VM's clock source), a third of a
+/// whole translation. jiffies, which the verifier inlines into a plain
+/// load, tells when the time can have moved on: each CPU keeps the time it
+/// read with the jiffies value it read it at.
 #[inline(always)]
 pub fn now() -> u64 {
     // SAFETY: helper without arguments (inlined by the verifier).
     let jiffies = unsafe { bpf_jiffies64() };
     let Some(slot) = CLOCK.get_ptr_mut(0) else {
         // SAFETY: helper without arguments.
-        return unsafe { bpf_ktime_get_coarse_ns() };
+        return unsafe { bpf_ktime_get_boot_ns() };
     };
     // SAFETY: per-CPU slot, only this CPU touches it while we run.
     unsafe {
         if (*slot)[0] != jiffies || (*slot)[1] == 0 {
-            (*slot)[1] = bpf_ktime_get_coarse_ns();
+            (*slot)[1] = bpf_ktime_get_boot_ns();
             (*slot)[0] = jiffies;
         }
         (*slot)[1]

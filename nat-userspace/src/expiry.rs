@@ -136,7 +136,7 @@ impl Sweeper {
         })
     }
 
-    /// One pass over all tables at time `now` (data plane clock ns, CLOCK_MONOTONIC_COARSE).
+    /// One pass over all tables at time `now` (CLOCK_BOOTTIME ns, the data plane clock).
     ///
     /// Cost: each table that can hold expired entries is walked once with
     /// `BPF_MAP_LOOKUP_BATCH` (SESSIONS, NAPT_OUT, FILTER; NAPT_IN only

@@ -39,16 +39,17 @@ pub fn ip(addr: u32) -> Ipv4Addr {
     Ipv4Addr::from(addr.to_ne_bytes())
 }
 
-/// The data plane's clock (CLOCK_MONOTONIC_COARSE, bpf_ktime_get_coarse_ns)
-/// in ns: what it stamps mappings, sessions and fragments with.
+/// The data plane's clock (CLOCK_BOOTTIME, read once per tick per CPU by
+/// the programs) in ns: what it stamps mappings, sessions and fragments
+/// with.
 pub fn dataplane_now_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: valid pointer to a timespec; the clock always exists on Linux.
-    let r = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
-    assert_eq!(r, 0, "clock_gettime(CLOCK_MONOTONIC_COARSE)");
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    assert_eq!(r, 0, "clock_gettime(CLOCK_BOOTTIME)");
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
