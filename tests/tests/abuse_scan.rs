@@ -5,9 +5,10 @@
 //! one TCP connection (10.0.0.2:40001 to 203.0.113.10:7001). Two scanners
 //! beyond the router — one on the address A talks to (203.0.113.10), one
 //! on another (203.0.113.12) — send a UDP datagram and a TCP SYN (raw
-//! socket) to every port 1..=65535 of the pool address. What reaches the
-//! inside is counted at the inside hosts, on their interfaces, by
-//! nftables.
+//! socket) to every port 1..=65535 of the pool address: first to every
+//! unmapped port in bulk, then to the two mapped ports one probe at a time,
+//! so the fate of each of those is known. What reaches the inside is
+//! counted at the inside hosts, on their interfaces, by nftables.
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
