@@ -119,9 +119,10 @@ mod session_table_full {
 }
 
 /// Promise (`--max-sessions 8`): one inside endpoint talking to 12
-/// remotes gets exactly 8 sessions; packets to the other 4 are dropped and
-/// counted in `drop_session_table_full`; the 8 keep working; after they
-/// expire, the other remotes can be reached.
+/// remotes gets exactly 8 sessions; packets to the other 4, and an inbound
+/// packet that would need a ninth, are dropped and counted in
+/// `drop_session_table_full`; the 8 keep working; after they expire, the
+/// other remotes can be reached.
 fn session_table_full(tag: &str, mode: Ingress) {
     let mut f = FaultTopo::new(tag, mode);
     f.start(&[
@@ -152,6 +153,17 @@ fn session_table_full(tag: &str, mode: Ingress) {
         || f.t.counter("drop_session_table_full") >= before + 4,
     );
     assert_eq!(f.t.counter("drop_session_table_full"), before + 4);
+    // Inbound too: a new port of an admitted address would need a session
+    // (address-dependent filtering admits it); it is refused and counted.
+    let newcomer = udp_bind(&f.t.srv, sa(SRV1, 7100));
+    newcomer.send_to(b"refused", sa(POOL[0], 43000)).unwrap();
+    wait_until(
+        Duration::from_secs(10),
+        "drop_session_table_full to count the inbound refusal",
+        || f.t.counter("drop_session_table_full") >= before + 5,
+    );
+    let got = drain_for(&inside, Duration::from_millis(200));
+    assert!(got.is_empty(), "the refused inbound packet got in: {got:?}");
     for (r, s) in remotes.iter().zip(&servers).take(8) {
         assert_eq!(udp_deliver(&inside, *r, s, b"again"), sa(POOL[0], 43000));
         assert_eq!(udp_deliver(s, sa(POOL[0], 43000), &inside, b"back"), *r);
