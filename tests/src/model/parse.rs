@@ -96,3 +96,52 @@ pub fn ipv4_at(frame: &[u8], off: usize, limit: usize) -> Option<Ip> {
         more_fragments: frag & 0x2000 != 0,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::{Packet, Udp, ethernet_vlan, ethertype};
+    use std::net::Ipv4Addr;
+
+    fn frame() -> Vec<u8> {
+        let (a, b) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(192, 0, 2, 1));
+        Packet::udp(a, b, Udp::new(1, 2, b"abcd")).frame()
+    }
+
+    #[test]
+    fn a_whole_header_is_parsed_with_its_bounds() {
+        let f = frame();
+        let ip = outer(&f).unwrap();
+        assert_eq!((ip.off, ip.hlen, ip.end, ip.proto), (14, 20, 14 + 32, UDP));
+        let mut padded = f.clone();
+        padded.extend_from_slice(&[0; 10]);
+        assert_eq!(outer(&padded).unwrap().end, 14 + 32, "padding is not data");
+    }
+
+    #[test]
+    fn lying_or_cut_headers_are_not_parsed() {
+        let f = frame();
+        for ihl in [0u8, 4, 15] {
+            // IHL 15 claims 60 header bytes; the frame has 32 after its
+            // Ethernet header.
+            let mut g = f.clone();
+            g[14] = 0x40 | ihl;
+            assert!(outer(&g).is_none(), "IHL {ihl}");
+        }"
+            );
+        }
+        let mut short_total = f.clone();
+        short_total[16..18].copy_from_slice(&19u16.to_be_bytes());
+        assert!(outer(&short_total).is_none());
+        assert!(outer(&f[..33]).is_none());
+        assert!(outer(&ethernet_vlan(7, ethertype::IPV4, &f[14..])).is_none());
+    }
+
+    #[test]
+    fn a_zero_total_length_means_up_to_the_frame_end() {
+        let mut f = frame();
+        f[16] = 0;
+        f[17] = 0;
+        assert_eq!(outer(&f).unwrap().end, f.len());
+    }
+}
