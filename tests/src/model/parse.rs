@@ -127,8 +127,6 @@ mod tests {
             let mut g = f.clone();
             g[14] = 0x40 | ihl;
             assert!(outer(&g).is_none(), "IHL {ihl}");
-        }"
-            );
         }
         let mut short_total = f.clone();
         short_total[16..18].copy_from_slice(&19u16.to_be_bytes());
