@@ -212,11 +212,16 @@ fn scan(tag: &str, mode: Ingress, filtering: &str, admit: [bool; 2]) {
     for (i, scanner) in scanners.iter().enumerate() {
         for proto in ["udp", "tcp"] {
             let (a0, r0) = (count_a.packets(), f.t.counter("drop_filtered_inbound"));
-            if proto == "udp" {
-                udp[i].send_to(b"probe", udp_public).unwrap();
-            } else {
-                raw.send(&syn(i, tcp_public.port())).unwrap();
-            }
+            // Resent if a queue on the way dropped it; one copy reaches
+            // the gateway.
+            path.send_whole("a probe to a mapped port to reach the gateway", || {
+                if proto == "udp" {
+                    udp[i].send_to(b"probe", udp_public).unwrap();
+                } else {
+                    raw.send(&syn(i, tcp_public.port())).unwrap();
+                }
+                1
+            });
             let what = format!("{proto} probe from {scanner} to be admitted or counted");
             wait_until(Duration::from_secs(10), &what, || {
                 count_a.packets() > a0 || f.t.counter("drop_filtered_inbound") > r0
