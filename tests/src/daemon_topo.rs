@@ -303,10 +303,15 @@ pub fn wait_for_line(
     });
 }
 
-/// The JSON lines of `path`.
+/// The complete JSON lines of `path`. A last line without its newline is
+/// one the agent is still writing, not a bad line: it is left for later.
 pub fn json_lines(path: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let complete = match text.rfind('\n') {
+        Some(end) => &text[..end],
+        None => "",
+    };
+    complete
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
         .collect()

@@ -441,8 +441,12 @@ fn paired_pooling(tag: &str, mode: Ingress) {
         let mut addrs = BTreeSet::new();
         for port in 41000..41006 {
             let s = udp_bind(ns, sa(host, port));
-            addrs.insert(*udp_deliver(&s, sa(SRV1, 7000), &srv, b"pool").ip());
-            addrs.insert(*udp_deliver(&s, sa(SRV2, 7000), &srv2, b"pool").ip());
+            // A message of its own: a late duplicate of an earlier host's
+            // (udp_deliver resends on a slow machine) must not be taken
+            // for this host's.
+            let msg = format!("pool {host}:{port}");
+            addrs.insert(*udp_deliver(&s, sa(SRV1, 7000), &srv, msg.as_bytes()).ip());
+            addrs.insert(*udp_deliver(&s, sa(SRV2, 7000), &srv2, msg.as_bytes()).ip());
         }
         let c = tcp_connect(ns, sa(host, 0), sa(SRV1, 7001), false)
             .unwrap_or_else(|e| panic!("TCP from {host}: {e}"));
