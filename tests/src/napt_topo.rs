@@ -569,10 +569,19 @@ pub fn drain_for(sock: &UdpSocket, window: Duration) -> Vec<(Vec<u8>, SocketAddr
     }
 }
 
-/// Sends `msg` from `from` to `to` until `at` (the receiving socket)
-/// receives it, retrying a few times within a bounded time; returns the
-/// source address `at` saw. Datagrams with other contents are skipped.
+/// Sends `msg` (followed by a tag unique to the call) from `from` to `to`
+/// until `at` (the receiving socket) receives it, retrying a few times
+/// within a bounded time; returns the source address `at` saw. Datagrams
+/// with other contents are skipped.
 pub fn udp_deliver(from: &UdpSocket, to: SocketAddrV4, at: &UdpSocket, msg: &[u8]) -> SocketAddrV4 {
+    // Every call's datagrams carry a tag of their own: on a slow machine a
+    // resent datagram's first copy can arrive late, and the next call to
+    // the same receiver must not take it for its own.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut tagged = msg.to_vec();
+    tagged.extend_from_slice(format!(" #{call}").as_bytes());
+    let msg = tagged.as_slice();
     for _attempt in 0..5 {
         from.send_to(msg, to)
             .unwrap_or_else(|e| panic!("send_to {to} from {:?}: {e}", from.local_addr()));
