@@ -3,7 +3,8 @@
 //! Static 1:1 maps are consulted before this (they take precedence).
 use nat_common::{
     Counter, EVENT_PORTS_EXHAUSTED, EVENT_QUOTE_MAX, EndpointKey, Event, FILTER_ADDRESS,
-    FILTER_ADDRESS_AND_PORT, FilterKey, MAPPING_FORWARD, Mapping, NatConfig, SessionKey, csum,
+    FILTER_ADDRESS_AND_PORT, FilterKey, MAPPING_FORWARD, Mapping, NatConfig, Session, SessionKey,
+    csum,
 };
 
 use crate::{
@@ -42,6 +43,12 @@ enum Kind {
 fn config() -> Option<NatConfig> {
     let cfg = CONFIG.get(0).copied()?;
     (cfg.pool_len != 0).then_some(cfg)
+}
+
+/// Whether NAPT is on and `addr` is an inside address it translates.
+#[inline(always)]
+pub fn translates_source(addr: u32) -> bool {
+    config().is_some() && is_internal(addr)
 }
 
 #[inline(always)]
@@ -231,32 +238,120 @@ pub fn egress<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
             }
         },
     };
-    let skey = SessionKey {
+    let skey = out_session_key(ip, &ports);
+    let found = session::find(&skey);
+    Some(translate_out(
+        p, ip, &cfg, &ports, &mapping, &skey, found, now,
+    ))
+}
+
+/// The session key of an outbound packet.
+#[inline(always)]
+fn out_session_key(ip: &Ipv4, ports: &Ports) -> SessionKey {
+    SessionKey {
         inside_addr: ip.src,
         remote_addr: ip.dst,
         inside_port: ports.our_port,
         remote_port: ports.remote_port,
         proto: ip.proto,
         _pad: [0; 3],
-    };
+    }
+}
+
+/// Outbound, once the mapping is known (and its session looked up): counts
+/// the packet on the session (creating it), rewrites, counts.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn translate_out<P: Packet>(
+    p: &mut P,
+    ip: &Ipv4,
+    cfg: &NatConfig,
+    ports: &Ports,
+    mapping: &Mapping,
+    skey: &SessionKey,
+    found: Option<*mut Session>,
+    now: u64,
+) -> Verdict {
     let touch = Touch {
         outbound: true,
         bytes: bytes_of(ip),
         tcp_bits: session::tcp_bits(ports.tcp_flags, true),
         now: Some(now),
     };
-    if session::touch(&skey, &mapping, &touch).is_err() {
-        return Some(drop(Counter::DropSessionTableFull));
+    match found {
+        Some(s) => session::refresh(s, skey, &touch),
+        None => {
+            if session::create(skey, mapping, &touch).is_err() {
+                return drop(Counter::DropSessionTableFull);
+            }
+        }
     }
-    session::note_remote(&cfg, &mapping, ip.proto, ip.dst, now);
+    session::note_remote(cfg, mapping, ip.proto, ip.dst, now);
 
-    if rewrite(p, ip, true, mapping.addr, &ports, mapping.port).is_none() {
-        return Some(drop(Counter::EgressDroppedMalformed));
+    if rewrite(p, ip, true, mapping.addr, ports, mapping.port).is_none() {
+        return drop(Counter::EgressDroppedMalformed);
     }
     frag::remember(p, ip, false, mapping.addr);
     counters::bump(Counter::EgressTranslated);
     counters::add(Counter::EgressBytes, bytes_of(ip));
-    Some(Verdict::Translated)
+    Verdict::Translated
+}
+
+/// An outbound TCP/UDP packet of an established NAPT flow, as the fast
+/// path finds it: its mapping and its session to this remote endpoint.
+pub struct Established {
+    ports: Ports,
+    mapping: *mut Mapping,
+    session: *mut Session,
+    skey: SessionKey,
+}
+
+/// The established flow of an outbound packet, or `None` (not NAPT's, a
+/// new flow or remote endpoint, not TCP/UDP, a fragment, cut short).
+#[inline(always)]
+pub fn established<P: Packet>(p: &P, ip: &Ipv4) -> Option<Established> {
+    config()?;
+    if ip.later_fragment || ip.more_fragments {
+        return None;
+    }
+    let ports = ports(p, ip, true).ok()??;
+    // No INTERNAL lookup: a mapping proves the source is inside (see
+    // `egress`).
+    let mapping = NAPT_OUT.get_ptr_mut(out_key(ip, &ports))?;
+    let skey = out_session_key(ip, &ports);
+    let session = session::find(&skey)?;
+    Some(Established {
+        ports,
+        mapping,
+        session,
+        skey,
+    })
+}
+
+/// Translates the packet of an [`established`] flow, reusing what that
+/// found (no second lookup of the mapping or the session).
+#[inline(always)]
+pub fn egress_established<P: Packet>(p: &mut P, ip: &Ipv4, e: &Established) -> Verdict {
+    let Some(cfg) = config() else {
+        return Verdict::Pass;
+    };
+    let now = session::now();
+    // SAFETY: value in the map; a racing write of the same timestamp field
+    // is harmless.
+    let mapping = unsafe {
+        (*e.mapping).last_seen = now;
+        *e.mapping
+    };
+    translate_out(
+        p,
+        ip,
+        &cfg,
+        &e.ports,
+        &mapping,
+        &e.skey,
+        Some(e.session),
+        now,
+    )
 }
 
 /// An ICMP error sent by an inside host about a datagram it received

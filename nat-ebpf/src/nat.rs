@@ -47,6 +47,10 @@ enum L4Plan {
 #[inline(always)]
 pub fn process<P: Packet>(p: &mut P, dir: Direction) -> Verdict {
     let Some(ip) = parse::outer_ipv4(p) else {
+        if dir == Direction::Egress && leaks_inside_source(p) {
+            counters::bump(Counter::EgressDroppedMalformed);
+            return Verdict::Drop;
+        }
         counters::bump(Counter::PassedNotOurs);
         return Verdict::Pass;
     };
@@ -92,6 +96,22 @@ pub fn process<P: Packet>(p: &mut P, dir: Direction) -> Verdict {
         counters::bump(Counter::IcmpErrorsTranslated);
     }
     Verdict::Translated
+}
+
+/// A frame with the IPv4 Ethernet type whose header does not parse (IHL <
+/// 5, version not 4, a total length inside the header, cut short) cannot
+/// be translated; if its source field holds an address xnat translates, it
+/// must not leave with it. (The stack never sends such a frame; a raw
+/// packet socket on the gateway can.)
+#[inline(always)]
+fn leaks_inside_source<P: Packet>(p: &P) -> bool {
+    if p.load::<u16>(12) != Some(parse::ETH_P_IP_WIRE) {
+        return false;
+    }
+    let Some(src) = p.load::<u32>(parse::ETH_HLEN + Ipv4::SRC_OFF) else {
+        return false;
+    };
+    lookup_out(src).is_some() || crate::napt::translates_source(src)
 }
 
 /// Whether user space said the static tables are empty: a hash lookup per

@@ -4,7 +4,7 @@ use crate::packet::Packet;
 
 pub const ETH_HLEN: u32 = 14;
 /// ETH_P_IP as it lies in the frame, read into a native u16.
-const ETH_P_IP_WIRE: u16 = 0x0800u16.to_be();
+pub const ETH_P_IP_WIRE: u16 = 0x0800u16.to_be();
 
 pub const IPPROTO_ICMP: u8 = 1;
 pub const IPPROTO_TCP: u8 = 6;

@@ -1010,16 +1010,23 @@ fn non_ipv4_is_untouched() {
 }
 
 #[test]
-fn ip_version_6_under_ipv4_ethertype_is_untouched() {
-    // Version nibble 6 in an IPv4-ethertype frame: not an IPv4 packet.
+fn ip_version_6_under_ipv4_ethertype() {
+    // Version nibble 6 in an IPv4-ethertype frame: not an IPv4 packet, so
+    // nothing to translate. Outbound, its source field holds a mapped
+    // private address, which must not leave: dropped. Inbound: untouched.
     let mut f = Packet::udp(PRIV, REMOTE, Udp::new(1, 2, b"v")).frame();
     f[ETH_HLEN] = 0x65;
-    untouched(
-        EGRESS,
-        "version 6 under ethertype IPv4",
-        &f,
-        Count::Untranslated,
-    );
+    let nat = nat();
+    for &hook in EGRESS {
+        run_case(
+            &nat,
+            hook,
+            "version 6 under ethertype IPv4",
+            &f,
+            Want::Drop,
+            Count::Malformed,
+        );
+    }
     let mut f = Packet::udp(REMOTE, PUB, Udp::new(1, 2, b"v")).frame();
     f[ETH_HLEN] = 0x65;
     untouched(
@@ -1102,20 +1109,28 @@ fn cut_inside_ipv4_header_is_passed_untouched() {
 }
 
 #[test]
-fn cut_inside_ipv4_options_is_passed_untouched() {
-    // Both addresses present, but the options (IHL 15) are cut.
+fn cut_inside_ipv4_options() {
+    // Both addresses present, but the options (IHL 15) are cut: outbound,
+    // the mapped private source must not leave (dropped); inbound it is
+    // passed untouched.
     let out = Packet::udp(PRIV, REMOTE, Udp::new(1000, 53, b"query"))
         .with_ip_options(&opt_ihl15())
         .frame();
     let inb = Packet::udp(REMOTE, PUB, Udp::new(53, 1000, b"reply"))
         .with_ip_options(&opt_ihl15())
         .frame();
+    let nat = nat();
     for len in [ETH_HLEN + 20, ETH_HLEN + 40, ETH_HLEN + 59] {
-        cut_header_untouched(
-            EGRESS,
-            &format!("egress IHL 15 cut at {len}"),
-            &cut(&out, len),
-        );
+        for &hook in EGRESS {
+            run_case(
+                &nat,
+                hook,
+                &format!("egress IHL 15 cut at {len}"),
+                &cut(&out, len),
+                Want::Drop,
+                Count::Malformed,
+            );
+        }
         cut_header_untouched(
             INGRESS,
             &format!("ingress IHL 15 cut at {len}"),

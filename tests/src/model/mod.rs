@@ -201,8 +201,23 @@ pub fn predict(
     }
 }
 
+/// An outbound frame that says it is IPv4 but has no usable header, whose
+/// source field (bytes 12..16 of where the header would be) holds an
+/// address xnat translates: it must not leave with that address.
+fn unparsable_from_translated_source(ctx: &Ctx, frame: &[u8]) -> bool {
+    if frame.len() < parse::ETH_HLEN + 16 || parse::be16(frame, 12) != parse::ETH_P_IP {
+        return false;
+    }
+    let src = parse::addr(frame, parse::ETH_HLEN + 12);
+    ctx.st.static_out.contains_key(&src) || (ctx.st.napt_on() && ctx.st.is_internal(src))
+}
+
 fn decide(ctx: &mut Ctx, frame: &[u8]) -> Verdict {
     let Some(ip) = parse::outer(frame) else {
+        if ctx.dir == Dir::Out && unparsable_from_translated_source(ctx, frame) {
+            ctx.note("unparsable IPv4 header, translated source");
+            return ctx.drop(Counter::EgressDroppedMalformed);
+        }
         return ctx.not_ours();
     };
     let mapped = match ctx.dir {
