@@ -7,15 +7,16 @@ use aya_ebpf::{
     bindings::{TC_ACT_OK, TC_ACT_SHOT, xdp_action},
     programs::{TcContext, XdpContext},
 };
-use nat_common::{Counter, EndpointKey, SessionKey};
+use nat_common::Counter;
 
 use crate::{
     counters,
     forward::{self, Route},
-    maps::{NAPT_OUT, SESSIONS, XDP_TARGETS},
+    maps::XDP_TARGETS,
+    napt,
     nat::{self, Direction, Verdict},
     packet::{Packet, TcPacket, XdpPacket},
-    parse::{self, IPPROTO_TCP, IPPROTO_UDP, Ipv4},
+    parse::{self, Ipv4},
 };
 
 /// XDP ingress on the external interface, after `nat::process` translated
@@ -80,40 +81,20 @@ fn mtu_len(ctx: &TcContext, ip: &Ipv4) -> u16 {
     if gso == 0 { ip.tot_len as u16 } else { 0 }
 }
 
-/// Whether an outbound packet belongs to an established flow: a static
-/// mapping, or a NAPT mapping with a session to this remote endpoint.
+/// What makes an outbound packet one of an established flow.
+enum Flow {
+    /// A static 1:1 mapping of its source.
+    Static,
+    /// A NAPT mapping with a session to this remote endpoint.
+    Napt(napt::Established),
+}
+
 #[inline(always)]
-fn established<P: Packet>(p: &P, ip: &Ipv4) -> bool {
+fn established<P: Packet>(p: &P, ip: &Ipv4) -> Option<Flow> {
     if crate::nat::lookup_out(ip.src).is_some() {
-        return true;
+        return Some(Flow::Static);
     }
-    if ip.later_fragment || ip.more_fragments {
-        return false;
-    }
-    if !matches!(ip.proto, IPPROTO_TCP | IPPROTO_UDP) || !ip.has(ip.l4(), 4) {
-        return false;
-    }
-    // No INTERNAL lookup: a mapping proves the source is inside (see
-    // napt::egress).
-    let Some([sport, dport]) = p.load::<[u16; 2]>(ip.l4()) else {
-        return false;
-    };
-    let out = EndpointKey {
-        addr: ip.src,
-        port: sport,
-        proto: ip.proto,
-        _pad: 0,
-    };
-    let skey = SessionKey {
-        inside_addr: ip.src,
-        remote_addr: ip.dst,
-        inside_port: sport,
-        remote_port: dport,
-        proto: ip.proto,
-        _pad: [0; 3],
-    };
-    // SAFETY: presence checks only.
-    unsafe { NAPT_OUT.get(out).is_some() && SESSIONS.get(skey).is_some() }
+    napt::established(p, ip).map(Flow::Napt)
 }
 
 /// TC ingress on an inside interface, for packets that are not
@@ -125,9 +106,12 @@ pub fn outbound_tc(ctx: &TcContext) -> i32 {
     let Some(ip) = parse::outer_ipv4(&p) else {
         return TC_ACT_OK;
     };
-    if !matches!(forward::ttl(&p, &ip), Some(t) if t > 1) || !established(&p, &ip) {
+    if !matches!(forward::ttl(&p, &ip), Some(t) if t > 1) {
         return TC_ACT_OK;
     }
+    let Some(flow) = established(&p, &ip) else {
+        return TC_ACT_OK;
+    };
     // Route first, with the inside addresses: if the FIB cannot forward it
     // here, the stack takes the packet untranslated, as without the fast
     // path (a translated packet would be a martian on this interface).
@@ -142,7 +126,12 @@ pub fn outbound_tc(ctx: &TcContext) -> i32 {
             if ifindex == ext && ext != 0 => {}
         _ => return TC_ACT_OK,
     }
-    match nat::process(&mut p, Direction::Egress) {
+    let verdict = match &flow {
+        Flow::Static => nat::process(&mut p, Direction::Egress),
+        // The mapping and session found above, not looked up again.
+        Flow::Napt(e) => napt::egress_established(&mut p, &ip, e),
+    };
+    match verdict {
         Verdict::Translated => {}
         Verdict::Drop => return TC_ACT_SHOT,
         Verdict::Pass => return TC_ACT_OK,

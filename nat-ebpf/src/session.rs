@@ -112,16 +112,6 @@ pub fn refresh(s: *mut Session, key: &SessionKey, t: &Touch) {
     }
 }
 
-/// Updates or creates the session; `Err` when the table is full.
-#[inline(always)]
-pub fn touch(key: &SessionKey, public: &Mapping, t: &Touch) -> Result<(), ()> {
-    if let Some(s) = find(key) {
-        refresh(s, key, t);
-        return Ok(());
-    }
-    create(key, public, t)
-}
-
 /// Creates the session of `key`; `Err` when the table is full.
 #[inline(always)]
 pub fn create(key: &SessionKey, public: &Mapping, t: &Touch) -> Result<(), ()> {

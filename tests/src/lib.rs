@@ -12,10 +12,10 @@ pub mod fastpath_topo;
 // the NAPT topology with an agent the test kills and restarts, UDP load
 // that records what both sides saw, nftables counters at a host, the soak.
 pub mod fault_topo;
+pub mod frame;
 pub mod load;
 pub mod nft;
 pub mod soak;
-pub mod frame;
 // Differential fuzzing (tests/fuzz_packet.rs, `cargo xtask fuzz`): a
 // reference model of the translation, a frame generator and the runner that
 // compares the compiled programs with the model.
