@@ -142,9 +142,36 @@ pub fn outbound_tc(ctx: &TcContext) -> i32 {
     match forward::send(&mut p, &ip, &route) {
         Some(v) => {
             counters::bump(Counter::FastPathOutbound);
+            mark_translated(ctx);
             v as i32
         }
         // Translated but not sendable: dropping is the only safe choice.
         None => TC_ACT_SHOT,
     }
+}
+
+/// Marks a packet the outbound fast path translated and redirected to the
+/// external interface, whose egress program would otherwise parse it and
+/// look it up again only to pass it (its source is public now): a
+/// quarter of the fast path's cost. The mark lives in the skb's control
+/// block (`__sk_buff.cb`), which the redirect carries to the egress hook
+/// and the IP stack overwrites for anything it handles itself. Losing it
+/// only costs that second look; a false match would need a 64-bit value
+/// the kernel has no reason to write.
+const MARK: [u32; 2] = [0x786e_6174, 0xfa57_0a7e];
+
+#[inline(always)]
+fn mark_translated(ctx: &TcContext) {
+    // SAFETY: TC programs may write their skb's cb words.
+    unsafe {
+        (*ctx.skb.skb).cb[0] = MARK[0];
+        (*ctx.skb.skb).cb[1] = MARK[1];
+    }
+}
+
+/// Whether the outbound fast path already translated this packet.
+#[inline(always)]
+pub fn translated_here(ctx: &TcContext) -> bool {
+    // SAFETY: TC programs may read their skb's cb words.
+    unsafe { (*ctx.skb.skb).cb[0] == MARK[0] && (*ctx.skb.skb).cb[1] == MARK[1] }
 }

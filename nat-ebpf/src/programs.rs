@@ -40,6 +40,9 @@ pub fn xnat_ingress_tc(ctx: TcContext) -> i32 {
 
 #[classifier]
 pub fn xnat_egress_tc(ctx: TcContext) -> i32 {
+    if fastpath::translated_here(&ctx) {
+        return TC_ACT_OK;
+    }
     tc_verdict(nat::process(&mut TcPacket { ctx: &ctx }, Direction::Egress))
 }
 

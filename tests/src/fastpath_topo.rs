@@ -66,6 +66,8 @@ pub struct FpCounters {
     pub ingress: u64,
     /// `egress_translated_packets` (every outbound translation, fast or not).
     pub egress: u64,
+    /// `passed_not_ours` (anything the programs looked at and left alone).
+    pub not_ours: u64,
 }
 
 impl FpCounters {
@@ -76,6 +78,7 @@ impl FpCounters {
             fp_out: self.fp_out - before.fp_out,
             ingress: self.ingress - before.ingress,
             egress: self.egress - before.egress,
+            not_ours: self.not_ours - before.not_ours,
         }
     }
 }
@@ -224,6 +227,7 @@ impl FastTopo {
             fp_out: c("fast_path_outbound"),
             ingress: c("ingress_translated_packets"),
             egress: c("egress_translated_packets"),
+            not_ours: c("passed_not_ours"),
         }
     }
 }
