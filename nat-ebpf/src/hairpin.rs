@@ -26,10 +26,9 @@ pub enum Hairpin {
     Forward(Ipv4),
 }
 
-#[inline(always)]
-fn napt_on() -> bool {
-    CONFIG.get(0).is_some_and(|c| c.pool_len != 0)
-}
+/// Pools up to this size are scanned before the NAPT_IN lookup (a scan
+/// of a few array entries is cheaper than a hash lookup).
+const SMALL_POOL: u32 = 8;
 
 #[inline(always)]
 fn public_endpoint(addr: u32, port: u16, proto: u8) -> bool {
@@ -71,17 +70,23 @@ fn targets_us<P: Packet>(p: &P, ip: &Ipv4) -> bool {
     if crate::nat::lookup_in(ip.dst).is_some() {
         return true;
     }
-    if !napt_on() {
+    let Some(cfg) = CONFIG.get(0) else {
+        return false;
+    };
+    if cfg.pool_len == 0 {
+        return false;
+    }
+    // Whatever NAPT can hairpin is addressed to a pool address (forwards
+    // must use one too). With a small pool, checking that first spares
+    // every ordinary outbound packet a hash lookup.
+    if cfg.pool_len <= SMALL_POOL && !crate::napt::in_pool(cfg, ip.dst) {
         return false;
     }
     if ip.later_fragment {
         // Only datagrams to one of our pool addresses can be hairpinned
         // (static public addresses were handled above); the outbound key
         // alone also matches ordinary outbound traffic.
-        let in_pool = CONFIG
-            .get(0)
-            .is_some_and(|c| crate::napt::in_pool(c, ip.dst));
-        return in_pool && later_fragment_hairpinned(ip);
+        return crate::napt::in_pool(cfg, ip.dst) && later_fragment_hairpinned(ip);
     }
     let l4 = ip.l4();
     match ip.proto {
