@@ -428,9 +428,21 @@ pub fn v4(a: SocketAddr) -> SocketAddrV4 {
 }
 
 /// A UDP socket bound to `local` inside `ns`.
+///
+/// "Address in use" is retried for a moment: a socket the test just closed
+/// can live on in a child that another test thread is forking (until that
+/// child execs), so rebinding its address right away can fail.
 pub fn udp_bind(ns: &Netns, local: SocketAddrV4) -> UdpSocket {
-    ns.in_ns(|| UdpSocket::bind(local))
-        .unwrap_or_else(|e| panic!("bind UDP {local} in {}: {e}", ns.name()))
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        match ns.in_ns(|| UdpSocket::bind(local)) {
+            Ok(s) => return s,
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("bind UDP {local} in {}: {e}", ns.name()),
+        }
+    }
 }
 
 /// A UDP socket bound to `local` inside `ns` and connected to `remote`.
