@@ -101,11 +101,9 @@ fn established<P: Packet>(p: &P, ip: &Ipv4) -> Option<Flow> {
 /// hairpinned: an established flow's packet is translated and sent
 /// straight out of the external interface.
 #[inline(always)]
-pub fn outbound_tc(ctx: &TcContext) -> i32 {
+pub fn outbound_tc(ctx: &TcContext, ip: &Ipv4) -> i32 {
     let mut p = TcPacket { ctx };
-    let Some(ip) = parse::outer_ipv4(&p) else {
-        return TC_ACT_OK;
-    };
+    let ip = *ip;
     if !matches!(forward::ttl(&p, &ip), Some(t) if t > 1) {
         return TC_ACT_OK;
     }

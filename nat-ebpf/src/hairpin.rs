@@ -20,7 +20,9 @@ use crate::{
 
 pub enum Hairpin {
     /// Not addressed to one of our public endpoints: the stack routes it.
-    NotOurs,
+    /// Carries the untouched packet's IPv4 header, if it has one, so the
+    /// outbound fast path need not parse it again.
+    NotOurs(Option<Ipv4>),
     Drop,
     /// Translated both ways; forward it (to the re-parsed header).
     Forward(Ipv4),
@@ -126,15 +128,15 @@ fn targets_us<P: Packet>(p: &P, ip: &Ipv4) -> bool {
 #[inline(always)]
 pub fn process<P: Packet>(p: &mut P) -> Hairpin {
     let Some(ip) = parse::outer_ipv4(p) else {
-        return Hairpin::NotOurs;
+        return Hairpin::NotOurs(None);
     };
     if !targets_us(p, &ip) {
-        return Hairpin::NotOurs;
+        return Hairpin::NotOurs(Some(ip));
     }
     // TTL 1: let the stack answer time exceeded before anything changes.
     match crate::forward::ttl(p, &ip) {
         Some(t) if t > 1 => {}
-        _ => return Hairpin::NotOurs,
+        _ => return Hairpin::NotOurs(Some(ip)),
     }
     if nat::process(p, Direction::Egress) == Verdict::Drop {
         return Hairpin::Drop;

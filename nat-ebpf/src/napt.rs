@@ -300,6 +300,7 @@ fn translate_out<P: Packet>(
 /// An outbound TCP/UDP packet of an established NAPT flow, as the fast
 /// path finds it: its mapping and its session to this remote endpoint.
 pub struct Established {
+    cfg: NatConfig,
     ports: Ports,
     mapping: *mut Mapping,
     session: *mut Session,
@@ -310,7 +311,7 @@ pub struct Established {
 /// new flow or remote endpoint, not TCP/UDP, a fragment, cut short).
 #[inline(always)]
 pub fn established<P: Packet>(p: &P, ip: &Ipv4) -> Option<Established> {
-    config()?;
+    let cfg = config()?;
     if ip.later_fragment || ip.more_fragments {
         return None;
     }
@@ -321,6 +322,7 @@ pub fn established<P: Packet>(p: &P, ip: &Ipv4) -> Option<Established> {
     let skey = out_session_key(ip, &ports);
     let session = session::find(&skey)?;
     Some(Established {
+        cfg,
         ports,
         mapping,
         session,
@@ -332,9 +334,6 @@ pub fn established<P: Packet>(p: &P, ip: &Ipv4) -> Option<Established> {
 /// found (no second lookup of the mapping or the session).
 #[inline(always)]
 pub fn egress_established<P: Packet>(p: &mut P, ip: &Ipv4, e: &Established) -> Verdict {
-    let Some(cfg) = config() else {
-        return Verdict::Pass;
-    };
     let now = session::now();
     // SAFETY: value in the map; a racing write of the same timestamp field
     // is harmless.
@@ -345,7 +344,7 @@ pub fn egress_established<P: Packet>(p: &mut P, ip: &Ipv4, e: &Established) -> V
     translate_out(
         p,
         ip,
-        &cfg,
+        &e.cfg,
         &e.ports,
         &mapping,
         &e.skey,

@@ -52,8 +52,10 @@ pub fn xnat_egress_tc(ctx: TcContext) -> i32 {
 pub fn xnat_inside_tc(ctx: TcContext) -> i32 {
     let mut p = TcPacket { ctx: &ctx };
     match hairpin::process(&mut p) {
-        Hairpin::NotOurs if forward::fast_path_enabled() => fastpath::outbound_tc(&ctx),
-        Hairpin::NotOurs => TC_ACT_OK,
+        Hairpin::NotOurs(Some(ip)) if forward::fast_path_enabled() => {
+            fastpath::outbound_tc(&ctx, &ip)
+        }
+        Hairpin::NotOurs(_) => TC_ACT_OK,
         Hairpin::Drop => TC_ACT_SHOT,
         Hairpin::Forward(ip) => {
             // SAFETY: reading the program's own context.
