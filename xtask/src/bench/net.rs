@@ -376,28 +376,28 @@ fn set_linger0(fd: RawFd) {
     };
 }
 
+/// Binds `fd` to `addr` with SO_REUSEADDR (the runs reuse their ports).
+fn bind_reusing(fd: std::os::fd::RawFd, addr: SocketAddrV4) -> Result<()> {
+    set_int(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1, "SO_REUSEADDR")?;
+    let sa = sockaddr(addr);
+    // SAFETY: bind with a valid sockaddr_in of the size given.
+    let r = unsafe {
+        libc::bind(
+            fd,
+            &sa as *const libc::sockaddr_in as *const libc::sockaddr,
+            size_of::<libc::sockaddr_in>() as u32,
+        )
+    };
+    check(r, "bind")?;
+    Ok(())
+}
+
 fn listen(addr: SocketAddrV4) -> Result<OwnedFd> {
     // SAFETY: plain syscalls on a socket we create and own.
     unsafe {
         let fd = check(libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0), "socket")?;
         let fd = OwnedFd::from_raw_fd(fd);
-        set_int(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_REUSEADDR,
-            1,
-            "SO_REUSEADDR",
-        )?;
-        let sa = sockaddr(addr);
-        check(
-            libc::bind(
-                fd.as_raw_fd(),
-                &sa as *const libc::sockaddr_in as *const libc::sockaddr,
-                size_of::<libc::sockaddr_in>() as u32,
-            ),
-            "bind",
-        )
-        .with_context(|| format!("listening on {addr}"))?;
+        bind_reusing(fd.as_raw_fd(), addr).with_context(|| format!("listening on {addr}"))?;
         check(libc::listen(fd.as_raw_fd(), 4096), "listen")?;
         Ok(fd)
     }
@@ -521,22 +521,7 @@ fn connect_once(src: SocketAddrV4, server: SocketAddrV4) -> Result<()> {
             size_of::<libc::timeval>() as u32,
         );
         set_linger0(fd.as_raw_fd());
-        set_int(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_REUSEADDR,
-            1,
-            "SO_REUSEADDR",
-        )?;
-        let local = sockaddr(src);
-        check(
-            libc::bind(
-                fd.as_raw_fd(),
-                &local as *const libc::sockaddr_in as *const libc::sockaddr,
-                size_of::<libc::sockaddr_in>() as u32,
-            ),
-            "bind",
-        )?;
+        bind_reusing(fd.as_raw_fd(), src)?;
         let remote = sockaddr(server);
         check(
             libc::connect(
