@@ -948,8 +948,9 @@ fn inside_to_inside_is_not_translated(tag: &str, mode: Ingress) {
         );
         let e = p.exchange(100);
         let d = f.counters().since(&c0);
+        // `not_ours` left out: stray IPv6 or ARP frames move it.
         assert_eq!(
-            d,
+            FpCounters { not_ours: 0, ..d },
             FpCounters::default(),
             "inside-to-inside traffic (fast path {fast}) was translated or fast-forwarded"
         );
