@@ -1,13 +1,22 @@
 //! Dynamic NAPT state: configuration, endpoint-independent mappings,
 //! per-remote sessions and address-dependent filter entries.
 //!
-//! A mapping is one entry in `NAPT_OUT` (inside endpoint → public
-//! endpoint) and its mirror in `NAPT_IN` (public endpoint → inside
-//! endpoint). Sessions (one per inside endpoint × remote endpoint) carry the
-//! TCP state, last-seen time and counters; the agent expires them and drops
-//! a mapping once it has no session left and has been idle for its timeout.
-//! Port forwards are mappings flagged [`MAPPING_FORWARD`]: never expired,
-//! admitted from any remote.
+//! A mapping is one entry in `NAPT_OUT` (inside endpoint → [`Mapping`]:
+//! the public endpoint) and its mirror in `NAPT_IN` (public endpoint →
+//! [`InsideEndpoint`]). Sessions (one per inside endpoint × remote endpoint)
+//! carry the TCP state, last-seen time and counters. The session whose
+//! packet created a mapping is held inside the mapping itself
+//! ([`Mapping::first`]); only a mapping's further sessions take entries in
+//! `SESSIONS`. Most mappings only ever have that one session (a TCP
+//! connection, a DNS query), so a binding usually costs two hash entries,
+//! not four: the kernel spends 64 B of header and bucket on every entry,
+//! whatever it holds.
+//!
+//! The agent expires sessions (the first one by clearing
+//! [`FirstSession::live`]) and drops a mapping once it has no session left
+//! and has been idle for its timeout. Port forwards are mappings flagged
+//! [`MAPPING_FORWARD`]: never expired, admitted from any remote; their
+//! sessions all live in `SESSIONS`.
 
 /// Configuration (single-entry array).
 pub const MAP_CONFIG: &str = "CONFIG";
@@ -15,14 +24,16 @@ pub const MAP_CONFIG: &str = "CONFIG";
 pub const MAP_POOL: &str = "POOL";
 /// Inside prefixes whose sources are translated (LPM trie).
 pub const MAP_INTERNAL: &str = "INTERNAL";
-/// Inside endpoint → public endpoint.
+/// Inside endpoint → public endpoint and first session ([`Mapping`]).
 pub const MAP_NAPT_OUT: &str = "NAPT_OUT";
-/// Public endpoint → inside endpoint.
+/// Public endpoint → inside endpoint ([`InsideEndpoint`]).
 pub const MAP_NAPT_IN: &str = "NAPT_IN";
-/// Inside endpoint × remote endpoint → session.
+/// Inside endpoint × remote endpoint → session, for every session but a
+/// mapping's first (not preallocated: most mappings have none here).
 pub const MAP_SESSIONS: &str = "SESSIONS";
 /// Public endpoint × remote address → last seen (address-dependent
-/// filtering).
+/// filtering), for remote addresses other than the first session's (which
+/// admits its own address). Not preallocated.
 pub const MAP_FILTER: &str = "FILTER";
 /// Inside address → public ports it holds (for `--max-ports-per-host`).
 pub const MAP_HOST_PORTS: &str = "HOST_PORTS";
@@ -138,10 +149,12 @@ pub struct EndpointKey {
     pub _pad: u8,
 }
 
-/// The other side of a mapping.
+/// `NAPT_OUT` value: the public endpoint of a mapping, and the mapping's
+/// first session.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Mapping {
+    /// Public address and port (network order).
     pub addr: u32,
     pub port: u16,
     /// `MAPPING_*` flags.
@@ -150,6 +163,95 @@ pub struct Mapping {
     /// creation and of the last outbound packet.
     pub created: u64,
     pub last_seen: u64,
+    /// The session whose packet created the mapping (created with it, at
+    /// `created`). Once it expires its slot stays empty: later sessions go
+    /// to `SESSIONS`, so no two CPUs ever race to fill it.
+    pub first: FirstSession,
+}
+
+/// A mapping's first session, held in the mapping (see [`Mapping::first`]).
+/// The same fields as a [`Session`], less what the mapping holds already.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FirstSession {
+    /// The remote endpoint (network order; port 0 for ICMP queries).
+    pub remote_addr: u32,
+    pub remote_port: u16,
+    /// `TCP_*` bits (0 for UDP/ICMP).
+    pub tcp: u8,
+    /// 1 while this slot holds a session; 0 once it expired, and for port
+    /// forwards (made without a packet).
+    pub live: u8,
+    pub last_seen: u64,
+    pub packets_out: u64,
+    pub packets_in: u64,
+    pub bytes_out: u64,
+    pub bytes_in: u64,
+}
+
+impl Mapping {
+    /// Whether the first session is live and has this remote endpoint.
+    #[inline(always)]
+    pub fn first_is(&self, remote_addr: u32, remote_port: u16) -> bool {
+        self.first.live != 0
+            && self.first.remote_addr == remote_addr
+            && self.first.remote_port == remote_port
+    }
+
+    /// The first session in the form `SESSIONS` holds sessions, if it is
+    /// live (`inside` is the mapping's `NAPT_OUT` key).
+    pub fn first_session(&self, inside: &EndpointKey) -> Option<(SessionKey, Session)> {
+        if self.first.live == 0 {
+            return None;
+        }
+        let f = &self.first;
+        Some((
+            SessionKey {
+                inside_addr: inside.addr,
+                remote_addr: f.remote_addr,
+                inside_port: inside.port,
+                remote_port: f.remote_port,
+                proto: inside.proto,
+                _pad: [0; 3],
+            },
+            Session {
+                created: self.created,
+                last_seen: f.last_seen,
+                packets_out: f.packets_out,
+                packets_in: f.packets_in,
+                bytes_out: f.bytes_out,
+                bytes_in: f.bytes_in,
+                public_addr: self.addr,
+                public_port: self.port,
+                tcp: f.tcp,
+                _pad: 0,
+            },
+        ))
+    }
+}
+
+/// `NAPT_IN` value: the inside endpoint behind a public one.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InsideEndpoint {
+    /// Network order, as in the packet.
+    pub addr: u32,
+    pub port: u16,
+    /// `MAPPING_*` flags (the same as the mapping's).
+    pub flags: u16,
+}
+
+impl InsideEndpoint {
+    /// The `NAPT_OUT` key of this endpoint for protocol `proto`.
+    #[inline(always)]
+    pub fn key(&self, proto: u8) -> EndpointKey {
+        EndpointKey {
+            addr: self.addr,
+            port: self.port,
+            proto,
+            _pad: 0,
+        }
+    }
 }
 
 /// A port forward (`xnat forward add`): admitted from any remote, never
@@ -328,6 +430,7 @@ mod pod {
     unsafe impl aya::Pod for super::NatConfig {}
     unsafe impl aya::Pod for super::EndpointKey {}
     unsafe impl aya::Pod for super::Mapping {}
+    unsafe impl aya::Pod for super::InsideEndpoint {}
     unsafe impl aya::Pod for super::SessionKey {}
     unsafe impl aya::Pod for super::Session {}
     unsafe impl aya::Pod for super::FilterKey {}
@@ -344,7 +447,11 @@ mod tests {
     fn layouts_have_no_hidden_padding() {
         assert_eq!(size_of::<NatConfig>(), 32);
         assert_eq!(size_of::<EndpointKey>(), 8);
-        assert_eq!(size_of::<Mapping>(), 24);
+        // 72: with NAPT_IN's 8-byte value and 64 B of kernel header and
+        // bucket per entry, 1M bindings fit in 256 MiB (see BENCHMARKS.md).
+        assert_eq!(size_of::<Mapping>(), 72);
+        assert_eq!(size_of::<FirstSession>(), 48);
+        assert_eq!(size_of::<InsideEndpoint>(), 8);
         assert_eq!(size_of::<SessionKey>(), 16);
         assert_eq!(size_of::<Session>(), 56);
         assert_eq!(size_of::<FilterKey>(), 12);

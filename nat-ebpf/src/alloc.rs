@@ -10,7 +10,7 @@
 //! * Reservation is the BPF_NOEXIST insert of the inbound entry itself, so
 //!   two CPUs can never hand out the same public port.
 use aya_ebpf::helpers::generated::bpf_get_prandom_u32;
-use nat_common::{Counter, EndpointKey, Mapping, NatConfig};
+use nat_common::{Counter, EndpointKey, FirstSession, InsideEndpoint, Mapping, NatConfig};
 
 use crate::{
     maps::{HOST_PORTS, NAPT_IN, NAPT_OUT, POOL},
@@ -48,7 +48,7 @@ enum Reserve {
 }
 
 #[inline(always)]
-fn reserve(public: u32, port: u16, proto: u8, inside: &Mapping) -> Reserve {
+fn reserve(public: u32, port: u16, proto: u8, inside: &InsideEndpoint) -> Reserve {
     let key = EndpointKey {
         addr: public,
         port: port.to_be(),
@@ -63,9 +63,24 @@ fn reserve(public: u32, port: u16, proto: u8, inside: &Mapping) -> Reserve {
     }
 }
 
-/// Creates the mapping of inside endpoint `key` and returns it.
+/// What [`allocate`] did.
+pub enum Allocated {
+    /// Made the mapping, with `first` as its first session.
+    Created(Mapping),
+    /// Another CPU mapped the same inside endpoint meanwhile: its mapping
+    /// (the packet's session is still to be found or made).
+    Raced(*mut Mapping),
+}
+
+/// Creates the mapping of inside endpoint `key`, holding the packet's
+/// session `first`.
 #[inline(always)]
-pub fn allocate(cfg: &NatConfig, key: &EndpointKey, now: u64) -> Result<Mapping, AllocError> {
+pub fn allocate(
+    cfg: &NatConfig,
+    key: &EndpointKey,
+    first: FirstSession,
+    now: u64,
+) -> Result<Allocated, AllocError> {
     let public = pool_addr(cfg, key.addr).ok_or(Counter::DropPortsExhausted)?;
     if cfg.max_ports_per_host != 0 {
         // SAFETY: plain u32 read.
@@ -74,12 +89,10 @@ pub fn allocate(cfg: &NatConfig, key: &EndpointKey, now: u64) -> Result<Mapping,
             return Err(Counter::DropHostPortCap);
         }
     }
-    let inside = Mapping {
+    let inside = InsideEndpoint {
         addr: key.addr,
         port: key.port,
         flags: 0,
-        created: now,
-        last_seen: now,
     };
     let want = u16::from_be(key.port);
     let (min, max) = (cfg.port_min as u32, cfg.port_max as u32);
@@ -147,6 +160,7 @@ pub fn allocate(cfg: &NatConfig, key: &EndpointKey, now: u64) -> Result<Mapping,
         flags: 0,
         created: now,
         last_seen: now,
+        first,
     };
     if let Err(e) = NAPT_OUT.insert(key, mapping, BPF_NOEXIST) {
         let in_key = EndpointKey {
@@ -158,8 +172,10 @@ pub fn allocate(cfg: &NatConfig, key: &EndpointKey, now: u64) -> Result<Mapping,
         let _ = NAPT_IN.remove(in_key);
         if e as i64 == -EEXIST {
             // Another CPU mapped the same inside endpoint first: use theirs.
-            // SAFETY: plain copy of the value.
-            return unsafe { NAPT_OUT.get(key).copied() }.ok_or(Counter::DropMappingTableFull);
+            return NAPT_OUT
+                .get_ptr_mut(key)
+                .map(Allocated::Raced)
+                .ok_or(Counter::DropMappingTableFull);
         }
         return Err(Counter::DropMappingTableFull);
     }
@@ -176,6 +192,7 @@ pub fn allocate(cfg: &NatConfig, key: &EndpointKey, now: u64) -> Result<Mapping,
         }
     }
     crate::counters::bump(Counter::NaptMappingsCreated);
+    crate::counters::bump(Counter::NaptSessionsCreated);
     crate::events::binding_created(key, &mapping);
-    Ok(mapping)
+    Ok(Allocated::Created(mapping))
 }

@@ -7,9 +7,9 @@ use aya_ebpf::{
 };
 use nat_common::{
     DEFAULT_MAX_MAPPINGS, DEFAULT_MAX_SESSIONS, EVENTS_BYTES, EndpointKey, FRAG_HOLD_MAX,
-    FRAGS_MAX, FilterKey, FragKey, FragValue, HeldFragment, HoldKey, INTERNAL_MAX, InternalPrefix,
-    Ipv4Be, MAX_HOSTS, Mapping, NatConfig, POOL_MAX, STATIC_MAX_ENTRIES, Session, SessionKey,
-    stats::COUNTER_COUNT,
+    FRAGS_MAX, FilterKey, FragKey, FragValue, HeldFragment, HoldKey, INTERNAL_MAX, InsideEndpoint,
+    InternalPrefix, Ipv4Be, MAX_HOSTS, Mapping, NatConfig, POOL_MAX, STATIC_MAX_ENTRIES, Session,
+    SessionKey, stats::COUNTER_COUNT,
 };
 
 /// Static 1:1 NAT, private → public (consulted on egress).
@@ -59,15 +59,22 @@ pub static NAPT_OUT: HashMap<EndpointKey, Mapping> =
     HashMap::with_max_entries(DEFAULT_MAX_MAPPINGS, 0);
 
 #[map]
-pub static NAPT_IN: HashMap<EndpointKey, Mapping> =
+pub static NAPT_IN: HashMap<EndpointKey, InsideEndpoint> =
     HashMap::with_max_entries(DEFAULT_MAX_MAPPINGS, 0);
 
+/// Sessions beyond each mapping's first. Not preallocated: most mappings
+/// never have one here, and a preallocated table would cost its whole
+/// capacity (64 B of kernel header and bucket, plus key and value, per
+/// slot) all the same.
 #[map]
 pub static SESSIONS: HashMap<SessionKey, Session> =
-    HashMap::with_max_entries(DEFAULT_MAX_SESSIONS, 0);
+    HashMap::with_max_entries(DEFAULT_MAX_SESSIONS, BPF_F_NO_PREALLOC);
 
+/// Remote addresses beyond each mapping's first session's (address-
+/// dependent filtering only). Not preallocated, as `SESSIONS`.
 #[map]
-pub static FILTER: HashMap<FilterKey, u64> = HashMap::with_max_entries(DEFAULT_MAX_SESSIONS, 0);
+pub static FILTER: HashMap<FilterKey, u64> =
+    HashMap::with_max_entries(DEFAULT_MAX_SESSIONS, BPF_F_NO_PREALLOC);
 
 /// One entry per inside host, inserted once per host: not preallocated, so
 /// it costs what it holds (plus its bucket array).

@@ -3,8 +3,8 @@
 //! Static 1:1 maps are consulted before this (they take precedence).
 use nat_common::{
     Counter, EVENT_PORTS_EXHAUSTED, EVENT_QUOTE_MAX, EndpointKey, Event, FILTER_ADDRESS,
-    FILTER_ADDRESS_AND_PORT, FilterKey, MAPPING_FORWARD, Mapping, NatConfig, Session, SessionKey,
-    csum,
+    FILTER_ADDRESS_AND_PORT, FilterKey, InsideEndpoint, MAPPING_FORWARD, Mapping, NatConfig,
+    SessionKey, csum,
 };
 
 use crate::{
@@ -14,7 +14,7 @@ use crate::{
     nat::Verdict,
     packet::Packet,
     parse::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4},
-    session::{self, Touch},
+    session::{self, Slot, Touch},
 };
 use aya_ebpf::maps::lpm_trie::Key;
 
@@ -219,30 +219,39 @@ pub fn egress<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
         Kind::IcmpQuery => NAPT_OUT.get_ptr_mut(key),
         Kind::Tcp | Kind::Udp => found,
     };
+    let skey = out_session_key(ip, &ports);
     let mapping = match found {
-        Some(m) => {
-            // SAFETY: value in the map; a racing write of the same
-            // timestamp field is harmless.
-            unsafe {
-                (*m).last_seen = now;
-                *m
+        Some(m) => m,
+        None => {
+            let first = session::first(ip.dst, ports.remote_port, &out_touch(ip, &ports, now), now);
+            match alloc::allocate(&cfg, &key, first, now) {
+                // The packet's session is the new mapping's first.
+                Ok(alloc::Allocated::Created(m)) => return Some(finish_out(p, ip, &ports, &m)),
+                Ok(alloc::Allocated::Raced(m)) => m,
+                Err(reason) => {
+                    if reason == Counter::DropPortsExhausted {
+                        report_exhaustion(p, ip);
+                    }
+                    return Some(drop(reason));
+                }
             }
         }
-        None => match alloc::allocate(&cfg, &key, now) {
-            Ok(m) => m,
-            Err(reason) => {
-                if reason == Counter::DropPortsExhausted {
-                    report_exhaustion(p, ip);
-                }
-                return Some(drop(reason));
-            }
-        },
     };
-    let skey = out_session_key(ip, &ports);
-    let found = session::find(&skey);
+    let slot = session::find(mapping, &skey);
     Some(translate_out(
-        p, ip, &cfg, &ports, &mapping, &skey, found, now,
+        p, ip, &cfg, &ports, mapping, &skey, slot, now,
     ))
+}
+
+/// What an outbound packet contributes to its session.
+#[inline(always)]
+fn out_touch(ip: &Ipv4, ports: &Ports, now: u64) -> Touch {
+    Touch {
+        outbound: true,
+        bytes: bytes_of(ip),
+        tcp_bits: session::tcp_bits(ports.tcp_flags, true),
+        now: Some(now),
+    }
 }
 
 /// The session key of an outbound packet.
@@ -259,7 +268,8 @@ fn out_session_key(ip: &Ipv4, ports: &Ports) -> SessionKey {
 }
 
 /// Outbound, once the mapping is known (and its session looked up): counts
-/// the packet on the session (creating it), rewrites, counts.
+/// the packet on the mapping and the session (creating it), rewrites,
+/// counts.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn translate_out<P: Packet>(
@@ -267,31 +277,41 @@ fn translate_out<P: Packet>(
     ip: &Ipv4,
     cfg: &NatConfig,
     ports: &Ports,
-    mapping: &Mapping,
+    m: *mut Mapping,
     skey: &SessionKey,
-    found: Option<*mut Session>,
+    slot: Option<Slot>,
     now: u64,
 ) -> Verdict {
-    let touch = Touch {
-        outbound: true,
-        bytes: bytes_of(ip),
-        tcp_bits: session::tcp_bits(ports.tcp_flags, true),
-        now: Some(now),
-    };
-    match found {
-        Some(s) => session::refresh(s, skey, &touch),
+    let touch = out_touch(ip, ports, now);
+    match slot {
+        Some(slot) => session::refresh(m, slot, ip.proto, &touch),
         None => {
-            if session::create(skey, mapping, &touch).is_err() {
+            // SAFETY: `m` points at a map value; plain reads.
+            let (addr, port) = unsafe { ((*m).addr, (*m).port) };
+            if session::create(skey, addr, port, &touch).is_err() {
                 return drop(Counter::DropSessionTableFull);
             }
         }
     }
-    session::note_remote(cfg, mapping, ip.proto, ip.dst, now);
+    // SAFETY: value in the map; a racing write of the same timestamp field
+    // is harmless.
+    let mapping = unsafe {
+        (*m).last_seen = now;
+        &*m
+    };
+    session::note_remote(cfg, mapping, ip.proto, ip.dst, ports.remote_port, now);
+    finish_out(p, ip, ports, mapping)
+}
 
-    if rewrite(p, ip, true, mapping.addr, ports, mapping.port).is_none() {
+/// Outbound, once the packet is counted: rewrites its source to the
+/// mapping's public endpoint and counts it.
+#[inline(always)]
+fn finish_out<P: Packet>(p: &mut P, ip: &Ipv4, ports: &Ports, mapping: &Mapping) -> Verdict {
+    let (addr, port) = (mapping.addr, mapping.port);
+    if rewrite(p, ip, true, addr, ports, port).is_none() {
         return drop(Counter::EgressDroppedMalformed);
     }
-    frag::remember(p, ip, false, mapping.addr);
+    frag::remember(p, ip, false, addr);
     counters::bump(Counter::EgressTranslated);
     counters::add(Counter::EgressBytes, bytes_of(ip));
     Verdict::Translated
@@ -303,7 +323,7 @@ pub struct Established {
     cfg: NatConfig,
     ports: Ports,
     mapping: *mut Mapping,
-    session: *mut Session,
+    slot: Slot,
     skey: SessionKey,
 }
 
@@ -320,12 +340,12 @@ pub fn established<P: Packet>(p: &P, ip: &Ipv4) -> Option<Established> {
     // `egress`).
     let mapping = NAPT_OUT.get_ptr_mut(out_key(ip, &ports))?;
     let skey = out_session_key(ip, &ports);
-    let session = session::find(&skey)?;
+    let slot = session::find(mapping, &skey)?;
     Some(Established {
         cfg,
         ports,
         mapping,
-        session,
+        slot,
         skey,
     })
 }
@@ -335,20 +355,14 @@ pub fn established<P: Packet>(p: &P, ip: &Ipv4) -> Option<Established> {
 #[inline(always)]
 pub fn egress_established<P: Packet>(p: &mut P, ip: &Ipv4, e: &Established) -> Verdict {
     let now = session::now();
-    // SAFETY: value in the map; a racing write of the same timestamp field
-    // is harmless.
-    let mapping = unsafe {
-        (*e.mapping).last_seen = now;
-        *e.mapping
-    };
     translate_out(
         p,
         ip,
         &e.cfg,
         &e.ports,
-        &mapping,
+        e.mapping,
         &e.skey,
-        Some(e.session),
+        Some(e.slot),
         now,
     )
 }
@@ -483,6 +497,8 @@ fn ingress_first<P: Packet>(p: &mut P, ip: &Ipv4, cfg: &NatConfig) -> Option<Ver
     };
     // SAFETY: plain copy.
     let inside = unsafe { NAPT_IN.get(key).copied() }?;
+    // Missing only for a moment while another CPU creates the mapping.
+    let m = NAPT_OUT.get_ptr_mut(inside.key(ip.proto))?;
     let skey = SessionKey {
         inside_addr: inside.addr,
         remote_addr: ip.src,
@@ -497,22 +513,17 @@ fn ingress_first<P: Packet>(p: &mut P, ip: &Ipv4, cfg: &NatConfig) -> Option<Ver
         tcp_bits: session::tcp_bits(ports.tcp_flags, false),
         now: None,
     };
-    match session::find(&skey) {
+    match session::find(m, &skey) {
         // A session with exactly this remote endpoint passes every
         // filtering mode: the inside host sent to it, or it was admitted
         // before. One lookup instead of a filter check and then the
         // session's.
-        Some(s) => session::refresh(s, &skey, &touch),
+        Some(slot) => session::refresh(m, slot, ip.proto, &touch),
         None => {
-            if !admitted(&cfg, &inside, &key, ip.src) {
+            if !admitted(&cfg, &inside, m, &key, ip.src) {
                 return Some(drop(Counter::DropFiltered));
             }
-            let public = Mapping {
-                addr: ip.dst,
-                port: ports.our_port,
-                ..inside
-            };
-            if session::create(&skey, &public, &touch).is_err() {
+            if session::create(&skey, ip.dst, ports.our_port, &touch).is_err() {
                 return Some(drop(Counter::DropSessionTableFull));
             }
         }
@@ -530,12 +541,23 @@ fn ingress_first<P: Packet>(p: &mut P, ip: &Ipv4, cfg: &NatConfig) -> Option<Ver
 /// RFC 4787 §5 filtering: may `remote` reach the inside endpoint, with
 /// which it has no session yet?
 #[inline(always)]
-fn admitted(cfg: &NatConfig, inside: &Mapping, public: &EndpointKey, remote_addr: u32) -> bool {
+fn admitted(
+    cfg: &NatConfig,
+    inside: &InsideEndpoint,
+    m: *const Mapping,
+    public: &EndpointKey,
+    remote_addr: u32,
+) -> bool {
     if inside.flags & MAPPING_FORWARD != 0 {
         return true;
     }
     match cfg.filtering {
         FILTER_ADDRESS => {
+            // SAFETY: `m` points at a map value; plain reads.
+            let first = unsafe { &(*m).first };
+            if first.live != 0 && first.remote_addr == remote_addr {
+                return true;
+            }
             let fkey = FilterKey {
                 public_addr: public.addr,
                 remote_addr,

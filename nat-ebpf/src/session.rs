@@ -1,9 +1,11 @@
 //! Sessions (inside endpoint × remote endpoint): last-seen time, TCP state
-//! bits and counters, plus the address-dependent filter entries.
+//! bits and counters, plus the address-dependent filter entries. A
+//! mapping's first session lives in the mapping (`Mapping::first`), the
+//! others in `SESSIONS`.
 use aya_ebpf::helpers::generated::{bpf_jiffies64, bpf_ktime_get_boot_ns};
 use nat_common::{
-    Counter, FILTER_ADDRESS, FilterKey, Mapping, NatConfig, Session, SessionKey, TCP_ACK_IN,
-    TCP_ACK_OUT, TCP_FIN_IN, TCP_FIN_OUT, TCP_RST, TCP_SYN_IN, TCP_SYN_OUT,
+    Counter, FILTER_ADDRESS, FilterKey, FirstSession, Mapping, NatConfig, Session, SessionKey,
+    TCP_ACK_IN, TCP_ACK_OUT, TCP_FIN_IN, TCP_FIN_OUT, TCP_RST, TCP_SYN_IN, TCP_SYN_OUT,
 };
 
 use crate::{
@@ -83,38 +85,86 @@ impl Touch {
     }
 }
 
-/// The session of `key`, if there is one.
-#[inline(always)]
-pub fn find(key: &SessionKey) -> Option<*mut Session> {
-    SESSIONS.get_ptr_mut(key)
+/// Where a packet's session lives.
+#[derive(Clone, Copy)]
+pub enum Slot {
+    /// The mapping's first session (`Mapping::first`).
+    First,
+    /// An entry of `SESSIONS`.
+    Table(*mut Session),
 }
 
-/// Counts a packet on an existing session (from [`find`]).
+/// The session of `key` in mapping `m`, if there is one: the first
+/// session when it has this remote endpoint, else `SESSIONS`.
 #[inline(always)]
-pub fn refresh(s: *mut Session, key: &SessionKey, t: &Touch) {
-    // SAFETY: the value lives in the map; racing CPUs may lose a count or
-    // a timestamp, never corrupt the entry.
-    unsafe {
+pub fn find(m: *const Mapping, key: &SessionKey) -> Option<Slot> {
+    // SAFETY: `m` points at a map value; plain reads.
+    if unsafe { (*m).first_is(key.remote_addr, key.remote_port) } {
+        return Some(Slot::First);
+    }
+    SESSIONS.get_ptr_mut(key).map(Slot::Table)
+}
+
+/// Counts a packet on the fields of a session, wherever it lives.
+macro_rules! count {
+    ($s:expr, $proto:expr, $t:expr) => {
         // Outbound traffic refreshes every session (RFC 4787 REQ-6);
         // inbound refreshes TCP sessions only: an established connection
         // is alive whichever side talks (RFC 5382).
-        if t.outbound || key.proto == IPPROTO_TCP {
-            (*s).last_seen = t.now();
+        if $t.outbound || $proto == IPPROTO_TCP {
+            $s.last_seen = $t.now();
         }
-        if t.outbound {
-            (*s).packets_out += 1;
-            (*s).bytes_out += t.bytes;
+        if $t.outbound {
+            $s.packets_out += 1;
+            $s.bytes_out += $t.bytes;
         } else {
-            (*s).packets_in += 1;
-            (*s).bytes_in += t.bytes;
+            $s.packets_in += 1;
+            $s.bytes_in += $t.bytes;
         }
-        (*s).tcp |= t.tcp_bits;
+        $s.tcp |= $t.tcp_bits;
+    };
+}
+
+/// Counts a packet on the existing session [`find`] returned for mapping
+/// `m`.
+#[inline(always)]
+pub fn refresh(m: *mut Mapping, slot: Slot, proto: u8, t: &Touch) {
+    // SAFETY: the values live in the maps; racing CPUs may lose a count or
+    // a timestamp, never corrupt an entry.
+    unsafe {
+        match slot {
+            Slot::First => {
+                let s = &mut (*m).first;
+                count!(s, proto, t);
+            }
+            Slot::Table(s) => {
+                let s = &mut *s;
+                count!(s, proto, t);
+            }
+        }
     }
 }
 
-/// Creates the session of `key`; `Err` when the table is full.
+/// The first session of a mapping its first packet creates.
 #[inline(always)]
-pub fn create(key: &SessionKey, public: &Mapping, t: &Touch) -> Result<(), ()> {
+pub fn first(remote_addr: u32, remote_port: u16, t: &Touch, now: u64) -> FirstSession {
+    FirstSession {
+        remote_addr,
+        remote_port,
+        tcp: t.tcp_bits,
+        live: 1,
+        last_seen: now,
+        packets_out: t.outbound as u64,
+        packets_in: (!t.outbound) as u64,
+        bytes_out: if t.outbound { t.bytes } else { 0 },
+        bytes_in: if t.outbound { 0 } else { t.bytes },
+    }
+}
+
+/// Creates the session of `key` in `SESSIONS` for a mapping whose public
+/// endpoint is `public_addr`:`public_port`; `Err` when the table is full.
+#[inline(always)]
+pub fn create(key: &SessionKey, public_addr: u32, public_port: u16, t: &Touch) -> Result<(), ()> {
     let now = t.now();
     let s = Session {
         created: now,
@@ -123,8 +173,8 @@ pub fn create(key: &SessionKey, public: &Mapping, t: &Touch) -> Result<(), ()> {
         packets_in: (!t.outbound) as u64,
         bytes_out: if t.outbound { t.bytes } else { 0 },
         bytes_in: if t.outbound { 0 } else { t.bytes },
-        public_addr: public.addr,
-        public_port: public.port,
+        public_addr,
+        public_port,
         tcp: t.tcp_bits,
         _pad: 0,
     };
@@ -139,17 +189,25 @@ pub fn create(key: &SessionKey, public: &Mapping, t: &Touch) -> Result<(), ()> {
     }
 }
 
-/// Records that the mapping `public` sent to `remote_addr`, for
-/// address-dependent filtering.
+/// Records that the mapping `m` sent to `remote_addr`:`remote_port`, for
+/// address-dependent filtering. The first session's remote address needs
+/// no entry: the mapping admits it itself while that session lives.
 #[inline(always)]
-pub fn note_remote(cfg: &NatConfig, public: &Mapping, proto: u8, remote_addr: u32, now: u64) {
-    if cfg.filtering != FILTER_ADDRESS {
+pub fn note_remote(
+    cfg: &NatConfig,
+    m: &Mapping,
+    proto: u8,
+    remote_addr: u32,
+    remote_port: u16,
+    now: u64,
+) {
+    if cfg.filtering != FILTER_ADDRESS || m.first_is(remote_addr, remote_port) {
         return;
     }
     let key = FilterKey {
-        public_addr: public.addr,
+        public_addr: m.addr,
         remote_addr,
-        public_port: public.port,
+        public_port: m.port,
         proto,
         _pad: 0,
     };

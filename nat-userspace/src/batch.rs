@@ -52,6 +52,64 @@ fn sys(cmd: libc::c_long, attr: &mut BatchAttr) -> io::Result<()> {
 /// Reads every entry of the hash map `fd` whose keys are `K` and values `V`
 /// (both `#[repr(C)]` plain data). Entries changing during the walk may be
 /// seen in either state, like any map iteration.
+/// BPF_OBJ_GET_INFO_BY_FD's `struct bpf_map_info`, as far as we read it.
+#[repr(C)]
+#[derive(Default)]
+struct MapInfo {
+    map_type: u32,
+    id: u32,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+    map_flags: u32,
+    _rest: [u64; 16],
+}
+
+/// Refuses a map whose key or value size is not `K`'s or `V`'s: the kernel
+/// would write (or read) its own sizes through our buffers.
+fn check_layout<K, V>(fd: RawFd) -> io::Result<()> {
+    #[repr(C)]
+    struct Attr {
+        bpf_fd: u32,
+        info_len: u32,
+        info: u64,
+        _rest: [u64; 8],
+    }
+    let mut info = MapInfo::default();
+    let mut attr = Attr {
+        bpf_fd: fd as u32,
+        info_len: size_of::<MapInfo>() as u32,
+        info: &mut info as *mut MapInfo as u64,
+        _rest: [0; 8],
+    };
+    // SAFETY: valid bpf_attr for BPF_OBJ_GET_INFO_BY_FD (15); the kernel
+    // writes at most info_len bytes into `info`.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            15 as libc::c_long,
+            &mut attr as *mut Attr,
+            size_of::<Attr>(),
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if info.key_size as usize != size_of::<K>() || info.value_size as usize != size_of::<V>() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "map has {}-byte keys and {}-byte values, expected {} and {} (pinned by another xnat version?)",
+                info.key_size,
+                info.value_size,
+                size_of::<K>(),
+                size_of::<V>()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 pub fn lookup_all<K: Copy + Default, V: Copy + Default>(fd: RawFd) -> io::Result<Vec<(K, V)>> {
     let (keys, values) = lookup_all_split::<K, V>(fd)?;
     Ok(keys.into_iter().zip(values).collect())
@@ -83,6 +141,7 @@ pub fn lookup_chunks<K: Copy + Default, V: Copy + Default>(
     mut chunk: usize,
     mut f: impl FnMut(&[K], &[V]) -> io::Result<()>,
 ) -> io::Result<()> {
+    check_layout::<K, V>(fd)?;
     let mut keys = vec![K::default(); chunk];
     let mut values = vec![V::default(); chunk];
     // The resume token of hash maps is a bucket index (u32); give it room.
@@ -159,6 +218,7 @@ pub fn delete<K: Copy>(fd: RawFd, keys: &[K]) -> io::Result<usize> {
 /// chunks. `K` and `V` must be the map's exact key and value layouts.
 pub fn update_all<K: Copy, V: Copy>(fd: RawFd, keys: &[K], values: &[V]) -> io::Result<()> {
     assert_eq!(keys.len(), values.len(), "one value per key");
+    check_layout::<K, V>(fd)?;
     let mut done = 0;
     while done < keys.len() {
         let n = (keys.len() - done).min(CHUNK);
@@ -178,6 +238,7 @@ pub fn update_all<K: Copy, V: Copy>(fd: RawFd, keys: &[K], values: &[V]) -> io::
 /// BPF_MAP_UPDATE_ELEM of one entry (any flags: create or replace), for
 /// callers that hold a raw map fd rather than a typed aya map.
 pub fn update<K: Copy, V: Copy>(fd: RawFd, key: &K, value: &V) -> io::Result<()> {
+    check_layout::<K, V>(fd)?;
     #[repr(C)]
     struct Attr {
         map_fd: u32,

@@ -6,7 +6,9 @@ use std::{net::Ipv4Addr, path::Path};
 
 use anyhow::bail;
 use aya::maps::{HashMap, MapData, MapError};
-use nat_common::{EndpointKey, MAP_NAPT_IN, MAP_NAPT_OUT, MAPPING_FORWARD, Mapping};
+use nat_common::{
+    EndpointKey, InsideEndpoint, MAP_NAPT_IN, MAP_NAPT_OUT, MAPPING_FORWARD, Mapping,
+};
 
 use crate::{
     pinned,
@@ -60,25 +62,35 @@ fn key(proto: Proto, (addr, port): (Ipv4Addr, u16)) -> EndpointKey {
     }
 }
 
-fn value((addr, port): (Ipv4Addr, u16)) -> Mapping {
+/// The `NAPT_OUT` value of a forward from public endpoint `public`: no
+/// first session (its sessions, opened from outside, live in `SESSIONS`).
+fn out_value((addr, port): (Ipv4Addr, u16)) -> Mapping {
     Mapping {
         addr: to_be(addr),
         port: port.to_be(),
         flags: MAPPING_FORWARD,
-        created: 0,
-        last_seen: 0,
+        ..Default::default()
+    }
+}
+
+/// The `NAPT_IN` value of a forward to inside endpoint `inside`.
+fn in_value((addr, port): (Ipv4Addr, u16)) -> InsideEndpoint {
+    InsideEndpoint {
+        addr: to_be(addr),
+        port: port.to_be(),
+        flags: MAPPING_FORWARD,
     }
 }
 
 pub struct Forwards {
     out: HashMap<MapData, EndpointKey, Mapping>,
-    inb: HashMap<MapData, EndpointKey, Mapping>,
+    inb: HashMap<MapData, EndpointKey, InsideEndpoint>,
 }
 
-fn get(
-    map: &HashMap<MapData, EndpointKey, Mapping>,
+fn get<V: aya::Pod>(
+    map: &HashMap<MapData, EndpointKey, V>,
     k: &EndpointKey,
-) -> anyhow::Result<Option<Mapping>> {
+) -> anyhow::Result<Option<V>> {
     match map.get(k, 0) {
         Ok(v) => Ok(Some(v)),
         Err(MapError::KeyNotFound) => Ok(None),
@@ -121,8 +133,8 @@ impl Forwards {
                 u16::from_be(m.port)
             );
         }
-        self.inb.insert(pk, value(f.inside), BPF_NOEXIST)?;
-        if let Err(e) = self.out.insert(ik, value(f.public), BPF_NOEXIST) {
+        self.inb.insert(pk, in_value(f.inside), BPF_NOEXIST)?;
+        if let Err(e) = self.out.insert(ik, out_value(f.public), BPF_NOEXIST) {
             let _ = self.inb.remove(&pk);
             return Err(e.into());
         }

@@ -269,6 +269,7 @@ mod tests {
             flags: 0,
             created,
             last_seen: created,
+            ..Default::default()
         }
     }
 
