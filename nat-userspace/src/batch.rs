@@ -235,6 +235,44 @@ pub fn update_all<K: Copy, V: Copy>(fd: RawFd, keys: &[K], values: &[V]) -> io::
     Ok(())
 }
 
+/// Replaces the values of those `entries` whose keys are still in the map
+/// `fd` (`BPF_EXIST`); keys gone meanwhile are skipped. Returns how many
+/// were replaced.
+pub fn update_existing<K: Copy, V: Copy>(fd: RawFd, entries: &[(K, V)]) -> io::Result<usize> {
+    const BPF_EXIST: u64 = 2;
+    if entries.is_empty() {
+        return Ok(0);
+    }
+    check_layout::<K, V>(fd)?;
+    let (keys, values): (Vec<K>, Vec<V>) = entries.iter().copied().unzip();
+    let mut replaced = 0;
+    let mut done = 0;
+    while done < keys.len() {
+        let n = (keys.len() - done).min(CHUNK);
+        let mut attr = BatchAttr {
+            keys: keys[done..].as_ptr() as u64,
+            values: values[done..].as_ptr() as u64,
+            count: n as u32,
+            map_fd: fd as u32,
+            elem_flags: BPF_EXIST,
+            ..Default::default()
+        };
+        match sys(BPF_MAP_UPDATE_BATCH, &mut attr) {
+            Ok(()) => {
+                replaced += n;
+                done += n;
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                // attr.count entries were written before the missing key.
+                replaced += attr.count as usize;
+                done += attr.count as usize + 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(replaced)
+}
+
 /// BPF_MAP_UPDATE_ELEM of one entry (any flags: create or replace), for
 /// callers that hold a raw map fd rather than a typed aya map.
 pub fn update<K: Copy, V: Copy>(fd: RawFd, key: &K, value: &V) -> io::Result<()> {

@@ -1,5 +1,6 @@
 //! The agent's expiry sweep: idle sessions go by their per-protocol/state
-//! timeout; a mapping goes once it has no session left and has itself been
+//! timeout (a mapping's first session, held in the mapping, by clearing its
+//! slot); a mapping goes once it has no session left and has itself been
 //! idle for its timeout; filter entries go with their mapping's timeout.
 //! Port forwards never expire. Everything is read and deleted in batches.
 use std::{
@@ -12,8 +13,8 @@ use std::{
 };
 
 use nat_common::{
-    EndpointKey, FilterKey, MAP_FILTER, MAP_HOST_PORTS, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_SESSIONS,
-    MAPPING_FORWARD, Mapping, NatConfig, Session, SessionKey,
+    EndpointKey, FilterKey, FirstSession, MAP_FILTER, MAP_HOST_PORTS, MAP_NAPT_IN, MAP_NAPT_OUT,
+    MAP_SESSIONS, MAPPING_FORWARD, Mapping, NatConfig, Session, SessionKey,
 };
 
 use crate::{batch, clock, pinned::RawMap};
@@ -140,7 +141,8 @@ impl Sweeper {
     ///
     /// Cost: each table that can hold expired entries is walked once with
     /// `BPF_MAP_LOOKUP_BATCH` (SESSIONS, NAPT_OUT, FILTER; NAPT_IN only
-    /// gets deletes), a chunk at a time, and what expired in a chunk is
+    /// gets deletes; SESSIONS and FILTER hold only what goes beyond each
+    /// mapping's first session, usually little), a chunk at a time, and what expired in a chunk is
     /// deleted with `BPF_MAP_DELETE_BATCH` right away, while the kernel
     /// still has those buckets and elements in its caches. The kernel's side
     /// (a few hundred ns per entry read or deleted) is most of a sweep; in
@@ -151,8 +153,9 @@ impl Sweeper {
         let mut report = SweepReport::default();
         let idle_for = |last: u64, secs: u32| now.saturating_sub(last) > secs as u64 * NS;
 
-        // 1. Sessions, noting which mappings still have one, and which
-        // (public endpoint, remote address) pairs a live session uses.
+        // 1. Sessions beyond the first, noting which mappings still have
+        // one, and which (public endpoint, remote address) pairs a live
+        // session uses.
         let (sessions_before, mappings_before) = self.seen.get();
         // Distinct inside endpoints with a live session: at most one per
         // mapping.
@@ -176,20 +179,33 @@ impl Sweeper {
         })?;
         drop(dead);
 
-        // 2. Mappings without a live session, idle past their timeout.
+        // 2. First sessions, then mappings without a live session, idle
+        // past their timeout.
         let mut held: StdHashMap<u32, u64, Seeded> = StdHashMap::with_hasher(Seeded::new());
         let count_held = cfg.max_ports_per_host != 0;
         let mut public_alive = FastSet::with_capacity_and_hasher(mappings_before, Seeded::new());
         report.remaining.reserve(mappings_before);
         let mut dead_out: Vec<EndpointKey> = Vec::with_capacity(SWEEP_CHUNK);
         let mut dead_in: Vec<EndpointKey> = Vec::with_capacity(SWEEP_CHUNK);
+        let mut emptied: Vec<(EndpointKey, Mapping)> = Vec::new();
         let (out_fd, in_fd) = (self.out.fd(), self.inb.fd());
         batch::lookup_chunks::<EndpointKey, Mapping>(out_fd, SWEEP_CHUNK, |keys, values| {
             report.mappings_seen += keys.len();
             dead_out.clear();
             dead_in.clear();
+            emptied.clear();
             for (k, m) in keys.iter().zip(values) {
+                let mut first_live = m.first.live != 0;
+                let mut first_died = false;
+                if first_live {
+                    report.sessions_seen += 1;
+                    if idle_for(m.first.last_seen, cfg.session_timeout(k.proto, m.first.tcp)) {
+                        report.sessions_expired += 1;
+                        (first_live, first_died) = (false, true);
+                    }
+                }
                 let expired = m.flags & MAPPING_FORWARD == 0
+                    && !first_live
                     && !live.contains(&endpoint(k.addr, k.port, k.proto))
                     && idle_for(m.last_seen, cfg.mapping_timeout(k.proto));
                 if expired {
@@ -202,6 +218,15 @@ impl Sweeper {
                         _pad: 0,
                     });
                 } else {
+                    if first_died {
+                        // The mapping stays (another session lives, or it
+                        // was used lately): empty the first session's
+                        // slot. Sessions made from now on go to SESSIONS.
+                        let first = FirstSession::default();
+                        emptied.push((*k, Mapping { first, ..*m }));
+                    } else if first_live {
+                        in_use.push(filter(m.addr, m.first.remote_addr, m.port, k.proto));
+                    }
                     report.remaining.push((*k, *m));
                     public_alive.insert(endpoint(m.addr, m.port, k.proto));
                     if count_held && m.flags & MAPPING_FORWARD == 0 {
@@ -213,6 +238,11 @@ impl Sweeper {
             // the mapping, then the public port is released.
             report.mappings_expired += batch::delete(out_fd, &dead_out)?;
             batch::delete(in_fd, &dead_in)?;
+            // Only where the mapping is still there (a flush may have
+            // deleted it meanwhile; recreating it would leave it without
+            // its public port's NAPT_IN entry). A packet counted on the
+            // session between our read and this write is lost with it.
+            batch::update_existing(out_fd, &emptied)?;
             Ok(())
         })?;
         drop((live, dead_out, dead_in));

@@ -1,10 +1,10 @@
 //! Reading sessions for `xnat flows`, like `conntrack -L`.
 use std::{net::Ipv4Addr, path::Path};
 
-use nat_common::{MAP_SESSIONS, NatConfig, Session, SessionKey, TcpState, tcp_state};
+use nat_common::{NatConfig, TcpState, tcp_state};
 use serde::Serialize;
 
-use crate::{batch, clock, pinned::RawMap, static_map::from_be};
+use crate::{clock, sessions, static_map::from_be};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Flow {
@@ -51,9 +51,9 @@ fn endpoint(addr: u32, port_be: u16) -> String {
 
 /// All sessions, sorted by protocol and inside endpoint.
 pub fn read(dir: &Path, cfg: &NatConfig) -> anyhow::Result<Vec<Flow>> {
-    let map = RawMap::open(dir, MAP_SESSIONS)?;
+    let all = sessions::read(dir)?.sessions;
     let now = clock::now_ns();
-    let mut flows: Vec<Flow> = batch::lookup_all::<SessionKey, Session>(map.fd())?
+    let mut flows: Vec<Flow> = all
         .into_iter()
         .map(|(k, s)| {
             let idle = now.saturating_sub(s.last_seen) / 1_000_000_000;

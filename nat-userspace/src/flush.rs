@@ -52,9 +52,11 @@ pub fn flush(dir: &Path, filter: Filter) -> anyhow::Result<Flushed> {
 
     // Sessions first: a packet racing the flush then finds its mapping and
     // makes a new session, or finds neither and makes both — never a
-    // session that points at a deleted mapping for long.
+    // session that points at a deleted mapping for long. First sessions go
+    // with their mapping.
+    let firsts = mappings.iter().filter(|(_, m)| m.first.live != 0).count();
     let mut done = Flushed {
-        sessions: batch::delete(sessions_map.fd(), &sessions)?,
+        sessions: batch::delete(sessions_map.fd(), &sessions)? + firsts,
         ..Flushed::default()
     };
     let out_keys: Vec<EndpointKey> = mappings.iter().map(|(k, _)| *k).collect();

@@ -24,6 +24,7 @@ pub mod pinned;
 pub mod pins;
 pub mod reconcile;
 pub mod runtime;
+pub mod sessions;
 pub mod settings;
 pub mod static_map;
 pub mod stats;

@@ -8,8 +8,8 @@
 use std::{collections::BTreeMap, path::Path};
 
 use nat_common::{
-    Counter as Kc, EndpointKey, MAP_FILTER, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_SESSIONS,
-    MAP_STATIC_OUT, MAPPING_FORWARD, Mapping, Session, SessionKey, TcpState, tcp_state,
+    Counter as Kc, EndpointKey, InsideEndpoint, MAP_FILTER, MAP_NAPT_IN, MAP_NAPT_OUT,
+    MAP_SESSIONS, MAP_STATIC_OUT, MAPPING_FORWARD, TcpState, tcp_state,
 };
 use prometheus_client::{
     encoding::text::encode,
@@ -22,7 +22,9 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::{batch, flows::proto_name, layout, napt, pinned::RawMap, static_map::from_be, stats};
+use crate::{
+    batch, flows::proto_name, layout, napt, pinned::RawMap, sessions, static_map::from_be, stats,
+};
 
 type Labels = Vec<(String, String)>;
 
@@ -160,9 +162,15 @@ pub fn render(dir: &Path, ifname: &str, agent: &AgentMetrics) -> anyhow::Result<
     }
 
     // Tables.
-    let out = batch::lookup_all::<EndpointKey, Mapping>(RawMap::open(dir, MAP_NAPT_OUT)?.fd())?;
-    let inb = batch::lookup_all::<EndpointKey, Mapping>(RawMap::open(dir, MAP_NAPT_IN)?.fd())?;
-    let sessions = batch::lookup_all::<SessionKey, Session>(RawMap::open(dir, MAP_SESSIONS)?.fd())?;
+    let sessions::Snapshot {
+        mappings: out,
+        sessions,
+    } = sessions::read(dir)?;
+    let inb =
+        batch::lookup_all::<EndpointKey, InsideEndpoint>(RawMap::open(dir, MAP_NAPT_IN)?.fd())?;
+    // Entries of SESSIONS itself (its fill), not the first sessions held in
+    // mappings.
+    let session_entries = sessions.len() - out.iter().filter(|(_, m)| m.first.live != 0).count();
     let filters =
         batch::lookup_all::<nat_common::FilterKey, u64>(RawMap::open(dir, MAP_FILTER)?.fd())?;
     let statics = batch::lookup_all::<u32, u32>(RawMap::open(dir, MAP_STATIC_OUT)?.fd())?;
@@ -232,7 +240,7 @@ pub fn render(dir: &Path, ifname: &str, agent: &AgentMetrics) -> anyhow::Result<
     for (map, n) in [
         (MAP_NAPT_OUT, out.len()),
         (MAP_NAPT_IN, inb.len()),
-        (MAP_SESSIONS, sessions.len()),
+        (MAP_SESSIONS, session_entries),
         (MAP_FILTER, filters.len()),
         (MAP_STATIC_OUT, statics.len()),
     ] {

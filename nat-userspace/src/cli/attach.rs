@@ -116,8 +116,9 @@ pub struct NaptArgs {
     #[arg(long, value_name = "N")]
     pub max_mappings: Option<u32>,
 
-    /// Capacity of the session table (inside × remote endpoints) [default:
-    /// 262144].
+    /// Capacity of the session table (inside × remote endpoints), for the
+    /// sessions beyond each mapping's first (which the mapping holds)
+    /// [default: 262144].
     #[arg(long, value_name = "N")]
     pub max_sessions: Option<u32>,
 }

@@ -1,10 +1,8 @@
 //! `xnat stats`: counters summed over CPUs, drops by reason, table use.
 use std::{collections::BTreeMap, process::ExitCode};
 
-use nat_common::{
-    EndpointKey, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_SESSIONS, Mapping, Session, SessionKey,
-};
-use nat_userspace::{batch, napt, pinned::RawMap, pins, static_map::from_be, stats};
+use nat_common::{EndpointKey, InsideEndpoint, MAP_NAPT_IN};
+use nat_userspace::{batch, napt, pinned::RawMap, pins, sessions, static_map::from_be, stats};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -18,11 +16,10 @@ pub fn run(args: Args, iface: Option<&str>) -> anyhow::Result<ExitCode> {
     let counters = stats::read(&dir)?;
     let cfg = napt::read_config(&dir)?;
     let pool = napt::read_pool(&dir, &cfg)?;
-    let mappings =
-        batch::lookup_all::<EndpointKey, Mapping>(RawMap::open(&dir, MAP_NAPT_OUT)?.fd())?.len();
-    let public = batch::lookup_all::<EndpointKey, Mapping>(RawMap::open(&dir, MAP_NAPT_IN)?.fd())?;
-    let sessions =
-        batch::lookup_all::<SessionKey, Session>(RawMap::open(&dir, MAP_SESSIONS)?.fd())?;
+    let snapshot = sessions::read(&dir)?;
+    let (mappings, sessions) = (snapshot.mappings.len(), snapshot.sessions);
+    let public =
+        batch::lookup_all::<EndpointKey, InsideEndpoint>(RawMap::open(&dir, MAP_NAPT_IN)?.fd())?;
     let mut ports_in_use: BTreeMap<String, u64> = pool.iter().map(|a| (a.to_string(), 0)).collect();
     for (k, _) in &public {
         *ports_in_use.entry(from_be(k.addr).to_string()).or_default() += 1;
