@@ -237,36 +237,19 @@ pub fn update_all<K: Copy, V: Copy>(fd: RawFd, keys: &[K], values: &[V]) -> io::
 
 /// Replaces the values of those `entries` whose keys are still in the map
 /// `fd` (`BPF_EXIST`); keys gone meanwhile are skipped. Returns how many
-/// were replaced.
+/// were replaced. One syscall per entry: `BPF_MAP_UPDATE_BATCH` takes no
+/// `BPF_EXIST` (only `BPF_F_LOCK`), and callers replace few entries.
 pub fn update_existing<K: Copy, V: Copy>(fd: RawFd, entries: &[(K, V)]) -> io::Result<usize> {
     const BPF_EXIST: u64 = 2;
     if entries.is_empty() {
         return Ok(0);
     }
     check_layout::<K, V>(fd)?;
-    let (keys, values): (Vec<K>, Vec<V>) = entries.iter().copied().unzip();
     let mut replaced = 0;
-    let mut done = 0;
-    while done < keys.len() {
-        let n = (keys.len() - done).min(CHUNK);
-        let mut attr = BatchAttr {
-            keys: keys[done..].as_ptr() as u64,
-            values: values[done..].as_ptr() as u64,
-            count: n as u32,
-            map_fd: fd as u32,
-            elem_flags: BPF_EXIST,
-            ..Default::default()
-        };
-        match sys(BPF_MAP_UPDATE_BATCH, &mut attr) {
-            Ok(()) => {
-                replaced += n;
-                done += n;
-            }
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                // attr.count entries were written before the missing key.
-                replaced += attr.count as usize;
-                done += attr.count as usize + 1;
-            }
+    for (k, v) in entries {
+        match update_elem(fd, k, v, BPF_EXIST) {
+            Ok(()) => replaced += 1,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
             Err(e) => return Err(e),
         }
     }
@@ -277,6 +260,11 @@ pub fn update_existing<K: Copy, V: Copy>(fd: RawFd, entries: &[(K, V)]) -> io::R
 /// callers that hold a raw map fd rather than a typed aya map.
 pub fn update<K: Copy, V: Copy>(fd: RawFd, key: &K, value: &V) -> io::Result<()> {
     check_layout::<K, V>(fd)?;
+    update_elem(fd, key, value, 0)
+}
+
+/// BPF_MAP_UPDATE_ELEM with `flags`; the caller checked the layout.
+fn update_elem<K: Copy, V: Copy>(fd: RawFd, key: &K, value: &V, flags: u64) -> io::Result<()> {
     #[repr(C)]
     struct Attr {
         map_fd: u32,
@@ -291,7 +279,7 @@ pub fn update<K: Copy, V: Copy>(fd: RawFd, key: &K, value: &V) -> io::Result<()>
         _pad: 0,
         key: key as *const K as u64,
         value: value as *const V as u64,
-        flags: 0,
+        flags,
         _rest: [0; 8],
     };
     // SAFETY: valid bpf_attr for BPF_MAP_UPDATE_ELEM (2) with live pointers.
