@@ -157,6 +157,25 @@ pub fn first_session(remote: (Ipv4Addr, u16), last_seen: u64, tcp: u8) -> FirstS
     }
 }
 
+/// The `NAPT_OUT` key of the inside endpoint of session `k`.
+pub fn inside_key(k: &SessionKey) -> EndpointKey {
+    EndpointKey {
+        addr: k.inside_addr,
+        port: k.inside_port,
+        proto: k.proto,
+        _pad: 0,
+    }
+}
+
+/// Session `k`, if it is the (live) first session of `m`, the `NAPT_OUT`
+/// value of [`inside_key`]`(k)`.
+pub fn first_as_session(m: &Mapping, k: &SessionKey) -> Option<Session> {
+    if !m.first_is(k.remote_addr, k.remote_port) {
+        return None;
+    }
+    m.first_session(&inside_key(k)).map(|(_, s)| s)
+}
+
 /// The logical session set: the live first sessions of the mappings in
 /// `out` (a `NAPT_OUT` dump) and the entries of `SESSIONS` (`table`), all
 /// in `SESSIONS`' key/value form, sorted by key. What `xnat flows` lists.
@@ -508,12 +527,7 @@ impl Napt {
 
     /// The mapping whose first session `k` would be, if it is.
     fn first_holder(&self, k: &SessionKey) -> Option<(EndpointKey, Mapping)> {
-        let inside = EndpointKey {
-            addr: k.inside_addr,
-            port: k.inside_port,
-            proto: k.proto,
-            _pad: 0,
-        };
+        let inside = inside_key(k);
         let m: Mapping = self.get(MAP_NAPT_OUT, &inside)?;
         m.first_is(k.remote_addr, k.remote_port)
             .then_some((inside, m))
