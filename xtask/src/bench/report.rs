@@ -433,9 +433,10 @@ fn scale_tables(out: &mut String, m: &Value) {
          16 = 144 B (the mapping holds its first session: remote endpoint, TCP state, last seen, \
          counters) and NAPT_IN 48 + 8 + 8 + 16 = 80 B (the inside endpoint), 224 B in all, where \
          256 MiB for 1M bindings allows 268 B. SESSIONS and FILTER are not preallocated: they \
-         cost their bucket array, 16 B per slot of their capacity, plus what they hold: only \
-         the sessions beyond each mapping's first and the remote addresses beyond its first \
-         session's (none in these runs)."
+         cost their bucket array, 16 B per slot of their capacity (sized here like the mapping \
+         tables: 2 × 16 B per binding for the two), plus what they hold: only the sessions \
+         beyond each mapping's first and the remote addresses beyond its first session's (none \
+         in these runs)."
     );
 
     let sw = &s["sweep"];
@@ -469,10 +470,11 @@ fn scale_tables(out: &mut String, m: &Value) {
             "\nWhere the time goes: the kernel's side of the batch calls, a few hundred ns per \
              entry walked by `BPF_MAP_LOOKUP_BATCH` (NAPT_OUT, which holds each binding's first \
              session, read once; SESSIONS and FILTER too, empty here) and per key deleted by \
-             `BPF_MAP_DELETE_BATCH` (NAPT_OUT and NAPT_IN: 2 deletes per expired binding, 2M when \
+             `BPF_MAP_DELETE_BATCH` (NAPT_OUT and NAPT_IN: 2 deletes per expired binding, {} when \
              everything expires). Each chunk's expired entries are deleted right after it is \
              read, while they are in the CPU caches; NAPT_IN's deletes come in a random bucket \
-             order and cost the most."
+             order and cost the most.",
+            scale_name(2 * sw["bindings"].as_u64().unwrap_or(0))
         );
     }
 }
