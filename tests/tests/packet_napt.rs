@@ -1117,11 +1117,18 @@ fn default_filtering_is_address_dependent() {
 /// Traffic to the pool that no mapping owns goes to the stack untouched.
 #[test]
 fn unknown_public_port_passes_untouched() {
-    let n = napt();
+    let mut n = napt();
     egress_first(&n, "UDP 5000", &udp(H1, 5000, R1, 53));
     egress_first(&n, "ICMP id 5000", &ping(H1, 5000, R1));
+    // A public port reserved in NAPT_IN whose NAPT_OUT entry is not there
+    // (another CPU is creating the mapping): not ours yet.
+    occupy(&mut n, Endpoint::new(POOL, 5003, UDP));
     let cases = [
         ("UDP to an unmapped port", udp(R1, 53, POOL, 5001)),
+        (
+            "UDP to a port reserved mid-allocation",
+            udp(R1, 53, POOL, 5003),
+        ),
         ("TCP SYN to an unmapped port", syn(R1, 40000, POOL, 22)),
         ("echo request to the pool address", ping(R1, 5000, POOL)),
         ("echo reply with an unmapped id", pong(R1, 5001, POOL)),
