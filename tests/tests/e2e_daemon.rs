@@ -391,7 +391,8 @@ fn metrics_scrape_while_traffic_runs() {
 
     let mut flow = LongFlow::open(&d.t.cli, &d.t.srv, SocketAddr::from(sa(SRV, 5300)));
     flow.check("before scraping");
-    // A UDP stream for the whole scrape.
+    // A UDP stream for the whole scrape, to two remote ports: the mapping's
+    // first session and one in SESSIONS.
     let stop = Arc::new(AtomicBool::new(false));
     let sock =
         d.t.cli
@@ -400,8 +401,10 @@ fn metrics_scrape_while_traffic_runs() {
     let streamer = {
         let stop = Arc::clone(&stop);
         std::thread::spawn(move || {
+            let mut port = 5301;
             while !stop.load(Ordering::Relaxed) {
-                let _ = sock.send_to(&[0u8; 100], sa(SRV, 5301));
+                let _ = sock.send_to(&[0u8; 100], sa(SRV, port));
+                port = if port == 5301 { 5302 } else { 5301 };
                 std::thread::sleep(Duration::from_millis(5));
             }
         })
@@ -440,11 +443,15 @@ fn metrics_scrape_while_traffic_runs() {
     );
     assert!(want("xnat_bindings", &["proto=\"tcp\""]) >= 1.0);
     assert!(want("xnat_bindings", &["proto=\"udp\""]) >= 1.0);
-    assert!(want("xnat_sessions", &["proto=\"udp\""]) >= 1.0);
     assert!(want("xnat_tcp_sessions", &["state=\"established\""]) >= 1.0);
     assert!(want("xnat_pool_ports_in_use", &["address=\"203.0.113.2\""]) >= 2.0);
-    let fill = want("xnat_map_fill_ratio", &["map=\"SESSIONS\""]);
-    assert!(fill > 0.0 && fill < 1.0, "{fill}");
+    assert!(want("xnat_sessions", &["proto=\"udp\""]) >= 2.0);
+    // SESSIONS holds the sessions beyond each mapping's first: the UDP
+    // stream's second remote port.
+    for map in ["NAPT_OUT", "NAPT_IN", "SESSIONS"] {
+        let fill = want("xnat_map_fill_ratio", &[&format!("map=\"{map}\"")]);
+        assert!(fill > 0.0 && fill < 1.0, "{map}: {fill}");
+    }
     assert_eq!(want("xnat_events_lost_total", &[]), 0.0);
 
     // Live numbers: the stream is counted by the next scrape.
@@ -634,6 +641,107 @@ fn drops(d: &DaemonTopo) -> u64 {
         .filter(|(k, _)| k.starts_with("drop"))
         .map(|(_, v)| v.as_u64().unwrap())
         .sum()
+}
+
+// ---------------------------------------------------------------------------
+
+/// Layout 4 end to end: a binding's first session (held in the mapping)
+/// expires while another session keeps the binding alive: `xnat flows`
+/// stops listing it, the binding keeps its public endpoint, a new packet
+/// to the first remote makes a new session; once everything is idle the
+/// binding goes, with its deletion in the translation log. No sweep fails
+/// on the way.
+#[test]
+fn first_session_expires_while_the_binding_lives() {
+    let mut d = DaemonTopo::new("fst", Ingress::Tc);
+    let ext = d.ext().to_string();
+    let log = d.dir.join("bindings.jsonl");
+    let cfg = d.write("xnat.toml", &d.config("", ""));
+    d.start(&[
+        "attach",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--log-bindings",
+        log.to_str().unwrap(),
+        "--timeout",
+        "udp=2",
+    ]);
+    let sock =
+        d.t.cli
+            .in_ns(|| UdpSocket::bind(sa(CLI, 4600)))
+            .expect("UDP socket");
+    let (first, other) = (format!("{SRV}:5600"), format!("{SRV}:5601"));
+    let remotes = |d: &DaemonTopo| -> Vec<(String, String)> {
+        let flows = d.json(&["flows", "-i", &ext, "--json", "--inside", "10.0.0.2"]);
+        let mut v: Vec<(String, String)> = flows
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["inside"] == "10.0.0.2:4600")
+            .map(|f| {
+                (
+                    f["remote"].as_str().unwrap().to_string(),
+                    f["public"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let public = "203.0.113.2:4600".to_string();
+    sock.send_to(b"first", sa(SRV, 5600)).unwrap();
+    sock.send_to(b"other", sa(SRV, 5601)).unwrap();
+    wait_until(Duration::from_secs(5), "both sessions listed", || {
+        remotes(&d)
+            == vec![
+                (first.clone(), public.clone()),
+                (other.clone(), public.clone()),
+            ]
+    });
+    // Only the other remote keeps talking: the first session idles out,
+    // the binding lives on.
+    let talk = |d: &DaemonTopo, what: &str, want: Vec<(String, String)>| {
+        wait_until(Duration::from_secs(15), what, || {
+            sock.send_to(b"other", sa(SRV, 5601)).unwrap();
+            std::thread::sleep(Duration::from_millis(200));
+            remotes(d) == want
+        });
+    };
+    talk(
+        &d,
+        "the first session to expire, the other to stay",
+        vec![(other.clone(), public.clone())],
+    );
+    let napt = |d: &DaemonTopo, what: &str| d.t.stats()["napt"][what].as_u64();
+    assert_eq!(napt(&d, "mappings"), Some(1));
+    assert_eq!(napt(&d, "sessions"), Some(1));
+    // The first remote again: a new session on the same binding.
+    sock.send_to(b"first again", sa(SRV, 5600)).unwrap();
+    talk(
+        &d,
+        "a new session with the first remote",
+        vec![
+            (first.clone(), public.clone()),
+            (other.clone(), public.clone()),
+        ],
+    );
+    assert_eq!(d.t.counter("napt_mappings_created"), 1);
+    // Everything idle: the binding goes.
+    wait_until(Duration::from_secs(15), "the binding to expire", || {
+        remotes(&d).is_empty() && napt(&d, "mappings") == Some(0)
+    });
+    let udp = |r: &Value| r["proto"] == "udp" && r["inside"] == "10.0.0.2:4600";
+    wait_for_line(&log, "the binding's expiry", Duration::from_secs(5), |r| {
+        udp(r) && r["event"] == "deleted" && r["reason"] == "expired"
+    });
+    let records = json_lines(&log);
+    let deleted = records
+        .iter()
+        .filter(|r| udp(r) && r["event"] == "deleted")
+        .count();
+    assert_eq!(deleted, 1, "{records:?}");
+    let (_, stderr) = d.stop();
+    assert!(!stderr.contains("sweep failed"), "{stderr}");
 }
 
 // ---------------------------------------------------------------------------

@@ -116,6 +116,7 @@ pub fn new_epoch(st: &mut State, rng: &mut impl Rng) {
             flags: MAPPING_FORWARD,
             created: 0,
             last_seen: 0,
+            ..Default::default()
         };
         st.napt_out.insert(inside, m(&public));
         st.napt_in.insert(public, m(&inside));

@@ -112,6 +112,7 @@ pub fn allocate(ctx: &mut Ctx, key: &EndpointKey) -> Result<Mapping, Counter> {
                 flags: 0,
                 created: NOW,
                 last_seen: NOW,
+                ..Default::default()
             };
             let public = Mapping {
                 addr,
@@ -119,6 +120,7 @@ pub fn allocate(ctx: &mut Ctx, key: &EndpointKey) -> Result<Mapping, Counter> {
                 flags: 0,
                 created: NOW,
                 last_seen: NOW,
+                ..Default::default()
             };
             let pkey = EndpointKey {
                 addr,
