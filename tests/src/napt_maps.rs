@@ -111,6 +111,7 @@ impl Endpoint {
             flags,
             created,
             last_seen,
+            ..Default::default()
         }
     }
 }

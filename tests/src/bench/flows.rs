@@ -119,6 +119,7 @@ fn mapping(to: Ep, now: u64) -> Mapping {
         flags: 0,
         created: now,
         last_seen: now,
+        ..Default::default()
     }
 }
 
