@@ -29,6 +29,11 @@ const MUST_COVER: &[&str] = &[
     "host holds --max-ports-per-host ports",
     "NAPT inbound to a mapping / new session",
     "NAPT inbound to a mapping / filtered",
+    // Layout 4: the session held in the mapping, each way; its remote
+    // address admitted by the mapping itself.
+    "NAPT outbound / the mapping's first session",
+    "NAPT inbound to a mapping / the mapping's first session",
+    "admitted: the first session's remote address",
     "later fragment: its first fragment's translation",
     "later fragment before its first: held",
     "held fragment released",

@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 
 use nat_common::{
     EndpointKey, FILTER_ADDRESS, FILTER_ADDRESS_AND_PORT, FILTER_ENDPOINT_INDEPENDENT,
-    MAPPING_FORWARD, Mapping, NatConfig,
+    InsideEndpoint, MAPPING_FORWARD, Mapping, NatConfig,
 };
 use rand::Rng;
 use rand::seq::IndexedRandom;
@@ -110,14 +110,24 @@ pub fn new_epoch(st: &mut State, rng: &mut impl Rng) {
         if st.napt_in.contains_key(&public) || st.napt_out.contains_key(&inside) {
             continue;
         }
-        let m = |e: &EndpointKey| Mapping {
-            addr: e.addr,
-            port: e.port,
-            flags: MAPPING_FORWARD,
-            created: 0,
-            last_seen: 0,
-        };
-        st.napt_out.insert(inside, m(&public));
-        st.napt_in.insert(public, m(&inside));
+        // As `xnat forward add` writes them: no timestamps, no first
+        // session (every session of a forward is in SESSIONS).
+        st.napt_out.insert(
+            inside,
+            Mapping {
+                addr: public.addr,
+                port: public.port,
+                flags: MAPPING_FORWARD,
+                ..Default::default()
+            },
+        );
+        st.napt_in.insert(
+            public,
+            InsideEndpoint {
+                addr: inside.addr,
+                port: inside.port,
+                flags: MAPPING_FORWARD,
+            },
+        );
     }
 }
