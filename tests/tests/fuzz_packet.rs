@@ -30,10 +30,12 @@ const MUST_COVER: &[&str] = &[
     "NAPT inbound to a mapping / new session",
     "NAPT inbound to a mapping / filtered",
     // Layout 4: the session held in the mapping, each way; its remote
-    // address admitted by the mapping itself.
+    // address admitted by the mapping itself; a mapping whose first
+    // session expired (the agent's sweep) taking new sessions in SESSIONS.
     "NAPT outbound / the mapping's first session",
     "NAPT inbound to a mapping / the mapping's first session",
     "admitted: the first session's remote address",
+    "NAPT outbound / new session (first session gone)",
     "later fragment: its first fragment's translation",
     "later fragment before its first: held",
     "held fragment released",
