@@ -142,7 +142,9 @@ pub fn new_epoch(st: &mut State, rng: &mut impl Rng) {
 ///   cleared, the rest left as it was), or goes with it (below);
 /// * a mapping that is not a forward and has no session left (no live
 ///   first, no `SESSIONS` entry of its inside endpoint) may expire: its
-///   `NAPT_OUT` and `NAPT_IN` entries are deleted;
+///   `NAPT_OUT` and `NAPT_IN` entries are deleted, in that order (the
+///   `NAPT_IN` one sometimes only by the next sweep, so frames meet a
+///   public endpoint whose mapping is gone);
 /// * `FILTER` entries of a mapping that is gone are deleted; others may
 ///   expire unless a live session (first or in `SESSIONS`) of their public
 ///   endpoint has their remote address;
@@ -152,6 +154,28 @@ pub fn new_epoch(st: &mut State, rng: &mut impl Rng) {
 /// Returns whether anything changed.
 pub fn sweep(st: &mut State, rng: &mut impl Rng) -> bool {
     let mut changed = false;
+    // The rest of a sweep interrupted between its two deletes (below):
+    // public endpoints whose mapping is gone, or is another one now.
+    let mut orphans: Vec<EndpointKey> = st
+        .napt_in
+        .iter()
+        .filter(|(p, i)| {
+            st.napt_out
+                .get(&EndpointKey {
+                    addr: i.addr,
+                    port: i.port,
+                    proto: p.proto,
+                    _pad: 0,
+                })
+                .is_none_or(|m| (m.addr, m.port) != (p.addr, p.port))
+        })
+        .map(|(p, _)| *p)
+        .collect();
+    orphans.sort_by_key(|k| (k.addr, k.port, k.proto));
+    for k in orphans {
+        st.napt_in.remove(&k);
+        changed = true;
+    }
     // Keys in a fixed order (a HashMap's differs from run to run), so a
     // seed replays.
     let mut sessions: Vec<SessionKey> = st.sessions.keys().copied().collect();
@@ -200,8 +224,13 @@ pub fn sweep(st: &mut State, rng: &mut impl Rng) -> bool {
                 proto: k.proto,
                 _pad: 0,
             };
+            // NAPT_OUT first, then NAPT_IN; now and then the frames see
+            // the moment between the two (the public endpoint still there,
+            // its mapping gone: not ours).
             st.napt_out.remove(&k);
-            st.napt_in.remove(&public);
+            if rng.random_bool(0.9) {
+                st.napt_in.remove(&public);
+            }
             changed = true;
         }
     }

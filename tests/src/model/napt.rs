@@ -438,7 +438,10 @@ fn ingress_first(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Option<Verdict> {
     };
     // A public endpoint without its mapping is one being made or removed
     // at this moment: not ours (yet, or any more).
-    let m = ctx.st.napt_out.get(&out_key).copied()?;
+    let Some(m) = ctx.st.napt_out.get(&out_key).copied() else {
+        ctx.note("public endpoint without its mapping");
+        return None;
+    };
     ctx.note("NAPT inbound to a mapping");
     let skey = SessionKey {
         inside_addr: inside.addr,
