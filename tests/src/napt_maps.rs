@@ -4,6 +4,13 @@
 //! EVENTS) and the static table, so a test can prepare state, run a frame
 //! through a program and inspect what the program left behind.
 //!
+//! Sessions live in two places (layout 4): a mapping's first session in its
+//! `NAPT_OUT` value ([`Mapping::first`]), the others in `SESSIONS`.
+//! [`Napt::session`], [`Napt::sessions`] and [`all_sessions`] give the
+//! logical session set, in `SESSIONS`' key/value form, wherever each is
+//! held; [`Napt::table_sessions`] and friends read `SESSIONS` alone, for
+//! tests about the layout itself.
+//!
 //! The maps are not pinned: every [`Napt`] has its own, so tests running in
 //! parallel threads never see each other's state. Running programs reuses
 //! [`crate::bpf::Hook`] and [`crate::bpf::Outcome`].
@@ -21,10 +28,10 @@ use aya::programs::{SchedClassifier, Xdp};
 use nat_common::stats::COUNTER_COUNT;
 use nat_common::{
     Counter, DEFAULT_TIMEOUT_ICMP, DEFAULT_TIMEOUT_TCP_ESTABLISHED, DEFAULT_TIMEOUT_TCP_TRANSITORY,
-    DEFAULT_TIMEOUT_UDP, EVENT_QUOTE_MAX, EndpointKey, FILTER_ADDRESS, FilterKey, MAP_CONFIG,
-    MAP_EVENTS, MAP_FILTER, MAP_HOST_PORTS, MAP_INTERNAL, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_POOL,
-    MAP_SESSIONS, MAPPING_FORWARD, Mapping, NatConfig, PROG_EGRESS_TC, PROG_INGRESS_TC,
-    PROG_INGRESS_XDP, Session, SessionKey,
+    DEFAULT_TIMEOUT_UDP, EVENT_QUOTE_MAX, EndpointKey, FILTER_ADDRESS, FilterKey, FirstSession,
+    InsideEndpoint, MAP_CONFIG, MAP_EVENTS, MAP_FILTER, MAP_HOST_PORTS, MAP_INTERNAL, MAP_NAPT_IN,
+    MAP_NAPT_OUT, MAP_POOL, MAP_SESSIONS, MAPPING_FORWARD, Mapping, NatConfig, PROG_EGRESS_TC,
+    PROG_INGRESS_TC, PROG_INGRESS_XDP, Session, SessionKey,
 };
 
 use crate::bpf::{Hook, Outcome, require_root};
@@ -94,7 +101,8 @@ impl Endpoint {
         }
     }
 
-    /// The endpoint a mapping value points at (same protocol as `self`).
+    /// The public endpoint a `NAPT_OUT` value points at (same protocol as
+    /// `self`).
     pub fn of_mapping(&self, m: &Mapping) -> Self {
         Endpoint {
             addr: ip(m.addr),
@@ -103,7 +111,18 @@ impl Endpoint {
         }
     }
 
-    /// A mapping value pointing at this endpoint.
+    /// The inside endpoint a `NAPT_IN` value points at (same protocol as
+    /// `self`).
+    pub fn of_inside(&self, i: &InsideEndpoint) -> Self {
+        Endpoint {
+            addr: ip(i.addr),
+            port: u16::from_be(i.port),
+            proto: self.proto,
+        }
+    }
+
+    /// A `NAPT_OUT` value pointing at this (public) endpoint, without a
+    /// first session (as a port forward has).
     pub fn as_mapping(&self, flags: u16, created: u64, last_seen: u64) -> Mapping {
         Mapping {
             addr: be(self.addr),
@@ -111,9 +130,66 @@ impl Endpoint {
             flags,
             created,
             last_seen,
-            ..Default::default()
+            first: FirstSession::default(),
         }
     }
+
+    /// A `NAPT_IN` value pointing at this (inside) endpoint.
+    pub fn as_inside(&self, flags: u16) -> InsideEndpoint {
+        InsideEndpoint {
+            addr: be(self.addr),
+            port: self.port.to_be(),
+            flags,
+        }
+    }
+}
+
+/// A live first session with `remote` (port in host order; 0 for ICMP),
+/// last seen at `last_seen`, with `tcp` bits and no traffic counted.
+pub fn first_session(remote: (Ipv4Addr, u16), last_seen: u64, tcp: u8) -> FirstSession {
+    FirstSession {
+        remote_addr: be(remote.0),
+        remote_port: remote.1.to_be(),
+        tcp,
+        live: 1,
+        last_seen,
+        ..Default::default()
+    }
+}
+
+/// The `NAPT_OUT` key of the inside endpoint of session `k`.
+pub fn inside_key(k: &SessionKey) -> EndpointKey {
+    EndpointKey {
+        addr: k.inside_addr,
+        port: k.inside_port,
+        proto: k.proto,
+        _pad: 0,
+    }
+}
+
+/// Session `k`, if it is the (live) first session of `m`, the `NAPT_OUT`
+/// value of [`inside_key`]`(k)`.
+pub fn first_as_session(m: &Mapping, k: &SessionKey) -> Option<Session> {
+    if !m.first_is(k.remote_addr, k.remote_port) {
+        return None;
+    }
+    m.first_session(&inside_key(k)).map(|(_, s)| s)
+}
+
+/// The logical session set: the live first sessions of the mappings in
+/// `out` (a `NAPT_OUT` dump) and the entries of `SESSIONS` (`table`), all
+/// in `SESSIONS`' key/value form, sorted by key. What `xnat flows` lists.
+pub fn all_sessions(
+    out: &[(EndpointKey, Mapping)],
+    table: &[(SessionKey, Session)],
+) -> Vec<(SessionKey, Session)> {
+    let mut v: Vec<(SessionKey, Session)> = out
+        .iter()
+        .filter_map(|(k, m)| m.first_session(k))
+        .chain(table.iter().copied())
+        .collect();
+    v.sort_by_key(|(k, _)| sk_ord(k));
+    v
 }
 
 /// The `SESSIONS` key of a flow between `inside` and `remote` (ports in
@@ -178,11 +254,20 @@ impl EventRecord {
 /// Everything NAPT keeps, for before/after comparisons.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NaptState {
+    /// NAPT_OUT, first sessions included.
     pub out: Vec<(EndpointKey, Mapping)>,
-    pub inb: Vec<(EndpointKey, Mapping)>,
-    pub sessions: Vec<(SessionKey, Session)>,
+    pub inb: Vec<(EndpointKey, InsideEndpoint)>,
+    /// SESSIONS only (sessions beyond each mapping's first).
+    pub session_table: Vec<(SessionKey, Session)>,
     pub filter: Vec<(FilterKey, u64)>,
     pub host_ports: Vec<(u32, u64)>,
+}
+
+impl NaptState {
+    /// Every session, first sessions included ([`all_sessions`]).
+    pub fn sessions(&self) -> Vec<(SessionKey, Session)> {
+        all_sessions(&self.out, &self.session_table)
+    }
 }
 
 /// One loaded instance of xnat's BPF object (programs loaded, not
@@ -375,7 +460,7 @@ impl Napt {
     }
 
     /// The inside endpoint behind public endpoint `public` (NAPT_IN).
-    pub fn napt_in(&self, public: Endpoint) -> Option<Mapping> {
+    pub fn napt_in(&self, public: Endpoint) -> Option<InsideEndpoint> {
         self.get(MAP_NAPT_IN, &public.key())
     }
 
@@ -390,7 +475,7 @@ impl Napt {
         v
     }
 
-    pub fn napt_in_all(&self) -> Vec<(EndpointKey, Mapping)> {
+    pub fn napt_in_all(&self) -> Vec<(EndpointKey, InsideEndpoint)> {
         let mut v = self.all(MAP_NAPT_IN);
         v.sort_by_key(|(k, _)| ep_ord(k));
         v
@@ -402,15 +487,31 @@ impl Napt {
     }
 
     /// Writes a NAPT_IN entry only (e.g. to occupy a public port).
-    pub fn put_napt_in(&mut self, public: Endpoint, value: Mapping) {
+    pub fn put_napt_in(&mut self, public: Endpoint, value: InsideEndpoint) {
         self.put(MAP_NAPT_IN, public.key(), value);
     }
 
-    /// Writes a mapping pair `inside <-> public` (both directions).
+    /// Writes a mapping pair `inside <-> public` (both directions), without
+    /// a first session.
     pub fn add_mapping(&mut self, inside: Endpoint, public: Endpoint, flags: u16, at: u64) {
         assert_eq!(inside.proto, public.proto);
         self.put_napt_out(inside, public.as_mapping(flags, at, at));
-        self.put_napt_in(public, inside.as_mapping(flags, at, at));
+        self.put_napt_in(public, inside.as_inside(flags));
+    }
+
+    /// Changes the NAPT_OUT value of `inside` (which must exist).
+    pub fn update_mapping(&mut self, inside: Endpoint, f: impl FnOnce(&mut Mapping)) {
+        let mut m = self
+            .napt_out(inside)
+            .unwrap_or_else(|| panic!("no NAPT_OUT entry for {inside:?}"));
+        f(&mut m);
+        self.put_napt_out(inside, m);
+    }
+
+    /// Replaces the first session of the mapping of `inside`
+    /// (`FirstSession::default()` empties the slot, as the sweep does).
+    pub fn set_first(&mut self, inside: Endpoint, first: FirstSession) {
+        self.update_mapping(inside, |m| m.first = first);
     }
 
     /// A port forward as `xnat forward add` writes it.
@@ -418,28 +519,77 @@ impl Napt {
         self.add_mapping(inside, public, MAPPING_FORWARD, 0);
     }
 
-    /// Sets `last_seen` of both entries of the mapping of `inside`.
+    /// Sets `last_seen` of the mapping of `inside` (NAPT_OUT: the only
+    /// entry with a time).
     pub fn set_mapping_last_seen(&mut self, inside: Endpoint, last_seen: u64) {
-        let mut out = self.napt_out(inside).expect("no NAPT_OUT entry");
-        let public = inside.of_mapping(&out);
-        let mut inb = self.napt_in(public).expect("no NAPT_IN entry");
-        out.last_seen = last_seen;
-        inb.last_seen = last_seen;
-        self.put_napt_out(inside, out);
-        self.put_napt_in(public, inb);
+        self.update_mapping(inside, |m| m.last_seen = last_seen);
     }
 
+    /// The mapping whose first session `k` would be, if it is.
+    fn first_holder(&self, k: &SessionKey) -> Option<(EndpointKey, Mapping)> {
+        let inside = inside_key(k);
+        let m: Mapping = self.get(MAP_NAPT_OUT, &inside)?;
+        m.first_is(k.remote_addr, k.remote_port)
+            .then_some((inside, m))
+    }
+
+    /// The session `k`, wherever it is held: its mapping's first session
+    /// when that is live with `k`'s remote endpoint, else `SESSIONS`.
     pub fn session(&self, k: &SessionKey) -> Option<Session> {
+        match self.first_holder(k) {
+            Some((inside, m)) => m.first_session(&inside).map(|(_, s)| s),
+            None => self.table_session(k),
+        }
+    }
+
+    /// Whether session `k` is held as its mapping's first session.
+    pub fn is_first(&self, k: &SessionKey) -> bool {
+        self.first_holder(k).is_some()
+    }
+
+    /// Every session (first sessions and `SESSIONS`), sorted by key.
+    pub fn sessions(&self) -> Vec<(SessionKey, Session)> {
+        all_sessions(&self.napt_out_all(), &self.table_sessions())
+    }
+
+    /// Writes session `k` where it is held: into its mapping's first
+    /// session when that has `k`'s remote endpoint (only the fields a
+    /// first session has: `created` and the public endpoint belong to the
+    /// mapping), else into `SESSIONS`.
+    pub fn put_session(&mut self, k: SessionKey, s: Session) {
+        match self.first_holder(&k) {
+            Some((inside, mut m)) => {
+                m.first = FirstSession {
+                    remote_addr: k.remote_addr,
+                    remote_port: k.remote_port,
+                    tcp: s.tcp,
+                    live: 1,
+                    last_seen: s.last_seen,
+                    packets_out: s.packets_out,
+                    packets_in: s.packets_in,
+                    bytes_out: s.bytes_out,
+                    bytes_in: s.bytes_in,
+                };
+                self.put(MAP_NAPT_OUT, inside, m);
+            }
+            None => self.put_table_session(k, s),
+        }
+    }
+
+    /// The `SESSIONS` entry `k` only.
+    pub fn table_session(&self, k: &SessionKey) -> Option<Session> {
         self.get(MAP_SESSIONS, k)
     }
 
-    pub fn sessions(&self) -> Vec<(SessionKey, Session)> {
+    /// The `SESSIONS` table only, sorted by key.
+    pub fn table_sessions(&self) -> Vec<(SessionKey, Session)> {
         let mut v = self.all(MAP_SESSIONS);
         v.sort_by_key(|(k, _)| sk_ord(k));
         v
     }
 
-    pub fn put_session(&mut self, k: SessionKey, s: Session) {
+    /// Writes a `SESSIONS` entry.
+    pub fn put_table_session(&mut self, k: SessionKey, s: Session) {
         self.put(MAP_SESSIONS, k, s);
     }
 
@@ -466,7 +616,7 @@ impl Napt {
         NaptState {
             out: self.napt_out_all(),
             inb: self.napt_in_all(),
-            sessions: self.sessions(),
+            session_table: self.table_sessions(),
             filter: self.filter_all(),
             host_ports: sorted(self.all(MAP_HOST_PORTS)),
         }

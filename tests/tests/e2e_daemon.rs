@@ -391,7 +391,8 @@ fn metrics_scrape_while_traffic_runs() {
 
     let mut flow = LongFlow::open(&d.t.cli, &d.t.srv, SocketAddr::from(sa(SRV, 5300)));
     flow.check("before scraping");
-    // A UDP stream for the whole scrape.
+    // A UDP stream for the whole scrape, to two remote ports: the mapping's
+    // first session and one in SESSIONS.
     let stop = Arc::new(AtomicBool::new(false));
     let sock =
         d.t.cli
@@ -400,8 +401,10 @@ fn metrics_scrape_while_traffic_runs() {
     let streamer = {
         let stop = Arc::clone(&stop);
         std::thread::spawn(move || {
+            let mut port = 5301;
             while !stop.load(Ordering::Relaxed) {
-                let _ = sock.send_to(&[0u8; 100], sa(SRV, 5301));
+                let _ = sock.send_to(&[0u8; 100], sa(SRV, port));
+                port = if port == 5301 { 5302 } else { 5301 };
                 std::thread::sleep(Duration::from_millis(5));
             }
         })
@@ -440,11 +443,15 @@ fn metrics_scrape_while_traffic_runs() {
     );
     assert!(want("xnat_bindings", &["proto=\"tcp\""]) >= 1.0);
     assert!(want("xnat_bindings", &["proto=\"udp\""]) >= 1.0);
-    assert!(want("xnat_sessions", &["proto=\"udp\""]) >= 1.0);
     assert!(want("xnat_tcp_sessions", &["state=\"established\""]) >= 1.0);
     assert!(want("xnat_pool_ports_in_use", &["address=\"203.0.113.2\""]) >= 2.0);
-    let fill = want("xnat_map_fill_ratio", &["map=\"SESSIONS\""]);
-    assert!(fill > 0.0 && fill < 1.0, "{fill}");
+    assert!(want("xnat_sessions", &["proto=\"udp\""]) >= 2.0);
+    // SESSIONS holds the sessions beyond each mapping's first: the UDP
+    // stream's second remote port.
+    for map in ["NAPT_OUT", "NAPT_IN", "SESSIONS"] {
+        let fill = want("xnat_map_fill_ratio", &[&format!("map=\"{map}\"")]);
+        assert!(fill > 0.0 && fill < 1.0, "{map}: {fill}");
+    }
     assert_eq!(want("xnat_events_lost_total", &[]), 0.0);
 
     // Live numbers: the stream is counted by the next scrape.

@@ -118,11 +118,12 @@ mod session_table_full {
     }
 }
 
-/// Promise (`--max-sessions 8`): one inside endpoint talking to 12
-/// remotes gets exactly 8 sessions; packets to the other 4, and an inbound
-/// packet that would need a ninth, are dropped and counted in
-/// `drop_session_table_full`; the 8 keep working; after they expire, the
-/// other remotes can be reached.
+/// Promise (`--max-sessions 8`, which caps the sessions beyond each
+/// mapping's first): one inside endpoint talking to 12 remotes gets
+/// exactly 9 sessions, its first (held in the mapping) and 8 more; packets
+/// to the other 3, and an inbound packet that would need a tenth, are
+/// dropped and counted in `drop_session_table_full`; the 9 keep working;
+/// after they expire, the other remotes can be reached.
 fn session_table_full(tag: &str, mode: Ingress) {
     let mut f = FaultTopo::new(tag, mode);
     f.start(&[
@@ -138,21 +139,21 @@ fn session_table_full(tag: &str, mode: Ingress) {
     let inside = udp_bind(&f.t.a, sa(HOST_A, 43000));
     let remotes: Vec<_> = (0..12).map(|i| sa(SRV1, 7000 + i)).collect();
     let servers: Vec<_> = remotes.iter().map(|r| udp_bind(&f.t.srv, *r)).collect();
-    for (r, s) in remotes.iter().zip(&servers).take(8) {
+    for (r, s) in remotes.iter().zip(&servers).take(9) {
         let p = udp_deliver(&inside, *r, s, b"fits");
         assert_eq!(p, sa(POOL[0], 43000));
     }
-    assert_eq!(f.t.napt_stat("sessions"), 8);
+    assert_eq!(f.t.napt_stat("sessions"), 9);
     let before = f.t.counter("drop_session_table_full");
-    for r in &remotes[8..] {
+    for r in &remotes[9..] {
         inside.send_to(b"refused", r).unwrap();
     }
     wait_until(
         Duration::from_secs(10),
-        "drop_session_table_full to count 4 refusals",
-        || f.t.counter("drop_session_table_full") >= before + 4,
+        "drop_session_table_full to count 3 refusals",
+        || f.t.counter("drop_session_table_full") >= before + 3,
     );
-    assert_eq!(f.t.counter("drop_session_table_full"), before + 4);
+    assert_eq!(f.t.counter("drop_session_table_full"), before + 3);
     // Inbound too: a new port of an admitted address would need a session
     // (address-dependent filtering admits it); it is refused and counted.
     let newcomer = udp_bind(&f.t.srv, sa(SRV1, 7100));
@@ -160,15 +161,15 @@ fn session_table_full(tag: &str, mode: Ingress) {
     wait_until(
         Duration::from_secs(10),
         "drop_session_table_full to count the inbound refusal",
-        || f.t.counter("drop_session_table_full") >= before + 5,
+        || f.t.counter("drop_session_table_full") >= before + 4,
     );
     let got = drain_for(&inside, Duration::from_millis(200));
     assert!(got.is_empty(), "the refused inbound packet got in: {got:?}");
-    for (r, s) in remotes.iter().zip(&servers).take(8) {
+    for (r, s) in remotes.iter().zip(&servers).take(9) {
         assert_eq!(udp_deliver(&inside, *r, s, b"again"), sa(POOL[0], 43000));
         assert_eq!(udp_deliver(s, sa(POOL[0], 43000), &inside, b"back"), *r);
     }
-    for s in &servers[8..] {
+    for s in &servers[9..] {
         let got = drain_for(s, Duration::from_millis(100));
         assert!(
             got.is_empty(),
@@ -178,17 +179,17 @@ fn session_table_full(tag: &str, mode: Ingress) {
     }
     assert_eq!(
         f.t.napt_stat("sessions"),
-        8,
+        9,
         "the table grew past its limit"
     );
     wait_until(
         Duration::from_secs(15),
-        "the 8 idle sessions to expire",
+        "the 9 idle sessions to expire",
         || f.t.napt_stat("sessions") == 0,
     );
-    for (r, s) in remotes.iter().zip(&servers).skip(8) {
+    for (r, s) in remotes.iter().zip(&servers).skip(9) {
         udp_deliver(&inside, *r, s, b"my turn");
     }
-    assert_eq!(f.t.napt_stat("sessions"), 4);
+    assert_eq!(f.t.napt_stat("sessions"), 3);
     f.stop();
 }

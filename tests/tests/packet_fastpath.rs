@@ -55,15 +55,17 @@ use aya::programs::{SchedClassifier, TestRun, TestRunOptions, Xdp};
 use nat_common::stats::COUNTER_COUNT;
 use nat_common::{
     Counter, EndpointKey, FAST_PATH_EXT_IFINDEX, FAST_PATH_ON, FILTER_ENDPOINT_INDEPENDENT,
-    MAP_CONFIG, MAP_FAST_PATH, MAP_INTERNAL, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_POOL, MAP_SESSIONS,
-    MAP_STATIC_IN, MAP_STATIC_OUT, MAP_STATS, MAP_XDP_TARGETS, Mapping, PROG_INGRESS_TC,
-    PROG_INGRESS_XDP, PROG_INSIDE_TC, Session, SessionKey,
+    InsideEndpoint, MAP_CONFIG, MAP_FAST_PATH, MAP_INTERNAL, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_POOL,
+    MAP_SESSIONS, MAP_STATIC_IN, MAP_STATIC_OUT, MAP_STATS, MAP_XDP_TARGETS, Mapping,
+    PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_INSIDE_TC, Session, SessionKey,
 };
 use xnat_tests::bpf::{Outcome, TC_ACT_OK, XDP_PASS, require_root};
 use xnat_tests::frame::{
     self, IP_MF, Icmp, Packet, Tcp, Udp, assert_frame_eq, check_checksums, proto,
 };
-use xnat_tests::napt_maps::{Endpoint, be, dataplane_now_ns, default_config, session_key};
+use xnat_tests::napt_maps::{
+    Endpoint, be, dataplane_now_ns, default_config, first_session, session_key,
+};
 use xnat_tests::netns::Netns;
 
 const XDP_REDIRECT: u32 = 4;
@@ -269,12 +271,29 @@ impl Fp {
         v
     }
 
-    /// A NAPT mapping `inside ↔ public` (both directions) and a session
-    /// from `inside` to `remote`.
+    /// A NAPT mapping `inside ↔ public` (both directions) holding, as the
+    /// data plane makes it, its session from `inside` to `remote` as its
+    /// first.
     fn add_flow(&mut self, inside: Endpoint, public: Endpoint, remote: (Ipv4Addr, u16)) {
         let now = dataplane_now_ns();
+        let mut m = public.as_mapping(0, now, now);
+        m.first = first_session(remote, now, 0);
+        self.put(MAP_NAPT_OUT, inside.key(), m);
+        self.put(MAP_NAPT_IN, public.key(), inside.as_inside(0));
+    }
+
+    /// A NAPT mapping `inside ↔ public` whose first session has expired
+    /// (its slot empty) and whose session from `inside` to `remote` is in
+    /// SESSIONS.
+    fn add_flow_in_sessions(
+        &mut self,
+        inside: Endpoint,
+        public: Endpoint,
+        remote: (Ipv4Addr, u16),
+    ) {
+        let now = dataplane_now_ns();
         self.put(MAP_NAPT_OUT, inside.key(), public.as_mapping(0, now, now));
-        self.put(MAP_NAPT_IN, public.key(), inside.as_mapping(0, now, now));
+        self.put(MAP_NAPT_IN, public.key(), inside.as_inside(0));
         self.add_session(inside, public, remote);
     }
 
@@ -299,7 +318,7 @@ impl Fp {
     fn napt_state(&self) -> Vec<Vec<(Vec<u8>, Vec<u8>)>> {
         vec![
             self.snapshot::<EndpointKey, Mapping>(MAP_NAPT_OUT),
-            self.snapshot::<EndpointKey, Mapping>(MAP_NAPT_IN),
+            self.snapshot::<EndpointKey, InsideEndpoint>(MAP_NAPT_IN),
             self.snapshot::<SessionKey, Session>(MAP_SESSIONS),
         ]
     }
@@ -599,16 +618,26 @@ fn inbound_cases() -> Vec<InboundCase> {
             MAC_A,
             MAC_IN0,
         ),
+        (
+            "NAPT UDP, session in SESSIONS",
+            udp((SRV, 53), (POOL, 41002), b"napt inbound udp"),
+            udp((SRV, 53), (A, 40002), b"napt inbound udp"),
+            MAC_A,
+            MAC_IN0,
+        ),
     ]
 }
 
 /// An [`Fp`] with the NAPT flows of [`inbound_cases`] and
 /// [`outbound_cases`]: A:40000/udp ↔ POOL:41000 and A:40001/tcp ↔
-/// POOL:41001, each with a session to the server.
+/// POOL:41001, each with its session to the server as its mapping's first,
+/// and A:40002/udp ↔ POOL:41002 with its session to the server in SESSIONS
+/// (the mapping's first session expired).
 fn with_flows(progs: &[Prog], fast: bool) -> Fp {
     let mut fp = Fp::new(progs, fast);
     fp.add_flow(ep(A, 40000, UDP), ep(POOL, 41000, UDP), (SRV, 53));
     fp.add_flow(ep(A, 40001, TCP), ep(POOL, 41001, TCP), (SRV, 443));
+    fp.add_flow_in_sessions(ep(A, 40002, UDP), ep(POOL, 41002, UDP), (SRV, 53));
     fp
 }
 
@@ -635,6 +664,11 @@ fn outbound_cases() -> Vec<(&'static str, Packet, Packet)> {
             "NAPT TCP",
             tcp((A, 40001), (SRV, 443), b"napt outbound tcp"),
             tcp((POOL, 41001), (SRV, 443), b"napt outbound tcp"),
+        ),
+        (
+            "NAPT UDP, session in SESSIONS",
+            udp((A, 40002), (SRV, 53), b"napt outbound udp"),
+            udp((POOL, 41002), (SRV, 53), b"napt outbound udp"),
         ),
     ]
 }
@@ -997,6 +1031,10 @@ fn outbound_non_established_is_untouched() {
         (
             "NAPT UDP, mapping but no session to this remote address",
             udp((A, 40000), (Ipv4Addr::new(198, 18, 0, 11), 53), b"other").frame(),
+        ),
+        (
+            "NAPT UDP, mapping with an empty first slot, no session to this remote",
+            udp((A, 40002), (SRV, 54), b"other port").frame(),
         ),
         (
             "NAPT ICMP echo request",

@@ -49,7 +49,8 @@ use xnat_tests::frame::{
 };
 use xnat_tests::hairpin_topo::count_keys;
 use xnat_tests::napt_maps::{
-    Endpoint, be, clock_window, dataplane_now_ns, default_config, filter_key, session_key,
+    Endpoint, be, clock_window, dataplane_now_ns, default_config, filter_key, first_as_session,
+    first_session, inside_key, session_key,
 };
 use xnat_tests::netns::Netns;
 
@@ -257,7 +258,8 @@ impl Hp {
         self.put(MAP_STATIC_IN, be(public), be(private));
     }
 
-    /// A mapping pair `inside <-> public` (both directions).
+    /// A mapping pair `inside <-> public` (both directions), without a
+    /// first session.
     fn add_mapping(&mut self, inside: Endpoint, public: Endpoint, flags: u16) {
         let now = dataplane_now_ns();
         self.put(
@@ -265,11 +267,15 @@ impl Hp {
             inside.key(),
             public.as_mapping(flags, now, now),
         );
-        self.put(
-            MAP_NAPT_IN,
-            public.key(),
-            inside.as_mapping(flags, now, now),
-        );
+        self.put(MAP_NAPT_IN, public.key(), inside.as_inside(flags));
+    }
+
+    /// Gives the mapping of `inside` a live first session with `remote`,
+    /// as if its first packet had gone there.
+    fn set_first(&mut self, inside: Endpoint, remote: (Ipv4Addr, u16)) {
+        let mut m = self.napt_out(inside).expect("no mapping");
+        m.first = first_session(remote, dataplane_now_ns(), 0);
+        self.put(MAP_NAPT_OUT, inside.key(), m);
     }
 
     fn napt_out(&self, inside: Endpoint) -> Option<Mapping> {
@@ -282,8 +288,12 @@ impl Hp {
             .count()
     }
 
+    /// Session `k`, wherever it is held (its mapping's first session, or
+    /// SESSIONS).
     fn session(&self, k: &SessionKey) -> Option<Session> {
-        self.get(MAP_SESSIONS, k)
+        let m: Option<Mapping> = self.get(MAP_NAPT_OUT, &inside_key(k));
+        m.and_then(|m| first_as_session(&m, k))
+            .or_else(|| self.get(MAP_SESSIONS, k))
     }
 
     fn put_session(&mut self, k: SessionKey) {
@@ -543,6 +553,19 @@ fn hairpin_udp_address_dependent_filtering() {
         MAC_B,
         MAC_IN0,
     );
+
+    // B's mapping was made by B sending to 198.51.100.1 (another port):
+    // its first session admits that address, no FILTER entry needed.
+    let mut hp = with_b_mapping(FILTER_ADDRESS);
+    hp.set_first(ep(B, 5000, UDP), (POOL, 6000));
+    let out = fib.inside(&hp, &frame);
+    expect_hairpinned(
+        "A → B whose first session went to 198.51.100.1:6000",
+        &out,
+        &a_to_b_pub_translated(),
+        MAC_B,
+        MAC_IN0,
+    );
 }
 
 #[test]
@@ -554,8 +577,9 @@ fn hairpin_udp_address_and_port_dependent_filtering() {
     expect_verdict("A → B before B sent to A", &out, TC_ACT_SHOT);
     assert_eq!(hp.counter(Counter::DropFiltered), 1);
 
-    // B has sent to 198.51.100.1 — but to another port.
-    hp.put_session(session_key(UDP, (B, 5000), (POOL, 40001)));
+    // B has sent to 198.51.100.1 — but to another port (its mapping's
+    // first session).
+    hp.set_first(ep(B, 5000, UDP), (POOL, 40001));
     let out = fib.inside(&hp, &frame);
     expect_verdict(
         "A → B after B sent to 198.51.100.1:40001",

@@ -19,9 +19,10 @@ use nat_common::csum::checksum;
 use nat_common::stats::COUNTER_COUNT;
 use nat_common::{
     Counter, EVENT_PORTS_EXHAUSTED, EVENT_QUOTE_MAX, EndpointKey, Event, FILTER_ADDRESS,
-    FILTER_ADDRESS_AND_PORT, FILTER_ENDPOINT_INDEPENDENT, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_SESSIONS,
-    MAPPING_FORWARD, Mapping, NatConfig, Session, SessionKey, TCP_ACK_IN, TCP_ACK_OUT, TCP_FIN_IN,
-    TCP_FIN_OUT, TCP_RST, TCP_SYN_IN, TCP_SYN_OUT, TcpState, tcp_state,
+    FILTER_ADDRESS_AND_PORT, FILTER_ENDPOINT_INDEPENDENT, FirstSession, InsideEndpoint,
+    MAP_NAPT_IN, MAP_NAPT_OUT, MAP_SESSIONS, MAPPING_FORWARD, Mapping, NatConfig, Session,
+    SessionKey, TCP_ACK_IN, TCP_ACK_OUT, TCP_FIN_IN, TCP_FIN_OUT, TCP_RST, TCP_SYN_IN, TCP_SYN_OUT,
+    TcpState, tcp_state,
 };
 use xnat_tests::bpf::Hook;
 use xnat_tests::frame::{
@@ -285,7 +286,12 @@ fn pong(src: Ipv4Addr, id: u16, dst: Ipv4Addr) -> Packet {
 /// Asserts `inside` is mapped to `public` with `flags`, and that NAPT_IN
 /// mirrors it; returns both values.
 #[track_caller]
-fn assert_mapping(n: &Napt, inside: Endpoint, public: Endpoint, flags: u16) -> (Mapping, Mapping) {
+fn assert_mapping(
+    n: &Napt,
+    inside: Endpoint,
+    public: Endpoint,
+    flags: u16,
+) -> (Mapping, InsideEndpoint) {
     let out = n
         .napt_out(inside)
         .unwrap_or_else(|| panic!("no NAPT_OUT entry for {inside:?}"));
@@ -294,17 +300,17 @@ fn assert_mapping(n: &Napt, inside: Endpoint, public: Endpoint, flags: u16) -> (
     let inb = n
         .napt_in(public)
         .unwrap_or_else(|| panic!("no NAPT_IN entry for {public:?} (mirror of {inside:?})"));
-    assert_eq!(public.of_mapping(&inb), inside, "NAPT_IN[{public:?}]");
+    assert_eq!(public.of_inside(&inb), inside, "NAPT_IN[{public:?}]");
     assert_eq!(inb.flags, flags, "NAPT_IN[{public:?}].flags");
-    assert_eq!(inb.created, out.created, "created of both entries");
     (out, inb)
 }
 
 /// Asserts a freshly created mapping: mirrored, flags 0, created ==
-/// last_seen within [t0, t1] (the data plane clock).
+/// last_seen within [t0, t1] (the data plane clock), holding a live first
+/// session seen at the same time.
 #[track_caller]
 fn assert_new_mapping(n: &Napt, inside: Endpoint, public: Endpoint, t0: u64, t1: u64) {
-    let (out, inb) = assert_mapping(n, inside, public, 0);
+    let (out, _) = assert_mapping(n, inside, public, 0);
     assert!(
         clock_window(t0, t1).contains(&out.created),
         "created {} not within [{t0}, {t1}] (the data plane clock)",
@@ -314,9 +320,10 @@ fn assert_new_mapping(n: &Napt, inside: Endpoint, public: Endpoint, t0: u64, t1:
         out.last_seen, out.created,
         "NAPT_OUT last_seen of a new mapping"
     );
+    assert_eq!(out.first.live, 1, "first session of a new mapping: {out:?}");
     assert_eq!(
-        inb.last_seen, inb.created,
-        "NAPT_IN last_seen of a new mapping"
+        out.first.last_seen, out.created,
+        "first session last_seen of a new mapping"
     );
 }
 
@@ -336,7 +343,7 @@ fn public_of(n: &Napt, inside: Endpoint) -> Endpoint {
 /// Occupies public endpoint `public` with a NAPT_IN entry of somebody else.
 fn occupy(n: &mut Napt, public: Endpoint) {
     let owner = Endpoint::new(OCCUPANT, public.port, public.proto);
-    n.put_napt_in(public, owner.as_mapping(0, 1, 1));
+    n.put_napt_in(public, owner.as_inside(0));
 }
 
 /// Sends `p` (the first packet of its inside endpoint) out, expects a new
@@ -418,8 +425,10 @@ fn per_ingress_hook(setup: impl Fn() -> Napt, test: impl Fn(&mut Napt, Hook)) {
 // ================================================================ egress: new mappings
 
 /// The first packet of an inside endpoint: port preserved, mapping pair,
-/// session, FILTER entry (address-dependent filtering is the default), no
-/// HOST_PORTS entry without a cap.
+/// its session held in the mapping as the first (nothing in SESSIONS), no
+/// FILTER entry (address-dependent filtering is the default, but the first
+/// session admits its own remote address), no HOST_PORTS entry without a
+/// cap.
 fn first_packet_case(p: &Packet, remote_port: u16, tcp_bits: u8) {
     let n = napt();
     let inside = src_ep(p);
@@ -469,11 +478,28 @@ fn first_packet_case(p: &Packet, remote_port: u16, tcp_bits: u8) {
         "mapping and session share the timestamp"
     );
     assert_eq!(n.sessions().len(), 1, "sessions: {:?}", n.sessions());
-
-    let fk = filter_key(public, p.ip.dst);
-    assert_eq!(n.filter_all().len(), 1, "FILTER: {:?}", n.filter_all());
-    let seen = n.filter(&fk).expect("FILTER entry for the remote address");
-    assert!(clock_window(t0, t1).contains(&seen), "FILTER value {seen}");
+    assert!(n.is_first(&sk), "the session is not the mapping's first");
+    assert_eq!(
+        out.first,
+        FirstSession {
+            remote_addr: be(p.ip.dst),
+            remote_port: remote_port.to_be(),
+            tcp: tcp_bits,
+            live: 1,
+            last_seen: out.created,
+            packets_out: 1,
+            packets_in: 0,
+            bytes_out: p.total_len(),
+            bytes_in: 0,
+        },
+        "first session in NAPT_OUT[{inside:?}]"
+    );
+    assert!(
+        n.table_sessions().is_empty(),
+        "SESSIONS: {:?}",
+        n.table_sessions()
+    );
+    assert!(n.filter_all().is_empty(), "FILTER: {:?}", n.filter_all());
 
     let st = n.state();
     assert_eq!((st.out.len(), st.inb.len()), (1, 1), "one mapping pair");
@@ -591,10 +617,19 @@ fn endpoint_independent_mapping() {
             assert_eq!(st.out.len(), 1, "{what}: one mapping: {:?}", st.out);
             let want_sessions = if icmp { 2 } else { 4 };
             assert_eq!(
-                st.sessions.len(),
+                st.sessions().len(),
                 want_sessions,
                 "{what}: sessions {:?}",
-                st.sessions
+                st.sessions()
+            );
+            // The first one in the mapping, the others in SESSIONS.
+            let m = st.out[0].1;
+            assert!(m.first_is(be(R1), 53u16.to_be()) || icmp && m.first_is(be(R1), 0));
+            assert_eq!(
+                st.session_table.len(),
+                want_sessions - 1,
+                "{what}: SESSIONS {:?}",
+                st.session_table
             );
             assert_eq!(n.counter(Counter::NaptMappingsCreated), 1, "{what}");
         }
@@ -875,11 +910,14 @@ fn mapping_table_full() {
         proto: 99,
         _pad: 0,
     };
-    let dummy = Mapping::default();
     for table in [MAP_NAPT_OUT, MAP_NAPT_IN] {
         let mut n = napt();
         let known = egress_first(&n, "before the table fills", &udp(H1, 5000, R1, 53));
-        let added = n.fill(table, u32::MAX, filler, dummy);
+        let added = if table == MAP_NAPT_OUT {
+            n.fill(table, u32::MAX, filler, Mapping::default())
+        } else {
+            n.fill(table, u32::MAX, filler, InsideEndpoint::default())
+        };
         assert!(added > 1000, "{table}: only {added} entries went in");
         let before = n.state();
         run(
@@ -906,8 +944,9 @@ fn mapping_table_full() {
     }
 }
 
-/// A full session table refuses new sessions and counts it; existing
-/// sessions keep working.
+/// A full session table refuses new sessions beyond a mapping's first and
+/// counts it; existing sessions keep working, and new mappings too (their
+/// first session is held in the mapping).
 #[test]
 fn session_table_full() {
     let mut n = napt();
@@ -931,7 +970,7 @@ fn session_table_full() {
         Want::Drop,
         &only(Counter::DropSessionTableFull),
     );
-    assert_eq!(n.sessions().len(), before.sessions.len());
+    assert_eq!(n.state(), before, "a refused session changed NAPT state");
     egress_again(
         &n,
         "existing session",
@@ -939,6 +978,30 @@ fn session_table_full() {
         public,
         false,
     );
+    // Inbound from a remote the filter admits (R1, another port): refused
+    // too, it would need a SESSIONS entry.
+    for hook in Hook::INGRESS {
+        run(
+            &n,
+            hook,
+            "new inbound session with SESSIONS full",
+            &udp(R1, 54, POOL, 5000).frame(),
+            Want::Drop,
+            &only(Counter::DropSessionTableFull),
+        );
+    }
+    let p = udp(H2, 6000, R2, 53);
+    let other = egress_first(&n, "new mapping with SESSIONS full", &p);
+    assert!(n.is_first(&session_key(UDP, (H2, 6000), (R2, 53))));
+    ingress_to(
+        &n,
+        Hook::IngressXdp,
+        "reply to the new mapping",
+        &udp(R2, 53, other.addr, other.port),
+        src_ep(&p),
+        false,
+    );
+    assert_eq!(n.table_sessions().len(), before.session_table.len());
 }
 
 // ================================================================ ingress and filtering
@@ -965,12 +1028,9 @@ fn filtering_case(mode: u32, proto_: u8, admitted: [bool; 3]) {
         };
         let inside = src_ep(&first);
         let public = egress_first(n, "first packet", &first);
-        if mode == FILTER_ADDRESS {
-            assert!(n.filter(&filter_key(public, R1)).is_some(), "FILTER entry");
-            assert_eq!(n.filter_all().len(), 1);
-        } else {
-            assert!(n.filter_all().is_empty(), "FILTER written in mode {mode}");
-        }
+        // In every mode: the first session admits its own remote address,
+        // it needs no FILTER entry.
+        assert!(n.filter_all().is_empty(), "FILTER written in mode {mode}");
         for ((raddr, rport, name), ok) in remotes.into_iter().zip(admitted) {
             if proto_ == ICMP && rport != 53 {
                 continue; // ICMP has no remote port
@@ -997,6 +1057,30 @@ fn filtering_case(mode: u32, proto_: u8, admitted: [bool; 3]) {
                 assert_eq!(n.state(), before, "{what}: refused packet changed state");
             }
         }
+        // Inbound packets never write FILTER; admitted new remotes got
+        // SESSIONS entries, the first session stayed R1's.
+        assert!(
+            n.filter_all().is_empty(),
+            "mode {mode}: {:?}",
+            n.filter_all()
+        );
+        let rport = if proto_ == ICMP { 0 } else { 53 };
+        assert!(n.is_first(&session_key(
+            proto_,
+            (inside.addr, inside.port),
+            (R1, rport)
+        )));
+        let admitted_new = admitted[1..]
+            .iter()
+            .zip([9999, 53])
+            .filter(|(ok, rp)| **ok && !(proto_ == ICMP && *rp != 53))
+            .count();
+        assert_eq!(
+            n.table_sessions().len(),
+            admitted_new,
+            "mode {mode}: SESSIONS {:?}",
+            n.table_sessions()
+        );
     });
 }
 
@@ -1315,6 +1399,270 @@ fn refresh_directions() {
             assert_eq!(s.bytes_out, 2 * out.total_len(), "{what}");
         }
     });
+}
+
+// ================================================================ where sessions live
+
+/// A packet of H1:5000 to `dst`:`dport` (UDP, or a TCP ACK segment).
+fn flow_out(proto_: u8, dst: Ipv4Addr, dport: u16) -> Packet {
+    match proto_ {
+        UDP => udp(H1, 5000, dst, dport),
+        _ => seg(H1, 5000, dst, dport, tcp_flags::ACK),
+    }
+}
+
+/// A packet from `src`:`sport` to `public` (UDP, or a TCP ACK segment).
+fn flow_in(proto_: u8, src: Ipv4Addr, sport: u16, public: Endpoint) -> Packet {
+    match proto_ {
+        UDP => udp(src, sport, public.addr, public.port),
+        _ => seg(src, sport, public.addr, public.port, tcp_flags::ACK),
+    }
+}
+
+/// The session that made a mapping is held in it (its first); sessions
+/// with other remote endpoints, outbound or admitted inbound, go to
+/// SESSIONS. With address-dependent filtering only remote addresses of
+/// those further sessions get FILTER entries: the first session's address
+/// is admitted by the mapping itself (the same address with another port
+/// is another session, so it gets one).
+#[test]
+fn further_sessions_go_to_the_session_table() {
+    for proto_ in [UDP, TCP] {
+        per_ingress_hook(napt, |n, hook| {
+            let inside = Endpoint::new(H1, 5000, proto_);
+            let sk = |r: Ipv4Addr, rp: u16| session_key(proto_, (H1, 5000), (r, rp));
+            let filters =
+                |n: &Napt| -> Vec<_> { n.filter_all().into_iter().map(|(k, _)| k).collect() };
+            let public = egress_first(n, "to R1:53", &flow_out(proto_, R1, 53));
+            assert!(n.is_first(&sk(R1, 53)));
+
+            let t0 = dataplane_now_ns();
+            egress_again(n, "to R2:53", &flow_out(proto_, R2, 53), public, true);
+            let t1 = dataplane_now_ns();
+            let s2 = n
+                .table_session(&sk(R2, 53))
+                .expect("a SESSIONS entry for R2:53");
+            assert!(clock_window(t0, t1).contains(&s2.created), "{s2:?}");
+            assert_eq!(s2.last_seen, s2.created);
+            assert_eq!(
+                (s2.public_addr, s2.public_port),
+                (be(public.addr), public.port.to_be())
+            );
+            assert_eq!((s2.packets_out, s2.packets_in), (1, 0));
+            let m = n.napt_out(inside).unwrap();
+            assert!(
+                m.first_is(be(R1), 53u16.to_be()),
+                "first session moved: {m:?}"
+            );
+            assert_eq!(m.first.packets_out, 1, "R2's packet counted on the first");
+            assert_eq!(filters(n), vec![filter_key(public, R2)]);
+
+            // The first remote endpoint again: counted on the first
+            // session, still no FILTER entry for its address.
+            egress_again(
+                n,
+                "to R1:53 again",
+                &flow_out(proto_, R1, 53),
+                public,
+                false,
+            );
+            assert_eq!(n.napt_out(inside).unwrap().first.packets_out, 2);
+            assert_eq!(n.table_sessions().len(), 1);
+            assert_eq!(filters(n), vec![filter_key(public, R2)]);
+
+            // The first session's address with another port: a further
+            // session, and now a FILTER entry for that address.
+            egress_again(n, "to R1:54", &flow_out(proto_, R1, 54), public, true);
+            assert!(n.table_session(&sk(R1, 54)).is_some());
+            assert!(n.is_first(&sk(R1, 53)));
+            let mut want = vec![filter_key(public, R1), filter_key(public, R2)];
+            want.sort_by_key(|k| (k.public_addr, k.remote_addr, k.public_port, k.proto));
+            assert_eq!(filters(n), want);
+
+            // Replies reach each its own session.
+            ingress_to(
+                n,
+                hook,
+                "from R1:53",
+                &flow_in(proto_, R1, 53, public),
+                inside,
+                false,
+            );
+            ingress_to(
+                n,
+                hook,
+                "from R2:53",
+                &flow_in(proto_, R2, 53, public),
+                inside,
+                false,
+            );
+            assert_eq!(n.napt_out(inside).unwrap().first.packets_in, 1);
+            assert_eq!(n.table_session(&sk(R2, 53)).unwrap().packets_in, 1);
+            assert_eq!(n.table_session(&sk(R1, 54)).unwrap().packets_in, 0);
+
+            // A new remote endpoint admitted inbound (R2's address is in
+            // FILTER): a SESSIONS entry with the mapping's public endpoint.
+            ingress_to(
+                n,
+                hook,
+                "from R2:99",
+                &flow_in(proto_, R2, 99, public),
+                inside,
+                true,
+            );
+            let s = n
+                .table_session(&sk(R2, 99))
+                .expect("a SESSIONS entry for R2:99");
+            assert_eq!((s.packets_out, s.packets_in), (0, 1));
+            assert_eq!(
+                (s.public_addr, s.public_port),
+                (be(public.addr), public.port.to_be())
+            );
+            assert_eq!(n.table_sessions().len(), 3);
+            assert_eq!(n.sessions().len(), 4);
+            assert_eq!(filters(n).len(), 2, "inbound packets never write FILTER");
+            assert_eq!(n.counter(Counter::NaptSessionsCreated), 4);
+            assert_eq!(n.counter(Counter::NaptMappingsCreated), 1);
+        });
+    }
+}
+
+/// ICMP queries: the first remote address's session is the mapping's,
+/// another remote's goes to SESSIONS (remote port 0).
+#[test]
+fn icmp_further_remotes_go_to_the_session_table() {
+    let n = napt();
+    let inside = Endpoint::new(H1, 7000, ICMP);
+    let public = egress_first(&n, "ping R1", &ping(H1, 7000, R1));
+    egress_again(&n, "ping R1 again", &ping(H1, 7000, R1), public, false);
+    egress_again(&n, "ping R2", &ping(H1, 7000, R2), public, true);
+    let m = n.napt_out(inside).unwrap();
+    assert!(m.first_is(be(R1), 0), "{m:?}");
+    assert_eq!(m.first.packets_out, 2);
+    let k2 = session_key(ICMP, (H1, 7000), (R2, 0));
+    let table: Vec<SessionKey> = n.table_sessions().into_iter().map(|(k, _)| k).collect();
+    assert_eq!(table, vec![k2]);
+    let filters: Vec<_> = n.filter_all().into_iter().map(|(k, _)| k).collect();
+    assert_eq!(filters, vec![filter_key(public, R2)]);
+    ingress_to(
+        &n,
+        Hook::IngressXdp,
+        "pong from R2",
+        &pong(R2, public.port, POOL),
+        inside,
+        false,
+    );
+    ingress_to(
+        &n,
+        Hook::IngressTc,
+        "pong from R1",
+        &pong(R1, public.port, POOL),
+        inside,
+        false,
+    );
+    assert_eq!(n.table_session(&k2).unwrap().packets_in, 1);
+    assert_eq!(n.napt_out(inside).unwrap().first.packets_in, 1);
+}
+
+/// Once a mapping's first session has expired (the sweep empties the slot
+/// when the mapping stays), the data plane never refills it: the next
+/// session, even with the same remote endpoint, goes to SESSIONS, and its
+/// remote address to FILTER. Until then the dead first session admits
+/// nothing (address-dependent filtering).
+#[test]
+fn dead_first_slot_is_not_refilled() {
+    per_ingress_hook(napt, |n, hook| {
+        let inside = Endpoint::new(H1, 5000, UDP);
+        let k1 = session_key(UDP, (H1, 5000), (R1, 53));
+        let public = egress_first(n, "to R1:53", &udp(H1, 5000, R1, 53));
+        n.set_first(inside, FirstSession::default());
+        assert!(n.session(&k1).is_none());
+        assert!(n.sessions().is_empty());
+
+        for (what, p) in [
+            (
+                "from R1:53, the dead first's remote",
+                udp(R1, 53, POOL, public.port),
+            ),
+            ("from R1:54", udp(R1, 54, POOL, public.port)),
+        ] {
+            let before = n.state();
+            run(
+                n,
+                hook,
+                what,
+                &p.frame(),
+                Want::Drop,
+                &only(Counter::DropFiltered),
+            );
+            assert_eq!(n.state(), before, "{what}: refused packet changed state");
+        }
+
+        let t0 = dataplane_now_ns();
+        egress_again(
+            n,
+            "to R1:53 after the first expired",
+            &udp(H1, 5000, R1, 53),
+            public,
+            true,
+        );
+        let t1 = dataplane_now_ns();
+        let s = n.table_session(&k1).expect("the new session in SESSIONS");
+        assert!(clock_window(t0, t1).contains(&s.created), "{s:?}");
+        assert_eq!((s.packets_out, s.packets_in), (1, 0));
+        let m = n.napt_out(inside).unwrap();
+        assert_eq!(m.first, FirstSession::default(), "the slot was refilled");
+        assert!(clock_window(t0, t1).contains(&m.last_seen), "{m:?}");
+        assert!(
+            n.filter(&filter_key(public, R1)).is_some(),
+            "no FILTER entry"
+        );
+
+        egress_again(n, "to R2:53", &udp(H1, 5000, R2, 53), public, true);
+        ingress_to(
+            n,
+            hook,
+            "reply from R1:53",
+            &udp(R1, 53, POOL, public.port),
+            inside,
+            false,
+        );
+        ingress_to(
+            n,
+            hook,
+            "from R1:54 (FILTER)",
+            &udp(R1, 54, POOL, public.port),
+            inside,
+            true,
+        );
+        assert_eq!(n.table_session(&k1).unwrap().packets_in, 1);
+        assert_eq!(n.table_sessions().len(), 3);
+        assert_eq!(n.napt_out(inside).unwrap().first, FirstSession::default());
+        assert_eq!(n.counter(Counter::NaptMappingsCreated), 1);
+    });
+
+    // Endpoint-independent filtering admits anyone: an inbound session
+    // does not refill the slot either.
+    per_ingress_hook(
+        || napt_with(|c| c.filtering = FILTER_ENDPOINT_INDEPENDENT),
+        |n, hook| {
+            let inside = Endpoint::new(H1, 5000, UDP);
+            let public = egress_first(n, "to R1:53", &udp(H1, 5000, R1, 53));
+            n.set_first(inside, FirstSession::default());
+            ingress_to(
+                n,
+                hook,
+                "from R1:53",
+                &udp(R1, 53, POOL, public.port),
+                inside,
+                true,
+            );
+            let k1 = session_key(UDP, (H1, 5000), (R1, 53));
+            assert_eq!(n.table_session(&k1).unwrap().packets_in, 1);
+            assert_eq!(n.napt_out(inside).unwrap().first, FirstSession::default());
+            assert!(n.filter_all().is_empty());
+        },
+    );
 }
 
 // ================================================================ ICMP errors
@@ -1697,8 +2045,11 @@ fn port_forward_admits_anyone() {
             assert_eq!(tcp_state(s.tcp), TcpState::Established);
             assert_eq!((s.public_addr, s.public_port), (be(POOL), 8080u16.to_be()));
             assert_eq!(n.sessions().len(), i + 1);
+            // A forward has no first session: all of its are in SESSIONS.
+            assert_eq!(n.table_sessions().len(), i + 1);
         }
-        assert_mapping(n, inside, public, MAPPING_FORWARD);
+        let (out, _) = assert_mapping(n, inside, public, MAPPING_FORWARD);
+        assert_eq!(out.first, FirstSession::default(), "forward's first slot");
         assert_eq!(n.counter(Counter::NaptMappingsCreated), 0);
         assert!(n.filter_all().is_empty());
     });
@@ -1730,6 +2081,11 @@ fn forwards_and_dynamic_mappings_share_the_pool() {
         true,
     );
     assert_eq!(n.counter(Counter::NaptMappingsCreated), 1);
+    // The forward's session went to SESSIONS: its first slot stays empty.
+    let sk = session_key(TCP, (H2, 80), (R1, 443));
+    assert!(n.table_session(&sk).is_some() && !n.is_first(&sk));
+    let fwd = n.napt_out(Endpoint::new(H2, 80, TCP)).unwrap();
+    assert_eq!(fwd.first, FirstSession::default());
 }
 
 // ================================================================ static precedence
@@ -1774,7 +2130,7 @@ fn static_entries_take_precedence() {
         );
         let st = n.state();
         assert_eq!(st.out.len(), 0, "NAPT_OUT: {:?}", st.out);
-        assert!(st.sessions.is_empty() && st.filter.is_empty());
+        assert!(st.session_table.is_empty() && st.filter.is_empty());
         // A NAPT host next to it is still translated by NAPT.
         egress_first(n, "NAPT host", &udp(H1, 5000, R1, 53));
     });

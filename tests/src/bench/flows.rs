@@ -15,14 +15,16 @@
 //! egress:  src I:ip --NAPT_OUT[I:ip]=P:pp--> src P:pp --NAPT_OUT[P:pp]=I:ip--> src I:ip ...
 //! ```
 //!
-//! Both halves of the cycle are complete established bindings (mapping
-//! entries both ways, a session with the remote endpoint, an
-//! address-dependent filter entry, and for egress `P` is an inside address
-//! too), so every iteration does exactly the work of one packet of an
-//! established flow: static-table miss, CONFIG, the mapping lookup, the
-//! filter check (ingress), the session lookup and update, and a full
-//! address + port rewrite with incremental checksum updates. The counters
-//! prove it: after a run of n, `ingress_translated` (or
+//! Both halves of the cycle are complete established bindings as the data
+//! plane makes them (layout 4: the `NAPT_OUT` entry holding its first
+//! session, with the remote endpoint, and the `NAPT_IN` entry; nothing in
+//! `SESSIONS` or `FILTER`, which only hold sessions and remote addresses
+//! beyond a mapping's first), and for egress `P` is an inside address too,
+//! so every iteration does exactly the work of one packet of an
+//! established flow: static-table miss, CONFIG, the mapping lookups, the
+//! session match and update (the first session, in the mapping), and a
+//! full address + port rewrite with incremental checksum updates. The
+//! counters prove it: after a run of n, `ingress_translated` (or
 //! `egress_translated`) grew by exactly n and no session or mapping was
 //! created.
 
@@ -30,8 +32,8 @@ use std::net::Ipv4Addr;
 
 use anyhow::{Result, ensure};
 use nat_common::{
-    EndpointKey, FilterKey, MAP_FILTER, MAP_HOST_PORTS, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_SESSIONS,
-    Mapping, Session, SessionKey, TCP_ACK_IN, TCP_ACK_OUT, TCP_SYN_IN, TCP_SYN_OUT,
+    EndpointKey, FirstSession, InsideEndpoint, MAP_HOST_PORTS, MAP_NAPT_IN, MAP_NAPT_OUT, Mapping,
+    TCP_ACK_IN, TCP_ACK_OUT, TCP_SYN_IN, TCP_SYN_OUT,
 };
 use xnat_tests::frame::{Packet, Tcp, Udp};
 
@@ -80,7 +82,8 @@ pub const CYCLE_TCP: Flow = Flow {
     remote: Ep::new(Ipv4Addr::new(198, 19, 255, 2), 443),
 };
 
-/// Entries the cycle flows add on top of the bulk bindings (per map).
+/// Entries the cycle flows add on top of the bulk bindings (per mapping
+/// table).
 pub const CYCLE_ENTRIES: u32 = 4;
 
 /// Bulk binding `k` (UDP): 64 ports on each of many inside hosts,
@@ -112,50 +115,34 @@ pub fn ep_key(ep: Ep, proto: u8) -> EndpointKey {
     }
 }
 
-fn mapping(to: Ep, now: u64) -> Mapping {
+/// The `NAPT_OUT` value of flow `f` as its first packet made it (counters
+/// of one packet each way): the public endpoint and the first session.
+fn mapping(f: &Flow, now: u64) -> Mapping {
     Mapping {
-        addr: be(to.addr),
-        port: to.port.to_be(),
+        addr: be(f.public.addr),
+        port: f.public.port.to_be(),
         flags: 0,
         created: now,
         last_seen: now,
-        ..Default::default()
+        first: FirstSession {
+            remote_addr: be(f.remote.addr),
+            remote_port: f.remote.port.to_be(),
+            tcp: tcp_bits(f.proto),
+            live: 1,
+            last_seen: now,
+            packets_out: 1,
+            packets_in: 1,
+            bytes_out: 50,
+            bytes_in: 50,
+        },
     }
 }
 
-fn session_key(proto: u8, inside: Ep, remote: Ep) -> SessionKey {
-    SessionKey {
-        inside_addr: be(inside.addr),
-        remote_addr: be(remote.addr),
-        inside_port: inside.port.to_be(),
-        remote_port: remote.port.to_be(),
-        proto,
-        _pad: [0; 3],
-    }
-}
-
-fn session(public: Ep, tcp: u8, now: u64) -> Session {
-    Session {
-        created: now,
-        last_seen: now,
-        packets_out: 1,
-        packets_in: 1,
-        bytes_out: 50,
-        bytes_in: 50,
-        public_addr: be(public.addr),
-        public_port: public.port.to_be(),
-        tcp,
-        _pad: 0,
-    }
-}
-
-fn filter_key(public: Ep, remote: Ipv4Addr, proto: u8) -> FilterKey {
-    FilterKey {
-        public_addr: be(public.addr),
-        remote_addr: be(remote),
-        public_port: public.port.to_be(),
-        proto,
-        _pad: 0,
+fn inside(to: Ep) -> InsideEndpoint {
+    InsideEndpoint {
+        addr: be(to.addr),
+        port: to.port.to_be(),
+        flags: 0,
     }
 }
 
@@ -167,14 +154,14 @@ fn tcp_bits(proto: u8) -> u8 {
     }
 }
 
-/// The entries of `flows` as established bindings: both mapping entries, a
-/// session and a filter entry each, stamped `now`.
+/// The entries of `flows` as established bindings, as the data plane makes
+/// them: a `NAPT_OUT` entry holding the flow's session as its first, and
+/// the `NAPT_IN` entry, stamped `now`. A binding with one session has
+/// nothing in `SESSIONS` or `FILTER`.
 #[derive(Default)]
 struct Entries {
     out: (Vec<EndpointKey>, Vec<Mapping>),
-    inb: (Vec<EndpointKey>, Vec<Mapping>),
-    sessions: (Vec<SessionKey>, Vec<Session>),
-    filter: (Vec<FilterKey>, Vec<u64>),
+    inb: (Vec<EndpointKey>, Vec<InsideEndpoint>),
 }
 
 impl Entries {
@@ -182,37 +169,23 @@ impl Entries {
         Entries {
             out: (Vec::with_capacity(n), Vec::with_capacity(n)),
             inb: (Vec::with_capacity(n), Vec::with_capacity(n)),
-            sessions: (Vec::with_capacity(n), Vec::with_capacity(n)),
-            filter: (Vec::with_capacity(n), Vec::with_capacity(n)),
         }
     }
 
     fn push(&mut self, f: &Flow, now: u64) {
         self.out.0.push(ep_key(f.inside, f.proto));
-        self.out.1.push(mapping(f.public, now));
+        self.out.1.push(mapping(f, now));
         self.inb.0.push(ep_key(f.public, f.proto));
-        self.inb.1.push(mapping(f.inside, now));
-        self.sessions
-            .0
-            .push(session_key(f.proto, f.inside, f.remote));
-        self.sessions
-            .1
-            .push(session(f.public, tcp_bits(f.proto), now));
-        self.filter
-            .0
-            .push(filter_key(f.public, f.remote.addr, f.proto));
-        self.filter.1.push(now);
+        self.inb.1.push(inside(f.inside));
     }
 
     fn write(&self, inst: &Instance) -> Result<()> {
         inst.update_batch(MAP_NAPT_OUT, &self.out.0, &self.out.1)?;
-        inst.update_batch(MAP_NAPT_IN, &self.inb.0, &self.inb.1)?;
-        inst.update_batch(MAP_SESSIONS, &self.sessions.0, &self.sessions.1)?;
-        inst.update_batch(MAP_FILTER, &self.filter.0, &self.filter.1)
+        inst.update_batch(MAP_NAPT_IN, &self.inb.0, &self.inb.1)
     }
 }
 
-/// Writes bulk bindings `0..n` (4 map entries each), stamped `now`.
+/// Writes bulk bindings `0..n` (2 map entries each), stamped `now`.
 pub fn fill_bulk(inst: &Instance, n: u32, now: u64) -> Result<()> {
     ensure!(
         n <= 64 * (65535 - 1024),

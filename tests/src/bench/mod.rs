@@ -291,7 +291,8 @@ fn per_packet(args: &Args) -> Result<Value> {
 
     // New bindings: one syscall per packet, each from an inside endpoint
     // never seen before (a new host address each, random source port), so
-    // each creates a mapping, a session and a filter entry.
+    // each creates a binding: a mapping holding its first session (an
+    // entry in NAPT_OUT and one in NAPT_IN; nothing in SESSIONS or FILTER).
     let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
     let mut next_host = u32::from(Ipv4Addr::new(10, 128, 0, 0));
     let per_round = args.new_per_round;

@@ -392,8 +392,10 @@ fn scale_tables(out: &mut String, m: &Value) {
     let _ = writeln!(
         out,
         "\nKernel memory of the binding tables (`memlock` from /proc/self/fdinfo of each map; \
-         the binding tables are preallocated, so this is the cost of the capacity, filled to it; \
-         HOST_PORTS, one entry per inside host, is not: its bucket array plus the hosts it holds):\n"
+         NAPT_OUT and NAPT_IN are preallocated, so theirs is the cost of the capacity, filled to \
+         it; SESSIONS, FILTER and HOST_PORTS are not: their bucket array plus what they hold, \
+         here nothing in SESSIONS and FILTER, since each binding has one session, held in its \
+         mapping, and one HOST_PORTS entry per inside host):\n"
     );
     let mems = s["memory"].as_array().cloned().unwrap_or_default();
     let names = ["NAPT_OUT", "NAPT_IN", "SESSIONS", "FILTER", "HOST_PORTS"];
@@ -427,11 +429,14 @@ fn scale_tables(out: &mut String, m: &Value) {
         out,
         "\nWhere the bytes go: a preallocated hash-map entry is a 48 B kernel element header, \
          the key and the value (each rounded up to 8 B), and a 16 B bucket (the bucket array is \
-         a power of two ≥ the capacity): NAPT_OUT and NAPT_IN 48 + 8 + 24 + 16 = 96 B, SESSIONS \
-         48 + 16 + 56 + 16 = 136 B, FILTER 48 + 16 + 8 + 16 = 88 B. A binding is four such \
-         entries, and their header and bucket alone are 259 B, where 256 MiB for 1M bindings \
-         allows 268 B: that target needs fewer entries per binding (e.g. a mapping that holds \
-         its first session and first remote address itself), not just smaller ones."
+         a power of two ≥ the capacity). A binding is two such entries: NAPT_OUT 48 + 8 + 72 + \
+         16 = 144 B (the mapping holds its first session: remote endpoint, TCP state, last seen, \
+         counters) and NAPT_IN 48 + 8 + 8 + 16 = 80 B (the inside endpoint), 224 B in all, where \
+         256 MiB for 1M bindings allows 268 B. SESSIONS and FILTER are not preallocated: they \
+         cost their bucket array, 16 B per slot of their capacity (sized here like the mapping \
+         tables: 2 × 16 B per binding for the two), plus what they hold: only the sessions \
+         beyond each mapping's first and the remote addresses beyond its first session's (none \
+         in these runs)."
     );
 
     let sw = &s["sweep"];
@@ -463,11 +468,13 @@ fn scale_tables(out: &mut String, m: &Value) {
         let _ = writeln!(
             out,
             "\nWhere the time goes: the kernel's side of the batch calls, a few hundred ns per \
-             entry walked by `BPF_MAP_LOOKUP_BATCH` (SESSIONS, NAPT_OUT and FILTER, each read once) \
-             and per key deleted by `BPF_MAP_DELETE_BATCH` (SESSIONS, NAPT_OUT, NAPT_IN, \
-             FILTER: 4M deletes when everything expires). Each chunk's expired entries are \
-             deleted right after it is read, while they are in the CPU caches; NAPT_IN's deletes \
-             come in a random bucket order and cost the most."
+             entry walked by `BPF_MAP_LOOKUP_BATCH` (NAPT_OUT, which holds each binding's first \
+             session, read once; SESSIONS and FILTER too, empty here) and per key deleted by \
+             `BPF_MAP_DELETE_BATCH` (NAPT_OUT and NAPT_IN: 2 deletes per expired binding, {} when \
+             everything expires). Each chunk's expired entries are deleted right after it is \
+             read, while they are in the CPU caches; NAPT_IN's deletes come in a random bucket \
+             order and cost the most.",
+            scale_name(2 * sw["bindings"].as_u64().unwrap_or(0))
         );
     }
 }
@@ -660,9 +667,9 @@ without attaching them. The kernel does not restore the packet between the itera
 `repeat` run, so a translation program would see its own output from the second iteration on. \
 The repeated runs therefore use *cycle flows*: the translated packet is itself a packet of \
 another established binding whose translation is the original packet again (`NAPT_IN[P:pp] = \
-I:ip` and `NAPT_IN[I:ip] = P:pp`, each with its session and filter entry; for egress the public \
-address is also an inside address). Every iteration does the full work of one packet of an \
-established flow — static-table miss, CONFIG, mapping lookup, filter check, session lookup and \
+I:ip` and `NAPT_IN[I:ip] = P:pp`, each with its mapping holding its session as the first; for \
+egress the public address is also an inside address). Every iteration does the full work of one \
+packet of an established flow — static-table miss, CONFIG, mapping lookups, session match and \
 update, address and port rewrite with incremental checksums, counters — and the run is rejected \
 unless the `*_translated` counter grew by exactly `repeat` and no mapping or session was created. \
 ns/packet of a `repeat` run is the thread's CPU time over the syscall divided by `repeat` (the \
@@ -674,8 +681,9 @@ is `xnat_noop_xdp`; TC programs are compared to it too (the test-run loop is the
 programs additionally pay for the skb helpers). The fast path is off in these runs (its FIB lookup \
 and redirect need real interfaces).\n\n\
 **Scale.** One instance per size, tables sized to the bindings (as `--max-mappings` / \
-`--max-sessions` would), each binding = a mapping (NAPT_OUT + NAPT_IN), one session and one \
-filter entry; the scale cases run interleaved in the same rounds. *One established flow* keeps \
+`--max-sessions` would), each binding = a mapping (NAPT_OUT + NAPT_IN) holding its one \
+session, as the data plane makes a binding (nothing in SESSIONS or FILTER, which keep only \
+further sessions and remote addresses); the scale cases run interleaved in the same rounds. *One established flow* keeps \
 hitting the same entries (hot in the CPU caches: measures the hash tables' algorithmic cost); \
 *random established flow* picks a different binding for every packet (the cache and TLB misses \
 real traffic over many flows pays). Memory is each map's own accounting (`memlock` in fdinfo). \
