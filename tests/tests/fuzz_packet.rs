@@ -29,6 +29,15 @@ const MUST_COVER: &[&str] = &[
     "host holds --max-ports-per-host ports",
     "NAPT inbound to a mapping / new session",
     "NAPT inbound to a mapping / filtered",
+    // Layout 4: the session held in the mapping, each way; its remote
+    // address admitted by the mapping itself; a mapping whose first
+    // session expired (the agent's sweep) taking new sessions in SESSIONS;
+    // a public endpoint met between the sweep's two deletes.
+    "NAPT outbound / the mapping's first session",
+    "NAPT inbound to a mapping / the mapping's first session",
+    "admitted: the first session's remote address",
+    "NAPT outbound / new session (first session gone)",
+    "public endpoint without its mapping / not ours",
     "later fragment: its first fragment's translation",
     "later fragment before its first: held",
     "held fragment released",

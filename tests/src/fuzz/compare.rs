@@ -7,7 +7,7 @@ use std::fmt::Debug;
 use std::hash::Hash;
 
 use nat_common::stats::COUNTER_COUNT;
-use nat_common::{Counter, FragValue, Mapping, Session};
+use nat_common::{Counter, FirstSession, FragValue, InsideEndpoint, Mapping, Session};
 
 use crate::model::{Held, NOW, Prediction, State};
 
@@ -41,6 +41,28 @@ impl Stamped for Mapping {
             && self.flags == r.flags
             && w.ts(self.created, r.created)
             && w.ts(self.last_seen, r.last_seen)
+            && self.first.same(&r.first, w)
+    }
+}
+
+impl Stamped for FirstSession {
+    fn same(&self, r: &Self, w: &Window) -> bool {
+        (self.remote_addr, self.remote_port, self.tcp, self.live)
+            == (r.remote_addr, r.remote_port, r.tcp, r.live)
+            && w.ts(self.last_seen, r.last_seen)
+            && (
+                self.packets_out,
+                self.packets_in,
+                self.bytes_out,
+                self.bytes_in,
+            ) == (r.packets_out, r.packets_in, r.bytes_out, r.bytes_in)
+    }
+}
+
+/// `NAPT_IN` values hold no timestamp.
+impl Stamped for InsideEndpoint {
+    fn same(&self, r: &Self, _: &Window) -> bool {
+        self == r
     }
 }
 

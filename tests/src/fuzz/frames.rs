@@ -164,13 +164,20 @@ impl Generator {
         (host, self.port())
     }
 
-    /// A remote endpoint: often one a session talks to.
+    /// A remote endpoint: often one a session (a mapping's first or one in
+    /// SESSIONS) talks to.
     fn remote_endpoint(&mut self, st: &State, proto: u8) -> (Ipv4Addr, u16) {
+        let firsts = st
+            .napt_out
+            .iter()
+            .filter(|(k, m)| k.proto == proto && m.first.live != 0)
+            .map(|(_, m)| (m.first.remote_addr, m.first.remote_port));
         let known = sorted(
             st.sessions
                 .keys()
                 .filter(|k| k.proto == proto)
-                .map(|k| (k.remote_addr, k.remote_port)),
+                .map(|k| (k.remote_addr, k.remote_port))
+                .chain(firsts),
         );
         if !known.is_empty() && self.rng.random_bool(0.6) {
             let (a, p) = pick(&mut self.rng, &known);

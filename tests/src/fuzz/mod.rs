@@ -29,6 +29,10 @@ use compare::Window;
 use frames::{Case, Generator};
 use target::Target;
 
+/// Chance, before each frame, that an expiry sweep runs (see
+/// [`world::sweep`]): about one per epoch.
+const SWEEP_CHANCE: f64 = 0.03;
+
 /// What to run.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -54,6 +58,8 @@ pub struct Report {
     pub checksums_checked: u64,
     /// Frames BPF_PROG_TEST_RUN refuses to run (not compared).
     pub refused: u64,
+    /// Expiry sweeps that changed the bindings between frames.
+    pub sweeps: u64,
     /// Distinct model paths taken, with counts.
     pub paths: std::collections::BTreeMap<String, u64>,
 }
@@ -65,7 +71,7 @@ impl Report {
 
     pub fn summary(&self) -> String {
         format!(
-            "{} frames in {:.1} s ({:.0} frames/s): {} translated ({} checksum-checked), {} passed, {} dropped, {} refused by the test run; {} mismatches",
+            "{} frames in {:.1} s ({:.0} frames/s): {} translated ({} checksum-checked), {} passed, {} dropped, {} refused by the test run; {} expiry sweeps; {} mismatches",
             self.frames,
             self.elapsed.as_secs_f64(),
             self.rate(),
@@ -74,6 +80,7 @@ impl Report {
             self.passed,
             self.dropped,
             self.refused,
+            self.sweeps,
             self.mismatches.len()
         )
     }
@@ -137,6 +144,12 @@ pub fn run(opts: &Options) -> Result<Report> {
             epoch += 1;
         }
         epoch_left -= 1;
+        if rng.random_bool(SWEEP_CHANCE) && world::sweep(&mut st, &mut rng) {
+            // The agent's expiry sweep ran: first sessions, sessions,
+            // mappings and filter entries expired.
+            target.set_bindings(&st)?;
+            report.sweeps += 1;
+        }
         let case = generator.next(&st);
         let t0 = dataplane_now_ns();
         if refused_by_test_run(&case) {

@@ -125,6 +125,8 @@ pub fn state_code(st: &State) -> String {
             k.proto
         )
     };
+    // Written as plain map entries (fill), whole values spelled out: a
+    // mapping's first session is part of its NAPT_OUT value.
     let mut out: Vec<_> = st
         .napt_out
         .iter()
@@ -132,20 +134,25 @@ pub fn state_code(st: &State) -> String {
         .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));
     for (_, k, m) in out {
-        let public = nat_common::EndpointKey {
-            addr: m.addr,
-            port: m.port,
-            proto: k.proto,
-            _pad: 0,
-        };
+        let f = &m.first;
         let _ = writeln!(
             s,
-            "    n.put_napt_out({}, {}.as_mapping({}, {}, {}));",
+            "    n.fill(MAP_NAPT_OUT, 1, |_| {}.key(), Mapping {{ addr: u32::from_ne_bytes({}.octets()), port: {}u16.to_be(), flags: {}, created: {}, last_seen: {}, first: FirstSession {{ remote_addr: u32::from_ne_bytes({}.octets()), remote_port: {}u16.to_be(), tcp: {}, live: {}, last_seen: {}, packets_out: {}, packets_in: {}, bytes_out: {}, bytes_in: {} }} }});",
             ep(k),
-            ep(&public),
+            addr(m.addr),
+            u16::from_be(m.port),
             m.flags,
             m.created,
-            m.last_seen
+            m.last_seen,
+            addr(f.remote_addr),
+            u16::from_be(f.remote_port),
+            f.tcp,
+            f.live,
+            f.last_seen,
+            f.packets_out,
+            f.packets_in,
+            f.bytes_out,
+            f.bytes_in
         );
     }
     let mut inb: Vec<_> = st
@@ -154,21 +161,14 @@ pub fn state_code(st: &State) -> String {
         .map(|(k, v)| (format!("{k:?}"), k, v))
         .collect();
     inb.sort_by(|a, b| a.0.cmp(&b.0));
-    for (_, k, m) in inb {
-        let inside = nat_common::EndpointKey {
-            addr: m.addr,
-            port: m.port,
-            proto: k.proto,
-            _pad: 0,
-        };
+    for (_, k, v) in inb {
         let _ = writeln!(
             s,
-            "    n.put_napt_in({}, {}.as_mapping({}, {}, {}));",
+            "    n.fill(MAP_NAPT_IN, 1, |_| {}.key(), InsideEndpoint {{ addr: u32::from_ne_bytes({}.octets()), port: {}u16.to_be(), flags: {} }});",
             ep(k),
-            ep(&inside),
-            m.flags,
-            m.created,
-            m.last_seen
+            addr(v.addr),
+            u16::from_be(v.port),
+            v.flags
         );
     }
     let mut ss: Vec<_> = st
@@ -180,7 +180,7 @@ pub fn state_code(st: &State) -> String {
     for (_, k, v) in ss {
         let _ = writeln!(
             s,
-            "    n.put_session(session_key({}, ({}, {}), ({}, {})), Session {{ public_addr: u32::from_ne_bytes({}.octets()), public_port: {}u16.to_be(), tcp: {}, packets_out: {}, packets_in: {}, bytes_out: {}, bytes_in: {}, created: {}, last_seen: {}, _pad: 0 }});",
+            "    n.put_table_session(session_key({}, ({}, {}), ({}, {})), Session {{ public_addr: u32::from_ne_bytes({}.octets()), public_port: {}u16.to_be(), tcp: {}, packets_out: {}, packets_in: {}, bytes_out: {}, bytes_in: {}, created: {}, last_seen: {}, _pad: 0 }});",
             k.proto,
             addr(k.inside_addr),
             u16::from_be(k.inside_port),

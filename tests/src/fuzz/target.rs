@@ -10,10 +10,11 @@ use aya::maps::{Array, HashMap, LpmTrie, MapData, RingBuf};
 use aya::programs::{SchedClassifier, TestRun, TestRunOptions, Xdp};
 use nat_common::stats::COUNTER_COUNT;
 use nat_common::{
-    EVENT_PORTS_EXHAUSTED, EndpointKey, FRAG_HOLD_BYTES, FilterKey, FragKey, FragValue, MAP_CONFIG,
-    MAP_EVENTS, MAP_FILTER, MAP_FRAG_HOLD, MAP_FRAGS, MAP_HOST_PORTS, MAP_INTERNAL, MAP_NAPT_IN,
-    MAP_NAPT_OUT, MAP_POOL, MAP_SESSIONS, MAP_STATIC_EMPTY, MAP_STATIC_IN, MAP_STATIC_OUT, Mapping,
-    NatConfig, PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP, Session, SessionKey,
+    EVENT_PORTS_EXHAUSTED, EndpointKey, FRAG_HOLD_BYTES, FilterKey, FragKey, FragValue,
+    InsideEndpoint, MAP_CONFIG, MAP_EVENTS, MAP_FILTER, MAP_FRAG_HOLD, MAP_FRAGS, MAP_HOST_PORTS,
+    MAP_INTERNAL, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_POOL, MAP_SESSIONS, MAP_STATIC_EMPTY,
+    MAP_STATIC_IN, MAP_STATIC_OUT, Mapping, NatConfig, PROG_EGRESS_TC, PROG_INGRESS_TC,
+    PROG_INGRESS_XDP, Session, SessionKey,
 };
 
 use crate::bpf::{Hook, Outcome};
@@ -166,26 +167,41 @@ impl Target {
     }
 
     /// Empties every dynamic map, then writes `st`'s configuration, static
-    /// tables and mappings (port forwards).
+    /// tables and bindings (port forwards, at the start of an epoch).
     pub fn reset(&mut self, st: &State) -> Result<()> {
-        self.clear::<EndpointKey, Mapping>(MAP_NAPT_OUT)?;
-        self.clear::<EndpointKey, Mapping>(MAP_NAPT_IN)?;
-        self.clear::<SessionKey, Session>(MAP_SESSIONS)?;
-        self.clear::<FilterKey, u64>(MAP_FILTER)?;
-        self.clear::<u32, u64>(MAP_HOST_PORTS)?;
         self.clear::<FragKey, FragValue>(MAP_FRAGS)?;
         self.clear::<HoldKey, HeldFragment>(MAP_FRAG_HOLD)?;
         self.set_config(st.config)?;
         self.set_static(st)?;
-        let mut out = self.hash_mut::<EndpointKey, Mapping>(MAP_NAPT_OUT);
-        for (k, v) in &st.napt_out {
-            out.insert(k, v, 0)?;
+        self.set_bindings(st)
+    }
+
+    /// Replaces the mappings, sessions, filter entries and per-host port
+    /// counts with `st`'s (what the agent's expiry sweep leaves, say);
+    /// fragments are left as they are.
+    pub fn set_bindings(&mut self, st: &State) -> Result<()> {
+        self.clear::<EndpointKey, Mapping>(MAP_NAPT_OUT)?;
+        self.clear::<EndpointKey, InsideEndpoint>(MAP_NAPT_IN)?;
+        self.clear::<SessionKey, Session>(MAP_SESSIONS)?;
+        self.clear::<FilterKey, u64>(MAP_FILTER)?;
+        self.clear::<u32, u64>(MAP_HOST_PORTS)?;
+        fn put<K: aya::Pod, V: aya::Pod>(
+            t: &mut Target,
+            name: &str,
+            entries: &std::collections::HashMap<K, V>,
+        ) -> Result<()> {
+            let mut m = t.hash_mut::<K, V>(name);
+            for (k, v) in entries {
+                m.insert(k, v, 0)
+                    .with_context(|| format!("inserting into {name}"))?;
+            }
+            Ok(())
         }
-        let mut inb = self.hash_mut::<EndpointKey, Mapping>(MAP_NAPT_IN);
-        for (k, v) in &st.napt_in {
-            inb.insert(k, v, 0)?;
-        }
-        Ok(())
+        put(self, MAP_NAPT_OUT, &st.napt_out)?;
+        put(self, MAP_NAPT_IN, &st.napt_in)?;
+        put(self, MAP_SESSIONS, &st.sessions)?;
+        put(self, MAP_FILTER, &st.filter)?;
+        put(self, MAP_HOST_PORTS, &st.host_ports)
     }
 
     /// The dynamic maps' contents, into a copy of `like` (whose

@@ -5,9 +5,11 @@
 
 use std::net::Ipv4Addr;
 
+use std::collections::{HashMap, HashSet};
+
 use nat_common::{
-    EndpointKey, FILTER_ADDRESS, FILTER_ADDRESS_AND_PORT, FILTER_ENDPOINT_INDEPENDENT,
-    MAPPING_FORWARD, Mapping, NatConfig,
+    EndpointKey, FILTER_ADDRESS, FILTER_ADDRESS_AND_PORT, FILTER_ENDPOINT_INDEPENDENT, FilterKey,
+    FirstSession, InsideEndpoint, MAPPING_FORWARD, Mapping, NatConfig, SessionKey,
 };
 use rand::Rng;
 use rand::seq::IndexedRandom;
@@ -110,15 +112,163 @@ pub fn new_epoch(st: &mut State, rng: &mut impl Rng) {
         if st.napt_in.contains_key(&public) || st.napt_out.contains_key(&inside) {
             continue;
         }
-        let m = |e: &EndpointKey| Mapping {
-            addr: e.addr,
-            port: e.port,
-            flags: MAPPING_FORWARD,
-            created: 0,
-            last_seen: 0,
-            ..Default::default()
-        };
-        st.napt_out.insert(inside, m(&public));
-        st.napt_in.insert(public, m(&inside));
+        // As `xnat forward add` writes them: no timestamps, no first
+        // session (every session of a forward is in SESSIONS).
+        st.napt_out.insert(
+            inside,
+            Mapping {
+                addr: public.addr,
+                port: public.port,
+                flags: MAPPING_FORWARD,
+                ..Default::default()
+            },
+        );
+        st.napt_in.insert(
+            public,
+            InsideEndpoint {
+                addr: inside.addr,
+                port: inside.port,
+                flags: MAPPING_FORWARD,
+            },
+        );
     }
+}
+
+/// What the agent's expiry sweep (nat-userspace expiry.rs) may leave of
+/// the bindings, a coin standing for each idle-time test:
+/// * a `SESSIONS` entry may expire (deleted);
+/// * a mapping's live first session may expire: the mapping stays with an
+///   empty first slot (`FirstSession::default()`; sometimes only `live`
+///   cleared, the rest left as it was), or goes with it (below);
+/// * a mapping that is not a forward and has no session left (no live
+///   first, no `SESSIONS` entry of its inside endpoint) may expire: its
+///   `NAPT_OUT` and `NAPT_IN` entries are deleted, in that order (the
+///   `NAPT_IN` one sometimes only by the next sweep, so frames meet a
+///   public endpoint whose mapping is gone);
+/// * `FILTER` entries of a mapping that is gone are deleted; others may
+///   expire unless a live session (first or in `SESSIONS`) of their public
+///   endpoint has their remote address;
+/// * with `--max-ports-per-host`, `HOST_PORTS` is recounted from the
+///   mappings left (forwards not counted).
+///
+/// Returns whether anything changed.
+pub fn sweep(st: &mut State, rng: &mut impl Rng) -> bool {
+    let mut changed = false;
+    // The rest of a sweep interrupted between its two deletes (below):
+    // public endpoints whose mapping is gone, or is another one now.
+    let mut orphans: Vec<EndpointKey> = st
+        .napt_in
+        .iter()
+        .filter(|(p, i)| {
+            st.napt_out
+                .get(&EndpointKey {
+                    addr: i.addr,
+                    port: i.port,
+                    proto: p.proto,
+                    _pad: 0,
+                })
+                .is_none_or(|m| (m.addr, m.port) != (p.addr, p.port))
+        })
+        .map(|(p, _)| *p)
+        .collect();
+    orphans.sort_by_key(|k| (k.addr, k.port, k.proto));
+    for k in orphans {
+        st.napt_in.remove(&k);
+        changed = true;
+    }
+    // Keys in a fixed order (a HashMap's differs from run to run), so a
+    // seed replays.
+    let mut sessions: Vec<SessionKey> = st.sessions.keys().copied().collect();
+    sessions.sort_by_key(|k| {
+        (
+            k.inside_addr,
+            k.inside_port,
+            k.remote_addr,
+            k.remote_port,
+            k.proto,
+        )
+    });
+    for k in sessions {
+        if rng.random_bool(0.3) {
+            st.sessions.remove(&k);
+            changed = true;
+        }
+    }
+    let with_sessions: HashSet<(u32, u16, u8)> = st
+        .sessions
+        .keys()
+        .map(|k| (k.inside_addr, k.inside_port, k.proto))
+        .collect();
+    let mut mappings: Vec<EndpointKey> = st.napt_out.keys().copied().collect();
+    mappings.sort_by_key(|k| (k.addr, k.port, k.proto));
+    for k in mappings {
+        let m = st.napt_out.get_mut(&k).expect("listed");
+        if m.flags & MAPPING_FORWARD != 0 {
+            continue;
+        }
+        if m.first.live != 0 && rng.random_bool(0.5) {
+            if rng.random_bool(0.8) {
+                m.first = FirstSession::default();
+            } else {
+                // Not what the agent writes, but what the data plane must
+                // cope with all the same: a slot is empty by `live` alone.
+                m.first.live = 0;
+            }
+            changed = true;
+        }
+        let idle = m.first.live == 0 && !with_sessions.contains(&(k.addr, k.port, k.proto));
+        if idle && rng.random_bool(0.6) {
+            let public = EndpointKey {
+                addr: m.addr,
+                port: m.port,
+                proto: k.proto,
+                _pad: 0,
+            };
+            // NAPT_OUT first, then NAPT_IN; now and then the frames see
+            // the moment between the two (the public endpoint still there,
+            // its mapping gone: not ours).
+            st.napt_out.remove(&k);
+            if rng.random_bool(0.9) {
+                st.napt_in.remove(&public);
+            }
+            changed = true;
+        }
+    }
+    let alive: HashSet<(u32, u16, u8)> = st
+        .napt_out
+        .iter()
+        .map(|(k, m)| (m.addr, m.port, k.proto))
+        .collect();
+    let mut in_use: HashSet<(u32, u16, u8, u32)> = st
+        .sessions
+        .iter()
+        .map(|(k, s)| (s.public_addr, s.public_port, k.proto, k.remote_addr))
+        .collect();
+    in_use.extend(
+        st.napt_out
+            .iter()
+            .filter(|(_, m)| m.first.live != 0)
+            .map(|(k, m)| (m.addr, m.port, k.proto, m.first.remote_addr)),
+    );
+    let mut filter: Vec<FilterKey> = st.filter.keys().copied().collect();
+    filter.sort_by_key(|k| (k.public_addr, k.public_port, k.proto, k.remote_addr));
+    for k in filter {
+        let id = (k.public_addr, k.public_port, k.proto, k.remote_addr);
+        let gone = !alive.contains(&(id.0, id.1, id.2));
+        if gone || (!in_use.contains(&id) && rng.random_bool(0.3)) {
+            st.filter.remove(&k);
+            changed = true;
+        }
+    }
+    if st.config.max_ports_per_host != 0 {
+        let mut held: HashMap<u32, u64> = HashMap::new();
+        for (k, m) in &st.napt_out {
+            if m.flags & MAPPING_FORWARD == 0 {
+                *held.entry(k.addr).or_default() += 1;
+            }
+        }
+        changed |= held != st.host_ports;
+        st.host_ports = held;
+    }
+    changed
 }

@@ -13,7 +13,7 @@
 //!   less likely than 1 in 10^9);
 //! * `--max-ports-per-host`: a host holding that many ports gets none.
 
-use nat_common::{Counter, EndpointKey, Mapping};
+use nat_common::{Counter, EndpointKey, FirstSession, InsideEndpoint, Mapping};
 
 use super::parse::ICMP;
 use super::{Allocation, Ctx, NOW};
@@ -45,8 +45,9 @@ fn free_fraction(ctx: &Ctx, addr: u32, lo: u32, hi: u32, parity: Option<u32>, pr
     }
 }
 
-/// Creates the mapping of inside endpoint `key`, or says why not.
-pub fn allocate(ctx: &mut Ctx, key: &EndpointKey) -> Result<Mapping, Counter> {
+/// Creates the mapping of inside endpoint `key`, holding `first` (the
+/// session of the packet that makes it), or says why not.
+pub fn allocate(ctx: &mut Ctx, key: &EndpointKey, first: FirstSession) -> Result<Mapping, Counter> {
     let cfg = ctx.st.config;
     if cfg.max_ports_per_host != 0 {
         let held = ctx.st.host_ports.get(&key.addr).copied().unwrap_or(0);
@@ -106,13 +107,10 @@ pub fn allocate(ctx: &mut Ctx, key: &EndpointKey) -> Result<Mapping, Counter> {
             } else {
                 "new mapping, port changed"
             });
-            let inside = Mapping {
+            let inside = InsideEndpoint {
                 addr: key.addr,
                 port: key.port,
                 flags: 0,
-                created: NOW,
-                last_seen: NOW,
-                ..Default::default()
             };
             let public = Mapping {
                 addr,
@@ -120,7 +118,7 @@ pub fn allocate(ctx: &mut Ctx, key: &EndpointKey) -> Result<Mapping, Counter> {
                 flags: 0,
                 created: NOW,
                 last_seen: NOW,
-                ..Default::default()
+                first,
             };
             let pkey = EndpointKey {
                 addr,
@@ -133,7 +131,9 @@ pub fn allocate(ctx: &mut Ctx, key: &EndpointKey) -> Result<Mapping, Counter> {
             if cfg.max_ports_per_host != 0 {
                 *ctx.st.host_ports.entry(key.addr).or_insert(0) += 1;
             }
+            // The mapping comes with its first session.
             ctx.bump(Counter::NaptMappingsCreated);
+            ctx.bump(Counter::NaptSessionsCreated);
             Ok(public)
         }
         Allocation::Failed => {

@@ -3,11 +3,18 @@
 //! the public endpoint; inbound packets to a mapping pass the filtering
 //! mode and reach the inside endpoint; ICMP errors are translated both
 //! ways but never create or refresh anything.
+//!
+//! Tables (layout 4): a mapping (`NAPT_OUT` value) holds the session whose
+//! packet created it, its "first" session, until the agent expires that
+//! session (then the slot stays empty for good); every other session is a
+//! `SESSIONS` entry. `FILTER` records the remote addresses a mapping sent
+//! to except through its live first session, whose own address the
+//! mapping admits by itself.
 
 use nat_common::{
     Counter, EVENT_QUOTE_MAX, EndpointKey, FILTER_ADDRESS, FILTER_ADDRESS_AND_PORT, FilterKey,
-    MAPPING_FORWARD, Mapping, Session, SessionKey, TCP_ACK_IN, TCP_ACK_OUT, TCP_FIN_IN,
-    TCP_FIN_OUT, TCP_RST, TCP_SYN_IN, TCP_SYN_OUT,
+    FirstSession, InsideEndpoint, MAPPING_FORWARD, Mapping, Session, SessionKey, TCP_ACK_IN,
+    TCP_ACK_OUT, TCP_FIN_IN, TCP_FIN_OUT, TCP_RST, TCP_SYN_IN, TCP_SYN_OUT,
 };
 
 use super::icmp::{self, Side};
@@ -79,41 +86,129 @@ fn tcp_bits(flags: u8, dir: Dir) -> u8 {
     b
 }
 
-/// Creates or updates the session. Outbound packets refresh every
+/// What one packet adds to its session.
+#[derive(Clone, Copy)]
+struct Packet {
+    out: bool,
+    proto: u8,
+    bytes: u64,
+    bits: u8,
+}
+
+/// A session's changing fields, wherever it is kept (in its mapping or in
+/// `SESSIONS`).
+struct Fields<'a> {
+    last_seen: &'a mut u64,
+    packets_out: &'a mut u64,
+    packets_in: &'a mut u64,
+    bytes_out: &'a mut u64,
+    bytes_in: &'a mut u64,
+    tcp: &'a mut u8,
+}
+
+/// Counts a packet on an existing session. Outbound packets refresh every
 /// session; inbound ones only TCP sessions (RFC 4787 REQ-6, RFC 5382).
-fn touch(ctx: &mut Ctx, key: SessionKey, public: (u32, u16), bytes: u64, bits: u8) {
-    let out = ctx.dir == Dir::Out;
+fn count(f: Fields, p: Packet) {
+    if p.out || p.proto == TCP {
+        *f.last_seen = NOW;
+    }
+    if p.out {
+        *f.packets_out += 1;
+        *f.bytes_out += p.bytes;
+    } else {
+        *f.packets_in += 1;
+        *f.bytes_in += p.bytes;
+    }
+    *f.tcp |= p.bits;
+}
+
+/// The session a mapping's first packet makes: kept in the mapping.
+fn first_session(remote: (u32, u16), p: Packet) -> FirstSession {
+    FirstSession {
+        remote_addr: remote.0,
+        remote_port: remote.1,
+        tcp: p.bits,
+        live: 1,
+        last_seen: NOW,
+        packets_out: p.out as u64,
+        packets_in: (!p.out) as u64,
+        bytes_out: if p.out { p.bytes } else { 0 },
+        bytes_in: if p.out { 0 } else { p.bytes },
+    }
+}
+
+/// Whether the mapping still holds its first session and that session is
+/// the one with `remote` (address and port).
+fn is_first(m: &Mapping, remote: (u32, u16)) -> bool {
+    m.first.live != 0 && m.first.remote_addr == remote.0 && m.first.remote_port == remote.1
+}
+
+/// Counts a packet of the mapping of `inside` (its value `m`) on its
+/// session: the mapping's first if that is the one with this remote
+/// endpoint, else the `SESSIONS` entry of `key`, created (with `public` as
+/// its public endpoint) if missing.
+fn touch(
+    ctx: &mut Ctx,
+    inside: &EndpointKey,
+    m: &Mapping,
+    key: SessionKey,
+    public: (u32, u16),
+    p: Packet,
+) {
+    if is_first(m, (key.remote_addr, key.remote_port)) {
+        ctx.note("the mapping's first session");
+        let f = &mut ctx
+            .st
+            .napt_out
+            .get_mut(inside)
+            .expect("touch: the mapping is there")
+            .first;
+        count(
+            Fields {
+                last_seen: &mut f.last_seen,
+                packets_out: &mut f.packets_out,
+                packets_in: &mut f.packets_in,
+                bytes_out: &mut f.bytes_out,
+                bytes_in: &mut f.bytes_in,
+                tcp: &mut f.tcp,
+            },
+            p,
+        );
+        return;
+    }
     match ctx.st.sessions.get_mut(&key) {
-        Some(s) => {
-            if out || key.proto == TCP {
-                s.last_seen = NOW;
-            }
-            if out {
-                s.packets_out += 1;
-                s.bytes_out += bytes;
-            } else {
-                s.packets_in += 1;
-                s.bytes_in += bytes;
-            }
-            s.tcp |= bits;
-        }
+        Some(s) => count(
+            Fields {
+                last_seen: &mut s.last_seen,
+                packets_out: &mut s.packets_out,
+                packets_in: &mut s.packets_in,
+                bytes_out: &mut s.bytes_out,
+                bytes_in: &mut s.bytes_in,
+                tcp: &mut s.tcp,
+            },
+            p,
+        ),
         None => {
             ctx.st.sessions.insert(
                 key,
                 Session {
                     created: NOW,
                     last_seen: NOW,
-                    packets_out: out as u64,
-                    packets_in: (!out) as u64,
-                    bytes_out: if out { bytes } else { 0 },
-                    bytes_in: if out { 0 } else { bytes },
+                    packets_out: p.out as u64,
+                    packets_in: (!p.out) as u64,
+                    bytes_out: if p.out { p.bytes } else { 0 },
+                    bytes_in: if p.out { 0 } else { p.bytes },
                     public_addr: public.0,
                     public_port: public.1,
-                    tcp: bits,
+                    tcp: p.bits,
                     _pad: 0,
                 },
             );
-            ctx.note("new session");
+            ctx.note(if m.first.live == 0 && m.flags & MAPPING_FORWARD == 0 {
+                "new session (first session gone)"
+            } else {
+                "new session"
+            });
             ctx.bump(Counter::NaptSessionsCreated);
         }
     }
@@ -188,12 +283,18 @@ pub fn egress(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Option<Verdict> {
         proto: ip.proto,
         _pad: 0,
     };
-    let public = match ctx.st.napt_out.get_mut(&key) {
-        Some(m) => {
-            m.last_seen = NOW;
-            *m
-        }
-        None => match alloc::allocate(ctx, &key) {
+    let remote = (ip.dst, flow.remote_port);
+    let packet = Packet {
+        out: true,
+        proto: ip.proto,
+        bytes: bytes(ip),
+        bits: tcp_bits(flow.tcp_flags, Dir::Out),
+    };
+    let Some(m) = ctx.st.napt_out.get(&key).copied() else {
+        // A new mapping, holding this packet's session as its first: no
+        // SESSIONS entry, no FILTER entry (the first session admits its
+        // own remote address).
+        let m = match alloc::allocate(ctx, &key, first_session(remote, packet)) {
             Ok(m) => m,
             Err(reason) => {
                 if reason == Counter::DropPortsExhausted {
@@ -201,7 +302,10 @@ pub fn egress(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Option<Verdict> {
                 }
                 return Some(ctx.drop(reason));
             }
-        },
+        };
+        rewrite(ctx, ip, &flow, m.addr, m.port);
+        frag::remember(ctx, ip, m.addr);
+        return Some(ctx.translated(bytes(ip)));
     };
     let skey = SessionKey {
         inside_addr: ip.src,
@@ -211,25 +315,22 @@ pub fn egress(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Option<Verdict> {
         proto: ip.proto,
         _pad: [0; 3],
     };
-    touch(
-        ctx,
-        skey,
-        (public.addr, public.port),
-        bytes(ip),
-        tcp_bits(flow.tcp_flags, Dir::Out),
-    );
-    if ctx.st.config.filtering == FILTER_ADDRESS {
+    touch(ctx, &key, &m, skey, (m.addr, m.port), packet);
+    if let Some(m) = ctx.st.napt_out.get_mut(&key) {
+        m.last_seen = NOW;
+    }
+    if ctx.st.config.filtering == FILTER_ADDRESS && !is_first(&m, remote) {
         let fkey = FilterKey {
-            public_addr: public.addr,
+            public_addr: m.addr,
             remote_addr: ip.dst,
-            public_port: public.port,
+            public_port: m.port,
             proto: ip.proto,
             _pad: 0,
         };
         ctx.st.filter.insert(fkey, NOW);
     }
-    rewrite(ctx, ip, &flow, public.addr, public.port);
-    frag::remember(ctx, ip, public.addr);
+    rewrite(ctx, ip, &flow, m.addr, m.port);
+    frag::remember(ctx, ip, m.addr);
     Some(ctx.translated(bytes(ip)))
 }
 
@@ -329,6 +430,18 @@ fn ingress_first(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Option<Verdict> {
         _pad: 0,
     };
     let inside = ctx.st.napt_in.get(&key).copied()?;
+    let out_key = EndpointKey {
+        addr: inside.addr,
+        port: inside.port,
+        proto: ip.proto,
+        _pad: 0,
+    };
+    // A public endpoint without its mapping is one being made or removed
+    // at this moment: not ours (yet, or any more).
+    let Some(m) = ctx.st.napt_out.get(&out_key).copied() else {
+        ctx.note("public endpoint without its mapping");
+        return None;
+    };
     ctx.note("NAPT inbound to a mapping");
     let skey = SessionKey {
         inside_addr: inside.addr,
@@ -341,42 +454,54 @@ fn ingress_first(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Option<Verdict> {
     // A remote endpoint that already has a session with the inside
     // endpoint passes every filtering mode (the inside host sent to it, or
     // it was admitted before).
-    if !ctx.st.sessions.contains_key(&skey) && !admitted(ctx, &inside, &key, &skey, ip.src) {
+    let known = is_first(&m, (ip.src, flow.remote_port)) || ctx.st.sessions.contains_key(&skey);
+    if !known && !admitted(ctx, &inside, &m, &key, ip.src) {
         ctx.note("filtered");
         return Some(ctx.drop(Counter::DropFiltered));
     }
-    touch(
-        ctx,
-        skey,
-        (ip.dst, flow.our_port),
-        bytes(ip),
-        tcp_bits(flow.tcp_flags, Dir::In),
-    );
+    let packet = Packet {
+        out: false,
+        proto: ip.proto,
+        bytes: bytes(ip),
+        bits: tcp_bits(flow.tcp_flags, Dir::In),
+    };
+    touch(ctx, &out_key, &m, skey, (ip.dst, flow.our_port), packet);
     rewrite(ctx, ip, &flow, inside.addr, inside.port);
     frag::remember(ctx, ip, inside.addr);
     Some(ctx.translated(bytes(ip)))
 }
 
-/// RFC 4787 §5 filtering; port forwards admit anyone.
+/// RFC 4787 §5 filtering of a remote endpoint without a session with the
+/// inside endpoint; port forwards admit anyone.
 fn admitted(
-    ctx: &Ctx,
-    inside: &Mapping,
+    ctx: &mut Ctx,
+    inside: &InsideEndpoint,
+    m: &Mapping,
     public: &EndpointKey,
-    skey: &SessionKey,
     remote: u32,
 ) -> bool {
     if inside.flags & MAPPING_FORWARD != 0 {
         return true;
     }
     match ctx.st.config.filtering {
-        FILTER_ADDRESS => ctx.st.filter.contains_key(&FilterKey {
-            public_addr: public.addr,
-            remote_addr: remote,
-            public_port: public.port,
-            proto: public.proto,
-            _pad: 0,
-        }),
-        FILTER_ADDRESS_AND_PORT => ctx.st.sessions.contains_key(skey),
+        FILTER_ADDRESS => {
+            // The addresses the inside endpoint sent to: its live first
+            // session's, and those in FILTER.
+            if m.first.live != 0 && m.first.remote_addr == remote {
+                ctx.note("admitted: the first session's remote address");
+                return true;
+            }
+            ctx.st.filter.contains_key(&FilterKey {
+                public_addr: public.addr,
+                remote_addr: remote,
+                public_port: public.port,
+                proto: public.proto,
+                _pad: 0,
+            })
+        }
+        // Only the remote endpoints the inside endpoint sent to, which all
+        // have a session.
+        FILTER_ADDRESS_AND_PORT => false,
         _ => true,
     }
 }

@@ -6,7 +6,8 @@
 use std::collections::HashMap;
 
 use nat_common::{
-    EndpointKey, FilterKey, FragKey, FragValue, Mapping, NatConfig, Session, SessionKey,
+    EndpointKey, FilterKey, FragKey, FragValue, InsideEndpoint, Mapping, NatConfig, Session,
+    SessionKey,
 };
 
 /// Stands for "the kernel's clock at the time the program ran" in a
@@ -33,9 +34,15 @@ pub struct State {
     pub pool: Vec<u32>,
     /// Inside prefixes (address in network order, prefix length).
     pub internal: Vec<(u32, u32)>,
+    /// Inside endpoint → mapping: its public endpoint, and the session
+    /// whose packet created it (`first`, live until the agent expires it).
     pub napt_out: HashMap<EndpointKey, Mapping>,
-    pub napt_in: HashMap<EndpointKey, Mapping>,
+    /// Public endpoint → the inside endpoint behind it.
+    pub napt_in: HashMap<EndpointKey, InsideEndpoint>,
+    /// Every session but a mapping's first.
     pub sessions: HashMap<SessionKey, Session>,
+    /// Address-dependent filtering: remote addresses a mapping sent to,
+    /// other than through its (live) first session's remote endpoint.
     pub filter: HashMap<FilterKey, u64>,
     pub host_ports: HashMap<u32, u64>,
     pub frags: HashMap<FragKey, FragValue>,
