@@ -1,5 +1,6 @@
 //! `cargo xtask demo`: xnat between a private and a public network namespace, with real ping,
-//! TCP and UDP traffic, and what each side saw.
+//! TCP and UDP traffic through a static 1:1 mapping and through NAPT, what each side saw, and
+//! the flows xnat tracks.
 
 use std::{
     path::{Path, PathBuf},
@@ -25,13 +26,18 @@ const PUB: &str = "xnat-demo-pub";
 const PRIVATE_HOST: &str = "10.0.0.2";
 const PUBLIC_ADDR: &str = "203.0.113.1";
 const PUBLIC_HOST: &str = "192.0.2.2";
+/// The private host's second address: no 1:1 mapping, so NAPT translates it.
+const NAPT_HOST: &str = "10.0.0.3";
+/// The NAPT pool: the gateway's own outside address, shared by every NAPT flow.
+const POOL_ADDR: &str = "192.0.2.1";
 
 const TOPOLOGY: &str = "
       xnat-demo-priv           xnat-demo-gw                               xnat-demo-pub
     +------------------+     +------------------------------------+     +------------------------+
     | eth0 10.0.0.2    |-----| int0 10.0.0.1   ext0 192.0.2.1     |-----| eth0 192.0.2.2         |
-    | default via      |     |                  + 203.0.113.1/32  |     | route 203.0.113.0/24   |
-    |   10.0.0.1       |     | NAT: 10.0.0.2 <-> 203.0.113.1      |     |   via 192.0.2.1        |
+    |      10.0.0.3    |     |                  + 203.0.113.1/32  |     | route 203.0.113.0/24   |
+    | default via      |     | 1:1:  10.0.0.2 <-> 203.0.113.1     |     |   via 192.0.2.1        |
+    |   10.0.0.1       |     | NAPT: 10.0.0.3  -> 192.0.2.1:port  |     |                        |
     +------------------+     +------------------------------------+     +------------------------+
       private host             gateway: xnat on ext0                      public host: no route
                                                                           to 10.0.0.0/8";
@@ -71,10 +77,14 @@ pub fn run(ingress: &str) -> Result<()> {
 
     header(
         "Starting the xnat agent on the gateway's outside interface",
-        &[&format!(
-            "xnat attach ext0 --map {PRIVATE_HOST}={PUBLIC_ADDR} --ingress {ingress}   \
-             (static 1:1 NAT)"
-        )],
+        &[
+            &format!(
+                "xnat attach ext0 --map {PRIVATE_HOST}={PUBLIC_ADDR} --pool {POOL_ADDR} \
+                 --ingress {ingress}"
+            ),
+            "(a static 1:1 mapping for 10.0.0.2; every other inside address (10/8, 172.16/12,",
+            "192.168/16 by default) shares the pool address 192.0.2.1 through NAPT)",
+        ],
     );
     let mut attach = netns::exec(GW, &xnat);
     attach.args([
@@ -82,6 +92,8 @@ pub fn run(ingress: &str) -> Result<()> {
         "ext0",
         "--map",
         &format!("{PRIVATE_HOST}={PUBLIC_ADDR}"),
+        "--pool",
+        POOL_ADDR,
         "--ingress",
         ingress,
     ]);
@@ -98,11 +110,13 @@ pub fn run(ingress: &str) -> Result<()> {
     show("agent", &[ready]);
 
     let mut failures: Vec<String> = Vec::new();
-    let steps: [(&str, Step); 5] = [
+    let steps: [(&str, Step); 7] = [
         ("ICMP out", |_| icmp_out()),
         ("TCP out", |_| tcp_out()),
         ("UDP out", |_| udp_out()),
         ("ICMP in", |_| icmp_in()),
+        ("NAPT out", |_| napt_out()),
+        ("flows", show_flows),
         ("map list and stats", show_state),
     ];
     for (name, step) in steps {
@@ -141,7 +155,10 @@ pub fn run(ingress: &str) -> Result<()> {
             failures.join(", ")
         );
     }
-    println!("\nDemo complete: the private host reached the public one as {PUBLIC_ADDR}.");
+    println!(
+        "\nDemo complete: the private host reached the public one as {PUBLIC_ADDR} (1:1) and \
+         as {POOL_ADDR} (NAPT)."
+    );
     Ok(())
 }
 
@@ -187,6 +204,7 @@ fn build_topology(ingress: &str) -> Result<()> {
     ]))?;
 
     netns::ip(PRIV, &["addr", "add", "10.0.0.2/24", "dev", "eth0"])?;
+    netns::ip(PRIV, &["addr", "add", "10.0.0.3/24", "dev", "eth0"])?;
     netns::ip(PRIV, &["link", "set", "eth0", "up"])?;
     netns::ip(PRIV, &["route", "add", "default", "via", "10.0.0.1"])?;
 
@@ -332,6 +350,108 @@ fn icmp_in() -> Result<()> {
             .any(|l| l.contains(&format!("{PUBLIC_HOST} > {PRIVATE_HOST}"))),
         "the private host saw no request for 10.0.0.2",
     )
+}
+
+fn napt_out() -> Result<()> {
+    header(
+        "NAPT out: the private host's second address, 10.0.0.3, shares 192.0.2.1",
+        &[
+            "10.0.0.3 has no 1:1 mapping: each of its flows gets a port on the pool address",
+            "192.0.2.1, made in the kernel by the flow's first packet (port preserved when free).",
+            "Two TCP connections, one UDP exchange and a ping, each from 10.0.0.3.",
+        ],
+    );
+    let mut tcp_server = netns::exec(PUB, "socat");
+    tcp_server.args([
+        "TCP-LISTEN:8080,reuseaddr,fork",
+        "SYSTEM:echo public host saw TCP from $SOCAT_PEERADDR port $SOCAT_PEERPORT",
+    ]);
+    let _tcp_server = Background::spawn("the TCP server", tcp_server, libc::SIGTERM)?;
+    let mut udp_server = netns::exec(PUB, "socat");
+    udp_server.args([
+        "UDP-RECVFROM:9000,fork",
+        "SYSTEM:echo public host saw UDP from $SOCAT_PEERADDR port $SOCAT_PEERPORT",
+    ]);
+    let _udp_server = Background::spawn("the UDP server", udp_server, libc::SIGTERM)?;
+    netns::wait_listening(PUB, "tcp", 8080, Duration::from_secs(5))?;
+    netns::wait_listening(PUB, "udp", 9000, Duration::from_secs(5))?;
+
+    let expect = format!("from {POOL_ADDR} port ");
+    for _ in 0..2 {
+        let client = capture(
+            "the TCP client",
+            netns::exec(PRIV, "socat").args([
+                "-T2",
+                "-",
+                &format!("TCP:{PUBLIC_HOST}:8080,bind={NAPT_HOST},connect-timeout=3"),
+            ]),
+        )?;
+        show(
+            &format!("private host: socat - TCP:{PUBLIC_HOST}:8080,bind={NAPT_HOST}"),
+            &client.lines(),
+        );
+        check(client.status.success(), "the TCP client failed")?;
+        check(
+            client.stdout.contains(&expect),
+            "the answer does not show 192.0.2.1",
+        )?;
+    }
+    let script = format!("echo hi | socat -t1 -T2 - UDP:{PUBLIC_HOST}:9000,bind={NAPT_HOST}");
+    let client = capture(
+        "the UDP client",
+        netns::exec(PRIV, "sh").args(["-c", &script]),
+    )?;
+    show(
+        &format!("private host: echo hi | socat - UDP:{PUBLIC_HOST}:9000,bind={NAPT_HOST}"),
+        &client.lines(),
+    );
+    check(client.status.success(), "the UDP client failed")?;
+    check(
+        client.stdout.contains(&expect),
+        "no reply showing 192.0.2.1",
+    )?;
+    let ping = capture(
+        "ping",
+        netns::exec(PRIV, "ping").args([
+            "-c",
+            "2",
+            "-i",
+            "0.2",
+            "-W",
+            "1",
+            "-I",
+            NAPT_HOST,
+            PUBLIC_HOST,
+        ]),
+    )?;
+    show(
+        &format!("private host: ping -I {NAPT_HOST} {PUBLIC_HOST}"),
+        &ping.lines(),
+    );
+    check(ping.status.success(), "ping from 10.0.0.3 got no replies")
+}
+
+fn show_flows(xnat: &Path) -> Result<()> {
+    header(
+        "The flows xnat tracks (like conntrack -L)",
+        &[
+            "xnat flows -i ext0: one line per NAPT session: inside, public and remote endpoints,",
+            "TCP state, age, time to expiry, packets and bytes each way (1:1 traffic has no",
+            "per-flow state, so only 10.0.0.3's flows appear).",
+        ],
+    );
+    let out = capture("xnat", netns::exec(GW, xnat).args(["flows", "-i", "ext0"]))?;
+    show("xnat flows -i ext0", &out.lines());
+    check(out.status.success(), "xnat flows failed")?;
+    for (proto, what) in [("tcp", "TCP"), ("udp", "UDP"), ("icmp", "ICMP")] {
+        check(
+            out.stdout
+                .lines()
+                .any(|l| l.starts_with(proto) && l.contains(NAPT_HOST) && l.contains(POOL_ADDR)),
+            &format!("no {what} flow of {NAPT_HOST} through {POOL_ADDR} listed"),
+        )?;
+    }
+    Ok(())
 }
 
 fn show_state(xnat: &Path) -> Result<()> {
