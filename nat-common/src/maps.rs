@@ -21,6 +21,31 @@ pub const MAP_STATIC_EMPTY: &str = "STATIC_EMPTY";
 /// CLOCK_BOOTTIME read when this CPU first saw that jiffies value (see
 /// nat-ebpf/src/session.rs). Nobody outside the programs reads it.
 pub const MAP_CLOCK: &str = "CLOCK";
+/// Per-CPU cache of the fast path's FIB results ([`RouteCacheEntry`]), each
+/// valid for the timer tick it was made in (see nat-ebpf/src/forward.rs).
+/// Nobody outside the programs reads it.
+pub const MAP_ROUTE_CACHE: &str = "ROUTE_CACHE";
+/// Slots per CPU (direct-mapped by the lookup's addresses and interface).
+pub const ROUTE_CACHE_SLOTS: u32 = 256;
+const _: () = assert!(ROUTE_CACHE_SLOTS.is_power_of_two());
+
+/// One cached FIB result: packets from `src` to `dst` arriving on `iif`
+/// no longer than `max_len` go out of `ifindex` with these MAC addresses.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RouteCacheEntry {
+    /// jiffies when the lookup was made; the entry serves that tick only.
+    pub jiffies: u64,
+    pub src: u32,
+    pub dst: u32,
+    pub iif: u32,
+    /// The longest packet (IPv4 total length) the route was checked for:
+    /// the egress MTU is at least this.
+    pub max_len: u32,
+    pub ifindex: u32,
+    pub smac: [u8; 6],
+    pub dmac: [u8; 6],
+}
 /// `--fast-path` switch: `[FAST_PATH_ON]` 1 when on, `[FAST_PATH_EXT_IFINDEX]` the
 /// external interface (outbound fast-path packets must route there).
 pub const MAP_FAST_PATH: &str = "FAST_PATH";
@@ -69,6 +94,7 @@ pub const ALL_MAPS: &[&str] = &[
     MAP_VERSION,
     MAP_EVENT_MASK,
     MAP_CLOCK,
+    MAP_ROUTE_CACHE,
 ];
 
 /// Capacity of the static 1:1 table (each direction).

@@ -6,11 +6,17 @@
 use aya_ebpf::{
     EbpfContext,
     bindings::{BPF_FIB_LKUP_RET_NO_NEIGH, BPF_FIB_LKUP_RET_SUCCESS, bpf_fib_lookup},
-    helpers::generated::{bpf_fib_lookup as fib_lookup, bpf_redirect, bpf_redirect_neigh},
+    helpers::generated::{
+        bpf_fib_lookup as fib_lookup, bpf_jiffies64, bpf_redirect, bpf_redirect_neigh,
+    },
 };
-use nat_common::csum;
+use nat_common::{ROUTE_CACHE_SLOTS, RouteCacheEntry, csum};
 
-use crate::{maps::FAST_PATH, packet::Packet, parse::Ipv4};
+use crate::{
+    maps::{FAST_PATH, ROUTE_CACHE},
+    packet::Packet,
+    parse::Ipv4,
+};
 
 const AF_INET: u8 = 2;
 const TTL_OFF: u32 = 8;
@@ -73,8 +79,81 @@ pub enum Route {
 /// packet's total length, or 0 for TC GSO super-packets so the kernel
 /// checks the skb itself (a GRO-merged burst is forwardable though longer
 /// than the MTU: it is segmented on the way out).
+///
+/// A resolved result is cached per CPU for the rest of the timer tick
+/// (1-10 ms): `bpf_fib_lookup` costs ~200 ns here, more than the whole
+/// translation, and a flow sends many packets per tick. A route or
+/// neighbour change reaches the fast path at the next tick; packets in
+/// flight during a change go either way on any router.
 #[inline(always)]
 pub fn lookup<C: EbpfContext>(
+    ctx: &C,
+    ip: &Ipv4,
+    ifindex: u32,
+    src: u32,
+    dst: u32,
+    mtu_len: u16,
+) -> Route {
+    // SAFETY: helper without arguments (inlined by the verifier).
+    let now = unsafe { bpf_jiffies64() };
+    let slot = cache_slot(src, dst, ifindex);
+    let entry = ROUTE_CACHE.get_ptr_mut(slot);
+    if let Some(e) = entry {
+        // SAFETY: per-CPU slot, only this CPU touches it while we run.
+        let e = unsafe { &*e };
+        // GSO packets (mtu_len 0) need the kernel's own check of the skb.
+        if mtu_len != 0
+            && e.jiffies == now
+            && e.src == src
+            && e.dst == dst
+            && e.iif == ifindex
+            && mtu_len as u32 <= e.max_len
+        {
+            return Route::Resolved {
+                ifindex: e.ifindex,
+                smac: e.smac,
+                dmac: e.dmac,
+            };
+        }
+    }
+    let route = fib(ctx, ip, ifindex, src, dst, mtu_len);
+    if let (
+        Some(e),
+        Route::Resolved {
+            ifindex: out,
+            smac,
+            dmac,
+        },
+    ) = (entry, &route)
+        && mtu_len != 0
+    {
+        // SAFETY: as above.
+        unsafe {
+            *e = RouteCacheEntry {
+                jiffies: now,
+                src,
+                dst,
+                iif: ifindex,
+                max_len: mtu_len as u32,
+                ifindex: *out,
+                smac: *smac,
+                dmac: *dmac,
+            };
+        }
+    }
+    route
+}
+
+/// The cache slot of a lookup (multiply-shift hash of its inputs).
+#[inline(always)]
+fn cache_slot(src: u32, dst: u32, ifindex: u32) -> u32 {
+    let h = (src ^ dst.rotate_left(16) ^ ifindex).wrapping_mul(0x9e37_79b9);
+    h >> (32 - ROUTE_CACHE_SLOTS.trailing_zeros())
+}
+
+/// The kernel's FIB lookup (`bpf_fib_lookup`), uncached.
+#[inline(always)]
+fn fib<C: EbpfContext>(
     ctx: &C,
     ip: &Ipv4,
     ifindex: u32,

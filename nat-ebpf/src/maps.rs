@@ -8,8 +8,8 @@ use aya_ebpf::{
 use nat_common::{
     DEFAULT_MAX_MAPPINGS, DEFAULT_MAX_SESSIONS, EVENTS_BYTES, EndpointKey, FRAG_HOLD_MAX,
     FRAGS_MAX, FilterKey, FragKey, FragValue, HeldFragment, HoldKey, INTERNAL_MAX, InsideEndpoint,
-    InternalPrefix, Ipv4Be, MAX_HOSTS, Mapping, NatConfig, POOL_MAX, STATIC_MAX_ENTRIES, Session,
-    SessionKey, stats::COUNTER_COUNT,
+    InternalPrefix, Ipv4Be, MAX_HOSTS, Mapping, NatConfig, POOL_MAX, ROUTE_CACHE_SLOTS,
+    RouteCacheEntry, STATIC_MAX_ENTRIES, Session, SessionKey, stats::COUNTER_COUNT,
 };
 
 /// Static 1:1 NAT, private → public (consulted on egress).
@@ -27,6 +27,11 @@ pub static STATIC_EMPTY: Array<u32> = Array::with_max_entries(1, 0);
 /// Per-CPU clock cache `[jiffies, ns]` (see session::now).
 #[map]
 pub static CLOCK: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);
+
+/// Per-CPU cache of FIB results, one tick each (see forward::lookup).
+#[map]
+pub static ROUTE_CACHE: PerCpuArray<RouteCacheEntry> =
+    PerCpuArray::with_max_entries(ROUTE_CACHE_SLOTS, 0);
 
 /// Per-CPU counters indexed by `nat_common::Counter`.
 #[map]

@@ -70,6 +70,7 @@ both_modes!(first_packet_of_a_new_flow_takes_the_normal_path, "new");
 both_modes!(icmp_echo_and_traceroute, "icmp");
 both_modes!(fragmented_udp_takes_the_normal_path, "frag");
 both_modes!(unresolved_neighbour_falls_back, "ngh");
+both_modes!(route_change_reaches_the_fast_path, "rt");
 both_modes!(traffic_to_the_gateway_itself_is_untouched, "gw");
 both_modes!(fast_path_off_and_on_give_the_same_results, "cmp");
 both_modes!(agent_fills_the_fast_path_maps, "maps");
@@ -572,6 +573,64 @@ fn unresolved_neighbour_falls_back(tag: &str, mode: Ingress) {
         "the neighbour table was never flushed during the transfer"
     );
 
+    f.t.stop_agent();
+}
+
+/// The fast path caches FIB results for the timer tick they were made in
+/// (at most 10 ms): a route change must reach established flows right
+/// after. A blackhole route to the server stops them (the stack drops
+/// them; the fast path forwards none), and once it is gone they take the
+/// fast path again. The waits are the documented bound, not a
+/// synchronisation: the property is "a tick later, the new route holds".
+fn route_change_reaches_the_fast_path(tag: &str, mode: Ingress) {
+    let mut f = FastTopo::new(tag, mode);
+    f.attach(true);
+    let t = &f.t;
+    let blackhole = format!("{SRV}/32");
+
+    for (host, port) in [(CLI, 8011), (CLI2, 8012)] {
+        let mut p = UdpPair::new(&t.cli, sa(host, 0), &t.srv, sa(SRV, port), sa(SRV, port));
+        // Established, its route cached by the last of these.
+        let c0 = f.counters();
+        let mut sent = 0;
+        for _ in 0..3 {
+            sent += p.exchange(300).attempts as u64;
+        }
+        let d = f.counters().since(&c0);
+        assert!(
+            d.fp_out + 1 >= sent,
+            "from {host}: the flow did not take the fast path before the change ({d:?})"
+        );
+
+        t.nat.ip(&["route", "add", "blackhole", &blackhole]);
+        std::thread::sleep(Duration::from_millis(50));
+        let c0 = f.counters();
+        let got = p.try_exchange(300, 3, Duration::from_millis(300));
+        let d = f.counters().since(&c0);
+        assert!(
+            got.is_none(),
+            "from {host}: a datagram reached the server through a blackhole route              (counter deltas: {d:?})"
+        );
+        assert_eq!(
+            (d.fp_out, d.egress),
+            (0, 0),
+            "from {host}: packets were forwarded or translated past the blackhole route              (fp_out, egress): {d:?}"
+        );
+
+        t.nat.ip(&["route", "del", "blackhole", &blackhole]);
+        std::thread::sleep(Duration::from_millis(50));
+        let c0 = f.counters();
+        let mut sent = 0;
+        for _ in 0..3 {
+            sent += p.exchange(300).attempts as u64;
+        }
+        let d = f.counters().since(&c0);
+        assert_eq!(
+            (d.fp_out, d.egress),
+            (sent, sent),
+            "from {host}: after the route came back, requests sent {sent} (fp_out, egress): {d:?}"
+        );
+    }
     f.t.stop_agent();
 }
 
