@@ -344,6 +344,21 @@ fn cpu_times() -> Vec<(u64, u64)> {
         .collect()
 }
 
+/// Function-call IPIs each CPU has received (the `CAL` line of
+/// /proc/interrupts): RPS wakes an idle CPU's input queue with one, and in
+/// a VM each costs its sender an exit to the hypervisor.
+fn call_ipis() -> Vec<u64> {
+    let text = fs::read_to_string("/proc/interrupts").unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.trim_start().strip_prefix("CAL:"))
+        .map(|rest| {
+            rest.split_whitespace()
+                .map_while(|x| x.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn busy_pct(a: &[(u64, u64)], b: &[(u64, u64)], cpu: usize) -> f64 {
     match (a.get(cpu), b.get(cpu)) {
         (Some(x), Some(y)) if y.1 > x.1 => 100.0 * (y.0 - x.0) as f64 / (y.1 - x.1) as f64,
@@ -412,19 +427,21 @@ fn udp(t: &Topo, plan: &Plan, prog: &OwnedFd) -> Result<Value> {
     let _sink = sink(t, prog)?;
     let mut blaster = Blaster::start(&t.client, "eth0", udp_frames(), gw_cpu().map(|_| 0))?;
     thread::sleep(Duration::from_millis(500));
-    let (rx0, sent0, refused0, cpu0, t0) = (
+    let (rx0, sent0, refused0, cpu0, ipi0, t0) = (
         sink_count(t)?,
         blaster.sent(),
         blaster.refused(),
         cpu_times(),
+        call_ipis(),
         Instant::now(),
     );
     thread::sleep(Duration::from_secs_f64(plan.udp_secs));
-    let (rx1, sent1, refused1, cpu1, secs) = (
+    let (rx1, sent1, refused1, cpu1, ipi1, secs) = (
         sink_count(t)?,
         blaster.sent(),
         blaster.refused(),
         cpu_times(),
+        call_ipis(),
         t0.elapsed().as_secs_f64(),
     );
     blaster.stop();
@@ -432,12 +449,17 @@ fn udp(t: &Topo, plan: &Plan, prog: &OwnedFd) -> Result<Value> {
         bail!("{}: no UDP packet reached the server", t.mode.label());
     }
     let gw = gw_cpu().unwrap_or(0);
+    let gw_ipis = match (ipi0.get(gw), ipi1.get(gw)) {
+        (Some(a), Some(b)) if b >= a => (b - a) as f64,
+        _ => f64::NAN,
+    };
     Ok(json!({
         "pps": (rx1 - rx0) as f64 / secs,
         "sent_pps": (sent1 - sent0 + refused1 - refused0) as f64 / secs,
         "refused_pps": (refused1 - refused0) as f64 / secs,
         "gw_cpu_busy_pct": busy_pct(&cpu0, &cpu1, gw),
         "sender_cpu_busy_pct": busy_pct(&cpu0, &cpu1, 0),
+        "gw_ipis_per_kpkt": gw_ipis / ((rx1 - rx0) as f64 / 1000.0),
     }))
 }
 
@@ -704,6 +726,7 @@ pub fn run(xnat: &Path, modes: &[Mode], plan: &Plan, tmp: &Path) -> Result<Value
         "udp_refused_pps",
         "gw_cpu_busy_pct",
         "sender_cpu_busy_pct",
+        "gw_ipis_per_kpkt",
         "udp_trafgen_pps",
         "tcp1_bps",
         "tcp4_bps",
@@ -740,6 +763,7 @@ pub fn run(xnat: &Path, modes: &[Mode], plan: &Plan, tmp: &Path) -> Result<Value
                 u["refused_pps"].as_f64(),
                 u["gw_cpu_busy_pct"].as_f64(),
                 u["sender_cpu_busy_pct"].as_f64(),
+                u["gw_ipis_per_kpkt"].as_f64(),
                 Some(tg),
                 Some(tcp1),
                 Some(tcp4),
