@@ -269,32 +269,8 @@ fn tcp_out() -> Result<()> {
         "TCP out: the private host connects to a server on the public host",
         &["The server (socat) answers with the address and port the connection came from."],
     );
-    let mut server = netns::exec(PUB, "socat");
-    // No ':' in the command: socat would take it as an address separator.
-    server.args([
-        "TCP-LISTEN:8080,reuseaddr,fork",
-        "SYSTEM:echo public host saw TCP from $SOCAT_PEERADDR port $SOCAT_PEERPORT",
-    ]);
-    let _server = Background::spawn("the TCP server", server, libc::SIGTERM)?;
-    netns::wait_listening(PUB, "tcp", 8080, Duration::from_secs(5))?;
-
-    let client = capture(
-        "the TCP client",
-        netns::exec(PRIV, "socat").args([
-            "-T2",
-            "-",
-            &format!("TCP:{PUBLIC_HOST}:8080,connect-timeout=3"),
-        ]),
-    )?;
-    show(
-        &format!("private host: socat - TCP:{PUBLIC_HOST}:8080"),
-        &client.lines(),
-    );
-    check(client.status.success(), "the TCP client failed")?;
-    check(
-        client.stdout.contains(&format!("from {PUBLIC_ADDR} port ")),
-        "the answer does not show 203.0.113.1",
-    )
+    let _server = tcp_server()?;
+    tcp_exchange(None, PUBLIC_ADDR)
 }
 
 fn udp_out() -> Result<()> {
@@ -302,28 +278,75 @@ fn udp_out() -> Result<()> {
         "UDP out: the private host sends a datagram to the public host",
         &["The server (socat) replies with the address and port the datagram came from."],
     );
+    let _server = udp_server()?;
+    udp_exchange(None, PUBLIC_ADDR)
+}
+
+/// A TCP server on the public host (port 8080) that answers with the address and port each
+/// connection came from; stopped when dropped.
+fn tcp_server() -> Result<Background> {
+    let mut server = netns::exec(PUB, "socat");
+    // No ':' in the command: socat would take it as an address separator.
+    server.args([
+        "TCP-LISTEN:8080,reuseaddr,fork",
+        "SYSTEM:echo public host saw TCP from $SOCAT_PEERADDR port $SOCAT_PEERPORT",
+    ]);
+    let server = Background::spawn("the TCP server", server, libc::SIGTERM)?;
+    netns::wait_listening(PUB, "tcp", 8080, Duration::from_secs(5))?;
+    Ok(server)
+}
+
+/// The same for UDP (port 9000): it replies to each datagram with where it came from.
+fn udp_server() -> Result<Background> {
     let mut server = netns::exec(PUB, "socat");
     server.args([
         "UDP-RECVFROM:9000,fork",
         "SYSTEM:echo public host saw UDP from $SOCAT_PEERADDR port $SOCAT_PEERPORT",
     ]);
-    let _server = Background::spawn("the UDP server", server, libc::SIGTERM)?;
+    let server = Background::spawn("the UDP server", server, libc::SIGTERM)?;
     netns::wait_listening(PUB, "udp", 9000, Duration::from_secs(5))?;
+    Ok(server)
+}
 
+/// socat's address option binding the private host's side to `bind`, if given.
+fn bound(bind: Option<&str>) -> String {
+    bind.map(|a| format!(",bind={a}")).unwrap_or_default()
+}
+
+/// One connection from the private host (from `bind`, if given) to the TCP server; the server
+/// must have seen it come from `public`.
+fn tcp_exchange(bind: Option<&str>, public: &str) -> Result<()> {
+    let to = format!("TCP:{PUBLIC_HOST}:8080{}", bound(bind));
+    let client = capture(
+        "the TCP client",
+        netns::exec(PRIV, "socat").args(["-T2", "-", &format!("{to},connect-timeout=3")]),
+    )?;
+    show(&format!("private host: socat - {to}"), &client.lines());
+    check(client.status.success(), "the TCP client failed")?;
+    check(
+        client.stdout.contains(&format!("from {public} port ")),
+        &format!("the answer does not show {public}"),
+    )
+}
+
+/// One datagram from the private host (from `bind`, if given) to the UDP server, whose reply
+/// must say it came from `public`.
+fn udp_exchange(bind: Option<&str>, public: &str) -> Result<()> {
+    let to = format!("UDP:{PUBLIC_HOST}:9000{}", bound(bind));
     // -t1: after sending, wait a second for the reply before exiting.
-    let script = format!("echo hi | socat -t1 -T2 - UDP:{PUBLIC_HOST}:9000");
+    let script = format!("echo hi | socat -t1 -T2 - {to}");
     let client = capture(
         "the UDP client",
         netns::exec(PRIV, "sh").args(["-c", &script]),
     )?;
     show(
-        &format!("private host: echo hi | socat - UDP:{PUBLIC_HOST}:9000"),
+        &format!("private host: echo hi | socat - {to}"),
         &client.lines(),
     );
     check(client.status.success(), "the UDP client failed")?;
     check(
-        client.stdout.contains(&format!("from {PUBLIC_ADDR} port ")),
-        "no reply showing 203.0.113.1",
+        client.stdout.contains(&format!("from {public} port ")),
+        &format!("no reply showing {public}"),
     )
 }
 
@@ -361,55 +384,12 @@ fn napt_out() -> Result<()> {
             "Two TCP connections, one UDP exchange and a ping, each from 10.0.0.3.",
         ],
     );
-    let mut tcp_server = netns::exec(PUB, "socat");
-    tcp_server.args([
-        "TCP-LISTEN:8080,reuseaddr,fork",
-        "SYSTEM:echo public host saw TCP from $SOCAT_PEERADDR port $SOCAT_PEERPORT",
-    ]);
-    let _tcp_server = Background::spawn("the TCP server", tcp_server, libc::SIGTERM)?;
-    let mut udp_server = netns::exec(PUB, "socat");
-    udp_server.args([
-        "UDP-RECVFROM:9000,fork",
-        "SYSTEM:echo public host saw UDP from $SOCAT_PEERADDR port $SOCAT_PEERPORT",
-    ]);
-    let _udp_server = Background::spawn("the UDP server", udp_server, libc::SIGTERM)?;
-    netns::wait_listening(PUB, "tcp", 8080, Duration::from_secs(5))?;
-    netns::wait_listening(PUB, "udp", 9000, Duration::from_secs(5))?;
-
-    let expect = format!("from {POOL_ADDR} port ");
+    let _tcp_server = tcp_server()?;
+    let _udp_server = udp_server()?;
     for _ in 0..2 {
-        let client = capture(
-            "the TCP client",
-            netns::exec(PRIV, "socat").args([
-                "-T2",
-                "-",
-                &format!("TCP:{PUBLIC_HOST}:8080,bind={NAPT_HOST},connect-timeout=3"),
-            ]),
-        )?;
-        show(
-            &format!("private host: socat - TCP:{PUBLIC_HOST}:8080,bind={NAPT_HOST}"),
-            &client.lines(),
-        );
-        check(client.status.success(), "the TCP client failed")?;
-        check(
-            client.stdout.contains(&expect),
-            "the answer does not show 192.0.2.1",
-        )?;
+        tcp_exchange(Some(NAPT_HOST), POOL_ADDR)?;
     }
-    let script = format!("echo hi | socat -t1 -T2 - UDP:{PUBLIC_HOST}:9000,bind={NAPT_HOST}");
-    let client = capture(
-        "the UDP client",
-        netns::exec(PRIV, "sh").args(["-c", &script]),
-    )?;
-    show(
-        &format!("private host: echo hi | socat - UDP:{PUBLIC_HOST}:9000,bind={NAPT_HOST}"),
-        &client.lines(),
-    );
-    check(client.status.success(), "the UDP client failed")?;
-    check(
-        client.stdout.contains(&expect),
-        "no reply showing 192.0.2.1",
-    )?;
+    udp_exchange(Some(NAPT_HOST), POOL_ADDR)?;
     let ping = capture(
         "ping",
         netns::exec(PRIV, "ping").args([
