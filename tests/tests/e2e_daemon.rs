@@ -483,17 +483,14 @@ fn records<'a>(lines: &'a [Value], event: &str, proto: &str) -> Vec<&'a Value> {
         .collect()
 }
 
-/// The translation log: created records from the data plane, deleted on
-/// expiry and on flush; with the agent stopped (SIGSTOP) the ring overflows,
-/// the data plane keeps translating and counts the lost records, and the
-/// agent logs the missing bindings late once it runs again.
-#[test]
-fn translation_log() {
-    let mut d = DaemonTopo::new("log", Ingress::Tc);
+/// An agent (TC ingress) started from a config file, with flags over it:
+/// a translation log and a 2 s UDP timeout. Returns the topology, the
+/// external interface and the log's path.
+fn start_with_translation_log(tag: &str) -> (DaemonTopo, String, std::path::PathBuf) {
+    let mut d = DaemonTopo::new(tag, Ingress::Tc);
     let ext = d.ext().to_string();
     let log = d.dir.join("bindings.jsonl");
     let cfg = d.write("xnat.toml", &d.config("", ""));
-    // Flags over the file: the log target and a 2 s UDP timeout.
     d.start(&[
         "attach",
         "--config",
@@ -503,6 +500,16 @@ fn translation_log() {
         "--timeout",
         "udp=2",
     ]);
+    (d, ext, log)
+}
+
+/// The translation log: created records from the data plane, deleted on
+/// expiry and on flush; with the agent stopped (SIGSTOP) the ring overflows,
+/// the data plane keeps translating and counts the lost records, and the
+/// agent logs the missing bindings late once it runs again.
+#[test]
+fn translation_log() {
+    let (mut d, ext, log) = start_with_translation_log("log");
 
     udp_exchange(
         &d.t.cli,
@@ -653,19 +660,7 @@ fn drops(d: &DaemonTopo) -> u64 {
 /// on the way.
 #[test]
 fn first_session_expires_while_the_binding_lives() {
-    let mut d = DaemonTopo::new("fst", Ingress::Tc);
-    let ext = d.ext().to_string();
-    let log = d.dir.join("bindings.jsonl");
-    let cfg = d.write("xnat.toml", &d.config("", ""));
-    d.start(&[
-        "attach",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--log-bindings",
-        log.to_str().unwrap(),
-        "--timeout",
-        "udp=2",
-    ]);
+    let (mut d, ext, log) = start_with_translation_log("fst");
     let sock =
         d.t.cli
             .in_ns(|| UdpSocket::bind(sa(CLI, 4600)))
