@@ -235,19 +235,43 @@ pub fn update_all<K: Copy, V: Copy>(fd: RawFd, keys: &[K], values: &[V]) -> io::
     Ok(())
 }
 
-/// Replaces the values of those `entries` whose keys are still in the map
-/// `fd` (`BPF_EXIST`); keys gone meanwhile are skipped. Returns how many
-/// were replaced. One syscall per entry: `BPF_MAP_UPDATE_BATCH` takes no
-/// `BPF_EXIST` (only `BPF_F_LOCK`), and callers replace few entries.
-pub fn update_existing<K: Copy, V: Copy>(fd: RawFd, entries: &[(K, V)]) -> io::Result<usize> {
+/// For each `(key, value as the caller read it)` of `entries` whose key is
+/// still in the map `fd`: reads the current value and, if
+/// `change(read, current)` returns a new one, writes that in place
+/// (`BPF_EXIST`: never recreating a key deleted meanwhile). Returns how
+/// many were replaced.
+/// One lookup and one update per key (`BPF_MAP_UPDATE_BATCH` takes no
+/// `BPF_EXIST`); callers change few entries. Reading right before writing
+/// keeps the window in which a concurrent writer's change is lost to two
+/// syscalls.
+pub fn replace_existing<K: Copy, V: Copy + Default>(
+    fd: RawFd,
+    entries: &[(K, V)],
+    mut change: impl FnMut(&V, &V) -> Option<V>,
+) -> io::Result<usize> {
     const BPF_EXIST: u64 = 2;
     if entries.is_empty() {
         return Ok(0);
     }
     check_layout::<K, V>(fd)?;
     let mut replaced = 0;
-    for (k, v) in entries {
-        match update_elem(fd, k, v, BPF_EXIST) {
+    for (k, read) in entries {
+        let mut current = V::default();
+        match elem(BPF_MAP_LOOKUP_ELEM, fd, k, &mut current as *mut V as u64, 0) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+            Err(e) => return Err(e),
+        }
+        let Some(new) = change(read, &current) else {
+            continue;
+        };
+        match elem(
+            BPF_MAP_UPDATE_ELEM,
+            fd,
+            k,
+            &new as *const V as u64,
+            BPF_EXIST,
+        ) {
             Ok(()) => replaced += 1,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
             Err(e) => return Err(e),
@@ -260,11 +284,15 @@ pub fn update_existing<K: Copy, V: Copy>(fd: RawFd, entries: &[(K, V)]) -> io::R
 /// callers that hold a raw map fd rather than a typed aya map.
 pub fn update<K: Copy, V: Copy>(fd: RawFd, key: &K, value: &V) -> io::Result<()> {
     check_layout::<K, V>(fd)?;
-    update_elem(fd, key, value, 0)
+    elem(BPF_MAP_UPDATE_ELEM, fd, key, value as *const V as u64, 0)
 }
 
-/// BPF_MAP_UPDATE_ELEM with `flags`; the caller checked the layout.
-fn update_elem<K: Copy, V: Copy>(fd: RawFd, key: &K, value: &V, flags: u64) -> io::Result<()> {
+const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
+const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
+
+/// A single-element command (`cmd`: lookup or update) on `key`, with the
+/// value buffer at `value`; the caller checked the layout.
+fn elem<K: Copy>(cmd: libc::c_long, fd: RawFd, key: &K, value: u64, flags: u64) -> io::Result<()> {
     #[repr(C)]
     struct Attr {
         map_fd: u32,
@@ -278,15 +306,17 @@ fn update_elem<K: Copy, V: Copy>(fd: RawFd, key: &K, value: &V, flags: u64) -> i
         map_fd: fd as u32,
         _pad: 0,
         key: key as *const K as u64,
-        value: value as *const V as u64,
+        value,
         flags,
         _rest: [0; 8],
     };
-    // SAFETY: valid bpf_attr for BPF_MAP_UPDATE_ELEM (2) with live pointers.
+    // SAFETY: valid bpf_attr for BPF_MAP_LOOKUP_ELEM / BPF_MAP_UPDATE_ELEM
+    // with live pointers; the value buffer holds the map's value size (the
+    // callers checked the layout).
     let rc = unsafe {
         libc::syscall(
             libc::SYS_bpf,
-            2 as libc::c_long,
+            cmd,
             &mut attr as *mut Attr,
             size_of::<Attr>(),
         )

@@ -222,8 +222,7 @@ impl Sweeper {
                         // The mapping stays (another session lives, or it
                         // was used lately): empty the first session's
                         // slot. Sessions made from now on go to SESSIONS.
-                        let first = FirstSession::default();
-                        emptied.push((*k, Mapping { first, ..*m }));
+                        emptied.push((*k, *m));
                     } else if first_live {
                         in_use.push(filter(m.addr, m.first.remote_addr, m.port, k.proto));
                     }
@@ -242,7 +241,21 @@ impl Sweeper {
             // deleted it meanwhile; recreating it would leave it without
             // its public port's NAPT_IN entry). A packet counted on the
             // session between our read and this write is lost with it.
-            batch::update_existing(out_fd, &emptied)?;
+            // Re-read each right before writing, and write only if it is
+            // still the same mapping with its first session as read: a
+            // packet may have revived the session (then it stays), or a
+            // flush deleted the mapping and a packet made a new one for the
+            // same inside endpoint, whose public port must not be
+            // overwritten with the old one. Only a packet counted between
+            // the re-read and the write is lost with the session.
+            batch::replace_existing(out_fd, &emptied, |was: &Mapping, now_m: &Mapping| {
+                let same = (now_m.addr, now_m.port, now_m.created, now_m.first)
+                    == (was.addr, was.port, was.created, was.first);
+                same.then_some(Mapping {
+                    first: FirstSession::default(),
+                    ..*now_m
+                })
+            })?;
             Ok(())
         })?;
         drop((live, dead_out, dead_in));
