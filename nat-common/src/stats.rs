@@ -18,8 +18,9 @@ pub enum Counter {
     /// Outbound packets of a mapped host that could not be parsed far enough
     /// to translate safely; dropped so no private address leaks.
     EgressDroppedMalformed = 5,
-    /// Inbound packets to a mapped address that could not be parsed far
-    /// enough to translate; passed untouched (the stack drops them).
+    /// Inbound packets to a mapped address (static or NAPT pool) that could
+    /// not be parsed far enough to translate; passed untouched (the stack
+    /// drops them).
     IngressPassedMalformed = 6,
     /// Packets xnat does not own (not IPv4, not mapped), passed untouched.
     PassedNotOurs = 7,

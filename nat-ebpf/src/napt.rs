@@ -440,13 +440,35 @@ pub fn ingress<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
         return Some(Verdict::Pass);
     }
     let v = ingress_first(p, ip, &cfg);
-    if v.is_none() && ip.more_fragments && in_pool(&cfg, ip.dst) {
+    if v.is_some() || !in_pool(&cfg, ip.dst) {
+        return v;
+    }
+    if ip.more_fragments {
         // A first fragment that is not a mapping's (the gateway's own):
         // its later fragments go to the stack untouched — including any
         // held meanwhile, released now (an identity "translation").
         frag::remember(p, ip, true, ip.dst);
     }
-    v
+    if transport_cut(ip) {
+        // To one of our addresses but too short to tell which endpoint:
+        // counted like a malformed packet to a static address.
+        counters::bump(Counter::IngressPassedMalformed);
+        return Some(Verdict::Pass);
+    }
+    None
+}
+
+/// Whether the transport header NAPT reads (ports, ICMP type and
+/// identifier) is cut short.
+#[inline(always)]
+fn transport_cut(ip: &Ipv4) -> bool {
+    let need = match ip.proto {
+        IPPROTO_TCP => 20,
+        IPPROTO_UDP => 8,
+        IPPROTO_ICMP => icmp::HDR_LEN,
+        _ => return false,
+    };
+    !ip.has(ip.l4(), need)
 }
 
 /// Whether `addr` is one of the pool's public addresses.

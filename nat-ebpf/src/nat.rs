@@ -77,11 +77,8 @@ pub fn process<P: Packet>(p: &mut P, dir: Direction) -> Verdict {
         // kernel refused the write; do not let a half-translated packet out.
         return malformed(dir);
     }
-    let bytes = if ip.tot_len != 0 {
-        ip.tot_len
-    } else {
-        p.len() - parse::ETH_HLEN
-    };
+    // The datagram's bytes present in the packet, as NAPT counts them.
+    let bytes = ip.end - ip.off;
     match dir {
         Direction::Egress => {
             counters::bump(Counter::EgressTranslated);

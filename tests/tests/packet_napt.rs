@@ -2391,7 +2391,9 @@ fn ingress_later_fragment_without_first_is_held_or_passed() {
 }
 
 /// Inbound packets to a mapping that are cut short pass untouched and
-/// change nothing.
+/// change nothing. To a pool address they count as malformed (as a cut
+/// packet to a static address does); to any other address they are not
+/// ours.
 #[test]
 fn ingress_truncated_passes_untouched() {
     let n = napt_with(|c| c.filtering = FILTER_ENDPOINT_INDEPENDENT);
@@ -2399,22 +2401,31 @@ fn ingress_truncated_passes_untouched() {
     egress_first(&n, "TCP", &syn(H1, 40000, R1, 443));
     egress_first(&n, "ICMP", &ping(H1, 7000, R1));
     let l4 = ETH_HLEN + 20;
+    let malformed = Counter::IngressPassedMalformed;
     let cases = [
         (
             "UDP cut at 4 bytes",
             cut(&udp(R1, 53, POOL, 5000).frame(), l4 + 4),
+            malformed,
         ),
         (
             "TCP cut at 12 bytes",
             cut(&seg(R1, 443, POOL, 40000, tcp_flags::ACK).frame(), l4 + 12),
+            malformed,
         ),
         (
             "echo reply cut at 6 bytes",
             cut(&pong(R1, 7000, POOL).frame(), l4 + 6),
+            malformed,
+        ),
+        (
+            "UDP to another address cut at 4 bytes",
+            cut(&udp(R1, 53, OUTSIDER, 5000).frame(), l4 + 4),
+            Counter::PassedNotOurs,
         ),
     ];
     for hook in Hook::INGRESS {
-        for (what, frame) in &cases {
+        for (what, frame, counter) in &cases {
             let before = n.counters();
             let st = n.state();
             let out = n.run(hook, frame);
@@ -2426,7 +2437,7 @@ fn ingress_truncated_passes_untouched() {
                 hook.verdict_name(out.verdict)
             );
             assert_frame_eq(&label, &out.data, frame);
-            assert_untranslated_counted(&label, &before, &n.counters());
+            assert_deltas(&label, &before, &n.counters(), &[(*counter, 1)]);
             assert_eq!(n.state(), st, "{label}: state changed");
         }
     }

@@ -394,13 +394,29 @@ pub fn ingress(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Option<Verdict> {
         return Some(Verdict::Pass);
     }
     let v = ingress_first(ctx, frame, ip);
-    if v.is_none() && ip.more_fragments && ctx.st.in_pool(ip.dst) {
+    if v.is_some() || !ctx.st.in_pool(ip.dst) {
+        return v;
+    }
+    if ip.more_fragments {
         // The gateway's own datagram: its later fragments go to the stack
         // untouched too (an identity "translation").
         ctx.note("first fragment for the gateway itself");
         frag::remember(ctx, ip, ip.dst);
     }
-    v
+    // A pool address, but no way to tell which endpoint: malformed, as a
+    // cut packet to a static address is.
+    let need = match ip.proto {
+        TCP => 20,
+        UDP => 8,
+        ICMP => 8,
+        _ => return None,
+    };
+    if !ip.has(ip.l4(), need) {
+        ctx.note("transport header cut, to a pool address");
+        ctx.bump(Counter::IngressPassedMalformed);
+        return Some(Verdict::Pass);
+    }
+    None
 }
 
 fn ingress_first(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Option<Verdict> {

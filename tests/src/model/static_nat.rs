@@ -4,7 +4,7 @@
 use nat_common::Counter;
 
 use super::icmp::{self, Side};
-use super::parse::{ETH_HLEN, ICMP, Ip, TCP, UDP};
+use super::parse::{ICMP, Ip, TCP, UDP};
 use super::rewrite::{Edit, Slot};
 use super::{Ctx, Dir, Verdict};
 
@@ -54,11 +54,6 @@ pub fn translate(ctx: &mut Ctx, frame: &[u8], ip: &Ip, new: u32) -> Verdict {
         ctx.note("ICMP error: quoted datagram translated");
         ctx.bump(Counter::IcmpErrorsTranslated);
     }
-    // Counted as the header's total length (the frame's IPv4 part when 0).
-    let bytes = if ip.tot_len != 0 {
-        ip.tot_len
-    } else {
-        frame.len() - ETH_HLEN
-    };
-    ctx.translated(bytes as u64)
+    // Counted as the datagram's bytes present in the frame (as NAPT does).
+    ctx.translated((ip.end - ip.off) as u64)
 }
