@@ -33,6 +33,10 @@ use target::Target;
 /// [`world::sweep`]): about one per epoch.
 const SWEEP_CHANCE: f64 = 0.03;
 
+/// Chance that an epoch runs against the copy of the object with tables
+/// small enough to fill ([`target::SMALL_TABLES`]).
+const SMALL_TABLES_CHANCE: f64 = 0.25;
+
 /// What to run.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -60,6 +64,8 @@ pub struct Report {
     pub refused: u64,
     /// Expiry sweeps that changed the bindings between frames.
     pub sweeps: u64,
+    /// Epochs run against tables small enough to fill.
+    pub small_table_epochs: u64,
     /// Distinct model paths taken, with counts.
     pub paths: std::collections::BTreeMap<String, u64>,
 }
@@ -71,7 +77,7 @@ impl Report {
 
     pub fn summary(&self) -> String {
         format!(
-            "{} frames in {:.1} s ({:.0} frames/s): {} translated ({} checksum-checked), {} passed, {} dropped, {} refused by the test run; {} expiry sweeps; {} mismatches",
+            "{} frames in {:.1} s ({:.0} frames/s): {} translated ({} checksum-checked), {} passed, {} dropped, {} refused by the test run; {} expiry sweeps; {} epochs with small tables; {} mismatches",
             self.frames,
             self.elapsed.as_secs_f64(),
             self.rate(),
@@ -81,15 +87,19 @@ impl Report {
             self.dropped,
             self.refused,
             self.sweeps,
+            self.small_table_epochs,
             self.mismatches.len()
         )
     }
 }
 
-/// The allocator's choices, read from the maps after the run.
+/// The allocator's choices, read from the maps after the run (and, for a
+/// failure, from the drop counter it bumped).
 struct FromMaps<'a> {
     before: &'a State,
     after: &'a State,
+    /// Whether the run counted a "mapping table full" drop.
+    table_full: bool,
 }
 
 impl Oracle for FromMaps<'_> {
@@ -102,6 +112,7 @@ impl Oracle for FromMaps<'_> {
                 addr: m.addr,
                 port: m.port,
             },
+            _ if self.table_full => Allocation::TableFull,
             _ => Allocation::Failed,
         }
     }
@@ -119,18 +130,23 @@ pub fn run_isolated(opts: &Options) -> Result<Report> {
 
 /// Runs `opts.packets` frames (as root; see [`run_isolated`]).
 pub fn run(opts: &Options) -> Result<Report> {
-    let mut target = Target::load()?;
+    // Two copies of the object: tables as large as the state never gets,
+    // and tables small enough to fill; each epoch runs on one.
+    let mut targets = [Target::load(false)?, Target::load(true)?];
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
     let mut generator = Generator {
         rng: ChaCha8Rng::seed_from_u64(opts.seed ^ 0x9e37_79b9_7f4a_7c15),
     };
     let mut st = world::base_state();
-    target.configure(&st)?;
+    for t in &mut targets {
+        t.configure(&st)?;
+    }
     let mut report = Report::default();
     let start = Instant::now();
     let mut epoch_left = 0u32;
     let mut epoch = 0u64;
-    let mut counters = target.counters();
+    let mut cur = 0usize;
+    let mut counters = targets[cur].counters();
     for i in 0..opts.packets {
         if opts.progress_every != 0 && i != 0 && i % opts.progress_every == 0 {
             report.elapsed = start.elapsed();
@@ -138,11 +154,25 @@ pub fn run(opts: &Options) -> Result<Report> {
         }
         if epoch_left == 0 {
             world::new_epoch(&mut st, &mut rng);
-            target.reset(&st)?;
-            target.events()?;
-            epoch_left = rng.random_range(16..64);
+            let small = rng.random_bool(SMALL_TABLES_CHANCE);
+            cur = small as usize;
+            st.capacity = targets[cur].capacity();
+            targets[cur].reset(&st)?;
+            targets[cur].events()?;
+            counters = targets[cur].counters();
+            // Small tables take longer epochs: enough new flows to fill
+            // them and keep meeting them full.
+            epoch_left = if small {
+                rng.random_range(48..128)
+            } else {
+                rng.random_range(16..64)
+            };
             epoch += 1;
+            if small {
+                report.small_table_epochs += 1;
+            }
         }
+        let target = &mut targets[cur];
         epoch_left -= 1;
         if rng.random_bool(SWEEP_CHANCE) && world::sweep(&mut st, &mut rng) {
             // The agent's expiry sweep ran: first sessions, sessions,
@@ -168,9 +198,11 @@ pub fn run(opts: &Options) -> Result<Report> {
         let real = target.state(&st)?;
         let after = target.counters();
         let events = target.events()?;
+        let full = nat_common::Counter::DropMappingTableFull as usize;
         let oracle = FromMaps {
             before: &st,
             after: &real,
+            table_full: after[full] > counters[full],
         };
         let p = model::predict(&st, case.hook, &case.frame, &oracle, t0);
         report.frames += 1;

@@ -19,7 +19,7 @@ use nat_common::{
 
 use crate::bpf::{Hook, Outcome};
 use crate::frame::ETH_HLEN;
-use crate::model::{Held, State};
+use crate::model::{Capacity, Held, State};
 
 /// `nat_common::HoldKey` with an `aya::Pod` impl (the shared type has none).
 #[repr(C)]
@@ -48,29 +48,54 @@ unsafe impl aya::Pod for HeldFragment {}
 /// Capacity of each dynamic table in the fuzzer's copy of the object.
 const TABLE_SIZE: u32 = 1024;
 
+/// The tables of the copy with tables small enough to fill: a few dozen
+/// frames of new flows run into each limit. `NAPT_OUT` one smaller than
+/// `NAPT_IN`, so either can be the one found full (`NAPT_IN` holds one
+/// entry per mapping, plus any the sweep has yet to delete).
+pub const SMALL_TABLES: Capacity = Capacity {
+    napt_out: 7,
+    napt_in: 8,
+    sessions: 4,
+    filter: 4,
+};
+
 pub struct Target {
     ebpf: Ebpf,
+    capacity: Capacity,
 }
 
 impl Target {
-    pub fn load() -> Result<Target> {
+    /// Loads a copy of the object with [`TABLE_SIZE`]-entry tables, or
+    /// with `NAPT_OUT`, `NAPT_IN`, `SESSIONS` and `FILTER` as small as
+    /// [`SMALL_TABLES`] says.
+    pub fn load(small: bool) -> Result<Target> {
         // Small tables: the runner reads every map after every frame, and
         // the kernel finds a hash map's first key by scanning all its
         // buckets (~1 ms per frame at the default sizes). The fuzzer's
-        // state never gets near these sizes, so no full-table behaviour is
-        // involved.
+        // state never gets near TABLE_SIZE; full tables are what the
+        // `small` copy is for.
+        let capacity = if small {
+            SMALL_TABLES
+        } else {
+            let n = TABLE_SIZE as usize;
+            Capacity {
+                napt_out: n,
+                napt_in: n,
+                sessions: n,
+                filter: n,
+            }
+        };
         let mut loader = aya::EbpfLoader::new();
-        for name in [
-            MAP_NAPT_OUT,
-            MAP_NAPT_IN,
-            MAP_SESSIONS,
-            MAP_FILTER,
-            MAP_HOST_PORTS,
-            MAP_FRAGS,
-            MAP_STATIC_OUT,
-            MAP_STATIC_IN,
-        ] {
+        for name in [MAP_HOST_PORTS, MAP_FRAGS, MAP_STATIC_OUT, MAP_STATIC_IN] {
             loader.map_max_entries(name, TABLE_SIZE);
+        }
+        for (name, n) in [
+            (MAP_NAPT_OUT, capacity.napt_out),
+            (MAP_NAPT_IN, capacity.napt_in),
+            (MAP_SESSIONS, capacity.sessions),
+            (MAP_FILTER, capacity.filter),
+        ] {
+            loader.map_max_entries(name, n as u32);
         }
         let mut ebpf = loader
             .load(nat_userspace::ebpf_object())
@@ -87,7 +112,12 @@ impl Target {
                 .try_into()?;
             p.load().context(name)?;
         }
-        Ok(Target { ebpf })
+        Ok(Target { ebpf, capacity })
+    }
+
+    /// The capacities of this copy's tables.
+    pub fn capacity(&self) -> Capacity {
+        self.capacity
     }
 
     fn hash<K: aya::Pod, V: aya::Pod>(&self, name: &str) -> HashMap<&MapData, K, V> {

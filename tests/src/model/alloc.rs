@@ -11,7 +11,16 @@
 //!   the inside port could not be kept and at least a quarter of the range
 //!   is in use (below that, 16 random probes missing every free port is
 //!   less likely than 1 in 10^9);
-//! * `--max-ports-per-host`: a host holding that many ports gets none.
+//! * `--max-ports-per-host`: a host holding that many ports gets none;
+//! * full tables: the public port is reserved by inserting the `NAPT_IN`
+//!   entry, then `NAPT_OUT` is inserted; either insert failing for want
+//!   of room drops the packet ("mapping table full", no further probing,
+//!   the reservation undone). Which of "ports exhausted" and "table full"
+//!   a failure is depends on the random probes when the inside port
+//!   cannot be kept (the first probe of a free port meets the full
+//!   table), so the oracle says, and the model checks the tables' counts
+//!   allow it; when the inside port is free it is tried first, so a full
+//!   table must be the reason.
 
 use nat_common::{Counter, EndpointKey, FirstSession, InsideEndpoint, Mapping};
 
@@ -73,6 +82,15 @@ pub fn allocate(ctx: &mut Ctx, key: &EndpointKey, first: FirstSession) -> Result
     match ctx.oracle.allocation(key) {
         Allocation::Mapped { addr, port } => {
             let p = u32::from(u16::from_be(port));
+            if ctx.st.mapping_tables_full() {
+                ctx.violations.push(format!(
+                    "a mapping was made with NAPT_IN at {} of {} and NAPT_OUT at {} of {}",
+                    ctx.st.napt_in.len(),
+                    ctx.st.capacity.napt_in,
+                    ctx.st.napt_out.len(),
+                    ctx.st.capacity.napt_out
+                ));
+            }
             if !ctx.st.in_pool(addr) {
                 ctx.violations
                     .push(format!("public address {addr:#x} is not a pool address"));
@@ -136,6 +154,23 @@ pub fn allocate(ctx: &mut Ctx, key: &EndpointKey, first: FirstSession) -> Result
             ctx.bump(Counter::NaptSessionsCreated);
             Ok(public)
         }
+        Allocation::TableFull => {
+            ctx.note(if ctx.st.napt_in.len() >= ctx.st.capacity.napt_in {
+                "mapping table full: NAPT_IN, no reservation"
+            } else {
+                "mapping table full: NAPT_OUT, reservation undone"
+            });
+            if !ctx.st.mapping_tables_full() {
+                ctx.violations.push(format!(
+                    "mapping table full reported with NAPT_IN at {} of {} and NAPT_OUT at {} of {}",
+                    ctx.st.napt_in.len(),
+                    ctx.st.capacity.napt_in,
+                    ctx.st.napt_out.len(),
+                    ctx.st.capacity.napt_out
+                ));
+            }
+            Err(Counter::DropMappingTableFull)
+        }
         Allocation::Failed => {
             ctx.note("no public port");
             let candidates: Vec<u32> = match known {
@@ -148,6 +183,15 @@ pub fn allocate(ctx: &mut Ctx, key: &EndpointKey, first: FirstSession) -> Result
                     .copied()
                     .collect(),
             };
+            if ctx.st.mapping_tables_full()
+                && want >= min
+                && want <= max
+                && candidates.iter().all(|&a| free(ctx, a, want, key.proto))
+            {
+                ctx.violations.push(format!(
+                    "ports exhausted reported though the mapping tables are full and the inside port {want} is free (its reservation must fail for want of room)"
+                ));
+            }
             let plausible = candidates.iter().any(|&a| {
                 let kept = want >= min && want <= max && free(ctx, a, want, key.proto);
                 !kept && free_fraction(ctx, a, min, max, None, key.proto) < 0.75

@@ -23,7 +23,7 @@ pub mod static_nat;
 use nat_common::{Counter, EndpointKey};
 
 use crate::bpf::Hook;
-pub use state::{Held, NOW, State};
+pub use state::{Capacity, Held, NOW, State};
 
 /// What the program does with the frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,8 +51,10 @@ impl Verdict {
 pub enum Allocation {
     /// Public endpoint (address and port in network order).
     Mapped { addr: u32, port: u16 },
-    /// No mapping was made.
+    /// No mapping was made: no free port found.
     Failed,
+    /// No mapping was made: a mapping table was full.
+    TableFull,
 }
 
 /// Tells the model the allocator's choices.

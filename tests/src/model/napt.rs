@@ -146,7 +146,8 @@ fn is_first(m: &Mapping, remote: (u32, u16)) -> bool {
 /// Counts a packet of the mapping of `inside` (its value `m`) on its
 /// session: the mapping's first if that is the one with this remote
 /// endpoint, else the `SESSIONS` entry of `key`, created (with `public` as
-/// its public endpoint) if missing.
+/// its public endpoint) if missing. `false`: the session was missing and
+/// `SESSIONS` is full (nothing changed; the packet is dropped).
 fn touch(
     ctx: &mut Ctx,
     inside: &EndpointKey,
@@ -154,7 +155,7 @@ fn touch(
     key: SessionKey,
     public: (u32, u16),
     p: Packet,
-) {
+) -> bool {
     if is_first(m, (key.remote_addr, key.remote_port)) {
         ctx.note("the mapping's first session");
         let f = &mut ctx
@@ -174,8 +175,9 @@ fn touch(
             },
             p,
         );
-        return;
+        return true;
     }
+    let full = ctx.st.sessions.len() >= ctx.st.capacity.sessions;
     match ctx.st.sessions.get_mut(&key) {
         Some(s) => count(
             Fields {
@@ -188,6 +190,10 @@ fn touch(
             },
             p,
         ),
+        None if full => {
+            ctx.note("session table full");
+            return false;
+        }
         None => {
             ctx.st.sessions.insert(
                 key,
@@ -212,6 +218,7 @@ fn touch(
             ctx.bump(Counter::NaptSessionsCreated);
         }
     }
+    true
 }
 
 /// Rewrites our side's address and port (or identifier) and the checksums
@@ -315,7 +322,9 @@ pub fn egress(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Option<Verdict> {
         proto: ip.proto,
         _pad: [0; 3],
     };
-    touch(ctx, &key, &m, skey, (m.addr, m.port), packet);
+    if !touch(ctx, &key, &m, skey, (m.addr, m.port), packet) {
+        return Some(ctx.drop(Counter::DropSessionTableFull));
+    }
     if let Some(m) = ctx.st.napt_out.get_mut(&key) {
         m.last_seen = NOW;
     }
@@ -327,7 +336,13 @@ pub fn egress(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Option<Verdict> {
             proto: ip.proto,
             _pad: 0,
         };
-        ctx.st.filter.insert(fkey, NOW);
+        // A new entry that finds the table full is not made; the packet
+        // goes all the same.
+        if ctx.st.filter.contains_key(&fkey) || ctx.st.filter.len() < ctx.st.capacity.filter {
+            ctx.st.filter.insert(fkey, NOW);
+        } else {
+            ctx.note("filter table full: no entry");
+        }
     }
     rewrite(ctx, ip, &flow, m.addr, m.port);
     frag::remember(ctx, ip, m.addr);
@@ -481,7 +496,9 @@ fn ingress_first(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Option<Verdict> {
         bytes: bytes(ip),
         bits: tcp_bits(flow.tcp_flags, Dir::In),
     };
-    touch(ctx, &out_key, &m, skey, (ip.dst, flow.our_port), packet);
+    if !touch(ctx, &out_key, &m, skey, (ip.dst, flow.our_port), packet) {
+        return Some(ctx.drop(Counter::DropSessionTableFull));
+    }
     rewrite(ctx, ip, &flow, inside.addr, inside.port);
     frag::remember(ctx, ip, inside.addr);
     Some(ctx.translated(bytes(ip)))

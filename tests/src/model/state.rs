@@ -23,6 +23,33 @@ pub struct Held {
     pub data: Vec<u8>,
 }
 
+/// How many entries the dynamic tables can hold (kernel hash maps: a
+/// new key does not fit once a table holds this many; an existing one can
+/// always be updated).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capacity {
+    pub napt_out: usize,
+    pub napt_in: usize,
+    pub sessions: usize,
+    pub filter: usize,
+}
+
+impl Capacity {
+    /// Tables too large to fill.
+    pub const UNLIMITED: Capacity = Capacity {
+        napt_out: usize::MAX,
+        napt_in: usize::MAX,
+        sessions: usize::MAX,
+        filter: usize::MAX,
+    };
+}
+
+impl Default for Capacity {
+    fn default() -> Capacity {
+        Capacity::UNLIMITED
+    }
+}
+
 /// Everything the programs keep.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct State {
@@ -51,6 +78,9 @@ pub struct State {
     /// Not a map: the pool address each inside host was given, over the
     /// whole run (paired pooling must hold across state resets too).
     pub paired: HashMap<u32, u32>,
+    /// Not a map either: the capacities of the tables the frames run
+    /// against.
+    pub capacity: Capacity,
 }
 
 impl State {
@@ -71,6 +101,12 @@ impl State {
             .iter()
             .take(self.config.pool_len as usize)
             .any(|&a| a == addr)
+    }
+
+    /// Whether a new mapping cannot be made for want of room (in either
+    /// table).
+    pub fn mapping_tables_full(&self) -> bool {
+        self.napt_in.len() >= self.capacity.napt_in || self.napt_out.len() >= self.capacity.napt_out
     }
 
     /// Drops the dynamic state (mappings, sessions, filter entries,
