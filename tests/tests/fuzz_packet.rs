@@ -44,6 +44,14 @@ const MUST_COVER: &[&str] = &[
     "first fragment for the gateway itself",
     "transport header cut",
     "ICMP error without a whole quoted header",
+    // Epochs on tables small enough to fill: either mapping table full (a
+    // reservation in NAPT_IN failing, or undone when NAPT_OUT is full),
+    // SESSIONS full each way, FILTER full (the packet still goes).
+    "NAPT outbound / mapping table full: NAPT_IN, no reservation",
+    "NAPT outbound / mapping table full: NAPT_OUT, reservation undone",
+    "NAPT outbound / session table full",
+    "NAPT inbound to a mapping / session table full",
+    "filter table full: no entry",
 ];
 
 #[test]
