@@ -301,6 +301,13 @@ fn describe(
         "=== mismatch: seed {seed}, frame #{i} (epoch {epoch}), {:?} ===",
         case.hook
     );
+    if st.capacity == target::SMALL_TABLES {
+        let _ = writeln!(
+            s,
+            "tables: small ({:?}); the repro below runs on full-size tables",
+            st.capacity
+        );
+    }
     let _ = writeln!(s, "generated: {}", case.what.join("; "));
     let _ = writeln!(s, "model: {:?} via {}", p.verdict, p.path.join(" / "));
     let _ = writeln!(

@@ -51,12 +51,14 @@ const TABLE_SIZE: u32 = 1024;
 /// The tables of the copy with tables small enough to fill: a few dozen
 /// frames of new flows run into each limit. `NAPT_OUT` one smaller than
 /// `NAPT_IN`, so either can be the one found full (`NAPT_IN` holds one
-/// entry per mapping, plus any the sweep has yet to delete).
+/// entry per mapping, plus any the sweep has yet to delete). `FILTER`
+/// smaller than `SESSIONS`: its entries come with new sessions (remote
+/// addresses only), which a full `SESSIONS` stops first.
 pub const SMALL_TABLES: Capacity = Capacity {
     napt_out: 7,
     napt_in: 8,
     sessions: 4,
-    filter: 4,
+    filter: 2,
 };
 
 pub struct Target {
