@@ -83,13 +83,8 @@ pub fn allocate(ctx: &mut Ctx, key: &EndpointKey, first: FirstSession) -> Result
         Allocation::Mapped { addr, port } => {
             let p = u32::from(u16::from_be(port));
             if ctx.st.mapping_tables_full() {
-                ctx.violations.push(format!(
-                    "a mapping was made with NAPT_IN at {} of {} and NAPT_OUT at {} of {}",
-                    ctx.st.napt_in.len(),
-                    ctx.st.capacity.napt_in,
-                    ctx.st.napt_out.len(),
-                    ctx.st.capacity.napt_out
-                ));
+                ctx.violations
+                    .push(format!("a mapping was made with {}", ctx.st.mapping_fill()));
             }
             if !ctx.st.in_pool(addr) {
                 ctx.violations
@@ -162,11 +157,8 @@ pub fn allocate(ctx: &mut Ctx, key: &EndpointKey, first: FirstSession) -> Result
             });
             if !ctx.st.mapping_tables_full() {
                 ctx.violations.push(format!(
-                    "mapping table full reported with NAPT_IN at {} of {} and NAPT_OUT at {} of {}",
-                    ctx.st.napt_in.len(),
-                    ctx.st.capacity.napt_in,
-                    ctx.st.napt_out.len(),
-                    ctx.st.capacity.napt_out
+                    "mapping table full reported with {}",
+                    ctx.st.mapping_fill()
                 ));
             }
             Err(Counter::DropMappingTableFull)

@@ -109,6 +109,17 @@ impl State {
         self.napt_in.len() >= self.capacity.napt_in || self.napt_out.len() >= self.capacity.napt_out
     }
 
+    /// How full the two mapping tables are, for violation messages.
+    pub fn mapping_fill(&self) -> String {
+        format!(
+            "NAPT_IN at {} of {} and NAPT_OUT at {} of {}",
+            self.napt_in.len(),
+            self.capacity.napt_in,
+            self.napt_out.len(),
+            self.capacity.napt_out
+        )
+    }
+
     /// Drops the dynamic state (mappings, sessions, filter entries,
     /// fragments), keeping configuration and static maps.
     pub fn clear_dynamic(&mut self) {
