@@ -299,7 +299,7 @@ fn translate_out<P: Packet>(
         (*m).last_seen = now;
         &*m
     };
-    session::note_remote(cfg, mapping, ip.proto, ip.dst, ports.remote_port, now);
+    session::note_remote(cfg, mapping, slot, ip.proto, ip.dst, now);
     finish_out(p, ip, ports, mapping)
 }
 

@@ -76,6 +76,17 @@ pub struct Touch {
 }
 
 impl Touch {
+    /// The counters of a session this packet opens: `[packets_out,
+    /// packets_in, bytes_out, bytes_in]`.
+    #[inline(always)]
+    fn opening_counts(&self) -> [u64; 4] {
+        if self.outbound {
+            [1, 0, self.bytes, 0]
+        } else {
+            [0, 1, 0, self.bytes]
+        }
+    }
+
     #[inline(always)]
     fn now(&self) -> u64 {
         match self.now {
@@ -148,16 +159,17 @@ pub fn refresh(m: *mut Mapping, slot: Slot, proto: u8, t: &Touch) {
 /// The first session of a mapping its first packet creates.
 #[inline(always)]
 pub fn first(remote_addr: u32, remote_port: u16, t: &Touch, now: u64) -> FirstSession {
+    let [packets_out, packets_in, bytes_out, bytes_in] = t.opening_counts();
     FirstSession {
         remote_addr,
         remote_port,
         tcp: t.tcp_bits,
         live: 1,
         last_seen: now,
-        packets_out: t.outbound as u64,
-        packets_in: (!t.outbound) as u64,
-        bytes_out: if t.outbound { t.bytes } else { 0 },
-        bytes_in: if t.outbound { 0 } else { t.bytes },
+        packets_out,
+        packets_in,
+        bytes_out,
+        bytes_in,
     }
 }
 
@@ -166,13 +178,14 @@ pub fn first(remote_addr: u32, remote_port: u16, t: &Touch, now: u64) -> FirstSe
 #[inline(always)]
 pub fn create(key: &SessionKey, public_addr: u32, public_port: u16, t: &Touch) -> Result<(), ()> {
     let now = t.now();
+    let [packets_out, packets_in, bytes_out, bytes_in] = t.opening_counts();
     let s = Session {
         created: now,
         last_seen: now,
-        packets_out: t.outbound as u64,
-        packets_in: (!t.outbound) as u64,
-        bytes_out: if t.outbound { t.bytes } else { 0 },
-        bytes_in: if t.outbound { 0 } else { t.bytes },
+        packets_out,
+        packets_in,
+        bytes_out,
+        bytes_in,
         public_addr,
         public_port,
         tcp: t.tcp_bits,
@@ -189,19 +202,20 @@ pub fn create(key: &SessionKey, public_addr: u32, public_port: u16, t: &Touch) -
     }
 }
 
-/// Records that the mapping `m` sent to `remote_addr`:`remote_port`, for
-/// address-dependent filtering. The first session's remote address needs
-/// no entry: the mapping admits it itself while that session lives.
+/// Records that the mapping `m` sent to `remote_addr`, for
+/// address-dependent filtering. A packet of the first session (`slot`, as
+/// [`find`] found it) needs no entry: the mapping admits that session's
+/// address itself while it lives.
 #[inline(always)]
 pub fn note_remote(
     cfg: &NatConfig,
     m: &Mapping,
+    slot: Option<Slot>,
     proto: u8,
     remote_addr: u32,
-    remote_port: u16,
     now: u64,
 ) {
-    if cfg.filtering != FILTER_ADDRESS || m.first_is(remote_addr, remote_port) {
+    if cfg.filtering != FILTER_ADDRESS || matches!(slot, Some(Slot::First)) {
         return;
     }
     let key = FilterKey {
