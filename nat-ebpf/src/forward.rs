@@ -94,6 +94,11 @@ pub fn lookup<C: EbpfContext>(
     dst: u32,
     mtu_len: u16,
 ) -> Route {
+    // GSO packets (mtu_len 0) need the kernel's own check of the skb:
+    // never cached.
+    if mtu_len == 0 {
+        return fib(ctx, ip, ifindex, src, dst, mtu_len);
+    }
     // SAFETY: helper without arguments (inlined by the verifier).
     let now = unsafe { bpf_jiffies64() };
     let slot = cache_slot(src, dst, ifindex);
@@ -101,9 +106,7 @@ pub fn lookup<C: EbpfContext>(
     if let Some(e) = entry {
         // SAFETY: per-CPU slot, only this CPU touches it while we run.
         let e = unsafe { &*e };
-        // GSO packets (mtu_len 0) need the kernel's own check of the skb.
-        if mtu_len != 0
-            && e.jiffies == now
+        if e.jiffies == now
             && e.src == src
             && e.dst == dst
             && e.iif == ifindex
@@ -125,7 +128,6 @@ pub fn lookup<C: EbpfContext>(
             dmac,
         },
     ) = (entry, &route)
-        && mtu_len != 0
     {
         // SAFETY: as above.
         unsafe {
