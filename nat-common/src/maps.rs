@@ -109,3 +109,5 @@ pub const PROG_EGRESS_TC: &str = "xnat_egress_tc";
 pub const PROG_NOOP_XDP: &str = "xnat_noop_xdp";
 /// TC ingress on inside interfaces (hairpinning).
 pub const PROG_INSIDE_TC: &str = "xnat_inside_tc";
+/// XDP on inside interfaces (`--inside-hook`): the outbound fast path.
+pub const PROG_INSIDE_XDP: &str = "xnat_inside_xdp";

@@ -4,6 +4,7 @@
 //! unresolved neighbour in XDP, TTL ≤ 1, a packet for the gateway itself,
 //! one that needs fragmenting — takes the normal path, which stays correct.
 use aya_ebpf::{
+    EbpfContext,
     bindings::{TC_ACT_OK, TC_ACT_SHOT, xdp_action},
     programs::{TcContext, XdpContext},
 };
@@ -12,6 +13,7 @@ use nat_common::Counter;
 use crate::{
     counters,
     forward::{self, Route},
+    hairpin,
     maps::XDP_TARGETS,
     napt,
     nat::{self, Direction, Verdict},
@@ -97,54 +99,115 @@ fn established<P: Packet>(p: &P, ip: &Ipv4) -> Option<Flow> {
     napt::established(p, ip).map(Flow::Napt)
 }
 
-/// TC ingress on an inside interface, for packets that are not
-/// hairpinned: an established flow's packet is translated and sent
-/// straight out of the external interface.
+/// What the outbound fast path did with a packet.
+enum Outbound {
+    /// Not ours to forward: the hook passes it on, untouched.
+    Pass,
+    /// Translated but unsendable, or malformed: drop.
+    Drop,
+    /// Translated and redirected: the helper's verdict.
+    Sent(i64),
+}
+
+/// The outbound fast path, shared by the TC and XDP inside programs: an
+/// established flow's packet is translated and sent straight out of the
+/// external interface. `xdp`: the packet is an XDP frame, which only goes
+/// to a resolved next hop on a device that takes XDP redirects.
 #[inline(always)]
-pub fn outbound_tc(ctx: &TcContext, ip: &Ipv4) -> i32 {
-    let mut p = TcPacket { ctx };
-    let ip = *ip;
-    if !matches!(forward::ttl(&p, &ip), Some(t) if t > 1) {
-        return TC_ACT_OK;
+fn outbound<C: EbpfContext, P: Packet>(
+    ctx: &C,
+    p: &mut P,
+    ip: &Ipv4,
+    ifindex: u32,
+    mtu_len: u16,
+    xdp: bool,
+) -> Outbound {
+    if !matches!(forward::ttl(p, ip), Some(t) if t > 1) {
+        return Outbound::Pass;
     }
-    let Some(flow) = established(&p, &ip) else {
-        return TC_ACT_OK;
+    let Some(flow) = established(p, ip) else {
+        return Outbound::Pass;
     };
     // Route first, with the inside addresses: if the FIB cannot forward it
     // here, the stack takes the packet untranslated, as without the fast
     // path (a translated packet would be a martian on this interface).
-    // SAFETY: reading the program's own context.
-    let ifindex = unsafe { (*ctx.skb.skb).ifindex };
-    let route = forward::lookup(ctx, &ip, ifindex, ip.src, ip.dst, mtu_len(ctx, &ip));
+    let route = forward::lookup(ctx, ip, ifindex, ip.src, ip.dst, mtu_len);
     // Only traffic leaving through the external interface is ours to
     // translate (inside-to-inside traffic is routed untouched).
     let ext = forward::external_ifindex();
-    match route {
-        Route::Resolved { ifindex, .. } | Route::NoNeigh { ifindex }
-            if ifindex == ext && ext != 0 => {}
-        _ => return TC_ACT_OK,
+    let sendable = ext != 0
+        && match route {
+            Route::Resolved { ifindex, .. } => {
+                ifindex == ext && (!xdp || XDP_TARGETS.get(ext).is_some())
+            }
+            // Only TC can have the kernel resolve the neighbour.
+            Route::NoNeigh { ifindex } => !xdp && ifindex == ext,
+            Route::Stack => false,
+        };
+    if !sendable {
+        return Outbound::Pass;
     }
     let verdict = match &flow {
-        Flow::Static => nat::process(&mut p, Direction::Egress),
+        Flow::Static => nat::process(p, Direction::Egress),
         // The mapping and session found above, not looked up again.
-        Flow::Napt(e) => napt::egress_established(&mut p, &ip, e),
+        Flow::Napt(e) => napt::egress_established(p, ip, e),
     };
     match verdict {
         Verdict::Translated => {}
-        Verdict::Drop => return TC_ACT_SHOT,
-        Verdict::Pass => return TC_ACT_OK,
+        Verdict::Drop => return Outbound::Drop,
+        Verdict::Pass => return Outbound::Pass,
     }
-    let Some(ip) = parse::outer_ipv4(&p) else {
-        return TC_ACT_SHOT;
+    let Some(ip) = parse::outer_ipv4(p) else {
+        return Outbound::Drop;
     };
-    match forward::send(&mut p, &ip, &route) {
+    match forward::send(p, &ip, &route) {
         Some(v) => {
             counters::bump(Counter::FastPathOutbound);
+            Outbound::Sent(v)
+        }
+        // Translated but not sendable: dropping is the only safe choice.
+        None => Outbound::Drop,
+    }
+}
+
+/// TC ingress on an inside interface, for packets that are not
+/// hairpinned.
+#[inline(always)]
+pub fn outbound_tc(ctx: &TcContext, ip: &Ipv4) -> i32 {
+    let mut p = TcPacket { ctx };
+    // SAFETY: reading the program's own context.
+    let ifindex = unsafe { (*ctx.skb.skb).ifindex };
+    match outbound(ctx, &mut p, ip, ifindex, mtu_len(ctx, ip), false) {
+        Outbound::Pass => TC_ACT_OK,
+        Outbound::Drop => TC_ACT_SHOT,
+        Outbound::Sent(v) => {
             mark_translated(ctx);
             v as i32
         }
-        // Translated but not sendable: dropping is the only safe choice.
-        None => TC_ACT_SHOT,
+    }
+}
+
+/// XDP on an inside interface whose packets come off a wire
+/// (`--inside-hook`): the outbound fast path before the kernel even
+/// builds an skb. Everything else passes to the inside interface's TC
+/// program and the stack: hairpinned packets (whose translation may need
+/// `bpf_redirect_neigh`), fragments, and flows the XDP redirect cannot
+/// take.
+#[inline(always)]
+pub fn outbound_xdp(ctx: &XdpContext) -> u32 {
+    let mut p = XdpPacket { ctx };
+    let Some(ip) = parse::outer_ipv4(&p) else {
+        return xdp_action::XDP_PASS;
+    };
+    if ip.later_fragment || ip.more_fragments || hairpin::targets_us(&p, &ip) {
+        return xdp_action::XDP_PASS;
+    }
+    // SAFETY: reading the program's own context.
+    let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
+    match outbound(ctx, &mut p, &ip, ifindex, ip.tot_len as u16, true) {
+        Outbound::Pass => xdp_action::XDP_PASS,
+        Outbound::Drop => xdp_action::XDP_DROP,
+        Outbound::Sent(v) => v as u32,
     }
 }
 

@@ -68,7 +68,7 @@ fn later_fragment_hairpinned(ip: &Ipv4) -> bool {
 
 /// Whether `ip` is addressed to a public endpoint xnat translates.
 #[inline(always)]
-fn targets_us<P: Packet>(p: &P, ip: &Ipv4) -> bool {
+pub fn targets_us<P: Packet>(p: &P, ip: &Ipv4) -> bool {
     if crate::nat::lookup_in(ip.dst).is_some() {
         return true;
     }

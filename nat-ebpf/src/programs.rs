@@ -71,6 +71,17 @@ pub fn xnat_inside_tc(ctx: TcContext) -> i32 {
     }
 }
 
+/// XDP on inside interfaces whose packets come off a wire
+/// (`--inside-hook`, with `--fast-path`): the outbound fast path only;
+/// everything else passes to `xnat_inside_tc` and the stack.
+#[xdp]
+pub fn xnat_inside_xdp(ctx: XdpContext) -> u32 {
+    if !forward::fast_path_enabled() {
+        return xdp_action::XDP_PASS;
+    }
+    fastpath::outbound_xdp(&ctx)
+}
+
 #[inline(always)]
 fn tc_verdict(v: Verdict) -> i32 {
     match v {

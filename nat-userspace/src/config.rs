@@ -7,6 +7,8 @@
 //! interface = "eth0"
 //! ingress = "auto"                  # auto | xdp | tc
 //! inside = ["lan0"]                 # hairpinning
+//! inside-hook = "auto"              # auto | xdp | tc (fast path on inside interfaces)
+//! xdp-redirect = []                 # virtual devices that take XDP redirects
 //! keep = true
 //! metrics = "127.0.0.1:9469"
 //! log-bindings = "/var/log/xnat/bindings.jsonl"   # or "-" for stdout
@@ -43,7 +45,7 @@ use toml::Spanned;
 
 use crate::{
     forward::Forward,
-    loader::IngressMode,
+    loader::HookMode,
     napt::{Filtering, Prefix},
     parse,
     settings::{Layer, LogTarget, Origin, Sourced, TimeoutLayer, proto_by_name},
@@ -153,7 +155,7 @@ parser!(Iface, String, "an interface name as a string", |s: &str| {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "kebab-case")]
-enum IngressName {
+enum HookName {
     Auto,
     Xdp,
     Tc,
@@ -171,8 +173,10 @@ enum FilteringName {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawFile {
     interface: Option<Spanned<Parsed<String, Iface>>>,
-    ingress: Option<Spanned<IngressName>>,
+    ingress: Option<Spanned<HookName>>,
     inside: Option<Vec<Spanned<Parsed<String, Iface>>>>,
+    inside_hook: Option<Spanned<HookName>>,
+    xdp_redirect: Option<Vec<Spanned<Parsed<String, Iface>>>>,
     keep: Option<Spanned<bool>>,
     fast_path: Option<Spanned<bool>>,
     metrics: Option<Spanned<Parsed<SocketAddr, Listen>>>,
@@ -344,30 +348,36 @@ pub fn parse_str(text: &str, path: &str) -> Result<Layer, ConfigError> {
 }
 
 impl Ctx<'_> {
+    fn hook(&self, s: Spanned<HookName>, key: &str) -> Sourced<HookMode> {
+        let s = self.sourced(s, key);
+        let mode = match s.value {
+            HookName::Auto => HookMode::Auto,
+            HookName::Xdp => HookMode::Xdp,
+            HookName::Tc => HookMode::Tc,
+        };
+        Sourced::new(mode, s.origin)
+    }
+
+    fn ifaces(&self, v: Vec<Spanned<Parsed<String, Iface>>>, key: &str) -> Vec<Sourced<String>> {
+        v.into_iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let s = self.sourced(s, &format!("{key}[{i}]"));
+                Sourced::new(s.value.0, s.origin)
+            })
+            .collect()
+    }
+
     fn layer(&self, raw: RawFile) -> Layer {
         let mut l = Layer {
             ifname: raw.interface.map(|s| {
                 let s = self.sourced(s, "interface");
                 Sourced::new(s.value.0, s.origin)
             }),
-            ingress: raw.ingress.map(|s| {
-                let s = self.sourced(s, "ingress");
-                let mode = match s.value {
-                    IngressName::Auto => IngressMode::Auto,
-                    IngressName::Xdp => IngressMode::Xdp,
-                    IngressName::Tc => IngressMode::Tc,
-                };
-                Sourced::new(mode, s.origin)
-            }),
-            inside: raw.inside.map(|v| {
-                v.into_iter()
-                    .enumerate()
-                    .map(|(i, s)| {
-                        let s = self.sourced(s, &format!("inside[{i}]"));
-                        Sourced::new(s.value.0, s.origin)
-                    })
-                    .collect()
-            }),
+            ingress: raw.ingress.map(|s| self.hook(s, "ingress")),
+            inside: raw.inside.map(|v| self.ifaces(v, "inside")),
+            inside_hook: raw.inside_hook.map(|s| self.hook(s, "inside-hook")),
+            xdp_redirect: raw.xdp_redirect.map(|v| self.ifaces(v, "xdp-redirect")),
             keep: raw.keep.map(|s| self.sourced(s, "keep")),
             fast_path: raw.fast_path.map(|s| self.sourced(s, "fast-path")),
             metrics: raw.metrics.map(|s| {
@@ -521,7 +531,7 @@ inside = "10.0.0.5:80"
     fn a_full_config_resolves() {
         let s = check(GOOD).unwrap();
         assert_eq!(s.ifname, "lo");
-        assert_eq!(s.ingress, IngressMode::Tc);
+        assert_eq!(s.ingress, HookMode::Tc);
         assert!(s.keep);
         assert_eq!(s.static_maps.len(), 1);
         let n = s.napt.unwrap();

@@ -82,6 +82,7 @@ pub fn start(s: &Settings, lock: AgentLock) -> anyhow::Result<Running> {
         napt: s.napt.as_ref(),
         limits: s.limits,
         inside: &s.inside,
+        inside_hook: s.inside_hook,
         fast_path: s.fast_path,
     })?;
     // The loader does maps and NAPT; forwards are added here. If that

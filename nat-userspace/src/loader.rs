@@ -11,25 +11,42 @@ use aya::{
     Ebpf, EbpfLoader,
     programs::{SchedClassifier, TcAttachType, Xdp, XdpMode, links::FdLink},
 };
-use nat_common::{ALL_MAPS, PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_INSIDE_TC};
+use nat_common::{
+    ALL_MAPS, PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_INSIDE_TC, PROG_INSIDE_XDP,
+};
 
 use crate::{bpffs, link, napt::NaptSettings, netdev, pins, static_map};
 
-/// Which hook translates inbound traffic.
+/// Which hook a program runs at where packets arrive: inbound translation
+/// on the external interface (`--ingress`), the outbound fast path on the
+/// inside interfaces (`--inside-hook`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum IngressMode {
+pub enum HookMode {
     /// XDP on physical NICs, TC on virtual devices (DESIGN.md §2).
     Auto,
     Xdp,
     Tc,
 }
 
-impl fmt::Display for IngressMode {
+impl HookMode {
+    /// The hook for device `ifname`: `Auto` resolved by the device's kind.
+    /// XDP cannot see an skb's checksum state, so virtual devices, whose
+    /// packets from local sockets carry partial checksums, get TC.
+    pub fn resolve(self, ifname: &str) -> HookMode {
+        match self {
+            HookMode::Auto if netdev::is_virtual(ifname) => HookMode::Tc,
+            HookMode::Auto => HookMode::Xdp,
+            m => m,
+        }
+    }
+}
+
+impl fmt::Display for HookMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            IngressMode::Auto => "auto",
-            IngressMode::Xdp => "xdp",
-            IngressMode::Tc => "tc",
+            HookMode::Auto => "auto",
+            HookMode::Xdp => "xdp",
+            HookMode::Tc => "tc",
         })
     }
 }
@@ -37,7 +54,7 @@ impl fmt::Display for IngressMode {
 /// What `attach` needs to know.
 pub struct AttachRequest<'a> {
     pub ifname: &'a str,
-    pub ingress: IngressMode,
+    pub ingress: HookMode,
     pub static_maps: &'a [(Ipv4Addr, Ipv4Addr)],
     /// Dynamic NAPT, if enabled.
     pub napt: Option<&'a NaptSettings>,
@@ -45,6 +62,9 @@ pub struct AttachRequest<'a> {
     pub limits: Limits,
     /// Inside interfaces, where hairpinned traffic is translated.
     pub inside: &'a [String],
+    /// Hook of the outbound fast path on the inside interfaces (XDP in
+    /// front of the TC program, which always runs there).
+    pub inside_hook: HookMode,
     /// Forward established flows in BPF (FIB lookup + redirect).
     pub fast_path: bool,
 }
@@ -70,7 +90,7 @@ pub struct Attachment {
     pub ifname: String,
     pub dir: PathBuf,
     /// The resolved ingress mode (never `Auto`).
-    pub ingress: IngressMode,
+    pub ingress: HookMode,
     /// Keeps the program fds; the pinned links keep the programs attached
     /// on their own.
     _ebpf: Ebpf,
@@ -166,37 +186,27 @@ pub fn attach(req: &AttachRequest<'_>) -> anyhow::Result<Attachment> {
         if req.fast_path {
             flag.set(nat_common::FAST_PATH_ON, 1, 0)?;
         }
-        // XDP redirects work into physical NICs; a bridge or a veth (whose
-        // peer may lack an XDP program) would drop them, so those stay on
-        // the stack path in XDP mode.
-        let mut targets: aya::maps::DevMapHash<aya::maps::MapData> =
-            crate::pinned::open(&dir, nat_common::MAP_XDP_TARGETS)?;
-        for inside in req.inside {
-            if !netdev::is_virtual(inside) {
-                let i = netdev::ifindex(inside)?;
-                targets
-                    .insert(i, i, None, 0)
-                    .with_context(|| format!("XDP fast path target {inside}"))?;
-            }
-        }
     }
     if let Some(n) = req.napt {
         n.apply(&dir)?;
     }
 
-    let ingress = match req.ingress {
-        IngressMode::Auto if netdev::is_virtual(req.ifname) => IngressMode::Tc,
-        IngressMode::Auto => IngressMode::Xdp,
-        m => m,
-    };
+    let ingress = req.ingress.resolve(req.ifname);
+    // XDP on the inside interfaces only serves the fast path. The XDP
+    // redirect targets follow (reconcile::apply, right after attach).
+    let inside_xdp: Vec<&String> = req
+        .inside
+        .iter()
+        .filter(|i| req.fast_path && req.inside_hook.resolve(i) == HookMode::Xdp)
+        .collect();
 
     // Egress first: until ingress is attached too, nothing translated can
     // come back anyway, and outbound translation is what protects privacy.
     let egress = attach_tc(&mut ebpf, PROG_EGRESS_TC, req.ifname, TcAttachType::Egress)?;
     pin_link(egress, &dir.join(pins::LINK_EGRESS))?;
     match ingress {
-        IngressMode::Xdp => {
-            let l = attach_xdp(&mut ebpf, req.ifname)?;
+        HookMode::Xdp => {
+            let l = attach_xdp(&mut ebpf, PROG_INGRESS_XDP, req.ifname)?;
             pin_link(l, &dir.join(pins::LINK_INGRESS_XDP))?;
         }
         _ => {
@@ -215,6 +225,13 @@ pub fn attach(req: &AttachRequest<'_>) -> anyhow::Result<Attachment> {
         pin_link(
             l,
             &dir.join(format!("{}{inside}", pins::LINK_INSIDE_PREFIX)),
+        )?;
+    }
+    for inside in inside_xdp {
+        let l = attach_xdp(&mut ebpf, PROG_INSIDE_XDP, inside)?;
+        pin_link(
+            l,
+            &dir.join(format!("{}{inside}", pins::LINK_INSIDE_XDP_PREFIX)),
         )?;
     }
 
@@ -252,17 +269,20 @@ fn attach_tc(
     FdLink::try_from(link).context("tc attachment is not a BPF link (kernel older than 6.6?)")
 }
 
-fn attach_xdp(ebpf: &mut Ebpf, ifname: &str) -> anyhow::Result<FdLink> {
+fn attach_xdp(ebpf: &mut Ebpf, prog: &str, ifname: &str) -> anyhow::Result<FdLink> {
     let program: &mut Xdp = ebpf
-        .program_mut(PROG_INGRESS_XDP)
-        .context("XDP program missing from the object")?
+        .program_mut(prog)
+        .with_context(|| format!("program {prog} missing from the object"))?
         .try_into()?;
-    program
-        .load()
-        .context("loading the XDP program (verifier)")?;
+    // One program may serve several interfaces (inside interfaces).
+    if program.fd().is_err() {
+        program
+            .load()
+            .with_context(|| format!("loading {prog} (verifier)"))?;
+    }
     let id = program
         .attach(ifname, XdpMode::Default)
-        .with_context(|| format!("attaching XDP to {ifname}"))?;
+        .with_context(|| format!("attaching {prog} to {ifname} (XDP)"))?;
     let link = program.take_link(id)?;
     FdLink::try_from(link).context("XDP attachment is not a BPF link")
 }

@@ -22,6 +22,9 @@ pub const LINK_INGRESS_XDP: &str = "link_ingress_xdp";
 pub const LINK_INGRESS_TC: &str = "link_ingress_tc";
 /// Prefix of the per-inside-interface links (`link_inside_<ifname>`).
 pub const LINK_INSIDE_PREFIX: &str = "link_inside_";
+/// Prefix of the XDP links of the outbound fast path on inside interfaces
+/// (`link_fastpath_xdp_<ifname>`).
+pub const LINK_INSIDE_XDP_PREFIX: &str = "link_fastpath_xdp_";
 const LINK_PREFIX: &str = "link_";
 
 /// `/sys/fs/bpf/xnat`.
@@ -66,12 +69,21 @@ pub fn link_pins(dir: &Path) -> Vec<PathBuf> {
 
 /// The inside interfaces (hairpinning) of the attachment in `dir`.
 pub fn inside_interfaces(dir: &Path) -> Vec<String> {
+    links_with_prefix(dir, LINK_INSIDE_PREFIX)
+}
+
+/// The inside interfaces where the outbound fast path runs in XDP.
+pub fn inside_xdp_interfaces(dir: &Path) -> Vec<String> {
+    links_with_prefix(dir, LINK_INSIDE_XDP_PREFIX)
+}
+
+fn links_with_prefix(dir: &Path, prefix: &str) -> Vec<String> {
     link_pins(dir)
         .iter()
         .filter_map(|p| {
             p.file_name()?
                 .to_str()?
-                .strip_prefix(LINK_INSIDE_PREFIX)
+                .strip_prefix(prefix)
                 .map(str::to_string)
         })
         .collect()

@@ -12,26 +12,28 @@
 //! cannot be changed in place: removing a pool address that live bindings
 //! use, removing an internal prefix that live bindings' inside hosts need,
 //! switching NAPT off with live bindings, and changing the interface, the
-//! ingress hook, the inside interfaces or the table sizes (those need
-//! `xnat detach` and a new attach).
+//! ingress hook, the inside interfaces, an explicit `--inside-hook` or the
+//! table sizes (those need `xnat detach` and a new attach). The XDP
+//! redirect targets (`--xdp-redirect`) change in place.
 use std::{collections::BTreeSet, net::Ipv4Addr, path::Path};
 
 use anyhow::{Context as _, bail};
 use aya::maps::{
-    Array, MapData,
+    Array, DevMapHash, MapData,
     lpm_trie::{Key, LpmTrie},
 };
 use nat_common::{
     EndpointKey, MAP_CONFIG, MAP_FAST_PATH, MAP_INTERNAL, MAP_NAPT_OUT, MAP_POOL, MAP_SESSIONS,
-    MAPPING_FORWARD, Mapping, NatConfig,
+    MAP_XDP_TARGETS, MAPPING_FORWARD, Mapping, NatConfig,
 };
 
 use crate::{
     batch,
     forward::{Forward, Forwards},
     layout,
-    loader::{IngressMode, Limits},
+    loader::{HookMode, Limits},
     napt::{self, NaptSettings, Prefix},
+    netdev,
     pinned::{self, RawMap},
     pins,
     settings::Settings,
@@ -43,6 +45,10 @@ use crate::{
 pub struct Live {
     pub ingress: Option<&'static str>,
     pub inside: Vec<String>,
+    /// Inside interfaces where the outbound fast path runs in XDP.
+    pub inside_xdp: Vec<String>,
+    /// Devices the XDP fast path may redirect to (ifindexes).
+    pub xdp_targets: Vec<u32>,
     pub limits: Limits,
     pub fast_path: bool,
     pub static_maps: Vec<(Ipv4Addr, Ipv4Addr)>,
@@ -77,6 +83,13 @@ pub fn read_live(dir: &Path) -> anyhow::Result<Live> {
         fast_path: fast_path.get(&0, 0)? != 0,
         ingress: pins::ingress_mode(dir),
         inside: pins::inside_interfaces(dir),
+        inside_xdp: pins::inside_xdp_interfaces(dir),
+        xdp_targets: {
+            let m: DevMapHash<MapData> = pinned::open(dir, MAP_XDP_TARGETS)?;
+            let mut v = m.keys().collect::<Result<Vec<u32>, _>>()?;
+            v.sort_unstable();
+            v
+        },
         limits: Limits {
             max_mappings: layout::max_entries(dir, MAP_NAPT_OUT)?,
             max_sessions: layout::max_entries(dir, MAP_SESSIONS)?,
@@ -101,6 +114,8 @@ pub struct Plan {
     pub napt: Option<NaptChange>,
     /// Switch the fast path on or off.
     pub fast_path: Option<bool>,
+    /// The new set of XDP redirect targets (ifindexes), if it changes.
+    pub xdp_targets: Option<Vec<u32>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -133,6 +148,9 @@ impl Plan {
         count(self.forwards_removed.len(), "forward(s) removed");
         if let Some(on) = self.fast_path {
             parts.push(format!("fast path {}", if on { "on" } else { "off" }));
+        }
+        if self.xdp_targets.is_some() {
+            parts.push("XDP redirect targets updated".to_string());
         }
         match &self.napt {
             Some(NaptChange::Set(_)) => parts.push("NAPT settings updated".to_string()),
@@ -184,8 +202,7 @@ fn same_set<T: Ord + Clone>(a: &[T], b: &[T]) -> bool {
 /// Works out the changes, or refuses (see the module comment).
 pub fn plan(live: &Live, want: &Settings) -> anyhow::Result<Plan> {
     let how = "that needs `xnat detach` and a new attach (live flows are lost)";
-    if want.ingress != IngressMode::Auto
-        && live.ingress.is_some_and(|m| m != want.ingress.to_string())
+    if want.ingress != HookMode::Auto && live.ingress.is_some_and(|m| m != want.ingress.to_string())
     {
         bail!(
             "the attachment translates inbound traffic with {}, the settings ask for {}; {how}",
@@ -200,6 +217,21 @@ pub fn plan(live: &Live, want: &Settings) -> anyhow::Result<Plan> {
             want.inside.join(", ")
         );
     }
+    if want.inside_hook != HookMode::Auto {
+        let wanted: Vec<String> = want
+            .inside
+            .iter()
+            .filter(|i| want.fast_path && want.inside_hook.resolve(i) == HookMode::Xdp)
+            .cloned()
+            .collect();
+        if !same_set(&live.inside_xdp, &wanted) {
+            bail!(
+                "the attachment runs the outbound fast path in XDP on [{}], the settings ask for [{}]; {how}",
+                live.inside_xdp.join(", "),
+                wanted.join(", ")
+            );
+        }
+    }
     if live.limits != want.limits {
         bail!(
             "the attachment's tables hold {} mappings and {} sessions, the settings ask for {} and {}; {how}",
@@ -213,6 +245,10 @@ pub fn plan(live: &Live, want: &Settings) -> anyhow::Result<Plan> {
     let mut plan = Plan::default();
     if live.fast_path != want.fast_path {
         plan.fast_path = Some(want.fast_path);
+    }
+    let targets = xdp_targets(live, want)?;
+    if targets != live.xdp_targets {
+        plan.xdp_targets = Some(targets);
     }
     let current = live_napt(live);
     match (&current, &want.napt) {
@@ -354,8 +390,48 @@ pub fn apply(dir: &Path, live: &Live, plan: &Plan) -> anyhow::Result<()> {
         let mut flag: Array<MapData, u32> = pinned::open(dir, MAP_FAST_PATH)?;
         flag.set(0, on as u32, 0)?;
     }
+    if let Some(t) = &plan.xdp_targets {
+        write_xdp_targets(dir, live, t)?;
+    }
     for f in &plan.forwards_added {
         forwards.add(*f)?;
+    }
+    Ok(())
+}
+
+/// The devices the XDP fast path may redirect to (sorted ifindexes): the
+/// physical NICs running one of xnat's XDP programs (a driver takes XDP
+/// frames once an XDP program is attached to it; many allocate their XDP
+/// transmit queues only then) and the devices the operator declared
+/// (`--xdp-redirect`: e.g. a veth, which takes XDP frames only when its
+/// *peer* has an XDP program — nothing xnat can see). A redirect anywhere
+/// else would be dropped by the kernel, so those packets take the stack
+/// instead.
+fn xdp_targets(live: &Live, want: &Settings) -> anyhow::Result<Vec<u32>> {
+    let ext = (live.ingress == Some("xdp")).then_some(&want.ifname);
+    let running_xdp = ext
+        .into_iter()
+        .chain(&live.inside_xdp)
+        .filter(|name| !netdev::is_virtual(name));
+    let mut out = Vec::new();
+    for name in running_xdp.chain(&want.xdp_redirect) {
+        out.push(netdev::ifindex(name).with_context(|| format!("XDP redirect target {name}"))?);
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
+/// Makes XDP_TARGETS hold exactly `want`.
+fn write_xdp_targets(dir: &Path, live: &Live, want: &[u32]) -> anyhow::Result<()> {
+    let mut m: DevMapHash<MapData> = pinned::open(dir, MAP_XDP_TARGETS)?;
+    for i in want {
+        m.insert(*i, *i, None, 0)
+            .with_context(|| format!("adding ifindex {i} to {MAP_XDP_TARGETS}"))?;
+    }
+    for i in live.xdp_targets.iter().filter(|i| !want.contains(i)) {
+        m.remove(*i)
+            .with_context(|| format!("removing ifindex {i} from {MAP_XDP_TARGETS}"))?;
     }
     Ok(())
 }
@@ -413,6 +489,8 @@ mod tests {
         Live {
             ingress: Some("tc"),
             inside: vec![],
+            inside_xdp: vec![],
+            xdp_targets: vec![],
             limits: Limits::default(),
             fast_path: false,
             static_maps: vec![(a("10.0.0.9"), a("203.0.113.9"))],
@@ -444,8 +522,10 @@ mod tests {
     fn want(napt: Option<NaptSettings>) -> Settings {
         Settings {
             ifname: "eth0".into(),
-            ingress: IngressMode::Auto,
+            ingress: HookMode::Auto,
             inside: vec![],
+            inside_hook: HookMode::Auto,
+            xdp_redirect: vec![],
             keep: false,
             fast_path: false,
             static_maps: vec![(a("10.0.0.9"), a("203.0.113.9"))],
@@ -544,7 +624,7 @@ mod tests {
     fn fixed_properties_are_refused() {
         let l = live(&["198.51.100.1"], &[]);
         let mut w = want(Some(napt_settings(&["198.51.100.1"])));
-        w.ingress = IngressMode::Xdp;
+        w.ingress = HookMode::Xdp;
         assert!(plan(&l, &w).unwrap_err().to_string().contains("with tc"));
         let mut w = want(Some(napt_settings(&["198.51.100.1"])));
         w.limits.max_sessions = 5;
@@ -556,6 +636,28 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("inside interfaces")
+        );
+        // An explicit inside hook must match the live XDP links; `auto`
+        // takes whatever runs (the TC program does the fast path too).
+        let mut l = live(&["198.51.100.1"], &[]);
+        l.inside = vec!["lan0".into()];
+        let mut w = want(Some(napt_settings(&["198.51.100.1"])));
+        w.inside = vec!["lan0".into()];
+        w.fast_path = true;
+        l.fast_path = true;
+        assert!(plan(&l, &w).is_ok());
+        w.inside_hook = HookMode::Xdp;
+        let e = plan(&l, &w).unwrap_err().to_string();
+        assert!(
+            e.contains("in XDP on [], the settings ask for [lan0]"),
+            "{e}"
+        );
+        l.inside_xdp = vec!["lan0".into()];
+        w.inside_hook = HookMode::Tc;
+        let e = plan(&l, &w).unwrap_err().to_string();
+        assert!(
+            e.contains("in XDP on [lan0], the settings ask for []"),
+            "{e}"
         );
     }
 

@@ -13,7 +13,7 @@ use nat_common::{INTERNAL_MAX, POOL_MAX};
 
 use crate::{
     forward::{Forward, Proto},
-    loader::{IngressMode, Limits},
+    loader::{HookMode, Limits},
     napt::{Filtering, NaptSettings, Prefix, Timeouts, rfc1918},
     netdev,
     static_map::check_usable,
@@ -104,8 +104,10 @@ pub struct TimeoutLayer {
 #[derive(Clone, Debug, Default)]
 pub struct Layer {
     pub ifname: Option<Sourced<String>>,
-    pub ingress: Option<Sourced<IngressMode>>,
+    pub ingress: Option<Sourced<HookMode>>,
     pub inside: Option<Vec<Sourced<String>>>,
+    pub inside_hook: Option<Sourced<HookMode>>,
+    pub xdp_redirect: Option<Vec<Sourced<String>>>,
     pub keep: Option<Sourced<bool>>,
     pub fast_path: Option<Sourced<bool>>,
     pub maps: Option<Vec<Sourced<(Ipv4Addr, Ipv4Addr)>>>,
@@ -131,6 +133,8 @@ impl Layer {
             ifname: self.ifname.or(below.ifname),
             ingress: self.ingress.or(below.ingress),
             inside: self.inside.or(below.inside),
+            inside_hook: self.inside_hook.or(below.inside_hook),
+            xdp_redirect: self.xdp_redirect.or(below.xdp_redirect),
             keep: self.keep.or(below.keep),
             fast_path: self.fast_path.or(below.fast_path),
             maps: self.maps.or(below.maps),
@@ -175,8 +179,12 @@ impl Layer {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settings {
     pub ifname: String,
-    pub ingress: IngressMode,
+    pub ingress: HookMode,
     pub inside: Vec<String>,
+    /// Hook of the outbound fast path on the inside interfaces.
+    pub inside_hook: HookMode,
+    /// Virtual devices declared able to take XDP redirects.
+    pub xdp_redirect: Vec<String>,
     pub keep: bool,
     pub fast_path: bool,
     pub static_maps: Vec<(Ipv4Addr, Ipv4Addr)>,
@@ -213,6 +221,20 @@ pub fn resolve(layer: &Layer, missing_iface: &str) -> Result<Settings, SettingEr
         }
         if let Err(e) = netdev::ifindex(&inside.value) {
             return err(&inside.origin, e.to_string());
+        }
+    }
+    // Redirect targets are the devices xnat forwards between.
+    for dev in layer.xdp_redirect.iter().flatten() {
+        let ours = dev.value == ifname.value
+            || layer.inside.iter().flatten().any(|i| i.value == dev.value);
+        if !ours {
+            return err(
+                &dev.origin,
+                format!(
+                    "{} is neither the external interface nor an inside interface",
+                    dev.value
+                ),
+            );
         }
     }
 
@@ -267,11 +289,13 @@ pub fn resolve(layer: &Layer, missing_iface: &str) -> Result<Settings, SettingEr
 
     Ok(Settings {
         ifname: ifname.value.clone(),
-        ingress: layer
-            .ingress
-            .as_ref()
-            .map_or(IngressMode::Auto, |i| i.value),
+        ingress: layer.ingress.as_ref().map_or(HookMode::Auto, |i| i.value),
         inside: values(&layer.inside),
+        inside_hook: layer
+            .inside_hook
+            .as_ref()
+            .map_or(HookMode::Auto, |i| i.value),
+        xdp_redirect: values(&layer.xdp_redirect),
         keep: layer.keep.as_ref().is_some_and(|k| k.value),
         fast_path: layer.fast_path.as_ref().is_some_and(|k| k.value),
         static_maps: maps.iter().map(|m| m.value).collect(),

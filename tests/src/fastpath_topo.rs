@@ -17,14 +17,14 @@
 //! outbound, from `int0` to EXT.
 //!
 //! In XDP ingress mode the inbound fast path redirects only to devices in
-//! the `XDP_TARGETS` map, which the agent fills with the `--inside`
-//! interfaces that are physical NICs: `int0` is a veth, so it is never
-//! there and inbound translated packets go to the stack
-//! (`fast_path_inbound` stays 0), while the outbound fast path (TC on
-//! `int0`) works in both modes. No XDP program is attached to the inside
-//! host: traffic must work without one. [`NoopXdp`] and
-//! [`FastTopo::add_xdp_target`] let a test build the one case where an XDP
-//! redirect into a veth delivers (the peer has an XDP program) by hand. As
+//! the `XDP_TARGETS` map, which the agent fills with the devices running
+//! its XDP programs and those named by `--xdp-redirect`: `int0` is a veth
+//! with the TC program only, so unless named it is not there and inbound
+//! translated packets go to the stack (`fast_path_inbound` stays 0), while
+//! the outbound fast path (TC on `int0`) works in both modes. No XDP
+//! program is attached to the inside host: traffic must work without one.
+//! [`NoopXdp`] lets a test build the cases where an XDP redirect into a
+//! veth delivers (the peer has an XDP program). As
 //! everywhere in XDP mode, the outside peer of EXT sends complete checksums
 //! (tx checksum offload off, DESIGN §2).
 //!
@@ -172,23 +172,6 @@ impl FastTopo {
             .collect();
         v.sort();
         v
-    }
-
-    /// Adds the gateway's interface `iface` to the pinned `XDP_TARGETS`
-    /// by hand, as the agent does for a physical NIC (from inside `nat`:
-    /// the kernel resolves the ifindex in the caller's namespace).
-    pub fn add_xdp_target(&self, iface: &str) {
-        let dir = self.pin_dir();
-        let i = ifindex(&self.t.nat, iface);
-        self.t
-            .nat
-            .in_ns(|| -> Result<(), String> {
-                let mut m: DevMapHash<MapData> = pinned::open(&dir, MAP_XDP_TARGETS)
-                    .map_err(|e| format!("{MAP_XDP_TARGETS}: {e:#}"))?;
-                m.insert(i, i, None, 0)
-                    .map_err(|e| format!("inserting {iface} ({i}) into {MAP_XDP_TARGETS}: {e}"))
-            })
-            .unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// The attach arguments: static map, NAPT pool, inside interface, and

@@ -782,8 +782,9 @@ fn fast_path_off_and_on_give_the_same_results(tag: &str, mode: Ingress) {
 /// What the agent writes for the fast path, read from its pinned maps:
 /// `FAST_PATH[FAST_PATH_ON]` is 1 with `--fast-path` and 0 without,
 /// `FAST_PATH[FAST_PATH_EXT_IFINDEX]` is EXT's ifindex either way (a reload
-/// may switch the fast path on), and `XDP_TARGETS` stays empty: the only
-/// inside interface, `int0`, is a veth.
+/// may switch the fast path on), and `XDP_TARGETS` stays empty: it lists
+/// the physical NICs running xnat's XDP programs, and EXT and `int0` are
+/// veths.
 fn agent_fills_the_fast_path_maps(tag: &str, mode: Ingress) {
     let mut f = FastTopo::new(tag, mode);
     let ext = ifindex(&f.t.nat, &f.t.ext);
@@ -794,24 +795,20 @@ fn agent_fills_the_fast_path_maps(tag: &str, mode: Ingress) {
             [u32::from(fast), ext],
             "FAST_PATH [on, external ifindex] with fast path {fast} (EXT is {ext})"
         );
-        assert_eq!(
-            f.xdp_targets(),
-            vec![],
-            "XDP_TARGETS with the veth int0 as the only inside interface"
-        );
+        assert_eq!(f.xdp_targets(), vec![], "XDP_TARGETS with veths only");
         f.t.stop_agent();
     }
 }
 
 // ------------------------------------------------------------------ XDP redirect
 
-/// The XDP redirect itself, end to end. The agent never lists a veth in
-/// `XDP_TARGETS`, even when its peer could receive XDP frames: with
-/// `xnat_noop_xdp` on `cli`'s eth0, inbound still takes the stack. Once
-/// `int0` is added to `XDP_TARGETS` by hand (what the agent does for a
-/// physical NIC), inbound packets of established flows are translated and
-/// redirected by XDP: TCP bulk and UDP exchanges arrive intact both ways,
-/// nearly all of it through the fast path both ways.
+/// The XDP redirect itself, end to end. The agent lists a veth in
+/// `XDP_TARGETS` only when told (`--xdp-redirect`), even when its peer
+/// could receive XDP frames: with `xnat_noop_xdp` on `cli`'s eth0, inbound
+/// still takes the stack. Attached again with `--xdp-redirect int0`,
+/// inbound packets of established flows are translated and redirected by
+/// XDP: TCP bulk and UDP exchanges arrive intact both ways, nearly all of
+/// it through the fast path both ways.
 #[test]
 fn xdp_redirect_into_a_listed_veth_with_an_xdp_peer() {
     let mut f = FastTopo::new("xred", Ingress::Xdp);
@@ -831,7 +828,11 @@ fn xdp_redirect_into_a_listed_veth_with_an_xdp_peer() {
         "int0 not in XDP_TARGETS: want inbound on the stack, outbound fast: {d:?}"
     );
 
-    f.add_xdp_target("int0");
+    f.t.stop_agent();
+    let mut args = FastTopo::attach_args(true);
+    args.extend(["--xdp-redirect", "int0"]);
+    f.t.attach(&args);
+    let t = &f.t;
     let int0 = ifindex(&t.nat, "int0");
     assert_eq!(f.xdp_targets(), vec![(int0, int0)], "XDP_TARGETS");
 
@@ -883,6 +884,138 @@ fn xdp_redirect_into_a_listed_veth_with_an_xdp_peer() {
         );
     }
 
+    f.t.stop_agent();
+}
+
+// ------------------------------------------------------------------ XDP inside
+
+both_modes!(outbound_fast_path_in_xdp_on_the_inside_interface, "ixdp");
+
+/// Frames EXT sent as XDP frames (redirected into it by an XDP program),
+/// from the veth's own counters.
+fn xdp_xmit(f: &FastTopo) -> u64 {
+    let out = f.t.nat.run_ok(&["ethtool", "-S", &f.t.ext]);
+    out.lines()
+        .find_map(|l| l.trim().strip_prefix("tx_queue_0_xdp_xmit:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no tx_queue_0_xdp_xmit in `ethtool -S {}`: {out}", f.t.ext))
+}
+
+/// `--inside-hook xdp`: the outbound fast path runs in XDP on `int0`, in
+/// front of the TC program. The client sends complete checksums (tx
+/// checksum offload off, like a host behind a wire, DESIGN §2). EXT is a
+/// veth: it takes XDP redirects only with an XDP program on its peer
+/// (`xnat_noop_xdp` on `rtr`'s eth0) and only once declared with
+/// `--xdp-redirect`. Without the declaration the XDP program passes the
+/// packets on and the TC fast path forwards them (EXT sends no XDP
+/// frames); with it, established UDP and TCP flows of both hosts leave as
+/// XDP frames (EXT's `tx_queue_0_xdp_xmit` counts them), translated,
+/// intact both ways (the far end's stack checks every checksum).
+fn outbound_fast_path_in_xdp_on_the_inside_interface(tag: &str, mode: Ingress) {
+    let mut f = FastTopo::new(tag, mode);
+    f.t.cli.run_ok(&["ethtool", "-K", "eth0", "tx", "off"]);
+    let _peer = NoopXdp::attach(&f.t.rtr, "eth0");
+    let ext = f.t.ext.clone();
+    let ext_index = ifindex(&f.t.nat, &ext);
+    let mut args = FastTopo::attach_args(true);
+    args.extend(["--inside-hook", "xdp"]);
+
+    // Not declared: no veth is an XDP target (not even with xnat's XDP
+    // programs on it: what counts is its peer); the TC fast path does the
+    // work.
+    f.t.attach(&args);
+    assert_eq!(
+        f.xdp_targets(),
+        vec![],
+        "XDP_TARGETS without --xdp-redirect"
+    );
+    let t = &f.t;
+    if mode == Ingress::Tc {
+        let mut p = UdpPair::new(&t.cli, sa(CLI, 0), &t.srv, sa(SRV, 9901), sa(SRV, 9901));
+        p.exchange(300);
+        let (c0, x0) = (f.counters(), xdp_xmit(&f));
+        for _ in 0..20 {
+            assert_eq!(*p.exchange(300).server_saw.ip(), PUB1);
+        }
+        let d = f.counters().since(&c0);
+        assert_mostly_fast("UDP, EXT not declared", d.fp_out, d.egress, 0, &d);
+        assert_eq!(
+            xdp_xmit(&f),
+            x0,
+            "XDP frames sent through the undeclared EXT"
+        );
+    }
+    f.t.stop_agent();
+
+    args.extend(["--xdp-redirect", ext.as_str()]);
+    f.t.attach(&args);
+    assert_eq!(
+        f.xdp_targets(),
+        vec![(ext_index, ext_index)],
+        "XDP_TARGETS with --xdp-redirect {ext}"
+    );
+    let t = &f.t;
+    for (host, public, port, slack) in [(CLI, PUB1, 9902, 0), (CLI2, POOL, 9903, 1)] {
+        let mut p = UdpPair::new(&t.cli, sa(host, 0), &t.srv, sa(SRV, port), sa(SRV, port));
+        let first = p.exchange(1200);
+        assert_eq!(*first.server_saw.ip(), public, "UDP from {host}");
+        let (c0, x0) = (f.counters(), xdp_xmit(&f));
+        for _ in 0..50 {
+            let e = p.exchange(1200);
+            assert_eq!(
+                e.server_saw, first.server_saw,
+                "UDP from {host}: mapping moved"
+            );
+            assert_eq!(e.client_saw, sa(SRV, port), "UDP reply source at {host}");
+        }
+        let d = f.counters().since(&c0);
+        let x = xdp_xmit(&f) - x0;
+        assert_mostly_fast(
+            &format!("UDP from {host}, outbound"),
+            d.fp_out,
+            d.egress,
+            slack,
+            &d,
+        );
+        assert!(
+            x >= d.fp_out && d.fp_out >= 50,
+            "UDP from {host}: {x} XDP frames left EXT for {} fast-path packets: {d:?}",
+            d.fp_out
+        );
+    }
+    for (host, public, port) in [(CLI, PUB1, 9904), (CLI2, POOL, 9905)] {
+        let (c0, x0) = (f.counters(), xdp_xmit(&f));
+        let b = tcp_bulk(
+            &t.cli,
+            sa(host, 0),
+            &t.srv,
+            sa(SRV, port),
+            sa(SRV, port),
+            4 * MIB,
+            4 * MIB,
+        );
+        assert_eq!(*b.server_saw.ip(), public, "TCP from {host}");
+        let d = f.counters().since(&c0);
+        let x = xdp_xmit(&f) - x0;
+        // No TSO without checksum offload: the client's segments arrive
+        // MTU-sized, 4 MiB is some 2900 of them.
+        assert!(
+            d.egress >= 2000,
+            "TCP from {host}: too few translations: {d:?}"
+        );
+        assert_mostly_fast(
+            &format!("TCP from {host}, outbound"),
+            d.fp_out,
+            d.egress,
+            u64::from(host == CLI2),
+            &d,
+        );
+        assert!(
+            x >= d.fp_out,
+            "TCP from {host}: {x} XDP frames left EXT for {} fast-path packets: {d:?}",
+            d.fp_out
+        );
+    }
     f.t.stop_agent();
 }
 

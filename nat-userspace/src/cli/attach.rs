@@ -8,7 +8,7 @@ use nat_userspace::{
     config,
     forward::Forward,
     lifecycle,
-    loader::IngressMode,
+    loader::HookMode,
     napt::{Filtering, Prefix},
     pins,
     settings::{self, Layer, LogTarget, Origin, Settings, Sourced, TimeoutLayer},
@@ -40,6 +40,19 @@ pub struct Args {
     /// NICs, TC on virtual devices such as veth) [default: auto].
     #[arg(long, value_enum)]
     pub ingress: Option<Ingress>,
+
+    /// Hook of the outbound fast path on the --inside interfaces: XDP (in
+    /// front of the TC program, for packets that come off a wire: complete
+    /// checksums), TC only, or auto (XDP on physical NICs, TC on virtual
+    /// devices) [default: auto].
+    #[arg(long, value_enum, value_name = "HOOK")]
+    pub inside_hook: Option<Ingress>,
+
+    /// Virtual devices (the external or an inside interface) that take XDP
+    /// redirects, e.g. a veth whose peer has an XDP program; physical NICs
+    /// running an xnat XDP program always do.
+    #[arg(long, value_name = "IFACE", value_delimiter = ',')]
+    pub xdp_redirect: Vec<String>,
 
     /// On SIGINT/SIGTERM leave the programs attached (their pins keep them
     /// running) instead of detaching; a later `attach` adopts them.
@@ -163,12 +176,12 @@ pub enum Ingress {
     Tc,
 }
 
-impl From<Ingress> for IngressMode {
+impl From<Ingress> for HookMode {
     fn from(i: Ingress) -> Self {
         match i {
-            Ingress::Auto => IngressMode::Auto,
-            Ingress::Xdp => IngressMode::Xdp,
-            Ingress::Tc => IngressMode::Tc,
+            Ingress::Auto => HookMode::Auto,
+            Ingress::Xdp => HookMode::Xdp,
+            Ingress::Tc => HookMode::Tc,
         }
     }
 }
@@ -193,6 +206,13 @@ impl Args {
                 self.inside
                     .iter()
                     .map(|i| flag(i.clone(), "--inside"))
+                    .collect(),
+            ),
+            inside_hook: self.inside_hook.map(|i| flag(i.into(), "--inside-hook")),
+            xdp_redirect: some_vec(
+                self.xdp_redirect
+                    .iter()
+                    .map(|i| flag(i.clone(), "--xdp-redirect"))
                     .collect(),
             ),
             keep: self.keep.then(|| flag(true, "--keep")),
