@@ -57,7 +57,7 @@ use nat_common::{
     Counter, EndpointKey, FAST_PATH_EXT_IFINDEX, FAST_PATH_ON, FILTER_ENDPOINT_INDEPENDENT,
     InsideEndpoint, MAP_CONFIG, MAP_FAST_PATH, MAP_INTERNAL, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_POOL,
     MAP_SESSIONS, MAP_STATIC_IN, MAP_STATIC_OUT, MAP_STATS, MAP_XDP_TARGETS, Mapping,
-    PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_INSIDE_TC, Session, SessionKey,
+    PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_INSIDE_TC, PROG_INSIDE_XDP, Session, SessionKey,
 };
 use xnat_tests::bpf::{Outcome, TC_ACT_OK, XDP_PASS, require_root};
 use xnat_tests::frame::{
@@ -119,6 +119,8 @@ enum Prog {
     InTc,
     /// `xnat_inside_tc` on the inside interfaces.
     Inside,
+    /// `xnat_inside_xdp` on the inside interfaces (`--inside-hook xdp`).
+    InsideXdp,
 }
 
 impl Prog {
@@ -129,13 +131,14 @@ impl Prog {
             Prog::InXdp => PROG_INGRESS_XDP,
             Prog::InTc => PROG_INGRESS_TC,
             Prog::Inside => PROG_INSIDE_TC,
+            Prog::InsideXdp => PROG_INSIDE_XDP,
         }
     }
 
     /// Verdict for "continue to the stack".
     fn pass(self) -> u32 {
         match self {
-            Prog::InXdp => XDP_PASS,
+            Prog::InXdp | Prog::InsideXdp => XDP_PASS,
             _ => TC_ACT_OK,
         }
     }
@@ -143,7 +146,7 @@ impl Prog {
     /// Verdict for "redirected".
     fn redirect(self) -> u32 {
         match self {
-            Prog::InXdp => XDP_REDIRECT,
+            Prog::InXdp | Prog::InsideXdp => XDP_REDIRECT,
             _ => TC_ACT_REDIRECT,
         }
     }
@@ -199,7 +202,7 @@ impl Fp {
             let prog = ebpf
                 .program_mut(name)
                 .ok_or_else(|| anyhow!("no program {name}"))?;
-            if *p == Prog::InXdp {
+            if matches!(p, Prog::InXdp | Prog::InsideXdp) {
                 let x: &mut Xdp = prog.try_into()?;
                 x.load().with_context(|| format!("loading {name}"))?;
             } else {
@@ -330,7 +333,7 @@ impl Fp {
         let name = prog.name();
         let p = self.ebpf.program(name).expect(name);
         let ctx = ifindex.map(|i| match prog {
-            Prog::InXdp => xdp_ctx(i, frame.len()),
+            Prog::InXdp | Prog::InsideXdp => xdp_ctx(i, frame.len()),
             _ => skb_ctx(i),
         });
         let mut out = vec![0u8; frame.len() + 512];
@@ -342,7 +345,7 @@ impl Fp {
             ..Default::default()
         };
         let res = match prog {
-            Prog::InXdp => <&Xdp>::try_from(p).unwrap().test_run(opts),
+            Prog::InXdp | Prog::InsideXdp => <&Xdp>::try_from(p).unwrap().test_run(opts),
             _ => <&SchedClassifier>::try_from(p).unwrap().test_run(opts),
         }
         .unwrap_or_else(|e| panic!("BPF_PROG_TEST_RUN of {name}: {e}"));
@@ -523,6 +526,12 @@ impl FibNs {
     /// Runs `frame` through `xnat_inside_tc` as if it came in on `ifindex`.
     fn outbound_on(&self, fp: &Fp, ifindex: u32, frame: &[u8]) -> Outcome {
         self.ns.in_ns(|| fp.run(Prog::Inside, frame, Some(ifindex)))
+    }
+
+    /// Runs `frame` through `xnat_inside_xdp` as if it came in on in0.
+    fn outbound_xdp(&self, fp: &Fp, frame: &[u8]) -> Outcome {
+        self.ns
+            .in_ns(|| fp.run(Prog::InsideXdp, frame, Some(self.in0)))
     }
 
     /// Runs `frame` through `xnat_inside_tc` as if it came in on in0.
@@ -999,6 +1008,106 @@ fn outbound_established_is_redirected() {
         n += 1;
         assert_eq!(fp.fast(), (0, n), "{what}");
     }
+}
+
+/// `xnat_inside_xdp`, ext0 an XDP target: established flows are
+/// translated, TTL decremented, MACs of the external link set and
+/// redirected, byte for byte as the TC program does. With ext0 not an XDP
+/// target, the same packets pass untouched (to the TC program), nothing
+/// counted.
+#[test]
+fn outbound_xdp_established_is_redirected() {
+    let fib = FibNs::new("oxdp");
+    let mut fp = with_flows(&[Prog::InsideXdp], true);
+    fib.ready(&mut fp);
+    let state = fp.napt_state();
+    for (what, input, _) in outbound_cases() {
+        let frame = input.frame();
+        let out = fib.outbound_xdp(&fp, &frame);
+        expect(what, Prog::InsideXdp, &out, XDP_PASS, &frame);
+    }
+    assert_eq!(fp.fast(), (0, 0), "ext0 not an XDP target");
+    assert_eq!(fp.counter(Counter::EgressTranslated), 0);
+    assert_eq!(fp.napt_state(), state, "NAPT state changed");
+
+    fib.add_xdp_targets(&mut fp, &[fib.ext0]);
+    let mut n = 0;
+    for (what, input, translated) in outbound_cases() {
+        let out = fib.outbound_xdp(&fp, &input.frame());
+        let want = with_macs(translated.with_ttl(63).frame(), MAC_RTR, MAC_EXT);
+        expect(what, Prog::InsideXdp, &out, XDP_REDIRECT, &want);
+        n += 1;
+        assert_eq!(fp.fast(), (0, n), "{what}");
+        assert_eq!(fp.counter(Counter::EgressTranslated), n, "{what}");
+    }
+}
+
+/// What `xnat_inside_xdp` leaves to the TC program and the stack,
+/// untouched and uncounted: what the TC program leaves to the stack (new
+/// flows, ICMP, fragments, TTL ≤ 1, non-IPv4, packets for the gateway),
+/// plus hairpinned packets (to a public address of ours: the TC program
+/// translates those) and a next hop whose neighbour is unresolved (only
+/// TC can have the kernel resolve it).
+#[test]
+fn outbound_xdp_leaves_the_rest_to_tc() {
+    let fib = FibNs::new("oxne");
+    let mut fp = with_flows(&[Prog::InsideXdp], true);
+    fib.ready(&mut fp);
+    fib.add_xdp_targets(&mut fp, &[fib.ext0]);
+    let state = fp.napt_state();
+    let whole = udp((S, 40000), (SRV, 53), &[0x11; 64]);
+    let mut first = whole.fragment(0, 40, true);
+    first.ip.flags |= IP_MF;
+    let later = whole.fragment(40, 32, false);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "NAPT UDP, no mapping",
+            udp((A, 45000), (SRV, 53), b"new").frame(),
+        ),
+        (
+            "NAPT UDP, mapping but no session to this remote",
+            udp((A, 40000), (SRV, 54), b"other port").frame(),
+        ),
+        (
+            "NAPT ICMP echo request",
+            Packet::icmp(A, SRV, Icmp::echo_request(40000, 1, b"ping")).frame(),
+        ),
+        ("static first fragment", first.frame()),
+        ("static later fragment", later.frame()),
+        (
+            "static UDP, TTL 1",
+            udp((S, 40000), (SRV, 53), b"ttl 1").with_ttl(1).frame(),
+        ),
+        (
+            "static UDP to the gateway",
+            udp((S, 40000), (GW_IN0, 53), b"gateway").frame(),
+        ),
+        (
+            "static UDP, hairpinned to a static public address",
+            udp((S, 40000), (PUB_M, 53), b"hairpin").frame(),
+        ),
+        (
+            "static UDP, hairpinned to the pool",
+            udp((S, 40000), (POOL, 41000), b"hairpin").frame(),
+        ),
+        (
+            "static UDP, next hop unresolved",
+            udp((S, 40000), (UNRESOLVED, 53), b"unresolved").frame(),
+        ),
+        ("ARP", frame::arp_request(S, GW_IN0)),
+        ("IPv6", frame::ipv6_udp(b"v6")),
+    ];
+    for (what, frame) in cases {
+        let out = fib.outbound_xdp(&fp, &frame);
+        expect(what, Prog::InsideXdp, &out, XDP_PASS, &frame);
+    }
+    assert_eq!(fp.fast(), (0, 0), "fast-path counters");
+    assert_eq!(fp.counter(Counter::EgressTranslated), 0);
+    assert_eq!(
+        fp.napt_state(),
+        state,
+        "the XDP inside program created state"
+    );
 }
 
 /// What the fast path leaves to the normal path: new NAPT flows (no
