@@ -662,6 +662,22 @@ mod tests {
     }
 
     #[test]
+    fn xdp_redirect_targets_change_in_place() {
+        // `lo` (ifindex 1) exists in every namespace.
+        let l = live(&["198.51.100.1"], &[]);
+        let mut w = want(Some(napt_settings(&["198.51.100.1"])));
+        w.xdp_redirect = vec!["lo".into()];
+        let p = plan(&l, &w).unwrap();
+        assert_eq!(p.xdp_targets, Some(vec![1]));
+        assert!(p.summary().contains("XDP redirect targets updated"));
+        let mut l = live(&["198.51.100.1"], &[]);
+        l.xdp_targets = vec![1];
+        assert_eq!(plan(&l, &w).unwrap().xdp_targets, None);
+        w.xdp_redirect = vec![];
+        assert_eq!(plan(&l, &w).unwrap().xdp_targets, Some(vec![]));
+    }
+
+    #[test]
     fn forward_onto_a_live_binding_is_refused() {
         let l = live(
             &["198.51.100.1"],

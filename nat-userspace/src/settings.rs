@@ -585,6 +585,32 @@ mod tests {
 
     /// The upper layer wins field by field; NAPT is on if any layer says so.
     #[test]
+    fn xdp_redirect_names_our_own_interfaces_only() {
+        let base = Layer {
+            ifname: Some(flag("lo".to_string(), "IFACE")),
+            ..Layer::default()
+        };
+        let l = Layer {
+            xdp_redirect: Some(vec![flag("lo".to_string(), "--xdp-redirect")]),
+            ..base.clone()
+        };
+        assert_eq!(
+            resolve(&l, "x").unwrap().xdp_redirect,
+            vec!["lo".to_string()]
+        );
+        let l = Layer {
+            xdp_redirect: Some(vec![flag("veth9".to_string(), "--xdp-redirect")]),
+            ..base
+        };
+        let e = resolve(&l, "x").unwrap_err().to_string();
+        assert!(
+            e.contains("--xdp-redirect")
+                && e.contains("veth9 is neither the external interface nor an inside interface"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn layers_merge_field_by_field() {
         let file = Layer {
             napt: Some(flag(true, "napt")),

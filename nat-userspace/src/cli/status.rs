@@ -18,26 +18,33 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             ifname,
             pins::ingress_mode(&dir).unwrap_or("?"),
             pins::inside_interfaces(&dir),
+            pins::inside_xdp_interfaces(&dir),
             dir,
         ));
     }
     if args.json {
         let v: Vec<_> = rows
             .iter()
-            .map(|(i, m, inside, d)| {
+            .map(|(i, m, inside, inside_xdp, d)| {
                 let agent = runtime::live_agent(&runtime::name_of(d));
-                serde_json::json!({"interface": i, "ingress": m, "inside": inside, "pins": d, "agent_pid": agent})
+                serde_json::json!({"interface": i, "ingress": m, "inside": inside,
+                    "inside_xdp": inside_xdp, "pins": d, "agent_pid": agent})
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else if rows.is_empty() {
         println!("xnat is not attached to any interface in this network namespace");
     } else {
-        for (i, m, inside, d) in rows {
+        for (i, m, inside, inside_xdp, d) in rows {
             let inside = if inside.is_empty() {
                 String::new()
             } else {
                 format!(", inside {}", inside.join(","))
+            };
+            let inside = if inside_xdp.is_empty() {
+                inside
+            } else {
+                format!("{inside} (fast path in XDP on {})", inside_xdp.join(","))
             };
             let agent = match runtime::live_agent(&runtime::name_of(&d)) {
                 Some(pid) => format!("agent pid {pid}"),
