@@ -51,9 +51,10 @@ pub struct RouteCacheEntry {
 pub const MAP_FAST_PATH: &str = "FAST_PATH";
 pub const FAST_PATH_ON: u32 = 0;
 pub const FAST_PATH_EXT_IFINDEX: u32 = 1;
-/// Inside interfaces the XDP fast path may redirect to (a DEVMAP_HASH keyed
-/// by ifindex): only devices known to receive XDP frames (physical NICs);
-/// redirects to anything else would be dropped by the kernel.
+/// Devices the XDP fast path may redirect to (a DEVMAP_HASH keyed by
+/// ifindex): only devices known to take XDP frames (physical NICs running
+/// an xnat XDP program, and those named by `--xdp-redirect`); redirects to
+/// anything else would be dropped by the kernel.
 pub const MAP_XDP_TARGETS: &str = "XDP_TARGETS";
 /// Per-CPU packet counters indexed by [`crate::Counter`].
 pub const MAP_STATS: &str = "STATS";

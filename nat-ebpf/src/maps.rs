@@ -43,7 +43,7 @@ pub static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_COUNT
 #[map]
 pub static FAST_PATH: Array<u32> = Array::with_max_entries(2, 0);
 
-/// Inside devices the XDP fast path may redirect to (see nat_common).
+/// Devices the XDP fast path may redirect to (see nat_common).
 #[map]
 pub static XDP_TARGETS: DevMapHash = DevMapHash::with_max_entries(64, 0);
 
