@@ -1,7 +1,9 @@
 //! Traffic the end-to-end benchmark makes itself, from threads that enter
-//! the namespaces with setns(2): a 64-byte UDP packet blaster (AF_PACKET,
-//! sendmmsg) and a loop of short TCP connections with its accepting
-//! server.
+//! the namespaces with setns(2): the kernel's XDP traffic generator
+//! (BPF_PROG_TEST_RUN in live-frames mode, the headline UDP sender), a
+//! 64-byte UDP packet blaster (AF_PACKET, sendmmsg), a loop of short TCP
+//! connections with its accepting server, and the XDP sink that receives
+//! the UDP tests.
 
 use std::{
     fs::File,
@@ -32,12 +34,18 @@ pub fn enter_netns(ns: &str) -> Result<()> {
 
 /// Pins the calling thread to `cpu`.
 pub fn pin_to_cpu(cpu: usize) {
-    // SAFETY: cpu_set_t is plain data; sched_setaffinity(0) is this thread.
-    unsafe {
+    let _ = pin_pid_to_cpu(0, cpu);
+}
+
+/// Pins thread `pid` (0: the calling thread) to `cpu`.
+pub fn pin_pid_to_cpu(pid: i32, cpu: usize) -> Result<()> {
+    // SAFETY: cpu_set_t is plain data; sched_setaffinity only reads it.
+    let rc = unsafe {
         let mut set: libc::cpu_set_t = zeroed();
         libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set);
-    }
+        libc::sched_setaffinity(pid, size_of::<libc::cpu_set_t>(), &set)
+    };
+    check(rc, "sched_setaffinity").map(drop)
 }
 
 fn check(rc: libc::c_int, what: &str) -> Result<libc::c_int> {
@@ -599,20 +607,26 @@ const BPF_LINK_CREATE: libc::c_long = 28;
 const BPF_PROG_TYPE_XDP: u32 = 6;
 const BPF_XDP: u32 = 37;
 
-fn bpf(cmd: libc::c_long, attr: &mut [u64; 16], what: &str) -> Result<OwnedFd> {
+/// bpf(2) with a zero-padded `union bpf_attr`; the raw result.
+fn sys_bpf(cmd: libc::c_long, attr: &mut [u64; 16]) -> io::Result<libc::c_long> {
     // SAFETY: attr is a zero-padded union bpf_attr for `cmd` whose
-    // pointers refer to live buffers; the result is a new fd.
-    let fd = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), size_of_val(attr)) };
-    if fd < 0 {
-        bail!("{what}: {}", io::Error::last_os_error());
+    // pointers refer to live buffers.
+    let rc = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), size_of_val(attr)) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
     }
+    Ok(rc)
+}
+
+/// bpf(2) for a command that returns a new fd.
+fn bpf(cmd: libc::c_long, attr: &mut [u64; 16], what: &str) -> Result<OwnedFd> {
+    let fd = sys_bpf(cmd, attr).with_context(|| what.to_owned())?;
     // SAFETY: the kernel just gave us this fd.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
-/// Loads the UDP sink (see [`udp_sink_insns`]).
-pub fn load_udp_sink(port: u16) -> Result<OwnedFd> {
-    let insns = udp_sink_insns(port);
+/// Loads `insns` as an XDP program.
+fn load_xdp(insns: &[Insn], what: &str) -> Result<OwnedFd> {
     let license = c"GPL";
     let mut attr = [0u64; 16];
     // prog_type, insn_cnt | insns | license | ... | expected_attach_type at
@@ -621,7 +635,12 @@ pub fn load_udp_sink(port: u16) -> Result<OwnedFd> {
     attr[1] = insns.as_ptr() as u64;
     attr[2] = license.as_ptr() as u64;
     attr[8] = (BPF_XDP as u64) << 32;
-    bpf(BPF_PROG_LOAD, &mut attr, "loading the XDP UDP sink")
+    bpf(BPF_PROG_LOAD, &mut attr, what)
+}
+
+/// Loads the UDP sink (see [`udp_sink_insns`]).
+pub fn load_udp_sink(port: u16) -> Result<OwnedFd> {
+    load_xdp(&udp_sink_insns(port), "loading the XDP UDP sink")
 }
 
 /// Attaches XDP program `prog` to `dev` in namespace `ns` with a BPF link;
@@ -645,4 +664,240 @@ pub fn attach_xdp(ns: &str, dev: &str, prog: &OwnedFd) -> Result<OwnedFd> {
     })
     .join()
     .unwrap_or_else(|_| bail!("attach thread panicked"))
+}
+
+/// The header bytes the generator rewrites on every run: Ethernet (14),
+/// IPv4 without options (20) and UDP (8).
+const GEN_HEADER: usize = 42;
+/// Offset of the UDP source port in the frame.
+const GEN_SPORT: i16 = 34;
+
+/// The XDP program behind [`XdpGenerator`]: writes `frame`'s 42 header
+/// bytes into the packet from immediates, sets a random one of `flows`
+/// UDP source ports from `frame`'s on, and returns XDP_TX.
+///
+/// Why rewrite every time: in live-frames mode the kernel recycles its
+/// pages without copying `data_in` again, and the gateway changes packets
+/// in place (TTL, NAT addresses, ports and checksums, MACs). Without the
+/// rewrite a recycled frame would go out as the gateway left it, its TTL
+/// one lower on every round trip until the gateway drops it. The UDP
+/// checksum must be 0 (none, legal in IPv4) so the port can change without
+/// fixing it; the IPv4 checksum is the template's, which the rewrite
+/// restores.
+fn generator_insns(frame: &[u8], flows: u16) -> Vec<Insn> {
+    const LDXW: u8 = 0x61;
+    const MOV64_X: u8 = 0xbf;
+    const MOV64_K: u8 = 0xb7;
+    const ADD64_K: u8 = 0x07;
+    const AND64_K: u8 = 0x57;
+    const JGT_X: u8 = 0x2d;
+    const STW: u8 = 0x62;
+    const STH: u8 = 0x6a;
+    const STXH: u8 = 0x6b;
+    const TO_BE: u8 = 0xdc;
+    const CALL: u8 = 0x85;
+    const EXIT: u8 = 0x95;
+    const GET_PRANDOM_U32: i32 = 7;
+    const XDP_DROP: i32 = 1;
+    const XDP_TX: i32 = 3;
+    let base_port = u16::from_be_bytes([frame[34], frame[35]]);
+    let word = |o: usize| i32::from_le_bytes([frame[o], frame[o + 1], frame[o + 2], frame[o + 3]]);
+    let mut body = Vec::new();
+    // Stores are little-endian like the loads: the immediates are the
+    // frame's bytes read as such.
+    for o in (0..GEN_HEADER - 2).step_by(4) {
+        body.push(insn(STW, 7, 0, o as i16, word(o)));
+    }
+    let last = GEN_HEADER - 2;
+    body.push(insn(
+        STH,
+        7,
+        0,
+        last as i16,
+        u16::from_le_bytes([frame[last], frame[last + 1]]) as i32,
+    ));
+    body.extend([
+        insn(CALL, 0, 0, 0, GET_PRANDOM_U32), // r0 = random (clobbers r1-r5)
+        insn(AND64_K, 0, 0, 0, (flows - 1) as i32),
+        insn(ADD64_K, 0, 0, 0, base_port as i32),
+        insn(TO_BE, 0, 0, 0, 16), // r0 = htons(r0)
+        insn(STXH, 7, 0, GEN_SPORT, 0),
+        insn(MOV64_K, 0, 0, 0, XDP_TX),
+        insn(EXIT, 0, 0, 0, 0),
+    ]);
+    let mut p = vec![
+        insn(LDXW, 7, 1, 0, 0),    // r7 = ctx->data (kept across the call)
+        insn(LDXW, 3, 1, 4, 0),    // r3 = ctx->data_end
+        insn(MOV64_X, 4, 7, 0, 0), // r4 = r7
+        insn(ADD64_K, 4, 0, 0, GEN_HEADER as i32),
+        insn(JGT_X, 4, 3, body.len() as i16, 0), // if r4 > r3 goto drop
+    ];
+    p.extend(body);
+    p.extend([insn(MOV64_K, 0, 0, 0, XDP_DROP), insn(EXIT, 0, 0, 0, 0)]);
+    p
+}
+
+/// A loaded [`generator_insns`] program and the frame it starts from.
+pub struct GeneratorProg {
+    fd: OwnedFd,
+    frame: Vec<u8>,
+}
+
+/// Loads the generator's program for `frame` (an Ethernet/IPv4/UDP frame
+/// without IP options; its UDP checksum is cleared) spreading its packets
+/// over `flows` source ports (a power of two) from `frame`'s on.
+pub fn load_generator(frame: &[u8], flows: u16) -> Result<GeneratorProg> {
+    if frame.len() < GEN_HEADER || frame[14] != 0x45 || !flows.is_power_of_two() {
+        bail!(
+            "the XDP generator needs an IPv4 frame without options and a power-of-two flow count"
+        );
+    }
+    let mut frame = frame.to_vec();
+    frame[40..42].fill(0);
+    let fd = load_xdp(
+        &generator_insns(&frame, flows),
+        "loading the XDP traffic generator",
+    )?;
+    Ok(GeneratorProg { fd, frame })
+}
+
+/// The kernel's XDP traffic generator (what xdp-tools' xdp-trafficgen
+/// uses): BPF_PROG_TEST_RUN with BPF_F_TEST_XDP_LIVE_FRAMES runs the
+/// program on `repeat` frames and carries out its verdict for real. XDP_TX
+/// becomes a redirect out of the context's device, so each frame goes from
+/// the client's veth straight into the gateway's receive ring
+/// (`ndo_xdp_xmit`): no socket, skb or qdisc on the sending side, some 4 M
+/// frames/s from one core, several times what any gateway mode forwards. A
+/// thread in the client namespace (the context's `ingress_ifindex` is
+/// looked up in the caller's namespace), pinned to a CPU, runs it.
+///
+/// One call runs until stopped (`repeat` as large as it goes), and a
+/// signal ends it (the kernel checks for one between batches and returns
+/// EINTR): each call adds the program to the kernel's XDP dispatcher and
+/// removes it again, and each change waits for an RCU grace period, which
+/// with calls of some 25 ms took half the generator's time on this VM.
+pub struct XdpGenerator {
+    stop: Arc<AtomicBool>,
+    done: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+}
+
+/// Interrupts the generator's syscall (see [`XdpGenerator`]).
+const GEN_STOP_SIGNAL: libc::c_int = libc::SIGUSR1;
+
+extern "C" fn on_gen_stop(_: libc::c_int) {}
+
+impl XdpGenerator {
+    /// Starts generating out of `dev` in namespace `ns`. Fails, without
+    /// leaving a thread behind, if the kernel refuses live frames.
+    pub fn start(ns: &str, dev: &str, prog: &GeneratorProg, cpu: Option<usize>) -> Result<Self> {
+        // A handler without SA_RESTART, so the signal ends the syscall
+        // (installing it again is harmless).
+        // SAFETY: sigaction is plain data; the handler does nothing.
+        unsafe {
+            let mut sa: libc::sigaction = zeroed();
+            sa.sa_sigaction = on_gen_stop as *const () as libc::sighandler_t;
+            libc::sigemptyset(&mut sa.sa_mask);
+            if libc::sigaction(GEN_STOP_SIGNAL, &sa, std::ptr::null_mut()) != 0 {
+                bail!("sigaction: {}", io::Error::last_os_error());
+            }
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicBool::new(false));
+        let (ns, dev) = (ns.to_owned(), dev.to_owned());
+        let (stop2, done2) = (stop.clone(), done.clone());
+        let prog_fd = prog.fd.try_clone().context("dup of the generator's fd")?;
+        let frame = prog.frame.clone();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<()>>();
+        let handle = thread::spawn(move || {
+            let setup = || -> Result<u32> {
+                enter_netns(&ns)?;
+                if let Some(cpu) = cpu {
+                    pin_to_cpu(cpu);
+                }
+                let name = std::ffi::CString::new(dev.as_str())?;
+                // SAFETY: valid C string.
+                let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
+                if ifindex == 0 {
+                    bail!("no interface {dev} in {ns}");
+                }
+                // One frame first: whether the kernel takes live frames at all.
+                live_frames_run(&prog_fd, &frame, ifindex, 1)
+                    .context("BPF_PROG_TEST_RUN with BPF_F_TEST_XDP_LIVE_FRAMES")?;
+                Ok(ifindex)
+            };
+            match setup() {
+                Ok(ifindex) => {
+                    let _ = ready_tx.send(Ok(()));
+                    while !stop2.load(Ordering::Relaxed) {
+                        match live_frames_run(&prog_fd, &frame, ifindex, u32::MAX) {
+                            Ok(()) => {}
+                            Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                            Err(e) => {
+                                eprintln!("xtask: bench: the XDP generator stopped: {e}");
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                }
+            }
+            done2.store(true, Ordering::Release);
+        });
+        ready_rx
+            .recv()
+            .context("the generator thread died during setup")??;
+        Ok(XdpGenerator {
+            stop,
+            done,
+            handle: Some(handle),
+        })
+    }
+
+    pub fn stop(&mut self) {
+        use std::os::unix::thread::JoinHandleExt as _;
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            // Until the thread is out: a signal that comes just before
+            // the syscall would be missed.
+            while !self.done.load(Ordering::Acquire) {
+                // SAFETY: the thread is not joined yet, so its pthread_t
+                // is valid.
+                unsafe { libc::pthread_kill(h.as_pthread_t(), GEN_STOP_SIGNAL) };
+                thread::sleep(Duration::from_millis(5));
+            }
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for XdpGenerator {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// One BPF_PROG_TEST_RUN of `prog` in live-frames mode: `repeat` frames
+/// built from `frame`, as if received on `ifindex`.
+fn live_frames_run(prog: &OwnedFd, frame: &[u8], ifindex: u32, repeat: u32) -> io::Result<()> {
+    const BPF_PROG_TEST_RUN: libc::c_long = 10;
+    const BPF_F_TEST_XDP_LIVE_FRAMES: u32 = 1 << 1;
+    // struct xdp_md: data, data_end, data_meta, ingress_ifindex,
+    // rx_queue_index, egress_ifindex.
+    let ctx: [u32; 6] = [0, frame.len() as u32, 0, ifindex, 0, 0];
+    let mut attr = [0u64; 16];
+    // The `test` member: prog_fd | retval, data_size_in | data_size_out,
+    // data_in, data_out (none: live frames refuse it), repeat | duration,
+    // ctx_size_in | ctx_size_out, ctx_in, ctx_out (none), flags | cpu,
+    // batch_size (0: the kernel's default, 64).
+    attr[0] = prog.as_raw_fd() as u64;
+    attr[1] = frame.len() as u64;
+    attr[2] = frame.as_ptr() as u64;
+    attr[4] = repeat as u64;
+    attr[5] = size_of_val(&ctx) as u64;
+    attr[6] = ctx.as_ptr() as u64;
+    attr[8] = BPF_F_TEST_XDP_LIVE_FRAMES as u64;
+    sys_bpf(BPF_PROG_TEST_RUN, &mut attr).map(drop)
 }
