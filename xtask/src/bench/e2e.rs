@@ -31,7 +31,7 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use serde_json::{Value, json};
 
-use super::net::{self, AcceptServer, Blaster};
+use super::net::{self, AcceptServer, Blaster, GeneratorProg, XdpGenerator};
 use crate::{
     netns::{self, Namespaces},
     proc::{self, Background, Stream},
@@ -180,20 +180,125 @@ fn gw_cpu() -> Option<usize> {
     (cpus() >= 2).then(|| cpus() - 1)
 }
 
-/// Steers receive processing on `dev` to `cpu` (RPS), or back to the CPU
-/// that queued the packet (`None`).
-fn set_rps(ns: &str, dev: &str, cpu: Option<usize>) -> Result<()> {
+/// Writes `value` to `/sys/class/net/{dev}/{attr}` of namespace `ns`.
+fn sysfs_write(ns: &str, dev: &str, attr: &str, value: &str) -> Result<()> {
     // sysfs of the namespace's devices: `ip netns exec` mounts a fresh /sys.
-    let mask = format!("{:x}", cpu.map_or(0, |c| 1u64 << c));
     util::output(Command::new("ip").args([
         "netns",
         "exec",
         ns,
         "sh",
         "-c",
-        &format!("echo {mask} > /sys/class/net/{dev}/queues/rx-0/rps_cpus"),
+        &format!("echo {value} > /sys/class/net/{dev}/{attr}"),
     ]))
     .map(drop)
+}
+
+/// Steers receive processing on `dev` to `cpu` (RPS), or back to the CPU
+/// that queued the packet (`None`).
+fn set_rps(ns: &str, dev: &str, cpu: Option<usize>) -> Result<()> {
+    let mask = format!("{:x}", cpu.map_or(0, |c| 1u64 << c));
+    sysfs_write(ns, dev, "queues/rx-0/rps_cpus", &mask)
+}
+
+/// Whether generic receive offload is on for `dev` in `ns`.
+fn gro(ns: &str, dev: &str) -> Result<bool> {
+    let out = util::stdout(netns::exec(ns, "ethtool").args(["-k", dev]))?;
+    out.lines()
+        .find_map(|l| l.trim().strip_prefix("generic-receive-offload:"))
+        .map(|v| v.trim().starts_with("on"))
+        .with_context(|| format!("no generic-receive-offload in `ethtool -k {dev}` in {ns}"))
+}
+
+fn set_gro(ns: &str, dev: &str, on: bool) -> Result<()> {
+    util::output(netns::exec(ns, "ethtool").args(["-K", dev, "gro", if on { "on" } else { "off" }]))
+        .map(drop)
+}
+
+/// Pids of the threaded-NAPI kernel threads of devices named `dev` (in any
+/// namespace: every topology has an `int0`).
+fn napi_threads(dev: &str) -> Vec<i32> {
+    let prefix = format!("napi/{dev}-");
+    fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim_end().starts_with(&prefix))
+        })
+        .collect()
+}
+
+/// The gateway's inside interface set up for the XDP generator, undone on
+/// drop so the other tests see the topology as built.
+///
+/// A veth takes XDP frames (`ndo_xdp_xmit`) only if it has NAPI, which it
+/// gets with GRO on (as a NIC driver would have) or an XDP program of its
+/// own. Its NAPI is made threaded and the thread pinned to the gateway
+/// CPU: the frames' whole receive and forwarding path (frame to skb, the
+/// stack or the NAT, the transmit into the server's veth and the server's
+/// XDP sink in its NAPI) then runs there, while the generator has the
+/// other CPU. A softirq NAPI would run where the generator schedules it,
+/// on the generator's CPU. RPS on the interface is off meanwhile: it would
+/// only queue each packet again for the same CPU.
+struct GatewayNapi {
+    ns: String,
+    dev: String,
+    gro_was_on: bool,
+    rps: Option<usize>,
+}
+
+impl GatewayNapi {
+    fn setup(ns: &str, dev: &str, cpu: Option<usize>) -> Result<Self> {
+        let napi = GatewayNapi {
+            ns: ns.to_owned(),
+            dev: dev.to_owned(),
+            gro_was_on: gro(ns, dev)?,
+            rps: cpu,
+        };
+        set_gro(ns, dev, true)?;
+        if cpu.is_some() {
+            set_rps(ns, dev, None)?;
+        }
+        // The kernel starts the thread when the NAPI is threaded and
+        // enabled (GRO on first), and stops it when it no longer is (see
+        // drop): ours is the new one.
+        let before = napi_threads(dev);
+        sysfs_write(ns, dev, "threaded", "1")?;
+        if let Some(cpu) = cpu {
+            let deadline = Instant::now() + Duration::from_secs(2);
+            let pid = loop {
+                if let Some(pid) = napi_threads(dev).into_iter().find(|p| !before.contains(p)) {
+                    break pid;
+                }
+                if Instant::now() > deadline {
+                    bail!("no new napi/{dev}-* kernel thread after threading {dev}'s NAPI in {ns}");
+                }
+                thread::sleep(Duration::from_millis(20));
+            };
+            net::pin_pid_to_cpu(pid, cpu)
+                .with_context(|| format!("pinning napi/{dev} (pid {pid}) to CPU {cpu}"))?;
+        }
+        Ok(napi)
+    }
+}
+
+impl Drop for GatewayNapi {
+    fn drop(&mut self) {
+        let (ns, dev) = (self.ns.as_str(), self.dev.as_str());
+        let mut undo = vec![sysfs_write(ns, dev, "threaded", "0")];
+        if !self.gro_was_on {
+            undo.push(set_gro(ns, dev, false));
+        }
+        if let Some(cpu) = self.rps {
+            undo.push(set_rps(ns, dev, Some(cpu)));
+        }
+        for e in undo.into_iter().filter_map(Result::err) {
+            eprintln!("xtask: bench: could not restore {dev} in {ns}: {e:#}");
+        }
+    }
 }
 
 fn build(t: &Topo, tmp: &Path) -> Result<()> {
@@ -379,17 +484,40 @@ fn udp_frames() -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// The `ethtool -S` counters `names` of `dev` in `ns`.
+fn ethtool_stats<const N: usize>(ns: &str, dev: &str, names: [&str; N]) -> Result<[u64; N]> {
+    let out = util::stdout(netns::exec(ns, "ethtool").args(["-S", dev]))?;
+    let mut v = [0; N];
+    for (x, name) in v.iter_mut().zip(names) {
+        *x = out
+            .lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix(name)
+                    .and_then(|r| r.strip_prefix(':'))
+                    .and_then(|v| v.trim().parse().ok())
+            })
+            .with_context(|| format!("no {name} in `ethtool -S {dev}` in {ns}"))?;
+    }
+    Ok(v)
+}
+
 /// UDP packets the server's XDP sink dropped so far (all the test's
 /// packets that arrived).
 fn sink_count(t: &Topo) -> Result<u64> {
-    let out = util::stdout(netns::exec(&t.server, "ethtool").args(["-S", "eth0"]))?;
-    out.lines()
-        .find_map(|l| {
-            l.trim()
-                .strip_prefix("rx_queue_0_xdp_drops:")
-                .and_then(|v| v.trim().parse().ok())
-        })
-        .context("no rx_queue_0_xdp_drops in `ethtool -S eth0` on the server")
+    Ok(ethtool_stats(&t.server, "eth0", ["rx_queue_0_xdp_drops"])?[0])
+}
+
+/// Frames the client's veth handed to the gateway's `int0` with
+/// `ndo_xdp_xmit` so far: (taken into its ring, refused as the ring was
+/// full).
+fn xdp_xmit_counts(t: &Topo) -> Result<(u64, u64)> {
+    let [ok, err] = ethtool_stats(
+        &t.client,
+        "eth0",
+        ["tx_queue_0_xdp_xmit", "tx_queue_0_xdp_xmit_errors"],
+    )?;
+    Ok((ok, err))
 }
 
 /// Before the sink is attached: a short burst must reach the server (the
@@ -460,6 +588,45 @@ fn udp(t: &Topo, plan: &Plan, prog: &OwnedFd) -> Result<Value> {
         "gw_cpu_busy_pct": busy_pct(&cpu0, &cpu1, gw),
         "sender_cpu_busy_pct": busy_pct(&cpu0, &cpu1, 0),
         "gw_ipis_per_kpkt": gw_ipis / ((rx1 - rx0) as f64 / 1000.0),
+    }))
+}
+
+/// The UDP rate with the kernel's XDP traffic generator as the sender (see
+/// [`XdpGenerator`] and [`GatewayNapi`]): the generator alone on CPU 0,
+/// the whole gateway path on the other. It offers several times what any
+/// gateway mode forwards, so the gateway is saturated whatever its speed.
+fn udp_xdp(t: &Topo, plan: &Plan, sink_prog: &OwnedFd, gen_prog: &GeneratorProg) -> Result<Value> {
+    let _sink = sink(t, sink_prog)?;
+    let gw = gw_cpu();
+    let _napi = GatewayNapi::setup(&t.gw, "int0", gw)?;
+    // Declared after the NAPI set-up: stops before it is undone.
+    let mut generator = XdpGenerator::start(&t.client, "eth0", gen_prog, gw.map(|_| 0))?;
+    thread::sleep(Duration::from_millis(500));
+    let (rx0, xmit0, cpu0, t0) = (
+        sink_count(t)?,
+        xdp_xmit_counts(t)?,
+        cpu_times(),
+        Instant::now(),
+    );
+    thread::sleep(Duration::from_secs_f64(plan.udp_secs));
+    let (rx1, xmit1, cpu1, secs) = (
+        sink_count(t)?,
+        xdp_xmit_counts(t)?,
+        cpu_times(),
+        t0.elapsed().as_secs_f64(),
+    );
+    generator.stop();
+    if rx1 == rx0 {
+        bail!("{}: no UDP packet reached the server", t.mode.label());
+    }
+    let accepted = xmit1.0 - xmit0.0;
+    let refused = xmit1.1 - xmit0.1;
+    Ok(json!({
+        "pps": (rx1 - rx0) as f64 / secs,
+        "offered_pps": (accepted + refused) as f64 / secs,
+        "accepted_pps": accepted as f64 / secs,
+        "gw_cpu_busy_pct": busy_pct(&cpu0, &cpu1, gw.unwrap_or(0)),
+        "sender_cpu_busy_pct": busy_pct(&cpu0, &cpu1, 0),
     }))
 }
 
@@ -619,13 +786,23 @@ fn xnat_prog_stats() -> Result<Vec<(u64, String, u64, u64)>> {
 
 /// One extra UDP run with the kernel's BPF statistics on: how long xnat's
 /// programs take per packet in the real forwarding path. Separate from the
-/// measured rounds, since the statistics cost time themselves.
-fn profile(t: &Topo, plan: &Plan, prog: &OwnedFd) -> Result<Value> {
+/// measured rounds, since the statistics cost time themselves. The sender
+/// is the XDP generator where there is one (a saturated gateway), else the
+/// AF_PACKET blaster.
+fn profile(
+    t: &Topo,
+    plan: &Plan,
+    prog: &OwnedFd,
+    gen_prog: Option<&GeneratorProg>,
+) -> Result<Value> {
     let stats = enable_bpf_stats()?;
     // The sink's counter is the device's: it survives detaching.
     let rx0 = sink_count(t)?;
     let before = xnat_prog_stats()?;
-    let u = udp(t, plan, prog)?;
+    let (sender, u) = match gen_prog {
+        Some(g) => ("xdp", udp_xdp(t, plan, prog, g)?),
+        None => ("af_packet", udp(t, plan, prog)?),
+    };
     let after = xnat_prog_stats()?;
     let rx = sink_count(t)? - rx0;
     drop(stats);
@@ -650,7 +827,7 @@ fn profile(t: &Topo, plan: &Plan, prog: &OwnedFd) -> Result<Value> {
         let (runs, time) = (f(&v["runs"]), f(&v["time_ns"]));
         v["ns_per_run"] = json!(time / runs);
     }
-    Ok(json!({ "udp": u, "rx_packets": rx, "programs": progs }))
+    Ok(json!({ "sender": sender, "udp": u, "rx_packets": rx, "programs": progs }))
 }
 
 fn f(v: &Value) -> f64 {
@@ -681,6 +858,16 @@ pub fn run(xnat: &Path, modes: &[Mode], plan: &Plan, tmp: &Path) -> Result<Value
         .flat_map(|t| [t.client.as_str(), t.gw.as_str(), t.server.as_str()])
         .collect();
     let sink_prog = net::load_udp_sink(UDP_PORT)?;
+    // The headline UDP sender. Where the kernel cannot load or run it, its
+    // figures are NaN and the report says why (`udp_xdp_errors`).
+    let mut xdp_errors = serde_json::Map::new();
+    let gen_prog = net::load_generator(&udp_frames()[0], UDP_FLOWS)
+        .map_err(|e| format!("{e:#}"))
+        .inspect_err(|e| {
+            eprintln!("xtask: bench: no XDP generator: {e}");
+            xdp_errors.insert("all".into(), json!(e));
+        })
+        .ok();
     let mut lab = Lab {
         accept: Vec::new(),
         iperf: Vec::new(),
@@ -721,6 +908,11 @@ pub fn run(xnat: &Path, modes: &[Mode], plan: &Plan, tmp: &Path) -> Result<Value
     let trafgen_cfg = tmp.join("trafgen.cfg");
     fs::write(&trafgen_cfg, trafgen_config())?;
     let keys = [
+        "udp_xdp_pps",
+        "udp_xdp_offered_pps",
+        "udp_xdp_accepted_pps",
+        "udp_xdp_gw_cpu_busy_pct",
+        "udp_xdp_sender_cpu_busy_pct",
         "udp_pps",
         "udp_sent_pps",
         "udp_refused_pps",
@@ -746,6 +938,19 @@ pub fn run(xnat: &Path, modes: &[Mode], plan: &Plan, tmp: &Path) -> Result<Value
                 plan.rounds,
                 t.mode.label()
             );
+            let x = match &gen_prog {
+                Some(g) => udp_xdp(t, plan, &sink_prog, g).unwrap_or_else(|e| {
+                    eprintln!(
+                        "xtask: bench: {}: XDP generator run failed: {e:#}",
+                        t.mode.label()
+                    );
+                    xdp_errors
+                        .entry(t.mode.key())
+                        .or_insert_with(|| json!(format!("{e:#}")));
+                    json!({})
+                }),
+                None => json!({}),
+            };
             let u = udp(t, plan, &sink_prog)?;
             let tg = udp_trafgen(t, plan, &trafgen_cfg, &sink_prog).unwrap_or_else(|e| {
                 eprintln!(
@@ -758,6 +963,11 @@ pub fn run(xnat: &Path, modes: &[Mode], plan: &Plan, tmp: &Path) -> Result<Value
             let tcp4 = tcp(t, plan, 4)?;
             let f = flows(t, plan)?;
             let vals = [
+                x["pps"].as_f64(),
+                x["offered_pps"].as_f64(),
+                x["accepted_pps"].as_f64(),
+                x["gw_cpu_busy_pct"].as_f64(),
+                x["sender_cpu_busy_pct"].as_f64(),
                 u["pps"].as_f64(),
                 u["sent_pps"].as_f64(),
                 u["refused_pps"].as_f64(),
@@ -781,7 +991,7 @@ pub fn run(xnat: &Path, modes: &[Mode], plan: &Plan, tmp: &Path) -> Result<Value
         .filter(|t| matches!(t.mode, Mode::Xnat | Mode::XnatFast))
     {
         eprintln!("xtask: bench: BPF run-time statistics: {}", t.mode.label());
-        match profile(t, plan, &sink_prog) {
+        match profile(t, plan, &sink_prog, gen_prog.as_ref()) {
             Ok(p) => {
                 profiles.insert(t.mode.key().into(), p);
             }
@@ -842,6 +1052,7 @@ pub fn run(xnat: &Path, modes: &[Mode], plan: &Plan, tmp: &Path) -> Result<Value
         "modes": per_mode,
         "ratios": ratios,
         "profiles": profiles,
+        "udp_xdp_errors": xdp_errors,
         "cpu_layout": notes,
     }))
 }
