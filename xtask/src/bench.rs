@@ -166,7 +166,7 @@ pub fn run(opts: &Options) -> Result<()> {
     let e2e = if e2e_on {
         let mut modes = vec![e2e::Mode::Plain, e2e::Mode::Nft, e2e::Mode::Xnat];
         if e2e::has_fast_path(&xnat) {
-            modes.push(e2e::Mode::XnatFast);
+            modes.extend([e2e::Mode::XnatFast, e2e::Mode::XnatFastTc]);
         } else {
             notes.push(
                 "`xnat attach` has no `--fast-path` option in this build: the fast-path column \

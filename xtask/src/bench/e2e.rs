@@ -10,9 +10,12 @@
 //!                                                                      loop
 //! ```
 //!
-//! With 2 CPUs the gateway gets one to itself: the sender is pinned to CPU
-//! 0 and RPS steers the gateway's receive processing on `int0` to CPU 1.
-//! During UDP runs the server drops the test packets in XDP (a tiny
+//! With 2 CPUs the gateway gets one to itself and the sender the other.
+//! The headline UDP sender is the kernel's XDP traffic generator
+//! (`net::XdpGenerator`) pinned to CPU 0, with `int0`'s NAPI threaded and
+//! its thread pinned to CPU 1 (`GatewayNapi`); the AF_PACKET sender, also
+//! on CPU 0, has RPS steer the gateway's receive processing on `int0` to
+//! CPU 1. During UDP runs the server drops the test packets in XDP (a tiny
 //! program of our own, see `net::load_udp_sink`), which runs in the veth's
 //! NAPI on the transmitting CPU, the gateway's. So the UDP rate is what
 //! one core forwards, the sender having the other.
@@ -43,7 +46,11 @@ pub enum Mode {
     Plain,
     Nft,
     Xnat,
+    /// The fast path with XDP on the inside interface (the UDP targets).
     XnatFast,
+    /// The fast path in TC on the inside interface, what `--inside-hook
+    /// auto` picks on a veth (the TCP comparison: see `build`).
+    XnatFastTc,
 }
 
 impl Mode {
@@ -53,6 +60,7 @@ impl Mode {
             Mode::Nft => "nft",
             Mode::Xnat => "xnat",
             Mode::XnatFast => "xnat_fast",
+            Mode::XnatFastTc => "xnat_fast_tc",
         }
     }
 
@@ -62,7 +70,12 @@ impl Mode {
             Mode::Nft => "nf",
             Mode::Xnat => "xn",
             Mode::XnatFast => "xf",
+            Mode::XnatFastTc => "xt",
         }
+    }
+
+    fn is_xnat(self) -> bool {
+        matches!(self, Mode::Xnat | Mode::XnatFast | Mode::XnatFastTc)
     }
 
     pub fn label(self) -> &'static str {
@@ -70,7 +83,8 @@ impl Mode {
             Mode::Plain => "plain forwarding (no NAT)",
             Mode::Nft => "nftables masquerade",
             Mode::Xnat => "xnat (TC ingress)",
-            Mode::XnatFast => "xnat --fast-path",
+            Mode::XnatFast => "xnat --fast-path, XDP inside",
+            Mode::XnatFastTc => "xnat --fast-path, TC inside",
         }
     }
 }
@@ -332,6 +346,16 @@ fn build(t: &Topo, tmp: &Path) -> Result<()> {
         netns::ip(c, &["addr", "add", &format!("{a}/24"), "dev", "eth0"])?;
     }
     netns::ip(c, &["link", "set", "eth0", "up"])?;
+    if t.mode == Mode::XnatFast {
+        // The XDP fast path on int0 sees frames, not skbs: the client's
+        // packets must carry complete checksums, as off a wire (a partial
+        // TCP checksum left for offload would go out as it is, and the
+        // server drops the segment). The veth itself turns off the
+        // client's TSO once int0 has an XDP program, so this mode's TCP
+        // moves MSS-sized packets where the others move 64 KiB GSO
+        // packets: Mode::XnatFastTc is the fast path's TCP comparison.
+        util::output(netns::exec(c, "ethtool").args(["-K", "eth0", "tx", "off"]))?;
+    }
     netns::ip(c, &["route", "add", "default", "via", "10.0.0.1"])?;
 
     netns::ip(g, &["addr", "add", "10.0.0.1/24", "dev", "int0"])?;
@@ -342,6 +366,10 @@ fn build(t: &Topo, tmp: &Path) -> Result<()> {
 
     netns::ip(s, &["addr", "add", &format!("{SERVER}/24"), "dev", "eth0"])?;
     netns::ip(s, &["link", "set", "eth0", "up"])?;
+    // NAPI on the server's veth, as a NIC has: it then takes XDP frames
+    // whether or not the UDP sink is attached, so the XDP fast path's
+    // redirects into ext0 deliver in every test. In every topology alike.
+    set_gro(s, "eth0", true)?;
     if t.mode == Mode::Plain {
         // Without NAT the server must route back to the inside.
         netns::ip(s, &["route", "add", "10.0.0.0/24", "via", "192.0.2.1"])?;
@@ -405,8 +433,25 @@ fn start_agent(t: &Topo, xnat: &Path) -> Result<Agent> {
         "--timeout",
         "tcp-transitory=30",
     ]);
-    if t.mode == Mode::XnatFast {
-        cmd.args(["--inside", "int0", "--fast-path"]);
+    match t.mode {
+        // ext0 takes XDP redirects: its peer, the server's eth0, has NAPI
+        // all along (GRO on, see `build`), not only while the UDP sink is
+        // attached.
+        Mode::XnatFast => {
+            cmd.args([
+                "--inside",
+                "int0",
+                "--fast-path",
+                "--inside-hook",
+                "xdp",
+                "--xdp-redirect",
+                "ext0",
+            ]);
+        }
+        Mode::XnatFastTc => {
+            cmd.args(["--inside", "int0", "--fast-path", "--inside-hook", "tc"]);
+        }
+        _ => {}
     }
     let mut agent = Agent {
         bg: Background::spawn(&format!("the xnat agent in {}", t.gw), cmd, libc::SIGINT)?,
@@ -445,6 +490,24 @@ fn cpu_times() -> Vec<(u64, u64)> {
             let total: u64 = f.iter().take(8).sum();
             let idle = f.get(3).copied().unwrap_or(0) + f.get(4).copied().unwrap_or(0);
             (total - idle, total)
+        })
+        .collect()
+}
+
+/// Jiffies each CPU was stolen by the hypervisor (another guest or the
+/// host ran on it), and its total, from /proc/stat: on a shared VM this
+/// is time the gateway lost without being idle.
+fn steal_times() -> Vec<(u64, u64)> {
+    let stat = fs::read_to_string("/proc/stat").unwrap_or_default();
+    stat.lines()
+        .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+        .map(|l| {
+            let f: Vec<u64> = l
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            (f.get(7).copied().unwrap_or(0), f.iter().take(8).sum())
         })
         .collect()
 }
@@ -602,17 +665,19 @@ fn udp_xdp(t: &Topo, plan: &Plan, sink_prog: &OwnedFd, gen_prog: &GeneratorProg)
     // Declared after the NAPI set-up: stops before it is undone.
     let mut generator = XdpGenerator::start(&t.client, "eth0", gen_prog, gw.map(|_| 0))?;
     thread::sleep(Duration::from_millis(500));
-    let (rx0, xmit0, cpu0, t0) = (
+    let (rx0, xmit0, cpu0, steal0, t0) = (
         sink_count(t)?,
         xdp_xmit_counts(t)?,
         cpu_times(),
+        steal_times(),
         Instant::now(),
     );
     thread::sleep(Duration::from_secs_f64(plan.udp_secs));
-    let (rx1, xmit1, cpu1, secs) = (
+    let (rx1, xmit1, cpu1, steal1, secs) = (
         sink_count(t)?,
         xdp_xmit_counts(t)?,
         cpu_times(),
+        steal_times(),
         t0.elapsed().as_secs_f64(),
     );
     generator.stop();
@@ -626,6 +691,7 @@ fn udp_xdp(t: &Topo, plan: &Plan, sink_prog: &OwnedFd, gen_prog: &GeneratorProg)
         "offered_pps": (accepted + refused) as f64 / secs,
         "accepted_pps": accepted as f64 / secs,
         "gw_cpu_busy_pct": busy_pct(&cpu0, &cpu1, gw.unwrap_or(0)),
+        "gw_cpu_steal_pct": busy_pct(&steal0, &steal1, gw.unwrap_or(0)),
         "sender_cpu_busy_pct": busy_pct(&cpu0, &cpu1, 0),
     }))
 }
@@ -876,7 +942,7 @@ pub fn run(xnat: &Path, modes: &[Mode], plan: &Plan, tmp: &Path) -> Result<Value
     };
     for t in &topos {
         build(t, tmp).with_context(|| format!("building the {} topology", t.mode.label()))?;
-        if matches!(t.mode, Mode::Xnat | Mode::XnatFast) {
+        if t.mode.is_xnat() {
             lab.agents.push(start_agent(t, xnat)?);
         }
         let mut iperf = netns::exec(&t.server, "iperf3");
@@ -912,6 +978,7 @@ pub fn run(xnat: &Path, modes: &[Mode], plan: &Plan, tmp: &Path) -> Result<Value
         "udp_xdp_offered_pps",
         "udp_xdp_accepted_pps",
         "udp_xdp_gw_cpu_busy_pct",
+        "udp_xdp_gw_cpu_steal_pct",
         "udp_xdp_sender_cpu_busy_pct",
         "udp_pps",
         "udp_sent_pps",
@@ -967,6 +1034,7 @@ pub fn run(xnat: &Path, modes: &[Mode], plan: &Plan, tmp: &Path) -> Result<Value
                 x["offered_pps"].as_f64(),
                 x["accepted_pps"].as_f64(),
                 x["gw_cpu_busy_pct"].as_f64(),
+                x["gw_cpu_steal_pct"].as_f64(),
                 x["sender_cpu_busy_pct"].as_f64(),
                 u["pps"].as_f64(),
                 u["sent_pps"].as_f64(),
@@ -986,10 +1054,7 @@ pub fn run(xnat: &Path, modes: &[Mode], plan: &Plan, tmp: &Path) -> Result<Value
         }
     }
     let mut profiles = serde_json::Map::new();
-    for t in topos
-        .iter()
-        .filter(|t| matches!(t.mode, Mode::Xnat | Mode::XnatFast))
-    {
+    for t in topos.iter().filter(|t| t.mode.is_xnat()) {
         eprintln!("xtask: bench: BPF run-time statistics: {}", t.mode.label());
         match profile(t, plan, &sink_prog, gen_prog.as_ref()) {
             Ok(p) => {
@@ -1037,7 +1102,7 @@ pub fn run(xnat: &Path, modes: &[Mode], plan: &Plan, tmp: &Path) -> Result<Value
     if let Some(cpu) = gw_cpu() {
         let _ = write!(
             notes,
-            "sender pinned to CPU 0; the gateway's receive processing steered to CPU {cpu} (RPS on int0), where the server's UDP sink runs too; the server's own stack on CPU 0 (RPS)"
+            "the UDP sender pinned to CPU 0; the gateway on CPU {cpu}, where the server's UDP sink runs too: with the XDP generator, int0's threaded NAPI pinned there, with the AF_PACKET sender, int0's receive processing steered there (RPS); the server's own stack on CPU 0 (RPS)"
         );
     } else {
         notes.push_str("one CPU: sender, gateway and server share it");
