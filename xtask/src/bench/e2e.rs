@@ -656,8 +656,9 @@ fn udp(t: &Topo, plan: &Plan, prog: &OwnedFd) -> Result<Value> {
 
 /// The UDP rate with the kernel's XDP traffic generator as the sender (see
 /// [`XdpGenerator`] and [`GatewayNapi`]): the generator alone on CPU 0,
-/// the whole gateway path on the other. It offers several times what any
-/// gateway mode forwards, so the gateway is saturated whatever its speed.
+/// the whole gateway path on the other. It offers more than twice what
+/// the fastest gateway mode forwards, so the gateway is saturated whatever
+/// its speed.
 fn udp_xdp(t: &Topo, plan: &Plan, sink_prog: &OwnedFd, gen_prog: &GeneratorProg) -> Result<Value> {
     let _sink = sink(t, sink_prog)?;
     let gw = gw_cpu();
