@@ -763,12 +763,25 @@ fn tcp(t: &Topo, plan: &Plan, streams: u32) -> Result<f64> {
             "1",
             "-P",
             &streams.to_string(),
+            "-i",
+            "0.5",
             "-J",
         ]))?;
         let v: Value = serde_json::from_str(&out).context("parsing iperf3 -J")?;
-        v["end"]["sum_received"]["bits_per_second"]
-            .as_f64()
-            .context("no end.sum_received.bits_per_second in iperf3's output")
+        // The median of the half-second intervals: a moment of load from
+        // elsewhere on this shared machine (which only ever lowers a
+        // throughput) then cannot decide a round, as it can the run's mean.
+        let rates: Vec<f64> = v["intervals"]
+            .as_array()
+            .context("no intervals in iperf3's output")?
+            .iter()
+            .filter(|i| i["sum"]["omitted"] != Value::Bool(true))
+            .filter_map(|i| i["sum"]["bits_per_second"].as_f64())
+            .collect();
+        if rates.is_empty() {
+            bail!("iperf3 reported no interval");
+        }
+        Ok(median(&rates))
     };
     // The server takes one test at a time and may still be finishing the
     // previous one: retry once.

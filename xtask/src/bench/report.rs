@@ -818,7 +818,10 @@ sender and gateway share CPU 0. *trafgen*: `trafgen -P 1` (netsniff-ng) pinned t
 off: sender, gateway and receiver on one core. Before the runs, a short burst per topology goes \
 through to an nftables counter on the server instead, checking that packets arrive and that \
 none kept an inside source address behind a NAT.\n\n\
-TCP: iperf3 from the client namespace to the server namespace (1 s omitted at the start). \
+TCP: iperf3 from the client namespace to the server namespace (1 s omitted at the start); a \
+run's figure is the median of its half-second intervals (sender side), so that a moment of load \
+from elsewhere on this shared machine, which only ever lowers a throughput, cannot decide a \
+round as it can the run's mean. \
 New flows: one thread per inside address (8) connects to a TCP accept loop on the server in a \
 loop, each from the next source port of its own sequence (a 4-tuple is never reused in a run), \
 and closes with a reset (SO_LINGER 0) once connected: SYN, SYN-ACK, ACK, the server's FIN, RST — \
