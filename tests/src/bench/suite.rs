@@ -1,4 +1,5 @@
-//! Cases measured in interleaved rounds: every round runs every case once,
+//! Cases measured in interleaved rounds: every round runs every case once
+//! (in an order rotating from round to round),
 //! so slow phases of a noisy machine hit all cases alike, and each case's
 //! ratio to the no-op is taken within the round.
 
@@ -58,9 +59,13 @@ pub const NOOP_LOOP: &str = "noop_loop";
 /// Runs `rounds` rounds over `cases` and returns one JSON object per case
 /// (the baselines included).
 pub fn run(name: &str, rounds: usize, cases: &mut [Case<'_>]) -> Result<Vec<Value>> {
+    let n = cases.len();
     for r in 0..rounds {
         eprint!("xnat-bench: {name}: round {}/{rounds}", r + 1);
-        for c in cases.iter_mut() {
+        // A rotating order, so no case always runs first in a round (right
+        // after another case's table fill, say) or last.
+        for k in 0..n {
+            let c = &mut cases[(k + r) % n];
             let s = (c.run)().with_context(|| format!("{name}: {}", c.id))?;
             c.samples.push(s);
         }

@@ -130,8 +130,8 @@ fn ratio_range(r: &Value, key: &str) -> String {
 /// gateways is limited by the end hosts, so equal gateways come out above
 /// or below 1 by chance, round by round, by up to ±30 % here. Below means a
 /// one-sided sign test says so — below in every round, a chance of 1 in
-/// 2^rounds (1/32 with 5 rounds) if the two were equal — or a median ratio
-/// under 0.90. Also returns how many rounds were below, of how many.
+/// 2^rounds (1/128 with the default 7 rounds) if the two were equal — or a
+/// median ratio under 0.90. Also returns how many rounds were below, of how many.
 fn not_below(r: &Value, key: &str) -> (Option<bool>, usize, usize) {
     let rounds: Vec<f64> = r[format!("{key}_rounds")]
         .as_array()
@@ -860,8 +860,8 @@ through every gateway here (forwarding a segment costs a gateway next to nothing
 sending and receiving it), so gateways that cost the same come out above or below one another \
 by chance, round by round, by up to ±30 % on this machine; a strict *ratio ≥ 1* would pass or \
 fail by a coin toss. *Not below* is therefore judged as *not measurably below*: it fails if \
-xnat was below nftables in every round (a one-sided sign test: a chance of 1 in 2^rounds, 1/32 \
-with 5 rounds, for equal gateways) or if the median ratio is under 0.90. \
+xnat was below nftables in every round (a one-sided sign test: a chance of 1 in 2^rounds, 1/128 \
+with the default 7 rounds, for equal gateways) or if the median ratio is under 0.90. \
 New flows: one thread per inside address (8) connects to a TCP accept loop on the server in a \
 loop, each from the next source port of its own sequence (a 4-tuple is never reused in a run), \
 and closes with a reset (SO_LINGER 0) once connected: SYN, SYN-ACK, ACK, the server's FIN, RST — \
