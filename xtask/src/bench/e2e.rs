@@ -476,17 +476,26 @@ fn nft_counter(ns: &str, name: &str) -> Result<u64> {
         .with_context(|| format!("no packet count for counter {name} in {ns}"))
 }
 
-/// Busy and total jiffies of each CPU (from /proc/stat).
-fn cpu_times() -> Vec<(u64, u64)> {
+/// The jiffies fields of each CPU's line in /proc/stat (user, nice,
+/// system, idle, iowait, irq, softirq, steal, ...).
+fn per_cpu_stat() -> Vec<Vec<u64>> {
     let stat = fs::read_to_string("/proc/stat").unwrap_or_default();
     stat.lines()
         .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
         .map(|l| {
-            let f: Vec<u64> = l
-                .split_whitespace()
+            l.split_whitespace()
                 .skip(1)
                 .filter_map(|x| x.parse().ok())
-                .collect();
+                .collect()
+        })
+        .collect()
+}
+
+/// Busy and total jiffies of each CPU (from /proc/stat).
+fn cpu_times() -> Vec<(u64, u64)> {
+    per_cpu_stat()
+        .iter()
+        .map(|f| {
             let total: u64 = f.iter().take(8).sum();
             let idle = f.get(3).copied().unwrap_or(0) + f.get(4).copied().unwrap_or(0);
             (total - idle, total)
@@ -498,17 +507,9 @@ fn cpu_times() -> Vec<(u64, u64)> {
 /// host ran on it), and its total, from /proc/stat: on a shared VM this
 /// is time the gateway lost without being idle.
 fn steal_times() -> Vec<(u64, u64)> {
-    let stat = fs::read_to_string("/proc/stat").unwrap_or_default();
-    stat.lines()
-        .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
-        .map(|l| {
-            let f: Vec<u64> = l
-                .split_whitespace()
-                .skip(1)
-                .filter_map(|x| x.parse().ok())
-                .collect();
-            (f.get(7).copied().unwrap_or(0), f.iter().take(8).sum())
-        })
+    per_cpu_stat()
+        .iter()
+        .map(|f| (f.get(7).copied().unwrap_or(0), f.iter().take(8).sum()))
         .collect()
 }
 
