@@ -745,10 +745,11 @@ pub fn markdown(
         let _ = writeln!(
             out,
             "\n## 3. End to end (client — gateway — server in network namespaces)\n\n\
-             Median of {} rounds; in each round every gateway mode is measured once, in rotating \
-             order: {} s of UDP ({} flows) with each sender (the kernel's XDP generator, an \
-             AF_PACKET socket, trafgen), iperf3 for {} s (+1 s omitted) with 1 and with 4 \
-             streams, {} s of new TCP connections from {} threads. CPU layout: {}.\n",
+             Median of {} rounds; each round measures every gateway mode once per test, the \
+             modes in rotating order, one test after the other: {} s of UDP ({} flows) with \
+             each sender (the kernel's XDP generator, an AF_PACKET socket, trafgen), then \
+             iperf3 for {} s (+1 s omitted) with 1 and then with 4 streams through each mode in \
+             turn, then {} s of new TCP connections from {} threads. CPU layout: {}.\n",
             e["rounds"],
             e["udp_secs"],
             e["udp_flows"],
@@ -855,7 +856,11 @@ none kept an inside source address behind a NAT.\n\n\
 TCP: iperf3 from the client namespace to the server namespace (1 s omitted at the start); a \
 run's figure is the median of its half-second intervals (sender side), so that a moment of load \
 from elsewhere on this shared machine, which only ever lowers a throughput, cannot decide a \
-round as it can the run's mean. With 64 KiB GSO segments the end hosts' stacks limit TCP \
+round as it can the run's mean. A round runs the modes' TCP tests back to back (a few seconds \
+apart, before the new-flows tests): the host's background load drifts over tens of seconds, and \
+runs a minute apart, as when each mode ran all its tests in one go, were compared as much with \
+that drift as with each other (the TC-inside fast path came out at 0.68–0.84× nftables in some \
+such runs and 1.11× in 20 back-to-back pairs of the same test). With 64 KiB GSO segments the end hosts' stacks limit TCP \
 through every gateway here (forwarding a segment costs a gateway next to nothing next to \
 sending and receiving it), so gateways that cost the same come out above or below one another \
 by chance, round by round, by up to ±30 % on this machine; a strict *ratio ≥ 1* would pass or \
