@@ -1,7 +1,7 @@
 //! The foreground agent of `xnat attach`: expires idle NAPT bindings,
 //! answers port exhaustion with ICMP code 13, and waits for a signal or an
 //! external `xnat detach`, then leaves the interface as it found it.
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use aya::maps::{MapData, RingBuf};
@@ -9,7 +9,7 @@ use nat_common::MAP_EVENTS;
 use nat_userspace::{
     clock,
     events::{self, Record},
-    expiry::Sweeper,
+    expiry::{self, Sweeper},
     icmp_reply::IcmpSender,
     lifecycle::Running,
     loader, napt, pinned, pins,
@@ -19,6 +19,7 @@ use crate::daemon::Daemon;
 use tokio::{
     io::unix::AsyncFd,
     signal::unix::{SignalKind, signal},
+    time::MissedTickBehavior,
 };
 
 /// ICMP errors the agent sends per second at most (RFC 1812 asks routers
@@ -42,6 +43,11 @@ async fn main_loop(attachment: Running, mut daemon: Daemon) -> anyhow::Result<()
     // Polling the pins is how we notice `xnat detach` from another shell;
     // the same tick drives the expiry sweep.
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // A sweep longer than a tick must not be followed by a burst of the
+    // ticks it missed.
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    // Ticks until the next sweep (`expiry::ticks_between_sweeps`).
+    let mut sweep_in: u32 = 1;
     let sweeper = Sweeper::open(&dir)?;
     let ring: RingBuf<MapData> = pinned::open(&dir, MAP_EVENTS)?;
     // SAFETY: the ring buffer owns its fd for as long as the AsyncFd owns
@@ -77,7 +83,14 @@ async fn main_loop(attachment: Running, mut daemon: Daemon) -> anyhow::Result<()
                     while let Some(item) = events.get_mut().next() {
                         handle_event(&item, icmp.as_ref(), &mut icmp_budget, &mut daemon);
                     }
-                    match sweeper.sweep(&cfg, clock::now_ns()) {
+                    sweep_in -= 1;
+                    if sweep_in > 0 {
+                        continue;
+                    }
+                    let started = Instant::now();
+                    let swept = sweeper.sweep(&cfg, clock::now_ns());
+                    sweep_in = expiry::ticks_between_sweeps(started.elapsed());
+                    match swept {
                         Ok(r) => {
                             if r.sessions_expired + r.mappings_expired > 0 {
                                 tracing::info!(
