@@ -194,6 +194,9 @@ impl Daemon {
         let live = reconcile::read_live(dir)?;
         let plan = reconcile::plan(&live, &want)?;
         reconcile::apply(dir, &live, &plan)?;
+        if let Some(w) = want.napt.as_ref().and_then(nat_userspace::ephemeral::check) {
+            tracing::warn!("{w}");
+        }
 
         let mut notes = vec![plan.summary()];
         if let Some(l) = listener {

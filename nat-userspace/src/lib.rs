@@ -5,6 +5,7 @@ pub mod batch;
 pub mod bpffs;
 pub mod clock;
 pub mod config;
+pub mod ephemeral;
 pub mod events;
 pub mod expiry;
 pub mod flows;

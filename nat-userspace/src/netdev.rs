@@ -92,6 +92,16 @@ pub fn is_virtual(name: &str) -> bool {
 
 /// The IPv4 addresses of `name`, primary first (kernel order).
 pub fn ipv4_addrs(name: &str) -> anyhow::Result<Vec<std::net::Ipv4Addr>> {
+    addrs_of(Some(name))
+}
+
+/// Every IPv4 address of this network namespace, on any device.
+pub fn local_ipv4_addrs() -> anyhow::Result<Vec<std::net::Ipv4Addr>> {
+    addrs_of(None)
+}
+
+/// The IPv4 addresses of device `name`, or of all devices.
+fn addrs_of(name: Option<&str>) -> anyhow::Result<Vec<std::net::Ipv4Addr>> {
     let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs allocates a list we free below.
     if unsafe { libc::getifaddrs(&mut head) } != 0 {
@@ -103,7 +113,7 @@ pub fn ipv4_addrs(name: &str) -> anyhow::Result<Vec<std::net::Ipv4Addr>> {
         // SAFETY: walking the list getifaddrs returned.
         let ifa = unsafe { &*cur };
         let ifname = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) };
-        if ifname.to_bytes() == name.as_bytes() && !ifa.ifa_addr.is_null() {
+        if name.is_none_or(|n| ifname.to_bytes() == n.as_bytes()) && !ifa.ifa_addr.is_null() {
             // SAFETY: ifa_addr is a valid sockaddr; checked family first.
             let family = unsafe { (*ifa.ifa_addr).sa_family } as i32;
             if family == libc::AF_INET {

@@ -63,6 +63,74 @@ fn pid_files(d: &DaemonTopo) -> Vec<String> {
 
 // ---------------------------------------------------------------------------
 
+/// A pool holding the gateway's own address (`--masquerade`) with NAPT
+/// ports the gateway's own connections may also pick gets a warning that
+/// names the overlap and a `--ports` that avoids it, from `check` and from
+/// `attach`; ports outside the ephemeral range, or reserved ones, do not.
+#[test]
+fn warns_when_the_gateway_shares_pool_ports() {
+    let mut d = DaemonTopo::new("eph", Ingress::Tc);
+    let ext = d.ext().to_string();
+    let masq = ["check", &ext, "--masquerade", "--internal", "10.0.0.0/24"];
+    // The topology's own namespace starts with the kernel's defaults.
+    d.t.nat
+        .sysctl("net.ipv4.ip_local_port_range", "32768 60999");
+    let warned = |args: &[&str]| -> String {
+        let out = d.xnat(args);
+        assert!(
+            out.status.success(),
+            "`xnat {}`: {}\n{}",
+            args.join(" "),
+            describe(out.status),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+
+    let err = warned(&masq);
+    assert!(
+        err.contains("(this gateway's own address) include 28232 ports the gateway's own connections may pick (32768-60999")
+            && err.contains("--ports 1024-32767"),
+        "{err}"
+    );
+    // A pool address that is not the gateway's.
+    let err = warned(&[
+        "check",
+        &ext,
+        "--pool",
+        "203.0.113.9",
+        "--internal",
+        "10.0.0.0/24",
+    ]);
+    assert!(!err.contains("may pick"), "{err}");
+    // Ports apart from the ephemeral range.
+    let mut apart = masq.to_vec();
+    apart.extend(["--ports", "1024-32767"]);
+    let err = warned(&apart);
+    assert!(!err.contains("may pick"), "{err}");
+    // The gateway keeps its own ports out of the pool's range.
+    d.t.nat
+        .sysctl("net.ipv4.ip_local_port_range", "61000 65535");
+    let mut high = masq.to_vec();
+    high.extend(["--ports", "1024-60999"]);
+    let err = warned(&high);
+    assert!(!err.contains("may pick"), "{err}");
+    d.t.nat
+        .sysctl("net.ipv4.ip_local_port_range", "32768 60999");
+    d.t.nat
+        .sysctl("net.ipv4.ip_local_reserved_ports", "1024-65535");
+    let err = warned(&masq);
+    assert!(!err.contains("may pick"), "{err}");
+    d.t.nat.sysctl("net.ipv4.ip_local_reserved_ports", "");
+
+    // attach says it too, and runs.
+    let mut attach = masq.to_vec();
+    attach[0] = "attach";
+    d.start(&attach);
+    let (_, err) = d.stop();
+    assert!(err.contains("may pick (32768-60999"), "{err}");
+}
+
 /// `xnat check` accepts a good config and names file, line and key for bad
 /// ones; `xnat attach --config BAD` attaches nothing; `attach --config
 /// GOOD` (the interface only in the file) translates static, NAPT and

@@ -30,6 +30,9 @@ const PUBLIC_HOST: &str = "192.0.2.2";
 const NAPT_HOST: &str = "10.0.0.3";
 /// The NAPT pool: the gateway's own outside address, shared by every NAPT flow.
 const POOL_ADDR: &str = "192.0.2.1";
+/// NAPT's ports: below the gateway's own ephemeral ones (`xnat attach`
+/// warns of an overlap on one of its own addresses).
+const NAPT_PORTS: &str = "1024-32767";
 
 const TOPOLOGY: &str = "
       xnat-demo-priv           xnat-demo-gw                               xnat-demo-pub
@@ -80,10 +83,12 @@ pub fn run(ingress: &str) -> Result<()> {
         &[
             &format!(
                 "xnat attach ext0 --map {PRIVATE_HOST}={PUBLIC_ADDR} --pool {POOL_ADDR} \
-                 --ingress {ingress}"
+                 --ports {NAPT_PORTS} --ingress {ingress}"
             ),
             "(a static 1:1 mapping for 10.0.0.2; every other inside address (10/8, 172.16/12,",
-            "192.168/16 by default) shares the pool address 192.0.2.1 through NAPT)",
+            "192.168/16 by default) shares the pool address 192.0.2.1 through NAPT, on ports",
+            "1024-32767: 192.0.2.1 is the gateway's own address, and its own connections pick",
+            "ports from 32768-60999, net.ipv4.ip_local_port_range)",
         ],
     );
     let mut attach = netns::exec(GW, &xnat);
@@ -94,6 +99,8 @@ pub fn run(ingress: &str) -> Result<()> {
         &format!("{PRIVATE_HOST}={PUBLIC_ADDR}"),
         "--pool",
         POOL_ADDR,
+        "--ports",
+        NAPT_PORTS,
         "--ingress",
         ingress,
     ]);
@@ -380,7 +387,8 @@ fn napt_out() -> Result<()> {
         "NAPT out: the private host's second address, 10.0.0.3, shares 192.0.2.1",
         &[
             "10.0.0.3 has no 1:1 mapping: each of its flows gets a port on the pool address",
-            "192.0.2.1, made in the kernel by the flow's first packet (port preserved when free).",
+            "192.0.2.1, made in the kernel by the flow's first packet (the inside port is kept",
+            "when it is free and in 1024-32767).",
             "Two TCP connections, one UDP exchange and a ping, each from 10.0.0.3.",
         ],
     );

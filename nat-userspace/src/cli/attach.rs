@@ -5,7 +5,7 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use clap::ValueEnum;
 use nat_userspace::{
-    config,
+    config, ephemeral,
     forward::Forward,
     lifecycle,
     loader::HookMode,
@@ -285,6 +285,14 @@ pub fn settings_from(
     Ok(settings::resolve(&flags.over(file), NO_IFACE)?)
 }
 
+/// Warns (stderr) of what the settings allow but an operator would not
+/// want: for `attach` and `xnat check`.
+pub fn warn_about(s: &Settings) {
+    if let Some(w) = s.napt.as_ref().and_then(ephemeral::check) {
+        tracing::warn!("{w}");
+    }
+}
+
 /// One line describing settings, for the ready line and `xnat check`.
 pub fn describe(s: &Settings) -> String {
     let mut out = format!("{} static mapping(s)", s.static_maps.len());
@@ -318,6 +326,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     unsafe { libc::signal(libc::SIGHUP, libc::SIG_IGN) };
     let flags = args.layer();
     let settings = settings_from(args.config.as_deref(), flags.clone())?;
+    warn_about(&settings);
     let dir = pins::iface_dir(&settings.ifname)?;
     // The lock, ports and files first: a failure here leaves nothing
     // attached.

@@ -8,6 +8,7 @@ use super::attach;
 
 pub fn run(a: attach::Args) -> anyhow::Result<ExitCode> {
     let settings = attach::settings_from(a.config.as_deref(), a.layer())?;
+    attach::warn_about(&settings);
     let what = a
         .config
         .as_ref()
