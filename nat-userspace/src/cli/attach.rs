@@ -326,7 +326,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     unsafe { libc::signal(libc::SIGHUP, libc::SIG_IGN) };
     let flags = args.layer();
     let settings = settings_from(args.config.as_deref(), flags.clone())?;
-    warn_about(&settings);
     let dir = pins::iface_dir(&settings.ifname)?;
     // The lock, ports and files first: a failure here leaves nothing
     // attached.
@@ -338,6 +337,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         &dir,
     )?;
     let running = lifecycle::start(&settings, lock)?;
+    // Only once attached: a refused attach says why and nothing else.
+    warn_about(&settings);
     let how = if running.adopted {
         format!("adopted the running attachment ({})", running.changes)
     } else {
