@@ -98,6 +98,17 @@ fn get<V: aya::Pod>(
     }
 }
 
+/// How to free an endpoint a dynamic mapping holds (typically one a reply
+/// made just after a `forward del`), instead of waiting for it to expire.
+fn flush_hint(proto: Proto, inside: Ipv4Addr) -> String {
+    format!(
+        "; `xnat flows flush --proto {} --inside {inside}` removes it (and that host's other {} \
+         bindings), or it expires once idle",
+        proto.name(),
+        proto.name()
+    )
+}
+
 impl Forwards {
     pub fn open(dir: &Path) -> anyhow::Result<Self> {
         Ok(Self {
@@ -109,23 +120,29 @@ impl Forwards {
     pub fn add(&mut self, f: Forward) -> anyhow::Result<()> {
         let (pk, ik) = (key(f.proto, f.public), key(f.proto, f.inside));
         if let Some(m) = get(&self.inb, &pk)? {
-            let what = if m.flags & MAPPING_FORWARD != 0 {
-                "a port forward"
+            let inside = from_be(m.addr);
+            let (what, hint) = if m.flags & MAPPING_FORWARD != 0 {
+                ("a port forward", String::new())
             } else {
-                "a live dynamic mapping"
+                ("a live dynamic mapping", flush_hint(f.proto, inside))
             };
             bail!(
-                "{} {}:{} is already used by {what} (to {}:{})",
+                "{} {}:{} is already used by {what} (to {inside}:{}){hint}",
                 f.proto.name(),
                 f.public.0,
                 f.public.1,
-                from_be(m.addr),
                 u16::from_be(m.port)
             );
         }
         if let Some(m) = get(&self.out, &ik)? {
+            let hint = if m.flags & MAPPING_FORWARD != 0 {
+                String::new()
+            } else {
+                flush_hint(f.proto, f.inside.0)
+            };
             bail!(
-                "{} {}:{} already has a mapping (to {}:{}); one inside endpoint has one public endpoint",
+                "{} {}:{} already has a mapping (to {}:{}); one inside endpoint has one public \
+                 endpoint{hint}",
                 f.proto.name(),
                 f.inside.0,
                 f.inside.1,

@@ -984,6 +984,30 @@ fn port_forwards(tag: &str, mode: Ingress) {
         "UDP reached 10.0.0.5:53 after forward del: {got:?}"
     );
 
+    // A dynamic mapping holding the public port (the inside host sent from
+    // 5353, which port preservation kept) refuses `forward add`, naming it
+    // and the flush that frees it; after that flush the forward goes in.
+    let from_5353 = udp_bind(&t.b, sa(HOST_FWD, 5353));
+    let outside = udp_bind(&t.srv, sa(SRV3, 6002));
+    let seen = udp_deliver(&from_5353, sa(SRV3, 6002), &outside, b"out");
+    assert_eq!(seen, sa(PUB, 5353), "port preservation");
+    let add = ["forward", "add", "udp", "198.51.100.1:5353", "10.0.0.5:53"];
+    let out = t.xnat(&add);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains(
+                "udp 198.51.100.1:5353 is already used by a live dynamic mapping (to 10.0.0.5:5353); \
+                 `xnat flows flush --proto udp --inside 10.0.0.5` removes it"
+            ),
+        "{}: {err}",
+        describe(out.status)
+    );
+    t.xnat_ok(&["flows", "flush", "--proto", "udp", "--inside", "10.0.0.5"]);
+    t.xnat_ok(&add);
+    let seen = udp_deliver(&ucli, sa(PUB, 5353), &udp_srv, b"query again");
+    assert_eq!(seen, sa(SRV3, 6000), "forwarded again after the flush");
+
     t.stop_agent();
 }
 
