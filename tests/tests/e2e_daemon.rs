@@ -8,10 +8,10 @@
 //! srv 198.51.100.2); configs from `xnat_tests::daemon_topo` (NAPT of
 //! 10.0.0.0/24 behind 203.0.113.2).
 
-use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aya::maps::{Array, Map, MapData};
 use serde_json::Value;
@@ -895,4 +895,134 @@ fn json_flush_and_exit_codes() {
     d.stop();
     let (code, _, err) = run_xnat(&d.t.nat, &["stats", "-i", &ext]);
     assert_eq!(code, 3, "after detach: {err}");
+}
+
+/// `n` live UDP bindings as the data plane makes them (a mapping
+/// holding its first session, and its public endpoint), stamped `now`:
+/// inside 10.64.0.0/14 ports 20000-20063, public 198.18.0.0-63 ports from
+/// 1024, remotes in 198.19.0.0/16 port 53.
+fn fill_live_bindings(dir: &std::path::Path, n: u32, now: u64) {
+    use nat_common::{
+        EndpointKey, FirstSession, InsideEndpoint, MAP_NAPT_IN, MAP_NAPT_OUT, Mapping,
+    };
+    use nat_userspace::{batch, pinned::RawMap};
+    let be = |a: Ipv4Addr| u32::from_ne_bytes(a.octets());
+    let ep = |addr: Ipv4Addr, port: u16| EndpointKey {
+        addr: be(addr),
+        port: port.to_be(),
+        proto: 17,
+        _pad: 0,
+    };
+    let (mut out_k, mut out_v, mut in_k, mut in_v) = (vec![], vec![], vec![], vec![]);
+    for k in 0..n {
+        let inside = (
+            Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 64, 0, 0)) + k / 64),
+            20000 + (k % 64) as u16,
+        );
+        let public = (
+            Ipv4Addr::new(198, 18, 0, (k % 64) as u8),
+            1024 + (k / 64) as u16,
+        );
+        let remote = Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 19, 0, 0)) + k % 65_536);
+        out_k.push(ep(inside.0, inside.1));
+        out_v.push(Mapping {
+            addr: be(public.0),
+            port: public.1.to_be(),
+            flags: 0,
+            created: now,
+            last_seen: now,
+            first: FirstSession {
+                remote_addr: be(remote),
+                remote_port: 53u16.to_be(),
+                tcp: 0,
+                live: 1,
+                last_seen: now,
+                packets_out: 1,
+                packets_in: 1,
+                bytes_out: 50,
+                bytes_in: 50,
+            },
+        });
+        in_k.push(ep(public.0, public.1));
+        in_v.push(InsideEndpoint {
+            addr: be(inside.0),
+            port: inside.1.to_be(),
+            flags: 0,
+        });
+    }
+    let open =
+        |name: &str| RawMap::open(dir, name).unwrap_or_else(|e| panic!("opening {name}: {e:#}"));
+    batch::update_all(open(MAP_NAPT_OUT).fd(), &out_k, &out_v).expect("filling NAPT_OUT");
+    batch::update_all(open(MAP_NAPT_IN).fd(), &in_k, &in_v).expect("filling NAPT_IN");
+}
+
+/// With half a million live bindings a sweep takes a good part of a
+/// second (debug build); run every second it would keep the agent busy
+/// half the time. The agent then
+/// spaces its sweeps out (`expiry::ticks_between_sweeps`: ten times the
+/// sweep, in whole seconds): over a window, sweeping takes at most about a
+/// tenth of it, where every-second sweeps would take half.
+#[test]
+fn long_sweeps_are_spaced_out() {
+    // Half a million: sweeps of a good part of a second, scrapes (which
+    // read the tables too) well within curl's 5 s.
+    const BINDINGS: u32 = 1 << 19;
+    const WINDOW: Duration = Duration::from_secs(15);
+    let mut d = DaemonTopo::new("swp", Ingress::Tc);
+    let ext = d.ext().to_string();
+    let (pool, max) = (POOL.to_string(), BINDINGS.to_string());
+    d.start(&[
+        "attach",
+        &ext,
+        "--ingress",
+        "tc",
+        "--pool",
+        &pool,
+        "--internal",
+        "10.0.0.0/24",
+        "--max-mappings",
+        &max,
+        "--metrics",
+        METRICS,
+    ]);
+    // Sweeps so far: how many, and their total time (s).
+    let sweeps = |d: &DaemonTopo| -> (f64, f64) {
+        let (code, body) = d.scrape("/metrics");
+        assert_eq!(code, 200, "{body}");
+        let get = |name: &str| sample(&body, name, &[]).unwrap_or(0.0);
+        (
+            get("xnat_expiry_sweep_duration_seconds_count"),
+            get("xnat_expiry_sweep_duration_seconds_sum"),
+        )
+    };
+    wait_until(Duration::from_secs(10), "a first sweep", || {
+        sweeps(&d).0 >= 1.0
+    });
+
+    fill_live_bindings(&d.pin_dir(), BINDINGS, nat_userspace::clock::now_ns());
+    // The window: two scrapes only, at its ends (a scrape reads the tables
+    // too, in the agent's thread, and would hold the sweeps up).
+    let started = Instant::now();
+    let (c0, s0) = sweeps(&d);
+    std::thread::sleep(WINDOW);
+    let (c1, s1) = sweeps(&d);
+    let window = started.elapsed().as_secs_f64();
+    let (count, busy) = (c1 - c0, s1 - s0);
+    assert!(count >= 1.0, "no sweep in {window:.1} s");
+    let each = busy / count;
+    assert!(
+        each >= 0.1,
+        "a sweep of half a million bindings took only {each:.3} s here: the agent does not space \
+         sweeps that short out, so this test cannot see it"
+    );
+    // Spaced out: ten times a sweep apart, so sweeping takes about a tenth
+    // of the time (every second it would be over a third here), and far
+    // fewer than one sweep a second.
+    assert!(
+        busy / window <= 0.2 && count <= window / 2.0,
+        "{count} sweeps of {each:.3} s in {window:.1} s ({:.0} % of the time): expected one \
+         every {} s",
+        100.0 * busy / window,
+        (10.0 * each).ceil().clamp(1.0, 10.0)
+    );
 }
