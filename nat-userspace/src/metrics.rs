@@ -180,14 +180,18 @@ pub fn render(dir: &Path, ifname: &str, agent: &AgentMetrics) -> anyhow::Result<
     for proto in ["tcp", "udp", "icmp"] {
         let _ = bindings.get_or_create(&labels(&[("proto", proto)]));
     }
+    // Counted first, then set: a labelled series looked up per entry cost
+    // seconds at a million bindings, in the agent's thread.
+    let mut per_proto: BTreeMap<&str, i64> = BTreeMap::new();
     for (k, m) in &out {
         if m.flags & MAPPING_FORWARD != 0 {
             forwards.inc();
         } else {
-            bindings
-                .get_or_create(&labels(&[("proto", proto_name(k.proto))]))
-                .inc();
+            *per_proto.entry(proto_name(k.proto)).or_default() += 1;
         }
+    }
+    for (proto, n) in per_proto {
+        bindings.get_or_create(&labels(&[("proto", proto)])).set(n);
     }
     reg.register(
         "bindings",
@@ -204,18 +208,23 @@ pub fn render(dir: &Path, ifname: &str, agent: &AgentMetrics) -> anyhow::Result<
     for state in ["syn_sent", "established", "closing"] {
         let _ = tcp.get_or_create(&labels(&[("state", state)]));
     }
+    let (mut per_proto, mut per_state) = (BTreeMap::<&str, i64>::new(), BTreeMap::new());
     for (k, s) in &sessions {
-        by_proto
-            .get_or_create(&labels(&[("proto", proto_name(k.proto))]))
-            .inc();
+        *per_proto.entry(proto_name(k.proto)).or_default() += 1;
         if k.proto == 6 {
             let state = match tcp_state(s.tcp) {
                 TcpState::SynSent => "syn_sent",
                 TcpState::Established => "established",
                 TcpState::Closing => "closing",
             };
-            tcp.get_or_create(&labels(&[("state", state)])).inc();
+            *per_state.entry(state).or_insert(0i64) += 1;
         }
+    }
+    for (proto, n) in per_proto {
+        by_proto.get_or_create(&labels(&[("proto", proto)])).set(n);
+    }
+    for (state, n) in per_state {
+        tcp.get_or_create(&labels(&[("state", state)])).set(n);
     }
     reg.register("sessions", "Live NAPT sessions, by protocol", by_proto);
     reg.register("tcp_sessions", "Live TCP NAPT sessions, by state", tcp);
@@ -225,10 +234,14 @@ pub fn render(dir: &Path, ifname: &str, agent: &AgentMetrics) -> anyhow::Result<
     for a in napt::read_pool(dir, &cfg)? {
         let _ = ports.get_or_create(&labels(&[("address", &a.to_string())]));
     }
+    let mut per_addr: BTreeMap<u32, i64> = BTreeMap::new();
     for (k, _) in &inb {
+        *per_addr.entry(k.addr).or_default() += 1;
+    }
+    for (addr, n) in per_addr {
         ports
-            .get_or_create(&labels(&[("address", &from_be(k.addr).to_string())]))
-            .inc();
+            .get_or_create(&labels(&[("address", &from_be(addr).to_string())]))
+            .set(n);
     }
     reg.register(
         "pool_ports_in_use",

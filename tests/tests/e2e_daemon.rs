@@ -1025,4 +1025,18 @@ fn long_sweeps_are_spaced_out() {
         100.0 * busy / window,
         (10.0 * each).ceil().clamp(1.0, 10.0)
     );
+    // The scrape counts them all (per series, not per entry).
+    let (_, body) = d.scrape("/metrics");
+    assert_eq!(
+        sample(&body, "xnat_bindings", &["proto=\"udp\""]),
+        Some(BINDINGS as f64)
+    );
+    assert_eq!(
+        sample(
+            &body,
+            "xnat_pool_ports_in_use",
+            &["address=\"198.18.0.63\""]
+        ),
+        Some((BINDINGS / 64) as f64)
+    );
 }
