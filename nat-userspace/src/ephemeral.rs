@@ -3,7 +3,8 @@
 //! a pool address (masquerading behind its own address, the usual home
 //! router) on a port that is also a mapping's, the replies of one of the
 //! two flows go to the other. conntrack-based masquerade avoids that by
-//! knowing both; xnat can only tell the operator, at `attach` and `check`.
+//! knowing both; xnat can only tell the operator, at `attach`, `check` and
+//! a reload.
 use std::{fs, net::Ipv4Addr};
 
 use crate::{napt::NaptSettings, netdev};

@@ -107,7 +107,7 @@ pub const MAX_TICKS_BETWEEN_SWEEPS: u32 = 10;
 /// a binding outlives its timeout by a second at most; when they are not
 /// (~0.6 s of CPU for a million live bindings, most of it the kernel's
 /// batch calls), far enough apart that sweeping takes at most a tenth of
-/// one core, instead of all of it at a CGNAT's table sizes. Timeouts are
+/// one core, instead of most of it at a CGNAT's table sizes. Timeouts are
 /// minutes, so a binding that lingers a few seconds more costs only its
 /// port for those seconds.
 pub fn ticks_between_sweeps(took: Duration) -> u32 {
