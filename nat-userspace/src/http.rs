@@ -7,6 +7,7 @@ use std::{sync::Arc, time::Duration};
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::{TcpListener, TcpStream},
+    sync::Semaphore,
 };
 
 /// Largest request head accepted.
@@ -20,6 +21,8 @@ pub type Render = Arc<dyn Fn() -> anyhow::Result<String> + Send + Sync>;
 
 /// Serves `render` on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, render: Render) {
+    // One render at a time: each reads every table into memory.
+    let one = Arc::new(Semaphore::new(1));
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(c) => c,
@@ -30,16 +33,30 @@ pub async fn serve(listener: TcpListener, render: Render) {
                 continue;
             }
         };
-        let render = Arc::clone(&render);
+        let (render, one) = (Arc::clone(&render), Arc::clone(&one));
         tokio::spawn(async move {
-            if let Err(e) = tokio::time::timeout(CLIENT_TIMEOUT, handle(stream, render)).await {
+            if let Err(e) = tokio::time::timeout(CLIENT_TIMEOUT, handle(stream, render, one)).await
+            {
                 tracing::debug!("metrics: client {peer} timed out: {e}");
             }
         });
     }
 }
 
-async fn handle(mut stream: TcpStream, render: Render) -> std::io::Result<()> {
+/// Renders on a blocking thread: reading the tables takes a good part of a
+/// second at a million bindings, which the agent's own thread (expiry,
+/// events, signals) must not wait for. The permit goes with the render, so
+/// a client that gives up does not let a second one start meanwhile.
+async fn render_off_thread(render: Render, one: Arc<Semaphore>) -> anyhow::Result<String> {
+    let permit = one.acquire_owned().await?;
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        render()
+    })
+    .await?
+}
+
+async fn handle(mut stream: TcpStream, render: Render, one: Arc<Semaphore>) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(1024);
     let mut buf = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
@@ -65,7 +82,7 @@ async fn handle(mut stream: TcpStream, render: Render) -> std::io::Result<()> {
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let path = target.split('?').next().unwrap_or("");
     match (method, path) {
-        ("GET", "/metrics") => match render() {
+        ("GET", "/metrics") => match render_off_thread(render, one).await {
             Ok(body) => respond(&mut stream, "200 OK", CONTENT_TYPE, body.as_bytes()).await,
             Err(e) => {
                 tracing::warn!("metrics: {e:#}");
