@@ -2,6 +2,7 @@
 //! helpers that load the compiled BPF object and run its programs through
 //! `BPF_PROG_TEST_RUN` ([`bpf`]).
 
+pub mod bindings;
 pub mod bpf;
 // Daemon features (tests/e2e_daemon.rs): config files, agent restarts, metrics.
 pub mod daemon_topo;

@@ -8,13 +8,14 @@
 //! srv 198.51.100.2); configs from `xnat_tests::daemon_topo` (NAPT of
 //! 10.0.0.0/24 behind 203.0.113.2).
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
+use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use aya::maps::{Array, Map, MapData};
 use serde_json::Value;
+use xnat_tests::bindings::Entries;
 use xnat_tests::daemon_topo::{
     DaemonTopo, LongFlow, METRICS, POOL, STATIC_PUB, json_lines, run_xnat, sample, wait_for_line,
 };
@@ -897,63 +898,16 @@ fn json_flush_and_exit_codes() {
     assert_eq!(code, 3, "after detach: {err}");
 }
 
-/// `n` live UDP bindings as the data plane makes them (a mapping
-/// holding its first session, and its public endpoint), stamped `now`:
-/// inside 10.64.0.0/14 ports 20000-20063, public 198.18.0.0-63 ports from
-/// 1024, remotes in 198.19.0.0/16 port 53.
+/// `n` live bindings as the data plane makes them ([`Entries::bulk`]),
+/// stamped `now`, written into the pinned mapping tables in `dir`.
 fn fill_live_bindings(dir: &std::path::Path, n: u32, now: u64) {
-    use nat_common::{
-        EndpointKey, FirstSession, InsideEndpoint, MAP_NAPT_IN, MAP_NAPT_OUT, Mapping,
-    };
+    use nat_common::{MAP_NAPT_IN, MAP_NAPT_OUT};
     use nat_userspace::{batch, pinned::RawMap};
-    let be = |a: Ipv4Addr| u32::from_ne_bytes(a.octets());
-    let ep = |addr: Ipv4Addr, port: u16| EndpointKey {
-        addr: be(addr),
-        port: port.to_be(),
-        proto: 17,
-        _pad: 0,
-    };
-    let (mut out_k, mut out_v, mut in_k, mut in_v) = (vec![], vec![], vec![], vec![]);
-    for k in 0..n {
-        let inside = (
-            Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 64, 0, 0)) + k / 64),
-            20000 + (k % 64) as u16,
-        );
-        let public = (
-            Ipv4Addr::new(198, 18, 0, (k % 64) as u8),
-            1024 + (k / 64) as u16,
-        );
-        let remote = Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 19, 0, 0)) + k % 65_536);
-        out_k.push(ep(inside.0, inside.1));
-        out_v.push(Mapping {
-            addr: be(public.0),
-            port: public.1.to_be(),
-            flags: 0,
-            created: now,
-            last_seen: now,
-            first: FirstSession {
-                remote_addr: be(remote),
-                remote_port: 53u16.to_be(),
-                tcp: 0,
-                live: 1,
-                last_seen: now,
-                packets_out: 1,
-                packets_in: 1,
-                bytes_out: 50,
-                bytes_in: 50,
-            },
-        });
-        in_k.push(ep(public.0, public.1));
-        in_v.push(InsideEndpoint {
-            addr: be(inside.0),
-            port: inside.1.to_be(),
-            flags: 0,
-        });
-    }
+    let e = Entries::bulk(n, now);
     let open =
         |name: &str| RawMap::open(dir, name).unwrap_or_else(|e| panic!("opening {name}: {e:#}"));
-    batch::update_all(open(MAP_NAPT_OUT).fd(), &out_k, &out_v).expect("filling NAPT_OUT");
-    batch::update_all(open(MAP_NAPT_IN).fd(), &in_k, &in_v).expect("filling NAPT_IN");
+    batch::update_all(open(MAP_NAPT_OUT).fd(), &e.out.0, &e.out.1).expect("filling NAPT_OUT");
+    batch::update_all(open(MAP_NAPT_IN).fd(), &e.inb.0, &e.inb.1).expect("filling NAPT_IN");
 }
 
 /// With half a million live bindings a sweep takes a good part of a

@@ -31,40 +31,17 @@
 use std::net::Ipv4Addr;
 
 use anyhow::{Result, ensure};
-use nat_common::{
-    EndpointKey, FirstSession, InsideEndpoint, MAP_HOST_PORTS, MAP_NAPT_IN, MAP_NAPT_OUT, Mapping,
-    TCP_ACK_IN, TCP_ACK_OUT, TCP_SYN_IN, TCP_SYN_OUT,
+use nat_common::{MAP_HOST_PORTS, MAP_NAPT_IN, MAP_NAPT_OUT};
+pub use xnat_tests::bindings::{Ep, Flow, TCP, UDP, bulk};
+use xnat_tests::{
+    bindings::Entries,
+    frame::{Packet, Tcp, Udp},
 };
-use xnat_tests::frame::{Packet, Tcp, Udp};
 
 use super::instance::{Instance, be};
 
-pub const UDP: u8 = 17;
-pub const TCP: u8 = 6;
-
 /// Frame size passed to BPF_PROG_TEST_RUN.
 pub const FRAME_LEN: usize = 64;
-
-#[derive(Clone, Copy, Debug)]
-pub struct Ep {
-    pub addr: Ipv4Addr,
-    pub port: u16,
-}
-
-impl Ep {
-    pub const fn new(addr: Ipv4Addr, port: u16) -> Self {
-        Ep { addr, port }
-    }
-}
-
-/// One flow through a mapping.
-#[derive(Clone, Copy, Debug)]
-pub struct Flow {
-    pub proto: u8,
-    pub inside: Ep,
-    pub public: Ep,
-    pub remote: Ep,
-}
 
 /// The established UDP flow of the repeated runs.
 pub const CYCLE_UDP: Flow = Flow {
@@ -86,103 +63,10 @@ pub const CYCLE_TCP: Flow = Flow {
 /// table).
 pub const CYCLE_ENTRIES: u32 = 4;
 
-/// Bulk binding `k` (UDP): 64 ports on each of many inside hosts,
-/// spread over the 64 pool addresses, one remote each.
-pub fn bulk(k: u32) -> Flow {
-    Flow {
-        proto: UDP,
-        inside: Ep::new(
-            Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 64, 0, 0)) + k / 64),
-            20000 + (k % 64) as u16,
-        ),
-        public: Ep::new(
-            Ipv4Addr::new(198, 18, 0, (k % 64) as u8),
-            1024 + (k / 64) as u16,
-        ),
-        remote: Ep::new(
-            Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 19, 0, 1)) + k % 60_000),
-            53,
-        ),
-    }
-}
-
-pub fn ep_key(ep: Ep, proto: u8) -> EndpointKey {
-    EndpointKey {
-        addr: be(ep.addr),
-        port: ep.port.to_be(),
-        proto,
-        _pad: 0,
-    }
-}
-
-/// The `NAPT_OUT` value of flow `f` as its first packet made it (counters
-/// of one packet each way): the public endpoint and the first session.
-fn mapping(f: &Flow, now: u64) -> Mapping {
-    Mapping {
-        addr: be(f.public.addr),
-        port: f.public.port.to_be(),
-        flags: 0,
-        created: now,
-        last_seen: now,
-        first: FirstSession {
-            remote_addr: be(f.remote.addr),
-            remote_port: f.remote.port.to_be(),
-            tcp: tcp_bits(f.proto),
-            live: 1,
-            last_seen: now,
-            packets_out: 1,
-            packets_in: 1,
-            bytes_out: 50,
-            bytes_in: 50,
-        },
-    }
-}
-
-fn inside(to: Ep) -> InsideEndpoint {
-    InsideEndpoint {
-        addr: be(to.addr),
-        port: to.port.to_be(),
-        flags: 0,
-    }
-}
-
-fn tcp_bits(proto: u8) -> u8 {
-    if proto == TCP {
-        TCP_SYN_OUT | TCP_SYN_IN | TCP_ACK_OUT | TCP_ACK_IN
-    } else {
-        0
-    }
-}
-
-/// The entries of `flows` as established bindings, as the data plane makes
-/// them: a `NAPT_OUT` entry holding the flow's session as its first, and
-/// the `NAPT_IN` entry, stamped `now`. A binding with one session has
-/// nothing in `SESSIONS` or `FILTER`.
-#[derive(Default)]
-struct Entries {
-    out: (Vec<EndpointKey>, Vec<Mapping>),
-    inb: (Vec<EndpointKey>, Vec<InsideEndpoint>),
-}
-
-impl Entries {
-    fn with_capacity(n: usize) -> Self {
-        Entries {
-            out: (Vec::with_capacity(n), Vec::with_capacity(n)),
-            inb: (Vec::with_capacity(n), Vec::with_capacity(n)),
-        }
-    }
-
-    fn push(&mut self, f: &Flow, now: u64) {
-        self.out.0.push(ep_key(f.inside, f.proto));
-        self.out.1.push(mapping(f, now));
-        self.inb.0.push(ep_key(f.public, f.proto));
-        self.inb.1.push(inside(f.inside));
-    }
-
-    fn write(&self, inst: &Instance) -> Result<()> {
-        inst.update_batch(MAP_NAPT_OUT, &self.out.0, &self.out.1)?;
-        inst.update_batch(MAP_NAPT_IN, &self.inb.0, &self.inb.1)
-    }
+/// Writes `e` into the instance's mapping tables.
+fn write(inst: &Instance, e: &Entries) -> Result<()> {
+    inst.update_batch(MAP_NAPT_OUT, &e.out.0, &e.out.1)?;
+    inst.update_batch(MAP_NAPT_IN, &e.inb.0, &e.inb.1)
 }
 
 /// Writes bulk bindings `0..n` (2 map entries each), stamped `now`.
@@ -191,11 +75,7 @@ pub fn fill_bulk(inst: &Instance, n: u32, now: u64) -> Result<()> {
         n <= 64 * (65535 - 1024),
         "{n} bindings do not fit the bulk layout"
     );
-    let mut e = Entries::with_capacity(n as usize);
-    for k in 0..n {
-        e.push(&bulk(k), now);
-    }
-    e.write(inst)?;
+    write(inst, &Entries::bulk(n, now))?;
     // The per-host port counts the data plane keeps with
     // --max-ports-per-host on (64 bindings per bulk host), so the memory
     // figures include them.
@@ -220,7 +100,7 @@ pub fn install_cycle(inst: &mut Instance, f: &Flow, now: u64) -> Result<()> {
     let mut e = Entries::with_capacity(2);
     e.push(f, now);
     e.push(&mirror, now);
-    e.write(inst)?;
+    write(inst, &e)?;
     // The mirror's inside address must be an inside address for egress.
     inst.add_internal(f.public.addr, 32)
 }
