@@ -123,6 +123,21 @@ pub struct FastTopo {
 }
 
 impl FastTopo {
+    /// [`tcp_bulk`] from the client's address `from` to the server's port
+    /// `port`, `bytes` each way.
+    pub fn tcp_to_server(&self, from: Ipv4Addr, port: u16, bytes: usize) -> Bulk {
+        let srv = SocketAddrV4::new(SRV, port);
+        tcp_bulk(
+            &self.t.cli,
+            SocketAddrV4::new(from, 0),
+            &self.t.srv,
+            srv,
+            srv,
+            bytes,
+            bytes,
+        )
+    }
+
     /// Builds the topology for test `tag` (≤ 4 alphanumerics, unique in
     /// the test binary) in ingress `mode`, without attaching xnat.
     pub fn new(tag: &str, mode: Ingress) -> FastTopo {

@@ -197,15 +197,7 @@ fn bulk_tcp_and_udp_take_the_fast_path(tag: &str, mode: Ingress) {
 
     // TCP, static 1:1.
     let c0 = f.counters();
-    let b = tcp_bulk(
-        &t.cli,
-        sa(CLI, 0),
-        &t.srv,
-        sa(SRV, 5001),
-        sa(SRV, 5001),
-        4 * MIB,
-        4 * MIB,
-    );
+    let b = f.tcp_to_server(CLI, 5001, 4 * MIB);
     assert_eq!(*b.server_saw.ip(), PUB1, "static TCP: server's view");
     let d = f.counters().since(&c0);
     // At least one translation per 64 KiB (GSO) each way.
@@ -218,15 +210,7 @@ fn bulk_tcp_and_udp_take_the_fast_path(tag: &str, mode: Ingress) {
 
     // TCP, NAPT: the SYN creates the mapping on the normal path.
     let c0 = f.counters();
-    let b = tcp_bulk(
-        &t.cli,
-        sa(CLI2, 0),
-        &t.srv,
-        sa(SRV, 5002),
-        sa(SRV, 5002),
-        4 * MIB,
-        4 * MIB,
-    );
+    let b = f.tcp_to_server(CLI2, 5002, 4 * MIB);
     assert_eq!(*b.server_saw.ip(), POOL, "NAPT TCP: server's view");
     let d = f.counters().since(&c0);
     assert!(
@@ -366,15 +350,7 @@ fn first_packet_of_a_new_flow_takes_the_normal_path(tag: &str, mode: Ingress) {
 
     // A new TCP connection: everything but the SYN is fast.
     let c0 = f.counters();
-    let b = tcp_bulk(
-        &t.cli,
-        sa(CLI2, 0),
-        &t.srv,
-        sa(SRV, 6003),
-        sa(SRV, 6003),
-        64 * 1024,
-        64 * 1024,
-    );
+    let b = f.tcp_to_server(CLI2, 6003, 64 * 1024);
     assert_eq!(*b.server_saw.ip(), POOL);
     let d = f.counters().since(&c0);
     assert!(
@@ -550,15 +526,7 @@ fn unresolved_neighbour_falls_back(tag: &str, mode: Ingress) {
         });
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             for (host, public, port) in [(CLI, PUB1, 8003), (CLI2, POOL, 8004)] {
-                let b = tcp_bulk(
-                    &t.cli,
-                    sa(host, 0),
-                    &t.srv,
-                    sa(SRV, port),
-                    sa(SRV, port),
-                    4 * MIB,
-                    4 * MIB,
-                );
+                let b = f.tcp_to_server(host, port, 4 * MIB);
                 assert_eq!(*b.server_saw.ip(), public);
             }
         }));
@@ -722,15 +690,7 @@ fn mixed_traffic(f: &FastTopo, run: u16) -> Vec<String> {
                 e.client_saw.ip()
             ));
         }
-        let b = tcp_bulk(
-            &t.cli,
-            sa(host, 0),
-            &t.srv,
-            sa(SRV, base + 2 + u16::from(host == CLI2)),
-            sa(SRV, base + 2 + u16::from(host == CLI2)),
-            MIB,
-            MIB,
-        );
+        let b = f.tcp_to_server(host, base + 2 + u16::from(host == CLI2), MIB);
         seen.push(format!("TCP from {host}: server saw {}", b.server_saw.ip()));
         ping(&t.cli, Some(host), SRV, 2);
         seen.push(format!("ping from {host}: ok"));
@@ -850,15 +810,7 @@ fn xdp_redirect_into_a_listed_veth_with_an_xdp_peer() {
 
     for (host, public, port) in [(CLI, PUB1, 9802), (CLI2, POOL, 9803)] {
         let c0 = f.counters();
-        let b = tcp_bulk(
-            &t.cli,
-            sa(host, 0),
-            &t.srv,
-            sa(SRV, port),
-            sa(SRV, port),
-            4 * MIB,
-            4 * MIB,
-        );
+        let b = f.tcp_to_server(host, port, 4 * MIB);
         assert_eq!(*b.server_saw.ip(), public, "TCP from {host}");
         let d = f.counters().since(&c0);
         assert!(
@@ -985,15 +937,7 @@ fn outbound_fast_path_in_xdp_on_the_inside_interface(tag: &str, mode: Ingress) {
     }
     for (host, public, port) in [(CLI, PUB1, 9904), (CLI2, POOL, 9905)] {
         let (c0, x0) = (f.counters(), xdp_xmit(&f));
-        let b = tcp_bulk(
-            &t.cli,
-            sa(host, 0),
-            &t.srv,
-            sa(SRV, port),
-            sa(SRV, port),
-            4 * MIB,
-            4 * MIB,
-        );
+        let b = f.tcp_to_server(host, port, 4 * MIB);
         assert_eq!(*b.server_saw.ip(), public, "TCP from {host}");
         let d = f.counters().since(&c0);
         let x = xdp_xmit(&f) - x0;
