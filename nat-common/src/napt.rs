@@ -37,6 +37,12 @@ pub const MAP_SESSIONS: &str = "SESSIONS";
 pub const MAP_FILTER: &str = "FILTER";
 /// Inside address → public ports it holds (for `--max-ports-per-host`).
 pub const MAP_HOST_PORTS: &str = "HOST_PORTS";
+/// Single-entry array: live sessions created by inbound packets (those
+/// with [`SESSION_INBOUND`]), for [`NatConfig::max_inbound_sessions`]. The
+/// data plane adds one per session it creates from an inbound packet; the
+/// agent sets it to what it counted at every sweep (so expiries, and
+/// increments two CPUs raced on, never leave it drifting).
+pub const MAP_INBOUND_SESSIONS: &str = "INBOUND_SESSIONS";
 /// Ring buffer of events for the agent (port exhaustion → ICMP code 13).
 pub const MAP_EVENTS: &str = "EVENTS";
 /// IPv4 datagrams being fragmented through the NAT: the address
@@ -102,6 +108,16 @@ pub struct NatConfig {
     pub timeout_tcp_established: u32,
     pub timeout_tcp_transitory: u32,
     pub timeout_icmp: u32,
+    /// Lifetime of a TCP session opened from outside whose handshake has
+    /// not completed ([`TCP_SYN_IN`], [`TCP_SYN_RECV`], [`TCP_PICKUP_IN`]):
+    /// short, so spoofed SYNs to a port forward do not hold sessions for
+    /// long (conntrack's SYN_RECV lifetime is 60 s too).
+    pub timeout_tcp_syn_in: u32,
+    /// Cap on live sessions created by inbound packets (port forwards,
+    /// endpoint-independent filtering), so a flood from outside cannot
+    /// take the whole session table from the inside hosts. The data plane
+    /// counts them in `INBOUND_SESSIONS`; the agent recounts every sweep.
+    pub max_inbound_sessions: u32,
 }
 
 /// Default idle timeouts (seconds): RFC 4787 REQ-5 (UDP ≥ 2 min, 5 min
@@ -111,14 +127,23 @@ pub const DEFAULT_TIMEOUT_UDP: u32 = 300;
 pub const DEFAULT_TIMEOUT_TCP_ESTABLISHED: u32 = 7440;
 pub const DEFAULT_TIMEOUT_TCP_TRANSITORY: u32 = 240;
 pub const DEFAULT_TIMEOUT_ICMP: u32 = 60;
+/// Inbound-opened TCP handshakes: conntrack's SYN_RECV lifetime.
+pub const DEFAULT_TIMEOUT_TCP_SYN_IN: u32 = 60;
+
+/// The default `max_inbound_sessions` for a session table of
+/// `max_sessions`: half of it stays for sessions the inside opens.
+pub const fn default_max_inbound_sessions(max_sessions: u32) -> u32 {
+    max_sessions / 2
+}
 
 impl NatConfig {
-    /// Idle timeout in seconds of a session of `proto` with TCP bits `tcp`.
+    /// Idle timeout in seconds of a session of `proto` in TCP state `tcp`.
     pub fn session_timeout(&self, proto: u8, tcp: u8) -> u32 {
         match proto {
-            6 => match tcp_state(tcp) {
-                TcpState::Established => self.timeout_tcp_established,
-                _ => self.timeout_tcp_transitory,
+            6 => match tcp_lifetime(tcp) {
+                TcpLifetime::Established => self.timeout_tcp_established,
+                TcpLifetime::SynIn => self.timeout_tcp_syn_in,
+                TcpLifetime::Transitory => self.timeout_tcp_transitory,
             },
             17 => self.timeout_udp,
             _ => self.timeout_icmp,
@@ -177,7 +202,7 @@ pub struct FirstSession {
     /// The remote endpoint (network order; port 0 for ICMP queries).
     pub remote_addr: u32,
     pub remote_port: u16,
-    /// `TCP_*` bits (0 for UDP/ICMP).
+    /// TCP state (`TCP_*`, 0 for UDP/ICMP).
     pub tcp: u8,
     /// 1 while this slot holds a session; 0 once it expired, and for port
     /// forwards (made without a packet).
@@ -224,7 +249,7 @@ impl Mapping {
                 public_addr: self.addr,
                 public_port: self.port,
                 tcp: f.tcp,
-                _pad: 0,
+                flags: 0,
             },
         ))
     }
@@ -280,54 +305,138 @@ pub struct Session {
     pub bytes_in: u64,
     pub public_addr: u32,
     pub public_port: u16,
-    /// `TCP_*` bits (0 for UDP/ICMP).
+    /// TCP state (`TCP_*`, 0 for UDP/ICMP).
     pub tcp: u8,
-    pub _pad: u8,
+    /// `SESSION_*` flags.
+    pub flags: u8,
 }
 
-/// TCP state bits of a session.
+/// The session was created by an inbound packet (counted against
+/// [`NatConfig::max_inbound_sessions`]).
+pub const SESSION_INBOUND: u8 = 1;
+
+/// TCP session states (RFC 6146 §3.5.2.2, the state machine RFC 7857
+/// §2.1 points NAT44 to), held in a session's `tcp` byte. "Out" is the
+/// inside host's side, "in" the remote's. 0 is not a TCP state (UDP and
+/// ICMP sessions).
+///
+/// An outbound SYN opens SYN_OUT (RFC 6146 "V6 INIT"); a SYN back makes it
+/// ESTABLISHED. A SYN from outside (port forward, endpoint-independent
+/// filtering) opens SYN_IN ("V4 INIT"); the inside's SYN-ACK moves it to
+/// SYN_RECV and only the opener's next segment to ESTABLISHED, so a
+/// spoofed SYN that the inside server answers never gets the established
+/// lifetime. A FIN from one side (FIN_OUT, FIN_IN) keeps the established
+/// lifetime: a half-closed connection may go on for hours; FINs from both
+/// sides (FIN_BOTH) and any RST (TRANSITORY) give the transitory one, and
+/// in TRANSITORY any segment but an RST or a new handshake's SYN returns
+/// the session to ESTABLISHED (a spoofed RST cannot cut a connection
+/// short). Sessions picked up mid-stream (their first segment was no SYN,
+/// e.g. state lost in a reboot) wait in PICKUP_OUT/PICKUP_IN until the
+/// other side answers.
 pub const TCP_SYN_OUT: u8 = 1;
 pub const TCP_SYN_IN: u8 = 2;
-pub const TCP_ACK_OUT: u8 = 4;
-pub const TCP_ACK_IN: u8 = 8;
-pub const TCP_FIN_OUT: u8 = 16;
-pub const TCP_FIN_IN: u8 = 32;
-pub const TCP_RST: u8 = 64;
+pub const TCP_SYN_RECV: u8 = 3;
+pub const TCP_ESTABLISHED: u8 = 4;
+pub const TCP_FIN_OUT: u8 = 5;
+pub const TCP_FIN_IN: u8 = 6;
+pub const TCP_FIN_BOTH: u8 = 7;
+pub const TCP_TRANSITORY: u8 = 8;
+pub const TCP_PICKUP_OUT: u8 = 9;
+pub const TCP_PICKUP_IN: u8 = 10;
 
-/// The TCP state a session's bits amount to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TcpState {
-    /// Handshake in progress.
-    SynSent,
-    /// Both sides have sent a SYN and data/ACKs flowed.
-    Established,
-    /// A FIN or RST was seen.
-    Closing,
+/// TCP header flag bits (byte 13 of the header).
+pub const TH_FIN: u8 = 0x01;
+pub const TH_SYN: u8 = 0x02;
+pub const TH_RST: u8 = 0x04;
+pub const TH_ACK: u8 = 0x10;
+
+/// The state a session opened by a segment with `flags` starts in.
+#[inline(always)]
+pub fn tcp_open(flags: u8, outbound: bool) -> u8 {
+    if flags & TH_RST != 0 {
+        TCP_TRANSITORY
+    } else if flags & TH_SYN != 0 {
+        if outbound { TCP_SYN_OUT } else { TCP_SYN_IN }
+    } else if outbound {
+        TCP_PICKUP_OUT
+    } else {
+        TCP_PICKUP_IN
+    }
 }
 
-pub fn tcp_state(bits: u8) -> TcpState {
-    if bits & (TCP_FIN_OUT | TCP_FIN_IN | TCP_RST) != 0 {
-        TcpState::Closing
-    } else if bits & TCP_SYN_OUT != 0
-        && bits & TCP_SYN_IN != 0
-        && bits & (TCP_ACK_OUT | TCP_ACK_IN) != 0
-    {
-        // SYN each way and the handshake's final ACK (whichever side
-        // opened the connection).
-        TcpState::Established
-    } else if bits & TCP_SYN_OUT == 0
-        && bits & TCP_SYN_IN == 0
-        && bits & (TCP_ACK_OUT | TCP_ACK_IN) != 0
-    {
-        // Picked up mid-stream (e.g. after a restart with lost state): both
-        // directions carry ACKs of an existing connection.
-        if bits & TCP_ACK_OUT != 0 && bits & TCP_ACK_IN != 0 {
-            TcpState::Established
-        } else {
-            TcpState::SynSent
-        }
-    } else {
-        TcpState::SynSent
+/// The state after a segment with `flags` in direction `outbound` reaches
+/// a session in state `state`.
+#[inline(always)]
+pub fn tcp_next(state: u8, flags: u8, outbound: bool) -> u8 {
+    if flags & TH_RST != 0 {
+        return TCP_TRANSITORY;
+    }
+    if flags & TH_SYN != 0 {
+        // A pure SYN (no ACK) on a closed or unconfirmed session is a new
+        // handshake on the same 4-tuple.
+        let new_handshake = flags & TH_ACK == 0;
+        return match state {
+            TCP_SYN_OUT if !outbound => TCP_ESTABLISHED,
+            TCP_SYN_IN if outbound => TCP_SYN_RECV,
+            TCP_FIN_BOTH | TCP_TRANSITORY | TCP_PICKUP_OUT | TCP_PICKUP_IN if new_handshake => {
+                tcp_open(flags, outbound)
+            }
+            TCP_TRANSITORY => TCP_ESTABLISHED,
+            s => s,
+        };
+    }
+    // Neither SYN nor RST: confirms what was waiting for the other side.
+    let state = match state {
+        TCP_SYN_RECV | TCP_PICKUP_OUT if !outbound => TCP_ESTABLISHED,
+        TCP_PICKUP_IN if outbound => TCP_ESTABLISHED,
+        TCP_TRANSITORY => TCP_ESTABLISHED,
+        s => s,
+    };
+    if flags & TH_FIN == 0 {
+        return state;
+    }
+    match state {
+        TCP_ESTABLISHED if outbound => TCP_FIN_OUT,
+        TCP_ESTABLISHED => TCP_FIN_IN,
+        TCP_FIN_OUT if !outbound => TCP_FIN_BOTH,
+        TCP_FIN_IN if outbound => TCP_FIN_BOTH,
+        s => s,
+    }
+}
+
+/// Which lifetime a TCP state has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TcpLifetime {
+    /// `tcp-established`: ESTABLISHED and the half-closed states.
+    Established,
+    /// `tcp-syn-in`: inbound-opened, handshake not complete.
+    SynIn,
+    /// `tcp-transitory`: everything else.
+    Transitory,
+}
+
+pub fn tcp_lifetime(state: u8) -> TcpLifetime {
+    match state {
+        TCP_ESTABLISHED | TCP_FIN_OUT | TCP_FIN_IN => TcpLifetime::Established,
+        TCP_SYN_IN | TCP_SYN_RECV | TCP_PICKUP_IN => TcpLifetime::SynIn,
+        _ => TcpLifetime::Transitory,
+    }
+}
+
+/// The name `xnat flows` shows for a TCP state.
+pub fn tcp_state_name(state: u8) -> &'static str {
+    match state {
+        TCP_SYN_OUT => "SYN_OUT",
+        TCP_SYN_IN => "SYN_IN",
+        TCP_SYN_RECV => "SYN_RECV",
+        TCP_ESTABLISHED => "ESTABLISHED",
+        TCP_FIN_OUT => "FIN_OUT",
+        TCP_FIN_IN => "FIN_IN",
+        TCP_FIN_BOTH => "FIN_BOTH",
+        TCP_TRANSITORY => "TRANSITORY",
+        TCP_PICKUP_OUT => "PICKUP_OUT",
+        TCP_PICKUP_IN => "PICKUP_IN",
+        _ => "UNKNOWN",
     }
 }
 
@@ -445,7 +554,7 @@ mod tests {
 
     #[test]
     fn layouts_have_no_hidden_padding() {
-        assert_eq!(size_of::<NatConfig>(), 32);
+        assert_eq!(size_of::<NatConfig>(), 40);
         assert_eq!(size_of::<EndpointKey>(), 8);
         // 72: with NAPT_IN's 8-byte value and 64 B of kernel header and
         // bucket per entry, 1M bindings fit in 256 MiB (see BENCHMARKS.md).
@@ -462,23 +571,58 @@ mod tests {
     }
 
     #[test]
-    fn tcp_states() {
-        assert_eq!(tcp_state(TCP_SYN_OUT), TcpState::SynSent);
-        assert_eq!(tcp_state(TCP_SYN_OUT | TCP_SYN_IN), TcpState::SynSent);
-        // Inbound-opened (port forward): SYN in, SYN-ACK out, ACK in.
+    fn tcp_states_follow_rfc_6146() {
+        const SYN: u8 = TH_SYN;
+        const SYNACK: u8 = TH_SYN | TH_ACK;
+        const ACK: u8 = TH_ACK;
+        const FIN: u8 = TH_FIN | TH_ACK;
+        const RST: u8 = TH_RST;
+        let walk = |start: (u8, bool), steps: &[(u8, bool)]| {
+            let mut s = tcp_open(start.0, start.1);
+            for (f, out) in steps {
+                s = tcp_next(s, *f, *out);
+            }
+            s
+        };
+        // Outbound-opened: SYN both ways is enough (RFC 6146).
+        assert_eq!(walk((SYN, true), &[]), TCP_SYN_OUT);
+        assert_eq!(walk((SYN, true), &[(SYNACK, false)]), TCP_ESTABLISHED);
+        // Inbound-opened: the inside's SYN-ACK is not enough.
+        assert_eq!(walk((SYN, false), &[(SYNACK, true)]), TCP_SYN_RECV);
         assert_eq!(
-            tcp_state(TCP_SYN_IN | TCP_SYN_OUT | TCP_ACK_IN),
-            TcpState::Established
+            walk((SYN, false), &[(SYNACK, true), (ACK, false)]),
+            TCP_ESTABLISHED
         );
-        assert_eq!(
-            tcp_state(TCP_SYN_OUT | TCP_SYN_IN | TCP_ACK_OUT | TCP_ACK_IN),
-            TcpState::Established
-        );
-        assert_eq!(
-            tcp_state(TCP_SYN_OUT | TCP_SYN_IN | TCP_ACK_OUT | TCP_FIN_IN),
-            TcpState::Closing
-        );
-        assert_eq!(tcp_state(TCP_SYN_OUT | TCP_RST), TcpState::Closing);
-        assert_eq!(tcp_state(TCP_ACK_OUT | TCP_ACK_IN), TcpState::Established);
+        let est = [(SYNACK, false), (ACK, true)];
+        // Half-close keeps the established lifetime; both FINs do not.
+        let mut steps = est.to_vec();
+        steps.push((FIN, true));
+        assert_eq!(walk((SYN, true), &steps), TCP_FIN_OUT);
+        steps.push((ACK, false));
+        assert_eq!(walk((SYN, true), &steps), TCP_FIN_OUT);
+        steps.push((FIN, false));
+        assert_eq!(walk((SYN, true), &steps), TCP_FIN_BOTH);
+        // RST: transitory until any other segment.
+        let mut steps = est.to_vec();
+        steps.push((RST, false));
+        assert_eq!(walk((SYN, true), &steps), TCP_TRANSITORY);
+        steps.push((ACK, true));
+        assert_eq!(walk((SYN, true), &steps), TCP_ESTABLISHED);
+        // A new handshake on a closed 4-tuple starts over.
+        let mut steps = est.to_vec();
+        steps.extend([(FIN, true), (FIN, false), (SYN, true)]);
+        assert_eq!(walk((SYN, true), &steps), TCP_SYN_OUT);
+        steps.push((SYNACK, false));
+        assert_eq!(walk((SYN, true), &steps), TCP_ESTABLISHED);
+        // Mid-stream pickup needs both sides.
+        assert_eq!(walk((ACK, true), &[(ACK, true)]), TCP_PICKUP_OUT);
+        assert_eq!(walk((ACK, true), &[(ACK, false)]), TCP_ESTABLISHED);
+        assert_eq!(walk((ACK, false), &[(ACK, true)]), TCP_ESTABLISHED);
+        assert_eq!(walk((RST, true), &[]), TCP_TRANSITORY);
+        // Lifetimes.
+        assert_eq!(tcp_lifetime(TCP_FIN_OUT), TcpLifetime::Established);
+        assert_eq!(tcp_lifetime(TCP_FIN_BOTH), TcpLifetime::Transitory);
+        assert_eq!(tcp_lifetime(TCP_SYN_RECV), TcpLifetime::SynIn);
+        assert_eq!(tcp_lifetime(TCP_SYN_OUT), TcpLifetime::Transitory);
     }
 }

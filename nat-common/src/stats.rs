@@ -61,10 +61,26 @@ pub enum Counter {
     FastPathInbound = 24,
     /// Outbound packets the fast path forwarded from an inside interface.
     FastPathOutbound = 25,
+    /// ICMP errors the gateway itself sent about a translated inbound
+    /// packet (TTL exceeded, fragmentation needed, host unreachable) whose
+    /// quote was turned back into the public endpoint.
+    IcmpErrorsLocalTranslated = 26,
+    /// Inbound TCP SYNs to a pool port without a mapping that admits them:
+    /// dropped without an answer (RFC 5382 REQ-4).
+    DropUnsolicitedSyn = 27,
+    /// Inbound packets that would have created a session beyond
+    /// `--max-inbound-sessions`.
+    DropInboundSessionLimit = 28,
+    /// Inbound ICMP errors with a bad ICMP checksum or a bad quoted IPv4
+    /// header checksum (RFC 5508 REQ-3).
+    DropIcmpErrorBadChecksum = 29,
+    /// Inbound ICMP errors quoting a datagram from a pool port that no
+    /// mapping holds.
+    DropInboundIcmpErrorNoMapping = 30,
 }
 
 /// Number of counters; the size of the `STATS` array.
-pub const COUNTER_COUNT: u32 = 26;
+pub const COUNTER_COUNT: u32 = 31;
 
 impl Counter {
     /// All counters in index order.
@@ -95,6 +111,11 @@ impl Counter {
         Counter::EventsLost,
         Counter::FastPathInbound,
         Counter::FastPathOutbound,
+        Counter::IcmpErrorsLocalTranslated,
+        Counter::DropUnsolicitedSyn,
+        Counter::DropInboundSessionLimit,
+        Counter::DropIcmpErrorBadChecksum,
+        Counter::DropInboundIcmpErrorNoMapping,
     ];
 
     /// Stable snake_case name used by `xnat stats` and its JSON.
@@ -126,6 +147,11 @@ impl Counter {
             Counter::FastPathOutbound => "fast_path_outbound",
             Counter::FragmentsHeld => "fragments_held",
             Counter::FragmentsReleased => "fragments_released",
+            Counter::IcmpErrorsLocalTranslated => "icmp_errors_local_translated",
+            Counter::DropUnsolicitedSyn => "drop_unsolicited_syn",
+            Counter::DropInboundSessionLimit => "drop_inbound_session_limit",
+            Counter::DropIcmpErrorBadChecksum => "drop_icmp_error_bad_checksum",
+            Counter::DropInboundIcmpErrorNoMapping => "drop_inbound_icmp_error_no_mapping",
         }
     }
 }

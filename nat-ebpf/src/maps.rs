@@ -87,6 +87,11 @@ pub static FILTER: HashMap<FilterKey, u64> =
 pub static HOST_PORTS: HashMap<Ipv4Be, u64> =
     HashMap::with_max_entries(MAX_HOSTS, BPF_F_NO_PREALLOC);
 
+/// Live sessions created by inbound packets (see
+/// nat_common::MAP_INBOUND_SESSIONS).
+#[map]
+pub static INBOUND_SESSIONS: Array<u64> = Array::with_max_entries(1, 0);
+
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
 

@@ -4,7 +4,7 @@
 use nat_common::{
     Counter, EVENT_PORTS_EXHAUSTED, EVENT_QUOTE_MAX, EndpointKey, Event, FILTER_ADDRESS,
     FILTER_ADDRESS_AND_PORT, FilterKey, InsideEndpoint, MAPPING_FORWARD, Mapping, NatConfig,
-    SessionKey, csum,
+    SessionKey, TH_ACK, TH_SYN, csum,
 };
 
 use crate::{
@@ -30,6 +30,15 @@ struct Ports {
     csum_off: u32,
     kind: Kind,
     tcp_flags: u8,
+}
+
+impl Ports {
+    /// The segment's TCP flags if it is TCP (what its session's state
+    /// follows).
+    #[inline(always)]
+    fn tcp(&self) -> Option<u8> {
+        (self.kind == Kind::Tcp).then_some(self.tcp_flags)
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -249,7 +258,7 @@ fn out_touch(ip: &Ipv4, ports: &Ports, now: u64) -> Touch {
     Touch {
         outbound: true,
         bytes: bytes_of(ip),
-        tcp_bits: session::tcp_bits(ports.tcp_flags, true),
+        tcp_flags: ports.tcp(),
         now: Some(now),
     }
 }
@@ -284,12 +293,12 @@ fn translate_out<P: Packet>(
 ) -> Verdict {
     let touch = out_touch(ip, ports, now);
     match slot {
-        Some(slot) => session::refresh(m, slot, ip.proto, &touch),
+        Some(slot) => session::refresh(m, slot, &touch),
         None => {
             // SAFETY: `m` points at a map value; plain reads.
             let (addr, port) = unsafe { ((*m).addr, (*m).port) };
-            if session::create(skey, addr, port, &touch).is_err() {
-                return drop(Counter::DropSessionTableFull);
+            if let Err(reason) = session::create(cfg, skey, addr, port, &touch) {
+                return drop(reason);
             }
         }
     }
@@ -443,6 +452,12 @@ pub fn ingress<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
     if v.is_some() || !in_pool(&cfg, ip.dst) {
         return v;
     }
+    if unsolicited_syn(p, ip, &cfg) {
+        // RFC 5382 REQ-4: no answer (the stack would send an RST at once),
+        // so a simultaneous open whose outbound SYN follows can still
+        // succeed; ports outside the range are the gateway's own.
+        return Some(drop(Counter::DropUnsolicitedSyn));
+    }
     if ip.more_fragments {
         // A first fragment that is not a mapping's (the gateway's own):
         // its later fragments go to the stack untouched — including any
@@ -456,6 +471,21 @@ pub fn ingress<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
         return Some(Verdict::Pass);
     }
     None
+}
+
+/// Whether `ip` is a TCP SYN (without ACK) to a port in the NAPT range: a
+/// connection attempt to a public endpoint no mapping admitted.
+#[inline(always)]
+fn unsolicited_syn<P: Packet>(p: &P, ip: &Ipv4, cfg: &NatConfig) -> bool {
+    if ip.proto != IPPROTO_TCP || !ip.has(ip.l4(), 20) {
+        return false;
+    }
+    let (Some(dport), Some(flags)) = (p.load::<u16>(ip.l4() + 2), p.load::<u8>(ip.l4() + 13))
+    else {
+        return false;
+    };
+    let port = u16::from_be(dport);
+    flags & (TH_SYN | TH_ACK) == TH_SYN && port >= cfg.port_min && port <= cfg.port_max
 }
 
 /// Whether the transport header NAPT reads (ports, ICMP type and
@@ -532,7 +562,7 @@ fn ingress_first<P: Packet>(p: &mut P, ip: &Ipv4, cfg: &NatConfig) -> Option<Ver
     let touch = Touch {
         outbound: false,
         bytes: bytes_of(ip),
-        tcp_bits: session::tcp_bits(ports.tcp_flags, false),
+        tcp_flags: ports.tcp(),
         now: None,
     };
     match session::find(m, &skey) {
@@ -540,13 +570,13 @@ fn ingress_first<P: Packet>(p: &mut P, ip: &Ipv4, cfg: &NatConfig) -> Option<Ver
         // filtering mode: the inside host sent to it, or it was admitted
         // before. One lookup instead of a filter check and then the
         // session's.
-        Some(slot) => session::refresh(m, slot, ip.proto, &touch),
+        Some(slot) => session::refresh(m, slot, &touch),
         None => {
             if !admitted(&cfg, &inside, m, &key, ip.src) {
                 return Some(drop(Counter::DropFiltered));
             }
-            if session::create(&skey, ip.dst, ports.our_port, &touch).is_err() {
-                return Some(drop(Counter::DropSessionTableFull));
+            if let Err(reason) = session::create(&cfg, &skey, ip.dst, ports.our_port, &touch) {
+                return Some(drop(reason));
             }
         }
     }

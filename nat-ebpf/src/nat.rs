@@ -64,10 +64,16 @@ pub fn process<P: Packet>(p: &mut P, dir: Direction) -> Verdict {
             Direction::Egress => crate::napt::egress(p, &ip),
             Direction::Ingress => crate::napt::ingress(p, &ip),
         };
-        return napt.unwrap_or_else(|| {
-            counters::bump(Counter::PassedNotOurs);
-            Verdict::Pass
-        });
+        if let Some(v) = napt {
+            return v;
+        }
+        if dir == Direction::Egress
+            && let Some(v) = crate::local_error::egress(p, &ip)
+        {
+            return v;
+        }
+        counters::bump(Counter::PassedNotOurs);
+        return Verdict::Pass;
     };
     let Some(plan) = plan_l4(p, &ip, dir) else {
         return malformed(dir);

@@ -4,14 +4,13 @@
 //! others in `SESSIONS`.
 use aya_ebpf::helpers::generated::{bpf_jiffies64, bpf_ktime_get_boot_ns};
 use nat_common::{
-    Counter, FILTER_ADDRESS, FilterKey, FirstSession, Mapping, NatConfig, Session, SessionKey,
-    TCP_ACK_IN, TCP_ACK_OUT, TCP_FIN_IN, TCP_FIN_OUT, TCP_RST, TCP_SYN_IN, TCP_SYN_OUT,
+    Counter, FILTER_ADDRESS, FilterKey, FirstSession, Mapping, NatConfig, SESSION_INBOUND, Session,
+    SessionKey, tcp_next, tcp_open,
 };
 
 use crate::{
     counters,
-    maps::{CLOCK, FILTER, SESSIONS},
-    parse::IPPROTO_TCP,
+    maps::{CLOCK, FILTER, INBOUND_SESSIONS, SESSIONS},
 };
 
 const BPF_NOEXIST: u64 = 1;
@@ -42,34 +41,13 @@ pub fn now() -> u64 {
     }
 }
 
-const TH_FIN: u8 = 0x01;
-const TH_SYN: u8 = 0x02;
-const TH_RST: u8 = 0x04;
-const TH_ACK: u8 = 0x10;
-
-/// The session bits a TCP segment with `flags` sets, by direction.
-#[inline(always)]
-pub fn tcp_bits(flags: u8, outbound: bool) -> u8 {
-    let mut bits = 0;
-    if flags & TH_SYN != 0 {
-        bits |= if outbound { TCP_SYN_OUT } else { TCP_SYN_IN };
-    } else if flags & TH_ACK != 0 {
-        bits |= if outbound { TCP_ACK_OUT } else { TCP_ACK_IN };
-    }
-    if flags & TH_FIN != 0 {
-        bits |= if outbound { TCP_FIN_OUT } else { TCP_FIN_IN };
-    }
-    if flags & TH_RST != 0 {
-        bits |= TCP_RST;
-    }
-    bits
-}
-
 /// What a packet contributes to its session.
 pub struct Touch {
     pub outbound: bool,
     pub bytes: u64,
-    pub tcp_bits: u8,
+    /// The segment's TCP flags, for TCP; `None` for UDP and ICMP (whose
+    /// sessions have no state).
+    pub tcp_flags: Option<u8>,
     /// The time, where the caller has read it already; otherwise it is read
     /// only if needed (inbound UDP and ICMP never refresh a session).
     pub now: Option<u64>,
@@ -84,6 +62,15 @@ impl Touch {
             [1, 0, self.bytes, 0]
         } else {
             [0, 1, 0, self.bytes]
+        }
+    }
+
+    /// The TCP state of a session this packet opens (0 if not TCP).
+    #[inline(always)]
+    fn opening_state(&self) -> u8 {
+        match self.tcp_flags {
+            Some(flags) => tcp_open(flags, self.outbound),
+            None => 0,
         }
     }
 
@@ -118,11 +105,11 @@ pub fn find(m: *const Mapping, key: &SessionKey) -> Option<Slot> {
 
 /// Counts a packet on the fields of a session, wherever it lives.
 macro_rules! count {
-    ($s:expr, $proto:expr, $t:expr) => {
+    ($s:expr, $t:expr) => {
         // Outbound traffic refreshes every session (RFC 4787 REQ-6);
         // inbound refreshes TCP sessions only: an established connection
         // is alive whichever side talks (RFC 5382).
-        if $t.outbound || $proto == IPPROTO_TCP {
+        if $t.outbound || $t.tcp_flags.is_some() {
             $s.last_seen = $t.now();
         }
         if $t.outbound {
@@ -132,25 +119,27 @@ macro_rules! count {
             $s.packets_in += 1;
             $s.bytes_in += $t.bytes;
         }
-        $s.tcp |= $t.tcp_bits;
+        if let Some(flags) = $t.tcp_flags {
+            $s.tcp = tcp_next($s.tcp, flags, $t.outbound);
+        }
     };
 }
 
 /// Counts a packet on the existing session [`find`] returned for mapping
 /// `m`.
 #[inline(always)]
-pub fn refresh(m: *mut Mapping, slot: Slot, proto: u8, t: &Touch) {
+pub fn refresh(m: *mut Mapping, slot: Slot, t: &Touch) {
     // SAFETY: the values live in the maps; racing CPUs may lose a count or
     // a timestamp, never corrupt an entry.
     unsafe {
         match slot {
             Slot::First => {
                 let s = &mut (*m).first;
-                count!(s, proto, t);
+                count!(s, t);
             }
             Slot::Table(s) => {
                 let s = &mut *s;
-                count!(s, proto, t);
+                count!(s, t);
             }
         }
     }
@@ -163,7 +152,7 @@ pub fn first(remote_addr: u32, remote_port: u16, t: &Touch, now: u64) -> FirstSe
     FirstSession {
         remote_addr,
         remote_port,
-        tcp: t.tcp_bits,
+        tcp: t.opening_state(),
         live: 1,
         last_seen: now,
         packets_out,
@@ -174,9 +163,30 @@ pub fn first(remote_addr: u32, remote_port: u16, t: &Touch, now: u64) -> FirstSe
 }
 
 /// Creates the session of `key` in `SESSIONS` for a mapping whose public
-/// endpoint is `public_addr`:`public_port`; `Err` when the table is full.
+/// endpoint is `public_addr`:`public_port`; `Err` with the drop reason
+/// when the table is full, or when an inbound packet would exceed
+/// `--max-inbound-sessions`.
 #[inline(always)]
-pub fn create(key: &SessionKey, public_addr: u32, public_port: u16, t: &Touch) -> Result<(), ()> {
+pub fn create(
+    cfg: &NatConfig,
+    key: &SessionKey,
+    public_addr: u32,
+    public_port: u16,
+    t: &Touch,
+) -> Result<(), Counter> {
+    let inbound_count = if t.outbound {
+        None
+    } else {
+        let slot = INBOUND_SESSIONS.get_ptr_mut(0);
+        if let Some(n) = slot {
+            // SAFETY: the value lives in the map; plain read.
+            let live = unsafe { *n };
+            if cfg.max_inbound_sessions != 0 && live >= cfg.max_inbound_sessions as u64 {
+                return Err(Counter::DropInboundSessionLimit);
+            }
+        }
+        slot
+    };
     let now = t.now();
     let [packets_out, packets_in, bytes_out, bytes_in] = t.opening_counts();
     let s = Session {
@@ -188,17 +198,24 @@ pub fn create(key: &SessionKey, public_addr: u32, public_port: u16, t: &Touch) -
         bytes_in,
         public_addr,
         public_port,
-        tcp: t.tcp_bits,
-        _pad: 0,
+        tcp: t.opening_state(),
+        flags: if t.outbound { 0 } else { SESSION_INBOUND },
     };
     match SESSIONS.insert(key, s, BPF_NOEXIST) {
         Ok(()) => {
             counters::bump(Counter::NaptSessionsCreated);
+            if let Some(n) = inbound_count {
+                // SAFETY: the value lives in the map. No atomic add on this
+                // target: two CPUs may lose an increment, which the agent's
+                // recount at the next sweep puts right (the cap is soft by
+                // that much for a moment).
+                unsafe { *n += 1 };
+            }
             Ok(())
         }
         // Created by another CPU meanwhile: fine.
         Err(-17) => Ok(()), // -EEXIST
-        Err(_) => Err(()),
+        Err(_) => Err(Counter::DropSessionTableFull),
     }
 }
 

@@ -214,6 +214,7 @@ struct RawNapt {
     max_ports_per_host: Option<Spanned<u32>>,
     max_mappings: Option<Spanned<u32>>,
     max_sessions: Option<Spanned<u32>>,
+    max_inbound_sessions: Option<Spanned<u32>>,
     timeouts: Option<RawTimeouts>,
 }
 
@@ -224,6 +225,7 @@ struct RawTimeouts {
     tcp_established: Option<Spanned<u32>>,
     tcp_transitory: Option<Spanned<u32>>,
     icmp: Option<Spanned<u32>>,
+    tcp_syn_in: Option<Spanned<u32>>,
 }
 
 /// Byte offset → 1-based line and column.
@@ -454,6 +456,9 @@ impl Ctx<'_> {
                 .map(|s| self.sourced(s, "napt.max-ports-per-host"));
             l.max_mappings = n.max_mappings.map(|s| self.sourced(s, "napt.max-mappings"));
             l.max_sessions = n.max_sessions.map(|s| self.sourced(s, "napt.max-sessions"));
+            l.max_inbound_sessions = n
+                .max_inbound_sessions
+                .map(|s| self.sourced(s, "napt.max-inbound-sessions"));
             if let Some(t) = n.timeouts {
                 l.timeouts = TimeoutLayer {
                     udp: t.udp.map(|s| self.sourced(s, "napt.timeouts.udp")),
@@ -464,6 +469,9 @@ impl Ctx<'_> {
                         .tcp_transitory
                         .map(|s| self.sourced(s, "napt.timeouts.tcp-transitory")),
                     icmp: t.icmp.map(|s| self.sourced(s, "napt.timeouts.icmp")),
+                    tcp_syn_in: t
+                        .tcp_syn_in
+                        .map(|s| self.sourced(s, "napt.timeouts.tcp-syn-in")),
                 };
             }
         }

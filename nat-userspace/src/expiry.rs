@@ -13,8 +13,9 @@ use std::{
 };
 
 use nat_common::{
-    EndpointKey, FilterKey, FirstSession, MAP_FILTER, MAP_HOST_PORTS, MAP_NAPT_IN, MAP_NAPT_OUT,
-    MAP_SESSIONS, MAPPING_FORWARD, Mapping, NatConfig, Session, SessionKey,
+    EndpointKey, FilterKey, FirstSession, MAP_FILTER, MAP_HOST_PORTS, MAP_INBOUND_SESSIONS,
+    MAP_NAPT_IN, MAP_NAPT_OUT, MAP_SESSIONS, MAPPING_FORWARD, Mapping, NatConfig, SESSION_INBOUND,
+    Session, SessionKey,
 };
 
 use crate::{batch, clock, pinned::RawMap};
@@ -137,6 +138,7 @@ pub struct Sweeper {
     inb: RawMap,
     filter: RawMap,
     host_ports: RawMap,
+    inbound_sessions: RawMap,
     /// Sessions and mappings seen by the last sweep: the next one sizes
     /// its sets by them instead of growing them a rehash at a time.
     seen: Cell<(usize, usize)>,
@@ -150,6 +152,7 @@ impl Sweeper {
             inb: RawMap::open(dir, MAP_NAPT_IN)?,
             filter: RawMap::open(dir, MAP_FILTER)?,
             host_ports: RawMap::open(dir, MAP_HOST_PORTS)?,
+            inbound_sessions: RawMap::open(dir, MAP_INBOUND_SESSIONS)?,
             seen: Cell::new((0, 0)),
         })
     }
@@ -179,6 +182,7 @@ impl Sweeper {
         let mut live = FastSet::with_capacity_and_hasher(mappings_before, Seeded::new());
         let mut in_use: Vec<u128> = Vec::with_capacity(sessions_before);
         let mut dead: Vec<SessionKey> = Vec::with_capacity(SWEEP_CHUNK);
+        let mut inbound_live = 0u64;
         let fd = self.sessions.fd();
         batch::lookup_chunks::<SessionKey, Session>(fd, SWEEP_CHUNK, |keys, values| {
             report.sessions_seen += keys.len();
@@ -187,6 +191,7 @@ impl Sweeper {
                 if idle_for(s.last_seen, cfg.session_timeout(k.proto, s.tcp)) {
                     dead.push(*k);
                 } else {
+                    inbound_live += u64::from(s.flags & SESSION_INBOUND != 0);
                     live.insert(endpoint(k.inside_addr, k.inside_port, k.proto));
                     in_use.push(filter(s.public_addr, k.remote_addr, s.public_port, k.proto));
                 }
@@ -195,6 +200,10 @@ impl Sweeper {
             Ok(())
         })?;
         drop(dead);
+        // The data plane only ever adds to this count: set it to what is
+        // live (sessions an inbound packet creates from here to the write
+        // are not counted until the next sweep: the cap is that soft).
+        batch::update(self.inbound_sessions.fd(), &0u32, &inbound_live)?;
 
         // 2. First sessions, then mappings without a live session, idle
         // past their timeout.

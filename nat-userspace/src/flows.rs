@@ -1,7 +1,7 @@
 //! Reading sessions for `xnat flows`, like `conntrack -L`.
 use std::{net::Ipv4Addr, path::Path};
 
-use nat_common::{NatConfig, TcpState, tcp_state};
+use nat_common::{NatConfig, tcp_state_name};
 use serde::Serialize;
 
 use crate::{clock, sessions, static_map::from_be};
@@ -9,7 +9,9 @@ use crate::{clock, sessions, static_map::from_be};
 #[derive(Clone, Debug, Serialize)]
 pub struct Flow {
     pub proto: &'static str,
-    /// TCP state (SYN_SENT, ESTABLISHED, CLOSING); empty for UDP/ICMP.
+    /// TCP state (RFC 6146: SYN_OUT, SYN_IN, SYN_RECV, ESTABLISHED,
+    /// FIN_OUT, FIN_IN, FIN_BOTH, TRANSITORY, PICKUP_OUT, PICKUP_IN);
+    /// empty for UDP/ICMP.
     pub state: &'static str,
     pub inside: String,
     pub public: String,
@@ -38,11 +40,7 @@ pub fn state_name(proto: u8, tcp: u8) -> &'static str {
     if proto != 6 {
         return "";
     }
-    match tcp_state(tcp) {
-        TcpState::SynSent => "SYN_SENT",
-        TcpState::Established => "ESTABLISHED",
-        TcpState::Closing => "CLOSING",
-    }
+    tcp_state_name(tcp)
 }
 
 fn endpoint(addr: u32, port_be: u16) -> String {

@@ -9,7 +9,7 @@ use std::{collections::BTreeMap, path::Path};
 
 use nat_common::{
     Counter as Kc, EndpointKey, InsideEndpoint, MAP_FILTER, MAP_NAPT_IN, MAP_NAPT_OUT,
-    MAP_SESSIONS, MAP_STATIC_OUT, MAPPING_FORWARD, TcpState, tcp_state,
+    MAP_SESSIONS, MAP_STATIC_OUT, MAPPING_FORWARD, tcp_state_name,
 };
 use prometheus_client::{
     encoding::text::encode,
@@ -205,26 +205,23 @@ pub fn render(dir: &Path, ifname: &str, agent: &AgentMetrics) -> anyhow::Result<
     for proto in ["tcp", "udp", "icmp"] {
         let _ = by_proto.get_or_create(&labels(&[("proto", proto)]));
     }
-    for state in ["syn_sent", "established", "closing"] {
-        let _ = tcp.get_or_create(&labels(&[("state", state)]));
+    for state in nat_common::TCP_SYN_OUT..=nat_common::TCP_PICKUP_IN {
+        let name = tcp_state_name(state).to_ascii_lowercase();
+        let _ = tcp.get_or_create(&labels(&[("state", &name)]));
     }
     let (mut per_proto, mut per_state) = (BTreeMap::<&str, i64>::new(), BTreeMap::new());
     for (k, s) in &sessions {
         *per_proto.entry(proto_name(k.proto)).or_default() += 1;
         if k.proto == 6 {
-            let state = match tcp_state(s.tcp) {
-                TcpState::SynSent => "syn_sent",
-                TcpState::Established => "established",
-                TcpState::Closing => "closing",
-            };
-            *per_state.entry(state).or_insert(0i64) += 1;
+            *per_state.entry(s.tcp).or_insert(0i64) += 1;
         }
     }
     for (proto, n) in per_proto {
         by_proto.get_or_create(&labels(&[("proto", proto)])).set(n);
     }
     for (state, n) in per_state {
-        tcp.get_or_create(&labels(&[("state", state)])).set(n);
+        let name = tcp_state_name(state).to_ascii_lowercase();
+        tcp.get_or_create(&labels(&[("state", &name)])).set(n);
     }
     reg.register("sessions", "Live NAPT sessions, by protocol", by_proto);
     reg.register("tcp_sessions", "Live TCP NAPT sessions, by state", tcp);

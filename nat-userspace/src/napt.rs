@@ -109,6 +109,8 @@ pub struct NaptSettings {
     pub ports: (u16, u16),
     pub filtering: Filtering,
     pub max_ports_per_host: u32,
+    /// Cap on sessions created by inbound packets (0: none).
+    pub max_inbound_sessions: u32,
     pub timeouts: Timeouts,
 }
 
@@ -118,6 +120,7 @@ pub struct Timeouts {
     pub tcp_established: u32,
     pub tcp_transitory: u32,
     pub icmp: u32,
+    pub tcp_syn_in: u32,
 }
 
 impl Default for Timeouts {
@@ -127,6 +130,7 @@ impl Default for Timeouts {
             tcp_established: nat_common::DEFAULT_TIMEOUT_TCP_ESTABLISHED,
             tcp_transitory: nat_common::DEFAULT_TIMEOUT_TCP_TRANSITORY,
             icmp: nat_common::DEFAULT_TIMEOUT_ICMP,
+            tcp_syn_in: nat_common::DEFAULT_TIMEOUT_TCP_SYN_IN,
         }
     }
 }
@@ -149,9 +153,10 @@ impl Timeouts {
                 "tcp-established" | "tcp_established" => self.tcp_established = secs,
                 "tcp-transitory" | "tcp_transitory" => self.tcp_transitory = secs,
                 "icmp" => self.icmp = secs,
+                "tcp-syn-in" | "tcp_syn_in" => self.tcp_syn_in = secs,
                 _ => {
                     return Err(format!(
-                        "unknown timeout '{k}' (expected udp, tcp-established, tcp-transitory, icmp)"
+                        "unknown timeout '{k}' (expected udp, tcp-established, tcp-transitory, tcp-syn-in, icmp)"
                     ));
                 }
             }
@@ -199,6 +204,8 @@ impl NaptSettings {
             timeout_tcp_established: self.timeouts.tcp_established,
             timeout_tcp_transitory: self.timeouts.tcp_transitory,
             timeout_icmp: self.timeouts.icmp,
+            timeout_tcp_syn_in: self.timeouts.tcp_syn_in,
+            max_inbound_sessions: self.max_inbound_sessions,
         }
     }
 
@@ -244,6 +251,7 @@ mod tests {
             ports: (1024, 65535),
             filtering: Filtering::Address,
             max_ports_per_host: 0,
+            max_inbound_sessions: 0,
             timeouts: Timeouts::default(),
         }
     }

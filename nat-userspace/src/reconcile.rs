@@ -177,11 +177,13 @@ fn live_napt(live: &Live) -> Option<NaptSettings> {
             _ => napt::Filtering::Address,
         },
         max_ports_per_host: c.max_ports_per_host,
+        max_inbound_sessions: c.max_inbound_sessions,
         timeouts: napt::Timeouts {
             udp: c.timeout_udp,
             tcp_established: c.timeout_tcp_established,
             tcp_transitory: c.timeout_tcp_transitory,
             icmp: c.timeout_icmp,
+            tcp_syn_in: c.timeout_tcp_syn_in,
         },
     })
 }
@@ -480,6 +482,7 @@ mod tests {
             ports: (1024, 65535),
             filtering: Filtering::Address,
             max_ports_per_host: 0,
+            max_inbound_sessions: 0,
             timeouts: Timeouts::default(),
         }
     }

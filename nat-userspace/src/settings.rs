@@ -97,6 +97,7 @@ pub struct TimeoutLayer {
     pub tcp_established: Option<Sourced<u32>>,
     pub tcp_transitory: Option<Sourced<u32>>,
     pub icmp: Option<Sourced<u32>>,
+    pub tcp_syn_in: Option<Sourced<u32>>,
 }
 
 /// One source of settings; every field is optional. Lists given in a layer
@@ -121,6 +122,7 @@ pub struct Layer {
     pub max_ports_per_host: Option<Sourced<u32>>,
     pub max_mappings: Option<Sourced<u32>>,
     pub max_sessions: Option<Sourced<u32>>,
+    pub max_inbound_sessions: Option<Sourced<u32>>,
     pub forwards: Option<Vec<Sourced<Forward>>>,
     pub metrics: Option<Sourced<SocketAddr>>,
     pub log_bindings: Option<Sourced<LogTarget>>,
@@ -158,10 +160,12 @@ impl Layer {
                     .tcp_transitory
                     .or(below.timeouts.tcp_transitory),
                 icmp: self.timeouts.icmp.or(below.timeouts.icmp),
+                tcp_syn_in: self.timeouts.tcp_syn_in.or(below.timeouts.tcp_syn_in),
             },
             max_ports_per_host: self.max_ports_per_host.or(below.max_ports_per_host),
             max_mappings: self.max_mappings.or(below.max_mappings),
             max_sessions: self.max_sessions.or(below.max_sessions),
+            max_inbound_sessions: self.max_inbound_sessions.or(below.max_inbound_sessions),
             forwards: self.forwards.or(below.forwards),
             metrics: self.metrics.or(below.metrics),
             log_bindings: self.log_bindings.or(below.log_bindings),
@@ -241,8 +245,12 @@ pub fn resolve(layer: &Layer, missing_iface: &str) -> Result<Settings, SettingEr
     let maps = layer.maps.clone().unwrap_or_default();
     check_maps(&maps)?;
 
+    let limits = Limits {
+        max_mappings: table_size(&layer.max_mappings, nat_common::DEFAULT_MAX_MAPPINGS)?,
+        max_sessions: table_size(&layer.max_sessions, nat_common::DEFAULT_MAX_SESSIONS)?,
+    };
     let napt = if layer.napt_enabled() {
-        Some(resolve_napt(layer, &ifname.value)?)
+        Some(resolve_napt(layer, &ifname.value, &limits)?)
     } else {
         None
     };
@@ -257,11 +265,6 @@ pub fn resolve(layer: &Layer, missing_iface: &str) -> Result<Settings, SettingEr
             }
         }
     }
-
-    let limits = Limits {
-        max_mappings: table_size(&layer.max_mappings, nat_common::DEFAULT_MAX_MAPPINGS)?,
-        max_sessions: table_size(&layer.max_sessions, nat_common::DEFAULT_MAX_SESSIONS)?,
-    };
 
     let forwards = layer.forwards.clone().unwrap_or_default();
     check_forwards(&forwards, napt.as_ref(), &maps)?;
@@ -351,7 +354,11 @@ fn check_maps(maps: &[Sourced<(Ipv4Addr, Ipv4Addr)>]) -> Result<(), SettingError
     Ok(())
 }
 
-fn resolve_napt(layer: &Layer, ifname: &str) -> Result<NaptSettings, SettingError> {
+fn resolve_napt(
+    layer: &Layer,
+    ifname: &str,
+    limits: &Limits,
+) -> Result<NaptSettings, SettingError> {
     let internal: Vec<Sourced<Prefix>> = match &layer.internal {
         Some(v) => v.clone(),
         None => rfc1918()
@@ -438,6 +445,7 @@ fn resolve_napt(layer: &Layer, ifname: &str) -> Result<NaptSettings, SettingErro
         (&mut timeouts.tcp_established, &t.tcp_established),
         (&mut timeouts.tcp_transitory, &t.tcp_transitory),
         (&mut timeouts.icmp, &t.icmp),
+        (&mut timeouts.tcp_syn_in, &t.tcp_syn_in),
     ] {
         if let Some(v) = v {
             if v.value == 0 {
@@ -456,8 +464,27 @@ fn resolve_napt(layer: &Layer, ifname: &str) -> Result<NaptSettings, SettingErro
             .as_ref()
             .map_or(Filtering::Address, |f| f.value),
         max_ports_per_host: layer.max_ports_per_host.as_ref().map_or(0, |m| m.value),
+        max_inbound_sessions: max_inbound_sessions(layer, limits)?,
         timeouts,
     })
+}
+
+/// `--max-inbound-sessions`, by default half the session table; at most
+/// the whole table (0: no cap).
+fn max_inbound_sessions(layer: &Layer, limits: &Limits) -> Result<u32, SettingError> {
+    match &layer.max_inbound_sessions {
+        None => Ok(nat_common::default_max_inbound_sessions(
+            limits.max_sessions,
+        )),
+        Some(s) if s.value > limits.max_sessions => err(
+            &s.origin,
+            format!(
+                "{} inbound sessions: more than the session table holds ({}, --max-sessions)",
+                s.value, limits.max_sessions
+            ),
+        ),
+        Some(s) => Ok(s.value),
+    }
 }
 
 fn check_forwards(

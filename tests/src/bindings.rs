@@ -4,10 +4,7 @@
 //! million distinct bindings.
 use std::net::Ipv4Addr;
 
-use nat_common::{
-    EndpointKey, FirstSession, InsideEndpoint, Mapping, TCP_ACK_IN, TCP_ACK_OUT, TCP_SYN_IN,
-    TCP_SYN_OUT,
-};
+use nat_common::{EndpointKey, FirstSession, InsideEndpoint, Mapping, TCP_ESTABLISHED};
 
 use crate::napt_maps::be;
 
@@ -76,7 +73,7 @@ pub fn mapping(f: &Flow, now: u64) -> Mapping {
         first: FirstSession {
             remote_addr: be(f.remote.addr),
             remote_port: f.remote.port.to_be(),
-            tcp: tcp_bits(f.proto),
+            tcp: tcp_state(f.proto),
             live: 1,
             last_seen: now,
             packets_out: 1,
@@ -96,12 +93,8 @@ pub fn inside(to: Ep) -> InsideEndpoint {
     }
 }
 
-fn tcp_bits(proto: u8) -> u8 {
-    if proto == TCP {
-        TCP_SYN_OUT | TCP_SYN_IN | TCP_ACK_OUT | TCP_ACK_IN
-    } else {
-        0
-    }
+fn tcp_state(proto: u8) -> u8 {
+    if proto == TCP { TCP_ESTABLISHED } else { 0 }
 }
 
 /// The entries of `flows` as established bindings, as the data plane makes

@@ -27,11 +27,12 @@ use aya::maps::{Array, HashMap, LpmTrie, MapData, MapError, RingBuf};
 use aya::programs::{SchedClassifier, Xdp};
 use nat_common::stats::COUNTER_COUNT;
 use nat_common::{
-    Counter, DEFAULT_TIMEOUT_ICMP, DEFAULT_TIMEOUT_TCP_ESTABLISHED, DEFAULT_TIMEOUT_TCP_TRANSITORY,
-    DEFAULT_TIMEOUT_UDP, EVENT_QUOTE_MAX, EndpointKey, FILTER_ADDRESS, FilterKey, FirstSession,
-    InsideEndpoint, MAP_CONFIG, MAP_EVENTS, MAP_FILTER, MAP_HOST_PORTS, MAP_INTERNAL, MAP_NAPT_IN,
-    MAP_NAPT_OUT, MAP_POOL, MAP_SESSIONS, MAPPING_FORWARD, Mapping, NatConfig, PROG_EGRESS_TC,
-    PROG_INGRESS_TC, PROG_INGRESS_XDP, Session, SessionKey,
+    Counter, DEFAULT_TIMEOUT_ICMP, DEFAULT_TIMEOUT_TCP_ESTABLISHED, DEFAULT_TIMEOUT_TCP_SYN_IN,
+    DEFAULT_TIMEOUT_TCP_TRANSITORY, DEFAULT_TIMEOUT_UDP, EVENT_QUOTE_MAX, EndpointKey,
+    FILTER_ADDRESS, FilterKey, FirstSession, InsideEndpoint, MAP_CONFIG, MAP_EVENTS, MAP_FILTER,
+    MAP_HOST_PORTS, MAP_INTERNAL, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_POOL, MAP_SESSIONS,
+    MAPPING_FORWARD, Mapping, NatConfig, PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP,
+    Session, SessionKey,
 };
 
 use crate::bpf::{Hook, Outcome, require_root};
@@ -230,6 +231,8 @@ pub fn default_config() -> NatConfig {
         timeout_tcp_established: DEFAULT_TIMEOUT_TCP_ESTABLISHED,
         timeout_tcp_transitory: DEFAULT_TIMEOUT_TCP_TRANSITORY,
         timeout_icmp: DEFAULT_TIMEOUT_ICMP,
+        timeout_tcp_syn_in: DEFAULT_TIMEOUT_TCP_SYN_IN,
+        max_inbound_sessions: 0,
     }
 }
 

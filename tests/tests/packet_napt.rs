@@ -20,9 +20,9 @@ use nat_common::stats::COUNTER_COUNT;
 use nat_common::{
     Counter, EVENT_PORTS_EXHAUSTED, EVENT_QUOTE_MAX, EndpointKey, Event, FILTER_ADDRESS,
     FILTER_ADDRESS_AND_PORT, FILTER_ENDPOINT_INDEPENDENT, FirstSession, InsideEndpoint,
-    MAP_NAPT_IN, MAP_NAPT_OUT, MAP_SESSIONS, MAPPING_FORWARD, Mapping, NatConfig, Session,
-    SessionKey, TCP_ACK_IN, TCP_ACK_OUT, TCP_FIN_IN, TCP_FIN_OUT, TCP_RST, TCP_SYN_IN, TCP_SYN_OUT,
-    TcpState, tcp_state,
+    MAP_NAPT_IN, MAP_NAPT_OUT, MAP_SESSIONS, MAPPING_FORWARD, Mapping, NatConfig, SESSION_INBOUND,
+    Session, SessionKey, TCP_ESTABLISHED, TCP_FIN_BOTH, TCP_FIN_OUT, TCP_SYN_IN, TCP_SYN_OUT,
+    TCP_SYN_RECV, tcp_state_name,
 };
 use xnat_tests::bpf::Hook;
 use xnat_tests::frame::{
@@ -429,7 +429,7 @@ fn per_ingress_hook(setup: impl Fn() -> Napt, test: impl Fn(&mut Napt, Hook)) {
 /// FILTER entry (address-dependent filtering is the default, but the first
 /// session admits its own remote address), no HOST_PORTS entry without a
 /// cap.
-fn first_packet_case(p: &Packet, remote_port: u16, tcp_bits: u8) {
+fn first_packet_case(p: &Packet, remote_port: u16, tcp_state: u8) {
     let n = napt();
     let inside = src_ep(p);
     let public = Endpoint::new(POOL, inside.port, inside.proto);
@@ -463,8 +463,8 @@ fn first_packet_case(p: &Packet, remote_port: u16, tcp_bits: u8) {
             bytes_in: 0,
             public_addr: be(POOL),
             public_port: inside.port.to_be(),
-            tcp: tcp_bits,
-            _pad: 0,
+            tcp: tcp_state,
+            flags: 0,
         },
         "session {sk:?}"
     );
@@ -484,7 +484,7 @@ fn first_packet_case(p: &Packet, remote_port: u16, tcp_bits: u8) {
         FirstSession {
             remote_addr: be(p.ip.dst),
             remote_port: remote_port.to_be(),
-            tcp: tcp_bits,
+            tcp: tcp_state,
             live: 1,
             last_seen: out.created,
             packets_out: 1,
@@ -1251,9 +1251,9 @@ fn udp_checksum_computing_to_zero_is_ffff() {
 
 // ================================================================ TCP state
 
-/// SYN out, SYN-ACK in, ACK out, data in, FIN out: the session's TCP bits
-/// and state after each, with the public port differing from the inside
-/// port so both checksums see a port change.
+/// SYN out, SYN-ACK in, ACK out, data in, FIN out, data in, FIN in: the
+/// session's RFC 6146 state after each, with the public port differing
+/// from the inside port so both checksums see a port change.
 #[test]
 fn tcp_state_handshake_established_fin() {
     let setup = || {
@@ -1267,57 +1267,55 @@ fn tcp_state_handshake_established_fin() {
         let inside = src_ep(&first);
         let public = egress_first(n, "SYN", &first);
         let sk = session_key(TCP, (H1, 40000), (R1, 443));
-        let check = |what: &str, bits: u8, state: TcpState| {
+        let check = |what: &str, state: u8| {
             let s = session(n, &sk);
-            assert_eq!(s.tcp, bits, "{what}: TCP bits");
-            assert_eq!(tcp_state(s.tcp), state, "{what}: TCP state");
+            assert_eq!(
+                tcp_state_name(s.tcp),
+                tcp_state_name(state),
+                "{what}: TCP state"
+            );
         };
-        check("SYN out", TCP_SYN_OUT, TcpState::SynSent);
-        ingress_to(
-            n,
-            hook,
-            "SYN-ACK",
-            &seg(R1, 443, POOL, public.port, SYN | ACK),
-            inside,
-            false,
-        );
-        check("SYN-ACK in", TCP_SYN_OUT | TCP_SYN_IN, TcpState::SynSent);
+        check("SYN out", TCP_SYN_OUT);
+        let from_remote = |what: &str, flags: u8| {
+            ingress_to(
+                n,
+                hook,
+                what,
+                &seg(R1, 443, POOL, public.port, flags),
+                inside,
+                false,
+            )
+        };
+        from_remote("SYN-ACK", SYN | ACK);
+        // RFC 6146: a SYN each way is enough.
+        check("SYN-ACK in", TCP_ESTABLISHED);
         egress_again(n, "ACK", &seg(H1, 40000, R1, 443, ACK), public, false);
-        check(
-            "ACK out",
-            TCP_SYN_OUT | TCP_SYN_IN | TCP_ACK_OUT,
-            TcpState::Established,
-        );
-        ingress_to(
-            n,
-            hook,
-            "data",
-            &seg(R1, 443, POOL, public.port, ACK | PSH),
-            inside,
-            false,
-        );
-        let est = TCP_SYN_OUT | TCP_SYN_IN | TCP_ACK_OUT | TCP_ACK_IN;
-        check("data in", est, TcpState::Established);
+        check("ACK out", TCP_ESTABLISHED);
+        from_remote("data", ACK | PSH);
+        check("data in", TCP_ESTABLISHED);
         egress_again(n, "FIN", &seg(H1, 40000, R1, 443, FIN | ACK), public, false);
-        check("FIN out", est | TCP_FIN_OUT, TcpState::Closing);
-        ingress_to(
-            n,
-            hook,
-            "FIN",
-            &seg(R1, 443, POOL, public.port, FIN | ACK),
-            inside,
-            false,
-        );
-        check("FIN in", est | TCP_FIN_OUT | TCP_FIN_IN, TcpState::Closing);
+        check("FIN out", TCP_FIN_OUT);
+        // Half-closed: the remote side may go on sending for as long as
+        // it likes, with the established lifetime.
+        from_remote("data after FIN out", ACK | PSH);
+        check("data in after FIN out", TCP_FIN_OUT);
+        from_remote("FIN", FIN | ACK);
+        check("FIN in", TCP_FIN_BOTH);
         let s = session(n, &sk);
-        assert_eq!((s.packets_out, s.packets_in), (3, 3), "packet counts");
+        assert_eq!((s.packets_out, s.packets_in), (3, 4), "packet counts");
+        // The 4-tuple reused: a new SYN starts a new handshake.
+        egress_again(n, "new SYN", &seg(H1, 40000, R1, 443, SYN), public, false);
+        check("new SYN out", TCP_SYN_OUT);
     });
 }
 
+/// An RST moves any session to TRANSITORY; any later segment but an RST
+/// (or a new handshake's SYN) moves it back to ESTABLISHED, so a spoofed
+/// RST cannot cut a connection's lifetime.
 #[test]
-fn tcp_rst_closes() {
-    use tcp_flags::{ACK, RST, SYN};
-    // RST from outside.
+fn tcp_rst_then_data() {
+    use tcp_flags::{ACK, PSH, RST, SYN};
+    // RST from outside during the handshake, then the inside goes on.
     per_ingress_hook(napt, |n, hook| {
         let first = syn(H1, 40000, R1, 443);
         let public = egress_first(n, "SYN", &first);
@@ -1329,12 +1327,12 @@ fn tcp_rst_closes() {
             src_ep(&first),
             false,
         );
-        let s = session(n, &session_key(TCP, (H1, 40000), (R1, 443)));
-        // RST+ACK: the ACK counts as inbound ACK, the RST closes.
-        assert_eq!(s.tcp, TCP_SYN_OUT | TCP_ACK_IN | TCP_RST);
-        assert_eq!(tcp_state(s.tcp), TcpState::Closing);
+        let sk = session_key(TCP, (H1, 40000), (R1, 443));
+        assert_eq!(tcp_state_name(session(n, &sk).tcp), "TRANSITORY");
+        egress_again(n, "ACK", &seg(H1, 40000, R1, 443, ACK), public, false);
+        assert_eq!(tcp_state_name(session(n, &sk).tcp), "ESTABLISHED");
     });
-    // RST from inside on an established connection.
+    // RST from inside on an established connection, then data in.
     let n = napt();
     let first = syn(H1, 40001, R1, 443);
     let public = egress_first(&n, "SYN", &first);
@@ -1348,9 +1346,17 @@ fn tcp_rst_closes() {
     );
     egress_again(&n, "ACK", &seg(H1, 40001, R1, 443, ACK), public, false);
     egress_again(&n, "RST", &seg(H1, 40001, R1, 443, RST), public, false);
-    let s = session(&n, &session_key(TCP, (H1, 40001), (R1, 443)));
-    assert_eq!(s.tcp, TCP_SYN_OUT | TCP_SYN_IN | TCP_ACK_OUT | TCP_RST);
-    assert_eq!(tcp_state(s.tcp), TcpState::Closing);
+    let sk = session_key(TCP, (H1, 40001), (R1, 443));
+    assert_eq!(tcp_state_name(session(&n, &sk).tcp), "TRANSITORY");
+    ingress_to(
+        &n,
+        Hook::IngressXdp,
+        "data",
+        &seg(R1, 443, POOL, public.port, ACK | PSH),
+        src_ep(&first),
+        false,
+    );
+    assert_eq!(tcp_state_name(session(&n, &sk).tcp), "ESTABLISHED");
 }
 
 /// Outbound packets refresh every session; inbound ones refresh TCP
@@ -2031,6 +2037,7 @@ fn port_forward_admits_anyone() {
             );
             let sk = session_key(TCP, (H2, 80), remote);
             assert_eq!(session(n, &sk).tcp, TCP_SYN_IN, "{what}");
+            assert_eq!(session(n, &sk).flags, SESSION_INBOUND, "{what}");
             egress_again(
                 n,
                 "SYN-ACK",
@@ -2038,7 +2045,9 @@ fn port_forward_admits_anyone() {
                 public,
                 false,
             );
-            assert_eq!(session(n, &sk).tcp, TCP_SYN_IN | TCP_SYN_OUT);
+            // The inside's SYN-ACK is not enough for an inbound-opened
+            // connection (spoofed SYNs get answered too).
+            assert_eq!(session(n, &sk).tcp, TCP_SYN_RECV);
             ingress_to(
                 n,
                 hook,
@@ -2048,8 +2057,7 @@ fn port_forward_admits_anyone() {
                 false,
             );
             let s = session(n, &sk);
-            assert_eq!(s.tcp, TCP_SYN_IN | TCP_SYN_OUT | TCP_ACK_IN);
-            assert_eq!(tcp_state(s.tcp), TcpState::Established);
+            assert_eq!(s.tcp, TCP_ESTABLISHED);
             assert_eq!((s.public_addr, s.public_port), (be(POOL), 8080u16.to_be()));
             assert_eq!(n.sessions().len(), i + 1);
             // A forward has no first session: all of its are in SESSIONS.

@@ -17,8 +17,9 @@ use std::{
 
 use nat_common::{
     EndpointKey, FILTER_ADDRESS, FilterKey, FirstSession, InsideEndpoint, MAP_FILTER,
-    MAP_HOST_PORTS, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_SESSIONS, MAPPING_FORWARD, Mapping, NatConfig,
-    Session, SessionKey, TCP_ACK_IN, TCP_ACK_OUT, TCP_SYN_IN, TCP_SYN_OUT,
+    MAP_HOST_PORTS, MAP_INBOUND_SESSIONS, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_SESSIONS, MAPPING_FORWARD,
+    Mapping, NatConfig, SESSION_INBOUND, Session, SessionKey, TCP_ESTABLISHED, TCP_SYN_IN,
+    TCP_SYN_OUT,
 };
 use nat_userspace::{batch, expiry::Sweeper};
 
@@ -61,9 +62,13 @@ impl Tables {
         // SAFETY: geteuid has no preconditions.
         assert_eq!(unsafe { libc::geteuid() }, 0, "needs root (BPF maps)");
         nat_userspace::bpffs::ensure_mounted().expect("bpffs");
+        // One directory per test: the tests of this file run in parallel
+        // in one process.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let dir = PathBuf::from(format!(
-            "/sys/fs/bpf/xnat-sweep-rules-{}",
-            std::process::id()
+            "/sys/fs/bpf/xnat-sweep-rules-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
@@ -97,13 +102,26 @@ impl Tables {
         t.create(MAP_FILTER, size_of::<FilterKey>(), 8, n, 1);
         // BPF_F_NO_PREALLOC, as in the programs.
         t.create(MAP_HOST_PORTS, 4, 8, 1024, 1);
+        t.create_typed(MAP_INBOUND_SESSIONS, ARRAY, 4, 8, 1, 0);
         t
     }
 
     fn create(&mut self, name: &str, key: usize, value: usize, entries: u32, flags: u32) {
+        self.create_typed(name, HASH, key, value, entries, flags)
+    }
+
+    fn create_typed(
+        &mut self,
+        name: &str,
+        map_type: u64,
+        key: usize,
+        value: usize,
+        entries: u32,
+        flags: u32,
+    ) {
         let mut attr = [0u64; 16];
-        // map_type (HASH = 1), key_size, value_size, max_entries, map_flags.
-        attr[0] = 1 | (key as u64) << 32;
+        // map_type, key_size, value_size, max_entries, map_flags.
+        attr[0] = map_type | (key as u64) << 32;
         attr[1] = value as u64 | (entries as u64) << 32;
         attr[2] = flags as u64;
         let fd = sys(0, &mut attr);
@@ -127,6 +145,7 @@ impl Tables {
             MAP_NAPT_IN,
             MAP_FILTER,
             MAP_HOST_PORTS,
+            MAP_INBOUND_SESSIONS,
         ]
         .iter()
         .position(|n| *n == name)
@@ -161,6 +180,9 @@ impl Drop for Tables {
     }
 }
 
+const HASH: u64 = 1;
+const ARRAY: u64 = 2;
+
 fn config() -> NatConfig {
     NatConfig {
         pool_len: 1,
@@ -172,6 +194,8 @@ fn config() -> NatConfig {
         timeout_tcp_established: 7440,
         timeout_tcp_transitory: 240,
         timeout_icmp: 60,
+        timeout_tcp_syn_in: 60,
+        max_inbound_sessions: 0,
     }
 }
 
@@ -313,6 +337,54 @@ fn bytes<T: Copy, const N: usize>(v: T) -> [u8; N] {
     unsafe { std::mem::transmute_copy(&v) }
 }
 
+/// The sweep sets `INBOUND_SESSIONS` to the live sessions that inbound
+/// packets created (expired ones and outbound ones not counted), whatever
+/// the data plane's count had drifted to.
+#[test]
+fn sweep_recounts_inbound_sessions() {
+    let t = Tables::new();
+    let now = 100_000 * S;
+    let (fresh, old) = (now - 10 * S, now - 1000 * S);
+    t.put(MAP_INBOUND_SESSIONS, 0u32, 12345u64);
+    let inside = be(Ipv4Addr::new(10, 1, 0, 1));
+    let sessions = [
+        (1, TCP_ESTABLISHED, fresh, SESSION_INBOUND),
+        (2, TCP_ESTABLISHED, fresh, SESSION_INBOUND),
+        // A SYN from outside never answered: past tcp-syn-in (60 s).
+        (3, TCP_SYN_IN, old, SESSION_INBOUND),
+        (4, TCP_ESTABLISHED, fresh, 0),
+    ];
+    for (i, tcp, seen, flags) in sessions {
+        let key = SessionKey {
+            inside_addr: inside,
+            remote_addr: be(Ipv4Addr::new(203, 0, 113, i)),
+            inside_port: 80u16.to_be(),
+            remote_port: 50000u16.to_be(),
+            proto: TCP,
+            _pad: [0; 3],
+        };
+        let s = Session {
+            created: seen,
+            last_seen: seen,
+            tcp,
+            flags,
+            ..Default::default()
+        };
+        t.put(MAP_SESSIONS, key, s);
+    }
+    let r = Sweeper::open(t.dir())
+        .unwrap()
+        .sweep(&config(), now)
+        .unwrap();
+    assert_eq!(r.sessions_expired, 1);
+    let n: u64 = batch::lookup_all::<u32, u64>(t.fd(MAP_INBOUND_SESSIONS))
+        .unwrap()
+        .into_iter()
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(n, 2, "INBOUND_SESSIONS after the sweep");
+}
+
 #[test]
 fn sweep_applies_every_rule_across_chunks() {
     let t = Tables::new();
@@ -393,7 +465,7 @@ fn sweep_applies_every_rule_across_chunks() {
         });
     }
     let h = be(Ipv4Addr::new(10, 2, 0, 1));
-    let established = TCP_SYN_OUT | TCP_SYN_IN | TCP_ACK_OUT | TCP_ACK_IN;
+    let established = TCP_ESTABLISHED;
     let (r1, r2, r3) = (remote(7), remote(8), remote(9));
     let mut special = |inside: Ep,
                        mapping_seen: u64,

@@ -117,7 +117,8 @@ pub struct NaptArgs {
     pub filtering: Option<FilteringArg>,
 
     /// Idle timeouts in seconds, e.g. udp=300,tcp-established=7440,
-    /// tcp-transitory=240,icmp=60 (unnamed ones keep their default).
+    /// tcp-transitory=240,tcp-syn-in=60,icmp=60 (unnamed ones keep their
+    /// default).
     #[arg(long = "timeout", value_name = "NAME=SECS,...", value_parser = parse_timeouts)]
     pub timeouts: Option<TimeoutFlags>,
 
@@ -134,6 +135,13 @@ pub struct NaptArgs {
     /// [default: 262144].
     #[arg(long, value_name = "N")]
     pub max_sessions: Option<u32>,
+
+    /// Most live sessions that inbound packets may create (port forwards,
+    /// endpoint-independent filtering), so a flood from outside cannot
+    /// fill the session table (0: no cap) [default: half of
+    /// --max-sessions].
+    #[arg(long, value_name = "N")]
+    pub max_inbound_sessions: Option<u32>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -150,6 +158,7 @@ pub struct TimeoutFlags {
     pub tcp_established: Option<u32>,
     pub tcp_transitory: Option<u32>,
     pub icmp: Option<u32>,
+    pub tcp_syn_in: Option<u32>,
 }
 
 fn parse_timeouts(s: &str) -> Result<TimeoutFlags, String> {
@@ -163,6 +172,7 @@ fn parse_timeouts(s: &str) -> Result<TimeoutFlags, String> {
             "udp" => t.udp = Some(secs),
             "tcp-established" | "tcp_established" => t.tcp_established = Some(secs),
             "tcp-transitory" | "tcp_transitory" => t.tcp_transitory = Some(secs),
+            "tcp-syn-in" | "tcp_syn_in" => t.tcp_syn_in = Some(secs),
             _ => t.icmp = Some(secs),
         }
     }
@@ -257,12 +267,16 @@ impl Args {
                     .tcp_transitory
                     .map(|v| flag(v, "--timeout tcp-transitory")),
                 icmp: t.icmp.map(|v| flag(v, "--timeout icmp")),
+                tcp_syn_in: t.tcp_syn_in.map(|v| flag(v, "--timeout tcp-syn-in")),
             },
             max_ports_per_host: n
                 .max_ports_per_host
                 .map(|v| flag(v, "--max-ports-per-host")),
             max_mappings: n.max_mappings.map(|v| flag(v, "--max-mappings")),
             max_sessions: n.max_sessions.map(|v| flag(v, "--max-sessions")),
+            max_inbound_sessions: n
+                .max_inbound_sessions
+                .map(|v| flag(v, "--max-inbound-sessions")),
             forwards: None::<Vec<Sourced<Forward>>>,
             metrics: self.metrics.map(|m| flag(m, "--metrics")),
             log_bindings: self

@@ -92,6 +92,8 @@ pub fn config(pool_len: u32) -> NatConfig {
         timeout_tcp_established: nat_common::DEFAULT_TIMEOUT_TCP_ESTABLISHED,
         timeout_tcp_transitory: nat_common::DEFAULT_TIMEOUT_TCP_TRANSITORY,
         timeout_icmp: nat_common::DEFAULT_TIMEOUT_ICMP,
+        timeout_tcp_syn_in: nat_common::DEFAULT_TIMEOUT_TCP_SYN_IN,
+        max_inbound_sessions: 0,
     }
 }
 

@@ -76,8 +76,8 @@ impl Stamped for Session {
                 self.bytes_out,
                 self.bytes_in,
             ) == (r.packets_out, r.packets_in, r.bytes_out, r.bytes_in)
-            && (self.public_addr, self.public_port, self.tcp)
-                == (r.public_addr, r.public_port, r.tcp)
+            && (self.public_addr, self.public_port, self.tcp, self.flags)
+                == (r.public_addr, r.public_port, r.tcp, r.flags)
     }
 }
 
@@ -149,6 +149,12 @@ pub fn states(want: &State, got: &State, w: &Window) -> Vec<String> {
         w,
         &mut out,
     );
+    if want.inbound_sessions != got.inbound_sessions {
+        out.push(format!(
+            "INBOUND_SESSIONS: model {}, program {}",
+            want.inbound_sessions, got.inbound_sessions
+        ));
+    }
     diff_map("FRAGS", &want.frags, &got.frags, w, &mut out);
     diff_map("FRAG_HOLD", &want.held, &got.held, w, &mut out);
     out

@@ -304,7 +304,16 @@ impl Generator {
                 let inside = self.inside_endpoint(st, qproto);
                 let remote = self.remote_endpoint(st, qproto);
                 let q = self.quotable(remote, inside, qproto, &mut what);
-                self.icmp_error(inside.0, remote.0, &q, &mut what)
+                // The gateway's own error about an inbound packet it
+                // translated (TTL exceeded, fragmentation needed): from one
+                // of its addresses, quoting the inside endpoint.
+                let from = if self.rng.random_bool(0.3) {
+                    what.push("the gateway's own ICMP error".into());
+                    pick(&mut self.rng, &[POOL[0], Ipv4Addr::new(192, 0, 2, 1)])
+                } else {
+                    inside.0
+                };
+                self.icmp_error(from, remote.0, &q, &mut what)
             } else {
                 let public = self.public_endpoint(st, qproto);
                 let remote = self.remote_endpoint(st, qproto);

@@ -180,7 +180,7 @@ pub fn state_code(st: &State) -> String {
     for (_, k, v) in ss {
         let _ = writeln!(
             s,
-            "    n.put_table_session(session_key({}, ({}, {}), ({}, {})), Session {{ public_addr: u32::from_ne_bytes({}.octets()), public_port: {}u16.to_be(), tcp: {}, packets_out: {}, packets_in: {}, bytes_out: {}, bytes_in: {}, created: {}, last_seen: {}, _pad: 0 }});",
+            "    n.put_table_session(session_key({}, ({}, {}), ({}, {})), Session {{ public_addr: u32::from_ne_bytes({}.octets()), public_port: {}u16.to_be(), tcp: {}, packets_out: {}, packets_in: {}, bytes_out: {}, bytes_in: {}, created: {}, last_seen: {}, flags: {} }});",
             k.proto,
             addr(k.inside_addr),
             u16::from_be(k.inside_port),
@@ -194,7 +194,8 @@ pub fn state_code(st: &State) -> String {
             v.bytes_out,
             v.bytes_in,
             v.created,
-            v.last_seen
+            v.last_seen,
+            v.flags
         );
     }
     for (k, v) in &st.filter {

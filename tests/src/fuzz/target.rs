@@ -12,9 +12,9 @@ use nat_common::stats::COUNTER_COUNT;
 use nat_common::{
     EVENT_PORTS_EXHAUSTED, EndpointKey, FRAG_HOLD_BYTES, FilterKey, FragKey, FragValue,
     InsideEndpoint, MAP_CONFIG, MAP_EVENTS, MAP_FILTER, MAP_FRAG_HOLD, MAP_FRAGS, MAP_HOST_PORTS,
-    MAP_INTERNAL, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_POOL, MAP_SESSIONS, MAP_STATIC_EMPTY,
-    MAP_STATIC_IN, MAP_STATIC_OUT, Mapping, NatConfig, PROG_EGRESS_TC, PROG_INGRESS_TC,
-    PROG_INGRESS_XDP, Session, SessionKey,
+    MAP_INBOUND_SESSIONS, MAP_INTERNAL, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_POOL, MAP_SESSIONS,
+    MAP_STATIC_EMPTY, MAP_STATIC_IN, MAP_STATIC_OUT, Mapping, NatConfig, PROG_EGRESS_TC,
+    PROG_INGRESS_TC, PROG_INGRESS_XDP, Session, SessionKey,
 };
 
 use crate::bpf::{Hook, Outcome};
@@ -233,7 +233,13 @@ impl Target {
         put(self, MAP_NAPT_IN, &st.napt_in)?;
         put(self, MAP_SESSIONS, &st.sessions)?;
         put(self, MAP_FILTER, &st.filter)?;
-        put(self, MAP_HOST_PORTS, &st.host_ports)
+        put(self, MAP_HOST_PORTS, &st.host_ports)?;
+        let mut n: Array<_, u64> = Array::try_from(
+            self.ebpf
+                .map_mut(MAP_INBOUND_SESSIONS)
+                .expect(MAP_INBOUND_SESSIONS),
+        )?;
+        Ok(n.set(0, st.inbound_sessions, 0)?)
     }
 
     /// The dynamic maps' contents, into a copy of `like` (whose
@@ -245,6 +251,12 @@ impl Target {
         st.sessions = self.dump(MAP_SESSIONS)?.into_iter().collect();
         st.filter = self.dump(MAP_FILTER)?.into_iter().collect();
         st.host_ports = self.dump(MAP_HOST_PORTS)?.into_iter().collect();
+        let n: Array<_, u64> = Array::try_from(
+            self.ebpf
+                .map(MAP_INBOUND_SESSIONS)
+                .expect(MAP_INBOUND_SESSIONS),
+        )?;
+        st.inbound_sessions = n.get(&0, 0)?;
         st.frags = self.dump(MAP_FRAGS)?.into_iter().collect();
         st.held = self
             .dump::<HoldKey, HeldFragment>(MAP_FRAG_HOLD)?

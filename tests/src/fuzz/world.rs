@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 
 use nat_common::{
     EndpointKey, FILTER_ADDRESS, FILTER_ADDRESS_AND_PORT, FILTER_ENDPOINT_INDEPENDENT, FilterKey,
-    FirstSession, InsideEndpoint, MAPPING_FORWARD, Mapping, NatConfig, SessionKey,
+    FirstSession, InsideEndpoint, MAPPING_FORWARD, Mapping, NatConfig, SESSION_INBOUND, SessionKey,
 };
 use rand::Rng;
 use rand::seq::IndexedRandom;
@@ -90,6 +90,9 @@ pub fn new_epoch(st: &mut State, rng: &mut impl Rng) {
     .unwrap();
     (cfg.port_min, cfg.port_max) = *RANGES.choose(rng).unwrap();
     cfg.max_ports_per_host = *[0, 0, 2, 3].choose(rng).unwrap();
+    // Often no cap on inbound-created sessions, sometimes one a few
+    // frames reach.
+    cfg.max_inbound_sessions = *[0, 0, 1, 3].choose(rng).unwrap();
     if rng.random_bool(0.05) {
         // NAPT off: only the static maps translate.
         cfg.pool_len = 0;
@@ -260,6 +263,14 @@ pub fn sweep(st: &mut State, rng: &mut impl Rng) -> bool {
             changed = true;
         }
     }
+    // The agent recounts the sessions inbound packets created.
+    let inbound = st
+        .sessions
+        .values()
+        .filter(|s| s.flags & SESSION_INBOUND != 0)
+        .count() as u64;
+    changed |= inbound != st.inbound_sessions;
+    st.inbound_sessions = inbound;
     if st.config.max_ports_per_host != 0 {
         let mut held: HashMap<u32, u64> = HashMap::new();
         for (k, m) in &st.napt_out {

@@ -14,11 +14,13 @@ pub mod alloc;
 pub mod csum;
 pub mod frag;
 pub mod icmp;
+pub mod local_error;
 pub mod napt;
 pub mod parse;
 pub mod rewrite;
 pub mod state;
 pub mod static_nat;
+pub mod tcp;
 
 use nat_common::{Counter, EndpointKey};
 
@@ -231,7 +233,7 @@ fn decide(ctx: &mut Ctx, frame: &[u8]) -> Verdict {
         return static_nat::translate(ctx, frame, &ip, new);
     }
     let v = match ctx.dir {
-        Dir::Out => napt::egress(ctx, frame, &ip),
+        Dir::Out => napt::egress(ctx, frame, &ip).or_else(|| local_error::egress(ctx, frame, &ip)),
         Dir::In => napt::ingress(ctx, frame, &ip),
     };
     v.unwrap_or_else(|| ctx.not_ours())

@@ -13,9 +13,10 @@
 
 use nat_common::{
     Counter, EVENT_QUOTE_MAX, EndpointKey, FILTER_ADDRESS, FILTER_ADDRESS_AND_PORT, FilterKey,
-    FirstSession, InsideEndpoint, MAPPING_FORWARD, Mapping, Session, SessionKey, TCP_ACK_IN,
-    TCP_ACK_OUT, TCP_FIN_IN, TCP_FIN_OUT, TCP_RST, TCP_SYN_IN, TCP_SYN_OUT,
+    FirstSession, InsideEndpoint, MAPPING_FORWARD, Mapping, SESSION_INBOUND, Session, SessionKey,
 };
+
+use super::tcp;
 
 use super::icmp::{self, Side};
 use super::parse::{ICMP, Ip, TCP, UDP};
@@ -68,31 +69,25 @@ fn echo(frame: &[u8], ip: &Ip) -> Flow {
     }
 }
 
-/// Session bits of a TCP segment (SYN, else ACK; FIN; RST).
-fn tcp_bits(flags: u8, dir: Dir) -> u8 {
-    let out = dir == Dir::Out;
-    let mut b = 0;
-    if flags & 0x02 != 0 {
-        b |= if out { TCP_SYN_OUT } else { TCP_SYN_IN };
-    } else if flags & 0x10 != 0 {
-        b |= if out { TCP_ACK_OUT } else { TCP_ACK_IN };
-    }
-    if flags & 0x01 != 0 {
-        b |= if out { TCP_FIN_OUT } else { TCP_FIN_IN };
-    }
-    if flags & 0x04 != 0 {
-        b |= TCP_RST;
-    }
-    b
-}
-
 /// What one packet adds to its session.
 #[derive(Clone, Copy)]
 struct Packet {
     out: bool,
     proto: u8,
     bytes: u64,
-    bits: u8,
+    /// TCP flags (TCP only).
+    flags: u8,
+}
+
+impl Packet {
+    /// The TCP state a session this packet opens starts in (0 if not TCP).
+    fn opening_state(&self) -> u8 {
+        if self.proto == TCP {
+            tcp::opened(self.flags, self.out)
+        } else {
+            0
+        }
+    }
 }
 
 /// A session's changing fields, wherever it is kept (in its mapping or in
@@ -119,7 +114,9 @@ fn count(f: Fields, p: Packet) {
         *f.packets_in += 1;
         *f.bytes_in += p.bytes;
     }
-    *f.tcp |= p.bits;
+    if p.proto == TCP {
+        *f.tcp = tcp::after(*f.tcp, p.flags, p.out);
+    }
 }
 
 /// The session a mapping's first packet makes: kept in the mapping.
@@ -127,7 +124,7 @@ fn first_session(remote: (u32, u16), p: Packet) -> FirstSession {
     FirstSession {
         remote_addr: remote.0,
         remote_port: remote.1,
-        tcp: p.bits,
+        tcp: p.opening_state(),
         live: 1,
         last_seen: NOW,
         packets_out: p.out as u64,
@@ -146,8 +143,10 @@ fn is_first(m: &Mapping, remote: (u32, u16)) -> bool {
 /// Counts a packet of the mapping of `inside` (its value `m`) on its
 /// session: the mapping's first if that is the one with this remote
 /// endpoint, else the `SESSIONS` entry of `key`, created (with `public` as
-/// its public endpoint) if missing. `false`: the session was missing and
-/// `SESSIONS` is full (nothing changed; the packet is dropped).
+/// its public endpoint) if missing. `Err(reason)`: the session was missing
+/// and could not be made — `SESSIONS` is full, or an inbound packet found
+/// `--max-inbound-sessions` reached (nothing changed; the packet is
+/// dropped).
 fn touch(
     ctx: &mut Ctx,
     inside: &EndpointKey,
@@ -155,7 +154,7 @@ fn touch(
     key: SessionKey,
     public: (u32, u16),
     p: Packet,
-) -> bool {
+) -> Result<(), Counter> {
     if is_first(m, (key.remote_addr, key.remote_port)) {
         ctx.note("the mapping's first session");
         let f = &mut ctx
@@ -175,9 +174,10 @@ fn touch(
             },
             p,
         );
-        return true;
+        return Ok(());
     }
     let full = ctx.st.sessions.len() >= ctx.st.capacity.sessions;
+    let capped = !p.out && inbound_cap_reached(ctx);
     match ctx.st.sessions.get_mut(&key) {
         Some(s) => count(
             Fields {
@@ -190,9 +190,13 @@ fn touch(
             },
             p,
         ),
+        None if capped => {
+            ctx.note("inbound session cap reached");
+            return Err(Counter::DropInboundSessionLimit);
+        }
         None if full => {
             ctx.note("session table full");
-            return false;
+            return Err(Counter::DropSessionTableFull);
         }
         None => {
             ctx.st.sessions.insert(
@@ -206,10 +210,13 @@ fn touch(
                     bytes_in: if p.out { 0 } else { p.bytes },
                     public_addr: public.0,
                     public_port: public.1,
-                    tcp: p.bits,
-                    _pad: 0,
+                    tcp: p.opening_state(),
+                    flags: if p.out { 0 } else { SESSION_INBOUND },
                 },
             );
+            if !p.out {
+                ctx.st.inbound_sessions += 1;
+            }
             ctx.note(if m.first.live == 0 && m.flags & MAPPING_FORWARD == 0 {
                 "new session (first session gone)"
             } else {
@@ -218,7 +225,13 @@ fn touch(
             ctx.bump(Counter::NaptSessionsCreated);
         }
     }
-    true
+    Ok(())
+}
+
+/// Whether inbound packets may create no more sessions (0: no cap).
+fn inbound_cap_reached(ctx: &Ctx) -> bool {
+    let cap = ctx.st.config.max_inbound_sessions as u64;
+    cap != 0 && ctx.st.inbound_sessions >= cap
 }
 
 /// Rewrites our side's address and port (or identifier) and the checksums
@@ -295,7 +308,7 @@ pub fn egress(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Option<Verdict> {
         out: true,
         proto: ip.proto,
         bytes: bytes(ip),
-        bits: tcp_bits(flow.tcp_flags, Dir::Out),
+        flags: flow.tcp_flags,
     };
     let Some(m) = ctx.st.napt_out.get(&key).copied() else {
         // A new mapping, holding this packet's session as its first: no
@@ -322,8 +335,8 @@ pub fn egress(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Option<Verdict> {
         proto: ip.proto,
         _pad: [0; 3],
     };
-    if !touch(ctx, &key, &m, skey, (m.addr, m.port), packet) {
-        return Some(ctx.drop(Counter::DropSessionTableFull));
+    if let Err(reason) = touch(ctx, &key, &m, skey, (m.addr, m.port), packet) {
+        return Some(ctx.drop(reason));
     }
     if let Some(m) = ctx.st.napt_out.get_mut(&key) {
         m.last_seen = NOW;
@@ -412,6 +425,10 @@ pub fn ingress(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Option<Verdict> {
     if v.is_some() || !ctx.st.in_pool(ip.dst) {
         return v;
     }
+    if unsolicited_syn(ctx, frame, ip) {
+        ctx.note("unsolicited SYN to a pool port: no answer (RFC 5382 REQ-4)");
+        return Some(ctx.drop(Counter::DropUnsolicitedSyn));
+    }
     if ip.more_fragments {
         // The gateway's own datagram: its later fragments go to the stack
         // untouched too (an identity "translation").
@@ -432,6 +449,19 @@ pub fn ingress(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Option<Verdict> {
         return Some(Verdict::Pass);
     }
     None
+}
+
+/// A TCP SYN without ACK to a port of the NAPT range (whole header
+/// present).
+fn unsolicited_syn(ctx: &Ctx, frame: &[u8], ip: &Ip) -> bool {
+    let l4 = ip.l4();
+    if ip.proto != TCP || !ip.has(l4, 20) {
+        return false;
+    }
+    let port = u16::from_be_bytes([frame[l4 + 2], frame[l4 + 3]]);
+    let flags = frame[l4 + 13];
+    let (lo, hi) = (ctx.st.config.port_min, ctx.st.config.port_max);
+    flags & 0x12 == 0x02 && (lo..=hi).contains(&port)
 }
 
 fn ingress_first(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Option<Verdict> {
@@ -494,10 +524,10 @@ fn ingress_first(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Option<Verdict> {
         out: false,
         proto: ip.proto,
         bytes: bytes(ip),
-        bits: tcp_bits(flow.tcp_flags, Dir::In),
+        flags: flow.tcp_flags,
     };
-    if !touch(ctx, &out_key, &m, skey, (ip.dst, flow.our_port), packet) {
-        return Some(ctx.drop(Counter::DropSessionTableFull));
+    if let Err(reason) = touch(ctx, &out_key, &m, skey, (ip.dst, flow.our_port), packet) {
+        return Some(ctx.drop(reason));
     }
     rewrite(ctx, ip, &flow, inside.addr, inside.port);
     frag::remember(ctx, ip, inside.addr);

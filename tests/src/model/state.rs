@@ -72,6 +72,9 @@ pub struct State {
     /// other than through its (live) first session's remote endpoint.
     pub filter: HashMap<FilterKey, u64>,
     pub host_ports: HashMap<u32, u64>,
+    /// `INBOUND_SESSIONS`: the data plane's count of live sessions that
+    /// inbound packets created.
+    pub inbound_sessions: u64,
     pub frags: HashMap<FragKey, FragValue>,
     /// Held fragments by datagram and slot.
     pub held: HashMap<(FragKey, u32), Held>,
@@ -128,6 +131,7 @@ impl State {
         self.sessions.clear();
         self.filter.clear();
         self.host_ports.clear();
+        self.inbound_sessions = 0;
         self.frags.clear();
         self.held.clear();
     }
