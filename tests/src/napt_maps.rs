@@ -30,9 +30,9 @@ use nat_common::{
     Counter, DEFAULT_TIMEOUT_ICMP, DEFAULT_TIMEOUT_TCP_ESTABLISHED, DEFAULT_TIMEOUT_TCP_SYN_IN,
     DEFAULT_TIMEOUT_TCP_TRANSITORY, DEFAULT_TIMEOUT_UDP, EVENT_QUOTE_MAX, EndpointKey,
     FILTER_ADDRESS, FilterKey, FirstSession, InsideEndpoint, MAP_CONFIG, MAP_EVENTS, MAP_FILTER,
-    MAP_HOST_PORTS, MAP_INTERNAL, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_POOL, MAP_SESSIONS,
-    MAPPING_FORWARD, Mapping, NatConfig, PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP,
-    Session, SessionKey,
+    MAP_HOST_PORTS, MAP_INBOUND_SESSIONS, MAP_INTERNAL, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_POOL,
+    MAP_SESSIONS, MAPPING_FORWARD, Mapping, NatConfig, PROG_EGRESS_TC, PROG_INGRESS_TC,
+    PROG_INGRESS_XDP, Session, SessionKey,
 };
 
 use crate::bpf::{Hook, Outcome, require_root};
@@ -604,6 +604,18 @@ impl Napt {
         let mut v = self.all(MAP_FILTER);
         v.sort_by_key(|(k, _)| fk_ord(k));
         v
+    }
+
+    /// `INBOUND_SESSIONS`: the data plane's count of sessions inbound
+    /// packets created.
+    pub fn inbound_sessions(&self) -> u64 {
+        let a: Array<&MapData, u64> = Array::try_from(
+            self.ebpf
+                .map(MAP_INBOUND_SESSIONS)
+                .expect(MAP_INBOUND_SESSIONS),
+        )
+        .expect("INBOUND_SESSIONS type");
+        a.get(&0, 0).expect("INBOUND_SESSIONS[0]")
     }
 
     pub fn host_ports(&self, inside: Ipv4Addr) -> Option<u64> {

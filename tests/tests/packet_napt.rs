@@ -2528,3 +2528,221 @@ fn napt_off_with_empty_pool() {
 fn counter_count_matches() {
     assert_eq!(Counter::ALL.len(), COUNTER_COUNT as usize);
 }
+
+// ================================================================ correct at the edges
+
+/// The gateway's own ICMP errors about inbound packets it translated (TTL
+/// exceeded on the way in, fragmentation needed towards a smaller inside
+/// MTU, host unreachable for a silent forward target) quote the inside
+/// endpoint: leaving the external interface, the quote names the public
+/// endpoint again, with every checksum right; the outer header (the
+/// gateway's own address) stays.
+#[test]
+fn gateway_icmp_errors_quote_the_public_endpoint() {
+    let mut n = napt();
+    n.add_forward(Endpoint::new(POOL, 8080, TCP), Endpoint::new(H2, 80, TCP));
+    n.add_static(H3, STATIC_PUB);
+    let out = udp(H1, 5000, R1, 53);
+    let public = egress_first(&n, "the inside host's datagram", &out);
+    let received = [
+        (
+            "to a dynamic mapping",
+            udp(R1, 53, public.addr, public.port),
+            src_ep(&out),
+        ),
+        (
+            "to a port forward",
+            Packet::tcp(R1, POOL, Tcp::data(40000, 8080, &[1; 300])),
+            Endpoint::new(H2, 80, TCP),
+        ),
+        (
+            "to a static host",
+            udp(R1, 53, STATIC_PUB, 7000),
+            Endpoint::new(H3, 7000, UDP),
+        ),
+    ];
+    for gateway in [POOL, ROUTER] {
+        for (what, outside_view, inside) in &received {
+            let inside_view = with_dst(outside_view, *inside);
+            for (kind, typ, code, rest) in [
+                ("time exceeded", icmp::TIME_EXCEEDED, 0, [0; 4]),
+                (
+                    "frag needed",
+                    icmp::DEST_UNREACH,
+                    icmp::FRAG_NEEDED,
+                    [0, 0, 0x05, 0x14],
+                ),
+                ("host unreachable", icmp::DEST_UNREACH, 1, [0; 4]),
+            ] {
+                for quote in [Some(28), None] {
+                    let input =
+                        Packet::icmp_error(gateway, R1, typ, code, rest, &inside_view, quote);
+                    let expected =
+                        Packet::icmp_error(gateway, R1, typ, code, rest, outside_view, quote);
+                    let label =
+                        format!("{kind} from {gateway} about a datagram {what} ({quote:?})");
+                    let before = n.state();
+                    run(
+                        &n,
+                        Hook::EgressTc,
+                        &label,
+                        &input.frame(),
+                        Want::Pass(&expected.frame()),
+                        &only(Counter::IcmpErrorsLocalTranslated),
+                    );
+                    assert_eq!(n.state(), before, "{label}: changed NAPT state");
+                }
+            }
+        }
+    }
+}
+
+/// A gateway's error quoting an inside endpoint that no binding names
+/// must not leave with the inside address: dropped. One quoting nobody
+/// of ours is the gateway's own business: passed untouched.
+#[test]
+fn gateway_icmp_errors_without_binding() {
+    let n = napt();
+    egress_first(&n, "unrelated mapping", &udp(H1, 5000, R1, 53));
+    let unmapped = udp(R2, 53, H1, 6000);
+    let e = Packet::icmp_error(POOL, R2, icmp::TIME_EXCEEDED, 0, [0; 4], &unmapped, None);
+    run(
+        &n,
+        Hook::EgressTc,
+        "time exceeded quoting an unmapped inside endpoint",
+        &e.frame(),
+        Want::Drop,
+        &only(Counter::DropIcmpErrorNoMapping),
+    );
+    let foreign = udp(R2, 53, OUTSIDER, 6000);
+    let e = Packet::icmp_error(POOL, R2, icmp::TIME_EXCEEDED, 0, [0; 4], &foreign, None);
+    run(
+        &n,
+        Hook::EgressTc,
+        "time exceeded quoting an outside address",
+        &e.frame(),
+        Want::Untouched,
+        &only(Counter::PassedNotOurs),
+    );
+}
+
+/// RFC 5382 REQ-4: a SYN to a pool port of the NAPT range that no mapping
+/// admits gets no answer (dropped, not handed to the stack, which would
+/// send an RST); one outside the range is the gateway's own. Segments
+/// other than SYNs still go to the stack.
+#[test]
+fn unsolicited_syn_dropped_silently() {
+    use tcp_flags::{ACK, SYN};
+    let setup = || napt_with(|c| (c.port_min, c.port_max) = (20000, 30000));
+    per_ingress_hook(setup, |n, hook| {
+        run(
+            n,
+            hook,
+            "SYN to a pool port in range",
+            &syn(R1, 40000, POOL, 25000).frame(),
+            Want::Drop,
+            &only(Counter::DropUnsolicitedSyn),
+        );
+        for (what, p) in [
+            ("SYN below the range", syn(R1, 40000, POOL, 22)),
+            ("SYN above the range", syn(R1, 40000, POOL, 30001)),
+            ("SYN-ACK in range", seg(R1, 40000, POOL, 25000, SYN | ACK)),
+            ("ACK in range", seg(R1, 40000, POOL, 25000, ACK)),
+        ] {
+            run(
+                n,
+                hook,
+                what,
+                &p.frame(),
+                Want::Untouched,
+                &only(Counter::PassedNotOurs),
+            );
+        }
+    });
+}
+
+/// Simultaneous open (RFC 5382 REQ-4's reason): the remote's SYN comes
+/// first and is dropped; the inside's SYN makes the mapping; the remote's
+/// retransmitted SYN is admitted, even with address-and-port filtering,
+/// and the session is established.
+#[test]
+fn simultaneous_open_after_an_early_syn() {
+    use tcp_flags::{ACK, SYN};
+    let n = napt_with(|c| c.filtering = FILTER_ADDRESS_AND_PORT);
+    run(
+        &n,
+        Hook::IngressXdp,
+        "the remote's early SYN",
+        &syn(R1, 6000, POOL, 40000).frame(),
+        Want::Drop,
+        &only(Counter::DropUnsolicitedSyn),
+    );
+    let out = syn(H1, 40000, R1, 6000);
+    let public = egress_first(&n, "the inside's SYN", &out);
+    assert_eq!(public.port, 40000, "port preserved");
+    ingress_to(
+        &n,
+        Hook::IngressXdp,
+        "the remote's SYN again",
+        &syn(R1, 6000, POOL, 40000),
+        src_ep(&out),
+        false,
+    );
+    let sk = session_key(TCP, (H1, 40000), (R1, 6000));
+    assert_eq!(tcp_state_name(session(&n, &sk).tcp), "ESTABLISHED");
+    egress_again(
+        &n,
+        "SYN-ACK",
+        &seg(H1, 40000, R1, 6000, SYN | ACK),
+        public,
+        false,
+    );
+    assert_eq!(tcp_state_name(session(&n, &sk).tcp), "ESTABLISHED");
+}
+
+/// `--max-inbound-sessions`: inbound packets create sessions only up to
+/// the cap (counted), while the inside's own sessions are not capped; the
+/// data plane counts what it created in `INBOUND_SESSIONS`.
+#[test]
+fn inbound_sessions_capped() {
+    let setup = || {
+        let mut n = napt_with(|c| c.max_inbound_sessions = 2);
+        n.add_forward(Endpoint::new(POOL, 8080, TCP), Endpoint::new(H2, 80, TCP));
+        n
+    };
+    per_ingress_hook(setup, |n, hook| {
+        let inside = Endpoint::new(H2, 80, TCP);
+        for (i, remote) in [(R1, 50000), (R1, 50001)].into_iter().enumerate() {
+            ingress_to(
+                n,
+                hook,
+                &format!("SYN {i} from outside"),
+                &syn(remote.0, remote.1, POOL, 8080),
+                inside,
+                true,
+            );
+        }
+        assert_eq!(n.inbound_sessions(), 2);
+        run(
+            n,
+            hook,
+            "a third SYN from outside",
+            &syn(R2, 50002, POOL, 8080).frame(),
+            Want::Drop,
+            &only(Counter::DropInboundSessionLimit),
+        );
+        assert_eq!(n.inbound_sessions(), 2);
+        // The inside opens sessions as before: a mapping's first, then
+        // one in SESSIONS.
+        let out = udp(H1, 5000, R1, 53);
+        let public = egress_first(n, "an inside host's first datagram", &out);
+        egress_again(
+            n,
+            "to a second server",
+            &udp(H1, 5000, R2, 53),
+            public,
+            true,
+        );
+        assert_eq!(n.inbound_sessions(), 2);
+    });
+}
