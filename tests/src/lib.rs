@@ -4,6 +4,9 @@
 
 pub mod bindings;
 pub mod bpf;
+// Raw-socket captures with ICMP-error and TCP parsers and checksums of
+// their own (tests/e2e_edges.rs).
+pub mod capture;
 // Daemon features (tests/e2e_daemon.rs): config files, agent restarts, metrics.
 pub mod daemon_topo;
 // The fast path (tests/e2e_fastpath.rs): topology with --inside, no-op XDP

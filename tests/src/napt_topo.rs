@@ -372,6 +372,13 @@ impl NaptTopo {
             .unwrap_or_else(|| panic!("`xnat stats --json` has no counter {name:?}: {v}"))
     }
 
+    /// A counter of `xnat stats --json` by name, `None` if this build has
+    /// no such counter (a test of a counter still being added can then fail
+    /// on the behaviour it checks rather than on the name).
+    pub fn try_counter(&self, name: &str) -> Option<u64> {
+        json_counter(&self.stats()["counters"], name)
+    }
+
     /// A number under `napt` in `xnat stats --json` (`mappings`, `sessions`).
     pub fn napt_stat(&self, name: &str) -> u64 {
         let v = self.stats();
@@ -536,6 +543,79 @@ pub fn tcp_connect(
         Ok(stream)
     })?;
     Ok(s)
+}
+
+/// A TCP socket bound to `local` (SO_REUSEADDR) inside `ns` whose
+/// connect to `remote` has been started but not waited for (non-blocking:
+/// the SYN is on its way). [`connect_state`] tells how it went. For
+/// simultaneous opens and for SYNs that must go unanswered.
+pub fn tcp_connect_start(ns: &Netns, local: SocketAddrV4, remote: SocketAddrV4) -> TcpStream {
+    ns.in_ns(move || -> io::Result<TcpStream> {
+        // SAFETY: plain socket(2); ownership moves into OwnedFd at once.
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_INET,
+                libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                0,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a fresh fd we own.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        setsockopt_int(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1);
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        let l = sockaddr(local);
+        // SAFETY: valid fd and sockaddr.
+        if unsafe { libc::bind(fd.as_raw_fd(), (&l as *const libc::sockaddr_in).cast(), len) } != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+        let r = sockaddr(remote);
+        // SAFETY: valid fd and sockaddr.
+        let rc =
+            unsafe { libc::connect(fd.as_raw_fd(), (&r as *const libc::sockaddr_in).cast(), len) };
+        if rc != 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EINPROGRESS) {
+                return Err(e);
+            }
+        }
+        Ok(TcpStream::from(fd))
+    })
+    .unwrap_or_else(|e| panic!("TCP connect {local} -> {remote} in {}: {e}", ns.name()))
+}
+
+/// Where a connect started by [`tcp_connect_start`] stands.
+#[derive(Debug)]
+pub enum ConnectState {
+    /// Still trying (SYN_SENT or SYN_RECV).
+    Pending,
+    /// Established.
+    Connected,
+    /// Failed: ECONNREFUSED for a reset, ETIMEDOUT, EHOSTUNREACH, ...
+    Failed(io::Error),
+}
+
+/// Polls (without waiting) a connect started by [`tcp_connect_start`].
+pub fn connect_state(s: &TcpStream) -> ConnectState {
+    let mut pfd = libc::pollfd {
+        fd: s.as_raw_fd(),
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, no timeout.
+    let rc = unsafe { libc::poll(&mut pfd, 1, 0) };
+    assert!(rc >= 0, "poll: {}", io::Error::last_os_error());
+    if rc == 0 {
+        return ConnectState::Pending;
+    }
+    match s.take_error() {
+        Ok(None) => ConnectState::Connected,
+        Ok(Some(e)) => ConnectState::Failed(e),
+        Err(e) => panic!("getsockopt SO_ERROR: {e}"),
+    }
 }
 
 /// Receives one datagram within `timeout`: `Ok(None)` if nothing came,
