@@ -633,8 +633,8 @@ fn timeouts_expire_idle_bindings(tag: &str, mode: Ingress) {
         assert!(f.expires_in_s <= max, "expires_in_s > {max}: {}", f.raw);
     }
     // Wait until everything is gone; the TCP close may take a moment to
-    // reach CLOSING, so its idle time is taken from `xnat flows`.
-    let tcp = wait_flow_state(&t, "tcp", "CLOSING");
+    // reach FIN_BOTH, so its idle time is taken from `xnat flows`.
+    let tcp = wait_flow_state(&t, "tcp", "FIN_BOTH");
     let tcp_last = Instant::now() - Duration::from_secs(tcp.idle_s);
     let created0 = t.counter("napt_mappings_created");
     assert_eq!(created0, 3, "one mapping per protocol");

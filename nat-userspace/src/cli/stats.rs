@@ -24,17 +24,16 @@ pub fn run(args: Args, iface: Option<&str>) -> anyhow::Result<ExitCode> {
     for (k, _) in &public {
         *ports_in_use.entry(from_be(k.addr).to_string()).or_default() += 1;
     }
-    let mut by_proto: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut by_proto: BTreeMap<String, u64> = BTreeMap::new();
     for (k, s) in &sessions {
-        let name = match (k.proto, nat_userspace::flows::state_name(k.proto, s.tcp)) {
-            (6, st) => match st {
-                "ESTABLISHED" => "tcp_established",
-                "CLOSING" => "tcp_closing",
-                _ => "tcp_syn_sent",
-            },
-            (17, _) => "udp",
-            (1, _) => "icmp",
-            _ => "other",
+        let name = match k.proto {
+            6 => format!(
+                "tcp_{}",
+                nat_userspace::flows::state_name(k.proto, s.tcp).to_ascii_lowercase()
+            ),
+            17 => "udp".into(),
+            1 => "icmp".into(),
+            _ => "other".into(),
         };
         *by_proto.entry(name).or_default() += 1;
     }
