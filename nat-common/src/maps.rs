@@ -89,6 +89,7 @@ pub const ALL_MAPS: &[&str] = &[
     crate::napt::MAP_FILTER,
     crate::napt::MAP_HOST_PORTS,
     crate::napt::MAP_INBOUND_SESSIONS,
+    crate::napt::MAP_HOST_POOL,
     crate::napt::MAP_EVENTS,
     crate::napt::MAP_FRAGS,
     crate::napt::MAP_FRAG_HOLD,

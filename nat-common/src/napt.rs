@@ -37,6 +37,14 @@ pub const MAP_SESSIONS: &str = "SESSIONS";
 pub const MAP_FILTER: &str = "FILTER";
 /// Inside address → public ports it holds (for `--max-ports-per-host`).
 pub const MAP_HOST_PORTS: &str = "HOST_PORTS";
+/// Inside host → the pool address its mappings use (paired pooling, RFC
+/// 4787 REQ-2), written by the data plane at a host's first mapping, so a
+/// host keeps its address while it holds bindings even when a reload
+/// grows the pool (which moves [`pool_index`]'s choice). The agent deletes
+/// the entries of hosts that held no mapping at two sweeps in a row. Not
+/// preallocated; [`MAX_HOSTS`] entries at most (hosts beyond that fall
+/// back to the hash alone).
+pub const MAP_HOST_POOL: &str = "HOST_POOL";
 /// Single-entry array: live sessions created by inbound packets (those
 /// with [`SESSION_INBOUND`]), for [`NatConfig::max_inbound_sessions`]. The
 /// data plane adds one per session it creates from an inbound packet; the
@@ -74,6 +82,17 @@ pub const DEFAULT_MAX_SESSIONS: u32 = 262_144;
 /// The table is not preallocated, so the cap only bounds its bucket array
 /// (16 B per slot); hosts beyond it are not counted and so not capped.
 pub const MAX_HOSTS: u32 = 65_536;
+
+/// The pool slot (0..`pool_len`) a host with no pool address yet gets:
+/// Fibonacci hashing of its host-order address, reduced by the top bits
+/// of the product (multiply-shift), so consecutive inside addresses spread
+/// evenly over a pool of any size. (The low product bits of a
+/// network-order address depend only on its first octets.)
+#[inline(always)]
+pub fn pool_index(inside_addr: u32, pool_len: u32) -> u32 {
+    let h = u32::from_be(inside_addr).wrapping_mul(0x9e37_79b9);
+    ((h as u64 * pool_len as u64) >> 32) as u32
+}
 
 /// Entries of `HOST_PORTS` for a mapping table of `max_mappings`.
 pub const fn host_ports_entries(max_mappings: u32) -> u32 {

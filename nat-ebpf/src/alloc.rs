@@ -2,7 +2,8 @@
 //! the first outbound packet (no round trip to user space).
 //!
 //! * Paired pooling (RFC 4787 REQ-2): an inside host always gets the same
-//!   pool address — a hash of its address picks it.
+//!   pool address — a hash of its address picks it at its first mapping,
+//!   and `HOST_POOL` keeps it while the host holds bindings.
 //! * Port preservation, then parity and range preservation (REQ-3, REQ-4):
 //!   keep the inside port if free; otherwise random probes that keep its
 //!   parity and its range (0–1023 or 1024–65535); then probes anywhere in
@@ -10,10 +11,12 @@
 //! * Reservation is the BPF_NOEXIST insert of the inbound entry itself, so
 //!   two CPUs can never hand out the same public port.
 use aya_ebpf::helpers::generated::bpf_get_prandom_u32;
-use nat_common::{Counter, EndpointKey, FirstSession, InsideEndpoint, Mapping, NatConfig};
+use nat_common::{
+    Counter, EndpointKey, FirstSession, InsideEndpoint, Mapping, NatConfig, pool_index,
+};
 
 use crate::{
-    maps::{HOST_PORTS, NAPT_IN, NAPT_OUT, POOL},
+    maps::{HOST_POOL, HOST_PORTS, NAPT_IN, NAPT_OUT, POOL},
     parse::IPPROTO_ICMP,
 };
 
@@ -27,18 +30,26 @@ const PROBES_TOTAL: u32 = 32;
 /// Why no mapping could be made; each is a drop reason counter.
 pub type AllocError = Counter;
 
+/// The pool address of `inside_addr`'s mappings: the one it was given at
+/// its first mapping while that is still in the pool (a reload that grows
+/// the pool must not move a host with live bindings), else a hash of its
+/// address, remembered.
 #[inline(always)]
 fn pool_addr(cfg: &NatConfig, inside_addr: u32) -> Option<u32> {
-    // Fibonacci hashing of the host-order address, reduced by its top
-    // bits (multiply-shift): consecutive inside addresses spread evenly over
-    // a pool of any size. (The low product bits of a network-order address
-    // depend only on its first octets.)
-    let h = u32::from_be(inside_addr).wrapping_mul(0x9e37_79b9);
-    let idx = ((h as u64 * cfg.pool_len as u64) >> 32) as u32;
+    // SAFETY: plain u32 copied out.
+    if let Some(addr) = unsafe { HOST_POOL.get(inside_addr).copied() }
+        && crate::napt::in_pool(cfg, addr)
+    {
+        return Some(addr);
+    }
+    let idx = pool_index(inside_addr, cfg.pool_len);
     if idx >= cfg.pool_len {
         return None;
     }
-    POOL.get(idx).copied()
+    let addr = POOL.get(idx).copied()?;
+    // A full table leaves the host to the hash alone.
+    let _ = HOST_POOL.insert(inside_addr, addr, 0);
+    Some(addr)
 }
 
 enum Reserve {

@@ -87,6 +87,12 @@ pub static FILTER: HashMap<FilterKey, u64> =
 pub static HOST_PORTS: HashMap<Ipv4Be, u64> =
     HashMap::with_max_entries(MAX_HOSTS, BPF_F_NO_PREALLOC);
 
+/// Inside host → its pool address (see nat_common::MAP_HOST_POOL). Not
+/// preallocated: it costs what it holds.
+#[map]
+pub static HOST_POOL: HashMap<Ipv4Be, Ipv4Be> =
+    HashMap::with_max_entries(MAX_HOSTS, BPF_F_NO_PREALLOC);
+
 /// Live sessions created by inbound packets (see
 /// nat_common::MAP_INBOUND_SESSIONS).
 #[map]

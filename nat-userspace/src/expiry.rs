@@ -4,7 +4,7 @@
 //! idle for its timeout; filter entries go with their mapping's timeout.
 //! Port forwards never expire. Everything is read and deleted in batches.
 use std::{
-    cell::Cell,
+    cell::{Cell, RefCell},
     collections::HashMap as StdHashMap,
     collections::HashSet,
     hash::{BuildHasher, Hasher},
@@ -13,9 +13,9 @@ use std::{
 };
 
 use nat_common::{
-    EndpointKey, FilterKey, FirstSession, MAP_FILTER, MAP_HOST_PORTS, MAP_INBOUND_SESSIONS,
-    MAP_NAPT_IN, MAP_NAPT_OUT, MAP_SESSIONS, MAPPING_FORWARD, Mapping, NatConfig, SESSION_INBOUND,
-    Session, SessionKey,
+    EndpointKey, FilterKey, FirstSession, MAP_FILTER, MAP_HOST_POOL, MAP_HOST_PORTS,
+    MAP_INBOUND_SESSIONS, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_SESSIONS, MAPPING_FORWARD, Mapping,
+    NatConfig, SESSION_INBOUND, Session, SessionKey,
 };
 
 use crate::{batch, clock, pinned::RawMap};
@@ -139,6 +139,10 @@ pub struct Sweeper {
     filter: RawMap,
     host_ports: RawMap,
     inbound_sessions: RawMap,
+    host_pool: RawMap,
+    /// Inside hosts whose `HOST_POOL` entry had no mapping behind it at the
+    /// last sweep: deleted if they still have none at this one.
+    unbound_hosts: RefCell<HashSet<u32>>,
     /// Sessions and mappings seen by the last sweep: the next one sizes
     /// its sets by them instead of growing them a rehash at a time.
     seen: Cell<(usize, usize)>,
@@ -153,6 +157,8 @@ impl Sweeper {
             filter: RawMap::open(dir, MAP_FILTER)?,
             host_ports: RawMap::open(dir, MAP_HOST_PORTS)?,
             inbound_sessions: RawMap::open(dir, MAP_INBOUND_SESSIONS)?,
+            host_pool: RawMap::open(dir, MAP_HOST_POOL)?,
+            unbound_hosts: RefCell::new(HashSet::new()),
             seen: Cell::new((0, 0)),
         })
     }
@@ -324,9 +330,32 @@ impl Sweeper {
         if count_held {
             self.recount_host_ports(&held)?;
         }
+        // 5. Pool addresses of hosts that no longer hold a binding.
+        self.forget_unbound_hosts(&report.remaining)?;
         self.seen.set((report.sessions_seen, report.mappings_seen));
         report.duration_us = started.elapsed().as_micros() as u64;
         Ok(report)
+    }
+
+    /// Deletes the `HOST_POOL` entries of hosts that held no dynamic
+    /// mapping at this sweep and the last one: such a host gets a pool
+    /// address by the hash again (the current pool's). Two sweeps, because
+    /// the data plane writes a host's entry just before its first mapping,
+    /// which this sweep's read of `NAPT_OUT` may have missed.
+    fn forget_unbound_hosts(&self, remaining: &[(EndpointKey, Mapping)]) -> anyhow::Result<()> {
+        let bound: HashSet<u32> = remaining
+            .iter()
+            .filter(|(_, m)| m.flags & MAPPING_FORWARD == 0)
+            .map(|(k, _)| k.addr)
+            .collect();
+        let fd = self.host_pool.fd();
+        let (hosts, _) = batch::lookup_all_split::<u32, u32>(fd)?;
+        let unbound: HashSet<u32> = hosts.into_iter().filter(|h| !bound.contains(h)).collect();
+        let mut last = self.unbound_hosts.borrow_mut();
+        let gone: Vec<u32> = unbound.intersection(&last).copied().collect();
+        batch::delete(fd, &gone)?;
+        *last = unbound;
+        Ok(())
     }
 
     fn recount_host_ports(&self, held: &StdHashMap<u32, u64, Seeded>) -> anyhow::Result<()> {

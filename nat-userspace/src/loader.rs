@@ -162,6 +162,10 @@ pub fn attach(req: &AttachRequest<'_>) -> anyhow::Result<Attachment> {
             nat_common::MAP_HOST_PORTS,
             nat_common::host_ports_entries(req.limits.max_mappings),
         )
+        .map_max_entries(
+            nat_common::MAP_HOST_POOL,
+            nat_common::host_ports_entries(req.limits.max_mappings),
+        )
         .map_max_entries(nat_common::MAP_SESSIONS, req.limits.max_sessions)
         .map_max_entries(nat_common::MAP_FILTER, req.limits.max_sessions);
     let mut ebpf = loader

@@ -8,7 +8,7 @@
 //! srv 198.51.100.2); configs from `xnat_tests::daemon_topo` (NAPT of
 //! 10.0.0.0/24 behind 203.0.113.2).
 
-use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -324,6 +324,48 @@ fn sigkill_and_adopt_xdp() {
 }
 
 // ---------------------------------------------------------------------------
+
+/// Paired pooling survives a reload that grows the pool (RFC 4787 REQ-2):
+/// an inside host with a live binding keeps its pool address for its new
+/// bindings, although the hash over the larger pool now points elsewhere.
+#[test]
+fn reload_growing_the_pool_keeps_hosts_paired() {
+    let mut d = DaemonTopo::new("grow", Ingress::Tc);
+    let ext = d.ext().to_string();
+    let cfg = d.write("xnat.toml", &d.config("", ""));
+    d.start(&["attach", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(udp_source_seen(&d, CLI, 5301), IpAddr::from(POOL));
+
+    // 203.0.113.0/24 is routed to the gateway: the new addresses need no
+    // assignment.
+    let grown = [
+        POOL,
+        Ipv4Addr::new(203, 0, 113, 3),
+        Ipv4Addr::new(203, 0, 113, 4),
+    ];
+    let slot = nat_common::pool_index(u32::from_ne_bytes(CLI.octets()), grown.len() as u32);
+    assert_ne!(
+        slot, 0,
+        "precondition: the hash over the grown pool moves {CLI}"
+    );
+    let list: Vec<String> = grown.iter().map(|a| format!("\"{a}\"")).collect();
+    let text = d.config("", "").replace(
+        &format!("pool = [\"{POOL}\"]"),
+        &format!("pool = [{}]", list.join(", ")),
+    );
+    assert_ne!(text, d.config("", ""), "the config's pool line changed");
+    d.write("xnat.toml", &text);
+    let out = d.xnat_ok(&["reload", "-i", &ext]);
+    assert!(out.contains("NAPT settings updated"), "{out}");
+    assert_eq!(
+        udp_source_seen(&d, CLI, 5302),
+        IpAddr::from(POOL),
+        "{CLI}, holding a binding on {POOL}, got a new one elsewhere after the pool grew"
+    );
+    // A host without bindings gets the hash's choice over the whole pool.
+    let fresh = grown[nat_common::pool_index(u32::from_ne_bytes(CLI2.octets()), 3) as usize];
+    assert_eq!(udp_source_seen(&d, CLI2, 5303), IpAddr::from(fresh));
+}
 
 /// `xnat reload` applies only the difference of a changed config while a
 /// TCP connection runs: the removed static map stops matching, forwards

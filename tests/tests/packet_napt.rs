@@ -663,6 +663,42 @@ fn paired_pooling() {
     );
 }
 
+/// Paired pooling survives a reload that grows the pool: a host keeps the
+/// address its first mapping got (`HOST_POOL`) for every later mapping,
+/// although the hash over the larger pool now points elsewhere; a host
+/// seen for the first time gets the hash's choice over the whole pool; a
+/// host whose address left the pool gets the hash's choice too.
+#[test]
+fn paired_pooling_survives_pool_growth() {
+    let mut n = Napt::with(&POOL4[..1], &[INSIDE_NET], |_| {});
+    // Hosts the larger pool's hash sends to another address than the
+    // first one (the test could not fail with a host it keeps on slot 0).
+    let moved: Vec<Ipv4Addr> = (2..40u8)
+        .map(|h| Ipv4Addr::new(10, 0, 0, h))
+        .filter(|h| nat_common::pool_index(be(*h), 4) != 0)
+        .take(3)
+        .collect();
+    let (old, fresh) = (&moved[..2], moved[2]);
+    for h in old {
+        let a = egress_first(&n, "before the pool grows", &udp(*h, 5000, R1, 53));
+        assert_eq!(a.addr, POOL4[0], "{h}");
+    }
+    n.set_pool(&POOL4);
+    for h in old {
+        let b = egress_first(&n, "after the pool grew", &syn(*h, 6000, R2, 443));
+        assert_eq!(b.addr, POOL4[0], "{h}: moved to another pool address");
+    }
+    let want = POOL4[nat_common::pool_index(be(fresh), 4) as usize];
+    let c = egress_first(&n, "a new host", &udp(fresh, 5000, R1, 53));
+    assert_eq!(c.addr, want, "{fresh}: not the hash's choice");
+    // The first address leaves the pool: its hosts follow the hash.
+    n.set_pool(&POOL4[1..]);
+    let h = old[0];
+    let want = POOL4[1 + nat_common::pool_index(be(h), 3) as usize];
+    let d = egress_first(&n, "after its address left", &udp(h, 5001, R1, 53));
+    assert_eq!(d.addr, want, "{h}: not the hash's choice over the new pool");
+}
+
 // ================================================================ port choice
 
 /// A preferred port taken by another mapping: another port with the same

@@ -17,9 +17,9 @@ use std::{
 
 use nat_common::{
     EndpointKey, FILTER_ADDRESS, FilterKey, FirstSession, InsideEndpoint, MAP_FILTER,
-    MAP_HOST_PORTS, MAP_INBOUND_SESSIONS, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_SESSIONS, MAPPING_FORWARD,
-    Mapping, NatConfig, SESSION_INBOUND, Session, SessionKey, TCP_ESTABLISHED, TCP_SYN_IN,
-    TCP_SYN_OUT,
+    MAP_HOST_POOL, MAP_HOST_PORTS, MAP_INBOUND_SESSIONS, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_SESSIONS,
+    MAPPING_FORWARD, Mapping, NatConfig, SESSION_INBOUND, Session, SessionKey, TCP_ESTABLISHED,
+    TCP_SYN_IN, TCP_SYN_OUT,
 };
 use nat_userspace::{batch, expiry::Sweeper};
 
@@ -103,6 +103,7 @@ impl Tables {
         // BPF_F_NO_PREALLOC, as in the programs.
         t.create(MAP_HOST_PORTS, 4, 8, 1024, 1);
         t.create_typed(MAP_INBOUND_SESSIONS, ARRAY, 4, 8, 1, 0);
+        t.create(MAP_HOST_POOL, 4, 4, 1024, 1);
         t
     }
 
@@ -146,6 +147,7 @@ impl Tables {
             MAP_FILTER,
             MAP_HOST_PORTS,
             MAP_INBOUND_SESSIONS,
+            MAP_HOST_POOL,
         ]
         .iter()
         .position(|n| *n == name)
@@ -383,6 +385,49 @@ fn sweep_recounts_inbound_sessions() {
         .map(|(_, v)| v)
         .sum();
     assert_eq!(n, 2, "INBOUND_SESSIONS after the sweep");
+}
+
+/// `HOST_POOL` entries go once their host has held no dynamic mapping at
+/// two sweeps in a row (a host with a mapping, or one whose entry the
+/// data plane may have written just before its first mapping, keeps it).
+#[test]
+fn sweep_forgets_pool_addresses_of_unbound_hosts() {
+    let t = Tables::new();
+    let now = 100_000 * S;
+    let pool = be(Ipv4Addr::new(198, 51, 100, 1));
+    let (bound, unbound) = (
+        be(Ipv4Addr::new(10, 1, 0, 1)),
+        be(Ipv4Addr::new(10, 1, 0, 2)),
+    );
+    for h in [bound, unbound] {
+        t.put(MAP_HOST_POOL, h, pool);
+    }
+    let inside = EndpointKey {
+        addr: bound,
+        port: 5000u16.to_be(),
+        proto: UDP,
+        _pad: 0,
+    };
+    let m = Mapping {
+        addr: pool,
+        port: 5000u16.to_be(),
+        created: now,
+        last_seen: now,
+        ..Default::default()
+    };
+    t.put(MAP_NAPT_OUT, inside, m);
+    let sweeper = Sweeper::open(t.dir()).unwrap();
+    let hosts = || -> BTreeSet<u32> {
+        batch::lookup_all::<u32, u32>(t.fd(MAP_HOST_POOL))
+            .unwrap()
+            .into_iter()
+            .map(|(h, _)| h)
+            .collect()
+    };
+    sweeper.sweep(&config(), now).unwrap();
+    assert_eq!(hosts(), BTreeSet::from([bound, unbound]), "after one sweep");
+    sweeper.sweep(&config(), now).unwrap();
+    assert_eq!(hosts(), BTreeSet::from([bound]), "after two sweeps");
 }
 
 #[test]
