@@ -45,6 +45,8 @@ mod parse;
 mod programs;
 #[cfg(target_arch = "bpf")]
 mod session;
+#[cfg(target_arch = "bpf")]
+mod verify;
 
 #[cfg(target_arch = "bpf")]
 #[panic_handler]

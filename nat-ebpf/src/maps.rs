@@ -112,8 +112,9 @@ pub static FRAGS: LruHashMap<FragKey, FragValue> = LruHashMap::with_max_entries(
 pub static FRAG_HOLD: LruHashMap<HoldKey, HeldFragment> =
     LruHashMap::with_max_entries(FRAG_HOLD_MAX, 0);
 
-/// Per-CPU staging for a fragment on its way into FRAG_HOLD (too big for
-/// the 512-byte BPF stack).
+/// Per-CPU staging buffer, too big for the 512-byte BPF stack: a fragment
+/// on its way into FRAG_HOLD, or the bytes of an inbound ICMP error whose
+/// checksums are being verified (verify.rs). Never both in one run.
 #[map]
 pub static FRAG_SCRATCH: PerCpuArray<HeldFragment> = PerCpuArray::with_max_entries(1, 0);
 

@@ -15,6 +15,7 @@ use crate::{
     packet::Packet,
     parse::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4},
     session::{self, Slot, Touch},
+    verify,
 };
 use aya_ebpf::maps::lpm_trie::Key;
 
@@ -480,12 +481,18 @@ fn unsolicited_syn<P: Packet>(p: &P, ip: &Ipv4, cfg: &NatConfig) -> bool {
     if ip.proto != IPPROTO_TCP || !ip.has(ip.l4(), 20) {
         return false;
     }
-    let (Some(dport), Some(flags)) = (p.load::<u16>(ip.l4() + 2), p.load::<u8>(ip.l4() + 13))
-    else {
+    // Two-byte loads: data offset and flags, then the ports.
+    let Some([_, flags]) = p.load::<[u8; 2]>(ip.l4() + 12) else {
+        return false;
+    };
+    if flags & (TH_SYN | TH_ACK) != TH_SYN {
+        return false;
+    }
+    let Some([_, dport]) = p.load::<[u16; 2]>(ip.l4()) else {
         return false;
     };
     let port = u16::from_be(dport);
-    flags & (TH_SYN | TH_ACK) == TH_SYN && port >= cfg.port_min && port <= cfg.port_max
+    port >= cfg.port_min && port <= cfg.port_max
 }
 
 /// Whether the transport header NAPT reads (ports, ICMP type and
@@ -531,7 +538,7 @@ fn ingress_first<P: Packet>(p: &mut P, ip: &Ipv4, cfg: &NatConfig) -> Option<Ver
             }
             let icmp_type: u8 = p.load(l4)?;
             if icmp::is_error(icmp_type) {
-                return ingress_icmp_error(p, ip);
+                return ingress_icmp_error(p, ip, &cfg);
             }
             if icmp_type != icmp::ICMP_ECHOREPLY {
                 // Echo requests to the pool address are the gateway's own.
@@ -630,7 +637,7 @@ fn admitted(
 /// An ICMP error from outside about a datagram an inside host sent through
 /// a mapping: the quoted source is the public endpoint.
 #[inline(always)]
-fn ingress_icmp_error<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
+fn ingress_icmp_error<P: Packet>(p: &mut P, ip: &Ipv4, cfg: &NatConfig) -> Option<Verdict> {
     let l4 = ip.l4();
     let inner = icmp::embedded(p, ip, l4)?;
     // The quoted datagram must be one this host sent (spoofed errors about
@@ -646,7 +653,19 @@ fn ingress_icmp_error<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
         _pad: 0,
     };
     // SAFETY: plain copy. ICMP errors never create or refresh mappings.
-    let inside = unsafe { NAPT_IN.get(key).copied() }?;
+    let Some(inside) = (unsafe { NAPT_IN.get(key).copied() }) else {
+        // About a datagram from a pool port no mapping holds: nobody
+        // inside sent it, and the gateway's own use ports outside the
+        // range.
+        let p = u16::from_be(port);
+        if p >= cfg.port_min && p <= cfg.port_max {
+            return Some(drop(Counter::DropInboundIcmpErrorNoMapping));
+        }
+        return None;
+    };
+    if !verify::icmp_error_checksums(p, ip, l4, &inner) {
+        return Some(drop(Counter::DropIcmpErrorBadChecksum));
+    }
     if translate_outer_addr(p, ip, false, inside.addr).is_none()
         || inner
             .rewrite(

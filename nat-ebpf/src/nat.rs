@@ -78,6 +78,15 @@ pub fn process<P: Packet>(p: &mut P, dir: Direction) -> Verdict {
     let Some(plan) = plan_l4(p, &ip, dir) else {
         return malformed(dir);
     };
+    if dir == Direction::Ingress
+        && let L4Plan::IcmpError { inner, .. } = &plan
+        && !crate::verify::icmp_error_checksums(p, &ip, ip.l4(), inner)
+    {
+        // RFC 5508 REQ-3: an error that fails its checksums is not ours to
+        // vouch for.
+        counters::bump(Counter::DropIcmpErrorBadChecksum);
+        return Verdict::Drop;
+    }
     if rewrite(p, &ip, dir, old, new, &plan).is_none() {
         // Every offset was checked by the plan, so a failing store means the
         // kernel refused the write; do not let a half-translated packet out.

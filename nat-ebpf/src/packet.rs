@@ -9,7 +9,7 @@
 //! not in the packet returns `None` and the packet counts as truncated.
 use aya_ebpf::{
     bindings::{BPF_F_MARK_MANGLED_0, BPF_F_PSEUDO_HDR},
-    helpers::generated::{bpf_xdp_load_bytes, bpf_xdp_store_bytes},
+    helpers::generated::{bpf_skb_load_bytes, bpf_xdp_load_bytes, bpf_xdp_store_bytes},
     programs::{TcContext, XdpContext},
 };
 use core::mem::{MaybeUninit, size_of};
@@ -87,6 +87,9 @@ pub trait Packet {
     fn fix_l4_csum_for_port(&mut self, csum_off: u32, old: u16, new: u16, udp: bool) -> Option<()>;
     /// Holds a later fragment that came before its first fragment; false
     /// where that is impossible (XDP cannot clone packets).
+    /// Copies `len` bytes at `off` to `dst` (`len` bounded where the
+    /// verifier sees it); `false` if they are not all in the packet.
+    fn copy_out(&self, off: u32, dst: *mut u8, len: u32) -> bool;
     fn hold_fragment(&mut self, ip: &Ipv4, key: &FragKey) -> bool;
     /// Sends the held fragments of `key` after its first fragment.
     fn release_fragments(&mut self, key: &FragKey, inbound: bool, new_addr: u32);
@@ -170,6 +173,13 @@ impl Packet for XdpPacket<'_> {
     }
 
     #[inline(always)]
+    fn copy_out(&self, off: u32, dst: *mut u8, len: u32) -> bool {
+        // SAFETY: the helper writes at most `len` bytes to `dst`, which the
+        // caller sized.
+        unsafe { bpf_xdp_load_bytes(self.ctx.ctx, off, dst.cast(), len) == 0 }
+    }
+
+    #[inline(always)]
     fn hold_fragment(&mut self, _ip: &Ipv4, _key: &FragKey) -> bool {
         false
     }
@@ -236,6 +246,12 @@ impl Packet for TcPacket<'_> {
         self.ctx
             .l4_csum_replace(csum_off as usize, old as u64, new as u64, flags)
             .ok()
+    }
+
+    #[inline(always)]
+    fn copy_out(&self, off: u32, dst: *mut u8, len: u32) -> bool {
+        // SAFETY: as for XDP.
+        unsafe { bpf_skb_load_bytes(self.ctx.skb.skb.cast(), off, dst.cast(), len) == 0 }
     }
 
     #[inline(always)]

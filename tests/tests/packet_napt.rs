@@ -1789,6 +1789,83 @@ fn mapped_offenders() -> (Napt, Vec<(&'static str, Packet, Packet)>) {
     (n, v)
 }
 
+/// An error from outside quoting a datagram from a pool port of `--ports`
+/// that no mapping holds: nobody inside sent it, and the gateway's own
+/// datagrams leave from other ports. Dropped, not handed to the stack.
+#[test]
+fn ingress_icmp_errors_quoting_no_mapping_dropped() {
+    let (n, _) = mapped_offenders();
+    for (what, about) in [
+        ("UDP", udp(POOL, 6001, R1, 53)),
+        ("TCP", seg(POOL, 6002, R1, 443, tcp_flags::ACK)),
+        ("echo", ping(POOL, 6003, R1)),
+    ] {
+        let e = Packet::icmp_error(ROUTER, POOL, icmp::TIME_EXCEEDED, 0, [0; 4], &about, None);
+        for hook in Hook::INGRESS {
+            let before = n.state();
+            run(
+                &n,
+                hook,
+                &format!("time exceeded quoting an unmapped {what} pool port"),
+                &e.frame(),
+                Want::Drop,
+                &only(Counter::DropInboundIcmpErrorNoMapping),
+            );
+            assert_eq!(n.state(), before, "{what}");
+        }
+    }
+}
+
+/// RFC 5508 REQ-3: an error from outside about a mapping, with a bad ICMP
+/// checksum or a bad checksum in the quoted IPv4 header, is dropped rather
+/// than translated; so is one too long to verify. The same for a static
+/// host's.
+#[test]
+fn ingress_icmp_errors_with_bad_checksums_dropped() {
+    let (mut n, offenders) = mapped_offenders();
+    n.add_static(H3, STATIC_PUB);
+    let (_, _, outside_view) = &offenders[0];
+    let to_static = udp(STATIC_PUB, 7000, R1, 53);
+    for (what, dst, quoted) in [
+        ("a mapping", POOL, outside_view.clone()),
+        ("a static host", STATIC_PUB, to_static),
+    ] {
+        let good = Packet::icmp_error(ROUTER, dst, icmp::TIME_EXCEEDED, 0, [0; 4], &quoted, None);
+        let frame = good.frame();
+        let icmp_at = ETH_HLEN + 20;
+        let mut bad_icmp = frame.clone();
+        bad_icmp[icmp_at + 2] ^= 0x01;
+        let mut bad_inner = frame.clone();
+        // The quoted header's checksum, fixed up in the ICMP checksum so
+        // only the inner one is wrong.
+        bad_inner[icmp_at + 8 + 10] ^= 0x01;
+        bad_inner[icmp_at + 2] ^= 0x01;
+        let mut long = quoted.clone();
+        long.l4 = L4::Udp(Udp::new(
+            u16::from_be_bytes([frame[icmp_at + 28], frame[icmp_at + 29]]),
+            53,
+            &[7; 1100],
+        ));
+        let too_long = Packet::icmp_error(ROUTER, dst, icmp::TIME_EXCEEDED, 0, [0; 4], &long, None);
+        for hook in Hook::INGRESS {
+            for (kind, f) in [
+                ("bad ICMP checksum", &bad_icmp),
+                ("bad quoted IPv4 checksum", &bad_inner),
+                ("longer than verified", &too_long.frame()),
+            ] {
+                run(
+                    &n,
+                    hook,
+                    &format!("error about {what}: {kind}"),
+                    f,
+                    Want::Drop,
+                    &only(Counter::DropIcmpErrorBadChecksum),
+                );
+            }
+        }
+    }
+}
+
 /// ICMP errors from outside about translated datagrams: outer destination,
 /// inner source address and port (or identifier), inner IP checksum, inner
 /// L4 checksum when quoted, ICMP checksum. They never create or refresh
@@ -1833,18 +1910,18 @@ fn ingress_icmp_errors_translated() {
 fn ingress_icmp_errors_not_ours_pass_untouched() {
     let (n, offenders) = mapped_offenders();
     let (_, _, outside_view) = &offenders[0];
-    let unmapped = udp(POOL, 6001, R1, 53);
+    let gateways_own = udp(POOL, 600, R1, 53);
     let someone_else = udp(R2, 5000, R1, 53);
     let cases = [
         (
-            "quoting an unmapped public port",
+            "quoting a pool port outside --ports (the gateway's own)",
             Packet::icmp_error(
                 ROUTER,
                 POOL,
                 icmp::TIME_EXCEEDED,
                 0,
                 [0; 4],
-                &unmapped,
+                &gateways_own,
                 None,
             ),
         ),

@@ -89,3 +89,18 @@ pub fn translate_inner(
         }
     }
 }
+
+/// Longest ICMP message whose checksum the data plane verifies (longer
+/// inbound errors are dropped unverified).
+pub const VERIFIED_MAX: usize = 1020;
+
+/// RFC 5508 REQ-3: an inbound error is translated only with a valid ICMP
+/// checksum over the whole message and a valid checksum in the quoted
+/// IPv4 header.
+pub fn checksums_valid(frame: &[u8], outer: &Ip, inner: &Ip) -> bool {
+    let message = &frame[outer.l4()..outer.end];
+    let header = &frame[inner.off..inner.off + inner.hlen];
+    message.len() <= VERIFIED_MAX
+        && super::csum::sum(message) == 0xffff
+        && super::csum::sum(header) == 0xffff
+}

@@ -584,7 +584,18 @@ fn ingress_error(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Option<Verdict> {
         proto: inner.proto,
         _pad: 0,
     };
-    let inside = ctx.st.napt_in.get(&key).copied()?;
+    let Some(inside) = ctx.st.napt_in.get(&key).copied() else {
+        let p = u16::from_be(port);
+        if (ctx.st.config.port_min..=ctx.st.config.port_max).contains(&p) {
+            ctx.note("inbound ICMP error quoting an unmapped pool port");
+            return Some(ctx.drop(Counter::DropInboundIcmpErrorNoMapping));
+        }
+        return None;
+    };
+    if !icmp::checksums_valid(frame, ip, &inner) {
+        ctx.note("inbound ICMP error with a bad checksum");
+        return Some(ctx.drop(Counter::DropIcmpErrorBadChecksum));
+    }
     ctx.note("ICMP error: quoted datagram translated");
     let mut e = Edit::default();
     e.addr(ip.off + 16, inside.addr).fix(Slot::ip_header(ip));

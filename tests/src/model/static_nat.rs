@@ -38,6 +38,10 @@ pub fn translate(ctx: &mut Ctx, frame: &[u8], ip: &Ip, new: u32) -> Verdict {
                         Dir::Out => (Side::Dst, ctx.st.static_out.get(&inner.dst)),
                     };
                     if let Some(&q) = quoted {
+                        if ctx.dir == Dir::In && !icmp::checksums_valid(frame, ip, &inner) {
+                            ctx.note("inbound ICMP error with a bad checksum");
+                            return ctx.drop(Counter::DropIcmpErrorBadChecksum);
+                        }
                         icmp::translate_inner(&mut edit, &inner, side, q, None);
                         edit.fix(Slot::transport(ip));
                         icmp_error = true;
