@@ -70,7 +70,7 @@ pub const MAP_EVENT_MASK: &str = "EVENT_MASK";
 /// types and counter indices. Bump it whenever any of them changes, so a
 /// new `xnat` refuses to adopt state pinned by an incompatible one instead
 /// of misreading it.
-pub const LAYOUT_VERSION: u32 = 4;
+pub const LAYOUT_VERSION: u32 = 5;
 
 /// Every map the programs define, in the order user space pins them.
 pub const ALL_MAPS: &[&str] = &[
@@ -89,7 +89,8 @@ pub const ALL_MAPS: &[&str] = &[
     crate::napt::MAP_FILTER,
     crate::napt::MAP_HOST_PORTS,
     crate::napt::MAP_EVENTS,
-    crate::napt::MAP_FRAGS,
+    crate::napt::MAP_FRAGS_OUT,
+    crate::napt::MAP_FRAGS_IN,
     crate::napt::MAP_FRAG_HOLD,
     crate::napt::MAP_FRAG_SCRATCH,
     MAP_VERSION,
