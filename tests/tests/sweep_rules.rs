@@ -17,7 +17,10 @@ use nat_common::{
     MAP_HOST_PORTS, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_SESSIONS, MAPPING_FORWARD, Mapping, NatConfig,
     Session, SessionKey, TCP_ACK_IN, TCP_ACK_OUT, TCP_SYN_IN, TCP_SYN_OUT,
 };
-use nat_userspace::{batch, expiry::Sweeper};
+use nat_userspace::{
+    batch,
+    expiry::{ORPHAN_SCAN_INTERVAL_NS, Sweeper},
+};
 use xnat_tests::binding_tables::Tables;
 
 const S: u64 = 1_000_000_000;
@@ -557,7 +560,8 @@ fn names(e: Ep) -> InsideEndpoint {
 }
 
 /// NAPT_IN entries that no mapping points to go, but only once two orphan
-/// scans (a minute apart) found them so: an entry whose mapping is still
+/// scans (a minute apart; 2 × 60 s is within every timeout here, so
+/// nothing expires) found them so: an entry whose mapping is still
 /// being made (NAPT_IN first, then NAPT_OUT) must survive.
 #[test]
 fn sweep_removes_orphaned_inbound_entries_seen_twice() {
@@ -621,7 +625,8 @@ fn sweep_removes_orphaned_inbound_entries_seen_twice() {
     assert_eq!(r.orphans_removed, 0, "no scan a second after the last");
     assert_eq!(inbound().len(), 7);
 
-    let r = sweeper.sweep(&config(), t0 + 61 * S).unwrap();
+    let second_scan = t0 + ORPHAN_SCAN_INTERVAL_NS;
+    let r = sweeper.sweep(&config(), second_scan).unwrap();
     assert_eq!(r.orphans_removed, 2, "the two orphans seen by both scans");
     assert!(!has(public(2002)), "orphan without a mapping");
     assert!(!has(public(2003)), "orphan of a host mapped elsewhere");
@@ -636,7 +641,9 @@ fn sweep_removes_orphaned_inbound_entries_seen_twice() {
     }
     assert_eq!(t.entries::<EK, Mapping>(MAP_NAPT_OUT).len(), 3);
 
-    let r = sweeper.sweep(&config(), t0 + 122 * S).unwrap();
+    let r = sweeper
+        .sweep(&config(), second_scan + ORPHAN_SCAN_INTERVAL_NS)
+        .unwrap();
     assert_eq!(r.orphans_removed, 2);
     let left: BTreeSet<EK> = inbound().into_keys().collect();
     let want: BTreeSet<EK> = [public(2001), public(2004), public(2005)]
