@@ -55,8 +55,12 @@ pub const MAP_INBOUND_SESSIONS: &str = "INBOUND_SESSIONS";
 pub const MAP_EVENTS: &str = "EVENTS";
 /// IPv4 datagrams being fragmented through the NAT: the address
 /// translation their first fragment decided, for the later fragments
-/// (LRU-bounded; entries older than [`FRAG_TIMEOUT_NS`] are ignored).
-pub const MAP_FRAGS: &str = "FRAGS";
+/// (LRU-bounded; entries older than [`FRAG_TIMEOUT_NS`] are ignored). One
+/// table per direction ([`FragKey::map_name`]), [`FRAGS_MAX`] entries
+/// each: first fragments from the outside, which anyone can send, then
+/// only ever evict each other, never the inside hosts' datagrams.
+pub const MAP_FRAGS_OUT: &str = "FRAGS_OUT";
+pub const MAP_FRAGS_IN: &str = "FRAGS_IN";
 pub const FRAGS_MAX: u32 = 8192;
 /// Later fragments that arrived before their first fragment, held (TC
 /// only) until it comes: at most this many, LRU-evicted, released only
@@ -480,6 +484,17 @@ pub struct FragKey {
     pub proto: u8,
     /// 0 outbound (source translated), 1 inbound (destination).
     pub inbound: u8,
+}
+
+impl FragKey {
+    /// The table that holds this datagram's entry: its direction's.
+    pub fn map_name(&self) -> &'static str {
+        if self.inbound != 0 {
+            MAP_FRAGS_IN
+        } else {
+            MAP_FRAGS_OUT
+        }
+    }
 }
 
 #[repr(C)]

@@ -4,9 +4,25 @@
 //! binding. Its translation is remembered per datagram (source,
 //! destination, protocol, identification) and applied to the later
 //! fragments, which need only their address and IPv4 checksum changed.
+//! Each direction has its own table (`FRAGS_OUT`, `FRAGS_IN`).
+use aya_ebpf::maps::LruHashMap;
 use nat_common::{Counter, FRAG_TIMEOUT_NS, FragKey, FragValue, csum};
 
-use crate::{counters, maps::FRAGS, nat::Verdict, packet::Packet, parse::Ipv4, session};
+use crate::{
+    counters,
+    maps::{FRAGS_IN, FRAGS_OUT},
+    nat::Verdict,
+    packet::Packet,
+    parse::Ipv4,
+    session,
+};
+
+/// The table of datagrams going this way (every caller passes a constant,
+/// so each call site uses one map).
+#[inline(always)]
+pub fn table(inbound: bool) -> &'static LruHashMap<FragKey, FragValue> {
+    if inbound { &FRAGS_IN } else { &FRAGS_OUT }
+}
 
 #[inline(always)]
 pub fn key(ip: &Ipv4, inbound: bool) -> FragKey {
@@ -33,7 +49,7 @@ pub fn remember<P: Packet>(p: &mut P, ip: &Ipv4, inbound: bool, new_addr: u32) {
         _pad: 0,
         seen: session::now(),
     };
-    let _ = FRAGS.insert(k, v, 0);
+    let _ = table(inbound).insert(k, v, 0);
     p.release_fragments(&k, inbound, new_addr);
 }
 
@@ -48,7 +64,7 @@ pub fn hold<P: Packet>(p: &mut P, ip: &Ipv4, inbound: bool) -> bool {
 #[inline(always)]
 pub fn translate_later<P: Packet>(p: &mut P, ip: &Ipv4, inbound: bool) -> Option<Verdict> {
     // SAFETY: plain copy.
-    let v = unsafe { FRAGS.get(key(ip, inbound)).copied() }?;
+    let v = unsafe { table(inbound).get(key(ip, inbound)).copied() }?;
     if session::now().saturating_sub(v.seen) > FRAG_TIMEOUT_NS {
         return None;
     }

@@ -12,7 +12,7 @@ use nat_common::EndpointKey;
 use crate::{
     frag,
     icmp::{self, InnerField},
-    maps::{CONFIG, FRAGS, NAPT_IN},
+    maps::{CONFIG, FRAGS_IN, FRAGS_OUT, NAPT_IN},
     nat::{self, Direction, Verdict},
     packet::Packet,
     parse::{self, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4},
@@ -52,14 +52,14 @@ fn public_endpoint(addr: u32, port: u16, proto: u8) -> bool {
 fn later_fragment_hairpinned(ip: &Ipv4) -> bool {
     // SAFETY: presence checks only.
     unsafe {
-        if FRAGS.get(frag::key(ip, false)).is_some() {
+        if FRAGS_OUT.get(frag::key(ip, false)).is_some() {
             return true;
         }
         match crate::nat::lookup_out(ip.src) {
             Some(public) => {
                 let mut k = frag::key(ip, true);
                 k.src = public;
-                FRAGS.get(k).is_some()
+                FRAGS_IN.get(k).is_some()
             }
             None => false,
         }

@@ -101,11 +101,17 @@ pub static INBOUND_SESSIONS: Array<u64> = Array::with_max_entries(1, 0);
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
 
-/// In-flight fragmented datagrams. LRU is right here (unlike bindings):
-/// an entry only serves fragments of one datagram for a few seconds, and a
-/// flood of stray fragments must not be able to fill anything up.
+/// In-flight fragmented datagrams, outbound (the inside hosts'). LRU is
+/// right here (unlike bindings): an entry only serves fragments of one
+/// datagram for a few seconds, and a flood of stray fragments must not be
+/// able to fill anything up.
 #[map]
-pub static FRAGS: LruHashMap<FragKey, FragValue> = LruHashMap::with_max_entries(FRAGS_MAX, 0);
+pub static FRAGS_OUT: LruHashMap<FragKey, FragValue> = LruHashMap::with_max_entries(FRAGS_MAX, 0);
+
+/// In-flight fragmented datagrams, inbound: a table of their own, so a
+/// flood of first fragments from the outside evicts only outside ones.
+#[map]
+pub static FRAGS_IN: LruHashMap<FragKey, FragValue> = LruHashMap::with_max_entries(FRAGS_MAX, 0);
 
 /// Later fragments waiting for their first fragment (TC only; LRU-bounded).
 #[map]

@@ -98,6 +98,12 @@ async fn main_loop(attachment: Running, mut daemon: Daemon) -> anyhow::Result<()
                                     r.sessions_expired, r.mappings_expired, r.duration_us
                                 );
                             }
+                            if r.orphans_removed > 0 {
+                                tracing::info!(
+                                    "removed {} public endpoint(s) that no mapping used",
+                                    r.orphans_removed
+                                );
+                            }
                             daemon.after_sweep(&r);
                         }
                         Err(e) => tracing::error!("expiry sweep failed: {e:#}"),

@@ -186,12 +186,22 @@ pub fn lookup_chunks<K: Copy + Default, V: Copy + Default>(
 /// Deletes `keys` from the map `fd`. Keys already gone are skipped (a
 /// concurrent delete, e.g. by `xnat flows flush`, is not an error).
 pub fn delete<K: Copy>(fd: RawFd, keys: &[K]) -> io::Result<usize> {
+    delete_noting_missing(fd, keys, |_| {})
+}
+
+/// [`delete`], calling `missing(i)` for each `keys[i]` that was already
+/// gone: whoever deleted it first is the one to clean up after it.
+pub fn delete_noting_missing<K: Copy>(
+    fd: RawFd,
+    keys: &[K],
+    mut missing: impl FnMut(usize),
+) -> io::Result<usize> {
     let mut deleted = 0;
-    let mut rest = keys;
-    while !rest.is_empty() {
-        let n = rest.len().min(CHUNK);
+    let mut at = 0;
+    while at < keys.len() {
+        let n = (keys.len() - at).min(CHUNK);
         let mut attr = BatchAttr {
-            keys: rest.as_ptr() as u64,
+            keys: keys[at..].as_ptr() as u64,
             count: n as u32,
             map_fd: fd as u32,
             ..Default::default()
@@ -199,15 +209,67 @@ pub fn delete<K: Copy>(fd: RawFd, keys: &[K]) -> io::Result<usize> {
         match sys(BPF_MAP_DELETE_BATCH, &mut attr) {
             Ok(()) => {
                 deleted += attr.count as usize;
-                rest = &rest[n..];
+                at += n;
             }
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
                 // attr.count entries were deleted before the missing key;
                 // skip that key and go on.
                 let done = attr.count as usize;
                 deleted += done;
-                rest = &rest[(done + 1).min(rest.len())..];
+                missing(at + done);
+                at += done + 1;
             }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(deleted)
+}
+
+/// The value of `key` in the map `fd` now, if it is there. `V` must be the
+/// map's exact value layout.
+pub fn lookup<K: Copy, V: Copy + Default>(fd: RawFd, key: &K) -> io::Result<Option<V>> {
+    check_layout::<K, V>(fd)?;
+    lookup_unchecked(fd, key)
+}
+
+/// [`lookup`] for callers that checked the layout already.
+fn lookup_unchecked<K: Copy, V: Copy + Default>(fd: RawFd, key: &K) -> io::Result<Option<V>> {
+    let mut value = V::default();
+    match elem(BPF_MAP_LOOKUP_ELEM, fd, key, &mut value as *mut V as u64, 0) {
+        Ok(()) => Ok(Some(value)),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// For each `(key, value as the caller read it)` of `entries`: reads the
+/// current value and deletes the key only if `unchanged(read, current)`.
+/// Returns the indices of the entries it deleted (not those gone already
+/// or changed meanwhile).
+/// A key deleted and remade by someone else since the caller's read holds
+/// someone else's entry now, which a blind delete would take away; the
+/// re-read narrows the window in which that can still happen to the two
+/// syscalls between it and the delete (the kernel has no compare-and-delete).
+pub fn delete_unchanged<K: Copy, V: Copy + Default>(
+    fd: RawFd,
+    entries: &[(K, V)],
+    mut unchanged: impl FnMut(&V, &V) -> bool,
+) -> io::Result<Vec<usize>> {
+    let mut deleted = Vec::new();
+    if entries.is_empty() {
+        return Ok(deleted);
+    }
+    check_layout::<K, V>(fd)?;
+    for (i, (k, read)) in entries.iter().enumerate() {
+        let Some(current) = lookup_unchecked::<K, V>(fd, k)? else {
+            continue;
+        };
+        if !unchanged(read, &current) {
+            continue;
+        }
+        match elem(BPF_MAP_DELETE_ELEM, fd, k, 0, 0) {
+            Ok(()) => deleted.push(i),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
             Err(e) => return Err(e),
         }
     }
@@ -256,12 +318,9 @@ pub fn replace_existing<K: Copy, V: Copy + Default>(
     check_layout::<K, V>(fd)?;
     let mut replaced = 0;
     for (k, read) in entries {
-        let mut current = V::default();
-        match elem(BPF_MAP_LOOKUP_ELEM, fd, k, &mut current as *mut V as u64, 0) {
-            Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
-            Err(e) => return Err(e),
-        }
+        let Some(current) = lookup_unchecked::<K, V>(fd, k)? else {
+            continue;
+        };
         let Some(new) = change(read, &current) else {
             continue;
         };
@@ -289,9 +348,11 @@ pub fn update<K: Copy, V: Copy>(fd: RawFd, key: &K, value: &V) -> io::Result<()>
 
 const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
 const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
+const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
 
-/// A single-element command (`cmd`: lookup or update) on `key`, with the
-/// value buffer at `value`; the caller checked the layout.
+/// A single-element command (`cmd`: lookup, update or delete) on `key`,
+/// with the value buffer at `value` (0 for a delete); the caller checked
+/// the layout.
 fn elem<K: Copy>(cmd: libc::c_long, fd: RawFd, key: &K, value: u64, flags: u64) -> io::Result<()> {
     #[repr(C)]
     struct Attr {
@@ -310,9 +371,10 @@ fn elem<K: Copy>(cmd: libc::c_long, fd: RawFd, key: &K, value: u64, flags: u64) 
         flags,
         _rest: [0; 8],
     };
-    // SAFETY: valid bpf_attr for BPF_MAP_LOOKUP_ELEM / BPF_MAP_UPDATE_ELEM
-    // with live pointers; the value buffer holds the map's value size (the
-    // callers checked the layout).
+    // SAFETY: valid bpf_attr for BPF_MAP_LOOKUP_ELEM / BPF_MAP_UPDATE_ELEM /
+    // BPF_MAP_DELETE_ELEM with live pointers (no value for a delete); the
+    // value buffer holds the map's value size (the callers checked the
+    // layout).
     let rc = unsafe {
         libc::syscall(
             libc::SYS_bpf,

@@ -140,6 +140,7 @@ impl Daemon {
             r.duration_us as f64 / 1e6,
             r.sessions_expired,
             r.mappings_expired,
+            r.orphans_removed,
         );
         if let Some(log) = &mut self.translog {
             log.after_sweep(&r.expired, &r.remaining);

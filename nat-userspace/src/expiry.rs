@@ -3,11 +3,11 @@
 //! slot); a mapping goes once it has no session left and has itself been
 //! idle for its timeout; filter entries go with their mapping's timeout.
 //! Port forwards never expire. Everything is read and deleted in batches.
+//! Once a minute a sweep also removes `NAPT_IN` entries that no mapping
+//! points to (see [`orphans`]).
 use std::{
     cell::{Cell, RefCell},
-    collections::HashMap as StdHashMap,
     collections::HashSet,
-    hash::{BuildHasher, Hasher},
     path::Path,
     time::{Duration, Instant},
 };
@@ -18,7 +18,15 @@ use nat_common::{
     NatConfig, SESSION_INBOUND, Session, SessionKey,
 };
 
-use crate::{batch, clock, pinned::RawMap};
+mod orphans;
+
+pub use orphans::ORPHAN_SCAN_INTERVAL_NS;
+
+use crate::{
+    batch, clock,
+    fasthash::{FastMap, FastSet, Seeded},
+    pinned::RawMap,
+};
 
 const NS: u64 = 1_000_000_000;
 
@@ -35,69 +43,6 @@ fn endpoint(addr: u32, port: u16, proto: u8) -> u64 {
 /// A filter entry's key packed into one integer.
 fn filter(public_addr: u32, remote_addr: u32, public_port: u16, proto: u8) -> u128 {
     (endpoint(public_addr, public_port, proto) as u128) << 32 | remote_addr as u128
-}
-
-type FastSet<T> = HashSet<T, Seeded>;
-
-/// The sweep's hash: one folded 64×64→128-bit multiply per word, keyed by
-/// two per-sweep random seeds (so remote addresses chosen by an attacker
-/// cannot be made to collide). SipHash, std's default, was a third of a
-/// sweep's CPU time at a million bindings.
-#[derive(Clone, Copy)]
-struct Seeded {
-    seed: u64,
-    mul: u64,
-}
-
-impl Seeded {
-    fn new() -> Self {
-        // std's RandomState draws its keys from the OS once per thread and
-        // then increments them: hashing two constants gives fresh seeds.
-        let r = std::hash::RandomState::new();
-        Seeded {
-            seed: r.hash_one(0x5eed_u64),
-            mul: r.hash_one(0x5eed_u64 + 1) | 1,
-        }
-    }
-}
-
-impl BuildHasher for Seeded {
-    type Hasher = Fold;
-    fn build_hasher(&self) -> Fold {
-        Fold {
-            h: self.seed,
-            mul: self.mul,
-        }
-    }
-}
-
-struct Fold {
-    h: u64,
-    mul: u64,
-}
-
-impl Hasher for Fold {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_u64(&mut self, x: u64) {
-        let p = (self.h ^ x) as u128 * self.mul as u128;
-        self.h = (p as u64) ^ ((p >> 64) as u64);
-    }
-
-    fn write_u128(&mut self, x: u128) {
-        self.write_u64(x as u64);
-        self.write_u64((x >> 64) as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.h
-    }
 }
 
 /// The most agent ticks (seconds) between the starts of two sweeps.
@@ -125,8 +70,11 @@ pub struct SweepReport {
     pub mappings_seen: usize,
     pub mappings_expired: usize,
     pub filters_expired: usize,
+    /// `NAPT_IN` entries removed because no mapping pointed to them.
+    pub orphans_removed: usize,
     pub duration_us: u64,
-    /// The dynamic mappings this sweep deleted (for the translation log).
+    /// The dynamic mappings this sweep deleted (for the translation log;
+    /// not those someone else deleted first).
     pub expired: Vec<(EndpointKey, Mapping)>,
     /// The mappings left after it (forwards included).
     pub remaining: Vec<(EndpointKey, Mapping)>,
@@ -146,6 +94,7 @@ pub struct Sweeper {
     /// Sessions and mappings seen by the last sweep: the next one sizes
     /// its sets by them instead of growing them a rehash at a time.
     seen: Cell<(usize, usize)>,
+    orphans: orphans::OrphanScan,
 }
 
 impl Sweeper {
@@ -160,6 +109,7 @@ impl Sweeper {
             host_pool: RawMap::open(dir, MAP_HOST_POOL)?,
             unbound_hosts: RefCell::new(HashSet::new()),
             seen: Cell::new((0, 0)),
+            orphans: orphans::OrphanScan::new(),
         })
     }
 
@@ -167,8 +117,9 @@ impl Sweeper {
     ///
     /// Cost: each table that can hold expired entries is walked once with
     /// `BPF_MAP_LOOKUP_BATCH` (SESSIONS, NAPT_OUT, FILTER; NAPT_IN only
-    /// gets deletes; SESSIONS and FILTER hold only what goes beyond each
-    /// mapping's first session, usually little), a chunk at a time, and what expired in a chunk is
+    /// gets deletes, but for the orphan scan once a minute; SESSIONS and
+    /// FILTER hold only what goes beyond each mapping's first session,
+    /// usually little), a chunk at a time, and what expired in a chunk is
     /// deleted with `BPF_MAP_DELETE_BATCH` right away, while the kernel
     /// still has those buckets and elements in its caches. The kernel's side
     /// (a few hundred ns per entry read or deleted) is most of a sweep; in
@@ -213,9 +164,17 @@ impl Sweeper {
 
         // 2. First sessions, then mappings without a live session, idle
         // past their timeout.
-        let mut held: StdHashMap<u32, u64, Seeded> = StdHashMap::with_hasher(Seeded::new());
+        let mut held: FastMap<u32, u64> = FastMap::with_hasher(Seeded::new());
         let count_held = cfg.max_ports_per_host != 0;
         let mut public_alive = FastSet::with_capacity_and_hasher(mappings_before, Seeded::new());
+        // Every mapping left, as its NAPT_IN entry would be: only for an
+        // orphan scan.
+        let scan_orphans = self.orphans.due(now);
+        let mut bound = FastSet::with_capacity_and_hasher(
+            if scan_orphans { mappings_before } else { 0 },
+            Seeded::new(),
+        );
+        let mut gone: Vec<usize> = Vec::new();
         report.remaining.reserve(mappings_before);
         let mut dead_out: Vec<EndpointKey> = Vec::with_capacity(SWEEP_CHUNK);
         let mut dead_in: Vec<EndpointKey> = Vec::with_capacity(SWEEP_CHUNK);
@@ -226,6 +185,7 @@ impl Sweeper {
             dead_out.clear();
             dead_in.clear();
             emptied.clear();
+            let chunk_expired = report.expired.len();
             for (k, m) in keys.iter().zip(values) {
                 let mut first_live = m.first.live != 0;
                 let mut first_died = false;
@@ -260,14 +220,32 @@ impl Sweeper {
                     }
                     report.remaining.push((*k, *m));
                     public_alive.insert(endpoint(m.addr, m.port, k.proto));
+                    if scan_orphans {
+                        let public = EndpointKey {
+                            addr: m.addr,
+                            port: m.port,
+                            proto: k.proto,
+                            _pad: 0,
+                        };
+                        bound.insert(orphans::binding(&public, k.addr, k.port));
+                    }
                     if count_held && m.flags & MAPPING_FORWARD == 0 {
                         *held.entry(k.addr).or_default() += 1;
                     }
                 }
             }
             // Outbound entry first: once it is gone no packet can refresh
-            // the mapping, then the public port is released.
-            report.mappings_expired += batch::delete(out_fd, &dead_out)?;
+            // the mapping, then the public port is released. A mapping
+            // already gone was deleted by someone else since we read it (a
+            // flush), who releases its port: by the time we would, a new
+            // mapping may hold it.
+            gone.clear();
+            report.mappings_expired +=
+                batch::delete_noting_missing(out_fd, &dead_out, |i| gone.push(i))?;
+            for &i in gone.iter().rev() {
+                dead_in.remove(i);
+                report.expired.remove(chunk_expired + i);
+            }
             batch::delete(in_fd, &dead_in)?;
             // Only where the mapping is still there (a flush may have
             // deleted it meanwhile; recreating it would leave it without
@@ -292,7 +270,13 @@ impl Sweeper {
         })?;
         drop((live, dead_out, dead_in));
 
-        // 3. Address-dependent filter entries: idle past their mapping's
+        // 3. Orphaned NAPT_IN entries, once a minute.
+        if scan_orphans {
+            report.orphans_removed = self.orphans.scan(in_fd, out_fd, &bound, now)?;
+        }
+        drop(bound);
+
+        // 4. Address-dependent filter entries: idle past their mapping's
         // timeout, or their mapping is gone.
         // An entry whose mapping still has a live session with that remote
         // address stays however long it has been idle: an established TCP
@@ -300,7 +284,7 @@ impl Sweeper {
         // still be admitted. Those idle entries are set aside and checked
         // against the live sessions at the end (there are few).
         let mut dead: Vec<FilterKey> = Vec::with_capacity(SWEEP_CHUNK);
-        let mut idle: StdHashMap<u128, FilterKey, Seeded> = StdHashMap::with_hasher(Seeded::new());
+        let mut idle: FastMap<u128, FilterKey> = FastMap::with_hasher(Seeded::new());
         let fd = self.filter.fd();
         batch::lookup_chunks::<FilterKey, u64>(fd, SWEEP_CHUNK, |keys, values| {
             dead.clear();
@@ -325,7 +309,7 @@ impl Sweeper {
             report.filters_expired += batch::delete(fd, &unused)?;
         }
 
-        // 4. Per-host port counts, recounted so kernel-side races and
+        // 5. Per-host port counts, recounted so kernel-side races and
         // expiries never leave the cap drifting.
         if count_held {
             self.recount_host_ports(&held)?;
@@ -358,11 +342,11 @@ impl Sweeper {
         Ok(())
     }
 
-    fn recount_host_ports(&self, held: &StdHashMap<u32, u64, Seeded>) -> anyhow::Result<()> {
+    fn recount_host_ports(&self, held: &FastMap<u32, u64>) -> anyhow::Result<()> {
         let fd = self.host_ports.fd();
         let (addrs, counts) = batch::lookup_all_split::<u32, u64>(fd)?;
-        let mut current: StdHashMap<u32, u64, Seeded> =
-            StdHashMap::with_capacity_and_hasher(addrs.len(), Seeded::new());
+        let mut current: FastMap<u32, u64> =
+            FastMap::with_capacity_and_hasher(addrs.len(), Seeded::new());
         let mut gone = Vec::new();
         for (addr, n) in addrs.into_iter().zip(counts) {
             if held.contains_key(&addr) {

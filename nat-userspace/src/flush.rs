@@ -3,11 +3,22 @@
 //! A flushed flow that is still active simply gets a fresh binding on its
 //! next outbound packet. A running agent notices the deleted mappings on
 //! its next sweep and logs them in the translation log.
-use std::{collections::HashMap, net::Ipv4Addr, path::Path};
+//!
+//! A flush reads the tables ([`read`]) and then deletes what it read
+//! ([`delete`]); the data plane and the agent's sweep keep working in
+//! between. A mapping may expire meanwhile and its public endpoint go to a
+//! new mapping, or its inside endpoint may get a new mapping: [`delete`]
+//! removes only entries that still hold what was read, so it never takes
+//! a newer binding's entry away.
+use std::{
+    collections::{HashMap, HashSet},
+    net::Ipv4Addr,
+    path::Path,
+};
 
 use nat_common::{
-    EndpointKey, FilterKey, MAP_FILTER, MAP_HOST_PORTS, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_SESSIONS,
-    MAPPING_FORWARD, Mapping, Session, SessionKey,
+    EndpointKey, FilterKey, InsideEndpoint, MAP_FILTER, MAP_HOST_PORTS, MAP_NAPT_IN, MAP_NAPT_OUT,
+    MAP_SESSIONS, MAPPING_FORWARD, Mapping, Session, SessionKey,
 };
 
 use crate::{batch, pinned::RawMap, static_map::to_be};
@@ -32,56 +43,106 @@ pub struct Flushed {
     pub mappings: usize,
 }
 
+/// What a flush read: the entries it is to delete, as they were then.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// `SESSIONS` keys matching the filter.
+    pub sessions: Vec<SessionKey>,
+    /// Dynamic mappings (`NAPT_OUT` entries) matching the filter.
+    pub mappings: Vec<(EndpointKey, Mapping)>,
+}
+
 pub fn flush(dir: &Path, filter: Filter) -> anyhow::Result<Flushed> {
+    let snapshot = read(dir, filter)?;
+    delete(dir, &snapshot)
+}
+
+/// Reads the sessions and dynamic mappings of the attachment in `dir` that
+/// `filter` matches.
+pub fn read(dir: &Path, filter: Filter) -> anyhow::Result<Snapshot> {
+    let sessions_map = RawMap::open(dir, MAP_SESSIONS)?;
+    let out = RawMap::open(dir, MAP_NAPT_OUT)?;
+    let sessions = batch::lookup_all::<SessionKey, Session>(sessions_map.fd())?
+        .into_iter()
+        .filter(|(k, _)| filter.matches(k.proto, k.inside_addr))
+        .map(|(k, _)| k)
+        .collect();
+    let mappings = batch::lookup_all::<EndpointKey, Mapping>(out.fd())?
+        .into_iter()
+        .filter(|(k, m)| m.flags & MAPPING_FORWARD == 0 && filter.matches(k.proto, k.addr))
+        .collect();
+    Ok(Snapshot { sessions, mappings })
+}
+
+/// The `NAPT_IN` key of mapping `m` of inside endpoint `inside`: its public
+/// endpoint.
+fn public_key(inside: &EndpointKey, m: &Mapping) -> EndpointKey {
+    EndpointKey {
+        addr: m.addr,
+        port: m.port,
+        proto: inside.proto,
+        _pad: 0,
+    }
+}
+
+/// Deletes what `snapshot` read from the attachment in `dir`, as far as it
+/// is still there unchanged.
+pub fn delete(dir: &Path, snapshot: &Snapshot) -> anyhow::Result<Flushed> {
     let sessions_map = RawMap::open(dir, MAP_SESSIONS)?;
     let out = RawMap::open(dir, MAP_NAPT_OUT)?;
     let inb = RawMap::open(dir, MAP_NAPT_IN)?;
     let filter_map = RawMap::open(dir, MAP_FILTER)?;
     let host_ports = RawMap::open(dir, MAP_HOST_PORTS)?;
 
-    let sessions: Vec<SessionKey> = batch::lookup_all::<SessionKey, Session>(sessions_map.fd())?
-        .into_iter()
-        .filter(|(k, _)| filter.matches(k.proto, k.inside_addr))
-        .map(|(k, _)| k)
-        .collect();
-    let mappings: Vec<(EndpointKey, Mapping)> =
-        batch::lookup_all::<EndpointKey, Mapping>(out.fd())?
-            .into_iter()
-            .filter(|(k, m)| m.flags & MAPPING_FORWARD == 0 && filter.matches(k.proto, k.addr))
-            .collect();
-
     // Sessions first: a packet racing the flush then finds its mapping and
     // makes a new session, or finds neither and makes both — never a
-    // session that points at a deleted mapping for long. First sessions go
-    // with their mapping.
-    let firsts = mappings.iter().filter(|(_, m)| m.first.live != 0).count();
-    let mut done = Flushed {
-        sessions: batch::delete(sessions_map.fd(), &sessions)? + firsts,
-        ..Flushed::default()
-    };
-    let out_keys: Vec<EndpointKey> = mappings.iter().map(|(k, _)| *k).collect();
-    let in_keys: Vec<EndpointKey> = mappings
-        .iter()
-        .map(|(k, m)| EndpointKey {
-            addr: m.addr,
-            port: m.port,
-            proto: k.proto,
-            _pad: 0,
-        })
-        .collect();
-    // Outbound entry first so nothing refreshes the mapping, then the
-    // public port is released.
-    done.mappings = batch::delete(out.fd(), &out_keys)?;
-    batch::delete(inb.fd(), &in_keys)?;
+    // session that points at a deleted mapping for long.
+    let sessions = batch::delete(sessions_map.fd(), &snapshot.sessions)?;
 
-    let public: std::collections::HashSet<(u32, u16, u8)> =
-        in_keys.iter().map(|k| (k.addr, k.port, k.proto)).collect();
+    // Outbound entries first so nothing refreshes a mapping, and only the
+    // mappings still as read: one made since (the old one expired or was
+    // flushed, and a packet made a new one for the inside endpoint) is not
+    // the flushed binding.
+    let deleted = batch::delete_unchanged(out.fd(), &snapshot.mappings, |was, now| {
+        (now.addr, now.port, now.created) == (was.addr, was.port, was.created)
+    })?;
+    let mappings: Vec<(EndpointKey, Mapping)> =
+        deleted.iter().map(|&i| snapshot.mappings[i]).collect();
+    // A mapping gone before our delete was deleted by someone else (the
+    // sweep, another flush), who releases its public endpoint: that
+    // endpoint may already be a new mapping's.
+
+    // Filter entries of the public endpoints we are releasing: until their
+    // NAPT_IN entries go (below), no other mapping can hold them, so every
+    // filter entry for them is the flushed mappings'.
+    let public: HashSet<(u32, u16, u8)> = mappings
+        .iter()
+        .map(|(k, m)| (m.addr, m.port, k.proto))
+        .collect();
     let filters: Vec<FilterKey> = batch::lookup_all::<FilterKey, u64>(filter_map.fd())?
         .into_iter()
         .map(|(k, _)| k)
         .filter(|k| public.contains(&(k.public_addr, k.public_port, k.proto)))
         .collect();
     batch::delete(filter_map.fd(), &filters)?;
+
+    // Then the public ports are released: each NAPT_IN entry re-read right
+    // before its delete, and deleted only if it still names the inside
+    // endpoint we flushed (see batch::delete_unchanged).
+    let inbound: Vec<(EndpointKey, InsideEndpoint)> = mappings
+        .iter()
+        .map(|(k, m)| {
+            let inside = InsideEndpoint {
+                addr: k.addr,
+                port: k.port,
+                flags: m.flags,
+            };
+            (public_key(k, m), inside)
+        })
+        .collect();
+    batch::delete_unchanged(inb.fd(), &inbound, |was, now| {
+        (now.addr, now.port) == (was.addr, was.port)
+    })?;
 
     // Per-host port counts (for --max-ports-per-host): take the deleted
     // mappings off; the agent's sweep recounts exactly anyway.
@@ -101,5 +162,11 @@ pub fn flush(dir: &Path, filter: Filter) -> anyhow::Result<Flushed> {
         }
     }
     batch::delete(host_ports.fd(), &zero)?;
-    Ok(done)
+
+    // First sessions go with their mapping.
+    let firsts = mappings.iter().filter(|(_, m)| m.first.live != 0).count();
+    Ok(Flushed {
+        sessions: sessions + firsts,
+        mappings: mappings.len(),
+    })
 }

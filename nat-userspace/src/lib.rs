@@ -8,6 +8,7 @@ pub mod config;
 pub mod ephemeral;
 pub mod events;
 pub mod expiry;
+mod fasthash;
 pub mod flows;
 pub mod flush;
 pub mod forward;

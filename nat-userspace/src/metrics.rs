@@ -57,14 +57,17 @@ impl Default for AgentMetrics {
 }
 
 impl AgentMetrics {
-    pub fn sweep(&self, seconds: f64, sessions: usize, mappings: usize) {
+    pub fn sweep(&self, seconds: f64, sessions: usize, mappings: usize, orphans: usize) {
         self.sweep_seconds.observe(seconds);
-        self.expired
-            .get_or_create(&labels(&[("kind", "session")]))
-            .inc_by(sessions as u64);
-        self.expired
-            .get_or_create(&labels(&[("kind", "mapping")]))
-            .inc_by(mappings as u64);
+        for (kind, n) in [
+            ("session", sessions),
+            ("mapping", mappings),
+            ("orphan", orphans),
+        ] {
+            self.expired
+                .get_or_create(&labels(&[("kind", kind)]))
+                .inc_by(n as u64);
+        }
     }
 
     pub fn reload(&self, ok: bool) {
@@ -270,7 +273,7 @@ pub fn render(dir: &Path, ifname: &str, agent: &AgentMetrics) -> anyhow::Result<
     );
     reg.register(
         "expired",
-        "Sessions and mappings the expiry sweep deleted",
+        "Sessions, mappings and orphaned public endpoints the expiry sweep deleted",
         agent.expired.clone(),
     );
     reg.register(

@@ -80,6 +80,96 @@ pub fn driver_info(name: &str) -> Option<(String, String)> {
     Some((cstr(&info.driver), cstr(&info.bus_info)))
 }
 
+/// `struct ifreq` with the `ifr_hwaddr` member of its union (a
+/// `sockaddr`), padded to the union's full size.
+#[repr(C)]
+struct IfreqHwaddr {
+    name: [u8; libc::IFNAMSIZ],
+    /// `sa_family`: the device's `ARPHRD_*` type.
+    family: u16,
+    _data: [u8; 22],
+}
+
+const SIOCGIFHWADDR: libc::c_ulong = 0x8927;
+const ARPHRD_ETHER: u16 = 1;
+const ARPHRD_LOOPBACK: u16 = 772;
+
+/// The link-layer type (`ARPHRD_*`, as in /sys/class/net/NAME/type) of
+/// interface `name`. Asked by ioctl rather than read from sysfs: sysfs
+/// shows the devices of the network namespace it was mounted in, which
+/// under `nsenter --net` is not ours.
+pub fn link_type(name: &str) -> anyhow::Result<u16> {
+    // SAFETY: plain socket(2); closed by OwnedFd below.
+    let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if sock < 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    // SAFETY: a descriptor we just opened and own.
+    let sock = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(sock) };
+    let mut req = IfreqHwaddr {
+        name: [0; libc::IFNAMSIZ],
+        family: 0,
+        _data: [0; 22],
+    };
+    let n = name.len().min(libc::IFNAMSIZ - 1);
+    req.name[..n].copy_from_slice(&name.as_bytes()[..n]);
+    // SAFETY: SIOCGIFHWADDR with a valid, full-size ifreq.
+    let rc = unsafe {
+        libc::ioctl(
+            std::os::fd::AsRawFd::as_raw_fd(&sock),
+            SIOCGIFHWADDR,
+            &mut req as *mut IfreqHwaddr,
+        )
+    };
+    if rc != 0 {
+        let e = std::io::Error::last_os_error();
+        bail!("{name}: cannot read its link-layer type: {e}");
+    }
+    Ok(req.family)
+}
+
+/// What kind of device has link-layer type `t`, for an error message.
+fn link_kind(t: u16) -> Option<&'static str> {
+    Some(match t {
+        65534 => "e.g. tun/wireguard",
+        768 => "ipip",
+        769 => "ip6tnl",
+        776 => "sit",
+        778 => "gre",
+        823 => "ip6gre",
+        512 => "ppp",
+        519 => "raw IP",
+        32 => "infiniband",
+        280 => "can",
+        _ => return None,
+    })
+}
+
+/// Refuses an interface whose packets do not start with an Ethernet
+/// header: the programs parse one at offset 0, so on a TUN, WireGuard,
+/// ipip/GRE or PPP device they would misread every packet (translating
+/// nothing, or the wrong bytes). Loopback frames carry an Ethernet header
+/// too.
+pub fn require_ethernet(name: &str) -> anyhow::Result<()> {
+    let t = link_type(name)?;
+    if t == ARPHRD_ETHER || t == ARPHRD_LOOPBACK {
+        return Ok(());
+    }
+    let kind = link_kind(t).map_or(String::new(), |k| format!(", {k}"));
+    bail!(
+        "{name}: not an Ethernet device (type {t}{kind}): xnat translates only on Ethernet \
+         interfaces"
+    )
+}
+
+/// Refuses an interface xnat cannot attach to (as the external or an
+/// inside interface): one that does not exist, or whose packets do not
+/// start with an Ethernet header.
+pub fn check_attachable(name: &str) -> anyhow::Result<()> {
+    ifindex(name)?;
+    require_ethernet(name)
+}
+
 /// Whether `name` is a virtual device (veth, bridge, tun, ...): those have
 /// no bus address. On them XDP cannot see the skb's checksum state, so the
 /// `auto` ingress mode picks TC (DESIGN.md §2).
@@ -126,4 +216,28 @@ fn addrs_of(name: Option<&str>) -> anyhow::Result<Vec<std::net::Ipv4Addr>> {
     // SAFETY: freeing what getifaddrs allocated, once.
     unsafe { libc::freeifaddrs(head) };
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_carries_an_ethernet_header() {
+        assert_eq!(link_type("lo").unwrap(), ARPHRD_LOOPBACK);
+        require_ethernet("lo").unwrap();
+    }
+
+    #[test]
+    fn tunnels_are_named_in_the_refusal() {
+        assert_eq!(link_kind(65534), Some("e.g. tun/wireguard"));
+        assert_eq!(link_kind(778), Some("gre"));
+        assert_eq!(link_kind(ARPHRD_ETHER), None);
+    }
+
+    #[test]
+    fn a_missing_interface_is_an_error() {
+        let e = link_type("nosuch0").unwrap_err().to_string();
+        assert!(e.starts_with("nosuch0: "), "{e}");
+    }
 }

@@ -213,7 +213,7 @@ pub fn resolve(layer: &Layer, missing_iface: &str) -> Result<Settings, SettingEr
     let Some(ifname) = &layer.ifname else {
         return err(&Origin::flag("IFACE"), missing_iface);
     };
-    if let Err(e) = netdev::ifindex(&ifname.value) {
+    if let Err(e) = netdev::check_attachable(&ifname.value) {
         return err(&ifname.origin, e.to_string());
     }
     for inside in layer.inside.iter().flatten() {
@@ -223,7 +223,7 @@ pub fn resolve(layer: &Layer, missing_iface: &str) -> Result<Settings, SettingEr
                 format!("{} is the external interface", inside.value),
             );
         }
-        if let Err(e) = netdev::ifindex(&inside.value) {
+        if let Err(e) = netdev::check_attachable(&inside.value) {
             return err(&inside.origin, e.to_string());
         }
     }

@@ -2,6 +2,9 @@
 //! helpers that load the compiled BPF object and run its programs through
 //! `BPF_PROG_TEST_RUN` ([`bpf`]).
 
+// Pinned binding tables without programs (tests/sweep_rules.rs,
+// tests/flush_rules.rs).
+pub mod binding_tables;
 pub mod bindings;
 pub mod bpf;
 // Raw-socket captures with ICMP-error and TCP parsers and checksums of

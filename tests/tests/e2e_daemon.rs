@@ -2,7 +2,8 @@
 //! check`, reloads that keep live flows, adopting pinned state after a real
 //! SIGKILL, the layout-version check, a Prometheus scrape while traffic
 //! runs, the translation log (including a lagging reader), `flows flush`,
-//! `--json` listings and exit codes.
+//! `--json` listings and exit codes, and refusing interfaces without an
+//! Ethernet header.
 //!
 //! Topology: `xnat_tests::topology` (cli 10.0.0.2/10.0.0.3 — nat — rtr —
 //! srv 198.51.100.2); configs from `xnat_tests::daemon_topo` (NAPT of
@@ -20,7 +21,7 @@ use xnat_tests::daemon_topo::{
     DaemonTopo, LongFlow, METRICS, POOL, STATIC_PUB, json_lines, run_xnat, sample, wait_for_line,
 };
 use xnat_tests::netns::describe;
-use xnat_tests::topology::{CLI, CLI2, Ingress, SRV, error_lines, json_counter};
+use xnat_tests::topology::{CLI, CLI2, Ingress, SRV, attached, error_lines, json_counter};
 use xnat_tests::traffic::{IO_TIMEOUT, sa, tcp_echo, udp_exchange};
 use xnat_tests::wait::{wait_for, wait_until};
 
@@ -221,6 +222,89 @@ fn config_file_check_and_attach() {
         "pid file left: {:?}",
         pid_files(&d)
     );
+}
+
+/// A TUN device (no Ethernet header: the programs would misread every
+/// packet) is refused as the external interface and as an inside
+/// interface, by `check`, `attach` and a reload, with an error that names
+/// it and says why; nothing is attached to either interface or pinned.
+#[test]
+fn non_ethernet_interfaces_are_refused() {
+    let mut d = DaemonTopo::new("tun", Ingress::Tc);
+    let ext = d.ext().to_string();
+    // Named after EXT, so the pin checks below (any pin naming EXT) cover
+    // it too.
+    let tun = format!("{ext}u");
+    d.t.nat.ip(&["tuntap", "add", "dev", &tun, "mode", "tun"]);
+    d.t.nat.ip(&["link", "set", &tun, "up"]);
+    let why = format!(
+        "{tun}: not an Ethernet device (type 65534, e.g. tun/wireguard): xnat translates only \
+         on Ethernet interfaces"
+    );
+    let assert_nothing_left = |d: &DaemonTopo, when: &str| {
+        d.t.assert_clean(when);
+        let on_tun = attached(&d.t.nat, &tun);
+        assert!(
+            on_tun.is_empty(),
+            "{when}: programs on {tun}:\n{}",
+            on_tun.raw
+        );
+        assert!(
+            pid_files(d).is_empty(),
+            "{when}: pid file left: {:?}",
+            pid_files(d)
+        );
+    };
+
+    let refusals: [(&[&str], String); 2] = [
+        (
+            &[&tun, "--map", "10.0.0.3=203.0.113.1"],
+            format!("IFACE: {why}"),
+        ),
+        (
+            &[&ext, "--inside", &tun, "--map", "10.0.0.3=203.0.113.1"],
+            format!("--inside: {why}"),
+        ),
+    ];
+    for (args, expect) in &refusals {
+        for verb in ["check", "attach"] {
+            let mut v = vec![verb];
+            v.extend_from_slice(args);
+            let out = d.xnat(&v);
+            let lines = error_lines(&out.stderr);
+            let cmd = format!("`xnat {}`", v.join(" "));
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "{cmd}: {}\n{lines:?}",
+                describe(out.status)
+            );
+            assert!(
+                lines.len() == 1 && lines[0] == format!("xnat: {expect}"),
+                "{cmd}: expected `xnat: {expect}`, got {lines:?}"
+            );
+            assert_nothing_left(&d, &format!("after {cmd}"));
+        }
+    }
+
+    // A reload that adds the TUN device as an inside interface: refused
+    // the same way, the agent runs on.
+    let cfg = d.write("xnat.toml", &d.config("", ""));
+    let cfg = cfg.to_str().unwrap().to_string();
+    d.start(&["attach", "--config", &cfg]);
+    d.write("xnat.toml", &d.config(&format!("inside = [\"{tun}\"]"), ""));
+    let out = d.xnat(&["reload", "-i", &ext]);
+    let lines = error_lines(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{lines:?}");
+    assert!(
+        lines.len() == 1 && lines[0].contains(&format!("inside[0]: {why}")),
+        "{lines:?}"
+    );
+    assert!(d.agent().try_exit().is_none(), "agent died on the reload");
+    let on_tun = attached(&d.t.nat, &tun);
+    assert!(on_tun.is_empty(), "programs on {tun}:\n{}", on_tun.raw);
+    d.stop();
+    assert_nothing_left(&d, "after SIGTERM");
 }
 
 // ---------------------------------------------------------------------------

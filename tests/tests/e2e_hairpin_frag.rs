@@ -1005,7 +1005,7 @@ fn stray_fragment_flood_tc() {
     });
 
     // 3. Outbound first fragments with random IDs: each remembered in
-    //    FRAGS, which must stay within its bound.
+    //    FRAGS_OUT, which must stay within its bound.
     //    They go to SINK, an address the gateway resolves to the server,
     //    which does not forward: it drops them without queueing them for
     //    reassembly (20k reassembly queues would block its own reassembly
@@ -1059,11 +1059,11 @@ fn stray_fragment_flood_tc() {
     }
     let frags = maps
         .iter()
-        .find(|m| m.file == "FRAGS")
-        .unwrap_or_else(|| panic!("no FRAGS map pinned: {maps:?}"));
+        .find(|m| m.file == nat_common::MAP_FRAGS_OUT)
+        .unwrap_or_else(|| panic!("no FRAGS_OUT map pinned: {maps:?}"));
     eprintln!("pinned maps after the flood: {maps:#?}");
     f.check(frags.entries.is_some_and(|n| n > 0), || {
-        format!("FRAGS is empty after {FLOOD} first fragments: {frags:?}")
+        format!("FRAGS_OUT is empty after {FLOOD} first fragments: {frags:?}")
     });
 
     // 4. Normal traffic still works, fragmented too.

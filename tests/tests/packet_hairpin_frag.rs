@@ -19,7 +19,8 @@
 //! packet the gateway cannot forward is never passed up half-translated.
 //!
 //! Fragments run through the egress program and both ingress programs: the
-//! first fragment decides the binding and is remembered in `FRAGS`; later
+//! first fragment decides the binding and is remembered in `FRAGS_OUT` or
+//! `FRAGS_IN` (by direction); later
 //! fragments get the same address translation; unknown later fragments are
 //! dropped outbound (or held, TC) and passed inbound; entries older than
 //! 30 s are ignored.
@@ -37,10 +38,10 @@ use aya::programs::{SchedClassifier, TestRun, TestRunOptions, Xdp};
 use nat_common::stats::COUNTER_COUNT;
 use nat_common::{
     Counter, EndpointKey, FILTER_ADDRESS, FILTER_ADDRESS_AND_PORT, FILTER_ENDPOINT_INDEPENDENT,
-    FRAG_TIMEOUT_NS, FragKey, FragValue, MAP_CONFIG, MAP_FILTER, MAP_FRAGS, MAP_INTERNAL,
-    MAP_NAPT_IN, MAP_NAPT_OUT, MAP_POOL, MAP_SESSIONS, MAP_STATIC_IN, MAP_STATIC_OUT, MAP_STATS,
-    MAPPING_FORWARD, Mapping, PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_INSIDE_TC,
-    Session, SessionKey,
+    FRAG_TIMEOUT_NS, FragKey, FragValue, MAP_CONFIG, MAP_FILTER, MAP_FRAGS_IN, MAP_FRAGS_OUT,
+    MAP_INTERNAL, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_POOL, MAP_SESSIONS, MAP_STATIC_IN, MAP_STATIC_OUT,
+    MAP_STATS, MAPPING_FORWARD, Mapping, PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP,
+    PROG_INSIDE_TC, Session, SessionKey,
 };
 use xnat_tests::bpf::{Hook, Outcome, TC_ACT_OK, TC_ACT_SHOT, require_root};
 use xnat_tests::frame::{
@@ -311,19 +312,26 @@ impl Hp {
         self.put(MAP_FILTER, filter_key(public, remote), dataplane_now_ns());
     }
 
+    /// The FRAGS entry of `k`, in its direction's table.
     fn frag(&self, k: &FragKey) -> Option<FragValue> {
-        self.get(MAP_FRAGS, k)
+        self.get(k.map_name(), k)
     }
 
+    /// Every FRAGS entry, both directions.
     fn frags(&self) -> Vec<(FragKey, FragValue)> {
-        self.hash::<FragKey, FragValue>(MAP_FRAGS)
-            .iter()
-            .map(|r| r.expect("iterating FRAGS"))
+        [MAP_FRAGS_OUT, MAP_FRAGS_IN]
+            .into_iter()
+            .flat_map(|name| {
+                self.hash::<FragKey, FragValue>(name)
+                    .iter()
+                    .map(|r| r.unwrap_or_else(|e| panic!("iterating {name}: {e}")))
+                    .collect::<Vec<_>>()
+            })
             .collect()
     }
 
     fn put_frag(&mut self, k: FragKey, v: FragValue) {
-        self.put(MAP_FRAGS, k, v);
+        self.put(k.map_name(), k, v);
     }
 
     /// (entries, max_entries) of the map `name`, if the object has it.
@@ -1214,14 +1222,14 @@ fn reverse_order_inbound_xdp_passes_the_early_fragment() {
     assert_frame_eq("first fragment (XDP)", &out.data, &t0.frame());
 }
 
-/// Memory stays bounded under a flood: FRAGS (LRU) never exceeds its
+/// Memory stays bounded under a flood: FRAGS_OUT (LRU) never exceeds its
 /// size however many first fragments pass; stray later fragments create no
 /// state but a bounded hold map (TC).
 #[test]
 fn fragment_floods_stay_bounded() {
     let scratch = Netns::create(format!("xp{}-fld", std::process::id()));
     let hp = Hp::new(FILTER_ADDRESS);
-    let (_, frags_max) = hp.usage(MAP_FRAGS).expect("FRAGS usage");
+    let (_, frags_max) = hp.usage(MAP_FRAGS_OUT).expect("FRAGS_OUT usage");
     let n = frags_max + 1000;
     let payload = [0x33u8; 64];
     scratch.in_ns(|| {
@@ -1233,8 +1241,11 @@ fn fragment_floods_stay_bounded() {
             assert_eq!(out.verdict, TC_ACT_OK, "first fragment #{i}");
         }
     });
-    let (entries, max) = hp.usage(MAP_FRAGS).unwrap();
-    assert!(entries <= u64::from(max), "FRAGS holds {entries} > {max}");
+    let (entries, max) = hp.usage(MAP_FRAGS_OUT).unwrap();
+    assert!(
+        entries <= u64::from(max),
+        "FRAGS_OUT holds {entries} > {max}"
+    );
     assert!(entries > 0);
     // The newest datagram is remembered (LRU evicts the oldest).
     let last_id = ((n - 1) as u16).wrapping_mul(40503);
@@ -1265,6 +1276,55 @@ fn fragment_floods_stay_bounded() {
             assert!(entries <= u64::from(max), "{name} holds {entries} > {max}");
         }
     }
+}
+
+/// The two directions have tables of their own: first fragments from the
+/// outside, twice as many as the inbound table holds (to a pool address,
+/// no mapping's: each remembered, as the gateway's own), evict no outbound
+/// datagram. An inside host's datagram whose first fragment left before
+/// the flood still gets its later fragments translated.
+#[test]
+fn an_inbound_fragment_flood_leaves_outbound_datagrams_translated() {
+    let scratch = Netns::create(format!("xp{}-ifl", std::process::id()));
+    let hp = Hp::new(FILTER_ADDRESS);
+    let dgram = big_udp((A, 41000), (SRV, 9000), 0x6161);
+    let [f0, f1, f2] = frags(&dgram);
+    let [t0, t1, t2] = frags(&big_udp((POOL, 41000), (SRV, 9000), 0x6161));
+    let out = scratch.in_ns(|| hp.run_hook(Hook::EgressTc, &f0.frame()));
+    expect_verdict("first fragment", &out, TC_ACT_OK);
+    assert_frame_eq("first fragment", &out.data, &t0.frame());
+
+    let (_, inbound_max) = hp.usage(MAP_FRAGS_IN).expect("FRAGS_IN usage");
+    let n = 2 * inbound_max;
+    assert!(n <= 1 << 16, "{n} identifications");
+    let payload = [0x44u8; 64];
+    scratch.in_ns(|| {
+        for i in 0..n {
+            // Distinct datagrams (FRAGS keys): the identification varies.
+            let p = udp((SRV2, 9000), (POOL, 5000), &payload).with_id(i as u16);
+            let first = p.fragment(0, 32, true);
+            let out = hp.run_hook(Hook::IngressTc, &first.frame());
+            assert_eq!(out.verdict, TC_ACT_OK, "outside first fragment #{i}");
+        }
+    });
+    let remembered = hp.frags().iter().filter(|(k, _)| k.inbound != 0).count();
+    assert!(
+        remembered as u32 > inbound_max / 2,
+        "the flood fills the inbound table: {remembered} of {inbound_max} entries"
+    );
+
+    assert!(
+        hp.frag(&fkey(A, SRV, 0x6161, UDP, false)).is_some(),
+        "the outbound datagram's entry was evicted"
+    );
+    scratch.in_ns(|| {
+        for (what, f, t) in [("middle fragment", &f1, &t1), ("last fragment", &f2, &t2)] {
+            let out = hp.run_hook(Hook::EgressTc, &f.frame());
+            expect_verdict(what, &out, TC_ACT_OK);
+            assert_frame_eq(what, &out.data, &t.frame());
+        }
+    });
+    assert_eq!(hp.counter(Counter::DropFragmentUnknown), 0);
 }
 
 // ================================================================ hairpinned fragments

@@ -8,11 +8,8 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    ffi::CString,
-    fs,
     mem::size_of,
     net::Ipv4Addr,
-    path::{Path, PathBuf},
 };
 
 use nat_common::{
@@ -21,7 +18,11 @@ use nat_common::{
     MAPPING_FORWARD, Mapping, NatConfig, SESSION_INBOUND, Session, SessionKey, TCP_ESTABLISHED,
     TCP_SYN_IN, TCP_SYN_OUT,
 };
-use nat_userspace::{batch, expiry::Sweeper};
+use nat_userspace::{
+    batch,
+    expiry::{ORPHAN_SCAN_INTERVAL_NS, Sweeper},
+};
+use xnat_tests::binding_tables::Tables;
 
 const S: u64 = 1_000_000_000;
 const UDP: u8 = 17;
@@ -37,153 +38,18 @@ fn be(a: Ipv4Addr) -> u32 {
     u32::from_ne_bytes(a.octets())
 }
 
-fn sys(cmd: libc::c_long, attr: &mut [u64; 16]) -> i64 {
-    // SAFETY: attr is a zeroed, large enough bpf_attr for `cmd` whose
-    // pointers (if any) refer to live buffers.
-    unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            cmd,
-            attr.as_mut_ptr(),
-            size_of::<[u64; 16]>(),
-        )
-    }
+/// The binding tables of one test, with room for the bulk bindings.
+fn tables() -> Tables {
+    Tables::new("sweep-rules", 2 * BULK + 64)
 }
 
-/// A directory of pinned hash maps named and shaped like an attachment's
-/// binding tables; removed on drop.
-struct Tables {
-    dir: PathBuf,
-    fds: Vec<i32>,
+/// The keys of table `name`, sorted.
+fn keys<K: Copy + Default + Ord, V: Copy + Default>(t: &Tables, name: &str) -> BTreeSet<K> {
+    t.entries::<K, V>(name)
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect()
 }
-
-impl Tables {
-    fn new() -> Self {
-        // SAFETY: geteuid has no preconditions.
-        assert_eq!(unsafe { libc::geteuid() }, 0, "needs root (BPF maps)");
-        nat_userspace::bpffs::ensure_mounted().expect("bpffs");
-        // One directory per test: the tests of this file run in parallel
-        // in one process.
-        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let dir = PathBuf::from(format!(
-            "/sys/fs/bpf/xnat-sweep-rules-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        let mut t = Tables {
-            dir,
-            fds: Vec::new(),
-        };
-        let n = 2 * BULK + 64;
-        // SESSIONS and FILTER BPF_F_NO_PREALLOC, as in the programs.
-        t.create(
-            MAP_SESSIONS,
-            size_of::<SessionKey>(),
-            size_of::<Session>(),
-            n,
-            1,
-        );
-        t.create(
-            MAP_NAPT_OUT,
-            size_of::<EndpointKey>(),
-            size_of::<Mapping>(),
-            n,
-            0,
-        );
-        t.create(
-            MAP_NAPT_IN,
-            size_of::<EndpointKey>(),
-            size_of::<InsideEndpoint>(),
-            n,
-            0,
-        );
-        t.create(MAP_FILTER, size_of::<FilterKey>(), 8, n, 1);
-        // BPF_F_NO_PREALLOC, as in the programs.
-        t.create(MAP_HOST_PORTS, 4, 8, 1024, 1);
-        t.create_typed(MAP_INBOUND_SESSIONS, ARRAY, 4, 8, 1, 0);
-        t.create(MAP_HOST_POOL, 4, 4, 1024, 1);
-        t
-    }
-
-    fn create(&mut self, name: &str, key: usize, value: usize, entries: u32, flags: u32) {
-        self.create_typed(name, HASH, key, value, entries, flags)
-    }
-
-    fn create_typed(
-        &mut self,
-        name: &str,
-        map_type: u64,
-        key: usize,
-        value: usize,
-        entries: u32,
-        flags: u32,
-    ) {
-        let mut attr = [0u64; 16];
-        // map_type, key_size, value_size, max_entries, map_flags.
-        attr[0] = map_type | (key as u64) << 32;
-        attr[1] = value as u64 | (entries as u64) << 32;
-        attr[2] = flags as u64;
-        let fd = sys(0, &mut attr);
-        assert!(
-            fd >= 0,
-            "creating {name}: {}",
-            std::io::Error::last_os_error()
-        );
-        let path = CString::new(self.dir.join(name).to_str().unwrap()).unwrap();
-        let mut attr = [0u64; 16];
-        attr[0] = path.as_ptr() as u64;
-        attr[1] = fd as u64;
-        assert_eq!(sys(6, &mut attr), 0, "pinning {name}"); // BPF_OBJ_PIN
-        self.fds.push(fd as i32);
-    }
-
-    fn fd(&self, name: &str) -> i32 {
-        let i = [
-            MAP_SESSIONS,
-            MAP_NAPT_OUT,
-            MAP_NAPT_IN,
-            MAP_FILTER,
-            MAP_HOST_PORTS,
-            MAP_INBOUND_SESSIONS,
-            MAP_HOST_POOL,
-        ]
-        .iter()
-        .position(|n| *n == name)
-        .unwrap();
-        self.fds[i]
-    }
-
-    fn put<K: Copy, V: Copy>(&self, name: &str, k: K, v: V) {
-        batch::update(self.fd(name), &k, &v).unwrap();
-    }
-
-    fn keys<K: Copy + Default + Ord, V: Copy + Default>(&self, name: &str) -> BTreeSet<K> {
-        batch::lookup_all::<K, V>(self.fd(name))
-            .unwrap()
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect()
-    }
-
-    fn dir(&self) -> &Path {
-        &self.dir
-    }
-}
-
-impl Drop for Tables {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.dir);
-        for fd in &self.fds {
-            // SAFETY: our own fds.
-            unsafe { libc::close(*fd) };
-        }
-    }
-}
-
-const HASH: u64 = 1;
-const ARRAY: u64 = 2;
 
 fn config() -> NatConfig {
     NatConfig {
@@ -344,7 +210,7 @@ fn bytes<T: Copy, const N: usize>(v: T) -> [u8; N] {
 /// the data plane's count had drifted to.
 #[test]
 fn sweep_recounts_inbound_sessions() {
-    let t = Tables::new();
+    let t = tables();
     let now = 100_000 * S;
     let (fresh, old) = (now - 10 * S, now - 1000 * S);
     t.put(MAP_INBOUND_SESSIONS, 0u32, 12345u64);
@@ -392,7 +258,7 @@ fn sweep_recounts_inbound_sessions() {
 /// data plane may have written just before its first mapping, keeps it).
 #[test]
 fn sweep_forgets_pool_addresses_of_unbound_hosts() {
-    let t = Tables::new();
+    let t = tables();
     let now = 100_000 * S;
     let pool = be(Ipv4Addr::new(198, 51, 100, 1));
     let (bound, unbound) = (
@@ -432,7 +298,7 @@ fn sweep_forgets_pool_addresses_of_unbound_hosts() {
 
 #[test]
 fn sweep_applies_every_rule_across_chunks() {
-    let t = Tables::new();
+    let t = tables();
     let now = 100_000 * S;
     let fresh = now - 10 * S;
     let old = now - 1000 * S; // past UDP (300) and TCP transitory (240)
@@ -708,13 +574,13 @@ fn sweep_applies_every_rule_across_chunks() {
     assert_eq!(r.expired.len(), gone_m);
     assert_eq!(r.remaining.len(), n_m - gone_m);
 
-    let got_s: BTreeSet<SK> = t.keys::<SK, Session>(MAP_SESSIONS);
+    let got_s: BTreeSet<SK> = keys::<SK, Session>(&t, MAP_SESSIONS);
     let got_out: BTreeMap<EK, Mapping> = batch::lookup_all::<EK, Mapping>(t.fd(MAP_NAPT_OUT))
         .unwrap()
         .into_iter()
         .collect();
-    let got_in: BTreeSet<EK> = t.keys::<EK, InsideEndpoint>(MAP_NAPT_IN);
-    let got_f: BTreeSet<FK> = t.keys::<FK, u64>(MAP_FILTER);
+    let got_in: BTreeSet<EK> = keys::<EK, InsideEndpoint>(&t, MAP_NAPT_IN);
+    let got_f: BTreeSet<FK> = keys::<FK, u64>(&t, MAP_FILTER);
     assert!(
         got_s == want_s,
         "SESSIONS: {} left, {} expected",
@@ -766,14 +632,117 @@ fn sweep_applies_every_rule_across_chunks() {
         .filter(|c| c.b.first.is_some() && c.keep_first)
         .count();
     assert_eq!(r.sessions_seen, want_s.len() + live_firsts);
-    assert_eq!(t.keys::<FK, u64>(MAP_FILTER), want_f);
+    assert_eq!(keys::<FK, u64>(&t, MAP_FILTER), want_f);
 
     // A day later everything but the forward is gone.
     let r = sweeper.sweep(&config(), now + 86_400 * S).unwrap();
     assert_eq!(r.mappings_expired, n_m - gone_m - 1);
     assert_eq!(r.sessions_expired, want_s.len() + live_firsts);
-    assert!(t.keys::<SK, Session>(MAP_SESSIONS).is_empty());
-    assert!(t.keys::<FK, u64>(MAP_FILTER).is_empty());
-    assert_eq!(t.keys::<EK, Mapping>(MAP_NAPT_OUT).len(), 1);
-    assert_eq!(t.keys::<EK, InsideEndpoint>(MAP_NAPT_IN).len(), 1);
+    assert!(keys::<SK, Session>(&t, MAP_SESSIONS).is_empty());
+    assert!(keys::<FK, u64>(&t, MAP_FILTER).is_empty());
+    assert_eq!(keys::<EK, Mapping>(&t, MAP_NAPT_OUT).len(), 1);
+    assert_eq!(keys::<EK, InsideEndpoint>(&t, MAP_NAPT_IN).len(), 1);
+}
+
+/// The `NAPT_IN` value naming inside endpoint `e`.
+fn names(e: Ep) -> InsideEndpoint {
+    InsideEndpoint {
+        addr: e.0,
+        port: e.1.to_be(),
+        flags: 0,
+    }
+}
+
+/// NAPT_IN entries that no mapping points to go, but only once two orphan
+/// scans (a minute apart; 2 × 60 s is within every timeout here, so
+/// nothing expires) found them so: an entry whose mapping is still
+/// being made (NAPT_IN first, then NAPT_OUT) must survive.
+#[test]
+fn sweep_removes_orphaned_inbound_entries_seen_twice() {
+    let t = Tables::new("sweep-orphans", 64);
+    let t0 = 100_000 * S;
+    let pool = be(Ipv4Addr::new(198, 51, 100, 1));
+    let host = |i: u8| be(Ipv4Addr::new(10, 1, 0, i));
+    let public = |port: u16| Ep(pool, port, UDP);
+    let inside = |i: u8| Ep(host(i), 5000, UDP);
+    let put_mapping = |from: Ep, to: Ep| {
+        let b = Binding {
+            inside: from,
+            public: to,
+            mapping_seen: t0,
+            flags: 0,
+            first: Some((be(Ipv4Addr::new(203, 0, 113, 1)), 53, t0, 0)),
+            sessions: vec![],
+            filters: vec![],
+        };
+        t.put(MAP_NAPT_OUT, ek(from), b.mapping(true));
+    };
+    let bind = |from: Ep, to: Ep| {
+        put_mapping(from, to);
+        t.put(MAP_NAPT_IN, ek(to), names(from));
+    };
+    let inbound = || -> BTreeMap<EK, (u32, u16)> {
+        t.entries::<EK, InsideEndpoint>(MAP_NAPT_IN)
+            .into_iter()
+            .map(|(k, v)| (k, (v.addr, u16::from_be(v.port))))
+            .collect()
+    };
+    let has = |k: Ep| inbound().contains_key(&EK(bytes(ek(k))));
+
+    // A whole binding: stays throughout.
+    bind(inside(1), public(2001));
+    // An orphan: nothing in NAPT_OUT for its inside endpoint.
+    t.put(MAP_NAPT_IN, ek(public(2002)), names(inside(2)));
+    // An orphan whose inside endpoint has a mapping, to another public
+    // endpoint (which stays).
+    bind(inside(3), public(2004));
+    t.put(MAP_NAPT_IN, ek(public(2003)), names(inside(3)));
+    // A mapping being made: the reservation is in, NAPT_OUT not yet.
+    t.put(MAP_NAPT_IN, ek(public(2005)), names(inside(5)));
+    // An orphan that will be re-pointed to another inside endpoint before
+    // the second scan (still an orphan, but not the same one).
+    t.put(MAP_NAPT_IN, ek(public(2006)), names(inside(6)));
+
+    let sweeper = Sweeper::open(t.dir()).unwrap();
+    let r = sweeper.sweep(&config(), t0).unwrap();
+    assert_eq!(r.orphans_removed, 0, "the first scan only takes note");
+    assert_eq!(inbound().len(), 6);
+
+    // The mapping being made is complete; the orphan is re-pointed; a new
+    // orphan appears.
+    put_mapping(inside(5), public(2005));
+    t.put(MAP_NAPT_IN, ek(public(2006)), names(inside(7)));
+    t.put(MAP_NAPT_IN, ek(public(2008)), names(inside(8)));
+
+    // A sweep within the minute does not scan.
+    let r = sweeper.sweep(&config(), t0 + S).unwrap();
+    assert_eq!(r.orphans_removed, 0, "no scan a second after the last");
+    assert_eq!(inbound().len(), 7);
+
+    let second_scan = t0 + ORPHAN_SCAN_INTERVAL_NS;
+    let r = sweeper.sweep(&config(), second_scan).unwrap();
+    assert_eq!(r.orphans_removed, 2, "the two orphans seen by both scans");
+    assert!(!has(public(2002)), "orphan without a mapping");
+    assert!(!has(public(2003)), "orphan of a host mapped elsewhere");
+    for (k, what) in [
+        (public(2001), "a whole binding"),
+        (public(2004), "a whole binding"),
+        (public(2005), "a mapping that was being made"),
+        (public(2006), "an orphan re-pointed since the last scan"),
+        (public(2008), "an orphan new since the last scan"),
+    ] {
+        assert!(has(k), "{what} ({k:?}) must stay");
+    }
+    assert_eq!(t.entries::<EK, Mapping>(MAP_NAPT_OUT).len(), 3);
+
+    let r = sweeper
+        .sweep(&config(), second_scan + ORPHAN_SCAN_INTERVAL_NS)
+        .unwrap();
+    assert_eq!(r.orphans_removed, 2);
+    let left: BTreeSet<EK> = inbound().into_keys().collect();
+    let want: BTreeSet<EK> = [public(2001), public(2004), public(2005)]
+        .into_iter()
+        .map(|k| EK(bytes(ek(k))))
+        .collect();
+    assert_eq!(left, want, "only the bindings' entries are left");
 }

@@ -155,7 +155,7 @@ pub fn states(want: &State, got: &State, w: &Window) -> Vec<String> {
             want.inbound_sessions, got.inbound_sessions
         ));
     }
-    diff_map("FRAGS", &want.frags, &got.frags, w, &mut out);
+    diff_map("FRAGS_OUT/FRAGS_IN", &want.frags, &got.frags, w, &mut out);
     diff_map("FRAG_HOLD", &want.held, &got.held, w, &mut out);
     out
 }

@@ -218,7 +218,12 @@ pub fn state_code(st: &State) -> String {
     for (k, v) in &st.frags {
         let _ = writeln!(
             s,
-            "    n.fill(MAP_FRAGS, 1, |_| FragKey {{ src: u32::from_ne_bytes({}.octets()), dst: u32::from_ne_bytes({}.octets()), id: {:#06x}, proto: {}, inbound: {} }}, FragValue {{ new_addr: u32::from_ne_bytes({}.octets()), _pad: 0, seen: dataplane_now_ns() }});",
+            "    n.fill({}, 1, |_| FragKey {{ src: u32::from_ne_bytes({}.octets()), dst: u32::from_ne_bytes({}.octets()), id: {:#06x}, proto: {}, inbound: {} }}, FragValue {{ new_addr: u32::from_ne_bytes({}.octets()), _pad: 0, seen: dataplane_now_ns() }});",
+            if k.inbound != 0 {
+                "MAP_FRAGS_IN"
+            } else {
+                "MAP_FRAGS_OUT"
+            },
             addr(k.src),
             addr(k.dst),
             k.id,

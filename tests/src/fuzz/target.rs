@@ -11,10 +11,10 @@ use aya::programs::{SchedClassifier, TestRun, TestRunOptions, Xdp};
 use nat_common::stats::COUNTER_COUNT;
 use nat_common::{
     EVENT_PORTS_EXHAUSTED, EndpointKey, FRAG_HOLD_BYTES, FilterKey, FragKey, FragValue,
-    InsideEndpoint, MAP_CONFIG, MAP_EVENTS, MAP_FILTER, MAP_FRAG_HOLD, MAP_FRAGS, MAP_HOST_PORTS,
-    MAP_INBOUND_SESSIONS, MAP_INTERNAL, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_POOL, MAP_SESSIONS,
-    MAP_STATIC_EMPTY, MAP_STATIC_IN, MAP_STATIC_OUT, Mapping, NatConfig, PROG_EGRESS_TC,
-    PROG_INGRESS_TC, PROG_INGRESS_XDP, Session, SessionKey,
+    InsideEndpoint, MAP_CONFIG, MAP_EVENTS, MAP_FILTER, MAP_FRAG_HOLD, MAP_FRAGS_IN, MAP_FRAGS_OUT,
+    MAP_HOST_PORTS, MAP_INBOUND_SESSIONS, MAP_INTERNAL, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_POOL,
+    MAP_SESSIONS, MAP_STATIC_EMPTY, MAP_STATIC_IN, MAP_STATIC_OUT, Mapping, NatConfig,
+    PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP, Session, SessionKey,
 };
 
 use crate::bpf::{Hook, Outcome};
@@ -88,7 +88,13 @@ impl Target {
             }
         };
         let mut loader = aya::EbpfLoader::new();
-        for name in [MAP_HOST_PORTS, MAP_FRAGS, MAP_STATIC_OUT, MAP_STATIC_IN] {
+        for name in [
+            MAP_HOST_PORTS,
+            MAP_FRAGS_OUT,
+            MAP_FRAGS_IN,
+            MAP_STATIC_OUT,
+            MAP_STATIC_IN,
+        ] {
             loader.map_max_entries(name, TABLE_SIZE);
         }
         for (name, n) in [
@@ -201,7 +207,8 @@ impl Target {
     /// Empties every dynamic map, then writes `st`'s configuration, static
     /// tables and bindings (port forwards, at the start of an epoch).
     pub fn reset(&mut self, st: &State) -> Result<()> {
-        self.clear::<FragKey, FragValue>(MAP_FRAGS)?;
+        self.clear::<FragKey, FragValue>(MAP_FRAGS_OUT)?;
+        self.clear::<FragKey, FragValue>(MAP_FRAGS_IN)?;
         self.clear::<HoldKey, HeldFragment>(MAP_FRAG_HOLD)?;
         self.set_config(st.config)?;
         self.set_static(st)?;
@@ -257,7 +264,10 @@ impl Target {
                 .expect(MAP_INBOUND_SESSIONS),
         )?;
         st.inbound_sessions = n.get(&0, 0)?;
-        st.frags = self.dump(MAP_FRAGS)?.into_iter().collect();
+        // One map in the model: the key's direction tells the tables apart.
+        st.frags = self.dump(MAP_FRAGS_OUT)?.into_iter().collect();
+        st.frags
+            .extend(self.dump::<FragKey, FragValue>(MAP_FRAGS_IN)?);
         st.held = self
             .dump::<HoldKey, HeldFragment>(MAP_FRAG_HOLD)?
             .into_iter()
