@@ -314,10 +314,13 @@ fn filtering(tag: &str, mode: Ingress, filtering: &str, admit: [bool; 3]) {
         show_flows(&flows)
     );
 
-    // Unsolicited traffic to public ports without a mapping goes to the
-    // gateway itself (it owns the pool address), never inside: UDP gets
-    // port unreachable from the gateway, TCP a reset.
+    // Unsolicited traffic to public ports without a mapping never goes
+    // inside: UDP goes to the gateway itself (it owns the pool address),
+    // which answers port unreachable; a TCP SYN to a port of the pool's
+    // range gets no answer at all (RFC 5382 REQ-4), not the gateway's
+    // reset.
     let translated0 = t.counter("ingress_translated_packets");
+    let unsolicited0 = t.counter("drop_unsolicited_syn");
     let quiet_a = udp_bind(&t.a, sa(HOST_A, 40002));
     let quiet_b = udp_bind(&t.b, sa(HOST_B, 40002));
     let l_a = tcp_listen(&t.a, sa(HOST_A, 40003));
@@ -327,7 +330,8 @@ fn filtering(tag: &str, mode: Ingress, filtering: &str, admit: [bool; 3]) {
     assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{e}");
     let e = tcp_connect(&t.srv, sa(SRV3, 0), sa(PUB, 40003), false)
         .expect_err("unsolicited TCP connect to 198.51.100.1:40003 succeeded");
-    assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{e}");
+    assert_eq!(e.raw_os_error(), Some(libc::EINPROGRESS), "answered: {e}");
+    assert!(t.counter("drop_unsolicited_syn") > unsolicited0);
     for q in [&quiet_a, &quiet_b] {
         let got = drain_for(q, Duration::from_millis(300));
         assert!(
@@ -970,9 +974,13 @@ fn port_forwards(tag: &str, mode: Ingress) {
     t.xnat_ok(&["forward", "del", "tcp", "198.51.100.1:8080"]);
     t.xnat_ok(&["forward", "del", "udp", "198.51.100.1:5353"]);
     assert_eq!(t.forward_list(), vec![]);
+    // Its port is in the pool's range: a SYN to it gets no answer now
+    // (RFC 5382 REQ-4).
+    let unsolicited0 = t.counter("drop_unsolicited_syn");
     let e = tcp_connect(&t.srv, sa(SRV3, 0), sa(PUB, 8080), false)
         .expect_err("TCP connect to 198.51.100.1:8080 succeeded after forward del");
-    assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{e}");
+    assert_eq!(e.raw_os_error(), Some(libc::EINPROGRESS), "answered: {e}");
+    assert!(t.counter("drop_unsolicited_syn") > unsolicited0);
     assert_no_connection(&tcp_srv, "TCP to 198.51.100.1:8080 after forward del");
     let u = udp_connected(&t.srv, sa(SRV3, 6001), sa(PUB, 5353));
     let e = udp_error_within(&u, b"query", Duration::from_secs(3))
