@@ -22,7 +22,7 @@ use xnat_tests::daemon_topo::{
 };
 use xnat_tests::netns::describe;
 use xnat_tests::topology::{CLI, CLI2, Ingress, SRV, attached, error_lines, json_counter};
-use xnat_tests::traffic::{IO_TIMEOUT, sa, tcp_echo, udp_exchange};
+use xnat_tests::traffic::{sa, tcp_echo, udp_exchange};
 use xnat_tests::wait::{wait_for, wait_until};
 
 const STATIC_MAP: &str = "[[map]]\nprivate = \"10.0.0.3\"\npublic = \"203.0.113.1\"\n";
