@@ -63,15 +63,19 @@ pub const MAP_FRAGS_OUT: &str = "FRAGS_OUT";
 pub const MAP_FRAGS_IN: &str = "FRAGS_IN";
 pub const FRAGS_MAX: u32 = 8192;
 /// Later fragments that arrived before their first fragment, held (TC
-/// only) until it comes: at most this many, LRU-evicted, released only
-/// within [`FRAG_TIMEOUT_NS`].
-pub const MAP_FRAG_HOLD: &str = "FRAG_HOLD";
+/// only) until it comes: at most this many per direction, LRU-evicted,
+/// released only within [`FRAG_TIMEOUT_NS`]. One table per direction
+/// ([`FragKey::hold_map_name`]), so stray fragments from the outside never
+/// evict the inside hosts' held fragments.
+pub const MAP_FRAG_HOLD_OUT: &str = "FRAG_HOLD_OUT";
+pub const MAP_FRAG_HOLD_IN: &str = "FRAG_HOLD_IN";
 pub const FRAG_HOLD_MAX: u32 = 256;
 /// Held fragments per datagram.
 pub const FRAG_HOLD_SLOTS: u32 = 8;
 /// Bytes of one held fragment (its whole IPv4 datagram part).
 pub const FRAG_HOLD_BYTES: usize = 1520;
-/// Per-CPU scratch space for copying a fragment into FRAG_HOLD.
+/// Per-CPU scratch space for copying a fragment into a hold table, or an
+/// inbound ICMP error whose checksums are verified.
 pub const MAP_FRAG_SCRATCH: &str = "FRAG_SCRATCH";
 /// How long a datagram's later fragments are translated after its first
 /// (the reassembly timeout of RFC 791 is 15 s; Linux uses 30 s).
@@ -493,6 +497,15 @@ impl FragKey {
             MAP_FRAGS_IN
         } else {
             MAP_FRAGS_OUT
+        }
+    }
+
+    /// The table that holds this datagram's early later fragments.
+    pub fn hold_map_name(&self) -> &'static str {
+        if self.inbound != 0 {
+            MAP_FRAG_HOLD_IN
+        } else {
+            MAP_FRAG_HOLD_OUT
         }
     }
 }

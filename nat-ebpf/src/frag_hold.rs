@@ -5,27 +5,41 @@
 //! datagram is rebuilt in the same skb, translated and sent, in order.
 //! XDP cannot clone packets, so there unknown fragments are not held.
 //!
-//! Memory is bounded by FRAG_HOLD_MAX entries (LRU eviction under a flood)
+//! Memory is bounded by FRAG_HOLD_MAX entries per direction (LRU eviction
+//! under a flood, within the flood's own direction)
 //! and a held fragment older than FRAG_TIMEOUT_NS is never released.
 use aya_ebpf::{
     bindings::BPF_F_INGRESS,
     helpers::generated::{
         bpf_clone_redirect, bpf_skb_change_tail, bpf_skb_load_bytes, bpf_skb_store_bytes,
     },
+    maps::LruHashMap,
     programs::TcContext,
 };
 use nat_common::{
-    Counter, FRAG_HOLD_BYTES, FRAG_HOLD_SLOTS, FRAG_TIMEOUT_NS, FragKey, HoldKey, csum,
+    Counter, FRAG_HOLD_BYTES, FRAG_HOLD_SLOTS, FRAG_TIMEOUT_NS, FragKey, HeldFragment, HoldKey,
+    csum,
 };
 
 use crate::{
     counters,
-    maps::{FRAG_HOLD, FRAG_SCRATCH},
+    maps::{FRAG_HOLD_IN, FRAG_HOLD_OUT, FRAG_SCRATCH},
     parse::{self, ETH_HLEN, Ipv4},
     session,
 };
 
 const BPF_NOEXIST: u64 = 1;
+
+/// The hold table of fragments going this way (one per direction, so the
+/// outside's stray fragments never evict the inside's).
+#[inline(always)]
+fn holds(inbound: bool) -> &'static LruHashMap<HoldKey, HeldFragment> {
+    if inbound {
+        &FRAG_HOLD_IN
+    } else {
+        &FRAG_HOLD_OUT
+    }
+}
 
 /// Holds the later fragment in `ctx`; false if it cannot be held (too big,
 /// all slots of its datagram in use).
@@ -66,7 +80,7 @@ pub fn hold(ctx: &TcContext, ip: &Ipv4, key: &FragKey) -> bool {
         // SAFETY: inserting from the scratch map value. By reference: a
         // copy of the 1.5 KB value would not fit the 512-byte BPF stack.
         #[allow(clippy::needless_borrows_for_generic_args)]
-        let inserted = FRAG_HOLD.insert(k, unsafe { &*scratch }, BPF_NOEXIST);
+        let inserted = holds(key.inbound != 0).insert(k, unsafe { &*scratch }, BPF_NOEXIST);
         if inserted.is_ok() {
             counters::bump(Counter::FragmentsHeld);
             return true;
@@ -89,7 +103,7 @@ pub fn release(ctx: &TcContext, key: &FragKey, inbound: bool, new_addr: u32) {
     while slot < FRAG_HOLD_SLOTS {
         let k = HoldKey { frag: *key, slot };
         slot += 1;
-        let Some(held) = FRAG_HOLD.get_ptr(k) else {
+        let Some(held) = holds(inbound).get_ptr(k) else {
             continue;
         };
         // SAFETY: map value pointer; fields copied or passed to helpers
@@ -115,7 +129,7 @@ pub fn release(ctx: &TcContext, key: &FragKey, inbound: bool, new_addr: u32) {
                 }
             }
         }
-        let _ = FRAG_HOLD.remove(k);
+        let _ = holds(inbound).remove(k);
     }
 }
 

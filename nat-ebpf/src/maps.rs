@@ -113,13 +113,19 @@ pub static FRAGS_OUT: LruHashMap<FragKey, FragValue> = LruHashMap::with_max_entr
 #[map]
 pub static FRAGS_IN: LruHashMap<FragKey, FragValue> = LruHashMap::with_max_entries(FRAGS_MAX, 0);
 
-/// Later fragments waiting for their first fragment (TC only; LRU-bounded).
+/// Later fragments waiting for their first fragment (TC only; LRU-bounded),
+/// outbound.
 #[map]
-pub static FRAG_HOLD: LruHashMap<HoldKey, HeldFragment> =
+pub static FRAG_HOLD_OUT: LruHashMap<HoldKey, HeldFragment> =
+    LruHashMap::with_max_entries(FRAG_HOLD_MAX, 0);
+
+/// The same, inbound: a table of its own, as for `FRAGS_IN`.
+#[map]
+pub static FRAG_HOLD_IN: LruHashMap<HoldKey, HeldFragment> =
     LruHashMap::with_max_entries(FRAG_HOLD_MAX, 0);
 
 /// Per-CPU staging buffer, too big for the 512-byte BPF stack: a fragment
-/// on its way into FRAG_HOLD, or the bytes of an inbound ICMP error whose
+/// on its way into a hold table, or the bytes of an inbound ICMP error whose
 /// checksums are being verified (verify.rs). Never both in one run.
 #[map]
 pub static FRAG_SCRATCH: PerCpuArray<HeldFragment> = PerCpuArray::with_max_entries(1, 0);

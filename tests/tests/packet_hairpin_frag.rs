@@ -38,10 +38,10 @@ use aya::programs::{SchedClassifier, TestRun, TestRunOptions, Xdp};
 use nat_common::stats::COUNTER_COUNT;
 use nat_common::{
     Counter, EndpointKey, FILTER_ADDRESS, FILTER_ADDRESS_AND_PORT, FILTER_ENDPOINT_INDEPENDENT,
-    FRAG_TIMEOUT_NS, FragKey, FragValue, MAP_CONFIG, MAP_FILTER, MAP_FRAGS_IN, MAP_FRAGS_OUT,
-    MAP_INTERNAL, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_POOL, MAP_SESSIONS, MAP_STATIC_IN, MAP_STATIC_OUT,
-    MAP_STATS, MAPPING_FORWARD, Mapping, PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP,
-    PROG_INSIDE_TC, Session, SessionKey,
+    FRAG_TIMEOUT_NS, FragKey, FragValue, MAP_CONFIG, MAP_FILTER, MAP_FRAG_HOLD_IN, MAP_FRAGS_IN,
+    MAP_FRAGS_OUT, MAP_INTERNAL, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_POOL, MAP_SESSIONS, MAP_STATIC_IN,
+    MAP_STATIC_OUT, MAP_STATS, MAPPING_FORWARD, Mapping, PROG_EGRESS_TC, PROG_INGRESS_TC,
+    PROG_INGRESS_XDP, PROG_INSIDE_TC, Session, SessionKey,
 };
 use xnat_tests::bpf::{Hook, Outcome, TC_ACT_OK, TC_ACT_SHOT, require_root};
 use xnat_tests::frame::{
@@ -1271,7 +1271,7 @@ fn fragment_floods_stay_bounded() {
         "strays must not create FRAGS entries"
     );
     assert_eq!(hp.napt_out_len(), 1, "strays must not create mappings");
-    for name in ["FRAG_HOLD"] {
+    for name in ["FRAG_HOLD_OUT", "FRAG_HOLD_IN"] {
         if let Some((entries, max)) = hp.usage(name) {
             assert!(entries <= u64::from(max), "{name} holds {entries} > {max}");
         }
@@ -1375,4 +1375,45 @@ fn hairpin_fragments_to_a_static_address() {
         let out = fib.inside(&hp, &f.frame());
         expect_hairpinned(&format!("fragment {i}"), &out, w, MAC_E, MAC_IN0);
     }
+}
+
+/// The hold tables are per direction too: an outside flood of stray later
+/// fragments to a pool address (each held, twice as many as the inbound
+/// hold table takes) evicts none of the inside host's held fragments,
+/// which are released, translated, once their first fragment comes.
+#[test]
+fn an_inbound_stray_fragment_flood_leaves_held_outbound_fragments() {
+    let scratch = Netns::create(format!("xp{}-hfl", std::process::id()));
+    let hp = Hp::new(FILTER_ADDRESS);
+    let [f0, _, f2] = frags(&big_udp((A, 41000), (SRV, 9000), 0x7171));
+    let out = scratch.in_ns(|| hp.run_hook(Hook::EgressTc, &f2.frame()));
+    assert!(
+        out.verdict == TC_ACT_SHOT || out.verdict == TC_ACT_STOLEN,
+        "the inside's later fragment: verdict {}",
+        out.verdict
+    );
+    assert_eq!(hp.counter_named("fragments_held"), 1);
+
+    let (_, inbound_max) = hp.usage(MAP_FRAG_HOLD_IN).expect("FRAG_HOLD_IN usage");
+    let n = 2 * inbound_max;
+    scratch.in_ns(|| {
+        for i in 0..n {
+            let stray = big_udp((SRV2, 9000), (POOL, 42000), 0x2000 + i as u16);
+            let [_, _, later] = frags(&stray);
+            hp.run_hook(Hook::IngressTc, &later.frame());
+        }
+    });
+    let held_in = hp.counter_named("fragments_held") - 1;
+    assert!(
+        held_in > u64::from(inbound_max),
+        "the flood filled the inbound hold table: {held_in} held"
+    );
+
+    let out = scratch.in_ns(|| hp.run_hook(Hook::EgressTc, &f0.frame()));
+    expect_verdict("the inside's first fragment", &out, TC_ACT_OK);
+    assert_eq!(
+        hp.counter_named("fragments_released"),
+        1,
+        "the inside's held fragment was evicted by the outside's"
+    );
 }

@@ -11,10 +11,10 @@ use aya::programs::{SchedClassifier, TestRun, TestRunOptions, Xdp};
 use nat_common::stats::COUNTER_COUNT;
 use nat_common::{
     EVENT_PORTS_EXHAUSTED, EndpointKey, FRAG_HOLD_BYTES, FilterKey, FragKey, FragValue,
-    InsideEndpoint, MAP_CONFIG, MAP_EVENTS, MAP_FILTER, MAP_FRAG_HOLD, MAP_FRAGS_IN, MAP_FRAGS_OUT,
-    MAP_HOST_PORTS, MAP_INBOUND_SESSIONS, MAP_INTERNAL, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_POOL,
-    MAP_SESSIONS, MAP_STATIC_EMPTY, MAP_STATIC_IN, MAP_STATIC_OUT, Mapping, NatConfig,
-    PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP, Session, SessionKey,
+    InsideEndpoint, MAP_CONFIG, MAP_EVENTS, MAP_FILTER, MAP_FRAG_HOLD_IN, MAP_FRAG_HOLD_OUT,
+    MAP_FRAGS_IN, MAP_FRAGS_OUT, MAP_HOST_PORTS, MAP_INBOUND_SESSIONS, MAP_INTERNAL, MAP_NAPT_IN,
+    MAP_NAPT_OUT, MAP_POOL, MAP_SESSIONS, MAP_STATIC_EMPTY, MAP_STATIC_IN, MAP_STATIC_OUT, Mapping,
+    NatConfig, PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP, Session, SessionKey,
 };
 
 use crate::bpf::{Hook, Outcome};
@@ -209,7 +209,8 @@ impl Target {
     pub fn reset(&mut self, st: &State) -> Result<()> {
         self.clear::<FragKey, FragValue>(MAP_FRAGS_OUT)?;
         self.clear::<FragKey, FragValue>(MAP_FRAGS_IN)?;
-        self.clear::<HoldKey, HeldFragment>(MAP_FRAG_HOLD)?;
+        self.clear::<HoldKey, HeldFragment>(MAP_FRAG_HOLD_OUT)?;
+        self.clear::<HoldKey, HeldFragment>(MAP_FRAG_HOLD_IN)?;
         self.set_config(st.config)?;
         self.set_static(st)?;
         self.set_bindings(st)
@@ -268,8 +269,9 @@ impl Target {
         st.frags = self.dump(MAP_FRAGS_OUT)?.into_iter().collect();
         st.frags
             .extend(self.dump::<FragKey, FragValue>(MAP_FRAGS_IN)?);
-        st.held = self
-            .dump::<HoldKey, HeldFragment>(MAP_FRAG_HOLD)?
+        let mut held = self.dump::<HoldKey, HeldFragment>(MAP_FRAG_HOLD_OUT)?;
+        held.extend(self.dump::<HoldKey, HeldFragment>(MAP_FRAG_HOLD_IN)?);
+        st.held = held
             .into_iter()
             .map(|(k, v)| {
                 let len = (v.len as usize).min(FRAG_HOLD_BYTES);
