@@ -963,6 +963,17 @@ fn inbound_flood_does_not_starve_inside(tag: &str, mode: Ingress) {
     );
     let limit = limit.expect("`xnat stats --json` has no counter drop_inbound_session_limit");
     assert!(limit > 0, "drop_inbound_session_limit did not grow");
+    // `xnat stats` shows the cap (half of --max-sessions by default) and
+    // how much of it the flood holds.
+    let (inbound, cap) = (
+        t.napt_stat("inbound_sessions"),
+        t.napt_stat("max_inbound_sessions"),
+    );
+    assert_eq!(cap, 32, "max_inbound_sessions with --max-sessions 64");
+    assert!(
+        inbound > 0 && inbound <= cap,
+        "inbound_sessions {inbound} (cap {cap})"
+    );
     t.stop_agent();
 }
 

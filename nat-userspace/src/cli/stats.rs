@@ -25,6 +25,11 @@ pub fn run(args: Args, iface: Option<&str>) -> anyhow::Result<ExitCode> {
         *ports_in_use.entry(from_be(k.addr).to_string()).or_default() += 1;
     }
     let mut by_proto: BTreeMap<String, u64> = BTreeMap::new();
+    // Sessions opened from outside, against --max-inbound-sessions.
+    let inbound = sessions
+        .iter()
+        .filter(|(_, s)| s.flags & nat_common::SESSION_INBOUND != 0)
+        .count();
     for (k, s) in &sessions {
         let name = match k.proto {
             6 => format!(
@@ -53,6 +58,8 @@ pub fn run(args: Args, iface: Option<&str>) -> anyhow::Result<ExitCode> {
                 "mappings": mappings,
                 "sessions": sessions.len(),
                 "sessions_by_state": by_proto,
+                "inbound_sessions": inbound,
+                "max_inbound_sessions": cfg.max_inbound_sessions,
                 "pool_ports_in_use": ports_in_use,
             },
         });
@@ -67,11 +74,15 @@ pub fn run(args: Args, iface: Option<&str>) -> anyhow::Result<ExitCode> {
         }
         if cfg.pool_len != 0 {
             println!(
-                "napt: filtering {}, ports {}-{}, {mappings} mapping(s), {} session(s)",
+                "napt: filtering {}, ports {}-{}, {mappings} mapping(s), {} session(s), {inbound} opened from outside (cap {})",
                 napt::Filtering::name_of(cfg.filtering),
                 cfg.port_min,
                 cfg.port_max,
-                sessions.len()
+                sessions.len(),
+                match cfg.max_inbound_sessions {
+                    0 => "none".to_string(),
+                    n => n.to_string(),
+                }
             );
             for (state, n) in by_proto {
                 println!("  sessions {state:<18} {n}");
