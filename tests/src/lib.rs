@@ -21,6 +21,7 @@ pub mod fastpath_topo;
 pub mod fault_topo;
 pub mod frame;
 pub mod load;
+pub mod modes;
 pub mod nft;
 pub mod soak;
 // Differential fuzzing (tests/fuzz_packet.rs, `cargo xtask fuzz`): a

@@ -44,70 +44,7 @@ use xnat_tests::napt_topo::{
 use xnat_tests::topology::Ingress;
 use xnat_tests::traffic::accept_within;
 use xnat_tests::wait::{wait_for, wait_until};
-
-/// Runs scenario `$name(tag, mode)` as `$name::xdp` and `$name::tc`.
-macro_rules! both_modes {
-    ($name:ident, $tag:literal) => {
-        mod $name {
-            use super::*;
-
-            #[test]
-            fn xdp() {
-                super::$name($tag, Ingress::Xdp);
-            }
-
-            #[test]
-            fn tc() {
-                super::$name($tag, Ingress::Tc);
-            }
-        }
-    };
-}
-
-/// Runs scenario `$name(tag, mode)` as `$name::tc`.
-macro_rules! tc_only {
-    ($name:ident, $tag:literal) => {
-        mod $name {
-            use super::*;
-
-            #[test]
-            fn tc() {
-                super::$name($tag, Ingress::Tc);
-            }
-        }
-    };
-}
-
-/// Runs scenario `$name(tag, mode, fast_path)` in both ingress modes,
-/// without and with `--fast-path` (`$tag` ≤ 3 characters: the fast-path
-/// runs get an `f` appended).
-macro_rules! four_ways {
-    ($name:ident, $tag:literal) => {
-        mod $name {
-            use super::*;
-
-            #[test]
-            fn xdp() {
-                super::$name($tag, Ingress::Xdp, false);
-            }
-
-            #[test]
-            fn tc() {
-                super::$name($tag, Ingress::Tc, false);
-            }
-
-            #[test]
-            fn xdp_fast_path() {
-                super::$name(concat!($tag, "f"), Ingress::Xdp, true);
-            }
-
-            #[test]
-            fn tc_fast_path() {
-                super::$name(concat!($tag, "f"), Ingress::Tc, true);
-            }
-        }
-    };
-}
+use xnat_tests::{both_modes, four_ways, tc_only};
 
 four_ways!(time_exceeded_quotes_public_endpoint, "te");
 four_ways!(frag_needed_quotes_public_endpoint, "fn");

@@ -37,6 +37,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use xnat_tests::both_modes;
 use xnat_tests::fastpath_topo::{
     CLI, CLI2, Exchange, FastTopo, FpCounters, GW_EXT, GW_INT, NoopXdp, POOL, PUB1, RTR_EXT, SRV,
     UdpPair, ifindex, tcp_bulk,
@@ -45,25 +46,6 @@ use xnat_tests::napt_topo::{hops, tcp_listen};
 use xnat_tests::netns::{Netns, describe};
 use xnat_tests::topology::Ingress;
 use xnat_tests::traffic::{accept_within, sa};
-
-/// Runs scenario `$name(tag, mode)` as two tests, `$name::xdp` and `$name::tc`.
-macro_rules! both_modes {
-    ($name:ident, $tag:literal) => {
-        mod $name {
-            use super::*;
-
-            #[test]
-            fn xdp() {
-                super::$name($tag, Ingress::Xdp);
-            }
-
-            #[test]
-            fn tc() {
-                super::$name($tag, Ingress::Tc);
-            }
-        }
-    };
-}
 
 both_modes!(bulk_tcp_and_udp_take_the_fast_path, "blk");
 both_modes!(first_packet_of_a_new_flow_takes_the_normal_path, "new");

@@ -23,39 +23,7 @@ use xnat_tests::netns::{BgChild, describe};
 use xnat_tests::topology::{Ingress, Topology};
 use xnat_tests::traffic::accept_within;
 use xnat_tests::wait::wait_until;
-
-/// Runs scenario `$name(tag, mode)` as `$name::xdp` and `$name::tc`.
-macro_rules! both_modes {
-    ($name:ident, $tag:literal) => {
-        mod $name {
-            use super::*;
-
-            #[test]
-            fn xdp() {
-                super::$name($tag, Ingress::Xdp);
-            }
-
-            #[test]
-            fn tc() {
-                super::$name($tag, Ingress::Tc);
-            }
-        }
-    };
-}
-
-/// Runs scenario `$name(tag, mode)` as `$name::tc`.
-macro_rules! tc_only {
-    ($name:ident, $tag:literal) => {
-        mod $name {
-            use super::*;
-
-            #[test]
-            fn tc() {
-                super::$name($tag, Ingress::Tc);
-            }
-        }
-    };
-}
+use xnat_tests::{both_modes, tc_only};
 
 both_modes!(eim_same_public_endpoint_for_two_servers, "eim");
 both_modes!(filtering_endpoint_independent, "feif");

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nat_common::stats::Counter;
+use xnat_tests::both_modes;
 use xnat_tests::netns::{Netns, describe};
 use xnat_tests::topology::{
     AGENT_EXIT_TIMEOUT, CLI, CLI2, GW_INT, Ingress, PUB1, PUB2, RTR_EXT, SRV, STATIC_MAP, Topology,
@@ -18,25 +19,6 @@ use xnat_tests::topology::{
 };
 use xnat_tests::traffic::{recv_within, sa, tcp_echo, udp_exchange};
 use xnat_tests::wait::wait_until;
-
-/// Runs scenario `$name(tag, mode)` as two tests, `$name::xdp` and `$name::tc`.
-macro_rules! both_modes {
-    ($name:ident, $tag:literal) => {
-        mod $name {
-            use super::*;
-
-            #[test]
-            fn xdp() {
-                super::$name($tag, Ingress::Xdp);
-            }
-
-            #[test]
-            fn tc() {
-                super::$name($tag, Ingress::Tc);
-            }
-        }
-    };
-}
 
 both_modes!(tcp_both_ways, "tcp");
 both_modes!(udp_both_ways, "udp");
