@@ -7,12 +7,11 @@
 //! way out of the external interface: the quoted destination becomes the
 //! public endpoint again. The outer header (the gateway's own address to
 //! the remote) stays as it is.
-use nat_common::{Counter, EndpointKey};
+use nat_common::Counter;
 
 use crate::{
     counters,
     icmp::{self, InnerField},
-    maps::NAPT_OUT,
     napt,
     nat::{Verdict, lookup_out},
     packet::Packet,
@@ -48,19 +47,9 @@ pub fn egress<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
     if !napt::translates_source(quoted) {
         return None;
     }
-    // From here the quote names an inside host NAPT translates.
-    let Some((port_off, port)) = inner.port(p, InnerField::Dst) else {
-        counters::bump(Counter::DropIcmpErrorNoMapping);
-        return Some(Verdict::Drop);
-    };
-    let key = EndpointKey {
-        addr: quoted,
-        port,
-        proto: inner.ip.proto,
-        _pad: 0,
-    };
-    // SAFETY: plain copy. Errors never create or refresh mappings.
-    let Some(m) = (unsafe { NAPT_OUT.get(key).copied() }) else {
+    // From here the quote names an inside host NAPT translates: it leaves
+    // with its public endpoint or not at all.
+    let Some((port_off, port, m)) = napt::quoted_destination_mapping(p, &inner) else {
         counters::bump(Counter::DropIcmpErrorNoMapping);
         return Some(Verdict::Drop);
     };

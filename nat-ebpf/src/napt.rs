@@ -386,17 +386,7 @@ fn egress_icmp_error<P: Packet>(p: &mut P, ip: &Ipv4) -> Verdict {
     let Some(inner) = icmp::embedded(p, ip, l4) else {
         return drop(Counter::EgressDroppedMalformed);
     };
-    let Some((port_off, port)) = inner.port(p, InnerField::Dst) else {
-        return drop(Counter::DropIcmpErrorNoMapping);
-    };
-    let key = EndpointKey {
-        addr: inner.addr(InnerField::Dst),
-        port,
-        proto: inner.ip.proto,
-        _pad: 0,
-    };
-    // SAFETY: plain copy. ICMP errors never create or refresh mappings.
-    let Some(m) = (unsafe { NAPT_OUT.get(key).copied() }) else {
+    let Some((port_off, port, m)) = quoted_destination_mapping(p, &inner) else {
         return drop(Counter::DropIcmpErrorNoMapping);
     };
     if translate_outer_addr(p, ip, true, m.addr).is_none()
@@ -416,6 +406,27 @@ fn egress_icmp_error<P: Packet>(p: &mut P, ip: &Ipv4) -> Verdict {
     counters::add(Counter::EgressBytes, bytes_of(ip));
     counters::bump(Counter::IcmpErrorsTranslated);
     Verdict::Translated
+}
+
+/// The mapping of the inside endpoint an ICMP error's quoted datagram was
+/// sent to (its destination), with the quoted port's (or identifier's)
+/// offset and value; `None` when the quote names no port or no mapping.
+/// Errors never create or refresh mappings.
+#[inline(always)]
+pub fn quoted_destination_mapping<P: Packet>(
+    p: &P,
+    inner: &icmp::Embedded,
+) -> Option<(u32, u16, Mapping)> {
+    let (port_off, port) = inner.port(p, InnerField::Dst)?;
+    let key = EndpointKey {
+        addr: inner.addr(InnerField::Dst),
+        port,
+        proto: inner.ip.proto,
+        _pad: 0,
+    };
+    // SAFETY: plain copy.
+    let m = unsafe { NAPT_OUT.get(key).copied() }?;
+    Some((port_off, port, m))
 }
 
 /// Rewrites only the outer address (ICMP errors: no pseudo-header).

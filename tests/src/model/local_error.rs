@@ -4,7 +4,7 @@
 //! again; an error quoting an inside host no binding names is dropped.
 //! The outer header is the gateway's own and stays.
 
-use nat_common::{Counter, EndpointKey};
+use nat_common::Counter;
 
 use super::icmp::{self, Side};
 use super::parse::{ICMP, Ip};
@@ -26,19 +26,13 @@ pub fn egress(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Option<Verdict> {
     if !ctx.st.napt_on() || !ctx.st.is_internal(inner.dst) {
         return None;
     }
-    let Some((port_at, port)) = icmp::port(frame, &inner, Side::Dst) else {
-        ctx.note("gateway's ICMP error quoting an inside host, no port");
-        return Some(ctx.drop(Counter::DropIcmpErrorNoMapping));
-    };
-    let key = EndpointKey {
-        addr: inner.dst,
-        port,
-        proto: inner.proto,
-        _pad: 0,
-    };
-    let Some(m) = ctx.st.napt_out.get(&key).copied() else {
-        ctx.note("gateway's ICMP error quoting an unmapped inside endpoint");
-        return Some(ctx.drop(Counter::DropIcmpErrorNoMapping));
+    let (port_at, m) = match super::napt::quoted_destination_mapping(ctx, frame, &inner) {
+        Ok(found) => found,
+        Err(why) => {
+            ctx.note("gateway's ICMP error quoting an inside host");
+            ctx.note(why);
+            return Some(ctx.drop(Counter::DropIcmpErrorNoMapping));
+        }
     };
     ctx.note("gateway's ICMP error quoting a mapping: quote translated");
     Some(rewrite(ctx, ip, &inner, m.addr, Some((port_at, m.port))))

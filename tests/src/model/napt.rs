@@ -381,19 +381,12 @@ fn egress_error(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Verdict {
         ctx.note("ICMP error without a whole quoted header");
         return ctx.drop(Counter::EgressDroppedMalformed);
     };
-    let Some((port_at, port)) = icmp::port(frame, &inner, Side::Dst) else {
-        ctx.note("ICMP error quoting no port");
-        return ctx.drop(Counter::DropIcmpErrorNoMapping);
-    };
-    let key = EndpointKey {
-        addr: inner.dst,
-        port,
-        proto: inner.proto,
-        _pad: 0,
-    };
-    let Some(m) = ctx.st.napt_out.get(&key).copied() else {
-        ctx.note("ICMP error about an unmapped endpoint");
-        return ctx.drop(Counter::DropIcmpErrorNoMapping);
+    let (port_at, m) = match quoted_destination_mapping(ctx, frame, &inner) {
+        Ok(found) => found,
+        Err(why) => {
+            ctx.note(why);
+            return ctx.drop(Counter::DropIcmpErrorNoMapping);
+        }
     };
     ctx.note("ICMP error: quoted datagram translated");
     let mut e = Edit::default();
@@ -403,6 +396,31 @@ fn egress_error(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Verdict {
     e.apply(&mut ctx.out);
     ctx.bump(Counter::IcmpErrorsTranslated);
     ctx.translated(bytes(ip))
+}
+
+/// The mapping of the inside endpoint an ICMP error's quoted datagram was
+/// sent to, with the quoted port's (or identifier's) offset; `Err` says
+/// why there is none.
+pub fn quoted_destination_mapping(
+    ctx: &Ctx,
+    frame: &[u8],
+    inner: &Ip,
+) -> Result<(usize, Mapping), &'static str> {
+    let (port_at, port) =
+        icmp::port(frame, inner, Side::Dst).ok_or("ICMP error quoting no port")?;
+    let key = EndpointKey {
+        addr: inner.dst,
+        port,
+        proto: inner.proto,
+        _pad: 0,
+    };
+    let m = ctx
+        .st
+        .napt_out
+        .get(&key)
+        .copied()
+        .ok_or("ICMP error about an unmapped endpoint")?;
+    Ok((port_at, m))
 }
 
 /// Inbound. `None`: not to a mapping (the stack gets it untouched).
