@@ -19,6 +19,9 @@ pub mod fastpath_topo;
 // the NAPT topology with an agent the test kills and restarts, UDP load
 // that records what both sides saw, nftables counters at a host, the soak.
 pub mod fault_topo;
+// An outside SYN flood against a port forward while inside hosts open new
+// flows (tests/e2e_edges.rs, the `xnat-flood` benchmark).
+pub mod flood;
 pub mod frame;
 pub mod load;
 pub mod modes;

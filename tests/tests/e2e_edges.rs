@@ -29,13 +29,13 @@
 //! expire first proves that it did.
 
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddrV4, TcpStream, UdpSocket};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
 use std::time::{Duration, Instant};
 
 use xnat_tests::capture::{IPPROTO_ICMP, IPPROTO_TCP, IcmpError, RawCapture, TcpSeg, describe_all};
+use xnat_tests::flood::{self, inside::FlowPlan, syns::Pace};
 use xnat_tests::frame::{Packet, Tcp, Udp, tcp_flags};
-use xnat_tests::hairpin_topo::{RawIp, XorShift};
+use xnat_tests::hairpin_topo::RawIp;
 use xnat_tests::napt_topo::{
     ConnectState, Flow, HOST_A, IO_TIMEOUT, NaptTopo, POOL, SRV1, SRV2, SRV3, connect_state,
     ip_mtu, recv_within, sa, set_pmtudisc_do, show_flows, tcp_connect, tcp_connect_start,
@@ -804,101 +804,46 @@ fn simultaneous_open(tag: &str, mode: Ingress) {
 
 /// `--max-sessions 64` (so at most 32 sessions opened from outside by
 /// default) and a port forward 198.51.100.1:8080 -> 10.0.0.5:80; 2,000
-/// SYNs with spoofed random sources flood the forward while host A opens
-/// 20 new UDP flows (one socket, 20 server endpoints): every one gets its
-/// echo; the refused flood SYNs are counted (`drop_inbound_session_limit`).
+/// SYNs with spoofed random sources flood the forward (about 500/s) while
+/// the inside hosts open 20 new UDP flows (new sessions of their mappings,
+/// each to a server endpoint of its own): every one gets its echo; the
+/// refused flood SYNs are counted (`drop_inbound_session_limit`). The
+/// scenario is `xnat_tests::flood`'s, which the benchmark runs too.
 fn inbound_flood_does_not_starve_inside(tag: &str, mode: Ingress) {
-    const FLOOD: u32 = 2000;
+    const FLOOD: u64 = 2000;
     const FLOWS: usize = 20;
     let mut t = NaptTopo::new(tag, mode);
-    // Answers to the spoofed sources (host b's RSTs) die at the router.
-    t.rtr.ip(&["route", "add", "blackhole", "100.64.0.0/10"]);
-    for k in ["all", "default", "eth1"] {
-        t.rtr.sysctl(&format!("net.ipv4.conf.{k}.rp_filter"), "0");
-    }
-    t.attach(&napt_args(&["--max-sessions", "64"]));
-    t.xnat_ok(&["forward", "add", "tcp", "198.51.100.1:8080", "10.0.0.5:80"]);
-
-    let servers: Vec<(SocketAddrV4, UdpSocket)> = (0..FLOWS)
-        .map(|i| {
-            let ep = sa([SRV1, SRV2, SRV3][i % 3], 7800 + i as u16);
-            (ep, udp_bind(&t.srv, ep))
-        })
-        .collect();
-    let inside = udp_bind(&t.a, sa(HOST_A, 40800));
-    let created0 = t.counter("napt_sessions_created");
-    let full0 = t.counter("drop_session_table_full");
-    let limit0 = t.try_counter("drop_inbound_session_limit");
-
-    let sent = AtomicU32::new(0);
-    let (flood_at_start, flood_at_end, ok, failures) = std::thread::scope(|s| {
-        let flood = s.spawn(|| {
-            let raw = RawIp::open(&t.srv);
-            let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
-            for i in 0..FLOOD {
-                let r = rng.next_u64();
-                let src = Ipv4Addr::from(0x6440_0000 | (r as u32 & 0x003f_ffff) | 1);
-                let sport = 1024 + ((r >> 32) as u16 % 60000);
-                let mut syn = Tcp::syn(sport, 8080);
-                syn.seq = (r >> 16) as u32;
-                let p = Packet::tcp(src, PUB, syn).with_id(r as u16).ip_bytes();
-                raw.send(&p).expect("send a flood SYN");
-                sent.store(i + 1, Ordering::Relaxed);
-                // Paced (about 500/s) so the flood lasts while the inside
-                // host opens its flows.
-                if i % 10 == 9 {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            }
-        });
-        // The flood has reached the table's limit once SYNs are refused.
-        wait_until(
-            Duration::from_secs(30),
-            "the flood's SYNs to be refused (inbound session limit or a full table)",
-            || {
-                let limit = t.try_counter("drop_inbound_session_limit");
-                limit.unwrap_or(0) > limit0.unwrap_or(0)
-                    || t.counter("drop_session_table_full") > full0
-            },
-        );
-        let at_start = sent.load(Ordering::Relaxed);
-        let mut ok = 0;
-        let mut failures = Vec::new();
-        for (i, (ep, srv)) in servers.iter().enumerate() {
-            match udp_echo(&inside, *ep, srv, &format!("inside flow {i}")) {
-                Ok(()) => ok += 1,
-                Err(e) => failures.push(format!("{ep}: {e}")),
-            }
-        }
-        let at_end = sent.load(Ordering::Relaxed);
-        flood.join().unwrap();
-        (at_start, at_end, ok, failures)
+    flood::attach(&mut t, &["--max-sessions", "64"]);
+    let mut plan = flood::Plan::new(FlowPlan {
+        flows: FLOWS,
+        every: Duration::from_millis(50),
+        tries: 3,
+        try_timeout: Duration::from_secs(1),
     });
-
-    let created = t.counter("napt_sessions_created") - created0;
-    let full = t.counter("drop_session_table_full") - full0;
-    let limit = t
-        .try_counter("drop_inbound_session_limit")
-        .map(|v| v - limit0.unwrap_or(0));
-    let sessions = t.napt_stat("sessions");
-    eprintln!(
-        "flood: {FLOOD} spoofed SYNs sent to 198.51.100.1:8080 (the inside flows ran while \
-         SYNs {flood_at_start}..{flood_at_end} were being sent); sessions created {created}; \
-         refused: drop_inbound_session_limit {}, drop_session_table_full {full}; sessions \
-         now {sessions}; inside flows ok {ok}/{FLOWS}",
-        limit.map_or("(no such counter)".to_string(), |v| v.to_string()),
-    );
+    plan.flood.limit = Some(FLOOD);
+    // Paced, so the flood lasts while the inside hosts open their flows.
+    plan.flood.pace = Some(Pace {
+        burst: 10,
+        pause: Duration::from_millis(20),
+    });
+    let fig = flood::run(&t, &plan);
+    eprintln!("flood: {}", fig.summary());
     assert!(
-        flood_at_start < FLOOD,
+        fig.syns_at_flows_start < FLOOD,
         "the flood was over before the inside flows started"
     );
     assert!(
-        ok == FLOWS,
-        "inside flows during the flood: {ok}/{FLOWS} got their echo; \
-         drop_session_table_full +{full}, drop_inbound_session_limit {limit:?}\nfailed:\n  {}",
-        failures.join("\n  ")
+        fig.flows.ok == FLOWS,
+        "inside flows during the flood: {}/{FLOWS} got their echo; drop_session_table_full \
+         +{}, drop_inbound_session_limit {:?}\nfailed:\n  {}",
+        fig.flows.ok,
+        fig.refused_table_full,
+        fig.refused_inbound_limit,
+        fig.flows.failures.join("\n  ")
     );
-    let limit = limit.expect("`xnat stats --json` has no counter drop_inbound_session_limit");
+    let limit = fig
+        .refused_inbound_limit
+        .expect("`xnat stats --json` has no counter drop_inbound_session_limit");
     assert!(limit > 0, "drop_inbound_session_limit did not grow");
     // `xnat stats` shows the cap (half of --max-sessions by default) and
     // how much of it the flood holds.
@@ -912,52 +857,4 @@ fn inbound_flood_does_not_starve_inside(tag: &str, mode: Ingress) {
         "inbound_sessions {inbound} (cap {cap})"
     );
     t.stop_agent();
-}
-
-/// One echo through a new flow: `inside` sends to `ep`, the server socket
-/// `srv` there answers to whatever source it saw, and the answer must come
-/// back from `ep`. Up to three tries of a second each.
-fn udp_echo(
-    inside: &UdpSocket,
-    ep: SocketAddrV4,
-    srv: &UdpSocket,
-    tag: &str,
-) -> Result<(), String> {
-    let mut last = String::new();
-    for attempt in 0..3 {
-        let msg = format!("{tag} try {attempt}");
-        inside
-            .send_to(msg.as_bytes(), ep)
-            .map_err(|e| format!("send: {e}"))?;
-        let Some(from) = expect(srv, msg.as_bytes(), Duration::from_secs(1)) else {
-            last = "the server got nothing".into();
-            continue;
-        };
-        srv.send_to(msg.as_bytes(), from)
-            .map_err(|e| format!("echo: {e}"))?;
-        match expect(inside, msg.as_bytes(), Duration::from_secs(1)) {
-            Some(f) if f == ep => return Ok(()),
-            Some(f) => return Err(format!("echo came from {f}")),
-            None => last = format!("the server saw {from}, its echo never came back"),
-        }
-    }
-    Err(last)
-}
-
-/// Waits up to `timeout` for `msg` on `sock` (skipping other datagrams);
-/// returns its source.
-fn expect(sock: &UdpSocket, msg: &[u8], timeout: Duration) -> Option<SocketAddrV4> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return None;
-        }
-        match recv_within(sock, left) {
-            Ok(Some((d, from))) if d == msg => return Some(v4(from)),
-            Ok(Some(_)) => {}
-            Ok(None) => return None,
-            Err(e) => panic!("recv on {:?}: {e}", sock.local_addr()),
-        }
-    }
 }

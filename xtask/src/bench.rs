@@ -1,12 +1,15 @@
 //! `cargo xtask bench`: the benchmark suite of issue 4. Builds in release
 //! mode, runs `xnat-bench` (BPF_PROG_TEST_RUN: per-packet cost, scale,
 //! memory, expiry sweep), measures xnat against nftables masquerade and
-//! plain forwarding end to end in network namespaces, prints a table and
-//! writes BENCHMARKS.md at the workspace root.
+//! plain forwarding end to end in network namespaces, runs `xnat-flood`
+//! (an outside SYN flood while inside hosts open flows, issue 14), prints a
+//! table and writes BENCHMARKS.md at the workspace root.
 
 mod e2e;
+mod flood;
 mod net;
 mod report;
+mod splice;
 
 use std::{
     fs,
@@ -125,25 +128,66 @@ fn run_micro(bin: &Path, quick: bool, out: &Path) -> Result<Value> {
     serde_json::from_str(&text).context("parsing xnat-bench's output")
 }
 
+/// What to write to `path`, given the report `md` of this run: a run of
+/// the flood alone puts its parts into the existing file and leaves the
+/// rest as it is; a run without the flood keeps the flood's figures from
+/// the existing file (see the Method's "Runs of one part").
+fn merge_with_existing(path: &Path, md: String, others_on: bool, flood_on: bool) -> Result<String> {
+    let Ok(existing) = fs::read_to_string(path) else {
+        return Ok(md);
+    };
+    match (others_on, flood_on) {
+        (false, true) => splice::transplant(&md, &existing, &report::flood::PARTS)
+            .with_context(|| format!("putting the flood's figures into {}", path.display())),
+        (true, false) => splice::transplant(&existing, &md, &report::flood::FIGURE_PARTS)
+            .with_context(|| format!("keeping the flood's figures of {}", path.display())),
+        _ => Ok(md),
+    }
+}
+
 pub fn run(opts: &Options) -> Result<()> {
     util::require_root(
         "bench",
         "it loads BPF programs and creates network namespaces",
     )?;
-    let (micro_on, e2e_on) = match opts.only.as_str() {
-        "micro" => (true, false),
-        "e2e" => (false, true),
-        _ => (true, true),
+    let (micro_on, e2e_on, flood_on) = match opts.only.as_str() {
+        "micro" => (true, false, false),
+        "e2e" => (false, true, false),
+        "flood" => (false, false, true),
+        _ => (true, true, true),
     };
+    let command = format!(
+        "cargo xtask bench{}{}",
+        if opts.quick { " --quick" } else { "" },
+        if opts.only == "all" {
+            String::new()
+        } else {
+            format!(" --only {}", opts.only)
+        }
+    );
     toolchain::ensure_toolchain()?;
     tools::ensure_tools()?;
-    ensure_bench_tools()?;
+    if e2e_on {
+        ensure_bench_tools()?;
+    }
     tools::ensure_bpffs()?;
     proc::install_interrupt_handler();
 
-    util::run(util::cargo().args(["build", "--release", "--bin", "xnat", "--bin", "xnat-bench"]))?;
+    let mut build = util::cargo();
+    build.args(["build", "--release", "--bin", "xnat"]);
+    if micro_on {
+        build.args(["--bin", "xnat-bench"]);
+    }
+    if flood_on {
+        build.args(["--bin", "xnat-flood"]);
+    }
+    util::run(&mut build)?;
     let release = util::target_dir().join("release");
-    let (xnat, bench_bin) = (release.join("xnat"), release.join("xnat-bench"));
+    let (xnat, bench_bin, flood_bin) = (
+        release.join("xnat"),
+        release.join("xnat-bench"),
+        release.join("xnat-flood"),
+    );
 
     let tmp = TempDir(std::env::temp_dir().join(format!("xnat-bench-{}", std::process::id())));
     fs::create_dir_all(&tmp.0)?;
@@ -261,6 +305,24 @@ pub fn run(opts: &Options) -> Result<()> {
             ));
         }
     }
+    proc::check_interrupted()?;
+
+    let flood = if flood_on {
+        println!("xtask: bench: inbound SYN flood (xnat-flood)");
+        let (date, load_before, flood_started) = (date(), loadavg(), Instant::now());
+        let mut v = flood::run(&flood_bin, &xnat, opts.quick)?;
+        v["run"] = serde_json::json!({
+            "command": command,
+            "date": date,
+            "load_before": load_before,
+            "load_after": loadavg(),
+            "secs": flood_started.elapsed().as_secs_f64(),
+        });
+        Some(v)
+    } else {
+        None
+    };
+
     if opts.quick {
         notes.push("`--quick`: fewer and shorter runs, and no 1M-binding scale.".to_owned());
     }
@@ -272,25 +334,24 @@ pub fn run(opts: &Options) -> Result<()> {
         load_before,
         load_after: loadavg(),
         duration_s: started.elapsed().as_secs_f64(),
-        command: format!(
-            "cargo xtask bench{}{}",
-            if opts.quick { " --quick" } else { "" },
-            if micro_on && e2e_on {
-                String::new()
-            } else {
-                format!(" --only {}", opts.only)
-            }
-        ),
+        command,
     };
-    let md = report::markdown(&machine, micro.as_ref(), e2e.as_ref(), &notes);
-    println!("\n{md}");
+    let md = report::markdown(
+        &machine,
+        micro.as_ref(),
+        e2e.as_ref(),
+        flood.as_ref(),
+        &notes,
+    );
     let path = opts
         .output
         .clone()
         .unwrap_or_else(|| util::workspace_root().join("BENCHMARKS.md"));
+    let md = merge_with_existing(&path, md, micro_on || e2e_on, flood_on)?;
+    println!("\n{md}");
     fs::write(&path, &md).with_context(|| format!("writing {}", path.display()))?;
     // The raw figures (every sample), for a closer look.
-    let raw = serde_json::json!({ "micro": micro, "e2e": e2e });
+    let raw = serde_json::json!({ "micro": micro, "e2e": e2e, "flood": flood });
     let raw_path = util::target_dir().join("bench-results.json");
     fs::write(&raw_path, serde_json::to_string_pretty(&raw)?)
         .with_context(|| format!("writing {}", raw_path.display()))?;

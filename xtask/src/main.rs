@@ -45,14 +45,15 @@ enum Command {
     /// Build a release tarball under target/dist: the xnat binary, man pages and shell
     /// completions generated from its command line, contrib/xnat.service and an example config.
     Dist,
-    /// Measure xnat (needs root): BPF_PROG_TEST_RUN per-packet cost and scale, then end to end
-    /// against nftables masquerade and plain forwarding. Prints a table and writes BENCHMARKS.md.
+    /// Measure xnat (needs root): BPF_PROG_TEST_RUN per-packet cost and scale, end to end
+    /// against nftables masquerade and plain forwarding, and an outside SYN flood while inside
+    /// hosts open flows. Prints a table and writes BENCHMARKS.md.
     Bench {
         /// Fewer, shorter runs and no 1M-binding scale (a smoke test of the suite).
         #[arg(long)]
         quick: bool,
-        /// Run only one half of the suite.
-        #[arg(long, default_value = "all", value_parser = ["all", "micro", "e2e"])]
+        /// Run only one part of the suite (`flood` updates only its parts of BENCHMARKS.md).
+        #[arg(long, default_value = "all", value_parser = ["all", "micro", "e2e", "flood"])]
         only: String,
         /// Rounds of the end-to-end measurements (default 5, 2 with --quick).
         #[arg(long)]

@@ -1,5 +1,7 @@
-//! BENCHMARKS.md (and the console table) from the two halves of the run:
-//! `xnat-bench`'s JSON and the end-to-end JSON.
+//! BENCHMARKS.md (and the console table) from the parts of the run:
+//! `xnat-bench`'s JSON, the end-to-end JSON and `xnat-flood`'s JSON.
+
+pub mod flood;
 
 use std::fmt::Write as _;
 
@@ -146,7 +148,7 @@ fn not_below(r: &Value, key: &str) -> (Option<bool>, usize, usize) {
     (Some(pass), below, rounds.len())
 }
 
-fn targets(micro: Option<&Value>, e2e: Option<&Value>) -> Vec<Target> {
+fn targets(micro: Option<&Value>, e2e: Option<&Value>, fl: Option<&Value>) -> Vec<Target> {
     let mut t = Vec::new();
     let na = |what: &str, why: &str| Target {
         what: what.into(),
@@ -379,6 +381,7 @@ fn targets(micro: Option<&Value>, e2e: Option<&Value>) -> Vec<Target> {
             t.push(na(what, "not run"));
         }
     }
+    t.push(flood::target(fl));
     t
 }
 
@@ -694,6 +697,7 @@ pub fn markdown(
     m: &Machine,
     micro: Option<&Value>,
     e2e: Option<&Value>,
+    fl: Option<&Value>,
     notes: &[String],
 ) -> String {
     let mut out = String::new();
@@ -713,9 +717,9 @@ pub fn markdown(
 
     let _ = writeln!(
         out,
-        "## Targets (issue 4)\n\n| target | measured | |\n|---|---|---|"
+        "## Targets (issues 4 and 14)\n\n| target | measured | |\n|---|---|---|"
     );
-    for t in targets(micro, e2e) {
+    for t in targets(micro, e2e, fl) {
         let _ = writeln!(
             out,
             "| {} | {} | **{}** |",
@@ -761,7 +765,10 @@ pub fn markdown(
         e2e_table(&mut out, e);
         profile_table(&mut out, e);
     }
-    let _ = writeln!(out, "\n## Method\n\n{METHOD}");
+    out.push('\n');
+    flood::section(&mut out, fl);
+    let _ = writeln!(out, "\n## Method\n\n{METHOD}\n");
+    flood::method(&mut out);
     if !notes.is_empty() {
         let _ = writeln!(out, "\n## Notes on this run\n");
         for n in notes {
