@@ -16,6 +16,7 @@ pub mod frag;
 pub mod icmp;
 pub mod local_error;
 pub mod napt;
+pub mod offload;
 pub mod parse;
 pub mod rewrite;
 pub mod state;
