@@ -11,6 +11,7 @@
 pub mod compare;
 pub mod frames;
 pub mod repro;
+pub mod skb;
 pub mod target;
 pub mod world;
 
@@ -22,7 +23,7 @@ use nat_common::EndpointKey;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::frame::{check_checksums, first_difference, hex_dump};
+use crate::frame::{first_difference, hex_dump};
 use crate::model::{self, Allocation, Oracle, State, Verdict};
 use crate::napt_maps::dataplane_now_ns;
 use compare::Window;
@@ -68,6 +69,8 @@ pub struct Report {
     pub small_table_epochs: u64,
     /// Distinct model paths taken, with counts.
     pub paths: std::collections::BTreeMap<String, u64>,
+    /// Frames run as CHECKSUM_COMPLETE and CHECKSUM_PARTIAL skbs.
+    pub csum: skb::CsumReport,
 }
 
 impl Report {
@@ -89,7 +92,7 @@ impl Report {
             self.sweeps,
             self.small_table_epochs,
             self.mismatches.len()
-        )
+        ) + &format!("; {}", self.csum.summary())
     }
 }
 
@@ -133,6 +136,8 @@ pub fn run(opts: &Options) -> Result<Report> {
     // Two copies of the object: tables as large as the state never gets,
     // and tables small enough to fill; each epoch runs on one.
     let mut targets = [Target::load(false)?, Target::load(true)?];
+    // Some TC frames run in CHECKSUM_COMPLETE or CHECKSUM_PARTIAL skbs.
+    let mut lanes = skb::Lanes::new(&mut targets, opts.seed)?;
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
     let mut generator = Generator {
         rng: ChaCha8Rng::seed_from_u64(opts.seed ^ 0x9e37_79b9_7f4a_7c15),
@@ -180,20 +185,23 @@ pub fn run(opts: &Options) -> Result<Report> {
             target.set_bindings(&st)?;
             report.sweeps += 1;
         }
-        let case = generator.next(&st);
+        let mut case = generator.next(&st);
         let t0 = dataplane_now_ns();
         if refused_by_test_run(&case) {
             report.refused += 1;
             continue;
         }
-        let outcome = target.run(case.hook, &case.frame).with_context(|| {
-            format!(
-                "frame #{i} ({}), {} bytes:\n{}",
-                case.what.join("; "),
-                case.frame.len(),
-                hex_dump(&case.frame, None)
-            )
-        })?;
+        let csum = lanes.choose(&mut case);
+        let ran = lanes
+            .run(target, cur, case.hook, &case.frame, csum)
+            .with_context(|| {
+                format!(
+                    "frame #{i} ({}), {} bytes:\n{}",
+                    case.what.join("; "),
+                    case.frame.len(),
+                    hex_dump(&case.frame, None)
+                )
+            })?;
         let t1 = dataplane_now_ns();
         let real = target.state(&st)?;
         let after = target.counters();
@@ -204,7 +212,7 @@ pub fn run(opts: &Options) -> Result<Report> {
             after: &real,
             table_full: after[full] > counters[full],
         };
-        let p = model::predict(&st, case.hook, &case.frame, &oracle, t0);
+        let p = skb::Lanes::predict(&st, case.hook, &case.frame, csum, &oracle, t0);
         report.frames += 1;
         match p.verdict {
             Verdict::Translated => report.translated += 1,
@@ -213,7 +221,16 @@ pub fn run(opts: &Options) -> Result<Report> {
         }
         *report.paths.entry(p.path.join(" / ")).or_default() += 1;
 
-        let mut problems = Vec::new();
+        let mut problems = ran.problems;
+        if ran.stale {
+            problems.extend(lanes.stale_problem(i, case.hook, &case.frame, &p));
+        }
+        // No output when a CHECKSUM_COMPLETE run failed (a problem above).
+        let no_output = crate::bpf::Outcome {
+            verdict: p.verdict.code(case.hook),
+            data: p.output.clone(),
+        };
+        let outcome = ran.outcome.unwrap_or(no_output);
         let want_verdict = p.verdict.code(case.hook);
         if outcome.verdict != want_verdict {
             problems.push(format!(
@@ -242,11 +259,9 @@ pub fn run(opts: &Options) -> Result<Report> {
             ));
         }
         problems.extend(p.violations.iter().map(|v| format!("allocator: {v}")));
-        if p.verdict == Verdict::Translated && check_checksums(&p.source).is_ok() {
+        if let Some(checked) = lanes.check_translated(csum, &p, &outcome.data) {
             report.checksums_checked += 1;
-            if let Err(e) = check_checksums(&outcome.data) {
-                problems.push(format!("translated frame has a bad checksum: {e}"));
-            }
+            problems.extend(checked.err());
         }
         if !problems.is_empty() {
             let text = describe(
@@ -272,6 +287,7 @@ pub fn run(opts: &Options) -> Result<Report> {
             break;
         }
     }
+    report.csum = lanes.report.clone();
     report.elapsed = start.elapsed();
     Ok(report)
 }
@@ -309,6 +325,12 @@ fn describe(
         );
     }
     let _ = writeln!(s, "generated: {}", case.what.join("; "));
+    if let Some(state) = case.what.iter().find(|w| w.starts_with("CHECKSUM_")) {
+        let _ = writeln!(
+            s,
+            "skb: {state}; the repro below runs the frame as a plain test run's CHECKSUM_NONE skb"
+        );
+    }
     let _ = writeln!(s, "model: {:?} via {}", p.verdict, p.path.join(" / "));
     let _ = writeln!(
         s,

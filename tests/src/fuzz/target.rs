@@ -302,6 +302,16 @@ impl Target {
         })
     }
 
+    /// The TC program of `hook`, to run it on other skbs than the test
+    /// run's (CHECKSUM_COMPLETE and CHECKSUM_PARTIAL: [`super::skb`]).
+    pub fn tc_program(&self, hook: Hook) -> Result<&SchedClassifier> {
+        crate::bpf::tc_program(&self.ebpf, hook)
+    }
+
+    pub fn tc_program_mut(&mut self, hook: Hook) -> Result<&mut SchedClassifier> {
+        crate::bpf::tc_program_mut(&mut self.ebpf, hook)
+    }
+
     pub fn counters(&self) -> [u64; COUNTER_COUNT as usize] {
         crate::bpf::counters(&self.ebpf)
     }
