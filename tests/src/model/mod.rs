@@ -10,6 +10,7 @@
 //! mapping is picked by hashing and random probing), the model asks an
 //! [`Oracle`] what was chosen and checks the choice is one the rules allow.
 
+pub mod agent;
 pub mod alloc;
 pub mod csum;
 pub mod frag;
