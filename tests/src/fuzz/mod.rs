@@ -175,6 +175,10 @@ pub fn run_with(opts: &Options, mode: agent::Mode) -> Result<Report> {
     for i in 0..opts.packets {
         if opts.progress_every != 0 && i != 0 && i % opts.progress_every == 0 {
             report.elapsed = start.elapsed();
+            report.csum = lanes.report.clone();
+            if let Some(a) = &agent {
+                report.agent = a.report.clone();
+            }
             eprintln!("xnat-fuzz: {}", report.summary());
         }
         if epoch_left == 0 {
