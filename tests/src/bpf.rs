@@ -207,6 +207,24 @@ pub fn try_run(ebpf: &Ebpf, hook: Hook, frame: &[u8]) -> Result<Outcome> {
     })
 }
 
+/// The loaded TC program of `hook` (not the XDP one) in `ebpf`.
+pub fn tc_program(ebpf: &Ebpf, hook: Hook) -> Result<&SchedClassifier> {
+    let name = hook.program_name();
+    let prog = ebpf
+        .program(name)
+        .ok_or_else(|| anyhow!("no program {name}"))?;
+    Ok(<&SchedClassifier>::try_from(prog)?)
+}
+
+/// [`tc_program`], to attach it somewhere.
+pub fn tc_program_mut(ebpf: &mut Ebpf, hook: Hook) -> Result<&mut SchedClassifier> {
+    let name = hook.program_name();
+    let prog = ebpf
+        .program_mut(name)
+        .ok_or_else(|| anyhow!("no program {name}"))?;
+    Ok(<&mut SchedClassifier>::try_from(prog)?)
+}
+
 /// All counters of `ebpf` summed over all CPUs, indexed by [`Counter`].
 pub fn counters(ebpf: &Ebpf) -> [u64; COUNTER_COUNT as usize] {
     let stats: PerCpuArray<_, u64> =

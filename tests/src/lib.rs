@@ -40,6 +40,9 @@ pub mod napt_maps;
 // End-to-end tests in network namespaces (tests/e2e_*.rs).
 pub mod napt_topo;
 pub mod netns;
+// TC programs on CHECKSUM_COMPLETE and CHECKSUM_PARTIAL skbs (the fuzzer's
+// checksum lanes).
+pub mod skb_csum;
 pub mod topology;
 pub mod traffic;
 pub mod wait;

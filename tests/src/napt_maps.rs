@@ -401,6 +401,16 @@ impl Napt {
 
     // ------------------------------------------------------------ running
 
+    /// The loaded object, to run its programs some other way (e.g. on
+    /// CHECKSUM_PARTIAL skbs, [`crate::skb_csum`]).
+    pub fn ebpf(&self) -> &Ebpf {
+        &self.ebpf
+    }
+
+    pub fn ebpf_mut(&mut self) -> &mut Ebpf {
+        &mut self.ebpf
+    }
+
     /// Runs `frame` through the program of `hook` once (repeat 1: the
     /// kernel does not reset the packet between repeats).
     pub fn try_run(&self, hook: Hook, frame: &[u8]) -> Result<Outcome> {

@@ -15,6 +15,10 @@ pub struct Options {
     pub seed: u64,
     pub max_mismatches: usize,
     pub paths: bool,
+    /// The agent's code between frames (`--interleaved`) or alongside them
+    /// (`--concurrent`).
+    pub interleaved: bool,
+    pub concurrent: bool,
 }
 
 pub fn run(o: &Options) -> Result<()> {
@@ -39,6 +43,12 @@ pub fn run(o: &Options) -> Result<()> {
         .args(["--progress", "1000000"]);
     if o.paths {
         cmd.arg("--paths");
+    }
+    if o.interleaved {
+        cmd.arg("--interleaved");
+    }
+    if o.concurrent {
+        cmd.arg("--concurrent");
     }
     let status = cmd.status()?;
     if !status.success() {

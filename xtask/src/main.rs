@@ -90,6 +90,15 @@ enum Command {
         /// List which translation rules the frames exercised.
         #[arg(long)]
         paths: bool,
+        /// Also run the agent's code (expiry sweep, flows flush, reload) on the same maps,
+        /// between frames at points the seed picks; the maps it leaves must be the model's.
+        #[arg(long, conflicts_with = "concurrent")]
+        interleaved: bool,
+        /// Also run the agent's code on the same maps in a thread of its own, alongside frames;
+        /// each such frame must match "operation first" or "frame first", or the run names the
+        /// race.
+        #[arg(long)]
+        concurrent: bool,
     },
     /// Build xnat, put it between a private and a public network namespace and show real traffic
     /// being translated.
@@ -126,11 +135,15 @@ fn main() {
             seed,
             max_mismatches,
             paths,
+            interleaved,
+            concurrent,
         } => fuzz::run(&fuzz::Options {
             packets,
             seed,
             max_mismatches,
             paths,
+            interleaved,
+            concurrent,
         }),
         Command::Soak {
             minutes,

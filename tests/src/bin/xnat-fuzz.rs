@@ -6,9 +6,9 @@
 //! both outputs and a repro test), 2 bad usage or setup error.
 
 use anyhow::{Context as _, Result, bail};
-use xnat_tests::fuzz::{self, Options};
+use xnat_tests::fuzz::{self, Options, agent::Mode};
 
-fn parse() -> Result<(Options, bool)> {
+fn parse() -> Result<(Options, bool, Mode)> {
     let mut o = Options {
         packets: 100_000,
         seed: 1,
@@ -16,6 +16,7 @@ fn parse() -> Result<(Options, bool)> {
         progress_every: 1_000_000,
     };
     let mut paths = false;
+    let mut mode = Mode::Off;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = |name: &str| -> Result<u64> {
@@ -30,18 +31,22 @@ fn parse() -> Result<(Options, bool)> {
             "--max-mismatches" => o.max_mismatches = value("--max-mismatches")? as usize,
             "--progress" => o.progress_every = value("--progress")?,
             "--paths" => paths = true,
+            // The agent's code (expiry sweep, flush, reload) on the same
+            // maps: between frames, or alongside them.
+            "--interleaved" => mode = Mode::Interleaved,
+            "--concurrent" => mode = Mode::Concurrent,
             _ => {
                 bail!(
-                    "unknown argument {a} (--packets N --seed S --max-mismatches M --progress N --paths)"
+                    "unknown argument {a} (--packets N --seed S --max-mismatches M --progress N --paths --interleaved --concurrent)"
                 )
             }
         }
     }
-    Ok((o, paths))
+    Ok((o, paths, mode))
 }
 
 fn main() {
-    let (opts, paths) = match parse() {
+    let (opts, paths, mode) = match parse() {
         Ok(o) => o,
         Err(e) => {
             eprintln!("xnat-fuzz: {e:#}");
@@ -53,7 +58,7 @@ fn main() {
         "xnat-fuzz: {} frames, seed {} (stops after {} mismatches)",
         opts.packets, opts.seed, opts.max_mismatches
     );
-    let report = match fuzz::run_isolated(&opts) {
+    let report = match fuzz::run_isolated_with(&opts, mode) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("xnat-fuzz: error: {e:#}");

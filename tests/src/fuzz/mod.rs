@@ -8,9 +8,11 @@
 //! every few dozen frames) so each frame's full map comparison stays cheap
 //! and the generator keeps hitting the same flows.
 
+pub mod agent;
 pub mod compare;
 pub mod frames;
 pub mod repro;
+pub mod skb;
 pub mod target;
 pub mod world;
 
@@ -22,7 +24,7 @@ use nat_common::EndpointKey;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::frame::{check_checksums, first_difference, hex_dump};
+use crate::frame::{first_difference, hex_dump};
 use crate::model::{self, Allocation, Oracle, State, Verdict};
 use crate::napt_maps::dataplane_now_ns;
 use compare::Window;
@@ -68,6 +70,11 @@ pub struct Report {
     pub small_table_epochs: u64,
     /// Distinct model paths taken, with counts.
     pub paths: std::collections::BTreeMap<String, u64>,
+    /// Frames run as CHECKSUM_COMPLETE and CHECKSUM_PARTIAL skbs.
+    pub csum: skb::CsumReport,
+    /// The agent's operations run alongside (`--interleaved`,
+    /// `--concurrent`).
+    pub agent: agent::AgentReport,
 }
 
 impl Report {
@@ -89,7 +96,12 @@ impl Report {
             self.sweeps,
             self.small_table_epochs,
             self.mismatches.len()
-        )
+        ) + &format!("; {}", self.csum.summary())
+            + &if self.agent.mode == agent::Mode::Off {
+                String::new()
+            } else {
+                format!("; {}", self.agent.summary())
+            }
     }
 }
 
@@ -122,17 +134,30 @@ impl Oracle for FromMaps<'_> {
 /// releasing held fragments clones packets onto the test skb's device,
 /// the current namespace's loopback, and they must not reach the host's.
 pub fn run_isolated(opts: &Options) -> Result<Report> {
+    run_isolated_with(opts, agent::Mode::Off)
+}
+
+/// [`run_isolated`] with the agent's code running alongside in `mode`.
+pub fn run_isolated_with(opts: &Options, mode: agent::Mode) -> Result<Report> {
     crate::bpf::require_root();
     let ns =
         crate::netns::Netns::create(format!("xfz{}-{}", std::process::id(), opts.seed % 100_000));
-    ns.in_ns(|| run(opts))
+    ns.in_ns(|| run_with(opts, mode))
 }
 
 /// Runs `opts.packets` frames (as root; see [`run_isolated`]).
 pub fn run(opts: &Options) -> Result<Report> {
+    run_with(opts, agent::Mode::Off)
+}
+
+/// [`run`] with the agent's code running alongside in `mode`.
+pub fn run_with(opts: &Options, mode: agent::Mode) -> Result<Report> {
     // Two copies of the object: tables as large as the state never gets,
     // and tables small enough to fill; each epoch runs on one.
     let mut targets = [Target::load(false)?, Target::load(true)?];
+    // Some TC frames run in CHECKSUM_COMPLETE or CHECKSUM_PARTIAL skbs.
+    let mut lanes = skb::Lanes::new(&mut targets, opts.seed)?;
+    let mut agent = agent::Agent::start(mode, &targets, opts.seed)?;
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
     let mut generator = Generator {
         rng: ChaCha8Rng::seed_from_u64(opts.seed ^ 0x9e37_79b9_7f4a_7c15),
@@ -150,6 +175,10 @@ pub fn run(opts: &Options) -> Result<Report> {
     for i in 0..opts.packets {
         if opts.progress_every != 0 && i != 0 && i % opts.progress_every == 0 {
             report.elapsed = start.elapsed();
+            report.csum = lanes.report.clone();
+            if let Some(a) = &agent {
+                report.agent = a.report.clone();
+            }
             eprintln!("xnat-fuzz: {}", report.summary());
         }
         if epoch_left == 0 {
@@ -180,22 +209,46 @@ pub fn run(opts: &Options) -> Result<Report> {
             target.set_bindings(&st)?;
             report.sweeps += 1;
         }
-        let case = generator.next(&st);
-        let t0 = dataplane_now_ns();
+        if let Some(a) = agent.as_mut()
+            && let Some(text) = a.between_frames(i, cur, &mut st, target)?
+        {
+            // The agent's operation left other maps than the model says.
+            eprintln!("{text}");
+            report.mismatches.push(text);
+        }
+        let mut case = generator.next(&st);
         if refused_by_test_run(&case) {
             report.refused += 1;
             continue;
         }
-        let outcome = target.run(case.hook, &case.frame).with_context(|| {
-            format!(
-                "frame #{i} ({}), {} bytes:\n{}",
-                case.what.join("; "),
-                case.frame.len(),
-                hex_dump(&case.frame, None)
-            )
-        })?;
+        let csum = lanes.choose(&mut case);
+        let in_flight = match agent.as_mut() {
+            Some(a) => a.launch(cur, &st, &case.frame, csum)?,
+            None => None,
+        };
+        let t0 = dataplane_now_ns();
+        let ran = lanes
+            .run(target, cur, case.hook, &case.frame, csum)
+            .with_context(|| {
+                format!(
+                    "frame #{i} ({}), {} bytes:\n{}",
+                    case.what.join("; "),
+                    case.frame.len(),
+                    hex_dump(&case.frame, None)
+                )
+            })?;
         let t1 = dataplane_now_ns();
-        let real = target.state(&st)?;
+        let landed = match (in_flight, agent.as_mut()) {
+            (Some(f), Some(a)) => Some(a.land(f)?),
+            _ => None,
+        };
+        let mut real = target.state(&st)?;
+        // With the agent's code about, the configuration and static maps
+        // are read back too (a reload rewrites them).
+        let settings_problem = match agent {
+            Some(_) => target.read_settings(&mut real)?,
+            None => None,
+        };
         let after = target.counters();
         let events = target.events()?;
         let full = nat_common::Counter::DropMappingTableFull as usize;
@@ -204,7 +257,7 @@ pub fn run(opts: &Options) -> Result<Report> {
             after: &real,
             table_full: after[full] > counters[full],
         };
-        let p = model::predict(&st, case.hook, &case.frame, &oracle, t0);
+        let p = skb::Lanes::predict(&st, case.hook, &case.frame, csum, &oracle, t0);
         report.frames += 1;
         match p.verdict {
             Verdict::Translated => report.translated += 1,
@@ -213,40 +266,55 @@ pub fn run(opts: &Options) -> Result<Report> {
         }
         *report.paths.entry(p.path.join(" / ")).or_default() += 1;
 
-        let mut problems = Vec::new();
-        let want_verdict = p.verdict.code(case.hook);
-        if outcome.verdict != want_verdict {
-            problems.push(format!(
-                "verdict: model {} ({:?}), program {}",
-                case.hook.verdict_name(want_verdict),
-                p.verdict,
-                case.hook.verdict_name(outcome.verdict)
-            ));
-        }
-        if let Some(at) = first_difference(&p.output, &outcome.data) {
-            problems.push(format!(
-                "output differs at offset {at} (0x{at:x}); model {} bytes, program {}\n--- model:\n{}--- program:\n{}",
-                p.output.len(),
-                outcome.data.len(),
-                hex_dump(&p.output, Some(at)),
-                hex_dump(&outcome.data, Some(at))
-            ));
-        }
+        let mut problems = ran.problems;
+        // No output when a CHECKSUM_COMPLETE run failed (`ran.stale`).
+        let outcome = ran.outcome;
         let w = Window { t0, t1 };
-        problems.extend(compare::states(&p.state, &real, &w));
-        problems.extend(compare::counters(&p, &counters, &after));
-        if p.events != events {
-            problems.push(format!(
-                "events: model {:02x?}, program {:02x?}",
-                p.events, events
-            ));
-        }
-        problems.extend(p.violations.iter().map(|v| format!("allocator: {v}")));
-        if p.verdict == Verdict::Translated && check_checksums(&p.source).is_ok() {
-            report.checksums_checked += 1;
-            if let Err(e) = check_checksums(&outcome.data) {
-                problems.push(format!("translated frame has a bad checksum: {e}"));
+        let mut paired = p.state.paired.clone();
+        match (&landed, agent.as_mut()) {
+            (Some(l), Some(a)) => {
+                // An operation ran alongside: either order may do.
+                let (v, pd) = a.judge(
+                    opts.seed,
+                    i,
+                    l,
+                    &st,
+                    &case,
+                    csum,
+                    outcome.as_ref(),
+                    &real,
+                    settings_problem,
+                    &counters,
+                    &after,
+                    &events,
+                    &w,
+                );
+                problems.extend(v);
+                paired = pd;
             }
+            _ => {
+                if ran.stale {
+                    problems.extend(lanes.stale_problem(i, case.hook, &case.frame, &p));
+                }
+                problems.extend(frame_problems(
+                    case.hook,
+                    &p,
+                    &p.state,
+                    outcome.as_ref(),
+                    &real,
+                    &counters,
+                    &after,
+                    &events,
+                    &w,
+                ));
+                problems.extend(settings_problem);
+            }
+        }
+        if let Some(o) = &outcome
+            && let Some(checked) = lanes.check_translated(csum, &p, &o.data)
+        {
+            report.checksums_checked += 1;
+            problems.extend(checked.err());
         }
         if !problems.is_empty() {
             let text = describe(
@@ -256,7 +324,7 @@ pub fn run(opts: &Options) -> Result<Report> {
                 &case,
                 &st,
                 &p,
-                &outcome.data,
+                outcome.as_ref().map_or(&p.output, |o| &o.data),
                 &problems,
             );
             eprintln!("{text}");
@@ -264,7 +332,6 @@ pub fn run(opts: &Options) -> Result<Report> {
         }
         // Carry on from what the kernel has (identical unless reported),
         // keeping the model's memory of paired pool addresses.
-        let paired = p.state.paired;
         st = real;
         st.paired = paired;
         counters = after;
@@ -272,8 +339,63 @@ pub fn run(opts: &Options) -> Result<Report> {
             break;
         }
     }
+    report.csum = lanes.report.clone();
+    if let Some(a) = &agent {
+        report.agent = a.report.clone();
+    }
     report.elapsed = start.elapsed();
     Ok(report)
+}
+
+/// Differences between what the model predicts for a frame (`p`, and the
+/// maps afterwards `want`: `p.state` unless something else ran too) and
+/// what the program did: verdict, output (unless the run returned none),
+/// maps, counters, events, and the allocator's choices.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn frame_problems(
+    hook: crate::bpf::Hook,
+    p: &model::Prediction,
+    want: &State,
+    outcome: Option<&crate::bpf::Outcome>,
+    real: &State,
+    counters: &[u64; nat_common::stats::COUNTER_COUNT as usize],
+    after: &[u64; nat_common::stats::COUNTER_COUNT as usize],
+    events: &[Vec<u8>],
+    w: &Window,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let want_verdict = p.verdict.code(hook);
+    if let Some(outcome) = outcome
+        && outcome.verdict != want_verdict
+    {
+        problems.push(format!(
+            "verdict: model {} ({:?}), program {}",
+            hook.verdict_name(want_verdict),
+            p.verdict,
+            hook.verdict_name(outcome.verdict)
+        ));
+    }
+    if let Some(outcome) = outcome
+        && let Some(at) = first_difference(&p.output, &outcome.data)
+    {
+        problems.push(format!(
+            "output differs at offset {at} (0x{at:x}); model {} bytes, program {}\n--- model:\n{}--- program:\n{}",
+            p.output.len(),
+            outcome.data.len(),
+            hex_dump(&p.output, Some(at)),
+            hex_dump(&outcome.data, Some(at))
+        ));
+    }
+    problems.extend(compare::states(want, real, w));
+    problems.extend(compare::counters(p, counters, after));
+    if p.events != events {
+        problems.push(format!(
+            "events: model {:02x?}, program {:02x?}",
+            p.events, events
+        ));
+    }
+    problems.extend(p.violations.iter().map(|v| format!("allocator: {v}")));
+    problems
 }
 
 /// The kernel's skb test run refuses an IPv4 frame without a whole
@@ -309,6 +431,12 @@ fn describe(
         );
     }
     let _ = writeln!(s, "generated: {}", case.what.join("; "));
+    if let Some(state) = case.what.iter().find(|w| w.starts_with("CHECKSUM_")) {
+        let _ = writeln!(
+            s,
+            "skb: {state}; the repro below runs the frame as a plain test run's CHECKSUM_NONE skb"
+        );
+    }
     let _ = writeln!(s, "model: {:?} via {}", p.verdict, p.path.join(" / "));
     let _ = writeln!(
         s,

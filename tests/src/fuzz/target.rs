@@ -314,6 +314,44 @@ impl Target {
         })
     }
 
+    /// Pins every map of this copy in `dir` under its own name, as an
+    /// attachment's are, so the agent's code (expiry, flush, reload) can
+    /// open them ([`super::agent`]).
+    pub fn pin_maps(&self, dir: &std::path::Path) -> Result<()> {
+        for (name, map) in self.ebpf.maps() {
+            map.pin(dir.join(name))
+                .with_context(|| format!("pinning {name} in {}", dir.display()))?;
+        }
+        Ok(())
+    }
+
+    /// `st` with the configuration and static tables the maps hold (an
+    /// agent's reload rewrites them); a problem if `STATIC_EMPTY` does not
+    /// say whether both static tables are empty.
+    pub fn read_settings(&self, st: &mut State) -> Result<Option<String>> {
+        let cfg: Array<_, NatConfig> =
+            Array::try_from(self.ebpf.map(MAP_CONFIG).expect(MAP_CONFIG))?;
+        st.config = cfg.get(&0, 0)?;
+        st.static_out = self.dump(MAP_STATIC_OUT)?.into_iter().collect();
+        st.static_in = self.dump(MAP_STATIC_IN)?.into_iter().collect();
+        let flag: Array<_, u32> =
+            Array::try_from(self.ebpf.map(MAP_STATIC_EMPTY).expect(MAP_STATIC_EMPTY))?;
+        let empty = st.static_out.is_empty() && st.static_in.is_empty();
+        let said = flag.get(&0, 0)?;
+        Ok((said != empty as u32)
+            .then(|| format!("STATIC_EMPTY is {said} while the static tables are empty: {empty}")))
+    }
+
+    /// The TC program of `hook`, to run it on other skbs than the test
+    /// run's (CHECKSUM_COMPLETE and CHECKSUM_PARTIAL: [`super::skb`]).
+    pub fn tc_program(&self, hook: Hook) -> Result<&SchedClassifier> {
+        crate::bpf::tc_program(&self.ebpf, hook)
+    }
+
+    pub fn tc_program_mut(&mut self, hook: Hook) -> Result<&mut SchedClassifier> {
+        crate::bpf::tc_program_mut(&mut self.ebpf, hook)
+    }
+
     pub fn counters(&self) -> [u64; COUNTER_COUNT as usize] {
         crate::bpf::counters(&self.ebpf)
     }

@@ -10,12 +10,14 @@
 //! mapping is picked by hashing and random probing), the model asks an
 //! [`Oracle`] what was chosen and checks the choice is one the rules allow.
 
+pub mod agent;
 pub mod alloc;
 pub mod csum;
 pub mod frag;
 pub mod icmp;
 pub mod local_error;
 pub mod napt;
+pub mod offload;
 pub mod parse;
 pub mod rewrite;
 pub mod state;
