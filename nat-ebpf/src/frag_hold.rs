@@ -9,7 +9,7 @@
 //! under a flood, within the flood's own direction)
 //! and a held fragment older than FRAG_TIMEOUT_NS is never released.
 use aya_ebpf::{
-    bindings::BPF_F_INGRESS,
+    bindings::{BPF_F_INGRESS, BPF_F_RECOMPUTE_CSUM},
     helpers::generated::{
         bpf_clone_redirect, bpf_skb_change_tail, bpf_skb_load_bytes, bpf_skb_store_bytes,
     },
@@ -116,12 +116,16 @@ pub fn release(ctx: &TcContext, key: &FragKey, inbound: bool, new_addr: u32) {
                 // previous held one), then turn the skb into this one.
                 bpf_clone_redirect(ctx.skb.skb, ifindex, flags);
                 if bpf_skb_change_tail(ctx.skb.skb, ETH_HLEN + len, 0) == 0
+                    // BPF_F_RECOMPUTE_CSUM: with CHECKSUM_COMPLETE,
+                    // skb->csum must sum the held fragment's bytes now,
+                    // not the first fragment's (change_tail kept it right
+                    // for the new length).
                     && bpf_skb_store_bytes(
                         ctx.skb.skb.cast(),
                         ETH_HLEN,
                         (*held).data.as_ptr().cast(),
                         len,
-                        0,
+                        BPF_F_RECOMPUTE_CSUM as u64,
                     ) == 0
                 {
                     rewrite_held(ctx, inbound, new_addr);

@@ -9,7 +9,9 @@
 //! not in the packet returns `None` and the packet counts as truncated.
 use aya_ebpf::{
     bindings::{BPF_F_MARK_MANGLED_0, BPF_F_PSEUDO_HDR},
-    helpers::generated::{bpf_skb_load_bytes, bpf_xdp_load_bytes, bpf_xdp_store_bytes},
+    helpers::generated::{
+        bpf_csum_update, bpf_skb_load_bytes, bpf_xdp_load_bytes, bpf_xdp_store_bytes,
+    },
     programs::{TcContext, XdpContext},
 };
 use core::mem::{MaybeUninit, size_of};
@@ -242,6 +244,16 @@ impl Packet for TcPacket<'_> {
         let mut flags = 2u64;
         if udp {
             flags |= BPF_F_MARK_MANGLED_0 as u64;
+            if self.load::<u16>(csum_off)? == 0 {
+                // No UDP checksum: the helper leaves the field alone, so
+                // nothing balances the port's change in skb->csum (with
+                // CHECKSUM_COMPLETE): add it there (a no-op, and an error
+                // we ignore, for any other checksum state).
+                let delta = (!old as u32 & 0xffff) + new as u32;
+                // SAFETY: helper on our own skb.
+                unsafe { bpf_csum_update(self.ctx.skb.skb, delta) };
+                return Some(());
+            }
         }
         self.ctx
             .l4_csum_replace(csum_off as usize, old as u64, new as u64, flags)

@@ -139,7 +139,6 @@ fn complete_skbs_keep_skb_csum_in_step_through_napt() {
 /// a UDP datagram without checksum whose port NAPT rewrites leaves
 /// `skb->csum` stale on a CHECKSUM_COMPLETE skb.
 #[test]
-#[ignore = "data-plane defect udp-no-checksum-port: fails until nat-ebpf updates skb->csum"]
 fn complete_skb_udp_without_checksum_port_rewrite() {
     let n = napt();
     let f = Packet::udp(

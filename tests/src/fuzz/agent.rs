@@ -874,9 +874,7 @@ impl Agent {
             // No output: the CHECKSUM_COMPLETE run left skb->csum stale,
             // which only the known defects may do (for this order's
             // account of the frame).
-            if outcome.is_none()
-                && super::skb::known_stale_csum(case.hook, &case.frame, p).is_none()
-            {
+            if outcome.is_none() && super::skb::known_stale_csum(p).is_none() {
                 v.push("CHECKSUM_COMPLETE: skb->csum left stale".into());
             }
             v.extend(settings_problems(&e.state, real));

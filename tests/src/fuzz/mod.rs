@@ -294,7 +294,7 @@ pub fn run_with(opts: &Options, mode: agent::Mode) -> Result<Report> {
             }
             _ => {
                 if ran.stale {
-                    problems.extend(lanes.stale_problem(i, case.hook, &case.frame, &p));
+                    problems.extend(lanes.stale_problem(i, &p));
                 }
                 problems.extend(frame_problems(
                     case.hook,

@@ -62,20 +62,12 @@ pub enum Csum {
 /// report, and does not fail a run; any other stale `skb->csum` is a
 /// mismatch. Delete an entry once the data plane is fixed, and the lane
 /// holds it to that. Deterministic repros: `tests/packet_csum_state.rs`.
-pub const KNOWN_STALE_CSUM: [(&str, &str); 2] = [
-    (
-        "udp-no-checksum-port",
-        "a UDP datagram without checksum (0) whose port NAPT rewrites: \
-         bpf_l4_csum_replace(BPF_F_MARK_MANGLED_0) leaves a 0 field alone, so \
-         nothing makes up for the port's change in skb->csum",
-    ),
-    (
-        "held-fragments-released",
-        "a first fragment that releases held fragments becomes the last of them \
+pub const KNOWN_STALE_CSUM: [(&str, &str); 1] = [(
+    "held-fragments-released",
+    "a first fragment that releases held fragments becomes the last of them \
          (bpf_skb_store_bytes without BPF_F_RECOMPUTE_CSUM): skb->csum still \
          sums the first fragment",
-    ),
-];
+)];
 
 /// What the checksum lanes did in a run.
 #[derive(Clone, Debug, Default)]
@@ -109,22 +101,11 @@ impl CsumReport {
 
 /// Which of [`KNOWN_STALE_CSUM`] explains a stale `skb->csum` after `frame`
 /// ran, if one does.
-pub fn known_stale_csum(hook: Hook, frame: &[u8], p: &Prediction) -> Option<&'static str> {
+pub fn known_stale_csum(p: &Prediction) -> Option<&'static str> {
     if p.path.contains(&"held fragment released") {
-        return Some(KNOWN_STALE_CSUM[1].0);
+        return Some(KNOWN_STALE_CSUM[0].0);
     }
-    let ip = model::parse::outer(frame)?;
-    let l4 = ip.l4();
-    let port_at = l4 + if hook == Hook::EgressTc { 0 } else { 2 };
-    let udp_no_checksum = ip.proto == model::parse::UDP
-        && !ip.later_fragment
-        && ip.has(l4, 8)
-        && frame[l4 + 6..l4 + 8] == [0, 0];
-    (p.verdict == Verdict::Translated
-        && udp_no_checksum
-        && p.output.len() == frame.len()
-        && p.output[port_at..port_at + 2] != frame[port_at..port_at + 2])
-        .then_some(KNOWN_STALE_CSUM[0].0)
+    None
 }
 
 /// What running a frame gave.
@@ -285,14 +266,8 @@ impl Lanes {
 
     /// The problem with a run that left `skb->csum` stale (`ran.stale`),
     /// unless it is a known defect (counted instead).
-    pub fn stale_problem(
-        &mut self,
-        i: u64,
-        hook: Hook,
-        frame: &[u8],
-        p: &Prediction,
-    ) -> Option<String> {
-        if let Some(name) = known_stale_csum(hook, frame, p) {
+    pub fn stale_problem(&mut self, i: u64, p: &Prediction) -> Option<String> {
+        if let Some(name) = known_stale_csum(p) {
             self.report.known.entry(name).or_insert((0, i)).0 += 1;
             return None;
         }
