@@ -70,7 +70,7 @@ pub fn run(args: Args, iface: Option<&str>) -> anyhow::Result<ExitCode> {
             pins::ingress_mode(&dir).unwrap_or("?")
         );
         for (c, v) in counters {
-            println!("  {:<28} {v}", c.name());
+            println!("  {:<34} {v}", c.name());
         }
         if cfg.pool_len != 0 {
             println!(
