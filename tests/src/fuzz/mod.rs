@@ -279,7 +279,7 @@ pub fn run(opts: &Options) -> Result<Report> {
 /// The kernel's skb test run refuses an IPv4 frame without a whole
 /// 20-byte IPv4 header (EINVAL); XDP runs take anything from 14 bytes.
 fn refused_by_test_run(case: &Case) -> bool {
-    case.hook != crate::bpf::Hook::IngressXdp
+    !case.hook.is_xdp()
         && case.frame[12..14] == [0x08, 0x00]
         && case.frame.len() < crate::frame::ETH_HLEN + 20
 }

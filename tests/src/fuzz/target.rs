@@ -302,9 +302,10 @@ impl Target {
             repeat: 1,
             ..Default::default()
         };
-        let res = match hook {
-            Hook::IngressXdp => <&Xdp>::try_from(prog)?.test_run(opts),
-            Hook::IngressTc | Hook::EgressTc => <&SchedClassifier>::try_from(prog)?.test_run(opts),
+        let res = if hook.is_xdp() {
+            <&Xdp>::try_from(prog)?.test_run(opts)
+        } else {
+            <&SchedClassifier>::try_from(prog)?.test_run(opts)
         }
         .with_context(|| format!("BPF_PROG_TEST_RUN of {name}"))?;
         out.truncate(res.data_size_out as usize);

@@ -173,8 +173,10 @@ pub fn predict(
     oracle: &dyn Oracle,
     now: u64,
 ) -> Prediction {
+    // The inside programs translate outbound first (hairpinning then
+    // inbound too).
     let dir = match hook {
-        Hook::EgressTc => Dir::Out,
+        Hook::EgressTc | Hook::InsideTc | Hook::InsideXdp => Dir::Out,
         Hook::IngressXdp | Hook::IngressTc => Dir::In,
     };
     let mut ctx = Ctx {
