@@ -207,7 +207,7 @@ pub fn run(opts: &Options) -> Result<Report> {
         let p = model::predict(&st, case.hook, &case.frame, &oracle, t0);
         report.frames += 1;
         match p.verdict {
-            Verdict::Translated => report.translated += 1,
+            Verdict::Translated | Verdict::Redirected => report.translated += 1,
             Verdict::Pass => report.passed += 1,
             Verdict::Drop => report.dropped += 1,
         }
@@ -242,7 +242,8 @@ pub fn run(opts: &Options) -> Result<Report> {
             ));
         }
         problems.extend(p.violations.iter().map(|v| format!("allocator: {v}")));
-        if p.verdict == Verdict::Translated && check_checksums(&p.source).is_ok() {
+        let translated = matches!(p.verdict, Verdict::Translated | Verdict::Redirected);
+        if translated && check_checksums(&p.source).is_ok() {
             report.checksums_checked += 1;
             if let Err(e) = check_checksums(&outcome.data) {
                 problems.push(format!("translated frame has a bad checksum: {e}"));
