@@ -10,6 +10,7 @@
 
 pub mod compare;
 pub mod frames;
+pub mod inside;
 pub mod repro;
 pub mod target;
 pub mod world;
@@ -22,6 +23,7 @@ use nat_common::EndpointKey;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::bpf::Hook;
 use crate::frame::{check_checksums, first_difference, hex_dump};
 use crate::model::{self, Allocation, Oracle, State, Verdict};
 use crate::napt_maps::dataplane_now_ns;
@@ -120,16 +122,20 @@ impl Oracle for FromMaps<'_> {
 
 /// [`run`] on a thread inside a scratch network namespace of its own:
 /// releasing held fragments clones packets onto the test skb's device,
-/// the current namespace's loopback, and they must not reach the host's.
+/// the current namespace's loopback, and they must not reach the host's;
+/// and the inside programs' FIB lookups see the gateway built there
+/// ([`inside::Network`]).
 pub fn run_isolated(opts: &Options) -> Result<Report> {
     crate::bpf::require_root();
     let ns =
         crate::netns::Netns::create(format!("xfz{}-{}", std::process::id(), opts.seed % 100_000));
-    ns.in_ns(|| run(opts))
+    let net = inside::Network::create(&ns)?;
+    ns.in_ns(|| run(opts, &net))
 }
 
-/// Runs `opts.packets` frames (as root; see [`run_isolated`]).
-pub fn run(opts: &Options) -> Result<Report> {
+/// Runs `opts.packets` frames (as root, on a thread in the namespace of
+/// `net`; see [`run_isolated`]).
+pub fn run(opts: &Options, net: &inside::Network) -> Result<Report> {
     // Two copies of the object: tables as large as the state never gets,
     // and tables small enough to fill; each epoch runs on one.
     let mut targets = [Target::load(false)?, Target::load(true)?];
@@ -138,6 +144,7 @@ pub fn run(opts: &Options) -> Result<Report> {
         rng: ChaCha8Rng::seed_from_u64(opts.seed ^ 0x9e37_79b9_7f4a_7c15),
     };
     let mut st = world::base_state();
+    st.gateway = net.gateway();
     for t in &mut targets {
         t.configure(&st)?;
     }
@@ -154,6 +161,7 @@ pub fn run(opts: &Options) -> Result<Report> {
         }
         if epoch_left == 0 {
             world::new_epoch(&mut st, &mut rng);
+            net.new_epoch(&mut st.gateway, &mut rng);
             let small = rng.random_bool(SMALL_TABLES_CHANCE);
             cur = small as usize;
             st.capacity = targets[cur].capacity();
@@ -308,6 +316,9 @@ fn describe(
             "tables: small ({:?}); the repro below runs on full-size tables",
             st.capacity
         );
+    }
+    if matches!(case.hook, Hook::InsideTc | Hook::InsideXdp) {
+        let _ = writeln!(s, "{}", inside::describe(&st.gateway));
     }
     let _ = writeln!(s, "generated: {}", case.what.join("; "));
     let _ = writeln!(s, "model: {:?} via {}", p.verdict, p.path.join(" / "));
