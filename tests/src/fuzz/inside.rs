@@ -31,8 +31,12 @@
 //! is then forwarded instead of dropped), route or neighbour changes
 //! during a run (the per-tick route cache, `ROUTE_CACHE`, is not compared:
 //! with fixed routes its answers are the FIB's), GSO packets, frames
-//! arriving on another inside interface, and the inbound fast path of the
-//! external interface's programs: their test runs come from `lo`, without
+//! arriving on another inside interface, pools of more than eight
+//! addresses (the world's has two; the hairpin checks its candidates
+//! another way there), what `bpf_clone_redirect` sends besides the frame
+//! a program leaves (held fragments released: only the frame the test run
+//! returns is compared), and the inbound fast path of the external
+//! interface's programs: their test runs come from `lo`, without
 //! forwarding, so with the fast path on they take the same fallback as
 //! without it (what the model predicts for them).
 //!

@@ -39,7 +39,11 @@ fn port_at(frame: &[u8], at: usize) -> u16 {
 /// the source of the datagram an ICMP error sent to that pool address is
 /// about. The destination port is all it takes to know where a TCP/UDP
 /// packet goes: a segment cut after its ports is still addressed to us
-/// (and then the translation's to judge).
+/// (and then the translation's to judge). An ICMP error quoting a public
+/// endpoint but sent elsewhere is not addressed to us: the README's rule
+/// names packets addressed to our endpoints (the data plane agrees with
+/// pools of up to eight addresses, the fuzzer's; a larger pool skips its
+/// pool check and hairpins such an error).
 pub fn targets_us(st: &State, frame: &[u8], ip: &Ip) -> bool {
     if st.static_in.contains_key(&ip.dst) {
         return true;
