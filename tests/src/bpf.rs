@@ -13,14 +13,16 @@ use aya::programs::{SchedClassifier, TestRun, TestRunOptions, Xdp};
 use nat_common::stats::COUNTER_COUNT;
 use nat_common::{
     Counter, MAP_STATIC_IN, MAP_STATIC_OUT, MAP_STATS, PROG_EGRESS_TC, PROG_INGRESS_TC,
-    PROG_INGRESS_XDP,
+    PROG_INGRESS_XDP, PROG_INSIDE_TC, PROG_INSIDE_XDP,
 };
 
 pub const XDP_ABORTED: u32 = 0;
 pub const XDP_DROP: u32 = 1;
 pub const XDP_PASS: u32 = 2;
+pub const XDP_REDIRECT: u32 = 4;
 pub const TC_ACT_OK: u32 = 0;
 pub const TC_ACT_SHOT: u32 = 2;
+pub const TC_ACT_REDIRECT: u32 = 7;
 
 /// Where a frame is run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,6 +33,12 @@ pub enum Hook {
     IngressTc,
     /// `xnat_egress_tc` (TC classifier on egress).
     EgressTc,
+    /// `xnat_inside_tc` (TC classifier on an inside interface's ingress:
+    /// hairpinning, and the outbound fast path).
+    InsideTc,
+    /// `xnat_inside_xdp` (XDP on an inside interface: the outbound fast
+    /// path only).
+    InsideXdp,
 }
 
 impl Hook {
@@ -42,37 +50,49 @@ impl Hook {
             Hook::IngressXdp => PROG_INGRESS_XDP,
             Hook::IngressTc => PROG_INGRESS_TC,
             Hook::EgressTc => PROG_EGRESS_TC,
+            Hook::InsideTc => PROG_INSIDE_TC,
+            Hook::InsideXdp => PROG_INSIDE_XDP,
         }
+    }
+
+    /// Whether the hook's program is an XDP one (the others are TC
+    /// classifiers).
+    pub fn is_xdp(self) -> bool {
+        matches!(self, Hook::IngressXdp | Hook::InsideXdp)
     }
 
     /// The verdict that lets a packet continue (`XDP_PASS` / `TC_ACT_OK`).
     pub fn pass(self) -> u32 {
-        match self {
-            Hook::IngressXdp => XDP_PASS,
-            Hook::IngressTc | Hook::EgressTc => TC_ACT_OK,
-        }
+        if self.is_xdp() { XDP_PASS } else { TC_ACT_OK }
     }
 
     /// The verdict that drops a packet (`XDP_DROP` / `TC_ACT_SHOT`).
     pub fn drop(self) -> u32 {
-        match self {
-            Hook::IngressXdp => XDP_DROP,
-            Hook::IngressTc | Hook::EgressTc => TC_ACT_SHOT,
+        if self.is_xdp() { XDP_DROP } else { TC_ACT_SHOT }
+    }
+
+    /// The verdict of a packet the program redirected to another device
+    /// (`XDP_REDIRECT` / `TC_ACT_REDIRECT`).
+    pub fn redirect(self) -> u32 {
+        if self.is_xdp() {
+            XDP_REDIRECT
+        } else {
+            TC_ACT_REDIRECT
         }
     }
 
     /// A name for a verdict of this hook, for messages.
     pub fn verdict_name(self, v: u32) -> String {
-        let name = match (self, v) {
-            (Hook::IngressXdp, XDP_ABORTED) => "XDP_ABORTED",
-            (Hook::IngressXdp, XDP_DROP) => "XDP_DROP",
-            (Hook::IngressXdp, XDP_PASS) => "XDP_PASS",
-            (Hook::IngressXdp, 3) => "XDP_TX",
-            (Hook::IngressXdp, 4) => "XDP_REDIRECT",
-            (_, TC_ACT_OK) => "TC_ACT_OK",
-            (_, TC_ACT_SHOT) => "TC_ACT_SHOT",
-            (_, 7) => "TC_ACT_REDIRECT",
-            (_, u32::MAX) => "TC_ACT_UNSPEC",
+        let name = match (self.is_xdp(), v) {
+            (true, XDP_ABORTED) => "XDP_ABORTED",
+            (true, XDP_DROP) => "XDP_DROP",
+            (true, XDP_PASS) => "XDP_PASS",
+            (true, 3) => "XDP_TX",
+            (true, XDP_REDIRECT) => "XDP_REDIRECT",
+            (false, TC_ACT_OK) => "TC_ACT_OK",
+            (false, TC_ACT_SHOT) => "TC_ACT_SHOT",
+            (false, TC_ACT_REDIRECT) => "TC_ACT_REDIRECT",
+            (false, u32::MAX) => "TC_ACT_UNSPEC",
             _ => "?",
         };
         format!("{name} ({v})")
@@ -195,9 +215,10 @@ pub fn try_run(ebpf: &Ebpf, hook: Hook, frame: &[u8]) -> Result<Outcome> {
         repeat: 1,
         ..Default::default()
     };
-    let res = match hook {
-        Hook::IngressXdp => <&Xdp>::try_from(prog)?.test_run(opts),
-        Hook::IngressTc | Hook::EgressTc => <&SchedClassifier>::try_from(prog)?.test_run(opts),
+    let res = if hook.is_xdp() {
+        <&Xdp>::try_from(prog)?.test_run(opts)
+    } else {
+        <&SchedClassifier>::try_from(prog)?.test_run(opts)
     }
     .with_context(|| format!("BPF_PROG_TEST_RUN of {name}"))?;
     out.truncate(res.data_size_out as usize);

@@ -5,6 +5,8 @@
 //! checksums, nested or cut ICMP quotes, VLAN tags, other ethertypes,
 //! TTL 0/1, stray bytes.
 
+mod inside;
+
 use std::net::Ipv4Addr;
 
 use rand::seq::IndexedRandom;
@@ -267,6 +269,9 @@ impl Generator {
 
     /// The next frame for `st`.
     pub fn next(&mut self, st: &State) -> Case {
+        if self.rng.random_bool(inside::SHARE) {
+            return self.next_inside(st);
+        }
         let mut what = Vec::new();
         let outbound = self.rng.random_bool(0.5);
         let hook = if outbound {

@@ -11,6 +11,7 @@
 pub mod agent;
 pub mod compare;
 pub mod frames;
+pub mod inside;
 pub mod repro;
 pub mod skb;
 pub mod target;
@@ -24,6 +25,7 @@ use nat_common::EndpointKey;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::bpf::Hook;
 use crate::frame::{first_difference, hex_dump};
 use crate::model::{self, Allocation, Oracle, State, Verdict};
 use crate::napt_maps::dataplane_now_ns;
@@ -132,7 +134,9 @@ impl Oracle for FromMaps<'_> {
 
 /// [`run`] on a thread inside a scratch network namespace of its own:
 /// releasing held fragments clones packets onto the test skb's device,
-/// the current namespace's loopback, and they must not reach the host's.
+/// the current namespace's loopback, and they must not reach the host's;
+/// and the inside programs' FIB lookups see the gateway built there
+/// ([`inside::Network`]).
 pub fn run_isolated(opts: &Options) -> Result<Report> {
     run_isolated_with(opts, agent::Mode::Off)
 }
@@ -142,16 +146,18 @@ pub fn run_isolated_with(opts: &Options, mode: agent::Mode) -> Result<Report> {
     crate::bpf::require_root();
     let ns =
         crate::netns::Netns::create(format!("xfz{}-{}", std::process::id(), opts.seed % 100_000));
-    ns.in_ns(|| run_with(opts, mode))
+    let net = inside::Network::create(&ns)?;
+    ns.in_ns(|| run_with(opts, mode, &net))
 }
 
-/// Runs `opts.packets` frames (as root; see [`run_isolated`]).
-pub fn run(opts: &Options) -> Result<Report> {
-    run_with(opts, agent::Mode::Off)
+/// Runs `opts.packets` frames (as root, on a thread in the namespace of
+/// `net`; see [`run_isolated`]).
+pub fn run(opts: &Options, net: &inside::Network) -> Result<Report> {
+    run_with(opts, agent::Mode::Off, net)
 }
 
 /// [`run`] with the agent's code running alongside in `mode`.
-pub fn run_with(opts: &Options, mode: agent::Mode) -> Result<Report> {
+pub fn run_with(opts: &Options, mode: agent::Mode, net: &inside::Network) -> Result<Report> {
     // Two copies of the object: tables as large as the state never gets,
     // and tables small enough to fill; each epoch runs on one.
     let mut targets = [Target::load(false)?, Target::load(true)?];
@@ -163,6 +169,7 @@ pub fn run_with(opts: &Options, mode: agent::Mode) -> Result<Report> {
         rng: ChaCha8Rng::seed_from_u64(opts.seed ^ 0x9e37_79b9_7f4a_7c15),
     };
     let mut st = world::base_state();
+    st.gateway = net.gateway();
     for t in &mut targets {
         t.configure(&st)?;
     }
@@ -183,6 +190,7 @@ pub fn run_with(opts: &Options, mode: agent::Mode) -> Result<Report> {
         }
         if epoch_left == 0 {
             world::new_epoch(&mut st, &mut rng);
+            net.new_epoch(&mut st.gateway, &mut rng);
             let small = rng.random_bool(SMALL_TABLES_CHANCE);
             cur = small as usize;
             st.capacity = targets[cur].capacity();
@@ -260,7 +268,7 @@ pub fn run_with(opts: &Options, mode: agent::Mode) -> Result<Report> {
         let p = skb::Lanes::predict(&st, case.hook, &case.frame, csum, &oracle, t0);
         report.frames += 1;
         match p.verdict {
-            Verdict::Translated => report.translated += 1,
+            Verdict::Translated | Verdict::Redirected => report.translated += 1,
             Verdict::Pass => report.passed += 1,
             Verdict::Drop => report.dropped += 1,
         }
@@ -401,7 +409,7 @@ pub(crate) fn frame_problems(
 /// The kernel's skb test run refuses an IPv4 frame without a whole
 /// 20-byte IPv4 header (EINVAL); XDP runs take anything from 14 bytes.
 fn refused_by_test_run(case: &Case) -> bool {
-    case.hook != crate::bpf::Hook::IngressXdp
+    !case.hook.is_xdp()
         && case.frame[12..14] == [0x08, 0x00]
         && case.frame.len() < crate::frame::ETH_HLEN + 20
 }
@@ -429,6 +437,9 @@ fn describe(
             "tables: small ({:?}); the repro below runs on full-size tables",
             st.capacity
         );
+    }
+    if matches!(case.hook, Hook::InsideTc | Hook::InsideXdp) {
+        let _ = writeln!(s, "{}", inside::describe(&st.gateway));
     }
     let _ = writeln!(s, "generated: {}", case.what.join("; "));
     if let Some(state) = case.what.iter().find(|w| w.starts_with("CHECKSUM_")) {

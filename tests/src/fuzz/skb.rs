@@ -310,7 +310,7 @@ impl Lanes {
         p: &Prediction,
         output: &[u8],
     ) -> Option<Result<(), String>> {
-        if p.verdict != Verdict::Translated {
+        if !matches!(p.verdict, Verdict::Translated | Verdict::Redirected) {
             return None;
         }
         match csum {

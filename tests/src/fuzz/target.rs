@@ -14,7 +14,8 @@ use nat_common::{
     InsideEndpoint, MAP_CONFIG, MAP_EVENTS, MAP_FILTER, MAP_FRAG_HOLD_IN, MAP_FRAG_HOLD_OUT,
     MAP_FRAGS_IN, MAP_FRAGS_OUT, MAP_HOST_PORTS, MAP_INBOUND_SESSIONS, MAP_INTERNAL, MAP_NAPT_IN,
     MAP_NAPT_OUT, MAP_POOL, MAP_SESSIONS, MAP_STATIC_EMPTY, MAP_STATIC_IN, MAP_STATIC_OUT, Mapping,
-    NatConfig, PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP, Session, SessionKey,
+    NatConfig, PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_INSIDE_TC, PROG_INSIDE_XDP,
+    Session, SessionKey,
 };
 
 use crate::bpf::{Hook, Outcome};
@@ -64,6 +65,9 @@ pub const SMALL_TABLES: Capacity = Capacity {
 pub struct Target {
     ebpf: Ebpf,
     capacity: Capacity,
+    /// The device the inside programs' frames arrive on (see
+    /// [`super::inside`]).
+    inside_ifindex: u32,
 }
 
 impl Target {
@@ -108,19 +112,25 @@ impl Target {
         let mut ebpf = loader
             .load(nat_userspace::ebpf_object())
             .context("EbpfLoader::load")?;
-        let xdp: &mut Xdp = ebpf
-            .program_mut(PROG_INGRESS_XDP)
-            .ok_or_else(|| anyhow!("no program {PROG_INGRESS_XDP}"))?
-            .try_into()?;
-        xdp.load().context(PROG_INGRESS_XDP)?;
-        for name in [PROG_INGRESS_TC, PROG_EGRESS_TC] {
+        for name in [PROG_INGRESS_XDP, PROG_INSIDE_XDP] {
+            let p: &mut Xdp = ebpf
+                .program_mut(name)
+                .ok_or_else(|| anyhow!("no program {name}"))?
+                .try_into()?;
+            p.load().context(name)?;
+        }
+        for name in [PROG_INGRESS_TC, PROG_EGRESS_TC, PROG_INSIDE_TC] {
             let p: &mut SchedClassifier = ebpf
                 .program_mut(name)
                 .ok_or_else(|| anyhow!("no program {name}"))?
                 .try_into()?;
             p.load().context(name)?;
         }
-        Ok(Target { ebpf, capacity })
+        Ok(Target {
+            ebpf,
+            capacity,
+            inside_ifindex: 0,
+        })
     }
 
     /// The capacities of this copy's tables.
@@ -213,6 +223,8 @@ impl Target {
         self.clear::<HoldKey, HeldFragment>(MAP_FRAG_HOLD_IN)?;
         self.set_config(st.config)?;
         self.set_static(st)?;
+        super::inside::write(&mut self.ebpf, &st.gateway)?;
+        self.inside_ifindex = st.gateway.inside_ifindex;
         self.set_bindings(st)
     }
 
@@ -296,15 +308,25 @@ impl Target {
             .program(name)
             .ok_or_else(|| anyhow!("no program {name}"))?;
         let mut out = vec![0u8; frame.len().max(FRAG_HOLD_BYTES) + ETH_HLEN + 512];
+        // The inside programs' frames arrive on the gateway's inside
+        // interface (their FIB lookups depend on it); the external ones'
+        // come from the test run's default device, `lo`.
+        let ctx = match hook {
+            Hook::InsideTc => Some(super::inside::skb_ctx(self.inside_ifindex)),
+            Hook::InsideXdp => Some(super::inside::xdp_ctx(self.inside_ifindex, frame.len())),
+            _ => None,
+        };
         let opts = TestRunOptions {
             data_in: Some(frame),
             data_out: Some(&mut out),
+            ctx_in: ctx.as_deref(),
             repeat: 1,
             ..Default::default()
         };
-        let res = match hook {
-            Hook::IngressXdp => <&Xdp>::try_from(prog)?.test_run(opts),
-            Hook::IngressTc | Hook::EgressTc => <&SchedClassifier>::try_from(prog)?.test_run(opts),
+        let res = if hook.is_xdp() {
+            <&Xdp>::try_from(prog)?.test_run(opts)
+        } else {
+            <&SchedClassifier>::try_from(prog)?.test_run(opts)
         }
         .with_context(|| format!("BPF_PROG_TEST_RUN of {name}"))?;
         out.truncate(res.data_size_out as usize);

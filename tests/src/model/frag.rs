@@ -9,7 +9,6 @@ use nat_common::{Counter, FRAG_HOLD_BYTES, FRAG_HOLD_SLOTS, FRAG_TIMEOUT_NS, Fra
 use super::parse::{self, ETH_HLEN, Ip};
 use super::rewrite::{Edit, Slot};
 use super::{Ctx, Dir, Held, NOW, Verdict};
-use crate::bpf::Hook;
 
 pub fn key(ip: &Ip, dir: Dir) -> FragKey {
     FragKey {
@@ -49,7 +48,7 @@ pub fn translate_later(ctx: &mut Ctx, ip: &Ip) -> Option<Verdict> {
 /// A later fragment before its first: held in a free slot of its datagram
 /// on TC hooks (XDP cannot hold). Returns whether it was held.
 pub fn hold(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> bool {
-    if ctx.hook == Hook::IngressXdp {
+    if ctx.hook.is_xdp() {
         return false;
     }
     let len = ip.end - ip.off;
@@ -89,7 +88,7 @@ pub fn remember(ctx: &mut Ctx, ip: &Ip, new_addr: u32) {
             seen: NOW,
         },
     );
-    if ctx.hook == Hook::IngressXdp {
+    if ctx.hook.is_xdp() {
         // XDP cannot send extra packets: nothing is released there (and
         // nothing is held there either).
         return;

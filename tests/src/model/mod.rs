@@ -13,8 +13,14 @@
 pub mod agent;
 pub mod alloc;
 pub mod csum;
+pub mod fastpath;
+pub mod fib;
+pub mod forward;
 pub mod frag;
+pub mod gateway;
+pub mod hairpin;
 pub mod icmp;
+pub mod inside;
 pub mod local_error;
 pub mod napt;
 pub mod offload;
@@ -37,6 +43,9 @@ pub enum Verdict {
     Drop,
     /// Translated and passed on.
     Translated,
+    /// Translated and redirected to another device by the program itself
+    /// (hairpinning, the fast path).
+    Redirected,
 }
 
 impl Verdict {
@@ -45,6 +54,7 @@ impl Verdict {
         match self {
             Verdict::Pass | Verdict::Translated => hook.pass(),
             Verdict::Drop => hook.drop(),
+            Verdict::Redirected => hook.redirect(),
         }
     }
 }
@@ -175,8 +185,10 @@ pub fn predict(
     oracle: &dyn Oracle,
     now: u64,
 ) -> Prediction {
+    // The inside programs translate outbound first (hairpinning then
+    // inbound too).
     let dir = match hook {
-        Hook::EgressTc => Dir::Out,
+        Hook::EgressTc | Hook::InsideTc | Hook::InsideXdp => Dir::Out,
         Hook::IngressXdp | Hook::IngressTc => Dir::In,
     };
     let mut ctx = Ctx {
@@ -194,7 +206,10 @@ pub fn predict(
     };
     // Only a translation edits `ctx.out` (nothing is half-rewritten), and
     // releasing held fragments replaces it.
-    let verdict = decide(&mut ctx, frame);
+    let verdict = match hook {
+        Hook::InsideTc | Hook::InsideXdp => inside::decide(&mut ctx, frame),
+        _ => decide(&mut ctx, frame),
+    };
     Prediction {
         verdict,
         output: ctx.out,

@@ -97,6 +97,12 @@ impl Edit {
         self
     }
 
+    /// A single byte (the TTL).
+    pub fn byte(&mut self, at: usize, v: u8) -> &mut Self {
+        self.writes.push((at, vec![v]));
+        self
+    }
+
     pub fn fix(&mut self, slot: Slot) -> &mut Self {
         self.slots.push(slot);
         self

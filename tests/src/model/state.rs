@@ -10,6 +10,8 @@ use nat_common::{
     SessionKey,
 };
 
+use super::gateway::Gateway;
+
 /// Stands for "the kernel's clock at the time the program ran" in a
 /// predicted timestamp; the runner checks the real value lies within the
 /// run and adopts it.
@@ -84,6 +86,9 @@ pub struct State {
     /// Not a map either: the capacities of the tables the frames run
     /// against.
     pub capacity: Capacity,
+    /// The fast-path settings and the forwarding tables the inside
+    /// programs read.
+    pub gateway: Gateway,
 }
 
 impl State {
