@@ -38,6 +38,10 @@ pub struct Case {
 
 pub struct Generator {
     pub rng: ChaCha8Rng,
+    /// Whether frames go to the inside interfaces' programs too (not
+    /// while the agent's code runs: a reload rewrites the fast-path
+    /// settings, which the model of the agent does not follow).
+    pub inside: bool,
 }
 
 fn pick<T: Copy>(rng: &mut impl Rng, v: &[T]) -> T {
@@ -269,7 +273,7 @@ impl Generator {
 
     /// The next frame for `st`.
     pub fn next(&mut self, st: &State) -> Case {
-        if self.rng.random_bool(inside::SHARE) {
+        if self.rng.random_bool(inside::SHARE) && self.inside {
             return self.next_inside(st);
         }
         let mut what = Vec::new();

@@ -167,6 +167,7 @@ pub fn run_with(opts: &Options, mode: agent::Mode, net: &inside::Network) -> Res
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
     let mut generator = Generator {
         rng: ChaCha8Rng::seed_from_u64(opts.seed ^ 0x9e37_79b9_7f4a_7c15),
+        inside: mode == agent::Mode::Off,
     };
     let mut st = world::base_state();
     st.gateway = net.gateway();

@@ -174,7 +174,9 @@ impl Lanes {
     /// Picks the checksum state of `case`'s skb; a partial one rewrites
     /// the frame's checksum field (noted in `case.what`).
     pub fn choose(&mut self, case: &mut Case) -> Csum {
-        if case.hook == Hook::IngressXdp {
+        // XDP has no checksum state; the inside programs' lanes are not
+        // built (their frames run as CHECKSUM_NONE skbs only).
+        if !matches!(case.hook, Hook::EgressTc | Hook::IngressTc) {
             return Csum::None;
         }
         // Drawn whatever the frame, so one frame's shape does not shift the
