@@ -97,6 +97,24 @@ fn fixed_seed_run_matches_the_model() {
         "ran {} of {FRAMES} frames",
         report.frames + report.refused
     );
+    // Every frame the test run refuses has a reason, and they are few.
+    assert_eq!(
+        report.refused_by.values().sum::<u64>(),
+        report.refused,
+        "refusals without a reason"
+    );
+    assert!(
+        report.refused * 100 <= FRAMES,
+        "the test run refused {} of {FRAMES} frames (> 1 %): {:?}",
+        report.refused,
+        report.refused_by
+    );
+    // Frames that are not IPv4 pass untouched (the model says "not ours";
+    // the comparison checks the bytes): IPv6 and VLAN-tagged ones came.
+    assert!(
+        report.paths.iter().any(|(p, _)| p == "not ours"),
+        "no frame was passed as not ours"
+    );
     for rule in MUST_COVER {
         let n: u64 = report
             .paths

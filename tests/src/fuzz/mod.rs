@@ -66,6 +66,8 @@ pub struct Report {
     pub checksums_checked: u64,
     /// Frames BPF_PROG_TEST_RUN refuses to run (not compared).
     pub refused: u64,
+    /// The same, by the kernel's reason (see [`refused_by_test_run`]).
+    pub refused_by: std::collections::BTreeMap<&'static str, u64>,
     /// Expiry sweeps that changed the bindings between frames.
     pub sweeps: u64,
     /// Epochs run against tables small enough to fill.
@@ -104,8 +106,29 @@ impl Report {
             } else {
                 format!("; {}", self.agent.summary())
             }
+            + &self.refusals()
+    }
+
+    /// The refusals by reason, and a warning when they are more than a
+    /// small share of the frames (the run then checks less than it says).
+    fn refusals(&self) -> String {
+        let mut s = String::new();
+        for (why, n) in &self.refused_by {
+            s += &format!("\n  refused: {n} × {why}");
+        }
+        let all = self.frames + self.refused;
+        if all > 0 && self.refused * 100 > all * REFUSED_WARN_PERCENT {
+            s += &format!(
+                "\n  warning: the test run refused {:.2} % of the frames (more than {REFUSED_WARN_PERCENT} %)",
+                self.refused as f64 * 100.0 / all as f64
+            );
+        }
+        s
     }
 }
+
+/// Share of refused frames above which a run warns.
+const REFUSED_WARN_PERCENT: u64 = 1;
 
 /// The allocator's choices, read from the maps after the run (and, for a
 /// failure, from the drop counter it bumped).
@@ -226,8 +249,9 @@ pub fn run_with(opts: &Options, mode: agent::Mode, net: &inside::Network) -> Res
             report.mismatches.push(text);
         }
         let mut case = generator.next(&st);
-        if refused_by_test_run(&case) {
+        if let Some(why) = refused_by_test_run(&case) {
             report.refused += 1;
+            *report.refused_by.entry(why).or_default() += 1;
             continue;
         }
         let csum = lanes.choose(&mut case);
@@ -409,10 +433,29 @@ pub(crate) fn frame_problems(
 
 /// The kernel's skb test run refuses an IPv4 frame without a whole
 /// 20-byte IPv4 header (EINVAL); XDP runs take anything from 14 bytes.
-fn refused_by_test_run(case: &Case) -> bool {
-    !case.hook.is_xdp()
-        && case.frame[12..14] == [0x08, 0x00]
-        && case.frame.len() < crate::frame::ETH_HLEN + 20
+/// Why BPF_PROG_TEST_RUN refuses to run `case` (EINVAL), if it does: the
+/// kernel's own checks of the input. Any test run wants an Ethernet
+/// header; the skb one also wants the whole IPv4 or IPv6 header behind
+/// the EtherType that announces it (a NIC would hand such a frame to the
+/// program: it cannot be checked here, and is counted and skipped).
+pub fn refused_by_test_run(case: &Case) -> Option<&'static str> {
+    let f = &case.frame;
+    let eth = crate::frame::ETH_HLEN;
+    if f.len() < eth {
+        return Some("frame shorter than an Ethernet header");
+    }
+    if case.hook.is_xdp() {
+        return None;
+    }
+    match [f[12], f[13]] {
+        [0x08, 0x00] if f.len() < eth + 20 => {
+            Some("skb test run: IPv4 frame shorter than its header")
+        }
+        [0x86, 0xdd] if f.len() < eth + 40 => {
+            Some("skb test run: IPv6 frame shorter than its header")
+        }
+        _ => None,
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -83,7 +83,7 @@ impl Generator {
             p = self.fragment(st, p, true, &mut what);
         }
         let base_frame = p.frame();
-        let frame = self.mutate(&p, base_frame.clone(), &mut what);
+        let frame = self.mutate(&p, base_frame.clone(), hook.is_xdp(), &mut what);
         Case {
             hook,
             frame,
