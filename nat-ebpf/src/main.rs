@@ -3,7 +3,8 @@
 //! * `xnat_egress_tc`   — TC egress on the external interface: source NAT.
 //! * `xnat_ingress_xdp` — XDP on the external interface: destination NAT.
 //! * `xnat_ingress_tc`  — the same as a TC ingress program, for devices where
-//!   XDP cannot see the skb's checksum state (veth, see DESIGN.md §2).
+//!   XDP cannot see the skb's checksum state (veth; README, "Ingress
+//!   modes and checksum offload").
 //!
 //! Each packet reads top to bottom as parse → look up → rewrite → verdict
 //! (`nat.rs`); `packet.rs` hides whether bytes come from an XDP buffer or an

@@ -1,6 +1,6 @@
 //! Answering "no public port left" with ICMP destination unreachable,
-//! code 13 (communication administratively prohibited), as RFC 5508 and
-//! DESIGN.md ask. The data plane drops the packet and hands its header to
+//! code 13 (communication administratively prohibited), as RFC 5508 asks
+//! (README, "How NAPT behaves": port exhaustion). The data plane drops the packet and hands its header to
 //! the agent through the EVENTS ring buffer; the agent sends the error from
 //! a raw socket, so the kernel picks the source address on the route back
 //! to the inside host.

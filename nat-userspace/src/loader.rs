@@ -22,7 +22,8 @@ use crate::{bpffs, link, napt::NaptSettings, netdev, pins, static_map};
 /// inside interfaces (`--inside-hook`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HookMode {
-    /// XDP on physical NICs, TC on virtual devices (DESIGN.md §2).
+    /// XDP on physical NICs, TC on virtual devices (README, "Ingress modes and
+    /// checksum offload").
     Auto,
     Xdp,
     Tc,

@@ -172,7 +172,8 @@ pub fn check_attachable(name: &str) -> anyhow::Result<()> {
 
 /// Whether `name` is a virtual device (veth, bridge, tun, ...): those have
 /// no bus address. On them XDP cannot see the skb's checksum state, so the
-/// `auto` ingress mode picks TC (DESIGN.md §2).
+/// `auto` ingress mode picks TC (README, "Ingress modes and checksum
+/// offload").
 pub fn is_virtual(name: &str) -> bool {
     match driver_info(name) {
         Some((_, bus)) => bus.is_empty() || bus == "N/A",

@@ -235,7 +235,7 @@ fn build_topology(ingress: &str) -> Result<()> {
 
     if ingress == "xdp" {
         // XDP cannot fix up a partial checksum; a real wire never delivers one, so make the
-        // public host's veth behave like a wire (DESIGN.md §2).
+        // public host's veth behave like a wire (README, "Ingress modes and checksum offload").
         println!("    (xdp ingress: turning tx checksum offload off on the public host's eth0)");
         util::output(netns::exec(PUB, "ethtool").args(["-K", "eth0", "tx", "off"]))?;
     }

@@ -2,7 +2,7 @@
 //!
 //! Commands enter a namespace with `nsenter --net=/run/netns/NAME`, not `ip netns exec`: the
 //! latter gives its command a fresh /sys, which hides the bpffs at /sys/fs/bpf where xnat pins
-//! its maps (DESIGN.md §5).
+//! its maps (README, "Namespaces, containers and pins").
 
 use std::{
     ffi::OsStr,
