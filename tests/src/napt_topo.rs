@@ -422,6 +422,14 @@ impl Drop for NaptTopo {
 }
 
 /// `SocketAddrV4::new` shorthand.
+/// `xnat attach` arguments every NAPT test starts with: a pool of the first
+/// pool address and the inside network, then `extra`.
+pub fn napt_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec!["--pool", "198.51.100.1", "--internal", "10.0.0.0/8"];
+    v.extend_from_slice(extra);
+    v
+}
+
 pub fn sa(ip: Ipv4Addr, port: u16) -> SocketAddrV4 {
     SocketAddrV4::new(ip, port)
 }

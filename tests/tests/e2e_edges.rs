@@ -38,8 +38,8 @@ use xnat_tests::frame::{Packet, Tcp, Udp, tcp_flags};
 use xnat_tests::hairpin_topo::RawIp;
 use xnat_tests::napt_topo::{
     ConnectState, Flow, HOST_A, IO_TIMEOUT, NaptTopo, POOL, SRV1, SRV2, SRV3, connect_state,
-    ip_mtu, recv_within, sa, set_pmtudisc_do, show_flows, tcp_connect, tcp_connect_start,
-    tcp_listen, udp_bind, udp_deliver, v4,
+    ip_mtu, napt_args, recv_within, sa, set_pmtudisc_do, show_flows, tcp_connect,
+    tcp_connect_start, tcp_listen, udp_bind, udp_deliver, v4,
 };
 use xnat_tests::topology::Ingress;
 use xnat_tests::traffic::accept_within;
@@ -58,14 +58,6 @@ both_modes!(inbound_flood_does_not_starve_inside, "fld");
 
 /// The pool address (a pool of one).
 const PUB: Ipv4Addr = POOL[0];
-const POOL1: &str = "198.51.100.1";
-
-/// `xnat attach` arguments every test starts with.
-fn napt_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
-    let mut v = vec!["--pool", POOL1, "--internal", "10.0.0.0/8"];
-    v.extend_from_slice(extra);
-    v
-}
 
 /// Whether `a` is an inside address (10/8): nothing leaving EXT may name one.
 fn inside_addr(a: Ipv4Addr) -> bool {

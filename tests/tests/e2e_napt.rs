@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use xnat_tests::napt_topo::{
     Flow, GW_INT, HOST_A, HOST_B, HOST_C, HOST_FWD, IO_TIMEOUT, NaptTopo, POOL, RTR_EXT,
-    SRV_LINK_MTU, SRV1, SRV2, SRV3, drain_for, hops, ip_mtu, recv_within, sa, set_pmtudisc_do,
-    show_flows, tcp_connect, tcp_listen, udp_bind, udp_connected, udp_deliver, udp_error_within,
-    v4,
+    SRV_LINK_MTU, SRV1, SRV2, SRV3, drain_for, hops, ip_mtu, napt_args, recv_within, sa,
+    set_pmtudisc_do, show_flows, tcp_connect, tcp_listen, udp_bind, udp_connected, udp_deliver,
+    udp_error_within, v4,
 };
 use xnat_tests::netns::{BgChild, describe};
 use xnat_tests::topology::{Ingress, Topology};
@@ -42,14 +42,6 @@ tc_only!(idle_established_tcp_outlives_short_timeouts, "idle");
 /// The first pool address: every test but `paired_pooling` uses a pool of
 /// one address.
 const PUB: Ipv4Addr = POOL[0];
-const POOL1: &str = "198.51.100.1";
-
-/// `xnat attach` arguments every test starts with.
-fn napt_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
-    let mut v = vec!["--pool", POOL1, "--internal", "10.0.0.0/8"];
-    v.extend_from_slice(extra);
-    v
-}
 
 /// Sends `msg` one way over a TCP connection and checks it arrives intact.
 fn tcp_send(from: &TcpStream, to: &TcpStream, msg: &[u8]) {
