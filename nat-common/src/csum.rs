@@ -62,6 +62,22 @@ pub fn replace2_udp(check: u16, old: u16, new: u16) -> u16 {
     if out == 0 { 0xffff } else { out }
 }
 
+/// An ICMP checksum as a translation writes it: a computed 0x0000 goes
+/// out as 0xffff. Over a message with any non-zero byte both values
+/// verify, but over an all-zero one (an echo reply whose identifier,
+/// sequence number and data are all 0) only 0xffff does, and RFC 1624
+/// arithmetic yields 0x0000 there.
+#[inline(always)]
+pub fn icmp_never_zero(check: u16) -> u16 {
+    if check == 0 { 0xffff } else { check }
+}
+
+/// [`replace2`] for an ICMP checksum (see [`icmp_never_zero`]).
+#[inline(always)]
+pub fn replace2_icmp(check: u16, old: u16, new: u16) -> u16 {
+    icmp_never_zero(replace2(check, old, new))
+}
+
 /// One's complement sum of `data` (big-endian 16-bit words, odd byte padded
 /// with zero), not yet complemented. Host-side helper for tests and for
 /// building packets; the data plane only uses the incremental forms.
@@ -190,6 +206,22 @@ mod tests {
         assert_eq!(replace4_udp(0xffff, 0, 0), 0xffff);
         assert_eq!(replace2(0xffff, 0, 0), 0);
         assert_eq!(replace2_udp(0xffff, 0, 0), 0xffff);
+    }
+
+    #[test]
+    fn icmp_all_zero_message_gets_ffff() {
+        // Echo reply, identifier 0x1234 becoming 0, sequence 0, no data.
+        let before = [0u8, 0, 0, 0, 0x12, 0x34, 0, 0];
+        let check = u16::from_ne_bytes(checksum(&before).to_be_bytes());
+        let id = memory_word16(&before[4..]);
+        assert_eq!(replace2(check, id, 0), 0, "RFC 1624 gives 0x0000");
+        let out = replace2_icmp(check, id, 0);
+        let mut after = [0u8; 8];
+        after[2..4].copy_from_slice(&out.to_ne_bytes());
+        assert_eq!(checksum(&after), 0, "the written checksum verifies");
+        let mut zero = [0u8; 8];
+        zero[2..4].copy_from_slice(&0u16.to_ne_bytes());
+        assert_ne!(checksum(&zero), 0, "0x0000 would not have");
     }
 
     #[test]

@@ -137,7 +137,8 @@ impl Embedded {
             if let Some((_, old_port, new_port)) = port {
                 new_l4 = match kind {
                     L4Csum::Udp => csum::replace2_udp(new_l4, old_port, new_port),
-                    _ => csum::replace2(new_l4, old_port, new_port),
+                    L4Csum::Icmp => csum::replace2_icmp(new_l4, old_port, new_port),
+                    L4Csum::Tcp => csum::replace2(new_l4, old_port, new_port),
                 };
             }
             icmp_csum = csum::replace2(icmp_csum, old_l4, new_l4);
@@ -150,7 +151,7 @@ impl Embedded {
 
         p.store(addr_off, &new)?;
         p.store(ip_csum_off, &new_ip_csum)?;
-        p.store(icmp_csum_off, &icmp_csum)
+        p.store(icmp_csum_off, &csum::icmp_never_zero(icmp_csum))
     }
 
     /// Offset and kind of the embedded transport checksum if the quote

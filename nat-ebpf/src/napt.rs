@@ -162,7 +162,8 @@ fn rewrite<P: Packet>(
             // and ICMP checksums are always complete (never offloaded).
             if new_port != ports.our_port {
                 let c: u16 = p.load(ports.csum_off)?;
-                p.store(ports.csum_off, &csum::replace2(c, ports.our_port, new_port))?;
+                let fixed = csum::replace2_icmp(c, ports.our_port, new_port);
+                p.store(ports.csum_off, &fixed)?;
                 p.store(ports.our_port_off, &new_port)?;
             }
         }

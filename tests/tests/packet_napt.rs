@@ -1210,6 +1210,28 @@ fn icmp_echo_reply_translated() {
     });
 }
 
+/// An echo reply whose message is all zero once translated (identifier 0,
+/// sequence 0, no data) gets checksum 0xffff, the only value that verifies
+/// there; the incremental update alone gives 0x0000 (fuzz seed 1).
+#[test]
+fn icmp_echo_reply_summing_to_zero_gets_ffff() {
+    let setup = || {
+        let mut n = napt();
+        occupy(&mut n, Endpoint::new(POOL, 0, ICMP));
+        n
+    };
+    per_ingress_hook(setup, |n, hook| {
+        let req = Packet::icmp(H1, R1, Icmp::echo_request(0, 0, b""));
+        let public = egress_first(n, "echo request, identifier 0", &req);
+        assert_ne!(public.port, 0);
+        let reply = Packet::icmp(R1, POOL, Icmp::echo_reply(public.port, 0, b""));
+        // What must come out: the whole ICMP message checksummed afresh.
+        let want = with_dst(&reply, src_ep(&req)).frame();
+        assert_eq!(want[14 + 20..], [0, 0, 0xff, 0xff, 0, 0, 0, 0]);
+        ingress_to(n, hook, "echo reply", &reply, src_ep(&req), false);
+    });
+}
+
 /// UDP without checksum keeps 0 both ways, with a port change.
 #[test]
 fn udp_zero_checksum_stays_zero() {

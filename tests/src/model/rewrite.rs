@@ -121,10 +121,15 @@ impl Edit {
         }
         for (i, s) in self.slots.iter().enumerate() {
             let after = s.covered(f);
-            let new = if s.udp {
-                csum::adjust_udp(old[i], before[i], after)
-            } else {
-                csum::adjust(old[i], before[i], after)
+            let new = match s.cover {
+                _ if s.udp => csum::adjust_udp(old[i], before[i], after),
+                // A computed 0 goes out as 0xffff: the only value that
+                // verifies over an all-zero ICMP message.
+                Cover::Icmp(_) => match csum::adjust(old[i], before[i], after) {
+                    0 => 0xffff,
+                    c => c,
+                },
+                _ => csum::adjust(old[i], before[i], after),
             };
             f[s.at..s.at + 2].copy_from_slice(&new.to_be_bytes());
         }
