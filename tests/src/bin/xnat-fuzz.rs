@@ -66,13 +66,25 @@ fn main() {
         }
     };
     if paths {
-        // Which rules the frames exercised, by the model's account.
+        // Which paths through the model the frames took, then each rule.
         for (path, n) in &report.paths {
             println!("{n:>9}  {path}");
         }
+        println!("xnat-fuzz: frames per rule of the model:");
+        for r in xnat_tests::model::Rule::ALL {
+            let n = report.rules.get(r).copied().unwrap_or(0);
+            println!("{n:>9}  {}", r.describe());
+        }
     }
     println!("xnat-fuzz: {}", report.summary());
-    if !report.mismatches.is_empty() {
+    for r in report.never_hit() {
+        println!("xnat-fuzz: never taken: {}", r.describe());
+    }
+    let coverage = report.coverage_problem();
+    if let Some(text) = &coverage {
+        eprintln!("xnat-fuzz: {text}");
+    }
+    if !report.mismatches.is_empty() || coverage.is_some() {
         std::process::exit(1);
     }
 }

@@ -949,7 +949,7 @@ impl Agent {
             v.insert(0, header("operation before the frame"));
             v.push(format!(
                 "(model, operation first, via {}; NAPT_OUT before both {:?}; after the operation by the model {:?}; after both {:?})",
-                op_first[0].2.path.join(" / "),
+                crate::model::rules::path_text(&op_first[0].2.path),
                 s0.napt_out,
                 l.op.effects(s0, w.t0)[0].state.napt_out,
                 real.napt_out
@@ -1037,7 +1037,7 @@ impl Agent {
         let _ = writeln!(
             text,
             "against \"frame, then operation\" (model via {}):",
-            pa.path.join(" / ")
+            crate::model::rules::path_text(&pa.path)
         );
         for p in frame_first {
             let _ = writeln!(text, "- {p}");
@@ -1045,7 +1045,7 @@ impl Agent {
         let _ = writeln!(
             text,
             "against \"operation, then frame\" (model via {}):",
-            pb.path.join(" / ")
+            crate::model::rules::path_text(&pb.path)
         );
         for p in op_first {
             let _ = writeln!(text, "- {p}");
@@ -1055,7 +1055,7 @@ impl Agent {
                 format!(
                     "the frame on the state the operation passes through (model via {}), \
                      which reproduces what it met:",
-                    p.path.join(" / ")
+                    crate::model::rules::path_text(&p.path)
                 ),
                 mid,
                 p.verdict.code(case.hook),

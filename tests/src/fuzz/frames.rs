@@ -13,6 +13,8 @@ use rand::seq::IndexedRandom;
 use rand::{Rng, RngCore};
 use rand_chacha::ChaCha8Rng;
 
+use nat_common::napt::FRAG_HOLD_BYTES;
+
 use super::world::{INSIDE, NOT_INTERNAL, OTHER_PUBLIC, POOL, PORTS, REMOTES, STATIC};
 use crate::bpf::Hook;
 use crate::frame::{
@@ -330,7 +332,14 @@ impl Generator {
             if outbound {
                 let inside = self.inside_endpoint(st, qproto);
                 let remote = self.remote_endpoint(st, qproto);
-                let q = self.quotable(remote, inside, qproto, &mut what);
+                // Now and then about a datagram another host received.
+                let quoted_to = if self.rng.random_bool(0.05) {
+                    what.push("quoting a datagram to another host".into());
+                    self.inside_endpoint(st, qproto)
+                } else {
+                    inside
+                };
+                let q = self.quotable(remote, quoted_to, qproto, &mut what);
                 // The gateway's own error about an inbound packet it
                 // translated (TTL exceeded, fragmentation needed): from one
                 // of its addresses, quoting the inside endpoint.
@@ -465,13 +474,21 @@ impl Generator {
             let off = off.min(len / 8 * 8).max(8);
             let more = self.rng.random_bool(0.5);
             what.push(format!("later fragment at {off}"));
-            if off >= len {
+            let mut f = if off >= len {
                 let mut f = p.fragment(0, 0, more);
                 f.ip.frag_offset = (off / 8) as u16;
                 f
             } else {
                 p.fragment(off, len - off, more)
+            };
+            if self.rng.random_bool(0.05)
+                && let L4::Raw { bytes, .. } = &mut f.l4
+            {
+                // Too long to hold until its first fragment comes.
+                bytes.resize(FRAG_HOLD_BYTES, 0x5a);
+                what.push(format!("{} bytes long", bytes.len()));
             }
+            f
         }
     }
 

@@ -27,7 +27,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::bpf::Hook;
 use crate::frame::{first_difference, hex_dump};
-use crate::model::{self, Allocation, Oracle, State, Verdict};
+use crate::model::{self, Allocation, Oracle, Rule, State, Verdict, rules};
 use crate::napt_maps::dataplane_now_ns;
 use compare::Window;
 use frames::{Case, Generator};
@@ -74,6 +74,11 @@ pub struct Report {
     pub small_table_epochs: u64,
     /// Distinct model paths taken, with counts.
     pub paths: std::collections::BTreeMap<String, u64>,
+    /// Frames whose path took each rule of the model.
+    pub rules: std::collections::BTreeMap<Rule, u64>,
+    /// Whether frames went to the inside programs (not alongside the
+    /// agent).
+    pub inside_programs: bool,
     /// Frames run as CHECKSUM_COMPLETE and CHECKSUM_PARTIAL skbs.
     pub csum: skb::CsumReport,
     /// The agent's operations run alongside (`--interleaved`,
@@ -100,13 +105,47 @@ impl Report {
             self.sweeps,
             self.small_table_epochs,
             self.mismatches.len()
-        ) + &format!("; {}", self.csum.summary())
+        ) + &format!("; {} of {} rules taken", self.rules.len(), Rule::ALL.len())
+            + &format!("; {}", self.csum.summary())
             + &if self.agent.mode == agent::Mode::Off {
                 String::new()
             } else {
                 format!("; {}", self.agent.summary())
             }
             + &self.refusals()
+    }
+
+    /// Rules of the model no frame of this run took, less those no
+    /// generated frame can reach ([`rules::UNREACHABLE`]) and, when no
+    /// frame went to the inside programs, theirs.
+    pub fn never_hit(&self) -> Vec<Rule> {
+        Rule::ALL
+            .iter()
+            .copied()
+            .filter(|r| !self.rules.contains_key(r))
+            .filter(|r| r.unreachable().is_none())
+            .filter(|r| self.inside_programs || !rules::inside_only(*r))
+            .collect()
+    }
+
+    /// A long run ([`COVERAGE_MIN_FRAMES`] or more) that left a rule of
+    /// the model untaken: the generator has stopped reaching it, or the
+    /// rule is dead.
+    pub fn coverage_problem(&self) -> Option<String> {
+        let missed = self.never_hit();
+        // Refused frames count: they were generated all the same.
+        if self.frames + self.refused < COVERAGE_MIN_FRAMES || missed.is_empty() {
+            return None;
+        }
+        let mut s = format!(
+            "{} of the model's rules never taken in {} frames:",
+            missed.len(),
+            self.frames + self.refused
+        );
+        for r in missed {
+            s += &format!("\n  never taken: {}", r.describe());
+        }
+        Some(s)
     }
 
     /// The refusals by reason, and a warning when they are more than a
@@ -126,6 +165,9 @@ impl Report {
         s
     }
 }
+
+/// Frames from which a run must take every rule the generator can reach.
+pub const COVERAGE_MIN_FRAMES: u64 = 1_000_000;
 
 /// Share of refused frames above which a run warns.
 const REFUSED_WARN_PERCENT: u64 = 1;
@@ -197,7 +239,10 @@ pub fn run_with(opts: &Options, mode: agent::Mode, net: &inside::Network) -> Res
     for t in &mut targets {
         t.configure(&st)?;
     }
-    let mut report = Report::default();
+    let mut report = Report {
+        inside_programs: generator.inside,
+        ..Report::default()
+    };
     let start = Instant::now();
     let mut epoch_left = 0u32;
     let mut epoch = 0u64;
@@ -297,7 +342,13 @@ pub fn run_with(opts: &Options, mode: agent::Mode, net: &inside::Network) -> Res
             Verdict::Pass => report.passed += 1,
             Verdict::Drop => report.dropped += 1,
         }
-        *report.paths.entry(p.path.join(" / ")).or_default() += 1;
+        *report.paths.entry(rules::path_text(&p.path)).or_default() += 1;
+        let mut taken = p.path.clone();
+        taken.sort();
+        taken.dedup();
+        for r in taken {
+            *report.rules.entry(r).or_default() += 1;
+        }
 
         let mut problems = ran.problems;
         // No output when a CHECKSUM_COMPLETE run failed (`ran.stale`).
@@ -492,7 +543,12 @@ fn describe(
             "skb: {state}; the repro below runs the frame as a plain test run's CHECKSUM_NONE skb"
         );
     }
-    let _ = writeln!(s, "model: {:?} via {}", p.verdict, p.path.join(" / "));
+    let _ = writeln!(
+        s,
+        "model: {:?} via {}",
+        p.verdict,
+        rules::path_text(&p.path)
+    );
     let _ = writeln!(
         s,
         "frame ({} bytes):\n{}",

@@ -102,7 +102,7 @@ impl CsumReport {
 /// Which of [`KNOWN_STALE_CSUM`] explains a stale `skb->csum` after `frame`
 /// ran, if one does.
 pub fn known_stale_csum(p: &Prediction) -> Option<&'static str> {
-    if p.path.contains(&"held fragment released") {
+    if p.path.contains(&crate::model::Rule::HeldFragmentReleased) {
         return Some(KNOWN_STALE_CSUM[0].0);
     }
     None

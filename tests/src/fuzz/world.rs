@@ -49,8 +49,15 @@ pub const PORTS: [u16; 12] = [
     0, 53, 80, 1000, 1023, 1024, 2000, 2001, 2002, 40000, 40001, 65535,
 ];
 /// Port ranges an epoch may configure: wide, narrow (probing, exhaustion),
-/// low only (class clipping), a handful.
-pub const RANGES: [(u16, u16); 4] = [(1024, 65535), (2000, 2007), (1, 1023), (60000, 60003)];
+/// low only (class clipping), a handful, one port of each parity (no
+/// public port soon).
+pub const RANGES: [(u16, u16); 5] = [
+    (1024, 65535),
+    (2000, 2007),
+    (1, 1023),
+    (60000, 60003),
+    (60000, 60001),
+];
 
 /// The fixed part of the state: static maps, pool, inside prefix.
 pub fn base_state() -> State {

@@ -22,6 +22,7 @@
 //!   allow it; when the inside port is free it is tried first, so a full
 //!   table must be the reason.
 
+use super::Rule;
 use nat_common::{Counter, EndpointKey, FirstSession, InsideEndpoint, Mapping};
 
 use super::parse::ICMP;
@@ -61,7 +62,7 @@ pub fn allocate(ctx: &mut Ctx, key: &EndpointKey, first: FirstSession) -> Result
     if cfg.max_ports_per_host != 0 {
         let held = ctx.st.host_ports.get(&key.addr).copied().unwrap_or(0);
         if held >= u64::from(cfg.max_ports_per_host) {
-            ctx.note("host holds --max-ports-per-host ports");
+            ctx.note(Rule::HostPortCap);
             return Err(Counter::DropHostPortCap);
         }
     }
@@ -116,9 +117,9 @@ pub fn allocate(ctx: &mut Ctx, key: &EndpointKey, first: FirstSession) -> Result
             }
             ctx.st.paired.insert(key.addr, addr);
             ctx.note(if p == want {
-                "new mapping, port kept"
+                Rule::PortKept
             } else {
-                "new mapping, port changed"
+                Rule::PortChanged
             });
             let inside = InsideEndpoint {
                 addr: key.addr,
@@ -151,9 +152,9 @@ pub fn allocate(ctx: &mut Ctx, key: &EndpointKey, first: FirstSession) -> Result
         }
         Allocation::TableFull => {
             ctx.note(if ctx.st.napt_in.len() >= ctx.st.capacity.napt_in {
-                "mapping table full: NAPT_IN, no reservation"
+                Rule::MappingTableFullNaptIn
             } else {
-                "mapping table full: NAPT_OUT, reservation undone"
+                Rule::MappingTableFullNaptOut
             });
             if !ctx.st.mapping_tables_full() {
                 ctx.violations.push(format!(
@@ -164,7 +165,7 @@ pub fn allocate(ctx: &mut Ctx, key: &EndpointKey, first: FirstSession) -> Result
             Err(Counter::DropMappingTableFull)
         }
         Allocation::Failed => {
-            ctx.note("no public port");
+            ctx.note(Rule::NoPublicPort);
             let candidates: Vec<u32> = match known {
                 Some(a) => vec![a],
                 None => ctx

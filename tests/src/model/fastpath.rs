@@ -13,6 +13,7 @@
 //! session): its ICMP and — on TC — its fragments take the fast path too;
 //! the README's "ICMP, fragments" that take the normal path are NAPT's.
 
+use super::Rule;
 use nat_common::{Counter, EndpointKey, SessionKey};
 
 use super::fib::{Lookup, Query};
@@ -79,13 +80,13 @@ fn sendable(ctx: &Ctx, route: Lookup) -> bool {
 /// The outbound fast path for the untouched packet `ip` of `frame`.
 pub fn outbound(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Verdict {
     if forward::ttl(frame, ip) <= 1 {
-        ctx.note("fast path: TTL ≤ 1, to the stack");
+        ctx.note(Rule::FastPathTtlToStack);
         return Verdict::Pass;
     }
     let established =
         ctx.st.static_out.contains_key(&ip.src) || napt_established(&ctx.st, frame, ip);
     if !established {
-        ctx.note("fast path: not an established flow, to the stack");
+        ctx.note(Rule::FastPathNotEstablished);
         return Verdict::Pass;
     }
     // Route first, with the inside addresses: what the FIB would not send
@@ -99,10 +100,10 @@ pub fn outbound(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Verdict {
         skb_len: (!xdp).then_some(frame.len()),
     });
     if !sendable(ctx, route) {
-        ctx.note("fast path: not sendable out of the external interface, to the stack");
+        ctx.note(Rule::FastPathNotSendable);
         return Verdict::Pass;
     }
-    ctx.note("fast path");
+    ctx.note(Rule::FastPath);
     ctx.dir = Dir::Out;
     match super::decide(ctx, frame) {
         Verdict::Translated => {}

@@ -7,6 +7,7 @@
 //! writes the MAC addresses). Nothing is forwarded along "the stack must
 //! have it".
 
+use super::Rule;
 use super::fib::Lookup;
 use super::parse::Ip;
 use super::rewrite::{Edit, Slot};
@@ -29,12 +30,12 @@ pub fn send(ctx: &mut Ctx, ip: &Ip, route: Lookup) -> Option<Verdict> {
             decrement_ttl(ctx, ip);
             ctx.out[0..6].copy_from_slice(&dmac);
             ctx.out[6..12].copy_from_slice(&smac);
-            ctx.note("forwarded: next hop resolved");
+            ctx.note(Rule::ForwardedResolved);
             Some(Verdict::Redirected)
         }
         Lookup::NoNeigh { .. } => {
             decrement_ttl(ctx, ip);
-            ctx.note("forwarded: next hop left to the kernel to resolve");
+            ctx.note(Rule::ForwardedNoNeigh);
             Some(Verdict::Redirected)
         }
     }

@@ -4,6 +4,7 @@
 //! fragments; later fragments that come first are held on TC hooks and
 //! sent, translated, right after their first fragment.
 
+use super::Rule;
 use nat_common::{Counter, FRAG_HOLD_BYTES, FRAG_HOLD_SLOTS, FRAG_TIMEOUT_NS, FragKey, FragValue};
 
 use super::parse::{self, ETH_HLEN, Ip};
@@ -36,7 +37,7 @@ pub fn translate_later(ctx: &mut Ctx, ip: &Ip) -> Option<Verdict> {
     if !fresh(ctx, v.seen) {
         return None;
     }
-    ctx.note("later fragment: its first fragment's translation");
+    ctx.note(Rule::LaterFragmentTranslated);
     let mut e = Edit::default();
     e.addr(field_at(ip, ctx.dir), v.new_addr)
         .fix(Slot::ip_header(ip));
@@ -59,7 +60,7 @@ pub fn hold(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> bool {
     let Some(slot) = (0..FRAG_HOLD_SLOTS).find(|s| !ctx.st.held.contains_key(&(k, *s))) else {
         return false;
     };
-    ctx.note("later fragment before its first: held");
+    ctx.note(Rule::FragmentHeld);
     ctx.st.held.insert(
         (k, slot),
         Held {
@@ -100,7 +101,7 @@ pub fn remember(ctx: &mut Ctx, ip: &Ip, new_addr: u32) {
         if !fresh(ctx, h.seen) || h.data.len() < 20 || h.data.len() > FRAG_HOLD_BYTES {
             continue;
         }
-        ctx.note("held fragment released");
+        ctx.note(Rule::HeldFragmentReleased);
         let mut f = ctx.out[..ETH_HLEN].to_vec();
         f.extend_from_slice(&h.data);
         ctx.source = f.clone();

@@ -11,6 +11,7 @@
 //! with TTL ≤ 1 is left to the stack untranslated, which answers time
 //! exceeded to the sender.
 
+use super::Rule;
 use nat_common::{Counter, EndpointKey, FragKey};
 
 use super::fib::Query;
@@ -92,7 +93,7 @@ fn later_fragment_hairpinned(st: &State, ip: &Ip) -> bool {
 /// Translates a packet [`targets_us`] found (TTL > 1) both ways and
 /// forwards it.
 pub fn translate(ctx: &mut Ctx, frame: &[u8]) -> Verdict {
-    ctx.note("hairpin");
+    ctx.note(Rule::Hairpin);
     ctx.dir = Dir::Out;
     if super::decide(ctx, frame) == Verdict::Drop {
         return Verdict::Drop;
@@ -105,7 +106,7 @@ pub fn translate(ctx: &mut Ctx, frame: &[u8]) -> Verdict {
         return Verdict::Drop;
     }
     let Some(ip) = parse::outer(&ctx.out) else {
-        ctx.note("hairpin: no IPv4 header after translation");
+        ctx.note(Rule::HairpinNoIpv4After);
         return Verdict::Drop;
     };
     ctx.bump(Counter::HairpinTranslated);
@@ -120,7 +121,7 @@ pub fn translate(ctx: &mut Ctx, frame: &[u8]) -> Verdict {
         skb_len: Some(ctx.out.len()),
     });
     forward::send(ctx, &ip, route).unwrap_or_else(|| {
-        ctx.note("hairpin: the FIB does not forward it, dropped");
+        ctx.note(Rule::HairpinNotForwarded);
         Verdict::Drop
     })
 }

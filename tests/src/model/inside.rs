@@ -5,6 +5,7 @@
 //! and leaves hairpinned packets and fragments to the TC program.
 //! Whatever neither takes passes untouched and uncounted.
 
+use super::Rule;
 use crate::bpf::Hook;
 
 use super::parse::{self, Ip};
@@ -12,7 +13,7 @@ use super::{Ctx, Verdict, fastpath, forward, hairpin};
 
 pub fn decide(ctx: &mut Ctx, frame: &[u8]) -> Verdict {
     let Some(ip) = parse::outer(frame) else {
-        ctx.note("inside: not IPv4");
+        ctx.note(Rule::InsideNotIpv4);
         return Verdict::Pass;
     };
     match ctx.hook {
@@ -22,34 +23,34 @@ pub fn decide(ctx: &mut Ctx, frame: &[u8]) -> Verdict {
 }
 
 fn tc(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Verdict {
-    ctx.note("inside TC");
+    ctx.note(Rule::InsideTc);
     if hairpin::targets_us(&ctx.st, frame, ip) {
         if forward::ttl(frame, ip) > 1 {
             return hairpin::translate(ctx, frame);
         }
         // Untranslated: the stack answers time exceeded, quoting the
         // sender's own datagram.
-        ctx.note("hairpin: TTL ≤ 1, to the stack");
+        ctx.note(Rule::HairpinTtlToStack);
     }
     if !ctx.st.gateway.fast_path {
-        ctx.note("not hairpinned, no fast path");
+        ctx.note(Rule::InsideTcNoFastPath);
         return Verdict::Pass;
     }
     fastpath::outbound(ctx, frame, ip)
 }
 
 fn xdp(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Verdict {
-    ctx.note("inside XDP");
+    ctx.note(Rule::InsideXdp);
     if !ctx.st.gateway.fast_path {
-        ctx.note("no fast path");
+        ctx.note(Rule::InsideXdpNoFastPath);
         return Verdict::Pass;
     }
     if ip.later_fragment || ip.more_fragments {
-        ctx.note("a fragment, to TC");
+        ctx.note(Rule::InsideXdpFragmentToTc);
         return Verdict::Pass;
     }
     if hairpin::targets_us(&ctx.st, frame, ip) {
-        ctx.note("hairpinned, to TC");
+        ctx.note(Rule::InsideXdpHairpinToTc);
         return Verdict::Pass;
     }
     fastpath::outbound(ctx, frame, ip)

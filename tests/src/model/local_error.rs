@@ -4,6 +4,7 @@
 //! again; an error quoting an inside host no binding names is dropped.
 //! The outer header is the gateway's own and stays.
 
+use super::Rule;
 use nat_common::Counter;
 
 use super::icmp::{self, Side};
@@ -20,7 +21,7 @@ pub fn egress(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Option<Verdict> {
     }
     let inner = icmp::embedded(frame, ip)?;
     if let Some(public) = ctx.st.static_out.get(&inner.dst).copied() {
-        ctx.note("gateway's ICMP error quoting a static host: quote translated");
+        ctx.note(Rule::LocalErrorStatic);
         return Some(rewrite(ctx, ip, &inner, public, None));
     }
     if !ctx.st.napt_on() || !ctx.st.is_internal(inner.dst) {
@@ -29,12 +30,12 @@ pub fn egress(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Option<Verdict> {
     let (port_at, m) = match super::napt::quoted_destination_mapping(ctx, frame, &inner) {
         Ok(found) => found,
         Err(why) => {
-            ctx.note("gateway's ICMP error quoting an inside host");
+            ctx.note(Rule::LocalErrorInsideHost);
             ctx.note(why);
             return Some(ctx.drop(Counter::DropIcmpErrorNoMapping));
         }
     };
-    ctx.note("gateway's ICMP error quoting a mapping: quote translated");
+    ctx.note(Rule::LocalErrorMapping);
     Some(rewrite(ctx, ip, &inner, m.addr, Some((port_at, m.port))))
 }
 

@@ -26,6 +26,7 @@ pub mod napt;
 pub mod offload;
 pub mod parse;
 pub mod rewrite;
+pub mod rules;
 pub mod state;
 pub mod static_nat;
 pub mod tcp;
@@ -33,6 +34,7 @@ pub mod tcp;
 use nat_common::{Counter, EndpointKey};
 
 use crate::bpf::Hook;
+pub use rules::Rule;
 pub use state::{Capacity, Held, NOW, State};
 
 /// What the program does with the frame.
@@ -91,7 +93,7 @@ pub struct Prediction {
     /// Port-exhaustion events: the quoted bytes (IPv4 header + 8).
     pub events: Vec<Vec<u8>>,
     /// The rule that decided, for reports.
-    pub path: Vec<&'static str>,
+    pub path: Vec<Rule>,
     /// Choices of the allocator the rules do not allow.
     pub violations: Vec<String>,
 }
@@ -113,7 +115,7 @@ pub struct Ctx<'a> {
     pub source: Vec<u8>,
     pub counters: Vec<(Counter, u64)>,
     pub events: Vec<Vec<u8>>,
-    pub path: Vec<&'static str>,
+    pub path: Vec<Rule>,
     pub violations: Vec<String>,
     pub oracle: &'a dyn Oracle,
     /// The kernel clock around the run (for freshness decisions).
@@ -132,8 +134,8 @@ impl Ctx<'_> {
         }
     }
 
-    pub fn note(&mut self, what: &'static str) {
-        self.path.push(what);
+    pub fn note(&mut self, rule: Rule) {
+        self.path.push(rule);
     }
 
     /// Counts a translated packet of `bytes` bytes in this direction.
@@ -170,7 +172,7 @@ impl Ctx<'_> {
     }
 
     pub fn not_ours(&mut self) -> Verdict {
-        self.note("not ours");
+        self.note(Rule::NotOurs);
         self.bump(Counter::PassedNotOurs);
         Verdict::Pass
     }
@@ -233,20 +235,38 @@ fn unparsable_from_translated_source(ctx: &Ctx, frame: &[u8]) -> bool {
     ctx.st.static_out.contains_key(&src) || (ctx.st.napt_on() && ctx.st.is_internal(src))
 }
 
+/// A frame without an IPv4 header the programs parse: they read the
+/// EtherType at offset 12 and nothing else (a VLAN tag there hides the
+/// IPv4 header behind it). All pass untouched, but for one typed IPv4
+/// whose source field holds an address xnat translates, going out.
+fn unparsed(ctx: &mut Ctx, frame: &[u8]) -> Verdict {
+    let rule = match parse::ethertype(frame) {
+        Some(parse::ETH_P_IP) => {
+            if ctx.dir == Dir::Out && unparsable_from_translated_source(ctx, frame) {
+                ctx.note(Rule::UnparsableTranslatedSource);
+                return ctx.drop(Counter::EgressDroppedMalformed);
+            }
+            Rule::UnparsableIpv4
+        }
+        Some(parse::ETH_P_IPV6) => Rule::Ipv6,
+        Some(parse::ETH_P_ARP) => Rule::Arp,
+        Some(parse::ETH_P_8021Q | parse::ETH_P_8021AD) => Rule::VlanTagged,
+        _ => Rule::OtherEtherType,
+    };
+    ctx.note(rule);
+    ctx.not_ours()
+}
+
 fn decide(ctx: &mut Ctx, frame: &[u8]) -> Verdict {
     let Some(ip) = parse::outer(frame) else {
-        if ctx.dir == Dir::Out && unparsable_from_translated_source(ctx, frame) {
-            ctx.note("unparsable IPv4 header, translated source");
-            return ctx.drop(Counter::EgressDroppedMalformed);
-        }
-        return ctx.not_ours();
+        return unparsed(ctx, frame);
     };
     let mapped = match ctx.dir {
         Dir::Out => ctx.st.static_out.get(&ip.src).copied(),
         Dir::In => ctx.st.static_in.get(&ip.dst).copied(),
     };
     if let Some(new) = mapped {
-        ctx.note("static 1:1");
+        ctx.note(Rule::Static);
         return static_nat::translate(ctx, frame, &ip, new);
     }
     let v = match ctx.dir {

@@ -11,6 +11,7 @@
 //! to except through its live first session, whose own address the
 //! mapping admits by itself.
 
+use super::Rule;
 use nat_common::{
     Counter, EVENT_QUOTE_MAX, EndpointKey, FILTER_ADDRESS, FILTER_ADDRESS_AND_PORT, FilterKey,
     FirstSession, InsideEndpoint, MAPPING_FORWARD, Mapping, SESSION_INBOUND, Session, SessionKey,
@@ -156,7 +157,7 @@ fn touch(
     p: Packet,
 ) -> Result<(), Counter> {
     if is_first(m, (key.remote_addr, key.remote_port)) {
-        ctx.note("the mapping's first session");
+        ctx.note(Rule::FirstSession);
         let f = &mut ctx
             .st
             .napt_out
@@ -191,11 +192,11 @@ fn touch(
             p,
         ),
         None if capped => {
-            ctx.note("inbound session cap reached");
+            ctx.note(Rule::InboundSessionCap);
             return Err(Counter::DropInboundSessionLimit);
         }
         None if full => {
-            ctx.note("session table full");
+            ctx.note(Rule::SessionTableFull);
             return Err(Counter::DropSessionTableFull);
         }
         None => {
@@ -218,9 +219,9 @@ fn touch(
                 ctx.st.inbound_sessions += 1;
             }
             ctx.note(if m.first.live == 0 && m.flags & MAPPING_FORWARD == 0 {
-                "new session (first session gone)"
+                Rule::NewSessionFirstGone
             } else {
-                "new session"
+                Rule::NewSession
             });
             ctx.bump(Counter::NaptSessionsCreated);
         }
@@ -259,7 +260,7 @@ pub fn egress(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Option<Verdict> {
     if !ctx.st.napt_on() || !ctx.st.is_internal(ip.src) {
         return None;
     }
-    ctx.note("NAPT outbound");
+    ctx.note(Rule::NaptOut);
     // From here the packet leaves translated or not at all.
     if ip.later_fragment {
         if let Some(v) = frag::translate_later(ctx, ip) {
@@ -268,32 +269,32 @@ pub fn egress(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Option<Verdict> {
         if frag::hold(ctx, frame, ip) {
             return Some(Verdict::Drop);
         }
-        ctx.note("later fragment of an unknown datagram");
+        ctx.note(Rule::NaptOutLaterFragmentUnknown);
         return Some(ctx.drop(Counter::DropFragmentUnknown));
     }
     let l4 = ip.l4();
     let flow = match ports(frame, ip, Dir::Out) {
         Ok(Some(f)) => f,
         Err(()) => {
-            ctx.note("transport header cut");
+            ctx.note(Rule::NaptOutTransportCut);
             return Some(ctx.drop(Counter::EgressDroppedMalformed));
         }
         Ok(None) if ip.proto == ICMP => {
             if !ip.has(l4, 8) {
-                ctx.note("ICMP header cut");
+                ctx.note(Rule::NaptOutIcmpCut);
                 return Some(ctx.drop(Counter::EgressDroppedMalformed));
             }
             if icmp::is_error(frame[l4]) {
                 return Some(egress_error(ctx, frame, ip));
             }
             if frame[l4] != icmp::ECHO_REQUEST {
-                ctx.note("ICMP type other than echo request");
+                ctx.note(Rule::NaptOutIcmpOtherType);
                 return Some(ctx.drop(Counter::DropUnsupported));
             }
             echo(frame, ip)
         }
         Ok(None) => {
-            ctx.note("protocol without ports");
+            ctx.note(Rule::NaptOutNoPorts);
             return Some(ctx.drop(Counter::DropUnsupported));
         }
     };
@@ -354,7 +355,7 @@ pub fn egress(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Option<Verdict> {
         if ctx.st.filter.contains_key(&fkey) || ctx.st.filter.len() < ctx.st.capacity.filter {
             ctx.st.filter.insert(fkey, NOW);
         } else {
-            ctx.note("filter table full: no entry");
+            ctx.note(Rule::FilterTableFull);
         }
     }
     rewrite(ctx, ip, &flow, m.addr, m.port);
@@ -378,7 +379,7 @@ fn exhaustion_event(ctx: &mut Ctx, frame: &[u8], ip: &Ip) {
 /// mapping: the quoted destination becomes the public endpoint.
 fn egress_error(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Verdict {
     let Some(inner) = icmp::embedded(frame, ip) else {
-        ctx.note("ICMP error without a whole quoted header");
+        ctx.note(Rule::NaptOutIcmpErrorNoQuote);
         return ctx.drop(Counter::EgressDroppedMalformed);
     };
     let (port_at, m) = match quoted_destination_mapping(ctx, frame, &inner) {
@@ -388,7 +389,7 @@ fn egress_error(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Verdict {
             return ctx.drop(Counter::DropIcmpErrorNoMapping);
         }
     };
-    ctx.note("ICMP error: quoted datagram translated");
+    ctx.note(Rule::NaptOutIcmpErrorTranslated);
     let mut e = Edit::default();
     e.addr(ip.off + 12, m.addr).fix(Slot::ip_header(ip));
     icmp::translate_inner(&mut e, &inner, Side::Dst, m.addr, Some((port_at, m.port)));
@@ -405,9 +406,8 @@ pub fn quoted_destination_mapping(
     ctx: &Ctx,
     frame: &[u8],
     inner: &Ip,
-) -> Result<(usize, Mapping), &'static str> {
-    let (port_at, port) =
-        icmp::port(frame, inner, Side::Dst).ok_or("ICMP error quoting no port")?;
+) -> Result<(usize, Mapping), Rule> {
+    let (port_at, port) = icmp::port(frame, inner, Side::Dst).ok_or(Rule::QuoteNoPort)?;
     let key = EndpointKey {
         addr: inner.dst,
         port,
@@ -419,7 +419,7 @@ pub fn quoted_destination_mapping(
         .napt_out
         .get(&key)
         .copied()
-        .ok_or("ICMP error about an unmapped endpoint")?;
+        .ok_or(Rule::QuoteUnmapped)?;
     Ok((port_at, m))
 }
 
@@ -435,7 +435,7 @@ pub fn ingress(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Option<Verdict> {
         if ctx.st.in_pool(ip.dst) && frag::hold(ctx, frame, ip) {
             return Some(Verdict::Drop);
         }
-        ctx.note("later fragment of an unknown datagram: to the stack");
+        ctx.note(Rule::NaptInLaterFragmentToStack);
         ctx.bump(Counter::IngressPassedFragment);
         return Some(Verdict::Pass);
     }
@@ -444,13 +444,13 @@ pub fn ingress(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Option<Verdict> {
         return v;
     }
     if unsolicited_syn(ctx, frame, ip) {
-        ctx.note("unsolicited SYN to a pool port: no answer (RFC 5382 REQ-4)");
+        ctx.note(Rule::UnsolicitedSyn);
         return Some(ctx.drop(Counter::DropUnsolicitedSyn));
     }
     if ip.more_fragments {
         // The gateway's own datagram: its later fragments go to the stack
         // untouched too (an identity "translation").
-        ctx.note("first fragment for the gateway itself");
+        ctx.note(Rule::GatewayFirstFragment);
         frag::remember(ctx, ip, ip.dst);
     }
     // A pool address, but no way to tell which endpoint: malformed, as a
@@ -462,7 +462,7 @@ pub fn ingress(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Option<Verdict> {
         _ => return None,
     };
     if !ip.has(ip.l4(), need) {
-        ctx.note("transport header cut, to a pool address");
+        ctx.note(Rule::NaptInTransportCutToPool);
         ctx.bump(Counter::IngressPassedMalformed);
         return Some(Verdict::Pass);
     }
@@ -518,10 +518,10 @@ fn ingress_first(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Option<Verdict> {
     // A public endpoint without its mapping is one being made or removed
     // at this moment: not ours (yet, or any more).
     let Some(m) = ctx.st.napt_out.get(&out_key).copied() else {
-        ctx.note("public endpoint without its mapping");
+        ctx.note(Rule::PublicEndpointWithoutMapping);
         return None;
     };
-    ctx.note("NAPT inbound to a mapping");
+    ctx.note(Rule::NaptIn);
     let skey = SessionKey {
         inside_addr: inside.addr,
         remote_addr: ip.src,
@@ -535,7 +535,7 @@ fn ingress_first(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Option<Verdict> {
     // it was admitted before).
     let known = is_first(&m, (ip.src, flow.remote_port)) || ctx.st.sessions.contains_key(&skey);
     if !known && !admitted(ctx, &inside, &m, &key, ip.src) {
-        ctx.note("filtered");
+        ctx.note(Rule::Filtered);
         return Some(ctx.drop(Counter::DropFiltered));
     }
     let packet = Packet {
@@ -569,7 +569,7 @@ fn admitted(
             // The addresses the inside endpoint sent to: its live first
             // session's, and those in FILTER.
             if m.first.live != 0 && m.first.remote_addr == remote {
-                ctx.note("admitted: the first session's remote address");
+                ctx.note(Rule::AdmittedFirstSessionRemote);
                 return true;
             }
             ctx.st.filter.contains_key(&FilterKey {
@@ -605,16 +605,16 @@ fn ingress_error(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Option<Verdict> {
     let Some(inside) = ctx.st.napt_in.get(&key).copied() else {
         let p = u16::from_be(port);
         if (ctx.st.config.port_min..=ctx.st.config.port_max).contains(&p) {
-            ctx.note("inbound ICMP error quoting an unmapped pool port");
+            ctx.note(Rule::NaptInIcmpErrorUnmapped);
             return Some(ctx.drop(Counter::DropInboundIcmpErrorNoMapping));
         }
         return None;
     };
     if !icmp::checksums_valid(frame, ip, &inner) {
-        ctx.note("inbound ICMP error with a bad checksum");
+        ctx.note(Rule::NaptInIcmpErrorBadChecksum);
         return Some(ctx.drop(Counter::DropIcmpErrorBadChecksum));
     }
-    ctx.note("ICMP error: quoted datagram translated");
+    ctx.note(Rule::NaptInIcmpErrorTranslated);
     let mut e = Edit::default();
     e.addr(ip.off + 16, inside.addr).fix(Slot::ip_header(ip));
     icmp::translate_inner(

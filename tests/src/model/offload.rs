@@ -13,6 +13,7 @@
 //! Everything else — verdict, every other byte, the maps, the counters —
 //! is as for any other skb.
 
+use super::Rule;
 use super::csum::{fold, sum};
 use super::parse::{self, UDP};
 use super::{Oracle, Prediction, State, Verdict};
@@ -55,7 +56,7 @@ pub fn predict(
         fold(u64::from(old) + u64::from(!before) + u64::from(after))
     };
     p.output[field..field + 2].copy_from_slice(&new.to_be_bytes());
-    p.path.push("CHECKSUM_PARTIAL: pseudo-header sum moved");
+    p.path.push(Rule::PartialPseudoHeaderMoved);
     p
 }
 

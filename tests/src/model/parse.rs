@@ -5,6 +5,10 @@
 
 pub const ETH_HLEN: usize = 14;
 pub const ETH_P_IP: u16 = 0x0800;
+pub const ETH_P_IPV6: u16 = 0x86dd;
+pub const ETH_P_ARP: u16 = 0x0806;
+pub const ETH_P_8021Q: u16 = 0x8100;
+pub const ETH_P_8021AD: u16 = 0x88a8;
 pub const TCP: u8 = 6;
 pub const UDP: u8 = 17;
 pub const ICMP: u8 = 1;
@@ -47,6 +51,11 @@ pub fn be16(f: &[u8], at: usize) -> u16 {
 
 pub fn addr(f: &[u8], at: usize) -> u32 {
     u32::from_ne_bytes([f[at], f[at + 1], f[at + 2], f[at + 3]])
+}
+
+/// The frame's EtherType, if it has an Ethernet header.
+pub fn ethertype(frame: &[u8]) -> Option<u16> {
+    (frame.len() >= ETH_HLEN).then(|| be16(frame, 12))
 }
 
 /// The frame's IPv4 header: `None` unless the Ethernet type is IPv4 (no

@@ -1,6 +1,7 @@
 //! Static 1:1 NAT: the address alone is translated, in every packet of the
 //! host (fragments included), with every checksum that covers it.
 
+use super::Rule;
 use nat_common::Counter;
 
 use super::icmp::{self, Side};
@@ -18,19 +19,19 @@ pub fn translate(ctx: &mut Ctx, frame: &[u8], ip: &Ip, new: u32) -> Verdict {
         match ip.proto {
             TCP | UDP => {
                 if !ip.has(l4, if ip.proto == TCP { 20 } else { 8 }) {
-                    ctx.note("transport header cut");
+                    ctx.note(Rule::StaticTransportCut);
                     return ctx.malformed();
                 }
                 edit.fix(Slot::transport(ip));
             }
             ICMP => {
                 if !ip.has(l4, 8) {
-                    ctx.note("ICMP header cut");
+                    ctx.note(Rule::StaticIcmpCut);
                     return ctx.malformed();
                 }
                 if icmp::is_error(frame[l4]) {
                     let Some(inner) = icmp::embedded(frame, ip) else {
-                        ctx.note("ICMP error without a whole quoted header");
+                        ctx.note(Rule::StaticIcmpErrorNoQuote);
                         return ctx.malformed();
                     };
                     let (side, quoted) = match ctx.dir {
@@ -39,14 +40,14 @@ pub fn translate(ctx: &mut Ctx, frame: &[u8], ip: &Ip, new: u32) -> Verdict {
                     };
                     if let Some(&q) = quoted {
                         if ctx.dir == Dir::In && !icmp::checksums_valid(frame, ip, &inner) {
-                            ctx.note("inbound ICMP error with a bad checksum");
+                            ctx.note(Rule::StaticIcmpErrorBadChecksum);
                             return ctx.drop(Counter::DropIcmpErrorBadChecksum);
                         }
                         icmp::translate_inner(&mut edit, &inner, side, q, None);
                         edit.fix(Slot::transport(ip));
                         icmp_error = true;
                     } else {
-                        ctx.note("ICMP error about another host: outer address only");
+                        ctx.note(Rule::StaticIcmpErrorOtherHost);
                     }
                 }
             }
@@ -55,7 +56,7 @@ pub fn translate(ctx: &mut Ctx, frame: &[u8], ip: &Ip, new: u32) -> Verdict {
     }
     edit.apply(&mut ctx.out);
     if icmp_error {
-        ctx.note("ICMP error: quoted datagram translated");
+        ctx.note(Rule::StaticIcmpErrorTranslated);
         ctx.bump(Counter::IcmpErrorsTranslated);
     }
     // Counted as the datagram's bytes present in the frame (as NAPT does).
