@@ -80,9 +80,7 @@ async fn main_loop(attachment: Running, mut daemon: Daemon) -> anyhow::Result<()
                 if cfg.pool_len != 0 {
                     // Records of bindings made before the sweep first, so
                     // the translation log sees creation before deletion.
-                    while let Some(item) = events.get_mut().next() {
-                        handle_event(&item, icmp.as_ref(), &mut icmp_budget, &mut daemon);
-                    }
+                    drain_events(events.get_mut(), icmp.as_ref(), &mut icmp_budget, &mut daemon);
                     sweep_in -= 1;
                     if sweep_in > 0 {
                         continue;
@@ -112,11 +110,7 @@ async fn main_loop(attachment: Running, mut daemon: Daemon) -> anyhow::Result<()
             }
             guard = events.readable_mut() => {
                 let mut guard = guard?;
-                let ring = guard.get_inner_mut();
-                while let Some(item) = ring.next() {
-                    handle_event(&item, icmp.as_ref(), &mut icmp_budget, &mut daemon);
-                }
-                daemon.flush();
+                drain_events(guard.get_inner_mut(), icmp.as_ref(), &mut icmp_budget, &mut daemon);
                 guard.clear_ready();
             }
         }
@@ -131,6 +125,23 @@ async fn main_loop(attachment: Running, mut daemon: Daemon) -> anyhow::Result<()
         println!("xnat: {why}: detached from {}", attachment.ifname);
     }
     Ok(())
+}
+
+/// Handles every record in the ring, then flushes the translation log.
+/// Always both: records drained on a tick are gone from the ring before
+/// epoll reports it readable (epoll re-checks and then stays silent), so
+/// lines left in the buffer there would wait for the next sweep, up to
+/// ten seconds when sweeps are spaced out.
+fn drain_events(
+    ring: &mut RingBuf<MapData>,
+    icmp: Option<&IcmpSender>,
+    budget: &mut u32,
+    daemon: &mut Daemon,
+) {
+    while let Some(item) = ring.next() {
+        handle_event(&item, icmp, budget, daemon);
+    }
+    daemon.flush();
 }
 
 fn handle_event(bytes: &[u8], icmp: Option<&IcmpSender>, budget: &mut u32, daemon: &mut Daemon) {
