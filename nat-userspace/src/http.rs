@@ -1,20 +1,27 @@
-//! A deliberately tiny HTTP/1.x responder for the metrics endpoint: GET
-//! /metrics answers with the rendered metrics, anything else with 404 or
-//! 405. One request per connection, bounded in size and time, so a slow or
-//! hostile client can neither stall the agent nor grow its memory.
-use std::{sync::Arc, time::Duration};
+//! The metrics endpoint's HTTP/1 server, on hyper: GET /metrics answers
+//! with the rendered metrics, GET / with a pointer to it, other paths with
+//! 404 and other methods with 405. One request per connection, bounded in
+//! size, time and number, so a slow or hostile client can neither stall
+//! the agent nor grow its memory.
+use std::{convert::Infallible, sync::Arc, time::Duration};
 
-use tokio::{
-    io::{AsyncReadExt as _, AsyncWriteExt as _},
-    net::{TcpListener, TcpStream},
-    sync::Semaphore,
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{
+    Method, Request, Response, StatusCode, body::Incoming, header, server::conn::http1,
+    service::service_fn,
 };
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::{net::TcpListener, sync::Semaphore};
 
-/// Largest request head accepted.
+/// Largest request head accepted (hyper's smallest buffer; a longer head
+/// gets 431 Request Header Fields Too Large).
 const MAX_HEAD: usize = 8 * 1024;
 /// Time a client gets to send its request and read the answer.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
-const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// Connections served at once; more are closed as they come.
+const MAX_CLIENTS: usize = 32;
+const METRICS_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Renders the body of GET /metrics.
 pub type Render = Arc<dyn Fn() -> anyhow::Result<String> + Send + Sync>;
@@ -23,6 +30,7 @@ pub type Render = Arc<dyn Fn() -> anyhow::Result<String> + Send + Sync>;
 pub async fn serve(listener: TcpListener, render: Render) {
     // One render at a time: each reads every table into memory.
     let one = Arc::new(Semaphore::new(1));
+    let clients = Arc::new(Semaphore::new(MAX_CLIENTS));
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(c) => c,
@@ -33,14 +41,71 @@ pub async fn serve(listener: TcpListener, render: Render) {
                 continue;
             }
         };
+        let Ok(slot) = Arc::clone(&clients).try_acquire_owned() else {
+            tracing::debug!("metrics: {MAX_CLIENTS} clients already; closing {peer}");
+            continue;
+        };
         let (render, one) = (Arc::clone(&render), Arc::clone(&one));
         tokio::spawn(async move {
-            if let Err(e) = tokio::time::timeout(CLIENT_TIMEOUT, handle(stream, render, one)).await
-            {
-                tracing::debug!("metrics: client {peer} timed out: {e}");
+            let _slot = slot;
+            let service = service_fn(move |req| answer(req, Arc::clone(&render), Arc::clone(&one)));
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(CLIENT_TIMEOUT)
+                .max_buf_size(MAX_HEAD)
+                .keep_alive(false)
+                .serve_connection(TokioIo::new(stream), service);
+            match tokio::time::timeout(CLIENT_TIMEOUT, conn).await {
+                Err(_) => tracing::debug!("metrics: client {peer} timed out"),
+                Ok(Err(e)) => tracing::debug!("metrics: client {peer}: {e}"),
+                Ok(Ok(())) => {}
             }
         });
     }
+}
+
+async fn answer(
+    req: Request<Incoming>,
+    render: Render,
+    one: Arc<Semaphore>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (status, content_type, body): (_, _, Bytes) = match (req.method(), req.uri().path()) {
+        (&Method::GET, "/metrics") => match render_off_thread(render, one).await {
+            Ok(body) => (StatusCode::OK, METRICS_TYPE, body.into()),
+            Err(e) => {
+                tracing::warn!("metrics: {e:#}");
+                let msg = format!("reading xnat's maps failed: {e:#}\n");
+                (StatusCode::INTERNAL_SERVER_ERROR, "text/plain", msg.into())
+            }
+        },
+        (&Method::GET, "/") => (
+            StatusCode::OK,
+            "text/plain",
+            Bytes::from_static(b"xnat metrics: /metrics\n"),
+        ),
+        (&Method::GET, _) => (
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            Bytes::from_static(b"not found\n"),
+        ),
+        _ => (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            Bytes::from_static(b"only GET\n"),
+        ),
+    };
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        response
+            .headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static("GET"));
+    }
+    Ok(response)
 }
 
 /// Renders on a blocking thread: reading the tables takes a good part of a
@@ -56,79 +121,66 @@ async fn render_off_thread(render: Render, one: Arc<Semaphore>) -> anyhow::Resul
     .await?
 }
 
-async fn handle(mut stream: TcpStream, render: Render, one: Arc<Semaphore>) -> std::io::Result<()> {
-    let mut head = Vec::with_capacity(1024);
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        head.extend_from_slice(&buf[..n]);
-        if head.len() > MAX_HEAD {
-            return respond(
-                &mut stream,
-                "431 Request Header Fields Too Large",
-                "text/plain",
-                b"",
-            )
-            .await;
-        }
-    }
-    let line = String::from_utf8_lossy(head.split(|b| *b == b'\n').next().unwrap_or_default())
-        .trim()
-        .to_string();
-    let mut parts = line.split_whitespace();
-    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let path = target.split('?').next().unwrap_or("");
-    match (method, path) {
-        ("GET", "/metrics") => match render_off_thread(render, one).await {
-            Ok(body) => respond(&mut stream, "200 OK", CONTENT_TYPE, body.as_bytes()).await,
-            Err(e) => {
-                tracing::warn!("metrics: {e:#}");
-                let msg = format!("reading xnat's maps failed: {e:#}\n");
-                respond(
-                    &mut stream,
-                    "500 Internal Server Error",
-                    "text/plain",
-                    msg.as_bytes(),
-                )
-                .await
-            }
-        },
-        ("GET", "/") => {
-            respond(
-                &mut stream,
-                "200 OK",
-                "text/plain",
-                b"xnat metrics: /metrics\n",
-            )
-            .await
-        }
-        ("GET", _) => respond(&mut stream, "404 Not Found", "text/plain", b"not found\n").await,
-        _ => {
-            respond(
-                &mut stream,
-                "405 Method Not Allowed",
-                "text/plain",
-                b"only GET\n",
-            )
-            .await
-        }
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-async fn respond(
-    stream: &mut TcpStream,
-    status: &str,
-    content_type: &str,
-    body: &[u8],
-) -> std::io::Result<()> {
-    let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body).await?;
-    stream.shutdown().await
+    /// Sends `request` as is and returns the status code and the body.
+    async fn ask(addr: std::net::SocketAddr, request: &[u8]) -> (u16, String) {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(request).await.unwrap();
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).await.unwrap();
+        let text = String::from_utf8_lossy(&out).into_owned();
+        let code = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string());
+        (code, body.unwrap_or_default())
+    }
+
+    #[tokio::test]
+    async fn answers_get_metrics_and_refuses_the_rest() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let render: Render = Arc::new(|| Ok("xnat_up 1\n# EOF\n".to_string()));
+        let server = tokio::spawn(serve(listener, render));
+
+        let (code, body) = ask(addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert_eq!((code, body.as_str()), (200, "xnat_up 1\n# EOF\n"));
+        // HTTP/1.0 and a query string, as some scrapers send.
+        let (code, _) = ask(addr, b"GET /metrics?x=1 HTTP/1.0\r\n\r\n").await;
+        assert_eq!(code, 200);
+        assert_eq!(ask(addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.0, 200);
+        assert_eq!(
+            ask(addr, b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n").await.0,
+            404
+        );
+        assert_eq!(
+            ask(
+                addr,
+                b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+            )
+            .await
+            .0,
+            405
+        );
+        // A head past the limit is refused, not buffered.
+        let mut big = b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Pad: ".to_vec();
+        big.extend(std::iter::repeat_n(b'a', 2 * MAX_HEAD));
+        big.extend_from_slice(b"\r\n\r\n");
+        assert_eq!(ask(addr, &big).await.0, 431);
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn a_failed_render_is_a_500_naming_the_cause() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let render: Render = Arc::new(|| Err(anyhow::anyhow!("NAPT_OUT: gone")));
+        let server = tokio::spawn(serve(listener, render));
+        let (code, body) = ask(addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert_eq!(code, 500);
+        assert!(body.contains("NAPT_OUT: gone"), "{body}");
+        server.abort();
+    }
 }
