@@ -4,15 +4,14 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use aya::maps::{MapData, RingBuf};
-use nat_common::MAP_EVENTS;
 use nat_userspace::{
     clock,
     events::{self, Record},
     expiry::{self, Sweeper},
     icmp_reply::IcmpSender,
     lifecycle::Running,
-    loader, napt, pinned, pins,
+    loader, napt, pins,
+    tables::Tables,
 };
 
 use crate::daemon::Daemon;
@@ -49,7 +48,7 @@ async fn main_loop(attachment: Running, mut daemon: Daemon) -> anyhow::Result<()
     // Ticks until the next sweep (`expiry::ticks_between_sweeps`).
     let mut sweep_in: u32 = 1;
     let sweeper = Sweeper::open(&dir)?;
-    let ring: RingBuf<MapData> = pinned::open(&dir, MAP_EVENTS)?;
+    let ring = Tables::at(&dir).events()?;
     // SAFETY: the ring buffer owns its fd for as long as the AsyncFd owns
     // the ring buffer; nothing else closes it.
     let mut events = unsafe { AsyncFd::register(ring) }

@@ -22,7 +22,6 @@ pub mod metrics;
 pub mod napt;
 pub mod netdev;
 pub mod parse;
-pub mod pinned;
 pub mod pins;
 pub mod reconcile;
 pub mod runtime;
@@ -30,6 +29,7 @@ pub mod sessions;
 pub mod settings;
 pub mod static_map;
 pub mod stats;
+pub mod tables;
 pub mod translog;
 
 /// The compiled BPF object (all of xnat's programs and maps), embedded at

@@ -8,14 +8,14 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use aya::{
-    Ebpf, EbpfLoader,
+    Ebpf,
     programs::{SchedClassifier, TcAttachType, Xdp, XdpMode, links::FdLink},
 };
 use nat_common::{
-    ALL_MAPS, PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_INSIDE_TC, PROG_INSIDE_XDP,
+    PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_INSIDE_TC, PROG_INSIDE_XDP,
 };
 
-use crate::{bpffs, link, napt::NaptSettings, netdev, pins, static_map};
+use crate::{bpffs, link, napt::NaptSettings, netdev, pins, static_map, tables};
 
 /// Which hook a program runs at where packets arrive: inbound translation
 /// on the external interface (`--ingress`), the outbound fast path on the
@@ -151,29 +151,12 @@ pub fn attach(req: &AttachRequest<'_>) -> anyhow::Result<Attachment> {
         armed: true,
     };
 
-    let mut loader = EbpfLoader::new();
-    let map_paths: Vec<(&str, PathBuf)> = ALL_MAPS.iter().map(|m| (*m, dir.join(m))).collect();
-    for (name, path) in &map_paths {
-        loader.map_pin_path(name, path.as_path());
-    }
-    loader
-        .map_max_entries(nat_common::MAP_NAPT_OUT, req.limits.max_mappings)
-        .map_max_entries(nat_common::MAP_NAPT_IN, req.limits.max_mappings)
-        .map_max_entries(
-            nat_common::MAP_HOST_PORTS,
-            nat_common::host_ports_entries(req.limits.max_mappings),
-        )
-        .map_max_entries(
-            nat_common::MAP_HOST_POOL,
-            nat_common::host_ports_entries(req.limits.max_mappings),
-        )
-        .map_max_entries(nat_common::MAP_SESSIONS, req.limits.max_sessions)
-        .map_max_entries(nat_common::MAP_FILTER, req.limits.max_sessions);
-    let mut ebpf = loader
+    let mut ebpf = tables::loader(&dir, req.limits)
         .load(crate::ebpf_object())
         .context("loading xnat's BPF object")?;
-    for (_, path) in &map_paths {
-        pins::restrict(path)?;
+    let tables = tables::Tables::at(&dir);
+    for path in tables.pin_paths() {
+        pins::restrict(&path)?;
     }
     // Before anything can run: a restarted agent checks it before adopting.
     crate::layout::write(&dir)?;
@@ -184,8 +167,7 @@ pub fn attach(req: &AttachRequest<'_>) -> anyhow::Result<Attachment> {
     }
     table.sync_presence()?;
     {
-        let mut flag: aya::maps::Array<aya::maps::MapData, u32> =
-            crate::pinned::open(&dir, nat_common::MAP_FAST_PATH)?;
+        let mut flag = tables.fast_path()?;
         // The external ifindex always (reload may switch the fast path on).
         flag.set(nat_common::FAST_PATH_EXT_IFINDEX, ifindex, 0)?;
         if req.fast_path {

@@ -3,16 +3,13 @@
 use std::{net::Ipv4Addr, path::Path};
 
 use anyhow::{Context as _, bail};
-use aya::maps::{
-    Array, MapData,
-    lpm_trie::{Key, LpmTrie},
-};
+use aya::maps::lpm_trie::Key;
 use nat_common::{
-    FILTER_ADDRESS, FILTER_ADDRESS_AND_PORT, FILTER_ENDPOINT_INDEPENDENT, INTERNAL_MAX, MAP_CONFIG,
-    MAP_INTERNAL, MAP_POOL, NatConfig, POOL_MAX,
+    FILTER_ADDRESS, FILTER_ADDRESS_AND_PORT, FILTER_ENDPOINT_INDEPENDENT, INTERNAL_MAX, NatConfig,
+    POOL_MAX,
 };
 
-use crate::{pinned, static_map::to_be};
+use crate::{static_map::to_be, tables::Tables};
 
 /// An IPv4 prefix such as 10.0.0.0/8.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -212,15 +209,16 @@ impl NaptSettings {
     /// Writes pool, internal prefixes and, last, the configuration that
     /// switches NAPT on.
     pub fn apply(&self, dir: &Path) -> anyhow::Result<()> {
-        let mut pool: Array<MapData, u32> = pinned::open(dir, MAP_POOL)?;
+        let tables = Tables::at(dir);
+        let mut pool = tables.pool()?;
         for (i, a) in self.pool.iter().enumerate() {
             pool.set(i as u32, to_be(*a), 0)?;
         }
-        let mut internal: LpmTrie<MapData, u32, u8> = pinned::open(dir, MAP_INTERNAL)?;
+        let mut internal = tables.internal()?;
         for p in &self.internal {
             internal.insert(&Key::new(p.len as u32, to_be(p.addr)), 1, 0)?;
         }
-        let mut config: Array<MapData, NatConfig> = pinned::open(dir, MAP_CONFIG)?;
+        let mut config = tables.config()?;
         config.set(0, self.config(), 0)?;
         Ok(())
     }
@@ -228,13 +226,12 @@ impl NaptSettings {
 
 /// The configuration in force on an attachment (`pool_len == 0`: NAPT off).
 pub fn read_config(dir: &Path) -> anyhow::Result<NatConfig> {
-    let config: Array<MapData, NatConfig> = pinned::open(dir, MAP_CONFIG)?;
-    Ok(config.get(&0, 0)?)
+    Ok(Tables::at(dir).config()?.get(&0, 0)?)
 }
 
 /// The pool addresses in force.
 pub fn read_pool(dir: &Path, cfg: &NatConfig) -> anyhow::Result<Vec<Ipv4Addr>> {
-    let pool: Array<MapData, u32> = pinned::open(dir, MAP_POOL)?;
+    let pool = Tables::at(dir).pool()?;
     (0..cfg.pool_len)
         .map(|i| Ok(crate::static_map::from_be(pool.get(&i, 0)?)))
         .collect()

@@ -18,26 +18,17 @@
 use std::{collections::BTreeSet, net::Ipv4Addr, path::Path};
 
 use anyhow::{Context as _, bail};
-use aya::maps::{
-    Array, DevMapHash, MapData,
-    lpm_trie::{Key, LpmTrie},
-};
-use nat_common::{
-    EndpointKey, MAP_CONFIG, MAP_FAST_PATH, MAP_INTERNAL, MAP_NAPT_OUT, MAP_POOL, MAP_SESSIONS,
-    MAP_XDP_TARGETS, MAPPING_FORWARD, Mapping, NatConfig,
-};
+use aya::maps::lpm_trie::Key;
+use nat_common::{EndpointKey, MAPPING_FORWARD, Mapping, NatConfig};
 
 use crate::{
-    batch,
     forward::{Forward, Forwards},
-    layout,
     loader::{HookMode, Limits},
     napt::{self, NaptSettings, Prefix},
-    netdev,
-    pinned::{self, RawMap},
-    pins,
+    netdev, pins,
     settings::Settings,
     static_map::{StaticTable, from_be, to_be},
+    tables::Tables,
 };
 
 /// What an attachment holds now.
@@ -62,8 +53,9 @@ pub struct Live {
 
 /// Reads the live state of the attachment in `dir`.
 pub fn read_live(dir: &Path) -> anyhow::Result<Live> {
+    let tables = Tables::at(dir);
     let config = napt::read_config(dir)?;
-    let trie: LpmTrie<MapData, u32, u8> = pinned::open(dir, MAP_INTERNAL)?;
+    let trie = tables.internal()?;
     let mut internal = Vec::new();
     for k in trie.keys() {
         let k = k?;
@@ -73,26 +65,27 @@ pub fn read_live(dir: &Path) -> anyhow::Result<Live> {
         });
     }
     internal.sort_by_key(|p| (u32::from(p.addr), p.len));
-    let bindings =
-        batch::lookup_all::<EndpointKey, Mapping>(RawMap::open(dir, MAP_NAPT_OUT)?.fd())?
-            .into_iter()
-            .filter(|(_, m)| m.flags & MAPPING_FORWARD == 0)
-            .collect();
-    let fast_path: Array<MapData, u32> = pinned::open(dir, MAP_FAST_PATH)?;
+    let napt_out = tables.napt_out()?;
+    let bindings = napt_out
+        .lookup_all()?
+        .into_iter()
+        .filter(|(_, m)| m.flags & MAPPING_FORWARD == 0)
+        .collect();
+    let fast_path = tables.fast_path()?;
     Ok(Live {
         fast_path: fast_path.get(&0, 0)? != 0,
         ingress: pins::ingress_mode(dir),
         inside: pins::inside_interfaces(dir),
         inside_xdp: pins::inside_xdp_interfaces(dir),
         xdp_targets: {
-            let m: DevMapHash<MapData> = pinned::open(dir, MAP_XDP_TARGETS)?;
+            let m = tables.xdp_targets()?;
             let mut v = m.keys().collect::<Result<Vec<u32>, _>>()?;
             v.sort_unstable();
             v
         },
         limits: Limits {
-            max_mappings: layout::max_entries(dir, MAP_NAPT_OUT)?,
-            max_sessions: layout::max_entries(dir, MAP_SESSIONS)?,
+            max_mappings: napt_out.max_entries()?,
+            max_sessions: tables.sessions()?.max_entries()?,
         },
         static_maps: StaticTable::open(dir)?.list()?,
         forwards: Forwards::open(dir)?.list()?,
@@ -376,9 +369,10 @@ pub fn apply(dir: &Path, live: &Live, plan: &Plan) -> anyhow::Result<()> {
     match &plan.napt {
         Some(NaptChange::Set(w)) => write_napt(dir, live, w)?,
         Some(NaptChange::Off) => {
-            let mut config: Array<MapData, NatConfig> = pinned::open(dir, MAP_CONFIG)?;
+            let tables = Tables::at(dir);
+            let mut config = tables.config()?;
             config.set(0, NatConfig::default(), 0)?;
-            let mut trie: LpmTrie<MapData, u32, u8> = pinned::open(dir, MAP_INTERNAL)?;
+            let mut trie = tables.internal()?;
             for p in &live.internal {
                 let _ = trie.remove(&Key::new(p.len as u32, to_be(p.addr)));
             }
@@ -389,7 +383,7 @@ pub fn apply(dir: &Path, live: &Live, plan: &Plan) -> anyhow::Result<()> {
         table.add(*private, *public)?;
     }
     if let Some(on) = plan.fast_path {
-        let mut flag: Array<MapData, u32> = pinned::open(dir, MAP_FAST_PATH)?;
+        let mut flag = Tables::at(dir).fast_path()?;
         flag.set(0, on as u32, 0)?;
     }
     if let Some(t) = &plan.xdp_targets {
@@ -426,20 +420,22 @@ fn xdp_targets(live: &Live, want: &Settings) -> anyhow::Result<Vec<u32>> {
 
 /// Makes XDP_TARGETS hold exactly `want`.
 fn write_xdp_targets(dir: &Path, live: &Live, want: &[u32]) -> anyhow::Result<()> {
-    let mut m: DevMapHash<MapData> = pinned::open(dir, MAP_XDP_TARGETS)?;
+    let mut m = Tables::at(dir).xdp_targets()?;
     for i in want {
         m.insert(*i, *i, None, 0)
-            .with_context(|| format!("adding ifindex {i} to {MAP_XDP_TARGETS}"))?;
+            .with_context(|| format!("adding ifindex {i} to {}", nat_common::MAP_XDP_TARGETS))?;
     }
     for i in live.xdp_targets.iter().filter(|i| !want.contains(i)) {
-        m.remove(*i)
-            .with_context(|| format!("removing ifindex {i} from {MAP_XDP_TARGETS}"))?;
+        m.remove(*i).with_context(|| {
+            format!("removing ifindex {i} from {}", nat_common::MAP_XDP_TARGETS)
+        })?;
     }
     Ok(())
 }
 
 fn write_napt(dir: &Path, live: &Live, w: &NaptSettings) -> anyhow::Result<()> {
-    let mut trie: LpmTrie<MapData, u32, u8> = pinned::open(dir, MAP_INTERNAL)?;
+    let tables = Tables::at(dir);
+    let mut trie = tables.internal()?;
     for p in w.internal.iter().filter(|p| !live.internal.contains(p)) {
         trie.insert(&Key::new(p.len as u32, to_be(p.addr)), 1, 0)?;
     }
@@ -452,13 +448,13 @@ fn write_napt(dir: &Path, live: &Live, w: &NaptSettings) -> anyhow::Result<()> {
         .chain(w.pool.iter().filter(|a| !live.pool.contains(a)))
         .copied()
         .collect();
-    let mut pool: Array<MapData, u32> = pinned::open(dir, MAP_POOL)?;
+    let mut pool = tables.pool()?;
     for (i, a) in new_pool.iter().enumerate() {
         pool.set(i as u32, to_be(*a), 0)?;
     }
     let mut settings = w.clone();
     settings.pool = new_pool;
-    let mut config: Array<MapData, NatConfig> = pinned::open(dir, MAP_CONFIG)?;
+    let mut config = tables.config()?;
     config.set(0, settings.config(), 0)?;
     for p in live.internal.iter().filter(|p| !w.internal.contains(p)) {
         let _ = trie.remove(&Key::new(p.len as u32, to_be(p.addr)));

@@ -3,8 +3,10 @@
 use std::{net::Ipv4Addr, path::Path};
 
 use anyhow::Context as _;
-use aya::maps::{Array, HashMap, Map, MapData, MapError};
-use nat_common::{Ipv4Be, MAP_STATIC_EMPTY, MAP_STATIC_IN, MAP_STATIC_OUT};
+use aya::maps::{Array, HashMap, MapData, MapError};
+use nat_common::Ipv4Be;
+
+use crate::tables::Tables;
 
 /// Flag for BPF_MAP_UPDATE_ELEM: fail if the key exists.
 const BPF_NOEXIST: u64 = 1;
@@ -71,13 +73,6 @@ pub struct StaticTable {
     empty: Array<MapData, u32>,
 }
 
-fn open_hash(dir: &Path, name: &str) -> anyhow::Result<HashMap<MapData, Ipv4Be, Ipv4Be>> {
-    let path = dir.join(name);
-    let data = MapData::from_pin(&path).with_context(|| format!("opening {}", path.display()))?;
-    let map = Map::from_map_data(data)?;
-    Ok(HashMap::try_from(map)?)
-}
-
 fn get(map: &HashMap<MapData, Ipv4Be, Ipv4Be>, key: Ipv4Be) -> anyhow::Result<Option<Ipv4Be>> {
     match map.get(&key, 0) {
         Ok(v) => Ok(Some(v)),
@@ -89,10 +84,11 @@ fn get(map: &HashMap<MapData, Ipv4Be, Ipv4Be>, key: Ipv4Be) -> anyhow::Result<Op
 impl StaticTable {
     /// Opens the pinned table of an attachment directory.
     pub fn open(dir: &Path) -> anyhow::Result<Self> {
+        let tables = Tables::at(dir);
         Ok(Self {
-            out: open_hash(dir, MAP_STATIC_OUT)?,
-            inb: open_hash(dir, MAP_STATIC_IN)?,
-            empty: crate::pinned::open(dir, MAP_STATIC_EMPTY)?,
+            out: tables.static_out()?.into_hash_map()?,
+            inb: tables.static_in()?.into_hash_map()?,
+            empty: tables.static_empty()?,
         })
     }
 

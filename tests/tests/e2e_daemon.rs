@@ -1030,13 +1030,13 @@ fn json_flush_and_exit_codes() {
 /// `n` live bindings as the data plane makes them ([`Entries::bulk`]),
 /// stamped `now`, written into the pinned mapping tables in `dir`.
 fn fill_live_bindings(dir: &std::path::Path, n: u32, now: u64) {
-    use nat_common::{MAP_NAPT_IN, MAP_NAPT_OUT};
-    use nat_userspace::{batch, pinned::RawMap};
+    use nat_userspace::{batch, tables::Tables};
     let e = Entries::bulk(n, now);
-    let open =
-        |name: &str| RawMap::open(dir, name).unwrap_or_else(|e| panic!("opening {name}: {e:#}"));
-    batch::update_all(open(MAP_NAPT_OUT).fd(), &e.out.0, &e.out.1).expect("filling NAPT_OUT");
-    batch::update_all(open(MAP_NAPT_IN).fd(), &e.inb.0, &e.inb.1).expect("filling NAPT_IN");
+    let tables = Tables::at(dir);
+    let out = tables.napt_out().expect("opening NAPT_OUT");
+    let inb = tables.napt_in().expect("opening NAPT_IN");
+    batch::update_all(out.fd(), &e.out.0, &e.out.1).expect("filling NAPT_OUT");
+    batch::update_all(inb.fd(), &e.inb.0, &e.inb.1).expect("filling NAPT_IN");
 }
 
 /// With half a million live bindings a sweep takes a good part of a

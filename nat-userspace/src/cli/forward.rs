@@ -138,11 +138,7 @@ pub fn run(cmd: ForwardCommand, iface: Option<&str>) -> anyhow::Result<ExitCode>
 }
 
 fn internal_contains(dir: &std::path::Path, addr: std::net::Ipv4Addr) -> anyhow::Result<bool> {
-    use aya::maps::{
-        MapData,
-        lpm_trie::{Key, LpmTrie},
-    };
-    let trie: LpmTrie<MapData, u32, u8> =
-        nat_userspace::pinned::open(dir, nat_common::MAP_INTERNAL)?;
+    use aya::maps::lpm_trie::Key;
+    let trie = nat_userspace::tables::Tables::at(dir).internal()?;
     Ok(trie.get(&Key::new(32, to_be(addr)), 0).is_ok())
 }

@@ -1,8 +1,7 @@
 //! `xnat stats`: counters summed over CPUs, drops by reason, table use.
 use std::{collections::BTreeMap, process::ExitCode};
 
-use nat_common::{EndpointKey, InsideEndpoint, MAP_NAPT_IN};
-use nat_userspace::{batch, napt, pinned::RawMap, pins, sessions, static_map::from_be, stats};
+use nat_userspace::{napt, pins, sessions, static_map::from_be, stats, tables::Tables};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -18,8 +17,7 @@ pub fn run(args: Args, iface: Option<&str>) -> anyhow::Result<ExitCode> {
     let pool = napt::read_pool(&dir, &cfg)?;
     let snapshot = sessions::read(&dir)?;
     let (mappings, sessions) = (snapshot.mappings.len(), snapshot.sessions);
-    let public =
-        batch::lookup_all::<EndpointKey, InsideEndpoint>(RawMap::open(&dir, MAP_NAPT_IN)?.fd())?;
+    let public = Tables::at(&dir).napt_in()?.lookup_all()?;
     let mut ports_in_use: BTreeMap<String, u64> = pool.iter().map(|a| (a.to_string(), 0)).collect();
     for (k, _) in &public {
         *ports_in_use.entry(from_be(k.addr).to_string()).or_default() += 1;
