@@ -1,15 +1,11 @@
-//! NAPT settings: validation, writing them into the pinned maps at attach
-//! time, and reading them back for every other command.
+//! NAPT settings: the domain types (prefixes, filtering, timeouts), their
+//! conversion to and from CONFIG, and reading them back from the pinned
+//! maps. Checked in `settings`, written by `reconcile`.
 use std::{net::Ipv4Addr, path::Path};
 
-use anyhow::{Context as _, bail};
-use aya::maps::lpm_trie::Key;
-use nat_common::{
-    FILTER_ADDRESS, FILTER_ADDRESS_AND_PORT, FILTER_ENDPOINT_INDEPENDENT, INTERNAL_MAX, NatConfig,
-    POOL_MAX,
-};
+use nat_common::{FILTER_ADDRESS, FILTER_ADDRESS_AND_PORT, FILTER_ENDPOINT_INDEPENDENT, NatConfig};
 
-use crate::{static_map::to_be, tables::Tables};
+use crate::tables::Tables;
 
 /// An IPv4 prefix such as 10.0.0.0/8.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,8 +67,10 @@ pub fn rfc1918() -> Vec<Prefix> {
         .collect()
 }
 
-/// RFC 4787 §5 filtering behaviours.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// RFC 4787 §5 filtering behaviours: `--filtering`, `napt.filtering` and
+/// CONFIG's code, all from this one type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Filtering {
     EndpointIndependent,
     Address,
@@ -80,21 +78,36 @@ pub enum Filtering {
 }
 
 impl Filtering {
+    const ALL: [(Filtering, u32, &'static str); 3] = [
+        (
+            Filtering::EndpointIndependent,
+            FILTER_ENDPOINT_INDEPENDENT,
+            "endpoint-independent",
+        ),
+        (Filtering::Address, FILTER_ADDRESS, "address"),
+        (
+            Filtering::AddressAndPort,
+            FILTER_ADDRESS_AND_PORT,
+            "address-and-port",
+        ),
+    ];
+
+    /// The kernel's code (CONFIG's `filtering`).
     pub fn code(self) -> u32 {
-        match self {
-            Filtering::EndpointIndependent => FILTER_ENDPOINT_INDEPENDENT,
-            Filtering::Address => FILTER_ADDRESS,
-            Filtering::AddressAndPort => FILTER_ADDRESS_AND_PORT,
-        }
+        Self::ALL
+            .iter()
+            .find(|(f, ..)| *f == self)
+            .map_or(0, |e| e.1)
     }
 
+    /// The behaviour of a kernel code, if it names one.
+    pub fn from_code(code: u32) -> Option<Self> {
+        Self::ALL.iter().find(|e| e.1 == code).map(|e| e.0)
+    }
+
+    /// The name of a kernel code, as the flag and the config spell it.
     pub fn name_of(code: u32) -> &'static str {
-        match code {
-            FILTER_ENDPOINT_INDEPENDENT => "endpoint-independent",
-            FILTER_ADDRESS => "address",
-            FILTER_ADDRESS_AND_PORT => "address-and-port",
-            _ => "?",
-        }
+        Self::ALL.iter().find(|e| e.1 == code).map_or("?", |e| e.2)
     }
 }
 
@@ -163,33 +176,9 @@ impl Timeouts {
 }
 
 impl NaptSettings {
-    /// Checks the settings against each other; each error names the flag.
-    pub fn validate(&self) -> anyhow::Result<()> {
-        if self.pool.is_empty() {
-            bail!("--pool: no public address");
-        }
-        if self.pool.len() > POOL_MAX as usize {
-            bail!("--pool: {} addresses, at most {POOL_MAX}", self.pool.len());
-        }
-        for (i, a) in self.pool.iter().enumerate() {
-            crate::static_map::check_usable(*a).context("--pool")?;
-            if self.pool[..i].contains(a) {
-                bail!("--pool: {a} is listed twice");
-            }
-            if let Some(p) = self.internal.iter().find(|p| p.contains(*a)) {
-                bail!("--pool: {a} lies inside --internal {p}");
-            }
-        }
-        if self.internal.is_empty() || self.internal.len() > INTERNAL_MAX as usize {
-            bail!("--internal: between 1 and {INTERNAL_MAX} prefixes");
-        }
-        let (lo, hi) = self.ports;
-        if lo == 0 || lo > hi {
-            bail!("--ports {lo}-{hi}: expected MIN-MAX with 1 <= MIN <= MAX <= 65535");
-        }
-        Ok(())
-    }
-
+    /// The settings as CONFIG holds them (with the pool and internal
+    /// prefixes in their own maps). [`NaptSettings::from_config`] is the
+    /// way back.
     pub fn config(&self) -> NatConfig {
         NatConfig {
             pool_len: self.pool.len() as u32,
@@ -206,21 +195,27 @@ impl NaptSettings {
         }
     }
 
-    /// Writes pool, internal prefixes and, last, the configuration that
-    /// switches NAPT on.
-    pub fn apply(&self, dir: &Path) -> anyhow::Result<()> {
-        let tables = Tables::at(dir);
-        let mut pool = tables.pool()?;
-        for (i, a) in self.pool.iter().enumerate() {
-            pool.set(i as u32, to_be(*a), 0)?;
+    /// The settings a CONFIG, pool and internal prefixes hold (`None`:
+    /// NAPT off). An unknown filtering code reads as address-dependent.
+    pub fn from_config(c: &NatConfig, pool: &[Ipv4Addr], internal: &[Prefix]) -> Option<Self> {
+        if c.pool_len == 0 {
+            return None;
         }
-        let mut internal = tables.internal()?;
-        for p in &self.internal {
-            internal.insert(&Key::new(p.len as u32, to_be(p.addr)), 1, 0)?;
-        }
-        let mut config = tables.config()?;
-        config.set(0, self.config(), 0)?;
-        Ok(())
+        Some(NaptSettings {
+            internal: internal.to_vec(),
+            pool: pool.to_vec(),
+            ports: (c.port_min, c.port_max),
+            filtering: Filtering::from_code(c.filtering).unwrap_or(Filtering::Address),
+            max_ports_per_host: c.max_ports_per_host,
+            max_inbound_sessions: c.max_inbound_sessions,
+            timeouts: Timeouts {
+                udp: c.timeout_udp,
+                tcp_established: c.timeout_tcp_established,
+                tcp_transitory: c.timeout_tcp_transitory,
+                icmp: c.timeout_icmp,
+                tcp_syn_in: c.timeout_tcp_syn_in,
+            },
+        })
     }
 }
 
@@ -280,30 +275,6 @@ mod tests {
                 .contains("unknown timeout")
         );
         assert!(Timeouts::default().parse_over("udp").is_err());
-    }
-
-    #[test]
-    fn validation_names_the_flag() {
-        settings().validate().unwrap();
-        let mut s = settings();
-        s.pool.push("198.51.100.1".parse().unwrap());
-        assert!(
-            s.validate()
-                .unwrap_err()
-                .to_string()
-                .contains("listed twice")
-        );
-        let mut s = settings();
-        s.pool = vec!["10.9.9.9".parse().unwrap()];
-        assert!(
-            s.validate()
-                .unwrap_err()
-                .to_string()
-                .contains("inside --internal")
-        );
-        let mut s = settings();
-        s.ports = (2000, 1000);
-        assert!(s.validate().unwrap_err().to_string().contains("--ports"));
     }
 
     #[test]

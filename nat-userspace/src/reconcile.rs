@@ -1,6 +1,8 @@
 //! Bringing a live attachment to the [`Settings`] of a config, touching only
 //! what differs: `xnat reload` / SIGHUP, a restarted agent adopting pinned
-//! state, and the forwards of a fresh attach.
+//! state, and a fresh attach (from [`Live::fresh`], before its programs
+//! are attached). The only writer of the tables' settings (CONFIG, POOL,
+//! INTERNAL, static maps, forwards, the fast path's switch).
 //!
 //! Entries in both the tables and the settings are left alone, so their
 //! flows never notice. Static maps and forwards that the settings no longer
@@ -49,6 +51,35 @@ pub struct Live {
     pub internal: Vec<Prefix>,
     /// Dynamic bindings (not forwards): inside endpoint → public endpoint.
     pub bindings: Vec<(EndpointKey, Mapping)>,
+}
+
+impl Live {
+    /// A freshly loaded attachment: empty tables, and the hooks, inside
+    /// interfaces and table sizes it is about to be attached with.
+    pub fn fresh(
+        ingress: HookMode,
+        inside: &[String],
+        inside_xdp: &[String],
+        limits: Limits,
+    ) -> Live {
+        Live {
+            ingress: Some(match ingress {
+                HookMode::Xdp => "xdp",
+                _ => "tc",
+            }),
+            inside: inside.to_vec(),
+            inside_xdp: inside_xdp.to_vec(),
+            xdp_targets: Vec::new(),
+            limits,
+            fast_path: false,
+            static_maps: Vec::new(),
+            forwards: Vec::new(),
+            config: NatConfig::default(),
+            pool: Vec::new(),
+            internal: Vec::new(),
+            bindings: Vec::new(),
+        }
+    }
 }
 
 /// Reads the live state of the attachment in `dir`.
@@ -124,6 +155,17 @@ impl Plan {
         *self == Plan::default()
     }
 
+    /// What a fresh attach reports: its forwards and XDP redirect targets
+    /// (static maps, NAPT and the fast path are in its own line already).
+    pub fn fresh_summary(&self) -> String {
+        Plan {
+            forwards_added: self.forwards_added.clone(),
+            xdp_targets: self.xdp_targets.clone(),
+            ..Plan::default()
+        }
+        .summary()
+    }
+
     /// One line for logs and `xnat reload`.
     pub fn summary(&self) -> String {
         if self.is_empty() {
@@ -156,29 +198,7 @@ impl Plan {
 
 /// The live NAPT settings, as `NaptSettings` (to compare with wanted ones).
 fn live_napt(live: &Live) -> Option<NaptSettings> {
-    let c = &live.config;
-    if c.pool_len == 0 {
-        return None;
-    }
-    Some(NaptSettings {
-        internal: live.internal.clone(),
-        pool: live.pool.clone(),
-        ports: (c.port_min, c.port_max),
-        filtering: match c.filtering {
-            nat_common::FILTER_ENDPOINT_INDEPENDENT => napt::Filtering::EndpointIndependent,
-            nat_common::FILTER_ADDRESS_AND_PORT => napt::Filtering::AddressAndPort,
-            _ => napt::Filtering::Address,
-        },
-        max_ports_per_host: c.max_ports_per_host,
-        max_inbound_sessions: c.max_inbound_sessions,
-        timeouts: napt::Timeouts {
-            udp: c.timeout_udp,
-            tcp_established: c.timeout_tcp_established,
-            tcp_transitory: c.timeout_tcp_transitory,
-            icmp: c.timeout_icmp,
-            tcp_syn_in: c.timeout_tcp_syn_in,
-        },
-    })
+    NaptSettings::from_config(&live.config, &live.pool, &live.internal)
 }
 
 /// Settings with pool and prefixes in a canonical order: their order in

@@ -438,6 +438,18 @@ fn resolve_napt(
         }
     }
 
+    let ports = layer.ports.as_ref().map_or(
+        Sourced::new((1024, 65535), Origin::flag("--ports (default)")),
+        Sourced::clone,
+    );
+    let (lo, hi) = ports.value;
+    if lo == 0 || lo > hi {
+        return err(
+            &ports.origin,
+            format!("{lo}-{hi}: expected MIN-MAX with 1 <= MIN <= MAX <= 65535"),
+        );
+    }
+
     let mut timeouts = Timeouts::default();
     let t = &layer.timeouts;
     for (slot, v) in [
@@ -458,7 +470,7 @@ fn resolve_napt(
     Ok(NaptSettings {
         internal: internal.iter().map(|p| p.value).collect(),
         pool: pool.iter().map(|a| a.value).collect(),
-        ports: layer.ports.as_ref().map_or((1024, 65535), |p| p.value),
+        ports: ports.value,
         filtering: layer
             .filtering
             .as_ref()
@@ -635,6 +647,31 @@ mod tests {
                 && e.contains("veth9 is neither the external interface nor an inside interface"),
             "{e}"
         );
+    }
+
+    /// NAPT settings are checked against each other; each error names
+    /// the flag.
+    #[test]
+    fn napt_errors_name_the_flag() {
+        let base = Layer {
+            ifname: Some(flag("lo".to_string(), "IFACE")),
+            pool: Some(vec![flag("198.51.100.1".parse().unwrap(), "--pool")]),
+            ..Layer::default()
+        };
+        resolve(&base, "x").unwrap();
+        let mut l = base.clone();
+        l.pool
+            .as_mut()
+            .unwrap()
+            .push(flag("198.51.100.1".parse().unwrap(), "--pool"));
+        let e = resolve(&l, "x").unwrap_err().to_string();
+        assert!(e.contains("--pool") && e.contains("listed twice"), "{e}");
+        let l = Layer {
+            ports: Some(flag((2000, 1000), "--ports")),
+            ..base
+        };
+        let e = resolve(&l, "x").unwrap_err().to_string();
+        assert!(e.starts_with("--ports: "), "{e}");
     }
 
     #[test]

@@ -3,7 +3,6 @@
 //! pinned state a previous agent left running) and run the agent.
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
-use clap::ValueEnum;
 use nat_userspace::{
     config, ephemeral,
     forward::Forward,
@@ -39,14 +38,14 @@ pub struct Args {
     /// Hook for inbound translation: XDP, TC, or auto (XDP on physical
     /// NICs, TC on virtual devices such as veth) [default: auto].
     #[arg(long, value_enum)]
-    pub ingress: Option<Ingress>,
+    pub ingress: Option<HookMode>,
 
     /// Hook of the outbound fast path on the --inside interfaces: XDP (in
     /// front of the TC program, for packets that come off a wire: complete
     /// checksums), TC only, or auto (XDP on physical NICs, TC on virtual
     /// devices) [default: auto].
     #[arg(long, value_enum, value_name = "HOOK")]
-    pub inside_hook: Option<Ingress>,
+    pub inside_hook: Option<HookMode>,
 
     /// Virtual devices (the external or an inside interface) that take XDP
     /// redirects, e.g. a veth whose peer has an XDP program; physical NICs
@@ -114,7 +113,7 @@ pub struct NaptArgs {
     /// Which inbound packets reach an inside endpoint (RFC 4787 §5)
     /// [default: address].
     #[arg(long, value_enum)]
-    pub filtering: Option<FilteringArg>,
+    pub filtering: Option<Filtering>,
 
     /// Idle timeouts in seconds, e.g. udp=300,tcp-established=7440,
     /// tcp-transitory=240,tcp-syn-in=60,icmp=60 (unnamed ones keep their
@@ -142,13 +141,6 @@ pub struct NaptArgs {
     /// --max-sessions].
     #[arg(long, value_name = "N")]
     pub max_inbound_sessions: Option<u32>,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum FilteringArg {
-    EndpointIndependent,
-    Address,
-    AddressAndPort,
 }
 
 /// The timeouts named by `--timeout`.
@@ -179,23 +171,6 @@ fn parse_timeouts(s: &str) -> Result<TimeoutFlags, String> {
     Ok(t)
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum Ingress {
-    Auto,
-    Xdp,
-    Tc,
-}
-
-impl From<Ingress> for HookMode {
-    fn from(i: Ingress) -> Self {
-        match i {
-            Ingress::Auto => HookMode::Auto,
-            Ingress::Xdp => HookMode::Xdp,
-            Ingress::Tc => HookMode::Tc,
-        }
-    }
-}
-
 fn some_vec<T>(v: Vec<T>) -> Option<Vec<T>> {
     (!v.is_empty()).then_some(v)
 }
@@ -211,14 +186,14 @@ impl Args {
         let t = n.timeouts.unwrap_or_default();
         Layer {
             ifname: self.iface.clone().map(|i| flag(i, "IFACE")),
-            ingress: self.ingress.map(|i| flag(i.into(), "--ingress")),
+            ingress: self.ingress.map(|i| flag(i, "--ingress")),
             inside: some_vec(
                 self.inside
                     .iter()
                     .map(|i| flag(i.clone(), "--inside"))
                     .collect(),
             ),
-            inside_hook: self.inside_hook.map(|i| flag(i.into(), "--inside-hook")),
+            inside_hook: self.inside_hook.map(|i| flag(i, "--inside-hook")),
             xdp_redirect: some_vec(
                 self.xdp_redirect
                     .iter()
@@ -248,16 +223,7 @@ impl Args {
                     .collect(),
             ),
             ports: n.ports.map(|p| flag(p, "--ports")),
-            filtering: n.filtering.map(|f| {
-                flag(
-                    match f {
-                        FilteringArg::EndpointIndependent => Filtering::EndpointIndependent,
-                        FilteringArg::Address => Filtering::Address,
-                        FilteringArg::AddressAndPort => Filtering::AddressAndPort,
-                    },
-                    "--filtering",
-                )
-            }),
+            filtering: n.filtering.map(|f| flag(f, "--filtering")),
             timeouts: TimeoutLayer {
                 udp: t.udp.map(|v| flag(v, "--timeout udp")),
                 tcp_established: t
