@@ -46,9 +46,9 @@ use toml::Spanned;
 use crate::{
     forward::Forward,
     loader::HookMode,
-    napt::{Filtering, Prefix},
+    napt::{Filtering, Prefix, Timeouts},
     parse,
-    settings::{Layer, LogTarget, Origin, Sourced, TimeoutLayer, proto_by_name},
+    settings::{Layer, LogTarget, Origin, Sourced, proto_by_name},
 };
 
 /// A config file that cannot be used, with where and why.
@@ -199,17 +199,7 @@ struct RawNapt {
     max_mappings: Option<Spanned<u32>>,
     max_sessions: Option<Spanned<u32>>,
     max_inbound_sessions: Option<Spanned<u32>>,
-    timeouts: Option<RawTimeouts>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct RawTimeouts {
-    udp: Option<Spanned<u32>>,
-    tcp_established: Option<Spanned<u32>>,
-    tcp_transitory: Option<Spanned<u32>>,
-    icmp: Option<Spanned<u32>>,
-    tcp_syn_in: Option<Spanned<u32>>,
+    timeouts: Option<Timeouts<Option<Spanned<u32>>>>,
 }
 
 /// Byte offset → 1-based line and column.
@@ -426,19 +416,8 @@ impl Ctx<'_> {
                 .max_inbound_sessions
                 .map(|s| self.sourced(s, "napt.max-inbound-sessions"));
             if let Some(t) = n.timeouts {
-                l.timeouts = TimeoutLayer {
-                    udp: t.udp.map(|s| self.sourced(s, "napt.timeouts.udp")),
-                    tcp_established: t
-                        .tcp_established
-                        .map(|s| self.sourced(s, "napt.timeouts.tcp-established")),
-                    tcp_transitory: t
-                        .tcp_transitory
-                        .map(|s| self.sourced(s, "napt.timeouts.tcp-transitory")),
-                    icmp: t.icmp.map(|s| self.sourced(s, "napt.timeouts.icmp")),
-                    tcp_syn_in: t
-                        .tcp_syn_in
-                        .map(|s| self.sourced(s, "napt.timeouts.tcp-syn-in")),
-                };
+                l.timeouts =
+                    t.map(|name, v| v.map(|s| self.sourced(s, &format!("napt.timeouts.{name}"))));
             }
         }
         l

@@ -124,13 +124,24 @@ pub struct NaptSettings {
     pub timeouts: Timeouts,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Timeouts {
-    pub udp: u32,
-    pub tcp_established: u32,
-    pub tcp_transitory: u32,
-    pub icmp: u32,
-    pub tcp_syn_in: u32,
+/// The idle timeouts, one per protocol and TCP state, in one shape for
+/// every layer: `Timeouts` (seconds in force), `Timeouts<Option<u32>>`
+/// (`--timeout`), `Timeouts<Option<Sourced<u32>>>` (a settings layer) and
+/// the config file's `[napt.timeouts]` table. The names are those of the
+/// flag and the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Timeouts<T = u32> {
+    #[serde(default)]
+    pub udp: T,
+    #[serde(default)]
+    pub tcp_established: T,
+    #[serde(default)]
+    pub tcp_transitory: T,
+    #[serde(default)]
+    pub icmp: T,
+    #[serde(default)]
+    pub tcp_syn_in: T,
 }
 
 impl Default for Timeouts {
@@ -145,9 +156,59 @@ impl Default for Timeouts {
     }
 }
 
-impl Timeouts {
-    /// Parses `udp=300,tcp-established=7440,...` over the defaults.
-    pub fn parse_over(mut self, s: &str) -> Result<Self, String> {
+impl<T> Default for Timeouts<Option<T>> {
+    fn default() -> Self {
+        Timeouts {
+            udp: None,
+            tcp_established: None,
+            tcp_transitory: None,
+            icmp: None,
+            tcp_syn_in: None,
+        }
+    }
+}
+
+impl<T> Timeouts<T> {
+    /// Each timeout with its name (as `--timeout` and the file spell it).
+    pub fn named(self) -> [(&'static str, T); 5] {
+        [
+            ("udp", self.udp),
+            ("tcp-established", self.tcp_established),
+            ("tcp-transitory", self.tcp_transitory),
+            ("icmp", self.icmp),
+            ("tcp-syn-in", self.tcp_syn_in),
+        ]
+    }
+
+    /// Each timeout passed through `f` with its name.
+    pub fn map<U>(self, mut f: impl FnMut(&'static str, T) -> U) -> Timeouts<U> {
+        let [udp, est, trans, icmp, syn] = self.named().map(|(n, v)| f(n, v));
+        Timeouts {
+            udp,
+            tcp_established: est,
+            tcp_transitory: trans,
+            icmp,
+            tcp_syn_in: syn,
+        }
+    }
+
+    /// Timeout by timeout, `f(self's, other's)`.
+    pub fn zip<U, V>(self, other: Timeouts<U>, mut f: impl FnMut(T, U) -> V) -> Timeouts<V> {
+        Timeouts {
+            udp: f(self.udp, other.udp),
+            tcp_established: f(self.tcp_established, other.tcp_established),
+            tcp_transitory: f(self.tcp_transitory, other.tcp_transitory),
+            icmp: f(self.icmp, other.icmp),
+            tcp_syn_in: f(self.tcp_syn_in, other.tcp_syn_in),
+        }
+    }
+}
+
+impl Timeouts<Option<u32>> {
+    /// Parses `udp=300,tcp-established=7440,...` (`--timeout`): the ones
+    /// named, each at least a second.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let mut t = Self::default();
         for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
             let (k, v) = item
                 .split_once('=')
@@ -158,20 +219,39 @@ impl Timeouts {
                 .ok()
                 .filter(|s| *s > 0)
                 .ok_or_else(|| format!("'{v}' is not a number of seconds (> 0) for {k}"))?;
-            match k {
-                "udp" => self.udp = secs,
-                "tcp-established" | "tcp_established" => self.tcp_established = secs,
-                "tcp-transitory" | "tcp_transitory" => self.tcp_transitory = secs,
-                "icmp" => self.icmp = secs,
-                "tcp-syn-in" | "tcp_syn_in" => self.tcp_syn_in = secs,
+            let slot = match k {
+                "udp" => &mut t.udp,
+                "tcp-established" | "tcp_established" => &mut t.tcp_established,
+                "tcp-transitory" | "tcp_transitory" => &mut t.tcp_transitory,
+                "icmp" => &mut t.icmp,
+                "tcp-syn-in" | "tcp_syn_in" => &mut t.tcp_syn_in,
                 _ => {
                     return Err(format!(
                         "unknown timeout '{k}' (expected udp, tcp-established, tcp-transitory, tcp-syn-in, icmp)"
                     ));
                 }
-            }
+            };
+            *slot = Some(secs);
         }
-        Ok(self)
+        Ok(t)
+    }
+}
+
+impl Timeouts {
+    /// Parses `udp=300,tcp-established=7440,...` over `self`.
+    pub fn parse_over(self, s: &str) -> Result<Self, String> {
+        Ok(Timeouts::<Option<u32>>::parse(s)?.zip(self, Option::unwrap_or))
+    }
+
+    /// The timeouts CONFIG holds.
+    pub fn of(c: &NatConfig) -> Self {
+        Timeouts {
+            udp: c.timeout_udp,
+            tcp_established: c.timeout_tcp_established,
+            tcp_transitory: c.timeout_tcp_transitory,
+            icmp: c.timeout_icmp,
+            tcp_syn_in: c.timeout_tcp_syn_in,
+        }
     }
 }
 
@@ -208,13 +288,7 @@ impl NaptSettings {
             filtering: Filtering::from_code(c.filtering).unwrap_or(Filtering::Address),
             max_ports_per_host: c.max_ports_per_host,
             max_inbound_sessions: c.max_inbound_sessions,
-            timeouts: Timeouts {
-                udp: c.timeout_udp,
-                tcp_established: c.timeout_tcp_established,
-                tcp_transitory: c.timeout_tcp_transitory,
-                icmp: c.timeout_icmp,
-                tcp_syn_in: c.timeout_tcp_syn_in,
-            },
+            timeouts: Timeouts::of(c),
         })
     }
 }

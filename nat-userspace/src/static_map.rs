@@ -48,24 +48,6 @@ pub fn check_usable(addr: Ipv4Addr) -> Result<(), MappingError> {
     Err(MappingError::Unusable(addr, why))
 }
 
-/// Checks a whole list of mappings (from flags or a config) against itself:
-/// no private and no public address twice.
-pub fn check_list(list: &[(Ipv4Addr, Ipv4Addr)]) -> anyhow::Result<()> {
-    for (i, (private, public)) in list.iter().enumerate() {
-        check_usable(*private)?;
-        check_usable(*public)?;
-        for (p2, q2) in &list[..i] {
-            if p2 == private {
-                anyhow::bail!("private address {private} is mapped twice (to {q2} and {public})");
-            }
-            if q2 == public {
-                anyhow::bail!("public address {public} is mapped twice (from {p2} and {private})");
-            }
-        }
-    }
-    Ok(())
-}
-
 pub struct StaticTable {
     out: HashMap<MapData, Ipv4Be, Ipv4Be>,
     inb: HashMap<MapData, Ipv4Be, Ipv4Be>,
@@ -179,42 +161,5 @@ mod tests {
         let x = a("10.0.0.2");
         assert_eq!(to_be(x).to_ne_bytes(), [10, 0, 0, 2]);
         assert_eq!(from_be(to_be(x)), x);
-    }
-
-    #[test]
-    fn list_rejects_duplicates() {
-        let ok = [
-            (a("10.0.0.2"), a("203.0.113.1")),
-            (a("10.0.0.3"), a("203.0.113.2")),
-        ];
-        check_list(&ok).unwrap();
-        let dup_priv = [
-            (a("10.0.0.2"), a("203.0.113.1")),
-            (a("10.0.0.2"), a("203.0.113.2")),
-        ];
-        let e = check_list(&dup_priv).unwrap_err().to_string();
-        assert!(
-            e.contains("private address 10.0.0.2 is mapped twice"),
-            "{e}"
-        );
-        let dup_pub = [
-            (a("10.0.0.2"), a("203.0.113.1")),
-            (a("10.0.0.3"), a("203.0.113.1")),
-        ];
-        let e = check_list(&dup_pub).unwrap_err().to_string();
-        assert!(
-            e.contains("public address 203.0.113.1 is mapped twice"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn unusable_addresses_are_named() {
-        for bad in ["0.0.0.0", "255.255.255.255", "224.0.0.1", "127.0.0.1"] {
-            let e = check_list(&[(a(bad), a("203.0.113.1"))])
-                .unwrap_err()
-                .to_string();
-            assert!(e.starts_with(bad), "{e}");
-        }
     }
 }

@@ -8,9 +8,9 @@ use nat_userspace::{
     forward::Forward,
     lifecycle,
     loader::HookMode,
-    napt::{Filtering, Prefix},
+    napt::{Filtering, Prefix, Timeouts},
     pins,
-    settings::{self, Layer, LogTarget, Origin, Settings, Sourced, TimeoutLayer},
+    settings::{self, Layer, LogTarget, Origin, Settings, Sourced},
 };
 
 use super::addr::{Mapping, parse_mapping, parse_pool, parse_port_range};
@@ -118,8 +118,8 @@ pub struct NaptArgs {
     /// Idle timeouts in seconds, e.g. udp=300,tcp-established=7440,
     /// tcp-transitory=240,tcp-syn-in=60,icmp=60 (unnamed ones keep their
     /// default).
-    #[arg(long = "timeout", value_name = "NAME=SECS,...", value_parser = parse_timeouts)]
-    pub timeouts: Option<TimeoutFlags>,
+    #[arg(long = "timeout", value_name = "NAME=SECS,...", value_parser = Timeouts::<Option<u32>>::parse)]
+    pub timeouts: Option<Timeouts<Option<u32>>>,
 
     /// Most public ports one inside host may hold (0: no cap) [default: 0].
     #[arg(long, value_name = "N")]
@@ -141,34 +141,6 @@ pub struct NaptArgs {
     /// --max-sessions].
     #[arg(long, value_name = "N")]
     pub max_inbound_sessions: Option<u32>,
-}
-
-/// The timeouts named by `--timeout`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TimeoutFlags {
-    pub udp: Option<u32>,
-    pub tcp_established: Option<u32>,
-    pub tcp_transitory: Option<u32>,
-    pub icmp: Option<u32>,
-    pub tcp_syn_in: Option<u32>,
-}
-
-fn parse_timeouts(s: &str) -> Result<TimeoutFlags, String> {
-    // Validates names and values the way the NAPT settings do.
-    nat_userspace::napt::Timeouts::default().parse_over(s)?;
-    let mut t = TimeoutFlags::default();
-    for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-        let (k, v) = item.split_once('=').expect("validated above");
-        let secs: u32 = v.trim_end_matches('s').parse().expect("validated above");
-        match k {
-            "udp" => t.udp = Some(secs),
-            "tcp-established" | "tcp_established" => t.tcp_established = Some(secs),
-            "tcp-transitory" | "tcp_transitory" => t.tcp_transitory = Some(secs),
-            "tcp-syn-in" | "tcp_syn_in" => t.tcp_syn_in = Some(secs),
-            _ => t.icmp = Some(secs),
-        }
-    }
-    Ok(t)
 }
 
 fn some_vec<T>(v: Vec<T>) -> Option<Vec<T>> {
@@ -224,17 +196,7 @@ impl Args {
             ),
             ports: n.ports.map(|p| flag(p, "--ports")),
             filtering: n.filtering.map(|f| flag(f, "--filtering")),
-            timeouts: TimeoutLayer {
-                udp: t.udp.map(|v| flag(v, "--timeout udp")),
-                tcp_established: t
-                    .tcp_established
-                    .map(|v| flag(v, "--timeout tcp-established")),
-                tcp_transitory: t
-                    .tcp_transitory
-                    .map(|v| flag(v, "--timeout tcp-transitory")),
-                icmp: t.icmp.map(|v| flag(v, "--timeout icmp")),
-                tcp_syn_in: t.tcp_syn_in.map(|v| flag(v, "--timeout tcp-syn-in")),
-            },
+            timeouts: t.map(|name, v| v.map(|v| flag(v, &format!("--timeout {name}")))),
             max_ports_per_host: n
                 .max_ports_per_host
                 .map(|v| flag(v, "--max-ports-per-host")),
