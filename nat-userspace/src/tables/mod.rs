@@ -3,8 +3,9 @@
 //! typed handle (`tables.napt_out()`, `tables.config()`, …).
 //!
 //! [`Tables`] opens the maps pinned in an attachment's directory (the CLI
-//! verbs, the agent, the sweep, reloads); [`Loaded`] gives the same handles
-//! over the maps of a freshly loaded [`Ebpf`] (the tests). [`loader`] is the
+//! verbs, the agent, the sweep, reloads); [`Loaded`] and [`LoadedRef`] give
+//! the same handles over the maps of a freshly loaded [`Ebpf`] (the tests),
+//! to change them or to read them. [`loader`] is the
 //! `EbpfLoader` that pins them there with their sizes.
 use std::{
     marker::PhantomData,
@@ -34,9 +35,15 @@ pub struct Tables {
     dir: PathBuf,
 }
 
-/// The maps of a loaded object, borrowed one at a time.
+/// The maps of a loaded object, to change one: each handle takes the
+/// `Loaded` (`Loaded::new(&mut ebpf).config()`).
 pub struct Loaded<'a> {
     ebpf: &'a mut Ebpf,
+}
+
+/// The maps of a loaded object, borrowed to read them.
+pub struct LoadedRef<'a> {
+    ebpf: &'a Ebpf,
 }
 
 /// A hash table for the batch syscalls of [`batch`]: its fd, name and
@@ -131,14 +138,31 @@ impl Tables {
     }
 }
 
+impl<'a> LoadedRef<'a> {
+    pub fn new(ebpf: &'a Ebpf) -> Self {
+        LoadedRef { ebpf }
+    }
+
+    fn open<T>(&self, name: &'static str) -> anyhow::Result<T>
+    where
+        T: TryFrom<&'a Map, Error = aya::maps::MapError>,
+    {
+        let map = self
+            .ebpf
+            .map(name)
+            .with_context(|| format!("map {name} missing from the object"))?;
+        Ok(T::try_from(map)?)
+    }
+}
+
 impl<'a> Loaded<'a> {
     pub fn new(ebpf: &'a mut Ebpf) -> Self {
         Loaded { ebpf }
     }
 
-    fn open<'b, T>(&'b mut self, name: &'static str) -> anyhow::Result<T>
+    fn open<T>(self, name: &'static str) -> anyhow::Result<T>
     where
-        T: TryFrom<&'b mut Map, Error = aya::maps::MapError>,
+        T: TryFrom<&'a mut Map, Error = aya::maps::MapError>,
     {
         let map = self
             .ebpf
@@ -165,10 +189,18 @@ macro_rules! tables {
                 }
             )*
         }
-        impl Loaded<'_> {
+        impl<'a> Loaded<'a> {
             $(
                 $(#[$doc])*
-                pub fn $method(&mut self) -> anyhow::Result<tables!(@loaded $kind<$($t),*>)> {
+                pub fn $method(self) -> anyhow::Result<tables!(@loaded 'a $kind<$($t),*>)> {
+                    self.open($name)
+                }
+            )*
+        }
+        impl<'a> LoadedRef<'a> {
+            $(
+                $(#[$doc])*
+                pub fn $method(&self) -> anyhow::Result<tables!(@viewed 'a $kind<$($t),*>)> {
                     self.open($name)
                 }
             )*
@@ -177,9 +209,12 @@ macro_rules! tables {
     (@pinned table<$($t:ty),*>) => { Table<$($t),*> };
     (@pinned array_fd<$($t:ty),*>) => { Table<$($t),*> };
     (@pinned $kind:ident<$($t:ty),*>) => { $kind<MapData, $($t),*> };
-    (@loaded table<$($t:ty),*>) => { HashMap<&mut MapData, $($t),*> };
-    (@loaded array_fd<$k:ty, $v:ty>) => { Array<&mut MapData, $v> };
-    (@loaded $kind:ident<$($t:ty),*>) => { $kind<&mut MapData, $($t),*> };
+    (@loaded $l:lifetime table<$($t:ty),*>) => { HashMap<&$l mut MapData, $($t),*> };
+    (@loaded $l:lifetime array_fd<$k:ty, $v:ty>) => { Array<&$l mut MapData, $v> };
+    (@loaded $l:lifetime $kind:ident<$($t:ty),*>) => { $kind<&$l mut MapData, $($t),*> };
+    (@viewed $l:lifetime table<$($t:ty),*>) => { HashMap<&$l MapData, $($t),*> };
+    (@viewed $l:lifetime array_fd<$k:ty, $v:ty>) => { Array<&$l MapData, $v> };
+    (@viewed $l:lifetime $kind:ident<$($t:ty),*>) => { $kind<&$l MapData, $($t),*> };
     (@open $self:ident, $name:ident, table) => { $self.table($name) };
     (@open $self:ident, $name:ident, array_fd) => { $self.table($name) };
     (@open $self:ident, $name:ident, $kind:ident) => { $self.open($name) };
