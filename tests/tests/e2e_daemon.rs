@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use aya::maps::{Array, Map, MapData};
 use serde_json::Value;
 use xnat_tests::bindings::Entries;
 use xnat_tests::daemon_topo::{
@@ -310,9 +309,9 @@ fn non_ethernet_interfaces_are_refused() {
 // ---------------------------------------------------------------------------
 
 fn set_layout_version(d: &DaemonTopo, v: u32) {
-    let path = d.pin_dir().join(nat_common::MAP_VERSION);
-    let data = MapData::from_pin(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut a: Array<MapData, u32> = Array::try_from(Map::from_map_data(data).unwrap()).unwrap();
+    let mut a = nat_userspace::tables::Tables::at(&d.pin_dir())
+        .version()
+        .unwrap_or_else(|e| panic!("{e:#}"));
     a.set(0, v, 0).unwrap();
 }
 
