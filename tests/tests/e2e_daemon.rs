@@ -1029,7 +1029,7 @@ fn json_flush_and_exit_codes() {
 /// `n` live bindings as the data plane makes them ([`Entries::bulk`]),
 /// stamped `now`, written into the pinned mapping tables in `dir`.
 fn fill_live_bindings(dir: &std::path::Path, n: u32, now: u64) {
-    use nat_userspace::{batch, tables::Tables};
+    use nat_userspace::{tables::Tables, tables::batch};
     let e = Entries::bulk(n, now);
     let tables = Tables::at(dir);
     let out = tables.napt_out().expect("opening NAPT_OUT");
@@ -1081,7 +1081,11 @@ fn long_sweeps_are_spaced_out() {
         sweeps(&d).0 >= 1.0
     });
 
-    fill_live_bindings(&d.pin_dir(), BINDINGS, nat_userspace::clock::now_ns());
+    fill_live_bindings(
+        &d.pin_dir(),
+        BINDINGS,
+        nat_userspace::agent::clock::now_ns(),
+    );
     // The window: two scrapes only, at its ends (a scrape reads the tables
     // too, in the agent's thread, and would hold the sweeps up).
     let started = Instant::now();

@@ -4,17 +4,18 @@
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use nat_userspace::{
-    config, ephemeral,
-    forward::Forward,
-    lifecycle,
+    agent::lifecycle,
     loader::HookMode,
-    napt::{Filtering, Prefix, Timeouts},
-    pins,
+    settings::config,
+    settings::ephemeral,
+    settings::napt::{Filtering, Prefix, Timeouts},
     settings::{self, Layer, LogTarget, Origin, Settings, Sourced},
+    tables::forward::Forward,
+    tables::pins,
 };
 
 use super::addr::{Mapping, parse_mapping, parse_pool, parse_port_range};
-use crate::daemon::Daemon;
+use nat_userspace::agent::daemon::Daemon;
 
 /// What to say when no layer names the interface.
 pub const NO_IFACE: &str = "no interface: name it on the command line (`xnat attach IFACE`) \
@@ -297,6 +298,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         describe(&settings),
         running.dir.display()
     );
-    crate::agent::run(running, daemon)?;
+    nat_userspace::agent::run(running, daemon)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -4,9 +4,10 @@ use std::process::ExitCode;
 use anyhow::bail;
 use clap::{Subcommand, ValueEnum};
 use nat_userspace::{
-    forward::{Forward, Forwards, Proto},
-    napt, pins,
-    static_map::to_be,
+    settings::napt,
+    tables::forward::{Forward, Forwards, Proto},
+    tables::pins,
+    tables::static_map::to_be,
 };
 
 use super::addr::parse_endpoint;

@@ -1,7 +1,10 @@
 //! `xnat stats`: counters summed over CPUs, drops by reason, table use.
 use std::{collections::BTreeMap, process::ExitCode};
 
-use nat_userspace::{napt, pins, sessions, static_map::from_be, stats, tables::Tables};
+use nat_userspace::{
+    settings::napt, tables::Tables, tables::pins, tables::sessions, tables::static_map::from_be,
+    tables::stats,
+};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -32,7 +35,7 @@ pub fn run(args: Args, iface: Option<&str>) -> anyhow::Result<ExitCode> {
         let name = match k.proto {
             6 => format!(
                 "tcp_{}",
-                nat_userspace::flows::state_name(k.proto, s.tcp).to_ascii_lowercase()
+                nat_userspace::tables::flows::state_name(k.proto, s.tcp).to_ascii_lowercase()
             ),
             17 => "udp".into(),
             1 => "icmp".into(),

@@ -1,12 +1,26 @@
-//! The one door to an attachment's BPF maps: each table's name and its key
-//! and value types are written here once, and everything else asks for a
-//! typed handle (`tables.napt_out()`, `tables.config()`, …).
+//! Tables: the one door to an attachment's BPF maps, and what is done to
+//! them. Each table's name and its key and value types are written here
+//! once, and everything else asks for a typed handle (`tables.napt_out()`,
+//! `tables.config()`, …). Beside it: where the pins live (`pins`,
+//! `bpffs`, `layout`), the batch syscalls (`batch`), and the operations on
+//! the tables (static maps, forwards, sessions, flows, flush, counters).
 //!
 //! [`Tables`] opens the maps pinned in an attachment's directory (the CLI
 //! verbs, the agent, the sweep, reloads); [`Loaded`] and [`LoadedRef`] give
 //! the same handles over the maps of a freshly loaded [`Ebpf`] (the tests),
 //! to change them or to read them. [`loader`] is the
 //! `EbpfLoader` that pins them there with their sizes.
+pub mod batch;
+pub mod bpffs;
+pub mod flows;
+pub mod flush;
+pub mod forward;
+pub mod layout;
+pub mod pins;
+pub mod sessions;
+pub mod static_map;
+pub mod stats;
+
 use std::{
     marker::PhantomData,
     os::fd::{AsFd as _, AsRawFd as _, RawFd},
@@ -26,7 +40,7 @@ use nat_common::{
     Session, SessionKey,
 };
 
-use crate::{batch, loader::Limits};
+use crate::loader::Limits;
 
 /// The maps of the attachment pinned in one directory. Each handle opens
 /// its pin when asked for, so a `Tables` is cheap to make and to keep.

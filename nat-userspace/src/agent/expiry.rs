@@ -22,8 +22,9 @@ mod orphans;
 pub use orphans::ORPHAN_SCAN_INTERVAL_NS;
 
 use crate::{
-    batch, clock,
-    fasthash::{FastMap, FastSet, Seeded},
+    agent::clock,
+    agent::fasthash::{FastMap, FastSet, Seeded},
+    tables::batch,
     tables::{Table, Tables},
 };
 

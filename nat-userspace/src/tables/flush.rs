@@ -18,7 +18,7 @@ use std::{
 
 use nat_common::{EndpointKey, FilterKey, InsideEndpoint, MAPPING_FORWARD, Mapping, SessionKey};
 
-use crate::{batch, static_map::to_be, tables::Tables};
+use crate::{tables::Tables, tables::batch, tables::static_map::to_be};
 
 /// Which flows to flush (`None`: any).
 #[derive(Clone, Copy, Debug, Default)]

@@ -1,8 +1,18 @@
-//! What an attachment should look like, assembled from layers (the config
-//! file, then the command line over it) and checked as a whole before
-//! anything is touched. Every value remembers where it came from, so an
+//! Settings: what an attachment should look like, and bringing the live
+//! tables to it. The domain types (`napt`), the config file (`config`) and
+//! the flags' values (`parse`) make layers; this module stacks them and
+//! checks the result as a whole, once, before anything is touched;
+//! `reconcile` plans and applies it (attach, adopt, reload).
+//!
+//! The layers: the config file, then the command line over it. Every value remembers where it came from, so an
 //! error names the flag (`--pool: ...`) or the file, line and key
 //! (`/etc/xnat/xnat.toml:7:9: napt.pool[0]: ...`).
+pub mod config;
+pub mod ephemeral;
+pub mod napt;
+pub mod parse;
+pub mod reconcile;
+
 use std::{
     fmt,
     net::{Ipv4Addr, SocketAddr},
@@ -12,11 +22,11 @@ use std::{
 use nat_common::{INTERNAL_MAX, POOL_MAX};
 
 use crate::{
-    forward::{Forward, Proto},
+    loader::netdev,
     loader::{HookMode, Limits},
-    napt::{Filtering, NaptSettings, Prefix, Timeouts, rfc1918},
-    netdev,
-    static_map::check_usable,
+    settings::napt::{Filtering, NaptSettings, Prefix, Timeouts, rfc1918},
+    tables::forward::{Forward, Proto},
+    tables::static_map::check_usable,
 };
 
 /// Where a value came from: a flag (`--pool`) or a place in a config file

@@ -9,8 +9,8 @@ use aya::maps::{HashMap, MapData, MapError};
 use nat_common::{EndpointKey, InsideEndpoint, MAPPING_FORWARD, Mapping};
 
 use crate::{
-    static_map::{from_be, to_be},
     tables::Tables,
+    tables::static_map::{from_be, to_be},
 };
 
 const BPF_NOEXIST: u64 = 1;

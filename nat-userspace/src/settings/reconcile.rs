@@ -24,13 +24,14 @@ use aya::maps::lpm_trie::Key;
 use nat_common::{EndpointKey, MAPPING_FORWARD, Mapping, NatConfig};
 
 use crate::{
-    forward::{Forward, Forwards},
+    loader::netdev,
     loader::{HookMode, Limits},
-    napt::{self, NaptSettings, Prefix},
-    netdev, pins,
     settings::Settings,
-    static_map::{StaticTable, from_be, to_be},
+    settings::napt::{self, NaptSettings, Prefix},
     tables::Tables,
+    tables::forward::{Forward, Forwards},
+    tables::pins,
+    tables::static_map::{StaticTable, from_be, to_be},
 };
 
 /// What an attachment holds now.
@@ -485,7 +486,7 @@ fn write_napt(dir: &Path, live: &Live, w: &NaptSettings) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{forward::Proto, napt::Filtering, napt::Timeouts};
+    use crate::{settings::napt::Filtering, settings::napt::Timeouts, tables::forward::Proto};
 
     fn a(s: &str) -> Ipv4Addr {
         s.parse().unwrap()

@@ -1,8 +1,12 @@
-//! Loading the programs, pinning their maps and links, attaching them to an
-//! interface, and taking all of it down again. What the tables hold is not
+//! Loader: the BPF object onto devices. Loading the programs, pinning
+//! their maps and links, attaching them to an interface (`netdev` knows
+//! the devices, `link` the pinned links), and taking all of it down again. What the tables hold is not
 //! the loader's business: between [`load`] and [`Loaded::attach`] the
 //! caller fills them (`reconcile`, from an empty live state).
 //! Settings reach it checked (`settings::resolve`).
+pub mod link;
+pub mod netdev;
+
 use std::{
     fmt,
     path::{Path, PathBuf},
@@ -17,7 +21,7 @@ use nat_common::{
     PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_INSIDE_TC, PROG_INSIDE_XDP,
 };
 
-use crate::{bpffs, link, netdev, pins, static_map, tables};
+use crate::{tables, tables::bpffs, tables::pins, tables::static_map};
 
 /// Which hook a program runs at where packets arrive: inbound translation
 /// on the external interface (`--ingress`, `ingress`), the outbound fast
@@ -163,7 +167,7 @@ pub fn load(req: &AttachRequest<'_>) -> anyhow::Result<Loaded> {
         pins::restrict(&path)?;
     }
     // Before anything can run: a restarted agent checks it before adopting.
-    crate::layout::write(&dir)?;
+    crate::tables::layout::write(&dir)?;
 
     static_map::StaticTable::open(&dir)?.sync_presence()?;
     // The external ifindex always (reload may switch the fast path on).

@@ -302,7 +302,7 @@ pub fn read_config(dir: &Path) -> anyhow::Result<NatConfig> {
 pub fn read_pool(dir: &Path, cfg: &NatConfig) -> anyhow::Result<Vec<Ipv4Addr>> {
     let pool = Tables::at(dir).pool()?;
     (0..cfg.pool_len)
-        .map(|i| Ok(crate::static_map::from_be(pool.get(&i, 0)?)))
+        .map(|i| Ok(crate::tables::static_map::from_be(pool.get(&i, 0)?)))
         .collect()
 }
 

@@ -13,11 +13,13 @@ use std::path::PathBuf;
 use anyhow::{Context as _, bail};
 
 use crate::{
-    layout,
+    agent::runtime::{self, AgentLock, LockError},
+    loader::netdev,
     loader::{self, AttachRequest},
-    netdev, pins, reconcile,
-    runtime::{self, AgentLock, LockError},
     settings::Settings,
+    settings::reconcile,
+    tables::layout,
+    tables::pins,
 };
 
 /// An attachment with its agent's lock held.

@@ -44,11 +44,11 @@ use serde::{Deserialize, Deserializer, de};
 use toml::Spanned;
 
 use crate::{
-    forward::Forward,
     loader::HookMode,
-    napt::{Filtering, Prefix, Timeouts},
-    parse,
+    settings::napt::{Filtering, Prefix, Timeouts},
+    settings::parse,
     settings::{Layer, LogTarget, Origin, Sourced, proto_by_name},
+    tables::forward::Forward,
 };
 
 /// A config file that cannot be used, with where and why.
@@ -140,7 +140,7 @@ parser!(Listen, SocketAddr, "ADDRESS:PORT as a string", |s: &str| s
     .map_err(|_| format!("'{s}' is not ADDRESS:PORT")));
 parser!(
     ProtoName,
-    crate::forward::Proto,
+    crate::tables::forward::Proto,
     "\"tcp\" or \"udp\"",
     |s: &str| proto_by_name(s)
         .ok_or_else(|| format!("unknown protocol '{s}' (expected tcp or udp)"))
@@ -180,7 +180,7 @@ struct RawMap {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawForward {
-    proto: Parsed<crate::forward::Proto, ProtoName>,
+    proto: Parsed<crate::tables::forward::Proto, ProtoName>,
     public: Parsed<(Ipv4Addr, u16), Endpoint>,
     inside: Parsed<(Ipv4Addr, u16), Endpoint>,
 }

@@ -20,10 +20,11 @@ use prometheus_client::{
 };
 
 use crate::{
-    flows::proto_name,
-    napt, sessions,
-    static_map::from_be,
-    stats,
+    settings::napt,
+    tables::flows::proto_name,
+    tables::sessions,
+    tables::static_map::from_be,
+    tables::stats,
     tables::{Table, Tables},
 };
 
