@@ -1,7 +1,5 @@
 //! `xnat`: attach the NAT to an interface and drive it from the shell.
-mod agent;
 mod cli;
-mod daemon;
 mod logging;
 
 use std::process::ExitCode;
@@ -17,7 +15,7 @@ fn main() -> ExitCode {
         Err(err) => {
             // One line, whole context chain: what failed and why.
             eprintln!("xnat: {err:#}");
-            if err.is::<nat_userspace::pins::NotAttached>() {
+            if err.is::<nat_userspace::tables::pins::NotAttached>() {
                 ExitCode::from(3)
             } else {
                 ExitCode::from(1)

@@ -16,7 +16,7 @@ use nat_common::{
     EndpointKey, FilterKey, InsideEndpoint, MAP_FILTER, MAP_HOST_POOL, MAP_HOST_PORTS,
     MAP_INBOUND_SESSIONS, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_SESSIONS, Mapping, Session, SessionKey,
 };
-use nat_userspace::batch;
+use nat_userspace::tables::batch;
 
 /// The tables in the order [`Tables::fd`] keeps their fds.
 const NAMES: [&str; 7] = [
@@ -60,7 +60,7 @@ impl Tables {
         static SEQ: AtomicU32 = AtomicU32::new(0);
         // SAFETY: geteuid has no preconditions.
         assert_eq!(unsafe { libc::geteuid() }, 0, "needs root (BPF maps)");
-        nat_userspace::bpffs::ensure_mounted().expect("bpffs");
+        nat_userspace::tables::bpffs::ensure_mounted().expect("bpffs");
         let dir = PathBuf::from(format!(
             "/sys/fs/bpf/xnat-{tag}-{}-{}",
             std::process::id(),

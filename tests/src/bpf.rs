@@ -8,13 +8,12 @@ use std::net::Ipv4Addr;
 
 use anyhow::{Context as _, Result, anyhow};
 use aya::Ebpf;
-use aya::maps::{HashMap, PerCpuArray};
 use aya::programs::{SchedClassifier, TestRun, TestRunOptions, Xdp};
 use nat_common::stats::COUNTER_COUNT;
 use nat_common::{
-    Counter, MAP_STATIC_IN, MAP_STATIC_OUT, MAP_STATS, PROG_EGRESS_TC, PROG_INGRESS_TC,
-    PROG_INGRESS_XDP, PROG_INSIDE_TC, PROG_INSIDE_XDP,
+    Counter, PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_INSIDE_TC, PROG_INSIDE_XDP,
 };
+use nat_userspace::tables::{Loaded, LoadedRef};
 
 pub const XDP_ABORTED: u32 = 0;
 pub const XDP_DROP: u32 = 1;
@@ -189,13 +188,9 @@ pub fn add_static(ebpf: &mut Ebpf, private: Ipv4Addr, public: Ipv4Addr) {
         u32::from_ne_bytes(private.octets()),
         u32::from_ne_bytes(public.octets()),
     );
-    let mut out: HashMap<_, u32, u32> =
-        HashMap::try_from(ebpf.map_mut(MAP_STATIC_OUT).expect(MAP_STATIC_OUT))
-            .expect("STATIC_OUT map type");
+    let mut out = Loaded::new(ebpf).static_out().expect("STATIC_OUT");
     out.insert(prv, pbl, 0).expect("insert into STATIC_OUT");
-    let mut inb: HashMap<_, u32, u32> =
-        HashMap::try_from(ebpf.map_mut(MAP_STATIC_IN).expect(MAP_STATIC_IN))
-            .expect("STATIC_IN map type");
+    let mut inb = Loaded::new(ebpf).static_in().expect("STATIC_IN");
     inb.insert(pbl, prv, 0).expect("insert into STATIC_IN");
 }
 
@@ -248,8 +243,7 @@ pub fn tc_program_mut(ebpf: &mut Ebpf, hook: Hook) -> Result<&mut SchedClassifie
 
 /// All counters of `ebpf` summed over all CPUs, indexed by [`Counter`].
 pub fn counters(ebpf: &Ebpf) -> [u64; COUNTER_COUNT as usize] {
-    let stats: PerCpuArray<_, u64> =
-        PerCpuArray::try_from(ebpf.map(MAP_STATS).expect(MAP_STATS)).expect("STATS map type");
+    let stats = LoadedRef::new(ebpf).stats().expect("STATS");
     let mut all = [0u64; COUNTER_COUNT as usize];
     for c in Counter::ALL {
         let v = stats.get(&(c as u32), 0).expect("reading STATS");

@@ -37,12 +37,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use aya::Ebpf;
-use aya::maps::{Array, DevMapHash, MapData};
 use aya::programs::{Xdp, XdpMode};
 use nat_common::{
     FAST_PATH_EXT_IFINDEX, FAST_PATH_ON, MAP_FAST_PATH, MAP_XDP_TARGETS, PROG_NOOP_XDP,
 };
-use nat_userspace::pinned;
+use nat_userspace::tables::Tables;
 
 use crate::napt_topo::{tcp_connect, tcp_listen, udp_bind, v4};
 use crate::netns::Netns;
@@ -166,7 +165,8 @@ impl FastTopo {
 
     /// The pinned `FAST_PATH` array: `[on, external ifindex]`.
     pub fn fast_path_map(&self) -> [u32; 2] {
-        let a: Array<MapData, u32> = pinned::open(&self.pin_dir(), MAP_FAST_PATH)
+        let a = Tables::at(&self.pin_dir())
+            .fast_path()
             .unwrap_or_else(|e| panic!("{MAP_FAST_PATH}: {e:#}"));
         [FAST_PATH_ON, FAST_PATH_EXT_IFINDEX].map(|i| {
             a.get(&i, 0)
@@ -176,7 +176,8 @@ impl FastTopo {
 
     /// The pinned `XDP_TARGETS` devmap as (key, target ifindex), sorted.
     pub fn xdp_targets(&self) -> Vec<(u32, u32)> {
-        let m: DevMapHash<MapData> = pinned::open(&self.pin_dir(), MAP_XDP_TARGETS)
+        let m = Tables::at(&self.pin_dir())
+            .xdp_targets()
             .unwrap_or_else(|e| panic!("{MAP_XDP_TARGETS}: {e:#}"));
         let mut v: Vec<(u32, u32)> = m
             .iter()

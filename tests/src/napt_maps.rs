@@ -23,17 +23,17 @@ use std::net::Ipv4Addr;
 use anyhow::{Context as _, Result, anyhow};
 use aya::Ebpf;
 use aya::maps::lpm_trie::Key as LpmKey;
-use aya::maps::{Array, HashMap, LpmTrie, MapData, MapError, RingBuf};
+use aya::maps::{HashMap, MapData, MapError};
 use aya::programs::{SchedClassifier, Xdp};
 use nat_common::stats::COUNTER_COUNT;
 use nat_common::{
     Counter, DEFAULT_TIMEOUT_ICMP, DEFAULT_TIMEOUT_TCP_ESTABLISHED, DEFAULT_TIMEOUT_TCP_SYN_IN,
     DEFAULT_TIMEOUT_TCP_TRANSITORY, DEFAULT_TIMEOUT_UDP, EVENT_QUOTE_MAX, EndpointKey,
-    FILTER_ADDRESS, FilterKey, FirstSession, InsideEndpoint, MAP_CONFIG, MAP_EVENTS, MAP_FILTER,
-    MAP_HOST_PORTS, MAP_INBOUND_SESSIONS, MAP_INTERNAL, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_POOL,
-    MAP_SESSIONS, MAPPING_FORWARD, Mapping, NatConfig, PROG_EGRESS_TC, PROG_INGRESS_TC,
-    PROG_INGRESS_XDP, Session, SessionKey,
+    FILTER_ADDRESS, FilterKey, FirstSession, InsideEndpoint, MAP_FILTER, MAP_HOST_PORTS,
+    MAP_NAPT_IN, MAP_NAPT_OUT, MAP_SESSIONS, MAPPING_FORWARD, Mapping, NatConfig, PROG_EGRESS_TC,
+    PROG_INGRESS_TC, PROG_INGRESS_XDP, Session, SessionKey,
 };
+use nat_userspace::tables::{Loaded, LoadedRef};
 
 use crate::bpf::{Hook, Outcome, require_root};
 
@@ -354,14 +354,12 @@ impl Napt {
     // ------------------------------------------------------------ config
 
     pub fn config(&self) -> NatConfig {
-        let a: Array<_, NatConfig> =
-            Array::try_from(self.ebpf.map(MAP_CONFIG).expect(MAP_CONFIG)).expect("CONFIG type");
+        let a = LoadedRef::new(&self.ebpf).config().expect("CONFIG");
         a.get(&0, 0).expect("reading CONFIG[0]")
     }
 
     pub fn set_config(&mut self, cfg: NatConfig) {
-        let mut a: Array<_, NatConfig> =
-            Array::try_from(self.ebpf.map_mut(MAP_CONFIG).expect(MAP_CONFIG)).expect("CONFIG type");
+        let mut a = Loaded::new(&mut self.ebpf).config().expect("CONFIG");
         a.set(0, cfg, 0).expect("writing CONFIG[0]");
     }
 
@@ -376,8 +374,7 @@ impl Napt {
     /// off).
     pub fn set_pool(&mut self, pool: &[Ipv4Addr]) {
         {
-            let mut a: Array<_, u32> =
-                Array::try_from(self.ebpf.map_mut(MAP_POOL).expect(MAP_POOL)).expect("POOL type");
+            let mut a = Loaded::new(&mut self.ebpf).pool().expect("POOL");
             for (i, addr) in pool.iter().enumerate() {
                 a.set(i as u32, be(*addr), 0).expect("writing POOL");
             }
@@ -387,9 +384,7 @@ impl Napt {
 
     /// Adds an inside prefix (sources translated by NAPT).
     pub fn add_internal(&mut self, net: Ipv4Addr, prefix_len: u32) {
-        let mut t: LpmTrie<_, u32, u8> =
-            LpmTrie::try_from(self.ebpf.map_mut(MAP_INTERNAL).expect(MAP_INTERNAL))
-                .expect("INTERNAL type");
+        let mut t = Loaded::new(&mut self.ebpf).internal().expect("INTERNAL");
         t.insert(&LpmKey::new(prefix_len, be(net)), 1, 0)
             .expect("inserting into INTERNAL");
     }
@@ -619,12 +614,9 @@ impl Napt {
     /// `INBOUND_SESSIONS`: the data plane's count of sessions inbound
     /// packets created.
     pub fn inbound_sessions(&self) -> u64 {
-        let a: Array<&MapData, u64> = Array::try_from(
-            self.ebpf
-                .map(MAP_INBOUND_SESSIONS)
-                .expect(MAP_INBOUND_SESSIONS),
-        )
-        .expect("INBOUND_SESSIONS type");
+        let a = LoadedRef::new(&self.ebpf)
+            .inbound_sessions()
+            .expect("INBOUND_SESSIONS");
         a.get(&0, 0).expect("INBOUND_SESSIONS[0]")
     }
 
@@ -668,8 +660,7 @@ impl Napt {
 
     /// Drains the EVENTS ring buffer.
     pub fn events(&mut self) -> Vec<EventRecord> {
-        let mut ring = RingBuf::try_from(self.ebpf.map_mut(MAP_EVENTS).expect(MAP_EVENTS))
-            .expect("EVENTS map type");
+        let mut ring = Loaded::new(&mut self.ebpf).events().expect("EVENTS");
         let mut out = Vec::new();
         while let Some(item) = ring.next() {
             let b: &[u8] = &item;

@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use aya::maps::{Array, Map, MapData};
 use serde_json::Value;
 use xnat_tests::bindings::Entries;
 use xnat_tests::daemon_topo::{
@@ -310,9 +309,9 @@ fn non_ethernet_interfaces_are_refused() {
 // ---------------------------------------------------------------------------
 
 fn set_layout_version(d: &DaemonTopo, v: u32) {
-    let path = d.pin_dir().join(nat_common::MAP_VERSION);
-    let data = MapData::from_pin(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut a: Array<MapData, u32> = Array::try_from(Map::from_map_data(data).unwrap()).unwrap();
+    let mut a = nat_userspace::tables::Tables::at(&d.pin_dir())
+        .version()
+        .unwrap_or_else(|e| panic!("{e:#}"));
     a.set(0, v, 0).unwrap();
 }
 
@@ -1030,13 +1029,13 @@ fn json_flush_and_exit_codes() {
 /// `n` live bindings as the data plane makes them ([`Entries::bulk`]),
 /// stamped `now`, written into the pinned mapping tables in `dir`.
 fn fill_live_bindings(dir: &std::path::Path, n: u32, now: u64) {
-    use nat_common::{MAP_NAPT_IN, MAP_NAPT_OUT};
-    use nat_userspace::{batch, pinned::RawMap};
+    use nat_userspace::{tables::Tables, tables::batch};
     let e = Entries::bulk(n, now);
-    let open =
-        |name: &str| RawMap::open(dir, name).unwrap_or_else(|e| panic!("opening {name}: {e:#}"));
-    batch::update_all(open(MAP_NAPT_OUT).fd(), &e.out.0, &e.out.1).expect("filling NAPT_OUT");
-    batch::update_all(open(MAP_NAPT_IN).fd(), &e.inb.0, &e.inb.1).expect("filling NAPT_IN");
+    let tables = Tables::at(dir);
+    let out = tables.napt_out().expect("opening NAPT_OUT");
+    let inb = tables.napt_in().expect("opening NAPT_IN");
+    batch::update_all(out.fd(), &e.out.0, &e.out.1).expect("filling NAPT_OUT");
+    batch::update_all(inb.fd(), &e.inb.0, &e.inb.1).expect("filling NAPT_IN");
 }
 
 /// With half a million live bindings a sweep takes a good part of a
@@ -1082,7 +1081,11 @@ fn long_sweeps_are_spaced_out() {
         sweeps(&d).0 >= 1.0
     });
 
-    fill_live_bindings(&d.pin_dir(), BINDINGS, nat_userspace::clock::now_ns());
+    fill_live_bindings(
+        &d.pin_dir(),
+        BINDINGS,
+        nat_userspace::agent::clock::now_ns(),
+    );
     // The window: two scrapes only, at its ends (a scrape reads the tables
     // too, in the agent's thread, and would hold the sweeps up).
     let started = Instant::now();

@@ -12,7 +12,7 @@ use nat_common::{
     EndpointKey, FilterKey, FirstSession, InsideEndpoint, MAP_FILTER, MAP_HOST_PORTS, MAP_NAPT_IN,
     MAP_NAPT_OUT, MAP_SESSIONS, Mapping, Session, SessionKey,
 };
-use nat_userspace::flush::{self, Filter, Flushed};
+use nat_userspace::tables::flush::{self, Filter, Flushed};
 use xnat_tests::{binding_tables::Tables, napt_maps::be};
 
 const S: u64 = 1_000_000_000;

@@ -77,7 +77,7 @@ fn a_reload_that_fails_changes_nothing() {
 
     use nat_common::{EndpointKey, InsideEndpoint};
     use nat_userspace::loader::Limits;
-    use nat_userspace::reconcile;
+    use nat_userspace::settings::reconcile;
     use xnat_tests::model::agent::{Forward, Reload};
     use xnat_tests::napt_maps::{Endpoint, Napt, be, default_config};
 
@@ -127,7 +127,7 @@ fn a_reload_that_fails_changes_nothing() {
         let plan = reconcile::plan(&live, &settings)?;
         reconcile::apply(&dir, &live, &plan)
     });
-    let statics = nat_userspace::static_map::StaticTable::open(&dir)
+    let statics = nat_userspace::tables::static_map::StaticTable::open(&dir)
         .and_then(|t| t.list())
         .expect("reading the static table");
     std::fs::remove_dir_all(&dir).expect("removing the pins");

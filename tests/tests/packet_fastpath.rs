@@ -50,15 +50,16 @@ use std::net::Ipv4Addr;
 use anyhow::{Context as _, Result, anyhow};
 use aya::Ebpf;
 use aya::maps::lpm_trie::Key as LpmKey;
-use aya::maps::{Array, DevMapHash, HashMap, LpmTrie, MapData, PerCpuArray};
+use aya::maps::{HashMap, MapData};
 use aya::programs::{SchedClassifier, TestRun, TestRunOptions, Xdp};
 use nat_common::stats::COUNTER_COUNT;
 use nat_common::{
     Counter, EndpointKey, FAST_PATH_EXT_IFINDEX, FAST_PATH_ON, FILTER_ENDPOINT_INDEPENDENT,
-    InsideEndpoint, MAP_CONFIG, MAP_FAST_PATH, MAP_INTERNAL, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_POOL,
-    MAP_SESSIONS, MAP_STATIC_IN, MAP_STATIC_OUT, MAP_STATS, MAP_XDP_TARGETS, Mapping,
-    PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_INSIDE_TC, PROG_INSIDE_XDP, Session, SessionKey,
+    InsideEndpoint, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_SESSIONS, MAP_STATIC_IN, MAP_STATIC_OUT,
+    MAP_XDP_TARGETS, Mapping, PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_INSIDE_TC, PROG_INSIDE_XDP,
+    Session, SessionKey,
 };
+use nat_userspace::tables::{Loaded, LoadedRef};
 use xnat_tests::bpf::{Outcome, TC_ACT_OK, XDP_PASS, require_root};
 use xnat_tests::frame::{
     self, IP_MF, Icmp, Packet, Tcp, Udp, assert_frame_eq, check_checksums, proto,
@@ -170,18 +171,15 @@ impl Fp {
         cfg.filtering = FILTER_ENDPOINT_INDEPENDENT;
         cfg.pool_len = 1;
         {
-            let mut a: Array<_, nat_common::NatConfig> =
-                Array::try_from(fp.ebpf.map_mut(MAP_CONFIG).expect(MAP_CONFIG)).unwrap();
+            let mut a = Loaded::new(&mut fp.ebpf).config().unwrap();
             a.set(0, cfg, 0).expect("CONFIG");
         }
         {
-            let mut a: Array<_, u32> =
-                Array::try_from(fp.ebpf.map_mut(MAP_POOL).expect(MAP_POOL)).unwrap();
+            let mut a = Loaded::new(&mut fp.ebpf).pool().unwrap();
             a.set(0, be(POOL), 0).expect("POOL");
         }
         {
-            let mut t: LpmTrie<_, u32, u8> =
-                LpmTrie::try_from(fp.ebpf.map_mut(MAP_INTERNAL).expect(MAP_INTERNAL)).unwrap();
+            let mut t = Loaded::new(&mut fp.ebpf).internal().unwrap();
             t.insert(&LpmKey::new(8, be(Ipv4Addr::new(10, 0, 0, 0))), 1, 0)
                 .expect("INTERNAL");
         }
@@ -214,15 +212,13 @@ impl Fp {
     }
 
     fn set_fast_path(&mut self, on: bool) {
-        let mut a: Array<_, u32> =
-            Array::try_from(self.ebpf.map_mut(MAP_FAST_PATH).expect(MAP_FAST_PATH)).unwrap();
+        let mut a = Loaded::new(&mut self.ebpf).fast_path().unwrap();
         a.set(FAST_PATH_ON, u32::from(on), 0).expect("FAST_PATH");
     }
 
     /// `FAST_PATH[FAST_PATH_EXT_IFINDEX]`: the external interface (0: none).
     fn set_ext_ifindex(&mut self, ifindex: u32) {
-        let mut a: Array<_, u32> =
-            Array::try_from(self.ebpf.map_mut(MAP_FAST_PATH).expect(MAP_FAST_PATH)).unwrap();
+        let mut a = Loaded::new(&mut self.ebpf).fast_path().unwrap();
         a.set(FAST_PATH_EXT_IFINDEX, ifindex, 0).expect("FAST_PATH");
     }
 
@@ -230,17 +226,13 @@ impl Fp {
     /// does). The kernel resolves the device in the caller's namespace:
     /// call it inside the namespace the device lives in.
     fn add_xdp_target(&mut self, ifindex: u32) {
-        let mut m: DevMapHash<_> =
-            DevMapHash::try_from(self.ebpf.map_mut(MAP_XDP_TARGETS).expect(MAP_XDP_TARGETS))
-                .unwrap();
+        let mut m = Loaded::new(&mut self.ebpf).xdp_targets().unwrap();
         m.insert(ifindex, ifindex, None, 0)
             .unwrap_or_else(|e| panic!("inserting {ifindex} into {MAP_XDP_TARGETS}: {e}"));
     }
 
     fn remove_xdp_target(&mut self, ifindex: u32) {
-        let mut m: DevMapHash<_> =
-            DevMapHash::try_from(self.ebpf.map_mut(MAP_XDP_TARGETS).expect(MAP_XDP_TARGETS))
-                .unwrap();
+        let mut m = Loaded::new(&mut self.ebpf).xdp_targets().unwrap();
         m.remove(ifindex)
             .unwrap_or_else(|e| panic!("removing {ifindex} from {MAP_XDP_TARGETS}: {e}"));
     }
@@ -357,8 +349,7 @@ impl Fp {
     }
 
     fn counters(&self) -> [u64; COUNTER_COUNT as usize] {
-        let stats: PerCpuArray<_, u64> =
-            PerCpuArray::try_from(self.ebpf.map(MAP_STATS).expect(MAP_STATS)).unwrap();
+        let stats = LoadedRef::new(&self.ebpf).stats().unwrap();
         let mut all = [0u64; COUNTER_COUNT as usize];
         for c in Counter::ALL {
             all[c as usize] = stats.get(&(c as u32), 0).expect("STATS").iter().sum();

@@ -33,16 +33,17 @@ use std::net::Ipv4Addr;
 use anyhow::{Context as _, Result, anyhow};
 use aya::Ebpf;
 use aya::maps::lpm_trie::Key as LpmKey;
-use aya::maps::{Array, HashMap, LpmTrie, Map, MapData, MapError, PerCpuArray};
+use aya::maps::{HashMap, Map, MapData, MapError};
 use aya::programs::{SchedClassifier, TestRun, TestRunOptions, Xdp};
 use nat_common::stats::COUNTER_COUNT;
 use nat_common::{
     Counter, EndpointKey, FILTER_ADDRESS, FILTER_ADDRESS_AND_PORT, FILTER_ENDPOINT_INDEPENDENT,
-    FRAG_TIMEOUT_NS, FragKey, FragValue, MAP_CONFIG, MAP_FILTER, MAP_FRAG_HOLD_IN, MAP_FRAGS_IN,
-    MAP_FRAGS_OUT, MAP_INTERNAL, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_POOL, MAP_SESSIONS, MAP_STATIC_IN,
-    MAP_STATIC_OUT, MAP_STATS, MAPPING_FORWARD, Mapping, PROG_EGRESS_TC, PROG_INGRESS_TC,
-    PROG_INGRESS_XDP, PROG_INSIDE_TC, Session, SessionKey,
+    FRAG_TIMEOUT_NS, FragKey, FragValue, MAP_FILTER, MAP_FRAG_HOLD_IN, MAP_FRAGS_IN, MAP_FRAGS_OUT,
+    MAP_NAPT_IN, MAP_NAPT_OUT, MAP_SESSIONS, MAP_STATIC_IN, MAP_STATIC_OUT, MAPPING_FORWARD,
+    Mapping, PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_INSIDE_TC, Session,
+    SessionKey,
 };
+use nat_userspace::tables::{Loaded, LoadedRef};
 use xnat_tests::bpf::{Hook, Outcome, TC_ACT_OK, TC_ACT_SHOT, require_root};
 use xnat_tests::frame::{
     self, ETH_HLEN, Icmp, Packet, Tcp, Udp, assert_frame_eq, check_checksums, icmp, proto,
@@ -130,18 +131,15 @@ impl Hp {
         cfg.filtering = filtering;
         cfg.pool_len = 1;
         {
-            let mut a: Array<_, nat_common::NatConfig> =
-                Array::try_from(hp.ebpf.map_mut(MAP_CONFIG).expect(MAP_CONFIG)).unwrap();
+            let mut a = Loaded::new(&mut hp.ebpf).config().unwrap();
             a.set(0, cfg, 0).expect("CONFIG");
         }
         {
-            let mut a: Array<_, u32> =
-                Array::try_from(hp.ebpf.map_mut(MAP_POOL).expect(MAP_POOL)).unwrap();
+            let mut a = Loaded::new(&mut hp.ebpf).pool().unwrap();
             a.set(0, be(POOL), 0).expect("POOL");
         }
         {
-            let mut t: LpmTrie<_, u32, u8> =
-                LpmTrie::try_from(hp.ebpf.map_mut(MAP_INTERNAL).expect(MAP_INTERNAL)).unwrap();
+            let mut t = Loaded::new(&mut hp.ebpf).internal().unwrap();
             t.insert(&LpmKey::new(8, be(Ipv4Addr::new(10, 0, 0, 0))), 1, 0)
                 .expect("INTERNAL");
         }
@@ -209,8 +207,7 @@ impl Hp {
     // ---- counters
 
     fn counters(&self) -> [u64; COUNTER_COUNT as usize] {
-        let stats: PerCpuArray<_, u64> =
-            PerCpuArray::try_from(self.ebpf.map(MAP_STATS).expect(MAP_STATS)).unwrap();
+        let stats = LoadedRef::new(&self.ebpf).stats().unwrap();
         let mut all = [0u64; COUNTER_COUNT as usize];
         for c in Counter::ALL {
             all[c as usize] = stats.get(&(c as u32), 0).expect("STATS").iter().sum();

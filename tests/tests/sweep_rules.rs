@@ -19,8 +19,8 @@ use nat_common::{
     TCP_SYN_IN, TCP_SYN_OUT,
 };
 use nat_userspace::{
-    batch,
-    expiry::{ORPHAN_SCAN_INTERVAL_NS, Sweeper},
+    agent::expiry::{ORPHAN_SCAN_INTERVAL_NS, Sweeper},
+    tables::batch,
 };
 use xnat_tests::binding_tables::Tables;
 

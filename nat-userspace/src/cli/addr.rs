@@ -1,8 +1,8 @@
-//! Value parsers for clap: thin wrappers over `nat_userspace::parse`, which
+//! Value parsers for clap: thin wrappers over `nat_userspace::settings::parse`, which
 //! the config file uses too.
 use std::net::Ipv4Addr;
 
-use nat_userspace::parse;
+use nat_userspace::settings::parse;
 
 /// A `PRIVATE=PUBLIC` pair from `--map`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

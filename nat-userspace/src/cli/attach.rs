@@ -3,19 +3,19 @@
 //! pinned state a previous agent left running) and run the agent.
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
-use clap::ValueEnum;
 use nat_userspace::{
-    config, ephemeral,
-    forward::Forward,
-    lifecycle,
+    agent::lifecycle,
     loader::HookMode,
-    napt::{Filtering, Prefix},
-    pins,
-    settings::{self, Layer, LogTarget, Origin, Settings, Sourced, TimeoutLayer},
+    settings::config,
+    settings::ephemeral,
+    settings::napt::{Filtering, Prefix, Timeouts},
+    settings::{self, Layer, LogTarget, Origin, Settings, Sourced},
+    tables::forward::Forward,
+    tables::pins,
 };
 
 use super::addr::{Mapping, parse_mapping, parse_pool, parse_port_range};
-use crate::daemon::Daemon;
+use nat_userspace::agent::daemon::Daemon;
 
 /// What to say when no layer names the interface.
 pub const NO_IFACE: &str = "no interface: name it on the command line (`xnat attach IFACE`) \
@@ -39,14 +39,14 @@ pub struct Args {
     /// Hook for inbound translation: XDP, TC, or auto (XDP on physical
     /// NICs, TC on virtual devices such as veth) [default: auto].
     #[arg(long, value_enum)]
-    pub ingress: Option<Ingress>,
+    pub ingress: Option<HookMode>,
 
     /// Hook of the outbound fast path on the --inside interfaces: XDP (in
     /// front of the TC program, for packets that come off a wire: complete
     /// checksums), TC only, or auto (XDP on physical NICs, TC on virtual
     /// devices) [default: auto].
     #[arg(long, value_enum, value_name = "HOOK")]
-    pub inside_hook: Option<Ingress>,
+    pub inside_hook: Option<HookMode>,
 
     /// Virtual devices (the external or an inside interface) that take XDP
     /// redirects, e.g. a veth whose peer has an XDP program; physical NICs
@@ -114,13 +114,13 @@ pub struct NaptArgs {
     /// Which inbound packets reach an inside endpoint (RFC 4787 §5)
     /// [default: address].
     #[arg(long, value_enum)]
-    pub filtering: Option<FilteringArg>,
+    pub filtering: Option<Filtering>,
 
     /// Idle timeouts in seconds, e.g. udp=300,tcp-established=7440,
     /// tcp-transitory=240,tcp-syn-in=60,icmp=60 (unnamed ones keep their
     /// default).
-    #[arg(long = "timeout", value_name = "NAME=SECS,...", value_parser = parse_timeouts)]
-    pub timeouts: Option<TimeoutFlags>,
+    #[arg(long = "timeout", value_name = "NAME=SECS,...", value_parser = Timeouts::<Option<u32>>::parse)]
+    pub timeouts: Option<Timeouts<Option<u32>>>,
 
     /// Most public ports one inside host may hold (0: no cap) [default: 0].
     #[arg(long, value_name = "N")]
@@ -144,58 +144,6 @@ pub struct NaptArgs {
     pub max_inbound_sessions: Option<u32>,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum FilteringArg {
-    EndpointIndependent,
-    Address,
-    AddressAndPort,
-}
-
-/// The timeouts named by `--timeout`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TimeoutFlags {
-    pub udp: Option<u32>,
-    pub tcp_established: Option<u32>,
-    pub tcp_transitory: Option<u32>,
-    pub icmp: Option<u32>,
-    pub tcp_syn_in: Option<u32>,
-}
-
-fn parse_timeouts(s: &str) -> Result<TimeoutFlags, String> {
-    // Validates names and values the way the NAPT settings do.
-    nat_userspace::napt::Timeouts::default().parse_over(s)?;
-    let mut t = TimeoutFlags::default();
-    for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-        let (k, v) = item.split_once('=').expect("validated above");
-        let secs: u32 = v.trim_end_matches('s').parse().expect("validated above");
-        match k {
-            "udp" => t.udp = Some(secs),
-            "tcp-established" | "tcp_established" => t.tcp_established = Some(secs),
-            "tcp-transitory" | "tcp_transitory" => t.tcp_transitory = Some(secs),
-            "tcp-syn-in" | "tcp_syn_in" => t.tcp_syn_in = Some(secs),
-            _ => t.icmp = Some(secs),
-        }
-    }
-    Ok(t)
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum Ingress {
-    Auto,
-    Xdp,
-    Tc,
-}
-
-impl From<Ingress> for HookMode {
-    fn from(i: Ingress) -> Self {
-        match i {
-            Ingress::Auto => HookMode::Auto,
-            Ingress::Xdp => HookMode::Xdp,
-            Ingress::Tc => HookMode::Tc,
-        }
-    }
-}
-
 fn some_vec<T>(v: Vec<T>) -> Option<Vec<T>> {
     (!v.is_empty()).then_some(v)
 }
@@ -211,14 +159,14 @@ impl Args {
         let t = n.timeouts.unwrap_or_default();
         Layer {
             ifname: self.iface.clone().map(|i| flag(i, "IFACE")),
-            ingress: self.ingress.map(|i| flag(i.into(), "--ingress")),
+            ingress: self.ingress.map(|i| flag(i, "--ingress")),
             inside: some_vec(
                 self.inside
                     .iter()
                     .map(|i| flag(i.clone(), "--inside"))
                     .collect(),
             ),
-            inside_hook: self.inside_hook.map(|i| flag(i.into(), "--inside-hook")),
+            inside_hook: self.inside_hook.map(|i| flag(i, "--inside-hook")),
             xdp_redirect: some_vec(
                 self.xdp_redirect
                     .iter()
@@ -248,27 +196,8 @@ impl Args {
                     .collect(),
             ),
             ports: n.ports.map(|p| flag(p, "--ports")),
-            filtering: n.filtering.map(|f| {
-                flag(
-                    match f {
-                        FilteringArg::EndpointIndependent => Filtering::EndpointIndependent,
-                        FilteringArg::Address => Filtering::Address,
-                        FilteringArg::AddressAndPort => Filtering::AddressAndPort,
-                    },
-                    "--filtering",
-                )
-            }),
-            timeouts: TimeoutLayer {
-                udp: t.udp.map(|v| flag(v, "--timeout udp")),
-                tcp_established: t
-                    .tcp_established
-                    .map(|v| flag(v, "--timeout tcp-established")),
-                tcp_transitory: t
-                    .tcp_transitory
-                    .map(|v| flag(v, "--timeout tcp-transitory")),
-                icmp: t.icmp.map(|v| flag(v, "--timeout icmp")),
-                tcp_syn_in: t.tcp_syn_in.map(|v| flag(v, "--timeout tcp-syn-in")),
-            },
+            filtering: n.filtering.map(|f| flag(f, "--filtering")),
+            timeouts: t.map(|name, v| v.map(|v| flag(v, &format!("--timeout {name}")))),
             max_ports_per_host: n
                 .max_ports_per_host
                 .map(|v| flag(v, "--max-ports-per-host")),
@@ -369,6 +298,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         describe(&settings),
         running.dir.display()
     );
-    crate::agent::run(running, daemon)?;
+    nat_userspace::agent::run(running, daemon)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -12,7 +12,7 @@ pub struct Args {
 pub fn run(args: Args, global_iface: Option<&str>) -> anyhow::Result<ExitCode> {
     let ifname = match args.iface.as_deref().or(global_iface) {
         Some(i) => i.to_string(),
-        None => nat_userspace::pins::resolve_iface(None)?.0,
+        None => nat_userspace::tables::pins::resolve_iface(None)?.0,
     };
     loader::detach(&ifname)?;
     println!("xnat: detached from {ifname}");

@@ -4,9 +4,10 @@ use std::process::ExitCode;
 use anyhow::bail;
 use clap::{Subcommand, ValueEnum};
 use nat_userspace::{
-    forward::{Forward, Forwards, Proto},
-    napt, pins,
-    static_map::to_be,
+    settings::napt,
+    tables::forward::{Forward, Forwards, Proto},
+    tables::pins,
+    tables::static_map::to_be,
 };
 
 use super::addr::parse_endpoint;
@@ -138,11 +139,7 @@ pub fn run(cmd: ForwardCommand, iface: Option<&str>) -> anyhow::Result<ExitCode>
 }
 
 fn internal_contains(dir: &std::path::Path, addr: std::net::Ipv4Addr) -> anyhow::Result<bool> {
-    use aya::maps::{
-        MapData,
-        lpm_trie::{Key, LpmTrie},
-    };
-    let trie: LpmTrie<MapData, u32, u8> =
-        nat_userspace::pinned::open(dir, nat_common::MAP_INTERNAL)?;
+    use aya::maps::lpm_trie::Key;
+    let trie = nat_userspace::tables::Tables::at(dir).internal()?;
     Ok(trie.get(&Key::new(32, to_be(addr)), 0).is_ok())
 }

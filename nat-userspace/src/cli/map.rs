@@ -2,7 +2,7 @@
 use std::{net::Ipv4Addr, process::ExitCode};
 
 use clap::Subcommand;
-use nat_userspace::{pins, static_map::StaticTable};
+use nat_userspace::{tables::pins, tables::static_map::StaticTable};
 
 use super::addr::parse_ipv4;
 
@@ -33,8 +33,8 @@ pub fn run(cmd: MapCommand, iface: Option<&str>) -> anyhow::Result<ExitCode> {
     let mut table = StaticTable::open(&dir)?;
     match cmd {
         MapCommand::Add { private, public } => {
-            let cfg = nat_userspace::napt::read_config(&dir)?;
-            if nat_userspace::napt::read_pool(&dir, &cfg)?.contains(&public) {
+            let cfg = nat_userspace::settings::napt::read_config(&dir)?;
+            if nat_userspace::settings::napt::read_pool(&dir, &cfg)?.contains(&public) {
                 anyhow::bail!(
                     "{public} is a NAPT pool address of {ifname}; it cannot also be mapped 1:1"
                 );

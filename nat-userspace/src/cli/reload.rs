@@ -8,7 +8,7 @@ use std::{
 };
 
 use anyhow::bail;
-use nat_userspace::{pins, runtime};
+use nat_userspace::{agent::runtime, tables::pins};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

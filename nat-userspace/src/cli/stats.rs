@@ -1,8 +1,10 @@
 //! `xnat stats`: counters summed over CPUs, drops by reason, table use.
 use std::{collections::BTreeMap, process::ExitCode};
 
-use nat_common::{EndpointKey, InsideEndpoint, MAP_NAPT_IN};
-use nat_userspace::{batch, napt, pinned::RawMap, pins, sessions, static_map::from_be, stats};
+use nat_userspace::{
+    settings::napt, tables::Tables, tables::pins, tables::sessions, tables::static_map::from_be,
+    tables::stats,
+};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -18,8 +20,7 @@ pub fn run(args: Args, iface: Option<&str>) -> anyhow::Result<ExitCode> {
     let pool = napt::read_pool(&dir, &cfg)?;
     let snapshot = sessions::read(&dir)?;
     let (mappings, sessions) = (snapshot.mappings.len(), snapshot.sessions);
-    let public =
-        batch::lookup_all::<EndpointKey, InsideEndpoint>(RawMap::open(&dir, MAP_NAPT_IN)?.fd())?;
+    let public = Tables::at(&dir).napt_in()?.lookup_all()?;
     let mut ports_in_use: BTreeMap<String, u64> = pool.iter().map(|a| (a.to_string(), 0)).collect();
     for (k, _) in &public {
         *ports_in_use.entry(from_be(k.addr).to_string()).or_default() += 1;
@@ -34,7 +35,7 @@ pub fn run(args: Args, iface: Option<&str>) -> anyhow::Result<ExitCode> {
         let name = match k.proto {
             6 => format!(
                 "tcp_{}",
-                nat_userspace::flows::state_name(k.proto, s.tcp).to_ascii_lowercase()
+                nat_userspace::tables::flows::state_name(k.proto, s.tcp).to_ascii_lowercase()
             ),
             17 => "udp".into(),
             1 => "icmp".into(),

@@ -1,7 +1,7 @@
 //! `xnat status`: which interfaces are attached here.
 use std::process::ExitCode;
 
-use nat_userspace::{pins, runtime};
+use nat_userspace::{agent::runtime, tables::pins};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

@@ -248,7 +248,7 @@ impl Instance {
         res.with_context(|| format!("BPF_PROG_TEST_RUN of {}", prog.name()))
     }
 
-    /// Pins the maps the expiry sweeper opens (`nat_userspace::expiry`)
+    /// Pins the maps the expiry sweeper opens (`nat_userspace::agent::expiry`)
     /// under `dir`, which is created and removed again on drop.
     pub fn pin_binding_maps(&mut self, dir: &Path) -> Result<()> {
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -289,6 +289,6 @@ pub fn be(addr: Ipv4Addr) -> u32 {
 
 /// BPF_MAP_UPDATE_BATCH in chunks, through the agent's own batch code.
 fn update_batch<K: Copy, V: Copy>(fd: RawFd, keys: &[K], values: &[V]) -> Result<()> {
-    nat_userspace::batch::update_all(fd, keys, values)
+    nat_userspace::tables::batch::update_all(fd, keys, values)
         .with_context(|| format!("BPF_MAP_UPDATE_BATCH of {} entries", keys.len()))
 }

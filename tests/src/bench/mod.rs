@@ -13,7 +13,7 @@ use std::{net::Ipv4Addr, path::PathBuf, time::Instant};
 
 use anyhow::{Context as _, Result, bail};
 use nat_common::Counter;
-use nat_userspace::clock;
+use nat_userspace::agent::clock;
 use serde_json::{Value, json};
 
 use flows::{CYCLE_ENTRIES, CYCLE_TCP, CYCLE_UDP, Ep, Flow};

@@ -1,4 +1,4 @@
-//! The agent's expiry sweep (`nat_userspace::expiry::Sweeper`, exactly the
+//! The agent's expiry sweep (`nat_userspace::agent::expiry::Sweeper`, exactly the
 //! code the agent runs every second) over pinned copies of a filled
 //! instance's maps: wall time and this thread's CPU time of one sweep,
 //! with every binding live (nothing to delete: the steady state) and with
@@ -7,7 +7,7 @@
 use std::{path::Path, time::Instant};
 
 use anyhow::{Result, ensure};
-use nat_userspace::{clock, expiry::Sweeper};
+use nat_userspace::{agent::clock, agent::expiry::Sweeper};
 use serde_json::{Value, json};
 
 use super::{
@@ -32,7 +32,7 @@ struct One {
     sys_ms: f64,
 }
 
-fn timed(sweeper: &Sweeper, now: u64) -> Result<(One, nat_userspace::expiry::SweepReport)> {
+fn timed(sweeper: &Sweeper, now: u64) -> Result<(One, nat_userspace::agent::expiry::SweepReport)> {
     let cfg = instance::config(instance::pool().len() as u32);
     let (u0, s0) = thread_cpu_ms();
     let t0 = Instant::now();

@@ -1,9 +1,9 @@
 //! The agent's own code on the maps the frames run on (issue 20): a second
 //! thread runs nat-userspace's real expiry sweep
-//! ([`nat_userspace::expiry::Sweeper::sweep`], with timeouts of seconds
+//! ([`nat_userspace::agent::expiry::Sweeper::sweep`], with timeouts of seconds
 //! and a clock a few seconds ahead, so things expire), `xnat flows flush`
-//! ([`nat_userspace::flush::flush`]) and a reload
-//! ([`nat_userspace::reconcile`]: `read_live`, `plan`, `apply`, as SIGHUP
+//! ([`nat_userspace::tables::flush::flush`]) and a reload
+//! ([`nat_userspace::settings::reconcile`]: `read_live`, `plan`, `apply`, as SIGHUP
 //! does) against the copy of the object the frames run on, its maps
 //! pinned in a bpffs directory of their own. What each operation must do
 //! is [`crate::model::agent`].
@@ -54,10 +54,10 @@ use anyhow::{Context as _, Result, anyhow};
 use nat_common::{
     EndpointKey, FILTER_ADDRESS, FILTER_ADDRESS_AND_PORT, FILTER_ENDPOINT_INDEPENDENT, NatConfig,
 };
-use nat_userspace::forward::Proto;
 use nat_userspace::loader::{HookMode, Limits};
-use nat_userspace::napt::{Filtering, NaptSettings, Prefix, Timeouts};
 use nat_userspace::settings::Settings;
+use nat_userspace::settings::napt::{Filtering, NaptSettings, Prefix, Timeouts};
+use nat_userspace::tables::forward::Proto;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -262,31 +262,32 @@ fn execute(dir: &Path, op: &Op, limits: Limits) -> Ended {
     let failed = |e: anyhow::Error| Ended::Failed(format!("{e:#}"));
     match op {
         Op::Sweep { cfg, now } => {
-            match nat_userspace::expiry::Sweeper::open(dir).and_then(|s| s.sweep(cfg, *now)) {
+            match nat_userspace::agent::expiry::Sweeper::open(dir).and_then(|s| s.sweep(cfg, *now))
+            {
                 Ok(_) => Ended::Done,
                 Err(e) => failed(e),
             }
         }
         Op::Flush(f) => {
-            let filter = nat_userspace::flush::Filter {
+            let filter = nat_userspace::tables::flush::Filter {
                 proto: f.proto,
                 inside: f.inside.map(ip),
             };
-            match nat_userspace::flush::flush(dir, filter) {
+            match nat_userspace::tables::flush::flush(dir, filter) {
                 Ok(_) => Ended::Done,
                 Err(e) => failed(e),
             }
         }
         Op::Reload(r) => {
-            let live = match nat_userspace::reconcile::read_live(dir) {
+            let live = match nat_userspace::settings::reconcile::read_live(dir) {
                 Ok(l) => l,
                 Err(e) => return failed(e),
             };
-            let plan = match nat_userspace::reconcile::plan(&live, &settings(r, limits)) {
+            let plan = match nat_userspace::settings::reconcile::plan(&live, &settings(r, limits)) {
                 Ok(p) => p,
                 Err(e) => return Ended::Refused(format!("{e:#}")),
             };
-            match nat_userspace::reconcile::apply(dir, &live, &plan) {
+            match nat_userspace::settings::reconcile::apply(dir, &live, &plan) {
                 Ok(()) => Ended::Done,
                 Err(e) => failed(e),
             }
@@ -301,7 +302,7 @@ pub fn settings(r: &Reload, limits: Limits) -> Settings {
     let forwards = r
         .forwards
         .iter()
-        .map(|f| nat_userspace::forward::Forward {
+        .map(|f| nat_userspace::tables::forward::Forward {
             proto: Proto::from_number(f.public.proto).expect("TCP or UDP"),
             public: (ip(f.public.addr), u16::from_be(f.public.port)),
             inside: (ip(f.inside.addr), u16::from_be(f.inside.port)),
@@ -402,7 +403,7 @@ struct Pins {
 
 impl Pins {
     fn new(targets: &[Target], seed: u64) -> Result<Pins> {
-        nat_userspace::bpffs::ensure_mounted()?;
+        nat_userspace::tables::bpffs::ensure_mounted()?;
         let mut pins = Pins { dirs: Vec::new() };
         for (i, t) in targets.iter().enumerate() {
             // Unique in the process too: tests run fuzzers in parallel.

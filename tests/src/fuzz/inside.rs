@@ -49,8 +49,8 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result, anyhow};
 use aya::Ebpf;
-use aya::maps::{Array, DevMapHash};
-use nat_common::{FAST_PATH_EXT_IFINDEX, FAST_PATH_ON, MAP_FAST_PATH, MAP_XDP_TARGETS};
+use nat_common::{FAST_PATH_EXT_IFINDEX, FAST_PATH_ON, MAP_XDP_TARGETS};
+use nat_userspace::tables::Loaded;
 use rand::Rng;
 
 use super::world::{INSIDE, STATIC};
@@ -277,13 +277,11 @@ impl Network {
 /// namespace's thread: the kernel resolves the devices there).
 pub fn write(ebpf: &mut Ebpf, g: &Gateway) -> Result<()> {
     {
-        let mut a: Array<_, u32> =
-            Array::try_from(ebpf.map_mut(MAP_FAST_PATH).expect(MAP_FAST_PATH))?;
+        let mut a = Loaded::new(ebpf).fast_path()?;
         a.set(FAST_PATH_ON, u32::from(g.fast_path), 0)?;
         a.set(FAST_PATH_EXT_IFINDEX, g.ext_ifindex, 0)?;
     }
-    let mut m: DevMapHash<_> =
-        DevMapHash::try_from(ebpf.map_mut(MAP_XDP_TARGETS).expect(MAP_XDP_TARGETS))?;
+    let mut m = Loaded::new(ebpf).xdp_targets()?;
     for d in &g.fib.devices {
         // Absent already, or removed now.
         let _ = m.remove(d.ifindex);

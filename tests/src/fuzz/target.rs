@@ -6,17 +6,17 @@
 use anyhow::{Context as _, Result, anyhow};
 use aya::Ebpf;
 use aya::maps::lpm_trie::Key as LpmKey;
-use aya::maps::{Array, HashMap, LpmTrie, MapData, RingBuf};
+use aya::maps::{HashMap, MapData};
 use aya::programs::{SchedClassifier, TestRun, TestRunOptions, Xdp};
 use nat_common::stats::COUNTER_COUNT;
 use nat_common::{
     EVENT_PORTS_EXHAUSTED, EndpointKey, FRAG_HOLD_BYTES, FilterKey, FragKey, FragValue,
-    InsideEndpoint, MAP_CONFIG, MAP_EVENTS, MAP_FILTER, MAP_FRAG_HOLD_IN, MAP_FRAG_HOLD_OUT,
-    MAP_FRAGS_IN, MAP_FRAGS_OUT, MAP_HOST_PORTS, MAP_INBOUND_SESSIONS, MAP_INTERNAL, MAP_NAPT_IN,
-    MAP_NAPT_OUT, MAP_POOL, MAP_SESSIONS, MAP_STATIC_EMPTY, MAP_STATIC_IN, MAP_STATIC_OUT, Mapping,
-    NatConfig, PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_INSIDE_TC, PROG_INSIDE_XDP,
-    Session, SessionKey,
+    InsideEndpoint, MAP_FILTER, MAP_FRAG_HOLD_IN, MAP_FRAG_HOLD_OUT, MAP_FRAGS_IN, MAP_FRAGS_OUT,
+    MAP_HOST_PORTS, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_SESSIONS, MAP_STATIC_IN, MAP_STATIC_OUT,
+    Mapping, NatConfig, PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_INSIDE_TC,
+    PROG_INSIDE_XDP, Session, SessionKey,
 };
+use nat_userspace::tables::{Loaded, LoadedRef};
 
 use crate::bpf::{Hook, Outcome};
 use crate::frame::ETH_HLEN;
@@ -171,15 +171,13 @@ impl Target {
     /// `st` (once, before the first epoch: these never shrink).
     pub fn configure(&mut self, st: &State) -> Result<()> {
         {
-            let mut a: Array<_, u32> =
-                Array::try_from(self.ebpf.map_mut(MAP_POOL).expect(MAP_POOL))?;
+            let mut a = Loaded::new(&mut self.ebpf).pool()?;
             for (i, addr) in st.pool.iter().enumerate() {
                 a.set(i as u32, *addr, 0)?;
             }
         }
         {
-            let mut t: LpmTrie<_, u32, u8> =
-                LpmTrie::try_from(self.ebpf.map_mut(MAP_INTERNAL).expect(MAP_INTERNAL))?;
+            let mut t = Loaded::new(&mut self.ebpf).internal()?;
             for &(net, len) in &st.internal {
                 t.insert(&LpmKey::new(len, net), 1, 0)?;
             }
@@ -203,14 +201,12 @@ impl Target {
             }
         }
         let empty = st.static_out.is_empty() && st.static_in.is_empty();
-        let mut a: Array<_, u32> =
-            Array::try_from(self.ebpf.map_mut(MAP_STATIC_EMPTY).expect(MAP_STATIC_EMPTY))?;
+        let mut a = Loaded::new(&mut self.ebpf).static_empty()?;
         Ok(a.set(0, empty as u32, 0)?)
     }
 
     pub fn set_config(&mut self, cfg: NatConfig) -> Result<()> {
-        let mut a: Array<_, NatConfig> =
-            Array::try_from(self.ebpf.map_mut(MAP_CONFIG).expect(MAP_CONFIG))?;
+        let mut a = Loaded::new(&mut self.ebpf).config()?;
         Ok(a.set(0, cfg, 0)?)
     }
 
@@ -254,11 +250,7 @@ impl Target {
         put(self, MAP_SESSIONS, &st.sessions)?;
         put(self, MAP_FILTER, &st.filter)?;
         put(self, MAP_HOST_PORTS, &st.host_ports)?;
-        let mut n: Array<_, u64> = Array::try_from(
-            self.ebpf
-                .map_mut(MAP_INBOUND_SESSIONS)
-                .expect(MAP_INBOUND_SESSIONS),
-        )?;
+        let mut n = Loaded::new(&mut self.ebpf).inbound_sessions()?;
         Ok(n.set(0, st.inbound_sessions, 0)?)
     }
 
@@ -271,11 +263,7 @@ impl Target {
         st.sessions = self.dump(MAP_SESSIONS)?.into_iter().collect();
         st.filter = self.dump(MAP_FILTER)?.into_iter().collect();
         st.host_ports = self.dump(MAP_HOST_PORTS)?.into_iter().collect();
-        let n: Array<_, u64> = Array::try_from(
-            self.ebpf
-                .map(MAP_INBOUND_SESSIONS)
-                .expect(MAP_INBOUND_SESSIONS),
-        )?;
+        let n = LoadedRef::new(&self.ebpf).inbound_sessions()?;
         st.inbound_sessions = n.get(&0, 0)?;
         // One map in the model: the key's direction tells the tables apart.
         st.frags = self.dump(MAP_FRAGS_OUT)?.into_iter().collect();
@@ -351,13 +339,11 @@ impl Target {
     /// agent's reload rewrites them); a problem if `STATIC_EMPTY` does not
     /// say whether both static tables are empty.
     pub fn read_settings(&self, st: &mut State) -> Result<Option<String>> {
-        let cfg: Array<_, NatConfig> =
-            Array::try_from(self.ebpf.map(MAP_CONFIG).expect(MAP_CONFIG))?;
+        let cfg = LoadedRef::new(&self.ebpf).config()?;
         st.config = cfg.get(&0, 0)?;
         st.static_out = self.dump(MAP_STATIC_OUT)?.into_iter().collect();
         st.static_in = self.dump(MAP_STATIC_IN)?.into_iter().collect();
-        let flag: Array<_, u32> =
-            Array::try_from(self.ebpf.map(MAP_STATIC_EMPTY).expect(MAP_STATIC_EMPTY))?;
+        let flag = LoadedRef::new(&self.ebpf).static_empty()?;
         let empty = st.static_out.is_empty() && st.static_in.is_empty();
         let said = flag.get(&0, 0)?;
         Ok((said != empty as u32)
@@ -381,7 +367,7 @@ impl Target {
     /// Drains the EVENTS ring: the quotes of port-exhaustion events, and
     /// the kinds of any other records.
     pub fn events(&mut self) -> Result<Vec<Vec<u8>>> {
-        let mut ring = RingBuf::try_from(self.ebpf.map_mut(MAP_EVENTS).expect(MAP_EVENTS))?;
+        let mut ring = Loaded::new(&mut self.ebpf).events()?;
         let mut out = Vec::new();
         while let Some(item) = ring.next() {
             let b: &[u8] = &item;

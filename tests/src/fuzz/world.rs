@@ -144,7 +144,7 @@ pub fn new_epoch(st: &mut State, rng: &mut impl Rng) {
     }
 }
 
-/// What the agent's expiry sweep (nat-userspace expiry.rs) may leave of
+/// What the agent's expiry sweep (nat-userspace agent/expiry.rs) may leave of
 /// the bindings, a coin standing for each idle-time test:
 /// * a `SESSIONS` entry may expire (deleted);
 /// * a mapping's live first session may expire: the mapping stays with an

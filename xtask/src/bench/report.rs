@@ -516,7 +516,7 @@ fn scale_tables(out: &mut String, m: &Value) {
     if sw.is_object() {
         let _ = writeln!(
             out,
-            "\nExpiry sweep (`nat_userspace::expiry::Sweeper`, the agent's code) over {} bindings, \
+            "\nExpiry sweep (`nat_userspace::agent::expiry::Sweeper`, the agent's code) over {} bindings, \
              one sweep, median of {} runs:\n\n| state | wall | CPU (user + sys) | user | sys |\n|---|---:|---:|---:|---:|",
             scale_name(sw["bindings"].as_u64().unwrap_or(0)),
             sw["live"]["samples_wall_ms"].as_array().map_or(0, Vec::len)

@@ -25,8 +25,8 @@ use nat_common::{EndpointKey, InsideEndpoint, Mapping};
 
 use super::{NS, SWEEP_CHUNK, endpoint};
 use crate::{
-    batch,
-    fasthash::{FastSet, Seeded},
+    agent::fasthash::{FastSet, Seeded},
+    tables::batch,
 };
 
 /// How often a sweep also looks for orphans (data-plane time): reading

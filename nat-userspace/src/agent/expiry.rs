@@ -13,8 +13,7 @@ use std::{
 };
 
 use nat_common::{
-    EndpointKey, FilterKey, FirstSession, MAP_FILTER, MAP_HOST_POOL, MAP_HOST_PORTS,
-    MAP_INBOUND_SESSIONS, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_SESSIONS, MAPPING_FORWARD, Mapping,
+    EndpointKey, FilterKey, FirstSession, InsideEndpoint, Ipv4Be, MAPPING_FORWARD, Mapping,
     NatConfig, SESSION_INBOUND, Session, SessionKey,
 };
 
@@ -23,9 +22,10 @@ mod orphans;
 pub use orphans::ORPHAN_SCAN_INTERVAL_NS;
 
 use crate::{
-    batch, clock,
-    fasthash::{FastMap, FastSet, Seeded},
-    pinned::RawMap,
+    agent::clock,
+    agent::fasthash::{FastMap, FastSet, Seeded},
+    tables::batch,
+    tables::{Table, Tables},
 };
 
 const NS: u64 = 1_000_000_000;
@@ -81,13 +81,13 @@ pub struct SweepReport {
 }
 
 pub struct Sweeper {
-    sessions: RawMap,
-    out: RawMap,
-    inb: RawMap,
-    filter: RawMap,
-    host_ports: RawMap,
-    inbound_sessions: RawMap,
-    host_pool: RawMap,
+    sessions: Table<SessionKey, Session>,
+    out: Table<EndpointKey, Mapping>,
+    inb: Table<EndpointKey, InsideEndpoint>,
+    filter: Table<FilterKey, u64>,
+    host_ports: Table<Ipv4Be, u64>,
+    inbound_sessions: Table<u32, u64>,
+    host_pool: Table<Ipv4Be, Ipv4Be>,
     /// Inside hosts whose `HOST_POOL` entry had no mapping behind it at the
     /// last sweep: deleted if they still have none at this one.
     unbound_hosts: RefCell<HashSet<u32>>,
@@ -99,14 +99,15 @@ pub struct Sweeper {
 
 impl Sweeper {
     pub fn open(dir: &Path) -> anyhow::Result<Self> {
+        let tables = Tables::at(dir);
         Ok(Self {
-            sessions: RawMap::open(dir, MAP_SESSIONS)?,
-            out: RawMap::open(dir, MAP_NAPT_OUT)?,
-            inb: RawMap::open(dir, MAP_NAPT_IN)?,
-            filter: RawMap::open(dir, MAP_FILTER)?,
-            host_ports: RawMap::open(dir, MAP_HOST_PORTS)?,
-            inbound_sessions: RawMap::open(dir, MAP_INBOUND_SESSIONS)?,
-            host_pool: RawMap::open(dir, MAP_HOST_POOL)?,
+            sessions: tables.sessions()?,
+            out: tables.napt_out()?,
+            inb: tables.napt_in()?,
+            filter: tables.filter()?,
+            host_ports: tables.host_ports()?,
+            inbound_sessions: tables.inbound_sessions()?,
+            host_pool: tables.host_pool()?,
             unbound_hosts: RefCell::new(HashSet::new()),
             seen: Cell::new((0, 0)),
             orphans: orphans::OrphanScan::new(),

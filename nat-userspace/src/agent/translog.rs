@@ -24,7 +24,9 @@ use std::{
 use nat_common::{BindingEvent, EndpointKey, MAPPING_FORWARD, Mapping};
 use serde::Serialize;
 
-use crate::{clock, flows::proto_name, settings::LogTarget, static_map::from_be};
+use crate::{
+    agent::clock, settings::LogTarget, tables::flows::proto_name, tables::static_map::from_be,
+};
 
 /// One log line.
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -251,7 +253,7 @@ impl TransLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::static_map::to_be;
+    use crate::tables::static_map::to_be;
 
     fn key(port: u16) -> EndpointKey {
         EndpointKey {

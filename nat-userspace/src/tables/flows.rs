@@ -4,7 +4,7 @@ use std::{net::Ipv4Addr, path::Path};
 use nat_common::{NatConfig, tcp_state_name};
 use serde::Serialize;
 
-use crate::{clock, sessions, static_map::from_be};
+use crate::{agent::clock, tables::sessions, tables::static_map::from_be};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Flow {

@@ -16,12 +16,9 @@ use std::{
     path::Path,
 };
 
-use nat_common::{
-    EndpointKey, FilterKey, InsideEndpoint, MAP_FILTER, MAP_HOST_PORTS, MAP_NAPT_IN, MAP_NAPT_OUT,
-    MAP_SESSIONS, MAPPING_FORWARD, Mapping, Session, SessionKey,
-};
+use nat_common::{EndpointKey, FilterKey, InsideEndpoint, MAPPING_FORWARD, Mapping, SessionKey};
 
-use crate::{batch, pinned::RawMap, static_map::to_be};
+use crate::{tables::Tables, tables::batch, tables::static_map::to_be};
 
 /// Which flows to flush (`None`: any).
 #[derive(Clone, Copy, Debug, Default)]
@@ -60,14 +57,17 @@ pub fn flush(dir: &Path, filter: Filter) -> anyhow::Result<Flushed> {
 /// Reads the sessions and dynamic mappings of the attachment in `dir` that
 /// `filter` matches.
 pub fn read(dir: &Path, filter: Filter) -> anyhow::Result<Snapshot> {
-    let sessions_map = RawMap::open(dir, MAP_SESSIONS)?;
-    let out = RawMap::open(dir, MAP_NAPT_OUT)?;
-    let sessions = batch::lookup_all::<SessionKey, Session>(sessions_map.fd())?
+    let tables = Tables::at(dir);
+    let sessions = tables
+        .sessions()?
+        .lookup_all()?
         .into_iter()
         .filter(|(k, _)| filter.matches(k.proto, k.inside_addr))
         .map(|(k, _)| k)
         .collect();
-    let mappings = batch::lookup_all::<EndpointKey, Mapping>(out.fd())?
+    let mappings = tables
+        .napt_out()?
+        .lookup_all()?
         .into_iter()
         .filter(|(k, m)| m.flags & MAPPING_FORWARD == 0 && filter.matches(k.proto, k.addr))
         .collect();
@@ -88,11 +88,12 @@ fn public_key(inside: &EndpointKey, m: &Mapping) -> EndpointKey {
 /// Deletes what `snapshot` read from the attachment in `dir`, as far as it
 /// is still there unchanged.
 pub fn delete(dir: &Path, snapshot: &Snapshot) -> anyhow::Result<Flushed> {
-    let sessions_map = RawMap::open(dir, MAP_SESSIONS)?;
-    let out = RawMap::open(dir, MAP_NAPT_OUT)?;
-    let inb = RawMap::open(dir, MAP_NAPT_IN)?;
-    let filter_map = RawMap::open(dir, MAP_FILTER)?;
-    let host_ports = RawMap::open(dir, MAP_HOST_PORTS)?;
+    let tables = Tables::at(dir);
+    let sessions_map = tables.sessions()?;
+    let out = tables.napt_out()?;
+    let inb = tables.napt_in()?;
+    let filter_map = tables.filter()?;
+    let host_ports = tables.host_ports()?;
 
     // Sessions first: a packet racing the flush then finds its mapping and
     // makes a new session, or finds neither and makes both — never a
@@ -119,7 +120,8 @@ pub fn delete(dir: &Path, snapshot: &Snapshot) -> anyhow::Result<Flushed> {
         .iter()
         .map(|(k, m)| (m.addr, m.port, k.proto))
         .collect();
-    let filters: Vec<FilterKey> = batch::lookup_all::<FilterKey, u64>(filter_map.fd())?
+    let filters: Vec<FilterKey> = filter_map
+        .lookup_all()?
         .into_iter()
         .map(|(k, _)| k)
         .filter(|k| public.contains(&(k.public_addr, k.public_port, k.proto)))
@@ -150,7 +152,7 @@ pub fn delete(dir: &Path, snapshot: &Snapshot) -> anyhow::Result<Flushed> {
     for (k, _) in &mappings {
         *per_host.entry(k.addr).or_default() += 1;
     }
-    let counts = batch::lookup_all::<u32, u64>(host_ports.fd())?;
+    let counts = host_ports.lookup_all()?;
     let mut zero = Vec::new();
     for (addr, held) in counts {
         if let Some(n) = per_host.get(&addr) {

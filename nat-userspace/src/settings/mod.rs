@@ -1,8 +1,18 @@
-//! What an attachment should look like, assembled from layers (the config
-//! file, then the command line over it) and checked as a whole before
-//! anything is touched. Every value remembers where it came from, so an
+//! Settings: what an attachment should look like, and bringing the live
+//! tables to it. The domain types (`napt`), the config file (`config`) and
+//! the flags' values (`parse`) make layers; this module stacks them and
+//! checks the result as a whole, once, before anything is touched;
+//! `reconcile` plans and applies it (attach, adopt, reload).
+//!
+//! The layers: the config file, then the command line over it. Every value remembers where it came from, so an
 //! error names the flag (`--pool: ...`) or the file, line and key
 //! (`/etc/xnat/xnat.toml:7:9: napt.pool[0]: ...`).
+pub mod config;
+pub mod ephemeral;
+pub mod napt;
+pub mod parse;
+pub mod reconcile;
+
 use std::{
     fmt,
     net::{Ipv4Addr, SocketAddr},
@@ -12,11 +22,11 @@ use std::{
 use nat_common::{INTERNAL_MAX, POOL_MAX};
 
 use crate::{
-    forward::{Forward, Proto},
+    loader::netdev,
     loader::{HookMode, Limits},
-    napt::{Filtering, NaptSettings, Prefix, Timeouts, rfc1918},
-    netdev,
-    static_map::check_usable,
+    settings::napt::{Filtering, NaptSettings, Prefix, Timeouts, rfc1918},
+    tables::forward::{Forward, Proto},
+    tables::static_map::check_usable,
 };
 
 /// Where a value came from: a flag (`--pool`) or a place in a config file
@@ -91,14 +101,7 @@ impl fmt::Display for LogTarget {
 }
 
 /// Idle timeouts given by name; each overrides the layer below.
-#[derive(Clone, Debug, Default)]
-pub struct TimeoutLayer {
-    pub udp: Option<Sourced<u32>>,
-    pub tcp_established: Option<Sourced<u32>>,
-    pub tcp_transitory: Option<Sourced<u32>>,
-    pub icmp: Option<Sourced<u32>>,
-    pub tcp_syn_in: Option<Sourced<u32>>,
-}
+pub type TimeoutLayer = Timeouts<Option<Sourced<u32>>>;
 
 /// One source of settings; every field is optional. Lists given in a layer
 /// replace the lower layer's list as a whole.
@@ -149,19 +152,7 @@ impl Layer {
             pool: self.pool.or(below.pool),
             ports: self.ports.or(below.ports),
             filtering: self.filtering.or(below.filtering),
-            timeouts: TimeoutLayer {
-                udp: self.timeouts.udp.or(below.timeouts.udp),
-                tcp_established: self
-                    .timeouts
-                    .tcp_established
-                    .or(below.timeouts.tcp_established),
-                tcp_transitory: self
-                    .timeouts
-                    .tcp_transitory
-                    .or(below.timeouts.tcp_transitory),
-                icmp: self.timeouts.icmp.or(below.timeouts.icmp),
-                tcp_syn_in: self.timeouts.tcp_syn_in.or(below.timeouts.tcp_syn_in),
-            },
+            timeouts: self.timeouts.zip(below.timeouts, Option::or),
             max_ports_per_host: self.max_ports_per_host.or(below.max_ports_per_host),
             max_mappings: self.max_mappings.or(below.max_mappings),
             max_sessions: self.max_sessions.or(below.max_sessions),
@@ -438,27 +429,34 @@ fn resolve_napt(
         }
     }
 
-    let mut timeouts = Timeouts::default();
-    let t = &layer.timeouts;
-    for (slot, v) in [
-        (&mut timeouts.udp, &t.udp),
-        (&mut timeouts.tcp_established, &t.tcp_established),
-        (&mut timeouts.tcp_transitory, &t.tcp_transitory),
-        (&mut timeouts.icmp, &t.icmp),
-        (&mut timeouts.tcp_syn_in, &t.tcp_syn_in),
-    ] {
-        if let Some(v) = v {
-            if v.value == 0 {
-                return err(&v.origin, "a timeout must be at least 1 second");
-            }
-            *slot = v.value;
+    let ports = layer.ports.as_ref().map_or(
+        Sourced::new((1024, 65535), Origin::flag("--ports (default)")),
+        Sourced::clone,
+    );
+    let (lo, hi) = ports.value;
+    if lo == 0 || lo > hi {
+        return err(
+            &ports.origin,
+            format!("{lo}-{hi}: expected MIN-MAX with 1 <= MIN <= MAX <= 65535"),
+        );
+    }
+
+    for (_, v) in layer.timeouts.clone().named() {
+        if let Some(v) = v.filter(|v| v.value == 0) {
+            return err(&v.origin, "a timeout must be at least 1 second");
         }
     }
+    let timeouts = layer
+        .timeouts
+        .clone()
+        .zip(Timeouts::default(), |given, default| {
+            given.map_or(default, |v| v.value)
+        });
 
     Ok(NaptSettings {
         internal: internal.iter().map(|p| p.value).collect(),
         pool: pool.iter().map(|a| a.value).collect(),
-        ports: layer.ports.as_ref().map_or((1024, 65535), |p| p.value),
+        ports: ports.value,
         filtering: layer
             .filtering
             .as_ref()
@@ -570,6 +568,51 @@ mod tests {
         Sourced::new(v, Origin::flag(name))
     }
 
+    fn a(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
+    }
+
+    /// Static maps checked as a list, as from flags.
+    fn check_list(list: &[(Ipv4Addr, Ipv4Addr)]) -> Result<(), String> {
+        let maps: Vec<_> = list.iter().map(|m| flag(*m, "--map")).collect();
+        check_maps(&maps).map_err(|e| e.message)
+    }
+
+    #[test]
+    fn list_rejects_duplicates() {
+        let ok = [
+            (a("10.0.0.2"), a("203.0.113.1")),
+            (a("10.0.0.3"), a("203.0.113.2")),
+        ];
+        check_list(&ok).unwrap();
+        let dup_priv = [
+            (a("10.0.0.2"), a("203.0.113.1")),
+            (a("10.0.0.2"), a("203.0.113.2")),
+        ];
+        let e = check_list(&dup_priv).unwrap_err();
+        assert!(
+            e.contains("private address 10.0.0.2 is mapped twice"),
+            "{e}"
+        );
+        let dup_pub = [
+            (a("10.0.0.2"), a("203.0.113.1")),
+            (a("10.0.0.3"), a("203.0.113.1")),
+        ];
+        let e = check_list(&dup_pub).unwrap_err();
+        assert!(
+            e.contains("public address 203.0.113.1 is mapped twice"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unusable_addresses_are_named() {
+        for bad in ["0.0.0.0", "255.255.255.255", "224.0.0.1", "127.0.0.1"] {
+            let e = check_list(&[(a(bad), a("203.0.113.1"))]).unwrap_err();
+            assert!(e.starts_with(bad), "{e}");
+        }
+    }
+
     /// Errors about values given as flags name the flag.
     #[test]
     fn flag_errors_name_the_flag() {
@@ -635,6 +678,31 @@ mod tests {
                 && e.contains("veth9 is neither the external interface nor an inside interface"),
             "{e}"
         );
+    }
+
+    /// NAPT settings are checked against each other; each error names
+    /// the flag.
+    #[test]
+    fn napt_errors_name_the_flag() {
+        let base = Layer {
+            ifname: Some(flag("lo".to_string(), "IFACE")),
+            pool: Some(vec![flag("198.51.100.1".parse().unwrap(), "--pool")]),
+            ..Layer::default()
+        };
+        resolve(&base, "x").unwrap();
+        let mut l = base.clone();
+        l.pool
+            .as_mut()
+            .unwrap()
+            .push(flag("198.51.100.1".parse().unwrap(), "--pool"));
+        let e = resolve(&l, "x").unwrap_err().to_string();
+        assert!(e.contains("--pool") && e.contains("listed twice"), "{e}");
+        let l = Layer {
+            ports: Some(flag((2000, 1000), "--ports")),
+            ..base
+        };
+        let e = resolve(&l, "x").unwrap_err().to_string();
+        assert!(e.starts_with("--ports: "), "{e}");
     }
 
     #[test]

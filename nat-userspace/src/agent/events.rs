@@ -2,12 +2,9 @@
 //! choosing which optional ones the data plane emits.
 use std::path::Path;
 
-use aya::maps::{Array, MapData};
-use nat_common::{
-    BindingEvent, EVENT_BINDING_CREATED, EVENT_PORTS_EXHAUSTED, Event, MAP_EVENT_MASK,
-};
+use nat_common::{BindingEvent, EVENT_BINDING_CREATED, EVENT_PORTS_EXHAUSTED, Event};
 
-use crate::pinned;
+use crate::tables::Tables;
 
 /// One record from the ring.
 #[derive(Clone, Copy, Debug)]
@@ -41,7 +38,7 @@ pub fn decode(bytes: &[u8]) -> Option<Record> {
 
 /// Asks the data plane for binding events (`on`) or stops them.
 pub fn want_bindings(dir: &Path, on: bool) -> anyhow::Result<()> {
-    let mut mask: Array<MapData, u32> = pinned::open(dir, MAP_EVENT_MASK)?;
+    let mut mask = Tables::at(dir).event_mask()?;
     let bit = 1u32 << EVENT_BINDING_CREATED;
     let old = mask.get(&0, 0)?;
     mask.set(0, if on { old | bit } else { old & !bit }, 0)?;

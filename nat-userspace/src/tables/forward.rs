@@ -6,13 +6,11 @@ use std::{net::Ipv4Addr, path::Path};
 
 use anyhow::bail;
 use aya::maps::{HashMap, MapData, MapError};
-use nat_common::{
-    EndpointKey, InsideEndpoint, MAP_NAPT_IN, MAP_NAPT_OUT, MAPPING_FORWARD, Mapping,
-};
+use nat_common::{EndpointKey, InsideEndpoint, MAPPING_FORWARD, Mapping};
 
 use crate::{
-    pinned,
-    static_map::{from_be, to_be},
+    tables::Tables,
+    tables::static_map::{from_be, to_be},
 };
 
 const BPF_NOEXIST: u64 = 1;
@@ -111,9 +109,10 @@ fn flush_hint(proto: Proto, inside: Ipv4Addr) -> String {
 
 impl Forwards {
     pub fn open(dir: &Path) -> anyhow::Result<Self> {
+        let tables = Tables::at(dir);
         Ok(Self {
-            out: pinned::open(dir, MAP_NAPT_OUT)?,
-            inb: pinned::open(dir, MAP_NAPT_IN)?,
+            out: tables.napt_out()?.into_hash_map()?,
+            inb: tables.napt_in()?.into_hash_map()?,
         })
     }
 

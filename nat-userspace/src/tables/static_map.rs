@@ -3,8 +3,10 @@
 use std::{net::Ipv4Addr, path::Path};
 
 use anyhow::Context as _;
-use aya::maps::{Array, HashMap, Map, MapData, MapError};
-use nat_common::{Ipv4Be, MAP_STATIC_EMPTY, MAP_STATIC_IN, MAP_STATIC_OUT};
+use aya::maps::{Array, HashMap, MapData, MapError};
+use nat_common::Ipv4Be;
+
+use crate::tables::Tables;
 
 /// Flag for BPF_MAP_UPDATE_ELEM: fail if the key exists.
 const BPF_NOEXIST: u64 = 1;
@@ -46,36 +48,11 @@ pub fn check_usable(addr: Ipv4Addr) -> Result<(), MappingError> {
     Err(MappingError::Unusable(addr, why))
 }
 
-/// Checks a whole list of mappings (from flags or a config) against itself:
-/// no private and no public address twice.
-pub fn check_list(list: &[(Ipv4Addr, Ipv4Addr)]) -> anyhow::Result<()> {
-    for (i, (private, public)) in list.iter().enumerate() {
-        check_usable(*private)?;
-        check_usable(*public)?;
-        for (p2, q2) in &list[..i] {
-            if p2 == private {
-                anyhow::bail!("private address {private} is mapped twice (to {q2} and {public})");
-            }
-            if q2 == public {
-                anyhow::bail!("public address {public} is mapped twice (from {p2} and {private})");
-            }
-        }
-    }
-    Ok(())
-}
-
 pub struct StaticTable {
     out: HashMap<MapData, Ipv4Be, Ipv4Be>,
     inb: HashMap<MapData, Ipv4Be, Ipv4Be>,
     /// 1 tells the programs both tables are empty (they skip the lookups).
     empty: Array<MapData, u32>,
-}
-
-fn open_hash(dir: &Path, name: &str) -> anyhow::Result<HashMap<MapData, Ipv4Be, Ipv4Be>> {
-    let path = dir.join(name);
-    let data = MapData::from_pin(&path).with_context(|| format!("opening {}", path.display()))?;
-    let map = Map::from_map_data(data)?;
-    Ok(HashMap::try_from(map)?)
 }
 
 fn get(map: &HashMap<MapData, Ipv4Be, Ipv4Be>, key: Ipv4Be) -> anyhow::Result<Option<Ipv4Be>> {
@@ -89,10 +66,11 @@ fn get(map: &HashMap<MapData, Ipv4Be, Ipv4Be>, key: Ipv4Be) -> anyhow::Result<Op
 impl StaticTable {
     /// Opens the pinned table of an attachment directory.
     pub fn open(dir: &Path) -> anyhow::Result<Self> {
+        let tables = Tables::at(dir);
         Ok(Self {
-            out: open_hash(dir, MAP_STATIC_OUT)?,
-            inb: open_hash(dir, MAP_STATIC_IN)?,
-            empty: crate::pinned::open(dir, MAP_STATIC_EMPTY)?,
+            out: tables.static_out()?.into_hash_map()?,
+            inb: tables.static_in()?.into_hash_map()?,
+            empty: tables.static_empty()?,
         })
     }
 
@@ -183,42 +161,5 @@ mod tests {
         let x = a("10.0.0.2");
         assert_eq!(to_be(x).to_ne_bytes(), [10, 0, 0, 2]);
         assert_eq!(from_be(to_be(x)), x);
-    }
-
-    #[test]
-    fn list_rejects_duplicates() {
-        let ok = [
-            (a("10.0.0.2"), a("203.0.113.1")),
-            (a("10.0.0.3"), a("203.0.113.2")),
-        ];
-        check_list(&ok).unwrap();
-        let dup_priv = [
-            (a("10.0.0.2"), a("203.0.113.1")),
-            (a("10.0.0.2"), a("203.0.113.2")),
-        ];
-        let e = check_list(&dup_priv).unwrap_err().to_string();
-        assert!(
-            e.contains("private address 10.0.0.2 is mapped twice"),
-            "{e}"
-        );
-        let dup_pub = [
-            (a("10.0.0.2"), a("203.0.113.1")),
-            (a("10.0.0.3"), a("203.0.113.1")),
-        ];
-        let e = check_list(&dup_pub).unwrap_err().to_string();
-        assert!(
-            e.contains("public address 203.0.113.1 is mapped twice"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn unusable_addresses_are_named() {
-        for bad in ["0.0.0.0", "255.255.255.255", "224.0.0.1", "127.0.0.1"] {
-            let e = check_list(&[(a(bad), a("203.0.113.1"))])
-                .unwrap_err()
-                .to_string();
-            assert!(e.starts_with(bad), "{e}");
-        }
     }
 }

@@ -1,4 +1,4 @@
-//! What makes the agent a daemon, beside its NAT duties in `agent.rs`: the
+//! What makes the agent a daemon, beside its NAT duties in `agent`: the
 //! metrics endpoint, the translation log, configuration reloads (SIGHUP,
 //! `xnat reload`) and the state file that reports them.
 //!
@@ -12,18 +12,19 @@ use std::{
     sync::Arc,
 };
 
+use crate::{
+    agent::events,
+    agent::expiry::SweepReport,
+    agent::http,
+    agent::metrics::{self, AgentMetrics},
+    agent::runtime::{self, AgentState},
+    agent::translog::TransLog,
+    settings::config,
+    settings::reconcile,
+    settings::{self, Layer, LogTarget, Settings},
+};
 use anyhow::{Context as _, bail};
 use nat_common::BindingEvent;
-use nat_userspace::{
-    config, events,
-    expiry::SweepReport,
-    http,
-    metrics::{self, AgentMetrics},
-    reconcile,
-    runtime::{self, AgentState},
-    settings::{self, Layer, LogTarget, Settings},
-    translog::TransLog,
-};
 use tokio::task::JoinHandle;
 
 pub struct Daemon {
@@ -195,7 +196,11 @@ impl Daemon {
         let live = reconcile::read_live(dir)?;
         let plan = reconcile::plan(&live, &want)?;
         reconcile::apply(dir, &live, &plan)?;
-        if let Some(w) = want.napt.as_ref().and_then(nat_userspace::ephemeral::check) {
+        if let Some(w) = want
+            .napt
+            .as_ref()
+            .and_then(crate::settings::ephemeral::check)
+        {
             tracing::warn!("{w}");
         }
 

@@ -1,21 +1,32 @@
-//! The foreground agent of `xnat attach`: expires idle NAPT bindings,
-//! answers port exhaustion with ICMP code 13, and waits for a signal or an
-//! external `xnat detach`, then leaves the interface as it found it.
+//! The agent: the foreground process of `xnat attach`, from attach or
+//! adopt (`lifecycle`, `runtime`) to detach. Its loop (here) expires idle
+//! NAPT bindings (`expiry`), answers port exhaustion with ICMP code 13
+//! (`events`, `icmp_reply`), and waits for a signal or an external `xnat
+//! detach`, then leaves the interface as it found it; `daemon` adds the
+//! metrics endpoint (`metrics`, `http`), the translation log (`translog`)
+//! and reloads.
+pub mod clock;
+pub mod daemon;
+pub mod events;
+pub mod expiry;
+mod fasthash;
+pub mod http;
+pub mod icmp_reply;
+pub mod lifecycle;
+pub mod metrics;
+pub mod runtime;
+pub mod translog;
+
 use std::time::{Duration, Instant};
 
+use crate::{loader, settings::napt, tables::Tables, tables::pins};
 use anyhow::Context as _;
-use aya::maps::{MapData, RingBuf};
-use nat_common::MAP_EVENTS;
-use nat_userspace::{
-    clock,
-    events::{self, Record},
-    expiry::{self, Sweeper},
-    icmp_reply::IcmpSender,
-    lifecycle::Running,
-    loader, napt, pinned, pins,
-};
 
-use crate::daemon::Daemon;
+use daemon::Daemon;
+use events::Record;
+use expiry::Sweeper;
+use icmp_reply::IcmpSender;
+use lifecycle::Running;
 use tokio::{
     io::unix::AsyncFd,
     signal::unix::{SignalKind, signal},
@@ -49,7 +60,7 @@ async fn main_loop(attachment: Running, mut daemon: Daemon) -> anyhow::Result<()
     // Ticks until the next sweep (`expiry::ticks_between_sweeps`).
     let mut sweep_in: u32 = 1;
     let sweeper = Sweeper::open(&dir)?;
-    let ring: RingBuf<MapData> = pinned::open(&dir, MAP_EVENTS)?;
+    let ring = Tables::at(&dir).events()?;
     // SAFETY: the ring buffer owns its fd for as long as the AsyncFd owns
     // the ring buffer; nothing else closes it.
     let mut events = unsafe { AsyncFd::register(ring) }
@@ -68,7 +79,7 @@ async fn main_loop(attachment: Running, mut daemon: Daemon) -> anyhow::Result<()
                     println!("xnat: {} was detached by another command; exiting", attachment.ifname);
                     return Ok(());
                 }
-                if nat_userspace::netdev::ifindex(&attachment.ifname).is_err() {
+                if crate::loader::netdev::ifindex(&attachment.ifname).is_err() {
                     // The device is gone (a deleted veth, an unplugged NIC):
                     // its links died with it; drop the leftover pins.
                     loader::teardown(&dir)?;

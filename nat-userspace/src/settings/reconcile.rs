@@ -1,6 +1,8 @@
 //! Bringing a live attachment to the [`Settings`] of a config, touching only
 //! what differs: `xnat reload` / SIGHUP, a restarted agent adopting pinned
-//! state, and the forwards of a fresh attach.
+//! state, and a fresh attach (from [`Live::fresh`], before its programs
+//! are attached). The only writer of the tables' settings (CONFIG, POOL,
+//! INTERNAL, static maps, forwards, the fast path's switch).
 //!
 //! Entries in both the tables and the settings are left alone, so their
 //! flows never notice. Static maps and forwards that the settings no longer
@@ -18,26 +20,18 @@
 use std::{collections::BTreeSet, net::Ipv4Addr, path::Path};
 
 use anyhow::{Context as _, bail};
-use aya::maps::{
-    Array, DevMapHash, MapData,
-    lpm_trie::{Key, LpmTrie},
-};
-use nat_common::{
-    EndpointKey, MAP_CONFIG, MAP_FAST_PATH, MAP_INTERNAL, MAP_NAPT_OUT, MAP_POOL, MAP_SESSIONS,
-    MAP_XDP_TARGETS, MAPPING_FORWARD, Mapping, NatConfig,
-};
+use aya::maps::lpm_trie::Key;
+use nat_common::{EndpointKey, MAPPING_FORWARD, Mapping, NatConfig};
 
 use crate::{
-    batch,
-    forward::{Forward, Forwards},
-    layout,
+    loader::netdev,
     loader::{HookMode, Limits},
-    napt::{self, NaptSettings, Prefix},
-    netdev,
-    pinned::{self, RawMap},
-    pins,
     settings::Settings,
-    static_map::{StaticTable, from_be, to_be},
+    settings::napt::{self, NaptSettings, Prefix},
+    tables::Tables,
+    tables::forward::{Forward, Forwards},
+    tables::pins,
+    tables::static_map::{StaticTable, from_be, to_be},
 };
 
 /// What an attachment holds now.
@@ -60,10 +54,40 @@ pub struct Live {
     pub bindings: Vec<(EndpointKey, Mapping)>,
 }
 
+impl Live {
+    /// A freshly loaded attachment: empty tables, and the hooks, inside
+    /// interfaces and table sizes it is about to be attached with.
+    pub fn fresh(
+        ingress: HookMode,
+        inside: &[String],
+        inside_xdp: &[String],
+        limits: Limits,
+    ) -> Live {
+        Live {
+            ingress: Some(match ingress {
+                HookMode::Xdp => "xdp",
+                _ => "tc",
+            }),
+            inside: inside.to_vec(),
+            inside_xdp: inside_xdp.to_vec(),
+            xdp_targets: Vec::new(),
+            limits,
+            fast_path: false,
+            static_maps: Vec::new(),
+            forwards: Vec::new(),
+            config: NatConfig::default(),
+            pool: Vec::new(),
+            internal: Vec::new(),
+            bindings: Vec::new(),
+        }
+    }
+}
+
 /// Reads the live state of the attachment in `dir`.
 pub fn read_live(dir: &Path) -> anyhow::Result<Live> {
+    let tables = Tables::at(dir);
     let config = napt::read_config(dir)?;
-    let trie: LpmTrie<MapData, u32, u8> = pinned::open(dir, MAP_INTERNAL)?;
+    let trie = tables.internal()?;
     let mut internal = Vec::new();
     for k in trie.keys() {
         let k = k?;
@@ -73,26 +97,27 @@ pub fn read_live(dir: &Path) -> anyhow::Result<Live> {
         });
     }
     internal.sort_by_key(|p| (u32::from(p.addr), p.len));
-    let bindings =
-        batch::lookup_all::<EndpointKey, Mapping>(RawMap::open(dir, MAP_NAPT_OUT)?.fd())?
-            .into_iter()
-            .filter(|(_, m)| m.flags & MAPPING_FORWARD == 0)
-            .collect();
-    let fast_path: Array<MapData, u32> = pinned::open(dir, MAP_FAST_PATH)?;
+    let napt_out = tables.napt_out()?;
+    let bindings = napt_out
+        .lookup_all()?
+        .into_iter()
+        .filter(|(_, m)| m.flags & MAPPING_FORWARD == 0)
+        .collect();
+    let fast_path = tables.fast_path()?;
     Ok(Live {
         fast_path: fast_path.get(&0, 0)? != 0,
         ingress: pins::ingress_mode(dir),
         inside: pins::inside_interfaces(dir),
         inside_xdp: pins::inside_xdp_interfaces(dir),
         xdp_targets: {
-            let m: DevMapHash<MapData> = pinned::open(dir, MAP_XDP_TARGETS)?;
+            let m = tables.xdp_targets()?;
             let mut v = m.keys().collect::<Result<Vec<u32>, _>>()?;
             v.sort_unstable();
             v
         },
         limits: Limits {
-            max_mappings: layout::max_entries(dir, MAP_NAPT_OUT)?,
-            max_sessions: layout::max_entries(dir, MAP_SESSIONS)?,
+            max_mappings: napt_out.max_entries()?,
+            max_sessions: tables.sessions()?.max_entries()?,
         },
         static_maps: StaticTable::open(dir)?.list()?,
         forwards: Forwards::open(dir)?.list()?,
@@ -131,6 +156,17 @@ impl Plan {
         *self == Plan::default()
     }
 
+    /// What a fresh attach reports: its forwards and XDP redirect targets
+    /// (static maps, NAPT and the fast path are in its own line already).
+    pub fn fresh_summary(&self) -> String {
+        Plan {
+            forwards_added: self.forwards_added.clone(),
+            xdp_targets: self.xdp_targets.clone(),
+            ..Plan::default()
+        }
+        .summary()
+    }
+
     /// One line for logs and `xnat reload`.
     pub fn summary(&self) -> String {
         if self.is_empty() {
@@ -163,29 +199,7 @@ impl Plan {
 
 /// The live NAPT settings, as `NaptSettings` (to compare with wanted ones).
 fn live_napt(live: &Live) -> Option<NaptSettings> {
-    let c = &live.config;
-    if c.pool_len == 0 {
-        return None;
-    }
-    Some(NaptSettings {
-        internal: live.internal.clone(),
-        pool: live.pool.clone(),
-        ports: (c.port_min, c.port_max),
-        filtering: match c.filtering {
-            nat_common::FILTER_ENDPOINT_INDEPENDENT => napt::Filtering::EndpointIndependent,
-            nat_common::FILTER_ADDRESS_AND_PORT => napt::Filtering::AddressAndPort,
-            _ => napt::Filtering::Address,
-        },
-        max_ports_per_host: c.max_ports_per_host,
-        max_inbound_sessions: c.max_inbound_sessions,
-        timeouts: napt::Timeouts {
-            udp: c.timeout_udp,
-            tcp_established: c.timeout_tcp_established,
-            tcp_transitory: c.timeout_tcp_transitory,
-            icmp: c.timeout_icmp,
-            tcp_syn_in: c.timeout_tcp_syn_in,
-        },
-    })
+    NaptSettings::from_config(&live.config, &live.pool, &live.internal)
 }
 
 /// Settings with pool and prefixes in a canonical order: their order in
@@ -376,9 +390,10 @@ pub fn apply(dir: &Path, live: &Live, plan: &Plan) -> anyhow::Result<()> {
     match &plan.napt {
         Some(NaptChange::Set(w)) => write_napt(dir, live, w)?,
         Some(NaptChange::Off) => {
-            let mut config: Array<MapData, NatConfig> = pinned::open(dir, MAP_CONFIG)?;
+            let tables = Tables::at(dir);
+            let mut config = tables.config()?;
             config.set(0, NatConfig::default(), 0)?;
-            let mut trie: LpmTrie<MapData, u32, u8> = pinned::open(dir, MAP_INTERNAL)?;
+            let mut trie = tables.internal()?;
             for p in &live.internal {
                 let _ = trie.remove(&Key::new(p.len as u32, to_be(p.addr)));
             }
@@ -389,7 +404,7 @@ pub fn apply(dir: &Path, live: &Live, plan: &Plan) -> anyhow::Result<()> {
         table.add(*private, *public)?;
     }
     if let Some(on) = plan.fast_path {
-        let mut flag: Array<MapData, u32> = pinned::open(dir, MAP_FAST_PATH)?;
+        let mut flag = Tables::at(dir).fast_path()?;
         flag.set(0, on as u32, 0)?;
     }
     if let Some(t) = &plan.xdp_targets {
@@ -426,20 +441,22 @@ fn xdp_targets(live: &Live, want: &Settings) -> anyhow::Result<Vec<u32>> {
 
 /// Makes XDP_TARGETS hold exactly `want`.
 fn write_xdp_targets(dir: &Path, live: &Live, want: &[u32]) -> anyhow::Result<()> {
-    let mut m: DevMapHash<MapData> = pinned::open(dir, MAP_XDP_TARGETS)?;
+    let mut m = Tables::at(dir).xdp_targets()?;
     for i in want {
         m.insert(*i, *i, None, 0)
-            .with_context(|| format!("adding ifindex {i} to {MAP_XDP_TARGETS}"))?;
+            .with_context(|| format!("adding ifindex {i} to {}", nat_common::MAP_XDP_TARGETS))?;
     }
     for i in live.xdp_targets.iter().filter(|i| !want.contains(i)) {
-        m.remove(*i)
-            .with_context(|| format!("removing ifindex {i} from {MAP_XDP_TARGETS}"))?;
+        m.remove(*i).with_context(|| {
+            format!("removing ifindex {i} from {}", nat_common::MAP_XDP_TARGETS)
+        })?;
     }
     Ok(())
 }
 
 fn write_napt(dir: &Path, live: &Live, w: &NaptSettings) -> anyhow::Result<()> {
-    let mut trie: LpmTrie<MapData, u32, u8> = pinned::open(dir, MAP_INTERNAL)?;
+    let tables = Tables::at(dir);
+    let mut trie = tables.internal()?;
     for p in w.internal.iter().filter(|p| !live.internal.contains(p)) {
         trie.insert(&Key::new(p.len as u32, to_be(p.addr)), 1, 0)?;
     }
@@ -452,13 +469,13 @@ fn write_napt(dir: &Path, live: &Live, w: &NaptSettings) -> anyhow::Result<()> {
         .chain(w.pool.iter().filter(|a| !live.pool.contains(a)))
         .copied()
         .collect();
-    let mut pool: Array<MapData, u32> = pinned::open(dir, MAP_POOL)?;
+    let mut pool = tables.pool()?;
     for (i, a) in new_pool.iter().enumerate() {
         pool.set(i as u32, to_be(*a), 0)?;
     }
     let mut settings = w.clone();
     settings.pool = new_pool;
-    let mut config: Array<MapData, NatConfig> = pinned::open(dir, MAP_CONFIG)?;
+    let mut config = tables.config()?;
     config.set(0, settings.config(), 0)?;
     for p in live.internal.iter().filter(|p| !w.internal.contains(p)) {
         let _ = trie.remove(&Key::new(p.len as u32, to_be(p.addr)));
@@ -469,7 +486,7 @@ fn write_napt(dir: &Path, live: &Live, w: &NaptSettings) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{forward::Proto, napt::Filtering, napt::Timeouts};
+    use crate::{settings::napt::Filtering, settings::napt::Timeouts, tables::forward::Proto};
 
     fn a(s: &str) -> Ipv4Addr {
         s.parse().unwrap()

@@ -7,7 +7,7 @@
 //! a reload.
 use std::{fs, net::Ipv4Addr};
 
-use crate::{napt::NaptSettings, netdev};
+use crate::{loader::netdev, settings::napt::NaptSettings};
 
 /// An inclusive port range.
 pub type Ports = (u16, u16);

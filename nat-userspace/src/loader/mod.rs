@@ -1,29 +1,36 @@
-//! Loading the programs, pinning their maps and links, attaching them to an
-//! interface, and taking all of it down again.
+//! Loader: the BPF object onto devices. Loading the programs, pinning
+//! their maps and links, attaching them to an interface (`netdev` knows
+//! the devices, `link` the pinned links), and taking all of it down again. What the tables hold is not
+//! the loader's business: between [`load`] and [`Loaded::attach`] the
+//! caller fills them (`reconcile`, from an empty live state).
+//! Settings reach it checked (`settings::resolve`).
+pub mod link;
+pub mod netdev;
+
 use std::{
     fmt,
-    net::Ipv4Addr,
     path::{Path, PathBuf},
 };
 
 use anyhow::{Context as _, bail};
 use aya::{
-    Ebpf, EbpfLoader,
+    Ebpf,
     programs::{SchedClassifier, TcAttachType, Xdp, XdpMode, links::FdLink},
 };
 use nat_common::{
-    ALL_MAPS, PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_INSIDE_TC, PROG_INSIDE_XDP,
+    PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_INSIDE_TC, PROG_INSIDE_XDP,
 };
 
-use crate::{bpffs, link, napt::NaptSettings, netdev, pins, static_map};
+use crate::{tables, tables::bpffs, tables::pins, tables::static_map};
 
 /// Which hook a program runs at where packets arrive: inbound translation
-/// on the external interface (`--ingress`), the outbound fast path on the
-/// inside interfaces (`--inside-hook`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// on the external interface (`--ingress`, `ingress`), the outbound fast
+/// path on the inside interfaces (`--inside-hook`, `inside-hook`).
+/// `Auto`: XDP on physical NICs, TC on virtual devices (README, "Ingress
+/// modes and checksum offload").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum HookMode {
-    /// XDP on physical NICs, TC on virtual devices (README, "Ingress modes and
-    /// checksum offload").
     Auto,
     Xdp,
     Tc,
@@ -52,13 +59,10 @@ impl fmt::Display for HookMode {
     }
 }
 
-/// What `attach` needs to know.
+/// What `load` and `attach` need to know.
 pub struct AttachRequest<'a> {
     pub ifname: &'a str,
     pub ingress: HookMode,
-    pub static_maps: &'a [(Ipv4Addr, Ipv4Addr)],
-    /// Dynamic NAPT, if enabled.
-    pub napt: Option<&'a NaptSettings>,
     /// Capacity of the mapping and session tables.
     pub limits: Limits,
     /// Inside interfaces, where hairpinned traffic is translated.
@@ -112,24 +116,28 @@ impl Drop for Rollback {
     }
 }
 
-/// Loads, pins and attaches xnat on `req.ifname`.
-pub fn attach(req: &AttachRequest<'_>) -> anyhow::Result<Attachment> {
-    static_map::check_list(req.static_maps)?;
-    if let Some(n) = req.napt {
-        n.validate()?;
-        for (private, public) in req.static_maps {
-            if n.pool.contains(public) {
-                bail!("--map {private}={public}: {public} is also in --pool");
-            }
-        }
+/// Loaded and pinned, tables empty, nothing attached yet. Dropped without
+/// [`Loaded::attach`], it removes what it pinned.
+pub struct Loaded {
+    ebpf: Ebpf,
+    rollback: Rollback,
+    /// The resolved ingress mode (never `Auto`).
+    pub ingress: HookMode,
+    /// The inside interfaces where the outbound fast path will run in XDP.
+    pub inside_xdp: Vec<String>,
+}
+
+impl Loaded {
+    pub fn dir(&self) -> &Path {
+        &self.rollback.dir
     }
+}
+
+/// Loads xnat's object for `req.ifname` and pins its maps, empty but for
+/// what describes the attachment itself (layout version, external
+/// ifindex, the static tables' "empty" flag).
+pub fn load(req: &AttachRequest<'_>) -> anyhow::Result<Loaded> {
     let ifindex = netdev::ifindex(req.ifname)?;
-    for inside in req.inside {
-        if inside == req.ifname {
-            bail!("--inside {inside}: that is the external interface");
-        }
-        netdev::ifindex(inside).with_context(|| format!("--inside {inside}"))?;
-    }
     bpffs::ensure_mounted()?;
 
     let dir = pins::iface_dir(req.ifname)?;
@@ -146,107 +154,97 @@ pub fn attach(req: &AttachRequest<'_>) -> anyhow::Result<Attachment> {
     // attachment: nothing is using them.
     teardown(&dir)?;
     pins::create_dir(&dir)?;
-    let mut rollback = Rollback {
+    let rollback = Rollback {
         dir: dir.clone(),
         armed: true,
     };
 
-    let mut loader = EbpfLoader::new();
-    let map_paths: Vec<(&str, PathBuf)> = ALL_MAPS.iter().map(|m| (*m, dir.join(m))).collect();
-    for (name, path) in &map_paths {
-        loader.map_pin_path(name, path.as_path());
-    }
-    loader
-        .map_max_entries(nat_common::MAP_NAPT_OUT, req.limits.max_mappings)
-        .map_max_entries(nat_common::MAP_NAPT_IN, req.limits.max_mappings)
-        .map_max_entries(
-            nat_common::MAP_HOST_PORTS,
-            nat_common::host_ports_entries(req.limits.max_mappings),
-        )
-        .map_max_entries(
-            nat_common::MAP_HOST_POOL,
-            nat_common::host_ports_entries(req.limits.max_mappings),
-        )
-        .map_max_entries(nat_common::MAP_SESSIONS, req.limits.max_sessions)
-        .map_max_entries(nat_common::MAP_FILTER, req.limits.max_sessions);
-    let mut ebpf = loader
+    let ebpf = tables::loader(&dir, req.limits)
         .load(crate::ebpf_object())
         .context("loading xnat's BPF object")?;
-    for (_, path) in &map_paths {
-        pins::restrict(path)?;
+    let tables = tables::Tables::at(&dir);
+    for path in tables.pin_paths() {
+        pins::restrict(&path)?;
     }
     // Before anything can run: a restarted agent checks it before adopting.
-    crate::layout::write(&dir)?;
+    crate::tables::layout::write(&dir)?;
 
-    let mut table = static_map::StaticTable::open(&dir)?;
-    for (private, public) in req.static_maps {
-        table.add(*private, *public)?;
-    }
-    table.sync_presence()?;
-    {
-        let mut flag: aya::maps::Array<aya::maps::MapData, u32> =
-            crate::pinned::open(&dir, nat_common::MAP_FAST_PATH)?;
-        // The external ifindex always (reload may switch the fast path on).
-        flag.set(nat_common::FAST_PATH_EXT_IFINDEX, ifindex, 0)?;
-        if req.fast_path {
-            flag.set(nat_common::FAST_PATH_ON, 1, 0)?;
-        }
-    }
-    if let Some(n) = req.napt {
-        n.apply(&dir)?;
-    }
+    static_map::StaticTable::open(&dir)?.sync_presence()?;
+    // The external ifindex always (reload may switch the fast path on).
+    tables
+        .fast_path()?
+        .set(nat_common::FAST_PATH_EXT_IFINDEX, ifindex, 0)?;
 
-    let ingress = req.ingress.resolve(req.ifname);
-    // XDP on the inside interfaces only serves the fast path. The XDP
-    // redirect targets follow (reconcile::apply, right after attach).
-    let inside_xdp: Vec<&String> = req
+    // XDP on the inside interfaces only serves the fast path.
+    let inside_xdp = req
         .inside
         .iter()
         .filter(|i| req.fast_path && req.inside_hook.resolve(i) == HookMode::Xdp)
+        .cloned()
         .collect();
-
-    // Egress first: until ingress is attached too, nothing translated can
-    // come back anyway, and outbound translation is what protects privacy.
-    let egress = attach_tc(&mut ebpf, PROG_EGRESS_TC, req.ifname, TcAttachType::Egress)?;
-    pin_link(egress, &dir.join(pins::LINK_EGRESS))?;
-    match ingress {
-        HookMode::Xdp => {
-            let l = attach_xdp(&mut ebpf, PROG_INGRESS_XDP, req.ifname)?;
-            pin_link(l, &dir.join(pins::LINK_INGRESS_XDP))?;
-        }
-        _ => {
-            let l = attach_tc(
-                &mut ebpf,
-                PROG_INGRESS_TC,
-                req.ifname,
-                TcAttachType::Ingress,
-            )?;
-            pin_link(l, &dir.join(pins::LINK_INGRESS_TC))?;
-        }
-    }
-
-    for inside in req.inside {
-        let l = attach_tc(&mut ebpf, PROG_INSIDE_TC, inside, TcAttachType::Ingress)?;
-        pin_link(
-            l,
-            &dir.join(format!("{}{inside}", pins::LINK_INSIDE_PREFIX)),
-        )?;
-    }
-    for inside in inside_xdp {
-        let l = attach_xdp(&mut ebpf, PROG_INSIDE_XDP, inside)?;
-        pin_link(
-            l,
-            &dir.join(format!("{}{inside}", pins::LINK_INSIDE_XDP_PREFIX)),
-        )?;
-    }
-
-    rollback.armed = false;
-    Ok(Attachment {
-        ifname: req.ifname.to_string(),
-        dir,
-        ingress,
-        _ebpf: ebpf,
+    Ok(Loaded {
+        ebpf,
+        rollback,
+        ingress: req.ingress.resolve(req.ifname),
+        inside_xdp,
     })
+}
+
+impl Loaded {
+    /// Attaches the programs as `req` (the one given to [`load`]) says and
+    /// pins their links.
+    pub fn attach(self, req: &AttachRequest<'_>) -> anyhow::Result<Attachment> {
+        let Loaded {
+            mut ebpf,
+            mut rollback,
+            ingress,
+            inside_xdp,
+        } = self;
+        let dir = rollback.dir.clone();
+
+        // Egress first: until ingress is attached too, nothing translated can
+        // come back anyway, and outbound translation is what protects privacy.
+        let egress = attach_tc(&mut ebpf, PROG_EGRESS_TC, req.ifname, TcAttachType::Egress)?;
+        pin_link(egress, &dir.join(pins::LINK_EGRESS))?;
+        match ingress {
+            HookMode::Xdp => {
+                let l = attach_xdp(&mut ebpf, PROG_INGRESS_XDP, req.ifname)?;
+                pin_link(l, &dir.join(pins::LINK_INGRESS_XDP))?;
+            }
+            _ => {
+                let l = attach_tc(
+                    &mut ebpf,
+                    PROG_INGRESS_TC,
+                    req.ifname,
+                    TcAttachType::Ingress,
+                )?;
+                pin_link(l, &dir.join(pins::LINK_INGRESS_TC))?;
+            }
+        }
+
+        for inside in req.inside {
+            let l = attach_tc(&mut ebpf, PROG_INSIDE_TC, inside, TcAttachType::Ingress)?;
+            pin_link(
+                l,
+                &dir.join(format!("{}{inside}", pins::LINK_INSIDE_PREFIX)),
+            )?;
+        }
+        for inside in &inside_xdp {
+            let l = attach_xdp(&mut ebpf, PROG_INSIDE_XDP, inside)?;
+            pin_link(
+                l,
+                &dir.join(format!("{}{inside}", pins::LINK_INSIDE_XDP_PREFIX)),
+            )?;
+        }
+
+        rollback.armed = false;
+        Ok(Attachment {
+            ifname: req.ifname.to_string(),
+            dir,
+            ingress,
+            _ebpf: ebpf,
+        })
+    }
 }
 
 fn attach_tc(

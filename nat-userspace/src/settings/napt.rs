@@ -1,18 +1,11 @@
-//! NAPT settings: validation, writing them into the pinned maps at attach
-//! time, and reading them back for every other command.
+//! NAPT settings: the domain types (prefixes, filtering, timeouts), their
+//! conversion to and from CONFIG, and reading them back from the pinned
+//! maps. Checked in `settings`, written by `reconcile`.
 use std::{net::Ipv4Addr, path::Path};
 
-use anyhow::{Context as _, bail};
-use aya::maps::{
-    Array, MapData,
-    lpm_trie::{Key, LpmTrie},
-};
-use nat_common::{
-    FILTER_ADDRESS, FILTER_ADDRESS_AND_PORT, FILTER_ENDPOINT_INDEPENDENT, INTERNAL_MAX, MAP_CONFIG,
-    MAP_INTERNAL, MAP_POOL, NatConfig, POOL_MAX,
-};
+use nat_common::{FILTER_ADDRESS, FILTER_ADDRESS_AND_PORT, FILTER_ENDPOINT_INDEPENDENT, NatConfig};
 
-use crate::{pinned, static_map::to_be};
+use crate::tables::Tables;
 
 /// An IPv4 prefix such as 10.0.0.0/8.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,8 +67,10 @@ pub fn rfc1918() -> Vec<Prefix> {
         .collect()
 }
 
-/// RFC 4787 §5 filtering behaviours.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// RFC 4787 §5 filtering behaviours: `--filtering`, `napt.filtering` and
+/// CONFIG's code, all from this one type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Filtering {
     EndpointIndependent,
     Address,
@@ -83,21 +78,36 @@ pub enum Filtering {
 }
 
 impl Filtering {
+    const ALL: [(Filtering, u32, &'static str); 3] = [
+        (
+            Filtering::EndpointIndependent,
+            FILTER_ENDPOINT_INDEPENDENT,
+            "endpoint-independent",
+        ),
+        (Filtering::Address, FILTER_ADDRESS, "address"),
+        (
+            Filtering::AddressAndPort,
+            FILTER_ADDRESS_AND_PORT,
+            "address-and-port",
+        ),
+    ];
+
+    /// The kernel's code (CONFIG's `filtering`).
     pub fn code(self) -> u32 {
-        match self {
-            Filtering::EndpointIndependent => FILTER_ENDPOINT_INDEPENDENT,
-            Filtering::Address => FILTER_ADDRESS,
-            Filtering::AddressAndPort => FILTER_ADDRESS_AND_PORT,
-        }
+        Self::ALL
+            .iter()
+            .find(|(f, ..)| *f == self)
+            .map_or(0, |e| e.1)
     }
 
+    /// The behaviour of a kernel code, if it names one.
+    pub fn from_code(code: u32) -> Option<Self> {
+        Self::ALL.iter().find(|e| e.1 == code).map(|e| e.0)
+    }
+
+    /// The name of a kernel code, as the flag and the config spell it.
     pub fn name_of(code: u32) -> &'static str {
-        match code {
-            FILTER_ENDPOINT_INDEPENDENT => "endpoint-independent",
-            FILTER_ADDRESS => "address",
-            FILTER_ADDRESS_AND_PORT => "address-and-port",
-            _ => "?",
-        }
+        Self::ALL.iter().find(|e| e.1 == code).map_or("?", |e| e.2)
     }
 }
 
@@ -114,13 +124,24 @@ pub struct NaptSettings {
     pub timeouts: Timeouts,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Timeouts {
-    pub udp: u32,
-    pub tcp_established: u32,
-    pub tcp_transitory: u32,
-    pub icmp: u32,
-    pub tcp_syn_in: u32,
+/// The idle timeouts, one per protocol and TCP state, in one shape for
+/// every layer: `Timeouts` (seconds in force), `Timeouts<Option<u32>>`
+/// (`--timeout`), `Timeouts<Option<Sourced<u32>>>` (a settings layer) and
+/// the config file's `[napt.timeouts]` table. The names are those of the
+/// flag and the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Timeouts<T = u32> {
+    #[serde(default)]
+    pub udp: T,
+    #[serde(default)]
+    pub tcp_established: T,
+    #[serde(default)]
+    pub tcp_transitory: T,
+    #[serde(default)]
+    pub icmp: T,
+    #[serde(default)]
+    pub tcp_syn_in: T,
 }
 
 impl Default for Timeouts {
@@ -135,9 +156,59 @@ impl Default for Timeouts {
     }
 }
 
-impl Timeouts {
-    /// Parses `udp=300,tcp-established=7440,...` over the defaults.
-    pub fn parse_over(mut self, s: &str) -> Result<Self, String> {
+impl<T> Default for Timeouts<Option<T>> {
+    fn default() -> Self {
+        Timeouts {
+            udp: None,
+            tcp_established: None,
+            tcp_transitory: None,
+            icmp: None,
+            tcp_syn_in: None,
+        }
+    }
+}
+
+impl<T> Timeouts<T> {
+    /// Each timeout with its name (as `--timeout` and the file spell it).
+    pub fn named(self) -> [(&'static str, T); 5] {
+        [
+            ("udp", self.udp),
+            ("tcp-established", self.tcp_established),
+            ("tcp-transitory", self.tcp_transitory),
+            ("icmp", self.icmp),
+            ("tcp-syn-in", self.tcp_syn_in),
+        ]
+    }
+
+    /// Each timeout passed through `f` with its name.
+    pub fn map<U>(self, mut f: impl FnMut(&'static str, T) -> U) -> Timeouts<U> {
+        let [udp, est, trans, icmp, syn] = self.named().map(|(n, v)| f(n, v));
+        Timeouts {
+            udp,
+            tcp_established: est,
+            tcp_transitory: trans,
+            icmp,
+            tcp_syn_in: syn,
+        }
+    }
+
+    /// Timeout by timeout, `f(self's, other's)`.
+    pub fn zip<U, V>(self, other: Timeouts<U>, mut f: impl FnMut(T, U) -> V) -> Timeouts<V> {
+        Timeouts {
+            udp: f(self.udp, other.udp),
+            tcp_established: f(self.tcp_established, other.tcp_established),
+            tcp_transitory: f(self.tcp_transitory, other.tcp_transitory),
+            icmp: f(self.icmp, other.icmp),
+            tcp_syn_in: f(self.tcp_syn_in, other.tcp_syn_in),
+        }
+    }
+}
+
+impl Timeouts<Option<u32>> {
+    /// Parses `udp=300,tcp-established=7440,...` (`--timeout`): the ones
+    /// named, each at least a second.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let mut t = Self::default();
         for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
             let (k, v) = item
                 .split_once('=')
@@ -148,51 +219,46 @@ impl Timeouts {
                 .ok()
                 .filter(|s| *s > 0)
                 .ok_or_else(|| format!("'{v}' is not a number of seconds (> 0) for {k}"))?;
-            match k {
-                "udp" => self.udp = secs,
-                "tcp-established" | "tcp_established" => self.tcp_established = secs,
-                "tcp-transitory" | "tcp_transitory" => self.tcp_transitory = secs,
-                "icmp" => self.icmp = secs,
-                "tcp-syn-in" | "tcp_syn_in" => self.tcp_syn_in = secs,
+            let slot = match k {
+                "udp" => &mut t.udp,
+                "tcp-established" | "tcp_established" => &mut t.tcp_established,
+                "tcp-transitory" | "tcp_transitory" => &mut t.tcp_transitory,
+                "icmp" => &mut t.icmp,
+                "tcp-syn-in" | "tcp_syn_in" => &mut t.tcp_syn_in,
                 _ => {
                     return Err(format!(
                         "unknown timeout '{k}' (expected udp, tcp-established, tcp-transitory, tcp-syn-in, icmp)"
                     ));
                 }
-            }
+            };
+            *slot = Some(secs);
         }
-        Ok(self)
+        Ok(t)
+    }
+}
+
+impl Timeouts {
+    /// Parses `udp=300,tcp-established=7440,...` over `self`.
+    pub fn parse_over(self, s: &str) -> Result<Self, String> {
+        Ok(Timeouts::<Option<u32>>::parse(s)?.zip(self, Option::unwrap_or))
+    }
+
+    /// The timeouts CONFIG holds.
+    pub fn of(c: &NatConfig) -> Self {
+        Timeouts {
+            udp: c.timeout_udp,
+            tcp_established: c.timeout_tcp_established,
+            tcp_transitory: c.timeout_tcp_transitory,
+            icmp: c.timeout_icmp,
+            tcp_syn_in: c.timeout_tcp_syn_in,
+        }
     }
 }
 
 impl NaptSettings {
-    /// Checks the settings against each other; each error names the flag.
-    pub fn validate(&self) -> anyhow::Result<()> {
-        if self.pool.is_empty() {
-            bail!("--pool: no public address");
-        }
-        if self.pool.len() > POOL_MAX as usize {
-            bail!("--pool: {} addresses, at most {POOL_MAX}", self.pool.len());
-        }
-        for (i, a) in self.pool.iter().enumerate() {
-            crate::static_map::check_usable(*a).context("--pool")?;
-            if self.pool[..i].contains(a) {
-                bail!("--pool: {a} is listed twice");
-            }
-            if let Some(p) = self.internal.iter().find(|p| p.contains(*a)) {
-                bail!("--pool: {a} lies inside --internal {p}");
-            }
-        }
-        if self.internal.is_empty() || self.internal.len() > INTERNAL_MAX as usize {
-            bail!("--internal: between 1 and {INTERNAL_MAX} prefixes");
-        }
-        let (lo, hi) = self.ports;
-        if lo == 0 || lo > hi {
-            bail!("--ports {lo}-{hi}: expected MIN-MAX with 1 <= MIN <= MAX <= 65535");
-        }
-        Ok(())
-    }
-
+    /// The settings as CONFIG holds them (with the pool and internal
+    /// prefixes in their own maps). [`NaptSettings::from_config`] is the
+    /// way back.
     pub fn config(&self) -> NatConfig {
         NatConfig {
             pool_len: self.pool.len() as u32,
@@ -209,34 +275,34 @@ impl NaptSettings {
         }
     }
 
-    /// Writes pool, internal prefixes and, last, the configuration that
-    /// switches NAPT on.
-    pub fn apply(&self, dir: &Path) -> anyhow::Result<()> {
-        let mut pool: Array<MapData, u32> = pinned::open(dir, MAP_POOL)?;
-        for (i, a) in self.pool.iter().enumerate() {
-            pool.set(i as u32, to_be(*a), 0)?;
+    /// The settings a CONFIG, pool and internal prefixes hold (`None`:
+    /// NAPT off). An unknown filtering code reads as address-dependent.
+    pub fn from_config(c: &NatConfig, pool: &[Ipv4Addr], internal: &[Prefix]) -> Option<Self> {
+        if c.pool_len == 0 {
+            return None;
         }
-        let mut internal: LpmTrie<MapData, u32, u8> = pinned::open(dir, MAP_INTERNAL)?;
-        for p in &self.internal {
-            internal.insert(&Key::new(p.len as u32, to_be(p.addr)), 1, 0)?;
-        }
-        let mut config: Array<MapData, NatConfig> = pinned::open(dir, MAP_CONFIG)?;
-        config.set(0, self.config(), 0)?;
-        Ok(())
+        Some(NaptSettings {
+            internal: internal.to_vec(),
+            pool: pool.to_vec(),
+            ports: (c.port_min, c.port_max),
+            filtering: Filtering::from_code(c.filtering).unwrap_or(Filtering::Address),
+            max_ports_per_host: c.max_ports_per_host,
+            max_inbound_sessions: c.max_inbound_sessions,
+            timeouts: Timeouts::of(c),
+        })
     }
 }
 
 /// The configuration in force on an attachment (`pool_len == 0`: NAPT off).
 pub fn read_config(dir: &Path) -> anyhow::Result<NatConfig> {
-    let config: Array<MapData, NatConfig> = pinned::open(dir, MAP_CONFIG)?;
-    Ok(config.get(&0, 0)?)
+    Ok(Tables::at(dir).config()?.get(&0, 0)?)
 }
 
 /// The pool addresses in force.
 pub fn read_pool(dir: &Path, cfg: &NatConfig) -> anyhow::Result<Vec<Ipv4Addr>> {
-    let pool: Array<MapData, u32> = pinned::open(dir, MAP_POOL)?;
+    let pool = Tables::at(dir).pool()?;
     (0..cfg.pool_len)
-        .map(|i| Ok(crate::static_map::from_be(pool.get(&i, 0)?)))
+        .map(|i| Ok(crate::tables::static_map::from_be(pool.get(&i, 0)?)))
         .collect()
 }
 
@@ -283,30 +349,6 @@ mod tests {
                 .contains("unknown timeout")
         );
         assert!(Timeouts::default().parse_over("udp").is_err());
-    }
-
-    #[test]
-    fn validation_names_the_flag() {
-        settings().validate().unwrap();
-        let mut s = settings();
-        s.pool.push("198.51.100.1".parse().unwrap());
-        assert!(
-            s.validate()
-                .unwrap_err()
-                .to_string()
-                .contains("listed twice")
-        );
-        let mut s = settings();
-        s.pool = vec!["10.9.9.9".parse().unwrap()];
-        assert!(
-            s.validate()
-                .unwrap_err()
-                .to_string()
-                .contains("inside --internal")
-        );
-        let mut s = settings();
-        s.ports = (2000, 1000);
-        assert!(s.validate().unwrap_err().to_string().contains("--ports"));
     }
 
     #[test]

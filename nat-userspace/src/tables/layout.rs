@@ -5,14 +5,13 @@
 use std::path::Path;
 
 use anyhow::{Context as _, bail};
-use aya::maps::{Array, MapData};
-use nat_common::{ALL_MAPS, LAYOUT_VERSION, MAP_VERSION};
+use nat_common::LAYOUT_VERSION;
 
-use crate::pinned;
+use crate::tables::Tables;
 
 /// Records this binary's layout version in the attachment in `dir`.
 pub fn write(dir: &Path) -> anyhow::Result<()> {
-    let mut v: Array<MapData, u32> = pinned::open(dir, MAP_VERSION)?;
+    let mut v = Tables::at(dir).version()?;
     v.set(0, LAYOUT_VERSION, 0)
         .with_context(|| format!("writing the layout version into {}", dir.display()))
 }
@@ -20,10 +19,11 @@ pub fn write(dir: &Path) -> anyhow::Result<()> {
 /// The layout version pinned in `dir`; `None` when the state predates
 /// layout versions (no VERSION pin).
 pub fn read(dir: &Path) -> anyhow::Result<Option<u32>> {
-    if !dir.join(MAP_VERSION).exists() {
+    let tables = Tables::at(dir);
+    if !tables.has_version() {
         return Ok(None);
     }
-    let v: Array<MapData, u32> = pinned::open(dir, MAP_VERSION)?;
+    let v = tables.version()?;
     Ok(Some(v.get(&0, 0)?))
 }
 
@@ -48,21 +48,12 @@ pub fn check(dir: &Path, ifname: &str) -> anyhow::Result<()> {
             env!("CARGO_PKG_VERSION"),
         ),
     }
-    for m in ALL_MAPS {
-        if !dir.join(m).exists() {
-            bail!(
-                "{ifname}: the pinned state in {} lacks map {m} although its layout version matches; \
-                 refusing to adopt it: {advice}",
-                dir.display()
-            );
-        }
+    if let Some(m) = Tables::at(dir).missing() {
+        bail!(
+            "{ifname}: the pinned state in {} lacks map {m} although its layout version matches; \
+             refusing to adopt it: {advice}",
+            dir.display()
+        );
     }
     Ok(())
-}
-
-/// Capacity of a pinned map (its `max_entries`).
-pub fn max_entries(dir: &Path, name: &str) -> anyhow::Result<u32> {
-    let path = dir.join(name);
-    let data = MapData::from_pin(&path).with_context(|| format!("opening {}", path.display()))?;
-    Ok(data.info()?.max_entries())
 }

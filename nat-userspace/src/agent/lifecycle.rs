@@ -13,11 +13,13 @@ use std::path::PathBuf;
 use anyhow::{Context as _, bail};
 
 use crate::{
-    layout,
+    agent::runtime::{self, AgentLock, LockError},
+    loader::netdev,
     loader::{self, AttachRequest},
-    netdev, pins, reconcile,
-    runtime::{self, AgentLock, LockError},
     settings::Settings,
+    settings::reconcile,
+    tables::layout,
+    tables::pins,
 };
 
 /// An attachment with its agent's lock held.
@@ -75,37 +77,27 @@ pub fn start(s: &Settings, lock: AgentLock) -> anyhow::Result<Running> {
         });
     }
 
-    let attachment = loader::attach(&AttachRequest {
+    let req = AttachRequest {
         ifname: &s.ifname,
         ingress: s.ingress,
-        static_maps: &s.static_maps,
-        napt: s.napt.as_ref(),
         limits: s.limits,
         inside: &s.inside,
         inside_hook: s.inside_hook,
         fast_path: s.fast_path,
-    })?;
-    // The loader does maps and NAPT; forwards are added here. If that
-    // fails, nothing may stay attached.
-    let finish = || -> anyhow::Result<reconcile::Plan> {
-        let live = reconcile::read_live(&dir)?;
-        let plan = reconcile::plan(&live, s)?;
-        reconcile::apply(&dir, &live, &plan)?;
-        Ok(plan)
     };
-    let plan = match finish() {
-        Ok(p) => p,
-        Err(e) => {
-            let _ = loader::teardown(&dir);
-            return Err(e);
-        }
-    };
+    // Loaded with empty tables; filled the way a reload fills them, then
+    // attached. A failure on the way drops `loaded`, which removes it all.
+    let loaded = loader::load(&req)?;
+    let live = reconcile::Live::fresh(loaded.ingress, &s.inside, &loaded.inside_xdp, s.limits);
+    let plan = reconcile::plan(&live, s)?;
+    reconcile::apply(loaded.dir(), &live, &plan)?;
+    let attachment = loaded.attach(&req)?;
     Ok(Running {
         ifname: s.ifname.clone(),
         ingress: attachment.ingress.to_string(),
         dir,
         adopted: false,
-        changes: plan.summary(),
+        changes: plan.fresh_summary(),
         lock,
         _fresh: Some(attachment),
     })

@@ -44,11 +44,11 @@ use serde::{Deserialize, Deserializer, de};
 use toml::Spanned;
 
 use crate::{
-    forward::Forward,
     loader::HookMode,
-    napt::{Filtering, Prefix},
-    parse,
-    settings::{Layer, LogTarget, Origin, Sourced, TimeoutLayer, proto_by_name},
+    settings::napt::{Filtering, Prefix, Timeouts},
+    settings::parse,
+    settings::{Layer, LogTarget, Origin, Sourced, proto_by_name},
+    tables::forward::Forward,
 };
 
 /// A config file that cannot be used, with where and why.
@@ -140,7 +140,7 @@ parser!(Listen, SocketAddr, "ADDRESS:PORT as a string", |s: &str| s
     .map_err(|_| format!("'{s}' is not ADDRESS:PORT")));
 parser!(
     ProtoName,
-    crate::forward::Proto,
+    crate::tables::forward::Proto,
     "\"tcp\" or \"udp\"",
     |s: &str| proto_by_name(s)
         .ok_or_else(|| format!("unknown protocol '{s}' (expected tcp or udp)"))
@@ -154,28 +154,12 @@ parser!(Iface, String, "an interface name as a string", |s: &str| {
 });
 
 #[derive(Deserialize)]
-#[serde(rename_all = "kebab-case")]
-enum HookName {
-    Auto,
-    Xdp,
-    Tc,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "kebab-case")]
-enum FilteringName {
-    EndpointIndependent,
-    Address,
-    AddressAndPort,
-}
-
-#[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawFile {
     interface: Option<Spanned<Parsed<String, Iface>>>,
-    ingress: Option<Spanned<HookName>>,
+    ingress: Option<Spanned<HookMode>>,
     inside: Option<Vec<Spanned<Parsed<String, Iface>>>>,
-    inside_hook: Option<Spanned<HookName>>,
+    inside_hook: Option<Spanned<HookMode>>,
     xdp_redirect: Option<Vec<Spanned<Parsed<String, Iface>>>>,
     keep: Option<Spanned<bool>>,
     fast_path: Option<Spanned<bool>>,
@@ -196,7 +180,7 @@ struct RawMap {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawForward {
-    proto: Parsed<crate::forward::Proto, ProtoName>,
+    proto: Parsed<crate::tables::forward::Proto, ProtoName>,
     public: Parsed<(Ipv4Addr, u16), Endpoint>,
     inside: Parsed<(Ipv4Addr, u16), Endpoint>,
 }
@@ -210,22 +194,12 @@ struct RawNapt {
     internal: Option<Vec<Spanned<Parsed<Prefix, Cidr>>>>,
     pool: Option<Vec<Spanned<PoolEntry>>>,
     ports: Option<Spanned<Parsed<(u16, u16), Ports>>>,
-    filtering: Option<Spanned<FilteringName>>,
+    filtering: Option<Spanned<Filtering>>,
     max_ports_per_host: Option<Spanned<u32>>,
     max_mappings: Option<Spanned<u32>>,
     max_sessions: Option<Spanned<u32>>,
     max_inbound_sessions: Option<Spanned<u32>>,
-    timeouts: Option<RawTimeouts>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct RawTimeouts {
-    udp: Option<Spanned<u32>>,
-    tcp_established: Option<Spanned<u32>>,
-    tcp_transitory: Option<Spanned<u32>>,
-    icmp: Option<Spanned<u32>>,
-    tcp_syn_in: Option<Spanned<u32>>,
+    timeouts: Option<Timeouts<Option<Spanned<u32>>>>,
 }
 
 /// Byte offset → 1-based line and column.
@@ -350,16 +324,6 @@ pub fn parse_str(text: &str, path: &str) -> Result<Layer, ConfigError> {
 }
 
 impl Ctx<'_> {
-    fn hook(&self, s: Spanned<HookName>, key: &str) -> Sourced<HookMode> {
-        let s = self.sourced(s, key);
-        let mode = match s.value {
-            HookName::Auto => HookMode::Auto,
-            HookName::Xdp => HookMode::Xdp,
-            HookName::Tc => HookMode::Tc,
-        };
-        Sourced::new(mode, s.origin)
-    }
-
     fn ifaces(&self, v: Vec<Spanned<Parsed<String, Iface>>>, key: &str) -> Vec<Sourced<String>> {
         v.into_iter()
             .enumerate()
@@ -376,9 +340,9 @@ impl Ctx<'_> {
                 let s = self.sourced(s, "interface");
                 Sourced::new(s.value.0, s.origin)
             }),
-            ingress: raw.ingress.map(|s| self.hook(s, "ingress")),
+            ingress: raw.ingress.map(|s| self.sourced(s, "ingress")),
             inside: raw.inside.map(|v| self.ifaces(v, "inside")),
-            inside_hook: raw.inside_hook.map(|s| self.hook(s, "inside-hook")),
+            inside_hook: raw.inside_hook.map(|s| self.sourced(s, "inside-hook")),
             xdp_redirect: raw.xdp_redirect.map(|v| self.ifaces(v, "xdp-redirect")),
             keep: raw.keep.map(|s| self.sourced(s, "keep")),
             fast_path: raw.fast_path.map(|s| self.sourced(s, "fast-path")),
@@ -442,15 +406,7 @@ impl Ctx<'_> {
                 let s = self.sourced(s, "napt.ports");
                 Sourced::new(s.value.0, s.origin)
             });
-            l.filtering = n.filtering.map(|s| {
-                let s = self.sourced(s, "napt.filtering");
-                let f = match s.value {
-                    FilteringName::EndpointIndependent => Filtering::EndpointIndependent,
-                    FilteringName::Address => Filtering::Address,
-                    FilteringName::AddressAndPort => Filtering::AddressAndPort,
-                };
-                Sourced::new(f, s.origin)
-            });
+            l.filtering = n.filtering.map(|s| self.sourced(s, "napt.filtering"));
             l.max_ports_per_host = n
                 .max_ports_per_host
                 .map(|s| self.sourced(s, "napt.max-ports-per-host"));
@@ -460,19 +416,8 @@ impl Ctx<'_> {
                 .max_inbound_sessions
                 .map(|s| self.sourced(s, "napt.max-inbound-sessions"));
             if let Some(t) = n.timeouts {
-                l.timeouts = TimeoutLayer {
-                    udp: t.udp.map(|s| self.sourced(s, "napt.timeouts.udp")),
-                    tcp_established: t
-                        .tcp_established
-                        .map(|s| self.sourced(s, "napt.timeouts.tcp-established")),
-                    tcp_transitory: t
-                        .tcp_transitory
-                        .map(|s| self.sourced(s, "napt.timeouts.tcp-transitory")),
-                    icmp: t.icmp.map(|s| self.sourced(s, "napt.timeouts.icmp")),
-                    tcp_syn_in: t
-                        .tcp_syn_in
-                        .map(|s| self.sourced(s, "napt.timeouts.tcp-syn-in")),
-                };
+                l.timeouts =
+                    t.map(|name, v| v.map(|s| self.sourced(s, &format!("napt.timeouts.{name}"))));
             }
         }
         l

@@ -15,7 +15,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use crate::bpffs::BPFFS_ROOT;
+use crate::tables::bpffs::BPFFS_ROOT;
 
 pub const LINK_EGRESS: &str = "link_egress";
 pub const LINK_INGRESS_XDP: &str = "link_ingress_xdp";

@@ -7,10 +7,7 @@
 //! (expiry sweeps, reloads, translation-log lines) lives in the agent.
 use std::{collections::BTreeMap, path::Path};
 
-use nat_common::{
-    Counter as Kc, EndpointKey, InsideEndpoint, MAP_FILTER, MAP_NAPT_IN, MAP_NAPT_OUT,
-    MAP_SESSIONS, MAP_STATIC_OUT, MAPPING_FORWARD, tcp_state_name,
-};
+use nat_common::{Counter as Kc, MAPPING_FORWARD, tcp_state_name};
 use prometheus_client::{
     encoding::text::encode,
     metrics::{
@@ -23,10 +20,23 @@ use prometheus_client::{
 };
 
 use crate::{
-    batch, flows::proto_name, layout, napt, pinned::RawMap, sessions, static_map::from_be, stats,
+    settings::napt,
+    tables::flows::proto_name,
+    tables::sessions,
+    tables::static_map::from_be,
+    tables::stats,
+    tables::{Table, Tables},
 };
 
 type Labels = Vec<(String, String)>;
+
+/// A table's name, capacity and `entries`, for its fill ratio.
+fn table_size<K, V>(
+    table: Table<K, V>,
+    entries: usize,
+) -> anyhow::Result<(&'static str, u32, usize)> {
+    Ok((table.name(), table.max_entries()?, entries))
+}
 
 fn labels(pairs: &[(&str, &str)]) -> Labels {
     pairs
@@ -169,14 +179,13 @@ pub fn render(dir: &Path, ifname: &str, agent: &AgentMetrics) -> anyhow::Result<
         mappings: out,
         sessions,
     } = sessions::read(dir)?;
-    let inb =
-        batch::lookup_all::<EndpointKey, InsideEndpoint>(RawMap::open(dir, MAP_NAPT_IN)?.fd())?;
+    let tables = Tables::at(dir);
+    let inb = tables.napt_in()?.lookup_all()?;
     // Entries of SESSIONS itself (its fill), not the first sessions held in
     // mappings.
     let session_entries = sessions.len() - out.iter().filter(|(_, m)| m.first.live != 0).count();
-    let filters =
-        batch::lookup_all::<nat_common::FilterKey, u64>(RawMap::open(dir, MAP_FILTER)?.fd())?;
-    let statics = batch::lookup_all::<u32, u32>(RawMap::open(dir, MAP_STATIC_OUT)?.fd())?;
+    let filters = tables.filter()?.lookup_all()?;
+    let statics = tables.static_out()?.lookup_all()?;
 
     let bindings: Family<Labels, Gauge> = Family::default();
     let forwards = Gauge::<i64>::default();
@@ -250,14 +259,14 @@ pub fn render(dir: &Path, ifname: &str, agent: &AgentMetrics) -> anyhow::Result<
     );
 
     let fill: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>> = Family::default();
-    for (map, n) in [
-        (MAP_NAPT_OUT, out.len()),
-        (MAP_NAPT_IN, inb.len()),
-        (MAP_SESSIONS, session_entries),
-        (MAP_FILTER, filters.len()),
-        (MAP_STATIC_OUT, statics.len()),
+    for (map, max, n) in [
+        table_size(tables.napt_out()?, out.len())?,
+        table_size(tables.napt_in()?, inb.len())?,
+        table_size(tables.sessions()?, session_entries)?,
+        table_size(tables.filter()?, filters.len())?,
+        table_size(tables.static_out()?, statics.len())?,
     ] {
-        let max = layout::max_entries(dir, map)?.max(1);
+        let max = max.max(1);
         fill.get_or_create(&labels(&[("map", map)]))
             .set(n as f64 / max as f64);
     }

@@ -2,9 +2,9 @@
 //! session lives in its `NAPT_OUT` value, the others in `SESSIONS`.
 use std::path::Path;
 
-use nat_common::{EndpointKey, MAP_NAPT_OUT, MAP_SESSIONS, Mapping, Session, SessionKey};
+use nat_common::{EndpointKey, Mapping, Session, SessionKey};
 
-use crate::{batch, pinned::RawMap};
+use crate::tables::Tables;
 
 /// All mappings (`NAPT_OUT`, forwards included) and all live sessions, in
 /// `SESSIONS`' key/value form.
@@ -14,10 +14,9 @@ pub struct Snapshot {
 }
 
 pub fn read(dir: &Path) -> anyhow::Result<Snapshot> {
-    let mappings =
-        batch::lookup_all::<EndpointKey, Mapping>(RawMap::open(dir, MAP_NAPT_OUT)?.fd())?;
-    let mut sessions =
-        batch::lookup_all::<SessionKey, Session>(RawMap::open(dir, MAP_SESSIONS)?.fd())?;
+    let tables = Tables::at(dir);
+    let mappings = tables.napt_out()?.lookup_all()?;
+    let mut sessions = tables.sessions()?.lookup_all()?;
     sessions.extend(mappings.iter().filter_map(|(k, m)| m.first_session(k)));
     Ok(Snapshot { mappings, sessions })
 }
