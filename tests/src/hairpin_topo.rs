@@ -42,12 +42,10 @@ use aya::maps::{MapData, MapType};
 use serde_json::Value;
 
 // The socket helpers are the NAPT harness's; the tests import them from here.
+use crate::agent::{Agent, Xnat};
 pub use crate::napt_topo::{udp_bind, v4};
-use crate::netns::{BgChild, CMD_TIMEOUT, Netns, describe, require_root, xnat_bin};
-use crate::topology::{
-    Ingress, PIN_ROOT, attached, json_counter, pid36, pins_for, remove_stale_pins, veth,
-};
-use crate::wait::wait_until;
+use crate::netns::{BgChild, Netns, require_root, xnat_bin};
+use crate::topology::{Ingress, attached, pid36, remove_stale_pins, veth};
 
 /// Inside host A (namespace `a`, behind int0).
 pub const HOST_A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
@@ -69,11 +67,6 @@ pub const POOL_ADDR: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
 pub const PUB_C: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 2);
 /// Static public address of [`HOST_E`].
 pub const PUB_E: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 3);
-
-/// How long `xnat attach` may take to print its ready line.
-const ATTACH_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long the agent may take to exit after SIGTERM.
-pub const AGENT_EXIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The filtering modes of `--filtering` (RFC 4787 §5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -146,7 +139,7 @@ pub struct HairpinTopo {
     pub c: Netns,
     pub nat: Netns,
     pub srv: Netns,
-    agent: Option<BgChild>,
+    agent: Option<Agent>,
     bg: Vec<BgChild>,
 }
 
@@ -251,19 +244,14 @@ impl HairpinTopo {
 
     /// Starts `xnat attach EXT --ingress MODE --pool 198.51.100.1 --map
     /// 10.0.1.2=203.0.113.2 --map 10.0.0.4=203.0.113.3 --inside int0,int1
-    /// --filtering F EXTRA...` in `nat` and waits for its ready line.
+    /// --filtering F EXTRA...` in `nat`, waits until it is ready and checks
+    /// its programs are on EXT and both inside interfaces.
     pub fn attach(&mut self, filtering: Filtering, extra: &[&str]) {
         assert!(self.agent.is_none(), "agent already running");
-        let bin = xnat_bin();
         let pool = POOL_ADDR.to_string();
         let map_c = format!("{HOST_C}={PUB_C}");
         let map_e = format!("{HOST_E}={PUB_E}");
         let mut v = vec![
-            bin.to_str().unwrap(),
-            "attach",
-            &self.ext,
-            "--ingress",
-            self.mode.as_str(),
             "--pool",
             &pool,
             "--internal",
@@ -278,29 +266,8 @@ impl HairpinTopo {
             filtering.as_str(),
         ];
         v.extend_from_slice(extra);
-        let mut agent = self.nat.spawn(&v);
-        let ready = format!("xnat: attached to {}", self.ext);
-        wait_until(ATTACH_TIMEOUT, &format!("`{ready}` from the agent"), || {
-            if let Some(s) = agent.try_exit() {
-                panic!(
-                    "`{}` exited ({}) before it was ready\nstdout: {}\nstderr: {}",
-                    agent.what(),
-                    describe(s),
-                    agent.stdout(),
-                    agent.stderr()
-                );
-            }
-            agent.stdout().lines().any(|l| l.starts_with(&ready))
-        });
-        self.agent = Some(agent);
-        let a = attached(&self.nat, &self.ext);
-        assert!(
-            !a.tc.is_empty() && (self.mode == Ingress::Tc || a.xdp),
-            "agent ready in {} mode but programs missing on {}:\n{}",
-            self.mode.as_str(),
-            self.ext,
-            a.raw
-        );
+        let agent = Agent::attach(&self.nat, &self.ext, self.mode, &v);
+        agent.assert_programs(&self.nat, self.mode);
         for inside in ["int0", "int1"] {
             let a = attached(&self.nat, inside);
             assert!(
@@ -309,12 +276,13 @@ impl HairpinTopo {
                 a.raw
             );
         }
+        self.agent = Some(agent);
     }
 
     /// The agent's output so far, for messages.
     pub fn agent_output(&self) -> String {
         match &self.agent {
-            Some(a) => format!("stdout: {}\nstderr: {}", a.stdout(), a.stderr()),
+            Some(a) => a.output(),
             None => "(no agent)".into(),
         }
     }
@@ -324,39 +292,24 @@ impl HairpinTopo {
         self.bg.push(child);
     }
 
+    /// `xnat` verbs in `nat` about EXT.
+    pub fn verbs(&self) -> Xnat {
+        Xnat::new(&self.nat, &self.ext)
+    }
+
     /// Runs `xnat ARGS -i EXT` in `nat`, whatever the result.
     pub fn xnat(&self, args: &[&str]) -> Output {
-        let bin = xnat_bin();
-        let mut v = vec![bin.to_str().unwrap()];
-        v.extend_from_slice(args);
-        v.extend_from_slice(&["-i", &self.ext]);
-        self.nat.run(CMD_TIMEOUT, &v)
+        self.verbs().on(args)
     }
 
     /// Runs `xnat ARGS -i EXT` in `nat`; panics unless it succeeds.
     pub fn xnat_ok(&self, args: &[&str]) -> String {
-        let out = self.xnat(args);
-        assert!(
-            out.status.success(),
-            "`xnat {} -i {}` failed ({}):\nstdout: {}\nstderr: {}",
-            args.join(" "),
-            self.ext,
-            describe(out.status),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let out = self.xnat_ok(args);
-        serde_json::from_str(&out)
-            .unwrap_or_else(|e| panic!("`xnat {}` is not JSON ({e}): {out}", args.join(" ")))
+        self.verbs().on_ok(args)
     }
 
     /// `xnat flows --json`, parsed.
     pub fn flows(&self) -> Vec<FlowRow> {
-        let v = self.json(&["flows", "--json"]);
+        let v = self.verbs().on_json(&["flows", "--json"]);
         v.as_array()
             .unwrap_or_else(|| panic!("`xnat flows --json` is not an array: {v}"))
             .iter()
@@ -388,28 +341,17 @@ impl HairpinTopo {
 
     /// All counters of `xnat stats --json`, by name.
     pub fn counters(&self) -> BTreeMap<String, u64> {
-        let v = self.json(&["stats", "--json"]);
-        let m = v["counters"]
-            .as_object()
-            .unwrap_or_else(|| panic!("`xnat stats --json` has no counters object: {v}"));
-        m.iter()
-            .map(|(k, x)| (k.clone(), x.as_u64().unwrap_or(0)))
-            .collect()
+        self.verbs().counters()
     }
 
     /// One counter of `xnat stats --json` by name.
     pub fn counter(&self, name: &str) -> u64 {
-        let v = self.json(&["stats", "--json"]);
-        json_counter(&v["counters"], name)
-            .unwrap_or_else(|| panic!("`xnat stats --json` has no counter {name:?}: {v}"))
+        self.verbs().counter(name)
     }
 
     /// The pin directory of EXT (`/sys/fs/bpf/xnat/EXT@ns<inode>`).
     pub fn pin_dir(&self) -> PathBuf {
-        pins_for(&self.ext)
-            .into_iter()
-            .find(|p| p.parent() == Some(std::path::Path::new(PIN_ROOT)) && p.is_dir())
-            .unwrap_or_else(|| panic!("no pin directory for {} under {PIN_ROOT}", self.ext))
+        crate::topology::pin_dir(&self.ext)
     }
 
     /// Usage of every map pinned for EXT.
@@ -431,9 +373,7 @@ impl Drop for HairpinTopo {
         // Children first (the agent gets SIGTERM and detaches), then pins a
         // misbehaving agent may have left, then (field drops) the namespaces.
         self.bg.clear();
-        if let Some(mut agent) = self.agent.take() {
-            let _ = agent.terminate(AGENT_EXIT_TIMEOUT);
-        }
+        self.agent = None;
         remove_stale_pins(&self.ext);
     }
 }

@@ -2,6 +2,9 @@
 //! helpers that load the compiled BPF object and run its programs through
 //! `BPF_PROG_TEST_RUN` ([`bpf`]).
 
+// The xnat agent of an end-to-end test (start, wait ready, stop, SIGKILL)
+// and the verbs run against its interface.
+pub mod agent;
 // Pinned binding tables without programs (tests/sweep_rules.rs,
 // tests/flush_rules.rs).
 pub mod binding_tables;

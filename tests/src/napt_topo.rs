@@ -31,9 +31,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::netns::{BgChild, CMD_TIMEOUT, Netns, describe, require_root, xnat_bin};
-use crate::topology::{Ingress, attached, json_counter, pid36, pins_for, remove_stale_pins, veth};
-use crate::wait::wait_until;
+use crate::agent::{Agent, Xnat};
+use crate::netns::{BgChild, Netns, require_root, xnat_bin};
+use crate::topology::{Ingress, attached, pid36, pins_for, remove_stale_pins, veth};
 
 /// Inside host A (namespace `a`).
 pub const HOST_A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
@@ -65,10 +65,6 @@ pub const POOL: [Ipv4Addr; 4] = [
 /// MTU of the router's server-side link.
 pub const SRV_LINK_MTU: u32 = 1280;
 
-/// How long `xnat attach` may take to print its ready line.
-const ATTACH_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long the agent may take to exit after SIGTERM.
-pub const AGENT_EXIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bound for socket operations of the helpers below.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -144,7 +140,7 @@ pub struct NaptTopo {
     pub nat: Netns,
     pub rtr: Netns,
     pub srv: Netns,
-    agent: Option<BgChild>,
+    pub(crate) agent: Option<Agent>,
     bg: Vec<BgChild>,
 }
 
@@ -247,57 +243,38 @@ impl NaptTopo {
         t
     }
 
-    /// Starts `xnat attach EXT --ingress MODE ARGS...` in `nat` and waits
-    /// for its ready line.
+    /// Starts `xnat attach EXT --ingress MODE ARGS...` in `nat`, waits
+    /// until it is ready and checks its programs are on EXT.
     pub fn attach(&mut self, args: &[&str]) {
-        assert!(self.agent.is_none(), "agent already running");
-        let bin = xnat_bin();
-        let mut v = vec![
-            bin.to_str().unwrap(),
-            "attach",
-            &self.ext,
-            "--ingress",
-            self.mode.as_str(),
-        ];
-        v.extend_from_slice(args);
-        let mut agent = self.nat.spawn(&v);
-        let ready = format!("xnat: attached to {}", self.ext);
-        wait_until(ATTACH_TIMEOUT, &format!("`{ready}` from the agent"), || {
-            if let Some(s) = agent.try_exit() {
-                panic!(
-                    "`{}` exited ({}) before it was ready\nstdout: {}\nstderr: {}",
-                    agent.what(),
-                    describe(s),
-                    agent.stdout(),
-                    agent.stderr()
-                );
-            }
-            agent.stdout().lines().any(|l| l.starts_with(&ready))
-        });
+        self.start_agent(args);
+        let agent = self.agent.as_ref().expect("agent started");
+        agent.assert_programs(&self.nat, self.mode);
+    }
+
+    /// Starts `xnat attach EXT --ingress MODE ARGS...` in `nat` and waits
+    /// until it is ready; returns its ready line.
+    pub fn start_agent(&mut self, args: &[&str]) -> String {
+        assert!(self.agent.is_none(), "an agent is already running");
+        let agent = Agent::attach(&self.nat, &self.ext, self.mode, args);
+        let line = agent.ready_line().to_string();
         self.agent = Some(agent);
-        let a = attached(&self.nat, &self.ext);
-        assert!(
-            !a.tc.is_empty() && (self.mode == Ingress::Tc || a.xdp),
-            "agent ready in {} mode but programs missing on {}:\n{}",
-            self.mode.as_str(),
-            self.ext,
-            a.raw
-        );
+        line
+    }
+
+    /// The running agent.
+    pub fn agent(&mut self) -> &mut Agent {
+        self.agent.as_mut().expect("no agent running")
+    }
+
+    /// Takes the agent out (e.g. to wait for it to exit on its own).
+    pub fn take_agent(&mut self) -> Agent {
+        self.agent.take().expect("no agent running")
     }
 
     /// Stops the agent with SIGTERM and checks it exited 0 and left no
     /// program and no pin behind.
     pub fn stop_agent(&mut self) {
-        let mut agent = self.agent.take().expect("no agent attached");
-        let (status, killed) = agent.terminate(AGENT_EXIT_TIMEOUT);
-        assert!(
-            !killed && status.success(),
-            "agent did not exit 0 on SIGTERM ({}{})\nstdout: {}\nstderr: {}",
-            describe(status),
-            if killed { ", needed SIGKILL" } else { "" },
-            agent.stdout(),
-            agent.stderr()
-        );
+        self.take_agent().stop();
         let a = attached(&self.nat, &self.ext);
         assert!(a.is_empty(), "programs left on {}:\n{}", self.ext, a.raw);
         let pins = pins_for(&self.ext);
@@ -307,7 +284,7 @@ impl NaptTopo {
     /// The agent's output so far (stdout + stderr), for messages.
     pub fn agent_output(&self) -> String {
         match &self.agent {
-            Some(a) => format!("stdout: {}\nstderr: {}", a.stdout(), a.stderr()),
+            Some(a) => a.output(),
             None => "(no agent)".into(),
         }
     }
@@ -317,35 +294,24 @@ impl NaptTopo {
         self.bg.push(child);
     }
 
+    /// `xnat` verbs in `nat` about EXT.
+    pub fn verbs(&self) -> Xnat {
+        Xnat::new(&self.nat, &self.ext)
+    }
+
     /// Runs `xnat ARGS -i EXT` in `nat`, whatever the result.
     pub fn xnat(&self, args: &[&str]) -> Output {
-        let bin = xnat_bin();
-        let mut v = vec![bin.to_str().unwrap()];
-        v.extend_from_slice(args);
-        v.extend_from_slice(&["-i", &self.ext]);
-        self.nat.run(CMD_TIMEOUT, &v)
+        self.verbs().on(args)
     }
 
     /// Runs `xnat ARGS -i EXT` in `nat`; panics unless it succeeds; returns
     /// stdout.
     pub fn xnat_ok(&self, args: &[&str]) -> String {
-        let out = self.xnat(args);
-        assert!(
-            out.status.success(),
-            "`xnat {} -i {}` failed ({}):\nstdout: {}\nstderr: {}",
-            args.join(" "),
-            self.ext,
-            describe(out.status),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        self.verbs().on_ok(args)
     }
 
     fn json(&self, args: &[&str]) -> Value {
-        let out = self.xnat_ok(args);
-        serde_json::from_str(&out)
-            .unwrap_or_else(|e| panic!("`xnat {}` is not JSON ({e}): {out}", args.join(" ")))
+        self.verbs().on_json(args)
     }
 
     /// `xnat flows --json FILTER...`, parsed.
@@ -362,21 +328,19 @@ impl NaptTopo {
 
     /// `xnat stats --json`.
     pub fn stats(&self) -> Value {
-        self.json(&["stats", "--json"])
+        self.verbs().stats()
     }
 
     /// A counter of `xnat stats --json` by name.
     pub fn counter(&self, name: &str) -> u64 {
-        let v = self.stats();
-        json_counter(&v["counters"], name)
-            .unwrap_or_else(|| panic!("`xnat stats --json` has no counter {name:?}: {v}"))
+        self.verbs().counter(name)
     }
 
     /// A counter of `xnat stats --json` by name, `None` if this build has
     /// no such counter (a test of a counter still being added can then fail
     /// on the behaviour it checks rather than on the name).
     pub fn try_counter(&self, name: &str) -> Option<u64> {
-        json_counter(&self.stats()["counters"], name)
+        self.verbs().try_counter(name)
     }
 
     /// A number under `napt` in `xnat stats --json` (`mappings`, `sessions`).

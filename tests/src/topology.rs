@@ -28,6 +28,7 @@ use std::time::Duration;
 use aya::programs::{SchedClassifier, TcAttachType};
 use serde_json::Value;
 
+use crate::agent::{Agent, Xnat};
 use crate::netns::{BgChild, CMD_TIMEOUT, Netns, describe, host, require_root, xnat_bin};
 use crate::wait::wait_until;
 
@@ -55,11 +56,6 @@ pub const STATIC_MAP: &str = "10.0.0.2=203.0.113.1";
 
 /// Where xnat pins its state.
 pub const PIN_ROOT: &str = "/sys/fs/bpf/xnat";
-
-/// How long `xnat attach` may take to print its ready line.
-const ATTACH_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long the agent may take to exit after SIGTERM or `xnat detach`.
-pub const AGENT_EXIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Ingress mode of the external interface (`xnat attach --ingress`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,7 +105,7 @@ pub struct Topology {
     pub nat: Netns,
     pub rtr: Netns,
     pub srv: Netns,
-    agent: Option<BgChild>,
+    pub(crate) agent: Option<Agent>,
     bg: Vec<BgChild>,
 }
 
@@ -211,77 +207,33 @@ impl Topology {
     }
 
     /// Starts `xnat attach EXT --ingress MODE ARGS...` in `nat` in the
-    /// background and waits for its ready line.
+    /// background and waits until it is ready.
     pub fn attach(&mut self, args: &[&str]) {
         assert!(self.agent.is_none(), "agent already running");
-        let mut agent = self.spawn_attach(&self.ext.clone(), args);
-        let ready = format!("xnat: attached to {}", self.ext);
-        wait_until(ATTACH_TIMEOUT, &format!("`{ready}` from the agent"), || {
-            if let Some(s) = agent.try_exit() {
-                panic!(
-                    "`{}` exited ({}) before it was ready\nstdout: {}\nstderr: {}",
-                    agent.what(),
-                    describe(s),
-                    agent.stdout(),
-                    agent.stderr()
-                );
-            }
-            agent.stdout().lines().any(|l| l.starts_with(&ready))
-        });
+        let agent = Agent::attach(&self.nat, &self.ext, self.mode, args);
+        agent.assert_programs(&self.nat, self.mode);
         self.agent = Some(agent);
-        let a = self.attached();
-        assert!(
-            !a.tc.is_empty(),
-            "agent ready but no tc program on {}:\n{}",
-            self.ext,
-            a.raw
-        );
-        if self.mode == Ingress::Xdp {
-            assert!(
-                a.xdp,
-                "agent ready in xdp mode but no XDP program on {}:\n{}",
-                self.ext, a.raw
-            );
-        }
     }
 
     /// Spawns `xnat attach IFACE --ingress MODE ARGS...` in `nat` (not waiting).
-    pub fn spawn_attach(&self, iface: &str, args: &[&str]) -> BgChild {
-        let bin = xnat_bin();
-        let mut v = vec![
-            bin.to_str().unwrap(),
-            "attach",
-            iface,
-            "--ingress",
-            self.mode.as_str(),
-        ];
-        v.extend_from_slice(args);
-        self.nat.spawn(&v)
+    pub fn spawn_attach(&self, iface: &str, args: &[&str]) -> Agent {
+        Agent::spawn_attach(&self.nat, iface, self.mode, args)
     }
 
     /// The running agent.
-    pub fn agent(&mut self) -> &mut BgChild {
+    pub fn agent(&mut self) -> &mut Agent {
         self.agent.as_mut().expect("no agent attached")
     }
 
     /// Takes the agent out of the topology (e.g. to wait for its exit).
-    pub fn take_agent(&mut self) -> BgChild {
+    pub fn take_agent(&mut self) -> Agent {
         self.agent.take().expect("no agent attached")
     }
 
     /// Stops the agent with SIGTERM and checks it detached cleanly: exit 0,
     /// no programs left on EXT, no pins left.
     pub fn stop_agent(&mut self) {
-        let mut agent = self.take_agent();
-        let (status, killed) = agent.terminate(AGENT_EXIT_TIMEOUT);
-        assert!(
-            !killed && status.success(),
-            "agent did not exit 0 on SIGTERM within {AGENT_EXIT_TIMEOUT:?} ({}{})\nstdout: {}\nstderr: {}",
-            describe(status),
-            if killed { ", needed SIGKILL" } else { "" },
-            agent.stdout(),
-            agent.stderr()
-        );
+        self.take_agent().stop();
         self.assert_clean("after the agent exited on SIGTERM");
     }
 
@@ -307,36 +259,27 @@ impl Topology {
         self.bg.push(child);
     }
 
+    /// `xnat` verbs in `nat` about EXT.
+    pub fn verbs(&self) -> Xnat {
+        Xnat::new(&self.nat, &self.ext)
+    }
+
     /// Runs `xnat ARGS` in `nat`, whatever the result.
     pub fn xnat(&self, args: &[&str]) -> Output {
-        let bin = xnat_bin();
-        let mut v = vec![bin.to_str().unwrap()];
-        v.extend_from_slice(args);
-        self.nat.run(CMD_TIMEOUT, &v)
+        self.verbs().run(args)
     }
 
     /// Runs `xnat ARGS` in `nat`; panics unless it succeeds; returns stdout.
     pub fn xnat_ok(&self, args: &[&str]) -> String {
-        let out = self.xnat(args);
-        assert!(
-            out.status.success(),
-            "`xnat {}` failed ({}):\nstdout: {}\nstderr: {}",
-            args.join(" "),
-            describe(out.status),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        self.verbs().run_ok(args)
     }
 
     /// `xnat map list -i EXT --json` as (private, public) pairs, sorted.
     pub fn map_list(&self) -> Vec<(Ipv4Addr, Ipv4Addr)> {
-        let out = self.xnat_ok(&["map", "list", "-i", &self.ext, "--json"]);
-        let v: Value = serde_json::from_str(&out)
-            .unwrap_or_else(|e| panic!("`xnat map list --json` is not JSON ({e}): {out}"));
+        let v = self.verbs().on_json(&["map", "list", "--json"]);
         let arr = v
             .as_array()
-            .unwrap_or_else(|| panic!("`xnat map list --json` is not an array: {out}"));
+            .unwrap_or_else(|| panic!("`xnat map list --json` is not an array: {v}"));
         let addr = |e: &Value, k: &str| -> Ipv4Addr {
             e.get(k)
                 .and_then(Value::as_str)
@@ -353,16 +296,12 @@ impl Topology {
 
     /// `xnat stats -i EXT --json`.
     pub fn stats(&self) -> Value {
-        let out = self.xnat_ok(&["stats", "-i", &self.ext, "--json"]);
-        serde_json::from_str(&out)
-            .unwrap_or_else(|e| panic!("`xnat stats --json` is not JSON ({e}): {out}"))
+        self.verbs().stats()
     }
 
     /// One counter of `xnat stats --json` by name; panics if absent.
     pub fn counter(&self, name: &str) -> u64 {
-        let v = self.stats();
-        json_counter(&v, name)
-            .unwrap_or_else(|| panic!("`xnat stats --json` has no counter {name:?}: {v}"))
+        self.verbs().counter(name)
     }
 
     /// What is attached to EXT (`ip -d link show`, `bpftool net show dev`).
@@ -495,6 +434,22 @@ pub fn pins_for(iface: &str) -> Vec<PathBuf> {
     walk(Path::new(PIN_ROOT), iface, false, 6, &mut out);
     out.sort();
     out
+}
+
+/// The pin directory of interface `ext` (`PIN_ROOT/EXT@ns<inode>`).
+pub fn pin_dir(ext: &str) -> PathBuf {
+    let prefix = format!("{ext}@");
+    std::fs::read_dir(PIN_ROOT)
+        .expect("reading the pin root")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.is_dir()
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(&prefix))
+        })
+        .unwrap_or_else(|| panic!("no pin directory for {ext} under {PIN_ROOT}"))
 }
 
 /// Finds counter `name` in `xnat stats --json` output of any reasonable

@@ -9,8 +9,8 @@ use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use xnat_tests::daemon_topo::run_xnat;
-use xnat_tests::fault_topo::{EXIT_TIMEOUT, FaultTopo, run_files, wait_ready};
+use xnat_tests::agent::{Agent, Xnat, run_xnat};
+use xnat_tests::fault_topo::{FaultTopo, run_files};
 use xnat_tests::napt_topo::{HOST_A, SRV1, sa, udp_bind, udp_deliver};
 use xnat_tests::netns::{CMD_TIMEOUT, describe, run_cmd, xnat_bin};
 use xnat_tests::topology::{Ingress, PIN_ROOT, pins_for};
@@ -100,8 +100,14 @@ fn state_is_root_only(tag: &str, mode: Ingress) {
         mode.as_str(),
         log.display()
     );
-    let mut agent = f.t.nat.spawn(&["sh", "-c", &script]);
-    wait_ready(&mut agent, &f.t.ext);
+    let mut sh = f.t.nat.cmd("sh");
+    sh.args(["-c", &script]);
+    let mut agent = Agent::spawn_cmd(
+        "xnat attach under umask 000",
+        &mut sh,
+        Xnat::new(&f.t.nat, &f.t.ext),
+    );
+    agent.wait_ready();
     let srv = udp_bind(&f.t.srv, sa(SRV1, 7000));
     let inside = udp_bind(&f.t.a, sa(HOST_A, 40000));
     udp_deliver(&inside, sa(SRV1, 7000), &srv, b"log me");
@@ -165,8 +171,7 @@ fn state_is_root_only(tag: &str, mode: Ingress) {
         "the agent exited: {}",
         agent.stdout()
     );
-    let (st, killed) = agent.terminate(EXIT_TIMEOUT);
-    assert!(!killed && st.success(), "agent: {}", agent.stderr());
+    agent.stop();
     f.assert_clean("after SIGTERM");
 }
 

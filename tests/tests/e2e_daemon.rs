@@ -16,9 +16,10 @@ use std::time::{Duration, Instant};
 
 use aya::maps::{Array, Map, MapData};
 use serde_json::Value;
+use xnat_tests::agent::run_xnat;
 use xnat_tests::bindings::Entries;
 use xnat_tests::daemon_topo::{
-    DaemonTopo, LongFlow, METRICS, POOL, STATIC_PUB, json_lines, run_xnat, sample, wait_for_line,
+    DaemonTopo, LongFlow, METRICS, POOL, STATIC_PUB, json_lines, sample, wait_for_line,
 };
 use xnat_tests::netns::describe;
 use xnat_tests::topology::{CLI, CLI2, Ingress, SRV, attached, error_lines, json_counter};

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use xnat_tests::daemon_topo::run_xnat;
+use xnat_tests::agent::run_xnat;
 use xnat_tests::fault_topo::FaultTopo;
 use xnat_tests::hairpin_topo::snmp;
 use xnat_tests::load::UdpLoad;
