@@ -44,8 +44,9 @@ use serde_json::Value;
 // The socket helpers are the NAPT harness's; the tests import them from here.
 use crate::agent::{Agent, Xnat};
 pub use crate::napt_topo::{udp_bind, v4};
-use crate::netns::{BgChild, Netns, require_root, xnat_bin};
-use crate::topology::{Ingress, attached, pid36, remove_stale_pins, veth};
+use crate::net::Net;
+use crate::netns::{BgChild, Netns};
+use crate::topology::{Ingress, attached, remove_stale_pins};
 
 /// Inside host A (namespace `a`, behind int0).
 pub const HOST_A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
@@ -123,6 +124,40 @@ fn parse_flow(v: &Value) -> FlowRow {
     }
 }
 
+/// The network of the diagram above (see [`crate::net`]).
+const NET: &str = "
+    hosts a b c nat srv
+    link a:eth0 nat:ia
+    link b:eth0 nat:ib
+    link c:eth0 nat:int1
+    link nat:EXT srv:eth0
+    # The first inside segment on a bridge (STP off, so its ports forward
+    # at once), a plain veth for the second.
+    bridge nat:int0 ia ib
+    mtu 1500 a:eth0 b:eth0 c:eth0 nat:ia nat:ib nat:int1 nat:EXT srv:eth0
+    addr a:eth0 10.0.0.2/24
+    addr b:eth0 10.0.0.3/24 10.0.0.4/24
+    addr c:eth0 10.0.1.2/24 10.0.1.3/24
+    addr nat:int0 10.0.0.1/24
+    addr nat:int1 10.0.1.1/24
+    # The pool (POOL_ADDR) and the static public addresses (PUB_C, PUB_E).
+    addr nat:EXT 192.0.2.1/24 198.51.100.1/32 203.0.113.2/32 203.0.113.3/32
+    addr srv:eth0 192.0.2.2/24
+    route a default via 10.0.0.1
+    route b default via 10.0.0.1
+    route c default via 10.0.1.1
+    # The server: routes to the public prefixes only (no route to 10/8).
+    route srv 198.51.100.0/24 via 192.0.2.1
+    route srv 203.0.113.0/24 via 192.0.2.1
+    sysctl net.ipv4.ip_forward=1 nat
+    # A ping to a public address must only succeed when xnat translated it
+    # to the inside host, never because the gateway answered itself.
+    sysctl net.ipv4.icmp_echo_ignore_all=1 nat
+    # ICMP errors are rate limited per destination; every NAPT host shares
+    # one public address. Lift the limit where errors are made.
+    sysctl net.ipv4.icmp_ratelimit=0 nat srv b c
+";
+
 /// The hairpin/fragment topology of one test. Dropping it stops the
 /// children (the agent with SIGTERM, so it detaches), removes pins a failed
 /// agent may have left and deletes the namespaces, also when the test
@@ -147,92 +182,18 @@ impl HairpinTopo {
     /// Builds the topology for test `tag` (≤ 4 alphanumerics, unique among
     /// the tests of the binary) in ingress `mode`, without attaching xnat.
     pub fn new(tag: &str, mode: Ingress) -> HairpinTopo {
-        require_root();
-        let _ = xnat_bin(); // fail early and clearly if the binary is missing
-        assert!(
-            tag.len() <= 4 && tag.chars().all(|c| c.is_ascii_alphanumeric()),
-            "test tag {tag:?} must be ≤ 4 alphanumerics"
-        );
-        let m = &mode.as_str()[..1];
-        let prefix = format!("xh{}-{tag}{m}", std::process::id());
-        let ext = format!("h{}{tag}{m}", pid36());
-        assert!(ext.len() <= 15, "interface name {ext} too long");
-
-        let t = HairpinTopo {
+        let mut net = Net::build("xh", "h", tag, mode, NET);
+        HairpinTopo {
             mode,
-            ext,
-            a: Netns::create(format!("{prefix}-a")),
-            b: Netns::create(format!("{prefix}-b")),
-            c: Netns::create(format!("{prefix}-c")),
-            nat: Netns::create(format!("{prefix}-nat")),
-            srv: Netns::create(format!("{prefix}-srv")),
+            ext: net.ext.clone(),
+            a: net.take("a"),
+            b: net.take("b"),
+            c: net.take("c"),
+            nat: net.take("nat"),
+            srv: net.take("srv"),
             agent: None,
             bg: Vec::new(),
-        };
-        remove_stale_pins(&t.ext);
-
-        veth(&t.a, "eth0", &t.nat, "ia");
-        veth(&t.b, "eth0", &t.nat, "ib");
-        veth(&t.c, "eth0", &t.nat, "int1");
-        veth(&t.nat, &t.ext, &t.srv, "eth0");
-
-        // Inside hosts.
-        t.a.ip(&["addr", "add", "10.0.0.2/24", "dev", "eth0"]);
-        t.b.ip(&["addr", "add", "10.0.0.3/24", "dev", "eth0"]);
-        t.b.ip(&["addr", "add", "10.0.0.4/24", "dev", "eth0"]);
-        t.c.ip(&["addr", "add", "10.0.1.2/24", "dev", "eth0"]);
-        t.c.ip(&["addr", "add", "10.0.1.3/24", "dev", "eth0"]);
-        for (ns, gw) in [(&t.a, "10.0.0.1"), (&t.b, "10.0.0.1"), (&t.c, "10.0.1.1")] {
-            ns.ip(&["link", "set", "eth0", "mtu", "1500", "up"]);
-            ns.ip(&["route", "add", "default", "via", gw]);
         }
-
-        // Gateway: a bridge for the first inside segment (STP off, so its
-        // ports forward at once), a plain veth for the second, the external
-        // link with the pool and the static public addresses.
-        let ext = t.ext.clone();
-        t.nat
-            .ip(&["link", "add", "int0", "type", "bridge", "stp_state", "0"]);
-        for port in ["ia", "ib"] {
-            t.nat.ip(&["link", "set", port, "master", "int0"]);
-            t.nat.ip(&["link", "set", port, "mtu", "1500", "up"]);
-        }
-        t.nat.ip(&["addr", "add", "10.0.0.1/24", "dev", "int0"]);
-        t.nat.ip(&["link", "set", "int0", "up"]);
-        t.nat.ip(&["addr", "add", "10.0.1.1/24", "dev", "int1"]);
-        t.nat.ip(&["link", "set", "int1", "mtu", "1500", "up"]);
-        t.nat.ip(&["addr", "add", "192.0.2.1/24", "dev", &ext]);
-        for p in [POOL_ADDR, PUB_C, PUB_E] {
-            t.nat.ip(&["addr", "add", &format!("{p}/32"), "dev", &ext]);
-        }
-        t.nat.ip(&["link", "set", &ext, "mtu", "1500", "up"]);
-        t.nat.sysctl("net.ipv4.ip_forward", "1");
-        // A ping to a public address must only succeed when xnat translated
-        // it to the inside host, never because the gateway answered itself.
-        t.nat.sysctl("net.ipv4.icmp_echo_ignore_all", "1");
-
-        // Server: routes to the public prefixes only (no route to 10/8).
-        t.srv.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
-        t.srv.ip(&["link", "set", "eth0", "mtu", "1500", "up"]);
-        t.srv
-            .ip(&["route", "add", "198.51.100.0/24", "via", "192.0.2.1"]);
-        t.srv
-            .ip(&["route", "add", "203.0.113.0/24", "via", "192.0.2.1"]);
-
-        // ICMP errors are rate limited per destination; every NAPT host
-        // shares one public address. Lift the limit where errors are made.
-        for ns in [&t.nat, &t.srv, &t.b, &t.c] {
-            ns.sysctl("net.ipv4.icmp_ratelimit", "0");
-        }
-
-        if mode == Ingress::Xdp {
-            // DESIGN §2: XDP cannot see CHECKSUM_PARTIAL, so in XDP ingress
-            // mode the outside peer of the NAT's external veth must behave
-            // like a wire and send complete checksums: turn its tx checksum
-            // offload off. All other offloads stay at their defaults.
-            t.srv.run_ok(&["ethtool", "-K", "eth0", "tx", "off"]);
-        }
-        t
     }
 
     /// [`HairpinTopo::new`] plus [`HairpinTopo::attach`] with `filtering`.

@@ -42,6 +42,8 @@ pub mod hairpin_topo;
 pub mod napt_maps;
 // End-to-end tests in network namespaces (tests/e2e_*.rs).
 pub mod napt_topo;
+// One builder for the topologies' namespaces, links, addresses and routes.
+pub mod net;
 pub mod netns;
 // TC programs on CHECKSUM_COMPLETE and CHECKSUM_PARTIAL skbs (the fuzzer's
 // checksum lanes).

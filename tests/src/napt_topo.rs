@@ -32,8 +32,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::agent::{Agent, Xnat};
-use crate::netns::{BgChild, Netns, require_root, xnat_bin};
-use crate::topology::{Ingress, attached, pid36, pins_for, remove_stale_pins, veth};
+use crate::net::Net;
+use crate::netns::{BgChild, Netns};
+use crate::topology::{Ingress, attached, pins_for, remove_stale_pins};
 
 /// Inside host A (namespace `a`).
 pub const HOST_A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
@@ -126,6 +127,37 @@ pub fn show_flows(flows: &[Flow]) -> String {
         .collect::<String>()
 }
 
+/// The network of the diagram above (see [`crate::net`]).
+const NET: &str = "
+    hosts a b nat rtr srv
+    link a:eth0 nat:ia
+    link b:eth0 nat:ib
+    link nat:EXT rtr:eth0
+    link rtr:eth1 srv:eth0
+    # The inside on a bridge (STP off, so its ports forward at once).
+    bridge nat:int0 ia ib
+    mtu 1280 rtr:eth1 srv:eth0   # SRV_LINK_MTU
+    addr a:eth0 10.0.0.2/24
+    addr b:eth0 10.0.0.3/24 10.0.0.4/24 10.0.0.5/24
+    addr nat:int0 10.0.0.1/24
+    addr nat:EXT 192.0.2.1/24 198.51.100.1/32 198.51.100.2/32 198.51.100.3/32 198.51.100.4/32
+    addr rtr:eth0 192.0.2.2/24
+    addr rtr:eth1 203.0.113.1/24
+    addr srv:eth0 203.0.113.10/24 203.0.113.11/24 203.0.113.12/24
+    route a default via 10.0.0.1
+    route b default via 10.0.0.1
+    route nat default via 192.0.2.2
+    # The router: no route to 10/8, only the pool prefix via the gateway.
+    route rtr 198.51.100.0/24 via 192.0.2.1
+    route srv default via 203.0.113.1
+    sysctl net.ipv4.ip_forward=1 nat rtr
+    # ICMP errors are rate limited per destination (1/s, burst 6), and
+    # every inside host shares the public address the router and the
+    # servers answer to: lift the limit so traceroutes from two hosts and
+    # the ECONNREFUSED/PMTU probes never lose an error to it.
+    sysctl net.ipv4.icmp_ratelimit=0 nat rtr srv
+";
+
 /// The NAPT topology of one test. Dropping it stops the children (the
 /// agent with SIGTERM, so it detaches), removes pins a failed agent may have
 /// left and deletes the namespaces, also when the test panicked.
@@ -148,99 +180,18 @@ impl NaptTopo {
     /// Builds the topology for test `tag` (≤ 4 alphanumerics, unique among
     /// the tests of the binary) in ingress `mode`, without attaching xnat.
     pub fn new(tag: &str, mode: Ingress) -> NaptTopo {
-        require_root();
-        let _ = xnat_bin(); // fail early and clearly if the binary is missing
-        assert!(
-            tag.len() <= 4 && tag.chars().all(|c| c.is_ascii_alphanumeric()),
-            "test tag {tag:?} must be ≤ 4 alphanumerics"
-        );
-        let m = &mode.as_str()[..1];
-        let prefix = format!("xn{}-{tag}{m}", std::process::id());
-        let ext = format!("n{}{tag}{m}", pid36());
-        assert!(ext.len() <= 15, "interface name {ext} too long");
-
-        let t = NaptTopo {
+        let mut net = Net::build("xn", "n", tag, mode, NET);
+        NaptTopo {
             mode,
-            ext,
-            a: Netns::create(format!("{prefix}-a")),
-            b: Netns::create(format!("{prefix}-b")),
-            nat: Netns::create(format!("{prefix}-nat")),
-            rtr: Netns::create(format!("{prefix}-rtr")),
-            srv: Netns::create(format!("{prefix}-srv")),
+            ext: net.ext.clone(),
+            a: net.take("a"),
+            b: net.take("b"),
+            nat: net.take("nat"),
+            rtr: net.take("rtr"),
+            srv: net.take("srv"),
             agent: None,
             bg: Vec::new(),
-        };
-        remove_stale_pins(&t.ext);
-
-        veth(&t.a, "eth0", &t.nat, "ia");
-        veth(&t.b, "eth0", &t.nat, "ib");
-        veth(&t.nat, &t.ext, &t.rtr, "eth0");
-        veth(&t.rtr, "eth1", &t.srv, "eth0");
-
-        // Inside hosts.
-        t.a.ip(&["addr", "add", "10.0.0.2/24", "dev", "eth0"]);
-        for addr in ["10.0.0.3/24", "10.0.0.4/24", "10.0.0.5/24"] {
-            t.b.ip(&["addr", "add", addr, "dev", "eth0"]);
         }
-        for ns in [&t.a, &t.b] {
-            ns.ip(&["link", "set", "eth0", "up"]);
-            ns.ip(&["route", "add", "default", "via", "10.0.0.1"]);
-        }
-
-        // Gateway: a bridge for the inside (STP off, so its ports forward
-        // at once), the external link with the pool addresses.
-        let ext = t.ext.clone();
-        t.nat
-            .ip(&["link", "add", "int0", "type", "bridge", "stp_state", "0"]);
-        for port in ["ia", "ib"] {
-            t.nat.ip(&["link", "set", port, "master", "int0"]);
-            t.nat.ip(&["link", "set", port, "up"]);
-        }
-        t.nat.ip(&["addr", "add", "10.0.0.1/24", "dev", "int0"]);
-        t.nat.ip(&["link", "set", "int0", "up"]);
-        t.nat.ip(&["addr", "add", "192.0.2.1/24", "dev", &ext]);
-        for p in POOL {
-            t.nat.ip(&["addr", "add", &format!("{p}/32"), "dev", &ext]);
-        }
-        t.nat.ip(&["link", "set", &ext, "up"]);
-        t.nat.ip(&["route", "add", "default", "via", "192.0.2.2"]);
-        t.nat.sysctl("net.ipv4.ip_forward", "1");
-
-        // Router: no route to 10/8, only the pool prefix via the gateway.
-        t.rtr.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
-        t.rtr.ip(&["addr", "add", "203.0.113.1/24", "dev", "eth1"]);
-        let mtu = SRV_LINK_MTU.to_string();
-        t.rtr.ip(&["link", "set", "eth1", "mtu", &mtu]);
-        t.rtr.ip(&["link", "set", "eth0", "up"]);
-        t.rtr.ip(&["link", "set", "eth1", "up"]);
-        t.rtr
-            .ip(&["route", "add", "198.51.100.0/24", "via", "192.0.2.1"]);
-        t.rtr.sysctl("net.ipv4.ip_forward", "1");
-
-        // Servers.
-        for addr in ["203.0.113.10/24", "203.0.113.11/24", "203.0.113.12/24"] {
-            t.srv.ip(&["addr", "add", addr, "dev", "eth0"]);
-        }
-        t.srv.ip(&["link", "set", "eth0", "mtu", &mtu]);
-        t.srv.ip(&["link", "set", "eth0", "up"]);
-        t.srv.ip(&["route", "add", "default", "via", "203.0.113.1"]);
-
-        // ICMP errors are rate limited per destination (1/s, burst 6), and
-        // every inside host shares the public address the router and the
-        // servers answer to: lift the limit so traceroutes from two hosts
-        // and the ECONNREFUSED/PMTU probes never lose an error to it.
-        for ns in [&t.nat, &t.rtr, &t.srv] {
-            ns.sysctl("net.ipv4.icmp_ratelimit", "0");
-        }
-
-        if mode == Ingress::Xdp {
-            // DESIGN §2: XDP cannot see CHECKSUM_PARTIAL, so in XDP ingress
-            // mode the outside peer of the NAT's external veth must behave
-            // like a wire and send complete checksums: turn its tx checksum
-            // offload off. All other offloads stay at their defaults.
-            t.rtr.run_ok(&["ethtool", "-K", "eth0", "tx", "off"]);
-        }
-        t
     }
 
     /// Starts `xnat attach EXT --ingress MODE ARGS...` in `nat`, waits

@@ -29,7 +29,8 @@ use aya::programs::{SchedClassifier, TcAttachType};
 use serde_json::Value;
 
 use crate::agent::{Agent, Xnat};
-use crate::netns::{BgChild, CMD_TIMEOUT, Netns, describe, host, require_root, xnat_bin};
+use crate::net::Net;
+use crate::netns::{BgChild, CMD_TIMEOUT, Netns, describe, host};
 use crate::wait::wait_until;
 
 /// Client's address (mapped to [`PUB1`] at attach).
@@ -93,6 +94,30 @@ impl Attached {
     }
 }
 
+/// The network of the diagram above (see [`crate::net`]).
+const NET: &str = "
+    hosts cli nat rtr srv
+    link cli:eth0 nat:int0
+    link nat:EXT rtr:eth0
+    link rtr:eth1 srv:eth0
+    addr cli:eth0 10.0.0.2/24 10.0.0.3/24
+    addr nat:int0 10.0.0.1/24
+    addr nat:EXT 192.0.2.1/24 203.0.113.1/32 203.0.113.2/32
+    addr rtr:eth0 192.0.2.2/24
+    addr rtr:eth1 198.51.100.1/24
+    addr srv:eth0 198.51.100.2/24
+    route cli default via 10.0.0.1
+    route nat default via 192.0.2.2
+    # Plain routing works without translation too (detach, `map del`).
+    route rtr 203.0.113.0/24 via 192.0.2.1
+    route rtr 10.0.0.0/8 via 192.0.2.1
+    route srv default via 198.51.100.1
+    sysctl net.ipv4.ip_forward=1 nat rtr
+    # The gateway must never answer pings to the public addresses itself,
+    # or a ping test could pass without any translation.
+    sysctl net.ipv4.icmp_echo_ignore_all=1 nat
+";
+
 /// All four namespaces, their links and addresses, plus the background
 /// children of a test. Dropping it stops the children (the agent with
 /// SIGTERM, so it detaches) and deletes the namespaces, also when the test
@@ -128,75 +153,17 @@ impl Topology {
     /// Builds the topology for test `tag` (≤ 4 characters, unique among the
     /// tests of the binary) in ingress `mode`, without attaching xnat.
     pub fn new(tag: &str, mode: Ingress) -> Topology {
-        require_root();
-        let _ = xnat_bin(); // fail early and clearly if the binary is missing
-        assert!(
-            tag.len() <= 4 && tag.chars().all(|c| c.is_ascii_alphanumeric()),
-            "test tag {tag:?} must be ≤ 4 alphanumerics"
-        );
-        let m = &mode.as_str()[..1];
-        let pid = std::process::id();
-        let prefix = format!("xt{pid}-{tag}{m}");
-        let ext = format!("x{}{tag}{m}", pid36());
-        assert!(ext.len() <= 15, "interface name {ext} too long");
-
-        let t = Topology {
+        let mut net = Net::build("xt", "x", tag, mode, NET);
+        Topology {
             mode,
-            ext,
-            cli: Netns::create(format!("{prefix}-cli")),
-            nat: Netns::create(format!("{prefix}-nat")),
-            rtr: Netns::create(format!("{prefix}-rtr")),
-            srv: Netns::create(format!("{prefix}-srv")),
+            ext: net.ext.clone(),
+            cli: net.take("cli"),
+            nat: net.take("nat"),
+            rtr: net.take("rtr"),
+            srv: net.take("srv"),
             agent: None,
             bg: Vec::new(),
-        };
-        remove_stale_pins(&t.ext);
-
-        veth(&t.cli, "eth0", &t.nat, "int0");
-        veth(&t.nat, &t.ext, &t.rtr, "eth0");
-        veth(&t.rtr, "eth1", &t.srv, "eth0");
-
-        t.cli.ip(&["addr", "add", "10.0.0.2/24", "dev", "eth0"]);
-        t.cli.ip(&["addr", "add", "10.0.0.3/24", "dev", "eth0"]);
-        t.cli.ip(&["link", "set", "eth0", "up"]);
-        t.cli.ip(&["route", "add", "default", "via", "10.0.0.1"]);
-
-        let ext = t.ext.clone();
-        t.nat.ip(&["addr", "add", "10.0.0.1/24", "dev", "int0"]);
-        t.nat.ip(&["addr", "add", "192.0.2.1/24", "dev", &ext]);
-        t.nat.ip(&["addr", "add", "203.0.113.1/32", "dev", &ext]);
-        t.nat.ip(&["addr", "add", "203.0.113.2/32", "dev", &ext]);
-        t.nat.ip(&["link", "set", "int0", "up"]);
-        t.nat.ip(&["link", "set", &ext, "up"]);
-        t.nat.ip(&["route", "add", "default", "via", "192.0.2.2"]);
-        t.nat.sysctl("net.ipv4.ip_forward", "1");
-        // The gateway must never answer pings to the public addresses itself,
-        // or a ping test could pass without any translation.
-        t.nat.sysctl("net.ipv4.icmp_echo_ignore_all", "1");
-
-        t.rtr.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
-        t.rtr.ip(&["addr", "add", "198.51.100.1/24", "dev", "eth1"]);
-        t.rtr.ip(&["link", "set", "eth0", "up"]);
-        t.rtr.ip(&["link", "set", "eth1", "up"]);
-        t.rtr
-            .ip(&["route", "add", "203.0.113.0/24", "via", "192.0.2.1"]);
-        t.rtr
-            .ip(&["route", "add", "10.0.0.0/8", "via", "192.0.2.1"]);
-        t.rtr.sysctl("net.ipv4.ip_forward", "1");
-
-        t.srv.ip(&["addr", "add", "198.51.100.2/24", "dev", "eth0"]);
-        t.srv.ip(&["link", "set", "eth0", "up"]);
-        t.srv
-            .ip(&["route", "add", "default", "via", "198.51.100.1"]);
-
-        if mode == Ingress::Xdp {
-            // DESIGN §2: XDP cannot see CHECKSUM_PARTIAL, so in XDP ingress
-            // mode the outside peer of the NAT's external veth must behave
-            // like a wire and send complete checksums: turn its tx checksum
-            // offload off. All other offloads stay at their defaults.
-            t.rtr.run_ok(&["ethtool", "-K", "eth0", "tx", "off"]);
         }
-        t
     }
 
     /// [`Topology::new`] plus `xnat attach EXT --map 10.0.0.2=203.0.113.1`.
