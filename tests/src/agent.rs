@@ -333,6 +333,9 @@ impl Agent {
 impl Drop for Agent {
     fn drop(&mut self) {
         if self.child.try_exit().is_none() {
+            // A test that failed with the agent SIGSTOPped: let it run, so
+            // it can act on the SIGTERM.
+            self.child.signal(libc::SIGCONT);
             let (_, killed) = self.child.terminate(EXIT_TIMEOUT);
             if killed {
                 eprintln!(

@@ -19,7 +19,7 @@ use crate::agent::Agent;
 use crate::netns::{CMD_TIMEOUT, Netns};
 use crate::topology::{Ingress, Topology, pin_dir};
 use crate::traffic::{IO_TIMEOUT, accept_within, payload};
-use crate::wait::wait_until;
+use crate::wait::{SOON, wait_until};
 
 /// The NAPT pool address of the configs.
 pub const POOL: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 2);
@@ -117,13 +117,16 @@ impl DaemonTopo {
     /// (HTTP status, body).
     pub fn scrape(&self, path: &str) -> (u16, String) {
         let url = format!("http://{METRICS}{path}");
+        // Generous: a render of half a million bindings on a loaded machine
+        // takes seconds; the endpoint's own limits are what the tests see.
+        let max_time = SOON.as_secs().to_string();
         let out = self.t.nat.run(
-            CMD_TIMEOUT,
+            SOON + CMD_TIMEOUT,
             &[
                 "curl",
                 "-sS",
                 "--max-time",
-                "5",
+                &max_time,
                 "-w",
                 "\n%{http_code}",
                 &url,

@@ -47,6 +47,7 @@ pub use crate::napt_topo::{udp_bind, v4};
 use crate::net::Net;
 use crate::netns::{BgChild, Netns};
 use crate::topology::{Ingress, attached, remove_stale_pins};
+use crate::wait::SOON;
 
 /// Inside host A (namespace `a`, behind int0).
 pub const HOST_A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
@@ -281,7 +282,7 @@ impl HairpinTopo {
     /// The public endpoint `xnat flows` shows for inside endpoint `inside`
     /// of protocol `proto` ("udp", "tcp", "icmp"), waiting (bounded) for it.
     pub fn public_of(&self, proto: &str, inside: SocketAddrV4) -> SocketAddrV4 {
-        let deadline = Instant::now() + Duration::from_secs(3);
+        let deadline = Instant::now() + SOON;
         loop {
             let flows = self.flows();
             if let Some(f) = flows

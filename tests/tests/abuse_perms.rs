@@ -14,7 +14,7 @@ use xnat_tests::fault_topo::{FaultTopo, run_files};
 use xnat_tests::napt_topo::{HOST_A, SRV1, sa, udp_bind, udp_deliver};
 use xnat_tests::netns::{CMD_TIMEOUT, describe, run_cmd, xnat_bin};
 use xnat_tests::topology::{Ingress, PIN_ROOT, pins_for};
-use xnat_tests::wait::wait_until;
+use xnat_tests::wait::{SOON, wait_until};
 
 /// (path, mode bits, owner uid) of `p`.
 fn mode_of(p: &Path) -> (u32, u32) {
@@ -113,11 +113,9 @@ fn state_is_root_only(tag: &str, mode: Ingress) {
     udp_deliver(&inside, sa(SRV1, 7000), &srv, b"log me");
     // Generous: the agent writes the log from the event ring, and CI may
     // share the machine's two CPUs with other work.
-    wait_until(
-        std::time::Duration::from_secs(30),
-        "the translation log's first line",
-        || std::fs::read_to_string(&log).is_ok_and(|t| t.contains("created")),
-    );
+    wait_until(SOON, "the translation log's first line", || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("created"))
+    });
 
     let mut checked: Vec<PathBuf> = vec![PathBuf::from(PIN_ROOT), log.clone()];
     checked.extend(pins_for(&f.t.ext));

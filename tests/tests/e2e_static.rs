@@ -18,7 +18,7 @@ use xnat_tests::topology::{
     error_lines, pins_for,
 };
 use xnat_tests::traffic::{recv_within, sa, tcp_echo, udp_exchange};
-use xnat_tests::wait::wait_until;
+use xnat_tests::wait::{SOON, wait_until};
 
 both_modes!(tcp_both_ways, "tcp");
 both_modes!(udp_both_ways, "udp");
@@ -266,9 +266,7 @@ fn map_add_del_while_traffic_runs(tag: &str, mode: Ingress) {
         });
 
         let wait_src = |src: Ipv4Addr, what: &str| {
-            wait_until(Duration::from_secs(10), what, || {
-                last() == Some(IpAddr::from(src))
-            });
+            wait_until(SOON, what, || last() == Some(IpAddr::from(src)));
         };
         wait_src(
             CLI2,

@@ -10,14 +10,13 @@
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::Duration;
 
 use xnat_tests::agent::{Agent, Xnat};
 use xnat_tests::fault_topo::FaultTopo;
 use xnat_tests::napt_topo::{HOST_A, POOL, SRV1, sa, udp_bind, udp_deliver};
 use xnat_tests::netns::{BgChild, CMD_TIMEOUT, describe, run_cmd, run_cmd_ok, xnat_bin};
 use xnat_tests::topology::{Ingress, attached, pins_for};
-use xnat_tests::wait::wait_until;
+use xnat_tests::wait::{SOON, wait_until};
 
 /// A private mount namespace, alive as long as its holder process.
 struct MountNs {
@@ -32,18 +31,14 @@ impl MountNs {
         );
         let ours = std::fs::read_link("/proc/self/ns/mnt").unwrap();
         let pid = holder.pid();
-        wait_until(
-            Duration::from_secs(10),
-            "unshare to enter its mount namespace",
-            || {
-                if let Some(s) = holder.try_exit() {
-                    panic!("unshare exited ({}): {}", describe(s), holder.stderr());
-                }
-                std::fs::read_link(format!("/proc/{pid}/ns/mnt")).is_ok_and(|m| m != ours)
-                    && std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                        .is_ok_and(|c| c.trim() == "sleep")
-            },
-        );
+        wait_until(SOON, "unshare to enter its mount namespace", || {
+            if let Some(s) = holder.try_exit() {
+                panic!("unshare exited ({}): {}", describe(s), holder.stderr());
+            }
+            std::fs::read_link(format!("/proc/{pid}/ns/mnt")).is_ok_and(|m| m != ours)
+                && std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|c| c.trim() == "sleep")
+        });
         MountNs { holder }
     }
 
