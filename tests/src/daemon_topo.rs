@@ -15,10 +15,11 @@ use std::process::Output;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::netns::{BgChild, CMD_TIMEOUT, Netns, describe, xnat_bin};
-use crate::topology::{Ingress, PIN_ROOT, Topology};
+use crate::agent::Agent;
+use crate::netns::{CMD_TIMEOUT, Netns};
+use crate::topology::{Ingress, Topology, pin_dir};
 use crate::traffic::{IO_TIMEOUT, accept_within, payload};
-use crate::wait::wait_until;
+use crate::wait::{SOON, wait_until};
 
 /// The NAPT pool address of the configs.
 pub const POOL: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 2);
@@ -27,14 +28,10 @@ pub const STATIC_PUB: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
 /// Where the agents serve metrics (inside the gateway's namespace).
 pub const METRICS: &str = "127.0.0.1:9469";
 
-/// How long an agent may take to print its ready line.
-pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// A topology, a private directory for config files, and the agent.
 pub struct DaemonTopo {
     pub t: Topology,
     pub dir: PathBuf,
-    agent: Option<BgChild>,
 }
 
 impl DaemonTopo {
@@ -44,11 +41,7 @@ impl DaemonTopo {
         let dir = std::env::temp_dir().join(format!("xnat-e2e-{}-{}", std::process::id(), t.ext));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("creating the test's config directory");
-        DaemonTopo {
-            t,
-            dir,
-            agent: None,
-        }
+        DaemonTopo { t, dir }
     }
 
     pub fn ext(&self) -> &str {
@@ -73,65 +66,29 @@ impl DaemonTopo {
         )
     }
 
-    /// Starts `xnat ARGS` (an attach) in the gateway and waits for its
-    /// ready line, which it returns.
+    /// Starts `xnat ARGS` (an attach) in the gateway and waits until it is
+    /// ready; returns its ready line.
     pub fn start(&mut self, args: &[&str]) -> String {
-        assert!(self.agent.is_none(), "an agent is already running");
-        let bin = xnat_bin();
-        let mut v = vec![bin.to_str().unwrap()];
-        v.extend_from_slice(args);
-        let mut agent = self.t.nat.spawn(&v);
-        let ready = format!("xnat: attached to {}", self.t.ext);
-        let line = crate::wait::wait_for(READY_TIMEOUT, &format!("`{ready}`"), || {
-            if let Some(s) = agent.try_exit() {
-                panic!(
-                    "`{}` exited ({}) before it was ready\nstdout: {}\nstderr: {}",
-                    agent.what(),
-                    describe(s),
-                    agent.stdout(),
-                    agent.stderr()
-                );
-            }
-            agent
-                .stdout()
-                .lines()
-                .find(|l| l.starts_with(&ready))
-                .map(str::to_string)
-        });
-        self.agent = Some(agent);
+        assert!(self.t.agent.is_none(), "an agent is already running");
+        let agent = Agent::start(&self.t.nat, &self.t.ext, args);
+        let line = agent.ready_line().to_string();
+        self.t.agent = Some(agent);
         line
     }
 
     /// The running agent.
-    pub fn agent(&mut self) -> &mut BgChild {
-        self.agent.as_mut().expect("no agent running")
+    pub fn agent(&mut self) -> &mut Agent {
+        self.t.agent()
     }
 
     /// Kills the agent with SIGKILL and reaps it.
     pub fn kill9(&mut self) {
-        let mut agent = self.agent.take().expect("no agent running");
-        agent.signal(libc::SIGKILL);
-        let st = agent.wait_exit(Duration::from_secs(10));
-        assert_eq!(
-            std::os::unix::process::ExitStatusExt::signal(&st),
-            Some(libc::SIGKILL),
-            "agent did not die of SIGKILL: {}",
-            describe(st)
-        );
+        self.t.take_agent().kill9();
     }
 
     /// Stops the agent with SIGTERM; returns its output.
     pub fn stop(&mut self) -> (String, String) {
-        let mut agent = self.agent.take().expect("no agent running");
-        let (st, killed) = agent.terminate(Duration::from_secs(10));
-        assert!(
-            !killed && st.success(),
-            "agent did not exit 0 on SIGTERM ({}):\n{}\n{}",
-            describe(st),
-            agent.stdout(),
-            agent.stderr()
-        );
-        (agent.stdout(), agent.stderr())
+        self.t.take_agent().stop()
     }
 
     /// Runs `xnat ARGS` in the gateway, whatever the result.
@@ -153,30 +110,23 @@ impl DaemonTopo {
 
     /// The pin directory of EXT.
     pub fn pin_dir(&self) -> PathBuf {
-        let prefix = format!("{}@", self.t.ext);
-        std::fs::read_dir(PIN_ROOT)
-            .expect("reading the pin root")
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with(&prefix))
-            })
-            .unwrap_or_else(|| panic!("no pin directory for {}", self.t.ext))
+        pin_dir(&self.t.ext)
     }
 
     /// GET `path` from the metrics endpoint with curl inside the gateway:
     /// (HTTP status, body).
     pub fn scrape(&self, path: &str) -> (u16, String) {
         let url = format!("http://{METRICS}{path}");
+        // Generous: a render of half a million bindings on a loaded machine
+        // takes seconds; the endpoint's own limits are what the tests see.
+        let max_time = SOON.as_secs().to_string();
         let out = self.t.nat.run(
-            CMD_TIMEOUT,
+            SOON + CMD_TIMEOUT,
             &[
                 "curl",
                 "-sS",
                 "--max-time",
-                "5",
+                &max_time,
                 "-w",
                 "\n%{http_code}",
                 &url,
@@ -196,7 +146,7 @@ impl DaemonTopo {
 impl Drop for DaemonTopo {
     fn drop(&mut self) {
         // The agent first (SIGTERM: it detaches), then the topology.
-        self.agent = None;
+        self.t.agent = None;
         let _ = std::fs::remove_dir_all(&self.dir);
         // Pid and state files a killed agent left (named after EXT).
         if let Ok(rd) = std::fs::read_dir("/run/xnat") {
@@ -315,17 +265,4 @@ pub fn json_lines(path: &Path) -> Vec<serde_json::Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
         .collect()
-}
-
-/// Runs `xnat ARGS` in `ns` and returns (exit code, stdout, stderr).
-pub fn run_xnat(ns: &Netns, args: &[&str]) -> (i32, String, String) {
-    let bin = xnat_bin();
-    let mut v = vec![bin.to_str().unwrap()];
-    v.extend_from_slice(args);
-    let out = ns.run(CMD_TIMEOUT, &v);
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }

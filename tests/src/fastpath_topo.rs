@@ -45,7 +45,7 @@ use nat_userspace::tables::Tables;
 
 use crate::napt_topo::{tcp_connect, tcp_listen, udp_bind, v4};
 use crate::netns::Netns;
-use crate::topology::{Ingress, PIN_ROOT, STATIC_MAP, Topology};
+use crate::topology::{Ingress, STATIC_MAP, Topology, pin_dir};
 use crate::traffic::{accept_within, payload};
 
 pub use crate::topology::{CLI, CLI2, GW_EXT, GW_INT, PUB1, RTR_EXT, RTR_SRV, SRV};
@@ -149,18 +149,7 @@ impl FastTopo {
 
     /// The running attachment's pin directory (`PIN_ROOT/EXT@ns<inode>`).
     pub fn pin_dir(&self) -> PathBuf {
-        let prefix = format!("{}@", self.t.ext);
-        std::fs::read_dir(PIN_ROOT)
-            .expect("reading the pin root")
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| {
-                p.is_dir()
-                    && p.file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| n.starts_with(&prefix))
-            })
-            .unwrap_or_else(|| panic!("no pin directory for {}", self.t.ext))
+        pin_dir(&self.t.ext)
     }
 
     /// The pinned `FAST_PATH` array: `[on, external ifindex]`.
@@ -218,7 +207,7 @@ impl FastTopo {
     pub fn counters(&self) -> FpCounters {
         let v = self.t.stats();
         let c = |name: &str| {
-            crate::topology::json_counter(&v, name)
+            crate::topology::json_counter(&v["counters"], name)
                 .unwrap_or_else(|| panic!("`xnat stats --json` has no counter {name:?}: {v}"))
         };
         FpCounters {

@@ -42,12 +42,12 @@ use aya::maps::{MapData, MapType};
 use serde_json::Value;
 
 // The socket helpers are the NAPT harness's; the tests import them from here.
+use crate::agent::{Agent, Xnat};
 pub use crate::napt_topo::{udp_bind, v4};
-use crate::netns::{BgChild, CMD_TIMEOUT, Netns, describe, require_root, xnat_bin};
-use crate::topology::{
-    Ingress, PIN_ROOT, attached, json_counter, pid36, pins_for, remove_stale_pins, veth,
-};
-use crate::wait::wait_until;
+use crate::net::Net;
+use crate::netns::{BgChild, Netns};
+use crate::topology::{Ingress, attached, remove_stale_pins};
+use crate::wait::SOON;
 
 /// Inside host A (namespace `a`, behind int0).
 pub const HOST_A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
@@ -69,11 +69,6 @@ pub const POOL_ADDR: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
 pub const PUB_C: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 2);
 /// Static public address of [`HOST_E`].
 pub const PUB_E: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 3);
-
-/// How long `xnat attach` may take to print its ready line.
-const ATTACH_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long the agent may take to exit after SIGTERM.
-pub const AGENT_EXIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The filtering modes of `--filtering` (RFC 4787 §5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,6 +125,40 @@ fn parse_flow(v: &Value) -> FlowRow {
     }
 }
 
+/// The network of the diagram above (see [`crate::net`]).
+const NET: &str = "
+    hosts a b c nat srv
+    link a:eth0 nat:ia
+    link b:eth0 nat:ib
+    link c:eth0 nat:int1
+    link nat:EXT srv:eth0
+    # The first inside segment on a bridge (STP off, so its ports forward
+    # at once), a plain veth for the second.
+    bridge nat:int0 ia ib
+    mtu 1500 a:eth0 b:eth0 c:eth0 nat:ia nat:ib nat:int1 nat:EXT srv:eth0
+    addr a:eth0 10.0.0.2/24
+    addr b:eth0 10.0.0.3/24 10.0.0.4/24
+    addr c:eth0 10.0.1.2/24 10.0.1.3/24
+    addr nat:int0 10.0.0.1/24
+    addr nat:int1 10.0.1.1/24
+    # The pool (POOL_ADDR) and the static public addresses (PUB_C, PUB_E).
+    addr nat:EXT 192.0.2.1/24 198.51.100.1/32 203.0.113.2/32 203.0.113.3/32
+    addr srv:eth0 192.0.2.2/24
+    route a default via 10.0.0.1
+    route b default via 10.0.0.1
+    route c default via 10.0.1.1
+    # The server: routes to the public prefixes only (no route to 10/8).
+    route srv 198.51.100.0/24 via 192.0.2.1
+    route srv 203.0.113.0/24 via 192.0.2.1
+    sysctl net.ipv4.ip_forward=1 nat
+    # A ping to a public address must only succeed when xnat translated it
+    # to the inside host, never because the gateway answered itself.
+    sysctl net.ipv4.icmp_echo_ignore_all=1 nat
+    # ICMP errors are rate limited per destination; every NAPT host shares
+    # one public address. Lift the limit where errors are made.
+    sysctl net.ipv4.icmp_ratelimit=0 nat srv b c
+";
+
 /// The hairpin/fragment topology of one test. Dropping it stops the
 /// children (the agent with SIGTERM, so it detaches), removes pins a failed
 /// agent may have left and deletes the namespaces, also when the test
@@ -146,7 +175,7 @@ pub struct HairpinTopo {
     pub c: Netns,
     pub nat: Netns,
     pub srv: Netns,
-    agent: Option<BgChild>,
+    agent: Option<Agent>,
     bg: Vec<BgChild>,
 }
 
@@ -154,92 +183,18 @@ impl HairpinTopo {
     /// Builds the topology for test `tag` (≤ 4 alphanumerics, unique among
     /// the tests of the binary) in ingress `mode`, without attaching xnat.
     pub fn new(tag: &str, mode: Ingress) -> HairpinTopo {
-        require_root();
-        let _ = xnat_bin(); // fail early and clearly if the binary is missing
-        assert!(
-            tag.len() <= 4 && tag.chars().all(|c| c.is_ascii_alphanumeric()),
-            "test tag {tag:?} must be ≤ 4 alphanumerics"
-        );
-        let m = &mode.as_str()[..1];
-        let prefix = format!("xh{}-{tag}{m}", std::process::id());
-        let ext = format!("h{}{tag}{m}", pid36());
-        assert!(ext.len() <= 15, "interface name {ext} too long");
-
-        let t = HairpinTopo {
+        let mut net = Net::build("xh", "h", tag, mode, NET);
+        HairpinTopo {
             mode,
-            ext,
-            a: Netns::create(format!("{prefix}-a")),
-            b: Netns::create(format!("{prefix}-b")),
-            c: Netns::create(format!("{prefix}-c")),
-            nat: Netns::create(format!("{prefix}-nat")),
-            srv: Netns::create(format!("{prefix}-srv")),
+            ext: net.ext.clone(),
+            a: net.take("a"),
+            b: net.take("b"),
+            c: net.take("c"),
+            nat: net.take("nat"),
+            srv: net.take("srv"),
             agent: None,
             bg: Vec::new(),
-        };
-        remove_stale_pins(&t.ext);
-
-        veth(&t.a, "eth0", &t.nat, "ia");
-        veth(&t.b, "eth0", &t.nat, "ib");
-        veth(&t.c, "eth0", &t.nat, "int1");
-        veth(&t.nat, &t.ext, &t.srv, "eth0");
-
-        // Inside hosts.
-        t.a.ip(&["addr", "add", "10.0.0.2/24", "dev", "eth0"]);
-        t.b.ip(&["addr", "add", "10.0.0.3/24", "dev", "eth0"]);
-        t.b.ip(&["addr", "add", "10.0.0.4/24", "dev", "eth0"]);
-        t.c.ip(&["addr", "add", "10.0.1.2/24", "dev", "eth0"]);
-        t.c.ip(&["addr", "add", "10.0.1.3/24", "dev", "eth0"]);
-        for (ns, gw) in [(&t.a, "10.0.0.1"), (&t.b, "10.0.0.1"), (&t.c, "10.0.1.1")] {
-            ns.ip(&["link", "set", "eth0", "mtu", "1500", "up"]);
-            ns.ip(&["route", "add", "default", "via", gw]);
         }
-
-        // Gateway: a bridge for the first inside segment (STP off, so its
-        // ports forward at once), a plain veth for the second, the external
-        // link with the pool and the static public addresses.
-        let ext = t.ext.clone();
-        t.nat
-            .ip(&["link", "add", "int0", "type", "bridge", "stp_state", "0"]);
-        for port in ["ia", "ib"] {
-            t.nat.ip(&["link", "set", port, "master", "int0"]);
-            t.nat.ip(&["link", "set", port, "mtu", "1500", "up"]);
-        }
-        t.nat.ip(&["addr", "add", "10.0.0.1/24", "dev", "int0"]);
-        t.nat.ip(&["link", "set", "int0", "up"]);
-        t.nat.ip(&["addr", "add", "10.0.1.1/24", "dev", "int1"]);
-        t.nat.ip(&["link", "set", "int1", "mtu", "1500", "up"]);
-        t.nat.ip(&["addr", "add", "192.0.2.1/24", "dev", &ext]);
-        for p in [POOL_ADDR, PUB_C, PUB_E] {
-            t.nat.ip(&["addr", "add", &format!("{p}/32"), "dev", &ext]);
-        }
-        t.nat.ip(&["link", "set", &ext, "mtu", "1500", "up"]);
-        t.nat.sysctl("net.ipv4.ip_forward", "1");
-        // A ping to a public address must only succeed when xnat translated
-        // it to the inside host, never because the gateway answered itself.
-        t.nat.sysctl("net.ipv4.icmp_echo_ignore_all", "1");
-
-        // Server: routes to the public prefixes only (no route to 10/8).
-        t.srv.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
-        t.srv.ip(&["link", "set", "eth0", "mtu", "1500", "up"]);
-        t.srv
-            .ip(&["route", "add", "198.51.100.0/24", "via", "192.0.2.1"]);
-        t.srv
-            .ip(&["route", "add", "203.0.113.0/24", "via", "192.0.2.1"]);
-
-        // ICMP errors are rate limited per destination; every NAPT host
-        // shares one public address. Lift the limit where errors are made.
-        for ns in [&t.nat, &t.srv, &t.b, &t.c] {
-            ns.sysctl("net.ipv4.icmp_ratelimit", "0");
-        }
-
-        if mode == Ingress::Xdp {
-            // DESIGN §2: XDP cannot see CHECKSUM_PARTIAL, so in XDP ingress
-            // mode the outside peer of the NAT's external veth must behave
-            // like a wire and send complete checksums: turn its tx checksum
-            // offload off. All other offloads stay at their defaults.
-            t.srv.run_ok(&["ethtool", "-K", "eth0", "tx", "off"]);
-        }
-        t
     }
 
     /// [`HairpinTopo::new`] plus [`HairpinTopo::attach`] with `filtering`.
@@ -251,19 +206,14 @@ impl HairpinTopo {
 
     /// Starts `xnat attach EXT --ingress MODE --pool 198.51.100.1 --map
     /// 10.0.1.2=203.0.113.2 --map 10.0.0.4=203.0.113.3 --inside int0,int1
-    /// --filtering F EXTRA...` in `nat` and waits for its ready line.
+    /// --filtering F EXTRA...` in `nat`, waits until it is ready and checks
+    /// its programs are on EXT and both inside interfaces.
     pub fn attach(&mut self, filtering: Filtering, extra: &[&str]) {
         assert!(self.agent.is_none(), "agent already running");
-        let bin = xnat_bin();
         let pool = POOL_ADDR.to_string();
         let map_c = format!("{HOST_C}={PUB_C}");
         let map_e = format!("{HOST_E}={PUB_E}");
         let mut v = vec![
-            bin.to_str().unwrap(),
-            "attach",
-            &self.ext,
-            "--ingress",
-            self.mode.as_str(),
             "--pool",
             &pool,
             "--internal",
@@ -278,29 +228,8 @@ impl HairpinTopo {
             filtering.as_str(),
         ];
         v.extend_from_slice(extra);
-        let mut agent = self.nat.spawn(&v);
-        let ready = format!("xnat: attached to {}", self.ext);
-        wait_until(ATTACH_TIMEOUT, &format!("`{ready}` from the agent"), || {
-            if let Some(s) = agent.try_exit() {
-                panic!(
-                    "`{}` exited ({}) before it was ready\nstdout: {}\nstderr: {}",
-                    agent.what(),
-                    describe(s),
-                    agent.stdout(),
-                    agent.stderr()
-                );
-            }
-            agent.stdout().lines().any(|l| l.starts_with(&ready))
-        });
-        self.agent = Some(agent);
-        let a = attached(&self.nat, &self.ext);
-        assert!(
-            !a.tc.is_empty() && (self.mode == Ingress::Tc || a.xdp),
-            "agent ready in {} mode but programs missing on {}:\n{}",
-            self.mode.as_str(),
-            self.ext,
-            a.raw
-        );
+        let agent = Agent::attach(&self.nat, &self.ext, self.mode, &v);
+        agent.assert_programs(&self.nat, self.mode);
         for inside in ["int0", "int1"] {
             let a = attached(&self.nat, inside);
             assert!(
@@ -309,12 +238,13 @@ impl HairpinTopo {
                 a.raw
             );
         }
+        self.agent = Some(agent);
     }
 
     /// The agent's output so far, for messages.
     pub fn agent_output(&self) -> String {
         match &self.agent {
-            Some(a) => format!("stdout: {}\nstderr: {}", a.stdout(), a.stderr()),
+            Some(a) => a.output(),
             None => "(no agent)".into(),
         }
     }
@@ -324,39 +254,24 @@ impl HairpinTopo {
         self.bg.push(child);
     }
 
+    /// `xnat` verbs in `nat` about EXT.
+    pub fn verbs(&self) -> Xnat {
+        Xnat::new(&self.nat, &self.ext)
+    }
+
     /// Runs `xnat ARGS -i EXT` in `nat`, whatever the result.
     pub fn xnat(&self, args: &[&str]) -> Output {
-        let bin = xnat_bin();
-        let mut v = vec![bin.to_str().unwrap()];
-        v.extend_from_slice(args);
-        v.extend_from_slice(&["-i", &self.ext]);
-        self.nat.run(CMD_TIMEOUT, &v)
+        self.verbs().on(args)
     }
 
     /// Runs `xnat ARGS -i EXT` in `nat`; panics unless it succeeds.
     pub fn xnat_ok(&self, args: &[&str]) -> String {
-        let out = self.xnat(args);
-        assert!(
-            out.status.success(),
-            "`xnat {} -i {}` failed ({}):\nstdout: {}\nstderr: {}",
-            args.join(" "),
-            self.ext,
-            describe(out.status),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let out = self.xnat_ok(args);
-        serde_json::from_str(&out)
-            .unwrap_or_else(|e| panic!("`xnat {}` is not JSON ({e}): {out}", args.join(" ")))
+        self.verbs().on_ok(args)
     }
 
     /// `xnat flows --json`, parsed.
     pub fn flows(&self) -> Vec<FlowRow> {
-        let v = self.json(&["flows", "--json"]);
+        let v = self.verbs().on_json(&["flows", "--json"]);
         v.as_array()
             .unwrap_or_else(|| panic!("`xnat flows --json` is not an array: {v}"))
             .iter()
@@ -367,7 +282,7 @@ impl HairpinTopo {
     /// The public endpoint `xnat flows` shows for inside endpoint `inside`
     /// of protocol `proto` ("udp", "tcp", "icmp"), waiting (bounded) for it.
     pub fn public_of(&self, proto: &str, inside: SocketAddrV4) -> SocketAddrV4 {
-        let deadline = Instant::now() + Duration::from_secs(3);
+        let deadline = Instant::now() + SOON;
         loop {
             let flows = self.flows();
             if let Some(f) = flows
@@ -388,28 +303,17 @@ impl HairpinTopo {
 
     /// All counters of `xnat stats --json`, by name.
     pub fn counters(&self) -> BTreeMap<String, u64> {
-        let v = self.json(&["stats", "--json"]);
-        let m = v["counters"]
-            .as_object()
-            .unwrap_or_else(|| panic!("`xnat stats --json` has no counters object: {v}"));
-        m.iter()
-            .map(|(k, x)| (k.clone(), x.as_u64().unwrap_or(0)))
-            .collect()
+        self.verbs().counters()
     }
 
     /// One counter of `xnat stats --json` by name.
     pub fn counter(&self, name: &str) -> u64 {
-        let v = self.json(&["stats", "--json"]);
-        json_counter(&v["counters"], name)
-            .unwrap_or_else(|| panic!("`xnat stats --json` has no counter {name:?}: {v}"))
+        self.verbs().counter(name)
     }
 
     /// The pin directory of EXT (`/sys/fs/bpf/xnat/EXT@ns<inode>`).
     pub fn pin_dir(&self) -> PathBuf {
-        pins_for(&self.ext)
-            .into_iter()
-            .find(|p| p.parent() == Some(std::path::Path::new(PIN_ROOT)) && p.is_dir())
-            .unwrap_or_else(|| panic!("no pin directory for {} under {PIN_ROOT}", self.ext))
+        crate::topology::pin_dir(&self.ext)
     }
 
     /// Usage of every map pinned for EXT.
@@ -431,9 +335,7 @@ impl Drop for HairpinTopo {
         // Children first (the agent gets SIGTERM and detaches), then pins a
         // misbehaving agent may have left, then (field drops) the namespaces.
         self.bg.clear();
-        if let Some(mut agent) = self.agent.take() {
-            let _ = agent.terminate(AGENT_EXIT_TIMEOUT);
-        }
+        self.agent = None;
         remove_stale_pins(&self.ext);
     }
 }

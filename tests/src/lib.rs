@@ -2,6 +2,9 @@
 //! helpers that load the compiled BPF object and run its programs through
 //! `BPF_PROG_TEST_RUN` ([`bpf`]).
 
+// The xnat agent of an end-to-end test (start, wait ready, stop, SIGKILL)
+// and the verbs run against its interface.
+pub mod agent;
 // Pinned binding tables without programs (tests/sweep_rules.rs,
 // tests/flush_rules.rs).
 pub mod binding_tables;
@@ -39,6 +42,8 @@ pub mod hairpin_topo;
 pub mod napt_maps;
 // End-to-end tests in network namespaces (tests/e2e_*.rs).
 pub mod napt_topo;
+// One builder for the topologies' namespaces, links, addresses and routes.
+pub mod net;
 pub mod netns;
 // TC programs on CHECKSUM_COMPLETE and CHECKSUM_PARTIAL skbs (the fuzzer's
 // checksum lanes).

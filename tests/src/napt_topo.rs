@@ -31,9 +31,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::netns::{BgChild, CMD_TIMEOUT, Netns, describe, require_root, xnat_bin};
-use crate::topology::{Ingress, attached, json_counter, pid36, pins_for, remove_stale_pins, veth};
-use crate::wait::wait_until;
+use crate::agent::{Agent, Xnat};
+use crate::net::Net;
+use crate::netns::{BgChild, Netns};
+use crate::topology::{Ingress, attached, pins_for, remove_stale_pins};
 
 /// Inside host A (namespace `a`).
 pub const HOST_A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
@@ -65,10 +66,6 @@ pub const POOL: [Ipv4Addr; 4] = [
 /// MTU of the router's server-side link.
 pub const SRV_LINK_MTU: u32 = 1280;
 
-/// How long `xnat attach` may take to print its ready line.
-const ATTACH_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long the agent may take to exit after SIGTERM.
-pub const AGENT_EXIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bound for socket operations of the helpers below.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -130,6 +127,37 @@ pub fn show_flows(flows: &[Flow]) -> String {
         .collect::<String>()
 }
 
+/// The network of the diagram above (see [`crate::net`]).
+const NET: &str = "
+    hosts a b nat rtr srv
+    link a:eth0 nat:ia
+    link b:eth0 nat:ib
+    link nat:EXT rtr:eth0
+    link rtr:eth1 srv:eth0
+    # The inside on a bridge (STP off, so its ports forward at once).
+    bridge nat:int0 ia ib
+    mtu 1280 rtr:eth1 srv:eth0   # SRV_LINK_MTU
+    addr a:eth0 10.0.0.2/24
+    addr b:eth0 10.0.0.3/24 10.0.0.4/24 10.0.0.5/24
+    addr nat:int0 10.0.0.1/24
+    addr nat:EXT 192.0.2.1/24 198.51.100.1/32 198.51.100.2/32 198.51.100.3/32 198.51.100.4/32
+    addr rtr:eth0 192.0.2.2/24
+    addr rtr:eth1 203.0.113.1/24
+    addr srv:eth0 203.0.113.10/24 203.0.113.11/24 203.0.113.12/24
+    route a default via 10.0.0.1
+    route b default via 10.0.0.1
+    route nat default via 192.0.2.2
+    # The router: no route to 10/8, only the pool prefix via the gateway.
+    route rtr 198.51.100.0/24 via 192.0.2.1
+    route srv default via 203.0.113.1
+    sysctl net.ipv4.ip_forward=1 nat rtr
+    # ICMP errors are rate limited per destination (1/s, burst 6), and
+    # every inside host shares the public address the router and the
+    # servers answer to: lift the limit so traceroutes from two hosts and
+    # the ECONNREFUSED/PMTU probes never lose an error to it.
+    sysctl net.ipv4.icmp_ratelimit=0 nat rtr srv
+";
+
 /// The NAPT topology of one test. Dropping it stops the children (the
 /// agent with SIGTERM, so it detaches), removes pins a failed agent may have
 /// left and deletes the namespaces, also when the test panicked.
@@ -144,7 +172,7 @@ pub struct NaptTopo {
     pub nat: Netns,
     pub rtr: Netns,
     pub srv: Netns,
-    agent: Option<BgChild>,
+    pub(crate) agent: Option<Agent>,
     bg: Vec<BgChild>,
 }
 
@@ -152,152 +180,52 @@ impl NaptTopo {
     /// Builds the topology for test `tag` (≤ 4 alphanumerics, unique among
     /// the tests of the binary) in ingress `mode`, without attaching xnat.
     pub fn new(tag: &str, mode: Ingress) -> NaptTopo {
-        require_root();
-        let _ = xnat_bin(); // fail early and clearly if the binary is missing
-        assert!(
-            tag.len() <= 4 && tag.chars().all(|c| c.is_ascii_alphanumeric()),
-            "test tag {tag:?} must be ≤ 4 alphanumerics"
-        );
-        let m = &mode.as_str()[..1];
-        let prefix = format!("xn{}-{tag}{m}", std::process::id());
-        let ext = format!("n{}{tag}{m}", pid36());
-        assert!(ext.len() <= 15, "interface name {ext} too long");
-
-        let t = NaptTopo {
+        let mut net = Net::build("xn", "n", tag, mode, NET);
+        NaptTopo {
             mode,
-            ext,
-            a: Netns::create(format!("{prefix}-a")),
-            b: Netns::create(format!("{prefix}-b")),
-            nat: Netns::create(format!("{prefix}-nat")),
-            rtr: Netns::create(format!("{prefix}-rtr")),
-            srv: Netns::create(format!("{prefix}-srv")),
+            ext: net.ext.clone(),
+            a: net.take("a"),
+            b: net.take("b"),
+            nat: net.take("nat"),
+            rtr: net.take("rtr"),
+            srv: net.take("srv"),
             agent: None,
             bg: Vec::new(),
-        };
-        remove_stale_pins(&t.ext);
-
-        veth(&t.a, "eth0", &t.nat, "ia");
-        veth(&t.b, "eth0", &t.nat, "ib");
-        veth(&t.nat, &t.ext, &t.rtr, "eth0");
-        veth(&t.rtr, "eth1", &t.srv, "eth0");
-
-        // Inside hosts.
-        t.a.ip(&["addr", "add", "10.0.0.2/24", "dev", "eth0"]);
-        for addr in ["10.0.0.3/24", "10.0.0.4/24", "10.0.0.5/24"] {
-            t.b.ip(&["addr", "add", addr, "dev", "eth0"]);
         }
-        for ns in [&t.a, &t.b] {
-            ns.ip(&["link", "set", "eth0", "up"]);
-            ns.ip(&["route", "add", "default", "via", "10.0.0.1"]);
-        }
+    }
 
-        // Gateway: a bridge for the inside (STP off, so its ports forward
-        // at once), the external link with the pool addresses.
-        let ext = t.ext.clone();
-        t.nat
-            .ip(&["link", "add", "int0", "type", "bridge", "stp_state", "0"]);
-        for port in ["ia", "ib"] {
-            t.nat.ip(&["link", "set", port, "master", "int0"]);
-            t.nat.ip(&["link", "set", port, "up"]);
-        }
-        t.nat.ip(&["addr", "add", "10.0.0.1/24", "dev", "int0"]);
-        t.nat.ip(&["link", "set", "int0", "up"]);
-        t.nat.ip(&["addr", "add", "192.0.2.1/24", "dev", &ext]);
-        for p in POOL {
-            t.nat.ip(&["addr", "add", &format!("{p}/32"), "dev", &ext]);
-        }
-        t.nat.ip(&["link", "set", &ext, "up"]);
-        t.nat.ip(&["route", "add", "default", "via", "192.0.2.2"]);
-        t.nat.sysctl("net.ipv4.ip_forward", "1");
-
-        // Router: no route to 10/8, only the pool prefix via the gateway.
-        t.rtr.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
-        t.rtr.ip(&["addr", "add", "203.0.113.1/24", "dev", "eth1"]);
-        let mtu = SRV_LINK_MTU.to_string();
-        t.rtr.ip(&["link", "set", "eth1", "mtu", &mtu]);
-        t.rtr.ip(&["link", "set", "eth0", "up"]);
-        t.rtr.ip(&["link", "set", "eth1", "up"]);
-        t.rtr
-            .ip(&["route", "add", "198.51.100.0/24", "via", "192.0.2.1"]);
-        t.rtr.sysctl("net.ipv4.ip_forward", "1");
-
-        // Servers.
-        for addr in ["203.0.113.10/24", "203.0.113.11/24", "203.0.113.12/24"] {
-            t.srv.ip(&["addr", "add", addr, "dev", "eth0"]);
-        }
-        t.srv.ip(&["link", "set", "eth0", "mtu", &mtu]);
-        t.srv.ip(&["link", "set", "eth0", "up"]);
-        t.srv.ip(&["route", "add", "default", "via", "203.0.113.1"]);
-
-        // ICMP errors are rate limited per destination (1/s, burst 6), and
-        // every inside host shares the public address the router and the
-        // servers answer to: lift the limit so traceroutes from two hosts
-        // and the ECONNREFUSED/PMTU probes never lose an error to it.
-        for ns in [&t.nat, &t.rtr, &t.srv] {
-            ns.sysctl("net.ipv4.icmp_ratelimit", "0");
-        }
-
-        if mode == Ingress::Xdp {
-            // DESIGN §2: XDP cannot see CHECKSUM_PARTIAL, so in XDP ingress
-            // mode the outside peer of the NAT's external veth must behave
-            // like a wire and send complete checksums: turn its tx checksum
-            // offload off. All other offloads stay at their defaults.
-            t.rtr.run_ok(&["ethtool", "-K", "eth0", "tx", "off"]);
-        }
-        t
+    /// Starts `xnat attach EXT --ingress MODE ARGS...` in `nat`, waits
+    /// until it is ready and checks its programs are on EXT.
+    pub fn attach(&mut self, args: &[&str]) {
+        self.start_agent(args);
+        let agent = self.agent.as_ref().expect("agent started");
+        agent.assert_programs(&self.nat, self.mode);
     }
 
     /// Starts `xnat attach EXT --ingress MODE ARGS...` in `nat` and waits
-    /// for its ready line.
-    pub fn attach(&mut self, args: &[&str]) {
-        assert!(self.agent.is_none(), "agent already running");
-        let bin = xnat_bin();
-        let mut v = vec![
-            bin.to_str().unwrap(),
-            "attach",
-            &self.ext,
-            "--ingress",
-            self.mode.as_str(),
-        ];
-        v.extend_from_slice(args);
-        let mut agent = self.nat.spawn(&v);
-        let ready = format!("xnat: attached to {}", self.ext);
-        wait_until(ATTACH_TIMEOUT, &format!("`{ready}` from the agent"), || {
-            if let Some(s) = agent.try_exit() {
-                panic!(
-                    "`{}` exited ({}) before it was ready\nstdout: {}\nstderr: {}",
-                    agent.what(),
-                    describe(s),
-                    agent.stdout(),
-                    agent.stderr()
-                );
-            }
-            agent.stdout().lines().any(|l| l.starts_with(&ready))
-        });
+    /// until it is ready; returns its ready line.
+    pub fn start_agent(&mut self, args: &[&str]) -> String {
+        assert!(self.agent.is_none(), "an agent is already running");
+        let agent = Agent::attach(&self.nat, &self.ext, self.mode, args);
+        let line = agent.ready_line().to_string();
         self.agent = Some(agent);
-        let a = attached(&self.nat, &self.ext);
-        assert!(
-            !a.tc.is_empty() && (self.mode == Ingress::Tc || a.xdp),
-            "agent ready in {} mode but programs missing on {}:\n{}",
-            self.mode.as_str(),
-            self.ext,
-            a.raw
-        );
+        line
+    }
+
+    /// The running agent.
+    pub fn agent(&mut self) -> &mut Agent {
+        self.agent.as_mut().expect("no agent running")
+    }
+
+    /// Takes the agent out (e.g. to wait for it to exit on its own).
+    pub fn take_agent(&mut self) -> Agent {
+        self.agent.take().expect("no agent running")
     }
 
     /// Stops the agent with SIGTERM and checks it exited 0 and left no
     /// program and no pin behind.
     pub fn stop_agent(&mut self) {
-        let mut agent = self.agent.take().expect("no agent attached");
-        let (status, killed) = agent.terminate(AGENT_EXIT_TIMEOUT);
-        assert!(
-            !killed && status.success(),
-            "agent did not exit 0 on SIGTERM ({}{})\nstdout: {}\nstderr: {}",
-            describe(status),
-            if killed { ", needed SIGKILL" } else { "" },
-            agent.stdout(),
-            agent.stderr()
-        );
+        self.take_agent().stop();
         let a = attached(&self.nat, &self.ext);
         assert!(a.is_empty(), "programs left on {}:\n{}", self.ext, a.raw);
         let pins = pins_for(&self.ext);
@@ -307,7 +235,7 @@ impl NaptTopo {
     /// The agent's output so far (stdout + stderr), for messages.
     pub fn agent_output(&self) -> String {
         match &self.agent {
-            Some(a) => format!("stdout: {}\nstderr: {}", a.stdout(), a.stderr()),
+            Some(a) => a.output(),
             None => "(no agent)".into(),
         }
     }
@@ -317,35 +245,24 @@ impl NaptTopo {
         self.bg.push(child);
     }
 
+    /// `xnat` verbs in `nat` about EXT.
+    pub fn verbs(&self) -> Xnat {
+        Xnat::new(&self.nat, &self.ext)
+    }
+
     /// Runs `xnat ARGS -i EXT` in `nat`, whatever the result.
     pub fn xnat(&self, args: &[&str]) -> Output {
-        let bin = xnat_bin();
-        let mut v = vec![bin.to_str().unwrap()];
-        v.extend_from_slice(args);
-        v.extend_from_slice(&["-i", &self.ext]);
-        self.nat.run(CMD_TIMEOUT, &v)
+        self.verbs().on(args)
     }
 
     /// Runs `xnat ARGS -i EXT` in `nat`; panics unless it succeeds; returns
     /// stdout.
     pub fn xnat_ok(&self, args: &[&str]) -> String {
-        let out = self.xnat(args);
-        assert!(
-            out.status.success(),
-            "`xnat {} -i {}` failed ({}):\nstdout: {}\nstderr: {}",
-            args.join(" "),
-            self.ext,
-            describe(out.status),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        self.verbs().on_ok(args)
     }
 
     fn json(&self, args: &[&str]) -> Value {
-        let out = self.xnat_ok(args);
-        serde_json::from_str(&out)
-            .unwrap_or_else(|e| panic!("`xnat {}` is not JSON ({e}): {out}", args.join(" ")))
+        self.verbs().on_json(args)
     }
 
     /// `xnat flows --json FILTER...`, parsed.
@@ -362,21 +279,19 @@ impl NaptTopo {
 
     /// `xnat stats --json`.
     pub fn stats(&self) -> Value {
-        self.json(&["stats", "--json"])
+        self.verbs().stats()
     }
 
     /// A counter of `xnat stats --json` by name.
     pub fn counter(&self, name: &str) -> u64 {
-        let v = self.stats();
-        json_counter(&v["counters"], name)
-            .unwrap_or_else(|| panic!("`xnat stats --json` has no counter {name:?}: {v}"))
+        self.verbs().counter(name)
     }
 
     /// A counter of `xnat stats --json` by name, `None` if this build has
     /// no such counter (a test of a counter still being added can then fail
     /// on the behaviour it checks rather than on the name).
     pub fn try_counter(&self, name: &str) -> Option<u64> {
-        json_counter(&self.stats()["counters"], name)
+        self.verbs().try_counter(name)
     }
 
     /// A number under `napt` in `xnat stats --json` (`mappings`, `sessions`).

@@ -153,7 +153,7 @@ pub fn run(opts: &Options) -> Report {
         let mut warmed = false;
         while started.elapsed() < opts.duration {
             std::thread::sleep(Duration::from_secs(1));
-            let rss = crate::fault_topo::rss_kib(pid);
+            let rss = crate::agent::rss_kib(pid);
             r.rss_peak_kib = r.rss_peak_kib.max(rss);
             r.peak_mappings = r.peak_mappings.max(f.t.napt_stat("mappings"));
             if !warmed && started.elapsed() >= warmup {
@@ -193,7 +193,7 @@ pub fn run(opts: &Options) -> Report {
         ));
     }
     r.mappings_created = f.t.counter("napt_mappings_created");
-    r.rss_end_kib = crate::fault_topo::rss_kib(pid);
+    r.rss_end_kib = crate::agent::rss_kib(pid);
     judge(&mut r, &mut f);
     if r.problems.is_empty() {
         f.stop();

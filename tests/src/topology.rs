@@ -28,7 +28,9 @@ use std::time::Duration;
 use aya::programs::{SchedClassifier, TcAttachType};
 use serde_json::Value;
 
-use crate::netns::{BgChild, CMD_TIMEOUT, Netns, describe, host, require_root, xnat_bin};
+use crate::agent::{Agent, Xnat};
+use crate::net::Net;
+use crate::netns::{BgChild, CMD_TIMEOUT, Netns, describe, host};
 use crate::wait::wait_until;
 
 /// Client's address (mapped to [`PUB1`] at attach).
@@ -55,11 +57,6 @@ pub const STATIC_MAP: &str = "10.0.0.2=203.0.113.1";
 
 /// Where xnat pins its state.
 pub const PIN_ROOT: &str = "/sys/fs/bpf/xnat";
-
-/// How long `xnat attach` may take to print its ready line.
-const ATTACH_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long the agent may take to exit after SIGTERM or `xnat detach`.
-pub const AGENT_EXIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Ingress mode of the external interface (`xnat attach --ingress`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,6 +94,30 @@ impl Attached {
     }
 }
 
+/// The network of the diagram above (see [`crate::net`]).
+const NET: &str = "
+    hosts cli nat rtr srv
+    link cli:eth0 nat:int0
+    link nat:EXT rtr:eth0
+    link rtr:eth1 srv:eth0
+    addr cli:eth0 10.0.0.2/24 10.0.0.3/24
+    addr nat:int0 10.0.0.1/24
+    addr nat:EXT 192.0.2.1/24 203.0.113.1/32 203.0.113.2/32
+    addr rtr:eth0 192.0.2.2/24
+    addr rtr:eth1 198.51.100.1/24
+    addr srv:eth0 198.51.100.2/24
+    route cli default via 10.0.0.1
+    route nat default via 192.0.2.2
+    # Plain routing works without translation too (detach, `map del`).
+    route rtr 203.0.113.0/24 via 192.0.2.1
+    route rtr 10.0.0.0/8 via 192.0.2.1
+    route srv default via 198.51.100.1
+    sysctl net.ipv4.ip_forward=1 nat rtr
+    # The gateway must never answer pings to the public addresses itself,
+    # or a ping test could pass without any translation.
+    sysctl net.ipv4.icmp_echo_ignore_all=1 nat
+";
+
 /// All four namespaces, their links and addresses, plus the background
 /// children of a test. Dropping it stops the children (the agent with
 /// SIGTERM, so it detaches) and deletes the namespaces, also when the test
@@ -109,7 +130,7 @@ pub struct Topology {
     pub nat: Netns,
     pub rtr: Netns,
     pub srv: Netns,
-    agent: Option<BgChild>,
+    pub(crate) agent: Option<Agent>,
     bg: Vec<BgChild>,
 }
 
@@ -132,75 +153,17 @@ impl Topology {
     /// Builds the topology for test `tag` (≤ 4 characters, unique among the
     /// tests of the binary) in ingress `mode`, without attaching xnat.
     pub fn new(tag: &str, mode: Ingress) -> Topology {
-        require_root();
-        let _ = xnat_bin(); // fail early and clearly if the binary is missing
-        assert!(
-            tag.len() <= 4 && tag.chars().all(|c| c.is_ascii_alphanumeric()),
-            "test tag {tag:?} must be ≤ 4 alphanumerics"
-        );
-        let m = &mode.as_str()[..1];
-        let pid = std::process::id();
-        let prefix = format!("xt{pid}-{tag}{m}");
-        let ext = format!("x{}{tag}{m}", pid36());
-        assert!(ext.len() <= 15, "interface name {ext} too long");
-
-        let t = Topology {
+        let mut net = Net::build("xt", "x", tag, mode, NET);
+        Topology {
             mode,
-            ext,
-            cli: Netns::create(format!("{prefix}-cli")),
-            nat: Netns::create(format!("{prefix}-nat")),
-            rtr: Netns::create(format!("{prefix}-rtr")),
-            srv: Netns::create(format!("{prefix}-srv")),
+            ext: net.ext.clone(),
+            cli: net.take("cli"),
+            nat: net.take("nat"),
+            rtr: net.take("rtr"),
+            srv: net.take("srv"),
             agent: None,
             bg: Vec::new(),
-        };
-        remove_stale_pins(&t.ext);
-
-        veth(&t.cli, "eth0", &t.nat, "int0");
-        veth(&t.nat, &t.ext, &t.rtr, "eth0");
-        veth(&t.rtr, "eth1", &t.srv, "eth0");
-
-        t.cli.ip(&["addr", "add", "10.0.0.2/24", "dev", "eth0"]);
-        t.cli.ip(&["addr", "add", "10.0.0.3/24", "dev", "eth0"]);
-        t.cli.ip(&["link", "set", "eth0", "up"]);
-        t.cli.ip(&["route", "add", "default", "via", "10.0.0.1"]);
-
-        let ext = t.ext.clone();
-        t.nat.ip(&["addr", "add", "10.0.0.1/24", "dev", "int0"]);
-        t.nat.ip(&["addr", "add", "192.0.2.1/24", "dev", &ext]);
-        t.nat.ip(&["addr", "add", "203.0.113.1/32", "dev", &ext]);
-        t.nat.ip(&["addr", "add", "203.0.113.2/32", "dev", &ext]);
-        t.nat.ip(&["link", "set", "int0", "up"]);
-        t.nat.ip(&["link", "set", &ext, "up"]);
-        t.nat.ip(&["route", "add", "default", "via", "192.0.2.2"]);
-        t.nat.sysctl("net.ipv4.ip_forward", "1");
-        // The gateway must never answer pings to the public addresses itself,
-        // or a ping test could pass without any translation.
-        t.nat.sysctl("net.ipv4.icmp_echo_ignore_all", "1");
-
-        t.rtr.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
-        t.rtr.ip(&["addr", "add", "198.51.100.1/24", "dev", "eth1"]);
-        t.rtr.ip(&["link", "set", "eth0", "up"]);
-        t.rtr.ip(&["link", "set", "eth1", "up"]);
-        t.rtr
-            .ip(&["route", "add", "203.0.113.0/24", "via", "192.0.2.1"]);
-        t.rtr
-            .ip(&["route", "add", "10.0.0.0/8", "via", "192.0.2.1"]);
-        t.rtr.sysctl("net.ipv4.ip_forward", "1");
-
-        t.srv.ip(&["addr", "add", "198.51.100.2/24", "dev", "eth0"]);
-        t.srv.ip(&["link", "set", "eth0", "up"]);
-        t.srv
-            .ip(&["route", "add", "default", "via", "198.51.100.1"]);
-
-        if mode == Ingress::Xdp {
-            // DESIGN §2: XDP cannot see CHECKSUM_PARTIAL, so in XDP ingress
-            // mode the outside peer of the NAT's external veth must behave
-            // like a wire and send complete checksums: turn its tx checksum
-            // offload off. All other offloads stay at their defaults.
-            t.rtr.run_ok(&["ethtool", "-K", "eth0", "tx", "off"]);
         }
-        t
     }
 
     /// [`Topology::new`] plus `xnat attach EXT --map 10.0.0.2=203.0.113.1`.
@@ -211,77 +174,33 @@ impl Topology {
     }
 
     /// Starts `xnat attach EXT --ingress MODE ARGS...` in `nat` in the
-    /// background and waits for its ready line.
+    /// background and waits until it is ready.
     pub fn attach(&mut self, args: &[&str]) {
         assert!(self.agent.is_none(), "agent already running");
-        let mut agent = self.spawn_attach(&self.ext.clone(), args);
-        let ready = format!("xnat: attached to {}", self.ext);
-        wait_until(ATTACH_TIMEOUT, &format!("`{ready}` from the agent"), || {
-            if let Some(s) = agent.try_exit() {
-                panic!(
-                    "`{}` exited ({}) before it was ready\nstdout: {}\nstderr: {}",
-                    agent.what(),
-                    describe(s),
-                    agent.stdout(),
-                    agent.stderr()
-                );
-            }
-            agent.stdout().lines().any(|l| l.starts_with(&ready))
-        });
+        let agent = Agent::attach(&self.nat, &self.ext, self.mode, args);
+        agent.assert_programs(&self.nat, self.mode);
         self.agent = Some(agent);
-        let a = self.attached();
-        assert!(
-            !a.tc.is_empty(),
-            "agent ready but no tc program on {}:\n{}",
-            self.ext,
-            a.raw
-        );
-        if self.mode == Ingress::Xdp {
-            assert!(
-                a.xdp,
-                "agent ready in xdp mode but no XDP program on {}:\n{}",
-                self.ext, a.raw
-            );
-        }
     }
 
     /// Spawns `xnat attach IFACE --ingress MODE ARGS...` in `nat` (not waiting).
-    pub fn spawn_attach(&self, iface: &str, args: &[&str]) -> BgChild {
-        let bin = xnat_bin();
-        let mut v = vec![
-            bin.to_str().unwrap(),
-            "attach",
-            iface,
-            "--ingress",
-            self.mode.as_str(),
-        ];
-        v.extend_from_slice(args);
-        self.nat.spawn(&v)
+    pub fn spawn_attach(&self, iface: &str, args: &[&str]) -> Agent {
+        Agent::spawn_attach(&self.nat, iface, self.mode, args)
     }
 
     /// The running agent.
-    pub fn agent(&mut self) -> &mut BgChild {
+    pub fn agent(&mut self) -> &mut Agent {
         self.agent.as_mut().expect("no agent attached")
     }
 
     /// Takes the agent out of the topology (e.g. to wait for its exit).
-    pub fn take_agent(&mut self) -> BgChild {
+    pub fn take_agent(&mut self) -> Agent {
         self.agent.take().expect("no agent attached")
     }
 
     /// Stops the agent with SIGTERM and checks it detached cleanly: exit 0,
     /// no programs left on EXT, no pins left.
     pub fn stop_agent(&mut self) {
-        let mut agent = self.take_agent();
-        let (status, killed) = agent.terminate(AGENT_EXIT_TIMEOUT);
-        assert!(
-            !killed && status.success(),
-            "agent did not exit 0 on SIGTERM within {AGENT_EXIT_TIMEOUT:?} ({}{})\nstdout: {}\nstderr: {}",
-            describe(status),
-            if killed { ", needed SIGKILL" } else { "" },
-            agent.stdout(),
-            agent.stderr()
-        );
+        self.take_agent().stop();
         self.assert_clean("after the agent exited on SIGTERM");
     }
 
@@ -307,36 +226,27 @@ impl Topology {
         self.bg.push(child);
     }
 
+    /// `xnat` verbs in `nat` about EXT.
+    pub fn verbs(&self) -> Xnat {
+        Xnat::new(&self.nat, &self.ext)
+    }
+
     /// Runs `xnat ARGS` in `nat`, whatever the result.
     pub fn xnat(&self, args: &[&str]) -> Output {
-        let bin = xnat_bin();
-        let mut v = vec![bin.to_str().unwrap()];
-        v.extend_from_slice(args);
-        self.nat.run(CMD_TIMEOUT, &v)
+        self.verbs().run(args)
     }
 
     /// Runs `xnat ARGS` in `nat`; panics unless it succeeds; returns stdout.
     pub fn xnat_ok(&self, args: &[&str]) -> String {
-        let out = self.xnat(args);
-        assert!(
-            out.status.success(),
-            "`xnat {}` failed ({}):\nstdout: {}\nstderr: {}",
-            args.join(" "),
-            describe(out.status),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        self.verbs().run_ok(args)
     }
 
     /// `xnat map list -i EXT --json` as (private, public) pairs, sorted.
     pub fn map_list(&self) -> Vec<(Ipv4Addr, Ipv4Addr)> {
-        let out = self.xnat_ok(&["map", "list", "-i", &self.ext, "--json"]);
-        let v: Value = serde_json::from_str(&out)
-            .unwrap_or_else(|e| panic!("`xnat map list --json` is not JSON ({e}): {out}"));
+        let v = self.verbs().on_json(&["map", "list", "--json"]);
         let arr = v
             .as_array()
-            .unwrap_or_else(|| panic!("`xnat map list --json` is not an array: {out}"));
+            .unwrap_or_else(|| panic!("`xnat map list --json` is not an array: {v}"));
         let addr = |e: &Value, k: &str| -> Ipv4Addr {
             e.get(k)
                 .and_then(Value::as_str)
@@ -353,16 +263,12 @@ impl Topology {
 
     /// `xnat stats -i EXT --json`.
     pub fn stats(&self) -> Value {
-        let out = self.xnat_ok(&["stats", "-i", &self.ext, "--json"]);
-        serde_json::from_str(&out)
-            .unwrap_or_else(|e| panic!("`xnat stats --json` is not JSON ({e}): {out}"))
+        self.verbs().stats()
     }
 
     /// One counter of `xnat stats --json` by name; panics if absent.
     pub fn counter(&self, name: &str) -> u64 {
-        let v = self.stats();
-        json_counter(&v, name)
-            .unwrap_or_else(|| panic!("`xnat stats --json` has no counter {name:?}: {v}"))
+        self.verbs().counter(name)
     }
 
     /// What is attached to EXT (`ip -d link show`, `bpftool net show dev`).
@@ -495,6 +401,22 @@ pub fn pins_for(iface: &str) -> Vec<PathBuf> {
     walk(Path::new(PIN_ROOT), iface, false, 6, &mut out);
     out.sort();
     out
+}
+
+/// The pin directory of interface `ext` (`PIN_ROOT/EXT@ns<inode>`).
+pub fn pin_dir(ext: &str) -> PathBuf {
+    let prefix = format!("{ext}@");
+    std::fs::read_dir(PIN_ROOT)
+        .expect("reading the pin root")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.is_dir()
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(&prefix))
+        })
+        .unwrap_or_else(|| panic!("no pin directory for {ext} under {PIN_ROOT}"))
 }
 
 /// Finds counter `name` in `xnat stats --json` output of any reasonable

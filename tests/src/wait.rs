@@ -25,3 +25,9 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<
         std::thread::sleep(POLL);
     }
 }
+
+/// Deadline for something that must happen promptly: a log line written,
+/// a counter counted, a flow listed, a packet delivered, a connect done.
+/// Generous, because a 2-CPU machine shared with builds can stall any
+/// process for seconds, and only a failing test waits this long.
+pub const SOON: Duration = Duration::from_secs(30);

@@ -9,12 +9,12 @@ use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use xnat_tests::daemon_topo::run_xnat;
-use xnat_tests::fault_topo::{EXIT_TIMEOUT, FaultTopo, run_files, wait_ready};
+use xnat_tests::agent::{Agent, Xnat, run_xnat};
+use xnat_tests::fault_topo::{FaultTopo, run_files};
 use xnat_tests::napt_topo::{HOST_A, SRV1, sa, udp_bind, udp_deliver};
 use xnat_tests::netns::{CMD_TIMEOUT, describe, run_cmd, xnat_bin};
 use xnat_tests::topology::{Ingress, PIN_ROOT, pins_for};
-use xnat_tests::wait::wait_until;
+use xnat_tests::wait::{SOON, wait_until};
 
 /// (path, mode bits, owner uid) of `p`.
 fn mode_of(p: &Path) -> (u32, u32) {
@@ -100,18 +100,22 @@ fn state_is_root_only(tag: &str, mode: Ingress) {
         mode.as_str(),
         log.display()
     );
-    let mut agent = f.t.nat.spawn(&["sh", "-c", &script]);
-    wait_ready(&mut agent, &f.t.ext);
+    let mut sh = f.t.nat.cmd("sh");
+    sh.args(["-c", &script]);
+    let mut agent = Agent::spawn_cmd(
+        "xnat attach under umask 000",
+        &mut sh,
+        Xnat::new(&f.t.nat, &f.t.ext),
+    );
+    agent.wait_ready();
     let srv = udp_bind(&f.t.srv, sa(SRV1, 7000));
     let inside = udp_bind(&f.t.a, sa(HOST_A, 40000));
     udp_deliver(&inside, sa(SRV1, 7000), &srv, b"log me");
     // Generous: the agent writes the log from the event ring, and CI may
     // share the machine's two CPUs with other work.
-    wait_until(
-        std::time::Duration::from_secs(30),
-        "the translation log's first line",
-        || std::fs::read_to_string(&log).is_ok_and(|t| t.contains("created")),
-    );
+    wait_until(SOON, "the translation log's first line", || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("created"))
+    });
 
     let mut checked: Vec<PathBuf> = vec![PathBuf::from(PIN_ROOT), log.clone()];
     checked.extend(pins_for(&f.t.ext));
@@ -165,8 +169,7 @@ fn state_is_root_only(tag: &str, mode: Ingress) {
         "the agent exited: {}",
         agent.stdout()
     );
-    let (st, killed) = agent.terminate(EXIT_TIMEOUT);
-    assert!(!killed && st.success(), "agent: {}", agent.stderr());
+    agent.stop();
     f.assert_clean("after SIGTERM");
 }
 

@@ -23,7 +23,7 @@ use xnat_tests::netns::Netns;
 use xnat_tests::nft::IngressCounter;
 use xnat_tests::topology::Ingress;
 use xnat_tests::traffic::accept_within;
-use xnat_tests::wait::wait_until;
+use xnat_tests::wait::{SOON, wait_until};
 
 const POOL1: &str = "198.51.100.1";
 /// Ports scanned per batch before waiting for the gateway to take them
@@ -112,7 +112,7 @@ impl Path<'_> {
             let (rx0, drop0) = self.counters();
             let n = send();
             let mut dropped = 0;
-            wait_until(Duration::from_secs(20), what, || {
+            wait_until(SOON, what, || {
                 let (rx, drop) = self.counters();
                 dropped = drop - drop0;
                 rx - rx0 + dropped >= n
@@ -223,7 +223,7 @@ fn scan(tag: &str, mode: Ingress, filtering: &str, admit: [bool; 2]) {
                 1
             });
             let what = format!("{proto} probe from {scanner} to be admitted or counted");
-            wait_until(Duration::from_secs(10), &what, || {
+            wait_until(SOON, &what, || {
                 count_a.packets() > a0 || f.t.counter("drop_filtered_inbound") > r0
             });
             let got_in = count_a.packets() > a0;

@@ -15,14 +15,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use xnat_tests::agent::run_xnat;
 use xnat_tests::bindings::Entries;
 use xnat_tests::daemon_topo::{
-    DaemonTopo, LongFlow, METRICS, POOL, STATIC_PUB, json_lines, run_xnat, sample, wait_for_line,
+    DaemonTopo, LongFlow, METRICS, POOL, STATIC_PUB, json_lines, sample, wait_for_line,
 };
 use xnat_tests::netns::describe;
 use xnat_tests::topology::{CLI, CLI2, Ingress, SRV, attached, error_lines, json_counter};
 use xnat_tests::traffic::{sa, tcp_echo, udp_exchange};
-use xnat_tests::wait::{wait_for, wait_until};
+use xnat_tests::wait::{SOON, wait_for, wait_until};
 
 const STATIC_MAP: &str = "[[map]]\nprivate = \"10.0.0.3\"\npublic = \"203.0.113.1\"\n";
 
@@ -558,11 +559,9 @@ fn reload_applies_the_difference() {
         ),
     );
     d.agent().signal(libc::SIGHUP);
-    wait_until(
-        Duration::from_secs(10),
-        "SIGHUP to restore the static map",
-        || !d.t.map_list().is_empty(),
-    );
+    wait_until(SOON, "SIGHUP to restore the static map", || {
+        !d.t.map_list().is_empty()
+    });
     assert_eq!(udp_source_seen(&d, CLI2, 5203), IpAddr::from(STATIC_PUB));
     flow.check("after SIGHUP");
     drop(flow);
@@ -608,16 +607,12 @@ fn metrics_scrape_while_traffic_runs() {
     };
 
     // The first sweep has run once its histogram counts it.
-    let text = wait_for(
-        Duration::from_secs(10),
-        "an expiry sweep in the metrics",
-        || {
-            let (code, body) = d.scrape("/metrics");
-            assert_eq!(code, 200, "{body}");
-            (sample(&body, "xnat_expiry_sweep_duration_seconds_count", &[]).unwrap_or(0.0) >= 1.0)
-                .then_some(body)
-        },
-    );
+    let text = wait_for(SOON, "an expiry sweep in the metrics", || {
+        let (code, body) = d.scrape("/metrics");
+        assert_eq!(code, 200, "{body}");
+        (sample(&body, "xnat_expiry_sweep_duration_seconds_count", &[]).unwrap_or(0.0) >= 1.0)
+            .then_some(body)
+    });
     let iface = format!("interface=\"{ext}\"");
     let want = |name: &str, labels: &[&str]| -> f64 {
         let mut l = labels.to_vec();
@@ -652,19 +647,15 @@ fn metrics_scrape_while_traffic_runs() {
     assert_eq!(want("xnat_events_lost_total", &[]), 0.0);
 
     // Live numbers: the stream is counted by the next scrape.
-    wait_until(
-        Duration::from_secs(10),
-        "egress packets to grow between scrapes",
-        || {
-            let (_, body) = d.scrape("/metrics");
-            sample(
-                &body,
-                "xnat_translated_packets_total",
-                &["direction=\"egress\""],
-            )
-            .is_some_and(|v| v > egress)
-        },
-    );
+    wait_until(SOON, "egress packets to grow between scrapes", || {
+        let (_, body) = d.scrape("/metrics");
+        sample(
+            &body,
+            "xnat_translated_packets_total",
+            &["direction=\"egress\""],
+        )
+        .is_some_and(|v| v > egress)
+    });
     assert_eq!(d.scrape("/nope").0, 404);
     stop.store(true, Ordering::Relaxed);
     streamer.join().unwrap();
@@ -718,41 +709,27 @@ fn translation_log() {
     );
     let udp = |r: &Value| r["proto"] == "udp" && r["inside"] == "10.0.0.2:4444";
     // From the data plane's record (not found late by a sweep).
-    wait_for_line(
-        &log,
-        "the UDP binding's created record",
-        Duration::from_secs(5),
-        |r| {
-            udp(r)
-                && r["event"] == "created"
-                && r["public"] == "203.0.113.2:4444"
-                && r["late"].is_null()
-        },
-    );
-    wait_for_line(
-        &log,
-        "the UDP binding's expiry",
-        Duration::from_secs(15),
-        |r| udp(r) && r["event"] == "deleted" && r["reason"] == "expired",
-    );
+    wait_for_line(&log, "the UDP binding's created record", SOON, |r| {
+        udp(r)
+            && r["event"] == "created"
+            && r["public"] == "203.0.113.2:4444"
+            && r["late"].is_null()
+    });
+    wait_for_line(&log, "the UDP binding's expiry", SOON, |r| {
+        udp(r) && r["event"] == "deleted" && r["reason"] == "expired"
+    });
 
     let mut flow = LongFlow::open(&d.t.cli, &d.t.srv, SocketAddr::from(sa(SRV, 5401)));
     flow.check("TCP through the NAT");
     let inside = flow_inside(&d);
     let tcp = |r: &Value| r["proto"] == "tcp" && r["inside"] == inside.as_str();
-    wait_for_line(
-        &log,
-        "the TCP binding's created record",
-        Duration::from_secs(5),
-        |r| tcp(r) && r["event"] == "created",
-    );
+    wait_for_line(&log, "the TCP binding's created record", SOON, |r| {
+        tcp(r) && r["event"] == "created"
+    });
     d.xnat_ok(&["flows", "flush", "-i", &ext, "--proto", "tcp"]);
-    wait_for_line(
-        &log,
-        "the flushed TCP binding's deletion",
-        Duration::from_secs(10),
-        |r| tcp(r) && r["event"] == "deleted" && r["reason"] == "removed",
-    );
+    wait_for_line(&log, "the flushed TCP binding's deletion", SOON, |r| {
+        tcp(r) && r["event"] == "deleted" && r["reason"] == "removed"
+    });
     // The flow itself survives a flush: its next packet gets a new binding.
     flow.check("after flush");
     drop(flow);
@@ -786,7 +763,7 @@ fn translation_log() {
         .iter()
         .map(|s| s.local_addr().unwrap().port())
         .collect();
-    wait_until(Duration::from_secs(10), "all datagrams translated", || {
+    wait_until(SOON, "all datagrams translated", || {
         d.t.counter("egress_translated_packets") >= egress_before + N as u64
     });
     let lost = d.t.counter("events_lost");
@@ -798,20 +775,16 @@ fn translation_log() {
     );
     d.agent().signal(libc::SIGCONT);
     // Every binding gets its created record: from the ring, or late.
-    wait_until(
-        Duration::from_secs(20),
-        "created records for all bindings",
-        || {
-            let lines = json_lines(&log);
-            let created: std::collections::HashSet<String> = records(&lines, "created", "udp")
-                .iter()
-                .filter_map(|r| r["inside"].as_str().map(str::to_string))
-                .collect();
-            ports
-                .iter()
-                .all(|p| created.contains(&format!("{CLI}:{p}")))
-        },
-    );
+    wait_until(SOON, "created records for all bindings", || {
+        let lines = json_lines(&log);
+        let created: std::collections::HashSet<String> = records(&lines, "created", "udp")
+            .iter()
+            .filter_map(|r| r["inside"].as_str().map(str::to_string))
+            .collect();
+        ports
+            .iter()
+            .all(|p| created.contains(&format!("{CLI}:{p}")))
+    });
     // Each binding created exactly once: the ring's records as they came,
     // the lost ones late.
     let lines = json_lines(&log);
@@ -883,7 +856,7 @@ fn first_session_expires_while_the_binding_lives() {
     let public = "203.0.113.2:4600".to_string();
     sock.send_to(b"first", sa(SRV, 5600)).unwrap();
     sock.send_to(b"other", sa(SRV, 5601)).unwrap();
-    wait_until(Duration::from_secs(5), "both sessions listed", || {
+    wait_until(SOON, "both sessions listed", || {
         remotes(&d)
             == vec![
                 (first.clone(), public.clone()),
@@ -893,7 +866,7 @@ fn first_session_expires_while_the_binding_lives() {
     // Only the other remote keeps talking: the first session idles out,
     // the binding lives on.
     let talk = |d: &DaemonTopo, what: &str, want: Vec<(String, String)>| {
-        wait_until(Duration::from_secs(15), what, || {
+        wait_until(SOON, what, || {
             sock.send_to(b"other", sa(SRV, 5601)).unwrap();
             std::thread::sleep(Duration::from_millis(200));
             remotes(d) == want
@@ -919,11 +892,11 @@ fn first_session_expires_while_the_binding_lives() {
     );
     assert_eq!(d.t.counter("napt_mappings_created"), 1);
     // Everything idle: the binding goes.
-    wait_until(Duration::from_secs(15), "the binding to expire", || {
+    wait_until(SOON, "the binding to expire", || {
         remotes(&d).is_empty() && napt(&d, "mappings") == Some(0)
     });
     let udp = |r: &Value| r["proto"] == "udp" && r["inside"] == "10.0.0.2:4600";
-    wait_for_line(&log, "the binding's expiry", Duration::from_secs(5), |r| {
+    wait_for_line(&log, "the binding's expiry", SOON, |r| {
         udp(r) && r["event"] == "deleted" && r["reason"] == "expired"
     });
     let records = json_lines(&log);
@@ -1077,9 +1050,7 @@ fn long_sweeps_are_spaced_out() {
             get("xnat_expiry_sweep_duration_seconds_sum"),
         )
     };
-    wait_until(Duration::from_secs(10), "a first sweep", || {
-        sweeps(&d).0 >= 1.0
-    });
+    wait_until(SOON, "a first sweep", || sweeps(&d).0 >= 1.0);
 
     fill_live_bindings(
         &d.pin_dir(),

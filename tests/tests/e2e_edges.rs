@@ -43,7 +43,7 @@ use xnat_tests::napt_topo::{
 };
 use xnat_tests::topology::Ingress;
 use xnat_tests::traffic::accept_within;
-use xnat_tests::wait::{wait_for, wait_until};
+use xnat_tests::wait::{SOON, wait_for, wait_until};
 use xnat_tests::{both_modes, four_ways, tc_only};
 
 four_ways!(time_exceeded_quotes_public_endpoint, "te");
@@ -118,7 +118,7 @@ fn wait_state_other_than(
     why: &str,
 ) -> Flow {
     wait_for(
-        Duration::from_secs(10),
+        SOON,
         &format!("the TCP flow {inside} <-> {remote} to leave {from} ({why})"),
         || tcp_flow(t, inside, remote).filter(|f| f.state != from),
     )
@@ -358,11 +358,9 @@ fn frag_needed_quotes_public_endpoint(tag: &str, mode: Ingress, fast: bool) {
     assert_eq!(err.quoted.total_len, 1428, "{}", err.describe());
     // The quote names the server socket's peer, so its kernel takes the
     // path MTU (a quote naming 10.0.0.2 matches no socket).
-    wait_until(
-        Duration::from_secs(5),
-        "the server socket's path MTU to become 1300",
-        || ip_mtu(&srv).unwrap() == 1300,
-    );
+    wait_until(SOON, "the server socket's path MTU to become 1300", || {
+        ip_mtu(&srv).unwrap() == 1300
+    });
     let local = t.counter("icmp_errors_local_translated");
     assert!(
         local > local0.unwrap_or(0),
@@ -452,7 +450,7 @@ fn half_close_outlives_transitory_timeout(tag: &str, mode: Ingress) {
     t.attach(&napt_args(SHORT));
     let (inside, remote) = (sa(HOST_A, 40200), sa(SRV1, 7200));
     let (c, x) = connection(&t, 40200, 7200);
-    wait_until(Duration::from_secs(5), "the flow to be ESTABLISHED", || {
+    wait_until(SOON, "the flow to be ESTABLISHED", || {
         tcp_flow(&t, inside, remote).is_some_and(|f| f.state == "ESTABLISHED")
     });
 
@@ -507,7 +505,7 @@ fn rst_then_data_back_to_established(tag: &str, mode: Ingress) {
     t.attach(&napt_args(SHORT));
     let (inside, remote) = (sa(HOST_A, 40300), sa(SRV1, 7300));
     let (c, x) = connection(&t, 40300, 7300);
-    wait_until(Duration::from_secs(5), "the flow to be ESTABLISHED", || {
+    wait_until(SOON, "the flow to be ESTABLISHED", || {
         tcp_flow(&t, inside, remote).is_some_and(|f| f.state == "ESTABLISHED")
     });
 
@@ -674,11 +672,11 @@ fn unsolicited_syns_dropped_silently(tag: &str, mode: Ingress) {
     // Outside --ports: the gateway's own stack answers.
     let (_g, peer) = accept_within(&gw_listener, Duration::from_secs(10));
     assert_eq!(v4(peer), sa(SRV3, 46003), "the gateway's listener's peer");
-    wait_until(Duration::from_secs(10), "the connect to 45000", || {
+    wait_until(SOON, "the connect to 45000", || {
         matches!(connect_state(&own), ConnectState::Connected)
     });
     let e = wait_for(
-        Duration::from_secs(10),
+        SOON,
         "the connect to 45001 to fail",
         || match connect_state(&refused) {
             ConnectState::Failed(e) => Some(e),
@@ -744,7 +742,7 @@ fn simultaneous_open(tag: &str, mode: Ingress) {
 
     let srv = tcp_connect_start(&t.srv, remote, public);
     wait_until(
-        Duration::from_secs(10),
+        SOON,
         "the server's SYN to reach the gateway and be dropped",
         || {
             if let ConnectState::Failed(e) = connect_state(&srv) {
@@ -759,7 +757,7 @@ fn simultaneous_open(tag: &str, mode: Ingress) {
     );
     let cli = tcp_connect_start(&t.a, inside, remote);
     wait_until(
-        Duration::from_secs(20),
+        SOON,
         "both ends of the simultaneous open to connect",
         || {
             let states = [connect_state(&srv), connect_state(&cli)];

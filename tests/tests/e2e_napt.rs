@@ -22,7 +22,7 @@ use xnat_tests::napt_topo::{
 use xnat_tests::netns::{BgChild, describe};
 use xnat_tests::topology::{Ingress, Topology};
 use xnat_tests::traffic::accept_within;
-use xnat_tests::wait::wait_until;
+use xnat_tests::wait::{SOON, wait_until};
 use xnat_tests::{both_modes, tc_only};
 
 both_modes!(eim_same_public_endpoint_for_two_servers, "eim");
@@ -236,12 +236,12 @@ fn filtering(tag: &str, mode: Ingress, filtering: &str, admit: [bool; 3]) {
     // The refused probes are counted when the NAT drops them; the admitted
     // ones arrive. Both are positive signals, waited for with a deadline.
     wait_until(
-        Duration::from_secs(5),
+        SOON,
         &format!("drop_filtered_inbound to grow by {refused}"),
         || t.counter("drop_filtered_inbound") - dropped0 >= refused,
     );
     let mut got = BTreeSet::new();
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + SOON;
     while got.len() < want.len() && Instant::now() < deadline {
         if let Some((d, from)) = recv_within(&inside, Duration::from_millis(100)).unwrap() {
             got.insert((String::from_utf8_lossy(&d).into_owned(), v4(from)));
@@ -782,7 +782,7 @@ fn icmp_errors_reach_the_right_inside_host(tag: &str, mode: Ingress) {
 /// EMSGSIZE (it learned a smaller path MTU); bounded.
 fn learn_pmtu(s: &std::net::UdpSocket) {
     let big = vec![0x42u8; 1400];
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + SOON;
     loop {
         match s.send(&big) {
             Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => return,
@@ -796,7 +796,7 @@ fn learn_pmtu(s: &std::net::UdpSocket) {
         }
         assert!(
             Instant::now() < deadline,
-            "{:?}: no fragmentation-needed reached the socket within 5 s",
+            "{:?}: no fragmentation-needed reached the socket within {SOON:?}",
             s.local_addr()
         );
     }

@@ -14,11 +14,11 @@ use nat_common::stats::Counter;
 use xnat_tests::both_modes;
 use xnat_tests::netns::{Netns, describe};
 use xnat_tests::topology::{
-    AGENT_EXIT_TIMEOUT, CLI, CLI2, GW_INT, Ingress, PUB1, PUB2, RTR_EXT, SRV, STATIC_MAP, Topology,
-    attached, error_lines, pins_for,
+    CLI, CLI2, GW_INT, Ingress, PUB1, PUB2, RTR_EXT, SRV, STATIC_MAP, Topology, attached,
+    error_lines, pins_for,
 };
 use xnat_tests::traffic::{recv_within, sa, tcp_echo, udp_exchange};
-use xnat_tests::wait::wait_until;
+use xnat_tests::wait::{SOON, wait_until};
 
 both_modes!(tcp_both_ways, "tcp");
 both_modes!(udp_both_ways, "udp");
@@ -266,9 +266,7 @@ fn map_add_del_while_traffic_runs(tag: &str, mode: Ingress) {
         });
 
         let wait_src = |src: Ipv4Addr, what: &str| {
-            wait_until(Duration::from_secs(10), what, || {
-                last() == Some(IpAddr::from(src))
-            });
+            wait_until(SOON, what, || last() == Some(IpAddr::from(src)));
         };
         wait_src(
             CLI2,
@@ -318,7 +316,7 @@ fn detach_restores_plain_routing(tag: &str, mode: Ingress) {
     let ext = t.ext.clone();
     t.xnat_ok(&["detach", &ext]);
     let mut agent = t.take_agent();
-    let st = agent.wait_exit(AGENT_EXIT_TIMEOUT);
+    let st = agent.wait_exit(xnat_tests::agent::EXIT_TIMEOUT);
     assert!(
         st.success(),
         "agent after `xnat detach`: {}\nstderr: {}",

@@ -7,8 +7,9 @@
 use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
 use std::time::Duration;
 
-use xnat_tests::daemon_topo::{LongFlow, run_xnat};
-use xnat_tests::fault_topo::{EXIT_TIMEOUT, FaultTopo};
+use xnat_tests::agent::{EXIT_TIMEOUT, run_xnat};
+use xnat_tests::daemon_topo::LongFlow;
+use xnat_tests::fault_topo::FaultTopo;
 use xnat_tests::load::UdpLoad;
 use xnat_tests::napt_topo::{
     HOST_A, HOST_B, HOST_C, POOL, SRV1, SRV2, SRV3, sa, udp_bind, udp_deliver,

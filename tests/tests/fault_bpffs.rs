@@ -10,13 +10,13 @@
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::Duration;
 
-use xnat_tests::fault_topo::{EXIT_TIMEOUT, FaultTopo, wait_ready};
+use xnat_tests::agent::{Agent, Xnat};
+use xnat_tests::fault_topo::FaultTopo;
 use xnat_tests::napt_topo::{HOST_A, POOL, SRV1, sa, udp_bind, udp_deliver};
 use xnat_tests::netns::{BgChild, CMD_TIMEOUT, describe, run_cmd, run_cmd_ok, xnat_bin};
 use xnat_tests::topology::{Ingress, attached, pins_for};
-use xnat_tests::wait::wait_until;
+use xnat_tests::wait::{SOON, wait_until};
 
 /// A private mount namespace, alive as long as its holder process.
 struct MountNs {
@@ -31,18 +31,14 @@ impl MountNs {
         );
         let ours = std::fs::read_link("/proc/self/ns/mnt").unwrap();
         let pid = holder.pid();
-        wait_until(
-            Duration::from_secs(10),
-            "unshare to enter its mount namespace",
-            || {
-                if let Some(s) = holder.try_exit() {
-                    panic!("unshare exited ({}): {}", describe(s), holder.stderr());
-                }
-                std::fs::read_link(format!("/proc/{pid}/ns/mnt")).is_ok_and(|m| m != ours)
-                    && std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                        .is_ok_and(|c| c.trim() == "sleep")
-            },
-        );
+        wait_until(SOON, "unshare to enter its mount namespace", || {
+            if let Some(s) = holder.try_exit() {
+                panic!("unshare exited ({}): {}", describe(s), holder.stderr());
+            }
+            std::fs::read_link(format!("/proc/{pid}/ns/mnt")).is_ok_and(|m| m != ours)
+                && std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|c| c.trim() == "sleep")
+        });
         MountNs { holder }
     }
 
@@ -133,7 +129,7 @@ fn bpffs_unmounted_while_detached(tag: &str, mode: Ingress) {
     assert_ne!(m.fs_type(&net), "bpf_fs", "a read-only verb mounted bpffs");
 
     let ext = f.t.ext.clone();
-    let mut agent = BgChild::spawn(
+    let mut agent = Agent::spawn_cmd(
         "xnat attach (private mount namespace)",
         &mut m.cmd(
             &net,
@@ -149,8 +145,9 @@ fn bpffs_unmounted_while_detached(tag: &str, mode: Ingress) {
                 "10.0.0.0/8",
             ],
         ),
+        Xnat::new(&f.t.nat, &ext),
     );
-    wait_ready(&mut agent, &ext);
+    agent.wait_ready();
     assert!(
         agent.stderr().contains("mounted bpffs at /sys/fs/bpf"),
         "attach did not say it mounted bpffs:\n{}",
@@ -185,13 +182,7 @@ fn bpffs_unmounted_while_detached(tag: &str, mode: Ingress) {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stats JSON");
     assert_eq!(v["napt"]["mappings"], 1, "{v}");
 
-    let (st, killed) = agent.terminate(EXIT_TIMEOUT);
-    assert!(
-        !killed && st.success(),
-        "agent on SIGTERM ({}): {}",
-        describe(st),
-        agent.stderr()
-    );
+    agent.stop();
     let a = attached(&f.t.nat, &ext);
     assert!(a.is_empty(), "programs left:\n{}", a.raw);
     let listing = run_cmd_ok(

@@ -14,7 +14,7 @@ use xnat_tests::napt_topo::{
 };
 use xnat_tests::nft::IngressCounter;
 use xnat_tests::topology::{Ingress, attached};
-use xnat_tests::wait::wait_until;
+use xnat_tests::wait::{SOON, wait_until};
 
 const POOL1: &str = "198.51.100.1";
 const RECOVER: Duration = Duration::from_secs(20);
@@ -35,7 +35,7 @@ fn start_load(f: &FaultTopo, first_port: u16, server: SocketAddrV4) -> UdpLoad {
 /// Waits until every flow has sent `rounds` more datagrams than in
 /// `before`: the load has run into whatever state the path is in now.
 fn wait_rounds(load: &UdpLoad, before: &xnat_tests::load::Seen, rounds: u64, what: &str) {
-    wait_until(Duration::from_secs(10), what, || {
+    wait_until(SOON, what, || {
         let s = load.seen();
         s.sent
             .iter()
@@ -171,7 +171,7 @@ fn pool_address_removed(tag: &str, mode: Ingress) {
             .unwrap();
     }
     wait_until(
-        Duration::from_secs(10),
+        SOON,
         "the gateway to pass the 100 unsolicited datagrams",
         || f.t.counter("passed_not_ours") >= passed0 + 100,
     );

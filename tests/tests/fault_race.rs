@@ -5,14 +5,14 @@
 
 use std::time::Duration;
 
-use xnat_tests::daemon_topo::run_xnat;
+use xnat_tests::agent::run_xnat;
 use xnat_tests::fault_topo::FaultTopo;
 use xnat_tests::hairpin_topo::snmp;
 use xnat_tests::load::UdpLoad;
 use xnat_tests::napt_topo::{HOST_A, HOST_C, HOST_FWD, POOL, SRV1, SRV3, sa, udp_bind};
 use xnat_tests::nft::IngressCounter;
 use xnat_tests::topology::Ingress;
-use xnat_tests::wait::wait_until;
+use xnat_tests::wait::{SOON, wait_until};
 
 const POOL1: &str = "198.51.100.1";
 /// The static public address 10.0.0.4 gets while its map is in place.
@@ -116,12 +116,12 @@ fn static_map_races_traffic(tag: &str, mode: Ingress) {
 
     // Counters right: what xnat counts is what went through.
     wait_until(
-        Duration::from_secs(10),
+        SOON,
         "the router to have received every packet xnat translated out",
         || out_at_rtr.packets() == f.t.counter("egress_translated_packets") - eg0,
     );
     wait_until(
-        Duration::from_secs(10),
+        SOON,
         "host B to have received every packet xnat translated in",
         || in_at_b.packets() == f.t.counter("ingress_translated_packets") - in0,
     );
@@ -235,18 +235,16 @@ fn forward_races_traffic(tag: &str, mode: Ingress) {
             in_place += 1;
         }
         let want = in_place * markers.len() as u64;
-        wait_until(
-            Duration::from_secs(10),
-            "the marker rounds to arrive inside",
-            || marked.packets() >= want,
-        );
+        wait_until(SOON, "the marker rounds to arrive inside", || {
+            marked.packets() >= want
+        });
         xnat_ok(&f, &["forward", "del", "udp", "198.51.100.1:8080"]);
         round += 1;
         send_round(round);
         deleted.insert(round);
         for (i, m) in markers.iter().enumerate() {
             wait_until(
-                Duration::from_secs(10),
+                SOON,
                 &format!("marker {i} to be refused by the gateway after `forward del`"),
                 || {
                     let mut buf = [0u8; 16];
@@ -262,7 +260,7 @@ fn forward_races_traffic(tag: &str, mode: Ingress) {
     stop.store(true, Ordering::Relaxed);
     bg_thread.join().unwrap();
     wait_until(
-        Duration::from_secs(10),
+        SOON,
         "host B to have received every packet xnat translated in",
         || at_fwd.packets() == f.t.counter("ingress_translated_packets") - in0,
     );

@@ -9,7 +9,7 @@ use xnat_tests::napt_topo::{
     HOST_A, HOST_B, HOST_C, POOL, SRV1, drain_for, sa, udp_bind, udp_deliver,
 };
 use xnat_tests::topology::Ingress;
-use xnat_tests::wait::wait_until;
+use xnat_tests::wait::{SOON, wait_until};
 
 const POOL1: &str = "198.51.100.1";
 
@@ -30,7 +30,7 @@ fn expect_refused(
     }
     let n = refused.len() as u64;
     wait_until(
-        Duration::from_secs(10),
+        SOON,
         &format!("{counter} to count {n} refused flows"),
         || f.t.counter(counter) >= before + n,
     );
@@ -98,11 +98,9 @@ fn mapping_table_full(tag: &str, mode: Ingress) {
         assert_eq!(udp_deliver(&srv, *p, s, b"back"), to);
     }
     // Once idle long enough, they expire and the refused ones get ports.
-    wait_until(
-        Duration::from_secs(15),
-        "the 16 idle mappings to expire",
-        || f.t.napt_stat("mappings") == 0,
-    );
+    wait_until(SOON, "the 16 idle mappings to expire", || {
+        f.t.napt_stat("mappings") == 0
+    });
     for s in rest {
         let p = udp_deliver(s, to, &srv, b"my turn");
         assert_eq!(*p.ip(), POOL[0]);
@@ -148,18 +146,16 @@ fn session_table_full(tag: &str, mode: Ingress) {
     for r in &remotes[9..] {
         inside.send_to(b"refused", r).unwrap();
     }
-    wait_until(
-        Duration::from_secs(10),
-        "drop_session_table_full to count 3 refusals",
-        || f.t.counter("drop_session_table_full") >= before + 3,
-    );
+    wait_until(SOON, "drop_session_table_full to count 3 refusals", || {
+        f.t.counter("drop_session_table_full") >= before + 3
+    });
     assert_eq!(f.t.counter("drop_session_table_full"), before + 3);
     // Inbound too: a new port of an admitted address would need a session
     // (address-dependent filtering admits it); it is refused and counted.
     let newcomer = udp_bind(&f.t.srv, sa(SRV1, 7100));
     newcomer.send_to(b"refused", sa(POOL[0], 43000)).unwrap();
     wait_until(
-        Duration::from_secs(10),
+        SOON,
         "drop_session_table_full to count the inbound refusal",
         || f.t.counter("drop_session_table_full") >= before + 4,
     );
