@@ -144,7 +144,7 @@ async fn main_loop(attachment: Running, mut daemon: Daemon) -> anyhow::Result<()
 /// lines left in the buffer there would wait for the next sweep, up to
 /// ten seconds when sweeps are spaced out.
 fn drain_events(
-    ring: &mut RingBuf<MapData>,
+    ring: &mut aya::maps::RingBuf<aya::maps::MapData>,
     icmp: Option<&IcmpSender>,
     budget: &mut u32,
     daemon: &mut Daemon,
