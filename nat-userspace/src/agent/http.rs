@@ -2,8 +2,13 @@
 //! with the rendered metrics, GET / with a pointer to it, other paths with
 //! 404 and other methods with 405. One request per connection, bounded in
 //! size, time and number, so a slow or hostile client can neither stall
-//! the agent nor grow its memory.
-use std::{convert::Infallible, sync::Arc, time::Duration};
+//! the agent nor grow its memory; the render itself is not the client's
+//! time (one at a time, however long the tables take to read).
+use std::{
+    convert::Infallible,
+    sync::{Arc, OnceLock},
+    time::{Duration, Instant},
+};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -19,6 +24,8 @@ use tokio::{net::TcpListener, sync::Semaphore};
 const MAX_HEAD: usize = 8 * 1024;
 /// Time a client gets to send its request and read the answer.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a connection checks whether its client is late reading.
+const WRITE_CHECK: Duration = Duration::from_millis(250);
 /// Connections served at once; more are closed as they come.
 const MAX_CLIENTS: usize = 32;
 const METRICS_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -28,6 +35,12 @@ pub type Render = Arc<dyn Fn() -> anyhow::Result<String> + Send + Sync>;
 
 /// Serves `render` on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, render: Render) {
+    serve_within(listener, render, CLIENT_TIMEOUT).await
+}
+
+/// [`serve`], giving each client `client_timeout` to send its request and
+/// to read its answer.
+async fn serve_within(listener: TcpListener, render: Render, client_timeout: Duration) {
     // One render at a time: each reads every table into memory.
     let one = Arc::new(Semaphore::new(1));
     let clients = Arc::new(Semaphore::new(MAX_CLIENTS));
@@ -48,17 +61,44 @@ pub async fn serve(listener: TcpListener, render: Render) {
         let (render, one) = (Arc::clone(&render), Arc::clone(&one));
         tokio::spawn(async move {
             let _slot = slot;
-            let service = service_fn(move |req| answer(req, Arc::clone(&render), Arc::clone(&one)));
+            // The client's time runs while it sends its request (hyper's
+            // header timeout) and from the moment its answer is ready; the
+            // render in between is ours, and takes seconds on a loaded
+            // machine with large tables.
+            let answered = Arc::new(OnceLock::new());
+            let service = {
+                let answered = Arc::clone(&answered);
+                service_fn(move |req| {
+                    answer(
+                        req,
+                        Arc::clone(&render),
+                        Arc::clone(&one),
+                        Arc::clone(&answered),
+                    )
+                })
+            };
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(CLIENT_TIMEOUT)
+                .header_read_timeout(client_timeout)
                 .max_buf_size(MAX_HEAD)
                 .keep_alive(false)
                 .serve_connection(TokioIo::new(stream), service);
-            match tokio::time::timeout(CLIENT_TIMEOUT, conn).await {
-                Err(_) => tracing::debug!("metrics: client {peer} timed out"),
-                Ok(Err(e)) => tracing::debug!("metrics: client {peer}: {e}"),
-                Ok(Ok(())) => {}
+            let mut conn = std::pin::pin!(conn);
+            loop {
+                tokio::select! {
+                    done = &mut conn => {
+                        if let Err(e) = done {
+                            tracing::debug!("metrics: client {peer}: {e}");
+                        }
+                        break;
+                    }
+                    _ = tokio::time::sleep(WRITE_CHECK) => {
+                        if answered.get().is_some_and(|t: &Instant| t.elapsed() > client_timeout) {
+                            tracing::debug!("metrics: client {peer} did not read its answer in time");
+                            break;
+                        }
+                    }
+                }
             }
         });
     }
@@ -68,6 +108,7 @@ async fn answer(
     req: Request<Incoming>,
     render: Render,
     one: Arc<Semaphore>,
+    answered: Arc<OnceLock<Instant>>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let (status, content_type, body): (_, _, Bytes) = match (req.method(), req.uri().path()) {
         (&Method::GET, "/metrics") => match render_off_thread(render, one).await {
@@ -94,6 +135,7 @@ async fn answer(
             Bytes::from_static(b"only GET\n"),
         ),
     };
+    let _ = answered.set(Instant::now());
     let mut response = Response::new(Full::new(body));
     *response.status_mut() = status;
     response.headers_mut().insert(
@@ -169,6 +211,21 @@ mod tests {
         big.extend(std::iter::repeat_n(b'a', 2 * MAX_HEAD));
         big.extend_from_slice(b"\r\n\r\n");
         assert_eq!(ask(addr, &big).await.0, 431);
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn a_render_longer_than_the_client_timeout_is_still_answered() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client_timeout = Duration::from_millis(200);
+        let render: Render = Arc::new(move || {
+            std::thread::sleep(5 * client_timeout);
+            Ok("slow 1\n".to_string())
+        });
+        let server = tokio::spawn(serve_within(listener, render, client_timeout));
+        let (code, body) = ask(addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert_eq!((code, body.as_str()), (200, "slow 1\n"));
         server.abort();
     }
 
