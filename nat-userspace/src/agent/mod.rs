@@ -46,11 +46,38 @@ pub fn run(attachment: Running, daemon: Daemon) -> anyhow::Result<()> {
     rt.block_on(main_loop(attachment, daemon))
 }
 
+/// The signals the agent handles: held back (blocked, so they wait) from
+/// before `xnat attach` changes anything until the agent's loop has its
+/// handlers, so a SIGTERM that comes while it attaches or just after its
+/// "attached" line detaches cleanly instead of killing the process and
+/// leaving the programs attached.
+const HANDLED: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+
+/// Blocks [`HANDLED`] on this thread (and the threads it starts later)
+/// until [`run`] takes them.
+pub fn hold_signals() {
+    set_mask(libc::SIG_BLOCK);
+}
+
+fn set_mask(how: libc::c_int) {
+    // SAFETY: plain libc calls on a local sigset_t.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in HANDLED {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::pthread_sigmask(how, &set, std::ptr::null_mut());
+    }
+}
+
 async fn main_loop(attachment: Running, mut daemon: Daemon) -> anyhow::Result<()> {
     let dir = attachment.dir.clone();
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;
+    // Handlers in place: what came meanwhile is delivered now.
+    set_mask(libc::SIG_UNBLOCK);
     // Polling the pins is how we notice `xnat detach` from another shell;
     // the same tick drives the expiry sweep.
     let mut tick = tokio::time::interval(Duration::from_secs(1));

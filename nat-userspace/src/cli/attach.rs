@@ -279,6 +279,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         flags,
         &dir,
     )?;
+    // From here a SIGTERM waits for the agent's handler (see hold_signals).
+    nat_userspace::agent::hold_signals();
     let running = lifecycle::start(&settings, lock)?;
     // Only once attached: a refused attach says why and nothing else.
     warn_about(&settings);
