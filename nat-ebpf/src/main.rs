@@ -13,31 +13,19 @@
 #![cfg_attr(target_arch = "bpf", no_main)]
 
 #[cfg(target_arch = "bpf")]
-mod alloc;
+mod clock;
 #[cfg(target_arch = "bpf")]
 mod counters;
 #[cfg(target_arch = "bpf")]
 mod events;
 #[cfg(target_arch = "bpf")]
-mod fastpath;
-#[cfg(target_arch = "bpf")]
 mod forward;
 #[cfg(target_arch = "bpf")]
 mod frag;
 #[cfg(target_arch = "bpf")]
-mod frag_hold;
-#[cfg(target_arch = "bpf")]
-mod hairpin;
-#[cfg(target_arch = "bpf")]
-mod icmp;
-#[cfg(target_arch = "bpf")]
-mod local_error;
-#[cfg(target_arch = "bpf")]
 mod maps;
 #[cfg(target_arch = "bpf")]
 mod napt;
-#[cfg(target_arch = "bpf")]
-mod nat;
 #[cfg(target_arch = "bpf")]
 mod packet;
 #[cfg(target_arch = "bpf")]
@@ -45,9 +33,9 @@ mod parse;
 #[cfg(target_arch = "bpf")]
 mod programs;
 #[cfg(target_arch = "bpf")]
-mod session;
+mod translate;
 #[cfg(target_arch = "bpf")]
-mod verify;
+mod verdict;
 
 #[cfg(target_arch = "bpf")]
 #[panic_handler]

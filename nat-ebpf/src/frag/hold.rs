@@ -22,10 +22,10 @@ use nat_common::{
 };
 
 use crate::{
-    counters,
+    clock, counters,
     maps::{FRAG_HOLD_IN, FRAG_HOLD_OUT, FRAG_SCRATCH},
-    parse::{self, ETH_HLEN, Ipv4},
-    session,
+    packet::TcPacket,
+    parse::ipv4::{self, ETH_HLEN, Ipv4},
 };
 
 const BPF_NOEXIST: u64 = 1;
@@ -72,7 +72,7 @@ pub fn hold(ctx: &TcContext, ip: &Ipv4, key: &FragKey) -> bool {
             return false;
         }
         (*scratch).len = bounded;
-        (*scratch).seen = session::now();
+        (*scratch).seen = clock::now();
     }
     let mut slot = 0;
     while slot < FRAG_HOLD_SLOTS {
@@ -98,7 +98,7 @@ pub fn hold(ctx: &TcContext, ip: &Ipv4, key: &FragKey) -> bool {
 pub fn release(ctx: &TcContext, key: &FragKey, inbound: bool, new_addr: u32) {
     let ifindex = unsafe { (*ctx.skb.skb).ifindex };
     let flags = if inbound { BPF_F_INGRESS as u64 } else { 0 };
-    let now = session::now();
+    let now = clock::now();
     let mut slot = 0;
     while slot < FRAG_HOLD_SLOTS {
         let k = HoldKey { frag: *key, slot };
@@ -141,8 +141,8 @@ pub fn release(ctx: &TcContext, key: &FragKey, inbound: bool, new_addr: u32) {
 /// skb.
 #[inline(always)]
 fn rewrite_held(ctx: &TcContext, inbound: bool, new_addr: u32) {
-    let p = crate::packet::TcPacket { ctx };
-    let Some(ip) = parse::ipv4_at(&p, ETH_HLEN, ETH_HLEN + FRAG_HOLD_BYTES as u32) else {
+    let p = TcPacket { ctx };
+    let Some(ip) = ipv4::ipv4_at(&p, ETH_HLEN, ETH_HLEN + FRAG_HOLD_BYTES as u32) else {
         return;
     };
     let (off, old) = if inbound {

@@ -11,11 +11,14 @@ use nat_common::Counter;
 
 use crate::{
     counters,
-    icmp::{self, InnerField},
-    napt,
-    nat::{Verdict, lookup_out},
+    napt::{self, config::translates_source},
     packet::Packet,
-    parse::{IPPROTO_ICMP, Ipv4},
+    parse::{
+        icmp::{self, InnerField},
+        ipv4::{IPPROTO_ICMP, Ipv4},
+    },
+    translate::static_nat::lookup_out,
+    verdict::Verdict,
 };
 
 /// An outbound packet that neither static NAT nor NAPT claimed: if it is
@@ -44,12 +47,12 @@ pub fn egress<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
             csum_off,
         )));
     }
-    if !napt::translates_source(quoted) {
+    if !translates_source(quoted) {
         return None;
     }
     // From here the quote names an inside host NAPT translates: it leaves
     // with its public endpoint or not at all.
-    let Some((port_off, port, m)) = napt::quoted_destination_mapping(p, &inner) else {
+    let Some((port_off, port, m)) = napt::outbound::quoted_destination_mapping(p, &inner) else {
         counters::bump(Counter::DropIcmpErrorNoMapping);
         return Some(Verdict::Drop);
     };

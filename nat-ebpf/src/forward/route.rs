@@ -15,7 +15,7 @@ use nat_common::{ROUTE_CACHE_SLOTS, RouteCacheEntry, csum};
 use crate::{
     maps::{FAST_PATH, ROUTE_CACHE},
     packet::Packet,
-    parse::Ipv4,
+    parse::ipv4::Ipv4,
 };
 
 const AF_INET: u8 = 2;

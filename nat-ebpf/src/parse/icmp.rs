@@ -3,7 +3,7 @@
 //! (traceroute, PMTU discovery, ECONNREFUSED on connected UDP sockets).
 use crate::{
     packet::Packet,
-    parse::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4, ipv4_at},
+    parse::ipv4::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4, ipv4_at},
 };
 use nat_common::csum;
 

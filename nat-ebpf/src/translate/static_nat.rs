@@ -1,130 +1,20 @@
-//! The translation core shared by all three programs:
-//! parse → look up → plan (check every byte we will touch is present) →
-//! rewrite → verdict. A packet that fails the plan is never half-rewritten.
+//! Static 1:1 NAT: a private address and a public one, both ways, every
+//! protocol. Looked up before NAPT (it takes precedence). A packet is
+//! planned first (every byte we will touch is present) and rewritten only
+//! then, so a packet that fails the plan is never half-rewritten.
 use nat_common::{Counter, csum};
 
 use crate::{
     counters,
-    icmp::{self, Embedded, InnerField},
     maps::{STATIC_EMPTY, STATIC_IN, STATIC_OUT},
     packet::Packet,
-    parse::{self, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4},
-};
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    /// Leaving through the external interface: translate the source.
-    Egress,
-    /// Arriving on the external interface: translate the destination.
-    Ingress,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    /// Leave the packet to the stack untouched (not ours, or malformed
-    /// inbound).
-    Pass,
-    Drop,
-    /// Translated; the stack (or the fast path) forwards it.
-    Translated,
-}
-
-/// What the transport header needs when the outer address changes.
-enum L4Plan {
-    /// No checksum covers the address (ICMP query, other protocols, later
-    /// fragments).
-    Nothing,
-    /// TCP or UDP checksum at this offset (pseudo-header covers addresses).
-    Csum { off: u32, udp: bool },
-    /// An ICMP error quoting a datagram whose address we also translate.
-    IcmpError {
-        csum_off: u32,
-        inner: Embedded,
-        new_inner: u32,
+    parse::{
+        icmp::{self, Embedded, InnerField},
+        ipv4::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4},
+        verify,
     },
-}
-
-#[inline(always)]
-pub fn process<P: Packet>(p: &mut P, dir: Direction) -> Verdict {
-    let Some(ip) = parse::outer_ipv4(p) else {
-        if dir == Direction::Egress && leaks_inside_source(p) {
-            counters::bump(Counter::EgressDroppedMalformed);
-            return Verdict::Drop;
-        }
-        counters::bump(Counter::PassedNotOurs);
-        return Verdict::Pass;
-    };
-    let (old, mapped) = match dir {
-        Direction::Egress => (ip.src, lookup_out(ip.src)),
-        Direction::Ingress => (ip.dst, lookup_in(ip.dst)),
-    };
-    let Some(new) = mapped else {
-        // Not a static mapping: dynamic NAPT may own it.
-        let napt = match dir {
-            Direction::Egress => crate::napt::egress(p, &ip),
-            Direction::Ingress => crate::napt::ingress(p, &ip),
-        };
-        if let Some(v) = napt {
-            return v;
-        }
-        if dir == Direction::Egress
-            && let Some(v) = crate::local_error::egress(p, &ip)
-        {
-            return v;
-        }
-        counters::bump(Counter::PassedNotOurs);
-        return Verdict::Pass;
-    };
-    let Some(plan) = plan_l4(p, &ip, dir) else {
-        return malformed(dir);
-    };
-    if dir == Direction::Ingress
-        && let L4Plan::IcmpError { inner, .. } = &plan
-        && !crate::verify::icmp_error_checksums(p, &ip, ip.l4(), inner)
-    {
-        // RFC 5508 REQ-3: an error that fails its checksums is not ours to
-        // vouch for.
-        counters::bump(Counter::DropIcmpErrorBadChecksum);
-        return Verdict::Drop;
-    }
-    if rewrite(p, &ip, dir, old, new, &plan).is_none() {
-        // Every offset was checked by the plan, so a failing store means the
-        // kernel refused the write; do not let a half-translated packet out.
-        return malformed(dir);
-    }
-    // The datagram's bytes present in the packet, as NAPT counts them.
-    let bytes = ip.end - ip.off;
-    match dir {
-        Direction::Egress => {
-            counters::bump(Counter::EgressTranslated);
-            counters::add(Counter::EgressBytes, bytes as u64);
-        }
-        Direction::Ingress => {
-            counters::bump(Counter::IngressTranslated);
-            counters::add(Counter::IngressBytes, bytes as u64);
-        }
-    }
-    if matches!(plan, L4Plan::IcmpError { .. }) {
-        counters::bump(Counter::IcmpErrorsTranslated);
-    }
-    Verdict::Translated
-}
-
-/// A frame with the IPv4 Ethernet type whose header does not parse (IHL <
-/// 5, version not 4, a total length inside the header, cut short) cannot
-/// be translated; if its source field holds an address xnat translates, it
-/// must not leave with it. (The stack never sends such a frame; a raw
-/// packet socket on the gateway can.)
-#[inline(always)]
-fn leaks_inside_source<P: Packet>(p: &P) -> bool {
-    if p.load::<u16>(12) != Some(parse::ETH_P_IP_WIRE) {
-        return false;
-    }
-    let Some(src) = p.load::<u32>(parse::ETH_HLEN + Ipv4::SRC_OFF) else {
-        return false;
-    };
-    lookup_out(src).is_some() || crate::napt::translates_source(src)
-}
+    verdict::{Direction, Verdict},
+};
 
 /// Whether user space said the static tables are empty: a hash lookup per
 /// packet in an empty table still costs a tenth of a translation.
@@ -151,6 +41,60 @@ pub fn lookup_in(addr: u32) -> Option<u32> {
     }
     // SAFETY: as above.
     unsafe { STATIC_IN.get(addr).copied() }
+}
+
+/// Translates the address `old` of a statically mapped packet to `new`
+/// (the source on egress, the destination on ingress).
+#[inline(always)]
+pub fn translate<P: Packet>(p: &mut P, ip: &Ipv4, dir: Direction, old: u32, new: u32) -> Verdict {
+    let Some(plan) = plan_l4(p, ip, dir) else {
+        return malformed(dir);
+    };
+    if dir == Direction::Ingress
+        && let L4Plan::IcmpError { inner, .. } = &plan
+        && !verify::icmp_error_checksums(p, ip, ip.l4(), inner)
+    {
+        // RFC 5508 REQ-3: an error that fails its checksums is not ours to
+        // vouch for.
+        counters::bump(Counter::DropIcmpErrorBadChecksum);
+        return Verdict::Drop;
+    }
+    if rewrite(p, ip, dir, old, new, &plan).is_none() {
+        // Every offset was checked by the plan, so a failing store means the
+        // kernel refused the write; do not let a half-translated packet out.
+        return malformed(dir);
+    }
+    // The datagram's bytes present in the packet, as NAPT counts them.
+    let bytes = ip.end - ip.off;
+    match dir {
+        Direction::Egress => {
+            counters::bump(Counter::EgressTranslated);
+            counters::add(Counter::EgressBytes, bytes as u64);
+        }
+        Direction::Ingress => {
+            counters::bump(Counter::IngressTranslated);
+            counters::add(Counter::IngressBytes, bytes as u64);
+        }
+    }
+    if matches!(plan, L4Plan::IcmpError { .. }) {
+        counters::bump(Counter::IcmpErrorsTranslated);
+    }
+    Verdict::Translated
+}
+
+/// What the transport header needs when the outer address changes.
+enum L4Plan {
+    /// No checksum covers the address (ICMP query, other protocols, later
+    /// fragments).
+    Nothing,
+    /// TCP or UDP checksum at this offset (pseudo-header covers addresses).
+    Csum { off: u32, udp: bool },
+    /// An ICMP error quoting a datagram whose address we also translate.
+    IcmpError {
+        csum_off: u32,
+        inner: Embedded,
+        new_inner: u32,
+    },
 }
 
 /// Egress drops what it cannot translate (a private address must never

@@ -9,12 +9,12 @@ use aya_ebpf::maps::LruHashMap;
 use nat_common::{Counter, FRAG_TIMEOUT_NS, FragKey, FragValue, csum};
 
 use crate::{
-    counters,
+    clock, counters,
+    frag::hold,
     maps::{FRAGS_IN, FRAGS_OUT},
-    nat::Verdict,
     packet::Packet,
-    parse::Ipv4,
-    session,
+    parse::ipv4::Ipv4,
+    verdict::Verdict,
 };
 
 /// The table of datagrams going this way (every caller passes a constant,
@@ -47,16 +47,22 @@ pub fn remember<P: Packet>(p: &mut P, ip: &Ipv4, inbound: bool, new_addr: u32) {
     let v = FragValue {
         new_addr,
         _pad: 0,
-        seen: session::now(),
+        seen: clock::now(),
     };
     let _ = table(inbound).insert(k, v, 0);
-    p.release_fragments(&k, inbound, new_addr);
+    if let Some(ctx) = p.skb() {
+        hold::release(ctx, &k, inbound, new_addr);
+    }
 }
 
-/// A later fragment nobody can translate yet: hold it if the hook allows.
+/// A later fragment nobody can translate yet: hold it if the hook allows
+/// (TC; XDP cannot clone packets).
 #[inline(always)]
 pub fn hold<P: Packet>(p: &mut P, ip: &Ipv4, inbound: bool) -> bool {
-    p.hold_fragment(ip, &key(ip, inbound))
+    match p.skb() {
+        Some(ctx) => hold::hold(ctx, ip, &key(ip, inbound)),
+        None => false,
+    }
 }
 
 /// A later fragment: translate it as its first fragment was. `None` when
@@ -65,7 +71,7 @@ pub fn hold<P: Packet>(p: &mut P, ip: &Ipv4, inbound: bool) -> bool {
 pub fn translate_later<P: Packet>(p: &mut P, ip: &Ipv4, inbound: bool) -> Option<Verdict> {
     // SAFETY: plain copy.
     let v = unsafe { table(inbound).get(key(ip, inbound)).copied() }?;
-    if session::now().saturating_sub(v.seen) > FRAG_TIMEOUT_NS {
+    if clock::now().saturating_sub(v.seen) > FRAG_TIMEOUT_NS {
         return None;
     }
     let (off, old) = if inbound {

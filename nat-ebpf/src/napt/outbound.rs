@@ -8,16 +8,22 @@ use nat_common::{
 };
 
 use crate::{
-    alloc, counters, frag,
-    icmp::{self, InnerField},
-    maps::{CONFIG, FILTER, INTERNAL, NAPT_IN, NAPT_OUT},
-    nat::Verdict,
+    clock, counters,
+    frag::table as frag,
+    maps::{FILTER, NAPT_IN, NAPT_OUT},
+    napt::{
+        alloc,
+        config::{config, in_pool, is_internal},
+        session::{self, Slot, Touch},
+    },
     packet::Packet,
-    parse::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4},
-    session::{self, Slot, Touch},
-    verify,
+    parse::{
+        icmp::{self, InnerField},
+        ipv4::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4},
+        verify,
+    },
+    verdict::Verdict,
 };
-use aya_ebpf::maps::lpm_trie::Key;
 
 /// Where the "port" of a flow lies and which checksum covers it.
 #[derive(Clone, Copy)]
@@ -47,23 +53,6 @@ enum Kind {
     Tcp,
     Udp,
     IcmpQuery,
-}
-
-#[inline(always)]
-fn config() -> Option<NatConfig> {
-    let cfg = CONFIG.get(0).copied()?;
-    (cfg.pool_len != 0).then_some(cfg)
-}
-
-/// Whether NAPT is on and `addr` is an inside address it translates.
-#[inline(always)]
-pub fn translates_source(addr: u32) -> bool {
-    config().is_some() && is_internal(addr)
-}
-
-#[inline(always)]
-fn is_internal(addr: u32) -> bool {
-    INTERNAL.get(Key::new(32, addr)).is_some()
 }
 
 /// Reads the ports of a TCP/UDP segment or the identifier of an ICMP
@@ -224,7 +213,7 @@ pub fn egress<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
         Ok(None) => return Some(drop(Counter::DropUnsupported)),
     };
 
-    let now = session::now();
+    let now = clock::now();
     let key = out_key(ip, &ports);
     let found = match ports.kind {
         Kind::IcmpQuery => NAPT_OUT.get_ptr_mut(key),
@@ -365,7 +354,7 @@ pub fn established<P: Packet>(p: &P, ip: &Ipv4) -> Option<Established> {
 /// found (no second lookup of the mapping or the session).
 #[inline(always)]
 pub fn egress_established<P: Packet>(p: &mut P, ip: &Ipv4, e: &Established) -> Verdict {
-    let now = session::now();
+    let now = clock::now();
     translate_out(
         p,
         ip,
@@ -518,22 +507,6 @@ fn transport_cut(ip: &Ipv4) -> bool {
         _ => return false,
     };
     !ip.has(ip.l4(), need)
-}
-
-/// Whether `addr` is one of the pool's public addresses.
-#[inline(always)]
-pub fn in_pool(cfg: &NatConfig, addr: u32) -> bool {
-    let mut i = 0;
-    while i < nat_common::POOL_MAX {
-        if i >= cfg.pool_len {
-            return false;
-        }
-        if crate::maps::POOL.get(i).is_some_and(|a| *a == addr) {
-            return true;
-        }
-        i += 1;
-    }
-    false
 }
 
 /// Inbound, a whole datagram or a first fragment.
