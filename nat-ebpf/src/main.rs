@@ -1,14 +1,28 @@
-//! xnat's data plane: three programs sharing one translation core.
+//! xnat's data plane: XDP and TC programs sharing one translation core.
 //!
 //! * `xnat_egress_tc`   — TC egress on the external interface: source NAT.
 //! * `xnat_ingress_xdp` — XDP on the external interface: destination NAT.
 //! * `xnat_ingress_tc`  — the same as a TC ingress program, for devices where
 //!   XDP cannot see the skb's checksum state (veth; README, "Ingress
 //!   modes and checksum offload").
+//! * `xnat_inside_tc`   — TC ingress on inside interfaces: hairpinning and
+//!   the outbound fast path; `xnat_inside_xdp` the fast path alone.
+//! * `xnat_noop_xdp`    — passes everything (benchmark baseline, veth peers).
 //!
-//! Each packet reads top to bottom as parse → look up → rewrite → verdict
-//! (`nat.rs`); `packet.rs` hides whether bytes come from an XDP buffer or an
-//! skb.
+//! The modules are stages, each importing only the ones listed before it:
+//!
+//! * `verdict`, `maps`, `counters`, `clock` — what every stage shares.
+//! * `packet` — byte access, the same for XDP buffers and skbs.
+//! * `parse/` — headers into offsets and fields; reads only.
+//! * `events` — records for the agent (bindings, port exhaustion).
+//! * `rewrite/` — an address or port with every checksum that covers it.
+//! * `frag/` — later fragments translated as their first, or held.
+//! * `napt/` — dynamic NAPT: ports, sessions, allocation, filtering,
+//!   outbound, inbound, ICMP errors.
+//! * `translate/` — the core: static 1:1 NAT, then NAPT, then the
+//!   gateway's own ICMP errors (parse → look up → rewrite → verdict).
+//! * `forward/` — FIB lookup and redirect, hairpinning, the fast path.
+//! * `programs` — the entry points the loader attaches by name.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 
@@ -32,6 +46,8 @@ mod packet;
 mod parse;
 #[cfg(target_arch = "bpf")]
 mod programs;
+#[cfg(target_arch = "bpf")]
+mod rewrite;
 #[cfg(target_arch = "bpf")]
 mod translate;
 #[cfg(target_arch = "bpf")]

@@ -18,7 +18,6 @@ use aya_ebpf::{
 };
 use nat_common::{
     Counter, FRAG_HOLD_BYTES, FRAG_HOLD_SLOTS, FRAG_TIMEOUT_NS, FragKey, HeldFragment, HoldKey,
-    csum,
 };
 
 use crate::{
@@ -26,6 +25,8 @@ use crate::{
     maps::{FRAG_HOLD_IN, FRAG_HOLD_OUT, FRAG_SCRATCH},
     packet::TcPacket,
     parse::ipv4::{self, ETH_HLEN, Ipv4},
+    rewrite::outer,
+    verdict::Direction,
 };
 
 const BPF_NOEXIST: u64 = 1;
@@ -141,17 +142,14 @@ pub fn release(ctx: &TcContext, key: &FragKey, inbound: bool, new_addr: u32) {
 /// skb.
 #[inline(always)]
 fn rewrite_held(ctx: &TcContext, inbound: bool, new_addr: u32) {
-    let p = TcPacket { ctx };
+    let mut p = TcPacket { ctx };
     let Some(ip) = ipv4::ipv4_at(&p, ETH_HLEN, ETH_HLEN + FRAG_HOLD_BYTES as u32) else {
         return;
     };
-    let (off, old) = if inbound {
-        (ip.off + Ipv4::DST_OFF, ip.dst)
+    let dir = if inbound {
+        Direction::Ingress
     } else {
-        (ip.off + Ipv4::SRC_OFF, ip.src)
+        Direction::Egress
     };
-    let check_off = ip.off + Ipv4::CHECK_OFF;
-    let check = ip.check;
-    let _ = ctx.store(off as usize, &new_addr, 0);
-    let _ = ctx.store(check_off as usize, &csum::replace4(check, old, new_addr), 0);
+    let _ = outer::addr(&mut p, &ip, dir, new_addr);
 }

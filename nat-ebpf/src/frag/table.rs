@@ -6,7 +6,7 @@
 //! fragments, which need only their address and IPv4 checksum changed.
 //! Each direction has its own table (`FRAGS_OUT`, `FRAGS_IN`).
 use aya_ebpf::maps::LruHashMap;
-use nat_common::{Counter, FRAG_TIMEOUT_NS, FragKey, FragValue, csum};
+use nat_common::{Counter, FRAG_TIMEOUT_NS, FragKey, FragValue};
 
 use crate::{
     clock, counters,
@@ -14,7 +14,8 @@ use crate::{
     maps::{FRAGS_IN, FRAGS_OUT},
     packet::Packet,
     parse::ipv4::Ipv4,
-    verdict::Verdict,
+    rewrite::outer,
+    verdict::{Direction, Verdict},
 };
 
 /// The table of datagrams going this way (every caller passes a constant,
@@ -22,6 +23,16 @@ use crate::{
 #[inline(always)]
 pub fn table(inbound: bool) -> &'static LruHashMap<FragKey, FragValue> {
     if inbound { &FRAGS_IN } else { &FRAGS_OUT }
+}
+
+/// The direction whose address a datagram going this way has translated.
+#[inline(always)]
+fn direction(inbound: bool) -> Direction {
+    if inbound {
+        Direction::Ingress
+    } else {
+        Direction::Egress
+    }
 }
 
 #[inline(always)]
@@ -74,23 +85,9 @@ pub fn translate_later<P: Packet>(p: &mut P, ip: &Ipv4, inbound: bool) -> Option
     if clock::now().saturating_sub(v.seen) > FRAG_TIMEOUT_NS {
         return None;
     }
-    let (off, old) = if inbound {
-        (ip.off + Ipv4::DST_OFF, ip.dst)
-    } else {
-        (ip.off + Ipv4::SRC_OFF, ip.src)
-    };
-    let check_off = ip.off + Ipv4::CHECK_OFF;
-    let check = ip.check;
-    p.store(off, &v.new_addr)?;
-    p.store(check_off, &csum::replace4(check, old, v.new_addr))?;
+    let dir = direction(inbound);
+    outer::addr(p, ip, dir, v.new_addr)?;
     counters::bump(Counter::FragmentsTranslated);
-    let bytes = (ip.end - ip.off) as u64;
-    if inbound {
-        counters::bump(Counter::IngressTranslated);
-        counters::add(Counter::IngressBytes, bytes);
-    } else {
-        counters::bump(Counter::EgressTranslated);
-        counters::add(Counter::EgressBytes, bytes);
-    }
+    counters::translated(dir, ip.bytes());
     Some(Verdict::Translated)
 }

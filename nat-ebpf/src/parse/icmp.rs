@@ -1,11 +1,14 @@
-//! ICMP errors: the embedded ("quoted") datagram of a translated flow must be
-//! translated too, or the inside host never matches the error to its socket
-//! (traceroute, PMTU discovery, ECONNREFUSED on connected UDP sockets).
+//! ICMP: the message types xnat tells apart, and the embedded ("quoted")
+//! datagram of an error, which must be translated too or the inside host
+//! never matches the error to its socket (traceroute, PMTU discovery,
+//! ECONNREFUSED on connected UDP sockets); `rewrite::quote` rewrites it.
 use crate::{
     packet::Packet,
-    parse::ipv4::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4, ipv4_at},
+    parse::{
+        ipv4::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4, ipv4_at},
+        l4::L4,
+    },
 };
-use nat_common::csum;
 
 pub const ICMP_DEST_UNREACH: u8 = 3;
 pub const ICMP_TIME_EXCEEDED: u8 = 11;
@@ -39,16 +42,6 @@ pub fn is_error(icmp_type: u8) -> bool {
 pub enum InnerField {
     Src,
     Dst,
-}
-
-/// Which transport checksum an embedded datagram carries.
-#[derive(Clone, Copy)]
-enum L4Csum {
-    Tcp,
-    /// 0 means "no checksum" and stays 0.
-    Udp,
-    /// No pseudo-header; only the identifier is covered.
-    Icmp,
 }
 
 /// The embedded datagram of an ICMP error.
@@ -95,77 +88,18 @@ impl Embedded {
         Some((off, p.load(off)?))
     }
 
-    /// Rewrites the embedded address `field` to `new` (and, for NAPT, the
-    /// port or ICMP identifier at `port.0` from `port.1` to `port.2`), with
-    /// the embedded IPv4 checksum, the embedded transport checksum when it
-    /// was quoted, and the ICMP checksum (at `icmp_csum_off`) over it all.
-    ///
-    /// All of these are plain data inside the ICMP message (never
-    /// CHECKSUM_PARTIAL), so RFC 1624 arithmetic is right for XDP and TC.
-    #[inline(always)]
-    pub fn rewrite<P: Packet>(
-        &self,
-        p: &mut P,
-        field: InnerField,
-        new: u32,
-        port: Option<(u32, u16, u16)>,
-        icmp_csum_off: u32,
-    ) -> Option<()> {
-        let old = self.addr(field);
-        let addr_off = self.ip.off
-            + match field {
-                InnerField::Src => Ipv4::SRC_OFF,
-                InnerField::Dst => Ipv4::DST_OFF,
-            };
-        let ip_csum_off = self.ip.off + Ipv4::CHECK_OFF;
-
-        let mut icmp_csum: u16 = p.load(icmp_csum_off)?;
-        let old_ip_csum = self.ip.check;
-        let new_ip_csum = csum::replace4(old_ip_csum, old, new);
-        icmp_csum = csum::replace4(icmp_csum, old, new);
-        icmp_csum = csum::replace2(icmp_csum, old_ip_csum, new_ip_csum);
-
-        if let Some((l4_csum_off, kind)) = self.quoted_l4_csum() {
-            let old_l4: u16 = p.load(l4_csum_off)?;
-            let mut new_l4 = old_l4;
-            match kind {
-                L4Csum::Tcp => new_l4 = csum::replace4(new_l4, old, new),
-                L4Csum::Udp => new_l4 = csum::replace4_udp(new_l4, old, new),
-                // ICMP has no pseudo-header: the address is not covered.
-                L4Csum::Icmp => {}
-            }
-            if let Some((_, old_port, new_port)) = port {
-                new_l4 = match kind {
-                    L4Csum::Udp => csum::replace2_udp(new_l4, old_port, new_port),
-                    L4Csum::Icmp => csum::replace2_icmp(new_l4, old_port, new_port),
-                    L4Csum::Tcp => csum::replace2(new_l4, old_port, new_port),
-                };
-            }
-            icmp_csum = csum::replace2(icmp_csum, old_l4, new_l4);
-            p.store(l4_csum_off, &new_l4)?;
-        }
-        if let Some((port_off, old_port, new_port)) = port {
-            icmp_csum = csum::replace2(icmp_csum, old_port, new_port);
-            p.store(port_off, &new_port)?;
-        }
-
-        p.store(addr_off, &new)?;
-        p.store(ip_csum_off, &new_ip_csum)?;
-        p.store(icmp_csum_off, &csum::icmp_never_zero(icmp_csum))
-    }
-
     /// Offset and kind of the embedded transport checksum if the quote
     /// includes it.
     #[inline(always)]
-    fn quoted_l4_csum(&self) -> Option<(u32, L4Csum)> {
+    pub fn quoted_l4_csum(&self) -> Option<(u32, L4)> {
         if self.ip.later_fragment {
             return None;
         }
         let l4 = self.ip.l4();
         match self.ip.proto {
-            IPPROTO_TCP if self.ip.has(l4 + 16, 2) => Some((l4 + 16, L4Csum::Tcp)),
-            IPPROTO_UDP if self.ip.has(l4 + 6, 2) => Some((l4 + 6, L4Csum::Udp)),
-            IPPROTO_ICMP if self.ip.has(l4 + 2, 2) => Some((l4 + 2, L4Csum::Icmp)),
+            IPPROTO_TCP if self.ip.has(l4 + 16, 2) => Some((l4 + 16, L4::Tcp)),
+            IPPROTO_UDP if self.ip.has(l4 + 6, 2) => Some((l4 + 6, L4::Udp)),
+            IPPROTO_ICMP if self.ip.has(l4 + 2, 2) => Some((l4 + 2, L4::Icmp)),
             _ => None,
         }
     }

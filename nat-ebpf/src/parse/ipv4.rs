@@ -63,6 +63,13 @@ impl Ipv4 {
         self.off + self.hlen
     }
 
+    /// The datagram's bytes present in the packet, as the byte counters
+    /// count them.
+    #[inline(always)]
+    pub fn bytes(&self) -> u64 {
+        (self.end - self.off) as u64
+    }
+
     /// Whether `n` bytes at `off` lie inside the datagram's present bytes.
     #[inline(always)]
     pub fn has(&self, off: u32, n: u32) -> bool {

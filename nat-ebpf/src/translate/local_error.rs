@@ -17,6 +17,7 @@ use crate::{
         icmp::{self, InnerField},
         ipv4::{IPPROTO_ICMP, Ipv4},
     },
+    rewrite::quote,
     translate::static_nat::lookup_out,
     verdict::Verdict,
 };
@@ -39,8 +40,9 @@ pub fn egress<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
     let csum_off = l4 + icmp::CSUM_OFF;
     if let Some(public) = lookup_out(quoted) {
         // Static 1:1: only the address changes.
-        return Some(done(inner.rewrite(
+        return Some(done(quote::translate(
             p,
+            &inner,
             InnerField::Dst,
             public,
             None,
@@ -52,12 +54,13 @@ pub fn egress<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
     }
     // From here the quote names an inside host NAPT translates: it leaves
     // with its public endpoint or not at all.
-    let Some((port_off, port, m)) = napt::outbound::quoted_destination_mapping(p, &inner) else {
+    let Some((port_off, port, m)) = napt::icmp_error::quoted_destination_mapping(p, &inner) else {
         counters::bump(Counter::DropIcmpErrorNoMapping);
         return Some(Verdict::Drop);
     };
-    Some(done(inner.rewrite(
+    Some(done(quote::translate(
         p,
+        &inner,
         InnerField::Dst,
         m.addr,
         Some((port_off, port, m.port)),

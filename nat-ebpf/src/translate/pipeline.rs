@@ -22,17 +22,17 @@ pub fn process<P: Packet>(p: &mut P, dir: Direction) -> Verdict {
         counters::bump(Counter::PassedNotOurs);
         return Verdict::Pass;
     };
-    let (old, mapped) = match dir {
-        Direction::Egress => (ip.src, static_nat::lookup_out(ip.src)),
-        Direction::Ingress => (ip.dst, static_nat::lookup_in(ip.dst)),
+    let mapped = match dir {
+        Direction::Egress => static_nat::lookup_out(ip.src),
+        Direction::Ingress => static_nat::lookup_in(ip.dst),
     };
     if let Some(new) = mapped {
-        return static_nat::translate(p, &ip, dir, old, new);
+        return static_nat::translate(p, &ip, dir, new);
     }
     // Not a static mapping: dynamic NAPT may own it.
     let napt = match dir {
         Direction::Egress => napt::outbound::egress(p, &ip),
-        Direction::Ingress => napt::outbound::ingress(p, &ip),
+        Direction::Ingress => napt::inbound::ingress(p, &ip),
     };
     if let Some(v) = napt {
         return v;

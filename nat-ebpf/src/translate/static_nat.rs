@@ -2,7 +2,7 @@
 //! protocol. Looked up before NAPT (it takes precedence). A packet is
 //! planned first (every byte we will touch is present) and rewritten only
 //! then, so a packet that fails the plan is never half-rewritten.
-use nat_common::{Counter, csum};
+use nat_common::Counter;
 
 use crate::{
     counters,
@@ -11,8 +11,10 @@ use crate::{
     parse::{
         icmp::{self, Embedded, InnerField},
         ipv4::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4},
+        l4::L4,
         verify,
     },
+    rewrite::{outer, quote},
     verdict::{Direction, Verdict},
 };
 
@@ -43,10 +45,10 @@ pub fn lookup_in(addr: u32) -> Option<u32> {
     unsafe { STATIC_IN.get(addr).copied() }
 }
 
-/// Translates the address `old` of a statically mapped packet to `new`
+/// Translates the address of a statically mapped packet to `new`
 /// (the source on egress, the destination on ingress).
 #[inline(always)]
-pub fn translate<P: Packet>(p: &mut P, ip: &Ipv4, dir: Direction, old: u32, new: u32) -> Verdict {
+pub fn translate<P: Packet>(p: &mut P, ip: &Ipv4, dir: Direction, new: u32) -> Verdict {
     let Some(plan) = plan_l4(p, ip, dir) else {
         return malformed(dir);
     };
@@ -59,23 +61,12 @@ pub fn translate<P: Packet>(p: &mut P, ip: &Ipv4, dir: Direction, old: u32, new:
         counters::bump(Counter::DropIcmpErrorBadChecksum);
         return Verdict::Drop;
     }
-    if rewrite(p, ip, dir, old, new, &plan).is_none() {
+    if rewrite(p, ip, dir, new, &plan).is_none() {
         // Every offset was checked by the plan, so a failing store means the
         // kernel refused the write; do not let a half-translated packet out.
         return malformed(dir);
     }
-    // The datagram's bytes present in the packet, as NAPT counts them.
-    let bytes = ip.end - ip.off;
-    match dir {
-        Direction::Egress => {
-            counters::bump(Counter::EgressTranslated);
-            counters::add(Counter::EgressBytes, bytes as u64);
-        }
-        Direction::Ingress => {
-            counters::bump(Counter::IngressTranslated);
-            counters::add(Counter::IngressBytes, bytes as u64);
-        }
-    }
+    counters::translated(dir, ip.bytes());
     if matches!(plan, L4Plan::IcmpError { .. }) {
         counters::bump(Counter::IcmpErrorsTranslated);
     }
@@ -88,7 +79,7 @@ enum L4Plan {
     /// fragments).
     Nothing,
     /// TCP or UDP checksum at this offset (pseudo-header covers addresses).
-    Csum { off: u32, udp: bool },
+    Csum { off: u32, l4: L4 },
     /// An ICMP error quoting a datagram whose address we also translate.
     IcmpError {
         csum_off: u32,
@@ -124,11 +115,11 @@ fn plan_l4<P: Packet>(p: &P, ip: &Ipv4, dir: Direction) -> Option<L4Plan> {
     match ip.proto {
         IPPROTO_TCP => ip.has(l4, 20).then_some(L4Plan::Csum {
             off: l4 + 16,
-            udp: false,
+            l4: L4::Tcp,
         }),
         IPPROTO_UDP => ip.has(l4, 8).then_some(L4Plan::Csum {
             off: l4 + 6,
-            udp: true,
+            l4: L4::Udp,
         }),
         IPPROTO_ICMP => {
             if !ip.has(l4, icmp::HDR_LEN) {
@@ -158,30 +149,14 @@ fn plan_l4<P: Packet>(p: &P, ip: &Ipv4, dir: Direction) -> Option<L4Plan> {
     }
 }
 
+/// Rewrites the address `dir` translates to `new`, and what `plan` says
+/// the transport header needs.
 #[inline(always)]
-fn rewrite<P: Packet>(
-    p: &mut P,
-    ip: &Ipv4,
-    dir: Direction,
-    old: u32,
-    new: u32,
-    plan: &L4Plan,
-) -> Option<()> {
-    let addr_off = ip.off
-        + match dir {
-            Direction::Egress => Ipv4::SRC_OFF,
-            Direction::Ingress => Ipv4::DST_OFF,
-        };
-    // The IPv4 header checksum is always complete (never offloaded as
-    // partial), so plain RFC 1624 arithmetic is right in XDP and TC alike.
-    let check_off = ip.off + Ipv4::CHECK_OFF;
-    let check = ip.check;
-    p.store(addr_off, &new)?;
-    p.store(check_off, &csum::replace4(check, old, new))?;
-
+fn rewrite<P: Packet>(p: &mut P, ip: &Ipv4, dir: Direction, new: u32, plan: &L4Plan) -> Option<()> {
+    outer::addr(p, ip, dir, new)?;
     match plan {
         L4Plan::Nothing => Some(()),
-        L4Plan::Csum { off, udp } => p.fix_l4_csum_for_addr(*off, old, new, *udp),
+        L4Plan::Csum { off, l4 } => outer::l4_for_addr(p, ip, dir, *off, *l4, new),
         L4Plan::IcmpError {
             csum_off,
             inner,
@@ -191,7 +166,7 @@ fn rewrite<P: Packet>(
                 Direction::Ingress => InnerField::Src,
                 Direction::Egress => InnerField::Dst,
             };
-            inner.rewrite(p, field, *new_inner, None, *csum_off)
+            quote::translate(p, inner, field, *new_inner, None, *csum_off)
         }
     }
 }
