@@ -17,7 +17,7 @@ use crate::{
         route::{self, Route},
     },
     maps::XDP_TARGETS,
-    napt::outbound as napt,
+    napt,
     packet::{Packet, TcPacket, XdpPacket},
     parse::ipv4::{self, Ipv4},
     translate::{pipeline, static_nat},
@@ -91,7 +91,7 @@ enum Flow {
     /// A static 1:1 mapping of its source.
     Static,
     /// A NAPT mapping with a session to this remote endpoint.
-    Napt(napt::Established),
+    Napt(napt::outbound::Established),
 }
 
 #[inline(always)]
@@ -99,7 +99,7 @@ fn established<P: Packet>(p: &P, ip: &Ipv4) -> Option<Flow> {
     if static_nat::lookup_out(ip.src).is_some() {
         return Some(Flow::Static);
     }
-    napt::established(p, ip).map(Flow::Napt)
+    napt::outbound::established(p, ip).map(Flow::Napt)
 }
 
 /// What the outbound fast path did with a packet.
@@ -153,7 +153,7 @@ fn outbound<C: EbpfContext, P: Packet>(
     let verdict = match &flow {
         Flow::Static => pipeline::process(p, Direction::Egress),
         // The mapping and session found above, not looked up again.
-        Flow::Napt(e) => napt::egress_established(p, ip, e),
+        Flow::Napt(e) => napt::outbound::egress_established(p, ip, e),
     };
     match verdict {
         Verdict::Translated => {}

@@ -19,6 +19,7 @@ use crate::{
     parse::{
         icmp::{self, InnerField},
         ipv4::{self, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4},
+        l4::DPORT_OFF,
     },
     translate::{pipeline, static_nat},
     verdict::{Direction, Verdict},
@@ -98,7 +99,7 @@ pub fn targets_us<P: Packet>(p: &P, ip: &Ipv4) -> bool {
     }
     let l4 = ip.l4();
     match ip.proto {
-        IPPROTO_TCP | IPPROTO_UDP => match p.load::<u16>(l4 + 2) {
+        IPPROTO_TCP | IPPROTO_UDP => match p.load::<u16>(l4 + DPORT_OFF) {
             Some(dport) if ip.has(l4, 4) => public_endpoint(ip.dst, dport, ip.proto),
             _ => false,
         },

@@ -92,9 +92,9 @@ pub fn hold(ctx: &TcContext, ip: &Ipv4, key: &FragKey) -> bool {
 }
 
 /// The first fragment of datagram `key` has just been translated (its
-/// later fragments' `field_off` address becomes `new_addr`): sends it,
-/// then each held fragment, translated. Returns whether the skb now holds
-/// the last held fragment (to be passed on by the caller like the first).
+/// later fragments' translated address becomes `new_addr`): sends it,
+/// then each held fragment, translated; the skb ends up holding the last
+/// one, which the caller passes on like the first.
 #[inline(always)]
 pub fn release(ctx: &TcContext, key: &FragKey, inbound: bool, new_addr: u32) {
     let ifindex = unsafe { (*ctx.skb.skb).ifindex };

@@ -20,6 +20,7 @@ use crate::{
     parse::{
         icmp,
         ipv4::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4},
+        l4::{TCP_DOFF_OFF, TCP_HLEN, UDP_HLEN},
     },
     rewrite::outer,
     verdict::{Direction, Verdict},
@@ -145,11 +146,11 @@ fn translate<P: Packet>(p: &mut P, ip: &Ipv4, cfg: &NatConfig) -> Option<Verdict
 /// connection attempt to a public endpoint no mapping admitted.
 #[inline(always)]
 fn unsolicited_syn<P: Packet>(p: &P, ip: &Ipv4, cfg: &NatConfig) -> bool {
-    if ip.proto != IPPROTO_TCP || !ip.has(ip.l4(), 20) {
+    if ip.proto != IPPROTO_TCP || !ip.has(ip.l4(), TCP_HLEN) {
         return false;
     }
     // Two-byte loads: data offset and flags, then the ports.
-    let Some([_, flags]) = p.load::<[u8; 2]>(ip.l4() + 12) else {
+    let Some([_, flags]) = p.load::<[u8; 2]>(ip.l4() + TCP_DOFF_OFF) else {
         return false;
     };
     if flags & (TH_SYN | TH_ACK) != TH_SYN {
@@ -167,8 +168,8 @@ fn unsolicited_syn<P: Packet>(p: &P, ip: &Ipv4, cfg: &NatConfig) -> bool {
 #[inline(always)]
 fn transport_cut(ip: &Ipv4) -> bool {
     let need = match ip.proto {
-        IPPROTO_TCP => 20,
-        IPPROTO_UDP => 8,
+        IPPROTO_TCP => TCP_HLEN,
+        IPPROTO_UDP => UDP_HLEN,
         IPPROTO_ICMP => icmp::HDR_LEN,
         _ => return false,
     };

@@ -8,7 +8,7 @@ use crate::{
     parse::{
         icmp,
         ipv4::{IPPROTO_TCP, IPPROTO_UDP, Ipv4},
-        l4::{L4, Port},
+        l4::{DPORT_OFF, L4, Port, TCP_CSUM_OFF, TCP_FLAGS_OFF, TCP_HLEN, UDP_CSUM_OFF, UDP_HLEN},
     },
 };
 
@@ -52,22 +52,26 @@ pub fn of<P: Packet>(p: &P, ip: &Ipv4, outbound: bool) -> Result<Option<Ports>, 
     match ip.proto {
         IPPROTO_TCP | IPPROTO_UDP => {
             let tcp = ip.proto == IPPROTO_TCP;
-            if !ip.has(l4, if tcp { 20 } else { 8 }) {
+            if !ip.has(l4, if tcp { TCP_HLEN } else { UDP_HLEN }) {
                 return Err(());
             }
             // Both ports in one load.
             let [sport, dport]: [u16; 2] = p.load(l4).ok_or(())?;
-            let tcp_flags: u8 = if tcp { p.load(l4 + 13).ok_or(())? } else { 0 };
+            let tcp_flags: u8 = if tcp {
+                p.load(l4 + TCP_FLAGS_OFF).ok_or(())?
+            } else {
+                0
+            };
             let (off, value, remote_port) = if outbound {
                 (l4, sport, dport)
             } else {
-                (l4 + 2, dport, sport)
+                (l4 + DPORT_OFF, dport, sport)
             };
             Ok(Some(Ports {
                 ours: Port {
                     off,
                     value,
-                    csum_off: l4 + if tcp { 16 } else { 6 },
+                    csum_off: l4 + if tcp { TCP_CSUM_OFF } else { UDP_CSUM_OFF },
                     l4: if tcp { L4::Tcp } else { L4::Udp },
                 },
                 remote_port,

@@ -2,11 +2,17 @@
 //! datagram of an error, which must be translated too or the inside host
 //! never matches the error to its socket (traceroute, PMTU discovery,
 //! ECONNREFUSED on connected UDP sockets); `rewrite::quote` rewrites it.
+//! The message types are written here: `network-types`' `Icmpv4Type` has
+//! no Time Exceeded.
+use core::mem::offset_of;
+
+use network_types::icmp::Icmpv4Hdr;
+
 use crate::{
     packet::Packet,
     parse::{
         ipv4::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4, ipv4_at},
-        l4::L4,
+        l4::{DPORT_OFF, L4, TCP_CSUM_OFF, UDP_CSUM_OFF},
     },
 };
 
@@ -20,12 +26,12 @@ pub const ICMP_ECHO: u8 = 8;
 #[allow(dead_code)] // documents what the agent answers; sent from user space
 pub const ICMP_CODE_ADMIN_PROHIBITED: u8 = 13;
 /// Offset of the identifier in an ICMP query.
-pub const ID_OFF: u32 = 4;
+pub const ID_OFF: u32 = offset_of!(Icmpv4Hdr, data) as u32;
 
 /// Offset of the checksum in the ICMP header.
-pub const CSUM_OFF: u32 = 2;
+pub const CSUM_OFF: u32 = offset_of!(Icmpv4Hdr, check) as u32;
 /// Length of the ICMP header before an error's embedded datagram.
-pub const HDR_LEN: u32 = 8;
+pub const HDR_LEN: u32 = Icmpv4Hdr::LEN as u32;
 
 #[inline(always)]
 pub fn is_error(icmp_type: u8) -> bool {
@@ -77,9 +83,9 @@ impl Embedded {
         let off = match self.ip.proto {
             IPPROTO_TCP | IPPROTO_UDP => match field {
                 InnerField::Src => l4,
-                InnerField::Dst => l4 + 2,
+                InnerField::Dst => l4 + DPORT_OFF,
             },
-            IPPROTO_ICMP => l4 + 4,
+            IPPROTO_ICMP => l4 + ID_OFF,
             _ => return None,
         };
         if !self.ip.has(off, 2) {
@@ -97,9 +103,9 @@ impl Embedded {
         }
         let l4 = self.ip.l4();
         match self.ip.proto {
-            IPPROTO_TCP if self.ip.has(l4 + 16, 2) => Some((l4 + 16, L4::Tcp)),
-            IPPROTO_UDP if self.ip.has(l4 + 6, 2) => Some((l4 + 6, L4::Udp)),
-            IPPROTO_ICMP if self.ip.has(l4 + 2, 2) => Some((l4 + 2, L4::Icmp)),
+            IPPROTO_TCP if self.ip.has(l4 + TCP_CSUM_OFF, 2) => Some((l4 + TCP_CSUM_OFF, L4::Tcp)),
+            IPPROTO_UDP if self.ip.has(l4 + UDP_CSUM_OFF, 2) => Some((l4 + UDP_CSUM_OFF, L4::Udp)),
+            IPPROTO_ICMP if self.ip.has(l4 + CSUM_OFF, 2) => Some((l4 + CSUM_OFF, L4::Icmp)),
             _ => None,
         }
     }

@@ -53,7 +53,7 @@ pub fn process<P: Packet>(p: &mut P, dir: Direction) -> Verdict {
 /// packet socket on the gateway can.)
 #[inline(always)]
 fn leaks_inside_source<P: Packet>(p: &P) -> bool {
-    if p.load::<u16>(12) != Some(ipv4::ETH_P_IP_WIRE) {
+    if p.load::<u16>(ipv4::ETH_TYPE_OFF) != Some(ipv4::ETH_P_IP_WIRE) {
         return false;
     }
     let Some(src) = p.load::<u32>(ipv4::ETH_HLEN + Ipv4::SRC_OFF) else {

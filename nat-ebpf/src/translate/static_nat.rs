@@ -11,7 +11,7 @@ use crate::{
     parse::{
         icmp::{self, Embedded, InnerField},
         ipv4::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4},
-        l4::L4,
+        l4::{L4, TCP_CSUM_OFF, TCP_HLEN, UDP_CSUM_OFF, UDP_HLEN},
         verify,
     },
     rewrite::{outer, quote},
@@ -113,12 +113,12 @@ fn plan_l4<P: Packet>(p: &P, ip: &Ipv4, dir: Direction) -> Option<L4Plan> {
     }
     let l4 = ip.l4();
     match ip.proto {
-        IPPROTO_TCP => ip.has(l4, 20).then_some(L4Plan::Csum {
-            off: l4 + 16,
+        IPPROTO_TCP => ip.has(l4, TCP_HLEN).then_some(L4Plan::Csum {
+            off: l4 + TCP_CSUM_OFF,
             l4: L4::Tcp,
         }),
-        IPPROTO_UDP => ip.has(l4, 8).then_some(L4Plan::Csum {
-            off: l4 + 6,
+        IPPROTO_UDP => ip.has(l4, UDP_HLEN).then_some(L4Plan::Csum {
+            off: l4 + UDP_CSUM_OFF,
             l4: L4::Udp,
         }),
         IPPROTO_ICMP => {
