@@ -20,6 +20,12 @@ pub const IPPROTO_ICMP: u8 = IpProto::Icmp as u8;
 pub const IPPROTO_TCP: u8 = IpProto::Tcp as u8;
 pub const IPPROTO_UDP: u8 = IpProto::Udp as u8;
 
+/// `Ipv4Hdr` is all byte arrays (alignment 1); copied out at alignment 4,
+/// its 16- and 32-bit fields read as one load each, not byte by byte.
+#[repr(C, align(4))]
+#[derive(Clone, Copy)]
+struct Aligned(Ipv4Hdr);
+
 /// An IPv4 header found at `off`, options included.
 #[derive(Clone, Copy)]
 pub struct Ipv4 {
@@ -89,7 +95,8 @@ pub fn outer_ipv4<P: Packet>(p: &P) -> Option<Ipv4> {
 #[inline(always)]
 pub fn ipv4_at<P: Packet>(p: &P, off: u32, limit: u32) -> Option<Ipv4> {
     // The fixed 20 bytes in one load.
-    let h: Ipv4Hdr = p.load(off)?;
+    let aligned: Aligned = p.load(off)?;
+    let h = &aligned.0;
     if h.vihl >> 4 != 4 {
         return None;
     }
