@@ -51,8 +51,8 @@ pub fn l4_for_addr<P: Packet>(
 ) -> Option<()> {
     let (_, old) = addr_field(ip, dir);
     match l4 {
-        L4::Tcp => p.fix_l4_csum_for_addr(csum_off, old, new, false),
-        L4::Udp => p.fix_l4_csum_for_addr(csum_off, old, new, true),
+        // One call for both: each call site inlines the whole helper.
+        L4::Tcp | L4::Udp => p.fix_l4_csum_for_addr(csum_off, old, new, l4 == L4::Udp),
         L4::Icmp => Some(()),
     }
 }
