@@ -2,9 +2,12 @@
 //! waits: when the ring is full (the agent lags or is not running) the
 //! record is dropped and counted (`events_lost`), and the packet goes on.
 use aya_ebpf::{macros::map, maps::Array};
-use nat_common::{BindingEvent, Counter, EVENT_BINDING_CREATED, EndpointKey, Mapping};
+use nat_common::{
+    BindingEvent, Counter, EVENT_BINDING_CREATED, EVENT_PORTS_EXHAUSTED, EVENT_QUOTE_MAX,
+    EndpointKey, Event, Mapping,
+};
 
-use crate::{counters, maps::EVENTS};
+use crate::{counters, maps::EVENTS, packet::Packet, parse::ipv4::Ipv4};
 
 /// `1 << EVENT_*` bits of the optional events the agent wants (set while
 /// it keeps a translation log). Port-exhaustion events are always sent.
@@ -42,4 +45,32 @@ pub fn binding_created(inside: &EndpointKey, public: &Mapping) {
         _pad2: 0,
         time_ns: public.created,
     });
+}
+
+/// No port left for a new mapping: hands the agent what it needs to answer ICMP "administratively
+/// prohibited" (code 13) to the inside host: the IPv4 header and the first
+/// 8 bytes after it. Never blocks: a full ring just loses the event.
+#[inline(always)]
+pub fn ports_exhausted<P: Packet>(p: &P, ip: &Ipv4) {
+    let quote_len = ip.hlen + 8;
+    let mut ev = Event {
+        kind: EVENT_PORTS_EXHAUSTED,
+        quote_len,
+        quote: [0; EVENT_QUOTE_MAX],
+    };
+    // hlen + 8 is a multiple of 4 between 28 and 68: copy it in 4-byte
+    // words so a short packet with options is quoted exactly.
+    let mut i = 0;
+    while i < EVENT_QUOTE_MAX / 4 {
+        let at = i * 4;
+        if at as u32 >= quote_len {
+            break;
+        }
+        let Some(w) = p.load::<[u8; 4]>(ip.off + at as u32) else {
+            return;
+        };
+        ev.quote[at..at + 4].copy_from_slice(&w);
+        i += 1;
+    }
+    emit(&ev);
 }

@@ -1,43 +1,45 @@
-//! xnat's data plane: three programs sharing one translation core.
+//! xnat's data plane: XDP and TC programs sharing one translation core.
 //!
 //! * `xnat_egress_tc`   — TC egress on the external interface: source NAT.
 //! * `xnat_ingress_xdp` — XDP on the external interface: destination NAT.
 //! * `xnat_ingress_tc`  — the same as a TC ingress program, for devices where
 //!   XDP cannot see the skb's checksum state (veth; README, "Ingress
 //!   modes and checksum offload").
+//! * `xnat_inside_tc`   — TC ingress on inside interfaces: hairpinning and
+//!   the outbound fast path; `xnat_inside_xdp` the fast path alone.
+//! * `xnat_noop_xdp`    — passes everything (benchmark baseline, veth peers).
 //!
-//! Each packet reads top to bottom as parse → look up → rewrite → verdict
-//! (`nat.rs`); `packet.rs` hides whether bytes come from an XDP buffer or an
-//! skb.
+//! The modules are stages, each importing only the ones listed before it:
+//!
+//! * `verdict`, `maps`, `counters`, `clock` — what every stage shares.
+//! * `packet` — byte access, the same for XDP buffers and skbs.
+//! * `parse/` — headers into offsets and fields; reads only.
+//! * `events` — records for the agent (bindings, port exhaustion).
+//! * `rewrite/` — an address or port with every checksum that covers it.
+//! * `frag/` — later fragments translated as their first, or held.
+//! * `napt/` — dynamic NAPT: ports, sessions, allocation, filtering,
+//!   outbound, inbound, ICMP errors.
+//! * `translate/` — the core: static 1:1 NAT, then NAPT, then the
+//!   gateway's own ICMP errors (parse → look up → rewrite → verdict).
+//! * `forward/` — FIB lookup and redirect, hairpinning, the fast path.
+//! * `programs` — the entry points the loader attaches by name.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 
 #[cfg(target_arch = "bpf")]
-mod alloc;
+mod clock;
 #[cfg(target_arch = "bpf")]
 mod counters;
 #[cfg(target_arch = "bpf")]
 mod events;
 #[cfg(target_arch = "bpf")]
-mod fastpath;
-#[cfg(target_arch = "bpf")]
 mod forward;
 #[cfg(target_arch = "bpf")]
 mod frag;
 #[cfg(target_arch = "bpf")]
-mod frag_hold;
-#[cfg(target_arch = "bpf")]
-mod hairpin;
-#[cfg(target_arch = "bpf")]
-mod icmp;
-#[cfg(target_arch = "bpf")]
-mod local_error;
-#[cfg(target_arch = "bpf")]
 mod maps;
 #[cfg(target_arch = "bpf")]
 mod napt;
-#[cfg(target_arch = "bpf")]
-mod nat;
 #[cfg(target_arch = "bpf")]
 mod packet;
 #[cfg(target_arch = "bpf")]
@@ -45,9 +47,11 @@ mod parse;
 #[cfg(target_arch = "bpf")]
 mod programs;
 #[cfg(target_arch = "bpf")]
-mod session;
+mod rewrite;
 #[cfg(target_arch = "bpf")]
-mod verify;
+mod translate;
+#[cfg(target_arch = "bpf")]
+mod verdict;
 
 #[cfg(target_arch = "bpf")]
 #[panic_handler]

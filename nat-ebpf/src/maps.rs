@@ -24,7 +24,7 @@ pub static STATIC_IN: HashMap<Ipv4Be, Ipv4Be> = HashMap::with_max_entries(STATIC
 #[map]
 pub static STATIC_EMPTY: Array<u32> = Array::with_max_entries(1, 0);
 
-/// Per-CPU clock cache `[jiffies, ns]` (see session::now).
+/// Per-CPU clock cache `[jiffies, ns]` (see clock::now).
 #[map]
 pub static CLOCK: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);
 

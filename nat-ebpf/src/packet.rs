@@ -15,9 +15,7 @@ use aya_ebpf::{
     programs::{TcContext, XdpContext},
 };
 use core::mem::{MaybeUninit, size_of};
-use nat_common::{FragKey, csum};
-
-use crate::parse::Ipv4;
+use nat_common::csum;
 
 /// Largest offset read directly. A bound the verifier can see is what lets
 /// it accept a variable offset (IPv4 options, ICMP quotes) into the packet.
@@ -87,14 +85,12 @@ pub trait Packet {
     /// Fixes the TCP or UDP checksum at `csum_off` after a port (a field
     /// of the segment itself) changed from `old` to `new`.
     fn fix_l4_csum_for_port(&mut self, csum_off: u32, old: u16, new: u16, udp: bool) -> Option<()>;
-    /// Holds a later fragment that came before its first fragment; false
-    /// where that is impossible (XDP cannot clone packets).
     /// Copies `len` bytes at `off` to `dst` (`len` bounded where the
     /// verifier sees it); `false` if they are not all in the packet.
     fn copy_out(&self, off: u32, dst: *mut u8, len: u32) -> bool;
-    fn hold_fragment(&mut self, ip: &Ipv4, key: &FragKey) -> bool;
-    /// Sends the held fragments of `key` after its first fragment.
-    fn release_fragments(&mut self, key: &FragKey, inbound: bool, new_addr: u32);
+    /// The skb behind the packet, for what only TC can do (clone it to
+    /// hold and release fragments); `None` for an XDP frame.
+    fn skb(&self) -> Option<&TcContext>;
 }
 
 pub struct XdpPacket<'a> {
@@ -182,15 +178,11 @@ impl Packet for XdpPacket<'_> {
     }
 
     #[inline(always)]
-    fn hold_fragment(&mut self, _ip: &Ipv4, _key: &FragKey) -> bool {
-        false
+    fn skb(&self) -> Option<&TcContext> {
+        None
     }
-
-    #[inline(always)]
-    fn release_fragments(&mut self, _key: &FragKey, _inbound: bool, _new_addr: u32) {}
 }
 
-// (XDP's hold/release are defined in its impl above.)
 pub struct TcPacket<'a> {
     pub ctx: &'a TcContext,
 }
@@ -267,12 +259,7 @@ impl Packet for TcPacket<'_> {
     }
 
     #[inline(always)]
-    fn hold_fragment(&mut self, ip: &Ipv4, key: &FragKey) -> bool {
-        crate::frag_hold::hold(self.ctx, ip, key)
-    }
-
-    #[inline(always)]
-    fn release_fragments(&mut self, key: &FragKey, inbound: bool, new_addr: u32) {
-        crate::frag_hold::release(self.ctx, key, inbound, new_addr)
+    fn skb(&self) -> Option<&TcContext> {
+        Some(self.ctx)
     }
 }

@@ -7,18 +7,22 @@ use aya_ebpf::{
 };
 
 use crate::{
-    fastpath, forward,
-    hairpin::{self, Hairpin},
-    nat::{self, Direction, Verdict},
+    forward::{
+        fastpath,
+        hairpin::{self, Hairpin},
+        route,
+    },
     packet::{TcPacket, XdpPacket},
+    translate::pipeline,
+    verdict::{Direction, Verdict},
 };
 
 #[xdp]
 pub fn xnat_ingress_xdp(ctx: XdpContext) -> u32 {
-    match nat::process(&mut XdpPacket { ctx: &ctx }, Direction::Ingress) {
+    match pipeline::process(&mut XdpPacket { ctx: &ctx }, Direction::Ingress) {
         Verdict::Pass => xdp_action::XDP_PASS,
         Verdict::Drop => xdp_action::XDP_DROP,
-        Verdict::Translated if forward::fast_path_enabled() => fastpath::inbound_xdp(&ctx),
+        Verdict::Translated if route::fast_path_enabled() => fastpath::inbound_xdp(&ctx),
         Verdict::Translated => xdp_action::XDP_PASS,
     }
 }
@@ -32,8 +36,8 @@ pub fn xnat_noop_xdp(_ctx: XdpContext) -> u32 {
 
 #[classifier]
 pub fn xnat_ingress_tc(ctx: TcContext) -> i32 {
-    match nat::process(&mut TcPacket { ctx: &ctx }, Direction::Ingress) {
-        Verdict::Translated if forward::fast_path_enabled() => fastpath::inbound_tc(&ctx),
+    match pipeline::process(&mut TcPacket { ctx: &ctx }, Direction::Ingress) {
+        Verdict::Translated if route::fast_path_enabled() => fastpath::inbound_tc(&ctx),
         v => tc_verdict(v),
     }
 }
@@ -43,7 +47,10 @@ pub fn xnat_egress_tc(ctx: TcContext) -> i32 {
     if fastpath::translated_here(&ctx) {
         return TC_ACT_OK;
     }
-    tc_verdict(nat::process(&mut TcPacket { ctx: &ctx }, Direction::Egress))
+    tc_verdict(pipeline::process(
+        &mut TcPacket { ctx: &ctx },
+        Direction::Egress,
+    ))
 }
 
 /// TC ingress on inside interfaces: hairpinning, and the outbound fast
@@ -52,7 +59,7 @@ pub fn xnat_egress_tc(ctx: TcContext) -> i32 {
 pub fn xnat_inside_tc(ctx: TcContext) -> i32 {
     let mut p = TcPacket { ctx: &ctx };
     match hairpin::process(&mut p) {
-        Hairpin::NotOurs(Some(ip)) if forward::fast_path_enabled() => {
+        Hairpin::NotOurs(Some(ip)) if route::fast_path_enabled() => {
             fastpath::outbound_tc(&ctx, &ip)
         }
         Hairpin::NotOurs(_) => TC_ACT_OK,
@@ -60,10 +67,10 @@ pub fn xnat_inside_tc(ctx: TcContext) -> i32 {
         Hairpin::Forward(ip) => {
             // SAFETY: reading the program's own context.
             let ifindex = unsafe { (*ctx.skb.skb).ifindex };
-            let route = forward::lookup_packet(&ctx, &p, &ip, ifindex, 0);
+            let route = route::lookup_packet(&ctx, &p, &ip, ifindex, 0);
             // A translated hairpin packet cannot go to the stack (its
             // source is one of our own addresses): forward it or drop it.
-            match forward::send(&mut p, &ip, &route) {
+            match route::send(&mut p, &ip, &route) {
                 Some(v) => v as i32,
                 None => TC_ACT_SHOT,
             }
@@ -76,7 +83,7 @@ pub fn xnat_inside_tc(ctx: TcContext) -> i32 {
 /// everything else passes to `xnat_inside_tc` and the stack.
 #[xdp]
 pub fn xnat_inside_xdp(ctx: XdpContext) -> u32 {
-    if !forward::fast_path_enabled() {
+    if !route::fast_path_enabled() {
         return xdp_action::XDP_PASS;
     }
     fastpath::outbound_xdp(&ctx)

@@ -18,14 +18,15 @@ use aya_ebpf::{
 };
 use nat_common::{
     Counter, FRAG_HOLD_BYTES, FRAG_HOLD_SLOTS, FRAG_TIMEOUT_NS, FragKey, HeldFragment, HoldKey,
-    csum,
 };
 
 use crate::{
-    counters,
+    clock, counters,
     maps::{FRAG_HOLD_IN, FRAG_HOLD_OUT, FRAG_SCRATCH},
-    parse::{self, ETH_HLEN, Ipv4},
-    session,
+    packet::TcPacket,
+    parse::ipv4::{self, ETH_HLEN, Ipv4},
+    rewrite::outer,
+    verdict::Direction,
 };
 
 const BPF_NOEXIST: u64 = 1;
@@ -72,7 +73,7 @@ pub fn hold(ctx: &TcContext, ip: &Ipv4, key: &FragKey) -> bool {
             return false;
         }
         (*scratch).len = bounded;
-        (*scratch).seen = session::now();
+        (*scratch).seen = clock::now();
     }
     let mut slot = 0;
     while slot < FRAG_HOLD_SLOTS {
@@ -91,14 +92,14 @@ pub fn hold(ctx: &TcContext, ip: &Ipv4, key: &FragKey) -> bool {
 }
 
 /// The first fragment of datagram `key` has just been translated (its
-/// later fragments' `field_off` address becomes `new_addr`): sends it,
-/// then each held fragment, translated. Returns whether the skb now holds
-/// the last held fragment (to be passed on by the caller like the first).
+/// later fragments' translated address becomes `new_addr`): sends it,
+/// then each held fragment, translated; the skb ends up holding the last
+/// one, which the caller passes on like the first.
 #[inline(always)]
 pub fn release(ctx: &TcContext, key: &FragKey, inbound: bool, new_addr: u32) {
     let ifindex = unsafe { (*ctx.skb.skb).ifindex };
     let flags = if inbound { BPF_F_INGRESS as u64 } else { 0 };
-    let now = session::now();
+    let now = clock::now();
     let mut slot = 0;
     while slot < FRAG_HOLD_SLOTS {
         let k = HoldKey { frag: *key, slot };
@@ -141,17 +142,14 @@ pub fn release(ctx: &TcContext, key: &FragKey, inbound: bool, new_addr: u32) {
 /// skb.
 #[inline(always)]
 fn rewrite_held(ctx: &TcContext, inbound: bool, new_addr: u32) {
-    let p = crate::packet::TcPacket { ctx };
-    let Some(ip) = parse::ipv4_at(&p, ETH_HLEN, ETH_HLEN + FRAG_HOLD_BYTES as u32) else {
+    let mut p = TcPacket { ctx };
+    let Some(ip) = ipv4::ipv4_at(&p, ETH_HLEN, ETH_HLEN + FRAG_HOLD_BYTES as u32) else {
         return;
     };
-    let (off, old) = if inbound {
-        (ip.off + Ipv4::DST_OFF, ip.dst)
+    let dir = if inbound {
+        Direction::Ingress
     } else {
-        (ip.off + Ipv4::SRC_OFF, ip.src)
+        Direction::Egress
     };
-    let check_off = ip.off + Ipv4::CHECK_OFF;
-    let check = ip.check;
-    let _ = ctx.store(off as usize, &new_addr, 0);
-    let _ = ctx.store(check_off as usize, &csum::replace4(check, old, new_addr), 0);
+    let _ = outer::addr(&mut p, &ip, dir, new_addr);
 }

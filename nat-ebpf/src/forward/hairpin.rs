@@ -7,15 +7,22 @@
 //! is one of our public endpoints is translated twice — outbound on its
 //! source, inbound on its destination (filtering applies) — and forwarded
 //! straight back inside. Everything else passes untouched.
-use nat_common::EndpointKey;
+use nat_common::{Counter, EndpointKey};
 
 use crate::{
-    frag,
-    icmp::{self, InnerField},
+    counters,
+    forward::route,
+    frag::table as frag,
     maps::{CONFIG, FRAGS_IN, FRAGS_OUT, NAPT_IN},
-    nat::{self, Direction, Verdict},
+    napt::config::in_pool,
     packet::Packet,
-    parse::{self, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4},
+    parse::{
+        icmp::{self, InnerField},
+        ipv4::{self, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4},
+        l4::DPORT_OFF,
+    },
+    translate::{pipeline, static_nat},
+    verdict::{Direction, Verdict},
 };
 
 pub enum Hairpin {
@@ -55,7 +62,7 @@ fn later_fragment_hairpinned(ip: &Ipv4) -> bool {
         if FRAGS_OUT.get(frag::key(ip, false)).is_some() {
             return true;
         }
-        match crate::nat::lookup_out(ip.src) {
+        match static_nat::lookup_out(ip.src) {
             Some(public) => {
                 let mut k = frag::key(ip, true);
                 k.src = public;
@@ -69,7 +76,7 @@ fn later_fragment_hairpinned(ip: &Ipv4) -> bool {
 /// Whether `ip` is addressed to a public endpoint xnat translates.
 #[inline(always)]
 pub fn targets_us<P: Packet>(p: &P, ip: &Ipv4) -> bool {
-    if crate::nat::lookup_in(ip.dst).is_some() {
+    if static_nat::lookup_in(ip.dst).is_some() {
         return true;
     }
     let Some(cfg) = CONFIG.get(0) else {
@@ -81,18 +88,18 @@ pub fn targets_us<P: Packet>(p: &P, ip: &Ipv4) -> bool {
     // Whatever NAPT can hairpin is addressed to a pool address (forwards
     // must use one too). With a small pool, checking that first spares
     // every ordinary outbound packet a hash lookup.
-    if cfg.pool_len <= SMALL_POOL && !crate::napt::in_pool(cfg, ip.dst) {
+    if cfg.pool_len <= SMALL_POOL && !in_pool(cfg, ip.dst) {
         return false;
     }
     if ip.later_fragment {
         // Only datagrams to one of our pool addresses can be hairpinned
         // (static public addresses were handled above); the outbound key
         // alone also matches ordinary outbound traffic.
-        return crate::napt::in_pool(cfg, ip.dst) && later_fragment_hairpinned(ip);
+        return in_pool(cfg, ip.dst) && later_fragment_hairpinned(ip);
     }
     let l4 = ip.l4();
     match ip.proto {
-        IPPROTO_TCP | IPPROTO_UDP => match p.load::<u16>(l4 + 2) {
+        IPPROTO_TCP | IPPROTO_UDP => match p.load::<u16>(l4 + DPORT_OFF) {
             Some(dport) if ip.has(l4, 4) => public_endpoint(ip.dst, dport, ip.proto),
             _ => false,
         },
@@ -127,26 +134,26 @@ pub fn targets_us<P: Packet>(p: &P, ip: &Ipv4) -> bool {
 
 #[inline(always)]
 pub fn process<P: Packet>(p: &mut P) -> Hairpin {
-    let Some(ip) = parse::outer_ipv4(p) else {
+    let Some(ip) = ipv4::outer_ipv4(p) else {
         return Hairpin::NotOurs(None);
     };
     if !targets_us(p, &ip) {
         return Hairpin::NotOurs(Some(ip));
     }
     // TTL 1: let the stack answer time exceeded before anything changes.
-    match crate::forward::ttl(p, &ip) {
+    match route::ttl(p, &ip) {
         Some(t) if t > 1 => {}
         _ => return Hairpin::NotOurs(Some(ip)),
     }
-    if nat::process(p, Direction::Egress) == Verdict::Drop {
+    if pipeline::process(p, Direction::Egress) == Verdict::Drop {
         return Hairpin::Drop;
     }
-    if nat::process(p, Direction::Ingress) == Verdict::Drop {
+    if pipeline::process(p, Direction::Ingress) == Verdict::Drop {
         return Hairpin::Drop;
     }
-    match parse::outer_ipv4(p) {
+    match ipv4::outer_ipv4(p) {
         Some(ip) => {
-            crate::counters::bump(nat_common::Counter::HairpinTranslated);
+            counters::bump(Counter::HairpinTranslated);
             Hairpin::Forward(ip)
         }
         None => Hairpin::Drop,

@@ -17,7 +17,8 @@ use nat_common::{
 
 use crate::{
     maps::{HOST_POOL, HOST_PORTS, NAPT_IN, NAPT_OUT, POOL},
-    parse::IPPROTO_ICMP,
+    napt::config::in_pool,
+    parse::ipv4::IPPROTO_ICMP,
 };
 
 const BPF_NOEXIST: u64 = 1;
@@ -38,7 +39,7 @@ pub type AllocError = Counter;
 fn pool_addr(cfg: &NatConfig, inside_addr: u32) -> Option<u32> {
     // SAFETY: plain u32 copied out.
     if let Some(addr) = unsafe { HOST_POOL.get(inside_addr).copied() }
-        && crate::napt::in_pool(cfg, addr)
+        && in_pool(cfg, addr)
     {
         return Some(addr);
     }

@@ -7,7 +7,11 @@
 use aya_ebpf::helpers::generated::bpf_csum_diff;
 use nat_common::csum;
 
-use crate::{icmp::Embedded, maps::FRAG_SCRATCH, packet::Packet, parse::Ipv4};
+use crate::{
+    maps::FRAG_SCRATCH,
+    packet::Packet,
+    parse::{icmp::Embedded, ipv4::Ipv4},
+};
 
 /// Longest range verified: ICMP errors carry at most 576 bytes in all from
 /// routers (RFC 1812) and from Linux; 1020 bytes of ICMP message leave

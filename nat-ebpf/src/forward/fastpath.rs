@@ -12,37 +12,40 @@ use nat_common::Counter;
 
 use crate::{
     counters,
-    forward::{self, Route},
-    hairpin,
+    forward::{
+        hairpin,
+        route::{self, Route},
+    },
     maps::XDP_TARGETS,
     napt,
-    nat::{self, Direction, Verdict},
     packet::{Packet, TcPacket, XdpPacket},
-    parse::{self, Ipv4},
+    parse::ipv4::{self, Ipv4},
+    translate::{pipeline, static_nat},
+    verdict::{Direction, Verdict},
 };
 
-/// XDP ingress on the external interface, after `nat::process` translated
+/// XDP ingress on the external interface, after `pipeline::process` translated
 /// the packet: forward it to the inside host directly when the neighbour
 /// is resolved, otherwise hand the (translated) packet to the stack.
 #[inline(always)]
 pub fn inbound_xdp(ctx: &XdpContext) -> u32 {
     let mut p = XdpPacket { ctx };
-    let Some(ip) = parse::outer_ipv4(&p) else {
+    let Some(ip) = ipv4::outer_ipv4(&p) else {
         return xdp_action::XDP_PASS;
     };
-    if !matches!(forward::ttl(&p, &ip), Some(t) if t > 1) {
+    if !matches!(route::ttl(&p, &ip), Some(t) if t > 1) {
         return xdp_action::XDP_PASS;
     }
     // SAFETY: reading the program's own context.
     let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
-    let route = forward::lookup_packet(ctx, &p, &ip, ifindex, ip.tot_len as u16);
+    let route = route::lookup_packet(ctx, &p, &ip, ifindex, ip.tot_len as u16);
     // Only to devices known to take XDP frames: a redirect into a bridge,
     // or a veth whose peer has no XDP program, would be dropped silently.
     match route {
         Route::Resolved { ifindex, .. } if XDP_TARGETS.get(ifindex).is_some() => {}
         _ => return xdp_action::XDP_PASS,
     }
-    match forward::send(&mut p, &ip, &route) {
+    match route::send(&mut p, &ip, &route) {
         Some(v) => {
             counters::bump(Counter::FastPathInbound);
             v as u32
@@ -55,16 +58,16 @@ pub fn inbound_xdp(ctx: &XdpContext) -> u32 {
 #[inline(always)]
 pub fn inbound_tc(ctx: &TcContext) -> i32 {
     let mut p = TcPacket { ctx };
-    let Some(ip) = parse::outer_ipv4(&p) else {
+    let Some(ip) = ipv4::outer_ipv4(&p) else {
         return TC_ACT_OK;
     };
-    if !matches!(forward::ttl(&p, &ip), Some(t) if t > 1) {
+    if !matches!(route::ttl(&p, &ip), Some(t) if t > 1) {
         return TC_ACT_OK;
     }
     // SAFETY: reading the program's own context.
     let ifindex = unsafe { (*ctx.skb.skb).ifindex };
-    let route = forward::lookup_packet(ctx, &p, &ip, ifindex, mtu_len(ctx, &ip));
-    match forward::send(&mut p, &ip, &route) {
+    let route = route::lookup_packet(ctx, &p, &ip, ifindex, mtu_len(ctx, &ip));
+    match route::send(&mut p, &ip, &route) {
         Some(v) => {
             counters::bump(Counter::FastPathInbound);
             v as i32
@@ -88,15 +91,15 @@ enum Flow {
     /// A static 1:1 mapping of its source.
     Static,
     /// A NAPT mapping with a session to this remote endpoint.
-    Napt(napt::Established),
+    Napt(napt::outbound::Established),
 }
 
 #[inline(always)]
 fn established<P: Packet>(p: &P, ip: &Ipv4) -> Option<Flow> {
-    if crate::nat::lookup_out(ip.src).is_some() {
+    if static_nat::lookup_out(ip.src).is_some() {
         return Some(Flow::Static);
     }
-    napt::established(p, ip).map(Flow::Napt)
+    napt::outbound::established(p, ip).map(Flow::Napt)
 }
 
 /// What the outbound fast path did with a packet.
@@ -122,7 +125,7 @@ fn outbound<C: EbpfContext, P: Packet>(
     mtu_len: u16,
     xdp: bool,
 ) -> Outbound {
-    if !matches!(forward::ttl(p, ip), Some(t) if t > 1) {
+    if !matches!(route::ttl(p, ip), Some(t) if t > 1) {
         return Outbound::Pass;
     }
     let Some(flow) = established(p, ip) else {
@@ -131,10 +134,10 @@ fn outbound<C: EbpfContext, P: Packet>(
     // Route first, with the inside addresses: if the FIB cannot forward it
     // here, the stack takes the packet untranslated, as without the fast
     // path (a translated packet would be a martian on this interface).
-    let route = forward::lookup(ctx, ip, ifindex, ip.src, ip.dst, mtu_len);
+    let route = route::lookup(ctx, ip, ifindex, ip.src, ip.dst, mtu_len);
     // Only traffic leaving through the external interface is ours to
     // translate (inside-to-inside traffic is routed untouched).
-    let ext = forward::external_ifindex();
+    let ext = route::external_ifindex();
     let sendable = ext != 0
         && match route {
             Route::Resolved { ifindex, .. } => {
@@ -148,19 +151,19 @@ fn outbound<C: EbpfContext, P: Packet>(
         return Outbound::Pass;
     }
     let verdict = match &flow {
-        Flow::Static => nat::process(p, Direction::Egress),
+        Flow::Static => pipeline::process(p, Direction::Egress),
         // The mapping and session found above, not looked up again.
-        Flow::Napt(e) => napt::egress_established(p, ip, e),
+        Flow::Napt(e) => napt::outbound::egress_established(p, ip, e),
     };
     match verdict {
         Verdict::Translated => {}
         Verdict::Drop => return Outbound::Drop,
         Verdict::Pass => return Outbound::Pass,
     }
-    let Some(ip) = parse::outer_ipv4(p) else {
+    let Some(ip) = ipv4::outer_ipv4(p) else {
         return Outbound::Drop;
     };
-    match forward::send(p, &ip, &route) {
+    match route::send(p, &ip, &route) {
         Some(v) => {
             counters::bump(Counter::FastPathOutbound);
             Outbound::Sent(v)
@@ -196,7 +199,7 @@ pub fn outbound_tc(ctx: &TcContext, ip: &Ipv4) -> i32 {
 #[inline(always)]
 pub fn outbound_xdp(ctx: &XdpContext) -> u32 {
     let mut p = XdpPacket { ctx };
-    let Some(ip) = parse::outer_ipv4(&p) else {
+    let Some(ip) = ipv4::outer_ipv4(&p) else {
         return xdp_action::XDP_PASS;
     };
     if ip.later_fragment || ip.more_fragments || hairpin::targets_us(&p, &ip) {

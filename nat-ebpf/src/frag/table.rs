@@ -6,15 +6,16 @@
 //! fragments, which need only their address and IPv4 checksum changed.
 //! Each direction has its own table (`FRAGS_OUT`, `FRAGS_IN`).
 use aya_ebpf::maps::LruHashMap;
-use nat_common::{Counter, FRAG_TIMEOUT_NS, FragKey, FragValue, csum};
+use nat_common::{Counter, FRAG_TIMEOUT_NS, FragKey, FragValue};
 
 use crate::{
-    counters,
+    clock, counters,
+    frag::hold,
     maps::{FRAGS_IN, FRAGS_OUT},
-    nat::Verdict,
     packet::Packet,
-    parse::Ipv4,
-    session,
+    parse::ipv4::Ipv4,
+    rewrite::outer,
+    verdict::{Direction, Verdict},
 };
 
 /// The table of datagrams going this way (every caller passes a constant,
@@ -22,6 +23,16 @@ use crate::{
 #[inline(always)]
 pub fn table(inbound: bool) -> &'static LruHashMap<FragKey, FragValue> {
     if inbound { &FRAGS_IN } else { &FRAGS_OUT }
+}
+
+/// The direction whose address a datagram going this way has translated.
+#[inline(always)]
+fn direction(inbound: bool) -> Direction {
+    if inbound {
+        Direction::Ingress
+    } else {
+        Direction::Egress
+    }
 }
 
 #[inline(always)]
@@ -47,16 +58,22 @@ pub fn remember<P: Packet>(p: &mut P, ip: &Ipv4, inbound: bool, new_addr: u32) {
     let v = FragValue {
         new_addr,
         _pad: 0,
-        seen: session::now(),
+        seen: clock::now(),
     };
     let _ = table(inbound).insert(k, v, 0);
-    p.release_fragments(&k, inbound, new_addr);
+    if let Some(ctx) = p.skb() {
+        hold::release(ctx, &k, inbound, new_addr);
+    }
 }
 
-/// A later fragment nobody can translate yet: hold it if the hook allows.
+/// A later fragment nobody can translate yet: hold it if the hook allows
+/// (TC; XDP cannot clone packets).
 #[inline(always)]
 pub fn hold<P: Packet>(p: &mut P, ip: &Ipv4, inbound: bool) -> bool {
-    p.hold_fragment(ip, &key(ip, inbound))
+    match p.skb() {
+        Some(ctx) => hold::hold(ctx, ip, &key(ip, inbound)),
+        None => false,
+    }
 }
 
 /// A later fragment: translate it as its first fragment was. `None` when
@@ -65,26 +82,12 @@ pub fn hold<P: Packet>(p: &mut P, ip: &Ipv4, inbound: bool) -> bool {
 pub fn translate_later<P: Packet>(p: &mut P, ip: &Ipv4, inbound: bool) -> Option<Verdict> {
     // SAFETY: plain copy.
     let v = unsafe { table(inbound).get(key(ip, inbound)).copied() }?;
-    if session::now().saturating_sub(v.seen) > FRAG_TIMEOUT_NS {
+    if clock::now().saturating_sub(v.seen) > FRAG_TIMEOUT_NS {
         return None;
     }
-    let (off, old) = if inbound {
-        (ip.off + Ipv4::DST_OFF, ip.dst)
-    } else {
-        (ip.off + Ipv4::SRC_OFF, ip.src)
-    };
-    let check_off = ip.off + Ipv4::CHECK_OFF;
-    let check = ip.check;
-    p.store(off, &v.new_addr)?;
-    p.store(check_off, &csum::replace4(check, old, v.new_addr))?;
+    let dir = direction(inbound);
+    outer::addr(p, ip, dir, v.new_addr)?;
     counters::bump(Counter::FragmentsTranslated);
-    let bytes = (ip.end - ip.off) as u64;
-    if inbound {
-        counters::bump(Counter::IngressTranslated);
-        counters::add(Counter::IngressBytes, bytes);
-    } else {
-        counters::bump(Counter::EgressTranslated);
-        counters::add(Counter::EgressBytes, bytes);
-    }
+    counters::translated(dir, ip.bytes());
     Some(Verdict::Translated)
 }

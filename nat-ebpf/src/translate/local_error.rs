@@ -11,11 +11,15 @@ use nat_common::Counter;
 
 use crate::{
     counters,
-    icmp::{self, InnerField},
-    napt,
-    nat::{Verdict, lookup_out},
+    napt::{self, config::translates_source},
     packet::Packet,
-    parse::{IPPROTO_ICMP, Ipv4},
+    parse::{
+        icmp::{self, InnerField},
+        ipv4::{IPPROTO_ICMP, Ipv4},
+    },
+    rewrite::quote,
+    translate::static_nat::lookup_out,
+    verdict::Verdict,
 };
 
 /// An outbound packet that neither static NAT nor NAPT claimed: if it is
@@ -36,25 +40,27 @@ pub fn egress<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
     let csum_off = l4 + icmp::CSUM_OFF;
     if let Some(public) = lookup_out(quoted) {
         // Static 1:1: only the address changes.
-        return Some(done(inner.rewrite(
+        return Some(done(quote::translate(
             p,
+            &inner,
             InnerField::Dst,
             public,
             None,
             csum_off,
         )));
     }
-    if !napt::translates_source(quoted) {
+    if !translates_source(quoted) {
         return None;
     }
     // From here the quote names an inside host NAPT translates: it leaves
     // with its public endpoint or not at all.
-    let Some((port_off, port, m)) = napt::quoted_destination_mapping(p, &inner) else {
+    let Some((port_off, port, m)) = napt::icmp_error::quoted_destination_mapping(p, &inner) else {
         counters::bump(Counter::DropIcmpErrorNoMapping);
         return Some(Verdict::Drop);
     };
-    Some(done(inner.rewrite(
+    Some(done(quote::translate(
         p,
+        &inner,
         InnerField::Dst,
         m.addr,
         Some((port_off, port, m.port)),

@@ -1,30 +1,30 @@
-//! Header parsing: turns a frame into the offsets and fields the NAT needs,
-//! checking that every byte it reports is inside the packet.
+//! The Ethernet type and the IPv4 header: turns a frame into the offsets
+//! and fields the NAT needs, checking that every byte it reports is inside
+//! the packet. The header layouts are `network-types`'.
+use core::mem::offset_of;
+
+use network_types::{
+    eth::{EthHdr, EtherType},
+    ip::{IpProto, Ipv4Hdr},
+};
+
 use crate::packet::Packet;
 
-pub const ETH_HLEN: u32 = 14;
+pub const ETH_HLEN: u32 = EthHdr::LEN as u32;
+/// Offset of the Ethernet type in the frame.
+pub const ETH_TYPE_OFF: u32 = offset_of!(EthHdr, ether_type) as u32;
 /// ETH_P_IP as it lies in the frame, read into a native u16.
-pub const ETH_P_IP_WIRE: u16 = 0x0800u16.to_be();
+pub const ETH_P_IP_WIRE: u16 = EtherType::Ipv4 as u16;
 
-pub const IPPROTO_ICMP: u8 = 1;
-pub const IPPROTO_TCP: u8 = 6;
-pub const IPPROTO_UDP: u8 = 17;
+pub const IPPROTO_ICMP: u8 = IpProto::Icmp as u8;
+pub const IPPROTO_TCP: u8 = IpProto::Tcp as u8;
+pub const IPPROTO_UDP: u8 = IpProto::Udp as u8;
 
-/// The fixed 20-byte part of an IPv4 header, loaded in one helper call.
-#[repr(C)]
+/// `Ipv4Hdr` is all byte arrays (alignment 1); copied out at alignment 4,
+/// its 16- and 32-bit fields read as one load each, not byte by byte.
+#[repr(C, align(4))]
 #[derive(Clone, Copy)]
-struct Ipv4Fixed {
-    version_ihl: u8,
-    tos: u8,
-    tot_len: u16,
-    id: u16,
-    frag_off: u16,
-    ttl: u8,
-    proto: u8,
-    check: u16,
-    src: u32,
-    dst: u32,
-}
+struct Aligned(Ipv4Hdr);
 
 /// An IPv4 header found at `off`, options included.
 #[derive(Clone, Copy)]
@@ -53,14 +53,22 @@ pub struct Ipv4 {
 }
 
 impl Ipv4 {
-    pub const SRC_OFF: u32 = 12;
-    pub const DST_OFF: u32 = 16;
-    pub const CHECK_OFF: u32 = 10;
+    pub const SRC_OFF: u32 = offset_of!(Ipv4Hdr, src_addr) as u32;
+    pub const DST_OFF: u32 = offset_of!(Ipv4Hdr, dst_addr) as u32;
+    pub const CHECK_OFF: u32 = offset_of!(Ipv4Hdr, check) as u32;
+    pub const TTL_OFF: u32 = offset_of!(Ipv4Hdr, ttl) as u32;
 
     /// Offset of the transport header.
     #[inline(always)]
     pub fn l4(&self) -> u32 {
         self.off + self.hlen
+    }
+
+    /// The datagram's bytes present in the packet, as the byte counters
+    /// count them.
+    #[inline(always)]
+    pub fn bytes(&self) -> u64 {
+        (self.end - self.off) as u64
     }
 
     /// Whether `n` bytes at `off` lie inside the datagram's present bytes.
@@ -74,7 +82,7 @@ impl Ipv4 {
 /// IPv4, or too short to hold a complete IPv4 header).
 #[inline(always)]
 pub fn outer_ipv4<P: Packet>(p: &P) -> Option<Ipv4> {
-    let proto: u16 = p.load(12)?;
+    let proto: u16 = p.load(ETH_TYPE_OFF)?;
     if proto != ETH_P_IP_WIRE {
         return None;
     }
@@ -86,15 +94,17 @@ pub fn outer_ipv4<P: Packet>(p: &P) -> Option<Ipv4> {
 /// error's embedded header).
 #[inline(always)]
 pub fn ipv4_at<P: Packet>(p: &P, off: u32, limit: u32) -> Option<Ipv4> {
-    let h: Ipv4Fixed = p.load(off)?;
-    if h.version_ihl >> 4 != 4 {
+    // The fixed 20 bytes in one load.
+    let aligned: Aligned = p.load(off)?;
+    let h = &aligned.0;
+    if h.vihl >> 4 != 4 {
         return None;
     }
-    let hlen = ((h.version_ihl & 0x0f) as u32) * 4;
+    let hlen = ((h.vihl & 0x0f) as u32) * 4;
     if hlen < 20 || off + hlen > limit {
         return None;
     }
-    let tot_len = u16::from_be(h.tot_len) as u32;
+    let tot_len = u16::from_be_bytes(h.tot_len) as u32;
     // A zero total length is legal for IPv4 BIG TCP super-packets; trust the
     // packet length then. Quoted datagrams are usually cut short, so the
     // present bytes are the smaller of the two either way.
@@ -113,11 +123,11 @@ pub fn ipv4_at<P: Packet>(p: &P, off: u32, limit: u32) -> Option<Ipv4> {
         end,
         tot_len,
         proto: h.proto,
-        src: h.src,
-        dst: h.dst,
-        later_fragment: u16::from_be(h.frag_off) & 0x1fff != 0,
-        more_fragments: u16::from_be(h.frag_off) & 0x2000 != 0,
-        id: h.id,
-        check: h.check,
+        src: u32::from_ne_bytes(h.src_addr),
+        dst: u32::from_ne_bytes(h.dst_addr),
+        later_fragment: u16::from_be_bytes(h.frags) & 0x1fff != 0,
+        more_fragments: u16::from_be_bytes(h.frags) & 0x2000 != 0,
+        id: u16::from_ne_bytes(h.id),
+        check: u16::from_ne_bytes(h.check),
     })
 }

@@ -10,16 +10,17 @@ use aya_ebpf::{
         bpf_fib_lookup as fib_lookup, bpf_jiffies64, bpf_redirect, bpf_redirect_neigh,
     },
 };
+use core::mem::offset_of;
 use nat_common::{ROUTE_CACHE_SLOTS, RouteCacheEntry, csum};
+use network_types::eth::EthHdr;
 
 use crate::{
     maps::{FAST_PATH, ROUTE_CACHE},
     packet::Packet,
-    parse::Ipv4,
+    parse::ipv4::Ipv4,
 };
 
 const AF_INET: u8 = 2;
-const TTL_OFF: u32 = 8;
 
 /// Whether `--fast-path` is on.
 #[inline(always)]
@@ -41,19 +42,19 @@ pub fn external_ifindex() -> u32 {
 /// The TTL of the packet's IPv4 header.
 #[inline(always)]
 pub fn ttl<P: Packet>(p: &P, ip: &Ipv4) -> Option<u8> {
-    p.load(ip.off + TTL_OFF)
+    p.load(ip.off + Ipv4::TTL_OFF)
 }
 
 /// Decrements the TTL (the caller checked it is > 1) and fixes the header
 /// checksum.
 #[inline(always)]
 fn decrement_ttl<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<()> {
-    let word: u16 = p.load(ip.off + TTL_OFF)?; // TTL and protocol
+    let word: u16 = p.load(ip.off + Ipv4::TTL_OFF)?; // TTL and protocol
     let mut bytes = word.to_ne_bytes();
     bytes[0] = bytes[0].wrapping_sub(1);
     let new = u16::from_ne_bytes(bytes);
     let check = ip.check;
-    p.store(ip.off + TTL_OFF, &new)?;
+    p.store(ip.off + Ipv4::TTL_OFF, &new)?;
     p.store(ip.off + Ipv4::CHECK_OFF, &csum::replace2(check, word, new))
 }
 
@@ -223,8 +224,8 @@ pub fn send<P: Packet>(p: &mut P, ip: &Ipv4, route: &Route) -> Option<i64> {
             dmac,
         } => {
             decrement_ttl(p, ip)?;
-            p.store(0, dmac)?;
-            p.store(6, smac)?;
+            p.store(offset_of!(EthHdr, dst_addr) as u32, dmac)?;
+            p.store(offset_of!(EthHdr, src_addr) as u32, smac)?;
             // SAFETY: helper call.
             Some(unsafe { bpf_redirect(*ifindex, 0) })
         }
