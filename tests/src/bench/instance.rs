@@ -75,6 +75,18 @@ pub const BINDING_MAPS: [&str; 5] = [
     MAP_HOST_PORTS,
 ];
 
+/// The maps the expiry sweeper opens: the bindings' and the counts it
+/// keeps (not counted in a binding's memory: one entry per host, or one).
+pub const SWEEP_MAPS: [&str; 7] = [
+    MAP_NAPT_OUT,
+    MAP_NAPT_IN,
+    MAP_SESSIONS,
+    MAP_FILTER,
+    MAP_HOST_PORTS,
+    nat_common::MAP_HOST_POOL,
+    nat_common::MAP_INBOUND_SESSIONS,
+];
+
 /// The pool every instance uses: 64 addresses from the benchmarking range
 /// (RFC 2544) 198.18.0.0/26.
 pub fn pool() -> Vec<Ipv4Addr> {
@@ -253,7 +265,7 @@ impl Instance {
     pub fn pin_binding_maps(&mut self, dir: &Path) -> Result<()> {
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         self.pins = Some(dir.to_owned());
-        for name in BINDING_MAPS {
+        for name in SWEEP_MAPS {
             self.map(name)?
                 .pin(dir.join(name))
                 .with_context(|| format!("pinning {name} in {}", dir.display()))?;
@@ -265,7 +277,7 @@ impl Instance {
 impl Drop for Instance {
     fn drop(&mut self) {
         if let Some(dir) = self.pins.take() {
-            for name in BINDING_MAPS {
+            for name in SWEEP_MAPS {
                 let _ = fs::remove_file(dir.join(name));
             }
             if let Err(e) = fs::remove_dir(&dir) {
