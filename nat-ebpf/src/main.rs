@@ -1,4 +1,6 @@
 //! xnat's data plane: XDP and TC programs sharing one translation core.
+//! ARCHITECTURE.md at the repository root maps the modules and says
+//! where a new setting, counter, map or stage goes.
 //!
 //! * `xnat_egress_tc`   — TC egress on the external interface: source NAT.
 //! * `xnat_ingress_xdp` — XDP on the external interface: destination NAT.

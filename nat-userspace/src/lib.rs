@@ -1,5 +1,7 @@
 //! xnat's control plane as a library: the `xnat` binary is a thin CLI on top
 //! of it, and the tests crate uses it to load the very same BPF object.
+//! ARCHITECTURE.md at the repository root maps the modules and says
+//! where a new setting, counter, map or stage goes.
 
 pub mod agent;
 pub mod loader;

@@ -1,6 +1,8 @@
 //! Test support for xnat: a frame builder and checker ([`frame`]) and
 //! helpers that load the compiled BPF object and run its programs through
 //! `BPF_PROG_TEST_RUN` ([`bpf`]).
+//! ARCHITECTURE.md at the repository root maps the modules and says
+//! where a new setting, counter, map or stage goes.
 
 // The xnat agent of an end-to-end test (start, wait ready, stop, SIGKILL)
 // and the verbs run against its interface.
