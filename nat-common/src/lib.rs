@@ -10,6 +10,7 @@ pub mod csum;
 pub mod maps;
 pub mod napt;
 pub mod stats;
+pub mod trace;
 
 pub use maps::*;
 pub use napt::*;

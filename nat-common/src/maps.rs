@@ -70,7 +70,7 @@ pub const MAP_EVENT_MASK: &str = "EVENT_MASK";
 /// types and counter indices. Bump it whenever any of them changes, so a
 /// new `xnat` refuses to adopt state pinned by an incompatible one instead
 /// of misreading it.
-pub const LAYOUT_VERSION: u32 = 5;
+pub const LAYOUT_VERSION: u32 = 6;
 
 /// Every map the programs define, in the order user space pins them.
 pub const ALL_MAPS: &[&str] = &[
@@ -100,6 +100,9 @@ pub const ALL_MAPS: &[&str] = &[
     MAP_EVENT_MASK,
     MAP_CLOCK,
     MAP_ROUTE_CACHE,
+    crate::trace::MAP_TRACE_FILTER,
+    crate::trace::MAP_TRACE,
+    crate::trace::MAP_TRACE_SCRATCH,
 ];
 
 /// Capacity of the static 1:1 table (each direction).

@@ -24,6 +24,7 @@
 //! * `translate/` — the core: static 1:1 NAT, then NAPT, then the
 //!   gateway's own ICMP errors (parse → look up → rewrite → verdict).
 //! * `forward/` — FIB lookup and redirect, hairpinning, the fast path.
+//! * `trace` — `xnat trace`: what a program did with a matching packet.
 //! * `programs` — the entry points the loader attaches by name.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
@@ -50,6 +51,8 @@ mod parse;
 mod programs;
 #[cfg(target_arch = "bpf")]
 mod rewrite;
+#[cfg(target_arch = "bpf")]
+mod trace;
 #[cfg(target_arch = "bpf")]
 mod translate;
 #[cfg(target_arch = "bpf")]

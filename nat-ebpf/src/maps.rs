@@ -9,7 +9,9 @@ use nat_common::{
     DEFAULT_MAX_MAPPINGS, DEFAULT_MAX_SESSIONS, EVENTS_BYTES, EndpointKey, FRAG_HOLD_MAX,
     FRAGS_MAX, FilterKey, FragKey, FragValue, HeldFragment, HoldKey, INTERNAL_MAX, InsideEndpoint,
     InternalPrefix, Ipv4Be, MAX_HOSTS, Mapping, NatConfig, POOL_MAX, ROUTE_CACHE_SLOTS,
-    RouteCacheEntry, STATIC_MAX_ENTRIES, Session, SessionKey, stats::COUNTER_COUNT,
+    RouteCacheEntry, STATIC_MAX_ENTRIES, Session, SessionKey,
+    stats::COUNTER_COUNT,
+    trace::{TRACE_BYTES, TraceFilter},
 };
 
 /// Static 1:1 NAT, private → public (consulted on egress).
@@ -134,3 +136,17 @@ pub static FRAG_SCRATCH: PerCpuArray<HeldFragment> = PerCpuArray::with_max_entri
 /// written by user space at attach; the programs never read it.
 #[map]
 pub static VERSION: Array<u32> = Array::with_max_entries(1, 0);
+
+/// `xnat trace`'s filter; `tracer == 0`: off (see nat_common::trace).
+#[map]
+pub static TRACE_FILTER: Array<TraceFilter> = Array::with_max_entries(1, 0);
+
+/// Records of traced packets.
+#[map]
+pub static TRACE: RingBuf = RingBuf::with_byte_size(TRACE_BYTES, 0);
+
+/// This CPU's counters as a traced packet found them (too big for the
+/// stack next to the programs' own use of it).
+#[map]
+pub static TRACE_SCRATCH: PerCpuArray<[u64; COUNTER_COUNT as usize]> =
+    PerCpuArray::with_max_entries(1, 0);

@@ -5,6 +5,7 @@ use aya_ebpf::{
     macros::{classifier, xdp},
     programs::{TcContext, XdpContext},
 };
+use nat_common::trace::{TRACE_EGRESS_TC, TRACE_INGRESS_TC, TRACE_INGRESS_XDP};
 
 use crate::{
     forward::{
@@ -12,14 +13,19 @@ use crate::{
         hairpin::{self, Hairpin},
         route,
     },
-    packet::{TcPacket, XdpPacket},
+    packet::{Packet, TcPacket, XdpPacket},
+    trace,
     translate::pipeline,
     verdict::{Direction, Verdict},
 };
 
 #[xdp]
 pub fn xnat_ingress_xdp(ctx: XdpContext) -> u32 {
-    match pipeline::process(&mut XdpPacket { ctx: &ctx }, Direction::Ingress) {
+    match traced(
+        &mut XdpPacket { ctx: &ctx },
+        Direction::Ingress,
+        TRACE_INGRESS_XDP,
+    ) {
         Verdict::Pass => xdp_action::XDP_PASS,
         Verdict::Drop => xdp_action::XDP_DROP,
         Verdict::Translated if route::fast_path_enabled() => fastpath::inbound_xdp(&ctx),
@@ -36,7 +42,11 @@ pub fn xnat_noop_xdp(_ctx: XdpContext) -> u32 {
 
 #[classifier]
 pub fn xnat_ingress_tc(ctx: TcContext) -> i32 {
-    match pipeline::process(&mut TcPacket { ctx: &ctx }, Direction::Ingress) {
+    match traced(
+        &mut TcPacket { ctx: &ctx },
+        Direction::Ingress,
+        TRACE_INGRESS_TC,
+    ) {
         Verdict::Translated if route::fast_path_enabled() => fastpath::inbound_tc(&ctx),
         v => tc_verdict(v),
     }
@@ -47,9 +57,10 @@ pub fn xnat_egress_tc(ctx: TcContext) -> i32 {
     if fastpath::translated_here(&ctx) {
         return TC_ACT_OK;
     }
-    tc_verdict(pipeline::process(
+    tc_verdict(traced(
         &mut TcPacket { ctx: &ctx },
         Direction::Egress,
+        TRACE_EGRESS_TC,
     ))
 }
 
@@ -87,6 +98,17 @@ pub fn xnat_inside_xdp(ctx: XdpContext) -> u32 {
         return xdp_action::XDP_PASS;
     }
     fastpath::outbound_xdp(&ctx)
+}
+
+/// The translation core, reported to `xnat trace` while one runs.
+#[inline(always)]
+fn traced<P: Packet>(p: &mut P, dir: Direction, program: u8) -> Verdict {
+    let armed = trace::arm(p);
+    let v = pipeline::process(p, dir);
+    if let Some(a) = &armed {
+        trace::report(p, a, program, v);
+    }
+    v
 }
 
 #[inline(always)]

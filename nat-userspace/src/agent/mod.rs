@@ -114,6 +114,10 @@ async fn main_loop(attachment: Running, mut daemon: Daemon) -> anyhow::Result<()
                     return Ok(());
                 }
                 icmp_budget = ICMP_PER_SECOND;
+                // An `xnat trace` killed before it could switch tracing off.
+                if let Ok(true) = crate::tables::trace::clear_if_orphaned(&dir) {
+                    tracing::info!("switched off the trace of a process that is gone");
+                }
                 let cfg = napt::read_config(&dir)?;
                 if cfg.pool_len != 0 {
                     // Records of bindings made before the sweep first, so

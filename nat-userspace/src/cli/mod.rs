@@ -13,6 +13,7 @@ mod map;
 mod reload;
 mod stats;
 mod status;
+mod trace;
 
 use std::process::ExitCode;
 
@@ -53,6 +54,9 @@ pub enum Command {
     Stats(stats::Args),
     /// Interfaces xnat is attached to in this network namespace.
     Status(status::Args),
+    /// What the programs do with matching packets, live: translated to
+    /// what, passed or dropped and why.
+    Trace(trace::Args),
     /// Check a config file (and flags) as `attach` would, without attaching.
     Check(attach::Args),
     /// Make the running agent re-read its config file and apply the
@@ -100,6 +104,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Flows(a) => flows::run(a, iface),
         Command::Stats(a) => stats::run(a, iface),
         Command::Status(a) => status::run(a),
+        Command::Trace(a) => trace::run(a, iface),
         Command::Check(a) => check::run(a),
         Command::Reload(a) => reload::run(a, iface),
         Command::Completions(a) => generate::completions(a),

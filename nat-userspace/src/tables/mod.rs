@@ -20,6 +20,7 @@ pub mod pins;
 pub mod sessions;
 pub mod static_map;
 pub mod stats;
+pub mod trace;
 
 use std::{
     marker::PhantomData,
@@ -38,6 +39,7 @@ use nat_common::{
     MAP_INTERNAL, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_POOL, MAP_SESSIONS, MAP_STATIC_EMPTY,
     MAP_STATIC_IN, MAP_STATIC_OUT, MAP_STATS, MAP_VERSION, MAP_XDP_TARGETS, Mapping, NatConfig,
     Session, SessionKey,
+    trace::{MAP_TRACE, MAP_TRACE_FILTER, TraceFilter},
 };
 
 use crate::loader::Limits;
@@ -273,6 +275,10 @@ tables! {
     xdp_targets: MAP_XDP_TARGETS => DevMapHash<>;
     /// The layout version of the pinned state.
     version: MAP_VERSION => Array<u32>;
+    /// `xnat trace`'s filter (tracer 0: off).
+    trace_filter: MAP_TRACE_FILTER => Array<TraceFilter>;
+    /// Records of traced packets (ring buffer).
+    trace: MAP_TRACE => RingBuf<>;
 }
 
 /// An `EbpfLoader` that pins every map in `dir` and sizes the binding

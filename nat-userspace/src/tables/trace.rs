@@ -1,0 +1,250 @@
+//! `xnat trace` on the tables: switching the data plane's packet reports
+//! on and off (`TRACE_FILTER`), and reading them as lines for people or
+//! JSON for programs. The records come from the external interface's
+//! programs (nat-ebpf's `trace` module) while a trace's pid is in the
+//! filter; the agent clears a filter whose tracer died.
+use std::{net::Ipv4Addr, path::Path, time::Duration};
+
+use anyhow::{Context as _, bail};
+use nat_common::{
+    Counter,
+    trace::{
+        TRACE_DROPPED, TRACE_EGRESS_TC, TRACE_INGRESS_TC, TRACE_INGRESS_XDP, TRACE_PASSED,
+        TraceFilter, TraceRecord, TraceTuple,
+    },
+};
+use serde::Serialize;
+
+use super::{Tables, flows::proto_name, static_map::from_be};
+
+/// Whether process `pid` is alive (in this PID namespace).
+fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Turns tracing on with `filter` for this process. Refused while another
+/// live `xnat trace` holds the interface.
+pub fn start(dir: &Path, mut filter: TraceFilter) -> anyhow::Result<()> {
+    let mut map = Tables::at(dir).trace_filter()?;
+    let now = map.get(&0, 0).context("reading TRACE_FILTER")?;
+    if now.tracer != 0 && now.tracer != std::process::id() && alive(now.tracer) {
+        bail!(
+            "a trace is already running on this interface (pid {})",
+            now.tracer
+        );
+    }
+    filter.tracer = std::process::id();
+    map.set(0, filter, 0).context("writing TRACE_FILTER")?;
+    Ok(())
+}
+
+/// Turns tracing off (if this process, or a dead one, holds it).
+pub fn stop(dir: &Path) -> anyhow::Result<()> {
+    let mut map = Tables::at(dir).trace_filter()?;
+    let now = map.get(&0, 0)?;
+    if now.tracer == std::process::id() || (now.tracer != 0 && !alive(now.tracer)) {
+        map.set(0, TraceFilter::default(), 0)?;
+    }
+    Ok(())
+}
+
+/// For the agent, once a tick: a trace killed without cleaning up leaves
+/// the programs reporting to nobody; switch them off. True if it did.
+pub fn clear_if_orphaned(dir: &Path) -> anyhow::Result<bool> {
+    let mut map = Tables::at(dir).trace_filter()?;
+    let now = map.get(&0, 0)?;
+    if now.tracer != 0 && !alive(now.tracer) {
+        map.set(0, TraceFilter::default(), 0)?;
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// A record decoded from the ring, as `--json` prints it.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct Event {
+    /// RFC 3339, UTC, microseconds.
+    pub time: String,
+    pub program: &'static str,
+    pub proto: &'static str,
+    pub before: Flow,
+    pub after: Flow,
+    /// "translated", "passed" or "dropped".
+    pub verdict: &'static str,
+    /// The counters the packet moved (why it was passed or dropped, what
+    /// it created).
+    pub reasons: Vec<&'static str>,
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct Flow {
+    pub src: String,
+    pub dst: String,
+}
+
+fn endpoint(proto: u8, addr: u32, port_be: u16, with_port: bool) -> String {
+    let a = from_be(addr);
+    match (proto, with_port) {
+        (6 | 17, true) => format!("{a}:{}", u16::from_be(port_be)),
+        (1, true) if port_be != 0 => format!("{a} id {}", u16::from_be(port_be)),
+        _ => a.to_string(),
+    }
+}
+
+fn flow(proto: u8, t: &TraceTuple) -> Flow {
+    // No ports recorded at all: a later fragment or a protocol without.
+    let ports = t.sport != 0 || t.dport != 0;
+    Flow {
+        src: endpoint(proto, t.src, t.sport, ports),
+        dst: endpoint(proto, t.dst, t.dport, ports && proto != 1),
+    }
+}
+
+/// Decodes one ring record (`None`: not a whole record).
+pub fn decode(bytes: &[u8]) -> Option<Event> {
+    if bytes.len() < std::mem::size_of::<TraceRecord>() {
+        return None;
+    }
+    // SAFETY: length checked; TraceRecord is plain data, read unaligned.
+    let r: TraceRecord = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
+    let ago = crate::agent::clock::now_ns().saturating_sub(r.time_ns);
+    let when = std::time::SystemTime::now() - Duration::from_nanos(ago);
+    let reasons = r.reasons[..(r.reasons_len as usize).min(r.reasons.len())]
+        .iter()
+        .filter_map(|i| Counter::ALL.get(*i as usize).map(|c| c.name()))
+        .collect();
+    Some(Event {
+        time: humantime::format_rfc3339_micros(when).to_string(),
+        program: match r.program {
+            TRACE_EGRESS_TC => "egress_tc",
+            TRACE_INGRESS_XDP => "ingress_xdp",
+            TRACE_INGRESS_TC => "ingress_tc",
+            _ => "unknown",
+        },
+        proto: proto_name(r.proto),
+        before: flow(r.proto, &r.before),
+        after: flow(r.proto, &r.after),
+        verdict: match r.verdict {
+            TRACE_PASSED => "passed",
+            TRACE_DROPPED => "dropped",
+            _ => "translated",
+        },
+        reasons,
+    })
+}
+
+impl Event {
+    /// One line for people: when, where, what, and what became of it.
+    pub fn line(&self) -> String {
+        let mut s = format!(
+            "{} {} {} {} > {}",
+            self.time, self.program, self.proto, self.before.src, self.before.dst
+        );
+        if self.after != self.before {
+            s += &format!(" => {} > {}", self.after.src, self.after.dst);
+        }
+        s += &format!(" {}", self.verdict);
+        if !self.reasons.is_empty() {
+            s += &format!(" ({})", self.reasons.join(", "));
+        }
+        s
+    }
+}
+
+/// `--host ADDR[/LEN]` as the filter's address and mask.
+pub fn host_filter(addr: Ipv4Addr, len: u8) -> (u32, u32) {
+    let mask = if len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(len))
+    };
+    let a = u32::from(addr) & mask;
+    (a.to_be(), mask.to_be())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tuple(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16) -> TraceTuple {
+        TraceTuple {
+            src: u32::from_ne_bytes(src),
+            dst: u32::from_ne_bytes(dst),
+            sport: sport.to_be(),
+            dport: dport.to_be(),
+        }
+    }
+
+    fn bytes(r: &TraceRecord) -> Vec<u8> {
+        // SAFETY: reading a plain-data struct's bytes.
+        unsafe {
+            std::slice::from_raw_parts(
+                (r as *const TraceRecord).cast::<u8>(),
+                size_of::<TraceRecord>(),
+            )
+        }
+        .to_vec()
+    }
+
+    #[test]
+    fn a_translated_udp_record_reads_as_before_and_after() {
+        let r = TraceRecord {
+            time_ns: crate::agent::clock::now_ns(),
+            before: tuple([10, 0, 0, 2], 40000, [198, 51, 100, 1], 53),
+            after: tuple([203, 0, 113, 1], 40001, [198, 51, 100, 1], 53),
+            proto: 17,
+            program: TRACE_EGRESS_TC,
+            verdict: 2,
+            reasons_len: 2,
+            reasons: [
+                Counter::EgressTranslated as u8,
+                Counter::NaptMappingsCreated as u8,
+                0,
+                0,
+            ],
+        };
+        let e = decode(&bytes(&r)).unwrap();
+        let line = e.line();
+        assert!(
+            line.ends_with(
+                " egress_tc udp 10.0.0.2:40000 > 198.51.100.1:53 => 203.0.113.1:40001 > 198.51.100.1:53 translated (egress_translated_packets, napt_mappings_created)"
+            ),
+            "{line}"
+        );
+        assert!(decode(&bytes(&r)[..10]).is_none());
+    }
+
+    #[test]
+    fn a_dropped_record_names_its_reason_and_no_translation() {
+        let t = tuple([192, 0, 2, 9], 1234, [203, 0, 113, 1], 22);
+        let r = TraceRecord {
+            time_ns: 0,
+            before: t,
+            after: t,
+            proto: 6,
+            program: TRACE_INGRESS_XDP,
+            verdict: TRACE_DROPPED,
+            reasons_len: 1,
+            reasons: [Counter::DropUnsolicitedSyn as u8, 0, 0, 0],
+        };
+        let line = decode(&bytes(&r)).unwrap().line();
+        assert!(
+            line.ends_with(
+                " ingress_xdp tcp 192.0.2.9:1234 > 203.0.113.1:22 dropped (drop_unsolicited_syn)"
+            ),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn host_filter_masks_in_network_order() {
+        let (a, m) = host_filter(Ipv4Addr::new(10, 0, 0, 77), 24);
+        assert_eq!(a.to_ne_bytes(), [10, 0, 0, 0]);
+        assert_eq!(m.to_ne_bytes(), [255, 255, 255, 0]);
+        assert_eq!(host_filter(Ipv4Addr::new(1, 2, 3, 4), 0), (0, 0));
+        assert_eq!(
+            host_filter(Ipv4Addr::new(1, 2, 3, 4), 32).0.to_ne_bytes(),
+            [1, 2, 3, 4]
+        );
+    }
+}
