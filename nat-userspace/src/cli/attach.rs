@@ -5,7 +5,7 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use nat_userspace::{
     agent::lifecycle,
-    loader::HookMode,
+    settings::HookMode,
     settings::config,
     settings::ephemeral,
     settings::napt::{Filtering, Prefix, Timeouts},

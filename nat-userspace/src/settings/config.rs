@@ -44,7 +44,7 @@ use serde::{Deserialize, Deserializer, de};
 use toml::Spanned;
 
 use crate::{
-    loader::HookMode,
+    settings::HookMode,
     settings::napt::{Filtering, Prefix, Timeouts},
     settings::parse,
     settings::{Layer, LogTarget, Origin, Sourced, proto_by_name},

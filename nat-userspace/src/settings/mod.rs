@@ -1,5 +1,5 @@
 //! Settings: what an attachment should look like, and bringing the live
-//! tables to it. The domain types (`napt`), the config file (`config`) and
+//! tables to it. The domain types (`napt`, `hook`), the config file (`config`) and
 //! the flags' values (`parse`) make layers; this module stacks them and
 //! checks the result as a whole, once, before anything is touched;
 //! `reconcile` plans and applies it (attach, adopt, reload).
@@ -9,9 +9,12 @@
 //! (`/etc/xnat/xnat.toml:7:9: napt.pool[0]: ...`).
 pub mod config;
 pub mod ephemeral;
+pub mod hook;
 pub mod napt;
 pub mod parse;
 pub mod reconcile;
+
+pub use hook::HookMode;
 
 use std::{
     fmt,
@@ -22,8 +25,8 @@ use std::{
 use nat_common::{INTERNAL_MAX, POOL_MAX};
 
 use crate::{
+    loader::Limits,
     loader::netdev,
-    loader::{HookMode, Limits},
     settings::napt::{Filtering, NaptSettings, Prefix, Timeouts, rfc1918},
     tables::forward::{Forward, Proto},
     tables::static_map::check_usable,

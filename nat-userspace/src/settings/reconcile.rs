@@ -24,8 +24,9 @@ use aya::maps::lpm_trie::Key;
 use nat_common::{EndpointKey, MAPPING_FORWARD, Mapping, NatConfig};
 
 use crate::{
+    loader::Limits,
     loader::netdev,
-    loader::{HookMode, Limits},
+    settings::HookMode,
     settings::Settings,
     settings::napt::{self, NaptSettings, Prefix},
     tables::Tables,

@@ -54,10 +54,10 @@ use anyhow::{Context as _, Result, anyhow};
 use nat_common::{
     EndpointKey, FILTER_ADDRESS, FILTER_ADDRESS_AND_PORT, FILTER_ENDPOINT_INDEPENDENT, NatConfig,
 };
-use nat_userspace::loader::{HookMode, Limits};
 use nat_userspace::settings::Settings;
 use nat_userspace::settings::napt::{Filtering, NaptSettings, Prefix, Timeouts};
 use nat_userspace::tables::forward::Proto;
+use nat_userspace::{loader::Limits, settings::HookMode};
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
