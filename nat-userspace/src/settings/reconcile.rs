@@ -497,7 +497,7 @@ mod tests {
         NaptSettings {
             internal: vec!["10.0.0.0/8".parse().unwrap()],
             pool: pool.iter().map(|p| a(p)).collect(),
-            ports: (1024, 65535),
+            ports: napt::PortRange::DEFAULT,
             filtering: Filtering::Address,
             max_ports_per_host: 0,
             max_inbound_sessions: 0,

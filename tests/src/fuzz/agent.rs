@@ -55,7 +55,7 @@ use nat_common::{
     EndpointKey, FILTER_ADDRESS, FILTER_ADDRESS_AND_PORT, FILTER_ENDPOINT_INDEPENDENT, NatConfig,
 };
 use nat_userspace::settings::Settings;
-use nat_userspace::settings::napt::{Filtering, NaptSettings, Prefix, Timeouts};
+use nat_userspace::settings::napt::{Filtering, NaptSettings, PortRange, Prefix, Timeouts};
 use nat_userspace::tables::forward::Proto;
 use nat_userspace::{loader::Limits, settings::HookMode};
 use rand::seq::IndexedRandom;
@@ -323,7 +323,7 @@ pub fn settings(r: &Reload, limits: Limits) -> Settings {
                 len: INTERNAL.1 as u8,
             }],
             pool: POOL.to_vec(),
-            ports: (c.port_min, c.port_max),
+            ports: PortRange::of(c),
             filtering: match c.filtering {
                 FILTER_ADDRESS => Filtering::Address,
                 FILTER_ADDRESS_AND_PORT => Filtering::AddressAndPort,
