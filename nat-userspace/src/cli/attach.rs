@@ -246,7 +246,7 @@ pub fn describe(s: &Settings) -> String {
             list(n.internal.iter().map(ToString::to_string).collect()),
             list(n.pool.iter().map(ToString::to_string).collect()),
             n.ports,
-            Filtering::name_of(n.filtering.code()),
+            n.filtering.name(),
         ));
     }
     if !s.forwards.is_empty() {

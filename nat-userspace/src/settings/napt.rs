@@ -174,6 +174,11 @@ impl Filtering {
         Self::ALL.iter().find(|e| e.1 == code).map(|e| e.0)
     }
 
+    /// The name, as the flag and the config spell it.
+    pub fn name(self) -> &'static str {
+        Self::name_of(self.code())
+    }
+
     /// The name of a kernel code, as the flag and the config spell it.
     pub fn name_of(code: u32) -> &'static str {
         Self::ALL.iter().find(|e| e.1 == code).map_or("?", |e| e.2)
