@@ -70,30 +70,8 @@ pub const PUB_C: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 2);
 /// Static public address of [`HOST_E`].
 pub const PUB_E: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 3);
 
-/// The filtering modes of `--filtering` (RFC 4787 §5).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Filtering {
-    EndpointIndependent,
-    Address,
-    AddressAndPort,
-}
-
-impl Filtering {
-    pub const ALL: [Filtering; 3] = [
-        Filtering::EndpointIndependent,
-        Filtering::Address,
-        Filtering::AddressAndPort,
-    ];
-
-    /// The `--filtering` argument.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Filtering::EndpointIndependent => "endpoint-independent",
-            Filtering::Address => "address",
-            Filtering::AddressAndPort => "address-and-port",
-        }
-    }
-}
+/// The filtering modes of `--filtering` (RFC 4787 §5): the product's type.
+pub use nat_userspace::settings::napt::Filtering;
 
 /// One row of `xnat flows --json` (the fields these tests use).
 #[derive(Clone, Debug)]
@@ -225,7 +203,7 @@ impl HairpinTopo {
             "--inside",
             "int0,int1",
             "--filtering",
-            filtering.as_str(),
+            filtering.name(),
         ];
         v.extend_from_slice(extra);
         let agent = Agent::attach(&self.nat, &self.ext, self.mode, &v);

@@ -27,12 +27,11 @@ use aya::maps::{HashMap, MapData, MapError};
 use aya::programs::{SchedClassifier, Xdp};
 use nat_common::stats::COUNTER_COUNT;
 use nat_common::{
-    Counter, DEFAULT_TIMEOUT_ICMP, DEFAULT_TIMEOUT_TCP_ESTABLISHED, DEFAULT_TIMEOUT_TCP_SYN_IN,
-    DEFAULT_TIMEOUT_TCP_TRANSITORY, DEFAULT_TIMEOUT_UDP, EVENT_QUOTE_MAX, EndpointKey,
-    FILTER_ADDRESS, FilterKey, FirstSession, InsideEndpoint, MAP_FILTER, MAP_HOST_PORTS,
-    MAP_NAPT_IN, MAP_NAPT_OUT, MAP_SESSIONS, MAPPING_FORWARD, Mapping, NatConfig, PROG_EGRESS_TC,
-    PROG_INGRESS_TC, PROG_INGRESS_XDP, Session, SessionKey,
+    Counter, EVENT_QUOTE_MAX, EndpointKey, FilterKey, FirstSession, InsideEndpoint, MAP_FILTER,
+    MAP_HOST_PORTS, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_SESSIONS, MAPPING_FORWARD, Mapping, NatConfig,
+    PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP, Session, SessionKey,
 };
+use nat_userspace::settings::napt::{Filtering, NaptSettings, PortRange, Timeouts};
 use nat_userspace::tables::{Loaded, LoadedRef};
 
 use crate::bpf::{Hook, Outcome, require_root};
@@ -220,20 +219,18 @@ pub fn filter_key(public: Endpoint, remote: Ipv4Addr) -> FilterKey {
 /// A NAPT configuration with the control plane's defaults (ports
 /// 1024–65535, address-dependent filtering, RFC timeouts, no per-host cap)
 /// and an empty pool; [`Napt::set_pool`] fills `pool_len`.
+/// Built by the product's own conversion ([`NaptSettings::config`]).
 pub fn default_config() -> NatConfig {
-    NatConfig {
-        pool_len: 0,
-        filtering: FILTER_ADDRESS,
-        port_min: 1024,
-        port_max: 65535,
+    NaptSettings {
+        internal: Vec::new(),
+        pool: Vec::new(),
+        ports: PortRange::DEFAULT,
+        filtering: Filtering::Address,
         max_ports_per_host: 0,
-        timeout_udp: DEFAULT_TIMEOUT_UDP,
-        timeout_tcp_established: DEFAULT_TIMEOUT_TCP_ESTABLISHED,
-        timeout_tcp_transitory: DEFAULT_TIMEOUT_TCP_TRANSITORY,
-        timeout_icmp: DEFAULT_TIMEOUT_ICMP,
-        timeout_tcp_syn_in: DEFAULT_TIMEOUT_TCP_SYN_IN,
         max_inbound_sessions: 0,
+        timeouts: Timeouts::default(),
     }
+    .config()
 }
 
 /// One record of the `EVENTS` ring buffer.

@@ -386,7 +386,7 @@ fn hairpin(tag: &str, mode: Ingress, filtering: Filtering) {
     let t = HairpinTopo::attached(tag, mode, filtering);
     let mut f = Findings::new(format!(
         "hairpin, --filtering {}, ingress {}",
-        filtering.as_str(),
+        filtering.name(),
         mode.as_str()
     ));
 

@@ -13,10 +13,10 @@ use std::{
 };
 
 use nat_common::{
-    EndpointKey, FILTER_ADDRESS, FilterKey, FirstSession, InsideEndpoint, MAP_FILTER,
-    MAP_HOST_POOL, MAP_HOST_PORTS, MAP_INBOUND_SESSIONS, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_SESSIONS,
-    MAPPING_FORWARD, Mapping, NatConfig, SESSION_INBOUND, Session, SessionKey, TCP_ESTABLISHED,
-    TCP_SYN_IN, TCP_SYN_OUT,
+    EndpointKey, FilterKey, FirstSession, InsideEndpoint, MAP_FILTER, MAP_HOST_POOL,
+    MAP_HOST_PORTS, MAP_INBOUND_SESSIONS, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_SESSIONS, MAPPING_FORWARD,
+    Mapping, NatConfig, SESSION_INBOUND, Session, SessionKey, TCP_ESTABLISHED, TCP_SYN_IN,
+    TCP_SYN_OUT,
 };
 use nat_userspace::{
     agent::expiry::{ORPHAN_SCAN_INTERVAL_NS, Sweeper},
@@ -52,18 +52,12 @@ fn keys<K: Copy + Default + Ord, V: Copy + Default>(t: &Tables, name: &str) -> B
 }
 
 fn config() -> NatConfig {
+    // The control plane's defaults (udp 300 s, tcp-established 7440 s,
+    // tcp-transitory 240 s, icmp and tcp-syn-in 60 s), one pool address.
     NatConfig {
         pool_len: 1,
-        filtering: FILTER_ADDRESS,
-        port_min: 1024,
-        port_max: 65535,
         max_ports_per_host: 100,
-        timeout_udp: 300,
-        timeout_tcp_established: 7440,
-        timeout_tcp_transitory: 240,
-        timeout_icmp: 60,
-        timeout_tcp_syn_in: 60,
-        max_inbound_sessions: 0,
+        ..xnat_tests::napt_maps::default_config()
     }
 }
 

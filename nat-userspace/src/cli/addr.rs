@@ -2,7 +2,7 @@
 //! the config file uses too.
 use std::net::Ipv4Addr;
 
-use nat_userspace::settings::parse;
+use nat_userspace::settings::{napt::PortRange, parse};
 
 /// A `PRIVATE=PUBLIC` pair from `--map`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,7 +26,7 @@ pub fn parse_pool(s: &str) -> Result<Vec<Ipv4Addr>, String> {
 }
 
 /// `--ports MIN-MAX`.
-pub fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
+pub fn parse_port_range(s: &str) -> Result<PortRange, String> {
     parse::port_range(s)
 }
 

@@ -5,10 +5,10 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use nat_userspace::{
     agent::lifecycle,
-    loader::HookMode,
+    settings::HookMode,
     settings::config,
     settings::ephemeral,
-    settings::napt::{Filtering, Prefix, Timeouts},
+    settings::napt::{Filtering, PortRange, Prefix, Timeouts},
     settings::{self, Layer, LogTarget, Origin, Settings, Sourced},
     tables::forward::Forward,
     tables::pins,
@@ -109,7 +109,7 @@ pub struct NaptArgs {
     /// Public ports (and ICMP identifiers) to hand out [default:
     /// 1024-65535].
     #[arg(long, value_name = "MIN-MAX", value_parser = parse_port_range)]
-    pub ports: Option<(u16, u16)>,
+    pub ports: Option<PortRange>,
 
     /// Which inbound packets reach an inside endpoint (RFC 4787 §5)
     /// [default: address].
@@ -242,12 +242,11 @@ pub fn describe(s: &Settings) -> String {
     if let Some(n) = &s.napt {
         let list = |v: Vec<String>| v.join(",");
         out.push_str(&format!(
-            ", NAPT {} -> {} ports {}-{} filtering {}",
+            ", NAPT {} -> {} ports {} filtering {}",
             list(n.internal.iter().map(ToString::to_string).collect()),
             list(n.pool.iter().map(ToString::to_string).collect()),
-            n.ports.0,
-            n.ports.1,
-            Filtering::name_of(n.filtering.code()),
+            n.ports,
+            n.filtering.name(),
         ));
     }
     if !s.forwards.is_empty() {

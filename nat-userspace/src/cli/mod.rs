@@ -216,7 +216,7 @@ mod tests {
         };
         assert!(a.iface.is_none());
         let l = a.layer();
-        assert_eq!(l.ports.unwrap().value, (2000, 3000));
+        assert_eq!(l.ports.unwrap().value.to_string(), "2000-3000");
         // Flags not given stay unset, so the file's values apply.
         assert!(l.filtering.is_none() && l.max_mappings.is_none() && l.keep.is_none());
         let e = parse_args(&["attach", "eth0", "--timeout", "udp=0"]).unwrap_err();

@@ -18,6 +18,7 @@ pub fn run(args: Args, iface: Option<&str>) -> anyhow::Result<ExitCode> {
     let counters = stats::read(&dir)?;
     let cfg = napt::read_config(&dir)?;
     let pool = napt::read_pool(&dir, &cfg)?;
+    let ports = napt::PortRange::of(&cfg);
     let snapshot = sessions::read(&dir)?;
     let (mappings, sessions) = (snapshot.mappings.len(), snapshot.sessions);
     let public = Tables::at(&dir).napt_in()?.lookup_all()?;
@@ -55,7 +56,7 @@ pub fn run(args: Args, iface: Option<&str>) -> anyhow::Result<ExitCode> {
             "napt": {
                 "enabled": cfg.pool_len != 0,
                 "filtering": napt::Filtering::name_of(cfg.filtering),
-                "ports": [cfg.port_min, cfg.port_max],
+                "ports": [ports.min(), ports.max()],
                 "mappings": mappings,
                 "sessions": sessions.len(),
                 "sessions_by_state": by_proto,
@@ -75,10 +76,8 @@ pub fn run(args: Args, iface: Option<&str>) -> anyhow::Result<ExitCode> {
         }
         if cfg.pool_len != 0 {
             println!(
-                "napt: filtering {}, ports {}-{}, {mappings} mapping(s), {} session(s), {inbound} opened from outside (cap {})",
+                "napt: filtering {}, ports {ports}, {mappings} mapping(s), {} session(s), {inbound} opened from outside (cap {})",
                 napt::Filtering::name_of(cfg.filtering),
-                cfg.port_min,
-                cfg.port_max,
                 sessions.len(),
                 match cfg.max_inbound_sessions {
                     0 => "none".to_string(),

@@ -7,10 +7,7 @@
 pub mod link;
 pub mod netdev;
 
-use std::{
-    fmt,
-    path::{Path, PathBuf},
-};
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use aya::{
@@ -21,43 +18,7 @@ use nat_common::{
     PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_INSIDE_TC, PROG_INSIDE_XDP,
 };
 
-use crate::{tables, tables::bpffs, tables::pins, tables::static_map};
-
-/// Which hook a program runs at where packets arrive: inbound translation
-/// on the external interface (`--ingress`, `ingress`), the outbound fast
-/// path on the inside interfaces (`--inside-hook`, `inside-hook`).
-/// `Auto`: XDP on physical NICs, TC on virtual devices (README, "Ingress
-/// modes and checksum offload").
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum HookMode {
-    Auto,
-    Xdp,
-    Tc,
-}
-
-impl HookMode {
-    /// The hook for device `ifname`: `Auto` resolved by the device's kind.
-    /// XDP cannot see an skb's checksum state, so virtual devices, whose
-    /// packets from local sockets carry partial checksums, get TC.
-    pub fn resolve(self, ifname: &str) -> HookMode {
-        match self {
-            HookMode::Auto if netdev::is_virtual(ifname) => HookMode::Tc,
-            HookMode::Auto => HookMode::Xdp,
-            m => m,
-        }
-    }
-}
-
-impl fmt::Display for HookMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            HookMode::Auto => "auto",
-            HookMode::Xdp => "xdp",
-            HookMode::Tc => "tc",
-        })
-    }
-}
+use crate::{settings::HookMode, tables, tables::bpffs, tables::pins, tables::static_map};
 
 /// What `load` and `attach` need to know.
 pub struct AttachRequest<'a> {

@@ -44,8 +44,8 @@ use serde::{Deserialize, Deserializer, de};
 use toml::Spanned;
 
 use crate::{
-    loader::HookMode,
-    settings::napt::{Filtering, Prefix, Timeouts},
+    settings::HookMode,
+    settings::napt::{Filtering, PortRange, Prefix, Timeouts},
     settings::parse,
     settings::{Layer, LogTarget, Origin, Sourced, proto_by_name},
     tables::forward::Forward,
@@ -119,7 +119,7 @@ parser!(
 );
 parser!(
     Ports,
-    (u16, u16),
+    PortRange,
     "a port range MIN-MAX as a string",
     parse::port_range
 );
@@ -193,7 +193,7 @@ type PoolEntry = Parsed<Vec<Ipv4Addr>, PoolItem>;
 struct RawNapt {
     internal: Option<Vec<Spanned<Parsed<Prefix, Cidr>>>>,
     pool: Option<Vec<Spanned<PoolEntry>>>,
-    ports: Option<Spanned<Parsed<(u16, u16), Ports>>>,
+    ports: Option<Spanned<Parsed<PortRange, Ports>>>,
     filtering: Option<Spanned<Filtering>>,
     max_ports_per_host: Option<Spanned<u32>>,
     max_mappings: Option<Spanned<u32>>,
@@ -489,7 +489,7 @@ inside = "10.0.0.5:80"
         assert_eq!(s.static_maps.len(), 1);
         let n = s.napt.unwrap();
         assert_eq!(n.pool.len(), 4);
-        assert_eq!(n.ports, (2000, 40000));
+        assert_eq!(n.ports.to_string(), "2000-40000");
         assert_eq!(n.filtering, Filtering::EndpointIndependent);
         assert_eq!(n.timeouts.udp, 30);
         assert_eq!(n.timeouts.icmp, 10);
@@ -504,12 +504,15 @@ inside = "10.0.0.5:80"
     fn flags_override_the_file() {
         let file = parse_str(GOOD, FILE).unwrap();
         let flags = Layer {
-            ports: Some(Sourced::new((5000, 6000), Origin::flag("--ports"))),
+            ports: Some(Sourced::new(
+                PortRange::new(5000, 6000).unwrap(),
+                Origin::flag("--ports"),
+            )),
             maps: Some(vec![]),
             ..Layer::default()
         };
         let s = resolve(&flags.over(file), "x").unwrap();
-        assert_eq!(s.napt.unwrap().ports, (5000, 6000));
+        assert_eq!(s.napt.unwrap().ports.to_string(), "5000-6000");
         assert!(s.static_maps.is_empty());
     }
 

@@ -107,7 +107,7 @@ pub fn check(napt: &NaptSettings) -> Option<String> {
     let ephemeral = parse_range(&read("ip_local_port_range")?)?;
     let reserved = parse_reserved(&read("ip_local_reserved_ports").unwrap_or_default())?;
     let local = netdev::local_ipv4_addrs().ok()?;
-    warning(&napt.pool, napt.ports, &local, ephemeral, &reserved)
+    warning(&napt.pool, napt.ports.into(), &local, ephemeral, &reserved)
 }
 
 #[cfg(test)]

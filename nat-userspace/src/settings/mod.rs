@@ -1,5 +1,5 @@
 //! Settings: what an attachment should look like, and bringing the live
-//! tables to it. The domain types (`napt`), the config file (`config`) and
+//! tables to it. The domain types (`napt`, `hook`), the config file (`config`) and
 //! the flags' values (`parse`) make layers; this module stacks them and
 //! checks the result as a whole, once, before anything is touched;
 //! `reconcile` plans and applies it (attach, adopt, reload).
@@ -9,9 +9,12 @@
 //! (`/etc/xnat/xnat.toml:7:9: napt.pool[0]: ...`).
 pub mod config;
 pub mod ephemeral;
+pub mod hook;
 pub mod napt;
 pub mod parse;
 pub mod reconcile;
+
+pub use hook::HookMode;
 
 use std::{
     fmt,
@@ -22,9 +25,9 @@ use std::{
 use nat_common::{INTERNAL_MAX, POOL_MAX};
 
 use crate::{
+    loader::Limits,
     loader::netdev,
-    loader::{HookMode, Limits},
-    settings::napt::{Filtering, NaptSettings, Prefix, Timeouts, rfc1918},
+    settings::napt::{Filtering, NaptSettings, PortRange, Prefix, Timeouts, rfc1918},
     tables::forward::{Forward, Proto},
     tables::static_map::check_usable,
 };
@@ -119,7 +122,7 @@ pub struct Layer {
     pub napt: Option<Sourced<bool>>,
     pub internal: Option<Vec<Sourced<Prefix>>>,
     pub pool: Option<Vec<Sourced<Ipv4Addr>>>,
-    pub ports: Option<Sourced<(u16, u16)>>,
+    pub ports: Option<Sourced<PortRange>>,
     pub filtering: Option<Sourced<Filtering>>,
     pub timeouts: TimeoutLayer,
     pub max_ports_per_host: Option<Sourced<u32>>,
@@ -429,17 +432,7 @@ fn resolve_napt(
         }
     }
 
-    let ports = layer.ports.as_ref().map_or(
-        Sourced::new((1024, 65535), Origin::flag("--ports (default)")),
-        Sourced::clone,
-    );
-    let (lo, hi) = ports.value;
-    if lo == 0 || lo > hi {
-        return err(
-            &ports.origin,
-            format!("{lo}-{hi}: expected MIN-MAX with 1 <= MIN <= MAX <= 65535"),
-        );
-    }
+    let ports = layer.ports.as_ref().map_or(PortRange::DEFAULT, |p| p.value);
 
     for (_, v) in layer.timeouts.clone().named() {
         if let Some(v) = v.filter(|v| v.value == 0) {
@@ -456,7 +449,7 @@ fn resolve_napt(
     Ok(NaptSettings {
         internal: internal.iter().map(|p| p.value).collect(),
         pool: pool.iter().map(|a| a.value).collect(),
-        ports: ports.value,
+        ports,
         filtering: layer
             .filtering
             .as_ref()
@@ -697,28 +690,24 @@ mod tests {
             .push(flag("198.51.100.1".parse().unwrap(), "--pool"));
         let e = resolve(&l, "x").unwrap_err().to_string();
         assert!(e.contains("--pool") && e.contains("listed twice"), "{e}");
-        let l = Layer {
-            ports: Some(flag((2000, 1000), "--ports")),
-            ..base
-        };
-        let e = resolve(&l, "x").unwrap_err().to_string();
-        assert!(e.starts_with("--ports: "), "{e}");
+        // A backwards `--ports` cannot make a layer: `PortRange` refuses it.
+        assert!(PortRange::new(2000, 1000).is_err());
     }
 
     #[test]
     fn layers_merge_field_by_field() {
         let file = Layer {
             napt: Some(flag(true, "napt")),
-            ports: Some(flag((1, 2), "file ports")),
+            ports: Some(flag(PortRange::new(1, 2).unwrap(), "file ports")),
             filtering: Some(flag(Filtering::AddressAndPort, "file filtering")),
             ..Layer::default()
         };
         let flags = Layer {
-            ports: Some(flag((3, 4), "--ports")),
+            ports: Some(flag(PortRange::new(3, 4).unwrap(), "--ports")),
             ..Layer::default()
         };
         let l = flags.over(file);
-        assert_eq!(l.ports.unwrap().value, (3, 4));
+        assert_eq!(l.ports.unwrap().value.to_string(), "3-4");
         assert_eq!(l.filtering.unwrap().value, Filtering::AddressAndPort);
         assert!(l.napt.unwrap().value);
     }

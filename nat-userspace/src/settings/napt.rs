@@ -1,4 +1,4 @@
-//! NAPT settings: the domain types (prefixes, filtering, timeouts), their
+//! NAPT settings: the domain types (prefixes, port ranges, filtering, timeouts), their
 //! conversion to and from CONFIG, and reading them back from the pinned
 //! maps. Checked in `settings`, written by `reconcile`.
 use std::{net::Ipv4Addr, path::Path};
@@ -59,6 +59,75 @@ impl std::fmt::Display for Prefix {
     }
 }
 
+/// An inclusive range of ports `MIN-MAX`, 1 <= MIN <= MAX (`--ports`,
+/// `napt.ports`, CONFIG's `port_min` and `port_max`). Parsed by
+/// [`parse::port_range`](crate::settings::parse::port_range), shown as
+/// `MIN-MAX`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortRange {
+    min: u16,
+    max: u16,
+}
+
+impl PortRange {
+    /// The default `--ports`: 1024-65535.
+    pub const DEFAULT: PortRange = PortRange {
+        min: 1024,
+        max: 65535,
+    };
+
+    /// The range `min`-`max`, if it is one (1 <= MIN <= MAX).
+    pub fn new(min: u16, max: u16) -> Result<Self, String> {
+        if min == 0 || min > max {
+            return Err(format!(
+                "{min}-{max}: expected MIN-MAX with 1 <= MIN <= MAX <= 65535"
+            ));
+        }
+        Ok(PortRange { min, max })
+    }
+
+    pub fn min(self) -> u16 {
+        self.min
+    }
+
+    pub fn max(self) -> u16 {
+        self.max
+    }
+
+    /// The range CONFIG holds (as it is: the kernel's copy is not checked).
+    pub fn of(c: &NatConfig) -> Self {
+        PortRange {
+            min: c.port_min,
+            max: c.port_max,
+        }
+    }
+
+    /// Writes the range into CONFIG.
+    pub fn write(self, c: &mut NatConfig) {
+        c.port_min = self.min;
+        c.port_max = self.max;
+    }
+}
+
+impl From<PortRange> for (u16, u16) {
+    fn from(r: PortRange) -> Self {
+        (r.min, r.max)
+    }
+}
+
+impl std::str::FromStr for PortRange {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        crate::settings::parse::port_range(s)
+    }
+}
+
+impl std::fmt::Display for PortRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.min, self.max)
+    }
+}
+
 /// The RFC 1918 ranges: the default `--internal`.
 pub fn rfc1918() -> Vec<Prefix> {
     ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
@@ -105,6 +174,11 @@ impl Filtering {
         Self::ALL.iter().find(|e| e.1 == code).map(|e| e.0)
     }
 
+    /// The name, as the flag and the config spell it.
+    pub fn name(self) -> &'static str {
+        Self::name_of(self.code())
+    }
+
     /// The name of a kernel code, as the flag and the config spell it.
     pub fn name_of(code: u32) -> &'static str {
         Self::ALL.iter().find(|e| e.1 == code).map_or("?", |e| e.2)
@@ -116,7 +190,7 @@ impl Filtering {
 pub struct NaptSettings {
     pub internal: Vec<Prefix>,
     pub pool: Vec<Ipv4Addr>,
-    pub ports: (u16, u16),
+    pub ports: PortRange,
     pub filtering: Filtering,
     pub max_ports_per_host: u32,
     /// Cap on sessions created by inbound packets (0: none).
@@ -260,11 +334,11 @@ impl NaptSettings {
     /// prefixes in their own maps). [`NaptSettings::from_config`] is the
     /// way back.
     pub fn config(&self) -> NatConfig {
-        NatConfig {
+        let mut c = NatConfig {
             pool_len: self.pool.len() as u32,
             filtering: self.filtering.code(),
-            port_min: self.ports.0,
-            port_max: self.ports.1,
+            port_min: 0,
+            port_max: 0,
             max_ports_per_host: self.max_ports_per_host,
             timeout_udp: self.timeouts.udp,
             timeout_tcp_established: self.timeouts.tcp_established,
@@ -272,7 +346,9 @@ impl NaptSettings {
             timeout_icmp: self.timeouts.icmp,
             timeout_tcp_syn_in: self.timeouts.tcp_syn_in,
             max_inbound_sessions: self.max_inbound_sessions,
-        }
+        };
+        self.ports.write(&mut c);
+        c
     }
 
     /// The settings a CONFIG, pool and internal prefixes hold (`None`:
@@ -284,7 +360,7 @@ impl NaptSettings {
         Some(NaptSettings {
             internal: internal.to_vec(),
             pool: pool.to_vec(),
-            ports: (c.port_min, c.port_max),
+            ports: PortRange::of(c),
             filtering: Filtering::from_code(c.filtering).unwrap_or(Filtering::Address),
             max_ports_per_host: c.max_ports_per_host,
             max_inbound_sessions: c.max_inbound_sessions,
@@ -314,7 +390,7 @@ mod tests {
         NaptSettings {
             internal: rfc1918(),
             pool: vec!["198.51.100.1".parse().unwrap()],
-            ports: (1024, 65535),
+            ports: PortRange::DEFAULT,
             filtering: Filtering::Address,
             max_ports_per_host: 0,
             max_inbound_sessions: 0,
@@ -358,5 +434,21 @@ mod tests {
         assert_eq!(c.filtering, FILTER_ADDRESS);
         assert_eq!((c.port_min, c.port_max), (1024, 65535));
         assert_eq!(c.timeout_udp, 300);
+        let back = NaptSettings::from_config(&c, &settings().pool, &rfc1918()).unwrap();
+        assert_eq!(back, settings());
+    }
+
+    #[test]
+    fn port_ranges_check_and_show() {
+        let r = PortRange::new(2000, 3000).unwrap();
+        assert_eq!(r.to_string(), "2000-3000");
+        assert_eq!("2000-3000".parse::<PortRange>(), Ok(r));
+        assert_eq!(<(u16, u16)>::from(r), (2000, 3000));
+        assert_eq!(PortRange::new(7, 7).unwrap().to_string(), "7-7");
+        assert!(PortRange::new(0, 10).is_err());
+        assert_eq!(
+            PortRange::new(2000, 1000).unwrap_err(),
+            "2000-1000: expected MIN-MAX with 1 <= MIN <= MAX <= 65535"
+        );
     }
 }

@@ -3,6 +3,8 @@
 //! thing about the same mistake.
 use std::net::Ipv4Addr;
 
+use crate::settings::napt::PortRange;
+
 pub fn ipv4(s: &str) -> Result<Ipv4Addr, String> {
     s.trim()
         .parse()
@@ -40,7 +42,7 @@ pub fn pool_item(s: &str) -> Result<Vec<Ipv4Addr>, String> {
 }
 
 /// `MIN-MAX` port range.
-pub fn port_range(s: &str) -> Result<(u16, u16), String> {
+pub fn port_range(s: &str) -> Result<PortRange, String> {
     let (a, b) = s
         .split_once('-')
         .ok_or_else(|| format!("expected MIN-MAX, got '{s}'"))?;
@@ -48,7 +50,7 @@ pub fn port_range(s: &str) -> Result<(u16, u16), String> {
     if lo > hi {
         return Err(format!("range '{s}' ends before it starts"));
     }
-    Ok((lo, hi))
+    PortRange::new(lo, hi)
 }
 
 fn port(p: &str) -> Result<u16, String> {
@@ -87,7 +89,7 @@ mod tests {
 
     #[test]
     fn port_ranges_and_endpoints() {
-        assert_eq!(port_range("1024-65535").unwrap(), (1024, 65535));
+        assert_eq!(port_range("1024-65535").unwrap(), PortRange::DEFAULT);
         assert!(port_range("0-10").is_err());
         assert!(port_range("10").is_err());
         assert!(port_range("20-10").is_err());

@@ -24,8 +24,9 @@ use aya::maps::lpm_trie::Key;
 use nat_common::{EndpointKey, MAPPING_FORWARD, Mapping, NatConfig};
 
 use crate::{
+    loader::Limits,
     loader::netdev,
-    loader::{HookMode, Limits},
+    settings::HookMode,
     settings::Settings,
     settings::napt::{self, NaptSettings, Prefix},
     tables::Tables,
@@ -496,7 +497,7 @@ mod tests {
         NaptSettings {
             internal: vec!["10.0.0.0/8".parse().unwrap()],
             pool: pool.iter().map(|p| a(p)).collect(),
-            ports: (1024, 65535),
+            ports: napt::PortRange::DEFAULT,
             filtering: Filtering::Address,
             max_ports_per_host: 0,
             max_inbound_sessions: 0,

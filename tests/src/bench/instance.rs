@@ -17,10 +17,11 @@ use aya::{
     programs::{Program, SchedClassifier, TestRun as _, TestRunOptions, TestRunResult, Xdp},
 };
 use nat_common::{
-    Counter, FILTER_ADDRESS, MAP_CONFIG, MAP_FILTER, MAP_HOST_PORTS, MAP_INTERNAL, MAP_NAPT_IN,
-    MAP_NAPT_OUT, MAP_POOL, MAP_SESSIONS, MAP_STATIC_EMPTY, MAP_STATS, NatConfig, PROG_EGRESS_TC,
+    Counter, MAP_CONFIG, MAP_FILTER, MAP_HOST_PORTS, MAP_INTERNAL, MAP_NAPT_IN, MAP_NAPT_OUT,
+    MAP_POOL, MAP_SESSIONS, MAP_STATIC_EMPTY, MAP_STATS, NatConfig, PROG_EGRESS_TC,
     PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_NOOP_XDP, stats::COUNTER_COUNT,
 };
+use nat_userspace::settings::napt::{Filtering, NaptSettings, PortRange, Timeouts};
 
 /// The programs the benchmark runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,19 +94,21 @@ pub fn pool() -> Vec<Ipv4Addr> {
     (0..64).map(|i| Ipv4Addr::new(198, 18, 0, i)).collect()
 }
 
+/// The control plane's defaults (through its own conversion) with a pool
+/// of `pool_len` addresses.
 pub fn config(pool_len: u32) -> NatConfig {
+    let defaults = NaptSettings {
+        internal: Vec::new(),
+        pool: Vec::new(),
+        ports: PortRange::DEFAULT,
+        filtering: Filtering::Address,
+        max_ports_per_host: 0,
+        max_inbound_sessions: 0,
+        timeouts: Timeouts::default(),
+    };
     NatConfig {
         pool_len,
-        filtering: FILTER_ADDRESS,
-        port_min: 1024,
-        port_max: 65535,
-        max_ports_per_host: 0,
-        timeout_udp: nat_common::DEFAULT_TIMEOUT_UDP,
-        timeout_tcp_established: nat_common::DEFAULT_TIMEOUT_TCP_ESTABLISHED,
-        timeout_tcp_transitory: nat_common::DEFAULT_TIMEOUT_TCP_TRANSITORY,
-        timeout_icmp: nat_common::DEFAULT_TIMEOUT_ICMP,
-        timeout_tcp_syn_in: nat_common::DEFAULT_TIMEOUT_TCP_SYN_IN,
-        max_inbound_sessions: 0,
+        ..defaults.config()
     }
 }
 

@@ -54,10 +54,10 @@ use anyhow::{Context as _, Result, anyhow};
 use nat_common::{
     EndpointKey, FILTER_ADDRESS, FILTER_ADDRESS_AND_PORT, FILTER_ENDPOINT_INDEPENDENT, NatConfig,
 };
-use nat_userspace::loader::{HookMode, Limits};
 use nat_userspace::settings::Settings;
-use nat_userspace::settings::napt::{Filtering, NaptSettings, Prefix, Timeouts};
+use nat_userspace::settings::napt::{NaptSettings, Prefix};
 use nat_userspace::tables::forward::Proto;
+use nat_userspace::{loader::Limits, settings::HookMode};
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -317,28 +317,15 @@ pub fn settings(r: &Reload, limits: Limits) -> Settings {
         keep: false,
         fast_path: false,
         static_maps: r.static_maps.iter().map(|&(p, q)| (ip(p), ip(q))).collect(),
-        napt: Some(NaptSettings {
-            internal: vec![Prefix {
+        // CONFIG's fields through the product's own conversion.
+        napt: NaptSettings::from_config(
+            c,
+            &POOL,
+            &[Prefix {
                 addr: INTERNAL.0,
                 len: INTERNAL.1 as u8,
             }],
-            pool: POOL.to_vec(),
-            ports: (c.port_min, c.port_max),
-            filtering: match c.filtering {
-                FILTER_ADDRESS => Filtering::Address,
-                FILTER_ADDRESS_AND_PORT => Filtering::AddressAndPort,
-                _ => Filtering::EndpointIndependent,
-            },
-            max_ports_per_host: c.max_ports_per_host,
-            max_inbound_sessions: c.max_inbound_sessions,
-            timeouts: Timeouts {
-                udp: c.timeout_udp,
-                tcp_established: c.timeout_tcp_established,
-                tcp_transitory: c.timeout_tcp_transitory,
-                icmp: c.timeout_icmp,
-                tcp_syn_in: c.timeout_tcp_syn_in,
-            },
-        }),
+        ),
         limits,
         forwards,
         metrics: None,
