@@ -137,7 +137,7 @@ impl Sweeper {
         let (sessions_before, mappings_before) = self.seen.get();
         // Distinct inside endpoints with a live session: at most one per
         // mapping.
-        let mut live = FastSet::with_capacity_and_hasher(mappings_before, Seeded::new());
+        let mut live = FastSet::with_capacity_and_hasher(mappings_before, Seeded::default());
         let mut in_use: Vec<u128> = Vec::with_capacity(sessions_before);
         let mut dead: Vec<SessionKey> = Vec::with_capacity(SWEEP_CHUNK);
         let mut inbound_live = 0u64;
@@ -165,15 +165,15 @@ impl Sweeper {
 
         // 2. First sessions, then mappings without a live session, idle
         // past their timeout.
-        let mut held: FastMap<u32, u64> = FastMap::with_hasher(Seeded::new());
+        let mut held: FastMap<u32, u64> = FastMap::with_hasher(Seeded::default());
         let count_held = cfg.max_ports_per_host != 0;
-        let mut public_alive = FastSet::with_capacity_and_hasher(mappings_before, Seeded::new());
+        let mut public_alive = FastSet::with_capacity_and_hasher(mappings_before, Seeded::default());
         // Every mapping left, as its NAPT_IN entry would be: only for an
         // orphan scan.
         let scan_orphans = self.orphans.due(now);
         let mut bound = FastSet::with_capacity_and_hasher(
             if scan_orphans { mappings_before } else { 0 },
-            Seeded::new(),
+            Seeded::default(),
         );
         let mut gone: Vec<usize> = Vec::new();
         report.remaining.reserve(mappings_before);
@@ -285,7 +285,7 @@ impl Sweeper {
         // still be admitted. Those idle entries are set aside and checked
         // against the live sessions at the end (there are few).
         let mut dead: Vec<FilterKey> = Vec::with_capacity(SWEEP_CHUNK);
-        let mut idle: FastMap<u128, FilterKey> = FastMap::with_hasher(Seeded::new());
+        let mut idle: FastMap<u128, FilterKey> = FastMap::with_hasher(Seeded::default());
         let fd = self.filter.fd();
         batch::lookup_chunks::<FilterKey, u64>(fd, SWEEP_CHUNK, |keys, values| {
             dead.clear();
@@ -347,7 +347,7 @@ impl Sweeper {
         let fd = self.host_ports.fd();
         let (addrs, counts) = batch::lookup_all_split::<u32, u64>(fd)?;
         let mut current: FastMap<u32, u64> =
-            FastMap::with_capacity_and_hasher(addrs.len(), Seeded::new());
+            FastMap::with_capacity_and_hasher(addrs.len(), Seeded::default());
         let mut gone = Vec::new();
         for (addr, n) in addrs.into_iter().zip(counts) {
             if held.contains_key(&addr) {

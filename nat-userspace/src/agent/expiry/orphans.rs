@@ -55,7 +55,7 @@ impl OrphanScan {
     pub fn new() -> Self {
         OrphanScan {
             last: Cell::new(None),
-            suspects: RefCell::new(FastSet::with_hasher(Seeded::new())),
+            suspects: RefCell::new(FastSet::with_hasher(Seeded::default())),
         }
     }
 
@@ -79,7 +79,7 @@ impl OrphanScan {
     ) -> io::Result<usize> {
         self.last.set(Some(now));
         let before = self.suspects.take();
-        let mut suspects = FastSet::with_hasher(Seeded::new());
+        let mut suspects = FastSet::with_hasher(Seeded::default());
         let mut confirmed: Vec<(EndpointKey, InsideEndpoint)> = Vec::new();
         batch::lookup_chunks::<EndpointKey, InsideEndpoint>(in_fd, SWEEP_CHUNK, |keys, values| {
             for (k, inside) in keys.iter().zip(values) {
