@@ -167,7 +167,8 @@ impl Sweeper {
         // past their timeout.
         let mut held: FastMap<u32, u64> = FastMap::with_hasher(Seeded::default());
         let count_held = cfg.max_ports_per_host != 0;
-        let mut public_alive = FastSet::with_capacity_and_hasher(mappings_before, Seeded::default());
+        let mut public_alive =
+            FastSet::with_capacity_and_hasher(mappings_before, Seeded::default());
         // Every mapping left, as its NAPT_IN entry would be: only for an
         // orphan scan.
         let scan_orphans = self.orphans.due(now);
