@@ -401,6 +401,11 @@ impl Generator {
         if self.rng.random_bool(0.1) {
             p = self.fragment(st, p, outbound, &mut what);
         }
+        self.case(hook, p, what)
+    }
+
+    /// The frame of `p` for `hook`, damaged or not by [`Self::mutate`].
+    fn case(&mut self, hook: Hook, p: Packet, mut what: Vec<String>) -> Case {
         let base_frame = p.frame();
         let frame = self.mutate(&p, base_frame.clone(), hook.is_xdp(), &mut what);
         Case {

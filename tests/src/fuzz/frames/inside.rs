@@ -82,15 +82,7 @@ impl Generator {
         if p.ip.frag_offset == 0 && self.rng.random_bool(0.1) {
             p = self.fragment(st, p, true, &mut what);
         }
-        let base_frame = p.frame();
-        let frame = self.mutate(&p, base_frame.clone(), hook.is_xdp(), &mut what);
-        Case {
-            hook,
-            frame,
-            base: Some(p),
-            base_frame,
-            what,
-        }
+        self.case(hook, p, what)
     }
 
     /// From an inside endpoint to a public one of ours (often a live
