@@ -579,3 +579,61 @@ fn describe(
     ));
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(frames: u64, taken: &[Rule]) -> Report {
+        Report {
+            frames,
+            rules: taken.iter().map(|r| (*r, 1)).collect(),
+            inside_programs: true,
+            ..Report::default()
+        }
+    }
+
+    #[test]
+    fn a_long_run_fails_on_a_rule_never_taken() {
+        let all: Vec<Rule> = Rule::ALL.to_vec();
+        assert!(
+            report(COVERAGE_MIN_FRAMES, &all)
+                .coverage_problem()
+                .is_none()
+        );
+        let missing: Vec<Rule> = all
+            .iter()
+            .copied()
+            .filter(|r| *r != Rule::Filtered)
+            .collect();
+        let text = report(COVERAGE_MIN_FRAMES, &missing)
+            .coverage_problem()
+            .expect("a never-taken rule fails a long run");
+        assert!(text.contains("NAPT inbound: filtered"), "{text}");
+        // Short runs only list it; unreachable rules never count.
+        assert!(report(1000, &missing).coverage_problem().is_none());
+        let reachable: Vec<Rule> = all
+            .iter()
+            .copied()
+            .filter(|r| r.unreachable().is_none())
+            .collect();
+        assert!(
+            report(COVERAGE_MIN_FRAMES, &reachable)
+                .coverage_problem()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn runs_without_inside_frames_do_not_owe_the_inside_rules() {
+        let outside: Vec<Rule> = Rule::ALL
+            .iter()
+            .copied()
+            .filter(|r| !rules::inside_only(*r))
+            .collect();
+        let mut r = report(COVERAGE_MIN_FRAMES, &outside);
+        assert!(r.coverage_problem().is_some());
+        r.inside_programs = false;
+        assert!(r.coverage_problem().is_none());
+    }
+}
