@@ -6,6 +6,7 @@
 //! feature adds `aya::Pod` impls for the map types.
 #![no_std]
 
+pub mod bench;
 pub mod csum;
 pub mod maps;
 pub mod napt;

@@ -13,3 +13,11 @@ pub mod tables;
 pub fn ebpf_object() -> &'static [u8] {
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/nat-ebpf"))
 }
+
+/// The benchmark's minimal NAT (`nat-ebpf/src/bench_baseline.rs`), built
+/// with the programs; `cargo xtask bench` measures xnat against it. The
+/// `xnat` binary never refers to it, so the linker leaves it out.
+#[doc(hidden)]
+pub fn bench_baseline_object() -> &'static [u8] {
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bench-baseline"))
+}

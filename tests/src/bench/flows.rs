@@ -101,6 +101,14 @@ pub fn install_cycle(inst: &mut Instance, f: &Flow, now: u64) -> Result<()> {
     e.push(f, now);
     e.push(&mirror, now);
     write(inst, &e)?;
+    // The minimal NAT gets the same cycle.
+    for g in [f, &mirror] {
+        inst.baseline_flow(
+            g.proto,
+            (g.inside.addr, g.inside.port),
+            (g.public.addr, g.public.port),
+        )?;
+    }
     // The mirror's inside address must be an inside address for egress.
     inst.add_internal(f.public.addr, 32)
 }

@@ -21,6 +21,10 @@ use nat_common::{
     MAP_POOL, MAP_SESSIONS, MAP_STATIC_EMPTY, MAP_STATS, NatConfig, PROG_EGRESS_TC,
     PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_NOOP_XDP, stats::COUNTER_COUNT,
 };
+use nat_common::{
+    EndpointKey, InsideEndpoint,
+    bench::{MAP_BASELINE_IN, MAP_BASELINE_OUT, PROG_BASELINE_TC, PROG_BASELINE_XDP},
+};
 use nat_userspace::settings::napt::{Filtering, NaptSettings, PortRange, Timeouts};
 
 /// The programs the benchmark runs.
@@ -30,15 +34,22 @@ pub enum Prog {
     IngressXdp,
     IngressTc,
     EgressTc,
+    /// The minimal NAT (`bench-baseline` object), inbound in XDP.
+    BaselineXdp,
+    /// The minimal NAT, outbound in TC.
+    BaselineTc,
 }
 
 impl Prog {
-    pub const ALL: [Prog; 4] = [
+    /// xnat's own programs (in its object).
+    pub const XNAT: [Prog; 4] = [
         Prog::NoopXdp,
         Prog::IngressXdp,
         Prog::IngressTc,
         Prog::EgressTc,
     ];
+    /// The minimal NAT's (in the `bench-baseline` object).
+    pub const BASELINE: [Prog; 2] = [Prog::BaselineXdp, Prog::BaselineTc];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -46,11 +57,28 @@ impl Prog {
             Prog::IngressXdp => PROG_INGRESS_XDP,
             Prog::IngressTc => PROG_INGRESS_TC,
             Prog::EgressTc => PROG_EGRESS_TC,
+            Prog::BaselineXdp => PROG_BASELINE_XDP,
+            Prog::BaselineTc => PROG_BASELINE_TC,
         }
     }
 
-    fn is_xdp(self) -> bool {
-        matches!(self, Prog::NoopXdp | Prog::IngressXdp)
+    pub fn is_xdp(self) -> bool {
+        matches!(self, Prog::NoopXdp | Prog::IngressXdp | Prog::BaselineXdp)
+    }
+
+    /// Whether it translates outbound packets (source NAT).
+    pub fn outbound(self) -> bool {
+        matches!(self, Prog::EgressTc | Prog::BaselineTc)
+    }
+
+    /// The minimal NAT of the same hook: what this program's cost is
+    /// judged against.
+    pub fn baseline(self) -> Prog {
+        if self.is_xdp() {
+            Prog::BaselineXdp
+        } else {
+            Prog::BaselineTc
+        }
     }
 
     /// XDP_PASS / TC_ACT_OK.
@@ -114,13 +142,33 @@ pub fn config(pool_len: u32) -> NatConfig {
 
 pub struct Instance {
     ebpf: Ebpf,
+    /// The minimal NAT, loaded beside xnat's object.
+    baseline: Ebpf,
     pins: Option<PathBuf>,
+}
+
+/// Loads every program of `progs` in `ebpf` (not attached).
+fn load_programs(ebpf: &mut Ebpf, progs: &[Prog]) -> Result<()> {
+    for p in progs {
+        let prog = ebpf
+            .program_mut(p.name())
+            .ok_or_else(|| anyhow!("no program {} in the object", p.name()))?;
+        if p.is_xdp() {
+            let x: &mut Xdp = prog.try_into()?;
+            x.load().with_context(|| format!("loading {}", p.name()))?;
+        } else {
+            let c: &mut SchedClassifier = prog.try_into()?;
+            c.load().with_context(|| format!("loading {}", p.name()))?;
+        }
+    }
+    Ok(())
 }
 
 impl Instance {
     /// Loads the object with the binding tables sized by `cap`, NAPT on
     /// (the [`pool`], `10.0.0.0/8` inside, address-dependent filtering, RFC
-    /// timeouts) and every program in [`Prog::ALL`] loaded.
+    /// timeouts) and every program in [`Prog::XNAT`] loaded; beside it the
+    /// minimal NAT ([`Prog::BASELINE`]) with tables of the same capacity.
     pub fn load(cap: Capacity) -> Result<Self> {
         let mut loader = EbpfLoader::new();
         loader
@@ -132,19 +180,18 @@ impl Instance {
         let mut ebpf = loader
             .load(nat_userspace::ebpf_object())
             .context("loading xnat's BPF object")?;
-        for p in Prog::ALL {
-            let prog = ebpf
-                .program_mut(p.name())
-                .ok_or_else(|| anyhow!("no program {} in the object", p.name()))?;
-            if p.is_xdp() {
-                let x: &mut Xdp = prog.try_into()?;
-                x.load().with_context(|| format!("loading {}", p.name()))?;
-            } else {
-                let c: &mut SchedClassifier = prog.try_into()?;
-                c.load().with_context(|| format!("loading {}", p.name()))?;
-            }
-        }
-        let mut inst = Instance { ebpf, pins: None };
+        load_programs(&mut ebpf, &Prog::XNAT)?;
+        let mut baseline = EbpfLoader::new()
+            .map_max_entries(MAP_BASELINE_IN, cap.mappings)
+            .map_max_entries(MAP_BASELINE_OUT, cap.mappings)
+            .load(nat_userspace::bench_baseline_object())
+            .context("loading the minimal NAT (bench-baseline object)")?;
+        load_programs(&mut baseline, &Prog::BASELINE)?;
+        let mut inst = Instance {
+            ebpf,
+            baseline,
+            pins: None,
+        };
         let pool = pool();
         {
             let mut a: Array<_, u32> = Array::try_from(inst.map_mut(MAP_POOL)?)?;
@@ -245,8 +292,12 @@ impl Instance {
         out: Option<&mut [u8]>,
         repeat: u32,
     ) -> Result<TestRunResult> {
-        let p: &Program = self
-            .ebpf
+        let object = if Prog::BASELINE.contains(&prog) {
+            &self.baseline
+        } else {
+            &self.ebpf
+        };
+        let p: &Program = object
             .program(prog.name())
             .ok_or_else(|| anyhow!("no program {}", prog.name()))?;
         let opts = TestRunOptions {
@@ -261,6 +312,42 @@ impl Instance {
             <&SchedClassifier>::try_from(p)?.test_run(opts)
         };
         res.with_context(|| format!("BPF_PROG_TEST_RUN of {}", prog.name()))
+    }
+
+    /// Gives the minimal NAT the flow `inside <-> public` of protocol
+    /// `proto`: inbound public → inside, outbound inside → public.
+    pub fn baseline_flow(
+        &mut self,
+        proto: u8,
+        inside: (Ipv4Addr, u16),
+        public: (Ipv4Addr, u16),
+    ) -> Result<()> {
+        let ep = |(addr, port): (Ipv4Addr, u16)| InsideEndpoint {
+            addr: be(addr),
+            port: port.to_be(),
+            flags: 0,
+        };
+        let key = |e: InsideEndpoint| EndpointKey {
+            addr: e.addr,
+            port: e.port,
+            proto,
+            _pad: 0,
+        };
+        let (inside, public) = (ep(inside), ep(public));
+        for (name, from, to) in [
+            (MAP_BASELINE_IN, public, inside),
+            (MAP_BASELINE_OUT, inside, public),
+        ] {
+            let map = self
+                .baseline
+                .map_mut(name)
+                .ok_or_else(|| anyhow!("no map {name} in the baseline object"))?;
+            let mut m: aya::maps::HashMap<_, EndpointKey, InsideEndpoint> =
+                aya::maps::HashMap::try_from(map)?;
+            m.insert(key(from), to, 0)
+                .with_context(|| format!("writing {name}"))?;
+        }
+        Ok(())
     }
 
     /// Pins the maps the expiry sweeper opens (`nat_userspace::agent::expiry`)

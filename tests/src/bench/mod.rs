@@ -209,7 +209,7 @@ fn hot<'a>(
 /// Checks once that a cycle frame is translated as the cycle assumes.
 fn check_cycle(inst: &Instance, prog: Prog, flow: &Flow) -> Result<()> {
     let mut out = vec![0u8; 256];
-    let (frame, want, got): (_, Ep, fn(&[u8]) -> Ep) = if prog == Prog::EgressTc {
+    let (frame, want, got): (_, Ep, fn(&[u8]) -> Ep) = if prog.outbound() {
         (flows::outbound_frame(flow), flow.public, flows::src_of)
     } else {
         (flows::inbound_frame(flow), flow.inside, flows::dst_of)
@@ -237,7 +237,13 @@ fn load_filled(bulk: u32, cap: Capacity) -> Result<Instance> {
     let now = clock::now_ns();
     flows::install_cycle(&mut inst, &CYCLE_UDP, now)?;
     flows::install_cycle(&mut inst, &CYCLE_TCP, now)?;
-    for prog in [Prog::IngressXdp, Prog::IngressTc, Prog::EgressTc] {
+    for prog in [
+        Prog::IngressXdp,
+        Prog::IngressTc,
+        Prog::EgressTc,
+        Prog::BaselineXdp,
+        Prog::BaselineTc,
+    ] {
         for flow in [&CYCLE_UDP, &CYCLE_TCP] {
             check_cycle(&inst, prog, flow)?;
         }
@@ -270,6 +276,33 @@ fn per_packet(args: &Args) -> Result<Value> {
     let repeat = args.repeat;
 
     let mut cases = baselines(inst, args);
+    let id = |prog: Prog, flow: &Flow| {
+        format!("{}_{}", prog.name(), proto_name(flow.proto).to_lowercase())
+    };
+    // The minimal NAT on the same flows: the fair baseline of each hook.
+    for (prog, hook) in [
+        (Prog::BaselineXdp, "minimal NAT, inbound XDP"),
+        (Prog::BaselineTc, "minimal NAT, outbound TC"),
+    ] {
+        for flow in [&CYCLE_UDP, &CYCLE_TCP] {
+            let proto = proto_name(flow.proto);
+            let frame = if prog.outbound() {
+                flows::outbound_frame(flow)
+            } else {
+                flows::inbound_frame(flow)
+            };
+            let what = id(prog, flow);
+            let expect = pass_expect(prog);
+            cases.push(Case::new(
+                id(prog, flow),
+                format!("{hook} ({}), established {proto} flow", prog.name()),
+                prog,
+                Method::Repeat,
+                BULK,
+                Box::new(move || measure::repeat(inst, prog, &frame, repeat, &expect, &what)),
+            ));
+        }
+    }
     for (prog, hook) in [
         (Prog::IngressXdp, "ingress XDP"),
         (Prog::IngressTc, "ingress TC"),
@@ -277,15 +310,18 @@ fn per_packet(args: &Args) -> Result<Value> {
     ] {
         for flow in [&CYCLE_UDP, &CYCLE_TCP] {
             let proto = proto_name(flow.proto);
-            cases.push(hot(
-                inst,
-                format!("{}_{}", prog.name(), proto.to_lowercase()),
-                format!("{hook} ({}), established {proto} flow", prog.name()),
-                prog,
-                flow,
-                BULK,
-                repeat,
-            ));
+            cases.push(
+                hot(
+                    inst,
+                    id(prog, flow),
+                    format!("{hook} ({}), established {proto} flow", prog.name()),
+                    prog,
+                    flow,
+                    BULK,
+                    repeat,
+                )
+                .against(id(prog.baseline(), flow)),
+            );
         }
     }
 

@@ -27,6 +27,9 @@ pub struct Case<'a> {
     pub prog: Prog,
     pub method: Method,
     pub bindings: u32,
+    /// The id of the case this one is also judged against, in the same
+    /// rounds (the minimal NAT of the same hook and flow).
+    pub against: Option<String>,
     run: Runner<'a>,
     samples: Vec<Sample>,
 }
@@ -46,9 +49,16 @@ impl<'a> Case<'a> {
             prog,
             method,
             bindings,
+            against: None,
             run,
             samples: Vec::new(),
         }
+    }
+
+    /// Also reports this case's cost as × case `id`'s, round by round.
+    pub fn against(mut self, id: impl Into<String>) -> Self {
+        self.against = Some(id.into());
+        self
     }
 }
 
@@ -84,19 +94,39 @@ pub fn run(name: &str, rounds: usize, cases: &mut [Case<'_>]) -> Result<Vec<Valu
         noop.len() == rounds && noop_loop.len() == rounds,
         "{name}: the suite lacks its no-op baselines"
     );
+    // ns per packet, round by round, of every case.
+    let all_rounds: Vec<Vec<f64>> = cases
+        .iter()
+        .map(|c| {
+            c.samples
+                .iter()
+                .enumerate()
+                .map(|(r, s)| match c.method {
+                    Method::Repeat => s.ns,
+                    // Remove the per-call timer cost measured with the no-op
+                    // in the same round, add back the no-op's own cost.
+                    Method::Loop => s.ns - noop_loop[r].ns + noop[r].ns,
+                })
+                .collect()
+        })
+        .collect();
     let mut out = Vec::new();
-    for c in cases.iter() {
-        let per_round: Vec<f64> = c
-            .samples
-            .iter()
-            .enumerate()
-            .map(|(r, s)| match c.method {
-                Method::Repeat => s.ns,
-                // Remove the per-call timer cost measured with the no-op in
-                // the same round, add back the no-op's own cost.
-                Method::Loop => s.ns - noop_loop[r].ns + noop[r].ns,
-            })
-            .collect();
+    for (i, c) in cases.iter().enumerate() {
+        let per_round = &all_rounds[i];
+        let against = match &c.against {
+            None => Value::Null,
+            Some(id) => {
+                let j = cases.iter().position(|b| &b.id == id).with_context(|| {
+                    format!("{name}: {} is judged against {id}, not in the suite", c.id)
+                })?;
+                let ratios: Vec<f64> = per_round
+                    .iter()
+                    .zip(&all_rounds[j])
+                    .map(|(ns, b)| ns / b)
+                    .collect();
+                json!({ "id": id, "ratio": median(&ratios) })
+            }
+        };
         let ratios: Vec<f64> = per_round
             .iter()
             .zip(&noop)
@@ -110,11 +140,12 @@ pub fn run(name: &str, rounds: usize, cases: &mut [Case<'_>]) -> Result<Vec<Valu
             "prog": c.prog.name(),
             "method": match c.method { Method::Repeat => "repeat", Method::Loop => "loop" },
             "bindings": c.bindings,
-            "ns": median(&per_round),
+            "ns": median(per_round),
             "ratio": median(&ratios),
             "raw_ns": median(&raw),
             "kernel_ns": median(&kernel),
             "samples_ns": per_round,
+            "against": against,
         }));
     }
     Ok(out)

@@ -1,0 +1,196 @@
+//! The minimal NAT of `cargo xtask bench`: the irreducible work of a NAT on
+//! a packet of an established flow — parse to the ports, one hash lookup
+//! keyed by the endpoint being translated, rewrite address and port with
+//! incremental checksums — and nothing else (no sessions, timeouts,
+//! filtering, counters, fragments or ICMP). Measured in the same run as
+//! xnat's programs, it is the fair baseline for their per-packet cost: a
+//! ratio to it does not move with the machine as a ratio to a no-op does.
+//!
+//! A separate object (`bench-baseline`), never loaded by `xnat` itself.
+#![cfg_attr(target_arch = "bpf", no_std)]
+#![cfg_attr(target_arch = "bpf", no_main)]
+
+#[cfg(target_arch = "bpf")]
+mod baseline {
+    use aya_ebpf::{
+        bindings::{BPF_F_PSEUDO_HDR, TC_ACT_OK, xdp_action},
+        macros::{classifier, map, xdp},
+        maps::HashMap,
+        programs::{TcContext, XdpContext},
+    };
+    use nat_common::{EndpointKey, InsideEndpoint, bench::BASELINE_MAX_ENTRIES, csum};
+
+    // The map names are `nat_common::bench::MAP_BASELINE_*`.
+
+    /// Public endpoint → inside endpoint (the inbound direction).
+    #[map]
+    static BASELINE_IN: HashMap<EndpointKey, InsideEndpoint> =
+        HashMap::with_max_entries(BASELINE_MAX_ENTRIES, 0);
+
+    /// Inside endpoint → public endpoint (the outbound direction).
+    #[map]
+    static BASELINE_OUT: HashMap<EndpointKey, InsideEndpoint> =
+        HashMap::with_max_entries(BASELINE_MAX_ENTRIES, 0);
+
+    const ETH_HLEN: usize = 14;
+    const IP_SRC: usize = 12;
+    const IP_DST: usize = 16;
+    const IP_CHECK: usize = 10;
+    const TCP: u8 = 6;
+    const UDP: u8 = 17;
+
+    /// Where the fields of an IPv4 TCP or UDP packet are (offsets from the
+    /// start of the frame).
+    struct Fields {
+        ip: usize,
+        l4: usize,
+        proto: u8,
+        /// Offset of the transport checksum within the transport header.
+        check: usize,
+    }
+
+    /// The fields of the frame in `[data, end)`, if it is IPv4 TCP/UDP
+    /// whose headers are all in the linear part.
+    #[inline(always)]
+    fn parse(data: usize, end: usize) -> Option<Fields> {
+        if data + ETH_HLEN + 20 > end {
+            return None;
+        }
+        // SAFETY (all reads): bounds checked just above or below.
+        let eth_type = unsafe { core::ptr::read_unaligned((data + 12) as *const u16) };
+        if eth_type != 0x0008 {
+            return None;
+        }
+        let ip = data + ETH_HLEN;
+        let ihl = (unsafe { *(ip as *const u8) } & 0x0f) as usize * 4;
+        if ihl < 20 {
+            return None;
+        }
+        let proto = unsafe { *((ip + 9) as *const u8) };
+        let (check, need) = match proto {
+            TCP => (16, 20),
+            UDP => (6, 8),
+            _ => return None,
+        };
+        let l4 = ip + ihl;
+        if l4 + need > end {
+            return None;
+        }
+        Some(Fields {
+            ip: ip - data,
+            l4: l4 - data,
+            proto,
+            check,
+        })
+    }
+
+    #[inline(always)]
+    fn read<T: Copy>(at: usize) -> T {
+        // SAFETY: callers pass offsets `parse` bounds-checked.
+        unsafe { core::ptr::read_unaligned(at as *const T) }
+    }
+
+    #[inline(always)]
+    fn write<T: Copy>(at: usize, v: T) {
+        // SAFETY: as in `read`.
+        unsafe { core::ptr::write_unaligned(at as *mut T, v) }
+    }
+
+    /// Inbound: the destination endpoint becomes the inside one.
+    #[xdp]
+    pub fn xnat_baseline_xdp(ctx: XdpContext) -> u32 {
+        // SAFETY: our own context; re-read volatile so the verifier sees
+        // the context pointer itself (as nat-ebpf's packet module does).
+        let (data, end) = unsafe {
+            let md = core::ptr::read_volatile(&ctx.ctx);
+            ((*md).data as usize, (*md).data_end as usize)
+        };
+        let Some(f) = parse(data, end) else {
+            return xdp_action::XDP_PASS;
+        };
+        let (ip, l4) = (data + f.ip, data + f.l4);
+        let addr: u32 = read(ip + IP_DST);
+        let port: u16 = read(l4 + 2);
+        let key = EndpointKey {
+            addr,
+            port,
+            proto: f.proto,
+            _pad: 0,
+        };
+        // SAFETY: plain copy of the value.
+        let Some(to) = (unsafe { BASELINE_IN.get(&key).copied() }) else {
+            return xdp_action::XDP_PASS;
+        };
+        write(ip + IP_DST, to.addr);
+        write(
+            ip + IP_CHECK,
+            csum::replace4(read(ip + IP_CHECK), addr, to.addr),
+        );
+        write(l4 + 2, to.port);
+        let at = l4 + f.check;
+        let check: u16 = read(at);
+        let check = if f.proto == UDP {
+            csum::replace2_udp(csum::replace4_udp(check, addr, to.addr), port, to.port)
+        } else {
+            csum::replace2(csum::replace4(check, addr, to.addr), port, to.port)
+        };
+        write(at, check);
+        xdp_action::XDP_PASS
+    }
+
+    /// Outbound: the source endpoint becomes the public one. The transport
+    /// checksum goes through the kernel's helper, which knows the skb's
+    /// checksum state (CHECKSUM_PARTIAL on locally sent packets), as any
+    /// correct TC NAT must.
+    #[classifier]
+    pub fn xnat_baseline_tc(ctx: TcContext) -> i32 {
+        // SAFETY: as above.
+        let (data, end) = unsafe {
+            let skb = core::ptr::read_volatile(&ctx.skb.skb);
+            ((*skb).data as usize, (*skb).data_end as usize)
+        };
+        let Some(f) = parse(data, end) else {
+            return TC_ACT_OK;
+        };
+        let (ip, l4) = (data + f.ip, data + f.l4);
+        let addr: u32 = read(ip + IP_SRC);
+        let port: u16 = read(l4);
+        let key = EndpointKey {
+            addr,
+            port,
+            proto: f.proto,
+            _pad: 0,
+        };
+        // SAFETY: plain copy of the value.
+        let Some(to) = (unsafe { BASELINE_OUT.get(&key).copied() }) else {
+            return TC_ACT_OK;
+        };
+        write(ip + IP_SRC, to.addr);
+        write(
+            ip + IP_CHECK,
+            csum::replace4(read(ip + IP_CHECK), addr, to.addr),
+        );
+        write(l4, to.port);
+        // The helpers below invalidate packet pointers: nothing is read
+        // through them after this point.
+        let at = f.l4 + f.check;
+        let _ = ctx.l4_csum_replace(at, addr as u64, to.addr as u64, BPF_F_PSEUDO_HDR as u64 | 4);
+        let _ = ctx.l4_csum_replace(at, port as u64, to.port as u64, 2);
+        TC_ACT_OK
+    }
+}
+
+#[cfg(target_arch = "bpf")]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[cfg(target_arch = "bpf")]
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
+
+/// On the host this file is only type-checked.
+#[cfg(not(target_arch = "bpf"))]
+fn main() {}
