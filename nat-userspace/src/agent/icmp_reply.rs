@@ -4,29 +4,22 @@
 //! the agent through the EVENTS ring buffer; the agent sends the error from
 //! a raw socket, so the kernel picks the source address on the route back
 //! to the inside host.
-use std::{io, net::Ipv4Addr, os::fd::OwnedFd};
+use std::{
+    io,
+    net::{Ipv4Addr, SocketAddrV4},
+};
 
 use nat_common::csum;
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 pub struct IcmpSender {
-    sock: OwnedFd,
+    sock: Socket,
 }
 
 impl IcmpSender {
     pub fn new() -> io::Result<Self> {
-        // SAFETY: plain socket(2); ownership moves into OwnedFd.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_INET,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                libc::IPPROTO_ICMP,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
         Ok(Self {
-            sock: unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) },
+            sock: Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4))?,
         })
     }
 
@@ -42,29 +35,8 @@ impl IcmpSender {
         msg.extend_from_slice(quote);
         let c = csum::checksum(&msg);
         msg[2..4].copy_from_slice(&c.to_be_bytes());
-        let addr = libc::sockaddr_in {
-            sin_family: libc::AF_INET as libc::sa_family_t,
-            sin_port: 0,
-            sin_addr: libc::in_addr {
-                s_addr: u32::from_ne_bytes(to.octets()),
-            },
-            sin_zero: [0; 8],
-        };
-        // SAFETY: valid buffer and sockaddr for the duration of the call.
-        let rc = unsafe {
-            libc::sendto(
-                std::os::fd::AsRawFd::as_raw_fd(&self.sock),
-                msg.as_ptr().cast(),
-                msg.len(),
-                0,
-                (&addr as *const libc::sockaddr_in).cast(),
-                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-            )
-        };
-        if rc < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(to)
-        }
+        let addr = SockAddr::from(SocketAddrV4::new(to, 0));
+        self.sock.send_to(&msg, &addr)?;
+        Ok(to)
     }
 }

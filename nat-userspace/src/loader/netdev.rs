@@ -1,5 +1,4 @@
 //! Facts about network interfaces in the current network namespace.
-use std::ffi::CString;
 
 use anyhow::bail;
 
@@ -8,13 +7,15 @@ pub fn ifindex(name: &str) -> anyhow::Result<u32> {
     if name.is_empty() || name.len() >= libc::IFNAMSIZ {
         bail!("invalid interface name '{name}'");
     }
-    let c = CString::new(name)?;
-    // SAFETY: valid NUL-terminated string.
-    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    if idx == 0 {
-        bail!("no such interface: {name}");
+    match nix::net::if_::if_nametoindex(name) {
+        Ok(idx) if idx != 0 => Ok(idx),
+        _ => bail!("no such interface: {name}"),
     }
-    Ok(idx)
+}
+
+/// A socket to ask the kernel about devices by ioctl.
+fn ioctl_socket() -> std::io::Result<socket2::Socket> {
+    socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)
 }
 
 #[repr(C)]
@@ -46,12 +47,7 @@ const ETHTOOL_GDRVINFO: u32 = 0x3;
 /// Driver name and bus address of an interface (ethtool -i), if it has a
 /// driver that answers.
 pub fn driver_info(name: &str) -> Option<(String, String)> {
-    // SAFETY: plain socket(2); closed by OwnedFd below.
-    let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if sock < 0 {
-        return None;
-    }
-    let sock = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(sock) };
+    let sock = ioctl_socket().ok()?;
     // SAFETY: zeroed POD structs.
     let mut info: EthtoolDrvinfo = unsafe { std::mem::zeroed() };
     info.cmd = ETHTOOL_GDRVINFO;
@@ -99,13 +95,7 @@ const ARPHRD_LOOPBACK: u16 = 772;
 /// shows the devices of the network namespace it was mounted in, which
 /// under `nsenter --net` is not ours.
 pub fn link_type(name: &str) -> anyhow::Result<u16> {
-    // SAFETY: plain socket(2); closed by OwnedFd below.
-    let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if sock < 0 {
-        return Err(std::io::Error::last_os_error().into());
-    }
-    // SAFETY: a descriptor we just opened and own.
-    let sock = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(sock) };
+    let sock = ioctl_socket()?;
     let mut req = IfreqHwaddr {
         name: [0; libc::IFNAMSIZ],
         family: 0,
@@ -193,30 +183,13 @@ pub fn local_ipv4_addrs() -> anyhow::Result<Vec<std::net::Ipv4Addr>> {
 
 /// The IPv4 addresses of device `name`, or of all devices.
 fn addrs_of(name: Option<&str>) -> anyhow::Result<Vec<std::net::Ipv4Addr>> {
-    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
-    // SAFETY: getifaddrs allocates a list we free below.
-    if unsafe { libc::getifaddrs(&mut head) } != 0 {
-        return Err(std::io::Error::last_os_error().into());
-    }
-    let mut out = Vec::new();
-    let mut cur = head;
-    while !cur.is_null() {
-        // SAFETY: walking the list getifaddrs returned.
-        let ifa = unsafe { &*cur };
-        let ifname = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) };
-        if name.is_none_or(|n| ifname.to_bytes() == n.as_bytes()) && !ifa.ifa_addr.is_null() {
-            // SAFETY: ifa_addr is a valid sockaddr; checked family first.
-            let family = unsafe { (*ifa.ifa_addr).sa_family } as i32;
-            if family == libc::AF_INET {
-                let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
-                out.push(std::net::Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes()));
-            }
-        }
-        cur = ifa.ifa_next;
-    }
-    // SAFETY: freeing what getifaddrs allocated, once.
-    unsafe { libc::freeifaddrs(head) };
-    Ok(out)
+    Ok(nix::ifaddrs::getifaddrs()?
+        .filter(|ifa| name.is_none_or(|n| ifa.interface_name == n))
+        .filter_map(|ifa| {
+            let sin = ifa.address?.as_sockaddr_in().copied()?;
+            Some(sin.ip())
+        })
+        .collect())
 }
 
 #[cfg(test)]
