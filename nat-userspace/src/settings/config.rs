@@ -778,4 +778,56 @@ inside = "10.0.0.5:80"
         }
         let _ = std::fs::remove_file(&path);
     }
+
+    /// A value of each type `napt_settings!` uses, as a flag gives it and
+    /// as the file does.
+    trait Sample {
+        const FLAG: &'static str;
+        const TOML: &'static str;
+    }
+    impl Sample for u32 {
+        const FLAG: &'static str = "7";
+        const TOML: &'static str = "7";
+    }
+    impl Sample for PortRange {
+        const FLAG: &'static str = "2000-3000";
+        const TOML: &'static str = "\"2000-3000\"";
+    }
+    impl Sample for Filtering {
+        const FLAG: &'static str = "address-and-port";
+        const TOML: &'static str = "\"address-and-port\"";
+    }
+
+    /// Every `napt_settings!` entry is the flag `--NAME` and the key `NAME`
+    /// in `[napt]`, each value with its origin, and the flag wins.
+    macro_rules! check_entries {
+        ($( $(#[doc = $doc:literal])* $field:ident: $ty:ty = $name:literal [$($clap:tt)*], )*) => {{
+            use clap::{Args as _, FromArgMatches as _};
+            $(
+                let text = format!("[napt]\n{} = {}\n", $name, <$ty as Sample>::TOML);
+                let file = parse_str(&text, FILE).unwrap();
+                let given = file.$field.clone().expect($name);
+                assert_eq!(given.origin.0, format!("{FILE}:2:{}: napt.{}", $name.len() + 4, $name));
+
+                let cmd = crate::settings::NaptFlags::augment_args(clap::Command::new("t"));
+                let arg = cmd.get_arguments().find(|a| a.get_id() == stringify!($field)).unwrap();
+                assert_eq!(arg.get_long(), Some($name));
+                assert!(arg.get_help().is_some(), "--{} has no help", $name);
+                let m = cmd
+                    .try_get_matches_from(["t", concat!("--", $name), <$ty as Sample>::FLAG])
+                    .unwrap();
+                let flags = crate::settings::NaptFlags::from_arg_matches(&m).unwrap().layer();
+                let both = flags.over(file);
+                let v = both.$field.expect($name);
+                assert_eq!(v.origin.0, concat!("--", $name));
+                // The flag and the key read the same text the same way.
+                assert_eq!(v.value, given.value);
+            )*
+        }};
+    }
+
+    #[test]
+    fn each_napt_setting_is_a_flag_and_a_key() {
+        crate::settings::napt_settings!(check_entries);
+    }
 }
