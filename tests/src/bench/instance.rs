@@ -21,7 +21,7 @@ use nat_common::{
     MAP_POOL, MAP_SESSIONS, MAP_STATIC_EMPTY, MAP_STATS, NatConfig, PROG_EGRESS_TC,
     PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_NOOP_XDP, stats::COUNTER_COUNT,
 };
-use nat_userspace::settings::napt::{Filtering, NaptSettings, PortRange, Timeouts};
+use nat_userspace::settings::napt::NaptSettings;
 
 /// The programs the benchmark runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,15 +97,7 @@ pub fn pool() -> Vec<Ipv4Addr> {
 /// The control plane's defaults (through its own conversion) with a pool
 /// of `pool_len` addresses.
 pub fn config(pool_len: u32) -> NatConfig {
-    let defaults = NaptSettings {
-        internal: Vec::new(),
-        pool: Vec::new(),
-        ports: PortRange::DEFAULT,
-        filtering: Filtering::Address,
-        max_ports_per_host: 0,
-        max_inbound_sessions: 0,
-        timeouts: Timeouts::default(),
-    };
+    let defaults = NaptSettings::default();
     NatConfig {
         pool_len,
         ..defaults.config()
