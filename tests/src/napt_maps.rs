@@ -31,7 +31,7 @@ use nat_common::{
     MAP_HOST_PORTS, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_SESSIONS, MAPPING_FORWARD, Mapping, NatConfig,
     PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP, Session, SessionKey,
 };
-use nat_userspace::settings::napt::{Filtering, NaptSettings, PortRange, Timeouts};
+use nat_userspace::settings::napt::NaptSettings;
 use nat_userspace::tables::{Loaded, LoadedRef};
 
 use crate::bpf::{Hook, Outcome, require_root};
@@ -221,16 +221,7 @@ pub fn filter_key(public: Endpoint, remote: Ipv4Addr) -> FilterKey {
 /// and an empty pool; [`Napt::set_pool`] fills `pool_len`.
 /// Built by the product's own conversion ([`NaptSettings::config`]).
 pub fn default_config() -> NatConfig {
-    NaptSettings {
-        internal: Vec::new(),
-        pool: Vec::new(),
-        ports: PortRange::DEFAULT,
-        filtering: Filtering::Address,
-        max_ports_per_host: 0,
-        max_inbound_sessions: 0,
-        timeouts: Timeouts::default(),
-    }
-    .config()
+    NaptSettings::default().config()
 }
 
 /// One record of the `EVENTS` ring buffer.

@@ -2,7 +2,7 @@
 //! the config file uses too.
 use std::net::Ipv4Addr;
 
-use nat_userspace::settings::{napt::PortRange, parse};
+use nat_userspace::settings::parse;
 
 /// A `PRIVATE=PUBLIC` pair from `--map`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,11 +23,6 @@ pub fn parse_mapping(s: &str) -> Result<Mapping, String> {
 /// `--pool` items: an address or an inclusive range `A-B`.
 pub fn parse_pool(s: &str) -> Result<Vec<Ipv4Addr>, String> {
     parse::pool_item(s)
-}
-
-/// `--ports MIN-MAX`.
-pub fn parse_port_range(s: &str) -> Result<PortRange, String> {
-    parse::port_range(s)
 }
 
 /// `ADDR:PORT`.

@@ -8,13 +8,13 @@ use nat_userspace::{
     settings::HookMode,
     settings::config,
     settings::ephemeral,
-    settings::napt::{Filtering, PortRange, Prefix, Timeouts},
-    settings::{self, Layer, LogTarget, Origin, Settings, Sourced},
+    settings::napt::{Prefix, Timeouts},
+    settings::{self, Layer, LogTarget, NaptFlags, Origin, Settings, Sourced},
     tables::forward::Forward,
     tables::pins,
 };
 
-use super::addr::{Mapping, parse_mapping, parse_pool, parse_port_range};
+use super::addr::{Mapping, parse_mapping, parse_pool};
 use nat_userspace::agent::daemon::Daemon;
 
 /// What to say when no layer names the interface.
@@ -106,42 +106,15 @@ pub struct NaptArgs {
     #[arg(long, value_name = "ADDR[-ADDR]", value_delimiter = ',', value_parser = parse_pool)]
     pub pool: Vec<Vec<std::net::Ipv4Addr>>,
 
-    /// Public ports (and ICMP identifiers) to hand out [default:
-    /// 1024-65535].
-    #[arg(long, value_name = "MIN-MAX", value_parser = parse_port_range)]
-    pub ports: Option<PortRange>,
-
-    /// Which inbound packets reach an inside endpoint (RFC 4787 §5)
-    /// [default: address].
-    #[arg(long, value_enum)]
-    pub filtering: Option<Filtering>,
+    /// --ports, --filtering, --max-*: see `settings::napt_settings!`.
+    #[command(flatten)]
+    pub settings: NaptFlags,
 
     /// Idle timeouts in seconds, e.g. udp=300,tcp-established=7440,
     /// tcp-transitory=240,tcp-syn-in=60,icmp=60 (unnamed ones keep their
     /// default).
     #[arg(long = "timeout", value_name = "NAME=SECS,...", value_parser = Timeouts::<Option<u32>>::parse)]
     pub timeouts: Option<Timeouts<Option<u32>>>,
-
-    /// Most public ports one inside host may hold (0: no cap) [default: 0].
-    #[arg(long, value_name = "N")]
-    pub max_ports_per_host: Option<u32>,
-
-    /// Capacity of the mapping table (inside endpoints) [default: 131072].
-    #[arg(long, value_name = "N")]
-    pub max_mappings: Option<u32>,
-
-    /// Capacity of the session table (inside × remote endpoints), for the
-    /// sessions beyond each mapping's first (which the mapping holds)
-    /// [default: 262144].
-    #[arg(long, value_name = "N")]
-    pub max_sessions: Option<u32>,
-
-    /// Most live sessions that inbound packets may create (port forwards,
-    /// endpoint-independent filtering), so a flood from outside cannot
-    /// fill the session table (0: no cap) [default: half of
-    /// --max-sessions].
-    #[arg(long, value_name = "N")]
-    pub max_inbound_sessions: Option<u32>,
 }
 
 fn some_vec<T>(v: Vec<T>) -> Option<Vec<T>> {
@@ -195,23 +168,14 @@ impl Args {
                     .map(|a| flag(*a, "--pool"))
                     .collect(),
             ),
-            ports: n.ports.map(|p| flag(p, "--ports")),
-            filtering: n.filtering.map(|f| flag(f, "--filtering")),
             timeouts: t.map(|name, v| v.map(|v| flag(v, &format!("--timeout {name}")))),
-            max_ports_per_host: n
-                .max_ports_per_host
-                .map(|v| flag(v, "--max-ports-per-host")),
-            max_mappings: n.max_mappings.map(|v| flag(v, "--max-mappings")),
-            max_sessions: n.max_sessions.map(|v| flag(v, "--max-sessions")),
-            max_inbound_sessions: n
-                .max_inbound_sessions
-                .map(|v| flag(v, "--max-inbound-sessions")),
             forwards: None::<Vec<Sourced<Forward>>>,
             metrics: self.metrics.map(|m| flag(m, "--metrics")),
             log_bindings: self
                 .log_bindings
                 .as_deref()
                 .map(|l| flag(LogTarget::parse(l), "--log-bindings")),
+            ..n.settings.layer()
         }
     }
 }

@@ -47,7 +47,7 @@ use crate::{
     settings::HookMode,
     settings::napt::{Filtering, PortRange, Prefix, Timeouts},
     settings::parse,
-    settings::{Layer, LogTarget, Origin, Sourced, proto_by_name},
+    settings::{Layer, LogTarget, Origin, Sourced, TimeoutLayer, proto_by_name},
     tables::forward::Forward,
 };
 
@@ -188,19 +188,39 @@ struct RawForward {
 /// One `pool` item: an address or a range.
 type PoolEntry = Parsed<Vec<Ipv4Addr>, PoolItem>;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct RawNapt {
-    internal: Option<Vec<Spanned<Parsed<Prefix, Cidr>>>>,
-    pool: Option<Vec<Spanned<PoolEntry>>>,
-    ports: Option<Spanned<Parsed<PortRange, Ports>>>,
-    filtering: Option<Spanned<Filtering>>,
-    max_ports_per_host: Option<Spanned<u32>>,
-    max_mappings: Option<Spanned<u32>>,
-    max_sessions: Option<Spanned<u32>>,
-    max_inbound_sessions: Option<Spanned<u32>>,
-    timeouts: Option<Timeouts<Option<Spanned<u32>>>>,
+/// `ports = "MIN-MAX"`, parsed as `--ports` is.
+impl<'de> Deserialize<'de> for PortRange {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Parsed::<PortRange, Ports>::deserialize(d).map(|p| p.0)
+    }
 }
+
+/// Makes the `[napt]` table: the lists and tables below, then one key per
+/// `napt_settings!` entry (with its span, so its origin is
+/// `FILE:LINE:COL: napt.KEY`).
+macro_rules! raw_napt {
+    ($( $(#[doc = $doc:literal])* $field:ident: $ty:ty = $name:literal [$($clap:tt)*], )*) => {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+        struct RawNapt {
+            internal: Option<Vec<Spanned<Parsed<Prefix, Cidr>>>>,
+            pool: Option<Vec<Spanned<PoolEntry>>>,
+            $( #[serde(rename = $name)] $field: Option<Spanned<$ty>>, )*
+            timeouts: Option<Timeouts<Option<Spanned<u32>>>>,
+        }
+
+        impl Ctx<'_> {
+            /// The `napt_settings!` entries of `n` as a layer (the rest unset).
+            fn napt_settings(&self, n: &mut RawNapt) -> Layer {
+                Layer {
+                    $( $field: n.$field.take().map(|s| self.sourced(s, concat!("napt.", $name))), )*
+                    ..Layer::default()
+                }
+            }
+        }
+    };
+}
+super::napt_settings!(raw_napt);
 
 /// Byte offset → 1-based line and column.
 struct Lines<'a>(&'a str);
@@ -335,7 +355,7 @@ impl Ctx<'_> {
     }
 
     fn layer(&self, raw: RawFile) -> Layer {
-        let mut l = Layer {
+        Layer {
             ifname: raw.interface.map(|s| {
                 let s = self.sourced(s, "interface");
                 Sourced::new(s.value.0, s.origin)
@@ -377,13 +397,17 @@ impl Ctx<'_> {
                     })
                     .collect()
             }),
-            ..Layer::default()
-        };
-        if let Some(n) = raw.napt {
-            let origin = self.origin(n.span(), "napt");
-            let n = n.into_inner();
-            l.napt = Some(Sourced::new(true, origin));
-            l.internal = n.internal.map(|v| {
+            ..raw.napt.map_or_else(Layer::default, |n| self.napt(n))
+        }
+    }
+
+    /// The `[napt]` table (its presence switches NAPT on).
+    fn napt(&self, n: Spanned<RawNapt>) -> Layer {
+        let origin = self.origin(n.span(), "napt");
+        let mut n = n.into_inner();
+        Layer {
+            napt: Some(Sourced::new(true, origin)),
+            internal: n.internal.take().map(|v| {
                 v.into_iter()
                     .enumerate()
                     .map(|(i, s)| {
@@ -391,8 +415,8 @@ impl Ctx<'_> {
                         Sourced::new(s.value.0, s.origin)
                     })
                     .collect()
-            });
-            l.pool = n.pool.map(|v| {
+            }),
+            pool: n.pool.take().map(|v| {
                 let mut out = Vec::new();
                 for (i, s) in v.into_iter().enumerate() {
                     let s = self.sourced(s, &format!("napt.pool[{i}]"));
@@ -401,26 +425,12 @@ impl Ctx<'_> {
                     }
                 }
                 out
-            });
-            l.ports = n.ports.map(|s| {
-                let s = self.sourced(s, "napt.ports");
-                Sourced::new(s.value.0, s.origin)
-            });
-            l.filtering = n.filtering.map(|s| self.sourced(s, "napt.filtering"));
-            l.max_ports_per_host = n
-                .max_ports_per_host
-                .map(|s| self.sourced(s, "napt.max-ports-per-host"));
-            l.max_mappings = n.max_mappings.map(|s| self.sourced(s, "napt.max-mappings"));
-            l.max_sessions = n.max_sessions.map(|s| self.sourced(s, "napt.max-sessions"));
-            l.max_inbound_sessions = n
-                .max_inbound_sessions
-                .map(|s| self.sourced(s, "napt.max-inbound-sessions"));
-            if let Some(t) = n.timeouts {
-                l.timeouts =
-                    t.map(|name, v| v.map(|s| self.sourced(s, &format!("napt.timeouts.{name}"))));
-            }
+            }),
+            timeouts: n.timeouts.take().map_or_else(TimeoutLayer::default, |t| {
+                t.map(|name, v| v.map(|s| self.sourced(s, &format!("napt.timeouts.{name}"))))
+            }),
+            ..self.napt_settings(&mut n)
         }
-        l
     }
 }
 
@@ -767,5 +777,57 @@ inside = "10.0.0.5:80"
             }
         }
         let _ = std::fs::remove_file(&path);
+    }
+
+    /// A value of each type `napt_settings!` uses, as a flag gives it and
+    /// as the file does.
+    trait Sample {
+        const FLAG: &'static str;
+        const TOML: &'static str;
+    }
+    impl Sample for u32 {
+        const FLAG: &'static str = "7";
+        const TOML: &'static str = "7";
+    }
+    impl Sample for PortRange {
+        const FLAG: &'static str = "2000-3000";
+        const TOML: &'static str = "\"2000-3000\"";
+    }
+    impl Sample for Filtering {
+        const FLAG: &'static str = "address-and-port";
+        const TOML: &'static str = "\"address-and-port\"";
+    }
+
+    /// Every `napt_settings!` entry is the flag `--NAME` and the key `NAME`
+    /// in `[napt]`, each value with its origin, and the flag wins.
+    macro_rules! check_entries {
+        ($( $(#[doc = $doc:literal])* $field:ident: $ty:ty = $name:literal [$($clap:tt)*], )*) => {{
+            use clap::{Args as _, FromArgMatches as _};
+            $(
+                let text = format!("[napt]\n{} = {}\n", $name, <$ty as Sample>::TOML);
+                let file = parse_str(&text, FILE).unwrap();
+                let given = file.$field.clone().expect($name);
+                assert_eq!(given.origin.0, format!("{FILE}:2:{}: napt.{}", $name.len() + 4, $name));
+
+                let cmd = crate::settings::NaptFlags::augment_args(clap::Command::new("t"));
+                let arg = cmd.get_arguments().find(|a| a.get_id() == stringify!($field)).unwrap();
+                assert_eq!(arg.get_long(), Some($name));
+                assert!(arg.get_help().is_some(), "--{} has no help", $name);
+                let m = cmd
+                    .try_get_matches_from(["t", concat!("--", $name), <$ty as Sample>::FLAG])
+                    .unwrap();
+                let flags = crate::settings::NaptFlags::from_arg_matches(&m).unwrap().layer();
+                let both = flags.over(file);
+                let v = both.$field.expect($name);
+                assert_eq!(v.origin.0, concat!("--", $name));
+                // The flag and the key read the same text the same way.
+                assert_eq!(v.value, given.value);
+            )*
+        }};
+    }
+
+    #[test]
+    fn each_napt_setting_is_a_flag_and_a_key() {
+        crate::settings::napt_settings!(check_entries);
     }
 }

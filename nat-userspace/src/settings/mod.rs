@@ -106,66 +106,125 @@ impl fmt::Display for LogTarget {
 /// Idle timeouts given by name; each overrides the layer below.
 pub type TimeoutLayer = Timeouts<Option<Sourced<u32>>>;
 
-/// One source of settings; every field is optional. Lists given in a layer
-/// replace the lower layer's list as a whole.
-#[derive(Clone, Debug, Default)]
-pub struct Layer {
-    pub ifname: Option<Sourced<String>>,
-    pub ingress: Option<Sourced<HookMode>>,
-    pub inside: Option<Vec<Sourced<String>>>,
-    pub inside_hook: Option<Sourced<HookMode>>,
-    pub xdp_redirect: Option<Vec<Sourced<String>>>,
-    pub keep: Option<Sourced<bool>>,
-    pub fast_path: Option<Sourced<bool>>,
-    pub maps: Option<Vec<Sourced<(Ipv4Addr, Ipv4Addr)>>>,
-    /// NAPT switched on (`--masquerade`, or a `[napt]` section).
-    pub napt: Option<Sourced<bool>>,
-    pub internal: Option<Vec<Sourced<Prefix>>>,
-    pub pool: Option<Vec<Sourced<Ipv4Addr>>>,
-    pub ports: Option<Sourced<PortRange>>,
-    pub filtering: Option<Sourced<Filtering>>,
-    pub timeouts: TimeoutLayer,
-    pub max_ports_per_host: Option<Sourced<u32>>,
-    pub max_mappings: Option<Sourced<u32>>,
-    pub max_sessions: Option<Sourced<u32>>,
-    pub max_inbound_sessions: Option<Sourced<u32>>,
-    pub forwards: Option<Vec<Sourced<Forward>>>,
-    pub metrics: Option<Sourced<SocketAddr>>,
-    pub log_bindings: Option<Sourced<LogTarget>>,
+/// The scalar `[napt]` settings, each declared once: its [`Layer`]
+/// field, its type, its name (the flag `--NAME` and the key `NAME` in the
+/// file's `[napt]` table, so `napt.NAME` in messages), its help (the
+/// flag's `--help` text) and the flag's clap attributes in brackets.
+/// `napt_settings!(m)` hands the list to the macro `m`: [`Layer`] and
+/// [`NaptFlags`] are made from it here, the file's `[napt]` table in
+/// `config`. A setting with a value of its own (not a list, not a table)
+/// belongs here; its type needs `FromStr` or a `value_parser` for the
+/// flag and `serde::Deserialize` for the file.
+macro_rules! napt_settings {
+    ($then:ident) => {
+        $then! {
+            /// Public ports (and ICMP identifiers) to hand out [default:
+            /// 1024-65535].
+            ports: PortRange = "ports" [value_name = "MIN-MAX", value_parser = parse::port_range],
+
+            /// Which inbound packets reach an inside endpoint (RFC 4787 §5)
+            /// [default: address].
+            filtering: Filtering = "filtering" [value_enum],
+
+            /// Most public ports one inside host may hold (0: no cap) [default: 0].
+            max_ports_per_host: u32 = "max-ports-per-host" [value_name = "N"],
+
+            /// Capacity of the mapping table (inside endpoints) [default: 131072].
+            max_mappings: u32 = "max-mappings" [value_name = "N"],
+
+            /// Capacity of the session table (inside × remote endpoints), for the
+            /// sessions beyond each mapping's first (which the mapping holds)
+            /// [default: 262144].
+            max_sessions: u32 = "max-sessions" [value_name = "N"],
+
+            /// Most live sessions that inbound packets may create (port forwards,
+            /// endpoint-independent filtering), so a flood from outside cannot
+            /// fill the session table (0: no cap) [default: half of
+            /// --max-sessions].
+            max_inbound_sessions: u32 = "max-inbound-sessions" [value_name = "N"],
+        }
+    };
 }
+pub(crate) use napt_settings;
+
+/// Makes [`Layer`] (the fields below, then one per `napt_settings!`
+/// entry) and [`NaptFlags`] (the entries' flags).
+macro_rules! layer {
+    ($( $(#[doc = $doc:literal])* $field:ident: $ty:ty = $name:literal [$($clap:tt)*], )*) => {
+        /// One source of settings; every field is optional. Lists given in a layer
+        /// replace the lower layer's list as a whole.
+        #[derive(Clone, Debug, Default)]
+        pub struct Layer {
+            pub ifname: Option<Sourced<String>>,
+            pub ingress: Option<Sourced<HookMode>>,
+            pub inside: Option<Vec<Sourced<String>>>,
+            pub inside_hook: Option<Sourced<HookMode>>,
+            pub xdp_redirect: Option<Vec<Sourced<String>>>,
+            pub keep: Option<Sourced<bool>>,
+            pub fast_path: Option<Sourced<bool>>,
+            pub maps: Option<Vec<Sourced<(Ipv4Addr, Ipv4Addr)>>>,
+            /// NAPT switched on (`--masquerade`, or a `[napt]` section).
+            pub napt: Option<Sourced<bool>>,
+            pub internal: Option<Vec<Sourced<Prefix>>>,
+            pub pool: Option<Vec<Sourced<Ipv4Addr>>>,
+            pub timeouts: TimeoutLayer,
+            pub forwards: Option<Vec<Sourced<Forward>>>,
+            pub metrics: Option<Sourced<SocketAddr>>,
+            pub log_bindings: Option<Sourced<LogTarget>>,
+            $( $(#[doc = $doc])* pub $field: Option<Sourced<$ty>>, )*
+        }
+
+        impl Layer {
+            /// `self` over `below`: a field set here wins.
+            pub fn over(self, below: Layer) -> Layer {
+                Layer {
+                    ifname: self.ifname.or(below.ifname),
+                    ingress: self.ingress.or(below.ingress),
+                    inside: self.inside.or(below.inside),
+                    inside_hook: self.inside_hook.or(below.inside_hook),
+                    xdp_redirect: self.xdp_redirect.or(below.xdp_redirect),
+                    keep: self.keep.or(below.keep),
+                    fast_path: self.fast_path.or(below.fast_path),
+                    maps: self.maps.or(below.maps),
+                    // NAPT is on if any layer switches it on.
+                    napt: match (self.napt, below.napt) {
+                        (Some(a), _) if a.value => Some(a),
+                        (_, b) => b,
+                    },
+                    internal: self.internal.or(below.internal),
+                    pool: self.pool.or(below.pool),
+                    timeouts: self.timeouts.zip(below.timeouts, Option::or),
+                    forwards: self.forwards.or(below.forwards),
+                    metrics: self.metrics.or(below.metrics),
+                    log_bindings: self.log_bindings.or(below.log_bindings),
+                    $( $field: self.$field.or(below.$field), )*
+                }
+            }
+        }
+
+        /// The flags of the `napt_settings!` entries (`xnat attach` flattens
+        /// them into its own).
+        #[derive(clap::Args, Clone, Debug, Default)]
+        pub struct NaptFlags {
+            $( $(#[doc = $doc])* #[arg(long = $name, $($clap)*)] pub $field: Option<$ty>, )*
+        }
+
+        impl NaptFlags {
+            /// The flags given, as a layer (the rest unset), each value's
+            /// origin its flag.
+            pub fn layer(&self) -> Layer {
+                Layer {
+                    $( $field: self.$field.clone()
+                        .map(|v| Sourced::new(v, Origin::flag(concat!("--", $name)))), )*
+                    ..Layer::default()
+                }
+            }
+        }
+    };
+}
+napt_settings!(layer);
 
 impl Layer {
-    /// `self` over `below`: a field set here wins.
-    pub fn over(self, below: Layer) -> Layer {
-        Layer {
-            ifname: self.ifname.or(below.ifname),
-            ingress: self.ingress.or(below.ingress),
-            inside: self.inside.or(below.inside),
-            inside_hook: self.inside_hook.or(below.inside_hook),
-            xdp_redirect: self.xdp_redirect.or(below.xdp_redirect),
-            keep: self.keep.or(below.keep),
-            fast_path: self.fast_path.or(below.fast_path),
-            maps: self.maps.or(below.maps),
-            // NAPT is on if any layer switches it on.
-            napt: match (self.napt, below.napt) {
-                (Some(a), _) if a.value => Some(a),
-                (_, b) => b,
-            },
-            internal: self.internal.or(below.internal),
-            pool: self.pool.or(below.pool),
-            ports: self.ports.or(below.ports),
-            filtering: self.filtering.or(below.filtering),
-            timeouts: self.timeouts.zip(below.timeouts, Option::or),
-            max_ports_per_host: self.max_ports_per_host.or(below.max_ports_per_host),
-            max_mappings: self.max_mappings.or(below.max_mappings),
-            max_sessions: self.max_sessions.or(below.max_sessions),
-            max_inbound_sessions: self.max_inbound_sessions.or(below.max_inbound_sessions),
-            forwards: self.forwards.or(below.forwards),
-            metrics: self.metrics.or(below.metrics),
-            log_bindings: self.log_bindings.or(below.log_bindings),
-        }
-    }
-
     fn napt_enabled(&self) -> bool {
         self.napt.as_ref().is_some_and(|n| n.value)
             || self.pool.is_some()

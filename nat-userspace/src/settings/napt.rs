@@ -198,6 +198,24 @@ pub struct NaptSettings {
     pub timeouts: Timeouts,
 }
 
+/// No internal prefixes and no pool; every other field as when it is not
+/// given, but `max_inbound_sessions` 0 (no cap: its default depends on
+/// the session table's size, see `settings::resolve`). For tests and
+/// fixtures, so a new field needs no change there.
+impl Default for NaptSettings {
+    fn default() -> Self {
+        NaptSettings {
+            internal: Vec::new(),
+            pool: Vec::new(),
+            ports: PortRange::DEFAULT,
+            filtering: Filtering::Address,
+            max_ports_per_host: 0,
+            max_inbound_sessions: 0,
+            timeouts: Timeouts::default(),
+        }
+    }
+}
+
 /// The idle timeouts, one per protocol and TCP state, in one shape for
 /// every layer: `Timeouts` (seconds in force), `Timeouts<Option<u32>>`
 /// (`--timeout`), `Timeouts<Option<Sourced<u32>>>` (a settings layer) and

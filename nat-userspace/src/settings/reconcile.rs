@@ -487,7 +487,7 @@ fn write_napt(dir: &Path, live: &Live, w: &NaptSettings) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{settings::napt::Filtering, settings::napt::Timeouts, tables::forward::Proto};
+    use crate::tables::forward::Proto;
 
     fn a(s: &str) -> Ipv4Addr {
         s.parse().unwrap()
@@ -497,11 +497,7 @@ mod tests {
         NaptSettings {
             internal: vec!["10.0.0.0/8".parse().unwrap()],
             pool: pool.iter().map(|p| a(p)).collect(),
-            ports: napt::PortRange::DEFAULT,
-            filtering: Filtering::Address,
-            max_ports_per_host: 0,
-            max_inbound_sessions: 0,
-            timeouts: Timeouts::default(),
+            ..NaptSettings::default()
         }
     }
 

@@ -25,7 +25,7 @@ use nat_common::{
     EndpointKey, InsideEndpoint,
     bench::{MAP_BASELINE_IN, MAP_BASELINE_OUT, PROG_BASELINE_TC, PROG_BASELINE_XDP},
 };
-use nat_userspace::settings::napt::{Filtering, NaptSettings, PortRange, Timeouts};
+use nat_userspace::settings::napt::NaptSettings;
 
 /// The programs the benchmark runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,15 +125,7 @@ pub fn pool() -> Vec<Ipv4Addr> {
 /// The control plane's defaults (through its own conversion) with a pool
 /// of `pool_len` addresses.
 pub fn config(pool_len: u32) -> NatConfig {
-    let defaults = NaptSettings {
-        internal: Vec::new(),
-        pool: Vec::new(),
-        ports: PortRange::DEFAULT,
-        filtering: Filtering::Address,
-        max_ports_per_host: 0,
-        max_inbound_sessions: 0,
-        timeouts: Timeouts::default(),
-    };
+    let defaults = NaptSettings::default();
     NatConfig {
         pool_len,
         ..defaults.config()
