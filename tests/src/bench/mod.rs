@@ -121,97 +121,6 @@ where
     Ok(a)
 }
 
-#[cfg(test)]
-mod args_tests {
-    use super::parse_args_from;
-
-    fn parse(args: &str) -> super::Args {
-        parse_args_from(std::iter::once("xnat-bench").chain(args.split_whitespace()))
-            .unwrap_or_else(|e| panic!("{args}: {e}"))
-    }
-
-    fn usage_error(args: &str) -> bool {
-        parse_args_from(std::iter::once("xnat-bench").chain(args.split_whitespace()))
-            .is_err_and(|e| e.exit_code() == 2)
-    }
-
-    #[test]
-    fn defaults() {
-        let a = parse("");
-        assert_eq!(
-            (
-                a.runs,
-                a.repeat,
-                a.loop_calls,
-                a.new_per_round,
-                a.sweep_runs
-            ),
-            (5, 1_000_000, 100_000, 50_000, 5)
-        );
-        assert_eq!(a.scales, [1_000, 100_000, 1_000_000]);
-        assert!(a.out.is_none());
-    }
-
-    #[test]
-    fn scales_take_underscores_and_spaces() {
-        assert_eq!(parse("--scales 1_000,100_000").scales, [1_000, 100_000]);
-        assert_eq!(parse("--scales 7").scales, [7]);
-        // The last --scales wins, as with every flag.
-        assert_eq!(parse("--scales 1,2 --scales 3").scales, [3]);
-        let a = parse_args_from(["xnat-bench", "--scales", " 1_000, 2000"]).unwrap();
-        assert_eq!(a.scales, [1_000, 2_000]);
-        assert!(usage_error("--scales 1,x"));
-        assert!(usage_error("--scales 1,"));
-    }
-
-    #[test]
-    fn quick_overrides_what_comes_before_it_only() {
-        let a = parse("--quick");
-        assert_eq!(
-            (
-                a.runs,
-                a.repeat,
-                a.loop_calls,
-                a.new_per_round,
-                a.sweep_runs
-            ),
-            (3, 200_000, 20_000, 10_000, 2)
-        );
-        assert_eq!(a.scales, [1_000, 100_000]);
-        let a = parse("--quick --scales 1000 --sweep-runs 0 --runs 9");
-        assert_eq!(
-            (a.scales.as_slice(), a.sweep_runs, a.runs),
-            (&[1_000][..], 0, 9)
-        );
-        assert_eq!(a.repeat, 200_000);
-        let a = parse("--scales 1000 --runs 9 --quick --repeat 7");
-        assert_eq!(
-            (a.scales.as_slice(), a.runs, a.repeat),
-            (&[1_000, 100_000][..], 3, 7)
-        );
-        // A second --quick counts from where it stands.
-        assert_eq!(parse("--quick --runs 9 --quick").runs, 3);
-        // The preset applies before the checks.
-        assert_eq!(parse("--runs 0 --quick").runs, 3);
-    }
-
-    #[test]
-    fn bad_usage_exits_2() {
-        for bad in [
-            "--runs 0",
-            "--repeat 0",
-            "--loop-calls 0",
-            "--quick --runs 0",
-            "--runs x",
-            "--bogus",
-            "--out",
-        ] {
-            assert!(usage_error(bad), "{bad}");
-        }
-        assert_eq!(parse("--out /tmp/x --new-per-round 0").new_per_round, 0);
-    }
-}
-
 pub fn run() -> Result<()> {
     let args = parse_args();
     // SAFETY: geteuid has no preconditions.
@@ -637,4 +546,95 @@ fn scale(args: &Args) -> Result<Value> {
         "memory": memory,
         "sweep": sweep,
     }))
+}
+
+#[cfg(test)]
+mod args_tests {
+    use super::parse_args_from;
+
+    fn parse(args: &str) -> super::Args {
+        parse_args_from(std::iter::once("xnat-bench").chain(args.split_whitespace()))
+            .unwrap_or_else(|e| panic!("{args}: {e}"))
+    }
+
+    fn usage_error(args: &str) -> bool {
+        parse_args_from(std::iter::once("xnat-bench").chain(args.split_whitespace()))
+            .is_err_and(|e| e.exit_code() == 2)
+    }
+
+    #[test]
+    fn defaults() {
+        let a = parse("");
+        assert_eq!(
+            (
+                a.runs,
+                a.repeat,
+                a.loop_calls,
+                a.new_per_round,
+                a.sweep_runs
+            ),
+            (5, 1_000_000, 100_000, 50_000, 5)
+        );
+        assert_eq!(a.scales, [1_000, 100_000, 1_000_000]);
+        assert!(a.out.is_none());
+    }
+
+    #[test]
+    fn scales_take_underscores_and_spaces() {
+        assert_eq!(parse("--scales 1_000,100_000").scales, [1_000, 100_000]);
+        assert_eq!(parse("--scales 7").scales, [7]);
+        // The last --scales wins, as with every flag.
+        assert_eq!(parse("--scales 1,2 --scales 3").scales, [3]);
+        let a = parse_args_from(["xnat-bench", "--scales", " 1_000, 2000"]).unwrap();
+        assert_eq!(a.scales, [1_000, 2_000]);
+        assert!(usage_error("--scales 1,x"));
+        assert!(usage_error("--scales 1,"));
+    }
+
+    #[test]
+    fn quick_overrides_what_comes_before_it_only() {
+        let a = parse("--quick");
+        assert_eq!(
+            (
+                a.runs,
+                a.repeat,
+                a.loop_calls,
+                a.new_per_round,
+                a.sweep_runs
+            ),
+            (3, 200_000, 20_000, 10_000, 2)
+        );
+        assert_eq!(a.scales, [1_000, 100_000]);
+        let a = parse("--quick --scales 1000 --sweep-runs 0 --runs 9");
+        assert_eq!(
+            (a.scales.as_slice(), a.sweep_runs, a.runs),
+            (&[1_000][..], 0, 9)
+        );
+        assert_eq!(a.repeat, 200_000);
+        let a = parse("--scales 1000 --runs 9 --quick --repeat 7");
+        assert_eq!(
+            (a.scales.as_slice(), a.runs, a.repeat),
+            (&[1_000, 100_000][..], 3, 7)
+        );
+        // A second --quick counts from where it stands.
+        assert_eq!(parse("--quick --runs 9 --quick").runs, 3);
+        // The preset applies before the checks.
+        assert_eq!(parse("--runs 0 --quick").runs, 3);
+    }
+
+    #[test]
+    fn bad_usage_exits_2() {
+        for bad in [
+            "--runs 0",
+            "--repeat 0",
+            "--loop-calls 0",
+            "--quick --runs 0",
+            "--runs x",
+            "--bogus",
+            "--out",
+        ] {
+            assert!(usage_error(bad), "{bad}");
+        }
+        assert_eq!(parse("--out /tmp/x --new-per-round 0").new_per_round, 0);
+    }
 }
