@@ -58,8 +58,9 @@ pub const STATIC_MAP: &str = "10.0.0.2=203.0.113.1";
 /// Where xnat pins its state.
 pub const PIN_ROOT: &str = "/sys/fs/bpf/xnat";
 
-/// Ingress mode of the external interface (`xnat attach --ingress`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Ingress mode of the external interface (`xnat attach --ingress`); the
+/// harness binaries' `--ingress tc|xdp` parse into it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Ingress {
     Xdp,
     Tc,

@@ -12,6 +12,9 @@ mod sweep;
 use std::{net::Ipv4Addr, path::PathBuf, time::Instant};
 
 use anyhow::{Context as _, Result, bail};
+use clap::{
+    ArgAction, CommandFactory, FromArgMatches, Parser, error::ErrorKind, parser::ValueSource,
+};
 use nat_common::Counter;
 use nat_userspace::agent::clock;
 use serde_json::{Value, json};
@@ -21,72 +24,109 @@ use instance::{BINDING_MAPS, Capacity, Instance, Prog};
 use measure::{Expect, Rng};
 use suite::{Case, Method, NOOP, NOOP_LOOP};
 
+/// Measures xnat's BPF programs through BPF_PROG_TEST_RUN: per-packet
+/// cost, scale to a million bindings, map memory, the expiry sweep.
+///
+/// Prints progress on stderr and its results as JSON (to `--out FILE`,
+/// else stdout). Needs root; run it through `cargo xtask bench`, which also
+/// measures traffic end to end and writes BENCHMARKS.md.
+#[derive(Parser)]
+#[command(name = "xnat-bench", args_override_self = true)]
 struct Args {
+    /// Runs of each measurement (the report takes their median; non-zero).
+    #[arg(long, value_name = "N", default_value_t = 5)]
     runs: usize,
+    /// BPF_PROG_TEST_RUN's repeat count per run (non-zero).
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
     repeat: u32,
+    /// Calls per run of the cases that loop in user space (non-zero).
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
     loop_calls: usize,
+    /// New flows per round of the new-flow cases.
+    #[arg(long, value_name = "N", default_value_t = 50_000)]
     new_per_round: usize,
+    /// Binding counts to measure at (`1_000` is 1000).
+    #[arg(
+        long,
+        value_name = "N,N,...",
+        value_delimiter = ',',
+        value_parser = scale_arg,
+        action = ArgAction::Set,
+        default_value = "1_000,100_000,1_000_000"
+    )]
     scales: Vec<u32>,
+    /// Runs of the expiry sweep at the largest scale (0: skip it).
+    #[arg(long, value_name = "N", default_value_t = 5)]
     sweep_runs: usize,
+    /// A quicker, smaller run: --runs 3 --repeat 200000 --loop-calls 20000
+    /// --new-per-round 10000 --scales 1_000,100_000 --sweep-runs 2. It
+    /// replaces those given before it; those given after it win.
+    #[arg(long)]
+    quick: bool,
+    /// Write the results here instead of stdout.
+    #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
 }
 
-const USAGE: &str = "usage: xnat-bench [--runs N] [--repeat N] [--loop-calls N] \
-[--new-per-round N] [--scales N,N,...] [--sweep-runs N] [--quick] [--out FILE]";
+fn scale_arg(v: &str) -> Result<u32, std::num::ParseIntError> {
+    v.trim().replace('_', "").parse()
+}
 
-fn parse_args() -> Result<Args> {
-    let mut a = Args {
-        runs: 5,
-        repeat: 1_000_000,
-        loop_calls: 100_000,
-        new_per_round: 50_000,
-        scales: vec![1_000, 100_000, 1_000_000],
-        sweep_runs: 5,
-        out: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut val = || it.next().with_context(|| format!("{arg} needs a value"));
-        match arg.as_str() {
-            "--runs" => a.runs = val()?.parse()?,
-            "--repeat" => a.repeat = val()?.parse()?,
-            "--loop-calls" => a.loop_calls = val()?.parse()?,
-            "--new-per-round" => a.new_per_round = val()?.parse()?,
-            "--sweep-runs" => a.sweep_runs = val()?.parse()?,
-            "--scales" => {
-                a.scales = val()?
-                    .split(',')
-                    .map(|s| s.trim().replace('_', "").parse())
-                    .collect::<Result<_, _>>()?
-            }
-            "--out" => a.out = Some(val()?.into()),
-            "--quick" => {
-                a.runs = 3;
-                a.repeat = 200_000;
-                a.loop_calls = 20_000;
-                a.new_per_round = 10_000;
-                a.scales = vec![1_000, 100_000];
-                a.sweep_runs = 2;
-            }
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            _ => bail!("unknown argument {arg}\n{USAGE}"),
+/// The command line, `--quick` applied, checked; exits through clap on
+/// bad usage (status 2).
+fn parse_args() -> Args {
+    parse_args_from(std::env::args_os()).unwrap_or_else(|e| e.exit())
+}
+
+fn parse_args_from<I, T>(argv: I) -> Result<Args, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let m = Args::command().try_get_matches_from(argv)?;
+    let mut a = Args::from_arg_matches(&m)?;
+    if a.quick {
+        // Position-sensitive, as the preset always was: it overrides the
+        // flags before it (and the defaults), not those after it.
+        let q = m.index_of("quick").expect("--quick given");
+        let after = |id: &str| {
+            m.value_source(id) == Some(ValueSource::CommandLine)
+                && m.index_of(id).is_some_and(|i| i > q)
+        };
+        if !after("runs") {
+            a.runs = 3;
+        }
+        if !after("repeat") {
+            a.repeat = 200_000;
+        }
+        if !after("loop_calls") {
+            a.loop_calls = 20_000;
+        }
+        if !after("new_per_round") {
+            a.new_per_round = 10_000;
+        }
+        if !after("scales") {
+            a.scales = vec![1_000, 100_000];
+        }
+        if !after("sweep_runs") {
+            a.sweep_runs = 2;
         }
     }
     if a.runs == 0 || a.repeat == 0 || a.loop_calls == 0 || a.scales.is_empty() {
-        bail!("--runs, --repeat, --loop-calls and --scales must be non-zero");
+        return Err(Args::command().error(
+            ErrorKind::ValueValidation,
+            "--runs, --repeat, --loop-calls and --scales must be non-zero",
+        ));
     }
     Ok(a)
 }
 
 pub fn run() -> Result<()> {
+    let args = parse_args();
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         bail!("needs root (it loads BPF programs): run it through `cargo xtask bench`");
     }
-    let args = parse_args()?;
     let started = Instant::now();
 
     let per_packet = per_packet(&args)?;
@@ -506,4 +546,95 @@ fn scale(args: &Args) -> Result<Value> {
         "memory": memory,
         "sweep": sweep,
     }))
+}
+
+#[cfg(test)]
+mod args_tests {
+    use super::parse_args_from;
+
+    fn parse(args: &str) -> super::Args {
+        parse_args_from(std::iter::once("xnat-bench").chain(args.split_whitespace()))
+            .unwrap_or_else(|e| panic!("{args}: {e}"))
+    }
+
+    fn usage_error(args: &str) -> bool {
+        parse_args_from(std::iter::once("xnat-bench").chain(args.split_whitespace()))
+            .is_err_and(|e| e.exit_code() == 2)
+    }
+
+    #[test]
+    fn defaults() {
+        let a = parse("");
+        assert_eq!(
+            (
+                a.runs,
+                a.repeat,
+                a.loop_calls,
+                a.new_per_round,
+                a.sweep_runs
+            ),
+            (5, 1_000_000, 100_000, 50_000, 5)
+        );
+        assert_eq!(a.scales, [1_000, 100_000, 1_000_000]);
+        assert!(a.out.is_none());
+    }
+
+    #[test]
+    fn scales_take_underscores_and_spaces() {
+        assert_eq!(parse("--scales 1_000,100_000").scales, [1_000, 100_000]);
+        assert_eq!(parse("--scales 7").scales, [7]);
+        // The last --scales wins, as with every flag.
+        assert_eq!(parse("--scales 1,2 --scales 3").scales, [3]);
+        let a = parse_args_from(["xnat-bench", "--scales", " 1_000, 2000"]).unwrap();
+        assert_eq!(a.scales, [1_000, 2_000]);
+        assert!(usage_error("--scales 1,x"));
+        assert!(usage_error("--scales 1,"));
+    }
+
+    #[test]
+    fn quick_overrides_what_comes_before_it_only() {
+        let a = parse("--quick");
+        assert_eq!(
+            (
+                a.runs,
+                a.repeat,
+                a.loop_calls,
+                a.new_per_round,
+                a.sweep_runs
+            ),
+            (3, 200_000, 20_000, 10_000, 2)
+        );
+        assert_eq!(a.scales, [1_000, 100_000]);
+        let a = parse("--quick --scales 1000 --sweep-runs 0 --runs 9");
+        assert_eq!(
+            (a.scales.as_slice(), a.sweep_runs, a.runs),
+            (&[1_000][..], 0, 9)
+        );
+        assert_eq!(a.repeat, 200_000);
+        let a = parse("--scales 1000 --runs 9 --quick --repeat 7");
+        assert_eq!(
+            (a.scales.as_slice(), a.runs, a.repeat),
+            (&[1_000, 100_000][..], 3, 7)
+        );
+        // A second --quick counts from where it stands.
+        assert_eq!(parse("--quick --runs 9 --quick").runs, 3);
+        // The preset applies before the checks.
+        assert_eq!(parse("--runs 0 --quick").runs, 3);
+    }
+
+    #[test]
+    fn bad_usage_exits_2() {
+        for bad in [
+            "--runs 0",
+            "--repeat 0",
+            "--loop-calls 0",
+            "--quick --runs 0",
+            "--runs x",
+            "--bogus",
+            "--out",
+        ] {
+            assert!(usage_error(bad), "{bad}");
+        }
+        assert_eq!(parse("--out /tmp/x --new-per-round 0").new_per_round, 0);
+    }
 }

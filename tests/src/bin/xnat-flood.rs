@@ -13,62 +13,59 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
+use clap::{CommandFactory, Parser};
 use serde_json::{Value, json};
 use xnat_tests::flood::{self, FORWARD_INSIDE, FORWARD_PUBLIC, inside::FlowPlan};
 use xnat_tests::napt_topo::NaptTopo;
 use xnat_tests::topology::Ingress;
 
-const USAGE: &str =
-    "usage: xnat-flood [--secs S] [--every-ms N] [--max-sessions N] [--ingress tc,xdp]";
 /// Inside sockets, each holding its mapping's first session (not in the
 /// session table, but counted here for margin).
 const INSIDE_SOCKETS: usize = 3;
 
+/// The inbound-flood benchmark: per ingress mode, a SYN flood at a port
+/// forward with the default inbound-session cap and without one, while the
+/// inside hosts open new flows.
+///
+/// Prints the figures as JSON on stdout, progress on stderr. Run it through
+/// `cargo xtask bench --only flood`, which builds xnat beside it (else set
+/// XNAT_BIN).
+#[derive(Parser)]
+#[command(name = "xnat-flood", args_override_self = true)]
 struct Args {
-    /// How long the inside hosts open new flows.
+    /// How long the inside hosts open new flows, in seconds (0 < S <= 60).
+    #[arg(long, value_name = "S", default_value = "4", value_parser = secs)]
     secs: f64,
+    /// The inside hosts open a new flow every N ms (non-zero).
+    #[arg(long, value_name = "N", default_value = "10", value_parser = every_ms)]
     every_ms: u64,
+    /// xnat's `--max-sessions` (the session table's size).
+    #[arg(long, value_name = "N", default_value = "1024")]
     max_sessions: u32,
+    /// The ingress modes to run, in order.
+    #[arg(
+        long = "ingress",
+        value_name = "tc,xdp",
+        value_enum,
+        value_delimiter = ',',
+        default_value = "tc,xdp"
+    )]
     modes: Vec<Ingress>,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut a = Args {
-        secs: 4.0,
-        every_ms: 10,
-        max_sessions: 1024,
-        modes: vec![Ingress::Tc, Ingress::Xdp],
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut val = || it.next().ok_or(format!("{arg} needs a value"));
-        match arg.as_str() {
-            "--secs" => a.secs = val()?.parse().map_err(|e| format!("--secs: {e}"))?,
-            "--every-ms" => a.every_ms = val()?.parse().map_err(|e| format!("--every-ms: {e}"))?,
-            "--max-sessions" => {
-                a.max_sessions = val()?.parse().map_err(|e| format!("--max-sessions: {e}"))?
-            }
-            "--ingress" => {
-                a.modes = val()?
-                    .split(',')
-                    .map(|m| match m {
-                        "tc" => Ok(Ingress::Tc),
-                        "xdp" => Ok(Ingress::Xdp),
-                        other => Err(format!("--ingress {other:?}: expected tc or xdp")),
-                    })
-                    .collect::<Result<_, _>>()?
-            }
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            other => return Err(format!("unknown argument {other:?}")),
-        }
+fn secs(v: &str) -> Result<f64, String> {
+    let s: f64 = v.parse().map_err(|e| format!("{e}"))?;
+    if !(s > 0.0 && s <= 60.0) {
+        return Err("expected more than 0, at most 60".into());
     }
-    if !(a.secs > 0.0 && a.secs <= 60.0) || a.every_ms == 0 || a.modes.is_empty() {
-        return Err("--secs must be in (0, 60], --every-ms and --ingress non-empty".into());
+    Ok(s)
+}
+
+fn every_ms(v: &str) -> Result<u64, String> {
+    match v.parse().map_err(|e| format!("{e}"))? {
+        0 => Err("expected more than 0".into()),
+        n => Ok(n),
     }
-    Ok(a)
 }
 
 /// The flows of one run, which must all fit in the half of the table the
@@ -133,13 +130,11 @@ fn run_case(a: &Args, flows: &FlowPlan, mode: Ingress, cap: Option<u32>, tag: &s
 }
 
 fn main() {
-    let args = parse_args().unwrap_or_else(|e| {
-        eprintln!("xnat-flood: {e}\n{USAGE}");
-        std::process::exit(2);
-    });
+    let args = Args::parse();
     let flows = flow_plan(&args).unwrap_or_else(|e| {
-        eprintln!("xnat-flood: {e}");
-        std::process::exit(2);
+        Args::command()
+            .error(clap::error::ErrorKind::ValueValidation, e)
+            .exit()
     });
     if std::env::var_os("XNAT_BIN").is_none() {
         // Built side by side with xnat (target/<profile>/).

@@ -3,55 +3,63 @@
 //! `cargo xtask fuzz --packets N [--seed S]` (root).
 //!
 //! Exit status: 0 no mismatch, 1 mismatches (each printed with its frame,
-//! both outputs and a repro test), 2 bad usage or setup error.
+//! both outputs and a repro test) or a rule a long run never took, 2 bad
+//! usage (clap) or setup error.
 
-use anyhow::{Context as _, Result, bail};
+use clap::Parser;
 use xnat_tests::fuzz::{self, Options, agent::Mode};
 
-fn parse() -> Result<(Options, bool, Mode)> {
-    let mut o = Options {
-        packets: 100_000,
-        seed: 1,
-        max_mismatches: 10,
-        progress_every: 1_000_000,
-    };
-    let mut paths = false;
-    let mut mode = Mode::Off;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut value = |name: &str| -> Result<u64> {
-            let v = args
-                .next()
-                .with_context(|| format!("{name} needs a value"))?;
-            v.parse().with_context(|| format!("{name} {v}"))
-        };
-        match a.as_str() {
-            "--packets" => o.packets = value("--packets")?,
-            "--seed" => o.seed = value("--seed")?,
-            "--max-mismatches" => o.max_mismatches = value("--max-mismatches")? as usize,
-            "--progress" => o.progress_every = value("--progress")?,
-            "--paths" => paths = true,
-            // The agent's code (expiry sweep, flush, reload) on the same
-            // maps: between frames, or alongside them.
-            "--interleaved" => mode = Mode::Interleaved,
-            "--concurrent" => mode = Mode::Concurrent,
-            _ => {
-                bail!(
-                    "unknown argument {a} (--packets N --seed S --max-mismatches M --progress N --paths --interleaved --concurrent)"
-                )
-            }
-        }
-    }
-    Ok((o, paths, mode))
+/// Differential fuzzing of xnat's BPF programs against the reference
+/// model.
+///
+/// Exit status: 0 no mismatch, 1 mismatches (each printed with its frame,
+/// both outputs and a repro test) or a rule of the model a long run never
+/// took, 2 bad usage or setup error. Run it through `cargo xtask fuzz`
+/// (root).
+#[derive(Parser)]
+#[command(name = "xnat-fuzz", args_override_self = true)]
+struct Args {
+    /// Frames to generate.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    packets: u64,
+    /// The frame generator's seed.
+    #[arg(long, value_name = "S", default_value_t = 1)]
+    seed: u64,
+    /// Stop after this many mismatches.
+    #[arg(long, value_name = "M", default_value_t = 10)]
+    max_mismatches: usize,
+    /// Report progress every N frames (0: never).
+    #[arg(long = "progress", value_name = "N", default_value_t = 1_000_000)]
+    progress_every: u64,
+    /// Print how many frames took each path through the model and each
+    /// of its rules.
+    #[arg(long)]
+    paths: bool,
+    /// Run the agent's code (expiry sweep, flush, reload) on the same maps
+    /// between frames.
+    #[arg(long, overrides_with = "concurrent")]
+    interleaved: bool,
+    /// Run the agent's code on the same maps alongside the frames.
+    #[arg(long, overrides_with = "interleaved")]
+    concurrent: bool,
 }
 
 fn main() {
-    let (opts, paths, mode) = match parse() {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("xnat-fuzz: {e:#}");
-            std::process::exit(2);
-        }
+    let args = Args::parse();
+    let opts = Options {
+        packets: args.packets,
+        seed: args.seed,
+        max_mismatches: args.max_mismatches,
+        progress_every: args.progress_every,
+    };
+    let paths = args.paths;
+    // The last of --interleaved and --concurrent wins (overrides_with).
+    let mode = if args.interleaved {
+        Mode::Interleaved
+    } else if args.concurrent {
+        Mode::Concurrent
+    } else {
+        Mode::Off
     };
     xnat_tests::bpf::require_root();
     println!(

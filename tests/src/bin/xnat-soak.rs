@@ -8,48 +8,42 @@
 
 use std::time::Duration;
 
+use clap::Parser;
 use xnat_tests::soak::{Options, run};
 use xnat_tests::topology::Ingress;
 
-fn parse_args() -> Result<Options, String> {
-    let mut minutes = None;
-    let mut mode = Ingress::Tc;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--minutes" => {
-                let v = args.next().ok_or("--minutes needs a value")?;
-                let m: f64 = v.parse().map_err(|e| format!("--minutes {v}: {e}"))?;
-                if m.is_nan() || m <= 0.0 || m > 24.0 * 60.0 {
-                    return Err(format!(
-                        "--minutes {v}: expected more than 0, at most a day"
-                    ));
-                }
-                minutes = Some(m);
-            }
-            "--ingress" => {
-                mode = match args.next().as_deref() {
-                    Some("tc") => Ingress::Tc,
-                    Some("xdp") => Ingress::Xdp,
-                    other => return Err(format!("--ingress {other:?}: expected tc or xdp")),
-                }
-            }
-            other => return Err(format!("unknown argument {other:?}")),
-        }
+/// Churns flows through xnat in network namespaces, then checks that
+/// bindings drain to zero and the agent's memory comes back.
+///
+/// Prints the report as JSON on stdout, progress on stderr; exit 1 if the
+/// soak found problems. Run it through `cargo xtask soak --minutes M`,
+/// which builds xnat beside it (else set XNAT_BIN).
+#[derive(Parser)]
+#[command(name = "xnat-soak", args_override_self = true)]
+struct Args {
+    /// How long to churn flows, in minutes (more than 0, at most a day).
+    #[arg(long, value_name = "M", value_parser = minutes)]
+    minutes: f64,
+    /// The external interface's ingress mode.
+    #[arg(long, value_enum, default_value = "tc")]
+    ingress: Ingress,
+}
+
+fn minutes(v: &str) -> Result<f64, String> {
+    let m: f64 = v.parse().map_err(|e| format!("{e}"))?;
+    if m.is_nan() || m <= 0.0 || m > 24.0 * 60.0 {
+        return Err("expected more than 0, at most a day".into());
     }
-    let minutes = minutes.ok_or("--minutes M is required")?;
-    Ok(Options {
-        duration: Duration::from_secs_f64(minutes * 60.0),
-        mode,
-        tag: "soak".into(),
-    })
+    Ok(m)
 }
 
 fn main() {
-    let opts = parse_args().unwrap_or_else(|e| {
-        eprintln!("xnat-soak: {e}\nusage: xnat-soak --minutes M [--ingress tc|xdp]");
-        std::process::exit(2);
-    });
+    let args = Args::parse();
+    let opts = Options {
+        duration: Duration::from_secs_f64(args.minutes * 60.0),
+        mode: args.ingress,
+        tag: "soak".into(),
+    };
     if std::env::var_os("XNAT_BIN").is_none() {
         // Built side by side with xnat (target/<profile>/).
         let exe = std::env::current_exe().expect("current_exe");
