@@ -84,6 +84,24 @@ mod baseline {
         })
     }
 
+    /// The one lookup: the endpoint `addr`:`port` of `proto` in `map`.
+    #[inline(always)]
+    fn lookup(
+        map: &HashMap<EndpointKey, InsideEndpoint>,
+        addr: u32,
+        port: u16,
+        proto: u8,
+    ) -> Option<InsideEndpoint> {
+        let key = EndpointKey {
+            addr,
+            port,
+            proto,
+            _pad: 0,
+        };
+        // SAFETY: plain copy of the value.
+        unsafe { map.get(&key).copied() }
+    }
+
     #[inline(always)]
     fn read<T: Copy>(at: usize) -> T {
         // SAFETY: callers pass offsets `parse` bounds-checked.
@@ -109,16 +127,8 @@ mod baseline {
             return xdp_action::XDP_PASS;
         };
         let (ip, l4) = (data + f.ip, data + f.l4);
-        let addr: u32 = read(ip + IP_DST);
-        let port: u16 = read(l4 + 2);
-        let key = EndpointKey {
-            addr,
-            port,
-            proto: f.proto,
-            _pad: 0,
-        };
-        // SAFETY: plain copy of the value.
-        let Some(to) = (unsafe { BASELINE_IN.get(&key).copied() }) else {
+        let (addr, port): (u32, u16) = (read(ip + IP_DST), read(l4 + 2));
+        let Some(to) = lookup(&BASELINE_IN, addr, port, f.proto) else {
             return xdp_action::XDP_PASS;
         };
         write(ip + IP_DST, to.addr);
@@ -153,16 +163,8 @@ mod baseline {
             return TC_ACT_OK;
         };
         let (ip, l4) = (data + f.ip, data + f.l4);
-        let addr: u32 = read(ip + IP_SRC);
-        let port: u16 = read(l4);
-        let key = EndpointKey {
-            addr,
-            port,
-            proto: f.proto,
-            _pad: 0,
-        };
-        // SAFETY: plain copy of the value.
-        let Some(to) = (unsafe { BASELINE_OUT.get(&key).copied() }) else {
+        let (addr, port): (u32, u16) = (read(ip + IP_SRC), read(l4));
+        let Some(to) = lookup(&BASELINE_OUT, addr, port, f.proto) else {
             return TC_ACT_OK;
         };
         write(ip + IP_SRC, to.addr);
