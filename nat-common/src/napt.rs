@@ -592,6 +592,8 @@ mod pod {
     unsafe impl aya::Pod for super::FilterKey {}
     unsafe impl aya::Pod for super::FragKey {}
     unsafe impl aya::Pod for super::FragValue {}
+    unsafe impl aya::Pod for super::HoldKey {}
+    unsafe impl aya::Pod for super::HeldFragment {}
 }
 
 #[cfg(test)]
