@@ -32,24 +32,22 @@ use std::net::Ipv4Addr;
 
 use anyhow::{Context as _, Result, anyhow};
 use aya::Ebpf;
+use aya::maps::IterableMap as _;
 use aya::maps::lpm_trie::Key as LpmKey;
-use aya::maps::{HashMap, Map, MapData, MapError};
 use aya::programs::{SchedClassifier, TestRun, TestRunOptions, Xdp};
 use nat_common::stats::COUNTER_COUNT;
 use nat_common::{
-    Counter, EndpointKey, FILTER_ADDRESS, FILTER_ADDRESS_AND_PORT, FILTER_ENDPOINT_INDEPENDENT,
-    FRAG_TIMEOUT_NS, FragKey, FragValue, MAP_FILTER, MAP_FRAG_HOLD_IN, MAP_FRAGS_IN, MAP_FRAGS_OUT,
-    MAP_NAPT_IN, MAP_NAPT_OUT, MAP_SESSIONS, MAP_STATIC_IN, MAP_STATIC_OUT, MAPPING_FORWARD,
-    Mapping, PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_INSIDE_TC, Session,
-    SessionKey,
+    Counter, FILTER_ADDRESS, FILTER_ADDRESS_AND_PORT, FILTER_ENDPOINT_INDEPENDENT, FRAG_TIMEOUT_NS,
+    FragKey, FragValue, MAP_FRAG_HOLD_IN, MAP_FRAG_HOLD_OUT, MAPPING_FORWARD, Mapping,
+    PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_INSIDE_TC, Session, SessionKey,
 };
+use nat_userspace::tables::usage::usage;
 use nat_userspace::tables::{Loaded, LoadedRef};
-use xnat_tests::bpf::{Hook, Outcome, TC_ACT_OK, TC_ACT_SHOT, require_root};
+use xnat_tests::bpf::{self, Hook, Outcome, Read, TC_ACT_OK, TC_ACT_SHOT, Write, require_root};
 use xnat_tests::frame::{
     self, ETH_HLEN, Icmp, Packet, Tcp, Udp, assert_frame_eq, check_checksums, icmp, proto,
     tcp_flags,
 };
-use xnat_tests::hairpin_topo::count_keys;
 use xnat_tests::napt_maps::{
     Endpoint, be, clock_window, dataplane_now_ns, default_config, filter_key, first_as_session,
     first_session, inside_key, session_key,
@@ -231,29 +229,26 @@ impl Hp {
 
     // ---- maps
 
-    fn hash<K: aya::Pod, V: aya::Pod>(&self, name: &str) -> HashMap<&MapData, K, V> {
-        HashMap::try_from(self.ebpf.map(name).expect(name))
-            .unwrap_or_else(|e| panic!("{name} map type: {e}"))
+    fn put<'e, K: aya::Pod, V: aya::Pod>(
+        &'e mut self,
+        table: impl FnOnce(Loaded<'e>) -> Result<Write<'e, K, V>>,
+        k: K,
+        v: V,
+    ) {
+        bpf::put(&mut self.ebpf, table, k, v);
     }
 
-    fn put<K: aya::Pod, V: aya::Pod>(&mut self, name: &str, k: K, v: V) {
-        let mut m: HashMap<&mut MapData, K, V> =
-            HashMap::try_from(self.ebpf.map_mut(name).expect(name)).unwrap();
-        m.insert(k, v, 0)
-            .unwrap_or_else(|e| panic!("inserting into {name}: {e}"));
-    }
-
-    fn get<K: aya::Pod, V: aya::Pod>(&self, name: &str, k: &K) -> Option<V> {
-        match self.hash::<K, V>(name).get(k, 0) {
-            Ok(v) => Some(v),
-            Err(MapError::KeyNotFound) => None,
-            Err(e) => panic!("reading {name}: {e}"),
-        }
+    fn get<'e, K: aya::Pod, V: aya::Pod>(
+        &'e self,
+        table: impl FnOnce(&LoadedRef<'e>) -> Result<Read<'e, K, V>>,
+        k: &K,
+    ) -> Option<V> {
+        bpf::get(&self.ebpf, table, k)
     }
 
     fn add_static(&mut self, private: Ipv4Addr, public: Ipv4Addr) {
-        self.put(MAP_STATIC_OUT, be(private), be(public));
-        self.put(MAP_STATIC_IN, be(public), be(private));
+        self.put(Loaded::static_out, be(private), be(public));
+        self.put(Loaded::static_in, be(public), be(private));
     }
 
     /// A mapping pair `inside <-> public` (both directions), without a
@@ -261,11 +256,11 @@ impl Hp {
     fn add_mapping(&mut self, inside: Endpoint, public: Endpoint, flags: u16) {
         let now = dataplane_now_ns();
         self.put(
-            MAP_NAPT_OUT,
+            Loaded::napt_out,
             inside.key(),
             public.as_mapping(flags, now, now),
         );
-        self.put(MAP_NAPT_IN, public.key(), inside.as_inside(flags));
+        self.put(Loaded::napt_in, public.key(), inside.as_inside(flags));
     }
 
     /// Gives the mapping of `inside` a live first session with `remote`,
@@ -273,15 +268,17 @@ impl Hp {
     fn set_first(&mut self, inside: Endpoint, remote: (Ipv4Addr, u16)) {
         let mut m = self.napt_out(inside).expect("no mapping");
         m.first = first_session(remote, dataplane_now_ns(), 0);
-        self.put(MAP_NAPT_OUT, inside.key(), m);
+        self.put(Loaded::napt_out, inside.key(), m);
     }
 
     fn napt_out(&self, inside: Endpoint) -> Option<Mapping> {
-        self.get(MAP_NAPT_OUT, &inside.key())
+        self.get(LoadedRef::napt_out, &inside.key())
     }
 
     fn napt_out_len(&self) -> usize {
-        self.hash::<EndpointKey, Mapping>(MAP_NAPT_OUT)
+        LoadedRef::new(&self.ebpf)
+            .napt_out()
+            .expect("NAPT_OUT")
             .keys()
             .count()
     }
@@ -289,9 +286,9 @@ impl Hp {
     /// Session `k`, wherever it is held (its mapping's first session, or
     /// SESSIONS).
     fn session(&self, k: &SessionKey) -> Option<Session> {
-        let m: Option<Mapping> = self.get(MAP_NAPT_OUT, &inside_key(k));
+        let m: Option<Mapping> = self.get(LoadedRef::napt_out, &inside_key(k));
         m.and_then(|m| first_as_session(&m, k))
-            .or_else(|| self.get(MAP_SESSIONS, k))
+            .or_else(|| self.get(LoadedRef::sessions, k))
     }
 
     fn put_session(&mut self, k: SessionKey) {
@@ -302,52 +299,49 @@ impl Hp {
             public_addr: be(POOL),
             ..Default::default()
         };
-        self.put(MAP_SESSIONS, k, s);
+        self.put(Loaded::sessions, k, s);
     }
 
     fn admit_address(&mut self, public: Endpoint, remote: Ipv4Addr) {
-        self.put(MAP_FILTER, filter_key(public, remote), dataplane_now_ns());
+        self.put(
+            Loaded::filter,
+            filter_key(public, remote),
+            dataplane_now_ns(),
+        );
     }
 
     /// The FRAGS entry of `k`, in its direction's table.
     fn frag(&self, k: &FragKey) -> Option<FragValue> {
-        self.get(k.map_name(), k)
+        if k.inbound != 0 {
+            self.get(LoadedRef::frags_in, k)
+        } else {
+            self.get(LoadedRef::frags_out, k)
+        }
     }
 
     /// Every FRAGS entry, both directions.
     fn frags(&self) -> Vec<(FragKey, FragValue)> {
-        [MAP_FRAGS_OUT, MAP_FRAGS_IN]
-            .into_iter()
-            .flat_map(|name| {
-                self.hash::<FragKey, FragValue>(name)
-                    .iter()
-                    .map(|r| r.unwrap_or_else(|e| panic!("iterating {name}: {e}")))
-                    .collect::<Vec<_>>()
-            })
-            .collect()
+        let mut v = bpf::all(&self.ebpf, LoadedRef::frags_out);
+        v.extend(bpf::all(&self.ebpf, LoadedRef::frags_in));
+        v
     }
 
     fn put_frag(&mut self, k: FragKey, v: FragValue) {
-        self.put(k.map_name(), k, v);
+        if k.inbound != 0 {
+            self.put(Loaded::frags_in, k, v);
+        } else {
+            self.put(Loaded::frags_out, k, v);
+        }
     }
 
-    /// (entries, max_entries) of the map `name`, if the object has it.
-    fn usage(&self, name: &str) -> Option<(u64, u32)> {
-        let map = self.ebpf.map(name)?;
-        let data = match map {
-            Map::HashMap(d)
-            | Map::LruHashMap(d)
-            | Map::PerCpuHashMap(d)
-            | Map::PerCpuLruHashMap(d) => d,
-            _ => return None,
-        };
-        let info = data.info().expect("map info");
-        let fd = std::os::fd::AsFd::as_fd(data.fd());
-        let n = count_keys(
-            std::os::fd::AsRawFd::as_raw_fd(&fd),
-            info.key_size() as usize,
-        );
-        Some((n, info.max_entries()))
+    /// (entries, max_entries) of the hash map `table` opens.
+    fn usage<'e, K: aya::Pod, V: aya::Pod>(
+        &'e self,
+        table: impl FnOnce(&LoadedRef<'e>) -> Result<Read<'e, K, V>>,
+    ) -> (u64, u32) {
+        let m = table(&LoadedRef::new(&self.ebpf)).expect("opening the map");
+        let u = usage(m.map()).expect("map usage");
+        (u.entries.expect("a hash map's entries"), u.max_entries)
     }
 }
 
@@ -1226,7 +1220,7 @@ fn reverse_order_inbound_xdp_passes_the_early_fragment() {
 fn fragment_floods_stay_bounded() {
     let scratch = Netns::create(format!("xp{}-fld", std::process::id()));
     let hp = Hp::new(FILTER_ADDRESS);
-    let (_, frags_max) = hp.usage(MAP_FRAGS_OUT).expect("FRAGS_OUT usage");
+    let (_, frags_max) = hp.usage(LoadedRef::frags_out);
     let n = frags_max + 1000;
     let payload = [0x33u8; 64];
     scratch.in_ns(|| {
@@ -1238,7 +1232,7 @@ fn fragment_floods_stay_bounded() {
             assert_eq!(out.verdict, TC_ACT_OK, "first fragment #{i}");
         }
     });
-    let (entries, max) = hp.usage(MAP_FRAGS_OUT).unwrap();
+    let (entries, max) = hp.usage(LoadedRef::frags_out);
     assert!(
         entries <= u64::from(max),
         "FRAGS_OUT holds {entries} > {max}"
@@ -1268,10 +1262,11 @@ fn fragment_floods_stay_bounded() {
         "strays must not create FRAGS entries"
     );
     assert_eq!(hp.napt_out_len(), 1, "strays must not create mappings");
-    for name in ["FRAG_HOLD_OUT", "FRAG_HOLD_IN"] {
-        if let Some((entries, max)) = hp.usage(name) {
-            assert!(entries <= u64::from(max), "{name} holds {entries} > {max}");
-        }
+    for (name, (entries, max)) in [
+        (MAP_FRAG_HOLD_OUT, hp.usage(LoadedRef::frag_hold_out)),
+        (MAP_FRAG_HOLD_IN, hp.usage(LoadedRef::frag_hold_in)),
+    ] {
+        assert!(entries <= u64::from(max), "{name} holds {entries} > {max}");
     }
 }
 
@@ -1291,7 +1286,7 @@ fn an_inbound_fragment_flood_leaves_outbound_datagrams_translated() {
     expect_verdict("first fragment", &out, TC_ACT_OK);
     assert_frame_eq("first fragment", &out.data, &t0.frame());
 
-    let (_, inbound_max) = hp.usage(MAP_FRAGS_IN).expect("FRAGS_IN usage");
+    let (_, inbound_max) = hp.usage(LoadedRef::frags_in);
     let n = 2 * inbound_max;
     assert!(n <= 1 << 16, "{n} identifications");
     let payload = [0x44u8; 64];
@@ -1391,7 +1386,7 @@ fn an_inbound_stray_fragment_flood_leaves_held_outbound_fragments() {
     );
     assert_eq!(hp.counter_named("fragments_held"), 1);
 
-    let (_, inbound_max) = hp.usage(MAP_FRAG_HOLD_IN).expect("FRAG_HOLD_IN usage");
+    let (_, inbound_max) = hp.usage(LoadedRef::frag_hold_in);
     let n = 2 * inbound_max;
     scratch.in_ns(|| {
         for i in 0..n {

@@ -20,10 +20,11 @@ use nat_common::stats::COUNTER_COUNT;
 use nat_common::{
     Counter, EVENT_PORTS_EXHAUSTED, EVENT_QUOTE_MAX, EndpointKey, Event, FILTER_ADDRESS,
     FILTER_ADDRESS_AND_PORT, FILTER_ENDPOINT_INDEPENDENT, FirstSession, InsideEndpoint,
-    MAP_NAPT_IN, MAP_NAPT_OUT, MAP_SESSIONS, MAPPING_FORWARD, Mapping, NatConfig, SESSION_INBOUND,
-    Session, SessionKey, TCP_ESTABLISHED, TCP_FIN_BOTH, TCP_FIN_OUT, TCP_SYN_IN, TCP_SYN_OUT,
-    TCP_SYN_RECV, tcp_state_name,
+    MAP_NAPT_IN, MAP_NAPT_OUT, MAPPING_FORWARD, Mapping, NatConfig, SESSION_INBOUND, Session,
+    SessionKey, TCP_ESTABLISHED, TCP_FIN_BOTH, TCP_FIN_OUT, TCP_SYN_IN, TCP_SYN_OUT, TCP_SYN_RECV,
+    tcp_state_name,
 };
+use nat_userspace::tables::Loaded;
 use xnat_tests::bpf::Hook;
 use xnat_tests::frame::{
     ETH_HLEN, Icmp, L4, Packet, Tcp, Udp, arp_request, assert_frame_eq, check_checksums, cut,
@@ -950,9 +951,9 @@ fn mapping_table_full() {
         let mut n = napt();
         let known = egress_first(&n, "before the table fills", &udp(H1, 5000, R1, 53));
         let added = if table == MAP_NAPT_OUT {
-            n.fill(table, u32::MAX, filler, Mapping::default())
+            n.fill(Loaded::napt_out, u32::MAX, filler, Mapping::default())
         } else {
-            n.fill(table, u32::MAX, filler, InsideEndpoint::default())
+            n.fill(Loaded::napt_in, u32::MAX, filler, InsideEndpoint::default())
         };
         assert!(added > 1000, "{table}: only {added} entries went in");
         let before = n.state();
@@ -995,7 +996,7 @@ fn session_table_full() {
         proto: 99,
         _pad: [0; 3],
     };
-    let added = n.fill(MAP_SESSIONS, u32::MAX, filler, Session::default());
+    let added = n.fill(Loaded::sessions, u32::MAX, filler, Session::default());
     assert!(added > 1000, "only {added} sessions went in");
     let before = n.state();
     run(
