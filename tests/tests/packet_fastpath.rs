@@ -53,9 +53,10 @@ use aya::maps::lpm_trie::Key as LpmKey;
 use aya::programs::{SchedClassifier, TestRun, TestRunOptions, Xdp};
 use nat_common::stats::COUNTER_COUNT;
 use nat_common::{
-    Counter, FAST_PATH_EXT_IFINDEX, FAST_PATH_ON, FILTER_ENDPOINT_INDEPENDENT, MAP_XDP_TARGETS,
-    PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_INSIDE_TC, PROG_INSIDE_XDP, Session,
+    Counter, FAST_PATH_EXT_IFINDEX, FAST_PATH_ON, MAP_XDP_TARGETS, PROG_INGRESS_TC,
+    PROG_INGRESS_XDP, PROG_INSIDE_TC, PROG_INSIDE_XDP, Session,
 };
+use nat_userspace::settings::napt::Filtering;
 use nat_userspace::tables::{Loaded, LoadedRef};
 use xnat_tests::bpf::{self, Outcome, Read, TC_ACT_OK, Write, XDP_PASS, require_root};
 use xnat_tests::frame::{
@@ -165,7 +166,7 @@ impl Fp {
         let mut fp =
             Self::try_load(progs).unwrap_or_else(|e| panic!("loading xnat's BPF object: {e:#}"));
         let mut cfg = default_config();
-        cfg.filtering = FILTER_ENDPOINT_INDEPENDENT;
+        cfg.filtering = Filtering::EndpointIndependent.code();
         cfg.pool_len = 1;
         {
             let mut a = Loaded::new(&mut fp.ebpf).config().unwrap();

@@ -37,10 +37,11 @@ use aya::maps::lpm_trie::Key as LpmKey;
 use aya::programs::{SchedClassifier, TestRun, TestRunOptions, Xdp};
 use nat_common::stats::COUNTER_COUNT;
 use nat_common::{
-    Counter, FILTER_ADDRESS, FILTER_ADDRESS_AND_PORT, FILTER_ENDPOINT_INDEPENDENT, FRAG_TIMEOUT_NS,
-    FragKey, FragValue, MAP_FRAG_HOLD_IN, MAP_FRAG_HOLD_OUT, MAPPING_FORWARD, Mapping,
-    PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_INSIDE_TC, Session, SessionKey,
+    Counter, FRAG_TIMEOUT_NS, FragKey, FragValue, MAP_FRAG_HOLD_IN, MAP_FRAG_HOLD_OUT,
+    MAPPING_FORWARD, Mapping, PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_INSIDE_TC,
+    Session, SessionKey,
 };
+use nat_userspace::settings::napt::Filtering;
 use nat_userspace::tables::usage::usage;
 use nat_userspace::tables::{Loaded, LoadedRef};
 use xnat_tests::bpf::{self, Hook, Outcome, Read, TC_ACT_OK, TC_ACT_SHOT, Write, require_root};
@@ -112,21 +113,21 @@ const INSIDE: &[&str] = &[PROG_INSIDE_TC];
 impl Hp {
     /// The external interface's programs (the verifier takes a while over
     /// each program: load only what a test runs).
-    fn new(filtering: u32) -> Hp {
+    fn new(filtering: Filtering) -> Hp {
         Self::with_progs(filtering, EXTERNAL)
     }
 
     /// The inside interfaces' program.
-    fn inside(filtering: u32) -> Hp {
+    fn inside(filtering: Filtering) -> Hp {
         Self::with_progs(filtering, INSIDE)
     }
 
-    fn with_progs(filtering: u32, progs: &[&str]) -> Hp {
+    fn with_progs(filtering: Filtering, progs: &[&str]) -> Hp {
         require_root();
         let mut hp =
             Self::try_load(progs).unwrap_or_else(|e| panic!("loading xnat's BPF object: {e:#}"));
         let mut cfg = default_config();
-        cfg.filtering = filtering;
+        cfg.filtering = filtering.code();
         cfg.pool_len = 1;
         {
             let mut a = Loaded::new(&mut hp.ebpf).config().unwrap();
@@ -470,7 +471,7 @@ fn udp(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), data: &[u8]) -> Packet {
 
 /// B has a mapping 10.0.0.3:5000 ↔ 198.51.100.1:5000; A sends from
 /// 10.0.0.2:40000 to B's public endpoint.
-fn with_b_mapping(filtering: u32) -> Hp {
+fn with_b_mapping(filtering: Filtering) -> Hp {
     let mut hp = Hp::inside(filtering);
     hp.add_mapping(ep(B, 5000, UDP), ep(POOL, 5000, UDP), 0);
     hp
@@ -489,7 +490,7 @@ fn a_to_b_pub_translated() -> Packet {
 #[test]
 fn hairpin_udp_endpoint_independent() {
     let fib = FibNs::new("heif");
-    let hp = with_b_mapping(FILTER_ENDPOINT_INDEPENDENT);
+    let hp = with_b_mapping(Filtering::EndpointIndependent);
     let out = fib.inside(&hp, &a_to_b_pub().frame());
     expect_hairpinned(
         "A → B's public endpoint",
@@ -529,7 +530,7 @@ fn hairpin_udp_endpoint_independent() {
 #[test]
 fn hairpin_udp_address_dependent_filtering() {
     let fib = FibNs::new("hadf");
-    let mut hp = with_b_mapping(FILTER_ADDRESS);
+    let mut hp = with_b_mapping(Filtering::Address);
     let frame = a_to_b_pub().frame();
     let out = fib.inside(&hp, &frame);
     expect_verdict("A → B before B sent to 198.51.100.1", &out, TC_ACT_SHOT);
@@ -555,7 +556,7 @@ fn hairpin_udp_address_dependent_filtering() {
 
     // B's mapping was made by B sending to 198.51.100.1 (another port):
     // its first session admits that address, no FILTER entry needed.
-    let mut hp = with_b_mapping(FILTER_ADDRESS);
+    let mut hp = with_b_mapping(Filtering::Address);
     hp.set_first(ep(B, 5000, UDP), (POOL, 6000));
     let out = fib.inside(&hp, &frame);
     expect_hairpinned(
@@ -570,7 +571,7 @@ fn hairpin_udp_address_dependent_filtering() {
 #[test]
 fn hairpin_udp_address_and_port_dependent_filtering() {
     let fib = FibNs::new("hapf");
-    let mut hp = with_b_mapping(FILTER_ADDRESS_AND_PORT);
+    let mut hp = with_b_mapping(Filtering::AddressAndPort);
     let frame = a_to_b_pub().frame();
     let out = fib.inside(&hp, &frame);
     expect_verdict("A → B before B sent to A", &out, TC_ACT_SHOT);
@@ -603,7 +604,7 @@ fn hairpin_udp_address_and_port_dependent_filtering() {
 fn hairpin_tcp_through_port_forward() {
     let fib = FibNs::new("htcp");
     // Forwards are admitted whatever the filtering.
-    let mut hp = Hp::inside(FILTER_ADDRESS_AND_PORT);
+    let mut hp = Hp::inside(Filtering::AddressAndPort);
     hp.add_mapping(ep(B, 80, TCP), ep(POOL, 8080, TCP), MAPPING_FORWARD);
     let syn = Packet::tcp(A, POOL, Tcp::syn(40000, 8080));
     let out = fib.inside(&hp, &syn.frame());
@@ -637,7 +638,7 @@ fn hairpin_tcp_through_port_forward() {
 #[test]
 fn hairpin_icmp_echo_through_static_mappings() {
     let fib = FibNs::new("hecho");
-    let mut hp = Hp::inside(FILTER_ADDRESS_AND_PORT);
+    let mut hp = Hp::inside(Filtering::AddressAndPort);
     hp.add_static(E, PUB_E);
     hp.add_static(C, PUB_C);
 
@@ -691,7 +692,7 @@ fn hairpin_icmp_echo_through_static_mappings() {
 #[test]
 fn hairpin_icmp_errors() {
     let fib = FibNs::new("herr");
-    let mut hp = Hp::inside(FILTER_ADDRESS_AND_PORT);
+    let mut hp = Hp::inside(Filtering::AddressAndPort);
     hp.add_static(E, PUB_E);
     hp.add_mapping(ep(A, 40000, UDP), ep(POOL, 40000, UDP), 0);
     hp.add_mapping(ep(B, 7000, UDP), ep(POOL, 7000, UDP), MAPPING_FORWARD);
@@ -764,7 +765,7 @@ fn hairpin_icmp_errors() {
 #[test]
 fn hairpin_ttl_1_is_left_to_the_stack() {
     let fib = FibNs::new("httl");
-    let hp = with_b_mapping(FILTER_ENDPOINT_INDEPENDENT);
+    let hp = with_b_mapping(Filtering::EndpointIndependent);
     let frame = a_to_b_pub().with_ttl(1).frame();
     let out = fib.inside(&hp, &frame);
     expect_untouched("TTL 1", &out, &frame, TC_ACT_OK);
@@ -778,7 +779,7 @@ fn hairpin_ttl_1_is_left_to_the_stack() {
 #[test]
 fn hairpin_leaves_everything_else_to_the_stack() {
     let fib = FibNs::new("hnot");
-    let hp = with_b_mapping(FILTER_ENDPOINT_INDEPENDENT);
+    let hp = with_b_mapping(Filtering::EndpointIndependent);
     let cases = [
         (
             "A → outside server",
@@ -813,7 +814,7 @@ fn hairpin_leaves_everything_else_to_the_stack() {
 #[test]
 fn hairpin_without_a_route_is_dropped_after_translation() {
     let empty = Netns::create(format!("xp{}-hnrt", std::process::id()));
-    let hp = with_b_mapping(FILTER_ENDPOINT_INDEPENDENT);
+    let hp = with_b_mapping(Filtering::EndpointIndependent);
     let frame = a_to_b_pub().frame();
     let out = empty.in_ns(|| hp.run(Prog::Inside, &frame));
     expect_verdict("no route", &out, TC_ACT_SHOT);
@@ -858,7 +859,7 @@ fn fkey(src: Ipv4Addr, dst: Ipv4Addr, id: u16, proto: u8, inbound: bool) -> Frag
 
 #[test]
 fn egress_first_fragment_decides_later_fragments_follow() {
-    let hp = Hp::new(FILTER_ADDRESS);
+    let hp = Hp::new(Filtering::Address);
     let dgram = big_udp((A, 41000), (SRV, 9000), 0x4242);
     let [f0, f1, f2] = frags(&dgram);
     let translated = big_udp((POOL, 41000), (SRV, 9000), 0x4242);
@@ -892,7 +893,7 @@ fn egress_first_fragment_decides_later_fragments_follow() {
 #[test]
 fn ingress_first_fragment_decides_later_fragments_follow() {
     for hook in Hook::INGRESS {
-        let mut hp = Hp::new(FILTER_ADDRESS);
+        let mut hp = Hp::new(Filtering::Address);
         hp.add_mapping(ep(A, 41000, UDP), ep(POOL, 41000, UDP), 0);
         hp.admit_address(ep(POOL, 41000, UDP), SRV);
         let dgram = big_udp((SRV, 9000), (POOL, 41000), 0x5151);
@@ -921,7 +922,7 @@ fn ingress_first_fragment_decides_later_fragments_follow() {
 
 #[test]
 fn unfragmented_datagrams_are_not_remembered() {
-    let hp = Hp::new(FILTER_ADDRESS);
+    let hp = Hp::new(Filtering::Address);
     let p = udp((A, 41000), (SRV, 9000), b"small").with_id(0x0101);
     let out = hp.run_hook(Hook::EgressTc, &p.frame());
     expect_verdict("unfragmented", &out, TC_ACT_OK);
@@ -930,7 +931,7 @@ fn unfragmented_datagrams_are_not_remembered() {
 
 #[test]
 fn unknown_later_fragment_dropped_outbound_passed_inbound() {
-    let mut hp = Hp::new(FILTER_ADDRESS);
+    let mut hp = Hp::new(Filtering::Address);
     hp.add_mapping(ep(A, 41000, UDP), ep(POOL, 41000, UDP), 0);
     let [_, out_later, _] = frags(&big_udp((A, 41000), (SRV, 9000), 0x6161));
     let [_, in_later, _] = frags(&big_udp((SRV, 9000), (POOL, 41000), 0x6262));
@@ -980,7 +981,7 @@ fn unknown_later_fragment_dropped_outbound_passed_inbound() {
 
 #[test]
 fn frags_entries_match_source_destination_id_protocol_and_direction() {
-    let hp = Hp::new(FILTER_ADDRESS);
+    let hp = Hp::new(Filtering::Address);
     let dgram = big_udp((A, 41000), (SRV, 9000), 0x7171);
     let [f0, _, _] = frags(&dgram);
     assert_eq!(hp.run_hook(Hook::EgressTc, &f0.frame()).verdict, TC_ACT_OK);
@@ -1005,7 +1006,7 @@ fn frags_entries_match_source_destination_id_protocol_and_direction() {
     let out = hp.run_hook(Hook::EgressTc, &tcp_later.frame());
     expect_verdict("another protocol", &out, TC_ACT_SHOT);
     // The outbound entry does not translate inbound fragments.
-    let mut inbound = Hp::new(FILTER_ADDRESS);
+    let mut inbound = Hp::new(Filtering::Address);
     inbound.put_frag(
         fkey(A, SRV, 0x7171, UDP, false),
         FragValue {
@@ -1031,7 +1032,7 @@ fn stale_frags_entries_are_ignored() {
     let twenty_nine = 29_000_000_000u64;
     assert!(FRAG_TIMEOUT_NS > twenty_nine && FRAG_TIMEOUT_NS < thirty_one);
     for (age, fresh) in [(thirty_one, false), (twenty_nine, true)] {
-        let mut hp = Hp::new(FILTER_ADDRESS);
+        let mut hp = Hp::new(Filtering::Address);
         hp.add_mapping(ep(A, 41000, UDP), ep(POOL, 41000, UDP), 0);
         // Taken after loading (the verifier takes a while): the fresh case
         // then has a second before it goes stale.
@@ -1087,7 +1088,7 @@ fn stale_frags_entries_are_ignored() {
 
 #[test]
 fn static_nat_translates_every_fragment_by_address() {
-    let mut hp = Hp::new(FILTER_ADDRESS);
+    let mut hp = Hp::new(Filtering::Address);
     hp.add_static(S, PUB_S);
     let [o0, o1, o2] = frags(&big_udp((S, 41000), (SRV, 9000), 0x9191));
     let [w0, w1, w2] = frags(&big_udp((PUB_S, 41000), (SRV, 9000), 0x9191));
@@ -1133,7 +1134,7 @@ fn reverse_order(hook: Hook, inbound: bool) {
         std::process::id(),
         if inbound { "i" } else { "o" }
     ));
-    let mut hp = Hp::new(FILTER_ADDRESS);
+    let mut hp = Hp::new(Filtering::Address);
     let (dgram, want) = if inbound {
         hp.add_mapping(ep(A, 41000, UDP), ep(POOL, 41000, UDP), 0);
         hp.admit_address(ep(POOL, 41000, UDP), SRV);
@@ -1194,7 +1195,7 @@ fn reverse_order_inbound_tc_is_held_and_released() {
 /// stack untouched (counted), and the first fragment is translated alone.
 #[test]
 fn reverse_order_inbound_xdp_passes_the_early_fragment() {
-    let mut hp = Hp::new(FILTER_ADDRESS);
+    let mut hp = Hp::new(Filtering::Address);
     hp.add_mapping(ep(A, 41000, UDP), ep(POOL, 41000, UDP), 0);
     hp.admit_address(ep(POOL, 41000, UDP), SRV);
     let [f0, _, f2] = frags(&big_udp((SRV, 9000), (POOL, 41000), 0xa2a2));
@@ -1219,7 +1220,7 @@ fn reverse_order_inbound_xdp_passes_the_early_fragment() {
 #[test]
 fn fragment_floods_stay_bounded() {
     let scratch = Netns::create(format!("xp{}-fld", std::process::id()));
-    let hp = Hp::new(FILTER_ADDRESS);
+    let hp = Hp::new(Filtering::Address);
     let (_, frags_max) = hp.usage(LoadedRef::frags_out);
     let n = frags_max + 1000;
     let payload = [0x33u8; 64];
@@ -1278,7 +1279,7 @@ fn fragment_floods_stay_bounded() {
 #[test]
 fn an_inbound_fragment_flood_leaves_outbound_datagrams_translated() {
     let scratch = Netns::create(format!("xp{}-ifl", std::process::id()));
-    let hp = Hp::new(FILTER_ADDRESS);
+    let hp = Hp::new(Filtering::Address);
     let dgram = big_udp((A, 41000), (SRV, 9000), 0x6161);
     let [f0, f1, f2] = frags(&dgram);
     let [t0, t1, t2] = frags(&big_udp((POOL, 41000), (SRV, 9000), 0x6161));
@@ -1329,7 +1330,7 @@ fn an_inbound_fragment_flood_leaves_outbound_datagrams_translated() {
 #[test]
 fn hairpin_fragments_follow_their_first_fragment() {
     let fib = FibNs::new("hfrag");
-    let hp = with_b_mapping(FILTER_ENDPOINT_INDEPENDENT);
+    let hp = with_b_mapping(Filtering::EndpointIndependent);
     let dgram = big_udp((A, 40000), (POOL, 5000), 0xb1b1);
     let [f0, f1, f2] = frags(&dgram);
     let want_dgram = big_udp((POOL, 40000), (B, 5000), 0xb1b1).with_ttl(63);
@@ -1355,7 +1356,7 @@ fn hairpin_fragments_follow_their_first_fragment() {
 #[test]
 fn hairpin_fragments_to_a_static_address() {
     let fib = FibNs::new("hfst");
-    let mut hp = Hp::inside(FILTER_ENDPOINT_INDEPENDENT);
+    let mut hp = Hp::inside(Filtering::EndpointIndependent);
     hp.add_static(E, PUB_E);
     let dgram = big_udp((A, 40000), (PUB_E, 5300), 0xc1c1);
     let want_dgram = big_udp((POOL, 40000), (E, 5300), 0xc1c1).with_ttl(63);
@@ -1376,7 +1377,7 @@ fn hairpin_fragments_to_a_static_address() {
 #[test]
 fn an_inbound_stray_fragment_flood_leaves_held_outbound_fragments() {
     let scratch = Netns::create(format!("xp{}-hfl", std::process::id()));
-    let hp = Hp::new(FILTER_ADDRESS);
+    let hp = Hp::new(Filtering::Address);
     let [f0, _, f2] = frags(&big_udp((A, 41000), (SRV, 9000), 0x7171));
     let out = scratch.in_ns(|| hp.run_hook(Hook::EgressTc, &f2.frame()));
     assert!(
