@@ -46,6 +46,11 @@ pub struct RouteCacheEntry {
     pub smac: [u8; 6],
     pub dmac: [u8; 6],
 }
+#[cfg(feature = "user")]
+// SAFETY: #[repr(C)], Copy, integers only, no padding (8 + 5 * 4 + 12 = 40
+// bytes, a multiple of its alignment), so every bit pattern is valid.
+unsafe impl aya::Pod for RouteCacheEntry {}
+
 /// `--fast-path` switch: `[FAST_PATH_ON]` 1 when on, `[FAST_PATH_EXT_IFINDEX]` the
 /// external interface (outbound fast-path packets must route there).
 pub const MAP_FAST_PATH: &str = "FAST_PATH";

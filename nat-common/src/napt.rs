@@ -56,7 +56,7 @@ pub const MAP_EVENTS: &str = "EVENTS";
 /// IPv4 datagrams being fragmented through the NAT: the address
 /// translation their first fragment decided, for the later fragments
 /// (LRU-bounded; entries older than [`FRAG_TIMEOUT_NS`] are ignored). One
-/// table per direction ([`FragKey::map_name`]), [`FRAGS_MAX`] entries
+/// table per direction (by [`FragKey::inbound`]), [`FRAGS_MAX`] entries
 /// each: first fragments from the outside, which anyone can send, then
 /// only ever evict each other, never the inside hosts' datagrams.
 pub const MAP_FRAGS_OUT: &str = "FRAGS_OUT";
@@ -65,7 +65,7 @@ pub const FRAGS_MAX: u32 = 8192;
 /// Later fragments that arrived before their first fragment, held (TC
 /// only) until it comes: at most this many per direction, LRU-evicted,
 /// released only within [`FRAG_TIMEOUT_NS`]. One table per direction
-/// ([`FragKey::hold_map_name`]), so stray fragments from the outside never
+/// (by [`FragKey::inbound`]), so stray fragments from the outside never
 /// evict the inside hosts' held fragments.
 pub const MAP_FRAG_HOLD_OUT: &str = "FRAG_HOLD_OUT";
 pub const MAP_FRAG_HOLD_IN: &str = "FRAG_HOLD_IN";
@@ -490,26 +490,6 @@ pub struct FragKey {
     pub inbound: u8,
 }
 
-impl FragKey {
-    /// The table that holds this datagram's entry: its direction's.
-    pub fn map_name(&self) -> &'static str {
-        if self.inbound != 0 {
-            MAP_FRAGS_IN
-        } else {
-            MAP_FRAGS_OUT
-        }
-    }
-
-    /// The table that holds this datagram's early later fragments.
-    pub fn hold_map_name(&self) -> &'static str {
-        if self.inbound != 0 {
-            MAP_FRAG_HOLD_IN
-        } else {
-            MAP_FRAG_HOLD_OUT
-        }
-    }
-}
-
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FragValue {
@@ -592,6 +572,8 @@ mod pod {
     unsafe impl aya::Pod for super::FilterKey {}
     unsafe impl aya::Pod for super::FragKey {}
     unsafe impl aya::Pod for super::FragValue {}
+    unsafe impl aya::Pod for super::HoldKey {}
+    unsafe impl aya::Pod for super::HeldFragment {}
 }
 
 #[cfg(test)]

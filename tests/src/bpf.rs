@@ -7,8 +7,9 @@
 use std::net::Ipv4Addr;
 
 use anyhow::{Context as _, Result, anyhow};
-use aya::Ebpf;
+use aya::maps::{HashMap, IterableMap as _, MapData, MapError};
 use aya::programs::{SchedClassifier, TestRun, TestRunOptions, Xdp};
+use aya::{Ebpf, Pod};
 use nat_common::stats::COUNTER_COUNT;
 use nat_common::{
     Counter, PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_INSIDE_TC, PROG_INSIDE_XDP,
@@ -250,4 +251,108 @@ pub fn counters(ebpf: &Ebpf) -> [u64; COUNTER_COUNT as usize] {
         all[c as usize] = v.iter().sum();
     }
     all
+}
+
+// The hash tables of a loaded object, each opened through its typed handle
+// in `nat_userspace::tables` (`LoadedRef::napt_out` to read,
+// `Loaded::napt_out` to change), which gives its key and value types.
+
+/// A hash table of a loaded object, to read.
+pub type Read<'e, K, V> = HashMap<&'e MapData, K, V>;
+/// A hash table of a loaded object, to change.
+pub type Write<'e, K, V> = HashMap<&'e mut MapData, K, V>;
+
+/// The name of a map, for messages.
+pub fn map_name(data: &MapData) -> String {
+    data.info()
+        .ok()
+        .and_then(|i| i.name_as_str().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
+/// Entry `k` of the table `table` opens in `ebpf`
+/// (`get(ebpf, LoadedRef::napt_out, &key)`), if any.
+pub fn try_get<'e, K: Pod, V: Pod>(
+    ebpf: &'e Ebpf,
+    table: impl FnOnce(&LoadedRef<'e>) -> Result<Read<'e, K, V>>,
+    k: &K,
+) -> Result<Option<V>> {
+    let m = table(&LoadedRef::new(ebpf))?;
+    match m.get(k, 0) {
+        Ok(v) => Ok(Some(v)),
+        Err(MapError::KeyNotFound) => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", map_name(m.map()))),
+    }
+}
+
+/// [`try_get`], panicking on errors.
+#[track_caller]
+pub fn get<'e, K: Pod, V: Pod>(
+    ebpf: &'e Ebpf,
+    table: impl FnOnce(&LoadedRef<'e>) -> Result<Read<'e, K, V>>,
+    k: &K,
+) -> Option<V> {
+    try_get(ebpf, table, k).unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+/// Every entry of the table `table` opens in `ebpf`.
+pub fn try_all<'e, K: Pod, V: Pod>(
+    ebpf: &'e Ebpf,
+    table: impl FnOnce(&LoadedRef<'e>) -> Result<Read<'e, K, V>>,
+) -> Result<Vec<(K, V)>> {
+    let m = table(&LoadedRef::new(ebpf))?;
+    m.iter()
+        .map(|r| r.with_context(|| format!("iterating {}", map_name(m.map()))))
+        .collect()
+}
+
+/// [`try_all`], panicking on errors.
+#[track_caller]
+pub fn all<'e, K: Pod, V: Pod>(
+    ebpf: &'e Ebpf,
+    table: impl FnOnce(&LoadedRef<'e>) -> Result<Read<'e, K, V>>,
+) -> Vec<(K, V)> {
+    try_all(ebpf, table).unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+/// Writes `k` → `v` into the table `table` opens in `ebpf`
+/// (`put(ebpf, Loaded::napt_out, key, value)`).
+pub fn try_put<'e, K: Pod, V: Pod>(
+    ebpf: &'e mut Ebpf,
+    table: impl FnOnce(Loaded<'e>) -> Result<Write<'e, K, V>>,
+    k: K,
+    v: V,
+) -> Result<()> {
+    let mut m = table(Loaded::new(ebpf))?;
+    m.insert(k, v, 0)
+        .with_context(|| format!("inserting into {}", map_name(m.map())))
+}
+
+/// [`try_put`], panicking on errors.
+#[track_caller]
+pub fn put<'e, K: Pod, V: Pod>(
+    ebpf: &'e mut Ebpf,
+    table: impl FnOnce(Loaded<'e>) -> Result<Write<'e, K, V>>,
+    k: K,
+    v: V,
+) {
+    try_put(ebpf, table, k, v).unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+/// Empties the table `table` opens in `ebpf`.
+pub fn clear<'e, K: Pod, V: Pod>(
+    ebpf: &'e mut Ebpf,
+    table: impl FnOnce(Loaded<'e>) -> Result<Write<'e, K, V>>,
+) -> Result<()> {
+    let mut m = table(Loaded::new(ebpf))?;
+    let name = map_name(m.map());
+    let keys = m
+        .keys()
+        .collect::<Result<Vec<K>, _>>()
+        .with_context(|| format!("reading {name}"))?;
+    for k in keys {
+        m.remove(&k)
+            .with_context(|| format!("deleting from {name}"))?;
+    }
+    Ok(())
 }

@@ -33,12 +33,13 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
-use std::os::fd::{AsFd as _, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use aya::maps::{MapData, MapType};
+use nat_userspace::tables::Tables;
+pub use nat_userspace::tables::usage::MapUsage;
 use serde_json::Value;
 
 // The socket helpers are the NAPT harness's; the tests import them from here.
@@ -297,13 +298,10 @@ impl HairpinTopo {
     /// Usage of every map pinned for EXT.
     pub fn pinned_maps(&self) -> Vec<MapUsage> {
         let dir = self.pin_dir();
-        let mut v: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap_or_else(|e| panic!("read_dir {}: {e}", dir.display()))
-            .flatten()
-            .map(|e| e.path())
-            .filter_map(|p| map_usage(&p))
-            .collect();
-        v.sort_by(|a, b| a.file.cmp(&b.file));
+        let mut v = Tables::at(&dir)
+            .usage()
+            .unwrap_or_else(|e| panic!("map usage in {}: {e:#}", dir.display()));
+        v.sort_by(|a, b| a.name.cmp(&b.name));
         v
     }
 }
@@ -321,105 +319,6 @@ impl Drop for HairpinTopo {
 /// Renders flows for messages, one per line.
 pub fn show_flows(flows: &[FlowRow]) -> String {
     flows.iter().map(|f| format!("  {}\n", f.raw)).collect()
-}
-
-// ------------------------------------------------------------------ maps
-
-/// What a pinned map holds.
-#[derive(Clone, Debug)]
-pub struct MapUsage {
-    /// File name of the pin (the map's name as xnat pins it).
-    pub file: String,
-    pub map_type: Option<MapType>,
-    pub max_entries: u32,
-    pub key_size: u32,
-    pub value_size: u32,
-    /// Entries counted with BPF_MAP_GET_NEXT_KEY (hash maps only).
-    pub entries: Option<u64>,
-}
-
-impl MapUsage {
-    /// Upper bound of the memory its entries can take (keys + values).
-    pub fn max_bytes(&self) -> u64 {
-        u64::from(self.max_entries) * u64::from(self.key_size + self.value_size)
-    }
-}
-
-/// Usage of the map pinned at `path`; `None` if it is not a map (a link).
-pub fn map_usage(path: &std::path::Path) -> Option<MapUsage> {
-    let data = MapData::from_pin(path).ok()?;
-    let info = data.info().ok()?;
-    let map_type = info.map_type().ok();
-    let entries = match map_type {
-        Some(MapType::Hash | MapType::LruHash | MapType::PerCpuHash | MapType::LruPerCpuHash) => {
-            Some(count_keys(
-                data.fd().as_fd().as_raw_fd(),
-                info.key_size() as usize,
-            ))
-        }
-        _ => None,
-    };
-    Some(MapUsage {
-        file: path.file_name()?.to_string_lossy().into_owned(),
-        map_type,
-        max_entries: info.max_entries(),
-        key_size: info.key_size(),
-        value_size: info.value_size(),
-        entries,
-    })
-}
-
-/// `union bpf_attr` as BPF_MAP_GET_NEXT_KEY reads it.
-#[repr(C)]
-struct MapNextKeyAttr {
-    map_fd: u32,
-    _pad: u32,
-    key: u64,
-    next_key: u64,
-    flags: u64,
-}
-
-const BPF_MAP_GET_NEXT_KEY: libc::c_long = 4;
-
-/// Counts the keys of a hash map by walking it with BPF_MAP_GET_NEXT_KEY.
-pub fn count_keys(fd: RawFd, key_size: usize) -> u64 {
-    let mut key = vec![0u8; key_size.max(1)];
-    let mut next = vec![0u8; key_size.max(1)];
-    let mut n = 0u64;
-    let mut first = true;
-    loop {
-        let attr = MapNextKeyAttr {
-            map_fd: fd as u32,
-            _pad: 0,
-            key: if first { 0 } else { key.as_ptr() as u64 },
-            next_key: next.as_mut_ptr() as u64,
-            flags: 0,
-        };
-        // SAFETY: BPF_MAP_GET_NEXT_KEY reads `key` (key_size bytes, or
-        // none when 0) and writes key_size bytes to `next_key`; both buffers
-        // live across the call.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                BPF_MAP_GET_NEXT_KEY,
-                &attr as *const MapNextKeyAttr,
-                std::mem::size_of::<MapNextKeyAttr>(),
-            )
-        };
-        if rc != 0 {
-            let e = io::Error::last_os_error();
-            assert_eq!(
-                e.raw_os_error(),
-                Some(libc::ENOENT),
-                "BPF_MAP_GET_NEXT_KEY: {e}"
-            );
-            return n;
-        }
-        n += 1;
-        assert!(n <= 50_000_000, "map walk does not end");
-        key.copy_from_slice(&next);
-        first = false;
-    }
 }
 
 // ------------------------------------------------------------------ kernel counters

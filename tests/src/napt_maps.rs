@@ -23,18 +23,17 @@ use std::net::Ipv4Addr;
 use anyhow::{Context as _, Result, anyhow};
 use aya::Ebpf;
 use aya::maps::lpm_trie::Key as LpmKey;
-use aya::maps::{HashMap, MapData, MapError};
 use aya::programs::{SchedClassifier, Xdp};
 use nat_common::stats::COUNTER_COUNT;
 use nat_common::{
-    Counter, EVENT_QUOTE_MAX, EndpointKey, FilterKey, FirstSession, InsideEndpoint, MAP_FILTER,
-    MAP_HOST_PORTS, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_SESSIONS, MAPPING_FORWARD, Mapping, NatConfig,
-    PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP, Session, SessionKey,
+    Counter, EVENT_QUOTE_MAX, EndpointKey, FilterKey, FirstSession, InsideEndpoint,
+    MAPPING_FORWARD, Mapping, NatConfig, PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP,
+    Session, SessionKey,
 };
 use nat_userspace::settings::napt::NaptSettings;
 use nat_userspace::tables::{Loaded, LoadedRef};
 
-use crate::bpf::{Hook, Outcome, require_root};
+use crate::bpf::{Hook, Outcome, Read, Write, require_root};
 
 /// An address as the maps hold it (network order in a native `u32`).
 pub fn be(addr: Ipv4Addr) -> u32 {
@@ -419,45 +418,38 @@ impl Napt {
 
     // ------------------------------------------------------------ maps
 
-    fn hash<K: aya::Pod, V: aya::Pod>(&self, name: &str) -> HashMap<&MapData, K, V> {
-        HashMap::try_from(self.ebpf.map(name).expect(name))
-            .unwrap_or_else(|e| panic!("{name} map type: {e}"))
+    fn get<'e, K: aya::Pod, V: aya::Pod>(
+        &'e self,
+        table: impl FnOnce(&LoadedRef<'e>) -> Result<Read<'e, K, V>>,
+        k: &K,
+    ) -> Option<V> {
+        crate::bpf::get(&self.ebpf, table, k)
     }
 
-    fn hash_mut<K: aya::Pod, V: aya::Pod>(&mut self, name: &str) -> HashMap<&mut MapData, K, V> {
-        HashMap::try_from(self.ebpf.map_mut(name).expect(name))
-            .unwrap_or_else(|e| panic!("{name} map type: {e}"))
+    fn all<'e, K: aya::Pod, V: aya::Pod>(
+        &'e self,
+        table: impl FnOnce(&LoadedRef<'e>) -> Result<Read<'e, K, V>>,
+    ) -> Vec<(K, V)> {
+        crate::bpf::all(&self.ebpf, table)
     }
 
-    fn get<K: aya::Pod, V: aya::Pod>(&self, name: &str, k: &K) -> Option<V> {
-        match self.hash::<K, V>(name).get(k, 0) {
-            Ok(v) => Some(v),
-            Err(MapError::KeyNotFound) => None,
-            Err(e) => panic!("reading {name}: {e}"),
-        }
-    }
-
-    fn all<K: aya::Pod, V: aya::Pod>(&self, name: &str) -> Vec<(K, V)> {
-        self.hash::<K, V>(name)
-            .iter()
-            .map(|r| r.unwrap_or_else(|e| panic!("iterating {name}: {e}")))
-            .collect()
-    }
-
-    fn put<K: aya::Pod, V: aya::Pod>(&mut self, name: &str, k: K, v: V) {
-        self.hash_mut::<K, V>(name)
-            .insert(k, v, 0)
-            .unwrap_or_else(|e| panic!("inserting into {name}: {e}"));
+    fn put<'e, K: aya::Pod, V: aya::Pod>(
+        &'e mut self,
+        table: impl FnOnce(Loaded<'e>) -> Result<Write<'e, K, V>>,
+        k: K,
+        v: V,
+    ) {
+        crate::bpf::put(&mut self.ebpf, table, k, v)
     }
 
     /// The mapping of inside endpoint `inside` (NAPT_OUT).
     pub fn napt_out(&self, inside: Endpoint) -> Option<Mapping> {
-        self.get(MAP_NAPT_OUT, &inside.key())
+        self.get(LoadedRef::napt_out, &inside.key())
     }
 
     /// The inside endpoint behind public endpoint `public` (NAPT_IN).
     pub fn napt_in(&self, public: Endpoint) -> Option<InsideEndpoint> {
-        self.get(MAP_NAPT_IN, &public.key())
+        self.get(LoadedRef::napt_in, &public.key())
     }
 
     /// The public endpoint of inside endpoint `inside`, if mapped.
@@ -466,25 +458,25 @@ impl Napt {
     }
 
     pub fn napt_out_all(&self) -> Vec<(EndpointKey, Mapping)> {
-        let mut v = self.all(MAP_NAPT_OUT);
+        let mut v = self.all(LoadedRef::napt_out);
         v.sort_by_key(|(k, _)| ep_ord(k));
         v
     }
 
     pub fn napt_in_all(&self) -> Vec<(EndpointKey, InsideEndpoint)> {
-        let mut v = self.all(MAP_NAPT_IN);
+        let mut v = self.all(LoadedRef::napt_in);
         v.sort_by_key(|(k, _)| ep_ord(k));
         v
     }
 
     /// Writes a NAPT_OUT entry only.
     pub fn put_napt_out(&mut self, inside: Endpoint, value: Mapping) {
-        self.put(MAP_NAPT_OUT, inside.key(), value);
+        self.put(Loaded::napt_out, inside.key(), value);
     }
 
     /// Writes a NAPT_IN entry only (e.g. to occupy a public port).
     pub fn put_napt_in(&mut self, public: Endpoint, value: InsideEndpoint) {
-        self.put(MAP_NAPT_IN, public.key(), value);
+        self.put(Loaded::napt_in, public.key(), value);
     }
 
     /// Writes a mapping pair `inside <-> public` (both directions), without
@@ -524,7 +516,7 @@ impl Napt {
     /// The mapping whose first session `k` would be, if it is.
     fn first_holder(&self, k: &SessionKey) -> Option<(EndpointKey, Mapping)> {
         let inside = inside_key(k);
-        let m: Mapping = self.get(MAP_NAPT_OUT, &inside)?;
+        let m: Mapping = self.get(LoadedRef::napt_out, &inside)?;
         m.first_is(k.remote_addr, k.remote_port)
             .then_some((inside, m))
     }
@@ -566,7 +558,7 @@ impl Napt {
                     bytes_out: s.bytes_out,
                     bytes_in: s.bytes_in,
                 };
-                self.put(MAP_NAPT_OUT, inside, m);
+                self.put(Loaded::napt_out, inside, m);
             }
             None => self.put_table_session(k, s),
         }
@@ -574,27 +566,27 @@ impl Napt {
 
     /// The `SESSIONS` entry `k` only.
     pub fn table_session(&self, k: &SessionKey) -> Option<Session> {
-        self.get(MAP_SESSIONS, k)
+        self.get(LoadedRef::sessions, k)
     }
 
     /// The `SESSIONS` table only, sorted by key.
     pub fn table_sessions(&self) -> Vec<(SessionKey, Session)> {
-        let mut v = self.all(MAP_SESSIONS);
+        let mut v = self.all(LoadedRef::sessions);
         v.sort_by_key(|(k, _)| sk_ord(k));
         v
     }
 
     /// Writes a `SESSIONS` entry.
     pub fn put_table_session(&mut self, k: SessionKey, s: Session) {
-        self.put(MAP_SESSIONS, k, s);
+        self.put(Loaded::sessions, k, s);
     }
 
     pub fn filter(&self, k: &FilterKey) -> Option<u64> {
-        self.get(MAP_FILTER, k)
+        self.get(LoadedRef::filter, k)
     }
 
     pub fn filter_all(&self) -> Vec<(FilterKey, u64)> {
-        let mut v = self.all(MAP_FILTER);
+        let mut v = self.all(LoadedRef::filter);
         v.sort_by_key(|(k, _)| fk_ord(k));
         v
     }
@@ -609,11 +601,11 @@ impl Napt {
     }
 
     pub fn host_ports(&self, inside: Ipv4Addr) -> Option<u64> {
-        self.get(MAP_HOST_PORTS, &be(inside))
+        self.get(LoadedRef::host_ports, &be(inside))
     }
 
     pub fn set_host_ports(&mut self, inside: Ipv4Addr, n: u64) {
-        self.put(MAP_HOST_PORTS, be(inside), n);
+        self.put(Loaded::host_ports, be(inside), n);
     }
 
     /// Everything NAPT keeps, sorted, for before/after comparisons.
@@ -623,21 +615,21 @@ impl Napt {
             inb: self.napt_in_all(),
             session_table: self.table_sessions(),
             filter: self.filter_all(),
-            host_ports: sorted(self.all(MAP_HOST_PORTS)),
+            host_ports: sorted(self.all(LoadedRef::host_ports)),
         }
     }
 
-    /// Fills the hash map `name` (keys of type `K` built by `key(i)`) with
-    /// `n` entries of value `v`; stops early and returns how many went in
-    /// if the map refuses more.
-    pub fn fill<K: aya::Pod, V: aya::Pod>(
-        &mut self,
-        name: &str,
+    /// Fills the hash map `table` opens (`Loaded::napt_out`, …; keys built
+    /// by `key(i)`) with `n` entries of value `v`; stops early and returns
+    /// how many went in if the map refuses more.
+    pub fn fill<'e, K: aya::Pod, V: aya::Pod>(
+        &'e mut self,
+        table: impl FnOnce(Loaded<'e>) -> Result<Write<'e, K, V>>,
         n: u32,
         key: impl Fn(u32) -> K,
         v: V,
     ) -> u32 {
-        let mut m = self.hash_mut::<K, V>(name);
+        let mut m = table(Loaded::new(&mut self.ebpf)).expect("opening the table");
         for i in 0..n {
             if m.insert(key(i), v, 0).is_err() {
                 return i;

@@ -1047,19 +1047,19 @@ fn stray_fragment_flood_tc() {
             f.check(n <= u64::from(m.max_entries), || {
                 format!(
                     "map {} holds {n} entries, max_entries {}",
-                    m.file, m.max_entries
+                    m.name, m.max_entries
                 )
             });
         }
-        if m.file.contains("FRAG") {
+        if m.name.contains("FRAG") {
             f.check(m.max_bytes() <= 64 << 20, || {
-                format!("map {} may hold {} bytes", m.file, m.max_bytes())
+                format!("map {} may hold {} bytes", m.name, m.max_bytes())
             });
         }
     }
     let frags = maps
         .iter()
-        .find(|m| m.file == nat_common::MAP_FRAGS_OUT)
+        .find(|m| m.name == nat_common::MAP_FRAGS_OUT)
         .unwrap_or_else(|| panic!("no FRAGS_OUT map pinned: {maps:?}"));
     eprintln!("pinned maps after the flood: {maps:#?}");
     f.check(frags.entries.is_some_and(|n| n > 0), || {

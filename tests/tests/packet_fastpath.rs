@@ -50,17 +50,15 @@ use std::net::Ipv4Addr;
 use anyhow::{Context as _, Result, anyhow};
 use aya::Ebpf;
 use aya::maps::lpm_trie::Key as LpmKey;
-use aya::maps::{HashMap, MapData};
 use aya::programs::{SchedClassifier, TestRun, TestRunOptions, Xdp};
 use nat_common::stats::COUNTER_COUNT;
 use nat_common::{
-    Counter, EndpointKey, FAST_PATH_EXT_IFINDEX, FAST_PATH_ON, FILTER_ENDPOINT_INDEPENDENT,
-    InsideEndpoint, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_SESSIONS, MAP_STATIC_IN, MAP_STATIC_OUT,
-    MAP_XDP_TARGETS, Mapping, PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_INSIDE_TC, PROG_INSIDE_XDP,
-    Session, SessionKey,
+    Counter, FAST_PATH_EXT_IFINDEX, FAST_PATH_ON, MAP_XDP_TARGETS, PROG_INGRESS_TC,
+    PROG_INGRESS_XDP, PROG_INSIDE_TC, PROG_INSIDE_XDP, Session,
 };
+use nat_userspace::settings::napt::Filtering;
 use nat_userspace::tables::{Loaded, LoadedRef};
-use xnat_tests::bpf::{Outcome, TC_ACT_OK, XDP_PASS, require_root};
+use xnat_tests::bpf::{self, Outcome, Read, TC_ACT_OK, Write, XDP_PASS, require_root};
 use xnat_tests::frame::{
     self, IP_MF, Icmp, Packet, Tcp, Udp, assert_frame_eq, check_checksums, proto,
 };
@@ -168,7 +166,7 @@ impl Fp {
         let mut fp =
             Self::try_load(progs).unwrap_or_else(|e| panic!("loading xnat's BPF object: {e:#}"));
         let mut cfg = default_config();
-        cfg.filtering = FILTER_ENDPOINT_INDEPENDENT;
+        cfg.filtering = Filtering::EndpointIndependent.code();
         cfg.pool_len = 1;
         {
             let mut a = Loaded::new(&mut fp.ebpf).config().unwrap();
@@ -184,8 +182,8 @@ impl Fp {
                 .expect("INTERNAL");
         }
         for (private, public) in [(S, PUB_S), (N, PUB_N), (M, PUB_M), (Q, PUB_Q)] {
-            fp.put(MAP_STATIC_OUT, be(private), be(public));
-            fp.put(MAP_STATIC_IN, be(public), be(private));
+            fp.put(Loaded::static_out, be(private), be(public));
+            fp.put(Loaded::static_in, be(public), be(private));
         }
         fp.set_fast_path(fast);
         fp
@@ -237,30 +235,30 @@ impl Fp {
             .unwrap_or_else(|e| panic!("removing {ifindex} from {MAP_XDP_TARGETS}: {e}"));
     }
 
-    fn put<K: aya::Pod, V: aya::Pod>(&mut self, name: &str, k: K, v: V) {
-        let mut m: HashMap<&mut MapData, K, V> =
-            HashMap::try_from(self.ebpf.map_mut(name).expect(name)).unwrap();
-        m.insert(k, v, 0)
-            .unwrap_or_else(|e| panic!("inserting into {name}: {e}"));
+    fn put<'e, K: aya::Pod, V: aya::Pod>(
+        &'e mut self,
+        table: impl FnOnce(Loaded<'e>) -> Result<Write<'e, K, V>>,
+        k: K,
+        v: V,
+    ) {
+        bpf::put(&mut self.ebpf, table, k, v);
     }
 
-    /// Every entry of the hash map `name` as (key bytes, value bytes),
-    /// sorted.
-    fn snapshot<K: aya::Pod, V: aya::Pod>(&self, name: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
+    /// Every entry of the hash map `table` opens as (key bytes, value
+    /// bytes), sorted.
+    fn snapshot<'e, K: aya::Pod, V: aya::Pod>(
+        &'e self,
+        table: impl FnOnce(&LoadedRef<'e>) -> Result<Read<'e, K, V>>,
+    ) -> Vec<(Vec<u8>, Vec<u8>)> {
         fn bytes<T: aya::Pod>(v: &T) -> Vec<u8> {
             // SAFETY: Pod values read back from the kernel: plain bytes.
             unsafe {
                 std::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()).to_vec()
             }
         }
-        let m: HashMap<&MapData, K, V> =
-            HashMap::try_from(self.ebpf.map(name).expect(name)).unwrap();
-        let mut v: Vec<_> = m
+        let mut v: Vec<_> = bpf::all(&self.ebpf, table)
             .iter()
-            .map(|r| {
-                let (k, v) = r.unwrap_or_else(|e| panic!("iterating {name}: {e}"));
-                (bytes(&k), bytes(&v))
-            })
+            .map(|(k, v)| (bytes(k), bytes(v)))
             .collect();
         v.sort();
         v
@@ -273,8 +271,8 @@ impl Fp {
         let now = dataplane_now_ns();
         let mut m = public.as_mapping(0, now, now);
         m.first = first_session(remote, now, 0);
-        self.put(MAP_NAPT_OUT, inside.key(), m);
-        self.put(MAP_NAPT_IN, public.key(), inside.as_inside(0));
+        self.put(Loaded::napt_out, inside.key(), m);
+        self.put(Loaded::napt_in, public.key(), inside.as_inside(0));
     }
 
     /// A NAPT mapping `inside ↔ public` whose first session has expired
@@ -287,8 +285,12 @@ impl Fp {
         remote: (Ipv4Addr, u16),
     ) {
         let now = dataplane_now_ns();
-        self.put(MAP_NAPT_OUT, inside.key(), public.as_mapping(0, now, now));
-        self.put(MAP_NAPT_IN, public.key(), inside.as_inside(0));
+        self.put(
+            Loaded::napt_out,
+            inside.key(),
+            public.as_mapping(0, now, now),
+        );
+        self.put(Loaded::napt_in, public.key(), inside.as_inside(0));
         self.add_session(inside, public, remote);
     }
 
@@ -302,7 +304,7 @@ impl Fp {
             ..Default::default()
         };
         self.put(
-            MAP_SESSIONS,
+            Loaded::sessions,
             session_key(inside.proto, (inside.addr, inside.port), remote),
             s,
         );
@@ -312,9 +314,9 @@ impl Fp {
     /// per-session counters included).
     fn napt_state(&self) -> Vec<Vec<(Vec<u8>, Vec<u8>)>> {
         vec![
-            self.snapshot::<EndpointKey, Mapping>(MAP_NAPT_OUT),
-            self.snapshot::<EndpointKey, InsideEndpoint>(MAP_NAPT_IN),
-            self.snapshot::<SessionKey, Session>(MAP_SESSIONS),
+            self.snapshot(LoadedRef::napt_out),
+            self.snapshot(LoadedRef::napt_in),
+            self.snapshot(LoadedRef::sessions),
         ]
     }
 

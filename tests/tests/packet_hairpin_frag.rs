@@ -32,24 +32,23 @@ use std::net::Ipv4Addr;
 
 use anyhow::{Context as _, Result, anyhow};
 use aya::Ebpf;
+use aya::maps::IterableMap as _;
 use aya::maps::lpm_trie::Key as LpmKey;
-use aya::maps::{HashMap, Map, MapData, MapError};
 use aya::programs::{SchedClassifier, TestRun, TestRunOptions, Xdp};
 use nat_common::stats::COUNTER_COUNT;
 use nat_common::{
-    Counter, EndpointKey, FILTER_ADDRESS, FILTER_ADDRESS_AND_PORT, FILTER_ENDPOINT_INDEPENDENT,
-    FRAG_TIMEOUT_NS, FragKey, FragValue, MAP_FILTER, MAP_FRAG_HOLD_IN, MAP_FRAGS_IN, MAP_FRAGS_OUT,
-    MAP_NAPT_IN, MAP_NAPT_OUT, MAP_SESSIONS, MAP_STATIC_IN, MAP_STATIC_OUT, MAPPING_FORWARD,
-    Mapping, PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_INSIDE_TC, Session,
-    SessionKey,
+    Counter, FRAG_TIMEOUT_NS, FragKey, FragValue, MAP_FRAG_HOLD_IN, MAP_FRAG_HOLD_OUT,
+    MAPPING_FORWARD, Mapping, PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_INSIDE_TC,
+    Session, SessionKey,
 };
+use nat_userspace::settings::napt::Filtering;
+use nat_userspace::tables::usage::usage;
 use nat_userspace::tables::{Loaded, LoadedRef};
-use xnat_tests::bpf::{Hook, Outcome, TC_ACT_OK, TC_ACT_SHOT, require_root};
+use xnat_tests::bpf::{self, Hook, Outcome, Read, TC_ACT_OK, TC_ACT_SHOT, Write, require_root};
 use xnat_tests::frame::{
     self, ETH_HLEN, Icmp, Packet, Tcp, Udp, assert_frame_eq, check_checksums, icmp, proto,
     tcp_flags,
 };
-use xnat_tests::hairpin_topo::count_keys;
 use xnat_tests::napt_maps::{
     Endpoint, be, clock_window, dataplane_now_ns, default_config, filter_key, first_as_session,
     first_session, inside_key, session_key,
@@ -114,21 +113,21 @@ const INSIDE: &[&str] = &[PROG_INSIDE_TC];
 impl Hp {
     /// The external interface's programs (the verifier takes a while over
     /// each program: load only what a test runs).
-    fn new(filtering: u32) -> Hp {
+    fn new(filtering: Filtering) -> Hp {
         Self::with_progs(filtering, EXTERNAL)
     }
 
     /// The inside interfaces' program.
-    fn inside(filtering: u32) -> Hp {
+    fn inside(filtering: Filtering) -> Hp {
         Self::with_progs(filtering, INSIDE)
     }
 
-    fn with_progs(filtering: u32, progs: &[&str]) -> Hp {
+    fn with_progs(filtering: Filtering, progs: &[&str]) -> Hp {
         require_root();
         let mut hp =
             Self::try_load(progs).unwrap_or_else(|e| panic!("loading xnat's BPF object: {e:#}"));
         let mut cfg = default_config();
-        cfg.filtering = filtering;
+        cfg.filtering = filtering.code();
         cfg.pool_len = 1;
         {
             let mut a = Loaded::new(&mut hp.ebpf).config().unwrap();
@@ -231,29 +230,26 @@ impl Hp {
 
     // ---- maps
 
-    fn hash<K: aya::Pod, V: aya::Pod>(&self, name: &str) -> HashMap<&MapData, K, V> {
-        HashMap::try_from(self.ebpf.map(name).expect(name))
-            .unwrap_or_else(|e| panic!("{name} map type: {e}"))
+    fn put<'e, K: aya::Pod, V: aya::Pod>(
+        &'e mut self,
+        table: impl FnOnce(Loaded<'e>) -> Result<Write<'e, K, V>>,
+        k: K,
+        v: V,
+    ) {
+        bpf::put(&mut self.ebpf, table, k, v);
     }
 
-    fn put<K: aya::Pod, V: aya::Pod>(&mut self, name: &str, k: K, v: V) {
-        let mut m: HashMap<&mut MapData, K, V> =
-            HashMap::try_from(self.ebpf.map_mut(name).expect(name)).unwrap();
-        m.insert(k, v, 0)
-            .unwrap_or_else(|e| panic!("inserting into {name}: {e}"));
-    }
-
-    fn get<K: aya::Pod, V: aya::Pod>(&self, name: &str, k: &K) -> Option<V> {
-        match self.hash::<K, V>(name).get(k, 0) {
-            Ok(v) => Some(v),
-            Err(MapError::KeyNotFound) => None,
-            Err(e) => panic!("reading {name}: {e}"),
-        }
+    fn get<'e, K: aya::Pod, V: aya::Pod>(
+        &'e self,
+        table: impl FnOnce(&LoadedRef<'e>) -> Result<Read<'e, K, V>>,
+        k: &K,
+    ) -> Option<V> {
+        bpf::get(&self.ebpf, table, k)
     }
 
     fn add_static(&mut self, private: Ipv4Addr, public: Ipv4Addr) {
-        self.put(MAP_STATIC_OUT, be(private), be(public));
-        self.put(MAP_STATIC_IN, be(public), be(private));
+        self.put(Loaded::static_out, be(private), be(public));
+        self.put(Loaded::static_in, be(public), be(private));
     }
 
     /// A mapping pair `inside <-> public` (both directions), without a
@@ -261,11 +257,11 @@ impl Hp {
     fn add_mapping(&mut self, inside: Endpoint, public: Endpoint, flags: u16) {
         let now = dataplane_now_ns();
         self.put(
-            MAP_NAPT_OUT,
+            Loaded::napt_out,
             inside.key(),
             public.as_mapping(flags, now, now),
         );
-        self.put(MAP_NAPT_IN, public.key(), inside.as_inside(flags));
+        self.put(Loaded::napt_in, public.key(), inside.as_inside(flags));
     }
 
     /// Gives the mapping of `inside` a live first session with `remote`,
@@ -273,15 +269,17 @@ impl Hp {
     fn set_first(&mut self, inside: Endpoint, remote: (Ipv4Addr, u16)) {
         let mut m = self.napt_out(inside).expect("no mapping");
         m.first = first_session(remote, dataplane_now_ns(), 0);
-        self.put(MAP_NAPT_OUT, inside.key(), m);
+        self.put(Loaded::napt_out, inside.key(), m);
     }
 
     fn napt_out(&self, inside: Endpoint) -> Option<Mapping> {
-        self.get(MAP_NAPT_OUT, &inside.key())
+        self.get(LoadedRef::napt_out, &inside.key())
     }
 
     fn napt_out_len(&self) -> usize {
-        self.hash::<EndpointKey, Mapping>(MAP_NAPT_OUT)
+        LoadedRef::new(&self.ebpf)
+            .napt_out()
+            .expect("NAPT_OUT")
             .keys()
             .count()
     }
@@ -289,9 +287,9 @@ impl Hp {
     /// Session `k`, wherever it is held (its mapping's first session, or
     /// SESSIONS).
     fn session(&self, k: &SessionKey) -> Option<Session> {
-        let m: Option<Mapping> = self.get(MAP_NAPT_OUT, &inside_key(k));
+        let m: Option<Mapping> = self.get(LoadedRef::napt_out, &inside_key(k));
         m.and_then(|m| first_as_session(&m, k))
-            .or_else(|| self.get(MAP_SESSIONS, k))
+            .or_else(|| self.get(LoadedRef::sessions, k))
     }
 
     fn put_session(&mut self, k: SessionKey) {
@@ -302,52 +300,49 @@ impl Hp {
             public_addr: be(POOL),
             ..Default::default()
         };
-        self.put(MAP_SESSIONS, k, s);
+        self.put(Loaded::sessions, k, s);
     }
 
     fn admit_address(&mut self, public: Endpoint, remote: Ipv4Addr) {
-        self.put(MAP_FILTER, filter_key(public, remote), dataplane_now_ns());
+        self.put(
+            Loaded::filter,
+            filter_key(public, remote),
+            dataplane_now_ns(),
+        );
     }
 
     /// The FRAGS entry of `k`, in its direction's table.
     fn frag(&self, k: &FragKey) -> Option<FragValue> {
-        self.get(k.map_name(), k)
+        if k.inbound != 0 {
+            self.get(LoadedRef::frags_in, k)
+        } else {
+            self.get(LoadedRef::frags_out, k)
+        }
     }
 
     /// Every FRAGS entry, both directions.
     fn frags(&self) -> Vec<(FragKey, FragValue)> {
-        [MAP_FRAGS_OUT, MAP_FRAGS_IN]
-            .into_iter()
-            .flat_map(|name| {
-                self.hash::<FragKey, FragValue>(name)
-                    .iter()
-                    .map(|r| r.unwrap_or_else(|e| panic!("iterating {name}: {e}")))
-                    .collect::<Vec<_>>()
-            })
-            .collect()
+        let mut v = bpf::all(&self.ebpf, LoadedRef::frags_out);
+        v.extend(bpf::all(&self.ebpf, LoadedRef::frags_in));
+        v
     }
 
     fn put_frag(&mut self, k: FragKey, v: FragValue) {
-        self.put(k.map_name(), k, v);
+        if k.inbound != 0 {
+            self.put(Loaded::frags_in, k, v);
+        } else {
+            self.put(Loaded::frags_out, k, v);
+        }
     }
 
-    /// (entries, max_entries) of the map `name`, if the object has it.
-    fn usage(&self, name: &str) -> Option<(u64, u32)> {
-        let map = self.ebpf.map(name)?;
-        let data = match map {
-            Map::HashMap(d)
-            | Map::LruHashMap(d)
-            | Map::PerCpuHashMap(d)
-            | Map::PerCpuLruHashMap(d) => d,
-            _ => return None,
-        };
-        let info = data.info().expect("map info");
-        let fd = std::os::fd::AsFd::as_fd(data.fd());
-        let n = count_keys(
-            std::os::fd::AsRawFd::as_raw_fd(&fd),
-            info.key_size() as usize,
-        );
-        Some((n, info.max_entries()))
+    /// (entries, max_entries) of the hash map `table` opens.
+    fn usage<'e, K: aya::Pod, V: aya::Pod>(
+        &'e self,
+        table: impl FnOnce(&LoadedRef<'e>) -> Result<Read<'e, K, V>>,
+    ) -> (u64, u32) {
+        let m = table(&LoadedRef::new(&self.ebpf)).expect("opening the map");
+        let u = usage(m.map()).expect("map usage");
+        (u.entries.expect("a hash map's entries"), u.max_entries)
     }
 }
 
@@ -476,7 +471,7 @@ fn udp(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), data: &[u8]) -> Packet {
 
 /// B has a mapping 10.0.0.3:5000 ↔ 198.51.100.1:5000; A sends from
 /// 10.0.0.2:40000 to B's public endpoint.
-fn with_b_mapping(filtering: u32) -> Hp {
+fn with_b_mapping(filtering: Filtering) -> Hp {
     let mut hp = Hp::inside(filtering);
     hp.add_mapping(ep(B, 5000, UDP), ep(POOL, 5000, UDP), 0);
     hp
@@ -495,7 +490,7 @@ fn a_to_b_pub_translated() -> Packet {
 #[test]
 fn hairpin_udp_endpoint_independent() {
     let fib = FibNs::new("heif");
-    let hp = with_b_mapping(FILTER_ENDPOINT_INDEPENDENT);
+    let hp = with_b_mapping(Filtering::EndpointIndependent);
     let out = fib.inside(&hp, &a_to_b_pub().frame());
     expect_hairpinned(
         "A → B's public endpoint",
@@ -535,7 +530,7 @@ fn hairpin_udp_endpoint_independent() {
 #[test]
 fn hairpin_udp_address_dependent_filtering() {
     let fib = FibNs::new("hadf");
-    let mut hp = with_b_mapping(FILTER_ADDRESS);
+    let mut hp = with_b_mapping(Filtering::Address);
     let frame = a_to_b_pub().frame();
     let out = fib.inside(&hp, &frame);
     expect_verdict("A → B before B sent to 198.51.100.1", &out, TC_ACT_SHOT);
@@ -561,7 +556,7 @@ fn hairpin_udp_address_dependent_filtering() {
 
     // B's mapping was made by B sending to 198.51.100.1 (another port):
     // its first session admits that address, no FILTER entry needed.
-    let mut hp = with_b_mapping(FILTER_ADDRESS);
+    let mut hp = with_b_mapping(Filtering::Address);
     hp.set_first(ep(B, 5000, UDP), (POOL, 6000));
     let out = fib.inside(&hp, &frame);
     expect_hairpinned(
@@ -576,7 +571,7 @@ fn hairpin_udp_address_dependent_filtering() {
 #[test]
 fn hairpin_udp_address_and_port_dependent_filtering() {
     let fib = FibNs::new("hapf");
-    let mut hp = with_b_mapping(FILTER_ADDRESS_AND_PORT);
+    let mut hp = with_b_mapping(Filtering::AddressAndPort);
     let frame = a_to_b_pub().frame();
     let out = fib.inside(&hp, &frame);
     expect_verdict("A → B before B sent to A", &out, TC_ACT_SHOT);
@@ -609,7 +604,7 @@ fn hairpin_udp_address_and_port_dependent_filtering() {
 fn hairpin_tcp_through_port_forward() {
     let fib = FibNs::new("htcp");
     // Forwards are admitted whatever the filtering.
-    let mut hp = Hp::inside(FILTER_ADDRESS_AND_PORT);
+    let mut hp = Hp::inside(Filtering::AddressAndPort);
     hp.add_mapping(ep(B, 80, TCP), ep(POOL, 8080, TCP), MAPPING_FORWARD);
     let syn = Packet::tcp(A, POOL, Tcp::syn(40000, 8080));
     let out = fib.inside(&hp, &syn.frame());
@@ -643,7 +638,7 @@ fn hairpin_tcp_through_port_forward() {
 #[test]
 fn hairpin_icmp_echo_through_static_mappings() {
     let fib = FibNs::new("hecho");
-    let mut hp = Hp::inside(FILTER_ADDRESS_AND_PORT);
+    let mut hp = Hp::inside(Filtering::AddressAndPort);
     hp.add_static(E, PUB_E);
     hp.add_static(C, PUB_C);
 
@@ -697,7 +692,7 @@ fn hairpin_icmp_echo_through_static_mappings() {
 #[test]
 fn hairpin_icmp_errors() {
     let fib = FibNs::new("herr");
-    let mut hp = Hp::inside(FILTER_ADDRESS_AND_PORT);
+    let mut hp = Hp::inside(Filtering::AddressAndPort);
     hp.add_static(E, PUB_E);
     hp.add_mapping(ep(A, 40000, UDP), ep(POOL, 40000, UDP), 0);
     hp.add_mapping(ep(B, 7000, UDP), ep(POOL, 7000, UDP), MAPPING_FORWARD);
@@ -770,7 +765,7 @@ fn hairpin_icmp_errors() {
 #[test]
 fn hairpin_ttl_1_is_left_to_the_stack() {
     let fib = FibNs::new("httl");
-    let hp = with_b_mapping(FILTER_ENDPOINT_INDEPENDENT);
+    let hp = with_b_mapping(Filtering::EndpointIndependent);
     let frame = a_to_b_pub().with_ttl(1).frame();
     let out = fib.inside(&hp, &frame);
     expect_untouched("TTL 1", &out, &frame, TC_ACT_OK);
@@ -784,7 +779,7 @@ fn hairpin_ttl_1_is_left_to_the_stack() {
 #[test]
 fn hairpin_leaves_everything_else_to_the_stack() {
     let fib = FibNs::new("hnot");
-    let hp = with_b_mapping(FILTER_ENDPOINT_INDEPENDENT);
+    let hp = with_b_mapping(Filtering::EndpointIndependent);
     let cases = [
         (
             "A → outside server",
@@ -819,7 +814,7 @@ fn hairpin_leaves_everything_else_to_the_stack() {
 #[test]
 fn hairpin_without_a_route_is_dropped_after_translation() {
     let empty = Netns::create(format!("xp{}-hnrt", std::process::id()));
-    let hp = with_b_mapping(FILTER_ENDPOINT_INDEPENDENT);
+    let hp = with_b_mapping(Filtering::EndpointIndependent);
     let frame = a_to_b_pub().frame();
     let out = empty.in_ns(|| hp.run(Prog::Inside, &frame));
     expect_verdict("no route", &out, TC_ACT_SHOT);
@@ -864,7 +859,7 @@ fn fkey(src: Ipv4Addr, dst: Ipv4Addr, id: u16, proto: u8, inbound: bool) -> Frag
 
 #[test]
 fn egress_first_fragment_decides_later_fragments_follow() {
-    let hp = Hp::new(FILTER_ADDRESS);
+    let hp = Hp::new(Filtering::Address);
     let dgram = big_udp((A, 41000), (SRV, 9000), 0x4242);
     let [f0, f1, f2] = frags(&dgram);
     let translated = big_udp((POOL, 41000), (SRV, 9000), 0x4242);
@@ -898,7 +893,7 @@ fn egress_first_fragment_decides_later_fragments_follow() {
 #[test]
 fn ingress_first_fragment_decides_later_fragments_follow() {
     for hook in Hook::INGRESS {
-        let mut hp = Hp::new(FILTER_ADDRESS);
+        let mut hp = Hp::new(Filtering::Address);
         hp.add_mapping(ep(A, 41000, UDP), ep(POOL, 41000, UDP), 0);
         hp.admit_address(ep(POOL, 41000, UDP), SRV);
         let dgram = big_udp((SRV, 9000), (POOL, 41000), 0x5151);
@@ -927,7 +922,7 @@ fn ingress_first_fragment_decides_later_fragments_follow() {
 
 #[test]
 fn unfragmented_datagrams_are_not_remembered() {
-    let hp = Hp::new(FILTER_ADDRESS);
+    let hp = Hp::new(Filtering::Address);
     let p = udp((A, 41000), (SRV, 9000), b"small").with_id(0x0101);
     let out = hp.run_hook(Hook::EgressTc, &p.frame());
     expect_verdict("unfragmented", &out, TC_ACT_OK);
@@ -936,7 +931,7 @@ fn unfragmented_datagrams_are_not_remembered() {
 
 #[test]
 fn unknown_later_fragment_dropped_outbound_passed_inbound() {
-    let mut hp = Hp::new(FILTER_ADDRESS);
+    let mut hp = Hp::new(Filtering::Address);
     hp.add_mapping(ep(A, 41000, UDP), ep(POOL, 41000, UDP), 0);
     let [_, out_later, _] = frags(&big_udp((A, 41000), (SRV, 9000), 0x6161));
     let [_, in_later, _] = frags(&big_udp((SRV, 9000), (POOL, 41000), 0x6262));
@@ -986,7 +981,7 @@ fn unknown_later_fragment_dropped_outbound_passed_inbound() {
 
 #[test]
 fn frags_entries_match_source_destination_id_protocol_and_direction() {
-    let hp = Hp::new(FILTER_ADDRESS);
+    let hp = Hp::new(Filtering::Address);
     let dgram = big_udp((A, 41000), (SRV, 9000), 0x7171);
     let [f0, _, _] = frags(&dgram);
     assert_eq!(hp.run_hook(Hook::EgressTc, &f0.frame()).verdict, TC_ACT_OK);
@@ -1011,7 +1006,7 @@ fn frags_entries_match_source_destination_id_protocol_and_direction() {
     let out = hp.run_hook(Hook::EgressTc, &tcp_later.frame());
     expect_verdict("another protocol", &out, TC_ACT_SHOT);
     // The outbound entry does not translate inbound fragments.
-    let mut inbound = Hp::new(FILTER_ADDRESS);
+    let mut inbound = Hp::new(Filtering::Address);
     inbound.put_frag(
         fkey(A, SRV, 0x7171, UDP, false),
         FragValue {
@@ -1037,7 +1032,7 @@ fn stale_frags_entries_are_ignored() {
     let twenty_nine = 29_000_000_000u64;
     assert!(FRAG_TIMEOUT_NS > twenty_nine && FRAG_TIMEOUT_NS < thirty_one);
     for (age, fresh) in [(thirty_one, false), (twenty_nine, true)] {
-        let mut hp = Hp::new(FILTER_ADDRESS);
+        let mut hp = Hp::new(Filtering::Address);
         hp.add_mapping(ep(A, 41000, UDP), ep(POOL, 41000, UDP), 0);
         // Taken after loading (the verifier takes a while): the fresh case
         // then has a second before it goes stale.
@@ -1093,7 +1088,7 @@ fn stale_frags_entries_are_ignored() {
 
 #[test]
 fn static_nat_translates_every_fragment_by_address() {
-    let mut hp = Hp::new(FILTER_ADDRESS);
+    let mut hp = Hp::new(Filtering::Address);
     hp.add_static(S, PUB_S);
     let [o0, o1, o2] = frags(&big_udp((S, 41000), (SRV, 9000), 0x9191));
     let [w0, w1, w2] = frags(&big_udp((PUB_S, 41000), (SRV, 9000), 0x9191));
@@ -1139,7 +1134,7 @@ fn reverse_order(hook: Hook, inbound: bool) {
         std::process::id(),
         if inbound { "i" } else { "o" }
     ));
-    let mut hp = Hp::new(FILTER_ADDRESS);
+    let mut hp = Hp::new(Filtering::Address);
     let (dgram, want) = if inbound {
         hp.add_mapping(ep(A, 41000, UDP), ep(POOL, 41000, UDP), 0);
         hp.admit_address(ep(POOL, 41000, UDP), SRV);
@@ -1200,7 +1195,7 @@ fn reverse_order_inbound_tc_is_held_and_released() {
 /// stack untouched (counted), and the first fragment is translated alone.
 #[test]
 fn reverse_order_inbound_xdp_passes_the_early_fragment() {
-    let mut hp = Hp::new(FILTER_ADDRESS);
+    let mut hp = Hp::new(Filtering::Address);
     hp.add_mapping(ep(A, 41000, UDP), ep(POOL, 41000, UDP), 0);
     hp.admit_address(ep(POOL, 41000, UDP), SRV);
     let [f0, _, f2] = frags(&big_udp((SRV, 9000), (POOL, 41000), 0xa2a2));
@@ -1225,8 +1220,8 @@ fn reverse_order_inbound_xdp_passes_the_early_fragment() {
 #[test]
 fn fragment_floods_stay_bounded() {
     let scratch = Netns::create(format!("xp{}-fld", std::process::id()));
-    let hp = Hp::new(FILTER_ADDRESS);
-    let (_, frags_max) = hp.usage(MAP_FRAGS_OUT).expect("FRAGS_OUT usage");
+    let hp = Hp::new(Filtering::Address);
+    let (_, frags_max) = hp.usage(LoadedRef::frags_out);
     let n = frags_max + 1000;
     let payload = [0x33u8; 64];
     scratch.in_ns(|| {
@@ -1238,7 +1233,7 @@ fn fragment_floods_stay_bounded() {
             assert_eq!(out.verdict, TC_ACT_OK, "first fragment #{i}");
         }
     });
-    let (entries, max) = hp.usage(MAP_FRAGS_OUT).unwrap();
+    let (entries, max) = hp.usage(LoadedRef::frags_out);
     assert!(
         entries <= u64::from(max),
         "FRAGS_OUT holds {entries} > {max}"
@@ -1268,10 +1263,11 @@ fn fragment_floods_stay_bounded() {
         "strays must not create FRAGS entries"
     );
     assert_eq!(hp.napt_out_len(), 1, "strays must not create mappings");
-    for name in ["FRAG_HOLD_OUT", "FRAG_HOLD_IN"] {
-        if let Some((entries, max)) = hp.usage(name) {
-            assert!(entries <= u64::from(max), "{name} holds {entries} > {max}");
-        }
+    for (name, (entries, max)) in [
+        (MAP_FRAG_HOLD_OUT, hp.usage(LoadedRef::frag_hold_out)),
+        (MAP_FRAG_HOLD_IN, hp.usage(LoadedRef::frag_hold_in)),
+    ] {
+        assert!(entries <= u64::from(max), "{name} holds {entries} > {max}");
     }
 }
 
@@ -1283,7 +1279,7 @@ fn fragment_floods_stay_bounded() {
 #[test]
 fn an_inbound_fragment_flood_leaves_outbound_datagrams_translated() {
     let scratch = Netns::create(format!("xp{}-ifl", std::process::id()));
-    let hp = Hp::new(FILTER_ADDRESS);
+    let hp = Hp::new(Filtering::Address);
     let dgram = big_udp((A, 41000), (SRV, 9000), 0x6161);
     let [f0, f1, f2] = frags(&dgram);
     let [t0, t1, t2] = frags(&big_udp((POOL, 41000), (SRV, 9000), 0x6161));
@@ -1291,7 +1287,7 @@ fn an_inbound_fragment_flood_leaves_outbound_datagrams_translated() {
     expect_verdict("first fragment", &out, TC_ACT_OK);
     assert_frame_eq("first fragment", &out.data, &t0.frame());
 
-    let (_, inbound_max) = hp.usage(MAP_FRAGS_IN).expect("FRAGS_IN usage");
+    let (_, inbound_max) = hp.usage(LoadedRef::frags_in);
     let n = 2 * inbound_max;
     assert!(n <= 1 << 16, "{n} identifications");
     let payload = [0x44u8; 64];
@@ -1334,7 +1330,7 @@ fn an_inbound_fragment_flood_leaves_outbound_datagrams_translated() {
 #[test]
 fn hairpin_fragments_follow_their_first_fragment() {
     let fib = FibNs::new("hfrag");
-    let hp = with_b_mapping(FILTER_ENDPOINT_INDEPENDENT);
+    let hp = with_b_mapping(Filtering::EndpointIndependent);
     let dgram = big_udp((A, 40000), (POOL, 5000), 0xb1b1);
     let [f0, f1, f2] = frags(&dgram);
     let want_dgram = big_udp((POOL, 40000), (B, 5000), 0xb1b1).with_ttl(63);
@@ -1360,7 +1356,7 @@ fn hairpin_fragments_follow_their_first_fragment() {
 #[test]
 fn hairpin_fragments_to_a_static_address() {
     let fib = FibNs::new("hfst");
-    let mut hp = Hp::inside(FILTER_ENDPOINT_INDEPENDENT);
+    let mut hp = Hp::inside(Filtering::EndpointIndependent);
     hp.add_static(E, PUB_E);
     let dgram = big_udp((A, 40000), (PUB_E, 5300), 0xc1c1);
     let want_dgram = big_udp((POOL, 40000), (E, 5300), 0xc1c1).with_ttl(63);
@@ -1381,7 +1377,7 @@ fn hairpin_fragments_to_a_static_address() {
 #[test]
 fn an_inbound_stray_fragment_flood_leaves_held_outbound_fragments() {
     let scratch = Netns::create(format!("xp{}-hfl", std::process::id()));
-    let hp = Hp::new(FILTER_ADDRESS);
+    let hp = Hp::new(Filtering::Address);
     let [f0, _, f2] = frags(&big_udp((A, 41000), (SRV, 9000), 0x7171));
     let out = scratch.in_ns(|| hp.run_hook(Hook::EgressTc, &f2.frame()));
     assert!(
@@ -1391,7 +1387,7 @@ fn an_inbound_stray_fragment_flood_leaves_held_outbound_fragments() {
     );
     assert_eq!(hp.counter_named("fragments_held"), 1);
 
-    let (_, inbound_max) = hp.usage(MAP_FRAG_HOLD_IN).expect("FRAG_HOLD_IN usage");
+    let (_, inbound_max) = hp.usage(LoadedRef::frag_hold_in);
     let n = 2 * inbound_max;
     scratch.in_ns(|| {
         for i in 0..n {

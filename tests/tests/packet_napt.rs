@@ -18,12 +18,13 @@ use std::net::Ipv4Addr;
 use nat_common::csum::checksum;
 use nat_common::stats::COUNTER_COUNT;
 use nat_common::{
-    Counter, EVENT_PORTS_EXHAUSTED, EVENT_QUOTE_MAX, EndpointKey, Event, FILTER_ADDRESS,
-    FILTER_ADDRESS_AND_PORT, FILTER_ENDPOINT_INDEPENDENT, FirstSession, InsideEndpoint,
-    MAP_NAPT_IN, MAP_NAPT_OUT, MAP_SESSIONS, MAPPING_FORWARD, Mapping, NatConfig, SESSION_INBOUND,
-    Session, SessionKey, TCP_ESTABLISHED, TCP_FIN_BOTH, TCP_FIN_OUT, TCP_SYN_IN, TCP_SYN_OUT,
-    TCP_SYN_RECV, tcp_state_name,
+    Counter, EVENT_PORTS_EXHAUSTED, EVENT_QUOTE_MAX, EndpointKey, Event, FirstSession,
+    InsideEndpoint, MAP_NAPT_IN, MAP_NAPT_OUT, MAPPING_FORWARD, Mapping, NatConfig,
+    SESSION_INBOUND, Session, SessionKey, TCP_ESTABLISHED, TCP_FIN_BOTH, TCP_FIN_OUT, TCP_SYN_IN,
+    TCP_SYN_OUT, TCP_SYN_RECV, tcp_state_name,
 };
+use nat_userspace::settings::napt::Filtering;
+use nat_userspace::tables::Loaded;
 use xnat_tests::bpf::Hook;
 use xnat_tests::frame::{
     ETH_HLEN, Icmp, L4, Packet, Tcp, Udp, arp_request, assert_frame_eq, check_checksums, cut,
@@ -950,9 +951,9 @@ fn mapping_table_full() {
         let mut n = napt();
         let known = egress_first(&n, "before the table fills", &udp(H1, 5000, R1, 53));
         let added = if table == MAP_NAPT_OUT {
-            n.fill(table, u32::MAX, filler, Mapping::default())
+            n.fill(Loaded::napt_out, u32::MAX, filler, Mapping::default())
         } else {
-            n.fill(table, u32::MAX, filler, InsideEndpoint::default())
+            n.fill(Loaded::napt_in, u32::MAX, filler, InsideEndpoint::default())
         };
         assert!(added > 1000, "{table}: only {added} entries went in");
         let before = n.state();
@@ -995,7 +996,7 @@ fn session_table_full() {
         proto: 99,
         _pad: [0; 3],
     };
-    let added = n.fill(MAP_SESSIONS, u32::MAX, filler, Session::default());
+    let added = n.fill(Loaded::sessions, u32::MAX, filler, Session::default());
     assert!(added > 1000, "only {added} sessions went in");
     let before = n.state();
     run(
@@ -1044,14 +1045,14 @@ fn session_table_full() {
 
 /// One filtering mode: after H1:5000 → R1:53 (UDP), or the TCP or ICMP
 /// equivalent, which remotes reach H1?
-fn filtering_case(mode: u32, proto_: u8, admitted: [bool; 3]) {
+fn filtering_case(mode: Filtering, proto_: u8, admitted: [bool; 3]) {
     let remotes = [
         (R1, 53, "same remote"),
         (R1, 9999, "same address, other port"),
         (R2, 53, "other address"),
     ];
     let setup = || {
-        let mut n = napt_with(|c| c.filtering = mode);
+        let mut n = napt_with(|c| c.filtering = mode.code());
         // A public port different from the inside port, to see it rewritten.
         occupy(&mut n, Endpoint::new(POOL, 5000, proto_));
         n
@@ -1066,7 +1067,7 @@ fn filtering_case(mode: u32, proto_: u8, admitted: [bool; 3]) {
         let public = egress_first(n, "first packet", &first);
         // In every mode: the first session admits its own remote address,
         // it needs no FILTER entry.
-        assert!(n.filter_all().is_empty(), "FILTER written in mode {mode}");
+        assert!(n.filter_all().is_empty(), "FILTER written in mode {mode:?}");
         for ((raddr, rport, name), ok) in remotes.into_iter().zip(admitted) {
             if proto_ == ICMP && rport != 53 {
                 continue; // ICMP has no remote port
@@ -1076,7 +1077,7 @@ fn filtering_case(mode: u32, proto_: u8, admitted: [bool; 3]) {
                 TCP => seg(raddr, rport, public.addr, public.port, tcp_flags::ACK),
                 _ => pong(raddr, public.port, public.addr),
             };
-            let what = format!("mode {mode}, proto {proto_}: {name} {raddr}:{rport}");
+            let what = format!("mode {mode:?}, proto {proto_}: {name} {raddr}:{rport}");
             if ok {
                 let new_session = raddr != R1 || rport != 53;
                 ingress_to(n, hook, &what, &p, inside, new_session);
@@ -1097,7 +1098,7 @@ fn filtering_case(mode: u32, proto_: u8, admitted: [bool; 3]) {
         // SESSIONS entries, the first session stayed R1's.
         assert!(
             n.filter_all().is_empty(),
-            "mode {mode}: {:?}",
+            "mode {mode:?}: {:?}",
             n.filter_all()
         );
         let rport = if proto_ == ICMP { 0 } else { 53 };
@@ -1114,7 +1115,7 @@ fn filtering_case(mode: u32, proto_: u8, admitted: [bool; 3]) {
         assert_eq!(
             n.table_sessions().len(),
             admitted_new,
-            "mode {mode}: SESSIONS {:?}",
+            "mode {mode:?}: SESSIONS {:?}",
             n.table_sessions()
         );
     });
@@ -1123,21 +1124,21 @@ fn filtering_case(mode: u32, proto_: u8, admitted: [bool; 3]) {
 #[test]
 fn filtering_endpoint_independent() {
     for p in [UDP, TCP, ICMP] {
-        filtering_case(FILTER_ENDPOINT_INDEPENDENT, p, [true, true, true]);
+        filtering_case(Filtering::EndpointIndependent, p, [true, true, true]);
     }
 }
 
 #[test]
 fn filtering_address_dependent() {
     for p in [UDP, TCP, ICMP] {
-        filtering_case(FILTER_ADDRESS, p, [true, true, false]);
+        filtering_case(Filtering::Address, p, [true, true, false]);
     }
 }
 
 #[test]
 fn filtering_address_and_port_dependent() {
     for p in [UDP, TCP, ICMP] {
-        filtering_case(FILTER_ADDRESS_AND_PORT, p, [true, false, false]);
+        filtering_case(Filtering::AddressAndPort, p, [true, false, false]);
     }
 }
 
@@ -1145,8 +1146,8 @@ fn filtering_address_and_port_dependent() {
 #[test]
 fn default_filtering_is_address_dependent() {
     assert_eq!(
-        xnat_tests::napt_maps::default_config().filtering,
-        FILTER_ADDRESS
+        Filtering::from_code(xnat_tests::napt_maps::default_config().filtering),
+        Some(Filtering::Address)
     );
 }
 
@@ -1715,7 +1716,7 @@ fn dead_first_slot_is_not_refilled() {
     // Endpoint-independent filtering admits anyone: an inbound session
     // does not refill the slot either.
     per_ingress_hook(
-        || napt_with(|c| c.filtering = FILTER_ENDPOINT_INDEPENDENT),
+        || napt_with(|c| c.filtering = Filtering::EndpointIndependent.code()),
         |n, hook| {
             let inside = Endpoint::new(H1, 5000, UDP);
             let public = egress_first(n, "to R1:53", &udp(H1, 5000, R1, 53));
@@ -2024,7 +2025,7 @@ fn assert_untranslated_counted(what: &str, before: &[u64], after: &[u64]) {
 /// address + port become the public ones; state unchanged.
 #[test]
 fn egress_icmp_errors_translated() {
-    let mut n = napt_with(|c| c.filtering = FILTER_ADDRESS_AND_PORT);
+    let mut n = napt_with(|c| c.filtering = Filtering::AddressAndPort.code());
     // UDP forward 198.51.100.1:8053 -> H2:53 and TCP forward :8080 -> H2:80.
     n.add_forward(Endpoint::new(POOL, 8053, UDP), Endpoint::new(H2, 53, UDP));
     n.add_forward(Endpoint::new(POOL, 8080, TCP), Endpoint::new(H2, 80, TCP));
@@ -2153,7 +2154,7 @@ fn egress_icmp_error_without_mapping_dropped() {
 fn port_forward_admits_anyone() {
     use tcp_flags::{ACK, SYN};
     let setup = || {
-        let mut n = napt_with(|c| c.filtering = FILTER_ADDRESS_AND_PORT);
+        let mut n = napt_with(|c| c.filtering = Filtering::AddressAndPort.code());
         n.add_forward(Endpoint::new(POOL, 8080, TCP), Endpoint::new(H2, 80, TCP));
         n
     };
@@ -2507,7 +2508,7 @@ fn egress_later_fragment_without_first_is_not_sent() {
 /// goes to the stack untouched, counted once, as `ingress_passed_fragment`.
 #[test]
 fn ingress_later_fragment_without_first_is_held_or_passed() {
-    let n = napt_with(|c| c.filtering = FILTER_ENDPOINT_INDEPENDENT);
+    let n = napt_with(|c| c.filtering = Filtering::EndpointIndependent.code());
     egress_first(&n, "UDP", &udp(H1, 5000, R1, 53));
     let back = fragmented(R1, 53, POOL, 5000, 0x6161);
     for hook in Hook::INGRESS {
@@ -2539,7 +2540,7 @@ fn ingress_later_fragment_without_first_is_held_or_passed() {
 /// ours.
 #[test]
 fn ingress_truncated_passes_untouched() {
-    let n = napt_with(|c| c.filtering = FILTER_ENDPOINT_INDEPENDENT);
+    let n = napt_with(|c| c.filtering = Filtering::EndpointIndependent.code());
     egress_first(&n, "UDP", &udp(H1, 5000, R1, 53));
     egress_first(&n, "TCP", &syn(H1, 40000, R1, 443));
     egress_first(&n, "ICMP", &ping(H1, 7000, R1));
@@ -2803,7 +2804,7 @@ fn unsolicited_syn_dropped_silently() {
 #[test]
 fn simultaneous_open_after_an_early_syn() {
     use tcp_flags::{ACK, SYN};
-    let n = napt_with(|c| c.filtering = FILTER_ADDRESS_AND_PORT);
+    let n = napt_with(|c| c.filtering = Filtering::AddressAndPort.code());
     run(
         &n,
         Hook::IngressXdp,

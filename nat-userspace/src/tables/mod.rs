@@ -21,6 +21,7 @@ pub mod sessions;
 pub mod static_map;
 pub mod stats;
 pub mod trace;
+pub mod usage;
 
 use std::{
     marker::PhantomData,
@@ -34,12 +35,15 @@ use aya::{
     maps::{Array, DevMapHash, HashMap, LpmTrie, Map, MapData, PerCpuArray, RingBuf},
 };
 use nat_common::{
-    ALL_MAPS, EndpointKey, FilterKey, InsideEndpoint, Ipv4Be, MAP_CONFIG, MAP_EVENT_MASK,
-    MAP_EVENTS, MAP_FAST_PATH, MAP_FILTER, MAP_HOST_POOL, MAP_HOST_PORTS, MAP_INBOUND_SESSIONS,
-    MAP_INTERNAL, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_POOL, MAP_SESSIONS, MAP_STATIC_EMPTY,
-    MAP_STATIC_IN, MAP_STATIC_OUT, MAP_STATS, MAP_VERSION, MAP_XDP_TARGETS, Mapping, NatConfig,
-    Session, SessionKey,
-    trace::{MAP_TRACE, MAP_TRACE_FILTER, TraceFilter},
+    ALL_MAPS, EndpointKey, FilterKey, FragKey, FragValue, HeldFragment, HoldKey, InsideEndpoint,
+    Ipv4Be, MAP_CLOCK, MAP_CONFIG, MAP_EVENT_MASK, MAP_EVENTS, MAP_FAST_PATH, MAP_FILTER,
+    MAP_FRAG_HOLD_IN, MAP_FRAG_HOLD_OUT, MAP_FRAG_SCRATCH, MAP_FRAGS_IN, MAP_FRAGS_OUT,
+    MAP_HOST_POOL, MAP_HOST_PORTS, MAP_INBOUND_SESSIONS, MAP_INTERNAL, MAP_NAPT_IN, MAP_NAPT_OUT,
+    MAP_POOL, MAP_ROUTE_CACHE, MAP_SESSIONS, MAP_STATIC_EMPTY, MAP_STATIC_IN, MAP_STATIC_OUT,
+    MAP_STATS, MAP_VERSION, MAP_XDP_TARGETS, Mapping, NatConfig, RouteCacheEntry, Session,
+    SessionKey,
+    stats::COUNTER_COUNT,
+    trace::{MAP_TRACE, MAP_TRACE_FILTER, MAP_TRACE_SCRATCH, TraceFilter},
 };
 
 use crate::loader::Limits;
@@ -279,6 +283,22 @@ tables! {
     trace_filter: MAP_TRACE_FILTER => Array<TraceFilter>;
     /// Records of traced packets (ring buffer).
     trace: MAP_TRACE => RingBuf<>;
+    /// The per-CPU counters of the packet being traced (the programs' own).
+    trace_scratch: MAP_TRACE_SCRATCH => PerCpuArray<[u64; COUNTER_COUNT as usize]>;
+    /// Fragmented datagrams going out: their first fragment's translation.
+    frags_out: MAP_FRAGS_OUT => table<FragKey, FragValue>;
+    /// Fragmented datagrams coming in: likewise (LRU, like `frags_out`).
+    frags_in: MAP_FRAGS_IN => table<FragKey, FragValue>;
+    /// Outbound later fragments held until their first fragment (LRU).
+    frag_hold_out: MAP_FRAG_HOLD_OUT => table<HoldKey, HeldFragment>;
+    /// Inbound later fragments held until their first fragment (LRU).
+    frag_hold_in: MAP_FRAG_HOLD_IN => table<HoldKey, HeldFragment>;
+    /// Per-CPU staging buffer of the programs (a fragment being held).
+    frag_scratch: MAP_FRAG_SCRATCH => PerCpuArray<HeldFragment>;
+    /// Per-CPU cache of the data plane's clock, `[jiffies, ns]`.
+    clock: MAP_CLOCK => PerCpuArray<[u64; 2]>;
+    /// Per-CPU cache of the fast path's FIB results.
+    route_cache: MAP_ROUTE_CACHE => PerCpuArray<RouteCacheEntry>;
 }
 
 /// An `EbpfLoader` that pins every map in `dir` and sizes the binding

@@ -31,7 +31,7 @@
 use std::net::Ipv4Addr;
 
 use anyhow::{Result, ensure};
-use nat_common::{MAP_HOST_PORTS, MAP_NAPT_IN, MAP_NAPT_OUT};
+use nat_userspace::tables::LoadedRef;
 pub use xnat_tests::bindings::{Ep, Flow, TCP, UDP, bulk};
 use xnat_tests::{
     bindings::Entries,
@@ -65,8 +65,8 @@ pub const CYCLE_ENTRIES: u32 = 4;
 
 /// Writes `e` into the instance's mapping tables.
 fn write(inst: &Instance, e: &Entries) -> Result<()> {
-    inst.update_batch(MAP_NAPT_OUT, &e.out.0, &e.out.1)?;
-    inst.update_batch(MAP_NAPT_IN, &e.inb.0, &e.inb.1)
+    inst.update_batch(LoadedRef::napt_out, &e.out.0, &e.out.1)?;
+    inst.update_batch(LoadedRef::napt_in, &e.inb.0, &e.inb.1)
 }
 
 /// Writes bulk bindings `0..n` (2 map entries each), stamped `now`.
@@ -85,7 +85,7 @@ pub fn fill_bulk(inst: &Instance, n: u32, now: u64) -> Result<()> {
     let counts: Vec<u64> = (0..hosts.len() as u32)
         .map(|h| (n - h * 64).min(64) as u64)
         .collect();
-    inst.update_batch(MAP_HOST_PORTS, &hosts, &counts)
+    inst.update_batch(LoadedRef::host_ports, &hosts, &counts)
 }
 
 /// Installs a cycle flow (see the module docs): the flow itself and its

@@ -10,22 +10,24 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use anyhow::{Context as _, Result, anyhow, bail};
+use anyhow::{Context as _, Result, anyhow};
 use aya::{
-    Ebpf, EbpfLoader,
-    maps::{Array, LpmTrie, Map, PerCpuArray, lpm_trie::Key as LpmKey},
+    Ebpf, EbpfLoader, Pod,
+    maps::{IterableMap as _, MapData, lpm_trie::Key as LpmKey},
     programs::{Program, SchedClassifier, TestRun as _, TestRunOptions, TestRunResult, Xdp},
 };
 use nat_common::{
-    Counter, MAP_CONFIG, MAP_FILTER, MAP_HOST_PORTS, MAP_INTERNAL, MAP_NAPT_IN, MAP_NAPT_OUT,
-    MAP_POOL, MAP_SESSIONS, MAP_STATIC_EMPTY, MAP_STATS, NatConfig, PROG_EGRESS_TC,
-    PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_NOOP_XDP, stats::COUNTER_COUNT,
+    Counter, MAP_FILTER, MAP_HOST_PORTS, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_SESSIONS, NatConfig,
+    PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_NOOP_XDP, stats::COUNTER_COUNT,
 };
 use nat_common::{
     EndpointKey, InsideEndpoint,
     bench::{MAP_BASELINE_IN, MAP_BASELINE_OUT, PROG_BASELINE_TC, PROG_BASELINE_XDP},
 };
 use nat_userspace::settings::napt::NaptSettings;
+use nat_userspace::tables::{Loaded, LoadedRef};
+
+use xnat_tests::bpf::{Read, map_name};
 
 /// The programs the benchmark runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,15 +96,6 @@ pub struct Capacity {
     pub mappings: u32,
     pub sessions: u32,
 }
-
-/// The NAPT maps whose memory a binding costs.
-pub const BINDING_MAPS: [&str; 5] = [
-    MAP_NAPT_OUT,
-    MAP_NAPT_IN,
-    MAP_SESSIONS,
-    MAP_FILTER,
-    MAP_HOST_PORTS,
-];
 
 /// The maps the expiry sweeper opens: the bindings' and the counts it
 /// keeps (not counted in a binding's memory: one entry per host, or one).
@@ -186,88 +179,64 @@ impl Instance {
         };
         let pool = pool();
         {
-            let mut a: Array<_, u32> = Array::try_from(inst.map_mut(MAP_POOL)?)?;
+            let mut a = Loaded::new(&mut inst.ebpf).pool()?;
             for (i, addr) in pool.iter().enumerate() {
                 a.set(i as u32, be(*addr), 0).context("writing POOL")?;
             }
         }
         {
-            let mut a: Array<_, NatConfig> = Array::try_from(inst.map_mut(MAP_CONFIG)?)?;
+            let mut a = Loaded::new(&mut inst.ebpf).config()?;
             a.set(0, config(pool.len() as u32), 0)
                 .context("writing CONFIG")?;
         }
         {
             // No static mappings, and the agent says so (it skips two
             // lookups per packet).
-            let mut a: Array<_, u32> = Array::try_from(inst.map_mut(MAP_STATIC_EMPTY)?)?;
+            let mut a = Loaded::new(&mut inst.ebpf).static_empty()?;
             a.set(0, 1, 0).context("writing STATIC_EMPTY")?;
         }
         inst.add_internal(Ipv4Addr::new(10, 0, 0, 0), 8)?;
         Ok(inst)
     }
 
-    fn map_mut(&mut self, name: &str) -> Result<&mut Map> {
-        self.ebpf
-            .map_mut(name)
-            .ok_or_else(|| anyhow!("no map {name} in the object"))
-    }
-
-    fn map(&self, name: &str) -> Result<&Map> {
-        self.ebpf
-            .map(name)
-            .ok_or_else(|| anyhow!("no map {name} in the object"))
-    }
-
     /// Adds an inside prefix (INTERNAL).
     pub fn add_internal(&mut self, net: Ipv4Addr, len: u32) -> Result<()> {
-        let mut t: LpmTrie<_, u32, u8> = LpmTrie::try_from(self.map_mut(MAP_INTERNAL)?)?;
+        let mut t = Loaded::new(&mut self.ebpf).internal()?;
         t.insert(&LpmKey::new(len, be(net)), 1, 0)
             .context("inserting into INTERNAL")?;
         Ok(())
     }
 
-    /// The raw fd of map `name`, for the batch syscalls and fdinfo.
-    pub fn fd(&self, name: &str) -> Result<RawFd> {
-        let data = match self.map(name)? {
-            Map::HashMap(d) | Map::Array(d) | Map::LpmTrie(d) | Map::PerCpuArray(d) => d,
-            _ => bail!("map {name} has an unexpected type"),
-        };
-        Ok(data.fd().as_fd().as_raw_fd())
-    }
-
-    /// Writes `keys[i] -> values[i]` into hash map `name` with
-    /// BPF_MAP_UPDATE_BATCH.
-    pub fn update_batch<K: Copy, V: Copy>(
-        &self,
-        name: &str,
+    /// Writes `keys[i] -> values[i]` into the hash table `table` opens
+    /// (`LoadedRef::napt_out`, …) with BPF_MAP_UPDATE_BATCH.
+    pub fn update_batch<'e, K: Pod, V: Pod>(
+        &'e self,
+        table: impl FnOnce(&LoadedRef<'e>) -> Result<Read<'e, K, V>>,
         keys: &[K],
         values: &[V],
     ) -> Result<()> {
-        update_batch(self.fd(name)?, keys, values).with_context(|| format!("filling {name}"))
+        let m = table(&LoadedRef::new(&self.ebpf))?;
+        let data = m.map();
+        update_batch(data.fd().as_fd().as_raw_fd(), keys, values)
+            .with_context(|| format!("filling {}", map_name(data)))
     }
 
-    /// The kernel's accounting for map `name` (from /proc/self/fdinfo).
-    pub fn map_memory(&self, name: &str) -> Result<MapMemory> {
-        let fd = self.fd(name)?;
-        let text = fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))
-            .with_context(|| format!("reading fdinfo of {name}"))?;
-        let field = |f: &str| -> Result<u64> {
-            text.lines()
-                .find_map(|l| l.strip_prefix(f).map(|v| v.trim().to_owned()))
-                .ok_or_else(|| anyhow!("no `{f}` in fdinfo of {name}"))?
-                .parse()
-                .with_context(|| format!("parsing `{f}` of {name}"))
-        };
-        Ok(MapMemory {
-            name: name.to_owned(),
-            max_entries: field("max_entries:")?,
-            memlock: field("memlock:")?,
-        })
+    /// The kernel's accounting for the maps whose memory a binding costs:
+    /// NAPT_OUT, NAPT_IN, SESSIONS, FILTER and HOST_PORTS.
+    pub fn binding_memory(&self) -> Result<Vec<MapMemory>> {
+        let t = LoadedRef::new(&self.ebpf);
+        Ok(vec![
+            map_memory(t.napt_out()?.map())?,
+            map_memory(t.napt_in()?.map())?,
+            map_memory(t.sessions()?.map())?,
+            map_memory(t.filter()?.map())?,
+            map_memory(t.host_ports()?.map())?,
+        ])
     }
 
     /// All counters summed over the CPUs, indexed by [`Counter`].
     pub fn counters(&self) -> Result<[u64; COUNTER_COUNT as usize]> {
-        let stats: PerCpuArray<_, u64> = PerCpuArray::try_from(self.map(MAP_STATS)?)?;
+        let stats = LoadedRef::new(&self.ebpf).stats()?;
         let mut all = [0u64; COUNTER_COUNT as usize];
         for c in Counter::ALL {
             let v = stats.get(&(c as u32), 0).context("reading STATS")?;
@@ -347,10 +316,12 @@ impl Instance {
     pub fn pin_binding_maps(&mut self, dir: &Path) -> Result<()> {
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         self.pins = Some(dir.to_owned());
-        for name in SWEEP_MAPS {
-            self.map(name)?
-                .pin(dir.join(name))
-                .with_context(|| format!("pinning {name} in {}", dir.display()))?;
+        // Pinned under their own names, where `Tables::at(dir)` opens them.
+        for (name, map) in self.ebpf.maps() {
+            if SWEEP_MAPS.contains(&name) {
+                map.pin(dir.join(name))
+                    .with_context(|| format!("pinning {name} in {}", dir.display()))?;
+            }
         }
         Ok(())
     }
@@ -385,4 +356,24 @@ pub fn be(addr: Ipv4Addr) -> u32 {
 fn update_batch<K: Copy, V: Copy>(fd: RawFd, keys: &[K], values: &[V]) -> Result<()> {
     nat_userspace::tables::batch::update_all(fd, keys, values)
         .with_context(|| format!("BPF_MAP_UPDATE_BATCH of {} entries", keys.len()))
+}
+
+/// The kernel's accounting for the map `data` (from /proc/self/fdinfo).
+fn map_memory(data: &MapData) -> Result<MapMemory> {
+    let name = map_name(data);
+    let fd = data.fd().as_fd().as_raw_fd();
+    let text = fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))
+        .with_context(|| format!("reading fdinfo of {name}"))?;
+    let field = |f: &str| -> Result<u64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(f).map(|v| v.trim().to_owned()))
+            .ok_or_else(|| anyhow!("no `{f}` in fdinfo of {name}"))?
+            .parse()
+            .with_context(|| format!("parsing `{f}` of {name}"))
+    };
+    Ok(MapMemory {
+        max_entries: field("max_entries:")?,
+        memlock: field("memlock:")?,
+        name,
+    })
 }

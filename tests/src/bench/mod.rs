@@ -20,7 +20,7 @@ use nat_userspace::agent::clock;
 use serde_json::{Value, json};
 
 use flows::{CYCLE_ENTRIES, CYCLE_TCP, CYCLE_UDP, Ep, Flow};
-use instance::{BINDING_MAPS, Capacity, Instance, Prog};
+use instance::{Capacity, Instance, Prog};
 use measure::{Expect, Rng};
 use suite::{Case, Method, NOOP, NOOP_LOOP};
 
@@ -462,8 +462,7 @@ fn scale(args: &Args) -> Result<Value> {
     for (n, inst) in &instances {
         let mut maps = Vec::new();
         let mut total = 0;
-        for name in BINDING_MAPS {
-            let m = inst.map_memory(name)?;
+        for m in inst.binding_memory()? {
             total += m.memlock;
             maps.push(json!({"name": m.name, "max_entries": m.max_entries, "memlock": m.memlock}));
         }

@@ -51,10 +51,9 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, anyhow};
-use nat_common::{
-    EndpointKey, FILTER_ADDRESS, FILTER_ADDRESS_AND_PORT, FILTER_ENDPOINT_INDEPENDENT, NatConfig,
-};
+use nat_common::{EndpointKey, NatConfig};
 use nat_userspace::settings::Settings;
+use nat_userspace::settings::napt::Filtering;
 use nat_userspace::settings::napt::{NaptSettings, Prefix};
 use nat_userspace::tables::forward::Proto;
 use nat_userspace::{loader::Limits, settings::HookMode};
@@ -605,13 +604,14 @@ impl Agent {
         let r = &mut self.rng;
         let mut config = crate::napt_maps::default_config();
         config.pool_len = POOL.len() as u32;
-        config.filtering = *[
-            FILTER_ENDPOINT_INDEPENDENT,
-            FILTER_ADDRESS,
-            FILTER_ADDRESS_AND_PORT,
+        config.filtering = [
+            Filtering::EndpointIndependent,
+            Filtering::Address,
+            Filtering::AddressAndPort,
         ]
         .choose(r)
-        .unwrap();
+        .unwrap()
+        .code();
         (config.port_min, config.port_max) = *RANGES.choose(r).unwrap();
         config.max_ports_per_host = *[0, 0, 2, 3].choose(r).unwrap();
         config.max_inbound_sessions = *[0, 0, 1, 3].choose(r).unwrap();

@@ -6,45 +6,18 @@
 use anyhow::{Context as _, Result, anyhow};
 use aya::Ebpf;
 use aya::maps::lpm_trie::Key as LpmKey;
-use aya::maps::{HashMap, MapData};
 use aya::programs::{SchedClassifier, TestRun, TestRunOptions, Xdp};
 use nat_common::stats::COUNTER_COUNT;
 use nat_common::{
-    EVENT_PORTS_EXHAUSTED, EndpointKey, FRAG_HOLD_BYTES, FilterKey, FragKey, FragValue,
-    InsideEndpoint, MAP_FILTER, MAP_FRAG_HOLD_IN, MAP_FRAG_HOLD_OUT, MAP_FRAGS_IN, MAP_FRAGS_OUT,
+    EVENT_PORTS_EXHAUSTED, FRAG_HOLD_BYTES, MAP_FILTER, MAP_FRAGS_IN, MAP_FRAGS_OUT,
     MAP_HOST_PORTS, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_SESSIONS, MAP_STATIC_IN, MAP_STATIC_OUT,
-    Mapping, NatConfig, PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_INSIDE_TC,
-    PROG_INSIDE_XDP, Session, SessionKey,
+    NatConfig, PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_INSIDE_TC, PROG_INSIDE_XDP,
 };
 use nat_userspace::tables::{Loaded, LoadedRef};
 
-use crate::bpf::{Hook, Outcome};
+use crate::bpf::{Hook, Outcome, Write, clear, try_all};
 use crate::frame::ETH_HLEN;
 use crate::model::{Capacity, Held, State};
-
-/// `nat_common::HoldKey` with an `aya::Pod` impl (the shared type has none).
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct HoldKey {
-    frag: FragKey,
-    slot: u32,
-}
-
-/// `nat_common::HeldFragment`, likewise.
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct HeldFragment {
-    seen: u64,
-    len: u32,
-    _pad: u32,
-    data: [u8; FRAG_HOLD_BYTES],
-}
-
-// SAFETY: #[repr(C)], Copy, integers only, no implicit padding (the same
-// layouts as nat-common's, which the programs use).
-unsafe impl aya::Pod for HoldKey {}
-// SAFETY: as above.
-unsafe impl aya::Pod for HeldFragment {}
 
 /// Capacity of each dynamic table in the fuzzer's copy of the object.
 const TABLE_SIZE: u32 = 1024;
@@ -138,35 +111,6 @@ impl Target {
         self.capacity
     }
 
-    fn hash<K: aya::Pod, V: aya::Pod>(&self, name: &str) -> HashMap<&MapData, K, V> {
-        HashMap::try_from(self.ebpf.map(name).expect(name)).expect(name)
-    }
-
-    fn hash_mut<K: aya::Pod, V: aya::Pod>(&mut self, name: &str) -> HashMap<&mut MapData, K, V> {
-        HashMap::try_from(self.ebpf.map_mut(name).expect(name)).expect(name)
-    }
-
-    fn dump<K: aya::Pod, V: aya::Pod>(&self, name: &str) -> Result<Vec<(K, V)>> {
-        self.hash::<K, V>(name)
-            .iter()
-            .map(|r| r.with_context(|| format!("reading {name}")))
-            .collect()
-    }
-
-    fn clear<K: aya::Pod, V: aya::Pod>(&mut self, name: &str) -> Result<()> {
-        let keys: Vec<K> = self
-            .dump::<K, V>(name)?
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect();
-        let mut m = self.hash_mut::<K, V>(name);
-        for k in keys {
-            m.remove(&k)
-                .with_context(|| format!("deleting from {name}"))?;
-        }
-        Ok(())
-    }
-
     /// Writes the configuration, pool, inside prefixes and static maps of
     /// `st` (once, before the first epoch: these never shrink).
     pub fn configure(&mut self, st: &State) -> Result<()> {
@@ -189,17 +133,10 @@ impl Target {
     /// Replaces the static 1:1 tables with `st`'s and sets STATIC_EMPTY as
     /// the control plane does (1 exactly when both are empty).
     pub fn set_static(&mut self, st: &State) -> Result<()> {
-        self.clear::<u32, u32>(MAP_STATIC_OUT)?;
-        self.clear::<u32, u32>(MAP_STATIC_IN)?;
-        for (name, table) in [
-            (MAP_STATIC_OUT, &st.static_out),
-            (MAP_STATIC_IN, &st.static_in),
-        ] {
-            let mut m = self.hash_mut::<u32, u32>(name);
-            for (k, v) in table {
-                m.insert(k, v, 0)?;
-            }
-        }
+        clear(&mut self.ebpf, Loaded::static_out)?;
+        clear(&mut self.ebpf, Loaded::static_in)?;
+        put_all(&mut self.ebpf, Loaded::static_out, &st.static_out)?;
+        put_all(&mut self.ebpf, Loaded::static_in, &st.static_in)?;
         let empty = st.static_out.is_empty() && st.static_in.is_empty();
         let mut a = Loaded::new(&mut self.ebpf).static_empty()?;
         Ok(a.set(0, empty as u32, 0)?)
@@ -213,10 +150,10 @@ impl Target {
     /// Empties every dynamic map, then writes `st`'s configuration, static
     /// tables and bindings (port forwards, at the start of an epoch).
     pub fn reset(&mut self, st: &State) -> Result<()> {
-        self.clear::<FragKey, FragValue>(MAP_FRAGS_OUT)?;
-        self.clear::<FragKey, FragValue>(MAP_FRAGS_IN)?;
-        self.clear::<HoldKey, HeldFragment>(MAP_FRAG_HOLD_OUT)?;
-        self.clear::<HoldKey, HeldFragment>(MAP_FRAG_HOLD_IN)?;
+        clear(&mut self.ebpf, Loaded::frags_out)?;
+        clear(&mut self.ebpf, Loaded::frags_in)?;
+        clear(&mut self.ebpf, Loaded::frag_hold_out)?;
+        clear(&mut self.ebpf, Loaded::frag_hold_in)?;
         self.set_config(st.config)?;
         self.set_static(st)?;
         super::inside::write(&mut self.ebpf, &st.gateway)?;
@@ -228,28 +165,16 @@ impl Target {
     /// counts with `st`'s (what the agent's expiry sweep leaves, say);
     /// fragments are left as they are.
     pub fn set_bindings(&mut self, st: &State) -> Result<()> {
-        self.clear::<EndpointKey, Mapping>(MAP_NAPT_OUT)?;
-        self.clear::<EndpointKey, InsideEndpoint>(MAP_NAPT_IN)?;
-        self.clear::<SessionKey, Session>(MAP_SESSIONS)?;
-        self.clear::<FilterKey, u64>(MAP_FILTER)?;
-        self.clear::<u32, u64>(MAP_HOST_PORTS)?;
-        fn put<K: aya::Pod, V: aya::Pod>(
-            t: &mut Target,
-            name: &str,
-            entries: &std::collections::HashMap<K, V>,
-        ) -> Result<()> {
-            let mut m = t.hash_mut::<K, V>(name);
-            for (k, v) in entries {
-                m.insert(k, v, 0)
-                    .with_context(|| format!("inserting into {name}"))?;
-            }
-            Ok(())
-        }
-        put(self, MAP_NAPT_OUT, &st.napt_out)?;
-        put(self, MAP_NAPT_IN, &st.napt_in)?;
-        put(self, MAP_SESSIONS, &st.sessions)?;
-        put(self, MAP_FILTER, &st.filter)?;
-        put(self, MAP_HOST_PORTS, &st.host_ports)?;
+        clear(&mut self.ebpf, Loaded::napt_out)?;
+        clear(&mut self.ebpf, Loaded::napt_in)?;
+        clear(&mut self.ebpf, Loaded::sessions)?;
+        clear(&mut self.ebpf, Loaded::filter)?;
+        clear(&mut self.ebpf, Loaded::host_ports)?;
+        put_all(&mut self.ebpf, Loaded::napt_out, &st.napt_out)?;
+        put_all(&mut self.ebpf, Loaded::napt_in, &st.napt_in)?;
+        put_all(&mut self.ebpf, Loaded::sessions, &st.sessions)?;
+        put_all(&mut self.ebpf, Loaded::filter, &st.filter)?;
+        put_all(&mut self.ebpf, Loaded::host_ports, &st.host_ports)?;
         let mut n = Loaded::new(&mut self.ebpf).inbound_sessions()?;
         Ok(n.set(0, st.inbound_sessions, 0)?)
     }
@@ -258,19 +183,30 @@ impl Target {
     /// configuration and static maps are taken as they are).
     pub fn state(&self, like: &State) -> Result<State> {
         let mut st = like.clone();
-        st.napt_out = self.dump(MAP_NAPT_OUT)?.into_iter().collect();
-        st.napt_in = self.dump(MAP_NAPT_IN)?.into_iter().collect();
-        st.sessions = self.dump(MAP_SESSIONS)?.into_iter().collect();
-        st.filter = self.dump(MAP_FILTER)?.into_iter().collect();
-        st.host_ports = self.dump(MAP_HOST_PORTS)?.into_iter().collect();
+        st.napt_out = try_all(&self.ebpf, LoadedRef::napt_out)?
+            .into_iter()
+            .collect();
+        st.napt_in = try_all(&self.ebpf, LoadedRef::napt_in)?
+            .into_iter()
+            .collect();
+        st.sessions = try_all(&self.ebpf, LoadedRef::sessions)?
+            .into_iter()
+            .collect();
+        st.filter = try_all(&self.ebpf, LoadedRef::filter)?
+            .into_iter()
+            .collect();
+        st.host_ports = try_all(&self.ebpf, LoadedRef::host_ports)?
+            .into_iter()
+            .collect();
         let n = LoadedRef::new(&self.ebpf).inbound_sessions()?;
         st.inbound_sessions = n.get(&0, 0)?;
         // One map in the model: the key's direction tells the tables apart.
-        st.frags = self.dump(MAP_FRAGS_OUT)?.into_iter().collect();
-        st.frags
-            .extend(self.dump::<FragKey, FragValue>(MAP_FRAGS_IN)?);
-        let mut held = self.dump::<HoldKey, HeldFragment>(MAP_FRAG_HOLD_OUT)?;
-        held.extend(self.dump::<HoldKey, HeldFragment>(MAP_FRAG_HOLD_IN)?);
+        st.frags = try_all(&self.ebpf, LoadedRef::frags_out)?
+            .into_iter()
+            .collect();
+        st.frags.extend(try_all(&self.ebpf, LoadedRef::frags_in)?);
+        let mut held = try_all(&self.ebpf, LoadedRef::frag_hold_out)?;
+        held.extend(try_all(&self.ebpf, LoadedRef::frag_hold_in)?);
         st.held = held
             .into_iter()
             .map(|(k, v)| {
@@ -341,8 +277,12 @@ impl Target {
     pub fn read_settings(&self, st: &mut State) -> Result<Option<String>> {
         let cfg = LoadedRef::new(&self.ebpf).config()?;
         st.config = cfg.get(&0, 0)?;
-        st.static_out = self.dump(MAP_STATIC_OUT)?.into_iter().collect();
-        st.static_in = self.dump(MAP_STATIC_IN)?.into_iter().collect();
+        st.static_out = try_all(&self.ebpf, LoadedRef::static_out)?
+            .into_iter()
+            .collect();
+        st.static_in = try_all(&self.ebpf, LoadedRef::static_in)?
+            .into_iter()
+            .collect();
         let flag = LoadedRef::new(&self.ebpf).static_empty()?;
         let empty = st.static_out.is_empty() && st.static_in.is_empty();
         let said = flag.get(&0, 0)?;
@@ -381,4 +321,19 @@ impl Target {
         }
         Ok(out)
     }
+}
+
+/// Writes every entry of `entries` into the table `table` opens.
+fn put_all<'e, K: aya::Pod, V: aya::Pod>(
+    ebpf: &'e mut Ebpf,
+    table: impl FnOnce(Loaded<'e>) -> Result<Write<'e, K, V>>,
+    entries: &std::collections::HashMap<K, V>,
+) -> Result<()> {
+    let mut m = table(Loaded::new(ebpf))?;
+    let name = crate::bpf::map_name(aya::maps::IterableMap::map(&m));
+    for (k, v) in entries {
+        m.insert(k, v, 0)
+            .with_context(|| format!("inserting into {name}"))?;
+    }
+    Ok(())
 }

@@ -8,9 +8,10 @@ use std::net::Ipv4Addr;
 use std::collections::{HashMap, HashSet};
 
 use nat_common::{
-    EndpointKey, FILTER_ADDRESS, FILTER_ADDRESS_AND_PORT, FILTER_ENDPOINT_INDEPENDENT, FilterKey,
-    FirstSession, InsideEndpoint, MAPPING_FORWARD, Mapping, NatConfig, SESSION_INBOUND, SessionKey,
+    EndpointKey, FilterKey, FirstSession, InsideEndpoint, MAPPING_FORWARD, Mapping, NatConfig,
+    SESSION_INBOUND, SessionKey,
 };
+use nat_userspace::settings::napt::Filtering;
 use rand::Rng;
 use rand::seq::IndexedRandom;
 
@@ -88,13 +89,14 @@ pub fn new_epoch(st: &mut State, rng: &mut impl Rng) {
     }
     let mut cfg: NatConfig = default_config();
     cfg.pool_len = POOL.len() as u32;
-    cfg.filtering = *[
-        FILTER_ENDPOINT_INDEPENDENT,
-        FILTER_ADDRESS,
-        FILTER_ADDRESS_AND_PORT,
+    cfg.filtering = [
+        Filtering::EndpointIndependent,
+        Filtering::Address,
+        Filtering::AddressAndPort,
     ]
     .choose(rng)
-    .unwrap();
+    .unwrap()
+    .code();
     (cfg.port_min, cfg.port_max) = *RANGES.choose(rng).unwrap();
     cfg.max_ports_per_host = *[0, 0, 2, 3].choose(rng).unwrap();
     // Often no cap on inbound-created sessions, sometimes one a few

@@ -66,9 +66,8 @@ mod tests {
     use std::net::Ipv4Addr;
     use std::sync::Arc;
 
-    use nat_common::{
-        Counter, EndpointKey, FILTER_ENDPOINT_INDEPENDENT, InsideEndpoint, MAPPING_FORWARD, Mapping,
-    };
+    use nat_common::{Counter, EndpointKey, InsideEndpoint, MAPPING_FORWARD, Mapping};
+    use nat_userspace::settings::napt::Filtering;
 
     use crate::bpf::Hook;
     use crate::frame::{Packet, Udp, assert_frame_eq};
@@ -131,7 +130,7 @@ mod tests {
         st.internal = vec![(be(Ipv4Addr::new(10, 0, 0, 0)), 24)];
         st.config = default_config();
         st.config.pool_len = 1;
-        st.config.filtering = FILTER_ENDPOINT_INDEPENDENT;
+        st.config.filtering = Filtering::EndpointIndependent.code();
         let ep = |a: Ipv4Addr, port: u16| EndpointKey {
             addr: be(a),
             port: port.to_be(),
