@@ -6,7 +6,7 @@
 
 use std::net::Ipv4Addr;
 
-use anyhow::{Context as _, Result, anyhow};
+use anyhow::{Context as _, Result, anyhow, bail};
 use aya::maps::{HashMap, IterableMap as _, MapData, MapError};
 use aya::programs::{SchedClassifier, TestRun, TestRunOptions, Xdp};
 use aya::{Ebpf, Pod};
@@ -15,6 +15,9 @@ use nat_common::{
     Counter, PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_INSIDE_TC, PROG_INSIDE_XDP,
 };
 use nat_userspace::tables::{Loaded, LoadedRef};
+
+/// The programs of the external interface.
+pub const EXTERNAL_PROGRAMS: [&str; 3] = [PROG_INGRESS_XDP, PROG_INGRESS_TC, PROG_EGRESS_TC];
 
 pub const XDP_ABORTED: u32 = 0;
 pub const XDP_DROP: u32 = 1;
@@ -116,6 +119,32 @@ pub fn require_root() {
     }
 }
 
+/// Loads (does not attach) the programs `names` of `ebpf`, each as the
+/// kind of program the object declares it.
+pub fn load_programs(ebpf: &mut Ebpf, names: &[&str]) -> Result<()> {
+    for &name in names {
+        let prog = ebpf
+            .program_mut(name)
+            .ok_or_else(|| anyhow!("no program {name} in the object"))?;
+        match prog {
+            aya::programs::Program::Xdp(p) => p.load(),
+            aya::programs::Program::SchedClassifier(p) => p.load(),
+            _ => bail!("{name}: neither XDP nor a TC classifier"),
+        }
+        .with_context(|| format!("loading {name}"))?;
+    }
+    Ok(())
+}
+
+/// Loads xnat's object with `loader` and its programs `names`.
+pub fn load_object(loader: &mut aya::EbpfLoader, names: &[&str]) -> Result<Ebpf> {
+    let mut ebpf = loader
+        .load(nat_userspace::ebpf_object())
+        .context("EbpfLoader::load")?;
+    load_programs(&mut ebpf, names)?;
+    Ok(ebpf)
+}
+
 /// One loaded instance of xnat's BPF object with all three programs loaded
 /// (not attached anywhere).
 pub struct Nat {
@@ -131,24 +160,7 @@ impl Nat {
     }
 
     pub fn try_load() -> Result<Self> {
-        let mut ebpf = aya::EbpfLoader::new()
-            .load(nat_userspace::ebpf_object())
-            .context("EbpfLoader::load")?;
-        {
-            let prog: &mut Xdp = ebpf
-                .program_mut(PROG_INGRESS_XDP)
-                .ok_or_else(|| anyhow!("no program {PROG_INGRESS_XDP}"))?
-                .try_into()?;
-            prog.load()
-                .with_context(|| format!("loading {PROG_INGRESS_XDP}"))?;
-        }
-        for name in [PROG_INGRESS_TC, PROG_EGRESS_TC] {
-            let prog: &mut SchedClassifier = ebpf
-                .program_mut(name)
-                .ok_or_else(|| anyhow!("no program {name}"))?
-                .try_into()?;
-            prog.load().with_context(|| format!("loading {name}"))?;
-        }
+        let ebpf = load_object(&mut aya::EbpfLoader::new(), &EXTERNAL_PROGRAMS)?;
         Ok(Nat { ebpf })
     }
 

@@ -20,15 +20,13 @@
 
 use std::net::Ipv4Addr;
 
-use anyhow::{Context as _, Result, anyhow};
+use anyhow::Result;
 use aya::Ebpf;
 use aya::maps::lpm_trie::Key as LpmKey;
-use aya::programs::{SchedClassifier, Xdp};
 use nat_common::stats::COUNTER_COUNT;
 use nat_common::{
     Counter, EVENT_QUOTE_MAX, EndpointKey, FilterKey, FirstSession, InsideEndpoint,
-    MAPPING_FORWARD, Mapping, NatConfig, PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP,
-    Session, SessionKey,
+    MAPPING_FORWARD, Mapping, NatConfig, Session, SessionKey,
 };
 use nat_userspace::settings::napt::NaptSettings;
 use nat_userspace::tables::{Loaded, LoadedRef};
@@ -299,24 +297,8 @@ impl Napt {
     }
 
     pub fn try_load() -> Result<Self> {
-        let mut ebpf = aya::EbpfLoader::new()
-            .load(nat_userspace::ebpf_object())
-            .context("EbpfLoader::load")?;
-        {
-            let prog: &mut Xdp = ebpf
-                .program_mut(PROG_INGRESS_XDP)
-                .ok_or_else(|| anyhow!("no program {PROG_INGRESS_XDP}"))?
-                .try_into()?;
-            prog.load()
-                .with_context(|| format!("loading {PROG_INGRESS_XDP}"))?;
-        }
-        for name in [PROG_INGRESS_TC, PROG_EGRESS_TC] {
-            let prog: &mut SchedClassifier = ebpf
-                .program_mut(name)
-                .ok_or_else(|| anyhow!("no program {name}"))?
-                .try_into()?;
-            prog.load().with_context(|| format!("loading {name}"))?;
-        }
+        let ebpf =
+            crate::bpf::load_object(&mut aya::EbpfLoader::new(), &crate::bpf::EXTERNAL_PROGRAMS)?;
         Ok(Napt { ebpf })
     }
 

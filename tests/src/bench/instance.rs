@@ -134,19 +134,8 @@ pub struct Instance {
 
 /// Loads every program of `progs` in `ebpf` (not attached).
 fn load_programs(ebpf: &mut Ebpf, progs: &[Prog]) -> Result<()> {
-    for p in progs {
-        let prog = ebpf
-            .program_mut(p.name())
-            .ok_or_else(|| anyhow!("no program {} in the object", p.name()))?;
-        if p.is_xdp() {
-            let x: &mut Xdp = prog.try_into()?;
-            x.load().with_context(|| format!("loading {}", p.name()))?;
-        } else {
-            let c: &mut SchedClassifier = prog.try_into()?;
-            c.load().with_context(|| format!("loading {}", p.name()))?;
-        }
-    }
-    Ok(())
+    let names: Vec<&str> = progs.iter().map(|p| p.name()).collect();
+    xnat_tests::bpf::load_programs(ebpf, &names)
 }
 
 impl Instance {

@@ -82,23 +82,16 @@ impl Target {
         ] {
             loader.map_max_entries(name, n as u32);
         }
-        let mut ebpf = loader
-            .load(nat_userspace::ebpf_object())
-            .context("EbpfLoader::load")?;
-        for name in [PROG_INGRESS_XDP, PROG_INSIDE_XDP] {
-            let p: &mut Xdp = ebpf
-                .program_mut(name)
-                .ok_or_else(|| anyhow!("no program {name}"))?
-                .try_into()?;
-            p.load().context(name)?;
-        }
-        for name in [PROG_INGRESS_TC, PROG_EGRESS_TC, PROG_INSIDE_TC] {
-            let p: &mut SchedClassifier = ebpf
-                .program_mut(name)
-                .ok_or_else(|| anyhow!("no program {name}"))?
-                .try_into()?;
-            p.load().context(name)?;
-        }
+        let ebpf = crate::bpf::load_object(
+            &mut loader,
+            &[
+                PROG_INGRESS_XDP,
+                PROG_INSIDE_XDP,
+                PROG_INGRESS_TC,
+                PROG_EGRESS_TC,
+                PROG_INSIDE_TC,
+            ],
+        )?;
         Ok(Target {
             ebpf,
             capacity,
