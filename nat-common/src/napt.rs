@@ -38,10 +38,13 @@ pub const MAP_FILTER: &str = "FILTER";
 /// Inside address → public ports it holds (for `--max-ports-per-host`).
 pub const MAP_HOST_PORTS: &str = "HOST_PORTS";
 /// Inside host → the pool address its mappings use (paired pooling, RFC
-/// 4787 REQ-2), written by the data plane at a host's first mapping, so a
-/// host keeps its address while it holds bindings even when a reload
-/// grows the pool (which moves [`pool_index`]'s choice). The agent deletes
-/// the entries of hosts that held no mapping at two sweeps in a row. Not
+/// 4787 REQ-2) where that is not [`pool_index`]'s choice: a host's address
+/// is the hash's over the pool until a reload changes the pool (which
+/// moves the hash's choice); then the agent pins here every host that
+/// holds bindings on another address, so it keeps it, and sets
+/// [`NatConfig::pinned_hosts`] so the data plane looks here (otherwise a
+/// new binding needs no lookup and no insert). The agent deletes the
+/// entries of hosts that held no mapping at two sweeps in a row. Not
 /// preallocated; [`MAX_HOSTS`] entries at most (hosts beyond that fall
 /// back to the hash alone).
 pub const MAP_HOST_POOL: &str = "HOST_POOL";
@@ -145,7 +148,22 @@ pub struct NatConfig {
     /// take the whole session table from the inside hosts. The data plane
     /// counts them in `INBOUND_SESSIONS`; the agent recounts every sweep.
     pub max_inbound_sessions: u32,
+    /// Whether `HOST_POOL` is in use, one of `PINNED_*`: hosts pinned to
+    /// a pool address other than the hash's (after a pool change), or the
+    /// data plane recording every new host's address while a pool change
+    /// is being applied. State, not a setting: only reconcile writes it.
+    pub pinned_hosts: u32,
 }
+
+/// [`NatConfig::pinned_hosts`]: every host's pool address is the hash's;
+/// a new binding looks nothing up.
+pub const PINNED_NONE: u32 = 0;
+/// Hosts may be pinned in `HOST_POOL`: a new binding looks there first.
+pub const PINNED_LOOKUP: u32 = 1;
+/// A pool change is under way: as [`PINNED_LOOKUP`], and a host that is
+/// not pinned is pinned to the address the hash gives it now, so no
+/// binding made while the agent pins the live hosts slips through.
+pub const PINNED_RECORDING: u32 = 2;
 
 /// Default idle timeouts (seconds): RFC 4787 REQ-5 (UDP ≥ 2 min, 5 min
 /// recommended), RFC 5382 REQ-5 (TCP established ≥ 2 h 4 min, transitory

@@ -26,10 +26,10 @@ use aya::maps::lpm_trie::Key as LpmKey;
 use nat_common::stats::COUNTER_COUNT;
 use nat_common::{
     Counter, EVENT_QUOTE_MAX, EndpointKey, FilterKey, FirstSession, InsideEndpoint,
-    MAPPING_FORWARD, Mapping, NatConfig, Session, SessionKey,
+    MAPPING_FORWARD, Mapping, NatConfig, PINNED_LOOKUP, PINNED_NONE, Session, SessionKey,
 };
 use nat_userspace::settings::napt::NaptSettings;
-use nat_userspace::tables::{Loaded, LoadedRef};
+use nat_userspace::tables::{Loaded, LoadedRef, paired};
 
 use crate::bpf::{Hook, Outcome, Read, Write, require_root};
 
@@ -340,15 +340,25 @@ impl Napt {
     }
 
     /// Writes `pool` into POOL and its length into CONFIG (0 turns NAPT
-    /// off).
+    /// off), pinning the hosts with bindings to their pool address first
+    /// as reconcile does (`nat_userspace::tables::paired`).
     pub fn set_pool(&mut self, pool: &[Ipv4Addr]) {
+        let pool_be: Vec<u32> = pool.iter().map(|a| be(*a)).collect();
+        let bindings = crate::bpf::all(&self.ebpf, LoadedRef::napt_out);
+        for (host, addr) in paired::pins(&bindings, &pool_be) {
+            crate::bpf::put(&mut self.ebpf, Loaded::host_pool, host, addr);
+        }
         {
             let mut a = Loaded::new(&mut self.ebpf).pool().expect("POOL");
-            for (i, addr) in pool.iter().enumerate() {
-                a.set(i as u32, be(*addr), 0).expect("writing POOL");
+            for (i, addr) in pool_be.iter().enumerate() {
+                a.set(i as u32, *addr, 0).expect("writing POOL");
             }
         }
-        self.update_config(|c| c.pool_len = pool.len() as u32);
+        let pinned = !crate::bpf::all(&self.ebpf, LoadedRef::host_pool).is_empty();
+        self.update_config(|c| {
+            c.pool_len = pool.len() as u32;
+            c.pinned_hosts = if pinned { PINNED_LOOKUP } else { PINNED_NONE };
+        });
     }
 
     /// Adds an inside prefix (sources translated by NAPT).

@@ -12,7 +12,8 @@
 //!   two CPUs can never hand out the same public port.
 use aya_ebpf::helpers::generated::bpf_get_prandom_u32;
 use nat_common::{
-    Counter, EndpointKey, FirstSession, InsideEndpoint, Mapping, NatConfig, pool_index,
+    Counter, EndpointKey, FirstSession, InsideEndpoint, Mapping, NatConfig, PINNED_RECORDING,
+    pool_index,
 };
 
 use crate::{
@@ -31,14 +32,17 @@ const PROBES_TOTAL: u32 = 32;
 /// Why no mapping could be made; each is a drop reason counter.
 pub type AllocError = Counter;
 
-/// The pool address of `inside_addr`'s mappings: the one it was given at
-/// its first mapping while that is still in the pool (a reload that grows
-/// the pool must not move a host with live bindings), else a hash of its
-/// address, remembered.
+/// The pool address of `inside_addr`'s mappings: a hash of its address
+/// over the pool — unless a reload changed the pool while the host held
+/// bindings elsewhere: then the agent pinned it in `HOST_POOL` (and set
+/// `pinned_hosts`), and it keeps that address while it is in the pool.
+/// Nothing to look up or remember otherwise: the hash gives the same
+/// answer for as long as the pool stays.
 #[inline(always)]
 fn pool_addr(cfg: &NatConfig, inside_addr: u32) -> Option<u32> {
-    // SAFETY: plain u32 copied out.
-    if let Some(addr) = unsafe { HOST_POOL.get(inside_addr).copied() }
+    if cfg.pinned_hosts != 0
+        // SAFETY: plain u32 copied out.
+        && let Some(addr) = unsafe { HOST_POOL.get(inside_addr).copied() }
         && in_pool(cfg, addr)
     {
         return Some(addr);
@@ -48,8 +52,10 @@ fn pool_addr(cfg: &NatConfig, inside_addr: u32) -> Option<u32> {
         return None;
     }
     let addr = POOL.get(idx).copied()?;
-    // A full table leaves the host to the hash alone.
-    let _ = HOST_POOL.insert(inside_addr, addr, 0);
+    if cfg.pinned_hosts == PINNED_RECORDING {
+        // A full table leaves the host to the agent's pinning pass.
+        let _ = HOST_POOL.insert(inside_addr, addr, 0);
+    }
     Some(addr)
 }
 

@@ -364,6 +364,7 @@ impl NaptSettings {
             timeout_icmp: self.timeouts.icmp,
             timeout_tcp_syn_in: self.timeouts.tcp_syn_in,
             max_inbound_sessions: self.max_inbound_sessions,
+            pinned_hosts: 0,
         };
         self.ports.write(&mut c);
         c

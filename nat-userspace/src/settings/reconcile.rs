@@ -21,7 +21,10 @@ use std::{collections::BTreeSet, net::Ipv4Addr, path::Path};
 
 use anyhow::{Context as _, bail};
 use aya::maps::lpm_trie::Key;
-use nat_common::{EndpointKey, MAPPING_FORWARD, Mapping, NatConfig};
+use nat_common::{
+    EndpointKey, Ipv4Be, MAPPING_FORWARD, Mapping, NatConfig, PINNED_LOOKUP, PINNED_NONE,
+    PINNED_RECORDING,
+};
 
 use crate::{
     loader::Limits,
@@ -31,6 +34,7 @@ use crate::{
     settings::napt::{self, NaptSettings, Prefix},
     tables::Tables,
     tables::forward::{Forward, Forwards},
+    tables::paired,
     tables::pins,
     tables::static_map::{StaticTable, from_be, to_be},
 };
@@ -470,14 +474,53 @@ fn write_napt(dir: &Path, live: &Live, w: &NaptSettings) -> anyhow::Result<()> {
         .chain(w.pool.iter().filter(|a| !live.pool.contains(a)))
         .copied()
         .collect();
+    let pool_be: Vec<Ipv4Be> = new_pool.iter().map(|a| to_be(*a)).collect();
+    let mut config = tables.config()?;
+    // A changed pool moves the hash's choice of pool address: hosts with
+    // bindings are pinned to theirs first, the data plane recording the
+    // hosts it maps meanwhile; twice, for a binding being made on another
+    // CPU while the first pass read the table.
+    let pool_changes = live.config.pool_len != 0 && new_pool != live.pool;
+    if pool_changes {
+        config.set(
+            0,
+            NatConfig {
+                pinned_hosts: PINNED_RECORDING,
+                ..live.config
+            },
+            0,
+        )?;
+        paired::pin_live_hosts(&tables, &pool_be)?;
+    }
     let mut pool = tables.pool()?;
-    for (i, a) in new_pool.iter().enumerate() {
-        pool.set(i as u32, to_be(*a), 0)?;
+    for (i, a) in pool_be.iter().enumerate() {
+        pool.set(i as u32, *a, 0)?;
+    }
+    let mut full = 0;
+    if pool_changes {
+        full = paired::pin_live_hosts(&tables, &pool_be)?;
+    }
+    if full > 0 {
+        tracing::warn!(
+            hosts = full,
+            "HOST_POOL is full: {full} host(s) with bindings may change pool address"
+        );
     }
     let mut settings = w.clone();
     settings.pool = new_pool;
-    let mut config = tables.config()?;
-    config.set(0, settings.config(), 0)?;
+    let pinned_hosts = if paired::any_pinned(&tables)? {
+        PINNED_LOOKUP
+    } else {
+        PINNED_NONE
+    };
+    config.set(
+        0,
+        NatConfig {
+            pinned_hosts,
+            ..settings.config()
+        },
+        0,
+    )?;
     for p in live.internal.iter().filter(|p| !w.internal.contains(p)) {
         let _ = trie.remove(&Key::new(p.len as u32, to_be(p.addr)));
     }

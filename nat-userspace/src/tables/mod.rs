@@ -16,6 +16,7 @@ pub mod flows;
 pub mod flush;
 pub mod forward;
 pub mod layout;
+pub mod paired;
 pub mod pins;
 pub mod sessions;
 pub mod static_map;
