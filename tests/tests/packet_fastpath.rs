@@ -879,90 +879,84 @@ fn inbound_ttl() {
     }
 }
 
-/// A packet larger than the egress device's MTU (in1, 1280) goes to the
-/// stack (which fragments it or answers "fragmentation needed"); one that
-/// fits is forwarded.
-#[test]
-fn inbound_larger_than_the_device_mtu_goes_to_the_stack() {
-    let fib = FibNs::new("inmtu");
+/// An inbound packet for a statically mapped host behind a 1280-byte MTU:
+/// 1428 bytes must go to the stack (which fragments it or answers
+/// "fragmentation needed"), 1228 bytes are forwarded.
+struct MtuCase {
+    /// The namespace's tag.
+    tag: &'static str,
+    /// Which MTU is 1280 (named in the assertion messages).
+    mtu: &'static str,
+    public: Ipv4Addr,
+    host: Ipv4Addr,
+    host_mac: [u8; 6],
+    /// The gateway's MAC on the host's link.
+    gw_mac: [u8; 6],
+}
+
+/// The device's MTU: M on in1, whose MTU is 1280.
+const DEVICE_MTU: MtuCase = MtuCase {
+    tag: "inmtu",
+    mtu: "MTU 1280",
+    public: PUB_M,
+    host: M,
+    host_mac: MAC_M,
+    gw_mac: MAC_IN1,
+};
+
+/// The MTU of the *route* to the inside host: Q behind 10.0.2.0/24 dev in2
+/// mtu lock 1280 (the device's MTU is 1500). The kernel's forwarding honours
+/// the route MTU, so the fast path must leave such a packet to the stack
+/// too.
+const ROUTE_MTU: MtuCase = MtuCase {
+    tag: "inrmt",
+    mtu: "route MTU 1280",
+    public: PUB_Q,
+    host: Q,
+    host_mac: MAC_Q,
+    gw_mac: MAC_IN2,
+};
+
+#[track_caller]
+fn inbound_mtu(case: &MtuCase) {
+    let fib = FibNs::new(case.tag);
     let mut fp = Fp::new(&Prog::INGRESS, true);
     fib.ready(&mut fp);
+    let mtu = case.mtu;
     for prog in Prog::INGRESS {
         let before = fp.fast().0;
         let big = vec![0x5a; 1400];
-        let input = udp((SRV, 53), (PUB_M, 40000), &big);
+        let input = udp((SRV, 53), (case.public, 40000), &big);
         let out = fib.inbound(&fp, prog, &input.frame());
-        let translated = udp((SRV, 53), (M, 40000), &big);
-        expect(
-            "1428-byte packet, MTU 1280",
-            prog,
-            &out,
-            prog.pass(),
-            &translated.frame(),
+        let translated = udp((SRV, 53), (case.host, 40000), &big);
+        let what = format!("1428-byte packet, {mtu}");
+        expect(&what, prog, &out, prog.pass(), &translated.frame());
+        assert_eq!(
+            fp.fast().0,
+            before,
+            "{what} ({}): too big, but fast",
+            prog.name()
         );
-        assert_eq!(fp.fast().0, before, "{}: too big, but fast", prog.name());
 
         let fits = vec![0x5a; 1200];
-        let input = udp((SRV, 53), (PUB_M, 40000), &fits);
+        let input = udp((SRV, 53), (case.public, 40000), &fits);
         let out = fib.inbound(&fp, prog, &input.frame());
-        let want = with_macs(
-            udp((SRV, 53), (M, 40000), &fits).with_ttl(63).frame(),
-            MAC_M,
-            MAC_IN1,
-        );
-        expect(
-            "1228-byte packet, MTU 1280",
-            prog,
-            &out,
-            prog.redirect(),
-            &want,
-        );
-        assert_eq!(fp.fast().0, before + 1, "{}", prog.name());
+        let translated = udp((SRV, 53), (case.host, 40000), &fits);
+        let want = with_macs(translated.with_ttl(63).frame(), case.host_mac, case.gw_mac);
+        let what = format!("1228-byte packet, {mtu}");
+        expect(&what, prog, &out, prog.redirect(), &want);
+        assert_eq!(fp.fast().0, before + 1, "{what} ({})", prog.name());
     }
 }
 
-/// A packet larger than the MTU of the *route* to the inside host (10.0.2.0/24
-/// dev in2 mtu 1280; the device's MTU is 1500): the kernel's forwarding
-/// honours the route MTU, so the fast path must leave such a packet to the
-/// stack too.
+#[test]
+fn inbound_larger_than_the_device_mtu_goes_to_the_stack() {
+    inbound_mtu(&DEVICE_MTU);
+}
+
 #[test]
 fn inbound_larger_than_the_route_mtu_goes_to_the_stack() {
-    let fib = FibNs::new("inrmt");
-    let mut fp = Fp::new(&Prog::INGRESS, true);
-    fib.ready(&mut fp);
-    for prog in Prog::INGRESS {
-        let before = fp.fast().0;
-        let big = vec![0x5a; 1400];
-        let input = udp((SRV, 53), (PUB_Q, 40000), &big);
-        let out = fib.inbound(&fp, prog, &input.frame());
-        let translated = udp((SRV, 53), (Q, 40000), &big);
-        expect(
-            "1428-byte packet, route MTU 1280",
-            prog,
-            &out,
-            prog.pass(),
-            &translated.frame(),
-        );
-        assert_eq!(fp.fast().0, before, "{}: too big, but fast", prog.name());
-
-        // One that fits the route is forwarded.
-        let fits = vec![0x5a; 1200];
-        let input = udp((SRV, 53), (PUB_Q, 40000), &fits);
-        let out = fib.inbound(&fp, prog, &input.frame());
-        let want = with_macs(
-            udp((SRV, 53), (Q, 40000), &fits).with_ttl(63).frame(),
-            MAC_Q,
-            MAC_IN2,
-        );
-        expect(
-            "1228-byte packet, route MTU 1280",
-            prog,
-            &out,
-            prog.redirect(),
-            &want,
-        );
-        assert_eq!(fp.fast().0, before + 1, "{}", prog.name());
-    }
+    inbound_mtu(&ROUTE_MTU);
 }
 
 // ================================================================ outbound
