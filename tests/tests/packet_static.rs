@@ -334,6 +334,37 @@ const TRANSLATIONS: &[Case] = &[
     ingress("ipv4_options_ihl15", "ICMP error, outer IHL 15",
         |a| Packet::icmp_error(ROUTER, a, icmp::TIME_EXCEEDED, 0, [0; 4], &udp_probe(a), Some(28))
             .with_ip_options(&opt_ihl15())),
+    // Later fragments: no L4 header in them, only the addresses change.
+    // Second fragment at offset 96: raw UDP payload bytes, no UDP header.
+    egress("later_fragment_only_address_changes", "later UDP fragment",
+        |a| Packet::udp(a, REMOTE, Udp::new(40000, 7777, &[0x33; 200])).fragment(96, 1000, false)),
+    ingress("later_fragment_only_address_changes", "later UDP fragment",
+        |a| Packet::udp(REMOTE, a, Udp::new(40000, 7777, &[0x33; 200])).fragment(96, 1000, true)),
+    // A later fragment whose bytes look exactly like a UDP header with a
+    // valid checksum for the original addresses: they are payload, not a
+    // header, and must be left alone.
+    egress("later_fragment_only_address_changes", "later fragment, UDP-like bytes", |a| {
+        let fake = Packet::udp(PRIV, REMOTE, Udp::new(1000, 53, b"fake")).l4_bytes();
+        later_fragment(Packet::raw(a, REMOTE, proto::UDP, &fake), 8)
+    }),
+    ingress("later_fragment_only_address_changes", "later fragment, UDP-like bytes", |a| {
+        let fake = Packet::udp(REMOTE, PUB, Udp::new(53, 1000, b"fake")).l4_bytes();
+        later_fragment(Packet::raw(REMOTE, a, proto::UDP, &fake), 8)
+    }),
+    // 8 bytes of a TCP segment as a later fragment: too short for a TCP
+    // header, but it is not one, so it is translated, not dropped.
+    egress("later_fragment_with_short_l4_bytes", "later TCP fragment of 8 bytes",
+        |a| Packet::tcp(a, REMOTE, Tcp::data(43512, 443, &[0x99; 100])).fragment(112, 8, false)),
+    ingress("later_fragment_with_short_l4_bytes", "later TCP fragment of 8 bytes",
+        |a| Packet::tcp(REMOTE, a, Tcp::data(43512, 443, &[0x99; 100])).fragment(112, 8, false)),
+    // A later fragment of an ICMP message whose bytes look like an ICMP
+    // error quoting a packet from PUB: nothing but the outer address may
+    // change. Offset 185: 1480 bytes.
+    ingress("later_fragment_of_icmp_is_not_parsed_as_icmp", "later ICMP fragment", |a| {
+        let fake_error =
+            Packet::icmp_error(ROUTER, PUB, icmp::TIME_EXCEEDED, 0, [0; 4], &udp_probe(PUB), None).l4_bytes();
+        later_fragment(Packet::raw(REMOTE, a, proto::ICMP, &fake_error), 185)
+    }),
     // First fragment (MF, offset 0) of a 300-byte UDP datagram / 500-byte
     // TCP segment: the checksum covers the whole datagram; the expected
     // bytes come from the whole datagram built with the translated address.
@@ -384,10 +415,14 @@ fn knock(dst: Ipv4Addr) -> Packet {
 /// a checksum valid for PUB) and payload.
 fn fake_udp_fragment(src: Ipv4Addr) -> Packet {
     let fake = Packet::udp(PUB, REMOTE, Udp::new(1000, 53, b"fake")).l4_bytes();
-    let mut f = Packet::raw(src, REMOTE, proto::UDP, &fake);
-    f.ip.flags = 0;
-    f.ip.frag_offset = 64;
-    f
+    later_fragment(Packet::raw(src, REMOTE, proto::UDP, &fake), 64)
+}
+
+/// `p` as the last fragment at `frag_offset` (8-byte units) of a datagram.
+fn later_fragment(mut p: Packet, frag_offset: u16) -> Packet {
+    p.ip.flags = 0;
+    p.ip.frag_offset = frag_offset;
+    p
 }
 
 /// A GRE header (no flags, protocol 0x0800) and a few payload bytes.
@@ -976,82 +1011,6 @@ fn cut_inside_icmp_error_inner_header() {
     for inner in [0, 10, 19] {
         malformed_both_ways("ICMP error", &out, &inb, ETH_HLEN + 28 + inner);
     }
-}
-
-// ---------------------------------------------------------------- fragments
-
-#[test]
-fn later_fragment_only_address_changes() {
-    let dgram = |a, b| Packet::udp(a, b, Udp::new(40000, 7777, &[0x33; 200]));
-    // Second fragment at offset 96: raw UDP payload bytes, no UDP header.
-    translated(
-        EGRESS,
-        "later UDP fragment",
-        &dgram(PRIV, REMOTE).fragment(96, 1000, false),
-        &dgram(PUB, REMOTE).fragment(96, 1000, false),
-    );
-    translated(
-        INGRESS,
-        "later UDP fragment",
-        &dgram(REMOTE, PUB).fragment(96, 1000, true),
-        &dgram(REMOTE, PRIV).fragment(96, 1000, true),
-    );
-    // A later fragment whose bytes look exactly like a UDP header with a
-    // valid checksum for the original addresses: they are payload, not a
-    // header, and must be left alone.
-    let fake = Packet::udp(PRIV, REMOTE, Udp::new(1000, 53, b"fake")).l4_bytes();
-    let mut frag = Packet::raw(PRIV, REMOTE, proto::UDP, &fake);
-    frag.ip.flags = 0;
-    frag.ip.frag_offset = 8;
-    let mut expected = frag.clone();
-    expected.ip.src = PUB;
-    translated(EGRESS, "later fragment, UDP-like bytes", &frag, &expected);
-    let fake = Packet::udp(REMOTE, PUB, Udp::new(53, 1000, b"fake")).l4_bytes();
-    let mut frag = Packet::raw(REMOTE, PUB, proto::UDP, &fake);
-    frag.ip.flags = 0;
-    frag.ip.frag_offset = 8;
-    let mut expected = frag.clone();
-    expected.ip.dst = PRIV;
-    translated(INGRESS, "later fragment, UDP-like bytes", &frag, &expected);
-}
-
-#[test]
-fn later_fragment_with_short_l4_bytes() {
-    // 8 bytes of a TCP segment as a later fragment: too short for a TCP
-    // header, but it is not one, so it is translated, not dropped.
-    let seg = |a, b| Packet::tcp(a, b, Tcp::data(43512, 443, &[0x99; 100]));
-    let frag = seg(PRIV, REMOTE).fragment(112, 8, false);
-    let mut expected = frag.clone();
-    expected.ip.src = PUB;
-    translated(EGRESS, "later TCP fragment of 8 bytes", &frag, &expected);
-
-    let frag = seg(REMOTE, PUB).fragment(112, 8, false);
-    let mut expected = frag.clone();
-    expected.ip.dst = PRIV;
-    translated(INGRESS, "later TCP fragment of 8 bytes", &frag, &expected);
-}
-
-#[test]
-fn later_fragment_of_icmp_is_not_parsed_as_icmp() {
-    // A later fragment of an ICMP message whose bytes look like an ICMP
-    // error quoting a packet from PUB: nothing but the outer address may
-    // change.
-    let fake_error = Packet::icmp_error(
-        ROUTER,
-        PUB,
-        icmp::TIME_EXCEEDED,
-        0,
-        [0; 4],
-        &udp_probe(PUB),
-        None,
-    )
-    .l4_bytes();
-    let mut frag = Packet::raw(REMOTE, PUB, proto::ICMP, &fake_error);
-    frag.ip.flags = 0;
-    frag.ip.frag_offset = 185; // 1480 bytes
-    let mut expected = frag.clone();
-    expected.ip.dst = PRIV;
-    translated(INGRESS, "later ICMP fragment", &frag, &expected);
 }
 
 // ---------------------------------------------------------------- counters
