@@ -676,6 +676,100 @@ fn outbound_cases() -> Vec<(&'static str, Packet, Packet)> {
     ]
 }
 
+/// Runs every packet of [`inbound_cases`] through `prog` with `run` and
+/// checks that it comes out translated, TTL and MACs untouched, with the
+/// verdict "to the stack", and that IngressTranslated counts it.
+#[track_caller]
+fn inbound_cases_pass_translated(fp: &Fp, prog: Prog, when: &str, run: impl Fn(&[u8]) -> Outcome) {
+    for (what, input, translated, _, _) in inbound_cases() {
+        let what = format!("{what}, {when}");
+        let before = fp.counter(Counter::IngressTranslated);
+        let out = run(&input.frame());
+        expect(&what, prog, &out, prog.pass(), &translated.frame());
+        assert_eq!(
+            fp.counter(Counter::IngressTranslated),
+            before + 1,
+            "{what} ({}): not translated",
+            prog.name()
+        );
+    }
+}
+
+/// Runs every packet of [`inbound_cases`] through `prog` with `run` and
+/// checks that it comes out translated, TTL 64 → 63, with the MACs of the
+/// inside link, redirected, each counted as one more fast inbound packet
+/// (`n` counts them).
+#[track_caller]
+fn inbound_cases_redirected(
+    fp: &Fp,
+    prog: Prog,
+    n: &mut u64,
+    when: &str,
+    run: impl Fn(&[u8]) -> Outcome,
+) {
+    for (what, input, translated, host_mac, gw_mac) in inbound_cases() {
+        let what = format!("{what}, {when}");
+        let out = run(&input.frame());
+        let want = with_macs(translated.with_ttl(63).frame(), host_mac, gw_mac);
+        expect(&what, prog, &out, prog.redirect(), &want);
+        *n += 1;
+        assert_eq!(fp.fast(), (*n, 0), "{what} ({})", prog.name());
+    }
+}
+
+/// Runs every packet of [`outbound_cases`] through `prog` with `run` and
+/// checks that it comes out untouched with the verdict "continue" (to the
+/// stack, or for XDP to the TC program).
+#[track_caller]
+fn outbound_cases_untouched(prog: Prog, when: &str, run: impl Fn(&[u8]) -> Outcome) {
+    for (what, input, _) in outbound_cases() {
+        let frame = input.frame();
+        let out = run(&frame);
+        expect(&format!("{what}, {when}"), prog, &out, prog.pass(), &frame);
+    }
+}
+
+/// Runs every packet of [`outbound_cases`] through `prog` with `run` and
+/// checks that it comes out translated, TTL 64 → 63, with the MACs of the
+/// external link, redirected, each counted as one more fast outbound and
+/// one more translated egress packet (`n` counts them).
+#[track_caller]
+fn outbound_cases_redirected(
+    fp: &Fp,
+    prog: Prog,
+    n: &mut u64,
+    when: &str,
+    run: impl Fn(&[u8]) -> Outcome,
+) {
+    for (what, input, translated) in outbound_cases() {
+        let what = format!("{what}, {when}");
+        let out = run(&input.frame());
+        let want = with_macs(translated.with_ttl(63).frame(), MAC_RTR, MAC_EXT);
+        expect(&what, prog, &out, prog.redirect(), &want);
+        *n += 1;
+        assert_eq!(fp.fast(), (0, *n), "{what}");
+        assert_eq!(fp.counter(Counter::EgressTranslated), *n, "{what}");
+    }
+}
+
+/// After packets the fast path had to leave alone: no fast-path packet,
+/// nothing translated outbound, NAPT_OUT, NAPT_IN and SESSIONS still
+/// `state`.
+#[track_caller]
+fn assert_nothing_outbound(fp: &Fp, state: &[Vec<(Vec<u8>, Vec<u8>)>], when: &str) {
+    assert_eq!(fp.fast(), (0, 0), "{when}: fast-path counters");
+    assert_eq!(
+        fp.counter(Counter::EgressTranslated),
+        0,
+        "{when}: translated outbound"
+    );
+    assert_eq!(
+        fp.napt_state(),
+        state,
+        "{when}: NAPT_OUT / NAPT_IN / SESSIONS changed"
+    );
+}
+
 // ================================================================ no route
 
 /// No route at all: every inbound packet of an established flow is still
@@ -689,12 +783,9 @@ fn without_a_route_inbound_passes_translated() {
     let mut fp = with_flows(&Prog::INGRESS, true);
     ns.in_ns(|| fp.add_xdp_target(1));
     for prog in Prog::INGRESS {
-        for (what, input, translated, _, _) in inbound_cases() {
-            let before = fp.counter(Counter::IngressTranslated);
-            let out = ns.in_ns(|| fp.run(prog, &input.frame(), None));
-            expect(what, prog, &out, prog.pass(), &translated.frame());
-            assert_eq!(fp.counter(Counter::IngressTranslated), before + 1, "{what}");
-        }
+        inbound_cases_pass_translated(&fp, prog, "no route", |f| {
+            ns.in_ns(|| fp.run(prog, f, None))
+        });
     }
     assert_eq!(fp.fast(), (0, 0), "fast-path counters");
 }
@@ -710,14 +801,10 @@ fn without_a_route_outbound_is_untouched() {
     let mut fp = with_flows(&[Prog::Inside], true);
     fp.set_ext_ifindex(1);
     let state = fp.napt_state();
-    for (what, input, _) in outbound_cases() {
-        let frame = input.frame();
-        let out = ns.in_ns(|| fp.run(Prog::Inside, &frame, None));
-        expect(what, Prog::Inside, &out, TC_ACT_OK, &frame);
-    }
-    assert_eq!(fp.fast(), (0, 0), "fast-path counters");
-    assert_eq!(fp.counter(Counter::EgressTranslated), 0);
-    assert_eq!(fp.napt_state(), state, "NAPT_OUT / SESSIONS changed");
+    outbound_cases_untouched(Prog::Inside, "no route", |f| {
+        ns.in_ns(|| fp.run(Prog::Inside, f, None))
+    });
+    assert_nothing_outbound(&fp, &state, "no route");
 }
 
 // ================================================================ fast path off
@@ -731,20 +818,11 @@ fn fast_path_off_changes_nothing() {
     let mut fp = with_flows(&[Prog::InXdp, Prog::InTc, Prog::Inside], false);
     fib.ready(&mut fp);
     for prog in Prog::INGRESS {
-        for (what, input, translated, _, _) in inbound_cases() {
-            let out = fib.inbound(&fp, prog, &input.frame());
-            expect(what, prog, &out, prog.pass(), &translated.frame());
-        }
+        inbound_cases_pass_translated(&fp, prog, "fast path off", |f| fib.inbound(&fp, prog, f));
     }
     let state = fp.napt_state();
-    for (what, input, _) in outbound_cases() {
-        let frame = input.frame();
-        let out = fib.outbound(&fp, &frame);
-        expect(what, Prog::Inside, &out, TC_ACT_OK, &frame);
-    }
-    assert_eq!(fp.fast(), (0, 0), "fast-path counters");
-    assert_eq!(fp.counter(Counter::EgressTranslated), 0);
-    assert_eq!(fp.napt_state(), state, "NAPT_OUT / SESSIONS changed");
+    outbound_cases_untouched(Prog::Inside, "fast path off", |f| fib.outbound(&fp, f));
+    assert_nothing_outbound(&fp, &state, "fast path off");
 }
 
 // ================================================================ inbound
@@ -759,13 +837,9 @@ fn inbound_established_is_redirected() {
     fib.ready(&mut fp);
     let mut n = 0;
     for prog in Prog::INGRESS {
-        for (what, input, translated, host_mac, gw_mac) in inbound_cases() {
-            let out = fib.inbound(&fp, prog, &input.frame());
-            let want = with_macs(translated.with_ttl(63).frame(), host_mac, gw_mac);
-            expect(what, prog, &out, prog.redirect(), &want);
-            n += 1;
-            assert_eq!(fp.fast(), (n, 0), "{what} ({})", prog.name());
-        }
+        inbound_cases_redirected(&fp, prog, &mut n, "established", |f| {
+            fib.inbound(&fp, prog, f)
+        });
     }
     assert_eq!(fp.counter(Counter::IngressTranslated), n);
 }
@@ -781,29 +855,16 @@ fn inbound_xdp_redirects_only_to_xdp_targets() {
     let mut fp = with_flows(&Prog::INGRESS, true);
     fp.set_ext_ifindex(fib.ext0);
     let passes = |fp: &Fp, when: &str| {
-        for (what, input, translated, _, _) in inbound_cases() {
-            let before = fp.counter(Counter::IngressTranslated);
-            let out = fib.inbound(fp, Prog::InXdp, &input.frame());
-            let what = format!("{what}, {when}");
-            expect(&what, Prog::InXdp, &out, XDP_PASS, &translated.frame());
-            assert_eq!(
-                fp.counter(Counter::IngressTranslated),
-                before + 1,
-                "{what}: not translated"
-            );
-        }
+        inbound_cases_pass_translated(fp, Prog::InXdp, when, |f| fib.inbound(fp, Prog::InXdp, f));
     };
     passes(&fp, "XDP_TARGETS empty");
     assert_eq!(fp.fast(), (0, 0), "XDP_TARGETS empty");
 
     // TC mode does not depend on the map.
     let mut n = 0;
-    for (what, input, translated, host_mac, gw_mac) in inbound_cases() {
-        let out = fib.inbound(&fp, Prog::InTc, &input.frame());
-        let want = with_macs(translated.with_ttl(63).frame(), host_mac, gw_mac);
-        expect(what, Prog::InTc, &out, TC_ACT_REDIRECT, &want);
-        n += 1;
-    }
+    inbound_cases_redirected(&fp, Prog::InTc, &mut n, "TC, XDP_TARGETS empty", |f| {
+        fib.inbound(&fp, Prog::InTc, f)
+    });
     assert_eq!(fp.fast(), (n, 0), "TC with XDP_TARGETS empty");
 
     fib.add_xdp_targets(&mut fp, &[fib.ext0, fib.in1, fib.in2]);
@@ -811,13 +872,9 @@ fn inbound_xdp_redirects_only_to_xdp_targets() {
     assert_eq!(fp.fast(), (n, 0), "XDP_TARGETS without in0");
 
     fib.add_xdp_targets(&mut fp, &[fib.in0]);
-    for (what, input, translated, host_mac, gw_mac) in inbound_cases() {
-        let out = fib.inbound(&fp, Prog::InXdp, &input.frame());
-        let want = with_macs(translated.with_ttl(63).frame(), host_mac, gw_mac);
-        expect(what, Prog::InXdp, &out, XDP_REDIRECT, &want);
-        n += 1;
-        assert_eq!(fp.fast(), (n, 0), "{what}, in0 in XDP_TARGETS");
-    }
+    inbound_cases_redirected(&fp, Prog::InXdp, &mut n, "in0 in XDP_TARGETS", |f| {
+        fib.inbound(&fp, Prog::InXdp, f)
+    });
 
     fib.ns.in_ns(|| fp.remove_xdp_target(fib.in0));
     passes(&fp, "in0 removed from XDP_TARGETS");
@@ -879,90 +936,84 @@ fn inbound_ttl() {
     }
 }
 
-/// A packet larger than the egress device's MTU (in1, 1280) goes to the
-/// stack (which fragments it or answers "fragmentation needed"); one that
-/// fits is forwarded.
-#[test]
-fn inbound_larger_than_the_device_mtu_goes_to_the_stack() {
-    let fib = FibNs::new("inmtu");
+/// An inbound packet for a statically mapped host behind a 1280-byte MTU:
+/// 1428 bytes must go to the stack (which fragments it or answers
+/// "fragmentation needed"), 1228 bytes are forwarded.
+struct MtuCase {
+    /// The namespace's tag.
+    tag: &'static str,
+    /// Which MTU is 1280 (named in the assertion messages).
+    mtu: &'static str,
+    public: Ipv4Addr,
+    host: Ipv4Addr,
+    host_mac: [u8; 6],
+    /// The gateway's MAC on the host's link.
+    gw_mac: [u8; 6],
+}
+
+/// The device's MTU: M on in1, whose MTU is 1280.
+const DEVICE_MTU: MtuCase = MtuCase {
+    tag: "inmtu",
+    mtu: "MTU 1280",
+    public: PUB_M,
+    host: M,
+    host_mac: MAC_M,
+    gw_mac: MAC_IN1,
+};
+
+/// The MTU of the *route* to the inside host: Q behind 10.0.2.0/24 dev in2
+/// mtu lock 1280 (the device's MTU is 1500). The kernel's forwarding honours
+/// the route MTU, so the fast path must leave such a packet to the stack
+/// too.
+const ROUTE_MTU: MtuCase = MtuCase {
+    tag: "inrmt",
+    mtu: "route MTU 1280",
+    public: PUB_Q,
+    host: Q,
+    host_mac: MAC_Q,
+    gw_mac: MAC_IN2,
+};
+
+#[track_caller]
+fn inbound_mtu(case: &MtuCase) {
+    let fib = FibNs::new(case.tag);
     let mut fp = Fp::new(&Prog::INGRESS, true);
     fib.ready(&mut fp);
+    let mtu = case.mtu;
     for prog in Prog::INGRESS {
         let before = fp.fast().0;
         let big = vec![0x5a; 1400];
-        let input = udp((SRV, 53), (PUB_M, 40000), &big);
+        let input = udp((SRV, 53), (case.public, 40000), &big);
         let out = fib.inbound(&fp, prog, &input.frame());
-        let translated = udp((SRV, 53), (M, 40000), &big);
-        expect(
-            "1428-byte packet, MTU 1280",
-            prog,
-            &out,
-            prog.pass(),
-            &translated.frame(),
+        let translated = udp((SRV, 53), (case.host, 40000), &big);
+        let what = format!("1428-byte packet, {mtu}");
+        expect(&what, prog, &out, prog.pass(), &translated.frame());
+        assert_eq!(
+            fp.fast().0,
+            before,
+            "{what} ({}): too big, but fast",
+            prog.name()
         );
-        assert_eq!(fp.fast().0, before, "{}: too big, but fast", prog.name());
 
         let fits = vec![0x5a; 1200];
-        let input = udp((SRV, 53), (PUB_M, 40000), &fits);
+        let input = udp((SRV, 53), (case.public, 40000), &fits);
         let out = fib.inbound(&fp, prog, &input.frame());
-        let want = with_macs(
-            udp((SRV, 53), (M, 40000), &fits).with_ttl(63).frame(),
-            MAC_M,
-            MAC_IN1,
-        );
-        expect(
-            "1228-byte packet, MTU 1280",
-            prog,
-            &out,
-            prog.redirect(),
-            &want,
-        );
-        assert_eq!(fp.fast().0, before + 1, "{}", prog.name());
+        let translated = udp((SRV, 53), (case.host, 40000), &fits);
+        let want = with_macs(translated.with_ttl(63).frame(), case.host_mac, case.gw_mac);
+        let what = format!("1228-byte packet, {mtu}");
+        expect(&what, prog, &out, prog.redirect(), &want);
+        assert_eq!(fp.fast().0, before + 1, "{what} ({})", prog.name());
     }
 }
 
-/// A packet larger than the MTU of the *route* to the inside host (10.0.2.0/24
-/// dev in2 mtu 1280; the device's MTU is 1500): the kernel's forwarding
-/// honours the route MTU, so the fast path must leave such a packet to the
-/// stack too.
+#[test]
+fn inbound_larger_than_the_device_mtu_goes_to_the_stack() {
+    inbound_mtu(&DEVICE_MTU);
+}
+
 #[test]
 fn inbound_larger_than_the_route_mtu_goes_to_the_stack() {
-    let fib = FibNs::new("inrmt");
-    let mut fp = Fp::new(&Prog::INGRESS, true);
-    fib.ready(&mut fp);
-    for prog in Prog::INGRESS {
-        let before = fp.fast().0;
-        let big = vec![0x5a; 1400];
-        let input = udp((SRV, 53), (PUB_Q, 40000), &big);
-        let out = fib.inbound(&fp, prog, &input.frame());
-        let translated = udp((SRV, 53), (Q, 40000), &big);
-        expect(
-            "1428-byte packet, route MTU 1280",
-            prog,
-            &out,
-            prog.pass(),
-            &translated.frame(),
-        );
-        assert_eq!(fp.fast().0, before, "{}: too big, but fast", prog.name());
-
-        // One that fits the route is forwarded.
-        let fits = vec![0x5a; 1200];
-        let input = udp((SRV, 53), (PUB_Q, 40000), &fits);
-        let out = fib.inbound(&fp, prog, &input.frame());
-        let want = with_macs(
-            udp((SRV, 53), (Q, 40000), &fits).with_ttl(63).frame(),
-            MAC_Q,
-            MAC_IN2,
-        );
-        expect(
-            "1228-byte packet, route MTU 1280",
-            prog,
-            &out,
-            prog.redirect(),
-            &want,
-        );
-        assert_eq!(fp.fast().0, before + 1, "{}", prog.name());
-    }
+    inbound_mtu(&ROUTE_MTU);
 }
 
 // ================================================================ outbound
@@ -976,14 +1027,9 @@ fn outbound_established_is_redirected() {
     let mut fp = with_flows(&[Prog::Inside], true);
     fib.ready(&mut fp);
     let mut n = 0;
-    for (what, input, translated) in outbound_cases() {
-        let out = fib.outbound(&fp, &input.frame());
-        let want = with_macs(translated.with_ttl(63).frame(), MAC_RTR, MAC_EXT);
-        expect(what, Prog::Inside, &out, TC_ACT_REDIRECT, &want);
-        n += 1;
-        assert_eq!(fp.fast(), (0, n), "{what}");
-        assert_eq!(fp.counter(Counter::EgressTranslated), n, "{what}");
-    }
+    outbound_cases_redirected(&fp, Prog::Inside, &mut n, "from in0", |f| {
+        fib.outbound(&fp, f)
+    });
     // From the other inside interfaces.
     for (what, ifindex, host, public) in [
         ("static UDP from in1", fib.in1, M, PUB_M),
@@ -1015,25 +1061,15 @@ fn outbound_xdp_established_is_redirected() {
     let mut fp = with_flows(&[Prog::InsideXdp], true);
     fib.ready(&mut fp);
     let state = fp.napt_state();
-    for (what, input, _) in outbound_cases() {
-        let frame = input.frame();
-        let out = fib.outbound_xdp(&fp, &frame);
-        expect(what, Prog::InsideXdp, &out, XDP_PASS, &frame);
-    }
-    assert_eq!(fp.fast(), (0, 0), "ext0 not an XDP target");
-    assert_eq!(fp.counter(Counter::EgressTranslated), 0);
-    assert_eq!(fp.napt_state(), state, "NAPT state changed");
+    let when = "ext0 not an XDP target";
+    outbound_cases_untouched(Prog::InsideXdp, when, |f| fib.outbound_xdp(&fp, f));
+    assert_nothing_outbound(&fp, &state, when);
 
     fib.add_xdp_targets(&mut fp, &[fib.ext0]);
     let mut n = 0;
-    for (what, input, translated) in outbound_cases() {
-        let out = fib.outbound_xdp(&fp, &input.frame());
-        let want = with_macs(translated.with_ttl(63).frame(), MAC_RTR, MAC_EXT);
-        expect(what, Prog::InsideXdp, &out, XDP_REDIRECT, &want);
-        n += 1;
-        assert_eq!(fp.fast(), (0, n), "{what}");
-        assert_eq!(fp.counter(Counter::EgressTranslated), n, "{what}");
-    }
+    outbound_cases_redirected(&fp, Prog::InsideXdp, &mut n, "ext0 an XDP target", |f| {
+        fib.outbound_xdp(&fp, f)
+    });
 }
 
 /// What `xnat_inside_xdp` leaves to the TC program and the stack,
@@ -1078,13 +1114,7 @@ fn outbound_xdp_leaves_the_rest_to_tc() {
         let out = fib.outbound_xdp(&fp, &frame);
         expect(what, Prog::InsideXdp, &out, XDP_PASS, &frame);
     }
-    assert_eq!(fp.fast(), (0, 0), "fast-path counters");
-    assert_eq!(fp.counter(Counter::EgressTranslated), 0);
-    assert_eq!(
-        fp.napt_state(),
-        state,
-        "the XDP inside program created state"
-    );
+    assert_nothing_outbound(&fp, &state, "the XDP inside program");
 }
 
 /// Outbound frames the fast path leaves to the normal path, untouched:
@@ -1153,9 +1183,7 @@ fn outbound_non_established_is_untouched() {
         let out = fib.outbound(&fp, &frame);
         expect(what, Prog::Inside, &out, TC_ACT_OK, &frame);
     }
-    assert_eq!(fp.fast(), (0, 0), "fast-path counters");
-    assert_eq!(fp.counter(Counter::EgressTranslated), 0);
-    assert_eq!(fp.napt_state(), state, "the inside program created state");
+    assert_nothing_outbound(&fp, &state, "not established");
 }
 
 /// Packets for the gateway itself (its inside and outside addresses),
@@ -1283,13 +1311,7 @@ fn outbound_between_inside_interfaces_is_not_translated() {
         let out = fib.outbound_on(&fp, ifindex, &frame);
         expect(what, Prog::Inside, &out, TC_ACT_OK, &frame);
     }
-    assert_eq!(fp.fast(), (0, 0), "fast-path counters");
-    assert_eq!(
-        fp.counter(Counter::EgressTranslated),
-        0,
-        "inside-to-inside traffic was translated"
-    );
-    assert_eq!(fp.napt_state(), state, "NAPT_OUT / SESSIONS changed");
+    assert_nothing_outbound(&fp, &state, "inside-to-inside traffic");
 }
 
 /// The outbound fast path needs the external interface's ifindex: with
@@ -1303,31 +1325,13 @@ fn outbound_needs_the_external_ifindex() {
     let state = fp.napt_state();
     for (ext, name) in [(0, "0"), (fib.in1, "in1")] {
         fp.set_ext_ifindex(ext);
-        for (what, input, _) in outbound_cases() {
-            let frame = input.frame();
-            let out = fib.outbound(&fp, &frame);
-            let what = format!("{what}, external ifindex {name}");
-            expect(&what, Prog::Inside, &out, TC_ACT_OK, &frame);
-        }
-        assert_eq!(fp.fast(), (0, 0), "external ifindex {name}");
-        assert_eq!(
-            fp.counter(Counter::EgressTranslated),
-            0,
-            "external ifindex {name}"
-        );
-        assert_eq!(
-            fp.napt_state(),
-            state,
-            "external ifindex {name}: NAPT_OUT / SESSIONS changed"
-        );
+        let when = format!("external ifindex {name}");
+        outbound_cases_untouched(Prog::Inside, &when, |f| fib.outbound(&fp, f));
+        assert_nothing_outbound(&fp, &state, &when);
     }
     fp.set_ext_ifindex(fib.ext0);
     let mut n = 0;
-    for (what, input, translated) in outbound_cases() {
-        let out = fib.outbound(&fp, &input.frame());
-        let want = with_macs(translated.with_ttl(63).frame(), MAC_RTR, MAC_EXT);
-        expect(what, Prog::Inside, &out, TC_ACT_REDIRECT, &want);
-        n += 1;
-        assert_eq!(fp.fast(), (0, n), "{what}, external ifindex ext0");
-    }
+    outbound_cases_redirected(&fp, Prog::Inside, &mut n, "external ifindex ext0", |f| {
+        fib.outbound(&fp, f)
+    });
 }
