@@ -152,6 +152,23 @@ fn run(
     out.data
 }
 
+/// [`run`], then asserts the NAPT state (mappings, sessions, filters, ...)
+/// is exactly as before: for packets that are refused, passed, or are ICMP
+/// errors, none of which may create or refresh anything.
+#[track_caller]
+fn run_stateless(
+    n: &Napt,
+    hook: Hook,
+    what: &str,
+    input: &[u8],
+    want: Want,
+    deltas: &[(Counter, u64)],
+) {
+    let before = n.state();
+    run(n, hook, what, input, want, deltas);
+    assert_eq!(n.state(), before, "{what} via {hook:?}: changed NAPT state");
+}
+
 // ---------------------------------------------------------------- counter sets
 
 fn egress_new(bytes: u64) -> Deltas {
@@ -829,19 +846,13 @@ fn ports_exhausted_drops_and_reports() {
             occupy(&mut n, Endpoint::new(POOL, 30000, pr));
             occupy(&mut n, Endpoint::new(POOL, 30001, pr));
         }
-        let before = n.state();
-        run(
+        run_stateless(
             &n,
             Hook::EgressTc,
             what,
             &p.frame(),
             Want::Drop,
             &only(Counter::DropPortsExhausted),
-        );
-        assert_eq!(
-            n.state(),
-            before,
-            "{what}: a refused packet changed NAPT state"
         );
         let ev = n.events();
         assert_eq!(ev.len(), 1, "{what}: events {ev:?}");
@@ -912,8 +923,7 @@ fn max_ports_per_host() {
         ("third port (UDP)", udp(H1, 5002, R1, 53)),
         ("third port (ICMP)", ping(H1, 77, R1)),
     ] {
-        let before = n.state();
-        run(
+        run_stateless(
             &n,
             Hook::EgressTc,
             what,
@@ -921,7 +931,6 @@ fn max_ports_per_host() {
             Want::Drop,
             &only(Counter::DropHostPortCap),
         );
-        assert_eq!(n.state(), before, "{what}: refused packet changed state");
     }
     // Existing mappings still carry traffic, to new remotes too.
     egress_again(
@@ -1082,8 +1091,7 @@ fn filtering_case(mode: Filtering, proto_: u8, admitted: [bool; 3]) {
                 let new_session = raddr != R1 || rport != 53;
                 ingress_to(n, hook, &what, &p, inside, new_session);
             } else {
-                let before = n.state();
-                run(
+                run_stateless(
                     n,
                     hook,
                     &what,
@@ -1091,7 +1099,6 @@ fn filtering_case(mode: Filtering, proto_: u8, admitted: [bool; 3]) {
                     Want::Drop,
                     &only(Counter::DropFiltered),
                 );
-                assert_eq!(n.state(), before, "{what}: refused packet changed state");
             }
         }
         // Inbound packets never write FILTER; admitted new remotes got
@@ -1173,8 +1180,7 @@ fn unknown_public_port_passes_untouched() {
     ];
     for hook in Hook::INGRESS {
         for (what, p) in &cases {
-            let before = n.state();
-            run(
+            run_stateless(
                 &n,
                 hook,
                 what,
@@ -1182,7 +1188,6 @@ fn unknown_public_port_passes_untouched() {
                 Want::Untouched,
                 &only(Counter::PassedNotOurs),
             );
-            assert_eq!(n.state(), before, "{what}");
         }
     }
 }
@@ -1658,8 +1663,7 @@ fn dead_first_slot_is_not_refilled() {
             ),
             ("from R1:54", udp(R1, 54, POOL, public.port)),
         ] {
-            let before = n.state();
-            run(
+            run_stateless(
                 n,
                 hook,
                 what,
@@ -1667,7 +1671,6 @@ fn dead_first_slot_is_not_refilled() {
                 Want::Drop,
                 &only(Counter::DropFiltered),
             );
-            assert_eq!(n.state(), before, "{what}: refused packet changed state");
         }
 
         let t0 = dataplane_now_ns();
@@ -1825,8 +1828,7 @@ fn ingress_icmp_errors_quoting_no_mapping_dropped() {
     ] {
         let e = Packet::icmp_error(ROUTER, POOL, icmp::TIME_EXCEEDED, 0, [0; 4], &about, None);
         for hook in Hook::INGRESS {
-            let before = n.state();
-            run(
+            run_stateless(
                 &n,
                 hook,
                 &format!("time exceeded quoting an unmapped {what} pool port"),
@@ -1834,7 +1836,6 @@ fn ingress_icmp_errors_quoting_no_mapping_dropped() {
                 Want::Drop,
                 &only(Counter::DropInboundIcmpErrorNoMapping),
             );
-            assert_eq!(n.state(), before, "{what}");
         }
     }
 }
@@ -1908,19 +1909,13 @@ fn ingress_icmp_errors_translated() {
                 let expected = Packet::icmp_error(from, H1, typ, code, rest, inside_view, quote);
                 let label = format!("{kind} quoting {what} ({quote:?} bytes)");
                 for hook in Hook::INGRESS {
-                    let before = n.state();
-                    run(
+                    run_stateless(
                         &n,
                         hook,
                         &label,
                         &input.frame(),
                         Want::Pass(&expected.frame()),
                         &icmp_error_in(input.total_len()),
-                    );
-                    assert_eq!(
-                        n.state(),
-                        before,
-                        "{label} via {hook:?}: an ICMP error changed NAPT state"
                     );
                 }
             }
@@ -1963,8 +1958,7 @@ fn ingress_icmp_errors_not_ours_pass_untouched() {
     ];
     for hook in Hook::INGRESS {
         for (what, p) in &cases {
-            let before = n.state();
-            run(
+            run_stateless(
                 &n,
                 hook,
                 what,
@@ -1972,7 +1966,6 @@ fn ingress_icmp_errors_not_ours_pass_untouched() {
                 Want::Untouched,
                 &only(Counter::PassedNotOurs),
             );
-            assert_eq!(n.state(), before, "{what}");
         }
         // Quotes cut inside the inner IP header or before the inner port:
         // passed untouched (which "not translated" counter moves is not
@@ -2087,19 +2080,13 @@ fn egress_icmp_errors_translated() {
                     "{kind} from {} about a datagram {what} ({quote:?} bytes)",
                     inside.addr
                 );
-                let before = n.state();
-                run(
+                run_stateless(
                     &n,
                     Hook::EgressTc,
                     &label,
                     &input.frame(),
                     Want::Pass(&expected.frame()),
                     &icmp_error_out(input.total_len()),
-                );
-                assert_eq!(
-                    n.state(),
-                    before,
-                    "{label}: an ICMP error changed NAPT state"
                 );
             }
         }
@@ -2132,8 +2119,7 @@ fn egress_icmp_error_without_mapping_dropped() {
             &about,
             None,
         );
-        let before = n.state();
-        run(
+        run_stateless(
             &n,
             Hook::EgressTc,
             what,
@@ -2141,7 +2127,6 @@ fn egress_icmp_error_without_mapping_dropped() {
             Want::Drop,
             &only(Counter::DropIcmpErrorNoMapping),
         );
-        assert_eq!(n.state(), before, "{what}");
     }
 }
 
@@ -2514,14 +2499,13 @@ fn ingress_later_fragment_without_first_is_held_or_passed() {
     for hook in Hook::INGRESS {
         for &(o, l, m) in &FRAGMENTS[1..] {
             let f = back.fragment(o, l, m);
-            let before = n.state();
             // XDP cannot hold a fragment: it goes to the stack untouched.
             // TC holds it until its first fragment comes (RFC 4787 REQ-14).
             let (want, counter) = match hook {
                 Hook::IngressXdp => (Want::Untouched, Counter::IngressPassedFragment),
                 _ => (Want::Drop, Counter::FragmentsHeld),
             };
-            run(
+            run_stateless(
                 &n,
                 hook,
                 &format!("fragment at {o} to the pool without its first"),
@@ -2529,7 +2513,6 @@ fn ingress_later_fragment_without_first_is_held_or_passed() {
                 want,
                 &only(counter),
             );
-            assert_eq!(n.state(), before);
         }
     }
 }
@@ -2717,8 +2700,7 @@ fn gateway_icmp_errors_quote_the_public_endpoint() {
                         Packet::icmp_error(gateway, R1, typ, code, rest, outside_view, quote);
                     let label =
                         format!("{kind} from {gateway} about a datagram {what} ({quote:?})");
-                    let before = n.state();
-                    run(
+                    run_stateless(
                         &n,
                         Hook::EgressTc,
                         &label,
@@ -2726,7 +2708,6 @@ fn gateway_icmp_errors_quote_the_public_endpoint() {
                         Want::Pass(&expected.frame()),
                         &only(Counter::IcmpErrorsLocalTranslated),
                     );
-                    assert_eq!(n.state(), before, "{label}: changed NAPT state");
                 }
             }
         }
