@@ -697,68 +697,51 @@ fn hairpin_icmp_errors() {
     hp.add_mapping(ep(A, 40000, UDP), ep(POOL, 40000, UDP), 0);
     hp.add_mapping(ep(B, 7000, UDP), ep(POOL, 7000, UDP), MAPPING_FORWARD);
 
-    // E (static) answers port unreachable to the datagram A sent to
-    // 203.0.113.3:9 (which it got from A's public endpoint).
-    let got = udp((POOL, 40000), (E, 9), b"anyone there?").with_ttl(63);
-    let err = Packet::icmp_error(
-        E,
-        POOL,
-        icmp::DEST_UNREACH,
-        icmp::PORT_UNREACH,
-        [0; 4],
-        &got,
-        None,
-    );
-    let out = fib.inside(&hp, &err.frame());
-    let sent = udp((A, 40000), (PUB_E, 9), b"anyone there?").with_ttl(63);
-    let want = Packet::icmp_error(
-        PUB_E,
-        A,
-        icmp::DEST_UNREACH,
-        icmp::PORT_UNREACH,
-        [0; 4],
-        &sent,
-        None,
-    )
-    .with_ttl(63);
-    expect_hairpinned(
-        "port unreachable from static E",
-        &out,
-        &want,
-        MAC_A,
-        MAC_IN0,
-    );
-
-    // B behind a UDP port forward answers port unreachable.
-    let got = udp((POOL, 40000), (B, 7000), b"anyone there?").with_ttl(63);
-    let err = Packet::icmp_error(
-        B,
-        POOL,
-        icmp::DEST_UNREACH,
-        icmp::PORT_UNREACH,
-        [0; 4],
-        &got,
-        None,
-    );
-    let out = fib.inside(&hp, &err.frame());
-    let sent = udp((A, 40000), (POOL, 7000), b"anyone there?").with_ttl(63);
-    let want = Packet::icmp_error(
-        POOL,
-        A,
-        icmp::DEST_UNREACH,
-        icmp::PORT_UNREACH,
-        [0; 4],
-        &sent,
-        None,
-    )
-    .with_ttl(63);
-    expect_hairpinned(
-        "port unreachable from B behind a forward",
-        &out,
-        &want,
-        MAC_A,
-        MAC_IN0,
-    );
+    /// A host answers port unreachable to the datagram A sent from
+    /// 10.0.0.2:40000 to the host's public endpoint (it got it from A's
+    /// public endpoint); A must get the error from that public endpoint.
+    struct Case {
+        what: &'static str,
+        host: (Ipv4Addr, u16),
+        public: (Ipv4Addr, u16),
+    }
+    let cases = [
+        Case {
+            what: "port unreachable from static E",
+            host: (E, 9),
+            public: (PUB_E, 9),
+        },
+        Case {
+            what: "port unreachable from B behind a forward",
+            host: (B, 7000),
+            public: (POOL, 7000),
+        },
+    ];
+    for Case { what, host, public } in cases {
+        let got = udp((POOL, 40000), host, b"anyone there?").with_ttl(63);
+        let err = Packet::icmp_error(
+            host.0,
+            POOL,
+            icmp::DEST_UNREACH,
+            icmp::PORT_UNREACH,
+            [0; 4],
+            &got,
+            None,
+        );
+        let out = fib.inside(&hp, &err.frame());
+        let sent = udp((A, 40000), public, b"anyone there?").with_ttl(63);
+        let want = Packet::icmp_error(
+            public.0,
+            A,
+            icmp::DEST_UNREACH,
+            icmp::PORT_UNREACH,
+            [0; 4],
+            &sent,
+            None,
+        )
+        .with_ttl(63);
+        expect_hairpinned(what, &out, &want, MAC_A, MAC_IN0);
+    }
     assert!(hp.counter(Counter::IcmpErrorsTranslated) >= 2);
 }
 
