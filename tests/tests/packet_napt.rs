@@ -364,6 +364,14 @@ fn occupy(n: &mut Napt, public: Endpoint) {
     n.put_napt_in(public, owner.as_inside(0));
 }
 
+/// [`napt`] with `public` occupied, so that the inside endpoint with the
+/// same port gets another public port.
+fn napt_occupying(public: Endpoint) -> Napt {
+    let mut n = napt();
+    occupy(&mut n, public);
+    n
+}
+
 /// Sends `p` (the first packet of its inside endpoint) out, expects a new
 /// mapping, checks the output against `p` rewritten to the allocated
 /// public endpoint and returns that endpoint.
@@ -416,7 +424,14 @@ fn egress_again(n: &Napt, what: &str, p: &Packet, public: Endpoint, new_session:
 /// Sends `p` (addressed to a public endpoint) in through `hook` and expects
 /// it translated to `inside`.
 #[track_caller]
-fn ingress_to(n: &Napt, hook: Hook, what: &str, p: &Packet, inside: Endpoint, new_session: bool) {
+fn ingress_to(
+    n: &Napt,
+    hook: Hook,
+    what: &str,
+    p: &Packet,
+    inside: Endpoint,
+    new_session: bool,
+) -> Vec<u8> {
     let deltas = if new_session {
         ingress_new_session(p.total_len())
     } else {
@@ -429,7 +444,7 @@ fn ingress_to(n: &Napt, hook: Hook, what: &str, p: &Packet, inside: Endpoint, ne
         &p.frame(),
         Want::Pass(&with_dst(p, inside).frame()),
         &deltas,
-    );
+    )
 }
 
 /// An instance per ingress program, each prepared by `setup`.
@@ -723,11 +738,7 @@ fn paired_pooling_survives_pool_growth() {
 /// parity and range; the reply to it reaches the inside endpoint.
 #[test]
 fn collision_picks_another_port_and_reply_comes_back() {
-    let setup = || {
-        let mut n = napt();
-        occupy(&mut n, Endpoint::new(POOL, 5000, UDP));
-        n
-    };
+    let setup = || napt_occupying(Endpoint::new(POOL, 5000, UDP));
     per_ingress_hook(setup, |n, hook| {
         let p = udp(H1, 5000, R1, 53);
         let public = egress_first(n, "UDP 5000 with 5000 taken", &p);
@@ -1192,82 +1203,64 @@ fn unknown_public_port_passes_untouched() {
     }
 }
 
-/// ICMP echo reply to the public identifier reaches the inside host with
-/// its own identifier.
-#[test]
-fn icmp_echo_reply_translated() {
-    let setup = || {
-        let mut n = napt();
-        occupy(&mut n, Endpoint::new(POOL, 0x1234, ICMP));
-        n
-    };
-    per_ingress_hook(setup, |n, hook| {
-        let req = ping(H1, 0x1234, R1);
-        let public = egress_first(n, "echo request", &req);
-        assert_ne!(public.port, 0x1234);
-        ingress_to(
-            n,
-            hook,
-            "echo reply",
-            &pong(R1, public.port, POOL),
-            src_ep(&req),
-            false,
-        );
-    });
+/// A reply to a mapping whose public port (ICMP: identifier) is not the
+/// inside one, the inside one being taken in the pool.
+struct ReplyCase {
+    name: &'static str,
+    /// What the inside endpoint sends first.
+    out: Packet,
+    /// The reply from outside, given the public port.
+    back: fn(u16) -> Packet,
+    /// Bytes the translated reply must hold from a frame offset on (a
+    /// checksum that needs care), besides matching its expected frame.
+    pinned: Option<(usize, &'static [u8])>,
 }
 
-/// An echo reply whose message is all zero once translated (identifier 0,
-/// sequence 0, no data) gets checksum 0xffff, the only value that verifies
-/// there; the incremental update alone gives 0x0000 (fuzz seed 1).
+/// The reply reaches the inside endpoint with its own port (identifier)
+/// and a valid checksum, through each ingress program.
 #[test]
-fn icmp_echo_reply_summing_to_zero_gets_ffff() {
-    let setup = || {
-        let mut n = napt();
-        occupy(&mut n, Endpoint::new(POOL, 0, ICMP));
-        n
-    };
-    per_ingress_hook(setup, |n, hook| {
-        let req = Packet::icmp(H1, R1, Icmp::echo_request(0, 0, b""));
-        let public = egress_first(n, "echo request, identifier 0", &req);
-        assert_ne!(public.port, 0);
-        let reply = Packet::icmp(R1, POOL, Icmp::echo_reply(public.port, 0, b""));
-        // What must come out: the whole ICMP message checksummed afresh.
-        let want = with_dst(&reply, src_ep(&req)).frame();
-        assert_eq!(want[14 + 20..], [0, 0, 0xff, 0xff, 0, 0, 0, 0]);
-        ingress_to(n, hook, "echo reply", &reply, src_ep(&req), false);
-    });
-}
-
-/// UDP without checksum keeps 0 both ways, with a port change.
-#[test]
-fn udp_zero_checksum_stays_zero() {
-    let setup = || {
-        let mut n = napt();
-        occupy(&mut n, Endpoint::new(POOL, 5000, UDP));
-        n
-    };
-    per_ingress_hook(setup, |n, hook| {
-        let out = Packet::udp(
-            H1,
-            R1,
-            Udp::new(5000, 53, b"no checksum").without_checksum(),
-        );
-        let public = egress_first(n, "UDP without checksum", &out);
-        let back = Packet::udp(
-            R1,
-            POOL,
-            Udp::new(53, public.port, b"reply").without_checksum(),
-        );
-        let got = run(
-            n,
-            hook,
-            "reply without checksum",
-            &back.frame(),
-            Want::Pass(&with_dst(&back, src_ep(&out)).frame()),
-            &ingress_known(back.total_len()),
-        );
-        assert_eq!(got[ETH_HLEN + 26..ETH_HLEN + 28], [0, 0]);
-    });
+fn replies_to_a_moved_public_port_translated() {
+    let cases = [
+        ReplyCase {
+            name: "icmp_echo_reply_translated",
+            out: ping(H1, 0x1234, R1),
+            back: |public| pong(R1, public, POOL),
+            pinned: None,
+        },
+        // A message all zero once translated (identifier 0, sequence 0, no
+        // data) gets checksum 0xffff, the only value that verifies there;
+        // the incremental update alone gives 0x0000 (fuzz seed 1).
+        ReplyCase {
+            name: "icmp_echo_reply_summing_to_zero_gets_ffff",
+            out: Packet::icmp(H1, R1, Icmp::echo_request(0, 0, b"")),
+            back: |public| Packet::icmp(R1, POOL, Icmp::echo_reply(public, 0, b"")),
+            pinned: Some((ETH_HLEN + 20, &[0, 0, 0xff, 0xff, 0, 0, 0, 0])),
+        },
+        // UDP without checksum keeps 0 both ways.
+        ReplyCase {
+            name: "udp_zero_checksum_stays_zero",
+            out: Packet::udp(
+                H1,
+                R1,
+                Udp::new(5000, 53, b"no checksum").without_checksum(),
+            ),
+            back: |public| Packet::udp(R1, POOL, Udp::new(53, public, b"reply").without_checksum()),
+            pinned: Some((ETH_HLEN + 26, &[0, 0])),
+        },
+    ];
+    for c in &cases {
+        let inside = src_ep(&c.out);
+        let setup = || napt_occupying(Endpoint::new(POOL, inside.port, inside.proto));
+        per_ingress_hook(setup, |n, hook| {
+            let public = egress_first(n, &format!("{}: first packet", c.name), &c.out);
+            assert_ne!(public.port, inside.port, "{}", c.name);
+            let what = format!("{}: reply", c.name);
+            let got = ingress_to(n, hook, &what, &(c.back)(public.port), inside, false);
+            if let Some((at, bytes)) = c.pinned {
+                assert_eq!(got[at..at + bytes.len()], *bytes, "{what} via {hook:?}");
+            }
+        });
+    }
 }
 
 /// A UDP checksum that computes to 0 after translation is sent as 0xffff.
@@ -1320,11 +1313,7 @@ fn udp_checksum_computing_to_zero_is_ffff() {
 /// from the inside port so both checksums see a port change.
 #[test]
 fn tcp_state_handshake_established_fin() {
-    let setup = || {
-        let mut n = napt();
-        occupy(&mut n, Endpoint::new(POOL, 40000, TCP));
-        n
-    };
+    let setup = || napt_occupying(Endpoint::new(POOL, 40000, TCP));
     per_ingress_hook(setup, |n, hook| {
         use tcp_flags::{ACK, FIN, PSH, SYN};
         let first = syn(H1, 40000, R1, 443);
@@ -2373,11 +2362,7 @@ const FRAGMENTS: [(usize, usize, bool); 3] = [(0, 64, true), (64, 64, true), (12
 /// inbound, with a public port that differs from the inside port.
 #[test]
 fn later_fragments_follow_their_first_fragment() {
-    let setup = || {
-        let mut n = napt();
-        occupy(&mut n, Endpoint::new(POOL, 5000, UDP));
-        n
-    };
+    let setup = || napt_occupying(Endpoint::new(POOL, 5000, UDP));
     per_ingress_hook(setup, |n, hook| {
         let inside = Endpoint::new(H1, 5000, UDP);
         let out = fragmented(H1, 5000, R1, 53, 0x4242);
