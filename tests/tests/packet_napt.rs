@@ -2559,44 +2559,39 @@ fn ingress_truncated_passes_untouched() {
 #[test]
 fn non_internal_sources_untouched() {
     let n = napt();
+    const OUT: &[Hook] = &[Hook::EgressTc];
+    const BOTH_WAYS: &[Hook] = &[Hook::EgressTc, Hook::IngressXdp, Hook::IngressTc];
+    // (what, frame, the programs it goes through)
     let cases = [
-        ("outsider UDP", udp(OUTSIDER, 5000, R1, 53)),
-        ("outsider TCP", syn(OUTSIDER, 40000, R1, 443)),
-        ("the gateway's own pool address", udp(POOL, 5000, R1, 53)),
+        ("outsider UDP", udp(OUTSIDER, 5000, R1, 53).frame(), OUT),
+        ("outsider TCP", syn(OUTSIDER, 40000, R1, 443).frame(), OUT),
+        (
+            "the gateway's own pool address",
+            udp(POOL, 5000, R1, 53).frame(),
+            OUT,
+        ),
         (
             "outsider GRE",
-            Packet::raw(OUTSIDER, R1, proto::GRE, &[0, 0, 8, 0]),
+            Packet::raw(OUTSIDER, R1, proto::GRE, &[0, 0, 8, 0]).frame(),
+            OUT,
         ),
         (
             "outsider later fragment",
-            Packet::udp(OUTSIDER, R1, Udp::new(1, 2, &[0; 100])).fragment(64, 100, false),
+            Packet::udp(OUTSIDER, R1, Udp::new(1, 2, &[0; 100]))
+                .fragment(64, 100, false)
+                .frame(),
+            OUT,
         ),
+        ("ARP", arp_request(H1, POOL), BOTH_WAYS),
+        ("IPv6", ipv6_udp(b"v6"), BOTH_WAYS),
     ];
-    for (what, p) in &cases {
-        run(
-            &n,
-            Hook::EgressTc,
-            what,
-            &p.frame(),
-            Want::Untouched,
-            &only(Counter::PassedNotOurs),
-        );
-    }
-    for (what, frame) in [("ARP", arp_request(H1, POOL)), ("IPv6", ipv6_udp(b"v6"))] {
-        run(
-            &n,
-            Hook::EgressTc,
-            what,
-            &frame,
-            Want::Untouched,
-            &only(Counter::PassedNotOurs),
-        );
-        for hook in Hook::INGRESS {
+    for (what, frame, hooks) in &cases {
+        for &hook in *hooks {
             run(
                 &n,
                 hook,
                 what,
-                &frame,
+                frame,
                 Want::Untouched,
                 &only(Counter::PassedNotOurs),
             );
@@ -2706,26 +2701,25 @@ fn gateway_icmp_errors_quote_the_public_endpoint() {
 fn gateway_icmp_errors_without_binding() {
     let n = napt();
     egress_first(&n, "unrelated mapping", &udp(H1, 5000, R1, 53));
-    let unmapped = udp(R2, 53, H1, 6000);
-    let e = Packet::icmp_error(POOL, R2, icmp::TIME_EXCEEDED, 0, [0; 4], &unmapped, None);
-    run(
-        &n,
-        Hook::EgressTc,
-        "time exceeded quoting an unmapped inside endpoint",
-        &e.frame(),
-        Want::Drop,
-        &only(Counter::DropIcmpErrorNoMapping),
-    );
-    let foreign = udp(R2, 53, OUTSIDER, 6000);
-    let e = Packet::icmp_error(POOL, R2, icmp::TIME_EXCEEDED, 0, [0; 4], &foreign, None);
-    run(
-        &n,
-        Hook::EgressTc,
-        "time exceeded quoting an outside address",
-        &e.frame(),
-        Want::Untouched,
-        &only(Counter::PassedNotOurs),
-    );
+    // (what, the quoted datagram, what becomes of the error, its counter)
+    let cases = [
+        (
+            "time exceeded quoting an unmapped inside endpoint",
+            udp(R2, 53, H1, 6000),
+            Want::Drop,
+            Counter::DropIcmpErrorNoMapping,
+        ),
+        (
+            "time exceeded quoting an outside address",
+            udp(R2, 53, OUTSIDER, 6000),
+            Want::Untouched,
+            Counter::PassedNotOurs,
+        ),
+    ];
+    for (what, quoted, want, counter) in cases {
+        let e = Packet::icmp_error(POOL, R2, icmp::TIME_EXCEEDED, 0, [0; 4], &quoted, None);
+        run(&n, Hook::EgressTc, what, &e.frame(), want, &only(counter));
+    }
 }
 
 /// RFC 5382 REQ-4: a SYN to a pool port of the NAPT range that no mapping
