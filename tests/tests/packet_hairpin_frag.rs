@@ -641,52 +641,44 @@ fn hairpin_icmp_echo_through_static_mappings() {
     let mut hp = Hp::inside(Filtering::AddressAndPort);
     hp.add_static(E, PUB_E);
     hp.add_static(C, PUB_C);
+    // One hop: `sent` comes in on in0; `want` (TTL decremented) must leave
+    // for the host with MAC `to`, from the gateway's MAC `via`.
+    let hop = |what: &str, sent: Packet, want: Packet, to: [u8; 6], via: [u8; 6]| {
+        let out = fib.inside(&hp, &sent.frame());
+        expect_hairpinned(what, &out, &want.with_ttl(63), to, via);
+    };
+    let data = b"ping data 0123456789";
 
     // NAPT host A → E's static address (same interface) and back.
-    let req = Packet::icmp(
-        A,
-        PUB_E,
-        Icmp::echo_request(0x1234, 1, b"ping data 0123456789"),
+    hop(
+        "echo request A → 203.0.113.3",
+        Packet::icmp(A, PUB_E, Icmp::echo_request(0x1234, 1, data)),
+        Packet::icmp(POOL, E, Icmp::echo_request(0x1234, 1, data)),
+        MAC_E,
+        MAC_IN0,
     );
-    let out = fib.inside(&hp, &req.frame());
-    let want = Packet::icmp(
-        POOL,
-        E,
-        Icmp::echo_request(0x1234, 1, b"ping data 0123456789"),
-    )
-    .with_ttl(63);
-    expect_hairpinned("echo request A → 203.0.113.3", &out, &want, MAC_E, MAC_IN0);
     assert!(
         hp.napt_out(ep(A, 0x1234, ICMP)).is_some(),
         "A's ICMP mapping"
     );
-
-    let rep = Packet::icmp(
-        E,
-        POOL,
-        Icmp::echo_reply(0x1234, 1, b"ping data 0123456789"),
-    );
-    let out = fib.inside(&hp, &rep.frame());
-    let want = Packet::icmp(
-        PUB_E,
-        A,
-        Icmp::echo_reply(0x1234, 1, b"ping data 0123456789"),
-    )
-    .with_ttl(63);
-    expect_hairpinned(
+    hop(
         "echo reply E → A's public identifier",
-        &out,
-        &want,
+        Packet::icmp(E, POOL, Icmp::echo_reply(0x1234, 1, data)),
+        Packet::icmp(PUB_E, A, Icmp::echo_reply(0x1234, 1, data)),
         MAC_A,
         MAC_IN0,
     );
 
     // Static C (behind in1) → static E: both addresses translated, the
     // packet leaves through the other inside interface.
-    let req = Packet::icmp(E, PUB_C, Icmp::echo_request(7, 1, b"static to static"));
-    let out = fib.inside(&hp, &req.frame());
-    let want = Packet::icmp(PUB_E, C, Icmp::echo_request(7, 1, b"static to static")).with_ttl(63);
-    expect_hairpinned("echo request E → 203.0.113.2", &out, &want, MAC_C, MAC_IN1);
+    let data = b"static to static";
+    hop(
+        "echo request E → 203.0.113.2",
+        Packet::icmp(E, PUB_C, Icmp::echo_request(7, 1, data)),
+        Packet::icmp(PUB_E, C, Icmp::echo_request(7, 1, data)),
+        MAC_C,
+        MAC_IN1,
+    );
 }
 
 #[test]
