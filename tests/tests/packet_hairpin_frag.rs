@@ -641,52 +641,44 @@ fn hairpin_icmp_echo_through_static_mappings() {
     let mut hp = Hp::inside(Filtering::AddressAndPort);
     hp.add_static(E, PUB_E);
     hp.add_static(C, PUB_C);
+    // One hop: `sent` comes in on in0; `want` (TTL decremented) must leave
+    // for the host with MAC `to`, from the gateway's MAC `via`.
+    let hop = |what: &str, sent: Packet, want: Packet, to: [u8; 6], via: [u8; 6]| {
+        let out = fib.inside(&hp, &sent.frame());
+        expect_hairpinned(what, &out, &want.with_ttl(63), to, via);
+    };
+    let data = b"ping data 0123456789";
 
     // NAPT host A → E's static address (same interface) and back.
-    let req = Packet::icmp(
-        A,
-        PUB_E,
-        Icmp::echo_request(0x1234, 1, b"ping data 0123456789"),
+    hop(
+        "echo request A → 203.0.113.3",
+        Packet::icmp(A, PUB_E, Icmp::echo_request(0x1234, 1, data)),
+        Packet::icmp(POOL, E, Icmp::echo_request(0x1234, 1, data)),
+        MAC_E,
+        MAC_IN0,
     );
-    let out = fib.inside(&hp, &req.frame());
-    let want = Packet::icmp(
-        POOL,
-        E,
-        Icmp::echo_request(0x1234, 1, b"ping data 0123456789"),
-    )
-    .with_ttl(63);
-    expect_hairpinned("echo request A → 203.0.113.3", &out, &want, MAC_E, MAC_IN0);
     assert!(
         hp.napt_out(ep(A, 0x1234, ICMP)).is_some(),
         "A's ICMP mapping"
     );
-
-    let rep = Packet::icmp(
-        E,
-        POOL,
-        Icmp::echo_reply(0x1234, 1, b"ping data 0123456789"),
-    );
-    let out = fib.inside(&hp, &rep.frame());
-    let want = Packet::icmp(
-        PUB_E,
-        A,
-        Icmp::echo_reply(0x1234, 1, b"ping data 0123456789"),
-    )
-    .with_ttl(63);
-    expect_hairpinned(
+    hop(
         "echo reply E → A's public identifier",
-        &out,
-        &want,
+        Packet::icmp(E, POOL, Icmp::echo_reply(0x1234, 1, data)),
+        Packet::icmp(PUB_E, A, Icmp::echo_reply(0x1234, 1, data)),
         MAC_A,
         MAC_IN0,
     );
 
     // Static C (behind in1) → static E: both addresses translated, the
     // packet leaves through the other inside interface.
-    let req = Packet::icmp(E, PUB_C, Icmp::echo_request(7, 1, b"static to static"));
-    let out = fib.inside(&hp, &req.frame());
-    let want = Packet::icmp(PUB_E, C, Icmp::echo_request(7, 1, b"static to static")).with_ttl(63);
-    expect_hairpinned("echo request E → 203.0.113.2", &out, &want, MAC_C, MAC_IN1);
+    let data = b"static to static";
+    hop(
+        "echo request E → 203.0.113.2",
+        Packet::icmp(E, PUB_C, Icmp::echo_request(7, 1, data)),
+        Packet::icmp(PUB_E, C, Icmp::echo_request(7, 1, data)),
+        MAC_C,
+        MAC_IN1,
+    );
 }
 
 #[test]
@@ -697,68 +689,51 @@ fn hairpin_icmp_errors() {
     hp.add_mapping(ep(A, 40000, UDP), ep(POOL, 40000, UDP), 0);
     hp.add_mapping(ep(B, 7000, UDP), ep(POOL, 7000, UDP), MAPPING_FORWARD);
 
-    // E (static) answers port unreachable to the datagram A sent to
-    // 203.0.113.3:9 (which it got from A's public endpoint).
-    let got = udp((POOL, 40000), (E, 9), b"anyone there?").with_ttl(63);
-    let err = Packet::icmp_error(
-        E,
-        POOL,
-        icmp::DEST_UNREACH,
-        icmp::PORT_UNREACH,
-        [0; 4],
-        &got,
-        None,
-    );
-    let out = fib.inside(&hp, &err.frame());
-    let sent = udp((A, 40000), (PUB_E, 9), b"anyone there?").with_ttl(63);
-    let want = Packet::icmp_error(
-        PUB_E,
-        A,
-        icmp::DEST_UNREACH,
-        icmp::PORT_UNREACH,
-        [0; 4],
-        &sent,
-        None,
-    )
-    .with_ttl(63);
-    expect_hairpinned(
-        "port unreachable from static E",
-        &out,
-        &want,
-        MAC_A,
-        MAC_IN0,
-    );
-
-    // B behind a UDP port forward answers port unreachable.
-    let got = udp((POOL, 40000), (B, 7000), b"anyone there?").with_ttl(63);
-    let err = Packet::icmp_error(
-        B,
-        POOL,
-        icmp::DEST_UNREACH,
-        icmp::PORT_UNREACH,
-        [0; 4],
-        &got,
-        None,
-    );
-    let out = fib.inside(&hp, &err.frame());
-    let sent = udp((A, 40000), (POOL, 7000), b"anyone there?").with_ttl(63);
-    let want = Packet::icmp_error(
-        POOL,
-        A,
-        icmp::DEST_UNREACH,
-        icmp::PORT_UNREACH,
-        [0; 4],
-        &sent,
-        None,
-    )
-    .with_ttl(63);
-    expect_hairpinned(
-        "port unreachable from B behind a forward",
-        &out,
-        &want,
-        MAC_A,
-        MAC_IN0,
-    );
+    /// A host answers port unreachable to the datagram A sent from
+    /// 10.0.0.2:40000 to the host's public endpoint (it got it from A's
+    /// public endpoint); A must get the error from that public endpoint.
+    struct Case {
+        what: &'static str,
+        host: (Ipv4Addr, u16),
+        public: (Ipv4Addr, u16),
+    }
+    let cases = [
+        Case {
+            what: "port unreachable from static E",
+            host: (E, 9),
+            public: (PUB_E, 9),
+        },
+        Case {
+            what: "port unreachable from B behind a forward",
+            host: (B, 7000),
+            public: (POOL, 7000),
+        },
+    ];
+    for Case { what, host, public } in cases {
+        let got = udp((POOL, 40000), host, b"anyone there?").with_ttl(63);
+        let err = Packet::icmp_error(
+            host.0,
+            POOL,
+            icmp::DEST_UNREACH,
+            icmp::PORT_UNREACH,
+            [0; 4],
+            &got,
+            None,
+        );
+        let out = fib.inside(&hp, &err.frame());
+        let sent = udp((A, 40000), public, b"anyone there?").with_ttl(63);
+        let want = Packet::icmp_error(
+            public.0,
+            A,
+            icmp::DEST_UNREACH,
+            icmp::PORT_UNREACH,
+            [0; 4],
+            &sent,
+            None,
+        )
+        .with_ttl(63);
+        expect_hairpinned(what, &out, &want, MAC_A, MAC_IN0);
+    }
     assert!(hp.counter(Counter::IcmpErrorsTranslated) >= 2);
 }
 
