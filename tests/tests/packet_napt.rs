@@ -20,11 +20,11 @@ use nat_common::stats::COUNTER_COUNT;
 use nat_common::{
     Counter, EVENT_PORTS_EXHAUSTED, EVENT_QUOTE_MAX, EndpointKey, Event, FirstSession,
     InsideEndpoint, MAP_NAPT_IN, MAP_NAPT_OUT, MAPPING_FORWARD, Mapping, NatConfig,
-    SESSION_INBOUND, Session, SessionKey, TCP_ESTABLISHED, TCP_FIN_BOTH, TCP_FIN_OUT, TCP_SYN_IN,
-    TCP_SYN_OUT, TCP_SYN_RECV, tcp_state_name,
+    PINNED_RECORDING, SESSION_INBOUND, Session, SessionKey, TCP_ESTABLISHED, TCP_FIN_BOTH,
+    TCP_FIN_OUT, TCP_SYN_IN, TCP_SYN_OUT, TCP_SYN_RECV, tcp_state_name,
 };
 use nat_userspace::settings::napt::Filtering;
-use nat_userspace::tables::Loaded;
+use nat_userspace::tables::{Loaded, LoadedRef};
 use xnat_tests::bpf::Hook;
 use xnat_tests::frame::{
     ETH_HLEN, Icmp, L4, Packet, Tcp, Udp, arp_request, assert_frame_eq, check_checksums, cut,
@@ -693,6 +693,25 @@ fn paired_pooling() {
     assert!(
         used.len() > 1,
         "32 hosts all on one of four pool addresses: {used:?}"
+    );
+}
+
+/// A new binding writes nothing to `HOST_POOL` (the hash over the pool is
+/// the host's address) — except while a pool change is being applied
+/// (`PINNED_RECORDING`): then the data plane pins each host it maps to the
+/// address it gave it, so none slips between the agent's pinning passes.
+#[test]
+fn host_pool_is_written_only_while_a_pool_change_records() {
+    let mut n = Napt::with(&POOL4, &[INSIDE_NET], |_| {});
+    let host_pool = |n: &Napt| xnat_tests::bpf::all(n.ebpf(), LoadedRef::host_pool);
+    egress_first(&n, "a new host, not recording", &udp(H1, 5000, R1, 53));
+    assert_eq!(host_pool(&n), [], "HOST_POOL written outside a pool change");
+    n.update_config(|c| c.pinned_hosts = PINNED_RECORDING);
+    let b = egress_first(&n, "a new host, recording", &udp(H2, 5000, R1, 53));
+    assert_eq!(
+        host_pool(&n),
+        [(be(H2), be(b.addr))],
+        "the host mapped while recording is pinned to its address"
     );
 }
 
