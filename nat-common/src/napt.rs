@@ -601,7 +601,7 @@ mod tests {
 
     #[test]
     fn layouts_have_no_hidden_padding() {
-        assert_eq!(size_of::<NatConfig>(), 40);
+        assert_eq!(size_of::<NatConfig>(), 44);
         assert_eq!(size_of::<EndpointKey>(), 8);
         // 72: with NAPT_IN's 8-byte value and 64 B of kernel header and
         // bucket per entry, 1M bindings fit in 256 MiB (see BENCHMARKS.md).
