@@ -763,7 +763,7 @@ pub fn markdown(
 
     let _ = writeln!(
         out,
-        "## Targets (issues 4 and 14)\n\n| target | measured | |\n|---|---|---|"
+        "## Targets (issues 4, 14 and 16)\n\n| target | measured | |\n|---|---|---|"
     );
     for t in targets(micro, e2e, fl) {
         let _ = writeln!(
