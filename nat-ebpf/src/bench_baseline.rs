@@ -183,15 +183,7 @@ mod baseline {
 }
 
 #[cfg(target_arch = "bpf")]
-#[panic_handler]
-fn panic(_info: &core::panic::PanicInfo) -> ! {
-    loop {}
-}
-
-#[cfg(target_arch = "bpf")]
-#[unsafe(link_section = "license")]
-#[unsafe(no_mangle)]
-static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
+mod object;
 
 /// On the host this file is only type-checked.
 #[cfg(not(target_arch = "bpf"))]

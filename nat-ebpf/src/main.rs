@@ -59,17 +59,7 @@ mod translate;
 mod verdict;
 
 #[cfg(target_arch = "bpf")]
-#[panic_handler]
-fn panic(_info: &core::panic::PanicInfo) -> ! {
-    // The verifier rejects any path that could reach a real panic; this only
-    // satisfies the compiler.
-    loop {}
-}
-
-#[cfg(target_arch = "bpf")]
-#[unsafe(link_section = "license")]
-#[unsafe(no_mangle)]
-static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
+mod object;
 
 /// On the host this crate is only type-checked (`cargo clippy --workspace`);
 /// the real build targets bpfel-unknown-none.
