@@ -29,22 +29,59 @@ pub fn outbound<P: Packet>(p: &mut P, ip: &Ipv4) -> Verdict {
     let Some((port_off, port, m)) = quoted_destination_mapping(p, &inner) else {
         return counters::drop(Counter::DropIcmpErrorNoMapping);
     };
-    if outer::addr(p, ip, Direction::Egress, m.addr).is_none()
-        || quote::translate(
-            p,
-            &inner,
-            InnerField::Dst,
-            m.addr,
-            Some((port_off, port, m.port)),
-            l4 + icmp::CSUM_OFF,
-        )
-        .is_none()
-    {
+    let quoted = (port_off, port, m.port);
+    if rewrite(p, ip, &inner, Direction::Egress, m.addr, quoted).is_none() {
         return counters::drop(Counter::EgressDroppedMalformed);
     }
     counters::translated(Direction::Egress, ip.bytes());
     counters::bump(Counter::IcmpErrorsTranslated);
     Verdict::Translated
+}
+
+/// The quoted endpoint `field` names, as a mapping table's key, with the
+/// offset and value of its port (or identifier); `None` when the quote
+/// names no port.
+#[inline(always)]
+fn quoted_key<P: Packet>(
+    p: &P,
+    inner: &Embedded,
+    field: InnerField,
+) -> Option<(u32, u16, EndpointKey)> {
+    let (port_off, port) = inner.port(p, field)?;
+    let key = EndpointKey {
+        addr: inner.addr(field),
+        port,
+        proto: inner.ip.proto,
+        _pad: 0,
+    };
+    Some((port_off, port, key))
+}
+
+/// Translates an error going `dir`: the outer address to `addr`, and the
+/// quoted endpoint (the destination going out, the source coming in) to
+/// `addr` and the port `quoted` names, with every checksum involved.
+#[inline(always)]
+fn rewrite<P: Packet>(
+    p: &mut P,
+    ip: &Ipv4,
+    inner: &Embedded,
+    dir: Direction,
+    addr: u32,
+    quoted: (u32, u16, u16),
+) -> Option<()> {
+    let field = match dir {
+        Direction::Egress => InnerField::Dst,
+        Direction::Ingress => InnerField::Src,
+    };
+    outer::addr(p, ip, dir, addr)?;
+    quote::translate(
+        p,
+        inner,
+        field,
+        addr,
+        Some(quoted),
+        ip.l4() + icmp::CSUM_OFF,
+    )
 }
 
 /// The mapping of the inside endpoint an ICMP error's quoted datagram was
@@ -55,13 +92,7 @@ pub fn quoted_destination_mapping<P: Packet>(
     p: &P,
     inner: &Embedded,
 ) -> Option<(u32, u16, Mapping)> {
-    let (port_off, port) = inner.port(p, InnerField::Dst)?;
-    let key = EndpointKey {
-        addr: inner.addr(InnerField::Dst),
-        port,
-        proto: inner.ip.proto,
-        _pad: 0,
-    };
+    let (port_off, port, key) = quoted_key(p, inner, InnerField::Dst)?;
     // SAFETY: plain copy.
     let m = unsafe { NAPT_OUT.get(key).copied() }?;
     Some((port_off, port, m))
@@ -79,13 +110,7 @@ pub fn inbound<P: Packet>(p: &mut P, ip: &Ipv4, cfg: &NatConfig) -> Option<Verdi
     if inner.addr(InnerField::Src) != ip.dst {
         return None;
     }
-    let (port_off, port) = inner.port(p, InnerField::Src)?;
-    let key = EndpointKey {
-        addr: inner.addr(InnerField::Src),
-        port,
-        proto: inner.ip.proto,
-        _pad: 0,
-    };
+    let (port_off, port, key) = quoted_key(p, &inner, InnerField::Src)?;
     // SAFETY: plain copy.
     let Some(inside) = (unsafe { NAPT_IN.get(key).copied() }) else {
         // About a datagram from a pool port no mapping holds: nobody
@@ -100,17 +125,8 @@ pub fn inbound<P: Packet>(p: &mut P, ip: &Ipv4, cfg: &NatConfig) -> Option<Verdi
     if !verify::icmp_error_checksums(p, ip, l4, &inner) {
         return Some(counters::drop(Counter::DropIcmpErrorBadChecksum));
     }
-    if outer::addr(p, ip, Direction::Ingress, inside.addr).is_none()
-        || quote::translate(
-            p,
-            &inner,
-            InnerField::Src,
-            inside.addr,
-            Some((port_off, port, inside.port)),
-            l4 + icmp::CSUM_OFF,
-        )
-        .is_none()
-    {
+    let quoted = (port_off, port, inside.port);
+    if rewrite(p, ip, &inner, Direction::Ingress, inside.addr, quoted).is_none() {
         counters::bump(Counter::IngressPassedMalformed);
         return Some(Verdict::Pass);
     }
