@@ -85,6 +85,24 @@ pub trait Packet {
     /// Fixes the TCP or UDP checksum at `csum_off` after a port (a field
     /// of the segment itself) changed from `old` to `new`.
     fn fix_l4_csum_for_port(&mut self, csum_off: u32, old: u16, new: u16, udp: bool) -> Option<()>;
+    /// Fixes the TCP or UDP checksum at `csum_off` after both the address
+    /// and the port of an endpoint changed: by default the two fixes above
+    /// (in TC they must stay apart — in a CHECKSUM_PARTIAL skb only the
+    /// pseudo-header part goes into the field).
+    #[inline(always)]
+    fn fix_l4_csum_for_endpoint(
+        &mut self,
+        csum_off: u32,
+        (old, new): (u32, u32),
+        (old_port, new_port): (u16, u16),
+        udp: bool,
+    ) -> Option<()> {
+        self.fix_l4_csum_for_addr(csum_off, old, new, udp)?;
+        if old_port != new_port {
+            self.fix_l4_csum_for_port(csum_off, old_port, new_port, udp)?;
+        }
+        Some(())
+    }
     /// Copies `len` bytes at `off` to `dst` (`len` bounded where the
     /// verifier sees it); `false` if they are not all in the packet.
     fn copy_out(&self, off: u32, dst: *mut u8, len: u32) -> bool;
@@ -155,6 +173,25 @@ impl Packet for XdpPacket<'_> {
             csum::replace4_udp(check, old, new)
         } else {
             csum::replace4(check, old, new)
+        };
+        self.store(csum_off, &fixed)
+    }
+
+    /// One load, one fold and one store of the checksum for both fields
+    /// (the per-packet path of every XDP translation).
+    #[inline(always)]
+    fn fix_l4_csum_for_endpoint(
+        &mut self,
+        csum_off: u32,
+        (old, new): (u32, u32),
+        (old_port, new_port): (u16, u16),
+        udp: bool,
+    ) -> Option<()> {
+        let check: u16 = self.load(csum_off)?;
+        let fixed = if udp {
+            csum::replace_endpoint_udp(check, old, new, old_port, new_port)
+        } else {
+            csum::replace_endpoint(check, old, new, old_port, new_port)
         };
         self.store(csum_off, &fixed)
     }

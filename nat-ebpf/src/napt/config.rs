@@ -6,10 +6,11 @@ use nat_common::NatConfig;
 
 use crate::maps::{CONFIG, INTERNAL, POOL};
 
-/// The configuration, or `None` when NAPT is off (no pool).
+/// The configuration, or `None` when NAPT is off (no pool). Read in place
+/// (not copied to the stack): a packet reads only the few fields it needs.
 #[inline(always)]
-pub fn config() -> Option<NatConfig> {
-    let cfg = CONFIG.get(0).copied()?;
+pub fn config() -> Option<&'static NatConfig> {
+    let cfg = CONFIG.get(0)?;
     (cfg.pool_len != 0).then_some(cfg)
 }
 

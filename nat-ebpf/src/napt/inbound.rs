@@ -31,13 +31,13 @@ use crate::{
 pub fn ingress<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
     let cfg = config()?;
     if ip.later_fragment {
-        return Some(later_fragment(p, ip, &cfg));
+        return Some(later_fragment(p, ip, cfg));
     }
-    let v = translate(p, ip, &cfg);
-    if v.is_some() || !in_pool(&cfg, ip.dst) {
+    let v = translate(p, ip, cfg);
+    if v.is_some() || !in_pool(cfg, ip.dst) {
         return v;
     }
-    if unsolicited_syn(p, ip, &cfg) {
+    if unsolicited_syn(p, ip, cfg) {
         // RFC 5382 REQ-4: no answer (the stack would send an RST at once),
         // so a simultaneous open whose outbound SYN follows can still
         // succeed; ports outside the range are the gateway's own.
@@ -78,13 +78,12 @@ fn later_fragment<P: Packet>(p: &mut P, ip: &Ipv4, cfg: &NatConfig) -> Verdict {
 /// A whole datagram or a first fragment: `None` if no mapping claims it.
 #[inline(always)]
 fn translate<P: Packet>(p: &mut P, ip: &Ipv4, cfg: &NatConfig) -> Option<Verdict> {
-    let cfg = *cfg;
     let ports = match ports::of(p, ip, false) {
         Ok(Some(ports)) => ports,
         Err(()) => return None,
         Ok(None) if ip.proto == IPPROTO_ICMP => match ports::icmp(p, ip, icmp::ICMP_ECHOREPLY)? {
             IcmpMsg::Query(ports) => ports,
-            IcmpMsg::Error => return icmp_error::inbound(p, ip, &cfg),
+            IcmpMsg::Error => return icmp_error::inbound(p, ip, cfg),
             // Echo requests to the pool address are the gateway's own.
             IcmpMsg::Cut | IcmpMsg::Other => return None,
         },
@@ -116,10 +115,10 @@ fn translate<P: Packet>(p: &mut P, ip: &Ipv4, cfg: &NatConfig) -> Option<Verdict
         // session's.
         Some(slot) => session::refresh(m, slot, &touch),
         None => {
-            if !filtering::admitted(&cfg, &inside, m, &key, ip.src) {
+            if !filtering::admitted(cfg, &inside, m, &key, ip.src) {
                 return Some(counters::drop(Counter::DropFiltered));
             }
-            if let Err(reason) = session::create(&cfg, &skey, ip.dst, ports.ours.value, &touch) {
+            if let Err(reason) = session::create(cfg, &skey, ip.dst, ports.ours.value, &touch) {
                 return Some(counters::drop(reason));
             }
         }

@@ -70,7 +70,7 @@ pub fn egress<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
         Some(m) => m,
         None => {
             let first = session::first(ip.dst, ports.remote_port, &touch(ip, &ports, now), now);
-            match alloc::allocate(&cfg, &key, first, now) {
+            match alloc::allocate(cfg, &key, first, now) {
                 // The packet's session is the new mapping's first.
                 Ok(alloc::Allocated::Created(m)) => return Some(finish(p, ip, &ports, &m)),
                 Ok(alloc::Allocated::Raced(m)) => m,
@@ -85,7 +85,7 @@ pub fn egress<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
     };
     let skey = session_key(ip, &ports);
     let slot = session::find(mapping, &skey);
-    Some(translate(p, ip, &cfg, &ports, mapping, &skey, slot, now))
+    Some(translate(p, ip, cfg, &ports, mapping, &skey, slot, now))
 }
 
 /// A later fragment from inside: translated as its first fragment was,
@@ -182,7 +182,7 @@ fn finish<P: Packet>(p: &mut P, ip: &Ipv4, ports: &Ports, mapping: &Mapping) -> 
 /// An outbound TCP/UDP packet of an established NAPT flow, as the fast
 /// path finds it: its mapping and its session to this remote endpoint.
 pub struct Established {
-    cfg: NatConfig,
+    cfg: &'static NatConfig,
     ports: Ports,
     mapping: *mut Mapping,
     slot: Slot,
@@ -220,7 +220,7 @@ pub fn egress_established<P: Packet>(p: &mut P, ip: &Ipv4, e: &Established) -> V
     translate(
         p,
         ip,
-        &e.cfg,
+        e.cfg,
         &e.ports,
         e.mapping,
         &e.skey,

@@ -90,6 +90,21 @@ pub fn endpoint<P: Packet>(
     new_port: u16,
 ) -> Option<()> {
     addr(p, ip, dir, new_addr)?;
-    l4_for_addr(p, ip, dir, port.csum_off, port.l4, new_addr)?;
-    self::port(p, port, new_port)
+    match port.l4 {
+        L4::Tcp | L4::Udp => {
+            let (_, old_addr) = addr_field(ip, dir);
+            p.fix_l4_csum_for_endpoint(
+                port.csum_off,
+                (old_addr, new_addr),
+                (port.value, new_port),
+                port.l4 == L4::Udp,
+            )?;
+            if new_port != port.value {
+                p.store(port.off, &new_port)?;
+            }
+            Some(())
+        }
+        // ICMP's checksum covers the identifier, not the address.
+        L4::Icmp => self::port(p, port, new_port),
+    }
 }
