@@ -70,12 +70,16 @@ fn write(inst: &Instance, e: &Entries) -> Result<()> {
 }
 
 /// Writes bulk bindings `0..n` (2 map entries each), stamped `now`.
-pub fn fill_bulk(inst: &Instance, n: u32, now: u64) -> Result<()> {
+pub fn fill_bulk(inst: &mut Instance, n: u32, now: u64) -> Result<()> {
     ensure!(
         n <= 64 * (65535 - 1024),
         "{n} bindings do not fit the bulk layout"
     );
-    write(inst, &Entries::bulk(n, now))?;
+    let entries = Entries::bulk(n, now);
+    write(inst, &entries)?;
+    // The minimal NAT holds the same bindings: its random-flow figures are
+    // what the memory system alone costs at each scale.
+    inst.baseline_bulk(&entries)?;
     // The per-host port counts the data plane keeps with
     // --max-ports-per-host on (64 bindings per bulk host), so the memory
     // figures include them.

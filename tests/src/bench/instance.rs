@@ -27,7 +27,10 @@ use nat_common::{
 use nat_userspace::settings::napt::NaptSettings;
 use nat_userspace::tables::{Loaded, LoadedRef};
 
-use xnat_tests::bpf::{Read, map_name};
+use xnat_tests::{
+    bindings::Entries,
+    bpf::{Read, map_name},
+};
 
 /// The programs the benchmark runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -296,6 +299,38 @@ impl Instance {
                 aya::maps::HashMap::try_from(map)?;
             m.insert(key(from), to, 0)
                 .with_context(|| format!("writing {name}"))?;
+        }
+        Ok(())
+    }
+
+    /// Gives the minimal NAT the bulk bindings of `e` (as [`Self::baseline_flow`]
+    /// does one flow), with BPF_MAP_UPDATE_BATCH: its random-flow cases then
+    /// look up tables as large as xnat's.
+    pub fn baseline_bulk(&mut self, e: &Entries) -> Result<()> {
+        // Outbound: inside endpoint -> public endpoint, held in the
+        // minimal NAT's one value type.
+        let public: Vec<InsideEndpoint> = e
+            .inb
+            .0
+            .iter()
+            .map(|k| InsideEndpoint {
+                addr: k.addr,
+                port: k.port,
+                flags: 0,
+            })
+            .collect();
+        for (name, keys, values) in [
+            (MAP_BASELINE_IN, &e.inb.0, &e.inb.1),
+            (MAP_BASELINE_OUT, &e.out.0, &public),
+        ] {
+            let map = self
+                .baseline
+                .map(name)
+                .ok_or_else(|| anyhow!("no map {name} in the baseline object"))?;
+            let m: aya::maps::HashMap<&MapData, EndpointKey, InsideEndpoint> =
+                aya::maps::HashMap::try_from(map)?;
+            update_batch(m.map().fd().as_fd().as_raw_fd(), keys, values)
+                .with_context(|| format!("filling {name}"))?;
         }
         Ok(())
     }
