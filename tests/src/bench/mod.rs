@@ -6,6 +6,7 @@
 mod flows;
 mod instance;
 mod measure;
+mod redirect;
 mod suite;
 mod sweep;
 
@@ -66,6 +67,12 @@ struct Args {
     /// Write the results here instead of stdout.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// Measure nothing: attach the bare XDP redirect (the end-to-end
+    /// benchmark's baseline) to IFACE in native mode, print
+    /// `xnat-bench: redirect attached to IFACE`, and hold it until SIGINT
+    /// or SIGTERM.
+    #[arg(long, value_name = "IFACE")]
+    attach_redirect: Option<String>,
 }
 
 fn scale_arg(v: &str) -> Result<u32, std::num::ParseIntError> {
@@ -126,6 +133,9 @@ pub fn run() -> Result<()> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         bail!("needs root (it loads BPF programs): run it through `cargo xtask bench`");
+    }
+    if let Some(iface) = &args.attach_redirect {
+        return redirect::attach_and_wait(iface);
     }
     let started = Instant::now();
 
