@@ -52,7 +52,7 @@ pub enum Mode {
     /// auto` picks on a veth (the TCP comparison: see `build`).
     XnatFastTc,
     /// No NAT: a bare XDP program on the inside interface that only
-    /// forwards (FIB lookup, TTL, MACs, redirect; `xnat-bench
+    /// forwards (TTL, MACs, redirect to a fixed next hop; `xnat-bench
     /// --attach-redirect`), the ceiling of `XnatFast`'s path (issue 16).
     XdpRedirect,
 }
@@ -134,6 +134,9 @@ pub struct Plan {
 
 const CLIENT_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x01, 0x02];
 const GW_INT_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x01, 0x01];
+/// The server's eth0: fixed, so the bare XDP redirect is told its next hop
+/// (`start_redirect`) without asking the namespace.
+const SERVER_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x02, 0x02];
 /// The client's addresses: the first sends the UDP test, each has a
 /// thread in the new-flows test.
 const CLIENTS: [Ipv4Addr; 8] = [
@@ -371,7 +374,20 @@ fn build(t: &Topo, tmp: &Path) -> Result<()> {
         &mac(GW_INT_MAC),
     ]))?;
     util::output(Command::new("ip").args([
-        "link", "add", "ext0", "netns", g, "type", "veth", "peer", "name", "eth0", "netns", s,
+        "link",
+        "add",
+        "ext0",
+        "netns",
+        g,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth0",
+        "netns",
+        s,
+        "address",
+        &mac(SERVER_MAC),
     ]))?;
     for ns in [c, g, s] {
         // No IPv6 chatter (router solicitations, DAD) on the links.
@@ -505,12 +521,20 @@ fn start_agent(t: &Topo, xnat: &Path) -> Result<Agent> {
 
 /// The bare XDP redirect of `Mode::XdpRedirect` attached to the gateway's
 /// int0 by `xnat-bench --attach-redirect` for as long as the returned
-/// process runs; stopping it (SIGINT, as dropping it does) detaches. Its
+/// process runs, its fixed next hop the server's eth0 (`SERVER_MAC`) out of
+/// ext0 (the loader reads ext0's ifindex and MAC itself); stopping it (SIGINT, as dropping it does) detaches. Its
 /// attachment is an unpinned BPF link, so even a killed loader leaves
 /// nothing attached, and the namespace goes with the topology anyway.
 fn start_redirect(t: &Topo, bench: &Path) -> Result<Background> {
     let mut cmd = netns::exec(&t.gw, bench);
-    cmd.args(["--attach-redirect", "int0"]);
+    cmd.args([
+        "--attach-redirect",
+        "int0",
+        "--to",
+        "ext0",
+        "--dst-mac",
+        &mac(SERVER_MAC),
+    ]);
     let mut bg = Background::spawn(
         &format!("the bare XDP redirect in {}", t.gw),
         cmd,

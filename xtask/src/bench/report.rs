@@ -911,13 +911,14 @@ rule in a `nat` postrouting chain (so conntrack), the plain one only forwards (t
 route back). The *bare XDP redirect* one (issue 16's ceiling for the XDP fast path) has no NAT \
 either, and the same route back: `xnat-bench --attach-redirect int0` holds \
 `xnat_baseline_redirect_xdp` (nat-ebpf/src/bench_baseline.rs, in the `bench-baseline` object \
-`xnat` never loads) attached to int0 in native mode for the run. For an IPv4 frame it does only \
-what forwarding by XDP needs — `bpf_fib_lookup` as arrived on int0, the TTL decremented with the \
-header checksum fixed incrementally, the MACs from the FIB's result, `bpf_redirect` to the FIB's \
-egress device, as xnat's fast path redirects — and passes anything else (not IPv4, TTL ≤ 1, any \
-FIB result but success) to the stack. Two things xnat's fast path does besides that are not in \
-it: it looks the FIB up for every packet (xnat caches the result per CPU for the rest of the \
-timer tick), and it does not check that the egress device takes XDP frames (ext0 does here). \
+`xnat` never loads) attached to int0 in native mode for the run, with a fixed next hop: the \
+loader (`--to ext0 --dst-mac` the server's eth0, whose MAC the topology fixes) writes ext0's \
+ifindex, ext0's MAC and the server's MAC into a one-entry array before attaching. For an IPv4 \
+frame it does the least any XDP forwarder must — the TTL decremented with the header checksum \
+fixed incrementally, the two MACs written, `bpf_redirect` to ext0 by ifindex, as xnat's fast path \
+redirects — and passes anything else (not IPv4, TTL ≤ 1) to the stack: no route or neighbour \
+lookup (xnat's fast path does a FIB lookup, cached per CPU per timer tick), no NAT, no check that \
+the egress device takes XDP frames (ext0 does here). It is the physical limit of this path. \
 The server's eth0 has GRO on in every topology, which gives a veth a NAPI instance as \
 a NIC has one: a veth takes XDP frames only then (or with an XDP program of its own), so ext0 \
 takes the XDP fast path's redirects in every test, not only while the UDP sink is attached. XDP \
