@@ -6,6 +6,11 @@
 //! xnat's programs, it is the fair baseline for their per-packet cost: a
 //! ratio to it does not move with the machine as a ratio to a no-op does.
 //!
+//! Beside it, the bare XDP redirect of the end-to-end benchmark
+//! (`xnat_baseline_redirect_xdp`): IPv4 forwarding by XDP to a fixed next
+//! hop and nothing else, the physical limit of xnat's XDP fast path on the
+//! same path.
+//!
 //! A separate object (`bench-baseline`), never loaded by `xnat` itself.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
@@ -14,11 +19,16 @@
 mod baseline {
     use aya_ebpf::{
         bindings::{BPF_F_PSEUDO_HDR, TC_ACT_OK, xdp_action},
+        helpers::generated::bpf_redirect,
         macros::{classifier, map, xdp},
-        maps::HashMap,
+        maps::{Array, HashMap},
         programs::{TcContext, XdpContext},
     };
-    use nat_common::{EndpointKey, InsideEndpoint, bench::BASELINE_MAX_ENTRIES, csum};
+    use nat_common::{
+        EndpointKey, InsideEndpoint,
+        bench::{BASELINE_MAX_ENTRIES, RedirectHop},
+        csum,
+    };
 
     // The map names are `nat_common::bench::MAP_BASELINE_*`.
 
@@ -179,6 +189,74 @@ mod baseline {
         let _ = ctx.l4_csum_replace(at, addr as u64, to.addr as u64, BPF_F_PSEUDO_HDR as u64 | 4);
         let _ = ctx.l4_csum_replace(at, port as u64, to.port as u64, 2);
         TC_ACT_OK
+    }
+
+    const IP_TTL: usize = 8;
+
+    /// The bare redirect's next hop, index 0: egress ifindex, its MAC, the
+    /// next hop's MAC. Written once by the loader before attaching.
+    #[map]
+    static BASELINE_HOP: Array<RedirectHop> = Array::with_max_entries(1, 0);
+
+    /// The bare XDP redirect: the physical limit of forwarding a frame by
+    /// XDP redirect, i.e. the least work any XDP forwarder must do per
+    /// frame — check it is IPv4 that may still be forwarded, decrement the
+    /// TTL (with the header checksum fixed), write the two MACs, redirect —
+    /// and nothing else: no NAT, no route or neighbour lookup (the next hop
+    /// is fixed, given by the loader in `BASELINE_HOP`), no check of the
+    /// egress device. Any real forwarder also has to find its next hop
+    /// (xnat's fast path: a FIB lookup cached per CPU per tick), so none
+    /// can be cheaper; this is the ceiling of xnat's XDP fast path
+    /// (`forward::fastpath::outbound_xdp`) on the same topology, sender and
+    /// run. What it does not forward goes to the stack (XDP_PASS): not
+    /// IPv4 (ARP), TTL expiry.
+    #[xdp]
+    pub fn xnat_baseline_redirect_xdp(ctx: XdpContext) -> u32 {
+        // SAFETY: as in `xnat_baseline_xdp`.
+        let (data, end) = unsafe {
+            let md = core::ptr::read_volatile(&ctx.ctx);
+            ((*md).data as usize, (*md).data_end as usize)
+        };
+        // Ethernet + the fixed IPv4 header: all that forwarding reads or
+        // writes (options, if any, are carried along untouched).
+        if data + ETH_HLEN + 20 > end {
+            return xdp_action::XDP_PASS;
+        }
+        let eth_type: u16 = read(data + 12);
+        if eth_type != 0x0008 {
+            return xdp_action::XDP_PASS;
+        }
+        let ip = data + ETH_HLEN;
+        // A router must not forward a packet whose TTL would reach 0: the
+        // stack drops it and sends the ICMP time exceeded.
+        let ttl: u8 = read(ip + IP_TTL);
+        if ttl <= 1 {
+            return xdp_action::XDP_PASS;
+        }
+        // An array lookup the verifier inlines (a bounds check and an
+        // address): the least a program can do to learn its next hop.
+        let Some(hop) = BASELINE_HOP.get(0) else {
+            return xdp_action::XDP_PASS;
+        };
+        // TTL - 1 with the header checksum fixed incrementally (RFC 1624)
+        // over the 16-bit word holding TTL and protocol.
+        let word: u16 = read(ip + IP_TTL);
+        let mut bytes = word.to_ne_bytes();
+        bytes[0] = bytes[0].wrapping_sub(1);
+        let new = u16::from_ne_bytes(bytes);
+        write(ip + IP_TTL, new);
+        write(
+            ip + IP_CHECK,
+            csum::replace2(read(ip + IP_CHECK), word, new),
+        );
+        // The next hop's MAC as destination, the egress device's as source.
+        write(data, hop.dmac);
+        write(data + 6, hop.smac);
+        // Out of the egress device (ndo_xdp_xmit). bpf_redirect by ifindex,
+        // as xnat's fast path does (`forward::route::send`), so the two
+        // differ only in what xnat does besides.
+        // SAFETY: helper call.
+        unsafe { bpf_redirect(hop.ifindex, 0) as u32 }
     }
 }
 

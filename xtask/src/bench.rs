@@ -28,6 +28,8 @@ pub struct Options {
     pub quick: bool,
     pub only: String,
     pub rounds: Option<usize>,
+    /// End-to-end modes to run (`e2e::Mode::key`s); empty: all of them.
+    pub modes: Vec<String>,
     pub output: Option<PathBuf>,
 }
 
@@ -157,14 +159,30 @@ pub fn run(opts: &Options) -> Result<()> {
         _ => (true, true, true),
     };
     let command = format!(
-        "cargo xtask bench{}{}",
+        "cargo xtask bench{}{}{}",
         if opts.quick { " --quick" } else { "" },
         if opts.only == "all" {
             String::new()
         } else {
             format!(" --only {}", opts.only)
+        },
+        if opts.modes.is_empty() {
+            String::new()
+        } else {
+            format!(" --modes {}", opts.modes.join(","))
         }
     );
+    // Checked before anything is built or measured.
+    let wanted: Vec<e2e::Mode> = opts
+        .modes
+        .iter()
+        .map(|k| {
+            e2e::Mode::from_key(k).with_context(|| {
+                let keys: Vec<&str> = e2e::Mode::ALL.iter().map(|m| m.key()).collect();
+                format!("no end-to-end mode {k:?} (modes: {})", keys.join(", "))
+            })
+        })
+        .collect::<Result<_>>()?;
     toolchain::ensure_toolchain()?;
     tools::ensure_tools()?;
     if e2e_on {
@@ -175,7 +193,8 @@ pub fn run(opts: &Options) -> Result<()> {
 
     let mut build = util::cargo();
     build.args(["build", "--release", "--bin", "xnat"]);
-    if micro_on {
+    // xnat-bench also attaches the end-to-end bare XDP redirect.
+    if micro_on || e2e_on {
         build.args(["--bin", "xnat-bench"]);
     }
     if flood_on {
@@ -218,6 +237,21 @@ pub fn run(opts: &Options) -> Result<()> {
                     .to_owned(),
             );
         }
+        modes.push(e2e::Mode::XdpRedirect);
+        if !wanted.is_empty() {
+            modes.retain(|m| wanted.contains(m));
+            if modes.is_empty() {
+                bail!("none of the modes asked for (--modes) can run with this build");
+            }
+            notes.push(format!(
+                "`--modes`: end to end, only {}; targets comparing with a mode not run are n/a.",
+                modes
+                    .iter()
+                    .map(|m| m.label())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         let plan = if opts.quick {
             e2e::Plan {
                 rounds: opts.rounds.unwrap_or(2),
@@ -238,7 +272,7 @@ pub fn run(opts: &Options) -> Result<()> {
             }
         };
         println!("xtask: bench: end to end ({} rounds)", plan.rounds);
-        Some(e2e::run(&xnat, &modes, &plan, &tmp.0)?)
+        Some(e2e::run(&xnat, &bench_bin, &modes, &plan, &tmp.0)?)
     } else {
         None
     };
@@ -272,7 +306,7 @@ pub fn run(opts: &Options) -> Result<()> {
                 ));
             }
         }
-        for m in modes.values() {
+        for (key, m) in modes {
             let label = m["label"].as_str().unwrap_or("?");
             let busy = num(m, "gw_cpu_busy_pct");
             let offered = num(m, "udp_sent_pps");
@@ -284,9 +318,9 @@ pub fn run(opts: &Options) -> Result<()> {
                      figure is a lower bound set by the sender side{}.",
                     refused / 1e3,
                     offered / 1e3,
-                    if m["label"]
-                        .as_str()
-                        .is_some_and(|l| l.contains("XDP inside"))
+                    if [e2e::Mode::XnatFast, e2e::Mode::XdpRedirect]
+                        .iter()
+                        .any(|x| x.key() == key)
                     {
                         " (here int0's XDP runs on the sender's CPU, see Method)"
                     } else {

@@ -55,9 +55,14 @@ enum Command {
         /// Run only one part of the suite (`flood` updates only its parts of BENCHMARKS.md).
         #[arg(long, default_value = "all", value_parser = ["all", "micro", "e2e", "flood"])]
         only: String,
-        /// Rounds of the end-to-end measurements (default 5, 2 with --quick).
+        /// Rounds of the end-to-end measurements (default 7, 2 with --quick).
         #[arg(long)]
         rounds: Option<usize>,
+        /// End-to-end modes to run, comma-separated (plain, nft, xnat, xnat_fast,
+        /// xnat_fast_tc, xdp_redirect); default all. Targets comparing with a mode left out
+        /// are n/a.
+        #[arg(long, value_delimiter = ',')]
+        modes: Vec<String>,
         /// Write the report here instead of BENCHMARKS.md at the workspace root.
         #[arg(long)]
         output: Option<std::path::PathBuf>,
@@ -122,11 +127,13 @@ fn main() {
             quick,
             only,
             rounds,
+            modes,
             output,
         } => bench::run(&bench::Options {
             quick,
             only,
             rounds,
+            modes,
             output,
         }),
         Command::Dist => dist::run(),

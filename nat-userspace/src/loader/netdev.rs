@@ -83,7 +83,8 @@ struct IfreqHwaddr {
     name: [u8; libc::IFNAMSIZ],
     /// `sa_family`: the device's `ARPHRD_*` type.
     family: u16,
-    _data: [u8; 22],
+    /// `sa_data`: the address (6 bytes for Ethernet), then padding.
+    data: [u8; 22],
 }
 
 const SIOCGIFHWADDR: libc::c_ulong = 0x8927;
@@ -95,11 +96,34 @@ const ARPHRD_LOOPBACK: u16 = 772;
 /// shows the devices of the network namespace it was mounted in, which
 /// under `nsenter --net` is not ours.
 pub fn link_type(name: &str) -> anyhow::Result<u16> {
+    let req = ifreq_hwaddr(name)
+        .map_err(|e| anyhow::anyhow!("{name}: cannot read its link-layer type: {e}"))?;
+    Ok(req.family)
+}
+
+/// The Ethernet (MAC) address of interface `name`, asked by ioctl as in
+/// `link_type`.
+pub fn hwaddr(name: &str) -> anyhow::Result<[u8; 6]> {
+    let req = ifreq_hwaddr(name)
+        .map_err(|e| anyhow::anyhow!("{name}: cannot read its MAC address: {e}"))?;
+    if req.family != ARPHRD_ETHER {
+        bail!(
+            "{name}: not an Ethernet device (link-layer type {})",
+            req.family
+        );
+    }
+    let mut mac = [0u8; 6];
+    mac.copy_from_slice(&req.data[..6]);
+    Ok(mac)
+}
+
+/// SIOCGIFHWADDR on interface `name`.
+fn ifreq_hwaddr(name: &str) -> std::io::Result<IfreqHwaddr> {
     let sock = ioctl_socket()?;
     let mut req = IfreqHwaddr {
         name: [0; libc::IFNAMSIZ],
         family: 0,
-        _data: [0; 22],
+        data: [0; 22],
     };
     let n = name.len().min(libc::IFNAMSIZ - 1);
     req.name[..n].copy_from_slice(&name.as_bytes()[..n]);
@@ -112,10 +136,9 @@ pub fn link_type(name: &str) -> anyhow::Result<u16> {
         )
     };
     if rc != 0 {
-        let e = std::io::Error::last_os_error();
-        bail!("{name}: cannot read its link-layer type: {e}");
+        return Err(std::io::Error::last_os_error());
     }
-    Ok(req.family)
+    Ok(req)
 }
 
 /// What kind of device has link-layer type `t`, for an error message.

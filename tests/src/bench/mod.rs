@@ -6,6 +6,7 @@
 mod flows;
 mod instance;
 mod measure;
+mod redirect;
 mod suite;
 mod sweep;
 
@@ -66,6 +67,20 @@ struct Args {
     /// Write the results here instead of stdout.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// Measure nothing: attach the bare XDP redirect (the end-to-end
+    /// benchmark's baseline) to IFACE in native mode, forwarding every
+    /// IPv4 frame out of --to to --dst-mac, print
+    /// `xnat-bench: redirect attached to IFACE`, and hold it until SIGINT
+    /// or SIGTERM.
+    #[arg(long, value_name = "IFACE", requires_all = ["to", "dst_mac"])]
+    attach_redirect: Option<String>,
+    /// With --attach-redirect: the egress interface (its own MAC becomes
+    /// the frames' source).
+    #[arg(long, value_name = "IFACE", requires = "attach_redirect")]
+    to: Option<String>,
+    /// With --attach-redirect: the next hop's MAC (aa:bb:cc:dd:ee:ff).
+    #[arg(long, value_name = "MAC", value_parser = redirect::parse_mac, requires = "attach_redirect")]
+    dst_mac: Option<[u8; 6]>,
 }
 
 fn scale_arg(v: &str) -> Result<u32, std::num::ParseIntError> {
@@ -126,6 +141,10 @@ pub fn run() -> Result<()> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         bail!("needs root (it loads BPF programs): run it through `cargo xtask bench`");
+    }
+    if let (Some(iface), Some(to), Some(dst_mac)) = (&args.attach_redirect, &args.to, args.dst_mac)
+    {
+        return redirect::attach_and_wait(iface, to, dst_mac);
     }
     let started = Instant::now();
 

@@ -6,8 +6,8 @@
 //!  xb-<m>-c                    xb-<m>-g                               xb-<m>-s
 //!  eth0 10.0.0.2-9/24 ---- int0 10.0.0.1/24   ext0 192.0.2.1/24 ---- eth0 192.0.2.2/24
 //!  default via 10.0.0.1       the gateway: plain forwarding,           XDP sink for UDP to port 9;
-//!                             nftables masquerade, or xnat             iperf3 -s; a TCP accept
-//!                                                                      loop
+//!                             nftables masquerade, xnat, or the        iperf3 -s; a TCP accept
+//!                             bare XDP redirect (no NAT)               loop
 //! ```
 //!
 //! With 2 CPUs the gateway gets one to itself and the sender the other.
@@ -51,6 +51,10 @@ pub enum Mode {
     /// The fast path in TC on the inside interface, what `--inside-hook
     /// auto` picks on a veth (the TCP comparison: see `build`).
     XnatFastTc,
+    /// No NAT: a bare XDP program on the inside interface that only
+    /// forwards (TTL, MACs, redirect to a fixed next hop; `xnat-bench
+    /// --attach-redirect`), the ceiling of `XnatFast`'s path (issue 16).
+    XdpRedirect,
 }
 
 impl Mode {
@@ -61,7 +65,23 @@ impl Mode {
             Mode::Xnat => "xnat",
             Mode::XnatFast => "xnat_fast",
             Mode::XnatFastTc => "xnat_fast_tc",
+            Mode::XdpRedirect => "xdp_redirect",
         }
+    }
+
+    /// Every mode, in the report's column order.
+    pub const ALL: [Mode; 6] = [
+        Mode::Plain,
+        Mode::Nft,
+        Mode::Xnat,
+        Mode::XnatFast,
+        Mode::XnatFastTc,
+        Mode::XdpRedirect,
+    ];
+
+    /// The mode whose [`Mode::key`] is `key`.
+    pub fn from_key(key: &str) -> Option<Mode> {
+        Mode::ALL.into_iter().find(|m| m.key() == key)
     }
 
     fn short(self) -> &'static str {
@@ -71,11 +91,24 @@ impl Mode {
             Mode::Xnat => "xn",
             Mode::XnatFast => "xf",
             Mode::XnatFastTc => "xt",
+            Mode::XdpRedirect => "xr",
         }
     }
 
     fn is_xnat(self) -> bool {
         matches!(self, Mode::Xnat | Mode::XnatFast | Mode::XnatFastTc)
+    }
+
+    /// Whether the gateway translates (else the server routes back to the
+    /// inside, and inside sources reach it as they are).
+    fn is_nat(self) -> bool {
+        !matches!(self, Mode::Plain | Mode::XdpRedirect)
+    }
+
+    /// Whether an XDP program on int0 sees the client's frames (see
+    /// `build`).
+    fn xdp_inside(self) -> bool {
+        matches!(self, Mode::XnatFast | Mode::XdpRedirect)
     }
 
     pub fn label(self) -> &'static str {
@@ -85,6 +118,7 @@ impl Mode {
             Mode::Xnat => "xnat (TC ingress)",
             Mode::XnatFast => "xnat --fast-path, XDP inside",
             Mode::XnatFastTc => "xnat --fast-path, TC inside",
+            Mode::XdpRedirect => "bare XDP redirect (no NAT)",
         }
     }
 }
@@ -100,6 +134,9 @@ pub struct Plan {
 
 const CLIENT_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x01, 0x02];
 const GW_INT_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x01, 0x01];
+/// The server's eth0: fixed, so the bare XDP redirect is told its next hop
+/// (`start_redirect`) without asking the namespace.
+const SERVER_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x02, 0x02];
 /// The client's addresses: the first sends the UDP test, each has a
 /// thread in the new-flows test.
 const CLIENTS: [Ipv4Addr; 8] = [
@@ -168,12 +205,13 @@ impl Drop for Agent {
     }
 }
 
-/// Everything the run creates. Fields drop in order: traffic endpoints
-/// and agents first, then the namespaces.
+/// Everything the run creates. Fields drop in order: traffic endpoints,
+/// agents and redirect loaders first, then the namespaces.
 struct Lab {
     accept: Vec<AcceptServer>,
     iperf: Vec<Background>,
     agents: Vec<Agent>,
+    redirects: Vec<Background>,
     _namespaces: Namespaces,
 }
 
@@ -336,7 +374,20 @@ fn build(t: &Topo, tmp: &Path) -> Result<()> {
         &mac(GW_INT_MAC),
     ]))?;
     util::output(Command::new("ip").args([
-        "link", "add", "ext0", "netns", g, "type", "veth", "peer", "name", "eth0", "netns", s,
+        "link",
+        "add",
+        "ext0",
+        "netns",
+        g,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth0",
+        "netns",
+        s,
+        "address",
+        &mac(SERVER_MAC),
     ]))?;
     for ns in [c, g, s] {
         // No IPv6 chatter (router solicitations, DAD) on the links.
@@ -346,7 +397,7 @@ fn build(t: &Topo, tmp: &Path) -> Result<()> {
         netns::ip(c, &["addr", "add", &format!("{a}/24"), "dev", "eth0"])?;
     }
     netns::ip(c, &["link", "set", "eth0", "up"])?;
-    if t.mode == Mode::XnatFast {
+    if t.mode.xdp_inside() {
         // The XDP fast path on int0 sees frames, not skbs: the client's
         // packets must carry complete checksums, as off a wire (a partial
         // TCP checksum left for offload would go out as it is, and the
@@ -354,6 +405,8 @@ fn build(t: &Topo, tmp: &Path) -> Result<()> {
         // client's TSO once int0 has an XDP program, so this mode's TCP
         // moves MSS-sized packets where the others move 64 KiB GSO
         // packets: Mode::XnatFastTc is the fast path's TCP comparison.
+        // The bare redirect (Mode::XdpRedirect) sits where the fast path
+        // does and gets the same.
         util::output(netns::exec(c, "ethtool").args(["-K", "eth0", "tx", "off"]))?;
     }
     netns::ip(c, &["route", "add", "default", "via", "10.0.0.1"])?;
@@ -370,7 +423,7 @@ fn build(t: &Topo, tmp: &Path) -> Result<()> {
     // whether or not the UDP sink is attached, so the XDP fast path's
     // redirects into ext0 deliver in every test. In every topology alike.
     set_gro(s, "eth0", true)?;
-    if t.mode == Mode::Plain {
+    if !t.mode.is_nat() {
         // Without NAT the server must route back to the inside.
         netns::ip(s, &["route", "add", "10.0.0.0/24", "via", "192.0.2.1"])?;
     }
@@ -464,6 +517,37 @@ fn start_agent(t: &Topo, xnat: &Path) -> Result<Agent> {
         |stream, line| stream == Stream::Stdout && line.starts_with("xnat: attached to ext0"),
     )?;
     Ok(agent)
+}
+
+/// The bare XDP redirect of `Mode::XdpRedirect` attached to the gateway's
+/// int0 by `xnat-bench --attach-redirect` for as long as the returned
+/// process runs, its fixed next hop the server's eth0 (`SERVER_MAC`) out of
+/// ext0 (the loader reads ext0's ifindex and MAC itself); stopping it (SIGINT, as dropping it does) detaches. Its
+/// attachment is an unpinned BPF link, so even a killed loader leaves
+/// nothing attached, and the namespace goes with the topology anyway.
+fn start_redirect(t: &Topo, bench: &Path) -> Result<Background> {
+    let mut cmd = netns::exec(&t.gw, bench);
+    cmd.args([
+        "--attach-redirect",
+        "int0",
+        "--to",
+        "ext0",
+        "--dst-mac",
+        &mac(SERVER_MAC),
+    ]);
+    let mut bg = Background::spawn(
+        &format!("the bare XDP redirect in {}", t.gw),
+        cmd,
+        libc::SIGINT,
+    )?;
+    bg.wait_for_line(
+        "`xnat-bench: redirect attached to int0`",
+        Duration::from_secs(30),
+        |stream, line| {
+            stream == Stream::Stdout && line.starts_with("xnat-bench: redirect attached to int0")
+        },
+    )?;
+    Ok(bg)
 }
 
 fn nft_counter(ns: &str, name: &str) -> Result<u64> {
@@ -599,7 +683,7 @@ fn verify_udp_path(t: &Topo) -> Result<()> {
     if rx == 0 {
         bail!("{}: no UDP packet reached the server", t.mode.label());
     }
-    if t.mode != Mode::Plain && leaked != 0 {
+    if t.mode.is_nat() && leaked != 0 {
         bail!(
             "{}: {leaked} of {rx} UDP packets reached the server with their inside source address",
             t.mode.label()
@@ -866,7 +950,8 @@ fn xnat_prog_stats() -> Result<Vec<(u64, String, u64, u64)>> {
 }
 
 /// One extra UDP run with the kernel's BPF statistics on: how long xnat's
-/// programs take per packet in the real forwarding path. Separate from the
+/// programs (or the bare redirect) take per packet in the real forwarding
+/// path. Separate from the
 /// measured rounds, since the statistics cost time themselves. The sender
 /// is the XDP generator where there is one (a saturated gateway), else the
 /// AF_PACKET blaster.
@@ -931,8 +1016,9 @@ fn median(v: &[f64]) -> f64 {
 
 /// Runs the end-to-end measurements for `modes` and returns them as JSON:
 /// per mode the median of each figure, plus per-round samples, plus the
-/// ratios between modes taken round by round.
-pub fn run(xnat: &Path, modes: &[Mode], plan: &Plan, tmp: &Path) -> Result<Value> {
+/// ratios between modes taken round by round. `bench` is `xnat-bench`,
+/// which attaches the bare XDP redirect of `Mode::XdpRedirect`.
+pub fn run(xnat: &Path, bench: &Path, modes: &[Mode], plan: &Plan, tmp: &Path) -> Result<Value> {
     let topos: Vec<Topo> = modes.iter().map(|m| Topo::new(*m)).collect();
     let names: Vec<&str> = topos
         .iter()
@@ -953,12 +1039,16 @@ pub fn run(xnat: &Path, modes: &[Mode], plan: &Plan, tmp: &Path) -> Result<Value
         accept: Vec::new(),
         iperf: Vec::new(),
         agents: Vec::new(),
+        redirects: Vec::new(),
         _namespaces: Namespaces::create(&names)?,
     };
     for t in &topos {
         build(t, tmp).with_context(|| format!("building the {} topology", t.mode.label()))?;
         if t.mode.is_xnat() {
             lab.agents.push(start_agent(t, xnat)?);
+        }
+        if t.mode == Mode::XdpRedirect {
+            lab.redirects.push(start_redirect(t, bench)?);
         }
         let mut iperf = netns::exec(&t.server, "iperf3");
         iperf.args(["-s", "-p", &IPERF_PORT.to_string()]);
@@ -1096,7 +1186,12 @@ pub fn run(xnat: &Path, modes: &[Mode], plan: &Plan, tmp: &Path) -> Result<Value
         }
     }
     let mut profiles = serde_json::Map::new();
-    for t in topos.iter().filter(|t| t.mode.is_xnat()) {
+    // The bare redirect too: the same statistics give its cost per packet
+    // beside xnat's (its program is named xnat_baseline_redirect_xdp).
+    for t in topos
+        .iter()
+        .filter(|t| t.mode.is_xnat() || t.mode == Mode::XdpRedirect)
+    {
         eprintln!("xtask: bench: BPF run-time statistics: {}", t.mode.label());
         match profile(t, plan, &sink_prog, gen_prog.as_ref()) {
             Ok(p) => {

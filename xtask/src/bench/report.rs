@@ -351,13 +351,45 @@ fn targets(micro: Option<&Value>, e2e: Option<&Value>, fl: Option<&Value>) -> Ve
             });
         }
         Some(_) => {
-            t.push(na(what_udp, "no fast-path column (see notes)"));
-            t.push(na(what_plain, "no fast-path column (see notes)"));
+            // A run of some modes only (`--modes`), or a build without the
+            // fast path.
+            let why = if e2e.is_some_and(|e| e["modes"].get("xnat_fast").is_some()) {
+                "not run"
+            } else {
+                "no fast-path column (see notes)"
+            };
+            t.push(na(what_udp, why));
+            t.push(na(what_plain, why));
         }
         None => {
             t.push(na(what_udp, "not run"));
             t.push(na(what_plain, "not run"));
         }
+    }
+    // Issue 16's ceiling: xnat's XDP fast path against a program that only
+    // forwards, on the same path, sender and rounds. Median of the
+    // per-round ratios, like the targets above.
+    let what_redirect = "end to end, fast path with XDP inside: ≥ 0.7× a bare XDP redirect \
+                         program (no NAT; same topology, generator, run)";
+    match e2e.map(|e| (&e["ratios"], &e["modes"])) {
+        Some((r, _)) if r.get("xnat_fast/xdp_redirect").is_some() => {
+            let a = f(&r["xnat_fast/xdp_redirect"]["udp_xdp_pps"]);
+            t.push(Target {
+                what: what_redirect.into(),
+                measured: format!(
+                    "XDP generator, 64-byte UDP: fast path (XDP inside) / bare redirect {} (for \
+                     reference, AF_PACKET sender: {}; all on one CPU with trafgen: {})",
+                    ratio_range(&r["xnat_fast/xdp_redirect"], "udp_xdp_pps"),
+                    ratio(f(&r["xnat_fast/xdp_redirect"]["udp_pps"])),
+                    ratio(f(&r["xnat_fast/xdp_redirect"]["udp_trafgen_pps"]))
+                ),
+                pass: a.is_finite().then_some(a >= 0.7),
+            });
+        }
+        Some((_, m)) if m.get("xnat_fast").is_none() => {
+            t.push(na(what_redirect, "no fast-path column (see notes)"));
+        }
+        _ => t.push(na(what_redirect, "not run")),
     }
     if let Some(r) = e2e.map(|e| &e["ratios"]) {
         for (key, name) in [
@@ -632,7 +664,14 @@ fn scale_tables(out: &mut String, m: &Value) {
 }
 
 fn e2e_table(out: &mut String, e: &Value) {
-    let modes = ["plain", "nft", "xnat", "xnat_fast", "xnat_fast_tc"];
+    let modes = [
+        "plain",
+        "nft",
+        "xnat",
+        "xnat_fast",
+        "xnat_fast_tc",
+        "xdp_redirect",
+    ];
     let present: Vec<&str> = modes
         .iter()
         .copied()
@@ -646,6 +685,7 @@ fn e2e_table(out: &mut String, e: &Value) {
         ("xnat/nft", "xnat / nft"),
         ("xnat_fast/nft", "fast XDP / nft"),
         ("xnat_fast/plain", "fast XDP / plain"),
+        ("xnat_fast/xdp_redirect", "fast XDP / bare redirect"),
         ("xnat_fast_tc/nft", "fast TC / nft"),
         ("nft/plain", "nft / plain"),
     ]
@@ -748,8 +788,8 @@ fn profile_table(out: &mut String, e: &Value) {
     };
     let _ = writeln!(
         out,
-        "\nxnat's programs in the real path: one more UDP run per xnat mode ({}) with the \
-         kernel's BPF run-time statistics on (`BPF_ENABLE_STATS`; they add a clock read per run, \
+        "\nThe programs in the real path: one more UDP run per xnat mode and the bare redirect \
+         ({}) with the kernel's BPF run-time statistics on (`BPF_ENABLE_STATS`; they add a clock read per run, \
          so this run is not one of the measured rounds):\n\n| mode | program | runs per packet received | ns per run |\n|---|---|---:|---:|",
         if p.values().all(|v| v["sender"] == "xdp") {
             "XDP generator"
@@ -903,14 +943,26 @@ The xnat gateways run `xnat attach ext0 --ingress tc --internal 10.0.0.0/24 --po
 established flow's frames on int0 and redirects them into ext0 before the kernel builds an skb) or \
 `--inside-hook tc` (*TC inside*, what `auto` picks on a veth); the nftables one a `masquerade` \
 rule in a `nat` postrouting chain (so conntrack), the plain one only forwards (the server has a \
-route back). The server's eth0 has GRO on in every topology, which gives a veth a NAPI instance as \
+route back). The *bare XDP redirect* one (issue 16's ceiling for the XDP fast path) has no NAT \
+either, and the same route back: `xnat-bench --attach-redirect int0` holds \
+`xnat_baseline_redirect_xdp` (nat-ebpf/src/bench_baseline.rs, in the `bench-baseline` object \
+`xnat` never loads) attached to int0 in native mode for the run, with a fixed next hop: the \
+loader (`--to ext0 --dst-mac` the server's eth0, whose MAC the topology fixes) writes ext0's \
+ifindex, ext0's MAC and the server's MAC into a one-entry array before attaching. For an IPv4 \
+frame it does the least any XDP forwarder must — the TTL decremented with the header checksum \
+fixed incrementally, the two MACs written, `bpf_redirect` to ext0 by ifindex, as xnat's fast path \
+redirects — and passes anything else (not IPv4, TTL ≤ 1) to the stack: no route or neighbour \
+lookup (xnat's fast path does a FIB lookup, cached per CPU per timer tick), no NAT, no check that \
+the egress device takes XDP frames (ext0 does here). It is the physical limit of this path. \
+The server's eth0 has GRO on in every topology, which gives a veth a NAPI instance as \
 a NIC has one: a veth takes XDP frames only then (or with an XDP program of its own), so ext0 \
 takes the XDP fast path's redirects in every test, not only while the UDP sink is attached. XDP \
 on int0 sees frames, not skbs, and cannot complete a checksum left to offload, so in the \
-XDP-inside topology the client sends complete checksums (`ethtool -K eth0 tx off`), as packets \
-off a wire have them; and a veth turns off its peer's TSO once it has an XDP program, so that \
-mode's TCP moves MSS-sized packets where the others move 64 KiB GSO packets: its TCP figures are \
-not like for like, and the TCP target is judged on the TC-inside fast path.\n\n\
+XDP-inside and bare-redirect topologies the client sends complete checksums (`ethtool -K eth0 \
+tx off`), as packets off a wire have them; and a veth turns off its peer's TSO once it has an \
+XDP program, so those two modes' TCP moves MSS-sized packets where the others move 64 KiB GSO \
+packets: their TCP figures are not like for like, and the TCP target is judged on the TC-inside \
+fast path.\n\n\
 UDP, 64-byte frames in 8 flows (8 source ports, to the server's port 9), with three senders. In \
 every case the server's veth drops them on arrival with a 17-instruction XDP program (attached \
 only during UDP runs) and counts them (`rx_queue_0_xdp_drops`), so receiving costs next to \
@@ -940,8 +992,8 @@ refused on the spot (a full ring), which shows the gateway saturated. *AF_PACKET
 reference: the earlier headline): a sender thread pinned to CPU 0 writes prebuilt frames with \
 `sendmmsg` on an AF_PACKET socket (qdisc bypassed) as fast as it can, and RPS steers int0's \
 receive processing to CPU 1. *Offered* counts every frame the sender tried, *refused* the ones \
-the gateway's full input queue turned away at once. With XDP inside, int0's XDP program runs in \
-the veth's NAPI, which the sender schedules on its own CPU (RPS acts only after XDP): there \
+the gateway's full input queue turned away at once. With XDP inside (and with the bare \
+redirect), int0's XDP program runs in the veth's NAPI, which the sender schedules on its own CPU (RPS acts only after XDP): there \
 sender and gateway share CPU 0. *trafgen*: `trafgen -P 1` (netsniff-ng) pinned to CPU 0 with RPS \
 off: sender, gateway and receiver on one core. Before the runs, a short burst per topology goes \
 through to an nftables counter on the server instead, checking that packets arrive and that \
@@ -969,8 +1021,9 @@ reset flow's mapping lives on for the transitory timeout (30 s here), so a longe
 run out of ports (xnat then answers ICMP administratively prohibited, `No route to host`). New \
 connections per second depend on the client's and the server's stacks as much as on the \
 gateway: where all modes come out alike, the gateway is not what limits them. Finally one \
-more UDP run per xnat mode with the XDP generator and the kernel's BPF run-time statistics on \
-(`BPF_ENABLE_STATS`) gives the time xnat's programs take per packet in the real path.\n\n\
+more UDP run per xnat mode and the bare redirect with the XDP generator and the kernel's BPF \
+run-time statistics on (`BPF_ENABLE_STATS`) gives the time xnat's programs (and the bare \
+redirect) take per packet in the real path.\n\n\
 **What limits the end-to-end numbers.** Everything is software on a 2-CPU virtual machine \
 shared with other work: veth pairs, no NIC. The UDP rate is what one core forwards (plus a \
 near-free drop per packet) — provided the gateway CPU is saturated, i.e. the sender offers more \
