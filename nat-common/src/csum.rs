@@ -163,7 +163,7 @@ mod tests {
         for i in 0..200_000u32 {
             let r = rng.next();
             let pick16 = |x: u64, i: u32| {
-                if i % 7 == 0 {
+                if i.is_multiple_of(7) {
                     edges16[(x & 3) as usize]
                 } else {
                     x as u16
@@ -171,7 +171,7 @@ mod tests {
             };
             let check = pick16(r, i);
             let (old, new) = (rng.next() as u32, rng.next() as u32);
-            let new = if i % 11 == 0 { old } else { new };
+            let new = if i.is_multiple_of(11) { old } else { new };
             let r2 = rng.next();
             let (old_port, new_port) = (pick16(r2, i + 1), pick16(r2 >> 16, i + 2));
             assert_eq!(
