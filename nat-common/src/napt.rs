@@ -339,6 +339,40 @@ pub struct SessionKey {
     pub _pad: [u8; 3],
 }
 
+impl SessionKey {
+    /// The key of a session, padding zeroed. Built as whole words: a
+    /// struct literal's 3-byte zero pad becomes a call to a `memset`
+    /// subprogram in BPF, once per packet.
+    #[inline(always)]
+    pub fn new(
+        inside_addr: u32,
+        remote_addr: u32,
+        inside_port: u16,
+        remote_port: u16,
+        proto: u8,
+    ) -> Self {
+        /// `SessionKey`'s layout with the protocol and its pad as one word.
+        #[repr(C)]
+        struct Words {
+            inside_addr: u32,
+            remote_addr: u32,
+            inside_port: u16,
+            remote_port: u16,
+            proto_and_pad: u32,
+        }
+        let words = Words {
+            inside_addr,
+            remote_addr,
+            inside_port,
+            remote_port,
+            proto_and_pad: u32::from_ne_bytes([proto, 0, 0, 0]),
+        };
+        // SAFETY: same size, alignment and field offsets (both repr(C));
+        // every byte is initialised and any bytes are a valid SessionKey.
+        unsafe { core::mem::transmute::<Words, SessionKey>(words) }
+    }
+}
+
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Session {
@@ -598,6 +632,22 @@ mod pod {
 mod tests {
     use super::*;
     use core::mem::size_of;
+
+    #[test]
+    fn session_key_new_is_the_literal_with_a_zero_pad() {
+        let key = SessionKey::new(0x0a00_0002, 0xc633_6401, 5000, 53, 17);
+        assert_eq!(
+            key,
+            SessionKey {
+                inside_addr: 0x0a00_0002,
+                remote_addr: 0xc633_6401,
+                inside_port: 5000,
+                remote_port: 53,
+                proto: 17,
+                _pad: [0; 3],
+            }
+        );
+    }
 
     #[test]
     fn layouts_have_no_hidden_padding() {

@@ -94,14 +94,13 @@ fn translate<P: Packet>(p: &mut P, ip: &Ipv4, cfg: &NatConfig) -> Option<Verdict
     let inside = unsafe { NAPT_IN.get(key).copied() }?;
     // Missing only for a moment while another CPU creates the mapping.
     let m = NAPT_OUT.get_ptr_mut(inside.key(ip.proto))?;
-    let skey = SessionKey {
-        inside_addr: inside.addr,
-        remote_addr: ip.src,
-        inside_port: inside.port,
-        remote_port: ports.remote_port,
-        proto: ip.proto,
-        _pad: [0; 3],
-    };
+    let skey = SessionKey::new(
+        inside.addr,
+        ip.src,
+        inside.port,
+        ports.remote_port,
+        ip.proto,
+    );
     let touch = Touch {
         outbound: false,
         bytes: ip.bytes(),

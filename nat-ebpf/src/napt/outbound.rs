@@ -121,14 +121,13 @@ fn touch(ip: &Ipv4, ports: &Ports, now: u64) -> Touch {
 /// The session key of an outbound packet.
 #[inline(always)]
 fn session_key(ip: &Ipv4, ports: &Ports) -> SessionKey {
-    SessionKey {
-        inside_addr: ip.src,
-        remote_addr: ip.dst,
-        inside_port: ports.ours.value,
-        remote_port: ports.remote_port,
-        proto: ip.proto,
-        _pad: [0; 3],
-    }
+    SessionKey::new(
+        ip.src,
+        ip.dst,
+        ports.ours.value,
+        ports.remote_port,
+        ip.proto,
+    )
 }
 
 /// Once the mapping is known (and its session looked up): counts the
