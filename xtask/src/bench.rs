@@ -8,6 +8,7 @@
 mod e2e;
 mod flood;
 mod net;
+mod profile;
 mod report;
 mod splice;
 
@@ -44,9 +45,14 @@ impl Drop for TempDir {
 
 fn ensure_bench_tools() -> Result<()> {
     // Beyond tools::TOOLS: netsniff-ng (trafgen, see the report's method
-    // notes), taskset.
+    // notes), taskset, perf.
     let mut missing = Vec::new();
-    for (tool, pkg) in [("trafgen", "netsniff-ng"), ("taskset", "util-linux")] {
+    for (tool, pkg) in [
+        ("trafgen", "netsniff-ng"),
+        ("taskset", "util-linux"),
+        // perf: where the nanoseconds go (bench/profile.rs).
+        ("perf", "linux-perf"),
+    ] {
         if util::find_in_path(tool).is_none() {
             missing.push(pkg);
         }
@@ -216,11 +222,13 @@ pub fn run(opts: &Options) -> Result<()> {
 
     let micro = if micro_on {
         println!("xtask: bench: BPF_PROG_TEST_RUN measurements (xnat-bench)");
-        Some(run_micro(
-            &bench_bin,
-            opts.quick,
-            &tmp.0.join("micro.json"),
-        )?)
+        let mut micro = run_micro(&bench_bin, opts.quick, &tmp.0.join("micro.json"))?;
+        println!("xtask: bench: where the nanoseconds go (perf record of xnat-bench)");
+        micro["profile"] = match profile::run(&bench_bin, &tmp.0)? {
+            Ok(p) => p,
+            Err(why) => serde_json::json!({ "unavailable": why }),
+        };
+        Some(micro)
     } else {
         None
     };

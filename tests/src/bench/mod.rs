@@ -81,6 +81,12 @@ struct Args {
     /// With --attach-redirect: the next hop's MAC (aa:bb:cc:dd:ee:ff).
     #[arg(long, value_name = "MAC", value_parser = redirect::parse_mac, requires = "attach_redirect")]
     dst_mac: Option<[u8; 6]>,
+    /// Only the established-flow cases (each program and the minimal NAT
+    /// on its cycle flows, and the no-op), no scale or sweep: what `cargo
+    /// xtask bench` runs under `perf record` to say where the nanoseconds
+    /// go.
+    #[arg(long)]
+    established_only: bool,
 }
 
 fn scale_arg(v: &str) -> Result<u32, std::num::ParseIntError> {
@@ -149,7 +155,11 @@ pub fn run() -> Result<()> {
     let started = Instant::now();
 
     let per_packet = per_packet(&args)?;
-    let scale = scale(&args)?;
+    let scale = if args.established_only {
+        Value::Null
+    } else {
+        scale(&args)?
+    };
 
     let result = json!({
         "repeat": args.repeat,
@@ -469,6 +479,13 @@ fn per_packet(args: &Args) -> Result<Value> {
         ));
     }
 
+    if args.established_only {
+        // The repeated runs of one established flow: ids `noop` (and
+        // `noop_loop`, which the suite needs beside it),
+        // `xnat_<program>_<proto>` (new bindings and pass-through cases
+        // have other ids).
+        cases.retain(|c| c.id == NOOP || c.id == NOOP_LOOP || c.id.starts_with("xnat_"));
+    }
     let results = suite::run("per-packet", args.runs, &mut cases)?;
     Ok(json!({ "bindings": BULK, "cases": results }))
 }

@@ -510,6 +510,97 @@ fn per_packet_table(out: &mut String, m: &Value) {
     }
 }
 
+/// What each program does per established packet beyond the minimal NAT,
+/// for the profile's table.
+const PROFILED: &[(&str, &str)] = &[
+    (
+        "xnat_ingress_xdp",
+        "two hash lookups — NAPT_IN (public endpoint → inside endpoint), then NAPT_OUT (the \
+         mapping, which holds the session) — where the minimal NAT makes one; the session's \
+         counters; the static-table, trace and fast-path flags; CONFIG; two per-CPU counters",
+    ),
+    (
+        "xnat_ingress_tc",
+        "as in XDP, plus the checksum helpers every TC rewrite goes through",
+    ),
+    (
+        "xnat_egress_tc",
+        "one hash lookup (NAPT_OUT: the mapping and its session) like the minimal NAT, the \
+         session's counters and timestamp, the same two checksum helpers (the address with \
+         the pseudo-header flag, then the port: in a CHECKSUM_PARTIAL skb only the first may \
+         touch the field), the flags and counters",
+    ),
+    (
+        "xnat_baseline_xdp",
+        "the minimal NAT: one hash lookup, the rewrite",
+    ),
+    (
+        "xnat_baseline_tc",
+        "the minimal NAT in TC: one hash lookup, the rewrite through the checksum helpers",
+    ),
+];
+
+/// "Where the nanoseconds go": each program's time per established UDP
+/// packet (its `repeat` figure less the no-op's, i.e. less the test-run
+/// loop) split by what perf saw it doing.
+fn nanoseconds_table(out: &mut String, m: &Value) {
+    let p = &m["profile"];
+    let _ = writeln!(
+        out,
+        "
+### Where the nanoseconds go
+"
+    );
+    if let Some(why) = p["unavailable"].as_str() {
+        let _ = writeln!(out, "Not profiled: {why}.");
+        return;
+    }
+    let Some(kinds) = p["kinds"].as_array() else {
+        let _ = writeln!(out, "Not profiled in this run.");
+        return;
+    };
+    let cases = &m["per_packet"]["cases"];
+    let noop = case(cases, "noop").map(|c| f(&c["ns"])).unwrap_or(f64::NAN);
+    let _ = writeln!(
+        out,
+        "Each program's established UDP packet (the `repeat` figure above less the no-op's, \
+         which is the test-run loop), split by what `perf record -g` found it doing in a run \
+         of the same cases (`xnat-bench --established-only`, sampled at 5 kHz; see Method). \
+         ns (share of the program's samples):\n"
+    );
+    let heads: Vec<&str> = kinds.iter().filter_map(|k| k["what"].as_str()).collect();
+    let _ = writeln!(
+        out,
+        "| program | in the program | {} | samples | what it does |\n|---|---:|{}---:|---|",
+        heads.join(" | "),
+        "---:|".repeat(heads.len())
+    );
+    for (prog, does) in PROFILED {
+        let prof = &p["programs"][*prog];
+        let Some(c) = case(cases, &format!("{prog}_udp")) else {
+            continue;
+        };
+        if !prof.is_object() {
+            continue;
+        }
+        let own = f(&c["ns"]) - noop;
+        let cells: Vec<String> = kinds
+            .iter()
+            .map(|k| {
+                let share = f(&prof["shares"][k["kind"].as_str().unwrap_or("")]);
+                format!("{} ({:.0} %)", ns(own * share), share * 100.0)
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "| `{prog}` | {} | {} | {} | {does} |",
+            ns(own),
+            cells.join(" | "),
+            prof["samples"]
+        );
+    }
+}
+
 fn scale_tables(out: &mut String, m: &Value) {
     let s = &m["scale"];
     let scales: Vec<u64> = s["scales"]
@@ -861,6 +952,7 @@ pub fn markdown(
             mi["loop_calls"]
         );
         per_packet_table(&mut out, mi);
+        nanoseconds_table(&mut out, mi);
         let _ = writeln!(out, "\n## 2. Scale\n");
         scale_tables(&mut out, mi);
     }
@@ -922,7 +1014,12 @@ programs additionally pay for the skb helpers). The ratio to a no-op moves with 
 same cycle flow in the same rounds: parse to the ports, one hash lookup keyed by the translated \
 endpoint, address and port rewrite with incremental checksums (in TC through the kernel's \
 checksum helper, as a correct TC NAT must), nothing else. The fast path is off in these runs \
-(its FIB lookup and redirect need real interfaces).\n\n\
+(its FIB lookup and redirect need real interfaces). *Where the nanoseconds go*: the established-flow cases \
+again (`xnat-bench --established-only`: 3 rounds of 2,000,000 runs each) under `perf record -g` \
+(5 kHz); a sample counts for the innermost xnat program in its call chain, as the program's own \
+instructions if it was there, else by the kernel function the program had called (hash-table \
+lookup, LPM-trie lookup, checksum helper, a BPF subprogram, anything else); the shares split the \
+program's time from the per-packet table (less the no-op's, which is the test-run loop).\n\n\
 **Scale.** One instance per size, tables sized to the bindings (as `--max-mappings` / \
 `--max-sessions` would), each binding = a mapping (NAPT_OUT + NAPT_IN) holding its one \
 session, as the data plane makes a binding (nothing in SESSIONS or FILTER, which keep only \
