@@ -447,6 +447,11 @@ pub fn tcp_open(flags: u8, outbound: bool) -> u8 {
 /// a session in state `state`.
 #[inline(always)]
 pub fn tcp_next(state: u8, flags: u8, outbound: bool) -> u8 {
+    // Nearly every segment: data or an ACK on an established connection,
+    // which changes nothing (one test instead of the walk below).
+    if state == TCP_ESTABLISHED && flags & (TH_SYN | TH_FIN | TH_RST) == 0 {
+        return state;
+    }
     if flags & TH_RST != 0 {
         return TCP_TRANSITORY;
     }
