@@ -28,7 +28,7 @@ use crate::{
 #[inline(always)]
 pub fn xnat_ingress_xdp(ctx: XdpContext) -> u32 {
     match traced(
-        &mut XdpPacket { ctx: &ctx },
+        &mut XdpPacket::new(&ctx),
         Direction::Ingress,
         TRACE_INGRESS_XDP,
     ) {

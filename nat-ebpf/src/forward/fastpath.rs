@@ -29,7 +29,7 @@ use crate::{
 /// is resolved, otherwise hand the (translated) packet to the stack.
 #[inline(always)]
 pub fn inbound_xdp(ctx: &XdpContext) -> u32 {
-    let mut p = XdpPacket { ctx };
+    let mut p = XdpPacket::new(ctx);
     let Some(ip) = ipv4::outer_ipv4(&p) else {
         return xdp_action::XDP_PASS;
     };
@@ -198,7 +198,7 @@ pub fn outbound_tc(ctx: &TcContext, ip: &Ipv4) -> i32 {
 /// take.
 #[inline(always)]
 pub fn outbound_xdp(ctx: &XdpContext) -> u32 {
-    let mut p = XdpPacket { ctx };
+    let mut p = XdpPacket::new(ctx);
     let Some(ip) = ipv4::outer_ipv4(&p) else {
         return xdp_action::XDP_PASS;
     };

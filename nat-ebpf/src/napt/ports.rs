@@ -44,6 +44,10 @@ impl Ports {
     }
 }
 
+/// 16-bit words of a TCP header up to the one holding its flags byte.
+const TCP_HEAD_WORDS: usize = (TCP_FLAGS_OFF as usize + 1) / 2;
+const _: () = assert!(TCP_FLAGS_OFF as usize == 2 * TCP_HEAD_WORDS - 1);
+
 /// Reads the ports of a TCP/UDP segment; `outbound` says which port is
 /// ours. `Ok(None)`: not TCP or UDP; `Err` means truncated.
 #[inline(always)]
@@ -55,12 +59,14 @@ pub fn of<P: Packet>(p: &P, ip: &Ipv4, outbound: bool) -> Result<Option<Ports>, 
             if !ip.has(l4, if tcp { TCP_HLEN } else { UDP_HLEN }) {
                 return Err(());
             }
-            // Both ports in one load.
-            let [sport, dport]: [u16; 2] = p.load(l4).ok_or(())?;
-            let tcp_flags: u8 = if tcp {
-                p.load(l4 + TCP_FLAGS_OFF).ok_or(())?
+            // One bounds check and the fields' own loads: TCP's ports up
+            // to its flags byte (14 bytes), UDP's ports.
+            let ([sport, dport], tcp_flags) = if tcp {
+                let head: [u16; TCP_HEAD_WORDS] = p.load(l4).ok_or(())?;
+                let [_, flags] = head[TCP_HEAD_WORDS - 1].to_ne_bytes();
+                ([head[0], head[1]], flags)
             } else {
-                0
+                (p.load::<[u16; 2]>(l4).ok_or(())?, 0)
             };
             let (off, value, remote_port) = if outbound {
                 (l4, sport, dport)
