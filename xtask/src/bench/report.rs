@@ -1006,7 +1006,8 @@ ns/packet of a `repeat` run is the thread's CPU time over the syscall divided by
 kernel's own `duration` is whole nanoseconds, too coarse for the no-op; both are in the JSON). \
 Work that cannot repeat on one buffer — a new binding per packet, a different flow per packet — \
 runs as a `loop` of single-run syscalls: the mean of the kernel's per-call `duration`, minus the \
-same loop with the no-op program in the same round, plus the no-op's `repeat` figure. The no-op \
+same loop with the no-op program in the same round, plus the no-op's `repeat` figure. The new-binding case runs on tables of its own (with room for every binding it creates), so \
+the established-flow cases keep exactly the bindings they report. The no-op \
 is `xnat_noop_xdp`; TC programs are compared to it too (the test-run loop is the same; TC \
 programs additionally pay for the skb helpers). The ratio to a no-op moves with the machine \
 (the no-op's fixed cost differs), so each established-flow case is also judged against the \
