@@ -157,13 +157,15 @@ fn targets(micro: Option<&Value>, e2e: Option<&Value>, fl: Option<&Value>) -> Ve
     };
 
     // Per-packet cost of an established flow: against the minimal NAT of
-    // the same hook (the fair baseline) and against the no-op.
-    let what =
-        "established flow, XDP ingress and TC egress: ≤ 1.5× the minimal NAT and ≤ 4× the no-op";
+    // the same hook (the fair baseline), and against the no-op, each its
+    // own row (the no-op ratio moves with the machine, and the minimal NAT
+    // itself is over 4× the no-op in TC).
+    let what = "established flow, XDP ingress and TC egress: ≤ 1.5× the minimal NAT";
+    let what_noop = "established flow, XDP ingress and TC egress: ≤ 4× the no-op";
     match micro.map(|m| &m["per_packet"]["cases"]) {
         Some(cases) => {
-            let mut pass = Some(true);
-            let mut parts = Vec::new();
+            let (mut pass, mut pass_noop) = (Some(true), Some(true));
+            let (mut parts, mut parts_noop) = (Vec::new(), Vec::new());
             for (id, name) in [
                 ("xnat_ingress_xdp_udp", "XDP ingress UDP"),
                 ("xnat_ingress_xdp_tcp", "XDP ingress TCP"),
@@ -171,23 +173,32 @@ fn targets(micro: Option<&Value>, e2e: Option<&Value>, fl: Option<&Value>) -> Ve
                 ("xnat_egress_tc_tcp", "TC egress TCP"),
             ] {
                 let Some(c) = case(cases, id) else {
-                    pass = None;
+                    (pass, pass_noop) = (None, None);
                     continue;
                 };
                 let vs_min = f(&c["against"]["ratio"]);
                 let vs_noop = f(&c["ratio"]);
-                parts.push(format!(
-                    "{name} {} min NAT, {} no-op",
-                    ratio(vs_min),
-                    ratio(vs_noop)
-                ));
-                let ok = vs_min.is_finite() && vs_min <= 1.5 && vs_noop <= 4.0;
-                pass = pass.map(|p| p && ok);
+                parts.push(format!("{name} {}", ratio(vs_min)));
+                // What the minimal NAT of the same hook and flow costs
+                // against the no-op: the floor of this ratio.
+                let floor = c["against"]["id"]
+                    .as_str()
+                    .and_then(|b| case(cases, b))
+                    .map(|b| format!(" (minimal NAT {})", ratio(f(&b["ratio"]))))
+                    .unwrap_or_default();
+                parts_noop.push(format!("{name} {}{floor}", ratio(vs_noop)));
+                pass = pass.map(|p| p && vs_min.is_finite() && vs_min <= 1.5);
+                pass_noop = pass_noop.map(|p| p && vs_noop <= 4.0);
             }
             t.push(Target {
                 what: what.into(),
                 measured: parts.join("; "),
                 pass,
+            });
+            t.push(Target {
+                what: what_noop.into(),
+                measured: parts_noop.join("; "),
+                pass: pass_noop,
             });
             let what = "new binding (egress TC, new UDP flow): ≤ 600 ns";
             match case(cases, "egress_new_binding") {
@@ -202,7 +213,10 @@ fn targets(micro: Option<&Value>, e2e: Option<&Value>, fl: Option<&Value>) -> Ve
                 None => t.push(na(what, "not run")),
             }
         }
-        None => t.push(na(what, "not run")),
+        None => {
+            t.push(na(what, "not run"));
+            t.push(na(what_noop, "not run"));
+        }
     }
 
     // Flatness.
