@@ -41,25 +41,27 @@ pub fn replace4(check: u16, old: u32, new: u32) -> u16 {
     !fold(sum)
 }
 
-/// Incremental update for a UDP checksum: a transmitted 0 means "no
-/// checksum" and must stay 0; a computed 0 is sent as 0xffff (RFC 768).
+/// A UDP checksum after `update`: a transmitted 0 means "no checksum" and
+/// stays 0; a computed 0 is sent as 0xffff (RFC 768).
 #[inline(always)]
-pub fn replace4_udp(check: u16, old: u32, new: u32) -> u16 {
+pub fn udp(check: u16, update: impl FnOnce(u16) -> u16) -> u16 {
     if check == 0 {
         return 0;
     }
-    let out = replace4(check, old, new);
+    let out = update(check);
     if out == 0 { 0xffff } else { out }
 }
 
-/// Same as [`replace4_udp`] for a 16-bit field (a port).
+/// [`replace4`] for a UDP checksum (see [`udp`]).
+#[inline(always)]
+pub fn replace4_udp(check: u16, old: u32, new: u32) -> u16 {
+    udp(check, |c| replace4(c, old, new))
+}
+
+/// [`replace2`] for a UDP checksum (see [`udp`]): a port.
 #[inline(always)]
 pub fn replace2_udp(check: u16, old: u16, new: u16) -> u16 {
-    if check == 0 {
-        return 0;
-    }
-    let out = replace2(check, old, new);
-    if out == 0 { 0xffff } else { out }
+    udp(check, |c| replace2(c, old, new))
 }
 
 /// Incremental update of checksum `check` when an address and a port it
@@ -71,17 +73,6 @@ pub fn replace_endpoint(check: u16, old: u32, new: u32, old_port: u16, new_port:
     sum = add32(sum, !old);
     sum = add32(sum, new);
     !fold(sum)
-}
-
-/// [`replace_endpoint`] for a UDP checksum (0 stays 0, a computed 0 goes
-/// out as 0xffff).
-#[inline(always)]
-pub fn replace_endpoint_udp(check: u16, old: u32, new: u32, old_port: u16, new_port: u16) -> u16 {
-    if check == 0 {
-        return 0;
-    }
-    let out = replace_endpoint(check, old, new, old_port, new_port);
-    if out == 0 { 0xffff } else { out }
 }
 
 /// An ICMP checksum as a translation writes it: a computed 0x0000 goes
@@ -180,7 +171,7 @@ mod tests {
                 "tcp: check {check:#x} {old:#x}->{new:#x} {old_port:#x}->{new_port:#x}"
             );
             assert_eq!(
-                replace_endpoint_udp(check, old, new, old_port, new_port),
+                udp(check, |c| replace_endpoint(c, old, new, old_port, new_port)),
                 replace2_udp(replace4_udp(check, old, new), old_port, new_port),
                 "udp: check {check:#x} {old:#x}->{new:#x} {old_port:#x}->{new_port:#x}"
             );

@@ -149,6 +149,26 @@ impl<'a> XdpPacket<'a> {
             data_end,
         }
     }
+
+    /// Applies `update` to the TCP (`udp == false`) or UDP checksum at
+    /// `csum_off`. XDP sees frames as they came off the wire: the field is
+    /// a complete checksum, so RFC 1624 arithmetic applies directly (for
+    /// UDP keeping its "no checksum" 0, `csum::udp`).
+    #[inline(always)]
+    fn update_l4_csum(
+        &mut self,
+        csum_off: u32,
+        udp: bool,
+        update: impl FnOnce(u16) -> u16,
+    ) -> Option<()> {
+        let check: u16 = self.load(csum_off)?;
+        let fixed = if udp {
+            csum::udp(check, update)
+        } else {
+            update(check)
+        };
+        self.store(csum_off, &fixed)
+    }
 }
 
 impl Packet for XdpPacket<'_> {
@@ -202,15 +222,7 @@ impl Packet for XdpPacket<'_> {
 
     #[inline(always)]
     fn fix_l4_csum_for_addr(&mut self, csum_off: u32, old: u32, new: u32, udp: bool) -> Option<()> {
-        // XDP sees frames as they came off the wire: the checksum field is a
-        // complete checksum, so RFC 1624 arithmetic applies directly.
-        let check: u16 = self.load(csum_off)?;
-        let fixed = if udp {
-            csum::replace4_udp(check, old, new)
-        } else {
-            csum::replace4(check, old, new)
-        };
-        self.store(csum_off, &fixed)
+        self.update_l4_csum(csum_off, udp, |c| csum::replace4(c, old, new))
     }
 
     /// One load, one fold and one store of the checksum for both fields
@@ -223,24 +235,14 @@ impl Packet for XdpPacket<'_> {
         (old_port, new_port): (u16, u16),
         udp: bool,
     ) -> Option<()> {
-        let check: u16 = self.load(csum_off)?;
-        let fixed = if udp {
-            csum::replace_endpoint_udp(check, old, new, old_port, new_port)
-        } else {
-            csum::replace_endpoint(check, old, new, old_port, new_port)
-        };
-        self.store(csum_off, &fixed)
+        self.update_l4_csum(csum_off, udp, |c| {
+            csum::replace_endpoint(c, old, new, old_port, new_port)
+        })
     }
 
     #[inline(always)]
     fn fix_l4_csum_for_port(&mut self, csum_off: u32, old: u16, new: u16, udp: bool) -> Option<()> {
-        let check: u16 = self.load(csum_off)?;
-        let fixed = if udp {
-            csum::replace2_udp(check, old, new)
-        } else {
-            csum::replace2(check, old, new)
-        };
-        self.store(csum_off, &fixed)
+        self.update_l4_csum(csum_off, udp, |c| csum::replace2(c, old, new))
     }
 
     #[inline(always)]

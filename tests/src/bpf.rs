@@ -307,11 +307,12 @@ pub fn get<'e, K: Pod, V: Pod>(
     try_get(ebpf, table, k).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
-/// Every entry of the table `table` opens in `ebpf`.
-pub fn try_all<'e, K: Pod, V: Pod>(
+/// Every entry of the table `table` opens in `ebpf`, collected into what
+/// the caller holds them in (a `Vec`, a map keyed by `K`, ...).
+pub fn try_all<'e, K: Pod, V: Pod, C: FromIterator<(K, V)>>(
     ebpf: &'e Ebpf,
     table: impl FnOnce(&LoadedRef<'e>) -> Result<Read<'e, K, V>>,
-) -> Result<Vec<(K, V)>> {
+) -> Result<C> {
     let m = table(&LoadedRef::new(ebpf))?;
     m.iter()
         .map(|r| r.with_context(|| format!("iterating {}", map_name(m.map()))))

@@ -13,8 +13,8 @@ use crate::{
     counters,
     forward::route,
     frag::table as frag,
-    maps::{CONFIG, FRAGS_IN, FRAGS_OUT, NAPT_IN},
-    napt::config::in_pool,
+    maps::{FRAGS_IN, FRAGS_OUT, NAPT_IN},
+    napt::config::{config, in_pool},
     packet::Packet,
     parse::{
         icmp::{self, InnerField},
@@ -79,12 +79,9 @@ pub fn targets_us<P: Packet>(p: &P, ip: &Ipv4) -> bool {
     if static_nat::lookup_in(ip.dst).is_some() {
         return true;
     }
-    let Some(cfg) = CONFIG.get(0) else {
+    let Some(cfg) = config() else {
         return false;
     };
-    if cfg.pool_len == 0 {
-        return false;
-    }
     // Whatever NAPT can hairpin is addressed to a pool address (forwards
     // must use one too). With a small pool, checking that first spares
     // every ordinary outbound packet a hash lookup.

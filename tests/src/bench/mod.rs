@@ -631,21 +631,25 @@ mod args_tests {
             .is_err_and(|e| e.exit_code() == 2)
     }
 
+    /// Runs, repeat, loop calls, new flows per round, sweep runs.
+    fn sizes(a: &super::Args) -> (usize, u32, usize, usize, usize) {
+        (
+            a.runs,
+            a.repeat,
+            a.loop_calls,
+            a.new_per_round,
+            a.sweep_runs,
+        )
+    }
+
     #[test]
     fn defaults() {
         let a = parse("");
-        assert_eq!(
-            (
-                a.runs,
-                a.repeat,
-                a.loop_calls,
-                a.new_per_round,
-                a.sweep_runs
-            ),
-            (5, 1_000_000, 100_000, 50_000, 5)
-        );
+        assert_eq!(sizes(&a), (5, 1_000_000, 100_000, 50_000, 5));
         assert_eq!(a.scales, [1_000, 100_000, 1_000_000]);
         assert!(a.out.is_none());
+        assert!(!a.established_only);
+        assert!(parse("--established-only --quick").established_only);
     }
 
     #[test]
@@ -663,16 +667,7 @@ mod args_tests {
     #[test]
     fn quick_overrides_what_comes_before_it_only() {
         let a = parse("--quick");
-        assert_eq!(
-            (
-                a.runs,
-                a.repeat,
-                a.loop_calls,
-                a.new_per_round,
-                a.sweep_runs
-            ),
-            (3, 200_000, 20_000, 10_000, 2)
-        );
+        assert_eq!(sizes(&a), (3, 200_000, 20_000, 10_000, 2));
         assert_eq!(a.scales, [1_000, 100_000]);
         let a = parse("--quick --scales 1000 --sweep-runs 0 --runs 9");
         assert_eq!(

@@ -176,30 +176,22 @@ impl Target {
     /// configuration and static maps are taken as they are).
     pub fn state(&self, like: &State) -> Result<State> {
         let mut st = like.clone();
-        st.napt_out = try_all(&self.ebpf, LoadedRef::napt_out)?
-            .into_iter()
-            .collect();
-        st.napt_in = try_all(&self.ebpf, LoadedRef::napt_in)?
-            .into_iter()
-            .collect();
-        st.sessions = try_all(&self.ebpf, LoadedRef::sessions)?
-            .into_iter()
-            .collect();
-        st.filter = try_all(&self.ebpf, LoadedRef::filter)?
-            .into_iter()
-            .collect();
-        st.host_ports = try_all(&self.ebpf, LoadedRef::host_ports)?
-            .into_iter()
-            .collect();
+        st.napt_out = try_all(&self.ebpf, LoadedRef::napt_out)?;
+        st.napt_in = try_all(&self.ebpf, LoadedRef::napt_in)?;
+        st.sessions = try_all(&self.ebpf, LoadedRef::sessions)?;
+        st.filter = try_all(&self.ebpf, LoadedRef::filter)?;
+        st.host_ports = try_all(&self.ebpf, LoadedRef::host_ports)?;
         let n = LoadedRef::new(&self.ebpf).inbound_sessions()?;
         st.inbound_sessions = n.get(&0, 0)?;
         // One map in the model: the key's direction tells the tables apart.
-        st.frags = try_all(&self.ebpf, LoadedRef::frags_out)?
-            .into_iter()
-            .collect();
-        st.frags.extend(try_all(&self.ebpf, LoadedRef::frags_in)?);
-        let mut held = try_all(&self.ebpf, LoadedRef::frag_hold_out)?;
-        held.extend(try_all(&self.ebpf, LoadedRef::frag_hold_in)?);
+        st.frags = try_all(&self.ebpf, LoadedRef::frags_out)?;
+        st.frags
+            .extend(try_all::<_, _, Vec<_>>(&self.ebpf, LoadedRef::frags_in)?);
+        let mut held: Vec<_> = try_all(&self.ebpf, LoadedRef::frag_hold_out)?;
+        held.extend(try_all::<_, _, Vec<_>>(
+            &self.ebpf,
+            LoadedRef::frag_hold_in,
+        )?);
         st.held = held
             .into_iter()
             .map(|(k, v)| {
@@ -270,12 +262,8 @@ impl Target {
     pub fn read_settings(&self, st: &mut State) -> Result<Option<String>> {
         let cfg = LoadedRef::new(&self.ebpf).config()?;
         st.config = cfg.get(&0, 0)?;
-        st.static_out = try_all(&self.ebpf, LoadedRef::static_out)?
-            .into_iter()
-            .collect();
-        st.static_in = try_all(&self.ebpf, LoadedRef::static_in)?
-            .into_iter()
-            .collect();
+        st.static_out = try_all(&self.ebpf, LoadedRef::static_out)?;
+        st.static_in = try_all(&self.ebpf, LoadedRef::static_in)?;
         let flag = LoadedRef::new(&self.ebpf).static_empty()?;
         let empty = st.static_out.is_empty() && st.static_in.is_empty();
         let said = flag.get(&0, 0)?;
