@@ -75,7 +75,7 @@ pub const MAP_EVENT_MASK: &str = "EVENT_MASK";
 /// types and counter indices. Bump it whenever any of them changes, so a
 /// new `xnat` refuses to adopt state pinned by an incompatible one instead
 /// of misreading it.
-pub const LAYOUT_VERSION: u32 = 7;
+pub const LAYOUT_VERSION: u32 = 8;
 
 /// Every map the programs define, in the order user space pins them.
 pub const ALL_MAPS: &[&str] = &[
@@ -101,6 +101,8 @@ pub const ALL_MAPS: &[&str] = &[
     crate::napt::MAP_FRAG_HOLD_OUT,
     crate::napt::MAP_FRAG_HOLD_IN,
     crate::napt::MAP_FRAG_SCRATCH,
+    crate::napt::MAP_EXPIRE,
+    crate::napt::MAP_EXPIRE_KEEP,
     MAP_VERSION,
     MAP_EVENT_MASK,
     MAP_CLOCK,
@@ -120,6 +122,9 @@ pub const PROG_EGRESS_TC: &str = "xnat_egress_tc";
 /// Passes every packet: benchmark baseline and veth-peer receiver for XDP
 /// redirects.
 pub const PROG_NOOP_XDP: &str = "xnat_noop_xdp";
+/// Never attached: the agent's expiry walk over the mappings, run with
+/// BPF_PROG_TEST_RUN (see [`crate::napt::MAP_EXPIRE`]).
+pub const PROG_EXPIRE: &str = "xnat_expire";
 /// TC ingress on inside interfaces (hairpinning).
 pub const PROG_INSIDE_TC: &str = "xnat_inside_tc";
 /// XDP on inside interfaces (`--inside-hook`): the outbound fast path.

@@ -616,6 +616,37 @@ pub struct BindingEvent {
     pub time_ns: u64,
 }
 
+/// The in-kernel expiry walk (`xnat_expire`, run by the agent with
+/// BPF_PROG_TEST_RUN; nat-ebpf expire.rs): its input and what it did.
+/// Single-entry array.
+pub const MAP_EXPIRE: &str = "EXPIRE";
+/// Inside endpoints ([`EndpointKey`], value unused) that hold a live
+/// session in `SESSIONS`: the walk keeps their mappings whatever their
+/// own idle time. Filled by the agent before a walk and emptied after it
+/// (usually nothing: most mappings hold their only session themselves).
+pub const MAP_EXPIRE_KEEP: &str = "EXPIRE_KEEP";
+/// Capacity of `EXPIRE_KEEP`; a sweep with more such endpoints walks in
+/// user space.
+pub const EXPIRE_KEEP_MAX: u32 = 65_536;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExpireWalk {
+    /// In: the timeouts to apply (the sweep's, which are CONFIG's).
+    pub cfg: NatConfig,
+    /// In: entries in `EXPIRE_KEEP` (0: the walk looks nothing up there).
+    pub keep: u32,
+    /// In: CLOCK_BOOTTIME ns the timeouts are measured against.
+    pub now: u64,
+    /// Out: mappings visited, live first sessions among them, first
+    /// sessions expired (their slot emptied, or gone with their
+    /// mapping), mappings deleted.
+    pub mappings_seen: u64,
+    pub sessions_seen: u64,
+    pub sessions_expired: u64,
+    pub mappings_expired: u64,
+}
+
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: all of these are #[repr(C)], Copy, made only of integers, and
@@ -631,6 +662,7 @@ mod pod {
     unsafe impl aya::Pod for super::FragValue {}
     unsafe impl aya::Pod for super::HoldKey {}
     unsafe impl aya::Pod for super::HeldFragment {}
+    unsafe impl aya::Pod for super::ExpireWalk {}
 }
 
 #[cfg(test)]
@@ -670,6 +702,7 @@ mod tests {
         assert_eq!(size_of::<FragValue>(), 16);
         assert_eq!(size_of::<Event>(), 8 + EVENT_QUOTE_MAX);
         assert_eq!(size_of::<BindingEvent>(), 32);
+        assert_eq!(size_of::<ExpireWalk>(), 88);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! * `xnat_inside_tc`   — TC ingress on inside interfaces: hairpinning and
 //!   the outbound fast path; `xnat_inside_xdp` the fast path alone.
 //! * `xnat_noop_xdp`    — passes everything (benchmark baseline, veth peers).
+//! * `xnat_expire`      — never attached: the agent's expiry walk (expire.rs).
 //!
 //! The modules are stages, each importing only the ones listed before it:
 //!
@@ -35,6 +36,8 @@ mod clock;
 mod counters;
 #[cfg(target_arch = "bpf")]
 mod events;
+#[cfg(target_arch = "bpf")]
+mod expire;
 #[cfg(target_arch = "bpf")]
 mod forward;
 #[cfg(target_arch = "bpf")]

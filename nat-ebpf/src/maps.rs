@@ -6,10 +6,10 @@ use aya_ebpf::{
     maps::{Array, DevMapHash, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
 };
 use nat_common::{
-    DEFAULT_MAX_MAPPINGS, DEFAULT_MAX_SESSIONS, EVENTS_BYTES, EndpointKey, FRAG_HOLD_MAX,
-    FRAGS_MAX, FilterKey, FragKey, FragValue, HeldFragment, HoldKey, INTERNAL_MAX, InsideEndpoint,
-    InternalPrefix, Ipv4Be, MAX_HOSTS, Mapping, NatConfig, POOL_MAX, ROUTE_CACHE_SLOTS,
-    RouteCacheEntry, STATIC_MAX_ENTRIES, Session, SessionKey,
+    DEFAULT_MAX_MAPPINGS, DEFAULT_MAX_SESSIONS, EVENTS_BYTES, EXPIRE_KEEP_MAX, EndpointKey,
+    ExpireWalk, FRAG_HOLD_MAX, FRAGS_MAX, FilterKey, FragKey, FragValue, HeldFragment, HoldKey,
+    INTERNAL_MAX, InsideEndpoint, InternalPrefix, Ipv4Be, MAX_HOSTS, Mapping, NatConfig, POOL_MAX,
+    ROUTE_CACHE_SLOTS, RouteCacheEntry, STATIC_MAX_ENTRIES, Session, SessionKey,
     stats::COUNTER_COUNT,
     trace::{TRACE_BYTES, TraceFilter},
 };
@@ -150,3 +150,12 @@ pub static TRACE: RingBuf = RingBuf::with_byte_size(TRACE_BYTES, 0);
 #[map]
 pub static TRACE_SCRATCH: PerCpuArray<[u64; COUNTER_COUNT as usize]> =
     PerCpuArray::with_max_entries(1, 0);
+
+/// The in-kernel expiry walk's input and output (see nat_common::MAP_EXPIRE).
+#[map]
+pub static EXPIRE: Array<ExpireWalk> = Array::with_max_entries(1, 0);
+
+/// Inside endpoints the walk keeps (see nat_common::MAP_EXPIRE_KEEP).
+#[map]
+pub static EXPIRE_KEEP: HashMap<EndpointKey, u8> =
+    HashMap::with_max_entries(EXPIRE_KEEP_MAX, BPF_F_NO_PREALLOC);

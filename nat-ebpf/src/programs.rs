@@ -39,6 +39,14 @@ pub fn xnat_ingress_xdp(ctx: XdpContext) -> u32 {
     }
 }
 
+/// The expiry walk over the mappings (expire.rs): never attached, run by
+/// the agent with BPF_PROG_TEST_RUN on a dummy frame.
+#[classifier]
+pub fn xnat_expire(_ctx: TcContext) -> i32 {
+    crate::expire::run();
+    TC_ACT_OK
+}
+
 /// Passes everything: the baseline of `cargo xtask bench`, and what a veth
 /// peer needs attached to receive frames the XDP fast path redirects.
 #[xdp]

@@ -57,21 +57,7 @@ impl Tables {
     /// `/sys/fs/bpf/xnat-TAG-PID-N` (N: one per call, so tests running in
     /// parallel threads never share them).
     pub fn new(tag: &str, capacity: u32) -> Self {
-        static SEQ: AtomicU32 = AtomicU32::new(0);
-        // SAFETY: geteuid has no preconditions.
-        assert_eq!(unsafe { libc::geteuid() }, 0, "needs root (BPF maps)");
-        nat_userspace::tables::bpffs::ensure_mounted().expect("bpffs");
-        let dir = PathBuf::from(format!(
-            "/sys/fs/bpf/xnat-{tag}-{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        let mut t = Tables {
-            dir,
-            fds: Vec::new(),
-        };
+        let mut t = Self::empty(tag);
         // SESSIONS, FILTER and HOST_PORTS BPF_F_NO_PREALLOC, as in the
         // programs.
         t.create(
@@ -99,6 +85,55 @@ impl Tables {
         t.create(MAP_HOST_PORTS, 4, 8, 1024, 1);
         t.create_typed(MAP_INBOUND_SESSIONS, ARRAY, 4, 8, 1, 0);
         t.create(MAP_HOST_POOL, 4, 4, 1024, 1);
+        t
+    }
+
+    /// An empty directory of its own under /sys/fs/bpf.
+    fn empty(tag: &str) -> Self {
+        static SEQ: AtomicU32 = AtomicU32::new(0);
+        // SAFETY: geteuid has no preconditions.
+        assert_eq!(unsafe { libc::geteuid() }, 0, "needs root (BPF maps)");
+        nat_userspace::tables::bpffs::ensure_mounted().expect("bpffs");
+        let dir = PathBuf::from(format!(
+            "/sys/fs/bpf/xnat-{tag}-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        Tables {
+            dir,
+            fds: Vec::new(),
+        }
+    }
+
+    /// The binding tables of xnat's own object (every map of it pinned
+    /// under a directory of its own, as `Tables::new` names them), with
+    /// `capacity` mappings and sessions, and the expiry walk
+    /// (`xnat_expire`) pinned beside them: the sweep walks the mappings in
+    /// the kernel where it can.
+    pub fn with_kernel_walk(tag: &str, capacity: u32) -> Self {
+        let mut t = Self::empty(tag);
+        let limits = nat_userspace::loader::Limits {
+            max_mappings: capacity,
+            max_sessions: capacity,
+        };
+        let mut ebpf = nat_userspace::tables::loader(&t.dir, limits)
+            .load(nat_userspace::ebpf_object())
+            .expect("loading xnat's object");
+        nat_userspace::loader::pin_expiry_walk(&mut ebpf, &t.dir).expect("pinning the walk");
+        for name in NAMES {
+            let path = CString::new(t.dir.join(name).to_str().unwrap()).unwrap();
+            let mut attr = [0u64; 16];
+            attr[0] = path.as_ptr() as u64;
+            let fd = sys(7, &mut attr); // BPF_OBJ_GET
+            assert!(
+                fd >= 0,
+                "opening {name}: {}",
+                std::io::Error::last_os_error()
+            );
+            t.fds.push(fd as i32);
+        }
         t
     }
 

@@ -136,6 +136,34 @@ pub fn load_programs(ebpf: &mut Ebpf, names: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// Pins the BPF object (program, map, link) behind `fd` at `path`
+/// (BPF_OBJ_PIN), for objects aya offers no `pin` on through a shared
+/// reference.
+pub fn pin_fd(fd: std::os::fd::BorrowedFd<'_>, path: &std::path::Path) -> Result<()> {
+    use std::os::fd::AsRawFd as _;
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .with_context(|| format!("{} has a NUL byte", path.display()))?;
+    // bpf_attr for BPF_OBJ_PIN: pathname, bpf_fd, file_flags.
+    let mut attr = [0u64; 3];
+    attr[0] = c.as_ptr() as u64;
+    attr[1] = fd.as_raw_fd() as u64;
+    // SAFETY: a zeroed attr of the command's size whose pointer refers to
+    // a live C string.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            6, // BPF_OBJ_PIN
+            attr.as_mut_ptr(),
+            std::mem::size_of_val(&attr),
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("pinning at {}", path.display()));
+    }
+    Ok(())
+}
+
 /// Loads xnat's object with `loader` and its programs `names`.
 pub fn load_object(loader: &mut aya::EbpfLoader, names: &[&str]) -> Result<Ebpf> {
     let mut ebpf = loader

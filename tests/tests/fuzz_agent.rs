@@ -45,7 +45,12 @@ fn ran(report: &Report, what: &str) -> u64 {
 #[test]
 fn agent_operations_between_frames_match_the_model() {
     let report = run(Mode::Interleaved, 20261126, 8_000);
-    for op in ["sweep done", "flush done", "reload done"] {
+    for op in [
+        "sweep done",
+        "sweep in the kernel",
+        "flush done",
+        "reload done",
+    ] {
         assert!(ran(&report, op) > 0, "no {op} in {:?}", report.agent.ops);
     }
 }
@@ -57,6 +62,11 @@ fn frames_alongside_agent_operations_match_either_order() {
     assert!(
         a.before + a.after + a.overlapped > 0,
         "no operation ran alongside a frame"
+    );
+    assert!(
+        ran(&report, "sweep in the kernel") > 0,
+        "no sweep walked in the kernel: {:?}",
+        a.ops
     );
     for (name, (n, first)) in &a.races {
         println!("race ×{n}: {name}\n{first}");

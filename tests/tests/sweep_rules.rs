@@ -292,8 +292,29 @@ fn sweep_forgets_pool_addresses_of_unbound_hosts() {
 
 #[test]
 fn sweep_applies_every_rule_across_chunks() {
-    let t = tables();
+    every_rule_across_chunks(tables(), config(), false);
+}
+
+/// The same rules, with the walk over the mappings in the kernel (xnat's
+/// own maps and `xnat_expire`; no per-host cap, so nothing else needs the
+/// mappings listed).
+#[test]
+fn sweep_in_the_kernel_applies_every_rule_across_chunks() {
+    let t = Tables::with_kernel_walk("sweep-rules-kernel", 2 * BULK + 64);
+    let cfg = NatConfig {
+        max_ports_per_host: 0,
+        ..config()
+    };
+    every_rule_across_chunks(t, cfg, true);
+}
+
+/// Fills `t` with bindings in every state the rules tell apart, sweeps
+/// with `cfg` and checks what is left; `in_kernel`: whether the sweep
+/// walks the mappings in the kernel (then it lists none, and keeps no
+/// per-host counts).
+fn every_rule_across_chunks(t: Tables, cfg: NatConfig, in_kernel: bool) {
     let now = 100_000 * S;
+    let sweeper = Sweeper::open(t.dir()).unwrap();
     let fresh = now - 10 * S;
     let old = now - 1000 * S; // past UDP (300) and TCP transitory (240)
     let pool = be(Ipv4Addr::new(198, 51, 100, 1));
@@ -553,8 +574,8 @@ fn sweep_applies_every_rule_across_chunks() {
     assert!(written(|b| b.filters.len()) > 4096);
     assert!(all.len() > 4096);
 
-    let sweeper = Sweeper::open(t.dir()).unwrap();
-    let r = sweeper.sweep(&config(), now).unwrap();
+    let r = sweeper.sweep(&cfg, now).unwrap();
+    assert_eq!(r.in_kernel, in_kernel, "where the mappings were walked");
     assert_eq!(
         r.sessions_seen, n_s,
         "sessions seen (first sessions included)"
@@ -565,8 +586,10 @@ fn sweep_applies_every_rule_across_chunks() {
         "sessions expired (first sessions included)"
     );
     assert_eq!(r.mappings_expired, gone_m);
-    assert_eq!(r.expired.len(), gone_m);
-    assert_eq!(r.remaining.len(), n_m - gone_m);
+    if !in_kernel {
+        assert_eq!(r.expired.len(), gone_m);
+        assert_eq!(r.remaining.len(), n_m - gone_m);
+    }
 
     let got_s: BTreeSet<SK> = keys::<SK, Session>(&t, MAP_SESSIONS);
     let got_out: BTreeMap<EK, Mapping> = batch::lookup_all::<EK, Mapping>(t.fd(MAP_NAPT_OUT))
@@ -609,14 +632,20 @@ fn sweep_applies_every_rule_across_chunks() {
         .unwrap()
         .into_iter()
         .collect();
-    assert_eq!(
-        hosts, want_hosts,
-        "HOST_PORTS: recounted from the mappings left"
-    );
+    if in_kernel {
+        // No cap: nobody counts.
+        assert_eq!(hosts, BTreeMap::from([(nobody, 5), (host(0), 1)]));
+    } else {
+        assert_eq!(
+            hosts, want_hosts,
+            "HOST_PORTS: recounted from the mappings left"
+        );
+    }
 
     // A second sweep at the same time finds nothing more to do (emptied
     // first slots are no sessions).
-    let r = sweeper.sweep(&config(), now).unwrap();
+    let r = sweeper.sweep(&cfg, now).unwrap();
+    assert_eq!(r.in_kernel, in_kernel);
     assert_eq!(
         (r.sessions_expired, r.mappings_expired, r.filters_expired),
         (0, 0, 0)
@@ -629,7 +658,7 @@ fn sweep_applies_every_rule_across_chunks() {
     assert_eq!(keys::<FK, u64>(&t, MAP_FILTER), want_f);
 
     // A day later everything but the forward is gone.
-    let r = sweeper.sweep(&config(), now + 86_400 * S).unwrap();
+    let r = sweeper.sweep(&cfg, now + 86_400 * S).unwrap();
     assert_eq!(r.mappings_expired, n_m - gone_m - 1);
     assert_eq!(r.sessions_expired, want_s.len() + live_firsts);
     assert!(keys::<SK, Session>(&t, MAP_SESSIONS).is_empty());
@@ -648,8 +677,9 @@ fn names(e: Ep) -> InsideEndpoint {
 }
 
 /// NAPT_IN entries that no mapping points to go, but only once two orphan
-/// scans (a minute apart; 2 × 60 s is within every timeout here, so
-/// nothing expires) found them so: an entry whose mapping is still
+/// scans (a minute apart, the first a minute after the sweeper's first
+/// sweep; 3 × 60 s is within every timeout here, so nothing expires)
+/// found them so: an entry whose mapping is still
 /// being made (NAPT_IN first, then NAPT_OUT) must survive.
 #[test]
 fn sweep_removes_orphaned_inbound_entries_seen_twice() {
@@ -698,6 +728,11 @@ fn sweep_removes_orphaned_inbound_entries_seen_twice() {
     t.put(MAP_NAPT_IN, ek(public(2006)), names(inside(6)));
 
     let sweeper = Sweeper::open(t.dir()).unwrap();
+    // A sweeper's first sweep does not scan: it starts the clock.
+    let r = sweeper
+        .sweep(&config(), t0 - ORPHAN_SCAN_INTERVAL_NS)
+        .unwrap();
+    assert_eq!(r.orphans_removed, 0);
     let r = sweeper.sweep(&config(), t0).unwrap();
     assert_eq!(r.orphans_removed, 0, "the first scan only takes note");
     assert_eq!(inbound().len(), 6);

@@ -136,6 +136,12 @@ impl Daemon {
         }
     }
 
+    /// Whether the translation log is on (its sweeps need every mapping
+    /// listed).
+    pub fn logs_bindings(&self) -> bool {
+        self.translog.is_some()
+    }
+
     pub fn after_sweep(&mut self, r: &SweepReport) {
         self.metrics.sweep(
             r.duration_us as f64 / 1e6,

@@ -17,6 +17,7 @@ use nat_common::{
     NatConfig, SESSION_INBOUND, Session, SessionKey,
 };
 
+mod kernel;
 mod orphans;
 
 pub use orphans::ORPHAN_SCAN_INTERVAL_NS;
@@ -38,6 +39,26 @@ const SWEEP_CHUNK: usize = 4096;
 /// A mapping's endpoint (address, port, protocol) packed into one integer.
 fn endpoint(addr: u32, port: u16, proto: u8) -> u64 {
     (addr as u64) << 32 | (port as u64) << 16 | proto as u64
+}
+
+/// An endpoint packed by [`endpoint`], unpacked.
+fn unpack(e: u64) -> EndpointKey {
+    EndpointKey {
+        addr: (e >> 32) as u32,
+        port: (e >> 16) as u16,
+        proto: e as u8,
+        _pad: 0,
+    }
+}
+
+/// The public endpoint (`NAPT_IN` key) of filter entry `k`.
+fn filter_public(k: &FilterKey) -> EndpointKey {
+    EndpointKey {
+        addr: k.public_addr,
+        port: k.public_port,
+        proto: k.proto,
+        _pad: 0,
+    }
 }
 
 /// A filter entry's key packed into one integer.
@@ -65,6 +86,9 @@ pub fn ticks_between_sweeps(took: Duration) -> u32 {
 /// What one sweep did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SweepReport {
+    /// Whether the mappings were walked in the kernel (`expired` and
+    /// `remaining` are empty then).
+    pub in_kernel: bool,
     pub sessions_seen: usize,
     pub sessions_expired: usize,
     pub mappings_seen: usize,
@@ -95,6 +119,12 @@ pub struct Sweeper {
     /// its sets by them instead of growing them a rehash at a time.
     seen: Cell<(usize, usize)>,
     orphans: orphans::OrphanScan,
+    /// The walk over the mappings in the kernel, where the tables have it.
+    kernel: Option<kernel::KernelWalk>,
+    /// Whether the caller wants every mapping listed in each report
+    /// ([`SweepReport::expired`] and [`SweepReport::remaining`]: the
+    /// translation log); then the sweep walks in user space.
+    list_mappings: Cell<bool>,
 }
 
 impl Sweeper {
@@ -111,7 +141,22 @@ impl Sweeper {
             unbound_hosts: RefCell::new(HashSet::new()),
             seen: Cell::new((0, 0)),
             orphans: orphans::OrphanScan::new(),
+            kernel: kernel::KernelWalk::open(dir)?,
+            list_mappings: Cell::new(false),
         })
+    }
+
+    /// Whether the sweeps from now on list every mapping in their reports
+    /// (`expired`, `remaining`), as the translation log needs; otherwise
+    /// those may be empty.
+    pub fn list_mappings(&self, on: bool) {
+        self.list_mappings.set(on);
+    }
+
+    /// [`Sweeper::list_mappings`], for a sweeper just opened.
+    pub fn listing_mappings(self, on: bool) -> Self {
+        self.list_mappings(on);
+        self
     }
 
     /// One pass over all tables at time `now` (CLOCK_BOOTTIME ns, the data plane clock).
@@ -176,101 +221,124 @@ impl Sweeper {
             if scan_orphans { mappings_before } else { 0 },
             Seeded::default(),
         );
-        let mut gone: Vec<usize> = Vec::new();
-        report.remaining.reserve(mappings_before);
-        let mut dead_out: Vec<EndpointKey> = Vec::with_capacity(SWEEP_CHUNK);
-        let mut dead_in: Vec<EndpointKey> = Vec::with_capacity(SWEEP_CHUNK);
-        let mut emptied: Vec<(EndpointKey, Mapping)> = Vec::new();
+        // Hosts pinned to a pool address: forgetting the unbound ones needs
+        // every mapping's inside address (few entries: read them once).
+        let pinned_hosts = batch::lookup_all_split::<u32, u32>(self.host_pool.fd())?.0;
+        // In the kernel when nothing else is wanted of the mappings than
+        // what expires: no per-host counts, no orphan scan, no pinned
+        // hosts, no list for the translation log.
+        let walk = self.kernel.as_ref().filter(|_| {
+            !count_held
+                && !scan_orphans
+                && !self.list_mappings.get()
+                && pinned_hosts.is_empty()
+                && kernel::KernelWalk::can_keep(live.len())
+        });
         let (out_fd, in_fd) = (self.out.fd(), self.inb.fd());
-        batch::lookup_chunks::<EndpointKey, Mapping>(out_fd, SWEEP_CHUNK, |keys, values| {
-            report.mappings_seen += keys.len();
-            dead_out.clear();
-            dead_in.clear();
-            emptied.clear();
-            let chunk_expired = report.expired.len();
-            for (k, m) in keys.iter().zip(values) {
-                let mut first_live = m.first.live != 0;
-                let mut first_died = false;
-                if first_live {
-                    report.sessions_seen += 1;
-                    if idle_for(m.first.last_seen, cfg.session_timeout(k.proto, m.first.tcp)) {
-                        report.sessions_expired += 1;
-                        (first_live, first_died) = (false, true);
+        if let Some(walk) = walk {
+            report.in_kernel = true;
+            let keep: Vec<EndpointKey> = live.iter().map(|e| unpack(*e)).collect();
+            let done = walk.run(cfg, now, &keep)?;
+            report.mappings_seen += done.mappings_seen as usize;
+            report.sessions_seen += done.sessions_seen as usize;
+            report.sessions_expired += done.sessions_expired as usize;
+            report.mappings_expired += done.mappings_expired as usize;
+        } else {
+            let mut gone: Vec<usize> = Vec::new();
+            report.remaining.reserve(mappings_before);
+            let mut dead_out: Vec<EndpointKey> = Vec::with_capacity(SWEEP_CHUNK);
+            let mut dead_in: Vec<EndpointKey> = Vec::with_capacity(SWEEP_CHUNK);
+            let mut emptied: Vec<(EndpointKey, Mapping)> = Vec::new();
+            batch::lookup_chunks::<EndpointKey, Mapping>(out_fd, SWEEP_CHUNK, |keys, values| {
+                report.mappings_seen += keys.len();
+                dead_out.clear();
+                dead_in.clear();
+                emptied.clear();
+                let chunk_expired = report.expired.len();
+                for (k, m) in keys.iter().zip(values) {
+                    let mut first_live = m.first.live != 0;
+                    let mut first_died = false;
+                    if first_live {
+                        report.sessions_seen += 1;
+                        if idle_for(m.first.last_seen, cfg.session_timeout(k.proto, m.first.tcp)) {
+                            report.sessions_expired += 1;
+                            (first_live, first_died) = (false, true);
+                        }
                     }
-                }
-                let expired = m.flags & MAPPING_FORWARD == 0
-                    && !first_live
-                    && !live.contains(&endpoint(k.addr, k.port, k.proto))
-                    && idle_for(m.last_seen, cfg.mapping_timeout(k.proto));
-                if expired {
-                    report.expired.push((*k, *m));
-                    dead_out.push(*k);
-                    dead_in.push(EndpointKey {
-                        addr: m.addr,
-                        port: m.port,
-                        proto: k.proto,
-                        _pad: 0,
-                    });
-                } else {
-                    if first_died {
-                        // The mapping stays (another session lives, or it
-                        // was used lately): empty the first session's
-                        // slot. Sessions made from now on go to SESSIONS.
-                        emptied.push((*k, *m));
-                    } else if first_live {
-                        in_use.push(filter(m.addr, m.first.remote_addr, m.port, k.proto));
-                    }
-                    report.remaining.push((*k, *m));
-                    public_alive.insert(endpoint(m.addr, m.port, k.proto));
-                    if scan_orphans {
-                        let public = EndpointKey {
+                    let expired = m.flags & MAPPING_FORWARD == 0
+                        && !first_live
+                        && !live.contains(&endpoint(k.addr, k.port, k.proto))
+                        && idle_for(m.last_seen, cfg.mapping_timeout(k.proto));
+                    if expired {
+                        report.expired.push((*k, *m));
+                        dead_out.push(*k);
+                        dead_in.push(EndpointKey {
                             addr: m.addr,
                             port: m.port,
                             proto: k.proto,
                             _pad: 0,
-                        };
-                        bound.insert(orphans::binding(&public, k.addr, k.port));
-                    }
-                    if count_held && m.flags & MAPPING_FORWARD == 0 {
-                        *held.entry(k.addr).or_default() += 1;
+                        });
+                    } else {
+                        if first_died {
+                            // The mapping stays (another session lives, or it
+                            // was used lately): empty the first session's
+                            // slot. Sessions made from now on go to SESSIONS.
+                            emptied.push((*k, *m));
+                        } else if first_live {
+                            in_use.push(filter(m.addr, m.first.remote_addr, m.port, k.proto));
+                        }
+                        report.remaining.push((*k, *m));
+                        public_alive.insert(endpoint(m.addr, m.port, k.proto));
+                        if scan_orphans {
+                            let public = EndpointKey {
+                                addr: m.addr,
+                                port: m.port,
+                                proto: k.proto,
+                                _pad: 0,
+                            };
+                            bound.insert(orphans::binding(&public, k.addr, k.port));
+                        }
+                        if count_held && m.flags & MAPPING_FORWARD == 0 {
+                            *held.entry(k.addr).or_default() += 1;
+                        }
                     }
                 }
-            }
-            // Outbound entry first: once it is gone no packet can refresh
-            // the mapping, then the public port is released. A mapping
-            // already gone was deleted by someone else since we read it (a
-            // flush), who releases its port: by the time we would, a new
-            // mapping may hold it.
-            gone.clear();
-            report.mappings_expired +=
-                batch::delete_noting_missing(out_fd, &dead_out, |i| gone.push(i))?;
-            for &i in gone.iter().rev() {
-                dead_in.remove(i);
-                report.expired.remove(chunk_expired + i);
-            }
-            batch::delete(in_fd, &dead_in)?;
-            // Only where the mapping is still there (a flush may have
-            // deleted it meanwhile; recreating it would leave it without
-            // its public port's NAPT_IN entry). A packet counted on the
-            // session between our read and this write is lost with it.
-            // Re-read each right before writing, and write only if it is
-            // still the same mapping with its first session as read: a
-            // packet may have revived the session (then it stays), or a
-            // flush deleted the mapping and a packet made a new one for the
-            // same inside endpoint, whose public port must not be
-            // overwritten with the old one. Only a packet counted between
-            // the re-read and the write is lost with the session.
-            batch::replace_existing(out_fd, &emptied, |was: &Mapping, now_m: &Mapping| {
-                let same = (now_m.addr, now_m.port, now_m.created, now_m.first)
-                    == (was.addr, was.port, was.created, was.first);
-                same.then_some(Mapping {
-                    first: FirstSession::default(),
-                    ..*now_m
-                })
+                // Outbound entry first: once it is gone no packet can refresh
+                // the mapping, then the public port is released. A mapping
+                // already gone was deleted by someone else since we read it (a
+                // flush), who releases its port: by the time we would, a new
+                // mapping may hold it.
+                gone.clear();
+                report.mappings_expired +=
+                    batch::delete_noting_missing(out_fd, &dead_out, |i| gone.push(i))?;
+                for &i in gone.iter().rev() {
+                    dead_in.remove(i);
+                    report.expired.remove(chunk_expired + i);
+                }
+                batch::delete(in_fd, &dead_in)?;
+                // Only where the mapping is still there (a flush may have
+                // deleted it meanwhile; recreating it would leave it without
+                // its public port's NAPT_IN entry). A packet counted on the
+                // session between our read and this write is lost with it.
+                // Re-read each right before writing, and write only if it is
+                // still the same mapping with its first session as read: a
+                // packet may have revived the session (then it stays), or a
+                // flush deleted the mapping and a packet made a new one for the
+                // same inside endpoint, whose public port must not be
+                // overwritten with the old one. Only a packet counted between
+                // the re-read and the write is lost with the session.
+                batch::replace_existing(out_fd, &emptied, |was: &Mapping, now_m: &Mapping| {
+                    let same = (now_m.addr, now_m.port, now_m.created, now_m.first)
+                        == (was.addr, was.port, was.created, was.first);
+                    same.then_some(Mapping {
+                        first: FirstSession::default(),
+                        ..*now_m
+                    })
+                })?;
+                Ok(())
             })?;
-            Ok(())
-        })?;
-        drop((live, dead_out, dead_in));
+        }
+        drop(live);
 
         // 3. Orphaned NAPT_IN entries, once a minute.
         if scan_orphans {
@@ -285,13 +353,25 @@ impl Sweeper {
         // connection whose server speaks first after a quiet spell must
         // still be admitted. Those idle entries are set aside and checked
         // against the live sessions at the end (there are few).
+        // After a walk in the kernel, which lists nothing, each entry's
+        // mapping is looked up instead (FILTER holds only the remote
+        // addresses beyond each mapping's first session's: usually few).
+        let in_kernel = walk.is_some();
+        let alive = |k: &FilterKey| -> std::io::Result<bool> {
+            if in_kernel {
+                let public = filter_public(k);
+                Ok(batch::lookup::<EndpointKey, InsideEndpoint>(in_fd, &public)?.is_some())
+            } else {
+                Ok(public_alive.contains(&endpoint(k.public_addr, k.public_port, k.proto)))
+            }
+        };
         let mut dead: Vec<FilterKey> = Vec::with_capacity(SWEEP_CHUNK);
         let mut idle: FastMap<u128, FilterKey> = FastMap::with_hasher(Seeded::default());
         let fd = self.filter.fd();
         batch::lookup_chunks::<FilterKey, u64>(fd, SWEEP_CHUNK, |keys, values| {
             dead.clear();
             for (k, last) in keys.iter().zip(values) {
-                if !public_alive.contains(&endpoint(k.public_addr, k.public_port, k.proto)) {
+                if !alive(k)? {
                     dead.push(*k);
                 } else if idle_for(*last, cfg.mapping_timeout(k.proto)) {
                     idle.insert(
@@ -306,6 +386,18 @@ impl Sweeper {
         if !idle.is_empty() {
             for f in &in_use {
                 idle.remove(f);
+            }
+            if in_kernel {
+                // The first sessions' remote addresses were not listed.
+                let mut used = Vec::new();
+                for (f, k) in &idle {
+                    if self.first_session_uses(k)? {
+                        used.push(*f);
+                    }
+                }
+                for f in used {
+                    idle.remove(&f);
+                }
             }
             let unused: Vec<FilterKey> = idle.into_values().collect();
             report.filters_expired += batch::delete(fd, &unused)?;
@@ -342,6 +434,23 @@ impl Sweeper {
         batch::delete(fd, &gone)?;
         *last = unbound;
         Ok(())
+    }
+
+    /// Whether the mapping of filter entry `k`'s public endpoint has a live
+    /// first session with `k`'s remote address.
+    fn first_session_uses(&self, k: &FilterKey) -> anyhow::Result<bool> {
+        let public = filter_public(k);
+        let Some(inside) = batch::lookup::<EndpointKey, InsideEndpoint>(self.inb.fd(), &public)?
+        else {
+            return Ok(false);
+        };
+        let Some(m) = batch::lookup::<EndpointKey, Mapping>(self.out.fd(), &inside.key(k.proto))?
+        else {
+            return Ok(false);
+        };
+        Ok((m.addr, m.port) == (k.public_addr, k.public_port)
+            && m.first.live != 0
+            && m.first.remote_addr == k.remote_addr)
     }
 
     fn recount_host_ports(&self, held: &FastMap<u32, u64>) -> anyhow::Result<()> {

@@ -128,6 +128,7 @@ async fn main_loop(attachment: Running, mut daemon: Daemon) -> anyhow::Result<()
                         continue;
                     }
                     let started = Instant::now();
+                    sweeper.list_mappings(daemon.logs_bindings());
                     let swept = sweeper.sweep(&cfg, clock::now_ns());
                     sweep_in = expiry::ticks_between_sweeps(started.elapsed());
                     match swept {

@@ -15,7 +15,7 @@ use aya::{
     programs::{SchedClassifier, TcAttachType, Xdp, XdpMode, links::FdLink},
 };
 use nat_common::{
-    PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_INSIDE_TC, PROG_INSIDE_XDP,
+    PROG_EGRESS_TC, PROG_EXPIRE, PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_INSIDE_TC, PROG_INSIDE_XDP,
 };
 
 use crate::{settings::HookMode, tables, tables::bpffs, tables::pins, tables::static_map};
@@ -120,7 +120,7 @@ pub fn load(req: &AttachRequest<'_>) -> anyhow::Result<Loaded> {
         armed: true,
     };
 
-    let ebpf = tables::loader(&dir, req.limits)
+    let mut ebpf = tables::loader(&dir, req.limits)
         .load(crate::ebpf_object())
         .context("loading xnat's BPF object")?;
     let tables = tables::Tables::at(&dir);
@@ -130,6 +130,7 @@ pub fn load(req: &AttachRequest<'_>) -> anyhow::Result<Loaded> {
     // Before anything can run: a restarted agent checks it before adopting.
     crate::tables::layout::write(&dir)?;
 
+    pin_expiry_walk(&mut ebpf, &dir)?;
     static_map::StaticTable::open(&dir)?.sync_presence()?;
     // The external ifindex always (reload may switch the fast path on).
     tables
@@ -206,6 +207,23 @@ impl Loaded {
             _ebpf: ebpf,
         })
     }
+}
+
+/// Loads the expiry walk (`xnat_expire`: never attached, run by the
+/// agent's sweep) and pins it in `dir`, where the sweep opens it.
+pub fn pin_expiry_walk(ebpf: &mut Ebpf, dir: &Path) -> anyhow::Result<()> {
+    let program: &mut SchedClassifier = ebpf
+        .program_mut(PROG_EXPIRE)
+        .with_context(|| format!("program {PROG_EXPIRE} missing from the object"))?
+        .try_into()?;
+    program
+        .load()
+        .with_context(|| format!("loading {PROG_EXPIRE} (verifier)"))?;
+    let path = dir.join(pins::PROG_EXPIRE);
+    program
+        .pin(&path)
+        .with_context(|| format!("pinning {}", path.display()))?;
+    pins::restrict(&path)
 }
 
 fn attach_tc(

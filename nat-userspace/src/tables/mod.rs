@@ -36,13 +36,13 @@ use aya::{
     maps::{Array, DevMapHash, HashMap, LpmTrie, Map, MapData, PerCpuArray, RingBuf},
 };
 use nat_common::{
-    ALL_MAPS, EndpointKey, FilterKey, FragKey, FragValue, HeldFragment, HoldKey, InsideEndpoint,
-    Ipv4Be, MAP_CLOCK, MAP_CONFIG, MAP_EVENT_MASK, MAP_EVENTS, MAP_FAST_PATH, MAP_FILTER,
-    MAP_FRAG_HOLD_IN, MAP_FRAG_HOLD_OUT, MAP_FRAG_SCRATCH, MAP_FRAGS_IN, MAP_FRAGS_OUT,
-    MAP_HOST_POOL, MAP_HOST_PORTS, MAP_INBOUND_SESSIONS, MAP_INTERNAL, MAP_NAPT_IN, MAP_NAPT_OUT,
-    MAP_POOL, MAP_ROUTE_CACHE, MAP_SESSIONS, MAP_STATIC_EMPTY, MAP_STATIC_IN, MAP_STATIC_OUT,
-    MAP_STATS, MAP_VERSION, MAP_XDP_TARGETS, Mapping, NatConfig, RouteCacheEntry, Session,
-    SessionKey,
+    ALL_MAPS, EndpointKey, ExpireWalk, FilterKey, FragKey, FragValue, HeldFragment, HoldKey,
+    InsideEndpoint, Ipv4Be, MAP_CLOCK, MAP_CONFIG, MAP_EVENT_MASK, MAP_EVENTS, MAP_EXPIRE,
+    MAP_EXPIRE_KEEP, MAP_FAST_PATH, MAP_FILTER, MAP_FRAG_HOLD_IN, MAP_FRAG_HOLD_OUT,
+    MAP_FRAG_SCRATCH, MAP_FRAGS_IN, MAP_FRAGS_OUT, MAP_HOST_POOL, MAP_HOST_PORTS,
+    MAP_INBOUND_SESSIONS, MAP_INTERNAL, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_POOL, MAP_ROUTE_CACHE,
+    MAP_SESSIONS, MAP_STATIC_EMPTY, MAP_STATIC_IN, MAP_STATIC_OUT, MAP_STATS, MAP_VERSION,
+    MAP_XDP_TARGETS, Mapping, NatConfig, RouteCacheEntry, Session, SessionKey,
     stats::COUNTER_COUNT,
     trace::{MAP_TRACE, MAP_TRACE_FILTER, MAP_TRACE_SCRATCH, TraceFilter},
 };
@@ -300,6 +300,11 @@ tables! {
     clock: MAP_CLOCK => PerCpuArray<[u64; 2]>;
     /// Per-CPU cache of the fast path's FIB results.
     route_cache: MAP_ROUTE_CACHE => PerCpuArray<RouteCacheEntry>;
+    /// The in-kernel expiry walk's input and output.
+    expire: MAP_EXPIRE => array_fd<u32, ExpireWalk>;
+    /// Inside endpoints the expiry walk keeps (they have a live session
+    /// in SESSIONS).
+    expire_keep: MAP_EXPIRE_KEEP => table<EndpointKey, u8>;
 }
 
 /// An `EbpfLoader` that pins every map in `dir` and sizes the binding

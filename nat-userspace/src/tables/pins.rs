@@ -4,7 +4,8 @@
 //! namespaces' `eth0` never share a directory.
 //!
 //! Inside: one pin per map (named as in nat-common) and one per link
-//! (`link_egress`, `link_ingress_xdp` or `link_ingress_tc`). The link pins
+//! (`link_egress`, `link_ingress_xdp` or `link_ingress_tc`), and the expiry
+//! walk's program (`prog_expire`, never attached). The link pins
 //! keep the programs attached without a running agent and mark the
 //! directory as a live attachment.
 use std::{
@@ -26,6 +27,9 @@ pub const LINK_INSIDE_PREFIX: &str = "link_inside_";
 /// (`link_fastpath_xdp_<ifname>`).
 pub const LINK_INSIDE_XDP_PREFIX: &str = "link_fastpath_xdp_";
 const LINK_PREFIX: &str = "link_";
+/// The expiry walk program (`xnat_expire`), loaded but never attached:
+/// pinned so that a restarted agent can run it.
+pub const PROG_EXPIRE: &str = "prog_expire";
 
 /// `/sys/fs/bpf/xnat`.
 pub fn root() -> PathBuf {

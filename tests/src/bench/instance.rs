@@ -102,7 +102,7 @@ pub struct Capacity {
 
 /// The maps the expiry sweeper opens: the bindings' and the counts it
 /// keeps (not counted in a binding's memory: one entry per host, or one).
-pub const SWEEP_MAPS: [&str; 7] = [
+pub const SWEEP_MAPS: [&str; 9] = [
     MAP_NAPT_OUT,
     MAP_NAPT_IN,
     MAP_SESSIONS,
@@ -110,6 +110,8 @@ pub const SWEEP_MAPS: [&str; 7] = [
     MAP_HOST_PORTS,
     nat_common::MAP_HOST_POOL,
     nat_common::MAP_INBOUND_SESSIONS,
+    nat_common::MAP_EXPIRE,
+    nat_common::MAP_EXPIRE_KEEP,
 ];
 
 /// The pool every instance uses: 64 addresses from the benchmarking range
@@ -347,6 +349,8 @@ impl Instance {
                     .with_context(|| format!("pinning {name} in {}", dir.display()))?;
             }
         }
+        // And the walk the sweep runs in the kernel.
+        nat_userspace::loader::pin_expiry_walk(&mut self.ebpf, dir)?;
         Ok(())
     }
 }
@@ -357,6 +361,7 @@ impl Drop for Instance {
             for name in SWEEP_MAPS {
                 let _ = fs::remove_file(dir.join(name));
             }
+            let _ = fs::remove_file(dir.join(nat_userspace::tables::pins::PROG_EXPIRE));
             if let Err(e) = fs::remove_dir(&dir) {
                 eprintln!("xnat-bench: could not remove {}: {e}", dir.display());
             }

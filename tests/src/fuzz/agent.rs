@@ -237,6 +237,8 @@ struct Job {
 /// A finished operation: how it ended, and when it ran.
 struct Done {
     result: Ended,
+    /// A sweep that walked the mappings in the kernel (`xnat_expire`).
+    in_kernel: bool,
     start: u64,
     end: u64,
 }
@@ -249,24 +251,40 @@ fn agent_thread(jobs: mpsc::Receiver<Job>, done: mpsc::Sender<Done>, started: Ar
         }
         let start = dataplane_now_ns();
         started.store(start, Ordering::Release);
-        let result = execute(&job.dir, &job.op, job.limits);
+        let (result, in_kernel) = execute(&job.dir, &job.op, job.limits);
         let end = dataplane_now_ns();
-        if done.send(Done { result, start, end }).is_err() {
+        let d = Done {
+            result,
+            in_kernel,
+            start,
+            end,
+        };
+        if done.send(d).is_err() {
             return;
         }
     }
 }
 
-fn execute(dir: &Path, op: &Op, limits: Limits) -> Ended {
+/// Runs `op`; whether it was a sweep that walked in the kernel.
+fn execute(dir: &Path, op: &Op, limits: Limits) -> (Ended, bool) {
+    if let Op::Sweep { cfg, now } = op {
+        // A sweeper of its own each time: its first sweep never scans for
+        // orphans, so it walks in the kernel unless the configuration
+        // needs the mappings listed (a per-host cap, pinned hosts).
+        return match nat_userspace::agent::expiry::Sweeper::open(dir)
+            .and_then(|s| s.sweep(cfg, *now))
+        {
+            Ok(r) => (Ended::Done, r.in_kernel),
+            Err(e) => (Ended::Failed(format!("{e:#}")), false),
+        };
+    }
+    (execute_other(dir, op, limits), false)
+}
+
+fn execute_other(dir: &Path, op: &Op, limits: Limits) -> Ended {
     let failed = |e: anyhow::Error| Ended::Failed(format!("{e:#}"));
     match op {
-        Op::Sweep { cfg, now } => {
-            match nat_userspace::agent::expiry::Sweeper::open(dir).and_then(|s| s.sweep(cfg, *now))
-            {
-                Ok(_) => Ended::Done,
-                Err(e) => failed(e),
-            }
-        }
+        Op::Sweep { .. } => unreachable!("sweeps run in execute"),
         Op::Flush(f) => {
             let filter = nat_userspace::tables::flush::Filter {
                 proto: f.proto,
@@ -680,12 +698,19 @@ impl Agent {
             .map_err(|e| anyhow!("waiting for the agent thread: {e}"))
     }
 
-    fn count(&mut self, op: &Op, r: &Ended) {
+    fn count(&mut self, op: &Op, done: &Done) {
         *self
             .report
             .ops
-            .entry(format!("{} {}", op.name(), r.kind()))
+            .entry(format!("{} {}", op.name(), done.result.kind()))
             .or_default() += 1;
+        if done.in_kernel {
+            *self
+                .report
+                .ops
+                .entry("sweep in the kernel".into())
+                .or_default() += 1;
+        }
     }
 
     /// [`Mode::Interleaved`]: now and then, one operation on `target`
@@ -705,7 +730,7 @@ impl Agent {
         let op = self.pick(st);
         self.send(cur, &op, 0)?;
         let done = self.wait()?;
-        self.count(&op, &done.result);
+        self.count(&op, &done);
         let mut real = target.state(st)?;
         let settings_problem = target.read_settings(&mut real)?;
         let mut problems = Vec::new();
@@ -817,7 +842,7 @@ impl Agent {
     /// Waits for the operation started by [`Agent::launch`].
     pub fn land(&mut self, f: InFlight) -> Result<Landed> {
         let done = self.wait()?;
-        self.count(&f.op, &done.result);
+        self.count(&f.op, &done);
         let took = self
             .took
             .entry(f.op.name())

@@ -90,6 +90,7 @@ impl Target {
                 PROG_INGRESS_TC,
                 PROG_EGRESS_TC,
                 PROG_INSIDE_TC,
+                nat_common::PROG_EXPIRE,
             ],
         )?;
         Ok(Target {
@@ -253,7 +254,14 @@ impl Target {
             map.pin(dir.join(name))
                 .with_context(|| format!("pinning {name} in {}", dir.display()))?;
         }
-        Ok(())
+        // And the expiry walk, where the agent's sweep finds it.
+        let walk = self
+            .ebpf
+            .program(nat_common::PROG_EXPIRE)
+            .context("no expiry walk in the object")?;
+        let path = dir.join(nat_userspace::tables::pins::PROG_EXPIRE);
+        use std::os::fd::AsFd as _;
+        crate::bpf::pin_fd(walk.fd()?.as_fd(), &path)
     }
 
     /// `st` with the configuration and static tables the maps hold (an

@@ -60,10 +60,18 @@ impl OrphanScan {
     }
 
     /// Whether a sweep at `now` scans: the first one, then one a minute.
+    /// Whether a sweep at `now` scans. The first sweep of a sweeper (an
+    /// agent just started) only starts the clock: it walks the mappings in
+    /// the kernel where it can, and an orphan needs two scans a minute
+    /// apart to go anyway.
     pub fn due(&self, now: u64) -> bool {
-        self.last
-            .get()
-            .is_none_or(|last| now.saturating_sub(last) >= ORPHAN_SCAN_INTERVAL_NS)
+        match self.last.get() {
+            None => {
+                self.last.set(Some(now));
+                false
+            }
+            Some(last) => now.saturating_sub(last) >= ORPHAN_SCAN_INTERVAL_NS,
+        }
     }
 
     /// Walks `NAPT_IN` (`in_fd`) and removes the entries that are orphans
