@@ -628,6 +628,9 @@ fn metrics_scrape_while_traffic_runs() {
     );
     let egress = want("xnat_translated_packets_total", &["direction=\"egress\""]);
     assert!(egress > 0.0);
+    // No translation log and no per-host cap: the sweep walks the mappings
+    // in the kernel (the first one too: the orphan scan starts a minute in).
+    assert!(want("xnat_expiry_sweeps_total", &["walk=\"kernel\""]) >= 1.0);
     assert!(want("xnat_translated_bytes_total", &["direction=\"ingress\""]) > 0.0);
     assert_eq!(
         want("xnat_drops_total", &["reason=\"ports_exhausted\""]),

@@ -145,6 +145,7 @@ impl Daemon {
     pub fn after_sweep(&mut self, r: &SweepReport) {
         self.metrics.sweep(
             r.duration_us as f64 / 1e6,
+            r.in_kernel,
             r.sessions_expired,
             r.mappings_expired,
             r.orphans_removed,

@@ -49,6 +49,8 @@ fn labels(pairs: &[(&str, &str)]) -> Labels {
 #[derive(Clone)]
 pub struct AgentMetrics {
     pub sweep_seconds: Histogram,
+    /// Sweeps by where they walked the mappings (`kernel`, `user`).
+    pub sweeps: Family<Labels, Counter>,
     pub expired: Family<Labels, Counter>,
     pub reloads: Family<Labels, Counter>,
     pub translog_records: Counter,
@@ -59,6 +61,7 @@ impl Default for AgentMetrics {
         AgentMetrics {
             // 50 µs .. ~3 s.
             sweep_seconds: Histogram::new(exponential_buckets(0.000_05, 3.0, 11)),
+            sweeps: Family::default(),
             expired: Family::default(),
             reloads: Family::default(),
             translog_records: Counter::default(),
@@ -67,8 +70,17 @@ impl Default for AgentMetrics {
 }
 
 impl AgentMetrics {
-    pub fn sweep(&self, seconds: f64, sessions: usize, mappings: usize, orphans: usize) {
+    pub fn sweep(
+        &self,
+        seconds: f64,
+        in_kernel: bool,
+        sessions: usize,
+        mappings: usize,
+        orphans: usize,
+    ) {
         self.sweep_seconds.observe(seconds);
+        let walk = if in_kernel { "kernel" } else { "user" };
+        self.sweeps.get_or_create(&labels(&[("walk", walk)])).inc();
         for (kind, n) in [
             ("session", sessions),
             ("mapping", mappings),
@@ -279,6 +291,11 @@ pub fn render(dir: &Path, ifname: &str, agent: &AgentMetrics) -> anyhow::Result<
         "expiry_sweep_duration_seconds",
         "Duration of the agent's expiry sweeps",
         agent.sweep_seconds.clone(),
+    );
+    reg.register(
+        "expiry_sweeps",
+        "Expiry sweeps, by where they walked the mappings (kernel: xnat_expire; user: read out)",
+        agent.sweeps.clone(),
     );
     reg.register(
         "expired",
