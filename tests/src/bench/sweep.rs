@@ -102,7 +102,7 @@ fn sweeps(
             "xnat-bench: sweep of {n} live bindings{how}, run {}/{runs}",
             r + 1
         );
-        let (one, rep) = timed(&sweeper, clock::now_ns())?;
+        let (one, rep) = timed(sweeper, clock::now_ns())?;
         ensure!(
             rep.sessions_seen >= n as usize
                 && rep.sessions_expired == 0
@@ -127,7 +127,7 @@ fn sweeps(
         // A day later: every session, mapping and filter entry is idle past
         // its timeout.
         let later = clock::now_ns() + 86_400 * 1_000_000_000;
-        let (one, rep) = timed(&sweeper, later)?;
+        let (one, rep) = timed(sweeper, later)?;
         ensure!(
             rep.sessions_expired >= n as usize && rep.mappings_expired >= n as usize,
             "expired sweep removed {} sessions and {} mappings (expected {n} each)",
