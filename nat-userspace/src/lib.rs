@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod loader;
+pub mod lookup;
 pub mod settings;
 pub mod tables;
 

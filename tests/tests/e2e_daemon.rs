@@ -698,6 +698,69 @@ fn start_with_translation_log(tag: &str) -> (DaemonTopo, String, std::path::Path
 /// expiry and on flush; with the agent stopped (SIGSTOP) the ring overflows,
 /// the data plane keeps translating and counts the lost records, and the
 /// agent logs the missing bindings late once it runs again.
+/// `xnat lookup`: the holder of a public endpoint from the live tables
+/// while its binding lives, from the running agent's translation log once
+/// it has expired; nobody before it was made; bad times refused.
+#[test]
+fn lookup_answers_now_and_after_expiry() {
+    let (d, ext, log) = start_with_translation_log("lkp");
+    udp_exchange(
+        &d.t.cli,
+        &d.t.srv,
+        sa(CLI, 4455),
+        sa(SRV, 5410),
+        sa(SRV, 5410),
+        100,
+    );
+    let created = |r: &Value| {
+        r["proto"] == "udp" && r["inside"] == "10.0.0.2:4455" && r["event"] == "created"
+    };
+    wait_for_line(&log, "the UDP binding's created record", SOON, created);
+    let public = json_lines(&log)
+        .into_iter()
+        .find(created)
+        .and_then(|r| r["public"].as_str().map(str::to_string))
+        .expect("the created record's public endpoint");
+    let lookup = |extra: &[&str]| {
+        let mut args = vec!["lookup", "-i", &ext, &public, "--proto", "udp"];
+        args.extend_from_slice(extra);
+        d.xnat(&args)
+    };
+
+    // Live: the tables answer.
+    let out = lookup(&["--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let live: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(live[0]["inside"], "10.0.0.2:4455", "{live}");
+    assert_eq!(live[0]["source"], "live", "{live}");
+    let while_live = nat_userspace::lookup::rfc3339(std::time::SystemTime::now());
+
+    // Expired: nobody now, the log for the time it lived.
+    wait_for_line(&log, "the UDP binding's expiry", SOON, |r| {
+        r["proto"] == "udp" && r["inside"] == "10.0.0.2:4455" && r["event"] == "deleted"
+    });
+    let now = lookup(&[]);
+    assert_eq!(now.status.code(), Some(1), "{now:?}");
+    assert!(
+        String::from_utf8_lossy(&now.stderr).contains(&format!("no binding held {public} now")),
+        "{now:?}"
+    );
+    let then = lookup(&["--at", &while_live]);
+    let text = String::from_utf8_lossy(&then.stdout);
+    assert!(then.status.success(), "{then:?}");
+    assert!(
+        text.contains(&format!(
+            "udp {public} -> 10.0.0.2:4455  binding (translation log)"
+        )) && text.contains("until "),
+        "{text}"
+    );
+    // Before it was made, and a time that is no time.
+    assert_eq!(lookup(&["--at", "1h"]).status.code(), Some(1));
+    let bad = lookup(&["--at", "soonish"]);
+    assert_eq!(bad.status.code(), Some(2), "{bad:?}");
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("RFC 3339"));
+}
+
 #[test]
 fn translation_log() {
     let (mut d, ext, log) = start_with_translation_log("log");

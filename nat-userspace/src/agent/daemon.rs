@@ -116,6 +116,10 @@ impl Daemon {
             generation: self.generation,
             ok,
             message: message.to_string(),
+            translog: match self.translog.as_ref().map(|l| l.target()) {
+                Some(LogTarget::File(path)) => Some(path.clone()),
+                _ => None,
+            },
         };
         if let Err(e) = runtime::write_state(&self.name, &state) {
             tracing::warn!("{e:#}");

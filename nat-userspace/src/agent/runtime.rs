@@ -175,6 +175,10 @@ pub struct AgentState {
     /// Whether the last reload (or the start) succeeded, and what it did.
     pub ok: bool,
     pub message: String,
+    /// The translation log's file, while there is one (`xnat lookup`
+    /// searches it for past bindings).
+    #[serde(default)]
+    pub translog: Option<PathBuf>,
 }
 
 /// Writes the state atomically (temporary file, then rename).

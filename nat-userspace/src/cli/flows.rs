@@ -41,7 +41,7 @@ pub enum Action {
 }
 
 impl ProtoFilter {
-    fn number(self) -> u8 {
+    pub(super) fn number(self) -> u8 {
         match self {
             ProtoFilter::Tcp => 6,
             ProtoFilter::Udp => 17,

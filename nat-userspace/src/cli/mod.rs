@@ -9,6 +9,7 @@ mod detach;
 mod flows;
 mod forward;
 mod generate;
+mod lookup;
 mod map;
 mod reload;
 mod stats;
@@ -50,6 +51,8 @@ pub enum Command {
     Forward(forward::ForwardCommand),
     /// Live NAPT sessions, like `conntrack -L`.
     Flows(flows::Args),
+    /// Which inside endpoint holds a public endpoint, now or at a past time.
+    Lookup(lookup::Args),
     /// Packet counters, drops by reason and NAPT table use.
     Stats(stats::Args),
     /// Interfaces xnat is attached to in this network namespace.
@@ -102,6 +105,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Map(m) => map::run(m, iface),
         Command::Forward(f) => forward::run(f, iface),
         Command::Flows(a) => flows::run(a, iface),
+        Command::Lookup(a) => lookup::run(a, iface),
         Command::Stats(a) => stats::run(a, iface),
         Command::Status(a) => status::run(a),
         Command::Trace(a) => trace::run(a, iface),

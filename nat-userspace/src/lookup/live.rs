@@ -1,0 +1,91 @@
+//! The holders of a public endpoint in the live tables: a static 1:1
+//! mapping of its address (every port), or the dynamic binding or port
+//! forward whose `NAPT_IN` entry names the endpoint and whose mapping
+//! points back to it.
+use std::{
+    net::Ipv4Addr,
+    path::Path,
+    time::{Duration, SystemTime},
+};
+
+use nat_common::{EndpointKey, InsideEndpoint, MAPPING_FORWARD, Mapping};
+
+use super::{Holder, Source};
+use crate::{
+    agent::clock,
+    tables::{
+        Tables, batch,
+        flows::proto_name,
+        static_map::{from_be, to_be},
+    },
+};
+
+/// Who holds `public:port` of each of `protos` (protocol numbers) in the
+/// tables under `dir`; with `at`, only holders made by then.
+pub fn holders(
+    dir: &Path,
+    public: Ipv4Addr,
+    port: u16,
+    protos: &[u8],
+    at: Option<SystemTime>,
+) -> anyhow::Result<Vec<Holder>> {
+    let tables = Tables::at(dir);
+    let endpoint = format!("{public}:{port}");
+    let mut found = Vec::new();
+    if let Some(private) = batch::lookup::<u32, u32>(tables.static_in()?.fd(), &to_be(public))? {
+        found.push(Holder {
+            proto: "any",
+            public: endpoint.clone(),
+            inside: from_be(private).to_string(),
+            source: Source::Static,
+            since: None,
+            until: None,
+        });
+    }
+    let (inb, out) = (tables.napt_in()?, tables.napt_out()?);
+    for &proto in protos {
+        let key = EndpointKey {
+            addr: to_be(public),
+            port: port.to_be(),
+            proto,
+            _pad: 0,
+        };
+        let Some(inside) = batch::lookup::<EndpointKey, InsideEndpoint>(inb.fd(), &key)? else {
+            continue;
+        };
+        // Only a mapping that points back: an entry without one is a
+        // mapping being made, or an orphan (held by no one).
+        let Some(m) = batch::lookup::<EndpointKey, Mapping>(out.fd(), &inside.key(proto))? else {
+            continue;
+        };
+        if (m.addr, m.port) != (key.addr, key.port) {
+            continue;
+        }
+        let forward = m.flags & MAPPING_FORWARD != 0;
+        let since = (!forward).then(|| wall_time(m.created));
+        if let (Some(at), Some(since)) = (at, since)
+            && at < since
+        {
+            continue;
+        }
+        found.push(Holder {
+            proto: proto_name(proto),
+            public: endpoint.clone(),
+            inside: format!("{}:{}", from_be(inside.addr), u16::from_be(inside.port)),
+            source: if forward {
+                Source::Forward
+            } else {
+                Source::Live
+            },
+            since: since.map(super::rfc3339),
+            until: None,
+        });
+    }
+    Ok(found)
+}
+
+/// The wall-clock time of a data-plane timestamp (CLOCK_BOOTTIME ns).
+fn wall_time(stamp_ns: u64) -> SystemTime {
+    let ago = clock::now_ns().saturating_sub(stamp_ns);
+    SystemTime::now() - Duration::from_nanos(ago)
+}

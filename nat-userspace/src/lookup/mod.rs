@@ -1,0 +1,45 @@
+//! `xnat lookup`: which inside endpoint holds, or held, a public endpoint
+//! (an abuse report names a public address, port and time). The live
+//! tables answer for now and for the lifetime of a binding that still
+//! exists; the translation log (agent/translog.rs) for the past.
+pub mod live;
+pub mod log;
+
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+/// Where an answer comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// A dynamic binding in the tables now.
+    Live,
+    /// A port forward (`xnat forward`).
+    Forward,
+    /// A static 1:1 mapping (every port of the public address).
+    Static,
+    /// The translation log.
+    Log,
+}
+
+/// One holder of the public endpoint asked about.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Holder {
+    /// "tcp", "udp" or "icmp" (for ICMP the port is the query identifier).
+    pub proto: &'static str,
+    pub public: String,
+    pub inside: String,
+    pub source: Source,
+    /// When the binding was made (RFC 3339), where known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// When it was deleted (RFC 3339); none while it lives.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+}
+
+/// RFC 3339, UTC, milliseconds (the translation log's format).
+pub fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
