@@ -756,6 +756,30 @@ fn lookup_answers_now_and_after_expiry() {
     );
     // Before it was made, and a time that is no time.
     assert_eq!(lookup(&["--at", "1h"]).status.code(), Some(1));
+
+    // A port forward and a static 1:1 mapping hold theirs whatever the time.
+    d.xnat_ok(&[
+        "forward",
+        "add",
+        "-i",
+        &ext,
+        "tcp",
+        "203.0.113.2:8080",
+        "10.0.0.2:8080",
+    ]);
+    d.xnat_ok(&["map", "add", "-i", &ext, "10.0.0.3", "203.0.113.1"]);
+    let fwd = d.xnat_ok(&["lookup", "-i", &ext, "203.0.113.2:8080"]);
+    assert_eq!(
+        fwd.trim(),
+        "tcp 203.0.113.2:8080 -> 10.0.0.2:8080  port forward",
+        "{fwd}"
+    );
+    let stat = d.xnat_ok(&["lookup", "-i", &ext, "203.0.113.1:443", "--at", "10m"]);
+    assert_eq!(
+        stat.trim(),
+        "any 203.0.113.1:443 -> 10.0.0.3  static 1:1 mapping (every port)",
+        "{stat}"
+    );
     let bad = lookup(&["--at", "soonish"]);
     assert_eq!(bad.status.code(), Some(2), "{bad:?}");
     assert!(String::from_utf8_lossy(&bad.stderr).contains("RFC 3339"));
