@@ -1,7 +1,7 @@
-//! Expiry in the kernel: one walk over `NAPT_OUT` with
-//! `bpf_for_each_map_elem`, run by the agent's sweep (BPF_PROG_TEST_RUN of
-//! `xnat_expire`) instead of copying every mapping to user space and
-//! deleting the expired ones by key. The rules are the sweep's own
+//! Expiry in the kernel (`--expiry-walk kernel`): one walk over `NAPT_OUT`
+//! with `bpf_for_each_map_elem`, run by the agent's sweep
+//! (BPF_PROG_TEST_RUN of `xnat_expire`) instead of copying every mapping to
+//! user space and deleting the expired ones by key. The rules are the sweep's own
 //! (nat-userspace agent/expiry.rs, which says when it walks here): a
 //! mapping's first session goes when idle past its timeout (its slot is
 //! emptied in place); a mapping goes once it has no live session — none in

@@ -628,9 +628,8 @@ fn metrics_scrape_while_traffic_runs() {
     );
     let egress = want("xnat_translated_packets_total", &["direction=\"egress\""]);
     assert!(egress > 0.0);
-    // No translation log and no per-host cap: the sweep walks the mappings
-    // in the kernel (the first one too: the orphan scan starts a minute in).
-    assert!(want("xnat_expiry_sweeps_total", &["walk=\"kernel\""]) >= 1.0);
+    // By default the sweep reads the mappings into user space.
+    assert!(want("xnat_expiry_sweeps_total", &["walk=\"user\""]) >= 1.0);
     assert!(want("xnat_translated_bytes_total", &["direction=\"ingress\""]) > 0.0);
     assert_eq!(
         want("xnat_drops_total", &["reason=\"ports_exhausted\""]),
@@ -698,6 +697,56 @@ fn start_with_translation_log(tag: &str) -> (DaemonTopo, String, std::path::Path
 /// expiry and on flush; with the agent stopped (SIGSTOP) the ring overflows,
 /// the data plane keeps translating and counts the lost records, and the
 /// agent logs the missing bindings late once it runs again.
+/// `--expiry-walk kernel`: the agent's sweeps walk the mappings in the
+/// kernel (`xnat_expire`), and an idle binding still goes.
+#[test]
+fn expiry_walk_in_the_kernel() {
+    let mut d = DaemonTopo::new("ekw", Ingress::Tc);
+    let ext = d.ext().to_string();
+    let cfg = d.write(
+        "xnat.toml",
+        &d.config(&format!("metrics = \"{METRICS}\""), ""),
+    );
+    d.start(&[
+        "attach",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--expiry-walk",
+        "kernel",
+        "--timeout",
+        "udp=2",
+    ]);
+    udp_exchange(
+        &d.t.cli,
+        &d.t.srv,
+        sa(CLI, 4466),
+        sa(SRV, 5420),
+        sa(SRV, 5420),
+        100,
+    );
+    let bound = |d: &DaemonTopo| {
+        d.json(&["flows", "-i", &ext, "--json"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["inside"] == "10.0.0.2:4466")
+    };
+    assert!(bound(&d), "the binding is listed once made");
+    wait_until(SOON, "the idle binding to expire", || !bound(&d));
+    let (code, body) = d.scrape("/metrics");
+    assert_eq!(code, 200, "{body}");
+    let iface = format!("interface=\"{ext}\"");
+    let get = |name: &str, label: &str| sample(&body, name, &[label, &iface]).unwrap_or(0.0);
+    assert!(
+        get("xnat_expiry_sweeps_total", "walk=\"kernel\"") >= 1.0,
+        "{body}"
+    );
+    assert!(
+        get("xnat_expired_total", "kind=\"mapping\"") >= 1.0,
+        "{body}"
+    );
+}
+
 /// `xnat lookup`: the holder of a public endpoint from the live tables
 /// while its binding lives, from the running agent's translation log once
 /// it has expired; nobody before it was made; bad times refused.

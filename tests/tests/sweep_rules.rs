@@ -314,7 +314,7 @@ fn sweep_in_the_kernel_applies_every_rule_across_chunks() {
 /// per-host counts).
 fn every_rule_across_chunks(t: Tables, cfg: NatConfig, in_kernel: bool) {
     let now = 100_000 * S;
-    let sweeper = Sweeper::open(t.dir()).unwrap();
+    let sweeper = Sweeper::open(t.dir()).unwrap().walking_in_kernel(in_kernel);
     let fresh = now - 10 * S;
     let old = now - 1000 * S; // past UDP (300) and TCP transitory (240)
     let pool = be(Ipv4Addr::new(198, 51, 100, 1));

@@ -255,4 +255,9 @@ impl Daemon {
     pub fn keep(&self) -> bool {
         self.settings.keep
     }
+
+    /// `--expiry-walk kernel`.
+    pub fn walks_in_kernel(&self) -> bool {
+        self.settings.expiry_walk == crate::settings::ExpiryWalk::Kernel
+    }
 }

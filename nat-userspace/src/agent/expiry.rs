@@ -2,9 +2,11 @@
 //! timeout (a mapping's first session, held in the mapping, by clearing its
 //! slot); a mapping goes once it has no session left and has itself been
 //! idle for its timeout; filter entries go with their mapping's timeout.
-//! Port forwards never expire. Everything is read and deleted in batches.
-//! Once a minute a sweep also removes `NAPT_IN` entries that no mapping
-//! points to (see [`orphans`]).
+//! Port forwards never expire. Everything is read and deleted in batches;
+//! with `--expiry-walk kernel` the mappings are walked in the kernel
+//! instead where nothing else needs them read out (see [`kernel`]). Once a
+//! minute a sweep also removes `NAPT_IN` entries that no mapping points to
+//! (see [`orphans`]).
 use std::{
     cell::{Cell, RefCell},
     collections::HashSet,
@@ -125,6 +127,9 @@ pub struct Sweeper {
     /// ([`SweepReport::expired`] and [`SweepReport::remaining`]: the
     /// translation log); then the sweep walks in user space.
     list_mappings: Cell<bool>,
+    /// Whether the operator asked for the walk in the kernel
+    /// (`--expiry-walk kernel`).
+    walk_in_kernel: Cell<bool>,
 }
 
 impl Sweeper {
@@ -143,6 +148,7 @@ impl Sweeper {
             orphans: orphans::OrphanScan::new(),
             kernel: kernel::KernelWalk::open(dir)?,
             list_mappings: Cell::new(false),
+            walk_in_kernel: Cell::new(false),
         })
     }
 
@@ -151,6 +157,18 @@ impl Sweeper {
     /// those may be empty.
     pub fn list_mappings(&self, on: bool) {
         self.list_mappings.set(on);
+    }
+
+    /// Whether the sweeps from now on walk the mappings in the kernel where
+    /// they can (`--expiry-walk kernel`: see `settings::ExpiryWalk`).
+    pub fn walk_in_kernel(&self, on: bool) {
+        self.walk_in_kernel.set(on);
+    }
+
+    /// [`Sweeper::walk_in_kernel`], for a sweeper just opened.
+    pub fn walking_in_kernel(self, on: bool) -> Self {
+        self.walk_in_kernel(on);
+        self
     }
 
     /// [`Sweeper::list_mappings`], for a sweeper just opened.
@@ -224,11 +242,12 @@ impl Sweeper {
         // Hosts pinned to a pool address: forgetting the unbound ones needs
         // every mapping's inside address (few entries: read them once).
         let pinned_hosts = batch::lookup_all_split::<u32, u32>(self.host_pool.fd())?.0;
-        // In the kernel when nothing else is wanted of the mappings than
-        // what expires: no per-host counts, no orphan scan, no pinned
-        // hosts, no list for the translation log.
+        // In the kernel if asked, and when nothing else is wanted of the
+        // mappings than what expires: no per-host counts, no orphan scan,
+        // no pinned hosts, no list for the translation log.
         let walk = self.kernel.as_ref().filter(|_| {
-            !count_held
+            self.walk_in_kernel.get()
+                && !count_held
                 && !scan_orphans
                 && !self.list_mappings.get()
                 && pinned_hosts.is_empty()

@@ -129,6 +129,7 @@ async fn main_loop(attachment: Running, mut daemon: Daemon) -> anyhow::Result<()
                     }
                     let started = Instant::now();
                     sweeper.list_mappings(daemon.logs_bindings());
+                    sweeper.walk_in_kernel(daemon.walks_in_kernel());
                     let swept = sweeper.sweep(&cfg, clock::now_ns());
                     sweep_in = expiry::ticks_between_sweeps(started.elapsed());
                     match swept {

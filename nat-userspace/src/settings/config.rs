@@ -12,6 +12,7 @@
 //! keep = true
 //! metrics = "127.0.0.1:9469"
 //! log-bindings = "/var/log/xnat/bindings.jsonl"   # or "-" for stdout
+//! expiry-walk = "user"           # or "kernel" (see `xnat attach --help`)
 //!
 //! [[map]]
 //! private = "10.0.0.2"
@@ -47,7 +48,7 @@ use crate::{
     settings::HookMode,
     settings::napt::{Filtering, PortRange, Prefix, Timeouts},
     settings::parse,
-    settings::{Layer, LogTarget, Origin, Sourced, TimeoutLayer, proto_by_name},
+    settings::{ExpiryWalk, Layer, LogTarget, Origin, Sourced, TimeoutLayer, proto_by_name},
     tables::forward::Forward,
 };
 
@@ -165,6 +166,7 @@ struct RawFile {
     fast_path: Option<Spanned<bool>>,
     metrics: Option<Spanned<Parsed<SocketAddr, Listen>>>,
     log_bindings: Option<Spanned<String>>,
+    expiry_walk: Option<Spanned<ExpiryWalk>>,
     map: Option<Vec<Spanned<RawMap>>>,
     napt: Option<Spanned<RawNapt>>,
     forward: Option<Vec<Spanned<RawForward>>>,
@@ -374,6 +376,7 @@ impl Ctx<'_> {
                 let s = self.sourced(s, "log-bindings");
                 Sourced::new(LogTarget::parse(&s.value), s.origin)
             }),
+            expiry_walk: raw.expiry_walk.map(|s| self.sourced(s, "expiry-walk")),
             maps: raw.map.map(|v| {
                 v.into_iter()
                     .enumerate()
@@ -469,6 +472,7 @@ ingress = "tc"
 keep = true
 metrics = "127.0.0.1:9469"
 log-bindings = "-"
+expiry-walk = "kernel"
 
 [[map]]
 private = "10.0.0.2"
@@ -508,6 +512,12 @@ inside = "10.0.0.5:80"
         assert_eq!(s.forwards.len(), 1);
         assert_eq!(s.metrics.unwrap().port(), 9469);
         assert_eq!(s.log_bindings, Some(LogTarget::Stdout));
+        assert_eq!(s.expiry_walk, ExpiryWalk::Kernel);
+        assert_eq!(
+            check("interface = \"lo\"\n").unwrap().expiry_walk,
+            ExpiryWalk::User,
+            "the default"
+        );
     }
 
     #[test]
@@ -633,6 +643,13 @@ inside = "10.0.0.5:80"
         bad(
             "interface = \"lo\"\ningress = \"fast\"\n",
             &["test.toml:2:11: ingress: unknown variant `fast`"],
+        );
+        bad(
+            "interface = \"lo\"\nexpiry-walk = \"bpf\"\n",
+            &[
+                "test.toml:2:15: expiry-walk: unknown variant `bpf`",
+                "kernel",
+            ],
         );
     }
 

@@ -77,6 +77,21 @@ fn err<T>(origin: &Origin, message: impl Into<String>) -> Result<T, SettingError
     })
 }
 
+/// Where the agent's expiry sweep walks the mappings (`--expiry-walk`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExpiryWalk {
+    /// Read into user space in batches (the default): the kernel's share
+    /// comes in short system calls.
+    #[default]
+    User,
+    /// In the kernel (`xnat_expire`): about half the CPU time, but one
+    /// stretch for the whole table during which that CPU handles no
+    /// packets (bottom halves off): only where the agent runs on a CPU
+    /// that serves no NIC queue.
+    Kernel,
+}
+
 /// Where the translation log goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LogTarget {
@@ -171,6 +186,7 @@ macro_rules! layer {
             pub forwards: Option<Vec<Sourced<Forward>>>,
             pub metrics: Option<Sourced<SocketAddr>>,
             pub log_bindings: Option<Sourced<LogTarget>>,
+            pub expiry_walk: Option<Sourced<ExpiryWalk>>,
             $( $(#[doc = $doc])* pub $field: Option<Sourced<$ty>>, )*
         }
 
@@ -197,6 +213,7 @@ macro_rules! layer {
                     forwards: self.forwards.or(below.forwards),
                     metrics: self.metrics.or(below.metrics),
                     log_bindings: self.log_bindings.or(below.log_bindings),
+                    expiry_walk: self.expiry_walk.or(below.expiry_walk),
                     $( $field: self.$field.or(below.$field), )*
                 }
             }
@@ -250,6 +267,7 @@ pub struct Settings {
     pub forwards: Vec<Forward>,
     pub metrics: Option<SocketAddr>,
     pub log_bindings: Option<LogTarget>,
+    pub expiry_walk: ExpiryWalk,
 }
 
 /// Largest table size accepted (the kernel would refuse far bigger ones
@@ -360,6 +378,10 @@ pub fn resolve(layer: &Layer, missing_iface: &str) -> Result<Settings, SettingEr
         forwards: forwards.iter().map(|f| f.value).collect(),
         metrics: layer.metrics.as_ref().map(|m| m.value),
         log_bindings: layer.log_bindings.as_ref().map(|l| l.value.clone()),
+        expiry_walk: layer
+            .expiry_walk
+            .as_ref()
+            .map_or_else(ExpiryWalk::default, |w| w.value),
     })
 }
 

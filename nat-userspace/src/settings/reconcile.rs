@@ -594,6 +594,7 @@ mod tests {
             forwards: vec![],
             metrics: None,
             log_bindings: None,
+            expiry_walk: Default::default(),
         }
     }
 

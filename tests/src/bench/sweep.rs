@@ -3,9 +3,8 @@
 //! instance's maps: wall time and this thread's CPU time of one sweep,
 //! with every binding live (nothing to delete: the steady state) and with
 //! every binding idle past its timeout (everything deleted). Twice: as the
-//! agent sweeps by default (the walk over the mappings in the kernel), and
-//! as it sweeps with a translation log (every mapping listed: the walk in
-//! user space).
+//! agent sweeps by default (the mappings read into user space in batches),
+//! and with `--expiry-walk kernel` (walked in the kernel by `xnat_expire`).
 
 use std::{path::Path, time::Instant};
 
@@ -69,21 +68,21 @@ fn summary(v: &[One]) -> Value {
 
 /// Sweeps `inst` (filled with `n` bulk bindings) `runs` times live, then
 /// `runs` times with everything expired, refilling before each: as the
-/// agent does by default, then listing every mapping. Pins the maps under
+/// agent does by default, then walking in the kernel. Pins the maps under
 /// `pin_dir` for the sweeper (removed when `inst` drops).
 pub fn run(inst: &mut Instance, n: u32, runs: usize, pin_dir: &Path) -> Result<Value> {
     inst.pin_binding_maps(pin_dir)?;
     let default = Sweeper::open(pin_dir)?;
     let (live, expired) = sweeps(inst, n, runs, &default, "")?;
-    let listing = Sweeper::open(pin_dir)?.listing_mappings(true);
+    let kernel = Sweeper::open(pin_dir)?.walking_in_kernel(true);
     flows::fill_bulk(inst, n, clock::now_ns())?;
-    let (live_listing, expired_listing) = sweeps(inst, n, runs, &listing, ", listing mappings")?;
+    let (live_kernel, expired_kernel) = sweeps(inst, n, runs, &kernel, " in the kernel")?;
     Ok(json!({
         "bindings": n,
         "live": live,
         "expired": expired,
-        "live_listing": live_listing,
-        "expired_listing": expired_listing,
+        "live_kernel": live_kernel,
+        "expired_kernel": expired_kernel,
     }))
 }
 

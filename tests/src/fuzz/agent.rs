@@ -347,6 +347,7 @@ pub fn settings(r: &Reload, limits: Limits) -> Settings {
         forwards,
         metrics: None,
         log_bindings: None,
+        expiry_walk: Default::default(),
     }
 }
 

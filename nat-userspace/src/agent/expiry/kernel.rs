@@ -6,7 +6,10 @@
 //! copying walk with everything live, three quarters with everything
 //! expired (BENCHMARKS.md, "Expiry").
 //!
-//! It reports only counts, not the mappings, so the sweep walks here only
+//! Only with `--expiry-walk kernel`: the walk is one BPF_PROG_TEST_RUN,
+//! which runs with bottom halves off, so the agent's CPU handles no packet
+//! until it ends (a quarter of a second at a million live mappings). And
+//! it reports only counts, not the mappings, so the sweep walks here only
 //! when it needs nothing else of them (see `Sweeper::sweep`).
 use std::path::Path;
 
