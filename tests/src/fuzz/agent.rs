@@ -269,10 +269,13 @@ fn agent_thread(jobs: mpsc::Receiver<Job>, done: mpsc::Sender<Done>, started: Ar
 fn execute(dir: &Path, op: &Op, limits: Limits) -> (Ended, bool) {
     if let Op::Sweep { cfg, now } = op {
         // A sweeper of its own each time: its first sweep never scans for
-        // orphans, so it walks in the kernel unless the configuration
-        // needs the mappings listed (a per-host cap, pinned hosts).
+        // orphans. Every other one walks in the kernel (`--expiry-walk
+        // kernel`), unless the configuration needs the mappings listed (a
+        // per-host cap, pinned hosts).
+        static SWEEPS: AtomicU64 = AtomicU64::new(0);
+        let kernel = SWEEPS.fetch_add(1, Ordering::Relaxed) % 2 == 1;
         return match nat_userspace::agent::expiry::Sweeper::open(dir)
-            .and_then(|s| s.sweep(cfg, *now))
+            .and_then(|s| s.walking_in_kernel(kernel).sweep(cfg, *now))
         {
             Ok(r) => (Ended::Done, r.in_kernel),
             Err(e) => (Ended::Failed(format!("{e:#}")), false),
