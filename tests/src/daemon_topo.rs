@@ -19,7 +19,7 @@ use crate::agent::Agent;
 use crate::netns::{CMD_TIMEOUT, Netns};
 use crate::topology::{Ingress, Topology, pin_dir};
 use crate::traffic::{IO_TIMEOUT, accept_within, payload};
-use crate::wait::{SOON, wait_until};
+use crate::wait::SOON;
 
 /// The NAPT pool address of the configs.
 pub const POOL: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 2);
@@ -244,13 +244,24 @@ pub fn wait_for_line(
     timeout: Duration,
     f: impl Fn(&serde_json::Value) -> bool,
 ) {
-    wait_until(timeout, what, || {
+    let found = || {
         std::fs::read_to_string(path)
             .unwrap_or_default()
             .lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
             .any(|v| f(&v))
-    });
+    };
+    let deadline = std::time::Instant::now() + timeout;
+    while !found() {
+        // The log as it stands, so a timeout says what was written instead.
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}; {} holds:\n{}",
+            path.display(),
+            std::fs::read_to_string(path).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// The complete JSON lines of `path`. A last line without its newline is

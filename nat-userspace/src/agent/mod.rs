@@ -132,6 +132,11 @@ async fn main_loop(attachment: Running, mut daemon: Daemon) -> anyhow::Result<()
                     sweeper.walk_in_kernel(daemon.walks_in_kernel());
                     let swept = sweeper.sweep(&cfg, clock::now_ns());
                     sweep_in = expiry::ticks_between_sweeps(started.elapsed());
+                    // And the records of bindings made while it ran: a
+                    // binding the sweep read whose record is already in the
+                    // ring is logged from the record, not "late" from the
+                    // table.
+                    drain_events(events.get_mut(), icmp.as_ref(), &mut icmp_budget, &mut daemon);
                     match swept {
                         Ok(r) => {
                             if r.sessions_expired + r.mappings_expired > 0 {
