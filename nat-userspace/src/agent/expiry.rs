@@ -171,12 +171,6 @@ impl Sweeper {
         self
     }
 
-    /// [`Sweeper::list_mappings`], for a sweeper just opened.
-    pub fn listing_mappings(self, on: bool) -> Self {
-        self.list_mappings(on);
-        self
-    }
-
     /// One pass over all tables at time `now` (CLOCK_BOOTTIME ns, the data plane clock).
     ///
     /// Cost: each table that can hold expired entries is walked once with
@@ -428,7 +422,7 @@ impl Sweeper {
             self.recount_host_ports(&held)?;
         }
         // 5. Pool addresses of hosts that no longer hold a binding.
-        self.forget_unbound_hosts(&report.remaining)?;
+        self.forget_unbound_hosts(pinned_hosts, &report.remaining)?;
         self.seen.set((report.sessions_seen, report.mappings_seen));
         report.duration_us = started.elapsed().as_micros() as u64;
         Ok(report)
@@ -439,14 +433,19 @@ impl Sweeper {
     /// address by the hash again (the current pool's). Two sweeps, because
     /// the data plane writes a host's entry just before its first mapping,
     /// which this sweep's read of `NAPT_OUT` may have missed.
-    fn forget_unbound_hosts(&self, remaining: &[(EndpointKey, Mapping)]) -> anyhow::Result<()> {
+    /// `hosts`: the `HOST_POOL` entries as this sweep read them before its
+    /// walk over the mappings.
+    fn forget_unbound_hosts(
+        &self,
+        hosts: Vec<u32>,
+        remaining: &[(EndpointKey, Mapping)],
+    ) -> anyhow::Result<()> {
         let bound: HashSet<u32> = remaining
             .iter()
             .filter(|(_, m)| m.flags & MAPPING_FORWARD == 0)
             .map(|(k, _)| k.addr)
             .collect();
         let fd = self.host_pool.fd();
-        let (hosts, _) = batch::lookup_all_split::<u32, u32>(fd)?;
         let unbound: HashSet<u32> = hosts.into_iter().filter(|h| !bound.contains(h)).collect();
         let mut last = self.unbound_hosts.borrow_mut();
         let gone: Vec<u32> = unbound.intersection(&last).copied().collect();

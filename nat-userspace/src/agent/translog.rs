@@ -18,7 +18,7 @@ use std::{
     fs::OpenOptions,
     io::{self, BufWriter, Write},
     os::unix::fs::OpenOptionsExt as _,
-    time::{Duration, SystemTime},
+    time::SystemTime,
 };
 
 use nat_common::{BindingEvent, EndpointKey, MAPPING_FORWARD, Mapping};
@@ -78,12 +78,6 @@ fn open(target: &LogTarget) -> io::Result<Box<dyn Write + Send>> {
                 .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?,
         ),
     })
-}
-
-/// A time of the data plane's clock (ns) to wall-clock time.
-fn wall_time(stamp_ns: u64) -> SystemTime {
-    let ago = clock::now_ns().saturating_sub(stamp_ns);
-    SystemTime::now() - Duration::from_nanos(ago)
 }
 
 fn endpoint(addr: u32, port_be: u16) -> String {
@@ -159,7 +153,7 @@ impl TransLog {
             None => {}
         }
         self.write(&Record {
-            time: humantime::format_rfc3339_millis(wall_time(ev.time_ns)).to_string(),
+            time: clock::rfc3339(clock::wall_time(ev.time_ns)),
             event: "created",
             proto: proto_name(ev.proto),
             inside: endpoint(ev.inside_addr, ev.inside_port),
@@ -172,7 +166,7 @@ impl TransLog {
     /// A binding whose record was lost (ring overflow), from the table.
     fn created_late(&mut self, key: &EndpointKey, v: &Known) {
         self.write(&Record {
-            time: humantime::format_rfc3339_millis(wall_time(v.created)).to_string(),
+            time: clock::rfc3339(clock::wall_time(v.created)),
             event: "created",
             proto: proto_name(key.proto),
             inside: endpoint(key.addr, key.port),
@@ -184,7 +178,7 @@ impl TransLog {
 
     fn deleted(&mut self, key: &EndpointKey, k: &Known, reason: &'static str) {
         self.write(&Record {
-            time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            time: clock::rfc3339(SystemTime::now()),
             event: "deleted",
             proto: proto_name(key.proto),
             inside: endpoint(key.addr, key.port),

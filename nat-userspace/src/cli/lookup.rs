@@ -9,7 +9,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use nat_userspace::{
-    agent::runtime,
+    agent::{clock, runtime},
     lookup::{self, Holder, Source},
     tables::pins,
 };
@@ -80,7 +80,7 @@ pub fn run(args: Args, iface: Option<&str>) -> anyhow::Result<ExitCode> {
     if found.is_empty() {
         let when = args.at.map_or_else(
             || "now".to_string(),
-            |t| format!("at {}", lookup::rfc3339(t)),
+            |t| format!("at {}", clock::rfc3339(t)),
         );
         if args.json {
             return Ok(ExitCode::from(1));

@@ -2,11 +2,7 @@
 //! mapping of its address (every port), or the dynamic binding or port
 //! forward whose `NAPT_IN` entry names the endpoint and whose mapping
 //! points back to it.
-use std::{
-    net::Ipv4Addr,
-    path::Path,
-    time::{Duration, SystemTime},
-};
+use std::{net::Ipv4Addr, path::Path, time::SystemTime};
 
 use nat_common::{EndpointKey, InsideEndpoint, MAPPING_FORWARD, Mapping};
 
@@ -62,7 +58,7 @@ pub fn holders(
             continue;
         }
         let forward = m.flags & MAPPING_FORWARD != 0;
-        let since = (!forward).then(|| wall_time(m.created));
+        let since = (!forward).then(|| clock::wall_time(m.created));
         if let (Some(at), Some(since)) = (at, since)
             && at < since
         {
@@ -77,15 +73,9 @@ pub fn holders(
             } else {
                 Source::Live
             },
-            since: since.map(super::rfc3339),
+            since: since.map(clock::rfc3339),
             until: None,
         });
     }
     Ok(found)
-}
-
-/// The wall-clock time of a data-plane timestamp (CLOCK_BOOTTIME ns).
-fn wall_time(stamp_ns: u64) -> SystemTime {
-    let ago = clock::now_ns().saturating_sub(stamp_ns);
-    SystemTime::now() - Duration::from_nanos(ago)
 }

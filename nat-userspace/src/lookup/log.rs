@@ -13,6 +13,7 @@ use anyhow::Context as _;
 use serde::Deserialize;
 
 use super::{Holder, Source};
+use crate::agent::clock;
 
 #[derive(Deserialize)]
 struct Line {
@@ -88,8 +89,8 @@ fn holder(
         public: public.to_string(),
         inside,
         source: Source::Log,
-        since: since.map(super::rfc3339),
-        until: until.map(super::rfc3339),
+        since: since.map(clock::rfc3339),
+        until: until.map(clock::rfc3339),
     }
 }
 

@@ -5,8 +5,6 @@
 pub mod live;
 pub mod log;
 
-use std::time::SystemTime;
-
 use serde::Serialize;
 
 /// Where an answer comes from.
@@ -37,9 +35,4 @@ pub struct Holder {
     /// When it was deleted (RFC 3339); none while it lives.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub until: Option<String>,
-}
-
-/// RFC 3339, UTC, milliseconds (the translation log's format).
-pub fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_millis(t).to_string()
 }
