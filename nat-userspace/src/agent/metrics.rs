@@ -78,7 +78,6 @@ impl AgentMetrics {
         mappings: usize,
         orphans: usize,
     ) {
-        self.sweep_seconds.observe(seconds);
         let walk = if in_kernel { "kernel" } else { "user" };
         self.sweeps.get_or_create(&labels(&[("walk", walk)])).inc();
         for (kind, n) in [
@@ -90,6 +89,9 @@ impl AgentMetrics {
                 .get_or_create(&labels(&[("kind", kind)]))
                 .inc_by(n as u64);
         }
+        // Last: a scrape that counts the sweep in the histogram (what a
+        // wait for "a sweep has run" looks at) sees all of it.
+        self.sweep_seconds.observe(seconds);
     }
 
     pub fn reload(&self, ok: bool) {
