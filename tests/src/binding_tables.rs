@@ -118,10 +118,10 @@ impl Tables {
             max_mappings: capacity,
             max_sessions: capacity,
         };
-        let mut ebpf = nat_userspace::tables::loader(&t.dir, limits)
+        let _ebpf = nat_userspace::tables::loader(&t.dir, limits)
             .load(nat_userspace::ebpf_object())
             .expect("loading xnat's object");
-        nat_userspace::loader::pin_expiry_walk(&mut ebpf, &t.dir).expect("pinning the walk");
+        nat_userspace::loader::pin_expiry_walk(&t.dir).expect("pinning the walk");
         for name in NAMES {
             let path = CString::new(t.dir.join(name).to_str().unwrap()).unwrap();
             let mut attr = [0u64; 16];

@@ -628,8 +628,8 @@ fn metrics_scrape_while_traffic_runs() {
     );
     let egress = want("xnat_translated_packets_total", &["direction=\"egress\""]);
     assert!(egress > 0.0);
-    // By default the sweep reads the mappings into user space.
-    assert!(want("xnat_expiry_sweeps_total", &["walk=\"user\""]) >= 1.0);
+    // By default the sweep walks the mappings in the kernel.
+    assert!(want("xnat_expiry_sweeps_total", &["walk=\"kernel\""]) >= 1.0);
     assert!(want("xnat_translated_bytes_total", &["direction=\"ingress\""]) > 0.0);
     assert_eq!(
         want("xnat_drops_total", &["reason=\"ports_exhausted\""]),
@@ -697,25 +697,33 @@ fn start_with_translation_log(tag: &str) -> (DaemonTopo, String, std::path::Path
 /// expiry and on flush; with the agent stopped (SIGSTOP) the ring overflows,
 /// the data plane keeps translating and counts the lost records, and the
 /// agent logs the missing bindings late once it runs again.
-/// `--expiry-walk kernel`: the agent's sweeps walk the mappings in the
-/// kernel (`xnat_expire`), and an idle binding still goes.
+/// By default the agent's sweeps walk the mappings in the kernel
+/// (`xnat_expire`), and an idle binding goes.
 #[test]
 fn expiry_walk_in_the_kernel() {
-    let mut d = DaemonTopo::new("ekw", Ingress::Tc);
+    expiry_walk("ekw", &[], "kernel");
+}
+
+/// `--expiry-walk user`: the sweeps read the mappings out, and an idle
+/// binding goes just the same.
+#[test]
+fn expiry_walk_in_user_space() {
+    expiry_walk("euw", &["--expiry-walk", "user"], "user");
+}
+
+/// An agent started with `flags` expires an idle binding, and counts its
+/// sweeps under `walk=WALK` only.
+fn expiry_walk(tag: &str, flags: &[&str], walk: &str) {
+    let mut d = DaemonTopo::new(tag, Ingress::Tc);
     let ext = d.ext().to_string();
     let cfg = d.write(
         "xnat.toml",
         &d.config(&format!("metrics = \"{METRICS}\""), ""),
     );
-    d.start(&[
-        "attach",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--expiry-walk",
-        "kernel",
-        "--timeout",
-        "udp=2",
-    ]);
+    let mut args = vec!["attach", "--config", cfg.to_str().unwrap()];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&["--timeout", "udp=2"]);
+    d.start(&args);
     udp_exchange(
         &d.t.cli,
         &d.t.srv,
@@ -735,13 +743,25 @@ fn expiry_walk_in_the_kernel() {
     wait_until(SOON, "the idle binding to expire", || !bound(&d));
     // Counted once the sweep that deleted it has reported.
     let iface = format!("interface=\"{ext}\"");
-    wait_until(SOON, "the kernel walk's expiry in the metrics", || {
+    let other = if walk == "kernel" { "user" } else { "kernel" };
+    let body = wait_for(SOON, "the walk's expiry in the metrics", || {
         let (code, body) = d.scrape("/metrics");
         assert_eq!(code, 200, "{body}");
         let get = |name: &str, label: &str| sample(&body, name, &[label, &iface]).unwrap_or(0.0);
-        get("xnat_expiry_sweeps_total", "walk=\"kernel\"") >= 1.0
-            && get("xnat_expired_total", "kind=\"mapping\"") >= 1.0
+        (get("xnat_expiry_sweeps_total", &format!("walk=\"{walk}\"")) >= 1.0
+            && get("xnat_expired_total", "kind=\"mapping\"") >= 1.0)
+            .then_some(body)
     });
+    assert_eq!(
+        sample(
+            &body,
+            "xnat_expiry_sweeps_total",
+            &[&format!("walk=\"{other}\""), &iface]
+        )
+        .unwrap_or(0.0),
+        0.0,
+        "no sweep walked in {other} space\n{body}"
+    );
 }
 
 /// `xnat lookup`: the holder of a public endpoint from the live tables

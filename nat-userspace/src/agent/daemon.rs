@@ -256,7 +256,7 @@ impl Daemon {
         self.settings.keep
     }
 
-    /// `--expiry-walk kernel`.
+    /// `--expiry-walk kernel` (the default).
     pub fn walks_in_kernel(&self) -> bool {
         self.settings.expiry_walk == crate::settings::ExpiryWalk::Kernel
     }

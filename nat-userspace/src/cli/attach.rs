@@ -82,11 +82,11 @@ pub struct Args {
     #[arg(long, value_name = "FILE|-")]
     pub log_bindings: Option<String>,
 
-    /// Where the expiry sweep walks the mappings: `user` (default) reads
-    /// them in batches; `kernel` walks them in the kernel for about half
-    /// the CPU, holding its CPU with bottom halves off for the whole walk
-    /// (~0.25 s per million mappings): only for an agent pinned to a CPU
-    /// that serves no NIC queue.
+    /// Where the expiry sweep walks the mappings: `kernel` (default) walks
+    /// them in the kernel, deleting the expired ones where they lie; `user`
+    /// reads them out in batches, for about twice the CPU. The sweep reads
+    /// them out anyway whenever it needs them (translation log,
+    /// --max-ports-per-host, pinned hosts, the orphan scan).
     #[arg(long, value_enum, value_name = "WHERE")]
     pub expiry_walk: Option<ExpiryWalk>,
 

@@ -6,8 +6,12 @@
 //! Settings reach it checked (`settings::resolve`).
 pub mod link;
 pub mod netdev;
+pub mod syscall_prog;
 
-use std::path::{Path, PathBuf};
+use std::{
+    os::fd::{AsFd as _, AsRawFd as _},
+    path::{Path, PathBuf},
+};
 
 use anyhow::{Context as _, bail};
 use aya::{
@@ -120,7 +124,7 @@ pub fn load(req: &AttachRequest<'_>) -> anyhow::Result<Loaded> {
         armed: true,
     };
 
-    let mut ebpf = tables::loader(&dir, req.limits)
+    let ebpf = tables::loader(&dir, req.limits)
         .load(crate::ebpf_object())
         .context("loading xnat's BPF object")?;
     let tables = tables::Tables::at(&dir);
@@ -130,7 +134,7 @@ pub fn load(req: &AttachRequest<'_>) -> anyhow::Result<Loaded> {
     // Before anything can run: a restarted agent checks it before adopting.
     crate::tables::layout::write(&dir)?;
 
-    pin_expiry_walk(&mut ebpf, &dir)?;
+    pin_expiry_walk(&dir)?;
     static_map::StaticTable::open(&dir)?.sync_presence()?;
     // The external ifindex always (reload may switch the fast path on).
     tables
@@ -210,19 +214,22 @@ impl Loaded {
 }
 
 /// Loads the expiry walk (`xnat_expire`: never attached, run by the
-/// agent's sweep) and pins it in `dir`, where the sweep opens it.
-pub fn pin_expiry_walk(ebpf: &mut Ebpf, dir: &Path) -> anyhow::Result<()> {
-    let program: &mut SchedClassifier = ebpf
-        .program_mut(PROG_EXPIRE)
-        .with_context(|| format!("program {PROG_EXPIRE} missing from the object"))?
-        .try_into()?;
-    program
-        .load()
-        .with_context(|| format!("loading {PROG_EXPIRE} (verifier)"))?;
+/// agent's sweep) as a syscall program on the maps pinned in `dir`, and
+/// pins it there, where the sweep opens it (`syscall_prog` says why that
+/// type).
+pub fn pin_expiry_walk(dir: &Path) -> anyhow::Result<()> {
+    let mut maps = std::collections::HashMap::new();
+    for name in nat_common::ALL_MAPS {
+        let path = dir.join(name);
+        if path.exists() {
+            maps.insert(*name, syscall_prog::open_pinned(&path)?);
+        }
+    }
+    let program = syscall_prog::load(crate::ebpf_object(), PROG_EXPIRE, |name| {
+        maps.get(name).map(|fd| fd.as_raw_fd())
+    })?;
     let path = dir.join(pins::PROG_EXPIRE);
-    program
-        .pin(&path)
-        .with_context(|| format!("pinning {}", path.display()))?;
+    syscall_prog::pin(program.as_fd(), &path)?;
     pins::restrict(&path)
 }
 

@@ -12,7 +12,7 @@
 //! keep = true
 //! metrics = "127.0.0.1:9469"
 //! log-bindings = "/var/log/xnat/bindings.jsonl"   # or "-" for stdout
-//! expiry-walk = "user"           # or "kernel" (see `xnat attach --help`)
+//! expiry-walk = "kernel"         # or "user" (see `xnat attach --help`)
 //!
 //! [[map]]
 //! private = "10.0.0.2"
@@ -472,7 +472,7 @@ ingress = "tc"
 keep = true
 metrics = "127.0.0.1:9469"
 log-bindings = "-"
-expiry-walk = "kernel"
+expiry-walk = "user"
 
 [[map]]
 private = "10.0.0.2"
@@ -512,10 +512,10 @@ inside = "10.0.0.5:80"
         assert_eq!(s.forwards.len(), 1);
         assert_eq!(s.metrics.unwrap().port(), 9469);
         assert_eq!(s.log_bindings, Some(LogTarget::Stdout));
-        assert_eq!(s.expiry_walk, ExpiryWalk::Kernel);
+        assert_eq!(s.expiry_walk, ExpiryWalk::User);
         assert_eq!(
             check("interface = \"lo\"\n").unwrap().expiry_walk,
-            ExpiryWalk::User,
+            ExpiryWalk::Kernel,
             "the default"
         );
     }

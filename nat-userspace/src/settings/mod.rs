@@ -81,14 +81,15 @@ fn err<T>(origin: &Origin, message: impl Into<String>) -> Result<T, SettingError
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ExpiryWalk {
-    /// Read into user space in batches (the default): the kernel's share
-    /// comes in short system calls.
-    #[default]
+    /// Read into user space in batches: twice the CPU of the walk in the
+    /// kernel, in short system calls.
     User,
-    /// In the kernel (`xnat_expire`): about half the CPU time, but one
-    /// stretch for the whole table during which that CPU handles no
-    /// packets (bottom halves off): only where the agent runs on a CPU
-    /// that serves no NIC queue.
+    /// In the kernel (the default; `xnat_expire`, a syscall program run in
+    /// the agent's process context, so its CPU goes on handling packets):
+    /// about half the CPU time. The sweep falls back to the user walk
+    /// whenever it needs the mappings themselves (translation log,
+    /// per-host cap, pinned hosts, orphan scan).
+    #[default]
     Kernel,
 }
 

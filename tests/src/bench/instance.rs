@@ -350,7 +350,7 @@ impl Instance {
             }
         }
         // And the walk the sweep runs in the kernel.
-        nat_userspace::loader::pin_expiry_walk(&mut self.ebpf, dir)?;
+        nat_userspace::loader::pin_expiry_walk(dir)?;
         Ok(())
     }
 }

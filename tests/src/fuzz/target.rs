@@ -254,14 +254,9 @@ impl Target {
             map.pin(dir.join(name))
                 .with_context(|| format!("pinning {name} in {}", dir.display()))?;
         }
-        // And the expiry walk, where the agent's sweep finds it.
-        let walk = self
-            .ebpf
-            .program(nat_common::PROG_EXPIRE)
-            .context("no expiry walk in the object")?;
-        let path = dir.join(nat_userspace::tables::pins::PROG_EXPIRE);
-        use std::os::fd::AsFd as _;
-        crate::bpf::pin_fd(walk.fd()?.as_fd(), &path)
+        // And the expiry walk, on those maps, where the agent's sweep
+        // finds it.
+        nat_userspace::loader::pin_expiry_walk(dir)
     }
 
     /// `st` with the configuration and static tables the maps hold (an

@@ -6,21 +6,26 @@
 //! copying walk with everything live, three quarters with everything
 //! expired (BENCHMARKS.md, "Expiry").
 //!
-//! Only with `--expiry-walk kernel`: the walk is one BPF_PROG_TEST_RUN,
-//! which runs with bottom halves off, so the agent's CPU handles no packet
-//! until it ends (a quarter of a second at a million live mappings). And
-//! it reports only counts, not the mappings, so the sweep walks here only
-//! when it needs nothing else of them (see `Sweeper::sweep`).
-use std::path::Path;
+//! The walk is one BPF_PROG_TEST_RUN of a syscall program (loaded by
+//! `loader::syscall_prog`): it runs in the agent's process context with
+//! bottom halves on, so the CPU it runs on goes on translating packets
+//! meanwhile. It reports only counts, not the mappings, so the sweep walks
+//! here only when it needs nothing else of them (see `Sweeper::sweep`).
+use std::{
+    os::fd::{AsFd as _, OwnedFd},
+    path::Path,
+};
 
 use anyhow::Context as _;
-use aya::programs::{SchedClassifier, TestRun as _, TestRunOptions};
 use nat_common::{EXPIRE_KEEP_MAX, EndpointKey, ExpireWalk, NatConfig};
 
-use crate::tables::{Table, Tables, batch, pins};
+use crate::{
+    loader::syscall_prog,
+    tables::{Table, Tables, batch, pins},
+};
 
 pub(super) struct KernelWalk {
-    prog: SchedClassifier,
+    prog: OwnedFd,
     io: Table<u32, ExpireWalk>,
     keep: Table<EndpointKey, u8>,
 }
@@ -35,8 +40,7 @@ impl KernelWalk {
         }
         let tables = Tables::at(dir);
         Ok(Some(KernelWalk {
-            prog: SchedClassifier::from_pin(&path)
-                .with_context(|| format!("opening {}", path.display()))?,
+            prog: syscall_prog::open_pinned(&path)?,
             io: tables.expire()?,
             keep: tables.expire_keep()?,
         }))
@@ -71,15 +75,7 @@ impl KernelWalk {
             ..Default::default()
         };
         batch::update(self.io.fd(), &0u32, &input).context("writing EXPIRE")?;
-        // The program type needs a frame; the walk never looks at it.
-        let frame = [0u8; 64];
-        self.prog
-            .test_run(TestRunOptions {
-                data_in: Some(&frame),
-                repeat: 1,
-                ..Default::default()
-            })
-            .context("running xnat_expire")?;
+        syscall_prog::run(self.prog.as_fd()).context("running xnat_expire")?;
         batch::lookup(self.io.fd(), &0u32)
             .context("reading EXPIRE")?
             .context("EXPIRE is empty")
