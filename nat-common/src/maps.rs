@@ -122,8 +122,9 @@ pub const PROG_EGRESS_TC: &str = "xnat_egress_tc";
 /// Passes every packet: benchmark baseline and veth-peer receiver for XDP
 /// redirects.
 pub const PROG_NOOP_XDP: &str = "xnat_noop_xdp";
-/// Never attached: the agent's expiry walk over the mappings, run with
-/// BPF_PROG_TEST_RUN (see [`crate::napt::MAP_EXPIRE`]).
+/// Never attached: the agent's expiry walk over the mappings, loaded as a
+/// syscall program and run with BPF_PROG_TEST_RUN (see
+/// [`crate::napt::MAP_EXPIRE`]).
 pub const PROG_EXPIRE: &str = "xnat_expire";
 /// TC ingress on inside interfaces (hairpinning).
 pub const PROG_INSIDE_TC: &str = "xnat_inside_tc";

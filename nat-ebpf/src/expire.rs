@@ -1,4 +1,4 @@
-//! Expiry in the kernel (`--expiry-walk kernel`): one walk over `NAPT_OUT`
+//! Expiry in the kernel (the agent's default walk): one walk over `NAPT_OUT`
 //! with `bpf_for_each_map_elem`, run by the agent's sweep
 //! (BPF_PROG_TEST_RUN of `xnat_expire`) instead of copying every mapping to
 //! user space and deleting the expired ones by key. The rules are the sweep's own

@@ -40,7 +40,10 @@ pub fn xnat_ingress_xdp(ctx: XdpContext) -> u32 {
 }
 
 /// The expiry walk over the mappings (expire.rs): never attached, run by
-/// the agent with BPF_PROG_TEST_RUN on a dummy frame.
+/// the agent with BPF_PROG_TEST_RUN. Declared as a classifier only so that
+/// aya's object parser takes it (it knows no `syscall` section): the agent
+/// loads it as a syscall program (nat-userspace loader/syscall_prog.rs), so
+/// it never reads its context and its return value means nothing.
 #[classifier]
 pub fn xnat_expire(_ctx: TcContext) -> i32 {
     crate::expire::run();

@@ -2,9 +2,9 @@
 //! timeout (a mapping's first session, held in the mapping, by clearing its
 //! slot); a mapping goes once it has no session left and has itself been
 //! idle for its timeout; filter entries go with their mapping's timeout.
-//! Port forwards never expire. Everything is read and deleted in batches;
-//! with `--expiry-walk kernel` the mappings are walked in the kernel
-//! instead where nothing else needs them read out (see [`kernel`]). Once a
+//! Port forwards never expire. Sessions are read and deleted in batches;
+//! the mappings are walked in the kernel (see [`kernel`]) unless something
+//! needs them read out, or `--expiry-walk user` asks for that. Once a
 //! minute a sweep also removes `NAPT_IN` entries that no mapping points to
 //! (see [`orphans`]).
 use std::{
@@ -127,8 +127,9 @@ pub struct Sweeper {
     /// ([`SweepReport::expired`] and [`SweepReport::remaining`]: the
     /// translation log); then the sweep walks in user space.
     list_mappings: Cell<bool>,
-    /// Whether the operator asked for the walk in the kernel
-    /// (`--expiry-walk kernel`).
+    /// Whether to walk in the kernel where the sweep can (the agent's
+    /// default; off with `--expiry-walk user`, and for a sweeper just
+    /// opened).
     walk_in_kernel: Cell<bool>,
 }
 
@@ -160,7 +161,7 @@ impl Sweeper {
     }
 
     /// Whether the sweeps from now on walk the mappings in the kernel where
-    /// they can (`--expiry-walk kernel`: see `settings::ExpiryWalk`).
+    /// they can (`--expiry-walk`: see `settings::ExpiryWalk`).
     pub fn walk_in_kernel(&self, on: bool) {
         self.walk_in_kernel.set(on);
     }

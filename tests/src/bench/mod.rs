@@ -7,6 +7,7 @@ mod flows;
 mod instance;
 mod measure;
 mod redirect;
+mod stall;
 mod suite;
 mod sweep;
 

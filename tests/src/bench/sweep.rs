@@ -2,9 +2,10 @@
 //! code the agent runs every second) over pinned copies of a filled
 //! instance's maps: wall time and this thread's CPU time of one sweep,
 //! with every binding live (nothing to delete: the steady state) and with
-//! every binding idle past its timeout (everything deleted). Twice: as the
-//! agent sweeps by default (the mappings read into user space in batches),
-//! and with `--expiry-walk kernel` (walked in the kernel by `xnat_expire`).
+//! every binding idle past its timeout (everything deleted). Twice: walked
+//! in the kernel by `xnat_expire`, as the agent sweeps by default, and with
+//! `--expiry-walk user` (the mappings read into user space in batches).
+//! Meanwhile `stall` measures how long packets wait on the sweep's CPU.
 
 use std::{path::Path, time::Instant};
 
@@ -16,6 +17,7 @@ use super::{
     flows,
     instance::{self, Instance},
     measure::median,
+    stall::Probe,
 };
 
 /// User and system CPU time of the calling thread, in ms.
@@ -67,22 +69,24 @@ fn summary(v: &[One]) -> Value {
 }
 
 /// Sweeps `inst` (filled with `n` bulk bindings) `runs` times live, then
-/// `runs` times with everything expired, refilling before each: as the
-/// agent does by default, then walking in the kernel. Pins the maps under
+/// `runs` times with everything expired, refilling before each: reading
+/// the mappings out, then walking in the kernel. Pins the maps under
 /// `pin_dir` for the sweeper (removed when `inst` drops).
 pub fn run(inst: &mut Instance, n: u32, runs: usize, pin_dir: &Path) -> Result<Value> {
     inst.pin_binding_maps(pin_dir)?;
-    let default = Sweeper::open(pin_dir)?;
-    let (live, expired) = sweeps(inst, n, runs, &default, "")?;
+    let mut probe = Probe::start()?;
+    let user = Sweeper::open(pin_dir)?.walking_in_kernel(false);
+    let (live, expired) = sweeps(inst, n, runs, &user, "user", &mut probe)?;
     let kernel = Sweeper::open(pin_dir)?.walking_in_kernel(true);
     flows::fill_bulk(inst, n, clock::now_ns())?;
-    let (live_kernel, expired_kernel) = sweeps(inst, n, runs, &kernel, " in the kernel")?;
+    let (live_kernel, expired_kernel) = sweeps(inst, n, runs, &kernel, "kernel", &mut probe)?;
     Ok(json!({
         "bindings": n,
         "live": live,
         "expired": expired,
         "live_kernel": live_kernel,
         "expired_kernel": expired_kernel,
+        "stall": probe.map(Probe::finish),
     }))
 }
 
@@ -93,15 +97,25 @@ fn sweeps(
     n: u32,
     runs: usize,
     sweeper: &Sweeper,
-    how: &str,
+    walk: &str,
+    probe: &mut Option<Probe>,
 ) -> Result<(Value, Value)> {
+    let how = if walk == "kernel" {
+        " in the kernel"
+    } else {
+        " in user space"
+    };
+    let mut timed = |now: u64| match probe {
+        Some(p) => p.during(walk, || timed(sweeper, now)),
+        None => timed(sweeper, now),
+    };
     let mut live = Vec::new();
     for r in 0..runs {
         eprintln!(
             "xnat-bench: sweep of {n} live bindings{how}, run {}/{runs}",
             r + 1
         );
-        let (one, rep) = timed(sweeper, clock::now_ns())?;
+        let (one, rep) = timed(clock::now_ns())?;
         ensure!(
             rep.sessions_seen >= n as usize
                 && rep.sessions_expired == 0
@@ -126,7 +140,7 @@ fn sweeps(
         // A day later: every session, mapping and filter entry is idle past
         // its timeout.
         let later = clock::now_ns() + 86_400 * 1_000_000_000;
-        let (one, rep) = timed(sweeper, later)?;
+        let (one, rep) = timed(later)?;
         ensure!(
             rep.sessions_expired >= n as usize && rep.mappings_expired >= n as usize,
             "expired sweep removed {} sessions and {} mappings (expected {n} each)",
