@@ -7,6 +7,9 @@
 pub const PROG_BASELINE_XDP: &str = "xnat_baseline_xdp";
 /// TC, outbound: source endpoint → public endpoint.
 pub const PROG_BASELINE_TC: &str = "xnat_baseline_tc";
+/// TC, outbound, new bindings: the outbound miss, the inbound entry
+/// reserved (BPF_NOEXIST), the outbound one inserted, the rewrite.
+pub const PROG_BASELINE_NEW_TC: &str = "xnat_baseline_new_tc";
 /// XDP, the end-to-end benchmark's bare XDP redirect: TTL, MACs, redirect
 /// to a fixed next hop; no NAT, no FIB lookup.
 pub const PROG_BASELINE_REDIRECT_XDP: &str = "xnat_baseline_redirect_xdp";

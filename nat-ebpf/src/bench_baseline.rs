@@ -19,7 +19,7 @@
 mod baseline {
     use aya_ebpf::{
         bindings::{BPF_F_PSEUDO_HDR, TC_ACT_OK, xdp_action},
-        helpers::generated::bpf_redirect,
+        helpers::generated::{bpf_get_prandom_u32, bpf_redirect},
         macros::{classifier, map, xdp},
         maps::{Array, HashMap},
         programs::{TcContext, XdpContext},
@@ -164,19 +164,108 @@ mod baseline {
     /// correct TC NAT must.
     #[classifier]
     pub fn xnat_baseline_tc(ctx: TcContext) -> i32 {
-        // SAFETY: as above.
+        let Some((data, f)) = outbound_fields(&ctx) else {
+            return TC_ACT_OK;
+        };
+        let (addr, port): (u32, u16) = (read(data + f.ip + IP_SRC), read(data + f.l4));
+        if let Some(to) = lookup(&BASELINE_OUT, addr, port, f.proto) {
+            rewrite_source(&ctx, data, &f, addr, port, to);
+        }
+        TC_ACT_OK
+    }
+
+    /// New bindings: the least any NAT does to make one on an outbound
+    /// packet — the outbound lookup that misses, a public port reserved by
+    /// a BPF_NOEXIST insert into the inbound table (the inside port if
+    /// free, else random probes), the outbound entry inserted, the rewrite
+    /// — with tables as large as xnat's: the floor under xnat's new
+    /// binding on the same machine (the hash tables' cache misses). No
+    /// timestamps, sessions, pool table, port range or counters; the
+    /// public address is one of 256 picked by a hash of the inside one.
+    #[classifier]
+    pub fn xnat_baseline_new_tc(ctx: TcContext) -> i32 {
+        let Some((data, f)) = outbound_fields(&ctx) else {
+            return TC_ACT_OK;
+        };
+        let (addr, port): (u32, u16) = (read(data + f.ip + IP_SRC), read(data + f.l4));
+        let to = match lookup(&BASELINE_OUT, addr, port, f.proto) {
+            Some(to) => to,
+            None => {
+                let b = addr.to_ne_bytes();
+                let public = u32::from_ne_bytes([198, 18, 1, b[0] ^ b[1] ^ b[2] ^ b[3]]);
+                let inside = InsideEndpoint {
+                    addr,
+                    port,
+                    flags: 0,
+                };
+                let mut chosen = None;
+                let mut want = port;
+                let mut i = 0;
+                while i < BASELINE_PROBES {
+                    let key = EndpointKey {
+                        addr: public,
+                        port: want,
+                        proto: f.proto,
+                        _pad: 0,
+                    };
+                    if BASELINE_IN.insert(&key, &inside, BPF_NOEXIST).is_ok() {
+                        chosen = Some(want);
+                        break;
+                    }
+                    // SAFETY: helper without arguments.
+                    let r = unsafe { bpf_get_prandom_u32() };
+                    want = (1024 + r % (65536 - 1024)) as u16;
+                    i += 1;
+                }
+                let Some(public_port) = chosen else {
+                    return TC_ACT_OK;
+                };
+                let to = InsideEndpoint {
+                    addr: public,
+                    port: public_port,
+                    flags: 0,
+                };
+                let key = EndpointKey {
+                    addr,
+                    port,
+                    proto: f.proto,
+                    _pad: 0,
+                };
+                if BASELINE_OUT.insert(&key, &to, BPF_NOEXIST).is_err() {
+                    return TC_ACT_OK;
+                }
+                to
+            }
+        };
+        rewrite_source(&ctx, data, &f, addr, port, to);
+        TC_ACT_OK
+    }
+
+    const BPF_NOEXIST: u64 = 1;
+    const BASELINE_PROBES: u32 = 8;
+
+    /// The frame's start and fields, if it is IPv4 TCP/UDP.
+    #[inline(always)]
+    fn outbound_fields(ctx: &TcContext) -> Option<(usize, Fields)> {
+        // SAFETY: as in `xnat_baseline_xdp`.
         let (data, end) = unsafe {
             let skb = core::ptr::read_volatile(&ctx.skb.skb);
             ((*skb).data as usize, (*skb).data_end as usize)
         };
-        let Some(f) = parse(data, end) else {
-            return TC_ACT_OK;
-        };
+        parse(data, end).map(|f| (data, f))
+    }
+
+    /// Source `addr`:`port` becomes `to`, with every checksum.
+    #[inline(always)]
+    fn rewrite_source(
+        ctx: &TcContext,
+        data: usize,
+        f: &Fields,
+        addr: u32,
+        port: u16,
+        to: InsideEndpoint,
+    ) {
         let (ip, l4) = (data + f.ip, data + f.l4);
-        let (addr, port): (u32, u16) = (read(ip + IP_SRC), read(l4));
-        let Some(to) = lookup(&BASELINE_OUT, addr, port, f.proto) else {
-            return TC_ACT_OK;
-        };
         write(ip + IP_SRC, to.addr);
         write(
             ip + IP_CHECK,
@@ -188,7 +277,6 @@ mod baseline {
         let at = f.l4 + f.check;
         let _ = ctx.l4_csum_replace(at, addr as u64, to.addr as u64, BPF_F_PSEUDO_HDR as u64 | 4);
         let _ = ctx.l4_csum_replace(at, port as u64, to.port as u64, 2);
-        TC_ACT_OK
     }
 
     const IP_TTL: usize = 8;

@@ -22,7 +22,10 @@ use nat_common::{
 };
 use nat_common::{
     EndpointKey, InsideEndpoint,
-    bench::{MAP_BASELINE_IN, MAP_BASELINE_OUT, PROG_BASELINE_TC, PROG_BASELINE_XDP},
+    bench::{
+        MAP_BASELINE_IN, MAP_BASELINE_OUT, PROG_BASELINE_NEW_TC, PROG_BASELINE_TC,
+        PROG_BASELINE_XDP,
+    },
 };
 use nat_userspace::settings::napt::NaptSettings;
 use nat_userspace::tables::{Loaded, LoadedRef};
@@ -43,6 +46,8 @@ pub enum Prog {
     BaselineXdp,
     /// The minimal NAT, outbound in TC.
     BaselineTc,
+    /// The minimal NAT making new bindings, outbound in TC.
+    BaselineNewTc,
 }
 
 impl Prog {
@@ -54,7 +59,7 @@ impl Prog {
         Prog::EgressTc,
     ];
     /// The minimal NAT's (in the `bench-baseline` object).
-    pub const BASELINE: [Prog; 2] = [Prog::BaselineXdp, Prog::BaselineTc];
+    pub const BASELINE: [Prog; 3] = [Prog::BaselineXdp, Prog::BaselineTc, Prog::BaselineNewTc];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -64,6 +69,7 @@ impl Prog {
             Prog::EgressTc => PROG_EGRESS_TC,
             Prog::BaselineXdp => PROG_BASELINE_XDP,
             Prog::BaselineTc => PROG_BASELINE_TC,
+            Prog::BaselineNewTc => PROG_BASELINE_NEW_TC,
         }
     }
 
@@ -73,7 +79,10 @@ impl Prog {
 
     /// Whether it translates outbound packets (source NAT).
     pub fn outbound(self) -> bool {
-        matches!(self, Prog::EgressTc | Prog::BaselineTc)
+        matches!(
+            self,
+            Prog::EgressTc | Prog::BaselineTc | Prog::BaselineNewTc
+        )
     }
 
     /// The minimal NAT of the same hook: what this program's cost is
@@ -303,6 +312,17 @@ impl Instance {
                 .with_context(|| format!("writing {name}"))?;
         }
         Ok(())
+    }
+
+    /// How many entries the minimal NAT's outbound table holds.
+    pub fn baseline_out_len(&self) -> Result<usize> {
+        let map = self
+            .baseline
+            .map(MAP_BASELINE_OUT)
+            .ok_or_else(|| anyhow!("no map {MAP_BASELINE_OUT} in the baseline object"))?;
+        let m: aya::maps::HashMap<_, EndpointKey, InsideEndpoint> =
+            aya::maps::HashMap::try_from(map)?;
+        Ok(m.keys().count())
     }
 
     /// Gives the minimal NAT the bulk bindings of `e` (as [`Self::baseline_flow`]

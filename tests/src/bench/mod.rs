@@ -421,10 +421,52 @@ fn per_packet(args: &Args) -> Result<Value> {
     let per_round = args.new_per_round;
     let remote = Ep::new(Ipv4Addr::new(198, 19, 254, 1), 53);
     if let Some(fresh) = &fresh {
+        cases.push(
+            Case::new(
+                "egress_new_binding",
+                "egress TC (xnat_egress_tc), new UDP flow: creates a binding",
+                Prog::EgressTc,
+                Method::Loop,
+                BULK,
+                Box::new(move || {
+                    let frames: Vec<Vec<u8>> = (0..per_round)
+                        .map(|_| {
+                            let src = Ep::new(
+                                Ipv4Addr::from(next_host),
+                                1024 + rng.below(65535 - 1024 + 1) as u16,
+                            );
+                            next_host += 1;
+                            flows::udp(src, remote)
+                        })
+                        .collect();
+                    let expect = Expect {
+                        each: vec![
+                            Counter::EgressTranslated,
+                            Counter::NaptMappingsCreated,
+                            Counter::NaptSessionsCreated,
+                        ],
+                        unchanged: vec![Counter::DropMappingTableFull, Counter::DropPortsExhausted],
+                        verdict: Some(Prog::EgressTc.pass()),
+                    };
+                    measure::each(
+                        fresh,
+                        Prog::EgressTc,
+                        &frames,
+                        &expect,
+                        "egress_new_binding",
+                    )
+                }),
+            )
+            .against("baseline_new_binding"),
+        );
+        // The same for the minimal NAT (its own hosts, tables as large):
+        // the floor of a new binding on this machine.
+        let mut rng = Rng::new(0x2545_f491_4f6c_dd1d);
+        let mut next_host = u32::from(Ipv4Addr::new(10, 192, 0, 0));
         cases.push(Case::new(
-            "egress_new_binding",
-            "egress TC (xnat_egress_tc), new UDP flow: creates a binding",
-            Prog::EgressTc,
+            "baseline_new_binding",
+            "minimal NAT (xnat_baseline_new_tc), new UDP flow: creates a binding",
+            Prog::BaselineNewTc,
             Method::Loop,
             BULK,
             Box::new(move || {
@@ -438,22 +480,25 @@ fn per_packet(args: &Args) -> Result<Value> {
                         flows::udp(src, remote)
                     })
                     .collect();
+                let before = fresh.baseline_out_len()?;
                 let expect = Expect {
-                    each: vec![
-                        Counter::EgressTranslated,
-                        Counter::NaptMappingsCreated,
-                        Counter::NaptSessionsCreated,
-                    ],
-                    unchanged: vec![Counter::DropMappingTableFull, Counter::DropPortsExhausted],
-                    verdict: Some(Prog::EgressTc.pass()),
+                    verdict: Some(Prog::BaselineNewTc.pass()),
+                    ..Default::default()
                 };
-                measure::each(
+                let s = measure::each(
                     fresh,
-                    Prog::EgressTc,
+                    Prog::BaselineNewTc,
                     &frames,
                     &expect,
-                    "egress_new_binding",
-                )
+                    "baseline_new_binding",
+                )?;
+                let made = fresh.baseline_out_len()? - before;
+                anyhow::ensure!(
+                    made == frames.len(),
+                    "baseline_new_binding: {made} bindings made for {} new flows",
+                    frames.len()
+                );
+                Ok(s)
             }),
         ));
     }
