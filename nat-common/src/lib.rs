@@ -8,6 +8,7 @@
 
 pub mod bench;
 pub mod csum;
+pub mod deterministic;
 pub mod maps;
 pub mod napt;
 pub mod stats;

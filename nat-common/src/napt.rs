@@ -22,7 +22,9 @@
 pub const MAP_CONFIG: &str = "CONFIG";
 /// Public addresses of the pool (array indexed 0..pool_len).
 pub const MAP_POOL: &str = "POOL";
-/// Inside prefixes whose sources are translated (LPM trie).
+/// Inside prefixes whose sources are translated (LPM trie). The value
+/// numbers the prefix's hosts for deterministic allocation
+/// (`deterministic::host_offset`, whatever the allocation in force).
 pub const MAP_INTERNAL: &str = "INTERNAL";
 /// Inside endpoint → public endpoint and first session ([`Mapping`]).
 pub const MAP_NAPT_OUT: &str = "NAPT_OUT";
@@ -153,6 +155,13 @@ pub struct NatConfig {
     /// data plane recording every new host's address while a pool change
     /// is being applied. State, not a setting: only reconcile writes it.
     pub pinned_hosts: u32,
+    /// How new mappings get their public endpoint, one of the
+    /// `ALLOCATION_*` values (`deterministic`).
+    pub allocation: u32,
+    /// Deterministic allocation: inside hosts sharing one pool address,
+    /// and the ports of each (`deterministic::Layout`).
+    pub det_hosts_per_addr: u32,
+    pub det_ports_per_host: u32,
 }
 
 /// [`NatConfig::pinned_hosts`]: every host's pool address is the hash's;
@@ -636,6 +645,7 @@ pub struct ExpireWalk {
     pub cfg: NatConfig,
     /// In: entries in `EXPIRE_KEEP` (0: the walk looks nothing up there).
     pub keep: u32,
+    pub _pad: u32,
     /// In: CLOCK_BOOTTIME ns the timeouts are measured against.
     pub now: u64,
     /// Out: mappings visited, live first sessions among them, first
@@ -688,7 +698,7 @@ mod tests {
 
     #[test]
     fn layouts_have_no_hidden_padding() {
-        assert_eq!(size_of::<NatConfig>(), 44);
+        assert_eq!(size_of::<NatConfig>(), 56);
         assert_eq!(size_of::<EndpointKey>(), 8);
         // 72: with NAPT_IN's 8-byte value and 64 B of kernel header and
         // bucket per entry, 1M bindings fit in 256 MiB (see BENCHMARKS.md).
@@ -702,7 +712,7 @@ mod tests {
         assert_eq!(size_of::<FragValue>(), 16);
         assert_eq!(size_of::<Event>(), 8 + EVENT_QUOTE_MAX);
         assert_eq!(size_of::<BindingEvent>(), 32);
-        assert_eq!(size_of::<ExpireWalk>(), 88);
+        assert_eq!(size_of::<ExpireWalk>(), 104);
     }
 
     #[test]

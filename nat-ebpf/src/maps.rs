@@ -58,7 +58,7 @@ pub static POOL: Array<Ipv4Be> = Array::with_max_entries(POOL_MAX, 0);
 
 /// LPM tries must not be preallocated.
 #[map]
-pub static INTERNAL: LpmTrie<InternalPrefix, u8> =
+pub static INTERNAL: LpmTrie<InternalPrefix, u32> =
     LpmTrie::with_max_entries(INTERNAL_MAX, BPF_F_NO_PREALLOC);
 
 #[map]

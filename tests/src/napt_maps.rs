@@ -361,11 +361,28 @@ impl Napt {
         });
     }
 
-    /// Adds an inside prefix (sources translated by NAPT).
+    /// Adds an inside prefix (sources translated by NAPT), renumbering
+    /// the hosts of all of them as reconcile does (ascending order, for
+    /// deterministic allocation).
     pub fn add_internal(&mut self, net: Ipv4Addr, prefix_len: u32) {
         let mut t = Loaded::new(&mut self.ebpf).internal().expect("INTERNAL");
-        t.insert(&LpmKey::new(prefix_len, be(net)), 1, 0)
-            .expect("inserting into INTERNAL");
+        let mut all: Vec<(u32, u32)> = t
+            .keys()
+            .map(|k| {
+                let k = k.expect("reading INTERNAL");
+                (u32::from_be(k.data()), k.prefix_len())
+            })
+            .collect();
+        all.push((u32::from(net), prefix_len));
+        all.sort();
+        all.dedup();
+        let mut first = 0u64;
+        for (n, len) in all {
+            let offset = nat_common::deterministic::host_offset(n, first as u32);
+            t.insert(&LpmKey::new(len, n.to_be()), offset, 0)
+                .expect("inserting into INTERNAL");
+            first += 1u64 << (32 - len);
+        }
     }
 
     /// Adds a static 1:1 mapping `private <-> public`.

@@ -8,17 +8,21 @@
 //!   keep the inside port if free; otherwise random probes that keep its
 //!   parity and its range (0–1023 or 1024–65535); then probes anywhere in
 //!   the configured range. Probing is bounded.
+//! * Deterministic allocation (RFC 7422): the host's pool address and port
+//!   range are a function of its address (`nat_common::deterministic`);
+//!   the same preservation and probing, within that range.
 //! * Reservation is the BPF_NOEXIST insert of the inbound entry itself, so
 //!   two CPUs can never hand out the same public port.
 use aya_ebpf::helpers::generated::bpf_get_prandom_u32;
 use nat_common::{
     Counter, EndpointKey, FirstSession, InsideEndpoint, Mapping, NatConfig, PINNED_RECORDING,
+    deterministic::{ALLOCATION_DETERMINISTIC, Layout, host_index},
     pool_index,
 };
 
 use crate::{
     maps::{HOST_POOL, HOST_PORTS, NAPT_IN, NAPT_OUT, POOL},
-    napt::config::in_pool,
+    napt::config::{host_offset, in_pool},
     parse::ipv4::IPPROTO_ICMP,
 };
 
@@ -57,6 +61,54 @@ fn pool_addr(cfg: &NatConfig, inside_addr: u32) -> Option<u32> {
         let _ = HOST_POOL.insert(inside_addr, addr, 0);
     }
     Some(addr)
+}
+
+/// Where a new mapping may take its public endpoint: the pool address,
+/// the ports probed first (the inside port's range class, keeping parity)
+/// and the ports it may have at all (host order, inclusive).
+struct Room {
+    public: u32,
+    class: (u32, u32),
+    all: (u32, u32),
+}
+
+/// The room of inside endpoint `key` (`want`: its port, host order).
+#[inline(always)]
+fn room(cfg: &NatConfig, key: &EndpointKey, want: u16) -> Option<Room> {
+    if cfg.allocation == ALLOCATION_DETERMINISTIC {
+        let index = host_index(u32::from_be(key.addr), host_offset(key.addr)?);
+        let share = Layout::of(cfg).share(index)?;
+        let public = POOL.get(share.slot).copied()?;
+        let range = (share.lo as u32, share.hi as u32);
+        return Some(Room {
+            public,
+            class: range,
+            all: range,
+        });
+    }
+    let public = pool_addr(cfg, key.addr)?;
+    let (min, max) = (cfg.port_min as u32, cfg.port_max as u32);
+    // The inside port's range class, clipped to the configured range.
+    let (mut lo, mut hi) = if want < 1024 {
+        (0u32, 1023u32)
+    } else {
+        (1024u32, 65535u32)
+    };
+    if lo < min {
+        lo = min;
+    }
+    if hi > max {
+        hi = max;
+    }
+    if lo > hi {
+        lo = min;
+        hi = max;
+    }
+    Some(Room {
+        public,
+        class: (lo, hi),
+        all: (min, max),
+    })
 }
 
 enum Reserve {
@@ -99,7 +151,12 @@ pub fn allocate(
     first: FirstSession,
     now: u64,
 ) -> Result<Allocated, AllocError> {
-    let public = pool_addr(cfg, key.addr).ok_or(Counter::DropPortsExhausted)?;
+    let want = u16::from_be(key.port);
+    let Room {
+        public,
+        class: (lo, hi),
+        all: (min, max),
+    } = room(cfg, key, want).ok_or(Counter::DropPortsExhausted)?;
     if cfg.max_ports_per_host != 0 {
         // SAFETY: plain u32 read.
         let held = unsafe { HOST_PORTS.get(key.addr).copied().unwrap_or(0) };
@@ -112,8 +169,6 @@ pub fn allocate(
         port: key.port,
         flags: 0,
     };
-    let want = u16::from_be(key.port);
-    let (min, max) = (cfg.port_min as u32, cfg.port_max as u32);
     let mut chosen: Option<u16> = None;
 
     if (want as u32) >= min && (want as u32) <= max {
@@ -124,22 +179,6 @@ pub fn allocate(
         }
     }
     if chosen.is_none() {
-        // The inside port's range class, clipped to the configured range.
-        let (mut lo, mut hi) = if want < 1024 {
-            (0u32, 1023u32)
-        } else {
-            (1024u32, 65535u32)
-        };
-        if lo < min {
-            lo = min;
-        }
-        if hi > max {
-            hi = max;
-        }
-        if lo > hi {
-            lo = min;
-            hi = max;
-        }
         let keep_parity = key.proto != IPPROTO_ICMP;
         let mut i = 0;
         while i < PROBES_TOTAL {

@@ -26,6 +26,13 @@ pub fn is_internal(addr: u32) -> bool {
     INTERNAL.get(Key::new(32, addr)).is_some()
 }
 
+/// The host-numbering offset of the inside prefix holding `addr`
+/// (`nat_common::deterministic::host_offset`), if one does.
+#[inline(always)]
+pub fn host_offset(addr: u32) -> Option<u32> {
+    INTERNAL.get(Key::new(32, addr)).copied()
+}
+
 /// Whether `addr` is one of the pool's public addresses.
 #[inline(always)]
 pub fn in_pool(cfg: &NatConfig, addr: u32) -> bool {

@@ -9,7 +9,9 @@ use nat_userspace::{
     settings::config,
     settings::ephemeral,
     settings::napt::{Prefix, Timeouts},
-    settings::{self, ExpiryWalk, Layer, LogTarget, NaptFlags, Origin, Settings, Sourced},
+    settings::{
+        self, ExpiryWalk, Layer, LogTarget, NaptFlags, Origin, Settings, Sourced, napt::Allocation,
+    },
     tables::forward::Forward,
     tables::pins,
 };
@@ -221,6 +223,16 @@ pub fn describe(s: &Settings) -> String {
             n.ports,
             n.filtering.name(),
         ));
+        if let Allocation::Deterministic {
+            hosts_per_addr,
+            ports_per_host,
+        } = n.allocation
+        {
+            out.push_str(&format!(
+                ", deterministic allocation: {ports_per_host} ports per inside address, \
+                 {hosts_per_addr} per pool address"
+            ));
+        }
     }
     if !s.forwards.is_empty() {
         out.push_str(&format!(", {} forward(s)", s.forwards.len()));

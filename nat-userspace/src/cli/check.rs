@@ -4,6 +4,8 @@
 //! not (with the first problem, naming file, line and key).
 use std::process::ExitCode;
 
+use nat_userspace::settings::deterministic::Deterministic;
+
 use super::attach;
 
 pub fn run(a: attach::Args) -> anyhow::Result<ExitCode> {
@@ -18,5 +20,38 @@ pub fn run(a: attach::Args) -> anyhow::Result<ExitCode> {
         settings.ifname,
         attach::describe(&settings)
     );
+    if let Some(d) = settings.napt.as_ref().and_then(Deterministic::of) {
+        print_layout(&d);
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Hosts listed one by one up to this many; beyond, the first and last.
+const LIST_ALL_UP_TO: u64 = 1024;
+const LIST_ENDS: u64 = 8;
+
+/// The deterministic layout: each inside address's pool address and ports.
+fn print_layout(d: &Deterministic) {
+    let l = d.layout();
+    let hosts = d.hosts();
+    println!(
+        "deterministic allocation: {hosts} inside address(es), {} per pool address, {} ports each",
+        l.hosts_per_addr, l.ports_per_host
+    );
+    println!("{:<16} {:<16} ports", "inside", "public");
+    let line = |i: u64| {
+        if let Some(s) = d.host_share(i) {
+            println!("{:<16} {:<16} {}-{}", s.inside, s.public, s.lo, s.hi);
+        }
+    };
+    if hosts <= LIST_ALL_UP_TO {
+        (0..hosts).for_each(line);
+    } else {
+        (0..LIST_ENDS).for_each(line);
+        println!(
+            "... {} more (`xnat lookup --config FILE PUBLIC:PORT` names the holder of one port)",
+            hosts - 2 * LIST_ENDS
+        );
+        (hosts - LIST_ENDS..hosts).for_each(line);
+    }
 }

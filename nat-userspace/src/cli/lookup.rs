@@ -2,7 +2,9 @@
 //! inside endpoint holds a public endpoint now, or held it at a past time
 //! (an abuse report's question). The live tables first; for a time no live
 //! binding covers, the translation log (`--log`, or the running agent's
-//! `--log-bindings` file). Exit 0 with the holders, 1 when nobody held it.
+//! `--log-bindings` file); under deterministic allocation the layout, for
+//! any time (`--config FILE`: from a config file alone, no attachment
+//! needed). Exit 0 with the holders, 1 when nobody held it.
 use std::{
     fs::File, io::BufReader, net::Ipv4Addr, path::PathBuf, process::ExitCode, time::SystemTime,
 };
@@ -11,10 +13,14 @@ use anyhow::{Context as _, bail};
 use nat_userspace::{
     agent::{clock, runtime},
     lookup::{self, Holder, Source},
+    settings::{
+        Layer,
+        napt::{Allocation, read_settings},
+    },
     tables::pins,
 };
 
-use super::{addr::parse_endpoint, flows::ProtoFilter};
+use super::{addr::parse_endpoint, attach, flows::ProtoFilter};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -32,20 +38,49 @@ pub struct Args {
     /// the running agent's `--log-bindings` file).
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
+    /// Deterministic allocation: answer from this config file's layout
+    /// alone (no attachment, tables or log needed).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Machine-readable output (an array of holders).
     #[arg(long)]
     pub json: bool,
 }
 
 pub fn run(args: Args, iface: Option<&str>) -> anyhow::Result<ExitCode> {
-    let (ifname, dir) = pins::resolve_iface(iface)?;
     let (addr, port) = args.public;
     let protos: Vec<ProtoFilter> = match args.proto {
         Some(p) => vec![p],
         None => vec![ProtoFilter::Tcp, ProtoFilter::Udp, ProtoFilter::Icmp],
     };
     let numbers: Vec<u8> = protos.iter().map(|p| p.number()).collect();
+    let names: Vec<&'static str> = numbers
+        .iter()
+        .map(|&p| nat_userspace::tables::flows::proto_name(p))
+        .collect();
+    if let Some(path) = &args.config {
+        let settings = attach::settings_from(Some(path), Layer::default())?;
+        let napt = settings
+            .napt
+            .filter(|n| n.allocation != Allocation::Dynamic)
+            .with_context(|| {
+                format!(
+                    "{}: --config answers for deterministic allocation only (allocation = \
+                     \"deterministic\" in [napt]); under dynamic allocation ask the attachment's \
+                     tables and translation log (without --config)",
+                    path.display()
+                )
+            })?;
+        let found = lookup::deterministic::holders(&napt, addr, port, &names);
+        return report(&found, &args, addr, port);
+    }
+    let (ifname, dir) = pins::resolve_iface(iface)?;
     let mut found = lookup::live::holders(&dir, addr, port, &numbers, args.at)?;
+    if found.is_empty()
+        && let Some(napt) = read_settings(&dir)?
+    {
+        found = lookup::deterministic::holders(&napt, addr, port, &names);
+    }
     if found.is_empty()
         && let Some(at) = args.at
     {
@@ -64,16 +99,17 @@ pub fn run(args: Args, iface: Option<&str>) -> anyhow::Result<ExitCode> {
         };
         let file = File::open(&path)
             .with_context(|| format!("opening the translation log {}", path.display()))?;
-        let names: Vec<&str> = numbers
-            .iter()
-            .map(|&p| nat_userspace::tables::flows::proto_name(p))
-            .collect();
         found = lookup::log::held_at(BufReader::new(file), &format!("{addr}:{port}"), &names, at)?;
     }
+    report(&found, &args, addr, port)
+}
+
+/// Prints the holders; exit 0, or 1 (an error without `--json`) for none.
+fn report(found: &[Holder], args: &Args, addr: Ipv4Addr, port: u16) -> anyhow::Result<ExitCode> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&found)?);
     } else {
-        for h in &found {
+        for h in found {
             println!("{}", line(h));
         }
     }
@@ -97,8 +133,12 @@ fn line(h: &Holder) -> String {
         Source::Forward => "port forward",
         Source::Static => "static 1:1 mapping (every port)",
         Source::Log => "binding (translation log)",
+        Source::Deterministic => "deterministic allocation",
     };
     let mut s = format!("{} {} -> {}  {what}", h.proto, h.public, h.inside);
+    if let Some(ports) = &h.ports {
+        s += &format!(" (its ports {ports})");
+    }
     if let Some(since) = &h.since {
         s += &format!(", since {since}");
     }

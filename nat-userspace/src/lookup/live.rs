@@ -34,6 +34,7 @@ pub fn holders(
             public: endpoint.clone(),
             inside: from_be(private).to_string(),
             source: Source::Static,
+            ports: None,
             since: None,
             until: None,
         });
@@ -73,6 +74,7 @@ pub fn holders(
             } else {
                 Source::Live
             },
+            ports: None,
             since: since.map(clock::rfc3339),
             until: None,
         });

@@ -89,6 +89,7 @@ fn holder(
         public: public.to_string(),
         inside,
         source: Source::Log,
+        ports: None,
         since: since.map(clock::rfc3339),
         until: until.map(clock::rfc3339),
     }

@@ -1,7 +1,9 @@
 //! `xnat lookup`: which inside endpoint holds, or held, a public endpoint
 //! (an abuse report names a public address, port and time). The live
 //! tables answer for now and for the lifetime of a binding that still
-//! exists; the translation log (agent/translog.rs) for the past.
+//! exists; the translation log (agent/translog.rs) for the past; under
+//! deterministic allocation the layout itself, for any time.
+pub mod deterministic;
 pub mod live;
 pub mod log;
 
@@ -19,6 +21,9 @@ pub enum Source {
     Static,
     /// The translation log.
     Log,
+    /// Deterministic allocation: the inside address whose port range
+    /// holds the port (computed from the settings).
+    Deterministic,
 }
 
 /// One holder of the public endpoint asked about.
@@ -29,6 +34,10 @@ pub struct Holder {
     pub public: String,
     pub inside: String,
     pub source: Source,
+    /// Deterministic allocation: the inside address's whole port range
+    /// (`inside` is then an address without a port).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ports: Option<String>,
     /// When the binding was made (RFC 3339), where known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub since: Option<String>,

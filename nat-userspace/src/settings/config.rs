@@ -46,7 +46,7 @@ use toml::Spanned;
 
 use crate::{
     settings::HookMode,
-    settings::napt::{Filtering, PortRange, Prefix, Timeouts},
+    settings::napt::{AllocationMode, Filtering, PortRange, Prefix, Timeouts},
     settings::parse,
     settings::{ExpiryWalk, Layer, LogTarget, Origin, Sourced, TimeoutLayer, proto_by_name},
     tables::forward::Forward,
@@ -589,6 +589,49 @@ inside = "10.0.0.5:80"
     }
 
     #[test]
+    fn deterministic_allocation() {
+        let s = check(
+            "interface = \"lo\"\n[napt]\ninternal = [\"100.64.0.0/22\"]\n\
+             pool = [\"198.51.100.1-198.51.100.4\"]\nallocation = \"deterministic\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            s.napt.unwrap().allocation,
+            crate::settings::napt::Allocation::Deterministic {
+                hosts_per_addr: 256,
+                ports_per_host: 252
+            }
+        );
+        bad(
+            "interface = \"lo\"\n[napt]\ninternal = [\"10.0.0.0/24\"]\npool = [\"198.51.100.1\"]\n\
+             ports-per-host = 100\n",
+            &["test.toml:5:18: napt.ports-per-host: applies to deterministic allocation only"],
+        );
+        bad(
+            "interface = \"lo\"\n[napt]\ninternal = [\"10.0.0.0/16\"]\npool = [\"198.51.100.1\"]\n\
+             allocation = \"deterministic\"\n",
+            &[
+                "test.toml:5:14: napt.allocation: deterministic allocation: 65536 inside addresses \
+                 over 1 pool address(es) put 65536 on each, more than its 64512 ports",
+            ],
+        );
+        bad(
+            "interface = \"lo\"\n[napt]\ninternal = [\"10.0.0.0/17\"]\npool = [\"198.51.100.1\"]\n\
+             allocation = \"deterministic\"\n",
+            &[
+                "test.toml:5:14: napt.allocation: deterministic allocation leaves each of the 32768 \
+                 inside addresses 1 ports",
+                "fewer than --min-ports-per-host 64",
+            ],
+        );
+        bad(
+            "interface = \"lo\"\n[napt]\ninternal = [\"10.0.0.0/24\"]\npool = [\"198.51.100.1\"]\n\
+             allocation = \"block\"\n",
+            &["napt.allocation: unknown variant `block`"],
+        );
+    }
+
+    #[test]
     fn bad_address() {
         bad(
             "interface = \"lo\"\n[[map]]\nprivate = \"10.0.0.300\"\npublic = \"203.0.113.1\"\n",
@@ -813,6 +856,10 @@ inside = "10.0.0.5:80"
     impl Sample for Filtering {
         const FLAG: &'static str = "address-and-port";
         const TOML: &'static str = "\"address-and-port\"";
+    }
+    impl Sample for crate::settings::napt::AllocationMode {
+        const FLAG: &'static str = "deterministic";
+        const TOML: &'static str = "\"deterministic\"";
     }
 
     /// Every `napt_settings!` entry is the flag `--NAME` and the key `NAME`

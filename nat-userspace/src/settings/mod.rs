@@ -8,6 +8,7 @@
 //! error names the flag (`--pool: ...`) or the file, line and key
 //! (`/etc/xnat/xnat.toml:7:9: napt.pool[0]: ...`).
 pub mod config;
+pub mod deterministic;
 pub mod ephemeral;
 pub mod hook;
 pub mod napt;
@@ -22,12 +23,17 @@ use std::{
     path::PathBuf,
 };
 
-use nat_common::{INTERNAL_MAX, POOL_MAX};
+use nat_common::{
+    INTERNAL_MAX, POOL_MAX,
+    deterministic::{Layout, PlanError},
+};
 
 use crate::{
     loader::Limits,
     loader::netdev,
-    settings::napt::{Filtering, NaptSettings, PortRange, Prefix, Timeouts, rfc1918},
+    settings::napt::{
+        Allocation, AllocationMode, Filtering, NaptSettings, PortRange, Prefix, Timeouts, rfc1918,
+    },
     tables::forward::{Forward, Proto},
     tables::static_map::check_usable,
 };
@@ -158,6 +164,20 @@ macro_rules! napt_settings {
             /// fill the session table (0: no cap) [default: half of
             /// --max-sessions].
             max_inbound_sessions: u32 = "max-inbound-sessions" [value_name = "N"],
+
+            /// How new mappings get their public endpoint: dynamic (any free
+            /// port on the host's pool address) or deterministic (RFC 7422: a
+            /// fixed pool address and port range per inside address, nothing
+            /// to log) [default: dynamic].
+            allocation: AllocationMode = "allocation" [value_enum],
+
+            /// Deterministic allocation: ports of each inside address [default:
+            /// as many as the pool and --ports leave each one].
+            ports_per_host: u32 = "ports-per-host" [value_name = "N"],
+
+            /// Deterministic allocation: refuse a layout that leaves an inside
+            /// address fewer ports [default: 64].
+            min_ports_per_host: u32 = "min-ports-per-host" [value_name = "N"],
         }
     };
 }
@@ -539,6 +559,106 @@ fn resolve_napt(
         max_ports_per_host: layer.max_ports_per_host.as_ref().map_or(0, |m| m.value),
         max_inbound_sessions: max_inbound_sessions(layer, limits)?,
         timeouts,
+        allocation: allocation(layer, &internal, pool.len() as u32, ports)?,
+    })
+}
+
+/// Least ports per inside address a deterministic layout may leave
+/// (`--min-ports-per-host`'s default).
+pub const DEFAULT_MIN_PORTS_PER_HOST: u32 = 64;
+
+/// `--allocation` with its layout worked out and checked.
+fn allocation(
+    layer: &Layer,
+    internal: &[Sourced<Prefix>],
+    pool_len: u32,
+    ports: PortRange,
+) -> Result<Allocation, SettingError> {
+    let mode = layer.allocation.as_ref();
+    if mode.is_none_or(|m| m.value == AllocationMode::Dynamic) {
+        if let Some(given) = [&layer.ports_per_host, &layer.min_ports_per_host]
+            .into_iter()
+            .flatten()
+            .next()
+        {
+            return err(
+                &given.origin,
+                "applies to deterministic allocation only (--allocation deterministic)",
+            );
+        }
+        return Ok(Allocation::Dynamic);
+    }
+    let origin = &mode.expect("not dynamic").origin;
+    if let Some(cap) = layer.max_ports_per_host.as_ref().filter(|c| c.value != 0) {
+        return err(
+            &cap.origin,
+            "does not apply to deterministic allocation: each inside address has its range \
+             (--ports-per-host)",
+        );
+    }
+    for (i, p) in internal.iter().enumerate() {
+        if let Some(q) = internal[..i].iter().find(|q| q.value.overlaps(&p.value)) {
+            return err(
+                &p.origin,
+                format!(
+                    "internal prefix {} overlaps {} ({}): deterministic allocation numbers \
+                     every inside address once",
+                    p.value, q.value, q.origin
+                ),
+            );
+        }
+    }
+    let hosts: u64 = internal.iter().map(|p| p.value.size()).sum();
+    let given = layer.ports_per_host.as_ref();
+    if let Some(g) = given.filter(|g| g.value == 0) {
+        return err(&g.origin, "an inside address needs at least one port");
+    }
+    let layout = Layout::plan(
+        hosts,
+        pool_len,
+        ports.min(),
+        ports.max(),
+        given.map(|g| g.value),
+    )
+    .or_else(|e| {
+        let msg = match e {
+            PlanError::TooManyHosts {
+                hosts_per_addr,
+                ports,
+            } => format!(
+                "deterministic allocation: {hosts} inside addresses over {pool_len} pool \
+                 address(es) put {hosts_per_addr} on each, more than its {ports} ports; \
+                 narrow --internal, add pool addresses or widen --ports"
+            ),
+            PlanError::TooFewRanges { fits, hosts } => format!(
+                "deterministic allocation: {} ports per inside address leave room for {fits} \
+                 of the {hosts} inside addresses ({pool_len} pool address(es), ports {ports})",
+                given.map_or(0, |g| g.value)
+            ),
+        };
+        err(given.map_or(origin, |g| &g.origin), msg)
+    })?;
+    let min = layer
+        .min_ports_per_host
+        .as_ref()
+        .map_or(DEFAULT_MIN_PORTS_PER_HOST, |m| m.value);
+    if layout.ports_per_host < min {
+        return err(
+            layer
+                .min_ports_per_host
+                .as_ref()
+                .map_or(origin, |m| &m.origin),
+            format!(
+                "deterministic allocation leaves each of the {hosts} inside addresses {} ports \
+                 ({} per pool address, ports {ports}), fewer than --min-ports-per-host {min}; \
+                 narrow --internal, add pool addresses or widen --ports",
+                layout.ports_per_host, layout.hosts_per_addr
+            ),
+        );
+    }
+    Ok(Allocation::Deterministic {
+        hosts_per_addr: layout.hosts_per_addr,
+        ports_per_host: layout.ports_per_host,
     })
 }
 

@@ -3,7 +3,10 @@
 //! maps. Checked in `settings`, written by `reconcile`.
 use std::{net::Ipv4Addr, path::Path};
 
-use nat_common::{FILTER_ADDRESS, FILTER_ADDRESS_AND_PORT, FILTER_ENDPOINT_INDEPENDENT, NatConfig};
+use nat_common::{
+    FILTER_ADDRESS, FILTER_ADDRESS_AND_PORT, FILTER_ENDPOINT_INDEPENDENT, NatConfig,
+    deterministic::{ALLOCATION_DETERMINISTIC, ALLOCATION_DYNAMIC, Layout, host_offset},
+};
 
 use crate::tables::Tables;
 
@@ -15,6 +18,16 @@ pub struct Prefix {
 }
 
 impl Prefix {
+    /// Addresses in the prefix.
+    pub fn size(&self) -> u64 {
+        1u64 << (32 - u32::from(self.len))
+    }
+
+    /// Whether the two share an address.
+    pub fn overlaps(&self, other: &Prefix) -> bool {
+        self.contains(other.addr) || other.contains(self.addr)
+    }
+
     pub fn contains(&self, a: Ipv4Addr) -> bool {
         let mask = if self.len == 0 {
             0
@@ -185,6 +198,39 @@ impl Filtering {
     }
 }
 
+/// How new mappings get their public endpoint (`--allocation`,
+/// `napt.allocation`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AllocationMode {
+    /// Any free port of the range on the host's paired pool address.
+    #[default]
+    Dynamic,
+    /// RFC 7422: a fixed pool address and port range per inside address.
+    Deterministic,
+}
+
+/// The allocation in force, with the deterministic layout worked out
+/// (`settings::resolve` plans it; CONFIG holds it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Allocation {
+    #[default]
+    Dynamic,
+    Deterministic {
+        hosts_per_addr: u32,
+        ports_per_host: u32,
+    },
+}
+
+impl Allocation {
+    pub fn mode(self) -> AllocationMode {
+        match self {
+            Allocation::Dynamic => AllocationMode::Dynamic,
+            Allocation::Deterministic { .. } => AllocationMode::Deterministic,
+        }
+    }
+}
+
 /// Everything the NAPT needs from the command line (or, later, a config).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NaptSettings {
@@ -196,6 +242,7 @@ pub struct NaptSettings {
     /// Cap on sessions created by inbound packets (0: none).
     pub max_inbound_sessions: u32,
     pub timeouts: Timeouts,
+    pub allocation: Allocation,
 }
 
 /// No internal prefixes and no pool; every other field as when it is not
@@ -212,6 +259,7 @@ impl Default for NaptSettings {
             max_ports_per_host: 0,
             max_inbound_sessions: 0,
             timeouts: Timeouts::default(),
+            allocation: Allocation::Dynamic,
         }
     }
 }
@@ -365,9 +413,49 @@ impl NaptSettings {
             timeout_tcp_syn_in: self.timeouts.tcp_syn_in,
             max_inbound_sessions: self.max_inbound_sessions,
             pinned_hosts: 0,
+            allocation: ALLOCATION_DYNAMIC,
+            det_hosts_per_addr: 0,
+            det_ports_per_host: 0,
         };
+        if let Allocation::Deterministic {
+            hosts_per_addr,
+            ports_per_host,
+        } = self.allocation
+        {
+            c.allocation = ALLOCATION_DETERMINISTIC;
+            c.det_hosts_per_addr = hosts_per_addr;
+            c.det_ports_per_host = ports_per_host;
+        }
         self.ports.write(&mut c);
         c
+    }
+
+    /// The inside prefixes in ascending order, each with `INTERNAL`'s
+    /// value for it: the offset that numbers its hosts after those of the
+    /// prefixes below it (`nat_common::deterministic`).
+    pub fn numbered_internal(&self) -> Vec<(Prefix, u32)> {
+        let mut prefixes = self.internal.clone();
+        prefixes.sort_by_key(|p| (u32::from(p.addr), p.len));
+        let mut first = 0u64;
+        prefixes
+            .into_iter()
+            .map(|p| {
+                let offset = host_offset(u32::from(p.addr), first as u32);
+                first += p.size();
+                (p, offset)
+            })
+            .collect()
+    }
+
+    /// The deterministic layout, if that is the allocation (the pool's
+    /// slots in ascending address order: see [`reconcile`]).
+    ///
+    /// [`reconcile`]: crate::settings::reconcile
+    pub fn deterministic_layout(&self) -> Option<Layout> {
+        match self.allocation {
+            Allocation::Dynamic => None,
+            Allocation::Deterministic { .. } => Some(Layout::of(&self.config())),
+        }
     }
 
     /// The settings a CONFIG, pool and internal prefixes hold (`None`:
@@ -384,6 +472,14 @@ impl NaptSettings {
             max_ports_per_host: c.max_ports_per_host,
             max_inbound_sessions: c.max_inbound_sessions,
             timeouts: Timeouts::of(c),
+            allocation: if c.allocation == ALLOCATION_DETERMINISTIC {
+                Allocation::Deterministic {
+                    hosts_per_addr: c.det_hosts_per_addr,
+                    ports_per_host: c.det_ports_per_host,
+                }
+            } else {
+                Allocation::Dynamic
+            },
         })
     }
 }
@@ -391,6 +487,21 @@ impl NaptSettings {
 /// The configuration in force on an attachment (`pool_len == 0`: NAPT off).
 pub fn read_config(dir: &Path) -> anyhow::Result<NatConfig> {
     Ok(Tables::at(dir).config()?.get(&0, 0)?)
+}
+
+/// The NAPT settings in force (`None`: NAPT off).
+pub fn read_settings(dir: &Path) -> anyhow::Result<Option<NaptSettings>> {
+    let cfg = read_config(dir)?;
+    let pool = read_pool(dir, &cfg)?;
+    let mut internal = Vec::new();
+    for k in Tables::at(dir).internal()?.keys() {
+        let k = k?;
+        internal.push(Prefix {
+            addr: Ipv4Addr::from(u32::from_be(k.data())),
+            len: k.prefix_len() as u8,
+        });
+    }
+    Ok(NaptSettings::from_config(&cfg, &pool, &internal))
 }
 
 /// The pool addresses in force.
@@ -414,6 +525,7 @@ mod tests {
             max_ports_per_host: 0,
             max_inbound_sessions: 0,
             timeouts: Timeouts::default(),
+            allocation: Allocation::Dynamic,
         }
     }
 

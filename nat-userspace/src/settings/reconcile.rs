@@ -31,7 +31,7 @@ use crate::{
     loader::netdev,
     settings::HookMode,
     settings::Settings,
-    settings::napt::{self, NaptSettings, Prefix},
+    settings::napt::{self, Allocation, NaptSettings, Prefix},
     tables::Tables,
     tables::forward::{Forward, Forwards},
     tables::paired,
@@ -462,25 +462,36 @@ fn write_xdp_targets(dir: &Path, live: &Live, want: &[u32]) -> anyhow::Result<()
 fn write_napt(dir: &Path, live: &Live, w: &NaptSettings) -> anyhow::Result<()> {
     let tables = Tables::at(dir);
     let mut trie = tables.internal()?;
-    for p in w.internal.iter().filter(|p| !live.internal.contains(p)) {
-        trie.insert(&Key::new(p.len as u32, to_be(p.addr)), 1, 0)?;
+    // Every prefix, old ones too: a new prefix renumbers the hosts of
+    // those above it (the values matter to deterministic allocation).
+    for (p, offset) in w.numbered_internal() {
+        trie.insert(&Key::new(p.len as u32, to_be(p.addr)), offset, 0)?;
     }
-    // Surviving addresses first, in their order, then the new ones: a
-    // pool that only grows keeps every address in its slot.
-    let new_pool: Vec<Ipv4Addr> = live
-        .pool
-        .iter()
-        .filter(|a| w.pool.contains(a))
-        .chain(w.pool.iter().filter(|a| !live.pool.contains(a)))
-        .copied()
-        .collect();
+    let deterministic = w.allocation != Allocation::Dynamic;
+    let new_pool: Vec<Ipv4Addr> = if deterministic {
+        // The layout takes the pool in ascending order.
+        let mut pool = w.pool.clone();
+        pool.sort();
+        pool
+    } else {
+        // Surviving addresses first, in their order, then the new ones: a
+        // pool that only grows keeps every address in its slot.
+        live.pool
+            .iter()
+            .filter(|a| w.pool.contains(a))
+            .chain(w.pool.iter().filter(|a| !live.pool.contains(a)))
+            .copied()
+            .collect()
+    };
     let pool_be: Vec<Ipv4Be> = new_pool.iter().map(|a| to_be(*a)).collect();
     let mut config = tables.config()?;
     // A changed pool moves the hash's choice of pool address: hosts with
     // bindings are pinned to theirs first, the data plane recording the
     // hosts it maps meanwhile; twice, for a binding being made on another
-    // CPU while the first pass read the table.
-    let pool_changes = live.config.pool_len != 0 && new_pool != live.pool;
+    // CPU while the first pass read the table. (Deterministic allocation
+    // has no such choice: the layout says, and a changed layout moves
+    // hosts by design; live bindings keep their ports.)
+    let pool_changes = !deterministic && live.config.pool_len != 0 && new_pool != live.pool;
     if pool_changes {
         config.set(
             0,

@@ -253,7 +253,7 @@ tables! {
     /// The pool's addresses, `config().pool_len` of them.
     pool: MAP_POOL => Array<u32>;
     /// The internal prefixes (whose hosts NAPT translates).
-    internal: MAP_INTERNAL => LpmTrie<u32, u8>;
+    internal: MAP_INTERNAL => LpmTrie<u32, u32>;
     /// Inside endpoint → mapping (public endpoint, first session).
     napt_out: MAP_NAPT_OUT => table<EndpointKey, Mapping>;
     /// Public endpoint → inside endpoint.

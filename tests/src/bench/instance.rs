@@ -202,6 +202,35 @@ impl Instance {
         Ok(inst)
     }
 
+    /// Switches new mappings to deterministic allocation (RFC 7422) for
+    /// the hosts of `net`/`len`, numbered from its first address, shared
+    /// evenly over the pool (`nat_common::deterministic::Layout::plan`);
+    /// returns (hosts per pool address, ports per host).
+    pub fn deterministic(&mut self, net: Ipv4Addr, len: u32) -> Result<(u32, u32)> {
+        let pool_len = pool().len() as u32;
+        let layout = nat_common::deterministic::Layout::plan(
+            1u64 << (32 - len),
+            pool_len,
+            1024,
+            65535,
+            None,
+        )
+        .map_err(|e| anyhow!("no deterministic layout for {net}/{len}: {e:?}"))?;
+        {
+            let mut t = Loaded::new(&mut self.ebpf).internal()?;
+            let offset = nat_common::deterministic::host_offset(u32::from(net), 0);
+            t.insert(&LpmKey::new(len, be(net)), offset, 0)
+                .context("inserting into INTERNAL")?;
+        }
+        let mut a = Loaded::new(&mut self.ebpf).config()?;
+        let mut cfg = config(pool_len);
+        cfg.allocation = nat_common::deterministic::ALLOCATION_DETERMINISTIC;
+        cfg.det_hosts_per_addr = layout.hosts_per_addr;
+        cfg.det_ports_per_host = layout.ports_per_host;
+        a.set(0, cfg, 0).context("writing CONFIG")?;
+        Ok((layout.hosts_per_addr, layout.ports_per_host))
+    }
+
     /// Adds an inside prefix (INTERNAL).
     pub fn add_internal(&mut self, net: Ipv4Addr, len: u32) -> Result<()> {
         let mut t = Loaded::new(&mut self.ebpf).internal()?;

@@ -339,6 +339,10 @@ fn proto_name(p: u8) -> &'static str {
     if p == flows::TCP { "TCP" } else { "UDP" }
 }
 
+/// The hosts that make new bindings (one each, in address order): a
+/// prefix of their own, so a deterministic layout can number them.
+const NEW_HOSTS: (Ipv4Addr, u32) = (Ipv4Addr::new(10, 128, 0, 0), 14);
+
 /// Section 1: every program at 1k bindings, plus new bindings and
 /// pass-through packets.
 fn per_packet(args: &Args) -> Result<Value> {
@@ -354,11 +358,25 @@ fn per_packet(args: &Args) -> Result<Value> {
     // grow by tens of thousands a round, and those cases would no longer
     // run with the 1000 bindings they report (nor with tables the size of
     // the minimal NAT's).
+    let room = (BULK + CYCLE_ENTRIES) as usize + args.runs * args.new_per_round + 1024;
     let fresh = if args.established_only {
         None
     } else {
-        let room = (BULK + CYCLE_ENTRIES) as usize + args.runs * args.new_per_round + 1024;
         Some(load_filled(BULK, capacity(room))?)
+    };
+    // The same under deterministic allocation (RFC 7422), for the new
+    // hosts' prefix: the layout gives each new host its range (an
+    // established flow's packets take the same path in either mode).
+    let fresh_det = if args.established_only {
+        None
+    } else {
+        let mut i = load_filled(BULK, capacity(room))?;
+        let (per_addr, ports) = i.deterministic(NEW_HOSTS.0, NEW_HOSTS.1)?;
+        eprintln!(
+            "xnat-bench: deterministic layout of {}/{}: {per_addr} hosts per pool address, {ports} ports each",
+            NEW_HOSTS.0, NEW_HOSTS.1
+        );
+        Some(i)
     };
     let repeat = args.repeat;
 
@@ -417,7 +435,7 @@ fn per_packet(args: &Args) -> Result<Value> {
     // each creates a binding: a mapping holding its first session (an
     // entry in NAPT_OUT and one in NAPT_IN; nothing in SESSIONS or FILTER).
     let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
-    let mut next_host = u32::from(Ipv4Addr::new(10, 128, 0, 0));
+    let mut next_host = u32::from(NEW_HOSTS.0);
     let per_round = args.new_per_round;
     let remote = Ep::new(Ipv4Addr::new(198, 19, 254, 1), 53);
     if let Some(fresh) = &fresh {
@@ -459,6 +477,45 @@ fn per_packet(args: &Args) -> Result<Value> {
             )
             .against("baseline_new_binding"),
         );
+        if let Some(det) = &fresh_det {
+            let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
+            let mut next_host = u32::from(NEW_HOSTS.0);
+            cases.push(Case::new(
+                "egress_new_binding_deterministic",
+                "egress TC (xnat_egress_tc), new UDP flow, deterministic allocation: creates a binding in the host's range",
+                Prog::EgressTc,
+                Method::Loop,
+                BULK,
+                Box::new(move || {
+                    let frames: Vec<Vec<u8>> = (0..per_round)
+                        .map(|_| {
+                            let src = Ep::new(
+                                Ipv4Addr::from(next_host),
+                                1024 + rng.below(65535 - 1024 + 1) as u16,
+                            );
+                            next_host += 1;
+                            flows::udp(src, remote)
+                        })
+                        .collect();
+                    let expect = Expect {
+                        each: vec![
+                            Counter::EgressTranslated,
+                            Counter::NaptMappingsCreated,
+                            Counter::NaptSessionsCreated,
+                        ],
+                        unchanged: vec![Counter::DropMappingTableFull, Counter::DropPortsExhausted],
+                        verdict: Some(Prog::EgressTc.pass()),
+                    };
+                    measure::each(
+                        det,
+                        Prog::EgressTc,
+                        &frames,
+                        &expect,
+                        "egress_new_binding_deterministic",
+                    )
+                }),
+            ));
+        }
         // The same for the minimal NAT (its own hosts, tables as large):
         // the floor of a new binding on this machine.
         let mut rng = Rng::new(0x2545_f491_4f6c_dd1d);

@@ -104,13 +104,16 @@ pub fn state_code(st: &State) -> String {
         .collect();
     let _ = writeln!(
         s,
-        "    let mut n = Napt::with(&[{}], &[{}], |c| {{\n        c.filtering = {};\n        c.port_min = {};\n        c.port_max = {};\n        c.max_ports_per_host = {};\n    }});",
+        "    let mut n = Napt::with(&[{}], &[{}], |c| {{\n        c.filtering = {};\n        c.port_min = {};\n        c.port_max = {};\n        c.max_ports_per_host = {};\n        c.allocation = {};\n        c.det_hosts_per_addr = {};\n        c.det_ports_per_host = {};\n    }});",
         pool.join(", "),
         internal.join(", "),
         c.filtering,
         c.port_min,
         c.port_max,
-        c.max_ports_per_host
+        c.max_ports_per_host,
+        c.allocation,
+        c.det_hosts_per_addr,
+        c.det_ports_per_host
     );
     let mut stat: Vec<_> = st.static_out.iter().collect();
     stat.sort();

@@ -115,9 +115,17 @@ impl Target {
             }
         }
         {
+            // Numbered as reconcile numbers them: prefixes in ascending
+            // order, each with the offset of its first host.
             let mut t = Loaded::new(&mut self.ebpf).internal()?;
-            for &(net, len) in &st.internal {
-                t.insert(&LpmKey::new(len, net), 1, 0)?;
+            let mut prefixes = st.internal.clone();
+            prefixes.sort_by_key(|&(net, _)| u32::from_be(net));
+            let mut first = 0u64;
+            for (net, len) in prefixes {
+                let offset =
+                    nat_common::deterministic::host_offset(u32::from_be(net), first as u32);
+                t.insert(&LpmKey::new(len, net), offset, 0)?;
+                first += 1u64 << (32 - len);
             }
         }
         self.set_static(st)?;

@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 
 use nat_common::{
     EndpointKey, FilterKey, FirstSession, InsideEndpoint, MAPPING_FORWARD, Mapping, NatConfig,
-    SESSION_INBOUND, SessionKey,
+    SESSION_INBOUND, SessionKey, deterministic::ALLOCATION_DETERMINISTIC,
 };
 use nat_userspace::settings::napt::Filtering;
 use rand::Rng;
@@ -60,6 +60,11 @@ pub const RANGES: [(u16, u16); 5] = [
     (60000, 60001),
 ];
 
+/// Deterministic layouts an epoch may configure (hosts per pool address,
+/// ports per host): roomy; two ports per host (exhaustion); hosts 4 and
+/// up beyond a two-address pool; one port each.
+pub const DETERMINISTIC_LAYOUTS: [(u32, u32); 4] = [(128, 500), (4, 2), (2, 3), (3, 1)];
+
 /// The fixed part of the state: static maps, pool, inside prefix.
 pub fn base_state() -> State {
     let mut st = State::default();
@@ -99,6 +104,15 @@ pub fn new_epoch(st: &mut State, rng: &mut impl Rng) {
     .code();
     (cfg.port_min, cfg.port_max) = *RANGES.choose(rng).unwrap();
     cfg.max_ports_per_host = *[0, 0, 2, 3].choose(rng).unwrap();
+    if rng.random_bool(0.25) {
+        // Deterministic allocation (no per-host cap there: the range is
+        // the cap): a roomy layout, tight ones, and ones that reach only
+        // some inside hosts (`INSIDE` are hosts 1-4 of the prefix).
+        cfg.allocation = ALLOCATION_DETERMINISTIC;
+        cfg.max_ports_per_host = 0;
+        (cfg.det_hosts_per_addr, cfg.det_ports_per_host) =
+            *DETERMINISTIC_LAYOUTS.choose(rng).unwrap();
+    }
     // Often no cap on inbound-created sessions, sometimes one a few
     // frames reach.
     cfg.max_inbound_sessions = *[0, 0, 1, 3].choose(rng).unwrap();

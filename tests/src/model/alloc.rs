@@ -21,9 +21,21 @@
 //!   table), so the oracle says, and the model checks the tables' counts
 //!   allow it; when the inside port is free it is tried first, so a full
 //!   table must be the reason.
+//! * deterministic allocation (RFC 7422): the host's pool address and port
+//!   range come from its number among the inside addresses (prefixes in
+//!   ascending order), worked out here from the prefixes and CONFIG's
+//!   layout: the public address must be that one, the port in that range,
+//!   the inside port kept if it lies there and is free, parity kept where
+//!   most same-parity ports of the range are free; a host the layout does
+//!   not reach (beyond the pool) gets no port; failure is plausible only
+//!   once a quarter of its range is in use. No paired-pooling memory: the
+//!   layout decides.
 
 use super::Rule;
-use nat_common::{Counter, EndpointKey, FirstSession, InsideEndpoint, Mapping};
+use nat_common::{
+    Counter, EndpointKey, FirstSession, InsideEndpoint, Mapping,
+    deterministic::ALLOCATION_DETERMINISTIC,
+};
 
 use super::parse::ICMP;
 use super::{Allocation, Ctx, NOW};
@@ -55,10 +67,75 @@ fn free_fraction(ctx: &Ctx, addr: u32, lo: u32, hi: u32, parity: Option<u32>, pr
     }
 }
 
+/// Under deterministic allocation, `inside`'s (network order) pool
+/// address and port range: its number among the inside addresses (the
+/// prefixes in ascending order), `hosts_per_addr` to a pool slot,
+/// `ports_per_host` each from `port_min`. `Some(None)`: the layout does
+/// not reach it.
+fn deterministic_share(ctx: &Ctx, inside: u32) -> Option<Option<(u32, u32, u32)>> {
+    let cfg = ctx.st.config;
+    if cfg.allocation != ALLOCATION_DETERMINISTIC {
+        return None;
+    }
+    let mut prefixes: Vec<(u32, u32)> = ctx
+        .st
+        .internal
+        .iter()
+        .map(|&(net, len)| (u32::from_be(net), len))
+        .collect();
+    prefixes.sort();
+    let a = u32::from_be(inside);
+    let mut first = 0u64;
+    let mut index = None;
+    for (net, len) in prefixes {
+        let size = 1u64 << (32 - len);
+        if u64::from(a.wrapping_sub(net)) < size && a >= net {
+            index = Some(first + u64::from(a - net));
+            break;
+        }
+        first += size;
+    }
+    let (hpa, pph) = (
+        u64::from(cfg.det_hosts_per_addr),
+        u64::from(cfg.det_ports_per_host),
+    );
+    let share = index.and_then(|i| {
+        if hpa == 0 || pph == 0 {
+            return None;
+        }
+        let slot = i / hpa;
+        let lo = u64::from(cfg.port_min) + (i % hpa) * pph;
+        let hi = lo + pph - 1;
+        (slot < u64::from(cfg.pool_len) && hi <= 65535).then(|| {
+            (
+                *ctx.st
+                    .pool
+                    .get(slot as usize)
+                    .expect("a pool slot below pool_len"),
+                lo as u32,
+                hi as u32,
+            )
+        })
+    });
+    Some(share)
+}
+
 /// Creates the mapping of inside endpoint `key`, holding `first` (the
 /// session of the packet that makes it), or says why not.
 pub fn allocate(ctx: &mut Ctx, key: &EndpointKey, first: FirstSession) -> Result<Mapping, Counter> {
     let cfg = ctx.st.config;
+    let det = deterministic_share(ctx, key.addr);
+    if det == Some(None) {
+        ctx.note(Rule::DeterministicNoShare);
+        if !matches!(ctx.oracle.allocation(key), Allocation::Failed) {
+            ctx.violations.push(format!(
+                "a mapping for {}, which the deterministic layout does not reach",
+                crate::napt_maps::ip(key.addr)
+            ));
+        }
+        return Err(Counter::DropPortsExhausted);
+    }
+    let det = det.flatten();
     if cfg.max_ports_per_host != 0 {
         let held = ctx.st.host_ports.get(&key.addr).copied().unwrap_or(0);
         if held >= u64::from(cfg.max_ports_per_host) {
@@ -67,19 +144,30 @@ pub fn allocate(ctx: &mut Ctx, key: &EndpointKey, first: FirstSession) -> Result
         }
     }
     let want = u32::from(u16::from_be(key.port));
-    let (min, max) = (u32::from(cfg.port_min), u32::from(cfg.port_max));
-    let (mut lo, mut hi) = if want < 1024 {
-        (0, 1023)
-    } else {
-        (1024, 65535)
+    // The ports a mapping may have at all, and the class tried first.
+    let (min, max, lo, hi) = match det {
+        Some((_, lo, hi)) => (lo, hi, lo, hi),
+        None => {
+            let (min, max) = (u32::from(cfg.port_min), u32::from(cfg.port_max));
+            let (mut lo, mut hi) = if want < 1024 {
+                (0, 1023)
+            } else {
+                (1024, 65535)
+            };
+            lo = lo.max(min);
+            hi = hi.min(max);
+            if lo > hi {
+                (lo, hi) = (min, max);
+            }
+            (min, max, lo, hi)
+        }
     };
-    lo = lo.max(min);
-    hi = hi.min(max);
-    if lo > hi {
-        (lo, hi) = (min, max);
-    }
     let parity = (key.proto != ICMP).then_some(want & 1);
-    let known = ctx.st.paired.get(&key.addr).copied();
+    // Deterministic: the layout's address; else the host's paired one.
+    let known = match det {
+        Some((addr, ..)) => Some(addr),
+        None => ctx.st.paired.get(&key.addr).copied(),
+    };
     match ctx.oracle.allocation(key) {
         Allocation::Mapped { addr, port } => {
             let p = u32::from(u16::from_be(port));
@@ -91,7 +179,13 @@ pub fn allocate(ctx: &mut Ctx, key: &EndpointKey, first: FirstSession) -> Result
                 ctx.violations
                     .push(format!("public address {addr:#x} is not a pool address"));
             }
-            if known.is_some_and(|k| k != addr) {
+            if det.is_some() && known != Some(addr) {
+                ctx.violations.push(format!(
+                    "deterministic allocation: the layout gives this host {:?}, not {:?}",
+                    crate::napt_maps::ip(known.unwrap_or(0)),
+                    crate::napt_maps::ip(addr)
+                ));
+            } else if known.is_some_and(|k| k != addr) {
                 ctx.violations.push(format!(
                     "paired pooling: this host had pool address {:?}, now {:?}",
                     crate::napt_maps::ip(known.unwrap_or(0)),
@@ -115,7 +209,11 @@ pub fn allocate(ctx: &mut Ctx, key: &EndpointKey, first: FirstSession) -> Result
                     ));
                 }
             }
-            ctx.st.paired.insert(key.addr, addr);
+            if det.is_some() {
+                ctx.note(Rule::DeterministicRange);
+            } else {
+                ctx.st.paired.insert(key.addr, addr);
+            }
             ctx.note(if p == want {
                 Rule::PortKept
             } else {

@@ -100,6 +100,8 @@ rules! {
     MappingTableFullNaptIn = ("port allocation", "mapping table full: NAPT_IN, no reservation"),
     MappingTableFullNaptOut = ("port allocation", "mapping table full: NAPT_OUT, reservation undone"),
     NoPublicPort = ("port allocation", "no public port"),
+    DeterministicRange = ("port allocation", "deterministic: new mapping in the host's range"),
+    DeterministicNoShare = ("port allocation", "deterministic: host beyond the layout, no port"),
 
     // Fragments.
     LaterFragmentTranslated = ("fragments", "later fragment: its first fragment's translation"),

@@ -1,0 +1,282 @@
+//! End-to-end tests of the carrier-grade allocation modes (root):
+//! deterministic NAT (RFC 7422) with 64 inside addresses on one namespace
+//! through two pool addresses — every host's public endpoint lies in the
+//! range the layout gives it, `xnat check` prints that layout, `xnat
+//! lookup` names the host of a public port from the tables, from the
+//! layout once the binding has expired, and from a config file alone —
+//! and layouts that leave a host too few ports are refused.
+//!
+//! Topology: `xnat_tests::topology` (cli — nat — rtr — srv 198.51.100.2;
+//! rtr routes 203.0.113.0/24 to the gateway, so both pool addresses are
+//! reachable), with 64 more addresses on the client.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::time::{Duration, Instant};
+
+use xnat_tests::daemon_topo::DaemonTopo;
+use xnat_tests::netns::describe;
+use xnat_tests::topology::{Ingress, SRV};
+use xnat_tests::traffic::sa;
+use xnat_tests::wait::{SOON, wait_until};
+
+const POOL_A: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 2);
+const POOL_B: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 3);
+/// Inside hosts 10.0.0.100-163: host numbers 100-163 of 10.0.0.0/24, on
+/// both sides of the two pool addresses' split at 128.
+const FIRST_HOST: u8 = 100;
+const HOSTS: u8 = 64;
+/// 256 inside addresses over two pool addresses: 128 per address, each
+/// with 64512 / 128 = 504 ports.
+const PER_ADDR: u32 = 128;
+const PORTS_EACH: u32 = 504;
+/// The clients' source port: inside the range of host 135 (ports
+/// 4552-5055 on the second address), which must keep it.
+const SRC_PORT: u16 = 5000;
+const KEEPS_ITS_PORT: u8 = 135;
+const SRV_PORT: u16 = 6100;
+
+/// The layout's pool address and first port of host `n` of 10.0.0.0/24.
+fn share(n: u8) -> (Ipv4Addr, u16) {
+    let n = u32::from(n);
+    let public = if n / PER_ADDR == 0 { POOL_A } else { POOL_B };
+    (public, (1024 + (n % PER_ADDR) * PORTS_EACH) as u16)
+}
+
+fn host(n: u8) -> Ipv4Addr {
+    Ipv4Addr::new(10, 0, 0, n)
+}
+
+fn config(d: &DaemonTopo, napt_extra: &str) -> String {
+    format!(
+        "interface = \"{}\"\ningress = \"tc\"\n\n[napt]\ninternal = [\"10.0.0.0/24\"]\n\
+         pool = [\"{POOL_B}\", \"{POOL_A}\"]\nallocation = \"deterministic\"\n{napt_extra}\n",
+        d.ext()
+    )
+}
+
+/// One datagram from each host to srv; the source the server saw for each.
+fn sources_seen(d: &DaemonTopo) -> BTreeMap<u8, SocketAddrV4> {
+    let server =
+        d.t.srv
+            .in_ns(|| UdpSocket::bind(sa(SRV, SRV_PORT)))
+            .expect("binding the server");
+    server
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let clients: Vec<UdpSocket> = (0..HOSTS)
+        .map(|i| {
+            d.t.cli
+                .in_ns(|| UdpSocket::bind(sa(host(FIRST_HOST + i), SRC_PORT)))
+                .expect("binding a client")
+        })
+        .collect();
+    let mut seen = BTreeMap::new();
+    let deadline = Instant::now() + SOON;
+    let mut buf = [0u8; 64];
+    // Bounded: each round resends what has not arrived yet.
+    while seen.len() < usize::from(HOSTS) && Instant::now() < deadline {
+        for (i, c) in clients.iter().enumerate() {
+            let n = FIRST_HOST + i as u8;
+            if !seen.contains_key(&n) {
+                let _ = c.send_to(&[n], sa(SRV, SRV_PORT));
+            }
+        }
+        while let Ok((len, from)) = server.recv_from(&mut buf) {
+            if let (1, SocketAddr::V4(from)) = (len, from) {
+                seen.insert(buf[0], from);
+            }
+        }
+    }
+    assert_eq!(
+        seen.len(),
+        usize::from(HOSTS),
+        "datagrams of only {} of {HOSTS} hosts arrived",
+        seen.len()
+    );
+    seen
+}
+
+fn lookup(d: &DaemonTopo, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["lookup", "--json", "--proto", "udp"];
+    all.extend_from_slice(args);
+    d.json(&all)
+}
+
+#[test]
+fn deterministic_ranges_for_64_hosts_through_two_pool_addresses() {
+    let mut d = DaemonTopo::new("det", Ingress::Tc);
+    for i in 0..HOSTS {
+        d.t.cli.ip(&[
+            "addr",
+            "add",
+            &format!("{}/24", host(FIRST_HOST + i)),
+            "dev",
+            "eth0",
+        ]);
+    }
+    let cfg = d.write("det.toml", &config(&d, ""));
+    let cfg_path = cfg.to_str().unwrap().to_string();
+
+    // The layout, before attaching.
+    let out = d.xnat_ok(&["check", "--config", &cfg_path]);
+    assert!(
+        out.contains(
+            "deterministic allocation: 256 inside address(es), 128 per pool address, 504 ports each"
+        ),
+        "{out}"
+    );
+    let (public, lo) = share(KEEPS_ITS_PORT);
+    let row = format!(
+        "{:<16} {:<16} {}-{}",
+        host(KEEPS_ITS_PORT),
+        public,
+        lo,
+        lo + 503
+    );
+    assert!(out.lines().any(|l| l == row), "no line {row:?} in\n{out}");
+
+    d.start(&[
+        "attach",
+        "--config",
+        &cfg_path,
+        "--timeout",
+        "udp=2",
+        "--log-bindings",
+        "-",
+    ]);
+    let seen = sources_seen(&d);
+    for (&n, src) in &seen {
+        let (public, lo) = share(n);
+        let hi = lo + (PORTS_EACH - 1) as u16;
+        assert_eq!(
+            *src.ip(),
+            public,
+            "host {} left from the wrong address",
+            host(n)
+        );
+        assert!(
+            (lo..=hi).contains(&src.port()),
+            "host {} left from port {}, outside its range {lo}-{hi}",
+            host(n),
+            src.port()
+        );
+        if n == KEEPS_ITS_PORT {
+            assert_eq!(
+                src.port(),
+                SRC_PORT,
+                "the inside port lies in its range and is free"
+            );
+        }
+    }
+    // Both pool addresses carried some.
+    assert!(seen.values().any(|s| *s.ip() == POOL_A) && seen.values().any(|s| *s.ip() == POOL_B));
+
+    // Who had it: from the live binding (inside endpoint, with its port)...
+    let ext = d.ext().to_string();
+    let probe = seen[&KEEPS_ITS_PORT];
+    let endpoint = probe.to_string();
+    let live = lookup(&d, &["-i", &ext, &endpoint]);
+    assert_eq!(
+        live[0]["inside"],
+        format!("{}:{SRC_PORT}", host(KEEPS_ITS_PORT)),
+        "{live}"
+    );
+    assert_eq!(live[0]["source"], "live", "{live}");
+
+    // ... from the layout once it has expired (no translation log read)...
+    wait_until(SOON, "the bindings to expire", || {
+        d.json(&["flows", "-i", &ext, "--json"])
+            .as_array()
+            .is_some_and(|a| a.is_empty())
+    });
+    for n in [FIRST_HOST, KEEPS_ITS_PORT, FIRST_HOST + HOSTS - 1] {
+        let e = seen[&n].to_string();
+        let computed = lookup(&d, &["-i", &ext, &e, "--at", "1m"]);
+        assert_eq!(
+            computed[0]["inside"],
+            host(n).to_string(),
+            "{e}: {computed}"
+        );
+        assert_eq!(computed[0]["source"], "deterministic", "{computed}");
+        let (_, lo) = share(n);
+        assert_eq!(
+            computed[0]["ports"],
+            format!("{lo}-{}", lo + 503),
+            "{computed}"
+        );
+        // ... and from the config file alone.
+        let from_file = lookup(&d, &["--config", &cfg_path, &e]);
+        assert_eq!(from_file[0]["inside"], host(n).to_string(), "{from_file}");
+    }
+    // A port below every range, and an address outside the pool: nobody.
+    for e in [format!("{POOL_B}:80"), "203.0.113.9:2000".to_string()] {
+        let out = d.xnat(&["lookup", "-i", &ext, "--config", &cfg_path, &e]);
+        assert!(
+            !out.status.success(),
+            "{e}: someone holds it? {}",
+            describe(out.status)
+        );
+    }
+    let (_, stderr) = d.stop();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn layouts_that_starve_a_host_are_refused() {
+    let d = DaemonTopo::new("dsv", Ingress::Tc);
+    let refused = |name: &str, napt_extra: &str, internal: Option<&str>, expect: &[&str]| {
+        let mut text = config(&d, napt_extra);
+        if let Some(i) = internal {
+            text = text.replace("[\"10.0.0.0/24\"]", i);
+        }
+        let path = d.write(name, &text);
+        let out = d.xnat(&["check", "--config", path.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(!out.status.success(), "{name} accepted:\n{text}");
+        for e in expect {
+            assert!(err.contains(e), "{name}: {e:?} not in {err}");
+        }
+        // And attach refuses it too, attaching nothing.
+        let out = d.xnat(&["attach", "--config", path.to_str().unwrap()]);
+        assert!(!out.status.success(), "{name}: attach accepted it");
+        assert!(
+            d.t.attached().is_empty(),
+            "{name}: something stayed attached"
+        );
+    };
+    // 16M hosts over two addresses.
+    refused(
+        "wide.toml",
+        "",
+        Some("[\"10.0.0.0/8\"]"),
+        &["deterministic allocation", "narrow --internal"],
+    );
+    // 504 ports each, fewer than asked.
+    refused(
+        "min.toml",
+        "min-ports-per-host = 1000",
+        None,
+        &["504 ports", "fewer than --min-ports-per-host 1000"],
+    );
+    // 1000 ports each: only 64 per address fit, 128 needed.
+    refused(
+        "pph.toml",
+        "ports-per-host = 1000",
+        None,
+        &["leave room for 128 of the 256 inside addresses"],
+    );
+    // A per-host cap means nothing here.
+    refused(
+        "cap.toml",
+        "max-ports-per-host = 10",
+        None,
+        &["does not apply to deterministic allocation"],
+    );
+    refused(
+        "overlap.toml",
+        "",
+        Some("[\"10.0.0.0/24\", \"10.0.0.128/25\"]"),
+        &["overlaps 10.0.0.0/24"],
+    );
+}
