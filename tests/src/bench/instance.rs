@@ -204,14 +204,21 @@ impl Instance {
 
     /// Switches new mappings to deterministic allocation (RFC 7422) for
     /// the hosts of `net`/`len`, numbered from its first address, shared
-    /// evenly over the pool (`nat_common::deterministic::Layout::plan`);
-    /// returns (hosts per pool address, ports per host).
-    pub fn deterministic(&mut self, net: Ipv4Addr, len: u32) -> Result<(u32, u32)> {
+    /// evenly over the pool (`nat_common::deterministic::Layout::plan`)
+    /// with the ports from `ports_from` up (above those the bulk bindings
+    /// hold, or the first hosts would find their ranges taken); returns
+    /// (hosts per pool address, ports per host).
+    pub fn deterministic(
+        &mut self,
+        net: Ipv4Addr,
+        len: u32,
+        ports_from: u16,
+    ) -> Result<(u32, u32)> {
         let pool_len = pool().len() as u32;
         let layout = nat_common::deterministic::Layout::plan(
             1u64 << (32 - len),
             pool_len,
-            1024,
+            ports_from,
             65535,
             None,
         )
@@ -224,6 +231,7 @@ impl Instance {
         }
         let mut a = Loaded::new(&mut self.ebpf).config()?;
         let mut cfg = config(pool_len);
+        cfg.port_min = ports_from;
         cfg.allocation = nat_common::deterministic::ALLOCATION_DETERMINISTIC;
         cfg.det_hosts_per_addr = layout.hosts_per_addr;
         cfg.det_ports_per_host = layout.ports_per_host;

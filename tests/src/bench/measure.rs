@@ -121,12 +121,14 @@ pub fn each(
     let mut total_ns: u128 = 0;
     for f in frames {
         let res = inst.test_run(prog, f, None, 1)?;
-        if let Some(v) = expect.verdict {
-            ensure!(
-                res.return_value == v,
-                "{what} ({}): verdict {} instead of {v}",
+        if let Some(v) = expect.verdict
+            && res.return_value != v
+        {
+            anyhow::bail!(
+                "{what} ({}): verdict {} instead of {v}; counters moved so far: {}",
                 prog.name(),
-                res.return_value
+                res.return_value,
+                moved(&before, &inst.counters()?)
             );
         }
         total_ns += res.duration.as_nanos();
@@ -137,6 +139,18 @@ pub fn each(
         ns: mean,
         kernel_ns: mean,
     })
+}
+
+/// The counters that differ between two reads, as `Name +n`.
+fn moved(before: &[u64], after: &[u64]) -> String {
+    Counter::ALL
+        .iter()
+        .filter_map(|&c| {
+            let d = after[c as usize].wrapping_sub(before[c as usize]);
+            (d != 0).then(|| format!("{c:?} +{d}"))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The median of `v` (mean of the middle two for even lengths).

@@ -371,7 +371,8 @@ fn per_packet(args: &Args) -> Result<Value> {
         None
     } else {
         let mut i = load_filled(BULK, capacity(room))?;
-        let (per_addr, ports) = i.deterministic(NEW_HOSTS.0, NEW_HOSTS.1)?;
+        // The bulk bindings hold ports 1024-1039 of every pool address.
+        let (per_addr, ports) = i.deterministic(NEW_HOSTS.0, NEW_HOSTS.1, 2048)?;
         eprintln!(
             "xnat-bench: deterministic layout of {}/{}: {per_addr} hosts per pool address, {ports} ports each",
             NEW_HOSTS.0, NEW_HOSTS.1
