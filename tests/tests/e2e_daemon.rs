@@ -693,10 +693,6 @@ fn start_with_translation_log(tag: &str) -> (DaemonTopo, String, std::path::Path
     (d, ext, log)
 }
 
-/// The translation log: created records from the data plane, deleted on
-/// expiry and on flush; with the agent stopped (SIGSTOP) the ring overflows,
-/// the data plane keeps translating and counts the lost records, and the
-/// agent logs the missing bindings late once it runs again.
 /// By default the agent's sweeps walk the mappings in the kernel
 /// (`xnat_expire`), and an idle binding goes.
 #[test]
@@ -851,6 +847,10 @@ fn lookup_answers_now_and_after_expiry() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("RFC 3339"));
 }
 
+/// The translation log: created records from the data plane, deleted on
+/// expiry and on flush; with the agent stopped (SIGSTOP) the ring overflows,
+/// the data plane keeps translating and counts the lost records, and the
+/// agent logs the missing bindings late once it runs again.
 #[test]
 fn translation_log() {
     let (mut d, ext, log) = start_with_translation_log("log");
@@ -1252,4 +1252,93 @@ fn long_sweeps_are_spaced_out() {
         ),
         Some((BINDINGS / 64) as f64)
     );
+}
+
+/// `--ipfix`: a real collector (nfdump's nfcapd, in the gateway's
+/// namespace) receives the binding events, and nfdump decodes them as
+/// RFC 8158 "NAT44 BIB create" and "NAT44 BIB delete" records naming the
+/// inside endpoint and the public one the server saw.
+#[test]
+fn ipfix_records_decode_in_a_real_collector() {
+    let mut d = DaemonTopo::new("ipx", Ingress::Tc);
+    let data = d.dir.join("nfcapd");
+    std::fs::create_dir_all(&data).unwrap();
+    let mut collector = d.t.nat.spawn(&[
+        "nfcapd",
+        "-p",
+        "4739",
+        "-b",
+        "127.0.0.1",
+        "-w",
+        data.to_str().unwrap(),
+    ]);
+    // The collector's socket, with what it has not read yet (Recv-Q).
+    let socket = |d: &DaemonTopo| -> Option<u64> {
+        let out =
+            d.t.nat
+                .run_ok(&["ss", "-H", "-uln", "src", "127.0.0.1:4739"]);
+        out.split_whitespace().nth(1).and_then(|q| q.parse().ok())
+    };
+    wait_until(SOON, "nfcapd to listen", || socket(&d).is_some());
+
+    let log = d.dir.join("bindings.jsonl");
+    let cfg = d.write("xnat.toml", &d.config("", ""));
+    d.start(&[
+        "attach",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--ipfix",
+        "127.0.0.1:4739",
+        "--log-bindings",
+        log.to_str().unwrap(),
+        "--timeout",
+        "udp=2",
+    ]);
+    let seen = udp_exchange(
+        &d.t.cli,
+        &d.t.srv,
+        sa(CLI, 4477),
+        sa(SRV, 5430),
+        sa(SRV, 5430),
+        100,
+    );
+    // The JSON line and the IPFIX message go out in the same flush, the
+    // IPFIX one first: once the line is there, the record has been sent.
+    wait_for_line(&log, "the binding's expiry", SOON, |r| {
+        r["event"] == "deleted" && r["inside"] == "10.0.0.2:4477"
+    });
+    wait_until(SOON, "nfcapd to read every message", || {
+        socket(&d) == Some(0)
+    });
+    collector.signal(libc::SIGTERM);
+    let status = collector.wait_exit(SOON);
+    assert!(status.success(), "nfcapd: {}", describe(status));
+    let (_, stderr) = d.stop();
+    assert!(!stderr.contains("IPFIX to"), "send errors: {stderr}");
+
+    let out =
+        d.t.nat
+            .run_ok(&["nfdump", "-R", data.to_str().unwrap(), "-o", "json"]);
+    let records: Vec<Value> =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("nfdump's JSON ({e}):\n{out}"));
+    let public = match seen.server_saw_src {
+        SocketAddr::V4(a) => a,
+        other => panic!("{other}"),
+    };
+    // nfdump prints the translated port as a string.
+    let port = public.port().to_string();
+    for event in ["NAT44 BIB create", "NAT44 BIB delete"] {
+        let found = records.iter().any(|r| {
+            r["nat_event"] == event
+                && r["proto"] == 17
+                && r["src4_addr"] == "10.0.0.2"
+                && r["src_port"] == 4477
+                && r["src4_xlt_ip"] == public.ip().to_string()
+                && r["src_xlt_port"].as_str() == Some(port.as_str())
+        });
+        assert!(
+            found,
+            "no {event} record for 10.0.0.2:4477 -> {public} in\n{out}"
+        );
+    }
 }

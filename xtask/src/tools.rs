@@ -21,6 +21,9 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("conntrack", "conntrack"),
     ("iperf3", "iperf3"),
     ("bpftool", "bpftool"),
+    // A real IPFIX collector and decoder for the `--ipfix` test.
+    ("nfcapd", "nfdump"),
+    ("nfdump", "nfdump"),
 ];
 
 /// Installs (with apt) the packages of any missing tool.

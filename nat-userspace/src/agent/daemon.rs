@@ -18,7 +18,10 @@ use crate::{
     agent::http,
     agent::metrics::{self, AgentMetrics},
     agent::runtime::{self, AgentState},
-    agent::translog::TransLog,
+    agent::{
+        ipfix::Exporter,
+        translog::{JsonSink, TransLog},
+    },
     settings::config,
     settings::reconcile,
     settings::{self, Layer, LogTarget, Settings},
@@ -48,11 +51,83 @@ fn bind(addr: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
     Ok(l)
 }
 
-fn open_log(target: &LogTarget, metrics: &AgentMetrics) -> anyhow::Result<TransLog> {
-    let mut log = TransLog::open(target.clone())
-        .with_context(|| format!("opening the translation log {target}"))?;
-    log.records = metrics.translog_records.clone();
-    Ok(log)
+/// What a reload (or the start) changes in the translation log's sinks,
+/// opened before any map changes so a failure changes nothing; `None`
+/// keeps a sink as it is.
+struct SinkChanges {
+    json: Option<Option<JsonSink>>,
+    ipfix: Option<Option<Exporter>>,
+}
+
+impl SinkChanges {
+    /// The sinks `want` asks for against those of `cur`: the JSON file is
+    /// always reopened (one logrotate moved is let go), the exporter kept
+    /// while its collector stays (its sequence numbers go on).
+    fn open(want: &Settings, cur: Option<&TransLog>) -> anyhow::Result<Self> {
+        let json = match &want.log_bindings {
+            Some(t) => {
+                Some(Some(JsonSink::open(t.clone()).with_context(|| {
+                    format!("opening the translation log {t}")
+                })?))
+            }
+            None => cur.and_then(TransLog::target).map(|_| None),
+        };
+        let ipfix = match want.ipfix {
+            Some(c) if cur.and_then(TransLog::collector) != Some(c) => {
+                let domain = nix::net::if_::if_nametoindex(want.ifname.as_str()).unwrap_or(0);
+                Some(Some(
+                    Exporter::new(c, domain)
+                        .with_context(|| format!("IPFIX: cannot send to {c}"))?,
+                ))
+            }
+            Some(_) => None,
+            None => cur.and_then(TransLog::collector).map(|_| None),
+        };
+        Ok(SinkChanges { json, ipfix })
+    }
+
+    /// Applies the changes to `log` (made if `want` asks for a sink and
+    /// there is none; dropped if it asks for none); what changed, for the
+    /// reload's summary.
+    fn apply(
+        self,
+        log: &mut Option<TransLog>,
+        want: &Settings,
+        metrics: &AgentMetrics,
+    ) -> Vec<String> {
+        let mut notes = Vec::new();
+        if want.log_bindings.is_none() && want.ipfix.is_none() {
+            if log.take().is_some() {
+                notes.push("translation log stopped".to_string());
+            }
+            return notes;
+        }
+        let l = log.get_or_insert_with(|| {
+            let mut l = TransLog::new();
+            l.records = metrics.translog_records.clone();
+            l
+        });
+        let was = (l.target().cloned(), l.collector());
+        if let Some(j) = self.json {
+            l.set_json(j);
+        }
+        if let Some(x) = self.ipfix {
+            l.set_ipfix(x);
+        }
+        if l.target() != was.0.as_ref() {
+            notes.push(match l.target() {
+                Some(t) => format!("translation log to {t}"),
+                None => "translation log (JSON lines) stopped".to_string(),
+            });
+        }
+        if l.collector() != was.1 {
+            notes.push(match l.collector() {
+                Some(c) => format!("IPFIX to {c}"),
+                None => "IPFIX export stopped".to_string(),
+            });
+        }
+        notes
+    }
 }
 
 impl Daemon {
@@ -66,11 +141,8 @@ impl Daemon {
     ) -> anyhow::Result<Daemon> {
         let metrics = AgentMetrics::default();
         let listener = settings.metrics.map(bind).transpose()?;
-        let translog = settings
-            .log_bindings
-            .as_ref()
-            .map(|t| open_log(t, &metrics))
-            .transpose()?;
+        let mut translog = None;
+        SinkChanges::open(settings, None)?.apply(&mut translog, settings, &metrics);
         Ok(Daemon {
             name: runtime::name_of(dir),
             ifname: settings.ifname.clone(),
@@ -116,7 +188,7 @@ impl Daemon {
             generation: self.generation,
             ok,
             message: message.to_string(),
-            translog: match self.translog.as_ref().map(|l| l.target()) {
+            translog: match self.translog.as_ref().and_then(TransLog::target) {
                 Some(LogTarget::File(path)) => Some(path.clone()),
                 _ => None,
             },
@@ -197,12 +269,7 @@ impl Daemon {
             Some(a) if self.server.as_ref().map(|(cur, _)| *cur) != Some(a) => Some(bind(a)?),
             _ => None,
         };
-        let new_log = match &want.log_bindings {
-            Some(t) if self.translog.as_ref().map(|l| l.target()) != Some(t) => {
-                Some(open_log(t, &self.metrics)?)
-            }
-            _ => None,
-        };
+        let sinks = SinkChanges::open(&want, self.translog.as_ref())?;
 
         let live = reconcile::read_live(dir)?;
         let plan = reconcile::plan(&live, &want)?;
@@ -228,25 +295,7 @@ impl Daemon {
             task.abort();
             notes.push(format!("metrics on {addr} stopped"));
         }
-        match (new_log, &want.log_bindings) {
-            (Some(log), _) => {
-                notes.push(format!("translation log to {}", log.target()));
-                self.translog = Some(log);
-            }
-            (None, None) => {
-                if self.translog.take().is_some() {
-                    notes.push("translation log stopped".into());
-                }
-            }
-            (None, Some(t)) => {
-                // Same file: reopen it, so a log rotated away is let go.
-                if let Some(log) = &mut self.translog
-                    && let Err(e) = log.reopen(t.clone())
-                {
-                    tracing::warn!("reopening the translation log: {e}");
-                }
-            }
-        }
+        notes.extend(sinks.apply(&mut self.translog, &want, &self.metrics));
         events::want_bindings(dir, self.translog.is_some())?;
         self.settings = want;
         Ok(notes.join("; "))

@@ -12,6 +12,7 @@ pub mod expiry;
 mod fasthash;
 pub mod http;
 pub mod icmp_reply;
+pub mod ipfix;
 pub mod lifecycle;
 pub mod metrics;
 pub mod runtime;

@@ -1,6 +1,8 @@
 //! The translation log (RFC 6888 REQ-12: a large NAT must be able to log
 //! bindings): one JSON object per line for every dynamic binding created
-//! and deleted, with time, protocol, inside and public endpoint.
+//! and deleted, with time, protocol, inside and public endpoint
+//! (`--log-bindings`), and the same events as IPFIX records (`--ipfix`,
+//! `ipfix.rs`): either or both.
 //!
 //! * created: from the data plane's ring-buffer records (exact time);
 //! * deleted, reason "expired": by the agent's expiry sweep;
@@ -17,6 +19,7 @@ use std::{
     collections::HashMap,
     fs::OpenOptions,
     io::{self, BufWriter, Write},
+    net::SocketAddr,
     os::unix::fs::OpenOptionsExt as _,
     time::SystemTime,
 };
@@ -25,7 +28,13 @@ use nat_common::{BindingEvent, EndpointKey, MAPPING_FORWARD, Mapping};
 use serde::Serialize;
 
 use crate::{
-    agent::clock, settings::LogTarget, tables::flows::proto_name, tables::static_map::from_be,
+    agent::{
+        clock,
+        ipfix::{self, BibEvent, Exporter},
+    },
+    settings::LogTarget,
+    tables::flows::proto_name,
+    tables::static_map::from_be,
 };
 
 /// One log line.
@@ -52,9 +61,34 @@ struct Known {
     created: u64,
 }
 
-pub struct TransLog {
+/// One event, before it is written out.
+struct Event<'a> {
+    time: SystemTime,
+    created: bool,
+    key: &'a EndpointKey,
+    public: &'a Known,
+    reason: Option<&'static str>,
+    late: bool,
+}
+
+/// The JSON-lines sink: its file (or stdout), open.
+pub struct JsonSink {
     target: LogTarget,
     out: BufWriter<Box<dyn Write + Send>>,
+}
+
+impl JsonSink {
+    pub fn open(target: LogTarget) -> io::Result<JsonSink> {
+        Ok(JsonSink {
+            out: BufWriter::new(open(&target)?),
+            target,
+        })
+    }
+}
+
+pub struct TransLog {
+    json: Option<JsonSink>,
+    ipfix: Option<Exporter>,
     known: HashMap<EndpointKey, Known>,
     /// False until the first sweep has taken stock of existing bindings
     /// (those were made before this agent and are not logged again).
@@ -84,49 +118,115 @@ fn endpoint(addr: u32, port_be: u16) -> String {
     format!("{}:{}", from_be(addr), u16::from_be(port_be))
 }
 
+impl Default for TransLog {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl TransLog {
-    pub fn open(target: LogTarget) -> io::Result<TransLog> {
-        let out = BufWriter::new(open(&target)?);
-        Ok(TransLog {
-            target,
-            out,
+    /// A log with neither sink yet.
+    pub fn new() -> TransLog {
+        TransLog {
+            json: None,
+            ipfix: None,
             known: HashMap::new(),
             primed: false,
             records: Default::default(),
             write_errors: 0,
-        })
+        }
     }
 
-    pub fn target(&self) -> &LogTarget {
-        &self.target
+    /// A log to the JSON-lines `target`.
+    pub fn open(target: LogTarget) -> io::Result<TransLog> {
+        let mut log = TransLog::new();
+        log.set_json(Some(JsonSink::open(target)?));
+        Ok(log)
     }
 
-    /// Reopens the file (after a reload, or when logrotate moved it).
-    pub fn reopen(&mut self, target: LogTarget) -> io::Result<()> {
-        let _ = self.out.flush();
-        self.out = BufWriter::new(open(&target)?);
-        self.target = target;
-        Ok(())
+    /// Where the JSON lines go, if anywhere.
+    pub fn target(&self) -> Option<&LogTarget> {
+        self.json.as_ref().map(|j| &j.target)
     }
 
-    fn write(&mut self, r: &Record) {
-        let line = serde_json::to_string(r).expect("records serialize");
-        match writeln!(self.out, "{line}") {
+    /// Where the IPFIX records go, if anywhere.
+    pub fn collector(&self) -> Option<SocketAddr> {
+        self.ipfix.as_ref().map(Exporter::collector)
+    }
+
+    /// Whether nothing is written anywhere.
+    pub fn is_idle(&self) -> bool {
+        self.json.is_none() && self.ipfix.is_none()
+    }
+
+    /// Writes the JSON lines to `sink` from now on (a file reopened after
+    /// a reload lets go of one logrotate moved), or stops them.
+    pub fn set_json(&mut self, sink: Option<JsonSink>) {
+        if let Some(j) = &mut self.json {
+            let _ = j.out.flush();
+        }
+        self.json = sink;
+    }
+
+    /// Exports the records to `x`, or stops exporting them.
+    pub fn set_ipfix(&mut self, x: Option<Exporter>) {
+        if let Some(old) = &mut self.ipfix {
+            old.flush();
+        }
+        self.ipfix = x;
+    }
+
+    fn write(&mut self, ev: Event<'_>) {
+        if let Some(x) = &mut self.ipfix {
+            x.bib(&BibEvent {
+                time: ev.time,
+                nat_event: if ev.created {
+                    ipfix::NAT44_BIB_CREATE
+                } else {
+                    ipfix::NAT44_BIB_DELETE
+                },
+                proto: ev.key.proto,
+                inside_addr: ev.key.addr,
+                inside_port: ev.key.port,
+                public_addr: ev.public.public_addr,
+                public_port: ev.public.public_port,
+            });
+        }
+        let Some(j) = &mut self.json else {
+            return;
+        };
+        let r = Record {
+            time: clock::rfc3339(ev.time),
+            event: if ev.created { "created" } else { "deleted" },
+            proto: proto_name(ev.key.proto),
+            inside: endpoint(ev.key.addr, ev.key.port),
+            public: endpoint(ev.public.public_addr, ev.public.public_port),
+            reason: ev.reason,
+            late: ev.late,
+        };
+        let line = serde_json::to_string(&r).expect("records serialize");
+        match writeln!(j.out, "{line}") {
             Ok(()) => {
                 self.records.inc();
             }
             Err(e) => {
                 self.write_errors += 1;
-                tracing::warn!("translation log {}: {e}", self.target);
+                tracing::warn!("translation log {}: {e}", j.target);
             }
         }
     }
 
-    /// Flushes buffered lines (once per batch of events).
+    /// Flushes buffered lines and sends queued IPFIX records (once per
+    /// batch of events).
     pub fn flush(&mut self) {
-        if let Err(e) = self.out.flush() {
+        if let Some(x) = &mut self.ipfix {
+            x.flush();
+        }
+        if let Some(j) = &mut self.json
+            && let Err(e) = j.out.flush()
+        {
             self.write_errors += 1;
-            tracing::warn!("translation log {}: {e}", self.target);
+            tracing::warn!("translation log {}: {e}", j.target);
         }
     }
 
@@ -152,12 +252,11 @@ impl TransLog {
             Some(old) => self.deleted(&key, &old, "removed"),
             None => {}
         }
-        self.write(&Record {
-            time: clock::rfc3339(clock::wall_time(ev.time_ns)),
-            event: "created",
-            proto: proto_name(ev.proto),
-            inside: endpoint(ev.inside_addr, ev.inside_port),
-            public: endpoint(ev.public_addr, ev.public_port),
+        self.write(Event {
+            time: clock::wall_time(ev.time_ns),
+            created: true,
+            key: &key,
+            public: &known,
             reason: None,
             late: false,
         });
@@ -165,24 +264,22 @@ impl TransLog {
 
     /// A binding whose record was lost (ring overflow), from the table.
     fn created_late(&mut self, key: &EndpointKey, v: &Known) {
-        self.write(&Record {
-            time: clock::rfc3339(clock::wall_time(v.created)),
-            event: "created",
-            proto: proto_name(key.proto),
-            inside: endpoint(key.addr, key.port),
-            public: endpoint(v.public_addr, v.public_port),
+        self.write(Event {
+            time: clock::wall_time(v.created),
+            created: true,
+            key,
+            public: v,
             reason: None,
             late: true,
         });
     }
 
     fn deleted(&mut self, key: &EndpointKey, k: &Known, reason: &'static str) {
-        self.write(&Record {
-            time: clock::rfc3339(SystemTime::now()),
-            event: "deleted",
-            proto: proto_name(key.proto),
-            inside: endpoint(key.addr, key.port),
-            public: endpoint(k.public_addr, k.public_port),
+        self.write(Event {
+            time: SystemTime::now(),
+            created: false,
+            key,
+            public: k,
             reason: Some(reason),
             late: false,
         });

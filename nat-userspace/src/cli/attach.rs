@@ -84,6 +84,11 @@ pub struct Args {
     #[arg(long, value_name = "FILE|-")]
     pub log_bindings: Option<String>,
 
+    /// Export the same binding events as IPFIX (RFC 7011, NAT event
+    /// records of RFC 8158) over UDP to the collector at ADDR:PORT.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub ipfix: Option<SocketAddr>,
+
     /// Where the expiry sweep walks the mappings: `kernel` (default) walks
     /// them in the kernel, deleting the expired ones where they lie; `user`
     /// reads them out in batches, for about twice the CPU. The sweep reads
@@ -185,6 +190,7 @@ impl Args {
                 .log_bindings
                 .as_deref()
                 .map(|l| flag(LogTarget::parse(l), "--log-bindings")),
+            ipfix: self.ipfix.map(|c| flag(c, "--ipfix")),
             expiry_walk: self.expiry_walk.map(|w| flag(w, "--expiry-walk")),
             ..n.settings.layer()
         }
@@ -242,6 +248,9 @@ pub fn describe(s: &Settings) -> String {
     }
     if let Some(l) = &s.log_bindings {
         out.push_str(&format!(", translation log to {l}"));
+    }
+    if let Some(c) = &s.ipfix {
+        out.push_str(&format!(", IPFIX to {c}"));
     }
     out
 }

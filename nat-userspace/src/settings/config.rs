@@ -12,6 +12,7 @@
 //! keep = true
 //! metrics = "127.0.0.1:9469"
 //! log-bindings = "/var/log/xnat/bindings.jsonl"   # or "-" for stdout
+//! ipfix = "192.0.2.50:4739"       # IPFIX collector (RFC 8158 NAT events)
 //! expiry-walk = "kernel"         # or "user" (see `xnat attach --help`)
 //!
 //! [[map]]
@@ -166,6 +167,7 @@ struct RawFile {
     fast_path: Option<Spanned<bool>>,
     metrics: Option<Spanned<Parsed<SocketAddr, Listen>>>,
     log_bindings: Option<Spanned<String>>,
+    ipfix: Option<Spanned<Parsed<SocketAddr, Listen>>>,
     expiry_walk: Option<Spanned<ExpiryWalk>>,
     map: Option<Vec<Spanned<RawMap>>>,
     napt: Option<Spanned<RawNapt>>,
@@ -375,6 +377,10 @@ impl Ctx<'_> {
             log_bindings: raw.log_bindings.map(|s| {
                 let s = self.sourced(s, "log-bindings");
                 Sourced::new(LogTarget::parse(&s.value), s.origin)
+            }),
+            ipfix: raw.ipfix.map(|s| {
+                let s = self.sourced(s, "ipfix");
+                Sourced::new(s.value.0, s.origin)
             }),
             expiry_walk: raw.expiry_walk.map(|s| self.sourced(s, "expiry-walk")),
             maps: raw.map.map(|v| {

@@ -207,6 +207,7 @@ macro_rules! layer {
             pub forwards: Option<Vec<Sourced<Forward>>>,
             pub metrics: Option<Sourced<SocketAddr>>,
             pub log_bindings: Option<Sourced<LogTarget>>,
+            pub ipfix: Option<Sourced<SocketAddr>>,
             pub expiry_walk: Option<Sourced<ExpiryWalk>>,
             $( $(#[doc = $doc])* pub $field: Option<Sourced<$ty>>, )*
         }
@@ -234,6 +235,7 @@ macro_rules! layer {
                     forwards: self.forwards.or(below.forwards),
                     metrics: self.metrics.or(below.metrics),
                     log_bindings: self.log_bindings.or(below.log_bindings),
+                    ipfix: self.ipfix.or(below.ipfix),
                     expiry_walk: self.expiry_walk.or(below.expiry_walk),
                     $( $field: self.$field.or(below.$field), )*
                 }
@@ -288,6 +290,8 @@ pub struct Settings {
     pub forwards: Vec<Forward>,
     pub metrics: Option<SocketAddr>,
     pub log_bindings: Option<LogTarget>,
+    /// IPFIX collector of the binding events (RFC 8158), UDP.
+    pub ipfix: Option<SocketAddr>,
     pub expiry_walk: ExpiryWalk,
 }
 
@@ -399,6 +403,7 @@ pub fn resolve(layer: &Layer, missing_iface: &str) -> Result<Settings, SettingEr
         forwards: forwards.iter().map(|f| f.value).collect(),
         metrics: layer.metrics.as_ref().map(|m| m.value),
         log_bindings: layer.log_bindings.as_ref().map(|l| l.value.clone()),
+        ipfix: layer.ipfix.as_ref().map(|c| c.value),
         expiry_walk: layer
             .expiry_walk
             .as_ref()

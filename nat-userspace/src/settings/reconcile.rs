@@ -605,6 +605,7 @@ mod tests {
             forwards: vec![],
             metrics: None,
             log_bindings: None,
+            ipfix: None,
             expiry_walk: Default::default(),
         }
     }

@@ -350,6 +350,7 @@ pub fn settings(r: &Reload, limits: Limits) -> Settings {
         forwards,
         metrics: None,
         log_bindings: None,
+        ipfix: None,
         expiry_walk: Default::default(),
     }
 }
