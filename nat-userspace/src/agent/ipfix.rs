@@ -70,6 +70,8 @@ pub struct Exporter {
     pending: Vec<[u8; BIB_RECORD]>,
     template_sent: Option<Instant>,
     pub send_errors: u64,
+    /// Bytes of the messages sent (IPFIX headers included, not UDP's).
+    pub bytes_sent: u64,
 }
 
 impl Exporter {
@@ -91,6 +93,7 @@ impl Exporter {
             pending: Vec::new(),
             template_sent: None,
             send_errors: 0,
+            bytes_sent: 0,
         })
     }
 
@@ -136,7 +139,7 @@ impl Exporter {
             let n = (room / BIB_RECORD).min(records.len() - start);
             let msg = self.message(template, &records[start..start + n]);
             match self.sock.send(&msg) {
-                Ok(_) => {}
+                Ok(n) => self.bytes_sent += n as u64,
                 Err(e) => {
                     self.send_errors += 1;
                     // Once per hundred, not per message: a collector

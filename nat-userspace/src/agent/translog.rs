@@ -149,6 +149,11 @@ impl TransLog {
         self.json.as_ref().map(|j| &j.target)
     }
 
+    /// Bytes of IPFIX messages sent so far.
+    pub fn ipfix_bytes(&self) -> u64 {
+        self.ipfix.as_ref().map_or(0, |x| x.bytes_sent)
+    }
+
     /// Where the IPFIX records go, if anywhere.
     pub fn collector(&self) -> Option<SocketAddr> {
         self.ipfix.as_ref().map(Exporter::collector)

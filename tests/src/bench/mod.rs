@@ -5,6 +5,7 @@
 
 mod flows;
 mod instance;
+mod logvolume;
 mod measure;
 mod redirect;
 mod stall;
@@ -161,6 +162,11 @@ pub fn run() -> Result<()> {
     } else {
         scale(&args)?
     };
+    let log_volume = if args.established_only {
+        Value::Null
+    } else {
+        logvolume::run(&std::env::temp_dir())?
+    };
 
     let result = json!({
         "repeat": args.repeat,
@@ -169,6 +175,7 @@ pub fn run() -> Result<()> {
         "frame_len": flows::FRAME_LEN,
         "per_packet": per_packet,
         "scale": scale,
+        "log_volume": log_volume,
         "seconds": started.elapsed().as_secs_f64(),
     });
     let text = serde_json::to_string_pretty(&result)?;

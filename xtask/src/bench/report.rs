@@ -537,6 +537,27 @@ fn targets(micro: Option<&Value>, e2e: Option<&Value>, fl: Option<&Value>) -> Ve
     t
 }
 
+/// Log volume per million new flows, by allocation mode.
+fn log_volume_table(out: &mut String, m: &Value) {
+    let lv = &m["log_volume"];
+    if !lv.is_object() {
+        return;
+    }
+    let mb = |k: &str| f(&lv[k]) / 1e6;
+    let _ = writeln!(
+        out,
+        "\nLog volume per 1M new flows (each binding created and deleted; the agent's own \
+         translation log and IPFIX exporter fed {} bindings, scaled to a million):\n\n\
+         | allocation | output | MB per 1M flows |\n|---|---|---:|\n\
+         | dynamic | JSON lines (`--log-bindings`) | {:.1} |\n\
+         | dynamic | IPFIX (`--ipfix`, messages without UDP/IP headers) | {:.1} |\n\
+         | deterministic (RFC 7422) | none needed: the layout names the holder | 0 |",
+        lv["bindings"],
+        mb("json_bytes_per_million"),
+        mb("ipfix_bytes_per_million")
+    );
+}
+
 fn per_packet_table(out: &mut String, m: &Value) {
     let pp = &m["per_packet"];
     let _ = writeln!(
@@ -1041,6 +1062,7 @@ pub fn markdown(
         nanoseconds_table(&mut out, mi);
         let _ = writeln!(out, "\n## 2. Scale\n");
         scale_tables(&mut out, mi);
+        log_volume_table(&mut out, mi);
     }
     if let Some(e) = e2e {
         let _ = writeln!(
