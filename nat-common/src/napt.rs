@@ -588,11 +588,18 @@ pub type InternalPrefix = u32;
 
 /// Event kinds in the `EVENTS` ring buffer. Every record starts with its
 /// kind (a `u32`), so the reader can tell them apart.
+/// No public port left for a new mapping ([`Event`]); always emitted (the
+/// agent answers ICMP 3/13).
 pub const EVENT_PORTS_EXHAUSTED: u32 = 1;
 /// A dynamic mapping was created ([`BindingEvent`]); emitted only while bit
 /// `1 << EVENT_BINDING_CREATED` is set in `EVENT_MASK` (the agent sets it
 /// when it keeps a translation log).
 pub const EVENT_BINDING_CREATED: u32 = 2;
+/// A host holds `--max-ports-per-host` ports and a new mapping was refused
+/// ([`Event`], `limit` the cap); emitted only while bit
+/// `1 << EVENT_HOST_CAP` is set in `EVENT_MASK` (the agent sets it while
+/// it exports IPFIX: RFC 8158's quota-exceeded event).
+pub const EVENT_HOST_CAP: u32 = 3;
 /// Bytes of the offending datagram carried in an event: the IPv4 header
 /// (up to 60 bytes) and the first 8 bytes of its payload, what an ICMP error
 /// must quote (RFC 792).
@@ -604,6 +611,11 @@ pub struct Event {
     pub kind: u32,
     /// Valid bytes in `quote`.
     pub quote_len: u32,
+    /// The pool address the new mapping would have had (network order; 0
+    /// where none is known: a host the deterministic layout does not reach).
+    pub public_addr: u32,
+    /// [`EVENT_HOST_CAP`]: the cap the host reached.
+    pub limit: u32,
     pub quote: [u8; EVENT_QUOTE_MAX],
 }
 
@@ -710,7 +722,7 @@ mod tests {
         assert_eq!(size_of::<FilterKey>(), 12);
         assert_eq!(size_of::<FragKey>(), 12);
         assert_eq!(size_of::<FragValue>(), 16);
-        assert_eq!(size_of::<Event>(), 8 + EVENT_QUOTE_MAX);
+        assert_eq!(size_of::<Event>(), 16 + EVENT_QUOTE_MAX);
         assert_eq!(size_of::<BindingEvent>(), 32);
         assert_eq!(size_of::<ExpireWalk>(), 104);
     }

@@ -9,8 +9,9 @@ use nat_common::{
 
 use crate::{counters, maps::EVENTS, packet::Packet, parse::ipv4::Ipv4};
 
-/// `1 << EVENT_*` bits of the optional events the agent wants (set while
-/// it keeps a translation log). Port-exhaustion events are always sent.
+/// `1 << EVENT_*` bits of the optional events the agent wants (bindings
+/// while it keeps a translation log, host caps while it exports IPFIX).
+/// Port-exhaustion events are always sent.
 #[map]
 pub static EVENT_MASK: Array<u32> = Array::with_max_entries(1, 0);
 
@@ -47,15 +48,23 @@ pub fn binding_created(inside: &EndpointKey, public: &Mapping) {
     });
 }
 
-/// No port left for a new mapping: hands the agent what it needs to answer ICMP "administratively
-/// prohibited" (code 13) to the inside host: the IPv4 header and the first
-/// 8 bytes after it. Never blocks: a full ring just loses the event.
+/// A new mapping refused: `kind` [`EVENT_PORTS_EXHAUSTED`] (always sent)
+/// or `EVENT_HOST_CAP` (when wanted), with the pool address it would have
+/// had and the cap reached. Hands the agent what it needs to answer ICMP
+/// "administratively prohibited" (code 13) to the inside host and to log
+/// the event: the IPv4 header and the first 8 bytes after it. Never
+/// blocks: a full ring just loses the event.
 #[inline(always)]
-pub fn ports_exhausted<P: Packet>(p: &P, ip: &Ipv4) {
+pub fn refused<P: Packet>(p: &P, ip: &Ipv4, kind: u32, public_addr: u32, limit: u32) {
+    if kind != EVENT_PORTS_EXHAUSTED && !wanted(kind) {
+        return;
+    }
     let quote_len = ip.hlen + 8;
     let mut ev = Event {
-        kind: EVENT_PORTS_EXHAUSTED,
+        kind,
         quote_len,
+        public_addr,
+        limit,
         quote: [0; EVENT_QUOTE_MAX],
     };
     // hlen + 8 is a multiple of 4 between 28 and 68: copy it in 4-byte

@@ -226,6 +226,10 @@ pub fn default_config() -> NatConfig {
 pub struct EventRecord {
     pub kind: u32,
     pub quote_len: u32,
+    /// The pool address the refused mapping would have had (network order).
+    pub public_addr: u32,
+    /// The cap a host reached (`EVENT_HOST_CAP`).
+    pub limit: u32,
     /// All `EVENT_QUOTE_MAX` bytes of the quote field.
     pub quote: Vec<u8>,
     /// Size of the ring-buffer record in bytes.
@@ -648,17 +652,30 @@ impl Napt {
     }
 
     /// Drains the EVENTS ring buffer.
+    /// Asks the data plane for the optional events of `kinds` (the agent
+    /// does so in `agent::events::want`).
+    pub fn want_events(&mut self, kinds: &[u32]) {
+        let mut m = Loaded::new(&mut self.ebpf)
+            .event_mask()
+            .expect("EVENT_MASK");
+        let bits = kinds.iter().fold(0u32, |b, k| b | 1 << k);
+        m.set(0, bits, 0).expect("writing EVENT_MASK");
+    }
+
     pub fn events(&mut self) -> Vec<EventRecord> {
         let mut ring = Loaded::new(&mut self.ebpf).events().expect("EVENTS");
         let mut out = Vec::new();
         while let Some(item) = ring.next() {
             let b: &[u8] = &item;
-            assert!(b.len() >= 8, "EVENTS record of {} bytes", b.len());
-            let end = (8 + EVENT_QUOTE_MAX).min(b.len());
+            assert!(b.len() >= 16, "EVENTS record of {} bytes", b.len());
+            let word = |at: usize| u32::from_ne_bytes(b[at..at + 4].try_into().unwrap());
+            let end = (16 + EVENT_QUOTE_MAX).min(b.len());
             out.push(EventRecord {
-                kind: u32::from_ne_bytes(b[0..4].try_into().unwrap()),
-                quote_len: u32::from_ne_bytes(b[4..8].try_into().unwrap()),
-                quote: b[8..end].to_vec(),
+                kind: word(0),
+                quote_len: word(4),
+                public_addr: word(8),
+                limit: word(12),
+                quote: b[16..end].to_vec(),
                 record_len: b.len(),
             });
         }

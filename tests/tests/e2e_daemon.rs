@@ -1255,9 +1255,11 @@ fn long_sweeps_are_spaced_out() {
 }
 
 /// `--ipfix`: a real collector (nfdump's nfcapd, in the gateway's
-/// namespace) receives the binding events, and nfdump decodes them as
-/// RFC 8158 "NAT44 BIB create" and "NAT44 BIB delete" records naming the
-/// inside endpoint and the public one the server saw.
+/// namespace) receives the events, and nfdump decodes them as RFC 8158
+/// records: "NAT44 BIB create" and "NAT44 BIB delete" naming the inside
+/// endpoint and the public one the server saw, "Quota Exceeded" for a host
+/// at --max-ports-per-host, "NAT ports exhausted" for a host refused for
+/// want of a port. The agent counts what it sent in its metrics.
 #[test]
 fn ipfix_records_decode_in_a_real_collector() {
     let mut d = DaemonTopo::new("ipx", Ingress::Tc);
@@ -1281,16 +1283,21 @@ fn ipfix_records_decode_in_a_real_collector() {
     };
     wait_until(SOON, "nfcapd to listen", || socket(&d).is_some());
 
-    let log = d.dir.join("bindings.jsonl");
-    let cfg = d.write("xnat.toml", &d.config("", ""));
+    // One public port, one per host: the second flow of 10.0.0.2 meets
+    // its cap, 10.0.0.3 finds the port taken.
+    let cfg = d.write(
+        "xnat.toml",
+        &d.config(
+            &format!("metrics = \"{METRICS}\""),
+            "ports = \"40000-40000\"\nmax-ports-per-host = 1",
+        ),
+    );
     d.start(&[
         "attach",
         "--config",
         cfg.to_str().unwrap(),
         "--ipfix",
         "127.0.0.1:4739",
-        "--log-bindings",
-        log.to_str().unwrap(),
         "--timeout",
         "udp=2",
     ]);
@@ -1302,11 +1309,33 @@ fn ipfix_records_decode_in_a_real_collector() {
         sa(SRV, 5430),
         100,
     );
-    // The JSON line and the IPFIX message go out in the same flush, the
-    // IPFIX one first: once the line is there, the record has been sent.
-    wait_for_line(&log, "the binding's expiry", SOON, |r| {
-        r["event"] == "deleted" && r["inside"] == "10.0.0.2:4477"
+    let sent = |d: &DaemonTopo, event: &str| -> f64 {
+        let (code, body) = d.scrape("/metrics");
+        assert_eq!(code, 200, "{body}");
+        let iface = format!("interface=\"{}\"", d.ext());
+        sample(
+            &body,
+            "xnat_ipfix_records_total",
+            &[&format!("event=\"{event}\""), &iface],
+        )
+        .unwrap_or(0.0)
+    };
+    // Refused flows, sent until the agent has exported each refusal (the
+    // records go out before the metrics count them).
+    let refused = |d: &DaemonTopo, from: std::net::Ipv4Addr, event: &str| {
+        let sock = d.t.cli.in_ns(|| UdpSocket::bind(sa(from, 4478))).unwrap();
+        wait_until(SOON, event, || {
+            let _ = sock.send_to(&[0u8; 32], sa(SRV, 5431));
+            sent(d, event) >= 1.0
+        });
+    };
+    refused(&d, CLI, "quota-exceeded");
+    refused(&d, CLI2, "ports-exhausted");
+    // And the binding's expiry.
+    wait_until(SOON, "the binding's expiry exported", || {
+        sent(&d, "nat44-bib-delete") >= 1.0
     });
+    assert!(sent(&d, "nat44-bib-create") >= 1.0);
     wait_until(SOON, "nfcapd to read every message", || {
         socket(&d) == Some(0)
     });
@@ -1327,13 +1356,14 @@ fn ipfix_records_decode_in_a_real_collector() {
     };
     // nfdump prints the translated port as a string.
     let port = public.port().to_string();
+    let pool = public.ip().to_string();
     for event in ["NAT44 BIB create", "NAT44 BIB delete"] {
         let found = records.iter().any(|r| {
             r["nat_event"] == event
                 && r["proto"] == 17
                 && r["src4_addr"] == "10.0.0.2"
                 && r["src_port"] == 4477
-                && r["src4_xlt_ip"] == public.ip().to_string()
+                && r["src4_xlt_ip"] == pool
                 && r["src_xlt_port"].as_str() == Some(port.as_str())
         });
         assert!(
@@ -1341,4 +1371,19 @@ fn ipfix_records_decode_in_a_real_collector() {
             "no {event} record for 10.0.0.2:4477 -> {public} in\n{out}"
         );
     }
+    assert!(
+        records
+            .iter()
+            .any(|r| r["nat_event"] == "Quota Exceeded" && r["src4_addr"] == "10.0.0.2"),
+        "no quota record for 10.0.0.2 in\n{out}"
+    );
+    assert!(
+        records
+            .iter()
+            .any(|r| r["nat_event"] == "NAT ports exhausted"
+                && r["src4_addr"] == "10.0.0.3"
+                && r["src4_xlt_ip"] == pool
+                && r["proto"] == 17),
+        "no ports-exhausted record for 10.0.0.3 on {pool} in\n{out}"
+    );
 }

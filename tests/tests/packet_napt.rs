@@ -18,8 +18,8 @@ use std::net::Ipv4Addr;
 use nat_common::csum::checksum;
 use nat_common::stats::COUNTER_COUNT;
 use nat_common::{
-    Counter, EVENT_PORTS_EXHAUSTED, EVENT_QUOTE_MAX, EndpointKey, Event, FirstSession,
-    InsideEndpoint, MAP_NAPT_IN, MAP_NAPT_OUT, MAPPING_FORWARD, Mapping, NatConfig,
+    Counter, EVENT_HOST_CAP, EVENT_PORTS_EXHAUSTED, EVENT_QUOTE_MAX, EndpointKey, Event,
+    FirstSession, InsideEndpoint, MAP_NAPT_IN, MAP_NAPT_OUT, MAPPING_FORWARD, Mapping, NatConfig,
     PINNED_RECORDING, SESSION_INBOUND, Session, SessionKey, TCP_ESTABLISHED, TCP_FIN_BOTH,
     TCP_FIN_OUT, TCP_SYN_IN, TCP_SYN_OUT, TCP_SYN_RECV, tcp_state_name,
 };
@@ -889,6 +889,11 @@ fn ports_exhausted_drops_and_reports() {
         let e = &ev[0];
         assert_eq!(e.kind, EVENT_PORTS_EXHAUSTED, "{what}");
         assert_eq!(e.record_len, size_of::<Event>(), "{what}: record size");
+        assert_eq!(
+            e.public_addr,
+            be(POOL),
+            "{what}: the exhausted pool address"
+        );
         assert_eq!(e.quote_len, 28, "{what}: quote length");
         assert_eq!(e.quoted(), &p.ip_bytes()[..28], "{what}: quote");
         assert!(
@@ -974,6 +979,36 @@ fn max_ports_per_host() {
     egress_first(&n, "other host", &udp(H2, 5002, R1, 53));
     assert_eq!(n.host_ports(H2), Some(1));
     assert_eq!(n.host_ports(H1), Some(2));
+}
+
+/// A refusal at the cap is an event only while the agent asks for it
+/// (it does while exporting IPFIX): the host's packet quoted, the cap and
+/// the host's pool address.
+#[test]
+fn host_cap_event_only_when_asked() {
+    let mut n = napt_with(|c| c.max_ports_per_host = 1);
+    egress_first(&n, "first port", &udp(H1, 5000, R1, 53));
+    let p = udp(H1, 5001, R1, 53);
+    let refuse = |n: &Napt, what: &str| {
+        run_stateless(
+            n,
+            Hook::EgressTc,
+            what,
+            &p.frame(),
+            Want::Drop,
+            &only(Counter::DropHostPortCap),
+        )
+    };
+    refuse(&n, "not asked");
+    assert!(n.events().is_empty(), "an event nobody asked for");
+    n.want_events(&[EVENT_HOST_CAP]);
+    refuse(&n, "asked");
+    let ev = n.events();
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0].kind, EVENT_HOST_CAP);
+    assert_eq!(ev[0].limit, 1);
+    assert_eq!(ev[0].public_addr, be(POOL));
+    assert_eq!(ev[0].quoted(), &p.ip_bytes()[..28]);
 }
 
 /// A full mapping table refuses new mappings and counts it; the public

@@ -33,8 +33,17 @@ const EEXIST: i64 = 17;
 const PROBES_PRESERVING: u32 = 16;
 const PROBES_TOTAL: u32 = 32;
 
-/// Why no mapping could be made; each is a drop reason counter.
-pub type AllocError = Counter;
+/// Why no mapping could be made (a drop reason counter), and the pool
+/// address it would have had (0: none), for the agent's events.
+pub struct AllocError {
+    pub reason: Counter,
+    pub public: u32,
+}
+
+#[inline(always)]
+fn refused(reason: Counter, public: u32) -> AllocError {
+    AllocError { reason, public }
+}
 
 /// The pool address of `inside_addr`'s mappings: a hash of its address
 /// over the pool — unless a reload changed the pool while the host held
@@ -156,12 +165,12 @@ pub fn allocate(
         public,
         class: (lo, hi),
         all: (min, max),
-    } = room(cfg, key, want).ok_or(Counter::DropPortsExhausted)?;
+    } = room(cfg, key, want).ok_or(refused(Counter::DropPortsExhausted, 0))?;
     if cfg.max_ports_per_host != 0 {
         // SAFETY: plain u32 read.
         let held = unsafe { HOST_PORTS.get(key.addr).copied().unwrap_or(0) };
         if held >= cfg.max_ports_per_host as u64 {
-            return Err(Counter::DropHostPortCap);
+            return Err(refused(Counter::DropHostPortCap, public));
         }
     }
     let inside = InsideEndpoint {
@@ -174,7 +183,7 @@ pub fn allocate(
     if (want as u32) >= min && (want as u32) <= max {
         match reserve(public, want, key.proto, &inside) {
             Reserve::Done => chosen = Some(want),
-            Reserve::Full => return Err(Counter::DropMappingTableFull),
+            Reserve::Full => return Err(refused(Counter::DropMappingTableFull, public)),
             Reserve::Taken => {}
         }
     }
@@ -200,7 +209,9 @@ pub fn allocate(
                         chosen = Some(port as u16);
                         break;
                     }
-                    Reserve::Full => return Err(Counter::DropMappingTableFull),
+                    Reserve::Full => {
+                        return Err(refused(Counter::DropMappingTableFull, public));
+                    }
                     Reserve::Taken => {}
                 }
             }
@@ -208,7 +219,7 @@ pub fn allocate(
         }
     }
     let Some(port) = chosen else {
-        return Err(Counter::DropPortsExhausted);
+        return Err(refused(Counter::DropPortsExhausted, public));
     };
 
     let mapping = Mapping {
@@ -232,9 +243,9 @@ pub fn allocate(
             return NAPT_OUT
                 .get_ptr_mut(key)
                 .map(Allocated::Raced)
-                .ok_or(Counter::DropMappingTableFull);
+                .ok_or(refused(Counter::DropMappingTableFull, public));
         }
-        return Err(Counter::DropMappingTableFull);
+        return Err(refused(Counter::DropMappingTableFull, public));
     }
     if cfg.max_ports_per_host != 0 {
         match HOST_PORTS.get_ptr_mut(key.addr) {

@@ -3,7 +3,7 @@
 //! its first packet — counts on its session and leaves with the mapping's
 //! public endpoint as its source. The fast path reuses the same steps
 //! through [`established`].
-use nat_common::{Counter, Mapping, NatConfig, SessionKey};
+use nat_common::{Counter, EVENT_HOST_CAP, EVENT_PORTS_EXHAUSTED, Mapping, NatConfig, SessionKey};
 
 use crate::{
     clock, counters, events,
@@ -74,11 +74,17 @@ pub fn egress<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
                 // The packet's session is the new mapping's first.
                 Ok(alloc::Allocated::Created(m)) => return Some(finish(p, ip, &ports, &m)),
                 Ok(alloc::Allocated::Raced(m)) => m,
-                Err(reason) => {
-                    if reason == Counter::DropPortsExhausted {
-                        events::ports_exhausted(p, ip);
+                Err(e) => {
+                    match e.reason {
+                        Counter::DropPortsExhausted => {
+                            events::refused(p, ip, EVENT_PORTS_EXHAUSTED, e.public, 0)
+                        }
+                        Counter::DropHostPortCap => {
+                            events::refused(p, ip, EVENT_HOST_CAP, e.public, cfg.max_ports_per_host)
+                        }
+                        _ => {}
                     }
-                    return Some(counters::drop(reason));
+                    return Some(counters::drop(e.reason));
                 }
             }
         }

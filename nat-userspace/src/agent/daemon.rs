@@ -163,7 +163,13 @@ impl Daemon {
         if let Some(l) = self.listener.take() {
             self.serve(dir, l)?;
         }
-        events::want_bindings(dir, self.translog.is_some())?;
+        events::want(
+            dir,
+            self.translog.is_some(),
+            self.translog
+                .as_ref()
+                .is_some_and(|l| l.collector().is_some()),
+        )?;
         self.publish(true, message);
         Ok(())
     }
@@ -205,10 +211,20 @@ impl Daemon {
         }
     }
 
+    /// A new mapping refused (ports exhausted, host cap): exported as an
+    /// IPFIX event.
+    pub fn refused(&mut self, ev: &nat_common::Event) {
+        if let Some(log) = &mut self.translog {
+            log.refused(ev);
+        }
+    }
+
     /// After a batch of ring records.
     pub fn flush(&mut self) {
         if let Some(log) = &mut self.translog {
             log.flush();
+            let (counts, errors) = log.take_ipfix_counts();
+            self.metrics.ipfix(&counts, errors);
         }
     }
 
@@ -228,6 +244,8 @@ impl Daemon {
         );
         if let Some(log) = &mut self.translog {
             log.after_sweep(&r.expired, &r.remaining);
+            let (counts, errors) = log.take_ipfix_counts();
+            self.metrics.ipfix(&counts, errors);
         }
     }
 
@@ -296,7 +314,13 @@ impl Daemon {
             notes.push(format!("metrics on {addr} stopped"));
         }
         notes.extend(sinks.apply(&mut self.translog, &want, &self.metrics));
-        events::want_bindings(dir, self.translog.is_some())?;
+        events::want(
+            dir,
+            self.translog.is_some(),
+            self.translog
+                .as_ref()
+                .is_some_and(|l| l.collector().is_some()),
+        )?;
         self.settings = want;
         Ok(notes.join("; "))
     }

@@ -2,7 +2,9 @@
 //! choosing which optional ones the data plane emits.
 use std::path::Path;
 
-use nat_common::{BindingEvent, EVENT_BINDING_CREATED, EVENT_PORTS_EXHAUSTED, Event};
+use nat_common::{
+    BindingEvent, EVENT_BINDING_CREATED, EVENT_HOST_CAP, EVENT_PORTS_EXHAUSTED, Event,
+};
 
 use crate::tables::Tables;
 
@@ -11,6 +13,8 @@ use crate::tables::Tables;
 pub enum Record {
     /// No public port left: answer ICMP code 13 with the quoted header.
     PortsExhausted(Event),
+    /// A host at `--max-ports-per-host` was refused a new mapping.
+    HostCap(Event),
     /// A mapping was made (translation log).
     BindingCreated(BindingEvent),
 }
@@ -26,6 +30,12 @@ pub fn decode(bytes: &[u8]) -> Option<Record> {
                 std::ptr::read_unaligned(bytes.as_ptr().cast())
             }))
         }
+        EVENT_HOST_CAP if bytes.len() >= size_of::<Event>() => {
+            // SAFETY: as above.
+            Some(Record::HostCap(unsafe {
+                std::ptr::read_unaligned(bytes.as_ptr().cast())
+            }))
+        }
         EVENT_BINDING_CREATED if bytes.len() >= size_of::<BindingEvent>() => {
             // SAFETY: as above.
             Some(Record::BindingCreated(unsafe {
@@ -36,13 +46,31 @@ pub fn decode(bytes: &[u8]) -> Option<Record> {
     }
 }
 
-/// Asks the data plane for binding events (`on`) or stops them.
-pub fn want_bindings(dir: &Path, on: bool) -> anyhow::Result<()> {
+/// Asks the data plane for binding events (`bindings`: a translation log
+/// or IPFIX export) and host-cap events (`host_caps`: IPFIX export), or
+/// stops them.
+pub fn want(dir: &Path, bindings: bool, host_caps: bool) -> anyhow::Result<()> {
     let mut mask = Tables::at(dir).event_mask()?;
-    let bit = 1u32 << EVENT_BINDING_CREATED;
-    let old = mask.get(&0, 0)?;
-    mask.set(0, if on { old | bit } else { old & !bit }, 0)?;
+    let mut m = mask.get(&0, 0)?;
+    for (kind, on) in [
+        (EVENT_BINDING_CREATED, bindings),
+        (EVENT_HOST_CAP, host_caps),
+    ] {
+        let bit = 1u32 << kind;
+        m = if on { m | bit } else { m & !bit };
+    }
+    mask.set(0, m, 0)?;
     Ok(())
+}
+
+/// The refused packet's source address (network order) and protocol,
+/// from the quoted IPv4 header.
+pub fn quoted_source(ev: &Event) -> Option<(u32, u8)> {
+    let q = ev
+        .quote
+        .get(..(ev.quote_len as usize).min(ev.quote.len()))?;
+    let src = u32::from_ne_bytes(q.get(12..16)?.try_into().ok()?);
+    Some((src, *q.get(9)?))
 }
 
 #[cfg(test)]

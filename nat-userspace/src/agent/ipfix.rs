@@ -3,17 +3,25 @@
 //! for logging NAT events, so collectors, SIEMs and lawful-intercept
 //! tooling read xnat's bindings as they read any CGNAT's.
 //!
-//! One template, "NAT44 BIB create/delete" (RFC 8158 §4.3 mapping events
-//! of a NAPT: xnat's binding is an endpoint-independent mapping, a BIB
-//! entry): observationTimeMilliseconds, natEvent (8 create, 9 delete),
-//! sourceIPv4Address, postNATSourceIPv4Address, protocolIdentifier,
-//! sourceTransportPort, postNAPTSourceTransportPort. The records are the
-//! translation log's (`translog`): the same creations and deletions, the
-//! same late ones. Over UDP the template goes out with the first message
-//! and then at least every [`TEMPLATE_REFRESH`] (RFC 7011 §8.4); records
-//! are batched into messages of at most [`MAX_MESSAGE`] bytes, sent once
-//! per batch of events. Sending never blocks the agent: a failed send is
-//! counted and reported, and the records are lost as UDP loses them.
+//! Three templates:
+//! * "NAT44 BIB create/delete" (natEvent 8, 9; xnat's binding is an
+//!   endpoint-independent mapping, a BIB entry): observationTimeMilliseconds,
+//!   natEvent, sourceIPv4Address, postNATSourceIPv4Address,
+//!   protocolIdentifier, sourceTransportPort, postNAPTSourceTransportPort.
+//!   The records are the translation log's (`translog`): the same
+//!   creations and deletions, the same late ones.
+//! * "NAT ports exhausted" (natEvent 12): the time, the pool address whose
+//!   ports ran out (postNATSourceIPv4Address), the protocol, and the inside
+//!   host refused (sourceIPv4Address).
+//! * "Quota exceeded" (natEvent 13), natQuotaExceededEvent 3 ("maximum
+//!   entries per user"): the inside host at `--max-ports-per-host`, with
+//!   the cap (maxEntriesPerUser).
+//!
+//! Over UDP the templates go out with the first message and then at least
+//! every [`TEMPLATE_REFRESH`] (RFC 7011 §8.4); records are batched into
+//! messages of at most [`MAX_MESSAGE`] bytes, sent once per batch of
+//! events. Sending never blocks the agent: a failed send is counted and
+//! reported, and the records are lost as UDP loses them.
 use std::{
     io,
     net::{SocketAddr, UdpSocket},
@@ -23,27 +31,71 @@ use std::{
 /// IPFIX version number (RFC 7011 §3.1).
 const VERSION: u16 = 10;
 const TEMPLATE_SET: u16 = 2;
-/// The data set of the binding template.
-const BIB_TEMPLATE: u16 = 256;
 /// natEvent values (RFC 8158 §4.1, IANA "natEvent Values").
 pub const NAT44_BIB_CREATE: u8 = 8;
 pub const NAT44_BIB_DELETE: u8 = 9;
-/// The template's fields: (information element, length).
-const BIB_FIELDS: [(u16, u16); 7] = [
-    (323, 8), // observationTimeMilliseconds
-    (230, 1), // natEvent
-    (8, 4),   // sourceIPv4Address
-    (225, 4), // postNATSourceIPv4Address
-    (4, 1),   // protocolIdentifier
-    (7, 2),   // sourceTransportPort
-    (227, 2), // postNAPTSourceTransportPort
-];
-const BIB_RECORD: usize = 8 + 1 + 4 + 4 + 1 + 2 + 2;
+pub const NAT_PORTS_EXHAUSTED: u8 = 12;
+pub const QUOTA_EXCEEDED: u8 = 13;
+/// natQuotaExceededEvent: maximum entries per user.
+const MAX_ENTRIES_PER_USER: u32 = 3;
+
+/// A template: its id and fields (information element, length).
+struct Template {
+    id: u16,
+    fields: &'static [(u16, u16)],
+}
+
+impl Template {
+    const fn record_len(&self) -> usize {
+        let mut n = 0;
+        let mut i = 0;
+        while i < self.fields.len() {
+            n += self.fields[i].1 as usize;
+            i += 1;
+        }
+        n
+    }
+}
+
+const BIB: Template = Template {
+    id: 256,
+    fields: &[
+        (323, 8), // observationTimeMilliseconds
+        (230, 1), // natEvent
+        (8, 4),   // sourceIPv4Address
+        (225, 4), // postNATSourceIPv4Address
+        (4, 1),   // protocolIdentifier
+        (7, 2),   // sourceTransportPort
+        (227, 2), // postNAPTSourceTransportPort
+    ],
+};
+const PORTS_EXHAUSTED: Template = Template {
+    id: 257,
+    fields: &[
+        (323, 8), // observationTimeMilliseconds
+        (230, 1), // natEvent
+        (225, 4), // postNATSourceIPv4Address
+        (4, 1),   // protocolIdentifier
+        (8, 4),   // sourceIPv4Address
+    ],
+};
+const QUOTA: Template = Template {
+    id: 258,
+    fields: &[
+        (323, 8), // observationTimeMilliseconds
+        (230, 1), // natEvent
+        (466, 4), // natQuotaExceededEvent
+        (473, 4), // maxEntriesPerUser
+        (8, 4),   // sourceIPv4Address
+    ],
+};
+const TEMPLATES: [&Template; 3] = [&BIB, &PORTS_EXHAUSTED, &QUOTA];
+
 const MESSAGE_HEADER: usize = 16;
 const SET_HEADER: usize = 4;
 /// Below a 1500-byte path MTU with IPv4 and UDP headers.
 pub const MAX_MESSAGE: usize = 1400;
-/// How often the template is sent again over UDP.
+/// How often the templates are sent again over UDP.
 pub const TEMPLATE_REFRESH: Duration = Duration::from_secs(60);
 
 /// One binding event, in network byte order as the tables hold it.
@@ -66,12 +118,34 @@ pub struct Exporter {
     domain: u32,
     /// Data records sent so far (the header's sequence number).
     sent: u32,
-    /// Records waiting for the next message.
-    pending: Vec<[u8; BIB_RECORD]>,
+    /// Records waiting for the next message: template id, bytes.
+    pending: Vec<(u16, Vec<u8>)>,
     template_sent: Option<Instant>,
     pub send_errors: u64,
     /// Bytes of the messages sent (IPFIX headers included, not UDP's).
     pub bytes_sent: u64,
+    /// Records sent by natEvent, and send errors, since the last
+    /// [`Exporter::take_counts`] (for the metrics).
+    counts: std::collections::BTreeMap<u8, u64>,
+    errors_since: u64,
+}
+
+/// The metrics' name of a natEvent value.
+pub fn event_name(nat_event: u8) -> &'static str {
+    match nat_event {
+        NAT44_BIB_CREATE => "nat44-bib-create",
+        NAT44_BIB_DELETE => "nat44-bib-delete",
+        NAT_PORTS_EXHAUSTED => "ports-exhausted",
+        QUOTA_EXCEEDED => "quota-exceeded",
+        _ => "other",
+    }
+}
+
+fn millis(t: SystemTime) -> [u8; 8] {
+    (t.duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_millis() as u64)
+        .to_be_bytes()
 }
 
 impl Exporter {
@@ -94,7 +168,15 @@ impl Exporter {
             template_sent: None,
             send_errors: 0,
             bytes_sent: 0,
+            counts: Default::default(),
+            errors_since: 0,
         })
+    }
+
+    /// Records sent by natEvent and send errors since the last call.
+    pub fn take_counts(&mut self) -> (Vec<(u8, u64)>, u64) {
+        let counts = std::mem::take(&mut self.counts).into_iter().collect();
+        (counts, std::mem::take(&mut self.errors_since))
     }
 
     pub fn collector(&self) -> SocketAddr {
@@ -103,24 +185,43 @@ impl Exporter {
 
     /// Queues one binding event (sent by [`Exporter::flush`]).
     pub fn bib(&mut self, ev: &BibEvent) {
-        let ms = ev
-            .time
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or(Duration::ZERO)
-            .as_millis() as u64;
-        let mut r = [0u8; BIB_RECORD];
-        r[0..8].copy_from_slice(&ms.to_be_bytes());
-        r[8] = ev.nat_event;
+        let mut r = Vec::with_capacity(BIB.record_len());
+        r.extend_from_slice(&millis(ev.time));
+        r.push(ev.nat_event);
         // Addresses and ports are already in network order.
-        r[9..13].copy_from_slice(&ev.inside_addr.to_ne_bytes());
-        r[13..17].copy_from_slice(&ev.public_addr.to_ne_bytes());
-        r[17] = ev.proto;
-        r[18..20].copy_from_slice(&ev.inside_port.to_ne_bytes());
-        r[20..22].copy_from_slice(&ev.public_port.to_ne_bytes());
-        self.pending.push(r);
+        r.extend_from_slice(&ev.inside_addr.to_ne_bytes());
+        r.extend_from_slice(&ev.public_addr.to_ne_bytes());
+        r.push(ev.proto);
+        r.extend_from_slice(&ev.inside_port.to_ne_bytes());
+        r.extend_from_slice(&ev.public_port.to_ne_bytes());
+        self.pending.push((BIB.id, r));
     }
 
-    /// Sends what is queued (and the template when it is due).
+    /// Queues "NAT ports exhausted": `public` (network order) had no port
+    /// of `proto` left for inside host `host` (network order).
+    pub fn ports_exhausted(&mut self, time: SystemTime, host: u32, public: u32, proto: u8) {
+        let mut r = Vec::with_capacity(PORTS_EXHAUSTED.record_len());
+        r.extend_from_slice(&millis(time));
+        r.push(NAT_PORTS_EXHAUSTED);
+        r.extend_from_slice(&public.to_ne_bytes());
+        r.push(proto);
+        r.extend_from_slice(&host.to_ne_bytes());
+        self.pending.push((PORTS_EXHAUSTED.id, r));
+    }
+
+    /// Queues "Quota exceeded": inside host `host` (network order) holds
+    /// `limit` ports, its cap.
+    pub fn quota_exceeded(&mut self, time: SystemTime, host: u32, limit: u32) {
+        let mut r = Vec::with_capacity(QUOTA.record_len());
+        r.extend_from_slice(&millis(time));
+        r.push(QUOTA_EXCEEDED);
+        r.extend_from_slice(&MAX_ENTRIES_PER_USER.to_be_bytes());
+        r.extend_from_slice(&limit.to_be_bytes());
+        r.extend_from_slice(&host.to_ne_bytes());
+        self.pending.push((QUOTA.id, r));
+    }
+
+    /// Sends what is queued (and the templates when they are due).
     pub fn flush(&mut self) {
         let template_due = self
             .template_sent
@@ -128,83 +229,126 @@ impl Exporter {
         if self.pending.is_empty() && !template_due {
             return;
         }
-        let mut template = template_due;
-        let mut records = std::mem::take(&mut self.pending);
-        let mut start = 0;
-        loop {
-            let room = MAX_MESSAGE
-                - MESSAGE_HEADER
-                - SET_HEADER
-                - if template { template_set().len() } else { 0 };
-            let n = (room / BIB_RECORD).min(records.len() - start);
-            let msg = self.message(template, &records[start..start + n]);
-            match self.sock.send(&msg) {
-                Ok(n) => self.bytes_sent += n as u64,
-                Err(e) => {
-                    self.send_errors += 1;
-                    // Once per hundred, not per message: a collector
-                    // that is down would flood the agent's log.
-                    if self.send_errors % 100 == 1 {
-                        tracing::warn!("IPFIX to {}: {e}", self.collector);
-                    }
-                }
+        let records = std::mem::take(&mut self.pending);
+        let mut msg = Message::new(template_due);
+        for (id, r) in &records {
+            if !msg.fits(*id, r.len()) {
+                self.send(&mut msg);
+                msg = Message::new(false);
             }
-            if template {
-                self.template_sent = Some(Instant::now());
-                template = false;
-            }
-            self.sent = self.sent.wrapping_add(n as u32);
-            start += n;
-            if start >= records.len() {
-                break;
-            }
+            msg.push(*id, r);
         }
-        records.clear();
-        self.pending = records;
+        self.send(&mut msg);
+        if template_due {
+            self.template_sent = Some(Instant::now());
+        }
     }
 
-    /// One message: header, the template set if asked, the records.
-    fn message(&self, template: bool, records: &[[u8; BIB_RECORD]]) -> Vec<u8> {
-        let mut m = Vec::with_capacity(MAX_MESSAGE);
-        m.extend_from_slice(&[0; MESSAGE_HEADER]);
-        if template {
-            m.extend_from_slice(&template_set());
-        }
-        if !records.is_empty() {
-            let len = SET_HEADER + records.len() * BIB_RECORD;
-            m.extend_from_slice(&BIB_TEMPLATE.to_be_bytes());
-            m.extend_from_slice(&(len as u16).to_be_bytes());
-            for r in records {
-                m.extend_from_slice(r);
+    fn send(&mut self, msg: &mut Message) {
+        let bytes = msg.finish(self.sent, self.domain);
+        self.sent = self.sent.wrapping_add(msg.events.len() as u32);
+        match self.sock.send(&bytes) {
+            Ok(n) => {
+                self.bytes_sent += n as u64;
+                for e in &msg.events {
+                    *self.counts.entry(*e).or_default() += 1;
+                }
+            }
+            Err(e) => {
+                self.send_errors += 1;
+                self.errors_since += 1;
+                // Once per hundred, not per message: a collector that is
+                // down would flood the agent's log.
+                if self.send_errors % 100 == 1 {
+                    tracing::warn!("IPFIX to {}: {e}", self.collector);
+                }
             }
         }
+    }
+}
+
+/// A message being built: header room, the template set if asked, data
+/// sets of consecutive records of one template.
+struct Message {
+    bytes: Vec<u8>,
+    /// Where the open data set's header is, and its template.
+    set: Option<(usize, u16)>,
+    /// The natEvent of each data record in it.
+    events: Vec<u8>,
+}
+
+impl Message {
+    fn new(templates: bool) -> Self {
+        let mut bytes = Vec::with_capacity(MAX_MESSAGE);
+        bytes.extend_from_slice(&[0; MESSAGE_HEADER]);
+        if templates {
+            bytes.extend_from_slice(&template_set());
+        }
+        Message {
+            bytes,
+            set: None,
+            events: Vec::new(),
+        }
+    }
+
+    /// Whether a record of `len` bytes of template `id` still fits.
+    fn fits(&self, id: u16, len: usize) -> bool {
+        let new_set = self.set.is_none_or(|(_, t)| t != id);
+        self.bytes.len() + len + if new_set { SET_HEADER } else { 0 } <= MAX_MESSAGE
+    }
+
+    fn push(&mut self, id: u16, record: &[u8]) {
+        if self.set.is_none_or(|(_, t)| t != id) {
+            self.close_set();
+            self.set = Some((self.bytes.len(), id));
+            self.bytes.extend_from_slice(&id.to_be_bytes());
+            self.bytes.extend_from_slice(&[0, 0]);
+        }
+        self.bytes.extend_from_slice(record);
+        // Every template has the time, then natEvent.
+        self.events.push(record[8]);
+    }
+
+    fn close_set(&mut self) {
+        if let Some((at, _)) = self.set.take() {
+            let len = (self.bytes.len() - at) as u16;
+            self.bytes[at + 2..at + 4].copy_from_slice(&len.to_be_bytes());
+        }
+    }
+
+    /// The message with its header: `sequence` data records sent before
+    /// it (RFC 7011 §3.1), observation domain `domain`.
+    fn finish(&mut self, sequence: u32, domain: u32) -> Vec<u8> {
+        self.close_set();
         let export_time = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or(Duration::ZERO)
             .as_secs() as u32;
+        let mut m = std::mem::take(&mut self.bytes);
         let len = m.len() as u16;
         m[0..2].copy_from_slice(&VERSION.to_be_bytes());
         m[2..4].copy_from_slice(&len.to_be_bytes());
         m[4..8].copy_from_slice(&export_time.to_be_bytes());
-        // Data records sent before this message (RFC 7011 §3.1).
-        m[8..12].copy_from_slice(&self.sent.to_be_bytes());
-        m[12..16].copy_from_slice(&self.domain.to_be_bytes());
+        m[8..12].copy_from_slice(&sequence.to_be_bytes());
+        m[12..16].copy_from_slice(&domain.to_be_bytes());
         m
     }
 }
 
-/// The template set: the binding template.
+/// The template set: every template.
 fn template_set() -> Vec<u8> {
-    let mut t = Vec::new();
-    let len = SET_HEADER + 4 + 4 * BIB_FIELDS.len();
-    t.extend_from_slice(&TEMPLATE_SET.to_be_bytes());
-    t.extend_from_slice(&(len as u16).to_be_bytes());
-    t.extend_from_slice(&BIB_TEMPLATE.to_be_bytes());
-    t.extend_from_slice(&(BIB_FIELDS.len() as u16).to_be_bytes());
-    for (ie, l) in BIB_FIELDS {
-        t.extend_from_slice(&ie.to_be_bytes());
-        t.extend_from_slice(&l.to_be_bytes());
+    let mut t = vec![0; SET_HEADER];
+    t[0..2].copy_from_slice(&TEMPLATE_SET.to_be_bytes());
+    for tpl in TEMPLATES {
+        t.extend_from_slice(&tpl.id.to_be_bytes());
+        t.extend_from_slice(&(tpl.fields.len() as u16).to_be_bytes());
+        for (ie, l) in tpl.fields {
+            t.extend_from_slice(&ie.to_be_bytes());
+            t.extend_from_slice(&l.to_be_bytes());
+        }
     }
+    let len = t.len() as u16;
+    t[2..4].copy_from_slice(&len.to_be_bytes());
     t
 }
 
@@ -267,12 +411,15 @@ mod tests {
         let t = &m[16..];
         assert_eq!(u16::from_be_bytes([t[0], t[1]]), TEMPLATE_SET);
         let tlen = usize::from(u16::from_be_bytes([t[2], t[3]]));
-        assert_eq!(tlen, 4 + 4 + 4 * 7);
+        assert_eq!(tlen, 4 + (4 + 4 * 7) + 2 * (4 + 4 * 5));
+        // The first template is the bindings'.
+        assert_eq!(u16::from_be_bytes([t[4], t[5]]), BIB.id);
+        assert_eq!(u16::from_be_bytes([t[6], t[7]]), 7);
         let d = &t[tlen..];
-        assert_eq!(u16::from_be_bytes([d[0], d[1]]), BIB_TEMPLATE);
+        assert_eq!(u16::from_be_bytes([d[0], d[1]]), BIB.id);
         assert_eq!(
             usize::from(u16::from_be_bytes([d[2], d[3]])),
-            4 + BIB_RECORD
+            4 + BIB.record_len()
         );
         let r = &d[4..];
         assert_eq!(
@@ -285,6 +432,46 @@ mod tests {
         assert_eq!(r[17], 17);
         assert_eq!(u16::from_be_bytes([r[18], r[19]]), 5000);
         assert_eq!(u16::from_be_bytes([r[20], r[21]]), 40001);
+    }
+
+    #[test]
+    fn refusals_go_in_sets_of_their_own_templates() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut x = Exporter::new(rx.local_addr().unwrap(), 1).unwrap();
+        let host = u32::from_ne_bytes([10, 0, 0, 2]);
+        let t = UNIX_EPOCH + Duration::from_secs(1);
+        x.bib(&ev(40001));
+        x.ports_exhausted(t, host, u32::from_ne_bytes([203, 0, 113, 2]), 6);
+        x.quota_exceeded(t, host, 64);
+        x.bib(&ev(40002));
+        x.flush();
+        let mut buf = [0u8; 2048];
+        let n = rx.recv(&mut buf).unwrap();
+        let m = &buf[..n];
+        // Sets after the template set: BIB, exhausted, quota, BIB.
+        let mut at = 16 + usize::from(u16::from_be_bytes([m[18], m[19]]));
+        let mut ids = Vec::new();
+        while at < m.len() {
+            let id = u16::from_be_bytes([m[at], m[at + 1]]);
+            let len = usize::from(u16::from_be_bytes([m[at + 2], m[at + 3]]));
+            if id == QUOTA.id {
+                let r = &m[at + 4..at + len];
+                assert_eq!(r[8], QUOTA_EXCEEDED);
+                assert_eq!(u32::from_be_bytes(r[9..13].try_into().unwrap()), 3);
+                assert_eq!(u32::from_be_bytes(r[13..17].try_into().unwrap()), 64);
+                assert_eq!(&r[17..21], &[10, 0, 0, 2]);
+            }
+            if id == PORTS_EXHAUSTED.id {
+                let r = &m[at + 4..at + len];
+                assert_eq!(r[8], NAT_PORTS_EXHAUSTED);
+                assert_eq!(&r[9..13], &[203, 0, 113, 2]);
+                assert_eq!(r[13], 6);
+            }
+            ids.push(id);
+            at += len;
+        }
+        assert_eq!(ids, [BIB.id, PORTS_EXHAUSTED.id, QUOTA.id, BIB.id]);
     }
 
     #[test]
@@ -303,8 +490,8 @@ mod tests {
             while at < m.len() {
                 let id = u16::from_be_bytes([m[at], m[at + 1]]);
                 let len = usize::from(u16::from_be_bytes([m[at + 2], m[at + 3]]));
-                if id == BIB_TEMPLATE {
-                    n = (len - 4) / BIB_RECORD;
+                if id == BIB.id {
+                    n = (len - 4) / BIB.record_len();
                 }
                 at += len;
             }

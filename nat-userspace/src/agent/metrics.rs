@@ -54,6 +54,9 @@ pub struct AgentMetrics {
     pub expired: Family<Labels, Counter>,
     pub reloads: Family<Labels, Counter>,
     pub translog_records: Counter,
+    /// IPFIX data records sent, by natEvent name.
+    pub ipfix_records: Family<Labels, Counter>,
+    pub ipfix_send_errors: Counter,
 }
 
 impl Default for AgentMetrics {
@@ -65,11 +68,23 @@ impl Default for AgentMetrics {
             expired: Family::default(),
             reloads: Family::default(),
             translog_records: Counter::default(),
+            ipfix_records: Family::default(),
+            ipfix_send_errors: Counter::default(),
         }
     }
 }
 
 impl AgentMetrics {
+    /// IPFIX records sent (by natEvent) and send errors.
+    pub fn ipfix(&self, counts: &[(u8, u64)], errors: u64) {
+        for (ev, n) in counts {
+            self.ipfix_records
+                .get_or_create(&labels(&[("event", super::ipfix::event_name(*ev))]))
+                .inc_by(*n);
+        }
+        self.ipfix_send_errors.inc_by(errors);
+    }
+
     pub fn sweep(
         &self,
         seconds: f64,
@@ -313,6 +328,16 @@ pub fn render(dir: &Path, ifname: &str, agent: &AgentMetrics) -> anyhow::Result<
         "translog_records",
         "Lines written to the translation log",
         agent.translog_records.clone(),
+    );
+    reg.register(
+        "ipfix_records",
+        "IPFIX data records sent (--ipfix), by natEvent",
+        agent.ipfix_records.clone(),
+    );
+    reg.register(
+        "ipfix_send_errors",
+        "IPFIX messages the collector could not be sent",
+        agent.ipfix_send_errors.clone(),
     );
 
     let mut text = String::new();

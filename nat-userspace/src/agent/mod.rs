@@ -196,7 +196,11 @@ fn drain_events(
 
 fn handle_event(bytes: &[u8], icmp: Option<&IcmpSender>, budget: &mut u32, daemon: &mut Daemon) {
     let ev = match events::decode(bytes) {
-        Some(Record::PortsExhausted(ev)) => ev,
+        Some(Record::PortsExhausted(ev)) => {
+            daemon.refused(&ev);
+            ev
+        }
+        Some(Record::HostCap(ev)) => return daemon.refused(&ev),
         Some(Record::BindingCreated(b)) => return daemon.binding_created(&b),
         None => return,
     };

@@ -37,6 +37,11 @@ use crate::{
     tables::static_map::from_be,
 };
 
+/// One refusal event per kind and host at most this often.
+pub const REFUSALS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+/// Hosts remembered for that before the old ones are let go.
+const REFUSALS_REMEMBERED: usize = 65536;
+
 /// One log line.
 #[derive(Debug, Serialize, PartialEq, Eq)]
 pub struct Record {
@@ -90,6 +95,8 @@ pub struct TransLog {
     json: Option<JsonSink>,
     ipfix: Option<Exporter>,
     known: HashMap<EndpointKey, Known>,
+    /// When each (event kind, inside host) last gave an IPFIX refusal.
+    refusals: HashMap<(u32, u32), std::time::Instant>,
     /// False until the first sweep has taken stock of existing bindings
     /// (those were made before this agent and are not logged again).
     primed: bool,
@@ -131,6 +138,7 @@ impl TransLog {
             json: None,
             ipfix: None,
             known: HashMap::new(),
+            refusals: HashMap::new(),
             primed: false,
             records: Default::default(),
             write_errors: 0,
@@ -147,6 +155,14 @@ impl TransLog {
     /// Where the JSON lines go, if anywhere.
     pub fn target(&self) -> Option<&LogTarget> {
         self.json.as_ref().map(|j| &j.target)
+    }
+
+    /// IPFIX records sent by natEvent, and send errors, since the last
+    /// call.
+    pub fn take_ipfix_counts(&mut self) -> (Vec<(u8, u64)>, u64) {
+        self.ipfix
+            .as_mut()
+            .map_or_else(Default::default, Exporter::take_counts)
     }
 
     /// Bytes of IPFIX messages sent so far.
@@ -218,6 +234,41 @@ impl TransLog {
                 self.write_errors += 1;
                 tracing::warn!("translation log {}: {e}", j.target);
             }
+        }
+    }
+
+    /// A refused new mapping from the ring (ports exhausted, host cap):
+    /// an IPFIX event (RFC 8158 "NAT ports exhausted", "Quota exceeded"),
+    /// at most one per kind and host every [`REFUSALS_EVERY`] (a host
+    /// retrying would otherwise send one per packet). Not in the JSON
+    /// lines, which log bindings.
+    pub fn refused(&mut self, ev: &nat_common::Event) {
+        let Some(x) = &mut self.ipfix else {
+            return;
+        };
+        let Some((host, proto)) = crate::agent::events::quoted_source(ev) else {
+            return;
+        };
+        let now = std::time::Instant::now();
+        if self
+            .refusals
+            .get(&(ev.kind, host))
+            .is_some_and(|t| now.duration_since(*t) < REFUSALS_EVERY)
+        {
+            return;
+        }
+        if self.refusals.len() >= REFUSALS_REMEMBERED {
+            self.refusals
+                .retain(|_, t| now.duration_since(*t) < REFUSALS_EVERY);
+        }
+        self.refusals.insert((ev.kind, host), now);
+        let time = SystemTime::now();
+        match ev.kind {
+            nat_common::EVENT_PORTS_EXHAUSTED => {
+                x.ports_exhausted(time, host, ev.public_addr, proto)
+            }
+            nat_common::EVENT_HOST_CAP => x.quota_exceeded(time, host, ev.limit),
+            _ => {}
         }
     }
 

@@ -309,7 +309,8 @@ impl Target {
                 continue;
             }
             let n = u32::from_ne_bytes(b[4..8].try_into()?) as usize;
-            out.push(b[8..(8 + n).min(b.len())].to_vec());
+            let at = std::mem::offset_of!(nat_common::Event, quote);
+            out.push(b[at..(at + n).min(b.len())].to_vec());
         }
         Ok(out)
     }
