@@ -163,15 +163,20 @@ impl Daemon {
         if let Some(l) = self.listener.take() {
             self.serve(dir, l)?;
         }
-        events::want(
-            dir,
-            self.translog.is_some(),
-            self.translog
-                .as_ref()
-                .is_some_and(|l| l.collector().is_some()),
-        )?;
+        self.want_events(dir)?;
         self.publish(true, message);
         Ok(())
+    }
+
+    /// Asks the data plane for the events the log's sinks need: bindings
+    /// for either, host caps for IPFIX.
+    fn want_events(&self, dir: &Path) -> anyhow::Result<()> {
+        let log = self.translog.as_ref();
+        events::want(
+            dir,
+            log.is_some(),
+            log.is_some_and(|l| l.collector().is_some()),
+        )
     }
 
     fn serve(&mut self, dir: &Path, l: std::net::TcpListener) -> anyhow::Result<()> {
@@ -314,13 +319,7 @@ impl Daemon {
             notes.push(format!("metrics on {addr} stopped"));
         }
         notes.extend(sinks.apply(&mut self.translog, &want, &self.metrics));
-        events::want(
-            dir,
-            self.translog.is_some(),
-            self.translog
-                .as_ref()
-                .is_some_and(|l| l.collector().is_some()),
-        )?;
+        self.want_events(dir)?;
         self.settings = want;
         Ok(notes.join("; "))
     }

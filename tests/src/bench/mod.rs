@@ -350,10 +350,75 @@ fn proto_name(p: u8) -> &'static str {
 /// prefix of their own, so a deterministic layout can number them.
 const NEW_HOSTS: (Ipv4Addr, u32) = (Ipv4Addr::new(10, 128, 0, 0), 14);
 
+/// Bindings in the per-packet section's tables.
+const BULK_PER_PACKET: u32 = 1_000;
+
+/// Frames of new flows, one per new inside host (in address order from
+/// the first), each from a random source port to one remote.
+struct NewFlows {
+    rng: Rng,
+    next_host: u32,
+}
+
+impl NewFlows {
+    fn from(first: Ipv4Addr, seed: u64) -> Self {
+        NewFlows {
+            rng: Rng::new(seed),
+            next_host: u32::from(first),
+        }
+    }
+
+    /// The next `n` frames.
+    fn round(&mut self, n: usize) -> Vec<Vec<u8>> {
+        let remote = Ep::new(Ipv4Addr::new(198, 19, 254, 1), 53);
+        (0..n)
+            .map(|_| {
+                let src = Ep::new(
+                    Ipv4Addr::from(self.next_host),
+                    1024 + self.rng.below(65535 - 1024 + 1) as u16,
+                );
+                self.next_host += 1;
+                flows::udp(src, remote)
+            })
+            .collect()
+    }
+}
+
+/// xnat's egress program making `per_round` new bindings a round on
+/// `inst`, each checked to be made.
+fn new_binding_case<'a>(
+    id: &'static str,
+    label: &'static str,
+    inst: &'a Instance,
+    per_round: usize,
+) -> Case<'a> {
+    let mut new_flows = NewFlows::from(NEW_HOSTS.0, 0x9e37_79b9_7f4a_7c15);
+    Case::new(
+        id,
+        label,
+        Prog::EgressTc,
+        Method::Loop,
+        BULK_PER_PACKET,
+        Box::new(move || {
+            let frames = new_flows.round(per_round);
+            let expect = Expect {
+                each: vec![
+                    Counter::EgressTranslated,
+                    Counter::NaptMappingsCreated,
+                    Counter::NaptSessionsCreated,
+                ],
+                unchanged: vec![Counter::DropMappingTableFull, Counter::DropPortsExhausted],
+                verdict: Some(Prog::EgressTc.pass()),
+            };
+            measure::each(inst, Prog::EgressTc, &frames, &expect, id)
+        }),
+    )
+}
+
 /// Section 1: every program at 1k bindings, plus new bindings and
 /// pass-through packets.
 fn per_packet(args: &Args) -> Result<Value> {
-    const BULK: u32 = 1_000;
+    const BULK: u32 = BULK_PER_PACKET;
     let capacity = |room: usize| Capacity {
         mappings: room as u32,
         sessions: room as u32,
@@ -442,92 +507,28 @@ fn per_packet(args: &Args) -> Result<Value> {
     // never seen before (a new host address each, random source port), so
     // each creates a binding: a mapping holding its first session (an
     // entry in NAPT_OUT and one in NAPT_IN; nothing in SESSIONS or FILTER).
-    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
-    let mut next_host = u32::from(NEW_HOSTS.0);
     let per_round = args.new_per_round;
-    let remote = Ep::new(Ipv4Addr::new(198, 19, 254, 1), 53);
     if let Some(fresh) = &fresh {
         cases.push(
-            Case::new(
+            new_binding_case(
                 "egress_new_binding",
                 "egress TC (xnat_egress_tc), new UDP flow: creates a binding",
-                Prog::EgressTc,
-                Method::Loop,
-                BULK,
-                Box::new(move || {
-                    let frames: Vec<Vec<u8>> = (0..per_round)
-                        .map(|_| {
-                            let src = Ep::new(
-                                Ipv4Addr::from(next_host),
-                                1024 + rng.below(65535 - 1024 + 1) as u16,
-                            );
-                            next_host += 1;
-                            flows::udp(src, remote)
-                        })
-                        .collect();
-                    let expect = Expect {
-                        each: vec![
-                            Counter::EgressTranslated,
-                            Counter::NaptMappingsCreated,
-                            Counter::NaptSessionsCreated,
-                        ],
-                        unchanged: vec![Counter::DropMappingTableFull, Counter::DropPortsExhausted],
-                        verdict: Some(Prog::EgressTc.pass()),
-                    };
-                    measure::each(
-                        fresh,
-                        Prog::EgressTc,
-                        &frames,
-                        &expect,
-                        "egress_new_binding",
-                    )
-                }),
+                fresh,
+                per_round,
             )
             .against("baseline_new_binding"),
         );
         if let Some(det) = &fresh_det {
-            let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
-            let mut next_host = u32::from(NEW_HOSTS.0);
-            cases.push(Case::new(
+            cases.push(new_binding_case(
                 "egress_new_binding_deterministic",
                 "egress TC (xnat_egress_tc), new UDP flow, deterministic allocation: creates a binding in the host's range",
-                Prog::EgressTc,
-                Method::Loop,
-                BULK,
-                Box::new(move || {
-                    let frames: Vec<Vec<u8>> = (0..per_round)
-                        .map(|_| {
-                            let src = Ep::new(
-                                Ipv4Addr::from(next_host),
-                                1024 + rng.below(65535 - 1024 + 1) as u16,
-                            );
-                            next_host += 1;
-                            flows::udp(src, remote)
-                        })
-                        .collect();
-                    let expect = Expect {
-                        each: vec![
-                            Counter::EgressTranslated,
-                            Counter::NaptMappingsCreated,
-                            Counter::NaptSessionsCreated,
-                        ],
-                        unchanged: vec![Counter::DropMappingTableFull, Counter::DropPortsExhausted],
-                        verdict: Some(Prog::EgressTc.pass()),
-                    };
-                    measure::each(
-                        det,
-                        Prog::EgressTc,
-                        &frames,
-                        &expect,
-                        "egress_new_binding_deterministic",
-                    )
-                }),
+                det,
+                per_round,
             ));
         }
         // The same for the minimal NAT (its own hosts, tables as large):
         // the floor of a new binding on this machine.
-        let mut rng = Rng::new(0x2545_f491_4f6c_dd1d);
-        let mut next_host = u32::from(Ipv4Addr::new(10, 192, 0, 0));
+        let mut new_flows = NewFlows::from(Ipv4Addr::new(10, 192, 0, 0), 0x2545_f491_4f6c_dd1d);
         cases.push(Case::new(
             "baseline_new_binding",
             "minimal NAT (xnat_baseline_new_tc), new UDP flow: creates a binding",
@@ -535,16 +536,7 @@ fn per_packet(args: &Args) -> Result<Value> {
             Method::Loop,
             BULK,
             Box::new(move || {
-                let frames: Vec<Vec<u8>> = (0..per_round)
-                    .map(|_| {
-                        let src = Ep::new(
-                            Ipv4Addr::from(next_host),
-                            1024 + rng.below(65535 - 1024 + 1) as u16,
-                        );
-                        next_host += 1;
-                        flows::udp(src, remote)
-                    })
-                    .collect();
+                let frames = new_flows.round(per_round);
                 let before = fresh.baseline_out_len()?;
                 let expect = Expect {
                     verdict: Some(Prog::BaselineNewTc.pass()),
