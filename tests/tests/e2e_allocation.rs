@@ -117,6 +117,14 @@ fn deterministic_ranges_for_64_hosts_through_two_pool_addresses() {
     }
     let cfg = d.write("det.toml", &config(&d, ""));
     let cfg_path = cfg.to_str().unwrap().to_string();
+    let elsewhere = d.write(
+        "elsewhere.toml",
+        &config(&d, "").replace(
+            &format!("interface = \"{}\"", d.ext()),
+            "interface = \"wan9\"",
+        ),
+    );
+    let elsewhere_path = elsewhere.to_str().unwrap().to_string();
 
     // The layout, before attaching.
     let out = d.xnat_ok(&["check", "--config", &cfg_path]);
@@ -205,9 +213,12 @@ fn deterministic_ranges_for_64_hosts_through_two_pool_addresses() {
             format!("{lo}-{}", lo + 503),
             "{computed}"
         );
-        // ... and from the config file alone.
+        // ... and from the config file alone, on a machine without the
+        // gateway's interface too.
         let from_file = lookup(&d, &["--config", &cfg_path, &e]);
         assert_eq!(from_file[0]["inside"], host(n).to_string(), "{from_file}");
+        let elsewhere = lookup(&d, &["--config", &elsewhere_path, &e]);
+        assert_eq!(elsewhere[0]["inside"], host(n).to_string(), "{elsewhere}");
     }
     // A port below every range, and an address outside the pool: nobody.
     for e in [format!("{POOL_B}:80"), "203.0.113.9:2000".to_string()] {

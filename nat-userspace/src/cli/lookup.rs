@@ -13,14 +13,11 @@ use anyhow::{Context as _, bail};
 use nat_userspace::{
     agent::{clock, runtime},
     lookup::{self, Holder, Source},
-    settings::{
-        Layer,
-        napt::{Allocation, read_settings},
-    },
+    settings::napt::{Allocation, read_settings},
     tables::pins,
 };
 
-use super::{addr::parse_endpoint, attach, flows::ProtoFilter};
+use super::{addr::parse_endpoint, flows::ProtoFilter};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -59,9 +56,10 @@ pub fn run(args: Args, iface: Option<&str>) -> anyhow::Result<ExitCode> {
         .map(|&p| nat_userspace::tables::flows::proto_name(p))
         .collect();
     if let Some(path) = &args.config {
-        let settings = attach::settings_from(Some(path), Layer::default())?;
-        let napt = settings
-            .napt
+        // The file alone: no device of this machine is consulted, so the
+        // abuse desk can answer on a machine of its own.
+        let layer = nat_userspace::settings::config::load(path)?;
+        let napt = nat_userspace::settings::napt_of(&layer)?
             .filter(|n| n.allocation != Allocation::Dynamic)
             .with_context(|| {
                 format!(

@@ -303,6 +303,32 @@ fn values<T: Clone>(v: &Option<Vec<Sourced<T>>>) -> Vec<T> {
     v.iter().flatten().map(|s| s.value.clone()).collect()
 }
 
+/// The NAPT settings of `layer` alone, checked as `resolve` checks them
+/// but without this machine's devices (`xnat lookup --config` on a
+/// machine other than the gateway): the pool must be given, since the
+/// interface's address is the gateway's. `None`: NAPT off.
+pub fn napt_of(layer: &Layer) -> Result<Option<NaptSettings>, SettingError> {
+    if !layer.napt_enabled() {
+        return Ok(None);
+    }
+    if layer.pool.is_none() {
+        return err(
+            &layer
+                .napt
+                .as_ref()
+                .map_or(Origin::flag("--pool"), |n| n.origin.clone()),
+            "no pool given: without one the gateway's interface address is the pool, which only \
+             the gateway knows",
+        );
+    }
+    let ifname = layer.ifname.as_ref().map_or("", |i| i.value.as_str());
+    let limits = Limits {
+        max_mappings: table_size(&layer.max_mappings, nat_common::DEFAULT_MAX_MAPPINGS)?,
+        max_sessions: table_size(&layer.max_sessions, nat_common::DEFAULT_MAX_SESSIONS)?,
+    };
+    resolve_napt(layer, ifname, &limits).map(Some)
+}
+
 /// Fills in defaults and checks everything against everything else.
 /// `missing_iface` is the hint shown when no layer names the interface.
 pub fn resolve(layer: &Layer, missing_iface: &str) -> Result<Settings, SettingError> {
