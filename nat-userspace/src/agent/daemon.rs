@@ -239,7 +239,9 @@ impl Daemon {
         self.translog.is_some()
     }
 
-    pub fn after_sweep(&mut self, r: &SweepReport) {
+    /// After a sweep that began reading the tables at `listed_from`
+    /// (data-plane clock).
+    pub fn after_sweep(&mut self, r: &SweepReport, listed_from: u64) {
         self.metrics.sweep(
             r.duration_us as f64 / 1e6,
             r.in_kernel,
@@ -248,7 +250,7 @@ impl Daemon {
             r.orphans_removed,
         );
         if let Some(log) = &mut self.translog {
-            log.after_sweep(&r.expired, &r.remaining);
+            log.after_sweep(&r.expired, &r.remaining, listed_from);
             let (counts, errors) = log.take_ipfix_counts();
             self.metrics.ipfix(&counts, errors);
         }

@@ -131,7 +131,8 @@ async fn main_loop(attachment: Running, mut daemon: Daemon) -> anyhow::Result<()
                     let started = Instant::now();
                     sweeper.list_mappings(daemon.logs_bindings());
                     sweeper.walk_in_kernel(daemon.walks_in_kernel());
-                    let swept = sweeper.sweep(&cfg, clock::now_ns());
+                    let listed_from = clock::now_ns();
+                    let swept = sweeper.sweep(&cfg, listed_from);
                     sweep_in = expiry::ticks_between_sweeps(started.elapsed());
                     // And the records of bindings made while it ran: a
                     // binding the sweep read whose record is already in the
@@ -152,7 +153,7 @@ async fn main_loop(attachment: Running, mut daemon: Daemon) -> anyhow::Result<()
                                     r.orphans_removed
                                 );
                             }
-                            daemon.after_sweep(&r);
+                            daemon.after_sweep(&r, listed_from);
                         }
                         Err(e) => tracing::error!("expiry sweep failed: {e:#}"),
                     }

@@ -37,6 +37,10 @@ use crate::{
     tables::static_map::from_be,
 };
 
+/// How much older than the true time a data-plane stamp can be (its
+/// clock is cached per CPU for a timer tick or two), with a wide margin.
+pub const LISTING_SLACK: u64 = 50_000_000;
+
 /// One refusal event per kind and host at most this often.
 pub const REFUSALS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 /// Hosts remembered for that before the old ones are let go.
@@ -342,11 +346,16 @@ impl TransLog {
     }
 
     /// After a sweep: logs what it expired, then compares the remaining
-    /// table with what was logged (see the module comment).
+    /// table with what was logged (see the module comment). The sweep
+    /// read the table from `listed_from` (data-plane clock, ns) on: a
+    /// binding created since (give or take the data plane's cached clock,
+    /// [`LISTING_SLACK`]) may be missing from `remaining` though it lives,
+    /// so it is judged by the next sweep, not called removed by this one.
     pub fn after_sweep(
         &mut self,
         expired: &[(EndpointKey, Mapping)],
         remaining: &[(EndpointKey, Mapping)],
+        listed_from: u64,
     ) {
         let as_known = |m: &Mapping| Known {
             public_addr: m.addr,
@@ -379,7 +388,9 @@ impl TransLog {
         let gone: Vec<(EndpointKey, Known)> = self
             .known
             .iter()
-            .filter(|(k, v)| now.get(k) != Some(v))
+            .filter(|(k, v)| {
+                now.get(k) != Some(v) && v.created.saturating_add(LISTING_SLACK) < listed_from
+            })
             .map(|(k, v)| (*k, *v))
             .collect();
         for (k, v) in gone {
@@ -436,7 +447,7 @@ mod tests {
         let _ = std::fs::remove_file(&path);
         let mut log = TransLog::open(LogTarget::File(path.clone())).unwrap();
         // A binding that existed before the agent: taken stock of, not logged.
-        log.after_sweep(&[], &[(key(1), mapping(1, 5))]);
+        log.after_sweep(&[], &[(key(1), mapping(1, 5))], u64::MAX);
         assert!(lines(&path).is_empty());
 
         let ev = BindingEvent {
@@ -456,6 +467,7 @@ mod tests {
         log.after_sweep(
             &[(key(1), mapping(1, 5))],
             &[(key(2), mapping(2, ev.time_ns)), (key(3), mapping(3, 7))],
+            u64::MAX,
         );
         log.created(&BindingEvent {
             inside_port: key(3).port,
@@ -464,7 +476,7 @@ mod tests {
             ..ev
         });
         // 2 vanished without the agent (flush).
-        log.after_sweep(&[], &[(key(3), mapping(3, 7))]);
+        log.after_sweep(&[], &[(key(3), mapping(3, 7))], u64::MAX);
 
         let v = lines(&path);
         let brief: Vec<(String, String, String, bool)> = v
@@ -503,15 +515,67 @@ mod tests {
         let _ = std::fs::remove_file(&path);
     }
 
+    /// A binding made while a sweep read the table: its record comes in
+    /// before the sweep's report, which does not list it. It is not
+    /// called removed (nor logged late after), and a later sweep that
+    /// still does not find it says it is gone.
+    #[test]
+    fn a_binding_made_during_the_sweep_is_not_removed_by_it() {
+        let path =
+            std::env::temp_dir().join(format!("xnat-translog3-{}.jsonl", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let mut log = TransLog::open(LogTarget::File(path.clone())).unwrap();
+        log.after_sweep(&[], &[], u64::MAX);
+        let listed_from = 1_000_000_000;
+        let ev = BindingEvent {
+            kind: nat_common::EVENT_BINDING_CREATED,
+            proto: 17,
+            inside_addr: key(4).addr,
+            inside_port: key(4).port,
+            public_addr: mapping(4, 0).addr,
+            public_port: mapping(4, 0).port,
+            // Stamped a little before the listing began (a cached clock).
+            time_ns: listed_from - 1_000_000,
+            ..Default::default()
+        };
+        log.created(&ev);
+        log.after_sweep(&[], &[], listed_from);
+        // The next sweep lists it: nothing new to say.
+        log.after_sweep(&[], &[(key(4), mapping(4, ev.time_ns))], u64::MAX);
+        // One that does not: removed.
+        log.after_sweep(&[], &[], u64::MAX);
+        let events: Vec<(String, bool)> = lines(&path)
+            .iter()
+            .map(|r| {
+                (
+                    format!(
+                        "{} {}",
+                        r["event"].as_str().unwrap(),
+                        r["reason"].as_str().unwrap_or("")
+                    ),
+                    r["late"].as_bool().unwrap_or(false),
+                )
+            })
+            .collect();
+        assert_eq!(
+            events,
+            vec![
+                ("created ".to_string(), false),
+                ("deleted removed".to_string(), false)
+            ]
+        );
+        let _ = std::fs::remove_file(&path);
+    }
+
     #[test]
     fn lost_records_are_logged_late_and_replacements_close_the_old_binding() {
         let path =
             std::env::temp_dir().join(format!("xnat-translog2-{}.jsonl", std::process::id()));
         let _ = std::fs::remove_file(&path);
         let mut log = TransLog::open(LogTarget::File(path.clone())).unwrap();
-        log.after_sweep(&[], &[]);
+        log.after_sweep(&[], &[], u64::MAX);
         // Never seen, then expired: created (late) and deleted.
-        log.after_sweep(&[(key(7), mapping(7, 70))], &[]);
+        log.after_sweep(&[(key(7), mapping(7, 70))], &[], u64::MAX);
         // A record for endpoint 8, then a new binding of endpoint 8 (the
         // first was flushed and the flow came back before a sweep).
         let ev = BindingEvent {

@@ -64,7 +64,7 @@ fn feed(log: &mut TransLog) {
         }
     }
     log.flush();
-    log.after_sweep(&expired, &[]);
+    log.after_sweep(&expired, &[], u64::MAX);
 }
 
 pub fn run(dir: &std::path::Path) -> Result<Value> {
