@@ -221,6 +221,23 @@ pub fn default_config() -> NatConfig {
     NaptSettings::default().config()
 }
 
+/// `INTERNAL`'s entries for inside prefixes (host-order network, length),
+/// numbered as reconcile numbers them: ascending order, each prefix's
+/// value the offset of its first host (`nat_common::deterministic`).
+pub fn internal_entries(prefixes: &[(u32, u32)]) -> Vec<(u32, u32, u32)> {
+    let mut sorted = prefixes.to_vec();
+    sorted.sort();
+    let mut first = 0u64;
+    sorted
+        .into_iter()
+        .map(|(net, len)| {
+            let offset = nat_common::deterministic::host_offset(net, first as u32);
+            first += 1u64 << (32 - len);
+            (net, len, offset)
+        })
+        .collect()
+}
+
 /// One record of the `EVENTS` ring buffer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EventRecord {
@@ -380,12 +397,9 @@ impl Napt {
         all.push((u32::from(net), prefix_len));
         all.sort();
         all.dedup();
-        let mut first = 0u64;
-        for (n, len) in all {
-            let offset = nat_common::deterministic::host_offset(n, first as u32);
+        for (n, len, offset) in internal_entries(&all) {
             t.insert(&LpmKey::new(len, n.to_be()), offset, 0)
                 .expect("inserting into INTERNAL");
-            first += 1u64 << (32 - len);
         }
     }
 

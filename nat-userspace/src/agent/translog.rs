@@ -433,6 +433,21 @@ mod tests {
         }
     }
 
+    /// The ring's record of a UDP binding of endpoint `port` (see `key`,
+    /// `mapping`) made at `time_ns`.
+    fn record(port: u16, time_ns: u64) -> BindingEvent {
+        BindingEvent {
+            kind: nat_common::EVENT_BINDING_CREATED,
+            proto: 17,
+            inside_addr: key(port).addr,
+            inside_port: key(port).port,
+            public_addr: mapping(port, 0).addr,
+            public_port: mapping(port, 0).port,
+            time_ns,
+            ..Default::default()
+        }
+    }
+
     fn lines(path: &std::path::Path) -> Vec<serde_json::Value> {
         std::fs::read_to_string(path)
             .unwrap()
@@ -450,16 +465,7 @@ mod tests {
         log.after_sweep(&[], &[(key(1), mapping(1, 5))], u64::MAX);
         assert!(lines(&path).is_empty());
 
-        let ev = BindingEvent {
-            kind: nat_common::EVENT_BINDING_CREATED,
-            proto: 17,
-            inside_addr: key(2).addr,
-            inside_port: key(2).port,
-            public_addr: mapping(2, 0).addr,
-            public_port: mapping(2, 0).port,
-            time_ns: clock::now_ns(),
-            ..Default::default()
-        };
+        let ev = record(2, clock::now_ns());
         log.created(&ev);
         log.flush();
         // Sweep: 1 expired, 2 remains, 3 appears without a record (late),
@@ -527,17 +533,8 @@ mod tests {
         let mut log = TransLog::open(LogTarget::File(path.clone())).unwrap();
         log.after_sweep(&[], &[], u64::MAX);
         let listed_from = 1_000_000_000;
-        let ev = BindingEvent {
-            kind: nat_common::EVENT_BINDING_CREATED,
-            proto: 17,
-            inside_addr: key(4).addr,
-            inside_port: key(4).port,
-            public_addr: mapping(4, 0).addr,
-            public_port: mapping(4, 0).port,
-            // Stamped a little before the listing began (a cached clock).
-            time_ns: listed_from - 1_000_000,
-            ..Default::default()
-        };
+        // Stamped a little before the listing began (a cached clock).
+        let ev = record(4, listed_from - 1_000_000);
         log.created(&ev);
         log.after_sweep(&[], &[], listed_from);
         // The next sweep lists it: nothing new to say.
@@ -578,16 +575,7 @@ mod tests {
         log.after_sweep(&[(key(7), mapping(7, 70))], &[], u64::MAX);
         // A record for endpoint 8, then a new binding of endpoint 8 (the
         // first was flushed and the flow came back before a sweep).
-        let ev = BindingEvent {
-            kind: nat_common::EVENT_BINDING_CREATED,
-            proto: 17,
-            inside_addr: key(8).addr,
-            inside_port: key(8).port,
-            public_addr: mapping(8, 0).addr,
-            public_port: mapping(8, 0).port,
-            time_ns: 80,
-            ..Default::default()
-        };
+        let ev = record(8, 80);
         log.created(&ev);
         log.created(&BindingEvent { time_ns: 81, ..ev });
         log.flush();

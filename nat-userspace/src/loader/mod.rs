@@ -222,7 +222,8 @@ pub fn pin_expiry_walk(dir: &Path) -> anyhow::Result<()> {
     for name in nat_common::ALL_MAPS {
         let path = dir.join(name);
         if path.exists() {
-            maps.insert(*name, syscall_prog::open_pinned(&path)?);
+            let fd = link::obj_get(&path).with_context(|| format!("opening {}", path.display()))?;
+            maps.insert(*name, fd);
         }
     }
     let program = syscall_prog::load(crate::ebpf_object(), PROG_EXPIRE, |name| {

@@ -145,17 +145,6 @@ pub fn pin(fd: BorrowedFd<'_>, path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Opens the program pinned at `path`.
-pub fn open_pinned(path: &Path) -> anyhow::Result<OwnedFd> {
-    let c = path_cstring(path)?;
-    // SAFETY: as above.
-    let mut attr: bpf_attr = unsafe { std::mem::zeroed() };
-    // SAFETY: the object-get member; `c` outlives the syscall.
-    let u = unsafe { &mut attr.__bindgen_anon_4 };
-    u.pathname = c.as_ptr() as u64;
-    sys_fd(bpf_cmd::BPF_OBJ_GET, &mut attr).with_context(|| format!("opening {}", path.display()))
-}
-
 /// Runs the syscall program `fd` once (no context) and returns what it
 /// returned.
 pub fn run(fd: BorrowedFd<'_>) -> io::Result<u32> {

@@ -31,17 +31,7 @@ impl Deterministic {
     /// The layout of `n`; `None` unless its allocation is deterministic.
     pub fn of(n: &NaptSettings) -> Option<Self> {
         let layout = n.deterministic_layout()?;
-        let mut prefixes = n.internal.clone();
-        prefixes.sort_by_key(|p| (u32::from(p.addr), p.len));
-        let mut first = 0u64;
-        let prefixes = prefixes
-            .into_iter()
-            .map(|p| {
-                let f = first;
-                first += p.size();
-                (p, f)
-            })
-            .collect();
+        let prefixes = n.numbered_internal();
         let mut pool = n.pool.clone();
         pool.sort();
         Some(Deterministic {

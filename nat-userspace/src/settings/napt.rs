@@ -430,20 +430,29 @@ impl NaptSettings {
         c
     }
 
-    /// The inside prefixes in ascending order, each with `INTERNAL`'s
-    /// value for it: the offset that numbers its hosts after those of the
-    /// prefixes below it (`nat_common::deterministic`).
-    pub fn numbered_internal(&self) -> Vec<(Prefix, u32)> {
+    /// The inside prefixes in ascending order, each with the number of
+    /// its first host: the hosts of the prefixes below it come first
+    /// (`nat_common::deterministic`).
+    pub fn numbered_internal(&self) -> Vec<(Prefix, u64)> {
         let mut prefixes = self.internal.clone();
         prefixes.sort_by_key(|p| (u32::from(p.addr), p.len));
         let mut first = 0u64;
         prefixes
             .into_iter()
             .map(|p| {
-                let offset = host_offset(u32::from(p.addr), first as u32);
+                let f = first;
                 first += p.size();
-                (p, offset)
+                (p, f)
             })
+            .collect()
+    }
+
+    /// `INTERNAL`'s entries: each prefix with the offset that numbers its
+    /// hosts (`nat_common::deterministic::host_offset`).
+    pub fn internal_entries(&self) -> Vec<(Prefix, u32)> {
+        self.numbered_internal()
+            .into_iter()
+            .map(|(p, first)| (p, host_offset(u32::from(p.addr), first as u32)))
             .collect()
     }
 
@@ -493,6 +502,11 @@ pub fn read_config(dir: &Path) -> anyhow::Result<NatConfig> {
 pub fn read_settings(dir: &Path) -> anyhow::Result<Option<NaptSettings>> {
     let cfg = read_config(dir)?;
     let pool = read_pool(dir, &cfg)?;
+    Ok(NaptSettings::from_config(&cfg, &pool, &read_internal(dir)?))
+}
+
+/// The inside prefixes in force, in ascending order.
+pub fn read_internal(dir: &Path) -> anyhow::Result<Vec<Prefix>> {
     let mut internal = Vec::new();
     for k in Tables::at(dir).internal()?.keys() {
         let k = k?;
@@ -501,7 +515,8 @@ pub fn read_settings(dir: &Path) -> anyhow::Result<Option<NaptSettings>> {
             len: k.prefix_len() as u8,
         });
     }
-    Ok(NaptSettings::from_config(&cfg, &pool, &internal))
+    internal.sort_by_key(|p| (u32::from(p.addr), p.len));
+    Ok(internal)
 }
 
 /// The pool addresses in force.

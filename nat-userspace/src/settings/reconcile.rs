@@ -92,16 +92,7 @@ impl Live {
 pub fn read_live(dir: &Path) -> anyhow::Result<Live> {
     let tables = Tables::at(dir);
     let config = napt::read_config(dir)?;
-    let trie = tables.internal()?;
-    let mut internal = Vec::new();
-    for k in trie.keys() {
-        let k = k?;
-        internal.push(Prefix {
-            addr: from_be(k.data()),
-            len: k.prefix_len() as u8,
-        });
-    }
-    internal.sort_by_key(|p| (u32::from(p.addr), p.len));
+    let internal = napt::read_internal(dir)?;
     let napt_out = tables.napt_out()?;
     let bindings = napt_out
         .lookup_all()?
@@ -464,7 +455,7 @@ fn write_napt(dir: &Path, live: &Live, w: &NaptSettings) -> anyhow::Result<()> {
     let mut trie = tables.internal()?;
     // Every prefix, old ones too: a new prefix renumbers the hosts of
     // those above it (the values matter to deterministic allocation).
-    for (p, offset) in w.numbered_internal() {
+    for (p, offset) in w.internal_entries() {
         trie.insert(&Key::new(p.len as u32, to_be(p.addr)), offset, 0)?;
     }
     let deterministic = w.allocation != Allocation::Dynamic;

@@ -115,17 +115,15 @@ impl Target {
             }
         }
         {
-            // Numbered as reconcile numbers them: prefixes in ascending
-            // order, each with the offset of its first host.
+            // Numbered as reconcile numbers them (`napt_maps::internal_entries`).
             let mut t = Loaded::new(&mut self.ebpf).internal()?;
-            let mut prefixes = st.internal.clone();
-            prefixes.sort_by_key(|&(net, _)| u32::from_be(net));
-            let mut first = 0u64;
-            for (net, len) in prefixes {
-                let offset =
-                    nat_common::deterministic::host_offset(u32::from_be(net), first as u32);
-                t.insert(&LpmKey::new(len, net), offset, 0)?;
-                first += 1u64 << (32 - len);
+            let prefixes: Vec<(u32, u32)> = st
+                .internal
+                .iter()
+                .map(|&(net, len)| (u32::from_be(net), len))
+                .collect();
+            for (net, len, offset) in crate::napt_maps::internal_entries(&prefixes) {
+                t.insert(&LpmKey::new(len, net.to_be()), offset, 0)?;
             }
         }
         self.set_static(st)?;

@@ -40,7 +40,8 @@ impl KernelWalk {
         }
         let tables = Tables::at(dir);
         Ok(Some(KernelWalk {
-            prog: syscall_prog::open_pinned(&path)?,
+            prog: crate::loader::link::obj_get(&path)
+                .with_context(|| format!("opening {}", path.display()))?,
             io: tables.expire()?,
             keep: tables.expire_keep()?,
         }))
