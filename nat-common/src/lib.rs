@@ -7,6 +7,7 @@
 #![no_std]
 
 pub mod bench;
+pub mod blocks;
 pub mod csum;
 pub mod deterministic;
 pub mod maps;

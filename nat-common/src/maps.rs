@@ -75,7 +75,7 @@ pub const MAP_EVENT_MASK: &str = "EVENT_MASK";
 /// types and counter indices. Bump it whenever any of them changes, so a
 /// new `xnat` refuses to adopt state pinned by an incompatible one instead
 /// of misreading it.
-pub const LAYOUT_VERSION: u32 = 9;
+pub const LAYOUT_VERSION: u32 = 10;
 
 /// Every map the programs define, in the order user space pins them.
 pub const ALL_MAPS: &[&str] = &[
@@ -95,6 +95,8 @@ pub const ALL_MAPS: &[&str] = &[
     crate::napt::MAP_HOST_PORTS,
     crate::napt::MAP_INBOUND_SESSIONS,
     crate::napt::MAP_HOST_POOL,
+    crate::blocks::MAP_BLOCKS,
+    crate::blocks::MAP_HOST_BLOCKS,
     crate::napt::MAP_EVENTS,
     crate::napt::MAP_FRAGS_OUT,
     crate::napt::MAP_FRAGS_IN,

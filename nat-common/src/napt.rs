@@ -162,6 +162,12 @@ pub struct NatConfig {
     /// and the ports of each (`deterministic::Layout`).
     pub det_hosts_per_addr: u32,
     pub det_ports_per_host: u32,
+    /// Port block allocation (`blocks`): ports per block, blocks one host
+    /// may hold, and seconds an unused block is kept before the agent
+    /// releases it.
+    pub block_size: u32,
+    pub max_blocks_per_host: u32,
+    pub block_hold_down: u32,
 }
 
 /// [`NatConfig::pinned_hosts`]: every host's pool address is the hash's;

@@ -77,10 +77,12 @@ pub enum Counter {
     /// Inbound ICMP errors quoting a datagram from a pool port that no
     /// mapping holds.
     DropInboundIcmpErrorNoMapping = 30,
+    /// Port blocks reserved for inside hosts (`--allocation block`).
+    NaptBlocksAllocated = 31,
 }
 
 /// Number of counters; the size of the `STATS` array.
-pub const COUNTER_COUNT: u32 = 31;
+pub const COUNTER_COUNT: u32 = 32;
 
 impl Counter {
     /// All counters in index order.
@@ -116,6 +118,7 @@ impl Counter {
         Counter::DropInboundSessionLimit,
         Counter::DropIcmpErrorBadChecksum,
         Counter::DropInboundIcmpErrorNoMapping,
+        Counter::NaptBlocksAllocated,
     ];
 
     /// Stable snake_case name used by `xnat stats` and its JSON.
@@ -152,6 +155,7 @@ impl Counter {
             Counter::DropInboundSessionLimit => "drop_inbound_session_limit",
             Counter::DropIcmpErrorBadChecksum => "drop_icmp_error_bad_checksum",
             Counter::DropInboundIcmpErrorNoMapping => "drop_inbound_icmp_error_no_mapping",
+            Counter::NaptBlocksAllocated => "napt_blocks_allocated",
         }
     }
 }

@@ -11,6 +11,7 @@ use nat_common::{
     INTERNAL_MAX, InsideEndpoint, InternalPrefix, Ipv4Be, MAX_HOSTS, Mapping, NatConfig, POOL_MAX,
     ROUTE_CACHE_SLOTS, RouteCacheEntry, STATIC_MAX_ENTRIES, Session, SessionKey,
     stats::COUNTER_COUNT,
+    blocks::{BLOCKS_MAX, BlockKey, BlockOwner, HostBlocks},
     trace::{TRACE_BYTES, TraceFilter},
 };
 
@@ -94,6 +95,16 @@ pub static HOST_PORTS: HashMap<Ipv4Be, u64> =
 #[map]
 pub static HOST_POOL: HashMap<Ipv4Be, Ipv4Be> =
     HashMap::with_max_entries(MAX_HOSTS, BPF_F_NO_PREALLOC);
+
+/// Port blocks → their owners, and each host's blocks (see
+/// nat_common::blocks). Not preallocated: they cost what they hold.
+#[map]
+pub static BLOCKS: HashMap<BlockKey, BlockOwner> =
+    HashMap::with_max_entries(BLOCKS_MAX, BPF_F_NO_PREALLOC);
+
+#[map]
+pub static HOST_BLOCKS: HashMap<Ipv4Be, HostBlocks> =
+    HashMap::with_max_entries(BLOCKS_MAX, BPF_F_NO_PREALLOC);
 
 /// Live sessions created by inbound packets (see
 /// nat_common::MAP_INBOUND_SESSIONS).

@@ -16,13 +16,17 @@
 use aya_ebpf::helpers::generated::bpf_get_prandom_u32;
 use nat_common::{
     Counter, EndpointKey, FirstSession, InsideEndpoint, Mapping, NatConfig, PINNED_RECORDING,
+    blocks::ALLOCATION_BLOCK,
     deterministic::{ALLOCATION_DETERMINISTIC, Layout, host_index},
     pool_index,
 };
 
 use crate::{
     maps::{HOST_POOL, HOST_PORTS, NAPT_IN, NAPT_OUT, POOL},
-    napt::config::{host_offset, in_pool},
+    napt::{
+        blocks,
+        config::{host_offset, in_pool},
+    },
     parse::ipv4::IPPROTO_ICMP,
 };
 
@@ -38,11 +42,17 @@ const PROBES_TOTAL: u32 = 32;
 pub struct AllocError {
     pub reason: Counter,
     pub public: u32,
+    /// The cap reached, for [`Counter::DropHostPortCap`] (ports).
+    pub limit: u32,
 }
 
 #[inline(always)]
-fn refused(reason: Counter, public: u32) -> AllocError {
-    AllocError { reason, public }
+pub(super) fn refused(reason: Counter, public: u32) -> AllocError {
+    AllocError {
+        reason,
+        public,
+        limit: 0,
+    }
 }
 
 /// The pool address of `inside_addr`'s mappings: a hash of its address
@@ -52,7 +62,7 @@ fn refused(reason: Counter, public: u32) -> AllocError {
 /// Nothing to look up or remember otherwise: the hash gives the same
 /// answer for as long as the pool stays.
 #[inline(always)]
-fn pool_addr(cfg: &NatConfig, inside_addr: u32) -> Option<u32> {
+pub(super) fn pool_addr(cfg: &NatConfig, inside_addr: u32) -> Option<u32> {
     if cfg.pinned_hosts != 0
         // SAFETY: plain u32 copied out.
         && let Some(addr) = unsafe { HOST_POOL.get(inside_addr).copied() }
@@ -120,14 +130,14 @@ fn room(cfg: &NatConfig, key: &EndpointKey, want: u16) -> Option<Room> {
     })
 }
 
-enum Reserve {
+pub(super) enum Reserve {
     Taken,
     Done,
     Full,
 }
 
 #[inline(always)]
-fn reserve(public: u32, port: u16, proto: u8, inside: &InsideEndpoint) -> Reserve {
+pub(super) fn reserve(public: u32, port: u16, proto: u8, inside: &InsideEndpoint) -> Reserve {
     let key = EndpointKey {
         addr: public,
         port: port.to_be(),
@@ -151,6 +161,75 @@ pub enum Allocated {
     Raced(*mut Mapping),
 }
 
+/// Picks the public endpoint of a new mapping of `key` in its room
+/// (dynamic and deterministic allocation) and reserves it.
+#[inline(always)]
+fn pick_in_room(
+    cfg: &NatConfig,
+    key: &EndpointKey,
+    want: u16,
+    inside: &InsideEndpoint,
+) -> Result<(u32, u16), AllocError> {
+    let Room {
+        public,
+        class: (lo, hi),
+        all: (min, max),
+    } = room(cfg, key, want).ok_or(refused(Counter::DropPortsExhausted, 0))?;
+    if cfg.max_ports_per_host != 0 {
+        // SAFETY: plain u32 read.
+        let held = unsafe { HOST_PORTS.get(key.addr).copied().unwrap_or(0) };
+        if held >= cfg.max_ports_per_host as u64 {
+            return Err(AllocError {
+                reason: Counter::DropHostPortCap,
+                public,
+                limit: cfg.max_ports_per_host,
+            });
+        }
+    }
+    if (want as u32) >= min && (want as u32) <= max {
+        match reserve(public, want, key.proto, inside) {
+            Reserve::Done => return Ok((public, want)),
+            Reserve::Full => return Err(refused(Counter::DropMappingTableFull, public)),
+            Reserve::Taken => {}
+        }
+    }
+    let keep_parity = key.proto != IPPROTO_ICMP;
+    let mut i = 0;
+    while i < PROBES_TOTAL {
+        let (a, b, parity) = if i < PROBES_PRESERVING {
+            (lo, hi, keep_parity)
+        } else {
+            (min, max, false)
+        };
+        let port = probe(a, b, parity.then_some(want));
+        if port >= a && port <= b {
+            match reserve(public, port as u16, key.proto, inside) {
+                Reserve::Done => return Ok((public, port as u16)),
+                Reserve::Full => return Err(refused(Counter::DropMappingTableFull, public)),
+                Reserve::Taken => {}
+            }
+        }
+        i += 1;
+    }
+    Err(refused(Counter::DropPortsExhausted, public))
+}
+
+/// A random port of `a..=b`, with the parity of `parity_of` if given
+/// (one step down, or up at the bottom: check it is still in range).
+#[inline(always)]
+pub(super) fn probe(a: u32, b: u32, parity_of: Option<u16>) -> u32 {
+    let span = b - a + 1;
+    // SAFETY: helper without arguments.
+    let r = unsafe { bpf_get_prandom_u32() };
+    let mut port = a + r.checked_rem(span).unwrap_or(0);
+    if let Some(w) = parity_of
+        && (port & 1) != (w as u32 & 1)
+    {
+        port = if port > a { port - 1 } else { port + 1 };
+    }
+    port
+}
+
 /// Creates the mapping of inside endpoint `key`, holding the packet's
 /// session `first`.
 #[inline(always)]
@@ -161,65 +240,15 @@ pub fn allocate(
     now: u64,
 ) -> Result<Allocated, AllocError> {
     let want = u16::from_be(key.port);
-    let Room {
-        public,
-        class: (lo, hi),
-        all: (min, max),
-    } = room(cfg, key, want).ok_or(refused(Counter::DropPortsExhausted, 0))?;
-    if cfg.max_ports_per_host != 0 {
-        // SAFETY: plain u32 read.
-        let held = unsafe { HOST_PORTS.get(key.addr).copied().unwrap_or(0) };
-        if held >= cfg.max_ports_per_host as u64 {
-            return Err(refused(Counter::DropHostPortCap, public));
-        }
-    }
     let inside = InsideEndpoint {
         addr: key.addr,
         port: key.port,
         flags: 0,
     };
-    let mut chosen: Option<u16> = None;
-
-    if (want as u32) >= min && (want as u32) <= max {
-        match reserve(public, want, key.proto, &inside) {
-            Reserve::Done => chosen = Some(want),
-            Reserve::Full => return Err(refused(Counter::DropMappingTableFull, public)),
-            Reserve::Taken => {}
-        }
-    }
-    if chosen.is_none() {
-        let keep_parity = key.proto != IPPROTO_ICMP;
-        let mut i = 0;
-        while i < PROBES_TOTAL {
-            let (a, b, parity) = if i < PROBES_PRESERVING {
-                (lo, hi, keep_parity)
-            } else {
-                (min, max, false)
-            };
-            let span = b - a + 1;
-            // SAFETY: helper without arguments.
-            let r = unsafe { bpf_get_prandom_u32() };
-            let mut port = a + r.checked_rem(span).unwrap_or(0);
-            if parity && (port & 1) != (want as u32 & 1) {
-                port = if port > a { port - 1 } else { port + 1 };
-            }
-            if port >= a && port <= b {
-                match reserve(public, port as u16, key.proto, &inside) {
-                    Reserve::Done => {
-                        chosen = Some(port as u16);
-                        break;
-                    }
-                    Reserve::Full => {
-                        return Err(refused(Counter::DropMappingTableFull, public));
-                    }
-                    Reserve::Taken => {}
-                }
-            }
-            i += 1;
-        }
-    }
-    let Some(port) = chosen else {
-        return Err(refused(Counter::DropPortsExhausted, public));
+    let (public, port) = if cfg.allocation == ALLOCATION_BLOCK {
+        blocks::pick(cfg, key, want, &inside, now)?
+    } else {
+        pick_in_room(cfg, key, want, &inside)?
     };
 
     let mapping = Mapping {

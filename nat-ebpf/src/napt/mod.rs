@@ -4,6 +4,8 @@
 
 /// Choosing a public address and port for a new mapping.
 pub mod alloc;
+/// Port block allocation: a host's ports come from its blocks.
+pub mod blocks;
 /// Whether NAPT is on, its pool and the inside prefixes it translates.
 pub mod config;
 /// RFC 4787 filtering of inbound packets with no session yet.

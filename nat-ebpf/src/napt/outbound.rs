@@ -80,7 +80,7 @@ pub fn egress<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
                             events::refused(p, ip, EVENT_PORTS_EXHAUSTED, e.public, 0)
                         }
                         Counter::DropHostPortCap => {
-                            events::refused(p, ip, EVENT_HOST_CAP, e.public, cfg.max_ports_per_host)
+                            events::refused(p, ip, EVENT_HOST_CAP, e.public, e.limit)
                         }
                         _ => {}
                     }

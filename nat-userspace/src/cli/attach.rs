@@ -229,15 +229,23 @@ pub fn describe(s: &Settings) -> String {
             n.ports,
             n.filtering.name(),
         ));
-        if let Allocation::Deterministic {
-            hosts_per_addr,
-            ports_per_host,
-        } = n.allocation
-        {
-            out.push_str(&format!(
+        match n.allocation {
+            Allocation::Dynamic => {}
+            Allocation::Deterministic {
+                hosts_per_addr,
+                ports_per_host,
+            } => out.push_str(&format!(
                 ", deterministic allocation: {ports_per_host} ports per inside address, \
                  {hosts_per_addr} per pool address"
-            ));
+            )),
+            Allocation::Block {
+                size,
+                max_per_host,
+                hold_down,
+            } => out.push_str(&format!(
+                ", block allocation: blocks of {size} ports, up to {max_per_host} per inside \
+                 address, released {hold_down} s after their last use"
+            )),
         }
     }
     if !s.forwards.is_empty() {

@@ -60,12 +60,12 @@ pub fn run(args: Args, iface: Option<&str>) -> anyhow::Result<ExitCode> {
         // abuse desk can answer on a machine of its own.
         let layer = nat_userspace::settings::config::load(path)?;
         let napt = nat_userspace::settings::napt_of(&layer)?
-            .filter(|n| n.allocation != Allocation::Dynamic)
+            .filter(|n| matches!(n.allocation, Allocation::Deterministic { .. }))
             .with_context(|| {
                 format!(
                     "{}: --config answers for deterministic allocation only (allocation = \
-                     \"deterministic\" in [napt]); under dynamic allocation ask the attachment's \
-                     tables and translation log (without --config)",
+                     \"deterministic\" in [napt]); under dynamic and block allocation ask the \
+                     attachment's tables and translation log (without --config)",
                     path.display()
                 )
             })?;

@@ -166,9 +166,10 @@ macro_rules! napt_settings {
             max_inbound_sessions: u32 = "max-inbound-sessions" [value_name = "N"],
 
             /// How new mappings get their public endpoint: dynamic (any free
-            /// port on the host's pool address) or deterministic (RFC 7422: a
-            /// fixed pool address and port range per inside address, nothing
-            /// to log) [default: dynamic].
+            /// port on the host's pool address), block (ports from blocks the
+            /// host reserves on its pool address: one log line per block) or
+            /// deterministic (RFC 7422: a fixed pool address and port range
+            /// per inside address, nothing to log) [default: dynamic].
             allocation: AllocationMode = "allocation" [value_enum],
 
             /// Deterministic allocation: ports of each inside address [default:
@@ -178,6 +179,18 @@ macro_rules! napt_settings {
             /// Deterministic allocation: refuse a layout that leaves an inside
             /// address fewer ports [default: 64].
             min_ports_per_host: u32 = "min-ports-per-host" [value_name = "N"],
+
+            /// Block allocation: ports per block [default: 256].
+            block_size: u32 = "block-size" [value_name = "N"],
+
+            /// Block allocation: blocks one inside address may hold at once
+            /// (its port cap is this times --block-size) [default: 8].
+            max_blocks_per_host: u32 = "max-blocks-per-host" [value_name = "N"],
+
+            /// Block allocation: seconds a block no binding uses is kept
+            /// before it goes back to the pool, so its ports do not pass to
+            /// another subscriber right after their last use [default: 60].
+            block_hold_down: u32 = "block-hold-down" [value_name = "SECS"],
         }
     };
 }
@@ -606,20 +619,35 @@ fn allocation(
     ports: PortRange,
 ) -> Result<Allocation, SettingError> {
     let mode = layer.allocation.as_ref();
-    if mode.is_none_or(|m| m.value == AllocationMode::Dynamic) {
-        if let Some(given) = [&layer.ports_per_host, &layer.min_ports_per_host]
-            .into_iter()
-            .flatten()
-            .next()
-        {
-            return err(
+    let value = mode.map_or(AllocationMode::Dynamic, |m| m.value);
+    let only = |flags: &[&Option<Sourced<u32>>], for_mode: AllocationMode, name: &str| {
+        match flags.iter().copied().flatten().next() {
+            Some(given) if value != for_mode => err(
                 &given.origin,
-                "applies to deterministic allocation only (--allocation deterministic)",
-            );
+                format!("applies to {name} allocation only (--allocation {name})"),
+            ),
+            _ => Ok(()),
         }
-        return Ok(Allocation::Dynamic);
-    }
-    let origin = &mode.expect("not dynamic").origin;
+    };
+    only(
+        &[&layer.ports_per_host, &layer.min_ports_per_host],
+        AllocationMode::Deterministic,
+        "deterministic",
+    )?;
+    only(
+        &[
+            &layer.block_size,
+            &layer.max_blocks_per_host,
+            &layer.block_hold_down,
+        ],
+        AllocationMode::Block,
+        "block",
+    )?;
+    let origin = match (mode, value) {
+        (_, AllocationMode::Dynamic) | (None, _) => return Ok(Allocation::Dynamic),
+        (Some(m), AllocationMode::Block) => return block_allocation(layer, &m.origin, ports),
+        (Some(m), AllocationMode::Deterministic) => &m.origin,
+    };
     if let Some(cap) = layer.max_ports_per_host.as_ref().filter(|c| c.value != 0) {
         return err(
             &cap.origin,
@@ -690,6 +718,60 @@ fn allocation(
     Ok(Allocation::Deterministic {
         hosts_per_addr: layout.hosts_per_addr,
         ports_per_host: layout.ports_per_host,
+    })
+}
+
+/// `--allocation block` with its block size, cap and hold-down checked.
+fn block_allocation(
+    layer: &Layer,
+    origin: &Origin,
+    ports: PortRange,
+) -> Result<Allocation, SettingError> {
+    use nat_common::blocks::{
+        DEFAULT_BLOCK_HOLD_DOWN, DEFAULT_BLOCK_SIZE, DEFAULT_MAX_BLOCKS_PER_HOST,
+        MAX_BLOCKS_PER_HOST, MIN_BLOCK_SIZE,
+    };
+    if let Some(cap) = layer.max_ports_per_host.as_ref().filter(|c| c.value != 0) {
+        return err(
+            &cap.origin,
+            "does not apply to block allocation: an inside address's cap is \
+             --max-blocks-per-host blocks of --block-size ports",
+        );
+    }
+    let size = layer.block_size.as_ref();
+    let size_origin = size.map_or(origin, |s| &s.origin);
+    let size = size.map_or(DEFAULT_BLOCK_SIZE, |s| s.value);
+    let in_range = u32::from(ports.max()) - u32::from(ports.min()) + 1;
+    if size < MIN_BLOCK_SIZE {
+        return err(
+            size_origin,
+            format!("a port block holds at least {MIN_BLOCK_SIZE} ports (--block-size {size})"),
+        );
+    }
+    if size > in_range {
+        return err(
+            size_origin,
+            format!(
+                "blocks of {size} ports do not fit the port range {ports} ({in_range} ports); \
+                 use a smaller --block-size or widen --ports"
+            ),
+        );
+    }
+    let max = layer.max_blocks_per_host.as_ref();
+    let max_per_host = max.map_or(DEFAULT_MAX_BLOCKS_PER_HOST, |m| m.value);
+    if !(1..=MAX_BLOCKS_PER_HOST).contains(&max_per_host) {
+        return err(
+            max.map_or(origin, |m| &m.origin),
+            format!("an inside address may hold 1 to {MAX_BLOCKS_PER_HOST} blocks"),
+        );
+    }
+    Ok(Allocation::Block {
+        size,
+        max_per_host,
+        hold_down: layer
+            .block_hold_down
+            .as_ref()
+            .map_or(DEFAULT_BLOCK_HOLD_DOWN, |h| h.value),
     })
 }
 

@@ -5,6 +5,7 @@ use std::{net::Ipv4Addr, path::Path};
 
 use nat_common::{
     FILTER_ADDRESS, FILTER_ADDRESS_AND_PORT, FILTER_ENDPOINT_INDEPENDENT, NatConfig,
+    blocks::ALLOCATION_BLOCK,
     deterministic::{ALLOCATION_DETERMINISTIC, ALLOCATION_DYNAMIC, Layout, host_offset},
 };
 
@@ -208,6 +209,9 @@ pub enum AllocationMode {
     Dynamic,
     /// RFC 7422: a fixed pool address and port range per inside address.
     Deterministic,
+    /// Port blocks: a host's ports come from blocks it reserves on its
+    /// paired pool address (one log line per block).
+    Block,
 }
 
 /// The allocation in force, with the deterministic layout worked out
@@ -220,6 +224,13 @@ pub enum Allocation {
         hosts_per_addr: u32,
         ports_per_host: u32,
     },
+    /// Port blocks (`nat_common::blocks`): ports per block, blocks a host
+    /// may hold, seconds an unused block is kept.
+    Block {
+        size: u32,
+        max_per_host: u32,
+        hold_down: u32,
+    },
 }
 
 impl Allocation {
@@ -227,6 +238,7 @@ impl Allocation {
         match self {
             Allocation::Dynamic => AllocationMode::Dynamic,
             Allocation::Deterministic { .. } => AllocationMode::Deterministic,
+            Allocation::Block { .. } => AllocationMode::Block,
         }
     }
 }
@@ -416,15 +428,30 @@ impl NaptSettings {
             allocation: ALLOCATION_DYNAMIC,
             det_hosts_per_addr: 0,
             det_ports_per_host: 0,
+            block_size: 0,
+            max_blocks_per_host: 0,
+            block_hold_down: 0,
         };
-        if let Allocation::Deterministic {
-            hosts_per_addr,
-            ports_per_host,
-        } = self.allocation
-        {
-            c.allocation = ALLOCATION_DETERMINISTIC;
-            c.det_hosts_per_addr = hosts_per_addr;
-            c.det_ports_per_host = ports_per_host;
+        match self.allocation {
+            Allocation::Dynamic => {}
+            Allocation::Deterministic {
+                hosts_per_addr,
+                ports_per_host,
+            } => {
+                c.allocation = ALLOCATION_DETERMINISTIC;
+                c.det_hosts_per_addr = hosts_per_addr;
+                c.det_ports_per_host = ports_per_host;
+            }
+            Allocation::Block {
+                size,
+                max_per_host,
+                hold_down,
+            } => {
+                c.allocation = ALLOCATION_BLOCK;
+                c.block_size = size;
+                c.max_blocks_per_host = max_per_host;
+                c.block_hold_down = hold_down;
+            }
         }
         self.ports.write(&mut c);
         c
@@ -462,8 +489,8 @@ impl NaptSettings {
     /// [`reconcile`]: crate::settings::reconcile
     pub fn deterministic_layout(&self) -> Option<Layout> {
         match self.allocation {
-            Allocation::Dynamic => None,
             Allocation::Deterministic { .. } => Some(Layout::of(&self.config())),
+            Allocation::Dynamic | Allocation::Block { .. } => None,
         }
     }
 
@@ -481,13 +508,17 @@ impl NaptSettings {
             max_ports_per_host: c.max_ports_per_host,
             max_inbound_sessions: c.max_inbound_sessions,
             timeouts: Timeouts::of(c),
-            allocation: if c.allocation == ALLOCATION_DETERMINISTIC {
-                Allocation::Deterministic {
+            allocation: match c.allocation {
+                ALLOCATION_DETERMINISTIC => Allocation::Deterministic {
                     hosts_per_addr: c.det_hosts_per_addr,
                     ports_per_host: c.det_ports_per_host,
-                }
-            } else {
-                Allocation::Dynamic
+                },
+                ALLOCATION_BLOCK => Allocation::Block {
+                    size: c.block_size,
+                    max_per_host: c.max_blocks_per_host,
+                    hold_down: c.block_hold_down,
+                },
+                _ => Allocation::Dynamic,
             },
         })
     }

@@ -458,7 +458,7 @@ fn write_napt(dir: &Path, live: &Live, w: &NaptSettings) -> anyhow::Result<()> {
     for (p, offset) in w.internal_entries() {
         trie.insert(&Key::new(p.len as u32, to_be(p.addr)), offset, 0)?;
     }
-    let deterministic = w.allocation != Allocation::Dynamic;
+    let deterministic = matches!(w.allocation, Allocation::Deterministic { .. });
     let new_pool: Vec<Ipv4Addr> = if deterministic {
         // The layout takes the pool in ascending order.
         let mut pool = w.pool.clone();
