@@ -13,6 +13,7 @@ use std::{
 };
 
 use crate::{
+    agent::blocks::BlockReport,
     agent::events,
     agent::expiry::SweepReport,
     agent::http,
@@ -24,7 +25,7 @@ use crate::{
     },
     settings::config,
     settings::reconcile,
-    settings::{self, Layer, LogTarget, Settings},
+    settings::{self, Layer, LogTarget, Settings, napt::Allocation},
 };
 use anyhow::{Context as _, bail};
 use nat_common::BindingEvent;
@@ -169,14 +170,23 @@ impl Daemon {
     }
 
     /// Asks the data plane for the events the log's sinks need: bindings
-    /// for either, host caps for IPFIX.
+    /// for either (not under block allocation, which logs blocks), host
+    /// caps for IPFIX.
     fn want_events(&self, dir: &Path) -> anyhow::Result<()> {
         let log = self.translog.as_ref();
         events::want(
             dir,
-            log.is_some(),
+            self.logs_bindings(),
             log.is_some_and(|l| l.collector().is_some()),
         )
+    }
+
+    /// Whether the settings in force allocate port blocks.
+    fn allocates_blocks(&self) -> bool {
+        self.settings
+            .napt
+            .as_ref()
+            .is_some_and(|n| matches!(n.allocation, Allocation::Block { .. }))
     }
 
     fn serve(&mut self, dir: &Path, l: std::net::TcpListener) -> anyhow::Result<()> {
@@ -233,10 +243,32 @@ impl Daemon {
         }
     }
 
-    /// Whether the translation log is on (its sweeps need every mapping
-    /// listed).
+    /// Whether the translation log logs each binding (its sweeps then
+    /// need every mapping listed): it is on, and the allocation is not by
+    /// blocks (which logs blocks instead).
     pub fn logs_bindings(&self) -> bool {
-        self.translog.is_some()
+        self.translog.is_some() && !self.allocates_blocks()
+    }
+
+    /// After the block keeper's pass: its events to the log and metrics.
+    pub fn blocks(&mut self, r: &BlockReport) {
+        for ev in &r.events {
+            if let Some(why) = ev.released {
+                self.metrics.block_released(why.name());
+            }
+        }
+        if r.kept + r.repaired > 0 {
+            tracing::info!(
+                "port blocks: kept {} a binding was made in while releasing, repaired {} host list(s)",
+                r.kept,
+                r.repaired
+            );
+        }
+        if let Some(log) = &mut self.translog {
+            log.blocks(&r.events);
+            let (counts, errors) = log.take_ipfix_counts();
+            self.metrics.ipfix(&counts, errors);
+        }
     }
 
     /// After a sweep that began reading the tables at `listed_from`
@@ -249,7 +281,9 @@ impl Daemon {
             r.mappings_expired,
             r.orphans_removed,
         );
-        if let Some(log) = &mut self.translog {
+        if self.logs_bindings()
+            && let Some(log) = &mut self.translog
+        {
             log.after_sweep(&r.expired, &r.remaining, listed_from);
             let (counts, errors) = log.take_ipfix_counts();
             self.metrics.ipfix(&counts, errors);

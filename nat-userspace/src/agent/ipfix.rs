@@ -14,8 +14,13 @@
 //!   ports ran out (postNATSourceIPv4Address), the protocol, and the inside
 //!   host refused (sourceIPv4Address).
 //! * "Quota exceeded" (natEvent 13), natQuotaExceededEvent 3 ("maximum
-//!   entries per user"): the inside host at `--max-ports-per-host`, with
-//!   the cap (maxEntriesPerUser).
+//!   entries per user"): the inside host at its cap (`--max-ports-per-host`,
+//!   or its blocks' ports under block allocation), with the cap
+//!   (maxEntriesPerUser).
+//! * "Port block allocation/de-allocation" (natEvent 16, 17; block
+//!   allocation): the time, the inside host, the pool address, and the
+//!   block (portRangeStart, portRangeEnd, portRangeStepSize 1,
+//!   portRangeNumPorts).
 //!
 //! Over UDP the templates go out with the first message and then at least
 //! every [`TEMPLATE_REFRESH`] (RFC 7011 §8.4); records are batched into
@@ -36,6 +41,8 @@ pub const NAT44_BIB_CREATE: u8 = 8;
 pub const NAT44_BIB_DELETE: u8 = 9;
 pub const NAT_PORTS_EXHAUSTED: u8 = 12;
 pub const QUOTA_EXCEEDED: u8 = 13;
+pub const PORT_BLOCK_ALLOCATION: u8 = 16;
+pub const PORT_BLOCK_DEALLOCATION: u8 = 17;
 /// natQuotaExceededEvent: maximum entries per user.
 const MAX_ENTRIES_PER_USER: u32 = 3;
 
@@ -89,7 +96,20 @@ const QUOTA: Template = Template {
         (8, 4),   // sourceIPv4Address
     ],
 };
-const TEMPLATES: [&Template; 3] = [&BIB, &PORTS_EXHAUSTED, &QUOTA];
+const PORT_BLOCK: Template = Template {
+    id: 259,
+    fields: &[
+        (323, 8), // observationTimeMilliseconds
+        (230, 1), // natEvent
+        (8, 4),   // sourceIPv4Address
+        (225, 4), // postNATSourceIPv4Address
+        (361, 2), // portRangeStart
+        (362, 2), // portRangeEnd
+        (363, 2), // portRangeStepSize
+        (364, 2), // portRangeNumPorts
+    ],
+};
+const TEMPLATES: [&Template; 4] = [&BIB, &PORTS_EXHAUSTED, &QUOTA, &PORT_BLOCK];
 
 const MESSAGE_HEADER: usize = 16;
 const SET_HEADER: usize = 4;
@@ -137,6 +157,8 @@ pub fn event_name(nat_event: u8) -> &'static str {
         NAT44_BIB_DELETE => "nat44-bib-delete",
         NAT_PORTS_EXHAUSTED => "ports-exhausted",
         QUOTA_EXCEEDED => "quota-exceeded",
+        PORT_BLOCK_ALLOCATION => "port-block-allocation",
+        PORT_BLOCK_DEALLOCATION => "port-block-deallocation",
         _ => "other",
     }
 }
@@ -219,6 +241,33 @@ impl Exporter {
         r.extend_from_slice(&limit.to_be_bytes());
         r.extend_from_slice(&host.to_ne_bytes());
         self.pending.push((QUOTA.id, r));
+    }
+
+    /// Queues a port block event: block `lo..=hi` (host order) of pool
+    /// address `public` allocated to (or released by) inside host `host`
+    /// (both network order).
+    pub fn port_block(
+        &mut self,
+        time: SystemTime,
+        allocated: bool,
+        host: u32,
+        public: u32,
+        (lo, hi): (u16, u16),
+    ) {
+        let mut r = Vec::with_capacity(PORT_BLOCK.record_len());
+        r.extend_from_slice(&millis(time));
+        r.push(if allocated {
+            PORT_BLOCK_ALLOCATION
+        } else {
+            PORT_BLOCK_DEALLOCATION
+        });
+        r.extend_from_slice(&host.to_ne_bytes());
+        r.extend_from_slice(&public.to_ne_bytes());
+        r.extend_from_slice(&lo.to_be_bytes());
+        r.extend_from_slice(&hi.to_be_bytes());
+        r.extend_from_slice(&1u16.to_be_bytes());
+        r.extend_from_slice(&(hi - lo).wrapping_add(1).to_be_bytes());
+        self.pending.push((PORT_BLOCK.id, r));
     }
 
     /// Sends what is queued (and the templates when they are due).

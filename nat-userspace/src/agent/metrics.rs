@@ -57,6 +57,8 @@ pub struct AgentMetrics {
     /// IPFIX data records sent, by natEvent name.
     pub ipfix_records: Family<Labels, Counter>,
     pub ipfix_send_errors: Counter,
+    /// Port blocks the agent released, by reason (`unused`, `removed`).
+    pub blocks_released: Family<Labels, Counter>,
 }
 
 impl Default for AgentMetrics {
@@ -70,6 +72,7 @@ impl Default for AgentMetrics {
             translog_records: Counter::default(),
             ipfix_records: Family::default(),
             ipfix_send_errors: Counter::default(),
+            blocks_released: Family::default(),
         }
     }
 }
@@ -109,6 +112,13 @@ impl AgentMetrics {
         self.sweep_seconds.observe(seconds);
     }
 
+    /// A block released (`reason`: `agent::blocks::Released::name`).
+    pub fn block_released(&self, reason: &str) {
+        self.blocks_released
+            .get_or_create(&labels(&[("reason", reason)]))
+            .inc();
+    }
+
     pub fn reload(&self, ok: bool) {
         self.reloads
             .get_or_create(&labels(&[("result", if ok { "ok" } else { "error" })]))
@@ -126,6 +136,7 @@ fn classify(c: Kc) -> (&'static str, Option<(&'static str, &'static str)>) {
         Kc::EgressDroppedMalformed => ("drops", Some(("reason", "egress_malformed"))),
         Kc::NaptMappingsCreated => ("bindings_created", None),
         Kc::NaptSessionsCreated => ("sessions_created", None),
+        Kc::NaptBlocksAllocated => ("port_blocks_allocated", None),
         c => {
             let name = c.name();
             if let Some(reason) = name.strip_prefix("drop_") {
@@ -151,6 +162,7 @@ fn help(metric: &str) -> &'static str {
         "bindings_created" => "Dynamic NAPT bindings (mappings) created",
         "sessions_created" => "NAPT sessions created",
         "events_lost" => "Ring-buffer events lost because the reader lagged",
+        "port_blocks_allocated" => "Port blocks reserved for inside hosts (block allocation)",
         _ => "Data-plane counter",
     }
 }
@@ -287,6 +299,34 @@ pub fn render(dir: &Path, ifname: &str, agent: &AgentMetrics) -> anyhow::Result<
         ports,
     );
 
+    let blocks = tables.blocks()?.lookup_all()?;
+    if cfg.allocation == nat_common::blocks::ALLOCATION_BLOCK || !blocks.is_empty() {
+        let held: Family<Labels, Gauge> = Family::default();
+        for a in napt::read_pool(dir, &cfg)? {
+            let _ = held.get_or_create(&labels(&[("address", &a.to_string())]));
+        }
+        let mut per_addr: BTreeMap<u32, i64> = BTreeMap::new();
+        for (k, _) in &blocks {
+            *per_addr.entry(k.addr).or_default() += 1;
+        }
+        for (addr, n) in per_addr {
+            held.get_or_create(&labels(&[("address", &from_be(addr).to_string())]))
+                .set(n);
+        }
+        reg.register(
+            "port_blocks_held",
+            "Port blocks held by inside hosts, per pool address (block allocation)",
+            held,
+        );
+        let per_addr = Gauge::<i64>::default();
+        per_addr.set(i64::from(nat_common::blocks::Blocks::of(&cfg).count()));
+        reg.register(
+            "port_blocks_per_address",
+            "Port blocks each pool address has (block allocation)",
+            per_addr,
+        );
+    }
+
     let fill: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>> = Family::default();
     for (map, max, n) in [
         table_size(tables.napt_out()?, out.len())?,
@@ -338,6 +378,13 @@ pub fn render(dir: &Path, ifname: &str, agent: &AgentMetrics) -> anyhow::Result<
         "ipfix_send_errors",
         "IPFIX messages the collector could not be sent",
         agent.ipfix_send_errors.clone(),
+    );
+
+    reg.register(
+        "port_blocks_released",
+        "Port blocks the agent released, by reason (unused: past the hold-down; removed: \
+         deleted by someone else)",
+        agent.blocks_released.clone(),
     );
 
     let mut text = String::new();

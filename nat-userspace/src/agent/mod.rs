@@ -5,6 +5,7 @@
 //! detach`, then leaves the interface as it found it; `daemon` adds the
 //! metrics endpoint (`metrics`, `http`), the translation log (`translog`)
 //! and reloads.
+pub mod blocks;
 pub mod clock;
 pub mod daemon;
 pub mod events;
@@ -88,6 +89,7 @@ async fn main_loop(attachment: Running, mut daemon: Daemon) -> anyhow::Result<()
     // Ticks until the next sweep (`expiry::ticks_between_sweeps`).
     let mut sweep_in: u32 = 1;
     let sweeper = Sweeper::open(&dir)?;
+    let mut keeper = blocks::BlockKeeper::open(&dir)?;
     let ring = Tables::at(&dir).events()?;
     // SAFETY: the ring buffer owns its fd for as long as the AsyncFd owns
     // the ring buffer; nothing else closes it.
@@ -129,7 +131,9 @@ async fn main_loop(attachment: Running, mut daemon: Daemon) -> anyhow::Result<()
                         continue;
                     }
                     let started = Instant::now();
-                    sweeper.list_mappings(daemon.logs_bindings());
+                    // The block keeper counts the bindings of each block.
+                    let by_blocks = cfg.allocation == nat_common::blocks::ALLOCATION_BLOCK;
+                    sweeper.list_mappings(daemon.logs_bindings() || by_blocks);
                     sweeper.walk_in_kernel(daemon.walks_in_kernel());
                     let listed_from = clock::now_ns();
                     let swept = sweeper.sweep(&cfg, listed_from);
@@ -154,6 +158,10 @@ async fn main_loop(attachment: Running, mut daemon: Daemon) -> anyhow::Result<()
                                 );
                             }
                             daemon.after_sweep(&r, listed_from);
+                            match keeper.after_sweep(&cfg, listed_from, &r.remaining, !r.in_kernel) {
+                                Ok(b) => daemon.blocks(&b),
+                                Err(e) => tracing::error!("port blocks: {e:#}"),
+                            }
                         }
                         Err(e) => tracing::error!("expiry sweep failed: {e:#}"),
                     }

@@ -2,7 +2,9 @@
 //! bindings): one JSON object per line for every dynamic binding created
 //! and deleted, with time, protocol, inside and public endpoint
 //! (`--log-bindings`), and the same events as IPFIX records (`--ipfix`,
-//! `ipfix.rs`): either or both.
+//! `ipfix.rs`): either or both. Under block allocation it logs the blocks
+//! instead (`block-allocated`, `block-released`: inside address, pool
+//! address, ports), one line per block rather than per binding.
 //!
 //! * created: from the data plane's ring-buffer records (exact time);
 //! * deleted, reason "expired": by the agent's expiry sweep;
@@ -60,6 +62,25 @@ pub struct Record {
     pub reason: Option<&'static str>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub late: bool,
+}
+
+/// One log line of a port block (block allocation): who held which
+/// ports of a pool address from when (`block-allocated`) to when
+/// (`block-released`).
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct BlockRecord {
+    pub time: String,
+    /// "block-allocated" or "block-released".
+    pub event: &'static str,
+    /// The inside address (every port of the block is its).
+    pub inside: String,
+    /// The pool address.
+    pub public: String,
+    /// `first-last`.
+    pub ports: String,
+    /// Released: "unused" (past the hold-down) or "removed".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
 }
 
 /// What the log knows about a binding it has logged as created.
@@ -239,6 +260,53 @@ impl TransLog {
                 tracing::warn!("translation log {}: {e}", j.target);
             }
         }
+    }
+
+    /// Port block events (block allocation), in the JSON lines and as
+    /// IPFIX port block records. An allocation carries the data plane's
+    /// time of the reservation; a release the time it is logged.
+    pub fn blocks(&mut self, events: &[crate::agent::blocks::BlockEvent]) {
+        for ev in events {
+            let time = match ev.released {
+                None => clock::wall_time(ev.owner.allocated),
+                Some(_) => SystemTime::now(),
+            };
+            if let Some(x) = &mut self.ipfix {
+                x.port_block(
+                    time,
+                    ev.released.is_none(),
+                    ev.owner.host,
+                    ev.key.addr,
+                    ev.ports,
+                );
+            }
+            let Some(j) = &mut self.json else {
+                continue;
+            };
+            let r = BlockRecord {
+                time: clock::rfc3339(time),
+                event: if ev.released.is_none() {
+                    "block-allocated"
+                } else {
+                    "block-released"
+                },
+                inside: from_be(ev.owner.host).to_string(),
+                public: from_be(ev.key.addr).to_string(),
+                ports: format!("{}-{}", ev.ports.0, ev.ports.1),
+                reason: ev.released.map(|r| r.name()),
+            };
+            let line = serde_json::to_string(&r).expect("records serialize");
+            match writeln!(j.out, "{line}") {
+                Ok(()) => {
+                    self.records.inc();
+                }
+                Err(e) => {
+                    self.write_errors += 1;
+                    tracing::warn!("translation log {}: {e}", j.target);
+                }
+            }
+        }
+        self.flush();
     }
 
     /// A refused new mapping from the ring (ports exhausted, host cap):

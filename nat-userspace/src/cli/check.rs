@@ -4,7 +4,11 @@
 //! not (with the first problem, naming file, line and key).
 use std::process::ExitCode;
 
-use nat_userspace::settings::deterministic::Deterministic;
+use nat_common::blocks::Blocks;
+use nat_userspace::settings::{
+    deterministic::Deterministic,
+    napt::{Allocation, NaptSettings},
+};
 
 use super::attach;
 
@@ -23,7 +27,33 @@ pub fn run(a: attach::Args) -> anyhow::Result<ExitCode> {
     if let Some(d) = settings.napt.as_ref().and_then(Deterministic::of) {
         print_layout(&d);
     }
+    if let Some(n) = &settings.napt
+        && let Allocation::Block {
+            size, max_per_host, ..
+        } = n.allocation
+    {
+        print_blocks(n, size, max_per_host);
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Block allocation's sizing: blocks per pool address, how many hosts get
+/// one, what one host may hold.
+fn print_blocks(n: &NaptSettings, size: u32, max_per_host: u32) {
+    let per_addr = Blocks::of(&n.config()).count();
+    let total = u64::from(per_addr) * n.pool.len() as u64;
+    let hosts: u64 = n.internal.iter().map(|p| p.size()).sum();
+    println!(
+        "block allocation: {per_addr} blocks of {size} ports per pool address, {total} in all; \
+         an inside address holds 1 to {max_per_host} ({size} to {} ports)",
+        max_per_host * size
+    );
+    if hosts > total {
+        println!(
+            "note: {hosts} inside addresses and {total} blocks: once every block is held, a host \
+             without one gets no port (ports exhausted) until one is released"
+        );
+    }
 }
 
 /// Hosts listed one by one up to this many; beyond, the first and last.

@@ -3,7 +3,9 @@
 use std::{net::Ipv4Addr, process::ExitCode};
 
 use clap::{Subcommand, ValueEnum};
-use nat_userspace::{settings::napt, tables::flows, tables::flush, tables::pins};
+use nat_userspace::{
+    settings::napt, tables::blocks, tables::flows, tables::flush, tables::pins,
+};
 
 use super::addr::parse_ipv4;
 
@@ -21,6 +23,9 @@ pub struct Args {
     /// Only flows of this inside host.
     #[arg(long, value_parser = parse_ipv4)]
     pub inside: Option<Ipv4Addr>,
+    /// List the port blocks held (block allocation) instead of the flows.
+    #[arg(long, conflicts_with = "proto")]
+    pub blocks: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -83,6 +88,9 @@ pub fn run(args: Args, iface: Option<&str>) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let cfg = napt::read_config(&dir)?;
+    if args.blocks {
+        return print_blocks(&dir, &cfg, &args);
+    }
     let want = args.proto.map(|p| match p {
         ProtoFilter::Tcp => "tcp",
         ProtoFilter::Udp => "udp",
@@ -113,6 +121,30 @@ pub fn run(args: Args, iface: Option<&str>) -> anyhow::Result<ExitCode> {
             );
         }
         eprintln!("xnat: {} flow(s)", list.len());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `xnat flows --blocks`: the port blocks held, with their owners.
+fn print_blocks(
+    dir: &std::path::Path,
+    cfg: &nat_common::NatConfig,
+    args: &Args,
+) -> anyhow::Result<ExitCode> {
+    let list: Vec<_> = blocks::read(dir, cfg)?
+        .into_iter()
+        .filter(|b| args.inside.is_none_or(|a| b.inside == a))
+        .collect();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+    } else {
+        for b in &list {
+            println!(
+                "block public={}:{}-{} inside={} since={} age={}s bindings={}",
+                b.public, b.first_port, b.last_port, b.inside, b.since, b.age_s, b.bindings
+            );
+        }
+        eprintln!("xnat: {} port block(s)", list.len());
     }
     Ok(ExitCode::SUCCESS)
 }

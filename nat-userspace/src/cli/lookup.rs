@@ -2,7 +2,9 @@
 //! inside endpoint holds a public endpoint now, or held it at a past time
 //! (an abuse report's question). The live tables first; for a time no live
 //! binding covers, the translation log (`--log`, or the running agent's
-//! `--log-bindings` file); under deterministic allocation the layout, for
+//! `--log-bindings` file); under block allocation the port's block (now
+//! from the tables, in the past from the log's block lines); under
+//! deterministic allocation the layout, for
 //! any time (`--config FILE`: from a config file alone, no attachment
 //! needed). Exit 0 with the holders, 1 when nobody held it.
 use std::{
@@ -74,6 +76,9 @@ pub fn run(args: Args, iface: Option<&str>) -> anyhow::Result<ExitCode> {
     }
     let (ifname, dir) = pins::resolve_iface(iface)?;
     let mut found = lookup::live::holders(&dir, addr, port, &numbers, args.at)?;
+    if found.is_empty() {
+        found = lookup::blocks::holders(&dir, addr, port, &names, args.at)?;
+    }
     if found.is_empty()
         && let Some(napt) = read_settings(&dir)?
     {
@@ -132,6 +137,8 @@ fn line(h: &Holder) -> String {
         Source::Static => "static 1:1 mapping (every port)",
         Source::Log => "binding (translation log)",
         Source::Deterministic => "deterministic allocation",
+        Source::Block => "port block",
+        Source::BlockLog => "port block (translation log)",
     };
     let mut s = format!("{} {} -> {}  {what}", h.proto, h.public, h.inside);
     if let Some(ports) = &h.ports {

@@ -26,6 +26,9 @@ pub fn run(args: Args, iface: Option<&str>) -> anyhow::Result<ExitCode> {
     for (k, _) in &public {
         *ports_in_use.entry(from_be(k.addr).to_string()).or_default() += 1;
     }
+    let blocks = (cfg.allocation == nat_common::blocks::ALLOCATION_BLOCK)
+        .then(|| blocks_in_use(&dir, &cfg, &pool))
+        .transpose()?;
     let mut by_proto: BTreeMap<String, u64> = BTreeMap::new();
     // Sessions opened from outside, against --max-inbound-sessions.
     let inbound = sessions
@@ -63,6 +66,7 @@ pub fn run(args: Args, iface: Option<&str>) -> anyhow::Result<ExitCode> {
                 "inbound_sessions": inbound,
                 "max_inbound_sessions": cfg.max_inbound_sessions,
                 "pool_ports_in_use": ports_in_use,
+                "blocks": blocks,
             },
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -90,7 +94,48 @@ pub fn run(args: Args, iface: Option<&str>) -> anyhow::Result<ExitCode> {
             for (addr, n) in ports_in_use {
                 println!("  pool {addr:<16} {n} port(s) in use");
             }
+            if let Some(b) = &blocks {
+                println!(
+                    "blocks: {} ports each, {} per pool address, up to {} per inside address, \
+                     released {} s after their last use; {} held",
+                    b.size, b.per_address, b.max_per_host, b.hold_down_s, b.held
+                );
+                for (addr, n) in &b.held_per_address {
+                    println!("  pool {addr:<16} {n} of {} block(s) held", b.per_address);
+                }
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The port blocks (block allocation): the layout and what is held.
+#[derive(serde::Serialize)]
+struct BlockUse {
+    size: u32,
+    per_address: u32,
+    max_per_host: u32,
+    hold_down_s: u32,
+    held: usize,
+    held_per_address: BTreeMap<String, u64>,
+}
+
+fn blocks_in_use(
+    dir: &std::path::Path,
+    cfg: &nat_common::NatConfig,
+    pool: &[std::net::Ipv4Addr],
+) -> anyhow::Result<BlockUse> {
+    let held = Tables::at(dir).blocks()?.lookup_all()?;
+    let mut per: BTreeMap<String, u64> = pool.iter().map(|a| (a.to_string(), 0)).collect();
+    for (k, _) in &held {
+        *per.entry(from_be(k.addr).to_string()).or_default() += 1;
+    }
+    Ok(BlockUse {
+        size: cfg.block_size,
+        per_address: nat_common::blocks::Blocks::of(cfg).count(),
+        max_per_host: cfg.max_blocks_per_host,
+        hold_down_s: cfg.block_hold_down,
+        held: held.len(),
+        held_per_address: per,
+    })
 }

@@ -2,7 +2,9 @@
 //! past time. Each binding is a "created" line and, once it is gone, a
 //! "deleted" line with the same protocol, inside and public endpoint; a
 //! public port passes from binding to binding over time, never held by two
-//! at once.
+//! at once. Under block allocation the log has a line per port block
+//! instead ("block-allocated", "block-released": inside address, pool
+//! address, ports): the holder of a port is the holder of its block.
 use std::{
     collections::HashMap,
     io::BufRead,
@@ -19,9 +21,28 @@ use crate::agent::clock;
 struct Line {
     time: String,
     event: String,
+    /// Binding lines only.
+    #[serde(default)]
     proto: String,
     inside: String,
     public: String,
+    /// Block lines only: `first-last`.
+    #[serde(default)]
+    ports: String,
+}
+
+/// Whether block line `r` (pool address, `first-last`) covers `public`
+/// (`ADDR:PORT`).
+fn block_covers(r: &Line, public: &str) -> bool {
+    let Some((addr, port)) = public.rsplit_once(':') else {
+        return false;
+    };
+    let (Ok(port), Some((lo, hi))) = (port.parse::<u16>(), r.ports.split_once('-')) else {
+        return false;
+    };
+    r.public == addr
+        && lo.parse::<u16>().is_ok_and(|lo| lo <= port)
+        && hi.parse::<u16>().is_ok_and(|hi| port <= hi)
 }
 
 /// The bindings of `public` (`ADDR:PORT`) of `protos` that held it at
@@ -36,12 +57,36 @@ pub fn held_at(
 ) -> anyhow::Result<Vec<Holder>> {
     // Open bindings of this public endpoint, by (proto, inside): when made.
     let mut open: HashMap<(String, String), SystemTime> = HashMap::new();
+    // Open blocks covering it, by (inside, ports): when allocated.
+    let mut blocks: HashMap<(String, String), SystemTime> = HashMap::new();
     let mut found = Vec::new();
     for (n, line) in log.lines().enumerate() {
         let line = line.with_context(|| format!("reading the translation log, line {}", n + 1))?;
         let Ok(r) = serde_json::from_str::<Line>(&line) else {
             continue;
         };
+        if r.event.starts_with("block-") {
+            if !block_covers(&r, public) {
+                continue;
+            }
+            let Ok(time) = humantime::parse_rfc3339_weak(&r.time) else {
+                continue;
+            };
+            let key = (r.inside, r.ports);
+            match r.event.as_str() {
+                "block-allocated" => {
+                    blocks.insert(key, time);
+                }
+                "block-released" => {
+                    let since = blocks.remove(&key);
+                    if since.unwrap_or(SystemTime::UNIX_EPOCH) <= at && at < time {
+                        found.extend(block_holders(&key, public, protos, since, Some(time)));
+                    }
+                }
+                _ => {}
+            }
+            continue;
+        }
         if r.public != public || !protos.contains(&r.proto.as_str()) {
             continue;
         }
@@ -70,6 +115,11 @@ pub fn held_at(
             found.push(holder(key, public, Some(since), None));
         }
     }
+    for (key, since) in blocks {
+        if since <= at {
+            found.extend(block_holders(&key, public, protos, Some(since), None));
+        }
+    }
     found.sort_by(|a, b| (a.proto, &a.since).cmp(&(b.proto, &b.since)));
     Ok(found)
 }
@@ -93,6 +143,30 @@ fn holder(
         since: since.map(clock::rfc3339),
         until: until.map(clock::rfc3339),
     }
+}
+
+/// The holders, one per protocol asked, of a block `(inside, ports)`.
+fn block_holders(
+    (inside, ports): &(String, String),
+    public: &str,
+    protos: &[&str],
+    since: Option<SystemTime>,
+    until: Option<SystemTime>,
+) -> Vec<Holder> {
+    protos
+        .iter()
+        .map(|p| Holder {
+            ports: Some(ports.clone()),
+            inside: inside.clone(),
+            source: Source::BlockLog,
+            ..holder(
+                (p.to_string(), String::new()),
+                public,
+                since,
+                until,
+            )
+        })
+        .collect()
 }
 
 /// A time as the command line gives it: RFC 3339 (`2026-12-05T03:00:00Z`,
@@ -176,6 +250,30 @@ not a record
             )]
         );
         assert!(who(p, &["udp"], "2026-12-05T10:07:01Z").is_empty());
+    }
+
+    #[test]
+    fn a_port_belongs_to_whoever_held_its_block() {
+        let log = r#"{"time":"2026-12-05T10:00:00.000Z","event":"block-allocated","inside":"10.0.0.5","public":"198.51.100.1","ports":"1024-1279"}
+{"time":"2026-12-05T10:10:00.000Z","event":"block-released","inside":"10.0.0.5","public":"198.51.100.1","ports":"1024-1279","reason":"unused"}
+{"time":"2026-12-05T10:11:00.000Z","event":"block-allocated","inside":"10.0.0.6","public":"198.51.100.1","ports":"1024-1279"}
+"#;
+        let who = |public: &str, t: &str| -> Vec<(String, &'static str, Option<String>)> {
+            held_at(log.as_bytes(), public, &["udp", "tcp"], at(t))
+                .unwrap()
+                .into_iter()
+                .map(|h| (h.inside, h.proto, h.until))
+                .collect()
+        };
+        let first = who("198.51.100.1:1100", "2026-12-05T10:05:00Z");
+        assert_eq!(first.len(), 2, "one per protocol asked: {first:?}");
+        assert!(first.iter().all(|(i, _, until)| i == "10.0.0.5"
+            && until.as_deref() == Some("2026-12-05T10:10:00.000Z")));
+        assert!(who("198.51.100.1:1100", "2026-12-05T10:10:30Z").is_empty());
+        assert!(who("198.51.100.1:1280", "2026-12-05T10:05:00Z").is_empty());
+        assert!(who("198.51.100.9:1100", "2026-12-05T10:05:00Z").is_empty());
+        let now = who("198.51.100.1:1279", "2026-12-05T12:00:00Z");
+        assert!(now.iter().all(|(i, _, until)| i == "10.0.0.6" && until.is_none()));
     }
 
     #[test]

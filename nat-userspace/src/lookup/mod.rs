@@ -3,6 +3,7 @@
 //! tables answer for now and for the lifetime of a binding that still
 //! exists; the translation log (agent/translog.rs) for the past; under
 //! deterministic allocation the layout itself, for any time.
+pub mod blocks;
 pub mod deterministic;
 pub mod live;
 pub mod log;
@@ -24,6 +25,11 @@ pub enum Source {
     /// Deterministic allocation: the inside address whose port range
     /// holds the port (computed from the settings).
     Deterministic,
+    /// Block allocation: the inside address holding the port's block now.
+    Block,
+    /// Block allocation: the port's block in the translation log.
+    #[serde(rename = "block-log")]
+    BlockLog,
 }
 
 /// One holder of the public endpoint asked about.
@@ -34,8 +40,8 @@ pub struct Holder {
     pub public: String,
     pub inside: String,
     pub source: Source,
-    /// Deterministic allocation: the inside address's whole port range
-    /// (`inside` is then an address without a port).
+    /// Deterministic and block allocation: the inside address's whole
+    /// port range or block (`inside` is then an address without a port).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ports: Option<String>,
     /// When the binding was made (RFC 3339), where known.

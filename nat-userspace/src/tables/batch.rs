@@ -346,6 +346,17 @@ pub fn update<K: Copy, V: Copy>(fd: RawFd, key: &K, value: &V) -> io::Result<()>
     elem(BPF_MAP_UPDATE_ELEM, fd, key, value as *const V as u64, 0)
 }
 
+/// BPF_MAP_UPDATE_ELEM with BPF_NOEXIST: inserts `key` only if it is not
+/// there. `Ok(false)`: it was.
+pub fn insert_new<K: Copy, V: Copy>(fd: RawFd, key: &K, value: &V) -> io::Result<bool> {
+    check_layout::<K, V>(fd)?;
+    match elem(BPF_MAP_UPDATE_ELEM, fd, key, value as *const V as u64, 1) {
+        Ok(()) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
 const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
 const BPF_MAP_DELETE_ELEM: libc::c_long = 3;

@@ -11,6 +11,7 @@
 //! to change them or to read them. [`loader`] is the
 //! `EbpfLoader` that pins them there with their sizes.
 pub mod batch;
+pub mod blocks;
 pub mod bpffs;
 pub mod flows;
 pub mod flush;
@@ -43,6 +44,7 @@ use nat_common::{
     MAP_INBOUND_SESSIONS, MAP_INTERNAL, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_POOL, MAP_ROUTE_CACHE,
     MAP_SESSIONS, MAP_STATIC_EMPTY, MAP_STATIC_IN, MAP_STATIC_OUT, MAP_STATS, MAP_VERSION,
     MAP_XDP_TARGETS, Mapping, NatConfig, RouteCacheEntry, Session, SessionKey,
+    blocks::{BlockKey, BlockOwner, HostBlocks, MAP_BLOCKS, MAP_HOST_BLOCKS},
     stats::COUNTER_COUNT,
     trace::{MAP_TRACE, MAP_TRACE_FILTER, MAP_TRACE_SCRATCH, TraceFilter},
 };
@@ -266,6 +268,10 @@ tables! {
     host_ports: MAP_HOST_PORTS => table<Ipv4Be, u64>;
     /// Inside address → its paired pool address.
     host_pool: MAP_HOST_POOL => table<Ipv4Be, Ipv4Be>;
+    /// Port blocks → their owners (block allocation).
+    blocks: MAP_BLOCKS => table<BlockKey, BlockOwner>;
+    /// Inside host → the port blocks it holds.
+    host_blocks: MAP_HOST_BLOCKS => table<Ipv4Be, HostBlocks>;
     /// Sessions opened from outside (an array of one, written by fd).
     inbound_sessions: MAP_INBOUND_SESSIONS => array_fd<u32, u64>;
     /// The data plane's events (ring buffer).
