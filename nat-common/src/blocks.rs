@@ -169,6 +169,13 @@ mod tests {
     }
 
     #[test]
+    fn layouts_have_no_hidden_padding() {
+        assert_eq!(size_of::<BlockKey>(), 8);
+        assert_eq!(size_of::<BlockOwner>(), 16);
+        assert_eq!(size_of::<HostBlocks>(), 8 + 2 * MAX_BLOCKS_PER_HOST as usize);
+    }
+
+    #[test]
     fn a_host_holds_only_its_listed_blocks() {
         let mut h = HostBlocks {
             addr: 1,

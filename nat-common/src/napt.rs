@@ -716,7 +716,7 @@ mod tests {
 
     #[test]
     fn layouts_have_no_hidden_padding() {
-        assert_eq!(size_of::<NatConfig>(), 56);
+        assert_eq!(size_of::<NatConfig>(), 68);
         assert_eq!(size_of::<EndpointKey>(), 8);
         // 72: with NAPT_IN's 8-byte value and 64 B of kernel header and
         // bucket per entry, 1M bindings fit in 256 MiB (see BENCHMARKS.md).

@@ -4,7 +4,13 @@
 //! range the layout gives it, `xnat check` prints that layout, `xnat
 //! lookup` names the host of a public port from the tables, from the
 //! layout once the binding has expired, and from a config file alone —
-//! and layouts that leave a host too few ports are refused.
+//! and layouts that leave a host too few ports are refused. Port block
+//! allocation with the same 64 hosts: each reserves a block on its paired
+//! pool address and leaves from a port of it, a host at its block cap gets
+//! no more ports, the blocks show in `xnat flows --blocks`, `xnat stats`,
+//! the metrics, the JSON log and IPFIX (decoded by nfdump's nfcapd), they
+//! are released once unused past the hold-down, and `xnat lookup` names a
+//! block's holder now and, from the log, after its release.
 //!
 //! Topology: `xnat_tests::topology` (cli — nat — rtr — srv 198.51.100.2;
 //! rtr routes 203.0.113.0/24 to the gateway, so both pool addresses are
@@ -14,9 +20,10 @@ use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::time::{Duration, Instant};
 
-use xnat_tests::daemon_topo::DaemonTopo;
+use serde_json::Value;
+use xnat_tests::daemon_topo::{DaemonTopo, METRICS, json_lines, sample};
 use xnat_tests::netns::describe;
-use xnat_tests::topology::{Ingress, SRV};
+use xnat_tests::topology::{CLI, Ingress, SRV, json_counter};
 use xnat_tests::traffic::sa;
 use xnat_tests::wait::{SOON, wait_until};
 
@@ -290,4 +297,254 @@ fn layouts_that_starve_a_host_are_refused() {
         Some("[\"10.0.0.0/24\", \"10.0.0.128/25\"]"),
         &["overlaps 10.0.0.0/24"],
     );
+}
+
+/// Block allocation: blocks of 64 ports, at most two per host, released a
+/// second after their last binding.
+const BLOCK_SIZE: u16 = 64;
+const MAX_BLOCKS: usize = 2;
+
+fn block_config(d: &DaemonTopo) -> String {
+    format!(
+        "interface = \"{}\"\ningress = \"tc\"\nmetrics = \"{METRICS}\"\n\n[napt]\n\
+         internal = [\"10.0.0.0/24\"]\npool = [\"{POOL_B}\", \"{POOL_A}\"]\n\
+         allocation = \"block\"\nblock-size = {BLOCK_SIZE}\nmax-blocks-per-host = {MAX_BLOCKS}\n\
+         block-hold-down = 1\n",
+        d.ext()
+    )
+}
+
+/// `xnat flows --blocks --json`.
+fn held_blocks(d: &DaemonTopo) -> Vec<Value> {
+    let ext = d.ext().to_string();
+    d.json(&["flows", "-i", &ext, "--blocks", "--json"])
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn metric(d: &DaemonTopo, name: &str, labels: &[&str]) -> f64 {
+    let (code, body) = d.scrape("/metrics");
+    assert_eq!(code, 200, "{body}");
+    sample(&body, name, labels).unwrap_or(0.0)
+}
+
+#[test]
+fn port_blocks_for_64_hosts_through_two_pool_addresses() {
+    let mut d = DaemonTopo::new("blk", Ingress::Tc);
+    for i in 0..HOSTS {
+        d.t.cli.ip(&[
+            "addr",
+            "add",
+            &format!("{}/24", host(FIRST_HOST + i)),
+            "dev",
+            "eth0",
+        ]);
+    }
+    let data = d.dir.join("nfcapd");
+    std::fs::create_dir_all(&data).unwrap();
+    let mut collector = d.t.nat.spawn(&[
+        "nfcapd",
+        "-p",
+        "4739",
+        "-b",
+        "127.0.0.1",
+        "-w",
+        data.to_str().unwrap(),
+    ]);
+    let collector_queue = |d: &DaemonTopo| -> Option<u64> {
+        let out =
+            d.t.nat
+                .run_ok(&["ss", "-H", "-uln", "src", "127.0.0.1:4739"]);
+        out.split_whitespace().nth(1).and_then(|q| q.parse().ok())
+    };
+    wait_until(SOON, "nfcapd to listen", || collector_queue(&d).is_some());
+
+    let cfg = d.write("blk.toml", &block_config(&d));
+    let cfg_path = cfg.to_str().unwrap().to_string();
+    let out = d.xnat_ok(&["check", "--config", &cfg_path]);
+    assert!(
+        out.contains(
+            "block allocation: 1008 blocks of 64 ports per pool address, 2016 in all; \
+             an inside address holds 1 to 2 (64 to 128 ports)"
+        ),
+        "{out}"
+    );
+    let log = d.dir.join("blocks.log");
+    d.start(&[
+        "attach",
+        "--config",
+        &cfg_path,
+        "--timeout",
+        "udp=3",
+        "--log-bindings",
+        log.to_str().unwrap(),
+        "--ipfix",
+        "127.0.0.1:4739",
+    ]);
+    let ext = d.ext().to_string();
+
+    // One flow per host: one block each, on the host's pool address,
+    // holding the public port it left from (parity kept: 5000 is even).
+    let seen = sources_seen(&d);
+    let blocks = held_blocks(&d);
+    assert_eq!(blocks.len(), usize::from(HOSTS), "{blocks:?}");
+    let block_of = |n: u8| -> Value {
+        let mine: Vec<&Value> = blocks
+            .iter()
+            .filter(|b| b["inside"] == host(n).to_string())
+            .collect();
+        assert_eq!(mine.len(), 1, "host {}: {mine:?}", host(n));
+        mine[0].clone()
+    };
+    for (&n, src) in &seen {
+        let b = block_of(n);
+        let (lo, hi) = (b["first_port"].as_u64().unwrap(), b["last_port"].as_u64().unwrap());
+        assert_eq!(hi - lo + 1, u64::from(BLOCK_SIZE), "{b}");
+        assert_eq!(b["public"], src.ip().to_string(), "host {}: {b}", host(n));
+        let port = u64::from(src.port());
+        assert!(
+            (lo..=hi).contains(&port),
+            "host {} left from {src}, outside its block {b}",
+            host(n)
+        );
+        assert_eq!(port % 2, 0, "host {} lost its port's parity: {src}", host(n));
+        assert_eq!(b["bindings"], 1, "{b}");
+    }
+    // The block holding port 5000 went to the first host that wanted it on
+    // each pool address used: that host kept its port.
+    let addresses: std::collections::BTreeSet<Ipv4Addr> = seen.values().map(|s| *s.ip()).collect();
+    let kept = seen.values().filter(|s| s.port() == SRC_PORT).count();
+    assert_eq!(kept, addresses.len(), "{seen:?}");
+
+    let stats = d.json(&["stats", "-i", &ext, "--json"]);
+    assert_eq!(stats["napt"]["blocks"]["held"], u64::from(HOSTS), "{stats}");
+    assert_eq!(
+        json_counter(&stats["counters"], "napt_blocks_allocated"),
+        Some(u64::from(HOSTS)),
+        "{stats}"
+    );
+    let iface = format!("interface=\"{ext}\"");
+    let held: f64 = [POOL_A, POOL_B]
+        .iter()
+        .map(|a| {
+            let label = format!("address=\"{a}\"");
+            metric(&d, "xnat_port_blocks_held", &[&label, &iface])
+        })
+        .sum();
+    assert_eq!(held, f64::from(HOSTS));
+
+    // A host at its cap: two blocks, at most 128 ports, then refused.
+    let socks: Vec<UdpSocket> = (0..150u16)
+        .map(|i| {
+            d.t.cli
+                .in_ns(|| UdpSocket::bind(sa(CLI, 20000 + i)))
+                .expect("binding a client")
+        })
+        .collect();
+    for s in &socks {
+        s.send_to(&[0], sa(SRV, SRV_PORT)).unwrap();
+    }
+    let capped = |d: &DaemonTopo| {
+        let stats = d.json(&["stats", "-i", &ext, "--json"]);
+        json_counter(&stats["counters"], "drop_host_port_cap").unwrap_or(0)
+    };
+    wait_until(SOON, "a refusal at the block cap", || capped(&d) > 0);
+    let flows = d.json(&["flows", "-i", &ext, "--json", "--inside", &CLI.to_string()]);
+    let bound = flows.as_array().map_or(0, Vec::len);
+    let theirs: Vec<Value> = held_blocks(&d)
+        .into_iter()
+        .filter(|b| b["inside"] == CLI.to_string())
+        .collect();
+    assert_eq!(theirs.len(), MAX_BLOCKS, "{theirs:?}");
+    assert!(
+        bound > usize::from(BLOCK_SIZE) && bound <= MAX_BLOCKS * usize::from(BLOCK_SIZE),
+        "{bound} bindings for a host with two blocks of {BLOCK_SIZE}"
+    );
+    assert_eq!(theirs[0]["public"], theirs[1]["public"], "paired pooling");
+    drop(socks);
+
+    // Who holds a port: the binding, or (a port nobody uses) the block.
+    let probe = seen[&KEEPS_ITS_PORT];
+    let b = block_of(KEEPS_ITS_PORT);
+    let live = lookup(&d, &["-i", &ext, &probe.to_string()]);
+    assert_eq!(live[0]["source"], "live", "{live}");
+    let lo = b["first_port"].as_u64().unwrap() as u16;
+    let unused = if probe.port() == lo { lo + 1 } else { lo };
+    let unused = format!("{}:{unused}", probe.ip());
+    let by_block = lookup(&d, &["-i", &ext, &unused]);
+    assert_eq!(by_block[0]["source"], "block", "{by_block}");
+    assert_eq!(by_block[0]["inside"], host(KEEPS_ITS_PORT).to_string());
+    assert_eq!(
+        by_block[0]["ports"],
+        format!("{lo}-{}", lo + BLOCK_SIZE - 1),
+        "{by_block}"
+    );
+
+    // Unused past the hold-down: every block goes back.
+    wait_until(SOON, "the blocks to be released", || held_blocks(&d).is_empty());
+    let released = f64::from(HOSTS) + MAX_BLOCKS as f64;
+    wait_until(SOON, "the releases counted", || {
+        metric(&d, "xnat_port_blocks_released_total", &["reason=\"unused\"", &iface]) >= released
+    });
+
+    // The log: a line per block each way, none per binding.
+    let lines = json_lines(&log);
+    let count = |event: &str| lines.iter().filter(|l| l["event"] == event).count();
+    assert_eq!(count("block-allocated"), usize::from(HOSTS) + MAX_BLOCKS, "{lines:?}");
+    assert_eq!(count("block-released"), usize::from(HOSTS) + MAX_BLOCKS, "{lines:?}");
+    assert_eq!(count("created"), 0, "bindings are not logged one by one");
+    let allocated = lines
+        .iter()
+        .find(|l| l["event"] == "block-allocated" && l["inside"] == host(KEEPS_ITS_PORT).to_string())
+        .expect("the host's block allocation");
+    assert_eq!(allocated["public"], probe.ip().to_string());
+    // Released: the log still says who had it.
+    let at = allocated["time"].as_str().unwrap();
+    let past = lookup(&d, &["-i", &ext, &probe.to_string(), "--at", at]);
+    assert_eq!(past[0]["source"], "block-log", "{past}");
+    assert_eq!(past[0]["inside"], host(KEEPS_ITS_PORT).to_string(), "{past}");
+
+    // IPFIX: the same events, as nfdump decodes them.
+    wait_until(SOON, "the block records exported", || {
+        let label = |e: &str| format!("event=\"{e}\"");
+        metric(&d, "xnat_ipfix_records_total", &[&label("port-block-deallocation"), &iface])
+            >= released
+    });
+    wait_until(SOON, "nfcapd to read every message", || {
+        collector_queue(&d) == Some(0)
+    });
+    collector.signal(libc::SIGTERM);
+    let status = collector.wait_exit(SOON);
+    assert!(status.success(), "nfcapd: {}", describe(status));
+    let (_, stderr) = d.stop();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let out =
+        d.t.nat
+            .run_ok(&["nfdump", "-R", data.to_str().unwrap(), "-o", "json"]);
+    let records: Vec<Value> =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("nfdump's JSON ({e}):\n{out}"));
+    // nfdump 1.7 decodes the event, the inside host and the pool address
+    // of a port block record (not portRangeStart/End: it has no field for
+    // them in IPFIX; the JSON log above carries the ports).
+    for event in ["Port block allocation", "Port block de-allocation"] {
+        let of = |h: Ipv4Addr| {
+            records
+                .iter()
+                .filter(|r| r["nat_event"] == event && r["src4_addr"] == h.to_string())
+                .count()
+        };
+        for n in seen.keys() {
+            assert_eq!(of(host(*n)), 1, "{event} of {}:\n{out}", host(*n));
+        }
+        assert_eq!(of(CLI), MAX_BLOCKS, "{event} of {CLI}:\n{out}");
+        assert!(
+            records.iter().any(|r| r["nat_event"] == event
+                && r["src4_addr"] == host(KEEPS_ITS_PORT).to_string()
+                && r["src4_xlt_ip"] == probe.ip().to_string()),
+            "{event} of {} on {}:\n{out}",
+            host(KEEPS_ITS_PORT),
+            probe.ip()
+        );
+    }
 }

@@ -89,21 +89,21 @@ pub struct BlockKeeper {
     known: HashMap<BlockKey, BlockOwner>,
     /// Blocks no binding used, since when (data-plane ns).
     unused_since: HashMap<BlockKey, u64>,
-    /// False until the first pass has taken stock (blocks held before this
-    /// agent started are not logged again).
-    primed: bool,
 }
 
 impl BlockKeeper {
     pub fn open(dir: &Path) -> anyhow::Result<Self> {
         let tables = Tables::at(dir);
+        let blocks = tables.blocks()?;
+        // Blocks held before this agent started (a restart) were logged by
+        // the one before.
+        let known = blocks.lookup_all()?.into_iter().collect();
         Ok(BlockKeeper {
-            blocks: tables.blocks()?,
+            blocks,
             host_blocks: tables.host_blocks()?,
             napt_in: tables.napt_in()?,
-            known: HashMap::new(),
+            known,
             unused_since: HashMap::new(),
-            primed: false,
         })
     }
 
@@ -138,21 +138,18 @@ impl BlockKeeper {
             .collect();
 
         // New and vanished blocks.
+        for (key, owner) in &self.known {
+            if owned.get(key) != Some(owner) {
+                report
+                    .events
+                    .push(event(&layout, key, owner, Some(Released::Removed)));
+            }
+        }
         for (key, owner) in &owned {
-            if self.primed && self.known.get(key) != Some(owner) {
+            if self.known.get(key) != Some(owner) {
                 report.events.push(event(&layout, key, owner, None));
             }
         }
-        if self.primed {
-            for (key, owner) in &self.known {
-                if owned.get(key) != Some(owner) {
-                    report
-                        .events
-                        .push(event(&layout, key, owner, Some(Released::Removed)));
-                }
-            }
-        }
-        self.primed = true;
         self.known = owned.clone();
         self.unused_since.retain(|k, _| owned.contains_key(k));
 

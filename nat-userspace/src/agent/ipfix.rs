@@ -460,7 +460,7 @@ mod tests {
         let t = &m[16..];
         assert_eq!(u16::from_be_bytes([t[0], t[1]]), TEMPLATE_SET);
         let tlen = usize::from(u16::from_be_bytes([t[2], t[3]]));
-        assert_eq!(tlen, 4 + (4 + 4 * 7) + 2 * (4 + 4 * 5));
+        assert_eq!(tlen, 4 + (4 + 4 * 7) + 2 * (4 + 4 * 5) + (4 + 4 * 8));
         // The first template is the bindings'.
         assert_eq!(u16::from_be_bytes([t[4], t[5]]), BIB.id);
         assert_eq!(u16::from_be_bytes([t[6], t[7]]), 7);

@@ -33,8 +33,8 @@ pub fn holders(
         addr: to_be(public),
         index,
     };
-    let fd = Tables::at(dir).blocks()?.fd();
-    let Some(owner) = batch::lookup::<BlockKey, BlockOwner>(fd, &key)? else {
+    let blocks = Tables::at(dir).blocks()?;
+    let Some(owner) = batch::lookup::<BlockKey, BlockOwner>(blocks.fd(), &key)? else {
         return Ok(Vec::new());
     };
     let since = clock::wall_time(owner.allocated);

@@ -632,8 +632,60 @@ inside = "10.0.0.5:80"
         );
         bad(
             "interface = \"lo\"\n[napt]\ninternal = [\"10.0.0.0/24\"]\npool = [\"198.51.100.1\"]\n\
-             allocation = \"block\"\n",
-            &["napt.allocation: unknown variant `block`"],
+             allocation = \"blocks\"\n",
+            &["napt.allocation: unknown variant `blocks`"],
+        );
+    }
+
+    #[test]
+    fn block_allocation() {
+        const NAPT: &str = "interface = \"lo\"\n[napt]\ninternal = [\"10.0.0.0/24\"]\n\
+                            pool = [\"198.51.100.1\"]\n";
+        let s = check(&format!("{NAPT}allocation = \"block\"\n")).unwrap();
+        assert_eq!(
+            s.napt.unwrap().allocation,
+            crate::settings::napt::Allocation::Block {
+                size: 256,
+                max_per_host: 8,
+                hold_down: 60
+            }
+        );
+        let s = check(&format!(
+            "{NAPT}allocation = \"block\"\nblock-size = 100\nmax-blocks-per-host = 16\n\
+             block-hold-down = 0\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            s.napt.unwrap().allocation,
+            crate::settings::napt::Allocation::Block {
+                size: 100,
+                max_per_host: 16,
+                hold_down: 0
+            }
+        );
+        bad(
+            &format!("{NAPT}block-size = 128\n"),
+            &["test.toml:5:14: napt.block-size: applies to block allocation only"],
+        );
+        bad(
+            &format!("{NAPT}allocation = \"block\"\nblock-size = 32\n"),
+            &["napt.block-size: a port block holds at least 64 ports"],
+        );
+        bad(
+            &format!("{NAPT}allocation = \"block\"\nports = \"2000-2099\"\nblock-size = 128\n"),
+            &["blocks of 128 ports do not fit the port range 2000-2099 (100 ports)"],
+        );
+        bad(
+            &format!("{NAPT}allocation = \"block\"\nmax-blocks-per-host = 17\n"),
+            &["napt.max-blocks-per-host: an inside address may hold 1 to 16 blocks"],
+        );
+        bad(
+            &format!("{NAPT}allocation = \"block\"\nmax-ports-per-host = 100\n"),
+            &["napt.max-ports-per-host: does not apply to block allocation"],
+        );
+        bad(
+            &format!("{NAPT}allocation = \"block\"\nports-per-host = 100\n"),
+            &["napt.ports-per-host: applies to deterministic allocation only"],
         );
     }
 
