@@ -431,6 +431,7 @@ impl NaptSettings {
             block_size: 0,
             max_blocks_per_host: 0,
             block_hold_down: 0,
+            _pad: 0,
         };
         match self.allocation {
             Allocation::Dynamic => {}
