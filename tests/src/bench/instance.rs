@@ -239,6 +239,20 @@ impl Instance {
         Ok((layout.hosts_per_addr, layout.ports_per_host))
     }
 
+    /// Switches new mappings to port block allocation: blocks of `size`
+    /// ports from `ports_from` up (above those the bulk bindings hold), at
+    /// most `max_per_host` per host.
+    pub fn blocks(&mut self, size: u32, max_per_host: u32, ports_from: u16) -> Result<()> {
+        let mut a = Loaded::new(&mut self.ebpf).config()?;
+        let mut cfg = config(pool().len() as u32);
+        cfg.port_min = ports_from;
+        cfg.allocation = nat_common::blocks::ALLOCATION_BLOCK;
+        cfg.block_size = size;
+        cfg.max_blocks_per_host = max_per_host;
+        a.set(0, cfg, 0).context("writing CONFIG")?;
+        Ok(())
+    }
+
     /// Adds an inside prefix (INTERNAL).
     pub fn add_internal(&mut self, net: Ipv4Addr, len: u32) -> Result<()> {
         let mut t = Loaded::new(&mut self.ebpf).internal()?;

@@ -384,15 +384,50 @@ impl NewFlows {
     }
 }
 
+/// Frames of new flows from `hosts` inside hosts in turn (from `first`),
+/// each host's source ports counting up from 1024: block allocation's
+/// common case, a host's further flows in the block it holds.
+struct HostFlows {
+    first: u32,
+    hosts: u32,
+    sent: u32,
+}
+
+impl HostFlows {
+    fn round(&mut self, n: usize) -> Vec<Vec<u8>> {
+        let remote = Ep::new(Ipv4Addr::new(198, 19, 254, 1), 53);
+        (0..n)
+            .map(|_| {
+                let host = self.first + self.sent % self.hosts;
+                let port = 1024 + (self.sent / self.hosts) as u16;
+                self.sent += 1;
+                flows::udp(Ep::new(Ipv4Addr::from(host), port), remote)
+            })
+            .collect()
+    }
+}
+
+/// Hosts of the block row's new flows (each gets about 1 in 4096 of them:
+/// ~60 a host in a full run, inside its first block), and the prefix of
+/// the hosts whose first flow claims a block.
+const BLOCK_HOSTS: (Ipv4Addr, u32) = (Ipv4Addr::new(10, 160, 0, 0), 4096);
+const BLOCK_CLAIMS_FROM: Ipv4Addr = Ipv4Addr::new(10, 176, 0, 0);
+/// New flows per round of the block-claiming row: every flow takes a block
+/// of its own, and the pool has 64 × 496 of them.
+const BLOCK_CLAIMS_PER_ROUND: usize = 2_000;
+
 /// xnat's egress program making `per_round` new bindings a round on
-/// `inst`, each checked to be made.
+/// `inst` (frames from `frames`), each checked to be made (and to bump
+/// `also`).
 fn new_binding_case<'a>(
     id: &'static str,
     label: &'static str,
     inst: &'a Instance,
     per_round: usize,
+    mut frames: Box<dyn FnMut(usize) -> Vec<Vec<u8>> + 'a>,
+    also: &[Counter],
 ) -> Case<'a> {
-    let mut new_flows = NewFlows::from(NEW_HOSTS.0, 0x9e37_79b9_7f4a_7c15);
+    let also = also.to_vec();
     Case::new(
         id,
         label,
@@ -400,13 +435,15 @@ fn new_binding_case<'a>(
         Method::Loop,
         BULK_PER_PACKET,
         Box::new(move || {
-            let frames = new_flows.round(per_round);
+            let frames = frames(per_round);
+            let mut each = vec![
+                Counter::EgressTranslated,
+                Counter::NaptMappingsCreated,
+                Counter::NaptSessionsCreated,
+            ];
+            each.extend_from_slice(&also);
             let expect = Expect {
-                each: vec![
-                    Counter::EgressTranslated,
-                    Counter::NaptMappingsCreated,
-                    Counter::NaptSessionsCreated,
-                ],
+                each,
                 unchanged: vec![Counter::DropMappingTableFull, Counter::DropPortsExhausted],
                 verdict: Some(Prog::EgressTc.pass()),
             };
@@ -449,6 +486,17 @@ fn per_packet(args: &Args) -> Result<Value> {
             "xnat-bench: deterministic layout of {}/{}: {per_addr} hosts per pool address, {ports} ports each",
             NEW_HOSTS.0, NEW_HOSTS.1
         );
+        Some(i)
+    };
+    // And under port block allocation (blocks of 128 from port 2048, up to
+    // eight a host: 496 blocks per pool address).
+    let fresh_block = if args.established_only {
+        None
+    } else {
+        // Both block rows make their bindings in it.
+        let claims = args.runs * BLOCK_CLAIMS_PER_ROUND.min(args.new_per_round);
+        let mut i = load_filled(BULK, capacity(room + claims))?;
+        i.blocks(128, 8, 2048)?;
         Some(i)
     };
     let repeat = args.repeat;
@@ -509,12 +557,18 @@ fn per_packet(args: &Args) -> Result<Value> {
     // entry in NAPT_OUT and one in NAPT_IN; nothing in SESSIONS or FILTER).
     let per_round = args.new_per_round;
     if let Some(fresh) = &fresh {
+        let new_hosts = |first: Ipv4Addr, seed: u64| {
+            let mut flows = NewFlows::from(first, seed);
+            Box::new(move |n: usize| flows.round(n)) as Box<dyn FnMut(usize) -> Vec<Vec<u8>>>
+        };
         cases.push(
             new_binding_case(
                 "egress_new_binding",
                 "egress TC (xnat_egress_tc), new UDP flow: creates a binding",
                 fresh,
                 per_round,
+                new_hosts(NEW_HOSTS.0, 0x9e37_79b9_7f4a_7c15),
+                &[],
             )
             .against("baseline_new_binding"),
         );
@@ -524,7 +578,38 @@ fn per_packet(args: &Args) -> Result<Value> {
                 "egress TC (xnat_egress_tc), new UDP flow, deterministic allocation: creates a binding in the host's range",
                 det,
                 per_round,
+                new_hosts(NEW_HOSTS.0, 0x9e37_79b9_7f4a_7c15),
+                &[],
             ));
+        }
+        if let Some(blk) = &fresh_block {
+            let mut flows = HostFlows {
+                first: u32::from(BLOCK_HOSTS.0),
+                hosts: BLOCK_HOSTS.1,
+                sent: 0,
+            };
+            cases.push(
+                new_binding_case(
+                    "egress_new_binding_block",
+                    "egress TC (xnat_egress_tc), new UDP flow, block allocation: a binding in the block its host holds (1 flow in 4096 claims its host's first block)",
+                    blk,
+                    per_round,
+                    Box::new(move |n| flows.round(n)),
+                    &[],
+                )
+                .against("egress_new_binding"),
+            );
+            cases.push(
+                new_binding_case(
+                    "egress_new_binding_block_claim",
+                    "egress TC (xnat_egress_tc), new UDP flow of a new host, block allocation: claims a block, then a binding in it",
+                    blk,
+                    BLOCK_CLAIMS_PER_ROUND.min(per_round),
+                    new_hosts(BLOCK_CLAIMS_FROM, 0x2545_f491_4f6c_dd1d),
+                    &[Counter::NaptBlocksAllocated],
+                )
+                .against("egress_new_binding"),
+            );
         }
         // The same for the minimal NAT (its own hosts, tables as large):
         // the floor of a new binding on this machine.
