@@ -249,6 +249,11 @@ fn remember(list: Option<*mut HostBlocks>, stale: bool, host: u32, public: u32, 
     // host at once may overwrite each other's entry; BLOCKS keeps the
     // owner, and the agent restores the list (module comment).
     unsafe {
+        // A block released from under the list and claimed again is in it
+        // already.
+        if (*list).holds(index) {
+            return;
+        }
         let n = (*list).count;
         if (n as usize) < (*list).index.len() {
             (*list).index[n as usize] = index as u16;
