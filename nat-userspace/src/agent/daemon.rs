@@ -172,7 +172,7 @@ impl Daemon {
     /// Asks the data plane for the events the log's sinks need: bindings
     /// for either (not under block allocation, which logs blocks), host
     /// caps for IPFIX.
-    fn want_events(&self, dir: &Path) -> anyhow::Result<()> {
+    pub fn want_events(&self, dir: &Path) -> anyhow::Result<()> {
         let log = self.translog.as_ref();
         events::want(
             dir,

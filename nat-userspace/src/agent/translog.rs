@@ -125,6 +125,10 @@ pub struct TransLog {
     /// False until the first sweep has taken stock of existing bindings
     /// (those were made before this agent and are not logged again).
     primed: bool,
+    /// When this log was made (data-plane clock): bindings made since are
+    /// this agent's to log, even those the first sweep finds without
+    /// having seen their record.
+    started: u64,
     /// Lines written (shared with the metrics).
     pub records: prometheus_client::metrics::counter::Counter,
     pub write_errors: u64,
@@ -165,6 +169,7 @@ impl TransLog {
             known: HashMap::new(),
             refusals: HashMap::new(),
             primed: false,
+            started: clock::now_ns(),
             records: Default::default(),
             write_errors: 0,
         }
@@ -433,7 +438,16 @@ impl TransLog {
         let dynamic = |m: &Mapping| m.flags & MAPPING_FORWARD == 0;
         if !self.primed {
             self.primed = true;
-            for (k, m) in remaining.iter().chain(expired).filter(|(_, m)| dynamic(m)) {
+            // Bindings made before this agent (its predecessor logged
+            // them); one made since whose record it has not seen (made
+            // before the data plane was asked for records) is logged late
+            // below.
+            let before_us = |m: &Mapping| m.created < self.started;
+            for (k, m) in remaining
+                .iter()
+                .chain(expired)
+                .filter(|(_, m)| dynamic(m) && before_us(m))
+            {
                 self.known.entry(*k).or_insert(as_known(m));
             }
         }
@@ -629,6 +643,38 @@ mod tests {
                 ("deleted removed".to_string(), false)
             ]
         );
+        let _ = std::fs::remove_file(&path);
+    }
+
+    /// The first sweep takes the bindings it finds as its predecessor's,
+    /// but not one made since this log started whose record it missed
+    /// (made before the data plane was asked for records): that one is
+    /// logged, late.
+    #[test]
+    fn the_first_sweep_logs_what_was_made_since_the_start() {
+        let path =
+            std::env::temp_dir().join(format!("xnat-translog4-{}.jsonl", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let mut log = TransLog::open(LogTarget::File(path.clone())).unwrap();
+        let since_start = clock::now_ns() + 1;
+        log.after_sweep(
+            &[],
+            &[(key(5), mapping(5, 3)), (key(6), mapping(6, since_start))],
+            u64::MAX,
+        );
+        let logged: Vec<(String, String, bool)> = lines(&path)
+            .iter()
+            .map(|r| {
+                (
+                    r["event"].as_str().unwrap().to_string(),
+                    r["inside"].as_str().unwrap().to_string(),
+                    r["late"].as_bool().unwrap_or(false),
+                )
+            })
+            .collect();
+        assert_eq!(logged.len(), 1, "{logged:?}");
+        assert_eq!(logged[0].0, "created");
+        assert!(logged[0].1.ends_with(":6") && logged[0].2, "{logged:?}");
         let _ = std::fs::remove_file(&path);
     }
 

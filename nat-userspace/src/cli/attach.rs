@@ -283,6 +283,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // From here a SIGTERM waits for the agent's handler (see hold_signals).
     nat_userspace::agent::hold_signals();
     let running = lifecycle::start(&settings, lock)?;
+    // The records the log needs from the first packet on, before the ready
+    // line lets traffic start.
+    daemon.want_events(&running.dir)?;
     // Only once attached: a refused attach says why and nothing else.
     warn_about(&settings);
     let how = if running.adopted {
