@@ -359,6 +359,22 @@ fn port_blocks_for_64_hosts_through_two_pool_addresses() {
         out.split_whitespace().nth(1).and_then(|q| q.parse().ok())
     };
     wait_until(SOON, "nfcapd to listen", || collector_queue(&d).is_some());
+    // The same messages for Wireshark's decoder, which reads the port
+    // ranges nfdump drops.
+    let pcap = d.dir.join("ipfix.pcap");
+    let mut dump = d.t.nat.spawn(&[
+        "tcpdump",
+        "-n",
+        "-i",
+        "lo",
+        "--immediate-mode",
+        "-w",
+        pcap.to_str().unwrap(),
+        "udp port 4739",
+    ]);
+    wait_until(SOON, "tcpdump to listen", || {
+        dump.stderr().contains("listening on")
+    });
 
     let cfg = d.write("blk.toml", &block_config(&d));
     let cfg_path = cfg.to_str().unwrap().to_string();
@@ -548,8 +564,79 @@ fn port_blocks_for_64_hosts_through_two_pool_addresses() {
     collector.signal(libc::SIGTERM);
     let status = collector.wait_exit(SOON);
     assert!(status.success(), "nfcapd: {}", describe(status));
+    dump.signal(libc::SIGTERM);
+    let status = dump.wait_exit(SOON);
+    assert!(status.success(), "tcpdump: {}", describe(status));
     let (_, stderr) = d.stop();
     assert!(!stderr.contains("panicked"), "{stderr}");
+
+    // Wireshark: every block record with its host, pool address and ports.
+    let fields = d.t.nat.run_ok(&[
+        "tshark",
+        "-r",
+        pcap.to_str().unwrap(),
+        "-d",
+        "udp.port==4739,cflow",
+        "-T",
+        "fields",
+        "-E",
+        "occurrence=a",
+        "-e",
+        "cflow.nat_event",
+        "-e",
+        "cflow.srcaddr",
+        "-e",
+        "cflow.post_natsource_ipv4_address",
+        "-e",
+        "cflow.port_range_start",
+        "-e",
+        "cflow.port_range_end",
+    ]);
+    let mut decoded: Vec<[String; 5]> = Vec::new();
+    for line in fields.lines() {
+        let cols: Vec<Vec<&str>> = line.split('\t').map(|c| c.split(',').collect()).collect();
+        if cols.len() < 5 {
+            continue;
+        }
+        // Every record has a natEvent and a sourceIPv4Address; all but
+        // "Quota exceeded" (13) a postNATSourceIPv4Address; only the block
+        // records (16, 17) port ranges: line the occurrences up by that.
+        let (mut post_nat, mut block) = (0, 0);
+        for (j, event) in cols[0].iter().enumerate() {
+            let this_post_nat = post_nat;
+            if *event != "13" {
+                post_nat += 1;
+            }
+            if *event != "16" && *event != "17" {
+                continue;
+            }
+            let at = |c: usize, i: usize| cols[c].get(i).unwrap_or(&"?").to_string();
+            decoded.push([
+                event.to_string(),
+                at(1, j),
+                at(2, this_post_nat),
+                at(3, block),
+                at(4, block),
+            ]);
+            block += 1;
+        }
+    }
+    let (lo, hi) = (
+        b["first_port"].as_u64().unwrap().to_string(),
+        b["last_port"].as_u64().unwrap().to_string(),
+    );
+    for event in ["16", "17"] {
+        let want = [
+            event.to_string(),
+            host(KEEPS_ITS_PORT).to_string(),
+            probe.ip().to_string(),
+            lo.clone(),
+            hi.clone(),
+        ];
+        assert!(decoded.contains(&want), "no {want:?} in tshark's\n{fields}");
+    }
+    let released = released as usize;
+    assert_eq!(decoded.len(), 2 * released, "tshark's\n{fields}");
     let out =
         d.t.nat
             .run_ok(&["nfdump", "-R", data.to_str().unwrap(), "-o", "json"]);

@@ -118,7 +118,7 @@ fn a_first_binding_claims_the_inside_ports_block_and_keeps_the_port() {
     // The next flow from a port outside the range lands in the same block,
     // with its parity (2000: even).
     let p = send(&n, H1, 3000).expect("a port in its block");
-    assert!((2008..=2011).contains(&p) && p % 2 == 0, "{p}");
+    assert!((2008..=2011).contains(&p) && p.is_multiple_of(2), "{p}");
     assert_eq!(n.counter(Counter::NaptBlocksAllocated), 1);
 }
 

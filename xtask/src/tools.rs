@@ -24,6 +24,9 @@ pub const TOOLS: &[(&str, &str)] = &[
     // A real IPFIX collector and decoder for the `--ipfix` test.
     ("nfcapd", "nfdump"),
     ("nfdump", "nfdump"),
+    // A second, independent IPFIX decoder: Wireshark's, for the fields
+    // nfdump drops (the port block records' portRangeStart/End).
+    ("tshark", "tshark"),
 ];
 
 /// Installs (with apt) the packages of any missing tool.
