@@ -551,6 +551,33 @@ fn per_packet(args: &Args) -> Result<Value> {
         }
     }
 
+    // The same established flow under the other allocation modes: the
+    // mode is read only when a mapping is made, so these should match
+    // dynamic's rows (their tables also hold the new-binding rows'
+    // bindings; one flow's bucket is as hot either way).
+    for (fresh_mode, mode) in [(&fresh_det, "deterministic"), (&fresh_block, "block")] {
+        let Some(i) = fresh_mode else {
+            continue;
+        };
+        for (prog, hook) in [(Prog::IngressXdp, "ingress XDP"), (Prog::EgressTc, "egress TC")] {
+            cases.push(
+                hot(
+                    i,
+                    format!("{}_{mode}", id(prog, &CYCLE_UDP)),
+                    format!(
+                        "{hook} ({}), established UDP flow, {mode} allocation",
+                        prog.name()
+                    ),
+                    prog,
+                    &CYCLE_UDP,
+                    BULK,
+                    repeat,
+                )
+                .against(id(prog, &CYCLE_UDP)),
+            );
+        }
+    }
+
     // New bindings: one syscall per packet, each from an inside endpoint
     // never seen before (a new host address each, random source port), so
     // each creates a binding: a mapping holding its first session (an
