@@ -288,6 +288,23 @@ impl Instance {
         ])
     }
 
+    /// What the block tables hold and cost (block allocation): blocks,
+    /// hosts, and the kernel memory of BLOCKS and HOST_BLOCKS (not
+    /// preallocated: their bucket arrays and entries).
+    pub fn block_memory(&self) -> Result<serde_json::Value> {
+        let t = LoadedRef::new(&self.ebpf);
+        let (blocks, hosts) = (t.blocks()?, t.host_blocks()?);
+        let held = blocks.keys().count();
+        let listed = hosts.keys().count();
+        let (b, h) = (map_memory(blocks.map())?, map_memory(hosts.map())?);
+        Ok(serde_json::json!({
+            "blocks": held,
+            "hosts": listed,
+            "blocks_memlock": b.memlock,
+            "host_blocks_memlock": h.memlock,
+        }))
+    }
+
     /// All counters summed over the CPUs, indexed by [`Counter`].
     pub fn counters(&self) -> Result<[u64; COUNTER_COUNT as usize]> {
         let stats = LoadedRef::new(&self.ebpf).stats()?;

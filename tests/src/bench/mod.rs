@@ -719,7 +719,12 @@ fn per_packet(args: &Args) -> Result<Value> {
         cases.retain(|c| c.id == NOOP || c.id == NOOP_LOOP || c.id.starts_with("xnat_"));
     }
     let results = suite::run("per-packet", args.runs, &mut cases)?;
-    Ok(json!({ "bindings": BULK, "cases": results }))
+    drop(cases);
+    let block_tables = match &fresh_block {
+        Some(i) => i.block_memory()?,
+        None => Value::Null,
+    };
+    Ok(json!({ "bindings": BULK, "cases": results, "block_tables": block_tables }))
 }
 
 /// Section 2: the established-flow figures at each scale, map memory, and

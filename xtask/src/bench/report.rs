@@ -760,6 +760,19 @@ fn scale_tables(out: &mut String, m: &Value) {
         let _ = writeln!(out, "| {label} | {} | {spread} |", cells.join(" | "));
     }
 
+    if let Some(b) = m["per_packet"]["block_tables"].as_object() {
+        let _ = writeln!(
+            out,
+            "\nBlock allocation adds two tables, by block and by inside host, not by binding: \
+             after the block rows, {} blocks held by {} hosts took {} (BLOCKS) and {} \
+             (HOST_BLOCKS), bucket arrays for 65536 entries each included. The binding tables \
+             are the same in every mode, so are the figures below.",
+            b["blocks"],
+            b["hosts"],
+            mib(f(&b["blocks_memlock"])),
+            mib(f(&b["host_blocks_memlock"]))
+        );
+    }
     let _ = writeln!(
         out,
         "\nKernel memory of the binding tables (`memlock` from /proc/self/fdinfo of each map; \
