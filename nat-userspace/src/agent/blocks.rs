@@ -222,30 +222,38 @@ impl BlockKeeper {
             // Released (or gone already: a flush).
             return Ok(true);
         }
-        // A binding was made in it meanwhile: the block stays its owner's.
+        // A binding was made in it meanwhile: the block stays its owner's,
+        // back in its list (a list emptied above was deleted: made anew,
+        // unless the data plane has made one since).
         batch::insert_new(blocks_fd, key, owner)?;
-        edit_list(&|l| add_index(l, key.index))?;
+        let mut fresh = HostBlocks {
+            addr: key.addr,
+            ..HostBlocks::default()
+        };
+        add_index(&mut fresh, key.index);
+        if batch::insert_new(hosts_fd, &owner.host, &fresh)? {
+            lists.insert(owner.host, fresh);
+        } else {
+            edit_list(&|l| add_index(l, key.index))?;
+        }
         Ok(false)
     }
 
     /// Whether any port of block `key` holds a binding (of any protocol).
     fn bound_in(&self, layout: &Blocks, key: &BlockKey) -> anyhow::Result<bool> {
         let (lo, hi) = layout.range(key.index);
-        let fd = self.napt_in.fd();
-        for port in lo..=hi {
-            for proto in PROTOS {
-                let public = EndpointKey {
-                    addr: key.addr,
-                    port: port.to_be(),
-                    proto,
-                    _pad: 0,
-                };
-                if batch::lookup::<EndpointKey, InsideEndpoint>(fd, &public)?.is_some() {
-                    return Ok(true);
-                }
-            }
-        }
-        Ok(false)
+        let keys = (lo..=hi).flat_map(|port| {
+            PROTOS.map(|proto| EndpointKey {
+                addr: key.addr,
+                port: port.to_be(),
+                proto,
+                _pad: 0,
+            })
+        });
+        Ok(batch::any_present::<EndpointKey, InsideEndpoint>(
+            self.napt_in.fd(),
+            keys,
+        )?)
     }
 
     /// Makes the lists agree with `BLOCKS` (read afresh): a host's list

@@ -232,6 +232,21 @@ pub fn lookup<K: Copy, V: Copy + Default>(fd: RawFd, key: &K) -> io::Result<Opti
     lookup_unchecked(fd, key)
 }
 
+/// Whether any of `keys` is in the map `fd` (one layout check, then a
+/// lookup per key until one is found).
+pub fn any_present<K: Copy, V: Copy + Default>(
+    fd: RawFd,
+    keys: impl IntoIterator<Item = K>,
+) -> io::Result<bool> {
+    check_layout::<K, V>(fd)?;
+    for k in keys {
+        if lookup_unchecked::<K, V>(fd, &k)?.is_some() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// [`lookup`] for callers that checked the layout already.
 fn lookup_unchecked<K: Copy, V: Copy + Default>(fd: RawFd, key: &K) -> io::Result<Option<V>> {
     let mut value = V::default();

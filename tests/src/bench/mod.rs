@@ -559,7 +559,10 @@ fn per_packet(args: &Args) -> Result<Value> {
         let Some(i) = fresh_mode else {
             continue;
         };
-        for (prog, hook) in [(Prog::IngressXdp, "ingress XDP"), (Prog::EgressTc, "egress TC")] {
+        for (prog, hook) in [
+            (Prog::IngressXdp, "ingress XDP"),
+            (Prog::EgressTc, "egress TC"),
+        ] {
             cases.push(
                 hot(
                     i,
