@@ -16,10 +16,10 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::agent::Agent;
-use crate::netns::{CMD_TIMEOUT, Netns};
+use crate::netns::{BgChild, CMD_TIMEOUT, Netns, describe};
 use crate::topology::{Ingress, Topology, pin_dir};
 use crate::traffic::{IO_TIMEOUT, accept_within, payload};
-use crate::wait::SOON;
+use crate::wait::{SOON, wait_until};
 
 /// The NAPT pool address of the configs.
 pub const POOL: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 2);
@@ -276,4 +276,58 @@ pub fn json_lines(path: &Path) -> Vec<serde_json::Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
         .collect()
+}
+
+/// Where the IPFIX tests' collector listens (in the gateway's namespace).
+pub const COLLECTOR: &str = "127.0.0.1:4739";
+
+/// nfdump's IPFIX collector `nfcapd`, in the gateway's namespace on
+/// [`COLLECTOR`], writing under the test's directory.
+pub struct Nfcapd {
+    child: BgChild,
+    data: PathBuf,
+}
+
+impl Nfcapd {
+    /// Starts it and waits until it listens.
+    pub fn start(d: &DaemonTopo) -> Nfcapd {
+        let data = d.dir.join("nfcapd");
+        std::fs::create_dir_all(&data).unwrap();
+        let (addr, port) = COLLECTOR.split_once(':').unwrap();
+        let child = d.t.nat.spawn(&[
+            "nfcapd",
+            "-p",
+            port,
+            "-b",
+            addr,
+            "-w",
+            data.to_str().unwrap(),
+        ]);
+        let n = Nfcapd { child, data };
+        wait_until(SOON, "nfcapd to listen", || n.unread(d).is_some());
+        n
+    }
+
+    /// Bytes its socket holds unread (`None`: not listening).
+    fn unread(&self, d: &DaemonTopo) -> Option<u64> {
+        let out = d.t.nat.run_ok(&["ss", "-H", "-uln", "src", COLLECTOR]);
+        out.split_whitespace().nth(1).and_then(|q| q.parse().ok())
+    }
+
+    /// Waits until it has read every message, stops it and returns what
+    /// `nfdump -o json` decodes from its files: the text and the records.
+    pub fn records(mut self, d: &DaemonTopo) -> (String, Vec<serde_json::Value>) {
+        wait_until(SOON, "nfcapd to read every message", || {
+            self.unread(d) == Some(0)
+        });
+        self.child.signal(libc::SIGTERM);
+        let status = self.child.wait_exit(SOON);
+        assert!(status.success(), "nfcapd: {}", describe(status));
+        let out =
+            d.t.nat
+                .run_ok(&["nfdump", "-R", self.data.to_str().unwrap(), "-o", "json"]);
+        let records =
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("nfdump's JSON ({e}):\n{out}"));
+        (out, records)
+    }
 }

@@ -21,7 +21,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use xnat_tests::daemon_topo::{DaemonTopo, METRICS, json_lines, sample};
+use xnat_tests::daemon_topo::{COLLECTOR, DaemonTopo, METRICS, Nfcapd, json_lines, sample};
 use xnat_tests::netns::describe;
 use xnat_tests::topology::{CLI, Ingress, SRV, json_counter};
 use xnat_tests::traffic::sa;
@@ -52,6 +52,19 @@ fn share(n: u8) -> (Ipv4Addr, u16) {
 
 fn host(n: u8) -> Ipv4Addr {
     Ipv4Addr::new(10, 0, 0, n)
+}
+
+/// Gives the client its 64 more addresses.
+fn add_hosts(d: &DaemonTopo) {
+    for i in 0..HOSTS {
+        d.t.cli.ip(&[
+            "addr",
+            "add",
+            &format!("{}/24", host(FIRST_HOST + i)),
+            "dev",
+            "eth0",
+        ]);
+    }
 }
 
 fn config(d: &DaemonTopo, napt_extra: &str) -> String {
@@ -113,15 +126,7 @@ fn lookup(d: &DaemonTopo, args: &[&str]) -> serde_json::Value {
 #[test]
 fn deterministic_ranges_for_64_hosts_through_two_pool_addresses() {
     let mut d = DaemonTopo::new("det", Ingress::Tc);
-    for i in 0..HOSTS {
-        d.t.cli.ip(&[
-            "addr",
-            "add",
-            &format!("{}/24", host(FIRST_HOST + i)),
-            "dev",
-            "eth0",
-        ]);
-    }
+    add_hosts(&d);
     let cfg = d.write("det.toml", &config(&d, ""));
     let cfg_path = cfg.to_str().unwrap().to_string();
     let elsewhere = d.write(
@@ -332,33 +337,8 @@ fn metric(d: &DaemonTopo, name: &str, labels: &[&str]) -> f64 {
 #[test]
 fn port_blocks_for_64_hosts_through_two_pool_addresses() {
     let mut d = DaemonTopo::new("blk", Ingress::Tc);
-    for i in 0..HOSTS {
-        d.t.cli.ip(&[
-            "addr",
-            "add",
-            &format!("{}/24", host(FIRST_HOST + i)),
-            "dev",
-            "eth0",
-        ]);
-    }
-    let data = d.dir.join("nfcapd");
-    std::fs::create_dir_all(&data).unwrap();
-    let mut collector = d.t.nat.spawn(&[
-        "nfcapd",
-        "-p",
-        "4739",
-        "-b",
-        "127.0.0.1",
-        "-w",
-        data.to_str().unwrap(),
-    ]);
-    let collector_queue = |d: &DaemonTopo| -> Option<u64> {
-        let out =
-            d.t.nat
-                .run_ok(&["ss", "-H", "-uln", "src", "127.0.0.1:4739"]);
-        out.split_whitespace().nth(1).and_then(|q| q.parse().ok())
-    };
-    wait_until(SOON, "nfcapd to listen", || collector_queue(&d).is_some());
+    add_hosts(&d);
+    let collector = Nfcapd::start(&d);
     // The same messages for Wireshark's decoder, which reads the port
     // ranges nfdump drops.
     let pcap = d.dir.join("ipfix.pcap");
@@ -396,7 +376,7 @@ fn port_blocks_for_64_hosts_through_two_pool_addresses() {
         "--log-bindings",
         log.to_str().unwrap(),
         "--ipfix",
-        "127.0.0.1:4739",
+        COLLECTOR,
     ]);
     let ext = d.ext().to_string();
 
@@ -558,12 +538,7 @@ fn port_blocks_for_64_hosts_through_two_pool_addresses() {
             &[&label("port-block-deallocation"), &iface],
         ) >= released
     });
-    wait_until(SOON, "nfcapd to read every message", || {
-        collector_queue(&d) == Some(0)
-    });
-    collector.signal(libc::SIGTERM);
-    let status = collector.wait_exit(SOON);
-    assert!(status.success(), "nfcapd: {}", describe(status));
+    let (out, records) = collector.records(&d);
     dump.signal(libc::SIGTERM);
     let status = dump.wait_exit(SOON);
     assert!(status.success(), "tcpdump: {}", describe(status));
@@ -637,11 +612,6 @@ fn port_blocks_for_64_hosts_through_two_pool_addresses() {
     }
     let released = released as usize;
     assert_eq!(decoded.len(), 2 * released, "tshark's\n{fields}");
-    let out =
-        d.t.nat
-            .run_ok(&["nfdump", "-R", data.to_str().unwrap(), "-o", "json"]);
-    let records: Vec<Value> =
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("nfdump's JSON ({e}):\n{out}"));
     // nfdump 1.7 decodes the event, the inside host and the pool address
     // of a port block record (not portRangeStart/End: it has no field for
     // them in IPFIX; the JSON log above carries the ports).

@@ -18,7 +18,8 @@ use serde_json::Value;
 use xnat_tests::agent::run_xnat;
 use xnat_tests::bindings::Entries;
 use xnat_tests::daemon_topo::{
-    DaemonTopo, LongFlow, METRICS, POOL, STATIC_PUB, json_lines, sample, wait_for_line,
+    COLLECTOR, DaemonTopo, LongFlow, METRICS, Nfcapd, POOL, STATIC_PUB, json_lines, sample,
+    wait_for_line,
 };
 use xnat_tests::netns::describe;
 use xnat_tests::topology::{CLI, CLI2, Ingress, SRV, attached, error_lines, json_counter};
@@ -1263,25 +1264,7 @@ fn long_sweeps_are_spaced_out() {
 #[test]
 fn ipfix_records_decode_in_a_real_collector() {
     let mut d = DaemonTopo::new("ipx", Ingress::Tc);
-    let data = d.dir.join("nfcapd");
-    std::fs::create_dir_all(&data).unwrap();
-    let mut collector = d.t.nat.spawn(&[
-        "nfcapd",
-        "-p",
-        "4739",
-        "-b",
-        "127.0.0.1",
-        "-w",
-        data.to_str().unwrap(),
-    ]);
-    // The collector's socket, with what it has not read yet (Recv-Q).
-    let socket = |d: &DaemonTopo| -> Option<u64> {
-        let out =
-            d.t.nat
-                .run_ok(&["ss", "-H", "-uln", "src", "127.0.0.1:4739"]);
-        out.split_whitespace().nth(1).and_then(|q| q.parse().ok())
-    };
-    wait_until(SOON, "nfcapd to listen", || socket(&d).is_some());
+    let collector = Nfcapd::start(&d);
 
     // One public port, one per host: the second flow of 10.0.0.2 meets
     // its cap, 10.0.0.3 finds the port taken.
@@ -1297,7 +1280,7 @@ fn ipfix_records_decode_in_a_real_collector() {
         "--config",
         cfg.to_str().unwrap(),
         "--ipfix",
-        "127.0.0.1:4739",
+        COLLECTOR,
         "--timeout",
         "udp=2",
     ]);
@@ -1336,20 +1319,9 @@ fn ipfix_records_decode_in_a_real_collector() {
         sent(&d, "nat44-bib-delete") >= 1.0
     });
     assert!(sent(&d, "nat44-bib-create") >= 1.0);
-    wait_until(SOON, "nfcapd to read every message", || {
-        socket(&d) == Some(0)
-    });
-    collector.signal(libc::SIGTERM);
-    let status = collector.wait_exit(SOON);
-    assert!(status.success(), "nfcapd: {}", describe(status));
+    let (out, records) = collector.records(&d);
     let (_, stderr) = d.stop();
     assert!(!stderr.contains("IPFIX to"), "send errors: {stderr}");
-
-    let out =
-        d.t.nat
-            .run_ok(&["nfdump", "-R", data.to_str().unwrap(), "-o", "json"]);
-    let records: Vec<Value> =
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("nfdump's JSON ({e}):\n{out}"));
     let public = match seen.server_saw_src {
         SocketAddr::V4(a) => a,
         other => panic!("{other}"),

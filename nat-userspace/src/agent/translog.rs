@@ -243,10 +243,7 @@ impl TransLog {
                 public_port: ev.public.public_port,
             });
         }
-        let Some(j) = &mut self.json else {
-            return;
-        };
-        let r = Record {
+        self.line(&Record {
             time: clock::rfc3339(ev.time),
             event: if ev.created { "created" } else { "deleted" },
             proto: proto_name(ev.key.proto),
@@ -254,8 +251,15 @@ impl TransLog {
             public: endpoint(ev.public.public_addr, ev.public.public_port),
             reason: ev.reason,
             late: ev.late,
+        });
+    }
+
+    /// Writes `record` as one JSON line, if the JSON lines are on.
+    fn line(&mut self, record: &impl Serialize) {
+        let Some(j) = &mut self.json else {
+            return;
         };
-        let line = serde_json::to_string(&r).expect("records serialize");
+        let line = serde_json::to_string(record).expect("records serialize");
         match writeln!(j.out, "{line}") {
             Ok(()) => {
                 self.records.inc();
@@ -285,10 +289,7 @@ impl TransLog {
                     ev.ports,
                 );
             }
-            let Some(j) = &mut self.json else {
-                continue;
-            };
-            let r = BlockRecord {
+            self.line(&BlockRecord {
                 time: clock::rfc3339(time),
                 event: if ev.released.is_none() {
                     "block-allocated"
@@ -299,17 +300,7 @@ impl TransLog {
                 public: from_be(ev.key.addr).to_string(),
                 ports: format!("{}-{}", ev.ports.0, ev.ports.1),
                 reason: ev.released.map(|r| r.name()),
-            };
-            let line = serde_json::to_string(&r).expect("records serialize");
-            match writeln!(j.out, "{line}") {
-                Ok(()) => {
-                    self.records.inc();
-                }
-                Err(e) => {
-                    self.write_errors += 1;
-                    tracing::warn!("translation log {}: {e}", j.target);
-                }
-            }
+            });
         }
         self.flush();
     }

@@ -113,27 +113,10 @@ fn feed_blocks(log: &mut TransLog) {
     log.blocks(&released);
 }
 
-/// Bytes per block (allocated and released) as JSON lines and as IPFIX.
-fn block_volume(dir: &std::path::Path) -> Result<(f64, f64)> {
-    let path = dir.join("blocks.jsonl");
-    let _ = std::fs::remove_file(&path);
-    let mut json_log = TransLog::open(LogTarget::File(path.clone())).context("opening the log")?;
-    feed_blocks(&mut json_log);
-    drop(json_log);
-    let json_bytes = std::fs::metadata(&path)?.len();
-    let _ = std::fs::remove_file(&path);
-    let sink = UdpSocket::bind("127.0.0.1:0")?;
-    let mut ipfix_log = TransLog::new();
-    ipfix_log.set_ipfix(Some(Exporter::new(sink.local_addr()?, 1)?));
-    feed_blocks(&mut ipfix_log);
-    let n = f64::from(BLOCKS);
-    Ok((json_bytes as f64 / n, ipfix_log.ipfix_bytes() as f64 / n))
-}
-
-pub fn run(dir: &std::path::Path) -> Result<Value> {
-    eprintln!("xnat-bench: log volume of {BINDINGS} bindings, created and deleted");
-    let scale = 1_000_000.0 / f64::from(BINDINGS);
-    let path = dir.join("bindings.jsonl");
+/// Bytes the agent's log writes as JSON lines and sends as IPFIX when
+/// `feed` feeds it.
+fn volume(dir: &std::path::Path, feed: impl Fn(&mut TransLog)) -> Result<(u64, u64)> {
+    let path = dir.join("volume.jsonl");
     let _ = std::fs::remove_file(&path);
     let mut json_log = TransLog::open(LogTarget::File(path.clone())).context("opening the log")?;
     feed(&mut json_log);
@@ -147,14 +130,21 @@ pub fn run(dir: &std::path::Path) -> Result<Value> {
     let mut ipfix_log = TransLog::new();
     ipfix_log.set_ipfix(Some(Exporter::new(sink.local_addr()?, 1)?));
     feed(&mut ipfix_log);
-    let ipfix_bytes = ipfix_log.ipfix_bytes();
-    let (block_json, block_ipfix) = block_volume(dir)?;
+    Ok((json_bytes, ipfix_log.ipfix_bytes()))
+}
+
+pub fn run(dir: &std::path::Path) -> Result<Value> {
+    eprintln!("xnat-bench: log volume of {BINDINGS} bindings, created and deleted");
+    let scale = 1_000_000.0 / f64::from(BINDINGS);
+    let (json_bytes, ipfix_bytes) = volume(dir, feed)?;
+    let (block_json, block_ipfix) = volume(dir, feed_blocks)?;
+    let per_block = |b: u64| b as f64 / f64::from(BLOCKS);
     Ok(json!({
         "bindings": BINDINGS,
         "json_bytes_per_million": json_bytes as f64 * scale,
         "ipfix_bytes_per_million": ipfix_bytes as f64 * scale,
-        "block_json_bytes_per_block": block_json,
-        "block_ipfix_bytes_per_block": block_ipfix,
+        "block_json_bytes_per_block": per_block(block_json),
+        "block_ipfix_bytes_per_block": per_block(block_ipfix),
         "flows_per_block": FLOWS_PER_BLOCK,
         "deterministic_bytes_per_million": 0,
     }))
