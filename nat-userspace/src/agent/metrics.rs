@@ -167,6 +167,28 @@ fn help(metric: &str) -> &'static str {
     }
 }
 
+/// A gauge per pool address (each of `pool`, 0 unless counted) counting
+/// the occurrences of each address (network order) in `addrs`.
+fn per_pool_address(
+    pool: &[std::net::Ipv4Addr],
+    addrs: impl Iterator<Item = u32>,
+) -> Family<Labels, Gauge> {
+    let family: Family<Labels, Gauge> = Family::default();
+    for a in pool {
+        let _ = family.get_or_create(&labels(&[("address", &a.to_string())]));
+    }
+    let mut per_addr: BTreeMap<u32, i64> = BTreeMap::new();
+    for addr in addrs {
+        *per_addr.entry(addr).or_default() += 1;
+    }
+    for (addr, n) in per_addr {
+        family
+            .get_or_create(&labels(&[("address", &from_be(addr).to_string())]))
+            .set(n);
+    }
+    family
+}
+
 /// Renders every metric of the attachment in `dir`.
 pub fn render(dir: &Path, ifname: &str, agent: &AgentMetrics) -> anyhow::Result<String> {
     let mut reg = Registry::with_prefix_and_labels(
@@ -280,39 +302,16 @@ pub fn render(dir: &Path, ifname: &str, agent: &AgentMetrics) -> anyhow::Result<
     reg.register("tcp_sessions", "Live TCP NAPT sessions, by state", tcp);
 
     let cfg = napt::read_config(dir)?;
-    let ports: Family<Labels, Gauge> = Family::default();
-    for a in napt::read_pool(dir, &cfg)? {
-        let _ = ports.get_or_create(&labels(&[("address", &a.to_string())]));
-    }
-    let mut per_addr: BTreeMap<u32, i64> = BTreeMap::new();
-    for (k, _) in &inb {
-        *per_addr.entry(k.addr).or_default() += 1;
-    }
-    for (addr, n) in per_addr {
-        ports
-            .get_or_create(&labels(&[("address", &from_be(addr).to_string())]))
-            .set(n);
-    }
+    let pool = napt::read_pool(dir, &cfg)?;
     reg.register(
         "pool_ports_in_use",
         "Public ports (and ICMP identifiers) in use, per pool address",
-        ports,
+        per_pool_address(&pool, inb.iter().map(|(k, _)| k.addr)),
     );
 
     let blocks = tables.blocks()?.lookup_all()?;
     if cfg.allocation == nat_common::blocks::ALLOCATION_BLOCK || !blocks.is_empty() {
-        let held: Family<Labels, Gauge> = Family::default();
-        for a in napt::read_pool(dir, &cfg)? {
-            let _ = held.get_or_create(&labels(&[("address", &a.to_string())]));
-        }
-        let mut per_addr: BTreeMap<u32, i64> = BTreeMap::new();
-        for (k, _) in &blocks {
-            *per_addr.entry(k.addr).or_default() += 1;
-        }
-        for (addr, n) in per_addr {
-            held.get_or_create(&labels(&[("address", &from_be(addr).to_string())]))
-                .set(n);
-        }
+        let held = per_pool_address(&pool, blocks.iter().map(|(k, _)| k.addr));
         reg.register(
             "port_blocks_held",
             "Port blocks held by inside hosts, per pool address (block allocation)",
