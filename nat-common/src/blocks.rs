@@ -172,7 +172,10 @@ mod tests {
     fn layouts_have_no_hidden_padding() {
         assert_eq!(size_of::<BlockKey>(), 8);
         assert_eq!(size_of::<BlockOwner>(), 16);
-        assert_eq!(size_of::<HostBlocks>(), 8 + 2 * MAX_BLOCKS_PER_HOST as usize);
+        assert_eq!(
+            size_of::<HostBlocks>(),
+            8 + 2 * MAX_BLOCKS_PER_HOST as usize
+        );
     }
 
     #[test]

@@ -10,8 +10,8 @@ use nat_common::{
     ExpireWalk, FRAG_HOLD_MAX, FRAGS_MAX, FilterKey, FragKey, FragValue, HeldFragment, HoldKey,
     INTERNAL_MAX, InsideEndpoint, InternalPrefix, Ipv4Be, MAX_HOSTS, Mapping, NatConfig, POOL_MAX,
     ROUTE_CACHE_SLOTS, RouteCacheEntry, STATIC_MAX_ENTRIES, Session, SessionKey,
-    stats::COUNTER_COUNT,
     blocks::{BLOCKS_MAX, BlockKey, BlockOwner, HostBlocks},
+    stats::COUNTER_COUNT,
     trace::{TRACE_BYTES, TraceFilter},
 };
 

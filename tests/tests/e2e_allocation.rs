@@ -399,7 +399,10 @@ fn port_blocks_for_64_hosts_through_two_pool_addresses() {
     };
     for (&n, src) in &seen {
         let b = block_of(n);
-        let (lo, hi) = (b["first_port"].as_u64().unwrap(), b["last_port"].as_u64().unwrap());
+        let (lo, hi) = (
+            b["first_port"].as_u64().unwrap(),
+            b["last_port"].as_u64().unwrap(),
+        );
         assert_eq!(hi - lo + 1, u64::from(BLOCK_SIZE), "{b}");
         assert_eq!(b["public"], src.ip().to_string(), "host {}: {b}", host(n));
         let port = u64::from(src.port());
@@ -408,7 +411,12 @@ fn port_blocks_for_64_hosts_through_two_pool_addresses() {
             "host {} left from {src}, outside its block {b}",
             host(n)
         );
-        assert_eq!(port % 2, 0, "host {} lost its port's parity: {src}", host(n));
+        assert_eq!(
+            port % 2,
+            0,
+            "host {} lost its port's parity: {src}",
+            host(n)
+        );
         assert_eq!(b["bindings"], 1, "{b}");
     }
     // The block holding port 5000 went to the first host that wanted it on
@@ -482,34 +490,57 @@ fn port_blocks_for_64_hosts_through_two_pool_addresses() {
     );
 
     // Unused past the hold-down: every block goes back.
-    wait_until(SOON, "the blocks to be released", || held_blocks(&d).is_empty());
+    wait_until(SOON, "the blocks to be released", || {
+        held_blocks(&d).is_empty()
+    });
     let released = f64::from(HOSTS) + MAX_BLOCKS as f64;
     wait_until(SOON, "the releases counted", || {
-        metric(&d, "xnat_port_blocks_released_total", &["reason=\"unused\"", &iface]) >= released
+        metric(
+            &d,
+            "xnat_port_blocks_released_total",
+            &["reason=\"unused\"", &iface],
+        ) >= released
     });
 
     // The log: a line per block each way, none per binding.
     let lines = json_lines(&log);
     let count = |event: &str| lines.iter().filter(|l| l["event"] == event).count();
-    assert_eq!(count("block-allocated"), usize::from(HOSTS) + MAX_BLOCKS, "{lines:?}");
-    assert_eq!(count("block-released"), usize::from(HOSTS) + MAX_BLOCKS, "{lines:?}");
+    assert_eq!(
+        count("block-allocated"),
+        usize::from(HOSTS) + MAX_BLOCKS,
+        "{lines:?}"
+    );
+    assert_eq!(
+        count("block-released"),
+        usize::from(HOSTS) + MAX_BLOCKS,
+        "{lines:?}"
+    );
     assert_eq!(count("created"), 0, "bindings are not logged one by one");
     let allocated = lines
         .iter()
-        .find(|l| l["event"] == "block-allocated" && l["inside"] == host(KEEPS_ITS_PORT).to_string())
+        .find(|l| {
+            l["event"] == "block-allocated" && l["inside"] == host(KEEPS_ITS_PORT).to_string()
+        })
         .expect("the host's block allocation");
     assert_eq!(allocated["public"], probe.ip().to_string());
     // Released: the log still says who had it.
     let at = allocated["time"].as_str().unwrap();
     let past = lookup(&d, &["-i", &ext, &probe.to_string(), "--at", at]);
     assert_eq!(past[0]["source"], "block-log", "{past}");
-    assert_eq!(past[0]["inside"], host(KEEPS_ITS_PORT).to_string(), "{past}");
+    assert_eq!(
+        past[0]["inside"],
+        host(KEEPS_ITS_PORT).to_string(),
+        "{past}"
+    );
 
     // IPFIX: the same events, as nfdump decodes them.
     wait_until(SOON, "the block records exported", || {
         let label = |e: &str| format!("event=\"{e}\"");
-        metric(&d, "xnat_ipfix_records_total", &[&label("port-block-deallocation"), &iface])
-            >= released
+        metric(
+            &d,
+            "xnat_ipfix_records_total",
+            &[&label("port-block-deallocation"), &iface],
+        ) >= released
     });
     wait_until(SOON, "nfcapd to read every message", || {
         collector_queue(&d) == Some(0)

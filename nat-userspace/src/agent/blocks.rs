@@ -118,8 +118,7 @@ impl BlockKeeper {
         listed: bool,
     ) -> anyhow::Result<BlockReport> {
         let mut report = BlockReport::default();
-        let owned: HashMap<BlockKey, BlockOwner> =
-            self.blocks.lookup_all()?.into_iter().collect();
+        let owned: HashMap<BlockKey, BlockOwner> = self.blocks.lookup_all()?.into_iter().collect();
         if owned.is_empty() && self.known.is_empty() {
             return Ok(report);
         }
@@ -361,6 +360,9 @@ mod tests {
         for i in 10..30 {
             add_index(&mut l, i);
         }
-        assert_eq!(l.count, MAX_BLOCKS_PER_HOST, "a list holds at most its array");
+        assert_eq!(
+            l.count, MAX_BLOCKS_PER_HOST,
+            "a list holds at most its array"
+        );
     }
 }

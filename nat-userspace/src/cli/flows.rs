@@ -3,9 +3,7 @@
 use std::{net::Ipv4Addr, process::ExitCode};
 
 use clap::{Subcommand, ValueEnum};
-use nat_userspace::{
-    settings::napt, tables::blocks, tables::flows, tables::flush, tables::pins,
-};
+use nat_userspace::{settings::napt, tables::blocks, tables::flows, tables::flush, tables::pins};
 
 use super::addr::parse_ipv4;
 

@@ -159,12 +159,7 @@ fn block_holders(
             ports: Some(ports.clone()),
             inside: inside.clone(),
             source: Source::BlockLog,
-            ..holder(
-                (p.to_string(), String::new()),
-                public,
-                since,
-                until,
-            )
+            ..holder((p.to_string(), String::new()), public, since, until)
         })
         .collect()
 }
@@ -267,13 +262,18 @@ not a record
         };
         let first = who("198.51.100.1:1100", "2026-12-05T10:05:00Z");
         assert_eq!(first.len(), 2, "one per protocol asked: {first:?}");
-        assert!(first.iter().all(|(i, _, until)| i == "10.0.0.5"
-            && until.as_deref() == Some("2026-12-05T10:10:00.000Z")));
+        assert!(
+            first.iter().all(|(i, _, until)| i == "10.0.0.5"
+                && until.as_deref() == Some("2026-12-05T10:10:00.000Z"))
+        );
         assert!(who("198.51.100.1:1100", "2026-12-05T10:10:30Z").is_empty());
         assert!(who("198.51.100.1:1280", "2026-12-05T10:05:00Z").is_empty());
         assert!(who("198.51.100.9:1100", "2026-12-05T10:05:00Z").is_empty());
         let now = who("198.51.100.1:1279", "2026-12-05T12:00:00Z");
-        assert!(now.iter().all(|(i, _, until)| i == "10.0.0.6" && until.is_none()));
+        assert!(
+            now.iter()
+                .all(|(i, _, until)| i == "10.0.0.6" && until.is_none())
+        );
     }
 
     #[test]

@@ -620,14 +620,17 @@ fn allocation(
 ) -> Result<Allocation, SettingError> {
     let mode = layer.allocation.as_ref();
     let value = mode.map_or(AllocationMode::Dynamic, |m| m.value);
-    let only = |flags: &[&Option<Sourced<u32>>], for_mode: AllocationMode, name: &str| {
-        match flags.iter().copied().flatten().next() {
-            Some(given) if value != for_mode => err(
-                &given.origin,
-                format!("applies to {name} allocation only (--allocation {name})"),
-            ),
-            _ => Ok(()),
-        }
+    let only = |flags: &[&Option<Sourced<u32>>], for_mode: AllocationMode, name: &str| match flags
+        .iter()
+        .copied()
+        .flatten()
+        .next()
+    {
+        Some(given) if value != for_mode => err(
+            &given.origin,
+            format!("applies to {name} allocation only (--allocation {name})"),
+        ),
+        _ => Ok(()),
     };
     only(
         &[&layer.ports_per_host, &layer.min_ports_per_host],
