@@ -20,7 +20,7 @@ use crate::{
     napt,
     packet::{Packet, TcPacket, XdpPacket},
     parse::ipv4::{self, Ipv4},
-    translate::{pipeline, static_nat},
+    translate::static_nat,
     verdict::{Direction, Verdict},
 };
 
@@ -88,16 +88,16 @@ fn mtu_len(ctx: &TcContext, ip: &Ipv4) -> u16 {
 
 /// What makes an outbound packet one of an established flow.
 enum Flow {
-    /// A static 1:1 mapping of its source.
-    Static,
+    /// A static 1:1 mapping of its source, to this public address.
+    Static(u32),
     /// A NAPT mapping with a session to this remote endpoint.
     Napt(napt::outbound::Established),
 }
 
 #[inline(always)]
 fn established<P: Packet>(p: &P, ip: &Ipv4) -> Option<Flow> {
-    if static_nat::lookup_out(ip.src).is_some() {
-        return Some(Flow::Static);
+    if let Some(public) = static_nat::lookup_out(ip.src) {
+        return Some(Flow::Static(public));
     }
     napt::outbound::established(p, ip).map(Flow::Napt)
 }
@@ -151,7 +151,11 @@ fn outbound<C: EbpfContext, P: Packet>(
         return Outbound::Pass;
     }
     let verdict = match &flow {
-        Flow::Static => pipeline::process(p, Direction::Egress),
+        // Static 1:1 NAT alone, as the pipeline does it for this source:
+        // the whole pipeline behind the route lookups (NAPT with block
+        // allocation's probing loops too) is more than the verifier's
+        // 1M-instruction budget for `xnat_inside_xdp` (kernel 6.18).
+        Flow::Static(public) => static_nat::translate(p, ip, Direction::Egress, *public),
         // The mapping and session found above, not looked up again.
         Flow::Napt(e) => napt::outbound::egress_established(p, ip, e),
     };
