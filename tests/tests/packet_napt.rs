@@ -21,7 +21,7 @@ use nat_common::{
     Counter, EVENT_HOST_CAP, EVENT_PORTS_EXHAUSTED, EVENT_QUOTE_MAX, EndpointKey, Event,
     FirstSession, InsideEndpoint, MAP_NAPT_IN, MAP_NAPT_OUT, MAPPING_FORWARD, Mapping, NatConfig,
     PINNED_RECORDING, SESSION_INBOUND, Session, SessionKey, TCP_ESTABLISHED, TCP_FIN_BOTH,
-    TCP_FIN_OUT, TCP_SYN_IN, TCP_SYN_OUT, TCP_SYN_RECV, tcp_state_name,
+    TCP_FIN_OUT, TCP_SYN_IN, TCP_SYN_OUT, TCP_SYN_RECV, blocks, tcp_state_name,
 };
 use nat_userspace::settings::napt::Filtering;
 use nat_userspace::tables::{Loaded, LoadedRef};
@@ -1052,6 +1052,59 @@ fn mapping_table_full() {
             "{table}: NAPT_OUT changed"
         );
         egress_again(&n, "known mapping", &udp(H1, 5000, R1, 53), known, false);
+    }
+}
+
+/// Block allocation with `NAPT_IN` full: a host whose block has free
+/// ports meets the full table at its first reservation there and is
+/// refused as "mapping table full", as under dynamic allocation, neither
+/// claiming a block it cannot use (below its cap) nor being counted as
+/// capped (at it). Found by the fuzzer.
+#[test]
+fn block_allocation_meeting_a_full_napt_in_claims_no_block() {
+    let filler = |i: u32| EndpointKey {
+        addr: i,
+        port: 0,
+        proto: 99,
+        _pad: 0,
+    };
+    for max_blocks in [1, 2] {
+        let mut n = napt_with(|c| {
+            c.allocation = blocks::ALLOCATION_BLOCK;
+            c.block_size = 64;
+            c.max_blocks_per_host = max_blocks;
+        });
+        let first = udp(H1, 5000, R1, 53);
+        let mut claimed = egress_new(first.total_len());
+        claimed.push((Counter::NaptBlocksAllocated, 1));
+        run(
+            &n,
+            Hook::EgressTc,
+            "the host's first mapping, claiming its block",
+            &first.frame(),
+            Want::Translated,
+            &claimed,
+        );
+        let added = n.fill(Loaded::napt_in, u32::MAX, filler, InsideEndpoint::default());
+        assert!(added > 1000, "only {added} entries went into NAPT_IN");
+        let lists = |n: &Napt| {
+            (
+                xnat_tests::bpf::all(n.ebpf(), LoadedRef::blocks),
+                xnat_tests::bpf::all(n.ebpf(), LoadedRef::host_blocks),
+            )
+        };
+        let before = lists(&n);
+        assert_eq!((before.0.len(), before.1.len()), (1, 1), "{before:?}");
+        run(
+            &n,
+            Hook::EgressTc,
+            &format!("a second mapping with NAPT_IN full, cap {max_blocks}"),
+            &udp(H1, 5001, R1, 53).frame(),
+            Want::Drop,
+            &only(Counter::DropMappingTableFull),
+        );
+        assert_eq!(lists(&n), before, "cap {max_blocks}: blocks changed");
+        assert!(n.napt_out(Endpoint::new(H1, 5001, UDP)).is_none());
     }
 }
 

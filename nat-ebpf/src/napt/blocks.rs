@@ -53,7 +53,7 @@ pub fn pick(
     if let Some(l) = list {
         // SAFETY: as above.
         held = unsafe { (*l).count }.min(MAX_BLOCKS_PER_HOST);
-        if let Some(port) = in_held(&blocks, l, held, public, key, want, inside) {
+        if let Some(port) = in_held(&blocks, l, held, public, key, want, inside)? {
             return Ok((public, port));
         }
     }
@@ -98,7 +98,9 @@ pub fn pick(
 }
 
 /// A port reserved in one of the `held` blocks of `list`, if probing finds
-/// one: the inside port if its block is the host's, then random probes.
+/// one: the inside port if its block is the host's, then random probes. A
+/// reservation that finds `NAPT_IN` full ends it, as in dynamic allocation
+/// (a new block would only meet the same full table).
 #[inline(always)]
 fn in_held(
     blocks: &Blocks,
@@ -108,16 +110,20 @@ fn in_held(
     key: &EndpointKey,
     want: u16,
     inside: &InsideEndpoint,
-) -> Option<u16> {
+) -> Result<Option<u16>, AllocError> {
     if held == 0 {
-        return None;
+        return Ok(None);
     }
+    let full = refused(Counter::DropMappingTableFull, public);
     if let Some(index) = blocks.index_of(want)
         // SAFETY: the value lives in the map; read only.
         && unsafe { (*list).holds(index) }
-        && take(public, want, key.proto, inside, index, key.addr)
     {
-        return Some(want);
+        match take(public, want, key.proto, inside, index, key.addr) {
+            Reserve::Done => return Ok(Some(want)),
+            Reserve::Full => return Err(full),
+            Reserve::Taken => {}
+        }
     }
     let parity = key.proto != IPPROTO_ICMP;
     let mut i = 0;
@@ -128,7 +134,7 @@ fn in_held(
         // (it does not a remainder's) to the array index.
         let slot = (((r & 0xffff) * held) >> 16) as usize;
         if slot >= MAX_BLOCKS_PER_HOST as usize {
-            return None;
+            return Ok(None);
         }
         // SAFETY: in bounds (checked above); a u16 read.
         let index = unsafe { (*list).index[slot] } as u32;
@@ -136,24 +142,33 @@ fn in_held(
             let (lo, hi) = blocks.range(index);
             let keep = parity && i < PORT_PROBES / 2;
             let port = probe(lo as u32, hi as u32, keep.then_some(want));
-            if port >= lo as u32
-                && port <= hi as u32
-                && take(public, port as u16, key.proto, inside, index, key.addr)
-            {
-                return Some(port as u16);
+            if port >= lo as u32 && port <= hi as u32 {
+                match take(public, port as u16, key.proto, inside, index, key.addr) {
+                    Reserve::Done => return Ok(Some(port as u16)),
+                    Reserve::Full => return Err(full),
+                    Reserve::Taken => {}
+                }
             }
         }
         i += 1;
     }
-    None
+    Ok(None)
 }
 
 /// Reserves `port` of block `index` for `host`, and keeps it only if the
-/// block is still the host's.
+/// block is still the host's (`Taken` if not).
 #[inline(always)]
-fn take(public: u32, port: u16, proto: u8, inside: &InsideEndpoint, index: u32, host: u32) -> bool {
-    if !matches!(reserve(public, port, proto, inside), Reserve::Done) {
-        return false;
+fn take(
+    public: u32,
+    port: u16,
+    proto: u8,
+    inside: &InsideEndpoint,
+    index: u32,
+    host: u32,
+) -> Reserve {
+    match reserve(public, port, proto, inside) {
+        Reserve::Done => {}
+        other => return other,
     }
     let block = BlockKey {
         addr: public,
@@ -161,7 +176,7 @@ fn take(public: u32, port: u16, proto: u8, inside: &InsideEndpoint, index: u32, 
     };
     // SAFETY: a u32 read of a value in the map.
     if unsafe { BLOCKS.get(&block) }.is_some_and(|o| o.host == host) {
-        return true;
+        return Reserve::Done;
     }
     // Released meanwhile by the agent: give the port back.
     let _ = NAPT_IN.remove(&EndpointKey {
@@ -170,7 +185,7 @@ fn take(public: u32, port: u16, proto: u8, inside: &InsideEndpoint, index: u32, 
         proto,
         _pad: 0,
     });
-    false
+    Reserve::Taken
 }
 
 /// Reserves a free block of `public` for `host`: the inside port's block
