@@ -153,6 +153,10 @@ impl Oracle for NoAllocation {
     fn allocation(&self, _: &nat_common::EndpointKey) -> Allocation {
         panic!("no mapping expected")
     }
+
+    fn claimed_block(&self, _: u32) -> Option<nat_common::blocks::BlockKey> {
+        panic!("no block expected")
+    }
 }
 
 /// The model against frames built from scratch with the expected
