@@ -30,7 +30,11 @@
 //!   not reach (beyond the pool) gets no port; failure is plausible only
 //!   once a quarter of its range is in use. No paired-pooling memory: the
 //!   layout decides.
-//! * port block allocation: [`super::blocks`].
+//! * port block allocation ([`super::blocks`]): a port from the host's
+//!   own blocks on its paired address first, a new block (the inside
+//!   port's first) only when probing plausibly found none and the host is
+//!   below its cap; host cap, no free block and a fresh block's ports
+//!   taken as failures, each only when plausible.
 
 use super::Rule;
 use nat_common::{
