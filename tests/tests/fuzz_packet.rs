@@ -60,6 +60,12 @@ const MUST_COVER: &[&str] = &[
     "NAPT outbound / session table full",
     "NAPT inbound to a mapping / session table full",
     "filter table full: no entry",
+    // Block allocation: a port kept in a block just claimed, a port of a
+    // block the host holds, and a claimed block whose port met a full
+    // table.
+    "new block claimed / new mapping, port kept",
+    "new mapping in one of the host's blocks / new mapping, port changed",
+    "new block claimed / mapping table full",
     // The inside programs (a gateway in the run's namespace): hairpinning
     // that makes the sender's mapping, through a mapping or forward and
     // to a static address, ICMP errors and later fragments hairpinned,
@@ -152,6 +158,10 @@ struct NoAllocation;
 impl Oracle for NoAllocation {
     fn allocation(&self, _: &nat_common::EndpointKey) -> Allocation {
         panic!("no mapping expected")
+    }
+
+    fn claimed_block(&self, _: u32) -> Option<nat_common::blocks::BlockKey> {
+        panic!("no block expected")
     }
 }
 

@@ -505,6 +505,10 @@ impl Oracle for Alloc<'_> {
             },
         }
     }
+
+    fn claimed_block(&self, host: u32) -> Option<nat_common::blocks::BlockKey> {
+        self.before.claimed_block(self.after, host)
+    }
 }
 
 /// The public endpoint an outbound frame left with, if it was translated
@@ -1116,6 +1120,8 @@ fn map_of(problem: &str) -> Option<&str> {
         "SESSIONS",
         "FILTER",
         "HOST_PORTS",
+        "BLOCKS",
+        "HOST_BLOCKS",
         "INBOUND_SESSIONS",
         "FRAGS",
         "FRAG_HOLD",

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::fmt::Debug;
 use std::hash::Hash;
 
+use nat_common::blocks::{BlockOwner, HostBlocks};
 use nat_common::stats::COUNTER_COUNT;
 use nat_common::{Counter, FirstSession, FragValue, InsideEndpoint, Mapping, Session};
 
@@ -99,6 +100,21 @@ impl Stamped for Held {
     }
 }
 
+/// A block's owner, stamped when the data plane claimed it.
+impl Stamped for BlockOwner {
+    fn same(&self, r: &Self, w: &Window) -> bool {
+        (self.host, self._pad) == (r.host, r._pad) && w.ts(self.allocated, r.allocated)
+    }
+}
+
+/// A host's list of blocks holds no timestamp: every byte counts (the
+/// entries past `count` too, as the data plane and the agent leave them).
+impl Stamped for HostBlocks {
+    fn same(&self, r: &Self, _: &Window) -> bool {
+        self == r
+    }
+}
+
 /// Host-port counts are plain numbers (no timestamp).
 #[derive(Debug, PartialEq, Eq)]
 struct Count(u64);
@@ -146,6 +162,14 @@ pub fn states(want: &State, got: &State, w: &Window) -> Vec<String> {
         "HOST_PORTS",
         &counts(&want.host_ports),
         &counts(&got.host_ports),
+        w,
+        &mut out,
+    );
+    diff_map("BLOCKS", &want.blocks, &got.blocks, w, &mut out);
+    diff_map(
+        "HOST_BLOCKS",
+        &want.host_blocks,
+        &got.host_blocks,
         w,
         &mut out,
     );

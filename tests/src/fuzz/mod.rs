@@ -195,6 +195,10 @@ impl Oracle for FromMaps<'_> {
             _ => Allocation::Failed,
         }
     }
+
+    fn claimed_block(&self, host: u32) -> Option<nat_common::blocks::BlockKey> {
+        self.before.claimed_block(self.after, host)
+    }
 }
 
 /// [`run`] on a thread inside a scratch network namespace of its own:

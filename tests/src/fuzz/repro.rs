@@ -104,7 +104,7 @@ pub fn state_code(st: &State) -> String {
         .collect();
     let _ = writeln!(
         s,
-        "    let mut n = Napt::with(&[{}], &[{}], |c| {{\n        c.filtering = {};\n        c.port_min = {};\n        c.port_max = {};\n        c.max_ports_per_host = {};\n        c.allocation = {};\n        c.det_hosts_per_addr = {};\n        c.det_ports_per_host = {};\n    }});",
+        "    let mut n = Napt::with(&[{}], &[{}], |c| {{\n        c.filtering = {};\n        c.port_min = {};\n        c.port_max = {};\n        c.max_ports_per_host = {};\n        c.allocation = {};\n        c.det_hosts_per_addr = {};\n        c.det_ports_per_host = {};\n        c.block_size = {};\n        c.max_blocks_per_host = {};\n    }});",
         pool.join(", "),
         internal.join(", "),
         c.filtering,
@@ -113,7 +113,9 @@ pub fn state_code(st: &State) -> String {
         c.max_ports_per_host,
         c.allocation,
         c.det_hosts_per_addr,
-        c.det_ports_per_host
+        c.det_ports_per_host,
+        c.block_size,
+        c.max_blocks_per_host
     );
     let mut stat: Vec<_> = st.static_out.iter().collect();
     stat.sort();
@@ -140,7 +142,7 @@ pub fn state_code(st: &State) -> String {
         let f = &m.first;
         let _ = writeln!(
             s,
-            "    n.fill(MAP_NAPT_OUT, 1, |_| {}.key(), Mapping {{ addr: u32::from_ne_bytes({}.octets()), port: {}u16.to_be(), flags: {}, created: {}, last_seen: {}, first: FirstSession {{ remote_addr: u32::from_ne_bytes({}.octets()), remote_port: {}u16.to_be(), tcp: {}, live: {}, last_seen: {}, packets_out: {}, packets_in: {}, bytes_out: {}, bytes_in: {} }} }});",
+            "    n.fill(Loaded::napt_out, 1, |_| {}.key(), Mapping {{ addr: u32::from_ne_bytes({}.octets()), port: {}u16.to_be(), flags: {}, created: {}, last_seen: {}, first: FirstSession {{ remote_addr: u32::from_ne_bytes({}.octets()), remote_port: {}u16.to_be(), tcp: {}, live: {}, last_seen: {}, packets_out: {}, packets_in: {}, bytes_out: {}, bytes_in: {} }} }});",
             ep(k),
             addr(m.addr),
             u16::from_be(m.port),
@@ -167,7 +169,7 @@ pub fn state_code(st: &State) -> String {
     for (_, k, v) in inb {
         let _ = writeln!(
             s,
-            "    n.fill(MAP_NAPT_IN, 1, |_| {}.key(), InsideEndpoint {{ addr: u32::from_ne_bytes({}.octets()), port: {}u16.to_be(), flags: {} }});",
+            "    n.fill(Loaded::napt_in, 1, |_| {}.key(), InsideEndpoint {{ addr: u32::from_ne_bytes({}.octets()), port: {}u16.to_be(), flags: {} }});",
             ep(k),
             addr(v.addr),
             u16::from_be(v.port),
@@ -210,7 +212,7 @@ pub fn state_code(st: &State) -> String {
         };
         let _ = writeln!(
             s,
-            "    n.fill(MAP_FILTER, 1, |_| filter_key({}, {}), {v}u64);",
+            "    n.fill(Loaded::filter, 1, |_| filter_key({}, {}), {v}u64);",
             ep(&public),
             addr(k.remote_addr)
         );
@@ -218,14 +220,38 @@ pub fn state_code(st: &State) -> String {
     for (a, v) in &st.host_ports {
         let _ = writeln!(s, "    n.set_host_ports({}, {v});", addr(*a));
     }
+    let mut blocks: Vec<_> = st.blocks.iter().collect();
+    blocks.sort_by_key(|(k, _)| **k);
+    for (k, o) in blocks {
+        let _ = writeln!(
+            s,
+            "    n.fill(Loaded::blocks, 1, |_| blocks::BlockKey {{ addr: u32::from_ne_bytes({}.octets()), index: {} }}, blocks::BlockOwner {{ host: u32::from_ne_bytes({}.octets()), _pad: 0, allocated: {} }});",
+            addr(k.addr),
+            k.index,
+            addr(o.host),
+            o.allocated
+        );
+    }
+    let mut lists: Vec<_> = st.host_blocks.iter().collect();
+    lists.sort_by_key(|(h, _)| **h);
+    for (h, l) in lists {
+        let _ = writeln!(
+            s,
+            "    n.fill(Loaded::host_blocks, 1, |_| u32::from_ne_bytes({}.octets()), blocks::HostBlocks {{ addr: u32::from_ne_bytes({}.octets()), count: {}, index: {:?} }});",
+            addr(*h),
+            addr(l.addr),
+            l.count,
+            l.index
+        );
+    }
     for (k, v) in &st.frags {
         let _ = writeln!(
             s,
             "    n.fill({}, 1, |_| FragKey {{ src: u32::from_ne_bytes({}.octets()), dst: u32::from_ne_bytes({}.octets()), id: {:#06x}, proto: {}, inbound: {} }}, FragValue {{ new_addr: u32::from_ne_bytes({}.octets()), _pad: 0, seen: dataplane_now_ns() }});",
             if k.inbound != 0 {
-                "MAP_FRAGS_IN"
+                "Loaded::frags_in"
             } else {
-                "MAP_FRAGS_OUT"
+                "Loaded::frags_out"
             },
             addr(k.src),
             addr(k.dst),

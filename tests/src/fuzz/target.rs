@@ -7,6 +7,7 @@ use anyhow::{Context as _, Result, anyhow};
 use aya::Ebpf;
 use aya::maps::lpm_trie::Key as LpmKey;
 use aya::programs::{SchedClassifier, TestRun, TestRunOptions, Xdp};
+use nat_common::blocks::{MAP_BLOCKS, MAP_HOST_BLOCKS};
 use nat_common::stats::COUNTER_COUNT;
 use nat_common::{
     EVENT_PORTS_EXHAUSTED, FRAG_HOLD_BYTES, MAP_FILTER, MAP_FRAGS_IN, MAP_FRAGS_OUT,
@@ -67,6 +68,8 @@ impl Target {
         let mut loader = aya::EbpfLoader::new();
         for name in [
             MAP_HOST_PORTS,
+            MAP_BLOCKS,
+            MAP_HOST_BLOCKS,
             MAP_FRAGS_OUT,
             MAP_FRAGS_IN,
             MAP_STATIC_OUT,
@@ -161,20 +164,24 @@ impl Target {
         self.set_bindings(st)
     }
 
-    /// Replaces the mappings, sessions, filter entries and per-host port
-    /// counts with `st`'s (what the agent's expiry sweep leaves, say);
-    /// fragments are left as they are.
+    /// Replaces the mappings, sessions, filter entries, per-host port
+    /// counts and port blocks with `st`'s (what the agent's expiry sweep
+    /// leaves, say); fragments are left as they are.
     pub fn set_bindings(&mut self, st: &State) -> Result<()> {
         clear(&mut self.ebpf, Loaded::napt_out)?;
         clear(&mut self.ebpf, Loaded::napt_in)?;
         clear(&mut self.ebpf, Loaded::sessions)?;
         clear(&mut self.ebpf, Loaded::filter)?;
         clear(&mut self.ebpf, Loaded::host_ports)?;
+        clear(&mut self.ebpf, Loaded::blocks)?;
+        clear(&mut self.ebpf, Loaded::host_blocks)?;
         put_all(&mut self.ebpf, Loaded::napt_out, &st.napt_out)?;
         put_all(&mut self.ebpf, Loaded::napt_in, &st.napt_in)?;
         put_all(&mut self.ebpf, Loaded::sessions, &st.sessions)?;
         put_all(&mut self.ebpf, Loaded::filter, &st.filter)?;
         put_all(&mut self.ebpf, Loaded::host_ports, &st.host_ports)?;
+        put_all(&mut self.ebpf, Loaded::blocks, &st.blocks)?;
+        put_all(&mut self.ebpf, Loaded::host_blocks, &st.host_blocks)?;
         let mut n = Loaded::new(&mut self.ebpf).inbound_sessions()?;
         Ok(n.set(0, st.inbound_sessions, 0)?)
     }
@@ -188,6 +195,8 @@ impl Target {
         st.sessions = try_all(&self.ebpf, LoadedRef::sessions)?;
         st.filter = try_all(&self.ebpf, LoadedRef::filter)?;
         st.host_ports = try_all(&self.ebpf, LoadedRef::host_ports)?;
+        st.blocks = try_all(&self.ebpf, LoadedRef::blocks)?;
+        st.host_blocks = try_all(&self.ebpf, LoadedRef::host_blocks)?;
         let n = LoadedRef::new(&self.ebpf).inbound_sessions()?;
         st.inbound_sessions = n.get(&0, 0)?;
         // One map in the model: the key's direction tells the tables apart.

@@ -9,7 +9,9 @@ use std::collections::{HashMap, HashSet};
 
 use nat_common::{
     EndpointKey, FilterKey, FirstSession, InsideEndpoint, MAPPING_FORWARD, Mapping, NatConfig,
-    SESSION_INBOUND, SessionKey, deterministic::ALLOCATION_DETERMINISTIC,
+    SESSION_INBOUND, SessionKey,
+    blocks::{ALLOCATION_BLOCK, BlockKey, BlockOwner, HostBlocks},
+    deterministic::ALLOCATION_DETERMINISTIC,
 };
 use nat_userspace::settings::napt::Filtering;
 use rand::Rng;
@@ -65,6 +67,16 @@ pub const RANGES: [(u16, u16); 5] = [
 /// up beyond a two-address pool; one port each.
 pub const DETERMINISTIC_LAYOUTS: [(u32, u32); 4] = [(128, 500), (4, 2), (2, 3), (3, 1)];
 
+/// Port block sizes an epoch may configure under block allocation, far
+/// below the product's minimum so that hosts fill their blocks, reach
+/// their cap and exhaust an address's blocks within a few frames (over
+/// `RANGES`: from thousands of blocks down to none). Even, so that half
+/// of a block's ports have each parity (the model's odds of a probe that
+/// keeps parity count on it).
+pub const BLOCK_SIZES: [u32; 4] = [2, 2, 4, 8];
+/// `--max-blocks-per-host` of those epochs.
+pub const MAX_BLOCKS: [u32; 3] = [1, 1, 2];
+
 /// The fixed part of the state: static maps, pool, inside prefix.
 pub fn base_state() -> State {
     let mut st = State::default();
@@ -112,6 +124,13 @@ pub fn new_epoch(st: &mut State, rng: &mut impl Rng) {
         cfg.max_ports_per_host = 0;
         (cfg.det_hosts_per_addr, cfg.det_ports_per_host) =
             *DETERMINISTIC_LAYOUTS.choose(rng).unwrap();
+    } else if rng.random_bool(0.25) {
+        // Port block allocation (no per-host port cap there: the blocks
+        // are the cap).
+        cfg.allocation = ALLOCATION_BLOCK;
+        cfg.max_ports_per_host = 0;
+        cfg.block_size = *BLOCK_SIZES.choose(rng).unwrap();
+        cfg.max_blocks_per_host = *MAX_BLOCKS.choose(rng).unwrap();
     }
     // Often no cap on inbound-created sessions, sometimes one a few
     // frames reach.
@@ -138,25 +157,80 @@ pub fn new_epoch(st: &mut State, rng: &mut impl Rng) {
         if st.napt_in.contains_key(&public) || st.napt_out.contains_key(&inside) {
             continue;
         }
-        // As `xnat forward add` writes them: no timestamps, no first
-        // session (every session of a forward is in SESSIONS).
-        st.napt_out.insert(
-            inside,
-            Mapping {
-                addr: public.addr,
-                port: public.port,
-                flags: MAPPING_FORWARD,
-                ..Default::default()
-            },
-        );
-        st.napt_in.insert(
-            public,
-            InsideEndpoint {
-                addr: inside.addr,
-                port: inside.port,
-                flags: MAPPING_FORWARD,
-            },
-        );
+        add_forward(st, public, inside);
+    }
+    // (Not over blocks of 8: with the forwards above, more than the small
+    // tables hold.)
+    if cfg.allocation == ALLOCATION_BLOCK && cfg.block_size <= 4 && rng.random_bool(0.7) {
+        forwards_over_a_block(st, rng);
+    }
+}
+
+/// A port forward from `public` to `inside`, as `xnat forward add` writes
+/// it: no timestamps, no first session (every session of a forward is in
+/// `SESSIONS`).
+fn add_forward(st: &mut State, public: EndpointKey, inside: EndpointKey) {
+    st.napt_out.insert(
+        inside,
+        Mapping {
+            addr: public.addr,
+            port: public.port,
+            flags: MAPPING_FORWARD,
+            ..Default::default()
+        },
+    );
+    st.napt_in.insert(
+        public,
+        InsideEndpoint {
+            addr: inside.addr,
+            port: inside.port,
+            flags: MAPPING_FORWARD,
+        },
+    );
+}
+
+/// Under block allocation: forwards on every port of a block holding a
+/// port the generator uses (of TCP and UDP for a block of two ports, of
+/// one of them for a block of four), on a pool address some host has,
+/// so that a host claiming that block finds no port in it.
+fn forwards_over_a_block(st: &mut State, rng: &mut impl Rng) {
+    let c = st.config;
+    let (min, max, size) = (u32::from(c.port_min), u32::from(c.port_max), c.block_size);
+    let whole = (max + 1 - min) / size * size;
+    let ports: Vec<u32> = PORTS
+        .iter()
+        .map(|&p| u32::from(p))
+        .filter(|&p| p >= min && p - min < whole)
+        .collect();
+    let Some(&port) = ports.choose(rng) else {
+        return;
+    };
+    let mut paired: Vec<u32> = st.paired.values().copied().collect();
+    paired.sort();
+    paired.dedup();
+    let addr = match paired.choose(rng) {
+        Some(&a) => a,
+        None => be(*POOL.choose(rng).unwrap()),
+    };
+    let protos: &[u8] = if size <= 2 {
+        &[6, 17]
+    } else {
+        &[*[6u8, 17].choose(rng).unwrap()]
+    };
+    let lo = min + (port - min) / size * size;
+    for &proto in protos {
+        for p in lo..lo + size {
+            let key = |addr, port: u32| EndpointKey {
+                addr,
+                port: (port as u16).to_be(),
+                proto,
+                _pad: 0,
+            };
+            let (public, inside) = (key(addr, p), key(be(*INSIDE.choose(rng).unwrap()), p));
+            if !st.napt_in.contains_key(&public) && !st.napt_out.contains_key(&inside) {
+                add_forward(st, public, inside);
+            }
+        }
     }
 }
 
@@ -175,7 +249,9 @@ pub fn new_epoch(st: &mut State, rng: &mut impl Rng) {
 ///   expire unless a live session (first or in `SESSIONS`) of their public
 ///   endpoint has their remote address;
 /// * with `--max-ports-per-host`, `HOST_PORTS` is recounted from the
-///   mappings left (forwards not counted).
+///   mappings left (forwards not counted);
+/// * under block allocation, what the block keeper (agent/blocks.rs) and
+///   the data plane may leave: see [`blocks_left`].
 ///
 /// Returns whether anything changed.
 pub fn sweep(st: &mut State, rng: &mut impl Rng) -> bool {
@@ -303,6 +379,138 @@ pub fn sweep(st: &mut State, rng: &mut impl Rng) -> bool {
         }
         changed |= held != st.host_ports;
         st.host_ports = held;
+    }
+    if st.config.allocation == ALLOCATION_BLOCK && st.config.block_size != 0 {
+        changed |= blocks_left(st, rng);
+    }
+    changed
+}
+
+/// Under block allocation, a coin for each of:
+/// * a block with no binding on its ports (no `NAPT_IN` entry, of any
+///   protocol) is released, as the block keeper does once it stayed so
+///   for the hold-down: its index leaves its owner's list if the list is
+///   on its address and names it (the rest keep their order, the slots
+///   freed are zeroed, an emptied list is deleted), then its `BLOCKS`
+///   entry goes;
+/// * a list lost its last block, which `BLOCKS` still gives its host (two
+///   CPUs appending at once; the keeper puts it back later);
+/// * a listed block is no longer its host's in `BLOCKS`: gone, or another
+///   host's (released, claimed by another host, then put back into the
+///   list by a release that had found a binding in it);
+/// * a host's list is on the pool address it does not have, with a block
+///   held there (stale: the pool changed while it held blocks; its blocks
+///   on its own address, if any, stay in `BLOCKS`).
+///
+/// Returns whether anything changed.
+fn blocks_left(st: &mut State, rng: &mut impl Rng) -> bool {
+    let mut changed = false;
+    let (min, size) = (u32::from(st.config.port_min), st.config.block_size);
+    let bound: HashSet<(u32, u32)> = st
+        .napt_in
+        .keys()
+        .map(|k| (k.addr, u32::from(u16::from_be(k.port))))
+        .collect();
+    let mut blocks: Vec<BlockKey> = st.blocks.keys().copied().collect();
+    blocks.sort();
+    for k in blocks {
+        let lo = min + k.index * size;
+        let unused = (lo..lo + size).all(|p| !bound.contains(&(k.addr, p)));
+        if !unused || !rng.random_bool(0.5) {
+            continue;
+        }
+        let host = st.blocks[&k].host;
+        if let Some(l) = st.host_blocks.get_mut(&host)
+            && l.addr == k.addr
+            && l.holds(k.index)
+        {
+            let n = (l.count as usize).min(l.index.len());
+            let kept: Vec<u16> = l.index[..n]
+                .iter()
+                .copied()
+                .filter(|&i| u32::from(i) != k.index)
+                .collect();
+            l.index = Default::default();
+            l.index[..kept.len()].copy_from_slice(&kept);
+            l.count = kept.len() as u32;
+            if l.count == 0 {
+                st.host_blocks.remove(&host);
+            }
+        }
+        st.blocks.remove(&k);
+        changed = true;
+    }
+    let mut hosts: Vec<u32> = st.host_blocks.keys().copied().collect();
+    hosts.sort();
+    for h in hosts {
+        let l = st.host_blocks.get_mut(&h).expect("listed");
+        let n = (l.count as usize).min(l.index.len());
+        if n == 0 {
+            continue;
+        }
+        if rng.random_bool(0.1) {
+            l.index[n - 1] = 0;
+            l.count = n as u32 - 1;
+            changed = true;
+        } else if rng.random_bool(0.1) {
+            let key = BlockKey {
+                addr: l.addr,
+                index: u32::from(l.index[rng.random_range(0..n)]),
+            };
+            let other = be(*INSIDE.choose(rng).unwrap());
+            if other == h || rng.random_bool(0.5) {
+                st.blocks.remove(&key);
+            } else {
+                st.blocks.insert(
+                    key,
+                    BlockOwner {
+                        host: other,
+                        _pad: 0,
+                        allocated: 1,
+                    },
+                );
+            }
+            changed = true;
+        }
+    }
+    let count = (u32::from(st.config.port_max) + 1 - min) / size;
+    for host in INSIDE.map(be) {
+        let Some(&own) = st.paired.get(&host) else {
+            continue;
+        };
+        let others: Vec<u32> = st
+            .pool
+            .iter()
+            .take(st.config.pool_len as usize)
+            .copied()
+            .filter(|&a| a != own)
+            .collect();
+        if others.is_empty() || count == 0 || !rng.random_bool(0.05) {
+            continue;
+        }
+        let key = BlockKey {
+            addr: *others.choose(rng).unwrap(),
+            index: rng.random_range(0..count),
+        };
+        if st.blocks.contains_key(&key) {
+            continue;
+        }
+        st.blocks.insert(
+            key,
+            BlockOwner {
+                host,
+                _pad: 0,
+                allocated: 1,
+            },
+        );
+        let mut list = HostBlocks {
+            addr: key.addr,
+            count: 1,
+            ..HostBlocks::default()
+        };
+        list.index[0] = key.index as u16;
+        st.host_blocks.insert(host, list);
+        changed = true;
     }
     changed
 }

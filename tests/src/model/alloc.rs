@@ -30,17 +30,23 @@
 //!   not reach (beyond the pool) gets no port; failure is plausible only
 //!   once a quarter of its range is in use. No paired-pooling memory: the
 //!   layout decides.
+//! * port block allocation ([`super::blocks`]): a port from the host's
+//!   own blocks on its paired address first, a new block (the inside
+//!   port's first) only when probing plausibly found none and the host is
+//!   below its cap; host cap, no free block and a fresh block's ports
+//!   taken as failures, each only when plausible.
 
 use super::Rule;
 use nat_common::{
-    Counter, EndpointKey, FirstSession, InsideEndpoint, Mapping,
+    Counter, EndpointKey, FirstSession, InsideEndpoint, Mapping, blocks::ALLOCATION_BLOCK,
     deterministic::ALLOCATION_DETERMINISTIC,
 };
 
 use super::parse::ICMP;
 use super::{Allocation, Ctx, NOW};
 
-fn free(ctx: &Ctx, addr: u32, port: u32, proto: u8) -> bool {
+/// Whether public port `port` of `addr` has no `NAPT_IN` entry.
+pub(super) fn free(ctx: &Ctx, addr: u32, port: u32, proto: u8) -> bool {
     !ctx.st.napt_in.contains_key(&EndpointKey {
         addr,
         port: (port as u16).to_be(),
@@ -124,6 +130,9 @@ fn deterministic_share(ctx: &Ctx, inside: u32) -> Option<Option<(u32, u32, u32)>
 /// session of the packet that makes it), or says why not.
 pub fn allocate(ctx: &mut Ctx, key: &EndpointKey, first: FirstSession) -> Result<Mapping, Counter> {
     let cfg = ctx.st.config;
+    if cfg.allocation == ALLOCATION_BLOCK {
+        return super::blocks::allocate(ctx, key, first);
+    }
     let det = deterministic_share(ctx, key.addr);
     if det == Some(None) {
         ctx.note(Rule::DeterministicNoShare);
@@ -171,14 +180,7 @@ pub fn allocate(ctx: &mut Ctx, key: &EndpointKey, first: FirstSession) -> Result
     match ctx.oracle.allocation(key) {
         Allocation::Mapped { addr, port } => {
             let p = u32::from(u16::from_be(port));
-            if ctx.st.mapping_tables_full() {
-                ctx.violations
-                    .push(format!("a mapping was made with {}", ctx.st.mapping_fill()));
-            }
-            if !ctx.st.in_pool(addr) {
-                ctx.violations
-                    .push(format!("public address {addr:#x} is not a pool address"));
-            }
+            check_made(ctx, addr);
             if det.is_some() && known != Some(addr) {
                 ctx.violations.push(format!(
                     "deterministic allocation: the layout gives this host {:?}, not {:?}",
@@ -219,49 +221,9 @@ pub fn allocate(ctx: &mut Ctx, key: &EndpointKey, first: FirstSession) -> Result
             } else {
                 Rule::PortChanged
             });
-            let inside = InsideEndpoint {
-                addr: key.addr,
-                port: key.port,
-                flags: 0,
-            };
-            let public = Mapping {
-                addr,
-                port,
-                flags: 0,
-                created: NOW,
-                last_seen: NOW,
-                first,
-            };
-            let pkey = EndpointKey {
-                addr,
-                port,
-                proto: key.proto,
-                _pad: 0,
-            };
-            ctx.st.napt_in.insert(pkey, inside);
-            ctx.st.napt_out.insert(*key, public);
-            if cfg.max_ports_per_host != 0 {
-                *ctx.st.host_ports.entry(key.addr).or_insert(0) += 1;
-            }
-            // The mapping comes with its first session.
-            ctx.bump(Counter::NaptMappingsCreated);
-            ctx.bump(Counter::NaptSessionsCreated);
-            Ok(public)
+            Ok(install(ctx, key, addr, port, first))
         }
-        Allocation::TableFull => {
-            ctx.note(if ctx.st.napt_in.len() >= ctx.st.capacity.napt_in {
-                Rule::MappingTableFullNaptIn
-            } else {
-                Rule::MappingTableFullNaptOut
-            });
-            if !ctx.st.mapping_tables_full() {
-                ctx.violations.push(format!(
-                    "mapping table full reported with {}",
-                    ctx.st.mapping_fill()
-                ));
-            }
-            Err(Counter::DropMappingTableFull)
-        }
+        Allocation::TableFull => Err(table_full(ctx)),
         Allocation::Failed => {
             ctx.note(Rule::NoPublicPort);
             let candidates: Vec<u32> = match known {
@@ -296,4 +258,75 @@ pub fn allocate(ctx: &mut Ctx, key: &EndpointKey, first: FirstSession) -> Result
             Err(Counter::DropPortsExhausted)
         }
     }
+}
+
+/// What any new mapping on pool address `addr` must meet: room in the
+/// tables, and `addr` in the pool.
+pub(super) fn check_made(ctx: &mut Ctx, addr: u32) {
+    if ctx.st.mapping_tables_full() {
+        ctx.violations
+            .push(format!("a mapping was made with {}", ctx.st.mapping_fill()));
+    }
+    if !ctx.st.in_pool(addr) {
+        ctx.violations
+            .push(format!("public address {addr:#x} is not a pool address"));
+    }
+}
+
+/// Enters the new mapping of inside endpoint `key` at public endpoint
+/// `addr`:`port` (network order), holding `first`: its `NAPT_IN` and
+/// `NAPT_OUT` entries, the host's port count under a per-host cap, and
+/// the counters of a mapping made with its first session.
+pub(super) fn install(
+    ctx: &mut Ctx,
+    key: &EndpointKey,
+    addr: u32,
+    port: u16,
+    first: FirstSession,
+) -> Mapping {
+    let inside = InsideEndpoint {
+        addr: key.addr,
+        port: key.port,
+        flags: 0,
+    };
+    let public = Mapping {
+        addr,
+        port,
+        flags: 0,
+        created: NOW,
+        last_seen: NOW,
+        first,
+    };
+    let pkey = EndpointKey {
+        addr,
+        port,
+        proto: key.proto,
+        _pad: 0,
+    };
+    ctx.st.napt_in.insert(pkey, inside);
+    ctx.st.napt_out.insert(*key, public);
+    if ctx.st.config.max_ports_per_host != 0 {
+        *ctx.st.host_ports.entry(key.addr).or_insert(0) += 1;
+    }
+    // The mapping comes with its first session.
+    ctx.bump(Counter::NaptMappingsCreated);
+    ctx.bump(Counter::NaptSessionsCreated);
+    public
+}
+
+/// A new mapping refused for want of room: the table found full (noted),
+/// and a violation unless one is.
+pub(super) fn table_full(ctx: &mut Ctx) -> Counter {
+    ctx.note(if ctx.st.napt_in.len() >= ctx.st.capacity.napt_in {
+        Rule::MappingTableFullNaptIn
+    } else {
+        Rule::MappingTableFullNaptOut
+    });
+    if !ctx.st.mapping_tables_full() {
+        ctx.violations.push(format!(
+            "mapping table full reported with {}",
+            ctx.st.mapping_fill()
+        ));
+    }
+    Counter::DropMappingTableFull
 }

@@ -96,6 +96,10 @@ mod tests {
         fn allocation(&self, _: &EndpointKey) -> Allocation {
             panic!("no mapping expected")
         }
+
+        fn claimed_block(&self, _: u32) -> Option<nat_common::blocks::BlockKey> {
+            panic!("no block expected")
+        }
     }
 
     fn route(net: Ipv4Addr, len: u32, kind: Kind, dev: u32, via: Option<Ipv4Addr>) -> Route {

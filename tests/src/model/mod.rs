@@ -12,6 +12,7 @@
 
 pub mod agent;
 pub mod alloc;
+pub mod blocks;
 pub mod csum;
 pub mod fastpath;
 pub mod fib;
@@ -31,7 +32,7 @@ pub mod state;
 pub mod static_nat;
 pub mod tcp;
 
-use nat_common::{Counter, EndpointKey};
+use nat_common::{Counter, EndpointKey, blocks::BlockKey};
 
 use crate::bpf::Hook;
 pub use rules::Rule;
@@ -76,6 +77,10 @@ pub enum Allocation {
 /// Tells the model the allocator's choices.
 pub trait Oracle {
     fn allocation(&self, inside: &EndpointKey) -> Allocation;
+    /// Under block allocation: the port block the allocator claimed for
+    /// inside host `host` (network order), if it claimed one: a `BLOCKS`
+    /// entry naming the host after the run that was not there before.
+    fn claimed_block(&self, host: u32) -> Option<BlockKey>;
 }
 
 /// The model's prediction for one frame.

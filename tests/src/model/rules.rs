@@ -103,6 +103,16 @@ rules! {
     DeterministicRange = ("port allocation", "deterministic: new mapping in the host's range"),
     DeterministicNoShare = ("port allocation", "deterministic: host beyond the layout, no port"),
 
+    // New mappings under port block allocation.
+    BlockHeld = ("port blocks", "new mapping in one of the host's blocks"),
+    BlockHeldTableFull = ("port blocks", "a reservation in the host's blocks met a full table"),
+    BlockClaimed = ("port blocks", "new block claimed"),
+    BlockHostCap = ("port blocks", "host holds --max-blocks-per-host blocks, no port"),
+    BlockNone = ("port blocks", "no free block, no port"),
+    BlockFreshTaken = ("port blocks", "the new block's ports taken, no port"),
+    BlockStaleList = ("port blocks", "the host's list is on another pool address: no blocks"),
+    BlockListedNotOwned = ("port blocks", "a listed block the host no longer owns: not used"),
+
     // Fragments.
     LaterFragmentTranslated = ("fragments", "later fragment: its first fragment's translation"),
     FragmentHeld = ("fragments", "later fragment before its first: held"),

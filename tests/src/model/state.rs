@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use nat_common::{
     EndpointKey, FilterKey, FragKey, FragValue, InsideEndpoint, Mapping, NatConfig, Session,
     SessionKey,
+    blocks::{BlockKey, BlockOwner, HostBlocks},
 };
 
 use super::gateway::Gateway;
@@ -74,6 +75,11 @@ pub struct State {
     /// other than through its (live) first session's remote endpoint.
     pub filter: HashMap<FilterKey, u64>,
     pub host_ports: HashMap<u32, u64>,
+    /// Block allocation: `BLOCKS`, each port block's owner (its
+    /// `allocated` stamp [`NOW`] when a frame claimed it), and
+    /// `HOST_BLOCKS`, each inside host's list of its blocks.
+    pub blocks: HashMap<BlockKey, BlockOwner>,
+    pub host_blocks: HashMap<u32, HostBlocks>,
     /// `INBOUND_SESSIONS`: the data plane's count of live sessions that
     /// inbound packets created.
     pub inbound_sessions: u64,
@@ -128,14 +134,28 @@ impl State {
         )
     }
 
-    /// Drops the dynamic state (mappings, sessions, filter entries,
-    /// fragments), keeping configuration and static maps.
+    /// The block `after` has for inside host `host` that `self` had not
+    /// (an entry that is new, or named another owner or time), if one: what
+    /// a frame's allocation claimed, for the oracles.
+    pub fn claimed_block(&self, after: &State, host: u32) -> Option<BlockKey> {
+        after
+            .blocks
+            .iter()
+            .filter(|(k, o)| o.host == host && self.blocks.get(k) != Some(o))
+            .map(|(k, _)| *k)
+            .min()
+    }
+
+    /// Drops the dynamic state (mappings, sessions, filter entries, port
+    /// blocks, fragments), keeping configuration and static maps.
     pub fn clear_dynamic(&mut self) {
         self.napt_out.clear();
         self.napt_in.clear();
         self.sessions.clear();
         self.filter.clear();
         self.host_ports.clear();
+        self.blocks.clear();
+        self.host_blocks.clear();
         self.inbound_sessions = 0;
         self.frags.clear();
         self.held.clear();
