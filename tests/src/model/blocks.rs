@@ -443,7 +443,9 @@ fn claim(ctx: &mut Ctx, s: &Search, held: &[u32], none_held: bool, block: BlockK
     {
         Some(l) => {
             let n = l.count as usize;
-            if n < MAX_BLOCKS_PER_HOST as usize {
+            // A listed block released from under the list and claimed
+            // again is not listed twice.
+            if n < MAX_BLOCKS_PER_HOST as usize && !l.holds(block.index) {
                 l.index[n] = block.index as u16;
                 l.count += 1;
             }
