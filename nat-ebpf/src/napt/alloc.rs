@@ -186,32 +186,72 @@ fn pick_in_room(
             });
         }
     }
+    let probes = Probes {
+        preserving: PROBES_PRESERVING,
+        total: PROBES_TOTAL,
+    };
+    match reserve_in(
+        public,
+        (lo, hi),
+        (min, max),
+        probes,
+        want,
+        key.proto,
+        inside,
+    )? {
+        Some(port) => Ok((public, port)),
+        None => Err(refused(Counter::DropPortsExhausted, public)),
+    }
+}
+
+/// How many random probes [`reserve_in`] makes, and how many of them keep
+/// the inside port's class and parity.
+pub(super) struct Probes {
+    pub preserving: u32,
+    pub total: u32,
+}
+
+/// Reserves a port of `all` (inclusive, host order) on `public` for
+/// `inside`: its own port `want` if that lies in `all` and is free; else
+/// random probes, the first `probes.preserving` in `class` keeping `want`'s
+/// parity (not for ICMP identifiers), the rest anywhere in `all`.
+/// `Ok(None)`: probing found no free port; a full `NAPT_IN` ends it.
+#[inline(always)]
+pub(super) fn reserve_in(
+    public: u32,
+    (lo, hi): (u32, u32),
+    (min, max): (u32, u32),
+    probes: Probes,
+    want: u16,
+    proto: u8,
+    inside: &InsideEndpoint,
+) -> Result<Option<u16>, AllocError> {
     if (want as u32) >= min && (want as u32) <= max {
-        match reserve(public, want, key.proto, inside) {
-            Reserve::Done => return Ok((public, want)),
+        match reserve(public, want, proto, inside) {
+            Reserve::Done => return Ok(Some(want)),
             Reserve::Full => return Err(refused(Counter::DropMappingTableFull, public)),
             Reserve::Taken => {}
         }
     }
-    let keep_parity = key.proto != IPPROTO_ICMP;
+    let keep_parity = proto != IPPROTO_ICMP;
     let mut i = 0;
-    while i < PROBES_TOTAL {
-        let (a, b, parity) = if i < PROBES_PRESERVING {
+    while i < probes.total {
+        let (a, b, parity) = if i < probes.preserving {
             (lo, hi, keep_parity)
         } else {
             (min, max, false)
         };
         let port = probe(a, b, parity.then_some(want));
         if port >= a && port <= b {
-            match reserve(public, port as u16, key.proto, inside) {
-                Reserve::Done => return Ok((public, port as u16)),
+            match reserve(public, port as u16, proto, inside) {
+                Reserve::Done => return Ok(Some(port as u16)),
                 Reserve::Full => return Err(refused(Counter::DropMappingTableFull, public)),
                 Reserve::Taken => {}
             }
         }
         i += 1;
     }
-    Err(refused(Counter::DropPortsExhausted, public))
+    Ok(None)
 }
 
 /// A random port of `a..=b`, with the parity of `parity_of` if given

@@ -18,7 +18,7 @@ use nat_common::{
 
 use crate::{
     maps::{BLOCKS, HOST_BLOCKS, NAPT_IN},
-    napt::alloc::{AllocError, Reserve, pool_addr, probe, refused, reserve},
+    napt::alloc::{AllocError, Probes, Reserve, pool_addr, probe, refused, reserve, reserve_in},
     parse::ipv4::IPPROTO_ICMP,
 };
 
@@ -69,32 +69,18 @@ pub fn pick(
     crate::counters::bump(Counter::NaptBlocksAllocated);
     remember(list, stale, key.addr, public, index);
     let (lo, hi) = blocks.range(index);
-    let (lo, hi) = (lo as u32, hi as u32);
-    let w = want as u32;
-    if w >= lo && w <= hi {
-        match reserve(public, want, key.proto, inside) {
-            Reserve::Done => return Ok((public, want)),
-            Reserve::Full => return Err(refused(Counter::DropMappingTableFull, public)),
-            Reserve::Taken => {}
-        }
+    let block = (lo as u32, hi as u32);
+    let probes = Probes {
+        preserving: PORT_PROBES / 2,
+        total: PORT_PROBES,
+    };
+    match reserve_in(public, block, block, probes, want, key.proto, inside)? {
+        Some(port) => Ok((public, port)),
+        // Ports of a fresh block held by port forwards or older bindings:
+        // the block stays the host's (the agent releases it if it stays
+        // unused).
+        None => Err(refused(Counter::DropPortsExhausted, public)),
     }
-    let parity = key.proto != IPPROTO_ICMP;
-    let mut i = 0;
-    while i < PORT_PROBES {
-        let keep = parity && i < PORT_PROBES / 2;
-        let port = probe(lo, hi, keep.then_some(want));
-        if port >= lo && port <= hi {
-            match reserve(public, port as u16, key.proto, inside) {
-                Reserve::Done => return Ok((public, port as u16)),
-                Reserve::Full => return Err(refused(Counter::DropMappingTableFull, public)),
-                Reserve::Taken => {}
-            }
-        }
-        i += 1;
-    }
-    // Ports of a fresh block held by port forwards or older bindings: the
-    // block stays the host's (the agent releases it if it stays unused).
-    Err(refused(Counter::DropPortsExhausted, public))
 }
 
 /// A port reserved in one of the `held` blocks of `list`, if probing finds
