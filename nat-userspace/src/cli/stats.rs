@@ -22,10 +22,7 @@ pub fn run(args: Args, iface: Option<&str>) -> anyhow::Result<ExitCode> {
     let snapshot = sessions::read(&dir)?;
     let (mappings, sessions) = (snapshot.mappings.len(), snapshot.sessions);
     let public = Tables::at(&dir).napt_in()?.lookup_all()?;
-    let mut ports_in_use: BTreeMap<String, u64> = pool.iter().map(|a| (a.to_string(), 0)).collect();
-    for (k, _) in &public {
-        *ports_in_use.entry(from_be(k.addr).to_string()).or_default() += 1;
-    }
+    let ports_in_use = per_pool_address(&pool, public.iter().map(|(k, _)| k.addr));
     let blocks = (cfg.allocation == nat_common::blocks::ALLOCATION_BLOCK)
         .then(|| blocks_in_use(&dir, &cfg, &pool))
         .transpose()?;
@@ -126,10 +123,7 @@ fn blocks_in_use(
     pool: &[std::net::Ipv4Addr],
 ) -> anyhow::Result<BlockUse> {
     let held = Tables::at(dir).blocks()?.lookup_all()?;
-    let mut per: BTreeMap<String, u64> = pool.iter().map(|a| (a.to_string(), 0)).collect();
-    for (k, _) in &held {
-        *per.entry(from_be(k.addr).to_string()).or_default() += 1;
-    }
+    let per = per_pool_address(pool, held.iter().map(|(k, _)| k.addr));
     Ok(BlockUse {
         size: cfg.block_size,
         per_address: nat_common::blocks::Blocks::of(cfg).count(),
@@ -138,4 +132,17 @@ fn blocks_in_use(
         held: held.len(),
         held_per_address: per,
     })
+}
+
+/// How often each address (network order) of `addrs` occurs, by address,
+/// every pool address listed (0 unless counted).
+fn per_pool_address(
+    pool: &[std::net::Ipv4Addr],
+    addrs: impl Iterator<Item = u32>,
+) -> BTreeMap<String, u64> {
+    let mut per: BTreeMap<String, u64> = pool.iter().map(|a| (a.to_string(), 0)).collect();
+    for addr in addrs {
+        *per.entry(from_be(addr).to_string()).or_default() += 1;
+    }
+    per
 }
