@@ -160,9 +160,60 @@ pub const fn host_index(addr: u32, offset: u32) -> u32 {
     addr.wrapping_add(offset)
 }
 
+/// How many ports of a deterministic mapping's sequence ([`port_probe`])
+/// keep the inside port's parity; the rest take the other parity.
+pub const PORT_PROBES_PRESERVING: u32 = 16;
+/// How many ports of the sequence a new mapping tries before it is refused
+/// as "ports exhausted".
+pub const PORT_PROBES: u32 = 32;
+
+/// Where in a host's range the port sequence of inside port `want`
+/// (protocol `proto`) starts: a fixed hash, the same on every gateway with
+/// the same layout — what lets a backup gateway give a flow it never saw
+/// the public port the failed one gave it (multiplicative hashing, high
+/// bits).
+#[inline(always)]
+pub const fn port_hash(want: u16, proto: u8) -> u32 {
+    (((want as u32) << 8) | proto as u32).wrapping_mul(0x9E37_79B1) >> 12
+}
+
+/// Probe `i` (`0..PORT_PROBES`) of the ports a deterministic mapping of
+/// inside port `want` tries in its host's range `lo..=hi`, when the inside
+/// port itself is not in the range or not free: a fixed sequence — ports
+/// of `want`'s parity (RFC 4787 REQ-3; any for ICMP, `keep_parity` false)
+/// stepping on from [`port_hash`], then ports of the other parity. A
+/// function of the inside port and the layout alone, so two gateways with
+/// the same configuration pick the same port for a flow as long as the
+/// same earlier ports of its sequence are taken.
+#[inline(always)]
+pub fn port_probe(lo: u16, hi: u16, want: u16, keep_parity: bool, proto: u8, i: u32) -> u16 {
+    let (lo, hi) = (lo as u32, hi as u32);
+    let h = port_hash(want, proto);
+    if keep_parity {
+        // Ports of `want`'s parity first, then of the other.
+        let same = i < PORT_PROBES_PRESERVING;
+        let parity = (want as u32 & 1) ^ u32::from(!same);
+        let first = lo + ((lo ^ parity) & 1);
+        if first <= hi {
+            let n = (hi - first) / 2 + 1;
+            let step = if same {
+                i
+            } else {
+                i.wrapping_sub(PORT_PROBES_PRESERVING)
+            };
+            // `checked_rem`: no division-by-zero panic path for BPF.
+            return (first + 2 * h.wrapping_add(step).checked_rem(n).unwrap_or(0)) as u16;
+        }
+    }
+    let n = hi - lo + 1;
+    (lo + h.wrapping_add(i).checked_rem(n).unwrap_or(0)) as u16
+}
+
 #[cfg(test)]
 mod tests {
+    extern crate std;
     use super::*;
+    use std::vec::Vec;
 
     #[test]
     fn spreads_hosts_evenly_and_inverts() {
@@ -219,5 +270,56 @@ mod tests {
         let b = 0xc0a8_0000; // 192.168.0.0/31: hosts 4-5
         assert_eq!(host_index(a + 3, host_offset(a, 0)), 3);
         assert_eq!(host_index(b + 1, host_offset(b, 4)), 5);
+    }
+
+    #[test]
+    fn port_sequence_is_fixed_in_range_and_keeps_parity_first() {
+        let (lo, hi) = (3040u16, 5055u16);
+        for want in [0u16, 1, 1023, 40000, 40001, 65535] {
+            let seq: Vec<u16> = (0..PORT_PROBES)
+                .map(|i| port_probe(lo, hi, want, true, 6, i))
+                .collect();
+            assert!(seq.iter().all(|&p| (lo..=hi).contains(&p)), "{seq:?}");
+            let (same, other) = seq.split_at(PORT_PROBES_PRESERVING as usize);
+            assert!(same.iter().all(|p| p & 1 == want & 1), "{same:?}");
+            assert!(other.iter().all(|p| p & 1 != want & 1), "{other:?}");
+            let mut distinct = seq.clone();
+            distinct.sort();
+            distinct.dedup();
+            assert_eq!(distinct.len(), seq.len(), "no port tried twice");
+            let again: Vec<u16> = (0..PORT_PROBES)
+                .map(|i| port_probe(lo, hi, want, true, 6, i))
+                .collect();
+            assert_eq!(seq, again, "a function of its arguments");
+        }
+        // Different inside ports start at different places; protocols too.
+        assert_ne!(
+            port_probe(lo, hi, 40000, true, 6, 0),
+            port_probe(lo, hi, 40002, true, 6, 0)
+        );
+        assert_ne!(
+            port_probe(lo, hi, 40000, true, 6, 0),
+            port_probe(lo, hi, 40000, true, 17, 0)
+        );
+    }
+
+    #[test]
+    fn port_sequence_in_tiny_ranges() {
+        // One port: every probe is it; two: parity, then the other.
+        for i in 0..PORT_PROBES {
+            assert_eq!(port_probe(2000, 2000, 41, true, 17, i), 2000);
+            assert_eq!(port_probe(2000, 2000, 41, false, 1, i), 2000);
+        }
+        assert_eq!(port_probe(2000, 2001, 41, true, 17, 0), 2001);
+        assert_eq!(port_probe(2000, 2001, 41, true, 17, 16), 2000);
+        // ICMP: any port of the range, consecutive from the hash.
+        let seq: Vec<u16> = (0..8)
+            .map(|i| port_probe(100, 163, 7, false, 1, i))
+            .collect();
+        assert!(seq.iter().all(|p| (100..=163).contains(p)));
+        assert!(
+            seq.windows(2)
+                .all(|w| w[1] == w[0] + 1 || (w[0] == 163 && w[1] == 100))
+        );
     }
 }

@@ -20,6 +20,7 @@ use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::time::{Duration, Instant};
 
+use nat_common::deterministic::port_probe;
 use serde_json::Value;
 use xnat_tests::daemon_topo::{COLLECTOR, DaemonTopo, METRICS, Nfcapd, json_lines, sample};
 use xnat_tests::netns::describe;
@@ -187,6 +188,15 @@ fn deterministic_ranges_for_64_hosts_through_two_pool_addresses() {
                 SRC_PORT,
                 "the inside port lies in its range and is free"
             );
+        } else {
+            // Not the inside port: the first port of the fixed sequence
+            // (all free), a function of the inside port and the layout.
+            assert_eq!(
+                src.port(),
+                port_probe(lo, hi, SRC_PORT, true, 17, 0),
+                "host {}: not the first port of its sequence",
+                host(n)
+            );
         }
     }
     // Both pool addresses carried some.
@@ -232,6 +242,11 @@ fn deterministic_ranges_for_64_hosts_through_two_pool_addresses() {
         let elsewhere = lookup(&d, &["--config", &elsewhere_path, &e]);
         assert_eq!(elsewhere[0]["inside"], host(n).to_string(), "{elsewhere}");
     }
+    // Stateless: with the tables empty, as on a gateway that never saw
+    // these flows, every host gets the very same public endpoint again.
+    let again = sources_seen(&d);
+    assert_eq!(again, seen, "recreated bindings moved");
+
     // A port below every range, and an address outside the pool: nobody.
     for e in [format!("{POOL_B}:80"), "203.0.113.9:2000".to_string()] {
         let out = d.xnat(&["lookup", "-i", &ext, "--config", &cfg_path, &e]);

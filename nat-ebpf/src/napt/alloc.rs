@@ -10,14 +10,16 @@
 //!   the configured range. Probing is bounded.
 //! * Deterministic allocation (RFC 7422): the host's pool address and port
 //!   range are a function of its address (`nat_common::deterministic`);
-//!   the same preservation and probing, within that range.
+//!   within the range, the inside port if free, else a fixed sequence that
+//!   is a function of the inside port (parity first): no randomness, so a
+//!   backup gateway recreates the same public endpoint for a flow.
 //! * Reservation is the BPF_NOEXIST insert of the inbound entry itself, so
 //!   two CPUs can never hand out the same public port.
 use aya_ebpf::helpers::generated::bpf_get_prandom_u32;
 use nat_common::{
     Counter, EndpointKey, FirstSession, InsideEndpoint, Mapping, NatConfig, PINNED_RECORDING,
     blocks::ALLOCATION_BLOCK,
-    deterministic::{ALLOCATION_DETERMINISTIC, Layout, host_index},
+    deterministic::{ALLOCATION_DETERMINISTIC, Layout, PORT_PROBES, host_index, port_probe},
     pool_index,
 };
 
@@ -186,6 +188,12 @@ fn pick_in_room(
             });
         }
     }
+    if cfg.allocation == ALLOCATION_DETERMINISTIC {
+        return match reserve_fixed(public, (lo, hi), want, key.proto, inside)? {
+            Some(port) => Ok((public, port)),
+            None => Err(refused(Counter::DropPortsExhausted, public)),
+        };
+    }
     let probes = Probes {
         preserving: PROBES_PRESERVING,
         total: PROBES_TOTAL,
@@ -248,6 +256,40 @@ pub(super) fn reserve_in(
                 Reserve::Full => return Err(refused(Counter::DropMappingTableFull, public)),
                 Reserve::Taken => {}
             }
+        }
+        i += 1;
+    }
+    Ok(None)
+}
+
+/// Reserves a port of a deterministic host range `lo..=hi` on `public` for
+/// `inside`: its own port `want` if that lies in the range and is free,
+/// else the fixed sequence of [`port_probe`] — no randomness, so a backup
+/// gateway with the same layout gives a flow it never saw the same public
+/// port (stateless failover). `Ok(None)`: every probe was taken.
+#[inline(always)]
+fn reserve_fixed(
+    public: u32,
+    (lo, hi): (u32, u32),
+    want: u16,
+    proto: u8,
+    inside: &InsideEndpoint,
+) -> Result<Option<u16>, AllocError> {
+    if (want as u32) >= lo && (want as u32) <= hi {
+        match reserve(public, want, proto, inside) {
+            Reserve::Done => return Ok(Some(want)),
+            Reserve::Full => return Err(refused(Counter::DropMappingTableFull, public)),
+            Reserve::Taken => {}
+        }
+    }
+    let keep_parity = proto != IPPROTO_ICMP;
+    let mut i = 0;
+    while i < PORT_PROBES {
+        let port = port_probe(lo as u16, hi as u16, want, keep_parity, proto, i);
+        match reserve(public, port, proto, inside) {
+            Reserve::Done => return Ok(Some(port)),
+            Reserve::Full => return Err(refused(Counter::DropMappingTableFull, public)),
+            Reserve::Taken => {}
         }
         i += 1;
     }

@@ -25,11 +25,11 @@
 //!   range come from its number among the inside addresses (prefixes in
 //!   ascending order), worked out here from the prefixes and CONFIG's
 //!   layout: the public address must be that one, the port in that range,
-//!   the inside port kept if it lies there and is free, parity kept where
-//!   most same-parity ports of the range are free; a host the layout does
-//!   not reach (beyond the pool) gets no port; failure is plausible only
-//!   once a quarter of its range is in use. No paired-pooling memory: the
-//!   layout decides.
+//!   the inside port kept if it lies there and is free, else exactly the
+//!   first free port of the fixed sequence (`port_probe`, a function of
+//!   the inside port — what makes failover stateless); no free port in
+//!   the sequence, no mapping; a host the layout does not reach (beyond
+//!   the pool) gets no port. No paired-pooling memory: the layout decides.
 //! * port block allocation ([`super::blocks`]): a port from the host's
 //!   own blocks on its paired address first, a new block (the inside
 //!   port's first) only when probing plausibly found none and the host is
@@ -38,8 +38,9 @@
 
 use super::Rule;
 use nat_common::{
-    Counter, EndpointKey, FirstSession, InsideEndpoint, Mapping, blocks::ALLOCATION_BLOCK,
-    deterministic::ALLOCATION_DETERMINISTIC,
+    Counter, EndpointKey, FirstSession, InsideEndpoint, Mapping,
+    blocks::ALLOCATION_BLOCK,
+    deterministic::{ALLOCATION_DETERMINISTIC, PORT_PROBES, port_probe},
 };
 
 use super::parse::ICMP;
@@ -152,42 +153,29 @@ pub fn allocate(ctx: &mut Ctx, key: &EndpointKey, first: FirstSession) -> Result
             return Err(Counter::DropHostPortCap);
         }
     }
+    if let Some((addr, lo, hi)) = det {
+        return deterministic(ctx, key, first, addr, (lo, hi));
+    }
     let want = u32::from(u16::from_be(key.port));
     // The ports a mapping may have at all, and the class tried first.
-    let (min, max, lo, hi) = match det {
-        Some((_, lo, hi)) => (lo, hi, lo, hi),
-        None => {
-            let (min, max) = (u32::from(cfg.port_min), u32::from(cfg.port_max));
-            let (mut lo, mut hi) = if want < 1024 {
-                (0, 1023)
-            } else {
-                (1024, 65535)
-            };
-            lo = lo.max(min);
-            hi = hi.min(max);
-            if lo > hi {
-                (lo, hi) = (min, max);
-            }
-            (min, max, lo, hi)
-        }
+    let (min, max) = (u32::from(cfg.port_min), u32::from(cfg.port_max));
+    let (mut lo, mut hi) = if want < 1024 {
+        (0, 1023)
+    } else {
+        (1024, 65535)
     };
+    lo = lo.max(min);
+    hi = hi.min(max);
+    if lo > hi {
+        (lo, hi) = (min, max);
+    }
     let parity = (key.proto != ICMP).then_some(want & 1);
-    // Deterministic: the layout's address; else the host's paired one.
-    let known = match det {
-        Some((addr, ..)) => Some(addr),
-        None => ctx.st.paired.get(&key.addr).copied(),
-    };
+    let known = ctx.st.paired.get(&key.addr).copied();
     match ctx.oracle.allocation(key) {
         Allocation::Mapped { addr, port } => {
             let p = u32::from(u16::from_be(port));
             check_made(ctx, addr);
-            if det.is_some() && known != Some(addr) {
-                ctx.violations.push(format!(
-                    "deterministic allocation: the layout gives this host {:?}, not {:?}",
-                    crate::napt_maps::ip(known.unwrap_or(0)),
-                    crate::napt_maps::ip(addr)
-                ));
-            } else if known.is_some_and(|k| k != addr) {
+            if known.is_some_and(|k| k != addr) {
                 ctx.violations.push(format!(
                     "paired pooling: this host had pool address {:?}, now {:?}",
                     crate::napt_maps::ip(known.unwrap_or(0)),
@@ -211,11 +199,7 @@ pub fn allocate(ctx: &mut Ctx, key: &EndpointKey, first: FirstSession) -> Result
                     ));
                 }
             }
-            if det.is_some() {
-                ctx.note(Rule::DeterministicRange);
-            } else {
-                ctx.st.paired.insert(key.addr, addr);
-            }
+            ctx.st.paired.insert(key.addr, addr);
             ctx.note(if p == want {
                 Rule::PortKept
             } else {
@@ -255,6 +239,60 @@ pub fn allocate(ctx: &mut Ctx, key: &EndpointKey, first: FirstSession) -> Result
                     crate::napt_maps::ip(key.addr)
                 ));
             }
+            Err(Counter::DropPortsExhausted)
+        }
+    }
+}
+
+/// A new mapping under deterministic allocation, for a host whose share is
+/// pool address `addr`, ports `lo..=hi`: no randomness to allow for — the
+/// inside port if it lies in the range and is free, else the first free
+/// port of the fixed sequence (`port_probe`); none free, no mapping. A
+/// full table may refuse it only when the tables are full.
+fn deterministic(
+    ctx: &mut Ctx,
+    key: &EndpointKey,
+    first: FirstSession,
+    addr: u32,
+    (lo, hi): (u32, u32),
+) -> Result<Mapping, Counter> {
+    let want = u16::from_be(key.port);
+    let kept = (lo..=hi).contains(&u32::from(want)).then_some(want);
+    let sequence = (0..PORT_PROBES)
+        .map(|i| port_probe(lo as u16, hi as u16, want, key.proto != ICMP, key.proto, i));
+    let expected = kept
+        .into_iter()
+        .chain(sequence)
+        .find(|&p| free(ctx, addr, u32::from(p), key.proto));
+    match (ctx.oracle.allocation(key), expected) {
+        (Allocation::Mapped { addr: a, port }, _) => {
+            check_made(ctx, a);
+            let p = u16::from_be(port);
+            if a != addr || Some(p) != expected {
+                ctx.violations.push(format!(
+                    "deterministic allocation: expected {}:{expected:?} (range {lo}-{hi}, inside port {want}), got {}:{p}",
+                    crate::napt_maps::ip(addr),
+                    crate::napt_maps::ip(a),
+                ));
+            }
+            ctx.note(Rule::DeterministicRange);
+            ctx.note(if p == want {
+                Rule::PortKept
+            } else {
+                Rule::DeterministicSequence
+            });
+            Ok(install(ctx, key, a, port, first))
+        }
+        (Allocation::TableFull, _) => Err(table_full(ctx)),
+        (Allocation::Failed, None) => {
+            ctx.note(Rule::NoPublicPort);
+            Err(Counter::DropPortsExhausted)
+        }
+        (Allocation::Failed, Some(p)) => {
+            ctx.violations.push(format!(
+                "deterministic allocation refused {}:{want} though port {p} of its sequence is free",
+                crate::napt_maps::ip(key.addr)
+            ));
             Err(Counter::DropPortsExhausted)
         }
     }

@@ -101,6 +101,7 @@ rules! {
     MappingTableFullNaptOut = ("port allocation", "mapping table full: NAPT_OUT, reservation undone"),
     NoPublicPort = ("port allocation", "no public port"),
     DeterministicRange = ("port allocation", "deterministic: new mapping in the host's range"),
+    DeterministicSequence = ("port allocation", "deterministic: inside port not kept, the fixed sequence's first free port"),
     DeterministicNoShare = ("port allocation", "deterministic: host beyond the layout, no port"),
 
     // New mappings under port block allocation.
