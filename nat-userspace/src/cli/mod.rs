@@ -256,6 +256,20 @@ mod tests {
     }
 
     #[test]
+    fn status_check_takes_an_interface() {
+        let cli = parse_args(&["status", "--check", "eth0", "-q"]).unwrap();
+        let Command::Status(a) = cli.command else {
+            panic!("not status")
+        };
+        assert_eq!(a.check.as_deref(), Some("eth0"));
+        assert!(a.quiet && !a.json);
+        // No interface, -q alone, or --json with it: usage errors (exit 2).
+        assert!(parse_args(&["status", "--check"]).is_err());
+        assert!(parse_args(&["status", "-q"]).is_err());
+        assert!(parse_args(&["status", "--check", "eth0", "--json"]).is_err());
+    }
+
+    #[test]
     fn clap_definition_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
