@@ -55,7 +55,8 @@ pub enum Command {
     Lookup(lookup::Args),
     /// Packet counters, drops by reason and NAPT table use.
     Stats(stats::Args),
-    /// Interfaces xnat is attached to in this network namespace.
+    /// Interfaces xnat is attached to in this network namespace; with
+    /// --check IFACE, whether IFACE's attachment is healthy (exit 0 or 1).
     Status(status::Args),
     /// What the programs do with matching packets, live: translated to
     /// what, passed or dropped and why.
