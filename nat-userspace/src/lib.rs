@@ -4,6 +4,7 @@
 //! where a new setting, counter, map or stage goes.
 
 pub mod agent;
+pub mod health;
 pub mod loader;
 pub mod lookup;
 pub mod settings;

@@ -55,7 +55,8 @@ pub enum Command {
     Lookup(lookup::Args),
     /// Packet counters, drops by reason and NAPT table use.
     Stats(stats::Args),
-    /// Interfaces xnat is attached to in this network namespace.
+    /// Interfaces xnat is attached to in this network namespace; with
+    /// --check IFACE, whether IFACE's attachment is healthy (exit 0 or 1).
     Status(status::Args),
     /// What the programs do with matching packets, live: translated to
     /// what, passed or dropped and why.
@@ -253,6 +254,20 @@ mod tests {
             Command::Completions(_)
         ));
         assert!(parse_args(&["completions", "tcsh"]).is_err());
+    }
+
+    #[test]
+    fn status_check_takes_an_interface() {
+        let cli = parse_args(&["status", "--check", "eth0", "-q"]).unwrap();
+        let Command::Status(a) = cli.command else {
+            panic!("not status")
+        };
+        assert_eq!(a.check.as_deref(), Some("eth0"));
+        assert!(a.quiet && !a.json);
+        // No interface, -q alone, or --json with it: usage errors (exit 2).
+        assert!(parse_args(&["status", "--check"]).is_err());
+        assert!(parse_args(&["status", "-q"]).is_err());
+        assert!(parse_args(&["status", "--check", "eth0", "--json"]).is_err());
     }
 
     #[test]

@@ -1,16 +1,28 @@
-//! `xnat status`: which interfaces are attached here.
+//! `xnat status`: which interfaces are attached here; with `--check
+//! IFACE`, whether IFACE's attachment is healthy (nat_userspace::health).
 use std::process::ExitCode;
 
-use nat_userspace::{agent::runtime, tables::pins};
+use nat_userspace::{agent::runtime, health, tables::pins};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Machine-readable output.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "check")]
     pub json: bool,
+    /// Health check for routing daemons: exit 0 only if xnat's programs
+    /// are attached to IFACE here, its agent runs and every program
+    /// passes a self-test frame; exit 1 with one line naming what failed.
+    #[arg(long, value_name = "IFACE")]
+    pub check: Option<String>,
+    /// With --check: print nothing when healthy.
+    #[arg(short, long, requires = "check")]
+    pub quiet: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(ifname) = &args.check {
+        return Ok(check(ifname, args.quiet));
+    }
     let mut rows = Vec::new();
     for ifname in pins::attached_interfaces()? {
         let dir = pins::iface_dir(&ifname)?;
@@ -57,4 +69,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--check IFACE`: one line, and the exit code routing daemons act on.
+/// Every failure is exit 1 (not 3 for "not attached", as other verbs
+/// say it): to keepalived or a script, unhealthy is unhealthy.
+fn check(ifname: &str, quiet: bool) -> ExitCode {
+    match health::check(ifname) {
+        Ok(()) => {
+            if !quiet {
+                println!("{ifname}: healthy");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(problem) => {
+            eprintln!("xnat: {ifname}: {problem}");
+            ExitCode::FAILURE
+        }
+    }
 }

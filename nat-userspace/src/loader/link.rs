@@ -64,9 +64,18 @@ pub fn detach_pinned(path: &Path) -> io::Result<()> {
 
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
 
-/// The interface index a pinned XDP or TCX link is attached to; 0 once its
-/// device is gone (the link is then defunct).
-pub fn ifindex_of_pinned(path: &Path) -> io::Result<u32> {
+/// What the kernel says about a pinned XDP or TCX link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PinnedLinkInfo {
+    /// The program the link runs (its id: `BPF_PROG_GET_FD_BY_ID` opens it).
+    pub prog_id: u32,
+    /// The device it is attached to; 0 once the device is gone or the
+    /// link was detached (the link is then defunct).
+    pub ifindex: u32,
+}
+
+/// Reads the link pinned at `path` (XDP or TCX).
+pub fn info_of_pinned(path: &Path) -> io::Result<PinnedLinkInfo> {
     use std::os::fd::AsRawFd as _;
     let fd = obj_get(path)?;
     // struct bpf_link_info: type, id, prog_id, then an 8-byte aligned union
@@ -77,5 +86,14 @@ pub fn ifindex_of_pinned(path: &Path) -> io::Result<u32> {
     attr.words[0] = (fd.as_raw_fd() as u32 as u64) | ((std::mem::size_of_val(&info) as u64) << 32);
     attr.words[1] = info.as_mut_ptr() as u64;
     bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr)?;
-    Ok(info[4])
+    Ok(PinnedLinkInfo {
+        prog_id: info[2],
+        ifindex: info[4],
+    })
+}
+
+/// The interface index a pinned XDP or TCX link is attached to; 0 once its
+/// device is gone (the link is then defunct).
+pub fn ifindex_of_pinned(path: &Path) -> io::Result<u32> {
+    info_of_pinned(path).map(|i| i.ifindex)
 }

@@ -6,6 +6,7 @@
 //! Settings reach it checked (`settings::resolve`).
 pub mod link;
 pub mod netdev;
+pub mod selftest;
 pub mod syscall_prog;
 
 use std::{

@@ -161,7 +161,7 @@ fn path_cstring(path: &Path) -> anyhow::Result<CString> {
         .with_context(|| format!("{} contains a NUL byte", path.display()))
 }
 
-fn sys(cmd: bpf_cmd, attr: &mut bpf_attr) -> io::Result<libc::c_long> {
+pub(crate) fn sys(cmd: bpf_cmd, attr: &mut bpf_attr) -> io::Result<libc::c_long> {
     // SAFETY: `attr` is a valid bpf_attr of its full size for `cmd`.
     let ret = unsafe {
         libc::syscall(
@@ -178,7 +178,7 @@ fn sys(cmd: bpf_cmd, attr: &mut bpf_attr) -> io::Result<libc::c_long> {
     }
 }
 
-fn sys_fd(cmd: bpf_cmd, attr: &mut bpf_attr) -> io::Result<OwnedFd> {
+pub(crate) fn sys_fd(cmd: bpf_cmd, attr: &mut bpf_attr) -> io::Result<OwnedFd> {
     let fd = sys(cmd, attr)?;
     // SAFETY: these commands return a new file descriptor we now own.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
