@@ -344,6 +344,15 @@ impl InsideEndpoint {
 /// A port forward (`xnat forward add`): admitted from any remote, never
 /// expired.
 pub const MAPPING_FORWARD: u16 = 1;
+/// A mapping learned from a peer gateway (binding sync, `--sync-peer`), in
+/// the flags of both its `NAPT_OUT` and `NAPT_IN` entries: the inside host
+/// made it through the peer, so its sessions are not known here. A TCP
+/// segment without SYN to it continues a connection the inside host has and
+/// is admitted whatever the filtering (after a failover the server may speak
+/// first); a SYN, UDP or ICMP is filtered as for any mapping. It lives as a
+/// mapping without sessions does (its mapping timeout) unless the peer
+/// announces it again or packets use it.
+pub const MAPPING_PEER: u16 = 2;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

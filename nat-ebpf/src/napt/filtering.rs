@@ -2,10 +2,11 @@
 //! may reach an inside endpoint through its mapping — endpoint-independent
 //! (anyone), address-dependent (an address the inside host sent to) or
 //! address-and-port-dependent (only sessions the inside host opened).
-//! Port forwards admit anyone.
+//! Port forwards admit anyone; a mapping learned from a peer gateway admits
+//! TCP segments that are no SYN from anyone.
 use nat_common::{
     EndpointKey, FILTER_ADDRESS, FILTER_ADDRESS_AND_PORT, FilterKey, InsideEndpoint,
-    MAPPING_FORWARD, Mapping, NatConfig,
+    MAPPING_FORWARD, MAPPING_PEER, Mapping, NatConfig, TH_SYN,
 };
 
 use crate::maps::FILTER;
@@ -19,8 +20,16 @@ pub fn admitted(
     m: *const Mapping,
     public: &EndpointKey,
     remote_addr: u32,
+    tcp_flags: Option<u8>,
 ) -> bool {
     if inside.flags & MAPPING_FORWARD != 0 {
+        return true;
+    }
+    // Learned from a peer gateway: a segment that is no SYN belongs to a
+    // connection the inside host opened through the peer (whose sessions
+    // did not come with the mapping), so it continues; a SYN is a new
+    // connection and is filtered as usual.
+    if inside.flags & MAPPING_PEER != 0 && tcp_flags.is_some_and(|f| f & TH_SYN == 0) {
         return true;
     }
     match cfg.filtering {

@@ -114,7 +114,7 @@ fn translate<P: Packet>(p: &mut P, ip: &Ipv4, cfg: &NatConfig) -> Option<Verdict
         // session's.
         Some(slot) => session::refresh(m, slot, &touch),
         None => {
-            if !filtering::admitted(cfg, &inside, m, &key, ip.src) {
+            if !filtering::admitted(cfg, &inside, m, &key, ip.src, touch.tcp_flags) {
                 return Some(counters::drop(Counter::DropFiltered));
             }
             if let Err(reason) = session::create(cfg, &skey, ip.dst, ports.ours.value, &touch) {
