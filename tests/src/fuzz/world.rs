@@ -8,8 +8,8 @@ use std::net::Ipv4Addr;
 use std::collections::{HashMap, HashSet};
 
 use nat_common::{
-    EndpointKey, FilterKey, FirstSession, InsideEndpoint, MAPPING_FORWARD, Mapping, NatConfig,
-    SESSION_INBOUND, SessionKey,
+    EndpointKey, FilterKey, FirstSession, InsideEndpoint, MAPPING_FORWARD, MAPPING_PEER, Mapping,
+    NatConfig, SESSION_INBOUND, SessionKey,
     blocks::{ALLOCATION_BLOCK, BlockKey, BlockOwner, HostBlocks},
     deterministic::ALLOCATION_DETERMINISTIC,
 };
@@ -164,6 +164,33 @@ pub fn new_epoch(st: &mut State, rng: &mut impl Rng) {
     if cfg.allocation == ALLOCATION_BLOCK && cfg.block_size <= 4 && rng.random_bool(0.7) {
         forwards_over_a_block(st, rng);
     }
+    // Mappings learned from a peer gateway (binding sync): no session,
+    // idle since they were announced; TCP and UDP on the ports the frames
+    // use, so inbound segments meet them.
+    for _ in 0..rng.random_range(0..3) {
+        let proto = *[6u8, 17].choose(rng).unwrap();
+        let public = EndpointKey {
+            addr: be(*POOL.choose(rng).unwrap()),
+            port: PORTS.choose(rng).unwrap().to_be(),
+            proto,
+            _pad: 0,
+        };
+        let inside = EndpointKey {
+            addr: be(*INSIDE.choose(rng).unwrap()),
+            port: PORTS.choose(rng).unwrap().to_be(),
+            proto,
+            _pad: 0,
+        };
+        // Room left in the small tables (the capacity of the epoch is
+        // drawn after this) for the frames' own mappings.
+        if st.napt_out.len() >= 4
+            || st.napt_in.contains_key(&public)
+            || st.napt_out.contains_key(&inside)
+        {
+            continue;
+        }
+        add_peer(st, public, inside);
+    }
 }
 
 /// A port forward from `public` to `inside`, as `xnat forward add` writes
@@ -185,6 +212,28 @@ fn add_forward(st: &mut State, public: EndpointKey, inside: EndpointKey) {
             addr: inside.addr,
             port: inside.port,
             flags: MAPPING_FORWARD,
+        },
+    );
+}
+
+/// A mapping from `inside` to `public` learned from a peer gateway, as
+/// binding sync writes it: both entries flagged, no first session.
+fn add_peer(st: &mut State, public: EndpointKey, inside: EndpointKey) {
+    st.napt_out.insert(
+        inside,
+        Mapping {
+            addr: public.addr,
+            port: public.port,
+            flags: MAPPING_PEER,
+            ..Default::default()
+        },
+    );
+    st.napt_in.insert(
+        public,
+        InsideEndpoint {
+            addr: inside.addr,
+            port: inside.port,
+            flags: MAPPING_PEER,
         },
     );
 }

@@ -14,7 +14,8 @@
 use super::Rule;
 use nat_common::{
     Counter, EVENT_QUOTE_MAX, EndpointKey, FILTER_ADDRESS, FILTER_ADDRESS_AND_PORT, FilterKey,
-    FirstSession, InsideEndpoint, MAPPING_FORWARD, Mapping, SESSION_INBOUND, Session, SessionKey,
+    FirstSession, InsideEndpoint, MAPPING_FORWARD, MAPPING_PEER, Mapping, SESSION_INBOUND, Session,
+    SessionKey, TH_SYN,
 };
 
 use super::tcp;
@@ -534,7 +535,7 @@ fn ingress_first(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Option<Verdict> {
     // endpoint passes every filtering mode (the inside host sent to it, or
     // it was admitted before).
     let known = is_first(&m, (ip.src, flow.remote_port)) || ctx.st.sessions.contains_key(&skey);
-    if !known && !admitted(ctx, &inside, &m, &key, ip.src) {
+    if !known && !admitted(ctx, &inside, &m, &key, ip.src, ip.proto, flow.tcp_flags) {
         ctx.note(Rule::Filtered);
         return Some(ctx.drop(Counter::DropFiltered));
     }
@@ -553,16 +554,27 @@ fn ingress_first(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Option<Verdict> {
 }
 
 /// RFC 4787 §5 filtering of a remote endpoint without a session with the
-/// inside endpoint; port forwards admit anyone.
+/// inside endpoint; port forwards admit anyone; a mapping learned from a
+/// peer gateway admits TCP segments without SYN from anyone.
+#[allow(clippy::too_many_arguments)]
 fn admitted(
     ctx: &mut Ctx,
     inside: &InsideEndpoint,
     m: &Mapping,
     public: &EndpointKey,
     remote: u32,
+    proto: u8,
+    tcp_flags: u8,
 ) -> bool {
     if inside.flags & MAPPING_FORWARD != 0 {
         return true;
+    }
+    if inside.flags & MAPPING_PEER != 0 {
+        if proto == 6 && tcp_flags & TH_SYN == 0 {
+            ctx.note(Rule::PeerMappingPickup);
+            return true;
+        }
+        ctx.note(Rule::PeerMappingFiltered);
     }
     match ctx.st.config.filtering {
         FILTER_ADDRESS => {

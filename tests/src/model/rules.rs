@@ -82,6 +82,8 @@ rules! {
     NaptIn = ("NAPT inbound", "NAPT inbound to a mapping"),
     Filtered = ("NAPT inbound", "filtered"),
     AdmittedFirstSessionRemote = ("NAPT inbound", "admitted: the first session's remote address"),
+    PeerMappingPickup = ("NAPT inbound", "admitted: TCP without SYN to a mapping learned from a peer"),
+    PeerMappingFiltered = ("NAPT inbound", "a mapping learned from a peer filters a SYN, UDP or ICMP as usual"),
     NaptInIcmpErrorUnmapped = ("NAPT inbound", "inbound ICMP error quoting an unmapped pool port"),
     NaptInIcmpErrorBadChecksum = ("NAPT inbound", "inbound ICMP error with a bad checksum"),
     NaptInIcmpErrorTranslated = ("NAPT inbound", "ICMP error: quoted datagram translated"),
