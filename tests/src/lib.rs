@@ -24,6 +24,11 @@ pub mod fastpath_topo;
 // the NAPT topology with an agent the test kills and restarts, UDP load
 // that records what both sides saw, nftables counters at a host, the soak.
 pub mod fault_topo;
+// Gateway failover (tests/e2e_failover.rs, the failover benchmark, `cargo
+// xtask demo --ha`): an active/standby pair with keepalived and BIRD, and
+// the TCP and UDP streams that must survive it.
+pub mod failover;
+pub mod ha_topo;
 // An outside SYN flood against a port forward while inside hosts open new
 // flows (tests/e2e_edges.rs, the `xnat-flood` benchmark).
 pub mod flood;

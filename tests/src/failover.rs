@@ -1,0 +1,470 @@
+//! Traffic that must survive a gateway failover (tests/e2e_failover.rs,
+//! the failover benchmark, `cargo xtask demo --ha`): a TCP upload (the
+//! inside host speaks), a TCP download (the server speaks: after a
+//! failover its segments reach the new gateway first) and a UDP stream
+//! echoed by the server, each on its own thread with every blocking call
+//! bounded. What each side saw is kept with the time it saw it, so the
+//! interruption and the public endpoints can be read afterwards.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::netns::Netns;
+use crate::traffic::accept_within;
+
+/// Server ports: upload, download, UDP.
+const UPLOAD: u16 = 5001;
+const DOWNLOAD: u16 = 5002;
+const UDP: u16 = 5000;
+/// One write; the streams are paced to about 1 MB/s each so a loaded
+/// 2-CPU machine keeps BFD's and VRRP's timers.
+const CHUNK: usize = 8192;
+const PACE: Duration = Duration::from_millis(8);
+/// UDP datagram period.
+const UDP_PERIOD: Duration = Duration::from_millis(10);
+/// Longest a blocked read or write may wait: longer than any failover the
+/// tests allow, so a stall shows as missing progress, not an error.
+const STALL: Duration = Duration::from_secs(60);
+
+/// A TCP stream's result: bytes each side counted, the peer the server
+/// saw, the error either side met (a reset is one).
+#[derive(Debug, Default, Clone)]
+pub struct TcpResult {
+    pub sent: u64,
+    pub received: u64,
+    pub server_saw: Option<SocketAddr>,
+    pub error: Option<String>,
+}
+
+/// What the UDP stream saw: the server's arrivals (time, sequence,
+/// source) and the client's echoes (time, sequence).
+#[derive(Debug, Default, Clone)]
+pub struct UdpResult {
+    pub at_server: Vec<(Instant, u32, SocketAddr)>,
+    pub echoed: Vec<(Instant, u32)>,
+    pub error: Option<String>,
+}
+
+impl UdpResult {
+    /// The public endpoints the server saw, in order of first use.
+    pub fn sources(&self) -> Vec<SocketAddr> {
+        let mut v: Vec<SocketAddr> = Vec::new();
+        for (_, _, s) in &self.at_server {
+            if !v.contains(s) {
+                v.push(*s);
+            }
+        }
+        v
+    }
+
+    /// From `t0` to the first datagram the server got after it, and to
+    /// the first echo the client got after it.
+    pub fn resumed_after(&self, t0: Instant) -> (Option<Duration>, Option<Duration>) {
+        let first = |ts: Vec<Instant>| ts.into_iter().find(|&t| t > t0).map(|t| t - t0);
+        (
+            first(self.at_server.iter().map(|a| a.0).collect()),
+            first(self.echoed.iter().map(|a| a.0).collect()),
+        )
+    }
+}
+
+/// Progress counters the test polls while the streams run: bytes the
+/// receiving side got, datagrams each side got.
+#[derive(Default)]
+pub struct Progress {
+    pub uploaded: AtomicU64,
+    pub downloaded: AtomicU64,
+    pub udp_at_server: AtomicU64,
+    pub udp_echoed: AtomicU64,
+}
+
+/// The three streams, running.
+pub struct Streams {
+    stop: Arc<AtomicBool>,
+    pub progress: Arc<Progress>,
+    upload: Vec<JoinHandle<TcpResult>>,
+    download: Vec<JoinHandle<TcpResult>>,
+    udp: Vec<JoinHandle<UdpResult>>,
+}
+
+/// What the streams saw, once stopped.
+#[derive(Debug)]
+pub struct Seen {
+    pub upload: TcpResult,
+    pub download: TcpResult,
+    pub udp: UdpResult,
+}
+
+fn paced_write(s: &mut TcpStream, stop: &AtomicBool, count: &AtomicU64) -> Result<u64, String> {
+    let buf = vec![0x5au8; CHUNK];
+    let mut sent = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        s.write_all(&buf).map_err(|e| format!("write: {e}"))?;
+        sent += CHUNK as u64;
+        count.store(sent, Ordering::Relaxed);
+        std::thread::sleep(PACE);
+    }
+    s.shutdown(Shutdown::Write)
+        .map_err(|e| format!("shutdown: {e}"))?;
+    Ok(sent)
+}
+
+fn read_all(s: &mut TcpStream, count: Option<&AtomicU64>) -> Result<u64, String> {
+    let mut buf = vec![0u8; 65536];
+    let mut got = 0u64;
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return Ok(got),
+            Ok(n) => {
+                got += n as u64;
+                if let Some(c) = count {
+                    c.store(got, Ordering::Relaxed);
+                }
+            }
+            Err(e) => return Err(format!("read after {got} bytes: {e}")),
+        }
+    }
+}
+
+fn timeouts(s: &TcpStream) {
+    s.set_read_timeout(Some(STALL)).unwrap();
+    s.set_write_timeout(Some(STALL)).unwrap();
+}
+
+impl Streams {
+    /// Starts the servers in `srv` (listening on `server`) and the clients
+    /// in `cli` (the download only `with_download`); the clients take
+    /// ephemeral ports.
+    pub fn start(cli: &Netns, srv: &Netns, server: Ipv4Addr, with_download: bool) -> Streams {
+        let stop = Arc::new(AtomicBool::new(false));
+        let progress = Arc::new(Progress::default());
+        let up_l = srv
+            .in_ns(|| TcpListener::bind((server, UPLOAD)))
+            .expect("listening for the upload");
+        let down_l = with_download.then(|| {
+            srv.in_ns(|| TcpListener::bind((server, DOWNLOAD)))
+                .expect("listening for the download")
+        });
+        let udp_s = srv
+            .in_ns(|| UdpSocket::bind((server, UDP)))
+            .expect("binding the UDP server");
+        let up_c = cli
+            .in_ns(|| TcpStream::connect_timeout(&(server, UPLOAD).into(), Duration::from_secs(30)))
+            .expect("connecting the upload");
+        let down_c = with_download.then(|| {
+            cli.in_ns(|| {
+                TcpStream::connect_timeout(&(server, DOWNLOAD).into(), Duration::from_secs(30))
+            })
+            .expect("connecting the download")
+        });
+        let udp_c = cli
+            .in_ns(|| UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)))
+            .expect("binding the UDP client");
+
+        let mut upload = Vec::new();
+        // Upload: the client writes, the server counts.
+        {
+            let stop = stop.clone();
+            upload.push(std::thread::spawn(move || {
+                let mut s = up_c;
+                timeouts(&s);
+                let mut r = TcpResult::default();
+                let unused = AtomicU64::new(0);
+                match paced_write(&mut s, &stop, &unused) {
+                    Ok(n) => r.sent = n,
+                    Err(e) => r.error = Some(format!("upload client: {e}")),
+                }
+                // The server closes after our FIN: wait for it.
+                if r.error.is_none()
+                    && let Err(e) = read_all(&mut s, None)
+                {
+                    r.error = Some(format!("upload client: {e}"));
+                }
+                r
+            }));
+            let p = progress.clone();
+            upload.push(std::thread::spawn(move || {
+                let (mut s, peer) = accept_within(&up_l, Duration::from_secs(30));
+                timeouts(&s);
+                let mut r = TcpResult {
+                    server_saw: Some(peer),
+                    ..TcpResult::default()
+                };
+                match read_all(&mut s, Some(&p.uploaded)) {
+                    Ok(n) => r.received = n,
+                    Err(e) => r.error = Some(format!("upload server: {e}")),
+                }
+                r
+            }));
+        }
+        let mut download = Vec::new();
+        // Download: the server writes, the client counts.
+        if let (Some(down_l), Some(down_c)) = (down_l, down_c) {
+            let (stop, p) = (stop.clone(), progress.clone());
+            download.push(std::thread::spawn(move || {
+                let (mut s, peer) = accept_within(&down_l, Duration::from_secs(30));
+                timeouts(&s);
+                let mut r = TcpResult {
+                    server_saw: Some(peer),
+                    ..TcpResult::default()
+                };
+                let unused = AtomicU64::new(0);
+                match paced_write(&mut s, &stop, &unused) {
+                    Ok(n) => r.sent = n,
+                    Err(e) => r.error = Some(format!("download server: {e}")),
+                }
+                r
+            }));
+            download.push(std::thread::spawn(move || {
+                let mut s = down_c;
+                timeouts(&s);
+                let mut r = TcpResult::default();
+                match read_all(&mut s, Some(&p.downloaded)) {
+                    Ok(n) => r.received = n,
+                    Err(e) => r.error = Some(format!("download client: {e}")),
+                }
+                r
+            }));
+        }
+        let mut udp = Vec::new();
+        {
+            let (stop, p) = (stop.clone(), progress.clone());
+            udp.push(std::thread::spawn(move || {
+                let mut r = UdpResult::default();
+                udp_s
+                    .set_read_timeout(Some(Duration::from_millis(100)))
+                    .unwrap();
+                let mut buf = [0u8; 64];
+                let mut idle_since_stop = 0;
+                // Bounded: after the stop, a few idle timeouts end it.
+                while idle_since_stop < 5 {
+                    match udp_s.recv_from(&mut buf) {
+                        Ok((4, from)) => {
+                            let seq = u32::from_be_bytes(buf[..4].try_into().unwrap());
+                            r.at_server.push((Instant::now(), seq, from));
+                            p.udp_at_server.fetch_add(1, Ordering::Relaxed);
+                            let _ = udp_s.send_to(&buf[..4], from);
+                        }
+                        Ok(_) => {}
+                        Err(_) => {
+                            if stop.load(Ordering::Relaxed) {
+                                idle_since_stop += 1;
+                            }
+                        }
+                    }
+                }
+                r
+            }));
+        }
+        {
+            let (stop, p) = (stop.clone(), progress.clone());
+            udp.push(std::thread::spawn(move || {
+                let mut r = UdpResult::default();
+                udp_c
+                    .set_read_timeout(Some(Duration::from_millis(1)))
+                    .unwrap();
+                let mut buf = [0u8; 64];
+                let mut seq = 0u32;
+                let mut next = Instant::now();
+                while !stop.load(Ordering::Relaxed) {
+                    if Instant::now() >= next {
+                        // Sends may fail while no route or neighbour is
+                        // there (the failover): the stream goes on.
+                        let _ = udp_c.send_to(&seq.to_be_bytes(), (server, UDP));
+                        seq += 1;
+                        next += UDP_PERIOD;
+                    }
+                    if let Ok((4, _)) = udp_c.recv_from(&mut buf) {
+                        let s = u32::from_be_bytes(buf[..4].try_into().unwrap());
+                        r.echoed.push((Instant::now(), s));
+                        p.udp_echoed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                r
+            }));
+        }
+        Streams {
+            stop,
+            progress,
+            upload,
+            download,
+            udp,
+        }
+    }
+
+    /// Stops the senders and collects what both sides saw (the TCP
+    /// streams end with FINs, which the receivers wait for).
+    pub fn stop(self) -> Seen {
+        self.stop.store(true, Ordering::Relaxed);
+        let join_tcp = |v: Vec<JoinHandle<TcpResult>>| {
+            let mut out = TcpResult::default();
+            let mut errors = Vec::new();
+            for h in v {
+                let r = h.join().expect("a stream thread panicked");
+                out.sent += r.sent;
+                out.received += r.received;
+                out.server_saw = out.server_saw.or(r.server_saw);
+                errors.extend(r.error);
+            }
+            if !errors.is_empty() {
+                out.error = Some(errors.join("; "));
+            }
+            out
+        };
+        let upload = join_tcp(self.upload);
+        let download = join_tcp(self.download);
+        let mut udp = UdpResult::default();
+        for h in self.udp {
+            let r = h.join().expect("a UDP thread panicked");
+            udp.at_server.extend(r.at_server);
+            udp.echoed.extend(r.echoed);
+        }
+        Seen {
+            upload,
+            download,
+            udp,
+        }
+    }
+}
+
+/// Shared bookkeeping for tests that poll progress: a snapshot.
+pub fn snapshot(p: &Progress) -> [u64; 4] {
+    [
+        p.uploaded.load(Ordering::Relaxed),
+        p.downloaded.load(Ordering::Relaxed),
+        p.udp_at_server.load(Ordering::Relaxed),
+        p.udp_echoed.load(Ordering::Relaxed),
+    ]
+}
+
+/// One failover as the test, the benchmark and the demo run it.
+pub struct Outcome {
+    pub seen: Seen,
+    /// When gw1 died.
+    pub t0: Instant,
+    /// gw1's flows just before, gw2's peer-learned ones then, gw2's after.
+    pub gw1_before: serde_json::Value,
+    pub gw2_learned: serde_json::Value,
+    pub gw2_after: serde_json::Value,
+    /// From the failure to the first progress each stream made after it
+    /// (upload, download, UDP at the server, UDP echoed), polled.
+    pub resumed: [Option<Duration>; 4],
+    /// gw2's notify log (unix time, state) and the failure's unix time.
+    pub gw2_notified: Vec<(f64, String)>,
+    pub t0_unix: f64,
+    pub with_download: bool,
+}
+
+/// Runs the pair (`opts`), the streams through gw1, fails gw1 while they
+/// run and waits (bounded) until every stream made progress through gw2.
+pub fn run(
+    tag: &str,
+    opts: crate::ha_topo::HaOptions,
+    with_download: bool,
+) -> (crate::ha_topo::HaTopo, Outcome) {
+    use crate::ha_topo::{HaTopo, SERVER};
+    use crate::wait::wait_until;
+    let mut t = HaTopo::start(tag, opts);
+    let streams = Streams::start(&t.cli, &t.srv, SERVER, with_download);
+    let p = streams.progress.clone();
+    // Steady: every stream has moved some data through gw1.
+    wait_until(
+        Duration::from_secs(60),
+        "the streams to run through gw1",
+        || {
+            let [u, d, s, e] = snapshot(&p);
+            u > 64 * 1024 && (!with_download || d > 64 * 1024) && s > 20 && e > 20
+        },
+    );
+    let gw1_before = t.gw[0].flows();
+    let flows = gw1_before.as_array().map_or(0, Vec::len);
+    let expected = if with_download { 3 } else { 2 };
+    assert!(flows >= expected, "gw1 shows {flows} flow(s): {gw1_before}");
+    let gw2_learned = if opts.sync {
+        // The standby learned every flow's mapping before the failure.
+        wait_for_learned(&t, &gw1_before)
+    } else {
+        serde_json::Value::Null
+    };
+    let t0_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let at_fail = snapshot(&p);
+    let t0 = t.fail(0);
+    let mut resumed = [None; 4];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // Bounded: the deadline ends it; the test then reports what stalled.
+    while Instant::now() < deadline {
+        let now = snapshot(&p);
+        for i in 0..4 {
+            if resumed[i].is_none() && now[i] > at_fail[i] {
+                resumed[i] = Some(t0.elapsed());
+            }
+        }
+        let done = resumed
+            .iter()
+            .enumerate()
+            .all(|(i, r)| r.is_some() || (i == 1 && !with_download));
+        if done {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // A little more through gw2, then an orderly end.
+    let more = snapshot(&p);
+    let _ = crate::wait::wait_for(Duration::from_secs(30), "more traffic through gw2", || {
+        let now = snapshot(&p);
+        (now[2] > more[2] + 50).then_some(())
+    });
+    let gw2_after = t.gw[1].flows();
+    let seen = streams.stop();
+    let gw2_notified = t.notified(1);
+    (
+        t,
+        Outcome {
+            seen,
+            t0,
+            gw1_before,
+            gw2_learned,
+            gw2_after,
+            resumed,
+            gw2_notified,
+            t0_unix,
+            with_download,
+        },
+    )
+}
+
+/// The public endpoints of `xnat flows --json` rows: (proto, inside,
+/// public) as the rows spell them.
+pub fn endpoints(flows: &serde_json::Value) -> Vec<(String, String, String)> {
+    let field = |r: &serde_json::Value, k: &str| r[k].as_str().unwrap_or("").to_string();
+    flows
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .map(|r| (field(r, "proto"), field(r, "inside"), field(r, "public")))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Waits until gw2 lists a mapping for every flow gw1 had, with the same
+/// public endpoint; returns gw2's flows.
+fn wait_for_learned(t: &crate::ha_topo::HaTopo, gw1: &serde_json::Value) -> serde_json::Value {
+    let want: Vec<(String, String, String)> = endpoints(gw1);
+    crate::wait::wait_for(
+        Duration::from_secs(30),
+        "gw2 to learn gw1's bindings",
+        || {
+            let f = t.gw[1].flows();
+            let have = endpoints(&f);
+            want.iter().all(|w| have.contains(w)).then_some(f)
+        },
+    )
+}
