@@ -15,7 +15,8 @@
 //!   records outside the host's deterministic range or colliding with a
 //!   mapping are rejected and counted by reason, and install nothing;
 //! * bad sync settings (listen without peers, block allocation, a short or
-//!   world-readable key) get a one-line error and attach nothing.
+//!   world-readable key) get a one-line error and attach nothing; a reload
+//!   that changes them is refused and the agent runs on.
 //!
 //! Topology: `xnat_tests::topology` (cli 10.0.0.2 — nat — rtr — srv
 //! 198.51.100.2), NAPT of 10.0.0.0/24 behind 203.0.113.2.
@@ -301,6 +302,23 @@ fn peers_learn_mappings_and_strangers_are_refused() {
         );
     }
     assert!(metric(&d, "xnat_sync_received_total", &[]) >= 4.0);
+
+    // A reload cannot change the sync settings: refused, naming them, and
+    // the agent runs on with its mappings.
+    let ext = d.ext().to_string();
+    d.write(
+        "sync.toml",
+        &cfg.replace(&format!("refresh = {REFRESH_S}"), "refresh = 9"),
+    );
+    let out = d.xnat(&["reload", "-i", &ext]);
+    let lines = error_lines(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{lines:?}");
+    assert!(
+        lines.len() == 1 && lines[0].contains("a reload cannot change them"),
+        "{lines:?}"
+    );
+    assert!(d.agent().try_exit().is_none(), "agent died on the reload");
+    assert!(!flows_of(&d, "10.0.0.5:7000").is_empty());
     drop(conn);
     drop(listener);
     d.stop();
