@@ -943,10 +943,8 @@ inside = "10.0.0.5:80"
             &["test.toml:7:10: sync.peers[0]: binding sync needs this gateway's own"],
         );
         bad(
-            &format!(
-                "interface = \"lo\"\n[napt]\npool = [\"198.51.100.1\"]\nallocation = \"block\"\n\
-                 [sync]\nlisten = \"192.0.2.10:4790\"\npeers = [\"192.0.2.11:4790\"]\n"
-            ),
+            "interface = \"lo\"\n[napt]\npool = [\"198.51.100.1\"]\nallocation = \"block\"\n\
+             [sync]\nlisten = \"192.0.2.10:4790\"\npeers = [\"192.0.2.11:4790\"]\n",
             &["sync.listen: binding sync does not support block allocation yet"],
         );
         bad(
