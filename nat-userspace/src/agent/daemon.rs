@@ -19,6 +19,7 @@ use crate::{
     agent::http,
     agent::metrics::{self, AgentMetrics},
     agent::runtime::{self, AgentState},
+    agent::sync::Sync,
     agent::{
         ipfix::Exporter,
         translog::{JsonSink, TransLog},
@@ -42,6 +43,8 @@ pub struct Daemon {
     listener: Option<std::net::TcpListener>,
     server: Option<(SocketAddr, JoinHandle<()>)>,
     translog: Option<TransLog>,
+    /// Binding sync (`--sync-listen`): its socket is bound in `prepare`.
+    sync: Option<Sync>,
     generation: u64,
 }
 
@@ -144,6 +147,10 @@ impl Daemon {
         let listener = settings.metrics.map(bind).transpose()?;
         let mut translog = None;
         SinkChanges::open(settings, None)?.apply(&mut translog, settings, &metrics);
+        let sync = match (&settings.sync, &settings.napt) {
+            (Some(s), Some(n)) => Some(Sync::prepare(s, n, &metrics)?),
+            _ => None,
+        };
         Ok(Daemon {
             name: runtime::name_of(dir),
             ifname: settings.ifname.clone(),
@@ -154,6 +161,7 @@ impl Daemon {
             listener,
             server: None,
             translog,
+            sync,
             generation: 0,
         })
     }
@@ -165,18 +173,23 @@ impl Daemon {
             self.serve(dir, l)?;
         }
         self.want_events(dir)?;
+        if let Some(s) = &mut self.sync {
+            s.start(dir)?;
+        }
         self.publish(true, message);
         Ok(())
     }
 
     /// Asks the data plane for the events the log's sinks need: bindings
     /// for either (not under block allocation, which logs blocks), host
-    /// caps for IPFIX.
+    /// caps for IPFIX; and bindings for binding sync, which announces
+    /// each new mapping (the log still logs only if it is on: its sinks
+    /// decide, not the mask).
     pub fn want_events(&self, dir: &Path) -> anyhow::Result<()> {
         let log = self.translog.as_ref();
         events::want(
             dir,
-            self.logs_bindings(),
+            self.logs_bindings() || self.sync.is_some(),
             log.is_some_and(|l| l.collector().is_some()),
         )
     }
@@ -224,6 +237,16 @@ impl Daemon {
         if let Some(log) = &mut self.translog {
             log.created(ev);
         }
+        if let Some(s) = &mut self.sync {
+            s.binding_created(ev);
+        }
+    }
+
+    /// Every tick: binding sync's full announcement when it is due.
+    pub fn sync_tick(&mut self, dir: &Path) {
+        if let Some(s) = &mut self.sync {
+            s.tick(dir);
+        }
     }
 
     /// A new mapping refused (ports exhausted, host cap): exported as an
@@ -236,6 +259,9 @@ impl Daemon {
 
     /// After a batch of ring records.
     pub fn flush(&mut self) {
+        if let Some(s) = &mut self.sync {
+            s.flush();
+        }
         if let Some(log) = &mut self.translog {
             log.flush();
             let (counts, errors) = log.take_ipfix_counts();
@@ -323,6 +349,20 @@ impl Daemon {
                 self.ifname
             );
         }
+        // Binding sync keeps its socket and peers: a change needs a new
+        // agent (which adopts the attachment, so no flow is lost).
+        if want.sync != self.settings.sync {
+            bail!(
+                "the binding sync settings ([sync], --sync-*) differ from those the agent runs \
+                 with ({}); a reload cannot change them: restart the agent (stopped with --keep, \
+                 or killed, a new `xnat attach` adopts the attachment without losing a flow)",
+                self.sync
+                    .as_ref()
+                    .map_or("off".to_string(), |s| crate::settings::sync::describe(
+                        s.settings()
+                    ))
+            );
+        }
         // Agent-side resources first: if they fail, no map has changed.
         let listener = match want.metrics {
             Some(a) if self.server.as_ref().map(|(cur, _)| *cur) != Some(a) => Some(bind(a)?),
@@ -356,6 +396,9 @@ impl Daemon {
         }
         notes.extend(sinks.apply(&mut self.translog, &want, &self.metrics));
         self.want_events(dir)?;
+        if let (Some(s), Some(n)) = (&self.sync, &want.napt) {
+            s.set_rules(n);
+        }
         self.settings = want;
         Ok(notes.join("; "))
     }

@@ -59,6 +59,14 @@ pub struct AgentMetrics {
     pub ipfix_send_errors: Counter,
     /// Port blocks the agent released, by reason (`unused`, `removed`).
     pub blocks_released: Family<Labels, Counter>,
+    /// Binding sync: records sent (once per peer), received in accepted
+    /// datagrams, installed, refreshed; rejections by reason; send errors.
+    pub sync_announced: Counter,
+    pub sync_received: Counter,
+    pub sync_installed: Counter,
+    pub sync_refreshed: Counter,
+    pub sync_rejects: Family<Labels, Counter>,
+    pub sync_send_errors: Counter,
 }
 
 impl Default for AgentMetrics {
@@ -73,6 +81,12 @@ impl Default for AgentMetrics {
             ipfix_records: Family::default(),
             ipfix_send_errors: Counter::default(),
             blocks_released: Family::default(),
+            sync_announced: Counter::default(),
+            sync_received: Counter::default(),
+            sync_installed: Counter::default(),
+            sync_refreshed: Counter::default(),
+            sync_rejects: Family::default(),
+            sync_send_errors: Counter::default(),
         }
     }
 }
@@ -117,6 +131,13 @@ impl AgentMetrics {
         self.blocks_released
             .get_or_create(&labels(&[("reason", reason)]))
             .inc();
+    }
+
+    /// Binding sync: `n` datagrams or records rejected for `reason`.
+    pub fn sync_rejected(&self, reason: &str, n: u64) {
+        self.sync_rejects
+            .get_or_create(&labels(&[("reason", reason)]))
+            .inc_by(n);
     }
 
     pub fn reload(&self, ok: bool) {
@@ -384,6 +405,42 @@ pub fn render(dir: &Path, ifname: &str, agent: &AgentMetrics) -> anyhow::Result<
         "Port blocks the agent released, by reason (unused: past the hold-down; removed: \
          deleted by someone else)",
         agent.blocks_released.clone(),
+    );
+
+    for (name, help, c) in [
+        (
+            "sync_announced",
+            "Binding sync: mapping records sent to peers (once per peer)",
+            &agent.sync_announced,
+        ),
+        (
+            "sync_received",
+            "Binding sync: mapping records received in datagrams accepted from peers",
+            &agent.sync_received,
+        ),
+        (
+            "sync_installed",
+            "Binding sync: mappings learned from peers installed",
+            &agent.sync_installed,
+        ),
+        (
+            "sync_refreshed",
+            "Binding sync: peer-learned mappings kept alive by a new announcement",
+            &agent.sync_refreshed,
+        ),
+        (
+            "sync_send_errors",
+            "Binding sync: datagrams that could not be sent to a peer",
+            &agent.sync_send_errors,
+        ),
+    ] {
+        reg.register(name, help, c.clone());
+    }
+    reg.register(
+        "sync_rejected",
+        "Binding sync: datagrams (peer, short, magic, version, length, mac) and records (proto, \
+         inside, pool, port, range, conflict, full, error) rejected, by reason",
+        agent.sync_rejects.clone(),
     );
 
     let mut text = String::new();

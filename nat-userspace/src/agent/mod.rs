@@ -17,6 +17,7 @@ pub mod ipfix;
 pub mod lifecycle;
 pub mod metrics;
 pub mod runtime;
+pub mod sync;
 pub mod translog;
 
 use std::time::{Duration, Instant};
@@ -117,6 +118,7 @@ async fn main_loop(attachment: Running, mut daemon: Daemon) -> anyhow::Result<()
                     return Ok(());
                 }
                 icmp_budget = ICMP_PER_SECOND;
+                daemon.sync_tick(&dir);
                 // An `xnat trace` killed before it could switch tracing off.
                 if let Ok(true) = crate::tables::trace::clear_if_orphaned(&dir) {
                     tracing::info!("switched off the trace of a process that is gone");

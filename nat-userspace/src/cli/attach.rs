@@ -99,6 +99,36 @@ pub struct Args {
 
     #[command(flatten)]
     pub napt: NaptArgs,
+
+    #[command(flatten)]
+    pub sync: SyncArgs,
+}
+
+/// Binding sync: announce the mappings made here to peer gateways and
+/// install theirs (active/standby failover). Needs NAPT.
+#[derive(clap::Args, Debug)]
+#[command(next_help_heading = "Binding sync")]
+pub struct SyncArgs {
+    /// This gateway's sync socket (UDP), e.g. 192.0.2.10:4790; needs
+    /// --sync-peer.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub sync_listen: Option<SocketAddr>,
+
+    /// A peer gateway's sync socket (repeatable): mappings are announced
+    /// to it, and datagrams are accepted only from the peers' addresses.
+    #[arg(long = "sync-peer", value_name = "ADDR:PORT", value_delimiter = ',')]
+    pub sync_peers: Vec<SocketAddr>,
+
+    /// Shared secret (at least 16 bytes, not readable by every user): each
+    /// datagram carries its HMAC-SHA256, and datagrams without a valid one
+    /// are rejected.
+    #[arg(long, value_name = "FILE")]
+    pub sync_key_file: Option<PathBuf>,
+
+    /// Seconds between full re-announcements of the mappings carried here
+    /// (1-120) [default: 30].
+    #[arg(long, value_name = "SECS")]
+    pub sync_refresh: Option<u32>,
 }
 
 /// Dynamic NAPT (masquerade). Enabled by --masquerade, --pool or
@@ -192,6 +222,20 @@ impl Args {
                 .map(|l| flag(LogTarget::parse(l), "--log-bindings")),
             ipfix: self.ipfix.map(|c| flag(c, "--ipfix")),
             expiry_walk: self.expiry_walk.map(|w| flag(w, "--expiry-walk")),
+            sync_listen: self.sync.sync_listen.map(|a| flag(a, "--sync-listen")),
+            sync_peers: some_vec(
+                self.sync
+                    .sync_peers
+                    .iter()
+                    .map(|a| flag(*a, "--sync-peer"))
+                    .collect(),
+            ),
+            sync_key_file: self
+                .sync
+                .sync_key_file
+                .clone()
+                .map(|p| flag(p, "--sync-key-file")),
+            sync_refresh: self.sync.sync_refresh.map(|r| flag(r, "--sync-refresh")),
             ..n.settings.layer()
         }
     }
@@ -259,6 +303,9 @@ pub fn describe(s: &Settings) -> String {
     }
     if let Some(c) = &s.ipfix {
         out.push_str(&format!(", IPFIX to {c}"));
+    }
+    if let Some(y) = &s.sync {
+        out.push_str(&format!(", {}", settings::sync::describe(y)));
     }
     out
 }

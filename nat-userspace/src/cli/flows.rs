@@ -104,7 +104,7 @@ pub fn run(args: Args, iface: Option<&str>) -> anyhow::Result<ExitCode> {
     } else {
         for f in &list {
             println!(
-                "{:<4} {:<11} inside={} public={} remote={} age={}s expires={}s out={}p/{}B in={}p/{}B",
+                "{:<4} {:<11} inside={} public={} remote={} age={}s expires={}s out={}p/{}B in={}p/{}B{}",
                 f.proto,
                 f.state,
                 f.inside,
@@ -115,7 +115,8 @@ pub fn run(args: Args, iface: Option<&str>) -> anyhow::Result<ExitCode> {
                 f.packets_out,
                 f.bytes_out,
                 f.packets_in,
-                f.bytes_in
+                f.bytes_in,
+                if f.peer { " [peer]" } else { "" }
             );
         }
         eprintln!("xnat: {} flow(s)", list.len());

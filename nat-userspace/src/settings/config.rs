@@ -33,6 +33,12 @@
 //! proto = "tcp"
 //! public = "198.51.100.1:8080"
 //! inside = "10.0.0.5:80"
+//!
+//! [sync]                            # binding sync with peer gateways
+//! listen = "192.0.2.10:4790"
+//! peers = ["192.0.2.11:4790"]
+//! key-file = "/etc/xnat/sync.key"   # optional shared secret (HMAC)
+//! refresh = 30
 //! ```
 use std::{
     fmt,
@@ -172,6 +178,18 @@ struct RawFile {
     map: Option<Vec<Spanned<RawMap>>>,
     napt: Option<Spanned<RawNapt>>,
     forward: Option<Vec<Spanned<RawForward>>>,
+    sync: Option<RawSync>,
+}
+
+/// The `[sync]` table (binding sync).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawSync {
+    listen: Option<Spanned<Parsed<SocketAddr, Listen>>>,
+    peers: Option<Vec<Spanned<Parsed<SocketAddr, Listen>>>>,
+    #[serde(alias = "key_file")]
+    key_file: Option<Spanned<String>>,
+    refresh: Option<Spanned<u32>>,
 }
 
 #[derive(Deserialize)]
@@ -359,7 +377,12 @@ impl Ctx<'_> {
     }
 
     fn layer(&self, raw: RawFile) -> Layer {
+        let sync = raw.sync.map_or_else(Layer::default, |s| self.sync(s));
         Layer {
+            sync_listen: sync.sync_listen,
+            sync_peers: sync.sync_peers,
+            sync_key_file: sync.sync_key_file,
+            sync_refresh: sync.sync_refresh,
             ifname: raw.interface.map(|s| {
                 let s = self.sourced(s, "interface");
                 Sourced::new(s.value.0, s.origin)
@@ -407,6 +430,29 @@ impl Ctx<'_> {
                     .collect()
             }),
             ..raw.napt.map_or_else(Layer::default, |n| self.napt(n))
+        }
+    }
+
+    /// The `[sync]` table.
+    fn sync(&self, s: RawSync) -> Layer {
+        let addr = |s: Spanned<Parsed<SocketAddr, Listen>>, key: &str| {
+            let s = self.sourced(s, key);
+            Sourced::new(s.value.0, s.origin)
+        };
+        Layer {
+            sync_listen: s.listen.map(|l| addr(l, "sync.listen")),
+            sync_peers: s.peers.map(|v| {
+                v.into_iter()
+                    .enumerate()
+                    .map(|(i, p)| addr(p, &format!("sync.peers[{i}]")))
+                    .collect()
+            }),
+            sync_key_file: s.key_file.map(|k| {
+                let k = self.sourced(k, "sync.key-file");
+                Sourced::new(PathBuf::from(k.value), k.origin)
+            }),
+            sync_refresh: s.refresh.map(|r| self.sourced(r, "sync.refresh")),
+            ..Layer::default()
         }
     }
 
@@ -869,6 +915,52 @@ inside = "10.0.0.5:80"
                 "test.toml:2:16: log-bindings:",
                 "directory /nonexistent-dir does not exist",
             ],
+        );
+    }
+
+    /// `[sync]`: its keys, and errors naming the file, line and key.
+    #[test]
+    fn sync_section() {
+        let napt = "[napt]\ninternal = [\"10.0.0.0/24\"]\npool = [\"198.51.100.1\"]\n\
+                    allocation = \"deterministic\"\n";
+        let s = check(&format!(
+            "interface = \"lo\"\n{napt}[sync]\nlisten = \"192.0.2.10:4790\"\n\
+             peers = [\"192.0.2.11:4790\", \"192.0.2.12:4790\"]\nrefresh = 10\n"
+        ))
+        .unwrap()
+        .sync
+        .unwrap();
+        assert_eq!(s.listen.to_string(), "192.0.2.10:4790");
+        assert_eq!(s.peers.len(), 2);
+        assert_eq!(s.refresh, 10);
+        assert!(s.key.is_none());
+        bad(
+            &format!("interface = \"lo\"\n{napt}[sync]\nlisten = \"192.0.2.10:4790\"\n"),
+            &["test.toml:7:10: sync.listen: binding sync needs at least one peer"],
+        );
+        bad(
+            &format!("interface = \"lo\"\n{napt}[sync]\npeers = [\"192.0.2.11:4790\"]\n"),
+            &["test.toml:7:10: sync.peers[0]: binding sync needs this gateway's own"],
+        );
+        bad(
+            "interface = \"lo\"\n[napt]\npool = [\"198.51.100.1\"]\nallocation = \"block\"\n\
+             [sync]\nlisten = \"192.0.2.10:4790\"\npeers = [\"192.0.2.11:4790\"]\n",
+            &["sync.listen: binding sync does not support block allocation yet"],
+        );
+        bad(
+            &format!(
+                "interface = \"lo\"\n{napt}[sync]\nlisten = \"192.0.2.10:4790\"\n\
+                 peers = [\"192.0.2.11:4790\"]\nkey-file = \"/nonexistent/key\"\n"
+            ),
+            &["test.toml:9:12: sync.key-file: /nonexistent/key: No such file"],
+        );
+        bad(
+            &format!("interface = \"lo\"\n{napt}[sync]\nlisten = \"x\"\n"),
+            &["test.toml:7:10: sync.listen: 'x' is not ADDRESS:PORT"],
+        );
+        bad(
+            &format!("interface = \"lo\"\n{napt}[sync]\nport = 1\n"),
+            &["unknown field `port`"],
         );
     }
 

@@ -14,6 +14,7 @@ pub mod hook;
 pub mod napt;
 pub mod parse;
 pub mod reconcile;
+pub mod sync;
 
 pub use hook::HookMode;
 
@@ -222,6 +223,12 @@ macro_rules! layer {
             pub log_bindings: Option<Sourced<LogTarget>>,
             pub ipfix: Option<Sourced<SocketAddr>>,
             pub expiry_walk: Option<Sourced<ExpiryWalk>>,
+            /// Binding sync: this gateway's sync socket, its peers, the
+            /// shared secret's file, the refresh period (`[sync]`).
+            pub sync_listen: Option<Sourced<SocketAddr>>,
+            pub sync_peers: Option<Vec<Sourced<SocketAddr>>>,
+            pub sync_key_file: Option<Sourced<PathBuf>>,
+            pub sync_refresh: Option<Sourced<u32>>,
             $( $(#[doc = $doc])* pub $field: Option<Sourced<$ty>>, )*
         }
 
@@ -250,6 +257,10 @@ macro_rules! layer {
                     log_bindings: self.log_bindings.or(below.log_bindings),
                     ipfix: self.ipfix.or(below.ipfix),
                     expiry_walk: self.expiry_walk.or(below.expiry_walk),
+                    sync_listen: self.sync_listen.or(below.sync_listen),
+                    sync_peers: self.sync_peers.or(below.sync_peers),
+                    sync_key_file: self.sync_key_file.or(below.sync_key_file),
+                    sync_refresh: self.sync_refresh.or(below.sync_refresh),
                     $( $field: self.$field.or(below.$field), )*
                 }
             }
@@ -306,6 +317,8 @@ pub struct Settings {
     /// IPFIX collector of the binding events (RFC 8158), UDP.
     pub ipfix: Option<SocketAddr>,
     pub expiry_walk: ExpiryWalk,
+    /// Binding sync with peer gateways (`None`: off).
+    pub sync: Option<sync::SyncSettings>,
 }
 
 /// Largest table size accepted (the kernel would refuse far bigger ones
@@ -403,6 +416,7 @@ pub fn resolve(layer: &Layer, missing_iface: &str) -> Result<Settings, SettingEr
 
     let forwards = layer.forwards.clone().unwrap_or_default();
     check_forwards(&forwards, napt.as_ref(), &maps)?;
+    let sync = sync::resolve(layer, napt.as_ref())?;
 
     if let Some(Sourced {
         value: LogTarget::File(path),
@@ -447,6 +461,7 @@ pub fn resolve(layer: &Layer, missing_iface: &str) -> Result<Settings, SettingEr
             .expiry_walk
             .as_ref()
             .map_or_else(ExpiryWalk::default, |w| w.value),
+        sync,
     })
 }
 

@@ -598,6 +598,7 @@ mod tests {
             log_bindings: None,
             ipfix: None,
             expiry_walk: Default::default(),
+            sync: None,
         }
     }
 

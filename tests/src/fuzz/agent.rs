@@ -352,6 +352,7 @@ pub fn settings(r: &Reload, limits: Limits) -> Settings {
         log_bindings: None,
         ipfix: None,
         expiry_walk: Default::default(),
+        sync: None,
     }
 }
 
