@@ -27,6 +27,11 @@ pub const TOOLS: &[(&str, &str)] = &[
     // A second, independent IPFIX decoder: Wireshark's, for the fields
     // nfdump drops (the port block records' portRangeStart/End).
     ("tshark", "tshark"),
+    // The routing daemons of the failover tests and `demo --ha`: BGP (with
+    // BFD) and VRRP, as operators run them.
+    ("bird", "bird2"),
+    ("birdc", "bird2"),
+    ("keepalived", "keepalived"),
 ];
 
 /// Installs (with apt) the packages of any missing tool.
