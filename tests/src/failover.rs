@@ -61,13 +61,19 @@ impl UdpResult {
         v
     }
 
-    /// From `t0` to the first datagram the server got after it, and to
-    /// the first echo the client got after it.
+    /// How long after `t0` the stream came back: the end of the longest
+    /// silence that ends after `t0`, at the server and at the client (a
+    /// datagram already on the wire at `t0` does not count as resumed).
     pub fn resumed_after(&self, t0: Instant) -> (Option<Duration>, Option<Duration>) {
-        let first = |ts: Vec<Instant>| ts.into_iter().find(|&t| t > t0).map(|t| t - t0);
+        let back = |ts: Vec<Instant>| {
+            ts.windows(2)
+                .filter(|w| w[1] > t0)
+                .max_by_key(|w| w[1] - w[0])
+                .map(|w| w[1] - t0)
+        };
         (
-            first(self.at_server.iter().map(|a| a.0).collect()),
-            first(self.echoed.iter().map(|a| a.0).collect()),
+            back(self.at_server.iter().map(|a| a.0).collect()),
+            back(self.echoed.iter().map(|a| a.0).collect()),
         )
     }
 }
@@ -78,6 +84,9 @@ impl UdpResult {
 pub struct Progress {
     pub uploaded: AtomicU64,
     pub downloaded: AtomicU64,
+    /// Bytes the senders wrote (upload: the client; download: the server).
+    pub upload_sent: AtomicU64,
+    pub download_sent: AtomicU64,
     pub udp_at_server: AtomicU64,
     pub udp_echoed: AtomicU64,
 }
@@ -168,13 +177,12 @@ impl Streams {
         let mut upload = Vec::new();
         // Upload: the client writes, the server counts.
         {
-            let stop = stop.clone();
+            let (stop, p) = (stop.clone(), progress.clone());
             upload.push(std::thread::spawn(move || {
                 let mut s = up_c;
                 timeouts(&s);
                 let mut r = TcpResult::default();
-                let unused = AtomicU64::new(0);
-                match paced_write(&mut s, &stop, &unused) {
+                match paced_write(&mut s, &stop, &p.upload_sent) {
                     Ok(n) => r.sent = n,
                     Err(e) => r.error = Some(format!("upload client: {e}")),
                 }
@@ -212,13 +220,13 @@ impl Streams {
                     server_saw: Some(peer),
                     ..TcpResult::default()
                 };
-                let unused = AtomicU64::new(0);
-                match paced_write(&mut s, &stop, &unused) {
+                match paced_write(&mut s, &stop, &p.download_sent) {
                     Ok(n) => r.sent = n,
                     Err(e) => r.error = Some(format!("download server: {e}")),
                 }
                 r
             }));
+            let p = progress.clone();
             download.push(std::thread::spawn(move || {
                 let mut s = down_c;
                 timeouts(&s);
@@ -394,15 +402,29 @@ pub fn run(
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs_f64();
+    // gw1 dies: its links go down (t0), then its processes are killed. A
+    // stream has resumed once the receiver has bytes the sender wrote after
+    // t0 (they cannot have passed gw1), or datagrams after the silence.
+    let t0 = t.cut_links(0);
     let at_fail = snapshot(&p);
-    let t0 = t.fail(0);
+    let sent_at_fail = [
+        p.upload_sent.load(Ordering::Relaxed),
+        p.download_sent.load(Ordering::Relaxed),
+    ];
+    t.kill(0);
     let mut resumed = [None; 4];
     let deadline = Instant::now() + Duration::from_secs(60);
     // Bounded: the deadline ends it; the test then reports what stalled.
     while Instant::now() < deadline {
         let now = snapshot(&p);
+        let past = [
+            sent_at_fail[0],
+            sent_at_fail[1],
+            at_fail[2] + 5,
+            at_fail[3] + 5,
+        ];
         for i in 0..4 {
-            if resumed[i].is_none() && now[i] > at_fail[i] {
+            if resumed[i].is_none() && now[i] > past[i] {
                 resumed[i] = Some(t0.elapsed());
             }
         }

@@ -483,17 +483,21 @@ impl HaTopo {
             .collect()
     }
 
-    /// Gateway `i` dies as a machine does: its links go down and its
-    /// agent, BIRD and keepalived are SIGKILLed (the programs stay
-    /// attached to the dead links). Returns the moment it went.
-    pub fn fail(&mut self, i: usize) -> Instant {
-        let t0 = Instant::now();
+    /// Gateway `i` dies as a machine does, in two steps: its links go
+    /// down (returns the moment they were down: no packet passes it from
+    /// then on)...
+    pub fn cut_links(&mut self, i: usize) -> Instant {
         let g = &mut self.gw[i];
         let ext = g.ext.clone();
         g.ns.ip(&["link", "set", "in0", "down"]);
         g.ns.ip(&["link", "set", &ext, "down"]);
-        g.kill_all();
-        t0
+        Instant::now()
+    }
+
+    /// ... and its agent, BIRD and keepalived are SIGKILLed (nothing runs
+    /// its shutdown; the programs stay attached to the dead links).
+    pub fn kill(&mut self, i: usize) {
+        self.gw[i].kill_all();
     }
 
     /// Whether gateway `i` is healthy by `xnat status --check`.
