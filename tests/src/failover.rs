@@ -16,10 +16,8 @@ use std::time::{Duration, Instant};
 use crate::netns::Netns;
 use crate::traffic::accept_within;
 
-/// Server ports: upload, download, UDP.
-const UPLOAD: u16 = 5001;
-const DOWNLOAD: u16 = 5002;
-const UDP: u16 = 5000;
+/// Server ports of [`Streams::start`]: UDP, upload, download from here.
+const BASE_PORT: u16 = 5000;
 /// One write; the streams are paced to about 1 MB/s each so a loaded
 /// 2-CPU machine keeps BFD's and VRRP's timers.
 const CHUNK: usize = 8192;
@@ -59,6 +57,18 @@ impl UdpResult {
             }
         }
         v
+    }
+
+    /// Datagrams the server never got between the first and the last it
+    /// got.
+    pub fn lost(&self) -> usize {
+        let mut seqs: Vec<u32> = self.at_server.iter().map(|a| a.1).collect();
+        seqs.sort_unstable();
+        seqs.dedup();
+        match (seqs.first(), seqs.last()) {
+            (Some(&a), Some(&b)) => (b - a + 1) as usize - seqs.len(),
+            _ => 0,
+        }
     }
 
     /// How long after `t0` the stream came back: the end of the longest
@@ -149,24 +159,39 @@ impl Streams {
     /// in `cli` (the download only `with_download`); the clients take
     /// ephemeral ports.
     pub fn start(cli: &Netns, srv: &Netns, server: Ipv4Addr, with_download: bool) -> Streams {
+        Streams::start_on(cli, srv, server, with_download, BASE_PORT)
+    }
+
+    /// [`Streams::start`] with the server's ports from `base` (UDP `base`,
+    /// upload `base + 1`, download `base + 2`), for several clients at once.
+    pub fn start_on(
+        cli: &Netns,
+        srv: &Netns,
+        server: Ipv4Addr,
+        with_download: bool,
+        base: u16,
+    ) -> Streams {
+        let (udp_port, upload_port, download_port) = (base, base + 1, base + 2);
         let stop = Arc::new(AtomicBool::new(false));
         let progress = Arc::new(Progress::default());
         let up_l = srv
-            .in_ns(|| TcpListener::bind((server, UPLOAD)))
+            .in_ns(|| TcpListener::bind((server, upload_port)))
             .expect("listening for the upload");
         let down_l = with_download.then(|| {
-            srv.in_ns(|| TcpListener::bind((server, DOWNLOAD)))
+            srv.in_ns(|| TcpListener::bind((server, download_port)))
                 .expect("listening for the download")
         });
         let udp_s = srv
-            .in_ns(|| UdpSocket::bind((server, UDP)))
+            .in_ns(|| UdpSocket::bind((server, udp_port)))
             .expect("binding the UDP server");
         let up_c = cli
-            .in_ns(|| TcpStream::connect_timeout(&(server, UPLOAD).into(), Duration::from_secs(30)))
+            .in_ns(|| {
+                TcpStream::connect_timeout(&(server, upload_port).into(), Duration::from_secs(30))
+            })
             .expect("connecting the upload");
         let down_c = with_download.then(|| {
             cli.in_ns(|| {
-                TcpStream::connect_timeout(&(server, DOWNLOAD).into(), Duration::from_secs(30))
+                TcpStream::connect_timeout(&(server, download_port).into(), Duration::from_secs(30))
             })
             .expect("connecting the download")
         });
@@ -282,7 +307,7 @@ impl Streams {
                     if Instant::now() >= next {
                         // Sends may fail while no route or neighbour is
                         // there (the failover): the stream goes on.
-                        let _ = udp_c.send_to(&seq.to_be_bytes(), (server, UDP));
+                        let _ = udp_c.send_to(&seq.to_be_bytes(), (server, udp_port));
                         seq += 1;
                         next += UDP_PERIOD;
                     }
@@ -367,64 +392,56 @@ pub struct Outcome {
     pub with_download: bool,
 }
 
-/// Runs the pair (`opts`), the streams through gw1, fails gw1 while they
-/// run and waits (bounded) until every stream made progress through gw2.
-pub fn run(
-    tag: &str,
-    opts: crate::ha_topo::HaOptions,
+/// Waits (bounded) until every stream of `p` has moved some data.
+pub fn wait_steady(p: &Progress, with_download: bool, what: &str) {
+    crate::wait::wait_until(Duration::from_secs(60), what, || {
+        let [u, d, s, e] = snapshot(p);
+        u > 64 * 1024 && (!with_download || d > 64 * 1024) && s > 20 && e > 20
+    });
+}
+
+/// Where the streams stood when a gateway died: what the receivers had,
+/// what the senders had written.
+pub struct AtFailure {
+    got: [u64; 4],
+    sent: [u64; 2],
+}
+
+impl AtFailure {
+    pub fn of(p: &Progress) -> AtFailure {
+        AtFailure {
+            got: snapshot(p),
+            sent: [
+                p.upload_sent.load(Ordering::Relaxed),
+                p.download_sent.load(Ordering::Relaxed),
+            ],
+        }
+    }
+
+    /// Which streams have resumed: the receiver has bytes the sender wrote
+    /// after the failure (they cannot have passed the dead gateway), or a
+    /// few datagrams more.
+    fn resumed(&self, p: &Progress) -> [bool; 4] {
+        let now = snapshot(p);
+        let past = [self.sent[0], self.sent[1], self.got[2] + 5, self.got[3] + 5];
+        [0, 1, 2, 3].map(|i| now[i] > past[i])
+    }
+}
+
+/// Polls (bounded: 60 s) until every stream of `p` has resumed since
+/// `at`; when each did, measured from `t0`.
+pub fn wait_resumed(
+    p: &Progress,
+    at: &AtFailure,
+    t0: Instant,
     with_download: bool,
-) -> (crate::ha_topo::HaTopo, Outcome) {
-    use crate::ha_topo::{HaTopo, SERVER};
-    use crate::wait::wait_until;
-    let mut t = HaTopo::start(tag, opts);
-    let streams = Streams::start(&t.cli, &t.srv, SERVER, with_download);
-    let p = streams.progress.clone();
-    // Steady: every stream has moved some data through gw1.
-    wait_until(
-        Duration::from_secs(60),
-        "the streams to run through gw1",
-        || {
-            let [u, d, s, e] = snapshot(&p);
-            u > 64 * 1024 && (!with_download || d > 64 * 1024) && s > 20 && e > 20
-        },
-    );
-    let gw1_before = t.gw[0].flows();
-    let flows = gw1_before.as_array().map_or(0, Vec::len);
-    let expected = if with_download { 3 } else { 2 };
-    assert!(flows >= expected, "gw1 shows {flows} flow(s): {gw1_before}");
-    let gw2_learned = if opts.sync {
-        // The standby learned every flow's mapping before the failure.
-        wait_for_learned(&t, &gw1_before)
-    } else {
-        serde_json::Value::Null
-    };
-    let t0_unix = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64();
-    // gw1 dies: its links go down (t0), then its processes are killed. A
-    // stream has resumed once the receiver has bytes the sender wrote after
-    // t0 (they cannot have passed gw1), or datagrams after the silence.
-    let t0 = t.cut_links(0);
-    let at_fail = snapshot(&p);
-    let sent_at_fail = [
-        p.upload_sent.load(Ordering::Relaxed),
-        p.download_sent.load(Ordering::Relaxed),
-    ];
-    t.kill(0);
+) -> [Option<Duration>; 4] {
     let mut resumed = [None; 4];
     let deadline = Instant::now() + Duration::from_secs(60);
-    // Bounded: the deadline ends it; the test then reports what stalled.
+    // Bounded: the deadline ends it; the caller then reports what stalled.
     while Instant::now() < deadline {
-        let now = snapshot(&p);
-        let past = [
-            sent_at_fail[0],
-            sent_at_fail[1],
-            at_fail[2] + 5,
-            at_fail[3] + 5,
-        ];
-        for i in 0..4 {
-            if resumed[i].is_none() && now[i] > past[i] {
+        for (i, r) in at.resumed(p).into_iter().enumerate() {
+            if r && resumed[i].is_none() {
                 resumed[i] = Some(t0.elapsed());
             }
         }
@@ -437,12 +454,59 @@ pub fn run(
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+    resumed
+}
+
+/// Waits (bounded) for 50 more datagrams of `p`'s UDP stream.
+pub fn wait_more(p: &Progress) {
+    let more = snapshot(p);
+    crate::wait::wait_until(
+        Duration::from_secs(30),
+        "more traffic after the failover",
+        || snapshot(p)[2] > more[2] + 50,
+    );
+}
+
+/// Seconds since the epoch, to compare with the notify logs.
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// Runs the pair (`opts`), the streams through gw1, fails gw1 while they
+/// run and waits (bounded) until every stream made progress through gw2.
+pub fn run(
+    tag: &str,
+    opts: crate::ha_topo::HaOptions,
+    with_download: bool,
+) -> (crate::ha_topo::HaTopo, Outcome) {
+    use crate::ha_topo::{HaTopo, SERVER};
+    let mut t = HaTopo::start(tag, opts);
+    let streams = Streams::start(&t.cli, &t.srv, SERVER, with_download);
+    let p = streams.progress.clone();
+    wait_steady(&p, with_download, "the streams to run through gw1");
+    let gw1_before = t.gw[0].flows();
+    let flows = gw1_before.as_array().map_or(0, Vec::len);
+    let expected = if with_download { 3 } else { 2 };
+    assert!(flows >= expected, "gw1 shows {flows} flow(s): {gw1_before}");
+    let gw2_learned = if opts.sync {
+        // The standby learned every flow's mapping before the failure.
+        wait_for_learned(&t, 1, &gw1_before)
+    } else {
+        serde_json::Value::Null
+    };
+    let t0_unix = unix_now();
+    // gw1 dies: its links go down (t0), then its processes are killed.
+    let t0 = t.cut_links(0);
+    let at = AtFailure::of(&p);
+    t.kill(0);
+    let resumed = wait_resumed(&p, &at, t0, with_download);
     // A little more through gw2, then an orderly end.
-    let more = snapshot(&p);
-    let _ = crate::wait::wait_for(Duration::from_secs(30), "more traffic through gw2", || {
-        let now = snapshot(&p);
-        (now[2] > more[2] + 50).then_some(())
-    });
+    if resumed[2].is_some() {
+        wait_more(&p);
+    }
     let gw2_after = t.gw[1].flows();
     let seen = streams.stop();
     let gw2_notified = t.notified(1);
@@ -476,17 +540,18 @@ pub fn endpoints(flows: &serde_json::Value) -> Vec<(String, String, String)> {
         .unwrap_or_default()
 }
 
-/// Waits until gw2 lists a mapping for every flow gw1 had, with the same
-/// public endpoint; returns gw2's flows.
-fn wait_for_learned(t: &crate::ha_topo::HaTopo, gw1: &serde_json::Value) -> serde_json::Value {
-    let want: Vec<(String, String, String)> = endpoints(gw1);
-    crate::wait::wait_for(
-        Duration::from_secs(30),
-        "gw2 to learn gw1's bindings",
-        || {
-            let f = t.gw[1].flows();
-            let have = endpoints(&f);
-            want.iter().all(|w| have.contains(w)).then_some(f)
-        },
-    )
+/// Waits until gateway `i` lists a mapping for every flow of `flows`
+/// (another gateway's), with the same public endpoint; returns its flows.
+pub fn wait_for_learned(
+    t: &crate::ha_topo::HaTopo,
+    i: usize,
+    flows: &serde_json::Value,
+) -> serde_json::Value {
+    let want: Vec<(String, String, String)> = endpoints(flows);
+    let what = format!("gw{} to learn the other gateway's bindings", i + 1);
+    crate::wait::wait_for(Duration::from_secs(30), &what, || {
+        let f = t.gw[i].flows();
+        let have = endpoints(&f);
+        want.iter().all(|w| have.contains(w)).then_some(f)
+    })
 }

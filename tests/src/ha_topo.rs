@@ -1,23 +1,33 @@
-//! Two xnat gateways as an active/standby pair (tests/e2e_failover.rs, the
-//! failover benchmark and `cargo xtask demo --ha`): keepalived (VRRPv3)
-//! owns the inside virtual gateway address, BIRD announces the pool to
-//! the outside router over BGP (with BFD) from the gateway keepalived made
-//! master only, and both run `xnat attach` with the same deterministic
-//! configuration, syncing their bindings to each other.
+//! Several xnat gateways (tests/e2e_failover.rs, the failover benchmark
+//! and `cargo xtask demo --ha`): keepalived (VRRPv3) owns each slice's
+//! inside virtual gateway address, BIRD announces each slice's pool
+//! addresses to the outside router over BGP (with BFD) from the gateway
+//! keepalived made master of that slice only, and every gateway runs
+//! `xnat attach` with the same deterministic configuration, syncing its
+//! bindings to the others.
+//!
+//! Two plans: the active/standby **pair** (one slice: the whole pool,
+//! master gw1, backup gw2) and **N+1** (two slices, each with its own
+//! pool addresses and virtual address, masters gw1 and gw2, gw3 the
+//! backup of both). A slice is a range of inside hosts and the pool
+//! addresses the deterministic layout gives them: the inside hosts of a
+//! slice use its virtual address as their gateway (policy routing by
+//! source address, here each client's own default route).
 //!
 //! ```text
-//!   cli 10.77.0.10 ──┐        gw1 in0 10.77.0.2 (+ VIP 10.77.0.1)   EXT1 198.51.100.0/31 ── rtr gw1 .1
-//!     default via    ├─ lan ──┤                                                               rtr srv0 198.18.0.1 ── srv 198.18.0.10
-//!     10.77.0.1      │ (br0)  gw2 in0 10.77.0.3                      EXT2 198.51.100.2/31 ── rtr gw2 .3
+//!   cli 10.77.0.10  ──┐          gw1 in0 10.77.0.2   EXT 198.51.100.0/31 ── rtr gw1 .1
+//!   (cli2 10.77.0.200)├─ lan ────gw2 in0 10.77.0.3   EXT 198.51.100.2/31 ── rtr gw2 .3
+//!                     │ (br0)   (gw3 in0 10.77.0.4   EXT 198.51.100.4/31 ── rtr gw3 .5)
+//!                                                          rtr srv0 198.18.0.1 ── srv 198.18.0.10
 //! ```
 //!
 //! The pool 203.0.113.0/28 is no gateway's address: each has a blackhole
-//! route for it (what xnat does not translate dies there), BIRD exports
-//! that route as the announcement, and the router routes the pool to
+//! route for it (what xnat does not translate dies there), BIRD exports a
+//! slice's part of it as the announcement, and the router routes it to
 //! whichever gateway announces it. keepalived's `track_script` is `xnat
-//! status --check`; its notify script enables BIRD's `pool` protocol on
-//! MASTER and disables it otherwise, so only the master announces (the
-//! standby's announcement also carries a longer AS path, a tie-breaker).
+//! status --check`; its notify script enables the slice's BIRD protocol on
+//! MASTER and disables it otherwise (the backup's announcement also
+//! carries a longer AS path, a tie-breaker).
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -29,19 +39,103 @@ use crate::netns::{BgChild, CMD_TIMEOUT, Netns, run_cmd, xnat_bin};
 use crate::topology::{Ingress, pid36, remove_stale_pins};
 
 pub const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 10);
-pub const VIP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+/// The second client of the N+1 plan (host 200: the second slice).
+pub const CLIENT2: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 200);
 pub const SERVER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
+/// Every gateway's whole pool (its blackhole route).
 pub const POOL: &str = "203.0.113.0/28";
-/// Each gateway's address on the inside LAN (also its sync endpoint).
-const GW_INSIDE: [&str; 2] = ["10.77.0.2", "10.77.0.3"];
-/// Each gateway's outside address and the router's end of the link.
-const GW_OUTSIDE: [(&str, &str); 2] = [
-    ("198.51.100.0", "198.51.100.1"),
-    ("198.51.100.2", "198.51.100.3"),
-];
 const SYNC_PORT: u16 = 4790;
 
-/// How the pair is run.
+/// Gateway `i`'s address on the inside LAN (also its sync endpoint).
+fn gw_inside(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(10, 77, 0, 2 + i as u8)
+}
+
+/// Gateway `i`'s outside address and the router's end of the link.
+fn gw_outside(i: usize) -> (Ipv4Addr, Ipv4Addr) {
+    let a = 2 * i as u8;
+    (
+        Ipv4Addr::new(198, 51, 100, a),
+        Ipv4Addr::new(198, 51, 100, a + 1),
+    )
+}
+
+/// A slice of the deterministic layout: its BIRD protocol and VRRP
+/// instance name, inside virtual address, VRRP id, pool prefix, master.
+#[derive(Clone, Copy, Debug)]
+pub struct Slice {
+    pub name: &'static str,
+    pub vip: Ipv4Addr,
+    pub vrid: u8,
+    pub pool: &'static str,
+    pub master: usize,
+}
+
+/// Who runs what: the gateways (the last is every slice's backup), the
+/// slices, and the clients with their slice.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub gateways: usize,
+    pub slices: Vec<Slice>,
+    pub clients: Vec<(Ipv4Addr, usize)>,
+}
+
+impl Plan {
+    /// The active/standby pair: one slice, the whole pool.
+    pub fn pair() -> Plan {
+        Plan {
+            gateways: 2,
+            slices: vec![Slice {
+                name: "pool",
+                vip: Ipv4Addr::new(10, 77, 0, 1),
+                vrid: 77,
+                pool: POOL,
+                master: 0,
+            }],
+            clients: vec![(CLIENT, 0)],
+        }
+    }
+
+    /// N+1 with N = 2: hosts 0-127 (pool 203.0.113.0-7) on gw1, hosts
+    /// 128-255 (pool 203.0.113.8-15) on gw2, gw3 the backup of both.
+    pub fn n_plus_1() -> Plan {
+        Plan {
+            gateways: 3,
+            slices: vec![
+                Slice {
+                    name: "pool1",
+                    vip: Ipv4Addr::new(10, 77, 0, 1),
+                    vrid: 71,
+                    pool: "203.0.113.0/29",
+                    master: 0,
+                },
+                Slice {
+                    name: "pool2",
+                    vip: Ipv4Addr::new(10, 77, 0, 254),
+                    vrid: 72,
+                    pool: "203.0.113.8/29",
+                    master: 1,
+                },
+            ],
+            clients: vec![(CLIENT, 0), (CLIENT2, 1)],
+        }
+    }
+
+    fn backup(&self) -> usize {
+        self.gateways - 1
+    }
+
+    /// The slices gateway `i` takes part in (as master or backup).
+    fn slices_of(&self, i: usize) -> Vec<Slice> {
+        self.slices
+            .iter()
+            .filter(|s| s.master == i || i == self.backup())
+            .copied()
+            .collect()
+    }
+}
+
+/// How the gateways are run.
 #[derive(Clone, Copy, Debug)]
 pub struct HaOptions {
     /// Binding sync between the two agents (`--sync-listen/--sync-peer`).
@@ -100,11 +194,11 @@ impl Gateway {
         }
     }
 
-    /// Whether the inside virtual address is on this gateway.
-    pub fn has_vip(&self) -> bool {
+    /// Whether inside address `vip` is on this gateway.
+    pub fn has(&self, vip: Ipv4Addr) -> bool {
         self.ns
             .ip(&["-4", "addr", "show", "dev", "in0"])
-            .contains(&format!("inet {VIP}/"))
+            .contains(&format!("inet {vip}/"))
     }
 
     /// `xnat ARGS` in this gateway's namespace.
@@ -122,63 +216,81 @@ impl Gateway {
     }
 }
 
-/// The whole pair with its LAN, router and server.
+/// The gateways with their LAN, router, clients and server.
 pub struct HaTopo {
+    pub plan: Plan,
+    /// The first client (the pair's only one).
     pub cli: Netns,
+    /// The other clients of the plan, in order.
+    pub more_clients: Vec<Netns>,
     pub rtr: Netns,
     pub srv: Netns,
-    pub gw: [Gateway; 2],
+    pub gw: Vec<Gateway>,
     pub dir: PathBuf,
     rtr_bird: Option<BgChild>,
     rtr_ctl: PathBuf,
     _lan: Netns,
 }
 
-fn spec(ext1: &str, ext2: &str) -> String {
-    format!(
-        "
-    hosts cli lan gw1 gw2 rtr srv
-    link cli:eth0 lan:p0
-    link gw1:in0 lan:p1
-    link gw2:in0 lan:p2
-    bridge lan:br0 p0 p1 p2
-    link gw1:{ext1} rtr:gw1
-    link gw2:{ext2} rtr:gw2
-    link rtr:srv0 srv:eth0
-    addr cli:eth0 {CLIENT}/24
-    addr gw1:in0 {}/24
-    addr gw2:in0 {}/24
-    addr gw1:{ext1} {}/31
-    addr gw2:{ext2} {}/31
-    addr rtr:gw1 {}/31
-    addr rtr:gw2 {}/31
-    addr rtr:srv0 198.18.0.1/24
-    addr srv:eth0 {SERVER}/24
-    route cli default via {VIP}
-    route gw1 default via {}
-    route gw2 default via {}
-    route gw1 blackhole {POOL}
-    route gw2 blackhole {POOL}
-    route srv default via 198.18.0.1
-    sysctl net.ipv4.ip_forward=1 gw1 gw2 rtr
-    sysctl net.ipv4.conf.all.rp_filter=0 gw1 gw2 rtr
-    sysctl net.ipv4.conf.default.rp_filter=0 gw1 gw2 rtr
-",
-        GW_INSIDE[0],
-        GW_INSIDE[1],
-        GW_OUTSIDE[0].0,
-        GW_OUTSIDE[1].0,
-        GW_OUTSIDE[0].1,
-        GW_OUTSIDE[1].1,
-        GW_OUTSIDE[0].1,
-        GW_OUTSIDE[1].1,
-    )
+fn spec(plan: &Plan, exts: &[String]) -> String {
+    let mut s = String::new();
+    let clients: Vec<String> = (0..plan.clients.len())
+        .map(|c| {
+            if c == 0 {
+                "cli".to_string()
+            } else {
+                format!("cli{}", c + 1)
+            }
+        })
+        .collect();
+    let gws: Vec<String> = (0..plan.gateways).map(|i| format!("gw{}", i + 1)).collect();
+    s += &format!(
+        "hosts {} lan {} rtr srv\n",
+        clients.join(" "),
+        gws.join(" ")
+    );
+    let mut ports = Vec::new();
+    for (c, name) in clients.iter().enumerate() {
+        s += &format!("link {name}:eth0 lan:c{c}\n");
+        ports.push(format!("c{c}"));
+    }
+    for (i, g) in gws.iter().enumerate() {
+        s += &format!("link {g}:in0 lan:g{i}\n");
+        ports.push(format!("g{i}"));
+        s += &format!("link {g}:{} rtr:{g}\n", exts[i]);
+    }
+    s += &format!("bridge lan:br0 {}\n", ports.join(" "));
+    s += "link rtr:srv0 srv:eth0\n";
+    for (c, name) in clients.iter().enumerate() {
+        let (addr, slice) = plan.clients[c];
+        s += &format!("addr {name}:eth0 {addr}/24\n");
+        s += &format!("route {name} default via {}\n", plan.slices[slice].vip);
+    }
+    for (i, g) in gws.iter().enumerate() {
+        let (me, rtr) = gw_outside(i);
+        s += &format!("addr {g}:in0 {}/24\n", gw_inside(i));
+        s += &format!("addr {g}:{} {me}/31\n", exts[i]);
+        s += &format!("addr rtr:{g} {rtr}/31\n");
+        s += &format!("route {g} default via {rtr}\n");
+        s += &format!("route {g} blackhole {POOL}\n");
+    }
+    s += &format!("addr rtr:srv0 198.18.0.1/24\naddr srv:eth0 {SERVER}/24\n");
+    s += "route srv default via 198.18.0.1\n";
+    let routers = format!("{} rtr", gws.join(" "));
+    for k in [
+        "net.ipv4.ip_forward=1",
+        "net.ipv4.conf.all.rp_filter=0",
+        "net.ipv4.conf.default.rp_filter=0",
+    ] {
+        s += &format!("sysctl {k} {routers}\n");
+    }
+    s
 }
 
 /// BIRD on the router: BGP with BFD to each gateway, the pool accepted
 /// from them into the kernel table.
-fn router_bird() -> String {
-    format!(
+fn router_bird(plan: &Plan) -> String {
+    let mut s = format!(
         r#"log stderr all;
 router id 198.51.100.1;
 protocol device {{ scan time 10; }}
@@ -192,31 +304,43 @@ template bgp gwpeer {{
   hold time 3; keepalive time 1; connect retry time 1; error wait time 1, 5;
   check link yes;
   bfd on;
-  ipv4 {{ import where net ~ [ {POOL} ]; export none; }};
+  ipv4 {{ import where net ~ [ {POOL}+ ]; export none; }};
 }}
-protocol bgp gw1 from gwpeer {{ neighbor {} as 65001; source address {}; }}
-protocol bgp gw2 from gwpeer {{ neighbor {} as 65001; source address {}; }}
-"#,
-        GW_OUTSIDE[0].0, GW_OUTSIDE[0].1, GW_OUTSIDE[1].0, GW_OUTSIDE[1].1
-    )
+"#
+    );
+    for i in 0..plan.gateways {
+        let (gw, me) = gw_outside(i);
+        s += &format!(
+            "protocol bgp gw{} from gwpeer {{ neighbor {gw} as 65001; source address {me}; }}\n",
+            i + 1
+        );
+    }
+    s
 }
 
-/// BIRD on gateway `i`: the pool as a static blackhole route, disabled
-/// until keepalived's notify script enables it (MASTER), exported to the
-/// router over BGP with BFD; the second gateway prepends its AS thrice.
-fn gateway_bird(i: usize, ext: &str) -> String {
-    let (me, peer) = GW_OUTSIDE[i];
-    let export = if i == 0 {
-        r#"export where proto = "pool";"#.to_string()
+/// BIRD on gateway `i`: each of its slices' pool as a static blackhole
+/// route, disabled until keepalived's notify script enables it (MASTER),
+/// exported to the router over BGP with BFD; the backup prepends its AS
+/// thrice.
+fn gateway_bird(plan: &Plan, i: usize, ext: &str) -> String {
+    let (me, peer) = gw_outside(i);
+    let mut statics = String::new();
+    for sl in plan.slices_of(i) {
+        statics += &format!(
+            "protocol static {} {{ disabled; ipv4; route {} blackhole; }}\n",
+            sl.name, sl.pool
+        );
+    }
+    let export = if i == plan.backup() {
+        r#"export filter { if proto ~ "pool*" then { bgp_path.prepend(65001); bgp_path.prepend(65001); bgp_path.prepend(65001); accept; } reject; };"#
     } else {
-        r#"export filter { if proto = "pool" then { bgp_path.prepend(65001); bgp_path.prepend(65001); bgp_path.prepend(65001); accept; } reject; };"#.to_string()
+        r#"export where proto ~ "pool*";"#
     };
     format!(
         r#"log stderr all;
 router id {me};
 protocol device {{ scan time 10; }}
-protocol static pool {{ disabled; ipv4; route {POOL} blackhole; }}
-protocol bfd {{
+{statics}protocol bfd {{
   interface "{ext}" {{ min rx interval 50 ms; min tx interval 50 ms; idle tx interval 300 ms; multiplier 3; }};
 }}
 protocol bgp rtr {{
@@ -231,12 +355,12 @@ protocol bgp rtr {{
     )
 }
 
-/// keepalived on gateway `i`: VRRPv3 for the inside virtual address,
-/// tracking `xnat status --check`, announcing through the notify script.
-fn keepalived(i: usize, dir: &Path, advert: f32) -> String {
+/// keepalived on gateway `i`: one VRRPv3 instance per slice it takes part
+/// in (named as the slice's BIRD protocol), tracking `xnat status --check`,
+/// announcing through the notify script.
+fn keepalived(plan: &Plan, i: usize, dir: &Path, advert: f32) -> String {
     let n = i + 1;
-    let priority = if i == 0 { 150 } else { 100 };
-    format!(
+    let mut s = format!(
         r#"global_defs {{
   router_id xnat-gw{n}
   script_user root
@@ -252,21 +376,31 @@ vrrp_script xnat_healthy {{
   fall 2
   rise 1
 }}
-vrrp_instance nat {{
+"#,
+        check = dir.join(format!("gw{n}.check.sh")).display(),
+    );
+    for sl in plan.slices_of(i) {
+        let priority = if sl.master == i { 150 } else { 100 };
+        s += &format!(
+            r#"vrrp_instance {name} {{
   state BACKUP
   interface in0
-  virtual_router_id 77
+  virtual_router_id {vrid}
   version 3
   priority {priority}
   advert_int {advert}
-  virtual_ipaddress {{ {VIP}/24 dev in0 }}
+  virtual_ipaddress {{ {vip}/24 dev in0 }}
   track_script {{ xnat_healthy }}
   notify "{notify}"
 }}
 "#,
-        check = dir.join(format!("gw{n}.check.sh")).display(),
-        notify = dir.join(format!("gw{n}.notify.sh")).display(),
-    )
+            name = sl.name,
+            vrid = sl.vrid,
+            vip = sl.vip,
+            notify = dir.join(format!("gw{n}.notify.sh")).display(),
+        );
+    }
+    s
 }
 
 fn write(path: &Path, text: &str, exec: bool) {
@@ -290,17 +424,29 @@ fn established(ctl: &Path, proto: &str) -> bool {
 }
 
 impl HaTopo {
-    /// Builds the pair for test `tag` (≤ 4 alphanumerics) and starts
-    /// everything: both agents, the BIRDs, keepalived on gw1 (master) then
-    /// gw2; returns once the router routes the pool via gw1 and gw2 is
-    /// backup.
+    /// The active/standby pair ([`Plan::pair`]) for test `tag` (≤ 4
+    /// alphanumerics), everything started: see [`HaTopo::start_plan`].
     pub fn start(tag: &str, opts: HaOptions) -> HaTopo {
-        let ext1 = format!("ha{}{tag}t", pid36());
-        let ext2 = format!("hb{}{tag}t", pid36());
-        assert!(ext2.len() <= 15, "interface name {ext2} too long");
-        remove_stale_pins(&ext2);
-        let mut net = Net::build("xt", "ha", tag, Ingress::Tc, &spec(&ext1, &ext2));
-        assert_eq!(net.ext, ext1, "the builder names EXT as expected");
+        HaTopo::start_plan(tag, Plan::pair(), opts)
+    }
+
+    /// Builds `plan` for test `tag` and starts everything: the agents,
+    /// the BIRDs, keepalived on the masters, then on the backup; returns
+    /// once every slice's virtual address is on its master, the backup
+    /// reported BACKUP for each and the router routes each slice's pool
+    /// via its master.
+    pub fn start_plan(tag: &str, plan: Plan, opts: HaOptions) -> HaTopo {
+        let exts: Vec<String> = (0..plan.gateways)
+            .map(|i| format!("h{}{}{tag}t", (b'a' + i as u8) as char, pid36()))
+            .collect();
+        for e in &exts {
+            assert!(e.len() <= 15, "interface name {e} too long");
+            remove_stale_pins(e);
+        }
+        // The builder names EXT itself (the first gateway's, "ha..."); the
+        // others' names are written out.
+        let mut net = Net::build("xt", "ha", tag, Ingress::Tc, &spec(&plan, &exts));
+        assert_eq!(net.ext, exts[0], "the builder names EXT as expected");
         let dir = std::env::temp_dir().join(format!("xnat-ha-{}-{tag}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("creating the test's directory");
@@ -309,26 +455,36 @@ impl HaTopo {
         // only root writes.
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
 
-        let exts = [ext1, ext2];
-        let gw = [0, 1].map(|i| {
-            let ns = net.take(&format!("gw{}", i + 1));
-            Gateway {
-                ns,
+        let gw = (0..plan.gateways)
+            .map(|i| Gateway {
+                ns: net.take(&format!("gw{}", i + 1)),
                 ext: exts[i].clone(),
                 agent: None,
                 bird: None,
                 keepalived: None,
                 vrrp_pid: dir.join(format!("gw{}.vrrp.pid", i + 1)),
                 bird_ctl: dir.join(format!("gw{}.bird.ctl", i + 1)),
-            }
-        });
-        // The client's ports lie outside its deterministic range
-        // (41344-45375 on 203.0.113.0), so its mappings take ports of the
-        // fixed sequence, not its own.
-        net.ns("cli")
-            .sysctl("net.ipv4.ip_local_port_range", "50000 50999");
+            })
+            .collect();
+        // The clients' ports lie outside their deterministic ranges
+        // (host 10: 41344-45375 on 203.0.113.0), so their mappings take
+        // ports of the fixed sequence, not their own.
+        let clients: Vec<Netns> = (0..plan.clients.len())
+            .map(|c| {
+                let ns = net.take(&if c == 0 {
+                    "cli".to_string()
+                } else {
+                    format!("cli{}", c + 1)
+                });
+                ns.sysctl("net.ipv4.ip_local_port_range", "50000 50999");
+                ns
+            })
+            .collect();
+        let mut clients = clients.into_iter();
         let mut t = HaTopo {
-            cli: net.take("cli"),
+            plan,
+            cli: clients.next().expect("a client"),
+            more_clients: clients.collect(),
             rtr: net.take("rtr"),
             srv: net.take("srv"),
             _lan: net.take("lan"),
@@ -343,8 +499,9 @@ impl HaTopo {
 
     fn start_daemons(&mut self, opts: HaOptions) {
         let dir = self.dir.clone();
+        let plan = self.plan.clone();
         let rtr_conf = dir.join("rtr.bird.conf");
-        write(&rtr_conf, &router_bird(), false);
+        write(&rtr_conf, &router_bird(&plan), false);
         self.rtr_bird = Some(self.rtr.spawn(&[
             "bird",
             "-f",
@@ -354,8 +511,9 @@ impl HaTopo {
             self.rtr_ctl.to_str().unwrap(),
         ]));
 
-        // Both agents, the same deterministic configuration.
-        for i in 0..2 {
+        // Every agent with the same deterministic configuration, syncing
+        // with all the others.
+        for i in 0..plan.gateways {
             let mut args: Vec<String> = [
                 "--inside",
                 "in0",
@@ -371,12 +529,12 @@ impl HaTopo {
             .map(String::from)
             .to_vec();
             if opts.sync {
-                args.extend([
-                    "--sync-listen".to_string(),
-                    format!("{}:{SYNC_PORT}", GW_INSIDE[i]),
-                    "--sync-peer".to_string(),
-                    format!("{}:{SYNC_PORT}", GW_INSIDE[1 - i]),
-                ]);
+                args.push("--sync-listen".to_string());
+                args.push(format!("{}:{SYNC_PORT}", gw_inside(i)));
+                for j in (0..plan.gateways).filter(|&j| j != i) {
+                    args.push("--sync-peer".to_string());
+                    args.push(format!("{}:{SYNC_PORT}", gw_inside(j)));
+                }
             }
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             let g = &mut self.gw[i];
@@ -386,7 +544,7 @@ impl HaTopo {
         for (i, g) in self.gw.iter_mut().enumerate() {
             let n = i + 1;
             let conf = dir.join(format!("gw{n}.bird.conf"));
-            write(&conf, &gateway_bird(i, &g.ext), false);
+            write(&conf, &gateway_bird(&plan, i, &g.ext), false);
             write(
                 &dir.join(format!("gw{n}.check.sh")),
                 &format!(
@@ -396,10 +554,12 @@ impl HaTopo {
                 ),
                 true,
             );
+            // keepalived calls it with: type, instance name (= the
+            // slice's BIRD protocol), state.
             write(
                 &dir.join(format!("gw{n}.notify.sh")),
                 &format!(
-                    "#!/bin/sh\n# keepalived: $1 type, $2 name, $3 state\necho \"$(date +%s.%N) $3\" >> {log}\ncase \"$3\" in\n  MASTER) exec birdc -s {ctl} enable pool ;;\n  *) exec birdc -s {ctl} disable pool ;;\nesac\n",
+                    "#!/bin/sh\necho \"$(date +%s.%N) $2 $3\" >> {log}\ncase \"$3\" in\n  MASTER) exec birdc -s {ctl} enable \"$2\" ;;\n  *) exec birdc -s {ctl} disable \"$2\" ;;\nesac\n",
                     log = dir.join(format!("gw{n}.notify.log")).display(),
                     ctl = g.bird_ctl.display()
                 ),
@@ -414,17 +574,20 @@ impl HaTopo {
                 g.bird_ctl.to_str().unwrap(),
             ]));
         }
-        for p in ["gw1", "gw2"] {
+        for i in 0..plan.gateways {
+            let p = format!("gw{}", i + 1);
             self.wait(&format!("BGP session router <-> {p} established"), || {
-                established(&self.rtr_ctl, p)
+                established(&self.rtr_ctl, &p)
             });
         }
-        // keepalived: gw1 first (it becomes master without a preemption
-        // flap), then gw2 (backup).
-        for i in 0..2 {
+        // keepalived: the masters first (they take their slices without a
+        // preemption flap), then the backup.
+        let backup = plan.backup();
+        let order = (0..plan.gateways).filter(|&i| i != backup).chain([backup]);
+        for i in order {
             let n = i + 1;
             let conf = dir.join(format!("gw{n}.keepalived.conf"));
-            write(&conf, &keepalived(i, &dir, opts.advert), false);
+            write(&conf, &keepalived(&plan, i, &dir, opts.advert), false);
             let main_pid = dir.join(format!("gw{n}.keepalived.pid"));
             let g = &mut self.gw[i];
             g.keepalived = Some(g.ns.spawn(&[
@@ -441,17 +604,26 @@ impl HaTopo {
                 "--vrrp_pid",
                 g.vrrp_pid.to_str().unwrap(),
             ]));
-            if i == 0 {
-                self.wait("gw1 to own the VIP", || self.gw[0].has_vip());
+            for sl in plan.slices.iter().filter(|s| s.master == i) {
+                self.wait(&format!("gw{n} to own {}", sl.vip), || {
+                    self.gw[i].has(sl.vip)
+                });
             }
         }
-        self.wait("gw2 to be VRRP backup", || {
-            self.notified(1).iter().any(|(_, s)| s == "BACKUP")
-        });
-        self.wait("the router to route the pool via gw1", || {
-            self.pool_route()
-                .contains(&format!("via {}", GW_OUTSIDE[0].0))
-        });
+        for sl in &plan.slices {
+            self.wait(
+                &format!("the backup to be VRRP backup of {}", sl.name),
+                || {
+                    self.notified_slice(backup, sl.name)
+                        .iter()
+                        .any(|(_, s)| s == "BACKUP")
+                },
+            );
+            let via = format!("via {}", gw_outside(sl.master).0);
+            self.wait(&format!("the router to route {} {via}", sl.pool), || {
+                self.route(sl.pool).contains(&via)
+            });
+        }
     }
 
     /// Polls `cond` (bounded); a timeout panics with the daemons' logs.
@@ -465,21 +637,45 @@ impl HaTopo {
         }
     }
 
-    /// The router's kernel route for the pool.
-    pub fn pool_route(&self) -> String {
-        self.rtr.ip(&["route", "show", POOL])
+    /// The router's kernel route for `prefix`.
+    pub fn route(&self, prefix: &str) -> String {
+        self.rtr.ip(&["route", "show", prefix])
     }
 
-    /// The notify script's log of gateway `i`: (unix time, state).
-    pub fn notified(&self, i: usize) -> Vec<(f64, String)> {
+    /// The router's kernel route for the pair's pool.
+    pub fn pool_route(&self) -> String {
+        self.route(POOL)
+    }
+
+    /// The notify script's log of gateway `i`: (unix time, slice, state).
+    fn notify_log(&self, i: usize) -> Vec<(f64, String, String)> {
         let p = self.dir.join(format!("gw{}.notify.log", i + 1));
         std::fs::read_to_string(p)
             .unwrap_or_default()
             .lines()
             .filter_map(|l| {
-                let (t, s) = l.split_once(' ')?;
-                Some((t.parse().ok()?, s.trim().to_string()))
+                let mut w = l.split_whitespace();
+                let t = w.next()?.parse().ok()?;
+                Some((t, w.next()?.to_string(), w.next()?.to_string()))
             })
+            .collect()
+    }
+
+    /// The states keepalived reported on gateway `i`: (unix time, state),
+    /// every slice.
+    pub fn notified(&self, i: usize) -> Vec<(f64, String)> {
+        self.notify_log(i)
+            .into_iter()
+            .map(|(t, _, s)| (t, s))
+            .collect()
+    }
+
+    /// The states keepalived reported on gateway `i` for slice `name`.
+    pub fn notified_slice(&self, i: usize, name: &str) -> Vec<(f64, String)> {
+        self.notify_log(i)
+            .into_iter()
+            .filter(|(_, n, _)| n == name)
+            .map(|(t, _, s)| (t, s))
             .collect()
     }
 

@@ -17,8 +17,11 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use xnat_tests::failover::{self, Outcome, endpoints};
-use xnat_tests::ha_topo::{HaOptions, HaTopo, POOL};
+use xnat_tests::failover::{
+    self, AtFailure, Outcome, Streams, endpoints, unix_now, wait_for_learned, wait_more,
+    wait_resumed, wait_steady,
+};
+use xnat_tests::ha_topo::{HaOptions, HaTopo, POOL, Plan, SERVER};
 
 /// One pair at a time: two would share the 2 CPUs with BFD's 50 ms timers.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -162,4 +165,102 @@ fn stateless_takeover_recreates_the_same_public_endpoints() {
     };
     let (t, o) = failover::run("fon", opts, false);
     check(&t, &o);
+}
+
+/// N+1: two active gateways, each master of its slice of the layout
+/// (gw1: hosts 0-127 on 203.0.113.0/29, gw2: hosts 128-255 on
+/// 203.0.113.8/29), gw3 the backup of both, bindings synced among all
+/// three. gw1 dies: its slice's streams resume through gw3 on the same
+/// public endpoints; gw2's go on without losing a datagram.
+#[test]
+fn n_plus_1_the_backup_takes_over_a_failed_gateways_slice() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let plan = Plan::n_plus_1();
+    let (slice1, slice2) = (plan.slices[0], plan.slices[1]);
+    let mut t = HaTopo::start_plan("fnp", plan, HaOptions::default());
+    let a = Streams::start_on(&t.cli, &t.srv, SERVER, true, 5000);
+    let b = Streams::start_on(&t.more_clients[0], &t.srv, SERVER, true, 6000);
+    let (pa, pb) = (a.progress.clone(), b.progress.clone());
+    wait_steady(&pa, true, "the first slice's streams to run through gw1");
+    wait_steady(&pb, true, "the second slice's streams to run through gw2");
+    let (gw1_before, gw2_before) = (t.gw[0].flows(), t.gw[1].flows());
+    // The backup learned both slices' mappings.
+    wait_for_learned(&t, 2, &gw1_before);
+    wait_for_learned(&t, 2, &gw2_before);
+
+    let t0_unix = unix_now();
+    let t0 = t.cut_links(0);
+    let at = AtFailure::of(&pa);
+    t.kill(0);
+    let resumed = wait_resumed(&pa, &at, t0, true);
+    assert!(
+        resumed.iter().all(Option::is_some),
+        "the first slice's streams did not all resume ({resumed:?})\ngw3 flows: {}\n{}",
+        t.gw[2].flows(),
+        t.logs()
+    );
+    wait_more(&pa);
+    wait_more(&pb);
+    let gw3_after = t.gw[2].flows();
+    let (sa, sb) = (a.stop(), b.stop());
+
+    // The failed slice: nothing reset, one public endpoint per stream, the
+    // same as before, now carried by gw3.
+    for (what, r) in [("upload", &sa.upload), ("download", &sa.download)] {
+        assert!(
+            r.error.is_none(),
+            "slice 1 {what}: {:?}\n{}",
+            r.error,
+            t.logs()
+        );
+        assert_eq!(r.sent, r.received, "slice 1 {what}: bytes lost");
+    }
+    assert_eq!(
+        sa.udp.sources().len(),
+        1,
+        "slice 1 UDP from {:?}",
+        sa.udp.sources()
+    );
+    let after = endpoints(&gw3_after);
+    for e in endpoints(&gw1_before) {
+        assert!(after.contains(&e), "gw3 does not carry {e:?}: {gw3_after}");
+    }
+    // gw3 became master of the failed slice only; the router moved that
+    // slice's pool to gw3 and left the other's with gw2.
+    let became = |name: &str| {
+        t.notified_slice(2, name)
+            .iter()
+            .any(|(at, s)| s == "MASTER" && *at > t0_unix)
+    };
+    assert!(became(slice1.name), "gw3 did not take over {}", slice1.name);
+    assert!(!became(slice2.name), "gw3 took over {} too", slice2.name);
+    assert!(t.gw[2].has(slice1.vip) && !t.gw[2].has(slice2.vip));
+    assert!(
+        t.route(slice1.pool).contains("via 198.51.100.4"),
+        "{}",
+        t.route(slice1.pool)
+    );
+    assert!(
+        t.route(slice2.pool).contains("via 198.51.100.2"),
+        "{}",
+        t.route(slice2.pool)
+    );
+    // The surviving slice saw no interruption: no error, every byte, not
+    // one datagram lost.
+    for (what, r) in [("upload", &sb.upload), ("download", &sb.download)] {
+        assert!(r.error.is_none(), "slice 2 {what}: {:?}", r.error);
+        assert_eq!(r.sent, r.received, "slice 2 {what}: bytes lost");
+    }
+    assert_eq!(
+        sb.udp.sources().len(),
+        1,
+        "slice 2 UDP from {:?}",
+        sb.udp.sources()
+    );
+    assert_eq!(sb.udp.lost(), 0, "slice 2 lost datagrams");
+    println!(
+        "N+1 failover: the failed slice's UDP back after {:?}, TCP after {:?}; the other slice lost nothing",
+        sa.udp.resumed_after(t0).0.unwrap(),
+        resumed[0].unwrap()
+    );
 }
