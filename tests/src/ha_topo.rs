@@ -296,7 +296,7 @@ router id 198.51.100.1;
 protocol device {{ scan time 10; }}
 protocol kernel {{ ipv4 {{ export all; import none; }}; }}
 protocol bfd {{
-  interface "gw*" {{ min rx interval 50 ms; min tx interval 50 ms; idle tx interval 300 ms; multiplier 3; }};
+  interface "gw*" {{ min rx interval 100 ms; min tx interval 100 ms; idle tx interval 300 ms; multiplier 3; }};
 }}
 template bgp gwpeer {{
   local as 65000;
@@ -341,7 +341,7 @@ fn gateway_bird(plan: &Plan, i: usize, ext: &str) -> String {
 router id {me};
 protocol device {{ scan time 10; }}
 {statics}protocol bfd {{
-  interface "{ext}" {{ min rx interval 50 ms; min tx interval 50 ms; idle tx interval 300 ms; multiplier 3; }};
+  interface "{ext}" {{ min rx interval 100 ms; min tx interval 100 ms; idle tx interval 300 ms; multiplier 3; }};
 }}
 protocol bgp rtr {{
   local {me} as 65001; neighbor {peer} as 65000;
