@@ -417,9 +417,8 @@ pub fn run(
     }
     // A little more through gw2, then an orderly end.
     let more = snapshot(&p);
-    let _ = crate::wait::wait_for(Duration::from_secs(30), "more traffic through gw2", || {
-        let now = snapshot(&p);
-        (now[2] > more[2] + 50).then_some(())
+    crate::wait::wait_until(Duration::from_secs(30), "more traffic through gw2", || {
+        snapshot(&p)[2] > more[2] + 50
     });
     let gw2_after = t.gw[1].flows();
     let seen = streams.stop();
