@@ -11,6 +11,12 @@
 //! became VRRP master, when the route moved, what the server saw, and the
 //! problems (a reset, bytes lost, a second public endpoint, a stream that
 //! never resumed, ...): a failover with any problem is a failed one.
+//!
+//! A stream's interruption ends with the first progress after its longest
+//! pause from the failure on, not with its first progress after the
+//! failure: what was in flight through gw1 (a datagram, the segments in a
+//! socket's queue) still arrives in the first milliseconds after gw1's
+//! links go down, before anything can pass through gw2.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -57,8 +63,9 @@ pub struct Steady {
 pub struct Failover {
     pub t0: Instant,
     pub t0_unix: f64,
-    /// The first progress each stream made after the failure (polled
-    /// every 10 ms), in the order of [`STREAMS`].
+    /// When each stream moved again after its longest pause from the
+    /// failure on (progress polled every 10 ms), in the order of
+    /// [`STREAMS`].
     pub resumed: [Option<Duration>; 4],
     /// The router's route for the pool: gone from gw1, and via gw2.
     pub route_withdrawn: Option<Duration>,
@@ -70,7 +77,10 @@ pub struct Failover {
 /// The streams stopped, what every side saw.
 pub struct Ending {
     pub seen: Seen,
+    /// gw2's `xnat flows`, as JSON and as text, while the streams still
+    /// ran through it.
     pub gw2_flows: Value,
+    pub gw2_flows_text: String,
     /// keepalived's notify log on gw2: (unix time, state).
     pub gw2_notified: Vec<(f64, String)>,
 }
@@ -79,6 +89,21 @@ fn unix_now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// The end of the longest pause in `times` (sorted, each after `start`),
+/// counting from `start`: when a stream that paused moved again.
+pub fn after_longest_pause(start: Duration, times: &[Duration]) -> Option<Duration> {
+    let mut prev = start;
+    let mut best: Option<(Duration, Duration)> = None;
+    for &t in times {
+        let gap = t.saturating_sub(prev);
+        if best.is_none_or(|(g, _)| gap > g) {
+            best = Some((gap, t));
+        }
+        prev = t;
+    }
+    best.map(|(_, t)| t)
 }
 
 /// Whether a line of `ip monitor route` (or `ip route show`) is a route
@@ -163,12 +188,17 @@ impl Scene {
             route_log: Vec::new(),
         };
         let deadline = t0 + RESUME_WITHIN;
+        // When each stream made progress, from the failure on.
+        let mut moved: [Vec<Duration>; 4] = Default::default();
+        let mut last = at_fail;
+        let wanted = |i: usize| i != 1 || self.with_download;
         while Instant::now() < deadline {
             let now = snapshot(&p);
             let at = t0.elapsed();
             for i in 0..4 {
-                if f.resumed[i].is_none() && now[i] > at_fail[i] {
-                    f.resumed[i] = Some(at);
+                if now[i] > last[i] {
+                    moved[i].push(at);
+                    last[i] = now[i];
                 }
             }
             let log = self.routes.as_ref().map(|r| r.stdout()).unwrap_or_default();
@@ -183,12 +213,19 @@ impl Scene {
                     f.route_moved = Some(at);
                 }
             }
-            let streams_done =
-                (0..4).all(|i| f.resumed[i].is_some() || (i == 1 && !self.with_download));
-            if streams_done && f.route_moved.is_some() {
+            // Done once gw2 carries everything: the route points at it
+            // and every stream moved since.
+            if let Some(r) = f.route_moved
+                && (0..4).all(|i| !wanted(i) || moved[i].last().is_some_and(|&m| m > r))
+            {
                 break;
             }
             std::thread::sleep(Duration::from_millis(10));
+        }
+        for (i, m) in moved.iter().enumerate() {
+            if wanted(i) {
+                f.resumed[i] = after_longest_pause(Duration::ZERO, m);
+            }
         }
         let log = self.routes.as_ref().map(|r| r.stdout()).unwrap_or_default();
         f.route_log = log
@@ -210,12 +247,15 @@ impl Scene {
         while Instant::now() < deadline && snapshot(&p)[2] <= more[2] + 50 {
             std::thread::sleep(Duration::from_millis(20));
         }
-        let gw2_flows = self.topo.gw[1].flows();
+        let g2 = &self.topo.gw[1];
+        let gw2_flows = g2.flows();
+        let gw2_flows_text = g2.xnat(&["flows", "-i", &g2.ext]);
         let seen = streams.stop();
         self.routes = None;
         Ending {
             seen,
             gw2_flows,
+            gw2_flows_text,
             gw2_notified: self.topo.notified(1),
         }
     }
@@ -226,11 +266,12 @@ impl Scene {
 pub struct Figures {
     pub sync: bool,
     pub with_download: bool,
-    /// From the failure to the first UDP datagram the server got, and to
-    /// the first echo the client got (every datagram timed, not polled).
+    /// From the failure to the first UDP datagram the server got through
+    /// gw2, and to the first echo the client got (every datagram timed,
+    /// not polled; what was in flight through gw1 not counted).
     pub udp_at_server: Option<Duration>,
     pub udp_echo: Option<Duration>,
-    /// From the failure to the TCP streams' first progress (polled).
+    /// From the failure to the TCP streams' progress through gw2 (polled).
     pub upload: Option<Duration>,
     pub download: Option<Duration>,
     /// From the failure to gw2's notify script running for MASTER.
@@ -262,7 +303,23 @@ impl Figures {
     pub fn new(scene: &Scene, steady: &Steady, f: &Failover, end: &Ending) -> Figures {
         let s = &end.seen;
         let mut problems = Vec::new();
-        let (udp_at_server, udp_echo) = s.udp.resumed_after(f.t0);
+        let since = |ts: Vec<Instant>| -> Vec<Duration> {
+            let mut v: Vec<Duration> = ts
+                .into_iter()
+                .filter(|&t| t > f.t0)
+                .map(|t| t - f.t0)
+                .collect();
+            v.sort();
+            v
+        };
+        let udp_at_server = after_longest_pause(
+            Duration::ZERO,
+            &since(s.udp.at_server.iter().map(|a| a.0).collect()),
+        );
+        let udp_echo = after_longest_pause(
+            Duration::ZERO,
+            &since(s.udp.echoed.iter().map(|a| a.0).collect()),
+        );
         let gw2_master = end
             .gw2_notified
             .iter()
@@ -405,5 +462,26 @@ impl Figures {
             "no_reset": self.no_reset(),
             "problems": self.problems,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(v: &[u64]) -> Vec<Duration> {
+        v.iter().map(|&m| Duration::from_millis(m)).collect()
+    }
+
+    #[test]
+    fn in_flight_arrivals_do_not_end_the_interruption() {
+        let z = Duration::ZERO;
+        // In flight through gw1 at 2 and 5 ms, then gw2 from 330 ms on.
+        let t = ms(&[2, 5, 330, 340, 350]);
+        assert_eq!(after_longest_pause(z, &t), Some(Duration::from_millis(330)));
+        // Nothing in flight.
+        let t = ms(&[310, 320]);
+        assert_eq!(after_longest_pause(z, &t), Some(Duration::from_millis(310)));
+        assert_eq!(after_longest_pause(z, &[]), None);
     }
 }

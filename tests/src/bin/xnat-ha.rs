@@ -249,11 +249,6 @@ fn demo(no_sync: bool) -> Result<(), Vec<String>> {
         ],
     );
     let f = scene.fail_gw1();
-    // gw2's flows while the streams still run through it.
-    let gw2_text = {
-        let g2 = &scene.topo.gw[1];
-        g2.xnat(&["flows", "-i", &g2.ext])
-    };
     let vip_moved = scene.topo.gw[1].has_vip();
     let end = scene.finish();
     let fig = Figures::new(&scene, &steady, &f, &end);
@@ -263,7 +258,7 @@ fn demo(no_sync: bool) -> Result<(), Vec<String>> {
         "gw2 carries the streams now, on the same public endpoints",
         &[],
     );
-    show("gw2: xnat flows", &gw2_text);
+    show("gw2: xnat flows", &end.gw2_flows_text);
     show(
         "VRRP",
         &format!(
@@ -366,10 +361,14 @@ fn timeline(fig: &Figures, f: &Failover, end: &Ending) {
     line(
         "UDP out",
         fig.udp_at_server,
-        "the first datagram the server got",
+        "each datagram timed at the server",
     );
-    line("UDP back", fig.udp_echo, "the first echo the client got");
-    show("interruption per stream", &intr);
+    line("UDP back", fig.udp_echo, "each echo timed at the client");
+    show(
+        "interruption per stream (to its first move after its longest pause: what was in \
+         flight through gw1 may still arrive first)",
+        &intr,
+    );
 }
 
 fn server_saw(fig: &Figures, end: &Ending) {
