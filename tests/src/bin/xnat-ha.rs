@@ -498,7 +498,8 @@ fn bench(runs: u32, no_sync: bool, as_json: bool) -> bool {
         "sync": opts.sync,
         "with_download": opts.sync,
         "timers": {
-            "vrrp_advert_s": opts.advert,
+            // f32 to a decimal f64: 0.1, not 0.10000000149011612.
+            "vrrp_advert_s": (f64::from(opts.advert) * 1e3).round() / 1e3,
             "bfd": BFD,
             "bgp": BGP,
         },

@@ -286,9 +286,11 @@ binding sync between them unless `--no-sync`; keepalived's notify script enables
 protocol on MASTER and disables it otherwise. The inside host's TCP upload (and, with binding \
 sync, a TCP download: after the failover the server's segments reach the standby first, which \
 only a synced mapping lets through) write 8 KiB every 8 ms; its UDP socket sends a datagram \
-every 10 ms, which the server echoes; every datagram is stamped where it arrives, so the UDP \
-figures are exact, while the TCP ones are when the receiving side's byte count first grew, \
-polled every 10 ms. The failure is timed just before gw1's links go down; keepalived's notify \
+every 10 ms, which the server echoes; every datagram is stamped where it arrives, while the \
+TCP streams' progress is the receiving side's byte count, polled every 10 ms. A stream's \
+interruption ends with its first move after its longest pause from the failure on: what was in \
+flight through gw1 still arrives in the first milliseconds, before anything can pass through \
+gw2, and does not count. The failure is timed just before gw1's links go down; keepalived's notify \
 log gives the moment gw2 turned master (wall clock, the same machine), and `ip monitor route` on \
 the router the moments its route for the pool changed (polled with the streams). After the \
 streams resume and run on a moment, they end with FINs: every byte sent must have arrived, no \
