@@ -642,6 +642,11 @@ impl HaTopo {
         self.rtr.ip(&["route", "show", prefix])
     }
 
+    /// The first slice's inside virtual address (the pair's only one).
+    pub fn vip(&self) -> Ipv4Addr {
+        self.plan.slices[0].vip
+    }
+
     /// The router's kernel route for the pair's pool.
     pub fn pool_route(&self) -> String {
         self.route(POOL)

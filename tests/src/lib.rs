@@ -28,6 +28,8 @@ pub mod fault_topo;
 // xtask demo --ha`): an active/standby pair with keepalived and BIRD, and
 // the TCP and UDP streams that must survive it.
 pub mod failover;
+// One failover in steps, narrated or measured (the `xnat-ha` binary).
+pub mod ha_scene;
 pub mod ha_topo;
 // An outside SYN flood against a port forward while inside hosts open new
 // flows (tests/e2e_edges.rs, the `xnat-flood` benchmark).

@@ -2,10 +2,12 @@
 //! mode, runs `xnat-bench` (BPF_PROG_TEST_RUN: per-packet cost, scale,
 //! memory, expiry sweep), measures xnat against nftables masquerade and
 //! plain forwarding end to end in network namespaces, runs `xnat-flood`
-//! (an outside SYN flood while inside hosts open flows, issue 14), prints a
-//! table and writes BENCHMARKS.md at the workspace root.
+//! (an outside SYN flood while inside hosts open flows, issue 14), runs
+//! `xnat-ha bench` (the failover of an active/standby pair, issue 18),
+//! prints a table and writes BENCHMARKS.md at the workspace root.
 
 mod e2e;
+mod failover;
 mod flood;
 mod net;
 mod profile;
@@ -136,21 +138,44 @@ fn run_micro(bin: &Path, quick: bool, out: &Path) -> Result<Value> {
     serde_json::from_str(&text).context("parsing xnat-bench's output")
 }
 
+/// A part of the suite whose figures live in marked parts of BENCHMARKS.md
+/// (`splice`): whether this run measured it, every part it writes, and
+/// the parts with its figures.
+struct Spliced {
+    on: bool,
+    parts: &'static [splice::Part],
+    figure_parts: &'static [splice::Part],
+}
+
 /// What to write to `path`, given the report `md` of this run: a run of
-/// the flood alone puts its parts into the existing file and leaves the
-/// rest as it is; a run without the flood keeps the flood's figures from
-/// the existing file (see the Method's "Runs of one part").
-fn merge_with_existing(path: &Path, md: String, others_on: bool, flood_on: bool) -> Result<String> {
+/// only spliced parts (the flood, the failover) puts their parts into the
+/// existing file and leaves the rest as it is; a run of the other parts
+/// keeps the figures of the spliced parts it did not run from the existing
+/// file (see the Method's "Runs of one part").
+fn merge_with_existing(
+    path: &Path,
+    md: String,
+    others_on: bool,
+    spliced: &[Spliced],
+) -> Result<String> {
     let Ok(existing) = fs::read_to_string(path) else {
         return Ok(md);
     };
-    match (others_on, flood_on) {
-        (false, true) => splice::transplant(&md, &existing, &report::flood::PARTS)
-            .with_context(|| format!("putting the flood's figures into {}", path.display())),
-        (true, false) => splice::transplant(&existing, &md, &report::flood::FIGURE_PARTS)
-            .with_context(|| format!("keeping the flood's figures of {}", path.display())),
-        _ => Ok(md),
+    let mut out = if others_on {
+        md.clone()
+    } else {
+        existing.clone()
+    };
+    for s in spliced {
+        out = match (others_on, s.on) {
+            (false, true) => splice::transplant(&md, &out, s.parts)
+                .with_context(|| format!("putting this run's figures into {}", path.display()))?,
+            (true, false) => splice::transplant(&existing, &out, s.figure_parts)
+                .with_context(|| format!("keeping the earlier figures of {}", path.display()))?,
+            _ => out,
+        };
     }
+    Ok(out)
 }
 
 pub fn run(opts: &Options) -> Result<()> {
@@ -158,11 +183,12 @@ pub fn run(opts: &Options) -> Result<()> {
         "bench",
         "it loads BPF programs and creates network namespaces",
     )?;
-    let (micro_on, e2e_on, flood_on) = match opts.only.as_str() {
-        "micro" => (true, false, false),
-        "e2e" => (false, true, false),
-        "flood" => (false, false, true),
-        _ => (true, true, true),
+    let (micro_on, e2e_on, flood_on, failover_on) = match opts.only.as_str() {
+        "micro" => (true, false, false, false),
+        "e2e" => (false, true, false, false),
+        "flood" => (false, false, true, false),
+        "failover" => (false, false, false, true),
+        _ => (true, true, true, true),
     };
     let command = format!(
         "cargo xtask bench{}{}{}",
@@ -206,12 +232,16 @@ pub fn run(opts: &Options) -> Result<()> {
     if flood_on {
         build.args(["--bin", "xnat-flood"]);
     }
+    if failover_on {
+        build.args(["--bin", "xnat-ha"]);
+    }
     util::run(&mut build)?;
     let release = util::target_dir().join("release");
-    let (xnat, bench_bin, flood_bin) = (
+    let (xnat, bench_bin, flood_bin, ha_bin) = (
         release.join("xnat"),
         release.join("xnat-bench"),
         release.join("xnat-flood"),
+        release.join("xnat-ha"),
     );
 
     let tmp = TempDir(std::env::temp_dir().join(format!("xnat-bench-{}", std::process::id())));
@@ -365,6 +395,24 @@ pub fn run(opts: &Options) -> Result<()> {
         None
     };
 
+    proc::check_interrupted()?;
+
+    let failover = if failover_on {
+        println!("xtask: bench: failover of an active/standby pair (xnat-ha bench)");
+        let (date, load_before, failover_started) = (date(), loadavg(), Instant::now());
+        let mut v = failover::run(&ha_bin, &xnat, opts.quick)?;
+        v["run"] = serde_json::json!({
+            "command": command,
+            "date": date,
+            "load_before": load_before,
+            "load_after": loadavg(),
+            "secs": failover_started.elapsed().as_secs_f64(),
+        });
+        Some(v)
+    } else {
+        None
+    };
+
     if opts.quick {
         notes.push("`--quick`: fewer and shorter runs, and no 1M-binding scale.".to_owned());
     }
@@ -383,17 +431,35 @@ pub fn run(opts: &Options) -> Result<()> {
         micro.as_ref(),
         e2e.as_ref(),
         flood.as_ref(),
+        failover.as_ref(),
         &notes,
     );
     let path = opts
         .output
         .clone()
         .unwrap_or_else(|| util::workspace_root().join("BENCHMARKS.md"));
-    let md = merge_with_existing(&path, md, micro_on || e2e_on, flood_on)?;
+    let spliced = [
+        Spliced {
+            on: flood_on,
+            parts: &report::flood::PARTS,
+            figure_parts: &report::flood::FIGURE_PARTS,
+        },
+        Spliced {
+            on: failover_on,
+            parts: &report::failover::PARTS,
+            figure_parts: &report::failover::FIGURE_PARTS,
+        },
+    ];
+    let md = merge_with_existing(&path, md, micro_on || e2e_on, &spliced)?;
     println!("\n{md}");
     fs::write(&path, &md).with_context(|| format!("writing {}", path.display()))?;
     // The raw figures (every sample), for a closer look.
-    let raw = serde_json::json!({ "micro": micro, "e2e": e2e, "flood": flood });
+    let raw = serde_json::json!({
+        "micro": micro,
+        "e2e": e2e,
+        "flood": flood,
+        "failover": failover,
+    });
     let raw_path = util::target_dir().join("bench-results.json");
     fs::write(&raw_path, serde_json::to_string_pretty(&raw)?)
         .with_context(|| format!("writing {}", raw_path.display()))?;

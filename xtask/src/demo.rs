@@ -1,6 +1,7 @@
 //! `cargo xtask demo`: xnat between a private and a public network namespace, with real ping,
 //! TCP and UDP traffic through a static 1:1 mapping and through NAPT, what each side saw, and
-//! the flows xnat tracks.
+//! the flows xnat tracks. `cargo xtask demo --ha`: an active/standby pair of gateways whose
+//! active one dies while streams run through it (`xnat-ha demo`, tests/src/bin/xnat-ha.rs).
 
 use std::{
     path::{Path, PathBuf},
@@ -167,6 +168,42 @@ pub fn run(ingress: &str) -> Result<()> {
          as {POOL_ADDR} (NAPT)."
     );
     Ok(())
+}
+
+/// `cargo xtask demo --ha`: builds xnat and `xnat-ha` and runs `xnat-ha demo`, the narrated
+/// failover of an active/standby pair (keepalived, BIRD; tests/src/ha_topo.rs), with the built
+/// xnat as XNAT_BIN (or the one XNAT_BIN names, as for the tests).
+pub fn run_ha(no_sync: bool) -> Result<()> {
+    util::require_root(
+        "demo --ha",
+        "it loads BPF programs and creates network namespaces",
+    )?;
+    toolchain::ensure_toolchain()?;
+    // bird2 and keepalived among them.
+    tools::ensure_tools()?;
+    tools::ensure_bpffs()?;
+    proc::install_interrupt_handler();
+
+    let given = std::env::var_os("XNAT_BIN").filter(|b| !b.is_empty());
+    let mut build = util::cargo();
+    build.args(["build", "--bin", "xnat-ha"]);
+    if given.is_none() {
+        build.args(["--bin", "xnat"]);
+    }
+    header(
+        "Building xnat and xnat-ha",
+        &["cargo build --bin xnat --bin xnat-ha (xnat-ha: tests/src/bin/xnat-ha.rs)"],
+    );
+    util::run(&mut build)?;
+    let debug = util::target_dir().join("debug");
+    let xnat = given.map_or_else(|| debug.join("xnat"), PathBuf::from);
+    let mut demo = Command::new(debug.join("xnat-ha"));
+    demo.env("XNAT_BIN", &xnat).arg("demo");
+    if no_sync {
+        demo.arg("--no-sync");
+    }
+    // xnat-ha narrates on stdout and exits non-zero if the failover was not clean.
+    util::run(&mut demo).map_err(|e| anyhow::anyhow!("the failover demo failed: {e:#}"))
 }
 
 /// The running agent. Stopping it (also on drop, i.e. on any error) sends SIGINT so it detaches;

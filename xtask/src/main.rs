@@ -46,14 +46,16 @@ enum Command {
     /// completions generated from its command line, contrib/xnat.service and an example config.
     Dist,
     /// Measure xnat (needs root): BPF_PROG_TEST_RUN per-packet cost and scale, end to end
-    /// against nftables masquerade and plain forwarding, and an outside SYN flood while inside
-    /// hosts open flows. Prints a table and writes BENCHMARKS.md.
+    /// against nftables masquerade and plain forwarding, an outside SYN flood while inside
+    /// hosts open flows, and the failover of an active/standby pair. Prints a table and writes
+    /// BENCHMARKS.md.
     Bench {
         /// Fewer, shorter runs and no 1M-binding scale (a smoke test of the suite).
         #[arg(long)]
         quick: bool,
-        /// Run only one part of the suite (`flood` updates only its parts of BENCHMARKS.md).
-        #[arg(long, default_value = "all", value_parser = ["all", "micro", "e2e", "flood"])]
+        /// Run only one part of the suite (`flood` and `failover` update only their parts of
+        /// BENCHMARKS.md).
+        #[arg(long, default_value = "all", value_parser = ["all", "micro", "e2e", "flood", "failover"])]
         only: String,
         /// Rounds of the end-to-end measurements (default 7, 2 with --quick).
         #[arg(long)]
@@ -111,6 +113,14 @@ enum Command {
         /// Ingress mode passed to `xnat attach --ingress`.
         #[arg(long, default_value = "auto", value_parser = ["auto", "xdp", "tc"])]
         ingress: String,
+        /// Instead: an active/standby pair of gateways (keepalived VRRP, BIRD BGP with BFD) whose
+        /// active one dies while TCP and UDP streams run through it.
+        #[arg(long, conflicts_with = "ingress")]
+        ha: bool,
+        /// With --ha: no binding sync between the gateways (deterministic allocation alone
+        /// recreates the mappings; no TCP download then).
+        #[arg(long, requires = "ha")]
+        no_sync: bool,
     },
 }
 
@@ -122,7 +132,10 @@ fn main() {
     let result = match cli.command {
         Command::Build { release } => build::run(release),
         Command::Test { cargo_args } => test::run(&cargo_args),
-        Command::Demo { ingress } => demo::run(&ingress),
+        Command::Demo {
+            ingress, ha: false, ..
+        } => demo::run(&ingress),
+        Command::Demo { no_sync, .. } => demo::run_ha(no_sync),
         Command::Bench {
             quick,
             only,
@@ -199,6 +212,22 @@ mod tests {
             test_args(&["xtask", "test", "-p", "xnat-tests", "--", "--nocapture"]),
             ["-p", "xnat-tests", "--", "--nocapture"]
         );
+    }
+
+    #[test]
+    fn demo_ha_is_an_option_of_the_demo() {
+        let ha = |argv: &[&str]| match Cli::try_parse_from(argv).map(|c| c.command) {
+            Ok(Command::Demo { ha, no_sync, .. }) => Some((ha, no_sync)),
+            _ => None,
+        };
+        assert_eq!(ha(&["xtask", "demo"]), Some((false, false)));
+        assert_eq!(ha(&["xtask", "demo", "--ha"]), Some((true, false)));
+        assert_eq!(
+            ha(&["xtask", "demo", "--ha", "--no-sync"]),
+            Some((true, true))
+        );
+        assert_eq!(ha(&["xtask", "demo", "--no-sync"]), None);
+        assert_eq!(ha(&["xtask", "demo", "--ha", "--ingress", "xdp"]), None);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! BENCHMARKS.md (and the console table) from the parts of the run:
-//! `xnat-bench`'s JSON, the end-to-end JSON and `xnat-flood`'s JSON.
+//! `xnat-bench`'s JSON, the end-to-end JSON, `xnat-flood`'s JSON and `xnat-ha bench`'s JSON.
 
+pub mod failover;
 pub mod flood;
 
 use std::fmt::Write as _;
@@ -148,7 +149,12 @@ fn not_below(r: &Value, key: &str) -> (Option<bool>, usize, usize) {
     (Some(pass), below, rounds.len())
 }
 
-fn targets(micro: Option<&Value>, e2e: Option<&Value>, fl: Option<&Value>) -> Vec<Target> {
+fn targets(
+    micro: Option<&Value>,
+    e2e: Option<&Value>,
+    fl: Option<&Value>,
+    fo: Option<&Value>,
+) -> Vec<Target> {
     let mut t = Vec::new();
     let na = |what: &str, why: &str| Target {
         what: what.into(),
@@ -534,6 +540,7 @@ fn targets(micro: Option<&Value>, e2e: Option<&Value>, fl: Option<&Value>) -> Ve
         }
     }
     t.push(flood::target(fl));
+    t.push(failover::target(fo));
     t
 }
 
@@ -1049,6 +1056,7 @@ pub fn markdown(
     micro: Option<&Value>,
     e2e: Option<&Value>,
     fl: Option<&Value>,
+    fo: Option<&Value>,
     notes: &[String],
 ) -> String {
     let mut out = String::new();
@@ -1068,9 +1076,9 @@ pub fn markdown(
 
     let _ = writeln!(
         out,
-        "## Targets (issues 4, 14 and 16)\n\n| target | measured | |\n|---|---|---|"
+        "## Targets (issues 4, 14, 16 and 18)\n\n| target | measured | |\n|---|---|---|"
     );
-    for t in targets(micro, e2e, fl) {
+    for t in targets(micro, e2e, fl, fo) {
         let _ = writeln!(
             out,
             "| {} | {} | **{}** |",
@@ -1120,8 +1128,12 @@ pub fn markdown(
     }
     out.push('\n');
     flood::section(&mut out, fl);
+    out.push('\n');
+    failover::section(&mut out, fo);
     let _ = writeln!(out, "\n## Method\n\n{METHOD}\n");
     flood::method(&mut out);
+    out.push('\n');
+    failover::method(&mut out);
     if !notes.is_empty() {
         let _ = writeln!(out, "\n## Notes on this run\n");
         for n in notes {
