@@ -154,6 +154,22 @@ pub(super) fn reserve(public: u32, port: u16, proto: u8, inside: &InsideEndpoint
     }
 }
 
+/// [`reserve`] for probing: `Some(port)` once reserved, `None` if taken
+/// (probe on), a full `NAPT_IN` an error (probing ends).
+#[inline(always)]
+fn take(
+    public: u32,
+    port: u16,
+    proto: u8,
+    inside: &InsideEndpoint,
+) -> Result<Option<u16>, AllocError> {
+    match reserve(public, port, proto, inside) {
+        Reserve::Done => Ok(Some(port)),
+        Reserve::Taken => Ok(None),
+        Reserve::Full => Err(refused(Counter::DropMappingTableFull, public)),
+    }
+}
+
 /// What [`allocate`] did.
 pub enum Allocated {
     /// Made the mapping, with `first` as its first session.
@@ -235,10 +251,8 @@ pub(super) fn reserve_in(
     inside: &InsideEndpoint,
 ) -> Result<Option<u16>, AllocError> {
     if (want as u32) >= min && (want as u32) <= max {
-        match reserve(public, want, proto, inside) {
-            Reserve::Done => return Ok(Some(want)),
-            Reserve::Full => return Err(refused(Counter::DropMappingTableFull, public)),
-            Reserve::Taken => {}
+        if let Some(port) = take(public, want, proto, inside)? {
+            return Ok(Some(port));
         }
     }
     let keep_parity = proto != IPPROTO_ICMP;
@@ -251,10 +265,8 @@ pub(super) fn reserve_in(
         };
         let port = probe(a, b, parity.then_some(want));
         if port >= a && port <= b {
-            match reserve(public, port as u16, proto, inside) {
-                Reserve::Done => return Ok(Some(port as u16)),
-                Reserve::Full => return Err(refused(Counter::DropMappingTableFull, public)),
-                Reserve::Taken => {}
+            if let Some(port) = take(public, port as u16, proto, inside)? {
+                return Ok(Some(port));
             }
         }
         i += 1;
@@ -276,20 +288,16 @@ fn reserve_fixed(
     inside: &InsideEndpoint,
 ) -> Result<Option<u16>, AllocError> {
     if (want as u32) >= lo && (want as u32) <= hi {
-        match reserve(public, want, proto, inside) {
-            Reserve::Done => return Ok(Some(want)),
-            Reserve::Full => return Err(refused(Counter::DropMappingTableFull, public)),
-            Reserve::Taken => {}
+        if let Some(port) = take(public, want, proto, inside)? {
+            return Ok(Some(port));
         }
     }
     let keep_parity = proto != IPPROTO_ICMP;
     let mut i = 0;
     while i < PORT_PROBES {
         let port = port_probe(lo as u16, hi as u16, want, keep_parity, proto, i);
-        match reserve(public, port, proto, inside) {
-            Reserve::Done => return Ok(Some(port)),
-            Reserve::Full => return Err(refused(Counter::DropMappingTableFull, public)),
-            Reserve::Taken => {}
+        if let Some(port) = take(public, port, proto, inside)? {
+            return Ok(Some(port));
         }
         i += 1;
     }

@@ -141,23 +141,9 @@ pub fn new_epoch(st: &mut State, rng: &mut impl Rng) {
     }
     st.config = cfg;
     for _ in 0..rng.random_range(0..3) {
-        let proto = *[6u8, 17].choose(rng).unwrap();
-        let public = EndpointKey {
-            addr: be(*POOL.choose(rng).unwrap()),
-            port: PORTS.choose(rng).unwrap().to_be(),
-            proto,
-            _pad: 0,
-        };
-        let inside = EndpointKey {
-            addr: be(*INSIDE.choose(rng).unwrap()),
-            port: PORTS.choose(rng).unwrap().to_be(),
-            proto,
-            _pad: 0,
-        };
-        if st.napt_in.contains_key(&public) || st.napt_out.contains_key(&inside) {
-            continue;
+        if let Some((public, inside)) = unused_pair(st, rng) {
+            add_fixed(st, public, inside, MAPPING_FORWARD);
         }
-        add_forward(st, public, inside);
     }
     // (Not over blocks of 8: with the forwards above, more than the small
     // tables hold.)
@@ -166,65 +152,50 @@ pub fn new_epoch(st: &mut State, rng: &mut impl Rng) {
     }
     // Mappings learned from a peer gateway (binding sync): no session,
     // idle since they were announced; TCP and UDP on the ports the frames
-    // use, so inbound segments meet them.
+    // use, so inbound segments meet them. Room is left in the small tables
+    // (whose capacity is drawn after this) for the frames' own mappings.
     for _ in 0..rng.random_range(0..3) {
-        let proto = *[6u8, 17].choose(rng).unwrap();
-        let public = EndpointKey {
-            addr: be(*POOL.choose(rng).unwrap()),
-            port: PORTS.choose(rng).unwrap().to_be(),
-            proto,
-            _pad: 0,
-        };
-        let inside = EndpointKey {
-            addr: be(*INSIDE.choose(rng).unwrap()),
-            port: PORTS.choose(rng).unwrap().to_be(),
-            proto,
-            _pad: 0,
-        };
-        // Room left in the small tables (the capacity of the epoch is
-        // drawn after this) for the frames' own mappings.
-        if st.napt_out.len() >= 4
-            || st.napt_in.contains_key(&public)
-            || st.napt_out.contains_key(&inside)
+        if st.napt_out.len() < 4
+            && let Some((public, inside)) = unused_pair(st, rng)
         {
-            continue;
+            add_fixed(st, public, inside, MAPPING_PEER);
         }
-        add_peer(st, public, inside);
     }
 }
 
-/// A port forward from `public` to `inside`, as `xnat forward add` writes
-/// it: no timestamps, no first session (every session of a forward is in
-/// `SESSIONS`).
-fn add_forward(st: &mut State, public: EndpointKey, inside: EndpointKey) {
-    st.napt_out.insert(
-        inside,
-        Mapping {
-            addr: public.addr,
-            port: public.port,
-            flags: MAPPING_FORWARD,
-            ..Default::default()
-        },
-    );
-    st.napt_in.insert(
-        public,
-        InsideEndpoint {
-            addr: inside.addr,
-            port: inside.port,
-            flags: MAPPING_FORWARD,
-        },
-    );
+/// A TCP or UDP public endpoint of the pool and an inside endpoint, on
+/// the ports the frames use, neither mapped yet (`None`: the draw met one
+/// that is).
+fn unused_pair(st: &State, rng: &mut impl Rng) -> Option<(EndpointKey, EndpointKey)> {
+    let proto = *[6u8, 17].choose(rng).unwrap();
+    let public = EndpointKey {
+        addr: be(*POOL.choose(rng).unwrap()),
+        port: PORTS.choose(rng).unwrap().to_be(),
+        proto,
+        _pad: 0,
+    };
+    let inside = EndpointKey {
+        addr: be(*INSIDE.choose(rng).unwrap()),
+        port: PORTS.choose(rng).unwrap().to_be(),
+        proto,
+        _pad: 0,
+    };
+    let unused = !st.napt_in.contains_key(&public) && !st.napt_out.contains_key(&inside);
+    unused.then_some((public, inside))
 }
 
-/// A mapping from `inside` to `public` learned from a peer gateway, as
-/// binding sync writes it: both entries flagged, no first session.
-fn add_peer(st: &mut State, public: EndpointKey, inside: EndpointKey) {
+/// A mapping from `inside` to `public` that no packet made, flagged
+/// `flags` in both entries: a port forward (`MAPPING_FORWARD`, as `xnat
+/// forward add` writes it) or one learned from a peer gateway
+/// (`MAPPING_PEER`, as binding sync writes it). No timestamps, no first
+/// session (their sessions are all in `SESSIONS`).
+fn add_fixed(st: &mut State, public: EndpointKey, inside: EndpointKey, flags: u16) {
     st.napt_out.insert(
         inside,
         Mapping {
             addr: public.addr,
             port: public.port,
-            flags: MAPPING_PEER,
+            flags,
             ..Default::default()
         },
     );
@@ -233,7 +204,7 @@ fn add_peer(st: &mut State, public: EndpointKey, inside: EndpointKey) {
         InsideEndpoint {
             addr: inside.addr,
             port: inside.port,
-            flags: MAPPING_PEER,
+            flags,
         },
     );
 }
@@ -277,7 +248,7 @@ fn forwards_over_a_block(st: &mut State, rng: &mut impl Rng) {
             };
             let (public, inside) = (key(addr, p), key(be(*INSIDE.choose(rng).unwrap()), p));
             if !st.napt_in.contains_key(&public) && !st.napt_out.contains_key(&inside) {
-                add_forward(st, public, inside);
+                add_fixed(st, public, inside, MAPPING_FORWARD);
             }
         }
     }
