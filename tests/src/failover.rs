@@ -439,7 +439,7 @@ pub fn run(
     }
     // A little more through gw2, then an orderly end.
     let more = snapshot(&p);
-    let _ = crate::wait::wait_for(Duration::from_secs(30), "more traffic through gw2", || {
+    crate::wait::wait_for(Duration::from_secs(30), "more traffic through gw2", || {
         let now = snapshot(&p);
         (now[2] > more[2] + 50).then_some(())
     });
