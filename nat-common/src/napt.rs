@@ -168,8 +168,29 @@ pub struct NatConfig {
     pub block_size: u32,
     pub max_blocks_per_host: u32,
     pub block_hold_down: u32,
-    /// Keeps the size a multiple of 8 (`ExpireWalk` embeds it before u64s).
-    pub _pad: u32,
+    /// Whether a TCP segment without SYN may open a session (mid-stream
+    /// pickup, [`TCP_PICKUP_OUT`]/[`TCP_PICKUP_IN`]): one of the
+    /// `TCP_PICKUP_*` values (`--tcp-pickup`). Also keeps the size a
+    /// multiple of 8 (`ExpireWalk` embeds it before u64s).
+    pub tcp_pickup: u32,
+}
+
+/// [`NatConfig::tcp_pickup`]: a TCP segment without SYN that finds no
+/// session opens one in PICKUP_OUT/PICKUP_IN (a connection survives a
+/// failover or a reboot of the gateway). The default (0, so a zeroed
+/// CONFIG means it).
+pub const TCP_PICKUP_ON: u32 = 0;
+/// [`NatConfig::tcp_pickup`]: only a SYN opens a TCP session (RFC 6146's
+/// V6/V4 INIT); a segment without SYN that would open a mapping or a
+/// session is dropped (`drop_tcp_no_syn`).
+pub const TCP_PICKUP_OFF: u32 = 1;
+
+/// Whether `cfg` refuses a TCP session that a segment with `flags` would
+/// open: pickup is off and the segment has no SYN (an ACK, data, a FIN or
+/// an RST alone). Asked only where a session would be made.
+#[inline(always)]
+pub fn pickup_refused(cfg: &NatConfig, flags: u8) -> bool {
+    cfg.tcp_pickup == TCP_PICKUP_OFF && flags & TH_SYN == 0
 }
 
 /// [`NatConfig::pinned_hosts`]: every host's pool address is the hash's;

@@ -79,10 +79,13 @@ pub enum Counter {
     DropInboundIcmpErrorNoMapping = 30,
     /// Port blocks reserved for inside hosts (`--allocation block`).
     NaptBlocksAllocated = 31,
+    /// TCP segments without SYN that would have opened a mapping or a
+    /// session (mid-stream pickup), dropped under `--tcp-pickup off`.
+    DropTcpNoSyn = 32,
 }
 
 /// Number of counters; the size of the `STATS` array.
-pub const COUNTER_COUNT: u32 = 32;
+pub const COUNTER_COUNT: u32 = 33;
 
 impl Counter {
     /// All counters in index order.
@@ -119,6 +122,7 @@ impl Counter {
         Counter::DropIcmpErrorBadChecksum,
         Counter::DropInboundIcmpErrorNoMapping,
         Counter::NaptBlocksAllocated,
+        Counter::DropTcpNoSyn,
     ];
 
     /// Stable snake_case name used by `xnat stats` and its JSON.
@@ -156,6 +160,7 @@ impl Counter {
             Counter::DropIcmpErrorBadChecksum => "drop_icmp_error_bad_checksum",
             Counter::DropInboundIcmpErrorNoMapping => "drop_inbound_icmp_error_no_mapping",
             Counter::NaptBlocksAllocated => "napt_blocks_allocated",
+            Counter::DropTcpNoSyn => "drop_tcp_no_syn",
         }
     }
 }

@@ -474,12 +474,16 @@ fn reload_applies_the_difference() {
     flow.check("before reload");
     assert_eq!(udp_source_seen(&d, CLI2, 5201), IpAddr::from(STATIC_PUB));
 
-    // No static map, the forward moves from 8080 to 9090, other filtering.
+    // No static map, the forward moves from 8080 to 9090, other filtering,
+    // TCP pickup off (the running connection's session exists: it goes on).
     d.write(
         "xnat.toml",
         &d.config(
             "",
-            &format!("filtering = \"endpoint-independent\"\n{}", forward(9090)),
+            &format!(
+                "filtering = \"endpoint-independent\"\ntcp-pickup = \"off\"\n{}",
+                forward(9090)
+            ),
         ),
     );
     let out = d.xnat_ok(&["reload", "-i", &ext]);
@@ -514,6 +518,7 @@ fn reload_applies_the_difference() {
         stats["napt"]["filtering"], "endpoint-independent",
         "{stats}"
     );
+    assert_eq!(stats["napt"]["tcp_pickup"], "off", "{stats}");
 
     // A broken file: refused with file, line and key; nothing changes.
     let broken = d.config("", &format!("pools = [\"1.2.3.4\"]\n{}", forward(9090)));

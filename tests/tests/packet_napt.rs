@@ -2949,3 +2949,255 @@ fn inbound_sessions_capped() {
         assert_eq!(n.inbound_sessions(), 2);
     });
 }
+
+// ================================================================ TCP pickup
+
+/// The TCP segments without SYN a connection may go on with, each of which
+/// opens a session under `--tcp-pickup on` (the default) and nothing under
+/// `off`.
+fn no_syn_flags() -> [(&'static str, u8); 4] {
+    use tcp_flags::{ACK, FIN, PSH, RST};
+    [
+        ("ACK", ACK),
+        ("data", ACK | PSH),
+        ("FIN", FIN | ACK),
+        ("RST", RST),
+    ]
+}
+
+/// `--tcp-pickup on` (the default, whatever the allocation): an outbound
+/// TCP segment without SYN makes the mapping and its session (PICKUP_OUT;
+/// an RST alone makes it TRANSITORY), the remote's answer makes it
+/// ESTABLISHED; an inbound one that filtering admits makes a session
+/// (PICKUP_IN), the inside's answer makes it ESTABLISHED.
+#[test]
+fn tcp_pickup_on_opens_mid_stream() {
+    use nat_common::{TCP_PICKUP_IN, TCP_PICKUP_OUT, TCP_TRANSITORY};
+    use tcp_flags::ACK;
+    assert_eq!(
+        nat_userspace::settings::napt::NaptSettings::default()
+            .config()
+            .tcp_pickup,
+        0
+    );
+    per_ingress_hook(
+        || napt_with(|c| c.filtering = Filtering::EndpointIndependent.code()),
+        |n, hook| {
+            for (i, (what, flags)) in no_syn_flags().into_iter().enumerate() {
+                let port = 41000 + i as u16;
+                let first = seg(H1, port, R1, 443, flags);
+                let public = egress_first(n, &format!("outbound {what}"), &first);
+                let sk = session_key(TCP, (H1, port), (R1, 443));
+                let want = if what == "RST" {
+                    TCP_TRANSITORY
+                } else {
+                    TCP_PICKUP_OUT
+                };
+                assert_eq!(session(n, &sk).tcp, want, "outbound {what}");
+                if what == "ACK" {
+                    ingress_to(
+                        n,
+                        hook,
+                        "the remote's answer",
+                        &seg(R1, 443, POOL, public.port, ACK),
+                        src_ep(&first),
+                        false,
+                    );
+                    assert_eq!(session(n, &sk).tcp, TCP_ESTABLISHED);
+                }
+                // Inbound, from another remote, through the mapping
+                // (endpoint-independent filtering admits it).
+                let remote = (R2, 50000 + i as u16);
+                ingress_to(
+                    n,
+                    hook,
+                    &format!("inbound {what}"),
+                    &seg(remote.0, remote.1, POOL, public.port, flags),
+                    src_ep(&first),
+                    true,
+                );
+                let sk = session_key(TCP, (H1, port), remote);
+                let want = if what == "RST" {
+                    TCP_TRANSITORY
+                } else {
+                    TCP_PICKUP_IN
+                };
+                assert_eq!(session(n, &sk).tcp, want, "inbound {what}");
+                if what == "ACK" {
+                    egress_again(
+                        n,
+                        "the inside's answer",
+                        &seg(H1, port, remote.0, remote.1, ACK),
+                        public,
+                        false,
+                    );
+                    assert_eq!(session(n, &sk).tcp, TCP_ESTABLISHED);
+                }
+            }
+        },
+    );
+}
+
+/// `--tcp-pickup off`: a TCP segment without SYN (an ACK, data, a FIN, an
+/// RST alone) that would open a mapping or a session is dropped and counted
+/// (`drop_tcp_no_syn`), changing nothing: outbound with no mapping, or to a
+/// new remote of a mapping; inbound through endpoint-independent
+/// filtering, a port forward or a mapping learned from a peer. A SYN opens
+/// as always, UDP is untouched, and a segment of a known session passes.
+/// A segment filtering refuses is still counted as filtered.
+#[test]
+fn tcp_pickup_off_refuses_what_would_open() {
+    use nat_common::{MAPPING_PEER, TCP_PICKUP_OFF};
+    use tcp_flags::{ACK, SYN};
+    let forward = (Endpoint::new(POOL, 8080, TCP), Endpoint::new(H2, 80, TCP));
+    let peer = (Endpoint::new(POOL, 9090, TCP), Endpoint::new(H3, 90, TCP));
+    let setup = || {
+        let mut n = napt_with(|c| {
+            c.filtering = Filtering::EndpointIndependent.code();
+            c.tcp_pickup = TCP_PICKUP_OFF;
+        });
+        n.add_forward(forward.0, forward.1);
+        n.add_mapping(peer.1, peer.0, MAPPING_PEER, 0);
+        n
+    };
+    per_ingress_hook(setup, |n, hook| {
+        for (i, (what, flags)) in no_syn_flags().into_iter().enumerate() {
+            let port = 42000 + i as u16;
+            run_stateless(
+                n,
+                Hook::EgressTc,
+                &format!("outbound {what}, no mapping"),
+                &seg(H1, port, R1, 443, flags).frame(),
+                Want::Drop,
+                &only(Counter::DropTcpNoSyn),
+            );
+            assert!(n.napt_out(Endpoint::new(H1, port, TCP)).is_none());
+        }
+        // A SYN makes the mapping; its own session's segments pass.
+        let first = syn(H1, 43000, R1, 443);
+        let public = egress_first(n, "SYN", &first);
+        ingress_to(
+            n,
+            hook,
+            "SYN-ACK",
+            &seg(R1, 443, POOL, public.port, SYN | ACK),
+            src_ep(&first),
+            false,
+        );
+        egress_again(n, "ACK", &seg(H1, 43000, R1, 443, ACK), public, false);
+        let sk = session_key(TCP, (H1, 43000), (R1, 443));
+        assert_eq!(session(n, &sk).tcp, TCP_ESTABLISHED);
+        for (what, flags) in no_syn_flags() {
+            // Outbound to a new remote of the mapping.
+            run_stateless(
+                n,
+                Hook::EgressTc,
+                &format!("outbound {what} to a new remote"),
+                &seg(H1, 43000, R2, 443, flags).frame(),
+                Want::Drop,
+                &only(Counter::DropTcpNoSyn),
+            );
+            // Inbound from a new remote: endpoint-independent filtering
+            // admits it, pickup off refuses it.
+            for (to, whom) in [
+                (public, "a mapping"),
+                (forward.0, "a forward"),
+                (peer.0, "a peer mapping"),
+            ] {
+                run_stateless(
+                    n,
+                    hook,
+                    &format!("inbound {what} to {whom}"),
+                    &seg(R2, 50000, POOL, to.port, flags).frame(),
+                    Want::Drop,
+                    &only(Counter::DropTcpNoSyn),
+                );
+            }
+        }
+        // SYNs open sessions as always, both ways; UDP is untouched.
+        egress_again(
+            n,
+            "SYN to a new remote",
+            &syn(H1, 43000, R2, 443),
+            public,
+            true,
+        );
+        ingress_to(
+            n,
+            hook,
+            "SYN from a new remote",
+            &syn(R2, 50001, POOL, public.port),
+            src_ep(&first),
+            true,
+        );
+        ingress_to(
+            n,
+            hook,
+            "SYN to the forward",
+            &syn(R2, 50002, POOL, 8080),
+            forward.1,
+            true,
+        );
+        egress_first(n, "UDP", &udp(H1, 5000, R1, 53));
+        ingress_to(
+            n,
+            hook,
+            "UDP from a new remote",
+            &udp(R2, 53, POOL, 5000),
+            Endpoint::new(H1, 5000, UDP),
+            true,
+        );
+    });
+    // Filtering first: a segment address-and-port filtering refuses is
+    // counted as filtered, whatever pickup says.
+    per_ingress_hook(
+        || {
+            napt_with(|c| {
+                c.filtering = Filtering::AddressAndPort.code();
+                c.tcp_pickup = TCP_PICKUP_OFF;
+            })
+        },
+        |n, hook| {
+            let public = egress_first(n, "SYN", &syn(H1, 44000, R1, 443));
+            run_stateless(
+                n,
+                hook,
+                "ACK from another remote",
+                &seg(R2, 443, POOL, public.port, ACK).frame(),
+                Want::Drop,
+                &only(Counter::DropFiltered),
+            );
+        },
+    );
+}
+
+/// Rewriting CONFIG in place (what a reload does) switches pickup at once:
+/// off refuses a stray ACK, on again picks it up; a session made meanwhile
+/// is unaffected either way.
+#[test]
+fn tcp_pickup_switches_in_place() {
+    use nat_common::{TCP_PICKUP_OFF, TCP_PICKUP_ON, TCP_PICKUP_OUT};
+    use tcp_flags::ACK;
+    let mut n = napt();
+    let public = egress_first(&n, "SYN", &syn(H1, 45000, R1, 443));
+    n.update_config(|c| c.tcp_pickup = TCP_PICKUP_OFF);
+    run_stateless(
+        &n,
+        Hook::EgressTc,
+        "stray ACK, pickup off",
+        &seg(H1, 45001, R1, 443, ACK).frame(),
+        Want::Drop,
+        &only(Counter::DropTcpNoSyn),
+    );
+    egress_again(
+        &n,
+        "the SYN's session",
+        &seg(H1, 45000, R1, 443, ACK),
+        public,
+        false,
+    );
+    n.update_config(|c| c.tcp_pickup = TCP_PICKUP_ON);
+    egress_first(&n, "stray ACK, pickup on", &seg(H1, 45001, R1, 443, ACK));
+    let sk = session_key(TCP, (H1, 45001), (R1, 443));
+    assert_eq!(session(&n, &sk).tcp, TCP_PICKUP_OUT);
+}

@@ -69,7 +69,12 @@ pub fn egress<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
     let mapping = match found {
         Some(m) => m,
         None => {
-            let first = session::first(ip.dst, ports.remote_port, &touch(ip, &ports, now), now);
+            let t = touch(ip, &ports, now);
+            // `--tcp-pickup off`: only a SYN makes a TCP mapping.
+            if t.pickup_refused(cfg) {
+                return Some(counters::drop(Counter::DropTcpNoSyn));
+            }
+            let first = session::first(ip.dst, ports.remote_port, &t, now);
             match alloc::allocate(cfg, &key, first, now) {
                 // The packet's session is the new mapping's first.
                 Ok(alloc::Allocated::Created(m)) => return Some(finish(p, ip, &ports, &m)),

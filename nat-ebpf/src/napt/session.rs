@@ -4,7 +4,7 @@
 //! others in `SESSIONS`.
 use nat_common::{
     Counter, FILTER_ADDRESS, FilterKey, FirstSession, Mapping, NatConfig, SESSION_INBOUND, Session,
-    SessionKey, tcp_next, tcp_open,
+    SessionKey, pickup_refused, tcp_next, tcp_open,
 };
 
 use crate::{
@@ -44,6 +44,16 @@ impl Touch {
         match self.tcp_flags {
             Some(flags) => tcp_open(flags, self.outbound),
             None => 0,
+        }
+    }
+
+    /// Whether `--tcp-pickup off` refuses the session this packet would
+    /// open: TCP without SYN.
+    #[inline(always)]
+    pub fn pickup_refused(&self, cfg: &NatConfig) -> bool {
+        match self.tcp_flags {
+            Some(flags) => pickup_refused(cfg, flags),
+            None => false,
         }
     }
 
@@ -137,8 +147,9 @@ pub fn first(remote_addr: u32, remote_port: u16, t: &Touch, now: u64) -> FirstSe
 
 /// Creates the session of `key` in `SESSIONS` for a mapping whose public
 /// endpoint is `public_addr`:`public_port`; `Err` with the drop reason
-/// when the table is full, or when an inbound packet would exceed
-/// `--max-inbound-sessions`.
+/// when the table is full, when an inbound packet would exceed
+/// `--max-inbound-sessions`, or when a TCP segment without SYN would open
+/// it under `--tcp-pickup off`.
 #[inline(always)]
 pub fn create(
     cfg: &NatConfig,
@@ -147,6 +158,9 @@ pub fn create(
     public_port: u16,
     t: &Touch,
 ) -> Result<(), Counter> {
+    if t.pickup_refused(cfg) {
+        return Err(Counter::DropTcpNoSyn);
+    }
     let inbound_count = if t.outbound {
         None
     } else {

@@ -10,7 +10,8 @@ use nat_userspace::{
     settings::ephemeral,
     settings::napt::{Prefix, Timeouts},
     settings::{
-        self, ExpiryWalk, Layer, LogTarget, NaptFlags, Origin, Settings, Sourced, napt::Allocation,
+        self, ExpiryWalk, Layer, LogTarget, NaptFlags, Origin, Settings, Sourced,
+        napt::{Allocation, TcpPickup},
     },
     tables::forward::Forward,
     tables::pins,
@@ -273,6 +274,9 @@ pub fn describe(s: &Settings) -> String {
             n.ports,
             n.filtering.name(),
         ));
+        if n.tcp_pickup == TcpPickup::Off {
+            out.push_str(", TCP pickup off");
+        }
         match n.allocation {
             Allocation::Dynamic => {}
             Allocation::Deterministic {

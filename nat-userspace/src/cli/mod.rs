@@ -164,6 +164,32 @@ mod tests {
     }
 
     #[test]
+    fn tcp_pickup_flag() {
+        use nat_userspace::settings::napt::TcpPickup;
+        let cli = parse_args(&["attach", "eth0", "--tcp-pickup", "off"]).unwrap();
+        let Command::Attach(a) = cli.command else {
+            panic!("not attach")
+        };
+        let t = a.layer().tcp_pickup.unwrap();
+        assert_eq!(
+            (t.value, t.origin.0.as_str()),
+            (TcpPickup::Off, "--tcp-pickup")
+        );
+        let cli = parse_args(&["attach", "eth0"]).unwrap();
+        let Command::Attach(a) = cli.command else {
+            panic!("not attach")
+        };
+        assert!(a.layer().tcp_pickup.is_none());
+        let e = parse_args(&["attach", "eth0", "--tcp-pickup", "loose"]).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("invalid value 'loose' for '--tcp-pickup <TCP_PICKUP>'")
+                && text.contains("[possible values: on, off]"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn iface_is_global() {
         let cli = parse_args(&["map", "list", "-i", "ext0", "--json"]).unwrap();
         assert_eq!(cli.iface.as_deref(), Some("ext0"));

@@ -56,6 +56,7 @@ pub fn run(args: Args, iface: Option<&str>) -> anyhow::Result<ExitCode> {
             "napt": {
                 "enabled": cfg.pool_len != 0,
                 "filtering": napt::Filtering::name_of(cfg.filtering),
+                "tcp_pickup": napt::TcpPickup::from_code(cfg.tcp_pickup).name(),
                 "ports": [ports.min(), ports.max()],
                 "mappings": mappings,
                 "sessions": sessions.len(),
@@ -77,8 +78,9 @@ pub fn run(args: Args, iface: Option<&str>) -> anyhow::Result<ExitCode> {
         }
         if cfg.pool_len != 0 {
             println!(
-                "napt: filtering {}, ports {ports}, {mappings} mapping(s), {} session(s), {inbound} opened from outside (cap {})",
+                "napt: filtering {}, tcp pickup {}, ports {ports}, {mappings} mapping(s), {} session(s), {inbound} opened from outside (cap {})",
                 napt::Filtering::name_of(cfg.filtering),
+                napt::TcpPickup::from_code(cfg.tcp_pickup).name(),
                 sessions.len(),
                 match cfg.max_inbound_sessions {
                     0 => "none".to_string(),

@@ -53,7 +53,7 @@ use toml::Spanned;
 
 use crate::{
     settings::HookMode,
-    settings::napt::{AllocationMode, Filtering, PortRange, Prefix, Timeouts},
+    settings::napt::{AllocationMode, Filtering, PortRange, Prefix, TcpPickup, Timeouts},
     settings::parse,
     settings::{ExpiryWalk, Layer, LogTarget, Origin, Sourced, TimeoutLayer, proto_by_name},
     tables::forward::Forward,
@@ -736,6 +736,36 @@ inside = "10.0.0.5:80"
     }
 
     #[test]
+    fn tcp_pickup() {
+        use crate::settings::napt::TcpPickup;
+        const NAPT: &str = "interface = \"lo\"\n[napt]\ninternal = [\"10.0.0.0/24\"]\n\
+                            pool = [\"198.51.100.1\"]\n";
+        // On unless said otherwise, under every allocation.
+        for alloc in [
+            "",
+            "allocation = \"deterministic\"\n",
+            "allocation = \"block\"\n",
+        ] {
+            let s = check(&format!("{NAPT}{alloc}")).unwrap();
+            assert_eq!(s.napt.unwrap().tcp_pickup, TcpPickup::On, "{alloc}");
+        }
+        let s = check(&format!("{NAPT}tcp-pickup = \"off\"\n")).unwrap();
+        let n = s.napt.unwrap();
+        assert_eq!(n.tcp_pickup, TcpPickup::Off);
+        assert_eq!(n.config().tcp_pickup, nat_common::TCP_PICKUP_OFF);
+        let s = check(&format!("{NAPT}tcp-pickup = \"on\"\n")).unwrap();
+        assert_eq!(s.napt.unwrap().tcp_pickup, TcpPickup::On);
+        bad(
+            &format!("{NAPT}tcp-pickup = \"loose\"\n"),
+            &["test.toml:5:14: napt.tcp-pickup: unknown variant `loose`, expected `on` or `off`"],
+        );
+        bad(
+            &format!("{NAPT}tcp-pickup = true\n"),
+            &["test.toml:5:14: napt.tcp-pickup: wanted string or table"],
+        );
+    }
+
+    #[test]
     fn bad_address() {
         bad(
             "interface = \"lo\"\n[[map]]\nprivate = \"10.0.0.300\"\npublic = \"203.0.113.1\"\n",
@@ -1006,6 +1036,10 @@ inside = "10.0.0.5:80"
     impl Sample for Filtering {
         const FLAG: &'static str = "address-and-port";
         const TOML: &'static str = "\"address-and-port\"";
+    }
+    impl Sample for crate::settings::napt::TcpPickup {
+        const FLAG: &'static str = "off";
+        const TOML: &'static str = "\"off\"";
     }
     impl Sample for crate::settings::napt::AllocationMode {
         const FLAG: &'static str = "deterministic";

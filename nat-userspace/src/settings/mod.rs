@@ -33,7 +33,8 @@ use crate::{
     loader::Limits,
     loader::netdev,
     settings::napt::{
-        Allocation, AllocationMode, Filtering, NaptSettings, PortRange, Prefix, Timeouts, rfc1918,
+        Allocation, AllocationMode, Filtering, NaptSettings, PortRange, Prefix, TcpPickup,
+        Timeouts, rfc1918,
     },
     tables::forward::{Forward, Proto},
     tables::static_map::check_usable,
@@ -192,6 +193,12 @@ macro_rules! napt_settings {
             /// before it goes back to the pool, so its ports do not pass to
             /// another subscriber right after their last use [default: 60].
             block_hold_down: u32 = "block-hold-down" [value_name = "SECS"],
+
+            /// Whether a TCP segment without SYN that finds no session opens
+            /// one (mid-stream pickup): on lets a connection survive a
+            /// failover or a reboot of the gateway; off opens TCP sessions on
+            /// a SYN only and drops the rest (drop_tcp_no_syn) [default: on].
+            tcp_pickup: TcpPickup = "tcp-pickup" [value_enum],
         }
     };
 }
@@ -619,6 +626,7 @@ fn resolve_napt(
         max_inbound_sessions: max_inbound_sessions(layer, limits)?,
         timeouts,
         allocation: allocation(layer, &internal, pool.len() as u32, ports)?,
+        tcp_pickup: layer.tcp_pickup.as_ref().map_or(TcpPickup::On, |t| t.value),
     })
 }
 

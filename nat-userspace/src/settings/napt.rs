@@ -5,6 +5,7 @@ use std::{net::Ipv4Addr, path::Path};
 
 use nat_common::{
     FILTER_ADDRESS, FILTER_ADDRESS_AND_PORT, FILTER_ENDPOINT_INDEPENDENT, NatConfig,
+    TCP_PICKUP_OFF, TCP_PICKUP_ON,
     blocks::ALLOCATION_BLOCK,
     deterministic::{ALLOCATION_DETERMINISTIC, ALLOCATION_DYNAMIC, Layout, host_offset},
 };
@@ -199,6 +200,46 @@ impl Filtering {
     }
 }
 
+/// Whether a TCP segment without SYN may open a session (`--tcp-pickup`,
+/// `napt.tcp-pickup`): `on` picks connections up mid-stream (they survive
+/// a failover or a reboot of the gateway), `off` opens TCP sessions on a
+/// SYN only.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TcpPickup {
+    #[default]
+    On,
+    Off,
+}
+
+impl TcpPickup {
+    /// The kernel's code (CONFIG's `tcp_pickup`).
+    pub fn code(self) -> u32 {
+        match self {
+            TcpPickup::On => TCP_PICKUP_ON,
+            TcpPickup::Off => TCP_PICKUP_OFF,
+        }
+    }
+
+    /// The setting a kernel code holds (an unknown code reads as `on`,
+    /// which is what the data plane does with it).
+    pub fn from_code(code: u32) -> Self {
+        if code == TCP_PICKUP_OFF {
+            TcpPickup::Off
+        } else {
+            TcpPickup::On
+        }
+    }
+
+    /// The name, as the flag and the config spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            TcpPickup::On => "on",
+            TcpPickup::Off => "off",
+        }
+    }
+}
+
 /// How new mappings get their public endpoint (`--allocation`,
 /// `napt.allocation`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
@@ -255,6 +296,8 @@ pub struct NaptSettings {
     pub max_inbound_sessions: u32,
     pub timeouts: Timeouts,
     pub allocation: Allocation,
+    /// Whether a TCP segment without SYN may open a session.
+    pub tcp_pickup: TcpPickup,
 }
 
 /// No internal prefixes and no pool; every other field as when it is not
@@ -272,6 +315,7 @@ impl Default for NaptSettings {
             max_inbound_sessions: 0,
             timeouts: Timeouts::default(),
             allocation: Allocation::Dynamic,
+            tcp_pickup: TcpPickup::On,
         }
     }
 }
@@ -431,7 +475,7 @@ impl NaptSettings {
             block_size: 0,
             max_blocks_per_host: 0,
             block_hold_down: 0,
-            _pad: 0,
+            tcp_pickup: self.tcp_pickup.code(),
         };
         match self.allocation {
             Allocation::Dynamic => {}
@@ -521,6 +565,7 @@ impl NaptSettings {
                 },
                 _ => Allocation::Dynamic,
             },
+            tcp_pickup: TcpPickup::from_code(c.tcp_pickup),
         })
     }
 }
@@ -573,6 +618,7 @@ mod tests {
             max_inbound_sessions: 0,
             timeouts: Timeouts::default(),
             allocation: Allocation::Dynamic,
+            tcp_pickup: TcpPickup::Off,
         }
     }
 
@@ -612,6 +658,7 @@ mod tests {
         assert_eq!(c.filtering, FILTER_ADDRESS);
         assert_eq!((c.port_min, c.port_max), (1024, 65535));
         assert_eq!(c.timeout_udp, 300);
+        assert_eq!(c.tcp_pickup, TCP_PICKUP_OFF);
         let back = NaptSettings::from_config(&c, &settings().pool, &rfc1918()).unwrap();
         assert_eq!(back, settings());
     }

@@ -7,8 +7,9 @@
 //! Entries in both the tables and the settings are left alone, so their
 //! flows never notice. Static maps and forwards that the settings no longer
 //! name are removed (and stop matching at once); new ones are added. NAPT
-//! parameters (timeouts, filtering, port range, per-host cap) are rewritten
-//! in CONFIG in place; existing bindings keep their public endpoint.
+//! parameters (timeouts, filtering, port range, per-host cap, TCP pickup)
+//! are rewritten in CONFIG in place; existing bindings keep their public
+//! endpoint.
 //!
 //! Refused, with nothing changed, because they would break live flows or
 //! cannot be changed in place: removing a pool address that live bindings
@@ -641,6 +642,27 @@ mod tests {
         n.timeouts.udp = 30;
         let p = plan(&l, &want(Some(n.clone()))).unwrap();
         assert_eq!(p.napt, Some(NaptChange::Set(n)));
+    }
+
+    #[test]
+    fn tcp_pickup_changes_in_place() {
+        let l = live(
+            &["198.51.100.1"],
+            &[("10.0.0.2", 5000, "198.51.100.1", 5000)],
+        );
+        let mut n = napt_settings(&["198.51.100.1"]);
+        n.tcp_pickup = napt::TcpPickup::Off;
+        let p = plan(&l, &want(Some(n.clone()))).unwrap();
+        assert_eq!(p.napt, Some(NaptChange::Set(n.clone())));
+        assert_eq!(p.summary(), "NAPT settings updated");
+        // And back: the live CONFIG says off, the settings on.
+        let mut l = l;
+        l.config = n.config();
+        let p = plan(&l, &want(Some(napt_settings(&["198.51.100.1"])))).unwrap();
+        assert_eq!(
+            p.napt,
+            Some(NaptChange::Set(napt_settings(&["198.51.100.1"])))
+        );
     }
 
     #[test]

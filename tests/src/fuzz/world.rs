@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 
 use nat_common::{
     EndpointKey, FilterKey, FirstSession, InsideEndpoint, MAPPING_FORWARD, MAPPING_PEER, Mapping,
-    NatConfig, SESSION_INBOUND, SessionKey,
+    NatConfig, SESSION_INBOUND, SessionKey, TCP_PICKUP_OFF,
     blocks::{ALLOCATION_BLOCK, BlockKey, BlockOwner, HostBlocks},
     deterministic::ALLOCATION_DETERMINISTIC,
 };
@@ -135,6 +135,11 @@ pub fn new_epoch(st: &mut State, rng: &mut impl Rng) {
     // Often no cap on inbound-created sessions, sometimes one a few
     // frames reach.
     cfg.max_inbound_sessions = *[0, 0, 1, 3].choose(rng).unwrap();
+    // Sometimes TCP opens on a SYN only (`--tcp-pickup off`): segments
+    // without SYN that would open a mapping or a session are dropped.
+    if rng.random_bool(0.3) {
+        cfg.tcp_pickup = TCP_PICKUP_OFF;
+    }
     if rng.random_bool(0.05) {
         // NAPT off: only the static maps translate.
         cfg.pool_len = 0;

@@ -15,7 +15,7 @@ use super::Rule;
 use nat_common::{
     Counter, EVENT_QUOTE_MAX, EndpointKey, FILTER_ADDRESS, FILTER_ADDRESS_AND_PORT, FilterKey,
     FirstSession, InsideEndpoint, MAPPING_FORWARD, MAPPING_PEER, Mapping, SESSION_INBOUND, Session,
-    SessionKey, TH_SYN,
+    SessionKey, TCP_PICKUP_OFF, TH_SYN,
 };
 
 use super::tcp;
@@ -147,8 +147,8 @@ fn is_first(m: &Mapping, remote: (u32, u16)) -> bool {
 /// endpoint, else the `SESSIONS` entry of `key`, created (with `public` as
 /// its public endpoint) if missing. `Err(reason)`: the session was missing
 /// and could not be made — `SESSIONS` is full, or an inbound packet found
-/// `--max-inbound-sessions` reached (nothing changed; the packet is
-/// dropped).
+/// `--max-inbound-sessions` reached, or a TCP segment without SYN found
+/// `--tcp-pickup off` (nothing changed; the packet is dropped).
 fn touch(
     ctx: &mut Ctx,
     inside: &EndpointKey,
@@ -180,6 +180,7 @@ fn touch(
     }
     let full = ctx.st.sessions.len() >= ctx.st.capacity.sessions;
     let capped = !p.out && inbound_cap_reached(ctx);
+    let no_syn = pickup_refused(ctx, p);
     match ctx.st.sessions.get_mut(&key) {
         Some(s) => count(
             Fields {
@@ -192,6 +193,14 @@ fn touch(
             },
             p,
         ),
+        None if no_syn => {
+            ctx.note(if p.out {
+                Rule::NoSynNoSessionOut
+            } else {
+                Rule::NoSynNoSessionIn
+            });
+            return Err(Counter::DropTcpNoSyn);
+        }
         None if capped => {
             ctx.note(Rule::InboundSessionCap);
             return Err(Counter::DropInboundSessionLimit);
@@ -228,6 +237,13 @@ fn touch(
         }
     }
     Ok(())
+}
+
+/// Whether `--tcp-pickup off` refuses the session `p` would open (README
+/// "TCP sessions"): a TCP segment without SYN (an ACK, data, a FIN or an
+/// RST alone) opens nothing; a known session takes it as always.
+fn pickup_refused(ctx: &Ctx, p: Packet) -> bool {
+    ctx.st.config.tcp_pickup == TCP_PICKUP_OFF && p.proto == TCP && p.flags & TH_SYN == 0
 }
 
 /// Whether inbound packets may create no more sessions (0: no cap).
@@ -313,6 +329,11 @@ pub fn egress(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Option<Verdict> {
         flags: flow.tcp_flags,
     };
     let Some(m) = ctx.st.napt_out.get(&key).copied() else {
+        // `--tcp-pickup off`: a TCP segment without SYN makes no mapping.
+        if pickup_refused(ctx, packet) {
+            ctx.note(Rule::NoSynNoMapping);
+            return Some(ctx.drop(Counter::DropTcpNoSyn));
+        }
         // A new mapping, holding this packet's session as its first: no
         // SESSIONS entry, no FILTER entry (the first session admits its
         // own remote address).

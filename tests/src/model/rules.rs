@@ -65,6 +65,7 @@ rules! {
     NaptOutIcmpOtherType = ("NAPT outbound", "ICMP type other than echo request"),
     NaptOutNoPorts = ("NAPT outbound", "protocol without ports"),
     FilterTableFull = ("NAPT outbound", "filter table full: no entry"),
+    NoSynNoMapping = ("NAPT outbound", "TCP without SYN refused, pickup off: no mapping made"),
     NaptOutIcmpErrorNoQuote = ("NAPT outbound", "ICMP error without a whole quoted header"),
     NaptOutIcmpErrorTranslated = ("NAPT outbound", "ICMP error: quoted datagram translated"),
 
@@ -90,6 +91,8 @@ rules! {
 
     // Sessions of a mapping, either way.
     FirstSession = ("NAPT sessions", "the mapping's first session"),
+    NoSynNoSessionOut = ("NAPT sessions", "TCP without SYN refused, pickup off: outbound, no session made"),
+    NoSynNoSessionIn = ("NAPT sessions", "TCP without SYN refused, pickup off: inbound, no session made"),
     InboundSessionCap = ("NAPT sessions", "inbound session cap reached"),
     SessionTableFull = ("NAPT sessions", "session table full"),
     NewSessionFirstGone = ("NAPT sessions", "new session (first session gone)"),
