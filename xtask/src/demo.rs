@@ -46,15 +46,19 @@ const TOPOLOGY: &str = "
       private host             gateway: xnat on ext0                      public host: no route
                                                                           to 10.0.0.0/8";
 
-pub fn run(ingress: &str) -> Result<()> {
-    util::require_root(
-        "demo",
-        "it loads BPF programs and creates network namespaces",
-    )?;
+/// What every demo needs first: root, the toolchain, the tools (bird2 and keepalived among
+/// them), bpffs, and Ctrl-C handled.
+fn prepare(what: &str) -> Result<()> {
+    util::require_root(what, "it loads BPF programs and creates network namespaces")?;
     toolchain::ensure_toolchain()?;
     tools::ensure_tools()?;
     tools::ensure_bpffs()?;
     proc::install_interrupt_handler();
+    Ok(())
+}
+
+pub fn run(ingress: &str) -> Result<()> {
+    prepare("demo")?;
 
     // XNAT_BIN (as for the tests) runs a given binary instead of building one.
     let xnat = match std::env::var_os("XNAT_BIN") {
@@ -174,15 +178,7 @@ pub fn run(ingress: &str) -> Result<()> {
 /// failover of an active/standby pair (keepalived, BIRD; tests/src/ha_topo.rs), with the built
 /// xnat as XNAT_BIN (or the one XNAT_BIN names, as for the tests).
 pub fn run_ha(no_sync: bool) -> Result<()> {
-    util::require_root(
-        "demo --ha",
-        "it loads BPF programs and creates network namespaces",
-    )?;
-    toolchain::ensure_toolchain()?;
-    // bird2 and keepalived among them.
-    tools::ensure_tools()?;
-    tools::ensure_bpffs()?;
-    proc::install_interrupt_handler();
+    prepare("demo --ha")?;
 
     let given = std::env::var_os("XNAT_BIN").filter(|b| !b.is_empty());
     let mut build = util::cargo();
