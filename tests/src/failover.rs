@@ -555,3 +555,72 @@ pub fn wait_for_learned(
         want.iter().all(|w| have.contains(w)).then_some(f)
     })
 }
+
+/// What an N+1 failover ([`run_n_plus_1`]) did.
+pub struct NPlusOneOutcome {
+    /// The failed slice's streams (its gateway died) and the surviving
+    /// slice's.
+    pub failed: Seen,
+    pub surviving: Seen,
+    pub t0: Instant,
+    pub t0_unix: f64,
+    /// When each of the failed slice's streams resumed (as [`Outcome`]).
+    pub resumed: [Option<Duration>; 4],
+    /// Flows: gw1's before the failure, gw3's after.
+    pub gw1_before: serde_json::Value,
+    pub gw3_after: serde_json::Value,
+}
+
+impl NPlusOneOutcome {
+    /// The surviving slice's longest silence at the server while the
+    /// other slice failed over (its datagrams come every 10 ms).
+    pub fn surviving_longest_silence(&self) -> Duration {
+        let ts: Vec<Instant> = self.surviving.udp.at_server.iter().map(|a| a.0).collect();
+        ts.windows(2)
+            .filter(|w| w[1] > self.t0)
+            .map(|w| w[1] - w[0])
+            .max()
+            .unwrap_or_default()
+    }
+}
+
+/// N+1 ([`crate::ha_topo::Plan::n_plus_1`]): streams from a host of each
+/// slice (upload, download, UDP), gw1 — the first slice's master — dies
+/// while they run; waits (bounded) until the first slice's streams
+/// resumed through the backup gw3, runs both a moment more and stops them.
+pub fn run_n_plus_1(tag: &str) -> (crate::ha_topo::HaTopo, NPlusOneOutcome) {
+    use crate::ha_topo::{HaOptions, HaTopo, Plan, SERVER};
+    let mut t = HaTopo::start_plan(tag, Plan::n_plus_1(), HaOptions::default());
+    let a = Streams::start_on(&t.cli, &t.srv, SERVER, true, 5000);
+    let b = Streams::start_on(&t.more_clients[0], &t.srv, SERVER, true, 6000);
+    let (pa, pb) = (a.progress.clone(), b.progress.clone());
+    wait_steady(&pa, true, "the first slice's streams to run through gw1");
+    wait_steady(&pb, true, "the second slice's streams to run through gw2");
+    let (gw1_before, gw2_before) = (t.gw[0].flows(), t.gw[1].flows());
+    // The backup learned both slices' mappings.
+    wait_for_learned(&t, 2, &gw1_before);
+    wait_for_learned(&t, 2, &gw2_before);
+    let t0_unix = unix_now();
+    let t0 = t.cut_links(0);
+    let at = AtFailure::of(&pa);
+    t.kill(0);
+    let resumed = wait_resumed(&pa, &at, t0, true);
+    if resumed[2].is_some() {
+        wait_more(&pa);
+    }
+    wait_more(&pb);
+    let gw3_after = t.gw[2].flows();
+    let (failed, surviving) = (a.stop(), b.stop());
+    (
+        t,
+        NPlusOneOutcome {
+            failed,
+            surviving,
+            t0,
+            t0_unix,
+            resumed,
+            gw1_before,
+            gw3_after,
+        },
+    )
+}

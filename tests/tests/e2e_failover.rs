@@ -17,11 +17,8 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use xnat_tests::failover::{
-    self, AtFailure, Outcome, Streams, endpoints, unix_now, wait_for_learned, wait_more,
-    wait_resumed, wait_steady,
-};
-use xnat_tests::ha_topo::{HaOptions, HaTopo, POOL, Plan, SERVER};
+use xnat_tests::failover::{self, Outcome, endpoints};
+use xnat_tests::ha_topo::{HaOptions, HaTopo, POOL, Plan};
 
 /// One pair at a time: two would share the 2 CPUs with BFD's 50 ms timers.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -177,32 +174,16 @@ fn n_plus_1_the_backup_takes_over_a_failed_gateways_slice() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let plan = Plan::n_plus_1();
     let (slice1, slice2) = (plan.slices[0], plan.slices[1]);
-    let mut t = HaTopo::start_plan("fnp", plan, HaOptions::default());
-    let a = Streams::start_on(&t.cli, &t.srv, SERVER, true, 5000);
-    let b = Streams::start_on(&t.more_clients[0], &t.srv, SERVER, true, 6000);
-    let (pa, pb) = (a.progress.clone(), b.progress.clone());
-    wait_steady(&pa, true, "the first slice's streams to run through gw1");
-    wait_steady(&pb, true, "the second slice's streams to run through gw2");
-    let (gw1_before, gw2_before) = (t.gw[0].flows(), t.gw[1].flows());
-    // The backup learned both slices' mappings.
-    wait_for_learned(&t, 2, &gw1_before);
-    wait_for_learned(&t, 2, &gw2_before);
-
-    let t0_unix = unix_now();
-    let t0 = t.cut_links(0);
-    let at = AtFailure::of(&pa);
-    t.kill(0);
-    let resumed = wait_resumed(&pa, &at, t0, true);
+    let (t, o) = failover::run_n_plus_1("fnp");
+    let (t0, t0_unix, resumed) = (o.t0, o.t0_unix, o.resumed);
     assert!(
         resumed.iter().all(Option::is_some),
         "the first slice's streams did not all resume ({resumed:?})\ngw3 flows: {}\n{}",
-        t.gw[2].flows(),
+        o.gw3_after,
         t.logs()
     );
-    wait_more(&pa);
-    wait_more(&pb);
-    let gw3_after = t.gw[2].flows();
-    let (sa, sb) = (a.stop(), b.stop());
+    let (sa, sb) = (&o.failed, &o.surviving);
+    let (gw1_before, gw3_after) = (&o.gw1_before, &o.gw3_after);
 
     // The failed slice: nothing reset, one public endpoint per stream, the
     // same as before, now carried by gw3.
@@ -221,8 +202,8 @@ fn n_plus_1_the_backup_takes_over_a_failed_gateways_slice() {
         "slice 1 UDP from {:?}",
         sa.udp.sources()
     );
-    let after = endpoints(&gw3_after);
-    for e in endpoints(&gw1_before) {
+    let after = endpoints(gw3_after);
+    for e in endpoints(gw1_before) {
         assert!(after.contains(&e), "gw3 does not carry {e:?}: {gw3_after}");
     }
     // gw3 became master of the failed slice only; the router moved that
@@ -259,8 +240,9 @@ fn n_plus_1_the_backup_takes_over_a_failed_gateways_slice() {
     );
     assert_eq!(sb.udp.lost(), 0, "slice 2 lost datagrams");
     println!(
-        "N+1 failover: the failed slice's UDP back after {:?}, TCP after {:?}; the other slice lost nothing",
+        "N+1 failover: the failed slice's UDP back after {:?}, TCP after {:?}; the other slice lost nothing (longest silence {:?})",
         sa.udp.resumed_after(t0).0.unwrap(),
-        resumed[0].unwrap()
+        resumed[0].unwrap(),
+        o.surviving_longest_silence()
     );
 }

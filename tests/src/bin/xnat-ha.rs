@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
+use xnat_tests::failover;
 use xnat_tests::ha_scene::{Ending, Failover, Figures, Scene, Steady};
 use xnat_tests::ha_topo::{CLIENT, HaOptions, POOL, SERVER};
 
@@ -426,6 +427,26 @@ const METRICS: [(&str, &str); 7] = [
     ("route_moved_s", "router: route via gw2"),
 ];
 
+/// Median, min, max and count of each of `keys` over `rows` (runs that
+/// lack a figure left out).
+fn summarize(rows: &[Value], keys: &[&str]) -> serde_json::Map<String, Value> {
+    let mut summary = serde_json::Map::new();
+    for &key in keys {
+        let mut v: Vec<f64> = rows.iter().filter_map(|r| r[key].as_f64()).collect();
+        if v.is_empty() {
+            continue;
+        }
+        let (lo, hi) = v
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
+        summary.insert(
+            key.to_string(),
+            json!({ "median": median(&mut v), "min": lo, "max": hi, "n": v.len() }),
+        );
+    }
+    summary
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
@@ -474,25 +495,17 @@ fn bench(runs: u32, no_sync: bool, as_json: bool) -> bool {
         // the kernel to finish tearing them down.
         std::thread::sleep(Duration::from_millis(500));
     }
-    let mut summary = serde_json::Map::new();
-    for (key, _) in METRICS {
-        let mut v: Vec<f64> = rows.iter().filter_map(|r| r[key].as_f64()).collect();
-        if v.is_empty() {
-            continue;
-        }
-        let (lo, hi) = v
-            .iter()
-            .fold((f64::MAX, f64::MIN), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
-        summary.insert(
-            key.to_string(),
-            json!({ "median": median(&mut v), "min": lo, "max": hi, "n": v.len() }),
-        );
-    }
+    // N+1 (binding sync is part of it): as many failovers.
+    let n_plus_1 = (!no_sync).then(|| n_plus_1_runs(runs));
+    let summary = summarize(&rows, &METRICS.map(|m| m.0));
     let clean = |r: &Value| {
         r.get("error").is_none() && r["problems"].as_array().is_some_and(|p| p.is_empty())
     };
     let all = |k: &str| rows.iter().all(|r| r[k].as_bool() == Some(true));
-    let ok = rows.iter().all(clean);
+    let ok = rows.iter().all(clean)
+        && n_plus_1
+            .as_ref()
+            .is_none_or(|n| n["clean_runs"] == n["runs"]);
     let out = json!({
         "runs": rows.len(),
         "sync": opts.sync,
@@ -508,6 +521,7 @@ fn bench(runs: u32, no_sync: bool, as_json: bool) -> bool {
         "all_no_reset": all("no_reset"),
         "summary": summary,
         "per_run": rows,
+        "n_plus_1": n_plus_1,
     });
     if as_json {
         println!("{}", serde_json::to_string_pretty(&out).unwrap());
@@ -515,6 +529,79 @@ fn bench(runs: u32, no_sync: bool, as_json: bool) -> bool {
         print_table(&out);
     }
     ok
+}
+
+/// The N+1 figures: (JSON key, label); seconds, or a count.
+const N_PLUS_1_METRICS: [(&str, &str); 5] = [
+    (
+        "failed_udp_s",
+        "failed slice: first UDP datagram at the server",
+    ),
+    ("failed_upload_s", "failed slice: TCP upload resumed"),
+    ("failed_download_s", "failed slice: TCP download resumed"),
+    (
+        "surviving_silence_s",
+        "surviving slice: longest UDP silence",
+    ),
+    ("surviving_lost", "surviving slice: UDP datagrams lost"),
+];
+
+/// One N+1 failover ([`failover::run_n_plus_1`]): its figures and the
+/// problems of its outcome.
+fn n_plus_1_run(tag: &str) -> Value {
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        let (_t, o) = failover::run_n_plus_1(tag);
+        let secs = |d: Option<Duration>| d.map(|d| d.as_secs_f64());
+        let mut problems = Vec::new();
+        for (slice, seen) in [("failed", &o.failed), ("surviving", &o.surviving)] {
+            for (what, r) in [("upload", &seen.upload), ("download", &seen.download)] {
+                if let Some(e) = &r.error {
+                    problems.push(format!("{slice} slice {what}: {e}"));
+                } else if r.sent != r.received {
+                    problems.push(format!("{slice} slice {what}: bytes lost"));
+                }
+            }
+            if seen.udp.sources().len() != 1 {
+                problems.push(format!("{slice} slice: UDP from {:?}", seen.udp.sources()));
+            }
+        }
+        if o.resumed.iter().any(Option::is_none) {
+            problems.push(format!(
+                "failed slice: not every stream resumed ({:?})",
+                o.resumed
+            ));
+        }
+        json!({
+            "failed_udp_s": secs(o.failed.udp.resumed_after(o.t0).0),
+            "failed_upload_s": secs(o.resumed[0]),
+            "failed_download_s": secs(o.resumed[1]),
+            "surviving_silence_s": o.surviving_longest_silence().as_secs_f64(),
+            "surviving_lost": o.surviving.udp.lost(),
+            "problems": problems,
+        })
+    }));
+    r.unwrap_or_else(|e| json!({ "error": panic_message(&*e), "problems": [] }))
+}
+
+/// `runs` N+1 failovers, with their median / min / max.
+fn n_plus_1_runs(runs: u32) -> Value {
+    let rows: Vec<Value> = (0..runs)
+        .map(|i| {
+            eprintln!("xnat-ha: N+1 failover {}/{runs}", i + 1);
+            let row = n_plus_1_run(&format!("hn{i:02}"));
+            eprintln!("xnat-ha: {row}");
+            std::thread::sleep(Duration::from_millis(500));
+            row
+        })
+        .collect();
+    let summary = summarize(&rows, &N_PLUS_1_METRICS.map(|m| m.0));
+    let clean = rows
+        .iter()
+        .filter(|r| {
+            r.get("error").is_none() && r["problems"].as_array().is_some_and(|p| p.is_empty())
+        })
+        .count();
+    json!({ "runs": rows.len(), "clean_runs": clean, "summary": summary, "per_run": rows })
 }
 
 fn print_table(out: &Value) {
@@ -550,6 +637,27 @@ fn print_table(out: &Value) {
         out["clean_runs"],
         rows.len()
     );
+    if let Some(n) = out["n_plus_1"].as_object() {
+        println!("N+1, {} failover(s): median (min-max)", n["runs"]);
+        for (key, label) in N_PLUS_1_METRICS {
+            let s = &n["summary"][key];
+            let v = |x: &Value| {
+                x.as_f64().map_or("–".into(), |v| {
+                    if key.ends_with("_s") {
+                        format!("{:.0} ms", v * 1e3)
+                    } else {
+                        format!("{v:.0}")
+                    }
+                })
+            };
+            println!(
+                "  {label:<48} {} ({}-{})",
+                v(&s["median"]),
+                v(&s["min"]),
+                v(&s["max"])
+            );
+        }
+    }
     for (i, r) in rows.iter().enumerate() {
         if let Some(e) = r["error"].as_str() {
             println!("run {}: failed: {e}", i + 1);

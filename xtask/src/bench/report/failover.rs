@@ -164,7 +164,7 @@ pub(super) fn section(out: &mut String, fo: Option<&Value>) {
     let dl = fo["with_download"] == true;
     let _ = writeln!(
         body,
-        "## 5. Failover (active/standby pair, issue 18)\n\n\
+        "## 5. Failover (active/standby pair and N+1, issue 18)\n\n\
          Measured by `{}` on {} ({:.0} s; load average before / after: {} / {}), {}. Two xnat \
          gateways with the same deterministic configuration; keepalived (VRRPv3, advertisement \
          every {} s, `xnat status --check` as its track script) owns the inside virtual gateway \
@@ -252,6 +252,7 @@ pub(super) fn section(out: &mut String, fo: Option<&Value>) {
          pool. TCP resumes later than UDP by its retransmission timer: a segment lost in the \
          gap is sent again after the RTO, which doubles each time (200 ms, then 400 ms)."
     );
+    n_plus_1(&mut body, &fo["n_plus_1"]);
     let mut notes = Vec::new();
     for (i, r) in rs.iter().enumerate() {
         if let Some(e) = r["error"].as_str() {
@@ -268,6 +269,82 @@ pub(super) fn section(out: &mut String, fo: Option<&Value>) {
         }
     }
     out.push_str(&SECTION.block(&body));
+}
+
+/// The N+1 failovers' table (xnat-ha bench runs them with binding sync):
+/// the failed slice's resumption, the surviving slice's continuity.
+fn n_plus_1(body: &mut String, n: &Value) {
+    let Some(rows) = n["per_run"].as_array().filter(|r| !r.is_empty()) else {
+        return;
+    };
+    let heads: Vec<String> = (1..=rows.len()).map(|i| format!("run {i}")).collect();
+    let _ = writeln!(
+        body,
+        "\n**N+1** (tests/src/ha_topo.rs `Plan::n_plus_1`): three gateways, gw1 and gw2 each master \
+         of its slice of the layout (its inside hosts, its pool addresses, its own VRRP instance \
+         and BIRD static), gw3 the backup of both, bindings synced among all three; a host of \
+         each slice runs the same streams; gw1 dies as above. ms from the failure, and the \
+         surviving slice's datagrams lost (of one every 10 ms):\n\n\
+         | | {} | median | min | max |\n|---|{}---:|---:|---:|",
+        heads.join(" | "),
+        "---:|".repeat(rows.len())
+    );
+    let rows_of = [
+        (
+            "failed_udp_s",
+            "failed slice: first UDP datagram at the server",
+            true,
+        ),
+        (
+            "failed_upload_s",
+            "failed slice: TCP upload moving again",
+            true,
+        ),
+        (
+            "failed_download_s",
+            "failed slice: TCP download moving again",
+            true,
+        ),
+        (
+            "surviving_silence_s",
+            "surviving slice: longest UDP silence",
+            true,
+        ),
+        (
+            "surviving_lost",
+            "surviving slice: UDP datagrams lost",
+            false,
+        ),
+    ];
+    for (key, label, secs) in rows_of {
+        let cell = |v: &Value| {
+            if v.is_null() {
+                "–".to_string()
+            } else if secs {
+                ms(f(v))
+            } else {
+                format!("{:.0}", f(v))
+            }
+        };
+        let cells: Vec<String> = rows.iter().map(|r| cell(&r[key])).collect();
+        let s = &n["summary"][key];
+        let _ = writeln!(
+            body,
+            "| {label} | {} | {} | {} | {} |",
+            cells.join(" | "),
+            cell(&s["median"]),
+            cell(&s["min"]),
+            cell(&s["max"])
+        );
+    }
+    for (i, r) in rows.iter().enumerate() {
+        if let Some(e) = r["error"].as_str() {
+            let _ = writeln!(body, "\n- N+1 run {}: the run failed: {e}", i + 1);
+        }
+        for p in r["problems"].as_array().into_iter().flatten() {
+            let _ = writeln!(body, "\n- N+1 run {}: {}", i + 1, p.as_str().unwrap_or("?"));
+        }
+    }
 }
 
 /// The Method's paragraph on the failover.
@@ -290,7 +367,7 @@ every 10 ms, which the server echoes; every datagram is stamped where it arrives
 TCP streams' progress is the receiving side's byte count, polled every 10 ms. A stream's \
 interruption ends with its first move after its longest pause from the failure on: what was in \
 flight through gw1 still arrives in the first milliseconds, before anything can pass through \
-gw2, and does not count. The failure is timed just before gw1's links go down; keepalived's notify \
+gw2, and does not count. The failure is timed as gw1's links are down (its processes are killed right after); keepalived's notify \
 log gives the moment gw2 turned master (wall clock, the same machine), and `ip monitor route` on \
 the router the moments its route for the pool changed (polled with the streams). After the \
 streams resume and run on a moment, they end with FINs: every byte sent must have arrived, no \
