@@ -48,6 +48,30 @@ impl DaemonTopo {
         &self.t.ext
     }
 
+    /// Writes `text` to config file `name` and checks that `xnat check` and
+    /// `xnat attach` both refuse it with exit 1 and one error line
+    /// containing `expect`, and that the attach left nothing behind.
+    pub fn assert_config_refused(&self, name: &str, text: &str, expect: &str) {
+        let path = self.write(name, text);
+        let path = path.to_str().unwrap();
+        for verb in ["check", "attach"] {
+            let out = self.xnat(&[verb, "--config", path]);
+            let lines = crate::topology::error_lines(&out.stderr);
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "`xnat {verb} --config {name}`: {}\n{lines:?}",
+                describe(out.status)
+            );
+            assert!(
+                lines.len() == 1 && lines[0].contains(expect),
+                "`xnat {verb} --config {name}`: expected one line containing {expect:?}, got {lines:?}"
+            );
+        }
+        self.t
+            .assert_clean(&format!("after `xnat attach --config {name}`"));
+    }
+
     /// Writes `text` to `name` in the test's directory.
     pub fn write(&self, name: &str, text: &str) -> PathBuf {
         let p = self.dir.join(name);

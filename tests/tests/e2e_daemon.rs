@@ -173,23 +173,7 @@ fn config_file_check_and_attach() {
         ),
     ];
     for (name, text, expect) in &bad {
-        let path = d.write(name, text);
-        let path = path.to_str().unwrap();
-        for verb in ["check", "attach"] {
-            let out = d.xnat(&[verb, "--config", path]);
-            let lines = error_lines(&out.stderr);
-            assert_eq!(
-                out.status.code(),
-                Some(1),
-                "`xnat {verb} --config {name}`: {}\n{lines:?}",
-                describe(out.status)
-            );
-            assert!(
-                lines.len() == 1 && lines[0].contains(expect),
-                "`xnat {verb} --config {name}`: expected one line containing {expect:?}, got {lines:?}"
-            );
-        }
-        d.t.assert_clean(&format!("after `xnat attach --config {name}`"));
+        d.assert_config_refused(name, text, expect);
         assert!(
             pid_files(&d).is_empty(),
             "pid file left: {:?}",

@@ -362,23 +362,7 @@ fn bad_sync_settings_attach_nothing() {
         ),
     ];
     for (name, text, expect) in &cases {
-        let path = d.write(name, text);
-        let path = path.to_str().unwrap();
-        for verb in ["check", "attach"] {
-            let out = d.xnat(&[verb, "--config", path]);
-            let lines = error_lines(&out.stderr);
-            assert_eq!(
-                out.status.code(),
-                Some(1),
-                "`xnat {verb} --config {name}`: {}\n{lines:?}",
-                describe(out.status)
-            );
-            assert!(
-                lines.len() == 1 && lines[0].contains(expect),
-                "`xnat {verb} --config {name}`: expected one line containing {expect:?}, got {lines:?}"
-            );
-        }
-        d.t.assert_clean(&format!("after `xnat attach --config {name}`"));
+        d.assert_config_refused(name, text, expect);
     }
     // The same from flags.
     let ext = d.ext().to_string();
