@@ -82,10 +82,15 @@ pub enum Counter {
     /// TCP segments without SYN that would have opened a mapping or a
     /// session (mid-stream pickup), dropped under `--tcp-pickup off`.
     DropTcpNoSyn = 32,
+    /// Inbound TCP segments to a port of a host's deterministic range that
+    /// no mapping holds (a flow whose gateway failed over, before its
+    /// inside host's next segment recreates the mapping): dropped without
+    /// an answer, where the stack would reset the connection.
+    DropTcpNoMapping = 33,
 }
 
 /// Number of counters; the size of the `STATS` array.
-pub const COUNTER_COUNT: u32 = 33;
+pub const COUNTER_COUNT: u32 = 34;
 
 impl Counter {
     /// All counters in index order.
@@ -123,6 +128,7 @@ impl Counter {
         Counter::DropInboundIcmpErrorNoMapping,
         Counter::NaptBlocksAllocated,
         Counter::DropTcpNoSyn,
+        Counter::DropTcpNoMapping,
     ];
 
     /// Stable snake_case name used by `xnat stats` and its JSON.
@@ -161,6 +167,7 @@ impl Counter {
             Counter::DropInboundIcmpErrorNoMapping => "drop_inbound_icmp_error_no_mapping",
             Counter::NaptBlocksAllocated => "napt_blocks_allocated",
             Counter::DropTcpNoSyn => "drop_tcp_no_syn",
+            Counter::DropTcpNoMapping => "drop_tcp_no_mapping",
         }
     }
 }

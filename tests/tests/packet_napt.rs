@@ -2864,6 +2864,76 @@ fn unsolicited_syn_dropped_silently() {
     });
 }
 
+/// Deterministic allocation: a TCP segment to a port of a host's range
+/// that no mapping holds belongs to a flow whose gateway failed over — it
+/// is dropped (no reset from the stack), whatever its flags; ports past
+/// the last range and other protocols stay the gateway's own.
+#[test]
+fn deterministic_unmapped_tcp_dropped_silently() {
+    use nat_common::deterministic::ALLOCATION_DETERMINISTIC;
+    use tcp_flags::{ACK, FIN, RST, SYN};
+    let setup = || {
+        napt_with(|c| {
+            (c.port_min, c.port_max) = (20000, 30000);
+            c.allocation = ALLOCATION_DETERMINISTIC;
+            // 4 hosts per pool address, 1000 ports each: 20000-23999.
+            (c.det_hosts_per_addr, c.det_ports_per_host) = (4, 1000);
+        })
+    };
+    per_ingress_hook(setup, |n, hook| {
+        for (what, p, counter) in [
+            (
+                "SYN to a host's port",
+                syn(R1, 40000, POOL, 21000),
+                Counter::DropUnsolicitedSyn,
+            ),
+            (
+                "ACK to a host's port",
+                seg(R1, 40000, POOL, 21000, ACK),
+                Counter::DropTcpNoMapping,
+            ),
+            (
+                "SYN-ACK to a host's port",
+                seg(R1, 40000, POOL, 20000, SYN | ACK),
+                Counter::DropTcpNoMapping,
+            ),
+            (
+                "FIN to the last host's last port",
+                seg(R1, 40000, POOL, 23999, FIN | ACK),
+                Counter::DropTcpNoMapping,
+            ),
+            (
+                "RST to a host's port",
+                seg(R1, 40000, POOL, 22000, RST),
+                Counter::DropTcpNoMapping,
+            ),
+        ] {
+            run(n, hook, what, &p.frame(), Want::Drop, &only(counter));
+        }
+        for (what, p) in [
+            ("ACK past the last range", seg(R1, 40000, POOL, 24000, ACK)),
+            ("ACK below the port range", seg(R1, 40000, POOL, 443, ACK)),
+        ] {
+            run(
+                n,
+                hook,
+                what,
+                &p.frame(),
+                Want::Untouched,
+                &only(Counter::PassedNotOurs),
+            );
+        }
+        run(
+            n,
+            hook,
+            "UDP to a host's port",
+            &udp(R1, 40000, POOL, 21000).frame(),
+            Want::Untouched,
+            &only(Counter::PassedNotOurs),
+        );
+    });
+}
+
 /// Simultaneous open (RFC 5382 REQ-4's reason): the remote's SYN comes
 /// first and is dropped; the inside's SYN makes the mapping; the remote's
 /// retransmitted SYN is admitted, even with address-and-port filtering,

@@ -3,8 +3,11 @@
 //! filtering unless it belongs to a session already, counts on its session
 //! and goes on with the inside endpoint as its destination. A packet to a
 //! pool address that no mapping claims is the gateway's own, except an
-//! unsolicited SYN into the port range, which is dropped.
-use nat_common::{Counter, NatConfig, SessionKey, TH_ACK, TH_SYN};
+//! unsolicited SYN into the port range and, under deterministic
+//! allocation, any TCP segment to a host's port, which are dropped.
+use nat_common::{
+    Counter, NatConfig, SessionKey, TH_ACK, TH_SYN, deterministic::ALLOCATION_DETERMINISTIC,
+};
 
 use crate::{
     counters,
@@ -37,11 +40,8 @@ pub fn ingress<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
     if v.is_some() || !in_pool(cfg, ip.dst) {
         return v;
     }
-    if unsolicited_syn(p, ip, cfg) {
-        // RFC 5382 REQ-4: no answer (the stack would send an RST at once),
-        // so a simultaneous open whose outbound SYN follows can still
-        // succeed; ports outside the range are the gateway's own.
-        return Some(counters::drop(Counter::DropUnsolicitedSyn));
+    if let Some(reason) = unmapped_tcp(p, ip, cfg) {
+        return Some(counters::drop(reason));
     }
     if ip.more_fragments {
         // A first fragment that is not a mapping's (the gateway's own):
@@ -140,25 +140,36 @@ fn translate<P: Packet>(p: &mut P, ip: &Ipv4, cfg: &NatConfig) -> Option<Verdict
     Some(Verdict::Translated)
 }
 
-/// Whether `ip` is a TCP SYN (without ACK) to a port in the NAPT range: a
-/// connection attempt to a public endpoint no mapping admitted.
+/// A TCP segment to a pool port that no mapping claims, if NAPT must drop
+/// it rather than hand it to the stack (which would answer with an RST):
+/// * a SYN (without ACK) to a port of the NAPT range: RFC 5382 REQ-4, no
+///   answer, so a simultaneous open whose outbound SYN follows can still
+///   succeed (ports outside the range are the gateway's own);
+/// * under deterministic allocation, any segment to a port of a host's
+///   range: that port is the host's and nobody else's, and a segment for
+///   it without a mapping belongs to a flow whose gateway failed over —
+///   dropped, the flow goes on once the inside host's next segment (or
+///   binding sync) recreates the mapping; a reset would end it.
 #[inline(always)]
-fn unsolicited_syn<P: Packet>(p: &P, ip: &Ipv4, cfg: &NatConfig) -> bool {
+fn unmapped_tcp<P: Packet>(p: &P, ip: &Ipv4, cfg: &NatConfig) -> Option<Counter> {
     if ip.proto != IPPROTO_TCP || !ip.has(ip.l4(), TCP_HLEN) {
-        return false;
+        return None;
     }
     // Two-byte loads: data offset and flags, then the ports.
-    let Some([_, flags]) = p.load::<[u8; 2]>(ip.l4() + TCP_DOFF_OFF) else {
-        return false;
-    };
-    if flags & (TH_SYN | TH_ACK) != TH_SYN {
-        return false;
-    }
-    let Some([_, dport]) = p.load::<[u16; 2]>(ip.l4()) else {
-        return false;
-    };
+    let [_, flags] = p.load::<[u8; 2]>(ip.l4() + TCP_DOFF_OFF)?;
+    let [_, dport] = p.load::<[u16; 2]>(ip.l4())?;
     let port = u16::from_be(dport);
-    port >= cfg.port_min && port <= cfg.port_max
+    if port < cfg.port_min || port > cfg.port_max {
+        return None;
+    }
+    if flags & (TH_SYN | TH_ACK) == TH_SYN {
+        return Some(Counter::DropUnsolicitedSyn);
+    }
+    let shares = cfg.det_hosts_per_addr as u64 * cfg.det_ports_per_host as u64;
+    if cfg.allocation == ALLOCATION_DETERMINISTIC && ((port - cfg.port_min) as u64) < shares {
+        return Some(Counter::DropTcpNoMapping);
+    }
+    None
 }
 
 /// Whether the transport header NAPT reads (ports, ICMP type and

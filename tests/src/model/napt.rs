@@ -19,6 +19,7 @@ use nat_common::{
 };
 
 use super::tcp;
+use nat_common::deterministic::ALLOCATION_DETERMINISTIC;
 
 use super::icmp::{self, Side};
 use super::parse::{ICMP, Ip, TCP, UDP};
@@ -465,9 +466,16 @@ pub fn ingress(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Option<Verdict> {
     if v.is_some() || !ctx.st.in_pool(ip.dst) {
         return v;
     }
-    if unsolicited_syn(ctx, frame, ip) {
-        ctx.note(Rule::UnsolicitedSyn);
-        return Some(ctx.drop(Counter::DropUnsolicitedSyn));
+    match unmapped_tcp(ctx, frame, ip) {
+        Some(Counter::DropUnsolicitedSyn) => {
+            ctx.note(Rule::UnsolicitedSyn);
+            return Some(ctx.drop(Counter::DropUnsolicitedSyn));
+        }
+        Some(reason) => {
+            ctx.note(Rule::DeterministicTcpNoMapping);
+            return Some(ctx.drop(reason));
+        }
+        None => {}
     }
     if ip.more_fragments {
         // The gateway's own datagram: its later fragments go to the stack
@@ -491,17 +499,27 @@ pub fn ingress(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Option<Verdict> {
     None
 }
 
-/// A TCP SYN without ACK to a port of the NAPT range (whole header
-/// present).
-fn unsolicited_syn(ctx: &Ctx, frame: &[u8], ip: &Ip) -> bool {
+/// A TCP segment (whole header present) to a pool port without a mapping
+/// that is dropped, not the gateway's: a SYN without ACK to a port of the
+/// NAPT range (unsolicited), or under deterministic allocation any segment
+/// to a port some host's range holds (its gateway failed over).
+fn unmapped_tcp(ctx: &Ctx, frame: &[u8], ip: &Ip) -> Option<Counter> {
     let l4 = ip.l4();
     if ip.proto != TCP || !ip.has(l4, 20) {
-        return false;
+        return None;
     }
     let port = u16::from_be_bytes([frame[l4 + 2], frame[l4 + 3]]);
     let flags = frame[l4 + 13];
-    let (lo, hi) = (ctx.st.config.port_min, ctx.st.config.port_max);
-    flags & 0x12 == 0x02 && (lo..=hi).contains(&port)
+    let c = &ctx.st.config;
+    if !(c.port_min..=c.port_max).contains(&port) {
+        return None;
+    }
+    if flags & 0x12 == 0x02 {
+        return Some(Counter::DropUnsolicitedSyn);
+    }
+    let shares = u64::from(c.det_hosts_per_addr) * u64::from(c.det_ports_per_host);
+    let held = u64::from(port - c.port_min) < shares;
+    (c.allocation == ALLOCATION_DETERMINISTIC && held).then_some(Counter::DropTcpNoMapping)
 }
 
 fn ingress_first(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Option<Verdict> {

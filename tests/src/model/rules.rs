@@ -77,6 +77,7 @@ rules! {
     // NAPT, inbound.
     NaptInLaterFragmentToStack = ("NAPT inbound", "later fragment of an unknown datagram: to the stack"),
     UnsolicitedSyn = ("NAPT inbound", "unsolicited SYN to a pool port: no answer (RFC 5382 REQ-4)"),
+    DeterministicTcpNoMapping = ("NAPT inbound", "deterministic: TCP to a host's port without a mapping, dropped (no reset)"),
     GatewayFirstFragment = ("NAPT inbound", "first fragment for the gateway itself"),
     NaptInTransportCutToPool = ("NAPT inbound", "transport header cut, to a pool address"),
     PublicEndpointWithoutMapping = ("NAPT inbound", "public endpoint without its mapping"),
