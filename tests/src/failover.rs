@@ -475,6 +475,26 @@ pub fn unix_now() -> f64 {
         .as_secs_f64()
 }
 
+/// gw1 dies while the streams of `p` run through it: its links go down
+/// (t0), then its processes are killed; waits (bounded) until every stream
+/// resumed and a little more traffic passed. The failure's wall-clock
+/// time (for the notify logs), t0, and when each stream resumed.
+fn fail_gw1(
+    t: &mut crate::ha_topo::HaTopo,
+    p: &Progress,
+    with_download: bool,
+) -> (f64, Instant, [Option<Duration>; 4]) {
+    let t0_unix = unix_now();
+    let t0 = t.cut_links(0);
+    let at = AtFailure::of(p);
+    t.kill(0);
+    let resumed = wait_resumed(p, &at, t0, with_download);
+    if resumed[2].is_some() {
+        wait_more(p);
+    }
+    (t0_unix, t0, resumed)
+}
+
 /// Runs the pair (`opts`), the streams through gw1, fails gw1 while they
 /// run and waits (bounded) until every stream made progress through gw2.
 pub fn run(
@@ -497,16 +517,7 @@ pub fn run(
     } else {
         serde_json::Value::Null
     };
-    let t0_unix = unix_now();
-    // gw1 dies: its links go down (t0), then its processes are killed.
-    let t0 = t.cut_links(0);
-    let at = AtFailure::of(&p);
-    t.kill(0);
-    let resumed = wait_resumed(&p, &at, t0, with_download);
-    // A little more through gw2, then an orderly end.
-    if resumed[2].is_some() {
-        wait_more(&p);
-    }
+    let (t0_unix, t0, resumed) = fail_gw1(&mut t, &p, with_download);
     let gw2_after = t.gw[1].flows();
     let seen = streams.stop();
     let gw2_notified = t.notified(1);
@@ -600,14 +611,7 @@ pub fn run_n_plus_1(tag: &str) -> (crate::ha_topo::HaTopo, NPlusOneOutcome) {
     // The backup learned both slices' mappings.
     wait_for_learned(&t, 2, &gw1_before);
     wait_for_learned(&t, 2, &gw2_before);
-    let t0_unix = unix_now();
-    let t0 = t.cut_links(0);
-    let at = AtFailure::of(&pa);
-    t.kill(0);
-    let resumed = wait_resumed(&pa, &at, t0, true);
-    if resumed[2].is_some() {
-        wait_more(&pa);
-    }
+    let (t0_unix, t0, resumed) = fail_gw1(&mut t, &pa, true);
     wait_more(&pb);
     let gw3_after = t.gw[2].flows();
     let (failed, surviving) = (a.stop(), b.stop());
