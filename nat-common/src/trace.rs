@@ -12,8 +12,6 @@ pub const MAP_TRACE: &str = "TRACE";
 pub const MAP_TRACE_SCRATCH: &str = "TRACE_SCRATCH";
 /// Size of the `TRACE` ring buffer.
 pub const TRACE_BYTES: u32 = 256 * 1024;
-/// Counters a record can name (what the packet counted).
-pub const TRACE_REASONS: usize = 4;
 
 /// Which packets to report. A packet matches when every set field does,
 /// on its addresses and ports before or after translation.
@@ -67,12 +65,17 @@ pub struct TraceRecord {
     pub program: u8,
     /// `TRACE_PASSED`, `TRACE_DROPPED`, `TRACE_TRANSLATED`.
     pub verdict: u8,
-    /// How many of `reasons` are set.
-    pub reasons_len: u8,
-    /// The counters (`crate::Counter` indices) the packet moved, byte
-    /// counts aside: why it was passed or dropped, what it created.
-    pub reasons: [u8; TRACE_REASONS],
+    pub _pad: [u8; 5],
+    /// The counters the packet moved, byte counts aside (bit `i`:
+    /// `crate::Counter` index `i`): why it was passed or dropped, what it
+    /// created. A mask, not a list, so the program computes it without a
+    /// branch per counter (each branch multiplied the states the verifier
+    /// walks through, per counter).
+    pub moved: u64,
 }
+
+// Every counter has its bit in `TraceRecord::moved`.
+const _: () = assert!(crate::stats::COUNTER_COUNT <= 64);
 
 impl TraceFilter {
     /// Whether a packet with these tuples matches.

@@ -9,9 +9,7 @@
 use nat_common::{
     Counter,
     stats::COUNTER_COUNT,
-    trace::{
-        TRACE_DROPPED, TRACE_PASSED, TRACE_REASONS, TRACE_TRANSLATED, TraceRecord, TraceTuple,
-    },
+    trace::{TRACE_DROPPED, TRACE_PASSED, TRACE_TRANSLATED, TraceRecord, TraceTuple},
 };
 
 use crate::{
@@ -74,23 +72,21 @@ pub fn report<P: Packet>(p: &P, armed: &Armed, program: u8, verdict: Verdict) {
             Verdict::Drop => TRACE_DROPPED,
             Verdict::Translated => TRACE_TRANSLATED,
         },
-        reasons_len: 0,
-        reasons: [0; TRACE_REASONS],
+        _pad: [0; 5],
+        moved: 0,
     };
-    let mut n = 0usize;
+    // Branch-free per counter: `d | -d` has its top bit set exactly when
+    // `d` is not 0.
+    let mut moved = 0u64;
     for i in 0..COUNTER_COUNT {
-        if i == Counter::EgressBytes as u32 || i == Counter::IngressBytes as u32 {
-            continue;
-        }
         let now = STATS.get(i).copied().unwrap_or(0);
         // SAFETY: this CPU's slot, written by `arm` in this program run.
         let was = unsafe { (*saved)[i as usize] };
-        if now != was && n < TRACE_REASONS {
-            rec.reasons[n] = i as u8;
-            n += 1;
-        }
+        let d = now ^ was;
+        moved |= ((d | d.wrapping_neg()) >> 63) << i;
     }
-    rec.reasons_len = n as u8;
+    rec.moved =
+        moved & !(1u64 << Counter::EgressBytes as u32 | 1u64 << Counter::IngressBytes as u32);
     // A full ring loses the record: tracing never holds a packet up.
     let _ = TRACE.output::<TraceRecord>(&rec, 0);
 }

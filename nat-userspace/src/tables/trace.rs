@@ -109,9 +109,10 @@ pub fn decode(bytes: &[u8]) -> Option<Event> {
     let r: TraceRecord = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
     let ago = crate::agent::clock::now_ns().saturating_sub(r.time_ns);
     let when = std::time::SystemTime::now() - Duration::from_nanos(ago);
-    let reasons = r.reasons[..(r.reasons_len as usize).min(r.reasons.len())]
+    let reasons = Counter::ALL
         .iter()
-        .filter_map(|i| Counter::ALL.get(*i as usize).map(|c| c.name()))
+        .filter(|&&c| r.moved & (1u64 << c as u32) != 0)
+        .map(|c| c.name())
         .collect();
     Some(Event {
         time: humantime::format_rfc3339_micros(when).to_string(),
@@ -195,13 +196,8 @@ mod tests {
             proto: 17,
             program: TRACE_EGRESS_TC,
             verdict: 2,
-            reasons_len: 2,
-            reasons: [
-                Counter::EgressTranslated as u8,
-                Counter::NaptMappingsCreated as u8,
-                0,
-                0,
-            ],
+            _pad: [0; 5],
+            moved: 1 << Counter::EgressTranslated as u32 | 1 << Counter::NaptMappingsCreated as u32,
         };
         let e = decode(&bytes(&r)).unwrap();
         let line = e.line();
@@ -224,8 +220,8 @@ mod tests {
             proto: 6,
             program: TRACE_INGRESS_XDP,
             verdict: TRACE_DROPPED,
-            reasons_len: 1,
-            reasons: [Counter::DropUnsolicitedSyn as u8, 0, 0, 0],
+            _pad: [0; 5],
+            moved: 1 << Counter::DropUnsolicitedSyn as u32,
         };
         let line = decode(&bytes(&r)).unwrap().line();
         assert!(
