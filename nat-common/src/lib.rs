@@ -12,6 +12,7 @@ pub mod csum;
 pub mod deterministic;
 pub mod maps;
 pub mod napt;
+pub mod nat64;
 pub mod stats;
 pub mod trace;
 

@@ -75,7 +75,7 @@ pub const MAP_EVENT_MASK: &str = "EVENT_MASK";
 /// types and counter indices. Bump it whenever any of them changes, so a
 /// new `xnat` refuses to adopt state pinned by an incompatible one instead
 /// of misreading it.
-pub const LAYOUT_VERSION: u32 = 11;
+pub const LAYOUT_VERSION: u32 = 12;
 
 /// Every map the programs define, in the order user space pins them.
 pub const ALL_MAPS: &[&str] = &[
@@ -112,6 +112,11 @@ pub const ALL_MAPS: &[&str] = &[
     crate::trace::MAP_TRACE_FILTER,
     crate::trace::MAP_TRACE,
     crate::trace::MAP_TRACE_SCRATCH,
+    crate::nat64::MAP_NAT64,
+    crate::nat64::MAP_NAT64_HOSTS,
+    crate::nat64::MAP_NAT64_IDS,
+    crate::nat64::MAP_NAT64_TC_PROGS,
+    crate::nat64::MAP_NAT64_XDP_PROGS,
 ];
 
 /// Capacity of the static 1:1 table (each direction).
@@ -132,3 +137,12 @@ pub const PROG_EXPIRE: &str = "xnat_expire";
 pub const PROG_INSIDE_TC: &str = "xnat_inside_tc";
 /// XDP on inside interfaces (`--inside-hook`): the outbound fast path.
 pub const PROG_INSIDE_XDP: &str = "xnat_inside_xdp";
+/// NAT64, IPv6 -> IPv4: tail-called by `xnat_inside_tc` for IPv6 frames
+/// (slot [`crate::nat64::NAT64_SLOT_OUT`] of `NAT64_TC_PROGS`).
+pub const PROG_NAT64_OUT_TC: &str = "xnat_nat64_out_tc";
+/// NAT64, IPv4 -> IPv6: tail-called by `xnat_ingress_tc` once NAT44 turned
+/// the destination into a stand-in (slot `NAT64_SLOT_IN`).
+pub const PROG_NAT64_IN_TC: &str = "xnat_nat64_in_tc";
+/// The same for `xnat_ingress_xdp` (slot `NAT64_SLOT_IN` of
+/// `NAT64_XDP_PROGS`).
+pub const PROG_NAT64_IN_XDP: &str = "xnat_nat64_in_xdp";

@@ -87,10 +87,31 @@ pub enum Counter {
     /// inside host's next segment recreates the mapping): dropped without
     /// an answer, where the stack would reset the connection.
     DropTcpNoMapping = 33,
+    /// IPv6 packets from inside translated to IPv4 (NAT64; the NAT44 step
+    /// after it counts in `egress_translated_packets` too).
+    Nat64Out = 34,
+    /// IPv4 packets translated to IPv6 for an inside host (NAT64).
+    Nat64In = 35,
+    /// IPv6 packets to the NAT64 prefix that NAT64 cannot translate
+    /// (extension headers other than one fragment header, protocols other
+    /// than TCP, UDP and ICMPv6, ICMPv6 types without an ICMP twin):
+    /// dropped, never sent untranslated.
+    Nat64DropUnsupported = 36,
+    /// Packets NAT64 could not parse far enough to translate (cut short,
+    /// an IPv6 UDP datagram without checksum): dropped.
+    Nat64DropMalformed = 37,
+    /// Packets to or from a non-global IPv4 address under the well-known
+    /// prefix 64:ff9b::/96 (RFC 6052 section 3.1): dropped.
+    Nat64DropNonGlobal = 38,
+    /// IPv6 packets from a new inside host when no stand-in is free
+    /// (`NAT64_IDS` full): dropped.
+    Nat64DropHostsFull = 39,
+    /// IPv4 packets for an IPv6 host whose stand-in was freed: dropped.
+    Nat64DropNoHost = 40,
 }
 
 /// Number of counters; the size of the `STATS` array.
-pub const COUNTER_COUNT: u32 = 34;
+pub const COUNTER_COUNT: u32 = 41;
 
 impl Counter {
     /// All counters in index order.
@@ -129,6 +150,13 @@ impl Counter {
         Counter::NaptBlocksAllocated,
         Counter::DropTcpNoSyn,
         Counter::DropTcpNoMapping,
+        Counter::Nat64Out,
+        Counter::Nat64In,
+        Counter::Nat64DropUnsupported,
+        Counter::Nat64DropMalformed,
+        Counter::Nat64DropNonGlobal,
+        Counter::Nat64DropHostsFull,
+        Counter::Nat64DropNoHost,
     ];
 
     /// Stable snake_case name used by `xnat stats` and its JSON.
@@ -168,6 +196,13 @@ impl Counter {
             Counter::NaptBlocksAllocated => "napt_blocks_allocated",
             Counter::DropTcpNoSyn => "drop_tcp_no_syn",
             Counter::DropTcpNoMapping => "drop_tcp_no_mapping",
+            Counter::Nat64Out => "nat64_out_translated",
+            Counter::Nat64In => "nat64_in_translated",
+            Counter::Nat64DropUnsupported => "nat64_drop_unsupported",
+            Counter::Nat64DropMalformed => "nat64_drop_malformed",
+            Counter::Nat64DropNonGlobal => "nat64_drop_non_global",
+            Counter::Nat64DropHostsFull => "nat64_drop_hosts_full",
+            Counter::Nat64DropNoHost => "nat64_drop_no_host",
         }
     }
 }

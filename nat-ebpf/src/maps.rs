@@ -3,7 +3,7 @@
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
     macros::map,
-    maps::{Array, DevMapHash, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, DevMapHash, HashMap, LpmTrie, LruHashMap, PerCpuArray, ProgramArray, RingBuf},
 };
 use nat_common::{
     DEFAULT_MAX_MAPPINGS, DEFAULT_MAX_SESSIONS, EVENTS_BYTES, EXPIRE_KEEP_MAX, EndpointKey,
@@ -11,6 +11,7 @@ use nat_common::{
     INTERNAL_MAX, InsideEndpoint, InternalPrefix, Ipv4Be, MAX_HOSTS, Mapping, NatConfig, POOL_MAX,
     ROUTE_CACHE_SLOTS, RouteCacheEntry, STATIC_MAX_ENTRIES, Session, SessionKey,
     blocks::{BLOCKS_MAX, BlockKey, BlockOwner, HostBlocks},
+    nat64::{NAT64_HOSTS_MAX, Nat64Config, Nat64Host},
     stats::COUNTER_COUNT,
     trace::{TRACE_BYTES, TraceFilter},
 };
@@ -170,3 +171,29 @@ pub static EXPIRE: Array<ExpireWalk> = Array::with_max_entries(1, 0);
 #[map]
 pub static EXPIRE_KEEP: HashMap<EndpointKey, u8> =
     HashMap::with_max_entries(EXPIRE_KEEP_MAX, BPF_F_NO_PREALLOC);
+
+// ---- NAT64 (see nat_common::nat64) ----
+
+/// NAT64's prefix; `enabled == 0`: off.
+#[map]
+pub static NAT64: Array<Nat64Config> = Array::with_max_entries(1, 0);
+
+/// IPv6 inside host → its stand-in. Not preallocated: it costs what it
+/// holds.
+#[map]
+pub static NAT64_HOSTS: HashMap<[u8; 16], Ipv4Be> =
+    HashMap::with_max_entries(NAT64_HOSTS_MAX, BPF_F_NO_PREALLOC);
+
+/// Stand-in → the IPv6 host behind it; the reservation of a stand-in.
+#[map]
+pub static NAT64_IDS: HashMap<Ipv4Be, Nat64Host> =
+    HashMap::with_max_entries(NAT64_HOSTS_MAX, BPF_F_NO_PREALLOC);
+
+/// The NAT64 programs the TC programs tail-call (one program type per
+/// array: the kernel ties a program array to its first caller's type).
+#[map]
+pub static NAT64_TC_PROGS: ProgramArray = ProgramArray::with_max_entries(2, 0);
+
+/// The NAT64 program the XDP ingress program tail-calls.
+#[map]
+pub static NAT64_XDP_PROGS: ProgramArray = ProgramArray::with_max_entries(2, 0);

@@ -34,7 +34,7 @@ use std::{
 use anyhow::Context as _;
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, DevMapHash, HashMap, LpmTrie, Map, MapData, PerCpuArray, RingBuf},
+    maps::{Array, DevMapHash, HashMap, LpmTrie, Map, MapData, PerCpuArray, ProgramArray, RingBuf},
 };
 use nat_common::{
     ALL_MAPS, EndpointKey, ExpireWalk, FilterKey, FragKey, FragValue, HeldFragment, HoldKey,
@@ -45,6 +45,10 @@ use nat_common::{
     MAP_SESSIONS, MAP_STATIC_EMPTY, MAP_STATIC_IN, MAP_STATIC_OUT, MAP_STATS, MAP_VERSION,
     MAP_XDP_TARGETS, Mapping, NatConfig, RouteCacheEntry, Session, SessionKey,
     blocks::{BlockKey, BlockOwner, HostBlocks, MAP_BLOCKS, MAP_HOST_BLOCKS},
+    nat64::{
+        MAP_NAT64, MAP_NAT64_HOSTS, MAP_NAT64_IDS, MAP_NAT64_TC_PROGS, MAP_NAT64_XDP_PROGS,
+        Nat64Config, Nat64Host,
+    },
     stats::COUNTER_COUNT,
     trace::{MAP_TRACE, MAP_TRACE_FILTER, MAP_TRACE_SCRATCH, TraceFilter},
 };
@@ -311,6 +315,16 @@ tables! {
     /// Inside endpoints the expiry walk keeps (they have a live session
     /// in SESSIONS).
     expire_keep: MAP_EXPIRE_KEEP => table<EndpointKey, u8>;
+    /// NAT64's prefix and how IPv4 addresses sit in it (`enabled == 0`: off).
+    nat64: MAP_NAT64 => Array<Nat64Config>;
+    /// IPv6 inside host → its IPv4 stand-in (NAT64).
+    nat64_hosts: MAP_NAT64_HOSTS => table<[u8; 16], Ipv4Be>;
+    /// Stand-in → the IPv6 host it stands for (NAT64).
+    nat64_ids: MAP_NAT64_IDS => table<Ipv4Be, Nat64Host>;
+    /// The NAT64 programs the TC programs tail-call.
+    nat64_tc_progs: MAP_NAT64_TC_PROGS => ProgramArray<>;
+    /// The NAT64 program the XDP ingress program tail-calls.
+    nat64_xdp_progs: MAP_NAT64_XDP_PROGS => ProgramArray<>;
 }
 
 /// An `EbpfLoader` that pins every map in `dir` and sizes the binding
