@@ -33,6 +33,13 @@ pub const NAT64_SLOT_OUT: u32 = 0;
 /// Index in both program arrays of the IPv4 -> IPv6 program (external
 /// ingress, after NAT44 turned the destination into a stand-in).
 pub const NAT64_SLOT_IN: u32 = 1;
+/// Index in `NAT64_TC_PROGS` of the NAT44 step of IPv6 -> IPv4 (the
+/// stand-in's packet through static NAT or NAPT, then forwarded): a
+/// program of its own, so that the verifier walks NAT44 once, not once
+/// per shape of IPv6 packet.
+pub const NAT64_SLOT_OUT_NAT44: u32 = 2;
+/// Slots of the program arrays.
+pub const NAT64_SLOTS: u32 = 4;
 
 /// IPv6 inside hosts with a stand-in at once.
 pub const NAT64_HOSTS_MAX: u32 = 65_536;
