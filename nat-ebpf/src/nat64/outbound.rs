@@ -9,7 +9,8 @@
 //! counted, never routed as IPv6; anything else is not NAT64's and passes.
 use aya_ebpf::{
     bindings::{TC_ACT_OK, TC_ACT_SHOT},
-    helpers::generated::bpf_get_prandom_u32,
+    bindings::bpf_check_mtu_ret::BPF_MTU_CHK_RET_FRAG_NEEDED,
+    helpers::generated::{bpf_check_mtu, bpf_get_prandom_u32},
     programs::TcContext,
 };
 use nat_common::{
@@ -87,6 +88,12 @@ fn translate(
     }
     if ip6.hop_limit <= 1 {
         // The stack answers with Time Exceeded (traceroute's first hop).
+        return Ok(TC_ACT_OK);
+    }
+    if too_big(ctx) {
+        // Its IPv4 twin would not fit the external link either: the stack
+        // answers with Packet Too Big (with the link's MTU, 20 bytes on
+        // the safe side) through its route to the prefix.
         return Ok(TC_ACT_OK);
     }
     if !unicast_source(&ip6.src) {
@@ -229,6 +236,17 @@ fn plan(p: &TcPacket, ip6: &Ipv6) -> Result<L4, Counter> {
         }
         _ => Err(Counter::Nat64DropUnsupported),
     }
+}
+
+/// Whether the packet, 20 bytes shorter as IPv4, is still longer than the
+/// external interface's MTU (GSO packets: their segments).
+#[inline(always)]
+fn too_big(ctx: &TcContext) -> bool {
+    let ext = route::external_ifindex();
+    let mut mtu_len = 0u32;
+    // SAFETY: helper on our own skb with a stack slot for the MTU.
+    let rc = unsafe { bpf_check_mtu(ctx.skb.skb.cast(), ext, &mut mtu_len, -20, 0) };
+    rc == BPF_MTU_CHK_RET_FRAG_NEEDED as i64
 }
 
 /// A source NAT64 may give a stand-in: not unspecified, multicast or
