@@ -4,7 +4,7 @@
 //! stands for (RFC 7915 section 4), and goes to the stack, which routes it
 //! inside.
 use aya_ebpf::{
-    bindings::{TC_ACT_OK, TC_ACT_SHOT, xdp_action},
+    bindings::{TC_ACT_OK, TC_ACT_SHOT, bpf_adj_room_mode::BPF_ADJ_ROOM_MAC, xdp_action},
     helpers::generated::bpf_xdp_adjust_head,
     programs::{TcContext, XdpContext},
 };
@@ -22,6 +22,7 @@ use crate::{
             self, ICMP_ECHO, ICMP_ECHOREPLY, ICMPV6_ECHO_REPLY, ICMPV6_ECHO_REQUEST, as_field,
             csum_swap, icmpv6_pseudo_rest, sum4, sum6,
         },
+        icmp_error,
     },
     packet::{Packet, TcPacket, XdpPacket},
     parse::{
@@ -32,14 +33,44 @@ use crate::{
 
 /// ETH_P_IPV6 for bpf_skb_change_proto (network order).
 const ETH_P_IPV6_BE: u16 = 0x86ddu16.to_be();
-/// How much longer the packet gets.
+/// How much longer a packet gets: its IPv6 header is 20 bytes longer;
+/// an ICMP error's quoted header too.
 const GROWTH: i32 = 20;
+const GROWTH_ERROR: i32 = 40;
+
+/// What the grown packet gets written into it: its IPv6 header, and for
+/// an ICMP error its ICMPv6 and quoted IPv6 headers too. (One struct, not
+/// an enum of two sizes: LLVM copies an enum's unused bytes from whatever
+/// register is at hand, and the verifier refuses a pointer stored there.)
+struct Translated {
+    headers: icmp_error::Headers,
+    error: bool,
+}
+
+impl Translated {
+    #[inline(always)]
+    fn datagram(ip6: [u32; 10]) -> Self {
+        Translated {
+            headers: icmp_error::Headers {
+                ip6,
+                icmp6: [0; 2],
+                quote6: [0; 10],
+            },
+            error: false,
+        }
+    }
+
+    #[inline(always)]
+    fn growth(&self) -> i32 {
+        if self.error { GROWTH_ERROR } else { GROWTH }
+    }
+}
 
 #[inline(always)]
 pub fn process_tc(ctx: &TcContext) -> i32 {
     let mut p = TcPacket { ctx };
-    let h = match prepare(&mut p) {
-        Ok(Some(h)) => h,
+    let t = match prepare(&mut p) {
+        Ok(Some(t)) => t,
         Ok(None) => return TC_ACT_OK,
         Err(reason) => {
             counters::bump(reason);
@@ -47,8 +78,10 @@ pub fn process_tc(ctx: &TcContext) -> i32 {
         }
     };
     // 20 bytes more header room after the MAC header; skb->protocol and
-    // GSO follow.
-    if ctx.change_proto(ETH_P_IPV6_BE, 0).is_err() || finish(&mut p, &h).is_none() {
+    // GSO follow. An error needs 20 more for its quote's header.
+    let grown = ctx.change_proto(ETH_P_IPV6_BE, 0).is_ok()
+        && (!t.error || ctx.adjust_room(GROWTH, BPF_ADJ_ROOM_MAC, 0).is_ok());
+    if !grown || finish(&mut p, &t).is_none() {
         counters::bump(Counter::Nat64DropMalformed);
         return TC_ACT_SHOT;
     }
@@ -57,34 +90,41 @@ pub fn process_tc(ctx: &TcContext) -> i32 {
 
 #[inline(always)]
 pub fn process_xdp(ctx: &XdpContext) -> u32 {
-    let h = match prepare(&mut XdpPacket::new(ctx)) {
-        Ok(Some(h)) => h,
+    let t = match prepare(&mut XdpPacket::new(ctx)) {
+        Ok(Some(t)) => t,
         Ok(None) => return xdp_action::XDP_PASS,
         Err(reason) => {
             counters::bump(reason);
             return xdp_action::XDP_DROP;
         }
     };
+    let growth = t.growth();
     // SAFETY: helper on our own frame; the old bounds are not used after.
-    if unsafe { bpf_xdp_adjust_head(ctx.ctx, -GROWTH) } != 0 {
+    if unsafe { bpf_xdp_adjust_head(ctx.ctx, -growth) } != 0 {
         counters::bump(Counter::Nat64DropMalformed);
         return xdp_action::XDP_DROP;
     }
     let mut p = XdpPacket::new(ctx);
     // The Ethernet header moves to the new front.
-    let eth: Option<[u8; 14]> = p.load(GROWTH as u32);
-    if eth.and_then(|e| p.store(0, &e)).is_none() || finish(&mut p, &h).is_none() {
+    let eth: Option<[u8; 14]> = p.load(growth as u32);
+    if eth.and_then(|e| p.store(0, &e)).is_none() || finish(&mut p, &t).is_none() {
         counters::bump(Counter::Nat64DropMalformed);
         return xdp_action::XDP_DROP;
     }
     xdp_action::XDP_PASS
 }
 
-/// Writes the Ethernet type and the IPv6 header into the grown packet.
+/// Writes the Ethernet type and the new headers into the grown packet.
 #[inline(always)]
-fn finish<P: Packet>(p: &mut P, h: &[u32; 10]) -> Option<()> {
+fn finish<P: Packet>(p: &mut P, t: &Translated) -> Option<()> {
     p.store(ETH_TYPE_OFF, &ETH_P_IPV6_WIRE)?;
-    p.store(ETH_HLEN, h)?;
+    let h = &t.headers;
+    p.store(ETH_HLEN, &h.ip6)?;
+    if t.error {
+        p.store(ETH_HLEN + 40, &h.icmp6)?;
+        // (Counted in icmp_errors_translated by NAT44 already.)
+        p.store(ETH_HLEN + 48, &h.quote6)?;
+    }
     counters::bump(Counter::Nat64In);
     Some(())
 }
@@ -93,7 +133,7 @@ fn finish<P: Packet>(p: &mut P, h: &[u32; 10]) -> Option<()> {
 /// the IPv6 pseudo-header, the new header built. `Ok(None)`: not for a
 /// stand-in after all (passed).
 #[inline(always)]
-fn prepare<P: Packet>(p: &mut P) -> Result<Option<[u32; 10]>, Counter> {
+fn prepare<P: Packet>(p: &mut P) -> Result<Option<Translated>, Counter> {
     let Some(ip) = ipv4::outer_ipv4(p) else {
         return Ok(None);
     };
@@ -138,6 +178,13 @@ fn prepare<P: Packet>(p: &mut P) -> Result<Option<[u32; 10]>, Counter> {
         IPPROTO_ICMP => {
             need(&ip, l4, 8)?;
             let [ty, code]: [u8; 2] = p.load(l4).ok_or(Counter::Nat64DropMalformed)?;
+            if icmp_error::is_error(ty) {
+                let h = icmp_error::prepare(p, &ip, cfg, &src6, &dst6)?;
+                return Ok(Some(Translated {
+                    headers: h,
+                    error: true,
+                }));
+            }
             let new_ty = match ty {
                 ICMP_ECHO => ICMPV6_ECHO_REQUEST,
                 ICMP_ECHOREPLY => ICMPV6_ECHO_REPLY,
@@ -159,14 +206,14 @@ fn prepare<P: Packet>(p: &mut P) -> Result<Option<[u32; 10]>, Counter> {
         p.load(ip.off + Ipv4::TTL_OFF)
             .ok_or(Counter::Nat64DropMalformed)?,
     ];
-    Ok(Some(header::ipv6_header(
+    Ok(Some(Translated::datagram(header::ipv6_header(
         tos,
         payload_len,
         ip.proto,
         ttl,
         &src6,
         &dst6,
-    )))
+    ))))
 }
 
 #[inline(always)]

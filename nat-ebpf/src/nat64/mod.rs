@@ -9,6 +9,8 @@
 pub mod header;
 /// An IPv6 host's stand-in: found, or reserved on its first packet.
 pub mod host;
+/// ICMP errors about NAT64 flows, IPv4 -> IPv6.
+pub mod icmp_error;
 /// IPv4 -> IPv6 (external ingress, after NAT44).
 pub mod inbound;
 /// IPv6 -> IPv4 (inside ingress, before NAT44).

@@ -8,8 +8,8 @@
 //! Anything to the prefix that cannot be translated is dropped and
 //! counted, never routed as IPv6; anything else is not NAT64's and passes.
 use aya_ebpf::{
-    bindings::{TC_ACT_OK, TC_ACT_SHOT},
     bindings::bpf_check_mtu_ret::BPF_MTU_CHK_RET_FRAG_NEEDED,
+    bindings::{TC_ACT_OK, TC_ACT_SHOT},
     helpers::generated::{bpf_check_mtu, bpf_get_prandom_u32},
     programs::TcContext,
 };
