@@ -110,6 +110,7 @@ impl Nat64Config {
     }
 
     /// The IPv4-embedded IPv6 address of `v4` (RFC 6052 section 2.2).
+    #[inline(always)]
     pub fn embed(&self, v4: [u8; 4]) -> [u8; 16] {
         let mut out = self.prefix;
         let mut i = 0;
@@ -121,6 +122,9 @@ impl Nat64Config {
     }
 
     /// The IPv4 address embedded in `v6`, if `v6` lies in the prefix.
+    /// (Always inlined: as a BPF subprogram its `None` would return
+    /// undefined bytes, which the verifier refuses to read.)
+    #[inline(always)]
     pub fn extract(&self, v6: &[u8; 16]) -> Option<[u8; 4]> {
         let mut i = 0;
         while i < 16 {
@@ -156,6 +160,7 @@ pub const fn v4_positions(len: u8) -> Option<[u8; 4]> {
 /// Whether an IPv4 address is not global in the sense of RFC 6052 section
 /// 3.1: the well-known prefix must not carry it (this network, RFC 1918,
 /// shared address space, loopback, link local, multicast and above).
+#[inline(always)]
 pub const fn is_non_global(v4: [u8; 4]) -> bool {
     let [a, b, ..] = v4;
     a == 0

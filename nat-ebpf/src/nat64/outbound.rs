@@ -8,8 +8,10 @@
 //! Anything to the prefix that cannot be translated is dropped and
 //! counted, never routed as IPv6; anything else is not NAT64's and passes.
 use aya_ebpf::{
-    bindings::bpf_check_mtu_ret::BPF_MTU_CHK_RET_FRAG_NEEDED,
     bindings::{TC_ACT_OK, TC_ACT_SHOT},
+    bindings::{
+        bpf_adj_room_mode::BPF_ADJ_ROOM_MAC, bpf_check_mtu_ret::BPF_MTU_CHK_RET_FRAG_NEEDED,
+    },
     helpers::generated::{bpf_check_mtu, bpf_get_prandom_u32},
     programs::TcContext,
 };
@@ -28,7 +30,7 @@ use crate::{
             self, ICMP_ECHO, ICMP_ECHOREPLY, ICMPV6_ECHO_REPLY, ICMPV6_ECHO_REQUEST, as_field,
             csum_swap, icmpv6_pseudo_rest, sum4, sum6,
         },
-        host,
+        host, icmpv6_error,
     },
     packet::{Packet, TcPacket},
     parse::{
@@ -73,6 +75,8 @@ enum L4 {
     Ports { csum_off: u32, udp: bool },
     /// ICMPv6 echo: a new type, and the checksum loses its pseudo-header.
     Echo { ty: u8 },
+    /// An ICMPv6 error: rebuilt with its quote (icmpv6_error.rs).
+    Error,
 }
 
 #[inline(always)]
@@ -100,6 +104,9 @@ fn translate(
         return Err(Counter::Nat64DropUnsupported);
     }
     let l4 = plan(p, ip6)?;
+    if let L4::Error = l4 {
+        return error(ctx, p, cfg, ip6);
+    }
     let src6 = bytes_of(&ip6.src);
     let stand_in =
         host::stand_in(&src6, &ip6.src, clock::now()).ok_or(Counter::Nat64DropHostsFull)?;
@@ -114,6 +121,7 @@ fn translate(
                 .ok_or(Counter::Nat64DropMalformed)?;
             if udp { IPPROTO_UDP } else { IPPROTO_TCP }
         }
+        L4::Error => return Err(Counter::Nat64DropUnsupported),
         L4::Echo { ty } => {
             let [old_ty, code]: [u8; 2] = p.load(l4_off).ok_or(Counter::Nat64DropMalformed)?;
             let check: u16 = p.load(l4_off + 2).ok_or(Counter::Nat64DropMalformed)?;
@@ -146,6 +154,30 @@ fn translate(
     p.store(ETH_TYPE_OFF, &ETH_P_IP_WIRE)
         .ok_or(Counter::Nat64DropMalformed)?;
     p.store(ETH_HLEN, &h).ok_or(Counter::Nat64DropMalformed)?;
+    counters::bump(Counter::Nat64Out);
+    // SAFETY: a tail call with our own context; returns only on failure.
+    unsafe { NAT64_TC_PROGS.tail_call(ctx, NAT64_SLOT_OUT_NAT44) };
+    Err(Counter::Nat64DropNoRoute)
+}
+
+/// An ICMPv6 error from inside: rebuilt as an ICMP error from the quoted
+/// host's stand-in (the packet 40 bytes shorter), then the NAT44 step.
+#[inline(always)]
+fn error(ctx: &TcContext, p: &mut TcPacket, cfg: &Nat64Config, ip6: &Ipv6) -> Result<i32, Counter> {
+    let h = icmpv6_error::prepare(p, ip6, cfg)?;
+    // 20 bytes less after the MAC header for each IP header.
+    ctx.change_proto(ETH_P_IP_BE, 0)
+        .map_err(|_| Counter::Nat64DropMalformed)?;
+    ctx.adjust_room(-20, BPF_ADJ_ROOM_MAC, 0)
+        .map_err(|_| Counter::Nat64DropMalformed)?;
+    p.store(ETH_TYPE_OFF, &ETH_P_IP_WIRE)
+        .ok_or(Counter::Nat64DropMalformed)?;
+    p.store(ETH_HLEN, &h.ip4)
+        .ok_or(Counter::Nat64DropMalformed)?;
+    p.store(ETH_HLEN + 20, &h.icmp4)
+        .ok_or(Counter::Nat64DropMalformed)?;
+    p.store(ETH_HLEN + 28, &h.quote4)
+        .ok_or(Counter::Nat64DropMalformed)?;
     counters::bump(Counter::Nat64Out);
     // SAFETY: a tail call with our own context; returns only on failure.
     unsafe { NAT64_TC_PROGS.tail_call(ctx, NAT64_SLOT_OUT_NAT44) };
@@ -231,6 +263,8 @@ fn plan(p: &TcPacket, ip6: &Ipv6) -> Result<L4, Counter> {
             match ty {
                 ICMPV6_ECHO_REQUEST => Ok(L4::Echo { ty: ICMP_ECHO }),
                 ICMPV6_ECHO_REPLY => Ok(L4::Echo { ty: ICMP_ECHOREPLY }),
+                // An error quotes at least an IPv6 header.
+                t if icmpv6_error::is_error(t) && ip6.has(l4 + 8, 40) => Ok(L4::Error),
                 _ => Err(Counter::Nat64DropUnsupported),
             }
         }
