@@ -600,6 +600,7 @@ mod tests {
             ipfix: None,
             expiry_walk: Default::default(),
             sync: None,
+            nat64: None,
         }
     }
 

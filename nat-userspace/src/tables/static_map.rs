@@ -36,6 +36,10 @@ pub fn from_be(addr: Ipv4Be) -> Ipv4Addr {
 pub fn check_usable(addr: Ipv4Addr) -> Result<(), MappingError> {
     let why = if addr.is_unspecified() {
         "it is the unspecified address"
+    } else if addr.octets()[0] == 0 {
+        // Never an address on the wire; NAT64 numbers its IPv6 hosts
+        // there (nat_common::nat64), and the static table holds those.
+        "it is in 0.0.0.0/8 (\"this network\"), where NAT64 numbers its IPv6 hosts"
     } else if addr.is_broadcast() {
         "it is the broadcast address"
     } else if addr.is_multicast() {

@@ -353,6 +353,7 @@ pub fn settings(r: &Reload, limits: Limits) -> Settings {
         ipfix: None,
         expiry_walk: Default::default(),
         sync: None,
+        nat64: None,
     }
 }
 
