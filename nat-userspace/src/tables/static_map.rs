@@ -96,6 +96,22 @@ impl StaticTable {
     /// to the first translated packet already find their way back.
     pub fn add(&mut self, private: Ipv4Addr, public: Ipv4Addr) -> anyhow::Result<()> {
         check_usable(private)?;
+        self.insert(private, public)
+    }
+
+    /// Adds a static NAT64 entry's half in this table: `stand_in` (a NAT64
+    /// stand-in, which [`StaticTable::add`] refuses as a private address:
+    /// see `tables::nat64`) ↔ `public`.
+    pub fn add_stand_in(&mut self, stand_in: Ipv4Be, public: Ipv4Addr) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            nat_common::nat64::is_stand_in(stand_in),
+            "{} is not a NAT64 stand-in",
+            from_be(stand_in)
+        );
+        self.insert(from_be(stand_in), public)
+    }
+
+    fn insert(&mut self, private: Ipv4Addr, public: Ipv4Addr) -> anyhow::Result<()> {
         check_usable(public)?;
         if let Some(p) = get(&self.out, to_be(private))? {
             return Err(MappingError::PrivateTaken {
@@ -140,7 +156,8 @@ impl StaticTable {
         Ok(from_be(public))
     }
 
-    /// All mappings, sorted by private address.
+    /// All entries, sorted by private address: the static 1:1 mappings and
+    /// the static NAT64 entries (their private address a stand-in).
     pub fn list(&self) -> anyhow::Result<Vec<(Ipv4Addr, Ipv4Addr)>> {
         let mut out = Vec::new();
         for item in self.out.iter() {
