@@ -306,6 +306,7 @@ impl Daemon {
             r.sessions_expired,
             r.mappings_expired,
             r.orphans_removed,
+            r.stand_ins_freed,
         );
         if self.logs_bindings()
             && let Some(log) = &mut self.translog

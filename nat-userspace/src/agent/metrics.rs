@@ -109,6 +109,7 @@ impl AgentMetrics {
         sessions: usize,
         mappings: usize,
         orphans: usize,
+        stand_ins: usize,
     ) {
         let walk = if in_kernel { "kernel" } else { "user" };
         self.sweeps.get_or_create(&labels(&[("walk", walk)])).inc();
@@ -116,6 +117,7 @@ impl AgentMetrics {
             ("session", sessions),
             ("mapping", mappings),
             ("orphan", orphans),
+            ("nat64_stand_in", stand_ins),
         ] {
             self.expired
                 .get_or_create(&labels(&[("kind", kind)]))
@@ -376,7 +378,7 @@ pub fn render(dir: &Path, ifname: &str, agent: &AgentMetrics) -> anyhow::Result<
     );
     reg.register(
         "expired",
-        "Sessions, mappings and orphaned public endpoints the expiry sweep deleted",
+        "Sessions, mappings, orphaned public endpoints and unused NAT64 stand-ins the expiry sweep deleted, by kind",
         agent.expired.clone(),
     );
     reg.register(

@@ -159,6 +159,12 @@ async fn main_loop(attachment: Running, mut daemon: Daemon) -> anyhow::Result<()
                                     r.orphans_removed
                                 );
                             }
+                            if r.stand_ins_freed > 0 {
+                                tracing::info!(
+                                    "freed {} NAT64 stand-in(s) that no mapping used",
+                                    r.stand_ins_freed
+                                );
+                            }
                             daemon.after_sweep(&r, listed_from);
                             match keeper.after_sweep(&cfg, listed_from, &r.remaining, !r.in_kernel) {
                                 Ok(b) => daemon.blocks(&b),
