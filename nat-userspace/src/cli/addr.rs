@@ -1,6 +1,6 @@
 //! Value parsers for clap: thin wrappers over `nat_userspace::settings::parse`, which
 //! the config file uses too.
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use nat_userspace::settings::{nat64::Nat64Prefix, parse};
 
@@ -28,6 +28,13 @@ pub fn parse_pool(s: &str) -> Result<Vec<Ipv4Addr>, String> {
 /// `ADDR:PORT`.
 pub fn parse_endpoint(s: &str) -> Result<(Ipv4Addr, u16), String> {
     parse::endpoint(s)
+}
+
+/// An inside host's address, IPv4 or IPv6 (a NAT64 host).
+pub fn parse_inside(s: &str) -> Result<IpAddr, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not an IPv4 or IPv6 address"))
 }
 
 /// `--nat64 PREFIX`.
