@@ -88,6 +88,31 @@ pub fn inside_addr_of(dir: &Path, addr: Ipv4Be) -> anyhow::Result<IpAddr> {
     Ok(host_of(dir, addr)?.map_or(IpAddr::V4(from_be(addr)), IpAddr::V6))
 }
 
+/// Where the IPv6 host behind a stand-in is looked up: the live table
+/// (the agent's translation log, one lookup per NAT64 binding), or
+/// [`Hosts`] read before.
+pub trait HostOf {
+    /// The IPv6 host `addr` stands for, if it is a stand-in with one.
+    fn host_of(&self, addr: Ipv4Be) -> Option<Ipv6Addr>;
+}
+
+impl HostOf for Hosts {
+    fn host_of(&self, addr: Ipv4Be) -> Option<Ipv6Addr> {
+        self.host(addr)
+    }
+}
+
+impl HostOf for Table<Ipv4Be, Nat64Host> {
+    fn host_of(&self, addr: Ipv4Be) -> Option<Ipv6Addr> {
+        if !is_stand_in(addr) {
+            return None;
+        }
+        // A failed lookup names no host: the stand-in is shown as it is.
+        let host: Option<Nat64Host> = batch::lookup(self.fd(), &addr).ok().flatten();
+        host.map(|h| Ipv6Addr::from(h.addr))
+    }
+}
+
 /// `addr:port`, an IPv6 address in brackets.
 pub fn endpoint(addr: IpAddr, port: u16) -> String {
     std::net::SocketAddr::new(addr, port).to_string()
