@@ -160,9 +160,13 @@ fn classify(c: Kc) -> (&'static str, Option<(&'static str, &'static str)>) {
         Kc::NaptMappingsCreated => ("bindings_created", None),
         Kc::NaptSessionsCreated => ("sessions_created", None),
         Kc::NaptBlocksAllocated => ("port_blocks_allocated", None),
+        Kc::Nat64Out => ("nat64_translated_packets", Some(("direction", "out"))),
+        Kc::Nat64In => ("nat64_translated_packets", Some(("direction", "in"))),
         c => {
             let name = c.name();
-            if let Some(reason) = name.strip_prefix("drop_") {
+            if let Some(reason) = name.strip_prefix("nat64_drop_") {
+                ("nat64_drops", Some(("reason", reason)))
+            } else if let Some(reason) = name.strip_prefix("drop_") {
                 ("drops", Some(("reason", reason)))
             } else if let Some(reason) = name
                 .strip_prefix("ingress_passed_")
@@ -186,6 +190,10 @@ fn help(metric: &str) -> &'static str {
         "sessions_created" => "NAPT sessions created",
         "events_lost" => "Ring-buffer events lost because the reader lagged",
         "port_blocks_allocated" => "Port blocks reserved for inside hosts (block allocation)",
+        "nat64_translated_packets" => {
+            "Packets NAT64 translated, by direction (out: IPv6 to IPv4, in: IPv4 to IPv6)"
+        }
+        "nat64_drops" => "Packets NAT64 dropped, by reason",
         _ => "Data-plane counter",
     }
 }
@@ -460,10 +468,12 @@ mod tests {
         for c in Kc::ALL {
             let (metric, label) = classify(c);
             assert!(seen.insert((metric, label)), "{c:?} collides");
+            // A Prometheus name: digits, but not first.
             assert!(
                 metric
                     .chars()
-                    .all(|ch| ch.is_ascii_lowercase() || ch == '_'),
+                    .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_')
+                    && !metric.starts_with(|ch: char| ch.is_ascii_digit()),
                 "{metric}"
             );
         }
@@ -475,5 +485,16 @@ mod tests {
             classify(Kc::PassedNotOurs),
             ("passed", Some(("reason", "not_ours")))
         );
+        assert_eq!(
+            classify(Kc::Nat64DropNonGlobal),
+            ("nat64_drops", Some(("reason", "non_global")))
+        );
+        assert_eq!(
+            classify(Kc::Nat64Out),
+            ("nat64_translated_packets", Some(("direction", "out")))
+        );
+        for c in [Kc::Nat64In, Kc::Nat64DropHostsFull] {
+            assert_ne!(help(classify(c).0), "Data-plane counter", "{c:?}");
+        }
     }
 }

@@ -221,6 +221,11 @@ fn handle_event(bytes: &[u8], icmp: Option<&IcmpSender>, budget: &mut u32, daemo
         Some(Record::BindingCreated(b)) => return daemon.binding_created(&b),
         None => return,
     };
+    // A NAT64 host was refused as its stand-in: an ICMP error to an
+    // address in 0.0.0.0/8 goes nowhere (the kernel refuses to send it).
+    if events::quoted_source(&ev).is_some_and(|(src, _)| nat_common::nat64::is_stand_in(src)) {
+        return;
+    }
     if *budget == 0 {
         return;
     }
