@@ -345,6 +345,16 @@ fn reconcile_writes_nat64_and_its_static_entries() {
     assert_eq!(live.nat64_maps.len(), 2);
     // Applied: nothing more to do.
     assert_eq!(a.reconcile(&first), "no changes");
+    // The metrics tell the static NAT64 entries from the static 1:1 maps,
+    // and count the IPv6 hosts with a stand-in (the data plane's too).
+    let text = nat_userspace::agent::metrics::render(a.dir(), "x", &Default::default()).unwrap();
+    for line in [
+        "xnat_static_mappings{interface=\"x\"} 1",
+        "xnat_nat64_static_mappings{interface=\"x\"} 2",
+        "xnat_nat64_hosts{interface=\"x\"} 4",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+    }
 
     // A reload: another prefix, ::10 to another address, ::11 gone, ::12
     // new.

@@ -7,7 +7,7 @@
 //! (expiry sweeps, reloads, translation-log lines) lives in the agent.
 use std::{collections::BTreeMap, path::Path};
 
-use nat_common::{Counter as Kc, MAPPING_FORWARD, tcp_state_name};
+use nat_common::{Counter as Kc, MAPPING_FORWARD, nat64::is_stand_in, tcp_state_name};
 use prometheus_client::{
     encoding::text::encode,
     metrics::{
@@ -280,6 +280,10 @@ pub fn render(dir: &Path, ifname: &str, agent: &AgentMetrics) -> anyhow::Result<
     let session_entries = sessions.len() - out.iter().filter(|(_, m)| m.first.live != 0).count();
     let filters = tables.filter()?.lookup_all()?;
     let statics = tables.static_out()?.lookup_all()?;
+    // The static table holds the static NAT64 entries too (their private
+    // address a stand-in); NAT64_IDS every IPv6 host with a stand-in.
+    let nat64_statics = statics.iter().filter(|(k, _)| is_stand_in(*k)).count();
+    let nat64_hosts = tables.nat64_ids()?.lookup_all()?.len();
 
     let bindings: Family<Labels, Gauge> = Family::default();
     let forwards = Gauge::<i64>::default();
@@ -364,6 +368,7 @@ pub fn render(dir: &Path, ifname: &str, agent: &AgentMetrics) -> anyhow::Result<
         table_size(tables.sessions()?, session_entries)?,
         table_size(tables.filter()?, filters.len())?,
         table_size(tables.static_out()?, statics.len())?,
+        table_size(tables.nat64_ids()?, nat64_hosts)?,
     ] {
         let max = max.max(1);
         fill.get_or_create(&labels(&[("map", map)]))
@@ -371,8 +376,22 @@ pub fn render(dir: &Path, ifname: &str, agent: &AgentMetrics) -> anyhow::Result<
     }
     reg.register("map_fill_ratio", "Entries over capacity, per table", fill);
     let statics_gauge = Gauge::<i64>::default();
-    statics_gauge.set(statics.len() as i64);
+    statics_gauge.set((statics.len() - nat64_statics) as i64);
     reg.register("static_mappings", "Static 1:1 mappings", statics_gauge);
+    let nat64_statics_gauge = Gauge::<i64>::default();
+    nat64_statics_gauge.set(nat64_statics as i64);
+    reg.register(
+        "nat64_static_mappings",
+        "Static NAT64 mappings (an IPv6 host's own public IPv4 address)",
+        nat64_statics_gauge,
+    );
+    let nat64_hosts_gauge = Gauge::<i64>::default();
+    nat64_hosts_gauge.set(nat64_hosts as i64);
+    reg.register(
+        "nat64_hosts",
+        "IPv6 inside hosts holding a NAT64 stand-in address (static ones included)",
+        nat64_hosts_gauge,
+    );
 
     reg.register(
         "expiry_sweep_duration_seconds",
