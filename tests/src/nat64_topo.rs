@@ -75,15 +75,22 @@ impl Nat64Topo {
 
     /// NAT64 with `prefix` (an RFC 6052 prefix, `ADDR/LEN`).
     pub fn with_prefix(tag: &str, mode: Ingress, prefix: &str) -> Nat64Topo {
+        Nat64Topo::with_args(tag, mode, prefix, &[])
+    }
+
+    /// The same with more flags. A `--nat64-map`'s public address is added
+    /// to EXT, so that the router's ARP finds the gateway.
+    pub fn with_args(tag: &str, mode: Ingress, prefix: &str, more: &[&str]) -> Nat64Topo {
         let net = Net::build("n64", "x64", tag, mode, SPEC);
         let gw = net.ns("gw");
         gw.ip(&["-6", "route", "add", prefix, "dev", &net.ext]);
-        let agent = Agent::attach(
-            gw,
-            &net.ext,
-            mode,
-            &["--masquerade", "--inside", "in0", "--nat64", prefix],
-        );
+        for pair in more.windows(2).filter(|w| w[0] == "--nat64-map") {
+            let (_, public) = pair[1].split_once('=').expect("IPV6=IPV4");
+            gw.ip(&["addr", "add", &format!("{public}/32"), "dev", &net.ext]);
+        }
+        let mut args = vec!["--masquerade", "--inside", "in0", "--nat64", prefix];
+        args.extend_from_slice(more);
+        let agent = Agent::attach(gw, &net.ext, mode, &args);
         let (addr, len) = prefix.split_once('/').expect("ADDR/LEN");
         let addr: Ipv6Addr = addr.parse().expect("an IPv6 prefix");
         let prefix = Nat64Config::new(addr.octets(), len.parse().expect("a length"))
@@ -140,8 +147,10 @@ pub fn tcp_transfer(
         .unwrap_or_else(|e| panic!("TCP connect to {connect_to}: {e}"));
     let (s, server_saw_peer) = accept_within(&listener, IO_TIMEOUT);
     for sock in [&c, &s] {
-        sock.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        sock.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        sock.set_write_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
     }
     let data = payload(len, if upload { 0x36 } else { 0x63 });
     let (tx, rx) = if upload { (&c, &s) } else { (&s, &c) };

@@ -22,6 +22,7 @@ both_modes!(ping_tcp_udp, "ptu");
 both_modes!(traceroute_and_path_mtu, "trc");
 tc_only!(outside_the_prefix_and_non_global, "out");
 tc_only!(network_specific_prefix, "nsp");
+both_modes!(static_nat64_both_ways, "stat");
 
 /// `ping` from `ns`: (succeeded, its output).
 fn ping(ns: &Netns, args: &[&str]) -> (bool, String) {
@@ -65,10 +66,17 @@ fn ping_tcp_udp(tag: &str, mode: Ingress) {
 
     let (ok, out) = ping(c6, &["-c", "3", "-i", "0.2", &server.to_string()]);
     assert!(ok, "ping {server} through NAT64:\n{out}");
-    assert!(out.contains(&format!("from {server}")), "replies from {server}:\n{out}");
+    assert!(
+        out.contains(&format!("from {server}")),
+        "replies from {server}:\n{out}"
+    );
 
     let down = tcp_transfer(c6, srv, sa4(SRV, 8080), sa6(server, 8080), 8 << 20, false);
-    assert_eq!(v4_of(down.server_saw_peer), POOL, "the server sees the pool");
+    assert_eq!(
+        v4_of(down.server_saw_peer),
+        POOL,
+        "the server sees the pool"
+    );
     let up = tcp_transfer(c6, srv, sa4(SRV, 8081), sa6(server, 8081), 8 << 20, true);
     assert_eq!(v4_of(up.server_saw_peer), POOL, "the server sees the pool");
 
@@ -80,13 +88,22 @@ fn ping_tcp_udp(tag: &str, mode: Ingress) {
         sa6(server, 9000),
     );
     assert_eq!(v4_of(seen), POOL, "UDP from the pool");
-    assert_eq!(back, sa6(server, 9000), "the answer comes from the server's IPv6 address");
+    assert_eq!(
+        back,
+        sa6(server, 9000),
+        "the answer comes from the server's IPv6 address"
+    );
     // Endpoint-independent mapping and port preservation, as for NAT44.
     assert_eq!(seen.port(), 40_000, "the client's port kept");
 
     let x = t.agent.xnat();
-    for c in ["nat64_out_translated", "nat64_in_translated", "egress_translated_packets"] {
-        assert!(x.counter(c) > 1000, "{c} = {}", x.counter(c));
+    // (Packets, not segments: the veths hand over GSO super-packets.)
+    for c in [
+        "nat64_out_translated",
+        "nat64_in_translated",
+        "egress_translated_packets",
+    ] {
+        assert!(x.counter(c) > 10, "{c} = {}", x.counter(c));
     }
     for c in [
         "nat64_drop_malformed",
@@ -126,25 +143,49 @@ fn traceroute_and_path_mtu(tag: &str, mode: Ingress) {
         t.synth(SRV).to_string(),
     ];
     assert_eq!(traceroute(c6, t.synth(SRV), &[]), want, "UDP traceroute");
-    assert_eq!(traceroute(c6, t.synth(SRV), &["-I"]), want, "ICMP traceroute");
+    assert_eq!(
+        traceroute(c6, t.synth(SRV), &["-I"]),
+        want,
+        "ICMP traceroute"
+    );
 
     // At the gateway: 1440 + 48 bytes of IPv6 are 1468 of IPv4 > 1450.
     let rtr = t.synth(RTR_SRV);
     let (ok, out) = ping(c6, &["-c", "1", "-M", "do", "-s", "1440", &rtr.to_string()]);
-    assert!(!ok && out.contains("mtu=1450"), "Packet Too Big from the gateway:\n{out}");
-    assert_eq!(path_mtu(c6, rtr), Some(1450), "the client learnt the gateway's MTU");
+    assert!(
+        !ok && out.contains("mtu=1450"),
+        "Packet Too Big from the gateway:\n{out}"
+    );
+    assert_eq!(
+        path_mtu(c6, rtr),
+        Some(1450),
+        "the client learnt the gateway's MTU"
+    );
 
     // Beyond it: 1420 + 48 = 1468 of IPv6, 1448 of IPv4: through the
     // gateway, too big for the router's 1400 link.
     let server = t.synth(SRV);
-    let (ok, out) = ping(c6, &["-c", "1", "-M", "do", "-s", "1420", &server.to_string()]);
-    assert!(!ok && out.contains("mtu=1420"), "Packet Too Big for the router's link:\n{out}");
+    let (ok, out) = ping(
+        c6,
+        &["-c", "1", "-M", "do", "-s", "1420", &server.to_string()],
+    );
+    assert!(
+        !ok && out.contains("mtu=1420"),
+        "Packet Too Big for the router's link:\n{out}"
+    );
     assert!(
         out.contains(&format!("From {}", t.synth(RTR_EXT))),
         "... from the router under the prefix:\n{out}"
     );
-    assert_eq!(path_mtu(c6, server), Some(1420), "the client learnt the path MTU");
-    let (ok, out) = ping(c6, &["-c", "2", "-M", "do", "-s", "1372", &server.to_string()]);
+    assert_eq!(
+        path_mtu(c6, server),
+        Some(1420),
+        "the client learnt the path MTU"
+    );
+    let (ok, out) = ping(
+        c6,
+        &["-c", "2", "-M", "do", "-s", "1372", &server.to_string()],
+    );
     assert!(ok, "a packet of the path MTU gets through:\n{out}");
     assert!(t.agent.xnat().counter("icmp_errors_translated") >= 3);
 }
@@ -160,7 +201,10 @@ fn outside_the_prefix_and_non_global(tag: &str, mode: Ingress) {
 
     let private = well_known("10.1.2.3".parse().unwrap());
     let (ok, out) = ping(c6, &["-c", "2", "-i", "0.2", &private.to_string()]);
-    assert!(!ok, "a non-global address under the well-known prefix:\n{out}");
+    assert!(
+        !ok,
+        "a non-global address under the well-known prefix:\n{out}"
+    );
     let x = t.agent.xnat();
     wait_until(SOON, "nat64_drop_non_global counts the pings", || {
         x.counter("nat64_drop_non_global") >= 2
@@ -174,7 +218,10 @@ fn network_specific_prefix(tag: &str, mode: Ingress) {
     let t = Nat64Topo::with_prefix(tag, mode, "2001:db8:46::/48");
     let (c6, srv) = (t.ns("c6"), t.ns("srv"));
     let server = t.synth(SRV);
-    assert_eq!(server, "2001:db8:46:cb00:71:200::".parse::<Ipv6Addr>().unwrap());
+    assert_eq!(
+        server,
+        "2001:db8:46:cb00:71:200::".parse::<Ipv6Addr>().unwrap()
+    );
     let (ok, out) = ping(c6, &["-c", "2", "-i", "0.2", &server.to_string()]);
     assert!(ok, "ping {server}:\n{out}");
     tcp_transfer(c6, srv, sa4(SRV, 8080), sa6(server, 8080), 1 << 20, false);
@@ -186,4 +233,39 @@ fn network_specific_prefix(tag: &str, mode: Ingress) {
         sa6(server, 9000),
     );
     assert_eq!(back, sa6(server, 9000));
+}
+
+/// Static NAT64 (`--nat64-map IPV6=IPV4`): the IPv4 server connects to
+/// the public address and reaches the IPv6 host, which sees it under the
+/// prefix; the host's own flows leave from that address.
+fn static_nat64_both_ways(tag: &str, mode: Ingress) {
+    let public: std::net::Ipv4Addr = "198.51.100.10".parse().unwrap();
+    let map = format!("{CLIENT6}={public}");
+    let t = Nat64Topo::with_args(tag, mode, "64:ff9b::/96", &["--nat64-map", &map]);
+    let (c6, srv) = (t.ns("c6"), t.ns("srv"));
+    let inbound = tcp_transfer(
+        srv,
+        c6,
+        sa6(Ipv6Addr::UNSPECIFIED, 8443),
+        sa4(public, 8443),
+        1 << 20,
+        true,
+    );
+    assert_eq!(
+        inbound.server_saw_peer.ip(),
+        IpAddr::V6(t.synth(SRV)),
+        "the IPv6 host sees the IPv4 client under the prefix"
+    );
+    let (seen, _) = udp_exchange(
+        c6,
+        srv,
+        sa6(CLIENT6, 40_002),
+        sa4(SRV, 9000),
+        sa6(t.synth(SRV), 9000),
+    );
+    assert_eq!(
+        v4_of(seen),
+        public,
+        "the host's own flows leave from its address"
+    );
 }
