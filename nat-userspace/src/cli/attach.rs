@@ -11,13 +11,13 @@ use nat_userspace::{
     agent::lifecycle,
     settings::HookMode,
     settings::config,
-    settings::ephemeral,
     settings::napt::{Prefix, Timeouts},
     settings::nat64::Nat64Prefix,
     settings::{
         self, ExpiryWalk, Layer, LogTarget, NaptFlags, Origin, Settings, Sourced,
         napt::{Allocation, TcpPickup},
     },
+    settings::{ephemeral, nat64},
     tables::forward::Forward,
     tables::pins,
 };
@@ -301,6 +301,13 @@ pub fn settings_from(
 /// want: for `attach` and `xnat check`.
 pub fn warn_about(s: &Settings) {
     if let Some(w) = s.napt.as_ref().and_then(ephemeral::check) {
+        tracing::warn!("{w}");
+    }
+    if let Some(w) = s
+        .nat64
+        .as_ref()
+        .and_then(|n| nat64::route_warning(n, &s.ifname))
+    {
         tracing::warn!("{w}");
     }
 }

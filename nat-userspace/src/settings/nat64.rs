@@ -597,3 +597,62 @@ mod tests {
         );
     }
 }
+
+/// A warning if no IPv6 route of this network namespace covers the NAT64
+/// prefix: xnat hands the packets it does not translate itself to the
+/// stack (hop limit 1, too big for the external link), whose Time Exceeded
+/// and Packet Too Big need a route to the destination, or the host gets
+/// "no route" instead (traceroute's first hop, path MTU discovery).
+pub fn route_warning(s: &Nat64Settings, ifname: &str) -> Option<String> {
+    let table = std::fs::read_to_string("/proc/net/ipv6_route").ok()?;
+    let prefix = s.prefix;
+    let covered = table.lines().filter_map(route_of).any(|(dest, len)| {
+        len <= prefix.prefix_len() && masked(dest, len) == masked(prefix.addr(), len)
+    });
+    (!covered).then(|| {
+        format!(
+            "no IPv6 route covers the NAT64 prefix {prefix}: the packets xnat leaves to the stack \
+             (hop limit 1, too big for {ifname}) get \"no route\" instead of Time Exceeded and \
+             Packet Too Big (traceroute's first hop, path MTU discovery); add one, e.g. \
+             `ip -6 route add {prefix} dev {ifname}`"
+        )
+    })
+}
+
+/// Destination and prefix length of a `/proc/net/ipv6_route` line, unless
+/// the route rejects (unreachable, prohibit, blackhole: RTF_REJECT).
+fn route_of(line: &str) -> Option<(Ipv6Addr, u8)> {
+    let f: Vec<&str> = line.split_whitespace().collect();
+    let dest = u128::from_str_radix(f.first()?, 16).ok()?;
+    let len = u8::from_str_radix(f.get(1)?, 16).ok()?;
+    let flags = u32::from_str_radix(f.get(8)?, 16).ok()?;
+    const RTF_REJECT: u32 = 0x0200;
+    (flags & RTF_REJECT == 0).then_some((Ipv6Addr::from(dest), len))
+}
+
+fn masked(a: Ipv6Addr, len: u8) -> u128 {
+    let bits = u128::from(a);
+    if len == 0 {
+        0
+    } else {
+        bits & (u128::MAX << (128 - u32::from(len)))
+    }
+}
+
+#[cfg(test)]
+mod route_tests {
+    use super::*;
+
+    #[test]
+    fn reads_proc_ipv6_route_lines() {
+        let line = "0064ff9b000000000000000000000000 60 00000000000000000000000000000000 00 \
+                    00000000000000000000000000000000 00000400 00000001 00000000 00000001 eth0";
+        assert_eq!(route_of(line), Some(("64:ff9b::".parse().unwrap(), 96)));
+        let reject = line.replace("00000001 eth0", "00200200 lo");
+        assert_eq!(route_of(&reject), None);
+        assert_eq!(
+            masked("64:ff9b::1".parse().unwrap(), 96),
+            masked("64:ff9b::".parse().unwrap(), 96)
+        );
+    }
+}
