@@ -38,6 +38,9 @@ pub const NAT64_SLOT_IN: u32 = 1;
 /// program of its own, so that the verifier walks NAT44 once, not once
 /// per shape of IPv6 packet.
 pub const NAT64_SLOT_OUT_NAT44: u32 = 2;
+/// Index in `NAT64_TC_PROGS` of the IPv6 -> IPv4 translation of ICMPv6
+/// errors (tail-called by the IPv6 -> IPv4 program: its own stack frame).
+pub const NAT64_SLOT_OUT_ERROR: u32 = 3;
 /// Slots of the program arrays.
 pub const NAT64_SLOTS: u32 = 4;
 
