@@ -24,6 +24,7 @@ tc_only!(outside_the_prefix_and_non_global, "out");
 tc_only!(network_specific_prefix, "nsp");
 both_modes!(static_nat64_both_ways, "stat");
 both_modes!(udp_fragments_both_ways, "frag");
+both_modes!(udp_without_checksum_from_ipv4, "nock");
 
 /// `ping` from `ns`: (succeeded, its output).
 fn ping(ns: &Netns, args: &[&str]) -> (bool, String) {
@@ -323,4 +324,55 @@ fn udp_fragments_both_ways(tag: &str, mode: Ingress) {
         x.counter("fragments_translated") >= 4,
         "later fragments through NAT44"
     );
+}
+
+/// IPv4 UDP may go without a checksum; IPv6 UDP may not: the server's
+/// datagrams sent with none (SO_NO_CHECK) reach the IPv6 host with one
+/// computed (RFC 6146 3.4), of each length's parity.
+fn udp_without_checksum_from_ipv4(tag: &str, mode: Ingress) {
+    use std::os::fd::AsRawFd as _;
+    let t = Nat64Topo::start(tag, mode);
+    let (c6, srv) = (t.ns("c6"), t.ns("srv"));
+    let server = t.synth(SRV);
+    let s = srv
+        .in_ns(|| std::net::UdpSocket::bind(sa4(SRV, 9300)))
+        .unwrap();
+    let one: libc::c_int = 1;
+    // SAFETY: setsockopt on our own socket with an int option.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_NO_CHECK,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_NO_CHECK");
+    let c = c6
+        .in_ns(|| std::net::UdpSocket::bind(sa6(CLIENT6, 40_004)))
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    for len in [1usize, 2, 3, 101, 1000] {
+        let data = xnat_tests::traffic::payload(len, len as u8);
+        let mut ok = false;
+        for _ in 0..5 {
+            c.send_to(b"ask", sa6(server, 9300)).unwrap();
+            let Some((_, from)) =
+                xnat_tests::traffic::recv_within(&s, &mut buf, Duration::from_millis(800))
+            else {
+                continue;
+            };
+            s.send_to(&data, from).unwrap();
+            if let Some((n, _)) =
+                xnat_tests::traffic::recv_within(&c, &mut buf, Duration::from_millis(800))
+            {
+                assert_eq!(&buf[..n], &data[..], "{len}-byte datagram changed");
+                ok = true;
+                break;
+            }
+        }
+        assert!(ok, "no {len}-byte datagram without checksum arrived");
+    }
+    assert_eq!(t.agent.xnat().counter("nat64_drop_malformed"), 0);
 }

@@ -10,6 +10,7 @@ use aya_ebpf::{
 };
 use nat_common::{
     Counter,
+    csum::{add32, fold},
     nat64::{NAT64_WKP, is_non_global, is_stand_in},
 };
 
@@ -198,14 +199,23 @@ fn prepare<P: Packet>(p: &mut P) -> Result<Option<Translated>, Counter> {
         }
         IPPROTO_UDP => {
             need(&ip, l4, 8)?;
-            // A UDP datagram without checksum would need one computed over
-            // its payload (RFC 7915 section 4.5): not yet, dropped.
             let check: u16 = p.load(l4 + 6).ok_or(Counter::Nat64DropMalformed)?;
             if check == 0 {
-                return Err(Counter::Nat64DropMalformed);
+                // IPv6 requires a UDP checksum: computed over the whole
+                // datagram, which an unfragmented one is (RFC 6146 3.4).
+                if let Some(skb) = p.skb() {
+                    // The whole datagram in the linear part, for `udp_sum`.
+                    let _ = skb.pull_data(0);
+                }
+                let sum = udp_sum(p, l4, ip.end).ok_or(Counter::Nat64DropMalformed)?;
+                let pseudo = new + add32(add32(0, payload_len.to_be()), 17u32.to_be());
+                let c = !fold(sum + pseudo);
+                p.store(l4 + 6, &if c == 0 { 0xffff } else { c })
+                    .ok_or(Counter::Nat64DropMalformed)?;
+            } else {
+                p.fix_l4_csum_for_addr(l4 + 6, as_field(old), as_field(new), true)
+                    .ok_or(Counter::Nat64DropMalformed)?;
             }
-            p.fix_l4_csum_for_addr(l4 + 6, as_field(old), as_field(new), true)
-                .ok_or(Counter::Nat64DropMalformed)?;
         }
         IPPROTO_ICMP => {
             need(&ip, l4, 8)?;
@@ -268,6 +278,41 @@ fn finish_header<P: Packet>(
         u32::from_ne_bytes([0, 0, i0, i1]),
     ];
     Ok(Some(Translated::datagram(h, Some(frag))))
+}
+
+/// Longest UDP datagram whose checksum is computed (an unfragmented one
+/// fits an Ethernet frame).
+const UDP_SUM_MAX: u32 = 1600;
+
+/// The one's complement sum of the bytes in `[start, end)` (a UDP
+/// datagram whose checksum field is 0), or `None` if longer than
+/// [`UDP_SUM_MAX`].
+#[inline(always)]
+fn udp_sum<P: Packet>(p: &P, start: u32, end: u32) -> Option<u64> {
+    if end < start + 8 || end - start > UDP_SUM_MAX {
+        return None;
+    }
+    let mut sum = 0u64;
+    let mut off = start;
+    let mut i = 0;
+    while i < UDP_SUM_MAX / 4 {
+        if off + 4 > end {
+            break;
+        }
+        sum = add32(sum, p.load_linear::<u32>(off)?);
+        off += 4;
+        i += 1;
+    }
+    // The last 1 to 3 bytes, from the word that ends the datagram (one
+    // load at a bound the verifier sees), padded to 16-bit words.
+    let [_, b1, b2, b3] = p.load::<u32>(end - 4)?.to_ne_bytes();
+    sum += match end - off {
+        1 => u16::from_ne_bytes([b3, 0]) as u64,
+        2 => u16::from_ne_bytes([b2, b3]) as u64,
+        3 => u16::from_ne_bytes([b1, b2]) as u64 + u16::from_ne_bytes([b3, 0]) as u64,
+        _ => 0,
+    };
+    Some(sum)
 }
 
 #[inline(always)]
