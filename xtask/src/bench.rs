@@ -6,12 +6,17 @@
 //! `xnat-ha bench` (the failover of an active/standby pair, issue 18),
 //! prints a table and writes BENCHMARKS.md at the workspace root.
 
+mod agent;
+mod cpu;
 mod e2e;
 mod failover;
 mod flood;
+mod iperf;
 mod net;
+mod netdev;
 mod profile;
 mod report;
+mod rounds;
 mod splice;
 
 use std::{
