@@ -18,6 +18,7 @@ mod profile;
 mod report;
 mod rounds;
 mod splice;
+mod xdp_rate;
 
 use std::{
     fs,

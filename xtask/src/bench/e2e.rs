@@ -36,11 +36,12 @@ use serde_json::{Value, json};
 
 use super::{
     agent::Agent,
-    cpu::{busy_pct, call_ipis, cpu_times, gw_cpu, steal_times},
+    cpu::{busy_pct, call_ipis, cpu_times, gw_cpu},
     iperf,
-    net::{self, AcceptServer, Blaster, GeneratorProg, XdpGenerator},
-    netdev::{GatewayNapi, ethtool_stats, set_gro, set_rps},
+    net::{self, AcceptServer, Blaster, GeneratorProg},
+    netdev::{set_gro, set_rps},
     rounds::{self, ModeSamples},
+    xdp_rate,
 };
 use crate::{
     netns::{self, Namespaces},
@@ -422,19 +423,7 @@ fn udp_frames() -> Vec<Vec<u8>> {
 /// UDP packets the server's XDP sink dropped so far (all the test's
 /// packets that arrived).
 fn sink_count(t: &Topo) -> Result<u64> {
-    Ok(ethtool_stats(&t.server, "eth0", ["rx_queue_0_xdp_drops"])?[0])
-}
-
-/// Frames the client's veth handed to the gateway's `int0` with
-/// `ndo_xdp_xmit` so far: (taken into its ring, refused as the ring was
-/// full).
-fn xdp_xmit_counts(t: &Topo) -> Result<(u64, u64)> {
-    let [ok, err] = ethtool_stats(
-        &t.client,
-        "eth0",
-        ["tx_queue_0_xdp_xmit", "tx_queue_0_xdp_xmit_errors"],
-    )?;
-    Ok((ok, err))
+    xdp_rate::sink_count(&t.server)
 }
 
 /// Before the sink is attached: a short burst must reach the server (the
@@ -508,47 +497,16 @@ fn udp(t: &Topo, plan: &Plan, prog: &OwnedFd) -> Result<Value> {
     }))
 }
 
-/// The UDP rate with the kernel's XDP traffic generator as the sender (see
-/// [`XdpGenerator`] and [`GatewayNapi`]): the generator alone on CPU 0,
-/// the whole gateway path on the other. It offers more than twice what
-/// the fastest gateway mode forwards, so the gateway is saturated whatever
-/// its speed.
+/// The UDP rate with the kernel's XDP traffic generator as the sender
+/// (`xdp_rate`).
 fn udp_xdp(t: &Topo, plan: &Plan, sink_prog: &OwnedFd, gen_prog: &GeneratorProg) -> Result<Value> {
-    let _sink = sink(t, sink_prog)?;
-    let gw = gw_cpu();
-    let _napi = GatewayNapi::setup(&t.gw, "int0", gw)?;
-    // Declared after the NAPI set-up: stops before it is undone.
-    let mut generator = XdpGenerator::start(&t.client, "eth0", gen_prog, gw.map(|_| 0))?;
-    thread::sleep(Duration::from_millis(500));
-    let (rx0, xmit0, cpu0, steal0, t0) = (
-        sink_count(t)?,
-        xdp_xmit_counts(t)?,
-        cpu_times(),
-        steal_times(),
-        Instant::now(),
-    );
-    thread::sleep(Duration::from_secs_f64(plan.udp_secs));
-    let (rx1, xmit1, cpu1, steal1, secs) = (
-        sink_count(t)?,
-        xdp_xmit_counts(t)?,
-        cpu_times(),
-        steal_times(),
-        t0.elapsed().as_secs_f64(),
-    );
-    generator.stop();
-    if rx1 == rx0 {
-        bail!("{}: no UDP packet reached the server", t.mode.label());
-    }
-    let accepted = xmit1.0 - xmit0.0;
-    let refused = xmit1.1 - xmit0.1;
-    Ok(json!({
-        "pps": (rx1 - rx0) as f64 / secs,
-        "offered_pps": (accepted + refused) as f64 / secs,
-        "accepted_pps": accepted as f64 / secs,
-        "gw_cpu_busy_pct": busy_pct(&cpu0, &cpu1, gw.unwrap_or(0)),
-        "gw_cpu_steal_pct": busy_pct(&steal0, &steal1, gw.unwrap_or(0)),
-        "sender_cpu_busy_pct": busy_pct(&cpu0, &cpu1, 0),
-    }))
+    let path = xdp_rate::Path {
+        client: &t.client,
+        gw: &t.gw,
+        server: &t.server,
+    };
+    xdp_rate::measure(&path, plan.udp_secs, sink_prog, gen_prog)
+        .with_context(|| t.mode.label().to_owned())
 }
 
 /// trafgen's configuration: the blaster's 8 flows.
