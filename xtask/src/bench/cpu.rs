@@ -1,7 +1,9 @@
 //! What the CPUs did during a measurement (/proc/stat, /proc/interrupts),
 //! and which CPU the gateway gets, for the end-to-end parts of the bench.
 
-use std::{fs, thread};
+use std::{fs, mem, thread};
+
+use anyhow::{Result, bail};
 
 pub(super) fn cpus() -> usize {
     thread::available_parallelism().map_or(1, |n| n.get())
@@ -69,4 +71,55 @@ pub(super) fn busy_pct(a: &[(u64, u64)], b: &[(u64, u64)], cpu: usize) -> f64 {
         (Some(x), Some(y)) if y.1 > x.1 => 100.0 * (y.0 - x.0) as f64 / (y.1 - x.1) as f64,
         _ => f64::NAN,
     }
+}
+
+/// Sets the CPUs process (or thread) `pid` may run on.
+fn set_affinity(pid: i32, cpus: impl IntoIterator<Item = usize>) -> Result<()> {
+    // SAFETY: cpu_set_t is plain data; sched_setaffinity only reads it.
+    let rc = unsafe {
+        let mut set: libc::cpu_set_t = mem::zeroed();
+        for cpu in cpus {
+            libc::CPU_SET(cpu, &mut set);
+        }
+        libc::sched_setaffinity(pid, mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    if rc != 0 {
+        bail!(
+            "sched_setaffinity of pid {pid}: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok(())
+}
+
+/// A process kept on one CPU until dropped, then free to run on any again.
+pub(super) struct Pinned(i32);
+
+impl Pinned {
+    pub(super) fn to(pid: i32, cpu: usize) -> Result<Pinned> {
+        set_affinity(pid, [cpu])?;
+        Ok(Pinned(pid))
+    }
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        if let Err(e) = set_affinity(self.0, 0..cpus()) {
+            eprintln!("xtask: bench: {e:#}");
+        }
+    }
+}
+
+/// CPU time process `pid` has used so far (user + system, all its
+/// threads), s; None if it is gone.
+pub(super) fn process_cpu_secs(pid: i32) -> Option<f64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name (which may hold spaces, but ends
+    // with the last ')'): state is field 3, utime and stime 14 and 15.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let per_sec = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (per_sec > 0).then(|| ticks as f64 / per_sec as f64)
 }

@@ -505,7 +505,7 @@ fn udp_xdp(t: &Topo, plan: &Plan, sink_prog: &OwnedFd, gen_prog: &GeneratorProg)
         gw: &t.gw,
         server: &t.server,
     };
-    xdp_rate::measure(&path, plan.udp_secs, sink_prog, gen_prog)
+    xdp_rate::measure(&path, plan.udp_secs, sink_prog, gen_prog, None)
         .with_context(|| t.mode.label().to_owned())
 }
 

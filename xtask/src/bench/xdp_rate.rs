@@ -13,7 +13,7 @@ use anyhow::{Result, bail};
 use serde_json::{Value, json};
 
 use super::{
-    cpu::{busy_pct, cpu_times, gw_cpu, steal_times},
+    cpu::{busy_pct, cpu_times, gw_cpu, process_cpu_secs, steal_times},
     net::{self, GeneratorProg, XdpGenerator},
     netdev::{GatewayNapi, ethtool_stats},
 };
@@ -52,11 +52,14 @@ fn xdp_xmit_counts(client: &str) -> Result<(u64, u64)> {
 /// its speed. `sink_prog` drops the packets on the server's eth0 while
 /// the test runs. Only then: on a veth, an XDP program also changes how
 /// TCP is received (no GRO of large segments), which would skew TCP tests.
+/// `watch`: a process of the gateway's whose CPU use to report too
+/// (`watched_cpu_pct`: a user-space translator's).
 pub(super) fn measure(
     p: &Path,
     secs: f64,
     sink_prog: &OwnedFd,
     gen_prog: &GeneratorProg,
+    watch: Option<i32>,
 ) -> Result<Value> {
     let _sink = net::attach_xdp(p.server, "eth0", sink_prog)?;
     let gw = gw_cpu();
@@ -64,19 +67,22 @@ pub(super) fn measure(
     // Declared after the NAPI set-up: stops before it is undone.
     let mut generator = XdpGenerator::start(p.client, "eth0", gen_prog, gw.map(|_| 0))?;
     thread::sleep(Duration::from_millis(500));
-    let (rx0, xmit0, cpu0, steal0, t0) = (
+    let watched = || watch.and_then(process_cpu_secs).unwrap_or(f64::NAN);
+    let (rx0, xmit0, cpu0, steal0, watched0, t0) = (
         sink_count(p.server)?,
         xdp_xmit_counts(p.client)?,
         cpu_times(),
         steal_times(),
+        watched(),
         Instant::now(),
     );
     thread::sleep(Duration::from_secs_f64(secs));
-    let (rx1, xmit1, cpu1, steal1, secs) = (
+    let (rx1, xmit1, cpu1, steal1, watched1, secs) = (
         sink_count(p.server)?,
         xdp_xmit_counts(p.client)?,
         cpu_times(),
         steal_times(),
+        watched(),
         t0.elapsed().as_secs_f64(),
     );
     generator.stop();
@@ -92,5 +98,6 @@ pub(super) fn measure(
         "gw_cpu_busy_pct": busy_pct(&cpu0, &cpu1, gw.unwrap_or(0)),
         "gw_cpu_steal_pct": busy_pct(&steal0, &steal1, gw.unwrap_or(0)),
         "sender_cpu_busy_pct": busy_pct(&cpu0, &cpu1, 0),
+        "watched_cpu_pct": 100.0 * (watched1 - watched0) / secs,
     }))
 }
