@@ -108,10 +108,13 @@ pub enum Counter {
     Nat64DropHostsFull = 39,
     /// IPv4 packets for an IPv6 host whose stand-in was freed: dropped.
     Nat64DropNoHost = 40,
+    /// IPv6 packets translated to IPv4 that the gateway has no route to
+    /// forward (unreachable, one of its own addresses): dropped.
+    Nat64DropNoRoute = 41,
 }
 
 /// Number of counters; the size of the `STATS` array.
-pub const COUNTER_COUNT: u32 = 41;
+pub const COUNTER_COUNT: u32 = 42;
 
 impl Counter {
     /// All counters in index order.
@@ -157,6 +160,7 @@ impl Counter {
         Counter::Nat64DropNonGlobal,
         Counter::Nat64DropHostsFull,
         Counter::Nat64DropNoHost,
+        Counter::Nat64DropNoRoute,
     ];
 
     /// Stable snake_case name used by `xnat stats` and its JSON.
@@ -203,6 +207,7 @@ impl Counter {
             Counter::Nat64DropNonGlobal => "nat64_drop_non_global",
             Counter::Nat64DropHostsFull => "nat64_drop_hosts_full",
             Counter::Nat64DropNoHost => "nat64_drop_no_host",
+            Counter::Nat64DropNoRoute => "nat64_drop_no_route",
         }
     }
 }

@@ -35,6 +35,13 @@ pub fn translated(dir: Direction, bytes: u64) {
     }
 }
 
+/// Counts a packet dropped for `reason`; TC's drop code.
+#[inline(always)]
+pub fn drop_tc(reason: Counter) -> i32 {
+    bump(reason);
+    aya_ebpf::bindings::TC_ACT_SHOT
+}
+
 /// Counts a packet dropped for `reason`, and drops it.
 #[inline(always)]
 pub fn drop(reason: Counter) -> Verdict {

@@ -25,6 +25,7 @@
 //! * `translate/` — the core: static 1:1 NAT, then NAPT, then the
 //!   gateway's own ICMP errors (parse → look up → rewrite → verdict).
 //! * `forward/` — FIB lookup and redirect, hairpinning, the fast path.
+//! * `nat64/` — IPv6 <-> IPv4 around the NAT44 core (tail-called).
 //! * `trace` — `xnat trace`: what a program did with a matching packet.
 //! * `programs` — the entry points the loader attaches by name.
 #![cfg_attr(target_arch = "bpf", no_std)]
@@ -46,6 +47,8 @@ mod frag;
 mod maps;
 #[cfg(target_arch = "bpf")]
 mod napt;
+#[cfg(target_arch = "bpf")]
+mod nat64;
 #[cfg(target_arch = "bpf")]
 mod packet;
 #[cfg(target_arch = "bpf")]

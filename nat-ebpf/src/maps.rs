@@ -11,7 +11,7 @@ use nat_common::{
     INTERNAL_MAX, InsideEndpoint, InternalPrefix, Ipv4Be, MAX_HOSTS, Mapping, NatConfig, POOL_MAX,
     ROUTE_CACHE_SLOTS, RouteCacheEntry, STATIC_MAX_ENTRIES, Session, SessionKey,
     blocks::{BLOCKS_MAX, BlockKey, BlockOwner, HostBlocks},
-    nat64::{NAT64_HOSTS_MAX, Nat64Config, Nat64Host},
+    nat64::{NAT64_HOSTS_MAX, NAT64_SLOTS, Nat64Config, Nat64Host},
     stats::COUNTER_COUNT,
     trace::{TRACE_BYTES, TraceFilter},
 };
@@ -192,8 +192,8 @@ pub static NAT64_IDS: HashMap<Ipv4Be, Nat64Host> =
 /// The NAT64 programs the TC programs tail-call (one program type per
 /// array: the kernel ties a program array to its first caller's type).
 #[map]
-pub static NAT64_TC_PROGS: ProgramArray = ProgramArray::with_max_entries(2, 0);
+pub static NAT64_TC_PROGS: ProgramArray = ProgramArray::with_max_entries(NAT64_SLOTS, 0);
 
 /// The NAT64 program the XDP ingress program tail-calls.
 #[map]
-pub static NAT64_XDP_PROGS: ProgramArray = ProgramArray::with_max_entries(2, 0);
+pub static NAT64_XDP_PROGS: ProgramArray = ProgramArray::with_max_entries(NAT64_SLOTS, 0);

@@ -10,14 +10,19 @@ use aya_ebpf::{
     macros::{classifier, xdp},
     programs::{TcContext, XdpContext},
 };
-use nat_common::trace::{TRACE_EGRESS_TC, TRACE_INGRESS_TC, TRACE_INGRESS_XDP};
+use nat_common::{
+    Counter,
+    trace::{TRACE_EGRESS_TC, TRACE_INGRESS_TC, TRACE_INGRESS_XDP},
+};
 
 use crate::{
+    counters,
     forward::{
         fastpath,
         hairpin::{self, Hairpin},
         route,
     },
+    nat64,
     packet::{Packet, TcPacket, XdpPacket},
     trace,
     translate::pipeline,
@@ -27,16 +32,47 @@ use crate::{
 #[xdp]
 #[inline(always)]
 pub fn xnat_ingress_xdp(ctx: XdpContext) -> u32 {
-    match traced(
-        &mut XdpPacket::new(&ctx),
-        Direction::Ingress,
-        TRACE_INGRESS_XDP,
-    ) {
+    let mut p = XdpPacket::new(&ctx);
+    match traced(&mut p, Direction::Ingress, TRACE_INGRESS_XDP) {
         Verdict::Pass => xdp_action::XDP_PASS,
         Verdict::Drop => xdp_action::XDP_DROP,
+        Verdict::Translated if nat64::for_stand_in(&p) => {
+            nat64::tail_call_in_xdp(&ctx);
+            counters::drop(Counter::Nat64DropNoHost);
+            xdp_action::XDP_DROP
+        }
         Verdict::Translated if route::fast_path_enabled() => fastpath::inbound_xdp(&ctx),
         Verdict::Translated => xdp_action::XDP_PASS,
     }
+}
+
+/// NAT64, IPv4 -> IPv6: tail-called by `xnat_ingress_xdp` for a packet
+/// NAT44 translated to a stand-in.
+#[xdp]
+#[inline(always)]
+pub fn xnat_nat64_in_xdp(ctx: XdpContext) -> u32 {
+    nat64::inbound::process_xdp(&ctx)
+}
+
+/// The same, tail-called by `xnat_ingress_tc`.
+#[classifier]
+#[inline(always)]
+pub fn xnat_nat64_in_tc(ctx: TcContext) -> i32 {
+    nat64::inbound::process_tc(&ctx)
+}
+
+/// NAT64, IPv6 -> IPv4: tail-called by `xnat_inside_tc` for IPv6 frames.
+#[classifier]
+#[inline(always)]
+pub fn xnat_nat64_out_tc(ctx: TcContext) -> i32 {
+    nat64::outbound::process(&ctx)
+}
+
+/// Its NAT44 step, tail-called by `xnat_nat64_out_tc`.
+#[classifier]
+#[inline(always)]
+pub fn xnat_nat64_out_nat44_tc(ctx: TcContext) -> i32 {
+    nat64::outbound::nat44(&ctx)
 }
 
 /// The expiry walk over the mappings (expire.rs): never attached, run by
@@ -61,11 +97,13 @@ pub fn xnat_noop_xdp(_ctx: XdpContext) -> u32 {
 #[classifier]
 #[inline(always)]
 pub fn xnat_ingress_tc(ctx: TcContext) -> i32 {
-    match traced(
-        &mut TcPacket { ctx: &ctx },
-        Direction::Ingress,
-        TRACE_INGRESS_TC,
-    ) {
+    let mut p = TcPacket { ctx: &ctx };
+    match traced(&mut p, Direction::Ingress, TRACE_INGRESS_TC) {
+        Verdict::Translated if nat64::for_stand_in(&p) => {
+            nat64::tail_call_in_tc(&ctx);
+            counters::drop(Counter::Nat64DropNoHost);
+            TC_ACT_SHOT
+        }
         Verdict::Translated if route::fast_path_enabled() => fastpath::inbound_tc(&ctx),
         v => tc_verdict(v),
     }
@@ -90,6 +128,11 @@ pub fn xnat_egress_tc(ctx: TcContext) -> i32 {
 #[inline(always)]
 pub fn xnat_inside_tc(ctx: TcContext) -> i32 {
     let mut p = TcPacket { ctx: &ctx };
+    if nat64::is_ipv6(&p) {
+        // Returns only when NAT64 is off: IPv6 is not ours then.
+        nat64::tail_call_out(&ctx);
+        return TC_ACT_OK;
+    }
     match hairpin::process(&mut p) {
         Hairpin::NotOurs(Some(ip)) if route::fast_path_enabled() => {
             fastpath::outbound_tc(&ctx, &ip)

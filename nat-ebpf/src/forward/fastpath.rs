@@ -229,7 +229,7 @@ pub fn outbound_xdp(ctx: &XdpContext) -> u32 {
 const MARK: [u32; 2] = [0x786e_6174, 0xfa57_0a7e];
 
 #[inline(always)]
-fn mark_translated(ctx: &TcContext) {
+pub fn mark_translated(ctx: &TcContext) {
     // SAFETY: TC programs may write their skb's cb words.
     unsafe {
         (*ctx.skb.skb).cb[0] = MARK[0];

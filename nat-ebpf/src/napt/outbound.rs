@@ -29,9 +29,21 @@ use crate::{
 /// Outbound: `None` if the packet is not NAPT's to translate.
 #[inline(always)]
 pub fn egress<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
+    egress_from(p, ip, false)
+}
+
+/// Outbound for NAT64's IPv4 leg: the source is an IPv6 host's stand-in,
+/// inside by construction (not in `INTERNAL`).
+#[inline(always)]
+pub fn egress_stand_in<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
+    egress_from(p, ip, true)
+}
+
+#[inline(always)]
+fn egress_from<P: Packet>(p: &mut P, ip: &Ipv4, stand_in: bool) -> Option<Verdict> {
     let cfg = config()?;
     if ip.later_fragment {
-        return later_fragment(p, ip);
+        return later_fragment(p, ip, stand_in);
     }
     let parsed = ports::of(p, ip, true);
     // A TCP/UDP segment with a mapping needs no INTERNAL lookup (the
@@ -42,7 +54,7 @@ pub fn egress<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
         Ok(Some(ports)) => NAPT_OUT.get_ptr_mut(ports.key(ip.src, ip.proto)),
         _ => None,
     };
-    if found.is_none() && !is_internal(ip.src) {
+    if found.is_none() && !stand_in && !is_internal(ip.src) {
         return None;
     }
     // Ours from here on: it must leave translated or not at all, never
@@ -102,8 +114,8 @@ pub fn egress<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
 /// A later fragment from inside: translated as its first fragment was,
 /// held until that comes (TC), or dropped.
 #[inline(always)]
-fn later_fragment<P: Packet>(p: &mut P, ip: &Ipv4) -> Option<Verdict> {
-    if !is_internal(ip.src) {
+fn later_fragment<P: Packet>(p: &mut P, ip: &Ipv4, stand_in: bool) -> Option<Verdict> {
+    if !stand_in && !is_internal(ip.src) {
         return None;
     }
     // Ours from here on: it must leave translated or not at all, never

@@ -6,6 +6,8 @@
 pub mod icmp;
 /// The Ethernet type and the IPv4 header (options included).
 pub mod ipv4;
+/// The fixed IPv6 header (NAT64).
+pub mod ipv6;
 /// The transport header's checksum and where a port lies.
 pub mod l4;
 /// The checksums of an inbound ICMP error, verified before translating it.

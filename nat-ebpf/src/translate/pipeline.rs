@@ -1,7 +1,7 @@
 //! The translation core shared by all programs: parse the IPv4 header,
 //! then hand the packet to the first stage that owns it — static 1:1 NAT,
 //! dynamic NAPT, the gateway's own ICMP errors — or pass it untouched.
-use nat_common::Counter;
+use nat_common::{Counter, nat64::is_stand_in};
 
 use crate::{
     counters,
@@ -22,6 +22,12 @@ pub fn process<P: Packet>(p: &mut P, dir: Direction) -> Verdict {
         counters::bump(Counter::PassedNotOurs);
         return Verdict::Pass;
     };
+    if dir == Direction::Egress && is_stand_in(ip.src) {
+        // Only NAT64 makes packets from stand-ins (`nat64_egress`); one
+        // from anywhere else would borrow an IPv6 host's bindings.
+        counters::bump(Counter::EgressDroppedMalformed);
+        return Verdict::Drop;
+    }
     let mapped = match dir {
         Direction::Egress => static_nat::lookup_out(ip.src),
         Direction::Ingress => static_nat::lookup_in(ip.dst),
@@ -44,6 +50,16 @@ pub fn process<P: Packet>(p: &mut P, dir: Direction) -> Verdict {
     }
     counters::bump(Counter::PassedNotOurs);
     Verdict::Pass
+}
+
+/// NAT64's IPv4 leg: a packet from an IPv6 host's stand-in, translated by
+/// static 1:1 NAT or NAPT like an inside host's; `Pass` if neither owns it.
+#[inline(always)]
+pub fn nat64_egress<P: Packet>(p: &mut P, ip: &Ipv4) -> Verdict {
+    if let Some(new) = static_nat::lookup_out(ip.src) {
+        return static_nat::translate(p, ip, Direction::Egress, new);
+    }
+    napt::outbound::egress_stand_in(p, ip).unwrap_or(Verdict::Pass)
 }
 
 /// A frame with the IPv4 Ethernet type whose header does not parse (IHL <

@@ -17,10 +17,17 @@ use std::{
 use anyhow::{Context as _, bail};
 use aya::{
     Ebpf,
+    maps::ProgramArray,
     programs::{SchedClassifier, TcAttachType, Xdp, XdpMode, links::FdLink},
 };
 use nat_common::{
-    PROG_EGRESS_TC, PROG_EXPIRE, PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_INSIDE_TC, PROG_INSIDE_XDP,
+    PROG_EGRESS_TC, PROG_EXPIRE, PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_INSIDE_TC,
+    PROG_INSIDE_XDP, PROG_NAT64_IN_TC, PROG_NAT64_IN_XDP, PROG_NAT64_OUT_NAT44_TC,
+    PROG_NAT64_OUT_TC,
+    nat64::{
+        MAP_NAT64_TC_PROGS, MAP_NAT64_XDP_PROGS, NAT64_SLOT_IN, NAT64_SLOT_OUT,
+        NAT64_SLOT_OUT_NAT44,
+    },
 };
 
 use crate::{settings::HookMode, tables, tables::bpffs, tables::pins, tables::static_map};
@@ -169,6 +176,11 @@ impl Loaded {
         } = self;
         let dir = rollback.dir.clone();
 
+        // The NAT64 programs before anything that tail-calls them.
+        if !req.inside.is_empty() {
+            load_nat64(&mut ebpf, ingress)?;
+        }
+
         // Egress first: until ingress is attached too, nothing translated can
         // come back anyway, and outbound translation is what protects privacy.
         let egress = attach_tc(&mut ebpf, PROG_EGRESS_TC, req.ifname, TcAttachType::Egress)?;
@@ -233,6 +245,49 @@ pub fn pin_expiry_walk(dir: &Path) -> anyhow::Result<()> {
     let path = dir.join(pins::PROG_EXPIRE);
     syscall_prog::pin(program.as_fd(), &path)?;
     pins::restrict(&path)
+}
+
+/// Loads the NAT64 programs into the program arrays their callers
+/// tail-call through (the inside TC program for IPv6 frames; the ingress
+/// program for packets NAT44 translated to a stand-in). The arrays are
+/// pinned, so the programs stay in them without the agent.
+fn load_nat64(ebpf: &mut Ebpf, ingress: HookMode) -> anyhow::Result<()> {
+    let mut slots = vec![
+        (PROG_NAT64_OUT_TC, MAP_NAT64_TC_PROGS, NAT64_SLOT_OUT),
+        (
+            PROG_NAT64_OUT_NAT44_TC,
+            MAP_NAT64_TC_PROGS,
+            NAT64_SLOT_OUT_NAT44,
+        ),
+        (PROG_NAT64_IN_TC, MAP_NAT64_TC_PROGS, NAT64_SLOT_IN),
+    ];
+    if ingress == HookMode::Xdp {
+        slots.push((PROG_NAT64_IN_XDP, MAP_NAT64_XDP_PROGS, NAT64_SLOT_IN));
+    }
+    for (prog, map, slot) in slots {
+        let program = ebpf
+            .program_mut(prog)
+            .with_context(|| format!("program {prog} missing from the object"))?;
+        let fd = if prog == PROG_NAT64_IN_XDP {
+            let p: &mut Xdp = program.try_into()?;
+            p.load()
+                .with_context(|| format!("loading {prog} (verifier)"))?;
+            p.fd()?.try_clone()?
+        } else {
+            let p: &mut SchedClassifier = program.try_into()?;
+            p.load()
+                .with_context(|| format!("loading {prog} (verifier)"))?;
+            p.fd()?.try_clone()?
+        };
+        let mut array: ProgramArray<_> = ebpf
+            .map_mut(map)
+            .with_context(|| format!("map {map} missing from the object"))?
+            .try_into()?;
+        array
+            .set(slot, &fd, 0)
+            .with_context(|| format!("putting {prog} into {map}"))?;
+    }
+    Ok(())
 }
 
 fn attach_tc(

@@ -1,0 +1,293 @@
+//! IPv6 -> IPv4 (the inside interface's TC ingress, tail-called for every
+//! IPv6 frame): a packet to the NAT64 prefix becomes an IPv4 packet from
+//! its host's stand-in to the embedded address (RFC 7915 section 5), the
+//! NAT44 core translates the stand-in like any inside source, and the
+//! packet is forwarded here (FIB + redirect): the stack would drop a
+//! packet whose source is one of the gateway's own addresses.
+//!
+//! Anything to the prefix that cannot be translated is dropped and
+//! counted, never routed as IPv6; anything else is not NAT64's and passes.
+use aya_ebpf::{
+    bindings::{TC_ACT_OK, TC_ACT_SHOT},
+    bindings::{
+        bpf_adj_room_mode::BPF_ADJ_ROOM_MAC, bpf_check_mtu_ret::BPF_MTU_CHK_RET_FRAG_NEEDED,
+    },
+    helpers::generated::{bpf_check_mtu, bpf_get_prandom_u32},
+    programs::TcContext,
+};
+use nat_common::{
+    Counter,
+    nat64::{NAT64_SLOT_OUT_NAT44, NAT64_WKP, Nat64Config, is_non_global, is_stand_in},
+};
+
+use crate::{
+    clock, counters,
+    forward::{fastpath, route},
+    maps::NAT64_TC_PROGS,
+    nat64::{
+        config,
+        header::{
+            self, ICMP_ECHO, ICMP_ECHOREPLY, ICMPV6_ECHO_REPLY, ICMPV6_ECHO_REQUEST, as_field,
+            csum_swap, icmpv6_pseudo_rest, sum4, sum6,
+        },
+        host, icmpv6_error,
+    },
+    packet::{Packet, TcPacket},
+    parse::{
+        ipv4::{
+            self, ETH_HLEN, ETH_P_IP_WIRE, ETH_TYPE_OFF, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP,
+        },
+        ipv6::{self, IPPROTO_ICMPV6, Ipv6, bytes_of},
+    },
+    translate::pipeline,
+    verdict::Verdict,
+};
+
+/// ETH_P_IP for bpf_skb_change_proto (network order).
+const ETH_P_IP_BE: u16 = 0x0800u16.to_be();
+
+#[inline(always)]
+pub fn process(ctx: &TcContext) -> i32 {
+    let Some(cfg) = config() else {
+        return TC_ACT_OK;
+    };
+    let mut p = TcPacket { ctx };
+    let Some(ip6) = ipv6::outer_ipv6(&p) else {
+        return TC_ACT_OK;
+    };
+    let Some(v4_dst) = cfg.extract(&bytes_of(&ip6.dst)) else {
+        // Not to the prefix: plain IPv6, routed as usual.
+        return TC_ACT_OK;
+    };
+    // Ours from here on: translated, or dropped.
+    match translate(ctx, &mut p, cfg, &ip6, v4_dst) {
+        Ok(v) => v,
+        Err(reason) => {
+            counters::bump(reason);
+            TC_ACT_SHOT
+        }
+    }
+}
+
+/// What the transport header needs.
+enum L4 {
+    /// TCP or UDP: the checksum at this offset covers the addresses.
+    Ports { csum_off: u32, udp: bool },
+    /// ICMPv6 echo: a new type, and the checksum loses its pseudo-header.
+    Echo { ty: u8 },
+    /// An ICMPv6 error: rebuilt with its quote (icmpv6_error.rs).
+    Error,
+}
+
+#[inline(always)]
+fn translate(
+    ctx: &TcContext,
+    p: &mut TcPacket,
+    cfg: &Nat64Config,
+    ip6: &Ipv6,
+    v4_dst: [u8; 4],
+) -> Result<i32, Counter> {
+    if cfg.flags & NAT64_WKP != 0 && is_non_global(v4_dst) {
+        return Err(Counter::Nat64DropNonGlobal);
+    }
+    if ip6.hop_limit <= 1 {
+        // The stack answers with Time Exceeded (traceroute's first hop).
+        return Ok(TC_ACT_OK);
+    }
+    if too_big(ctx) {
+        // Its IPv4 twin would not fit the external link either: the stack
+        // answers with Packet Too Big (with the link's MTU, 20 bytes on
+        // the safe side) through its route to the prefix.
+        return Ok(TC_ACT_OK);
+    }
+    if !unicast_source(&ip6.src) {
+        return Err(Counter::Nat64DropUnsupported);
+    }
+    let l4 = plan(p, ip6)?;
+    if let L4::Error = l4 {
+        return error(ctx, p, cfg, ip6);
+    }
+    let src6 = bytes_of(&ip6.src);
+    let stand_in =
+        host::stand_in(&src6, &ip6.src, clock::now()).ok_or(Counter::Nat64DropHostsFull)?;
+    let dst = u32::from_ne_bytes(v4_dst);
+
+    // The transport checksum, while the IPv6 header is still there.
+    let l4_off = Ipv6::L4;
+    let old = sum6(sum6(0, &ip6.src), &ip6.dst);
+    let proto = match l4 {
+        L4::Ports { csum_off, udp } => {
+            p.fix_l4_csum_for_addr(csum_off, as_field(old), as_field(sum4(stand_in, dst)), udp)
+                .ok_or(Counter::Nat64DropMalformed)?;
+            if udp { IPPROTO_UDP } else { IPPROTO_TCP }
+        }
+        L4::Error => return Err(Counter::Nat64DropUnsupported),
+        L4::Echo { ty } => {
+            let [old_ty, code]: [u8; 2] = p.load(l4_off).ok_or(Counter::Nat64DropMalformed)?;
+            let check: u16 = p.load(l4_off + 2).ok_or(Counter::Nat64DropMalformed)?;
+            let pseudo = old + icmpv6_pseudo_rest(ip6.payload_len);
+            let old_word = u16::from_ne_bytes([old_ty, code]) as u64;
+            let new_word = u16::from_ne_bytes([ty, code]) as u64;
+            let fixed = csum_swap(check, pseudo + old_word, new_word);
+            p.store(l4_off, &[ty, code])
+                .ok_or(Counter::Nat64DropMalformed)?;
+            p.store(l4_off + 2, &fixed)
+                .ok_or(Counter::Nat64DropMalformed)?;
+            IPPROTO_ICMP
+        }
+    };
+
+    // SAFETY: helper without arguments.
+    let id = unsafe { bpf_get_prandom_u32() } as u16;
+    let h = header::ipv4_header(
+        ip6.tclass,
+        ip6.payload_len + 20,
+        id,
+        ip6.hop_limit,
+        proto,
+        stand_in,
+        dst,
+    );
+    // 20 bytes of header room less; skb->protocol and GSO follow.
+    ctx.change_proto(ETH_P_IP_BE, 0)
+        .map_err(|_| Counter::Nat64DropMalformed)?;
+    p.store(ETH_TYPE_OFF, &ETH_P_IP_WIRE)
+        .ok_or(Counter::Nat64DropMalformed)?;
+    p.store(ETH_HLEN, &h).ok_or(Counter::Nat64DropMalformed)?;
+    counters::bump(Counter::Nat64Out);
+    // SAFETY: a tail call with our own context; returns only on failure.
+    unsafe { NAT64_TC_PROGS.tail_call(ctx, NAT64_SLOT_OUT_NAT44) };
+    Err(Counter::Nat64DropNoRoute)
+}
+
+/// An ICMPv6 error from inside: rebuilt as an ICMP error from the quoted
+/// host's stand-in (the packet 40 bytes shorter), then the NAT44 step.
+#[inline(always)]
+fn error(ctx: &TcContext, p: &mut TcPacket, cfg: &Nat64Config, ip6: &Ipv6) -> Result<i32, Counter> {
+    let h = icmpv6_error::prepare(p, ip6, cfg)?;
+    // 20 bytes less after the MAC header for each IP header.
+    ctx.change_proto(ETH_P_IP_BE, 0)
+        .map_err(|_| Counter::Nat64DropMalformed)?;
+    ctx.adjust_room(-20, BPF_ADJ_ROOM_MAC, 0)
+        .map_err(|_| Counter::Nat64DropMalformed)?;
+    p.store(ETH_TYPE_OFF, &ETH_P_IP_WIRE)
+        .ok_or(Counter::Nat64DropMalformed)?;
+    p.store(ETH_HLEN, &h.ip4)
+        .ok_or(Counter::Nat64DropMalformed)?;
+    p.store(ETH_HLEN + 20, &h.icmp4)
+        .ok_or(Counter::Nat64DropMalformed)?;
+    p.store(ETH_HLEN + 28, &h.quote4)
+        .ok_or(Counter::Nat64DropMalformed)?;
+    counters::bump(Counter::Nat64Out);
+    // SAFETY: a tail call with our own context; returns only on failure.
+    unsafe { NAT64_TC_PROGS.tail_call(ctx, NAT64_SLOT_OUT_NAT44) };
+    Err(Counter::Nat64DropNoRoute)
+}
+
+/// The NAT44 step (its own program, `xnat_nat64_out_nat44_tc`): the
+/// stand-in's IPv4 packet through static NAT or NAPT, then forwarded.
+#[inline(always)]
+pub fn nat44(ctx: &TcContext) -> i32 {
+    let mut p = TcPacket { ctx };
+    let v = match ipv4::outer_ipv4(&p) {
+        // Reached only by the tail call above, but checked all the same:
+        // nothing else may be translated as an IPv6 host's.
+        Some(ip) if is_stand_in(ip.src) => pipeline::nat64_egress(&mut p, &ip),
+        _ => return counters::drop_tc(Counter::Nat64DropMalformed),
+    };
+    match v {
+        Verdict::Translated => {}
+        Verdict::Drop => return TC_ACT_SHOT,
+        // NAPT off and no static mapping: nothing to translate the
+        // stand-in to.
+        Verdict::Pass => return counters::drop_tc(Counter::Nat64DropNoRoute),
+    }
+    match forward(ctx, &mut p) {
+        Ok(v) => v,
+        Err(reason) => counters::drop_tc(reason),
+    }
+}
+
+/// Sends the translated packet on with the FIB's route.
+#[inline(always)]
+fn forward(ctx: &TcContext, p: &mut TcPacket) -> Result<i32, Counter> {
+    let ip = ipv4::outer_ipv4(p).ok_or(Counter::Nat64DropMalformed)?;
+    // SAFETY: reading the program's own context.
+    let (ifindex, gso) = unsafe { ((*ctx.skb.skb).ifindex, (*ctx.skb.skb).gso_size) };
+    let mtu_len = if gso == 0 { ip.tot_len as u16 } else { 0 };
+    let route = route::lookup_packet(ctx, p, &ip, ifindex, mtu_len);
+    match route::send(p, &ip, &route) {
+        Some(v) => {
+            fastpath::mark_translated(ctx);
+            Ok(v as i32)
+        }
+        None => Err(Counter::Nat64DropNoRoute),
+    }
+}
+
+/// Which transport NAT64 translates, and what its header needs; refuses
+/// extension headers, fragments (for now), other protocols, ICMPv6 other
+/// than echo, and transport headers cut short.
+#[inline(always)]
+fn plan(p: &TcPacket, ip6: &Ipv6) -> Result<L4, Counter> {
+    let l4 = Ipv6::L4;
+    match ip6.next {
+        IPPROTO_TCP => {
+            if !ip6.has(l4, 20) {
+                return Err(Counter::Nat64DropMalformed);
+            }
+            Ok(L4::Ports {
+                csum_off: l4 + 16,
+                udp: false,
+            })
+        }
+        IPPROTO_UDP => {
+            if !ip6.has(l4, 8) {
+                return Err(Counter::Nat64DropMalformed);
+            }
+            // IPv6 UDP always has a checksum (RFC 8200 section 8.1).
+            let check: u16 = p.load(l4 + 6).ok_or(Counter::Nat64DropMalformed)?;
+            if check == 0 {
+                return Err(Counter::Nat64DropMalformed);
+            }
+            Ok(L4::Ports {
+                csum_off: l4 + 6,
+                udp: true,
+            })
+        }
+        IPPROTO_ICMPV6 => {
+            if !ip6.has(l4, 8) {
+                return Err(Counter::Nat64DropMalformed);
+            }
+            let ty: u8 = p.load(l4).ok_or(Counter::Nat64DropMalformed)?;
+            match ty {
+                ICMPV6_ECHO_REQUEST => Ok(L4::Echo { ty: ICMP_ECHO }),
+                ICMPV6_ECHO_REPLY => Ok(L4::Echo { ty: ICMP_ECHOREPLY }),
+                // An error quotes at least an IPv6 header.
+                t if icmpv6_error::is_error(t) && ip6.has(l4 + 8, 40) => Ok(L4::Error),
+                _ => Err(Counter::Nat64DropUnsupported),
+            }
+        }
+        _ => Err(Counter::Nat64DropUnsupported),
+    }
+}
+
+/// Whether the packet, 20 bytes shorter as IPv4, is still longer than the
+/// external interface's MTU (GSO packets: their segments).
+#[inline(always)]
+fn too_big(ctx: &TcContext) -> bool {
+    let ext = route::external_ifindex();
+    let mut mtu_len = 0u32;
+    // SAFETY: helper on our own skb with a stack slot for the MTU.
+    let rc = unsafe { bpf_check_mtu(ctx.skb.skb.cast(), ext, &mut mtu_len, -20, 0) };
+    rc == BPF_MTU_CHK_RET_FRAG_NEEDED as i64
+}
+
+/// A source NAT64 may give a stand-in: not unspecified, multicast or
+/// link-local (those never leave their link).
+#[inline(always)]
+fn unicast_source(src: &[u32; 4]) -> bool {
+    let [a, b, ..] = src[0].to_ne_bytes();
+    let unspecified = src[0] == 0 && src[1] == 0 && src[2] == 0 && src[3] == 0;
+    !(unspecified || a == 0xff || (a == 0xfe && b & 0xc0 == 0x80))
+}
