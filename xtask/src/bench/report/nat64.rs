@@ -92,7 +92,7 @@ pub(super) fn section(out: &mut String, n: Option<&Value>) {
         n["rounds"],
     );
     if let Some(e) = n["error"].as_str() {
-        let _ = writeln!(body, "Not measured: {}\n", one_line(e));
+        let _ = writeln!(body, "Not measured: {}", one_line(e));
     } else {
         table(&mut body, n);
     }
@@ -112,6 +112,9 @@ pub(super) fn section(out: &mut String, n: Option<&Value>) {
                 one_line(e.as_str().unwrap_or("?"))
             ));
         }
+    }
+    if !notes.is_empty() {
+        let _ = writeln!(body);
     }
     for note in notes {
         let _ = writeln!(body, "- {note}");
@@ -221,7 +224,6 @@ fn table(body: &mut String, n: &Value) {
             ratio_range(r, "tcp_down_bps")
         );
     }
-    let _ = writeln!(body);
 }
 
 /// The Method's paragraph on NAT64.
