@@ -41,8 +41,12 @@ pub const NAT64_SLOT_OUT_NAT44: u32 = 2;
 /// Index in `NAT64_TC_PROGS` of the IPv6 -> IPv4 translation of ICMPv6
 /// errors (tail-called by the IPv6 -> IPv4 program: its own stack frame).
 pub const NAT64_SLOT_OUT_ERROR: u32 = 3;
+/// Index in `NAT64_TC_PROGS` of the inbound step of hairpinning (an IPv6
+/// host to one of our public endpoints, after the NAT44 step): its own
+/// program, for the verifier's budget.
+pub const NAT64_SLOT_HAIRPIN: u32 = 4;
 /// Slots of the program arrays.
-pub const NAT64_SLOTS: u32 = 4;
+pub const NAT64_SLOTS: u32 = 8;
 
 /// IPv6 inside hosts with a stand-in at once.
 pub const NAT64_HOSTS_MAX: u32 = 65_536;

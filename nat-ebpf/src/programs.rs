@@ -75,6 +75,13 @@ pub fn xnat_nat64_out_error_tc(ctx: TcContext) -> i32 {
     nat64::outbound::process_error(&ctx)
 }
 
+/// NAT64 hairpinning's inbound step, tail-called by its NAT44 step.
+#[classifier]
+#[inline(always)]
+pub fn xnat_nat64_hairpin_tc(ctx: TcContext) -> i32 {
+    nat64::outbound::hairpin_in(&ctx)
+}
+
 /// Its NAT44 step, tail-called by `xnat_nat64_out_tc`.
 #[classifier]
 #[inline(always)]

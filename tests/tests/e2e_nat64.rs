@@ -25,6 +25,7 @@ tc_only!(network_specific_prefix, "nsp");
 both_modes!(static_nat64_both_ways, "stat");
 both_modes!(udp_fragments_both_ways, "frag");
 both_modes!(udp_without_checksum_from_ipv4, "nock");
+tc_only!(hairpin_between_ipv6_hosts, "hair");
 
 /// `ping` from `ns`: (succeeded, its output).
 fn ping(ns: &Netns, args: &[&str]) -> (bool, String) {
@@ -375,4 +376,55 @@ fn udp_without_checksum_from_ipv4(tag: &str, mode: Ingress) {
         assert!(ok, "no {len}-byte datagram without checksum arrived");
     }
     assert_eq!(t.agent.xnat().counter("nat64_drop_malformed"), 0);
+}
+
+/// Two IPv6 hosts through the pool (RFC 6146 3.8, RFC 4787 REQ-9): B's
+/// binding made by a datagram to the server, A sends to B's public
+/// endpoint under the prefix; B sees A's public endpoint under the prefix,
+/// and the answer goes back the same way.
+fn hairpin_between_ipv6_hosts(tag: &str, mode: Ingress) {
+    let t = Nat64Topo::with_args(
+        tag,
+        mode,
+        "64:ff9b::/96",
+        &["--filtering", "endpoint-independent"],
+    );
+    let (c6, srv) = (t.ns("c6"), t.ns("srv"));
+    let host_b: Ipv6Addr = "2001:db8:64::3".parse().unwrap();
+    c6.ip(&["addr", "add", "2001:db8:64::3/64", "dev", "eth0", "nodad"]);
+    let (b_public, _) = udp_exchange(
+        c6,
+        srv,
+        sa6(host_b, 9400),
+        sa4(SRV, 9000),
+        sa6(t.synth(SRV), 9000),
+    );
+    assert_eq!(b_public, sa4(POOL, 9400), "B's binding, its port kept");
+
+    let b = c6
+        .in_ns(|| std::net::UdpSocket::bind(sa6(host_b, 9400)))
+        .unwrap();
+    let a = c6
+        .in_ns(|| std::net::UdpSocket::bind(sa6(CLIENT6, 9401)))
+        .unwrap();
+    let b_via_pool = sa6(t.synth(POOL), 9400);
+    let mut buf = [0u8; 64];
+    let mut seen = None;
+    for _ in 0..5 {
+        a.send_to(b"to B", b_via_pool).unwrap();
+        if let Some((n, from)) =
+            xnat_tests::traffic::recv_within(&b, &mut buf, Duration::from_millis(800))
+        {
+            assert_eq!(&buf[..n], b"to B");
+            seen = Some(from);
+            break;
+        }
+    }
+    let from = seen.expect("A's datagram never reached B through the pool");
+    assert_eq!(from, sa6(t.synth(POOL), 9401), "B sees A's public endpoint");
+    b.send_to(b"to A", from).unwrap();
+    let (n, back) = xnat_tests::traffic::recv_within(&a, &mut buf, Duration::from_secs(3))
+        .expect("B's answer never reached A");
+    assert_eq!((&buf[..n], back), (&b"to A"[..], b_via_pool));
+    assert!(t.agent.xnat().counter("hairpin_translated") >= 2);
 }

@@ -18,17 +18,17 @@ use aya_ebpf::{
 use nat_common::{
     Counter,
     nat64::{
-        NAT64_SLOT_OUT_ERROR, NAT64_SLOT_OUT_NAT44, NAT64_WKP, Nat64Config, is_non_global,
-        is_stand_in,
+        NAT64_SLOT_HAIRPIN, NAT64_SLOT_OUT_ERROR, NAT64_SLOT_OUT_NAT44, NAT64_WKP, Nat64Config,
+        is_non_global, is_stand_in,
     },
 };
 
 use crate::{
     clock, counters,
-    forward::{fastpath, route},
+    forward::{fastpath, hairpin, route},
     maps::NAT64_TC_PROGS,
     nat64::{
-        config,
+        self, config,
         header::{
             self, ICMP_ECHO, ICMP_ECHOREPLY, ICMPV6_ECHO_REPLY, ICMPV6_ECHO_REQUEST, as_field,
             csum_swap, icmpv6_pseudo_rest, sum4, sum6,
@@ -43,7 +43,7 @@ use crate::{
         ipv6::{self, IPPROTO_ICMPV6, Ipv6, NEXTHDR_FRAGMENT, bytes_of},
     },
     translate::pipeline,
-    verdict::Verdict,
+    verdict::{Direction, Verdict},
 };
 
 /// ETH_P_IP for bpf_skb_change_proto (network order).
@@ -282,6 +282,41 @@ pub fn nat44(ctx: &TcContext) -> i32 {
         // NAPT off and no static mapping: nothing to translate the
         // stand-in to.
         Verdict::Pass => return counters::drop_tc(Counter::Nat64DropNoRoute),
+    }
+    // The destination is as it was: still one of our public endpoints if
+    // it was one. (Asked after NAT44, not before: the answer would double
+    // the verifier's walk of NAT44.)
+    let hairpin = ipv4::outer_ipv4(&p).is_some_and(|ip| hairpin::targets_us(&p, &ip));
+    if hairpin {
+        // To one of our public endpoints (RFC 6146 3.8): the inbound step
+        // next, a program of its own.
+        // SAFETY: a tail call with our own context; returns only on failure.
+        unsafe { NAT64_TC_PROGS.tail_call(ctx, NAT64_SLOT_HAIRPIN) };
+        return counters::drop_tc(Counter::Nat64DropNoRoute);
+    }
+    match forward(ctx, &mut p) {
+        Ok(v) => v,
+        Err(reason) => counters::drop_tc(reason),
+    }
+}
+
+/// Hairpinning's inbound step (`xnat_nat64_hairpin_tc`): the packet NAT44
+/// just translated out, to one of our public endpoints, translated in as
+/// if it had come from outside (filtering applies); to another IPv6 host
+/// it goes on as IPv6 (the IPv4 -> IPv6 program, then the stack), to an
+/// IPv4 host by the FIB.
+#[inline(always)]
+pub fn hairpin_in(ctx: &TcContext) -> i32 {
+    let mut p = TcPacket { ctx };
+    if pipeline::process(&mut p, Direction::Ingress) != Verdict::Translated {
+        // Dropped (filtered, ...), or nothing claimed it after all: a
+        // packet from our own public address cannot go to the stack.
+        return TC_ACT_SHOT;
+    }
+    counters::bump(Counter::HairpinTranslated);
+    if nat64::for_stand_in(&p) {
+        nat64::tail_call_in_tc(ctx);
+        return counters::drop_tc(Counter::Nat64DropNoHost);
     }
     match forward(ctx, &mut p) {
         Ok(v) => v,
