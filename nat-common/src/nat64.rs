@@ -85,6 +85,10 @@ pub struct Nat64Config {
     pub _pad: u8,
     /// Prefix bytes to compare (prefix_len / 8).
     pub prefix_bytes: u32,
+    /// The smallest MTU of the inside interfaces (0: unknown): an IPv4
+    /// packet that would not fit once translated is answered (DF set,
+    /// Fragmentation Needed) or dropped.
+    pub inside_mtu: u32,
 }
 
 impl Nat64Config {
@@ -113,6 +117,7 @@ impl Nat64Config {
             flags,
             _pad: 0,
             prefix_bytes: bytes as u32,
+            inside_mtu: 0,
         })
     }
 

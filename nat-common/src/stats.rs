@@ -111,10 +111,17 @@ pub enum Counter {
     /// IPv6 packets translated to IPv4 that the gateway has no route to
     /// forward (unreachable, one of its own addresses): dropped.
     Nat64DropNoRoute = 41,
+    /// IPv4 packets with DF set too big for the inside link once
+    /// translated, answered with ICMP Fragmentation Needed (the inside MTU
+    /// less 20).
+    Nat64FragNeededSent = 42,
+    /// IPv4 packets without DF (or fragments) too big for the inside link
+    /// once translated: dropped (not split into IPv6 fragments).
+    Nat64DropTooBig = 43,
 }
 
 /// Number of counters; the size of the `STATS` array.
-pub const COUNTER_COUNT: u32 = 42;
+pub const COUNTER_COUNT: u32 = 44;
 
 impl Counter {
     /// All counters in index order.
@@ -161,6 +168,8 @@ impl Counter {
         Counter::Nat64DropHostsFull,
         Counter::Nat64DropNoHost,
         Counter::Nat64DropNoRoute,
+        Counter::Nat64FragNeededSent,
+        Counter::Nat64DropTooBig,
     ];
 
     /// Stable snake_case name used by `xnat stats` and its JSON.
@@ -208,6 +217,8 @@ impl Counter {
             Counter::Nat64DropHostsFull => "nat64_drop_hosts_full",
             Counter::Nat64DropNoHost => "nat64_drop_no_host",
             Counter::Nat64DropNoRoute => "nat64_drop_no_route",
+            Counter::Nat64FragNeededSent => "nat64_frag_needed_sent",
+            Counter::Nat64DropTooBig => "nat64_drop_too_big",
         }
     }
 }

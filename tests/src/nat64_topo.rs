@@ -81,7 +81,20 @@ impl Nat64Topo {
     /// The same with more flags. A `--nat64-map`'s public address is added
     /// to EXT, so that the router's ARP finds the gateway.
     pub fn with_args(tag: &str, mode: Ingress, prefix: &str, more: &[&str]) -> Nat64Topo {
+        Nat64Topo::with_setup(tag, mode, prefix, more, |_| {})
+    }
+
+    /// The same, with `setup` run on the namespaces before the attach
+    /// (`EXT` in `more` stands for the external interface).
+    pub fn with_setup(
+        tag: &str,
+        mode: Ingress,
+        prefix: &str,
+        more: &[&str],
+        setup: impl FnOnce(&Net),
+    ) -> Nat64Topo {
         let net = Net::build("n64", "x64", tag, mode, SPEC);
+        setup(&net);
         let gw = net.ns("gw");
         gw.ip(&["-6", "route", "add", prefix, "dev", &net.ext]);
         for pair in more.windows(2).filter(|w| w[0] == "--nat64-map") {
@@ -89,7 +102,11 @@ impl Nat64Topo {
             gw.ip(&["addr", "add", &format!("{public}/32"), "dev", &net.ext]);
         }
         let mut args = vec!["--masquerade", "--inside", "in0", "--nat64", prefix];
-        args.extend_from_slice(more);
+        // `EXT` among the flags stands for the external interface's name.
+        args.extend(
+            more.iter()
+                .map(|a| if *a == "EXT" { net.ext.as_str() } else { a }),
+        );
         let agent = Agent::attach(gw, &net.ext, mode, &args);
         let (addr, len) = prefix.split_once('/').expect("ADDR/LEN");
         let addr: Ipv6Addr = addr.parse().expect("an IPv6 prefix");

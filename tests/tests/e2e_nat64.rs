@@ -9,6 +9,7 @@
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
+use xnat_tests::fastpath_topo::NoopXdp;
 use xnat_tests::nat64_topo::{
     CLIENT6, GW6, Nat64Topo, POOL, RTR_EXT, RTR_SRV, SRV, tcp_transfer, udp_exchange, v4_of,
     well_known,
@@ -26,6 +27,7 @@ both_modes!(static_nat64_both_ways, "stat");
 both_modes!(udp_fragments_both_ways, "frag");
 both_modes!(udp_without_checksum_from_ipv4, "nock");
 tc_only!(hairpin_between_ipv6_hosts, "hair");
+both_modes!(path_mtu_toward_the_ipv6_host, "pmtu");
 
 /// `ping` from `ns`: (succeeded, its output).
 fn ping(ns: &Netns, args: &[&str]) -> (bool, String) {
@@ -427,4 +429,82 @@ fn hairpin_between_ipv6_hosts(tag: &str, mode: Ingress) {
         .expect("B's answer never reached A");
     assert_eq!((&buf[..n], back), (&b"to A"[..], b_via_pool));
     assert!(t.agent.xnat().counter("hairpin_translated") >= 2);
+}
+
+/// The other way: the inside link's MTU is 1280 (read at attach); an IPv4
+/// datagram with DF that would not fit it once
+/// translated is answered with Fragmentation Needed for 1260, so the
+/// server's stack learns the path MTU, and a datagram of that size
+/// arrives.
+fn path_mtu_toward_the_ipv6_host(tag: &str, mode: Ingress) {
+    use std::os::fd::AsRawFd as _;
+    // In XDP the answer goes back with XDP_TX: on a veth only if the peer
+    // runs XDP too (README, "Fast path": --xdp-redirect).
+    let mut noop = None;
+    let xdp_tx: &[&str] = match mode {
+        Ingress::Xdp => &["--xdp-redirect", "EXT"],
+        Ingress::Tc => &[],
+    };
+    let t = Nat64Topo::with_setup(tag, mode, "64:ff9b::/96", xdp_tx, |net| {
+        net.ns("c6").ip(&["link", "set", "eth0", "mtu", "1280"]);
+        net.ns("gw").ip(&["link", "set", "in0", "mtu", "1280"]);
+        if mode == Ingress::Xdp {
+            noop = Some(NoopXdp::attach(net.ns("rtr"), "eth0"));
+        }
+    });
+    let _keep_attached = noop;
+    let (c6, srv) = (t.ns("c6"), t.ns("srv"));
+
+    let s = srv
+        .in_ns(|| std::net::UdpSocket::bind(sa4(SRV, 9500)))
+        .unwrap();
+    let do_pmtu: libc::c_int = libc::IP_PMTUDISC_DO;
+    // SAFETY: setsockopt on our own socket with an int option.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            (&do_pmtu as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "IP_MTU_DISCOVER");
+    let c = c6
+        .in_ns(|| std::net::UdpSocket::bind(sa6(CLIENT6, 40_005)))
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let mut from = None;
+    for _ in 0..5 {
+        c.send_to(b"hi", sa6(t.synth(SRV), 9500)).unwrap();
+        if let Some((_, f)) =
+            xnat_tests::traffic::recv_within(&s, &mut buf, Duration::from_millis(800))
+        {
+            from = Some(f);
+            break;
+        }
+    }
+    let host = from.expect("the host's datagram never reached the server");
+    // Too big for the inside link once 20 bytes longer: the answer makes
+    // the server's next send of that size fail with EMSGSIZE.
+    // (1328 bytes of IPv4: fits the server's 1400 link, not 1280 once IPv6.)
+    let big = vec![7u8; 1300];
+    let mut learnt = false;
+    for _ in 0..20 {
+        match s.send_to(&big, host) {
+            Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => {
+                learnt = true;
+                break;
+            }
+            Err(e) => panic!("send: {e}"),
+            Ok(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+    assert!(learnt, "the server never learnt the path MTU");
+    assert!(t.agent.xnat().counter("nat64_frag_needed_sent") >= 1);
+    let fits = vec![9u8; 1260 - 28];
+    s.send_to(&fits, host).unwrap();
+    let (n, _) = xnat_tests::traffic::recv_within(&c, &mut buf, Duration::from_secs(3))
+        .expect("a datagram of the learnt size never arrived");
+    assert_eq!(&buf[..n], &fits[..]);
 }

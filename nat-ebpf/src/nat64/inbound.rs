@@ -5,7 +5,9 @@
 //! inside.
 use aya_ebpf::{
     bindings::{TC_ACT_OK, TC_ACT_SHOT, bpf_adj_room_mode::BPF_ADJ_ROOM_MAC, xdp_action},
-    helpers::generated::bpf_xdp_adjust_head,
+    helpers::generated::{
+        bpf_redirect, bpf_skb_change_tail, bpf_xdp_adjust_head, bpf_xdp_adjust_tail,
+    },
     programs::{TcContext, XdpContext},
 };
 use nat_common::{
@@ -16,14 +18,14 @@ use nat_common::{
 
 use crate::{
     counters,
-    maps::NAT64_IDS,
+    maps::{NAT64_IDS, XDP_TARGETS},
     nat64::{
         config,
         header::{
             self, ICMP_ECHO, ICMP_ECHOREPLY, ICMPV6_ECHO_REPLY, ICMPV6_ECHO_REQUEST, as_field,
             csum_swap, icmpv6_pseudo_rest, sum4, sum6,
         },
-        icmp_error,
+        icmp_error, too_big,
     },
     packet::{Packet, TcPacket, XdpPacket},
     parse::{
@@ -78,6 +80,24 @@ impl Translated {
 #[inline(always)]
 pub fn process_tc(ctx: &TcContext) -> i32 {
     let mut p = TcPacket { ctx };
+    // SAFETY: reading the program's own context.
+    let (gso, ifindex) = unsafe { ((*ctx.skb.skb).gso_size != 0, (*ctx.skb.skb).ifindex) };
+    match oversize(&p, gso) {
+        Ok(None) => {}
+        Ok(Some(a)) => {
+            // The answer in place of the packet, back out where it came in.
+            let len = ETH_HLEN + too_big::ANSWER_LEN;
+            // SAFETY: helper on our own skb.
+            let cut = unsafe { bpf_skb_change_tail(ctx.skb.skb, len, 0) } == 0;
+            if !cut || answer(&mut p, &a).is_none() {
+                return counters::drop_tc(Counter::Nat64DropMalformed);
+            }
+            counters::bump(Counter::Nat64FragNeededSent);
+            // SAFETY: helper call.
+            return unsafe { bpf_redirect(ifindex, 0) } as i32;
+        }
+        Err(reason) => return counters::drop_tc(reason),
+    }
     let t = match prepare(&mut p) {
         Ok(Some(t)) => t,
         Ok(None) => return TC_ACT_OK,
@@ -102,6 +122,38 @@ pub fn process_tc(ctx: &TcContext) -> i32 {
 
 #[inline(always)]
 pub fn process_xdp(ctx: &XdpContext) -> u32 {
+    let p = XdpPacket::new(ctx);
+    match oversize(&p, false) {
+        Ok(None) => {}
+        // XDP_TX needs a device that takes XDP frames back (a veth only if
+        // its peer runs XDP: `--xdp-redirect`); elsewhere the packet is
+        // dropped unanswered.
+        // SAFETY: reading our own context.
+        Ok(Some(_))
+            if XDP_TARGETS
+                .get(unsafe { (*ctx.ctx).ingress_ifindex })
+                .is_none() =>
+        {
+            counters::bump(Counter::Nat64DropTooBig);
+            return xdp_action::XDP_DROP;
+        }
+        Ok(Some(a)) => {
+            let shrink = (ETH_HLEN + too_big::ANSWER_LEN) as i32 - p.len() as i32;
+            // SAFETY: helper on our own frame; the old bounds are not used after.
+            if unsafe { bpf_xdp_adjust_tail(ctx.ctx, shrink) } != 0
+                || answer(&mut XdpPacket::new(ctx), &a).is_none()
+            {
+                counters::bump(Counter::Nat64DropMalformed);
+                return xdp_action::XDP_DROP;
+            }
+            counters::bump(Counter::Nat64FragNeededSent);
+            return xdp_action::XDP_TX;
+        }
+        Err(reason) => {
+            counters::bump(reason);
+            return xdp_action::XDP_DROP;
+        }
+    }
     let t = match prepare(&mut XdpPacket::new(ctx)) {
         Ok(Some(t)) => t,
         Ok(None) => return xdp_action::XDP_PASS,
@@ -124,6 +176,34 @@ pub fn process_xdp(ctx: &XdpContext) -> u32 {
         return xdp_action::XDP_DROP;
     }
     xdp_action::XDP_PASS
+}
+
+/// Whether the packet (NAT44 translated it to a stand-in) is too big for
+/// the inside link once translated (too_big.rs).
+#[inline(always)]
+fn oversize<P: Packet>(p: &P, gso: bool) -> Result<Option<too_big::Answer>, Counter> {
+    let Some(ip) = ipv4::outer_ipv4(p) else {
+        return Ok(None);
+    };
+    let Some(cfg) = config() else {
+        return Ok(None);
+    };
+    if !is_stand_in(ip.dst) {
+        return Ok(None);
+    }
+    too_big::check(p, &ip, cfg, gso)
+}
+
+/// Writes the Fragmentation Needed answer over the (cut) packet: MACs
+/// swapped, then its 56 bytes.
+#[inline(always)]
+fn answer<P: Packet>(p: &mut P, a: &too_big::Answer) -> Option<()> {
+    let [dst, src]: [[u8; 6]; 2] = p.load(0)?;
+    p.store(0, &[src, dst])?;
+    p.store(ETH_HLEN, &a.ip)?;
+    p.store(ETH_HLEN + 20, &a.icmp)?;
+    p.store(ETH_HLEN + 28, &a.quote)?;
+    p.store(ETH_HLEN + 48, &a.quote_l4)
 }
 
 /// Writes the Ethernet type and the new headers into the grown packet.

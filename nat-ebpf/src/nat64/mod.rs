@@ -17,6 +17,8 @@ pub mod icmpv6_error;
 pub mod inbound;
 /// IPv6 -> IPv4 (inside ingress, before NAT44).
 pub mod outbound;
+/// IPv4 packets too big for the inside link: Fragmentation Needed.
+pub mod too_big;
 
 use aya_ebpf::programs::{TcContext, XdpContext};
 use nat_common::nat64::{NAT64_SLOT_IN, NAT64_SLOT_OUT, Nat64Config, is_stand_in};

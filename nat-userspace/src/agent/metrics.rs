@@ -194,6 +194,9 @@ fn help(metric: &str) -> &'static str {
             "Packets NAT64 translated, by direction (out: IPv6 to IPv4, in: IPv4 to IPv6)"
         }
         "nat64_drops" => "Packets NAT64 dropped, by reason",
+        "nat64_frag_needed_sent" => {
+            "IPv4 packets too big for the inside link once translated, answered with Fragmentation Needed"
+        }
         _ => "Data-plane counter",
     }
 }

@@ -117,6 +117,40 @@ pub fn hwaddr(name: &str) -> anyhow::Result<[u8; 6]> {
     Ok(mac)
 }
 
+/// The MTU of interface `name` (SIOCGIFMTU: the caller's network
+/// namespace, unlike /sys/class/net under `nsenter --net`).
+pub fn mtu(name: &str) -> anyhow::Result<u32> {
+    #[repr(C)]
+    struct IfreqMtu {
+        name: [u8; libc::IFNAMSIZ],
+        mtu: libc::c_int,
+        pad: [u8; 20],
+    }
+    let sock = ioctl_socket()?;
+    let mut req = IfreqMtu {
+        name: [0; libc::IFNAMSIZ],
+        mtu: 0,
+        pad: [0; 20],
+    };
+    let n = name.len().min(libc::IFNAMSIZ - 1);
+    req.name[..n].copy_from_slice(&name.as_bytes()[..n]);
+    // SAFETY: SIOCGIFMTU with a valid, full-size ifreq.
+    let rc = unsafe {
+        libc::ioctl(
+            std::os::fd::AsRawFd::as_raw_fd(&sock),
+            libc::SIOCGIFMTU,
+            &mut req,
+        )
+    };
+    if rc != 0 {
+        bail!(
+            "{name}: cannot read its MTU: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok(req.mtu as u32)
+}
+
 /// SIOCGIFHWADDR on interface `name`.
 fn ifreq_hwaddr(name: &str) -> std::io::Result<IfreqHwaddr> {
     let sock = ioctl_socket()?;

@@ -178,8 +178,8 @@ pub enum NaptChange {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Nat64Change {
-    /// NAT64 on with this prefix.
-    Set(Nat64Prefix),
+    /// NAT64 on with this prefix, and the inside interfaces' smallest MTU.
+    Set(Nat64Prefix, u32),
     /// NAT64 off.
     Off,
 }
@@ -233,7 +233,7 @@ impl Plan {
             None => {}
         }
         match self.nat64 {
-            Some(Nat64Change::Set(p)) => parts.push(format!("NAT64 prefix {p}")),
+            Some(Nat64Change::Set(p, _)) => parts.push(format!("NAT64 prefix {p}")),
             Some(Nat64Change::Off) => parts.push("NAT64 switched off".to_string()),
             None => {}
         }
@@ -383,8 +383,17 @@ pub fn plan(live: &Live, want: &Settings) -> anyhow::Result<Plan> {
 /// change of timeouts.
 fn plan_nat64(live: &Live, want: &Settings, plan: &mut Plan) {
     let wanted = want.nat64.as_ref().map(|n| n.prefix);
-    if Nat64Prefix::of(&live.nat64) != wanted {
-        plan.nat64 = Some(wanted.map_or(Nat64Change::Off, Nat64Change::Set));
+    // The inside links' smallest MTU, as the data plane answers packets
+    // too big for them (0 if one cannot be read: no answer then).
+    let mtu = want
+        .inside
+        .iter()
+        .map(|i| crate::loader::netdev::mtu(i).unwrap_or(0))
+        .min()
+        .unwrap_or(0);
+    if Nat64Prefix::of(&live.nat64) != wanted || (wanted.is_some() && live.nat64.inside_mtu != mtu)
+    {
+        plan.nat64 = Some(wanted.map_or(Nat64Change::Off, |p| Nat64Change::Set(p, mtu)));
     }
     let maps = want.nat64.as_ref().map_or(&[][..], |n| &n.maps[..]);
     plan.nat64_maps_removed = live
@@ -490,8 +499,14 @@ pub fn apply(dir: &Path, live: &Live, plan: &Plan) -> anyhow::Result<()> {
     for (inside, public) in &plan.nat64_maps_added {
         nat64_static.add(*inside, *public)?;
     }
-    if let Some(Nat64Change::Set(p)) = plan.nat64 {
-        write_nat64(dir, p.config())?;
+    if let Some(Nat64Change::Set(p, mtu)) = plan.nat64 {
+        write_nat64(
+            dir,
+            Nat64Config {
+                inside_mtu: mtu,
+                ..p.config()
+            },
+        )?;
     }
     if let Some(on) = plan.fast_path {
         let mut flag = Tables::at(dir).fast_path()?;
@@ -897,7 +912,10 @@ mod tests {
             &with_nat64("64:ff9b::/96", &[("2001:db8::10", "203.0.113.10")]),
         )
         .unwrap();
-        assert_eq!(p.nat64, Some(Nat64Change::Set(Nat64Prefix::WELL_KNOWN)));
+        assert!(matches!(
+            p.nat64,
+            Some(Nat64Change::Set(Nat64Prefix::WELL_KNOWN, _))
+        ));
         assert_eq!(
             p.nat64_maps_added,
             vec![(v6("2001:db8::10"), a("203.0.113.10"))]
@@ -923,7 +941,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             p.nat64,
-            Some(Nat64Change::Set("2001:db8:64::/96".parse().unwrap()))
+            Some(Nat64Change::Set("2001:db8:64::/96".parse().unwrap(), 0))
         );
         assert!(p.nat64_maps_added.is_empty() && p.nat64_maps_removed.is_empty());
     }

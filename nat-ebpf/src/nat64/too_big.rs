@@ -1,0 +1,130 @@
+//! IPv4 packets for an IPv6 host that would not fit the inside link once
+//! translated (20 bytes longer, a fragment 28). With DF set the sender is
+//! told, as a router on its path would tell it: ICMP Fragmentation Needed
+//! with the inside MTU less 20, from the public address it sent to,
+//! quoting its header as it sent it — built in place of the packet and
+//! sent back out of the interface it came in on. Without DF, RFC 7915 4.1
+//! would split it into IPv6 fragments; xnat drops it (counted).
+use nat_common::{
+    Counter, EndpointKey,
+    csum::{add32, fold},
+    nat64::Nat64Config,
+};
+
+use crate::{
+    maps::NAPT_OUT,
+    nat64::header,
+    packet::Packet,
+    parse::ipv4::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4},
+    translate::static_nat,
+};
+
+/// Length of the answer after the Ethernet header: IPv4 header, ICMP
+/// header, the quoted IPv4 header and 8 bytes of its transport header.
+pub const ANSWER_LEN: u32 = 56;
+
+/// The answer's bytes after the Ethernet header.
+pub struct Answer {
+    pub ip: [u32; 5],
+    pub icmp: [u32; 2],
+    pub quote: [u32; 5],
+    pub quote_l4: [u32; 2],
+}
+
+/// `Ok(None)`: the packet fits (or cannot be judged: no inside MTU known,
+/// a GSO packet the stack segments); `Ok(Some)`: answer with this;
+/// `Err`: drop it. `ip` is the packet as NAT44 left it (to the stand-in).
+#[inline(always)]
+pub fn check<P: Packet>(
+    p: &P,
+    ip: &Ipv4,
+    cfg: &Nat64Config,
+    gso: bool,
+) -> Result<Option<Answer>, Counter> {
+    let mtu = cfg.inside_mtu;
+    let growth = if ip.later_fragment || ip.more_fragments {
+        28
+    } else {
+        20
+    };
+    if mtu == 0 || gso || ip.tot_len + growth <= mtu {
+        return Ok(None);
+    }
+    let flags: u16 = p.load(ip.off + 6).ok_or(Counter::Nat64DropMalformed)?;
+    if flags & 0x4000u16.to_be() == 0 || ip.later_fragment || ip.hlen != 20 {
+        return Err(Counter::Nat64DropTooBig);
+    }
+    let l4: [u32; 2] = p.load(ip.l4()).ok_or(Counter::Nat64DropMalformed)?;
+    // Where the translated port sits (the ICMP identifier for an echo),
+    // and the public endpoint the sender used.
+    let (port_word, port_half) = match ip.proto {
+        IPPROTO_TCP | IPPROTO_UDP => (0, 1),
+        IPPROTO_ICMP => {
+            let [ty, ..] = l4[0].to_ne_bytes();
+            if ty != 0 && ty != 8 {
+                // Never an error about an error.
+                return Err(Counter::Nat64DropTooBig);
+            }
+            (1, 0)
+        }
+        _ => return Err(Counter::Nat64DropTooBig),
+    };
+    let halves = |w: u32| {
+        let [a, b, c, d] = w.to_ne_bytes();
+        [u16::from_ne_bytes([a, b]), u16::from_ne_bytes([c, d])]
+    };
+    let inside_port = halves(l4[port_word])[port_half];
+    let (public, public_port) = match static_nat::lookup_out(ip.dst) {
+        Some(a) => (a, inside_port),
+        None => {
+            let key = EndpointKey {
+                addr: ip.dst,
+                port: inside_port,
+                proto: ip.proto,
+                _pad: 0,
+            };
+            // SAFETY: plain copy out of the map.
+            let m = unsafe { NAPT_OUT.get(key) }.ok_or(Counter::Nat64DropTooBig)?;
+            // (Ports are kept as they lie in the packet.)
+            (m.addr, m.port)
+        }
+    };
+    let mut hs = halves(l4[port_word]);
+    hs[port_half] = public_port;
+    let [a, b] = hs[0].to_ne_bytes();
+    let [c, d] = hs[1].to_ne_bytes();
+    let mut quote_l4 = l4;
+    quote_l4[port_word] = u32::from_ne_bytes([a, b, c, d]);
+
+    // The sender's header as it sent it: to the public address.
+    let mut quote: [u32; 5] = p.load(ip.off).ok_or(Counter::Nat64DropMalformed)?;
+    quote[4] = public;
+    let [t, pr, _, _] = quote[2].to_ne_bytes();
+    quote[2] = u32::from_ne_bytes([t, pr, 0, 0]);
+    let mut qsum = 0;
+    let mut i = 0;
+    while i < 5 {
+        qsum = add32(qsum, quote[i]);
+        i += 1;
+    }
+    let [c0, c1] = (!fold(qsum)).to_ne_bytes();
+    quote[2] = u32::from_ne_bytes([t, pr, c0, c1]);
+
+    let next_mtu = (mtu - 20) as u16;
+    let [m0, m1] = next_mtu.to_be_bytes();
+    let rest = u32::from_ne_bytes([0, 0, m0, m1]);
+    let mut sum = add32(add32(0, u16::from_ne_bytes([3, 4]) as u32), rest);
+    let mut j = 0;
+    while j < 5 {
+        sum = add32(sum, quote[j]);
+        j += 1;
+    }
+    sum = add32(add32(sum, quote_l4[0]), quote_l4[1]);
+    let [k0, k1] = (!fold(sum)).to_ne_bytes();
+    Ok(Some(Answer {
+        ip: header::ipv4_header(0, ANSWER_LEN, 0, 64, IPPROTO_ICMP, public, ip.src),
+        icmp: [u32::from_ne_bytes([3, 4, k0, k1]), rest],
+        quote,
+        quote_l4,
+    }))
+}
