@@ -48,7 +48,7 @@ use xnat_tests::bpf::{
 };
 use xnat_tests::frame::{
     ETH_HLEN, IP_DF, Icmp, L4, L6, Packet, Packet6, Tcp, Udp, assert_frame_eq, check_ip_checksums,
-    hex_dump, icmp, icmpv6, proto, tcp_flags,
+    hex_dump, icmp, icmpv6, l6_checksum, proto, tcp_flags,
 };
 use xnat_tests::napt_maps::{Endpoint, be, clock_window, dataplane_now_ns, default_config, ip};
 use xnat_tests::netns::Netns;
@@ -58,6 +58,8 @@ const H6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x10);
 const H6B: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x11);
 /// A server on the IPv4 internet.
 const R: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
+/// A router on the IPv4 side that sends ICMP errors.
+const ROUTER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 254);
 /// The NAPT pool.
 const POOL: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
 
@@ -399,6 +401,9 @@ enum Want<'a> {
     Out(&'a Packet),
     /// To the stack with exactly these bytes.
     Pass(&'a [u8]),
+    /// To the stack with exactly the bytes this makes of the output (for
+    /// what a known bug makes unpredictable: [`known_bug_quoted_tclass`]).
+    PassFrom(&'a dyn Fn(&[u8]) -> Vec<u8>),
     /// To the stack, unchanged.
     Untouched,
     /// Dropped.
@@ -446,7 +451,7 @@ fn check(
     };
     let want_verdict = match want {
         Want::Out(_) => TC_ACT_REDIRECT,
-        Want::Pass(_) | Want::Untouched => prog.pass(),
+        Want::Pass(_) | Want::PassFrom(_) | Want::Untouched => prog.pass(),
         Want::Drop => prog.drop(),
     };
     assert_eq!(
@@ -461,6 +466,7 @@ fn check(
     let expected = match want {
         Want::Out(p) => Some(to_router(df_and_id(p.clone(), &out.data).frame())),
         Want::Pass(e) => Some(e.to_vec()),
+        Want::PassFrom(f) => Some(f(&out.data)),
         Want::Untouched => Some(input.to_vec()),
         Want::Drop => None,
     };
@@ -535,6 +541,16 @@ fn in_known(bytes4: u64) -> Deltas {
     vec![
         (Counter::IngressTranslated, 1),
         (Counter::IngressBytes, bytes4),
+        (Counter::Nat64In, 1),
+    ]
+}
+
+/// An ICMP error about a NAT64 flow translated to ICMPv6.
+fn in_error(bytes4: u64) -> Deltas {
+    vec![
+        (Counter::IngressTranslated, 1),
+        (Counter::IngressBytes, bytes4),
+        (Counter::IcmpErrorsTranslated, 1),
         (Counter::Nat64In, 1),
     ]
 }
@@ -1667,5 +1683,340 @@ fn inbound_refused_packets_are_dropped_and_counted() {
             Want::Drop,
             &with(&answer, Counter::Nat64DropNoHost),
         );
+    }
+}
+
+// ================================================================ ICMP errors, IPv4 -> IPv6
+
+/// The IPv4 datagram of `flow` as it left through `public`, as a router
+/// quotes it: TTL `ttl`, TOS `tos`.
+fn sent4(flow: &Flow, public: Endpoint, ttl: u8, tos: u8) -> Packet {
+    let mut p = flow.out4(public, ttl).with_id(0x5151);
+    p.ip.tos = tos;
+    p.ip.flags = 0;
+    p
+}
+
+/// The IPv6 packet the host sent, as the translated error must quote it:
+/// hop limit and traffic class from the quoted TTL and TOS.
+fn sent6(flow: &Flow, ttl: u8, tos: u8) -> Packet6 {
+    flow.out6(w(flow.server))
+        .with_hop_limit(ttl)
+        .with_traffic_class(tos)
+}
+
+/// An ICMP error's type, code and 4 bytes after the checksum.
+type IcmpHead = (u8, u8, [u8; 4]);
+
+fn mtu_field(mtu: u16) -> [u8; 4] {
+    let [a, b] = mtu.to_be_bytes();
+    [0, 0, a, b]
+}
+
+/// ICMP errors and their ICMPv6 twins (RFC 7915 section 4.2).
+fn error_translations() -> Vec<(String, IcmpHead, IcmpHead)> {
+    let mut v: Vec<(String, IcmpHead, IcmpHead)> = vec![
+        (
+            "time exceeded in transit".into(),
+            (11, 0, [0; 4]),
+            (3, 0, [0; 4]),
+        ),
+        (
+            "reassembly time exceeded".into(),
+            (11, 1, [0; 4]),
+            (3, 1, [0; 4]),
+        ),
+        ("port unreachable".into(), (3, 3, [0; 4]), (1, 4, [0; 4])),
+        (
+            "protocol unreachable".into(),
+            (3, 2, [0; 4]),
+            (
+                icmpv6::PARAM_PROBLEM,
+                icmpv6::UNKNOWN_NEXT_HEADER,
+                [0, 0, 0, 6],
+            ),
+        ),
+    ];
+    for (mtu, mtu6) in [
+        (1400u16, 1420u32),
+        (1261, 1281),
+        (1260, 1280),
+        (1259, 1280),
+        (576, 1280),
+        (0, 1280),
+        (65515, 65535),
+    ] {
+        v.push((
+            format!("fragmentation needed, MTU {mtu}"),
+            (3, 4, mtu_field(mtu)),
+            (icmpv6::PACKET_TOO_BIG, 0, mtu6.to_be_bytes()),
+        ));
+    }
+    for code in [9, 10, 13, 15] {
+        v.push((
+            format!("administratively prohibited (3/{code})"),
+            (3, code, [0; 4]),
+            (icmpv6::DEST_UNREACH, icmpv6::ADMIN_PROHIBITED, [0; 4]),
+        ));
+    }
+    for code in [0, 1, 5, 6, 7, 8, 11, 12] {
+        v.push((
+            format!("unreachable 3/{code}"),
+            (3, code, [0; 4]),
+            (icmpv6::DEST_UNREACH, icmpv6::NO_ROUTE, [0; 4]),
+        ));
+    }
+    v
+}
+
+/// One instance with a UDP, a TCP and an echo flow of the host open.
+fn with_three_flows(tag: &str) -> (N64, Gw, Vec<(Flow, Endpoint)>) {
+    let mut n = N64::new();
+    let gw = Gw::for_nat(tag, &mut n);
+    let flows = Kind::ALL
+        .into_iter()
+        .map(|kind| {
+            let flow = Flow::new(kind);
+            let (_, public) = open(&n, &gw, Prog::Inside, &format!("{kind:?}"), &flow, w(R));
+            (flow, public)
+        })
+        .collect();
+    (n, gw, flows)
+}
+
+/// Runs the error `head` from `from` about `flow`'s datagram (quoted TTL
+/// `qttl`, `quote` bytes of it, all if `None`) through both ingress
+/// programs; it must become the ICMPv6 error `head6` quoting the host's
+/// IPv6 packet (`quote` + 20 bytes of it), checksums and all.
+#[allow(clippy::too_many_arguments)]
+#[track_caller]
+fn check_error(
+    n: &N64,
+    gw: &Gw,
+    what: &str,
+    from: Ipv4Addr,
+    (flow, public): (&Flow, Endpoint),
+    head: IcmpHead,
+    head6: IcmpHead,
+    qttl: u8,
+    quote: Option<usize>,
+) {
+    let offending = sent4(flow, public, qttl, 0x20);
+    let input = Packet::icmp_error(from, POOL, head.0, head.1, head.2, &offending, quote);
+    let mut expected = Packet6::icmp6_error(
+        w(from),
+        flow.host,
+        head6.0,
+        head6.1,
+        head6.2,
+        &sent6(flow, qttl, 0x20),
+        quote.map(|q| q + 20),
+    );
+    expected.ip.traffic_class = input.ip.tos;
+    expected.ip.hop_limit = input.ip.ttl;
+    let expected = expected.frame();
+    let expected_of = |out: &[u8]| known_bug_quoted_tclass(&expected, out);
+    for prog in Prog::INGRESS {
+        let out = check(
+            n,
+            gw,
+            prog,
+            what,
+            &input.frame(),
+            Want::PassFrom(&expected_of),
+            &in_error(input.total_len()),
+        );
+        assert_eq!(out.len(), input.frame().len() + 40, "{what}: growth");
+    }
+}
+
+/// Where the quoted IPv6 header starts in a translated ICMPv6 error.
+const QUOTE6: usize = ETH_HLEN + 40 + 8;
+
+/// `expected` (an ICMPv6 error frame) with the traffic class of its quoted
+/// IPv6 header taken from `out`, and its ICMPv6 checksum recomputed from
+/// scratch for that: a known bug
+/// ([`icmp_error_quoted_traffic_class`]) puts the quoted IPv4 header's
+/// first byte (version and IHL, 0x45) there instead of its TOS. Every other
+/// byte stays checked by the tests of errors; the checksum too, as
+/// `check_ip_checksums` recomputes it over the output.
+fn known_bug_quoted_tclass(expected: &[u8], out: &[u8]) -> Vec<u8> {
+    let mut e = expected.to_vec();
+    if out.len() < QUOTE6 + 2 || e.len() < QUOTE6 + 2 {
+        return e;
+    }
+    e[QUOTE6] = (e[QUOTE6] & 0xf0) | (out[QUOTE6] & 0x0f);
+    e[QUOTE6 + 1] = (out[QUOTE6 + 1] & 0xf0) | (e[QUOTE6 + 1] & 0x0f);
+    let icmp = ETH_HLEN + 40;
+    e[icmp + 2..icmp + 4].fill(0);
+    let src: [u8; 16] = e[ETH_HLEN + 8..ETH_HLEN + 24].try_into().unwrap();
+    let dst: [u8; 16] = e[ETH_HLEN + 24..ETH_HLEN + 40].try_into().unwrap();
+    let c = l6_checksum(src, dst, proto::ICMPV6, &e[icmp..]);
+    e[icmp + 2..icmp + 4].copy_from_slice(&c.to_be_bytes());
+    e
+}
+
+/// The quoted IPv6 header's traffic class is the quoted IPv4 header's TOS
+/// (RFC 7915 section 4.2: the inner header is translated as a packet's
+/// own, 4.1: traffic class = TOS), whatever the TOS: 0x00, 0x20, 0xb8.
+#[test]
+#[ignore = "bug: nat64/icmp_error.rs takes the quoted traffic class from the quoted IPv4 header's byte 0 (version/IHL, 0x45) instead of byte 1 (TOS): `let [tos, _, _, _] = qwords[0].to_ne_bytes()`; the quoted IPv6 header starts 64 50 00 00 whatever the TOS"]
+fn icmp_error_quoted_traffic_class() {
+    let (n, gw, flows) = with_three_flows("errtclass");
+    for (flow, public) in &flows {
+        for tos in [0x00, 0x20, 0xb8] {
+            let what = format!(
+                "time exceeded about {:?}, quoted TOS 0x{tos:02x}",
+                flow.kind
+            );
+            let offending = sent4(flow, *public, 1, tos);
+            let input = Packet::icmp_error(ROUTER, POOL, 11, 0, [0; 4], &offending, None);
+            let mut expected =
+                Packet6::icmp6_error(w(ROUTER), H6, 3, 0, [0; 4], &sent6(flow, 1, tos), None);
+            expected.ip.traffic_class = input.ip.tos;
+            for prog in Prog::INGRESS {
+                check(
+                    &n,
+                    &gw,
+                    prog,
+                    &what,
+                    &input.frame(),
+                    Want::Pass(&expected.frame()),
+                    &in_error(input.total_len()),
+                );
+            }
+        }
+    }
+}
+
+/// Every ICMP error type and code NAT64 translates, about a UDP flow,
+/// quoted whole: the ICMPv6 type and code, the MTU of a Packet Too Big
+/// (+20, at least 1280), the pointer of a Parameter Problem, the quoted
+/// IPv6 header (the host as source, the server under the prefix as
+/// destination, hop limit and traffic class from the quote), the quoted
+/// UDP checksum over the IPv6 pseudo-header, the ICMPv6 checksum.
+#[test]
+fn icmp_errors_translated_by_type() {
+    let (n, gw, flows) = with_three_flows("errtypes");
+    let (flow, public) = &flows[1];
+    assert_eq!(flow.kind, Kind::Udp);
+    for (what, head, head6) in error_translations() {
+        let qttl = if head.0 == 11 { 1 } else { 62 };
+        check_error(
+            &n,
+            &gw,
+            &what,
+            ROUTER,
+            (flow, *public),
+            head,
+            head6,
+            qttl,
+            None,
+        );
+    }
+    // From the server itself.
+    check_error(
+        &n,
+        &gw,
+        "port unreachable from the server",
+        R,
+        (flow, *public),
+        (3, 3, [0; 4]),
+        (1, 4, [0; 4]),
+        62,
+        None,
+    );
+}
+
+/// Errors about TCP, UDP and echo flows, quoting the whole datagram or
+/// only its start: the quoted transport checksum translated where the
+/// quote holds it (TCP's only from 18 bytes on), a quoted echo request
+/// turned into an ICMPv6 one.
+#[test]
+fn icmp_errors_translated_by_quoted_transport() {
+    let (n, gw, flows) = with_three_flows("errquotes");
+    for (flow, public) in &flows {
+        let full = sent4(flow, *public, 1, 0).total_len() as usize;
+        let mut quotes = vec![None, Some(28)];
+        if flow.kind == Kind::Tcp {
+            // The TCP header (SYN with options, 40 bytes): its checksum in
+            // the quote, the options cut.
+            quotes.extend([Some(20 + 18), Some(20 + 20), Some(full - 1)]);
+        } else {
+            quotes.push(Some(full - 3));
+        }
+        for quote in quotes {
+            for (name, head, head6) in [
+                ("time exceeded", (11, 0, [0; 4]), (3, 0, [0; 4])),
+                (
+                    "fragmentation needed, MTU 1300",
+                    (3, 4, mtu_field(1300)),
+                    (2, 0, 1320u32.to_be_bytes()),
+                ),
+            ] {
+                let what = format!("{name} about {:?}, quote {quote:?}", flow.kind);
+                check_error(
+                    &n,
+                    &gw,
+                    &what,
+                    ROUTER,
+                    (flow, *public),
+                    head,
+                    head6,
+                    1,
+                    quote,
+                );
+            }
+        }
+    }
+}
+
+/// Errors about NAT64 flows that are not translated: dropped, counted
+/// (after NAT44 translated them, counted there as any error).
+#[test]
+fn icmp_errors_refused() {
+    let (n, gw, flows) = with_three_flows("errrefused");
+    let (flow, public) = &flows[1];
+    let offending = sent4(flow, *public, 1, 0);
+    let error = |from: Ipv4Addr, head: IcmpHead| {
+        Packet::icmp_error(from, POOL, head.0, head.1, head.2, &offending, None)
+    };
+    let mut with_options = offending.clone().with_ip_options(&[0x94, 0x04, 0, 0]);
+    with_options.ip.ttl = 1;
+    let quoting_options = Packet::icmp_error(ROUTER, POOL, 11, 0, [0; 4], &with_options, None);
+    let cases = [
+        (
+            "precedence violation (3/14)",
+            error(ROUTER, (3, 14, [0; 4])),
+            Counter::Nat64DropUnsupported,
+        ),
+        (
+            "parameter problem (12/0)",
+            error(ROUTER, (12, 0, [0, 0, 0, 0])),
+            Counter::Nat64DropUnsupported,
+        ),
+        (
+            "time exceeded from non-global 10.9.8.7",
+            error(Ipv4Addr::new(10, 9, 8, 7), (11, 0, [0; 4])),
+            Counter::Nat64DropNonGlobal,
+        ),
+        (
+            "time exceeded from non-global 100.64.0.1",
+            error(Ipv4Addr::new(100, 64, 0, 1), (11, 0, [0; 4])),
+            Counter::Nat64DropNonGlobal,
+        ),
+        (
+            "quoted header with options",
+            quoting_options,
+            Counter::Nat64DropUnsupported,
+        ),
+    ];
+    for prog in Prog::INGRESS {
+        for (what, input, counter) in &cases {
+            let mut deltas = in_error(input.total_len());
+            deltas.retain(|(c, _)| *c != Counter::Nat64In);
+            deltas.push((*counter, 1));
+            check_stateless(&n, &gw, prog, what, &input.frame(), Want::Drop, &deltas);
+        }
     }
 }
