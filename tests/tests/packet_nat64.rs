@@ -38,8 +38,8 @@ use nat_common::nat64::{
 };
 use nat_common::stats::COUNTER_COUNT;
 use nat_common::{
-    Counter, FAST_PATH_EXT_IFINDEX, NatConfig, PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_INSIDE_TC,
-    PROG_NAT64_OUT_TC,
+    Counter, FAST_PATH_EXT_IFINDEX, MAPPING_FORWARD, NatConfig, PROG_INGRESS_TC, PROG_INGRESS_XDP,
+    PROG_INSIDE_TC, PROG_NAT64_OUT_TC,
 };
 use nat_userspace::settings::napt::Filtering;
 use nat_userspace::tables::{Loaded, LoadedRef};
@@ -860,6 +860,20 @@ fn outbound_translates_tcp_udp_and_echo() {
                 "{what}, again: NAT64 tables changed"
             );
             assert_eq!(n.public_of(flow.inside(s)), Some(public), "{what}, again");
+            if kind != Kind::Tcp {
+                // No payload at all: the 8-byte header alone.
+                let empty = flow.clone().with_data(b"");
+                let expected = empty.out4(public, 63);
+                check(
+                    &n,
+                    &gw,
+                    prog,
+                    &format!("{what}, no payload"),
+                    &empty.out6(w(R)).frame(),
+                    Want::Out(&expected),
+                    &out_known(28),
+                );
+            }
         }
     }
 }
@@ -1682,6 +1696,50 @@ fn inbound_refused_packets_are_dropped_and_counted() {
             &answer.frame(),
             Want::Drop,
             &with(&answer, Counter::Nat64DropNoHost),
+        );
+    }
+}
+
+/// Without the NAT64 programs (their program arrays empty), a packet NAT44
+/// translated to a stand-in is dropped and counted, never handed to the
+/// stack with a stand-in for its destination.
+#[test]
+fn inbound_to_a_stand_in_without_nat64_programs() {
+    let mut n = N64::without_programs(wkp_config());
+    let gw = Gw::new("inbare", 1500);
+    let inside = Endpoint::new(Ipv4Addr::new(0, 1, 2, 3), 40002, proto::UDP);
+    let public = Endpoint::new(POOL, 50002, proto::UDP);
+    // A port forward to the stand-in: admitted from any remote.
+    bpf::put(
+        &mut n.ebpf,
+        Loaded::napt_out,
+        inside.key(),
+        public.as_mapping(MAPPING_FORWARD, 0, 0),
+    );
+    bpf::put(
+        &mut n.ebpf,
+        Loaded::napt_in,
+        public.key(),
+        inside.as_inside(MAPPING_FORWARD),
+    );
+    let input = Packet::udp(R, POOL, Udp::new(53, public.port, b"to a stand-in"));
+    for prog in Prog::INGRESS {
+        let mut deltas = vec![
+            (Counter::IngressTranslated, 1),
+            (Counter::IngressBytes, input.total_len()),
+            (Counter::Nat64DropNoHost, 1),
+        ];
+        if prog == Prog::INGRESS[0] {
+            deltas.push((Counter::NaptSessionsCreated, 1));
+        }
+        check(
+            &n,
+            &gw,
+            prog,
+            "a forward to a stand-in, no NAT64 programs",
+            &input.frame(),
+            Want::Drop,
+            &deltas,
         );
     }
 }
