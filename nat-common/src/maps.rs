@@ -140,6 +140,9 @@ pub const PROG_INSIDE_XDP: &str = "xnat_inside_xdp";
 /// NAT64, IPv6 -> IPv4: tail-called by `xnat_inside_tc` for IPv6 frames
 /// (slot [`crate::nat64::NAT64_SLOT_OUT`] of `NAT64_TC_PROGS`).
 pub const PROG_NAT64_OUT_TC: &str = "xnat_nat64_out_tc";
+/// NAT64, IPv6 -> IPv4 for ICMPv6 errors: tail-called by
+/// `xnat_nat64_out_tc` (slot `NAT64_SLOT_OUT_ERROR`).
+pub const PROG_NAT64_OUT_ERROR_TC: &str = "xnat_nat64_out_error_tc";
 /// NAT64, IPv6 -> IPv4, its NAT44 step: tail-called by `xnat_nat64_out_tc`
 /// (slot `NAT64_SLOT_OUT_NAT44`).
 pub const PROG_NAT64_OUT_NAT44_TC: &str = "xnat_nat64_out_nat44_tc";

@@ -38,6 +38,9 @@ pub const NAT64_SLOT_IN: u32 = 1;
 /// program of its own, so that the verifier walks NAT44 once, not once
 /// per shape of IPv6 packet.
 pub const NAT64_SLOT_OUT_NAT44: u32 = 2;
+/// Index in `NAT64_TC_PROGS` of the IPv6 -> IPv4 translation of ICMPv6
+/// errors (tail-called by the IPv6 -> IPv4 program: its own stack frame).
+pub const NAT64_SLOT_OUT_ERROR: u32 = 3;
 /// Slots of the program arrays.
 pub const NAT64_SLOTS: u32 = 4;
 
@@ -110,6 +113,7 @@ impl Nat64Config {
     }
 
     /// The IPv4-embedded IPv6 address of `v4` (RFC 6052 section 2.2).
+    #[inline(always)]
     pub fn embed(&self, v4: [u8; 4]) -> [u8; 16] {
         let mut out = self.prefix;
         let mut i = 0;
@@ -121,6 +125,9 @@ impl Nat64Config {
     }
 
     /// The IPv4 address embedded in `v6`, if `v6` lies in the prefix.
+    /// (Always inlined: as a BPF subprogram its `None` would return
+    /// undefined bytes, which the verifier refuses to read.)
+    #[inline(always)]
     pub fn extract(&self, v6: &[u8; 16]) -> Option<[u8; 4]> {
         let mut i = 0;
         while i < 16 {
@@ -156,6 +163,7 @@ pub const fn v4_positions(len: u8) -> Option<[u8; 4]> {
 /// Whether an IPv4 address is not global in the sense of RFC 6052 section
 /// 3.1: the well-known prefix must not carry it (this network, RFC 1918,
 /// shared address space, loopback, link local, multicast and above).
+#[inline(always)]
 pub const fn is_non_global(v4: [u8; 4]) -> bool {
     let [a, b, ..] = v4;
     a == 0

@@ -96,6 +96,9 @@ pub trait Packet {
     fn len(&self) -> u32;
     /// Reads a `T` at `off`; `None` if it is not entirely inside the packet.
     fn load<T: Copy>(&self, off: u32) -> Option<T>;
+    /// Reads a `T` at `off` in the linear part only (no helper fallback):
+    /// one branch, for loops the verifier walks iteration by iteration.
+    fn load_linear<T: Copy>(&self, off: u32) -> Option<T>;
     /// Writes a `T` at `off`.
     fn store<T: Copy>(&mut self, off: u32, value: &T) -> Option<()>;
     /// Fixes the TCP (`udp == false`) or UDP checksum at `csum_off` after a
@@ -172,6 +175,11 @@ impl<'a> XdpPacket<'a> {
 }
 
 impl Packet for XdpPacket<'_> {
+    #[inline(always)]
+    fn load_linear<T: Copy>(&self, off: u32) -> Option<T> {
+        direct(self.data, self.data_end, off, size_of::<T>()).map(read_at)
+    }
+
     #[inline(always)]
     fn len(&self) -> u32 {
         // The programs are not loaded with BPF_F_XDP_HAS_FRAGS, so a frame
@@ -263,6 +271,12 @@ pub struct TcPacket<'a> {
 }
 
 impl Packet for TcPacket<'_> {
+    #[inline(always)]
+    fn load_linear<T: Copy>(&self, off: u32) -> Option<T> {
+        let (data, data_end) = skb_bounds(self.ctx);
+        direct(data, data_end, off, size_of::<T>()).map(read_at)
+    }
+
     #[inline(always)]
     fn len(&self) -> u32 {
         self.ctx.len()

@@ -68,6 +68,13 @@ pub fn xnat_nat64_out_tc(ctx: TcContext) -> i32 {
     nat64::outbound::process(&ctx)
 }
 
+/// Its ICMPv6 errors, tail-called by `xnat_nat64_out_tc`.
+#[classifier]
+#[inline(always)]
+pub fn xnat_nat64_out_error_tc(ctx: TcContext) -> i32 {
+    nat64::outbound::process_error(&ctx)
+}
+
 /// Its NAT44 step, tail-called by `xnat_nat64_out_tc`.
 #[classifier]
 #[inline(always)]

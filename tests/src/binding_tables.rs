@@ -1,6 +1,7 @@
 //! Pinned maps named and shaped like an attachment's NAPT binding tables
 //! (SESSIONS, NAPT_OUT, NAPT_IN, FILTER, HOST_PORTS, INBOUND_SESSIONS,
-//! HOST_POOL), with no
+//! HOST_POOL) and those the sweep reads beside them (NAT64_IDS,
+//! NAT64_HOSTS, STATIC_OUT), with no
 //! programs: for tests of the user-space code that works on those tables
 //! (the agent's expiry sweep, `xnat flows flush`), which write the entries
 //! they need directly. Root only (it creates BPF maps).
@@ -14,12 +15,14 @@ use std::{
 
 use nat_common::{
     EndpointKey, FilterKey, InsideEndpoint, MAP_FILTER, MAP_HOST_POOL, MAP_HOST_PORTS,
-    MAP_INBOUND_SESSIONS, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_SESSIONS, Mapping, Session, SessionKey,
+    MAP_INBOUND_SESSIONS, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_SESSIONS, MAP_STATIC_OUT, Mapping,
+    Session, SessionKey,
+    nat64::{MAP_NAT64_HOSTS, MAP_NAT64_IDS, Nat64Host},
 };
 use nat_userspace::tables::batch;
 
 /// The tables in the order [`Tables::fd`] keeps their fds.
-const NAMES: [&str; 7] = [
+const NAMES: [&str; 10] = [
     MAP_SESSIONS,
     MAP_NAPT_OUT,
     MAP_NAPT_IN,
@@ -27,6 +30,9 @@ const NAMES: [&str; 7] = [
     MAP_HOST_PORTS,
     MAP_INBOUND_SESSIONS,
     MAP_HOST_POOL,
+    MAP_NAT64_IDS,
+    MAP_NAT64_HOSTS,
+    MAP_STATIC_OUT,
 ];
 
 /// BPF map types.
@@ -85,6 +91,9 @@ impl Tables {
         t.create(MAP_HOST_PORTS, 4, 8, 1024, 1);
         t.create_typed(MAP_INBOUND_SESSIONS, ARRAY, 4, 8, 1, 0);
         t.create(MAP_HOST_POOL, 4, 4, 1024, 1);
+        t.create(MAP_NAT64_IDS, 4, size_of::<Nat64Host>(), 1024, 1);
+        t.create(MAP_NAT64_HOSTS, 16, 4, 1024, 1);
+        t.create(MAP_STATIC_OUT, 4, 4, 1024, 0);
         t
     }
 

@@ -51,6 +51,8 @@ pub mod hairpin_topo;
 pub mod napt_maps;
 // End-to-end tests in network namespaces (tests/e2e_*.rs).
 pub mod napt_topo;
+/// The NAT64 topology: an IPv6-only client, the gateway, an IPv4 router and server.
+pub mod nat64_topo;
 // One builder for the topologies' namespaces, links, addresses and routes.
 pub mod net;
 pub mod netns;

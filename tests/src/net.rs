@@ -7,7 +7,7 @@
 //! link a:eth0 nat:int0                a veth pair between two namespaces
 //! bridge nat:int0 ia ib               a bridge (STP off) over ports of that host
 //! mtu 1500 a:eth0 nat:int0            the MTU of interfaces
-//! addr nat:EXT 192.0.2.1/24 ...       addresses of an interface
+//! addr nat:EXT 192.0.2.1/24 ...       addresses of an interface (IPv6: nodad)
 //! route a default via 10.0.0.1        `ip route add ...` in a namespace
 //! sysctl net.ipv4.ip_forward=1 nat    a sysctl in namespaces
 //! ```
@@ -121,7 +121,13 @@ impl Net {
             let line = w.join(" ");
             let (h, i) = end(w[1], &ext, &line);
             for a in &w[2..] {
-                net.ns(h).ip(&["addr", "add", a, "dev", i]);
+                // IPv6 addresses skip duplicate address detection: usable
+                // at once, not seconds later.
+                if a.contains(':') {
+                    net.ns(h).ip(&["addr", "add", a, "dev", i, "nodad"]);
+                } else {
+                    net.ns(h).ip(&["addr", "add", a, "dev", i]);
+                }
             }
         }
         for (h, i) in up {

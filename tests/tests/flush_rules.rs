@@ -173,7 +173,7 @@ fn flush_deletes_what_it_read() {
         t.dir(),
         Filter {
             proto: None,
-            inside: Some(a),
+            inside: Some(a.into()),
         },
     )
     .unwrap();

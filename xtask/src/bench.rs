@@ -4,15 +4,23 @@
 //! plain forwarding end to end in network namespaces, runs `xnat-flood`
 //! (an outside SYN flood while inside hosts open flows, issue 14), runs
 //! `xnat-ha bench` (the failover of an active/standby pair, issue 18),
-//! prints a table and writes BENCHMARKS.md at the workspace root.
+//! measures xnat's NAT64 against TAYGA (issue 19), prints a table and
+//! writes BENCHMARKS.md at the workspace root.
 
+mod agent;
+mod cpu;
 mod e2e;
 mod failover;
 mod flood;
+mod iperf;
+mod nat64;
 mod net;
+mod netdev;
 mod profile;
 mod report;
+mod rounds;
 mod splice;
+mod xdp_rate;
 
 use std::{
     fs,
@@ -183,12 +191,13 @@ pub fn run(opts: &Options) -> Result<()> {
         "bench",
         "it loads BPF programs and creates network namespaces",
     )?;
-    let (micro_on, e2e_on, flood_on, failover_on) = match opts.only.as_str() {
-        "micro" => (true, false, false, false),
-        "e2e" => (false, true, false, false),
-        "flood" => (false, false, true, false),
-        "failover" => (false, false, false, true),
-        _ => (true, true, true, true),
+    let (micro_on, e2e_on, flood_on, failover_on, nat64_on) = match opts.only.as_str() {
+        "micro" => (true, false, false, false, false),
+        "e2e" => (false, true, false, false, false),
+        "flood" => (false, false, true, false, false),
+        "failover" => (false, false, false, true, false),
+        "nat64" => (false, false, false, false, true),
+        _ => (true, true, true, true, true),
     };
     let command = format!(
         "cargo xtask bench{}{}{}",
@@ -413,6 +422,46 @@ pub fn run(opts: &Options) -> Result<()> {
         None
     };
 
+    proc::check_interrupted()?;
+
+    let nat64 = if nat64_on {
+        println!("xtask: bench: NAT64, xnat against TAYGA");
+        let plan = if opts.quick {
+            nat64::Plan {
+                rounds: opts.rounds.unwrap_or(2),
+                udp_secs: 1.0,
+                tcp_secs: 2,
+            }
+        } else {
+            nat64::Plan {
+                rounds: opts.rounds.unwrap_or(5),
+                udp_secs: 3.0,
+                tcp_secs: 3,
+            }
+        };
+        let (date, load_before, nat64_started) = (date(), loadavg(), Instant::now());
+        // A NAT64 run that cannot measure at all is reported, not fatal:
+        // the other parts of a full run are worth keeping.
+        let mut v = nat64::run(&xnat, &plan, &tmp.0).unwrap_or_else(|e| {
+            eprintln!("xtask: bench: NAT64: {e:#}");
+            serde_json::json!({ "error": format!("{e:#}") })
+        });
+        proc::check_interrupted()?;
+        v["run"] = serde_json::json!({
+            "command": command,
+            "date": date,
+            "load_before": load_before,
+            "load_after": loadavg(),
+            "secs": nat64_started.elapsed().as_secs_f64(),
+            "kernel": read_first("/proc/sys/kernel/osrelease"),
+            // Whether the kernel loads modules at all (why Jool is not compared).
+            "kernel_modules": Path::new("/proc/modules").exists(),
+        });
+        Some(v)
+    } else {
+        None
+    };
+
     if opts.quick {
         notes.push("`--quick`: fewer and shorter runs, and no 1M-binding scale.".to_owned());
     }
@@ -432,6 +481,7 @@ pub fn run(opts: &Options) -> Result<()> {
         e2e.as_ref(),
         flood.as_ref(),
         failover.as_ref(),
+        nat64.as_ref(),
         &notes,
     );
     let path = opts
@@ -449,6 +499,11 @@ pub fn run(opts: &Options) -> Result<()> {
             parts: &report::failover::PARTS,
             figure_parts: &report::failover::FIGURE_PARTS,
         },
+        Spliced {
+            on: nat64_on,
+            parts: &report::nat64::PARTS,
+            figure_parts: &report::nat64::FIGURE_PARTS,
+        },
     ];
     let md = merge_with_existing(&path, md, micro_on || e2e_on, &spliced)?;
     println!("\n{md}");
@@ -459,6 +514,7 @@ pub fn run(opts: &Options) -> Result<()> {
         "e2e": e2e,
         "flood": flood,
         "failover": failover,
+        "nat64": nat64,
     });
     let raw_path = util::target_dir().join("bench-results.json");
     fs::write(&raw_path, serde_json::to_string_pretty(&raw)?)

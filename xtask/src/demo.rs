@@ -23,6 +23,12 @@ type Step = fn(&Path) -> Result<()>;
 const PRIV: &str = "xnat-demo-priv";
 const GW: &str = "xnat-demo-gw";
 const PUB: &str = "xnat-demo-pub";
+/// An IPv6-only host on a second inside interface: it reaches IPv4 through NAT64.
+const V6: &str = "xnat-demo-v6";
+const V6_HOST: &str = "2001:db8:64::2";
+/// The public host as the IPv6-only host addresses it: the well-known NAT64 prefix
+/// 64:ff9b::/96 with 192.0.2.2 in its last 32 bits (RFC 6052).
+const PUBLIC_HOST_V6: &str = "64:ff9b::192.0.2.2";
 
 const PRIVATE_HOST: &str = "10.0.0.2";
 const PUBLIC_ADDR: &str = "203.0.113.1";
@@ -44,7 +50,12 @@ const TOPOLOGY: &str = "
     |   10.0.0.1       |     | NAPT: 10.0.0.3  -> 192.0.2.1:port  |     |                        |
     +------------------+     +------------------------------------+     +------------------------+
       private host             gateway: xnat on ext0                      public host: no route
-                                                                          to 10.0.0.0/8";
+                                                                          to 10.0.0.0/8
+    +------------------+     |                                    |
+    | eth0             |-----| int6 2001:db8:64::1                |
+    |  2001:db8:64::2  |     | NAT64: 64:ff9b::/96 -> NAPT        |
+    +------------------+     +------------------------------------+
+      xnat-demo-v6: an IPv6-only host";
 
 /// What every demo needs first: root, the toolchain, the tools (bird2 and keepalived among
 /// them), bpffs, and Ctrl-C handled.
@@ -80,7 +91,7 @@ pub fn run(ingress: &str) -> Result<()> {
     println!("{TOPOLOGY}");
     // Declared before the agent, so it is dropped after it: the agent detaches while its
     // interface still exists, then the namespaces go.
-    let lab = Namespaces::create(&[PRIV, GW, PUB])?;
+    let lab = Namespaces::create(&[PRIV, GW, PUB, V6])?;
     build_topology(ingress)?;
 
     header(
@@ -88,12 +99,13 @@ pub fn run(ingress: &str) -> Result<()> {
         &[
             &format!(
                 "xnat attach ext0 --map {PRIVATE_HOST}={PUBLIC_ADDR} --pool {POOL_ADDR} \
-                 --ports {NAPT_PORTS} --ingress {ingress}"
+                 --ports {NAPT_PORTS} --inside int6 --nat64 --ingress {ingress}"
             ),
             "(a static 1:1 mapping for 10.0.0.2; every other inside address (10/8, 172.16/12,",
             "192.168/16 by default) shares the pool address 192.0.2.1 through NAPT, on ports",
             "1024-32767: 192.0.2.1 is the gateway's own address, and its own connections pick",
-            "ports from 32768-60999, net.ipv4.ip_local_port_range)",
+            "ports from 32768-60999, net.ipv4.ip_local_port_range); --nat64: IPv6 hosts behind",
+            "the inside interface int6 reach IPv4 hosts at 64:ff9b::a.b.c.d, through the same NAPT",
         ],
     );
     let mut attach = netns::exec(GW, &xnat);
@@ -106,6 +118,9 @@ pub fn run(ingress: &str) -> Result<()> {
         POOL_ADDR,
         "--ports",
         NAPT_PORTS,
+        "--inside",
+        "int6",
+        "--nat64",
         "--ingress",
         ingress,
     ]);
@@ -122,12 +137,13 @@ pub fn run(ingress: &str) -> Result<()> {
     show("agent", &[ready]);
 
     let mut failures: Vec<String> = Vec::new();
-    let steps: [(&str, Step); 7] = [
+    let steps: [(&str, Step); 8] = [
         ("ICMP out", |_| icmp_out()),
         ("TCP out", |_| tcp_out()),
         ("UDP out", |_| udp_out()),
         ("ICMP in", |_| icmp_in()),
         ("NAPT out", |_| napt_out()),
+        ("NAT64 out", |_| nat64_out()),
         ("flows", show_flows),
         ("map list and stats", show_state),
     ];
@@ -169,7 +185,8 @@ pub fn run(ingress: &str) -> Result<()> {
     }
     println!(
         "\nDemo complete: the private host reached the public one as {PUBLIC_ADDR} (1:1) and \
-         as {POOL_ADDR} (NAPT)."
+         as {POOL_ADDR} (NAPT), and the IPv6-only host reached it at {PUBLIC_HOST_V6} as \
+         {POOL_ADDR} (NAT64)."
     );
     Ok(())
 }
@@ -265,6 +282,33 @@ fn build_topology(ingress: &str) -> Result<()> {
     netns::ip(PUB, &["link", "set", "eth0", "up"])?;
     // Only the public address is reachable from here; 10.0.0.0/8 is not.
     netns::ip(PUB, &["route", "add", "203.0.113.0/24", "via", "192.0.2.1"])?;
+
+    // The IPv6-only host, on the gateway's second inside interface. The gateway forwards
+    // IPv6 and has a route covering the NAT64 prefix: its own Time Exceeded and Packet Too
+    // Big need one (README, "NAT64").
+    util::output(Command::new("ip").args([
+        "link", "add", "eth0", "netns", V6, "type", "veth", "peer", "name", "int6", "netns", GW,
+    ]))?;
+    netns::ip(
+        V6,
+        &[
+            "addr",
+            "add",
+            &format!("{V6_HOST}/64"),
+            "dev",
+            "eth0",
+            "nodad",
+        ],
+    )?;
+    netns::ip(V6, &["link", "set", "eth0", "up"])?;
+    netns::ip(V6, &["route", "add", "default", "via", "2001:db8:64::1"])?;
+    netns::ip(
+        GW,
+        &["addr", "add", "2001:db8:64::1/64", "dev", "int6", "nodad"],
+    )?;
+    netns::ip(GW, &["link", "set", "int6", "up"])?;
+    netns::ip(GW, &["-6", "route", "add", "64:ff9b::/96", "dev", "ext0"])?;
+    netns::sh(GW, "echo 1 > /proc/sys/net/ipv6/conf/all/forwarding")?;
 
     if ingress == "xdp" {
         // XDP cannot fix up a partial checksum; a real wire never delivers one, so make the
@@ -452,13 +496,59 @@ fn napt_out() -> Result<()> {
     check(ping.status.success(), "ping from 10.0.0.3 got no replies")
 }
 
+fn nat64_out() -> Result<()> {
+    header(
+        "NAT64 out: the IPv6-only host reaches the IPv4 public host",
+        &[
+            "It addresses 192.0.2.2 as 64:ff9b::192.0.2.2 (what a DNS64 resolver would hand out).",
+            "xnat translates each packet to IPv4 (RFC 7915) and through NAPT: the public host sees",
+            "192.0.2.1 and a port, as for 10.0.0.3, and never an IPv6 address.",
+        ],
+    );
+    let _tcp_server = tcp_server()?;
+    let _udp_server = udp_server()?;
+    let ping = capture(
+        "ping",
+        netns::exec(V6, "ping").args(["-6", "-c", "3", "-i", "0.2", "-W", "1", PUBLIC_HOST_V6]),
+    )?;
+    show(&format!("IPv6 host: ping {PUBLIC_HOST_V6}"), &ping.lines());
+    check(ping.status.success(), "ping through NAT64 got no replies")?;
+
+    let to = format!("TCP6:[{PUBLIC_HOST_V6}]:8080");
+    let client = capture(
+        "the TCP client",
+        netns::exec(V6, "socat").args(["-T2", "-", &format!("{to},connect-timeout=3")]),
+    )?;
+    show(&format!("IPv6 host: socat - {to}"), &client.lines());
+    check(
+        client.status.success() && client.stdout.contains(&format!("from {POOL_ADDR} port ")),
+        &format!("the TCP answer does not show {POOL_ADDR}"),
+    )?;
+
+    let to = format!("UDP6:[{PUBLIC_HOST_V6}]:9000");
+    let script = format!("echo hi | socat -t1 -T2 - {to}");
+    let client = capture(
+        "the UDP client",
+        netns::exec(V6, "sh").args(["-c", &script]),
+    )?;
+    show(
+        &format!("IPv6 host: echo hi | socat - {to}"),
+        &client.lines(),
+    );
+    check(
+        client.status.success() && client.stdout.contains(&format!("from {POOL_ADDR} port ")),
+        &format!("the UDP reply does not show {POOL_ADDR}"),
+    )
+}
+
 fn show_flows(xnat: &Path) -> Result<()> {
     header(
         "The flows xnat tracks (like conntrack -L)",
         &[
             "xnat flows -i ext0: one line per NAPT session: inside, public and remote endpoints,",
             "TCP state, age, time to expiry, packets and bytes each way (1:1 traffic has no",
-            "per-flow state, so only 10.0.0.3's flows appear).",
+            "per-flow state, so only 10.0.0.3's flows appear, and the IPv6 host's NAT64 flows,",
+            "shown by its IPv6 address).",
         ],
     );
     let out = capture("xnat", netns::exec(GW, xnat).args(["flows", "-i", "ext0"]))?;
@@ -472,6 +562,12 @@ fn show_flows(xnat: &Path) -> Result<()> {
             &format!("no {what} flow of {NAPT_HOST} through {POOL_ADDR} listed"),
         )?;
     }
+    check(
+        out.stdout
+            .lines()
+            .any(|l| l.contains(&format!("[{V6_HOST}]")) && l.contains(POOL_ADDR)),
+        &format!("no NAT64 flow of {V6_HOST} through {POOL_ADDR} listed"),
+    )?;
     Ok(())
 }
 

@@ -200,6 +200,11 @@ impl Background {
         unsafe { libc::kill(pid, sig) };
     }
 
+    /// The process's id (for pinning it to a CPU, say).
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything the process printed on stdout so far (all of it once it has exited).
     pub fn stdout_lines(&mut self) -> Vec<String> {
         self.join_readers_if_exited();

@@ -32,6 +32,8 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("bird", "bird2"),
     ("birdc", "bird2"),
     ("keepalived", "keepalived"),
+    // The userspace NAT64 the NAT64 benchmark compares xnat with.
+    ("tayga", "tayga"),
 ];
 
 /// Installs (with apt) the packages of any missing tool.

@@ -76,6 +76,27 @@ pub fn ipv4_header(
     [w0, w1, w2, src, dst]
 }
 
+/// `h` (from [`ipv4_header`]) as a fragment: identification `id` and
+/// flags-and-offset `field` (both as they lie in memory), the header
+/// checksum recomputed.
+#[inline(always)]
+pub fn ipv4_fragment_header(h: &[u32; 5], id: u16, field: u16) -> [u32; 5] {
+    let [i0, i1] = id.to_ne_bytes();
+    let [f0, f1] = field.to_ne_bytes();
+    let w1 = u32::from_ne_bytes([i0, i1, f0, f1]);
+    let [ttl, proto, _, _] = h[2].to_ne_bytes();
+    let w2 = u32::from_ne_bytes([ttl, proto, 0, 0]);
+    let sum = add32(add32(add32(add32(add32(0, h[0]), w1), w2), h[3]), h[4]);
+    let [c0, c1] = (!fold(sum)).to_ne_bytes();
+    [
+        h[0],
+        w1,
+        u32::from_ne_bytes([ttl, proto, c0, c1]),
+        h[3],
+        h[4],
+    ]
+}
+
 /// An IPv6 header for a translated IPv4 packet (RFC 7915 section 4.1):
 /// traffic class from the TOS, flow label 0, hop limit from the TTL (the
 /// stack decrements it when it forwards), ICMP becomes ICMPv6.

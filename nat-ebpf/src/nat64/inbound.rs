@@ -10,6 +10,7 @@ use aya_ebpf::{
 };
 use nat_common::{
     Counter,
+    csum::{add32, fold},
     nat64::{NAT64_WKP, is_non_global, is_stand_in},
 };
 
@@ -27,15 +28,17 @@ use crate::{
     packet::{Packet, TcPacket, XdpPacket},
     parse::{
         ipv4::{self, ETH_HLEN, ETH_TYPE_OFF, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4},
-        ipv6::{ETH_P_IPV6_WIRE, words_of},
+        ipv6::{ETH_P_IPV6_WIRE, NEXTHDR_FRAGMENT, words_of},
     },
 };
 
 /// ETH_P_IPV6 for bpf_skb_change_proto (network order).
 const ETH_P_IPV6_BE: u16 = 0x86ddu16.to_be();
-/// How much longer a packet gets: its IPv6 header is 20 bytes longer;
-/// an ICMP error's quoted header too.
+/// How much longer a packet gets: its IPv6 header is 20 bytes longer; a
+/// fragment's 8 more (its fragment header); an ICMP error's quoted header
+/// 20 more.
 const GROWTH: i32 = 20;
+const GROWTH_FRAGMENT: i32 = 28;
 const GROWTH_ERROR: i32 = 40;
 
 /// What the grown packet gets written into it: its IPv6 header, and for
@@ -43,26 +46,32 @@ const GROWTH_ERROR: i32 = 40;
 /// an enum of two sizes: LLVM copies an enum's unused bytes from whatever
 /// register is at hand, and the verifier refuses a pointer stored there.)
 struct Translated {
+    /// For a fragment, `icmp6` holds its fragment header.
     headers: icmp_error::Headers,
-    error: bool,
+    growth: i32,
 }
 
 impl Translated {
+    /// A datagram, or a fragment with its fragment header.
     #[inline(always)]
-    fn datagram(ip6: [u32; 10]) -> Self {
+    fn datagram(ip6: [u32; 10], frag: Option<[u32; 2]>) -> Self {
         Translated {
             headers: icmp_error::Headers {
                 ip6,
-                icmp6: [0; 2],
+                icmp6: frag.unwrap_or([0; 2]),
                 quote6: [0; 10],
             },
-            error: false,
+            growth: if frag.is_some() {
+                GROWTH_FRAGMENT
+            } else {
+                GROWTH
+            },
         }
     }
 
     #[inline(always)]
     fn growth(&self) -> i32 {
-        if self.error { GROWTH_ERROR } else { GROWTH }
+        self.growth
     }
 }
 
@@ -80,7 +89,10 @@ pub fn process_tc(ctx: &TcContext) -> i32 {
     // 20 bytes more header room after the MAC header; skb->protocol and
     // GSO follow. An error needs 20 more for its quote's header.
     let grown = ctx.change_proto(ETH_P_IPV6_BE, 0).is_ok()
-        && (!t.error || ctx.adjust_room(GROWTH, BPF_ADJ_ROOM_MAC, 0).is_ok());
+        && (t.growth == GROWTH
+            || ctx
+                .adjust_room(t.growth - GROWTH, BPF_ADJ_ROOM_MAC, 0)
+                .is_ok());
     if !grown || finish(&mut p, &t).is_none() {
         counters::bump(Counter::Nat64DropMalformed);
         return TC_ACT_SHOT;
@@ -120,8 +132,11 @@ fn finish<P: Packet>(p: &mut P, t: &Translated) -> Option<()> {
     p.store(ETH_TYPE_OFF, &ETH_P_IPV6_WIRE)?;
     let h = &t.headers;
     p.store(ETH_HLEN, &h.ip6)?;
-    if t.error {
+    if t.growth != GROWTH {
+        // The fragment header, or the ICMPv6 header.
         p.store(ETH_HLEN + 40, &h.icmp6)?;
+    }
+    if t.growth == GROWTH_ERROR {
         // (Counted in icmp_errors_translated by NAT44 already.)
         p.store(ETH_HLEN + 48, &h.quote6)?;
     }
@@ -148,14 +163,32 @@ fn prepare<P: Packet>(p: &mut P) -> Result<Option<Translated>, Counter> {
     if cfg.flags & NAT64_WKP != 0 && is_non_global(v4_src) {
         return Err(Counter::Nat64DropNonGlobal);
     }
-    // Options would change the header's growth; fragments need a
-    // fragment header (not yet).
-    if ip.hlen != 20 || ip.tot_len == 0 || ip.later_fragment || ip.more_fragments {
+    // Options would change the header's growth.
+    if ip.hlen != 20 || ip.tot_len <= ip.hlen {
         return Err(Counter::Nat64DropUnsupported);
     }
     let src6 = words_of(&cfg.embed(v4_src));
     let l4 = ip.l4();
     let payload_len = ip.tot_len - ip.hlen;
+    let fragment = ip.later_fragment || ip.more_fragments;
+    if fragment {
+        // ICMP's checksum would need the whole message's length in its new
+        // pseudo-header; a UDP datagram without checksum one computed over
+        // all of it (RFC 6146 3.4 lets a NAT64 drop those).
+        let zero_udp = ip.proto == IPPROTO_UDP
+            && !ip.later_fragment
+            && p.load::<u16>(l4 + 6).is_none_or(|c| c == 0);
+        if ip.proto == IPPROTO_ICMP || zero_udp {
+            return Err(Counter::Nat64DropUnsupported);
+        }
+    }
+    if ip.later_fragment {
+        // No transport header: the first fragment's checksum covers it.
+        if !matches!(ip.proto, IPPROTO_TCP | IPPROTO_UDP) {
+            return Err(Counter::Nat64DropUnsupported);
+        }
+        return finish_header(p, &ip, payload_len, &src6, &dst6, true);
+    }
     let new = sum6(sum6(0, &src6), &dst6);
     let old = sum4(ip.src, ip.dst);
     match ip.proto {
@@ -166,14 +199,23 @@ fn prepare<P: Packet>(p: &mut P) -> Result<Option<Translated>, Counter> {
         }
         IPPROTO_UDP => {
             need(&ip, l4, 8)?;
-            // A UDP datagram without checksum would need one computed over
-            // its payload (RFC 7915 section 4.5): not yet, dropped.
             let check: u16 = p.load(l4 + 6).ok_or(Counter::Nat64DropMalformed)?;
             if check == 0 {
-                return Err(Counter::Nat64DropMalformed);
+                // IPv6 requires a UDP checksum: computed over the whole
+                // datagram, which an unfragmented one is (RFC 6146 3.4).
+                if let Some(skb) = p.skb() {
+                    // The whole datagram in the linear part, for `udp_sum`.
+                    let _ = skb.pull_data(0);
+                }
+                let sum = udp_sum(p, l4, ip.end).ok_or(Counter::Nat64DropMalformed)?;
+                let pseudo = new + add32(add32(0, payload_len.to_be()), 17u32.to_be());
+                let c = !fold(sum + pseudo);
+                p.store(l4 + 6, &if c == 0 { 0xffff } else { c })
+                    .ok_or(Counter::Nat64DropMalformed)?;
+            } else {
+                p.fix_l4_csum_for_addr(l4 + 6, as_field(old), as_field(new), true)
+                    .ok_or(Counter::Nat64DropMalformed)?;
             }
-            p.fix_l4_csum_for_addr(l4 + 6, as_field(old), as_field(new), true)
-                .ok_or(Counter::Nat64DropMalformed)?;
         }
         IPPROTO_ICMP => {
             need(&ip, l4, 8)?;
@@ -182,7 +224,7 @@ fn prepare<P: Packet>(p: &mut P) -> Result<Option<Translated>, Counter> {
                 let h = icmp_error::prepare(p, &ip, cfg, &src6, &dst6)?;
                 return Ok(Some(Translated {
                     headers: h,
-                    error: true,
+                    growth: GROWTH_ERROR,
                 }));
             }
             let new_ty = match ty {
@@ -201,19 +243,76 @@ fn prepare<P: Packet>(p: &mut P) -> Result<Option<Translated>, Counter> {
         }
         _ => return Err(Counter::Nat64DropUnsupported),
     }
+    finish_header(p, &ip, payload_len, &src6, &dst6, fragment)
+}
+
+/// The IPv6 header (and a fragment's fragment header, RFC 7915 4.1: the
+/// identification extended to 32 bits, offset and more-fragments as they
+/// were).
+#[inline(always)]
+fn finish_header<P: Packet>(
+    p: &P,
+    ip: &Ipv4,
+    payload_len: u32,
+    src6: &[u32; 4],
+    dst6: &[u32; 4],
+    fragment: bool,
+) -> Result<Option<Translated>, Counter> {
     let [tos, ttl]: [u8; 2] = [
         p.load(ip.off + 1).ok_or(Counter::Nat64DropMalformed)?,
         p.load(ip.off + Ipv4::TTL_OFF)
             .ok_or(Counter::Nat64DropMalformed)?,
     ];
-    Ok(Some(Translated::datagram(header::ipv6_header(
-        tos,
-        payload_len,
-        ip.proto,
-        ttl,
-        &src6,
-        &dst6,
-    ))))
+    if !fragment {
+        let h = header::ipv6_header(tos, payload_len, ip.proto, ttl, src6, dst6);
+        return Ok(Some(Translated::datagram(h, None)));
+    }
+    let h = header::ipv6_header(tos, payload_len + 8, NEXTHDR_FRAGMENT, ttl, src6, dst6);
+    let flags: u16 = p.load(ip.off + 6).ok_or(Counter::Nat64DropMalformed)?;
+    let offset = u16::from_be(flags) & 0x1fff;
+    let more = u16::from(ip.more_fragments);
+    let [o0, o1] = ((offset << 3) | more).to_be_bytes();
+    let [i0, i1] = ip.id.to_ne_bytes();
+    let frag = [
+        u32::from_ne_bytes([ip.proto, 0, o0, o1]),
+        u32::from_ne_bytes([0, 0, i0, i1]),
+    ];
+    Ok(Some(Translated::datagram(h, Some(frag))))
+}
+
+/// Longest UDP datagram whose checksum is computed (an unfragmented one
+/// fits an Ethernet frame).
+const UDP_SUM_MAX: u32 = 1600;
+
+/// The one's complement sum of the bytes in `[start, end)` (a UDP
+/// datagram whose checksum field is 0), or `None` if longer than
+/// [`UDP_SUM_MAX`].
+#[inline(always)]
+fn udp_sum<P: Packet>(p: &P, start: u32, end: u32) -> Option<u64> {
+    if end < start + 8 || end - start > UDP_SUM_MAX {
+        return None;
+    }
+    let mut sum = 0u64;
+    let mut off = start;
+    let mut i = 0;
+    while i < UDP_SUM_MAX / 4 {
+        if off + 4 > end {
+            break;
+        }
+        sum = add32(sum, p.load_linear::<u32>(off)?);
+        off += 4;
+        i += 1;
+    }
+    // The last 1 to 3 bytes, from the word that ends the datagram (one
+    // load at a bound the verifier sees), padded to 16-bit words.
+    let [_, b1, b2, b3] = p.load::<u32>(end - 4)?.to_ne_bytes();
+    sum += match end - off {
+        1 => u16::from_ne_bytes([b3, 0]) as u64,
+        2 => u16::from_ne_bytes([b2, b3]) as u64,
+        3 => u16::from_ne_bytes([b1, b2]) as u64 + u16::from_ne_bytes([b3, 0]) as u64,
+        _ => 0,
+    };
+    Some(sum)
 }
 
 #[inline(always)]

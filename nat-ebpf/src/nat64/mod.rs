@@ -11,6 +11,8 @@ pub mod header;
 pub mod host;
 /// ICMP errors about NAT64 flows, IPv4 -> IPv6.
 pub mod icmp_error;
+/// ICMPv6 errors from inside about NAT64 flows, IPv6 -> IPv4.
+pub mod icmpv6_error;
 /// IPv4 -> IPv6 (external ingress, after NAT44).
 pub mod inbound;
 /// IPv6 -> IPv4 (inside ingress, before NAT44).

@@ -8,14 +8,19 @@
 //! Anything to the prefix that cannot be translated is dropped and
 //! counted, never routed as IPv6; anything else is not NAT64's and passes.
 use aya_ebpf::{
-    bindings::bpf_check_mtu_ret::BPF_MTU_CHK_RET_FRAG_NEEDED,
     bindings::{TC_ACT_OK, TC_ACT_SHOT},
+    bindings::{
+        bpf_adj_room_mode::BPF_ADJ_ROOM_MAC, bpf_check_mtu_ret::BPF_MTU_CHK_RET_FRAG_NEEDED,
+    },
     helpers::generated::{bpf_check_mtu, bpf_get_prandom_u32},
     programs::TcContext,
 };
 use nat_common::{
     Counter,
-    nat64::{NAT64_SLOT_OUT_NAT44, NAT64_WKP, Nat64Config, is_non_global, is_stand_in},
+    nat64::{
+        NAT64_SLOT_OUT_ERROR, NAT64_SLOT_OUT_NAT44, NAT64_WKP, Nat64Config, is_non_global,
+        is_stand_in,
+    },
 };
 
 use crate::{
@@ -28,14 +33,14 @@ use crate::{
             self, ICMP_ECHO, ICMP_ECHOREPLY, ICMPV6_ECHO_REPLY, ICMPV6_ECHO_REQUEST, as_field,
             csum_swap, icmpv6_pseudo_rest, sum4, sum6,
         },
-        host,
+        host, icmpv6_error,
     },
     packet::{Packet, TcPacket},
     parse::{
         ipv4::{
             self, ETH_HLEN, ETH_P_IP_WIRE, ETH_TYPE_OFF, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP,
         },
-        ipv6::{self, IPPROTO_ICMPV6, Ipv6, bytes_of},
+        ipv6::{self, IPPROTO_ICMPV6, Ipv6, NEXTHDR_FRAGMENT, bytes_of},
     },
     translate::pipeline,
     verdict::Verdict,
@@ -73,6 +78,45 @@ enum L4 {
     Ports { csum_off: u32, udp: bool },
     /// ICMPv6 echo: a new type, and the checksum loses its pseudo-header.
     Echo { ty: u8 },
+    /// An ICMPv6 error: rebuilt with its quote (icmpv6_error.rs).
+    Error,
+    /// A later fragment: no transport header.
+    Later,
+}
+
+/// An IPv6 fragment header's fields (RFC 8200 4.5).
+struct Fragment {
+    /// What follows it.
+    next: u8,
+    /// The IPv4 flags-and-offset field: offset (8-byte units) and MF, DF
+    /// clear; as it lies in memory.
+    field: u16,
+    /// The low 16 bits of the identification, as they lie in memory.
+    id: u16,
+    /// Offset 0 and no more fragments: an atomic fragment, translated as a
+    /// whole datagram (RFC 8021).
+    atomic: bool,
+}
+
+/// The fragment header right after the IPv6 header, if there is one.
+#[inline(always)]
+fn fragment(p: &TcPacket, ip6: &Ipv6) -> Result<Option<Fragment>, Counter> {
+    if ip6.next != NEXTHDR_FRAGMENT {
+        return Ok(None);
+    }
+    if !ip6.has(Ipv6::L4, 8) {
+        return Err(Counter::Nat64DropMalformed);
+    }
+    let [next, _, o0, o1, _, _, i0, i1]: [u8; 8] =
+        p.load(Ipv6::L4).ok_or(Counter::Nat64DropMalformed)?;
+    let off_m = u16::from_be_bytes([o0, o1]);
+    let (offset, more) = (off_m >> 3, off_m & 1);
+    Ok(Some(Fragment {
+        next,
+        field: ((more << 13) | offset).to_be(),
+        id: u16::from_ne_bytes([i0, i1]),
+        atomic: offset == 0 && more == 0,
+    }))
 }
 
 #[inline(always)]
@@ -99,14 +143,35 @@ fn translate(
     if !unicast_source(&ip6.src) {
         return Err(Counter::Nat64DropUnsupported);
     }
-    let l4 = plan(p, ip6)?;
+    let frag = fragment(p, ip6)?;
+    let (next, l4_off, frag_len) = match &frag {
+        Some(f) => (f.next, Ipv6::L4 + 8, 8),
+        None => (ip6.next, Ipv6::L4, 0),
+    };
+    let later = frag
+        .as_ref()
+        .is_some_and(|f| f.field & 0x1fffu16.to_be() != 0);
+    let l4 = plan(p, ip6, next, l4_off, later)?;
+    if let L4::Error = l4 {
+        if frag.is_some() {
+            return Err(Counter::Nat64DropUnsupported);
+        }
+        // A program of its own: the error's headers and this path's would
+        // not fit one BPF stack frame together.
+        // SAFETY: a tail call with our own context; returns only on failure.
+        unsafe { NAT64_TC_PROGS.tail_call(ctx, NAT64_SLOT_OUT_ERROR) };
+        return Err(Counter::Nat64DropUnsupported);
+    }
+    if frag.as_ref().is_some_and(|f| !f.atomic) && matches!(l4, L4::Echo { .. }) {
+        // Its checksum's pseudo-header has the whole message's length.
+        return Err(Counter::Nat64DropUnsupported);
+    }
     let src6 = bytes_of(&ip6.src);
     let stand_in =
         host::stand_in(&src6, &ip6.src, clock::now()).ok_or(Counter::Nat64DropHostsFull)?;
     let dst = u32::from_ne_bytes(v4_dst);
 
     // The transport checksum, while the IPv6 header is still there.
-    let l4_off = Ipv6::L4;
     let old = sum6(sum6(0, &ip6.src), &ip6.dst);
     let proto = match l4 {
         L4::Ports { csum_off, udp } => {
@@ -114,10 +179,13 @@ fn translate(
                 .ok_or(Counter::Nat64DropMalformed)?;
             if udp { IPPROTO_UDP } else { IPPROTO_TCP }
         }
+        L4::Error => return Err(Counter::Nat64DropUnsupported),
+        L4::Later if next == IPPROTO_UDP => IPPROTO_UDP,
+        L4::Later => IPPROTO_TCP,
         L4::Echo { ty } => {
             let [old_ty, code]: [u8; 2] = p.load(l4_off).ok_or(Counter::Nat64DropMalformed)?;
             let check: u16 = p.load(l4_off + 2).ok_or(Counter::Nat64DropMalformed)?;
-            let pseudo = old + icmpv6_pseudo_rest(ip6.payload_len);
+            let pseudo = old + icmpv6_pseudo_rest(ip6.payload_len - frag_len);
             let old_word = u16::from_ne_bytes([old_ty, code]) as u64;
             let new_word = u16::from_ne_bytes([ty, code]) as u64;
             let fixed = csum_swap(check, pseudo + old_word, new_word);
@@ -131,21 +199,66 @@ fn translate(
 
     // SAFETY: helper without arguments.
     let id = unsafe { bpf_get_prandom_u32() } as u16;
-    let h = header::ipv4_header(
-        ip6.tclass,
-        ip6.payload_len + 20,
-        id,
-        ip6.hop_limit,
-        proto,
-        stand_in,
-        dst,
-    );
-    // 20 bytes of header room less; skb->protocol and GSO follow.
+    let tot_len = ip6.payload_len - frag_len + 20;
+    let mut h = header::ipv4_header(ip6.tclass, tot_len, id, ip6.hop_limit, proto, stand_in, dst);
+    if let Some(f) = frag.as_ref().filter(|f| !f.atomic) {
+        // A fragment stays one (RFC 7915 5.1.1): its offset and MF, DF
+        // clear, the identification's low 16 bits.
+        h = header::ipv4_fragment_header(&h, f.id, f.field);
+    }
+    // 20 bytes of header room less; skb->protocol and GSO follow. A
+    // fragment header goes too.
     ctx.change_proto(ETH_P_IP_BE, 0)
         .map_err(|_| Counter::Nat64DropMalformed)?;
+    if frag.is_some() {
+        ctx.adjust_room(-8, BPF_ADJ_ROOM_MAC, 0)
+            .map_err(|_| Counter::Nat64DropMalformed)?;
+    }
     p.store(ETH_TYPE_OFF, &ETH_P_IP_WIRE)
         .ok_or(Counter::Nat64DropMalformed)?;
     p.store(ETH_HLEN, &h).ok_or(Counter::Nat64DropMalformed)?;
+    counters::bump(Counter::Nat64Out);
+    // SAFETY: a tail call with our own context; returns only on failure.
+    unsafe { NAT64_TC_PROGS.tail_call(ctx, NAT64_SLOT_OUT_NAT44) };
+    Err(Counter::Nat64DropNoRoute)
+}
+
+/// The ICMPv6 error program (`xnat_nat64_out_error_tc`), tail-called by
+/// [`process`] for an error it has checked (to the prefix, hop limit,
+/// source, a quoted header present).
+#[inline(always)]
+pub fn process_error(ctx: &TcContext) -> i32 {
+    let Some(cfg) = config() else {
+        return counters::drop_tc(Counter::Nat64DropUnsupported);
+    };
+    let mut p = TcPacket { ctx };
+    let Some(ip6) = ipv6::outer_ipv6(&p) else {
+        return counters::drop_tc(Counter::Nat64DropMalformed);
+    };
+    match error(ctx, &mut p, cfg, &ip6) {
+        Ok(v) => v,
+        Err(reason) => counters::drop_tc(reason),
+    }
+}
+
+/// An ICMPv6 error from inside: rebuilt as an ICMP error from the quoted
+/// host's stand-in (the packet 40 bytes shorter), then the NAT44 step.
+#[inline(always)]
+fn error(ctx: &TcContext, p: &mut TcPacket, cfg: &Nat64Config, ip6: &Ipv6) -> Result<i32, Counter> {
+    let h = icmpv6_error::prepare(p, ip6, cfg)?;
+    // 20 bytes less after the MAC header for each IP header.
+    ctx.change_proto(ETH_P_IP_BE, 0)
+        .map_err(|_| Counter::Nat64DropMalformed)?;
+    ctx.adjust_room(-20, BPF_ADJ_ROOM_MAC, 0)
+        .map_err(|_| Counter::Nat64DropMalformed)?;
+    p.store(ETH_TYPE_OFF, &ETH_P_IP_WIRE)
+        .ok_or(Counter::Nat64DropMalformed)?;
+    p.store(ETH_HLEN, &h.ip4)
+        .ok_or(Counter::Nat64DropMalformed)?;
+    p.store(ETH_HLEN + 20, &h.icmp4)
+        .ok_or(Counter::Nat64DropMalformed)?;
+    p.store(ETH_HLEN + 28, &h.quote4)
+        .ok_or(Counter::Nat64DropMalformed)?;
     counters::bump(Counter::Nat64Out);
     // SAFETY: a tail call with our own context; returns only on failure.
     unsafe { NAT64_TC_PROGS.tail_call(ctx, NAT64_SLOT_OUT_NAT44) };
@@ -197,9 +310,14 @@ fn forward(ctx: &TcContext, p: &mut TcPacket) -> Result<i32, Counter> {
 /// extension headers, fragments (for now), other protocols, ICMPv6 other
 /// than echo, and transport headers cut short.
 #[inline(always)]
-fn plan(p: &TcPacket, ip6: &Ipv6) -> Result<L4, Counter> {
-    let l4 = Ipv6::L4;
-    match ip6.next {
+fn plan(p: &TcPacket, ip6: &Ipv6, next: u8, l4: u32, later: bool) -> Result<L4, Counter> {
+    if later {
+        return match next {
+            IPPROTO_TCP | IPPROTO_UDP => Ok(L4::Later),
+            _ => Err(Counter::Nat64DropUnsupported),
+        };
+    }
+    match next {
         IPPROTO_TCP => {
             if !ip6.has(l4, 20) {
                 return Err(Counter::Nat64DropMalformed);
@@ -231,6 +349,8 @@ fn plan(p: &TcPacket, ip6: &Ipv6) -> Result<L4, Counter> {
             match ty {
                 ICMPV6_ECHO_REQUEST => Ok(L4::Echo { ty: ICMP_ECHO }),
                 ICMPV6_ECHO_REPLY => Ok(L4::Echo { ty: ICMP_ECHOREPLY }),
+                // An error quotes at least an IPv6 header.
+                t if icmpv6_error::is_error(t) && ip6.has(l4 + 8, 40) => Ok(L4::Error),
                 _ => Err(Counter::Nat64DropUnsupported),
             }
         }

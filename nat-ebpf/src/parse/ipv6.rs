@@ -10,6 +10,7 @@ pub const ETH_P_IPV6_WIRE: u16 = EtherType::Ipv6 as u16;
 /// Length of the fixed IPv6 header.
 pub const IPV6_HLEN: u32 = 40;
 pub const IPPROTO_ICMPV6: u8 = 58;
+pub const NEXTHDR_FRAGMENT: u8 = 44;
 
 /// An IPv6 header at `ETH_HLEN`.
 #[derive(Clone, Copy)]

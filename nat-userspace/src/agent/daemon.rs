@@ -172,6 +172,7 @@ impl Daemon {
         if let Some(l) = self.listener.take() {
             self.serve(dir, l)?;
         }
+        self.name_nat64_hosts(dir)?;
         self.want_events(dir)?;
         if let Some(s) = &mut self.sync {
             s.start(dir)?;
@@ -192,6 +193,15 @@ impl Daemon {
             self.logs_bindings() || self.sync.is_some(),
             log.is_some_and(|l| l.collector().is_some()),
         )
+    }
+
+    /// Has the translation log (if any) name NAT64 bindings by their IPv6
+    /// host, from the attachment's `NAT64_IDS` (pinned by now).
+    fn name_nat64_hosts(&mut self, dir: &Path) -> anyhow::Result<()> {
+        if let Some(log) = &mut self.translog {
+            log.set_hosts(Box::new(crate::tables::Tables::at(dir).nat64_ids()?));
+        }
+        Ok(())
     }
 
     /// Whether the settings in force allocate port blocks.
@@ -306,6 +316,7 @@ impl Daemon {
             r.sessions_expired,
             r.mappings_expired,
             r.orphans_removed,
+            r.stand_ins_freed,
         );
         if self.logs_bindings()
             && let Some(log) = &mut self.translog
@@ -395,6 +406,7 @@ impl Daemon {
             notes.push(format!("metrics on {addr} stopped"));
         }
         notes.extend(sinks.apply(&mut self.translog, &want, &self.metrics));
+        self.name_nat64_hosts(dir)?;
         self.want_events(dir)?;
         if let (Some(s), Some(n)) = (&self.sync, &want.napt) {
             s.set_rules(n);

@@ -6,7 +6,8 @@
 //! the mappings are walked in the kernel (see [`kernel`]) unless something
 //! needs them read out, or `--expiry-walk user` asks for that. Once a
 //! minute a sweep also removes `NAPT_IN` entries that no mapping points to
-//! (see [`orphans`]).
+//! (see [`orphans`]) and frees the NAT64 stand-ins no mapping uses (see
+//! [`stand_ins`]).
 use std::{
     cell::{Cell, RefCell},
     collections::HashSet,
@@ -17,12 +18,15 @@ use std::{
 use nat_common::{
     EndpointKey, FilterKey, FirstSession, InsideEndpoint, Ipv4Be, MAPPING_FORWARD, Mapping,
     NatConfig, SESSION_INBOUND, Session, SessionKey,
+    nat64::{Nat64Host, is_stand_in},
 };
 
 mod kernel;
 mod orphans;
+mod stand_ins;
 
 pub use orphans::ORPHAN_SCAN_INTERVAL_NS;
+pub use stand_ins::STAND_IN_GRACE_NS;
 
 use crate::{
     agent::clock,
@@ -98,6 +102,8 @@ pub struct SweepReport {
     pub filters_expired: usize,
     /// `NAPT_IN` entries removed because no mapping pointed to them.
     pub orphans_removed: usize,
+    /// NAT64 stand-ins freed because no mapping used them.
+    pub stand_ins_freed: usize,
     pub duration_us: u64,
     /// The dynamic mappings this sweep deleted (for the translation log;
     /// not those someone else deleted first).
@@ -114,6 +120,9 @@ pub struct Sweeper {
     host_ports: Table<Ipv4Be, u64>,
     inbound_sessions: Table<u32, u64>,
     host_pool: Table<Ipv4Be, Ipv4Be>,
+    nat64_ids: Table<Ipv4Be, Nat64Host>,
+    nat64_hosts: Table<[u8; 16], Ipv4Be>,
+    static_out: Table<Ipv4Be, Ipv4Be>,
     /// Inside hosts whose `HOST_POOL` entry had no mapping behind it at the
     /// last sweep: deleted if they still have none at this one.
     unbound_hosts: RefCell<HashSet<u32>>,
@@ -121,6 +130,7 @@ pub struct Sweeper {
     /// its sets by them instead of growing them a rehash at a time.
     seen: Cell<(usize, usize)>,
     orphans: orphans::OrphanScan,
+    stand_ins: stand_ins::StandInScan,
     /// The walk over the mappings in the kernel, where the tables have it.
     kernel: Option<kernel::KernelWalk>,
     /// Whether the caller wants every mapping listed in each report
@@ -144,9 +154,13 @@ impl Sweeper {
             host_ports: tables.host_ports()?,
             inbound_sessions: tables.inbound_sessions()?,
             host_pool: tables.host_pool()?,
+            nat64_ids: tables.nat64_ids()?,
+            nat64_hosts: tables.nat64_hosts()?,
+            static_out: tables.static_out()?,
             unbound_hosts: RefCell::new(HashSet::new()),
             seen: Cell::new((0, 0)),
             orphans: orphans::OrphanScan::new(),
+            stand_ins: stand_ins::StandInScan::new(),
             kernel: kernel::KernelWalk::open(dir)?,
             list_mappings: Cell::new(false),
             walk_in_kernel: Cell::new(false),
@@ -234,6 +248,9 @@ impl Sweeper {
             if scan_orphans { mappings_before } else { 0 },
             Seeded::default(),
         );
+        // The NAT64 stand-ins the mappings left use: only for an orphan
+        // scan, which frees the others.
+        let mut stand_ins_used: FastSet<u32> = FastSet::with_hasher(Seeded::default());
         // Hosts pinned to a pool address: forgetting the unbound ones needs
         // every mapping's inside address (few entries: read them once).
         let pinned_hosts = batch::lookup_all_split::<u32, u32>(self.host_pool.fd())?.0;
@@ -311,6 +328,9 @@ impl Sweeper {
                                 _pad: 0,
                             };
                             bound.insert(orphans::binding(&public, k.addr, k.port));
+                            if is_stand_in(k.addr) {
+                                stand_ins_used.insert(k.addr);
+                            }
                         }
                         if count_held && m.flags & MAPPING_FORWARD == 0 {
                             *held.entry(k.addr).or_default() += 1;
@@ -354,11 +374,19 @@ impl Sweeper {
         }
         drop(live);
 
-        // 3. Orphaned NAPT_IN entries, once a minute.
+        // 3. Orphaned NAPT_IN entries and unused NAT64 stand-ins, once a
+        // minute.
         if scan_orphans {
             report.orphans_removed = self.orphans.scan(in_fd, out_fd, &bound, now)?;
+            let maps = stand_ins::StandInMaps {
+                ids: self.nat64_ids.fd(),
+                hosts: self.nat64_hosts.fd(),
+                static_out: self.static_out.fd(),
+            };
+            report.stand_ins_freed = self.stand_ins.scan(&maps, &stand_ins_used, now)?;
         }
         drop(bound);
+        drop(stand_ins_used);
 
         // 4. Address-dependent filter entries: idle past their mapping's
         // timeout, or their mapping is gone.

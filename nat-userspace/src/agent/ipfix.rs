@@ -3,16 +3,19 @@
 //! for logging NAT events, so collectors, SIEMs and lawful-intercept
 //! tooling read xnat's bindings as they read any CGNAT's.
 //!
-//! Three templates:
+//! The templates:
 //! * "NAT44 BIB create/delete" (natEvent 8, 9; xnat's binding is an
 //!   endpoint-independent mapping, a BIB entry): observationTimeMilliseconds,
 //!   natEvent, sourceIPv4Address, postNATSourceIPv4Address,
 //!   protocolIdentifier, sourceTransportPort, postNAPTSourceTransportPort.
 //!   The records are the translation log's (`translog`): the same
 //!   creations and deletions, the same late ones.
+//! * "NAT64 BIB create/delete" (natEvent 10, 11): the same with the IPv6
+//!   inside host (sourceIPv6Address) for a NAT64 binding.
 //! * "NAT ports exhausted" (natEvent 12): the time, the pool address whose
 //!   ports ran out (postNATSourceIPv4Address), the protocol, and the inside
-//!   host refused (sourceIPv4Address).
+//!   host refused (sourceIPv4Address; sourceIPv6Address in a template of
+//!   its own for a NAT64 host, as for the quota below).
 //! * "Quota exceeded" (natEvent 13), natQuotaExceededEvent 3 ("maximum
 //!   entries per user"): the inside host at its cap (`--max-ports-per-host`,
 //!   or its blocks' ports under block allocation), with the cap
@@ -39,6 +42,8 @@ const TEMPLATE_SET: u16 = 2;
 /// natEvent values (RFC 8158 §4.1, IANA "natEvent Values").
 pub const NAT44_BIB_CREATE: u8 = 8;
 pub const NAT44_BIB_DELETE: u8 = 9;
+pub const NAT64_BIB_CREATE: u8 = 10;
+pub const NAT64_BIB_DELETE: u8 = 11;
 pub const NAT_PORTS_EXHAUSTED: u8 = 12;
 pub const QUOTA_EXCEEDED: u8 = 13;
 pub const PORT_BLOCK_ALLOCATION: u8 = 16;
@@ -109,7 +114,47 @@ const PORT_BLOCK: Template = Template {
         (364, 2), // portRangeNumPorts
     ],
 };
-const TEMPLATES: [&Template; 4] = [&BIB, &PORTS_EXHAUSTED, &QUOTA, &PORT_BLOCK];
+const BIB64: Template = Template {
+    id: 260,
+    fields: &[
+        (323, 8), // observationTimeMilliseconds
+        (230, 1), // natEvent
+        (27, 16), // sourceIPv6Address
+        (225, 4), // postNATSourceIPv4Address
+        (4, 1),   // protocolIdentifier
+        (7, 2),   // sourceTransportPort
+        (227, 2), // postNAPTSourceTransportPort
+    ],
+};
+const PORTS_EXHAUSTED64: Template = Template {
+    id: 261,
+    fields: &[
+        (323, 8), // observationTimeMilliseconds
+        (230, 1), // natEvent
+        (225, 4), // postNATSourceIPv4Address
+        (4, 1),   // protocolIdentifier
+        (27, 16), // sourceIPv6Address
+    ],
+};
+const QUOTA64: Template = Template {
+    id: 262,
+    fields: &[
+        (323, 8), // observationTimeMilliseconds
+        (230, 1), // natEvent
+        (466, 4), // natQuotaExceededEvent
+        (473, 4), // maxEntriesPerUser
+        (27, 16), // sourceIPv6Address
+    ],
+};
+const TEMPLATES: [&Template; 7] = [
+    &BIB,
+    &PORTS_EXHAUSTED,
+    &QUOTA,
+    &PORT_BLOCK,
+    &BIB64,
+    &PORTS_EXHAUSTED64,
+    &QUOTA64,
+];
 
 const MESSAGE_HEADER: usize = 16;
 const SET_HEADER: usize = 4;
@@ -128,6 +173,14 @@ pub struct BibEvent {
     pub inside_port: u16,
     pub public_addr: u32,
     pub public_port: u16,
+}
+
+/// An inside host as a record names it: IPv4, or IPv6 for a NAT64 host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InsideHost {
+    /// Network order, as the tables hold it.
+    V4(u32),
+    V6(std::net::Ipv6Addr),
 }
 
 pub struct Exporter {
@@ -155,11 +208,21 @@ pub fn event_name(nat_event: u8) -> &'static str {
     match nat_event {
         NAT44_BIB_CREATE => "nat44-bib-create",
         NAT44_BIB_DELETE => "nat44-bib-delete",
+        NAT64_BIB_CREATE => "nat64-bib-create",
+        NAT64_BIB_DELETE => "nat64-bib-delete",
         NAT_PORTS_EXHAUSTED => "ports-exhausted",
         QUOTA_EXCEEDED => "quota-exceeded",
         PORT_BLOCK_ALLOCATION => "port-block-allocation",
         PORT_BLOCK_DEALLOCATION => "port-block-deallocation",
         _ => "other",
+    }
+}
+
+/// sourceIPv4Address or sourceIPv6Address.
+fn push_host(r: &mut Vec<u8>, host: InsideHost) {
+    match host {
+        InsideHost::V4(a) => r.extend_from_slice(&a.to_ne_bytes()),
+        InsideHost::V6(a) => r.extend_from_slice(&a.octets()),
     }
 }
 
@@ -219,28 +282,50 @@ impl Exporter {
         self.pending.push((BIB.id, r));
     }
 
+    /// Queues a NAT64 binding event (natEvent 10 or 11): `ev` with its
+    /// inside address the IPv6 host `host` stands for.
+    pub fn bib64(&mut self, ev: &BibEvent, host: std::net::Ipv6Addr) {
+        let mut r = Vec::with_capacity(BIB64.record_len());
+        r.extend_from_slice(&millis(ev.time));
+        r.push(ev.nat_event);
+        r.extend_from_slice(&host.octets());
+        r.extend_from_slice(&ev.public_addr.to_ne_bytes());
+        r.push(ev.proto);
+        r.extend_from_slice(&ev.inside_port.to_ne_bytes());
+        r.extend_from_slice(&ev.public_port.to_ne_bytes());
+        self.pending.push((BIB64.id, r));
+    }
+
     /// Queues "NAT ports exhausted": `public` (network order) had no port
-    /// of `proto` left for inside host `host` (network order).
-    pub fn ports_exhausted(&mut self, time: SystemTime, host: u32, public: u32, proto: u8) {
-        let mut r = Vec::with_capacity(PORTS_EXHAUSTED.record_len());
+    /// of `proto` left for inside host `host`.
+    pub fn ports_exhausted(&mut self, time: SystemTime, host: InsideHost, public: u32, proto: u8) {
+        let tpl = match host {
+            InsideHost::V4(_) => &PORTS_EXHAUSTED,
+            InsideHost::V6(_) => &PORTS_EXHAUSTED64,
+        };
+        let mut r = Vec::with_capacity(tpl.record_len());
         r.extend_from_slice(&millis(time));
         r.push(NAT_PORTS_EXHAUSTED);
         r.extend_from_slice(&public.to_ne_bytes());
         r.push(proto);
-        r.extend_from_slice(&host.to_ne_bytes());
-        self.pending.push((PORTS_EXHAUSTED.id, r));
+        push_host(&mut r, host);
+        self.pending.push((tpl.id, r));
     }
 
-    /// Queues "Quota exceeded": inside host `host` (network order) holds
-    /// `limit` ports, its cap.
-    pub fn quota_exceeded(&mut self, time: SystemTime, host: u32, limit: u32) {
-        let mut r = Vec::with_capacity(QUOTA.record_len());
+    /// Queues "Quota exceeded": inside host `host` holds `limit` ports, its
+    /// cap.
+    pub fn quota_exceeded(&mut self, time: SystemTime, host: InsideHost, limit: u32) {
+        let tpl = match host {
+            InsideHost::V4(_) => &QUOTA,
+            InsideHost::V6(_) => &QUOTA64,
+        };
+        let mut r = Vec::with_capacity(tpl.record_len());
         r.extend_from_slice(&millis(time));
         r.push(QUOTA_EXCEEDED);
         r.extend_from_slice(&MAX_ENTRIES_PER_USER.to_be_bytes());
         r.extend_from_slice(&limit.to_be_bytes());
-        r.extend_from_slice(&host.to_ne_bytes());
-        self.pending.push((QUOTA.id, r));
+        push_host(&mut r, host);
+        self.pending.push((tpl.id, r));
     }
 
     /// Queues a port block event: block `lo..=hi` (host order) of pool
@@ -460,7 +545,11 @@ mod tests {
         let t = &m[16..];
         assert_eq!(u16::from_be_bytes([t[0], t[1]]), TEMPLATE_SET);
         let tlen = usize::from(u16::from_be_bytes([t[2], t[3]]));
-        assert_eq!(tlen, 4 + (4 + 4 * 7) + 2 * (4 + 4 * 5) + (4 + 4 * 8));
+        assert_eq!(
+            tlen,
+            4 + 2 * (4 + 4 * 7) + 4 * (4 + 4 * 5) + (4 + 4 * 8),
+            "NAT44 and NAT64 BIB, 2 x 2 refusals, port blocks"
+        );
         // The first template is the bindings'.
         assert_eq!(u16::from_be_bytes([t[4], t[5]]), BIB.id);
         assert_eq!(u16::from_be_bytes([t[6], t[7]]), 7);
@@ -491,8 +580,13 @@ mod tests {
         let host = u32::from_ne_bytes([10, 0, 0, 2]);
         let t = UNIX_EPOCH + Duration::from_secs(1);
         x.bib(&ev(40001));
-        x.ports_exhausted(t, host, u32::from_ne_bytes([203, 0, 113, 2]), 6);
-        x.quota_exceeded(t, host, 64);
+        x.ports_exhausted(
+            t,
+            InsideHost::V4(host),
+            u32::from_ne_bytes([203, 0, 113, 2]),
+            6,
+        );
+        x.quota_exceeded(t, InsideHost::V4(host), 64);
         x.bib(&ev(40002));
         x.flush();
         let mut buf = [0u8; 2048];
@@ -521,6 +615,60 @@ mod tests {
             at += len;
         }
         assert_eq!(ids, [BIB.id, PORTS_EXHAUSTED.id, QUOTA.id, BIB.id]);
+    }
+
+    /// A NAT64 binding's record: natEvent 10 (11), the IPv6 host as
+    /// sourceIPv6Address, in the NAT64 BIB template's set; a NAT64 host's
+    /// refusal in the IPv6 variant of its template.
+    #[test]
+    fn nat64_records_carry_the_ipv6_host() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut x = Exporter::new(rx.local_addr().unwrap(), 1).unwrap();
+        let host: std::net::Ipv6Addr = "2001:db8::5".parse().unwrap();
+        x.bib64(
+            &BibEvent {
+                nat_event: NAT64_BIB_CREATE,
+                ..ev(40001)
+            },
+            host,
+        );
+        x.quota_exceeded(UNIX_EPOCH, InsideHost::V6(host), 64);
+        x.flush();
+        let mut buf = [0u8; 2048];
+        let n = rx.recv(&mut buf).unwrap();
+        let m = &buf[..n];
+        let t = &m[16..];
+        let tlen = usize::from(u16::from_be_bytes([t[2], t[3]]));
+        // The NAT64 BIB template: sourceIPv6Address, 16 bytes, third.
+        let mut at = 4;
+        let mut found = false;
+        while at < tlen {
+            let id = u16::from_be_bytes([t[at], t[at + 1]]);
+            let count = usize::from(u16::from_be_bytes([t[at + 2], t[at + 3]]));
+            if id == BIB64.id {
+                let f = &t[at + 4 + 2 * 4..at + 4 + 3 * 4];
+                assert_eq!(f, &[0, 27, 0, 16]);
+                found = true;
+            }
+            at += 4 + 4 * count;
+        }
+        assert!(found, "no NAT64 BIB template");
+        let d = &t[tlen..];
+        assert_eq!(u16::from_be_bytes([d[0], d[1]]), BIB64.id);
+        let len = usize::from(u16::from_be_bytes([d[2], d[3]]));
+        assert_eq!(len, 4 + BIB64.record_len());
+        let r = &d[4..];
+        assert_eq!(r[8], NAT64_BIB_CREATE);
+        assert_eq!(&r[9..25], &host.octets());
+        assert_eq!(&r[25..29], &[203, 0, 113, 2]);
+        assert_eq!(r[29], 17);
+        assert_eq!(u16::from_be_bytes([r[30], r[31]]), 5000);
+        assert_eq!(u16::from_be_bytes([r[32], r[33]]), 40001);
+        let q = &d[len..];
+        assert_eq!(u16::from_be_bytes([q[0], q[1]]), QUOTA64.id);
+        assert_eq!(&q[4 + 17..4 + 33], &host.octets());
+        assert_eq!(event_name(NAT64_BIB_CREATE), "nat64-bib-create");
     }
 
     #[test]

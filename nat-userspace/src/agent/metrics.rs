@@ -7,7 +7,7 @@
 //! (expiry sweeps, reloads, translation-log lines) lives in the agent.
 use std::{collections::BTreeMap, path::Path};
 
-use nat_common::{Counter as Kc, MAPPING_FORWARD, tcp_state_name};
+use nat_common::{Counter as Kc, MAPPING_FORWARD, nat64::is_stand_in, tcp_state_name};
 use prometheus_client::{
     encoding::text::encode,
     metrics::{
@@ -109,6 +109,7 @@ impl AgentMetrics {
         sessions: usize,
         mappings: usize,
         orphans: usize,
+        stand_ins: usize,
     ) {
         let walk = if in_kernel { "kernel" } else { "user" };
         self.sweeps.get_or_create(&labels(&[("walk", walk)])).inc();
@@ -116,6 +117,7 @@ impl AgentMetrics {
             ("session", sessions),
             ("mapping", mappings),
             ("orphan", orphans),
+            ("nat64_stand_in", stand_ins),
         ] {
             self.expired
                 .get_or_create(&labels(&[("kind", kind)]))
@@ -158,9 +160,13 @@ fn classify(c: Kc) -> (&'static str, Option<(&'static str, &'static str)>) {
         Kc::NaptMappingsCreated => ("bindings_created", None),
         Kc::NaptSessionsCreated => ("sessions_created", None),
         Kc::NaptBlocksAllocated => ("port_blocks_allocated", None),
+        Kc::Nat64Out => ("nat64_translated_packets", Some(("direction", "out"))),
+        Kc::Nat64In => ("nat64_translated_packets", Some(("direction", "in"))),
         c => {
             let name = c.name();
-            if let Some(reason) = name.strip_prefix("drop_") {
+            if let Some(reason) = name.strip_prefix("nat64_drop_") {
+                ("nat64_drops", Some(("reason", reason)))
+            } else if let Some(reason) = name.strip_prefix("drop_") {
                 ("drops", Some(("reason", reason)))
             } else if let Some(reason) = name
                 .strip_prefix("ingress_passed_")
@@ -184,6 +190,10 @@ fn help(metric: &str) -> &'static str {
         "sessions_created" => "NAPT sessions created",
         "events_lost" => "Ring-buffer events lost because the reader lagged",
         "port_blocks_allocated" => "Port blocks reserved for inside hosts (block allocation)",
+        "nat64_translated_packets" => {
+            "Packets NAT64 translated, by direction (out: IPv6 to IPv4, in: IPv4 to IPv6)"
+        }
+        "nat64_drops" => "Packets NAT64 dropped, by reason",
         _ => "Data-plane counter",
     }
 }
@@ -270,6 +280,10 @@ pub fn render(dir: &Path, ifname: &str, agent: &AgentMetrics) -> anyhow::Result<
     let session_entries = sessions.len() - out.iter().filter(|(_, m)| m.first.live != 0).count();
     let filters = tables.filter()?.lookup_all()?;
     let statics = tables.static_out()?.lookup_all()?;
+    // The static table holds the static NAT64 entries too (their private
+    // address a stand-in); NAT64_IDS every IPv6 host with a stand-in.
+    let nat64_statics = statics.iter().filter(|(k, _)| is_stand_in(*k)).count();
+    let nat64_hosts = tables.nat64_ids()?.lookup_all()?.len();
 
     let bindings: Family<Labels, Gauge> = Family::default();
     let forwards = Gauge::<i64>::default();
@@ -354,6 +368,7 @@ pub fn render(dir: &Path, ifname: &str, agent: &AgentMetrics) -> anyhow::Result<
         table_size(tables.sessions()?, session_entries)?,
         table_size(tables.filter()?, filters.len())?,
         table_size(tables.static_out()?, statics.len())?,
+        table_size(tables.nat64_ids()?, nat64_hosts)?,
     ] {
         let max = max.max(1);
         fill.get_or_create(&labels(&[("map", map)]))
@@ -361,8 +376,22 @@ pub fn render(dir: &Path, ifname: &str, agent: &AgentMetrics) -> anyhow::Result<
     }
     reg.register("map_fill_ratio", "Entries over capacity, per table", fill);
     let statics_gauge = Gauge::<i64>::default();
-    statics_gauge.set(statics.len() as i64);
+    statics_gauge.set((statics.len() - nat64_statics) as i64);
     reg.register("static_mappings", "Static 1:1 mappings", statics_gauge);
+    let nat64_statics_gauge = Gauge::<i64>::default();
+    nat64_statics_gauge.set(nat64_statics as i64);
+    reg.register(
+        "nat64_static_mappings",
+        "Static NAT64 mappings (an IPv6 host's own public IPv4 address)",
+        nat64_statics_gauge,
+    );
+    let nat64_hosts_gauge = Gauge::<i64>::default();
+    nat64_hosts_gauge.set(nat64_hosts as i64);
+    reg.register(
+        "nat64_hosts",
+        "IPv6 inside hosts holding a NAT64 stand-in address (static ones included)",
+        nat64_hosts_gauge,
+    );
 
     reg.register(
         "expiry_sweep_duration_seconds",
@@ -376,7 +405,7 @@ pub fn render(dir: &Path, ifname: &str, agent: &AgentMetrics) -> anyhow::Result<
     );
     reg.register(
         "expired",
-        "Sessions, mappings and orphaned public endpoints the expiry sweep deleted",
+        "Sessions, mappings, orphaned public endpoints and unused NAT64 stand-ins the expiry sweep deleted, by kind",
         agent.expired.clone(),
     );
     reg.register(
@@ -458,10 +487,12 @@ mod tests {
         for c in Kc::ALL {
             let (metric, label) = classify(c);
             assert!(seen.insert((metric, label)), "{c:?} collides");
+            // A Prometheus name: digits, but not first.
             assert!(
                 metric
                     .chars()
-                    .all(|ch| ch.is_ascii_lowercase() || ch == '_'),
+                    .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_')
+                    && !metric.starts_with(|ch: char| ch.is_ascii_digit()),
                 "{metric}"
             );
         }
@@ -473,5 +504,16 @@ mod tests {
             classify(Kc::PassedNotOurs),
             ("passed", Some(("reason", "not_ours")))
         );
+        assert_eq!(
+            classify(Kc::Nat64DropNonGlobal),
+            ("nat64_drops", Some(("reason", "non_global")))
+        );
+        assert_eq!(
+            classify(Kc::Nat64Out),
+            ("nat64_translated_packets", Some(("direction", "out")))
+        );
+        for c in [Kc::Nat64In, Kc::Nat64DropHostsFull] {
+            assert_ne!(help(classify(c).0), "Data-plane counter", "{c:?}");
+        }
     }
 }

@@ -159,6 +159,12 @@ async fn main_loop(attachment: Running, mut daemon: Daemon) -> anyhow::Result<()
                                     r.orphans_removed
                                 );
                             }
+                            if r.stand_ins_freed > 0 {
+                                tracing::info!(
+                                    "freed {} NAT64 stand-in(s) that no mapping used",
+                                    r.stand_ins_freed
+                                );
+                            }
                             daemon.after_sweep(&r, listed_from);
                             match keeper.after_sweep(&cfg, listed_from, &r.remaining, !r.in_kernel) {
                                 Ok(b) => daemon.blocks(&b),
@@ -215,6 +221,11 @@ fn handle_event(bytes: &[u8], icmp: Option<&IcmpSender>, budget: &mut u32, daemo
         Some(Record::BindingCreated(b)) => return daemon.binding_created(&b),
         None => return,
     };
+    // A NAT64 host was refused as its stand-in: an ICMP error to an
+    // address in 0.0.0.0/8 goes nowhere (the kernel refuses to send it).
+    if events::quoted_source(&ev).is_some_and(|(src, _)| nat_common::nat64::is_stand_in(src)) {
+        return;
+    }
     if *budget == 0 {
         return;
     }

@@ -4,7 +4,10 @@
 //! (`--log-bindings`), and the same events as IPFIX records (`--ipfix`,
 //! `ipfix.rs`): either or both. Under block allocation it logs the blocks
 //! instead (`block-allocated`, `block-released`: inside address, pool
-//! address, ports), one line per block rather than per binding.
+//! address, ports), one line per block rather than per binding. A NAT64
+//! binding is logged with its IPv6 host (`"inside": "[2001:db8::5]:40000"`,
+//! IPFIX's NAT64 BIB events), looked up when the binding is first seen and
+//! remembered: by its deletion the host's stand-in may be freed.
 //!
 //! * created: from the data plane's ring-buffer records (exact time);
 //! * deleted, reason "expired": by the agent's expiry sweep;
@@ -21,21 +24,22 @@ use std::{
     collections::HashMap,
     fs::OpenOptions,
     io::{self, BufWriter, Write},
-    net::SocketAddr,
+    net::{IpAddr, Ipv6Addr, SocketAddr},
     os::unix::fs::OpenOptionsExt as _,
     time::SystemTime,
 };
 
-use nat_common::{BindingEvent, EndpointKey, MAPPING_FORWARD, Mapping};
+use nat_common::{BindingEvent, EndpointKey, MAPPING_FORWARD, Mapping, nat64::is_stand_in};
 use serde::Serialize;
 
 use crate::{
     agent::{
         clock,
-        ipfix::{self, BibEvent, Exporter},
+        ipfix::{self, BibEvent, Exporter, InsideHost},
     },
     settings::LogTarget,
     tables::flows::proto_name,
+    tables::nat64::{HostOf, endpoint as inside_endpoint},
     tables::static_map::from_be,
 };
 
@@ -89,6 +93,17 @@ struct Known {
     public_addr: u32,
     public_port: u16,
     created: u64,
+    /// A NAT64 binding's IPv6 host (its inside address is a stand-in).
+    host6: Option<Ipv6Addr>,
+}
+
+impl Known {
+    /// Whether `self` and `other` are the same binding (the host is
+    /// looked up only for some of what is compared).
+    fn same(&self, other: &Known) -> bool {
+        (self.public_addr, self.public_port, self.created)
+            == (other.public_addr, other.public_port, other.created)
+    }
 }
 
 /// One event, before it is written out.
@@ -132,6 +147,9 @@ pub struct TransLog {
     /// Lines written (shared with the metrics).
     pub records: prometheus_client::metrics::counter::Counter,
     pub write_errors: u64,
+    /// Where NAT64 bindings' IPv6 hosts are looked up (none: their
+    /// stand-ins are logged as they are).
+    hosts: Option<Box<dyn HostOf>>,
 }
 
 fn open(target: &LogTarget) -> io::Result<Box<dyn Write + Send>> {
@@ -172,6 +190,31 @@ impl TransLog {
             started: clock::now_ns(),
             records: Default::default(),
             write_errors: 0,
+            hosts: None,
+        }
+    }
+
+    /// Looks NAT64 bindings' IPv6 hosts up in `hosts` from now on.
+    pub fn set_hosts(&mut self, hosts: Box<dyn HostOf>) {
+        self.hosts = Some(hosts);
+    }
+
+    /// The IPv6 host behind inside address `addr`, if it is a stand-in
+    /// with one.
+    fn host6(&self, addr: u32) -> Option<Ipv6Addr> {
+        if !is_stand_in(addr) {
+            return None;
+        }
+        self.hosts.as_ref()?.host_of(addr)
+    }
+
+    /// `m` as the log knows it, its IPv6 host looked up.
+    fn known(&self, key: &EndpointKey, m: &Mapping) -> Known {
+        Known {
+            public_addr: m.addr,
+            public_port: m.port,
+            created: m.created,
+            host6: self.host6(key.addr),
         }
     }
 
@@ -229,25 +272,35 @@ impl TransLog {
 
     fn write(&mut self, ev: Event<'_>) {
         if let Some(x) = &mut self.ipfix {
-            x.bib(&BibEvent {
+            let nat64 = ev.public.host6.is_some();
+            let bib = BibEvent {
                 time: ev.time,
-                nat_event: if ev.created {
-                    ipfix::NAT44_BIB_CREATE
-                } else {
-                    ipfix::NAT44_BIB_DELETE
+                nat_event: match (nat64, ev.created) {
+                    (false, true) => ipfix::NAT44_BIB_CREATE,
+                    (false, false) => ipfix::NAT44_BIB_DELETE,
+                    (true, true) => ipfix::NAT64_BIB_CREATE,
+                    (true, false) => ipfix::NAT64_BIB_DELETE,
                 },
                 proto: ev.key.proto,
                 inside_addr: ev.key.addr,
                 inside_port: ev.key.port,
                 public_addr: ev.public.public_addr,
                 public_port: ev.public.public_port,
-            });
+            };
+            match ev.public.host6 {
+                Some(h) => x.bib64(&bib, h),
+                None => x.bib(&bib),
+            }
         }
+        let inside = match ev.public.host6 {
+            Some(h) => inside_endpoint(IpAddr::V6(h), u16::from_be(ev.key.port)),
+            None => endpoint(ev.key.addr, ev.key.port),
+        };
         self.line(&Record {
             time: clock::rfc3339(ev.time),
             event: if ev.created { "created" } else { "deleted" },
             proto: proto_name(ev.key.proto),
-            inside: endpoint(ev.key.addr, ev.key.port),
+            inside,
             public: endpoint(ev.public.public_addr, ev.public.public_port),
             reason: ev.reason,
             late: ev.late,
@@ -311,9 +364,9 @@ impl TransLog {
     /// retrying would otherwise send one per packet). Not in the JSON
     /// lines, which log bindings.
     pub fn refused(&mut self, ev: &nat_common::Event) {
-        let Some(x) = &mut self.ipfix else {
+        if self.ipfix.is_none() {
             return;
-        };
+        }
         let Some((host, proto)) = crate::agent::events::quoted_source(ev) else {
             return;
         };
@@ -331,6 +384,13 @@ impl TransLog {
         }
         self.refusals.insert((ev.kind, host), now);
         let time = SystemTime::now();
+        let host = match self.host6(host) {
+            Some(h) => InsideHost::V6(h),
+            None => InsideHost::V4(host),
+        };
+        let Some(x) = &mut self.ipfix else {
+            return;
+        };
         match ev.kind {
             nat_common::EVENT_PORTS_EXHAUSTED => {
                 x.ports_exhausted(time, host, ev.public_addr, proto)
@@ -366,11 +426,15 @@ impl TransLog {
             public_addr: ev.public_addr,
             public_port: ev.public_port,
             created: ev.time_ns,
+            host6: self.host6(ev.inside_addr),
         };
         match self.known.insert(key, known) {
             // Already logged late by a sweep that ran before the record
             // was read.
-            Some(old) if old == known => return,
+            Some(old) if old.same(&known) => {
+                self.known.insert(key, old);
+                return;
+            }
             // The endpoint had another binding that vanished (flushed)
             // before a sweep noticed.
             Some(old) => self.deleted(&key, &old, "removed"),
@@ -421,11 +485,6 @@ impl TransLog {
         remaining: &[(EndpointKey, Mapping)],
         listed_from: u64,
     ) {
-        let as_known = |m: &Mapping| Known {
-            public_addr: m.addr,
-            public_port: m.port,
-            created: m.created,
-        };
         let dynamic = |m: &Mapping| m.flags & MAPPING_FORWARD == 0;
         if !self.primed {
             self.primed = true;
@@ -439,7 +498,10 @@ impl TransLog {
                 .chain(expired)
                 .filter(|(_, m)| dynamic(m) && before_us(m))
             {
-                self.known.entry(*k).or_insert(as_known(m));
+                if !self.known.contains_key(k) {
+                    let known = self.known(k, m);
+                    self.known.insert(*k, known);
+                }
             }
         }
         for (k, m) in expired.iter().filter(|(_, m)| dynamic(m)) {
@@ -447,22 +509,28 @@ impl TransLog {
                 Some(known) => known,
                 None => {
                     // Its record was lost: log its creation now.
-                    self.created_late(k, &as_known(m));
-                    as_known(m)
+                    let known = self.known(k, m);
+                    self.created_late(k, &known);
+                    known
                 }
             };
             self.deleted(k, &known, "expired");
         }
-        let mut now: HashMap<EndpointKey, Known> = HashMap::with_capacity(remaining.len());
+        // As the table has them (hosts not looked up: most are known).
+        let mut now: HashMap<EndpointKey, &Mapping> = HashMap::with_capacity(remaining.len());
         for (k, m) in remaining.iter().filter(|(_, m)| dynamic(m)) {
-            now.insert(*k, as_known(m));
+            now.insert(*k, m);
         }
+        let same = |v: &Known, m: &Mapping| {
+            (v.public_addr, v.public_port, v.created) == (m.addr, m.port, m.created)
+        };
         // Logged bindings that are gone, or were replaced by a new one.
         let gone: Vec<(EndpointKey, Known)> = self
             .known
             .iter()
             .filter(|(k, v)| {
-                now.get(k) != Some(v) && v.created.saturating_add(LISTING_SLACK) < listed_from
+                !now.get(k).is_some_and(|m| same(v, m))
+                    && v.created.saturating_add(LISTING_SLACK) < listed_from
             })
             .map(|(k, v)| (*k, *v))
             .collect();
@@ -471,9 +539,10 @@ impl TransLog {
             self.deleted(&k, &v, "removed");
         }
         // Bindings never logged (their record was lost).
-        for (k, v) in now {
-            if let std::collections::hash_map::Entry::Vacant(e) = self.known.entry(k) {
-                e.insert(v);
+        for (k, m) in now {
+            if !self.known.contains_key(&k) {
+                let v = self.known(&k, m);
+                self.known.insert(k, v);
                 self.created_late(&k, &v);
             }
         }
@@ -666,6 +735,52 @@ mod tests {
         assert_eq!(logged.len(), 1, "{logged:?}");
         assert_eq!(logged[0].0, "created");
         assert!(logged[0].1.ends_with(":6") && logged[0].2, "{logged:?}");
+        let _ = std::fs::remove_file(&path);
+    }
+
+    /// A NAT64 binding is logged with its IPv6 host, also when its
+    /// deletion comes after its stand-in was freed; one made while its
+    /// record was lost is looked up when the sweep finds it.
+    #[test]
+    fn nat64_bindings_are_logged_with_their_ipv6_host() {
+        use crate::tables::nat64::Hosts;
+        use nat_common::nat64::stand_in;
+        let path =
+            std::env::temp_dir().join(format!("xnat-translog5-{}.jsonl", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let mut log = TransLog::open(LogTarget::File(path.clone())).unwrap();
+        let (s, t) = (stand_in(0x1234), stand_in(0x1235));
+        log.set_hosts(Box::new(Hosts::from_pairs([
+            (s, "2001:db8::5".parse().unwrap()),
+            (t, "2001:db8::6".parse().unwrap()),
+        ])));
+        log.after_sweep(&[], &[], u64::MAX);
+        let v6 = |addr, port: u16| EndpointKey { addr, ..key(port) };
+        log.created(&BindingEvent {
+            inside_addr: s,
+            ..record(1, clock::now_ns())
+        });
+        // Both stand-ins freed: what was looked up is remembered; the
+        // binding seen first now is logged with its stand-in as it is.
+        log.set_hosts(Box::new(Hosts::default()));
+        log.after_sweep(
+            &[(v6(s, 1), mapping(1, 0))],
+            &[(v6(t, 2), mapping(2, 9))],
+            u64::MAX,
+        );
+        let v = lines(&path);
+        let brief: Vec<(&str, &str)> = v
+            .iter()
+            .map(|r| (r["event"].as_str().unwrap(), r["inside"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            brief,
+            vec![
+                ("created", "[2001:db8::5]:1"),
+                ("deleted", "[2001:db8::5]:1"),
+                ("created", "0.0.18.53:2"),
+            ]
+        );
         let _ = std::fs::remove_file(&path);
     }
 

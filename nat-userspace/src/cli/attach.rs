@@ -1,23 +1,28 @@
 //! `xnat attach [IFACE] [--config FILE] ...`: settings from the file with
 //! the flags over them, checked as a whole; then attach (or adopt the
 //! pinned state a previous agent left running) and run the agent.
-use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
+use std::{
+    net::{Ipv4Addr, Ipv6Addr, SocketAddr},
+    path::PathBuf,
+    process::ExitCode,
+};
 
 use nat_userspace::{
     agent::lifecycle,
     settings::HookMode,
     settings::config,
-    settings::ephemeral,
     settings::napt::{Prefix, Timeouts},
+    settings::nat64::Nat64Prefix,
     settings::{
         self, ExpiryWalk, Layer, LogTarget, NaptFlags, Origin, Settings, Sourced,
         napt::{Allocation, TcpPickup},
     },
+    settings::{ephemeral, nat64},
     tables::forward::Forward,
     tables::pins,
 };
 
-use super::addr::{Mapping, parse_mapping, parse_pool};
+use super::addr::{Mapping, parse_mapping, parse_nat64_mapping, parse_nat64_prefix, parse_pool};
 use nat_userspace::agent::daemon::Daemon;
 
 /// What to say when no layer names the interface.
@@ -102,7 +107,35 @@ pub struct Args {
     pub napt: NaptArgs,
 
     #[command(flatten)]
+    pub nat64: Nat64Args,
+
+    #[command(flatten)]
     pub sync: SyncArgs,
+}
+
+/// Stateful NAT64 (RFC 6146): IPv6 hosts on the inside interfaces reach
+/// IPv4 hosts through NAPT's pool and bindings.
+#[derive(clap::Args, Debug)]
+#[command(next_help_heading = "NAT64")]
+pub struct Nat64Args {
+    /// Stateful NAT64: IPv6 hosts on the --inside interfaces reach the IPv4
+    /// host a.b.c.d at PREFIX::a.b.c.d, with NAPT bindings on the pool.
+    /// PREFIX is an RFC 6052 prefix (/32, /40, /48, /56, /64 or /96)
+    /// [default: 64:ff9b::/96]. Needs NAPT and --inside.
+    #[arg(
+        long,
+        value_name = "PREFIX",
+        num_args = 0..=1,
+        default_missing_value = "64:ff9b::/96",
+        value_parser = parse_nat64_prefix
+    )]
+    pub nat64: Option<Nat64Prefix>,
+
+    /// Static NAT64: the IPv6 inside host IPV6 has the public IPv4 address
+    /// IPV4 to itself (every port, both ways); repeat for more. Switches
+    /// NAT64 on.
+    #[arg(long = "nat64-map", value_name = "IPV6=IPV4", value_parser = parse_nat64_mapping)]
+    pub nat64_maps: Vec<(Ipv6Addr, Ipv4Addr)>,
 }
 
 /// Binding sync: announce the mappings made here to peer gateways and
@@ -237,6 +270,16 @@ impl Args {
                 .clone()
                 .map(|p| flag(p, "--sync-key-file")),
             sync_refresh: self.sync.sync_refresh.map(|r| flag(r, "--sync-refresh")),
+            nat64: self.nat64.nat64.map(|p| flag(p, "--nat64")),
+            nat64_maps: some_vec(
+                self.nat64
+                    .nat64_maps
+                    .iter()
+                    .map(|&(inside, public)| {
+                        flag((inside, public), &format!("--nat64-map {inside}={public}"))
+                    })
+                    .collect(),
+            ),
             ..n.settings.layer()
         }
     }
@@ -258,6 +301,13 @@ pub fn settings_from(
 /// want: for `attach` and `xnat check`.
 pub fn warn_about(s: &Settings) {
     if let Some(w) = s.napt.as_ref().and_then(ephemeral::check) {
+        tracing::warn!("{w}");
+    }
+    if let Some(w) = s
+        .nat64
+        .as_ref()
+        .and_then(|n| nat64::route_warning(n, &s.ifname))
+    {
         tracing::warn!("{w}");
     }
 }
@@ -294,6 +344,12 @@ pub fn describe(s: &Settings) -> String {
                 ", block allocation: blocks of {size} ports, up to {max_per_host} per inside \
                  address, released {hold_down} s after their last use"
             )),
+        }
+    }
+    if let Some(n) = &s.nat64 {
+        out.push_str(&format!(", NAT64 {}", n.prefix));
+        if !n.maps.is_empty() {
+            out.push_str(&format!(" ({} static)", n.maps.len()));
         }
     }
     if !s.forwards.is_empty() {

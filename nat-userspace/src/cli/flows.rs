@@ -1,11 +1,11 @@
 //! `xnat flows`: live sessions, like `conntrack -L`; `xnat flows flush`
 //! deletes them with their bindings, like `conntrack -F`.
-use std::{net::Ipv4Addr, process::ExitCode};
+use std::{net::IpAddr, process::ExitCode};
 
 use clap::{Subcommand, ValueEnum};
 use nat_userspace::{settings::napt, tables::blocks, tables::flows, tables::flush, tables::pins};
 
-use super::addr::parse_ipv4;
+use super::addr::parse_inside;
 
 #[derive(clap::Args, Debug)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -18,9 +18,9 @@ pub struct Args {
     /// Only this protocol.
     #[arg(long, value_enum)]
     pub proto: Option<ProtoFilter>,
-    /// Only flows of this inside host.
-    #[arg(long, value_parser = parse_ipv4)]
-    pub inside: Option<Ipv4Addr>,
+    /// Only flows of this inside host (IPv4, or IPv6 for a NAT64 host).
+    #[arg(long, value_parser = parse_inside)]
+    pub inside: Option<IpAddr>,
     /// List the port blocks held (block allocation) instead of the flows.
     #[arg(long, conflicts_with = "proto")]
     pub blocks: bool,
@@ -37,9 +37,10 @@ pub enum Action {
         /// Only this protocol.
         #[arg(long, value_enum)]
         proto: Option<ProtoFilter>,
-        /// Only flows of this inside host.
-        #[arg(long, value_parser = parse_ipv4)]
-        inside: Option<Ipv4Addr>,
+        /// Only flows of this inside host (IPv4, or IPv6 for a NAT64
+        /// host).
+        #[arg(long, value_parser = parse_inside)]
+        inside: Option<IpAddr>,
     },
 }
 
@@ -103,21 +104,7 @@ pub fn run(args: Args, iface: Option<&str>) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&list)?);
     } else {
         for f in &list {
-            println!(
-                "{:<4} {:<11} inside={} public={} remote={} age={}s expires={}s out={}p/{}B in={}p/{}B{}",
-                f.proto,
-                f.state,
-                f.inside,
-                f.public,
-                f.remote,
-                f.age_s,
-                f.expires_in_s,
-                f.packets_out,
-                f.bytes_out,
-                f.packets_in,
-                f.bytes_in,
-                if f.peer { " [peer]" } else { "" }
-            );
+            println!("{}", f.line());
         }
         eprintln!("xnat: {} flow(s)", list.len());
     }
@@ -132,7 +119,7 @@ fn print_blocks(
 ) -> anyhow::Result<ExitCode> {
     let list: Vec<_> = blocks::read(dir, cfg)?
         .into_iter()
-        .filter(|b| args.inside.is_none_or(|a| b.inside == a))
+        .filter(|b| args.inside.is_none_or(|a| IpAddr::V4(b.inside) == a))
         .collect();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&list)?);

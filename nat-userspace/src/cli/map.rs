@@ -1,8 +1,16 @@
 //! `xnat map add|del|list`: the static 1:1 table of a live attachment.
+//! Static NAT64 entries are in it too (their private address a NAT64
+//! stand-in): listed by their IPv6 host, changed only by the settings
+//! (`--nat64-map`, `[[nat64.map]]`) and a reload.
 use std::{net::Ipv4Addr, process::ExitCode};
 
 use clap::Subcommand;
-use nat_userspace::{tables::pins, tables::static_map::StaticTable};
+use nat_common::nat64::is_stand_in;
+use nat_userspace::{
+    tables::nat64::Hosts,
+    tables::pins,
+    tables::static_map::{StaticTable, to_be},
+};
 
 use super::addr::parse_ipv4;
 
@@ -43,11 +51,23 @@ pub fn run(cmd: MapCommand, iface: Option<&str>) -> anyhow::Result<ExitCode> {
             println!("xnat: {ifname}: mapped {private} <-> {public}");
         }
         MapCommand::Del { private } => {
+            if is_stand_in(to_be(private)) {
+                anyhow::bail!(
+                    "{private} stands for an IPv6 host of a static NAT64 mapping: change those \
+                     in the settings (--nat64-map, [[nat64.map]]) and reload"
+                );
+            }
             let public = table.remove(private)?;
             println!("xnat: {ifname}: unmapped {private} <-> {public}");
         }
         MapCommand::List { json } => {
-            let list = table.list()?;
+            // A static NAT64 entry by its IPv6 host.
+            let hosts = Hosts::read(&dir)?;
+            let list: Vec<(String, std::net::Ipv4Addr)> = table
+                .list()?
+                .into_iter()
+                .map(|(p, q)| (hosts.inside_addr(to_be(p)).to_string(), q))
+                .collect();
             if json {
                 let rows: Vec<_> = list
                     .iter()
@@ -57,7 +77,7 @@ pub fn run(cmd: MapCommand, iface: Option<&str>) -> anyhow::Result<ExitCode> {
             } else {
                 println!("{:<16} {:<16}", "PRIVATE", "PUBLIC");
                 for (p, q) in list {
-                    println!("{:<16} {:<16}", p.to_string(), q.to_string());
+                    println!("{p:<16} {:<16}", q.to_string());
                 }
             }
         }

@@ -189,6 +189,70 @@ mod tests {
         );
     }
 
+    /// `--nat64` alone is the well-known prefix; with a value, that prefix
+    /// (checked as RFC 6052 asks); `--nat64-map` repeats; each value's
+    /// origin is its flag.
+    #[test]
+    fn nat64_flags() {
+        use nat_userspace::settings::nat64::Nat64Prefix;
+        let layer = |args: &[&str]| {
+            let Command::Attach(a) = parse_args(args).unwrap().command else {
+                panic!("not attach")
+            };
+            a.layer()
+        };
+        let l = layer(&[
+            "attach",
+            "eth0",
+            "--masquerade",
+            "--inside",
+            "eth1",
+            "--nat64",
+        ]);
+        let p = l.nat64.unwrap();
+        assert_eq!(
+            (p.value, p.origin.0.as_str()),
+            (Nat64Prefix::WELL_KNOWN, "--nat64")
+        );
+        assert!(l.nat64_maps.is_none());
+        let l = layer(&[
+            "attach",
+            "eth0",
+            "--nat64",
+            "2001:db8:64::/64",
+            "--nat64-map",
+            "2001:db8::10=203.0.113.10",
+            "--nat64-map",
+            "2001:db8::11=203.0.113.11",
+        ]);
+        assert_eq!(l.nat64.unwrap().value.to_string(), "2001:db8:64::/64");
+        let maps = l.nat64_maps.unwrap();
+        assert_eq!(maps.len(), 2);
+        assert_eq!(maps[1].origin.0, "--nat64-map 2001:db8::11=203.0.113.11");
+        assert!(layer(&["attach", "eth0"]).nat64.is_none());
+        let e = parse_args(&["attach", "eth0", "--nat64", "64:ff9b::/80"]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("64:ff9b::/80: the prefix length must be 32, 40, 48, 56, 64 or 96"),
+            "{e}"
+        );
+        let e = parse_args(&["attach", "eth0", "--nat64-map", "2001:db8::10"]).unwrap_err();
+        assert!(e.to_string().contains("expected IPV6=IPV4"), "{e}");
+        // The inside filters take an IPv6 host.
+        let Command::Flows(a) = parse_args(&["flows", "--inside", "2001:db8::5"])
+            .unwrap()
+            .command
+        else {
+            panic!("not flows")
+        };
+        assert_eq!(a.inside.unwrap().to_string(), "2001:db8::5");
+        let e = parse_args(&["flows", "--inside", "2001:db8::5::"]).unwrap_err();
+        assert!(
+            e.to_string().contains("is not an IPv4 or IPv6 address"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn iface_is_global() {
         let cli = parse_args(&["map", "list", "-i", "ext0", "--json"]).unwrap();

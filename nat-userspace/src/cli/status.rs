@@ -2,7 +2,12 @@
 //! IFACE`, whether IFACE's attachment is healthy (nat_userspace::health).
 use std::process::ExitCode;
 
-use nat_userspace::{agent::runtime, health, tables::pins};
+use nat_userspace::{
+    agent::runtime,
+    health,
+    settings::nat64::{self, Nat64Prefix},
+    tables::pins,
+};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -26,28 +31,34 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut rows = Vec::new();
     for ifname in pins::attached_interfaces()? {
         let dir = pins::iface_dir(&ifname)?;
+        // NAT64's prefix while it is on (an unreadable map: not shown).
+        let nat64 = nat64::read_config(&dir)
+            .ok()
+            .and_then(|c| Nat64Prefix::of(&c));
         rows.push((
             ifname,
             pins::ingress_mode(&dir).unwrap_or("?"),
             pins::inside_interfaces(&dir),
             pins::inside_xdp_interfaces(&dir),
             dir,
+            nat64,
         ));
     }
     if args.json {
         let v: Vec<_> = rows
             .iter()
-            .map(|(i, m, inside, inside_xdp, d)| {
+            .map(|(i, m, inside, inside_xdp, d, nat64)| {
                 let agent = runtime::live_agent(&runtime::name_of(d));
                 serde_json::json!({"interface": i, "ingress": m, "inside": inside,
-                    "inside_xdp": inside_xdp, "pins": d, "agent_pid": agent})
+                    "inside_xdp": inside_xdp, "pins": d, "agent_pid": agent,
+                    "nat64": nat64.map(|p| p.to_string())})
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else if rows.is_empty() {
         println!("xnat is not attached to any interface in this network namespace");
     } else {
-        for (i, m, inside, inside_xdp, d) in rows {
+        for (i, m, inside, inside_xdp, d, nat64) in rows {
             let inside = if inside.is_empty() {
                 String::new()
             } else {
@@ -62,8 +73,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 Some(pid) => format!("agent pid {pid}"),
                 None => "no agent".to_string(),
             };
+            let nat64 = nat64.map_or(String::new(), |p| format!(", NAT64 {p}"));
             println!(
-                "{i}: ingress {m}, egress tc{inside}, {agent}, pins {}",
+                "{i}: ingress {m}, egress tc{inside}{nat64}, {agent}, pins {}",
                 d.display()
             );
         }

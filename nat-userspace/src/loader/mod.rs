@@ -22,11 +22,11 @@ use aya::{
 };
 use nat_common::{
     PROG_EGRESS_TC, PROG_EXPIRE, PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_INSIDE_TC,
-    PROG_INSIDE_XDP, PROG_NAT64_IN_TC, PROG_NAT64_IN_XDP, PROG_NAT64_OUT_NAT44_TC,
-    PROG_NAT64_OUT_TC,
+    PROG_INSIDE_XDP, PROG_NAT64_IN_TC, PROG_NAT64_IN_XDP, PROG_NAT64_OUT_ERROR_TC,
+    PROG_NAT64_OUT_NAT44_TC, PROG_NAT64_OUT_TC,
     nat64::{
         MAP_NAT64_TC_PROGS, MAP_NAT64_XDP_PROGS, NAT64_SLOT_IN, NAT64_SLOT_OUT,
-        NAT64_SLOT_OUT_NAT44,
+        NAT64_SLOT_OUT_ERROR, NAT64_SLOT_OUT_NAT44,
     },
 };
 
@@ -254,6 +254,11 @@ pub fn pin_expiry_walk(dir: &Path) -> anyhow::Result<()> {
 fn load_nat64(ebpf: &mut Ebpf, ingress: HookMode) -> anyhow::Result<()> {
     let mut slots = vec![
         (PROG_NAT64_OUT_TC, MAP_NAT64_TC_PROGS, NAT64_SLOT_OUT),
+        (
+            PROG_NAT64_OUT_ERROR_TC,
+            MAP_NAT64_TC_PROGS,
+            NAT64_SLOT_OUT_ERROR,
+        ),
         (
             PROG_NAT64_OUT_NAT44_TC,
             MAP_NAT64_TC_PROGS,

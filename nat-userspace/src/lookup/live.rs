@@ -1,7 +1,8 @@
 //! The holders of a public endpoint in the live tables: a static 1:1
 //! mapping of its address (every port), or the dynamic binding or port
 //! forward whose `NAPT_IN` entry names the endpoint and whose mapping
-//! points back to it.
+//! points back to it. A NAT64 host is named by its IPv6 address, not its
+//! stand-in.
 use std::{net::Ipv4Addr, path::Path, time::SystemTime};
 
 use nat_common::{EndpointKey, InsideEndpoint, MAPPING_FORWARD, Mapping};
@@ -12,7 +13,8 @@ use crate::{
     tables::{
         Tables, batch,
         flows::proto_name,
-        static_map::{from_be, to_be},
+        nat64::{endpoint as inside_endpoint, inside_addr_of},
+        static_map::to_be,
     },
 };
 
@@ -32,7 +34,7 @@ pub fn holders(
         found.push(Holder {
             proto: "any",
             public: endpoint.clone(),
-            inside: from_be(private).to_string(),
+            inside: inside_addr_of(dir, private)?.to_string(),
             source: Source::Static,
             ports: None,
             since: None,
@@ -68,7 +70,7 @@ pub fn holders(
         found.push(Holder {
             proto: proto_name(proto),
             public: endpoint.clone(),
-            inside: format!("{}:{}", from_be(inside.addr), u16::from_be(inside.port)),
+            inside: inside_endpoint(inside_addr_of(dir, inside.addr)?, u16::from_be(inside.port)),
             source: if forward {
                 Source::Forward
             } else {

@@ -34,6 +34,13 @@
 //! public = "198.51.100.1:8080"
 //! inside = "10.0.0.5:80"
 //!
+//! [nat64]                           # present: stateful NAT64 on (needs [napt], inside)
+//! prefix = "64:ff9b::/96"           # RFC 6052 prefix [default: 64:ff9b::/96]
+//!
+//! [[nat64.map]]                     # static NAT64: an IPv6 host's own IPv4 address
+//! inside = "2001:db8::10"
+//! public = "203.0.113.10"
+//!
 //! [sync]                            # binding sync with peer gateways
 //! listen = "192.0.2.10:4790"
 //! peers = ["192.0.2.11:4790"]
@@ -43,7 +50,7 @@
 use std::{
     fmt,
     marker::PhantomData,
-    net::{Ipv4Addr, SocketAddr},
+    net::{Ipv4Addr, Ipv6Addr, SocketAddr},
     ops::Range,
     path::{Path, PathBuf},
 };
@@ -54,6 +61,7 @@ use toml::Spanned;
 use crate::{
     settings::HookMode,
     settings::napt::{AllocationMode, Filtering, PortRange, Prefix, TcpPickup, Timeouts},
+    settings::nat64::Nat64Prefix,
     settings::parse,
     settings::{ExpiryWalk, Layer, LogTarget, Origin, Sourced, TimeoutLayer, proto_by_name},
     tables::forward::Forward,
@@ -119,6 +127,13 @@ macro_rules! parser {
 }
 
 parser!(Addr, Ipv4Addr, "an IPv4 address as a string", parse::ipv4);
+parser!(Addr6, Ipv6Addr, "an IPv6 address as a string", parse::ipv6);
+parser!(
+    Nat64Pfx,
+    Nat64Prefix,
+    "a prefix PREFIX/LEN as a string",
+    parse::nat64_prefix
+);
 parser!(
     PoolItem,
     Vec<Ipv4Addr>,
@@ -179,6 +194,23 @@ struct RawFile {
     napt: Option<Spanned<RawNapt>>,
     forward: Option<Vec<Spanned<RawForward>>>,
     sync: Option<RawSync>,
+    nat64: Option<Spanned<RawNat64>>,
+}
+
+/// The `[nat64]` table (its presence switches NAT64 on).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNat64 {
+    prefix: Option<Spanned<Parsed<Nat64Prefix, Nat64Pfx>>>,
+    map: Option<Vec<Spanned<RawNat64Map>>>,
+}
+
+/// One `[[nat64.map]]` entry (static NAT64).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNat64Map {
+    inside: Parsed<Ipv6Addr, Addr6>,
+    public: Parsed<Ipv4Addr, Addr>,
 }
 
 /// The `[sync]` table (binding sync).
@@ -378,7 +410,10 @@ impl Ctx<'_> {
 
     fn layer(&self, raw: RawFile) -> Layer {
         let sync = raw.sync.map_or_else(Layer::default, |s| self.sync(s));
+        let nat64 = raw.nat64.map_or_else(Layer::default, |n| self.nat64(n));
         Layer {
+            nat64: nat64.nat64,
+            nat64_maps: nat64.nat64_maps,
             sync_listen: sync.sync_listen,
             sync_peers: sync.sync_peers,
             sync_key_file: sync.sync_key_file,
@@ -452,6 +487,33 @@ impl Ctx<'_> {
                 Sourced::new(PathBuf::from(k.value), k.origin)
             }),
             sync_refresh: s.refresh.map(|r| self.sourced(r, "sync.refresh")),
+            ..Layer::default()
+        }
+    }
+
+    /// The `[nat64]` table: present, NAT64 is on (with the well-known
+    /// prefix unless `prefix` says otherwise).
+    fn nat64(&self, n: Spanned<RawNat64>) -> Layer {
+        let table = self.origin(n.span(), "nat64");
+        let n = n.into_inner();
+        let prefix = match n.prefix {
+            Some(p) => {
+                let p = self.sourced(p, "nat64.prefix");
+                Sourced::new(p.value.0, p.origin)
+            }
+            None => Sourced::new(Nat64Prefix::WELL_KNOWN, table),
+        };
+        Layer {
+            nat64: Some(prefix),
+            nat64_maps: n.map.map(|v| {
+                v.into_iter()
+                    .enumerate()
+                    .map(|(i, s)| {
+                        let s = self.sourced(s, &format!("nat64.map[{i}]"));
+                        Sourced::new((s.value.inside.0, s.value.public.0), s.origin)
+                    })
+                    .collect()
+            }),
             ..Layer::default()
         }
     }
@@ -992,6 +1054,127 @@ inside = "10.0.0.5:80"
             &format!("interface = \"lo\"\n{napt}[sync]\nport = 1\n"),
             &["unknown field `port`"],
         );
+    }
+
+    /// `[nat64]`: present, NAT64 is on (the well-known prefix unless
+    /// `prefix` says otherwise; `[[nat64.map]]` alone switches it on too);
+    /// every error names the file, line and key.
+    #[test]
+    fn nat64_table() {
+        use crate::settings::nat64::{Nat64Prefix, Nat64Settings, check};
+        const NAPT: &str = "interface = \"lo\"\ninside = [\"lan0\"]\n[napt]\n\
+                            internal = [\"10.0.0.0/24\"]\npool = [\"198.51.100.1\"]\n";
+        // The NAT64 checks of `resolve`, without its look at this
+        // machine's devices (`lan0` need not exist).
+        let nat64 = |text: &str| -> Result<Option<Nat64Settings>, String> {
+            let layer = parse_str(text, FILE).map_err(|e| e.to_string())?;
+            let napt = crate::settings::napt_of(&layer).map_err(|e| e.to_string())?;
+            let maps = layer.maps.clone().unwrap_or_default();
+            check(&layer, napt.as_ref(), &maps, &[]).map_err(|e| e.to_string())
+        };
+        let bad = |text: &str, expect: &str| {
+            let e = nat64(text).expect_err(text);
+            assert_eq!(e, expect, "for\n{text}");
+        };
+        assert_eq!(nat64(NAPT), Ok(None));
+        let s = nat64(&format!("{NAPT}[nat64]\n")).unwrap().unwrap();
+        assert_eq!(s.prefix, Nat64Prefix::WELL_KNOWN);
+        let s = nat64(&format!("{NAPT}[nat64]\nprefix = \"2001:db8:64::/64\"\n"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(s.prefix.to_string(), "2001:db8:64::/64");
+        let s = nat64(&format!(
+            "{NAPT}[[nat64.map]]\ninside = \"2001:db8::10\"\npublic = \"203.0.113.10\"\n\
+             [[nat64.map]]\ninside = \"2001:db8::11\"\npublic = \"203.0.113.11\"\n"
+        ))
+        .unwrap()
+        .unwrap();
+        assert_eq!(s.prefix, Nat64Prefix::WELL_KNOWN);
+        assert_eq!(
+            s.maps,
+            vec![
+                (
+                    "2001:db8::10".parse().unwrap(),
+                    "203.0.113.10".parse().unwrap()
+                ),
+                (
+                    "2001:db8::11".parse().unwrap(),
+                    "203.0.113.11".parse().unwrap()
+                ),
+            ]
+        );
+
+        bad(
+            &format!("{NAPT}[nat64]\nprefix = \"64:ff9b::/80\"\n"),
+            "/etc/xnat/test.toml:7:10: nat64.prefix: 64:ff9b::/80: the prefix length must be \
+             32, 40, 48, 56, 64 or 96 (RFC 6052)",
+        );
+        bad(
+            &format!("{NAPT}[nat64]\nprefix = \"2001:db8::1/64\"\n"),
+            "/etc/xnat/test.toml:7:10: nat64.prefix: 2001:db8::1/64: the prefix has bits set \
+             past its length",
+        );
+        bad(
+            &format!("{NAPT}[nat64]\nprefix = \"2001:db8:0:0:ff00::/96\"\n"),
+            "/etc/xnat/test.toml:7:10: nat64.prefix: 2001:db8:0:0:ff00::/96: bits 64 to 71 of \
+             the prefix (the \"u\" octet) must be zero (RFC 6052)",
+        );
+        bad(
+            &format!("{NAPT}[nat64]\nprefix = 96\n"),
+            "/etc/xnat/test.toml:7:10: nat64.prefix: invalid type: integer `96`, expected a \
+             prefix PREFIX/LEN as a string",
+        );
+        let e = nat64(&format!("{NAPT}[nat64]\nprefx = \"64:ff9b::/96\"\n")).unwrap_err();
+        assert!(
+            e.starts_with("/etc/xnat/test.toml:7:1: nat64.prefx: unknown field `prefx`"),
+            "{e}"
+        );
+        bad(
+            &format!("{NAPT}[[nat64.map]]\ninside = \"10.0.0.1\"\npublic = \"203.0.113.10\"\n"),
+            "/etc/xnat/test.toml:7:10: nat64.map[0].inside: '10.0.0.1' is not an IPv6 address",
+        );
+        bad(
+            &format!("{NAPT}[[nat64.map]]\ninside = \"2001:db8::10\"\npublic = \"198.51.100.1\"\n"),
+            "/etc/xnat/test.toml:6:1: nat64.map[0]: 2001:db8::10=198.51.100.1: 198.51.100.1 is \
+             also a NAPT pool address",
+        );
+        bad(
+            "interface = \"lo\"\ninside = [\"lan0\"]\n[nat64]\n",
+            "/etc/xnat/test.toml:3:1: nat64: NAT64 needs NAPT (--masquerade, --pool or a [napt] \
+             table): its bindings are NAPT bindings on the pool",
+        );
+        bad(
+            "interface = \"lo\"\n[napt]\npool = [\"198.51.100.1\"]\n[nat64]\n",
+            "/etc/xnat/test.toml:4:1: nat64: NAT64 needs at least one inside interface \
+             (--inside): the IPv6 inside interfaces take the NAT64 program",
+        );
+        bad(
+            &format!("{NAPT}allocation = \"deterministic\"\n[nat64]\n"),
+            "/etc/xnat/test.toml:7:1: nat64: NAT64 supports dynamic allocation only (for now); \
+             the allocation is deterministic (/etc/xnat/test.toml:6:14: napt.allocation)",
+        );
+        bad(
+            &format!(
+                "{NAPT}[nat64]\n[sync]\nlisten = \"192.0.2.10:4790\"\n\
+                 peers = [\"192.0.2.11:4790\"]\n"
+            ),
+            "/etc/xnat/test.toml:6:1: nat64: binding sync carries IPv4 inside hosts only, so \
+             NAT64 cannot be used with it (/etc/xnat/test.toml:8:10: sync.listen)",
+        );
+
+        // The flag over the file: its prefix, its origin.
+        let file = parse_str(&format!("{NAPT}[nat64]\n"), FILE).unwrap();
+        let flags = crate::settings::Layer {
+            nat64: Some(Sourced::new(
+                "2001:db8:64::/96".parse().unwrap(),
+                Origin::flag("--nat64"),
+            )),
+            ..crate::settings::Layer::default()
+        };
+        let both = flags.over(file);
+        let p = both.nat64.unwrap();
+        assert_eq!(p.value.to_string(), "2001:db8:64::/96");
+        assert_eq!(p.origin.0, "--nat64");
     }
 
     /// A config file others may write is refused, naming the problem; an

@@ -12,6 +12,7 @@ pub mod deterministic;
 pub mod ephemeral;
 pub mod hook;
 pub mod napt;
+pub mod nat64;
 pub mod parse;
 pub mod reconcile;
 pub mod sync;
@@ -20,7 +21,7 @@ pub use hook::HookMode;
 
 use std::{
     fmt,
-    net::{Ipv4Addr, SocketAddr},
+    net::{Ipv4Addr, Ipv6Addr, SocketAddr},
     path::PathBuf,
 };
 
@@ -236,6 +237,11 @@ macro_rules! layer {
             pub sync_peers: Option<Vec<Sourced<SocketAddr>>>,
             pub sync_key_file: Option<Sourced<PathBuf>>,
             pub sync_refresh: Option<Sourced<u32>>,
+            /// NAT64 switched on with this prefix (`--nat64 [PREFIX]`, a
+            /// `[nat64]` table).
+            pub nat64: Option<Sourced<nat64::Nat64Prefix>>,
+            /// Static NAT64: IPv6 inside host -> public IPv4 address.
+            pub nat64_maps: Option<Vec<Sourced<(Ipv6Addr, Ipv4Addr)>>>,
             $( $(#[doc = $doc])* pub $field: Option<Sourced<$ty>>, )*
         }
 
@@ -268,6 +274,8 @@ macro_rules! layer {
                     sync_peers: self.sync_peers.or(below.sync_peers),
                     sync_key_file: self.sync_key_file.or(below.sync_key_file),
                     sync_refresh: self.sync_refresh.or(below.sync_refresh),
+                    nat64: self.nat64.or(below.nat64),
+                    nat64_maps: self.nat64_maps.or(below.nat64_maps),
                     $( $field: self.$field.or(below.$field), )*
                 }
             }
@@ -326,6 +334,8 @@ pub struct Settings {
     pub expiry_walk: ExpiryWalk,
     /// Binding sync with peer gateways (`None`: off).
     pub sync: Option<sync::SyncSettings>,
+    /// Stateful NAT64 (`None`: off).
+    pub nat64: Option<nat64::Nat64Settings>,
 }
 
 /// Largest table size accepted (the kernel would refuse far bigger ones
@@ -424,6 +434,7 @@ pub fn resolve(layer: &Layer, missing_iface: &str) -> Result<Settings, SettingEr
     let forwards = layer.forwards.clone().unwrap_or_default();
     check_forwards(&forwards, napt.as_ref(), &maps)?;
     let sync = sync::resolve(layer, napt.as_ref())?;
+    let nat64 = nat64::resolve(layer, &ifname.value, napt.as_ref(), &maps)?;
 
     if let Some(Sourced {
         value: LogTarget::File(path),
@@ -469,6 +480,7 @@ pub fn resolve(layer: &Layer, missing_iface: &str) -> Result<Settings, SettingEr
             .as_ref()
             .map_or_else(ExpiryWalk::default, |w| w.value),
         sync,
+        nat64,
     })
 }
 
@@ -1033,6 +1045,30 @@ mod tests {
         assert!(e.contains("--pool") && e.contains("listed twice"), "{e}");
         // A backwards `--ports` cannot make a layer: `PortRange` refuses it.
         assert!(PortRange::new(2000, 1000).is_err());
+    }
+
+    /// `resolve` checks NAT64 with the rest (the checks themselves:
+    /// `nat64::tests`).
+    #[test]
+    fn nat64_is_resolved_with_the_rest() {
+        let base = Layer {
+            ifname: Some(flag("lo".to_string(), "IFACE")),
+            nat64: Some(flag(nat64::Nat64Prefix::WELL_KNOWN, "--nat64")),
+            ..Layer::default()
+        };
+        let e = resolve(&base, "x").unwrap_err().to_string();
+        assert!(e.starts_with("--nat64: NAT64 needs NAPT"), "{e}");
+        let l = Layer {
+            pool: Some(vec![flag("198.51.100.1".parse().unwrap(), "--pool")]),
+            ..base
+        };
+        let e = resolve(&l, "x").unwrap_err().to_string();
+        assert!(
+            e.starts_with("--nat64: NAT64 needs at least one inside interface"),
+            "{e}"
+        );
+        let l = Layer { nat64: None, ..l };
+        assert_eq!(resolve(&l, "x").unwrap().nat64, None);
     }
 
     #[test]

@@ -1,14 +1,35 @@
 //! Parsing of the textual forms that flags and the config file share
 //! (addresses, pool ranges, port ranges, endpoints), so both say the same
 //! thing about the same mistake.
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::settings::napt::PortRange;
+use crate::settings::{napt::PortRange, nat64::Nat64Prefix};
 
 pub fn ipv4(s: &str) -> Result<Ipv4Addr, String> {
     s.trim()
         .parse()
         .map_err(|_| format!("'{s}' is not an IPv4 address"))
+}
+
+pub fn ipv6(s: &str) -> Result<Ipv6Addr, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not an IPv6 address"))
+}
+
+/// A NAT64 prefix `PREFIX/LEN` (`--nat64`, `nat64.prefix`), checked
+/// against RFC 6052.
+pub fn nat64_prefix(s: &str) -> Result<Nat64Prefix, String> {
+    s.parse()
+}
+
+/// `IPV6=IPV4` (`--nat64-map`): an IPv6 inside host and its public
+/// IPv4 address.
+pub fn nat64_mapping(s: &str) -> Result<(Ipv6Addr, Ipv4Addr), String> {
+    let (inside, public) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected IPV6=IPV4, got '{s}'"))?;
+    Ok((ipv6(inside)?, ipv4(public)?))
 }
 
 /// `PRIVATE=PUBLIC` (`--map`).
@@ -101,5 +122,25 @@ mod tests {
             "203.0.113.1"
         );
         assert!(mapping("10.0.0.2").unwrap_err().contains("PRIVATE=PUBLIC"));
+    }
+
+    #[test]
+    fn nat64_forms() {
+        let (v6, v4) = nat64_mapping("2001:db8::10=198.51.100.10").unwrap();
+        assert_eq!(v6.to_string(), "2001:db8::10");
+        assert_eq!(v4.to_string(), "198.51.100.10");
+        assert!(
+            nat64_mapping("2001:db8::10")
+                .unwrap_err()
+                .contains("expected IPV6=IPV4")
+        );
+        assert_eq!(
+            nat64_mapping("10.0.0.2=198.51.100.10").unwrap_err(),
+            "'10.0.0.2' is not an IPv6 address"
+        );
+        assert_eq!(
+            nat64_prefix("64:ff9b::/96").unwrap().to_string(),
+            "64:ff9b::/96"
+        );
     }
 }

@@ -2,14 +2,17 @@
 //! what differs: `xnat reload` / SIGHUP, a restarted agent adopting pinned
 //! state, and a fresh attach (from [`Live::fresh`], before its programs
 //! are attached). The only writer of the tables' settings (CONFIG, POOL,
-//! INTERNAL, static maps, forwards, the fast path's switch).
+//! INTERNAL, static maps, forwards, the fast path's switch, NAT64's
+//! prefix and its static entries).
 //!
 //! Entries in both the tables and the settings are left alone, so their
 //! flows never notice. Static maps and forwards that the settings no longer
 //! name are removed (and stop matching at once); new ones are added. NAPT
 //! parameters (timeouts, filtering, port range, per-host cap, TCP pickup)
 //! are rewritten in CONFIG in place; existing bindings keep their public
-//! endpoint.
+//! endpoint. NAT64's prefix is rewritten in place too, and NAT64 may be
+//! switched off (`enabled = 0`): its bindings are NAPT bindings and expire
+//! as such, and the agent frees their stand-ins.
 //!
 //! Refused, with nothing changed, because they would break live flows or
 //! cannot be changed in place: removing a pool address that live bindings
@@ -18,13 +21,18 @@
 //! ingress hook, the inside interfaces, an explicit `--inside-hook` or the
 //! table sizes (those need `xnat detach` and a new attach). The XDP
 //! redirect targets (`--xdp-redirect`) change in place.
-use std::{collections::BTreeSet, net::Ipv4Addr, path::Path};
+use std::{
+    collections::BTreeSet,
+    net::{Ipv4Addr, Ipv6Addr},
+    path::Path,
+};
 
 use anyhow::{Context as _, bail};
 use aya::maps::lpm_trie::Key;
 use nat_common::{
     EndpointKey, Ipv4Be, MAPPING_FORWARD, Mapping, NatConfig, PINNED_LOOKUP, PINNED_NONE,
     PINNED_RECORDING,
+    nat64::{Nat64Config, is_stand_in},
 };
 
 use crate::{
@@ -33,8 +41,10 @@ use crate::{
     settings::HookMode,
     settings::Settings,
     settings::napt::{self, Allocation, NaptSettings, Prefix},
+    settings::nat64::{self, Nat64Prefix},
     tables::Tables,
     tables::forward::{Forward, Forwards},
+    tables::nat64::{StaticEntry, StaticNat64},
     tables::paired,
     tables::pins,
     tables::static_map::{StaticTable, from_be, to_be},
@@ -51,6 +61,8 @@ pub struct Live {
     pub xdp_targets: Vec<u32>,
     pub limits: Limits,
     pub fast_path: bool,
+    /// Static 1:1 mappings (not the static NAT64 entries, whose private
+    /// address is a stand-in).
     pub static_maps: Vec<(Ipv4Addr, Ipv4Addr)>,
     pub forwards: Vec<Forward>,
     pub config: NatConfig,
@@ -58,6 +70,10 @@ pub struct Live {
     pub internal: Vec<Prefix>,
     /// Dynamic bindings (not forwards): inside endpoint → public endpoint.
     pub bindings: Vec<(EndpointKey, Mapping)>,
+    /// The `NAT64` map (`enabled == 0`: off).
+    pub nat64: Nat64Config,
+    /// Static NAT64 entries.
+    pub nat64_maps: Vec<StaticEntry>,
 }
 
 impl Live {
@@ -85,6 +101,8 @@ impl Live {
             pool: Vec::new(),
             internal: Vec::new(),
             bindings: Vec::new(),
+            nat64: Nat64Config::default(),
+            nat64_maps: Vec::new(),
         }
     }
 }
@@ -116,12 +134,18 @@ pub fn read_live(dir: &Path) -> anyhow::Result<Live> {
             max_mappings: napt_out.max_entries()?,
             max_sessions: tables.sessions()?.max_entries()?,
         },
-        static_maps: StaticTable::open(dir)?.list()?,
+        static_maps: StaticTable::open(dir)?
+            .list()?
+            .into_iter()
+            .filter(|(private, _)| !is_stand_in(to_be(*private)))
+            .collect(),
         forwards: Forwards::open(dir)?.list()?,
         pool: napt::read_pool(dir, &config)?,
         config,
         internal,
         bindings,
+        nat64: nat64::read_config(dir)?,
+        nat64_maps: StaticNat64::open(dir)?.list()?,
     })
 }
 
@@ -138,6 +162,10 @@ pub struct Plan {
     pub fast_path: Option<bool>,
     /// The new set of XDP redirect targets (ifindexes), if it changes.
     pub xdp_targets: Option<Vec<u32>>,
+    /// NAT64's prefix to write, or NAT64 to switch off.
+    pub nat64: Option<Nat64Change>,
+    pub nat64_maps_removed: Vec<StaticEntry>,
+    pub nat64_maps_added: Vec<(Ipv6Addr, Ipv4Addr)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -148,13 +176,22 @@ pub enum NaptChange {
     Off,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Nat64Change {
+    /// NAT64 on with this prefix.
+    Set(Nat64Prefix),
+    /// NAT64 off.
+    Off,
+}
+
 impl Plan {
     pub fn is_empty(&self) -> bool {
         *self == Plan::default()
     }
 
     /// What a fresh attach reports: its forwards and XDP redirect targets
-    /// (static maps, NAPT and the fast path are in its own line already).
+    /// (static maps, NAPT, NAT64 and the fast path are in its own line
+    /// already).
     pub fn fresh_summary(&self) -> String {
         Plan {
             forwards_added: self.forwards_added.clone(),
@@ -179,6 +216,11 @@ impl Plan {
         count(self.maps_removed.len(), "static map(s) removed");
         count(self.forwards_added.len(), "forward(s) added");
         count(self.forwards_removed.len(), "forward(s) removed");
+        count(self.nat64_maps_added.len(), "static NAT64 mapping(s) added");
+        count(
+            self.nat64_maps_removed.len(),
+            "static NAT64 mapping(s) removed",
+        );
         if let Some(on) = self.fast_path {
             parts.push(format!("fast path {}", if on { "on" } else { "off" }));
         }
@@ -188,6 +230,11 @@ impl Plan {
         match &self.napt {
             Some(NaptChange::Set(_)) => parts.push("NAPT settings updated".to_string()),
             Some(NaptChange::Off) => parts.push("NAPT switched off".to_string()),
+            None => {}
+        }
+        match self.nat64 {
+            Some(Nat64Change::Set(p)) => parts.push(format!("NAT64 prefix {p}")),
+            Some(Nat64Change::Off) => parts.push("NAT64 switched off".to_string()),
             None => {}
         }
         parts.join(", ")
@@ -279,6 +326,7 @@ pub fn plan(live: &Live, want: &Settings) -> anyhow::Result<Plan> {
         (None, None) => {}
     }
 
+    plan_nat64(live, want, &mut plan);
     for m in &live.static_maps {
         if !want.static_maps.contains(m) {
             plan.maps_removed.push(*m);
@@ -329,6 +377,34 @@ pub fn plan(live: &Live, want: &Settings) -> anyhow::Result<Plan> {
     Ok(plan)
 }
 
+/// NAT64's prefix and static entries: rewritten where they differ. Its
+/// dynamic bindings need nothing: they are NAPT bindings, and outlive a
+/// change of prefix or NAT64 switched off as any binding outlives a
+/// change of timeouts.
+fn plan_nat64(live: &Live, want: &Settings, plan: &mut Plan) {
+    let wanted = want.nat64.as_ref().map(|n| n.prefix);
+    if Nat64Prefix::of(&live.nat64) != wanted {
+        plan.nat64 = Some(wanted.map_or(Nat64Change::Off, Nat64Change::Set));
+    }
+    let maps = want.nat64.as_ref().map_or(&[][..], |n| &n.maps[..]);
+    plan.nat64_maps_removed = live
+        .nat64_maps
+        .iter()
+        .filter(|e| !maps.contains(&(e.inside, e.public)))
+        .copied()
+        .collect();
+    plan.nat64_maps_added = maps
+        .iter()
+        .filter(|(inside, public)| {
+            !live
+                .nat64_maps
+                .iter()
+                .any(|e| (e.inside, e.public) == (*inside, *public))
+        })
+        .copied()
+        .collect();
+}
+
 /// Pool addresses and internal prefixes that live bindings rely on must
 /// stay.
 fn check_napt_change(live: &Live, w: &NaptSettings) -> anyhow::Result<()> {
@@ -345,9 +421,12 @@ fn check_napt_change(live: &Live, w: &NaptSettings) -> anyhow::Result<()> {
             );
         }
     }
+    // NAT64 bindings (their inside address a stand-in) need no internal
+    // prefix.
     let stranded: Vec<Ipv4Addr> = live
         .bindings
         .iter()
+        .filter(|(k, _)| !is_stand_in(k.addr))
         .map(|(k, _)| from_be(k.addr))
         .filter(|a| !w.internal.iter().any(|p| p.contains(*a)))
         .collect::<BTreeSet<_>>()
@@ -367,7 +446,8 @@ fn check_napt_change(live: &Live, w: &NaptSettings) -> anyhow::Result<()> {
 /// Applies `plan` to the attachment in `dir`. Order matters for flows in
 /// flight: new pool addresses and prefixes before the CONFIG that uses
 /// them; removals before the additions that may reuse an address; forwards
-/// after the pool that must contain them.
+/// after the pool that must contain them; NAT64 switched off before its
+/// static entries go, and on only once they are there.
 pub fn apply(dir: &Path, live: &Live, plan: &Plan) -> anyhow::Result<()> {
     let mut forwards = Forwards::open(dir)?;
     for f in &plan.forwards_removed {
@@ -383,6 +463,13 @@ pub fn apply(dir: &Path, live: &Live, plan: &Plan) -> anyhow::Result<()> {
     let mut table = StaticTable::open(dir)?;
     for (private, _) in &plan.maps_removed {
         table.remove(*private)?;
+    }
+    if plan.nat64 == Some(Nat64Change::Off) {
+        write_nat64(dir, Nat64Config::default())?;
+    }
+    let mut nat64_static = StaticNat64::open(dir)?;
+    for e in &plan.nat64_maps_removed {
+        nat64_static.remove(e)?;
     }
     match &plan.napt {
         Some(NaptChange::Set(w)) => write_napt(dir, live, w)?,
@@ -400,6 +487,12 @@ pub fn apply(dir: &Path, live: &Live, plan: &Plan) -> anyhow::Result<()> {
     for (private, public) in &plan.maps_added {
         table.add(*private, *public)?;
     }
+    for (inside, public) in &plan.nat64_maps_added {
+        nat64_static.add(*inside, *public)?;
+    }
+    if let Some(Nat64Change::Set(p)) = plan.nat64 {
+        write_nat64(dir, p.config())?;
+    }
     if let Some(on) = plan.fast_path {
         let mut flag = Tables::at(dir).fast_path()?;
         flag.set(0, on as u32, 0)?;
@@ -411,6 +504,13 @@ pub fn apply(dir: &Path, live: &Live, plan: &Plan) -> anyhow::Result<()> {
         forwards.add(*f)?;
     }
     Ok(())
+}
+
+fn write_nat64(dir: &Path, c: Nat64Config) -> anyhow::Result<()> {
+    Tables::at(dir)
+        .nat64()?
+        .set(0, c, 0)
+        .with_context(|| format!("writing {}", nat_common::nat64::MAP_NAT64))
 }
 
 /// The devices the XDP fast path may redirect to (sorted ifindexes): the
@@ -579,6 +679,8 @@ mod tests {
                     )
                 })
                 .collect(),
+            nat64: Nat64Config::default(),
+            nat64_maps: vec![],
         }
     }
 
@@ -600,6 +702,7 @@ mod tests {
             ipfix: None,
             expiry_walk: Default::default(),
             sync: None,
+            nat64: None,
         }
     }
 
@@ -762,6 +865,132 @@ mod tests {
         assert_eq!(plan(&l, &w).unwrap().xdp_targets, None);
         w.xdp_redirect = vec![];
         assert_eq!(plan(&l, &w).unwrap().xdp_targets, Some(vec![]));
+    }
+
+    fn v6(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+
+    fn with_nat64(prefix: &str, maps: &[(&str, &str)]) -> Settings {
+        Settings {
+            nat64: Some(nat64::Nat64Settings {
+                prefix: prefix.parse().unwrap(),
+                maps: maps.iter().map(|(i, p)| (v6(i), a(p))).collect(),
+            }),
+            ..want(Some(napt_settings(&["198.51.100.1"])))
+        }
+    }
+
+    fn entry(inside: &str, public: &str, n: u32) -> StaticEntry {
+        StaticEntry {
+            inside: v6(inside),
+            public: a(public),
+            stand_in: nat_common::nat64::stand_in(n),
+        }
+    }
+
+    #[test]
+    fn nat64_switches_on_with_its_static_entries() {
+        let l = live(&["198.51.100.1"], &[]);
+        let p = plan(
+            &l,
+            &with_nat64("64:ff9b::/96", &[("2001:db8::10", "203.0.113.10")]),
+        )
+        .unwrap();
+        assert_eq!(p.nat64, Some(Nat64Change::Set(Nat64Prefix::WELL_KNOWN)));
+        assert_eq!(
+            p.nat64_maps_added,
+            vec![(v6("2001:db8::10"), a("203.0.113.10"))]
+        );
+        assert!(p.nat64_maps_removed.is_empty());
+        assert_eq!(
+            p.summary(),
+            "1 static NAT64 mapping(s) added, NAT64 prefix 64:ff9b::/96"
+        );
+    }
+
+    #[test]
+    fn nat64_unchanged_plans_nothing_and_a_new_prefix_is_written() {
+        let mut l = live(&["198.51.100.1"], &[]);
+        l.nat64 = Nat64Prefix::WELL_KNOWN.config();
+        l.nat64_maps = vec![entry("2001:db8::10", "203.0.113.10", 0x00ff_fffe)];
+        let same = with_nat64("64:ff9b::/96", &[("2001:db8::10", "203.0.113.10")]);
+        assert!(plan(&l, &same).unwrap().is_empty());
+        let p = plan(
+            &l,
+            &with_nat64("2001:db8:64::/96", &[("2001:db8::10", "203.0.113.10")]),
+        )
+        .unwrap();
+        assert_eq!(
+            p.nat64,
+            Some(Nat64Change::Set("2001:db8:64::/96".parse().unwrap()))
+        );
+        assert!(p.nat64_maps_added.is_empty() && p.nat64_maps_removed.is_empty());
+    }
+
+    #[test]
+    fn nat64_static_entries_diff_both_ways() {
+        let mut l = live(&["198.51.100.1"], &[]);
+        l.nat64 = Nat64Prefix::WELL_KNOWN.config();
+        l.nat64_maps = vec![
+            entry("2001:db8::10", "203.0.113.10", 0x00ff_fffe),
+            entry("2001:db8::11", "203.0.113.11", 0x00ff_fffd),
+        ];
+        // ::10 moves to another public address, ::11 goes, ::12 comes.
+        let w = with_nat64(
+            "64:ff9b::/96",
+            &[
+                ("2001:db8::10", "203.0.113.20"),
+                ("2001:db8::12", "203.0.113.12"),
+            ],
+        );
+        let p = plan(&l, &w).unwrap();
+        assert_eq!(p.nat64, None);
+        assert_eq!(p.nat64_maps_removed, l.nat64_maps);
+        assert_eq!(
+            p.nat64_maps_added,
+            vec![
+                (v6("2001:db8::10"), a("203.0.113.20")),
+                (v6("2001:db8::12"), a("203.0.113.12"))
+            ]
+        );
+        // An entry the tables hold half-written (its host lost) matches no
+        // setting: removed.
+        l.nat64_maps = vec![entry("::", "203.0.113.20", 0x00ff_fffe)];
+        let p = plan(&l, &w).unwrap();
+        assert_eq!(p.nat64_maps_removed, l.nat64_maps);
+    }
+
+    #[test]
+    fn nat64_off_removes_its_static_entries_and_keeps_its_bindings() {
+        let mut l = live(
+            &["198.51.100.1"],
+            &[("0.255.0.1", 5000, "198.51.100.1", 5000)],
+        );
+        l.nat64 = Nat64Prefix::WELL_KNOWN.config();
+        l.nat64_maps = vec![entry("2001:db8::10", "203.0.113.10", 0x00ff_fffe)];
+        let p = plan(&l, &want(Some(napt_settings(&["198.51.100.1"])))).unwrap();
+        assert_eq!(p.nat64, Some(Nat64Change::Off));
+        assert_eq!(p.nat64_maps_removed, l.nat64_maps);
+        assert_eq!(
+            p.summary(),
+            "1 static NAT64 mapping(s) removed, NAT64 switched off"
+        );
+    }
+
+    /// A NAT64 binding's inside address is a stand-in, in no internal
+    /// prefix: a change of the prefixes does not strand it.
+    #[test]
+    fn nat64_bindings_need_no_internal_prefix() {
+        let mut l = live(
+            &["198.51.100.1"],
+            &[("0.255.0.1", 5000, "198.51.100.1", 5000)],
+        );
+        l.nat64 = Nat64Prefix::WELL_KNOWN.config();
+        let mut w = with_nat64("64:ff9b::/96", &[]);
+        w.napt.as_mut().unwrap().internal = vec!["10.1.0.0/16".parse().unwrap()];
+        let p = plan(&l, &w).unwrap();
+        assert!(matches!(p.napt, Some(NaptChange::Set(_))), "{p:?}");
     }
 
     #[test]

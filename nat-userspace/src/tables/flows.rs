@@ -1,12 +1,14 @@
-//! Reading sessions for `xnat flows`, like `conntrack -L`.
-use std::{net::Ipv4Addr, path::Path};
+//! Reading sessions for `xnat flows`, like `conntrack -L`. A NAT64 flow's
+//! inside endpoint is its IPv6 host's (`[2001:db8::5]:40000`), not the
+//! stand-in its binding holds.
+use std::{net::IpAddr, path::Path};
 
 use std::collections::HashSet;
 
-use nat_common::{EndpointKey, MAPPING_PEER, NatConfig, tcp_state_name};
+use nat_common::{EndpointKey, MAPPING_PEER, NatConfig, Session, SessionKey, tcp_state_name};
 use serde::Serialize;
 
-use crate::{agent::clock, tables::sessions, tables::static_map::from_be};
+use crate::{agent::clock, tables::nat64::Hosts, tables::sessions, tables::static_map::from_be};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Flow {
@@ -18,7 +20,8 @@ pub struct Flow {
     pub inside: String,
     pub public: String,
     pub remote: String,
-    pub inside_addr: Ipv4Addr,
+    /// The inside host: IPv4, or IPv6 for a NAT64 host.
+    pub inside_addr: IpAddr,
     pub age_s: u64,
     pub idle_s: u64,
     /// Seconds until the agent expires it if nothing more is seen.
@@ -57,6 +60,7 @@ fn endpoint(addr: u32, port_be: u16) -> String {
 /// protocol and inside endpoint.
 pub fn read(dir: &Path, cfg: &NatConfig) -> anyhow::Result<Vec<Flow>> {
     let sessions::Snapshot { mappings, sessions } = sessions::read(dir)?;
+    let hosts = Hosts::read(dir)?;
     let now = clock::now_ns();
     let key = |addr, port, proto| EndpointKey {
         addr,
@@ -81,10 +85,10 @@ pub fn read(dir: &Path, cfg: &NatConfig) -> anyhow::Result<Vec<Flow>> {
             Flow {
                 proto: proto_name(k.proto),
                 state: "",
-                inside: endpoint(k.addr, k.port),
+                inside: hosts.endpoint(k.addr, k.port),
                 public: endpoint(m.addr, m.port),
                 remote: "-".to_string(),
-                inside_addr: from_be(k.addr),
+                inside_addr: hosts.inside_addr(k.addr),
                 age_s: now.saturating_sub(m.created) / 1_000_000_000,
                 idle_s: idle,
                 expires_in_s: u64::from(cfg.mapping_timeout(k.proto)).saturating_sub(idle),
@@ -99,27 +103,125 @@ pub fn read(dir: &Path, cfg: &NatConfig) -> anyhow::Result<Vec<Flow>> {
     let mut flows: Vec<Flow> = sessions
         .into_iter()
         .map(|(k, s)| {
-            let idle = now.saturating_sub(s.last_seen) / 1_000_000_000;
-            let timeout = cfg.session_timeout(k.proto, s.tcp) as u64;
-            Flow {
-                proto: proto_name(k.proto),
-                state: state_name(k.proto, s.tcp),
-                inside: endpoint(k.inside_addr, k.inside_port),
-                public: endpoint(s.public_addr, s.public_port),
-                remote: endpoint(k.remote_addr, k.remote_port),
-                inside_addr: from_be(k.inside_addr),
-                age_s: now.saturating_sub(s.created) / 1_000_000_000,
-                idle_s: idle,
-                expires_in_s: timeout.saturating_sub(idle),
-                packets_out: s.packets_out,
-                bytes_out: s.bytes_out,
-                packets_in: s.packets_in,
-                bytes_in: s.bytes_in,
-                peer: peers.contains(&key(k.inside_addr, k.inside_port, k.proto)),
-            }
+            let peer = peers.contains(&key(k.inside_addr, k.inside_port, k.proto));
+            session_flow(&hosts, cfg, now, &k, &s, peer)
         })
         .chain(idle_peers)
         .collect();
     flows.sort_by(|a, b| (a.proto, &a.inside, &a.remote).cmp(&(b.proto, &b.inside, &b.remote)));
     Ok(flows)
+}
+
+/// The flow of session `k`/`s` at `now` (data-plane clock).
+fn session_flow(
+    hosts: &Hosts,
+    cfg: &NatConfig,
+    now: u64,
+    k: &SessionKey,
+    s: &Session,
+    peer: bool,
+) -> Flow {
+    let idle = now.saturating_sub(s.last_seen) / 1_000_000_000;
+    let timeout = cfg.session_timeout(k.proto, s.tcp) as u64;
+    Flow {
+        proto: proto_name(k.proto),
+        state: state_name(k.proto, s.tcp),
+        inside: hosts.endpoint(k.inside_addr, k.inside_port),
+        public: endpoint(s.public_addr, s.public_port),
+        remote: endpoint(k.remote_addr, k.remote_port),
+        inside_addr: hosts.inside_addr(k.inside_addr),
+        age_s: now.saturating_sub(s.created) / 1_000_000_000,
+        idle_s: idle,
+        expires_in_s: timeout.saturating_sub(idle),
+        packets_out: s.packets_out,
+        bytes_out: s.bytes_out,
+        packets_in: s.packets_in,
+        bytes_in: s.bytes_in,
+        peer,
+    }
+}
+
+impl Flow {
+    /// The flow as `xnat flows` prints it, one line.
+    pub fn line(&self) -> String {
+        format!(
+            "{:<4} {:<11} inside={} public={} remote={} age={}s expires={}s out={}p/{}B in={}p/{}B{}",
+            self.proto,
+            self.state,
+            self.inside,
+            self.public,
+            self.remote,
+            self.age_s,
+            self.expires_in_s,
+            self.packets_out,
+            self.bytes_out,
+            self.packets_in,
+            self.bytes_in,
+            if self.peer { " [peer]" } else { "" }
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tables::static_map::to_be;
+    use nat_common::nat64::stand_in;
+
+    /// A NAT64 host's flow shows its IPv6 endpoint, in text and JSON; an
+    /// IPv4 host's as before.
+    #[test]
+    fn nat64_flows_show_the_ipv6_host() {
+        const S: u64 = 1_000_000_000;
+        let host = stand_in(0x1234);
+        let hosts = Hosts::from_pairs([(host, "2001:db8::5".parse().unwrap())]);
+        let cfg = NatConfig {
+            timeout_udp: 300,
+            ..NatConfig::default()
+        };
+        let key = |inside_addr| SessionKey {
+            inside_addr,
+            remote_addr: to_be("192.0.2.33".parse().unwrap()),
+            inside_port: 40000u16.to_be(),
+            remote_port: 53u16.to_be(),
+            proto: 17,
+            ..SessionKey::default()
+        };
+        let session = Session {
+            public_addr: to_be("198.51.100.1".parse().unwrap()),
+            public_port: 1030u16.to_be(),
+            created: 100 * S,
+            last_seen: 190 * S,
+            packets_out: 2,
+            bytes_out: 120,
+            ..Session::default()
+        };
+        let f = session_flow(&hosts, &cfg, 200 * S, &key(host), &session, false);
+        assert_eq!(
+            f.line(),
+            "udp              inside=[2001:db8::5]:40000 public=198.51.100.1:1030 \
+             remote=192.0.2.33:53 age=100s expires=290s out=2p/120B in=0p/0B"
+        );
+        let json = serde_json::to_value(&f).unwrap();
+        assert_eq!(json["inside"], "[2001:db8::5]:40000");
+        assert_eq!(json["inside_addr"], "2001:db8::5");
+
+        let v4 = session_flow(
+            &hosts,
+            &cfg,
+            200 * S,
+            &key(to_be("10.0.0.2".parse().unwrap())),
+            &session,
+            true,
+        );
+        assert!(
+            v4.line().contains("inside=10.0.0.2:40000 ") && v4.line().ends_with(" [peer]"),
+            "{}",
+            v4.line()
+        );
+        assert_eq!(
+            serde_json::to_value(&v4).unwrap()["inside_addr"],
+            "10.0.0.2"
+        );
+    }
 }

@@ -12,24 +12,32 @@
 //! a newer binding's entry away.
 use std::{
     collections::{HashMap, HashSet},
-    net::Ipv4Addr,
+    net::IpAddr,
     path::Path,
 };
 
 use nat_common::{EndpointKey, FilterKey, InsideEndpoint, MAPPING_FORWARD, Mapping, SessionKey};
 
-use crate::{tables::Tables, tables::batch, tables::static_map::to_be};
+use crate::{tables::Tables, tables::batch, tables::nat64, tables::static_map::to_be};
 
 /// Which flows to flush (`None`: any).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Filter {
     pub proto: Option<u8>,
-    pub inside: Option<Ipv4Addr>,
+    /// An inside host: IPv4, or IPv6 for a NAT64 host (whose bindings hold
+    /// its stand-in).
+    pub inside: Option<IpAddr>,
 }
 
-impl Filter {
+/// A [`Filter`] with its inside host as the tables hold it.
+struct Resolved {
+    proto: Option<u8>,
+    inside: Option<u32>,
+}
+
+impl Resolved {
     fn matches(&self, proto: u8, inside_addr: u32) -> bool {
-        self.proto.is_none_or(|p| p == proto) && self.inside.is_none_or(|a| to_be(a) == inside_addr)
+        self.proto.is_none_or(|p| p == proto) && self.inside.is_none_or(|a| a == inside_addr)
     }
 }
 
@@ -57,6 +65,19 @@ pub fn flush(dir: &Path, filter: Filter) -> anyhow::Result<Flushed> {
 /// Reads the sessions and dynamic mappings of the attachment in `dir` that
 /// `filter` matches.
 pub fn read(dir: &Path, filter: Filter) -> anyhow::Result<Snapshot> {
+    let inside = match filter.inside {
+        None => None,
+        Some(IpAddr::V4(a)) => Some(to_be(a)),
+        Some(IpAddr::V6(a)) => match nat64::stand_in_of(dir, a)? {
+            Some(s) => Some(s),
+            // No stand-in: the host holds no binding.
+            None => return Ok(Snapshot::default()),
+        },
+    };
+    let filter = Resolved {
+        proto: filter.proto,
+        inside,
+    };
     let tables = Tables::at(dir);
     let sessions = tables
         .sessions()?

@@ -17,6 +17,7 @@ pub mod flows;
 pub mod flush;
 pub mod forward;
 pub mod layout;
+pub mod nat64;
 pub mod paired;
 pub mod pins;
 pub mod sessions;

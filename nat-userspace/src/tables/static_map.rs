@@ -36,6 +36,10 @@ pub fn from_be(addr: Ipv4Be) -> Ipv4Addr {
 pub fn check_usable(addr: Ipv4Addr) -> Result<(), MappingError> {
     let why = if addr.is_unspecified() {
         "it is the unspecified address"
+    } else if addr.octets()[0] == 0 {
+        // Never an address on the wire; NAT64 numbers its IPv6 hosts
+        // there (nat_common::nat64), and the static table holds those.
+        "it is in 0.0.0.0/8 (\"this network\"), where NAT64 numbers its IPv6 hosts"
     } else if addr.is_broadcast() {
         "it is the broadcast address"
     } else if addr.is_multicast() {
@@ -92,6 +96,22 @@ impl StaticTable {
     /// to the first translated packet already find their way back.
     pub fn add(&mut self, private: Ipv4Addr, public: Ipv4Addr) -> anyhow::Result<()> {
         check_usable(private)?;
+        self.insert(private, public)
+    }
+
+    /// Adds a static NAT64 entry's half in this table: `stand_in` (a NAT64
+    /// stand-in, which [`StaticTable::add`] refuses as a private address:
+    /// see `tables::nat64`) ↔ `public`.
+    pub fn add_stand_in(&mut self, stand_in: Ipv4Be, public: Ipv4Addr) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            nat_common::nat64::is_stand_in(stand_in),
+            "{} is not a NAT64 stand-in",
+            from_be(stand_in)
+        );
+        self.insert(from_be(stand_in), public)
+    }
+
+    fn insert(&mut self, private: Ipv4Addr, public: Ipv4Addr) -> anyhow::Result<()> {
         check_usable(public)?;
         if let Some(p) = get(&self.out, to_be(private))? {
             return Err(MappingError::PrivateTaken {
@@ -136,7 +156,8 @@ impl StaticTable {
         Ok(from_be(public))
     }
 
-    /// All mappings, sorted by private address.
+    /// All entries, sorted by private address: the static 1:1 mappings and
+    /// the static NAT64 entries (their private address a stand-in).
     pub fn list(&self) -> anyhow::Result<Vec<(Ipv4Addr, Ipv4Addr)>> {
         let mut out = Vec::new();
         for item in self.out.iter() {

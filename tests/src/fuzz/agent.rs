@@ -291,7 +291,7 @@ fn execute_other(dir: &Path, op: &Op, limits: Limits) -> Ended {
         Op::Flush(f) => {
             let filter = nat_userspace::tables::flush::Filter {
                 proto: f.proto,
-                inside: f.inside.map(ip),
+                inside: f.inside.map(|a| ip(a).into()),
             };
             match nat_userspace::tables::flush::flush(dir, filter) {
                 Ok(_) => Ended::Done,
@@ -353,6 +353,7 @@ pub fn settings(r: &Reload, limits: Limits) -> Settings {
         ipfix: None,
         expiry_walk: Default::default(),
         sync: None,
+        nat64: None,
     }
 }
 

@@ -25,7 +25,7 @@ use std::{
     fs,
     net::{Ipv4Addr, SocketAddrV4},
     os::fd::OwnedFd,
-    path::{Path, PathBuf},
+    path::Path,
     process::Command,
     thread,
     time::{Duration, Instant},
@@ -34,7 +34,15 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use serde_json::{Value, json};
 
-use super::net::{self, AcceptServer, Blaster, GeneratorProg, XdpGenerator};
+use super::{
+    agent::Agent,
+    cpu::{busy_pct, call_ipis, cpu_times, gw_cpu},
+    iperf,
+    net::{self, AcceptServer, Blaster, GeneratorProg},
+    netdev::{set_gro, set_rps},
+    rounds::{self, ModeSamples},
+    xdp_rate,
+};
 use crate::{
     netns::{self, Namespaces},
     proc::{self, Background, Stream},
@@ -184,27 +192,6 @@ impl Topo {
     }
 }
 
-/// The xnat agent of one topology; stopping it (SIGINT) detaches. If it had
-/// to be killed, `xnat detach` removes what it left.
-struct Agent {
-    bg: Background,
-    ns: String,
-    xnat: PathBuf,
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        use std::os::unix::process::ExitStatusExt;
-        match self.bg.stop(Duration::from_secs(10)) {
-            Ok(status) if status.signal() == Some(libc::SIGKILL) => {
-                let _ = util::output(netns::exec(&self.ns, &self.xnat).args(["detach", "ext0"]));
-            }
-            Ok(_) => {}
-            Err(e) => eprintln!("xtask: could not stop the xnat agent in {}: {e:#}", self.ns),
-        }
-    }
-}
-
 /// Everything the run creates. Fields drop in order: traffic endpoints,
 /// agents and redirect loaders first, then the namespaces.
 struct Lab {
@@ -221,136 +208,6 @@ pub fn has_fast_path(xnat: &Path) -> bool {
         .args(["attach", "--help"])
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("--fast-path"))
-}
-
-fn cpus() -> usize {
-    thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-/// The CPU the gateway gets (RPS), if there are two or more.
-fn gw_cpu() -> Option<usize> {
-    (cpus() >= 2).then(|| cpus() - 1)
-}
-
-/// Writes `value` to `/sys/class/net/{dev}/{attr}` of namespace `ns`.
-fn sysfs_write(ns: &str, dev: &str, attr: &str, value: &str) -> Result<()> {
-    // sysfs of the namespace's devices: `ip netns exec` mounts a fresh /sys.
-    util::output(Command::new("ip").args([
-        "netns",
-        "exec",
-        ns,
-        "sh",
-        "-c",
-        &format!("echo {value} > /sys/class/net/{dev}/{attr}"),
-    ]))
-    .map(drop)
-}
-
-/// Steers receive processing on `dev` to `cpu` (RPS), or back to the CPU
-/// that queued the packet (`None`).
-fn set_rps(ns: &str, dev: &str, cpu: Option<usize>) -> Result<()> {
-    let mask = format!("{:x}", cpu.map_or(0, |c| 1u64 << c));
-    sysfs_write(ns, dev, "queues/rx-0/rps_cpus", &mask)
-}
-
-/// Whether generic receive offload is on for `dev` in `ns`.
-fn gro(ns: &str, dev: &str) -> Result<bool> {
-    let out = util::stdout(netns::exec(ns, "ethtool").args(["-k", dev]))?;
-    out.lines()
-        .find_map(|l| l.trim().strip_prefix("generic-receive-offload:"))
-        .map(|v| v.trim().starts_with("on"))
-        .with_context(|| format!("no generic-receive-offload in `ethtool -k {dev}` in {ns}"))
-}
-
-fn set_gro(ns: &str, dev: &str, on: bool) -> Result<()> {
-    util::output(netns::exec(ns, "ethtool").args(["-K", dev, "gro", if on { "on" } else { "off" }]))
-        .map(drop)
-}
-
-/// Pids of the threaded-NAPI kernel threads of devices named `dev` (in any
-/// namespace: every topology has an `int0`).
-fn napi_threads(dev: &str) -> Vec<i32> {
-    let prefix = format!("napi/{dev}-");
-    fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            fs::read_to_string(format!("/proc/{pid}/comm"))
-                .is_ok_and(|c| c.trim_end().starts_with(&prefix))
-        })
-        .collect()
-}
-
-/// The gateway's inside interface set up for the XDP generator, undone on
-/// drop so the other tests see the topology as built.
-///
-/// A veth takes XDP frames (`ndo_xdp_xmit`) only if it has NAPI, which it
-/// gets with GRO on (as a NIC driver would have) or an XDP program of its
-/// own. Its NAPI is made threaded and the thread pinned to the gateway
-/// CPU: the frames' whole receive and forwarding path (frame to skb, the
-/// stack or the NAT, the transmit into the server's veth and the server's
-/// XDP sink in its NAPI) then runs there, while the generator has the
-/// other CPU. A softirq NAPI would run where the generator schedules it,
-/// on the generator's CPU. RPS on the interface is off meanwhile: it would
-/// only queue each packet again for the same CPU.
-struct GatewayNapi {
-    ns: String,
-    dev: String,
-    gro_was_on: bool,
-    rps: Option<usize>,
-}
-
-impl GatewayNapi {
-    fn setup(ns: &str, dev: &str, cpu: Option<usize>) -> Result<Self> {
-        let napi = GatewayNapi {
-            ns: ns.to_owned(),
-            dev: dev.to_owned(),
-            gro_was_on: gro(ns, dev)?,
-            rps: cpu,
-        };
-        set_gro(ns, dev, true)?;
-        if cpu.is_some() {
-            set_rps(ns, dev, None)?;
-        }
-        // The kernel starts the thread when the NAPI is threaded and
-        // enabled (GRO on first), and stops it when it no longer is (see
-        // drop): ours is the new one.
-        let before = napi_threads(dev);
-        sysfs_write(ns, dev, "threaded", "1")?;
-        if let Some(cpu) = cpu {
-            let deadline = Instant::now() + Duration::from_secs(2);
-            let pid = loop {
-                if let Some(pid) = napi_threads(dev).into_iter().find(|p| !before.contains(p)) {
-                    break pid;
-                }
-                if Instant::now() > deadline {
-                    bail!("no new napi/{dev}-* kernel thread after threading {dev}'s NAPI in {ns}");
-                }
-                thread::sleep(Duration::from_millis(20));
-            };
-            net::pin_pid_to_cpu(pid, cpu)
-                .with_context(|| format!("pinning napi/{dev} (pid {pid}) to CPU {cpu}"))?;
-        }
-        Ok(napi)
-    }
-}
-
-impl Drop for GatewayNapi {
-    fn drop(&mut self) {
-        let (ns, dev) = (self.ns.as_str(), self.dev.as_str());
-        let mut undo = vec![sysfs_write(ns, dev, "threaded", "0")];
-        if !self.gro_was_on {
-            undo.push(set_gro(ns, dev, false));
-        }
-        if let Some(cpu) = self.rps {
-            undo.push(set_rps(ns, dev, Some(cpu)));
-        }
-        for e in undo.into_iter().filter_map(Result::err) {
-            eprintln!("xtask: bench: could not restore {dev} in {ns}: {e:#}");
-        }
-    }
 }
 
 fn build(t: &Topo, tmp: &Path) -> Result<()> {
@@ -506,17 +363,7 @@ fn start_agent(t: &Topo, xnat: &Path) -> Result<Agent> {
         }
         _ => {}
     }
-    let mut agent = Agent {
-        bg: Background::spawn(&format!("the xnat agent in {}", t.gw), cmd, libc::SIGINT)?,
-        ns: t.gw.clone(),
-        xnat: xnat.to_owned(),
-    };
-    agent.bg.wait_for_line(
-        "`xnat: attached to ext0`",
-        Duration::from_secs(30),
-        |stream, line| stream == Stream::Stdout && line.starts_with("xnat: attached to ext0"),
-    )?;
-    Ok(agent)
+    Agent::start(&t.gw, xnat, "ext0", cmd)
 }
 
 /// The bare XDP redirect of `Mode::XdpRedirect` attached to the gateway's
@@ -560,65 +407,6 @@ fn nft_counter(ns: &str, name: &str) -> Result<u64> {
         .with_context(|| format!("no packet count for counter {name} in {ns}"))
 }
 
-/// The jiffies fields of each CPU's line in /proc/stat (user, nice,
-/// system, idle, iowait, irq, softirq, steal, ...).
-fn per_cpu_stat() -> Vec<Vec<u64>> {
-    let stat = fs::read_to_string("/proc/stat").unwrap_or_default();
-    stat.lines()
-        .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
-        .map(|l| {
-            l.split_whitespace()
-                .skip(1)
-                .filter_map(|x| x.parse().ok())
-                .collect()
-        })
-        .collect()
-}
-
-/// Busy and total jiffies of each CPU (from /proc/stat).
-fn cpu_times() -> Vec<(u64, u64)> {
-    per_cpu_stat()
-        .iter()
-        .map(|f| {
-            let total: u64 = f.iter().take(8).sum();
-            let idle = f.get(3).copied().unwrap_or(0) + f.get(4).copied().unwrap_or(0);
-            (total - idle, total)
-        })
-        .collect()
-}
-
-/// Jiffies each CPU was stolen by the hypervisor (another guest or the
-/// host ran on it), and its total, from /proc/stat: on a shared VM this
-/// is time the gateway lost without being idle.
-fn steal_times() -> Vec<(u64, u64)> {
-    per_cpu_stat()
-        .iter()
-        .map(|f| (f.get(7).copied().unwrap_or(0), f.iter().take(8).sum()))
-        .collect()
-}
-
-/// Function-call IPIs each CPU has received (the `CAL` line of
-/// /proc/interrupts): RPS wakes an idle CPU's input queue with one, and in
-/// a VM each costs its sender an exit to the hypervisor.
-fn call_ipis() -> Vec<u64> {
-    let text = fs::read_to_string("/proc/interrupts").unwrap_or_default();
-    text.lines()
-        .find_map(|l| l.trim_start().strip_prefix("CAL:"))
-        .map(|rest| {
-            rest.split_whitespace()
-                .map_while(|x| x.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn busy_pct(a: &[(u64, u64)], b: &[(u64, u64)], cpu: usize) -> f64 {
-    match (a.get(cpu), b.get(cpu)) {
-        (Some(x), Some(y)) if y.1 > x.1 => 100.0 * (y.0 - x.0) as f64 / (y.1 - x.1) as f64,
-        _ => f64::NAN,
-    }
-}
-
 fn udp_frames() -> Vec<Vec<u8>> {
     (0..UDP_FLOWS)
         .map(|i| {
@@ -632,40 +420,10 @@ fn udp_frames() -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// The `ethtool -S` counters `names` of `dev` in `ns`.
-fn ethtool_stats<const N: usize>(ns: &str, dev: &str, names: [&str; N]) -> Result<[u64; N]> {
-    let out = util::stdout(netns::exec(ns, "ethtool").args(["-S", dev]))?;
-    let mut v = [0; N];
-    for (x, name) in v.iter_mut().zip(names) {
-        *x = out
-            .lines()
-            .find_map(|l| {
-                l.trim()
-                    .strip_prefix(name)
-                    .and_then(|r| r.strip_prefix(':'))
-                    .and_then(|v| v.trim().parse().ok())
-            })
-            .with_context(|| format!("no {name} in `ethtool -S {dev}` in {ns}"))?;
-    }
-    Ok(v)
-}
-
 /// UDP packets the server's XDP sink dropped so far (all the test's
 /// packets that arrived).
 fn sink_count(t: &Topo) -> Result<u64> {
-    Ok(ethtool_stats(&t.server, "eth0", ["rx_queue_0_xdp_drops"])?[0])
-}
-
-/// Frames the client's veth handed to the gateway's `int0` with
-/// `ndo_xdp_xmit` so far: (taken into its ring, refused as the ring was
-/// full).
-fn xdp_xmit_counts(t: &Topo) -> Result<(u64, u64)> {
-    let [ok, err] = ethtool_stats(
-        &t.client,
-        "eth0",
-        ["tx_queue_0_xdp_xmit", "tx_queue_0_xdp_xmit_errors"],
-    )?;
-    Ok((ok, err))
+    xdp_rate::sink_count(&t.server)
 }
 
 /// Before the sink is attached: a short burst must reach the server (the
@@ -739,47 +497,16 @@ fn udp(t: &Topo, plan: &Plan, prog: &OwnedFd) -> Result<Value> {
     }))
 }
 
-/// The UDP rate with the kernel's XDP traffic generator as the sender (see
-/// [`XdpGenerator`] and [`GatewayNapi`]): the generator alone on CPU 0,
-/// the whole gateway path on the other. It offers more than twice what
-/// the fastest gateway mode forwards, so the gateway is saturated whatever
-/// its speed.
+/// The UDP rate with the kernel's XDP traffic generator as the sender
+/// (`xdp_rate`).
 fn udp_xdp(t: &Topo, plan: &Plan, sink_prog: &OwnedFd, gen_prog: &GeneratorProg) -> Result<Value> {
-    let _sink = sink(t, sink_prog)?;
-    let gw = gw_cpu();
-    let _napi = GatewayNapi::setup(&t.gw, "int0", gw)?;
-    // Declared after the NAPI set-up: stops before it is undone.
-    let mut generator = XdpGenerator::start(&t.client, "eth0", gen_prog, gw.map(|_| 0))?;
-    thread::sleep(Duration::from_millis(500));
-    let (rx0, xmit0, cpu0, steal0, t0) = (
-        sink_count(t)?,
-        xdp_xmit_counts(t)?,
-        cpu_times(),
-        steal_times(),
-        Instant::now(),
-    );
-    thread::sleep(Duration::from_secs_f64(plan.udp_secs));
-    let (rx1, xmit1, cpu1, steal1, secs) = (
-        sink_count(t)?,
-        xdp_xmit_counts(t)?,
-        cpu_times(),
-        steal_times(),
-        t0.elapsed().as_secs_f64(),
-    );
-    generator.stop();
-    if rx1 == rx0 {
-        bail!("{}: no UDP packet reached the server", t.mode.label());
-    }
-    let accepted = xmit1.0 - xmit0.0;
-    let refused = xmit1.1 - xmit0.1;
-    Ok(json!({
-        "pps": (rx1 - rx0) as f64 / secs,
-        "offered_pps": (accepted + refused) as f64 / secs,
-        "accepted_pps": accepted as f64 / secs,
-        "gw_cpu_busy_pct": busy_pct(&cpu0, &cpu1, gw.unwrap_or(0)),
-        "gw_cpu_steal_pct": busy_pct(&steal0, &steal1, gw.unwrap_or(0)),
-        "sender_cpu_busy_pct": busy_pct(&cpu0, &cpu1, 0),
-    }))
+    let path = xdp_rate::Path {
+        client: &t.client,
+        gw: &t.gw,
+        server: &t.server,
+    };
+    xdp_rate::measure(&path, plan.udp_secs, sink_prog, gen_prog, None)
+        .with_context(|| t.mode.label().to_owned())
 }
 
 /// trafgen's configuration: the blaster's 8 flows.
@@ -836,46 +563,15 @@ fn udp_trafgen(t: &Topo, plan: &Plan, cfg: &Path, prog: &OwnedFd) -> Result<f64>
 }
 
 fn tcp(t: &Topo, plan: &Plan, streams: u32) -> Result<f64> {
-    let run = || -> Result<f64> {
-        let out = util::stdout(netns::exec(&t.client, "iperf3").args([
-            "-c",
-            &SERVER.to_string(),
-            "-p",
-            &IPERF_PORT.to_string(),
-            "-t",
-            &plan.tcp_secs.to_string(),
-            "-O",
-            "1",
-            "-P",
-            &streams.to_string(),
-            "-i",
-            "0.5",
-            "-J",
-        ]))?;
-        let v: Value = serde_json::from_str(&out).context("parsing iperf3 -J")?;
-        // The median of the half-second intervals: a moment of load from
-        // elsewhere on this shared machine (which only ever lowers a
-        // throughput) then cannot decide a round, as it can the run's mean.
-        let rates: Vec<f64> = v["intervals"]
-            .as_array()
-            .context("no intervals in iperf3's output")?
-            .iter()
-            .filter(|i| i["sum"]["omitted"] != Value::Bool(true))
-            .filter_map(|i| i["sum"]["bits_per_second"].as_f64())
-            .collect();
-        if rates.is_empty() {
-            bail!("iperf3 reported no interval");
-        }
-        Ok(median(&rates))
-    };
-    // The server takes one test at a time and may still be finishing the
-    // previous one: retry once.
-    run()
-        .or_else(|_| {
-            thread::sleep(Duration::from_millis(500));
-            run()
-        })
-        .with_context(|| format!("{}: iperf3 -P {streams}", t.mode.label()))
+    iperf::throughput(
+        &t.client,
+        &SERVER.to_string(),
+        IPERF_PORT,
+        plan.tcp_secs,
+        streams,
+        &[],
+    )
+    .with_context(|| format!("{}: iperf3 -P {streams}", t.mode.label()))
 }
 
 fn flows(t: &Topo, plan: &Plan) -> Result<Value> {
@@ -998,20 +694,6 @@ fn profile(
 
 fn f(v: &Value) -> f64 {
     v.as_f64().unwrap_or(f64::NAN)
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut s: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
-    if s.is_empty() {
-        return f64::NAN;
-    }
-    s.sort_by(f64::total_cmp);
-    let m = s.len() / 2;
-    if s.len() % 2 == 1 {
-        s[m]
-    } else {
-        (s[m - 1] + s[m]) / 2.0
-    }
 }
 
 /// Runs the end-to-end measurements for `modes` and returns them as JSON:
@@ -1202,39 +884,16 @@ pub fn run(xnat: &Path, bench: &Path, modes: &[Mode], plan: &Plan, tmp: &Path) -
     }
     drop(lab);
 
-    let mut per_mode = serde_json::Map::new();
-    for (i, t) in topos.iter().enumerate() {
-        let mut m = serde_json::Map::new();
-        m.insert("label".into(), json!(t.mode.label()));
-        for (j, k) in keys.iter().enumerate() {
-            m.insert((*k).into(), json!(median(&samples[i][j])));
-            m.insert(format!("{k}_samples"), json!(samples[i][j]));
-        }
-        per_mode.insert(t.mode.key().into(), Value::Object(m));
-    }
-    // Ratios between every pair of modes, round by round, then the median.
-    let mut ratios = serde_json::Map::new();
-    for (a, ta) in topos.iter().enumerate() {
-        for (b, tb) in topos.iter().enumerate() {
-            if a == b {
-                continue;
-            }
-            let mut r = serde_json::Map::new();
-            for (j, k) in keys.iter().enumerate() {
-                let per_round: Vec<f64> = samples[a][j]
-                    .iter()
-                    .zip(&samples[b][j])
-                    .map(|(x, y)| x / y)
-                    .collect();
-                r.insert((*k).into(), json!(median(&per_round)));
-                r.insert(format!("{k}_rounds"), json!(per_round));
-            }
-            ratios.insert(
-                format!("{}/{}", ta.mode.key(), tb.mode.key()),
-                Value::Object(r),
-            );
-        }
-    }
+    let modes: Vec<ModeSamples> = topos
+        .iter()
+        .zip(&samples)
+        .map(|(t, s)| ModeSamples {
+            key: t.mode.key(),
+            label: t.mode.label(),
+            samples: s,
+        })
+        .collect();
+    let (per_mode, ratios) = rounds::summarise(&keys, &modes);
     let mut notes = String::new();
     if let Some(cpu) = gw_cpu() {
         let _ = write!(

@@ -9,7 +9,7 @@ use std::{
     fs::File,
     io,
     mem::{size_of, zeroed},
-    net::{Ipv4Addr, SocketAddrV4},
+    net::{Ipv4Addr, SocketAddrV4, SocketAddrV6},
     os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd, RawFd},
     sync::{
         Arc,
@@ -71,6 +71,35 @@ fn csum(data: &[u8], initial: u32) -> u16 {
     !(sum as u16)
 }
 
+/// The payload of every test datagram: 22 bytes, so that the IPv4 frame is
+/// 64 bytes, the least Ethernet carries, and its IPv6 twin 84.
+const UDP_PAYLOAD: usize = 22;
+
+/// A UDP header and payload with `src_port`, `dst_port` and a valid
+/// checksum over `pseudo` (the pseudo-header's sum, folded or not).
+fn udp_datagram(pseudo: u32, src_port: u16, dst_port: u16) -> Vec<u8> {
+    let udp_len = 8 + UDP_PAYLOAD;
+    let mut udp = vec![0x5a; udp_len];
+    udp[0..2].copy_from_slice(&src_port.to_be_bytes());
+    udp[2..4].copy_from_slice(&dst_port.to_be_bytes());
+    udp[4..6].copy_from_slice(&(udp_len as u16).to_be_bytes());
+    udp[6..8].copy_from_slice(&[0, 0]);
+    let c = match csum(&udp, pseudo) {
+        0 => 0xffff,
+        c => c,
+    };
+    udp[6..8].copy_from_slice(&c.to_be_bytes());
+    udp
+}
+
+/// The sum of `pseudo`'s 16-bit words (a pseudo-header), for [`csum`].
+fn word_sum(pseudo: &[u8]) -> u32 {
+    pseudo
+        .chunks(2)
+        .map(|c| u16::from_be_bytes([c[0], c[1]]) as u32)
+        .sum()
+}
+
 /// A 64-byte Ethernet/IPv4/UDP frame with valid checksums.
 pub fn udp_frame(
     dst_mac: [u8; 6],
@@ -95,26 +124,43 @@ pub fn udp_frame(
     let c = csum(&ip, 0);
     ip[10..12].copy_from_slice(&c.to_be_bytes());
     f.extend_from_slice(&ip);
-    let mut udp = vec![0x5a; udp_len];
-    udp[0..2].copy_from_slice(&src.port().to_be_bytes());
-    udp[2..4].copy_from_slice(&dst.port().to_be_bytes());
-    udp[4..6].copy_from_slice(&(udp_len as u16).to_be_bytes());
-    udp[6..8].copy_from_slice(&[0, 0]);
     let mut pseudo = Vec::with_capacity(12);
     pseudo.extend_from_slice(&src.ip().octets());
     pseudo.extend_from_slice(&dst.ip().octets());
     pseudo.extend_from_slice(&[0, 17]);
     pseudo.extend_from_slice(&(udp_len as u16).to_be_bytes());
-    let mut init = 0u32;
-    for c in pseudo.chunks(2) {
-        init += u16::from_be_bytes([c[0], c[1]]) as u32;
-    }
-    let c = match csum(&udp, init) {
-        0 => 0xffff,
-        c => c,
-    };
-    udp[6..8].copy_from_slice(&c.to_be_bytes());
-    f.extend_from_slice(&udp);
+    f.extend_from_slice(&udp_datagram(word_sum(&pseudo), src.port(), dst.port()));
+    f
+}
+
+/// An 84-byte Ethernet/IPv6/UDP frame with a valid checksum: the IPv6 twin
+/// of [`udp_frame`] (the same datagram; a NAT64 turns it into that 64-byte
+/// IPv4 frame).
+pub fn udp6_frame(
+    dst_mac: [u8; 6],
+    src_mac: [u8; 6],
+    src: SocketAddrV6,
+    dst: SocketAddrV6,
+) -> Vec<u8> {
+    let udp_len = 8 + UDP_PAYLOAD;
+    let mut f = Vec::with_capacity(14 + 40 + udp_len);
+    f.extend_from_slice(&dst_mac);
+    f.extend_from_slice(&src_mac);
+    f.extend_from_slice(&0x86ddu16.to_be_bytes());
+    let mut ip = [0u8; 40];
+    ip[0] = 0x60;
+    ip[4..6].copy_from_slice(&(udp_len as u16).to_be_bytes());
+    ip[6] = 17;
+    ip[7] = 64;
+    ip[8..24].copy_from_slice(&src.ip().octets());
+    ip[24..40].copy_from_slice(&dst.ip().octets());
+    f.extend_from_slice(&ip);
+    let mut pseudo = Vec::with_capacity(40);
+    pseudo.extend_from_slice(&src.ip().octets());
+    pseudo.extend_from_slice(&dst.ip().octets());
+    pseudo.extend_from_slice(&(udp_len as u32).to_be_bytes());
+    pseudo.extend_from_slice(&[0, 0, 0, 17]);
+    f.extend_from_slice(&udp_datagram(word_sum(&pseudo), src.port(), dst.port()));
     f
 }
 
@@ -643,6 +689,45 @@ pub fn load_udp_sink(port: u16) -> Result<OwnedFd> {
     load_xdp(&udp_sink_insns(port), "loading the XDP UDP sink")
 }
 
+/// The IPv6 twin of [`udp_sink_insns`]: drops IPv6 UDP packets to `port`
+/// (no extension headers) and passes everything else.
+fn udp6_sink_insns(port: u16) -> [Insn; 15] {
+    const LDXW: u8 = 0x61;
+    const LDXH: u8 = 0x69;
+    const LDXB: u8 = 0x71;
+    const MOV64_X: u8 = 0xbf;
+    const MOV64_K: u8 = 0xb7;
+    const ADD64_K: u8 = 0x07;
+    const JGT_X: u8 = 0x2d;
+    const JNE_K: u8 = 0x55;
+    const EXIT: u8 = 0x95;
+    // Loads are little-endian: network-order fields compare byte-swapped.
+    let ethertype_ipv6 = 0xdd86;
+    let dport = port.swap_bytes() as i32;
+    [
+        insn(LDXW, 2, 1, 0, 0),     // r2 = ctx->data
+        insn(LDXW, 3, 1, 4, 0),     // r3 = ctx->data_end
+        insn(MOV64_X, 4, 2, 0, 0),  // r4 = r2
+        insn(ADD64_K, 4, 0, 0, 58), // r4 += 58 (up to the UDP destination port)
+        insn(JGT_X, 4, 3, 8, 0),    // if r4 > r3 goto pass
+        insn(LDXH, 5, 2, 12, 0),    // r5 = ethertype
+        insn(JNE_K, 5, 0, 6, ethertype_ipv6),
+        insn(LDXB, 5, 2, 20, 0), // r5 = next header
+        insn(JNE_K, 5, 0, 4, 17),
+        insn(LDXH, 5, 2, 56, 0), // r5 = UDP destination port
+        insn(JNE_K, 5, 0, 2, dport),
+        insn(MOV64_K, 0, 0, 0, 1), // XDP_DROP
+        insn(EXIT, 0, 0, 0, 0),
+        insn(MOV64_K, 0, 0, 0, 2), // pass: XDP_PASS
+        insn(EXIT, 0, 0, 0, 0),
+    ]
+}
+
+/// Loads the IPv6 UDP sink (see [`udp6_sink_insns`]).
+pub fn load_udp6_sink(port: u16) -> Result<OwnedFd> {
+    load_xdp(&udp6_sink_insns(port), "loading the XDP IPv6 UDP sink")
+}
+
 /// Attaches XDP program `prog` to `dev` in namespace `ns` with a BPF link;
 /// closing the returned fd detaches it.
 pub fn attach_xdp(ns: &str, dev: &str, prog: &OwnedFd) -> Result<OwnedFd> {
@@ -666,29 +751,41 @@ pub fn attach_xdp(ns: &str, dev: &str, prog: &OwnedFd) -> Result<OwnedFd> {
     .unwrap_or_else(|_| bail!("attach thread panicked"))
 }
 
-/// The header bytes the generator rewrites on every run: Ethernet (14),
-/// IPv4 without options (20) and UDP (8).
-const GEN_HEADER: usize = 42;
-/// Offset of the UDP source port in the frame.
-const GEN_SPORT: i16 = 34;
+/// Where the generator's program writes in its frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct GenLayout {
+    /// The header bytes rewritten on every run: Ethernet (14), IPv4 without
+    /// options (20) or IPv6 (40), and UDP (8).
+    header: usize,
+    /// Offset of the UDP source port.
+    sport: usize,
+    /// IPv6 only: offset of the UDP checksum and its value (host order)
+    /// with the first source port, at least the flow count (see
+    /// [`generator_template`]).
+    csum: Option<(usize, u16)>,
+}
 
-/// The XDP program behind [`XdpGenerator`]: writes `frame`'s 42 header
-/// bytes into the packet from immediates, sets a random one of `flows`
+/// The XDP program behind [`XdpGenerator`]: writes `frame`'s header bytes
+/// (`layout`) into the packet from immediates, sets a random one of `flows`
 /// UDP source ports from `frame`'s on, and returns XDP_TX.
 ///
 /// Why rewrite every time: in live-frames mode the kernel recycles its
 /// pages without copying `data_in` again, and the gateway changes packets
 /// in place (TTL, NAT addresses, ports and checksums, MACs). Without the
 /// rewrite a recycled frame would go out as the gateway left it, its TTL
-/// one lower on every round trip until the gateway drops it. The UDP
-/// checksum must be 0 (none, legal in IPv4) so the port can change without
+/// one lower on every round trip until the gateway drops it. In IPv4 the
+/// UDP checksum is 0 (none, legal there) so the port can change without
 /// fixing it; the IPv4 checksum is the template's, which the rewrite
-/// restores.
-fn generator_insns(frame: &[u8], flows: u16) -> Vec<Insn> {
+/// restores. IPv6 has no "no checksum", so there the program fixes it: the
+/// port grows by k over the template's, the checksum falls by k (one's
+/// complement arithmetic, no carry: the template's checksum is at least
+/// the flow count).
+fn generator_insns(frame: &[u8], flows: u16, layout: GenLayout) -> Vec<Insn> {
     const LDXW: u8 = 0x61;
     const MOV64_X: u8 = 0xbf;
     const MOV64_K: u8 = 0xb7;
     const ADD64_K: u8 = 0x07;
+    const SUB64_X: u8 = 0x1f;
     const AND64_K: u8 = 0x57;
     const JGT_X: u8 = 0x2d;
     const STW: u8 = 0x62;
@@ -700,15 +797,16 @@ fn generator_insns(frame: &[u8], flows: u16) -> Vec<Insn> {
     const GET_PRANDOM_U32: i32 = 7;
     const XDP_DROP: i32 = 1;
     const XDP_TX: i32 = 3;
-    let base_port = u16::from_be_bytes([frame[34], frame[35]]);
+    let header = layout.header;
+    let base_port = u16::from_be_bytes([frame[layout.sport], frame[layout.sport + 1]]);
     let word = |o: usize| i32::from_le_bytes([frame[o], frame[o + 1], frame[o + 2], frame[o + 3]]);
     let mut body = Vec::new();
     // Stores are little-endian like the loads: the immediates are the
     // frame's bytes read as such.
-    for o in (0..GEN_HEADER - 2).step_by(4) {
+    for o in (0..header - 2).step_by(4) {
         body.push(insn(STW, 7, 0, o as i16, word(o)));
     }
-    let last = GEN_HEADER - 2;
+    let last = header - 2;
     body.push(insn(
         STH,
         7,
@@ -718,23 +816,93 @@ fn generator_insns(frame: &[u8], flows: u16) -> Vec<Insn> {
     ));
     body.extend([
         insn(CALL, 0, 0, 0, GET_PRANDOM_U32), // r0 = random (clobbers r1-r5)
-        insn(AND64_K, 0, 0, 0, (flows - 1) as i32),
+        insn(AND64_K, 0, 0, 0, (flows - 1) as i32), // r0 = k
+    ]);
+    if layout.csum.is_some() {
+        body.push(insn(MOV64_X, 1, 0, 0, 0)); // r1 = k
+    }
+    body.extend([
         insn(ADD64_K, 0, 0, 0, base_port as i32),
         insn(TO_BE, 0, 0, 0, 16), // r0 = htons(r0)
-        insn(STXH, 7, 0, GEN_SPORT, 0),
-        insn(MOV64_K, 0, 0, 0, XDP_TX),
-        insn(EXIT, 0, 0, 0, 0),
+        insn(STXH, 7, 0, layout.sport as i16, 0),
     ]);
+    if let Some((at, base_csum)) = layout.csum {
+        body.extend([
+            insn(MOV64_K, 2, 0, 0, base_csum as i32),
+            insn(SUB64_X, 2, 1, 0, 0), // r2 = checksum - k
+            insn(TO_BE, 2, 0, 0, 16),
+            insn(STXH, 7, 2, at as i16, 0),
+        ]);
+    }
+    body.extend([insn(MOV64_K, 0, 0, 0, XDP_TX), insn(EXIT, 0, 0, 0, 0)]);
     let mut p = vec![
         insn(LDXW, 7, 1, 0, 0),    // r7 = ctx->data (kept across the call)
         insn(LDXW, 3, 1, 4, 0),    // r3 = ctx->data_end
         insn(MOV64_X, 4, 7, 0, 0), // r4 = r7
-        insn(ADD64_K, 4, 0, 0, GEN_HEADER as i32),
+        insn(ADD64_K, 4, 0, 0, header as i32),
         insn(JGT_X, 4, 3, body.len() as i16, 0), // if r4 > r3 goto drop
     ];
     p.extend(body);
     p.extend([insn(MOV64_K, 0, 0, 0, XDP_DROP), insn(EXIT, 0, 0, 0, 0)]);
     p
+}
+
+/// The frame the generator starts from, made from `frame` (Ethernet, then
+/// IPv4 without options or IPv6 without extension headers, then UDP), and
+/// where its program writes. IPv4: the UDP checksum cleared. IPv6: the
+/// checksum kept valid, and at least `flows`, so that the program can take
+/// the port's increase off it without a carry (and never reach 0, which
+/// IPv6 forbids): if it is less, the last payload byte changes until it is
+/// not.
+fn generator_template(frame: &[u8], flows: u16) -> Result<(Vec<u8>, GenLayout)> {
+    if !flows.is_power_of_two() {
+        bail!("the XDP generator needs a power-of-two flow count");
+    }
+    let ethertype = frame.get(12..14).map(|t| u16::from_be_bytes([t[0], t[1]]));
+    let mut frame = frame.to_vec();
+    match ethertype {
+        Some(0x0800) if frame.len() >= 42 && frame[14] == 0x45 && frame[23] == 17 => {
+            frame[40..42].fill(0);
+            Ok((
+                frame,
+                GenLayout {
+                    header: 42,
+                    sport: 34,
+                    csum: None,
+                },
+            ))
+        }
+        Some(0x86dd) if frame.len() >= 62 && frame[14] >> 4 == 6 && frame[20] == 17 => {
+            let checksum = |f: &[u8]| {
+                let udp = &f[54..];
+                let mut pseudo = f[22..54].to_vec();
+                pseudo.extend_from_slice(&(udp.len() as u32).to_be_bytes());
+                pseudo.extend_from_slice(&[0, 0, 0, 17]);
+                let mut zeroed = udp.to_vec();
+                zeroed[6..8].fill(0);
+                csum(&zeroed, word_sum(&pseudo))
+            };
+            let last = frame.len() - 1;
+            let mut c = checksum(&frame);
+            while c < flows {
+                frame[last] = frame[last].wrapping_add(1);
+                c = checksum(&frame);
+            }
+            frame[60..62].copy_from_slice(&c.to_be_bytes());
+            Ok((
+                frame,
+                GenLayout {
+                    header: 62,
+                    sport: 54,
+                    csum: Some((60, c)),
+                },
+            ))
+        }
+        _ => bail!(
+            "the XDP generator needs a UDP frame over IPv4 without options or IPv6 without \
+             extension headers"
+        ),
+    }
 }
 
 /// A loaded [`generator_insns`] program and the frame it starts from.
@@ -744,18 +912,13 @@ pub struct GeneratorProg {
 }
 
 /// Loads the generator's program for `frame` (an Ethernet/IPv4/UDP frame
-/// without IP options; its UDP checksum is cleared) spreading its packets
-/// over `flows` source ports (a power of two) from `frame`'s on.
+/// without IP options, or Ethernet/IPv6/UDP, see [`generator_template`])
+/// spreading its packets over `flows` source ports (a power of two) from
+/// `frame`'s on.
 pub fn load_generator(frame: &[u8], flows: u16) -> Result<GeneratorProg> {
-    if frame.len() < GEN_HEADER || frame[14] != 0x45 || !flows.is_power_of_two() {
-        bail!(
-            "the XDP generator needs an IPv4 frame without options and a power-of-two flow count"
-        );
-    }
-    let mut frame = frame.to_vec();
-    frame[40..42].fill(0);
+    let (frame, layout) = generator_template(frame, flows)?;
     let fd = load_xdp(
-        &generator_insns(&frame, flows),
+        &generator_insns(&frame, flows, layout),
         "loading the XDP traffic generator",
     )?;
     Ok(GeneratorProg { fd, frame })
@@ -901,4 +1064,97 @@ fn live_frames_run(prog: &OwnedFd, frame: &[u8], ifindex: u32, repeat: u32) -> i
     attr[6] = ctx.as_ptr() as u64;
     attr[8] = BPF_F_TEST_XDP_LIVE_FRAMES as u64;
     sys_bpf(BPF_PROG_TEST_RUN, &mut attr).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv6Addr;
+
+    use super::*;
+
+    fn v6_frame(sport: u16) -> Vec<u8> {
+        udp6_frame(
+            [2, 0, 0, 0, 0, 1],
+            [2, 0, 0, 0, 0, 2],
+            SocketAddrV6::new(
+                Ipv6Addr::new(0x2001, 0xdb8, 0x64, 0, 0, 0, 0, 2),
+                sport,
+                0,
+                0,
+            ),
+            SocketAddrV6::new(
+                Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0x5db8, 0xd822),
+                9,
+                0,
+                0,
+            ),
+        )
+    }
+
+    /// The UDP checksum of an Ethernet/IPv6/UDP frame, computed afresh.
+    fn v6_checksum(f: &[u8]) -> u16 {
+        let mut pseudo = f[22..54].to_vec();
+        pseudo.extend_from_slice(&((f.len() - 54) as u32).to_be_bytes());
+        pseudo.extend_from_slice(&[0, 0, 0, 17]);
+        let mut udp = f[54..].to_vec();
+        udp[6..8].fill(0);
+        csum(&udp, word_sum(&pseudo))
+    }
+
+    #[test]
+    fn frames_are_64_and_84_bytes_with_the_same_datagram() {
+        let v4 = udp_frame(
+            [0; 6],
+            [0; 6],
+            SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 10_000),
+            SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 2), 9),
+        );
+        let v6 = v6_frame(10_000);
+        assert_eq!((v4.len(), v6.len()), (64, 84));
+        assert_eq!(v4[42..], v6[62..]);
+        assert_eq!(u16::from_be_bytes([v6[60], v6[61]]), v6_checksum(&v6));
+    }
+
+    /// What the IPv6 generator's program writes for each flow k — the port
+    /// plus k, the template's checksum minus k — is the checksum computed
+    /// afresh for that port.
+    #[test]
+    fn ipv6_generator_checksums_hold_for_every_flow() {
+        const FLOWS: u16 = 8;
+        for base in [10_000, 1, 0xfff0, 4242] {
+            let (template, layout) = generator_template(&v6_frame(base), FLOWS).unwrap();
+            let (at, c) = layout.csum.expect("IPv6 fixes its checksum");
+            assert_eq!((layout.header, layout.sport, at), (62, 54, 60));
+            assert!(c >= FLOWS, "base {base}: checksum {c:#x}");
+            for k in 0..FLOWS {
+                let mut f = template.clone();
+                f[54..56].copy_from_slice(&(base + k).to_be_bytes());
+                let written = c - k;
+                assert_ne!(written, 0, "base {base} k {k}");
+                assert_eq!(written, v6_checksum(&f), "base {base} k {k}");
+            }
+        }
+    }
+
+    #[test]
+    fn ipv4_generator_sends_no_checksum() {
+        let f = udp_frame(
+            [0; 6],
+            [0; 6],
+            SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 10_000),
+            SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 2), 9),
+        );
+        let (template, layout) = generator_template(&f, 8).unwrap();
+        assert_eq!(template[40..42], [0, 0]);
+        assert_eq!(
+            layout,
+            GenLayout {
+                header: 42,
+                sport: 34,
+                csum: None
+            }
+        );
+        assert!(generator_template(&f, 6).is_err());
+        assert!(generator_template(&f[..30], 8).is_err());
+    }
 }

@@ -1,8 +1,10 @@
 //! BENCHMARKS.md (and the console table) from the parts of the run:
-//! `xnat-bench`'s JSON, the end-to-end JSON, `xnat-flood`'s JSON and `xnat-ha bench`'s JSON.
+//! `xnat-bench`'s JSON, the end-to-end JSON, `xnat-flood`'s JSON, `xnat-ha bench`'s JSON and
+//! the NAT64 JSON.
 
 pub mod failover;
 pub mod flood;
+pub mod nat64;
 
 use std::fmt::Write as _;
 
@@ -1057,6 +1059,7 @@ pub fn markdown(
     e2e: Option<&Value>,
     fl: Option<&Value>,
     fo: Option<&Value>,
+    n64: Option<&Value>,
     notes: &[String],
 ) -> String {
     let mut out = String::new();
@@ -1130,10 +1133,14 @@ pub fn markdown(
     flood::section(&mut out, fl);
     out.push('\n');
     failover::section(&mut out, fo);
+    out.push('\n');
+    nat64::section(&mut out, n64);
     let _ = writeln!(out, "\n## Method\n\n{METHOD}\n");
     flood::method(&mut out);
     out.push('\n');
     failover::method(&mut out);
+    out.push('\n');
+    nat64::method(&mut out);
     if !notes.is_empty() {
         let _ = writeln!(out, "\n## Notes on this run\n");
         for n in notes {

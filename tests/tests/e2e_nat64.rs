@@ -1,0 +1,378 @@
+//! End-to-end NAT64 (issue 19) in network namespaces (root): an IPv6-only
+//! client reaches an IPv4-only server through `xnat attach EXT
+//! --masquerade --inside in0 --nat64` with ping, TCP (large transfers both
+//! ways, every byte checked), UDP, traceroute and path MTU discovery — at
+//! the gateway (its external link) and beyond it (a router's smaller link).
+//!
+//! Topology and addresses: see `xnat_tests::nat64_topo`.
+
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use xnat_tests::nat64_topo::{
+    CLIENT6, GW6, Nat64Topo, POOL, RTR_EXT, RTR_SRV, SRV, tcp_transfer, udp_exchange, v4_of,
+    well_known,
+};
+use xnat_tests::netns::Netns;
+use xnat_tests::topology::Ingress;
+use xnat_tests::wait::{SOON, wait_until};
+use xnat_tests::{both_modes, tc_only};
+
+both_modes!(ping_tcp_udp, "ptu");
+both_modes!(traceroute_and_path_mtu, "trc");
+tc_only!(outside_the_prefix_and_non_global, "out");
+tc_only!(network_specific_prefix, "nsp");
+both_modes!(static_nat64_both_ways, "stat");
+both_modes!(udp_fragments_both_ways, "frag");
+both_modes!(udp_without_checksum_from_ipv4, "nock");
+
+/// `ping` from `ns`: (succeeded, its output).
+fn ping(ns: &Netns, args: &[&str]) -> (bool, String) {
+    let mut v = vec!["ping", "-6", "-n", "-W", "3"];
+    v.extend_from_slice(args);
+    let out = ns.run(Duration::from_secs(30), &v);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// The path MTU the client's stack holds for `dst` (`ip -6 route get`).
+fn path_mtu(ns: &Netns, dst: Ipv6Addr) -> Option<u32> {
+    let out = ns.ip(&["-6", "route", "get", &dst.to_string()]);
+    let mut words = out.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == "mtu" {
+            return words.next().and_then(|m| m.parse().ok());
+        }
+    }
+    None
+}
+
+fn sa6(a: Ipv6Addr, port: u16) -> SocketAddr {
+    SocketAddr::new(IpAddr::V6(a), port)
+}
+
+fn sa4(a: std::net::Ipv4Addr, port: u16) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(a), port)
+}
+
+/// Ping, 8 MiB down and up over TCP, UDP both ways; every flow leaves from
+/// the pool address and the NAT64 counters move.
+fn ping_tcp_udp(tag: &str, mode: Ingress) {
+    let t = Nat64Topo::start(tag, mode);
+    let (c6, srv) = (t.ns("c6"), t.ns("srv"));
+    let server = t.synth(SRV);
+
+    let (ok, out) = ping(c6, &["-c", "3", "-i", "0.2", &server.to_string()]);
+    assert!(ok, "ping {server} through NAT64:\n{out}");
+    assert!(
+        out.contains(&format!("from {server}")),
+        "replies from {server}:\n{out}"
+    );
+
+    let down = tcp_transfer(c6, srv, sa4(SRV, 8080), sa6(server, 8080), 8 << 20, false);
+    assert_eq!(
+        v4_of(down.server_saw_peer),
+        POOL,
+        "the server sees the pool"
+    );
+    let up = tcp_transfer(c6, srv, sa4(SRV, 8081), sa6(server, 8081), 8 << 20, true);
+    assert_eq!(v4_of(up.server_saw_peer), POOL, "the server sees the pool");
+
+    let (seen, back) = udp_exchange(
+        c6,
+        srv,
+        sa6(CLIENT6, 40_000),
+        sa4(SRV, 9000),
+        sa6(server, 9000),
+    );
+    assert_eq!(v4_of(seen), POOL, "UDP from the pool");
+    assert_eq!(
+        back,
+        sa6(server, 9000),
+        "the answer comes from the server's IPv6 address"
+    );
+    // Endpoint-independent mapping and port preservation, as for NAT44.
+    assert_eq!(seen.port(), 40_000, "the client's port kept");
+
+    let x = t.agent.xnat();
+    // (Packets, not segments: the veths hand over GSO super-packets.)
+    for c in [
+        "nat64_out_translated",
+        "nat64_in_translated",
+        "egress_translated_packets",
+    ] {
+        assert!(x.counter(c) > 10, "{c} = {}", x.counter(c));
+    }
+    for c in [
+        "nat64_drop_malformed",
+        "nat64_drop_unsupported",
+        "nat64_drop_no_route",
+        "nat64_drop_no_host",
+    ] {
+        assert_eq!(x.counter(c), 0, "{c}");
+    }
+}
+
+/// The route the client's traceroute sees, one address per hop.
+fn traceroute(ns: &Netns, dst: Ipv6Addr, extra: &[&str]) -> Vec<String> {
+    let mut v = vec!["traceroute", "-6", "-n", "-q", "1", "-w", "3", "-m", "5"];
+    v.extend_from_slice(extra);
+    let d = dst.to_string();
+    v.push(&d);
+    let out = ns.run(Duration::from_secs(60), &v);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(1).map(str::to_string))
+        .collect()
+}
+
+/// traceroute (UDP and ICMP) shows the gateway, the IPv4 router and the
+/// server under the prefix; Packet Too Big comes from the gateway for its
+/// own external link (1450) and, translated from the router's
+/// Fragmentation Needed, for the router's link (1400 + 20); the client's
+/// stack learns both and a packet of the learnt size gets through.
+fn traceroute_and_path_mtu(tag: &str, mode: Ingress) {
+    let t = Nat64Topo::start(tag, mode);
+    let c6 = t.ns("c6");
+    let want = vec![
+        GW6.to_string(),
+        t.synth(RTR_EXT).to_string(),
+        t.synth(SRV).to_string(),
+    ];
+    assert_eq!(traceroute(c6, t.synth(SRV), &[]), want, "UDP traceroute");
+    assert_eq!(
+        traceroute(c6, t.synth(SRV), &["-I"]),
+        want,
+        "ICMP traceroute"
+    );
+
+    // At the gateway: 1440 + 48 bytes of IPv6 are 1468 of IPv4 > 1450.
+    let rtr = t.synth(RTR_SRV);
+    let (ok, out) = ping(c6, &["-c", "1", "-M", "do", "-s", "1440", &rtr.to_string()]);
+    assert!(
+        !ok && out.contains("mtu=1450"),
+        "Packet Too Big from the gateway:\n{out}"
+    );
+    assert_eq!(
+        path_mtu(c6, rtr),
+        Some(1450),
+        "the client learnt the gateway's MTU"
+    );
+
+    // Beyond it: 1420 + 48 = 1468 of IPv6, 1448 of IPv4: through the
+    // gateway, too big for the router's 1400 link.
+    let server = t.synth(SRV);
+    let (ok, out) = ping(
+        c6,
+        &["-c", "1", "-M", "do", "-s", "1420", &server.to_string()],
+    );
+    assert!(
+        !ok && out.contains("mtu=1420"),
+        "Packet Too Big for the router's link:\n{out}"
+    );
+    assert!(
+        out.contains(&format!("From {}", t.synth(RTR_EXT))),
+        "... from the router under the prefix:\n{out}"
+    );
+    assert_eq!(
+        path_mtu(c6, server),
+        Some(1420),
+        "the client learnt the path MTU"
+    );
+    let (ok, out) = ping(
+        c6,
+        &["-c", "2", "-M", "do", "-s", "1372", &server.to_string()],
+    );
+    assert!(ok, "a packet of the path MTU gets through:\n{out}");
+    assert!(t.agent.xnat().counter("icmp_errors_translated") >= 3);
+}
+
+/// IPv6 outside the prefix is routed as usual (the gateway answers its
+/// own address); the well-known prefix never carries a non-global IPv4
+/// address (RFC 6052 3.1): dropped and counted.
+fn outside_the_prefix_and_non_global(tag: &str, mode: Ingress) {
+    let t = Nat64Topo::start(tag, mode);
+    let c6 = t.ns("c6");
+    let (ok, out) = ping(c6, &["-c", "1", &GW6.to_string()]);
+    assert!(ok, "plain IPv6 to the gateway:\n{out}");
+
+    let private = well_known("10.1.2.3".parse().unwrap());
+    let (ok, out) = ping(c6, &["-c", "2", "-i", "0.2", &private.to_string()]);
+    assert!(
+        !ok,
+        "a non-global address under the well-known prefix:\n{out}"
+    );
+    let x = t.agent.xnat();
+    wait_until(SOON, "nat64_drop_non_global counts the pings", || {
+        x.counter("nat64_drop_non_global") >= 2
+    });
+    assert_eq!(x.counter("nat64_out_translated"), 0);
+}
+
+/// A network-specific /48 prefix (the IPv4 address split around the "u"
+/// octet, RFC 6052 2.2): ping, TCP and UDP.
+fn network_specific_prefix(tag: &str, mode: Ingress) {
+    let t = Nat64Topo::with_prefix(tag, mode, "2001:db8:46::/48");
+    let (c6, srv) = (t.ns("c6"), t.ns("srv"));
+    let server = t.synth(SRV);
+    assert_eq!(
+        server,
+        "2001:db8:46:cb00:71:200::".parse::<Ipv6Addr>().unwrap()
+    );
+    let (ok, out) = ping(c6, &["-c", "2", "-i", "0.2", &server.to_string()]);
+    assert!(ok, "ping {server}:\n{out}");
+    tcp_transfer(c6, srv, sa4(SRV, 8080), sa6(server, 8080), 1 << 20, false);
+    let (_, back) = udp_exchange(
+        c6,
+        srv,
+        sa6(CLIENT6, 40_001),
+        sa4(SRV, 9000),
+        sa6(server, 9000),
+    );
+    assert_eq!(back, sa6(server, 9000));
+}
+
+/// Static NAT64 (`--nat64-map IPV6=IPV4`): the IPv4 server connects to
+/// the public address and reaches the IPv6 host, which sees it under the
+/// prefix; the host's own flows leave from that address.
+fn static_nat64_both_ways(tag: &str, mode: Ingress) {
+    let public: std::net::Ipv4Addr = "198.51.100.10".parse().unwrap();
+    let map = format!("{CLIENT6}={public}");
+    let t = Nat64Topo::with_args(tag, mode, "64:ff9b::/96", &["--nat64-map", &map]);
+    let (c6, srv) = (t.ns("c6"), t.ns("srv"));
+    let inbound = tcp_transfer(
+        srv,
+        c6,
+        sa6(Ipv6Addr::UNSPECIFIED, 8443),
+        sa4(public, 8443),
+        1 << 20,
+        true,
+    );
+    assert_eq!(
+        inbound.server_saw_peer.ip(),
+        IpAddr::V6(t.synth(SRV)),
+        "the IPv6 host sees the IPv4 client under the prefix"
+    );
+    let (seen, _) = udp_exchange(
+        c6,
+        srv,
+        sa6(CLIENT6, 40_002),
+        sa4(SRV, 9000),
+        sa6(t.synth(SRV), 9000),
+    );
+    assert_eq!(
+        v4_of(seen),
+        public,
+        "the host's own flows leave from its address"
+    );
+}
+
+/// A 4000-byte UDP datagram each way: the client's IPv6 fragments become
+/// IPv4 fragments (RFC 7915 5.1.1), the server's IPv4 fragments (1400-byte
+/// link) IPv6 fragments with a fragment header (4.1); both arrive whole.
+fn udp_fragments_both_ways(tag: &str, mode: Ingress) {
+    let t = Nat64Topo::start(tag, mode);
+    let (c6, srv) = (t.ns("c6"), t.ns("srv"));
+    let server = t.synth(SRV);
+    let s = srv
+        .in_ns(|| std::net::UdpSocket::bind(sa4(SRV, 9200)))
+        .unwrap();
+    let c = c6
+        .in_ns(|| std::net::UdpSocket::bind(sa6(CLIENT6, 40_003)))
+        .unwrap();
+    let data = xnat_tests::traffic::payload(4000, 7);
+    let mut buf = vec![0u8; 65536];
+    let mut done = false;
+    // Bounded retries: a first datagram may meet a neighbour being resolved.
+    for _ in 0..5 {
+        c.send_to(&data, sa6(server, 9200)).unwrap();
+        let Some((n, from)) =
+            xnat_tests::traffic::recv_within(&s, &mut buf, Duration::from_millis(800))
+        else {
+            continue;
+        };
+        assert_eq!(
+            &buf[..n],
+            &data[..],
+            "the client's datagram arrived changed"
+        );
+        assert_eq!(v4_of(from), POOL);
+        let back: Vec<u8> = data.iter().rev().copied().collect();
+        s.send_to(&back, from).unwrap();
+        let Some((n, from)) =
+            xnat_tests::traffic::recv_within(&c, &mut buf, Duration::from_millis(800))
+        else {
+            continue;
+        };
+        assert_eq!(
+            &buf[..n],
+            &back[..],
+            "the server's datagram arrived changed"
+        );
+        assert_eq!(from, sa6(server, 9200));
+        done = true;
+        break;
+    }
+    assert!(done, "no 4000-byte exchange in 5 attempts");
+    let x = t.agent.xnat();
+    assert!(
+        x.counter("fragments_translated") >= 4,
+        "later fragments through NAT44"
+    );
+}
+
+/// IPv4 UDP may go without a checksum; IPv6 UDP may not: the server's
+/// datagrams sent with none (SO_NO_CHECK) reach the IPv6 host with one
+/// computed (RFC 6146 3.4), of each length's parity.
+fn udp_without_checksum_from_ipv4(tag: &str, mode: Ingress) {
+    use std::os::fd::AsRawFd as _;
+    let t = Nat64Topo::start(tag, mode);
+    let (c6, srv) = (t.ns("c6"), t.ns("srv"));
+    let server = t.synth(SRV);
+    let s = srv
+        .in_ns(|| std::net::UdpSocket::bind(sa4(SRV, 9300)))
+        .unwrap();
+    let one: libc::c_int = 1;
+    // SAFETY: setsockopt on our own socket with an int option.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_NO_CHECK,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_NO_CHECK");
+    let c = c6
+        .in_ns(|| std::net::UdpSocket::bind(sa6(CLIENT6, 40_004)))
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    for len in [1usize, 2, 3, 101, 1000] {
+        let data = xnat_tests::traffic::payload(len, len as u8);
+        let mut ok = false;
+        for _ in 0..5 {
+            c.send_to(b"ask", sa6(server, 9300)).unwrap();
+            let Some((_, from)) =
+                xnat_tests::traffic::recv_within(&s, &mut buf, Duration::from_millis(800))
+            else {
+                continue;
+            };
+            s.send_to(&data, from).unwrap();
+            if let Some((n, _)) =
+                xnat_tests::traffic::recv_within(&c, &mut buf, Duration::from_millis(800))
+            {
+                assert_eq!(&buf[..n], &data[..], "{len}-byte datagram changed");
+                ok = true;
+                break;
+            }
+        }
+        assert!(ok, "no {len}-byte datagram without checksum arrived");
+    }
+    assert_eq!(t.agent.xnat().counter("nat64_drop_malformed"), 0);
+}
