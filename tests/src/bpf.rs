@@ -180,8 +180,13 @@ pub fn load_object(loader: &mut aya::EbpfLoader, names: &[&str]) -> Result<Ebpf>
 /// The NAT64 programs and where the programs that tail-call them find
 /// them: (program, program array, slot), as `xnat attach` fills the
 /// arrays (nat-userspace `loader::load_nat64`).
-pub const NAT64_PROGRAMS: [(&str, &str, u32); 4] = [
+pub const NAT64_PROGRAMS: [(&str, &str, u32); 5] = [
     (PROG_NAT64_OUT_TC, MAP_NAT64_TC_PROGS, NAT64_SLOT_OUT),
+    (
+        nat_common::PROG_NAT64_OUT_ERROR_TC,
+        MAP_NAT64_TC_PROGS,
+        nat_common::nat64::NAT64_SLOT_OUT_ERROR,
+    ),
     (
         PROG_NAT64_OUT_NAT44_TC,
         MAP_NAT64_TC_PROGS,
