@@ -7,12 +7,16 @@
 use std::net::Ipv4Addr;
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use aya::maps::{HashMap, IterableMap as _, MapData, MapError};
+use aya::maps::{HashMap, IterableMap as _, MapData, MapError, ProgramArray};
 use aya::programs::{SchedClassifier, TestRun, TestRunOptions, Xdp};
 use aya::{Ebpf, Pod};
+use nat_common::nat64::{
+    MAP_NAT64_TC_PROGS, MAP_NAT64_XDP_PROGS, NAT64_SLOT_IN, NAT64_SLOT_OUT, NAT64_SLOT_OUT_NAT44,
+};
 use nat_common::stats::COUNTER_COUNT;
 use nat_common::{
     Counter, PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_INSIDE_TC, PROG_INSIDE_XDP,
+    PROG_NAT64_IN_TC, PROG_NAT64_IN_XDP, PROG_NAT64_OUT_NAT44_TC, PROG_NAT64_OUT_TC,
 };
 use nat_userspace::tables::{Loaded, LoadedRef};
 
@@ -171,6 +175,124 @@ pub fn load_object(loader: &mut aya::EbpfLoader, names: &[&str]) -> Result<Ebpf>
         .context("EbpfLoader::load")?;
     load_programs(&mut ebpf, names)?;
     Ok(ebpf)
+}
+
+/// The NAT64 programs and where the programs that tail-call them find
+/// them: (program, program array, slot), as `xnat attach` fills the
+/// arrays (nat-userspace `loader::load_nat64`).
+pub const NAT64_PROGRAMS: [(&str, &str, u32); 5] = [
+    (PROG_NAT64_OUT_TC, MAP_NAT64_TC_PROGS, NAT64_SLOT_OUT),
+    (
+        nat_common::PROG_NAT64_OUT_ERROR_TC,
+        MAP_NAT64_TC_PROGS,
+        nat_common::nat64::NAT64_SLOT_OUT_ERROR,
+    ),
+    (
+        PROG_NAT64_OUT_NAT44_TC,
+        MAP_NAT64_TC_PROGS,
+        NAT64_SLOT_OUT_NAT44,
+    ),
+    (PROG_NAT64_IN_TC, MAP_NAT64_TC_PROGS, NAT64_SLOT_IN),
+    (PROG_NAT64_IN_XDP, MAP_NAT64_XDP_PROGS, NAT64_SLOT_IN),
+];
+
+/// Loads the NAT64 programs of `ebpf` and puts each into its program
+/// array slot ([`NAT64_PROGRAMS`]), so that the tail calls of the programs
+/// loaded after happen inside a test run too. As the loader does, call it
+/// before loading anything that tail-calls them.
+pub fn load_nat64_programs(ebpf: &mut Ebpf) -> Result<()> {
+    for (name, map, slot) in NAT64_PROGRAMS {
+        load_programs(ebpf, &[name])?;
+        let prog = ebpf
+            .program(name)
+            .ok_or_else(|| anyhow!("no program {name} in the object"))?;
+        let fd = match prog {
+            aya::programs::Program::Xdp(p) => p.fd()?.try_clone()?,
+            aya::programs::Program::SchedClassifier(p) => p.fd()?.try_clone()?,
+            _ => bail!("{name}: neither XDP nor a TC classifier"),
+        };
+        let mut array: ProgramArray<_> = ebpf
+            .map_mut(map)
+            .ok_or_else(|| anyhow!("no map {map} in the object"))?
+            .try_into()?;
+        array
+            .set(slot, &fd, 0)
+            .with_context(|| format!("putting {name} into {map}[{slot}]"))?;
+    }
+    Ok(())
+}
+
+/// Loads xnat's object with `loader`: the NAT64 programs in their program
+/// arrays ([`load_nat64_programs`]), then the programs `names`.
+pub fn load_object_nat64(loader: &mut aya::EbpfLoader, names: &[&str]) -> Result<Ebpf> {
+    let mut ebpf = loader
+        .load(nat_userspace::ebpf_object())
+        .context("EbpfLoader::load")?;
+    load_nat64_programs(&mut ebpf)?;
+    load_programs(&mut ebpf, names)?;
+    Ok(ebpf)
+}
+
+/// A `struct xdp_md` for BPF_PROG_TEST_RUN: the whole frame of `len`
+/// bytes as data, the ingress device `ifindex`, queue 0.
+pub fn xdp_ctx(ifindex: u32, len: usize) -> Vec<u8> {
+    let mut c = vec![0u8; 24];
+    c[4..8].copy_from_slice(&(len as u32).to_ne_bytes()); // data_end
+    c[12..16].copy_from_slice(&ifindex.to_ne_bytes()); // ingress_ifindex
+    c
+}
+
+/// A `struct __sk_buff` for BPF_PROG_TEST_RUN with only `ingress_ifindex`
+/// and `ifindex` set (offsets 36 and 40 of the UAPI struct): the skb's
+/// device, whose namespace's FIB `bpf_fib_lookup` consults.
+pub fn skb_ctx(ifindex: u32) -> Vec<u8> {
+    let mut c = vec![0u8; 192];
+    c[36..40].copy_from_slice(&ifindex.to_ne_bytes());
+    c[40..44].copy_from_slice(&ifindex.to_ne_bytes());
+    c
+}
+
+/// Runs `frame` once through the loaded program `name` of `ebpf` (XDP or
+/// TC, as the object declares it), as if it came in on `ifindex` (the
+/// device must exist in the calling thread's network namespace; `None`:
+/// the namespace's loopback device). Room is left for programs that grow
+/// the packet.
+pub fn try_run_program(
+    ebpf: &Ebpf,
+    name: &str,
+    frame: &[u8],
+    ifindex: Option<u32>,
+) -> Result<Outcome> {
+    let prog = ebpf
+        .program(name)
+        .ok_or_else(|| anyhow!("no program {name}"))?;
+    let xdp = matches!(prog, aya::programs::Program::Xdp(_));
+    let ctx = ifindex.map(|i| {
+        if xdp {
+            xdp_ctx(i, frame.len())
+        } else {
+            skb_ctx(i)
+        }
+    });
+    let mut out = vec![0u8; frame.len() + 512];
+    let opts = TestRunOptions {
+        data_in: Some(frame),
+        data_out: Some(&mut out),
+        ctx_in: ctx.as_deref(),
+        repeat: 1,
+        ..Default::default()
+    };
+    let res = if xdp {
+        <&Xdp>::try_from(prog)?.test_run(opts)
+    } else {
+        <&SchedClassifier>::try_from(prog)?.test_run(opts)
+    }
+    .with_context(|| format!("BPF_PROG_TEST_RUN of {name}"))?;
+    out.truncate(res.data_size_out as usize);
+    Ok(Outcome {
+        verdict: res.return_value,
+        data: out,
+    })
 }
 
 /// One loaded instance of xnat's BPF object with all three programs loaded

@@ -9,9 +9,9 @@
 //! prints both frames as hex with the first differing offset.
 
 use std::fmt::Write as _;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use nat_common::csum::{checksum, l4_checksum};
+use nat_common::csum::{checksum, fold, l4_checksum, sum_be};
 
 /// Length of an Ethernet header without VLAN tags.
 pub const ETH_HLEN: usize = 14;
@@ -30,6 +30,12 @@ pub mod proto {
     pub const TCP: u8 = 6;
     pub const UDP: u8 = 17;
     pub const GRE: u8 = 47;
+    /// IPv6 next headers.
+    pub const HOPOPTS: u8 = 0;
+    pub const ROUTING: u8 = 43;
+    pub const FRAGMENT: u8 = 44;
+    pub const ICMPV6: u8 = 58;
+    pub const DSTOPTS: u8 = 60;
 }
 
 /// ICMP types and codes used by the tests.
@@ -42,6 +48,24 @@ pub mod icmp {
     /// Destination unreachable codes.
     pub const PORT_UNREACH: u8 = 3;
     pub const FRAG_NEEDED: u8 = 4;
+}
+
+/// ICMPv6 types and codes used by the tests.
+pub mod icmpv6 {
+    pub const DEST_UNREACH: u8 = 1;
+    pub const PACKET_TOO_BIG: u8 = 2;
+    pub const TIME_EXCEEDED: u8 = 3;
+    pub const PARAM_PROBLEM: u8 = 4;
+    pub const ECHO_REQUEST: u8 = 128;
+    pub const ECHO_REPLY: u8 = 129;
+    pub const NEIGHBOR_SOLICIT: u8 = 135;
+    /// Destination unreachable codes.
+    pub const NO_ROUTE: u8 = 0;
+    pub const ADMIN_PROHIBITED: u8 = 1;
+    pub const ADDR_UNREACH: u8 = 3;
+    pub const PORT_UNREACH: u8 = 4;
+    /// Parameter problem code: unrecognized next header.
+    pub const UNKNOWN_NEXT_HEADER: u8 = 1;
 }
 
 /// TCP flag bits.
@@ -184,6 +208,36 @@ impl Ipv4 {
     }
 }
 
+/// The addresses a transport checksum's pseudo-header holds.
+#[derive(Clone, Copy, Debug)]
+enum Pseudo {
+    V4(Ipv4Addr, Ipv4Addr),
+    V6(Ipv6Addr, Ipv6Addr),
+}
+
+impl Pseudo {
+    /// The full checksum of `segment` (checksum field zero) under this
+    /// pseudo-header.
+    fn checksum(self, proto: u8, segment: &[u8]) -> u16 {
+        match self {
+            Pseudo::V4(s, d) => l4_checksum(s.octets(), d.octets(), proto, segment),
+            Pseudo::V6(s, d) => l6_checksum(s.octets(), d.octets(), proto, segment),
+        }
+    }
+}
+
+/// Full checksum of an upper-layer `segment` (checksum field zero) over
+/// the IPv6 pseudo-header (RFC 8200 section 8.1: source, destination,
+/// upper-layer length as 32 bits, three zero bytes and the next header),
+/// big-endian: TCP, UDP and ICMPv6 alike.
+pub fn l6_checksum(src: [u8; 16], dst: [u8; 16], next: u8, segment: &[u8]) -> u16 {
+    let mut acc = sum_be(&src, 0);
+    acc = sum_be(&dst, acc);
+    acc = sum_be(&(segment.len() as u32).to_be_bytes(), acc);
+    acc = sum_be(&[0, 0, 0, next], acc);
+    !fold(sum_be(segment, acc))
+}
+
 /// A TCP segment.
 #[derive(Clone, Debug)]
 pub struct Tcp {
@@ -238,6 +292,10 @@ impl Tcp {
     }
 
     fn bytes(&self, src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u8> {
+        self.bytes_for(Pseudo::V4(src, dst))
+    }
+
+    fn bytes_for(&self, pseudo: Pseudo) -> Vec<u8> {
         let hlen = 20 + self.options.len().div_ceil(4) * 4;
         assert!(hlen <= 60, "TCP options longer than 40 bytes");
         let mut s = Vec::with_capacity(hlen + self.payload.len());
@@ -253,7 +311,7 @@ impl Tcp {
         s.extend_from_slice(&self.options);
         s.resize(hlen, 0);
         s.extend_from_slice(&self.payload);
-        let c = l4_checksum(src.octets(), dst.octets(), proto::TCP, &s);
+        let c = pseudo.checksum(proto::TCP, &s);
         s[16..18].copy_from_slice(&c.to_be_bytes());
         s
     }
@@ -286,6 +344,10 @@ impl Udp {
     }
 
     fn bytes(&self, src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u8> {
+        self.bytes_for(Pseudo::V4(src, dst))
+    }
+
+    fn bytes_for(&self, pseudo: Pseudo) -> Vec<u8> {
         let len = 8 + self.payload.len();
         let mut s = Vec::with_capacity(len);
         s.extend_from_slice(&self.sport.to_be_bytes());
@@ -294,7 +356,11 @@ impl Udp {
         s.extend_from_slice(&[0, 0]);
         s.extend_from_slice(&self.payload);
         if !self.no_checksum {
-            let c = udp_checksum(src, dst, &s);
+            // A computed 0 is sent as 0xffff (RFC 768, RFC 8200 8.1).
+            let c = match pseudo.checksum(proto::UDP, &s) {
+                0 => 0xffff,
+                c => c,
+            };
             s[6..8].copy_from_slice(&c.to_be_bytes());
         }
         s
@@ -329,7 +395,8 @@ impl Icmp {
         Self::echo(icmp::ECHO_REPLY, id, seq, data)
     }
 
-    fn echo(typ: u8, id: u16, seq: u16, data: &[u8]) -> Self {
+    /// An echo message of type `typ` (ICMP 8 and 0; ICMPv6 128 and 129).
+    pub fn echo(typ: u8, id: u16, seq: u16, data: &[u8]) -> Self {
         let mut rest = [0u8; 4];
         rest[..2].copy_from_slice(&id.to_be_bytes());
         rest[2..].copy_from_slice(&seq.to_be_bytes());
@@ -353,13 +420,22 @@ impl Icmp {
     }
 
     fn bytes(&self) -> Vec<u8> {
+        self.bytes_for(None)
+    }
+
+    /// The message with its checksum: ICMP's over the message alone
+    /// (`pseudo` `None`), ICMPv6's over the IPv6 pseudo-header too.
+    fn bytes_for(&self, pseudo: Option<Pseudo>) -> Vec<u8> {
         let mut m = Vec::with_capacity(8 + self.data.len());
         m.push(self.typ);
         m.push(self.code);
         m.extend_from_slice(&[0, 0]);
         m.extend_from_slice(&self.rest);
         m.extend_from_slice(&self.data);
-        let c = checksum(&m);
+        let c = match pseudo {
+            Some(p) => p.checksum(proto::ICMPV6, &m),
+            None => checksum(&m),
+        };
         m[2..4].copy_from_slice(&c.to_be_bytes());
         m
     }
@@ -525,6 +601,183 @@ impl Packet {
     }
 }
 
+/// IPv6 header fields (fixed header only; extension headers are the
+/// [`L6::Raw`] bytes of a [`Packet6`]). The next header comes from the
+/// [`L6`] part, the payload length is computed.
+#[derive(Clone, Debug)]
+pub struct Ipv6 {
+    pub src: Ipv6Addr,
+    pub dst: Ipv6Addr,
+    pub traffic_class: u8,
+    /// 20 bits.
+    pub flow_label: u32,
+    pub hop_limit: u8,
+}
+
+impl Ipv6 {
+    pub fn new(src: Ipv6Addr, dst: Ipv6Addr) -> Self {
+        Ipv6 {
+            src,
+            dst,
+            traffic_class: 0,
+            flow_label: 0,
+            hop_limit: 64,
+        }
+    }
+
+    /// The 40-byte header for a payload of `payload_len` bytes.
+    pub fn header(&self, next: u8, payload_len: usize) -> Vec<u8> {
+        assert!(payload_len <= 0xffff, "IPv6 payload too long");
+        let word0 =
+            6u32 << 28 | u32::from(self.traffic_class) << 20 | (self.flow_label & 0x000f_ffff);
+        let mut h = Vec::with_capacity(40);
+        h.extend_from_slice(&word0.to_be_bytes());
+        h.extend_from_slice(&(payload_len as u16).to_be_bytes());
+        h.push(next);
+        h.push(self.hop_limit);
+        h.extend_from_slice(&self.src.octets());
+        h.extend_from_slice(&self.dst.octets());
+        h
+    }
+}
+
+/// The part of a [`Packet6`] after the fixed IPv6 header.
+#[derive(Clone, Debug)]
+pub enum L6 {
+    Tcp(Tcp),
+    Udp(Udp),
+    /// ICMPv6 (checksum over the pseudo-header too).
+    Icmp6(Icmp),
+    /// Any next header, bytes used as they are (extension headers, other
+    /// protocols).
+    Raw {
+        next: u8,
+        bytes: Vec<u8>,
+    },
+}
+
+impl L6 {
+    pub fn next_header(&self) -> u8 {
+        match self {
+            L6::Tcp(_) => proto::TCP,
+            L6::Udp(_) => proto::UDP,
+            L6::Icmp6(_) => proto::ICMPV6,
+            L6::Raw { next, .. } => *next,
+        }
+    }
+}
+
+/// An IPv6 packet (and the Ethernet frame carrying it), every checksum
+/// computed from scratch over the IPv6 pseudo-header.
+#[derive(Clone, Debug)]
+pub struct Packet6 {
+    pub ip: Ipv6,
+    pub l4: L6,
+}
+
+impl Packet6 {
+    pub fn new(src: Ipv6Addr, dst: Ipv6Addr, l4: L6) -> Self {
+        Packet6 {
+            ip: Ipv6::new(src, dst),
+            l4,
+        }
+    }
+
+    pub fn tcp(src: Ipv6Addr, dst: Ipv6Addr, tcp: Tcp) -> Self {
+        Self::new(src, dst, L6::Tcp(tcp))
+    }
+
+    pub fn udp(src: Ipv6Addr, dst: Ipv6Addr, udp: Udp) -> Self {
+        Self::new(src, dst, L6::Udp(udp))
+    }
+
+    pub fn icmp6(src: Ipv6Addr, dst: Ipv6Addr, icmp: Icmp) -> Self {
+        Self::new(src, dst, L6::Icmp6(icmp))
+    }
+
+    pub fn raw(src: Ipv6Addr, dst: Ipv6Addr, next: u8, bytes: &[u8]) -> Self {
+        Self::new(
+            src,
+            dst,
+            L6::Raw {
+                next,
+                bytes: bytes.to_vec(),
+            },
+        )
+    }
+
+    /// An ICMPv6 error from `src` to `dst` quoting the first `quote` bytes
+    /// of `offending` (all of it if `None`).
+    pub fn icmp6_error(
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
+        typ: u8,
+        code: u8,
+        rest: [u8; 4],
+        offending: &Packet6,
+        quote: Option<usize>,
+    ) -> Self {
+        let inner = offending.ip_bytes();
+        let n = quote.unwrap_or(inner.len()).min(inner.len());
+        Self::icmp6(src, dst, Icmp::error(typ, code, rest, &inner[..n]))
+    }
+
+    pub fn with_hop_limit(mut self, hop_limit: u8) -> Self {
+        self.ip.hop_limit = hop_limit;
+        self
+    }
+
+    pub fn with_traffic_class(mut self, tc: u8) -> Self {
+        self.ip.traffic_class = tc;
+        self
+    }
+
+    pub fn with_flow_label(mut self, label: u32) -> Self {
+        self.ip.flow_label = label;
+        self
+    }
+
+    pub fn with_src(mut self, src: Ipv6Addr) -> Self {
+        self.ip.src = src;
+        self
+    }
+
+    pub fn with_dst(mut self, dst: Ipv6Addr) -> Self {
+        self.ip.dst = dst;
+        self
+    }
+
+    /// The bytes after the fixed IPv6 header, checksums computed for this
+    /// packet's addresses.
+    pub fn l4_bytes(&self) -> Vec<u8> {
+        let pseudo = Pseudo::V6(self.ip.src, self.ip.dst);
+        match &self.l4 {
+            L6::Tcp(t) => t.bytes_for(pseudo),
+            L6::Udp(u) => u.bytes_for(pseudo),
+            L6::Icmp6(i) => i.bytes_for(Some(pseudo)),
+            L6::Raw { bytes, .. } => bytes.clone(),
+        }
+    }
+
+    /// The IPv6 datagram (header + payload).
+    pub fn ip_bytes(&self) -> Vec<u8> {
+        let payload = self.l4_bytes();
+        let mut p = self.ip.header(self.l4.next_header(), payload.len());
+        p.extend_from_slice(&payload);
+        p
+    }
+
+    /// The Ethernet frame carrying this packet.
+    pub fn frame(&self) -> Vec<u8> {
+        ethernet(ethertype::IPV6, &self.ip_bytes())
+    }
+
+    /// The IPv6 packet's length (40 + payload length).
+    pub fn total_len(&self) -> u64 {
+        (40 + self.l4_bytes().len()) as u64
+    }
+}
+
 /// The first `len` bytes of `frame` (a truncated copy).
 pub fn cut(frame: &[u8], len: usize) -> Vec<u8> {
     frame[..len.min(frame.len())].to_vec()
@@ -660,6 +913,106 @@ pub fn check_checksums(frame: &[u8]) -> Result<(), String> {
     check_ipv4(&frame[ETH_HLEN..], false, 0)
 }
 
+/// Validates one IPv6 datagram found in `pkt` (which may be cut short when
+/// `quoted`, i.e. inside an ICMPv6 error): version and payload length,
+/// and, where the whole datagram is present, the TCP/UDP/ICMPv6 checksum
+/// recomputed over the IPv6 pseudo-header (an IPv6 UDP checksum of 0 is an
+/// error: RFC 8200 section 8.1) and, for ICMPv6 errors, the quoted packet.
+/// Extension headers and other next headers carry no checksum checked
+/// here.
+fn check_ipv6(pkt: &[u8], quoted: bool, depth: u32) -> Result<(), String> {
+    let what = if quoted { "inner" } else { "outer" };
+    if pkt.len() < 40 {
+        return if quoted {
+            Ok(())
+        } else {
+            Err(format!("{what} IPv6 header cut at {} bytes", pkt.len()))
+        };
+    }
+    if pkt[0] >> 4 != 6 {
+        return Err(format!("{what} IP version {}", pkt[0] >> 4));
+    }
+    let total = 40 + usize::from(be16(pkt, 4));
+    if !quoted && pkt.len() < total {
+        return Err(format!(
+            "{what} IPv6 payload length {} but only {} bytes present",
+            total - 40,
+            pkt.len() - 40
+        ));
+    }
+    if pkt.len() < total {
+        // Quoted partially: the transport checksum cannot be verified.
+        return Ok(());
+    }
+    // Bytes after the datagram (Ethernet padding) are not part of it.
+    let pkt = &pkt[..total];
+    let src: [u8; 16] = pkt[8..24].try_into().unwrap();
+    let dst: [u8; 16] = pkt[24..40].try_into().unwrap();
+    let l4 = &pkt[40..];
+    match pkt[6] {
+        proto::TCP => {
+            if l4.len() < 20 {
+                return Err(format!("{what} TCP header cut"));
+            }
+            if l6_checksum(src, dst, proto::TCP, l4) != 0 {
+                return Err(format!(
+                    "{what} TCP checksum 0x{:04x} is wrong (IPv6)",
+                    be16(l4, 16)
+                ));
+            }
+        }
+        proto::UDP => {
+            if l4.len() < 8 {
+                return Err(format!("{what} UDP header cut"));
+            }
+            if usize::from(be16(l4, 4)) != l4.len() {
+                return Err(format!("{what} UDP length {} != {}", be16(l4, 4), l4.len()));
+            }
+            let c = be16(l4, 6);
+            if c == 0 {
+                return Err(format!("{what} IPv6 UDP checksum 0 (none)"));
+            }
+            if l6_checksum(src, dst, proto::UDP, l4) != 0 {
+                return Err(format!("{what} UDP checksum 0x{c:04x} is wrong (IPv6)"));
+            }
+        }
+        proto::ICMPV6 => {
+            if l4.len() < 8 {
+                return Err(format!("{what} ICMPv6 header cut"));
+            }
+            if l6_checksum(src, dst, proto::ICMPV6, l4) != 0 {
+                return Err(format!(
+                    "{what} ICMPv6 checksum 0x{:04x} is wrong",
+                    be16(l4, 2)
+                ));
+            }
+            // Types below 128 are errors, quoting the offending packet.
+            if l4[0] < 128 && depth == 0 {
+                check_ipv6(&l4[8..], true, depth + 1)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Independently validates every checksum of an IPv4 or IPv6 Ethernet
+/// frame, each recomputed from scratch: for IPv4 what
+/// [`check_checksums`] checks; for IPv6 the TCP, UDP and ICMPv6 checksums
+/// over the IPv6 pseudo-header and, for ICMPv6 errors, the quoted IPv6
+/// packet's. Unlike [`check_checksums`], a frame of any other type is an
+/// error: the frame must carry IP.
+pub fn check_ip_checksums(frame: &[u8]) -> Result<(), String> {
+    if frame.len() < ETH_HLEN {
+        return Err(format!("frame of {} bytes", frame.len()));
+    }
+    match be16(frame, 12) {
+        ethertype::IPV4 => check_ipv4(&frame[ETH_HLEN..], false, 0),
+        ethertype::IPV6 => check_ipv6(&frame[ETH_HLEN..], false, 0),
+        t => Err(format!("Ethernet type 0x{t:04x}, neither IPv4 nor IPv6")),
+    }
+}
+
 /// Hex dump of `data`, 16 bytes a line, with offsets, marking the line
 /// that holds `mark`.
 pub fn hex_dump(data: &[u8], mark: Option<usize>) -> String {
@@ -782,6 +1135,90 @@ mod tests {
         check_checksums(&f1.frame()).unwrap();
         check_checksums(&f2.frame()).unwrap();
         assert_eq!(f2.frame()[ETH_HLEN + 6..ETH_HLEN + 8], [0x00, 0x08]);
+    }
+
+    const A6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x10);
+    const B6: Ipv6Addr = Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0xc633, 0x6402);
+
+    fn ipv6_packets() -> Vec<Packet6> {
+        vec![
+            Packet6::tcp(A6, B6, Tcp::syn(40000, 80)),
+            Packet6::tcp(A6, B6, Tcp::data(40000, 80, b"hello, world")),
+            Packet6::udp(A6, B6, Udp::new(5000, 53, b"abc")),
+            Packet6::icmp6(A6, B6, Icmp::echo(icmpv6::ECHO_REQUEST, 7, 1, b"ping")),
+            Packet6::raw(A6, B6, proto::HOPOPTS, &[proto::UDP, 0, 1, 4, 0, 0, 0, 0]),
+            Packet6::udp(A6, B6, Udp::new(1, 2, b"x"))
+                .with_traffic_class(0xb8)
+                .with_flow_label(0x12345)
+                .with_hop_limit(3),
+        ]
+    }
+
+    #[test]
+    fn ipv6_frames_validate() {
+        for p in ipv6_packets() {
+            let f = p.frame();
+            check_ip_checksums(&f).unwrap_or_else(|e| panic!("{e}\n{}", hex_dump(&f, None)));
+        }
+        let h = Packet6::udp(A6, B6, Udp::new(1, 2, b"x"))
+            .with_traffic_class(0xb8)
+            .with_flow_label(0x12345)
+            .ip
+            .header(proto::UDP, 9);
+        assert_eq!(h[..8], [0x6b, 0x81, 0x23, 0x45, 0, 9, proto::UDP, 64]);
+    }
+
+    /// A known answer: an ICMPv6 echo request ::1 -> ::1, identifier 0,
+    /// sequence 0, no data. Sum: 1 + 1 (addresses) + 8 (length) + 58
+    /// (next header) + 0x8000 (type 128) = 0x8044, so the checksum is
+    /// !0x8044 = 0x7fbb.
+    #[test]
+    fn icmpv6_checksum_known_answer() {
+        let p = Packet6::icmp6(
+            Ipv6Addr::LOCALHOST,
+            Ipv6Addr::LOCALHOST,
+            Icmp::echo(icmpv6::ECHO_REQUEST, 0, 0, b""),
+        );
+        assert_eq!(p.l4_bytes(), [128, 0, 0x7f, 0xbb, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn ipv6_checker_catches_bad_checksums() {
+        for p in ipv6_packets().into_iter().take(4) {
+            let f = p.frame();
+            // The transport checksum field, a byte of each address, the
+            // last byte of the message.
+            let csum_at = ETH_HLEN + 40 + if matches!(p.l4, L6::Tcp(_)) { 16 } else { 2 };
+            for at in [csum_at, ETH_HLEN + 8, ETH_HLEN + 39, f.len() - 1] {
+                let mut g = f.clone();
+                g[at] ^= 1;
+                assert!(check_ip_checksums(&g).is_err(), "{p:?}: flip at {at}");
+            }
+        }
+        let zero = Packet6::udp(A6, B6, Udp::new(5000, 53, b"abc").without_checksum());
+        assert!(
+            check_ip_checksums(&zero.frame()).is_err(),
+            "IPv6 UDP checksum 0"
+        );
+        let cut_frame = cut(&Packet6::udp(A6, B6, Udp::new(1, 2, b"abc")).frame(), 60);
+        assert!(check_ip_checksums(&cut_frame).is_err(), "cut IPv6 frame");
+        assert!(check_ip_checksums(&arp_request(A, B)).is_err(), "ARP");
+        check_ip_checksums(&Packet::udp(A, B, Udp::new(1, 2, b"v4")).frame()).unwrap();
+    }
+
+    #[test]
+    fn icmpv6_errors_validate_and_catch_bad_quotes() {
+        let probe = Packet6::udp(A6, B6, Udp::new(33434, 33435, &[0x40; 24]));
+        for quote in [None, Some(48), Some(44)] {
+            let e = Packet6::icmp6_error(B6, A6, icmpv6::TIME_EXCEEDED, 0, [0; 4], &probe, quote);
+            check_ip_checksums(&e.frame()).unwrap();
+        }
+        // A quoted datagram with a wrong UDP checksum, the ICMPv6 checksum
+        // right: the checker must still notice.
+        let mut quoted = probe.ip_bytes();
+        quoted[40 + 6] ^= 0x55;
+        let e = Packet6::icmp6(B6, A6, Icmp::error(1, 4, [0; 4], &quoted));
+        assert!(check_ip_checksums(&e.frame()).is_err());
     }
 
     #[test]
