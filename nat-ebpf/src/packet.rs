@@ -298,7 +298,11 @@ impl Packet for TcPacket<'_> {
             write_at(at, value);
             return Some(());
         }
-        self.ctx.store(off as usize, value, 0).ok()
+        // A copy on the stack: a reference to a constant would become a
+        // pointer into a `.rodata` map, one more map for user space to
+        // handle.
+        let copy = *value;
+        self.ctx.store(off as usize, &copy, 0).ok()
     }
 
     #[inline(always)]

@@ -111,7 +111,7 @@ pub fn prepare<P: Packet>(
     }
     let rest_sum = (!check) as u64 + (!fold(hdr4 + qsum4)) as u64 + delta;
 
-    let [tos, _, _, _] = qwords[0].to_ne_bytes();
+    let [_, tos, _, _] = qwords[0].to_ne_bytes();
     let [ttl, qproto, _, _] = qwords[2].to_ne_bytes();
     let quote6 = header::ipv6_header(tos, q_payload, qproto, ttl, dst6, &q_dst6);
     let ip6_len = ip.tot_len;

@@ -56,6 +56,20 @@ pub fn process(ctx: &TcContext) -> i32 {
     };
     let mut p = TcPacket { ctx };
     let Some(ip6) = ipv6::outer_ipv6(&p) else {
+        // Not a header to translate (cut short, a payload length of 0 or
+        // beyond the frame): if it is to the prefix it must not be routed
+        // as IPv6 either.
+        let dst: Option<[u8; 16]> = p.load(ETH_HLEN + 24);
+        if dst.is_some_and(|d| cfg.extract(&d).is_some()) {
+            // A payload length of 0 (a jumbogram, or nothing at all) is
+            // valid IPv6 with no IPv4 twin; anything else is cut short.
+            let len: Option<u16> = p.load(ETH_HLEN + 4);
+            return counters::drop_tc(if len == Some(0) {
+                Counter::Nat64DropUnsupported
+            } else {
+                Counter::Nat64DropMalformed
+            });
+        }
         return TC_ACT_OK;
     };
     let Some(v4_dst) = cfg.extract(&bytes_of(&ip6.dst)) else {
