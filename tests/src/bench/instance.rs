@@ -51,7 +51,7 @@ pub enum Prog {
     EgressTc,
     /// TC ingress of the inside interfaces (hairpinning, the outbound fast
     /// path, and every IPv6 frame handed to NAT64); loaded by
-    /// [`Instance::enable_nat64`] only.
+    /// [`Instance::enable_nat64`] and [`Instance::enable_fast_path`] only.
     InsideTc,
     /// The minimal NAT (`bench-baseline` object), inbound in XDP.
     BaselineXdp,
@@ -286,7 +286,7 @@ impl Instance {
     /// loaded, the prefix in `NAT64`.
     pub fn enable_nat64(&mut self, prefix: [u8; 16], len: u8) -> Result<()> {
         let cfg = Nat64Config::new(prefix, len).map_err(|e| anyhow!("NAT64 prefix /{len}: {e}"))?;
-        load_programs(&mut self.ebpf, &[Prog::InsideTc])?;
+        self.load_inside_tc()?;
         for (name, xdp, slot) in NAT64_PROGS {
             let program = self
                 .ebpf
@@ -329,6 +329,31 @@ impl Instance {
         hosts
             .insert(addr, stand_in, 0)
             .context("writing NAT64_HOSTS")?;
+        Ok(())
+    }
+
+    /// Loads `xnat_inside_tc` unless it is loaded.
+    fn load_inside_tc(&mut self) -> Result<()> {
+        let name = Prog::InsideTc.name();
+        let p: &mut SchedClassifier = self
+            .ebpf
+            .program_mut(name)
+            .ok_or_else(|| anyhow!("no program {name} in the object"))?
+            .try_into()?;
+        if p.fd().is_err() {
+            p.load().with_context(|| format!("loading {name}"))?;
+        }
+        Ok(())
+    }
+
+    /// Switches the fast path on (`--fast-path`, TC on the inside
+    /// interfaces): `xnat_inside_tc` loaded, `FAST_PATH[FAST_PATH_ON]`.
+    /// The external interface must be set too ([`Self::set_ext_ifindex`]).
+    pub fn enable_fast_path(&mut self) -> Result<()> {
+        self.load_inside_tc()?;
+        let mut a = Loaded::new(&mut self.ebpf).fast_path()?;
+        a.set(nat_common::FAST_PATH_ON, 1, 0)
+            .context("writing FAST_PATH")?;
         Ok(())
     }
 

@@ -478,6 +478,19 @@ fn nat64_setup(inst: &mut Instance) -> Result<nat64::Fib> {
     Ok(fib)
 }
 
+/// An instance with the fast path on (TC on the inside interfaces), its
+/// external interface `fib`'s ext0; its cycle flows checked to be
+/// forwarded.
+fn fast_path_instance(bulk: u32, cap: Capacity, fib: &nat64::Fib) -> Result<Instance> {
+    let mut i = load_filled(bulk, cap)?;
+    i.set_ext_ifindex(fib.ext0)?;
+    i.enable_fast_path()?;
+    for flow in [&CYCLE_UDP, &CYCLE_TCP] {
+        nat64::check_fast_path(&i, fib, flow)?;
+    }
+    Ok(i)
+}
+
 /// NAT64's established flows each way (`loop`: each packet changes
 /// protocol and size, see nat64.rs), each judged against the NAT44 packet
 /// of the same hook and protocol run the same way in the same rounds
@@ -485,6 +498,7 @@ fn nat64_setup(inst: &mut Instance) -> Result<nat64::Fib> {
 fn nat64_cases<'a>(
     cases: &mut Vec<Case<'a>>,
     inst: &'a Instance,
+    fast: &'a Instance,
     fib: &'a nat64::Fib,
     calls: usize,
 ) {
@@ -576,8 +590,44 @@ fn nat64_cases<'a>(
                 Box::new(move || measure::each(inst, prog64, &frames, &expect, &what))
             };
             cases.push(
-                Case::new(id, label, prog64, Method::Loop, BULK_PER_PACKET, runner).against(nat44),
+                Case::new(id, label, prog64, Method::Loop, BULK_PER_PACKET, runner)
+                    .against(nat44.clone()),
             );
+            if prog.outbound() {
+                // NAT44 forwarding the packet itself on the same hook.
+                let frames = vec![flows::outbound_frame(cycle); calls];
+                let id = format!("fast_{}_{lower}", Prog::InsideTc.name());
+                let what = id.clone();
+                let expect = Expect {
+                    each: vec![Counter::FastPathOutbound, Counter::EgressTranslated],
+                    unchanged: vec![Counter::NaptMappingsCreated, Counter::NaptSessionsCreated],
+                    verdict: Some(TC_ACT_REDIRECT),
+                };
+                cases.push(
+                    Case::new(
+                        id,
+                        format!(
+                            "NAT44 fast path, inside TC (xnat_inside_tc with --fast-path: \
+                             FIB lookup, redirect), established {proto} flow"
+                        ),
+                        Prog::InsideTc,
+                        Method::Loop,
+                        BULK_PER_PACKET,
+                        Box::new(move || {
+                            let _in = fib.enter()?;
+                            measure::each_on(
+                                fast,
+                                Prog::InsideTc,
+                                &frames,
+                                Some(fib.in0),
+                                &expect,
+                                &what,
+                            )
+                        }),
+                    )
+                    .against(nat44),
+                );
+            }
         }
     }
 }
@@ -602,6 +652,17 @@ fn per_packet(args: &Args) -> Result<Value> {
         Some(nat64_setup(&mut inst)?)
     };
     let inst = &inst;
+    // The NAT44 fast path on the inside interface (translation, FIB
+    // lookup, redirect: what NAT64's outbound path does after its own
+    // translation), on tables of its own like these.
+    let fast = match &fib {
+        Some(fib) => Some(fast_path_instance(
+            BULK,
+            capacity((BULK + CYCLE_ENTRIES) as usize + 1024),
+            fib,
+        )?),
+        None => None,
+    };
     // The new-binding case fills tables of its own, with room for every
     // binding it creates: in the established-flow cases' tables they would
     // grow by tens of thousands a round, and those cases would no longer
@@ -854,8 +915,8 @@ fn per_packet(args: &Args) -> Result<Value> {
         ));
     }
 
-    if let Some(fib) = &fib {
-        nat64_cases(&mut cases, inst, fib, args.loop_calls);
+    if let (Some(fib), Some(fast)) = (&fib, &fast) {
+        nat64_cases(&mut cases, inst, fast, fib, args.loop_calls);
     }
 
     if args.established_only {

@@ -385,6 +385,44 @@ pub fn check_outbound(inst: &Instance, fib: &Fib, f: &Flow64) -> Result<()> {
     Ok(())
 }
 
+/// Checks once, inside `fib`, that a packet of the NAT44 flow `f` from
+/// an inside host leaves `xnat_inside_tc` of an instance with the fast
+/// path on translated (from its public endpoint) and redirected to ext0's
+/// next hop.
+pub fn check_fast_path(inst: &Instance, fib: &Fib, f: &Flow) -> Result<()> {
+    let what = format!("NAT44 fast path {} (xnat_inside_tc)", proto_name(f.proto));
+    let mut out = vec![0u8; 256];
+    let res = {
+        let _in = fib.enter()?;
+        inst.test_run_on(
+            Prog::InsideTc,
+            &flows::outbound_frame(f),
+            Some(fib.in0),
+            Some(&mut out),
+            1,
+        )?
+    };
+    let o = &out[..res.data_size_out as usize];
+    if res.return_value != TC_ACT_REDIRECT {
+        bail!(
+            "{what}: verdict {} (expected the redirect, {TC_ACT_REDIRECT}); counters: {}",
+            res.return_value,
+            nonzero_counters(inst)?
+        );
+    }
+    let src = flows::src_of(o);
+    ensure!(
+        (src.addr, src.port) == (f.public.addr, f.public.port) && o[..6] == NEXT_HOP_MAC,
+        "{what}: left from {}:{} to MAC {:02x?}, expected {}:{} to the next hop",
+        src.addr,
+        src.port,
+        &o[..6],
+        f.public.addr,
+        f.public.port
+    );
+    xnat_tests::frame::check_checksums(o).map_err(|e| anyhow::anyhow!("{what}: {e}"))
+}
+
 fn nonzero_counters(inst: &Instance) -> Result<String> {
     let c = inst.counters()?;
     Ok(nat_common::Counter::ALL
