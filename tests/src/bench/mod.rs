@@ -932,7 +932,22 @@ fn per_packet(args: &Args) -> Result<Value> {
         Some(i) => i.block_memory()?,
         None => Value::Null,
     };
-    Ok(json!({ "bindings": BULK, "cases": results, "block_tables": block_tables }))
+    let nat64 = match &fib {
+        Some(_) => json!({
+            "prefix": format!("{}/{}", std::net::Ipv6Addr::from(nat64::PREFIX.0), nat64::PREFIX.1),
+            "host": nat64::HOST.to_string(),
+            "server": nat64::SERVER.to_string(),
+            "server6": nat64::embedded(nat64::SERVER).to_string(),
+            "stand_in": nat64::FLOWS[0].nat44().inside.addr.to_string(),
+        }),
+        None => Value::Null,
+    };
+    Ok(json!({
+        "bindings": BULK,
+        "cases": results,
+        "block_tables": block_tables,
+        "nat64": nat64,
+    }))
 }
 
 /// Section 2: the established-flow figures at each scale, map memory, and
