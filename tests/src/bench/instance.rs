@@ -137,8 +137,10 @@ pub struct Capacity {
 }
 
 /// The maps the expiry sweeper opens: the bindings' and the counts it
-/// keeps (not counted in a binding's memory: one entry per host, or one).
-pub const SWEEP_MAPS: [&str; 9] = [
+/// keeps (not counted in a binding's memory: one entry per host, or one),
+/// NAT64's hosts (it frees the stand-ins no mapping uses) and the static
+/// table (static NAT64 entries keep their stand-ins).
+pub const SWEEP_MAPS: [&str; 12] = [
     MAP_NAPT_OUT,
     MAP_NAPT_IN,
     MAP_SESSIONS,
@@ -148,6 +150,9 @@ pub const SWEEP_MAPS: [&str; 9] = [
     nat_common::MAP_INBOUND_SESSIONS,
     nat_common::MAP_EXPIRE,
     nat_common::MAP_EXPIRE_KEEP,
+    nat_common::nat64::MAP_NAT64_IDS,
+    nat_common::nat64::MAP_NAT64_HOSTS,
+    nat_common::MAP_STATIC_OUT,
 ];
 
 /// The pool every instance uses: 64 addresses from the benchmarking range
