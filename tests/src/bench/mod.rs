@@ -542,7 +542,7 @@ fn nat64_cases<'a>(
                 (
                     format!("nat64_out_{short}_{lower}"),
                     format!(
-                        "NAT64 {dir}, IPv6 → IPv4 (xnat_inside_tc → xnat_nat64_out_tc →                          xnat_nat64_out_nat44_tc: FIB lookup, redirect), established {proto} flow"
+                        "NAT64 {dir}, IPv6 → IPv4 (xnat_inside_tc → xnat_nat64_out_tc → xnat_nat64_out_nat44_tc: FIB lookup, redirect), established {proto} flow"
                     ),
                     Prog::InsideTc,
                 )
@@ -550,7 +550,7 @@ fn nat64_cases<'a>(
                 (
                     format!("nat64_in_{short}_{lower}"),
                     format!(
-                        "NAT64 {dir}, IPv4 → IPv6 ({} → xnat_nat64_in_{short}), established                          {proto} flow",
+                        "NAT64 {dir}, IPv4 → IPv6 ({} → xnat_nat64_in_{short}), established {proto} flow",
                         prog.name()
                     ),
                     prog,

@@ -185,10 +185,10 @@ fn nat64_table(out: &mut String, m: &Value) {
          public endpoint, forwarded by the program itself (verdict redirect, the FIB lookup \
          included; see Method). Each row is a `loop`, the NAT44 ones too: a NAT64 packet \
          changes protocol and size, so a `repeat` run would translate its own output (see \
-         Method), and a NAT44 packet costs more as a loop than in a `repeat` run ({}–{} its \
-         row above here), so NAT64 is judged against the NAT44 packets of its hook and \
-         protocol measured the same way in the same rounds (× NAT44: the median of the \
-         per-round ratios).\n",
+         Method), and a NAT44 packet costs more as a loop (here {}–{} its `repeat` row in the \
+         table above: the syscall around each run leaves colder caches), so NAT64 is judged \
+         against the NAT44 packets of its hook and protocol measured the same way in the same \
+         rounds (× NAT44: the median of the per-round ratios).\n",
         n64["host"].as_str().unwrap_or("?"),
         n64["server"].as_str().unwrap_or("?"),
         n64["server6"].as_str().unwrap_or("?"),
@@ -410,7 +410,7 @@ mod tests {
             nat64.contains("| fast_xnat_inside_tc_udp | `p` | 105.0 | 15.00× | 1.50× egress TC |")
         );
         assert!(
-            nat64.contains("(1.40×–1.40× its row above here)"),
+            nat64.contains("(here 1.40×–1.40× its `repeat` row in the table above: "),
             "{nat64}"
         );
     }
