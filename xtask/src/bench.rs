@@ -156,10 +156,11 @@ struct Spliced {
 }
 
 /// What to write to `path`, given the report `md` of this run: a run of
-/// only spliced parts (the flood, the failover) puts their parts into the
-/// existing file and leaves the rest as it is; a run of the other parts
-/// keeps the figures of the spliced parts it did not run from the existing
-/// file (see the Method's "Runs of one part").
+/// only spliced parts (`xnat-bench`'s, the flood, the failover, NAT64)
+/// puts their parts into the existing file and leaves the rest as it is; a
+/// run of the other parts (end to end) keeps the figures of the spliced
+/// parts it did not run from the existing file (see the Method's "Runs of
+/// one part").
 fn merge_with_existing(
     path: &Path,
     md: String,
@@ -261,12 +262,20 @@ pub fn run(opts: &Options) -> Result<()> {
 
     let micro = if micro_on {
         println!("xtask: bench: BPF_PROG_TEST_RUN measurements (xnat-bench)");
+        let (date, load_before, micro_started) = (date(), loadavg(), Instant::now());
         let mut micro = run_micro(&bench_bin, opts.quick, &tmp.0.join("micro.json"))?;
         println!("xtask: bench: where the nanoseconds go (perf record of xnat-bench)");
         micro["profile"] = match profile::run(&bench_bin, &tmp.0)? {
             Ok(p) => p,
             Err(why) => serde_json::json!({ "unavailable": why }),
         };
+        micro["run"] = serde_json::json!({
+            "command": command,
+            "date": date,
+            "load_before": load_before,
+            "load_after": loadavg(),
+            "secs": micro_started.elapsed().as_secs_f64(),
+        });
         Some(micro)
     } else {
         None
@@ -490,6 +499,11 @@ pub fn run(opts: &Options) -> Result<()> {
         .unwrap_or_else(|| util::workspace_root().join("BENCHMARKS.md"));
     let spliced = [
         Spliced {
+            on: micro_on,
+            parts: &report::micro::PARTS,
+            figure_parts: &report::micro::FIGURE_PARTS,
+        },
+        Spliced {
             on: flood_on,
             parts: &report::flood::PARTS,
             figure_parts: &report::flood::FIGURE_PARTS,
@@ -505,7 +519,7 @@ pub fn run(opts: &Options) -> Result<()> {
             figure_parts: &report::nat64::FIGURE_PARTS,
         },
     ];
-    let md = merge_with_existing(&path, md, micro_on || e2e_on, &spliced)?;
+    let md = merge_with_existing(&path, md, e2e_on, &spliced)?;
     println!("\n{md}");
     fs::write(&path, &md).with_context(|| format!("writing {}", path.display()))?;
     // The raw figures (every sample), for a closer look.

@@ -18,7 +18,14 @@ use aya::{
 };
 use nat_common::{
     Counter, MAP_FILTER, MAP_HOST_PORTS, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_SESSIONS, NatConfig,
-    PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_NOOP_XDP, stats::COUNTER_COUNT,
+    PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_INSIDE_TC, PROG_NAT64_IN_TC,
+    PROG_NAT64_IN_XDP, PROG_NAT64_OUT_ERROR_TC, PROG_NAT64_OUT_NAT44_TC, PROG_NAT64_OUT_TC,
+    PROG_NOOP_XDP,
+    nat64::{
+        NAT64_SLOT_IN, NAT64_SLOT_OUT, NAT64_SLOT_OUT_ERROR, NAT64_SLOT_OUT_NAT44, Nat64Config,
+        Nat64Host,
+    },
+    stats::COUNTER_COUNT,
 };
 use nat_common::{
     EndpointKey, InsideEndpoint,
@@ -42,6 +49,10 @@ pub enum Prog {
     IngressXdp,
     IngressTc,
     EgressTc,
+    /// TC ingress of the inside interfaces (hairpinning, the outbound fast
+    /// path, and every IPv6 frame handed to NAT64); loaded by
+    /// [`Instance::enable_nat64`] and [`Instance::enable_fast_path`] only.
+    InsideTc,
     /// The minimal NAT (`bench-baseline` object), inbound in XDP.
     BaselineXdp,
     /// The minimal NAT, outbound in TC.
@@ -67,6 +78,7 @@ impl Prog {
             Prog::IngressXdp => PROG_INGRESS_XDP,
             Prog::IngressTc => PROG_INGRESS_TC,
             Prog::EgressTc => PROG_EGRESS_TC,
+            Prog::InsideTc => PROG_INSIDE_TC,
             Prog::BaselineXdp => PROG_BASELINE_XDP,
             Prog::BaselineTc => PROG_BASELINE_TC,
             Prog::BaselineNewTc => PROG_BASELINE_NEW_TC,
@@ -81,7 +93,7 @@ impl Prog {
     pub fn outbound(self) -> bool {
         matches!(
             self,
-            Prog::EgressTc | Prog::BaselineTc | Prog::BaselineNewTc
+            Prog::EgressTc | Prog::InsideTc | Prog::BaselineTc | Prog::BaselineNewTc
         )
     }
 
@@ -101,6 +113,21 @@ impl Prog {
     }
 }
 
+/// TC_ACT_REDIRECT: what a TC program that forwards a packet itself
+/// (`bpf_redirect`) returns.
+pub const TC_ACT_REDIRECT: u32 = 7;
+
+/// The NAT64 programs and the program-array slots they go into, as the
+/// loader puts them (nat-userspace loader `load_nat64`, XDP ingress): TC
+/// programs into `NAT64_TC_PROGS`, the XDP one into `NAT64_XDP_PROGS`.
+const NAT64_PROGS: [(&str, bool, u32); 5] = [
+    (PROG_NAT64_OUT_TC, false, NAT64_SLOT_OUT),
+    (PROG_NAT64_OUT_ERROR_TC, false, NAT64_SLOT_OUT_ERROR),
+    (PROG_NAT64_OUT_NAT44_TC, false, NAT64_SLOT_OUT_NAT44),
+    (PROG_NAT64_IN_TC, false, NAT64_SLOT_IN),
+    (PROG_NAT64_IN_XDP, true, NAT64_SLOT_IN),
+];
+
 /// Table capacities of one instance, as `xnat attach --max-mappings
 /// --max-sessions` would set them.
 #[derive(Clone, Copy, Debug)]
@@ -110,8 +137,10 @@ pub struct Capacity {
 }
 
 /// The maps the expiry sweeper opens: the bindings' and the counts it
-/// keeps (not counted in a binding's memory: one entry per host, or one).
-pub const SWEEP_MAPS: [&str; 9] = [
+/// keeps (not counted in a binding's memory: one entry per host, or one),
+/// NAT64's hosts (it frees the stand-ins no mapping uses) and the static
+/// table (static NAT64 entries keep their stand-ins).
+pub const SWEEP_MAPS: [&str; 12] = [
     MAP_NAPT_OUT,
     MAP_NAPT_IN,
     MAP_SESSIONS,
@@ -121,6 +150,9 @@ pub const SWEEP_MAPS: [&str; 9] = [
     nat_common::MAP_INBOUND_SESSIONS,
     nat_common::MAP_EXPIRE,
     nat_common::MAP_EXPIRE_KEEP,
+    nat_common::nat64::MAP_NAT64_IDS,
+    nat_common::nat64::MAP_NAT64_HOSTS,
+    nat_common::MAP_STATIC_OUT,
 ];
 
 /// The pool every instance uses: 64 addresses from the benchmarking range
@@ -253,6 +285,94 @@ impl Instance {
         Ok(())
     }
 
+    /// Switches NAT64 on as `xnat attach --nat64 PREFIX/LEN --inside …
+    /// --ingress xdp` does: the NAT64 programs loaded into their program
+    /// arrays (both ingress hooks' `xnat_nat64_in_*`), `xnat_inside_tc`
+    /// loaded, the prefix in `NAT64`.
+    pub fn enable_nat64(&mut self, prefix: [u8; 16], len: u8) -> Result<()> {
+        let cfg = Nat64Config::new(prefix, len).map_err(|e| anyhow!("NAT64 prefix /{len}: {e}"))?;
+        self.load_inside_tc()?;
+        for (name, xdp, slot) in NAT64_PROGS {
+            let program = self
+                .ebpf
+                .program_mut(name)
+                .ok_or_else(|| anyhow!("no program {name} in the object"))?;
+            let fd = if xdp {
+                let p: &mut Xdp = program.try_into()?;
+                p.load().with_context(|| format!("loading {name}"))?;
+                p.fd()?.try_clone()?
+            } else {
+                let p: &mut SchedClassifier = program.try_into()?;
+                p.load().with_context(|| format!("loading {name}"))?;
+                p.fd()?.try_clone()?
+            };
+            let t = Loaded::new(&mut self.ebpf);
+            let mut array = if xdp {
+                t.nat64_xdp_progs()?
+            } else {
+                t.nat64_tc_progs()?
+            };
+            array
+                .set(slot, &fd, 0)
+                .with_context(|| format!("putting {name} into its program array"))?;
+        }
+        let mut a = Loaded::new(&mut self.ebpf).nat64()?;
+        a.set(0, cfg, 0).context("writing NAT64")?;
+        Ok(())
+    }
+
+    /// Gives the IPv6 host `addr` the stand-in `stand_in` (as loaded from
+    /// a packet), as the data plane does on the host's first packet:
+    /// `NAT64_IDS` and `NAT64_HOSTS`.
+    pub fn nat64_host(&mut self, addr: [u8; 16], stand_in: u32, now: u64) -> Result<()> {
+        {
+            let mut ids = Loaded::new(&mut self.ebpf).nat64_ids()?;
+            ids.insert(stand_in, Nat64Host { addr, created: now }, 0)
+                .context("writing NAT64_IDS")?;
+        }
+        let mut hosts = Loaded::new(&mut self.ebpf).nat64_hosts()?;
+        hosts
+            .insert(addr, stand_in, 0)
+            .context("writing NAT64_HOSTS")?;
+        Ok(())
+    }
+
+    /// Loads `xnat_inside_tc` unless it is loaded.
+    fn load_inside_tc(&mut self) -> Result<()> {
+        let name = Prog::InsideTc.name();
+        let p: &mut SchedClassifier = self
+            .ebpf
+            .program_mut(name)
+            .ok_or_else(|| anyhow!("no program {name} in the object"))?
+            .try_into()?;
+        if p.fd().is_err() {
+            p.load().with_context(|| format!("loading {name}"))?;
+        }
+        Ok(())
+    }
+
+    /// Switches the fast path on (`--fast-path`, TC on the inside
+    /// interfaces): `xnat_inside_tc` loaded, `FAST_PATH[FAST_PATH_ON]`.
+    /// The external interface must be set too ([`Self::set_ext_ifindex`]).
+    pub fn enable_fast_path(&mut self) -> Result<()> {
+        self.load_inside_tc()?;
+        let mut a = Loaded::new(&mut self.ebpf).fast_path()?;
+        a.set(nat_common::FAST_PATH_ON, 1, 0)
+            .context("writing FAST_PATH")?;
+        Ok(())
+    }
+
+    /// `FAST_PATH[FAST_PATH_EXT_IFINDEX]`: the external interface, which
+    /// the agent always writes (NAT64 checks a packet's IPv4 twin against
+    /// its MTU). An ifindex of the namespace the outbound NAT64 cases run
+    /// in.
+    pub fn set_ext_ifindex(&mut self, ifindex: u32) -> Result<()> {
+        let mut a = Loaded::new(&mut self.ebpf).fast_path()?;
+        a.set(nat_common::FAST_PATH_EXT_IFINDEX, ifindex, 0)
+            .context("writing FAST_PATH")?;
+        Ok(())
+    }
+
     /// Adds an inside prefix (INTERNAL).
     pub fn add_internal(&mut self, net: Ipv4Addr, len: u32) -> Result<()> {
         let mut t = Loaded::new(&mut self.ebpf).internal()?;
@@ -324,6 +444,20 @@ impl Instance {
         out: Option<&mut [u8]>,
         repeat: u32,
     ) -> Result<TestRunResult> {
+        self.test_run_on(prog, frame, None, out, repeat)
+    }
+
+    /// The same with the packet arriving on the device `ifindex` of the
+    /// calling thread's network namespace (`__sk_buff.ifindex` /
+    /// `xdp_md.ingress_ifindex`; without one: that namespace's `lo`).
+    pub fn test_run_on(
+        &self,
+        prog: Prog,
+        frame: &[u8],
+        ifindex: Option<u32>,
+        out: Option<&mut [u8]>,
+        repeat: u32,
+    ) -> Result<TestRunResult> {
         let object = if Prog::BASELINE.contains(&prog) {
             &self.baseline
         } else {
@@ -332,9 +466,17 @@ impl Instance {
         let p: &Program = object
             .program(prog.name())
             .ok_or_else(|| anyhow!("no program {}", prog.name()))?;
+        let ctx = ifindex.map(|i| {
+            if prog.is_xdp() {
+                xdp_ctx(i, frame.len())
+            } else {
+                skb_ctx(i)
+            }
+        });
         let opts = TestRunOptions {
             data_in: Some(frame),
             data_out: out,
+            ctx_in: ctx.as_deref(),
             repeat,
             ..Default::default()
         };
@@ -462,6 +604,25 @@ pub struct MapMemory {
     pub name: String,
     pub max_entries: u64,
     pub memlock: u64,
+}
+
+/// A `struct xdp_md` for BPF_PROG_TEST_RUN: the whole frame as data,
+/// arriving on `ifindex`, queue 0.
+fn xdp_ctx(ifindex: u32, len: usize) -> Vec<u8> {
+    let mut c = vec![0u8; 24];
+    c[4..8].copy_from_slice(&(len as u32).to_ne_bytes()); // data_end
+    c[12..16].copy_from_slice(&ifindex.to_ne_bytes()); // ingress_ifindex
+    c
+}
+
+/// A `struct __sk_buff` for BPF_PROG_TEST_RUN with only `ingress_ifindex`
+/// and `ifindex` set (offsets 36 and 40 of the UAPI struct): the skb's
+/// device.
+fn skb_ctx(ifindex: u32) -> Vec<u8> {
+    let mut c = vec![0u8; 192];
+    c[36..40].copy_from_slice(&ifindex.to_ne_bytes());
+    c[40..44].copy_from_slice(&ifindex.to_ne_bytes());
+    c
 }
 
 /// An address as the maps hold it (network order in a native `u32`).

@@ -116,11 +116,24 @@ pub fn each(
     expect: &Expect,
     what: &str,
 ) -> Result<Sample> {
+    each_on(inst, prog, frames, None, expect, what)
+}
+
+/// The same, each frame arriving on the device `ifindex` (see
+/// [`Instance::test_run_on`]).
+pub fn each_on(
+    inst: &Instance,
+    prog: Prog,
+    frames: &[Vec<u8>],
+    ifindex: Option<u32>,
+    expect: &Expect,
+    what: &str,
+) -> Result<Sample> {
     ensure!(!frames.is_empty(), "{what}: no frames");
     let before = inst.counters()?;
     let mut total_ns: u128 = 0;
     for f in frames {
-        let res = inst.test_run(prog, f, None, 1)?;
+        let res = inst.test_run_on(prog, f, ifindex, None, 1)?;
         if let Some(v) = expect.verdict
             && res.return_value != v
         {

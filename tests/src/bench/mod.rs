@@ -7,6 +7,7 @@ mod flows;
 mod instance;
 mod logvolume;
 mod measure;
+mod nat64;
 mod redirect;
 mod stall;
 mod suite;
@@ -23,7 +24,7 @@ use nat_userspace::agent::clock;
 use serde_json::{Value, json};
 
 use flows::{CYCLE_ENTRIES, CYCLE_TCP, CYCLE_UDP, Ep, Flow};
-use instance::{Capacity, Instance, Prog};
+use instance::{Capacity, Instance, Prog, TC_ACT_REDIRECT};
 use measure::{Expect, Rng};
 use suite::{Case, Method, NOOP, NOOP_LOOP};
 
@@ -452,6 +453,185 @@ fn new_binding_case<'a>(
     )
 }
 
+/// Entries the NAT64 flows add to the per-packet tables (per mapping
+/// table).
+const NAT64_ENTRIES: u32 = nat64::FLOWS.len() as u32;
+
+/// NAT64 on in `inst` with its flows' bindings, each flow checked once
+/// each way; the namespace the outbound cases run in.
+fn nat64_setup(inst: &mut Instance) -> Result<nat64::Fib> {
+    let fib = nat64::Fib::new()?;
+    inst.set_ext_ifindex(fib.ext0)?;
+    nat64::install(inst, clock::now_ns())?;
+    for f in &nat64::FLOWS {
+        for prog in [Prog::IngressXdp, Prog::IngressTc] {
+            nat64::check_inbound(inst, prog, f)?;
+        }
+        nat64::check_outbound(inst, &fib, f)?;
+    }
+    eprintln!(
+        "xnat-bench: NAT64 on ({}/96), host {} with stand-in {}",
+        nat64::embedded(std::net::Ipv4Addr::UNSPECIFIED),
+        nat64::HOST,
+        nat64::FLOWS[0].nat44().inside.addr
+    );
+    Ok(fib)
+}
+
+/// An instance with the fast path on (TC on the inside interfaces), its
+/// external interface `fib`'s ext0; its cycle flows checked to be
+/// forwarded.
+fn fast_path_instance(bulk: u32, cap: Capacity, fib: &nat64::Fib) -> Result<Instance> {
+    let mut i = load_filled(bulk, cap)?;
+    i.set_ext_ifindex(fib.ext0)?;
+    i.enable_fast_path()?;
+    for flow in [&CYCLE_UDP, &CYCLE_TCP] {
+        nat64::check_fast_path(&i, fib, flow)?;
+    }
+    Ok(i)
+}
+
+/// NAT64's established flows each way (`loop`: each packet changes
+/// protocol and size, see nat64.rs), each judged against the NAT44 packet
+/// of the same hook and protocol run the same way in the same rounds
+/// (which is also judged against its own `repeat` row).
+fn nat64_cases<'a>(
+    cases: &mut Vec<Case<'a>>,
+    inst: &'a Instance,
+    fast: &'a Instance,
+    fib: &'a nat64::Fib,
+    calls: usize,
+) {
+    for f in &nat64::FLOWS {
+        let proto = proto_name(f.proto);
+        let lower = proto.to_lowercase();
+        let cycle = if f.proto == flows::TCP {
+            &CYCLE_TCP
+        } else {
+            &CYCLE_UDP
+        };
+        let hooks = [
+            (Prog::IngressXdp, "ingress XDP", "inbound XDP", "xdp"),
+            (Prog::IngressTc, "ingress TC", "inbound TC", "tc"),
+            (Prog::EgressTc, "egress TC", "outbound TC", "tc"),
+        ];
+        for (prog, hook, dir, short) in hooks {
+            // The NAT44 packet of the same hook, one syscall each.
+            let nat44 = format!("loop_{}_{lower}", prog.name());
+            let frame = if prog.outbound() {
+                flows::outbound_frame(cycle)
+            } else {
+                flows::inbound_frame(cycle)
+            };
+            let frames = vec![frame; calls];
+            let expect = established(prog);
+            let what = nat44.clone();
+            cases.push(
+                Case::new(
+                    nat44.clone(),
+                    format!("NAT44 {hook} ({}), established {proto} flow", prog.name()),
+                    prog,
+                    Method::Loop,
+                    BULK_PER_PACKET,
+                    Box::new(move || measure::each(inst, prog, &frames, &expect, &what)),
+                )
+                .against(format!("{}_{lower}", prog.name())),
+            );
+            // The NAT64 packet.
+            let (id, label, prog64) = if prog.outbound() {
+                (
+                    format!("nat64_out_{short}_{lower}"),
+                    format!(
+                        "NAT64 {dir}, IPv6 → IPv4 (xnat_inside_tc → xnat_nat64_out_tc → xnat_nat64_out_nat44_tc: FIB lookup, redirect), established {proto} flow"
+                    ),
+                    Prog::InsideTc,
+                )
+            } else {
+                (
+                    format!("nat64_in_{short}_{lower}"),
+                    format!(
+                        "NAT64 {dir}, IPv4 → IPv6 ({} → xnat_nat64_in_{short}), established {proto} flow",
+                        prog.name()
+                    ),
+                    prog,
+                )
+            };
+            let what = id.clone();
+            let runner: suite::Runner<'a> = if prog.outbound() {
+                let frames = vec![f.outbound_frame(); calls];
+                let expect = Expect {
+                    each: vec![Counter::Nat64Out, Counter::EgressTranslated],
+                    unchanged: vec![
+                        Counter::NaptMappingsCreated,
+                        Counter::NaptSessionsCreated,
+                        Counter::Nat64DropNoRoute,
+                        Counter::Nat64DropMalformed,
+                        Counter::Nat64DropHostsFull,
+                    ],
+                    verdict: Some(TC_ACT_REDIRECT),
+                };
+                Box::new(move || {
+                    let _in = fib.enter()?;
+                    measure::each_on(inst, prog64, &frames, Some(fib.in0), &expect, &what)
+                })
+            } else {
+                let frames = vec![f.inbound_frame(); calls];
+                let expect = Expect {
+                    each: vec![Counter::IngressTranslated, Counter::Nat64In],
+                    unchanged: vec![
+                        Counter::NaptMappingsCreated,
+                        Counter::NaptSessionsCreated,
+                        Counter::DropFiltered,
+                        Counter::Nat64DropNoHost,
+                        Counter::Nat64DropMalformed,
+                    ],
+                    verdict: Some(prog.pass()),
+                };
+                Box::new(move || measure::each(inst, prog64, &frames, &expect, &what))
+            };
+            cases.push(
+                Case::new(id, label, prog64, Method::Loop, BULK_PER_PACKET, runner)
+                    .against(nat44.clone()),
+            );
+            if prog.outbound() {
+                // NAT44 forwarding the packet itself on the same hook.
+                let frames = vec![flows::outbound_frame(cycle); calls];
+                let id = format!("fast_{}_{lower}", Prog::InsideTc.name());
+                let what = id.clone();
+                let expect = Expect {
+                    each: vec![Counter::FastPathOutbound, Counter::EgressTranslated],
+                    unchanged: vec![Counter::NaptMappingsCreated, Counter::NaptSessionsCreated],
+                    verdict: Some(TC_ACT_REDIRECT),
+                };
+                cases.push(
+                    Case::new(
+                        id,
+                        format!(
+                            "NAT44 fast path, inside TC (xnat_inside_tc with --fast-path: \
+                             FIB lookup, redirect), established {proto} flow"
+                        ),
+                        Prog::InsideTc,
+                        Method::Loop,
+                        BULK_PER_PACKET,
+                        Box::new(move || {
+                            let _in = fib.enter()?;
+                            measure::each_on(
+                                fast,
+                                Prog::InsideTc,
+                                &frames,
+                                Some(fib.in0),
+                                &expect,
+                                &what,
+                            )
+                        }),
+                    )
+                    .against(nat44),
+                );
+            }
+        }
+    }
+}
+
 /// Section 1: every program at 1k bindings, plus new bindings and
 /// pass-through packets.
 fn per_packet(args: &Args) -> Result<Value> {
@@ -460,8 +640,29 @@ fn per_packet(args: &Args) -> Result<Value> {
         mappings: room as u32,
         sessions: room as u32,
     };
-    let inst = load_filled(BULK, capacity((BULK + CYCLE_ENTRIES) as usize + 1024))?;
+    let mut inst = load_filled(
+        BULK,
+        capacity((BULK + CYCLE_ENTRIES + NAT64_ENTRIES) as usize + 1024),
+    )?;
+    // NAT64 in the same object and tables (the NAT44 paths read nothing of
+    // it), and the namespace its outbound packets are routed in.
+    let fib = if args.established_only {
+        None
+    } else {
+        Some(nat64_setup(&mut inst)?)
+    };
     let inst = &inst;
+    // The NAT44 fast path on the inside interface (translation, FIB
+    // lookup, redirect: what NAT64's outbound path does after its own
+    // translation), on tables of its own like these.
+    let fast = match &fib {
+        Some(fib) => Some(fast_path_instance(
+            BULK,
+            capacity((BULK + CYCLE_ENTRIES) as usize + 1024),
+            fib,
+        )?),
+        None => None,
+    };
     // The new-binding case fills tables of its own, with room for every
     // binding it creates: in the established-flow cases' tables they would
     // grow by tens of thousands a round, and those cases would no longer
@@ -714,6 +915,10 @@ fn per_packet(args: &Args) -> Result<Value> {
         ));
     }
 
+    if let (Some(fib), Some(fast)) = (&fib, &fast) {
+        nat64_cases(&mut cases, inst, fast, fib, args.loop_calls);
+    }
+
     if args.established_only {
         // The repeated runs of one established flow: ids `noop` (and
         // `noop_loop`, which the suite needs beside it),
@@ -727,7 +932,22 @@ fn per_packet(args: &Args) -> Result<Value> {
         Some(i) => i.block_memory()?,
         None => Value::Null,
     };
-    Ok(json!({ "bindings": BULK, "cases": results, "block_tables": block_tables }))
+    let nat64 = match &fib {
+        Some(_) => json!({
+            "prefix": format!("{}/{}", std::net::Ipv6Addr::from(nat64::PREFIX.0), nat64::PREFIX.1),
+            "host": nat64::HOST.to_string(),
+            "server": nat64::SERVER.to_string(),
+            "server6": nat64::embedded(nat64::SERVER).to_string(),
+            "stand_in": nat64::FLOWS[0].nat44().inside.addr.to_string(),
+        }),
+        None => Value::Null,
+    };
+    Ok(json!({
+        "bindings": BULK,
+        "cases": results,
+        "block_tables": block_tables,
+        "nat64": nat64,
+    }))
 }
 
 /// Section 2: the established-flow figures at each scale, map memory, and

@@ -4,6 +4,7 @@
 
 pub mod failover;
 pub mod flood;
+pub mod micro;
 pub mod nat64;
 
 use std::fmt::Write as _;
@@ -168,8 +169,18 @@ fn targets(
     // the same hook (the fair baseline), and against the no-op, each its
     // own row (the no-op ratio moves with the machine, and the minimal NAT
     // itself is over 4× the no-op in TC).
-    let what = "established flow, XDP ingress and TC egress: ≤ 1.5× the minimal NAT";
-    let what_noop = "established flow, XDP ingress and TC egress: ≤ 4× the no-op";
+    let what = &micro::marked(
+        "established flow, XDP ingress and TC egress: ≤ 1.5× the minimal NAT",
+        micro::ESTABLISHED,
+    );
+    let what_noop = &micro::marked(
+        "established flow, XDP ingress and TC egress: ≤ 4× the no-op",
+        micro::ESTABLISHED_NOOP,
+    );
+    let what_new = &micro::marked(
+        "new binding (egress TC, new UDP flow): ≤ 600 ns",
+        micro::NEW_BINDING,
+    );
     match micro.map(|m| &m["per_packet"]["cases"]) {
         Some(cases) => {
             let (mut pass, mut pass_noop) = (Some(true), Some(true));
@@ -208,7 +219,7 @@ fn targets(
                 measured: parts_noop.join("; "),
                 pass: pass_noop,
             });
-            let what = "new binding (egress TC, new UDP flow): ≤ 600 ns";
+            let what = what_new;
             match case(cases, "egress_new_binding") {
                 Some(c) => {
                     let v = f(&c["ns"]);
@@ -235,26 +246,40 @@ fn targets(
         None => {
             t.push(na(what, "not run"));
             t.push(na(what_noop, "not run"));
+            t.push(na(what_new, "not run"));
         }
     }
 
     // Flatness.
+    let flat_rows = [
+        (
+            "hot_xnat_ingress_xdp",
+            micro::marked(
+                "xnat ingress (XDP) flat within 20 % from 1k to 1M bindings — one established flow",
+                micro::FLAT,
+            ),
+        ),
+        (
+            "random_xnat_ingress_xdp",
+            micro::marked(
+                "… a random established flow per packet: for reference (the next target judges it)",
+                micro::FLAT_RANDOM,
+            ),
+        ),
+    ];
+    if micro.is_none() {
+        for (_, what) in &flat_rows {
+            t.push(na(what, "not run"));
+        }
+    }
     if let Some(m) = micro {
         let scales: Vec<u64> = m["scale"]["scales"]
             .as_array()
             .map(|a| a.iter().filter_map(Value::as_u64).collect())
             .unwrap_or_default();
         let cases = &m["scale"]["cases"];
-        for (prefix, what) in [
-            (
-                "hot_xnat_ingress_xdp",
-                "xnat ingress (XDP) flat within 20 % from 1k to 1M bindings — one established flow",
-            ),
-            (
-                "random_xnat_ingress_xdp",
-                "… a random established flow per packet: for reference (the next target judges it)",
-            ),
-        ] {
+        for (prefix, what) in &flat_rows {
+            let (prefix, what) = (*prefix, what.as_str());
             let v: Vec<f64> = scales
                 .iter()
                 .filter_map(|n| case(cases, &format!("{prefix}@{n}")).map(|c| f(&c["ns"])))
@@ -297,15 +322,48 @@ fn targets(
 
     // A random established flow per packet, 1M bindings against 1k: what
     // the tables' layout costs once they outgrow the CPU caches.
+    let random_rows = [
+        (
+            "xnat_ingress_xdp",
+            "xnat_baseline_xdp",
+            "XDP ingress",
+            micro::RANDOM_XDP,
+            micro::RANDOM_XDP_MINIMAL,
+        ),
+        (
+            "xnat_egress_tc",
+            "xnat_baseline_tc",
+            "TC egress",
+            micro::RANDOM_TC,
+            micro::RANDOM_TC_MINIMAL,
+        ),
+    ];
+    let random_what = |name: &str, part| {
+        micro::marked(
+            &format!("random established flow, {name}: at 1M bindings ≤ 3× at 1k"),
+            part,
+        )
+    };
+    let random_minimal_what = |name: &str, part| {
+        micro::marked(
+            &format!(
+                "random established flow, {name}, 1M bindings: ≤ 1.5× the minimal NAT on the same bindings"
+            ),
+            part,
+        )
+    };
+    if micro.is_none() {
+        for (_, _, name, part, part_minimal) in random_rows {
+            t.push(na(&random_what(name, part), "not run"));
+            t.push(na(&random_minimal_what(name, part_minimal), "not run"));
+        }
+    }
     if let Some(m) = micro {
         let cases = &m["scale"]["cases"];
         // The minimal NAT on the same bindings: one hash lookup's cache and
         // TLB misses alone, the floor any hash-table NAT stands on.
-        for (prog, baseline, name) in [
-            ("xnat_ingress_xdp", "xnat_baseline_xdp", "XDP ingress"),
-            ("xnat_egress_tc", "xnat_baseline_tc", "TC egress"),
-        ] {
-            let what = format!("random established flow, {name}: at 1M bindings ≤ 3× at 1k");
+        for (prog, baseline, name, part, part_minimal) in random_rows {
+            let what = random_what(name, part);
             let at =
                 |p: &str, n: &str| case(cases, &format!("random_{p}@{n}")).map(|c| f(&c["ns"]));
             let floor = match (at(baseline, "1000"), at(baseline, "1000000")) {
@@ -332,9 +390,7 @@ fn targets(
             }
             // What xnat's layout adds to those misses: judged against the
             // minimal NAT at the same scale, as the per-packet cost is.
-            let what = format!(
-                "random established flow, {name}, 1M bindings: ≤ 1.5× the minimal NAT on the same bindings"
-            );
+            let what = random_minimal_what(name, part_minimal);
             match (at(prog, "1000000"), at(baseline, "1000000")) {
                 (Some(x), Some(b)) => t.push(Target {
                     what,
@@ -469,9 +525,18 @@ fn targets(
     }
 
     // Memory and sweep.
+    let what_memory = &micro::marked("1M bindings in ≤ 256 MiB of map memory", micro::MEMORY);
+    let what_expiry = &micro::marked(
+        "expiry of 1M bindings: < 0.5 s of CPU all live, < 1 s all expired",
+        micro::EXPIRY,
+    );
+    if micro.is_none() {
+        t.push(na(what_memory, "not run"));
+        t.push(na(what_expiry, "not run"));
+    }
     if let Some(m) = micro {
         let mem = m["scale"]["memory"].as_array().and_then(|a| a.last());
-        let what = "1M bindings in ≤ 256 MiB of map memory";
+        let what = what_memory;
         match mem {
             Some(mem) => {
                 let n = mem["bindings"].as_u64().unwrap_or(0);
@@ -495,7 +560,7 @@ fn targets(
             None => t.push(na(what, "not run")),
         }
         let sweep = &m["scale"]["sweep"];
-        let what = "expiry of 1M bindings: < 0.5 s of CPU all live, < 1 s all expired";
+        let what = what_expiry;
         if sweep.is_object() {
             let n = sweep["bindings"].as_u64().unwrap_or(0);
             // The default walk is the kernel's; a run without it (older
@@ -595,7 +660,7 @@ fn per_packet_table(out: &mut String, m: &Value) {
         "| case | program | method | ns/packet | × no-op | × minimal NAT |\n|---|---|---|---:|---:|---:|"
     );
     for c in pp["cases"].as_array().into_iter().flatten() {
-        if c["id"] == "noop_loop" {
+        if c["id"] == "noop_loop" || c["id"].as_str().is_some_and(micro::in_nat64_table) {
             continue;
         }
         let _ = writeln!(
@@ -1091,24 +1156,8 @@ pub fn markdown(
         );
     }
 
-    if let Some(mi) = micro {
-        let _ = writeln!(
-            out,
-            "\n## 1. Per-packet cost (BPF_PROG_TEST_RUN)\n\n{}-byte frames, {} bindings in the tables, \
-             median of {} rounds; `repeat` = {} runs of the program per syscall, `loop` = {} syscalls \
-             of one run each per round (see Method).\n",
-            mi["frame_len"],
-            mi["per_packet"]["bindings"],
-            mi["runs"],
-            mi["repeat"],
-            mi["loop_calls"]
-        );
-        per_packet_table(&mut out, mi);
-        nanoseconds_table(&mut out, mi);
-        let _ = writeln!(out, "\n## 2. Scale\n");
-        scale_tables(&mut out, mi);
-        log_volume_table(&mut out, mi);
-    }
+    out.push('\n');
+    micro::section(&mut out, micro);
     if let Some(e) = e2e {
         let _ = writeln!(
             out,
@@ -1135,7 +1184,9 @@ pub fn markdown(
     failover::section(&mut out, fo);
     out.push('\n');
     nat64::section(&mut out, n64);
-    let _ = writeln!(out, "\n## Method\n\n{METHOD}\n");
+    let _ = writeln!(out, "\n## Method\n");
+    micro::method(&mut out);
+    let _ = writeln!(out, "\n{METHOD}\n");
     flood::method(&mut out);
     out.push('\n');
     failover::method(&mut out);
@@ -1151,57 +1202,6 @@ pub fn markdown(
 }
 
 const METHOD: &str = "\
-**Per-packet cost.** `xnat-bench` (tests/src/bench/) loads the compiled object the `xnat` binary \
-embeds, with NAPT configured (64 pool addresses, address-dependent filtering, RFC timeouts) and \
-the tables filled through `BPF_MAP_UPDATE_BATCH`, and runs the programs with `BPF_PROG_TEST_RUN` \
-without attaching them. The kernel does not restore the packet between the iterations of one \
-`repeat` run, so a translation program would see its own output from the second iteration on. \
-The repeated runs therefore use *cycle flows*: the translated packet is itself a packet of \
-another established binding whose translation is the original packet again (`NAPT_IN[P:pp] = \
-I:ip` and `NAPT_IN[I:ip] = P:pp`, each with its mapping holding its session as the first; for \
-egress the public address is also an inside address). Every iteration does the full work of one \
-packet of an established flow — static-table miss, CONFIG, mapping lookups, session match and \
-update, address and port rewrite with incremental checksums, counters — and the run is rejected \
-unless the `*_translated` counter grew by exactly `repeat` and no mapping or session was created. \
-ns/packet of a `repeat` run is the thread's CPU time over the syscall divided by `repeat` (the \
-kernel's own `duration` is whole nanoseconds, too coarse for the no-op; both are in the JSON). \
-Work that cannot repeat on one buffer — a new binding per packet, a different flow per packet — \
-runs as a `loop` of single-run syscalls: the mean of the kernel's per-call `duration`, minus the \
-same loop with the no-op program in the same round, plus the no-op's `repeat` figure. The new-binding case runs on tables of its own (with room for every binding it creates), so \
-the established-flow cases keep exactly the bindings they report; they grow by the bindings of \
-each round (so later rounds cost more: fuller tables, longer bucket chains), and the minimal \
-NAT's new binding (`xnat_baseline_new_tc`: the outbound lookup that misses, the public port \
-reserved by a `BPF_NOEXIST` insert into the inbound table, the outbound entry inserted, the \
-rewrite) runs on its own tables of the same size in the same rounds, every binding checked to be \
-made. The no-op \
-is `xnat_noop_xdp`; TC programs are compared to it too (the test-run loop is the same; TC \
-programs additionally pay for the skb helpers). The ratio to a no-op moves with the machine \
-(the no-op's fixed cost differs), so each established-flow case is also judged against the \
-*minimal NAT* (`nat-ebpf/src/bench_baseline.rs`, a separate object `xnat` never loads) on the \
-same cycle flow in the same rounds: parse to the ports, one hash lookup keyed by the translated \
-endpoint, address and port rewrite with incremental checksums (in TC through the kernel's \
-checksum helper, as a correct TC NAT must), nothing else. The fast path is off in these runs \
-(its FIB lookup and redirect need real interfaces). *Where the nanoseconds go*: the established-flow cases \
-again (`xnat-bench --established-only`: 3 rounds of 2,000,000 runs each) under `perf record -g` \
-(5 kHz); a sample counts for the innermost xnat program in its call chain, as the program's own \
-instructions if it was there, else by the kernel function the program had called (hash-table \
-lookup, LPM-trie lookup, checksum helper, a BPF subprogram, anything else); the shares split the \
-program's time from the per-packet table (less the no-op's, which is the test-run loop).\n\n\
-**Scale.** One instance per size, tables sized to the bindings (as `--max-mappings` / \
-`--max-sessions` would), each binding = a mapping (NAPT_OUT + NAPT_IN) holding its one \
-session, as the data plane makes a binding (nothing in SESSIONS or FILTER, which keep only \
-further sessions and remote addresses); the scale cases run interleaved in the same rounds. *One established flow* keeps \
-hitting the same entries (hot in the CPU caches: measures the hash tables' algorithmic cost); \
-*random established flow* picks a different binding for every packet (the cache and TLB misses \
-real traffic over many flows pays); the minimal NAT gets the same bindings in its own table and \
-runs the same random flows, so its figures are what one hash lookup's misses cost at each scale, \
-the floor under any hash-table NAT. Memory is each map's own accounting (`memlock` in fdinfo). \
-The sweep is the agent's `Sweeper` on the maps (and the expiry walk `xnat_expire`) pinned under \
-/sys/fs/bpf/xnat-bench-PID/, timed (wall, and user + system CPU of the thread, which the kernel \
-walk runs in, by getrusage) with every binding live and with every binding a day past its timeout \
-(the tables are refilled before each such run); once reading the mappings out \
-(`--expiry-walk user`), once walking in the kernel as the agent does by default, with a ping \
-steered to the sweep's CPU meanwhile.\n\n\
 **End to end.** One client — gateway — server topology of veth pairs per gateway mode, all built \
 up front; the modes are measured round-robin (rotating order) so background load hits them alike. \
 The xnat gateways run `xnat attach ext0 --ingress tc --internal 10.0.0.0/24 --pool 192.0.2.1 \

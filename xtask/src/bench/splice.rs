@@ -21,6 +21,9 @@ pub enum Anchor {
     /// At the end of the section under this heading (before the next
     /// `## ` heading, or at the end of the file).
     SectionEnd(&'static str),
+    /// First in the section under this heading (after the heading's line
+    /// and the blank line under it).
+    After(&'static str),
 }
 
 /// One marked part.
@@ -118,6 +121,14 @@ fn insertion(doc: &str, anchor: Anchor, text: &str) -> Option<(usize, String)> {
             let at = heading_line(doc, heading, 0)?;
             Some((at, format!("{text}\n")))
         }
+        Anchor::After(heading) => {
+            let start = heading_line(doc, heading, 0)?;
+            let mut at = line_end(doc, start);
+            if doc[at..].starts_with('\n') {
+                at += 1;
+            }
+            Some((at, format!("{text}\n")))
+        }
         Anchor::SectionEnd(heading) => {
             let start = heading_line(doc, heading, 0)?;
             match heading_line(doc, "## ", line_end(doc, start)) {
@@ -167,6 +178,11 @@ mod tests {
         anchor: Anchor::SectionEnd("## Method"),
     };
 
+    const FIRST: Part = Part {
+        name: "x-first",
+        anchor: Anchor::After("## Method"),
+    };
+
     const OLD: &str = "# B\n\n## Targets\n\n| t | m | |\n|---|---|---|\n| a | 1 | **PASS** |\n\n\
                        ## 1. One\n\nfigures\n\n## Method\n\nhow\n\n## Notes on this run\n\n- n\n";
 
@@ -214,6 +230,21 @@ mod tests {
     fn a_part_the_source_lacks_is_left_alone() {
         let once = transplant(&new(), OLD, &[ROW, SECTION]).unwrap();
         assert_eq!(transplant(OLD, &once, &[ROW, SECTION]).unwrap(), once);
+    }
+
+    #[test]
+    fn a_part_goes_first_in_its_section() {
+        let from = format!("## Method\n\n{}\nhow 2\n", FIRST.block("**F.** first"));
+        let out = transplant(&from, OLD, &[FIRST]).unwrap();
+        assert!(
+            out.contains(&format!(
+                "## Method\n\n{}\nhow\n\n## Notes",
+                FIRST.block("**F.** first")
+            )),
+            "{out}"
+        );
+        // And again in its place.
+        assert_eq!(transplant(&from, &out, &[FIRST]).unwrap(), out);
     }
 
     #[test]

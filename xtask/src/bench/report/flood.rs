@@ -305,12 +305,15 @@ table is sized so that a run's inside sessions all fit in the half the cap leave
 sessions live for minutes, past the run): a capped run can fail only because of the flood. \
 The figures are xnat's counters (`xnat stats --json`) over the run; the target needs \
 every flow of the capped runs to succeed.\n\n\
-**Runs of one part.** `--only micro` and `--only e2e` write the whole file as a full run does, \
-with the parts they did not measure marked *not run*, but keep the flood's row in the Targets \
-table and its section from the existing file. `--only flood` rewrites only the flood's parts of \
-the existing BENCHMARKS.md — its row in the Targets table, section 4 and these two paragraphs, \
-each between HTML comments (`<!-- bench:flood… -->`, invisible when rendered) — and leaves the \
-rest as the last run wrote it; section 4 says when it was measured.";
+**Runs of one part.** `--only e2e` writes the whole file as a full run does, with the parts it \
+did not measure marked *not run*, but keeps the figures of the parts that run on their own — the \
+BPF_PROG_TEST_RUN part's, the flood's, the failover's, NAT64's: their rows in the Targets table \
+and their sections — from the existing file. `--only micro` rewrites only the \
+BPF_PROG_TEST_RUN parts of the existing BENCHMARKS.md (their rows in the Targets table, sections \
+1 and 2 and their paragraphs of the Method, between `<!-- bench:micro… -->` comments), and \
+`--only flood` only the flood's — its row in the Targets table, section 4 and these two \
+paragraphs, each between HTML comments (`<!-- bench:flood… -->`, invisible when rendered); each \
+leaves the rest as the last run wrote it, and its section says when it was measured.";
 
 #[cfg(test)]
 mod tests {
