@@ -53,8 +53,7 @@ enum Command {
         /// Fewer, shorter runs and no 1M-binding scale (a smoke test of the suite).
         #[arg(long)]
         quick: bool,
-        /// Run only one part of the suite (`flood`, `failover` and `nat64` update only their
-        /// parts of BENCHMARKS.md).
+        /// Run only one part of the suite (each updates only its own parts of BENCHMARKS.md).
         #[arg(long, default_value = "all", value_parser = ["all", "micro", "e2e", "flood", "failover", "nat64"])]
         only: String,
         /// Rounds of the end-to-end measurements (default 7, 2 with --quick) and of the NAT64
