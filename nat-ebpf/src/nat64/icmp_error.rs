@@ -35,6 +35,10 @@ pub struct Headers {
     pub ip6: [u32; 10],
     pub icmp6: [u32; 2],
     pub quote6: [u32; 10],
+    /// How the sum of the packet's bytes changed besides the new headers:
+    /// the quoted transport header's rewrite, less the ICMP header and
+    /// the quoted IPv4 header they replace (for skb->csum).
+    pub csum_extra: u64,
 }
 
 /// ICMPv6 type and code for an ICMP error's, and its 4-byte field after
@@ -139,6 +143,7 @@ pub fn prepare<P: Packet>(
             u32::from_ne_bytes(rest6),
         ],
         quote6,
+        csum_extra: delta + (!fold(hdr4 + check as u64 + qsum4)) as u64,
     })
 }
 

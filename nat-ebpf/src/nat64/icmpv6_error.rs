@@ -38,6 +38,10 @@ pub struct Headers {
     pub ip4: [u32; 5],
     pub icmp4: [u32; 2],
     pub quote4: [u32; 5],
+    /// How the sum of the packet's bytes changes (for skb->csum): the new
+    /// ICMP header in, the ICMPv6 header and quoted IPv6 header out (the
+    /// IPv4 headers sum to zero), and the quoted transport's rewrite.
+    pub csum_extra: u64,
 }
 
 /// Whether an ICMPv6 type is an error (RFC 4443: types below 128).
@@ -147,13 +151,23 @@ pub fn prepare<P: Packet>(p: &mut P, ip6: &Ipv6, cfg: &Nat64Config) -> Result<He
     }
     sum += fold(rest_sum) as u64;
     let [c0, c1] = (!fold(sum)).to_ne_bytes();
+    let icmp4 = [
+        u32::from_ne_bytes([ty4, code4, c0, c1]),
+        u32::from_ne_bytes(rest4),
+    ];
+    let mut replaced = add32(0, u16::from_ne_bytes([ty, code]) as u32) + check as u64;
+    replaced = add32(replaced, u32::from_ne_bytes(rest));
+    let mut k = 0;
+    while k < 10 {
+        replaced = add32(replaced, q[k]);
+        k += 1;
+    }
+    let csum_extra = delta + add32(add32(0, icmp4[0]), icmp4[1]) + (!fold(replaced)) as u64;
     Ok(Headers {
         ip4,
-        icmp4: [
-            u32::from_ne_bytes([ty4, code4, c0, c1]),
-            u32::from_ne_bytes(rest4),
-        ],
+        icmp4,
         quote4,
+        csum_extra,
     })
 }
 

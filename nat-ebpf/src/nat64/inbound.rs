@@ -6,7 +6,8 @@
 use aya_ebpf::{
     bindings::{TC_ACT_OK, TC_ACT_SHOT, bpf_adj_room_mode::BPF_ADJ_ROOM_MAC, xdp_action},
     helpers::generated::{
-        bpf_redirect, bpf_skb_change_tail, bpf_xdp_adjust_head, bpf_xdp_adjust_tail,
+        bpf_csum_update, bpf_redirect, bpf_skb_change_tail, bpf_xdp_adjust_head,
+        bpf_xdp_adjust_tail,
     },
     programs::{TcContext, XdpContext},
 };
@@ -51,17 +52,22 @@ struct Translated {
     /// For a fragment, `icmp6` holds its fragment header.
     headers: icmp_error::Headers,
     growth: i32,
+    /// How the sum of the packet's bytes changed beyond the new headers
+    /// (in-place rewrites, the bytes the headers replace), for skb->csum.
+    csum_extra: u64,
 }
 
 impl Translated {
     /// A datagram, or a fragment with its fragment header.
     #[inline(always)]
-    fn datagram(ip6: [u32; 10], frag: Option<[u32; 2]>) -> Self {
+    fn datagram(ip6: [u32; 10], frag: Option<[u32; 2]>, csum_extra: u64) -> Self {
         Translated {
+            csum_extra,
             headers: icmp_error::Headers {
                 ip6,
                 icmp6: frag.unwrap_or([0; 2]),
                 quote6: [0; 10],
+                csum_extra: 0,
             },
             growth: if frag.is_some() {
                 GROWTH_FRAGMENT
@@ -117,6 +123,20 @@ pub fn process_tc(ctx: &TcContext) -> i32 {
         counters::bump(Counter::Nat64DropMalformed);
         return TC_ACT_SHOT;
     }
+    // CHECKSUM_COMPLETE (an skb from a NIC): skb->csum must sum the bytes
+    // now there. The room the helpers made was zeros and the IPv4 header
+    // summed to zero, so the new headers' sum goes in, with the rest.
+    // (A no-op in any other checksum state.)
+    let h = &t.headers;
+    let mut sum = sum_words(&h.ip6, t.csum_extra);
+    if t.growth != GROWTH {
+        sum = sum_words(&h.icmp6, sum);
+    }
+    if t.growth == GROWTH_ERROR {
+        sum = sum_words(&h.quote6, sum);
+    }
+    // SAFETY: helper on our own skb.
+    unsafe { bpf_csum_update(ctx.skb.skb, fold(sum) as u32) };
     TC_ACT_OK
 }
 
@@ -176,6 +196,18 @@ pub fn process_xdp(ctx: &XdpContext) -> u32 {
         return xdp_action::XDP_DROP;
     }
     xdp_action::XDP_PASS
+}
+
+/// `acc` plus the sum of `words` (as they lie in memory).
+#[inline(always)]
+fn sum_words<const N: usize>(words: &[u32; N], acc: u64) -> u64 {
+    let mut sum = acc;
+    let mut i = 0;
+    while i < N {
+        sum = add32(sum, words[i]);
+        i += 1;
+    }
+    sum
 }
 
 /// Whether the packet (NAT44 translated it to a stand-in) is too big for
@@ -267,8 +299,11 @@ fn prepare<P: Packet>(p: &mut P) -> Result<Option<Translated>, Counter> {
         if !matches!(ip.proto, IPPROTO_TCP | IPPROTO_UDP) {
             return Err(Counter::Nat64DropUnsupported);
         }
-        return finish_header(p, &ip, payload_len, &src6, &dst6, true);
+        return finish_header(p, &ip, payload_len, &src6, &dst6, true, 0);
     }
+    // In-place changes beyond the pseudo-header ones the helpers account
+    // for (skb->csum, see `process_tc`).
+    let mut extra = 0u64;
     let new = sum6(sum6(0, &src6), &dst6);
     let old = sum4(ip.src, ip.dst);
     match ip.proto {
@@ -290,8 +325,9 @@ fn prepare<P: Packet>(p: &mut P) -> Result<Option<Translated>, Counter> {
                 let sum = udp_sum(p, l4, ip.end).ok_or(Counter::Nat64DropMalformed)?;
                 let pseudo = new + add32(add32(0, payload_len.to_be()), 17u32.to_be());
                 let c = !fold(sum + pseudo);
-                p.store(l4 + 6, &if c == 0 { 0xffff } else { c })
-                    .ok_or(Counter::Nat64DropMalformed)?;
+                let c = if c == 0 { 0xffff } else { c };
+                p.store(l4 + 6, &c).ok_or(Counter::Nat64DropMalformed)?;
+                extra = c as u64;
             } else {
                 p.fix_l4_csum_for_addr(l4 + 6, as_field(old), as_field(new), true)
                     .ok_or(Counter::Nat64DropMalformed)?;
@@ -302,9 +338,11 @@ fn prepare<P: Packet>(p: &mut P) -> Result<Option<Translated>, Counter> {
             let [ty, code]: [u8; 2] = p.load(l4).ok_or(Counter::Nat64DropMalformed)?;
             if icmp_error::is_error(ty) {
                 let h = icmp_error::prepare(p, &ip, cfg, &src6, &dst6)?;
+                let csum_extra = h.csum_extra;
                 return Ok(Some(Translated {
                     headers: h,
                     growth: GROWTH_ERROR,
+                    csum_extra,
                 }));
             }
             let new_ty = match ty {
@@ -320,10 +358,11 @@ fn prepare<P: Packet>(p: &mut P) -> Result<Option<Translated>, Counter> {
             p.store(l4, &[new_ty, code])
                 .ok_or(Counter::Nat64DropMalformed)?;
             p.store(l4 + 2, &fixed).ok_or(Counter::Nat64DropMalformed)?;
+            extra = new_word + fixed as u64 + (!fold(old_word + check as u64)) as u64;
         }
         _ => return Err(Counter::Nat64DropUnsupported),
     }
-    finish_header(p, &ip, payload_len, &src6, &dst6, fragment)
+    finish_header(p, &ip, payload_len, &src6, &dst6, fragment, extra)
 }
 
 /// The IPv6 header (and a fragment's fragment header, RFC 7915 4.1: the
@@ -337,6 +376,7 @@ fn finish_header<P: Packet>(
     src6: &[u32; 4],
     dst6: &[u32; 4],
     fragment: bool,
+    csum_extra: u64,
 ) -> Result<Option<Translated>, Counter> {
     let [tos, ttl]: [u8; 2] = [
         p.load(ip.off + 1).ok_or(Counter::Nat64DropMalformed)?,
@@ -345,7 +385,7 @@ fn finish_header<P: Packet>(
     ];
     if !fragment {
         let h = header::ipv6_header(tos, payload_len, ip.proto, ttl, src6, dst6);
-        return Ok(Some(Translated::datagram(h, None)));
+        return Ok(Some(Translated::datagram(h, None, csum_extra)));
     }
     let h = header::ipv6_header(tos, payload_len + 8, NEXTHDR_FRAGMENT, ttl, src6, dst6);
     let flags: u16 = p.load(ip.off + 6).ok_or(Counter::Nat64DropMalformed)?;
@@ -357,7 +397,7 @@ fn finish_header<P: Packet>(
         u32::from_ne_bytes([ip.proto, 0, o0, o1]),
         u32::from_ne_bytes([0, 0, i0, i1]),
     ];
-    Ok(Some(Translated::datagram(h, Some(frag))))
+    Ok(Some(Translated::datagram(h, Some(frag), csum_extra)))
 }
 
 /// Longest UDP datagram whose checksum is computed (an unfragmented one

@@ -12,11 +12,12 @@ use aya_ebpf::{
     bindings::{
         bpf_adj_room_mode::BPF_ADJ_ROOM_MAC, bpf_check_mtu_ret::BPF_MTU_CHK_RET_FRAG_NEEDED,
     },
-    helpers::generated::{bpf_check_mtu, bpf_get_prandom_u32},
+    helpers::generated::{bpf_check_mtu, bpf_csum_update, bpf_get_prandom_u32},
     programs::TcContext,
 };
 use nat_common::{
     Counter,
+    csum::{add32, fold},
     nat64::{
         NAT64_SLOT_HAIRPIN, NAT64_SLOT_OUT_ERROR, NAT64_SLOT_OUT_NAT44, NAT64_WKP, Nat64Config,
         is_non_global, is_stand_in,
@@ -98,8 +99,13 @@ enum L4 {
     Later,
 }
 
-/// An IPv6 fragment header's fields (RFC 8200 4.5).
+/// An IPv6 fragment header's fields (RFC 8200 4.5), all zero when the
+/// packet has none. (A struct with a flag, not an `Option`: LLVM fills a
+/// `None`'s bytes from any register at hand, which the verifier refuses
+/// to read.)
 struct Fragment {
+    /// Whether there is a fragment header.
+    present: bool,
     /// What follows it.
     next: u8,
     /// The IPv4 flags-and-offset field: offset (8-byte units) and MF, DF
@@ -110,27 +116,39 @@ struct Fragment {
     /// Offset 0 and no more fragments: an atomic fragment, translated as a
     /// whole datagram (RFC 8021).
     atomic: bool,
+    /// The header as it lies in the packet (for skb->csum).
+    raw: [u32; 2],
 }
 
 /// The fragment header right after the IPv6 header, if there is one.
 #[inline(always)]
-fn fragment(p: &TcPacket, ip6: &Ipv6) -> Result<Option<Fragment>, Counter> {
+fn fragment(p: &TcPacket, ip6: &Ipv6) -> Result<Fragment, Counter> {
     if ip6.next != NEXTHDR_FRAGMENT {
-        return Ok(None);
+        return Ok(Fragment {
+            present: false,
+            next: 0,
+            field: 0,
+            id: 0,
+            atomic: false,
+            raw: [0; 2],
+        });
     }
     if !ip6.has(Ipv6::L4, 8) {
         return Err(Counter::Nat64DropMalformed);
     }
-    let [next, _, o0, o1, _, _, i0, i1]: [u8; 8] =
-        p.load(Ipv6::L4).ok_or(Counter::Nat64DropMalformed)?;
+    let raw: [u32; 2] = p.load(Ipv6::L4).ok_or(Counter::Nat64DropMalformed)?;
+    let [next, _, o0, o1] = raw[0].to_ne_bytes();
+    let [_, _, i0, i1] = raw[1].to_ne_bytes();
     let off_m = u16::from_be_bytes([o0, o1]);
     let (offset, more) = (off_m >> 3, off_m & 1);
-    Ok(Some(Fragment {
+    Ok(Fragment {
+        present: true,
         next,
         field: ((more << 13) | offset).to_be(),
         id: u16::from_ne_bytes([i0, i1]),
         atomic: offset == 0 && more == 0,
-    }))
+        raw,
+    })
 }
 
 #[inline(always)]
@@ -158,16 +176,15 @@ fn translate(
         return Err(Counter::Nat64DropUnsupported);
     }
     let frag = fragment(p, ip6)?;
-    let (next, l4_off, frag_len) = match &frag {
-        Some(f) => (f.next, Ipv6::L4 + 8, 8),
-        None => (ip6.next, Ipv6::L4, 0),
+    let (next, l4_off, frag_len) = if frag.present {
+        (frag.next, Ipv6::L4 + 8, 8)
+    } else {
+        (ip6.next, Ipv6::L4, 0)
     };
-    let later = frag
-        .as_ref()
-        .is_some_and(|f| f.field & 0x1fffu16.to_be() != 0);
+    let later = frag.field & 0x1fffu16.to_be() != 0;
     let l4 = plan(p, ip6, next, l4_off, later)?;
     if let L4::Error = l4 {
-        if frag.is_some() {
+        if frag.present {
             return Err(Counter::Nat64DropUnsupported);
         }
         // A program of its own: the error's headers and this path's would
@@ -176,7 +193,7 @@ fn translate(
         unsafe { NAT64_TC_PROGS.tail_call(ctx, NAT64_SLOT_OUT_ERROR) };
         return Err(Counter::Nat64DropUnsupported);
     }
-    if frag.as_ref().is_some_and(|f| !f.atomic) && matches!(l4, L4::Echo { .. }) {
+    if frag.present && !frag.atomic && matches!(l4, L4::Echo { .. }) {
         // Its checksum's pseudo-header has the whole message's length.
         return Err(Counter::Nat64DropUnsupported);
     }
@@ -187,6 +204,9 @@ fn translate(
 
     // The transport checksum, while the IPv6 header is still there.
     let old = sum6(sum6(0, &ip6.src), &ip6.dst);
+    // In-place changes beyond the pseudo-header ones the helpers account
+    // for (skb->csum, below).
+    let mut extra = 0u64;
     let proto = match l4 {
         L4::Ports { csum_off, udp } => {
             p.fix_l4_csum_for_addr(csum_off, as_field(old), as_field(sum4(stand_in, dst)), udp)
@@ -207,6 +227,7 @@ fn translate(
                 .ok_or(Counter::Nat64DropMalformed)?;
             p.store(l4_off + 2, &fixed)
                 .ok_or(Counter::Nat64DropMalformed)?;
+            extra = new_word + fixed as u64 + (!fold(old_word + check as u64)) as u64;
             IPPROTO_ICMP
         }
     };
@@ -215,26 +236,44 @@ fn translate(
     let id = unsafe { bpf_get_prandom_u32() } as u16;
     let tot_len = ip6.payload_len - frag_len + 20;
     let mut h = header::ipv4_header(ip6.tclass, tot_len, id, ip6.hop_limit, proto, stand_in, dst);
-    if let Some(f) = frag.as_ref().filter(|f| !f.atomic) {
+    if frag.present && !frag.atomic {
         // A fragment stays one (RFC 7915 5.1.1): its offset and MF, DF
         // clear, the identification's low 16 bits.
-        h = header::ipv4_fragment_header(&h, f.id, f.field);
+        h = header::ipv4_fragment_header(&h, frag.id, frag.field);
     }
     // 20 bytes of header room less; skb->protocol and GSO follow. A
     // fragment header goes too.
     ctx.change_proto(ETH_P_IP_BE, 0)
         .map_err(|_| Counter::Nat64DropMalformed)?;
-    if frag.is_some() {
+    if frag.present {
         ctx.adjust_room(-8, BPF_ADJ_ROOM_MAC, 0)
             .map_err(|_| Counter::Nat64DropMalformed)?;
     }
     p.store(ETH_TYPE_OFF, &ETH_P_IP_WIRE)
         .ok_or(Counter::Nat64DropMalformed)?;
     p.store(ETH_HLEN, &h).ok_or(Counter::Nat64DropMalformed)?;
+    // CHECKSUM_COMPLETE: the helpers took the removed bytes out of
+    // skb->csum; the IPv4 header (summing to zero) replaced the last 20
+    // bytes left of the IPv6 header (and of the fragment header): those
+    // come out too. (A no-op in any other checksum state.)
+    let replaced = if frag.present {
+        let dst = add32(add32(add32(0, ip6.dst[1]), ip6.dst[2]), ip6.dst[3]);
+        add32(add32(dst, frag.raw[0]), frag.raw[1])
+    } else {
+        sum6(add32(0, ip6.src[3]), &ip6.dst)
+    };
+    csum_update(ctx, extra + (!fold(replaced)) as u64);
     counters::bump(Counter::Nat64Out);
     // SAFETY: a tail call with our own context; returns only on failure.
     unsafe { NAT64_TC_PROGS.tail_call(ctx, NAT64_SLOT_OUT_NAT44) };
     Err(Counter::Nat64DropNoRoute)
+}
+
+/// Adds `sum` to skb->csum (CHECKSUM_COMPLETE only).
+#[inline(always)]
+fn csum_update(ctx: &TcContext, sum: u64) {
+    // SAFETY: helper on our own skb.
+    unsafe { bpf_csum_update(ctx.skb.skb, fold(sum) as u32) };
 }
 
 /// The ICMPv6 error program (`xnat_nat64_out_error_tc`), tail-called by
@@ -273,6 +312,7 @@ fn error(ctx: &TcContext, p: &mut TcPacket, cfg: &Nat64Config, ip6: &Ipv6) -> Re
         .ok_or(Counter::Nat64DropMalformed)?;
     p.store(ETH_HLEN + 28, &h.quote4)
         .ok_or(Counter::Nat64DropMalformed)?;
+    csum_update(ctx, h.csum_extra);
     counters::bump(Counter::Nat64Out);
     // SAFETY: a tail call with our own context; returns only on failure.
     unsafe { NAT64_TC_PROGS.tail_call(ctx, NAT64_SLOT_OUT_NAT44) };
