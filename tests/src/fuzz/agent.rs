@@ -488,6 +488,8 @@ struct Alloc<'a> {
     after: &'a State,
     table_full: bool,
     from_output: Option<(u32, u16)>,
+    /// What the program sent, if anything.
+    output: Option<&'a [u8]>,
 }
 
 impl Oracle for Alloc<'_> {
@@ -511,17 +513,27 @@ impl Oracle for Alloc<'_> {
     fn claimed_block(&self, host: u32) -> Option<nat_common::blocks::BlockKey> {
         self.before.claimed_block(self.after, host)
     }
+
+    fn nat64_id(&self) -> [u8; 2] {
+        super::ipv4_id(self.output)
+    }
 }
 
 /// The public endpoint an outbound frame left with, if it was translated
-/// (its source address changed).
+/// (its source address changed; for an IPv6 frame NAT64 translated, it is
+/// no stand-in any more).
 fn allocated_in_output(hook: Hook, input: &[u8], output: &[u8]) -> Option<(u32, u16)> {
-    if hook != Hook::EgressTc {
+    let nat64 = hook == Hook::InsideTc && parse::ethertype(input) == Some(parse::ETH_P_IPV6);
+    if hook != Hook::EgressTc && !nat64 {
         return None;
     }
-    let a = parse::outer(input)?;
     let b = parse::outer(output)?;
-    if a.src == b.src || b.later_fragment {
+    let translated = if nat64 {
+        !crate::model::nat64::is_stand_in(b.src)
+    } else {
+        parse::outer(input)?.src != b.src
+    };
+    if !translated || b.later_fragment {
         return None;
     }
     let l4 = b.l4();
@@ -918,6 +930,7 @@ impl Agent {
             after: real,
             table_full,
             from_output,
+            output: outcome.map(|o| o.data.as_slice()),
         };
         let pa = Lanes::predict(s0, case.hook, &case.frame, csum, &oracle, w.t0);
         let frame_first: Vec<(Vec<String>, Option<&'static str>)> =
@@ -933,6 +946,7 @@ impl Agent {
                 after: real,
                 table_full,
                 from_output,
+                output: outcome.map(|o| o.data.as_slice()),
             };
             let pb = Lanes::predict(&e.state, case.hook, &case.frame, csum, &oracle, w.t0);
             let after_both = Effect {
@@ -1013,6 +1027,7 @@ impl Agent {
                     after: real,
                     table_full,
                     from_output,
+                    output: outcome.map(|o| o.data.as_slice()),
                 };
                 let p = Lanes::predict(&mid, case.hook, &case.frame, csum, &oracle, w.t0);
                 // The frame's own outcome only: what the operation then
@@ -1127,6 +1142,8 @@ fn map_of(problem: &str) -> Option<&str> {
         "INBOUND_SESSIONS",
         "FRAGS",
         "FRAG_HOLD",
+        "NAT64_HOSTS",
+        "NAT64_IDS",
     ]
     .into_iter()
     .find(|m| *m == head)

@@ -7,6 +7,7 @@ use std::fmt::Debug;
 use std::hash::Hash;
 
 use nat_common::blocks::{BlockOwner, HostBlocks};
+use nat_common::nat64::Nat64Host;
 use nat_common::stats::COUNTER_COUNT;
 use nat_common::{Counter, FirstSession, FragValue, InsideEndpoint, Mapping, Session};
 
@@ -115,6 +116,24 @@ impl Stamped for HostBlocks {
     }
 }
 
+/// The IPv6 host behind a stand-in, stamped when the data plane reserved
+/// the stand-in.
+impl Stamped for Nat64Host {
+    fn same(&self, r: &Self, w: &Window) -> bool {
+        self.addr == r.addr && w.ts(self.created, r.created)
+    }
+}
+
+/// An IPv6 host's stand-in, as the maps hold it.
+#[derive(Debug, PartialEq, Eq)]
+struct StandIn(std::net::Ipv4Addr);
+
+impl Stamped for StandIn {
+    fn same(&self, r: &Self, _: &Window) -> bool {
+        self == r
+    }
+}
+
 /// Host-port counts are plain numbers (no timestamp).
 #[derive(Debug, PartialEq, Eq)]
 struct Count(u64);
@@ -181,6 +200,35 @@ pub fn states(want: &State, got: &State, w: &Window) -> Vec<String> {
     }
     diff_map("FRAGS_OUT/FRAGS_IN", &want.frags, &got.frags, w, &mut out);
     diff_map("FRAG_HOLD", &want.held, &got.held, w, &mut out);
+    let hosts = |m: &HashMap<[u8; 16], u32>| -> HashMap<std::net::Ipv6Addr, StandIn> {
+        m.iter()
+            .map(|(k, v)| {
+                (
+                    std::net::Ipv6Addr::from(*k),
+                    StandIn(crate::napt_maps::ip(*v)),
+                )
+            })
+            .collect()
+    };
+    diff_map(
+        "NAT64_HOSTS",
+        &hosts(&want.nat64_hosts),
+        &hosts(&got.nat64_hosts),
+        w,
+        &mut out,
+    );
+    let ids = |m: &HashMap<u32, Nat64Host>| -> HashMap<std::net::Ipv4Addr, Nat64Host> {
+        m.iter()
+            .map(|(k, v)| (crate::napt_maps::ip(*k), *v))
+            .collect()
+    };
+    diff_map(
+        "NAT64_IDS",
+        &ids(&want.nat64_ids),
+        &ids(&got.nat64_ids),
+        w,
+        &mut out,
+    );
     out
 }
 

@@ -6,6 +6,7 @@
 //! TTL 0/1, stray bytes.
 
 mod inside;
+mod nat64;
 
 use std::net::Ipv4Addr;
 
@@ -15,7 +16,7 @@ use rand_chacha::ChaCha8Rng;
 
 use nat_common::napt::FRAG_HOLD_BYTES;
 
-use super::world::{INSIDE, NOT_INTERNAL, OTHER_PUBLIC, POOL, PORTS, REMOTES, STATIC};
+use super::world::{INSIDE, NOT_INTERNAL, OTHER_PUBLIC, POOL, PORTS, REMOTES, STATIC, STATIC64};
 use crate::bpf::Hook;
 use crate::frame::{
     ETH_HLEN, Icmp, L4, Packet, Tcp, Udp, arp_request, ethernet, ethernet_vlan, ethertype,
@@ -151,8 +152,24 @@ impl Generator {
         (host, self.port())
     }
 
-    /// A public endpoint of ours: often a mapping's.
+    /// A public endpoint of ours: often a mapping's, now and then one of
+    /// an IPv6 host's (a NAT64 binding, the static NAT64 address).
     fn public_endpoint(&mut self, st: &State, proto: u8) -> (Ipv4Addr, u16) {
+        let nat64 = sorted(
+            st.napt_in
+                .iter()
+                .filter(|(k, v)| k.proto == proto && crate::model::nat64::is_stand_in(v.addr))
+                .map(|(k, _)| (k.addr, k.port)),
+        );
+        if self.rng.random_bool(0.25) {
+            if !nat64.is_empty() && self.rng.random_bool(0.8) {
+                let (a, p) = pick(&mut self.rng, &nat64);
+                return (ip(a), u16::from_be(p));
+            }
+            if st.static_in.contains_key(&crate::napt_maps::be(STATIC64.2)) {
+                return (STATIC64.2, self.port());
+            }
+        }
         let known = sorted(
             st.napt_in
                 .keys()
@@ -163,10 +180,11 @@ impl Generator {
             let (a, p) = pick(&mut self.rng, &known);
             return (ip(a), u16::from_be(p));
         }
-        let host = match self.rng.random_range(0..10) {
-            0..=5 => pick(&mut self.rng, &POOL),
-            6..=7 => pick(&mut self.rng, &STATIC).1,
-            8 => OTHER_PUBLIC,
+        let host = match self.rng.random_range(0..20) {
+            0..=11 => pick(&mut self.rng, &POOL),
+            12..=14 => pick(&mut self.rng, &STATIC).1,
+            15 => STATIC64.2,
+            16..=17 => OTHER_PUBLIC,
             _ => pick(&mut self.rng, &INSIDE),
         };
         (host, self.port())
@@ -191,6 +209,10 @@ impl Generator {
             let (a, p) = pick(&mut self.rng, &known);
             return (ip(a), u16::from_be(p));
         }
+        if self.rng.random_bool(0.04) {
+            // Not global: what the well-known NAT64 prefix may not carry.
+            return (NOT_INTERNAL, self.port());
+        }
         (pick(&mut self.rng, &REMOTES), self.port())
     }
 
@@ -204,7 +226,21 @@ impl Generator {
     ) -> Packet {
         let (typ, code) = pick(
             &mut self.rng,
-            &[(3u8, 3u8), (3, 4), (3, 1), (11, 0), (12, 0), (5, 1), (4, 0)],
+            &[
+                (3u8, 3u8),
+                (3, 4),
+                (3, 1),
+                (11, 0),
+                (12, 0),
+                (5, 1),
+                (4, 0),
+                (3, 0),
+                (3, 2),
+                (3, 9),
+                (3, 13),
+                (3, 14),
+                (11, 1),
+            ],
         );
         let mut bytes = quoted.ip_bytes();
         let cut = match self.rng.random_range(0..10) {
@@ -275,6 +311,12 @@ impl Generator {
 
     /// The next frame for `st`.
     pub fn next(&mut self, st: &State) -> Case {
+        // IPv6 for NAT64 in every mode: what NAT64 reads of the gateway
+        // (the external ifindex, the routes) no operation of the agent's
+        // changes.
+        if self.rng.random_bool(nat64::SHARE) {
+            return self.next_nat64(st);
+        }
         if self.rng.random_bool(inside::SHARE) && self.inside {
             return self.next_inside(st);
         }

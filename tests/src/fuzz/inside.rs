@@ -9,7 +9,7 @@
 //!                          static host 10.0.0.9, none for 10.0.0.4
 //!  in1   192.168.7.254/24  MTU 1280; neighbour: the static host 192.168.7.7
 //!  ext0  192.0.2.254/24    the external interface; the pool and the static
-//!                          public addresses are its own (/32): to the FIB
+//!                          public addresses (NAT64's too) are its own (/32): to the FIB
 //!                          they are local; neighbour 192.0.2.1 (the
 //!                          router), none for 192.0.2.2
 //!        default via 192.0.2.1, 8.8.8.0/24 via 192.0.2.1 mtu lock 1280
@@ -92,6 +92,7 @@ const LINKS: [Link; 3] = [
             "198.51.100.2/32",
             "203.0.113.9/32",
             "203.0.113.7/32",
+            "203.0.113.64/32",
         ],
         mtu: 1500,
         forwarding: false,
@@ -339,12 +340,16 @@ pub fn xdp_ctx(ifindex: u32, len: usize) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fuzz::world::POOL;
+    use crate::fuzz::world::{POOL, STATIC64};
 
     #[test]
     fn the_pool_and_static_addresses_are_the_gateways_own() {
         let own: Vec<&str> = LINKS.iter().flat_map(|l| l.addrs.iter().copied()).collect();
-        for a in POOL.iter().chain(STATIC.iter().map(|(_, p)| p)) {
+        for a in POOL
+            .iter()
+            .chain(STATIC.iter().map(|(_, p)| p))
+            .chain([&STATIC64.2])
+        {
             assert!(own.contains(&format!("{a}/32").as_str()), "{a}");
         }
     }

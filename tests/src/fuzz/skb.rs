@@ -62,12 +62,21 @@ pub enum Csum {
 /// report, and does not fail a run; any other stale `skb->csum` is a
 /// mismatch. Delete an entry once the data plane is fixed, and the lane
 /// holds it to that. Deterministic repros: `tests/packet_csum_state.rs`.
-pub const KNOWN_STALE_CSUM: [(&str, &str); 1] = [(
-    "held-fragments-released",
-    "a first fragment that releases held fragments becomes the last of them \
+pub const KNOWN_STALE_CSUM: [(&str, &str); 2] = [
+    (
+        "held-fragments-released",
+        "a first fragment that releases held fragments becomes the last of them \
          (bpf_skb_store_bytes without BPF_F_RECOMPUTE_CSUM): skb->csum still \
          sums the first fragment",
-)];
+    ),
+    (
+        "nat64-in-headers",
+        "NAT64 (IPv4 -> IPv6, xnat_nat64_in_tc) writes the new IPv6 header (and an \
+         error's ICMPv6 header and quoted IPv6 header) with bpf_skb_store_bytes without \
+         BPF_F_RECOMPUTE_CSUM: skb->csum still sums the IPv4 headers, which a NIC's \
+         CHECKSUM_COMPLETE skb then takes to the stack (\"hw csum failure\")",
+    ),
+];
 
 /// What the checksum lanes did in a run.
 #[derive(Clone, Debug, Default)]
@@ -105,7 +114,26 @@ pub fn known_stale_csum(p: &Prediction) -> Option<&'static str> {
     if p.path.contains(&crate::model::Rule::HeldFragmentReleased) {
         return Some(KNOWN_STALE_CSUM[0].0);
     }
+    // Translated to IPv6 (NAT64 drops change nothing NAT44 left).
+    let nat64_in =
+        |r: &crate::model::Rule| matches!(r.site(), "NAT64 inbound" | "NAT64 ICMP errors");
+    if p.verdict == Verdict::Translated && p.path.iter().any(nat64_in) {
+        return Some(KNOWN_STALE_CSUM[1].0);
+    }
     None
+}
+
+/// Where a partial skb's checksum is after the program made `output` of
+/// `input`: where it was, or 20 bytes on when NAT64 made it IPv6 (the
+/// kernel moves `csum_start` with the header).
+fn shifted(csum: PartialCsum, input: &[u8], output: &[u8]) -> PartialCsum {
+    match model::offload::nat64_growth(input, output) {
+        Some(n) => PartialCsum {
+            start: csum.start + n as u16,
+            offset: csum.offset,
+        },
+        None => csum,
+    }
 }
 
 /// What running a frame gave.
@@ -250,9 +278,10 @@ impl Lanes {
                     .lane
                     .run(device(which, hook), frame, csum, linear)
                     .context("running a CHECKSUM_PARTIAL skb")?;
-                if o.verdict == TC_ACT_OK && o.partial != Some(csum) {
+                let want = shifted(csum, frame, &o.data);
+                if o.verdict == TC_ACT_OK && o.partial != Some(want) {
                     ran.problems.push(format!(
-                        "CHECKSUM_PARTIAL: the skb left as {:?}, not partial at {csum:?}",
+                        "CHECKSUM_PARTIAL: the skb left as {:?}, not partial at {want:?}",
                         o.partial
                     ));
                 }
@@ -290,15 +319,24 @@ impl Lanes {
         now: u64,
     ) -> Prediction {
         match csum {
-            Csum::Partial { csum, .. } => model::offload::predict(
-                st,
-                hook,
-                frame,
-                oracle,
-                now,
-                usize::from(csum.start),
-                usize::from(csum.start + csum.offset),
-            ),
+            Csum::Partial { csum, .. } => {
+                let mut p = model::offload::predict(
+                    st,
+                    hook,
+                    frame,
+                    oracle,
+                    now,
+                    usize::from(csum.start),
+                    usize::from(csum.start + csum.offset),
+                );
+                // The lane reads back only what leaves the device: a dropped
+                // frame is reported as it went in, whatever the program had
+                // done to it (NAT64 drops what NAT44 translated).
+                if p.verdict == Verdict::Drop {
+                    p.output = frame.to_vec();
+                }
+                p
+            }
             Csum::None | Csum::Complete => model::predict(st, hook, frame, oracle, now),
         }
     }
@@ -320,16 +358,24 @@ impl Lanes {
                 self.report.partial_translated += 1;
                 check_checksums(&complete(&p.source, csum)).ok()?;
                 self.report.partial_checked += 1;
-                Some(check_checksums(&complete(output, csum)).map_err(|e| {
-                    format!("translated partial frame, completed, has a bad checksum: {e}")
-                }))
+                let out = shifted(csum, &p.source, output);
+                Some(
+                    super::checksums::check(&complete(output, out)).map_err(|e| {
+                        format!("translated partial frame, completed, has a bad checksum: {e}")
+                    }),
+                )
             }
             Csum::None | Csum::Complete => {
-                check_checksums(&p.source).ok()?;
-                Some(
-                    check_checksums(output)
-                        .map_err(|e| format!("translated frame has a bad checksum: {e}")),
-                )
+                // NAT64 changes the family: both checked by the same rules.
+                let nat64 =
+                    super::checksums::is_ipv6(&p.source) || super::checksums::is_ipv6(output);
+                let check = if nat64 {
+                    super::checksums::check
+                } else {
+                    check_checksums
+                };
+                check(&p.source).ok()?;
+                Some(check(output).map_err(|e| format!("translated frame has a bad checksum: {e}")))
             }
         }
     }

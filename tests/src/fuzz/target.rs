@@ -8,11 +8,15 @@ use aya::Ebpf;
 use aya::maps::lpm_trie::Key as LpmKey;
 use aya::programs::{SchedClassifier, TestRun, TestRunOptions, Xdp};
 use nat_common::blocks::{MAP_BLOCKS, MAP_HOST_BLOCKS};
+use nat_common::nat64::{
+    MAP_NAT64_HOSTS, MAP_NAT64_IDS, NAT64_SLOT_IN, NAT64_SLOT_OUT, NAT64_SLOT_OUT_NAT44,
+};
 use nat_common::stats::COUNTER_COUNT;
 use nat_common::{
     EVENT_PORTS_EXHAUSTED, FRAG_HOLD_BYTES, MAP_FILTER, MAP_FRAGS_IN, MAP_FRAGS_OUT,
     MAP_HOST_PORTS, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_SESSIONS, MAP_STATIC_IN, MAP_STATIC_OUT,
     NatConfig, PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_INSIDE_TC, PROG_INSIDE_XDP,
+    PROG_NAT64_IN_TC, PROG_NAT64_IN_XDP, PROG_NAT64_OUT_NAT44_TC, PROG_NAT64_OUT_TC,
 };
 use nat_userspace::tables::{Loaded, LoadedRef};
 
@@ -28,12 +32,14 @@ const TABLE_SIZE: u32 = 1024;
 /// `NAPT_IN`, so either can be the one found full (`NAPT_IN` holds one
 /// entry per mapping, plus any the sweep has yet to delete). `FILTER`
 /// smaller than `SESSIONS`: its entries come with new sessions (remote
-/// addresses only), which a full `SESSIONS` stops first.
+/// addresses only), which a full `SESSIONS` stops first. NAT64's two
+/// tables room for three IPv6 hosts (a static NAT64 entry takes one).
 pub const SMALL_TABLES: Capacity = Capacity {
     napt_out: 7,
     napt_in: 8,
     sessions: 4,
     filter: 2,
+    nat64: 3,
 };
 
 pub struct Target {
@@ -63,6 +69,7 @@ impl Target {
                 napt_in: n,
                 sessions: n,
                 filter: n,
+                nat64: n,
             }
         };
         let mut loader = aya::EbpfLoader::new();
@@ -82,12 +89,19 @@ impl Target {
             (MAP_NAPT_IN, capacity.napt_in),
             (MAP_SESSIONS, capacity.sessions),
             (MAP_FILTER, capacity.filter),
+            (MAP_NAT64_HOSTS, capacity.nat64),
+            (MAP_NAT64_IDS, capacity.nat64),
         ] {
             loader.map_max_entries(name, n as u32);
         }
-        let ebpf = crate::bpf::load_object(
+        let mut ebpf = crate::bpf::load_object(
             &mut loader,
             &[
+                // NAT64's programs, which the others tail-call.
+                PROG_NAT64_OUT_TC,
+                PROG_NAT64_OUT_NAT44_TC,
+                PROG_NAT64_IN_TC,
+                PROG_NAT64_IN_XDP,
                 PROG_INGRESS_XDP,
                 PROG_INSIDE_XDP,
                 PROG_INGRESS_TC,
@@ -96,6 +110,7 @@ impl Target {
                 nat_common::PROG_EXPIRE,
             ],
         )?;
+        set_nat64_programs(&mut ebpf)?;
         Ok(Target {
             ebpf,
             capacity,
@@ -130,7 +145,14 @@ impl Target {
             }
         }
         self.set_static(st)?;
+        self.set_nat64(st)?;
         self.set_config(st.config)
+    }
+
+    /// Writes NAT64's prefix (`NAT64`; `enabled == 0`: off).
+    pub fn set_nat64(&mut self, st: &State) -> Result<()> {
+        let mut a = Loaded::new(&mut self.ebpf).nat64()?;
+        Ok(a.set(0, st.nat64, 0)?)
     }
 
     /// Replaces the static 1:1 tables with `st`'s and sets STATIC_EMPTY as
@@ -159,14 +181,15 @@ impl Target {
         clear(&mut self.ebpf, Loaded::frag_hold_in)?;
         self.set_config(st.config)?;
         self.set_static(st)?;
+        self.set_nat64(st)?;
         super::inside::write(&mut self.ebpf, &st.gateway)?;
         self.inside_ifindex = st.gateway.inside_ifindex;
         self.set_bindings(st)
     }
 
     /// Replaces the mappings, sessions, filter entries, per-host port
-    /// counts and port blocks with `st`'s (what the agent's expiry sweep
-    /// leaves, say); fragments are left as they are.
+    /// counts, port blocks and NAT64's stand-ins with `st`'s (what the
+    /// agent's expiry sweep leaves, say); fragments are left as they are.
     pub fn set_bindings(&mut self, st: &State) -> Result<()> {
         clear(&mut self.ebpf, Loaded::napt_out)?;
         clear(&mut self.ebpf, Loaded::napt_in)?;
@@ -175,6 +198,10 @@ impl Target {
         clear(&mut self.ebpf, Loaded::host_ports)?;
         clear(&mut self.ebpf, Loaded::blocks)?;
         clear(&mut self.ebpf, Loaded::host_blocks)?;
+        clear(&mut self.ebpf, Loaded::nat64_hosts)?;
+        clear(&mut self.ebpf, Loaded::nat64_ids)?;
+        put_all(&mut self.ebpf, Loaded::nat64_ids, &st.nat64_ids)?;
+        put_all(&mut self.ebpf, Loaded::nat64_hosts, &st.nat64_hosts)?;
         put_all(&mut self.ebpf, Loaded::napt_out, &st.napt_out)?;
         put_all(&mut self.ebpf, Loaded::napt_in, &st.napt_in)?;
         put_all(&mut self.ebpf, Loaded::sessions, &st.sessions)?;
@@ -199,6 +226,8 @@ impl Target {
         st.host_blocks = try_all(&self.ebpf, LoadedRef::host_blocks)?;
         let n = LoadedRef::new(&self.ebpf).inbound_sessions()?;
         st.inbound_sessions = n.get(&0, 0)?;
+        st.nat64_hosts = try_all(&self.ebpf, LoadedRef::nat64_hosts)?;
+        st.nat64_ids = try_all(&self.ebpf, LoadedRef::nat64_ids)?;
         // One map in the model: the key's direction tells the tables apart.
         st.frags = try_all(&self.ebpf, LoadedRef::frags_out)?;
         st.frags
@@ -321,6 +350,37 @@ impl Target {
         }
         Ok(out)
     }
+}
+
+/// Puts NAT64's programs into the program arrays the others tail-call
+/// them from, in the slots the loader uses (nat-userspace's `load_nat64`),
+/// so that an IPv6 frame on `xnat_inside_tc` or a packet NAT44 translates
+/// to a stand-in runs them inside the same test run.
+fn set_nat64_programs(ebpf: &mut Ebpf) -> Result<()> {
+    for (name, slot, xdp) in [
+        (PROG_NAT64_OUT_TC, NAT64_SLOT_OUT, false),
+        (PROG_NAT64_OUT_NAT44_TC, NAT64_SLOT_OUT_NAT44, false),
+        (PROG_NAT64_IN_TC, NAT64_SLOT_IN, false),
+        (PROG_NAT64_IN_XDP, NAT64_SLOT_IN, true),
+    ] {
+        let prog = ebpf
+            .program(name)
+            .ok_or_else(|| anyhow!("no program {name}"))?;
+        let fd = if xdp {
+            <&Xdp>::try_from(prog)?.fd()?.try_clone()?
+        } else {
+            <&SchedClassifier>::try_from(prog)?.fd()?.try_clone()?
+        };
+        let mut array = if xdp {
+            Loaded::new(ebpf).nat64_xdp_progs()?
+        } else {
+            Loaded::new(ebpf).nat64_tc_progs()?
+        };
+        array
+            .set(slot, &fd, 0)
+            .with_context(|| format!("putting {name} into its program array"))?;
+    }
+    Ok(())
 }
 
 /// Writes every entry of `entries` into the table `table` opens.

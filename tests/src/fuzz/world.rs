@@ -3,7 +3,7 @@
 //! entries and fragment records, and the port allocator runs into taken
 //! ports and exhausted ranges.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use std::collections::{HashMap, HashSet};
 
@@ -12,12 +12,16 @@ use nat_common::{
     NatConfig, SESSION_INBOUND, SessionKey, TCP_PICKUP_OFF,
     blocks::{ALLOCATION_BLOCK, BlockKey, BlockOwner, HostBlocks},
     deterministic::ALLOCATION_DETERMINISTIC,
+    nat64::{
+        Nat64Config, Nat64Host, PREFIX_LENGTHS, STAND_IN_PROBES, WELL_KNOWN_PREFIX, stand_in_probe,
+    },
 };
 use nat_userspace::settings::napt::Filtering;
 use rand::Rng;
 use rand::seq::IndexedRandom;
 
 use crate::model::State;
+use crate::model::nat64::words;
 use crate::napt_maps::{be, default_config};
 
 pub const INTERNAL: (Ipv4Addr, u32) = (Ipv4Addr::new(10, 0, 0, 0), 24);
@@ -47,6 +51,33 @@ pub const REMOTES: [Ipv4Addr; 3] = [
 ];
 /// A public address that is neither pooled nor mapped.
 pub const OTHER_PUBLIC: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 50);
+/// IPv6 inside hosts (NAT64). The last is crowded: epochs may give some
+/// or all of its stand-in probes to other hosts first ([`seed_nat64`]).
+pub const HOSTS6: [Ipv6Addr; 4] = [
+    Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 1),
+    Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 2),
+    Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 3),
+    Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 4),
+];
+/// Sources NAT64 gives no stand-in: unspecified, multicast, link-local.
+pub const BAD_SOURCES6: [Ipv6Addr; 3] = [
+    Ipv6Addr::UNSPECIFIED,
+    Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1),
+    Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1),
+];
+/// A static NAT64 entry (`--nat64-map`): the IPv6 host, the stand-in the
+/// control plane gives it (from 0.255.255.254 down, apart from the data
+/// plane's), and its public address (one of ext0's).
+pub const STATIC64: (Ipv6Addr, Ipv4Addr, Ipv4Addr) = (
+    Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x64),
+    Ipv4Addr::new(0, 255, 255, 254),
+    Ipv4Addr::new(203, 0, 113, 64),
+);
+/// Share of epochs with NAT64 on (the others have a prefix, switched off).
+pub const NAT64_CHANCE: f64 = 0.6;
+/// Share of those with the well-known prefix.
+pub const WELL_KNOWN_CHANCE: f64 = 0.3;
+
 /// Ports that collide: both range classes, both parities, range edges.
 pub const PORTS: [u16; 12] = [
     0, 53, 80, 1000, 1023, 1024, 2000, 2001, 2002, 40000, 40001, 65535,
@@ -145,6 +176,7 @@ pub fn new_epoch(st: &mut State, rng: &mut impl Rng) {
         cfg.pool_len = 0;
     }
     st.config = cfg;
+    st.nat64 = nat64_config(rng);
     for _ in 0..rng.random_range(0..3) {
         if let Some((public, inside)) = unused_pair(st, rng) {
             add_fixed(st, public, inside, MAPPING_FORWARD);
@@ -164,6 +196,69 @@ pub fn new_epoch(st: &mut State, rng: &mut impl Rng) {
             && let Some((public, inside)) = unused_pair(st, rng)
         {
             add_fixed(st, public, inside, MAPPING_PEER);
+        }
+    }
+}
+
+/// NAT64's prefix for a new epoch: the well-known 64:ff9b::/96 or a
+/// random one of a length RFC 6052 allows (a global unicast start, bits
+/// past the length and the "u" octet zero); on or off.
+pub fn nat64_config(rng: &mut impl Rng) -> Nat64Config {
+    let mut cfg = if rng.random_bool(WELL_KNOWN_CHANCE) {
+        Nat64Config::new(WELL_KNOWN_PREFIX, 96)
+    } else {
+        let len = *PREFIX_LENGTHS.choose(rng).unwrap();
+        let mut prefix = [0u8; 16];
+        for (i, b) in prefix.iter_mut().enumerate().take(usize::from(len) / 8) {
+            *b = if i == 8 { 0 } else { rng.random() };
+        }
+        prefix[0] = 0x20 | (prefix[0] & 0x1f);
+        Nat64Config::new(prefix, len)
+    }
+    .expect("an RFC 6052 prefix");
+    if !rng.random_bool(NAT64_CHANCE) {
+        // Off, as a reload leaves it: the prefix stays, unused.
+        cfg.enabled = 0;
+    }
+    cfg
+}
+
+/// After the epoch's tables are chosen (`st.capacity`): sometimes the
+/// static NAT64 entry (both NAT64 tables, and the static 1:1 tables from
+/// its stand-in), and sometimes stand-ins of other hosts on some or all of
+/// the crowded host's probes (`NAT64_IDS` alone, as the agent leaves one
+/// half freed), within the tables' room.
+pub fn seed_nat64(st: &mut State, rng: &mut impl Rng) {
+    let cap = st.capacity.nat64;
+    if rng.random_bool(0.3) {
+        let (host, stand_in, public) = STATIC64;
+        let s = be(stand_in);
+        st.nat64_ids.insert(
+            s,
+            Nat64Host {
+                addr: host.octets(),
+                created: 1,
+            },
+        );
+        st.nat64_hosts.insert(host.octets(), s);
+        st.static_out.insert(s, be(public));
+        st.static_in.insert(be(public), s);
+    }
+    if rng.random_bool(0.3) {
+        let crowded = HOSTS6[3].octets();
+        let taken = rng.random_range(1..=STAND_IN_PROBES);
+        for i in 0..taken {
+            if st.nat64_ids.len() >= cap {
+                break;
+            }
+            let other = Ipv6Addr::new(0x2001, 0xdb8, 0xff, 0, 0, 0, 0, i as u16 + 1);
+            st.nat64_ids.insert(
+                stand_in_probe(&words(&crowded), i),
+                Nat64Host {
+                    addr: other.octets(),
+                    created: 1,
+                },
+            );
         }
     }
 }
@@ -407,6 +502,42 @@ pub fn sweep(st: &mut State, rng: &mut impl Rng) -> bool {
     }
     if st.config.allocation == ALLOCATION_BLOCK && st.config.block_size != 0 {
         changed |= blocks_left(st, rng);
+    }
+    changed |= stand_ins_left(st, rng);
+    changed
+}
+
+/// What the agent's sweep may leave of NAT64's stand-ins, a coin for each:
+/// * a stand-in no mapping uses and no static entry names is freed:
+///   `NAT64_HOSTS` first, then `NAT64_IDS` (sometimes only by a later
+///   sweep: frames then meet a stand-in taken that names a host without
+///   one);
+/// * rarely, one a mapping still uses (the agent found it unused just
+///   before the data plane made the mapping): packets to that mapping
+///   then find no host.
+///
+/// Returns whether anything changed.
+fn stand_ins_left(st: &mut State, rng: &mut impl Rng) -> bool {
+    let mut changed = false;
+    let used: HashSet<u32> = st.napt_out.keys().map(|k| k.addr).collect();
+    let mut ids: Vec<u32> = st.nat64_ids.keys().copied().collect();
+    ids.sort();
+    for s in ids {
+        if st.static_out.contains_key(&s) {
+            continue;
+        }
+        let chance = if used.contains(&s) { 0.05 } else { 0.5 };
+        if !rng.random_bool(chance) {
+            continue;
+        }
+        let host = st.nat64_ids[&s].addr;
+        if st.nat64_hosts.get(&host) == Some(&s) {
+            st.nat64_hosts.remove(&host);
+        }
+        if rng.random_bool(0.9) {
+            st.nat64_ids.remove(&s);
+        }
+        changed = true;
     }
     changed
 }

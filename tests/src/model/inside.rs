@@ -3,16 +3,21 @@
 //! public endpoints and, with the fast path on, sends established flows
 //! out of the external interface; `xnat_inside_xdp` does only the latter,
 //! and leaves hairpinned packets and fragments to the TC program.
-//! Whatever neither takes passes untouched and uncounted.
+//! Whatever neither takes passes untouched and uncounted; the TC program
+//! hands IPv6 frames to NAT64 ([`super::nat64::outbound`]).
 
 use super::Rule;
 use crate::bpf::Hook;
 
 use super::parse::{self, Ip};
-use super::{Ctx, Verdict, fastpath, forward, hairpin};
+use super::{Ctx, Verdict, fastpath, forward, hairpin, nat64};
 
 pub fn decide(ctx: &mut Ctx, frame: &[u8]) -> Verdict {
     let Some(ip) = parse::outer(frame) else {
+        if ctx.hook == Hook::InsideTc && parse::ethertype(frame) == Some(parse::ETH_P_IPV6) {
+            // The TC program hands IPv6 to NAT64 (XDP passes it).
+            return nat64::outbound::decide(ctx, frame);
+        }
         ctx.note(Rule::InsideNotIpv4);
         return Verdict::Pass;
     };

@@ -24,6 +24,7 @@ pub mod icmp;
 pub mod inside;
 pub mod local_error;
 pub mod napt;
+pub mod nat64;
 pub mod offload;
 pub mod parse;
 pub mod rewrite;
@@ -81,6 +82,14 @@ pub trait Oracle {
     /// inside host `host` (network order), if it claimed one: a `BLOCKS`
     /// entry naming the host after the run that was not there before.
     fn claimed_block(&self, host: u32) -> Option<BlockKey>;
+    /// The identification (bytes as on the wire) of the IPv4 header NAT64
+    /// made for an IPv6 packet of at most 1260 bytes as IPv4: random (RFC
+    /// 7915 section 5.1 lets the translator pick it), so read from what
+    /// the program sent; everything it covers (the header checksum) is
+    /// still the model's.
+    fn nat64_id(&self) -> [u8; 2] {
+        [0, 0]
+    }
 }
 
 /// The model's prediction for one frame.
@@ -101,6 +110,39 @@ pub struct Prediction {
     pub path: Vec<Rule>,
     /// Choices of the allocator the rules do not allow.
     pub violations: Vec<String>,
+}
+
+/// Known defects of the data plane the model can follow on request (see
+/// `fuzz::KNOWN_DATA_PLANE_DEFECTS`): with a switch on, the model says
+/// what the defective code does, so that a run recognises the defect
+/// exactly instead of failing on it. Off, the model says what the
+/// specification says.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Known {
+    /// The outbound fast path translates an IPv4 packet from a stand-in
+    /// (statically, or through a NAPT mapping with a session) as if
+    /// NAT64 had made it.
+    pub fast_path_stand_in: bool,
+    /// NAT64's inbound ICMP error translation takes the quoted IPv6
+    /// header's traffic class from the quoted IPv4 header's first byte
+    /// (version and header length) instead of its TOS.
+    pub nat64_quote_tclass_from_version: bool,
+    /// NAT64's outbound ICMPv6 error translation moves a quoted UDP
+    /// checksum of 0 as if it were one, instead of leaving "no checksum"
+    /// alone.
+    pub nat64_quote_udp_zero_moved: bool,
+    /// NAT64's inbound ICMP error translation leaves a quoted ICMP echo
+    /// reply as it is (type 0 in an IPv6 quote), translating only echo
+    /// requests.
+    pub nat64_quoted_echo_reply_kept: bool,
+    /// NAT64's inbound ICMP error translation rewrites what follows a
+    /// quoted later fragment's header as if it were a transport header.
+    pub nat64_quoted_fragment_as_header: bool,
+    /// NAT64's ICMP error translations (both ways) take a quoted checksum
+    /// as present where the frame holds it, past the quoted datagram's
+    /// and the error's own ends (in Ethernet padding), and move the
+    /// error's checksum by what changed there.
+    pub nat64_quote_bound_by_frame: bool,
 }
 
 /// Direction of a hook: egress translates sources, ingress destinations.
@@ -125,6 +167,8 @@ pub struct Ctx<'a> {
     pub oracle: &'a dyn Oracle,
     /// The kernel clock around the run (for freshness decisions).
     pub now: u64,
+    /// Known defects to follow (none but for a second opinion).
+    pub known: Known,
 }
 
 impl Ctx<'_> {
@@ -192,6 +236,18 @@ pub fn predict(
     oracle: &dyn Oracle,
     now: u64,
 ) -> Prediction {
+    predict_with(state, hook, frame, oracle, now, Known::default())
+}
+
+/// [`predict`] following the known defects `known` switches on.
+pub fn predict_with(
+    state: &State,
+    hook: Hook,
+    frame: &[u8],
+    oracle: &dyn Oracle,
+    now: u64,
+    known: Known,
+) -> Prediction {
     // The inside programs translate outbound first (hairpinning then
     // inbound too).
     let dir = match hook {
@@ -210,12 +266,19 @@ pub fn predict(
         violations: Vec::new(),
         oracle,
         now,
+        known,
     };
     // Only a translation edits `ctx.out` (nothing is half-rewritten), and
     // releasing held fragments replaces it.
     let verdict = match hook {
         Hook::InsideTc | Hook::InsideXdp => inside::decide(&mut ctx, frame),
-        _ => decide(&mut ctx, frame),
+        Hook::IngressTc | Hook::IngressXdp => match decide(&mut ctx, frame) {
+            // NAT44 made the destination an IPv6 host's stand-in: NAT64
+            // makes the packet IPv6 for it.
+            Verdict::Translated if to_stand_in(&ctx.out) => nat64::inbound::decide(&mut ctx),
+            v => v,
+        },
+        Hook::EgressTc => decide(&mut ctx, frame),
     };
     Prediction {
         verdict,
@@ -227,6 +290,12 @@ pub fn predict(
         path: ctx.path,
         violations: ctx.violations,
     }
+}
+
+/// Whether the IPv4 destination field of `frame` holds a stand-in.
+fn to_stand_in(frame: &[u8]) -> bool {
+    let at = parse::ETH_HLEN + 16;
+    frame.len() >= at + 4 && nat64::is_stand_in(parse::addr(frame, at))
 }
 
 /// An outbound frame that says it is IPv4 but has no usable header, whose
@@ -266,6 +335,12 @@ fn decide(ctx: &mut Ctx, frame: &[u8]) -> Verdict {
     let Some(ip) = parse::outer(frame) else {
         return unparsed(ctx, frame);
     };
+    if ctx.dir == Dir::Out && nat64::is_stand_in(ip.src) {
+        // Only NAT64 sends from a stand-in (through its own NAT44 step):
+        // one from anywhere else would use an IPv6 host's bindings.
+        ctx.note(Rule::EgressStandInSource);
+        return ctx.drop(Counter::EgressDroppedMalformed);
+    }
     let mapped = match ctx.dir {
         Dir::Out => ctx.st.static_out.get(&ip.src).copied(),
         Dir::In => ctx.st.static_in.get(&ip.dst).copied(),

@@ -275,7 +275,17 @@ fn bytes(ip: &Ip) -> u64 {
 
 /// Outbound. `None`: not NAPT's (the stack gets it untouched).
 pub fn egress(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Option<Verdict> {
-    if !ctx.st.napt_on() || !ctx.st.is_internal(ip.src) {
+    egress_from(ctx, frame, ip, false)
+}
+
+/// Outbound for NAT64's IPv4 leg: the source is an IPv6 host's stand-in,
+/// an inside host whatever the inside prefixes. `None`: NAPT is off.
+pub fn egress_stand_in(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Option<Verdict> {
+    egress_from(ctx, frame, ip, true)
+}
+
+fn egress_from(ctx: &mut Ctx, frame: &[u8], ip: &Ip, stand_in: bool) -> Option<Verdict> {
+    if !ctx.st.napt_on() || !(stand_in || ctx.st.is_internal(ip.src)) {
         return None;
     }
     ctx.note(Rule::NaptOut);

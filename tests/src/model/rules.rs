@@ -157,17 +157,98 @@ rules! {
 
     // Checksum offload.
     PartialPseudoHeaderMoved = ("checksum offload", "CHECKSUM_PARTIAL: pseudo-header sum moved"),
+
+    // NAT64's stand-ins: only NAT64 sends from one.
+    EgressStandInSource = ("NAT64 stand-ins", "IPv4 from a stand-in leaving the external interface: dropped"),
+    Nat64StandInKnown = ("NAT64 stand-ins", "the host's stand-in"),
+    Nat64StandInNew = ("NAT64 stand-ins", "new stand-in: the first probe"),
+    Nat64StandInProbed = ("NAT64 stand-ins", "new stand-in: a later probe, the earlier ones taken"),
+    Nat64StandInNone = ("NAT64 stand-ins", "every probe taken: no stand-in"),
+    Nat64StandInTableFull = ("NAT64 stand-ins", "stand-in tables full: no stand-in"),
+
+    // NAT64, IPv6 -> IPv4: IPv6 frames on an inside interface.
+    Nat64Off = ("NAT64 outbound", "NAT64 off: IPv6 passed"),
+    Nat64OutNotIpv6 = ("NAT64 outbound", "no whole IPv6 header (version, payload length): passed"),
+    Nat64OutNotPrefix = ("NAT64 outbound", "destination outside the prefix: passed"),
+    Nat64OutNonGlobal = ("NAT64 outbound", "well-known prefix, non-global IPv4 destination: dropped"),
+    Nat64OutHopLimit = ("NAT64 outbound", "hop limit ≤ 1: to the stack"),
+    Nat64OutTooBig = ("NAT64 outbound", "IPv4 twin beyond the external MTU: to the stack"),
+    Nat64OutSource = ("NAT64 outbound", "unspecified, multicast or link-local source: dropped"),
+    Nat64OutNextHeader = ("NAT64 outbound", "extension header or another next header: dropped"),
+    Nat64OutTransportCut = ("NAT64 outbound", "transport header cut: dropped"),
+    Nat64OutUdpNoChecksum = ("NAT64 outbound", "UDP without checksum: dropped"),
+    Nat64OutIcmpOther = ("NAT64 outbound", "ICMPv6 neither echo nor an error quoting a header: dropped"),
+    Nat64OutTcp = ("NAT64 outbound", "TCP to IPv4"),
+    Nat64OutUdp = ("NAT64 outbound", "UDP to IPv4"),
+    Nat64OutEcho = ("NAT64 outbound", "ICMPv6 echo to ICMP echo"),
+    Nat64OutDontFragment = ("NAT64 outbound", "longer than 1260 bytes as IPv4: DF, identification 0"),
+    Nat64OutNoNat44 = ("NAT64 outbound", "NAT44 has nothing for the stand-in (NAPT off, no static map): dropped"),
+    Nat64OutNoRoute = ("NAT64 outbound", "the FIB does not forward it: dropped"),
+
+    // ICMPv6 errors from inside (RFC 7915 section 5.2).
+    Nat64OutErrorType = ("NAT64 ICMPv6 errors", "type or code without an ICMP twin: dropped"),
+    Nat64OutErrorQuoteNotIpv6 = ("NAT64 ICMPv6 errors", "the quote is no IPv6 header: dropped"),
+    Nat64OutErrorQuoteOutside = ("NAT64 ICMPv6 errors", "quoted source outside the prefix: dropped"),
+    Nat64OutErrorNoStandIn = ("NAT64 ICMPv6 errors", "quoted destination without a stand-in: dropped"),
+    Nat64OutErrorQuotedNextHeader = ("NAT64 ICMPv6 errors", "quoted next header neither TCP, UDP nor ICMPv6: dropped"),
+    Nat64OutErrorUnreachable = ("NAT64 ICMPv6 errors", "no route, beyond scope, address unreachable: host unreachable"),
+    Nat64OutErrorProhibited = ("NAT64 ICMPv6 errors", "administratively prohibited"),
+    Nat64OutErrorPortUnreachable = ("NAT64 ICMPv6 errors", "port unreachable"),
+    Nat64OutErrorTooBig = ("NAT64 ICMPv6 errors", "Packet Too Big: Fragmentation Needed, MTU - 20"),
+    Nat64OutErrorTimeExceeded = ("NAT64 ICMPv6 errors", "time exceeded"),
+    Nat64OutErrorNextHeader = ("NAT64 ICMPv6 errors", "unrecognised next header: protocol unreachable"),
+    Nat64OutErrorQuotedEcho = ("NAT64 ICMPv6 errors", "quoted ICMPv6 echo: ICMP echo"),
+
+    // NAT64, IPv4 -> IPv6: after NAT44 inbound made the destination a
+    // stand-in.
+    Nat64InOff = ("NAT64 inbound", "to a stand-in, NAT64 off: dropped"),
+    Nat64InNoHost = ("NAT64 inbound", "a stand-in that names no host: dropped"),
+    Nat64InNonGlobal = ("NAT64 inbound", "well-known prefix, non-global IPv4 source: dropped"),
+    Nat64InHeader = ("NAT64 inbound", "IPv4 options, total length 0 or a fragment: dropped"),
+    Nat64InTransportCut = ("NAT64 inbound", "transport header cut: dropped"),
+    Nat64InUdpNoChecksum = ("NAT64 inbound", "UDP without checksum: dropped"),
+    Nat64InProtocol = ("NAT64 inbound", "a protocol other than TCP, UDP and ICMP: dropped"),
+    Nat64InIcmpOther = ("NAT64 inbound", "ICMP neither echo nor destination unreachable or time exceeded: dropped"),
+    Nat64InTcp = ("NAT64 inbound", "TCP to IPv6"),
+    Nat64InUdp = ("NAT64 inbound", "UDP to IPv6"),
+    Nat64InEcho = ("NAT64 inbound", "ICMP echo to ICMPv6 echo"),
+
+    // ICMP errors about NAT64 flows (RFC 7915 section 4.2).
+    Nat64InErrorType = ("NAT64 ICMP errors", "type or code without an ICMPv6 twin: dropped"),
+    Nat64InErrorQuoteCut = ("NAT64 ICMP errors", "no whole quoted IPv4 header: dropped"),
+    Nat64InErrorQuoteOther = ("NAT64 ICMP errors", "quote with options or not from the stand-in: dropped"),
+    Nat64InErrorTimeExceeded = ("NAT64 ICMP errors", "time exceeded"),
+    Nat64InErrorTooBig = ("NAT64 ICMP errors", "Fragmentation Needed: Packet Too Big, MTU + 20, at least 1280"),
+    Nat64InErrorPortUnreachable = ("NAT64 ICMP errors", "port unreachable"),
+    Nat64InErrorProtocol = ("NAT64 ICMP errors", "protocol unreachable: parameter problem at the next header"),
+    Nat64InErrorProhibited = ("NAT64 ICMP errors", "administratively prohibited"),
+    Nat64InErrorUnreachable = ("NAT64 ICMP errors", "net, host and other unreachables: no route"),
+    Nat64InErrorQuotedEcho = ("NAT64 ICMP errors", "quoted ICMP echo: ICMPv6 echo"),
 }
 
 /// Rules no generated frame can reach, each with why; a run that never
 /// takes them is not failed for it. Keep this short: a rule that is only
 /// rare belongs to the generator, not here.
-pub const UNREACHABLE: &[(Rule, &str)] = &[(
-    Rule::HairpinNoIpv4After,
-    "both halves of a hairpin rewrite addresses, ports and checksums in place, never the \
-     version, header length or total length, so the translated frame always parses (the \
-     program re-parses it for the verifier's sake)",
-)];
+pub const UNREACHABLE: &[(Rule, &str)] = &[
+    (
+        Rule::HairpinNoIpv4After,
+        "both halves of a hairpin rewrite addresses, ports and checksums in place, never the \
+         version, header length or total length, so the translated frame always parses (the \
+         program re-parses it for the verifier's sake)",
+    ),
+    (
+        Rule::Nat64InTransportCut,
+        "NAT44 translates a packet to a stand-in only with the transport header NAT64 needs \
+         whole (TCP 20 bytes, UDP and ICMP 8: NAPT for its ports, static 1:1 for its \
+         checksum), and NAT64 refuses fragments first",
+    ),
+    (
+        Rule::Nat64InErrorQuoteCut,
+        "NAT44 translates an ICMP error to a stand-in only if its quoted IPv4 header parses \
+         (static 1:1 and NAPT alike), and rewrites no length in it, so NAT64 always finds the \
+         quote whole (the program checks it again for the verifier's sake)",
+    ),
+];
 
 /// Rules only the inside programs reach: runs alongside the agent
 /// (`--interleaved`, `--concurrent`) send no frames to them.

@@ -9,6 +9,7 @@ use nat_common::{
     EndpointKey, FilterKey, FragKey, FragValue, InsideEndpoint, Mapping, NatConfig, Session,
     SessionKey,
     blocks::{BlockKey, BlockOwner, HostBlocks},
+    nat64::{Nat64Config, Nat64Host},
 };
 
 use super::gateway::Gateway;
@@ -35,6 +36,8 @@ pub struct Capacity {
     pub napt_in: usize,
     pub sessions: usize,
     pub filter: usize,
+    /// `NAT64_HOSTS` and `NAT64_IDS` (each).
+    pub nat64: usize,
 }
 
 impl Capacity {
@@ -44,6 +47,7 @@ impl Capacity {
         napt_in: usize::MAX,
         sessions: usize::MAX,
         filter: usize::MAX,
+        nat64: usize::MAX,
     };
 }
 
@@ -84,6 +88,13 @@ pub struct State {
     /// inbound packets created.
     pub inbound_sessions: u64,
     pub frags: HashMap<FragKey, FragValue>,
+    /// NAT64's prefix (`NAT64`; `enabled == 0`: off), each IPv6 inside
+    /// host's stand-in (`NAT64_HOSTS`) and the host behind each stand-in
+    /// (`NAT64_IDS`, its `created` stamp [`NOW`] when a frame reserved
+    /// it).
+    pub nat64: Nat64Config,
+    pub nat64_hosts: HashMap<[u8; 16], u32>,
+    pub nat64_ids: HashMap<u32, Nat64Host>,
     /// Held fragments by datagram and slot.
     pub held: HashMap<(FragKey, u32), Held>,
     /// Not a map: the pool address each inside host was given, over the
@@ -147,7 +158,8 @@ impl State {
     }
 
     /// Drops the dynamic state (mappings, sessions, filter entries, port
-    /// blocks, fragments), keeping configuration and static maps.
+    /// blocks, fragments, NAT64's stand-ins), keeping configuration and
+    /// static maps.
     pub fn clear_dynamic(&mut self) {
         self.napt_out.clear();
         self.napt_in.clear();
@@ -159,5 +171,7 @@ impl State {
         self.inbound_sessions = 0;
         self.frags.clear();
         self.held.clear();
+        self.nat64_hosts.clear();
+        self.nat64_ids.clear();
     }
 }

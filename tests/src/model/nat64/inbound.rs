@@ -1,0 +1,253 @@
+//! IPv4 -> IPv6 (RFC 7915 section 4), on the external ingress hooks (TC
+//! and XDP), once NAT44 inbound (static 1:1 or NAPT) has translated the
+//! destination to a stand-in:
+//!
+//! * dropped: NAT64 off, or the stand-in names no host (`NAT64_IDS`); a
+//!   non-global IPv4 source under the well-known prefix; IPv4 options,
+//!   total length 0 and fragments (no fragment header is made); a cut
+//!   transport header; UDP without checksum (IPv6 needs one: it would have
+//!   to be computed over the whole datagram); protocols other than TCP,
+//!   UDP and ICMP, ICMP other than echo and the errors RFC 7915
+//!   translates;
+//! * translated: an IPv6 header (traffic class the TOS, flow label 0, hop
+//!   limit the TTL) from the source embedded under the prefix to the host,
+//!   the transport checksum moved with its pseudo-header (ICMP echo gains
+//!   one and changes type), the packet 20 bytes longer at the front, to
+//!   the stack;
+//! * ICMP errors (destination unreachable, time exceeded) about a NAT64
+//!   flow, whose quote NAT44 turned into one from the stand-in (RFC 7915
+//!   4.2): type and code mapped (Fragmentation Needed to Packet Too Big 20
+//!   bytes larger, at least 1280), the quoted IPv4 header an IPv6 one from
+//!   the host to the quoted destination under the prefix (its transport
+//!   checksum moved, echo becoming ICMPv6 echo), 40 bytes longer.
+
+use nat_common::Counter;
+use nat_common::nat64::is_non_global;
+
+use super::super::Rule;
+use super::super::parse::{self, ICMP, Ip, TCP, UDP};
+use super::super::{Ctx, Verdict};
+use super::{
+    ICMPV6, IPV6_MIN_MTU, embed, get16, header6, moved, moved_udp, on, proto_4_to_6, pseudo4,
+    pseudo6, put16, sum_without, well_known,
+};
+
+/// The frame NAT44 made (`ctx.out`), whose destination is a stand-in.
+pub fn decide(ctx: &mut Ctx) -> Verdict {
+    let f = ctx.out.clone();
+    let Some(ip) = parse::outer(&f) else {
+        // NAT44 translated it, so it parses.
+        ctx.violations
+            .push("NAT44 translated a frame that does not parse".into());
+        return Verdict::Translated;
+    };
+    let cfg = ctx.st.nat64;
+    if !on(&cfg) {
+        ctx.note(Rule::Nat64InOff);
+        return ctx.drop(Counter::Nat64DropNoHost);
+    }
+    let Some(host) = ctx.st.nat64_ids.get(&ip.dst).map(|h| h.addr) else {
+        ctx.note(Rule::Nat64InNoHost);
+        return ctx.drop(Counter::Nat64DropNoHost);
+    };
+    let src4 = ip.src.to_ne_bytes();
+    if well_known(&cfg) && is_non_global(src4) {
+        ctx.note(Rule::Nat64InNonGlobal);
+        return ctx.drop(Counter::Nat64DropNonGlobal);
+    }
+    if ip.hlen != 20 || ip.tot_len == 0 || ip.later_fragment || ip.more_fragments {
+        ctx.note(Rule::Nat64InHeader);
+        return ctx.drop(Counter::Nat64DropUnsupported);
+    }
+    let src6 = embed(&cfg, src4);
+    let l4 = ip.l4();
+    let plen = ip.tot_len - 20;
+    let mut seg = f[l4..].to_vec();
+    let dst4 = ip.dst.to_ne_bytes();
+    let cut = |ctx: &mut Ctx| {
+        ctx.note(Rule::Nat64InTransportCut);
+        ctx.drop(Counter::Nat64DropMalformed)
+    };
+    match ip.proto {
+        TCP | UDP => {
+            let (need, at) = if ip.proto == TCP { (20, 16) } else { (8, 6) };
+            if !ip.has(l4, need) {
+                return cut(ctx);
+            }
+            let old = get16(&f, l4 + at);
+            if ip.proto == UDP && old == 0 {
+                ctx.note(Rule::Nat64InUdpNoChecksum);
+                return ctx.drop(Counter::Nat64DropMalformed);
+            }
+            let body = sum_without(&f, l4, ip.end, l4 + at);
+            let before = pseudo4(src4, dst4, plen, ip.proto) + body;
+            let after = pseudo6(&src6, &host, plen, ip.proto) + body;
+            let new = if ip.proto == UDP {
+                moved_udp(old, before, after)
+            } else {
+                moved(old, before, after)
+            };
+            put16(&mut seg, at, new);
+            ctx.note(if ip.proto == TCP {
+                Rule::Nat64InTcp
+            } else {
+                Rule::Nat64InUdp
+            });
+        }
+        ICMP => {
+            if !ip.has(l4, 8) {
+                return cut(ctx);
+            }
+            let t = match f[l4] {
+                3 | 11 => return error(ctx, &f, &ip, &src6, &host),
+                8 => 128,
+                0 => 129,
+                _ => {
+                    ctx.note(Rule::Nat64InIcmpOther);
+                    return ctx.drop(Counter::Nat64DropUnsupported);
+                }
+            };
+            // ICMPv6's checksum covers a pseudo-header; the type changes.
+            let before = sum_without(&f, l4, ip.end, l4 + 2);
+            seg[0] = t;
+            let after = pseudo6(&src6, &host, plen, ICMPV6) + sum_without(&seg, 0, ip.end - l4, 2);
+            put16(&mut seg, 2, moved(get16(&f, l4 + 2), before, after));
+            ctx.note(Rule::Nat64InEcho);
+        }
+        _ => {
+            ctx.note(Rule::Nat64InProtocol);
+            return ctx.drop(Counter::Nat64DropUnsupported);
+        }
+    }
+    let h = header6(
+        f[ip.off + 1],
+        plen,
+        proto_4_to_6(ip.proto),
+        f[ip.off + 8],
+        &src6,
+        &host,
+    );
+    ctx.out = ipv6_frame(&f, &h, &seg);
+    ctx.bump(Counter::Nat64In);
+    Verdict::Translated
+}
+
+/// `frame`'s Ethernet header, typed IPv6, then `headers` and `rest`.
+fn ipv6_frame(frame: &[u8], headers: &[u8], rest: &[u8]) -> Vec<u8> {
+    let mut out = frame[..12].to_vec();
+    out.extend_from_slice(&parse::ETH_P_IPV6.to_be_bytes());
+    out.extend_from_slice(headers);
+    out.extend_from_slice(rest);
+    out
+}
+
+/// ICMP error type and code -> ICMPv6's, with the 4 bytes after the
+/// checksum (RFC 7915 section 4.2); `None`: not translated.
+fn map_type(t: u8, c: u8, rest: [u8; 4]) -> Option<(u8, u8, [u8; 4], Rule)> {
+    Some(match (t, c) {
+        (11, c) => (3, c, [0; 4], Rule::Nat64InErrorTimeExceeded),
+        (3, 4) => {
+            let mtu = (u32::from(u16::from_be_bytes([rest[2], rest[3]])) + 20).max(IPV6_MIN_MTU);
+            (2, 0, mtu.to_be_bytes(), Rule::Nat64InErrorTooBig)
+        }
+        (3, 3) => (1, 4, [0; 4], Rule::Nat64InErrorPortUnreachable),
+        // Protocol unreachable: parameter problem, pointing at the next
+        // header field.
+        (3, 2) => (4, 1, [0, 0, 0, 6], Rule::Nat64InErrorProtocol),
+        (3, 9 | 10 | 13 | 15) => (1, 1, [0; 4], Rule::Nat64InErrorProhibited),
+        (3, 0..=12) => (1, 0, [0; 4], Rule::Nat64InErrorUnreachable),
+        _ => return None,
+    })
+}
+
+/// An ICMP error about a datagram the host sent (its quote is from the
+/// stand-in: NAT44 put it there), to the host.
+fn error(ctx: &mut Ctx, f: &[u8], ip: &Ip, src6: &[u8; 16], host: &[u8; 16]) -> Verdict {
+    let cfg = ctx.st.nat64;
+    let l4 = ip.l4();
+    let rest4: [u8; 4] = f[l4 + 4..l4 + 8].try_into().expect("4 bytes");
+    let Some((t6, c6, rest6, rule)) = map_type(f[l4], f[l4 + 1], rest4) else {
+        ctx.note(Rule::Nat64InErrorType);
+        return ctx.drop(Counter::Nat64DropUnsupported);
+    };
+    let Some(q) = parse::ipv4_at(f, l4 + 8, ip.end) else {
+        ctx.note(Rule::Nat64InErrorQuoteCut);
+        return ctx.drop(Counter::Nat64DropMalformed);
+    };
+    if q.hlen != 20 || q.src != ip.dst {
+        // Options in the quote, or a datagram another host sent.
+        ctx.note(Rule::Nat64InErrorQuoteOther);
+        return ctx.drop(Counter::Nat64DropUnsupported);
+    }
+    ctx.note(rule);
+    let qplen = q.tot_len.saturating_sub(20);
+    let qdst6 = embed(&cfg, q.dst.to_ne_bytes());
+    let ql4 = q.l4();
+    let mut rest = f[ql4..].to_vec();
+    let addrs4 = pseudo4(q.src.to_ne_bytes(), q.dst.to_ne_bytes(), 0, 0);
+    let addrs6 = pseudo6(host, &qdst6, 0, 0);
+    // Present in the quoted datagram (the known defect: in the frame).
+    let bound = ctx.known.nat64_quote_bound_by_frame;
+    let has = |at: usize| {
+        if bound {
+            at + 2 <= f.len()
+        } else {
+            q.has(at, 2)
+        }
+    };
+    // A quoted later fragment has no transport header to translate.
+    match q.proto {
+        _ if q.later_fragment && !ctx.known.nat64_quoted_fragment_as_header => {}
+        TCP if has(ql4 + 16) => {
+            put16(&mut rest, 16, moved(get16(f, ql4 + 16), addrs4, addrs6));
+        }
+        UDP if has(ql4 + 6) => {
+            put16(&mut rest, 6, moved_udp(get16(f, ql4 + 6), addrs4, addrs6));
+        }
+        ICMP if has(ql4)
+            && (f[ql4] == 8 || f[ql4] == 0 && !ctx.known.nat64_quoted_echo_reply_kept) =>
+        {
+            ctx.note(Rule::Nat64InErrorQuotedEcho);
+            let old_word = u64::from(get16(f, ql4));
+            rest[0] = if f[ql4] == 8 { 128 } else { 129 };
+            let new_word = u64::from(get16(&rest, 0));
+            if has(ql4 + 2) {
+                let after = pseudo6(host, &qdst6, qplen, ICMPV6) + new_word;
+                put16(&mut rest, 2, moved(get16(f, ql4 + 2), old_word, after));
+            }
+        }
+        _ => {}
+    }
+    // Traffic class: the quoted TOS (the known defect: the byte before).
+    let qtos = if ctx.known.nat64_quote_tclass_from_version {
+        f[q.off]
+    } else {
+        f[q.off + 1]
+    };
+    let quote6 = header6(
+        qtos,
+        qplen,
+        proto_4_to_6(q.proto),
+        f[q.off + 8],
+        host,
+        &qdst6,
+    );
+    let mut msg = vec![t6, c6, 0, 0];
+    msg.extend_from_slice(&rest6);
+    msg.extend_from_slice(&quote6);
+    msg.extend_from_slice(&rest);
+    // The payload: the ICMP message, its quoted header 20 bytes longer.
+    let plen = ip.tot_len;
+    let (end, n) = if bound {
+        (f.len(), msg.len())
+    } else {
+        (ip.end, ip.end - l4 + 20)
+    };
+    let before = sum_without(f, l4, end, l4 + 2);
+    let after = pseudo6(src6, host, plen, ICMPV6) + sum_without(&msg, 0, n, 2);
+    put16(&mut msg, 2, moved(get16(f, l4 + 2), before, after));
+    let h = header6(f[ip.off + 1], plen, ICMPV6, f[ip.off + 8], src6, host);
+    ctx.out = ipv6_frame(f, &h, &msg);
+    ctx.bump(Counter::Nat64In);
+    Verdict::Translated
+}
