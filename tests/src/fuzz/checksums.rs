@@ -95,11 +95,23 @@ fn v6(pkt: &[u8], quoted: bool) -> Result<(), String> {
             Err(format!("{w} IPv6 datagram cut"))
         };
     }
-    let l4 = &pkt[40..end];
+    let (mut l4, mut next) = (&pkt[40..end], pkt[6]);
+    if next == 44 {
+        // Behind a fragment header: checkable only as an atomic fragment
+        // (offset 0, no more), a whole datagram.
+        if l4.len() < 8 {
+            return Err(format!("{w} fragment header cut"));
+        }
+        if u16::from_be_bytes([l4[2], l4[3]]) & 0xfff9 != 0 {
+            return Ok(());
+        }
+        next = l4[0];
+        l4 = &l4[8..];
+    }
     let src: [u8; 16] = pkt[8..24].try_into().expect("16 bytes");
     let dst: [u8; 16] = pkt[24..40].try_into().expect("16 bytes");
-    let pseudo = pseudo6(&src, &dst, l4.len(), pkt[6]);
-    transport(l4, pkt[6], pseudo, quoted, true)
+    let pseudo = pseudo6(&src, &dst, l4.len(), next);
+    transport(l4, next, pseudo, quoted, true)
 }
 
 /// The transport checksum of `l4` (`pseudo`: its pseudo-header's sum,

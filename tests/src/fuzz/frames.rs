@@ -426,6 +426,17 @@ impl Generator {
                 bytes: b,
             };
         }
+        if hook == Hook::IngressXdp
+            && self.rng.random_bool(0.02)
+            && let L4::Udp(u) = &mut p.l4
+        {
+            // Longer than NAT64 computes a missing checksum for (XDP takes
+            // a frame beyond the MTU).
+            let n = self.rng.random_range(1600..1700);
+            u.payload = (0..n).map(|_| self.rng.random()).collect();
+            u.no_checksum = true;
+            what.push(format!("UDP without checksum, {n} bytes of data"));
+        }
         if self.rng.random_bool(0.08) {
             let options: [&[u8]; 4] = [
                 &[0x94, 4, 0, 0],

@@ -9,14 +9,16 @@ use aya::maps::lpm_trie::Key as LpmKey;
 use aya::programs::{SchedClassifier, TestRun, TestRunOptions, Xdp};
 use nat_common::blocks::{MAP_BLOCKS, MAP_HOST_BLOCKS};
 use nat_common::nat64::{
-    MAP_NAT64_HOSTS, MAP_NAT64_IDS, NAT64_SLOT_IN, NAT64_SLOT_OUT, NAT64_SLOT_OUT_NAT44,
+    MAP_NAT64_HOSTS, MAP_NAT64_IDS, NAT64_SLOT_HAIRPIN, NAT64_SLOT_IN, NAT64_SLOT_OUT,
+    NAT64_SLOT_OUT_ERROR, NAT64_SLOT_OUT_NAT44,
 };
 use nat_common::stats::COUNTER_COUNT;
 use nat_common::{
     EVENT_PORTS_EXHAUSTED, FRAG_HOLD_BYTES, MAP_FILTER, MAP_FRAGS_IN, MAP_FRAGS_OUT,
     MAP_HOST_PORTS, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_SESSIONS, MAP_STATIC_IN, MAP_STATIC_OUT,
     NatConfig, PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_INSIDE_TC, PROG_INSIDE_XDP,
-    PROG_NAT64_IN_TC, PROG_NAT64_IN_XDP, PROG_NAT64_OUT_NAT44_TC, PROG_NAT64_OUT_TC,
+    PROG_NAT64_HAIRPIN_TC, PROG_NAT64_IN_TC, PROG_NAT64_IN_XDP, PROG_NAT64_OUT_ERROR_TC,
+    PROG_NAT64_OUT_NAT44_TC, PROG_NAT64_OUT_TC,
 };
 use nat_userspace::tables::{Loaded, LoadedRef};
 
@@ -99,7 +101,9 @@ impl Target {
             &[
                 // NAT64's programs, which the others tail-call.
                 PROG_NAT64_OUT_TC,
+                PROG_NAT64_OUT_ERROR_TC,
                 PROG_NAT64_OUT_NAT44_TC,
+                PROG_NAT64_HAIRPIN_TC,
                 PROG_NAT64_IN_TC,
                 PROG_NAT64_IN_XDP,
                 PROG_INGRESS_XDP,
@@ -294,7 +298,13 @@ impl Target {
     /// attachment's are, so the agent's code (expiry, flush, reload) can
     /// open them ([`super::agent`]).
     pub fn pin_maps(&self, dir: &std::path::Path) -> Result<()> {
+        // xnat's own maps (`ALL_MAPS`), as an attachment pins them: the
+        // object's data sections (`.rodata.str1.2`: string constants of
+        // the NAT64 code) are maps too, and frozen ones cannot be pinned.
         for (name, map) in self.ebpf.maps() {
+            if !nat_common::ALL_MAPS.contains(&name) {
+                continue;
+            }
             map.pin(dir.join(name))
                 .with_context(|| format!("pinning {name} in {}", dir.display()))?;
         }
@@ -359,7 +369,9 @@ impl Target {
 fn set_nat64_programs(ebpf: &mut Ebpf) -> Result<()> {
     for (name, slot, xdp) in [
         (PROG_NAT64_OUT_TC, NAT64_SLOT_OUT, false),
+        (PROG_NAT64_OUT_ERROR_TC, NAT64_SLOT_OUT_ERROR, false),
         (PROG_NAT64_OUT_NAT44_TC, NAT64_SLOT_OUT_NAT44, false),
+        (PROG_NAT64_HAIRPIN_TC, NAT64_SLOT_HAIRPIN, false),
         (PROG_NAT64_IN_TC, NAT64_SLOT_IN, false),
         (PROG_NAT64_IN_XDP, NAT64_SLOT_IN, true),
     ] {

@@ -143,6 +143,10 @@ pub struct Known {
     /// and the error's own ends (in Ethernet padding), and move the
     /// error's checksum by what changed there.
     pub nat64_quote_bound_by_frame: bool,
+    /// NAT64 outbound leaves an IPv6 packet to the stack as too big for
+    /// the external link by its length less 20, a fragment header's 8
+    /// bytes (which its IPv4 twin does not have) counted.
+    pub nat64_too_big_with_fragment_header: bool,
 }
 
 /// Direction of a hook: egress translates sources, ingress destinations.
@@ -293,7 +297,7 @@ pub fn predict_with(
 }
 
 /// Whether the IPv4 destination field of `frame` holds a stand-in.
-fn to_stand_in(frame: &[u8]) -> bool {
+pub(crate) fn to_stand_in(frame: &[u8]) -> bool {
     let at = parse::ETH_HLEN + 16;
     frame.len() >= at + 4 && nat64::is_stand_in(parse::addr(frame, at))
 }

@@ -105,6 +105,16 @@ fn with_checksum(src: Ipv6Addr, dst: Ipv6Addr, next: u8, mut seg: Vec<u8>, at: u
     seg
 }
 
+/// Puts `p`'s payload behind a fragment header (RFC 8200 section 4.5).
+fn fragment6(p: &mut Packet6, offset: u16, more: bool, id: u32) {
+    let mut h = vec![p.next, 0];
+    h.extend_from_slice(&((offset << 3) | u16::from(more)).to_be_bytes());
+    h.extend_from_slice(&id.to_be_bytes());
+    h.append(&mut p.payload);
+    p.payload = h;
+    p.next = 44;
+}
+
 impl Generator {
     /// The next IPv6 frame for an inside interface.
     pub(super) fn next_nat64(&mut self, st: &State) -> Case {
@@ -251,8 +261,17 @@ impl Generator {
         }
     }
 
-    /// A TCP, UDP or ICMPv6 echo packet from an IPv6 host to the prefix.
+    /// A TCP, UDP or ICMPv6 echo packet from an IPv6 host to the prefix;
+    /// now and then behind a fragment header: an atomic fragment, the
+    /// first or a later fragment of it, a later fragment of a datagram
+    /// whose first fragment went through (or the first fragment of one
+    /// whose later fragments wait).
     fn datagram6(&mut self, st: &State, what: &mut Vec<String>) -> Packet6 {
+        if self.rng.random_bool(0.06)
+            && let Some(p) = self.known_fragment6(st, what)
+        {
+            return p;
+        }
         let proto = pick(&mut self.rng, &[TCP, TCP, UDP, UDP, ICMPV6]);
         let ((host, hport), (remote, rport)) = self.flow6(st, proto);
         let dst = self.embedded(st, remote, what);
@@ -261,7 +280,78 @@ impl Generator {
             "[{host}]:{hport} -> {remote}:{rport} proto {proto}"
         ));
         let payload = self.transport6((host, hport), (dst, rport), proto, echo, what);
-        Packet6::new(host, dst, proto, payload)
+        let mut p = Packet6::new(host, dst, proto, payload);
+        let id = self.rng.random::<u32>() & 0xffff_0003;
+        match self.rng.random_range(0..100) {
+            0..=4 => {
+                what.push("atomic fragment".into());
+                fragment6(&mut p, 0, false, id);
+            }
+            5..=9 => {
+                let n = p.payload.len();
+                let k = self.rng.random_range(3..=(n / 8).max(3));
+                p.payload.truncate((k * 8).min(n));
+                what.push(format!("first fragment ({} of {n} bytes)", p.payload.len()));
+                fragment6(&mut p, 0, true, id);
+            }
+            10..=14 => {
+                let n = p.payload.len();
+                let offset = self.rng.random_range(1..=(n / 8).max(1));
+                let more = self.rng.random_bool(0.5);
+                p.payload = p.payload.split_off((offset * 8).min(n));
+                if p.payload.is_empty() {
+                    p.payload = vec![0x5a; 8];
+                }
+                what.push(format!("later fragment at {}", offset * 8));
+                fragment6(&mut p, offset as u16, more, id);
+            }
+            _ => {}
+        }
+        p
+    }
+
+    /// A fragment of a datagram NAT64 met before (its IPv4 twin's first
+    /// fragment remembered, or later ones held): from the stand-in's host
+    /// to the remote under the prefix, the identification's low 16 bits
+    /// the IPv4 one.
+    fn known_fragment6(&mut self, st: &State, what: &mut Vec<String>) -> Option<Packet6> {
+        let held = |k: &nat_common::FragKey| st.held.keys().any(|(h, _)| h == k);
+        let known = sorted(
+            st.frags
+                .keys()
+                .chain(st.held.keys().map(|(k, _)| k))
+                .filter_map(|k| {
+                    let host = st.nat64_ids.get(&k.src)?;
+                    (k.inbound == 0 && matches!(k.proto, TCP | UDP)).then_some((
+                        host.addr,
+                        k.dst,
+                        k.id,
+                        k.proto,
+                        held(k),
+                    ))
+                }),
+        );
+        if known.is_empty() {
+            return None;
+        }
+        let (host, dst, id, proto, held) = pick(&mut self.rng, &known);
+        let (host, dst) = (Ipv6Addr::from(host), self.embedded(st, ip(dst), what));
+        let low = u16::from_be_bytes(id.to_ne_bytes());
+        let id = (self.rng.random::<u32>() & 0xffff_0000) | u32::from(low);
+        let ports = (self.port(), self.port());
+        let payload = self.transport6((host, ports.0), (dst, ports.1), proto, 128, what);
+        let mut p = Packet6::new(host, dst, proto, payload);
+        if held && self.rng.random_bool(0.6) {
+            what.push("first fragment of a datagram with held fragments".into());
+            let n = p.payload.len().min(24);
+            p.payload.truncate(n.max(8) / 8 * 8);
+            fragment6(&mut p, 0, true, id);
+        } else {
+            what.push("later fragment of a known datagram".into());
+            let offset = self.rng.random_range(1..200);
+            fragment6(&mut p, offset, self.rng.random_bool(0.5), id);
+        }
+        Some(p)
     }
 
     /// What NAT64 does not translate: extension headers and other next

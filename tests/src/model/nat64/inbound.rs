@@ -3,17 +3,19 @@
 //! destination to a stand-in:
 //!
 //! * dropped: NAT64 off, or the stand-in names no host (`NAT64_IDS`); a
-//!   non-global IPv4 source under the well-known prefix; IPv4 options,
-//!   total length 0 and fragments (no fragment header is made); a cut
-//!   transport header; UDP without checksum (IPv6 needs one: it would have
-//!   to be computed over the whole datagram); protocols other than TCP,
-//!   UDP and ICMP, ICMP other than echo and the errors RFC 7915
+//!   non-global IPv4 source under the well-known prefix; IPv4 options and
+//!   total length 0; a cut transport header; fragmented ICMP, and a
+//!   fragmented UDP datagram without checksum (IPv6 needs one: it would
+//!   have to be computed over the whole datagram); protocols other than
+//!   TCP, UDP and ICMP, ICMP other than echo and the errors RFC 7915
 //!   translates;
 //! * translated: an IPv6 header (traffic class the TOS, flow label 0, hop
 //!   limit the TTL) from the source embedded under the prefix to the host,
 //!   the transport checksum moved with its pseudo-header (ICMP echo gains
-//!   one and changes type), the packet 20 bytes longer at the front, to
-//!   the stack;
+//!   one and changes type; an unfragmented UDP datagram without one gets
+//!   it computed), the packet 20 bytes longer at the front, to the stack;
+//!   a fragment gets a fragment header (8 bytes more; a later fragment's
+//!   transport is not looked at);
 //! * ICMP errors (destination unreachable, time exceeded) about a NAT64
 //!   flow, whose quote NAT44 turned into one from the stand-in (RFC 7915
 //!   4.2): type and code mapped (Fragmentation Needed to Packet Too Big 20
@@ -28,8 +30,8 @@ use super::super::Rule;
 use super::super::parse::{self, ICMP, Ip, TCP, UDP};
 use super::super::{Ctx, Verdict};
 use super::{
-    ICMPV6, IPV6_MIN_MTU, embed, get16, header6, moved, moved_udp, on, proto_4_to_6, pseudo4,
-    pseudo6, put16, sum_without, well_known,
+    FRAGMENT, ICMPV6, IPV6_MIN_MTU, embed, get16, header6, moved, moved_udp, on, proto_4_to_6,
+    pseudo4, pseudo6, put16, sum_without, well_known,
 };
 
 /// The frame NAT44 made (`ctx.out`), whose destination is a stand-in.
@@ -55,7 +57,9 @@ pub fn decide(ctx: &mut Ctx) -> Verdict {
         ctx.note(Rule::Nat64InNonGlobal);
         return ctx.drop(Counter::Nat64DropNonGlobal);
     }
-    if ip.hlen != 20 || ip.tot_len == 0 || ip.later_fragment || ip.more_fragments {
+    // Options would not translate; a datagram of its header alone (total
+    // length 0 or 20) carries nothing to translate.
+    if ip.hlen != 20 || ip.tot_len <= 20 {
         ctx.note(Rule::Nat64InHeader);
         return ctx.drop(Counter::Nat64DropUnsupported);
     }
@@ -64,11 +68,20 @@ pub fn decide(ctx: &mut Ctx) -> Verdict {
     let plen = ip.tot_len - 20;
     let mut seg = f[l4..].to_vec();
     let dst4 = ip.dst.to_ne_bytes();
+    let fragment = ip.later_fragment || ip.more_fragments;
+    if fragment && ip.proto == ICMP {
+        // Its ICMPv6 checksum would need the whole message's length.
+        ctx.note(Rule::Nat64InFragmentIcmp);
+        return ctx.drop(Counter::Nat64DropUnsupported);
+    }
     let cut = |ctx: &mut Ctx| {
         ctx.note(Rule::Nat64InTransportCut);
         ctx.drop(Counter::Nat64DropMalformed)
     };
     match ip.proto {
+        // A later fragment carries no transport header: the first
+        // fragment's checksum covers it.
+        TCP | UDP if ip.later_fragment => ctx.note(Rule::Nat64InLaterFragment),
         TCP | UDP => {
             let (need, at) = if ip.proto == TCP { (20, 16) } else { (8, 6) };
             if !ip.has(l4, need) {
@@ -76,18 +89,35 @@ pub fn decide(ctx: &mut Ctx) -> Verdict {
             }
             let old = get16(&f, l4 + at);
             if ip.proto == UDP && old == 0 {
-                ctx.note(Rule::Nat64InUdpNoChecksum);
-                return ctx.drop(Counter::Nat64DropMalformed);
-            }
-            let body = sum_without(&f, l4, ip.end, l4 + at);
-            let before = pseudo4(src4, dst4, plen, ip.proto) + body;
-            let after = pseudo6(&src6, &host, plen, ip.proto) + body;
-            let new = if ip.proto == UDP {
-                moved_udp(old, before, after)
+                // IPv6 needs a UDP checksum (RFC 8200 section 8.1): computed
+                // over the whole datagram, which a fragment is not (RFC 6146
+                // section 3.4 lets a NAT64 drop those).
+                if fragment {
+                    ctx.note(Rule::Nat64InFragmentUdpNoChecksum);
+                    return ctx.drop(Counter::Nat64DropUnsupported);
+                }
+                if ip.end - l4 > UDP_SUM_MAX {
+                    ctx.note(Rule::Nat64InUdpTooLongToSum);
+                    return ctx.drop(Counter::Nat64DropMalformed);
+                }
+                ctx.note(Rule::Nat64InUdpChecksumComputed);
+                let sum = pseudo6(&src6, &host, plen, UDP) + sum_without(&f, l4, ip.end, l4 + 6);
+                let c = match !super::super::csum::fold(sum) {
+                    0 => 0xffff,
+                    c => c,
+                };
+                put16(&mut seg, at, c);
             } else {
-                moved(old, before, after)
-            };
-            put16(&mut seg, at, new);
+                let body = sum_without(&f, l4, ip.end, l4 + at);
+                let before = pseudo4(src4, dst4, plen, ip.proto) + body;
+                let after = pseudo6(&src6, &host, plen, ip.proto) + body;
+                let new = if ip.proto == UDP {
+                    moved_udp(old, before, after)
+                } else {
+                    moved(old, before, after)
+                };
+                put16(&mut seg, at, new);
+            }
             ctx.note(if ip.proto == TCP {
                 Rule::Nat64InTcp
             } else {
@@ -119,18 +149,30 @@ pub fn decide(ctx: &mut Ctx) -> Verdict {
             return ctx.drop(Counter::Nat64DropUnsupported);
         }
     }
-    let h = header6(
-        f[ip.off + 1],
-        plen,
-        proto_4_to_6(ip.proto),
-        f[ip.off + 8],
-        &src6,
-        &host,
-    );
-    ctx.out = ipv6_frame(&f, &h, &seg);
+    let (tos, ttl) = (f[ip.off + 1], f[ip.off + 8]);
+    let next = proto_4_to_6(ip.proto);
+    let headers = if fragment {
+        // RFC 7915 section 4.1: a fragment header, the offset and
+        // more-fragments as they were, the identification in its low 16
+        // bits.
+        ctx.note(Rule::Nat64InFragment);
+        let offset = get16(&f, ip.off + 6) & 0x1fff;
+        let mut h = header6(tos, plen + 8, FRAGMENT, ttl, &src6, &host).to_vec();
+        h.extend_from_slice(&[next, 0]);
+        h.extend_from_slice(&((offset << 3) | u16::from(ip.more_fragments)).to_be_bytes());
+        h.extend_from_slice(&[0, 0, f[ip.off + 4], f[ip.off + 5]]);
+        h
+    } else {
+        header6(tos, plen, next, ttl, &src6, &host).to_vec()
+    };
+    ctx.out = ipv6_frame(&f, &headers, &seg);
     ctx.bump(Counter::Nat64In);
     Verdict::Translated
 }
+
+/// Longest UDP datagram (header and data) without a checksum whose
+/// checksum NAT64 computes (one that fits an Ethernet frame and more).
+pub const UDP_SUM_MAX: usize = 1600;
 
 /// `frame`'s Ethernet header, typed IPv6, then `headers` and `rest`.
 fn ipv6_frame(frame: &[u8], headers: &[u8], rest: &[u8]) -> Vec<u8> {

@@ -28,6 +28,8 @@ use super::parse::{ETH_HLEN, ICMP};
 /// The fixed IPv6 header.
 pub const IPV6_HLEN: usize = 40;
 pub const ICMPV6: u8 = 58;
+/// The IPv6 fragment header's next-header value.
+pub const FRAGMENT: u8 = 44;
 /// Offset of what follows an outer IPv6 header.
 pub const L4_6: usize = ETH_HLEN + IPV6_HLEN;
 /// Offset of what follows an outer IPv4 header without options.
@@ -213,6 +215,28 @@ pub fn header4(
     h[9] = proto;
     h[12..16].copy_from_slice(&src);
     h[16..20].copy_from_slice(&dst);
+    let c = csum::full(&h);
+    h[10..12].copy_from_slice(&c.to_be_bytes());
+    h
+}
+
+/// [`header4`] for a fragment: identification `id` (bytes as on the wire)
+/// and the flags-and-offset field `field` (DF clear).
+#[allow(clippy::too_many_arguments)]
+pub fn header4_fragment(
+    tos: u8,
+    tot_len: usize,
+    id: [u8; 2],
+    field: u16,
+    ttl: u8,
+    proto: u8,
+    src: [u8; 4],
+    dst: [u8; 4],
+) -> [u8; 20] {
+    let mut h = header4(tos, tot_len, [0, 0], ttl, proto, src, dst);
+    h[4..6].copy_from_slice(&id);
+    h[6..8].copy_from_slice(&field.to_be_bytes());
+    h[10..12].copy_from_slice(&[0, 0]);
     let c = csum::full(&h);
     h[10..12].copy_from_slice(&c.to_be_bytes());
     h

@@ -33,10 +33,11 @@ use nat_common::nat64::{Nat64Host, STAND_IN_PROBES, is_non_global, stand_in_prob
 use super::super::Rule;
 use super::super::fib::Query;
 use super::super::parse::{self, ETH_HLEN, ICMP, TCP, UDP};
-use super::super::{Ctx, Dir, NOW, Verdict, forward, napt, static_nat};
+use super::super::{Ctx, Dir, NOW, Verdict, forward, hairpin, napt, static_nat};
 use super::{
-    ICMPV6, IPV6_HLEN, Ip6, L4_6, extract, get16, header4, header6_at, is_stand_in, moved,
-    moved_udp, on, outer6, proto_6_to_4, pseudo4, pseudo6, put16, sum_without, well_known, words,
+    FRAGMENT, ICMPV6, IPV6_HLEN, Ip6, L4_6, extract, get16, header4, header4_fragment, header6_at,
+    is_stand_in, moved, moved_udp, on, outer6, proto_6_to_4, pseudo4, pseudo6, put16, sum_without,
+    well_known, words,
 };
 
 /// The transport of an IPv6 packet to translate.
@@ -48,6 +49,32 @@ enum Kind {
     Echo(u8),
     /// An ICMPv6 error with a whole quoted IPv6 header.
     Error,
+    /// A later fragment (TCP or UDP): no transport header.
+    Later(u8),
+}
+
+/// What follows the IPv6 header: the transport (protocol, offset, the
+/// upper-layer length), behind a fragment header or not.
+#[derive(Clone, Copy)]
+struct Shape {
+    next: u8,
+    l4: usize,
+    n: usize,
+    /// A fragment header that makes the packet a fragment (not an atomic
+    /// one, offset 0 and no more, which is a whole datagram: RFC 8021).
+    frag: Option<Frag>,
+    /// Whether a fragment header is there at all.
+    header: bool,
+}
+
+/// An IPv6 fragment's fields (RFC 8200 section 4.5).
+#[derive(Clone, Copy)]
+struct Frag {
+    /// In 8-byte units.
+    offset: u16,
+    more: bool,
+    /// The identification's low 16 bits, as on the wire.
+    id: [u8; 2],
 }
 
 pub fn decide(ctx: &mut Ctx, frame: &[u8]) -> Verdict {
@@ -73,7 +100,7 @@ pub fn decide(ctx: &mut Ctx, frame: &[u8]) -> Verdict {
         ctx.note(Rule::Nat64OutHopLimit);
         return Verdict::Pass;
     }
-    if too_big(ctx, frame) {
+    if too_big(ctx, frame, &ip6) {
         ctx.note(Rule::Nat64OutTooBig);
         return Verdict::Pass;
     }
@@ -81,7 +108,17 @@ pub fn decide(ctx: &mut Ctx, frame: &[u8]) -> Verdict {
         ctx.note(Rule::Nat64OutSource);
         return ctx.drop(Counter::Nat64DropUnsupported);
     }
-    let kind = match transport(frame, &ip6) {
+    let Some(shape) = shape(frame, &ip6) else {
+        ctx.note(Rule::Nat64OutFragmentHeaderCut);
+        return ctx.drop(Counter::Nat64DropMalformed);
+    };
+    if shape.header {
+        ctx.note(match shape.frag {
+            None => Rule::Nat64OutAtomicFragment,
+            Some(_) => Rule::Nat64OutFragment,
+        });
+    }
+    let kind = match transport(frame, &ip6, &shape) {
         Ok(k) => k,
         Err((rule, reason)) => {
             ctx.note(rule);
@@ -89,23 +126,60 @@ pub fn decide(ctx: &mut Ctx, frame: &[u8]) -> Verdict {
         }
     };
     match kind {
-        Kind::Error => error(ctx, frame, &ip6),
-        k => datagram(ctx, frame, &ip6, dst4, k),
+        Kind::Error => error(ctx, frame, &ip6, &shape),
+        k => datagram(ctx, frame, &ip6, &shape, dst4, k),
     }
 }
 
-/// Whether the IPv4 twin of `frame` (20 bytes shorter) is longer than the
-/// external interface allows (`bpf_check_mtu` against the external
-/// ifindex of `FAST_PATH`, 0 being the skb's own device: the frame's
-/// length less its Ethernet header against the MTU). A device the kernel
-/// does not know checks nothing.
-fn too_big(ctx: &Ctx, frame: &[u8]) -> bool {
+/// What follows the IPv6 header; `None`: a fragment header cut short.
+fn shape(frame: &[u8], ip6: &Ip6) -> Option<Shape> {
+    if ip6.next != FRAGMENT {
+        return Some(Shape {
+            next: ip6.next,
+            l4: L4_6,
+            n: ip6.payload_len,
+            frag: None,
+            header: false,
+        });
+    }
+    if !ip6.has(L4_6, 8) {
+        return None;
+    }
+    let h = &frame[L4_6..L4_6 + 8];
+    let off_m = u16::from_be_bytes([h[2], h[3]]);
+    let (offset, more) = (off_m >> 3, off_m & 1 != 0);
+    Some(Shape {
+        next: h[0],
+        l4: L4_6 + 8,
+        n: ip6.payload_len - 8,
+        frag: (offset != 0 || more).then_some(Frag {
+            offset,
+            more,
+            id: [h[6], h[7]],
+        }),
+        header: true,
+    })
+}
+
+/// Whether the IPv4 twin of `frame` (20 bytes shorter, 28 without a
+/// fragment header) is longer than the external interface allows
+/// (`bpf_check_mtu` against the external ifindex of `FAST_PATH`, 0 being
+/// the skb's own device: the frame's length less its Ethernet header
+/// against the MTU). A device the kernel does not know checks nothing.
+fn too_big(ctx: &Ctx, frame: &[u8], ip6: &Ip6) -> bool {
     let g = &ctx.st.gateway;
     let dev = match g.ext_ifindex {
         0 => g.fib.device(g.inside_ifindex),
         i => g.fib.device(i),
     };
-    dev.is_some_and(|d| frame.len() - 20 > d.mtu as usize + ETH_HLEN)
+    // (The known defect: the fragment header counted in the twin.)
+    let fragment_header = if ip6.next == FRAGMENT && !ctx.known.nat64_too_big_with_fragment_header {
+        8
+    } else {
+        0
+    };
+    let twin = frame.len() - 20 - fragment_header;
+    dev.is_some_and(|d| twin > d.mtu as usize + ETH_HLEN)
 }
 
 /// A source NAT64 gives a stand-in: not unspecified (::), multicast
@@ -118,16 +192,33 @@ fn unicast(src: &[u8; 16]) -> bool {
 }
 
 /// What the transport needs, or why the packet is dropped.
-fn transport(frame: &[u8], ip6: &Ip6) -> Result<Kind, (Rule, Counter)> {
-    let l4 = L4_6;
+fn transport(frame: &[u8], ip6: &Ip6, sh: &Shape) -> Result<Kind, (Rule, Counter)> {
+    let l4 = sh.l4;
+    if let Some(f) = sh.frag
+        && f.offset != 0
+    {
+        // A later fragment: its first fragment's checksum covers it.
+        return match sh.next {
+            TCP | UDP => Ok(Kind::Later(sh.next)),
+            _ => Err((
+                Rule::Nat64OutLaterFragmentOther,
+                Counter::Nat64DropUnsupported,
+            )),
+        };
+    }
     let cut = (Rule::Nat64OutTransportCut, Counter::Nat64DropMalformed);
-    match ip6.next {
+    match sh.next {
         TCP if ip6.has(l4, 20) => Ok(Kind::Tcp),
         UDP if ip6.has(l4, 8) => {
             if get16(frame, l4 + 6) == 0 {
                 return Err((Rule::Nat64OutUdpNoChecksum, Counter::Nat64DropMalformed));
             }
             Ok(Kind::Udp)
+        }
+        // ICMP's checksum would need the whole message's length (no
+        // pseudo-header to move): fragmented ICMPv6 is not translated.
+        ICMPV6 if ip6.has(l4, 8) && sh.frag.is_some() => {
+            Err((Rule::Nat64OutFragmentIcmp, Counter::Nat64DropUnsupported))
         }
         ICMPV6 if ip6.has(l4, 8) => match frame[l4] {
             128 => Ok(Kind::Echo(8)),
@@ -182,13 +273,20 @@ fn stand_in(ctx: &mut Ctx, host: &[u8; 16]) -> Option<u32> {
     None
 }
 
-/// A TCP, UDP or ICMPv6 echo packet to the prefix.
-fn datagram(ctx: &mut Ctx, frame: &[u8], ip6: &Ip6, dst4: [u8; 4], kind: Kind) -> Verdict {
+/// A TCP, UDP or ICMPv6 echo packet (or a fragment) to the prefix.
+fn datagram(
+    ctx: &mut Ctx,
+    frame: &[u8],
+    ip6: &Ip6,
+    sh: &Shape,
+    dst4: [u8; 4],
+    kind: Kind,
+) -> Verdict {
     let Some(s) = stand_in(ctx, &ip6.src) else {
         return ctx.drop(Counter::Nat64DropHostsFull);
     };
     let src4 = s.to_ne_bytes();
-    let (l4, end, n) = (L4_6, ip6.end, ip6.payload_len);
+    let (l4, end, n) = (sh.l4, ip6.end, sh.n);
     // The transport header and what follows (to the frame's end: padding
     // stays where it is).
     let mut seg = frame[l4..].to_vec();
@@ -225,21 +323,44 @@ fn datagram(ctx: &mut Ctx, frame: &[u8], ip6: &Ip6, dst4: [u8; 4], kind: Kind) -
             ctx.note(Rule::Nat64OutEcho);
             ICMP
         }
+        Kind::Later(proto) => {
+            ctx.note(Rule::Nat64OutLaterFragment);
+            proto
+        }
         Kind::Error => unreachable!("errors go to error()"),
     };
     let tot = n + 20;
-    if tot > super::DF_ABOVE {
-        ctx.note(Rule::Nat64OutDontFragment);
-    }
-    let h = header4(
-        ip6.tclass,
-        tot,
-        ctx.oracle.nat64_id(),
-        ip6.hop_limit,
-        proto,
-        src4,
-        dst4,
-    );
+    let h = match sh.frag {
+        // A fragment stays one (RFC 7915 section 5.1.1): its offset and
+        // more-fragments, DF clear, the identification's low 16 bits.
+        Some(f) => {
+            let field = (u16::from(f.more) << 13) | f.offset;
+            header4_fragment(
+                ip6.tclass,
+                tot,
+                f.id,
+                field,
+                ip6.hop_limit,
+                proto,
+                src4,
+                dst4,
+            )
+        }
+        None => {
+            if tot > super::DF_ABOVE {
+                ctx.note(Rule::Nat64OutDontFragment);
+            }
+            header4(
+                ip6.tclass,
+                tot,
+                ctx.oracle.nat64_id(),
+                ip6.hop_limit,
+                proto,
+                src4,
+                dst4,
+            )
+        }
+    };
     ctx.bump(Counter::Nat64Out);
     nat44(ctx, ipv4_frame(frame, &h, &seg))
 }
@@ -278,6 +399,17 @@ fn nat44(ctx: &mut Ctx, v4: Vec<u8>) -> Verdict {
         return v;
     }
     let out = parse::outer(&ctx.out).expect("NAT44 keeps the header whole");
+    if hairpin::targets_us(&ctx.st, &ctx.out, &out) {
+        return hairpin(ctx);
+    }
+    forward(ctx)
+}
+
+/// Forwards `ctx.out` (IPv4) as a router would from the inside interface
+/// (FIB, TTL, MACs, redirect), or drops it: it cannot go back to the stack
+/// as the IPv6 packet it was.
+fn forward(ctx: &mut Ctx) -> Verdict {
+    let out = parse::outer(&ctx.out).expect("a whole IPv4 header");
     let route = ctx.st.gateway.fib.lookup(&Query {
         src: out.src,
         dst: out.dst,
@@ -289,6 +421,28 @@ fn nat44(ctx: &mut Ctx, v4: Vec<u8>) -> Verdict {
         ctx.note(Rule::Nat64OutNoRoute);
         ctx.drop(Counter::Nat64DropNoRoute)
     })
+}
+
+/// Hairpinning (RFC 6146 section 3.8): the packet NAT44 just translated
+/// out is to one of our public endpoints; it is translated in as if it
+/// had come from outside (filtering applies), then goes on to its inside
+/// host: an IPv6 one as IPv6 (to the stack, which routes it), an IPv4 one
+/// forwarded. Not translated in, it is dropped (its source is one of the
+/// gateway's own addresses now).
+fn hairpin(ctx: &mut Ctx) -> Verdict {
+    ctx.note(Rule::Nat64Hairpin);
+    let half = ctx.out.clone();
+    ctx.dir = Dir::In;
+    if super::super::decide(ctx, &half) != Verdict::Translated {
+        ctx.note(Rule::Nat64HairpinNotIn);
+        return Verdict::Drop;
+    }
+    ctx.bump(Counter::HairpinTranslated);
+    if super::super::to_stand_in(&ctx.out) {
+        ctx.note(Rule::Nat64HairpinToIpv6);
+        return super::inbound::decide(ctx);
+    }
+    forward(ctx)
 }
 
 /// ICMPv6 error type and code -> ICMP's, with the 4 bytes after the
@@ -314,9 +468,9 @@ fn map_type(t: u8, c: u8, rest: [u8; 4]) -> Option<(u8, u8, [u8; 4], Rule)> {
 
 /// An ICMPv6 error from inside about a packet that came through a NAT64
 /// binding: from an address under the prefix to a host with a stand-in.
-fn error(ctx: &mut Ctx, frame: &[u8], ip6: &Ip6) -> Verdict {
+fn error(ctx: &mut Ctx, frame: &[u8], ip6: &Ip6, sh: &Shape) -> Verdict {
     let cfg = ctx.st.nat64;
-    let l4 = L4_6;
+    let l4 = sh.l4;
     let rest6: [u8; 4] = frame[l4 + 4..l4 + 8].try_into().expect("4 bytes");
     let Some((t4, c4, rest4, rule)) = map_type(frame[l4], frame[l4 + 1], rest6) else {
         ctx.note(Rule::Nat64OutErrorType);
@@ -390,9 +544,9 @@ fn error(ctx: &mut Ctx, frame: &[u8], ip6: &Ip6) -> Verdict {
         qsrc4,
         s4,
     );
-    // 40 bytes shorter: 8 (ICMP) + 20 (quote) + the rest, after a
-    // 20-byte header.
-    let tot = ip6.payload_len;
+    // 40 bytes shorter (an atomic fragment's header goes too): 8 (ICMP) +
+    // 20 (quote) + the rest, after a 20-byte header.
+    let tot = sh.n;
     let mut msg = vec![t4, c4, 0, 0];
     msg.extend_from_slice(&rest4);
     msg.extend_from_slice(&quote4);
@@ -403,8 +557,7 @@ fn error(ctx: &mut Ctx, frame: &[u8], ip6: &Ip6) -> Verdict {
     } else {
         (ip6.end, tot - 20)
     };
-    let before =
-        pseudo6(&ip6.src, &ip6.dst, ip6.payload_len, ICMPV6) + sum_without(frame, l4, end, l4 + 2);
+    let before = pseudo6(&ip6.src, &ip6.dst, sh.n, ICMPV6) + sum_without(frame, l4, end, l4 + 2);
     let after = sum_without(&msg, 0, n, 2);
     put16(&mut msg, 2, moved(get16(frame, l4 + 2), before, after));
     let outer = header4(
