@@ -60,7 +60,7 @@ pub struct Options {
 /// and does not fail a run; anything else is a mismatch. Delete an entry
 /// and its switch once the data plane is fixed, and the run holds it to
 /// the specification.
-pub const KNOWN_DATA_PLANE_DEFECTS: [(&str, &str); 7] = [
+pub const KNOWN_DATA_PLANE_DEFECTS: [(&str, &str); 8] = [
     (
         "fast-path-stand-in-source",
         "the outbound fast path (xnat_inside_tc, xnat_inside_xdp) translates an IPv4 packet \
@@ -105,6 +105,13 @@ pub const KNOWN_DATA_PLANE_DEFECTS: [(&str, &str); 7] = [
          (which answers Packet Too Big) instead of being translated",
     ),
     (
+        "nat64-atomic-fragment-error",
+        "NAT64 outbound (nat64/outbound.rs) drops an ICMPv6 error behind a fragment header \
+         (nat64_drop_unsupported) also when it is an atomic fragment (offset 0, no more), \
+         which README and RFC 8021 take as a whole datagram (as it does an atomic echo, TCP \
+         or UDP datagram)",
+    ),
+    (
         "nat64-error-quoted-udp-zero",
         "an ICMPv6 error NAT64 translates to ICMP (nat64/icmpv6_error.rs) quoting a UDP \
          datagram whose checksum is 0 gets that 0 moved as if it were a checksum (a wrong one, \
@@ -138,8 +145,11 @@ fn known_defects(p: &model::Prediction) -> Vec<(usize, Switch)> {
     if took(Rule::Nat64OutAtomicFragment) || took(Rule::Nat64OutFragment) {
         v.push((5, |k| &mut k.nat64_too_big_with_fragment_header));
     }
+    if took(Rule::Nat64OutAtomicFragment) {
+        v.push((6, |k| &mut k.nat64_atomic_error_dropped));
+    }
     if site("NAT64 ICMPv6 errors") {
-        v.push((6, |k| &mut k.nat64_quote_udp_zero_moved));
+        v.push((7, |k| &mut k.nat64_quote_udp_zero_moved));
     }
     v
 }

@@ -147,6 +147,9 @@ pub struct Known {
     /// the external link by its length less 20, a fragment header's 8
     /// bytes (which its IPv4 twin does not have) counted.
     pub nat64_too_big_with_fragment_header: bool,
+    /// NAT64 outbound drops an ICMPv6 error behind any fragment header,
+    /// an atomic one (a whole datagram) too.
+    pub nat64_atomic_error_dropped: bool,
 }
 
 /// Direction of a hook: egress translates sources, ingress destinations.

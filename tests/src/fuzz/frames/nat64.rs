@@ -460,7 +460,13 @@ impl Generator {
         } else {
             Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0xfe)
         };
-        Packet6::new(src, from, ICMPV6, with_checksum(src, from, ICMPV6, i, 2))
+        let mut p = Packet6::new(src, from, ICMPV6, with_checksum(src, from, ICMPV6, i, 2));
+        if self.rng.random_bool(0.04) {
+            // A whole datagram all the same (RFC 8021).
+            what.push("atomic fragment".into());
+            fragment6(&mut p, 0, false, self.rng.random());
+        }
+        p
     }
 
     /// Byte-level damage to an IPv6 frame: the payload length made 0,

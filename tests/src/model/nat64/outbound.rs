@@ -118,7 +118,8 @@ pub fn decide(ctx: &mut Ctx, frame: &[u8]) -> Verdict {
             Some(_) => Rule::Nat64OutFragment,
         });
     }
-    let kind = match transport(frame, &ip6, &shape) {
+    let known = ctx.known.nat64_atomic_error_dropped;
+    let kind = match transport(frame, &ip6, &shape, known) {
         Ok(k) => k,
         Err((rule, reason)) => {
             ctx.note(rule);
@@ -192,7 +193,12 @@ fn unicast(src: &[u8; 16]) -> bool {
 }
 
 /// What the transport needs, or why the packet is dropped.
-fn transport(frame: &[u8], ip6: &Ip6, sh: &Shape) -> Result<Kind, (Rule, Counter)> {
+fn transport(
+    frame: &[u8],
+    ip6: &Ip6,
+    sh: &Shape,
+    known_atomic_error: bool,
+) -> Result<Kind, (Rule, Counter)> {
     let l4 = sh.l4;
     if let Some(f) = sh.frag
         && f.offset != 0
@@ -223,6 +229,10 @@ fn transport(frame: &[u8], ip6: &Ip6, sh: &Shape) -> Result<Kind, (Rule, Counter
         ICMPV6 if ip6.has(l4, 8) => match frame[l4] {
             128 => Ok(Kind::Echo(8)),
             129 => Ok(Kind::Echo(0)),
+            // (The known defect: none behind a fragment header.)
+            t if t < 128 && ip6.has(l4 + 8, IPV6_HLEN) && sh.header && known_atomic_error => {
+                Err((Rule::Nat64OutFragmentIcmp, Counter::Nat64DropUnsupported))
+            }
             t if t < 128 && ip6.has(l4 + 8, IPV6_HLEN) => Ok(Kind::Error),
             _ => Err((Rule::Nat64OutIcmpOther, Counter::Nat64DropUnsupported)),
         },
