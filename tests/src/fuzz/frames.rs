@@ -161,8 +161,11 @@ impl Generator {
                 .filter(|(k, v)| k.proto == proto && crate::model::nat64::is_stand_in(v.addr))
                 .map(|(k, _)| (k.addr, k.port)),
         );
-        if self.rng.random_bool(0.25) {
-            if !nat64.is_empty() && self.rng.random_bool(0.8) {
+        // (Other protocols reach an IPv6 host only through its static
+        // entry.)
+        let bias = if proto == 47 { 0.5 } else { 0.25 };
+        if self.rng.random_bool(bias) {
+            if !nat64.is_empty() && proto != 47 && self.rng.random_bool(0.8) {
                 let (a, p) = pick(&mut self.rng, &nat64);
                 return (ip(a), u16::from_be(p));
             }
@@ -419,7 +422,9 @@ impl Generator {
             let t = pick(&mut self.rng, &[0u8, 0, 0, 8, 14]);
             self.flow_packet(remote, public, proto, t)
         };
-        if proto == 47 && !matches!(p.l4, L4::Icmp(_)) {
+        // (No error is built for protocol 47: an ICMP message here is the
+        // echo `flow_packet` stands in with.)
+        if proto == 47 {
             let b = self.payload();
             p.l4 = L4::Raw {
                 proto: 47,

@@ -64,7 +64,9 @@ impl Generator {
                 self.flow_packet(inside, remote, proto, 8)
             }
         };
-        if proto == 47 && !matches!(p.l4, L4::Icmp(_) | L4::Raw { .. }) {
+        // (No error is built for protocol 47: an ICMP message here is the
+        // echo `flow_packet` stands in with.)
+        if proto == 47 && !matches!(p.l4, L4::Raw { .. }) {
             let b = self.payload();
             p.l4 = L4::Raw {
                 proto: 47,

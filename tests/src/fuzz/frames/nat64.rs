@@ -189,6 +189,12 @@ impl Generator {
         } else {
             pick(&mut self.rng, &HOSTS6)
         };
+        if self.rng.random_bool(0.1) {
+            // To one of our public endpoints: hairpinned (to an IPv6
+            // host's, or an IPv4 one's).
+            let public = self.public_endpoint(st, proto4);
+            return ((host, self.port()), public);
+        }
         let remote = match self.rng.random_range(0..20) {
             0..=13 => pick(&mut self.rng, &REMOTES),
             14 => pick(&mut self.rng, &POOL),
