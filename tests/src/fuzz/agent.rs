@@ -51,6 +51,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, anyhow};
+use nat_common::nat64::Nat64Config;
 use nat_common::{EndpointKey, NatConfig};
 use nat_userspace::settings::Settings;
 use nat_userspace::settings::napt::Filtering;
@@ -63,9 +64,9 @@ use rand_chacha::ChaCha8Rng;
 
 use super::compare::Window;
 use super::frames::Case;
-use super::skb::{Csum, Lanes};
+use super::skb::Csum;
 use super::target::Target;
-use super::world::{INSIDE, INTERNAL, POOL, PORTS, RANGES, STATIC};
+use super::world::{INSIDE, INTERNAL, POOL, PORTS, RANGES, STATIC, STATIC64};
 use crate::bpf::{Hook, Outcome};
 use crate::frame::hex_dump;
 use crate::model::agent::{self as spec, FlushFilter, Reload, Reloaded};
@@ -353,7 +354,18 @@ pub fn settings(r: &Reload, limits: Limits) -> Settings {
         ipfix: None,
         expiry_walk: Default::default(),
         sync: None,
-        nat64: None,
+        nat64: (r.nat64.enabled != 0).then(|| nat_userspace::settings::nat64::Nat64Settings {
+            prefix: nat_userspace::settings::nat64::Nat64Prefix::new(
+                std::net::Ipv6Addr::from(r.nat64.prefix),
+                r.nat64.prefix_len,
+            )
+            .expect("an RFC 6052 prefix"),
+            maps: r
+                .nat64_maps
+                .iter()
+                .map(|(h, p)| (std::net::Ipv6Addr::from(*h), ip(*p)))
+                .collect(),
+        }),
     }
 }
 
@@ -555,6 +567,12 @@ fn settings_problems(want: &State, got: &State) -> Vec<String> {
             want.config, got.config
         ));
     }
+    if want.nat64 != got.nat64 {
+        out.push(format!(
+            "NAT64\n      model:   {:?}\n      program: {:?}",
+            want.nat64, got.nat64
+        ));
+    }
     if want.static_out != got.static_out || want.static_in != got.static_in {
         out.push(format!(
             "static tables: model {:?}, maps {:?}",
@@ -695,11 +713,53 @@ impl Agent {
                 forwards.push(f);
             }
         }
+        let (nat64, nat64_maps) = self.pick_nat64(st);
         Reload {
             config,
             static_maps,
             forwards,
+            nat64,
+            nat64_maps,
         }
+    }
+
+    /// NAT64 to reload to: mostly as it is (its prefix, its static
+    /// entries), else switched off, another prefix, or the static NAT64
+    /// entry added or removed (added only where the stand-in tables have
+    /// room: a full one fails the reload).
+    fn pick_nat64(&mut self, st: &State) -> (Nat64Config, Vec<([u8; 16], u32)>) {
+        let r = &mut self.rng;
+        let on = st.nat64.enabled != 0;
+        let mut cfg = if on { st.nat64 } else { Nat64Config::default() };
+        let mut maps: Vec<([u8; 16], u32)> = if on {
+            spec::nat64_maps(st)
+                .into_iter()
+                .filter(|(h, ..)| *h != [0; 16])
+                .map(|(h, p, _)| (h, p))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        match r.random_range(0..10) {
+            0 => {
+                cfg = Nat64Config::default();
+                maps.clear();
+            }
+            1 => {
+                cfg = super::world::nat64_config(r);
+                cfg.enabled = 1;
+            }
+            2 if on => {
+                let entry = (STATIC64.0.octets(), be(STATIC64.2));
+                if let Some(i) = maps.iter().position(|e| *e == entry) {
+                    maps.remove(i);
+                } else if st.capacity.nat64 > 64 && !st.nat64_hosts.contains_key(&entry.0) {
+                    maps.push(entry);
+                }
+            }
+            _ => {}
+        }
+        (cfg, maps)
     }
 
     fn send(&self, cur: usize, op: &Op, at: u64) -> Result<()> {
@@ -932,7 +992,7 @@ impl Agent {
             from_output,
             output: outcome.map(|o| o.data.as_slice()),
         };
-        let pa = Lanes::predict(s0, case.hook, &case.frame, csum, &oracle, w.t0);
+        let pa = super::predict_known(s0, case.hook, &case.frame, csum, &oracle, w.t0);
         let frame_first: Vec<(Vec<String>, Option<&'static str>)> =
             l.op.effects(&pa.state, w.t0)
                 .iter()
@@ -948,7 +1008,7 @@ impl Agent {
                 from_output,
                 output: outcome.map(|o| o.data.as_slice()),
             };
-            let pb = Lanes::predict(&e.state, case.hook, &case.frame, csum, &oracle, w.t0);
+            let pb = super::predict_known(&e.state, case.hook, &case.frame, csum, &oracle, w.t0);
             let after_both = Effect {
                 state: pb.state.clone(),
                 result: e.result.clone(),
@@ -1029,7 +1089,7 @@ impl Agent {
                     from_output,
                     output: outcome.map(|o| o.data.as_slice()),
                 };
-                let p = Lanes::predict(&mid, case.hook, &case.frame, csum, &oracle, w.t0);
+                let p = super::predict_known(&mid, case.hook, &case.frame, csum, &oracle, w.t0);
                 // The frame's own outcome only: what the operation then
                 // does with what the frame left follows from its reads.
                 super::frame_problems(case.hook, &p, real, outcome, real, before, after, events, w)

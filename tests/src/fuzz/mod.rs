@@ -154,6 +154,30 @@ fn known_defects(p: &model::Prediction) -> Vec<(usize, Switch)> {
     v
 }
 
+/// The model's prediction for a frame, following the known defects its
+/// path meets (for a frame run alongside the agent's code, where only one
+/// account of the frame is judged: the defects are deterministic, so the
+/// program does what they do whenever the path meets them).
+pub(crate) fn predict_known(
+    st: &State,
+    hook: Hook,
+    frame: &[u8],
+    csum: skb::Csum,
+    oracle: &dyn Oracle,
+    now: u64,
+) -> model::Prediction {
+    let p = skb::Lanes::predict(st, hook, frame, csum, oracle, now);
+    let defects = known_defects(&p);
+    if defects.is_empty() || matches!(csum, skb::Csum::Partial { .. }) {
+        return p;
+    }
+    let mut all = model::Known::default();
+    for (_, on) in &defects {
+        *on(&mut all) = true;
+    }
+    model::predict_with(st, hook, frame, oracle, now, all)
+}
+
 /// What a run found.
 #[derive(Debug, Default)]
 pub struct Report {

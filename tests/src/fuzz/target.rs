@@ -313,12 +313,14 @@ impl Target {
         nat_userspace::loader::pin_expiry_walk(dir)
     }
 
-    /// `st` with the configuration and static tables the maps hold (an
-    /// agent's reload rewrites them); a problem if `STATIC_EMPTY` does not
+    /// `st` with the configuration, NAT64's prefix and static tables the
+    /// maps hold (an agent's reload rewrites them); a problem if `STATIC_EMPTY` does not
     /// say whether both static tables are empty.
     pub fn read_settings(&self, st: &mut State) -> Result<Option<String>> {
         let cfg = LoadedRef::new(&self.ebpf).config()?;
         st.config = cfg.get(&0, 0)?;
+        let nat64 = LoadedRef::new(&self.ebpf).nat64()?;
+        st.nat64 = nat64.get(&0, 0)?;
         st.static_out = try_all(&self.ebpf, LoadedRef::static_out)?;
         st.static_in = try_all(&self.ebpf, LoadedRef::static_in)?;
         let flag = LoadedRef::new(&self.ebpf).static_empty()?;

@@ -237,7 +237,7 @@ pub fn seed_nat64(st: &mut State, rng: &mut impl Rng) {
             s,
             Nat64Host {
                 addr: host.octets(),
-                created: 1,
+                created: 0,
             },
         );
         st.nat64_hosts.insert(host.octets(), s);

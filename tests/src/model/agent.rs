@@ -13,6 +13,9 @@ use nat_common::{
     TCP_SYN_RECV,
 };
 
+use nat_common::nat64::{Nat64Config, Nat64Host, STAND_IN_SPACE, stand_in};
+
+use super::nat64::is_stand_in;
 use super::state::{NOW, State};
 
 const NS: u64 = 1_000_000_000;
@@ -252,6 +255,27 @@ pub struct Reload {
     /// Static 1:1 maps, private → public (network order).
     pub static_maps: Vec<(u32, u32)>,
     pub forwards: Vec<Forward>,
+    /// NAT64's prefix (`enabled == 0`: NAT64 off) and its static entries,
+    /// IPv6 host → public address (network order; NAT64 on only).
+    pub nat64: Nat64Config,
+    pub nat64_maps: Vec<([u8; 16], u32)>,
+}
+
+/// The static NAT64 entries of `st`: (IPv6 host, public address,
+/// stand-in) of each static 1:1 entry from a stand-in, the host as
+/// `NAT64_IDS` names it (unspecified if it names none).
+pub fn nat64_maps(st: &State) -> Vec<([u8; 16], u32, u32)> {
+    let mut v: Vec<([u8; 16], u32, u32)> = st
+        .static_out
+        .iter()
+        .filter(|(s, _)| is_stand_in(**s))
+        .map(|(s, public)| {
+            let host = st.nat64_ids.get(s).map_or([0; 16], |h| h.addr);
+            (host, *public, *s)
+        })
+        .collect();
+    v.sort();
+    v
 }
 
 /// How a reload went.
@@ -358,16 +382,42 @@ fn apply_reload(
         st.napt_in.remove(&f.public);
         phases.push(("a forward removed", st.clone()));
     }
+    // (Static 1:1 entries from a stand-in are static NAT64's, below.)
     let removed: Vec<(u32, u32)> = st
         .static_out
         .iter()
-        .filter(|(p, q)| !want.static_maps.contains(&(**p, **q)))
+        .filter(|(p, q)| !is_stand_in(**p) && !want.static_maps.contains(&(**p, **q)))
         .map(|(p, q)| (*p, *q))
         .collect();
     for (private, public) in removed {
         st.static_out.remove(&private);
         st.static_in.remove(&public);
         phases.push(("a static map removed", st.clone()));
+    }
+    // NAT64's prefix is rewritten where it differs (on or off, prefix);
+    // switched off, the map is zeroed. Its dynamic bindings stay: they
+    // are NAPT bindings.
+    let on = |c: &Nat64Config| (c.enabled != 0).then_some((c.prefix, c.prefix_len));
+    let nat64_changed = on(&st.nat64) != on(&want.nat64);
+    if nat64_changed && want.nat64.enabled == 0 {
+        st.nat64 = Nat64Config::default();
+        phases.push(("NAT64 switched off", st.clone()));
+    }
+    // Static NAT64 entries no longer wanted: the host first (if it still
+    // names the stand-in), the static 1:1 entries, the stand-in.
+    for (host, public, s) in nat64_maps(&st) {
+        if want.nat64_maps.contains(&(host, public)) {
+            continue;
+        }
+        if st.nat64_hosts.get(&host) == Some(&s) {
+            st.nat64_hosts.remove(&host);
+            phases.push(("a static NAT64 host unnamed", st.clone()));
+        }
+        st.static_out.remove(&s);
+        st.static_in.remove(&public);
+        phases.push(("a static NAT64 entry's 1:1 maps removed", st.clone()));
+        st.nat64_ids.remove(&s);
+        phases.push(("a static NAT64 stand-in freed", st.clone()));
     }
     st.config = want.config;
     phases.push(("CONFIG written", st.clone()));
@@ -376,6 +426,40 @@ fn apply_reload(
             st.static_in.insert(public, private);
             phases.push(("a static map added", st.clone()));
         }
+    }
+    // New static NAT64 entries: the highest stand-in nobody holds
+    // (from 0.255.255.254 down), its static 1:1 entries, then the host
+    // pointed at it (its new flows take it; a dynamic stand-in it had
+    // stays for its bindings).
+    let live: Vec<([u8; 16], u32)> = nat64_maps(&st).iter().map(|(h, p, _)| (*h, *p)).collect();
+    for &(host, public) in &want.nat64_maps {
+        if live.contains(&(host, public)) {
+            continue;
+        }
+        let Some(s) = (1..=STAND_IN_SPACE)
+            .rev()
+            .map(stand_in)
+            .find(|s| !st.nat64_ids.contains_key(s))
+        else {
+            return (st, Some("no free stand-in".into()));
+        };
+        st.nat64_ids.insert(
+            s,
+            Nat64Host {
+                addr: host,
+                created: 0,
+            },
+        );
+        phases.push(("a static NAT64 stand-in reserved", st.clone()));
+        st.static_out.insert(s, public);
+        st.static_in.insert(public, s);
+        phases.push(("a static NAT64 entry's 1:1 maps added", st.clone()));
+        st.nat64_hosts.insert(host, s);
+        phases.push(("a static NAT64 host named", st.clone()));
+    }
+    if nat64_changed && want.nat64.enabled != 0 {
+        st.nat64 = want.nat64;
+        phases.push(("NAT64's prefix written", st.clone()));
     }
     for f in &adding {
         let why = if st.napt_in.contains_key(&f.public) {

@@ -147,7 +147,8 @@ impl Generator {
     /// just outside it (the last bit of the prefix flipped).
     fn embedded(&mut self, st: &State, v4: Ipv4Addr, what: &mut Vec<String>) -> Ipv6Addr {
         let mut a = embed(&st.nat64, v4.octets());
-        if self.rng.random_bool(0.04) {
+        // (A reload that switched NAT64 off zeroed the prefix.)
+        if st.nat64.prefix_len != 0 && self.rng.random_bool(0.04) {
             let last = usize::from(st.nat64.prefix_len) - 1;
             a[last / 8] ^= 0x80 >> (last % 8);
             what.push("outside the prefix".into());
