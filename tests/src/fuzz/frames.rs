@@ -3,7 +3,8 @@
 //! [`crate::frame`], then sometimes broken: cut at header boundaries, IHL
 //! and total length lies, IPv4 options, fragments, bad and zero
 //! checksums, nested or cut ICMP quotes, VLAN tags, other ethertypes,
-//! TTL 0/1, stray bytes.
+//! TTL 0/1, stray bytes; IPv6 frames for NAT64 on the inside TC hook
+//! ([`nat64`]), and IPv4 ones to NAT64 bindings.
 
 mod inside;
 mod nat64;

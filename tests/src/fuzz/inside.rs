@@ -34,8 +34,8 @@
 //! arriving on another inside interface, pools of more than eight
 //! addresses (the world's has two; the hairpin checks its candidates
 //! another way there), what `bpf_clone_redirect` sends besides the frame
-//! a program leaves (held fragments released: only the frame the test run
-//! returns is compared), and the inbound fast path of the external
+//! a program leaves (held fragments released, NAT64's too: only the frame
+//! the test run returns is compared), and the inbound fast path of the external
 //! interface's programs: their test runs come from `lo`, without
 //! forwarding, so with the fast path on they take the same fallback as
 //! without it (what the model predicts for them).

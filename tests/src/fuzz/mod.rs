@@ -7,6 +7,14 @@
 //! State is kept small (a fresh epoch, with a new random configuration,
 //! every few dozen frames) so each frame's full map comparison stays cheap
 //! and the generator keeps hitting the same flows.
+//!
+//! NAT64's programs sit in their program arrays in each copy of the object
+//! ([`target`]), so an IPv6 frame on the inside TC hook, and a packet NAT44
+//! translates to a stand-in on an ingress hook, run them by tail call
+//! within the same test run; epochs switch NAT64 on or off with a random
+//! RFC 6052 prefix ([`world::nat64_config`]). Data-plane defects the runs
+//! found and nat-ebpf has yet to fix are recognised exactly and counted
+//! ([`KNOWN_DATA_PLANE_DEFECTS`]) instead of failing every run.
 
 pub mod agent;
 pub mod checksums;
@@ -29,7 +37,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::bpf::Hook;
 use crate::frame::{first_difference, hex_dump};
 use crate::model::{self, Allocation, Oracle, Rule, State, Verdict, rules};
-use crate::napt_maps::dataplane_now_ns;
+use crate::napt_maps::{dataplane_now_ns, ip};
 use compare::Window;
 use frames::{Case, Generator};
 use target::Target;
@@ -738,6 +746,32 @@ fn describe(
     }
     if matches!(case.hook, Hook::InsideTc | Hook::InsideXdp) {
         let _ = writeln!(s, "{}", inside::describe(&st.gateway));
+    }
+    let nat64_frame = p.path.iter().any(|r| r.site().starts_with("NAT64"));
+    if nat64_frame || st.nat64.enabled != 0 {
+        let mut hosts: Vec<String> = st
+            .nat64_hosts
+            .iter()
+            .map(|(h, s)| format!("{} → {}", std::net::Ipv6Addr::from(*h), ip(*s)))
+            .collect();
+        hosts.sort();
+        let mut ids: Vec<String> = st
+            .nat64_ids
+            .iter()
+            .map(|(s, h)| format!("{} → {}", ip(*s), std::net::Ipv6Addr::from(h.addr)))
+            .collect();
+        ids.sort();
+        let _ = writeln!(
+            s,
+            "NAT64: {}/{} ({}); NAT64_HOSTS [{}]; NAT64_IDS [{}]; the repro below sets up \
+             neither: it needs NAT64's programs in their program arrays \
+             (fuzz::target::set_nat64_programs) and these maps written",
+            std::net::Ipv6Addr::from(st.nat64.prefix),
+            st.nat64.prefix_len,
+            if st.nat64.enabled != 0 { "on" } else { "off" },
+            hosts.join(", "),
+            ids.join(", ")
+        );
     }
     let _ = writeln!(s, "generated: {}", case.what.join("; "));
     if let Some(state) = case.what.iter().find(|w| w.starts_with("CHECKSUM_")) {

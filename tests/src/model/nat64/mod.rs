@@ -19,6 +19,8 @@
 
 pub mod inbound;
 pub mod outbound;
+#[cfg(test)]
+mod tests;
 
 use nat_common::nat64::{Nat64Config, WELL_KNOWN_PREFIX};
 
@@ -300,7 +302,7 @@ pub fn put16(f: &mut [u8], at: usize, v: u16) {
 }
 
 #[cfg(test)]
-mod tests {
+mod unit {
     use super::*;
 
     /// RFC 6052 section 2.4's examples (192.0.2.33 under each length).
