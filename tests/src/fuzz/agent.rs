@@ -759,6 +759,11 @@ impl Agent {
             }
             _ => {}
         }
+        // What reconcile writes for the settings' inside interfaces: none
+        // here, so no MTU known.
+        if cfg.enabled != 0 {
+            cfg.inside_mtu = 0;
+        }
         (cfg, maps)
     }
 

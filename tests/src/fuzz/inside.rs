@@ -13,8 +13,10 @@
 //!                          they are local; neighbour 192.0.2.1 (the
 //!                          router), none for 192.0.2.2
 //!        default via 192.0.2.1, 8.8.8.0/24 via 192.0.2.1 mtu lock 1280
-//!  lo    no forwarding: the external interface's programs, whose test
-//!        runs come from lo, never find a route (see below)
+//!  lo    no forwarding: the external interface's TC programs, whose
+//!        test runs come from lo, never find a route (see below); the XDP
+//!        ingress program's frames come in on ext0 (whether it takes XDP
+//!        frames decides NAT64's XDP_TX), which forwards nothing either
 //! ```
 //!
 //! Covered: every FIB answer the inside programs act on — a resolved next
@@ -252,6 +254,7 @@ impl Network {
             ext_ifindex: self.ext0,
             xdp_targets: Vec::new(),
             inside_ifindex: self.in0,
+            ingress_ifindex: self.ext0,
             fib: Arc::clone(&self.fib),
         }
     }

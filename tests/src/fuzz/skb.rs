@@ -62,7 +62,7 @@ pub enum Csum {
 /// report, and does not fail a run; any other stale `skb->csum` is a
 /// mismatch. Delete an entry once the data plane is fixed, and the lane
 /// holds it to that. Deterministic repros: `tests/packet_csum_state.rs`.
-pub const KNOWN_STALE_CSUM: [(&str, &str); 2] = [
+pub const KNOWN_STALE_CSUM: [(&str, &str); 3] = [
     (
         "held-fragments-released",
         "a first fragment that releases held fragments becomes the last of them \
@@ -70,11 +70,16 @@ pub const KNOWN_STALE_CSUM: [(&str, &str); 2] = [
          sums the first fragment",
     ),
     (
-        "nat64-in-headers",
-        "NAT64 (IPv4 -> IPv6, xnat_nat64_in_tc) writes the new IPv6 header (and an \
-         error's ICMPv6 header and quoted IPv6 header) with bpf_skb_store_bytes without \
-         BPF_F_RECOMPUTE_CSUM: skb->csum still sums the IPv4 headers, which a NIC's \
-         CHECKSUM_COMPLETE skb then takes to the stack (\"hw csum failure\")",
+        "nat64-frag-needed-answer",
+        "NAT64's Fragmentation Needed answer (nat64/inbound.rs, answer) is written over \
+         the packet without updating skb->csum; it leaves by a redirect to an egress, \
+         where a CHECKSUM_COMPLETE sum is not read, so likely harmless",
+    ),
+    (
+        "nat64-in-bad-ipv4-header-checksum",
+        "NAT64 (IPv4 -> IPv6, xnat_nat64_in_tc) takes the IPv4 header it replaces as summing to \
+         zero when it brings skb->csum in step (a3775a2): with a wrong header checksum it is \
+         off by that much (and the corrupt header becomes a valid IPv6 one)",
     ),
 ];
 
@@ -114,11 +119,18 @@ pub fn known_stale_csum(p: &Prediction) -> Option<&'static str> {
     if p.path.contains(&crate::model::Rule::HeldFragmentReleased) {
         return Some(KNOWN_STALE_CSUM[0].0);
     }
-    // Translated to IPv6 (NAT64 drops change nothing NAT44 left).
+    if p.path.contains(&crate::model::Rule::Nat64InTooBigAnswered) {
+        return Some(KNOWN_STALE_CSUM[1].0);
+    }
+    let ip = ETH_HLEN;
     let nat64_in =
         |r: &crate::model::Rule| matches!(r.site(), "NAT64 inbound" | "NAT64 ICMP errors");
-    if p.verdict == Verdict::Translated && p.path.iter().any(nat64_in) {
-        return Some(KNOWN_STALE_CSUM[1].0);
+    if p.verdict == Verdict::Translated
+        && p.path.iter().any(nat64_in)
+        && p.source.len() >= ip + 20
+        && crate::model::csum::sum(&p.source[ip..ip + 20]) != 0xffff
+    {
+        return Some(KNOWN_STALE_CSUM[2].0);
     }
     None
 }
@@ -134,6 +146,21 @@ fn shifted(csum: PartialCsum, input: &[u8], output: &[u8]) -> PartialCsum {
         },
         None => csum,
     }
+}
+
+/// Whether NAT64 may answer `case` in place as too big for the inside link
+/// (README "NAT64"): an ingress frame longer than the inside MTU allows
+/// once translated. The partial lane cannot run those: the answer,
+/// redirected out of the lane's own device, meets the program at its TCX
+/// egress a second time and leaves as a pass.
+fn nat64_may_answer(st: &State, case: &Case) -> bool {
+    let f = &case.frame;
+    let mtu = st.nat64.inside_mtu as usize;
+    case.hook == Hook::IngressTc
+        && st.nat64.enabled != 0
+        && mtu != 0
+        && f.len() >= ETH_HLEN + 4
+        && usize::from(u16::from_be_bytes([f[ETH_HLEN + 2], f[ETH_HLEN + 3]])) + 20 > mtu
 }
 
 /// What running a frame gave.
@@ -201,7 +228,7 @@ impl Lanes {
 
     /// Picks the checksum state of `case`'s skb; a partial one rewrites
     /// the frame's checksum field (noted in `case.what`).
-    pub fn choose(&mut self, case: &mut Case) -> Csum {
+    pub fn choose(&mut self, case: &mut Case, st: &State) -> Csum {
         // XDP has no checksum state; the inside programs' lanes are not
         // built (their frames run as CHECKSUM_NONE skbs only).
         if !matches!(case.hook, Hook::EgressTc | Hook::IngressTc) {
@@ -218,6 +245,7 @@ impl Lanes {
         }
         if !(COMPLETE_CHANCE..COMPLETE_CHANCE + PARTIAL_CHANCE).contains(&r)
             || check_checksums(&case.frame).is_err()
+            || nat64_may_answer(st, case)
         {
             return Csum::None;
         }

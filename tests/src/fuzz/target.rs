@@ -50,6 +50,8 @@ pub struct Target {
     /// The device the inside programs' frames arrive on (see
     /// [`super::inside`]).
     inside_ifindex: u32,
+    /// The device the XDP ingress program's frames arrive on.
+    ingress_ifindex: u32,
 }
 
 impl Target {
@@ -119,6 +121,7 @@ impl Target {
             ebpf,
             capacity,
             inside_ifindex: 0,
+            ingress_ifindex: 0,
         })
     }
 
@@ -188,6 +191,7 @@ impl Target {
         self.set_nat64(st)?;
         super::inside::write(&mut self.ebpf, &st.gateway)?;
         self.inside_ifindex = st.gateway.inside_ifindex;
+        self.ingress_ifindex = st.gateway.ingress_ifindex;
         self.set_bindings(st)
     }
 
@@ -267,11 +271,16 @@ impl Target {
             .ok_or_else(|| anyhow!("no program {name}"))?;
         let mut out = vec![0u8; frame.len().max(FRAG_HOLD_BYTES) + ETH_HLEN + 512];
         // The inside programs' frames arrive on the gateway's inside
-        // interface (their FIB lookups depend on it); the external ones'
-        // come from the test run's default device, `lo`.
+        // interface (their FIB lookups depend on it); the external TC
+        // ones' come from the test run's default device, `lo`, the XDP
+        // ingress ones' from the external interface (see
+        // `super::inside`).
         let ctx = match hook {
             Hook::InsideTc => Some(super::inside::skb_ctx(self.inside_ifindex)),
             Hook::InsideXdp => Some(super::inside::xdp_ctx(self.inside_ifindex, frame.len())),
+            Hook::IngressXdp if self.ingress_ifindex != 0 => {
+                Some(super::inside::xdp_ctx(self.ingress_ifindex, frame.len()))
+            }
             _ => None,
         };
         let opts = TestRunOptions {

@@ -216,6 +216,9 @@ pub fn nat64_config(rng: &mut impl Rng) -> Nat64Config {
         Nat64Config::new(prefix, len)
     }
     .expect("an RFC 6052 prefix");
+    // The inside links' smallest MTU: unknown, in1's, in0's, or one in
+    // between.
+    cfg.inside_mtu = *[0, 1280, 1500, 1400].choose(rng).unwrap();
     if !rng.random_bool(NAT64_CHANCE) {
         // Off, as a reload leaves it: the prefix stays, unused.
         cfg.enabled = 0;

@@ -397,8 +397,11 @@ fn apply_reload(
     // NAT64's prefix is rewritten where it differs (on or off, prefix);
     // switched off, the map is zeroed. Its dynamic bindings stay: they
     // are NAPT bindings.
+    // (On, the inside links' smallest MTU is written too, where it
+    // differs.)
     let on = |c: &Nat64Config| (c.enabled != 0).then_some((c.prefix, c.prefix_len));
-    let nat64_changed = on(&st.nat64) != on(&want.nat64);
+    let nat64_changed = on(&st.nat64) != on(&want.nat64)
+        || (want.nat64.enabled != 0 && st.nat64.inside_mtu != want.nat64.inside_mtu);
     if nat64_changed && want.nat64.enabled == 0 {
         st.nat64 = Nat64Config::default();
         phases.push(("NAT64 switched off", st.clone()));

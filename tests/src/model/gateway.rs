@@ -18,6 +18,9 @@ pub struct Gateway {
     pub xdp_targets: Vec<u32>,
     /// The inside interface the inside programs' frames arrive on.
     pub inside_ifindex: u32,
+    /// The external interface the XDP ingress program's frames arrive on
+    /// (`XDP_TX` sends back out of it where it takes XDP frames).
+    pub ingress_ifindex: u32,
     /// The namespace's devices, routes and neighbours (shared: it never
     /// changes during a run, and states are cloned for every frame).
     pub fib: Arc<Fib>,

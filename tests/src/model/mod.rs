@@ -50,6 +50,9 @@ pub enum Verdict {
     /// Translated and redirected to another device by the program itself
     /// (hairpinning, the fast path).
     Redirected,
+    /// Answered in place and sent back out of the device it came in on
+    /// (`XDP_TX`; TC redirects to that device).
+    Returned,
 }
 
 impl Verdict {
@@ -59,6 +62,8 @@ impl Verdict {
             Verdict::Pass | Verdict::Translated => hook.pass(),
             Verdict::Drop => hook.drop(),
             Verdict::Redirected => hook.redirect(),
+            Verdict::Returned if hook.is_xdp() => crate::bpf::XDP_TX,
+            Verdict::Returned => hook.redirect(),
         }
     }
 }
@@ -123,10 +128,6 @@ pub struct Known {
     /// (statically, or through a NAPT mapping with a session) as if
     /// NAT64 had made it.
     pub fast_path_stand_in: bool,
-    /// NAT64's inbound ICMP error translation takes the quoted IPv6
-    /// header's traffic class from the quoted IPv4 header's first byte
-    /// (version and header length) instead of its TOS.
-    pub nat64_quote_tclass_from_version: bool,
     /// NAT64's outbound ICMPv6 error translation moves a quoted UDP
     /// checksum of 0 as if it were one, instead of leaving "no checksum"
     /// alone.
@@ -150,6 +151,14 @@ pub struct Known {
     /// NAT64 outbound drops an ICMPv6 error behind any fragment header,
     /// an atomic one (a whole datagram) too.
     pub nat64_atomic_error_dropped: bool,
+    /// NAT64's Fragmentation Needed answer quotes the packet rebuilt from
+    /// NAT44's translation (header checksum recomputed, the transport's 8
+    /// bytes with NAT44's checksum, the port put back), not as sent.
+    pub nat64_frag_needed_quote_rebuilt: bool,
+    /// NAT64 hairpinning answers a packet from an IPv6 host that is too
+    /// big for the smallest inside link with an IPv4 Fragmentation Needed,
+    /// as if it had come in on the external interface.
+    pub nat64_hairpin_frag_needed: bool,
 }
 
 /// Direction of a hook: egress translates sources, ingress destinations.
@@ -282,7 +291,9 @@ pub fn predict_with(
         Hook::IngressTc | Hook::IngressXdp => match decide(&mut ctx, frame) {
             // NAT44 made the destination an IPv6 host's stand-in: NAT64
             // makes the packet IPv6 for it.
-            Verdict::Translated if to_stand_in(&ctx.out) => nat64::inbound::decide(&mut ctx),
+            Verdict::Translated if to_stand_in(&ctx.out) => {
+                nat64::inbound::decide(&mut ctx, nat64::inbound::Origin::Outside)
+            }
             v => v,
         },
         Hook::EgressTc => decide(&mut ctx, frame),

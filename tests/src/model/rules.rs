@@ -168,7 +168,9 @@ rules! {
 
     // NAT64, IPv6 -> IPv4: IPv6 frames on an inside interface.
     Nat64Off = ("NAT64 outbound", "NAT64 off: IPv6 passed"),
-    Nat64OutNotIpv6 = ("NAT64 outbound", "no whole IPv6 header (version, payload length): passed"),
+    Nat64OutNotIpv6 = ("NAT64 outbound", "no whole IPv6 header (version, payload length), not to the prefix: passed"),
+    Nat64OutJumbogram = ("NAT64 outbound", "payload length 0, to the prefix: dropped"),
+    Nat64OutUnparsed = ("NAT64 outbound", "no whole IPv6 header (version, beyond the frame), to the prefix: dropped"),
     Nat64OutNotPrefix = ("NAT64 outbound", "destination outside the prefix: passed"),
     Nat64OutNonGlobal = ("NAT64 outbound", "well-known prefix, non-global IPv4 destination: dropped"),
     Nat64OutHopLimit = ("NAT64 outbound", "hop limit ≤ 1: to the stack"),
@@ -212,6 +214,10 @@ rules! {
     // stand-in.
     Nat64InOff = ("NAT64 inbound", "to a stand-in, NAT64 off: dropped"),
     Nat64InNoHost = ("NAT64 inbound", "a stand-in that names no host: dropped"),
+    Nat64InTooBigAnswered = ("NAT64 inbound", "too big for the inside link, DF: Fragmentation Needed sent back"),
+    Nat64InTooBigDropped = ("NAT64 inbound", "too big for the inside link, no answer (no DF, a later fragment, options, not TCP, UDP or echo): dropped"),
+    Nat64InTooBigCut = ("NAT64 inbound", "too big for the inside link, DF, without 8 transport bytes to quote: dropped"),
+    Nat64InTooBigNoTx = ("NAT64 inbound", "too big for the inside link, DF, XDP on a device that takes no XDP frames: dropped"),
     Nat64InNonGlobal = ("NAT64 inbound", "well-known prefix, non-global IPv4 source: dropped"),
     Nat64InHeader = ("NAT64 inbound", "IPv4 options, or no payload (total length 0 or 20): dropped"),
     Nat64InTransportCut = ("NAT64 inbound", "transport header cut: dropped"),

@@ -2,6 +2,8 @@
 //! and XDP), once NAT44 inbound (static 1:1 or NAPT) has translated the
 //! destination to a stand-in:
 //!
+//! * too big for the inside link once translated: answered with
+//!   Fragmentation Needed (DF set) or dropped, see [`too_big`];
 //! * dropped: NAT64 off, or the stand-in names no host (`NAT64_IDS`); a
 //!   non-global IPv4 source under the well-known prefix; IPv4 options and
 //!   total length 0; a cut transport header; fragmented ICMP, and a
@@ -34,8 +36,19 @@ use super::{
     pseudo4, pseudo6, put16, sum_without, well_known,
 };
 
+/// Where the IPv4 packet NAT64 translates to IPv6 came from.
+pub enum Origin {
+    /// In on the external interface (the frame run, `ctx.source`).
+    Outside,
+    /// Hairpinned from an IPv6 host: this IPv4 packet, as NAT64 and NAT44
+    /// made it out of the IPv6 one. It goes to the stack as IPv6, which
+    /// answers a packet too big for its link itself (Packet Too Big to
+    /// the IPv6 sender): no Fragmentation Needed here.
+    Hairpin(Vec<u8>),
+}
+
 /// The frame NAT44 made (`ctx.out`), whose destination is a stand-in.
-pub fn decide(ctx: &mut Ctx) -> Verdict {
+pub fn decide(ctx: &mut Ctx, origin: Origin) -> Verdict {
     let f = ctx.out.clone();
     let Some(ip) = parse::outer(&f) else {
         // NAT44 translated it, so it parses.
@@ -47,6 +60,17 @@ pub fn decide(ctx: &mut Ctx) -> Verdict {
     if !on(&cfg) {
         ctx.note(Rule::Nat64InOff);
         return ctx.drop(Counter::Nat64DropNoHost);
+    }
+    let sent = match origin {
+        Origin::Outside => Some(ctx.source.clone()),
+        // (The known defect: answered as if it had come from outside.)
+        Origin::Hairpin(half) if ctx.known.nat64_hairpin_frag_needed => Some(half),
+        Origin::Hairpin(_) => None,
+    };
+    if let Some(sent) = sent
+        && let Some(v) = too_big(ctx, &ip, &sent)
+    {
+        return v;
     }
     let Some(host) = ctx.st.nat64_ids.get(&ip.dst).map(|h| h.addr) else {
         ctx.note(Rule::Nat64InNoHost);
@@ -170,6 +194,82 @@ pub fn decide(ctx: &mut Ctx) -> Verdict {
     Verdict::Translated
 }
 
+/// An IPv4 packet that would not fit the inside link once translated (20
+/// bytes longer, a fragment 28; the smallest MTU of the inside interfaces,
+/// 0: unknown, nothing checked): with DF it is answered as a router on its
+/// path would answer, with Fragmentation Needed for that MTU less 20 from
+/// the public address it was sent to, quoting its header and 8 bytes as
+/// sent, in place, back out of the device it came in on (TC redirects
+/// there; XDP transmits it back, where the device takes XDP frames, and
+/// drops it elsewhere); without DF it is dropped (not split into IPv6
+/// fragments). No answer to a later fragment, to a packet with options
+/// (NAT64 would not translate it) or to an ICMP error (RFC 1122 3.2.2),
+/// nor for other protocols (untranslatable): dropped. `None`: it fits.
+fn too_big(ctx: &mut Ctx, ip: &Ip, sent: &[u8]) -> Option<Verdict> {
+    let mtu = ctx.st.nat64.inside_mtu as usize;
+    let fragment = ip.later_fragment || ip.more_fragments;
+    let growth = if fragment { 28 } else { 20 };
+    if mtu == 0 || ip.tot_len + growth <= mtu {
+        return None;
+    }
+    let l4 = ip.l4();
+    let df = get16(sent, ip.off + 6) & 0x4000 != 0;
+    if !df || ip.later_fragment || ip.hlen != 20 {
+        ctx.note(Rule::Nat64InTooBigDropped);
+        return Some(ctx.drop(Counter::Nat64DropTooBig));
+    }
+    // The answer quotes 8 bytes of its transport: a packet without them
+    // is too short to answer.
+    if !ip.has(l4, 8) {
+        ctx.note(Rule::Nat64InTooBigCut);
+        return Some(ctx.drop(Counter::Nat64DropMalformed));
+    }
+    let answerable = match ip.proto {
+        TCP | UDP => true,
+        ICMP => matches!(sent[l4], 0 | 8),
+        _ => false,
+    };
+    if !answerable {
+        ctx.note(Rule::Nat64InTooBigDropped);
+        return Some(ctx.drop(Counter::Nat64DropTooBig));
+    }
+    let g = &ctx.st.gateway;
+    if ctx.hook.is_xdp() && !g.xdp_targets.contains(&g.ingress_ifindex) {
+        ctx.note(Rule::Nat64InTooBigNoTx);
+        return Some(ctx.drop(Counter::Nat64DropTooBig));
+    }
+    ctx.note(Rule::Nat64InTooBigAnswered);
+    let mut msg = vec![3, 4, 0, 0, 0, 0];
+    msg.extend_from_slice(&((mtu - 20) as u16).to_be_bytes());
+    msg.extend_from_slice(&sent[ip.off..l4 + 8]);
+    if ctx.known.nat64_frag_needed_quote_rebuilt {
+        // The known defect: the translated transport bytes with the port
+        // (identifier) as sent, the header's checksum recomputed.
+        let now = &ctx.out;
+        let (q, ql4) = (8, 28);
+        msg[ql4..ql4 + 8].copy_from_slice(&now[l4..l4 + 8]);
+        let port_at = if ip.proto == ICMP { 4 } else { 2 };
+        msg[ql4 + port_at..ql4 + port_at + 2]
+            .copy_from_slice(&sent[l4 + port_at..l4 + port_at + 2]);
+        put16(&mut msg, q + 10, 0);
+        let c = super::super::csum::full(&msg[q..q + 20]);
+        put16(&mut msg, q + 10, c);
+    }
+    let c = super::super::csum::full(&msg);
+    put16(&mut msg, 2, c);
+    let from = sent[ip.off + 16..ip.off + 20].try_into().expect("4 bytes");
+    let to = sent[ip.off + 12..ip.off + 16].try_into().expect("4 bytes");
+    let h = super::header4(0, 20 + msg.len(), [0, 0], 64, ICMP, from, to);
+    let mut out = sent[6..12].to_vec();
+    out.extend_from_slice(&sent[0..6]);
+    out.extend_from_slice(&parse::ETH_P_IP.to_be_bytes());
+    out.extend_from_slice(&h);
+    out.extend_from_slice(&msg);
+    ctx.out = out;
+    ctx.bump(Counter::Nat64FragNeededSent);
+    Some(Verdict::Returned)
+}
+
 /// Longest UDP datagram (header and data) without a checksum whose
 /// checksum NAT64 computes (one that fits an Ethernet frame and more).
 pub const UDP_SUM_MAX: usize = 1600;
@@ -260,14 +360,8 @@ fn error(ctx: &mut Ctx, f: &[u8], ip: &Ip, src6: &[u8; 16], host: &[u8; 16]) -> 
         }
         _ => {}
     }
-    // Traffic class: the quoted TOS (the known defect: the byte before).
-    let qtos = if ctx.known.nat64_quote_tclass_from_version {
-        f[q.off]
-    } else {
-        f[q.off + 1]
-    };
     let quote6 = header6(
-        qtos,
+        f[q.off + 1],
         qplen,
         proto_4_to_6(q.proto),
         f[q.off + 8],

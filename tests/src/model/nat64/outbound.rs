@@ -1,11 +1,12 @@
 //! IPv6 -> IPv4 (RFC 7915 section 5), on an inside interface's TC ingress
 //! (`xnat_inside_tc` hands every IPv6 frame to NAT64):
 //!
-//! * not NAT64's, passed untouched: NAT64 off; no whole IPv6 header
-//!   (version, payload length 0 or beyond the frame); a destination outside
-//!   the prefix; hop limit ≤ 1 and an IPv4 twin (20 bytes shorter) beyond
-//!   the external interface's MTU (the stack answers: Time Exceeded,
-//!   Packet Too Big);
+//! * not NAT64's, passed untouched: NAT64 off; a destination outside the
+//!   prefix; hop limit ≤ 1 and an IPv4 twin (20 bytes shorter) beyond the
+//!   external interface's MTU (the stack answers: Time Exceeded, Packet
+//!   Too Big);
+//! * dropped, to the prefix: a header that does not parse (version, a
+//!   payload length of 0 or beyond the frame);
 //! * dropped: a well-known-prefix destination embedding a non-global IPv4
 //!   address (RFC 6052 section 3.1); an unspecified, multicast or
 //!   link-local source; extension headers and other next headers; ICMPv6
@@ -84,6 +85,21 @@ pub fn decide(ctx: &mut Ctx, frame: &[u8]) -> Verdict {
         return Verdict::Pass;
     }
     let Some(ip6) = outer6(frame) else {
+        // A header that does not parse (version, payload length): to the
+        // prefix it is dropped, never routed as IPv6. A payload length of
+        // 0 is valid IPv6 (a jumbogram) without an IPv4 twin; the rest is
+        // malformed.
+        if frame.len() >= L4_6 {
+            let dst: [u8; 16] = frame[ETH_HLEN + 24..L4_6].try_into().expect("16 bytes");
+            if extract(&cfg, &dst).is_some() {
+                if get16(frame, ETH_HLEN + 4) == 0 {
+                    ctx.note(Rule::Nat64OutJumbogram);
+                    return ctx.drop(Counter::Nat64DropUnsupported);
+                }
+                ctx.note(Rule::Nat64OutUnparsed);
+                return ctx.drop(Counter::Nat64DropMalformed);
+            }
+        }
         ctx.note(Rule::Nat64OutNotIpv6);
         return Verdict::Pass;
     };
@@ -450,7 +466,7 @@ fn hairpin(ctx: &mut Ctx) -> Verdict {
     ctx.bump(Counter::HairpinTranslated);
     if super::super::to_stand_in(&ctx.out) {
         ctx.note(Rule::Nat64HairpinToIpv6);
-        return super::inbound::decide(ctx);
+        return super::inbound::decide(ctx, super::inbound::Origin::Hairpin(half));
     }
     forward(ctx)
 }
