@@ -295,3 +295,74 @@ fn ipv4_from_a_stand_in_never_leaves() {
     assert_eq!(p.verdict, Verdict::Drop);
     assert_eq!(p.counters, vec![(Counter::EgressDroppedMalformed, 1)]);
 }
+
+#[test]
+fn a_df_packet_too_big_for_the_inside_link_is_answered() {
+    let mut st = state();
+    st.nat64.inside_mtu = 1280;
+    let s = stand_in();
+    st.nat64_hosts.insert(HOST.octets(), s);
+    st.nat64_ids.insert(
+        s,
+        Nat64Host {
+            addr: HOST.octets(),
+            created: 1,
+        },
+    );
+    let key = |addr, port: u16| EndpointKey {
+        addr,
+        port: port.to_be(),
+        proto: 17,
+        _pad: 0,
+    };
+    st.napt_out.insert(
+        key(s, 4000),
+        Mapping {
+            addr: be(POOL),
+            port: 4000u16.to_be(),
+            ..Default::default()
+        },
+    );
+    st.napt_in.insert(
+        key(be(POOL), 4000),
+        InsideEndpoint {
+            addr: s,
+            port: 4000u16.to_be(),
+            flags: 0,
+        },
+    );
+    // 1261 bytes: 1281 as IPv6, one more than the inside link takes.
+    let sent = Packet::udp(REMOTE, POOL, Udp::new(53, 4000, &[7; 1233]));
+    let input = sent.frame();
+    st.config.filtering = nat_userspace::settings::napt::Filtering::EndpointIndependent.code();
+    let mut answer = Packet::icmp(
+        POOL,
+        REMOTE,
+        Icmp::error(3, 4, [0, 0, 0x04, 0xec], &sent.ip_bytes()[..28]),
+    )
+    .with_id(0);
+    answer.ip.flags = 0;
+    let want = with_macs(
+        answer.frame(),
+        input[6..12].try_into().unwrap(),
+        input[..6].try_into().unwrap(),
+    );
+    let p = predict(&st, Hook::IngressTc, &input, &Keep, 0);
+    assert_eq!(p.verdict, Verdict::Returned, "{:?}", p.path);
+    assert_frame_eq("Fragmentation Needed", &p.output, &want);
+    assert!(p.counters.contains(&(Counter::Nat64FragNeededSent, 1)));
+    // XDP sends it back only out of a device that takes XDP frames.
+    st.gateway.ingress_ifindex = EXT0;
+    let p = predict(&st, Hook::IngressXdp, &input, &Keep, 0);
+    assert_eq!(p.verdict, Verdict::Drop);
+    st.gateway.xdp_targets = vec![EXT0];
+    let p = predict(&st, Hook::IngressXdp, &input, &Keep, 0);
+    assert_eq!(p.verdict, Verdict::Returned);
+    assert_eq!(p.verdict.code(Hook::IngressXdp), crate::bpf::XDP_TX);
+    // Without DF: dropped.
+    let mut no_df = sent.clone();
+    no_df.ip.flags = 0;
+    let p = predict(&st, Hook::IngressTc, &no_df.frame(), &Keep, 0);
+    assert_eq!(p.verdict, Verdict::Drop);
+    assert!(p.counters.contains(&(Counter::Nat64DropTooBig, 1)));
+}
