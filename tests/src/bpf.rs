@@ -26,7 +26,6 @@ pub const EXTERNAL_PROGRAMS: [&str; 3] = [PROG_INGRESS_XDP, PROG_INGRESS_TC, PRO
 pub const XDP_ABORTED: u32 = 0;
 pub const XDP_DROP: u32 = 1;
 pub const XDP_PASS: u32 = 2;
-pub const XDP_TX: u32 = 3;
 pub const XDP_REDIRECT: u32 = 4;
 pub const TC_ACT_OK: u32 = 0;
 pub const TC_ACT_SHOT: u32 = 2;

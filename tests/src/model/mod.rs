@@ -39,6 +39,10 @@ use crate::bpf::Hook;
 pub use rules::Rule;
 pub use state::{Capacity, Held, NOW, State};
 
+/// The XDP verdict that sends a frame back out of the device it came in
+/// on.
+pub const XDP_TX: u32 = 3;
+
 /// What the program does with the frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -62,7 +66,7 @@ impl Verdict {
             Verdict::Pass | Verdict::Translated => hook.pass(),
             Verdict::Drop => hook.drop(),
             Verdict::Redirected => hook.redirect(),
-            Verdict::Returned if hook.is_xdp() => crate::bpf::XDP_TX,
+            Verdict::Returned if hook.is_xdp() => XDP_TX,
             Verdict::Returned => hook.redirect(),
         }
     }

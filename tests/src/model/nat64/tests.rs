@@ -358,7 +358,7 @@ fn a_df_packet_too_big_for_the_inside_link_is_answered() {
     st.gateway.xdp_targets = vec![EXT0];
     let p = predict(&st, Hook::IngressXdp, &input, &Keep, 0);
     assert_eq!(p.verdict, Verdict::Returned);
-    assert_eq!(p.verdict.code(Hook::IngressXdp), crate::bpf::XDP_TX);
+    assert_eq!(p.verdict.code(Hook::IngressXdp), crate::model::XDP_TX);
     // Without DF: dropped.
     let mut no_df = sent.clone();
     no_df.ip.flags = 0;
