@@ -8,7 +8,7 @@ use aya_ebpf::{
     bindings::{TC_ACT_OK, TC_ACT_SHOT, xdp_action},
     programs::{TcContext, XdpContext},
 };
-use nat_common::Counter;
+use nat_common::{Counter, nat64::is_stand_in};
 
 use crate::{
     counters,
@@ -149,6 +149,12 @@ fn outbound<C: EbpfContext, P: Packet>(
         };
     if !sendable {
         return Outbound::Pass;
+    }
+    if is_stand_in(ip.src) {
+        // Only NAT64 sends from a stand-in (as the pipeline's egress
+        // says): an inside host must not borrow an IPv6 host's binding.
+        counters::bump(Counter::EgressDroppedMalformed);
+        return Outbound::Drop;
     }
     let verdict = match &flow {
         // Static 1:1 NAT alone, as the pipeline does it for this source:

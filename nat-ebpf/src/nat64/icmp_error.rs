@@ -14,7 +14,8 @@ use nat_common::{
 
 use crate::{
     nat64::header::{
-        self, ICMP_ECHO, ICMPV6_ECHO_REQUEST, csum_swap, icmpv6_pseudo_rest, sum4, sum6,
+        self, ICMP_ECHO, ICMP_ECHOREPLY, ICMPV6_ECHO_REPLY, ICMPV6_ECHO_REQUEST, csum_swap,
+        icmpv6_pseudo_rest, sum4, sum6,
     },
     packet::Packet,
     parse::{
@@ -101,8 +102,13 @@ pub fn prepare<P: Packet>(
     let q_dst6 = words_of(&cfg.embed(q.dst.to_ne_bytes()));
     let q_payload = q.tot_len.saturating_sub(20);
 
-    // The quoted transport checksum, where the quote holds it.
-    let delta = quoted_l4(p, &q, dst6, &q_dst6, q_payload)?;
+    // The quoted transport checksum, where the quote holds it (a later
+    // fragment has no transport header).
+    let delta = if q.later_fragment {
+        0
+    } else {
+        quoted_l4(p, &q, dst6, &q_dst6, q_payload)?
+    };
 
     // The sum of the bytes after the quoted header, from the ICMP checksum.
     let mut hdr4 = add32(0, u16::from_ne_bytes([ty, code]) as u32);
@@ -164,22 +170,33 @@ fn quoted_l4<P: Packet>(
         IPPROTO_TCP => (QUOTE_L4 + 16, 0, 0, new),
         IPPROTO_UDP => (QUOTE_L4 + 6, 0, 0, new),
         IPPROTO_ICMP => {
+            if !q.has(QUOTE_L4, 2) {
+                return Ok(0);
+            }
             let [ty, code]: [u8; 2] = match p.load(QUOTE_L4) {
                 Some(b) => b,
                 None => return Ok(0),
             };
-            if ty != ICMP_ECHO {
-                return Ok(0);
-            }
+            let ty6 = match ty {
+                ICMP_ECHO => ICMPV6_ECHO_REQUEST,
+                ICMP_ECHOREPLY => ICMPV6_ECHO_REPLY,
+                _ => return Ok(0),
+            };
             let ow = u16::from_ne_bytes([ty, code]) as u64;
-            let nw = u16::from_ne_bytes([ICMPV6_ECHO_REQUEST, code]) as u64;
-            p.store(QUOTE_L4, &[ICMPV6_ECHO_REQUEST, code])
+            let nw = u16::from_ne_bytes([ty6, code]) as u64;
+            p.store(QUOTE_L4, &[ty6, code])
                 .ok_or(Counter::Nat64DropMalformed)?;
             (QUOTE_L4 + 2, ow, nw, new + icmpv6_pseudo_rest(q_payload))
         }
         _ => return Ok(0),
     };
-    let Some(check) = p.load::<u16>(csum_off) else {
+    // Within the quoted datagram as present (never Ethernet padding).
+    let check = if q.has(csum_off, 2) {
+        p.load::<u16>(csum_off)
+    } else {
+        None
+    };
+    let Some(check) = check else {
         // Cut before the checksum: the type alone changed.
         return Ok(new_word + (!fold(old_word)) as u64);
     };

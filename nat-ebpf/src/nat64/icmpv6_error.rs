@@ -110,7 +110,17 @@ pub fn prepare<P: Packet>(p: &mut P, ip6: &Ipv6, cfg: &Nat64Config) -> Result<He
     };
     let q_payload = u16::from_be_bytes([l0, l1]) as u32;
 
-    let delta = quoted_l4(p, q_next, (&q_src, &q_dst), (q_src4, stand_in), q_payload)?;
+    // The quoted datagram's bytes end at its own length or the error's.
+    let q_end = QUOTE_L4 + q_payload;
+    let q_end = if q_end < ip6.end { q_end } else { ip6.end };
+    let delta = quoted_l4(
+        p,
+        q_next,
+        (&q_src, &q_dst),
+        (q_src4, stand_in),
+        q_payload,
+        q_end,
+    )?;
 
     // The sum of the bytes after the quoted header, from the ICMPv6 checksum.
     let mut known = sum6(sum6(0, &ip6.src), &ip6.dst) + icmpv6_pseudo_rest(ip6.payload_len);
@@ -181,6 +191,7 @@ fn quoted_l4<P: Packet>(
     (src6, dst6): (&[u32; 4], &[u32; 4]),
     (src4, dst4): (u32, u32),
     q_payload: u32,
+    q_end: u32,
 ) -> Result<u64, Counter> {
     let old = sum6(sum6(0, src6), dst6);
     let new = sum4(src4, dst4);
@@ -188,6 +199,9 @@ fn quoted_l4<P: Packet>(
         IPPROTO_TCP => (QUOTE_L4 + 16, 0, 0, old),
         IPPROTO_UDP => (QUOTE_L4 + 6, 0, 0, old),
         IPPROTO_ICMPV6 => {
+            if QUOTE_L4 + 2 > q_end {
+                return Ok(0);
+            }
             let [ty, code]: [u8; 2] = match p.load(QUOTE_L4) {
                 Some(b) => b,
                 None => return Ok(0),
@@ -210,9 +224,19 @@ fn quoted_l4<P: Packet>(
         }
         _ => return Ok(0),
     };
-    let Some(check) = p.load::<u16>(csum_off) else {
+    // Within the quoted datagram as present (never Ethernet padding).
+    let check = if csum_off + 2 <= q_end {
+        p.load::<u16>(csum_off)
+    } else {
+        None
+    };
+    let Some(check) = check else {
         return Ok(new_word + (!fold(old_word)) as u64);
     };
+    if next == IPPROTO_UDP && check == 0 {
+        // No checksum: nothing to carry over (as NAT44 leaves it).
+        return Ok(0);
+    }
     let added = if next == IPPROTO_ICMPV6 {
         new_word
     } else {

@@ -88,7 +88,11 @@ pub fn process_tc(ctx: &TcContext) -> i32 {
     let mut p = TcPacket { ctx };
     // SAFETY: reading the program's own context.
     let (gso, ifindex) = unsafe { ((*ctx.skb.skb).gso_size != 0, (*ctx.skb.skb).ifindex) };
-    match oversize(&p, gso) {
+    // Only a packet from outside is answered: a hairpinned one (marked
+    // by the hairpin step) goes to the stack, which forwards it or answers
+    // Packet Too Big.
+    let hairpinned = crate::forward::fastpath::translated_here(ctx);
+    match oversize(&p, gso || hairpinned) {
         Ok(None) => {}
         Ok(Some(a)) => {
             // The answer in place of the packet, back out where it came in.

@@ -166,7 +166,7 @@ fn translate(
         // The stack answers with Time Exceeded (traceroute's first hop).
         return Ok(TC_ACT_OK);
     }
-    if too_big(ctx) {
+    if too_big(ctx, ip6.next == NEXTHDR_FRAGMENT) {
         // Its IPv4 twin would not fit the external link either: the stack
         // answers with Packet Too Big (with the link's MTU, 20 bytes on
         // the safe side) through its route to the prefix.
@@ -369,6 +369,8 @@ pub fn hairpin_in(ctx: &TcContext) -> i32 {
     }
     counters::bump(Counter::HairpinTranslated);
     if nat64::for_stand_in(&p) {
+        // Tells the IPv4 -> IPv6 program the packet is not from outside.
+        fastpath::mark_translated(ctx);
         nat64::tail_call_in_tc(ctx);
         return counters::drop_tc(Counter::Nat64DropNoHost);
     }
@@ -447,14 +449,17 @@ fn plan(p: &TcPacket, ip6: &Ipv6, next: u8, l4: u32, later: bool) -> Result<L4, 
     }
 }
 
-/// Whether the packet, 20 bytes shorter as IPv4, is still longer than the
-/// external interface's MTU (GSO packets: their segments).
+/// Whether the packet, 20 bytes shorter as IPv4 (28 without its fragment
+/// header), is still longer than the external interface's MTU (GSO
+/// packets: their segments).
 #[inline(always)]
-fn too_big(ctx: &TcContext) -> bool {
+fn too_big(ctx: &TcContext, fragment: bool) -> bool {
     let ext = route::external_ifindex();
     let mut mtu_len = 0u32;
+    // A fragment header goes too.
+    let shorter = if fragment { -28 } else { -20 };
     // SAFETY: helper on our own skb with a stack slot for the MTU.
-    let rc = unsafe { bpf_check_mtu(ctx.skb.skb.cast(), ext, &mut mtu_len, -20, 0) };
+    let rc = unsafe { bpf_check_mtu(ctx.skb.skb.cast(), ext, &mut mtu_len, shorter, 0) };
     rc == BPF_MTU_CHK_RET_FRAG_NEEDED as i64
 }
 

@@ -68,44 +68,7 @@ pub struct Options {
 /// and does not fail a run; anything else is a mismatch. Delete an entry
 /// and its switch once the data plane is fixed, and the run holds it to
 /// the specification.
-pub const KNOWN_DATA_PLANE_DEFECTS: [(&str, &str); 9] = [
-    (
-        "fast-path-stand-in-source",
-        "the outbound fast path (xnat_inside_tc, xnat_inside_xdp) translates an IPv4 packet \
-         whose source is a NAT64 stand-in (a static NAT64 entry's, or a NAPT mapping's with a \
-         session) and redirects it out of the external interface, where the egress program \
-         drops it (egress_dropped_malformed: only NAT64 sends from a stand-in): an inside \
-         host can send as an IPv6 host's binding",
-    ),
-    (
-        "nat64-error-quoted-echo-reply",
-        "an ICMP error NAT64 translates to ICMPv6 (nat64/icmp_error.rs) quoting an ICMP echo \
-         reply keeps it type 0 with its ICMP checksum, where RFC 7915 (4.2, translating the \
-         quote as 4.1 does) makes it an ICMPv6 echo reply (129, pseudo-header in its \
-         checksum); only quoted echo requests are translated",
-    ),
-    (
-        "nat64-error-quoted-fragment",
-        "an ICMP error NAT64 translates to ICMPv6 (nat64/icmp_error.rs) quoting a later \
-         fragment gets the bytes after the quoted header rewritten as if they were a TCP, UDP \
-         or ICMP header (a \"checksum\" moved, an 8 made 128): a later fragment carries no \
-         transport header (NAT44 leaves them alone)",
-    ),
-    (
-        "nat64-error-quote-past-its-end",
-        "NAT64's ICMP error translations (nat64/icmp_error.rs, nat64/icmpv6_error.rs) take a \
-         quoted transport checksum as present wherever the frame holds its bytes, past the \
-         quoted datagram's own length and the error's (Ethernet padding), rewrite it there, \
-         and move the error's checksum by that change too: the translated error's checksum \
-         is then wrong",
-    ),
-    (
-        "nat64-too-big-fragment-header",
-        "NAT64 outbound (nat64/outbound.rs, too_big) asks bpf_check_mtu about the IPv6 packet \
-         less 20 bytes, also when a fragment header makes its IPv4 twin 28 bytes shorter: a \
-         fragment whose twin fits the external link by 8 bytes or less is left to the stack \
-         (which answers Packet Too Big) instead of being translated",
-    ),
+pub const KNOWN_DATA_PLANE_DEFECTS: [(&str, &str); 2] = [
     (
         "nat64-atomic-fragment-error",
         "NAT64 outbound (nat64/outbound.rs) drops an ICMPv6 error behind a fragment header \
@@ -120,21 +83,6 @@ pub const KNOWN_DATA_PLANE_DEFECTS: [(&str, &str); 9] = [
          recomputed (a wrong one made right) and the first 8 transport bytes with NAT44's \
          checksum (UDP, ICMP echo), only the port put back",
     ),
-    (
-        "nat64-hairpin-frag-needed",
-        "NAT64 hairpinning (nat64/outbound.rs, hairpin_in, then xnat_nat64_in_tc) answers a \
-         packet from an IPv6 host too big for the smallest inside link with an IPv4 \
-         Fragmentation Needed, from the other host's public address to the sender's, sent \
-         back out of the inside interface, where nobody reads it: the IPv6 host learns \
-         nothing and the packet is lost, where the stack would have sent it on or answered \
-         Packet Too Big",
-    ),
-    (
-        "nat64-error-quoted-udp-zero",
-        "an ICMPv6 error NAT64 translates to ICMP (nat64/icmpv6_error.rs) quoting a UDP \
-         datagram whose checksum is 0 gets that 0 moved as if it were a checksum (a wrong one, \
-         where IPv4's 0 means none); NAT44 and NAT64's inbound errors leave 0 alone",
-    ),
 ];
 
 /// A known defect's switch in [`model::Known`].
@@ -145,33 +93,12 @@ type Switch = fn(&mut model::Known) -> &mut bool;
 /// [`KNOWN_DATA_PLANE_DEFECTS`] with its switch.
 fn known_defects(p: &model::Prediction) -> Vec<(usize, Switch)> {
     let took = |r: Rule| p.path.contains(&r);
-    let site = |s: &str| p.path.iter().any(|r| r.site() == s);
     let mut v: Vec<(usize, Switch)> = Vec::new();
-    if took(Rule::FastPath) && took(Rule::EgressStandInSource) {
-        v.push((0, |k| &mut k.fast_path_stand_in));
-    }
-    if site("NAT64 ICMP errors") {
-        v.push((1, |k| &mut k.nat64_quoted_echo_reply_kept));
-        v.push((2, |k| &mut k.nat64_quoted_fragment_as_header));
-    }
-    if site("NAT64 ICMP errors") || site("NAT64 ICMPv6 errors") {
-        v.push((3, |k| &mut k.nat64_quote_bound_by_frame));
-    }
-    if took(Rule::Nat64OutAtomicFragment) || took(Rule::Nat64OutFragment) {
-        v.push((4, |k| &mut k.nat64_too_big_with_fragment_header));
-    }
     if took(Rule::Nat64OutAtomicFragment) {
-        v.push((5, |k| &mut k.nat64_atomic_error_dropped));
+        v.push((0, |k| &mut k.nat64_atomic_error_dropped));
     }
     if took(Rule::Nat64InTooBigAnswered) {
-        v.push((6, |k| &mut k.nat64_frag_needed_quote_rebuilt));
-    }
-    if took(Rule::Nat64HairpinToIpv6) {
-        v.push((6, |k| &mut k.nat64_frag_needed_quote_rebuilt));
-        v.push((7, |k| &mut k.nat64_hairpin_frag_needed));
-    }
-    if site("NAT64 ICMPv6 errors") {
-        v.push((8, |k| &mut k.nat64_quote_udp_zero_moved));
+        v.push((1, |k| &mut k.nat64_frag_needed_quote_rebuilt));
     }
     v
 }

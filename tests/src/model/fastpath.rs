@@ -18,7 +18,7 @@ use nat_common::{Counter, EndpointKey, SessionKey};
 
 use super::fib::{Lookup, Query};
 use super::parse::{self, Ip, TCP, UDP};
-use super::{Ctx, Dir, State, Verdict, forward, napt, nat64, static_nat};
+use super::{Ctx, Dir, State, Verdict, forward};
 
 /// A NAPT packet of an established flow: TCP or UDP (whole header), not a
 /// fragment, whose mapping has a session with its remote endpoint (the
@@ -105,16 +105,7 @@ pub fn outbound(ctx: &mut Ctx, frame: &[u8], ip: &Ip) -> Verdict {
     }
     ctx.note(Rule::FastPath);
     ctx.dir = Dir::Out;
-    let v = if ctx.known.fast_path_stand_in && nat64::is_stand_in(ip.src) {
-        // The known defect: static 1:1 or the NAPT mapping found, as for
-        // NAT64's own IPv4 leg (no stand-in check, no INTERNAL lookup).
-        match ctx.st.static_out.get(&ip.src).copied() {
-            Some(public) => static_nat::translate(ctx, frame, ip, public),
-            None => napt::egress_stand_in(ctx, frame, ip).unwrap_or(Verdict::Pass),
-        }
-    } else {
-        super::decide(ctx, frame)
-    };
+    let v = super::decide(ctx, frame);
     match v {
         Verdict::Translated => {}
         v => return v,

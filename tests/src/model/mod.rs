@@ -128,30 +128,6 @@ pub struct Prediction {
 /// specification says.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Known {
-    /// The outbound fast path translates an IPv4 packet from a stand-in
-    /// (statically, or through a NAPT mapping with a session) as if
-    /// NAT64 had made it.
-    pub fast_path_stand_in: bool,
-    /// NAT64's outbound ICMPv6 error translation moves a quoted UDP
-    /// checksum of 0 as if it were one, instead of leaving "no checksum"
-    /// alone.
-    pub nat64_quote_udp_zero_moved: bool,
-    /// NAT64's inbound ICMP error translation leaves a quoted ICMP echo
-    /// reply as it is (type 0 in an IPv6 quote), translating only echo
-    /// requests.
-    pub nat64_quoted_echo_reply_kept: bool,
-    /// NAT64's inbound ICMP error translation rewrites what follows a
-    /// quoted later fragment's header as if it were a transport header.
-    pub nat64_quoted_fragment_as_header: bool,
-    /// NAT64's ICMP error translations (both ways) take a quoted checksum
-    /// as present where the frame holds it, past the quoted datagram's
-    /// and the error's own ends (in Ethernet padding), and move the
-    /// error's checksum by what changed there.
-    pub nat64_quote_bound_by_frame: bool,
-    /// NAT64 outbound leaves an IPv6 packet to the stack as too big for
-    /// the external link by its length less 20, a fragment header's 8
-    /// bytes (which its IPv4 twin does not have) counted.
-    pub nat64_too_big_with_fragment_header: bool,
     /// NAT64 outbound drops an ICMPv6 error behind any fragment header,
     /// an atomic one (a whole datagram) too.
     pub nat64_atomic_error_dropped: bool,
@@ -159,10 +135,6 @@ pub struct Known {
     /// NAT44's translation (header checksum recomputed, the transport's 8
     /// bytes with NAT44's checksum, the port put back), not as sent.
     pub nat64_frag_needed_quote_rebuilt: bool,
-    /// NAT64 hairpinning answers a packet from an IPv6 host that is too
-    /// big for the smallest inside link with an IPv4 Fragmentation Needed,
-    /// as if it had come in on the external interface.
-    pub nat64_hairpin_frag_needed: bool,
 }
 
 /// Direction of a hook: egress translates sources, ingress destinations.

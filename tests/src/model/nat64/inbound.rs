@@ -63,8 +63,6 @@ pub fn decide(ctx: &mut Ctx, origin: Origin) -> Verdict {
     }
     let sent = match origin {
         Origin::Outside => Some(ctx.source.clone()),
-        // (The known defect: answered as if it had come from outside.)
-        Origin::Hairpin(half) if ctx.known.nat64_hairpin_frag_needed => Some(half),
         Origin::Hairpin(_) => None,
     };
     if let Some(sent) = sent
@@ -328,27 +326,18 @@ fn error(ctx: &mut Ctx, f: &[u8], ip: &Ip, src6: &[u8; 16], host: &[u8; 16]) -> 
     let mut rest = f[ql4..].to_vec();
     let addrs4 = pseudo4(q.src.to_ne_bytes(), q.dst.to_ne_bytes(), 0, 0);
     let addrs6 = pseudo6(host, &qdst6, 0, 0);
-    // Present in the quoted datagram (the known defect: in the frame).
-    let bound = ctx.known.nat64_quote_bound_by_frame;
-    let has = |at: usize| {
-        if bound {
-            at + 2 <= f.len()
-        } else {
-            q.has(at, 2)
-        }
-    };
+    // Present in the quoted datagram (never Ethernet padding).
+    let has = |at: usize| q.has(at, 2);
     // A quoted later fragment has no transport header to translate.
     match q.proto {
-        _ if q.later_fragment && !ctx.known.nat64_quoted_fragment_as_header => {}
+        _ if q.later_fragment => {}
         TCP if has(ql4 + 16) => {
             put16(&mut rest, 16, moved(get16(f, ql4 + 16), addrs4, addrs6));
         }
         UDP if has(ql4 + 6) => {
             put16(&mut rest, 6, moved_udp(get16(f, ql4 + 6), addrs4, addrs6));
         }
-        ICMP if has(ql4)
-            && (f[ql4] == 8 || f[ql4] == 0 && !ctx.known.nat64_quoted_echo_reply_kept) =>
-        {
+        ICMP if has(ql4) && (f[ql4] == 8 || f[ql4] == 0) => {
             ctx.note(Rule::Nat64InErrorQuotedEcho);
             let old_word = u64::from(get16(f, ql4));
             rest[0] = if f[ql4] == 8 { 128 } else { 129 };
@@ -374,11 +363,7 @@ fn error(ctx: &mut Ctx, f: &[u8], ip: &Ip, src6: &[u8; 16], host: &[u8; 16]) -> 
     msg.extend_from_slice(&rest);
     // The payload: the ICMP message, its quoted header 20 bytes longer.
     let plen = ip.tot_len;
-    let (end, n) = if bound {
-        (f.len(), msg.len())
-    } else {
-        (ip.end, ip.end - l4 + 20)
-    };
+    let (end, n) = (ip.end, ip.end - l4 + 20);
     let before = sum_without(f, l4, end, l4 + 2);
     let after = pseudo6(src6, host, plen, ICMPV6) + sum_without(&msg, 0, n, 2);
     put16(&mut msg, 2, moved(get16(f, l4 + 2), before, after));

@@ -189,12 +189,7 @@ fn too_big(ctx: &Ctx, frame: &[u8], ip6: &Ip6) -> bool {
         0 => g.fib.device(g.inside_ifindex),
         i => g.fib.device(i),
     };
-    // (The known defect: the fragment header counted in the twin.)
-    let fragment_header = if ip6.next == FRAGMENT && !ctx.known.nat64_too_big_with_fragment_header {
-        8
-    } else {
-        0
-    };
+    let fragment_header = if ip6.next == FRAGMENT { 8 } else { 0 };
     let twin = frame.len() - 20 - fragment_header;
     dev.is_some_and(|d| twin > d.mtu as usize + ETH_HLEN)
 }
@@ -527,11 +522,7 @@ fn error(ctx: &mut Ctx, frame: &[u8], ip6: &Ip6, sh: &Shape) -> Verdict {
     // The quoted transport: present where it lies in both the quoted
     // datagram (its payload length) and the error.
     let ql4 = q + IPV6_HLEN;
-    let qend = if ctx.known.nat64_quote_bound_by_frame {
-        frame.len()
-    } else {
-        (ql4 + qplen).min(ip6.end)
-    };
+    let qend = (ql4 + qplen).min(ip6.end);
     let present = |at: usize| at + 2 <= qend;
     let mut rest = frame[ql4..].to_vec();
     let addrs6 = pseudo6(&qsrc, &qdst, 0, 0);
@@ -542,12 +533,7 @@ fn error(ctx: &mut Ctx, frame: &[u8], ip6: &Ip6, sh: &Shape) -> Verdict {
         }
         UDP if present(ql4 + 6) => {
             let old = get16(frame, ql4 + 6);
-            let new = if old == 0 && ctx.known.nat64_quote_udp_zero_moved {
-                moved(old, addrs6, addrs4)
-            } else {
-                moved_udp(old, addrs6, addrs4)
-            };
-            put16(&mut rest, 6, new);
+            put16(&mut rest, 6, moved_udp(old, addrs6, addrs4));
         }
         ICMPV6 if present(ql4) && matches!(frame[ql4], 128 | 129) => {
             ctx.note(Rule::Nat64OutErrorQuotedEcho);
@@ -577,12 +563,7 @@ fn error(ctx: &mut Ctx, frame: &[u8], ip6: &Ip6, sh: &Shape) -> Verdict {
     msg.extend_from_slice(&rest4);
     msg.extend_from_slice(&quote4);
     msg.extend_from_slice(&rest);
-    // (The known defect: what changed past the error's end counts too.)
-    let (end, n) = if ctx.known.nat64_quote_bound_by_frame {
-        (frame.len(), msg.len())
-    } else {
-        (ip6.end, tot - 20)
-    };
+    let (end, n) = (ip6.end, tot - 20);
     let before = pseudo6(&ip6.src, &ip6.dst, sh.n, ICMPV6) + sum_without(frame, l4, end, l4 + 2);
     let after = sum_without(&msg, 0, n, 2);
     put16(&mut msg, 2, moved(get16(frame, l4 + 2), before, after));
