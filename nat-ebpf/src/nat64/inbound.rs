@@ -14,7 +14,7 @@ use aya_ebpf::{
 use nat_common::{
     Counter,
     csum::{add32, fold},
-    nat64::{NAT64_WKP, is_non_global, is_stand_in},
+    nat64::{NAT64_WKP, Nat64Config, is_non_global, is_stand_in},
 };
 
 use crate::{
@@ -92,7 +92,12 @@ pub fn process_tc(ctx: &TcContext) -> i32 {
     // by the hairpin step) goes to the stack, which forwards it or answers
     // Packet Too Big.
     let hairpinned = crate::forward::fastpath::translated_here(ctx);
-    match oversize(&p, gso || hairpinned) {
+    let (ip, cfg) = match target(&p) {
+        Ok(Some(t)) => t,
+        Ok(None) => return TC_ACT_OK,
+        Err(reason) => return counters::drop_tc(reason),
+    };
+    match too_big::check(&p, &ip, cfg, gso || hairpinned) {
         Ok(None) => {}
         Ok(Some(a)) => {
             // The answer in place of the packet, back out where it came in.
@@ -108,13 +113,9 @@ pub fn process_tc(ctx: &TcContext) -> i32 {
         }
         Err(reason) => return counters::drop_tc(reason),
     }
-    let t = match prepare(&mut p) {
-        Ok(Some(t)) => t,
-        Ok(None) => return TC_ACT_OK,
-        Err(reason) => {
-            counters::bump(reason);
-            return TC_ACT_SHOT;
-        }
+    let t = match prepare(&mut p, &ip, cfg) {
+        Ok(t) => t,
+        Err(reason) => return counters::drop_tc(reason),
     };
     // 20 bytes more header room after the MAC header; skb->protocol and
     // GSO follow. An error needs 20 more for its quote's header.
@@ -146,8 +147,16 @@ pub fn process_tc(ctx: &TcContext) -> i32 {
 
 #[inline(always)]
 pub fn process_xdp(ctx: &XdpContext) -> u32 {
-    let p = XdpPacket::new(ctx);
-    match oversize(&p, false) {
+    let mut p = XdpPacket::new(ctx);
+    let (ip, cfg) = match target(&p) {
+        Ok(Some(t)) => t,
+        Ok(None) => return xdp_action::XDP_PASS,
+        Err(reason) => {
+            counters::bump(reason);
+            return xdp_action::XDP_DROP;
+        }
+    };
+    match too_big::check(&p, &ip, cfg, false) {
         Ok(None) => {}
         // XDP_TX needs a device that takes XDP frames back (a veth only if
         // its peer runs XDP: `--xdp-redirect`); elsewhere the packet is
@@ -178,9 +187,8 @@ pub fn process_xdp(ctx: &XdpContext) -> u32 {
             return xdp_action::XDP_DROP;
         }
     }
-    let t = match prepare(&mut XdpPacket::new(ctx)) {
-        Ok(Some(t)) => t,
-        Ok(None) => return xdp_action::XDP_PASS,
+    let t = match prepare(&mut p, &ip, cfg) {
+        Ok(t) => t,
         Err(reason) => {
             counters::bump(reason);
             return xdp_action::XDP_DROP;
@@ -214,20 +222,19 @@ fn sum_words<const N: usize>(words: &[u32; N], acc: u64) -> u64 {
     sum
 }
 
-/// Whether the packet (NAT44 translated it to a stand-in) is too big for
-/// the inside link once translated (too_big.rs).
+/// The packet's IPv4 header and NAT64's configuration, parsed once for
+/// both steps (the too-big check and the translation); `Ok(None)`: not
+/// for a stand-in after all (passed).
 #[inline(always)]
-fn oversize<P: Packet>(p: &P, gso: bool) -> Result<Option<too_big::Answer>, Counter> {
+fn target<P: Packet>(p: &P) -> Result<Option<(Ipv4, &'static Nat64Config)>, Counter> {
     let Some(ip) = ipv4::outer_ipv4(p) else {
-        return Ok(None);
-    };
-    let Some(cfg) = config() else {
         return Ok(None);
     };
     if !is_stand_in(ip.dst) {
         return Ok(None);
     }
-    too_big::check(p, &ip, cfg, gso)
+    let cfg = config().ok_or(Counter::Nat64DropNoHost)?;
+    Ok(Some((ip, cfg)))
 }
 
 /// Writes the Fragmentation Needed answer over the (cut) packet: MACs
@@ -261,17 +268,9 @@ fn finish<P: Packet>(p: &mut P, t: &Translated) -> Option<()> {
 }
 
 /// Everything up to the header's growth: the transport checksum fixed for
-/// the IPv6 pseudo-header, the new header built. `Ok(None)`: not for a
-/// stand-in after all (passed).
+/// the IPv6 pseudo-header, the new header built.
 #[inline(always)]
-fn prepare<P: Packet>(p: &mut P) -> Result<Option<Translated>, Counter> {
-    let Some(ip) = ipv4::outer_ipv4(p) else {
-        return Ok(None);
-    };
-    if !is_stand_in(ip.dst) {
-        return Ok(None);
-    }
-    let cfg = config().ok_or(Counter::Nat64DropNoHost)?;
+fn prepare<P: Packet>(p: &mut P, ip: &Ipv4, cfg: &Nat64Config) -> Result<Translated, Counter> {
     // SAFETY: plain copy out of the map.
     let host = unsafe { NAT64_IDS.get(&ip.dst) }.ok_or(Counter::Nat64DropNoHost)?;
     let dst6 = words_of(&host.addr);
@@ -303,7 +302,7 @@ fn prepare<P: Packet>(p: &mut P) -> Result<Option<Translated>, Counter> {
         if !matches!(ip.proto, IPPROTO_TCP | IPPROTO_UDP) {
             return Err(Counter::Nat64DropUnsupported);
         }
-        return finish_header(p, &ip, payload_len, &src6, &dst6, true, 0);
+        return finish_header(p, ip, payload_len, &src6, &dst6, true, 0);
     }
     // In-place changes beyond the pseudo-header ones the helpers account
     // for (skb->csum, see `process_tc`).
@@ -312,12 +311,12 @@ fn prepare<P: Packet>(p: &mut P) -> Result<Option<Translated>, Counter> {
     let old = sum4(ip.src, ip.dst);
     match ip.proto {
         IPPROTO_TCP => {
-            need(&ip, l4, 20)?;
+            need(ip, l4, 20)?;
             p.fix_l4_csum_for_addr(l4 + 16, as_field(old), as_field(new), false)
                 .ok_or(Counter::Nat64DropMalformed)?;
         }
         IPPROTO_UDP => {
-            need(&ip, l4, 8)?;
+            need(ip, l4, 8)?;
             let check: u16 = p.load(l4 + 6).ok_or(Counter::Nat64DropMalformed)?;
             if check == 0 {
                 // IPv6 requires a UDP checksum: computed over the whole
@@ -338,16 +337,16 @@ fn prepare<P: Packet>(p: &mut P) -> Result<Option<Translated>, Counter> {
             }
         }
         IPPROTO_ICMP => {
-            need(&ip, l4, 8)?;
+            need(ip, l4, 8)?;
             let [ty, code]: [u8; 2] = p.load(l4).ok_or(Counter::Nat64DropMalformed)?;
             if icmp_error::is_error(ty) {
-                let h = icmp_error::prepare(p, &ip, cfg, &src6, &dst6)?;
+                let h = icmp_error::prepare(p, ip, cfg, &src6, &dst6)?;
                 let csum_extra = h.csum_extra;
-                return Ok(Some(Translated {
+                return Ok(Translated {
                     headers: h,
                     growth: GROWTH_ERROR,
                     csum_extra,
-                }));
+                });
             }
             let new_ty = match ty {
                 ICMP_ECHO => ICMPV6_ECHO_REQUEST,
@@ -366,7 +365,7 @@ fn prepare<P: Packet>(p: &mut P) -> Result<Option<Translated>, Counter> {
         }
         _ => return Err(Counter::Nat64DropUnsupported),
     }
-    finish_header(p, &ip, payload_len, &src6, &dst6, fragment, extra)
+    finish_header(p, ip, payload_len, &src6, &dst6, fragment, extra)
 }
 
 /// The IPv6 header (and a fragment's fragment header, RFC 7915 4.1: the
@@ -381,7 +380,7 @@ fn finish_header<P: Packet>(
     dst6: &[u32; 4],
     fragment: bool,
     csum_extra: u64,
-) -> Result<Option<Translated>, Counter> {
+) -> Result<Translated, Counter> {
     let [tos, ttl]: [u8; 2] = [
         p.load(ip.off + 1).ok_or(Counter::Nat64DropMalformed)?,
         p.load(ip.off + Ipv4::TTL_OFF)
@@ -389,7 +388,7 @@ fn finish_header<P: Packet>(
     ];
     if !fragment {
         let h = header::ipv6_header(tos, payload_len, ip.proto, ttl, src6, dst6);
-        return Ok(Some(Translated::datagram(h, None, csum_extra)));
+        return Ok(Translated::datagram(h, None, csum_extra));
     }
     let h = header::ipv6_header(tos, payload_len + 8, NEXTHDR_FRAGMENT, ttl, src6, dst6);
     let flags: u16 = p.load(ip.off + 6).ok_or(Counter::Nat64DropMalformed)?;
@@ -401,7 +400,7 @@ fn finish_header<P: Packet>(
         u32::from_ne_bytes([ip.proto, 0, o0, o1]),
         u32::from_ne_bytes([0, 0, i0, i1]),
     ];
-    Ok(Some(Translated::datagram(h, Some(frag), csum_extra)))
+    Ok(Translated::datagram(h, Some(frag), csum_extra))
 }
 
 /// Longest UDP datagram whose checksum is computed (an unfragmented one
