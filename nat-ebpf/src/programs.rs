@@ -12,6 +12,7 @@ use aya_ebpf::{
 };
 use nat_common::{
     Counter,
+    nat64::is_stand_in,
     trace::{TRACE_EGRESS_TC, TRACE_INGRESS_TC, TRACE_INGRESS_XDP},
 };
 
@@ -153,6 +154,16 @@ pub fn xnat_inside_tc(ctx: TcContext) -> i32 {
         }
         Hairpin::NotOurs(_) => TC_ACT_OK,
         Hairpin::Drop => TC_ACT_SHOT,
+        Hairpin::Forward(ip) if is_stand_in(ip.dst) => {
+            // From an IPv4 host to an IPv6 host's public endpoint (RFC 6146
+            // 3.8): on as IPv6 through the IPv4 -> IPv6 program, marked as
+            // not from outside (the stack answers a packet too big for
+            // the IPv6 host's link, not xnat).
+            fastpath::mark_translated(&ctx);
+            nat64::tail_call_in_tc(&ctx);
+            counters::drop(Counter::Nat64DropNoHost);
+            TC_ACT_SHOT
+        }
         Hairpin::Forward(ip) => {
             // SAFETY: reading the program's own context.
             let ifindex = unsafe { (*ctx.skb.skb).ifindex };

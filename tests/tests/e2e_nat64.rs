@@ -27,6 +27,7 @@ both_modes!(static_nat64_both_ways, "stat");
 both_modes!(udp_fragments_both_ways, "frag");
 both_modes!(udp_without_checksum_from_ipv4, "nock");
 tc_only!(hairpin_between_ipv6_hosts, "hair");
+tc_only!(hairpin_from_an_ipv4_host, "h4");
 both_modes!(path_mtu_toward_the_ipv6_host, "pmtu");
 
 /// `ping` from `ns`: (succeeded, its output).
@@ -428,6 +429,67 @@ fn hairpin_between_ipv6_hosts(tag: &str, mode: Ingress) {
     let (n, back) = xnat_tests::traffic::recv_within(&a, &mut buf, Duration::from_secs(3))
         .expect("B's answer never reached A");
     assert_eq!((&buf[..n], back), (&b"to A"[..], b_via_pool));
+    assert!(t.agent.xnat().counter("hairpin_translated") >= 2);
+}
+
+/// A dual-stack inside link: an IPv4 host sends to an IPv6 host's public
+/// endpoint (RFC 6146 3.8 from the IPv4 side). The IPv6 host sees the
+/// IPv4 host's public endpoint under the prefix, and its answer comes back
+/// through the pool to the IPv4 host — never out of the external
+/// interface (before, it left there with a stand-in for its destination).
+fn hairpin_from_an_ipv4_host(tag: &str, mode: Ingress) {
+    let t = Nat64Topo::with_setup(
+        tag,
+        mode,
+        "64:ff9b::/96",
+        &["--filtering", "endpoint-independent"],
+        |net| {
+            net.ns("gw")
+                .ip(&["addr", "add", "10.64.0.1/24", "dev", "in0"]);
+            let c6 = net.ns("c6");
+            c6.ip(&["addr", "add", "10.64.0.2/24", "dev", "eth0"]);
+            c6.ip(&["route", "add", "default", "via", "10.64.0.1"]);
+        },
+    );
+    let (c6, srv) = (t.ns("c6"), t.ns("srv"));
+    let (b_public, _) = udp_exchange(
+        c6,
+        srv,
+        sa6(CLIENT6, 9500),
+        sa4(SRV, 9000),
+        sa6(t.synth(SRV), 9000),
+    );
+    assert_eq!(b_public, sa4(POOL, 9500), "the IPv6 host's binding");
+    let host4 = std::net::Ipv4Addr::new(10, 64, 0, 2);
+
+    let b = c6
+        .in_ns(|| std::net::UdpSocket::bind(sa6(CLIENT6, 9500)))
+        .unwrap();
+    let a = c6
+        .in_ns(|| std::net::UdpSocket::bind(sa4(host4, 9501)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let mut seen = None;
+    for _ in 0..5 {
+        a.send_to(b"to B", b_public).unwrap();
+        if let Some((n, from)) =
+            xnat_tests::traffic::recv_within(&b, &mut buf, Duration::from_millis(800))
+        {
+            assert_eq!(&buf[..n], b"to B");
+            seen = Some(from);
+            break;
+        }
+    }
+    let from = seen.expect("the IPv4 host's datagram never reached the IPv6 host");
+    assert_eq!(
+        from,
+        sa6(t.synth(POOL), 9501),
+        "the IPv6 host sees the IPv4 host's public endpoint"
+    );
+    b.send_to(b"to A", from).unwrap();
+    let (n, back) = xnat_tests::traffic::recv_within(&a, &mut buf, Duration::from_secs(3))
+        .expect("the answer never reached the IPv4 host");
+    assert_eq!((&buf[..n], back), (&b"to A"[..], b_public));
     assert!(t.agent.xnat().counter("hairpin_translated") >= 2);
 }
 

@@ -110,6 +110,12 @@ pub fn translate(ctx: &mut Ctx, frame: &[u8]) -> Verdict {
         return Verdict::Drop;
     };
     ctx.bump(Counter::HairpinTranslated);
+    if super::to_stand_in(&ctx.out) {
+        // To an IPv6 host's public endpoint: on as IPv6 (RFC 6146 3.8),
+        // to the stack, which answers a packet too big for its link.
+        ctx.note(Rule::HairpinToIpv6);
+        return super::nat64::inbound::decide(ctx, super::nat64::inbound::Origin::Hairpin(half));
+    }
     // Looked up without a length: the kernel checks the frame against the
     // egress device once the next hop is known (a packet too big for the
     // receiver's link is dropped: the gateway cannot fragment it here).

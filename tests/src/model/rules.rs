@@ -144,6 +144,7 @@ rules! {
     HairpinTtlToStack = ("hairpin", "hairpin: TTL ≤ 1, to the stack"),
     HairpinNoIpv4After = ("hairpin", "hairpin: no IPv4 header after translation"),
     HairpinNotForwarded = ("hairpin", "hairpin: the FIB does not forward it, dropped"),
+    HairpinToIpv6 = ("hairpin", "hairpin: to an IPv6 host's binding, on to NAT64 as IPv6"),
 
     // The outbound fast path.
     FastPathTtlToStack = ("fast path", "fast path: TTL ≤ 1, to the stack"),
