@@ -1783,6 +1783,27 @@ fn error_translations() -> Vec<(String, IcmpHead, IcmpHead)> {
             (icmpv6::DEST_UNREACH, icmpv6::NO_ROUTE, [0; 4]),
         ));
     }
+    // Parameter Problem, pointer (12/0) or bad length (12/2): erroneous
+    // header field, the pointer moved onto the IPv6 header (RFC 7915
+    // figure 3).
+    for (code, at, at6) in [
+        (0u8, 0u8, 0u32),
+        (0, 1, 1),
+        (2, 2, 4),
+        (0, 3, 4),
+        (0, 8, 7),
+        (0, 9, 6),
+        (0, 12, 8),
+        (0, 15, 8),
+        (0, 16, 24),
+        (2, 19, 24),
+    ] {
+        v.push((
+            format!("parameter problem 12/{code}, pointer {at}"),
+            (12, code, [at, 0, 0, 0]),
+            (icmpv6::PARAM_PROBLEM, 0, at6.to_be_bytes()),
+        ));
+    }
     v
 }
 
@@ -1980,8 +2001,23 @@ fn icmp_errors_refused() {
             Counter::Nat64DropUnsupported,
         ),
         (
-            "parameter problem (12/0)",
-            error(ROUTER, (12, 0, [0, 0, 0, 0])),
+            "parameter problem at the identification (12/0, pointer 4)",
+            error(ROUTER, (12, 0, [4, 0, 0, 0])),
+            Counter::Nat64DropUnsupported,
+        ),
+        (
+            "parameter problem at the header checksum (12/0, pointer 10)",
+            error(ROUTER, (12, 0, [10, 0, 0, 0])),
+            Counter::Nat64DropUnsupported,
+        ),
+        (
+            "parameter problem past the header (12/0, pointer 20)",
+            error(ROUTER, (12, 0, [20, 0, 0, 0])),
+            Counter::Nat64DropUnsupported,
+        ),
+        (
+            "missing a required option (12/1)",
+            error(ROUTER, (12, 1, [0, 0, 0, 0])),
             Counter::Nat64DropUnsupported,
         ),
         (
@@ -2007,6 +2043,88 @@ fn icmp_errors_refused() {
             deltas.push((*counter, 1));
             check_stateless(&n, &gw, prog, what, &input.frame(), Want::Drop, &deltas);
         }
+    }
+}
+
+/// ICMPv6 Parameter Problem from the host about the server's packet
+/// (RFC 7915 section 5.2): erroneous header field (4/0) becomes ICMP
+/// Parameter Problem (12/0) with the pointer moved onto the IPv4 header
+/// (figure 6), to the server from the public endpoint, its checksum right;
+/// a pointer into the flow label or past the header, and an unrecognised
+/// option (4/2), are dropped and counted.
+#[test]
+fn icmpv6_parameter_problem_both_pointers() {
+    let gw = Gw::new("pp6", 1500);
+    let mut n = N64::new();
+    n.set_ext_ifindex(gw.ext0);
+    let flow = Flow::new(Kind::Udp);
+    let (_, public) = open(&n, &gw, Prog::Inside, "open", &flow, w(R));
+    let got = flow.in6(w(R), 60);
+    let error6 = |code: u8, at: u32| {
+        Packet6::icmp6_error(
+            H6,
+            w(R),
+            icmpv6::PARAM_PROBLEM,
+            code,
+            at.to_be_bytes(),
+            &got,
+            None,
+        )
+        .frame()
+    };
+    for (at6, at4) in [
+        (0u32, 0u8),
+        (1, 1),
+        (4, 2),
+        (5, 2),
+        (6, 9),
+        (7, 8),
+        (8, 12),
+        (23, 12),
+        (24, 16),
+        (39, 16),
+    ] {
+        let what = format!("erroneous header field at {at6}");
+        let out = gw.run(&n, Prog::Inside, &error6(0, at6));
+        assert_eq!(out.verdict, TC_ACT_REDIRECT, "{what}");
+        let d = &out.data;
+        let ip = ETH_HLEN;
+        assert_eq!(d[ip + 9], proto::ICMP, "{what}: protocol");
+        assert_eq!(
+            &d[ip + 12..ip + 16],
+            &public.addr.octets(),
+            "{what}: source"
+        );
+        assert_eq!(&d[ip + 16..ip + 20], &R.octets(), "{what}: destination");
+        let icmp = ip + 20;
+        assert_eq!((d[icmp], d[icmp + 1]), (12, 0), "{what}: type and code");
+        assert_eq!(d[icmp + 4..icmp + 8], [at4, 0, 0, 0], "{what}: pointer");
+        if let Err(e) = xnat_tests::frame::check_checksums(d) {
+            panic!("{what}: {e}");
+        }
+        // The quote: the server's datagram to the public endpoint.
+        assert_eq!(
+            &d[icmp + 8 + 12..icmp + 8 + 16],
+            &R.octets(),
+            "{what}: quoted source"
+        );
+        assert_eq!(
+            &d[icmp + 8 + 16..icmp + 8 + 20],
+            &public.addr.octets(),
+            "{what}: quoted destination"
+        );
+    }
+    for (what, frame) in [
+        ("pointer into the flow label", error6(0, 2)),
+        ("pointer past the header", error6(0, 40)),
+        ("unrecognised option", error6(2, 40)),
+    ] {
+        let before = n.counters();
+        let out = gw.run(&n, Prog::Inside, &frame);
+        assert_eq!(out.verdict, TC_ACT_SHOT, "{what}");
+        let after = n.counters();
+        let c = Counter::Nat64DropUnsupported as usize;
+        assert_eq!(after[c] - before[c], 1, "{what}: counted");
     }
 }
 

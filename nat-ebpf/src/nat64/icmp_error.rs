@@ -67,6 +67,22 @@ fn map_type(ty: u8, code: u8, rest: [u8; 4]) -> Option<(u8, u8, [u8; 4])> {
         (3, 9) | (3, 10) | (3, 13) | (3, 15) => Some((1, 1, [0; 4])),
         // Net, host, source route, unknown or isolated: no route.
         (3, 0..=12) => Some((1, 0, [0; 4])),
+        // Parameter Problem, pointer or bad length: erroneous header
+        // field, the pointer moved to the IPv6 header's field (RFC 7915
+        // figure 3); a field IPv6 has not: dropped.
+        (12, 0) | (12, 2) => {
+            let at: u32 = match rest[0] {
+                0 => 0,
+                1 => 1,
+                2 | 3 => 4,
+                8 => 7,
+                9 => 6,
+                12..=15 => 8,
+                16..=19 => 24,
+                _ => return None,
+            };
+            Some((4, 0, at.to_be_bytes()))
+        }
         _ => None,
     }
 }
@@ -74,7 +90,7 @@ fn map_type(ty: u8, code: u8, rest: [u8; 4]) -> Option<(u8, u8, [u8; 4])> {
 /// Whether an ICMP type is an error NAT64 translates.
 #[inline(always)]
 pub fn is_error(ty: u8) -> bool {
-    ty == 3 || ty == 11
+    ty == 3 || ty == 11 || ty == 12
 }
 
 /// Everything up to the growth: the quoted transport checksum fixed, the

@@ -72,6 +72,23 @@ fn map_type(ty: u8, code: u8, rest: [u8; 4]) -> Option<(u8, u8, [u8; 4])> {
         (3, _) => Some((11, code, [0; 4])),
         // Unrecognised next header: protocol unreachable.
         (4, 1) => Some((3, 2, [0; 4])),
+        // Erroneous header field: Parameter Problem, the pointer moved to
+        // the IPv4 header's field (RFC 7915 figure 6); the flow label has
+        // none: dropped.
+        (4, 0) => {
+            let at = u32::from_be_bytes(rest);
+            let at: u8 = match at {
+                0 => 0,
+                1 => 1,
+                4 | 5 => 2,
+                6 => 9,
+                7 => 8,
+                8..=23 => 12,
+                24..=39 => 16,
+                _ => return None,
+            };
+            Some((12, 0, [at, 0, 0, 0]))
+        }
         _ => None,
     }
 }

@@ -209,6 +209,7 @@ rules! {
     Nat64OutErrorTooBig = ("NAT64 ICMPv6 errors", "Packet Too Big: Fragmentation Needed, MTU - 20"),
     Nat64OutErrorTimeExceeded = ("NAT64 ICMPv6 errors", "time exceeded"),
     Nat64OutErrorNextHeader = ("NAT64 ICMPv6 errors", "unrecognised next header: protocol unreachable"),
+    Nat64OutErrorParameter = ("NAT64 ICMPv6 errors", "ICMPv6 erroneous header field: ICMP Parameter Problem, pointer moved"),
     Nat64OutErrorQuotedEcho = ("NAT64 ICMPv6 errors", "quoted ICMPv6 echo: ICMP echo"),
 
     // NAT64, IPv4 -> IPv6: after NAT44 inbound made the destination a
@@ -242,6 +243,7 @@ rules! {
     Nat64InErrorTooBig = ("NAT64 ICMP errors", "Fragmentation Needed: Packet Too Big, MTU + 20, at least 1280"),
     Nat64InErrorPortUnreachable = ("NAT64 ICMP errors", "port unreachable"),
     Nat64InErrorProtocol = ("NAT64 ICMP errors", "protocol unreachable: parameter problem at the next header"),
+    Nat64InErrorParameter = ("NAT64 ICMP errors", "ICMP Parameter Problem: ICMPv6 Parameter Problem, pointer moved"),
     Nat64InErrorProhibited = ("NAT64 ICMP errors", "administratively prohibited"),
     Nat64InErrorUnreachable = ("NAT64 ICMP errors", "net, host and other unreachables: no route"),
     Nat64InErrorQuotedEcho = ("NAT64 ICMP errors", "quoted ICMP echo: ICMPv6 echo"),

@@ -151,7 +151,7 @@ pub fn decide(ctx: &mut Ctx, origin: Origin) -> Verdict {
                 return cut(ctx);
             }
             let t = match f[l4] {
-                3 | 11 => return error(ctx, &f, &ip, &src6, &host),
+                3 | 11 | 12 => return error(ctx, &f, &ip, &src6, &host),
                 8 => 128,
                 0 => 129,
                 _ => {
@@ -296,6 +296,21 @@ fn map_type(t: u8, c: u8, rest: [u8; 4]) -> Option<(u8, u8, [u8; 4], Rule)> {
         (3, 2) => (4, 1, [0, 0, 0, 6], Rule::Nat64InErrorProtocol),
         (3, 9 | 10 | 13 | 15) => (1, 1, [0; 4], Rule::Nat64InErrorProhibited),
         (3, 0..=12) => (1, 0, [0; 4], Rule::Nat64InErrorUnreachable),
+        // Parameter Problem (pointer, bad length): RFC 7915 figure 3 moves
+        // the pointer onto the IPv6 header; the fields IPv6 lacks (and
+        // anything past the header) are not translated.
+        (12, 0 | 2) => {
+            let to = match rest[0] {
+                0 | 1 => u32::from(rest[0]),
+                2 | 3 => 4,
+                8 => 7,
+                9 => 6,
+                12..=15 => 8,
+                16..=19 => 24,
+                _ => return None,
+            };
+            (4, 0, to.to_be_bytes(), Rule::Nat64InErrorParameter)
+        }
         _ => return None,
     })
 }

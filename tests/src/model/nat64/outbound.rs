@@ -483,6 +483,20 @@ fn map_type(t: u8, c: u8, rest: [u8; 4]) -> Option<(u8, u8, [u8; 4], Rule)> {
         (3, c) => (11, c, [0; 4], Rule::Nat64OutErrorTimeExceeded),
         // Unrecognised next header: protocol unreachable.
         (4, 1) => (3, 2, [0; 4], Rule::Nat64OutErrorNextHeader),
+        // Erroneous header field: RFC 7915 figure 6 moves the pointer onto
+        // the IPv4 header (the flow label, or past the header: dropped).
+        (4, 0) => {
+            let to: u8 = match u32::from_be_bytes(rest) {
+                p @ (0 | 1) => p as u8,
+                4 | 5 => 2,
+                6 => 9,
+                7 => 8,
+                8..=23 => 12,
+                24..=39 => 16,
+                _ => return None,
+            };
+            (12, 0, [to, 0, 0, 0], Rule::Nat64OutErrorParameter)
+        }
         _ => return None,
     })
 }
