@@ -23,8 +23,9 @@ use crate::{
         hairpin::{self, Hairpin},
         route,
     },
-    nat64,
+    frag, nat64,
     packet::{Packet, TcPacket, XdpPacket},
+    parse::ipv4,
     trace,
     translate::pipeline,
     verdict::{Direction, Verdict},
@@ -112,6 +113,13 @@ pub fn xnat_noop_xdp(_ctx: XdpContext) -> u32 {
 #[classifier]
 #[inline(always)]
 pub fn xnat_ingress_tc(ctx: TcContext) -> i32 {
+    if frag::hold::take_released(&ctx) {
+        // A held fragment of a datagram to an IPv6 host, released when its
+        // first fragment came (already translated to the stand-in).
+        nat64::tail_call_in_tc(&ctx);
+        counters::drop(Counter::Nat64DropNoHost);
+        return TC_ACT_SHOT;
+    }
     let mut p = TcPacket { ctx: &ctx };
     match traced(&mut p, Direction::Ingress, TRACE_INGRESS_TC) {
         Verdict::Translated if nat64::for_stand_in(&p) => {
@@ -148,7 +156,17 @@ pub fn xnat_inside_tc(ctx: TcContext) -> i32 {
         nat64::tail_call_out(&ctx);
         return TC_ACT_OK;
     }
-    match hairpin::process(&mut p) {
+    let h = if frag::hold::take_released(&ctx) {
+        // A held fragment from an IPv6 host, released (translated) when
+        // its first fragment came: sent on by the FIB.
+        match ipv4::outer_ipv4(&p) {
+            Some(ip) => Hairpin::Forward(ip),
+            None => Hairpin::Drop,
+        }
+    } else {
+        hairpin::process(&mut p)
+    };
+    match h {
         Hairpin::NotOurs(Some(ip)) if route::fast_path_enabled() => {
             fastpath::outbound_tc(&ctx, &ip)
         }

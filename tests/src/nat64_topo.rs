@@ -15,7 +15,8 @@
 
 use std::io::{Read, Write};
 use std::net::{
-    IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket,
+    IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, SocketAddrV6, TcpListener, TcpStream,
+    UdpSocket,
 };
 use std::time::Duration;
 
@@ -229,4 +230,95 @@ pub fn v4_of(a: SocketAddr) -> Ipv4Addr {
         IpAddr::V4(v) => v,
         IpAddr::V6(v) => panic!("expected IPv4, got {v}"),
     }
+}
+
+/// A raw IPv6 socket (`IPPROTO_RAW`: the caller writes the IPv6 header) in
+/// a namespace, to send packets the stack would not make (fragments out
+/// of order).
+pub struct RawIp6 {
+    fd: std::os::fd::OwnedFd,
+}
+
+impl RawIp6 {
+    pub fn open(ns: &Netns) -> RawIp6 {
+        use std::os::fd::FromRawFd as _;
+        let fd = ns.in_ns(|| {
+            // SAFETY: plain socket(2); ownership moves into OwnedFd at once.
+            let fd = unsafe {
+                libc::socket(
+                    libc::AF_INET6,
+                    libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                    libc::IPPROTO_RAW,
+                )
+            };
+            assert!(fd >= 0, "raw socket: {}", std::io::Error::last_os_error());
+            // SAFETY: a fresh fd we own.
+            unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
+        });
+        RawIp6 { fd }
+    }
+
+    /// Sends one IPv6 packet (header included) to its destination.
+    pub fn send(&self, packet: &[u8]) -> std::io::Result<()> {
+        use std::os::fd::AsRawFd as _;
+        assert!(packet.len() >= 40, "not an IPv6 packet");
+        // SAFETY: all-zero is a valid sockaddr_in6.
+        let mut sin6: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+        sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+        sin6.sin6_addr.s6_addr.copy_from_slice(&packet[24..40]);
+        // SAFETY: valid fd, buffer and sockaddr for the call.
+        let rc = unsafe {
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                packet.as_ptr().cast(),
+                packet.len(),
+                0,
+                (&sin6 as *const libc::sockaddr_in6).cast(),
+                std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
+/// The IPv6 fragments (header included, hop limit 64) of a UDP datagram
+/// from `src` to `dst` carrying `data`, `chunk` bytes (a multiple of 8) of
+/// the datagram in each but the last, fragment identification `id`.
+pub fn udp6_fragments(
+    src: SocketAddrV6,
+    dst: SocketAddrV6,
+    data: &[u8],
+    id: u32,
+    chunk: usize,
+) -> Vec<Vec<u8>> {
+    assert_eq!(chunk % 8, 0, "fragment payloads are multiples of 8 bytes");
+    let mut seg = Vec::with_capacity(8 + data.len());
+    seg.extend_from_slice(&src.port().to_be_bytes());
+    seg.extend_from_slice(&dst.port().to_be_bytes());
+    seg.extend_from_slice(&((8 + data.len()) as u16).to_be_bytes());
+    seg.extend_from_slice(&[0, 0]);
+    seg.extend_from_slice(data);
+    let c = crate::frame::l6_checksum(src.ip().octets(), dst.ip().octets(), 17, &seg);
+    seg[6..8].copy_from_slice(&c.to_be_bytes());
+    seg.chunks(chunk)
+        .enumerate()
+        .map(|(i, part)| {
+            let off = i * chunk;
+            let more = off + part.len() < seg.len();
+            let mut p = vec![0x60, 0, 0, 0];
+            p.extend_from_slice(&((8 + part.len()) as u16).to_be_bytes());
+            p.extend_from_slice(&[44, 64]);
+            p.extend_from_slice(&src.ip().octets());
+            p.extend_from_slice(&dst.ip().octets());
+            let off_m = ((off / 8) as u16) << 3 | more as u16;
+            p.extend_from_slice(&[17, 0]);
+            p.extend_from_slice(&off_m.to_be_bytes());
+            p.extend_from_slice(&id.to_be_bytes());
+            p.extend_from_slice(part);
+            p
+        })
+        .collect()
 }

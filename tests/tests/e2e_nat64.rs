@@ -10,9 +10,11 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use xnat_tests::fastpath_topo::NoopXdp;
+use xnat_tests::frame::{self, Udp};
+use xnat_tests::hairpin_topo::RawIp;
 use xnat_tests::nat64_topo::{
-    CLIENT6, GW6, Nat64Topo, POOL, RTR_EXT, RTR_SRV, SRV, tcp_transfer, udp_exchange, v4_of,
-    well_known,
+    CLIENT6, GW6, Nat64Topo, POOL, RTR_EXT, RTR_SRV, RawIp6, SRV, tcp_transfer, udp_exchange,
+    udp6_fragments, v4_of, well_known,
 };
 use xnat_tests::netns::Netns;
 use xnat_tests::topology::Ingress;
@@ -28,6 +30,9 @@ both_modes!(udp_fragments_both_ways, "frag");
 both_modes!(udp_without_checksum_from_ipv4, "nock");
 tc_only!(hairpin_between_ipv6_hosts, "hair");
 tc_only!(hairpin_from_an_ipv4_host, "h4");
+// Holding out-of-order fragments is TC-only (README "IPv4 fragments").
+tc_only!(fragments_out_of_order_inbound, "ooi");
+tc_only!(fragments_out_of_order_outbound, "ooo");
 both_modes!(path_mtu_toward_the_ipv6_host, "pmtu");
 
 /// `ping` from `ns`: (succeeded, its output).
@@ -430,6 +435,113 @@ fn hairpin_between_ipv6_hosts(tag: &str, mode: Ingress) {
         .expect("B's answer never reached A");
     assert_eq!((&buf[..n], back), (&b"to A"[..], b_via_pool));
     assert!(t.agent.xnat().counter("hairpin_translated") >= 2);
+}
+
+/// Orders the fragments of a three-fragment datagram are sent in: the
+/// first fragment last, in the middle, and first.
+const ORDERS: [[usize; 3]; 3] = [[2, 1, 0], [1, 0, 2], [0, 2, 1]];
+
+/// The server sends the fragments of a datagram for the IPv6 host's
+/// binding out of order (RFC 4787 REQ-14): later fragments that come
+/// before the first are held, then sent on through NAT64 with it; the
+/// host receives the datagram whole.
+fn fragments_out_of_order_inbound(tag: &str, mode: Ingress) {
+    let t = Nat64Topo::start(tag, mode);
+    let (c6, srv) = (t.ns("c6"), t.ns("srv"));
+    let (public, _) = udp_exchange(
+        c6,
+        srv,
+        sa6(CLIENT6, 9600),
+        sa4(SRV, 9000),
+        sa6(t.synth(SRV), 9000),
+    );
+    let host = c6
+        .in_ns(|| std::net::UdpSocket::bind(sa6(CLIENT6, 9600)))
+        .unwrap();
+    let raw = RawIp::open(srv);
+    let mut buf = vec![0u8; 8192];
+    for (i, order) in ORDERS.iter().enumerate() {
+        let data = xnat_tests::traffic::payload(3000, 0x60 + i as u8);
+        let p = frame::Packet::udp(SRV, v4_of(public), Udp::new(9000, public.port(), &data))
+            .with_id(0x6401 + i as u16);
+        let total = p.l4_bytes().len();
+        let frags: Vec<Vec<u8>> = (0..total)
+            .step_by(1280)
+            .map(|off| {
+                let len = 1280.min(total - off);
+                p.fragment(off, len, off + len < total).ip_bytes()
+            })
+            .collect();
+        assert_eq!(frags.len(), 3);
+        let held = t.agent.xnat().counter("fragments_held");
+        for &k in order {
+            raw.send(&frags[k])
+                .unwrap_or_else(|e| panic!("raw send of fragment {k}: {e}"));
+        }
+        let (n, from) = xnat_tests::traffic::recv_within(&host, &mut buf, Duration::from_secs(3))
+            .unwrap_or_else(|| panic!("order {order:?}: the datagram never reached the host"));
+        assert_eq!(
+            &buf[..n],
+            &data[..],
+            "order {order:?}: the datagram changed"
+        );
+        assert_eq!(from, sa6(t.synth(SRV), 9000), "order {order:?}");
+        if order[0] != 0 {
+            assert!(
+                t.agent.xnat().counter("fragments_held") > held,
+                "order {order:?}: nothing was held"
+            );
+        }
+    }
+}
+
+/// The IPv6 host sends the fragments of a datagram out of order: the
+/// later fragments that come before the first are held, and sent on with
+/// it (by the FIB, from the binding the first fragment made); the server
+/// receives the datagram whole.
+fn fragments_out_of_order_outbound(tag: &str, mode: Ingress) {
+    let t = Nat64Topo::start(tag, mode);
+    let (c6, srv) = (t.ns("c6"), t.ns("srv"));
+    // The binding and the neighbours first, so that each datagram below
+    // has one chance.
+    let (public, _) = udp_exchange(
+        c6,
+        srv,
+        sa6(CLIENT6, 9601),
+        sa4(SRV, 9001),
+        sa6(t.synth(SRV), 9001),
+    );
+    let server = srv
+        .in_ns(|| std::net::UdpSocket::bind(sa4(SRV, 9001)))
+        .unwrap();
+    let raw = RawIp6::open(c6);
+    let src = std::net::SocketAddrV6::new(CLIENT6, 9601, 0, 0);
+    let dst = std::net::SocketAddrV6::new(t.synth(SRV), 9001, 0, 0);
+    let mut buf = vec![0u8; 8192];
+    for (i, order) in ORDERS.iter().enumerate() {
+        let data = xnat_tests::traffic::payload(3000, 0x70 + i as u8);
+        let frags = udp6_fragments(src, dst, &data, 0x64_0001 + i as u32, 1232);
+        assert_eq!(frags.len(), 3);
+        let released = t.agent.xnat().counter("fragments_released");
+        for &k in order {
+            raw.send(&frags[k])
+                .unwrap_or_else(|e| panic!("raw send of fragment {k}: {e}"));
+        }
+        let (n, from) = xnat_tests::traffic::recv_within(&server, &mut buf, Duration::from_secs(3))
+            .unwrap_or_else(|| panic!("order {order:?}: the datagram never reached the server"));
+        assert_eq!(
+            &buf[..n],
+            &data[..],
+            "order {order:?}: the datagram changed"
+        );
+        assert_eq!(from, public, "order {order:?}: from the host's binding");
+        if order[0] != 0 {
+            assert!(
+                t.agent.xnat().counter("fragments_released") > released,
+                "order {order:?}: nothing was held and released"
+            );
+        }
+    }
 }
 
 /// A dual-stack inside link: an IPv4 host sends to an IPv6 host's public

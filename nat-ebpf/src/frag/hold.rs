@@ -5,6 +5,14 @@
 //! datagram is rebuilt in the same skb, translated and sent, in order.
 //! XDP cannot clone packets, so there unknown fragments are not held.
 //!
+//! Through NAT64 the released fragments cannot simply be sent on: the
+//! program is not where they leave (outbound it runs on the inside
+//! interface before the route is known; inbound each must still become
+//! IPv6). They are re-injected where the first fragment came in, marked
+//! ([`RELEASED_MARK`] in skb->mark, which nothing on a wire can set), and
+//! the program there sends them on: outbound by the FIB, inbound to the
+//! IPv4 -> IPv6 program ([`take_released`]).
+//!
 //! Memory is bounded by FRAG_HOLD_MAX entries per direction (LRU eviction
 //! under a flood, within the flood's own direction)
 //! and a held fragment older than FRAG_TIMEOUT_NS is never released.
@@ -30,6 +38,24 @@ use crate::{
 };
 
 const BPF_NOEXIST: u64 = 1;
+
+/// skb->mark of a fragment released for NAT64 and re-injected (any value
+/// the stack itself would not set; cleared again when taken).
+pub const RELEASED_MARK: u32 = 0x786e_3634;
+
+/// Whether this packet is a fragment [`release`] re-injected for NAT64
+/// (and if so, clears the mark): one read of skb->mark.
+#[inline(always)]
+pub fn take_released(ctx: &TcContext) -> bool {
+    // SAFETY: TC programs may read and write their skb's mark.
+    unsafe {
+        if (*ctx.skb.skb).mark != RELEASED_MARK {
+            return false;
+        }
+        (*ctx.skb.skb).mark = 0;
+    }
+    true
+}
 
 /// The hold table of fragments going this way (one per direction, so the
 /// outside's stray fragments never evict the inside's).
@@ -94,11 +120,16 @@ pub fn hold(ctx: &TcContext, ip: &Ipv4, key: &FragKey) -> bool {
 /// The first fragment of datagram `key` has just been translated (its
 /// later fragments' translated address becomes `new_addr`): sends it,
 /// then each held fragment, translated; the skb ends up holding the last
-/// one, which the caller passes on like the first.
+/// one, which the caller passes on like the first. With `nat64` they are
+/// re-injected, marked, where the skb came in (see the module's comment).
 #[inline(always)]
-pub fn release(ctx: &TcContext, key: &FragKey, inbound: bool, new_addr: u32) {
+pub fn release(ctx: &TcContext, key: &FragKey, inbound: bool, new_addr: u32, nat64: bool) {
     let ifindex = unsafe { (*ctx.skb.skb).ifindex };
-    let flags = if inbound { BPF_F_INGRESS as u64 } else { 0 };
+    let flags = if inbound || nat64 {
+        BPF_F_INGRESS as u64
+    } else {
+        0
+    };
     let now = clock::now();
     let mut slot = 0;
     while slot < FRAG_HOLD_SLOTS {
@@ -115,7 +146,15 @@ pub fn release(ctx: &TcContext, key: &FragKey, inbound: bool, new_addr: u32) {
             if fresh && len >= 20 && len as usize <= FRAG_HOLD_BYTES {
                 // Send what the skb holds now (the first fragment, or the
                 // previous held one), then turn the skb into this one.
-                bpf_clone_redirect(ctx.skb.skb, ifindex, flags);
+                if nat64 {
+                    // The clone takes the mark; the skb goes on without.
+                    let mark = (*ctx.skb.skb).mark;
+                    (*ctx.skb.skb).mark = RELEASED_MARK;
+                    bpf_clone_redirect(ctx.skb.skb, ifindex, flags);
+                    (*ctx.skb.skb).mark = mark;
+                } else {
+                    bpf_clone_redirect(ctx.skb.skb, ifindex, flags);
+                }
                 if bpf_skb_change_tail(ctx.skb.skb, ETH_HLEN + len, 0) == 0
                     // BPF_F_RECOMPUTE_CSUM: with CHECKSUM_COMPLETE,
                     // skb->csum must sum the held fragment's bytes now,

@@ -6,7 +6,7 @@
 //! fragments, which need only their address and IPv4 checksum changed.
 //! Each direction has its own table (`FRAGS_OUT`, `FRAGS_IN`).
 use aya_ebpf::maps::LruHashMap;
-use nat_common::{Counter, FRAG_TIMEOUT_NS, FragKey, FragValue};
+use nat_common::{Counter, FRAG_TIMEOUT_NS, FragKey, FragValue, nat64::is_stand_in};
 
 use crate::{
     clock, counters,
@@ -62,7 +62,9 @@ pub fn remember<P: Packet>(p: &mut P, ip: &Ipv4, inbound: bool, new_addr: u32) {
     };
     let _ = table(inbound).insert(k, v, 0);
     if let Some(ctx) = p.skb() {
-        hold::release(ctx, &k, inbound, new_addr);
+        // Through NAT64: from an IPv6 host's stand-in, or to one.
+        let nat64 = is_stand_in(if inbound { new_addr } else { ip.src });
+        hold::release(ctx, &k, inbound, new_addr, nat64);
     }
 }
 
