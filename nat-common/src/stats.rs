@@ -118,10 +118,17 @@ pub enum Counter {
     /// IPv4 packets without DF (or fragments) too big for the inside link
     /// once translated: dropped (not split into IPv6 fragments).
     Nat64DropTooBig = 43,
+    /// IPv4 packets for an IPv6 host whose TTL ran out at the gateway,
+    /// answered with ICMP Time Exceeded (RFC 7915 section 4).
+    Nat64TimeExceededSent = 44,
+    /// The same that cannot be answered (ICMP errors, later fragments, a
+    /// header with options; XDP where the device cannot send it back):
+    /// dropped.
+    Nat64DropTtlExpired = 45,
 }
 
 /// Number of counters; the size of the `STATS` array.
-pub const COUNTER_COUNT: u32 = 44;
+pub const COUNTER_COUNT: u32 = 46;
 
 impl Counter {
     /// All counters in index order.
@@ -170,6 +177,8 @@ impl Counter {
         Counter::Nat64DropNoRoute,
         Counter::Nat64FragNeededSent,
         Counter::Nat64DropTooBig,
+        Counter::Nat64TimeExceededSent,
+        Counter::Nat64DropTtlExpired,
     ];
 
     /// Stable snake_case name used by `xnat stats` and its JSON.
@@ -219,6 +228,8 @@ impl Counter {
             Counter::Nat64DropNoRoute => "nat64_drop_no_route",
             Counter::Nat64FragNeededSent => "nat64_frag_needed_sent",
             Counter::Nat64DropTooBig => "nat64_drop_too_big",
+            Counter::Nat64TimeExceededSent => "nat64_time_exceeded_sent",
+            Counter::Nat64DropTtlExpired => "nat64_drop_ttl_expired",
         }
     }
 }

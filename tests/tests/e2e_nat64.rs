@@ -26,6 +26,7 @@ both_modes!(traceroute_and_path_mtu, "trc");
 tc_only!(outside_the_prefix_and_non_global, "out");
 tc_only!(network_specific_prefix, "nsp");
 both_modes!(static_nat64_both_ways, "stat");
+both_modes!(traceroute_toward_the_ipv6_host, "trin");
 both_modes!(udp_fragments_both_ways, "frag");
 both_modes!(udp_without_checksum_from_ipv4, "nock");
 tc_only!(hairpin_between_ipv6_hosts, "hair");
@@ -244,6 +245,44 @@ fn network_specific_prefix(tag: &str, mode: Ingress) {
         sa6(server, 9000),
     );
     assert_eq!(back, sa6(server, 9000));
+}
+
+/// traceroute from the IPv4 side to a statically mapped IPv6 host (UDP
+/// and ICMP): the router, then the gateway — a probe whose TTL runs out
+/// there is answered with ICMP Time Exceeded by xnat, from the public
+/// address it was sent to (RFC 7915 section 4) — then the host.
+fn traceroute_toward_the_ipv6_host(tag: &str, mode: Ingress) {
+    let public: std::net::Ipv4Addr = "198.51.100.10".parse().unwrap();
+    let map = format!("{CLIENT6}={public}");
+    // XDP answers by XDP_TX: the router's end of the link runs XDP too
+    // (README, "Fast path": --xdp-redirect).
+    let mut args = vec!["--nat64-map", map.as_str()];
+    let mut noop = None;
+    if mode == Ingress::Xdp {
+        args.extend(["--xdp-redirect", "EXT"]);
+    }
+    let t = Nat64Topo::with_setup(tag, mode, "64:ff9b::/96", &args, |net| {
+        if mode == Ingress::Xdp {
+            noop = Some(NoopXdp::attach(net.ns("rtr"), "eth0"));
+        }
+    });
+    let _keep_attached = noop;
+    let srv = t.ns("srv");
+    let want = vec![RTR_SRV.to_string(), public.to_string(), public.to_string()];
+    for extra in [&[][..], &["-I"][..]] {
+        let mut v = vec!["traceroute", "-n", "-q", "1", "-w", "3", "-m", "5"];
+        v.extend_from_slice(extra);
+        let d = public.to_string();
+        v.push(&d);
+        let out = srv.run(Duration::from_secs(60), &v);
+        let hops: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().nth(1).map(str::to_string))
+            .collect();
+        assert_eq!(hops, want, "traceroute {extra:?}");
+    }
+    assert!(t.agent.xnat().counter("nat64_time_exceeded_sent") >= 2);
 }
 
 /// Static NAT64 (`--nat64-map IPV6=IPV4`): the IPv4 server connects to

@@ -1003,7 +1003,7 @@ fn inbound_translates_tcp_udp_and_echo() {
 fn inbound_ipv6_header() {
     let flow = Flow::new(Kind::Udp);
     let (n, gw, _, public) = opened("inhdr", &flow);
-    for (tos, ttl) in [(0x28, 33), (0xff, 1), (0x00, 255)] {
+    for (tos, ttl) in [(0x28, 33), (0xff, 2), (0x00, 255)] {
         let mut input = flow.in4(public).with_ttl(ttl).with_id(0x4242);
         input.ip.tos = tos;
         let mut expected = flow.in6(w(R), ttl);
@@ -1018,6 +1018,60 @@ fn inbound_ipv6_header() {
                 Want::Pass(&expected.frame()),
                 &in_known(input.total_len()),
             );
+        }
+    }
+}
+
+/// A packet whose TTL runs out at the gateway (1 or 0) is answered with ICMP
+/// Time Exceeded in transit (RFC 7915 section 4: the translator decrements
+/// the TTL before translating) from the public endpoint it was sent to,
+/// quoting its header and 8 transport bytes exactly as sent, back where it
+/// came (TC redirects it; XDP here has no device to send it back on:
+/// dropped and counted). An ICMP error is never answered.
+#[test]
+fn inbound_ttl_ran_out_is_answered_with_time_exceeded() {
+    for kind in [Kind::Udp, Kind::Tcp, Kind::Echo] {
+        let flow = Flow::new(kind);
+        let (n, gw, _, public) = opened(&format!("ttl{kind:?}"), &flow);
+        for ttl in [1u8, 0] {
+            let what = format!("{kind:?}, TTL {ttl}");
+            let input = flow.in4(public).with_ttl(ttl).frame();
+            let before = n.counters();
+            let out = gw.run(&n, Prog::InTc, &input);
+            assert_eq!(out.verdict, TC_ACT_REDIRECT, "{what}");
+            let d = &out.data;
+            assert_eq!(d.len(), ETH_HLEN + 56, "{what}: length");
+            assert_eq!(
+                (&d[0..6], &d[6..12]),
+                (&input[6..12], &input[0..6]),
+                "{what}: MACs"
+            );
+            let ip = ETH_HLEN;
+            assert_eq!(&d[ip + 12..ip + 16], &public.addr.octets(), "{what}: from");
+            assert_eq!(&d[ip + 16..ip + 20], &R.octets(), "{what}: to");
+            assert_eq!(
+                (d[ip + 9], d[ip + 20], d[ip + 21]),
+                (1, 11, 0),
+                "{what}: ICMP 11/0"
+            );
+            assert_eq!(
+                &d[ip + 28..],
+                &input[ip..ip + 28],
+                "{what}: the quote as sent"
+            );
+            if let Err(e) = xnat_tests::frame::check_checksums(d) {
+                panic!("{what}: {e}");
+            }
+            let after = n.counters();
+            let sent = Counter::Nat64TimeExceededSent as usize;
+            assert_eq!(after[sent] - before[sent], 1, "{what}: counted");
+
+            let before = n.counters();
+            let out = gw.run(&n, Prog::InXdp, &input);
+            assert_eq!(out.verdict, XDP_DROP, "{what}, XDP");
+            let after = n.counters();
+            let dropped = Counter::Nat64DropTtlExpired as usize;
+            assert_eq!(after[dropped] - before[dropped], 1, "{what}, XDP: counted");
         }
     }
 }

@@ -97,7 +97,12 @@ pub fn process_tc(ctx: &TcContext) -> i32 {
         Ok(None) => return TC_ACT_OK,
         Err(reason) => return counters::drop_tc(reason),
     };
-    match too_big::check(&p, &ip, cfg, gso || hairpinned) {
+    let answer_with = if hairpinned || ttl(&p, &ip) > 1 {
+        too_big::check(&p, &ip, cfg, gso || hairpinned)
+    } else {
+        too_big::time_exceeded(&p, &ip).map(Some)
+    };
+    match answer_with {
         Ok(None) => {}
         Ok(Some(a)) => {
             // The answer in place of the packet, back out where it came in.
@@ -107,7 +112,7 @@ pub fn process_tc(ctx: &TcContext) -> i32 {
             if !cut || answer(&mut p, &a).is_none() {
                 return counters::drop_tc(Counter::Nat64DropMalformed);
             }
-            counters::bump(Counter::Nat64FragNeededSent);
+            counters::bump(sent_counter(&a));
             // SAFETY: helper call.
             return unsafe { bpf_redirect(ifindex, 0) } as i32;
         }
@@ -156,18 +161,27 @@ pub fn process_xdp(ctx: &XdpContext) -> u32 {
             return xdp_action::XDP_DROP;
         }
     };
-    match too_big::check(&p, &ip, cfg, false) {
+    let answer_with = if ttl(&p, &ip) > 1 {
+        too_big::check(&p, &ip, cfg, false)
+    } else {
+        too_big::time_exceeded(&p, &ip).map(Some)
+    };
+    match answer_with {
         Ok(None) => {}
         // XDP_TX needs a device that takes XDP frames back (a veth only if
         // its peer runs XDP: `--xdp-redirect`); elsewhere the packet is
         // dropped unanswered.
         // SAFETY: reading our own context.
-        Ok(Some(_))
+        Ok(Some(a))
             if XDP_TARGETS
                 .get(unsafe { (*ctx.ctx).ingress_ifindex })
                 .is_none() =>
         {
-            counters::bump(Counter::Nat64DropTooBig);
+            counters::bump(if a.icmp_type() == 11 {
+                Counter::Nat64DropTtlExpired
+            } else {
+                Counter::Nat64DropTooBig
+            });
             return xdp_action::XDP_DROP;
         }
         Ok(Some(a)) => {
@@ -179,7 +193,7 @@ pub fn process_xdp(ctx: &XdpContext) -> u32 {
                 counters::bump(Counter::Nat64DropMalformed);
                 return xdp_action::XDP_DROP;
             }
-            counters::bump(Counter::Nat64FragNeededSent);
+            counters::bump(sent_counter(&a));
             return xdp_action::XDP_TX;
         }
         Err(reason) => {
@@ -237,7 +251,24 @@ fn target<P: Packet>(p: &P) -> Result<Option<(Ipv4, &'static Nat64Config)>, Coun
     Ok(Some((ip, cfg)))
 }
 
-/// Writes the Fragmentation Needed answer over the (cut) packet: MACs
+/// The packet's TTL as it arrived (0 if it cannot be read: the header
+/// parsed, so it can).
+#[inline(always)]
+fn ttl<P: Packet>(p: &P, ip: &Ipv4) -> u8 {
+    p.load::<u8>(ip.off + Ipv4::TTL_OFF).unwrap_or(0)
+}
+
+/// What sending the answer `a` counts as.
+#[inline(always)]
+fn sent_counter(a: &too_big::Answer) -> Counter {
+    if a.icmp_type() == 11 {
+        Counter::Nat64TimeExceededSent
+    } else {
+        Counter::Nat64FragNeededSent
+    }
+}
+
+/// Writes the answer (Fragmentation Needed, Time Exceeded) over the (cut) packet: MACs
 /// swapped, then its 56 bytes.
 #[inline(always)]
 fn answer<P: Packet>(p: &mut P, a: &too_big::Answer) -> Option<()> {

@@ -78,10 +78,9 @@ pub const KNOWN_DATA_PLANE_DEFECTS: [(&str, &str); 2] = [
     ),
     (
         "nat64-frag-needed-quote",
-        "NAT64's Fragmentation Needed answer (nat64/too_big.rs) quotes the packet not as it \
-         was sent but rebuilt from NAT44's translation: the quoted header's checksum \
-         recomputed (a wrong one made right) and the first 8 transport bytes with NAT44's \
-         checksum (UDP, ICMP echo), only the port put back",
+        "NAT64's answers (Fragmentation Needed, Time Exceeded: nat64/too_big.rs) quote the \
+         header not as it was sent but rebuilt from NAT44's translation: its checksum \
+         recomputed (a wrong one made right)",
     ),
 ];
 
@@ -97,7 +96,7 @@ fn known_defects(p: &model::Prediction) -> Vec<(usize, Switch)> {
     if took(Rule::Nat64OutAtomicFragment) {
         v.push((0, |k| &mut k.nat64_atomic_error_dropped));
     }
-    if took(Rule::Nat64InTooBigAnswered) {
+    if took(Rule::Nat64InTooBigAnswered) || took(Rule::Nat64InTtlAnswered) {
         v.push((1, |k| &mut k.nat64_frag_needed_quote_rebuilt));
     }
     v

@@ -70,10 +70,10 @@ pub const KNOWN_STALE_CSUM: [(&str, &str); 3] = [
          sums the first fragment",
     ),
     (
-        "nat64-frag-needed-answer",
-        "NAT64's Fragmentation Needed answer (nat64/inbound.rs, answer) is written over \
-         the packet without updating skb->csum; it leaves by a redirect to an egress, \
-         where a CHECKSUM_COMPLETE sum is not read, so likely harmless",
+        "nat64-answer",
+        "NAT64's answers (Fragmentation Needed, Time Exceeded: nat64/inbound.rs, answer) \
+         are written over the packet without updating skb->csum; they leave by a redirect \
+         to an egress, where a CHECKSUM_COMPLETE sum is not read, so likely harmless",
     ),
     (
         "nat64-in-bad-ipv4-header-checksum",
@@ -119,7 +119,9 @@ pub fn known_stale_csum(p: &Prediction) -> Option<&'static str> {
     if p.path.contains(&crate::model::Rule::HeldFragmentReleased) {
         return Some(KNOWN_STALE_CSUM[0].0);
     }
-    if p.path.contains(&crate::model::Rule::Nat64InTooBigAnswered) {
+    if p.path.contains(&crate::model::Rule::Nat64InTooBigAnswered)
+        || p.path.contains(&crate::model::Rule::Nat64InTtlAnswered)
+    {
         return Some(KNOWN_STALE_CSUM[1].0);
     }
     let ip = ETH_HLEN;
@@ -148,19 +150,20 @@ fn shifted(csum: PartialCsum, input: &[u8], output: &[u8]) -> PartialCsum {
     }
 }
 
-/// Whether NAT64 may answer `case` in place as too big for the inside link
-/// (README "NAT64"): an ingress frame longer than the inside MTU allows
-/// once translated. The partial lane cannot run those: the answer,
-/// redirected out of the lane's own device, meets the program at its TCX
-/// egress a second time and leaves as a pass.
+/// Whether NAT64 may answer `case` in place (README "NAT64"): an ingress
+/// frame longer than the inside MTU allows once translated, or with TTL 1
+/// or 0. The partial lane cannot run those: the answer, redirected out of
+/// the lane's own device, meets the program at its TCX egress a second
+/// time and leaves as a pass.
 fn nat64_may_answer(st: &State, case: &Case) -> bool {
     let f = &case.frame;
     let mtu = st.nat64.inside_mtu as usize;
-    case.hook == Hook::IngressTc
-        && st.nat64.enabled != 0
-        && mtu != 0
-        && f.len() >= ETH_HLEN + 4
-        && usize::from(u16::from_be_bytes([f[ETH_HLEN + 2], f[ETH_HLEN + 3]])) + 20 > mtu
+    if case.hook != Hook::IngressTc || st.nat64.enabled == 0 || f.len() < ETH_HLEN + 9 {
+        return false;
+    }
+    let too_big =
+        mtu != 0 && usize::from(u16::from_be_bytes([f[ETH_HLEN + 2], f[ETH_HLEN + 3]])) + 20 > mtu;
+    too_big || f[ETH_HLEN + 8] <= 1
 }
 
 /// What running a frame gave.

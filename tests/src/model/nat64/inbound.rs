@@ -65,10 +65,14 @@ pub fn decide(ctx: &mut Ctx, origin: Origin) -> Verdict {
         Origin::Outside => Some(ctx.source.clone()),
         Origin::Hairpin(_) => None,
     };
-    if let Some(sent) = sent
-        && let Some(v) = too_big(ctx, &ip, &sent)
-    {
-        return v;
+    if let Some(sent) = sent {
+        // TTL 1 or 0: the hop to the host would take the last.
+        if sent[ip.off + 8] <= 1 {
+            return time_exceeded(ctx, &ip, &sent);
+        }
+        if let Some(v) = too_big(ctx, &ip, &sent) {
+            return v;
+        }
     }
     let Some(host) = ctx.st.nat64_ids.get(&ip.dst).map(|h| h.addr) else {
         ctx.note(Rule::Nat64InNoHost);
@@ -237,18 +241,66 @@ fn too_big(ctx: &mut Ctx, ip: &Ip, sent: &[u8]) -> Option<Verdict> {
         return Some(ctx.drop(Counter::Nat64DropTooBig));
     }
     ctx.note(Rule::Nat64InTooBigAnswered);
-    let mut msg = vec![3, 4, 0, 0, 0, 0];
-    msg.extend_from_slice(&((mtu - 20) as u16).to_be_bytes());
+    let [m0, m1] = ((mtu - 20) as u16).to_be_bytes();
+    Some(answer(
+        ctx,
+        ip,
+        sent,
+        [3, 4, 0, 0, 0, 0, m0, m1],
+        Counter::Nat64FragNeededSent,
+    ))
+}
+
+/// A packet whose TTL ran out at the gateway (RFC 7915 section 4: the
+/// translator, a router, decrements it before translating): answered with
+/// ICMP Time Exceeded in transit as [`too_big`] answers, under the same
+/// conditions (never about an error, a later fragment or a header with
+/// options, TCP, UDP and echo only; XDP only where the device takes its
+/// frames back); otherwise dropped.
+fn time_exceeded(ctx: &mut Ctx, ip: &Ip, sent: &[u8]) -> Verdict {
+    let l4 = ip.l4();
+    if ip.later_fragment || ip.hlen != 20 {
+        ctx.note(Rule::Nat64InTtlDropped);
+        return ctx.drop(Counter::Nat64DropTtlExpired);
+    }
+    if !ip.has(l4, 8) {
+        ctx.note(Rule::Nat64InTtlCut);
+        return ctx.drop(Counter::Nat64DropMalformed);
+    }
+    let answerable = match ip.proto {
+        TCP | UDP => true,
+        ICMP => matches!(sent[l4], 0 | 8),
+        _ => false,
+    };
+    if !answerable {
+        ctx.note(Rule::Nat64InTtlDropped);
+        return ctx.drop(Counter::Nat64DropTtlExpired);
+    }
+    let g = &ctx.st.gateway;
+    if ctx.hook.is_xdp() && !g.xdp_targets.contains(&g.ingress_ifindex) {
+        ctx.note(Rule::Nat64InTtlNoTx);
+        return ctx.drop(Counter::Nat64DropTtlExpired);
+    }
+    ctx.note(Rule::Nat64InTtlAnswered);
+    answer(
+        ctx,
+        ip,
+        sent,
+        [11, 0, 0, 0, 0, 0, 0, 0],
+        Counter::Nat64TimeExceededSent,
+    )
+}
+
+/// The ICMP error starting with `head` (type, code, checksum, 4 more
+/// bytes) from the public address `sent` went to, quoting its header and 8
+/// transport bytes as sent, in place of the packet, back where it came.
+fn answer(ctx: &mut Ctx, ip: &Ip, sent: &[u8], head: [u8; 8], counter: Counter) -> Verdict {
+    let l4 = ip.l4();
+    let mut msg = head.to_vec();
     msg.extend_from_slice(&sent[ip.off..l4 + 8]);
     if ctx.known.nat64_frag_needed_quote_rebuilt {
-        // The known defect: the translated transport bytes with the port
-        // (identifier) as sent, the header's checksum recomputed.
-        let now = &ctx.out;
-        let (q, ql4) = (8, 28);
-        msg[ql4..ql4 + 8].copy_from_slice(&now[l4..l4 + 8]);
-        let port_at = if ip.proto == ICMP { 4 } else { 2 };
-        msg[ql4 + port_at..ql4 + port_at + 2]
-            .copy_from_slice(&sent[l4 + port_at..l4 + port_at + 2]);
+        // The known defect: the quoted header's checksum recomputed.
+        let q = 8;
         put16(&mut msg, q + 10, 0);
         let c = super::super::csum::full(&msg[q..q + 20]);
         put16(&mut msg, q + 10, c);
@@ -264,8 +316,8 @@ fn too_big(ctx: &mut Ctx, ip: &Ip, sent: &[u8]) -> Option<Verdict> {
     out.extend_from_slice(&h);
     out.extend_from_slice(&msg);
     ctx.out = out;
-    ctx.bump(Counter::Nat64FragNeededSent);
-    Some(Verdict::Returned)
+    ctx.bump(counter);
+    Verdict::Returned
 }
 
 /// Longest UDP datagram (header and data) without a checksum whose
