@@ -282,6 +282,7 @@ fn settings(nat64: Option<(&str, &[(&str, &str)])>) -> Settings {
                 .iter()
                 .map(|(i, p)| (v6(i), p.parse().unwrap()))
                 .collect(),
+            host_prefix: 64,
         }),
     }
 }
@@ -369,7 +370,7 @@ fn reconcile_writes_nat64_and_its_static_entries() {
     assert_eq!(
         summary,
         "2 static NAT64 mapping(s) added, 2 static NAT64 mapping(s) removed, NAT64 prefix \
-         2001:db8:64::/96"
+         2001:db8:64::/96, host prefix /64"
     );
     let cfg = nat_userspace::settings::nat64::read_config(a.dir()).unwrap();
     assert_eq!(

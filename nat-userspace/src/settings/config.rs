@@ -36,6 +36,7 @@
 //!
 //! [nat64]                           # present: stateful NAT64 on (needs [napt], inside)
 //! prefix = "64:ff9b::/96"           # RFC 6052 prefix [default: 64:ff9b::/96]
+//! host-prefix = 64                  # hosts of one /64 share max-ports-per-host [default: 64]
 //!
 //! [[nat64.map]]                     # static NAT64: an IPv6 host's own IPv4 address
 //! inside = "2001:db8::10"
@@ -202,6 +203,8 @@ struct RawFile {
 #[serde(deny_unknown_fields)]
 struct RawNat64 {
     prefix: Option<Spanned<Parsed<Nat64Prefix, Nat64Pfx>>>,
+    #[serde(rename = "host-prefix")]
+    host_prefix: Option<Spanned<u8>>,
     map: Option<Vec<Spanned<RawNat64Map>>>,
 }
 
@@ -414,6 +417,7 @@ impl Ctx<'_> {
         Layer {
             nat64: nat64.nat64,
             nat64_maps: nat64.nat64_maps,
+            nat64_host_prefix: nat64.nat64_host_prefix,
             sync_listen: sync.sync_listen,
             sync_peers: sync.sync_peers,
             sync_key_file: sync.sync_key_file,
@@ -505,6 +509,9 @@ impl Ctx<'_> {
         };
         Layer {
             nat64: Some(prefix),
+            nat64_host_prefix: n
+                .host_prefix
+                .map(|l| self.sourced(l, "nat64.host-prefix")),
             nat64_maps: n.map.map(|v| {
                 v.into_iter()
                     .enumerate()

@@ -242,6 +242,9 @@ macro_rules! layer {
             pub nat64: Option<Sourced<nat64::Nat64Prefix>>,
             /// Static NAT64: IPv6 inside host -> public IPv4 address.
             pub nat64_maps: Option<Vec<Sourced<(Ipv6Addr, Ipv4Addr)>>>,
+            /// The IPv6 prefix length whose hosts share one port cap
+            /// (`--nat64-host-prefix`, `[nat64]` `host_prefix`).
+            pub nat64_host_prefix: Option<Sourced<u8>>,
             $( $(#[doc = $doc])* pub $field: Option<Sourced<$ty>>, )*
         }
 
@@ -276,6 +279,7 @@ macro_rules! layer {
                     sync_refresh: self.sync_refresh.or(below.sync_refresh),
                     nat64: self.nat64.or(below.nat64),
                     nat64_maps: self.nat64_maps.or(below.nat64_maps),
+                    nat64_host_prefix: self.nat64_host_prefix.or(below.nat64_host_prefix),
                     $( $field: self.$field.or(below.$field), )*
                 }
             }

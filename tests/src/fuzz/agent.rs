@@ -365,6 +365,7 @@ pub fn settings(r: &Reload, limits: Limits) -> Settings {
                 .iter()
                 .map(|(h, p)| (std::net::Ipv6Addr::from(*h), ip(*p)))
                 .collect(),
+            host_prefix: r.nat64.host_prefix,
         }),
     }
 }
