@@ -1126,6 +1126,36 @@ inside = "10.0.0.5:80"
             "/etc/xnat/test.toml:7:10: nat64.prefix: 2001:db8:0:0:ff00::/96: bits 64 to 71 of \
              the prefix (the \"u\" octet) must be zero (RFC 6052)",
         );
+        // The host prefix of the port cap: /64 unless given, 32 to 128.
+        assert_eq!(s.host_prefix, 64);
+        let s = nat64(&format!("{NAPT}[nat64]\nhost-prefix = 56\n"))
+            .unwrap()
+            .unwrap();
+        assert_eq!((s.prefix, s.host_prefix), (Nat64Prefix::WELL_KNOWN, 56));
+        let s = nat64(&format!("{NAPT}[nat64]\nhost-prefix = 128\n"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(s.host_prefix, 128);
+        for len in [0, 31, 129, 255] {
+            bad(
+                &format!("{NAPT}[nat64]\nhost-prefix = {len}\n"),
+                &format!(
+                    "/etc/xnat/test.toml:7:15: nat64.host-prefix: the NAT64 host prefix is a \
+                     length from 32 to 128 (64: the hosts of one /64 share a port cap; 128: \
+                     each address has its own), not {len}"
+                ),
+            );
+        }
+        let e = nat64(&format!("{NAPT}[nat64]\nhost-prefix = 300\n")).unwrap_err();
+        assert!(
+            e.starts_with("/etc/xnat/test.toml:7:15: nat64.host-prefix: invalid value"),
+            "{e}"
+        );
+        let e = nat64(&format!("{NAPT}[nat64]\nhost-prefix = \"64\"\n")).unwrap_err();
+        assert!(
+            e.starts_with("/etc/xnat/test.toml:7:15: nat64.host-prefix: invalid type"),
+            "{e}"
+        );
         bad(
             &format!("{NAPT}[nat64]\nprefix = 96\n"),
             "/etc/xnat/test.toml:7:10: nat64.prefix: invalid type: integer `96`, expected a \
