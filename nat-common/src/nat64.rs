@@ -340,8 +340,14 @@ mod tests {
         assert_eq!(cap_key_addr(&a, 64), v6("2001:db8:1:2::"));
         assert_eq!(cap_key_addr(&a, 56), v6("2001:db8:1::"));
         assert_eq!(cap_key_addr(&a, 60), v6("2001:db8:1::"));
-        assert_eq!(cap_key_addr(&v6("2001:db8:1:ff::"), 60), v6("2001:db8:1:f0::"));
-        assert_eq!(cap_key_addr(&a, 127), v6("2001:db8:1:2:aaaa:bbbb:cccc:dddc"));
+        assert_eq!(
+            cap_key_addr(&v6("2001:db8:1:ff::"), 60),
+            v6("2001:db8:1:f0::")
+        );
+        assert_eq!(
+            cap_key_addr(&a, 127),
+            v6("2001:db8:1:2:aaaa:bbbb:cccc:dddc")
+        );
         assert_eq!(cap_key_addr(&a, 128), a);
         assert_eq!(cap_key_addr(&a, 0), a);
         assert_eq!(cap_key_addr(&a, 32), v6("2001:db8::"));

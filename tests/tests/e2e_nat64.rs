@@ -545,11 +545,15 @@ fn port_cap_per_ipv6_prefix(tag: &str, mode: Ingress) {
     assert_eq!(t.agent.xnat().counter("drop_host_port_cap"), 0);
 
     // A third from the first address, on a new port: refused.
-    let listen = srv.in_ns(|| std::net::UdpSocket::bind(sa4(SRV, 9710))).unwrap();
+    let listen = srv
+        .in_ns(|| std::net::UdpSocket::bind(sa4(SRV, 9710)))
+        .unwrap();
     let third = c6
         .in_ns(|| std::net::UdpSocket::bind(sa6(CLIENT6, 9610)))
         .unwrap();
-    third.send_to(b"over the cap", sa6(t.synth(SRV), 9710)).unwrap();
+    third
+        .send_to(b"over the cap", sa6(t.synth(SRV), 9710))
+        .unwrap();
     wait_until(SOON, "the third mapping of the /64 refused", || {
         t.agent.xnat().counter("drop_host_port_cap") >= 1
     });

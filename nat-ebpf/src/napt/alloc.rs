@@ -336,8 +336,7 @@ pub fn allocate(
     // The counter of the port cap: the host's own, or for an IPv6 host the
     // one of its prefix (`--nat64-host-prefix`).
     let cap_key = if stand_in && cfg.max_ports_per_host != 0 {
-        crate::nat64::host::cap_key(key.addr, now)
-            .ok_or(refused(Counter::Nat64DropHostsFull, 0))?
+        crate::nat64::host::cap_key(key.addr, now).ok_or(refused(Counter::Nat64DropHostsFull, 0))?
     } else {
         key.addr
     };

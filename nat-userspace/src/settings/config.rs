@@ -509,9 +509,7 @@ impl Ctx<'_> {
         };
         Layer {
             nat64: Some(prefix),
-            nat64_host_prefix: n
-                .host_prefix
-                .map(|l| self.sourced(l, "nat64.host-prefix")),
+            nat64_host_prefix: n.host_prefix.map(|l| self.sourced(l, "nat64.host-prefix")),
             nat64_maps: n.map.map(|v| {
                 v.into_iter()
                     .enumerate()

@@ -1117,8 +1117,9 @@ mod tests {
             };
             let e = host_prefix(&l).unwrap_err().to_string();
             assert!(
-                e.starts_with("--nat64-host-prefix: the NAT64 host prefix is a length from 32 to 128")
-                    && e.ends_with(&format!("not {len}")),
+                e.starts_with(
+                    "--nat64-host-prefix: the NAT64 host prefix is a length from 32 to 128"
+                ) && e.ends_with(&format!("not {len}")),
                 "{e}"
             );
         }

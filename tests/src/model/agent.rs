@@ -401,9 +401,7 @@ fn apply_reload(
     // are NAPT bindings.
     // (On, the inside links' smallest MTU is written too, where it
     // differs.)
-    let on = |c: &Nat64Config| {
-        (c.enabled != 0).then_some((c.prefix, c.prefix_len, c.host_prefix))
-    };
+    let on = |c: &Nat64Config| (c.enabled != 0).then_some((c.prefix, c.prefix_len, c.host_prefix));
     let nat64_changed = on(&st.nat64) != on(&want.nat64)
         || (want.nat64.enabled != 0 && st.nat64.inside_mtu != want.nat64.inside_mtu);
     if nat64_changed && want.nat64.enabled == 0 {
