@@ -82,7 +82,11 @@ pub struct Nat64Config {
     pub enabled: u8,
     /// [`NAT64_WKP`].
     pub flags: u8,
-    pub _pad: u8,
+    /// The length of the prefix an IPv6 host's port cap counts over
+    /// (`--nat64-host-prefix`): the hosts of one /`host_prefix` share one
+    /// `HOST_PORTS` counter, keyed by [`cap_key_addr`]'s stand-in. 0 or
+    /// 128 (and anything above): each address counts alone.
+    pub host_prefix: u8,
     /// Prefix bytes to compare (prefix_len / 8).
     pub prefix_bytes: u32,
     /// The smallest MTU of the inside interfaces (0: unknown): an IPv4
@@ -115,7 +119,7 @@ impl Nat64Config {
             prefix_len: len,
             enabled: 1,
             flags,
-            _pad: 0,
+            host_prefix: 128,
             prefix_bytes: bytes as u32,
             inside_mtu: 0,
         })
@@ -183,6 +187,37 @@ pub const fn is_non_global(v4: [u8; 4]) -> bool {
         || (a == 172 && b & 0xf0 == 16)
         || (a == 192 && b == 168)
         || a >= 224
+}
+
+/// The host prefix length of the settings when none is given: a /64 is
+/// what one subscriber's LAN gets (RFC 6177), and its hosts pick new
+/// addresses in it at will (RFC 8981), so only a cap over the /64 holds.
+pub const HOST_PREFIX_DEFAULT: u8 = 64;
+/// The shortest host prefix the settings take: shorter than a /32 (an ISP's
+/// allocation, RFC 6177) would make many subscribers one host.
+pub const HOST_PREFIX_MIN: u8 = 32;
+
+/// The address whose stand-in keys the port cap of the IPv6 host `addr`
+/// when hosts count per /`len`: `addr` with the bits past `len` zeroed
+/// (`addr` itself for `len` 0 or >= 128).
+#[inline(always)]
+pub fn cap_key_addr(addr: &[u8; 16], len: u8) -> [u8; 16] {
+    if len == 0 || len >= 128 {
+        return *addr;
+    }
+    let mut out = *addr;
+    let mut i = 0;
+    while i < 16 {
+        let bit = (i as u32) * 8;
+        let keep = len as u32;
+        if bit >= keep {
+            out[i] = 0;
+        } else if bit + 8 > keep {
+            out[i] &= 0xffu8 << (bit + 8 - keep);
+        }
+        i += 1;
+    }
+    out
 }
 
 /// What `NAT64_IDS` holds for a stand-in.
@@ -297,6 +332,25 @@ mod tests {
             assert_ne!(s.to_ne_bytes(), [0, 255, 255, 255]);
         }
         assert!(!is_stand_in(u32::from_ne_bytes([10, 0, 0, 1])));
+    }
+
+    #[test]
+    fn cap_keys_zero_the_bits_past_the_length() {
+        let a = v6("2001:db8:1:2:aaaa:bbbb:cccc:dddd");
+        assert_eq!(cap_key_addr(&a, 64), v6("2001:db8:1:2::"));
+        assert_eq!(cap_key_addr(&a, 56), v6("2001:db8:1::"));
+        assert_eq!(cap_key_addr(&a, 60), v6("2001:db8:1::"));
+        assert_eq!(
+            cap_key_addr(&v6("2001:db8:1:ff::"), 60),
+            v6("2001:db8:1:f0::")
+        );
+        assert_eq!(
+            cap_key_addr(&a, 127),
+            v6("2001:db8:1:2:aaaa:bbbb:cccc:dddc")
+        );
+        assert_eq!(cap_key_addr(&a, 128), a);
+        assert_eq!(cap_key_addr(&a, 0), a);
+        assert_eq!(cap_key_addr(&a, 32), v6("2001:db8::"));
     }
 
     #[test]

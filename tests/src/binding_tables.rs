@@ -17,12 +17,12 @@ use nat_common::{
     EndpointKey, FilterKey, InsideEndpoint, MAP_FILTER, MAP_HOST_POOL, MAP_HOST_PORTS,
     MAP_INBOUND_SESSIONS, MAP_NAPT_IN, MAP_NAPT_OUT, MAP_SESSIONS, MAP_STATIC_OUT, Mapping,
     Session, SessionKey,
-    nat64::{MAP_NAT64_HOSTS, MAP_NAT64_IDS, Nat64Host},
+    nat64::{MAP_NAT64, MAP_NAT64_HOSTS, MAP_NAT64_IDS, Nat64Config, Nat64Host},
 };
 use nat_userspace::tables::batch;
 
 /// The tables in the order [`Tables::fd`] keeps their fds.
-const NAMES: [&str; 10] = [
+const NAMES: [&str; 11] = [
     MAP_SESSIONS,
     MAP_NAPT_OUT,
     MAP_NAPT_IN,
@@ -33,6 +33,7 @@ const NAMES: [&str; 10] = [
     MAP_NAT64_IDS,
     MAP_NAT64_HOSTS,
     MAP_STATIC_OUT,
+    MAP_NAT64,
 ];
 
 /// BPF map types.
@@ -94,6 +95,8 @@ impl Tables {
         t.create(MAP_NAT64_IDS, 4, size_of::<Nat64Host>(), 1024, 1);
         t.create(MAP_NAT64_HOSTS, 16, 4, 1024, 1);
         t.create(MAP_STATIC_OUT, 4, 4, 1024, 0);
+        // NAT64's configuration (off: zeroed), for its host prefix.
+        t.create_typed(MAP_NAT64, ARRAY, 4, size_of::<Nat64Config>(), 1, 0);
         t
     }
 

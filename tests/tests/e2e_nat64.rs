@@ -35,6 +35,7 @@ tc_only!(hairpin_from_an_ipv4_host, "h4");
 tc_only!(fragments_out_of_order_inbound, "ooi");
 tc_only!(fragments_out_of_order_outbound, "ooo");
 both_modes!(path_mtu_toward_the_ipv6_host, "pmtu");
+tc_only!(port_cap_per_ipv6_prefix, "cap");
 
 /// `ping` from `ns`: (succeeded, its output).
 fn ping(ns: &Netns, args: &[&str]) -> (bool, String) {
@@ -720,4 +721,71 @@ fn path_mtu_toward_the_ipv6_host(tag: &str, mode: Ingress) {
     let (n, _) = xnat_tests::traffic::recv_within(&c, &mut buf, Duration::from_secs(3))
         .expect("a datagram of the learnt size never arrived");
     assert_eq!(&buf[..n], &fits[..]);
+}
+
+/// `--max-ports-per-host 2` with the default host prefix (/64): two
+/// addresses of the client's /64 share the cap, so the third mapping
+/// across both is refused (`drop_host_port_cap`) and never reaches the
+/// server, while a host of another /64 still gets ports; `xnat status`
+/// and the ready line say the cap's unit.
+fn port_cap_per_ipv6_prefix(tag: &str, mode: Ingress) {
+    let t = Nat64Topo::with_args(tag, mode, "64:ff9b::/96", &["--max-ports-per-host", "2"]);
+    let (c6, gw, srv) = (t.ns("c6"), t.ns("gw"), t.ns("srv"));
+    let same_64: Ipv6Addr = "2001:db8:64::3".parse().unwrap();
+    let other_64: Ipv6Addr = "2001:db8:65::2".parse().unwrap();
+    c6.ip(&["addr", "add", "2001:db8:64::3/64", "dev", "eth0", "nodad"]);
+    c6.ip(&["addr", "add", "2001:db8:65::2/64", "dev", "eth0", "nodad"]);
+    gw.ip(&["addr", "add", "2001:db8:65::1/64", "dev", "in0", "nodad"]);
+    assert!(
+        t.agent.ready_line().contains("port cap per IPv6 /64"),
+        "ready line: {}",
+        t.agent.ready_line()
+    );
+    let status = t.agent.xnat().run_ok(&["status"]);
+    assert!(status.contains("(host prefix /64)"), "status: {status}");
+
+    // Two mappings from two addresses of one /64: the cap's two ports.
+    for (i, host) in [CLIENT6, same_64].into_iter().enumerate() {
+        let port = 9600 + i as u16;
+        udp_exchange(
+            c6,
+            srv,
+            sa6(host, port),
+            sa4(SRV, 9700 + i as u16),
+            sa6(t.synth(SRV), 9700 + i as u16),
+        );
+    }
+    assert_eq!(t.agent.xnat().counter("drop_host_port_cap"), 0);
+
+    // A third from the first address, on a new port: refused.
+    let listen = srv
+        .in_ns(|| std::net::UdpSocket::bind(sa4(SRV, 9710)))
+        .unwrap();
+    let third = c6
+        .in_ns(|| std::net::UdpSocket::bind(sa6(CLIENT6, 9610)))
+        .unwrap();
+    third
+        .send_to(b"over the cap", sa6(t.synth(SRV), 9710))
+        .unwrap();
+    wait_until(SOON, "the third mapping of the /64 refused", || {
+        t.agent.xnat().counter("drop_host_port_cap") >= 1
+    });
+    let mut buf = [0u8; 64];
+    assert!(
+        xnat_tests::traffic::recv_within(&listen, &mut buf, Duration::from_millis(300)).is_none(),
+        "a datagram over the /64's cap reached the server"
+    );
+    let flows = t.agent.xnat().run_ok(&["flows", "--proto", "udp"]);
+    assert!(!flows.contains(":9610"), "a binding over the cap: {flows}");
+
+    // Another /64 has a cap of its own.
+    let (seen, _) = udp_exchange(
+        c6,
+        srv,
+        sa6(other_64, 9620),
+        sa4(SRV, 9720),
+        sa6(t.synth(SRV), 9720),
+    );
+    assert_eq!(v4_of(seen), POOL, "the other /64's mapping");
+    assert_eq!(t.agent.xnat().counter("drop_host_port_cap"), 1);
 }

@@ -275,3 +275,67 @@ fn flush_leaves_an_inbound_entry_repointed_after_its_read() {
         "the re-pointed NAPT_IN entry"
     );
 }
+
+/// NAT64 hosts counted per prefix (`--nat64-host-prefix 64`): flushing one
+/// IPv6 host takes its mappings off its /64's count (the `HOST_PORTS`
+/// entry of the prefix's stand-in), not off a count of its own; the
+/// other host of the /64 keeps its share.
+#[test]
+fn flush_lowers_a_nat64_hosts_prefix_count() {
+    use nat_common::nat64::{
+        MAP_NAT64, MAP_NAT64_HOSTS, MAP_NAT64_IDS, Nat64Config, Nat64Host, WELL_KNOWN_PREFIX,
+    };
+    let t = Tables::new("flush-caps", 64);
+    let now = 100_000 * S;
+    let (sa, sb, prefix) = (
+        Ipv4Addr::new(0, 0, 0, 1),
+        Ipv4Addr::new(0, 0, 0, 2),
+        Ipv4Addr::new(0, 0, 0, 3),
+    );
+    let a6: std::net::Ipv6Addr = "2001:db8:1::a".parse().unwrap();
+    for (s, host) in [
+        (sa, a6),
+        (sb, "2001:db8:1::b".parse().unwrap()),
+        (prefix, "2001:db8:1::".parse().unwrap()),
+    ] {
+        let h = Nat64Host {
+            addr: host.octets(),
+            created: 0,
+        };
+        t.put(MAP_NAT64_IDS, be(s), h);
+        t.put(MAP_NAT64_HOSTS, h.addr, be(s));
+    }
+    let cfg = Nat64Config {
+        host_prefix: 64,
+        ..Nat64Config::new(WELL_KNOWN_PREFIX, 96).unwrap()
+    };
+    t.put(MAP_NAT64, 0u32, cfg);
+    let bindings = [(sa, 4000), (sa, 4001), (sb, 4002)].map(|(s, port)| Binding {
+        inside: Ep(s, port),
+        public: pool(port),
+        created: now,
+        other_remote: remote(2),
+    });
+    for b in &bindings {
+        t.put(MAP_NAPT_OUT, key(b.inside), b.mapping());
+        t.put(MAP_NAPT_IN, key(b.public), b.names());
+    }
+    t.put(MAP_HOST_PORTS, be(prefix), 3u64);
+
+    let done = flush::flush(
+        t.dir(),
+        Filter {
+            proto: None,
+            inside: Some(a6.into()),
+        },
+    )
+    .unwrap();
+    assert_eq!(done.mappings, 2);
+    assert_eq!(
+        host_ports(&t, prefix),
+        Some(1),
+        "the /64's count, less A's two"
+    );
+    assert_eq!(host_ports(&t, sa), None);
+    assert_eq!(t.entries::<EndpointKey, Mapping>(MAP_NAPT_OUT).len(), 1);
+}

@@ -282,6 +282,7 @@ fn settings(nat64: Option<(&str, &[(&str, &str)])>) -> Settings {
                 .iter()
                 .map(|(i, p)| (v6(i), p.parse().unwrap()))
                 .collect(),
+            host_prefix: 64,
         }),
     }
 }
@@ -320,7 +321,14 @@ fn reconcile_writes_nat64_and_its_static_entries() {
         "{summary}"
     );
     let cfg = nat_userspace::settings::nat64::read_config(a.dir()).unwrap();
-    assert_eq!(cfg, Nat64Prefix::WELL_KNOWN.config());
+    // With the settings' host prefix (the default /64).
+    assert_eq!(
+        cfg,
+        nat_common::nat64::Nat64Config {
+            host_prefix: 64,
+            ..Nat64Prefix::WELL_KNOWN.config()
+        }
+    );
     assert_eq!(a.id(next), Some(host("2001:db8::10", 0)));
     assert_eq!(a.id(after), Some(host("2001:db8::11", 0)));
     assert_eq!(a.host("2001:db8::10"), Some(next));
@@ -369,7 +377,7 @@ fn reconcile_writes_nat64_and_its_static_entries() {
     assert_eq!(
         summary,
         "2 static NAT64 mapping(s) added, 2 static NAT64 mapping(s) removed, NAT64 prefix \
-         2001:db8:64::/96"
+         2001:db8:64::/96, host prefix /64"
     );
     let cfg = nat_userspace::settings::nat64::read_config(a.dir()).unwrap();
     assert_eq!(

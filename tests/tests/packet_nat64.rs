@@ -965,6 +965,72 @@ fn each_host_has_its_own_stand_in() {
     }
 }
 
+/// `--max-ports-per-host` counts per IPv6 prefix (`--nat64-host-prefix`):
+/// with /64, two hosts of one /64 share the cap, on the `HOST_PORTS`
+/// entry of the stand-in of the /64's own address (reserved in
+/// `NAT64_IDS`/`NAT64_HOSTS` like a host's), and the cap refuses the
+/// second host's first mapping once the first holds it all; a host of
+/// another /64 has a cap of its own. With 128 each address has its own.
+#[test]
+fn host_caps_count_per_prefix() {
+    const OTHER_64: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 0x10);
+    let net_64: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0);
+    for len in [64u8, 128] {
+        let cfg = Nat64Config {
+            host_prefix: len,
+            ..wkp_config()
+        };
+        let mut n = N64::with(cfg, |c| c.max_ports_per_host = 2);
+        let gw = Gw::for_nat(&format!("caps{len}"), &mut n);
+        let what = |s: &str| format!("/{len}: {s}");
+        let held = |n: &N64, s: Ipv4Addr| -> Option<u64> {
+            bpf::get(&n.ebpf, LoadedRef::host_ports, &be(s))
+        };
+        // Host A takes the cap's two ports.
+        let a1 = Flow::new(Kind::Udp);
+        let a2 = Flow::new(Kind::Udp).with_port(40003);
+        let (sa, _) = open(&n, &gw, Prog::Inside, &what("A, 1st"), &a1, w(R));
+        open(&n, &gw, Prog::Inside, &what("A, 2nd"), &a2, w(R));
+        // Host B, same /64.
+        let b = Flow::new(Kind::Udp).with_host(H6B);
+        if len == 64 {
+            let key = n
+                .stand_in(net_64)
+                .unwrap_or_else(|| panic!("{}: no stand-in for the /64", what("")));
+            assert_ne!(key, sa, "{}", what("the /64's key is not A's stand-in"));
+            assert_eq!(held(&n, key), Some(2), "{}", what("HOST_PORTS[/64]"));
+            assert_eq!(held(&n, sa), None, "{}", what("HOST_PORTS[A]"));
+            check(
+                &n,
+                &gw,
+                Prog::Inside,
+                &what("B, over the /64's cap"),
+                &b.out6(w(R)).frame(),
+                Want::Drop,
+                // Translated to IPv4, then refused by NAPT.
+                &[(Counter::Nat64Out, 1), (Counter::DropHostPortCap, 1)],
+            );
+            assert_eq!(held(&n, key), Some(2), "{}", what("HOST_PORTS[/64] after"));
+            assert_eq!(n.public_of(b.inside(n.stand_in(H6B).unwrap())), None);
+        } else {
+            assert_eq!(n.stand_in(net_64), None, "{}", what("no key for the /64"));
+            assert_eq!(held(&n, sa), Some(2), "{}", what("HOST_PORTS[A]"));
+            let (sb, _) = open(&n, &gw, Prog::Inside, &what("B, own cap"), &b, w(R));
+            assert_eq!(held(&n, sb), Some(1), "{}", what("HOST_PORTS[B]"));
+        }
+        // A host of another /64 has its own cap either way.
+        let c = Flow::new(Kind::Udp).with_host(OTHER_64);
+        let (sc, _) = open(&n, &gw, Prog::Inside, &what("C, another /64"), &c, w(R));
+        let c_key = if len == 64 {
+            let net = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 0);
+            n.stand_in(net).expect("a stand-in for C's /64")
+        } else {
+            sc
+        };
+        assert_eq!(held(&n, c_key), Some(1), "{}", what("HOST_PORTS[C's key]"));
+    }
+}
+
 // ================================================================ IPv4 -> IPv6
 
 /// The answers of TCP, UDP and ICMP echo flows, through both ingress

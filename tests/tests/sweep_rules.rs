@@ -775,3 +775,116 @@ fn sweep_removes_orphaned_inbound_entries_seen_twice() {
         .collect();
     assert_eq!(left, want, "only the bindings' entries are left");
 }
+
+/// With NAT64's host prefix (/64), the sweep counts the mappings of the
+/// IPv6 hosts of one /64 on the `HOST_PORTS` entry of the stand-in of the
+/// /64's own address (the cap key the data plane reserved), whatever the
+/// counts had drifted to; a host whose prefix has no stand-in counts on
+/// its own; with /128 each stand-in counts alone. The stand-in scan keeps
+/// a prefix's key while a host of the prefix holds a mapping, though no
+/// mapping names it, and frees it (seen unused by two scans) once none
+/// does.
+#[test]
+fn sweep_counts_nat64_hosts_per_prefix() {
+    use nat_common::nat64::{
+        MAP_NAT64, MAP_NAT64_HOSTS, MAP_NAT64_IDS, Nat64Config, Nat64Host, WELL_KNOWN_PREFIX,
+        stand_in,
+    };
+    let t = Tables::new("sweep-caps", 64);
+    let t0 = 100_000 * S;
+    let v6 = |s: &str| s.parse::<std::net::Ipv6Addr>().unwrap().octets();
+    let (sa, sb, key, sc) = (stand_in(1), stand_in(2), stand_in(3), stand_in(4));
+    for (s, host) in [
+        (sa, "2001:db8:1::a"),
+        (sb, "2001:db8:1::b"),
+        (key, "2001:db8:1::"),
+        (sc, "2001:db8:2::c"),
+    ] {
+        let h = Nat64Host {
+            addr: v6(host),
+            created: 0,
+        };
+        t.put(MAP_NAT64_IDS, s, h);
+        t.put(MAP_NAT64_HOSTS, h.addr, s);
+    }
+    let host_prefix = |len: u8| {
+        let c = Nat64Config {
+            host_prefix: len,
+            ..Nat64Config::new(WELL_KNOWN_PREFIX, 96).unwrap()
+        };
+        t.put(MAP_NAT64, 0u32, c);
+    };
+    host_prefix(64);
+    let pool = be(Ipv4Addr::new(198, 51, 100, 1));
+    let inside = |s: u32, port: u16| EndpointKey {
+        addr: s,
+        port: port.to_be(),
+        proto: UDP,
+        _pad: 0,
+    };
+    let mappings = [
+        inside(sa, 6000),
+        inside(sa, 6001),
+        inside(sb, 6002),
+        inside(sc, 6003),
+    ];
+    for k in mappings {
+        let m = Mapping {
+            addr: pool,
+            port: k.port,
+            created: t0,
+            last_seen: t0,
+            ..Default::default()
+        };
+        t.put(MAP_NAPT_OUT, k, m);
+    }
+    // Drifted counts: the key's too high, a stale one for host A alone.
+    t.put(MAP_HOST_PORTS, key, 7u64);
+    t.put(MAP_HOST_PORTS, sa, 3u64);
+    let counts = || -> BTreeMap<u32, u64> { t.entries(MAP_HOST_PORTS).into_iter().collect() };
+    let ids = || -> BTreeSet<u32> { keys::<u32, Nat64Host>(&t, MAP_NAT64_IDS) };
+
+    let sweeper = Sweeper::open(t.dir()).unwrap();
+    sweeper
+        .sweep(&config(), t0 - ORPHAN_SCAN_INTERVAL_NS)
+        .unwrap();
+    assert_eq!(
+        counts(),
+        BTreeMap::from([(key, 3), (sc, 1)]),
+        "HOST_PORTS per /64: A and B on the /64's key, C (no key) alone"
+    );
+    // Two scans: the key stays with A and B bound.
+    sweeper.sweep(&config(), t0).unwrap();
+    let r = sweeper
+        .sweep(&config(), t0 + ORPHAN_SCAN_INTERVAL_NS)
+        .unwrap();
+    assert_eq!(r.stand_ins_freed, 0, "the /64's key is in use");
+    assert_eq!(ids(), BTreeSet::from([sa, sb, key, sc]));
+
+    // Each address alone.
+    host_prefix(128);
+    sweeper
+        .sweep(&config(), t0 + ORPHAN_SCAN_INTERVAL_NS + S)
+        .unwrap();
+    assert_eq!(
+        counts(),
+        BTreeMap::from([(sa, 2), (sb, 1), (sc, 1)]),
+        "HOST_PORTS per /128"
+    );
+
+    // Per /64 again, A and B unbound: their stand-ins and the key go.
+    host_prefix(64);
+    for k in &mappings[..3] {
+        t.remove(MAP_NAPT_OUT, *k);
+    }
+    let mut freed = 0;
+    for i in 2..4 {
+        freed += sweeper
+            .sweep(&config(), t0 + i * ORPHAN_SCAN_INTERVAL_NS)
+            .unwrap()
+            .stand_ins_freed;
+    }
+    assert_eq!(freed, 3, "A's, B's and the /64's stand-ins");
+    assert_eq!(ids(), BTreeSet::from([sc]));
+    assert_eq!(counts(), BTreeMap::from([(sc, 1)]));
+}

@@ -185,6 +185,7 @@ pub enum Allocated {
 fn pick_in_room(
     cfg: &NatConfig,
     key: &EndpointKey,
+    cap_key: u32,
     want: u16,
     inside: &InsideEndpoint,
 ) -> Result<(u32, u16), AllocError> {
@@ -195,7 +196,7 @@ fn pick_in_room(
     } = room(cfg, key, want).ok_or(refused(Counter::DropPortsExhausted, 0))?;
     if cfg.max_ports_per_host != 0 {
         // SAFETY: plain u32 read.
-        let held = unsafe { HOST_PORTS.get(key.addr).copied().unwrap_or(0) };
+        let held = unsafe { HOST_PORTS.get(cap_key).copied().unwrap_or(0) };
         if held >= cfg.max_ports_per_host as u64 {
             return Err(AllocError {
                 reason: Counter::DropHostPortCap,
@@ -321,15 +322,24 @@ pub(super) fn probe(a: u32, b: u32, parity_of: Option<u16>) -> u32 {
 }
 
 /// Creates the mapping of inside endpoint `key`, holding the packet's
-/// session `first`.
+/// session `first`. `stand_in`: `key.addr` is a NAT64 stand-in (a constant
+/// at each call site, so NAT44's programs compile without NAT64's part).
 #[inline(always)]
 pub fn allocate(
     cfg: &NatConfig,
     key: &EndpointKey,
     first: FirstSession,
     now: u64,
+    stand_in: bool,
 ) -> Result<Allocated, AllocError> {
     let want = u16::from_be(key.port);
+    // The counter of the port cap: the host's own, or for an IPv6 host the
+    // one of its prefix (`--nat64-host-prefix`).
+    let cap_key = if stand_in && cfg.max_ports_per_host != 0 {
+        crate::nat64::host::cap_key(key.addr, now).ok_or(refused(Counter::Nat64DropHostsFull, 0))?
+    } else {
+        key.addr
+    };
     let inside = InsideEndpoint {
         addr: key.addr,
         port: key.port,
@@ -338,7 +348,7 @@ pub fn allocate(
     let (public, port) = if cfg.allocation == ALLOCATION_BLOCK {
         blocks::pick(cfg, key, want, &inside, now)?
     } else {
-        pick_in_room(cfg, key, want, &inside)?
+        pick_in_room(cfg, key, cap_key, want, &inside)?
     };
 
     let mapping = Mapping {
@@ -367,14 +377,14 @@ pub fn allocate(
         return Err(refused(Counter::DropMappingTableFull, public));
     }
     if cfg.max_ports_per_host != 0 {
-        match HOST_PORTS.get_ptr_mut(key.addr) {
+        match HOST_PORTS.get_ptr_mut(cap_key) {
             // SAFETY: the value lives in the map. The BPF target has no
             // atomic read-modify-write in core; a racing CPU may lose an
             // increment, and the agent recounts from NAPT_OUT every sweep,
             // so the cap is soft by at most a few ports for a moment.
             Some(held) => unsafe { *held += 1 },
             None => {
-                let _ = HOST_PORTS.insert(key.addr, 1u64, 0);
+                let _ = HOST_PORTS.insert(cap_key, 1u64, 0);
             }
         }
     }

@@ -87,7 +87,7 @@ fn egress_from<P: Packet>(p: &mut P, ip: &Ipv4, stand_in: bool) -> Option<Verdic
                 return Some(counters::drop(Counter::DropTcpNoSyn));
             }
             let first = session::first(ip.dst, ports.remote_port, &t, now);
-            match alloc::allocate(cfg, &key, first, now) {
+            match alloc::allocate(cfg, &key, first, now, stand_in) {
                 // The packet's session is the new mapping's first.
                 Ok(alloc::Allocated::Created(m)) => return Some(finish(p, ip, &ports, &m)),
                 Ok(alloc::Allocated::Raced(m)) => m,

@@ -18,7 +18,7 @@ use std::{
 use nat_common::{
     EndpointKey, FilterKey, FirstSession, InsideEndpoint, Ipv4Be, MAPPING_FORWARD, Mapping,
     NatConfig, SESSION_INBOUND, Session, SessionKey,
-    nat64::{Nat64Host, is_stand_in},
+    nat64::{Nat64Config, Nat64Host, is_stand_in},
 };
 
 mod kernel;
@@ -122,6 +122,9 @@ pub struct Sweeper {
     host_pool: Table<Ipv4Be, Ipv4Be>,
     nat64_ids: Table<Ipv4Be, Nat64Host>,
     nat64_hosts: Table<[u8; 16], Ipv4Be>,
+    /// NAT64's configuration: its host prefix keys the port cap of IPv6
+    /// hosts (see `tables::cap_keys`).
+    nat64: aya::maps::Array<aya::maps::MapData, Nat64Config>,
     static_out: Table<Ipv4Be, Ipv4Be>,
     /// Inside hosts whose `HOST_POOL` entry had no mapping behind it at the
     /// last sweep: deleted if they still have none at this one.
@@ -156,6 +159,7 @@ impl Sweeper {
             host_pool: tables.host_pool()?,
             nat64_ids: tables.nat64_ids()?,
             nat64_hosts: tables.nat64_hosts()?,
+            nat64: tables.nat64()?,
             static_out: tables.static_out()?,
             unbound_hosts: RefCell::new(HashSet::new()),
             seen: Cell::new((0, 0)),
@@ -383,7 +387,11 @@ impl Sweeper {
                 hosts: self.nat64_hosts.fd(),
                 static_out: self.static_out.fd(),
             };
-            report.stand_ins_freed = self.stand_ins.scan(&maps, &stand_ins_used, now)?;
+            // Cap keys are kept while their prefix's hosts hold mappings.
+            let cap_prefix = if count_held { self.host_prefix() } else { 128 };
+            report.stand_ins_freed =
+                self.stand_ins
+                    .scan(&maps, &stand_ins_used, cap_prefix, now)?;
         }
         drop(bound);
         drop(stand_ins_used);
@@ -448,6 +456,12 @@ impl Sweeper {
         // 5. Per-host port counts, recounted so kernel-side races and
         // expiries never leave the cap drifting.
         if count_held {
+            let held = crate::tables::cap_keys::aggregate(
+                held,
+                self.nat64_ids.fd(),
+                self.nat64_hosts.fd(),
+                self.host_prefix(),
+            )?;
             self.recount_host_ports(&held)?;
         }
         // 5. Pool addresses of hosts that no longer hold a binding.
@@ -498,6 +512,15 @@ impl Sweeper {
         Ok((m.addr, m.port) == (k.public_addr, k.public_port)
             && m.first.live != 0
             && m.first.remote_addr == k.remote_addr)
+    }
+
+    /// NAT64's host prefix (128 while NAT64 is off: nothing to share).
+    fn host_prefix(&self) -> u8 {
+        self.nat64
+            .get(&0, 0)
+            .ok()
+            .filter(|c| c.enabled != 0)
+            .map_or(128, |c| c.host_prefix)
     }
 
     fn recount_host_ports(&self, held: &FastMap<u32, u64>) -> anyhow::Result<()> {

@@ -136,6 +136,12 @@ pub struct Nat64Args {
     /// NAT64 on.
     #[arg(long = "nat64-map", value_name = "IPV6=IPV4", value_parser = parse_nat64_mapping)]
     pub nat64_maps: Vec<(Ipv6Addr, Ipv4Addr)>,
+
+    /// With --max-ports-per-host: the IPv6 hosts of one /LEN share one
+    /// cap, as a subscriber's LAN picks new addresses at will (privacy
+    /// addresses); 128 caps each address alone. 32 to 128 [default: 64].
+    #[arg(long = "nat64-host-prefix", value_name = "LEN")]
+    pub nat64_host_prefix: Option<u8>,
 }
 
 /// Binding sync: announce the mappings made here to peer gateways and
@@ -271,6 +277,10 @@ impl Args {
                 .map(|p| flag(p, "--sync-key-file")),
             sync_refresh: self.sync.sync_refresh.map(|r| flag(r, "--sync-refresh")),
             nat64: self.nat64.nat64.map(|p| flag(p, "--nat64")),
+            nat64_host_prefix: self
+                .nat64
+                .nat64_host_prefix
+                .map(|l| flag(l, "--nat64-host-prefix")),
             nat64_maps: some_vec(
                 self.nat64
                     .nat64_maps
@@ -350,6 +360,10 @@ pub fn describe(s: &Settings) -> String {
         out.push_str(&format!(", NAT64 {}", n.prefix));
         if !n.maps.is_empty() {
             out.push_str(&format!(" ({} static)", n.maps.len()));
+        }
+        // The cap's unit for IPv6 hosts (nothing to say without a cap).
+        if s.napt.as_ref().is_some_and(|n| n.max_ports_per_host != 0) {
+            out.push_str(&format!(", port cap per IPv6 /{}", n.host_prefix));
         }
     }
     if !s.forwards.is_empty() {

@@ -238,6 +238,17 @@ mod tests {
         );
         let e = parse_args(&["attach", "eth0", "--nat64-map", "2001:db8::10"]).unwrap_err();
         assert!(e.to_string().contains("expected IPV6=IPV4"), "{e}");
+        // The host prefix: a length (its range is the settings' check).
+        let l = layer(&["attach", "eth0", "--nat64", "--nat64-host-prefix", "56"]);
+        let h = l.nat64_host_prefix.unwrap();
+        assert_eq!((h.value, h.origin.0.as_str()), (56, "--nat64-host-prefix"));
+        assert!(
+            layer(&["attach", "eth0", "--nat64"])
+                .nat64_host_prefix
+                .is_none()
+        );
+        let e = parse_args(&["attach", "eth0", "--nat64-host-prefix", "/64"]).unwrap_err();
+        assert!(e.to_string().contains("--nat64-host-prefix"), "{e}");
         // The inside filters take an IPv6 host.
         let Command::Flows(a) = parse_args(&["flows", "--inside", "2001:db8::5"])
             .unwrap()

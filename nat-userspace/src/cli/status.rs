@@ -34,7 +34,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         // NAT64's prefix while it is on (an unreadable map: not shown).
         let nat64 = nat64::read_config(&dir)
             .ok()
-            .and_then(|c| Nat64Prefix::of(&c));
+            .and_then(|c| Some((Nat64Prefix::of(&c)?, c.host_prefix)));
         rows.push((
             ifname,
             pins::ingress_mode(&dir).unwrap_or("?"),
@@ -51,7 +51,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 let agent = runtime::live_agent(&runtime::name_of(d));
                 serde_json::json!({"interface": i, "ingress": m, "inside": inside,
                     "inside_xdp": inside_xdp, "pins": d, "agent_pid": agent,
-                    "nat64": nat64.map(|p| p.to_string())})
+                    "nat64": nat64.map(|(p, _)| p.to_string()),
+                    "nat64_host_prefix": nat64.map(|(_, h)| h)})
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -73,7 +74,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 Some(pid) => format!("agent pid {pid}"),
                 None => "no agent".to_string(),
             };
-            let nat64 = nat64.map_or(String::new(), |p| format!(", NAT64 {p}"));
+            let nat64 = nat64.map_or(String::new(), |(p, h)| {
+                format!(", NAT64 {p} (host prefix /{h})")
+            });
             println!(
                 "{i}: ingress {m}, egress tc{inside}{nat64}, {agent}, pins {}",
                 d.display()

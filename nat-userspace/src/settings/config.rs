@@ -36,6 +36,7 @@
 //!
 //! [nat64]                           # present: stateful NAT64 on (needs [napt], inside)
 //! prefix = "64:ff9b::/96"           # RFC 6052 prefix [default: 64:ff9b::/96]
+//! host-prefix = 64                  # hosts of one /64 share max-ports-per-host [default: 64]
 //!
 //! [[nat64.map]]                     # static NAT64: an IPv6 host's own IPv4 address
 //! inside = "2001:db8::10"
@@ -202,6 +203,8 @@ struct RawFile {
 #[serde(deny_unknown_fields)]
 struct RawNat64 {
     prefix: Option<Spanned<Parsed<Nat64Prefix, Nat64Pfx>>>,
+    #[serde(rename = "host-prefix")]
+    host_prefix: Option<Spanned<u8>>,
     map: Option<Vec<Spanned<RawNat64Map>>>,
 }
 
@@ -414,6 +417,7 @@ impl Ctx<'_> {
         Layer {
             nat64: nat64.nat64,
             nat64_maps: nat64.nat64_maps,
+            nat64_host_prefix: nat64.nat64_host_prefix,
             sync_listen: sync.sync_listen,
             sync_peers: sync.sync_peers,
             sync_key_file: sync.sync_key_file,
@@ -505,6 +509,7 @@ impl Ctx<'_> {
         };
         Layer {
             nat64: Some(prefix),
+            nat64_host_prefix: n.host_prefix.map(|l| self.sourced(l, "nat64.host-prefix")),
             nat64_maps: n.map.map(|v| {
                 v.into_iter()
                     .enumerate()
@@ -1118,6 +1123,36 @@ inside = "10.0.0.5:80"
             &format!("{NAPT}[nat64]\nprefix = \"2001:db8:0:0:ff00::/96\"\n"),
             "/etc/xnat/test.toml:7:10: nat64.prefix: 2001:db8:0:0:ff00::/96: bits 64 to 71 of \
              the prefix (the \"u\" octet) must be zero (RFC 6052)",
+        );
+        // The host prefix of the port cap: /64 unless given, 32 to 128.
+        assert_eq!(s.host_prefix, 64);
+        let s = nat64(&format!("{NAPT}[nat64]\nhost-prefix = 56\n"))
+            .unwrap()
+            .unwrap();
+        assert_eq!((s.prefix, s.host_prefix), (Nat64Prefix::WELL_KNOWN, 56));
+        let s = nat64(&format!("{NAPT}[nat64]\nhost-prefix = 128\n"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(s.host_prefix, 128);
+        for len in [0, 31, 129, 255] {
+            bad(
+                &format!("{NAPT}[nat64]\nhost-prefix = {len}\n"),
+                &format!(
+                    "/etc/xnat/test.toml:7:15: nat64.host-prefix: the NAT64 host prefix is a \
+                     length from 32 to 128 (64: the hosts of one /64 share a port cap; 128: \
+                     each address has its own), not {len}"
+                ),
+            );
+        }
+        let e = nat64(&format!("{NAPT}[nat64]\nhost-prefix = 300\n")).unwrap_err();
+        assert!(
+            e.starts_with("/etc/xnat/test.toml:7:15: nat64.host-prefix: invalid value"),
+            "{e}"
+        );
+        let e = nat64(&format!("{NAPT}[nat64]\nhost-prefix = \"64\"\n")).unwrap_err();
+        assert!(
+            e.starts_with("/etc/xnat/test.toml:7:15: nat64.host-prefix: invalid type"),
+            "{e}"
         );
         bad(
             &format!("{NAPT}[nat64]\nprefix = 96\n"),

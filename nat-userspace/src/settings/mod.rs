@@ -242,6 +242,9 @@ macro_rules! layer {
             pub nat64: Option<Sourced<nat64::Nat64Prefix>>,
             /// Static NAT64: IPv6 inside host -> public IPv4 address.
             pub nat64_maps: Option<Vec<Sourced<(Ipv6Addr, Ipv4Addr)>>>,
+            /// The IPv6 prefix length whose hosts share one port cap
+            /// (`--nat64-host-prefix`, `[nat64]` `host_prefix`).
+            pub nat64_host_prefix: Option<Sourced<u8>>,
             $( $(#[doc = $doc])* pub $field: Option<Sourced<$ty>>, )*
         }
 
@@ -276,6 +279,7 @@ macro_rules! layer {
                     sync_refresh: self.sync_refresh.or(below.sync_refresh),
                     nat64: self.nat64.or(below.nat64),
                     nat64_maps: self.nat64_maps.or(below.nat64_maps),
+                    nat64_host_prefix: self.nat64_host_prefix.or(below.nat64_host_prefix),
                     $( $field: self.$field.or(below.$field), )*
                 }
             }
@@ -1069,6 +1073,65 @@ mod tests {
         );
         let l = Layer { nat64: None, ..l };
         assert_eq!(resolve(&l, "x").unwrap().nat64, None);
+        // A host prefix without NAT64 has nothing to apply to: refused.
+        let l = Layer {
+            nat64_host_prefix: Some(flag(64, "--nat64-host-prefix")),
+            ..l
+        };
+        let e = resolve(&l, "x").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "--nat64-host-prefix: the NAT64 host prefix applies to NAT64's IPv6 hosts: it needs \
+             NAT64 (--nat64 or a [nat64] table)"
+        );
+    }
+
+    /// `--nat64-host-prefix`: with NAT64, 32 to 128 (an error names the
+    /// flag), 64 when not given; the flag over the file's key.
+    #[test]
+    fn nat64_host_prefix_is_checked() {
+        let base = Layer {
+            ifname: Some(flag("lo".to_string(), "IFACE")),
+            inside: Some(vec![flag("lan0".to_string(), "--inside")]),
+            pool: Some(vec![flag("198.51.100.1".parse().unwrap(), "--pool")]),
+            nat64: Some(flag(nat64::Nat64Prefix::WELL_KNOWN, "--nat64")),
+            ..Layer::default()
+        };
+        // NAT64's own checks (`resolve` would look for `lan0`).
+        let host_prefix = |l: &Layer| {
+            let napt = napt_of(l).unwrap();
+            nat64::check(l, napt.as_ref(), &[], &[]).map(|s| s.unwrap().host_prefix)
+        };
+        assert_eq!(host_prefix(&base), Ok(64));
+        for len in [32u8, 48, 64, 127, 128] {
+            let l = Layer {
+                nat64_host_prefix: Some(flag(len, "--nat64-host-prefix")),
+                ..base.clone()
+            };
+            assert_eq!(host_prefix(&l), Ok(len));
+        }
+        for len in [0u8, 16, 31, 129, 200] {
+            let l = Layer {
+                nat64_host_prefix: Some(flag(len, "--nat64-host-prefix")),
+                ..base.clone()
+            };
+            let e = host_prefix(&l).unwrap_err().to_string();
+            assert!(
+                e.starts_with(
+                    "--nat64-host-prefix: the NAT64 host prefix is a length from 32 to 128"
+                ) && e.ends_with(&format!("not {len}")),
+                "{e}"
+            );
+        }
+        let file = Layer {
+            nat64_host_prefix: Some(flag(56, "nat64.host-prefix")),
+            ..base.clone()
+        };
+        let flags = Layer {
+            nat64_host_prefix: Some(flag(128, "--nat64-host-prefix")),
+            ..Layer::default()
+        };
+        assert_eq!(host_prefix(&flags.over(file)), Ok(128));
     }
 
     #[test]

@@ -11,7 +11,10 @@ use std::{
     path::Path,
 };
 
-use nat_common::{STATIC_MAX_ENTRIES, nat64::Nat64Config};
+use nat_common::{
+    STATIC_MAX_ENTRIES,
+    nat64::{HOST_PREFIX_DEFAULT, HOST_PREFIX_MIN, Nat64Config},
+};
 
 use crate::{
     settings::{
@@ -102,6 +105,9 @@ pub struct Nat64Settings {
     pub prefix: Nat64Prefix,
     /// Static NAT64: IPv6 inside host -> its public IPv4 address.
     pub maps: Vec<(Ipv6Addr, Ipv4Addr)>,
+    /// The hosts of one /`host_prefix` share one `--max-ports-per-host`
+    /// cap (128: each address alone).
+    pub host_prefix: u8,
 }
 
 /// The NAT64 settings of `layer` (`None`: NAT64 off), checked against
@@ -115,7 +121,7 @@ pub fn resolve(
     static_maps: &[Sourced<(Ipv4Addr, Ipv4Addr)>],
 ) -> Result<Option<Nat64Settings>, SettingError> {
     if !enabled(layer) {
-        return Ok(None);
+        return no_nat64(layer);
     }
     let mut names = vec![ifname.to_string()];
     names.extend(layer.inside.iter().flatten().map(|i| i.value.clone()));
@@ -140,7 +146,7 @@ pub fn check(
     let (prefix, origin) = match (&layer.nat64, maps.first()) {
         (Some(p), _) => (p.value, &p.origin),
         (None, Some(m)) => (Nat64Prefix::WELL_KNOWN, &m.origin),
-        (None, None) => return Ok(None),
+        (None, None) => return no_nat64(layer),
     };
     let Some(napt) = napt else {
         return err(
@@ -200,7 +206,40 @@ pub fn check(
     Ok(Some(Nat64Settings {
         prefix,
         maps: maps.iter().map(|m| m.value).collect(),
+        host_prefix: host_prefix(layer)?,
     }))
+}
+
+/// NAT64 off: then a host prefix has nothing to apply to.
+fn no_nat64(layer: &Layer) -> Result<Option<Nat64Settings>, SettingError> {
+    match &layer.nat64_host_prefix {
+        Some(l) => err(
+            &l.origin,
+            "the NAT64 host prefix applies to NAT64's IPv6 hosts: it needs NAT64 (--nat64 or a \
+             [nat64] table)",
+        ),
+        None => Ok(None),
+    }
+}
+
+/// The prefix length whose IPv6 hosts share a port cap: 32 to 128 (a
+/// shorter one would make many subscribers one host), 64 if not given.
+/// Without `--max-ports-per-host` it is kept, and changes nothing.
+fn host_prefix(layer: &Layer) -> Result<u8, SettingError> {
+    let Some(l) = &layer.nat64_host_prefix else {
+        return Ok(HOST_PREFIX_DEFAULT);
+    };
+    if !(HOST_PREFIX_MIN..=128).contains(&l.value) {
+        return err(
+            &l.origin,
+            format!(
+                "the NAT64 host prefix is a length from {HOST_PREFIX_MIN} to 128 (64: the hosts \
+                 of one /64 share a port cap; 128: each address has its own), not {}",
+                l.value
+            ),
+        );
+    }
+    Ok(l.value)
 }
 
 /// Static NAT64 entries: usable addresses, each used once, none shared

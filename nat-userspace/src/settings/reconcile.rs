@@ -178,8 +178,9 @@ pub enum NaptChange {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Nat64Change {
-    /// NAT64 on with this prefix, and the inside interfaces' smallest MTU.
-    Set(Nat64Prefix, u32),
+    /// NAT64 on with this prefix, the inside interfaces' smallest MTU and
+    /// the host prefix (`--nat64-host-prefix`).
+    Set(Nat64Prefix, u32, u8),
     /// NAT64 off.
     Off,
 }
@@ -233,7 +234,9 @@ impl Plan {
             None => {}
         }
         match self.nat64 {
-            Some(Nat64Change::Set(p, _)) => parts.push(format!("NAT64 prefix {p}")),
+            Some(Nat64Change::Set(p, _, h)) => {
+                parts.push(format!("NAT64 prefix {p}, host prefix /{h}"))
+            }
             Some(Nat64Change::Off) => parts.push("NAT64 switched off".to_string()),
             None => {}
         }
@@ -382,7 +385,7 @@ pub fn plan(live: &Live, want: &Settings) -> anyhow::Result<Plan> {
 /// change of prefix or NAT64 switched off as any binding outlives a
 /// change of timeouts.
 fn plan_nat64(live: &Live, want: &Settings, plan: &mut Plan) {
-    let wanted = want.nat64.as_ref().map(|n| n.prefix);
+    let wanted = want.nat64.as_ref().map(|n| (n.prefix, n.host_prefix));
     // The inside links' smallest MTU, as the data plane answers packets
     // too big for them (0 if one cannot be read: no answer then).
     let mtu = want
@@ -391,9 +394,9 @@ fn plan_nat64(live: &Live, want: &Settings, plan: &mut Plan) {
         .map(|i| crate::loader::netdev::mtu(i).unwrap_or(0))
         .min()
         .unwrap_or(0);
-    if Nat64Prefix::of(&live.nat64) != wanted || (wanted.is_some() && live.nat64.inside_mtu != mtu)
-    {
-        plan.nat64 = Some(wanted.map_or(Nat64Change::Off, |p| Nat64Change::Set(p, mtu)));
+    let is = Nat64Prefix::of(&live.nat64).map(|p| (p, live.nat64.host_prefix));
+    if is != wanted || (wanted.is_some() && live.nat64.inside_mtu != mtu) {
+        plan.nat64 = Some(wanted.map_or(Nat64Change::Off, |(p, h)| Nat64Change::Set(p, mtu, h)));
     }
     let maps = want.nat64.as_ref().map_or(&[][..], |n| &n.maps[..]);
     plan.nat64_maps_removed = live
@@ -499,11 +502,12 @@ pub fn apply(dir: &Path, live: &Live, plan: &Plan) -> anyhow::Result<()> {
     for (inside, public) in &plan.nat64_maps_added {
         nat64_static.add(*inside, *public)?;
     }
-    if let Some(Nat64Change::Set(p, mtu)) = plan.nat64 {
+    if let Some(Nat64Change::Set(p, mtu, host_prefix)) = plan.nat64 {
         write_nat64(
             dir,
             Nat64Config {
                 inside_mtu: mtu,
+                host_prefix,
                 ..p.config()
             },
         )?;
@@ -891,6 +895,7 @@ mod tests {
             nat64: Some(nat64::Nat64Settings {
                 prefix: prefix.parse().unwrap(),
                 maps: maps.iter().map(|(i, p)| (v6(i), a(p))).collect(),
+                host_prefix: 64,
             }),
             ..want(Some(napt_settings(&["198.51.100.1"])))
         }
@@ -914,7 +919,7 @@ mod tests {
         .unwrap();
         assert!(matches!(
             p.nat64,
-            Some(Nat64Change::Set(Nat64Prefix::WELL_KNOWN, _))
+            Some(Nat64Change::Set(Nat64Prefix::WELL_KNOWN, _, 64))
         ));
         assert_eq!(
             p.nat64_maps_added,
@@ -923,14 +928,17 @@ mod tests {
         assert!(p.nat64_maps_removed.is_empty());
         assert_eq!(
             p.summary(),
-            "1 static NAT64 mapping(s) added, NAT64 prefix 64:ff9b::/96"
+            "1 static NAT64 mapping(s) added, NAT64 prefix 64:ff9b::/96, host prefix /64"
         );
     }
 
     #[test]
     fn nat64_unchanged_plans_nothing_and_a_new_prefix_is_written() {
         let mut l = live(&["198.51.100.1"], &[]);
-        l.nat64 = Nat64Prefix::WELL_KNOWN.config();
+        l.nat64 = Nat64Config {
+            host_prefix: 64,
+            ..Nat64Prefix::WELL_KNOWN.config()
+        };
         l.nat64_maps = vec![entry("2001:db8::10", "203.0.113.10", 0x00ff_fffe)];
         let same = with_nat64("64:ff9b::/96", &[("2001:db8::10", "203.0.113.10")]);
         assert!(plan(&l, &same).unwrap().is_empty());
@@ -941,15 +949,27 @@ mod tests {
         .unwrap();
         assert_eq!(
             p.nat64,
-            Some(Nat64Change::Set("2001:db8:64::/96".parse().unwrap(), 0))
+            Some(Nat64Change::Set("2001:db8:64::/96".parse().unwrap(), 0, 64))
         );
         assert!(p.nat64_maps_added.is_empty() && p.nat64_maps_removed.is_empty());
+        // The host prefix alone changes: rewritten, as a reload carries it.
+        let mut per_56 = same.clone();
+        per_56.nat64.as_mut().unwrap().host_prefix = 56;
+        let p = plan(&l, &per_56).unwrap();
+        assert_eq!(
+            p.nat64,
+            Some(Nat64Change::Set(Nat64Prefix::WELL_KNOWN, 0, 56))
+        );
+        assert_eq!(p.summary(), "NAT64 prefix 64:ff9b::/96, host prefix /56");
     }
 
     #[test]
     fn nat64_static_entries_diff_both_ways() {
         let mut l = live(&["198.51.100.1"], &[]);
-        l.nat64 = Nat64Prefix::WELL_KNOWN.config();
+        l.nat64 = Nat64Config {
+            host_prefix: 64,
+            ..Nat64Prefix::WELL_KNOWN.config()
+        };
         l.nat64_maps = vec![
             entry("2001:db8::10", "203.0.113.10", 0x00ff_fffe),
             entry("2001:db8::11", "203.0.113.11", 0x00ff_fffd),

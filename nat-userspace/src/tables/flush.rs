@@ -168,11 +168,18 @@ pub fn delete(dir: &Path, snapshot: &Snapshot) -> anyhow::Result<Flushed> {
     })?;
 
     // Per-host port counts (for --max-ports-per-host): take the deleted
-    // mappings off; the agent's sweep recounts exactly anyway.
+    // mappings off, an IPv6 host's from its prefix's count; the agent's
+    // sweep recounts exactly anyway.
     let mut per_host: HashMap<u32, u64> = HashMap::new();
     for (k, _) in &mappings {
         *per_host.entry(k.addr).or_default() += 1;
     }
+    let per_host = super::cap_keys::aggregate(
+        per_host,
+        tables.nat64_ids()?.fd(),
+        tables.nat64_hosts()?.fd(),
+        super::cap_keys::host_prefix(dir)?,
+    )?;
     let counts = host_ports.lookup_all()?;
     let mut zero = Vec::new();
     for (addr, held) in counts {

@@ -13,6 +13,7 @@
 pub mod batch;
 pub mod blocks;
 pub mod bpffs;
+pub mod cap_keys;
 pub mod flows;
 pub mod flush;
 pub mod forward;

@@ -365,6 +365,7 @@ pub fn settings(r: &Reload, limits: Limits) -> Settings {
                 .iter()
                 .map(|(h, p)| (std::net::Ipv6Addr::from(*h), ip(*p)))
                 .collect(),
+            host_prefix: r.nat64.host_prefix,
         }),
     }
 }
@@ -749,6 +750,7 @@ impl Agent {
                 cfg = super::world::nat64_config(r);
                 cfg.enabled = 1;
             }
+            3 if on => cfg.host_prefix = *super::world::HOST_PREFIXES.choose(r).unwrap(),
             2 if on => {
                 let entry = (STATIC64.0.octets(), be(STATIC64.2));
                 if let Some(i) = maps.iter().position(|e| *e == entry) {

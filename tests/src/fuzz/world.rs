@@ -56,9 +56,14 @@ pub const OTHER_PUBLIC: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 50);
 pub const HOSTS6: [Ipv6Addr; 4] = [
     Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 1),
     Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 2),
-    Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 3),
+    Ipv6Addr::new(0x2001, 0xdb8, 1, 2, 0, 0, 0, 3),
     Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 4),
 ];
+/// The host prefixes an epoch with NAT64 may count port caps over: the
+/// default /64 (the third host apart, the others sharing), /56 (all four
+/// sharing), /127 (pairs), each address alone (128, or 0 as an older agent
+/// leaves the field).
+pub const HOST_PREFIXES: [u8; 6] = [64, 64, 56, 127, 128, 0];
 /// Sources NAT64 gives no stand-in: unspecified, multicast, link-local.
 pub const BAD_SOURCES6: [Ipv6Addr; 3] = [
     Ipv6Addr::UNSPECIFIED,
@@ -219,6 +224,7 @@ pub fn nat64_config(rng: &mut impl Rng) -> Nat64Config {
     // The inside links' smallest MTU: unknown, in1's, in0's, or one in
     // between.
     cfg.inside_mtu = *[0, 1280, 1500, 1400].choose(rng).unwrap();
+    cfg.host_prefix = *HOST_PREFIXES.choose(rng).unwrap();
     if !rng.random_bool(NAT64_CHANCE) {
         // Off, as a reload leaves it: the prefix stays, unused.
         cfg.enabled = 0;
@@ -497,7 +503,8 @@ pub fn sweep(st: &mut State, rng: &mut impl Rng) -> bool {
         let mut held: HashMap<u32, u64> = HashMap::new();
         for (k, m) in &st.napt_out {
             if m.flags & MAPPING_FORWARD == 0 {
-                *held.entry(k.addr).or_default() += 1;
+                let counter = crate::model::nat64::counted_on(st, k.addr);
+                *held.entry(counter).or_default() += 1;
             }
         }
         changed |= held != st.host_ports;

@@ -15,7 +15,7 @@ use nat_common::{
 
 use nat_common::nat64::{Nat64Config, Nat64Host, STAND_IN_SPACE, stand_in};
 
-use super::nat64::is_stand_in;
+use super::nat64::{counted_on, is_stand_in};
 use super::state::{NOW, State};
 
 const NS: u64 = 1_000_000_000;
@@ -161,10 +161,11 @@ pub fn sweep_phases(
     });
     phases.push(("FILTER entries deleted", st.clone()));
     if cfg.max_ports_per_host != 0 {
+        // An IPv6 host's on its prefix's counter (README "NAT64").
         let mut held: HashMap<u32, u64> = HashMap::new();
         for (k, m) in &st.napt_out {
             if m.flags & MAPPING_FORWARD == 0 {
-                *held.entry(k.addr).or_default() += 1;
+                *held.entry(counted_on(&st, k.addr)).or_default() += 1;
             }
         }
         st.host_ports = held;
@@ -221,7 +222,7 @@ pub fn flush_phases(st: &State, f: FlushFilter) -> Vec<(&'static str, State)> {
         let p = public_of(k, m);
         st.napt_in.remove(&p);
         public.insert((p.addr, p.port, p.proto));
-        *per_host.entry(k.addr).or_default() += 1;
+        *per_host.entry(counted_on(&st, k.addr)).or_default() += 1;
     }
     phases.push(("NAPT_IN entries deleted", st.clone()));
     st.filter
@@ -394,12 +395,13 @@ fn apply_reload(
         st.static_in.remove(&public);
         phases.push(("a static map removed", st.clone()));
     }
-    // NAT64's prefix is rewritten where it differs (on or off, prefix);
+    // NAT64's prefix is rewritten where it differs (on or off, prefix,
+    // host prefix);
     // switched off, the map is zeroed. Its dynamic bindings stay: they
     // are NAPT bindings.
     // (On, the inside links' smallest MTU is written too, where it
     // differs.)
-    let on = |c: &Nat64Config| (c.enabled != 0).then_some((c.prefix, c.prefix_len));
+    let on = |c: &Nat64Config| (c.enabled != 0).then_some((c.prefix, c.prefix_len, c.host_prefix));
     let nat64_changed = on(&st.nat64) != on(&want.nat64)
         || (want.nat64.enabled != 0 && st.nat64.inside_mtu != want.nat64.inside_mtu);
     if nat64_changed && want.nat64.enabled == 0 {

@@ -131,6 +131,12 @@ fn deterministic_share(ctx: &Ctx, inside: u32) -> Option<Option<(u32, u32, u32)>
 /// session of the packet that makes it), or says why not.
 pub fn allocate(ctx: &mut Ctx, key: &EndpointKey, first: FirstSession) -> Result<Mapping, Counter> {
     let cfg = ctx.st.config;
+    // The cap's counter: an IPv6 host's is its prefix's (README "NAT64").
+    let cap_key = if cfg.max_ports_per_host != 0 && super::nat64::is_stand_in(key.addr) {
+        super::nat64::outbound::cap_key(ctx, key.addr).ok_or(Counter::Nat64DropHostsFull)?
+    } else {
+        key.addr
+    };
     if cfg.allocation == ALLOCATION_BLOCK {
         return super::blocks::allocate(ctx, key, first);
     }
@@ -147,7 +153,7 @@ pub fn allocate(ctx: &mut Ctx, key: &EndpointKey, first: FirstSession) -> Result
     }
     let det = det.flatten();
     if cfg.max_ports_per_host != 0 {
-        let held = ctx.st.host_ports.get(&key.addr).copied().unwrap_or(0);
+        let held = ctx.st.host_ports.get(&cap_key).copied().unwrap_or(0);
         if held >= u64::from(cfg.max_ports_per_host) {
             ctx.note(Rule::HostPortCap);
             return Err(Counter::DropHostPortCap);
@@ -344,7 +350,9 @@ pub(super) fn install(
     ctx.st.napt_in.insert(pkey, inside);
     ctx.st.napt_out.insert(*key, public);
     if ctx.st.config.max_ports_per_host != 0 {
-        *ctx.st.host_ports.entry(key.addr).or_insert(0) += 1;
+        // (An IPv6 host's prefix has its stand-in by now: `allocate`.)
+        let counter = super::nat64::counted_on(&ctx.st, key.addr);
+        *ctx.st.host_ports.entry(counter).or_insert(0) += 1;
     }
     // The mapping comes with its first session.
     ctx.bump(Counter::NaptMappingsCreated);

@@ -101,6 +101,7 @@ rules! {
 
     // New mappings.
     HostPortCap = ("port allocation", "host holds --max-ports-per-host ports"),
+    HostPortCapPrefix = ("port allocation", "NAT64 host: the cap counts over its /--nat64-host-prefix (the prefix's stand-in)"),
     PortKept = ("port allocation", "new mapping, port kept"),
     PortChanged = ("port allocation", "new mapping, port changed"),
     MappingTableFullNaptIn = ("port allocation", "mapping table full: NAPT_IN, no reservation"),

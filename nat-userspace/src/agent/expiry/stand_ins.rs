@@ -10,7 +10,9 @@
 //! * it is not a static NAT64 entry's (those are in `STATIC_OUT`, and go
 //!   when reconcile removes the entry);
 //! * the data plane gave it out more than a minute ago (`created`, its
-//!   clock): the host's first mapping may be on its way.
+//!   clock): the host's first mapping may be on its way;
+//! * with a port cap per IPv6 prefix, it is not the cap key of a prefix
+//!   one of whose hosts a mapping uses (see `tables::cap_keys`).
 //!
 //! `NAT64_HOSTS[host]` goes first, and only if it still names the
 //! stand-in, so the host's next packet takes a new stand-in instead of the
@@ -58,13 +60,24 @@ impl StandInScan {
 
     /// Frees the stand-ins unused now and at the previous scan (see the
     /// module comment); `used` holds the inside address of every mapping
-    /// the sweep left in `NAPT_OUT`. Returns how many it freed.
-    pub fn scan(&self, maps: &StandInMaps, used: &FastSet<u32>, now: u64) -> io::Result<usize> {
+    /// the sweep left in `NAPT_OUT`; `cap_prefix` the host prefix the port
+    /// cap counts over (128: none, or each address alone). Returns how many
+    /// it freed.
+    pub fn scan(
+        &self,
+        maps: &StandInMaps,
+        used: &FastSet<u32>,
+        cap_prefix: u8,
+        now: u64,
+    ) -> io::Result<usize> {
         let before = self.suspects.take();
         let mut suspects = FastSet::with_hasher(Seeded::default());
         let mut confirmed: Vec<(Ipv4Be, Nat64Host)> = Vec::new();
-        for (stand_in, host) in batch::lookup_all::<Ipv4Be, Nat64Host>(maps.ids)? {
+        let all = batch::lookup_all::<Ipv4Be, Nat64Host>(maps.ids)?;
+        let cap_keys = crate::tables::cap_keys::keys_in_use(&all, used, cap_prefix);
+        for (stand_in, host) in all {
             if used.contains(&stand_in)
+                || cap_keys.contains(&host.addr)
                 || now.saturating_sub(host.created) <= STAND_IN_GRACE_NS
                 || batch::lookup::<Ipv4Be, Ipv4Be>(maps.static_out, &stand_in)?.is_some()
             {

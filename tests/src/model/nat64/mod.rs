@@ -107,6 +107,35 @@ pub fn is_stand_in(addr: u32) -> bool {
     addr.to_ne_bytes()[0] == 0
 }
 
+/// The host prefix (README "NAT64", port caps): with `--max-ports-per-host`
+/// the IPv6 hosts of one /LEN share one cap; `None` when each address
+/// counts alone (LEN 128, or 0 as an older agent leaves the field), or
+/// NAT64 is off.
+pub fn host_prefix(cfg: &Nat64Config) -> Option<u8> {
+    (on(cfg) && cfg.host_prefix != 0 && cfg.host_prefix < 128).then_some(cfg.host_prefix)
+}
+
+/// The /`len` prefix of `addr`, as an address (the bits past `len` zero):
+/// the address whose stand-in counts the prefix's ports.
+pub fn prefix_of(addr: &[u8; 16], len: u8) -> [u8; 16] {
+    let keep = u128::MAX << (128 - u32::from(len.min(128)));
+    (u128::from_be_bytes(*addr) & keep).to_be_bytes()
+}
+
+/// The `HOST_PORTS` key an inside address's mappings count on, as the
+/// agent finds it: a NAT64 host's prefix's stand-in when hosts count per
+/// prefix and the prefix has one; the address itself otherwise.
+pub fn counted_on(st: &crate::model::state::State, addr: u32) -> u32 {
+    let Some(len) = host_prefix(&st.nat64).filter(|_| is_stand_in(addr)) else {
+        return addr;
+    };
+    st.nat64_ids
+        .get(&addr)
+        .and_then(|h| st.nat64_hosts.get(&prefix_of(&h.addr, len)))
+        .copied()
+        .unwrap_or(addr)
+}
+
 /// The four 32-bit words of an IPv6 address as the data plane loads them
 /// (native-endian words of the network-order bytes), which the stand-in
 /// probes hash.

@@ -252,6 +252,22 @@ fn transport(
     }
 }
 
+/// The counter of the port cap of the NAT64 host with stand-in `s`, on a
+/// new mapping with a cap set: with hosts counted per /LEN, the stand-in
+/// of its prefix's address (reserved now like a host's if it has none:
+/// `None` if none is free); `s` itself when each address counts alone or
+/// `s` names no host.
+pub fn cap_key(ctx: &mut Ctx, s: u32) -> Option<u32> {
+    let Some(len) = super::host_prefix(&ctx.st.nat64) else {
+        return Some(s);
+    };
+    let Some(host) = ctx.st.nat64_ids.get(&s).map(|h| h.addr) else {
+        return Some(s);
+    };
+    ctx.note(Rule::HostPortCapPrefix);
+    stand_in(ctx, &super::prefix_of(&host, len))
+}
+
 /// The stand-in of the IPv6 host `host`: its own, or the first of its
 /// probes free in `NAT64_IDS`, reserved now (both tables); `None` when no
 /// probe is free or a table is full.
