@@ -115,13 +115,19 @@ pub enum Counter {
     /// translated, answered with ICMP Fragmentation Needed (the inside MTU
     /// less 20).
     Nat64FragNeededSent = 42,
-    /// IPv4 packets without DF (or fragments) too big for the inside link
-    /// once translated: dropped (not split into IPv6 fragments).
+    /// IPv4 packets too big for the inside link once translated that
+    /// cannot be split into IPv6 fragments (XDP ingress, longer than the
+    /// split buffer, ICMP errors, DF set and no answer possible): dropped.
     Nat64DropTooBig = 43,
+    /// IPv4 packets without DF too big for the inside link, translated and
+    /// split into IPv6 fragments that fit it (RFC 7915 4.1; TC ingress).
+    Nat64Fragmented = 44,
+    /// The IPv6 fragments those were split into.
+    Nat64FragmentsSent = 45,
 }
 
 /// Number of counters; the size of the `STATS` array.
-pub const COUNTER_COUNT: u32 = 44;
+pub const COUNTER_COUNT: u32 = 46;
 
 impl Counter {
     /// All counters in index order.
@@ -170,6 +176,8 @@ impl Counter {
         Counter::Nat64DropNoRoute,
         Counter::Nat64FragNeededSent,
         Counter::Nat64DropTooBig,
+        Counter::Nat64Fragmented,
+        Counter::Nat64FragmentsSent,
     ];
 
     /// Stable snake_case name used by `xnat stats` and its JSON.
@@ -219,6 +227,8 @@ impl Counter {
             Counter::Nat64DropNoRoute => "nat64_drop_no_route",
             Counter::Nat64FragNeededSent => "nat64_frag_needed_sent",
             Counter::Nat64DropTooBig => "nat64_drop_too_big",
+            Counter::Nat64Fragmented => "nat64_fragmented",
+            Counter::Nat64FragmentsSent => "nat64_fragments_sent",
         }
     }
 }

@@ -26,7 +26,7 @@ use crate::{
             self, ICMP_ECHO, ICMP_ECHOREPLY, ICMPV6_ECHO_REPLY, ICMPV6_ECHO_REQUEST, as_field,
             csum_swap, icmpv6_pseudo_rest, sum4, sum6,
         },
-        icmp_error, too_big,
+        icmp_error, split, too_big,
     },
     packet::{Packet, TcPacket, XdpPacket},
     parse::{
@@ -97,7 +97,9 @@ pub fn process_tc(ctx: &TcContext) -> i32 {
         Ok(None) => return TC_ACT_OK,
         Err(reason) => return counters::drop_tc(reason),
     };
-    match too_big::check(&p, &ip, cfg, gso || hairpinned) {
+    // Without DF: split into IPv6 fragments that fit (translated first).
+    let split = split::wanted(&p, &ip, cfg, gso || hairpinned);
+    match too_big::check(&p, &ip, cfg, gso || hairpinned || split) {
         Ok(None) => {}
         Ok(Some(a)) => {
             // The answer in place of the packet, back out where it came in.
@@ -113,7 +115,7 @@ pub fn process_tc(ctx: &TcContext) -> i32 {
         }
         Err(reason) => return counters::drop_tc(reason),
     }
-    let t = match prepare(&mut p, &ip, cfg) {
+    let t = match prepare(&mut p, &ip, cfg, split) {
         Ok(t) => t,
         Err(reason) => return counters::drop_tc(reason),
     };
@@ -142,6 +144,9 @@ pub fn process_tc(ctx: &TcContext) -> i32 {
     }
     // SAFETY: helper on our own skb.
     unsafe { bpf_csum_update(ctx.skb.skb, fold(sum) as u32) };
+    if split && split::send(ctx, ip.tot_len - ip.hlen, cfg.inside_mtu).is_none() {
+        return counters::drop_tc(Counter::Nat64DropMalformed);
+    }
     TC_ACT_OK
 }
 
@@ -187,7 +192,7 @@ pub fn process_xdp(ctx: &XdpContext) -> u32 {
             return xdp_action::XDP_DROP;
         }
     }
-    let t = match prepare(&mut p, &ip, cfg) {
+    let t = match prepare(&mut p, &ip, cfg, false) {
         Ok(t) => t,
         Err(reason) => {
             counters::bump(reason);
@@ -268,9 +273,15 @@ fn finish<P: Packet>(p: &mut P, t: &Translated) -> Option<()> {
 }
 
 /// Everything up to the header's growth: the transport checksum fixed for
-/// the IPv6 pseudo-header, the new header built.
+/// the IPv6 pseudo-header, the new header built. `split`: the packet will
+/// be split into fragments (a fragment header even if it is whole).
 #[inline(always)]
-fn prepare<P: Packet>(p: &mut P, ip: &Ipv4, cfg: &Nat64Config) -> Result<Translated, Counter> {
+fn prepare<P: Packet>(
+    p: &mut P,
+    ip: &Ipv4,
+    cfg: &Nat64Config,
+    split: bool,
+) -> Result<Translated, Counter> {
     // SAFETY: plain copy out of the map.
     let host = unsafe { NAT64_IDS.get(&ip.dst) }.ok_or(Counter::Nat64DropNoHost)?;
     let dst6 = words_of(&host.addr);
@@ -365,7 +376,7 @@ fn prepare<P: Packet>(p: &mut P, ip: &Ipv4, cfg: &Nat64Config) -> Result<Transla
         }
         _ => return Err(Counter::Nat64DropUnsupported),
     }
-    finish_header(p, ip, payload_len, &src6, &dst6, fragment, extra)
+    finish_header(p, ip, payload_len, &src6, &dst6, fragment || split, extra)
 }
 
 /// The IPv6 header (and a fragment's fragment header, RFC 7915 4.1: the

@@ -4,7 +4,9 @@
 //! with the inside MTU less 20, from the public address it sent to,
 //! quoting its header as it sent it — built in place of the packet and
 //! sent back out of the interface it came in on. Without DF, RFC 7915 4.1
-//! would split it into IPv6 fragments; xnat drops it (counted).
+//! splits it into IPv6 fragments: TC does (split.rs); XDP, which cannot
+//! send several packets, drops it (counted), as it does what cannot be
+//! split.
 use nat_common::{
     Counter, EndpointKey,
     csum::{add32, fold},
