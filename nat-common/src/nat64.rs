@@ -101,7 +101,8 @@ pub struct Nat64Config {
     pub prefix_bytes: u32,
     /// The smallest MTU of the inside interfaces (0: unknown): an IPv4
     /// packet that would not fit once translated is answered (DF set,
-    /// Fragmentation Needed) or dropped.
+    /// Fragmentation Needed) or split into IPv6 fragments (DF clear, TC
+    /// ingress; dropped on XDP ingress).
     pub inside_mtu: u32,
 }
 

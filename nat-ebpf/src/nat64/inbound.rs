@@ -407,8 +407,14 @@ fn finish_header<P: Packet>(
     let more = u16::from(ip.more_fragments);
     let [o0, o1] = ((offset << 3) | more).to_be_bytes();
     let [i0, i1] = ip.id.to_ne_bytes();
+    // (Only a split packet's fragments can be ICMP: ICMPv6 then.)
+    let next = if ip.proto == IPPROTO_ICMP {
+        58
+    } else {
+        ip.proto
+    };
     let frag = [
-        u32::from_ne_bytes([ip.proto, 0, o0, o1]),
+        u32::from_ne_bytes([next, 0, o0, o1]),
         u32::from_ne_bytes([0, 0, i0, i1]),
     ];
     Ok(Translated::datagram(h, Some(frag), csum_extra))

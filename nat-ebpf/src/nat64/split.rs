@@ -61,7 +61,13 @@ pub fn piece_len(mtu: u32) -> u32 {
 pub fn wanted<P: Packet>(p: &P, ip: &Ipv4, cfg: &Nat64Config, skip: bool) -> bool {
     let mtu = cfg.inside_mtu;
     let payload = ip.tot_len.wrapping_sub(ip.hlen);
-    if skip || mtu < NAT64_SPLIT_MIN_MTU || ip.tot_len + 28 <= mtu {
+    // A whole datagram grows by the IPv6 header's 20 bytes only.
+    let growth = if ip.later_fragment || ip.more_fragments {
+        28
+    } else {
+        20
+    };
+    if skip || mtu < NAT64_SPLIT_MIN_MTU || ip.tot_len + growth <= mtu {
         return false;
     }
     if ip.hlen != 20 || ip.end != ip.off + ip.tot_len || payload <= piece_len(mtu) {
@@ -72,7 +78,9 @@ pub fn wanted<P: Packet>(p: &P, ip: &Ipv4, cfg: &Nat64Config, skip: bool) -> boo
     };
     let flags = u16::from_be(flags);
     let offset = ((flags & 0x1fff) as u32) * 8;
-    if flags & 0x4000 != 0 || payload - piece_len(mtu) > NAT64_SPLIT_MAX || offset + payload > 0xffff
+    if flags & 0x4000 != 0
+        || payload - piece_len(mtu) > NAT64_SPLIT_MAX
+        || offset + payload > 0xffff
     {
         return false;
     }
