@@ -28,6 +28,7 @@ both_modes!(udp_fragments_both_ways, "frag");
 both_modes!(udp_without_checksum_from_ipv4, "nock");
 tc_only!(hairpin_between_ipv6_hosts, "hair");
 both_modes!(path_mtu_toward_the_ipv6_host, "pmtu");
+both_modes!(udp_without_df_split_toward_the_ipv6_host, "spl");
 
 /// `ping` from `ns`: (succeeded, its output).
 fn ping(ns: &Netns, args: &[&str]) -> (bool, String) {
@@ -507,4 +508,102 @@ fn path_mtu_toward_the_ipv6_host(tag: &str, mode: Ingress) {
     let (n, _) = xnat_tests::traffic::recv_within(&c, &mut buf, Duration::from_secs(3))
         .expect("a datagram of the learnt size never arrived");
     assert_eq!(&buf[..n], &fits[..]);
+}
+
+/// RFC 7915 4.1: the inside link's MTU is 1280; the server sends UDP
+/// datagrams without DF (IP_PMTUDISC_DONT) too big for it once
+/// translated — 1300 bytes (one IPv4 packet) and 3000 (IPv4 fragments
+/// from the server's 1400-byte link, each too big as well) — and, as a
+/// real tool, socat (`mtudiscover=0`) 2000 bytes. With TC ingress xnat
+/// splits them into IPv6 fragments that fit, and the host's stack
+/// reassembles each datagram with every byte intact. With XDP ingress
+/// (which cannot send several packets) they are dropped and counted
+/// (README, "NAT64").
+fn udp_without_df_split_toward_the_ipv6_host(tag: &str, mode: Ingress) {
+    use std::os::fd::AsRawFd as _;
+    let t = Nat64Topo::with_setup(tag, mode, "64:ff9b::/96", &[], |net| {
+        net.ns("c6").ip(&["link", "set", "eth0", "mtu", "1280"]);
+        net.ns("gw").ip(&["link", "set", "in0", "mtu", "1280"]);
+    });
+    let (c6, srv) = (t.ns("c6"), t.ns("srv"));
+    let s = srv
+        .in_ns(|| std::net::UdpSocket::bind(sa4(SRV, 9600)))
+        .unwrap();
+    let dont: libc::c_int = libc::IP_PMTUDISC_DONT;
+    // SAFETY: setsockopt on our own socket with an int option.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            (&dont as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "IP_MTU_DISCOVER");
+    let c = c6
+        .in_ns(|| std::net::UdpSocket::bind(sa6(CLIENT6, 40_006)))
+        .unwrap();
+    let mut buf = vec![0u8; 65536];
+    let mut from = None;
+    for _ in 0..5 {
+        c.send_to(b"hi", sa6(t.synth(SRV), 9600)).unwrap();
+        if let Some((_, f)) =
+            xnat_tests::traffic::recv_within(&s, &mut buf, Duration::from_millis(800))
+        {
+            from = Some(f);
+            break;
+        }
+    }
+    let host = from.expect("the host's datagram never reached the server");
+    let split = mode == Ingress::Tc;
+    let x = t.agent.xnat();
+    for len in [1300usize, 3000] {
+        let data = xnat_tests::traffic::payload(len, len as u8);
+        s.send_to(&data, host).unwrap();
+        let got = xnat_tests::traffic::recv_within(&c, &mut buf, Duration::from_secs(2));
+        if split {
+            let (n, _) = got.unwrap_or_else(|| panic!("the {len}-byte datagram never arrived"));
+            assert_eq!(
+                &buf[..n],
+                &data[..],
+                "the {len}-byte datagram arrived changed"
+            );
+        } else {
+            assert!(got.is_none(), "XDP: the {len}-byte datagram arrived");
+        }
+    }
+    // socat, an ordinary tool, from the same port (the socket closed).
+    drop(s);
+    let file = std::env::temp_dir().join(format!("xnat-split-{}-{tag}", std::process::id()));
+    let data = xnat_tests::traffic::payload(2000, 0x51);
+    std::fs::write(&file, &data).unwrap();
+    let out = srv.run(
+        Duration::from_secs(10),
+        &[
+            "socat",
+            "-u",
+            &format!("OPEN:{}", file.display()),
+            &format!("UDP4-SENDTO:{host},bind={SRV}:9600,mtudiscover=0"),
+        ],
+    );
+    let _ = std::fs::remove_file(&file);
+    assert!(
+        out.status.success(),
+        "socat: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = xnat_tests::traffic::recv_within(&c, &mut buf, Duration::from_secs(2));
+    if split {
+        let (n, _) = got.expect("socat's 2000-byte datagram never arrived");
+        assert_eq!(&buf[..n], &data[..], "socat's datagram arrived changed");
+        // 1300 bytes: one packet; 3000: two fragments too big; socat's.
+        assert!(x.counter("nat64_fragmented") >= 4);
+        assert!(x.counter("nat64_fragments_sent") >= 8);
+        assert_eq!(x.counter("nat64_drop_too_big"), 0);
+    } else {
+        assert!(got.is_none(), "XDP: socat's datagram arrived");
+        assert!(x.counter("nat64_drop_too_big") >= 4);
+        assert_eq!(x.counter("nat64_fragmented"), 0);
+    }
 }

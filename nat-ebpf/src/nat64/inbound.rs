@@ -144,7 +144,9 @@ pub fn process_tc(ctx: &TcContext) -> i32 {
     }
     // SAFETY: helper on our own skb.
     unsafe { bpf_csum_update(ctx.skb.skb, fold(sum) as u32) };
-    if split && split::send(ctx, ip.tot_len - ip.hlen, cfg.inside_mtu).is_none() {
+    let whole = !ip.later_fragment && !ip.more_fragments;
+    let check_off = split::check_off(ip.proto, whole);
+    if split && split::send(ctx, ip.tot_len - ip.hlen, cfg.inside_mtu, check_off).is_none() {
         return counters::drop_tc(Counter::Nat64DropMalformed);
     }
     TC_ACT_OK
