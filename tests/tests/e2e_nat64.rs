@@ -512,13 +512,14 @@ fn path_mtu_toward_the_ipv6_host(tag: &str, mode: Ingress) {
 
 /// RFC 7915 4.1: the inside link's MTU is 1280; the server sends UDP
 /// datagrams without DF (IP_PMTUDISC_DONT) too big for it once
-/// translated — 1300 bytes (one IPv4 packet) and 3000 (IPv4 fragments
-/// from the server's 1400-byte link, each too big as well) — and, as a
-/// real tool, socat (`mtudiscover=0`) 2000 bytes. With TC ingress xnat
-/// splits them into IPv6 fragments that fit, and the host's stack
-/// reassembles each datagram with every byte intact. With XDP ingress
-/// (which cannot send several packets) they are dropped and counted
-/// (README, "NAT64").
+/// translated — 3000 bytes (IPv4 fragments from the server's 1400-byte
+/// link, each too big as well), 1300 without checksum (one IPv4 packet)
+/// — and, as a real tool, socat (`mtudiscover=0`) 2000 bytes. With TC
+/// ingress xnat splits them into IPv6 fragments that fit, and the host's
+/// stack reassembles each datagram with every byte intact; a 1300-byte
+/// one with its checksum left to the veth (CHECKSUM_PARTIAL) is dropped
+/// and counted. With XDP ingress (which cannot send several packets)
+/// they are all dropped and counted (README, "NAT64").
 fn udp_without_df_split_toward_the_ipv6_host(tag: &str, mode: Ingress) {
     use std::os::fd::AsRawFd as _;
     let t = Nat64Topo::with_setup(tag, mode, "64:ff9b::/96", &[], |net| {
@@ -558,8 +559,35 @@ fn udp_without_df_split_toward_the_ipv6_host(tag: &str, mode: Ingress) {
     let host = from.expect("the host's datagram never reached the server");
     let split = mode == Ingress::Tc;
     let x = t.agent.xnat();
-    for len in [1300usize, 3000] {
-        let data = xnat_tests::traffic::payload(len, len as u8);
+    // 1300 bytes leave the server in one packet whose checksum the veth is
+    // to complete (CHECKSUM_PARTIAL, kept across the router's veths): not
+    // split (README, "NAT64"), dropped and counted.
+    let data = xnat_tests::traffic::payload(1300, 13);
+    s.send_to(&data, host).unwrap();
+    let got = xnat_tests::traffic::recv_within(&c, &mut buf, Duration::from_secs(1));
+    assert!(got.is_none(), "a CHECKSUM_PARTIAL datagram arrived");
+    assert_eq!(x.counter("nat64_drop_too_big"), 1);
+    // 3000 bytes in IPv4 fragments (checksum computed by the server's
+    // stack), then 1300 without checksum (SO_NO_CHECK: xnat computes it
+    // over the whole datagram before splitting it).
+    let mut sends = vec![(xnat_tests::traffic::payload(3000, 30), false)];
+    sends.push((xnat_tests::traffic::payload(1300, 31), true));
+    for (data, no_check) in sends {
+        if no_check {
+            let one: libc::c_int = 1;
+            // SAFETY: setsockopt on our own socket with an int option.
+            let rc = unsafe {
+                libc::setsockopt(
+                    s.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_NO_CHECK,
+                    (&one as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            assert_eq!(rc, 0, "SO_NO_CHECK");
+        }
+        let len = data.len();
         s.send_to(&data, host).unwrap();
         let got = xnat_tests::traffic::recv_within(&c, &mut buf, Duration::from_secs(2));
         if split {
@@ -597,10 +625,10 @@ fn udp_without_df_split_toward_the_ipv6_host(tag: &str, mode: Ingress) {
     if split {
         let (n, _) = got.expect("socat's 2000-byte datagram never arrived");
         assert_eq!(&buf[..n], &data[..], "socat's datagram arrived changed");
-        // 1300 bytes: one packet; 3000: two fragments too big; socat's.
+        // 3000 bytes: two fragments too big; 1300; socat's first fragment.
         assert!(x.counter("nat64_fragmented") >= 4);
         assert!(x.counter("nat64_fragments_sent") >= 8);
-        assert_eq!(x.counter("nat64_drop_too_big"), 0);
+        assert_eq!(x.counter("nat64_drop_too_big"), 1);
     } else {
         assert!(got.is_none(), "XDP: socat's datagram arrived");
         assert!(x.counter("nat64_drop_too_big") >= 4);

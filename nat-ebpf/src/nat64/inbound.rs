@@ -115,6 +115,16 @@ pub fn process_tc(ctx: &TcContext) -> i32 {
         }
         Err(reason) => return counters::drop_tc(reason),
     }
+    if split {
+        let whole = !ip.later_fragment && !ip.more_fragments;
+        let check_off = split::check_off(ip.proto, whole);
+        match split::partial(ctx, check_off) {
+            _ if check_off == 0 => {}
+            Some(false) => {}
+            Some(true) => return counters::drop_tc(Counter::Nat64DropTooBig),
+            None => return counters::drop_tc(Counter::Nat64DropMalformed),
+        }
+    }
     let t = match prepare(&mut p, &ip, cfg, split) {
         Ok(t) => t,
         Err(reason) => return counters::drop_tc(reason),
@@ -144,9 +154,7 @@ pub fn process_tc(ctx: &TcContext) -> i32 {
     }
     // SAFETY: helper on our own skb.
     unsafe { bpf_csum_update(ctx.skb.skb, fold(sum) as u32) };
-    let whole = !ip.later_fragment && !ip.more_fragments;
-    let check_off = split::check_off(ip.proto, whole);
-    if split && split::send(ctx, ip.tot_len - ip.hlen, cfg.inside_mtu, check_off).is_none() {
+    if split && split::send(ctx, ip.tot_len - ip.hlen, cfg.inside_mtu).is_none() {
         return counters::drop_tc(Counter::Nat64DropMalformed);
     }
     TC_ACT_OK

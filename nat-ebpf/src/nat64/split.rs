@@ -25,7 +25,6 @@ use aya_ebpf::{
 };
 use nat_common::{
     Counter,
-    csum::{add32, fold},
     nat64::{NAT64_SPLIT_MAX, NAT64_SPLIT_MIN_MTU, Nat64Config},
 };
 
@@ -99,12 +98,10 @@ pub fn wanted<P: Packet>(p: &P, ip: &Ipv4, cfg: &Nat64Config, skip: bool) -> boo
 
 /// Splits the translated packet in the skb (IPv6 and fragment headers,
 /// then `payload` bytes) into pieces that fit `mtu`: sends all but the
-/// last, and leaves the last in the skb for the caller to pass on.
-/// `check_off`: where a whole TCP or UDP datagram's checksum lies (0:
-/// none, see [`partial_rest`]). `None`: a helper failed (the skb is then
-/// to be dropped).
+/// last, and leaves the last in the skb for the caller to pass on. `None`:
+/// a helper failed (the skb is then to be dropped).
 #[inline(always)]
-pub fn send(ctx: &TcContext, payload: u32, mtu: u32, check_off: u32) -> Option<()> {
+pub fn send(ctx: &TcContext, payload: u32, mtu: u32) -> Option<()> {
     let skb = ctx.skb.skb;
     // SAFETY: reading our own context.
     let ifindex = unsafe { (*skb).ifindex };
@@ -131,9 +128,6 @@ pub fn send(ctx: &TcContext, payload: u32, mtu: u32, check_off: u32) -> Option<(
         if bpf_skb_change_tail(skb, DATA + piece, 0) != 0 {
             return None;
         }
-    }
-    if check_off != 0 {
-        partial_rest(ctx, scratch, rest, check_off)?;
     }
     set_piece(ctx, piece, base, 1)?;
     let mut pos = 0u32;
@@ -205,90 +199,51 @@ fn set_piece(ctx: &TcContext, len: u32, offset: u32, more: u16) -> Option<()> {
     ok.then_some(())
 }
 
-/// A CHECKSUM_PARTIAL skb (a local sender's, forwarded over veths: real
-/// NICs give none) holds in its checksum field only the pseudo-header's
-/// sum, for whoever sends it to complete over the bytes from the
-/// transport header on, which would then be the first piece's alone.
-/// There the field must also sum the bytes past the first piece (`rest`
-/// of them, in the scratch at `scratch`); any other skb's field is final.
-/// A program cannot read the state, but `bpf_l4_csum_replace` treats the
-/// two apart: with BPF_F_PSEUDO_HDR a partial field takes the difference
-/// in as a sum and any other field as a change of the data; without it a
-/// partial field stays put and any other takes the change. So adding the
-/// rest's sum with the flag, then taking it away without, leaves a
-/// partial field with it added and any other as it was (0xffff coming
-/// back as 0 for a UDP field, where 0 would mean no checksum: put back).
+/// Whether the skb is CHECKSUM_PARTIAL (a local sender's, forwarded over
+/// veths; real NICs give none), for a whole TCP or UDP datagram whose
+/// checksum field lies at `check_off`. Such a field holds only the
+/// pseudo-header's sum, for the device to complete over the bytes from
+/// the transport header on — the first piece's alone once split — and
+/// the later pieces would stay partial, to have two of their data bytes
+/// overwritten: they are not split (dropped, counted too big). A program
+/// cannot read the state, but `bpf_l4_csum_replace` treats the two apart:
+/// with BPF_F_PSEUDO_HDR a partial field takes a difference in as a sum
+/// and any other field as a change of the data; without it a partial
+/// field stays put and any other takes the change. So adding 1 with the
+/// flag and taking it away without changes a partial field only (any
+/// other comes back the same, but 0xffff as 0: put back).
 #[inline(always)]
-fn partial_rest(
-    ctx: &TcContext,
-    scratch: *mut [u8; nat_common::nat64::NAT64_SPLIT_VALUE],
-    rest: u32,
-    check_off: u32,
-) -> Option<()> {
-    let mut sum = 0u64;
-    let mut i = 0u32;
-    let words = rest / 4;
-    while i < NAT64_SPLIT_MAX / 4 {
-        if i >= words {
-            break;
-        }
-        // SAFETY: i < NAT64_SPLIT_MAX / 4: inside the scratch value.
-        let w = unsafe {
-            core::ptr::read_unaligned((*scratch).as_ptr().add(i as usize * 4).cast::<u32>())
-        };
-        sum = add32(sum, w);
-        i += 1;
-    }
-    // The last 1 to 3 bytes, padded to 16-bit words.
-    let tail = (words * 4) & (NAT64_SPLIT_MAX - 1);
-    // SAFETY: tail < NAT64_SPLIT_MAX: inside the scratch value (twice that).
-    let [b0, b1, b2, _] = unsafe {
-        core::ptr::read_unaligned((*scratch).as_ptr().add(tail as usize).cast::<[u8; 4]>())
-    };
-    sum += match rest - words * 4 {
-        1 => u16::from_ne_bytes([b0, 0]) as u64,
-        2 => u16::from_ne_bytes([b0, b1]) as u64,
-        3 => u16::from_ne_bytes([b0, b1]) as u64 + u16::from_ne_bytes([b2, 0]) as u64,
-        _ => 0,
-    };
-    let d = fold(sum);
+pub fn partial(ctx: &TcContext, check_off: u32) -> Option<bool> {
+    let mut p = crate::packet::TcPacket { ctx };
+    let before: u16 = p.load(check_off)?;
     let skb = ctx.skb.skb;
     let pseudo = aya_ebpf::bindings::BPF_F_PSEUDO_HDR as u64;
     // SAFETY: helpers on our own skb, at the checksum field.
     let ok = unsafe {
-        bpf_l4_csum_replace(skb, check_off, 0, d as u64, pseudo) == 0
-            && bpf_l4_csum_replace(skb, check_off, 0, (!d) as u64, 0) == 0
+        bpf_l4_csum_replace(skb, check_off, 0, 1u16.to_be() as u64, pseudo) == 0
+            && bpf_l4_csum_replace(skb, check_off, 0, (!1u16.to_be()) as u64, 0) == 0
     };
     if !ok {
         return None;
     }
-    let p = crate::packet::TcPacket { ctx };
-    if check_off == DATA + 6 && p.load::<u16>(check_off)? == 0 {
-        // SAFETY: as above, 2 bytes from the stack.
-        let ffff = [0xffu8; 2];
-        let r = unsafe {
-            bpf_skb_store_bytes(
-                skb.cast(),
-                check_off,
-                ffff.as_ptr().cast(),
-                2,
-                BPF_F_RECOMPUTE_CSUM as u64,
-            )
-        };
-        if r != 0 {
-            return None;
-        }
+    let after: u16 = p.load(check_off)?;
+    if after == before {
+        return Some(false);
     }
-    Some(())
+    if before == 0xffff && after == 0 {
+        p.store(check_off, &before)?;
+        return Some(false);
+    }
+    Some(true)
 }
 
 /// Where the checksum field of a whole TCP or UDP datagram of protocol
-/// `proto` lies once translated for splitting (0: none to see to).
+/// `proto` lies in the IPv4 packet (0: none to see to).
 #[inline(always)]
 pub fn check_off(proto: u8, whole: bool) -> u32 {
     match proto {
-        IPPROTO_TCP if whole => DATA + 16,
-        IPPROTO_UDP if whole => DATA + 6,
+        IPPROTO_TCP if whole => ETH_HLEN + 20 + 16,
+        IPPROTO_UDP if whole => ETH_HLEN + 20 + 6,
         _ => 0,
     }
 }
