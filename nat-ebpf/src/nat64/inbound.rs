@@ -239,7 +239,8 @@ fn sum_words<const N: usize>(words: &[u32; N], acc: u64) -> u64 {
 
 /// The packet's IPv4 header and NAT64's configuration, parsed once for
 /// both steps (the too-big check and the translation); `Ok(None)`: not
-/// for a stand-in after all (passed).
+/// for a stand-in after all (passed); a header whose checksum is wrong:
+/// dropped, malformed.
 #[inline(always)]
 fn target<P: Packet>(p: &P) -> Result<Option<(Ipv4, &'static Nat64Config)>, Counter> {
     let Some(ip) = ipv4::outer_ipv4(p) else {
@@ -249,6 +250,15 @@ fn target<P: Packet>(p: &P) -> Result<Option<(Ipv4, &'static Nat64Config)>, Coun
         return Ok(None);
     }
     let cfg = config().ok_or(Counter::Nat64DropNoHost)?;
+    // The header is replaced: one that arrived corrupt (NAT44 keeps a
+    // wrong checksum exactly as wrong) must not become a valid IPv6 one.
+    // (With options, refused later anyway, only the fixed part is known.)
+    if ip.hlen == 20 {
+        let h: [u32; 5] = p.load(ip.off).ok_or(Counter::Nat64DropMalformed)?;
+        if fold(sum_words(&h, 0)) != 0xffff {
+            return Err(Counter::Nat64DropMalformed);
+        }
+    }
     Ok(Some((ip, cfg)))
 }
 

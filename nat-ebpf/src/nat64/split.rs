@@ -18,8 +18,8 @@
 use aya_ebpf::{
     bindings::{BPF_F_INGRESS, BPF_F_RECOMPUTE_CSUM},
     helpers::generated::{
-        bpf_clone_redirect, bpf_l4_csum_replace, bpf_skb_change_tail, bpf_skb_load_bytes,
-        bpf_skb_store_bytes,
+        bpf_clone_redirect, bpf_csum_update, bpf_l4_csum_replace, bpf_skb_change_tail,
+        bpf_skb_load_bytes, bpf_skb_store_bytes,
     },
     programs::TcContext,
 };
@@ -226,6 +226,11 @@ pub fn partial(ctx: &TcContext, check_off: u32) -> Option<bool> {
     if !ok {
         return None;
     }
+    // With CHECKSUM_COMPLETE the first call also took the 1 out of
+    // skb->csum (as for an IPv4 pseudo-header change): put it back (a
+    // no-op in any other state).
+    // SAFETY: helper on our own skb.
+    unsafe { bpf_csum_update(skb, 1u16.to_be() as u32) };
     let after: u16 = p.load(check_off)?;
     if after == before {
         return Some(false);

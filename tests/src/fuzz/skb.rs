@@ -62,7 +62,7 @@ pub enum Csum {
 /// report, and does not fail a run; any other stale `skb->csum` is a
 /// mismatch. Delete an entry once the data plane is fixed, and the lane
 /// holds it to that. Deterministic repros: `tests/packet_csum_state.rs`.
-pub const KNOWN_STALE_CSUM: [(&str, &str); 4] = [
+pub const KNOWN_STALE_CSUM: [(&str, &str); 3] = [
     (
         "held-fragments-released",
         "a first fragment that releases held fragments becomes the last of them \
@@ -74,12 +74,6 @@ pub const KNOWN_STALE_CSUM: [(&str, &str); 4] = [
         "NAT64's Fragmentation Needed answer (nat64/inbound.rs, answer) is written over \
          the packet without updating skb->csum; it leaves by a redirect to an egress, \
          where a CHECKSUM_COMPLETE sum is not read, so likely harmless",
-    ),
-    (
-        "nat64-in-bad-ipv4-header-checksum",
-        "NAT64 (IPv4 -> IPv6, xnat_nat64_in_tc) takes the IPv4 header it replaces as summing to \
-         zero when it brings skb->csum in step (a3775a2): with a wrong header checksum it is \
-         off by that much (and the corrupt header becomes a valid IPv6 one)",
     ),
     (
         "nat64-split-checksum-none",
@@ -130,16 +124,6 @@ pub fn known_stale_csum(p: &Prediction) -> Option<&'static str> {
         return Some(KNOWN_STALE_CSUM[1].0);
     }
     if p.path.contains(&crate::model::Rule::Nat64InSplit) {
-        return Some(KNOWN_STALE_CSUM[3].0);
-    }
-    let ip = ETH_HLEN;
-    let nat64_in =
-        |r: &crate::model::Rule| matches!(r.site(), "NAT64 inbound" | "NAT64 ICMP errors");
-    if p.verdict == Verdict::Translated
-        && p.path.iter().any(nat64_in)
-        && p.source.len() >= ip + 20
-        && crate::model::csum::sum(&p.source[ip..ip + 20]) != 0xffff
-    {
         return Some(KNOWN_STALE_CSUM[2].0);
     }
     None

@@ -214,6 +214,7 @@ rules! {
     // stand-in.
     Nat64InOff = ("NAT64 inbound", "to a stand-in, NAT64 off: dropped"),
     Nat64InNoHost = ("NAT64 inbound", "a stand-in that names no host: dropped"),
+    Nat64InBadHeaderChecksum = ("NAT64 inbound", "IPv4 header checksum wrong: dropped"),
     Nat64InTooBigAnswered = ("NAT64 inbound", "too big for the inside link, DF: Fragmentation Needed sent back"),
     Nat64InTooBigDropped = ("NAT64 inbound", "too big for the inside link, no answer, not split (no DF on XDP or unsplittable, a later fragment, options, not TCP, UDP or echo): dropped"),
     Nat64InSplit = ("NAT64 inbound", "too big for the inside link, no DF, on TC: translated and split into IPv6 fragments that fit, the last one passed"),

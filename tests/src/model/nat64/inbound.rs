@@ -6,7 +6,8 @@
 //!   Fragmentation Needed (DF set) or dropped, see [`too_big`]; without
 //!   DF on TC split into IPv6 fragments that fit (RFC 7915 4.1), see
 //!   [`splits`];
-//! * dropped: NAT64 off, or the stand-in names no host (`NAT64_IDS`); a
+//! * dropped: NAT64 off, or the stand-in names no host (`NAT64_IDS`); an
+//!   IPv4 header (without options) whose checksum is wrong; a
 //!   non-global IPv4 source under the well-known prefix; IPv4 options and
 //!   total length 0; a cut transport header; fragmented ICMP, and a
 //!   fragmented UDP datagram without checksum (IPv6 needs one: it would
@@ -62,6 +63,13 @@ pub fn decide(ctx: &mut Ctx, origin: Origin) -> Verdict {
     if !on(&cfg) {
         ctx.note(Rule::Nat64InOff);
         return ctx.drop(Counter::Nat64DropNoHost);
+    }
+    // The IPv4 header is replaced: a corrupt one (its checksum wrong, as
+    // NAT44 keeps it) is dropped, not made a valid IPv6 header. Only a
+    // header without options is checked (those are refused anyway).
+    if ip.hlen == 20 && super::super::csum::sum(&f[ip.off..ip.off + 20]) != 0xffff {
+        ctx.note(Rule::Nat64InBadHeaderChecksum);
+        return ctx.drop(Counter::Nat64DropMalformed);
     }
     let sent = match origin {
         Origin::Outside => Some(ctx.source.clone()),
