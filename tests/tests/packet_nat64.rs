@@ -2403,3 +2403,28 @@ fn inbound_split_boundary_keeps_skb_csum_in_step() {
     input.ip.flags = 0;
     check_complete(&n, &gw, Prog::InTc, "UDP of 1260 bytes", &input.frame());
 }
+
+/// An IPv4 packet to an IPv6 host whose header checksum is wrong (NAT44
+/// keeps it exactly as wrong) is dropped, `nat64_drop_malformed`: its
+/// header is replaced, so it would otherwise become a valid IPv6 packet.
+#[test]
+fn inbound_bad_ipv4_header_checksum_is_dropped() {
+    let flow = Flow::new(Kind::Udp);
+    let (n, gw, _, public) = opened("badsum", &flow);
+    let input = flow.in4(public);
+    let mut frame = input.frame();
+    frame[ETH_HLEN + 10] ^= 0x5a;
+    for prog in Prog::INGRESS {
+        let mut d = nat44_in(input.total_len());
+        d.push((Counter::Nat64DropMalformed, 1));
+        check(
+            &n,
+            &gw,
+            prog,
+            "header checksum wrong",
+            &frame,
+            Want::Drop,
+            &d,
+        );
+    }
+}
