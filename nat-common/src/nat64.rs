@@ -27,6 +27,20 @@ pub const MAP_NAT64_IDS: &str = "NAT64_IDS";
 pub const MAP_NAT64_TC_PROGS: &str = "NAT64_TC_PROGS";
 /// Program array (XDP): the same for the XDP ingress program.
 pub const MAP_NAT64_XDP_PROGS: &str = "NAT64_XDP_PROGS";
+/// Per-CPU scratch (one [`NAT64_SPLIT_VALUE`]-byte value): the payload of
+/// an IPv4 packet being split into IPv6 fragments, past its first piece.
+pub const MAP_NAT64_SPLIT: &str = "NAT64_SPLIT";
+/// The most payload past the first piece a packet split into IPv6
+/// fragments may have (longer ones are dropped as too big): a 9000-byte
+/// jumbo frame's fits with the smallest inside MTU (1280).
+pub const NAT64_SPLIT_MAX: u32 = 8192;
+/// Size of the scratch value: twice [`NAT64_SPLIT_MAX`], so that a piece
+/// read at any offset below that bound with any length up to it stays
+/// inside the value (what the verifier can check).
+pub const NAT64_SPLIT_VALUE: usize = 2 * NAT64_SPLIT_MAX as usize;
+/// The smallest inside MTU NAT64 splits packets for (IPv6's minimum);
+/// then at most 1 + 8192 / 1232 rounded up = 8 pieces.
+pub const NAT64_SPLIT_MIN_MTU: u32 = 1280;
 
 /// Index in `NAT64_TC_PROGS` of the IPv6 -> IPv4 program (inside ingress).
 pub const NAT64_SLOT_OUT: u32 = 0;
@@ -91,7 +105,8 @@ pub struct Nat64Config {
     pub prefix_bytes: u32,
     /// The smallest MTU of the inside interfaces (0: unknown): an IPv4
     /// packet that would not fit once translated is answered (DF set,
-    /// Fragmentation Needed) or dropped.
+    /// Fragmentation Needed) or split into IPv6 fragments (DF clear, TC
+    /// ingress; dropped on XDP ingress).
     pub inside_mtu: u32,
 }
 

@@ -115,8 +115,9 @@ pub enum Counter {
     /// translated, answered with ICMP Fragmentation Needed (the inside MTU
     /// less 20).
     Nat64FragNeededSent = 42,
-    /// IPv4 packets without DF (or fragments) too big for the inside link
-    /// once translated: dropped (not split into IPv6 fragments).
+    /// IPv4 packets too big for the inside link once translated that
+    /// cannot be split into IPv6 fragments (XDP ingress, longer than the
+    /// split buffer, ICMP errors, DF set and no answer possible): dropped.
     Nat64DropTooBig = 43,
     /// IPv4 packets for an IPv6 host whose TTL ran out at the gateway,
     /// answered with ICMP Time Exceeded (RFC 7915 section 4).
@@ -125,10 +126,15 @@ pub enum Counter {
     /// header with options; XDP where the device cannot send it back):
     /// dropped.
     Nat64DropTtlExpired = 45,
+    /// IPv4 packets without DF too big for the inside link, translated and
+    /// split into IPv6 fragments that fit it (RFC 7915 4.1; TC ingress).
+    Nat64Fragmented = 46,
+    /// The IPv6 fragments those were split into.
+    Nat64FragmentsSent = 47,
 }
 
 /// Number of counters; the size of the `STATS` array.
-pub const COUNTER_COUNT: u32 = 46;
+pub const COUNTER_COUNT: u32 = 48;
 
 impl Counter {
     /// All counters in index order.
@@ -179,6 +185,8 @@ impl Counter {
         Counter::Nat64DropTooBig,
         Counter::Nat64TimeExceededSent,
         Counter::Nat64DropTtlExpired,
+        Counter::Nat64Fragmented,
+        Counter::Nat64FragmentsSent,
     ];
 
     /// Stable snake_case name used by `xnat stats` and its JSON.
@@ -230,6 +238,8 @@ impl Counter {
             Counter::Nat64DropTooBig => "nat64_drop_too_big",
             Counter::Nat64TimeExceededSent => "nat64_time_exceeded_sent",
             Counter::Nat64DropTtlExpired => "nat64_drop_ttl_expired",
+            Counter::Nat64Fragmented => "nat64_fragmented",
+            Counter::Nat64FragmentsSent => "nat64_fragments_sent",
         }
     }
 }

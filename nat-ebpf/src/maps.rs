@@ -11,7 +11,7 @@ use nat_common::{
     INTERNAL_MAX, InsideEndpoint, InternalPrefix, Ipv4Be, MAX_HOSTS, Mapping, NatConfig, POOL_MAX,
     ROUTE_CACHE_SLOTS, RouteCacheEntry, STATIC_MAX_ENTRIES, Session, SessionKey,
     blocks::{BLOCKS_MAX, BlockKey, BlockOwner, HostBlocks},
-    nat64::{NAT64_HOSTS_MAX, NAT64_SLOTS, Nat64Config, Nat64Host},
+    nat64::{NAT64_HOSTS_MAX, NAT64_SLOTS, NAT64_SPLIT_VALUE, Nat64Config, Nat64Host},
     stats::COUNTER_COUNT,
     trace::{TRACE_BYTES, TraceFilter},
 };
@@ -197,3 +197,8 @@ pub static NAT64_TC_PROGS: ProgramArray = ProgramArray::with_max_entries(NAT64_S
 /// The NAT64 program the XDP ingress program tail-calls.
 #[map]
 pub static NAT64_XDP_PROGS: ProgramArray = ProgramArray::with_max_entries(NAT64_SLOTS, 0);
+
+/// Scratch for splitting an IPv4 packet into IPv6 fragments: its payload
+/// past the first piece (nat64/split.rs).
+#[map]
+pub static NAT64_SPLIT: PerCpuArray<[u8; NAT64_SPLIT_VALUE]> = PerCpuArray::with_max_entries(1, 0);

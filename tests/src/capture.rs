@@ -60,6 +60,51 @@ impl RawCapture {
         }
     }
 
+    /// A packet socket (`AF_PACKET`, every protocol) bound to the device
+    /// `ifindex` of `ns`: it sees every frame the device receives or sends
+    /// from now on, Ethernet header included (what a TC program's
+    /// `bpf_clone_redirect` re-injects at the device's ingress shows here
+    /// too, as received).
+    pub fn open_link(ns: &Netns, ifindex: u32) -> RawCapture {
+        let fd = ns.in_ns(move || {
+            let proto = (libc::ETH_P_ALL as u16).to_be();
+            // SAFETY: plain socket(2); ownership moves into OwnedFd at once.
+            let fd = unsafe {
+                libc::socket(
+                    libc::AF_PACKET,
+                    libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                    proto as i32,
+                )
+            };
+            assert!(fd >= 0, "packet socket: {}", io::Error::last_os_error());
+            // SAFETY: a fresh fd we own.
+            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            // SAFETY: a zeroed sockaddr_ll is valid; filled below.
+            let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+            sll.sll_family = libc::AF_PACKET as u16;
+            sll.sll_protocol = proto;
+            sll.sll_ifindex = ifindex as i32;
+            // SAFETY: valid fd and a live sockaddr_ll of that length.
+            let r = unsafe {
+                libc::bind(
+                    fd.as_raw_fd(),
+                    (&sll as *const libc::sockaddr_ll).cast(),
+                    std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+                )
+            };
+            assert!(
+                r == 0,
+                "binding the packet socket: {}",
+                io::Error::last_os_error()
+            );
+            fd
+        });
+        RawCapture {
+            fd,
+            what: format!("packet socket on ifindex {ifindex} in {}", ns.name()),
+        }
+    }
+
     /// The next datagram (IPv4 header included) within `timeout`.
     pub fn recv_within(&self, timeout: Duration) -> Option<Vec<u8>> {
         let deadline = Instant::now() + timeout;

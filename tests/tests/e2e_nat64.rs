@@ -36,6 +36,7 @@ tc_only!(fragments_out_of_order_inbound, "ooi");
 tc_only!(fragments_out_of_order_outbound, "ooo");
 both_modes!(path_mtu_toward_the_ipv6_host, "pmtu");
 tc_only!(port_cap_per_ipv6_prefix, "cap");
+both_modes!(udp_without_df_split_toward_the_ipv6_host, "spl");
 
 /// `ping` from `ns`: (succeeded, its output).
 fn ping(ns: &Netns, args: &[&str]) -> (bool, String) {
@@ -788,4 +789,130 @@ fn port_cap_per_ipv6_prefix(tag: &str, mode: Ingress) {
     );
     assert_eq!(v4_of(seen), POOL, "the other /64's mapping");
     assert_eq!(t.agent.xnat().counter("drop_host_port_cap"), 1);
+}
+
+/// RFC 7915 4.1: the inside link's MTU is 1280; the server sends UDP
+/// datagrams without DF (IP_PMTUDISC_DONT) too big for it once
+/// translated — 3000 bytes (IPv4 fragments from the server's 1400-byte
+/// link, each too big as well), 1300 without checksum (one IPv4 packet)
+/// — and, as a real tool, socat (`mtudiscover=0`) 2000 bytes. With TC
+/// ingress xnat splits them into IPv6 fragments that fit, and the host's
+/// stack reassembles each datagram with every byte intact; a 1300-byte
+/// one with its checksum left to the veth (CHECKSUM_PARTIAL) is dropped
+/// and counted. With XDP ingress (which cannot send several packets)
+/// they are all dropped and counted (README, "NAT64").
+fn udp_without_df_split_toward_the_ipv6_host(tag: &str, mode: Ingress) {
+    use std::os::fd::AsRawFd as _;
+    let t = Nat64Topo::with_setup(tag, mode, "64:ff9b::/96", &[], |net| {
+        net.ns("c6").ip(&["link", "set", "eth0", "mtu", "1280"]);
+        net.ns("gw").ip(&["link", "set", "in0", "mtu", "1280"]);
+    });
+    let (c6, srv) = (t.ns("c6"), t.ns("srv"));
+    let s = srv
+        .in_ns(|| std::net::UdpSocket::bind(sa4(SRV, 9600)))
+        .unwrap();
+    let dont: libc::c_int = libc::IP_PMTUDISC_DONT;
+    // SAFETY: setsockopt on our own socket with an int option.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            (&dont as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "IP_MTU_DISCOVER");
+    let c = c6
+        .in_ns(|| std::net::UdpSocket::bind(sa6(CLIENT6, 40_006)))
+        .unwrap();
+    let mut buf = vec![0u8; 65536];
+    let mut from = None;
+    for _ in 0..5 {
+        c.send_to(b"hi", sa6(t.synth(SRV), 9600)).unwrap();
+        if let Some((_, f)) =
+            xnat_tests::traffic::recv_within(&s, &mut buf, Duration::from_millis(800))
+        {
+            from = Some(f);
+            break;
+        }
+    }
+    let host = from.expect("the host's datagram never reached the server");
+    let split = mode == Ingress::Tc;
+    let x = t.agent.xnat();
+    // 1300 bytes leave the server in one packet whose checksum the veth is
+    // to complete (CHECKSUM_PARTIAL, kept across the router's veths): not
+    // split (README, "NAT64"), dropped and counted.
+    let data = xnat_tests::traffic::payload(1300, 13);
+    s.send_to(&data, host).unwrap();
+    let got = xnat_tests::traffic::recv_within(&c, &mut buf, Duration::from_secs(1));
+    assert!(got.is_none(), "a CHECKSUM_PARTIAL datagram arrived");
+    assert_eq!(x.counter("nat64_drop_too_big"), 1);
+    // 3000 bytes in IPv4 fragments (checksum computed by the server's
+    // stack), then 1300 without checksum (SO_NO_CHECK: xnat computes it
+    // over the whole datagram before splitting it).
+    let mut sends = vec![(xnat_tests::traffic::payload(3000, 30), false)];
+    sends.push((xnat_tests::traffic::payload(1300, 31), true));
+    for (data, no_check) in sends {
+        if no_check {
+            let one: libc::c_int = 1;
+            // SAFETY: setsockopt on our own socket with an int option.
+            let rc = unsafe {
+                libc::setsockopt(
+                    s.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_NO_CHECK,
+                    (&one as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            assert_eq!(rc, 0, "SO_NO_CHECK");
+        }
+        let len = data.len();
+        s.send_to(&data, host).unwrap();
+        let got = xnat_tests::traffic::recv_within(&c, &mut buf, Duration::from_secs(2));
+        if split {
+            let (n, _) = got.unwrap_or_else(|| panic!("the {len}-byte datagram never arrived"));
+            assert_eq!(
+                &buf[..n],
+                &data[..],
+                "the {len}-byte datagram arrived changed"
+            );
+        } else {
+            assert!(got.is_none(), "XDP: the {len}-byte datagram arrived");
+        }
+    }
+    // socat, an ordinary tool, from the same port (the socket closed).
+    drop(s);
+    let file = std::env::temp_dir().join(format!("xnat-split-{}-{tag}", std::process::id()));
+    let data = xnat_tests::traffic::payload(2000, 0x51);
+    std::fs::write(&file, &data).unwrap();
+    let out = srv.run(
+        Duration::from_secs(10),
+        &[
+            "socat",
+            "-u",
+            &format!("OPEN:{}", file.display()),
+            &format!("UDP4-SENDTO:{host},bind={SRV}:9600,mtudiscover=0"),
+        ],
+    );
+    let _ = std::fs::remove_file(&file);
+    assert!(
+        out.status.success(),
+        "socat: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = xnat_tests::traffic::recv_within(&c, &mut buf, Duration::from_secs(2));
+    if split {
+        let (n, _) = got.expect("socat's 2000-byte datagram never arrived");
+        assert_eq!(&buf[..n], &data[..], "socat's datagram arrived changed");
+        // 3000 bytes: two fragments too big; 1300; socat's first fragment.
+        assert!(x.counter("nat64_fragmented") >= 4);
+        assert!(x.counter("nat64_fragments_sent") >= 8);
+        assert_eq!(x.counter("nat64_drop_too_big"), 1);
+    } else {
+        assert!(got.is_none(), "XDP: socat's datagram arrived");
+        assert!(x.counter("nat64_drop_too_big") >= 4);
+        assert_eq!(x.counter("nat64_fragmented"), 0);
+    }
 }

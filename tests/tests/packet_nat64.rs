@@ -2351,3 +2351,318 @@ fn outbound_keeps_skb_csum_in_step() {
         }
     }
 }
+
+// ================================================ IPv4 -> IPv6 too big, split
+
+/// The pieces RFC 7915 section 4.1 makes of an IPv4 packet without DF too
+/// big for an inside link of `mtu` bytes, as frames: `payload` is the
+/// packet's part of the translated datagram's transport bytes (all of it
+/// for a whole datagram), starting `offset` bytes into the datagram; each
+/// piece carries up to (mtu - 48) rounded down to 8 bytes of it after an
+/// IPv6 header (next header 44) and a fragment header (the transport's
+/// protocol, the offset plus the piece's position, M on all but the last,
+/// which gets `last_more`; the identification the IPv4 one, high 16 bits
+/// zero).
+#[allow(clippy::too_many_arguments)]
+fn pieces(
+    ip6: &xnat_tests::frame::Ipv6,
+    next: u8,
+    payload: &[u8],
+    offset: usize,
+    last_more: bool,
+    id: u16,
+    mtu: usize,
+) -> Vec<Vec<u8>> {
+    let size = (mtu - 48) & !7;
+    let chunks: Vec<&[u8]> = payload.chunks(size).collect();
+    let n = chunks.len();
+    chunks
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let more = if i + 1 < n { true } else { last_more };
+            let off = offset + i * size;
+            let mut b = ip6.header(44, 8 + c.len());
+            b.push(next);
+            b.push(0);
+            b.extend_from_slice(&((off as u16) | u16::from(more)).to_be_bytes());
+            b.extend_from_slice(&[0, 0]);
+            b.extend_from_slice(&id.to_be_bytes());
+            b.extend_from_slice(c);
+            xnat_tests::frame::ethernet(0x86dd, &b)
+        })
+        .collect()
+}
+
+/// NAT64 (well-known prefix) with an inside MTU of `mtu`, its gateway
+/// namespace, and `flow` open.
+fn opened_mtu(tag: &str, flow: &Flow, mtu: u32) -> (N64, Gw, Endpoint) {
+    let mut cfg = wkp_config();
+    cfg.inside_mtu = mtu;
+    let mut n = N64::with(cfg, |_| {});
+    let gw = Gw::for_nat(tag, &mut n);
+    // Opened by a short packet (the flow's own may not fit outward).
+    let opener = flow.clone().with_data(b"open");
+    let (_, public) = open(&n, &gw, Prog::Inside, tag, &opener, w(flow.server));
+    (n, gw, public)
+}
+
+/// Runs `input` through `prog` as if it came in on ext0 and returns the
+/// outcome with the fragments the program sent meanwhile (clones it
+/// re-injected at ext0's ingress, seen there by a packet socket), in the
+/// order they came; waits (up to a deadline) for `clones` of them.
+fn run_split(n: &N64, gw: &Gw, prog: Prog, input: &[u8], clones: usize) -> (Outcome, Vec<Vec<u8>>) {
+    use std::time::{Duration, Instant};
+    use xnat_tests::capture::RawCapture;
+    let tap = RawCapture::open_link(&gw.ns, gw.ext0);
+    let out = gw.run(n, prog, input);
+    // Only IPv6 fragments count (the veth peer's router solicitations and
+    // the like pass by too).
+    let is_piece = |f: &[u8]| f.len() > ETH_HLEN + 48 && f[12..14] == [0x86, 0xdd] && f[20] == 44;
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while got.len() < clones {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tap.recv_within(left) {
+            Some(f) if is_piece(&f) => got.push(f),
+            Some(_) => {}
+            None => break,
+        }
+    }
+    // Anything more would be a piece too many.
+    got.extend(
+        tap.collect_for(Duration::from_millis(100))
+            .into_iter()
+            .filter(|f| is_piece(f)),
+    );
+    (out, got)
+}
+
+/// Checks a split: TC passes the last piece on and has sent the others;
+/// XDP (which cannot send several packets) drops the packet, counted as
+/// too big.
+#[track_caller]
+fn check_split(
+    n: &N64,
+    gw: &Gw,
+    what: &str,
+    input: &Packet,
+    want: &[Vec<u8>],
+    nat44: &[(Counter, u64)],
+) {
+    let frame = input.frame();
+    for prog in Prog::INGRESS {
+        let before = n.counters();
+        let (out, sent) = run_split(n, gw, prog, &frame, want.len().saturating_sub(1));
+        let after = n.counters();
+        let ctx = format!("{what} via {}", prog.name());
+        if prog.is_xdp() {
+            assert_eq!(out.verdict, XDP_DROP, "{ctx}: verdict");
+            assert!(sent.is_empty(), "{ctx}: sent {} fragments", sent.len());
+            let mut d: Deltas = nat44.to_vec();
+            d.push((Counter::Nat64DropTooBig, 1));
+            assert_deltas(&ctx, &before, &after, &d);
+            continue;
+        }
+        assert_eq!(
+            out.verdict,
+            TC_ACT_OK,
+            "{ctx}: verdict {}",
+            prog.verdict_name(out.verdict)
+        );
+        assert_eq!(sent.len() + 1, want.len(), "{ctx}: number of pieces");
+        let mut all = sent;
+        all.push(out.data.clone());
+        for (i, (got, exp)) in all.iter().zip(want).enumerate() {
+            assert_frame_eq(&format!("{ctx}: piece {i} of {}", want.len()), got, exp);
+        }
+        let mut d: Deltas = nat44.to_vec();
+        d.push((Counter::Nat64In, 1));
+        d.push((Counter::Nat64Fragmented, 1));
+        d.push((Counter::Nat64FragmentsSent, want.len() as u64));
+        assert_deltas(&ctx, &before, &after, &d);
+    }
+}
+
+/// The NAT44 counters of an inbound packet of a known session.
+fn nat44_in(bytes4: u64) -> Deltas {
+    vec![
+        (Counter::IngressTranslated, 1),
+        (Counter::IngressBytes, bytes4),
+    ]
+}
+
+/// RFC 7915 4.1: an IPv4 datagram without DF too big for the inside link
+/// (1280 here) becomes IPv6 fragments that fit it, at the boundary and
+/// beyond: UDP (its checksum translated over the whole datagram, then
+/// split), ICMP echo, a UDP datagram without checksum (unfragmented: its
+/// checksum computed over the whole datagram first, RFC 7915 4.5); one
+/// that fits unfragmented stays whole.
+#[test]
+fn inbound_without_df_too_big_is_split_into_fragments() {
+    for kind in [Kind::Udp, Kind::Echo] {
+        for (data_len, nr) in [(1260 - 28, 1), (1261 - 28, 2), (1400, 2), (3000, 3)] {
+            let flow = Flow::new(kind).with_data(&vec![0x5a; data_len]);
+            let tag = format!("split{}{data_len}", kind as u8);
+            let (n, gw, public) = opened_mtu(&tag, &flow, 1280);
+            let mut input = flow.in4(public).with_id(0xbeef);
+            input.ip.flags = 0;
+            let six = flow.in6(w(R), 64);
+            let what = format!("{kind:?} of {} bytes", input.total_len());
+            if nr == 1 {
+                for prog in Prog::INGRESS {
+                    check(
+                        &n,
+                        &gw,
+                        prog,
+                        &what,
+                        &input.frame(),
+                        Want::Pass(&six.frame()),
+                        &in_known(input.total_len()),
+                    );
+                }
+                continue;
+            }
+            let want = pieces(
+                &six.ip,
+                six.l4.next_header(),
+                &six.l4_bytes(),
+                0,
+                false,
+                0xbeef,
+                1280,
+            );
+            assert_eq!(want.len(), nr, "{what}: the test's own pieces");
+            check_split(&n, &gw, &what, &input, &want, &nat44_in(input.total_len()));
+            if kind == Kind::Udp && data_len == 1400 {
+                // Without checksum: computed over the whole datagram
+                // (which the translator has), then split.
+                let mut zero = input.clone();
+                if let L4::Udp(u) = &mut zero.l4 {
+                    u.no_checksum = true;
+                }
+                let what = format!("{what} without checksum");
+                check_split(&n, &gw, &what, &zero, &want, &nat44_in(zero.total_len()));
+            }
+        }
+    }
+}
+
+/// An IPv4 fragment without DF too big for the inside link: each piece
+/// keeps the fragment's offset plus its position, M on all but the last
+/// (which keeps the fragment's own M); the first fragment's transport
+/// checksum translated (it covers the whole datagram), the later ones'
+/// payload untouched. Inside MTU 1400 (pieces of 1352 bytes).
+#[test]
+fn inbound_fragment_too_big_is_split_further() {
+    let flow = Flow::new(Kind::Udp).with_data(&vec![0xa5; 6000]);
+    let (n, gw, public) = opened_mtu("splitfrag", &flow, 1400);
+    let whole = flow.in4(public).with_id(0x1234);
+    let six = flow.in6(w(R), 64);
+    let l4 = six.l4_bytes();
+    // 1480-byte IPv4 fragments (as a 1500-byte link makes them).
+    for (off, len, more) in [
+        (0usize, 1480usize, true),
+        (1480, 1480, true),
+        (5920, 88, false),
+    ] {
+        let frag = whole.fragment(off, len, more);
+        let end = (off + len).min(l4.len());
+        let what = format!("fragment at {off}, {} bytes, M {more}", end - off);
+        if end - off + 48 <= 1400 {
+            // Fits as one IPv6 fragment: translated as today.
+            let mut b = six.ip.header(44, 8 + end - off);
+            b.extend_from_slice(&[17, 0]);
+            b.extend_from_slice(&((off as u16) | u16::from(more)).to_be_bytes());
+            b.extend_from_slice(&[0, 0, 0x12, 0x34]);
+            b.extend_from_slice(&l4[off..end]);
+            let exp = xnat_tests::frame::ethernet(0x86dd, &b);
+            let mut d = in_known(frag.total_len());
+            if off > 0 {
+                d.push((Counter::FragmentsTranslated, 1));
+            }
+            for prog in Prog::INGRESS {
+                check(&n, &gw, prog, &what, &frag.frame(), Want::Pass(&exp), &d);
+            }
+            continue;
+        }
+        let want = pieces(&six.ip, 17, &l4[off..end], off, more, 0x1234, 1400);
+        assert_eq!(want.len(), 2, "{what}: the test's own pieces");
+        let mut nat44 = nat44_in(frag.total_len());
+        if off > 0 {
+            nat44.push((Counter::FragmentsTranslated, 1));
+        }
+        check_split(&n, &gw, &what, &frag, &want, &nat44);
+    }
+}
+
+/// What is not split: the first fragment of a UDP datagram without
+/// checksum (no checksum can be computed over fragments: unsupported,
+/// RFC 6146 3.4, as when it fits; XDP drops it as too big first).
+#[test]
+fn inbound_split_exceptions() {
+    let flow = Flow::new(Kind::Udp).with_data(&vec![1; 3000]);
+    let (n, gw, public) = opened_mtu("splitexc", &flow, 1280);
+    let mut whole = flow.in4(public);
+    if let L4::Udp(u) = &mut whole.l4 {
+        u.no_checksum = true;
+    }
+    let first = whole.fragment(0, 1480, true);
+    for prog in Prog::INGRESS {
+        let mut d = nat44_in(first.total_len());
+        d.push(if prog.is_xdp() {
+            (Counter::Nat64DropTooBig, 1)
+        } else {
+            (Counter::Nat64DropUnsupported, 1)
+        });
+        check(
+            &n,
+            &gw,
+            prog,
+            "first fragment without UDP checksum",
+            &first.frame(),
+            Want::Drop,
+            &d,
+        );
+    }
+}
+
+/// CHECKSUM_COMPLETE at the boundary: a packet that fits unsplit keeps
+/// skb->csum in step. (A split one leaves CHECKSUM_COMPLETE for
+/// CHECKSUM_NONE — `bpf_skb_change_tail` does that, net/core/filter.c
+/// `bpf_skb_trim_rcsum` — which the test run's check of skb->csum, made
+/// whatever the state, cannot tell from a stale sum; the stack checks the
+/// reassembled datagram's checksum itself then, as e2e_nat64 shows.)
+#[test]
+fn inbound_split_boundary_keeps_skb_csum_in_step() {
+    let flow = Flow::new(Kind::Udp).with_data(&vec![7; 1260 - 28]);
+    let (n, gw, public) = opened_mtu("splitcsum", &flow, 1280);
+    let mut input = flow.in4(public);
+    input.ip.flags = 0;
+    check_complete(&n, &gw, Prog::InTc, "UDP of 1260 bytes", &input.frame());
+}
+
+/// An IPv4 packet to an IPv6 host whose header checksum is wrong (NAT44
+/// keeps it exactly as wrong) is dropped, `nat64_drop_malformed`: its
+/// header is replaced, so it would otherwise become a valid IPv6 packet.
+#[test]
+fn inbound_bad_ipv4_header_checksum_is_dropped() {
+    let flow = Flow::new(Kind::Udp);
+    let (n, gw, _, public) = opened("badsum", &flow);
+    let input = flow.in4(public);
+    let mut frame = input.frame();
+    frame[ETH_HLEN + 10] ^= 0x5a;
+    for prog in Prog::INGRESS {
+        let mut d = nat44_in(input.total_len());
+        d.push((Counter::Nat64DropMalformed, 1));
+        check(
+            &n,
+            &gw,
+            prog,
+            "header checksum wrong",
+            &frame,
+            Want::Drop,
+            &d,
+        );
+    }
+}

@@ -26,7 +26,7 @@ use crate::{
             self, ICMP_ECHO, ICMP_ECHOREPLY, ICMPV6_ECHO_REPLY, ICMPV6_ECHO_REQUEST, as_field,
             csum_swap, icmpv6_pseudo_rest, sum4, sum6,
         },
-        icmp_error, too_big,
+        icmp_error, split, too_big,
     },
     packet::{Packet, TcPacket, XdpPacket},
     parse::{
@@ -97,8 +97,10 @@ pub fn process_tc(ctx: &TcContext) -> i32 {
         Ok(None) => return TC_ACT_OK,
         Err(reason) => return counters::drop_tc(reason),
     };
+    // Without DF: split into IPv6 fragments that fit (translated first).
+    let split = split::wanted(&p, &ip, cfg, gso || hairpinned);
     let answer_with = if hairpinned || ttl(&p, &ip) > 1 {
-        too_big::check(&p, &ip, cfg, gso || hairpinned)
+        too_big::check(&p, &ip, cfg, gso || hairpinned || split)
     } else {
         too_big::time_exceeded(&p, &ip).map(Some)
     };
@@ -118,7 +120,17 @@ pub fn process_tc(ctx: &TcContext) -> i32 {
         }
         Err(reason) => return counters::drop_tc(reason),
     }
-    let t = match prepare(&mut p, &ip, cfg) {
+    if split {
+        let whole = !ip.later_fragment && !ip.more_fragments;
+        let check_off = split::check_off(ip.proto, whole);
+        match split::partial(ctx, check_off) {
+            _ if check_off == 0 => {}
+            Some(false) => {}
+            Some(true) => return counters::drop_tc(Counter::Nat64DropTooBig),
+            None => return counters::drop_tc(Counter::Nat64DropMalformed),
+        }
+    }
+    let t = match prepare(&mut p, &ip, cfg, split) {
         Ok(t) => t,
         Err(reason) => return counters::drop_tc(reason),
     };
@@ -147,6 +159,9 @@ pub fn process_tc(ctx: &TcContext) -> i32 {
     }
     // SAFETY: helper on our own skb.
     unsafe { bpf_csum_update(ctx.skb.skb, fold(sum) as u32) };
+    if split && split::send(ctx, ip.tot_len - ip.hlen, cfg.inside_mtu).is_none() {
+        return counters::drop_tc(Counter::Nat64DropMalformed);
+    }
     TC_ACT_OK
 }
 
@@ -201,7 +216,7 @@ pub fn process_xdp(ctx: &XdpContext) -> u32 {
             return xdp_action::XDP_DROP;
         }
     }
-    let t = match prepare(&mut p, &ip, cfg) {
+    let t = match prepare(&mut p, &ip, cfg, false) {
         Ok(t) => t,
         Err(reason) => {
             counters::bump(reason);
@@ -238,7 +253,8 @@ fn sum_words<const N: usize>(words: &[u32; N], acc: u64) -> u64 {
 
 /// The packet's IPv4 header and NAT64's configuration, parsed once for
 /// both steps (the too-big check and the translation); `Ok(None)`: not
-/// for a stand-in after all (passed).
+/// for a stand-in after all (passed); a header whose checksum is wrong:
+/// dropped, malformed.
 #[inline(always)]
 fn target<P: Packet>(p: &P) -> Result<Option<(Ipv4, &'static Nat64Config)>, Counter> {
     let Some(ip) = ipv4::outer_ipv4(p) else {
@@ -248,6 +264,15 @@ fn target<P: Packet>(p: &P) -> Result<Option<(Ipv4, &'static Nat64Config)>, Coun
         return Ok(None);
     }
     let cfg = config().ok_or(Counter::Nat64DropNoHost)?;
+    // The header is replaced: one that arrived corrupt (NAT44 keeps a
+    // wrong checksum exactly as wrong) must not become a valid IPv6 one.
+    // (With options, refused later anyway, only the fixed part is known.)
+    if ip.hlen == 20 {
+        let h: [u32; 5] = p.load(ip.off).ok_or(Counter::Nat64DropMalformed)?;
+        if fold(sum_words(&h, 0)) != 0xffff {
+            return Err(Counter::Nat64DropMalformed);
+        }
+    }
     Ok(Some((ip, cfg)))
 }
 
@@ -299,9 +324,15 @@ fn finish<P: Packet>(p: &mut P, t: &Translated) -> Option<()> {
 }
 
 /// Everything up to the header's growth: the transport checksum fixed for
-/// the IPv6 pseudo-header, the new header built.
+/// the IPv6 pseudo-header, the new header built. `split`: the packet will
+/// be split into fragments (a fragment header even if it is whole).
 #[inline(always)]
-fn prepare<P: Packet>(p: &mut P, ip: &Ipv4, cfg: &Nat64Config) -> Result<Translated, Counter> {
+fn prepare<P: Packet>(
+    p: &mut P,
+    ip: &Ipv4,
+    cfg: &Nat64Config,
+    split: bool,
+) -> Result<Translated, Counter> {
     // SAFETY: plain copy out of the map.
     let host = unsafe { NAT64_IDS.get(&ip.dst) }.ok_or(Counter::Nat64DropNoHost)?;
     let dst6 = words_of(&host.addr);
@@ -396,7 +427,7 @@ fn prepare<P: Packet>(p: &mut P, ip: &Ipv4, cfg: &Nat64Config) -> Result<Transla
         }
         _ => return Err(Counter::Nat64DropUnsupported),
     }
-    finish_header(p, ip, payload_len, &src6, &dst6, fragment, extra)
+    finish_header(p, ip, payload_len, &src6, &dst6, fragment || split, extra)
 }
 
 /// The IPv6 header (and a fragment's fragment header, RFC 7915 4.1: the
@@ -427,8 +458,14 @@ fn finish_header<P: Packet>(
     let more = u16::from(ip.more_fragments);
     let [o0, o1] = ((offset << 3) | more).to_be_bytes();
     let [i0, i1] = ip.id.to_ne_bytes();
+    // (Only a split packet's fragments can be ICMP: ICMPv6 then.)
+    let next = if ip.proto == IPPROTO_ICMP {
+        58
+    } else {
+        ip.proto
+    };
     let frag = [
-        u32::from_ne_bytes([ip.proto, 0, o0, o1]),
+        u32::from_ne_bytes([next, 0, o0, o1]),
         u32::from_ne_bytes([0, 0, i0, i1]),
     ];
     Ok(Translated::datagram(h, Some(frag), csum_extra))

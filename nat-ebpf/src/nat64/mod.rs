@@ -17,6 +17,8 @@ pub mod icmpv6_error;
 pub mod inbound;
 /// IPv6 -> IPv4 (inside ingress, before NAT44).
 pub mod outbound;
+/// IPv4 packets without DF too big for the inside link: IPv6 fragments.
+pub mod split;
 /// IPv4 packets too big for the inside link: Fragmentation Needed.
 pub mod too_big;
 

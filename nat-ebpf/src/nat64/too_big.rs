@@ -4,7 +4,9 @@
 //! with the inside MTU less 20, from the public address it sent to,
 //! quoting its header as it sent it — built in place of the packet and
 //! sent back out of the interface it came in on. Without DF, RFC 7915 4.1
-//! would split it into IPv6 fragments; xnat drops it (counted).
+//! splits it into IPv6 fragments: TC does (split.rs); XDP, which cannot
+//! send several packets, drops it (counted), as it does what cannot be
+//! split.
 //!
 //! A packet whose TTL runs out here is answered the same way, with Time
 //! Exceeded: the IPv6 stack that would otherwise drop it could only tell a

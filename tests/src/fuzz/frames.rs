@@ -20,7 +20,7 @@ use nat_common::napt::FRAG_HOLD_BYTES;
 use super::world::{INSIDE, NOT_INTERNAL, OTHER_PUBLIC, POOL, PORTS, REMOTES, STATIC, STATIC64};
 use crate::bpf::Hook;
 use crate::frame::{
-    ETH_HLEN, Icmp, L4, Packet, Tcp, Udp, arp_request, ethernet, ethernet_vlan, ethertype,
+    ETH_HLEN, IP_DF, Icmp, L4, Packet, Tcp, Udp, arp_request, ethernet, ethernet_vlan, ethertype,
     ipv6_udp, tcp_flags,
 };
 use crate::model::State;
@@ -443,6 +443,24 @@ impl Generator {
             u.payload = (0..n).map(|_| self.rng.random()).collect();
             u.no_checksum = true;
             what.push(format!("UDP without checksum, {n} bytes of data"));
+        }
+        if !outbound && self.rng.random_bool(0.15) {
+            // Without DF: one too big for the inside link is split into
+            // IPv6 fragments on TC (RFC 7915 4.1), dropped on XDP; now and
+            // then one long enough for several pieces.
+            p.ip.flags &= !IP_DF;
+            what.push("DF clear".into());
+            if self.rng.random_bool(0.4) {
+                let n = self.rng.random_range(1250..3000);
+                let long: Vec<u8> = (0..n).map(|_| self.rng.random()).collect();
+                match &mut p.l4 {
+                    L4::Udp(u) => u.payload = long,
+                    L4::Tcp(t) => t.payload = long,
+                    L4::Icmp(i) if matches!(i.typ, 0 | 8) => i.data = long,
+                    _ => {}
+                }
+                what.push(format!("{n} bytes of data"));
+            }
         }
         if self.rng.random_bool(0.08) {
             let options: [&[u8]; 4] = [

@@ -3,8 +3,11 @@
 //! destination to a stand-in:
 //!
 //! * too big for the inside link once translated: answered with
-//!   Fragmentation Needed (DF set) or dropped, see [`too_big`];
-//! * dropped: NAT64 off, or the stand-in names no host (`NAT64_IDS`); a
+//!   Fragmentation Needed (DF set) or dropped, see [`too_big`]; without
+//!   DF on TC split into IPv6 fragments that fit (RFC 7915 4.1), see
+//!   [`splits`];
+//! * dropped: NAT64 off, or the stand-in names no host (`NAT64_IDS`); an
+//!   IPv4 header (without options) whose checksum is wrong; a
 //!   non-global IPv4 source under the well-known prefix; IPv4 options and
 //!   total length 0; a cut transport header; fragmented ICMP, and a
 //!   fragmented UDP datagram without checksum (IPv6 needs one: it would
@@ -61,18 +64,32 @@ pub fn decide(ctx: &mut Ctx, origin: Origin) -> Verdict {
         ctx.note(Rule::Nat64InOff);
         return ctx.drop(Counter::Nat64DropNoHost);
     }
+    // The IPv4 header is replaced: a corrupt one (its checksum wrong, as
+    // NAT44 keeps it) is dropped, not made a valid IPv6 header. Only a
+    // header without options is checked (those are refused anyway).
+    if ip.hlen == 20 && super::super::csum::sum(&f[ip.off..ip.off + 20]) != 0xffff {
+        ctx.note(Rule::Nat64InBadHeaderChecksum);
+        return ctx.drop(Counter::Nat64DropMalformed);
+    }
     let sent = match origin {
         Origin::Outside => Some(ctx.source.clone()),
         Origin::Hairpin(_) => None,
     };
-    if let Some(sent) = sent {
-        // TTL 1 or 0: the hop to the host would take the last.
-        if sent[ip.off + 8] <= 1 {
-            return time_exceeded(ctx, &ip, &sent);
-        }
-        if let Some(v) = too_big(ctx, &ip, &sent) {
-            return v;
-        }
+    // TTL 1 or 0: the hop to the host would take the last.
+    if let Some(sent) = &sent
+        && sent[ip.off + 8] <= 1
+    {
+        return time_exceeded(ctx, &ip, sent);
+    }
+    let split = match &sent {
+        Some(sent) => splits(ctx, &ip, sent),
+        None => None,
+    };
+    if split.is_none()
+        && let Some(sent) = sent
+        && let Some(v) = too_big(ctx, &ip, &sent)
+    {
+        return v;
     }
     let Some(host) = ctx.st.nat64_ids.get(&ip.dst).map(|h| h.addr) else {
         ctx.note(Rule::Nat64InNoHost);
@@ -177,6 +194,16 @@ pub fn decide(ctx: &mut Ctx, origin: Origin) -> Verdict {
     }
     let (tos, ttl) = (f[ip.off + 1], f[ip.off + 8]);
     let next = proto_4_to_6(ip.proto);
+    if let Some(size) = split {
+        return split_out(
+            ctx,
+            &f,
+            &ip,
+            &headers_split(&f, &ip, &src6, &host),
+            &seg,
+            size,
+        );
+    }
     let headers = if fragment {
         // RFC 7915 section 4.1: a fragment header, the offset and
         // more-fragments as they were, the identification in its low 16
@@ -196,6 +223,69 @@ pub fn decide(ctx: &mut Ctx, origin: Origin) -> Verdict {
     Verdict::Translated
 }
 
+/// Whether an IPv4 packet from outside is split into IPv6 fragments (RFC
+/// 7915 4.1; `Some(piece size)`): too big for the inside link once
+/// translated, DF clear, on TC (XDP sends one packet at most), the inside
+/// MTU at least IPv6's 1280, the whole datagram in the frame, no options,
+/// TCP, UDP or an unfragmented ICMP echo, no more than 8192 bytes past the
+/// first piece (the data plane's scratch), and offsets within 16 bits.
+/// Each piece carries (MTU - 48) rounded down to 8 bytes.
+fn splits(ctx: &Ctx, ip: &Ip, sent: &[u8]) -> Option<usize> {
+    let mtu = ctx.st.nat64.inside_mtu as usize;
+    let fragment = ip.later_fragment || ip.more_fragments;
+    let growth = if fragment { 28 } else { 20 };
+    if ctx.hook.is_xdp() || mtu < IPV6_MIN_MTU as usize || ip.tot_len + growth <= mtu {
+        return None;
+    }
+    let flags = get16(sent, ip.off + 6);
+    let payload = ip.tot_len.checked_sub(ip.hlen)?;
+    let size = (mtu - 48) & !7;
+    let offset = usize::from(flags & 0x1fff) * 8;
+    let kind_ok = match ip.proto {
+        TCP | UDP => true,
+        ICMP => !fragment && ip.has(ip.l4(), 1) && matches!(sent[ip.l4()], 0 | 8),
+        _ => false,
+    };
+    (flags & 0x4000 == 0
+        && ip.hlen == 20
+        && ip.end == ip.off + ip.tot_len
+        && payload > size
+        && payload - size <= 8192
+        && offset + payload <= 0xffff
+        && kind_ok)
+        .then_some(size)
+}
+
+/// The IPv6 header and fragment header of a packet to be split (the
+/// payload length and fragment offset rewritten per piece).
+fn headers_split(f: &[u8], ip: &Ip, src6: &[u8; 16], host: &[u8; 16]) -> Vec<u8> {
+    let (tos, ttl) = (f[ip.off + 1], f[ip.off + 8]);
+    let mut h = header6(tos, 0, FRAGMENT, ttl, src6, host).to_vec();
+    h.extend_from_slice(&[proto_4_to_6(ip.proto), 0, 0, 0]);
+    h.extend_from_slice(&[0, 0, f[ip.off + 4], f[ip.off + 5]]);
+    h
+}
+
+/// The pieces of the translated transport bytes `seg` (the datagram's
+/// part this packet carries): all but the last are sent (not seen by a
+/// test run), the last is what the program passes on: its offset the
+/// packet's plus its position, M the packet's own.
+fn split_out(ctx: &mut Ctx, f: &[u8], ip: &Ip, headers: &[u8], seg: &[u8], size: usize) -> Verdict {
+    ctx.note(Rule::Nat64InSplit);
+    let payload = &seg[..ip.tot_len - ip.hlen];
+    let n = payload.len().div_ceil(size);
+    let last = &payload[(n - 1) * size..];
+    let offset = usize::from(get16(f, ip.off + 6) & 0x1fff) * 8 + (n - 1) * size;
+    let mut h = headers.to_vec();
+    put16(&mut h, 4, (last.len() + 8) as u16);
+    put16(&mut h, 42, offset as u16 | u16::from(ip.more_fragments));
+    ctx.out = ipv6_frame(f, &h, last);
+    ctx.bump(Counter::Nat64In);
+    ctx.bump(Counter::Nat64Fragmented);
+    ctx.add(Counter::Nat64FragmentsSent, n as u64);
+    Verdict::Translated
+}
+
 /// An IPv4 packet that would not fit the inside link once translated (20
 /// bytes longer, a fragment 28; the smallest MTU of the inside interfaces,
 /// 0: unknown, nothing checked): with DF it is answered as a router on its
@@ -203,8 +293,8 @@ pub fn decide(ctx: &mut Ctx, origin: Origin) -> Verdict {
 /// the public address it was sent to, quoting its header and 8 bytes as
 /// sent, in place, back out of the device it came in on (TC redirects
 /// there; XDP transmits it back, where the device takes XDP frames, and
-/// drops it elsewhere); without DF it is dropped (not split into IPv6
-/// fragments). No answer to a later fragment, to a packet with options
+/// drops it elsewhere); without DF, where [`splits`] does not split it, it
+/// is dropped. No answer to a later fragment, to a packet with options
 /// (NAT64 would not translate it) or to an ICMP error (RFC 1122 3.2.2),
 /// nor for other protocols (untranslatable): dropped. `None`: it fits.
 fn too_big(ctx: &mut Ctx, ip: &Ip, sent: &[u8]) -> Option<Verdict> {

@@ -12,7 +12,7 @@ use nat_common::{Counter, EndpointKey, InsideEndpoint, Mapping};
 
 use super::words;
 use crate::bpf::Hook;
-use crate::frame::{Icmp, Packet, Udp, assert_frame_eq};
+use crate::frame::{ETH_HLEN, Icmp, Packet, Udp, assert_frame_eq};
 use crate::model::csum;
 use crate::model::fib::{Device, Fib, Kind, Neighbour, Route};
 use crate::model::{Allocation, Oracle, State, Verdict, predict};
@@ -359,10 +359,19 @@ fn a_df_packet_too_big_for_the_inside_link_is_answered() {
     let p = predict(&st, Hook::IngressXdp, &input, &Keep, 0);
     assert_eq!(p.verdict, Verdict::Returned);
     assert_eq!(p.verdict.code(Hook::IngressXdp), crate::model::XDP_TX);
-    // Without DF: dropped.
+    // Without DF: split into IPv6 fragments on TC (the last one passed
+    // on: a fragment header, offset past the first piece, M clear),
+    // dropped on XDP.
     let mut no_df = sent.clone();
     no_df.ip.flags = 0;
     let p = predict(&st, Hook::IngressTc, &no_df.frame(), &Keep, 0);
+    assert_eq!(p.verdict, Verdict::Translated, "{:?}", p.path);
+    assert!(p.counters.contains(&(Counter::Nat64Fragmented, 1)));
+    assert!(p.counters.contains(&(Counter::Nat64FragmentsSent, 2)));
+    assert_eq!(p.output[ETH_HLEN + 6], 44, "a fragment header");
+    let frag = u16::from_be_bytes([p.output[ETH_HLEN + 42], p.output[ETH_HLEN + 43]]);
+    assert_eq!(frag, 1232, "offset 1232, M clear");
+    let p = predict(&st, Hook::IngressXdp, &no_df.frame(), &Keep, 0);
     assert_eq!(p.verdict, Verdict::Drop);
     assert!(p.counters.contains(&(Counter::Nat64DropTooBig, 1)));
 }
