@@ -75,7 +75,7 @@ pub const MAP_EVENT_MASK: &str = "EVENT_MASK";
 /// types and counter indices. Bump it whenever any of them changes, so a
 /// new `xnat` refuses to adopt state pinned by an incompatible one instead
 /// of misreading it.
-pub const LAYOUT_VERSION: u32 = 12;
+pub const LAYOUT_VERSION: u32 = 13;
 
 /// Every map the programs define, in the order user space pins them.
 pub const ALL_MAPS: &[&str] = &[

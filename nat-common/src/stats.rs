@@ -118,14 +118,25 @@ pub enum Counter {
     /// IPv4 packets without DF (or fragments) too big for the inside link
     /// once translated: dropped (not split into IPv6 fragments).
     Nat64DropTooBig = 43,
+    // 44 and 45 are another branch's (the numbering closes up at merge).
+    /// NAT64 packets translated to IPv6 and forwarded to the inside host
+    /// by the fast path (`--fast-path`) instead of the stack.
+    Nat64FastPathIn = 46,
+    /// IPv6 packets of established NAT64 flows translated and sent out by
+    /// the inside interface's XDP program (`--inside-hook xdp`).
+    Nat64FastPathOut = 47,
 }
 
-/// Number of counters; the size of the `STATS` array.
-pub const COUNTER_COUNT: u32 = 44;
+/// Number of counters; the size of the `STATS` array (indexes without a
+/// counter stay 0).
+pub const COUNTER_COUNT: u32 = 48;
+
+/// Number of counters in [`Counter::ALL`].
+const NAMED: usize = 46;
 
 impl Counter {
     /// All counters in index order.
-    pub const ALL: [Counter; COUNTER_COUNT as usize] = [
+    pub const ALL: [Counter; NAMED] = [
         Counter::EgressTranslated,
         Counter::EgressBytes,
         Counter::IngressTranslated,
@@ -170,6 +181,8 @@ impl Counter {
         Counter::Nat64DropNoRoute,
         Counter::Nat64FragNeededSent,
         Counter::Nat64DropTooBig,
+        Counter::Nat64FastPathIn,
+        Counter::Nat64FastPathOut,
     ];
 
     /// Stable snake_case name used by `xnat stats` and its JSON.
@@ -219,6 +232,8 @@ impl Counter {
             Counter::Nat64DropNoRoute => "nat64_drop_no_route",
             Counter::Nat64FragNeededSent => "nat64_frag_needed_sent",
             Counter::Nat64DropTooBig => "nat64_drop_too_big",
+            Counter::Nat64FastPathIn => "nat64_fast_path_in",
+            Counter::Nat64FastPathOut => "nat64_fast_path_out",
         }
     }
 }
@@ -229,9 +244,10 @@ mod tests {
 
     #[test]
     fn all_is_in_index_order() {
-        for (i, c) in Counter::ALL.iter().enumerate() {
-            assert_eq!(*c as u32, i as u32, "{c:?}");
+        for w in Counter::ALL.windows(2) {
+            assert!((w[0] as u32) < (w[1] as u32), "{w:?}");
         }
+        assert!((Counter::ALL[NAMED - 1] as u32) < COUNTER_COUNT);
     }
 
     #[test]

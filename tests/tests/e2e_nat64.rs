@@ -28,6 +28,8 @@ both_modes!(udp_fragments_both_ways, "frag");
 both_modes!(udp_without_checksum_from_ipv4, "nock");
 tc_only!(hairpin_between_ipv6_hosts, "hair");
 both_modes!(path_mtu_toward_the_ipv6_host, "pmtu");
+both_modes!(fast_path_ping_tcp_udp, "fptu");
+both_modes!(fast_path_traceroute_and_path_mtu, "fptr");
 
 /// `ping` from `ns`: (succeeded, its output).
 fn ping(ns: &Netns, args: &[&str]) -> (bool, String) {
@@ -66,6 +68,58 @@ fn sa4(a: std::net::Ipv4Addr, port: u16) -> SocketAddr {
 /// the pool address and the NAT64 counters move.
 fn ping_tcp_udp(tag: &str, mode: Ingress) {
     let t = Nat64Topo::start(tag, mode);
+    traffic(&t);
+    assert_eq!(t.agent.xnat().counter("nat64_fast_path_in"), 0);
+}
+
+/// The topology with `--fast-path`; in XDP mode with the inside link
+/// taking XDP redirects (`--xdp-redirect in0`, and an XDP program on the
+/// client's end of it, as a veth needs).
+fn fast_path_topo(tag: &str, mode: Ingress) -> (Nat64Topo, Option<NoopXdp>) {
+    let mut noop = None;
+    let args: &[&str] = match mode {
+        Ingress::Xdp => &["--fast-path", "--xdp-redirect", "in0"],
+        Ingress::Tc => &["--fast-path"],
+    };
+    let t = Nat64Topo::with_setup(tag, mode, "64:ff9b::/96", args, |net| {
+        if mode == Ingress::Xdp {
+            noop = Some(NoopXdp::attach(net.ns("c6"), "eth0"));
+        }
+    });
+    (t, noop)
+}
+
+/// The same traffic with `--fast-path`: the answers go from the external
+/// interface's ingress (TC or XDP) straight to the client, not through
+/// the gateway's IPv6 stack (nat64_fast_path_in counts them, and the
+/// stack's IPv6 forwarding counter stays well behind).
+fn fast_path_ping_tcp_udp(tag: &str, mode: Ingress) {
+    let (t, _noop) = fast_path_topo(tag, mode);
+    let forwarded = || ip6_forwarded(t.ns("gw"));
+    let before = forwarded();
+    traffic(&t);
+    let x = t.agent.xnat();
+    let fast = x.counter("nat64_fast_path_in");
+    let stack = forwarded() - before;
+    assert!(
+        fast > 10 && fast > 10 * stack,
+        "nat64_fast_path_in = {fast}, the stack forwarded {stack} IPv6 packets"
+    );
+}
+
+/// `Ip6OutForwDatagrams` of the namespace: IPv6 packets its stack
+/// forwarded.
+fn ip6_forwarded(ns: &Netns) -> u64 {
+    let out = ns.run(Duration::from_secs(10), &["cat", "/proc/net/snmp6"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("Ip6OutForwDatagrams"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("Ip6OutForwDatagrams in /proc/net/snmp6")
+}
+
+/// Ping, TCP both ways and UDP through `t`, every byte checked.
+fn traffic(t: &Nat64Topo) {
     let (c6, srv) = (t.ns("c6"), t.ns("srv"));
     let server = t.synth(SRV);
 
@@ -140,7 +194,19 @@ fn traceroute(ns: &Netns, dst: Ipv6Addr, extra: &[&str]) -> Vec<String> {
 /// Fragmentation Needed, for the router's link (1400 + 20); the client's
 /// stack learns both and a packet of the learnt size gets through.
 fn traceroute_and_path_mtu(tag: &str, mode: Ingress) {
-    let t = Nat64Topo::start(tag, mode);
+    traceroute_and_path_mtu_of(&Nat64Topo::start(tag, mode));
+}
+
+/// The same with `--fast-path` (whose packets the gateway must answer
+/// take the stack as before), the fast path in use meanwhile.
+fn fast_path_traceroute_and_path_mtu(tag: &str, mode: Ingress) {
+    let (t, _noop) = fast_path_topo(tag, mode);
+    traceroute_and_path_mtu_of(&t);
+    // The echo replies of the last pings came the fast way.
+    assert!(t.agent.xnat().counter("nat64_fast_path_in") >= 2);
+}
+
+fn traceroute_and_path_mtu_of(t: &Nat64Topo) {
     let c6 = t.ns("c6");
     let want = vec![
         GW6.to_string(),

@@ -76,6 +76,46 @@ pub fn inbound_tc(ctx: &TcContext) -> i32 {
     }
 }
 
+/// NAT64's inbound fast path (`nat64::inbound`, which calls it once the
+/// packet `ip` is known to become the IPv6 packet `ip6`, before it grows):
+/// the route of that IPv6 packet as the stack would forward it, or
+/// `Stack` — the fast path off, hop limit ≤ 1, no route, too big for it
+/// (`mtu_len`, its IPv6 length; 0 for a TC GSO packet), and from XDP an
+/// unresolved neighbour or a device not in `XDP_TARGETS`. The caller
+/// writes the header with one hop less along any other route.
+#[inline(always)]
+pub fn inbound6_route<C: EbpfContext>(
+    ctx: &C,
+    ip: &Ipv4,
+    ip6: &[u32; 10],
+    ifindex: u32,
+    mtu_len: u16,
+    xdp: bool,
+) -> Route {
+    let [_, _, next, hop_limit] = ip6[1].to_ne_bytes();
+    if hop_limit <= 1 || !route::fast_path_enabled() {
+        return Route::Stack;
+    }
+    let (src6, dst6) = (
+        [ip6[2], ip6[3], ip6[4], ip6[5]],
+        [ip6[6], ip6[7], ip6[8], ip6[9]],
+    );
+    let route = route::lookup6(ctx, next, ifindex, &src6, &dst6, (ip.src, ip.dst), mtu_len);
+    match route {
+        Route::Resolved { ifindex, .. } if xdp && XDP_TARGETS.get(ifindex).is_none() => Route::Stack,
+        Route::NoNeigh { .. } if xdp => Route::Stack,
+        r => r,
+    }
+}
+
+/// One hop less in an IPv6 header about to be written (the forwarding's
+/// hop: IPv6 has no header checksum to follow).
+#[inline(always)]
+pub fn decrement_hop_limit(ip6: &mut [u32; 10]) {
+    let [a, b, next, hop_limit] = ip6[1].to_ne_bytes();
+    ip6[1] = u32::from_ne_bytes([a, b, next, hop_limit.wrapping_sub(1)]);
+}
+
 /// The length the FIB checks against the route's MTU: the packet's own,
 /// except for GSO super-packets (0 lets the kernel check the skb, which
 /// knows they are segmented on the way out).
