@@ -28,7 +28,8 @@ pub const MAP_NAT64_TC_PROGS: &str = "NAT64_TC_PROGS";
 /// Program array (XDP): the same for the XDP ingress program.
 pub const MAP_NAT64_XDP_PROGS: &str = "NAT64_XDP_PROGS";
 
-/// Index in `NAT64_TC_PROGS` of the IPv6 -> IPv4 program (inside ingress).
+/// Index in `NAT64_TC_PROGS` of the IPv6 -> IPv4 program (inside ingress),
+/// and in `NAT64_XDP_PROGS` of its XDP twin for established flows.
 pub const NAT64_SLOT_OUT: u32 = 0;
 /// Index in both program arrays of the IPv4 -> IPv6 program (external
 /// ingress, after NAT44 turned the destination into a stand-in).

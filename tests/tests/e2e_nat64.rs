@@ -30,6 +30,7 @@ tc_only!(hairpin_between_ipv6_hosts, "hair");
 both_modes!(path_mtu_toward_the_ipv6_host, "pmtu");
 both_modes!(fast_path_ping_tcp_udp, "fptu");
 both_modes!(fast_path_traceroute_and_path_mtu, "fptr");
+both_modes!(fast_path_outbound_in_xdp, "fpx");
 
 /// `ping` from `ns`: (succeeded, its output).
 fn ping(ns: &Netns, args: &[&str]) -> (bool, String) {
@@ -74,16 +75,32 @@ fn ping_tcp_udp(tag: &str, mode: Ingress) {
 
 /// The topology with `--fast-path`; in XDP mode with the inside link
 /// taking XDP redirects (`--xdp-redirect in0`, and an XDP program on the
-/// client's end of it, as a veth needs).
-fn fast_path_topo(tag: &str, mode: Ingress) -> (Nat64Topo, Option<NoopXdp>) {
-    let mut noop = None;
-    let args: &[&str] = match mode {
-        Ingress::Xdp => &["--fast-path", "--xdp-redirect", "in0"],
-        Ingress::Tc => &["--fast-path"],
-    };
-    let t = Nat64Topo::with_setup(tag, mode, "64:ff9b::/96", args, |net| {
+/// client's end of it, as a veth needs). `inside_xdp`: `--inside-hook xdp`
+/// too, EXT taking XDP redirects (an XDP program on the router's end) and
+/// the client sending complete checksums (tx checksum offload off, like a
+/// host behind a wire: README "Fast path").
+fn fast_path_topo(tag: &str, mode: Ingress, inside_xdp: bool) -> (Nat64Topo, Vec<NoopXdp>) {
+    let mut noop = Vec::new();
+    let mut args = vec!["--fast-path"];
+    let mut targets = Vec::new();
+    if mode == Ingress::Xdp {
+        targets.push("in0");
+    }
+    if inside_xdp {
+        args.extend(["--inside-hook", "xdp"]);
+        targets.push("EXT");
+    }
+    let targets = targets.join(",");
+    if !targets.is_empty() {
+        args.extend(["--xdp-redirect", &targets]);
+    }
+    let t = Nat64Topo::with_setup(tag, mode, "64:ff9b::/96", &args, |net| {
         if mode == Ingress::Xdp {
-            noop = Some(NoopXdp::attach(net.ns("c6"), "eth0"));
+            noop.push(NoopXdp::attach(net.ns("c6"), "eth0"));
+        }
+        if inside_xdp {
+            noop.push(NoopXdp::attach(net.ns("rtr"), "eth0"));
+            net.ns("c6").run_ok(&["ethtool", "-K", "eth0", "tx", "off"]);
         }
     });
     (t, noop)
@@ -94,7 +111,7 @@ fn fast_path_topo(tag: &str, mode: Ingress) -> (Nat64Topo, Option<NoopXdp>) {
 /// the gateway's IPv6 stack (nat64_fast_path_in counts them, and the
 /// stack's IPv6 forwarding counter stays well behind).
 fn fast_path_ping_tcp_udp(tag: &str, mode: Ingress) {
-    let (t, _noop) = fast_path_topo(tag, mode);
+    let (t, _noop) = fast_path_topo(tag, mode, false);
     let forwarded = || ip6_forwarded(t.ns("gw"));
     let before = forwarded();
     traffic(&t);
@@ -105,6 +122,26 @@ fn fast_path_ping_tcp_udp(tag: &str, mode: Ingress) {
         fast > 10 && fast > 10 * stack,
         "nat64_fast_path_in = {fast}, the stack forwarded {stack} IPv6 packets"
     );
+}
+
+/// With `--inside-hook xdp` too, the client's packets of established
+/// flows are translated and sent out in XDP on in0 (nat64_fast_path_out
+/// counts them, most of the translations), every byte intact both ways;
+/// an IPv4 packet from a stand-in would still be dropped there (packet
+/// tests).
+fn fast_path_outbound_in_xdp(tag: &str, mode: Ingress) {
+    let (t, _noop) = fast_path_topo(tag, mode, true);
+    traffic(&t);
+    let x = t.agent.xnat();
+    let (fast, all) = (
+        x.counter("nat64_fast_path_out"),
+        x.counter("nat64_out_translated"),
+    );
+    assert!(
+        fast > 1000 && fast * 10 > all * 9,
+        "nat64_fast_path_out = {fast} of nat64_out_translated = {all}"
+    );
+    assert!(x.counter("nat64_fast_path_in") > 10);
 }
 
 /// `Ip6OutForwDatagrams` of the namespace: IPv6 packets its stack
@@ -200,7 +237,7 @@ fn traceroute_and_path_mtu(tag: &str, mode: Ingress) {
 /// The same with `--fast-path` (whose packets the gateway must answer
 /// take the stack as before), the fast path in use meanwhile.
 fn fast_path_traceroute_and_path_mtu(tag: &str, mode: Ingress) {
-    let (t, _noop) = fast_path_topo(tag, mode);
+    let (t, _noop) = fast_path_topo(tag, mode, true);
     traceroute_and_path_mtu_of(&t);
     // The echo replies of the last pings came the fast way.
     assert!(t.agent.xnat().counter("nat64_fast_path_in") >= 2);

@@ -38,8 +38,8 @@ use nat_common::nat64::{
 };
 use nat_common::stats::COUNTER_COUNT;
 use nat_common::{
-    Counter, FAST_PATH_EXT_IFINDEX, FAST_PATH_ON, MAPPING_FORWARD, NatConfig, PROG_INGRESS_TC, PROG_INGRESS_XDP,
-    PROG_INSIDE_TC, PROG_NAT64_OUT_TC,
+    Counter, FAST_PATH_EXT_IFINDEX, FAST_PATH_ON, MAPPING_FORWARD, NatConfig, PROG_INGRESS_TC,
+    PROG_INGRESS_XDP, PROG_INSIDE_TC, PROG_INSIDE_XDP, PROG_NAT64_OUT_TC,
 };
 use nat_userspace::settings::napt::Filtering;
 use nat_userspace::tables::{Loaded, LoadedRef};
@@ -52,6 +52,8 @@ use xnat_tests::frame::{
 };
 use xnat_tests::napt_maps::{Endpoint, be, clock_window, dataplane_now_ns, default_config, ip};
 use xnat_tests::netns::Netns;
+
+const XDP_REDIRECT: u32 = 4;
 
 /// IPv6 inside hosts.
 const H6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x10);
@@ -147,6 +149,9 @@ enum Prog {
     InTc,
     /// `xnat_ingress_xdp` (external interface).
     InXdp,
+    /// `xnat_inside_xdp` (inside interfaces, `--inside-hook xdp`), which
+    /// tail-calls NAT64's XDP program for IPv6 frames.
+    InsideXdp,
 }
 
 impl Prog {
@@ -161,11 +166,12 @@ impl Prog {
             Prog::Nat64Out => PROG_NAT64_OUT_TC,
             Prog::InTc => PROG_INGRESS_TC,
             Prog::InXdp => PROG_INGRESS_XDP,
+            Prog::InsideXdp => PROG_INSIDE_XDP,
         }
     }
 
     fn is_xdp(self) -> bool {
-        self == Prog::InXdp
+        matches!(self, Prog::InXdp | Prog::InsideXdp)
     }
 
     /// "To the stack".
@@ -211,7 +217,12 @@ impl N64 {
         require_root();
         let ebpf = bpf::load_object_nat64(
             &mut aya::EbpfLoader::new(),
-            &[PROG_INSIDE_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP],
+            &[
+                PROG_INSIDE_TC,
+                PROG_INGRESS_TC,
+                PROG_INGRESS_XDP,
+                PROG_INSIDE_XDP,
+            ],
         )
         .unwrap_or_else(|e| panic!("loading xnat's BPF object: {e:#}"));
         Self::configured(ebpf, nat64, tweak)
@@ -403,8 +414,15 @@ impl Gw {
     /// H6B.
     fn with_ipv6(self) -> Gw {
         self.ns.sysctl("net.ipv6.conf.all.forwarding", "1");
-        self.ns
-            .ip(&["-6", "addr", "add", "2001:db8:1::1/64", "dev", "in0", "nodad"]);
+        self.ns.ip(&[
+            "-6",
+            "addr",
+            "add",
+            "2001:db8:1::1/64",
+            "dev",
+            "in0",
+            "nodad",
+        ]);
         let c = H6C.to_string();
         self.ns.ip(&[
             "-6", "route", "add", &c, "dev", "in0", "mtu", "lock", "1280",
@@ -437,7 +455,7 @@ impl Gw {
     /// in0, an ingress program as if it came in on ext0.
     fn run(&self, n: &N64, prog: Prog, frame: &[u8]) -> Outcome {
         let dev = match prog {
-            Prog::Inside | Prog::Nat64Out => self.in0,
+            Prog::Inside | Prog::Nat64Out | Prog::InsideXdp => self.in0,
             Prog::InTc | Prog::InXdp => self.ext0,
         };
         self.ns.in_ns(|| n.run(prog, frame, Some(dev)))
@@ -500,7 +518,7 @@ fn check(
         )
     };
     let want_verdict = match want {
-        Want::Out(_) => TC_ACT_REDIRECT,
+        Want::Out(_) => redirected(prog),
         Want::Pass(_) | Want::Untouched => prog.pass(),
         Want::Drop => prog.drop(),
     };
@@ -2201,11 +2219,10 @@ fn fast_in(bytes4: u64) -> Deltas {
     d
 }
 
-const XDP_REDIRECT: u32 = 4;
-
 /// Runs the IPv4 packet `input` through `prog`; checks the verdict, the
 /// output byte for byte (every checksum recomputed) and the counters.
 #[track_caller]
+#[allow(clippy::too_many_arguments)]
 fn check_fast(
     n: &N64,
     gw: &Gw,
@@ -2269,7 +2286,7 @@ fn inbound_fast_path_forwards_to_the_host() {
     }
     // The route's MTU exactly (1280 bytes as IPv6) still goes.
     let c = Flow::new(Kind::Udp).with_host(H6C);
-    let (n, gw, p) = fast("fastmtu", true, &[c.clone()]);
+    let (n, gw, p) = fast("fastmtu", true, std::slice::from_ref(&c));
     let fits = c.clone().with_data(&[0x77; 1280 - 48]);
     for prog in Prog::INGRESS {
         let input = fits.in4(p[0]);
@@ -2389,4 +2406,145 @@ fn inbound_fast_path_keeps_skb_csum_in_step() {
             flow.kind
         );
     }
+}
+
+/// With `--fast-path` and `--inside-hook xdp`, the inside interface's XDP
+/// program translates the packets of established TCP and UDP flows itself
+/// (RFC 7915 as in TC, then NAPT) and sends them out of the external
+/// interface: the same packet TC sends, counted as NAT64's and NAT44's
+/// translations and in nat64_fast_path_out. An IPv4 packet from the
+/// stand-in is still dropped there: only NAT64 sends from one.
+#[test]
+fn outbound_xdp_fast_path_sends_established_flows() {
+    let mut n = N64::new();
+    let gw = Gw::for_nat("xdpout", &mut n);
+    n.set_fast_path(true);
+    let ext0 = gw.ext0;
+    gw.ns.in_ns(|| n.add_xdp_target(ext0));
+    for kind in [Kind::Tcp, Kind::Udp] {
+        let flow = Flow::new(kind);
+        let (s, public) = open(&n, &gw, Prog::Inside, &format!("{kind:?}"), &flow, w(R));
+        for len in [10, 1300] {
+            let again = flow.clone().with_data(&vec![0x42; len]);
+            let mut input = again.out6(w(R)).with_hop_limit(9);
+            input.ip.traffic_class = 0x20;
+            let mut expected = again.out4(public, 8);
+            expected.ip.tos = 0x20;
+            let mut deltas = out_known(expected.total_len());
+            deltas.push((Counter::Nat64FastPathOut, 1));
+            let before = n.tables();
+            check(
+                &n,
+                &gw,
+                Prog::InsideXdp,
+                &format!("{kind:?}, {len} bytes of payload"),
+                &input.frame(),
+                Want::Out(&expected),
+                &deltas,
+            );
+            // NAPT_OUT's timestamps move; nothing is added or removed.
+            let after = n.tables();
+            for (i, (b, a)) in before.iter().zip(&after).enumerate() {
+                let keys = |t: &Vec<(Vec<u8>, Vec<u8>)>| -> Vec<Vec<u8>> {
+                    t.iter().map(|(k, _)| k.clone()).collect()
+                };
+                assert_eq!(keys(b), keys(a), "{kind:?}: table {i} changed");
+            }
+        }
+        // The same ports from the stand-in as IPv4: not NAT64's, dropped.
+        let from_stand_in = flow.clone().with_data(b"x");
+        let input = Packet::new(s, R, from_stand_in.l4(flow.port, flow.rport, true));
+        check(
+            &n,
+            &gw,
+            Prog::InsideXdp,
+            &format!("{kind:?}: IPv4 from the stand-in {s}"),
+            &input.frame(),
+            Want::Drop,
+            &only(Counter::EgressDroppedMalformed),
+        );
+    }
+}
+
+/// What XDP leaves to TC, untouched (the frame, the tables and the
+/// counters as they were): a new host, a new flow, ICMPv6 echo, a
+/// fragment header, hop limit 1, a UDP datagram without checksum, a packet
+/// too big for the external link, to an address outside the prefix, a
+/// non-global address under the well-known prefix; with the external
+/// interface not taking XDP frames or the fast path off, everything.
+#[test]
+fn outbound_xdp_fast_path_leaves_the_rest_to_tc() {
+    let mut n = N64::new();
+    let gw = Gw::new("xdprest", 1400);
+    n.set_ext_ifindex(gw.ext0);
+    n.set_fast_path(true);
+    let ext0 = gw.ext0;
+    gw.ns.in_ns(|| n.add_xdp_target(ext0));
+    let udp = Flow::new(Kind::Udp);
+    open(&n, &gw, Prog::Inside, "UDP", &udp, w(R));
+    let echo = Flow::new(Kind::Echo);
+    open(&n, &gw, Prog::Inside, "echo", &echo, w(R));
+    let mut no_csum = udp.out6(w(R)).frame();
+    no_csum[ETH_HLEN + 46..ETH_HLEN + 48].fill(0);
+    // An atomic fragment of the flow's datagram.
+    let datagram = udp.out6(w(R)).frame()[ETH_HLEN + 40..].to_vec();
+    let fragment = raw6(
+        w(R),
+        44,
+        &[&[17, 0, 0, 0, 0, 0, 0, 1][..], &datagram].concat(),
+    );
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("a new host", udp.clone().with_host(H6B).out6(w(R)).frame()),
+        (
+            "a new flow",
+            udp.clone().with_port(40999).out6(w(R)).frame(),
+        ),
+        ("ICMPv6 echo", echo.out6(w(R)).frame()),
+        ("a fragment header", fragment.frame()),
+        ("hop limit 1", udp.out6(w(R)).with_hop_limit(1).frame()),
+        ("UDP without checksum", no_csum),
+        (
+            "too big for the external link",
+            udp.clone().with_data(&[1; 1400]).out6(w(R)).frame(),
+        ),
+        (
+            "outside the prefix",
+            udp.out6("2001:db8:2::1".parse().unwrap()).frame(),
+        ),
+        (
+            "non-global under the well-known prefix",
+            udp.out6(w(Ipv4Addr::new(10, 1, 1, 1))).frame(),
+        ),
+    ];
+    for (what, frame) in &cases {
+        check_stateless(&n, &gw, Prog::InsideXdp, what, frame, Want::Untouched, &[]);
+    }
+    let known = udp.out6(w(R)).frame();
+    gw.ns.in_ns(|| {
+        Loaded::new(&mut n.ebpf)
+            .xdp_targets()
+            .unwrap()
+            .remove(ext0)
+            .expect("XDP_TARGETS")
+    });
+    check_stateless(
+        &n,
+        &gw,
+        Prog::InsideXdp,
+        "ext0 not in XDP_TARGETS",
+        &known,
+        Want::Untouched,
+        &[],
+    );
+    gw.ns.in_ns(|| n.add_xdp_target(ext0));
+    n.set_fast_path(false);
+    check_stateless(
+        &n,
+        &gw,
+        Prog::InsideXdp,
+        "fast path off",
+        &known,
+        Want::Untouched,
+        &[],
+    );
 }

@@ -263,7 +263,6 @@ fn fast_route<C: EbpfContext>(
     route
 }
 
-
 /// `acc` plus the sum of `words` (as they lie in memory).
 #[inline(always)]
 fn sum_words<const N: usize>(words: &[u32; N], acc: u64) -> u64 {
