@@ -19,6 +19,7 @@ use aya_ebpf::{
 use nat_common::{
     Counter,
     nat64::{NAT64_WKP, is_non_global},
+    trace::TRACE_NAT64_OUT_XDP,
 };
 
 use crate::{
@@ -37,6 +38,8 @@ use crate::{
         ipv4::{self, ETH_HLEN, ETH_P_IP_WIRE, ETH_TYPE_OFF, IPPROTO_TCP, IPPROTO_UDP, Ipv4},
         ipv6::{self, Ipv6, bytes_of},
     },
+    trace,
+    verdict::Verdict,
 };
 
 #[inline(always)]
@@ -130,15 +133,28 @@ pub fn process(ctx: &XdpContext) -> u32 {
     let Some(ip) = ipv4::outer_ipv4(&p).filter(|_| written) else {
         return drop(Counter::Nat64DropMalformed);
     };
+    // Reported to a running trace from here (the stand-in's packet: the
+    // report names its host).
+    let armed = trace::arm(&p);
     counters::bump(Counter::Nat64Out);
     flow.moved(20);
-    match fastpath::translate_and_send(&mut p, &ip, &flow, &route, Counter::Nat64FastPathOut) {
-        Outbound::Sent(v) => v as u32,
-        // Translated already: nothing else may have it (NAT44 counted its
-        // drops).
-        Outbound::Drop => xdp_action::XDP_DROP,
-        Outbound::Pass => drop(Counter::Nat64DropNoRoute),
+    let rc =
+        match fastpath::translate_and_send(&mut p, &ip, &flow, &route, Counter::Nat64FastPathOut) {
+            Outbound::Sent(v) => v as u32,
+            // Translated already: nothing else may have it (NAT44 counted its
+            // drops).
+            Outbound::Drop => xdp_action::XDP_DROP,
+            Outbound::Pass => drop(Counter::Nat64DropNoRoute),
+        };
+    if let Some(a) = &armed {
+        let v = if rc == xdp_action::XDP_DROP {
+            Verdict::Drop
+        } else {
+            Verdict::Translated
+        };
+        trace::report(&p, a, TRACE_NAT64_OUT_XDP, v);
     }
+    rc
 }
 
 #[inline(always)]

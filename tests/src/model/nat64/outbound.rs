@@ -417,9 +417,7 @@ pub fn xdp(ctx: &mut Ctx, frame: &[u8]) -> Verdict {
         .then(|| outer6(frame))
         .flatten()
         .and_then(|ip6| Some((extract(&cfg, &ip6.dst)?, ip6)))
-        .filter(|(dst4, ip6)| {
-            ip6.hop_limit > 1 && !(well_known(&cfg) && is_non_global(*dst4))
-        })
+        .filter(|(dst4, ip6)| ip6.hop_limit > 1 && !(well_known(&cfg) && is_non_global(*dst4)))
         .and_then(|(dst4, ip6)| {
             let kind = match ip6.next {
                 TCP if ip6.has(L4_6, 20) => Kind::Tcp,
@@ -445,7 +443,15 @@ pub fn xdp(ctx: &mut Ctx, frame: &[u8]) -> Verdict {
     let tot = ip6.payload_len + 20;
     let probe = ipv4_frame(
         frame,
-        &header4(ip6.tclass, tot, [0; 2], ip6.hop_limit, ip6.next, s.to_ne_bytes(), dst4),
+        &header4(
+            ip6.tclass,
+            tot,
+            [0; 2],
+            ip6.hop_limit,
+            ip6.next,
+            s.to_ne_bytes(),
+            dst4,
+        ),
         &frame[L4_6..],
     );
     let ip4 = parse::outer(&probe).expect("a whole IPv4 header was built");
