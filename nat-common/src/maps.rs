@@ -156,3 +156,6 @@ pub const PROG_NAT64_IN_TC: &str = "xnat_nat64_in_tc";
 /// The same for `xnat_ingress_xdp` (slot `NAT64_SLOT_IN` of
 /// `NAT64_XDP_PROGS`).
 pub const PROG_NAT64_IN_XDP: &str = "xnat_nat64_in_xdp";
+/// IPv6 -> IPv4 of established flows in XDP, tail-called by
+/// `xnat_inside_xdp` (slot `NAT64_SLOT_OUT` of `NAT64_XDP_PROGS`).
+pub const PROG_NAT64_OUT_XDP: &str = "xnat_nat64_out_xdp";

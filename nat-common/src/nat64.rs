@@ -42,7 +42,8 @@ pub const NAT64_SPLIT_VALUE: usize = 2 * NAT64_SPLIT_MAX as usize;
 /// then at most 1 + 8192 / 1232 rounded up = 8 pieces.
 pub const NAT64_SPLIT_MIN_MTU: u32 = 1280;
 
-/// Index in `NAT64_TC_PROGS` of the IPv6 -> IPv4 program (inside ingress).
+/// Index in `NAT64_TC_PROGS` of the IPv6 -> IPv4 program (inside ingress),
+/// and in `NAT64_XDP_PROGS` of its XDP twin for established flows.
 pub const NAT64_SLOT_OUT: u32 = 0;
 /// Index in both program arrays of the IPv4 -> IPv6 program (external
 /// ingress, after NAT44 turned the destination into a stand-in).

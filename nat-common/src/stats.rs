@@ -131,10 +131,16 @@ pub enum Counter {
     Nat64Fragmented = 46,
     /// The IPv6 fragments those were split into.
     Nat64FragmentsSent = 47,
+    /// NAT64 packets translated to IPv6 and forwarded to the inside host
+    /// by the fast path (`--fast-path`) instead of the stack.
+    Nat64FastPathIn = 48,
+    /// IPv6 packets of established NAT64 flows translated and sent out by
+    /// the inside interface's XDP program (`--inside-hook xdp`).
+    Nat64FastPathOut = 49,
 }
 
 /// Number of counters; the size of the `STATS` array.
-pub const COUNTER_COUNT: u32 = 48;
+pub const COUNTER_COUNT: u32 = 50;
 
 impl Counter {
     /// All counters in index order.
@@ -187,6 +193,8 @@ impl Counter {
         Counter::Nat64DropTtlExpired,
         Counter::Nat64Fragmented,
         Counter::Nat64FragmentsSent,
+        Counter::Nat64FastPathIn,
+        Counter::Nat64FastPathOut,
     ];
 
     /// Stable snake_case name used by `xnat stats` and its JSON.
@@ -240,6 +248,8 @@ impl Counter {
             Counter::Nat64DropTtlExpired => "nat64_drop_ttl_expired",
             Counter::Nat64Fragmented => "nat64_fragmented",
             Counter::Nat64FragmentsSent => "nat64_fragments_sent",
+            Counter::Nat64FastPathIn => "nat64_fast_path_in",
+            Counter::Nat64FastPathOut => "nat64_fast_path_out",
         }
     }
 }
@@ -251,7 +261,7 @@ mod tests {
     #[test]
     fn all_is_in_index_order() {
         for (i, c) in Counter::ALL.iter().enumerate() {
-            assert_eq!(*c as u32, i as u32, "{c:?}");
+            assert_eq!(*c as usize, i, "{c:?}");
         }
     }
 

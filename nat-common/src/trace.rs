@@ -10,6 +10,14 @@ pub const MAP_TRACE_FILTER: &str = "TRACE_FILTER";
 pub const MAP_TRACE: &str = "TRACE";
 /// The per-CPU copy of the counters a traced packet starts from.
 pub const MAP_TRACE_SCRATCH: &str = "TRACE_SCRATCH";
+/// Slots of a `TRACE_SCRATCH` entry: the counters a traced packet starts
+/// from, then (from [`TRACE_STASH`]) the tracer's pid and protocol, and
+/// the tuple before, of a program that stashes them there instead of
+/// carrying them across the NAT44 core (which doubles the verifier's walk
+/// of it).
+pub const TRACE_SCRATCH_LEN: usize = crate::stats::COUNTER_COUNT as usize + 3;
+/// The first of the stash's slots in a `TRACE_SCRATCH` entry.
+pub const TRACE_STASH: usize = crate::stats::COUNTER_COUNT as usize;
 /// Size of the `TRACE` ring buffer.
 pub const TRACE_BYTES: u32 = 256 * 1024;
 
@@ -46,6 +54,11 @@ pub struct TraceTuple {
 pub const TRACE_EGRESS_TC: u8 = 0;
 pub const TRACE_INGRESS_XDP: u8 = 1;
 pub const TRACE_INGRESS_TC: u8 = 2;
+/// NAT64's outbound NAT44 step (`xnat_nat64_out_nat44_tc`), reporting an
+/// inside IPv6 host's packet as the IPv4 packet of its stand-in.
+pub const TRACE_NAT64_OUT_TC: u8 = 3;
+/// NAT64's outbound fast path in XDP (`xnat_nat64_out_xdp`).
+pub const TRACE_NAT64_OUT_XDP: u8 = 4;
 
 /// [`TraceRecord::verdict`].
 pub const TRACE_PASSED: u8 = 0;
@@ -72,6 +85,12 @@ pub struct TraceRecord {
     /// branch per counter (each branch multiplied the states the verifier
     /// walks through, per counter).
     pub moved: u64,
+    /// A NAT64 packet (a stand-in in `before.src` or `after.dst`): the
+    /// IPv6 host the stand-in stands for, and the remote IPv4 endpoint's
+    /// address under the NAT64 prefix, as the host's IPv6 packets have
+    /// them; zero otherwise.
+    pub host6: [u8; 16],
+    pub remote6: [u8; 16],
 }
 
 // Every counter has its bit in `TraceRecord::moved`.

@@ -13,7 +13,7 @@ use nat_common::{
     blocks::{BLOCKS_MAX, BlockKey, BlockOwner, HostBlocks},
     nat64::{NAT64_HOSTS_MAX, NAT64_SLOTS, NAT64_SPLIT_VALUE, Nat64Config, Nat64Host},
     stats::COUNTER_COUNT,
-    trace::{TRACE_BYTES, TraceFilter},
+    trace::{TRACE_BYTES, TRACE_SCRATCH_LEN, TraceFilter},
 };
 
 /// Static 1:1 NAT, private → public (consulted on egress).
@@ -160,7 +160,7 @@ pub static TRACE: RingBuf = RingBuf::with_byte_size(TRACE_BYTES, 0);
 /// This CPU's counters as a traced packet found them (too big for the
 /// stack next to the programs' own use of it).
 #[map]
-pub static TRACE_SCRATCH: PerCpuArray<[u64; COUNTER_COUNT as usize]> =
+pub static TRACE_SCRATCH: PerCpuArray<[u64; TRACE_SCRATCH_LEN]> =
     PerCpuArray::with_max_entries(1, 0);
 
 /// The in-kernel expiry walk's input and output (see nat_common::MAP_EXPIRE).

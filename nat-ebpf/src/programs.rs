@@ -63,6 +63,14 @@ pub fn xnat_nat64_in_tc(ctx: TcContext) -> i32 {
     nat64::inbound::process_tc(&ctx)
 }
 
+/// NAT64, IPv6 -> IPv4 for established flows in XDP: tail-called by
+/// `xnat_inside_xdp` for IPv6 frames.
+#[xdp]
+#[inline(always)]
+pub fn xnat_nat64_out_xdp(ctx: XdpContext) -> u32 {
+    nat64::outbound_xdp::process(&ctx)
+}
+
 /// NAT64, IPv6 -> IPv4: tail-called by `xnat_inside_tc` for IPv6 frames.
 #[classifier]
 #[inline(always)]
@@ -197,12 +205,18 @@ pub fn xnat_inside_tc(ctx: TcContext) -> i32 {
 }
 
 /// XDP on inside interfaces whose packets come off a wire
-/// (`--inside-hook`, with `--fast-path`): the outbound fast path only;
-/// everything else passes to `xnat_inside_tc` and the stack.
+/// (`--inside-hook`, with `--fast-path`): the outbound fast path only,
+/// NAT64's in a program of its own; everything else passes to
+/// `xnat_inside_tc` and the stack.
 #[xdp]
 #[inline(always)]
 pub fn xnat_inside_xdp(ctx: XdpContext) -> u32 {
     if !route::fast_path_enabled() {
+        return xdp_action::XDP_PASS;
+    }
+    if nat64::is_ipv6(&XdpPacket::new(&ctx)) {
+        // Returns only when NAT64 is off: TC passes IPv6 on then.
+        nat64::tail_call_out_xdp(&ctx);
         return xdp_action::XDP_PASS;
     }
     fastpath::outbound_xdp(&ctx)

@@ -180,7 +180,7 @@ pub fn load_object(loader: &mut aya::EbpfLoader, names: &[&str]) -> Result<Ebpf>
 /// The NAT64 programs and where the programs that tail-call them find
 /// them: (program, program array, slot), as `xnat attach` fills the
 /// arrays (nat-userspace `loader::load_nat64`).
-pub const NAT64_PROGRAMS: [(&str, &str, u32); 5] = [
+pub const NAT64_PROGRAMS: [(&str, &str, u32); 6] = [
     (PROG_NAT64_OUT_TC, MAP_NAT64_TC_PROGS, NAT64_SLOT_OUT),
     (
         nat_common::PROG_NAT64_OUT_ERROR_TC,
@@ -194,6 +194,11 @@ pub const NAT64_PROGRAMS: [(&str, &str, u32); 5] = [
     ),
     (PROG_NAT64_IN_TC, MAP_NAT64_TC_PROGS, NAT64_SLOT_IN),
     (PROG_NAT64_IN_XDP, MAP_NAT64_XDP_PROGS, NAT64_SLOT_IN),
+    (
+        nat_common::PROG_NAT64_OUT_XDP,
+        MAP_NAT64_XDP_PROGS,
+        nat_common::nat64::NAT64_SLOT_OUT,
+    ),
 ];
 
 /// Loads the NAT64 programs of `ebpf` and puts each into its program

@@ -86,7 +86,8 @@ impl Nat64Topo {
     }
 
     /// The same, with `setup` run on the namespaces before the attach
-    /// (`EXT` in `more` stands for the external interface).
+    /// (`EXT` in `more` stands for the external interface, also within a
+    /// flag's value: `in0,EXT`).
     pub fn with_setup(
         tag: &str,
         mode: Ingress,
@@ -103,11 +104,9 @@ impl Nat64Topo {
             gw.ip(&["addr", "add", &format!("{public}/32"), "dev", &net.ext]);
         }
         let mut args = vec!["--masquerade", "--inside", "in0", "--nat64", prefix];
-        // `EXT` among the flags stands for the external interface's name.
-        args.extend(
-            more.iter()
-                .map(|a| if *a == "EXT" { net.ext.as_str() } else { a }),
-        );
+        // `EXT` in the flags stands for the external interface's name.
+        let more: Vec<String> = more.iter().map(|a| a.replace("EXT", &net.ext)).collect();
+        args.extend(more.iter().map(String::as_str));
         let agent = Agent::attach(gw, &net.ext, mode, &args);
         let (addr, len) = prefix.split_once('/').expect("ADDR/LEN");
         let addr: Ipv6Addr = addr.parse().expect("an IPv6 prefix");

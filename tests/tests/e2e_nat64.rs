@@ -37,6 +37,9 @@ tc_only!(fragments_out_of_order_outbound, "ooo");
 both_modes!(path_mtu_toward_the_ipv6_host, "pmtu");
 tc_only!(port_cap_per_ipv6_prefix, "cap");
 both_modes!(udp_without_df_split_toward_the_ipv6_host, "spl");
+both_modes!(fast_path_ping_tcp_udp, "fptu");
+both_modes!(fast_path_traceroute_and_path_mtu, "fptr");
+both_modes!(fast_path_outbound_in_xdp, "fpx");
 
 /// `ping` from `ns`: (succeeded, its output).
 fn ping(ns: &Netns, args: &[&str]) -> (bool, String) {
@@ -75,6 +78,94 @@ fn sa4(a: std::net::Ipv4Addr, port: u16) -> SocketAddr {
 /// the pool address and the NAT64 counters move.
 fn ping_tcp_udp(tag: &str, mode: Ingress) {
     let t = Nat64Topo::start(tag, mode);
+    traffic(&t);
+    assert_eq!(t.agent.xnat().counter("nat64_fast_path_in"), 0);
+}
+
+/// The topology with `--fast-path`; in XDP mode with the inside link
+/// taking XDP redirects (`--xdp-redirect in0`, and an XDP program on the
+/// client's end of it, as a veth needs). `inside_xdp`: `--inside-hook xdp`
+/// too, EXT taking XDP redirects (an XDP program on the router's end) and
+/// the client sending complete checksums (tx checksum offload off, like a
+/// host behind a wire: README "Fast path").
+fn fast_path_topo(tag: &str, mode: Ingress, inside_xdp: bool) -> (Nat64Topo, Vec<NoopXdp>) {
+    let mut noop = Vec::new();
+    let mut args = vec!["--fast-path"];
+    let mut targets = Vec::new();
+    if mode == Ingress::Xdp {
+        targets.push("in0");
+    }
+    if inside_xdp {
+        args.extend(["--inside-hook", "xdp"]);
+        targets.push("EXT");
+    }
+    let targets = targets.join(",");
+    if !targets.is_empty() {
+        args.extend(["--xdp-redirect", &targets]);
+    }
+    let t = Nat64Topo::with_setup(tag, mode, "64:ff9b::/96", &args, |net| {
+        if mode == Ingress::Xdp {
+            noop.push(NoopXdp::attach(net.ns("c6"), "eth0"));
+        }
+        if inside_xdp {
+            noop.push(NoopXdp::attach(net.ns("rtr"), "eth0"));
+            net.ns("c6").run_ok(&["ethtool", "-K", "eth0", "tx", "off"]);
+        }
+    });
+    (t, noop)
+}
+
+/// The same traffic with `--fast-path`: the answers go from the external
+/// interface's ingress (TC or XDP) straight to the client, not through
+/// the gateway's IPv6 stack (nat64_fast_path_in counts them, and the
+/// stack's IPv6 forwarding counter stays well behind).
+fn fast_path_ping_tcp_udp(tag: &str, mode: Ingress) {
+    let (t, _noop) = fast_path_topo(tag, mode, false);
+    let forwarded = || ip6_forwarded(t.ns("gw"));
+    let before = forwarded();
+    traffic(&t);
+    let x = t.agent.xnat();
+    let fast = x.counter("nat64_fast_path_in");
+    let stack = forwarded() - before;
+    assert!(
+        fast > 10 && fast > 10 * stack,
+        "nat64_fast_path_in = {fast}, the stack forwarded {stack} IPv6 packets"
+    );
+}
+
+/// With `--inside-hook xdp` too, the client's packets of established
+/// flows are translated and sent out in XDP on in0 (nat64_fast_path_out
+/// counts them, most of the translations), every byte intact both ways;
+/// an IPv4 packet from a stand-in would still be dropped there (packet
+/// tests).
+fn fast_path_outbound_in_xdp(tag: &str, mode: Ingress) {
+    let (t, _noop) = fast_path_topo(tag, mode, true);
+    traffic(&t);
+    let x = t.agent.xnat();
+    let (fast, all) = (
+        x.counter("nat64_fast_path_out"),
+        x.counter("nat64_out_translated"),
+    );
+    assert!(
+        fast > 1000 && fast * 10 > all * 9,
+        "nat64_fast_path_out = {fast} of nat64_out_translated = {all}"
+    );
+    assert!(x.counter("nat64_fast_path_in") > 10);
+}
+
+/// `Ip6OutForwDatagrams` of the namespace: IPv6 packets its stack
+/// forwarded.
+fn ip6_forwarded(ns: &Netns) -> u64 {
+    let out = ns.run(Duration::from_secs(10), &["cat", "/proc/net/snmp6"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("Ip6OutForwDatagrams"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("Ip6OutForwDatagrams in /proc/net/snmp6")
+}
+
+/// Ping, TCP both ways and UDP through `t`, every byte checked.
+fn traffic(t: &Nat64Topo) {
     let (c6, srv) = (t.ns("c6"), t.ns("srv"));
     let server = t.synth(SRV);
 
@@ -149,7 +240,19 @@ fn traceroute(ns: &Netns, dst: Ipv6Addr, extra: &[&str]) -> Vec<String> {
 /// Fragmentation Needed, for the router's link (1400 + 20); the client's
 /// stack learns both and a packet of the learnt size gets through.
 fn traceroute_and_path_mtu(tag: &str, mode: Ingress) {
-    let t = Nat64Topo::start(tag, mode);
+    traceroute_and_path_mtu_of(&Nat64Topo::start(tag, mode));
+}
+
+/// The same with `--fast-path` (whose packets the gateway must answer
+/// take the stack as before), the fast path in use meanwhile.
+fn fast_path_traceroute_and_path_mtu(tag: &str, mode: Ingress) {
+    let (t, _noop) = fast_path_topo(tag, mode, true);
+    traceroute_and_path_mtu_of(&t);
+    // The echo replies of the last pings came the fast way.
+    assert!(t.agent.xnat().counter("nat64_fast_path_in") >= 2);
+}
+
+fn traceroute_and_path_mtu_of(t: &Nat64Topo) {
     let c6 = t.ns("c6");
     let want = vec![
         GW6.to_string(),

@@ -8,19 +8,25 @@ use xnat_tests::both_modes;
 use xnat_tests::napt_topo::{
     HOST_A, NaptTopo, POOL, SRV1, napt_args, sa, tcp_connect_start, udp_bind, udp_deliver,
 };
-use xnat_tests::netns::{BgChild, xnat_bin};
+use xnat_tests::nat64_topo::{CLIENT6, Nat64Topo, SRV, udp_exchange};
+use xnat_tests::netns::{BgChild, Netns, xnat_bin};
 use xnat_tests::topology::{Ingress, pin_dir};
 use xnat_tests::wait::{SOON, wait_until};
 
 both_modes!(translated_and_dropped_packets_are_reported, "trc");
+both_modes!(nat64_packets_are_reported_with_their_ipv6_side, "t64");
 
 /// Starts `xnat trace -i EXT ARGS` in the gateway's namespace and waits
 /// until it says the programs report.
 fn start_trace(t: &NaptTopo, args: &[&str]) -> BgChild {
+    start_trace_in(&t.nat, &t.ext, args)
+}
+
+fn start_trace_in(ns: &Netns, ext: &str, args: &[&str]) -> BgChild {
     let bin = xnat_bin();
-    let mut all = vec![bin.to_str().unwrap(), "trace", "-i", &t.ext];
+    let mut all = vec![bin.to_str().unwrap(), "trace", "-i", ext];
     all.extend_from_slice(args);
-    let mut child = t.nat.spawn(&all);
+    let mut child = ns.spawn(&all);
     wait_until(SOON, "`xnat trace` to start", || {
         assert!(
             child.try_exit().is_none(),
@@ -170,4 +176,105 @@ fn translated_and_dropped_packets_are_reported(tag: &str, mode: Ingress) {
     wait_until(SOON, "the agent to switch off a dead trace", || {
         tracer(&dir) == 0
     });
+}
+
+/// NAT64 packets in a trace (TC: `xnat_nat64_out_nat44_tc`; with XDP
+/// ingress, also `--fast-path --inside-hook xdp`: `xnat_nat64_out_xdp`),
+/// filtered by the IPv6 host: outbound the host's IPv6 packet before
+/// (its address, the server's under the prefix) and the IPv4 one after;
+/// inbound the IPv4 packet before and the IPv6 one after. An IPv6 host
+/// without a stand-in is refused as a filter, with the reason.
+fn nat64_packets_are_reported_with_their_ipv6_side(tag: &str, mode: Ingress) {
+    use std::net::{IpAddr, SocketAddr};
+    let (more, out_prog): (&[&str], &str) = match mode {
+        Ingress::Tc => (&[], "nat64_out_tc"),
+        Ingress::Xdp => (
+            &[
+                "--fast-path",
+                "--inside-hook",
+                "xdp",
+                "--xdp-redirect",
+                "EXT",
+            ],
+            "nat64_out_xdp",
+        ),
+    };
+    let mut noop = None;
+    let t = Nat64Topo::with_setup(tag, mode, "64:ff9b::/96", more, |net| {
+        if mode == Ingress::Xdp {
+            noop = Some(xnat_tests::fastpath_topo::NoopXdp::attach(
+                net.ns("rtr"),
+                "eth0",
+            ));
+            net.ns("c6").run_ok(&["ethtool", "-K", "eth0", "tx", "off"]);
+        }
+    });
+    let _noop = noop;
+    let gw = t.ns("gw");
+    let ext = t.net.ext.clone();
+    let host = CLIENT6.to_string();
+    let refused = gw.run(
+        std::time::Duration::from_secs(10),
+        &[
+            xnat_bin().to_str().unwrap(),
+            "trace",
+            "-i",
+            &ext,
+            "--host",
+            &host,
+        ],
+    );
+    assert!(!refused.status.success(), "a host without a stand-in");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("no NAT64 binding"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let (c6, srv) = (t.ns("c6"), t.ns("srv"));
+    let server6 = t.synth(SRV);
+    let sa = |a: IpAddr, p: u16| SocketAddr::new(a, p);
+    let exchange = || {
+        udp_exchange(
+            c6,
+            srv,
+            sa(IpAddr::V6(CLIENT6), 40_100),
+            sa(IpAddr::V4(SRV), 9100),
+            sa(IpAddr::V6(server6), 9100),
+        )
+    };
+    // The first exchange gives the host its stand-in (and in XDP mode
+    // makes the flow established: TC takes a new one).
+    let (public, _) = exchange();
+    let trace = start_trace_in(
+        gw,
+        &ext,
+        &["--host", &host, "--proto", "udp", "--json", "--count", "2"],
+    );
+    exchange();
+    let got = records(trace);
+    let want_in = if mode == Ingress::Xdp {
+        "ingress_xdp"
+    } else {
+        "ingress_tc"
+    };
+    let out = got
+        .iter()
+        .find(|r| r["program"] == out_prog)
+        .unwrap_or_else(|| panic!("no {out_prog} record: {got:#?}"));
+    let back = got
+        .iter()
+        .find(|r| r["program"] == want_in)
+        .unwrap_or_else(|| panic!("no {want_in} record: {got:#?}"));
+    let host_ep = format!("[{CLIENT6}]:40100");
+    let server_ep = format!("[{server6}]:9100");
+    assert_eq!(out["verdict"], "translated", "{out}");
+    assert_eq!(out["before"]["src"], host_ep, "{out}");
+    assert_eq!(out["before"]["dst"], server_ep, "{out}");
+    assert_eq!(out["after"]["src"], public.to_string(), "{out}");
+    assert_eq!(out["after"]["dst"], format!("{SRV}:9100"), "{out}");
+    assert_eq!(back["verdict"], "translated", "{back}");
+    assert_eq!(back["before"]["src"], format!("{SRV}:9100"), "{back}");
+    assert_eq!(back["before"]["dst"], public.to_string(), "{back}");
+    assert_eq!(back["after"]["src"], server_ep, "{back}");
+    assert_eq!(back["after"]["dst"], host_ep, "{back}");
 }

@@ -38,8 +38,8 @@ use nat_common::nat64::{
 };
 use nat_common::stats::COUNTER_COUNT;
 use nat_common::{
-    Counter, FAST_PATH_EXT_IFINDEX, MAPPING_FORWARD, NatConfig, PROG_INGRESS_TC, PROG_INGRESS_XDP,
-    PROG_INSIDE_TC, PROG_NAT64_OUT_TC,
+    Counter, FAST_PATH_EXT_IFINDEX, FAST_PATH_ON, MAPPING_FORWARD, NatConfig, PROG_INGRESS_TC,
+    PROG_INGRESS_XDP, PROG_INSIDE_TC, PROG_INSIDE_XDP, PROG_NAT64_OUT_TC,
 };
 use nat_userspace::settings::napt::Filtering;
 use nat_userspace::tables::{Loaded, LoadedRef};
@@ -52,6 +52,8 @@ use xnat_tests::frame::{
 };
 use xnat_tests::napt_maps::{Endpoint, be, clock_window, dataplane_now_ns, default_config, ip};
 use xnat_tests::netns::Netns;
+
+const XDP_REDIRECT: u32 = 4;
 
 /// IPv6 inside hosts.
 const H6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x10);
@@ -66,6 +68,11 @@ const POOL: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
 const MAC_EXT: [u8; 6] = [0x02, 0, 0, 0, 0xe0, 0x01];
 const MAC_RTR: [u8; 6] = [0x02, 0, 0, 0, 0xe0, 0x02];
 const MAC_IN0: [u8; 6] = [0x02, 0, 0, 0, 0x0a, 0x01];
+/// The IPv6 hosts' MAC addresses (neighbour entries of [`Gw::with_ipv6`]).
+const MAC_H6: [u8; 6] = [0x02, 0, 0, 0, 0x0a, 0x10];
+const MAC_H6C: [u8; 6] = [0x02, 0, 0, 0, 0x0a, 0x12];
+/// An IPv6 host behind a route with MTU 1280.
+const H6C: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x12);
 
 /// The examples of RFC 6052 section 2.4: 192.0.2.33 under each prefix
 /// length, as the RFC writes them.
@@ -142,6 +149,9 @@ enum Prog {
     InTc,
     /// `xnat_ingress_xdp` (external interface).
     InXdp,
+    /// `xnat_inside_xdp` (inside interfaces, `--inside-hook xdp`), which
+    /// tail-calls NAT64's XDP program for IPv6 frames.
+    InsideXdp,
 }
 
 impl Prog {
@@ -156,11 +166,12 @@ impl Prog {
             Prog::Nat64Out => PROG_NAT64_OUT_TC,
             Prog::InTc => PROG_INGRESS_TC,
             Prog::InXdp => PROG_INGRESS_XDP,
+            Prog::InsideXdp => PROG_INSIDE_XDP,
         }
     }
 
     fn is_xdp(self) -> bool {
-        self == Prog::InXdp
+        matches!(self, Prog::InXdp | Prog::InsideXdp)
     }
 
     /// "To the stack".
@@ -206,7 +217,12 @@ impl N64 {
         require_root();
         let ebpf = bpf::load_object_nat64(
             &mut aya::EbpfLoader::new(),
-            &[PROG_INSIDE_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP],
+            &[
+                PROG_INSIDE_TC,
+                PROG_INGRESS_TC,
+                PROG_INGRESS_XDP,
+                PROG_INSIDE_XDP,
+            ],
         )
         .unwrap_or_else(|e| panic!("loading xnat's BPF object: {e:#}"));
         Self::configured(ebpf, nat64, tweak)
@@ -259,6 +275,25 @@ impl N64 {
             .unwrap()
             .set(FAST_PATH_EXT_IFINDEX, ifindex, 0)
             .expect("FAST_PATH");
+    }
+
+    /// `--fast-path` on or off (`FAST_PATH[FAST_PATH_ON]`).
+    fn set_fast_path(&mut self, on: bool) {
+        Loaded::new(&mut self.ebpf)
+            .fast_path()
+            .unwrap()
+            .set(FAST_PATH_ON, u32::from(on), 0)
+            .expect("FAST_PATH");
+    }
+
+    /// Adds `ifindex` to `XDP_TARGETS` (call it inside the namespace the
+    /// device lives in: the kernel resolves it there).
+    fn add_xdp_target(&mut self, ifindex: u32) {
+        Loaded::new(&mut self.ebpf)
+            .xdp_targets()
+            .unwrap()
+            .insert(ifindex, ifindex, None, 0)
+            .expect("XDP_TARGETS");
     }
 
     /// Runs `frame` through `prog` once on the calling thread, as if it came
@@ -373,6 +408,42 @@ impl Gw {
         Gw { ns, ext0, in0 }
     }
 
+    /// The inside link as an IPv6 router has it, for the fast path:
+    /// 2001:db8:1::1/64 on in0, IPv6 forwarding on, permanent neighbour
+    /// entries for H6 and H6C (behind a /128 route with MTU 1280), none for
+    /// H6B.
+    fn with_ipv6(self) -> Gw {
+        self.ns.sysctl("net.ipv6.conf.all.forwarding", "1");
+        self.ns.ip(&[
+            "-6",
+            "addr",
+            "add",
+            "2001:db8:1::1/64",
+            "dev",
+            "in0",
+            "nodad",
+        ]);
+        let c = H6C.to_string();
+        self.ns.ip(&[
+            "-6", "route", "add", &c, "dev", "in0", "mtu", "lock", "1280",
+        ]);
+        for (h, m) in [(H6.to_string(), MAC_H6), (c, MAC_H6C)] {
+            self.ns.ip(&[
+                "-6",
+                "neigh",
+                "replace",
+                &h,
+                "lladdr",
+                &mac_str(m),
+                "dev",
+                "in0",
+                "nud",
+                "permanent",
+            ]);
+        }
+        self
+    }
+
     /// The gateway with a 1500-byte external link, `n` told which one it is.
     fn for_nat(tag: &str, n: &mut N64) -> Gw {
         let gw = Gw::new(tag, 1500);
@@ -384,7 +455,7 @@ impl Gw {
     /// in0, an ingress program as if it came in on ext0.
     fn run(&self, n: &N64, prog: Prog, frame: &[u8]) -> Outcome {
         let dev = match prog {
-            Prog::Inside | Prog::Nat64Out => self.in0,
+            Prog::Inside | Prog::Nat64Out | Prog::InsideXdp => self.in0,
             Prog::InTc | Prog::InXdp => self.ext0,
         };
         self.ns.in_ns(|| n.run(prog, frame, Some(dev)))
@@ -447,7 +518,7 @@ fn check(
         )
     };
     let want_verdict = match want {
-        Want::Out(_) => TC_ACT_REDIRECT,
+        Want::Out(_) => redirected(prog),
         Want::Pass(_) | Want::Untouched => prog.pass(),
         Want::Drop => prog.drop(),
     };
@@ -2665,4 +2736,368 @@ fn inbound_bad_ipv4_header_checksum_is_dropped() {
             &d,
         );
     }
+}
+
+// ================================================================ fast path
+
+/// An answer NAT64 forwarded itself (`--fast-path`): the translated IPv6
+/// packet with one hop less, to the host's MAC from in0's.
+fn to_host(p: Packet6, mac: [u8; 6]) -> Vec<u8> {
+    let mut f = p.frame();
+    f[0..6].copy_from_slice(&mac);
+    f[6..12].copy_from_slice(&MAC_IN0);
+    f
+}
+
+/// NAT64 with the fast path on, in a gateway that forwards IPv6 to in0
+/// (in0 taking XDP redirects: `xdp_target`), with `flows` open.
+fn fast(tag: &str, xdp_target: bool, flows: &[Flow]) -> (N64, Gw, Vec<Endpoint>) {
+    let mut n = N64::new();
+    let gw = Gw::for_nat(tag, &mut n).with_ipv6();
+    n.set_fast_path(true);
+    if xdp_target {
+        let in0 = gw.in0;
+        gw.ns.in_ns(|| n.add_xdp_target(in0));
+    }
+    let publics = flows
+        .iter()
+        .map(|f| open(&n, &gw, Prog::Inside, tag, f, w(f.server)).1)
+        .collect();
+    (n, gw, publics)
+}
+
+fn fast_in(bytes4: u64) -> Deltas {
+    let mut d = in_known(bytes4);
+    d.push((Counter::Nat64FastPathIn, 1));
+    d
+}
+
+/// Runs the IPv4 packet `input` through `prog`; checks the verdict, the
+/// output byte for byte (every checksum recomputed) and the counters.
+#[track_caller]
+#[allow(clippy::too_many_arguments)]
+fn check_fast(
+    n: &N64,
+    gw: &Gw,
+    prog: Prog,
+    what: &str,
+    input: &Packet,
+    verdict: u32,
+    expected: &[u8],
+    deltas: &[(Counter, u64)],
+) {
+    let before = n.counters();
+    let out = gw.run(n, prog, &input.frame());
+    let what = format!("{what} via {}", prog.name());
+    assert_eq!(
+        out.verdict,
+        verdict,
+        "{what}: {} instead of {}\n{}",
+        prog.verdict_name(out.verdict),
+        prog.verdict_name(verdict),
+        hex_dump(&out.data, None)
+    );
+    if let Err(e) = check_ip_checksums(&out.data) {
+        panic!("{what}: output: {e}\n{}", hex_dump(&out.data, None));
+    }
+    assert_frame_eq(&what, &out.data, expected);
+    assert_deltas(&what, &before, &n.counters(), deltas);
+}
+
+/// "Redirected" for `prog`.
+fn redirected(prog: Prog) -> u32 {
+    if prog.is_xdp() {
+        XDP_REDIRECT
+    } else {
+        TC_ACT_REDIRECT
+    }
+}
+
+/// With `--fast-path`, the answers of established TCP, UDP and echo flows
+/// go from the external interface's ingress straight to the host (TC and
+/// XDP): translated as without it, the hop limit one less (the hop the
+/// stack would have taken), the MACs from the FIB and neighbour table,
+/// redirected; counted in nat64_fast_path_in.
+#[test]
+fn inbound_fast_path_forwards_to_the_host() {
+    let flows: Vec<Flow> = Kind::ALL.iter().map(|k| Flow::new(*k)).collect();
+    let (n, gw, publics) = fast("fastin", true, &flows);
+    for (flow, public) in flows.iter().zip(&publics) {
+        for prog in Prog::INGRESS {
+            let input = flow.in4(*public).with_ttl(17);
+            check_fast(
+                &n,
+                &gw,
+                prog,
+                &format!("{:?} answer", flow.kind),
+                &input,
+                redirected(prog),
+                &to_host(flow.in6(w(R), 16), MAC_H6),
+                &fast_in(input.total_len()),
+            );
+        }
+    }
+    // The route's MTU exactly (1280 bytes as IPv6) still goes.
+    let c = Flow::new(Kind::Udp).with_host(H6C);
+    let (n, gw, p) = fast("fastmtu", true, std::slice::from_ref(&c));
+    let fits = c.clone().with_data(&[0x77; 1280 - 48]);
+    for prog in Prog::INGRESS {
+        let input = fits.in4(p[0]);
+        check_fast(
+            &n,
+            &gw,
+            prog,
+            "1280 bytes on a route with MTU 1280",
+            &input,
+            redirected(prog),
+            &to_host(fits.in6(w(R), 63), MAC_H6C),
+            &fast_in(input.total_len()),
+        );
+    }
+}
+
+/// What the fast path leaves to the stack, translated as without it (the
+/// hop limit as the TTL was): TTL 1 (the stack answers Time Exceeded), a
+/// packet over its route's MTU (the stack answers Packet Too Big), an ICMP
+/// error, and from XDP a device not in XDP_TARGETS or a host without a
+/// neighbour entry — which TC hands to the kernel to resolve
+/// (`bpf_redirect_neigh`, the MACs left for it). With the fast path off,
+/// nothing is forwarded here.
+#[test]
+fn inbound_fast_path_falls_back_to_the_stack() {
+    let a = Flow::new(Kind::Udp);
+    let b = Flow::new(Kind::Udp).with_host(H6B);
+    let c = Flow::new(Kind::Udp).with_host(H6C);
+    for xdp_target in [true, false] {
+        let tag = if xdp_target { "fastback" } else { "fastnotgt" };
+        let (mut n, gw, p) = fast(tag, xdp_target, &[a.clone(), b.clone(), c.clone()]);
+        for prog in Prog::INGRESS {
+            let stack = |what: &str, input: &Packet, expected: Packet6| {
+                check_fast(
+                    &n,
+                    &gw,
+                    prog,
+                    what,
+                    input,
+                    prog.pass(),
+                    &expected.frame(),
+                    &in_known(input.total_len()),
+                );
+            };
+            stack("TTL 1", &a.in4(p[0]).with_ttl(1), a.in6(w(R), 1));
+            let big = c.clone().with_data(&[0x77; 1281 - 48]);
+            stack(
+                "1281 bytes on a route with MTU 1280",
+                &big.in4(p[2]),
+                big.in6(w(R), 64),
+            );
+            let no_neigh = b.in4(p[1]);
+            if prog.is_xdp() {
+                stack("no neighbour entry", &no_neigh, b.in6(w(R), 64));
+            } else {
+                check_fast(
+                    &n,
+                    &gw,
+                    prog,
+                    "no neighbour entry",
+                    &no_neigh,
+                    TC_ACT_REDIRECT,
+                    &b.in6(w(R), 63).frame(),
+                    &fast_in(no_neigh.total_len()),
+                );
+            }
+            if prog.is_xdp() && !xdp_target {
+                stack("in0 not in XDP_TARGETS", &a.in4(p[0]), a.in6(w(R), 64));
+            }
+            let offending = sent4(&a, p[0], 1, 0);
+            let error = Packet::icmp_error(ROUTER, POOL, 11, 0, [0; 4], &offending, None);
+            let before = n.counters();
+            let out = gw.run(&n, prog, &error.frame());
+            assert_eq!(out.verdict, prog.pass(), "an ICMP error via {prog:?}");
+            assert_eq!(
+                n.counters()[Counter::Nat64FastPathIn as usize],
+                before[Counter::Nat64FastPathIn as usize],
+                "an ICMP error via {prog:?}"
+            );
+        }
+        n.set_fast_path(false);
+        for prog in Prog::INGRESS {
+            let input = a.in4(p[0]);
+            check_fast(
+                &n,
+                &gw,
+                prog,
+                "fast path off",
+                &input,
+                prog.pass(),
+                &a.in6(w(R), 64).frame(),
+                &in_known(input.total_len()),
+            );
+        }
+    }
+}
+
+/// A CHECKSUM_COMPLETE skb forwarded by the fast path: `skb->csum` in
+/// step with the bytes, the hop limit's decrement included.
+#[test]
+fn inbound_fast_path_keeps_skb_csum_in_step() {
+    let flows: Vec<Flow> = Kind::ALL.iter().map(|k| Flow::new(*k)).collect();
+    let (n, gw, publics) = fast("fastcsum", false, &flows);
+    for (flow, public) in flows.iter().zip(&publics) {
+        let before = n.counters()[Counter::Nat64FastPathIn as usize];
+        check_complete(
+            &n,
+            &gw,
+            Prog::InTc,
+            &format!("{:?} answer", flow.kind),
+            &flow.in4(*public).frame(),
+        );
+        assert_eq!(
+            n.counters()[Counter::Nat64FastPathIn as usize],
+            before + 2,
+            "{:?}: not forwarded by the fast path",
+            flow.kind
+        );
+    }
+}
+
+/// With `--fast-path` and `--inside-hook xdp`, the inside interface's XDP
+/// program translates the packets of established TCP and UDP flows itself
+/// (RFC 7915 as in TC, then NAPT) and sends them out of the external
+/// interface: the same packet TC sends, counted as NAT64's and NAT44's
+/// translations and in nat64_fast_path_out. An IPv4 packet from the
+/// stand-in is still dropped there: only NAT64 sends from one.
+#[test]
+fn outbound_xdp_fast_path_sends_established_flows() {
+    let mut n = N64::new();
+    let gw = Gw::for_nat("xdpout", &mut n);
+    n.set_fast_path(true);
+    let ext0 = gw.ext0;
+    gw.ns.in_ns(|| n.add_xdp_target(ext0));
+    for kind in [Kind::Tcp, Kind::Udp] {
+        let flow = Flow::new(kind);
+        let (s, public) = open(&n, &gw, Prog::Inside, &format!("{kind:?}"), &flow, w(R));
+        for len in [10, 1300] {
+            let again = flow.clone().with_data(&vec![0x42; len]);
+            let mut input = again.out6(w(R)).with_hop_limit(9);
+            input.ip.traffic_class = 0x20;
+            let mut expected = again.out4(public, 8);
+            expected.ip.tos = 0x20;
+            let mut deltas = out_known(expected.total_len());
+            deltas.push((Counter::Nat64FastPathOut, 1));
+            let before = n.tables();
+            check(
+                &n,
+                &gw,
+                Prog::InsideXdp,
+                &format!("{kind:?}, {len} bytes of payload"),
+                &input.frame(),
+                Want::Out(&expected),
+                &deltas,
+            );
+            // NAPT_OUT's timestamps move; nothing is added or removed.
+            let after = n.tables();
+            for (i, (b, a)) in before.iter().zip(&after).enumerate() {
+                let keys = |t: &Vec<(Vec<u8>, Vec<u8>)>| -> Vec<Vec<u8>> {
+                    t.iter().map(|(k, _)| k.clone()).collect()
+                };
+                assert_eq!(keys(b), keys(a), "{kind:?}: table {i} changed");
+            }
+        }
+        // The same ports from the stand-in as IPv4: not NAT64's, dropped.
+        let from_stand_in = flow.clone().with_data(b"x");
+        let input = Packet::new(s, R, from_stand_in.l4(flow.port, flow.rport, true));
+        check(
+            &n,
+            &gw,
+            Prog::InsideXdp,
+            &format!("{kind:?}: IPv4 from the stand-in {s}"),
+            &input.frame(),
+            Want::Drop,
+            &only(Counter::EgressDroppedMalformed),
+        );
+    }
+}
+
+/// What XDP leaves to TC, untouched (the frame, the tables and the
+/// counters as they were): a new host, a new flow, ICMPv6 echo, a
+/// fragment header, hop limit 1, a UDP datagram without checksum, a packet
+/// too big for the external link, to an address outside the prefix, a
+/// non-global address under the well-known prefix; with the external
+/// interface not taking XDP frames or the fast path off, everything.
+#[test]
+fn outbound_xdp_fast_path_leaves_the_rest_to_tc() {
+    let mut n = N64::new();
+    let gw = Gw::new("xdprest", 1400);
+    n.set_ext_ifindex(gw.ext0);
+    n.set_fast_path(true);
+    let ext0 = gw.ext0;
+    gw.ns.in_ns(|| n.add_xdp_target(ext0));
+    let udp = Flow::new(Kind::Udp);
+    open(&n, &gw, Prog::Inside, "UDP", &udp, w(R));
+    let echo = Flow::new(Kind::Echo);
+    open(&n, &gw, Prog::Inside, "echo", &echo, w(R));
+    let mut no_csum = udp.out6(w(R)).frame();
+    no_csum[ETH_HLEN + 46..ETH_HLEN + 48].fill(0);
+    // An atomic fragment of the flow's datagram.
+    let datagram = udp.out6(w(R)).frame()[ETH_HLEN + 40..].to_vec();
+    let fragment = raw6(
+        w(R),
+        44,
+        &[&[17, 0, 0, 0, 0, 0, 0, 1][..], &datagram].concat(),
+    );
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("a new host", udp.clone().with_host(H6B).out6(w(R)).frame()),
+        (
+            "a new flow",
+            udp.clone().with_port(40999).out6(w(R)).frame(),
+        ),
+        ("ICMPv6 echo", echo.out6(w(R)).frame()),
+        ("a fragment header", fragment.frame()),
+        ("hop limit 1", udp.out6(w(R)).with_hop_limit(1).frame()),
+        ("UDP without checksum", no_csum),
+        (
+            "too big for the external link",
+            udp.clone().with_data(&[1; 1400]).out6(w(R)).frame(),
+        ),
+        (
+            "outside the prefix",
+            udp.out6("2001:db8:2::1".parse().unwrap()).frame(),
+        ),
+        (
+            "non-global under the well-known prefix",
+            udp.out6(w(Ipv4Addr::new(10, 1, 1, 1))).frame(),
+        ),
+    ];
+    for (what, frame) in &cases {
+        check_stateless(&n, &gw, Prog::InsideXdp, what, frame, Want::Untouched, &[]);
+    }
+    let known = udp.out6(w(R)).frame();
+    gw.ns.in_ns(|| {
+        Loaded::new(&mut n.ebpf)
+            .xdp_targets()
+            .unwrap()
+            .remove(ext0)
+            .expect("XDP_TARGETS")
+    });
+    check_stateless(
+        &n,
+        &gw,
+        Prog::InsideXdp,
+        "ext0 not in XDP_TARGETS",
+        &known,
+        Want::Untouched,
+        &[],
+    );
+    gw.ns.in_ns(|| n.add_xdp_target(ext0));
+    n.set_fast_path(false);
+    check_stateless(
+        &n,
+        &gw,
+        Prog::InsideXdp,
+        "fast path off",
+        &known,
+        Want::Untouched,
+        &[],
+    );
 }

@@ -76,6 +76,48 @@ pub fn inbound_tc(ctx: &TcContext) -> i32 {
     }
 }
 
+/// NAT64's inbound fast path (`nat64::inbound`, which calls it once the
+/// packet `ip` is known to become the IPv6 packet `ip6`, before it grows):
+/// the route of that IPv6 packet as the stack would forward it, or
+/// `Stack` — the fast path off, hop limit ≤ 1, no route, too big for it
+/// (`mtu_len`, its IPv6 length; 0 for a TC GSO packet), and from XDP an
+/// unresolved neighbour or a device not in `XDP_TARGETS`. The caller
+/// writes the header with one hop less along any other route.
+#[inline(always)]
+pub fn inbound6_route<C: EbpfContext>(
+    ctx: &C,
+    ip: &Ipv4,
+    ip6: &[u32; 10],
+    ifindex: u32,
+    mtu_len: u16,
+    xdp: bool,
+) -> Route {
+    let [_, _, next, hop_limit] = ip6[1].to_ne_bytes();
+    if hop_limit <= 1 || !route::fast_path_enabled() {
+        return Route::Stack;
+    }
+    let (src6, dst6) = (
+        [ip6[2], ip6[3], ip6[4], ip6[5]],
+        [ip6[6], ip6[7], ip6[8], ip6[9]],
+    );
+    let route = route::lookup6(ctx, next, ifindex, &src6, &dst6, (ip.src, ip.dst), mtu_len);
+    match route {
+        Route::Resolved { ifindex, .. } if xdp && XDP_TARGETS.get(ifindex).is_none() => {
+            Route::Stack
+        }
+        Route::NoNeigh { .. } if xdp => Route::Stack,
+        r => r,
+    }
+}
+
+/// One hop less in an IPv6 header about to be written (the forwarding's
+/// hop: IPv6 has no header checksum to follow).
+#[inline(always)]
+pub fn decrement_hop_limit(ip6: &mut [u32; 10]) {
+    let [a, b, next, hop_limit] = ip6[1].to_ne_bytes();
+    ip6[1] = u32::from_ne_bytes([a, b, next, hop_limit.wrapping_sub(1)]);
+}
+
 /// The length the FIB checks against the route's MTU: the packet's own,
 /// except for GSO super-packets (0 lets the kernel check the skb, which
 /// knows they are segmented on the way out).
@@ -87,23 +129,54 @@ fn mtu_len(ctx: &TcContext, ip: &Ipv4) -> u16 {
 }
 
 /// What makes an outbound packet one of an established flow.
-enum Flow {
+pub enum Flow {
     /// A static 1:1 mapping of its source, to this public address.
     Static(u32),
     /// A NAPT mapping with a session to this remote endpoint.
     Napt(napt::outbound::Established),
 }
 
+impl Flow {
+    /// The packet moved `by` bytes towards the front since [`established`]
+    /// looked at it (NAT64: 20 bytes of IPv6 header less): the offsets the
+    /// flow holds follow.
+    #[inline(always)]
+    pub fn moved(&mut self, by: u32) {
+        if let Flow::Napt(e) = self {
+            e.moved(by);
+        }
+    }
+}
+
+/// The established flow of the (untranslated) packet `ip`, if any.
 #[inline(always)]
-fn established<P: Packet>(p: &P, ip: &Ipv4) -> Option<Flow> {
+pub fn established<P: Packet>(p: &P, ip: &Ipv4) -> Option<Flow> {
     if let Some(public) = static_nat::lookup_out(ip.src) {
         return Some(Flow::Static(public));
     }
     napt::outbound::established(p, ip).map(Flow::Napt)
 }
 
+/// Whether the fast path may send along `route`: out of the external
+/// interface only (inside-to-inside traffic is routed untouched), and an
+/// XDP frame (`xdp`) only to a resolved next hop on a device that takes
+/// XDP redirects.
+#[inline(always)]
+pub fn sendable(route: &Route, xdp: bool) -> bool {
+    let ext = route::external_ifindex();
+    ext != 0
+        && match *route {
+            Route::Resolved { ifindex, .. } => {
+                ifindex == ext && (!xdp || XDP_TARGETS.get(ext).is_some())
+            }
+            // Only TC can have the kernel resolve the neighbour.
+            Route::NoNeigh { ifindex } => !xdp && ifindex == ext,
+            Route::Stack => false,
+        }
+}
+
 /// What the outbound fast path did with a packet.
-enum Outbound {
+pub enum Outbound {
     /// Not ours to forward: the hook passes it on, untouched.
     Pass,
     /// Translated but unsendable, or malformed: drop.
@@ -112,10 +185,46 @@ enum Outbound {
     Sent(i64),
 }
 
+/// Translates the packet `ip` of the established `flow` and sends it
+/// along `route` (checked [`sendable`]), counted in `counter`.
+#[inline(always)]
+pub fn translate_and_send<P: Packet>(
+    p: &mut P,
+    ip: &Ipv4,
+    flow: &Flow,
+    route: &Route,
+    counter: Counter,
+) -> Outbound {
+    let verdict = match flow {
+        // Static 1:1 NAT alone, as the pipeline does it for this source:
+        // the whole pipeline behind the route lookups (NAPT with block
+        // allocation's probing loops too) is more than the verifier's
+        // 1M-instruction budget for `xnat_inside_xdp` (kernel 6.18).
+        Flow::Static(public) => static_nat::translate(p, ip, Direction::Egress, *public),
+        // The mapping and session found above, not looked up again.
+        Flow::Napt(e) => napt::outbound::egress_established(p, ip, e),
+    };
+    match verdict {
+        Verdict::Translated => {}
+        Verdict::Drop => return Outbound::Drop,
+        Verdict::Pass => return Outbound::Pass,
+    }
+    let Some(ip) = ipv4::outer_ipv4(p) else {
+        return Outbound::Drop;
+    };
+    match route::send(p, &ip, route) {
+        Some(v) => {
+            counters::bump(counter);
+            Outbound::Sent(v)
+        }
+        // Translated but not sendable: dropping is the only safe choice.
+        None => Outbound::Drop,
+    }
+}
+
 /// The outbound fast path, shared by the TC and XDP inside programs: an
 /// established flow's packet is translated and sent straight out of the
-/// external interface. `xdp`: the packet is an XDP frame, which only goes
-/// to a resolved next hop on a device that takes XDP redirects.
+/// external interface. `xdp`: the packet is an XDP frame.
 #[inline(always)]
 fn outbound<C: EbpfContext, P: Packet>(
     ctx: &C,
@@ -135,19 +244,7 @@ fn outbound<C: EbpfContext, P: Packet>(
     // here, the stack takes the packet untranslated, as without the fast
     // path (a translated packet would be a martian on this interface).
     let route = route::lookup(ctx, ip, ifindex, ip.src, ip.dst, mtu_len);
-    // Only traffic leaving through the external interface is ours to
-    // translate (inside-to-inside traffic is routed untouched).
-    let ext = route::external_ifindex();
-    let sendable = ext != 0
-        && match route {
-            Route::Resolved { ifindex, .. } => {
-                ifindex == ext && (!xdp || XDP_TARGETS.get(ext).is_some())
-            }
-            // Only TC can have the kernel resolve the neighbour.
-            Route::NoNeigh { ifindex } => !xdp && ifindex == ext,
-            Route::Stack => false,
-        };
-    if !sendable {
+    if !sendable(&route, xdp) {
         return Outbound::Pass;
     }
     if is_stand_in(ip.src) {
@@ -156,31 +253,7 @@ fn outbound<C: EbpfContext, P: Packet>(
         counters::bump(Counter::EgressDroppedMalformed);
         return Outbound::Drop;
     }
-    let verdict = match &flow {
-        // Static 1:1 NAT alone, as the pipeline does it for this source:
-        // the whole pipeline behind the route lookups (NAPT with block
-        // allocation's probing loops too) is more than the verifier's
-        // 1M-instruction budget for `xnat_inside_xdp` (kernel 6.18).
-        Flow::Static(public) => static_nat::translate(p, ip, Direction::Egress, *public),
-        // The mapping and session found above, not looked up again.
-        Flow::Napt(e) => napt::outbound::egress_established(p, ip, e),
-    };
-    match verdict {
-        Verdict::Translated => {}
-        Verdict::Drop => return Outbound::Drop,
-        Verdict::Pass => return Outbound::Pass,
-    }
-    let Some(ip) = ipv4::outer_ipv4(p) else {
-        return Outbound::Drop;
-    };
-    match route::send(p, &ip, &route) {
-        Some(v) => {
-            counters::bump(Counter::FastPathOutbound);
-            Outbound::Sent(v)
-        }
-        // Translated but not sendable: dropping is the only safe choice.
-        None => Outbound::Drop,
-    }
+    translate_and_send(p, ip, &flow, &route, Counter::FastPathOutbound)
 }
 
 /// TC ingress on an inside interface, for packets that are not

@@ -21,6 +21,7 @@ use crate::{
 };
 
 const AF_INET: u8 = 2;
+const AF_INET6: u8 = 10;
 
 /// Whether `--fast-path` is on.
 #[inline(always)]
@@ -95,10 +96,48 @@ pub fn lookup<C: EbpfContext>(
     dst: u32,
     mtu_len: u16,
 ) -> Route {
+    cached(src, dst, ifindex, mtu_len, || {
+        let mut params = query(ip.proto, ifindex, mtu_len);
+        params.family = AF_INET;
+        params.__bindgen_anon_3.ipv4_src = src;
+        params.__bindgen_anon_4.ipv4_dst = dst;
+        fib(ctx, params)
+    })
+}
+
+/// The same for an IPv6 packet (NAT64's inbound fast path): `src6` →
+/// `dst6`, `mtu_len` its whole length (40-byte header included). It is
+/// cached under `key`, two IPv4 addresses that name the same pair for the
+/// rest of the tick: NAT64's IPv4 source (the remote, embedded in `src6`
+/// by the prefix) and the stand-in (`dst6`'s host, 1:1). A stand-in is
+/// never the destination of an IPv4 lookup, so the keys never meet.
+#[inline(always)]
+pub fn lookup6<C: EbpfContext>(
+    ctx: &C,
+    proto: u8,
+    ifindex: u32,
+    src6: &[u32; 4],
+    dst6: &[u32; 4],
+    key: (u32, u32),
+    mtu_len: u16,
+) -> Route {
+    cached(key.0, key.1, ifindex, mtu_len, || {
+        let mut params = query(proto, ifindex, mtu_len);
+        params.family = AF_INET6;
+        params.__bindgen_anon_3.ipv6_src = *src6;
+        params.__bindgen_anon_4.ipv6_dst = *dst6;
+        fib(ctx, params)
+    })
+}
+
+/// `fib()`'s answer, from the per-CPU cache when a lookup with the same
+/// key and no shorter length was made this tick.
+#[inline(always)]
+fn cached(src: u32, dst: u32, ifindex: u32, mtu_len: u16, fib: impl FnOnce() -> Route) -> Route {
     // GSO packets (mtu_len 0) need the kernel's own check of the skb:
     // never cached.
     if mtu_len == 0 {
-        return fib(ctx, ip, ifindex, src, dst, mtu_len);
+        return fib();
     }
     // SAFETY: helper without arguments (inlined by the verifier).
     let now = unsafe { bpf_jiffies64() };
@@ -120,7 +159,7 @@ pub fn lookup<C: EbpfContext>(
             };
         }
     }
-    let route = fib(ctx, ip, ifindex, src, dst, mtu_len);
+    let route = fib();
     if let (
         Some(e),
         Route::Resolved {
@@ -154,24 +193,20 @@ fn cache_slot(src: u32, dst: u32, ifindex: u32) -> u32 {
     h >> (32 - ROUTE_CACHE_SLOTS.trailing_zeros())
 }
 
-/// The kernel's FIB lookup (`bpf_fib_lookup`), uncached.
+/// A lookup's parameters but for the family and addresses.
 #[inline(always)]
-fn fib<C: EbpfContext>(
-    ctx: &C,
-    ip: &Ipv4,
-    ifindex: u32,
-    src: u32,
-    dst: u32,
-    mtu_len: u16,
-) -> Route {
+fn query(proto: u8, ifindex: u32, mtu_len: u16) -> bpf_fib_lookup {
     // SAFETY: zeroed plain-data struct.
     let mut params: bpf_fib_lookup = unsafe { core::mem::zeroed() };
-    params.family = AF_INET;
-    params.l4_protocol = ip.proto;
+    params.l4_protocol = proto;
     params.__bindgen_anon_1.tot_len = mtu_len;
     params.ifindex = ifindex;
-    params.__bindgen_anon_3.ipv4_src = src;
-    params.__bindgen_anon_4.ipv4_dst = dst;
+    params
+}
+
+/// The kernel's FIB lookup (`bpf_fib_lookup`), uncached.
+#[inline(always)]
+fn fib<C: EbpfContext>(ctx: &C, mut params: bpf_fib_lookup) -> Route {
     // SAFETY: helper call with a stack struct of the size we pass.
     let rc = unsafe {
         fib_lookup(
@@ -217,23 +252,33 @@ pub fn lookup_packet<C: EbpfContext, P: Packet>(
 /// `None` if the packet could not be prepared.
 #[inline(always)]
 pub fn send<P: Packet>(p: &mut P, ip: &Ipv4, route: &Route) -> Option<i64> {
+    if let Route::Stack = route {
+        return None;
+    }
+    decrement_ttl(p, ip)?;
+    redirect(p, route)
+}
+
+/// [`send`] for a packet whose hop count the caller already took care
+/// of (NAT64 writes its IPv6 header with the hop limit less one): MACs
+/// and redirect.
+#[inline(always)]
+pub fn redirect<P: Packet>(p: &mut P, route: &Route) -> Option<i64> {
     match route {
         Route::Resolved {
             ifindex,
             smac,
             dmac,
         } => {
-            decrement_ttl(p, ip)?;
             p.store(offset_of!(EthHdr, dst_addr) as u32, dmac)?;
             p.store(offset_of!(EthHdr, src_addr) as u32, smac)?;
             // SAFETY: helper call.
             Some(unsafe { bpf_redirect(*ifindex, 0) })
         }
+        // The kernel resolves the neighbour and fills in the MACs (TC
+        // only; XDP callers never pass NoNeigh here).
+        // SAFETY: helper call without neighbour parameters.
         Route::NoNeigh { ifindex } => {
-            decrement_ttl(p, ip)?;
-            // The kernel resolves the neighbour and fills in the MACs (TC
-            // only; XDP callers never pass NoNeigh here).
-            // SAFETY: helper call without neighbour parameters.
             Some(unsafe { bpf_redirect_neigh(*ifindex, core::ptr::null_mut(), 0, 0) })
         }
         Route::Stack => None,

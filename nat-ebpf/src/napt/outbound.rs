@@ -211,6 +211,16 @@ pub struct Established {
     skey: SessionKey,
 }
 
+impl Established {
+    /// The packet moved `by` bytes towards the front (see
+    /// `fastpath::Plan::moved`): the port's offsets follow.
+    #[inline(always)]
+    pub fn moved(&mut self, by: u32) {
+        self.ports.ours.off -= by;
+        self.ports.ours.csum_off -= by;
+    }
+}
+
 /// The established flow of an outbound packet, or `None` (not NAPT's, a
 /// new flow or remote endpoint, not TCP/UDP, a fragment, cut short).
 #[inline(always)]

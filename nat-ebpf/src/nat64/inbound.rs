@@ -4,6 +4,7 @@
 //! stands for (RFC 7915 section 4), and goes to the stack, which routes it
 //! inside.
 use aya_ebpf::{
+    EbpfContext,
     bindings::{TC_ACT_OK, TC_ACT_SHOT, bpf_adj_room_mode::BPF_ADJ_ROOM_MAC, xdp_action},
     helpers::generated::{
         bpf_csum_update, bpf_redirect, bpf_skb_change_tail, bpf_xdp_adjust_head,
@@ -19,6 +20,10 @@ use nat_common::{
 
 use crate::{
     counters,
+    forward::{
+        fastpath,
+        route::{self, Route},
+    },
     maps::{NAT64_IDS, XDP_TARGETS},
     nat64::{
         config,
@@ -130,9 +135,17 @@ pub fn process_tc(ctx: &TcContext) -> i32 {
             None => return counters::drop_tc(Counter::Nat64DropMalformed),
         }
     }
-    let t = match prepare(&mut p, &ip, cfg, split) {
+    let mut t = match prepare(&mut p, &ip, cfg, split) {
         Ok(t) => t,
         Err(reason) => return counters::drop_tc(reason),
+    };
+    // The fast path, for a packet from outside: asked while the IPv4
+    // header still names the flow (the route cache's key).
+    // (Pieces of a split packet go to the stack, as its clones do.)
+    let route = if hairpinned || split {
+        Route::Stack
+    } else {
+        fast_route(ctx, &ip, &mut t, ifindex, gso, false)
     };
     // 20 bytes more header room after the MAC header; skb->protocol and
     // GSO follow. An error needs 20 more for its quote's header.
@@ -159,10 +172,19 @@ pub fn process_tc(ctx: &TcContext) -> i32 {
     }
     // SAFETY: helper on our own skb.
     unsafe { bpf_csum_update(ctx.skb.skb, fold(sum) as u32) };
-    if split && split::send(ctx, ip.tot_len - ip.hlen, cfg.inside_mtu).is_none() {
-        return counters::drop_tc(Counter::Nat64DropMalformed);
+    if split {
+        if split::send(ctx, ip.tot_len - ip.hlen, cfg.inside_mtu).is_none() {
+            return counters::drop_tc(Counter::Nat64DropMalformed);
+        }
+        return TC_ACT_OK;
     }
-    TC_ACT_OK
+    match route::redirect(&mut p, &route) {
+        Some(v) => {
+            counters::bump(Counter::Nat64FastPathIn);
+            v as i32
+        }
+        None => TC_ACT_OK,
+    }
 }
 
 #[inline(always)]
@@ -216,13 +238,16 @@ pub fn process_xdp(ctx: &XdpContext) -> u32 {
             return xdp_action::XDP_DROP;
         }
     }
-    let t = match prepare(&mut p, &ip, cfg, false) {
+    let mut t = match prepare(&mut p, &ip, cfg, false) {
         Ok(t) => t,
         Err(reason) => {
             counters::bump(reason);
             return xdp_action::XDP_DROP;
         }
     };
+    // SAFETY: reading our own context.
+    let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
+    let route = fast_route(ctx, &ip, &mut t, ifindex, false, true);
     let growth = t.growth();
     // SAFETY: helper on our own frame; the old bounds are not used after.
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, -growth) } != 0 {
@@ -236,7 +261,39 @@ pub fn process_xdp(ctx: &XdpContext) -> u32 {
         counters::bump(Counter::Nat64DropMalformed);
         return xdp_action::XDP_DROP;
     }
-    xdp_action::XDP_PASS
+    match route::redirect(&mut p, &route) {
+        Some(v) => {
+            counters::bump(Counter::Nat64FastPathIn);
+            v as u32
+        }
+        None => xdp_action::XDP_PASS,
+    }
+}
+
+/// The fast path's route for the translated packet (README "Fast path"):
+/// a datagram only (fragments and ICMP errors take the stack, as NAT44's
+/// fast path leaves them to it); along a route, `t`'s header gets one hop
+/// less, as the stack would have taken. `gso`: a TC GSO packet, whose
+/// segments the kernel checks against the MTU itself.
+#[inline(always)]
+fn fast_route<C: EbpfContext>(
+    ctx: &C,
+    ip: &Ipv4,
+    t: &mut Translated,
+    ifindex: u32,
+    gso: bool,
+    xdp: bool,
+) -> Route {
+    if t.growth != GROWTH {
+        return Route::Stack;
+    }
+    // The IPv6 packet's whole length.
+    let mtu_len = if gso { 0 } else { (ip.tot_len + 20) as u16 };
+    let route = fastpath::inbound6_route(ctx, ip, &t.headers.ip6, ifindex, mtu_len, xdp);
+    if !matches!(route, Route::Stack) {
+        fastpath::decrement_hop_limit(&mut t.headers.ip6);
+    }
+    route
 }
 
 /// `acc` plus the sum of `words` (as they lie in memory).

@@ -17,6 +17,8 @@ pub mod icmpv6_error;
 pub mod inbound;
 /// IPv6 -> IPv4 (inside ingress, before NAT44).
 pub mod outbound;
+/// IPv6 -> IPv4 in XDP for established flows (the fast path).
+pub mod outbound_xdp;
 /// IPv4 packets without DF too big for the inside link: IPv6 fragments.
 pub mod split;
 /// IPv4 packets too big for the inside link: Fragmentation Needed.
@@ -60,6 +62,14 @@ pub fn for_stand_in<P: Packet>(p: &P) -> bool {
 pub fn tail_call_out(ctx: &TcContext) {
     // SAFETY: a tail call with our own context; it returns only on failure.
     unsafe { NAT64_TC_PROGS.tail_call(ctx, NAT64_SLOT_OUT) };
+}
+
+/// Hands an inside IPv6 frame to the XDP IPv6 -> IPv4 program; returns
+/// only if that is not loaded: the caller passes the frame on.
+#[inline(always)]
+pub fn tail_call_out_xdp(ctx: &XdpContext) {
+    // SAFETY: a tail call with our own context; it returns only on failure.
+    unsafe { NAT64_XDP_PROGS.tail_call(ctx, NAT64_SLOT_OUT) };
 }
 
 /// Hands a packet for a stand-in to the IPv4 -> IPv6 program (TC);

@@ -22,6 +22,7 @@ use nat_common::{
         NAT64_SLOT_HAIRPIN, NAT64_SLOT_OUT_ERROR, NAT64_SLOT_OUT_NAT44, NAT64_WKP, Nat64Config,
         is_non_global, is_stand_in,
     },
+    trace::TRACE_NAT64_OUT_TC,
 };
 
 use crate::{
@@ -43,6 +44,7 @@ use crate::{
         },
         ipv6::{self, IPPROTO_ICMPV6, Ipv6, NEXTHDR_FRAGMENT, bytes_of},
     },
+    trace,
     translate::pipeline,
     verdict::{Direction, Verdict},
 };
@@ -321,37 +323,57 @@ fn error(ctx: &TcContext, p: &mut TcPacket, cfg: &Nat64Config, ip6: &Ipv6) -> Re
 
 /// The NAT44 step (its own program, `xnat_nat64_out_nat44_tc`): the
 /// stand-in's IPv4 packet through static NAT or NAPT, then forwarded.
+/// Reported to `xnat trace` while one runs (as the host's IPv6 packet:
+/// `trace::report` names the stand-in's host).
 #[inline(always)]
 pub fn nat44(ctx: &TcContext) -> i32 {
     let mut p = TcPacket { ctx };
-    let v = match ipv4::outer_ipv4(&p) {
+    trace::arm_stashed(&p);
+    nat44_traced(ctx, &mut p)
+}
+
+/// [`nat44`]'s work; every way out reports to a running trace.
+#[inline(always)]
+fn nat44_traced(ctx: &TcContext, p: &mut TcPacket) -> i32 {
+    let done = |p: &TcPacket, rc: i32| {
+        let v = if rc == TC_ACT_SHOT {
+            Verdict::Drop
+        } else {
+            Verdict::Translated
+        };
+        trace::report_stashed(p, TRACE_NAT64_OUT_TC, v);
+        rc
+    };
+    let v = match ipv4::outer_ipv4(p) {
         // Reached only by the tail call above, but checked all the same:
         // nothing else may be translated as an IPv6 host's.
-        Some(ip) if is_stand_in(ip.src) => pipeline::nat64_egress(&mut p, &ip),
-        _ => return counters::drop_tc(Counter::Nat64DropMalformed),
+        Some(ip) if is_stand_in(ip.src) => pipeline::nat64_egress(p, &ip),
+        _ => return done(p, counters::drop_tc(Counter::Nat64DropMalformed)),
     };
     match v {
         Verdict::Translated => {}
-        Verdict::Drop => return TC_ACT_SHOT,
+        Verdict::Drop => return done(p, TC_ACT_SHOT),
         // NAPT off and no static mapping: nothing to translate the
         // stand-in to.
-        Verdict::Pass => return counters::drop_tc(Counter::Nat64DropNoRoute),
+        Verdict::Pass => return done(p, counters::drop_tc(Counter::Nat64DropNoRoute)),
     }
     // The destination is as it was: still one of our public endpoints if
     // it was one. (Asked after NAT44, not before: the answer would double
     // the verifier's walk of NAT44.)
-    let hairpin = ipv4::outer_ipv4(&p).is_some_and(|ip| hairpin::targets_us(&p, &ip));
+    let hairpin = ipv4::outer_ipv4(p).is_some_and(|ip| hairpin::targets_us(p, &ip));
     if hairpin {
         // To one of our public endpoints (RFC 6146 3.8): the inbound step
         // next, a program of its own.
+        done(p, TC_ACT_OK);
         // SAFETY: a tail call with our own context; returns only on failure.
         unsafe { NAT64_TC_PROGS.tail_call(ctx, NAT64_SLOT_HAIRPIN) };
         return counters::drop_tc(Counter::Nat64DropNoRoute);
     }
-    match forward(ctx, &mut p) {
+    let rc = match forward(ctx, p) {
         Ok(v) => v,
         Err(reason) => counters::drop_tc(reason),
-    }
+    };
+    done(p, rc)
 }
 
 /// Hairpinning's inbound step (`xnat_nat64_hairpin_tc`): the packet NAT44

@@ -24,9 +24,10 @@ pub enum Proto {
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Only packets from or to this address or prefix (before or after
-    /// translation: an inside host's address matches its inbound packets too).
-    #[arg(long, value_name = "ADDR[/LEN]")]
-    pub host: Option<Prefix>,
+    /// translation: an inside host's address matches its inbound packets
+    /// too), or this NAT64 IPv6 host (an address, no prefix).
+    #[arg(long, value_name = "ADDR[/LEN]|IPV6", value_parser = parse_host)]
+    pub host: Option<Host>,
     /// Only packets from or to this port (an ICMP echo's identifier).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub port: Option<u16>,
@@ -41,11 +42,32 @@ pub struct Args {
     pub json: bool,
 }
 
+/// `--host`: an IPv4 address or prefix, or a NAT64 IPv6 host.
+#[derive(Clone, Copy, Debug)]
+pub enum Host {
+    V4(Prefix),
+    V6(std::net::Ipv6Addr),
+}
+
+fn parse_host(s: &str) -> Result<Host, String> {
+    if let Ok(a) = s.parse::<std::net::Ipv6Addr>() {
+        return Ok(Host::V6(a));
+    }
+    if s.contains(':') {
+        return Err(format!(
+            "{s:?}: an IPv6 host is one address (no prefix length)"
+        ));
+    }
+    s.parse::<Prefix>().map(Host::V4).map_err(|e| e.to_string())
+}
+
 pub fn run(args: Args, iface: Option<&str>) -> anyhow::Result<ExitCode> {
     let (ifname, dir) = pins::resolve_iface(iface)?;
-    let (addr, mask) = args
-        .host
-        .map_or((0, 0), |p| trace::host_filter(p.addr, p.len));
+    let (addr, mask) = match args.host {
+        None => (0, 0),
+        Some(Host::V4(p)) => trace::host_filter(p.addr, p.len),
+        Some(Host::V6(a)) => trace::host6_filter(&dir, a)?,
+    };
     let filter = TraceFilter {
         tracer: 0,
         addr,

@@ -23,7 +23,7 @@ use aya::{
 use nat_common::{
     PROG_EGRESS_TC, PROG_EXPIRE, PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_INSIDE_TC,
     PROG_INSIDE_XDP, PROG_NAT64_HAIRPIN_TC, PROG_NAT64_IN_TC, PROG_NAT64_IN_XDP,
-    PROG_NAT64_OUT_ERROR_TC, PROG_NAT64_OUT_NAT44_TC, PROG_NAT64_OUT_TC,
+    PROG_NAT64_OUT_ERROR_TC, PROG_NAT64_OUT_NAT44_TC, PROG_NAT64_OUT_TC, PROG_NAT64_OUT_XDP,
     nat64::{
         MAP_NAT64_TC_PROGS, MAP_NAT64_XDP_PROGS, NAT64_SLOT_HAIRPIN, NAT64_SLOT_IN, NAT64_SLOT_OUT,
         NAT64_SLOT_OUT_ERROR, NAT64_SLOT_OUT_NAT44,
@@ -178,7 +178,7 @@ impl Loaded {
 
         // The NAT64 programs before anything that tail-calls them.
         if !req.inside.is_empty() {
-            load_nat64(&mut ebpf, ingress)?;
+            load_nat64(&mut ebpf, ingress, !inside_xdp.is_empty())?;
         }
 
         // Egress first: until ingress is attached too, nothing translated can
@@ -249,9 +249,10 @@ pub fn pin_expiry_walk(dir: &Path) -> anyhow::Result<()> {
 
 /// Loads the NAT64 programs into the program arrays their callers
 /// tail-call through (the inside TC program for IPv6 frames; the ingress
-/// program for packets NAT44 translated to a stand-in). The arrays are
-/// pinned, so the programs stay in them without the agent.
-fn load_nat64(ebpf: &mut Ebpf, ingress: HookMode) -> anyhow::Result<()> {
+/// program for packets NAT44 translated to a stand-in; the inside XDP
+/// program, if `inside_xdp`, for established flows' IPv6 frames). The
+/// arrays are pinned, so the programs stay in them without the agent.
+fn load_nat64(ebpf: &mut Ebpf, ingress: HookMode, inside_xdp: bool) -> anyhow::Result<()> {
     let mut slots = vec![
         (PROG_NAT64_OUT_TC, MAP_NAT64_TC_PROGS, NAT64_SLOT_OUT),
         (
@@ -274,11 +275,14 @@ fn load_nat64(ebpf: &mut Ebpf, ingress: HookMode) -> anyhow::Result<()> {
     if ingress == HookMode::Xdp {
         slots.push((PROG_NAT64_IN_XDP, MAP_NAT64_XDP_PROGS, NAT64_SLOT_IN));
     }
+    if inside_xdp {
+        slots.push((PROG_NAT64_OUT_XDP, MAP_NAT64_XDP_PROGS, NAT64_SLOT_OUT));
+    }
     for (prog, map, slot) in slots {
         let program = ebpf
             .program_mut(prog)
             .with_context(|| format!("program {prog} missing from the object"))?;
-        let fd = if prog == PROG_NAT64_IN_XDP {
+        let fd = if map == MAP_NAT64_XDP_PROGS {
             let p: &mut Xdp = program.try_into()?;
             p.load()
                 .with_context(|| format!("loading {prog} (verifier)"))?;

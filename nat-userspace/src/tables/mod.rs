@@ -51,8 +51,7 @@ use nat_common::{
         MAP_NAT64, MAP_NAT64_HOSTS, MAP_NAT64_IDS, MAP_NAT64_TC_PROGS, MAP_NAT64_XDP_PROGS,
         Nat64Config, Nat64Host,
     },
-    stats::COUNTER_COUNT,
-    trace::{MAP_TRACE, MAP_TRACE_FILTER, MAP_TRACE_SCRATCH, TraceFilter},
+    trace::{MAP_TRACE, MAP_TRACE_FILTER, MAP_TRACE_SCRATCH, TRACE_SCRATCH_LEN, TraceFilter},
 };
 
 use crate::loader::Limits;
@@ -297,7 +296,7 @@ tables! {
     /// Records of traced packets (ring buffer).
     trace: MAP_TRACE => RingBuf<>;
     /// The per-CPU counters of the packet being traced (the programs' own).
-    trace_scratch: MAP_TRACE_SCRATCH => PerCpuArray<[u64; COUNTER_COUNT as usize]>;
+    trace_scratch: MAP_TRACE_SCRATCH => PerCpuArray<[u64; TRACE_SCRATCH_LEN]>;
     /// Fragmented datagrams going out: their first fragment's translation.
     frags_out: MAP_FRAGS_OUT => table<FragKey, FragValue>;
     /// Fragmented datagrams coming in: likewise (LRU, like `frags_out`).

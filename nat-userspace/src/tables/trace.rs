@@ -3,14 +3,18 @@
 //! JSON for programs. The records come from the external interface's
 //! programs (nat-ebpf's `trace` module) while a trace's pid is in the
 //! filter; the agent clears a filter whose tracer died.
-use std::{net::Ipv4Addr, path::Path, time::Duration};
+use std::{
+    net::{Ipv4Addr, Ipv6Addr},
+    path::Path,
+    time::Duration,
+};
 
 use anyhow::{Context as _, bail};
 use nat_common::{
     Counter,
     trace::{
-        TRACE_DROPPED, TRACE_EGRESS_TC, TRACE_INGRESS_TC, TRACE_INGRESS_XDP, TRACE_PASSED,
-        TraceFilter, TraceRecord, TraceTuple,
+        TRACE_DROPPED, TRACE_EGRESS_TC, TRACE_INGRESS_TC, TRACE_INGRESS_XDP, TRACE_NAT64_OUT_TC,
+        TRACE_NAT64_OUT_XDP, TRACE_PASSED, TraceFilter, TraceRecord, TraceTuple,
     },
 };
 use serde::Serialize;
@@ -100,6 +104,34 @@ fn flow(proto: u8, t: &TraceTuple) -> Flow {
     }
 }
 
+/// An endpoint of a NAT64 packet's IPv6 side: `[addr]:port`.
+fn endpoint6(proto: u8, addr: [u8; 16], port_be: u16, with_port: bool) -> String {
+    let a = Ipv6Addr::from(addr);
+    match (proto, with_port) {
+        (6 | 17, true) => format!("[{a}]:{}", u16::from_be(port_be)),
+        (1, true) if port_be != 0 => format!("{a} id {}", u16::from_be(port_be)),
+        _ => a.to_string(),
+    }
+}
+
+/// The IPv6 side of a NAT64 record (`host6` set): outbound, the packet
+/// before is the host's IPv6 one (its stand-in's tuple); inbound, the
+/// packet after is. The other side stays IPv4.
+fn nat64_sides(r: &TraceRecord, before: &mut Flow, after: &mut Flow) {
+    if r.host6 == [0; 16] {
+        return;
+    }
+    let ports = |t: &TraceTuple| t.sport != 0 || t.dport != 0;
+    let (b, a) = (&r.before, &r.after);
+    if nat_common::nat64::is_stand_in(b.src) {
+        before.src = endpoint6(r.proto, r.host6, b.sport, ports(b));
+        before.dst = endpoint6(r.proto, r.remote6, b.dport, ports(b) && r.proto != 1);
+    } else {
+        after.src = endpoint6(r.proto, r.remote6, a.sport, ports(a));
+        after.dst = endpoint6(r.proto, r.host6, a.dport, ports(a) && r.proto != 1);
+    }
+}
+
 /// Decodes one ring record (`None`: not a whole record).
 pub fn decode(bytes: &[u8]) -> Option<Event> {
     if bytes.len() < std::mem::size_of::<TraceRecord>() {
@@ -114,17 +146,21 @@ pub fn decode(bytes: &[u8]) -> Option<Event> {
         .filter(|&&c| r.moved & (1u64 << c as u32) != 0)
         .map(|c| c.name())
         .collect();
+    let (mut before, mut after) = (flow(r.proto, &r.before), flow(r.proto, &r.after));
+    nat64_sides(&r, &mut before, &mut after);
     Some(Event {
         time: humantime::format_rfc3339_micros(when).to_string(),
         program: match r.program {
             TRACE_EGRESS_TC => "egress_tc",
             TRACE_INGRESS_XDP => "ingress_xdp",
             TRACE_INGRESS_TC => "ingress_tc",
+            TRACE_NAT64_OUT_TC => "nat64_out_tc",
+            TRACE_NAT64_OUT_XDP => "nat64_out_xdp",
             _ => "unknown",
         },
         proto: proto_name(r.proto),
-        before: flow(r.proto, &r.before),
-        after: flow(r.proto, &r.after),
+        before,
+        after,
         verdict: match r.verdict {
             TRACE_PASSED => "passed",
             TRACE_DROPPED => "dropped",
@@ -149,6 +185,20 @@ impl Event {
             s += &format!(" ({})", self.reasons.join(", "));
         }
         s
+    }
+}
+
+/// `--host IPV6` as the filter's address and mask: the host's stand-in
+/// (NAT64_HOSTS), which its packets carry on the IPv4 side of NAT64.
+/// Refused when the host has none now.
+pub fn host6_filter(dir: &Path, host: Ipv6Addr) -> anyhow::Result<(u32, u32)> {
+    let hosts = Tables::at(dir).nat64_hosts()?.into_hash_map()?;
+    match hosts.get(&host.octets(), 0) {
+        Ok(stand_in) => Ok((stand_in, u32::MAX)),
+        Err(_) => bail!(
+            "--host {host}: no NAT64 binding holds a stand-in for this IPv6 host now \
+             (trace it once it has sent a packet, or filter by its remote address or port)"
+        ),
     }
 }
 
@@ -197,6 +247,8 @@ mod tests {
             program: TRACE_EGRESS_TC,
             verdict: 2,
             _pad: [0; 5],
+            host6: [0; 16],
+            remote6: [0; 16],
             moved: 1 << Counter::EgressTranslated as u32 | 1 << Counter::NaptMappingsCreated as u32,
         };
         let e = decode(&bytes(&r)).unwrap();
@@ -221,12 +273,55 @@ mod tests {
             program: TRACE_INGRESS_XDP,
             verdict: TRACE_DROPPED,
             _pad: [0; 5],
+            host6: [0; 16],
+            remote6: [0; 16],
             moved: 1 << Counter::DropUnsolicitedSyn as u32,
         };
         let line = decode(&bytes(&r)).unwrap().line();
         assert!(
             line.ends_with(
                 " ingress_xdp tcp 192.0.2.9:1234 > 203.0.113.1:22 dropped (drop_unsolicited_syn)"
+            ),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn nat64_records_show_their_ipv6_side() {
+        let host6 = "2001:db8::5".parse::<Ipv6Addr>().unwrap().octets();
+        let remote6 = "64:ff9b::cb00:7102".parse::<Ipv6Addr>().unwrap().octets();
+        let stand_in = tuple([0, 1, 2, 3], 40100, [203, 0, 113, 2], 9100);
+        let public = tuple([198, 51, 100, 1], 40100, [203, 0, 113, 2], 9100);
+        let out = TraceRecord {
+            time_ns: 0,
+            before: stand_in,
+            after: public,
+            proto: 17,
+            program: TRACE_NAT64_OUT_TC,
+            verdict: 2,
+            _pad: [0; 5],
+            host6,
+            remote6,
+            moved: 1 << Counter::EgressTranslated as u32,
+        };
+        let line = decode(&bytes(&out)).unwrap().line();
+        assert!(
+            line.ends_with(
+                " nat64_out_tc udp [2001:db8::5]:40100 > [64:ff9b::cb00:7102]:9100 => 198.51.100.1:40100 > 203.0.113.2:9100 translated (egress_translated_packets)"
+            ),
+            "{line}"
+        );
+        let back = TraceRecord {
+            before: tuple([203, 0, 113, 2], 9100, [198, 51, 100, 1], 40100),
+            after: tuple([203, 0, 113, 2], 9100, [0, 1, 2, 3], 40100),
+            program: TRACE_INGRESS_TC,
+            moved: 1 << Counter::IngressTranslated as u32,
+            ..out
+        };
+        let line = decode(&bytes(&back)).unwrap().line();
+        assert!(
+            line.ends_with(
+                " ingress_tc udp 203.0.113.2:9100 > 198.51.100.1:40100 => [64:ff9b::cb00:7102]:9100 > [2001:db8::5]:40100 translated (ingress_translated_packets)"
             ),
             "{line}"
         );

@@ -108,6 +108,7 @@ impl Target {
                 PROG_NAT64_HAIRPIN_TC,
                 PROG_NAT64_IN_TC,
                 PROG_NAT64_IN_XDP,
+                nat_common::PROG_NAT64_OUT_XDP,
                 PROG_INGRESS_XDP,
                 PROG_INSIDE_XDP,
                 PROG_INGRESS_TC,
@@ -385,6 +386,7 @@ fn set_nat64_programs(ebpf: &mut Ebpf) -> Result<()> {
         (PROG_NAT64_HAIRPIN_TC, NAT64_SLOT_HAIRPIN, false),
         (PROG_NAT64_IN_TC, NAT64_SLOT_IN, false),
         (PROG_NAT64_IN_XDP, NAT64_SLOT_IN, true),
+        (nat_common::PROG_NAT64_OUT_XDP, NAT64_SLOT_OUT, true),
     ] {
         let prog = ebpf
             .program(name)

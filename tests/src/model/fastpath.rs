@@ -23,7 +23,7 @@ use super::{Ctx, Dir, State, Verdict, forward};
 /// A NAPT packet of an established flow: TCP or UDP (whole header), not a
 /// fragment, whose mapping has a session with its remote endpoint (the
 /// mapping's live first session, or one in `SESSIONS`).
-fn napt_established(st: &State, frame: &[u8], ip: &Ip) -> bool {
+pub fn napt_established(st: &State, frame: &[u8], ip: &Ip) -> bool {
     if !st.napt_on() || ip.later_fragment || ip.more_fragments {
         return false;
     }
@@ -63,7 +63,7 @@ fn napt_established(st: &State, frame: &[u8], ip: &Ip) -> bool {
 /// interface only (traffic between inside interfaces is routed
 /// untranslated), and from XDP only to a resolved next hop on a device
 /// that takes XDP redirects.
-fn sendable(ctx: &Ctx, route: Lookup) -> bool {
+pub fn sendable(ctx: &Ctx, route: Lookup) -> bool {
     let g = &ctx.st.gateway;
     let xdp = ctx.hook.is_xdp();
     let ext = g.ext_ifindex;

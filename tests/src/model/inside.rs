@@ -4,7 +4,8 @@
 //! out of the external interface; `xnat_inside_xdp` does only the latter,
 //! and leaves hairpinned packets and fragments to the TC program.
 //! Whatever neither takes passes untouched and uncounted; the TC program
-//! hands IPv6 frames to NAT64 ([`super::nat64::outbound`]).
+//! hands IPv6 frames to NAT64 ([`super::nat64::outbound`]), the XDP one
+//! (fast path on) to NAT64's fast path ([`super::nat64::outbound::xdp`]).
 
 use super::Rule;
 use crate::bpf::Hook;
@@ -14,9 +15,17 @@ use super::{Ctx, Verdict, fastpath, forward, hairpin, nat64};
 
 pub fn decide(ctx: &mut Ctx, frame: &[u8]) -> Verdict {
     let Some(ip) = parse::outer(frame) else {
-        if ctx.hook == Hook::InsideTc && parse::ethertype(frame) == Some(parse::ETH_P_IPV6) {
-            // The TC program hands IPv6 to NAT64 (XDP passes it).
-            return nat64::outbound::decide(ctx, frame);
+        if parse::ethertype(frame) == Some(parse::ETH_P_IPV6) {
+            // The TC program hands IPv6 to NAT64; XDP (with the fast path
+            // on) to NAT64's fast path.
+            if ctx.hook == Hook::InsideTc {
+                return nat64::outbound::decide(ctx, frame);
+            }
+            if !ctx.st.gateway.fast_path {
+                ctx.note(Rule::InsideXdpNoFastPath);
+                return Verdict::Pass;
+            }
+            return nat64::outbound::xdp(ctx, frame);
         }
         ctx.note(Rule::InsideNotIpv4);
         return Verdict::Pass;

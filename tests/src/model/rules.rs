@@ -197,6 +197,10 @@ rules! {
     Nat64Hairpin = ("NAT64 outbound", "to one of our public endpoints: hairpinned (RFC 6146 3.8)"),
     Nat64HairpinNotIn = ("NAT64 outbound", "hairpin: not translated in: dropped"),
     Nat64HairpinToIpv6 = ("NAT64 outbound", "hairpin: to an IPv6 host, as IPv6 to the stack"),
+    Nat64XdpToTc = ("NAT64 outbound XDP", "not an established TCP/UDP datagram of a known host to the prefix (or hop limit ≤ 1, non-global): to TC untouched"),
+    Nat64XdpNotEstablished = ("NAT64 outbound XDP", "no established flow for the stand-in: to TC untouched"),
+    Nat64XdpNotSendable = ("NAT64 outbound XDP", "not sendable out of the external interface in XDP: to TC untouched"),
+    Nat64XdpFastPath = ("NAT64 outbound XDP", "established: translated, NAT44, sent"),
 
     // ICMPv6 errors from inside (RFC 7915 section 5.2).
     Nat64OutErrorType = ("NAT64 ICMPv6 errors", "type or code without an ICMP twin: dropped"),

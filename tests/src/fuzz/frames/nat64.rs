@@ -134,8 +134,16 @@ impl Generator {
         }
         let base_frame = p.frame();
         let frame = self.mutate6(base_frame.clone(), &mut what);
+        // Now and then to the XDP program in front of TC (NAT64's fast
+        // path for established flows; the rest passes to TC).
+        let hook = if self.rng.random_bool(0.25) {
+            what.push("inside XDP".into());
+            Hook::InsideXdp
+        } else {
+            Hook::InsideTc
+        };
         Case {
-            hook: Hook::InsideTc,
+            hook,
             frame,
             base: None,
             base_frame,

@@ -322,6 +322,21 @@ fn datagram(
     let Some(s) = stand_in(ctx, &ip6.src) else {
         return ctx.drop(Counter::Nat64DropHostsFull);
     };
+    let v4 = to_ipv4(ctx, frame, ip6, sh, dst4, kind, s);
+    ctx.bump(Counter::Nat64Out);
+    nat44(ctx, v4)
+}
+
+/// The IPv4 twin of the datagram (or fragment) from the stand-in `s`.
+fn to_ipv4(
+    ctx: &mut Ctx,
+    frame: &[u8],
+    ip6: &Ip6,
+    sh: &Shape,
+    dst4: [u8; 4],
+    kind: Kind,
+    s: u32,
+) -> Vec<u8> {
     let src4 = s.to_ne_bytes();
     let (l4, end, n) = (sh.l4, ip6.end, sh.n);
     // The transport header and what follows (to the frame's end: padding
@@ -398,8 +413,105 @@ fn datagram(
             )
         }
     };
+    ipv4_frame(frame, &h, &seg)
+}
+
+/// The inside interface's XDP program with the fast path on (README "Fast
+/// path", NAT64): the packets of established flows only — TCP or UDP
+/// right behind the IPv6 header (a whole transport header, UDP with a
+/// checksum), to the prefix, hop limit > 1, not non-global under the
+/// well-known prefix, from a host that has a stand-in whose NAPT binding
+/// has a session with the remote endpoint (or a static one), the route
+/// (looked up with the stand-in and the IPv4 destination, its MTU against
+/// the IPv4 length) out of the external interface to a resolved next hop
+/// that takes XDP frames — are translated as in TC, through NAT44 and sent
+/// (nat64_fast_path_out). Anything else passes untouched to the TC
+/// program, which the fuzzer runs separately.
+pub fn xdp(ctx: &mut Ctx, frame: &[u8]) -> Verdict {
+    let cfg = ctx.st.nat64;
+    let taken = on(&cfg)
+        .then(|| outer6(frame))
+        .flatten()
+        .and_then(|ip6| Some((extract(&cfg, &ip6.dst)?, ip6)))
+        .filter(|(dst4, ip6)| ip6.hop_limit > 1 && !(well_known(&cfg) && is_non_global(*dst4)))
+        .and_then(|(dst4, ip6)| {
+            let kind = match ip6.next {
+                TCP if ip6.has(L4_6, 20) => Kind::Tcp,
+                UDP if ip6.has(L4_6, 8) && get16(frame, L4_6 + 6) != 0 => Kind::Udp,
+                _ => return None,
+            };
+            let s = *ctx.st.nat64_hosts.get(&ip6.src)?;
+            Some((dst4, ip6, kind, s))
+        });
+    let Some((dst4, ip6, kind, s)) = taken else {
+        ctx.note(Rule::Nat64XdpToTc);
+        return Verdict::Pass;
+    };
+    let sh = Shape {
+        next: ip6.next,
+        l4: L4_6,
+        n: ip6.payload_len,
+        frag: None,
+        header: false,
+    };
+    // The IPv4 packet it would be (transport bytes as they are), for the
+    // flow's lookup: its ports are where they are.
+    let tot = ip6.payload_len + 20;
+    let probe = ipv4_frame(
+        frame,
+        &header4(
+            ip6.tclass,
+            tot,
+            [0; 2],
+            ip6.hop_limit,
+            ip6.next,
+            s.to_ne_bytes(),
+            dst4,
+        ),
+        &frame[L4_6..],
+    );
+    let ip4 = parse::outer(&probe).expect("a whole IPv4 header was built");
+    let established = ctx.st.static_out.contains_key(&s)
+        || super::super::fastpath::napt_established(&ctx.st, &probe, &ip4);
+    if !established {
+        ctx.note(Rule::Nat64XdpNotEstablished);
+        return Verdict::Pass;
+    }
+    let route = ctx.st.gateway.fib.lookup(&Query {
+        src: s,
+        dst: u32::from_ne_bytes(dst4),
+        iif: ctx.st.gateway.inside_ifindex,
+        tot_len: tot as u16,
+        skb_len: None,
+    });
+    if !super::super::fastpath::sendable(ctx, route) {
+        ctx.note(Rule::Nat64XdpNotSendable);
+        return Verdict::Pass;
+    }
+    ctx.note(Rule::Nat64XdpFastPath);
+    let v4 = to_ipv4(ctx, frame, &ip6, &sh, dst4, kind, s);
     ctx.bump(Counter::Nat64Out);
-    nat44(ctx, ipv4_frame(frame, &h, &seg))
+    let ip = parse::outer(&v4).expect("a whole IPv4 header was built");
+    ctx.out = v4.clone();
+    ctx.dir = Dir::Out;
+    let v = match ctx.st.static_out.get(&ip.src).copied() {
+        Some(public) => {
+            ctx.note(Rule::Static);
+            static_nat::translate(ctx, &v4, &ip, public)
+        }
+        None => napt::egress_stand_in(ctx, &v4, &ip).expect("an established NAPT flow"),
+    };
+    if v != Verdict::Translated {
+        return v;
+    }
+    let out = parse::outer(&ctx.out).expect("NAT44 keeps the header whole");
+    match forward::send(ctx, &out, route) {
+        Some(v) => {
+            ctx.bump(Counter::Nat64FastPathOut);
+            v
+        }
+        None => Verdict::Drop,
+    }
 }
 
 /// `frame`'s Ethernet header, typed IPv4, then `header` and `rest`.

@@ -55,9 +55,22 @@ pub fn xnat_args() -> Vec<String> {
 
 pub fn start(t: &Topo, xnat: &Path, tmp: &Path) -> Result<Gateway> {
     Ok(match t.mode {
-        Mode::Xnat => {
+        Mode::Xnat | Mode::XnatFastTc | Mode::XnatFastXdp => {
             let mut cmd = netns::exec(&t.gw, xnat);
             cmd.args(xnat_args());
+            // ext0 takes XDP redirects: its peer, the server's eth0, has
+            // NAPI all along (GRO on, see `topo::build`).
+            match t.mode {
+                Mode::XnatFastTc => cmd.args(["--fast-path", "--inside-hook", "tc"]),
+                Mode::XnatFastXdp => cmd.args([
+                    "--fast-path",
+                    "--inside-hook",
+                    "xdp",
+                    "--xdp-redirect",
+                    "ext0",
+                ]),
+                _ => &mut cmd,
+            };
             Gateway::Xnat {
                 _agent: Agent::start(&t.gw, xnat, "ext0", cmd)?,
             }

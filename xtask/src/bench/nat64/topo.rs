@@ -51,6 +51,12 @@ const SERVER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x65, 0, 0, 0, 0, 2);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
     Xnat,
+    /// xnat with `--fast-path`, the inside interface's outbound path in TC
+    /// (what `--inside-hook auto` picks on a veth).
+    XnatFastTc,
+    /// xnat with `--fast-path --inside-hook xdp`: established flows'
+    /// IPv6 packets translated in XDP on int0 (`xnat_nat64_out_xdp`).
+    XnatFastXdp,
     Tayga,
     /// No translation: the server has IPv6 too and the gateway forwards,
     /// the ceiling of the path.
@@ -59,11 +65,19 @@ pub enum Mode {
 
 impl Mode {
     /// Every mode, in the report's column order.
-    pub const ALL: [Mode; 3] = [Mode::Xnat, Mode::Tayga, Mode::Plain6];
+    pub const ALL: [Mode; 5] = [
+        Mode::Xnat,
+        Mode::XnatFastTc,
+        Mode::XnatFastXdp,
+        Mode::Tayga,
+        Mode::Plain6,
+    ];
 
     pub fn key(self) -> &'static str {
         match self {
             Mode::Xnat => "xnat",
+            Mode::XnatFastTc => "xnat_fast_tc",
+            Mode::XnatFastXdp => "xnat_fast_xdp",
             Mode::Tayga => "tayga",
             Mode::Plain6 => "plain6",
         }
@@ -72,6 +86,8 @@ impl Mode {
     pub fn label(self) -> &'static str {
         match self {
             Mode::Xnat => "xnat NAT64",
+            Mode::XnatFastTc => "xnat NAT64 --fast-path, TC inside",
+            Mode::XnatFastXdp => "xnat NAT64 --fast-path, XDP inside",
             Mode::Tayga => "TAYGA + nftables masquerade",
             Mode::Plain6 => "plain IPv6 forwarding (no translation)",
         }
@@ -80,6 +96,8 @@ impl Mode {
     fn short(self) -> &'static str {
         match self {
             Mode::Xnat => "xn",
+            Mode::XnatFastTc => "ft",
+            Mode::XnatFastXdp => "fx",
             Mode::Tayga => "ty",
             Mode::Plain6 => "p6",
         }
@@ -183,6 +201,13 @@ pub fn build(t: &Topo, tmp: &Path) -> Result<()> {
         &["-6", "addr", "add", &format!("{CLIENT}/64"), "dev", "eth0"],
     )?;
     netns::ip(c, &["link", "set", "eth0", "up"])?;
+    if t.mode == Mode::XnatFastXdp {
+        // XDP on int0 sees frames, not skbs: the client's packets must
+        // carry complete checksums, as off a wire (README "Fast path"; as
+        // the end-to-end benchmark's XDP fast path). So its TCP moves
+        // MSS-sized packets: Mode::XnatFastTc is the comparison for UDP.
+        util::output(netns::exec(c, "ethtool").args(["-K", "eth0", "tx", "off"]))?;
+    }
     netns::ip(
         c,
         &["-6", "route", "add", "default", "via", &GW_INT.to_string()],

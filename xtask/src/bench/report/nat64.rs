@@ -26,12 +26,14 @@ pub const PARTS: [Part; 2] = [SECTION, METHOD];
 pub const FIGURE_PARTS: [Part; 1] = [SECTION];
 
 /// Columns, in order.
-const MODES: [&str; 3] = ["xnat", "tayga", "plain6"];
+const MODES: [&str; 5] = ["xnat", "xnat_fast_tc", "xnat_fast_xdp", "tayga", "plain6"];
 /// Ratio columns: (key in `ratios`, heading).
-const PAIRS: [(&str, &str); 3] = [
+const PAIRS: [(&str, &str); 5] = [
     ("xnat/tayga", "xnat / TAYGA"),
     ("xnat/plain6", "xnat / plain"),
     ("tayga/plain6", "TAYGA / plain"),
+    ("xnat_fast_tc/xnat", "fast path TC / xnat"),
+    ("xnat_fast_xdp/xnat_fast_tc", "XDP inside / TC inside"),
 ];
 
 /// An error on one line, not too long for a table's note.
@@ -74,7 +76,9 @@ pub(super) fn section(out: &mut String, n: Option<&Value>) {
         "## 6. NAT64 against TAYGA (issue 19)\n\n\
          Measured by `{}` on {} ({:.0} s; load average before / after: {} / {}). An IPv6-only \
          client reaches an IPv4-only server at {} ({}) through a gateway: xnat \
-         (`{}`), TAYGA {} with nftables masquerade (the common stateful NAT64 with TAYGA), or \
+         (`{}`; and with its fast path, `--fast-path` with the inside interface's outbound \
+         path in TC or in XDP: where XDP pays, see the last column), TAYGA {} with nftables \
+         masquerade (the common stateful NAT64 with TAYGA), or \
          plain IPv6 forwarding to the server's own IPv6 address as the ceiling of the path; \
          one topology per mode, measured round-robin, median of {} rounds, ratios the medians \
          of per-round ratios (see Method).\n",
@@ -244,7 +248,15 @@ IPv4 addresses (RFC 6052 section 3.1), and TAYGA, like RFC 6890, counts 192.0.2.
 (xnat refuses this network, RFC 1918, the shared address space, loopback, link-local and \
 multicast and above); 93.184.216.34, example.com's address for years, is global, and the \
 namespaces are closed. *xnat*: `xnat attach ext0 --ingress tc --masquerade --inside int0 \
---nat64 64:ff9b::/96`, the NAPT pool ext0's address. *TAYGA* (Debian's tayga, in the \
+--nat64 64:ff9b::/96`, the NAPT pool ext0's address; *its fast path* the same with \
+`--fast-path --inside-hook tc` (the inbound IPv6 packets redirected to the client by the \
+program, not forwarded by the gateway's IPv6 stack; outbound as without it: NAT64's TC \
+program forwards by FIB and redirect either way) and with `--fast-path --inside-hook xdp \
+--xdp-redirect ext0` (the client's established flows translated in XDP on int0, \
+`xnat_nat64_out_xdp`, before an skb exists; ext0 takes the XDP frames, its peer having NAPI \
+with GRO on; the client's tx checksum offload off, as for the end-to-end benchmark's XDP fast \
+path, so its TCP sends MSS-sized segments: for TCP the TC fast path is the comparison, for UDP \
+the two fast paths are, in the same rounds). *TAYGA* (Debian's tayga, in the \
 foreground with `tayga -d --config FILE`): `tun-device nat64`, `ipv4-addr 192.168.255.1`, \
 `ipv6-addr 2001:db8:64:ffff::1`, `prefix 64:ff9b::/96`, `dynamic-pool 192.168.255.0/24`; \
 routes for the prefix and the pool to its TUN device; and an nftables `masquerade` rule on ext0 \
