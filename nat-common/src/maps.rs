@@ -126,6 +126,9 @@ pub const STATIC_MAX_ENTRIES: u32 = 16_384;
 /// Program names as they appear in the object file.
 pub const PROG_INGRESS_XDP: &str = "xnat_ingress_xdp";
 pub const PROG_INGRESS_TC: &str = "xnat_ingress_tc";
+/// TC ingress behind `xnat_ingress_xdp` (XDP mode with NAT64): finishes
+/// what the XDP program hands over in its metadata.
+pub const PROG_INGRESS_HANDOFF_TC: &str = "xnat_ingress_handoff_tc";
 pub const PROG_EGRESS_TC: &str = "xnat_egress_tc";
 /// Passes every packet: benchmark baseline and veth-peer receiver for XDP
 /// redirects.

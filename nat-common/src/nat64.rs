@@ -63,6 +63,13 @@ pub const NAT64_SLOT_HAIRPIN: u32 = 4;
 /// Slots of the program arrays.
 pub const NAT64_SLOTS: u32 = 8;
 
+/// XDP metadata (4 bytes before the frame, `bpf_xdp_adjust_meta`) by which
+/// the external interface's XDP program hands a packet it cannot finish to
+/// the TC program behind it (`xnat_ingress_handoff_tc`): an IPv4 packet,
+/// NAT44 already done, that NAT64 must split into IPv6 fragments (XDP
+/// sends one packet at most). Only an XDP program can set it.
+pub const XDP_HANDOFF_SPLIT: u32 = 0x786e_7370;
+
 /// IPv6 inside hosts with a stand-in at once.
 pub const NAT64_HOSTS_MAX: u32 = 65_536;
 /// Probes for a free stand-in before a new host is refused.

@@ -140,6 +140,20 @@ pub fn xnat_ingress_tc(ctx: TcContext) -> i32 {
     }
 }
 
+/// TC ingress behind `xnat_ingress_xdp` (XDP mode, with NAT64): a packet
+/// the XDP program handed over in its metadata goes to the IPv4 -> IPv6
+/// program, which splits it into IPv6 fragments; anything else passes.
+#[classifier]
+#[inline(always)]
+pub fn xnat_ingress_handoff_tc(ctx: TcContext) -> i32 {
+    if !nat64::inbound::handed_off(&ctx) {
+        return TC_ACT_OK;
+    }
+    nat64::tail_call_in_tc(&ctx);
+    counters::drop(Counter::Nat64DropNoHost);
+    TC_ACT_SHOT
+}
+
 #[classifier]
 #[inline(always)]
 pub fn xnat_egress_tc(ctx: TcContext) -> i32 {

@@ -18,7 +18,8 @@
 use std::{fmt, fs, io, path::Path};
 
 use nat_common::{
-    PROG_EGRESS_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_INSIDE_TC, PROG_INSIDE_XDP,
+    PROG_EGRESS_TC, PROG_INGRESS_HANDOFF_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_INSIDE_TC,
+    PROG_INSIDE_XDP,
 };
 
 use crate::{
@@ -186,6 +187,7 @@ fn what_runs(pin: &str, ifname: &str) -> Option<(&'static str, Hook, String)> {
         pins::LINK_EGRESS => (PROG_EGRESS_TC, Hook::Tc, ifname.to_string()),
         pins::LINK_INGRESS_XDP => (PROG_INGRESS_XDP, Hook::Xdp, ifname.to_string()),
         pins::LINK_INGRESS_TC => (PROG_INGRESS_TC, Hook::Tc, ifname.to_string()),
+        pins::LINK_INGRESS_HANDOFF_TC => (PROG_INGRESS_HANDOFF_TC, Hook::Tc, ifname.to_string()),
         _ => {
             if let Some(on) = pin.strip_prefix(pins::LINK_INSIDE_XDP_PREFIX) {
                 (PROG_INSIDE_XDP, Hook::Xdp, on.to_string())

@@ -2510,8 +2510,8 @@ fn run_split(n: &N64, gw: &Gw, prog: Prog, input: &[u8], clones: usize) -> (Outc
 }
 
 /// Checks a split: TC passes the last piece on and has sent the others;
-/// XDP (which cannot send several packets) drops the packet, counted as
-/// too big.
+/// XDP (which cannot send several packets) hands the packet to the TC
+/// program behind it (`xnat_ingress_handoff_tc`, which the e2e tests run).
 #[track_caller]
 fn check_split(
     n: &N64,
@@ -2528,11 +2528,17 @@ fn check_split(
         let after = n.counters();
         let ctx = format!("{what} via {}", prog.name());
         if prog.is_xdp() {
-            assert_eq!(out.verdict, XDP_DROP, "{ctx}: verdict");
+            // Handed to the TC program behind: passed as NAT44 left it,
+            // the mark in the 4 bytes of metadata before the frame.
+            assert_eq!(out.verdict, XDP_PASS, "{ctx}: verdict");
             assert!(sent.is_empty(), "{ctx}: sent {} fragments", sent.len());
-            let mut d: Deltas = nat44.to_vec();
-            d.push((Counter::Nat64DropTooBig, 1));
-            assert_deltas(&ctx, &before, &after, &d);
+            assert_eq!(
+                out.data[..4],
+                nat_common::nat64::XDP_HANDOFF_SPLIT.to_ne_bytes(),
+                "{ctx}: the mark"
+            );
+            assert_eq!(out.data.len(), frame.len() + 4, "{ctx}: the frame");
+            assert_deltas(&ctx, &before, &after, nat44);
             continue;
         }
         assert_eq!(
@@ -2669,7 +2675,8 @@ fn inbound_fragment_too_big_is_split_further() {
 
 /// What is not split: the first fragment of a UDP datagram without
 /// checksum (no checksum can be computed over fragments: unsupported,
-/// RFC 6146 3.4, as when it fits; XDP drops it as too big first).
+/// RFC 6146 3.4, as when it fits). XDP hands it to the TC program behind
+/// it, which refuses it so.
 #[test]
 fn inbound_split_exceptions() {
     let flow = Flow::new(Kind::Udp).with_data(&vec![1; 3000]);
@@ -2679,23 +2686,25 @@ fn inbound_split_exceptions() {
         u.no_checksum = true;
     }
     let first = whole.fragment(0, 1480, true);
-    for prog in Prog::INGRESS {
-        let mut d = nat44_in(first.total_len());
-        d.push(if prog.is_xdp() {
-            (Counter::Nat64DropTooBig, 1)
-        } else {
-            (Counter::Nat64DropUnsupported, 1)
-        });
-        check(
-            &n,
-            &gw,
-            prog,
-            "first fragment without UDP checksum",
-            &first.frame(),
-            Want::Drop,
-            &d,
-        );
-    }
+    let mut d = nat44_in(first.total_len());
+    d.push((Counter::Nat64DropUnsupported, 1));
+    check(
+        &n,
+        &gw,
+        Prog::InTc,
+        "first fragment without UDP checksum",
+        &first.frame(),
+        Want::Drop,
+        &d,
+    );
+    let before = n.counters();
+    let out = gw.run(&n, Prog::InXdp, &first.frame());
+    assert_eq!(out.verdict, XDP_PASS, "XDP hands it over");
+    assert_eq!(
+        out.data[..4],
+        nat_common::nat64::XDP_HANDOFF_SPLIT.to_ne_bytes()
+    );
+    assert_deltas("XDP", &before, &n.counters(), &nat44_in(first.total_len()));
 }
 
 /// CHECKSUM_COMPLETE at the boundary: a packet that fits unsplit keeps
@@ -2857,8 +2866,9 @@ fn inbound_fast_path_forwards_to_the_host() {
 }
 
 /// What the fast path leaves to the stack, translated as without it (the
-/// hop limit as the TTL was): TTL 1 (the stack answers Time Exceeded), a
-/// packet over its route's MTU (the stack answers Packet Too Big), an ICMP
+/// hop limit as the TTL was; TTL 1 never gets here: xnat answers it, see
+/// `inbound_ttl_ran_out_is_answered_with_time_exceeded`): a packet over
+/// its route's MTU (the stack answers Packet Too Big), an ICMP
 /// error, and from XDP a device not in XDP_TARGETS or a host without a
 /// neighbour entry — which TC hands to the kernel to resolve
 /// (`bpf_redirect_neigh`, the MACs left for it). With the fast path off,
@@ -2884,7 +2894,6 @@ fn inbound_fast_path_falls_back_to_the_stack() {
                     &in_known(input.total_len()),
                 );
             };
-            stack("TTL 1", &a.in4(p[0]).with_ttl(1), a.in6(w(R), 1));
             let big = c.clone().with_data(&[0x77; 1281 - 48]);
             stack(
                 "1281 bytes on a route with MTU 1280",

@@ -8,14 +8,14 @@ use aya_ebpf::{
     bindings::{TC_ACT_OK, TC_ACT_SHOT, bpf_adj_room_mode::BPF_ADJ_ROOM_MAC, xdp_action},
     helpers::generated::{
         bpf_csum_update, bpf_redirect, bpf_skb_change_tail, bpf_xdp_adjust_head,
-        bpf_xdp_adjust_tail,
+        bpf_xdp_adjust_meta, bpf_xdp_adjust_tail,
     },
     programs::{TcContext, XdpContext},
 };
 use nat_common::{
     Counter,
     csum::{add32, fold},
-    nat64::{NAT64_WKP, Nat64Config, is_non_global, is_stand_in},
+    nat64::{NAT64_WKP, Nat64Config, XDP_HANDOFF_SPLIT, is_non_global, is_stand_in},
 };
 
 use crate::{
@@ -198,7 +198,13 @@ pub fn process_xdp(ctx: &XdpContext) -> u32 {
             return xdp_action::XDP_DROP;
         }
     };
-    let answer_with = if ttl(&p, &ip) > 1 {
+    let ttl_left = ttl(&p, &ip) > 1;
+    if ttl_left && split::wanted(&p, &ip, cfg, false) {
+        // XDP sends one packet at most: the TC program behind it splits
+        // (the packet as NAT44 left it, marked in the metadata).
+        return hand_off(ctx);
+    }
+    let answer_with = if ttl_left {
         too_big::check(&p, &ip, cfg, false)
     } else {
         too_big::time_exceeded(&p, &ip).map(Some)
@@ -331,6 +337,42 @@ fn target<P: Packet>(p: &P) -> Result<Option<(Ipv4, &'static Nat64Config)>, Coun
         }
     }
     Ok(Some((ip, cfg)))
+}
+
+/// Passes the frame to the stack with [`XDP_HANDOFF_SPLIT`] in its
+/// metadata, for `xnat_ingress_handoff_tc`; a driver without XDP metadata
+/// cannot: dropped, counted as too big.
+#[inline(always)]
+fn hand_off(ctx: &XdpContext) -> u32 {
+    // SAFETY: helper on our own frame; the bounds are read after it.
+    if unsafe { bpf_xdp_adjust_meta(ctx.ctx, -4) } != 0 {
+        counters::bump(Counter::Nat64DropTooBig);
+        return xdp_action::XDP_DROP;
+    }
+    // SAFETY: reading our own context; the store is bounds-checked
+    // against the frame's start, as the verifier requires.
+    unsafe {
+        let meta = (*ctx.ctx).data_meta as usize;
+        let data = (*ctx.ctx).data as usize;
+        if meta + 4 > data {
+            counters::bump(Counter::Nat64DropTooBig);
+            return xdp_action::XDP_DROP;
+        }
+        *(meta as *mut u32) = XDP_HANDOFF_SPLIT;
+    }
+    xdp_action::XDP_PASS
+}
+
+/// Whether the XDP program handed this packet over ([`hand_off`]): its
+/// metadata holds [`XDP_HANDOFF_SPLIT`].
+#[inline(always)]
+pub fn handed_off(ctx: &TcContext) -> bool {
+    // SAFETY: reading our own skb's metadata, bounds-checked.
+    unsafe {
+        let meta = (*ctx.skb.skb).data_meta as usize;
+        let data = (*ctx.skb.skb).data as usize;
+        meta + 4 <= data && *(meta as *const u32) == XDP_HANDOFF_SPLIT
+    }
 }
 
 /// The packet's TTL as it arrived (0 if it cannot be read: the header

@@ -96,6 +96,10 @@ fn build<P: Packet>(
     if ip.later_fragment || ip.hlen != 20 {
         return Err(refused);
     }
+    // 8 transport bytes to quote, within the datagram (not its padding).
+    if ip.l4() + 8 > ip.end {
+        return Err(Counter::Nat64DropMalformed);
+    }
     let l4: [u32; 2] = p.load(ip.l4()).ok_or(Counter::Nat64DropMalformed)?;
     // Where the translated port sits (the ICMP identifier for an echo),
     // and the public endpoint the sender used.

@@ -21,8 +21,8 @@ use aya::{
     programs::{SchedClassifier, TcAttachType, Xdp, XdpMode, links::FdLink},
 };
 use nat_common::{
-    PROG_EGRESS_TC, PROG_EXPIRE, PROG_INGRESS_TC, PROG_INGRESS_XDP, PROG_INSIDE_TC,
-    PROG_INSIDE_XDP, PROG_NAT64_HAIRPIN_TC, PROG_NAT64_IN_TC, PROG_NAT64_IN_XDP,
+    PROG_EGRESS_TC, PROG_EXPIRE, PROG_INGRESS_HANDOFF_TC, PROG_INGRESS_TC, PROG_INGRESS_XDP,
+    PROG_INSIDE_TC, PROG_INSIDE_XDP, PROG_NAT64_HAIRPIN_TC, PROG_NAT64_IN_TC, PROG_NAT64_IN_XDP,
     PROG_NAT64_OUT_ERROR_TC, PROG_NAT64_OUT_NAT44_TC, PROG_NAT64_OUT_TC, PROG_NAT64_OUT_XDP,
     nat64::{
         MAP_NAT64_TC_PROGS, MAP_NAT64_XDP_PROGS, NAT64_SLOT_HAIRPIN, NAT64_SLOT_IN, NAT64_SLOT_OUT,
@@ -187,6 +187,18 @@ impl Loaded {
         pin_link(egress, &dir.join(pins::LINK_EGRESS))?;
         match ingress {
             HookMode::Xdp => {
+                if !req.inside.is_empty() {
+                    // Behind XDP, for what it hands over (NAT64's packets
+                    // to split into IPv6 fragments): before XDP, so that
+                    // nothing handed over meets an empty TC hook.
+                    let l = attach_tc(
+                        &mut ebpf,
+                        PROG_INGRESS_HANDOFF_TC,
+                        req.ifname,
+                        TcAttachType::Ingress,
+                    )?;
+                    pin_link(l, &dir.join(pins::LINK_INGRESS_HANDOFF_TC))?;
+                }
                 let l = attach_xdp(&mut ebpf, PROG_INGRESS_XDP, req.ifname)?;
                 pin_link(l, &dir.join(pins::LINK_INGRESS_XDP))?;
             }

@@ -21,6 +21,9 @@ use crate::tables::bpffs::BPFFS_ROOT;
 pub const LINK_EGRESS: &str = "link_egress";
 pub const LINK_INGRESS_XDP: &str = "link_ingress_xdp";
 pub const LINK_INGRESS_TC: &str = "link_ingress_tc";
+/// The TC program behind XDP ingress (with NAT64), finishing what the XDP
+/// program hands over.
+pub const LINK_INGRESS_HANDOFF_TC: &str = "link_ingress_handoff_tc";
 /// Prefix of the per-inside-interface links (`link_inside_<ifname>`).
 pub const LINK_INSIDE_PREFIX: &str = "link_inside_";
 /// Prefix of the XDP links of the outbound fast path on inside interfaces

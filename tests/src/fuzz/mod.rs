@@ -68,21 +68,13 @@ pub struct Options {
 /// and does not fail a run; anything else is a mismatch. Delete an entry
 /// and its switch once the data plane is fixed, and the run holds it to
 /// the specification.
-pub const KNOWN_DATA_PLANE_DEFECTS: [(&str, &str); 2] = [
-    (
-        "nat64-atomic-fragment-error",
-        "NAT64 outbound (nat64/outbound.rs) drops an ICMPv6 error behind a fragment header \
+pub const KNOWN_DATA_PLANE_DEFECTS: [(&str, &str); 1] = [(
+    "nat64-atomic-fragment-error",
+    "NAT64 outbound (nat64/outbound.rs) drops an ICMPv6 error behind a fragment header \
          (nat64_drop_unsupported) also when it is an atomic fragment (offset 0, no more), \
          which README and RFC 8021 take as a whole datagram (as it does an atomic echo, TCP \
          or UDP datagram)",
-    ),
-    (
-        "nat64-frag-needed-quote",
-        "NAT64's answers (Fragmentation Needed, Time Exceeded: nat64/too_big.rs) quote the \
-         header not as it was sent but rebuilt from NAT44's translation: its checksum \
-         recomputed (a wrong one made right)",
-    ),
-];
+)];
 
 /// A known defect's switch in [`model::Known`].
 type Switch = fn(&mut model::Known) -> &mut bool;
@@ -95,9 +87,6 @@ fn known_defects(p: &model::Prediction) -> Vec<(usize, Switch)> {
     let mut v: Vec<(usize, Switch)> = Vec::new();
     if took(Rule::Nat64OutAtomicFragment) {
         v.push((0, |k| &mut k.nat64_atomic_error_dropped));
-    }
-    if took(Rule::Nat64InTooBigAnswered) || took(Rule::Nat64InTtlAnswered) {
-        v.push((1, |k| &mut k.nat64_frag_needed_quote_rebuilt));
     }
     v
 }

@@ -131,10 +131,6 @@ pub struct Known {
     /// NAT64 outbound drops an ICMPv6 error behind any fragment header,
     /// an atomic one (a whole datagram) too.
     pub nat64_atomic_error_dropped: bool,
-    /// NAT64's answers (Fragmentation Needed, Time Exceeded) quote the
-    /// header rebuilt from NAT44's translation (its checksum recomputed),
-    /// not as sent.
-    pub nat64_frag_needed_quote_rebuilt: bool,
 }
 
 /// Direction of a hook: egress translates sources, ingress destinations.

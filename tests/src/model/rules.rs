@@ -229,6 +229,7 @@ rules! {
     Nat64InTtlNoTx = ("NAT64 inbound", "TTL ran out, XDP on a device that cannot send it back: dropped"),
     Nat64InTooBigDropped = ("NAT64 inbound", "too big for the inside link, no answer, not split (no DF on XDP or unsplittable, a later fragment, options, not TCP, UDP or echo): dropped"),
     Nat64InSplit = ("NAT64 inbound", "too big for the inside link, no DF, on TC: translated and split into IPv6 fragments that fit, the last one passed"),
+    Nat64InSplitHandedOff = ("NAT64 inbound", "too big for the inside link, no DF, on XDP: passed as NAT44 left it, marked in its metadata for the TC program behind"),
     Nat64InTooBigCut = ("NAT64 inbound", "too big for the inside link, DF, without 8 transport bytes to quote: dropped"),
     Nat64InTooBigNoTx = ("NAT64 inbound", "too big for the inside link, DF, XDP on a device that takes no XDP frames: dropped"),
     Nat64InNonGlobal = ("NAT64 inbound", "well-known prefix, non-global IPv4 source: dropped"),

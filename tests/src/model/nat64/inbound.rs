@@ -85,6 +85,16 @@ pub fn decide(ctx: &mut Ctx, origin: Origin) -> Verdict {
         Some(sent) => splits(ctx, &ip, sent),
         None => None,
     };
+    if split.is_some() && ctx.hook.is_xdp() {
+        // XDP sends one packet at most: it passes the packet as NAT44 left
+        // it, with a mark in its metadata (the 4 bytes before the frame,
+        // returned with it), for the TC program behind it to split.
+        ctx.note(Rule::Nat64InSplitHandedOff);
+        let mut out = nat_common::nat64::XDP_HANDOFF_SPLIT.to_ne_bytes().to_vec();
+        out.extend_from_slice(&ctx.out);
+        ctx.out = out;
+        return Verdict::Pass;
+    }
     if split.is_none()
         && let Some(sent) = sent
         && let Some(v) = too_big(ctx, &ip, &sent)
@@ -234,7 +244,7 @@ fn splits(ctx: &Ctx, ip: &Ip, sent: &[u8]) -> Option<usize> {
     let mtu = ctx.st.nat64.inside_mtu as usize;
     let fragment = ip.later_fragment || ip.more_fragments;
     let growth = if fragment { 28 } else { 20 };
-    if ctx.hook.is_xdp() || mtu < IPV6_MIN_MTU as usize || ip.tot_len + growth <= mtu {
+    if mtu < IPV6_MIN_MTU as usize || ip.tot_len + growth <= mtu {
         return None;
     }
     let flags = get16(sent, ip.off + 6);
@@ -388,13 +398,6 @@ fn answer(ctx: &mut Ctx, ip: &Ip, sent: &[u8], head: [u8; 8], counter: Counter) 
     let l4 = ip.l4();
     let mut msg = head.to_vec();
     msg.extend_from_slice(&sent[ip.off..l4 + 8]);
-    if ctx.known.nat64_frag_needed_quote_rebuilt {
-        // The known defect: the quoted header's checksum recomputed.
-        let q = 8;
-        put16(&mut msg, q + 10, 0);
-        let c = super::super::csum::full(&msg[q..q + 20]);
-        put16(&mut msg, q + 10, c);
-    }
     let c = super::super::csum::full(&msg);
     put16(&mut msg, 2, c);
     let from = sent[ip.off + 16..ip.off + 20].try_into().expect("4 bytes");
