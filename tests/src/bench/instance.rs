@@ -140,7 +140,7 @@ pub struct Capacity {
 /// keeps (not counted in a binding's memory: one entry per host, or one),
 /// NAT64's hosts (it frees the stand-ins no mapping uses) and the static
 /// table (static NAT64 entries keep their stand-ins).
-pub const SWEEP_MAPS: [&str; 12] = [
+pub const SWEEP_MAPS: [&str; 13] = [
     MAP_NAPT_OUT,
     MAP_NAPT_IN,
     MAP_SESSIONS,
@@ -152,6 +152,8 @@ pub const SWEEP_MAPS: [&str; 12] = [
     nat_common::MAP_EXPIRE_KEEP,
     nat_common::nat64::MAP_NAT64_IDS,
     nat_common::nat64::MAP_NAT64_HOSTS,
+    // (The prefix's host length: its port caps' key.)
+    nat_common::nat64::MAP_NAT64,
     nat_common::MAP_STATIC_OUT,
 ];
 
