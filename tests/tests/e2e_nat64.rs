@@ -41,6 +41,54 @@ both_modes!(fast_path_ping_tcp_udp, "fptu");
 both_modes!(fast_path_traceroute_and_path_mtu, "fptr");
 both_modes!(fast_path_outbound_in_xdp, "fpx");
 
+/// Sets the int socket option `name` at `level` of `s` to `value`.
+fn set_int_opt(
+    s: &std::net::UdpSocket,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+    what: &str,
+) {
+    use std::os::fd::AsRawFd as _;
+    // SAFETY: setsockopt on our own socket with an int option.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "{what}: {}", std::io::Error::last_os_error());
+}
+
+/// The client's socket at `CLIENT6:port` and its public endpoint as the
+/// server's socket `s` (at `SRV:server_port`) sees it, from a first
+/// datagram (bounded retries: a first one may meet a neighbour being
+/// resolved).
+fn host_reaches(
+    t: &Nat64Topo,
+    s: &std::net::UdpSocket,
+    port: u16,
+    server_port: u16,
+) -> (std::net::UdpSocket, SocketAddr) {
+    let c = t
+        .ns("c6")
+        .in_ns(|| std::net::UdpSocket::bind(sa6(CLIENT6, port)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    for _ in 0..5 {
+        c.send_to(b"hi", sa6(t.synth(SRV), server_port)).unwrap();
+        if let Some((_, f)) =
+            xnat_tests::traffic::recv_within(s, &mut buf, Duration::from_millis(800))
+        {
+            return (c, f);
+        }
+    }
+    panic!("the host's datagram never reached the server");
+}
+
 /// `ping` from `ns`: (succeeded, its output).
 fn ping(ns: &Netns, args: &[&str]) -> (bool, String) {
     let mut v = vec!["ping", "-6", "-n", "-W", "3"];
@@ -483,25 +531,13 @@ fn udp_fragments_both_ways(tag: &str, mode: Ingress) {
 /// datagrams sent with none (SO_NO_CHECK) reach the IPv6 host with one
 /// computed (RFC 6146 3.4), of each length's parity.
 fn udp_without_checksum_from_ipv4(tag: &str, mode: Ingress) {
-    use std::os::fd::AsRawFd as _;
     let t = Nat64Topo::start(tag, mode);
     let (c6, srv) = (t.ns("c6"), t.ns("srv"));
     let server = t.synth(SRV);
     let s = srv
         .in_ns(|| std::net::UdpSocket::bind(sa4(SRV, 9300)))
         .unwrap();
-    let one: libc::c_int = 1;
-    // SAFETY: setsockopt on our own socket with an int option.
-    let rc = unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_NO_CHECK,
-            (&one as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "SO_NO_CHECK");
+    set_int_opt(&s, libc::SOL_SOCKET, libc::SO_NO_CHECK, 1, "SO_NO_CHECK");
     let c = c6
         .in_ns(|| std::net::UdpSocket::bind(sa6(CLIENT6, 40_004)))
         .unwrap();
@@ -755,7 +791,6 @@ fn hairpin_from_an_ipv4_host(tag: &str, mode: Ingress) {
 /// server's stack learns the path MTU, and a datagram of that size
 /// arrives.
 fn path_mtu_toward_the_ipv6_host(tag: &str, mode: Ingress) {
-    use std::os::fd::AsRawFd as _;
     // In XDP the answer goes back with XDP_TX: on a veth only if the peer
     // runs XDP too (README, "Fast path": --xdp-redirect).
     let mut noop = None;
@@ -771,38 +806,20 @@ fn path_mtu_toward_the_ipv6_host(tag: &str, mode: Ingress) {
         }
     });
     let _keep_attached = noop;
-    let (c6, srv) = (t.ns("c6"), t.ns("srv"));
+    let srv = t.ns("srv");
 
     let s = srv
         .in_ns(|| std::net::UdpSocket::bind(sa4(SRV, 9500)))
         .unwrap();
-    let do_pmtu: libc::c_int = libc::IP_PMTUDISC_DO;
-    // SAFETY: setsockopt on our own socket with an int option.
-    let rc = unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_MTU_DISCOVER,
-            (&do_pmtu as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "IP_MTU_DISCOVER");
-    let c = c6
-        .in_ns(|| std::net::UdpSocket::bind(sa6(CLIENT6, 40_005)))
-        .unwrap();
+    set_int_opt(
+        &s,
+        libc::IPPROTO_IP,
+        libc::IP_MTU_DISCOVER,
+        libc::IP_PMTUDISC_DO,
+        "IP_MTU_DISCOVER",
+    );
+    let (c, host) = host_reaches(&t, &s, 40_005, 9500);
     let mut buf = vec![0u8; 4096];
-    let mut from = None;
-    for _ in 0..5 {
-        c.send_to(b"hi", sa6(t.synth(SRV), 9500)).unwrap();
-        if let Some((_, f)) =
-            xnat_tests::traffic::recv_within(&s, &mut buf, Duration::from_millis(800))
-        {
-            from = Some(f);
-            break;
-        }
-    }
-    let host = from.expect("the host's datagram never reached the server");
     // Too big for the inside link once 20 bytes longer: the answer makes
     // the server's next send of that size fail with EMSGSIZE.
     // (1328 bytes of IPv4: fits the server's 1400 link, not 1280 once IPv6.)
@@ -906,42 +923,23 @@ fn port_cap_per_ipv6_prefix(tag: &str, mode: Ingress) {
 /// program hands them to a TC program behind it, which splits them the
 /// same way (README, "NAT64").
 fn udp_without_df_split_toward_the_ipv6_host(tag: &str, mode: Ingress) {
-    use std::os::fd::AsRawFd as _;
     let t = Nat64Topo::with_setup(tag, mode, "64:ff9b::/96", &[], |net| {
         net.ns("c6").ip(&["link", "set", "eth0", "mtu", "1280"]);
         net.ns("gw").ip(&["link", "set", "in0", "mtu", "1280"]);
     });
-    let (c6, srv) = (t.ns("c6"), t.ns("srv"));
+    let srv = t.ns("srv");
     let s = srv
         .in_ns(|| std::net::UdpSocket::bind(sa4(SRV, 9600)))
         .unwrap();
-    let dont: libc::c_int = libc::IP_PMTUDISC_DONT;
-    // SAFETY: setsockopt on our own socket with an int option.
-    let rc = unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_MTU_DISCOVER,
-            (&dont as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "IP_MTU_DISCOVER");
-    let c = c6
-        .in_ns(|| std::net::UdpSocket::bind(sa6(CLIENT6, 40_006)))
-        .unwrap();
+    set_int_opt(
+        &s,
+        libc::IPPROTO_IP,
+        libc::IP_MTU_DISCOVER,
+        libc::IP_PMTUDISC_DONT,
+        "IP_MTU_DISCOVER",
+    );
+    let (c, host) = host_reaches(&t, &s, 40_006, 9600);
     let mut buf = vec![0u8; 65536];
-    let mut from = None;
-    for _ in 0..5 {
-        c.send_to(b"hi", sa6(t.synth(SRV), 9600)).unwrap();
-        if let Some((_, f)) =
-            xnat_tests::traffic::recv_within(&s, &mut buf, Duration::from_millis(800))
-        {
-            from = Some(f);
-            break;
-        }
-    }
-    let host = from.expect("the host's datagram never reached the server");
     // XDP hands them to the TC program behind it, which splits them.
     let split = true;
     let x = t.agent.xnat();
@@ -968,18 +966,7 @@ fn udp_without_df_split_toward_the_ipv6_host(tag: &str, mode: Ingress) {
     sends.push((xnat_tests::traffic::payload(1300, 31), true));
     for (data, no_check) in sends {
         if no_check {
-            let one: libc::c_int = 1;
-            // SAFETY: setsockopt on our own socket with an int option.
-            let rc = unsafe {
-                libc::setsockopt(
-                    s.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    libc::SO_NO_CHECK,
-                    (&one as *const libc::c_int).cast(),
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                )
-            };
-            assert_eq!(rc, 0, "SO_NO_CHECK");
+            set_int_opt(&s, libc::SOL_SOCKET, libc::SO_NO_CHECK, 1, "SO_NO_CHECK");
         }
         let len = data.len();
         s.send_to(&data, host).unwrap();
