@@ -333,6 +333,14 @@ impl Target {
         st.nat64 = nat64.get(&0, 0)?;
         st.static_out = try_all(&self.ebpf, LoadedRef::static_out)?;
         st.static_in = try_all(&self.ebpf, LoadedRef::static_in)?;
+        // The fast path's switch and the XDP redirect targets (a reload
+        // writes them as its config has them).
+        let fast = LoadedRef::new(&self.ebpf).fast_path()?;
+        st.gateway.fast_path = fast.get(&nat_common::FAST_PATH_ON, 0)? != 0;
+        let targets = LoadedRef::new(&self.ebpf).xdp_targets()?;
+        let mut xdp: Vec<u32> = targets.keys().collect::<Result<_, _>>()?;
+        xdp.sort_unstable();
+        st.gateway.xdp_targets = xdp;
         let flag = LoadedRef::new(&self.ebpf).static_empty()?;
         let empty = st.static_out.is_empty() && st.static_in.is_empty();
         let said = flag.get(&0, 0)?;

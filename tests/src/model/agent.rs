@@ -466,6 +466,17 @@ fn apply_reload(
         st.nat64 = want.nat64;
         phases.push(("NAT64's prefix written", st.clone()));
     }
+    // The fast path and the XDP redirect targets as the new config has
+    // them (README "Reload"): the fuzzer's reloads name neither
+    // `--fast-path` nor `--xdp-redirect`, so both go off.
+    if st.gateway.fast_path {
+        st.gateway.fast_path = false;
+        phases.push(("the fast path switched off", st.clone()));
+    }
+    if !st.gateway.xdp_targets.is_empty() {
+        st.gateway.xdp_targets.clear();
+        phases.push(("XDP_TARGETS emptied", st.clone()));
+    }
     for f in &adding {
         let why = if st.napt_in.contains_key(&f.public) {
             "public endpoint taken"
