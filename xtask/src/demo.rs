@@ -417,8 +417,10 @@ fn tcp_exchange(bind: Option<&str>, public: &str) -> Result<()> {
 /// must say it came from `public`.
 fn udp_exchange(bind: Option<&str>, public: &str) -> Result<()> {
     let to = format!("UDP:{PUBLIC_HOST}:9000{}", bound(bind));
-    // -t1: after sending, wait a second for the reply before exiting.
-    let script = format!("echo hi | socat -t1 -T2 - {to}");
+    // -t4: after sending, wait up to four seconds for the reply (the
+    // server forks a shell per datagram: on a loaded machine one second
+    // was not always enough).
+    let script = format!("echo hi | socat -t4 -T5 - {to}");
     let client = capture(
         "the UDP client",
         netns::exec(PRIV, "sh").args(["-c", &script]),
@@ -526,7 +528,7 @@ fn nat64_out() -> Result<()> {
     )?;
 
     let to = format!("UDP6:[{PUBLIC_HOST_V6}]:9000");
-    let script = format!("echo hi | socat -t1 -T2 - {to}");
+    let script = format!("echo hi | socat -t4 -T5 - {to}");
     let client = capture(
         "the UDP client",
         netns::exec(V6, "sh").args(["-c", &script]),
