@@ -491,16 +491,7 @@ pub fn xdp(ctx: &mut Ctx, frame: &[u8]) -> Verdict {
     ctx.note(Rule::Nat64XdpFastPath);
     let v4 = to_ipv4(ctx, frame, &ip6, &sh, dst4, kind, s);
     ctx.bump(Counter::Nat64Out);
-    let ip = parse::outer(&v4).expect("a whole IPv4 header was built");
-    ctx.out = v4.clone();
-    ctx.dir = Dir::Out;
-    let v = match ctx.st.static_out.get(&ip.src).copied() {
-        Some(public) => {
-            ctx.note(Rule::Static);
-            static_nat::translate(ctx, &v4, &ip, public)
-        }
-        None => napt::egress_stand_in(ctx, &v4, &ip).expect("an established NAPT flow"),
-    };
+    let v = nat44_step(ctx, v4).expect("an established NAPT flow");
     if v != Verdict::Translated {
         return v;
     }
@@ -528,21 +519,9 @@ fn ipv4_frame(frame: &[u8], header: &[u8], rest: &[u8]) -> Vec<u8> {
 /// would from the inside interface; NAT44 having nothing for it, or the
 /// FIB no route, it is dropped (it cannot go back to the stack as IPv6).
 fn nat44(ctx: &mut Ctx, v4: Vec<u8>) -> Verdict {
-    let ip = parse::outer(&v4).expect("a whole IPv4 header was built");
-    ctx.out = v4.clone();
-    ctx.dir = Dir::Out;
-    let v = match ctx.st.static_out.get(&ip.src).copied() {
-        Some(public) => {
-            ctx.note(Rule::Static);
-            static_nat::translate(ctx, &v4, &ip, public)
-        }
-        None => match napt::egress_stand_in(ctx, &v4, &ip) {
-            Some(v) => v,
-            None => {
-                ctx.note(Rule::Nat64OutNoNat44);
-                return ctx.drop(Counter::Nat64DropNoRoute);
-            }
-        },
+    let Some(v) = nat44_step(ctx, v4) else {
+        ctx.note(Rule::Nat64OutNoNat44);
+        return ctx.drop(Counter::Nat64DropNoRoute);
     };
     if v != Verdict::Translated {
         return v;
@@ -552,6 +531,22 @@ fn nat44(ctx: &mut Ctx, v4: Vec<u8>) -> Verdict {
         return hairpin(ctx);
     }
     forward(ctx)
+}
+
+/// NAT44 outbound on the stand-in's IPv4 packet `v4` (static 1:1, else
+/// NAPT with the stand-in as the inside host), into `ctx.out`; `None`:
+/// neither owns it.
+fn nat44_step(ctx: &mut Ctx, v4: Vec<u8>) -> Option<Verdict> {
+    let ip = parse::outer(&v4).expect("a whole IPv4 header was built");
+    ctx.out = v4.clone();
+    ctx.dir = Dir::Out;
+    match ctx.st.static_out.get(&ip.src).copied() {
+        Some(public) => {
+            ctx.note(Rule::Static);
+            Some(static_nat::translate(ctx, &v4, &ip, public))
+        }
+        None => napt::egress_stand_in(ctx, &v4, &ip),
+    }
 }
 
 /// Forwards `ctx.out` (IPv4) as a router would from the inside interface
